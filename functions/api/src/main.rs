@@ -1,0 +1,30 @@
+//! The api Lambda: the change API behind API Gateway (HTTP API).
+
+use std::sync::Arc;
+
+use changehub::adapters::dynamodb::{Client, DynamoStore};
+use changehub::app::Changes;
+use changehub::config::{self, ConfigError};
+use changehub::ports::SystemClock;
+use lambda_http::{Error, run, tracing};
+
+/// Named environment variables, read once at init.
+struct Config {
+    table: String,
+}
+
+impl Config {
+    fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self { table: config::required("CHANGEHUB_TABLE")? })
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing::init_default_subscriber();
+    let config = Config::from_env()?;
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let store = DynamoStore::new(Client::new(&aws), config.table);
+    let app = Arc::new(Changes::new(store, SystemClock));
+    run(changehub::http::router(app)).await
+}

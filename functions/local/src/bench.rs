@@ -1,0 +1,187 @@
+//! `changehub bench`: figures for the local hub on the embedded store.
+//! Starts a private hub on a temporary database and a loopback port.
+
+use chrono::{Duration, Utc};
+use hdrhistogram::Histogram;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use changehub::adapters::embedded::EmbeddedStore;
+use changehub::app::{Caller, Changes, ListRequest, TransitionRequest};
+use changehub::domain::{ChangeState, ChangeType, NewChange, TenantId};
+use changehub::local::{self, Hub, HubConfig};
+use changehub::ports::SystemClock;
+
+type BoxResult<T> = Result<T, Box<dyn std::error::Error>>;
+
+#[derive(Debug, thiserror::Error)]
+enum BenchError {
+    #[error("request failed: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("{what} answered {status}")]
+    Status { what: &'static str, status: reqwest::StatusCode },
+}
+
+fn histogram() -> Histogram<u64> {
+    // 1 µs to 60 s, 3 significant digits.
+    Histogram::new_with_bounds(1, 60_000_000, 3)
+        .unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable!()))
+}
+
+fn sample_change(i: usize) -> NewChange {
+    let start = Utc::now() + Duration::hours((i % 500) as i64);
+    NewChange {
+        title: format!("Benchmark change {i}"),
+        description: "Rolling restart of the payments API behind the load balancer.".into(),
+        change_type: ChangeType::Normal,
+        services: vec![format!("svc-{}", i % 20)],
+        environment: "production".into(),
+        planned_start: start,
+        planned_end: start + Duration::hours(1),
+    }
+}
+
+fn body(i: usize) -> serde_json::Value {
+    let c = sample_change(i);
+    serde_json::json!({
+        "title": c.title, "description": c.description, "type": "normal", "services": c.services,
+        "environment": c.environment, "planned_start": c.planned_start, "planned_end": c.planned_end,
+    })
+}
+
+fn line(name: &str, count: usize, secs: f64, h: Option<&Histogram<u64>>) {
+    let rate = count as f64 / secs;
+    match h {
+        Some(h) => println!(
+            "{name:<28} {count:>7} ops  {rate:>10.0} ops/s  p50 {:>7.3} ms  p99 {:>7.3} ms",
+            h.value_at_quantile(0.50) as f64 / 1000.0,
+            h.value_at_quantile(0.99) as f64 / 1000.0
+        ),
+        None => println!("{name:<28} {count:>7} ops  {rate:>10.0} ops/s"),
+    }
+}
+
+pub async fn run(requests: usize, concurrency: usize, store_ops: usize) -> BoxResult<()> {
+    let dir = tempfile::tempdir()?;
+    println!(
+        "changehub bench: embedded store in {}; {} cores",
+        dir.path().display(),
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    );
+    api(dir.path(), requests, concurrency.max(1)).await?;
+    store(dir.path(), store_ops).await?;
+    Ok(())
+}
+
+async fn api(dir: &std::path::Path, requests: usize, concurrency: usize) -> BoxResult<()> {
+    let hub = Hub::open(&HubConfig { db: dir.join("api.db"), notifications: dir.join("notifications.jsonl") })?;
+    let listener = local::bind("127.0.0.1:0".parse()?).await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(hub.serve(listener, async {
+        let _ = stopped.await;
+    }));
+
+    let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build()?;
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let (client, base, next) = (client.clone(), base.clone(), next.clone());
+        workers.push(tokio::spawn(async move {
+            let (mut create_h, mut get_h) = (histogram(), histogram());
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= requests {
+                    break;
+                }
+                let t = Instant::now();
+                let created = client.post(format!("{base}/changes")).json(&body(i)).send().await?;
+                if created.status() != 201 {
+                    return Err(BenchError::Status { what: "POST /changes", status: created.status() });
+                }
+                let change: serde_json::Value = created.json().await?;
+                let _ = create_h.record(t.elapsed().as_micros() as u64);
+                let id = change["id"].as_str().unwrap_or_default().to_owned();
+                let t = Instant::now();
+                let got = client.get(format!("{base}/changes/{id}")).send().await?;
+                if got.status() != 200 {
+                    return Err(BenchError::Status { what: "GET /changes/{id}", status: got.status() });
+                }
+                got.bytes().await?;
+                let _ = get_h.record(t.elapsed().as_micros() as u64);
+            }
+            Ok::<_, BenchError>((create_h, get_h))
+        }));
+    }
+    let (mut create_h, mut get_h) = (histogram(), histogram());
+    for w in workers {
+        let (c, g) = w.await??;
+        create_h.add(c)?;
+        get_h.add(g)?;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let _ = stop.send(());
+    server.await??;
+    println!("\nAPI over HTTP (loopback, {concurrency} clients, embedded store, durable commits):");
+    line("create+get pairs", requests, secs, None);
+    line("requests (create or get)", requests * 2, secs, None);
+    line("POST /changes", requests, secs, Some(&create_h));
+    line("GET /changes/{id}", requests, secs, Some(&get_h));
+    Ok(())
+}
+
+async fn store(dir: &std::path::Path, n: usize) -> BoxResult<()> {
+    let store = EmbeddedStore::open(dir.join("store.db"))?;
+    let changes = Changes::new(store, SystemClock);
+    let caller = Caller { tenant: TenantId::parse("bench")?, user: "bench".into() };
+    println!("\nEmbedded store through the use cases (one task, {n} ops each):");
+
+    let mut ids = Vec::with_capacity(n);
+    let mut h = histogram();
+    let t = Instant::now();
+    for i in 0..n {
+        let s = Instant::now();
+        ids.push(changes.create(&caller, sample_change(i)).await?.id);
+        let _ = h.record(s.elapsed().as_micros() as u64);
+    }
+    line("create (record+index+audit)", n, t.elapsed().as_secs_f64(), Some(&h));
+
+    let mut h = histogram();
+    let t = Instant::now();
+    for id in &ids {
+        let s = Instant::now();
+        changes.get(&caller, id).await?;
+        let _ = h.record(s.elapsed().as_micros() as u64);
+    }
+    line("get", n, t.elapsed().as_secs_f64(), Some(&h));
+
+    let mut h = histogram();
+    let t = Instant::now();
+    for id in &ids {
+        let s = Instant::now();
+        changes
+            .transition(&caller, id, TransitionRequest { to: ChangeState::Submitted, version: 1, reason: None })
+            .await?;
+        let _ = h.record(s.elapsed().as_micros() as u64);
+    }
+    line("transition (read+cond. write)", n, t.elapsed().as_secs_f64(), Some(&h));
+
+    let mut h = histogram();
+    let t = Instant::now();
+    for i in 0..n {
+        let s = Instant::now();
+        let req = ListRequest {
+            service: Some(format!("svc-{}", i % 20)),
+            from: Some(Utc::now() + Duration::hours((i % 400) as i64)),
+            to: Some(Utc::now() + Duration::hours((i % 400) as i64 + 24)),
+            limit: Some(50),
+            cursor: None,
+        };
+        changes.list(&caller, req).await?;
+        let _ = h.record(s.elapsed().as_micros() as u64);
+    }
+    line("list service window (24h)", n, t.elapsed().as_secs_f64(), Some(&h));
+    Ok(())
+}

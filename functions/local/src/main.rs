@@ -1,0 +1,137 @@
+//! `changehub`: the local all-in-one hub and its tools.
+
+mod bench;
+mod replay;
+
+use clap::{Parser, Subcommand};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use changehub::local::{self, Hub, HubConfig};
+
+/// changehub: change management glue for GitHub/GitLab, PagerDuty, Alertmanager and AWS.
+///
+/// Runs the whole hub on this machine (no AWS account needed) and sends it
+/// events. On AWS the same handlers run as Lambda functions.
+#[derive(Parser)]
+#[command(name = "changehub", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the hub locally: the HTTP API, the event bus and the notifier, on an embedded database.
+    ///
+    /// Writes are durable when answered; Ctrl-C finishes in-flight requests before exiting.
+    Serve {
+        /// TCP port to listen on.
+        #[arg(long, default_value_t = 8080, env = "CHANGEHUB_PORT")]
+        port: u16,
+        /// Address to bind (loopback by default; use 0.0.0.0 to expose the hub).
+        #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST), env = "CHANGEHUB_BIND")]
+        bind: IpAddr,
+        /// The embedded database file (created if missing).
+        #[arg(long, default_value = "./changehub.db", env = "CHANGEHUB_DB")]
+        db: PathBuf,
+        /// Where the local notifier appends notifications, one JSON object per line.
+        #[arg(long, default_value = "./notifications.jsonl", env = "CHANGEHUB_NOTIFICATIONS")]
+        notifications: PathBuf,
+    },
+    /// Send event files to a running hub, in the order given.
+    ///
+    /// Each file holds one EventBridge-shaped event (with "source", "detail-type", "detail"),
+    /// as in events/, and is POSTed to the hub's /events. Exits non-zero if any is refused.
+    Replay {
+        /// The hub's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080", env = "CHANGEHUB_URL")]
+        url: String,
+        /// Event files (JSON).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Measure the local hub: API create+get throughput and latency, and raw store operations.
+    Bench {
+        /// Create+get pairs to send through the API.
+        #[arg(long, default_value_t = 2000)]
+        requests: usize,
+        /// Concurrent API clients.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        /// Raw store operations of each kind.
+        #[arg(long, default_value_t = 2000)]
+        store_ops: usize,
+    },
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result: Result<(), Box<dyn std::error::Error>> = match cli.command {
+        Command::Serve { port, bind, db, notifications } => {
+            init_tracing();
+            serve(SocketAddr::new(bind, port), HubConfig { db, notifications }).await.map_err(Into::into)
+        }
+        Command::Replay { url, files } => replay::run(&url, &files).await,
+        Command::Bench { requests, concurrency, store_ops } => bench::run(requests, concurrency, store_ops).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            let mut source = e.source();
+            while let Some(s) = source {
+                eprintln!("  caused by: {s}");
+                source = s.source();
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(addr: SocketAddr, config: HubConfig) -> Result<(), local::HubError> {
+    let hub = Hub::open(&config)?;
+    let listener = local::bind(addr).await?;
+    tracing::info!(
+        address = %listener.local_addr()?,
+        db = %config.db.display(),
+        notifications = %config.notifications.display(),
+        "changehub serving; Ctrl-C to stop"
+    );
+    hub.serve(listener, shutdown_signal()).await?;
+    tracing::info!("stopped; every acknowledged write is on disk");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

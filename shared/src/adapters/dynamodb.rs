@@ -1,0 +1,441 @@
+//! The DynamoDB store: one table, keys from [`super::keys`]. Records and
+//! audit entries are kept whole, as exact JSON in a `doc` attribute (so an
+//! entry's hash survives the round trip byte for byte), beside the plain
+//! attributes that conditions and filters need.
+
+pub use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+    KeysAndAttributes, Projection, ProjectionType, Put, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TimeToLiveSpecification, TransactWriteItem,
+};
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use std::collections::HashMap;
+use std::time::Duration;
+
+use super::keys;
+use crate::domain::{AuditEntry, Change, ChangeId, TenantId};
+use crate::ports::{ChangeReader, ChangeWriter, Claim, Dedupe, Page, ServiceWindowQuery, StoreError};
+
+type Item = HashMap<String, AttributeValue>;
+
+/// The table's shape. `create_table` builds it, and a test checks that
+/// `template.yaml` declares the same.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableSpec {
+    /// (name, type) of every key attribute, type `S`.
+    pub attributes: &'static [&'static str],
+    pub partition_key: &'static str,
+    pub sort_key: &'static str,
+    /// (index name, partition key, sort key), each projecting all attributes.
+    pub global_indexes: &'static [(&'static str, &'static str, &'static str)],
+    pub ttl_attribute: &'static str,
+    pub stream_view: &'static str,
+    pub billing_mode: &'static str,
+}
+
+pub const TABLE: TableSpec = TableSpec {
+    attributes: &["PK", "SK", "GSI1PK", "GSI1SK"],
+    partition_key: "PK",
+    sort_key: "SK",
+    // Sparse, overloaded index: items carry GSI1PK/GSI1SK only when a time-ordered
+    // lookup needs them (approvals due, sharded by GSI1PK).
+    global_indexes: &[("GSI1", "GSI1PK", "GSI1SK")],
+    ttl_attribute: "expires_at",
+    stream_view: "NEW_AND_OLD_IMAGES",
+    billing_mode: "PAY_PER_REQUEST",
+};
+
+const DOC: &str = "doc";
+
+#[derive(Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+/// Throttling, 5xx, timeouts and connection failures are worth retrying.
+fn classify<E, R>(e: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    const RETRYABLE_CODES: [&str; 6] = [
+        "ThrottlingException",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "TransactionInProgressException",
+    ];
+    let retryable = match &e {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
+        SdkError::ServiceError(se) => se.err().code().is_some_and(|c| RETRYABLE_CODES.contains(&c)),
+        _ => false,
+    };
+    StoreError::backend(retryable, e)
+}
+
+fn key(pk: String, sk: impl Into<String>) -> Item {
+    HashMap::from([("PK".to_owned(), s(pk)), ("SK".to_owned(), s(sk))])
+}
+
+fn doc_of<T: serde::Serialize>(v: &T) -> Result<AttributeValue, StoreError> {
+    serde_json::to_string(v).map(s).map_err(|e| StoreError::backend(false, e))
+}
+
+fn decode<T: DeserializeOwned>(item: &Item) -> Result<T, StoreError> {
+    let name = || {
+        let get = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+        format!("{}/{}", get("PK"), get("SK"))
+    };
+    let raw = item
+        .get(DOC)
+        .and_then(|v| v.as_s().ok())
+        .ok_or_else(|| StoreError::Corrupt { key: name(), message: "no doc attribute".into() })?;
+    serde_json::from_str(raw).map_err(|e| StoreError::Corrupt { key: name(), message: e.to_string() })
+}
+
+fn put(table: &str, item: Item, condition: Option<&str>) -> Result<TransactWriteItem, StoreError> {
+    let put = Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .set_condition_expression(condition.map(str::to_owned))
+        .build()
+        .map_err(|e| StoreError::backend(false, e))?;
+    Ok(TransactWriteItem::builder().put(put).build())
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Creates the table as [`TABLE`] describes it (tests, local set-up).
+    pub async fn create_table(client: &Client, name: &str) -> Result<(), StoreError> {
+        let key = |name: &str, kt| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(kt)
+                .build()
+                .map_err(|e| StoreError::backend(false, e))
+        };
+        let mut req = client
+            .create_table()
+            .table_name(name)
+            .billing_mode(BillingMode::from(TABLE.billing_mode))
+            .key_schema(key(TABLE.partition_key, KeyType::Hash)?)
+            .key_schema(key(TABLE.sort_key, KeyType::Range)?)
+            .stream_specification(
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(StreamViewType::from(TABLE.stream_view))
+                    .build()
+                    .map_err(|e| StoreError::backend(false, e))?,
+            );
+        for attr in TABLE.attributes {
+            req = req.attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name(*attr)
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .map_err(|e| StoreError::backend(false, e))?,
+            );
+        }
+        for (index, pk, sk) in TABLE.global_indexes {
+            req = req.global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name(*index)
+                    .key_schema(key(pk, KeyType::Hash)?)
+                    .key_schema(key(sk, KeyType::Range)?)
+                    .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                    .build()
+                    .map_err(|e| StoreError::backend(false, e))?,
+            );
+        }
+        req.send().await.map_err(classify)?;
+        client
+            .update_time_to_live()
+            .table_name(name)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .attribute_name(TABLE.ttl_attribute)
+                    .enabled(true)
+                    .build()
+                    .map_err(|e| StoreError::backend(false, e))?,
+            )
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    fn change_item(change: &Change) -> Result<Item, StoreError> {
+        let mut item = key(keys::change_pk(&change.tenant, &change.id), keys::META);
+        item.insert("entity".into(), s("change"));
+        item.insert("version".into(), n(change.version));
+        item.insert("state".into(), s(change.state.as_str()));
+        item.insert(DOC.into(), doc_of(change)?);
+        Ok(item)
+    }
+
+    fn audit_item(entry: &AuditEntry) -> Result<Item, StoreError> {
+        let mut item = key(keys::change_pk(&entry.tenant, &entry.change_id), keys::audit_sk(entry.seq));
+        item.insert("entity".into(), s("audit"));
+        item.insert(DOC.into(), doc_of(entry)?);
+        Ok(item)
+    }
+
+    /// Reads many changes by key, in the order given, retrying unprocessed keys.
+    async fn batch_get(&self, tenant: &TenantId, ids: &[ChangeId]) -> Result<Vec<Change>, StoreError> {
+        if ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let mut pending: Vec<Item> = ids.iter().map(|id| key(keys::change_pk(tenant, id), keys::META)).collect();
+        let mut found: HashMap<String, Change> = HashMap::new();
+        let mut attempt = 0u32;
+        while !pending.is_empty() {
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(std::mem::take(&mut pending)))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| StoreError::backend(false, e))?;
+            let out =
+                self.client.batch_get_item().request_items(&self.table, request).send().await.map_err(classify)?;
+            for item in out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default() {
+                let change: Change = decode(&item)?;
+                found.insert(change.id.to_string(), change);
+            }
+            pending = out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)).map(|k| k.keys).unwrap_or_default();
+            if !pending.is_empty() {
+                attempt += 1;
+                if attempt > 8 {
+                    return Err(StoreError::backend(true, "BatchGetItem kept returning unprocessed keys"));
+                }
+                tokio::time::sleep(Duration::from_millis(25 << attempt.min(6))).await;
+            }
+        }
+        ids.iter()
+            .map(|id| {
+                found.remove(&id.to_string()).ok_or_else(|| StoreError::Corrupt {
+                    key: keys::change_pk(tenant, id),
+                    message: "index item names a missing change".into(),
+                })
+            })
+            .collect()
+    }
+
+    /// Why a conditional update of `change` failed: gone, or moved on.
+    async fn update_failure(&self, change: &Change, expected: u64) -> StoreError {
+        match self.get_change(&change.tenant, &change.id).await {
+            Ok(None) => StoreError::NotFound,
+            Ok(Some(_)) => StoreError::VersionConflict { expected },
+            Err(e) => e,
+        }
+    }
+}
+
+/// The index of the first cancelled item of a transaction, if the
+/// transaction failed on a condition.
+fn condition_failed_at<R>(
+    e: &SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError, R>,
+) -> Option<usize> {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    match e {
+        SdkError::ServiceError(se) => match se.err() {
+            TransactWriteItemsError::TransactionCanceledException(c) => {
+                c.cancellation_reasons().iter().position(|r| r.code() == Some("ConditionalCheckFailed"))
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+impl ChangeReader for DynamoStore {
+    async fn get_change(&self, tenant: &TenantId, id: &ChangeId) -> Result<Option<Change>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::change_pk(tenant, id), keys::META)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(classify)?;
+        out.item.as_ref().map(decode).transpose()
+    }
+
+    async fn changes_for_service(&self, q: &ServiceWindowQuery) -> Result<Page<Change>, StoreError> {
+        let range = keys::service_range(q);
+        let mut ids = Vec::new();
+        let mut last_sk: Option<String> = None;
+        let mut start: Option<Item> = None;
+        let mut more = false;
+        'pages: loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("PK = :pk AND SK BETWEEN :lo AND :hi")
+                .expression_attribute_values(":pk", s(keys::service_pk(&q.tenant, &q.service)))
+                .expression_attribute_values(":lo", s(range.lo.clone()))
+                .expression_attribute_values(":hi", s(range.hi.clone()))
+                .set_exclusive_start_key(start.take())
+                .limit((q.limit + 1) as i32)
+                .send()
+                .await
+                .map_err(classify)?;
+            for item in out.items.unwrap_or_default() {
+                let sk = item.get("SK").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+                let planned_end = item
+                    .get("planned_end")
+                    .and_then(|v| v.as_s().ok())
+                    .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                    .map(|t| t.with_timezone(&Utc))
+                    .ok_or_else(|| StoreError::Corrupt {
+                        key: sk.clone(),
+                        message: "index item without planned_end".into(),
+                    })?;
+                if !range.keeps(&sk, planned_end, q.from) {
+                    continue;
+                }
+                if ids.len() == q.limit {
+                    more = true;
+                    break 'pages;
+                }
+                let id = item
+                    .get("change_id")
+                    .and_then(|v| v.as_s().ok())
+                    .and_then(|raw| ChangeId::parse(raw).ok())
+                    .ok_or_else(|| StoreError::Corrupt {
+                        key: sk.clone(),
+                        message: "index item without change_id".into(),
+                    })?;
+                ids.push(id);
+                last_sk = Some(sk);
+            }
+            match out.last_evaluated_key {
+                Some(k) => start = Some(k),
+                None => break,
+            }
+        }
+        let items = self.batch_get(&q.tenant, &ids).await?;
+        Ok(Page { items, next: if more { last_sk } else { None } })
+    }
+
+    async fn audit_trail(&self, tenant: &TenantId, id: &ChangeId) -> Result<Vec<AuditEntry>, StoreError> {
+        let mut entries = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("PK = :pk AND begins_with(SK, :aud)")
+                .expression_attribute_values(":pk", s(keys::change_pk(tenant, id)))
+                .expression_attribute_values(":aud", s(keys::AUDIT_PREFIX))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(classify)?;
+            for item in out.items.unwrap_or_default() {
+                entries.push(decode(&item)?);
+            }
+            match out.last_evaluated_key {
+                Some(k) => start = Some(k),
+                None => return Ok(entries),
+            }
+        }
+    }
+}
+
+impl ChangeWriter for DynamoStore {
+    async fn insert_change(&self, change: &Change, entry: &AuditEntry) -> Result<(), StoreError> {
+        let mut writes = vec![
+            put(&self.table, Self::change_item(change)?, Some("attribute_not_exists(PK)"))?,
+            put(&self.table, Self::audit_item(entry)?, Some("attribute_not_exists(PK)"))?,
+        ];
+        for service in &change.services {
+            let mut item =
+                key(keys::service_pk(&change.tenant, service), keys::service_sk(change.planned_start, &change.id));
+            item.insert("entity".into(), s("change_index"));
+            item.insert("change_id".into(), s(change.id.to_string()));
+            item.insert("planned_end".into(), s(keys::time_key(change.planned_end)));
+            writes.push(put(&self.table, item, None)?);
+        }
+        match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if condition_failed_at(&e).is_some() => Err(StoreError::AlreadyExists),
+            Err(e) => Err(classify(e)),
+        }
+    }
+
+    async fn update_change(&self, change: &Change, entry: &AuditEntry) -> Result<(), StoreError> {
+        let expected = change.version.saturating_sub(1);
+        let mut meta =
+            put(&self.table, Self::change_item(change)?, Some("attribute_exists(PK) AND version = :expected"))?;
+        if let Some(p) = meta.put.as_mut() {
+            p.expression_attribute_values = Some(HashMap::from([(":expected".to_owned(), n(expected))]));
+        }
+        let writes = vec![meta, put(&self.table, Self::audit_item(entry)?, Some("attribute_not_exists(PK)"))?];
+        match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if condition_failed_at(&e).is_some() => Err(self.update_failure(change, expected).await),
+            Err(e) => Err(classify(e)),
+        }
+    }
+}
+
+impl Dedupe for DynamoStore {
+    async fn claim(&self, key_str: &str, now: DateTime<Utc>, ttl: Duration) -> Result<Claim, StoreError> {
+        let expires = now.timestamp() + ttl.as_secs() as i64;
+        let mut item = key(keys::idem_pk(key_str), keys::IDEM_SK);
+        item.insert("entity".into(), s("dedupe"));
+        item.insert(TABLE.ttl_attribute.into(), n(expires));
+        // TTL deletion is lazy (it can lag by days), so an expired claim is taken over here.
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(PK) OR #exp <= :now")
+            .expression_attribute_names("#exp", TABLE.ttl_attribute)
+            .expression_attribute_values(":now", n(now.timestamp()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Claim::New),
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => {
+                Ok(Claim::Duplicate)
+            }
+            Err(e) => Err(classify(e)),
+        }
+    }
+
+    async fn release(&self, key_str: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::idem_pk(key_str), keys::IDEM_SK)))
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,274 @@
+//! The embedded store: one redb file, laid out like the DynamoDB table (same
+//! keys, see [`super::keys`]), with the same conditions checked inside one
+//! serializable write transaction. Every commit is durable when it returns.
+
+use chrono::{DateTime, Utc};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::keys;
+use crate::domain::{AuditEntry, Change, ChangeId, TenantId};
+use crate::ports::{ChangeReader, ChangeWriter, Claim, Dedupe, Page, ServiceWindowQuery, StoreError};
+
+/// (PK, SK) → JSON document.
+const ITEMS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("items");
+
+/// What a service index item holds.
+#[derive(Debug, Serialize, Deserialize)]
+struct IndexItem {
+    change_id: ChangeId,
+    planned_end: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ClaimItem {
+    expires_at: DateTime<Utc>,
+}
+
+/// A committed mutation, as a DynamoDB stream record would carry it.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    pub change: Change,
+    pub entry: AuditEntry,
+}
+
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    db: Arc<Database>,
+    stream: tokio::sync::broadcast::Sender<Committed>,
+}
+
+/// Mutations a slow stream consumer may fall behind by before it misses some.
+const STREAM_CAPACITY: usize = 4096;
+
+fn backend(e: impl Into<redb::Error>) -> StoreError {
+    StoreError::backend(false, e.into())
+}
+
+fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(v).map_err(|e| StoreError::backend(false, e))
+}
+
+fn decode<T: DeserializeOwned>(pk: &str, sk: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt { key: format!("{pk}/{sk}"), message: e.to_string() })
+}
+
+impl EmbeddedStore {
+    /// Opens the database file, creating it (and its table) if needed.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let db = Database::create(path).map_err(backend)?;
+        let txn = db.begin_write().map_err(backend)?;
+        txn.open_table(ITEMS).map_err(backend)?;
+        txn.commit().map_err(backend)?;
+        let (stream, _) = tokio::sync::broadcast::channel(STREAM_CAPACITY);
+        Ok(Self { db: Arc::new(db), stream })
+    }
+
+    /// Every mutation committed from now on, in commit order: the local
+    /// counterpart of the table's DynamoDB stream.
+    pub fn stream(&self) -> tokio::sync::broadcast::Receiver<Committed> {
+        self.stream.subscribe()
+    }
+
+    fn emit(&self, change: Change, entry: AuditEntry) {
+        // No subscriber is fine: nothing is listening.
+        let _ = self.stream.send(Committed { change, entry });
+    }
+
+    /// Runs blocking database work off the async executor.
+    async fn blocking<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
+    {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || f(&db)).await.map_err(|e| StoreError::backend(false, e))?
+    }
+
+    /// Overwrites one raw item. For tests that tamper with stored data and for
+    /// admin repair; not used on any request path.
+    pub async fn put_raw(&self, pk: String, sk: String, value: serde_json::Value) -> Result<(), StoreError> {
+        self.blocking(move |db| {
+            let bytes = encode(&value)?;
+            let txn = db.begin_write().map_err(backend)?;
+            txn.open_table(ITEMS)
+                .map_err(backend)?
+                .insert((pk.as_str(), sk.as_str()), bytes.as_slice())
+                .map_err(backend)?;
+            txn.commit().map_err(backend)
+        })
+        .await
+    }
+}
+
+fn get_item<T: DeserializeOwned>(
+    table: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>,
+    pk: &str,
+    sk: &str,
+) -> Result<Option<T>, StoreError> {
+    match table.get((pk, sk)).map_err(backend)? {
+        Some(guard) => decode(pk, sk, guard.value()).map(Some),
+        None => Ok(None),
+    }
+}
+
+impl ChangeReader for EmbeddedStore {
+    async fn get_change(&self, tenant: &TenantId, id: &ChangeId) -> Result<Option<Change>, StoreError> {
+        let pk = keys::change_pk(tenant, id);
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(backend)?;
+            let table = txn.open_table(ITEMS).map_err(backend)?;
+            get_item(&table, &pk, keys::META)
+        })
+        .await
+    }
+
+    async fn changes_for_service(&self, q: &ServiceWindowQuery) -> Result<Page<Change>, StoreError> {
+        let q = q.clone();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(backend)?;
+            let table = txn.open_table(ITEMS).map_err(backend)?;
+            let pk = keys::service_pk(&q.tenant, &q.service);
+            let range = keys::service_range(&q);
+            let mut items = Vec::new();
+            let mut last_sk = None;
+            for row in
+                table.range((pk.as_str(), range.lo.as_str())..=(pk.as_str(), range.hi.as_str())).map_err(backend)?
+            {
+                let (k, v) = row.map_err(backend)?;
+                let (_, sk) = k.value();
+                let idx: IndexItem = decode(&pk, sk, v.value())?;
+                if !range.keeps(sk, idx.planned_end, q.from) {
+                    continue;
+                }
+                if items.len() == q.limit {
+                    return Ok(Page { items, next: last_sk });
+                }
+                let change_pk = keys::change_pk(&q.tenant, &idx.change_id);
+                match get_item::<Change>(&table, &change_pk, keys::META)? {
+                    Some(change) => items.push(change),
+                    None => {
+                        return Err(StoreError::Corrupt {
+                            key: format!("{pk}/{sk}"),
+                            message: "index item names a missing change".into(),
+                        });
+                    }
+                }
+                last_sk = Some(sk.to_owned());
+            }
+            Ok(Page { items, next: None })
+        })
+        .await
+    }
+
+    async fn audit_trail(&self, tenant: &TenantId, id: &ChangeId) -> Result<Vec<AuditEntry>, StoreError> {
+        let pk = keys::change_pk(tenant, id);
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(backend)?;
+            let table = txn.open_table(ITEMS).map_err(backend)?;
+            let lo = keys::AUDIT_PREFIX.to_owned();
+            let hi = format!("{}~", keys::AUDIT_PREFIX);
+            let mut out = Vec::new();
+            for row in table.range((pk.as_str(), lo.as_str())..(pk.as_str(), hi.as_str())).map_err(backend)? {
+                let (k, v) = row.map_err(backend)?;
+                out.push(decode(&pk, k.value().1, v.value())?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
+impl ChangeWriter for EmbeddedStore {
+    async fn insert_change(&self, change: &Change, entry: &AuditEntry) -> Result<(), StoreError> {
+        let (c, e) = (change.clone(), entry.clone());
+        self.blocking(move |db| {
+            let (change, entry) = (c, e);
+            let pk = keys::change_pk(&change.tenant, &change.id);
+            let txn = db.begin_write().map_err(backend)?;
+            {
+                let mut table = txn.open_table(ITEMS).map_err(backend)?;
+                if table.get((pk.as_str(), keys::META)).map_err(backend)?.is_some() {
+                    return Err(StoreError::AlreadyExists);
+                }
+                table.insert((pk.as_str(), keys::META), encode(&change)?.as_slice()).map_err(backend)?;
+                let aud = keys::audit_sk(entry.seq);
+                table.insert((pk.as_str(), aud.as_str()), encode(&entry)?.as_slice()).map_err(backend)?;
+                let idx = encode(&IndexItem { change_id: change.id, planned_end: change.planned_end })?;
+                for service in &change.services {
+                    let spk = keys::service_pk(&change.tenant, service);
+                    let ssk = keys::service_sk(change.planned_start, &change.id);
+                    table.insert((spk.as_str(), ssk.as_str()), idx.as_slice()).map_err(backend)?;
+                }
+            }
+            txn.commit().map_err(backend)
+        })
+        .await?;
+        self.emit(change.clone(), entry.clone());
+        Ok(())
+    }
+
+    async fn update_change(&self, change: &Change, entry: &AuditEntry) -> Result<(), StoreError> {
+        let (c, e) = (change.clone(), entry.clone());
+        self.blocking(move |db| {
+            let (change, entry) = (c, e);
+            let pk = keys::change_pk(&change.tenant, &change.id);
+            let expected = change.version.saturating_sub(1);
+            let txn = db.begin_write().map_err(backend)?;
+            {
+                let mut table = txn.open_table(ITEMS).map_err(backend)?;
+                let current: Change = get_item(&table, &pk, keys::META)?.ok_or(StoreError::NotFound)?;
+                if current.version != expected {
+                    return Err(StoreError::VersionConflict { expected });
+                }
+                let aud = keys::audit_sk(entry.seq);
+                if table.get((pk.as_str(), aud.as_str())).map_err(backend)?.is_some() {
+                    return Err(StoreError::VersionConflict { expected });
+                }
+                table.insert((pk.as_str(), keys::META), encode(&change)?.as_slice()).map_err(backend)?;
+                table.insert((pk.as_str(), aud.as_str()), encode(&entry)?.as_slice()).map_err(backend)?;
+            }
+            txn.commit().map_err(backend)
+        })
+        .await?;
+        self.emit(change.clone(), entry.clone());
+        Ok(())
+    }
+}
+
+impl Dedupe for EmbeddedStore {
+    async fn claim(&self, key: &str, now: DateTime<Utc>, ttl: Duration) -> Result<Claim, StoreError> {
+        let pk = keys::idem_pk(key);
+        let expires_at = now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(365));
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(backend)?;
+            {
+                let mut table = txn.open_table(ITEMS).map_err(backend)?;
+                if let Some(existing) = get_item::<ClaimItem>(&table, &pk, keys::IDEM_SK)? {
+                    if existing.expires_at > now {
+                        return Ok(Claim::Duplicate);
+                    }
+                }
+                table
+                    .insert((pk.as_str(), keys::IDEM_SK), encode(&ClaimItem { expires_at })?.as_slice())
+                    .map_err(backend)?;
+            }
+            txn.commit().map_err(backend)?;
+            Ok(Claim::New)
+        })
+        .await
+    }
+
+    async fn release(&self, key: &str) -> Result<(), StoreError> {
+        let pk = keys::idem_pk(key);
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(backend)?;
+            txn.open_table(ITEMS).map_err(backend)?.remove((pk.as_str(), keys::IDEM_SK)).map_err(backend)?;
+            txn.commit().map_err(backend)
+        })
+        .await
+    }
+}

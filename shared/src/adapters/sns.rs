@@ -1,0 +1,70 @@
+//! The SNS notifier: the body as the message, filterable message attributes.
+
+use aws_sdk_sns::Client;
+use aws_sdk_sns::types::MessageAttributeValue;
+
+use crate::ports::{Notification, Notifier, NotifyError};
+
+/// SNS subjects must be under 100 characters.
+pub const MAX_SUBJECT_CHARS: usize = 99;
+
+#[derive(Clone)]
+pub struct SnsNotifier {
+    client: Client,
+    topic_arn: String,
+}
+
+impl SnsNotifier {
+    pub fn new(client: Client, topic_arn: impl Into<String>) -> Self {
+        Self { client, topic_arn: topic_arn.into() }
+    }
+}
+
+/// A subject SNS accepts: printable ASCII only (others become '?'), no line
+/// breaks, starting with a visible character, under 100 characters.
+pub fn sns_subject(subject: &str) -> String {
+    let clean: String = subject
+        .trim_start()
+        .chars()
+        .map(|c| match c {
+            ' '..='~' => c,
+            c if c.is_whitespace() => ' ',
+            _ => '?',
+        })
+        .collect();
+    let clean = if clean.is_empty() { "changehub notification".to_owned() } else { clean };
+    if clean.len() <= MAX_SUBJECT_CHARS { clean } else { format!("{}...", &clean[..MAX_SUBJECT_CHARS - 3]) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_are_made_acceptable_to_sns() {
+        assert_eq!(sns_subject("  [approved] Upgrade\nDB"), "[approved] Upgrade DB");
+        assert_eq!(sns_subject("Déploiement\tprod"), "D?ploiement prod");
+        assert_eq!(sns_subject(""), "changehub notification");
+        let long = sns_subject(&"x".repeat(300));
+        assert_eq!(long.len(), MAX_SUBJECT_CHARS);
+        assert!(long.ends_with("..."));
+    }
+}
+
+impl Notifier for SnsNotifier {
+    async fn notify(&self, n: &Notification) -> Result<(), NotifyError> {
+        let message = serde_json::to_string(&n.body).map_err(|e| NotifyError::Backend(e.into()))?;
+        let mut req =
+            self.client.publish().topic_arn(&self.topic_arn).subject(sns_subject(&n.subject)).message(message);
+        for (name, value) in n.attributes.iter().filter(|(_, v)| !v.is_empty()) {
+            let attr = MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(value)
+                .build()
+                .map_err(|e| NotifyError::Backend(e.into()))?;
+            req = req.message_attributes(name, attr);
+        }
+        req.send().await.map_err(|e| NotifyError::Backend(e.into()))?;
+        Ok(())
+    }
+}

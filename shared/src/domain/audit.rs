@@ -1,0 +1,155 @@
+//! The append-only, hash-chained audit trail of a change.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::change::Change;
+use super::ids::{ChangeId, TenantId};
+
+/// The `prev_hash` of the first entry of every chain.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditAction {
+    Created,
+    Transitioned,
+}
+
+/// One changed field, before and after (`null` when it did not exist).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FieldChange {
+    pub field: String,
+    pub before: Value,
+    pub after: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub tenant: TenantId,
+    pub change_id: ChangeId,
+    /// Equal to the change's version after the mutation: 1, 2, 3...
+    pub seq: u64,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: AuditAction,
+    pub changes: Vec<FieldChange>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// The hashed content of an entry: everything but the hash itself, in a fixed
+/// field order (serde_json objects keep their keys sorted).
+#[derive(Serialize)]
+struct Hashed<'a> {
+    tenant: &'a TenantId,
+    change_id: &'a ChangeId,
+    seq: u64,
+    at: String,
+    actor: &'a str,
+    action: AuditAction,
+    changes: &'a [FieldChange],
+    reason: &'a Option<String>,
+    prev_hash: &'a str,
+}
+
+impl AuditEntry {
+    /// The hash this entry should carry, computed from its content.
+    pub fn compute_hash(&self) -> String {
+        let hashed = Hashed {
+            tenant: &self.tenant,
+            change_id: &self.change_id,
+            seq: self.seq,
+            at: self.at.to_rfc3339_opts(SecondsFormat::Micros, true),
+            actor: &self.actor,
+            action: self.action,
+            changes: &self.changes,
+            reason: &self.reason,
+            prev_hash: &self.prev_hash,
+        };
+        // Serializing plain data to a Vec cannot fail.
+        let bytes = serde_json::to_vec(&hashed).unwrap_or_default();
+        hex::encode(Sha256::digest(&bytes))
+    }
+}
+
+/// Builds the audit entry for a mutation from `before` (None on creation) to
+/// `after`, and chains `after` onto it. Returns the record to store and its entry.
+pub fn record(
+    before: Option<&Change>,
+    mut after: Change,
+    actor: &str,
+    action: AuditAction,
+    reason: Option<String>,
+) -> (Change, AuditEntry) {
+    let prev_hash = before.map_or_else(|| GENESIS_HASH.to_owned(), |b| b.audit_head.clone());
+    let mut entry = AuditEntry {
+        tenant: after.tenant.clone(),
+        change_id: after.id,
+        seq: after.version,
+        at: after.updated_at,
+        actor: actor.to_owned(),
+        action,
+        changes: diff(before, &after),
+        reason,
+        prev_hash,
+        hash: String::new(),
+    };
+    entry.hash = entry.compute_hash();
+    after.audit_head = entry.hash.clone();
+    (after, entry)
+}
+
+/// Fields that differ between two versions of a change; bookkeeping fields
+/// (version, updated_at, audit_head) are left out: the entry itself carries them.
+fn diff(before: Option<&Change>, after: &Change) -> Vec<FieldChange> {
+    const BOOKKEEPING: [&str; 3] = ["version", "updated_at", "audit_head"];
+    let to_map = |c: &Change| match serde_json::to_value(c) {
+        Ok(Value::Object(m)) => m,
+        _ => serde_json::Map::new(),
+    };
+    let before = before.map(to_map).unwrap_or_default();
+    let after = to_map(after);
+    after
+        .into_iter()
+        .filter(|(k, _)| !BOOKKEEPING.contains(&k.as_str()))
+        .filter_map(|(field, a)| {
+            let b = before.get(&field).cloned().unwrap_or(Value::Null);
+            (b != a).then_some(FieldChange { field, before: b, after: a })
+        })
+        .collect()
+}
+
+/// Where a chain breaks.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChainError {
+    #[error("audit entry {seq}: stored hash does not match its content (entry altered)")]
+    HashMismatch { seq: u64 },
+    #[error("audit entry {seq}: prev_hash does not match entry {prev}'s hash (chain broken)")]
+    BrokenLink { seq: u64, prev: u64 },
+    #[error("audit entry {seq} found where {expected} was expected (entry missing or out of order)")]
+    Gap { seq: u64, expected: u64 },
+}
+
+/// Checks a whole chain, in order, from its first entry.
+pub fn verify_chain(entries: &[AuditEntry]) -> Result<(), ChainError> {
+    let mut prev_hash = GENESIS_HASH;
+    for (i, e) in entries.iter().enumerate() {
+        let expected = i as u64 + 1;
+        if e.seq != expected {
+            return Err(ChainError::Gap { seq: e.seq, expected });
+        }
+        if e.prev_hash != prev_hash {
+            return Err(ChainError::BrokenLink { seq: e.seq, prev: e.seq - 1 });
+        }
+        if e.compute_hash() != e.hash {
+            return Err(ChainError::HashMismatch { seq: e.seq });
+        }
+        prev_hash = &e.hash;
+    }
+    Ok(())
+}

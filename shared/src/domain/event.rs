@@ -1,0 +1,210 @@
+//! The canonical hub event envelope, and EventBridge-style pattern matching
+//! used by the in-process bus (and by the tests that check template rules).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::audit::AuditEntry;
+use super::change::Change;
+
+/// Every event source the hub emits begins with this prefix.
+pub const SOURCE_PREFIX: &str = "changehub.";
+/// `source` of events about change records.
+pub const SOURCE_CHANGE: &str = "changehub.change";
+
+/// One event on the hub bus, shaped like an EventBridge event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HubEvent {
+    pub id: String,
+    pub source: String,
+    #[serde(rename = "detail-type")]
+    pub detail_type: String,
+    pub time: DateTime<Utc>,
+    #[serde(default)]
+    pub resources: Vec<String>,
+    pub detail: Value,
+}
+
+impl HubEvent {
+    /// The event that announces an audited mutation of a change. Its id is
+    /// derived from the audit entry, so a re-publish is recognisably the same event.
+    pub fn change_mutated(change: &Change, entry: &AuditEntry) -> HubEvent {
+        let detail_type = match entry.action {
+            super::audit::AuditAction::Created => "Change Created".to_owned(),
+            super::audit::AuditAction::Transitioned => format!("Change {}", title_case(change.state.as_str())),
+        };
+        HubEvent {
+            id: format!("{}-{}", change.id, entry.seq),
+            source: SOURCE_CHANGE.to_owned(),
+            detail_type,
+            time: entry.at,
+            resources: vec![],
+            detail: serde_json::json!({
+                "tenant": change.tenant,
+                "change_id": change.id,
+                "state": change.state,
+                "version": change.version,
+                "type": change.change_type,
+                "services": change.services,
+                "environment": change.environment,
+                "actor": entry.actor,
+                "audit_hash": entry.hash,
+            }),
+        }
+    }
+
+    /// The event as the JSON object a rule pattern is matched against.
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+}
+
+fn title_case(s: &str) -> String {
+    s.split('_')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// An EventBridge event pattern (the subset the hub uses: exact values,
+/// `prefix`, `exists`, `anything-but`, nested objects).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventPattern(Value);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid event pattern at {path}: {message}")]
+pub struct PatternError {
+    pub path: String,
+    pub message: String,
+}
+
+impl EventPattern {
+    pub fn parse(v: Value) -> Result<Self, PatternError> {
+        check_pattern(&v, "$")?;
+        Ok(Self(v))
+    }
+
+    pub fn as_json(&self) -> &Value {
+        &self.0
+    }
+
+    pub fn matches(&self, event: &Value) -> bool {
+        match_object(&self.0, event)
+    }
+}
+
+fn check_pattern(v: &Value, path: &str) -> Result<(), PatternError> {
+    let err = |m: &str| PatternError { path: path.to_owned(), message: m.to_owned() };
+    let Value::Object(m) = v else { return Err(err("a pattern must be an object")) };
+    for (k, sub) in m {
+        let p = format!("{path}.{k}");
+        match sub {
+            Value::Object(_) => check_pattern(sub, &p)?,
+            Value::Array(items) if !items.is_empty() => {
+                for item in items {
+                    if let Value::Object(op) = item {
+                        let ok = op.len() == 1
+                            && op.keys().all(|k| matches!(k.as_str(), "prefix" | "exists" | "anything-but"));
+                        if !ok {
+                            return Err(PatternError {
+                                path: p.clone(),
+                                message: "supported operators: prefix, exists, anything-but".to_owned(),
+                            });
+                        }
+                    }
+                }
+            }
+            _ => return Err(PatternError { path: p, message: "a leaf must be a non-empty array".to_owned() }),
+        }
+    }
+    Ok(())
+}
+
+fn match_object(pattern: &Value, event: &Value) -> bool {
+    let Value::Object(p) = pattern else { return false };
+    p.iter().all(|(k, sub)| {
+        let field = event.get(k);
+        match sub {
+            Value::Object(_) => field.is_some_and(|f| match_object(sub, f)),
+            Value::Array(alts) => alts.iter().any(|alt| match_leaf(alt, field)),
+            _ => false,
+        }
+    })
+}
+
+fn match_leaf(alt: &Value, field: Option<&Value>) -> bool {
+    // An array field matches when any of its elements does, as in EventBridge.
+    let values: Vec<&Value> = match field {
+        Some(Value::Array(items)) => items.iter().collect(),
+        Some(v) => vec![v],
+        None => vec![],
+    };
+    match alt {
+        Value::Object(op) => {
+            if let Some(Value::Bool(want)) = op.get("exists") {
+                return values.is_empty() != *want;
+            }
+            if let Some(Value::String(prefix)) = op.get("prefix") {
+                return values.iter().any(|v| v.as_str().is_some_and(|s| s.starts_with(prefix.as_str())));
+            }
+            if let Some(but) = op.get("anything-but") {
+                let excluded = |v: &Value| match but {
+                    Value::Array(xs) => xs.contains(v),
+                    x => x == v,
+                };
+                return !values.is_empty() && values.iter().all(|v| !excluded(v));
+            }
+            false
+        }
+        exact => values.contains(&exact),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pattern(v: Value) -> EventPattern {
+        EventPattern::parse(v).expect("valid pattern")
+    }
+
+    #[test]
+    fn exact_values_and_nested_fields_match() {
+        let p = pattern(json!({"source": ["changehub.change"], "detail": {"state": ["approved", "scheduled"]}}));
+        assert!(p.matches(&json!({"source": "changehub.change", "detail": {"state": "approved"}})));
+        assert!(!p.matches(&json!({"source": "changehub.change", "detail": {"state": "draft"}})));
+        assert!(!p.matches(&json!({"source": "changehub.github", "detail": {"state": "approved"}})));
+        assert!(!p.matches(&json!({"source": "changehub.change"})));
+    }
+
+    #[test]
+    fn prefix_exists_and_anything_but_operators() {
+        let p = pattern(
+            json!({"source": [{"prefix": "changehub."}], "detail": {"service": [{"exists": true}], "env": [{"anything-but": ["staging"]}]}}),
+        );
+        assert!(p.matches(&json!({"source": "changehub.aws", "detail": {"service": "x", "env": "production"}})));
+        assert!(!p.matches(&json!({"source": "changehub.aws", "detail": {"service": "x", "env": "staging"}})));
+        assert!(!p.matches(&json!({"source": "changehub.aws", "detail": {"env": "production"}})));
+        assert!(!p.matches(&json!({"source": "aws.config", "detail": {"service": "x", "env": "production"}})));
+    }
+
+    #[test]
+    fn array_fields_match_when_any_element_matches() {
+        let p = pattern(json!({"detail": {"services": ["payments"]}}));
+        assert!(p.matches(&json!({"detail": {"services": ["search", "payments"]}})));
+        assert!(!p.matches(&json!({"detail": {"services": ["search"]}})));
+    }
+
+    #[test]
+    fn malformed_patterns_are_refused_with_their_path() {
+        let e = EventPattern::parse(json!({"source": "changehub.change"})).unwrap_err();
+        assert_eq!(e.path, "$.source");
+        let e = EventPattern::parse(json!({"detail": {"x": [{"suffix": "a"}]}})).unwrap_err();
+        assert_eq!(e.path, "$.detail.x");
+    }
+}

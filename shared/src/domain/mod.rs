@@ -1,0 +1,15 @@
+//! Pure domain types and rules. Nothing here performs I/O or sees an AWS type.
+
+pub mod audit;
+pub mod change;
+pub mod event;
+pub mod ids;
+pub mod new_change;
+pub mod validation;
+
+pub use audit::{AuditAction, AuditEntry, ChainError, FieldChange};
+pub use change::{Change, ChangeState, ChangeType, IllegalTransition};
+pub use event::{EventPattern, HubEvent};
+pub use ids::{ChangeId, ServiceName, TenantId};
+pub use new_change::{NewChange, ValidNewChange};
+pub use validation::FieldError;

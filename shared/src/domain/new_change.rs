@@ -1,0 +1,128 @@
+//! What a requester sends to open a change, and its validation.
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use super::change::{
+    Change, ChangeState, ChangeType, MAX_DESCRIPTION_CHARS, MAX_PLANNED_WINDOW, MAX_SERVICES, MAX_TITLE_CHARS,
+};
+use super::ids::{ChangeId, ServiceName, TenantId};
+use super::validation::FieldError;
+
+/// The body of `POST /changes`. Unknown fields are refused so that a typo is
+/// an error, not a silently ignored setting.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewChange {
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(rename = "type")]
+    pub change_type: ChangeType,
+    pub services: Vec<String>,
+    pub environment: String,
+    pub planned_start: DateTime<Utc>,
+    pub planned_end: DateTime<Utc>,
+}
+
+/// A `NewChange` that passed validation.
+#[derive(Debug, Clone)]
+pub struct ValidNewChange {
+    pub title: String,
+    pub description: String,
+    pub change_type: ChangeType,
+    pub services: Vec<ServiceName>,
+    pub environment: String,
+    pub planned_start: DateTime<Utc>,
+    pub planned_end: DateTime<Utc>,
+}
+
+/// Earliest and latest instants a planned window may use; keeps time keys
+/// fixed-width (four-digit years) and therefore correctly ordered.
+pub fn in_supported_range(t: DateTime<Utc>) -> bool {
+    (2000..=9998).contains(&chrono::Datelike::year(&t))
+}
+
+impl NewChange {
+    pub fn validate(self) -> Result<ValidNewChange, FieldError> {
+        let title = self.title.trim().to_owned();
+        if title.is_empty() {
+            return Err(FieldError::new("title", "title must not be empty"));
+        }
+        if title.chars().count() > MAX_TITLE_CHARS {
+            return Err(FieldError::new("title", format!("title must be at most {MAX_TITLE_CHARS} characters")));
+        }
+        if self.description.chars().count() > MAX_DESCRIPTION_CHARS {
+            return Err(FieldError::new(
+                "description",
+                format!("description must be at most {MAX_DESCRIPTION_CHARS} characters"),
+            ));
+        }
+        if self.services.is_empty() {
+            return Err(FieldError::new("services", "name at least one affected service"));
+        }
+        if self.services.len() > MAX_SERVICES {
+            return Err(FieldError::new("services", format!("at most {MAX_SERVICES} services per change")));
+        }
+        let mut services = Vec::with_capacity(self.services.len());
+        for (i, s) in self.services.iter().enumerate() {
+            let svc = ServiceName::parse(s).map_err(|e| FieldError::new(format!("services[{i}]"), e.message))?;
+            if !services.contains(&svc) {
+                services.push(svc);
+            }
+        }
+        let environment = self.environment.trim().to_owned();
+        if environment.is_empty() || environment.len() > 64 {
+            return Err(FieldError::new("environment", "environment must be 1 to 64 characters"));
+        }
+        for (field, t) in [("planned_start", self.planned_start), ("planned_end", self.planned_end)] {
+            if !in_supported_range(t) {
+                return Err(FieldError::new(field, "time must be between the years 2000 and 9998"));
+            }
+        }
+        if self.planned_end <= self.planned_start {
+            return Err(FieldError::new("planned_end", "planned_end must be after planned_start"));
+        }
+        if self.planned_end - self.planned_start > MAX_PLANNED_WINDOW {
+            return Err(FieldError::new(
+                "planned_end",
+                format!(
+                    "a planned window may last at most {} days; split longer work into several changes",
+                    MAX_PLANNED_WINDOW.num_days()
+                ),
+            ));
+        }
+        Ok(ValidNewChange {
+            title,
+            description: self.description,
+            change_type: self.change_type,
+            services,
+            environment,
+            planned_start: self.planned_start,
+            planned_end: self.planned_end,
+        })
+    }
+}
+
+impl ValidNewChange {
+    /// The draft record, before its first audit entry is chained onto it.
+    pub fn into_draft(self, id: ChangeId, tenant: TenantId, requester: String, now: DateTime<Utc>) -> Change {
+        Change {
+            id,
+            tenant,
+            title: self.title,
+            description: self.description,
+            change_type: self.change_type,
+            services: self.services,
+            environment: self.environment,
+            planned_start: self.planned_start,
+            planned_end: self.planned_end,
+            requester,
+            state: ChangeState::Draft,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+            audit_head: String::new(),
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! The API's error body: `{"error": {"code", "message", "field"}}`.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::app::ChangeError;
+use crate::domain::FieldError;
+use crate::ports::StoreError;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub field: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: Inner<'a>,
+}
+
+#[derive(Serialize)]
+struct Inner<'a> {
+    code: &'a str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into(), field: None }
+    }
+
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { field: Some(field.into()), ..Self::new(StatusCode::BAD_REQUEST, "invalid_request", message) }
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+}
+
+impl From<FieldError> for ApiError {
+    fn from(e: FieldError) -> Self {
+        ApiError::invalid(e.field, e.message)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        // The cause goes to the log; the client gets a stable message.
+        tracing::error!(error = %e, source = ?std::error::Error::source(&e), "store failure");
+        match e {
+            StoreError::Backend { retryable: true, .. } => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the store is busy; retry shortly")
+            }
+            _ => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the store failed; the failure is logged")
+            }
+        }
+    }
+}
+
+impl From<ChangeError> for ApiError {
+    fn from(e: ChangeError) -> Self {
+        let message = e.to_string();
+        match e {
+            ChangeError::Invalid(f) => f.into(),
+            ChangeError::NotFound(_) => ApiError::not_found(message),
+            ChangeError::VersionConflict { .. } => ApiError {
+                field: Some("version".into()),
+                ..ApiError::new(StatusCode::CONFLICT, "version_conflict", message)
+            },
+            ChangeError::IllegalTransition(_) => ApiError {
+                field: Some("to".into()),
+                ..ApiError::new(StatusCode::CONFLICT, "illegal_transition", message)
+            },
+            ChangeError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Body { error: Inner { code: self.code, message: &self.message, field: self.field.as_deref() } };
+        (self.status, axum::Json(body)).into_response()
+    }
+}

@@ -1,0 +1,95 @@
+//! Request extractors that answer bad input with a JSON error naming the problem.
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::{StatusCode, header, request::Parts};
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+use crate::app::Caller;
+use crate::domain::TenantId;
+
+/// Largest request body the API reads.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// A JSON body: `application/json`, at most [`MAX_BODY_BYTES`], and every
+/// decoding error reported with the path of the field at fault.
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
+        let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let mime = content_type.split(';').next().unwrap_or("").trim();
+        if !mime.eq_ignore_ascii_case("application/json") {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!("send the body as application/json (got {:?})", content_type),
+            ));
+        }
+        let bytes = axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES).await.map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("the body exceeds {MAX_BODY_BYTES} bytes"),
+            )
+        })?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+/// Decodes JSON, naming the offending field in the error.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let message = inner.to_string();
+        if inner.is_syntax() || inner.is_eof() {
+            return ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "malformed_json",
+                format!("the body is not valid JSON: {message}"),
+            );
+        }
+        // serde names a missing field in its message, with the path of its parent.
+        let named = backticked(&message).filter(|_| message.starts_with("missing field"));
+        let field = match (named, path.as_str()) {
+            (Some(name), "." | "") => name.to_owned(),
+            (Some(name), parent) => format!("{parent}.{name}"),
+            (None, p) => p.trim_start_matches('.').to_owned(),
+        };
+        ApiError::invalid(if field.is_empty() { "body".to_owned() } else { field }, message)
+    })
+}
+
+fn backticked(message: &str) -> Option<&str> {
+    let start = message.find('`')? + 1;
+    let len = message[start..].find('`')?;
+    Some(&message[start..start + len])
+}
+
+/// The acting user and tenant. Until token auth arrives they come from the
+/// `X-Changehub-Tenant` and `X-Changehub-User` headers (defaults: tenant
+/// `default`, user `anonymous`).
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let header = |name: &str| parts.headers.get(name).map(|v| v.to_str().map(str::trim));
+        let tenant = match header("x-changehub-tenant") {
+            None => TenantId::parse("default")?,
+            Some(Ok(t)) => TenantId::parse(t).map_err(|e| ApiError::invalid("x-changehub-tenant", e.message))?,
+            Some(Err(_)) => return Err(ApiError::invalid("x-changehub-tenant", "header must be visible ASCII")),
+        };
+        let user = match header("x-changehub-user") {
+            None => "anonymous".to_owned(),
+            Some(Ok(u)) if !u.is_empty() && u.len() <= 256 => u.to_owned(),
+            Some(_) => {
+                return Err(ApiError::invalid("x-changehub-user", "header must be 1 to 256 visible ASCII characters"));
+            }
+        };
+        Ok(Caller { tenant, user })
+    }
+}

@@ -1,0 +1,224 @@
+//! The HTTP API: one axum router, served by the api Lambda (through
+//! lambda_http) and by `changehub serve`. The OpenAPI document
+//! `openapi.yaml` at the repository root describes exactly these routes.
+
+pub mod error;
+pub mod events;
+pub mod extract;
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::Arc;
+use tracing::Instrument;
+
+use crate::app::{Caller, Changes, ListRequest, TransitionRequest};
+use crate::domain::{ChangeId, NewChange};
+use crate::ports::{ChangeReader, ChangeWriter, Clock};
+pub use error::ApiError;
+pub use extract::{JsonBody, MAX_BODY_BYTES};
+
+/// Every route the router serves: the OpenAPI agreement test checks this list
+/// against `openapi.yaml` and against the router itself.
+pub const ROUTES: &[(Method, &str)] = &[
+    (Method::GET, "/health"),
+    (Method::POST, "/changes"),
+    (Method::GET, "/changes"),
+    (Method::GET, "/changes/{id}"),
+    (Method::POST, "/changes/{id}/transitions"),
+    (Method::GET, "/changes/{id}/audit"),
+];
+
+/// The API as the api Lambda serves it.
+pub fn router<S, C>(changes: Arc<Changes<S, C>>) -> Router
+where
+    S: ChangeReader + ChangeWriter + 'static,
+    C: Clock + 'static,
+{
+    finish(change_routes(changes))
+}
+
+/// The change API's routes, without the JSON fallbacks and request context.
+pub fn change_routes<S, C>(changes: Arc<Changes<S, C>>) -> Router
+where
+    S: ChangeReader + ChangeWriter + 'static,
+    C: Clock + 'static,
+{
+    Router::new()
+        .route("/health", get(health))
+        .route("/changes", post(create::<S, C>).get(list::<S, C>))
+        .route("/changes/{id}", get(get_change::<S, C>))
+        .route("/changes/{id}/transitions", post(transition::<S, C>))
+        .route("/changes/{id}/audit", get(audit::<S, C>))
+        .with_state(changes)
+}
+
+/// Adds what every served router has: JSON 404/405 answers and a request span.
+pub fn finish(routes: Router) -> Router {
+    routes
+        .fallback(route_not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(request_context))
+}
+
+/// One span per request carrying its correlation id, echoed as `x-request-id`.
+async fn request_context(req: Request, next: Next) -> Response {
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let span =
+        tracing::info_span!("request", request_id = %request_id, method = %req.method(), path = %req.uri().path());
+    let mut response = next.run(req).instrument(span.clone()).await;
+    span.in_scope(|| tracing::info!(status = response.status().as_u16(), "response"));
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    response
+}
+
+async fn route_not_found(method: Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "route_not_found", format!("no route for {method} {}", uri.path()))
+}
+
+async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+}
+
+async fn health() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
+}
+
+#[derive(serde::Serialize)]
+struct ListResponse<'a> {
+    changes: &'a [crate::domain::Change],
+    next_cursor: Option<&'a str>,
+}
+
+#[derive(serde::Serialize)]
+struct AuditResponse<'a> {
+    change_id: ChangeId,
+    entries: &'a [crate::domain::AuditEntry],
+}
+
+type AppState<S, C> = State<Arc<Changes<S, C>>>;
+
+fn parse_id(raw: &str) -> Result<ChangeId, ApiError> {
+    ChangeId::parse(raw).map_err(ApiError::from)
+}
+
+async fn create<S, C>(
+    State(app): AppState<S, C>,
+    caller: Caller,
+    JsonBody(input): JsonBody<NewChange>,
+) -> Result<Response, ApiError>
+where
+    S: ChangeReader + ChangeWriter,
+    C: Clock,
+{
+    let change = app.create(&caller, input).await?;
+    let location = format!("/changes/{}", change.id);
+    let mut response = (StatusCode::CREATED, Json(change)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(response)
+}
+
+async fn get_change<S, C>(
+    State(app): AppState<S, C>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError>
+where
+    S: ChangeReader + ChangeWriter,
+    C: Clock,
+{
+    let change = app.get(&caller, &parse_id(&id)?).await?;
+    Ok(Json(change).into_response())
+}
+
+fn parse_time(params: &HashMap<String, String>, name: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
+    params
+        .get(name)
+        .map(|raw| {
+            DateTime::parse_from_rfc3339(raw).map(|t| t.with_timezone(&Utc)).map_err(|_| {
+                ApiError::invalid(
+                    name,
+                    format!("{name} must be an RFC 3339 time such as 2026-12-01T22:00:00Z; got {raw:?}"),
+                )
+            })
+        })
+        .transpose()
+}
+
+async fn list<S, C>(
+    State(app): AppState<S, C>,
+    caller: Caller,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError>
+where
+    S: ChangeReader + ChangeWriter,
+    C: Clock,
+{
+    const KNOWN: [&str; 5] = ["service", "from", "to", "limit", "cursor"];
+    if let Some(unknown) = params.keys().find(|k| !KNOWN.contains(&k.as_str())) {
+        return Err(ApiError::invalid(
+            unknown.clone(),
+            format!("unknown query parameter; known: {}", KNOWN.join(", ")),
+        ));
+    }
+    let limit = params
+        .get("limit")
+        .map(|raw| {
+            raw.parse::<usize>()
+                .map_err(|_| ApiError::invalid("limit", format!("limit must be a whole number; got {raw:?}")))
+        })
+        .transpose()?;
+    let req = ListRequest {
+        service: params.get("service").cloned(),
+        from: parse_time(&params, "from")?,
+        to: parse_time(&params, "to")?,
+        limit,
+        cursor: params.get("cursor").cloned(),
+    };
+    let page = app.list(&caller, req).await?;
+    Ok(Json(ListResponse { changes: &page.items, next_cursor: page.next.as_deref() }).into_response())
+}
+
+async fn transition<S, C>(
+    State(app): AppState<S, C>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<TransitionRequest>,
+) -> Result<Response, ApiError>
+where
+    S: ChangeReader + ChangeWriter,
+    C: Clock,
+{
+    let change = app.transition(&caller, &parse_id(&id)?, req).await?;
+    Ok(Json(change).into_response())
+}
+
+async fn audit<S, C>(State(app): AppState<S, C>, caller: Caller, Path(id): Path<String>) -> Result<Response, ApiError>
+where
+    S: ChangeReader + ChangeWriter,
+    C: Clock,
+{
+    let id = parse_id(&id)?;
+    let entries = app.audit(&caller, &id).await?;
+    Ok(Json(AuditResponse { change_id: id, entries: &entries }).into_response())
+}

@@ -1,0 +1,17 @@
+//! changehub: the library every function is built from.
+//!
+//! - [`domain`]: pure types and rules (change lifecycle, audit chain, events).
+//! - [`ports`]: the narrow traits through which use cases reach the world.
+//! - [`adapters`]: DynamoDB / EventBridge / SNS, and the embedded equivalents.
+//! - [`app`]: use cases, generic over the ports they need.
+//! - [`http`]: the HTTP router served by the api Lambda and `changehub serve`.
+
+pub mod adapters;
+pub mod app;
+pub mod config;
+pub mod domain;
+#[cfg(feature = "http")]
+pub mod http;
+#[cfg(all(feature = "embedded", feature = "http"))]
+pub mod local;
+pub mod ports;

@@ -1,0 +1,104 @@
+//! The local hub: every handler in one process, on the embedded adapters.
+//! `changehub serve` runs it; the end-to-end tests and the benchmark start it too.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::task::JoinHandle;
+
+use crate::adapters::embedded::EmbeddedStore;
+use crate::adapters::local_bus::LocalBus;
+use crate::adapters::local_notifier::FileNotifier;
+use crate::app::Changes;
+use crate::app::publish::publish_mutation;
+use crate::http::{self, events::EventsState};
+use crate::ports::{StoreError, SystemClock};
+
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    pub db: PathBuf,
+    pub notifications: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    #[error("cannot open the database {path}")]
+    Store {
+        path: PathBuf,
+        #[source]
+        source: StoreError,
+    },
+    #[error("server failed")]
+    Io(#[from] std::io::Error),
+}
+
+/// The assembled hub, ready to serve.
+pub struct Hub {
+    pub store: EmbeddedStore,
+    pub bus: LocalBus,
+    router: axum::Router,
+    publisher: JoinHandle<()>,
+}
+
+impl Hub {
+    pub fn open(config: &HubConfig) -> Result<Self, HubError> {
+        let store =
+            EmbeddedStore::open(&config.db).map_err(|source| HubError::Store { path: config.db.clone(), source })?;
+        let bus = LocalBus::new();
+        let notifier = FileNotifier::new(&config.notifications);
+        let publisher = tokio::spawn(run_publisher(store.stream(), bus.clone(), notifier));
+        let changes = Arc::new(Changes::new(store.clone(), SystemClock));
+        let events = Arc::new(EventsState { dedupe: store.clone(), bus: bus.clone(), clock: SystemClock });
+        let router = http::finish(http::change_routes(changes).merge(http::events::router(events)));
+        Ok(Self { store, bus, router, publisher })
+    }
+
+    pub fn router(&self) -> axum::Router {
+        self.router.clone()
+    }
+
+    /// Serves until `shutdown` resolves, then finishes in-flight requests
+    /// (whose writes are committed before they are answered) and drains the
+    /// publisher of the mutations already committed.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), HubError> {
+        let Hub { store, bus, router, publisher } = self;
+        axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
+        drop((store, bus));
+        // The publisher ends once every sender of the stream is gone.
+        let _ = publisher.await;
+        Ok(())
+    }
+}
+
+/// Binds `addr`; a clear error if the port is taken.
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, HubError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| HubError::Io(std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}"))))
+}
+
+async fn run_publisher(
+    mut stream: tokio::sync::broadcast::Receiver<crate::adapters::embedded::Committed>,
+    bus: LocalBus,
+    notifier: FileNotifier,
+) {
+    loop {
+        match stream.recv().await {
+            Ok(c) => {
+                if let Err(e) = publish_mutation(&bus, &notifier, &c.change, &c.entry).await {
+                    tracing::error!(change_id = %c.change.id, seq = c.entry.seq, error = %e, "could not publish a committed mutation");
+                }
+            }
+            Err(RecvError::Lagged(n)) => {
+                tracing::warn!(missed = n, "publisher fell behind; some notifications were skipped")
+            }
+            Err(RecvError::Closed) => break,
+        }
+    }
+}

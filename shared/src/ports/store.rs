@@ -1,0 +1,122 @@
+//! Storage ports. Narrow traits: a handler that only reads asks for a
+//! [`ChangeReader`], not the whole store.
+
+use chrono::{DateTime, Utc};
+use std::future::Future;
+use std::time::Duration;
+
+use crate::domain::{AuditEntry, Change, ChangeId, ServiceName, TenantId};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The record changed since the caller read it (optimistic locking).
+    #[error("version conflict: expected version {expected}, the record is at another version")]
+    VersionConflict { expected: u64 },
+    /// The record was expected to exist but does not.
+    #[error("record not found")]
+    NotFound,
+    #[error("record already exists")]
+    AlreadyExists,
+    /// A stored item could not be decoded: data written by another version or edited by hand.
+    #[error("stored item {key} is corrupt: {message}")]
+    Corrupt { key: String, message: String },
+    /// The backend failed; `retryable` says whether trying again may help
+    /// (throttling, timeouts, 5xx) or not.
+    #[error("store backend failed")]
+    Backend {
+        retryable: bool,
+        #[source]
+        source: BoxError,
+    },
+}
+
+impl StoreError {
+    pub fn backend(retryable: bool, source: impl Into<BoxError>) -> Self {
+        StoreError::Backend { retryable, source: source.into() }
+    }
+}
+
+/// Changes on one service whose planned window overlaps `[from, to]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceWindowQuery {
+    pub tenant: TenantId,
+    pub service: ServiceName,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    /// At most this many changes per page (1..=100).
+    pub limit: usize,
+    /// The `next` of the previous page.
+    pub after: Option<String>,
+}
+
+pub const MAX_PAGE: usize = 100;
+
+/// A page of results, ordered by planned start, with the cursor of the next page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
+pub trait ChangeReader: Send + Sync {
+    fn get_change(
+        &self,
+        tenant: &TenantId,
+        id: &ChangeId,
+    ) -> impl Future<Output = Result<Option<Change>, StoreError>> + Send;
+
+    /// One index query plus one batch read per page, whatever the history size.
+    fn changes_for_service(
+        &self,
+        query: &ServiceWindowQuery,
+    ) -> impl Future<Output = Result<Page<Change>, StoreError>> + Send;
+
+    /// The whole audit trail, oldest first.
+    fn audit_trail(
+        &self,
+        tenant: &TenantId,
+        id: &ChangeId,
+    ) -> impl Future<Output = Result<Vec<AuditEntry>, StoreError>> + Send;
+}
+
+pub trait ChangeWriter: Send + Sync {
+    /// Stores a new change, its service index entries and its first audit
+    /// entry in one atomic write. `AlreadyExists` if the id is taken.
+    fn insert_change(&self, change: &Change, entry: &AuditEntry)
+    -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Replaces a change whose stored version is `change.version - 1`, and
+    /// appends `entry`, in one atomic write. `VersionConflict` otherwise,
+    /// `NotFound` if there is no such change. Planned window and services are
+    /// not changed by updates (the service index is written at insert).
+    fn update_change(&self, change: &Change, entry: &AuditEntry)
+    -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// The outcome of [`Dedupe::claim`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// The key was free (or its earlier claim expired); the caller owns it now.
+    New,
+    /// A live claim exists: this is a duplicate.
+    Duplicate,
+}
+
+/// Put-if-absent with expiry, for deduplicating deliveries and events.
+pub trait Dedupe: Send + Sync {
+    fn claim(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<Claim, StoreError>> + Send;
+
+    /// Gives a claim up, so that a retry of work that failed is not taken for a duplicate.
+    fn release(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Everything a full store provides.
+pub trait Store: ChangeReader + ChangeWriter + Dedupe {}
+impl<T: ChangeReader + ChangeWriter + Dedupe> Store for T {}
