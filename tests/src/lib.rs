@@ -1,1 +1,33 @@
+//! Test support: the AWS emulator connection and the port contract suites
+//! that every adapter must pass.
 
+pub mod aws;
+pub mod bus_contract;
+pub mod notifier_contract;
+pub mod store_contract;
+
+use changehub::domain::{ChangeType, NewChange};
+use chrono::{DateTime, Duration, TimeZone, Utc};
+
+/// A fixed reference time for tests.
+pub fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 12, 1, 22, 0, 0).single().unwrap_or_else(Utc::now)
+}
+
+/// A valid change request on `services`, planned at `start` for `hours`.
+pub fn new_change(title: &str, services: &[&str], start: DateTime<Utc>, hours: i64) -> NewChange {
+    NewChange {
+        title: title.to_owned(),
+        description: "contract test".to_owned(),
+        change_type: ChangeType::Normal,
+        services: services.iter().map(|s| s.to_string()).collect(),
+        environment: "production".to_owned(),
+        planned_start: start,
+        planned_end: start + Duration::hours(hours),
+    }
+}
+
+/// A name no other test run uses.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::now_v7().simple())
+}

@@ -1,0 +1,113 @@
+//! The AWS emulator (moto server) that `make test` starts. A test that needs
+//! it fails with a clear message when it is not there; it never skips.
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::config::Credentials;
+use aws_sdk_sqs::types::QueueAttributeName;
+use changehub::adapters::dynamodb::DynamoStore;
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::Duration;
+use tokio::sync::OnceCell;
+
+pub const ENDPOINT_VAR: &str = "CHANGEHUB_TEST_AWS_ENDPOINT";
+
+/// The emulator's URL; panics with instructions when it is not set or not reachable.
+pub fn endpoint() -> String {
+    let url = std::env::var(ENDPOINT_VAR).unwrap_or_default();
+    assert!(
+        !url.is_empty(),
+        "{ENDPOINT_VAR} is not set: this test needs the AWS emulator (moto server). \
+         Run the suite with `make test`, which starts it, or start `moto_server` yourself and set {ENDPOINT_VAR}=http://127.0.0.1:PORT"
+    );
+    let host = url.trim_start_matches("http://").trim_end_matches('/');
+    let reachable = host
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .is_some_and(|addr| TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok());
+    assert!(reachable, "the AWS emulator at {url} ({ENDPOINT_VAR}) is not reachable: is moto server running?");
+    url
+}
+
+static CONFIG: OnceCell<SdkConfig> = OnceCell::const_new();
+
+/// SDK configuration pointing the real aws-sdk clients at the emulator.
+pub async fn config() -> SdkConfig {
+    CONFIG
+        .get_or_init(|| async {
+            aws_config::defaults(BehaviorVersion::latest())
+                .endpoint_url(endpoint())
+                .region(Region::new("us-east-1"))
+                .credentials_provider(Credentials::new("testing", "testing", None, None, "changehub-tests"))
+                .load()
+                .await
+        })
+        .await
+        .clone()
+}
+
+/// A new, empty table created from the code's table definition.
+pub async fn dynamo_store() -> DynamoStore {
+    let client = aws_sdk_dynamodb::Client::new(&config().await);
+    let name = crate::unique("changehub-test");
+    DynamoStore::create_table(&client, &name).await.expect("create table on the emulator");
+    DynamoStore::new(client, name)
+}
+
+/// An SQS queue on the emulator, used as a rule or subscription target.
+pub struct SqsInbox {
+    pub client: aws_sdk_sqs::Client,
+    pub url: String,
+}
+
+impl SqsInbox {
+    pub async fn create(prefix: &str) -> (Self, String) {
+        let client = aws_sdk_sqs::Client::new(&config().await);
+        let url = client
+            .create_queue()
+            .queue_name(crate::unique(prefix))
+            .send()
+            .await
+            .expect("create queue")
+            .queue_url
+            .expect("url");
+        let attrs = client
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .expect("queue attributes");
+        let arn = attrs.attributes.and_then(|mut a| a.remove(&QueueAttributeName::QueueArn)).expect("queue arn");
+        (Self { client, url }, arn)
+    }
+
+    pub async fn bodies(&mut self, expected: usize) -> Vec<String> {
+        let mut got = Vec::new();
+        let mut empty_polls = 0;
+        while empty_polls < if got.len() >= expected { 1 } else { 5 } {
+            let out = self
+                .client
+                .receive_message()
+                .queue_url(&self.url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(if got.len() >= expected { 0 } else { 1 })
+                .send()
+                .await
+                .expect("receive");
+            let messages = out.messages.unwrap_or_default();
+            if messages.is_empty() {
+                empty_polls += 1;
+            }
+            got.extend(messages.into_iter().filter_map(|m| m.body));
+        }
+        assert!(got.len() >= expected, "expected {expected} messages on the queue, got {}", got.len());
+        got
+    }
+}
+
+impl crate::bus_contract::Inbox for SqsInbox {
+    async fn drain(&mut self, expected: usize) -> Vec<serde_json::Value> {
+        self.bodies(expected).await.iter().map(|b| serde_json::from_str(b).expect("event JSON")).collect()
+    }
+}

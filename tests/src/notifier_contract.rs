@@ -1,0 +1,31 @@
+//! The notifier contract: what is sent arrives with its subject, body and attributes.
+
+use changehub::ports::{Notification, Notifier};
+use std::collections::BTreeMap;
+use std::future::Future;
+
+/// Where notifications end up (an SQS queue subscribed to the topic, a file).
+pub trait NotificationInbox {
+    fn received(&mut self, expected: usize) -> impl Future<Output = Vec<Notification>>;
+}
+
+pub fn sample(kind: &str) -> Notification {
+    Notification {
+        subject: format!("[approved] Upgrade payments DB ({kind})"),
+        body: serde_json::json!({"event": kind, "change": {"id": "c-1", "services": ["payments"]}, "note": "ünïcode ✓"}),
+        attributes: BTreeMap::from([
+            ("kind".to_owned(), kind.to_owned()),
+            ("tenant".to_owned(), "acme".to_owned()),
+            ("services".to_owned(), "payments,ledger".to_owned()),
+        ]),
+    }
+}
+
+pub async fn notifications_arrive_whole<N: Notifier, I: NotificationInbox>(notifier: N, mut inbox: I) {
+    let first = sample("Change Approved");
+    let second = sample("Change Scheduled");
+    notifier.notify(&first).await.expect("notify");
+    notifier.notify(&second).await.expect("notify");
+    let got = inbox.received(2).await;
+    assert_eq!(got, vec![first, second]);
+}

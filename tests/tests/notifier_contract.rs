@@ -1,0 +1,74 @@
+//! The notifier contract against SNS (topic → SQS on the emulator) and the
+//! local JSON-lines file notifier.
+
+use changehub::adapters::local_notifier::FileNotifier;
+use changehub::adapters::sns::SnsNotifier;
+use changehub::ports::Notification;
+use changehub_tests::aws::{self, SqsInbox};
+use changehub_tests::notifier_contract::{self as contract, NotificationInbox};
+use changehub_tests::unique;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// The notifications file, and the directory that holds it (kept alive).
+struct FileInbox(PathBuf, #[allow(dead_code)] tempfile::TempDir);
+
+impl NotificationInbox for FileInbox {
+    async fn received(&mut self, _expected: usize) -> Vec<Notification> {
+        let text = tokio::fs::read_to_string(&self.0).await.expect("notifications file");
+        text.lines()
+            .map(|line| {
+                let v: serde_json::Value = serde_json::from_str(line).expect("one JSON object per line");
+                Notification {
+                    subject: v["subject"].as_str().expect("subject").to_owned(),
+                    body: v["body"].clone(),
+                    attributes: serde_json::from_value(v["attributes"].clone()).expect("attributes"),
+                }
+            })
+            .collect()
+    }
+}
+
+struct SnsInbox(SqsInbox);
+
+impl NotificationInbox for SnsInbox {
+    async fn received(&mut self, expected: usize) -> Vec<Notification> {
+        let mut out = Vec::new();
+        for body in self.0.bodies(expected).await {
+            // The SNS envelope that an SQS subscription receives.
+            let env: serde_json::Value = serde_json::from_str(&body).expect("SNS envelope");
+            let attributes: BTreeMap<String, String> = env["MessageAttributes"]
+                .as_object()
+                .expect("message attributes")
+                .iter()
+                .map(|(k, v)| {
+                    assert_eq!(v["Type"], "String");
+                    (k.clone(), v["Value"].as_str().expect("value").to_owned())
+                })
+                .collect();
+            out.push(Notification {
+                subject: env["Subject"].as_str().expect("subject").to_owned(),
+                body: serde_json::from_str(env["Message"].as_str().expect("message")).expect("message JSON"),
+                attributes,
+            });
+        }
+        out
+    }
+}
+
+#[tokio::test]
+async fn file_notifier_writes_one_json_object_per_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("notifications.jsonl");
+    contract::notifications_arrive_whole(FileNotifier::new(&path), FileInbox(path, dir)).await;
+}
+
+#[tokio::test]
+async fn sns_notifier_delivers_to_a_subscribed_queue_with_attributes() {
+    let config = aws::config().await;
+    let sns = aws_sdk_sns::Client::new(&config);
+    let topic = sns.create_topic().name(unique("notifications")).send().await.expect("topic").topic_arn.expect("arn");
+    let (inbox, queue_arn) = SqsInbox::create("sns-target").await;
+    sns.subscribe().topic_arn(&topic).protocol("sqs").endpoint(queue_arn).send().await.expect("subscribe");
+    contract::notifications_arrive_whole(SnsNotifier::new(sns, topic), SnsInbox(inbox)).await;
+}
