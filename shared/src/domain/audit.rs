@@ -153,3 +153,79 @@ pub fn verify_chain(entries: &[AuditEntry]) -> Result<(), ChainError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::change::ChangeState;
+    use crate::domain::new_change::NewChange;
+    use crate::domain::{ChangeType, TenantId};
+    use chrono::TimeZone;
+
+    fn chain() -> Vec<AuditEntry> {
+        let at = Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).single().unwrap_or_default();
+        let draft = NewChange {
+            title: "x".into(),
+            description: String::new(),
+            change_type: ChangeType::Emergency,
+            services: vec!["payments".into()],
+            environment: "production".into(),
+            planned_start: at,
+            planned_end: at + chrono::Duration::hours(1),
+        }
+        .validate()
+        .expect("valid")
+        .into_draft(ChangeId::new(), TenantId::parse("acme").expect("tenant"), "alice".into(), at);
+        let (mut current, first) = record(None, draft, "alice", AuditAction::Created, None);
+        let mut entries = vec![first];
+        for to in [ChangeState::Submitted, ChangeState::Approved] {
+            let next = current.transition(to, at + chrono::Duration::minutes(5)).expect("legal");
+            let (next, e) = record(Some(&current), next, "bob", AuditAction::Transitioned, Some("ok".into()));
+            entries.push(e);
+            current = next;
+        }
+        entries
+    }
+
+    #[test]
+    fn entries_chain_from_genesis_and_verify() {
+        let entries = chain();
+        assert_eq!(entries[0].prev_hash, GENESIS_HASH);
+        assert_eq!(entries[1].prev_hash, entries[0].hash);
+        assert_eq!(
+            entries[1].changes,
+            vec![FieldChange { field: "state".into(), before: "draft".into(), after: "submitted".into() }]
+        );
+        verify_chain(&entries).expect("valid chain");
+    }
+
+    #[test]
+    fn an_edited_entry_is_named() {
+        let mut entries = chain();
+        entries[1].actor = "mallory".into();
+        assert_eq!(verify_chain(&entries), Err(ChainError::HashMismatch { seq: 2 }));
+    }
+
+    #[test]
+    fn a_rehashed_edit_breaks_the_next_link() {
+        let mut entries = chain();
+        entries[1].actor = "mallory".into();
+        entries[1].hash = entries[1].compute_hash();
+        assert_eq!(verify_chain(&entries), Err(ChainError::BrokenLink { seq: 3, prev: 2 }));
+    }
+
+    #[test]
+    fn a_removed_entry_is_a_gap() {
+        let mut entries = chain();
+        entries.remove(1);
+        assert_eq!(verify_chain(&entries), Err(ChainError::Gap { seq: 3, expected: 2 }));
+    }
+
+    #[test]
+    fn hashes_survive_a_json_round_trip() {
+        for e in chain() {
+            let back: AuditEntry = serde_json::from_str(&serde_json::to_string(&e).expect("json")).expect("parse");
+            assert_eq!(back.compute_hash(), e.hash);
+        }
+    }
+}

@@ -177,3 +177,138 @@ impl Change {
         Ok(next)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::new_change::NewChange;
+    use chrono::TimeZone;
+    use proptest::prelude::*;
+
+    fn t(h: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).single().unwrap_or_default() + Duration::hours(h)
+    }
+
+    fn draft() -> Change {
+        NewChange {
+            title: "Upgrade payments DB".into(),
+            description: String::new(),
+            change_type: ChangeType::Normal,
+            services: vec!["payments".into()],
+            environment: "production".into(),
+            planned_start: t(22),
+            planned_end: t(23),
+        }
+        .validate()
+        .expect("valid")
+        .into_draft(ChangeId::new(), TenantId::parse("acme").expect("tenant"), "alice".into(), t(0))
+    }
+
+    #[test]
+    fn happy_path_reaches_closed() {
+        use ChangeState::*;
+        let mut c = draft();
+        for (i, to) in [Submitted, Approved, Scheduled, Implementing, Completed, Closed].into_iter().enumerate() {
+            c = c.transition(to, t(i as i64 + 1)).expect("legal");
+        }
+        assert_eq!(c.state, Closed);
+        assert_eq!(c.version, 7);
+        assert_eq!(c.updated_at, t(6));
+    }
+
+    #[test]
+    fn illegal_transition_names_from_to_and_allowed() {
+        let err = draft().transition(ChangeState::Implementing, t(1)).expect_err("illegal");
+        assert_eq!(err.from, ChangeState::Draft);
+        assert_eq!(err.to, ChangeState::Implementing);
+        assert_eq!(err.allowed, vec![ChangeState::Submitted, ChangeState::Cancelled]);
+        assert_eq!(
+            err.to_string(),
+            "cannot move a change from draft to implementing; allowed from draft: submitted, cancelled"
+        );
+    }
+
+    #[test]
+    fn terminal_states_say_so() {
+        let mut c = draft().transition(ChangeState::Cancelled, t(1)).expect("legal");
+        c.version = 2;
+        let err = c.transition(ChangeState::Draft, t(2)).expect_err("terminal");
+        assert!(err.to_string().ends_with("allowed from cancelled: none (terminal state)"), "{err}");
+    }
+
+    #[test]
+    fn only_open_states_can_be_cancelled() {
+        for s in ChangeState::ALL {
+            assert_eq!(s.can_move_to(ChangeState::Cancelled), s.is_open(), "{s}");
+        }
+    }
+
+    #[test]
+    fn every_state_is_reachable_from_draft_and_reaches_a_terminal_state() {
+        use std::collections::BTreeSet;
+        let mut seen = BTreeSet::from([ChangeState::Draft]);
+        let mut frontier = vec![ChangeState::Draft];
+        while let Some(s) = frontier.pop() {
+            for &n in s.allowed_next() {
+                if seen.insert(n) {
+                    frontier.push(n);
+                }
+            }
+        }
+        assert_eq!(seen.len(), ChangeState::ALL.len());
+        for s in ChangeState::ALL {
+            let mut cur = s;
+            let mut steps = 0;
+            while !cur.is_terminal() {
+                cur = *cur.allowed_next().last().expect("non-terminal has a successor");
+                steps += 1;
+                assert!(steps < 20, "{s} never terminates");
+            }
+        }
+    }
+
+    #[test]
+    fn states_serialize_as_snake_case_names() {
+        for s in ChangeState::ALL {
+            assert_eq!(serde_json::to_value(s).expect("json"), serde_json::json!(s.as_str()));
+            let back: ChangeState = serde_json::from_value(serde_json::json!(s.as_str())).expect("parse");
+            assert_eq!(back, s);
+        }
+    }
+
+    fn any_state() -> impl Strategy<Value = ChangeState> {
+        proptest::sample::select(ChangeState::ALL.to_vec())
+    }
+
+    proptest! {
+        /// Over any sequence of requested transitions: legal ones apply and bump the
+        /// version by one; illegal ones change nothing and name what was allowed.
+        #[test]
+        fn random_transition_sequences_respect_the_lifecycle(targets in proptest::collection::vec(any_state(), 0..40)) {
+            let mut c = draft();
+            for (i, to) in targets.into_iter().enumerate() {
+                let before = c.clone();
+                match c.transition(to, t(i as i64 + 1)) {
+                    Ok(next) => {
+                        prop_assert!(before.state.allowed_next().contains(&to));
+                        prop_assert_eq!(next.state, to);
+                        prop_assert_eq!(next.version, before.version + 1);
+                        prop_assert_eq!(&next.title, &before.title);
+                        prop_assert_eq!(next.created_at, before.created_at);
+                        c = next;
+                    }
+                    Err(e) => {
+                        prop_assert!(!before.state.can_move_to(to));
+                        prop_assert_eq!(e.from, before.state);
+                        prop_assert_eq!(e.to, to);
+                        prop_assert_eq!(e.allowed, before.state.allowed_next().to_vec());
+                    }
+                }
+                // Once terminal, always terminal.
+                if before.state.is_terminal() {
+                    prop_assert_eq!(c.state, before.state);
+                }
+            }
+        }
+    }
+}

@@ -126,3 +126,52 @@ impl ValidNewChange {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn base() -> NewChange {
+        let start = Utc.with_ymd_and_hms(2026, 12, 1, 22, 0, 0).single().unwrap_or_default();
+        NewChange {
+            title: "  Upgrade payments DB  ".into(),
+            description: String::new(),
+            change_type: ChangeType::Normal,
+            services: vec!["payments".into(), "ledger".into(), "payments".into()],
+            environment: "production".into(),
+            planned_start: start,
+            planned_end: start + chrono::Duration::hours(1),
+        }
+    }
+
+    fn field_of(c: NewChange) -> String {
+        c.validate().expect_err("invalid").field
+    }
+
+    #[test]
+    fn valid_input_is_trimmed_and_services_deduplicated() {
+        let v = base().validate().expect("valid");
+        assert_eq!(v.title, "Upgrade payments DB");
+        assert_eq!(v.services.iter().map(|s| s.as_str()).collect::<Vec<_>>(), ["payments", "ledger"]);
+    }
+
+    #[test]
+    fn each_invalid_field_is_named() {
+        assert_eq!(field_of(NewChange { title: "   ".into(), ..base() }), "title");
+        assert_eq!(field_of(NewChange { title: "x".repeat(201), ..base() }), "title");
+        assert_eq!(field_of(NewChange { description: "x".repeat(20_001), ..base() }), "description");
+        assert_eq!(field_of(NewChange { services: vec![], ..base() }), "services");
+        assert_eq!(field_of(NewChange { services: (0..21).map(|i| format!("s{i}")).collect(), ..base() }), "services");
+        assert_eq!(field_of(NewChange { services: vec!["ok".into(), "Not#Ok".into()], ..base() }), "services[1]");
+        assert_eq!(field_of(NewChange { environment: " ".into(), ..base() }), "environment");
+        let b = base();
+        assert_eq!(field_of(NewChange { planned_end: b.planned_start, ..base() }), "planned_end");
+        assert_eq!(
+            field_of(NewChange { planned_end: b.planned_start + chrono::Duration::days(32), ..base() }),
+            "planned_end"
+        );
+        let ancient = Utc.with_ymd_and_hms(1999, 1, 1, 0, 0, 0).single().unwrap_or_default();
+        assert_eq!(field_of(NewChange { planned_start: ancient, ..base() }), "planned_start");
+    }
+}
