@@ -1,0 +1,39 @@
+//! Calling a router in-process, as the Lambda runtime and the local server do.
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+/// An answer: status, JSON body (`Null` if empty or not JSON), and headers.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub body: Value,
+    pub headers: axum::http::HeaderMap,
+}
+
+/// Sends a request; `body` is sent as `application/json` when given.
+pub async fn call(router: &Router, method: &str, path: &str, body: Option<Value>) -> Answer {
+    let mut req = Request::builder().method(method).uri(path);
+    let body = match body {
+        Some(v) => {
+            req = req.header("content-type", "application/json");
+            Body::from(v.to_string())
+        }
+        None => Body::empty(),
+    };
+    send(router, req.body(body).expect("request")).await
+}
+
+/// Sends a fully built request.
+pub async fn send(router: &Router, req: Request<Body>) -> Answer {
+    let res = router.clone().oneshot(req).await.expect("infallible router");
+    let status = res.status();
+    let headers = res.headers().clone();
+    let bytes = res.into_body().collect().await.expect("body").to_bytes();
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    Answer { status, body, headers }
+}
