@@ -1,0 +1,137 @@
+//! template.yaml and the code agree: the table the tests create from
+//! `TABLE` is the table the stack deploys, and each function is built from a
+//! binary of this workspace with the least privilege its code needs.
+
+use changehub::adapters::dynamodb::TABLE;
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+
+/// template.yaml as JSON; short-form tags become `{"!Tag": value}`.
+fn template() -> Value {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).expect("template.yaml");
+    let yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).expect("template.yaml is YAML");
+    to_json(yaml)
+}
+
+fn to_json(v: serde_yaml_ng::Value) -> Value {
+    use serde_yaml_ng::Value as Y;
+    match v {
+        Y::Null => Value::Null,
+        Y::Bool(b) => Value::Bool(b),
+        Y::Number(n) => serde_json::to_value(n).unwrap_or(Value::Null),
+        Y::String(s) => Value::String(s),
+        Y::Sequence(items) => Value::Array(items.into_iter().map(to_json).collect()),
+        Y::Mapping(m) => Value::Object(
+            m.into_iter().map(|(k, v)| (k.as_str().map(str::to_owned).unwrap_or_default(), to_json(v))).collect(),
+        ),
+        Y::Tagged(t) => json!({ t.tag.to_string(): to_json(t.value) }),
+    }
+}
+
+fn resources_of_type<'a>(t: &'a Value, kind: &str) -> Vec<(&'a String, &'a Value)> {
+    t["Resources"].as_object().expect("Resources").iter().filter(|(_, r)| r["Type"] == kind).collect()
+}
+
+fn key_schema(v: &Value) -> Vec<(String, String)> {
+    v.as_array()
+        .expect("KeySchema")
+        .iter()
+        .map(|k| (k["AttributeName"].as_str().unwrap_or("").to_owned(), k["KeyType"].as_str().unwrap_or("").to_owned()))
+        .collect()
+}
+
+#[test]
+fn the_deployed_table_matches_the_code_table_definition() {
+    let t = template();
+    let tables = resources_of_type(&t, "AWS::DynamoDB::Table");
+    assert_eq!(tables.len(), 1, "one table (single-table design)");
+    let p = &tables[0].1["Properties"];
+
+    let attrs: BTreeSet<(String, String)> = p["AttributeDefinitions"]
+        .as_array()
+        .expect("AttributeDefinitions")
+        .iter()
+        .map(|a| {
+            (a["AttributeName"].as_str().unwrap_or("").to_owned(), a["AttributeType"].as_str().unwrap_or("").to_owned())
+        })
+        .collect();
+    let expected: BTreeSet<(String, String)> =
+        TABLE.attributes.iter().map(|a| (a.to_string(), "S".to_owned())).collect();
+    assert_eq!(attrs, expected, "AttributeDefinitions");
+
+    assert_eq!(
+        key_schema(&p["KeySchema"]),
+        [(TABLE.partition_key.to_owned(), "HASH".to_owned()), (TABLE.sort_key.to_owned(), "RANGE".to_owned())]
+    );
+    let gsis = p["GlobalSecondaryIndexes"].as_array().expect("GlobalSecondaryIndexes");
+    assert_eq!(gsis.len(), TABLE.global_indexes.len());
+    for (gsi, (name, pk, sk)) in gsis.iter().zip(TABLE.global_indexes) {
+        assert_eq!(gsi["IndexName"], *name);
+        assert_eq!(
+            key_schema(&gsi["KeySchema"]),
+            [(pk.to_string(), "HASH".to_owned()), (sk.to_string(), "RANGE".to_owned())]
+        );
+        assert_eq!(gsi["Projection"]["ProjectionType"], "ALL");
+    }
+    assert_eq!(p["BillingMode"], TABLE.billing_mode);
+    assert_eq!(p["TimeToLiveSpecification"], json!({"AttributeName": TABLE.ttl_attribute, "Enabled": true}));
+    assert_eq!(p["StreamSpecification"]["StreamViewType"], TABLE.stream_view);
+    assert_eq!(p["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"], true);
+    assert_eq!(tables[0].1["DeletionPolicy"], "Retain", "the table outlives the stack");
+}
+
+/// Binaries of the workspace's function crates, from their manifests.
+fn workspace_function_binaries() -> BTreeSet<String> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../functions");
+    std::fs::read_dir(dir)
+        .expect("functions/")
+        .filter_map(|e| e.ok())
+        .filter_map(|e| std::fs::read_to_string(e.path().join("Cargo.toml")).ok())
+        .filter_map(|manifest| {
+            manifest.lines().find_map(|l| l.strip_prefix("name = \"").map(|n| n.trim_end_matches('"').to_owned()))
+        })
+        .collect()
+}
+
+#[test]
+fn every_function_is_a_workspace_binary_built_for_lambda() {
+    let t = template();
+    let binaries = workspace_function_binaries();
+    let functions = resources_of_type(&t, "AWS::Serverless::Function");
+    assert!(!functions.is_empty());
+    let globals = &t["Globals"]["Function"];
+    assert_eq!(globals["Runtime"], "provided.al2023");
+    assert_eq!(globals["Architectures"], json!(["arm64"]));
+    for (name, f) in functions {
+        assert_eq!(f["Metadata"]["BuildMethod"], "rust-cargolambda", "{name}");
+        let binary = f["Metadata"]["BuildProperties"]["Binary"].as_str().expect("Binary");
+        assert!(binaries.contains(binary), "{name} builds `{binary}`, not a crate under functions/ ({binaries:?})");
+        assert_eq!(f["Properties"]["Handler"], "bootstrap", "{name}");
+    }
+}
+
+#[test]
+fn the_api_function_gets_exactly_the_table_actions_its_code_uses() {
+    let t = template();
+    let api = &t["Resources"]["ApiFunction"]["Properties"];
+    assert_eq!(api["Environment"]["Variables"]["CHANGEHUB_TABLE"], json!({"!Ref": "ChangeTable"}));
+    let statements: Vec<&Value> = api["Policies"]
+        .as_array()
+        .expect("Policies")
+        .iter()
+        .flat_map(|p| p["Statement"].as_array().into_iter().flatten())
+        .collect();
+    let actions: BTreeSet<&str> = statements
+        .iter()
+        .flat_map(|s| s["Action"].as_array().into_iter().flatten())
+        .filter_map(Value::as_str)
+        .collect();
+    // DynamoStore's ChangeReader + ChangeWriter: get_item, query, batch_get_item,
+    // and transact_write_items of Puts (authorized as PutItem).
+    let expected = BTreeSet::from(["dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"]);
+    assert_eq!(actions, expected);
+    for s in statements {
+        assert_eq!(s["Resource"], json!([{"!GetAtt": "ChangeTable.Arn"}]), "scoped to the table");
+    }
+}
