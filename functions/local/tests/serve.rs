@@ -1,0 +1,189 @@
+//! End to end: the real `changehub` binary, over HTTP, as the README uses it.
+
+use serde_json::{Value, json};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_changehub");
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+struct Served {
+    child: Child,
+    base: String,
+}
+
+impl Served {
+    fn start(dir: &Path) -> Served {
+        let port = free_port();
+        let child = Command::new(BIN)
+            .args(["serve", "--port", &port.to_string()])
+            .arg("--db")
+            .arg(dir.join("hub.db"))
+            .arg("--notifications")
+            .arg(dir.join("notifications.jsonl"))
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start changehub serve");
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "changehub serve did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Served { child, base }
+    }
+
+    /// Ctrl-C, as a person would press it; the hub must exit cleanly.
+    fn interrupt(mut self) {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill").args(["-INT", &pid]).status().expect("kill");
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                assert!(status.success(), "changehub serve exited with {status} on Ctrl-C");
+                return;
+            }
+            assert!(Instant::now() < deadline, "changehub serve did not stop on Ctrl-C");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn sample() -> Value {
+    serde_json::from_str(include_str!("../../../events/api/new-change.json")).expect("events/api/new-change.json")
+}
+
+#[tokio::test]
+async fn serve_answers_keeps_writes_across_ctrl_c_and_notifies() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hub = Served::start(dir.path());
+    let http = reqwest::Client::new();
+
+    let health: Value =
+        http.get(format!("{}/health", hub.base)).send().await.expect("health").json().await.expect("json");
+    assert_eq!(health["status"], "ok");
+
+    let created = http.post(format!("{}/changes", hub.base)).json(&sample()).send().await.expect("create");
+    assert_eq!(created.status(), 201);
+    let change: Value = created.json().await.expect("json");
+    let id = change["id"].as_str().expect("id").to_owned();
+    let moved = http
+        .post(format!("{}/changes/{id}/transitions", hub.base))
+        .json(&json!({"to": "submitted", "version": 1}))
+        .send()
+        .await
+        .expect("transition");
+    assert_eq!(moved.status(), 200);
+    hub.interrupt();
+
+    // Restarted on the same database: everything acknowledged is there.
+    let hub = Served::start(dir.path());
+    let got: Value =
+        http.get(format!("{}/changes/{id}", hub.base)).send().await.expect("get").json().await.expect("json");
+    assert_eq!(got["state"], "submitted");
+    assert_eq!(got["version"], 2);
+    let audit: Value =
+        http.get(format!("{}/changes/{id}/audit", hub.base)).send().await.expect("audit").json().await.expect("json");
+    assert_eq!(audit["entries"].as_array().map(Vec::len), Some(2));
+    hub.interrupt();
+
+    // The local notifier wrote one JSON object per mutation.
+    let lines = std::fs::read_to_string(dir.path().join("notifications.jsonl")).expect("notifications file");
+    let kinds: Vec<String> = lines
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).expect("JSON line")["attributes"]["kind"].as_str().unwrap_or("").to_owned()
+        })
+        .collect();
+    assert_eq!(kinds, ["Change Created", "Change Submitted"]);
+}
+
+#[tokio::test]
+async fn replay_sends_event_files_once_and_reports_refusals() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hub = Served::start(dir.path());
+    let event = dir.path().join("event.json");
+    std::fs::write(
+        &event,
+        json!({
+            "version": "0", "id": "7bf73129-1428-4cd3-a780-95db273d1602", "detail-type": "CloudWatch Alarm State Change",
+            "source": "aws.cloudwatch", "account": "123456789012", "time": "2026-12-01T22:10:00Z", "region": "eu-west-1",
+            "resources": ["arn:aws:cloudwatch:eu-west-1:123456789012:alarm:payments-5xx"],
+            "detail": {"alarmName": "payments-5xx", "state": {"value": "ALARM"}}
+        })
+        .to_string(),
+    )
+    .expect("write event");
+    let replay =
+        |file: &Path| Command::new(BIN).args(["replay", "--url", &hub.base]).arg(file).output().expect("replay");
+
+    let first = replay(&event);
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    assert!(String::from_utf8_lossy(&first.stdout).contains("202"), "{}", String::from_utf8_lossy(&first.stdout));
+    let again = replay(&event);
+    assert!(again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("\"duplicate\":true"),
+        "{}",
+        String::from_utf8_lossy(&again.stdout)
+    );
+
+    let not_an_event = dir.path().join("body.json");
+    std::fs::write(&not_an_event, sample().to_string()).expect("write");
+    let refused = replay(&not_an_event);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("not an EventBridge-shaped event"));
+
+    let missing = replay(&dir.path().join("nope.json"));
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read"));
+    hub.interrupt();
+}
+
+#[test]
+fn help_explains_every_command_and_flag() {
+    let help = |args: &[&str]| {
+        let out = Command::new(BIN).args(args).output().expect("help");
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let top = help(&["--help"]);
+    for cmd in ["serve", "replay", "bench"] {
+        assert!(top.contains(cmd), "--help lists {cmd}:\n{top}");
+    }
+    let serve = help(&["serve", "--help"]);
+    for flag in ["--port", "--db", "--notifications", "[default: 8080]", "[default: ./changehub.db]"] {
+        assert!(serve.contains(flag), "serve --help mentions {flag}:\n{serve}");
+    }
+    assert!(help(&["replay", "--help"]).contains("--url"));
+}
+
+#[test]
+fn serve_refuses_a_port_in_use_with_a_clear_error() {
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port().to_string();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(BIN)
+        .args(["serve", "--port", &port])
+        .arg("--db")
+        .arg(dir.path().join("hub.db"))
+        .output()
+        .expect("serve");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("cannot listen on 127.0.0.1:{port}")));
+}
