@@ -103,6 +103,7 @@ fn every_function_is_a_workspace_binary_built_for_lambda() {
     let globals = &t["Globals"]["Function"];
     assert_eq!(globals["Runtime"], "provided.al2023");
     assert_eq!(globals["Architectures"], json!(["arm64"]));
+    assert_eq!(globals["Environment"]["Variables"]["SSL_CERT_FILE"], "/etc/pki/tls/certs/ca-bundle.crt", "cold start");
     for (name, f) in functions {
         assert_eq!(f["Metadata"]["BuildMethod"], "rust-cargolambda", "{name}");
         let binary = f["Metadata"]["BuildProperties"]["Binary"].as_str().expect("Binary");

@@ -50,20 +50,26 @@ fn body(i: usize) -> serde_json::Value {
     })
 }
 
-fn line(name: &str, count: usize, secs: f64, h: Option<&Histogram<u64>>) {
-    let rate = count as f64 / secs;
-    match h {
-        Some(h) => println!(
-            "{name:<28} {count:>7} ops  {rate:>10.0} ops/s  p50 {:>7.3} ms  p99 {:>7.3} ms",
-            h.value_at_quantile(0.50) as f64 / 1000.0,
-            h.value_at_quantile(0.99) as f64 / 1000.0
-        ),
-        None => println!("{name:<28} {count:>7} ops  {rate:>10.0} ops/s"),
-    }
+/// One result line: the rate when `secs` is the time these ops alone took,
+/// the latency quantiles when each op was timed.
+fn line(name: &str, count: usize, secs: Option<f64>, h: Option<&Histogram<u64>>) {
+    let rate = secs.map(|s| format!("{:>10.0} ops/s", count as f64 / s)).unwrap_or_else(|| format!("{:>16}", ""));
+    let latency = h
+        .map(|h| {
+            format!(
+                "  p50 {:>7.3} ms  p99 {:>7.3} ms",
+                h.value_at_quantile(0.50) as f64 / 1000.0,
+                h.value_at_quantile(0.99) as f64 / 1000.0
+            )
+        })
+        .unwrap_or_default();
+    println!("{name:<30} {count:>7} ops  {rate}{latency}");
 }
 
 pub async fn run(requests: usize, concurrency: usize, store_ops: usize) -> BoxResult<()> {
-    let dir = tempfile::tempdir()?;
+    // Beside the working directory, not in /tmp: /tmp is often a RAM disk,
+    // where a durable commit's fsync costs nothing and the figures would flatter.
+    let dir = tempfile::tempdir_in(".")?;
     println!(
         "changehub bench: embedded store in {}; {} cores",
         dir.path().display(),
@@ -125,10 +131,27 @@ async fn api(dir: &std::path::Path, requests: usize, concurrency: usize) -> BoxR
     let _ = stop.send(());
     server.await??;
     println!("\nAPI over HTTP (loopback, {concurrency} clients, embedded store, durable commits):");
-    line("create+get pairs", requests, secs, None);
-    line("requests (create or get)", requests * 2, secs, None);
-    line("POST /changes", requests, secs, Some(&create_h));
-    line("GET /changes/{id}", requests, secs, Some(&get_h));
+    line("create+get pairs", requests, Some(secs), None);
+    line("requests (create or get)", requests * 2, Some(secs), None);
+    line("  POST /changes", requests, None, Some(&create_h));
+    line("  GET /changes/{id}", requests, None, Some(&get_h));
+    Ok(())
+}
+
+/// Runs `op` for 0..n, one at a time, and prints its rate and latency.
+async fn measure<T, F, Fut>(name: &str, n: usize, mut op: F) -> BoxResult<()>
+where
+    F: FnMut(usize) -> Fut,
+    Fut: Future<Output = Result<T, changehub::app::ChangeError>>,
+{
+    let mut h = histogram();
+    let t = Instant::now();
+    for i in 0..n {
+        let s = Instant::now();
+        op(i).await?;
+        let _ = h.record(s.elapsed().as_micros() as u64);
+    }
+    line(name, n, Some(t.elapsed().as_secs_f64()), Some(&h));
     Ok(())
 }
 
@@ -138,50 +161,32 @@ async fn store(dir: &std::path::Path, n: usize) -> BoxResult<()> {
     let caller = Caller { tenant: TenantId::parse("bench")?, user: "bench".into() };
     println!("\nEmbedded store through the use cases (one task, {n} ops each):");
 
-    let mut ids = Vec::with_capacity(n);
-    let mut h = histogram();
-    let t = Instant::now();
-    for i in 0..n {
-        let s = Instant::now();
-        ids.push(changes.create(&caller, sample_change(i)).await?.id);
-        let _ = h.record(s.elapsed().as_micros() as u64);
-    }
-    line("create (record+index+audit)", n, t.elapsed().as_secs_f64(), Some(&h));
-
-    let mut h = histogram();
-    let t = Instant::now();
-    for id in &ids {
-        let s = Instant::now();
-        changes.get(&caller, id).await?;
-        let _ = h.record(s.elapsed().as_micros() as u64);
-    }
-    line("get", n, t.elapsed().as_secs_f64(), Some(&h));
-
-    let mut h = histogram();
-    let t = Instant::now();
-    for id in &ids {
-        let s = Instant::now();
-        changes
-            .transition(&caller, id, TransitionRequest { to: ChangeState::Submitted, version: 1, reason: None })
-            .await?;
-        let _ = h.record(s.elapsed().as_micros() as u64);
-    }
-    line("transition (read+cond. write)", n, t.elapsed().as_secs_f64(), Some(&h));
-
-    let mut h = histogram();
-    let t = Instant::now();
-    for i in 0..n {
-        let s = Instant::now();
+    let (changes, caller) = (&changes, &caller);
+    let ids = std::cell::RefCell::new(Vec::with_capacity(n));
+    let created = &ids;
+    measure("create (record+index+audit)", n, move |i| async move {
+        let id = changes.create(caller, sample_change(i)).await?.id;
+        created.borrow_mut().push(id);
+        Ok(())
+    })
+    .await?;
+    let ids = ids.into_inner();
+    measure("get", n, |i| changes.get(caller, &ids[i])).await?;
+    measure("transition (read+cond. write)", n, |i| {
+        changes.transition(caller, &ids[i], TransitionRequest { to: ChangeState::Submitted, version: 1, reason: None })
+    })
+    .await?;
+    measure("list service window (24h)", n, |i| {
+        let from = Utc::now() + Duration::hours((i % 400) as i64);
         let req = ListRequest {
             service: Some(format!("svc-{}", i % 20)),
-            from: Some(Utc::now() + Duration::hours((i % 400) as i64)),
-            to: Some(Utc::now() + Duration::hours((i % 400) as i64 + 24)),
+            from: Some(from),
+            to: Some(from + Duration::hours(24)),
             limit: Some(50),
             cursor: None,
         };
-        changes.list(&caller, req).await?;
-        let _ = h.record(s.elapsed().as_micros() as u64);
-    }
-    line("list service window (24h)", n, t.elapsed().as_secs_f64(), Some(&h));
+        changes.list(caller, req)
+    })
+    .await?;
     Ok(())
 }

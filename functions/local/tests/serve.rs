@@ -155,6 +155,26 @@ async fn replay_sends_event_files_once_and_reports_refusals() {
     hub.interrupt();
 }
 
+/// Every AWS-native sample in events/aws replays into the local hub's bus.
+#[tokio::test]
+async fn every_aws_sample_event_replays_into_the_hub() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hub = Served::start(dir.path());
+    let samples = concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/aws");
+    let mut files: Vec<_> = std::fs::read_dir(samples)
+        .expect("events/aws")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 6, "events/aws holds the AWS samples: {files:?}");
+    let out = Command::new(BIN).args(["replay", "--url", &hub.base]).args(&files).output().expect("replay");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout.lines().filter(|l| l.contains(": 202 ")).count(), files.len(), "{stdout}");
+    hub.interrupt();
+}
+
 #[test]
 fn help_explains_every_command_and_flag() {
     let help = |args: &[&str]| {

@@ -247,10 +247,10 @@ impl Dedupe for EmbeddedStore {
             let txn = db.begin_write().map_err(backend)?;
             {
                 let mut table = txn.open_table(ITEMS).map_err(backend)?;
-                if let Some(existing) = get_item::<ClaimItem>(&table, &pk, keys::IDEM_SK)? {
-                    if existing.expires_at > now {
-                        return Ok(Claim::Duplicate);
-                    }
+                if let Some(existing) = get_item::<ClaimItem>(&table, &pk, keys::IDEM_SK)?
+                    && existing.expires_at > now
+                {
+                    return Ok(Claim::Duplicate);
                 }
                 table
                     .insert((pk.as_str(), keys::IDEM_SK), encode(&ClaimItem { expires_at })?.as_slice())

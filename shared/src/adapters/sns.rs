@@ -36,21 +36,6 @@ pub fn sns_subject(subject: &str) -> String {
     if clean.len() <= MAX_SUBJECT_CHARS { clean } else { format!("{}...", &clean[..MAX_SUBJECT_CHARS - 3]) }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn subjects_are_made_acceptable_to_sns() {
-        assert_eq!(sns_subject("  [approved] Upgrade\nDB"), "[approved] Upgrade DB");
-        assert_eq!(sns_subject("Déploiement\tprod"), "D?ploiement prod");
-        assert_eq!(sns_subject(""), "changehub notification");
-        let long = sns_subject(&"x".repeat(300));
-        assert_eq!(long.len(), MAX_SUBJECT_CHARS);
-        assert!(long.ends_with("..."));
-    }
-}
-
 impl Notifier for SnsNotifier {
     async fn notify(&self, n: &Notification) -> Result<(), NotifyError> {
         let message = serde_json::to_string(&n.body).map_err(|e| NotifyError::Backend(e.into()))?;
@@ -66,5 +51,20 @@ impl Notifier for SnsNotifier {
         }
         req.send().await.map_err(|e| NotifyError::Backend(e.into()))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_are_made_acceptable_to_sns() {
+        assert_eq!(sns_subject("  [approved] Upgrade\nDB"), "[approved] Upgrade DB");
+        assert_eq!(sns_subject("Déploiement\tprod"), "D?ploiement prod");
+        assert_eq!(sns_subject(""), "changehub notification");
+        let long = sns_subject(&"x".repeat(300));
+        assert_eq!(long.len(), MAX_SUBJECT_CHARS);
+        assert!(long.ends_with("..."));
     }
 }

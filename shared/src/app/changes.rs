@@ -112,10 +112,10 @@ where
         if !(1..=MAX_PAGE).contains(&limit) {
             return Err(FieldError::new("limit", format!("limit must be between 1 and {MAX_PAGE}")).into());
         }
-        if let Some(c) = &req.cursor {
-            if !crate::adapters::keys::cursor_is_valid(c) {
-                return Err(FieldError::new("cursor", "cursor is not one this API returned").into());
-            }
+        if let Some(c) = &req.cursor
+            && !crate::adapters::keys::cursor_is_valid(c)
+        {
+            return Err(FieldError::new("cursor", "cursor is not one this API returned").into());
         }
         let query = ServiceWindowQuery { tenant: caller.tenant.clone(), service, from, to, limit, after: req.cursor };
         Ok(self.store.changes_for_service(&query).await?)
@@ -128,12 +128,10 @@ where
         id: &ChangeId,
         req: TransitionRequest,
     ) -> Result<Change, ChangeError> {
-        if let Some(r) = &req.reason {
-            if r.chars().count() > MAX_REASON_CHARS {
-                return Err(
-                    FieldError::new("reason", format!("reason must be at most {MAX_REASON_CHARS} characters")).into()
-                );
-            }
+        if req.reason.as_ref().is_some_and(|r| r.chars().count() > MAX_REASON_CHARS) {
+            return Err(
+                FieldError::new("reason", format!("reason must be at most {MAX_REASON_CHARS} characters")).into()
+            );
         }
         let current = self.get(caller, id).await?;
         if current.version != req.version {

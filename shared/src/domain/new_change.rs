@@ -72,7 +72,7 @@ impl NewChange {
             }
         }
         let environment = self.environment.trim().to_owned();
-        if environment.is_empty() || environment.len() > 64 {
+        if environment.is_empty() || environment.chars().count() > 64 {
             return Err(FieldError::new("environment", "environment must be 1 to 64 characters"));
         }
         for (field, t) in [("planned_start", self.planned_start), ("planned_end", self.planned_end)] {

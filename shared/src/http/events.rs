@@ -57,7 +57,7 @@ where
     C: Clock,
 {
     for (field, value) in [("id", &env.id), ("source", &env.source), ("detail-type", &env.detail_type)] {
-        if value.trim().is_empty() || value.len() > 256 {
+        if value.trim().is_empty() || value.chars().count() > 256 {
             return Err(ApiError::invalid(field, format!("{field} must be 1 to 256 characters")));
         }
     }

@@ -6,7 +6,44 @@ use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 use crate::app::Caller;
-use crate::domain::TenantId;
+use crate::domain::{ChangeId, TenantId};
+
+/// The `{id}` of a change route, parsed; any failure is a 400 naming `id`.
+pub struct ChangeIdPath(pub ChangeId);
+
+impl<S: Send + Sync> FromRequestParts<S> for ChangeIdPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let axum::extract::Path(raw) = axum::extract::Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::invalid("id", "change id must be a UUID"))?;
+        ChangeId::parse(&raw).map(ChangeIdPath).map_err(ApiError::from)
+    }
+}
+
+/// Query parameters, each at most once: a repeated one is refused rather
+/// than silently resolved.
+pub struct QueryParams(pub std::collections::HashMap<String, String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let axum::extract::Query(pairs) =
+            axum::extract::Query::<Vec<(String, String)>>::from_request_parts(parts, state)
+                .await
+                .map_err(|e| ApiError::invalid("query", format!("the query string cannot be read: {e}")))?;
+        let mut params = std::collections::HashMap::with_capacity(pairs.len());
+        for (k, v) in pairs {
+            if params.contains_key(&k) {
+                return Err(ApiError::invalid(k, "query parameter given more than once"));
+            }
+            params.insert(k, v);
+        }
+        Ok(QueryParams(params))
+    }
+}
 
 /// Largest request body the API reads.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -39,8 +76,21 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
-/// Decodes JSON, naming the offending field in the error.
+/// Decodes a JSON object, naming the offending field in the error. Anything
+/// but an object is refused (serde would otherwise read a struct from an
+/// array of its fields in order).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b != b'{') {
+        return match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+            Ok(_) => Err(ApiError::invalid("body", "the body must be a JSON object")),
+            Err(e) => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "malformed_json",
+                format!("the body is not valid JSON: {e}"),
+            )),
+        };
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();

@@ -6,7 +6,7 @@ pub mod error;
 pub mod events;
 pub mod extract;
 
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -22,6 +22,7 @@ use crate::app::{Caller, Changes, ListRequest, TransitionRequest};
 use crate::domain::{ChangeId, NewChange};
 use crate::ports::{ChangeReader, ChangeWriter, Clock};
 pub use error::ApiError;
+use extract::{ChangeIdPath, QueryParams};
 pub use extract::{JsonBody, MAX_BODY_BYTES};
 
 /// Every route the router serves: the OpenAPI agreement test checks this list
@@ -116,10 +117,6 @@ struct AuditResponse<'a> {
 
 type AppState<S, C> = State<Arc<Changes<S, C>>>;
 
-fn parse_id(raw: &str) -> Result<ChangeId, ApiError> {
-    ChangeId::parse(raw).map_err(ApiError::from)
-}
-
 async fn create<S, C>(
     State(app): AppState<S, C>,
     caller: Caller,
@@ -141,13 +138,13 @@ where
 async fn get_change<S, C>(
     State(app): AppState<S, C>,
     caller: Caller,
-    Path(id): Path<String>,
+    ChangeIdPath(id): ChangeIdPath,
 ) -> Result<Response, ApiError>
 where
     S: ChangeReader + ChangeWriter,
     C: Clock,
 {
-    let change = app.get(&caller, &parse_id(&id)?).await?;
+    let change = app.get(&caller, &id).await?;
     Ok(Json(change).into_response())
 }
 
@@ -168,7 +165,7 @@ fn parse_time(params: &HashMap<String, String>, name: &str) -> Result<Option<Dat
 async fn list<S, C>(
     State(app): AppState<S, C>,
     caller: Caller,
-    Query(params): Query<HashMap<String, String>>,
+    QueryParams(params): QueryParams,
 ) -> Result<Response, ApiError>
 where
     S: ChangeReader + ChangeWriter,
@@ -202,23 +199,26 @@ where
 async fn transition<S, C>(
     State(app): AppState<S, C>,
     caller: Caller,
-    Path(id): Path<String>,
+    ChangeIdPath(id): ChangeIdPath,
     JsonBody(req): JsonBody<TransitionRequest>,
 ) -> Result<Response, ApiError>
 where
     S: ChangeReader + ChangeWriter,
     C: Clock,
 {
-    let change = app.transition(&caller, &parse_id(&id)?, req).await?;
+    let change = app.transition(&caller, &id, req).await?;
     Ok(Json(change).into_response())
 }
 
-async fn audit<S, C>(State(app): AppState<S, C>, caller: Caller, Path(id): Path<String>) -> Result<Response, ApiError>
+async fn audit<S, C>(
+    State(app): AppState<S, C>,
+    caller: Caller,
+    ChangeIdPath(id): ChangeIdPath,
+) -> Result<Response, ApiError>
 where
     S: ChangeReader + ChangeWriter,
     C: Clock,
 {
-    let id = parse_id(&id)?;
     let entries = app.audit(&caller, &id).await?;
     Ok(Json(AuditResponse { change_id: id, entries: &entries }).into_response())
 }
