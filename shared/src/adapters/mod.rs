@@ -7,9 +7,9 @@ pub mod local_notifier;
 #[cfg(feature = "embedded")]
 pub mod embedded;
 
-#[cfg(feature = "aws")]
+#[cfg(feature = "dynamodb")]
 pub mod dynamodb;
-#[cfg(feature = "aws")]
+#[cfg(feature = "eventbridge")]
 pub mod eventbridge;
-#[cfg(feature = "aws")]
+#[cfg(feature = "sns")]
 pub mod sns;
