@@ -12,6 +12,7 @@ pub mod config;
 pub mod domain;
 #[cfg(feature = "http")]
 pub mod http;
+pub mod ingest;
 #[cfg(all(feature = "embedded", feature = "http"))]
 pub mod local;
 pub mod ports;

@@ -1,0 +1,1 @@
+//! incidentio: written next.

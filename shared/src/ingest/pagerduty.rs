@@ -1,0 +1,1 @@
+//! pagerduty: written next.
