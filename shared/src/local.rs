@@ -9,17 +9,21 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinHandle;
 
 use crate::adapters::embedded::EmbeddedStore;
+use crate::adapters::env_secrets::StaticSecrets;
 use crate::adapters::local_bus::LocalBus;
 use crate::adapters::local_notifier::FileNotifier;
 use crate::app::Changes;
+use crate::app::ingest::Ingest;
 use crate::app::publish::publish_mutation;
-use crate::http::{self, events::EventsState};
-use crate::ports::{StoreError, SystemClock};
+use crate::http::{self, webhooks};
+use crate::ports::{SecretsError, StoreError, SystemClock};
 
 #[derive(Debug, Clone)]
 pub struct HubConfig {
     pub db: PathBuf,
     pub notifications: PathBuf,
+    /// Webhook secrets (see `adapters::env_secrets`).
+    pub secrets: StaticSecrets,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +36,8 @@ pub enum HubError {
     },
     #[error("server failed")]
     Io(#[from] std::io::Error),
+    #[error("webhook secrets")]
+    Secrets(#[from] SecretsError),
 }
 
 /// The assembled hub, ready to serve.
@@ -50,8 +56,18 @@ impl Hub {
         let notifier = FileNotifier::new(&config.notifications);
         let publisher = tokio::spawn(run_publisher(store.stream(), bus.clone(), notifier));
         let changes = Arc::new(Changes::new(store.clone(), SystemClock));
-        let events = Arc::new(EventsState { dedupe: store.clone(), bus: bus.clone(), clock: SystemClock });
-        let router = http::finish(http::change_routes(changes).merge(http::events::router(events)));
+        let ingest = Arc::new(Ingest {
+            dedupe: store.clone(),
+            bus: bus.clone(),
+            catalog: store.clone(),
+            secrets: config.secrets.clone(),
+            clock: SystemClock,
+        });
+        let router = http::finish(
+            http::change_routes(changes)
+                .merge(webhooks::webhook_routes(ingest.clone()))
+                .merge(webhooks::local_routes(ingest)),
+        );
         Ok(Self { store, bus, router, publisher })
     }
 

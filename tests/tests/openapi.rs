@@ -15,7 +15,7 @@
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
-use changehub::http::{MAX_BODY_BYTES, ROUTES, events::LOCAL_ROUTES};
+use changehub::http::{MAX_BODY_BYTES, ROUTES, webhooks::LOCAL_ROUTES};
 use changehub::local::{Hub, HubConfig};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -269,8 +269,12 @@ impl Req {
 impl Api {
     async fn start() -> Api {
         let dir = tempfile::tempdir().expect("tempdir");
-        let hub = Hub::open(&HubConfig { db: dir.path().join("hub.db"), notifications: dir.path().join("n.jsonl") })
-            .expect("open the local hub");
+        let hub = Hub::open(&HubConfig {
+            db: dir.path().join("hub.db"),
+            notifications: dir.path().join("n.jsonl"),
+            secrets: Default::default(),
+        })
+        .expect("open the local hub");
         let router = hub.router();
         Api { _hub: hub, _dir: dir, router, doc: Doc::load(), seen: Mutex::new(BTreeMap::new()) }
     }

@@ -136,3 +136,100 @@ fn the_api_function_gets_exactly_the_table_actions_its_code_uses() {
         assert_eq!(s["Resource"], json!([{"!GetAtt": "ChangeTable.Arn"}]), "scoped to the table");
     }
 }
+
+fn function<'a>(t: &'a Value, name: &str) -> &'a Value {
+    let f = &t["Resources"][name];
+    assert!(f.is_object(), "template.yaml has no {name}");
+    f
+}
+
+fn actions_of(f: &Value) -> BTreeSet<String> {
+    f["Properties"]["Policies"]
+        .as_array()
+        .expect("Policies")
+        .iter()
+        .flat_map(|p| p["Statement"].as_array().into_iter().flatten())
+        .flat_map(|s| s["Action"].as_array().into_iter().flatten())
+        .filter_map(|a| a.as_str().map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn the_ingest_function_serves_the_webhook_routes_with_least_privilege() {
+    let t = template();
+    let f = function(&t, "IngestFunction");
+    let routes: BTreeSet<(String, String)> = f["Properties"]["Events"]
+        .as_object()
+        .expect("Events")
+        .values()
+        .filter(|e| e["Type"] == "HttpApi")
+        .map(|e| {
+            (
+                e["Properties"]["Method"].as_str().unwrap_or("").to_owned(),
+                e["Properties"]["Path"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    let expected: BTreeSet<(String, String)> =
+        changehub::http::webhooks::WEBHOOK_ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+    assert_eq!(routes, expected);
+    // Dedupe (PutItem, DeleteItem on release), catalog lookups (GetItem), PutEvents, the secret.
+    let expected: BTreeSet<String> = [
+        "dynamodb:DeleteItem",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "events:PutEvents",
+        "secretsmanager:GetSecretValue",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
+    assert_eq!(actions_of(f), expected);
+    let vars = &f["Properties"]["Environment"]["Variables"];
+    for var in ["CHANGEHUB_TABLE", "CHANGEHUB_EVENT_BUS", "CHANGEHUB_SECRETS_ID"] {
+        assert!(vars[var].is_object(), "IngestFunction sets {var}");
+    }
+}
+
+/// The EventBridge rules that feed the aws-events function, and the AWS samples.
+#[test]
+fn every_aws_rule_matches_its_samples_and_every_used_sample_has_a_rule() {
+    let t = template();
+    let f = function(&t, "AwsEventsFunction");
+    let rules: Vec<(String, changehub::domain::EventPattern)> = f["Properties"]["Events"]
+        .as_object()
+        .expect("Events")
+        .iter()
+        .filter(|(_, e)| e["Type"] == "EventBridgeRule")
+        .map(|(name, e)| {
+            let pattern = changehub::domain::EventPattern::parse(e["Properties"]["Pattern"].clone())
+                .unwrap_or_else(|err| panic!("rule {name}: {err}"));
+            assert!(e["Properties"]["DeadLetterConfig"].is_object(), "rule {name} has a dead-letter queue");
+            assert!(e["Properties"]["RetryPolicy"].is_object(), "rule {name} has a retry policy");
+            (name.clone(), pattern)
+        })
+        .collect();
+    assert!(!rules.is_empty());
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../events/aws");
+    let mut matched_by_rule = BTreeSet::new();
+    for entry in std::fs::read_dir(dir).expect("events/aws").filter_map(|e| e.ok()) {
+        let path = entry.path();
+        let bytes = std::fs::read(&path).expect("sample");
+        let event: Value = serde_json::from_slice(&bytes).expect("json");
+        let used = matches!(changehub::ingest::aws::normalize(&bytes), Ok(changehub::ingest::Normalized::Events(_)));
+        let matching: Vec<&String> = rules.iter().filter(|(_, p)| p.matches(&event)).map(|(n, _)| n).collect();
+        if used {
+            assert!(!matching.is_empty(), "{} is normalized by the hub but no rule delivers it", path.display());
+        }
+        matched_by_rule.extend(matching.into_iter().cloned());
+    }
+    for (name, _) in &rules {
+        assert!(matched_by_rule.contains(name), "rule {name} matches none of the samples in events/aws");
+    }
+    let expected: BTreeSet<String> =
+        ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "events:PutEvents"]
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+    assert_eq!(actions_of(f), expected);
+}

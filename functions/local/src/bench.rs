@@ -77,11 +77,17 @@ pub async fn run(requests: usize, concurrency: usize, store_ops: usize) -> BoxRe
     );
     api(dir.path(), requests, concurrency.max(1)).await?;
     store(dir.path(), store_ops).await?;
+    ingest(dir.path(), requests, concurrency.max(1)).await?;
+    ingest_cpu(store_ops.max(1))?;
     Ok(())
 }
 
 async fn api(dir: &std::path::Path, requests: usize, concurrency: usize) -> BoxResult<()> {
-    let hub = Hub::open(&HubConfig { db: dir.join("api.db"), notifications: dir.join("notifications.jsonl") })?;
+    let hub = Hub::open(&HubConfig {
+        db: dir.join("api.db"),
+        notifications: dir.join("notifications.jsonl"),
+        secrets: Default::default(),
+    })?;
     let listener = local::bind("127.0.0.1:0".parse()?).await?;
     let base = format!("http://{}", listener.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -188,5 +194,105 @@ async fn store(dir: &std::path::Path, n: usize) -> BoxResult<()> {
         changes.list(caller, req)
     })
     .await?;
+    Ok(())
+}
+
+/// The signed GitHub `deployment_status` sample (about 10 KB).
+const DEPLOYMENT_STATUS: &[u8] = include_bytes!("../../../events/github/deployment_status.success.json");
+const BENCH_SECRET: &str = "bench-secret";
+
+fn signed_headers(delivery: &str) -> http::HeaderMap {
+    use changehub::ingest::{Origin, sign};
+    let mut h = sign::delivery_headers(Origin::Github, "deployment_status", delivery);
+    h.extend(sign::auth_headers(Origin::Github, BENCH_SECRET, delivery, DEPLOYMENT_STATUS, Utc::now()));
+    h
+}
+
+/// Signed webhooks over HTTP: verify, normalize, dedupe (a durable write) and publish.
+async fn ingest(dir: &std::path::Path, requests: usize, concurrency: usize) -> BoxResult<()> {
+    use changehub::adapters::env_secrets::{SecretsDocument, StaticSecrets};
+    let mut doc = SecretsDocument::new();
+    doc.entry("default".into()).or_default().insert("github".into(), vec![BENCH_SECRET.into()]);
+    let hub = Hub::open(&HubConfig {
+        db: dir.join("ingest.db"),
+        notifications: dir.join("ingest-notifications.jsonl"),
+        secrets: StaticSecrets::new(doc),
+    })?;
+    let listener = local::bind("127.0.0.1:0".parse()?).await?;
+    let url = format!("http://{}/webhooks/github", listener.local_addr()?);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(hub.serve(listener, async {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build()?;
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let (client, url, next) = (client.clone(), url.clone(), next.clone());
+        workers.push(tokio::spawn(async move {
+            let mut h = histogram();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= requests {
+                    break;
+                }
+                let headers = signed_headers(&format!("bench-delivery-{i}"));
+                let t = Instant::now();
+                let mut req = client.post(&url).body(DEPLOYMENT_STATUS);
+                for (k, v) in &headers {
+                    req = req.header(k.as_str(), v.as_bytes());
+                }
+                let res = req.send().await?;
+                if res.status() != 202 {
+                    return Err(BenchError::Status { what: "POST /webhooks/github", status: res.status() });
+                }
+                res.bytes().await?;
+                let _ = h.record(t.elapsed().as_micros() as u64);
+            }
+            Ok::<_, BenchError>(h)
+        }));
+    }
+    let mut h = histogram();
+    for w in workers {
+        h.add(w.await??)?;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let _ = stop.send(());
+    server.await??;
+    println!(
+        "\nWebhook ingest over HTTP (signed GitHub deployment_status, {} bytes, {concurrency} clients):",
+        DEPLOYMENT_STATUS.len()
+    );
+    line("POST /webhooks/github", requests, Some(secs), Some(&h));
+    Ok(())
+}
+
+/// CPU per event of what ingest does before any I/O: verify the signature,
+/// parse and normalize. One thread, so wall time here is CPU time.
+fn ingest_cpu(n: usize) -> BoxResult<()> {
+    use changehub::ingest::{self, Origin, auth};
+    let secrets = vec![BENCH_SECRET.to_owned()];
+    let headers = signed_headers("bench-cpu");
+    let now = Utc::now();
+    let mut h = histogram();
+    let started = Instant::now();
+    for _ in 0..n {
+        let t = Instant::now();
+        auth::verify(Origin::Github, &secrets, &headers, DEPLOYMENT_STATUS, now)?;
+        let normalized = ingest::normalize(Origin::Github, &headers, DEPLOYMENT_STATUS)?;
+        std::hint::black_box(normalized);
+        let _ = h.record(t.elapsed().as_nanos() as u64);
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!("\nIngest CPU per event (verify + parse + normalize, one thread, {n} events):");
+    println!(
+        "{:<30} {n:>7} ops  {:>10.0} ops/s  mean {:>6.1} µs  p50 {:>6.1} µs  p99 {:>6.1} µs",
+        "github deployment_status",
+        n as f64 / secs,
+        secs * 1e6 / n as f64,
+        h.value_at_quantile(0.5) as f64 / 1000.0,
+        h.value_at_quantile(0.99) as f64 / 1000.0
+    );
     Ok(())
 }

@@ -8,6 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use changehub::adapters::env_secrets::StaticSecrets;
 use changehub::local::{self, Hub, HubConfig};
 
 /// changehub: change management glue for GitHub/GitLab, PagerDuty, Alertmanager and AWS.
@@ -23,9 +24,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the hub locally: the HTTP API, the event bus and the notifier, on an embedded database.
+    /// Run the hub locally: the HTTP API, webhook ingest, the event bus and the notifier, on an embedded database.
     ///
     /// Writes are durable when answered; Ctrl-C finishes in-flight requests before exiting.
+    /// Webhook secrets come from CHANGEHUB_GITHUB_SECRET, CHANGEHUB_GITLAB_TOKEN,
+    /// CHANGEHUB_GITLAB_SIGNING_SECRET, CHANGEHUB_PAGERDUTY_SECRET, CHANGEHUB_INCIDENTIO_SECRET and
+    /// CHANGEHUB_ALERTMANAGER_TOKEN (each also as <NAME>_PREVIOUS while rotating), or from the JSON
+    /// file CHANGEHUB_SECRETS_FILE ({"tenant": {"source": ["secret"]}}). A source without a secret
+    /// refuses its webhooks.
     Serve {
         /// TCP port to listen on.
         #[arg(long, default_value_t = 8080, env = "CHANGEHUB_PORT")]
@@ -40,19 +46,32 @@ enum Command {
         #[arg(long, default_value = "./notifications.jsonl", env = "CHANGEHUB_NOTIFICATIONS")]
         notifications: PathBuf,
     },
-    /// Send event files to a running hub, in the order given.
+    /// Send event files to a running hub, in the order given, as their senders would.
     ///
-    /// Each file holds one EventBridge-shaped event (with "source", "detail-type", "detail"),
-    /// as in events/, and is POSTed to the hub's /events. Exits non-zero if any is refused.
+    /// EventBridge-shaped events (with "source", "detail-type", "detail") go to /events.
+    /// Webhook bodies under events/<source>/ go to /webhooks/<source>, signed with that
+    /// source's secret from the environment (the same variables `serve` reads); the event
+    /// type comes from the file name (deployment_status.success.json → deployment_status).
+    /// Delivery ids derive from the file's bytes, so a second replay is a duplicate.
+    /// Exits non-zero if any file is refused.
     Replay {
         /// The hub's base URL.
         #[arg(long, default_value = "http://127.0.0.1:8080", env = "CHANGEHUB_URL")]
         url: String,
+        /// The tenant to send as.
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        /// The webhook source of files outside events/<source>/ (github, gitlab, pagerduty, alertmanager, incidentio).
+        #[arg(long)]
+        source: Option<String>,
+        /// Send every file as a new delivery (fresh ids) instead of ids derived from the bytes.
+        #[arg(long)]
+        fresh_ids: bool,
         /// Event files (JSON).
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// Measure the local hub: API create+get throughput and latency, and raw store operations.
+    /// Measure the local hub: API create+get, raw store operations, signed webhook ingest and its CPU cost per event.
     Bench {
         /// Create+get pairs to send through the API.
         #[arg(long, default_value_t = 2000)]
@@ -78,9 +97,19 @@ async fn main() -> ExitCode {
     let result: Result<(), Box<dyn std::error::Error>> = match cli.command {
         Command::Serve { port, bind, db, notifications } => {
             init_tracing();
-            serve(SocketAddr::new(bind, port), HubConfig { db, notifications }).await.map_err(Into::into)
+            match StaticSecrets::from_env() {
+                Ok(secrets) => serve(SocketAddr::new(bind, port), HubConfig { db, notifications, secrets })
+                    .await
+                    .map_err(Into::into),
+                Err(e) => Err(e.into()),
+            }
         }
-        Command::Replay { url, files } => replay::run(&url, &files).await,
+        Command::Replay { url, tenant, source, fresh_ids, files } => {
+            match replay_options(url, &tenant, source.as_deref(), fresh_ids) {
+                Ok(options) => replay::run(&options, &files).await,
+                Err(e) => Err(e),
+            }
+        }
         Command::Bench { requests, concurrency, store_ops } => bench::run(requests, concurrency, store_ops).await,
     };
     match result {
@@ -102,6 +131,7 @@ async fn serve(addr: SocketAddr, config: HubConfig) -> Result<(), local::HubErro
     let listener = local::bind(addr).await?;
     tracing::info!(
         address = %listener.local_addr()?,
+        webhook_sources = ?config.secrets.configured("default"),
         db = %config.db.display(),
         notifications = %config.notifications.display(),
         "changehub serving; Ctrl-C to stop"
@@ -134,4 +164,22 @@ async fn shutdown_signal() {
         _ = term => {},
     }
     tracing::info!("shutting down: finishing in-flight requests");
+}
+
+fn replay_options(
+    url: String,
+    tenant: &str,
+    source: Option<&str>,
+    fresh_ids: bool,
+) -> Result<replay::Options, Box<dyn std::error::Error>> {
+    let tenant = changehub::domain::TenantId::parse(tenant)?;
+    let source = match source {
+        None => None,
+        Some(s) => {
+            Some(changehub::ingest::Origin::parse(s).filter(|o| *o != changehub::ingest::Origin::Aws).ok_or_else(
+                || format!("--source must be github, gitlab, pagerduty, alertmanager or incidentio; got {s:?}"),
+            )?)
+        }
+    };
+    Ok(replay::Options { url, tenant, source, fresh_ids })
 }

@@ -16,8 +16,12 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::keys;
+use crate::domain::ServiceName;
 use crate::domain::{AuditEntry, Change, ChangeId, TenantId};
-use crate::ports::{ChangeReader, ChangeWriter, Claim, Dedupe, Page, ServiceWindowQuery, StoreError};
+use crate::ports::{
+    CatalogReader, CatalogWriter, ChangeReader, ChangeWriter, Claim, Dedupe, MappingKind, Page, ServiceWindowQuery,
+    StoreError,
+};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -436,6 +440,49 @@ impl Dedupe for DynamoStore {
             .send()
             .await
             .map_err(classify)?;
+        Ok(())
+    }
+}
+
+impl CatalogReader for DynamoStore {
+    async fn mapped_service(
+        &self,
+        tenant: &TenantId,
+        kind: MappingKind,
+        key_str: &str,
+    ) -> Result<Option<ServiceName>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::mapping_pk(tenant, kind), keys::mapping_sk(key_str))))
+            .send()
+            .await
+            .map_err(classify)?;
+        let Some(item) = out.item else { return Ok(None) };
+        let raw = item.get("service").and_then(|v| v.as_s().ok()).ok_or_else(|| StoreError::Corrupt {
+            key: keys::mapping_pk(tenant, kind),
+            message: "mapping without service".into(),
+        })?;
+        ServiceName::parse(raw)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt { key: keys::mapping_pk(tenant, kind), message: e.message })
+    }
+}
+
+impl CatalogWriter for DynamoStore {
+    async fn put_mapping(
+        &self,
+        tenant: &TenantId,
+        kind: MappingKind,
+        key_str: &str,
+        service: &ServiceName,
+    ) -> Result<(), StoreError> {
+        let mut item = key(keys::mapping_pk(tenant, kind), keys::mapping_sk(key_str));
+        item.insert("entity".into(), s("mapping"));
+        item.insert("key".into(), s(key_str));
+        item.insert("service".into(), s(service.as_str()));
+        self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(classify)?;
         Ok(())
     }
 }

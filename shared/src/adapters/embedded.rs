@@ -10,8 +10,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::keys;
+use crate::domain::ServiceName;
 use crate::domain::{AuditEntry, Change, ChangeId, TenantId};
-use crate::ports::{ChangeReader, ChangeWriter, Claim, Dedupe, Page, ServiceWindowQuery, StoreError};
+use crate::ports::{
+    CatalogReader, CatalogWriter, ChangeReader, ChangeWriter, Claim, Dedupe, MappingKind, Page, ServiceWindowQuery,
+    StoreError,
+};
 
 /// (PK, SK) → JSON document.
 const ITEMS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("items");
@@ -267,6 +271,51 @@ impl Dedupe for EmbeddedStore {
         self.blocking(move |db| {
             let txn = db.begin_write().map_err(backend)?;
             txn.open_table(ITEMS).map_err(backend)?.remove((pk.as_str(), keys::IDEM_SK)).map_err(backend)?;
+            txn.commit().map_err(backend)
+        })
+        .await
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct MappingItem {
+    key: String,
+    service: ServiceName,
+}
+
+impl CatalogReader for EmbeddedStore {
+    async fn mapped_service(
+        &self,
+        tenant: &TenantId,
+        kind: MappingKind,
+        key: &str,
+    ) -> Result<Option<ServiceName>, StoreError> {
+        let (pk, sk) = (keys::mapping_pk(tenant, kind), keys::mapping_sk(key));
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(backend)?;
+            let table = txn.open_table(ITEMS).map_err(backend)?;
+            Ok(get_item::<MappingItem>(&table, &pk, &sk)?.map(|m| m.service))
+        })
+        .await
+    }
+}
+
+impl CatalogWriter for EmbeddedStore {
+    async fn put_mapping(
+        &self,
+        tenant: &TenantId,
+        kind: MappingKind,
+        key: &str,
+        service: &ServiceName,
+    ) -> Result<(), StoreError> {
+        let (pk, sk) = (keys::mapping_pk(tenant, kind), keys::mapping_sk(key));
+        let bytes = encode(&MappingItem { key: key.to_owned(), service: service.clone() })?;
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(backend)?;
+            txn.open_table(ITEMS)
+                .map_err(backend)?
+                .insert((pk.as_str(), sk.as_str()), bytes.as_slice())
+                .map_err(backend)?;
             txn.commit().map_err(backend)
         })
         .await

@@ -1,7 +1,7 @@
 //! The EventBridge bus: PutEvents in batches of ten, retrying only the
 //! entries that failed, with exponential backoff.
 
-use aws_sdk_eventbridge::Client;
+pub use aws_sdk_eventbridge::Client;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use std::time::Duration;
 

@@ -7,6 +7,7 @@
 //! | audit entry | `T#{tenant}#CHG#{id}` | `AUD#{seq:020}` |
 //! | service index | `T#{tenant}#SVC#{service}` | `CHG#{planned_start}#{id}` |
 //! | dedupe claim | `IDEM#{key}` | `IDEM` |
+//! | catalog mapping | `T#{tenant}#MAP#{kind}` | `{key}` |
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
@@ -41,7 +42,7 @@ pub fn service_sk(planned_start: DateTime<Utc>, id: &ChangeId) -> String {
 }
 
 pub fn idem_pk(key: &str) -> String {
-    format!("IDEM#{key}")
+    format!("IDEM#{}", mapping_sk(key))
 }
 
 /// The SK range a service-window query reads.
@@ -82,4 +83,20 @@ pub fn service_range(q: &ServiceWindowQuery) -> SkRange {
 /// Whether a cursor is one this layout could have produced for the query.
 pub fn cursor_is_valid(cursor: &str) -> bool {
     cursor.starts_with(INDEX_PREFIX) && cursor.len() <= 128 && !cursor.contains(['\n', '\0'])
+}
+
+/// Mappings of one kind share a partition; the key is the sort key, so a
+/// lookup is one GetItem and a tenant's mappings of a kind are one Query.
+pub fn mapping_pk(tenant: &TenantId, kind: crate::ports::MappingKind) -> String {
+    format!("T#{tenant}#MAP#{}", kind.as_str())
+}
+
+/// Long keys (some ARNs) are hashed so that every sort key stays short.
+pub fn mapping_sk(key: &str) -> String {
+    if key.len() <= 512 {
+        key.to_owned()
+    } else {
+        use sha2::Digest;
+        format!("sha256:{}", hex::encode(sha2::Sha256::digest(key.as_bytes())))
+    }
 }

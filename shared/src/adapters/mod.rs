@@ -1,5 +1,6 @@
 //! Adapters: one module per port implementation.
 
+pub mod env_secrets;
 pub mod keys;
 pub mod local_bus;
 pub mod local_notifier;
@@ -11,5 +12,7 @@ pub mod embedded;
 pub mod dynamodb;
 #[cfg(feature = "eventbridge")]
 pub mod eventbridge;
+#[cfg(feature = "secretsmanager")]
+pub mod secretsmanager;
 #[cfg(feature = "sns")]
 pub mod sns;

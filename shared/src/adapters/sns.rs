@@ -1,6 +1,6 @@
 //! The SNS notifier: the body as the message, filterable message attributes.
 
-use aws_sdk_sns::Client;
+pub use aws_sdk_sns::Client;
 use aws_sdk_sns::types::MessageAttributeValue;
 
 use crate::ports::{Notification, Notifier, NotifyError};

@@ -3,8 +3,8 @@
 //! `openapi.yaml` at the repository root describes exactly these routes.
 
 pub mod error;
-pub mod events;
 pub mod extract;
+pub mod webhooks;
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};

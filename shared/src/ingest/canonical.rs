@@ -401,15 +401,21 @@ pub struct NormalizeError {
     /// A JSON path (`pull_request.number`) or header name, when one is at fault.
     pub field: Option<String>,
     pub message: String,
+    /// The body is not JSON at all.
+    pub malformed: bool,
 }
 
 impl NormalizeError {
     pub fn new(message: impl Into<String>) -> Self {
-        Self { field: None, message: message.into() }
+        Self { field: None, message: message.into(), malformed: false }
     }
 
     pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: Some(field.into()), message: message.into() }
+        Self { field: Some(field.into()), message: message.into(), malformed: false }
+    }
+
+    pub fn malformed(message: impl Into<String>) -> Self {
+        Self { field: None, message: message.into(), malformed: true }
     }
 }
 
@@ -421,29 +427,75 @@ pub fn change_ids<'a>(texts: impl IntoIterator<Item = &'a str>) -> Vec<String> {
         let bytes = text.as_bytes();
         let mut i = 0;
         while i + 36 <= bytes.len() {
-            let window = &text[i..i + 36];
+            // Bytes, not str slices: a UUID is ASCII, and a window may cut through
+            // a multi-byte character of the surrounding text.
+            let window = &bytes[i..i + 36];
             let boundary_before = i == 0 || !bytes[i - 1].is_ascii_alphanumeric();
             let boundary_after = i + 36 == bytes.len() || !bytes[i + 36].is_ascii_alphanumeric();
             if boundary_before && boundary_after && is_uuid(window) {
-                let id = window.to_ascii_lowercase();
+                let id = String::from_utf8_lossy(window).to_ascii_lowercase();
                 if !found.contains(&id) {
                     found.push(id);
                 }
                 i += 36;
             } else {
-                i += text[i..].chars().next().map_or(1, char::len_utf8);
+                i += 1;
             }
         }
     }
     found
 }
 
-fn is_uuid(s: &str) -> bool {
+fn is_uuid(s: &[u8]) -> bool {
     s.len() == 36
-        && s.bytes().enumerate().all(|(i, b)| match i {
-            8 | 13 | 18 | 23 => b == b'-',
+        && s.iter().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => *b == b'-',
             _ => b.is_ascii_hexdigit(),
         })
+}
+
+/// The file name of a detail-type's schema in `events/schemas/`.
+pub fn schema_file(detail_type: &str) -> String {
+    format!("{}.json", detail_type.to_ascii_lowercase().replace(' ', "-"))
+}
+
+/// The JSON Schema of every canonical event's `detail`, by detail-type.
+#[cfg(feature = "schema")]
+pub fn schemas() -> Vec<(&'static str, serde_json::Value)> {
+    fn of<F: JsonSchema>(detail_type: &'static str) -> (&'static str, serde_json::Value) {
+        let mut schema = schemars::schema_for!(Detail<F>).to_value();
+        if let Some(obj) = schema.as_object_mut() {
+            obj.insert("title".into(), detail_type.into());
+            obj.insert("$id".into(), format!("https://changehub.dev/schemas/{}", schema_file(detail_type)).into());
+            obj.insert(
+                "description".into(),
+                format!("The `detail` of a `{detail_type}` event on the changehub bus.").into(),
+            );
+        }
+        (detail_type, schema)
+    }
+    vec![
+        of::<Deployment>("Deployment Created"),
+        of::<Deployment>("Deployment Status Changed"),
+        of::<WorkflowRun>("Workflow Run Changed"),
+        of::<PullRequest>("Pull Request Changed"),
+        of::<Push>("Default Branch Pushed"),
+        of::<DeploymentGate>("Deployment Gate Requested"),
+        of::<Incident>("Incident Triggered"),
+        of::<Incident>("Incident Acknowledged"),
+        of::<Incident>("Incident Resolved"),
+        of::<Incident>("Incident Reopened"),
+        of::<Incident>("Incident Priority Changed"),
+        of::<Alert>("Alert Firing"),
+        of::<Alert>("Alert Resolved"),
+        of::<Alarm>("Alarm State Changed"),
+        of::<ConfigurationChange>("Configuration Changed"),
+        of::<ComplianceChange>("Compliance Changed"),
+        of::<DriftStatus>("Drift Detected"),
+        of::<DriftStatus>("Drift Status Changed"),
+        of::<StackStatus>("Stack Status Changed"),
+        of::<ApiCall>("API Call Recorded"),
+    ]
 }
 
 #[cfg(test)]
@@ -460,8 +512,19 @@ mod tests {
             format!("refs {a} again; x{a}y is not one").as_str(),
             "no id here, nor 3f6c2a9e-8b1d-4c55-9a0e-2d7f1b6e4c9",
             "ünïcode ✓ text",
+            // A multi-byte character straddling the 36th byte of a window.
+            &format!("{}✓", "x".repeat(35)),
         ]);
         assert_eq!(ids, vec![a.to_owned(), b.to_ascii_lowercase()]);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn change_ids_never_panic_and_only_return_uuids(text in "\\PC{0,120}") {
+            for id in change_ids([text.as_str()]) {
+                proptest::prop_assert!(is_uuid(id.as_bytes()));
+            }
+        }
     }
 
     #[test]

@@ -12,6 +12,8 @@ pub mod github;
 pub mod gitlab;
 pub mod incidentio;
 pub mod pagerduty;
+pub mod sign;
+pub(crate) mod support;
 
 pub use canonical::{Canonical, Fact, NormalizeError, Normalized, Origin, ServiceKey};
 
@@ -27,16 +29,57 @@ pub fn required_header<'a>(headers: &'a HeaderMap, name: &str) -> Result<&'a str
     header(headers, name).ok_or_else(|| NormalizeError::field(name, format!("the {name} header is missing")))
 }
 
-/// The body as JSON, or an error saying why not.
+/// The body as `T`, which must be a JSON object (serde would otherwise read
+/// an array positionally). Errors name the field at fault by its full path
+/// (`pull_request.title`), a missing field included.
 pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, NormalizeError> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b != b'{') {
+        return match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+            Ok(_) => Err(NormalizeError::new("the body is not a JSON object")),
+            Err(e) => Err(NormalizeError::malformed(format!("the body is not valid JSON: {e}"))),
+        };
+    }
     let de = &mut serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if inner.is_syntax() || inner.is_eof() {
-            NormalizeError::new(format!("the body is not valid JSON: {inner}"))
-        } else {
-            NormalizeError::field(path.trim_start_matches('.'), format!("unexpected payload: {inner}"))
+            return NormalizeError::malformed(format!("the body is not valid JSON: {inner}"));
         }
+        let message = inner.to_string();
+        let path = path.trim_start_matches('.');
+        let missing = message.split_once("missing field `").and_then(|(_, rest)| rest.split_once('`')).map(|(f, _)| f);
+        let field = match (path.is_empty(), missing) {
+            (true, None) => None,
+            (true, Some(name)) => Some(name.to_owned()),
+            (false, Some(name)) => Some(format!("{path}.{name}")),
+            (false, None) => Some(path.to_owned()),
+        };
+        NormalizeError { field, message: format!("unexpected payload: {message}"), malformed: false }
     })
+}
+
+/// The sender's delivery id for a webhook from `origin`.
+pub fn delivery_id(origin: Origin, headers: &HeaderMap, body: &[u8]) -> Result<String, NormalizeError> {
+    match origin {
+        Origin::Github => github::delivery_id(headers, body),
+        Origin::Gitlab => gitlab::delivery_id(headers, body),
+        Origin::Pagerduty => pagerduty::delivery_id(headers, body),
+        Origin::Alertmanager => alertmanager::delivery_id(headers, body),
+        Origin::Incidentio => incidentio::delivery_id(headers, body),
+        Origin::Aws => aws::delivery_id(body),
+    }
+}
+
+/// Normalizes one delivery from `origin`.
+pub fn normalize(origin: Origin, headers: &HeaderMap, body: &[u8]) -> Result<Normalized, NormalizeError> {
+    match origin {
+        Origin::Github => github::normalize(headers, body),
+        Origin::Gitlab => gitlab::normalize(headers, body),
+        Origin::Pagerduty => pagerduty::normalize(headers, body),
+        Origin::Alertmanager => alertmanager::normalize(headers, body),
+        Origin::Incidentio => incidentio::normalize(headers, body),
+        Origin::Aws => aws::normalize(body),
+    }
 }

@@ -2,13 +2,17 @@
 //! Each has an AWS adapter and an embedded one, held to one contract suite.
 
 pub mod bus;
+pub mod catalog;
 pub mod clock;
 pub mod notifier;
+pub mod secrets;
 pub mod store;
 
 pub use bus::{BusError, EventBus};
+pub use catalog::{CatalogReader, CatalogWriter, MappingKind};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use notifier::{Notification, Notifier, NotifyError};
+pub use secrets::{SecretSource, SecretsError};
 pub use store::{
     BoxError, ChangeReader, ChangeWriter, Claim, Dedupe, MAX_PAGE, Page, ServiceWindowQuery, Store, StoreError,
 };

@@ -1,0 +1,68 @@
+//! The aws-events Lambda: the target of the EventBridge rules that forward
+//! AWS events (CloudWatch alarms, Config, CloudFormation, CloudTrail) from the
+//! default bus. Bad events are logged and dropped (a retry cannot fix them);
+//! store and bus failures fail the invocation so EventBridge retries it, and
+//! sends it to the dead-letter queue when retries run out.
+
+use changehub::adapters::dynamodb::{self, DynamoStore};
+use changehub::adapters::eventbridge::{self, EventBridgeBus};
+use changehub::app::ingest::{Ingest, IngestError, Outcome};
+use changehub::config::{self, ConfigError};
+use changehub::domain::TenantId;
+use changehub::ports::SystemClock;
+use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
+use serde_json::{Value, json};
+
+/// Named environment variables, read once at init.
+struct Config {
+    table: String,
+    event_bus: String,
+    /// The tenant this AWS account's events belong to.
+    tenant: TenantId,
+}
+
+impl Config {
+    fn from_env() -> Result<Self, ConfigError> {
+        let tenant = std::env::var("CHANGEHUB_AWS_TENANT").unwrap_or_else(|_| "default".into());
+        Ok(Self {
+            table: config::required("CHANGEHUB_TABLE")?,
+            event_bus: config::required("CHANGEHUB_EVENT_BUS")?,
+            tenant: TenantId::parse(&tenant)
+                .map_err(|e| ConfigError::Invalid { name: "CHANGEHUB_AWS_TENANT", message: e.message })?,
+        })
+    }
+}
+
+type Deps =
+    Ingest<DynamoStore, EventBridgeBus, DynamoStore, changehub::adapters::env_secrets::StaticSecrets, SystemClock>;
+
+async fn handle(deps: &Deps, tenant: &TenantId, event: LambdaEvent<Value>) -> Result<Value, Error> {
+    let body = serde_json::to_vec(&event.payload)?;
+    match deps.aws_event(tenant, &body).await {
+        Ok(Outcome::Published(ids)) => Ok(json!({"published": ids})),
+        Ok(Outcome::Duplicate) => Ok(json!({"duplicate": true})),
+        Ok(Outcome::Ignored(kind)) => Ok(json!({"ignored": kind})),
+        Err(IngestError::Invalid(e)) => {
+            tracing::error!(error = %e, field = ?e.field, event_id = ?event.payload.get("id"), "event rejected; not retried");
+            Ok(json!({"rejected": e.message}))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing::init_default_subscriber();
+    let config = Config::from_env()?;
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let store = DynamoStore::new(dynamodb::Client::new(&aws), config.table);
+    let deps = Ingest {
+        dedupe: store.clone(),
+        bus: EventBridgeBus::new(eventbridge::Client::new(&aws), config.event_bus),
+        catalog: store,
+        secrets: Default::default(),
+        clock: SystemClock,
+    };
+    let tenant = config.tenant;
+    run(service_fn(|event| handle(&deps, &tenant, event))).await
+}

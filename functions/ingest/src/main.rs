@@ -1,0 +1,45 @@
+//! The ingest Lambda: webhooks behind API Gateway (HTTP API).
+
+use std::sync::Arc;
+
+use changehub::adapters::dynamodb::{self, DynamoStore};
+use changehub::adapters::eventbridge::{self, EventBridgeBus};
+use changehub::adapters::secretsmanager::{self, SecretsManagerSecrets};
+use changehub::app::ingest::Ingest;
+use changehub::config::{self, ConfigError};
+use changehub::http::{finish, webhooks};
+use changehub::ports::SystemClock;
+use lambda_http::{Error, run, tracing};
+
+/// Named environment variables, read once at init.
+struct Config {
+    table: String,
+    event_bus: String,
+    secrets_id: String,
+}
+
+impl Config {
+    fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            table: config::required("CHANGEHUB_TABLE")?,
+            event_bus: config::required("CHANGEHUB_EVENT_BUS")?,
+            secrets_id: config::required("CHANGEHUB_SECRETS_ID")?,
+        })
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing::init_default_subscriber();
+    let config = Config::from_env()?;
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let store = DynamoStore::new(dynamodb::Client::new(&aws), config.table);
+    let ingest = Arc::new(Ingest {
+        dedupe: store.clone(),
+        bus: EventBridgeBus::new(eventbridge::Client::new(&aws), config.event_bus),
+        catalog: store,
+        secrets: SecretsManagerSecrets::new(secretsmanager::Client::new(&aws), config.secrets_id),
+        clock: SystemClock,
+    });
+    run(finish(webhooks::webhook_routes(ingest))).await
+}
