@@ -5,13 +5,14 @@
 //! sends it to the dead-letter queue when retries run out.
 
 use changehub::adapters::dynamodb::{self, DynamoStore};
+use changehub::adapters::env_secrets::StaticSecrets;
 use changehub::adapters::eventbridge::{self, EventBridgeBus};
-use changehub::app::ingest::{Ingest, IngestError, Outcome};
+use changehub::app::ingest::Ingest;
 use changehub::config::{self, ConfigError};
 use changehub::domain::TenantId;
 use changehub::ports::SystemClock;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// Named environment variables, read once at init.
 struct Config {
@@ -33,21 +34,10 @@ impl Config {
     }
 }
 
-type Deps =
-    Ingest<DynamoStore, EventBridgeBus, DynamoStore, changehub::adapters::env_secrets::StaticSecrets, SystemClock>;
+type Deps = Ingest<DynamoStore, EventBridgeBus, DynamoStore, StaticSecrets, SystemClock>;
 
 async fn handle(deps: &Deps, tenant: &TenantId, event: LambdaEvent<Value>) -> Result<Value, Error> {
-    let body = serde_json::to_vec(&event.payload)?;
-    match deps.aws_event(tenant, &body).await {
-        Ok(Outcome::Published(ids)) => Ok(json!({"published": ids})),
-        Ok(Outcome::Duplicate) => Ok(json!({"duplicate": true})),
-        Ok(Outcome::Ignored(kind)) => Ok(json!({"ignored": kind})),
-        Err(IngestError::Invalid(e)) => {
-            tracing::error!(error = %e, field = ?e.field, event_id = ?event.payload.get("id"), "event rejected; not retried");
-            Ok(json!({"rejected": e.message}))
-        }
-        Err(e) => Err(e.into()),
-    }
+    Ok(deps.eventbridge_target(tenant, &event.payload).await?)
 }
 
 #[tokio::main]

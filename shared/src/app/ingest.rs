@@ -87,6 +87,28 @@ where
         self.publish_once(tenant, Origin::Aws, &delivery, normalized).await
     }
 
+    /// The aws-events Lambda's handling of one event from an EventBridge rule.
+    /// An event that cannot be normalized is logged and answered (a retry
+    /// cannot fix it); store, secrets and bus failures are errors, so
+    /// EventBridge retries and, in the end, dead-letters the event.
+    pub async fn eventbridge_target(
+        &self,
+        tenant: &TenantId,
+        event: &serde_json::Value,
+    ) -> Result<serde_json::Value, IngestError> {
+        let body = serde_json::to_vec(event).map_err(|e| StoreError::backend(false, e))?;
+        match self.aws_event(tenant, &body).await {
+            Ok(Outcome::Published(ids)) => Ok(serde_json::json!({"published": ids})),
+            Ok(Outcome::Duplicate) => Ok(serde_json::json!({"duplicate": true})),
+            Ok(Outcome::Ignored(kind)) => Ok(serde_json::json!({"ignored": kind})),
+            Err(IngestError::Invalid(e)) => {
+                tracing::error!(error = %e, field = ?e.field, event_id = ?event.get("id"), "event rejected; not retried");
+                Ok(serde_json::json!({"rejected": e.message}))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     async fn publish_once(
         &self,
         tenant: &TenantId,

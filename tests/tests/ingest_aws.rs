@@ -1,0 +1,189 @@
+//! Ingest as the Lambdas run it, against the AWS emulator: DynamoDB for dedupe
+//! and the catalog, EventBridge (rule → SQS) for the events, Secrets Manager
+//! for the webhook secrets. Every sample in events/ goes through: webhooks
+//! as API Gateway events into the ingest router via lambda_http's adapter,
+//! AWS events into the aws-events target.
+
+use changehub::adapters::env_secrets::StaticSecrets;
+use changehub::adapters::eventbridge::EventBridgeBus;
+use changehub::adapters::secretsmanager::SecretsManagerSecrets;
+use changehub::app::ingest::Ingest;
+use changehub::domain::TenantId;
+use changehub::http::{finish, webhooks};
+use changehub::ingest::{Origin, sign};
+use changehub::ports::{SecretSource, SecretsError, SystemClock};
+use changehub_tests::aws::{self, SqsInbox};
+use changehub_tests::unique;
+use lambda_http::tower::Service;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+const SECRET: &str = "It's a Secret to Everybody";
+const SIGNING_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const WEBHOOK_ORIGINS: [Origin; 5] =
+    [Origin::Github, Origin::Gitlab, Origin::Pagerduty, Origin::Alertmanager, Origin::Incidentio];
+
+fn secret_for(origin: Origin) -> &'static str {
+    if origin == Origin::Incidentio { SIGNING_SECRET } else { SECRET }
+}
+
+async fn secrets_manager(document: &Value) -> SecretsManagerSecrets {
+    let client = aws_sdk_secretsmanager::Client::new(&aws::config().await);
+    let name = unique("webhook-secrets");
+    client.create_secret().name(&name).secret_string(document.to_string()).send().await.expect("create secret");
+    SecretsManagerSecrets::new(client, name)
+}
+
+/// A hub bus on the emulator with a rule sending every changehub event to a queue.
+async fn bus() -> (EventBridgeBus, SqsInbox) {
+    let config = aws::config().await;
+    let events = aws_sdk_eventbridge::Client::new(&config);
+    let bus_name = unique("hub");
+    events.create_event_bus().name(&bus_name).send().await.expect("bus");
+    let (inbox, queue_arn) = SqsInbox::create("ingest").await;
+    let rule = unique("all");
+    events
+        .put_rule()
+        .name(&rule)
+        .event_bus_name(&bus_name)
+        .event_pattern(json!({"source": [{"prefix": "changehub."}]}).to_string())
+        .send()
+        .await
+        .expect("rule");
+    let target = aws_sdk_eventbridge::types::Target::builder().id("q").arn(queue_arn).build().expect("target");
+    events.put_targets().rule(&rule).event_bus_name(&bus_name).targets(target).send().await.expect("targets");
+    (EventBridgeBus::new(events, bus_name), inbox)
+}
+
+fn samples(origin: Origin) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(Path::new(ROOT).join("events").join(origin.as_str()))
+        .expect("events dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// An API Gateway HTTP API (payload 2.0) event carrying a signed delivery.
+fn api_gateway_event(origin: Origin, file: &Path, delivery: &str) -> Value {
+    let body = std::fs::read(file).expect("sample");
+    let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+    let mut headers = sign::delivery_headers(origin, stem, delivery);
+    headers.extend(sign::auth_headers(origin, secret_for(origin), delivery, &body, chrono::Utc::now()));
+    let headers: serde_json::Map<String, Value> =
+        headers.iter().map(|(k, v)| (k.as_str().to_owned(), Value::from(v.to_str().unwrap_or_default()))).collect();
+    let path = format!("/webhooks/{}", origin.as_str());
+    json!({
+        "version": "2.0", "routeKey": "POST /webhooks/{source}", "rawPath": path, "rawQueryString": "",
+        "headers": headers,
+        "pathParameters": {"source": origin.as_str()},
+        "requestContext": {
+            "accountId": "123456789012", "apiId": "a1b2c3d4e5", "domainName": "a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com",
+            "domainPrefix": "a1b2c3d4e5", "http": {"method": "POST", "path": path, "protocol": "HTTP/1.1", "sourceIp": "192.30.252.1", "userAgent": "GitHub-Hookshot/abc"},
+            "requestId": delivery, "routeKey": "POST /webhooks/{source}", "stage": "$default", "time": "01/Dec/2026:22:10:00 +0000", "timeEpoch": 1796170200000u64
+        },
+        "body": String::from_utf8(body).expect("utf-8 sample"),
+        "isBase64Encoded": false
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_webhook_sample_goes_through_the_ingest_lambda_to_eventbridge_once() {
+    let mut doc = serde_json::Map::new();
+    for o in WEBHOOK_ORIGINS {
+        doc.insert(o.as_str().into(), json!([secret_for(o)]));
+    }
+    let (bus, mut inbox) = bus().await;
+    let store = aws::dynamo_store().await;
+    let ingest = Arc::new(Ingest {
+        dedupe: store.clone(),
+        bus,
+        catalog: store,
+        secrets: secrets_manager(&json!({"default": doc})).await,
+        clock: SystemClock,
+    });
+    let mut lambda = lambda_http::Adapter::from(finish(webhooks::webhook_routes(ingest)));
+    let mut accepted = 0u64;
+    for origin in WEBHOOK_ORIGINS {
+        for file in samples(origin) {
+            let what = file.display().to_string();
+            let delivery = uuid::Uuid::now_v7().to_string();
+            for attempt in 0..2 {
+                let request: lambda_http::request::LambdaRequest =
+                    serde_json::from_value(api_gateway_event(origin, &file, &delivery)).expect("API Gateway event");
+                let response = lambda
+                    .call(lambda_http::LambdaEvent::new(request, lambda_http::Context::default()))
+                    .await
+                    .expect("invoke");
+                let response = serde_json::to_value(response).expect("response");
+                let body: Value =
+                    serde_json::from_str(response["body"].as_str().unwrap_or("null")).unwrap_or(Value::Null);
+                match (attempt, response["statusCode"].as_u64()) {
+                    (0, Some(202)) => accepted += body["accepted"].as_u64().expect("accepted count"),
+                    (0, Some(200)) => assert!(body["ignored"].is_string(), "{what}: {body}"),
+                    (1, Some(200)) => {
+                        assert!(body["duplicate"] == true || body["ignored"].is_string(), "{what}: {body}")
+                    }
+                    (_, status) => panic!("{what} (attempt {attempt}): {status:?} {body}"),
+                }
+            }
+        }
+    }
+    assert!(accepted >= 20);
+    let delivered = inbox.bodies(accepted as usize).await;
+    assert_eq!(delivered.len() as u64, accepted, "every published event reached the rule's queue, once");
+    for raw in delivered {
+        let event: Value = serde_json::from_str(&raw).expect("event");
+        assert!(event["source"].as_str().is_some_and(|s| s.starts_with("changehub.")));
+        assert!(event["detail"]["delivery_id"].is_string());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_aws_sample_goes_through_the_aws_events_target() {
+    let (bus, mut inbox) = bus().await;
+    let store = aws::dynamo_store().await;
+    let ingest =
+        Ingest { dedupe: store.clone(), bus, catalog: store, secrets: StaticSecrets::default(), clock: SystemClock };
+    let tenant = TenantId::parse("default").expect("tenant");
+    let mut published = 0;
+    for file in samples(Origin::Aws) {
+        let event: Value = serde_json::from_slice(&std::fs::read(&file).expect("sample")).expect("json");
+        let first = ingest.eventbridge_target(&tenant, &event).await.expect("handled");
+        if let Some(ids) = first["published"].as_array() {
+            published += ids.len();
+            assert_eq!(ingest.eventbridge_target(&tenant, &event).await.expect("again"), json!({"duplicate": true}));
+        } else {
+            assert!(first["ignored"].is_string(), "{}: {first}", file.display());
+        }
+    }
+    assert!(published >= 6);
+    assert_eq!(inbox.bodies(published).await.len(), published);
+    // An event that cannot be normalized is answered, not retried forever.
+    let broken = json!({"id": "x", "source": "aws.cloudwatch", "detail-type": "CloudWatch Alarm State Change", "detail": {"state": 5}});
+    let answer = ingest.eventbridge_target(&tenant, &broken).await.expect("rejected, not an error");
+    assert!(answer["rejected"].is_string(), "{answer}");
+}
+
+#[tokio::test]
+async fn secrets_manager_holds_per_tenant_secrets_with_rotation() {
+    let secrets =
+        secrets_manager(&json!({"default": {"github": ["new", "old"]}, "acme": {"pagerduty": ["acme-pd"]}})).await;
+    let default = TenantId::parse("default").expect("tenant");
+    let acme = TenantId::parse("acme").expect("tenant");
+    assert_eq!(secrets.secrets(&default, Origin::Github).await.expect("read"), ["new", "old"]);
+    assert_eq!(secrets.secrets(&acme, Origin::Pagerduty).await.expect("read"), ["acme-pd"]);
+    assert!(secrets.secrets(&acme, Origin::Github).await.expect("read").is_empty());
+    assert!(
+        secrets.secrets(&TenantId::parse("nobody").expect("tenant"), Origin::Github).await.expect("read").is_empty()
+    );
+
+    let broken = secrets_manager(&json!({"default": {"bitbucket": ["x"]}})).await;
+    match broken.secrets(&default, Origin::Github).await {
+        Err(SecretsError::Invalid(message)) => assert!(message.contains("bitbucket"), "{message}"),
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+}
