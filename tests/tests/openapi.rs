@@ -1,29 +1,57 @@
-//! `openapi.yaml` and the router agree.
+//! `openapi.yaml` and the routers agree.
 //!
-//! - The document's operations are exactly `http::ROUTES` plus the local hub's
-//!   `http::events::LOCAL_ROUTES`, and exactly the latter are marked
-//!   `x-changehub-local-only: true`.
-//! - The local hub's router serves every documented operation, and answers
-//!   every other method on a documented path 405 `method_not_allowed`.
-//! - A scenario driven through the router (happy path and error cases) gets
-//!   only status codes the document lists for the operation, with the
-//!   documented headers, and bodies that validate against the documented
-//!   schemas (JSON Schema 2020-12, formats checked).
+//! - The document's operations are exactly `http::ROUTES` (the change API)
+//!   plus `webhooks::WEBHOOK_ROUTES` plus `webhooks::LOCAL_ROUTES`, and each
+//!   operation says which surfaces serve it: `x-changehub-served-by` (absent
+//!   means `[local, api]`), with `x-changehub-local-only: true` on exactly the
+//!   local-only routes. The change API is `[local, api]`, the webhooks
+//!   `[local, ingest]`, `/events` `[local]`.
+//! - Each router serves exactly its operations: the local hub all of them, the
+//!   api Lambda's `http::router` only the change API, the ingest Lambda's
+//!   router only the webhooks. The local hub answers every other method on a
+//!   documented path 405 `method_not_allowed`.
+//! - A scenario driven through the local hub (change API, signed webhooks from
+//!   several vendors, AWS events; happy paths and error cases) gets only
+//!   status codes the document lists for the operation, with the documented
+//!   headers, and bodies that validate against the documented schemas (JSON
+//!   Schema 2020-12, formats checked).
 //! - Request bodies: the schemas accept what the API accepts and refuse what
 //!   it refuses, wherever a schema can express the rule.
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
-use changehub::http::{MAX_BODY_BYTES, ROUTES, webhooks::LOCAL_ROUTES};
+use changehub::adapters::embedded::EmbeddedStore;
+use changehub::adapters::env_secrets::{SecretsDocument, StaticSecrets};
+use changehub::adapters::local_bus::LocalBus;
+use changehub::app::ingest::{Ingest, MAX_WEBHOOK_BYTES};
+use changehub::domain::{HubEvent, TenantId};
+use changehub::http::webhooks::{self, LOCAL_ROUTES, WEBHOOK_ROUTES};
+use changehub::http::{MAX_BODY_BYTES, ROUTES};
+use changehub::ingest::{Origin, sign};
 use changehub::local::{Hub, HubConfig};
+use changehub::ports::{BusError, EventBus, SecretSource, SecretsError, SystemClock};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Mutex;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
 use tower::ServiceExt;
 
 const DOC_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi.yaml");
+const EVENTS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../events");
 const LOCAL_ONLY: &str = "x-changehub-local-only";
+const SERVED_BY: &str = "x-changehub-served-by";
+/// The surfaces that serve operations: the local hub and the two HTTP Lambdas.
+const SURFACES: [&str; 3] = ["local", "api", "ingest"];
+/// What an operation without `x-changehub-served-by` is served by.
+const DEFAULT_SERVED_BY: [&str; 2] = ["local", "api"];
+/// The webhook secret of every source but incident.io (a GitLab plain token,
+/// an Alertmanager bearer token).
+const SECRET: &str = "It's a Secret to Everybody";
+/// incident.io's (Standard Webhooks) signing key.
+const SIGNING_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const WEBHOOK_ORIGINS: [Origin; 5] =
+    [Origin::Github, Origin::Gitlab, Origin::Pagerduty, Origin::Alertmanager, Origin::Incidentio];
 /// The operation keys of an OpenAPI path item.
 const OPERATION_KEYS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
 /// The methods probed on every documented path.
@@ -191,7 +219,7 @@ fn brief(v: &Value) -> String {
 // The router
 
 struct Api {
-    _hub: Hub,
+    _hub: Option<Hub>,
     _dir: tempfile::TempDir,
     router: Router,
     doc: Doc,
@@ -219,6 +247,23 @@ impl Answer {
         self.body.pointer("/error/field").and_then(Value::as_str).unwrap_or("")
     }
 
+    fn message(&self) -> &str {
+        self.body.pointer("/error/message").and_then(Value::as_str).unwrap_or("")
+    }
+
+    /// Checks the body of a 202 from an ingest route: `accepted` counts
+    /// `events`, each the id of an event from `origin`.
+    fn expect_published(&self, what: &str, origin: &str) -> &Self {
+        self.expect(what, StatusCode::ACCEPTED, None);
+        let events = self.body["events"].as_array().map(Vec::as_slice).unwrap_or_default();
+        assert_eq!(self.body["accepted"], json!(events.len()), "{what}: `accepted` counts `events`: {}", self.brief());
+        for id in events {
+            let id = id.as_str().unwrap_or_default();
+            assert!(id.starts_with(&format!("{origin}-")), "{what}: event id {id:?} is not one of {origin}'s");
+        }
+        self
+    }
+
     fn expect(&self, what: &str, status: StatusCode, code: Option<&str>) -> &Self {
         assert_eq!(self.status, status, "{what}: expected {status}, got {} {}", self.status, self.brief());
         if let Some(code) = code {
@@ -237,7 +282,7 @@ impl Answer {
 struct Req {
     method: Method,
     uri: String,
-    headers: Vec<(&'static str, String)>,
+    headers: Vec<(String, String)>,
     body: Vec<u8>,
 }
 
@@ -254,56 +299,106 @@ impl Req {
         Req::new(Method::POST, uri).raw("application/json", body.to_string().into_bytes())
     }
 
-    fn raw(mut self, content_type: &str, body: Vec<u8>) -> Req {
-        self.headers.push(("content-type", content_type.to_owned()));
-        self.body = body;
+    fn raw(self, content_type: &str, body: Vec<u8>) -> Req {
+        self.header("content-type", content_type).body(body)
+    }
+
+    /// Sets the body, leaving the headers (no content type unless one was set).
+    fn body(self, body: Vec<u8>) -> Req {
+        Req { body, ..self }
+    }
+
+    /// Sets the header `name`, replacing any value it had.
+    fn header(self, name: &str, value: &str) -> Req {
+        let mut req = self.without(name);
+        req.headers.push((name.to_owned(), value.to_owned()));
+        req
+    }
+
+    /// Removes the header `name`.
+    fn without(mut self, name: &str) -> Req {
+        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
         self
     }
 
-    fn header(mut self, name: &'static str, value: &str) -> Req {
-        self.headers.push((name, value.to_owned()));
-        self
+    /// The sample `events/<file>`, POSTed to `uri` with the headers its vendor
+    /// sends (event type, delivery id `delivery`), signed with `secret` as
+    /// the vendor signs it (unsigned when `None`).
+    fn webhook(origin: Origin, uri: &str, file: &str, delivery: &str, secret: Option<&str>) -> Req {
+        let body = sample(file);
+        let stem = Path::new(file).file_stem().and_then(|s| s.to_str()).expect("sample file name");
+        let mut headers = sign::delivery_headers(origin, stem, delivery);
+        if let Some(secret) = secret {
+            headers.extend(sign::auth_headers(origin, secret, delivery, &body, chrono::Utc::now()));
+        }
+        Req::with_headers(uri, headers, body)
+    }
+
+    /// `body` POSTed to `uri` with `headers`.
+    fn with_headers(uri: &str, headers: HeaderMap, body: Vec<u8>) -> Req {
+        let mut req = Req::new(Method::POST, uri);
+        for (name, value) in &headers {
+            req = req.header(name.as_str(), value.to_str().expect("ASCII header"));
+        }
+        Req { body, ..req }
+    }
+
+    /// `body` POSTed to a GitHub webhook `uri` as GitHub would send it for
+    /// `event`: the event and delivery headers, signed with `SECRET`.
+    fn github(uri: &str, event: &str, delivery: &str, body: &[u8]) -> Req {
+        let mut headers = sign::auth_headers(Origin::Github, SECRET, delivery, body, chrono::Utc::now());
+        headers.extend(sign::delivery_headers(Origin::Github, event, delivery));
+        Req::with_headers(uri, headers, body.to_vec())
     }
 }
 
+/// The bytes of `events/<file>`, exactly as committed (signatures are over them).
+fn sample(file: &str) -> Vec<u8> {
+    let path = Path::new(EVENTS_DIR).join(file);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+/// `events/<file>` as JSON.
+fn sample_json(file: &str) -> Value {
+    serde_json::from_slice(&sample(file)).unwrap_or_else(|e| panic!("events/{file} is not JSON: {e}"))
+}
+
+/// Webhook secrets for the tenants `default` and `acme`, every source
+/// (`globex` has none).
+fn secrets() -> StaticSecrets {
+    let mut doc = SecretsDocument::new();
+    for tenant in ["default", "acme"] {
+        for origin in WEBHOOK_ORIGINS {
+            let secret = if origin == Origin::Incidentio { SIGNING_SECRET } else { SECRET };
+            doc.entry(tenant.into()).or_default().insert(origin.as_str().into(), vec![secret.into()]);
+        }
+    }
+    StaticSecrets::new(doc)
+}
+
 impl Api {
+    /// The local hub, with webhook secrets for the tenants `default` and `acme`.
     async fn start() -> Api {
         let dir = tempfile::tempdir().expect("tempdir");
         let hub = Hub::open(&HubConfig {
             db: dir.path().join("hub.db"),
             notifications: dir.path().join("n.jsonl"),
-            secrets: Default::default(),
+            secrets: secrets(),
         })
         .expect("open the local hub");
         let router = hub.router();
-        Api { _hub: hub, _dir: dir, router, doc: Doc::load(), seen: Mutex::new(BTreeMap::new()) }
+        Api { _hub: Some(hub), _dir: dir, router, doc: Doc::load(), seen: Mutex::new(BTreeMap::new()) }
+    }
+
+    /// `router`, checked against the document like the local hub; `dir` holds its files.
+    fn with_router(router: Router, dir: tempfile::TempDir) -> Api {
+        Api { _hub: None, _dir: dir, router, doc: Doc::load(), seen: Mutex::new(BTreeMap::new()) }
     }
 
     /// Sends `req` and returns the answer, with the body parsed as JSON
     /// (`null` when empty; a non-JSON body fails the test).
     async fn send(&self, req: Req) -> Answer {
-        let mut builder = Request::builder().method(req.method.clone()).uri(&req.uri);
-        for (name, value) in &req.headers {
-            builder = builder.header(*name, value);
-        }
-        let request = builder.body(Body::from(req.body)).expect("request");
-        let response = self.router.clone().oneshot(request).await.expect("the router is infallible");
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("read the answer's body");
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-                panic!(
-                    "{} {} answered {status} with a body that is not JSON ({e}): {:?}",
-                    req.method,
-                    req.uri,
-                    shorten(&String::from_utf8_lossy(&bytes), 300)
-                )
-            })
-        };
-        Answer { status, headers, body }
+        send(&self.router, req).await
     }
 
     /// Sends `req` to the documented operation `op` (`req.uri` is a concrete
@@ -369,24 +464,125 @@ impl Api {
     }
 }
 
+/// Sends `req` to `router` and returns the answer, with the body parsed as
+/// JSON (`null` when empty; a non-JSON body fails the test).
+async fn send(router: &Router, req: Req) -> Answer {
+    let mut builder = Request::builder().method(req.method.clone()).uri(&req.uri);
+    for (name, value) in &req.headers {
+        builder = builder.header(name.as_str(), value);
+    }
+    let request = builder.body(Body::from(req.body)).expect("request");
+    let response = router.clone().oneshot(request).await.expect("the router is infallible");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("read the answer's body");
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            panic!(
+                "{} {} answered {status} with a body that is not JSON ({e}): {:?}",
+                req.method,
+                req.uri,
+                shorten(&String::from_utf8_lossy(&bytes), 300)
+            )
+        })
+    };
+    Answer { status, headers, body }
+}
+
 fn documented_routes(doc: &Doc) -> BTreeSet<OpKey> {
     doc.operations().into_keys().collect()
 }
 
-fn code_routes() -> (BTreeSet<OpKey>, BTreeSet<OpKey>) {
-    let api = ROUTES.iter().map(|(m, p)| key(m, p)).collect();
-    let local = LOCAL_ROUTES.iter().map(|(m, p)| key(m, p)).collect();
-    (api, local)
+/// The routes the code declares, by the surfaces that serve them.
+struct CodeRoutes {
+    /// `http::ROUTES`, the change API: the local hub and the api Lambda.
+    api: BTreeSet<OpKey>,
+    /// `webhooks::WEBHOOK_ROUTES`: the local hub and the ingest Lambda.
+    webhooks: BTreeSet<OpKey>,
+    /// `webhooks::LOCAL_ROUTES`: the local hub only.
+    local: BTreeSet<OpKey>,
 }
 
-/// A concrete URI for a path template: each `{param}` becomes a fresh UUID.
+impl CodeRoutes {
+    fn load() -> CodeRoutes {
+        let set = |routes: &[(Method, &str)]| routes.iter().map(|(m, p)| key(m, p)).collect::<BTreeSet<_>>();
+        let routes = CodeRoutes { api: set(ROUTES), webhooks: set(WEBHOOK_ROUTES), local: set(LOCAL_ROUTES) };
+        let listed = routes.api.len() + routes.webhooks.len() + routes.local.len();
+        assert_eq!(routes.all().len(), listed, "ROUTES, WEBHOOK_ROUTES and LOCAL_ROUTES overlap or repeat a route");
+        routes
+    }
+
+    fn all(&self) -> BTreeSet<OpKey> {
+        self.api.iter().chain(&self.webhooks).chain(&self.local).cloned().collect()
+    }
+
+    /// The surfaces that serve `op`, by the list that holds it.
+    fn served_by(&self, op: &OpKey) -> BTreeSet<&'static str> {
+        let surfaces: &[&'static str] = if self.api.contains(op) {
+            &["local", "api"]
+        } else if self.webhooks.contains(op) {
+            &["local", "ingest"]
+        } else if self.local.contains(op) {
+            &["local"]
+        } else {
+            &[]
+        };
+        surfaces.iter().copied().collect()
+    }
+}
+
+/// The surfaces the document says serve `op`: its `x-changehub-served-by`
+/// (absent: `[local, api]`), checked against its `x-changehub-local-only`.
+fn documented_served_by(op: &OpKey, operation: &Value) -> BTreeSet<&'static str> {
+    let served_by: BTreeSet<&'static str> = match operation.get(SERVED_BY) {
+        None => DEFAULT_SERVED_BY.into_iter().collect(),
+        Some(Value::Array(names)) => {
+            let mut set = BTreeSet::new();
+            for name in names {
+                let surface = SURFACES.into_iter().find(|s| Some(*s) == name.as_str());
+                let surface =
+                    surface.unwrap_or_else(|| panic!("{op}: {SERVED_BY} lists {name}, not one of {SURFACES:?}"));
+                assert!(set.insert(surface), "{op}: {SERVED_BY} lists {surface} twice");
+            }
+            assert!(!set.is_empty(), "{op}: {SERVED_BY} is empty");
+            set
+        }
+        Some(other) => panic!("{op}: {SERVED_BY} must be an array of surfaces, got {other}"),
+    };
+    let local_only = match operation.get(LOCAL_ONLY) {
+        None => false,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => panic!("{op}: {LOCAL_ONLY} must be a boolean, got {other}"),
+    };
+    assert_eq!(
+        local_only,
+        served_by == BTreeSet::from(["local"]),
+        "{op}: {LOCAL_ONLY} is {local_only} but {SERVED_BY} is {served_by:?}; mark an operation \
+         `{LOCAL_ONLY}: true` exactly when only the local hub serves it"
+    );
+    served_by
+}
+
+/// An example value for a path parameter: one the route takes, so that a
+/// bare request gets past the path (a change `id` is a fresh UUID).
+fn example_param(name: &str) -> String {
+    match name {
+        "source" => "github".to_owned(),
+        "tenant" => "acme".to_owned(),
+        _ => uuid::Uuid::now_v7().to_string(),
+    }
+}
+
+/// A concrete URI for a path template: each `{param}` becomes its example value.
 fn instance(path: &str) -> String {
     let mut out = String::new();
     let mut rest = path;
     while let Some(start) = rest.find('{') {
         out.push_str(&rest[..start]);
         let end = rest[start..].find('}').map(|e| start + e + 1).unwrap_or(rest.len());
-        out.push_str(&uuid::Uuid::now_v7().to_string());
+        out.push_str(&example_param(&rest[start + 1..end - 1]));
         rest = &rest[end..];
     }
     out.push_str(rest);
@@ -413,26 +609,29 @@ fn path_params(path: &str) -> BTreeSet<String> {
 #[test]
 fn documented_operations_are_exactly_the_routes() {
     let doc = Doc::load();
-    let (api, local) = code_routes();
-    let all: BTreeSet<OpKey> = api.union(&local).cloned().collect();
+    let routes = CodeRoutes::load();
+    let all = routes.all();
     let documented = documented_routes(&doc);
 
     let missing: Vec<String> = all.difference(&documented).map(ToString::to_string).collect();
     let extra: Vec<String> = documented.difference(&all).map(ToString::to_string).collect();
-    assert!(missing.is_empty(), "routes the router serves but openapi.yaml does not document: {missing:?}");
-    assert!(extra.is_empty(), "operations openapi.yaml documents but no route serves: {extra:?}");
+    assert!(
+        missing.is_empty(),
+        "routes in ROUTES, WEBHOOK_ROUTES or LOCAL_ROUTES that openapi.yaml does not document: {missing:?}"
+    );
+    assert!(
+        extra.is_empty(),
+        "operations openapi.yaml documents that are in none of ROUTES, WEBHOOK_ROUTES, LOCAL_ROUTES: {extra:?}"
+    );
 
     let mut operation_ids = BTreeSet::new();
     for (op, operation) in doc.operations() {
-        let flag = operation.get(LOCAL_ONLY);
-        if local.contains(&op) {
-            assert_eq!(flag, Some(&json!(true)), "{op} is local-only (LOCAL_ROUTES): mark it `{LOCAL_ONLY}: true`");
-        } else {
-            assert!(
-                flag.is_none() || flag == Some(&json!(false)),
-                "{op} is served by every router (ROUTES) but openapi.yaml marks it {LOCAL_ONLY}: {flag:?}"
-            );
-        }
+        assert_eq!(
+            documented_served_by(&op, operation),
+            routes.served_by(&op),
+            "{op}: openapi.yaml's {SERVED_BY} (absent means {DEFAULT_SERVED_BY:?}) differs from the surfaces \
+             that serve it in the code (ROUTES: local, api; WEBHOOK_ROUTES: local, ingest; LOCAL_ROUTES: local)"
+        );
         let id = operation.get("operationId").and_then(Value::as_str);
         let id = id.unwrap_or_else(|| panic!("{op} has no operationId"));
         assert!(operation_ids.insert(id.to_owned()), "operationId {id} is used twice");
@@ -474,9 +673,13 @@ fn documented_operations_are_exactly_the_routes() {
     }
     for name in ["Change", "ChangeState", "ChangeType", "NewChange", "TransitionRequest", "ChangeList", "AuditEntry"]
         .into_iter()
-        .chain(["FieldChange", "AuditTrail", "Error", "Health", "EventEnvelope", "EventAccepted", "EventDuplicate"])
+        .chain(["FieldChange", "AuditTrail", "Error", "ErrorCode", "Health", "EventEnvelope", "WebhookPayload"])
+        .chain(["DeliveryAccepted", "DeliveryDuplicate", "DeliveryIgnored"])
     {
         assert!(doc.root["components"]["schemas"].get(name).is_some(), "components.schemas.{name} is missing");
+    }
+    for name in ["Unauthorized", "BadDelivery", "DeliveryAccepted", "DeliveryNotPublished", "IngestUnavailable"] {
+        doc.component_response(name);
     }
 }
 
@@ -503,51 +706,63 @@ fn change_states_and_types_are_the_domains() {
 #[tokio::test]
 async fn every_route_is_served() {
     let api = Api::start().await;
-    let (routes, local_routes) = code_routes();
-    for op in routes.union(&local_routes) {
+    for op in &CodeRoutes::load().all() {
         let method = Method::from_bytes(op.method.as_bytes()).expect("method");
         let uri = instance(&op.path);
         let what = format!("{method} {uri} (route {op})");
         let answer = api.send(Req::new(method, uri)).await;
-        assert!(
-            !(answer.status == StatusCode::NOT_FOUND && answer.code() == "route_not_found"),
-            "{what}: listed in ROUTES/LOCAL_ROUTES but the router has no route for it: {}",
-            answer.brief()
-        );
-        assert_ne!(
-            answer.status,
-            StatusCode::METHOD_NOT_ALLOWED,
-            "{what}: listed in ROUTES/LOCAL_ROUTES but the router refuses the method: {}",
-            answer.brief()
-        );
+        let (routed, answered) = routed(&answer);
+        assert!(routed, "{what}: listed in ROUTES/WEBHOOK_ROUTES/LOCAL_ROUTES but the local hub answers {answered}");
         // Whatever it answers to a bare request, the document lists it.
         api.check_documented(&what, op, &answer);
     }
 }
 
-/// The api Lambda's router serves `ROUTES` and not the local-only routes.
+/// Whether a router served the request (it has a route for its path and
+/// method), and what it answered, for messages.
+fn routed(answer: &Answer) -> (bool, String) {
+    let unrouted = answer.status == StatusCode::METHOD_NOT_ALLOWED
+        || (answer.status == StatusCode::NOT_FOUND && answer.code() == "route_not_found");
+    (!unrouted, format!("{} {}", answer.status, answer.brief()))
+}
+
+/// Each surface's router serves exactly the routes of the surface: the local
+/// hub all of them, the api Lambda's `http::router` only `ROUTES`, the ingest
+/// Lambda's router only `WEBHOOK_ROUTES`. (The ingest router is assembled here
+/// as functions/ingest assembles it, on the embedded adapters.)
 #[tokio::test]
-async fn the_lambda_router_serves_no_local_only_route() {
-    use changehub::adapters::embedded::EmbeddedStore;
+async fn each_router_serves_exactly_its_routes() {
     use changehub::app::Changes;
-    use changehub::ports::SystemClock;
+    let local = Api::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = EmbeddedStore::open(dir.path().join("api.db")).expect("open store");
-    let router = changehub::http::router(std::sync::Arc::new(Changes::new(store, SystemClock)));
-    let (routes, local_routes) = code_routes();
-    for op in routes.iter().chain(&local_routes) {
-        let method = Method::from_bytes(op.method.as_bytes()).expect("method");
-        let request = Request::builder().method(method).uri(instance(&op.path)).body(Body::empty()).expect("request");
-        let response = router.clone().oneshot(request).await.expect("the router is infallible");
-        let status = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("body");
-        let code =
-            serde_json::from_slice::<Value>(&bytes).ok().and_then(|b| b["error"]["code"].as_str().map(str::to_owned));
-        let unrouted = status == StatusCode::METHOD_NOT_ALLOWED || code.as_deref() == Some("route_not_found");
-        if local_routes.contains(op) {
-            assert!(unrouted, "{op} is local-only (LOCAL_ROUTES) but the api Lambda's router serves it: {status}");
-        } else {
-            assert!(!unrouted, "{op} is in ROUTES but the api Lambda's router does not serve it: {status} {code:?}");
+    let store = EmbeddedStore::open(dir.path().join("lambdas.db")).expect("open store");
+    let api_lambda = changehub::http::router(Arc::new(Changes::new(store.clone(), SystemClock)));
+    let ingest = Arc::new(Ingest {
+        dedupe: store.clone(),
+        bus: LocalBus::new(),
+        catalog: store,
+        secrets: secrets(),
+        clock: SystemClock,
+    });
+    let ingest_lambda = changehub::http::finish(webhooks::webhook_routes(ingest));
+    let routers = [("local", &local.router), ("api", &api_lambda), ("ingest", &ingest_lambda)];
+
+    let routes = CodeRoutes::load();
+    for op in &routes.all() {
+        let served_by = routes.served_by(op);
+        for (surface, router) in routers {
+            let method = Method::from_bytes(op.method.as_bytes()).expect("method");
+            let uri = instance(&op.path);
+            let answer = send(router, Req::new(method.clone(), uri.clone())).await;
+            let (routed, answered) = routed(&answer);
+            let expected = served_by.contains(surface);
+            assert_eq!(
+                routed,
+                expected,
+                "{op} ({method} {uri}): the {surface} router {} it, but it is served by {served_by:?} \
+                 (ROUTES: local, api; WEBHOOK_ROUTES: local, ingest; LOCAL_ROUTES: local); it answered {answered}",
+                if routed { "serves" } else { "does not serve" },
+            );
         }
     }
 }
@@ -630,7 +845,6 @@ async fn responses_match_the_documented_schemas() {
     let get = key(&Method::GET, "/changes/{id}");
     let transition = key(&Method::POST, "/changes/{id}/transitions");
     let audit = key(&Method::GET, "/changes/{id}/audit");
-    let events = key(&Method::POST, "/events");
     let acme = |r: Req| r.header("x-changehub-tenant", "acme").header("x-changehub-user", "alice");
 
     // Health.
@@ -768,11 +982,7 @@ async fn responses_match_the_documented_schemas() {
         b.resize(MAX_BODY_BYTES + 1, b'x');
         b
     };
-    for (op, uri) in [
-        (&create, "/changes".to_owned()),
-        (&transition, format!("/changes/{id}/transitions")),
-        (&events, "/events".to_owned()),
-    ] {
+    for (op, uri) in [(&create, "/changes".to_owned()), (&transition, format!("/changes/{id}/transitions"))] {
         let what = |w: &str| format!("{w} body on {op}");
         api.call(op, Req::new(Method::POST, uri.clone()).raw("application/json", b"{not json".to_vec())).await.expect(
             &what("malformed"),
@@ -817,38 +1027,8 @@ async fn responses_match_the_documented_schemas() {
         .expect("missing title", StatusCode::BAD_REQUEST, Some("invalid_request"))
         .expect_field("missing title", "title");
 
-    // Events: accepted, then a duplicate, then invalid.
-    let event = json!({
-        "version": "0",
-        "id": "evt-1",
-        "source": "aws.codepipeline",
-        "detail-type": "CodePipeline Pipeline Execution State Change",
-        "time": "2026-12-01T22:05:00Z",
-        "resources": ["arn:aws:codepipeline:eu-west-1:123456789012:payments"],
-        "detail": {"pipeline": "payments", "state": "STARTED"},
-    });
-    let first = api.call(&events, Req::post_json("/events", &event)).await;
-    first.expect("event", StatusCode::ACCEPTED, None);
-    assert_eq!(first.body, json!({"accepted": true, "id": "evt-1"}));
-    let again = api.call(&events, Req::post_json("/events", &event)).await;
-    again.expect("duplicate event", StatusCode::OK, None);
-    assert_eq!(again.body, json!({"duplicate": true, "id": "evt-1"}));
-    for (change, field) in [
-        (json!({"detail": "a string"}), "detail"),
-        (json!({"id": "  "}), "id"),
-        (json!({"source": "s".repeat(257)}), "source"),
-        (json!({"time": "yesterday"}), "time"),
-    ] {
-        let mut bad = event.clone();
-        for (k, v) in change.as_object().expect("object") {
-            bad[k] = v.clone();
-        }
-        let what = format!("event with {change}");
-        api.call(&events, Req::post_json("/events", &bad))
-            .await
-            .expect(&what, StatusCode::BAD_REQUEST, Some("invalid_request"))
-            .expect_field(&what, field);
-    }
+    webhook_scenario(&api).await;
+    events_scenario(&api).await;
 
     // The scenario exercised every documented operation with a success.
     let seen = api.seen.lock().expect("lock").clone();
@@ -859,6 +1039,230 @@ async fn responses_match_the_documented_schemas() {
             "the scenario never got a success from {op}: {statuses:?}"
         );
     }
+}
+
+/// The part of the scenario on the webhook routes: signed deliveries of real
+/// samples from every source.
+async fn webhook_scenario(api: &Api) {
+    let default_route = key(&Method::POST, "/webhooks/{source}");
+    let tenant_route = key(&Method::POST, "/tenants/{tenant}/webhooks/{source}");
+
+    // Per source, on both routes: an unsigned delivery and one signed with
+    // another secret are refused, naming the check that failed; the signed
+    // delivery is published; the same delivery again is a duplicate.
+    for (origin, file, credential) in [
+        (Origin::Github, "github/deployment_status.success.json", "X-Hub-Signature-256"),
+        (Origin::Gitlab, "gitlab/merge_request.merge.json", "X-Gitlab-Token"),
+        (Origin::Pagerduty, "pagerduty/incident.triggered.json", "X-PagerDuty-Signature"),
+        (Origin::Alertmanager, "alertmanager/firing.json", "Authorization"),
+        (Origin::Incidentio, "incidentio/public_incident.incident_created_v2.json", "webhook-timestamp"),
+    ] {
+        let source = origin.as_str();
+        let secret = if origin == Origin::Incidentio { SIGNING_SECRET } else { SECRET };
+        let delivery = uuid::Uuid::now_v7().to_string();
+        for (op, uri) in [
+            (&default_route, format!("/webhooks/{source}")),
+            (&tenant_route, format!("/tenants/acme/webhooks/{source}")),
+        ] {
+            let what = |w: &str| format!("{w} {file} to {uri}");
+            let unsigned = api.call(op, Req::webhook(origin, &uri, file, &delivery, None)).await;
+            unsigned.expect(&what("unsigned"), StatusCode::UNAUTHORIZED, Some("unauthorized"));
+            assert!(
+                unsigned.message().to_ascii_lowercase().contains(&credential.to_ascii_lowercase()),
+                "{}: the message names the failed check ({credential}): {}",
+                what("unsigned"),
+                unsigned.brief()
+            );
+            let forged = api.call(op, Req::webhook(origin, &uri, file, &delivery, Some("not the secret"))).await;
+            forged.expect(&what("wrongly signed"), StatusCode::UNAUTHORIZED, Some("unauthorized"));
+            assert!(!forged.brief().contains(SECRET), "{}: the answer shows a secret", what("wrongly signed"));
+
+            api.call(op, Req::webhook(origin, &uri, file, &delivery, Some(secret)))
+                .await
+                .expect_published(&what("signed"), source);
+            let again = api.call(op, Req::webhook(origin, &uri, file, &delivery, Some(secret))).await;
+            again.expect(&what("the same delivery again:"), StatusCode::OK, None);
+            assert_eq!(again.body, json!({"duplicate": true}), "{}", what("the same delivery again:"));
+        }
+    }
+
+    // A tenant with no secret for a source refuses its deliveries.
+    let globex = "/tenants/globex/webhooks/github";
+    let file = "github/pull_request.opened.json";
+    let refused = api.call(&tenant_route, Req::webhook(Origin::Github, globex, file, "d-globex", Some(SECRET))).await;
+    refused.expect("a delivery to a tenant without secrets", StatusCode::UNAUTHORIZED, Some("unauthorized"));
+    assert!(refused.message().contains("no secret"), "{}", refused.brief());
+
+    // Valid deliveries of kinds the hub does not use.
+    for (file, kind) in [("github/star.created.json", "star"), ("github/ping.json", "ping")] {
+        let a =
+            api.call(&default_route, Req::webhook(Origin::Github, "/webhooks/github", file, file, Some(SECRET))).await;
+        a.expect(file, StatusCode::OK, None);
+        assert_eq!(a.body, json!({"ignored": kind}), "{file}");
+    }
+
+    // The content type is not checked.
+    let webhook = |delivery: &str| Req::webhook(Origin::Github, "/webhooks/github", file, delivery, Some(SECRET));
+    api.call(&default_route, webhook("d-text").header("content-type", "text/plain"))
+        .await
+        .expect_published("a delivery sent as text/plain", "github");
+    api.call(&default_route, webhook("d-untyped").without("content-type"))
+        .await
+        .expect_published("a delivery without a content type", "github");
+
+    // The path: unknown sources, invalid tenants.
+    for (op, uri) in [(&default_route, "/webhooks/bitbucket"), (&tenant_route, "/tenants/acme/webhooks/bitbucket")] {
+        api.call(op, Req::new(Method::POST, uri).body(b"{}".to_vec())).await.expect(
+            uri,
+            StatusCode::NOT_FOUND,
+            Some("not_found"),
+        );
+    }
+    for tenant in ["Acme", "-acme", "a%20b", &"t".repeat(65)] {
+        let uri = format!("/tenants/{tenant}/webhooks/github");
+        api.call(&tenant_route, Req::webhook(Origin::Github, &uri, file, "d-tenant", Some(SECRET)))
+            .await
+            .expect(&uri, StatusCode::BAD_REQUEST, Some("invalid_request"))
+            .expect_field(&uri, "tenant");
+    }
+
+    // Signed deliveries the hub cannot read.
+    let push = |body: &[u8]| Req::github("/webhooks/github", "push", "d-unreadable", body);
+    api.call(&default_route, push(b"{not json")).await.expect(
+        "a webhook that is not JSON",
+        StatusCode::BAD_REQUEST,
+        Some("malformed_json"),
+    );
+    api.call(&default_route, push(b"[]"))
+        .await
+        .expect("a webhook that is not an object", StatusCode::BAD_REQUEST, Some("invalid_request"))
+        .expect_field("a webhook that is not an object", "body");
+    let a = api.call(&default_route, Req::github("/webhooks/github", "pull_request", "d-empty", b"{}")).await;
+    a.expect("a pull_request webhook of {}", StatusCode::BAD_REQUEST, Some("invalid_request"));
+    assert!(!a.field().is_empty(), "a pull_request webhook of {{}}: the field at fault is named: {}", a.brief());
+    for (origin, file, header) in [
+        (Origin::Github, "github/push.default_branch.json", "X-GitHub-Event"),
+        (Origin::Github, "github/push.default_branch.json", "X-GitHub-Delivery"),
+        (Origin::Pagerduty, "pagerduty/incident.resolved.json", "X-Webhook-Id"),
+    ] {
+        let what = format!("{file} without {header}");
+        let uri = format!("/webhooks/{}", origin.as_str());
+        api.call(&default_route, Req::webhook(origin, &uri, file, "d-headers", Some(SECRET)).without(header))
+            .await
+            .expect(&what, StatusCode::BAD_REQUEST, Some("invalid_request"))
+            .expect_field(&what, header);
+    }
+
+    // Too large.
+    let oversized = vec![b' '; MAX_WEBHOOK_BYTES + 1];
+    api.call(&default_route, Req::github("/webhooks/github", "push", "d-large", &oversized)).await.expect(
+        "a webhook over 25 MiB",
+        StatusCode::PAYLOAD_TOO_LARGE,
+        Some("payload_too_large"),
+    );
+}
+
+/// The part of the scenario on `POST /events`: AWS samples as EventBridge
+/// delivers them.
+async fn events_scenario(api: &Api) {
+    let events = key(&Method::POST, "/events");
+    let post = |body: &Value| Req::new(Method::POST, "/events").body(body.to_string().into_bytes());
+    let acme = |r: Req| r.header("x-changehub-tenant", "acme");
+
+    // A real sample, byte for byte, without a content type: published once
+    // per tenant.
+    let alarm_bytes = sample("aws/cloudwatch.alarm_state_change.json");
+    let alarm = Req::new(Method::POST, "/events").body(alarm_bytes.clone());
+    api.call(&events, acme(alarm)).await.expect_published("the alarm sample", "aws");
+    let again = api.call(&events, acme(Req::new(Method::POST, "/events").body(alarm_bytes.clone()))).await;
+    again.expect("the alarm sample again", StatusCode::OK, None);
+    assert_eq!(again.body, json!({"duplicate": true}), "the alarm sample again");
+    api.call(&events, Req::new(Method::POST, "/events").body(alarm_bytes))
+        .await
+        .expect_published("the alarm sample for the default tenant", "aws");
+    let stack =
+        Req::new(Method::POST, "/events").raw("text/plain", sample("aws/cloudformation.stack_status_change.json"));
+    api.call(&events, stack).await.expect_published("a sample sent as text/plain", "aws");
+
+    // Events the hub does not use.
+    let pipeline = json!({
+        "version": "0",
+        "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718",
+        "source": "aws.codepipeline",
+        "detail-type": "CodePipeline Pipeline Execution State Change",
+        "time": "2026-12-01T22:05:00Z",
+        "detail": {"pipeline": "payments", "state": "STARTED"},
+    });
+    let a = api.call(&events, post(&pipeline)).await;
+    a.expect("a CodePipeline event", StatusCode::OK, None);
+    assert_eq!(a.body, json!({"ignored": "aws.codepipeline CodePipeline Pipeline Execution State Change"}));
+    let mut read_only = sample_json("aws/cloudtrail.iam_put_role_policy.json");
+    read_only["id"] = json!("read-only-call");
+    read_only["detail"]["eventName"] = json!("GetRolePolicy");
+    read_only["detail"]["readOnly"] = json!(true);
+    let a = api.call(&events, post(&read_only)).await;
+    a.expect("a read-only CloudTrail call", StatusCode::OK, None);
+    assert_eq!(a.body, json!({"ignored": "read-only API call"}));
+
+    // Envelopes the hub cannot read.
+    api.call(&events, Req::new(Method::POST, "/events").body(b"{not json".to_vec())).await.expect(
+        "an event that is not JSON",
+        StatusCode::BAD_REQUEST,
+        Some("malformed_json"),
+    );
+    let alarm = sample_json("aws/cloudwatch.alarm_state_change.json");
+    let config = sample_json("aws/config.configuration_item_change.json");
+    for (what, body, field) in [
+        ("an array", json!([alarm.clone()]), "body"),
+        ("no id", remove_at(&alarm, "/id"), "id"),
+        ("a blank id", set_at(&alarm, "/id", json!("  ")), "id"),
+        ("an alarm at no time", set_at(&alarm, "/time", json!("yesterday")), "time"),
+        ("an alarm with a text detail", set_at(&alarm, "/detail", json!("a string")), "detail"),
+        ("an alarm without a name", remove_at(&alarm, "/detail/alarmName"), "detail.alarmName"),
+        (
+            "a configuration change without an item",
+            remove_at(&config, "/detail/configurationItem"),
+            "detail.configurationItem",
+        ),
+    ] {
+        let what = format!("an event with {what}");
+        api.call(&events, post(&body))
+            .await
+            .expect(&what, StatusCode::BAD_REQUEST, Some("invalid_request"))
+            .expect_field(&what, field);
+    }
+    for (header, value) in [("x-changehub-tenant", "Not A Slug".to_owned()), ("x-changehub-user", "u".repeat(257))] {
+        let what = format!("an event with an invalid {header}");
+        api.call(&events, post(&pipeline).header(header, &value))
+            .await
+            .expect(&what, StatusCode::BAD_REQUEST, Some("invalid_request"))
+            .expect_field(&what, header);
+    }
+    let oversized = vec![b' '; MAX_WEBHOOK_BYTES + 1];
+    api.call(&events, Req::new(Method::POST, "/events").body(oversized)).await.expect(
+        "an event over 25 MiB",
+        StatusCode::PAYLOAD_TOO_LARGE,
+        Some("payload_too_large"),
+    );
+}
+
+/// `v` with the member at the JSON pointer `at` set to `value` (added if
+/// absent; its parent must be an object).
+fn set_at(v: &Value, at: &str, value: Value) -> Value {
+    let mut v = v.clone();
+    let (parent, name) = at.rsplit_once('/').expect("a pointer");
+    let object = v.pointer_mut(parent).and_then(Value::as_object_mut);
+    object.unwrap_or_else(|| panic!("{parent} is not an object of the sample")).insert(name.to_owned(), value);
+    v
+}
+
+/// `v` without the member at the JSON pointer `at`.
+fn remove_at(v: &Value, at: &str) -> Value {
+    let mut v = v.clone();
+    let (parent, name) = at.rsplit_once('/').expect("a pointer");
+    let removed = v.pointer_mut(parent).and_then(Value::as_object_mut).and_then(|o| o.remove(name));
+    assert!(removed.is_some(), "{at} is not in the sample");
+    v
 }
 
 // ---------------------------------------------------------------------------
@@ -930,41 +1334,85 @@ async fn request_schemas_accept_what_the_api_accepts() {
         ("string version".into(), json!({"to": "submitted", "version": "1"})),
     ];
 
-    let event = json!({
-        "id": "e", "source": "s", "detail-type": "t", "time": "2026-12-01T22:05:00Z", "detail": {},
-    });
-    let ev = |k: &str, v: Option<Value>| {
-        let mut b = event.clone();
-        match v {
-            Some(v) => b[k] = v,
-            None => {
-                b.as_object_mut().expect("object").remove(k);
-            }
-        }
-        b
+    // Events: real samples of every type the hub normalizes, then variations.
+    // A sample's id is replaced by one per case, so that no case is a duplicate.
+    const SAMPLE_ID: &str = "the sample's id";
+    let aws = |file: &str| set_at(&sample_json(&format!("aws/{file}.json")), "/id", json!(SAMPLE_ID));
+    let alarm = aws("cloudwatch.alarm_state_change");
+    let config = aws("config.configuration_item_change");
+    let compliance = aws("config.rules_compliance_change");
+    let drift = aws("cloudformation.drift_detection_status_change");
+    let stack = aws("cloudformation.stack_status_change");
+    let resource = aws("cloudformation.resource_status_change");
+    let trail = aws("cloudtrail.iam_put_role_policy");
+    let pipeline = json!({"id": SAMPLE_ID, "source": "aws.codepipeline", "detail-type": "CodePipeline Pipeline Execution State Change"});
+    let summary_only = {
+        let item = config["detail"]["configurationItem"].clone();
+        set_at(&remove_at(&config, "/detail/configurationItem"), "/detail/configurationItemSummary", item)
     };
-    let event_cases: Vec<(String, Value)> = vec![
-        ("minimal".into(), event.clone()),
-        ("extra envelope fields".into(), ev("account", Some(json!("123456789012")))),
-        ("resources".into(), ev("resources", Some(json!(["arn:x"])))),
-        ("no id".into(), ev("id", None)),
-        ("no source".into(), ev("source", None)),
-        ("no detail-type".into(), ev("detail-type", None)),
-        ("no time".into(), ev("time", None)),
-        ("no detail".into(), ev("detail", None)),
-        ("blank id".into(), ev("id", Some(json!(" ")))),
-        ("id of 256".into(), ev("id", Some(json!("i".repeat(256))))),
-        ("id of 257".into(), ev("id", Some(json!("i".repeat(257))))),
-        ("array detail".into(), ev("detail", Some(json!([1])))),
-        ("null detail".into(), ev("detail", Some(Value::Null))),
-        ("numeric resources".into(), ev("resources", Some(json!([1])))),
-        ("bad time".into(), ev("time", Some(json!("2026-13-01T00:00:00Z")))),
+    let event_cases: Vec<(&str, Value)> = vec![
+        ("alarm sample", alarm.clone()),
+        ("configuration item sample", config.clone()),
+        ("compliance sample", compliance.clone()),
+        ("drift sample", drift.clone()),
+        ("stack status sample", stack.clone()),
+        ("resource status sample", resource.clone()),
+        ("CloudTrail sample", trail.clone()),
+        ("another type, only id, source and detail-type", pipeline.clone()),
+        (
+            "another type, with odd other fields",
+            json!({
+                "id": SAMPLE_ID, "source": "aws.codepipeline", "detail-type": "Other",
+                "time": "yesterday", "resources": [1], "detail": "text",
+            }),
+        ),
+        ("not an object", json!([alarm.clone()])),
+        ("no id", remove_at(&alarm, "/id")),
+        ("blank id", set_at(&alarm, "/id", json!(" "))),
+        ("numeric id", set_at(&alarm, "/id", json!(7))),
+        ("no source", remove_at(&alarm, "/source")),
+        ("numeric source", set_at(&pipeline, "/source", json!(1))),
+        ("no detail-type", remove_at(&alarm, "/detail-type")),
+        ("extra envelope fields", set_at(&alarm, "/version", json!({"any": "thing"}))),
+        ("alarm without account", remove_at(&alarm, "/account")),
+        ("alarm without region", remove_at(&alarm, "/region")),
+        ("alarm without time", remove_at(&alarm, "/time")),
+        ("alarm at a bad time", set_at(&alarm, "/time", json!("2026-13-01T00:00:00Z"))),
+        ("alarm without detail", remove_at(&alarm, "/detail")),
+        ("alarm with an array detail", set_at(&alarm, "/detail", json!([1]))),
+        ("alarm with a null detail", set_at(&alarm, "/detail", Value::Null)),
+        ("alarm without resources", remove_at(&alarm, "/resources")),
+        ("alarm with numeric resources", set_at(&alarm, "/resources", json!([1]))),
+        ("alarm with null resources", set_at(&alarm, "/resources", Value::Null)),
+        ("alarm without a name", remove_at(&alarm, "/detail/alarmName")),
+        ("alarm with a numeric state", set_at(&alarm, "/detail/state/value", json!(1))),
+        ("alarm with a null previous state", set_at(&alarm, "/detail/previousState", Value::Null)),
+        ("alarm with a numeric tag", set_at(&alarm, "/detail/alarmTags", json!({"changehub:service": 1}))),
+        ("alarm with a tag", set_at(&alarm, "/detail/alarmTags", json!({"changehub:service": "checkout"}))),
+        ("configuration change without an item", remove_at(&config, "/detail/configurationItem")),
+        ("configuration change with a summary only", summary_only),
+        ("configuration item without a resource id", remove_at(&config, "/detail/configurationItem/resourceId")),
+        (
+            "configuration item with null related events",
+            set_at(&config, "/detail/configurationItem/relatedEvents", Value::Null),
+        ),
+        ("compliance change without a new result", remove_at(&compliance, "/detail/newEvaluationResult")),
+        ("drift without a stack id", remove_at(&drift, "/detail/stack-id")),
+        ("stack status without a status", remove_at(&stack, "/detail/status-details/status")),
+        ("CloudTrail call without an event id", remove_at(&trail, "/detail/eventID")),
+        ("CloudTrail call of another source", set_at(&trail, "/source", json!("aws.iam.custom"))),
+        (
+            "CloudTrail call, read-only",
+            set_at(&set_at(&trail, "/detail/readOnly", json!(true)), "/detail/eventName", json!("GetRolePolicy")),
+        ),
+        ("CloudTrail call with a text readOnly", set_at(&trail, "/detail/readOnly", json!("no"))),
+        ("CloudTrail call at a bad eventTime", set_at(&trail, "/detail/eventTime", json!("yesterday"))),
     ];
     for (i, (name, mut body)) in event_cases.into_iter().enumerate() {
-        if body.get("id").and_then(Value::as_str) == Some("e") {
-            body["id"] = json!(format!("e{i}"));
+        if body.get("id") == Some(&json!(SAMPLE_ID)) {
+            body["id"] = json!(format!("case-{i}"));
         }
-        cases.push((&events, name, body));
+        cases.push((&events, name.to_owned(), body));
     }
 
     let mut disagreements = Vec::new();
@@ -1055,10 +1503,112 @@ async fn request_bodies_must_be_objects() {
         ),
     ] {
         let what = format!("{op} with the array body {positional}");
-        api.call(&op, Req::post_json(uri, &positional)).await.expect(
-            &what,
-            StatusCode::BAD_REQUEST,
-            Some("invalid_request"),
+        let answer = api.call(&op, Req::post_json(uri, &positional)).await;
+        answer.expect(&what, StatusCode::BAD_REQUEST, Some("invalid_request"));
+        if op.path == "/events" {
+            answer.expect_field(&what, "body");
+        }
+    }
+    // A webhook too, properly signed.
+    let webhook = key(&Method::POST, "/webhooks/{source}");
+    let positional_push = json!(["refs/heads/main", "abc", "def"]).to_string();
+    api.call(&webhook, Req::github("/webhooks/github", "push", "d-array", positional_push.as_bytes()))
+        .await
+        .expect("a GitHub push with an array body", StatusCode::BAD_REQUEST, Some("invalid_request"))
+        .expect_field("a GitHub push with an array body", "body");
+}
+
+// ---------------------------------------------------------------------------
+// Ingest failures: the 503 answers fit the document
+
+/// A bus that refuses every publish.
+struct DownBus;
+
+impl EventBus for DownBus {
+    async fn publish(&self, events: &[HubEvent]) -> Result<(), BusError> {
+        Err(BusError::Rejected { failed: events.iter().map(|e| (e.id.clone(), "InternalFailure".into())).collect() })
+    }
+}
+
+/// A secrets backend that cannot be read.
+struct SecretsDown;
+
+impl SecretSource for SecretsDown {
+    async fn secrets(&self, _tenant: &TenantId, _origin: Origin) -> Result<Vec<String>, SecretsError> {
+        Err(SecretsError::Invalid("the secrets document cannot be read".into()))
+    }
+}
+
+#[tokio::test]
+async fn ingest_failures_are_documented_503s() {
+    let webhook = key(&Method::POST, "/webhooks/{source}");
+    let events = key(&Method::POST, "/events");
+    let delivery = || {
+        Req::webhook(Origin::Pagerduty, "/webhooks/pagerduty", "pagerduty/incident.triggered.json", "d", Some(SECRET))
+    };
+    let alarm = || Req::new(Method::POST, "/events").body(sample("aws/cloudwatch.alarm_state_change.json"));
+
+    // The bus refuses: publish_failed, and the delivery is not remembered.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedStore::open(dir.path().join("ingest.db")).expect("open store");
+    let ingest = Arc::new(Ingest {
+        dedupe: store.clone(),
+        bus: DownBus,
+        catalog: store,
+        secrets: secrets(),
+        clock: SystemClock,
+    });
+    let router =
+        changehub::http::finish(webhooks::webhook_routes(ingest.clone()).merge(webhooks::local_routes(ingest)));
+    let api = Api::with_router(router, dir);
+    for _attempt in 0..2 {
+        api.call(&webhook, delivery()).await.expect(
+            "a webhook while the bus is down",
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some("publish_failed"),
         );
+        api.call(&events, alarm()).await.expect(
+            "an AWS event while the bus is down",
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some("publish_failed"),
+        );
+    }
+
+    // The secrets cannot be read: unavailable.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedStore::open(dir.path().join("ingest.db")).expect("open store");
+    let ingest = Arc::new(Ingest {
+        dedupe: store.clone(),
+        bus: LocalBus::new(),
+        catalog: store,
+        secrets: SecretsDown,
+        clock: SystemClock,
+    });
+    let api = Api::with_router(changehub::http::finish(webhooks::webhook_routes(ingest)), dir);
+    api.call(&webhook, delivery()).await.expect(
+        "a webhook while the secrets are unavailable",
+        StatusCode::SERVICE_UNAVAILABLE,
+        Some("unavailable"),
+    );
+}
+
+/// Path parameters that do not percent-decode to UTF-8 get the documented
+/// JSON error, as a change `id` does (see
+/// `an_id_that_is_not_utf8_is_a_json_invalid_request`).
+#[tokio::test]
+async fn webhook_path_parameters_that_are_not_utf8_get_a_json_error() {
+    let api = Api::start().await;
+    let webhook = key(&Method::POST, "/webhooks/{source}");
+    let tenant_webhook = key(&Method::POST, "/tenants/{tenant}/webhooks/{source}");
+    let file = "github/star.created.json";
+    for (op, uri, status, code, field) in [
+        (&tenant_webhook, "/tenants/%FF/webhooks/github", StatusCode::BAD_REQUEST, "invalid_request", "tenant"),
+        (&tenant_webhook, "/tenants/acme/webhooks/%FF", StatusCode::NOT_FOUND, "not_found", ""),
+        (&webhook, "/webhooks/%FF", StatusCode::NOT_FOUND, "not_found", ""),
+    ] {
+        api.call(op, Req::webhook(Origin::Github, uri, file, "d", Some(SECRET)))
+            .await
+            .expect(uri, status, Some(code))
+            .expect_field(uri, field);
     }
 }

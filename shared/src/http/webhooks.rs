@@ -2,6 +2,7 @@
 //! `POST /tenants/{tenant}/webhooks/{source}`, and the local `POST /events`
 //! for EventBridge-shaped envelopes (what a rule would deliver).
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -73,9 +74,18 @@ async fn body(req: Request) -> Result<(HeaderMap, axum::body::Bytes), ApiError> 
     Ok((parts.headers, bytes))
 }
 
+/// A path parameter that does not decode (not UTF-8): the JSON error the
+/// route would give for a wrong value, not axum's plain-text rejection.
+fn undecodable(name: &str) -> ApiError {
+    match name {
+        "tenant" => ApiError::invalid("tenant", "tenant must be a slug of a-z, 0-9, '.', '_' or '-'"),
+        _ => ApiError::not_found("no such webhook source; known: github, gitlab, pagerduty, alertmanager, incidentio"),
+    }
+}
+
 async fn default_tenant<D, B, K, S, C>(
     State(ingest): State<Shared<D, B, K, S, C>>,
-    Path(source): Path<String>,
+    source: Result<Path<String>, PathRejection>,
     req: Request,
 ) -> Result<Response, ApiError>
 where
@@ -85,13 +95,14 @@ where
     S: SecretSource,
     C: Clock,
 {
+    let Path(source) = source.map_err(|_| undecodable("source"))?;
     let tenant = TenantId::parse("default")?;
     webhook(&ingest, &tenant, &source, req).await
 }
 
 async fn for_tenant<D, B, K, S, C>(
     State(ingest): State<Shared<D, B, K, S, C>>,
-    Path((tenant, source)): Path<(String, String)>,
+    params: Result<Path<Vec<(String, String)>>, PathRejection>,
     req: Request,
 ) -> Result<Response, ApiError>
 where
@@ -101,8 +112,12 @@ where
     S: SecretSource,
     C: Clock,
 {
-    let tenant = TenantId::parse(&tenant).map_err(|e| ApiError::invalid("tenant", e.message))?;
-    webhook(&ingest, &tenant, &source, req).await
+    // axum's rejection names the parameter that did not decode.
+    let Path(params) =
+        params.map_err(|r| undecodable(if r.body_text().contains("`tenant`") { "tenant" } else { "source" }))?;
+    let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).unwrap_or_default();
+    let tenant = TenantId::parse(get("tenant")).map_err(|e| ApiError::invalid("tenant", e.message))?;
+    webhook(&ingest, &tenant, get("source"), req).await
 }
 
 async fn webhook<D, B, K, S, C>(
