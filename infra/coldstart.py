@@ -77,6 +77,8 @@ def run_once(binary):
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_SESSION_TOKEN": "testing",
         "CHANGEHUB_TABLE": "changehub-bench",
+        "CHANGEHUB_EVENT_BUS": "changehub-bench-hub",
+        "CHANGEHUB_SECRETS_ID": "changehub-bench-secrets",
         "RUST_LOG": "info",
     }
     # Lambda's AL2023 image keeps its trust store in one bundle file; Debian's

@@ -167,7 +167,7 @@ struct DeliveryAlert {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::pagerduty::fuzz;
+    use crate::ingest::support::testing as fuzz;
     use proptest::prelude::*;
     use serde_json::{Value, json};
 
@@ -389,7 +389,7 @@ mod tests {
         }
 
         #[test]
-        fn arbitrary_json_never_panics(v in fuzz::json(WORDS)) {
+        fn arbitrary_json_never_panics(v in fuzz::json_with(WORDS)) {
             let body = serde_json::to_vec(&v).expect("json");
             let _ = delivery_id(&HeaderMap::new(), &body);
             let _ = normalize(&HeaderMap::new(), &body);

@@ -504,7 +504,7 @@ struct TrailResource {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::pagerduty::fuzz;
+    use crate::ingest::support::testing as fuzz;
     use proptest::prelude::*;
     use serde_json::{Value, json};
 
@@ -1017,7 +1017,7 @@ mod tests {
         }
 
         #[test]
-        fn arbitrary_json_never_panics(v in fuzz::json(WORDS)) {
+        fn arbitrary_json_never_panics(v in fuzz::json_with(WORDS)) {
             let body = serde_json::to_vec(&v).expect("json");
             let _ = delivery_id(&body);
             let _ = normalize(&body);
@@ -1025,7 +1025,7 @@ mod tests {
 
         #[test]
         fn arbitrary_details_never_panic(
-            detail in fuzz::json(WORDS),
+            detail in fuzz::json_with(WORDS),
             source_and_type in proptest::sample::select(&[
                 ("aws.cloudwatch", "CloudWatch Alarm State Change"),
                 ("aws.config", "Config Configuration Item Change"),

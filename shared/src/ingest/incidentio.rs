@@ -247,7 +247,7 @@ struct CustomFieldOption {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::pagerduty::fuzz;
+    use crate::ingest::support::testing as fuzz;
     use http::HeaderValue;
     use proptest::prelude::*;
     use serde_json::{Value, json};
@@ -514,7 +514,7 @@ mod tests {
         }
 
         #[test]
-        fn arbitrary_json_never_panics(v in fuzz::json(WORDS), event_type in proptest::sample::select(&[CREATED, UPDATED, STATUS_UPDATED][..])) {
+        fn arbitrary_json_never_panics(v in fuzz::json_with(WORDS), event_type in proptest::sample::select(&[CREATED, UPDATED, STATUS_UPDATED][..])) {
             let _ = normalize(&headers(), &serde_json::to_vec(&v).expect("json"));
             let wrapped = json!({"event_type": event_type, event_type: v});
             let _ = normalize(&headers(), &serde_json::to_vec(&wrapped).expect("json"));

@@ -111,108 +111,10 @@ struct Reference {
     email: Option<String>,
 }
 
-/// Test helpers shared by the ingest modules' property tests.
-///
-/// They would sit better in `ingest/mod.rs` (as `#[cfg(test)] mod testing`);
-/// they live here because this change may only touch the vendor modules.
-#[cfg(test)]
-pub(crate) mod fuzz {
-    use proptest::prelude::*;
-    use proptest::test_runner::Config;
-    use serde_json::Value;
-
-    /// The default number of cases, without writing failures to a
-    /// `proptest-regressions/` file next to the sources.
-    pub(crate) fn config() -> Config {
-        Config { failure_persistence: None, ..Config::default() }
-    }
-
-    /// Arbitrary JSON whose keys and strings are often taken from `words`, so
-    /// that it gets past the first fields a normalizer looks at.
-    pub(crate) fn json(words: &'static [&'static str]) -> impl Strategy<Value = Value> {
-        let word = proptest::sample::select(words).prop_map(str::to_owned);
-        let leaf = prop_oneof![
-            Just(Value::Null),
-            any::<bool>().prop_map(Value::from),
-            any::<i64>().prop_map(Value::from),
-            any::<u64>().prop_map(Value::from),
-            any::<f64>().prop_map(Value::from),
-            "\\PC{0,16}".prop_map(Value::from),
-            word.clone().prop_map(Value::from),
-            Just(Value::from("0001-01-01T00:00:00Z")),
-            Just(Value::from("2026-09-14T10:41:07Z")),
-        ];
-        leaf.prop_recursive(4, 48, 6, move |inner| {
-            prop_oneof![
-                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-                proptest::collection::btree_map(prop_oneof![word.clone(), "[a-zA-Z_-]{1,10}"], inner, 0..6)
-                    .prop_map(|m| Value::Object(m.into_iter().collect())),
-            ]
-        })
-    }
-
-    /// One of `samples` with one node (possibly the root) replaced by
-    /// arbitrary JSON or removed, serialized.
-    pub(crate) fn mutated(
-        samples: &'static [&'static [u8]],
-        words: &'static [&'static str],
-    ) -> impl Strategy<Value = Vec<u8>> {
-        proptest::sample::select(samples)
-            .prop_flat_map(move |sample| {
-                let base: Value = serde_json::from_slice(sample).expect("the sample is JSON");
-                let mut all = Vec::new();
-                pointers(&base, String::new(), &mut all);
-                (Just(base), proptest::sample::select(all), json(words), any::<bool>())
-            })
-            .prop_map(|(mut value, pointer, replacement, remove)| {
-                if remove {
-                    remove_at(&mut value, &pointer);
-                } else if let Some(slot) = value.pointer_mut(&pointer) {
-                    *slot = replacement;
-                }
-                serde_json::to_vec(&value).expect("JSON serializes")
-            })
-    }
-
-    fn pointers(value: &Value, here: String, out: &mut Vec<String>) {
-        match value {
-            Value::Object(m) => {
-                for (k, v) in m {
-                    pointers(v, format!("{here}/{}", k.replace('~', "~0").replace('/', "~1")), out);
-                }
-            }
-            Value::Array(a) => {
-                for (i, v) in a.iter().enumerate() {
-                    pointers(v, format!("{here}/{i}"), out);
-                }
-            }
-            _ => {}
-        }
-        out.push(here);
-    }
-
-    fn remove_at(value: &mut Value, pointer: &str) {
-        let Some((parent, last)) = pointer.rsplit_once('/') else { return };
-        let key = last.replace("~1", "/").replace("~0", "~");
-        match value.pointer_mut(parent) {
-            Some(Value::Object(m)) => {
-                m.remove(&key);
-            }
-            Some(Value::Array(a)) => {
-                if let Ok(i) = key.parse::<usize>()
-                    && i < a.len()
-                {
-                    a.remove(i);
-                }
-            }
-            _ => {}
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ingest::support::testing as fuzz;
     use http::HeaderValue;
     use proptest::prelude::*;
     use serde_json::json;
@@ -406,7 +308,7 @@ mod tests {
         }
 
         #[test]
-        fn arbitrary_json_never_panics(v in fuzz::json(WORDS)) {
+        fn arbitrary_json_never_panics(v in fuzz::json_with(WORDS)) {
             let body = serde_json::to_vec(&v).expect("json");
             let _ = normalize(&headers(), &body);
             let _ = normalize(&headers(), &serde_json::to_vec(&json!({"event": v})).expect("json"));

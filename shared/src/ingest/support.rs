@@ -91,7 +91,10 @@ impl<'de> Deserialize<'de> for Timestamp {
 /// Property-test strategies shared by both modules' tests.
 #[cfg(test)]
 pub mod testing {
+    //! Property-test generators shared by every normalizer's tests.
+
     use proptest::prelude::*;
+    use proptest::test_runner::Config;
     use serde_json::Value;
 
     /// Keys the normalizers read, so arbitrary objects sometimes look like payloads.
@@ -146,6 +149,12 @@ pub mod testing {
         "source_branch",
     ];
 
+    /// The default number of cases, without writing failures to a
+    /// `proptest-regressions/` file next to the sources.
+    pub fn config() -> Config {
+        Config { failure_persistence: None, ..Config::default() }
+    }
+
     /// Text biased towards change ids, timestamps and multi-byte characters.
     pub fn text() -> impl Strategy<Value = String> {
         prop_oneof![
@@ -153,13 +162,22 @@ pub mod testing {
             Just("3f6c2a9e-8b1d-4c55-9a0e-2d7f1b6e4c90".to_owned()),
             Just("2026-09-14 10:21:46 UTC".to_owned()),
             Just("2026-09-14T10:21:46Z".to_owned()),
+            Just("0001-01-01T00:00:00Z".to_owned()),
             Just("refs/heads/main".to_owned()),
             "[a-z0-9 ✓é-]{30,40}",
         ]
     }
 
-    /// Arbitrary JSON, with keys and strings biased towards what the normalizers read.
+    /// Arbitrary JSON, with keys and strings biased towards what the GitHub
+    /// and GitLab normalizers read.
     pub fn json() -> impl Strategy<Value = Value> {
+        json_with(KEYS)
+    }
+
+    /// Arbitrary JSON whose keys and strings are often taken from `words`, so
+    /// that it gets past the first fields a normalizer looks at.
+    pub fn json_with(words: &'static [&'static str]) -> impl Strategy<Value = Value> {
+        let word = proptest::sample::select(words).prop_map(str::to_owned);
         let leaf = prop_oneof![
             Just(Value::Null),
             any::<bool>().prop_map(Value::from),
@@ -167,17 +185,18 @@ pub mod testing {
             any::<u64>().prop_map(Value::from),
             any::<f64>().prop_map(Value::from),
             text().prop_map(Value::from),
+            word.clone().prop_map(Value::from),
         ];
-        leaf.prop_recursive(4, 64, 8, |inner| {
-            let key = prop_oneof![prop::sample::select(KEYS).prop_map(str::to_owned), "[a-z_]{1,12}"];
+        leaf.prop_recursive(4, 64, 8, move |inner| {
             prop_oneof![
-                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-                prop::collection::vec((key, inner), 0..8).prop_map(|kv| Value::Object(kv.into_iter().collect())),
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::btree_map(prop_oneof![word.clone(), "[a-zA-Z_-]{1,12}"], inner, 0..8)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
             ]
         })
     }
 
-    /// Every node of `v`, as a JSON pointer.
+    /// Every node of `v`, as a JSON pointer (the root is `""`).
     fn pointers(v: &Value, at: String, out: &mut Vec<String>) {
         match v {
             Value::Object(m) => {
@@ -195,7 +214,25 @@ pub mod testing {
         out.push(at);
     }
 
-    /// `sample` with one node (any depth, the root included) replaced by arbitrary JSON.
+    fn remove_at(value: &mut Value, pointer: &str) {
+        let Some((parent, last)) = pointer.rsplit_once('/') else { return };
+        let key = last.replace("~1", "/").replace("~0", "~");
+        match value.pointer_mut(parent) {
+            Some(Value::Object(m)) => {
+                m.remove(&key);
+            }
+            Some(Value::Array(a)) => {
+                if let Ok(i) = key.parse::<usize>()
+                    && i < a.len()
+                {
+                    a.remove(i);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// `sample` with one node (any depth, the root included) replaced by `with`.
     pub fn mutate(sample: &[u8], which: prop::sample::Index, with: Value) -> Vec<u8> {
         let mut v: Value = serde_json::from_slice(sample).unwrap_or(Value::Null);
         let mut all = Vec::new();
@@ -207,5 +244,29 @@ pub mod testing {
             *node = with;
         }
         serde_json::to_vec(&v).unwrap_or_default()
+    }
+
+    /// One of `samples` with one node replaced by arbitrary JSON or removed.
+    pub fn mutated(
+        samples: &'static [&'static [u8]],
+        words: &'static [&'static str],
+    ) -> impl Strategy<Value = Vec<u8>> {
+        proptest::sample::select(samples)
+            .prop_flat_map(move |sample| {
+                let base: Value = serde_json::from_slice(sample).unwrap_or(Value::Null);
+                let mut all = Vec::new();
+                pointers(&base, String::new(), &mut all);
+                (Just(base), proptest::sample::select(all), json_with(words), any::<bool>())
+            })
+            .prop_map(|(mut value, pointer, replacement, remove)| {
+                if remove {
+                    remove_at(&mut value, &pointer);
+                } else if pointer.is_empty() {
+                    value = replacement;
+                } else if let Some(slot) = value.pointer_mut(&pointer) {
+                    *slot = replacement;
+                }
+                serde_json::to_vec(&value).unwrap_or_default()
+            })
     }
 }
