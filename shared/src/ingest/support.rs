@@ -88,7 +88,6 @@ impl<'de> Deserialize<'de> for Timestamp {
     }
 }
 
-/// Property-test strategies shared by both modules' tests.
 #[cfg(test)]
 pub mod testing {
     //! Property-test generators shared by every normalizer's tests.
