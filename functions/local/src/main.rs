@@ -1,5 +1,6 @@
 //! `changehub`: the local all-in-one hub and its tools.
 
+mod audit;
 mod bench;
 mod replay;
 
@@ -71,6 +72,11 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Check audit trails: their hash chains, and that each record's head is its last entry.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Measure the local hub: API create+get, raw store operations, signed webhook ingest and its CPU cost per event.
     Bench {
         /// Create+get pairs to send through the API.
@@ -82,6 +88,24 @@ enum Command {
         /// Raw store operations of each kind.
         #[arg(long, default_value_t = 2000)]
         store_ops: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Verify every audit chain in a hub's database (stop the hub first: the file is locked while it runs).
+    ///
+    /// Prints one line per change and names the first broken entry; exits non-zero if any chain is broken.
+    Verify {
+        /// The embedded database file.
+        #[arg(long, default_value = "./changehub.db", env = "CHANGEHUB_DB")]
+        db: PathBuf,
+        /// Only this tenant's changes.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Only this change.
+        #[arg(long)]
+        change: Option<String>,
     },
 }
 
@@ -109,6 +133,9 @@ async fn main() -> ExitCode {
                 Ok(options) => replay::run(&options, &files).await,
                 Err(e) => Err(e),
             }
+        }
+        Command::Audit { command: AuditCommand::Verify { db, tenant, change } } => {
+            audit::verify(&db, tenant.as_deref(), change.as_deref()).await
         }
         Command::Bench { requests, concurrency, store_ops } => bench::run(requests, concurrency, store_ops).await,
     };

@@ -267,3 +267,66 @@ fn serve_refuses_a_port_in_use_with_a_clear_error() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("cannot listen on 127.0.0.1:{port}")));
 }
+
+/// `changehub audit verify` passes intact chains and names an edited entry.
+#[tokio::test]
+async fn audit_verify_names_an_entry_edited_in_the_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hub = Served::start(dir.path());
+    let http = reqwest::Client::new();
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let change: Value = http
+            .post(format!("{}/changes", hub.base))
+            .json(&sample())
+            .send()
+            .await
+            .expect("create")
+            .json()
+            .await
+            .expect("json");
+        let id = change["id"].as_str().expect("id").to_owned();
+        let moved = http
+            .post(format!("{}/changes/{id}/transitions", hub.base))
+            .json(&json!({"to": "submitted", "version": 1}))
+            .send()
+            .await
+            .expect("transition");
+        assert_eq!(moved.status(), 200);
+        ids.push(id);
+    }
+    hub.interrupt();
+    let db = dir.path().join("hub.db");
+    let verify = |extra: &[&str]| {
+        Command::new(BIN).args(["audit", "verify", "--db"]).arg(&db).args(extra).output().expect("audit verify")
+    };
+
+    let ok = verify(&[]);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stdout));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("2 audit chain(s) checked, 0 broken"));
+
+    // Someone edits the second entry of the first change directly in the file.
+    {
+        let store = changehub::adapters::embedded::EmbeddedStore::open(&db).expect("open");
+        let tenant = changehub::domain::TenantId::parse("default").expect("tenant");
+        let id = changehub::domain::ChangeId::parse(&ids[0]).expect("id");
+        use changehub::ports::ChangeReader;
+        let mut trail = store.audit_trail(&tenant, &id).await.expect("trail");
+        trail[1].actor = "mallory".into();
+        let pk = changehub::adapters::keys::change_pk(&tenant, &id);
+        store
+            .put_raw(pk, changehub::adapters::keys::audit_sk(2), serde_json::to_value(&trail[1]).expect("json"))
+            .await
+            .expect("tamper");
+    }
+    let broken = verify(&[]);
+    let out = String::from_utf8_lossy(&broken.stdout);
+    assert!(!broken.status.success());
+    assert!(out.contains(&format!("BROKEN  default/{}  audit entry 2: stored hash does not match", ids[0])), "{out}");
+    assert!(out.contains(&format!("ok      default/{}", ids[1])), "{out}");
+    let one = verify(&["--change", &ids[1]]);
+    assert!(one.status.success(), "{}", String::from_utf8_lossy(&one.stdout));
+    let missing = verify(&["--change", "01a1fcf8-0000-7000-8000-000000000000"]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no change"));
+}

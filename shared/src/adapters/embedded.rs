@@ -92,6 +92,25 @@ impl EmbeddedStore {
         tokio::task::spawn_blocking(move || f(&db)).await.map_err(|e| StoreError::backend(false, e))?
     }
 
+    /// Every change record in the file, of every tenant. An admin scan for
+    /// `changehub audit verify`: no request path reads the whole store.
+    pub async fn all_changes(&self) -> Result<Vec<Change>, StoreError> {
+        self.blocking(|db| {
+            let txn = db.begin_read().map_err(backend)?;
+            let table = txn.open_table(ITEMS).map_err(backend)?;
+            let mut out = Vec::new();
+            for row in table.iter().map_err(backend)? {
+                let (k, v) = row.map_err(backend)?;
+                let (pk, sk) = k.value();
+                if sk == keys::META && pk.contains("#CHG#") {
+                    out.push(decode(pk, sk, v.value())?);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     /// Overwrites one raw item. For tests that tamper with stored data and for
     /// admin repair; not used on any request path.
     pub async fn put_raw(&self, pk: String, sk: String, value: serde_json::Value) -> Result<(), StoreError> {

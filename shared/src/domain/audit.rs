@@ -133,6 +133,24 @@ pub enum ChainError {
     BrokenLink { seq: u64, prev: u64 },
     #[error("audit entry {seq} found where {expected} was expected (entry missing or out of order)")]
     Gap { seq: u64, expected: u64 },
+    #[error("the record is at version {version} but its audit trail ends at entry {last} (entries removed)")]
+    Truncated { last: u64, version: u64 },
+    #[error("the record's audit head is not the hash of its last audit entry {last} (record or trail altered)")]
+    HeadMismatch { last: u64 },
+}
+
+/// Checks a change's whole trail against the record: the chain itself, that
+/// it reaches the record's version, and that the record's head is its last hash.
+pub fn verify_record(change: &Change, entries: &[AuditEntry]) -> Result<(), ChainError> {
+    verify_chain(entries)?;
+    let last = entries.last().map_or(0, |e| e.seq);
+    if last != change.version {
+        return Err(ChainError::Truncated { last, version: change.version });
+    }
+    if entries.last().is_none_or(|e| e.hash != change.audit_head) {
+        return Err(ChainError::HeadMismatch { last });
+    }
+    Ok(())
 }
 
 /// Checks a whole chain, in order, from its first entry.
@@ -219,6 +237,30 @@ mod tests {
         let mut entries = chain();
         entries.remove(1);
         assert_eq!(verify_chain(&entries), Err(ChainError::Gap { seq: 3, expected: 2 }));
+    }
+
+    #[test]
+    fn a_removed_last_entry_is_caught_by_the_record() {
+        let entries = chain();
+        let at = entries[2].at;
+        let mut record = NewChange {
+            title: "x".into(),
+            description: String::new(),
+            change_type: ChangeType::Emergency,
+            services: vec!["payments".into()],
+            environment: "production".into(),
+            planned_start: at,
+            planned_end: at + chrono::Duration::hours(1),
+        }
+        .validate()
+        .expect("valid")
+        .into_draft(entries[0].change_id, entries[0].tenant.clone(), "alice".into(), at);
+        record.version = 3;
+        record.audit_head = entries[2].hash.clone();
+        verify_record(&record, &entries).expect("intact");
+        assert_eq!(verify_record(&record, &entries[..2]), Err(ChainError::Truncated { last: 2, version: 3 }));
+        record.audit_head = "0".repeat(64);
+        assert_eq!(verify_record(&record, &entries), Err(ChainError::HeadMismatch { last: 3 }));
     }
 
     #[test]
