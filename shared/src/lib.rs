@@ -13,6 +13,7 @@ pub mod domain;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod ingest;
+pub mod json;
 #[cfg(all(feature = "embedded", feature = "http"))]
 pub mod local;
 pub mod ports;

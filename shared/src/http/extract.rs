@@ -7,6 +7,7 @@ use serde::de::DeserializeOwned;
 use super::error::ApiError;
 use crate::app::Caller;
 use crate::domain::{ChangeId, TenantId};
+use crate::json::JsonError;
 
 /// The `{id}` of a change route, parsed; any failure is a 400 naming `id`.
 pub struct ChangeIdPath(pub ChangeId);
@@ -76,48 +77,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
-/// Decodes a JSON object, naming the offending field in the error. Anything
-/// but an object is refused (serde would otherwise read a struct from an
-/// array of its fields in order).
+/// Decodes a JSON object, naming the offending field in the error.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
-    if first.is_some_and(|b| *b != b'{') {
-        return match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
-            Ok(_) => Err(ApiError::invalid("body", "the body must be a JSON object")),
-            Err(e) => Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "malformed_json",
-                format!("the body is not valid JSON: {e}"),
-            )),
-        };
-    }
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        let message = inner.to_string();
-        if inner.is_syntax() || inner.is_eof() {
-            return ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "malformed_json",
-                format!("the body is not valid JSON: {message}"),
-            );
+    crate::json::decode_object(bytes).map_err(|e| match e {
+        JsonError::Malformed(m) => {
+            ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", format!("the body is not valid JSON: {m}"))
         }
-        // serde names a missing field in its message, with the path of its parent.
-        let named = backticked(&message).filter(|_| message.starts_with("missing field"));
-        let field = match (named, path.as_str()) {
-            (Some(name), "." | "") => name.to_owned(),
-            (Some(name), parent) => format!("{parent}.{name}"),
-            (None, p) => p.trim_start_matches('.').to_owned(),
-        };
-        ApiError::invalid(if field.is_empty() { "body".to_owned() } else { field }, message)
+        JsonError::NotObject => ApiError::invalid("body", "the body must be a JSON object"),
+        JsonError::Invalid { field, message } => ApiError::invalid(field.unwrap_or_else(|| "body".to_owned()), message),
     })
-}
-
-fn backticked(message: &str) -> Option<&str> {
-    let start = message.find('`')? + 1;
-    let len = message[start..].find('`')?;
-    Some(&message[start..start + len])
 }
 
 /// The acting user and tenant. Until token auth arrives they come from the

@@ -19,6 +19,8 @@ pub use canonical::{Canonical, Fact, NormalizeError, Normalized, Origin, Service
 
 use http::HeaderMap;
 
+use crate::json::JsonError;
+
 /// A header as text, if present and visible ASCII.
 pub fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
@@ -29,34 +31,15 @@ pub fn required_header<'a>(headers: &'a HeaderMap, name: &str) -> Result<&'a str
     header(headers, name).ok_or_else(|| NormalizeError::field(name, format!("the {name} header is missing")))
 }
 
-/// The body as `T`, which must be a JSON object (serde would otherwise read
-/// an array positionally). Errors name the field at fault by its full path
-/// (`pull_request.title`), a missing field included.
+/// The body as `T`, which must be a JSON object. Errors name the field at
+/// fault by its full path (`pull_request.title`), a missing field included.
 pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, NormalizeError> {
-    let first = body.iter().find(|b| !b.is_ascii_whitespace());
-    if first.is_some_and(|b| *b != b'{') {
-        return match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
-            Ok(_) => Err(NormalizeError::new("the body is not a JSON object")),
-            Err(e) => Err(NormalizeError::malformed(format!("the body is not valid JSON: {e}"))),
-        };
-    }
-    let de = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
-            return NormalizeError::malformed(format!("the body is not valid JSON: {inner}"));
+    crate::json::decode_object(body).map_err(|e| match e {
+        JsonError::Malformed(m) => NormalizeError::malformed(format!("the body is not valid JSON: {m}")),
+        JsonError::NotObject => NormalizeError::new("the body is not a JSON object"),
+        JsonError::Invalid { field, message } => {
+            NormalizeError { field, message: format!("unexpected payload: {message}"), malformed: false }
         }
-        let message = inner.to_string();
-        let path = path.trim_start_matches('.');
-        let missing = message.split_once("missing field `").and_then(|(_, rest)| rest.split_once('`')).map(|(f, _)| f);
-        let field = match (path.is_empty(), missing) {
-            (true, None) => None,
-            (true, Some(name)) => Some(name.to_owned()),
-            (false, Some(name)) => Some(format!("{path}.{name}")),
-            (false, None) => Some(path.to_owned()),
-        };
-        NormalizeError { field, message: format!("unexpected payload: {message}"), malformed: false }
     })
 }
 
