@@ -346,8 +346,7 @@ impl Req {
     /// `body` POSTed to a GitHub webhook `uri` as GitHub would send it for
     /// `event`: the event and delivery headers, signed with `SECRET`.
     fn github(uri: &str, event: &str, delivery: &str, body: &[u8]) -> Req {
-        let mut headers = sign::auth_headers(Origin::Github, SECRET, delivery, body, chrono::Utc::now());
-        headers.extend(sign::delivery_headers(Origin::Github, event, delivery));
+        let headers = sign::delivery(Origin::Github, SECRET, event, delivery, body, chrono::Utc::now());
         Req::with_headers(uri, headers, body.to_vec())
     }
 }

@@ -78,8 +78,7 @@ pub async fn run(options: &Options, files: &[PathBuf]) -> Result<(), Box<dyn std
                 hex::encode(&Sha256::digest(&bytes)[..16])
             };
             let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
-            let mut headers = sign::delivery_headers(origin, stem, &delivery);
-            headers.extend(sign::auth_headers(origin, &secret, &delivery, &bytes, chrono::Utc::now()));
+            let headers = sign::delivery(origin, &secret, stem, &delivery, &bytes, chrono::Utc::now());
             let route = if options.tenant.as_str() == "default" {
                 format!("{base}/webhooks/{}", origin.as_str())
             } else {

@@ -110,3 +110,19 @@ pub fn delivery_headers(origin: Origin, file_stem: &str, delivery: &str) -> Head
     }
     h
 }
+
+/// Everything `origin` sends with a delivery of `body`: the event-type and
+/// delivery headers for a sample named `file_stem`, and the signature made
+/// with `secret`.
+pub fn delivery(
+    origin: Origin,
+    secret: &str,
+    file_stem: &str,
+    delivery: &str,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> HeaderMap {
+    let mut headers = delivery_headers(origin, file_stem, delivery);
+    headers.extend(auth_headers(origin, secret, delivery, body, now));
+    headers
+}
