@@ -5,7 +5,7 @@ use chrono::{Duration, Utc};
 use hdrhistogram::Histogram;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration as StdDuration, Instant};
 
 use changehub::adapters::embedded::EmbeddedStore;
 use changehub::app::{Caller, Changes, ListRequest, TransitionRequest};
@@ -82,60 +82,103 @@ pub async fn run(requests: usize, concurrency: usize, store_ops: usize) -> BoxRe
     Ok(())
 }
 
-async fn api(dir: &std::path::Path, requests: usize, concurrency: usize) -> BoxResult<()> {
-    let hub = Hub::open(&HubConfig {
-        db: dir.join("api.db"),
-        notifications: dir.join("notifications.jsonl"),
-        secrets: Default::default(),
-    })?;
+/// A hub serving on a loopback port until stopped.
+struct Running {
+    base: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<Result<(), local::HubError>>,
+}
+
+async fn serve_hub(config: HubConfig) -> BoxResult<Running> {
+    let hub = Hub::open(&config)?;
     let listener = local::bind("127.0.0.1:0".parse()?).await?;
     let base = format!("http://{}", listener.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(hub.serve(listener, async {
         let _ = stopped.await;
     }));
+    Ok(Running { base, stop, server })
+}
 
+impl Running {
+    async fn stop(self) -> BoxResult<()> {
+        let _ = self.stop.send(());
+        self.server.await??;
+        Ok(())
+    }
+}
+
+/// Runs operations 0..`requests` over `concurrency` clients. Each operation
+/// makes `N` timed requests and returns their latencies; the k-th latency of
+/// every operation goes to the k-th histogram. Returns them and the wall time.
+async fn drive<const N: usize, F, Fut>(
+    concurrency: usize,
+    requests: usize,
+    op: F,
+) -> BoxResult<([Histogram<u64>; N], f64)>
+where
+    F: Fn(reqwest::Client, usize) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Result<[StdDuration; N], BenchError>> + Send,
+{
     let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build()?;
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..concurrency {
-        let (client, base, next) = (client.clone(), base.clone(), next.clone());
+        let (client, next, op) = (client.clone(), next.clone(), op.clone());
         workers.push(tokio::spawn(async move {
-            let (mut create_h, mut get_h) = (histogram(), histogram());
+            let mut hs: [Histogram<u64>; N] = std::array::from_fn(|_| histogram());
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= requests {
                     break;
                 }
-                let t = Instant::now();
-                let created = client.post(format!("{base}/changes")).json(&body(i)).send().await?;
-                if created.status() != 201 {
-                    return Err(BenchError::Status { what: "POST /changes", status: created.status() });
+                for (h, d) in hs.iter_mut().zip(op(client.clone(), i).await?) {
+                    let _ = h.record(d.as_micros() as u64);
                 }
-                let change: serde_json::Value = created.json().await?;
-                let _ = create_h.record(t.elapsed().as_micros() as u64);
-                let id = change["id"].as_str().unwrap_or_default().to_owned();
-                let t = Instant::now();
-                let got = client.get(format!("{base}/changes/{id}")).send().await?;
-                if got.status() != 200 {
-                    return Err(BenchError::Status { what: "GET /changes/{id}", status: got.status() });
-                }
-                got.bytes().await?;
-                let _ = get_h.record(t.elapsed().as_micros() as u64);
             }
-            Ok::<_, BenchError>((create_h, get_h))
+            Ok::<_, BenchError>(hs)
         }));
     }
-    let (mut create_h, mut get_h) = (histogram(), histogram());
+    let mut total: [Histogram<u64>; N] = std::array::from_fn(|_| histogram());
     for w in workers {
-        let (c, g) = w.await??;
-        create_h.add(c)?;
-        get_h.add(g)?;
+        for (t, h) in total.iter_mut().zip(w.await??) {
+            t.add(h)?;
+        }
     }
-    let secs = started.elapsed().as_secs_f64();
-    let _ = stop.send(());
-    server.await??;
+    Ok((total, started.elapsed().as_secs_f64()))
+}
+
+async fn api(dir: &std::path::Path, requests: usize, concurrency: usize) -> BoxResult<()> {
+    let hub = serve_hub(HubConfig {
+        db: dir.join("api.db"),
+        notifications: dir.join("notifications.jsonl"),
+        secrets: Default::default(),
+    })
+    .await?;
+    let base = hub.base.clone();
+    let ([create_h, get_h], secs) = drive(concurrency, requests, move |client, i| {
+        let base = base.clone();
+        async move {
+            let t = Instant::now();
+            let created = client.post(format!("{base}/changes")).json(&body(i)).send().await?;
+            if created.status() != 201 {
+                return Err(BenchError::Status { what: "POST /changes", status: created.status() });
+            }
+            let change: serde_json::Value = created.json().await?;
+            let create = t.elapsed();
+            let id = change["id"].as_str().unwrap_or_default().to_owned();
+            let t = Instant::now();
+            let got = client.get(format!("{base}/changes/{id}")).send().await?;
+            if got.status() != 200 {
+                return Err(BenchError::Status { what: "GET /changes/{id}", status: got.status() });
+            }
+            got.bytes().await?;
+            Ok([create, t.elapsed()])
+        }
+    })
+    .await?;
+    hub.stop().await?;
     println!("\nAPI over HTTP (loopback, {concurrency} clients, embedded store, durable commits):");
     line("create+get pairs", requests, Some(secs), None);
     line("requests (create or get)", requests * 2, Some(secs), None);
@@ -203,9 +246,7 @@ const BENCH_SECRET: &str = "bench-secret";
 
 fn signed_headers(delivery: &str) -> http::HeaderMap {
     use changehub::ingest::{Origin, sign};
-    let mut h = sign::delivery_headers(Origin::Github, "deployment_status", delivery);
-    h.extend(sign::auth_headers(Origin::Github, BENCH_SECRET, delivery, DEPLOYMENT_STATUS, Utc::now()));
-    h
+    sign::delivery(Origin::Github, BENCH_SECRET, "deployment_status", delivery, DEPLOYMENT_STATUS, Utc::now())
 }
 
 /// Signed webhooks over HTTP: verify, normalize, dedupe (a durable write) and publish.
@@ -213,53 +254,32 @@ async fn ingest(dir: &std::path::Path, requests: usize, concurrency: usize) -> B
     use changehub::adapters::env_secrets::{SecretsDocument, StaticSecrets};
     let mut doc = SecretsDocument::new();
     doc.entry("default".into()).or_default().insert("github".into(), vec![BENCH_SECRET.into()]);
-    let hub = Hub::open(&HubConfig {
+    let hub = serve_hub(HubConfig {
         db: dir.join("ingest.db"),
         notifications: dir.join("ingest-notifications.jsonl"),
         secrets: StaticSecrets::new(doc),
-    })?;
-    let listener = local::bind("127.0.0.1:0".parse()?).await?;
-    let url = format!("http://{}/webhooks/github", listener.local_addr()?);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(hub.serve(listener, async {
-        let _ = stopped.await;
-    }));
-    let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build()?;
-    let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let mut workers = Vec::new();
-    for _ in 0..concurrency {
-        let (client, url, next) = (client.clone(), url.clone(), next.clone());
-        workers.push(tokio::spawn(async move {
-            let mut h = histogram();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= requests {
-                    break;
-                }
-                let headers = signed_headers(&format!("bench-delivery-{i}"));
-                let t = Instant::now();
-                let mut req = client.post(&url).body(DEPLOYMENT_STATUS);
-                for (k, v) in &headers {
-                    req = req.header(k.as_str(), v.as_bytes());
-                }
-                let res = req.send().await?;
-                if res.status() != 202 {
-                    return Err(BenchError::Status { what: "POST /webhooks/github", status: res.status() });
-                }
-                res.bytes().await?;
-                let _ = h.record(t.elapsed().as_micros() as u64);
+    })
+    .await?;
+    let url = format!("{}/webhooks/github", hub.base);
+    let ([h], secs) = drive(concurrency, requests, move |client, i| {
+        let url = url.clone();
+        async move {
+            let headers = signed_headers(&format!("bench-delivery-{i}"));
+            let t = Instant::now();
+            let mut req = client.post(&url).body(DEPLOYMENT_STATUS);
+            for (k, v) in &headers {
+                req = req.header(k.as_str(), v.as_bytes());
             }
-            Ok::<_, BenchError>(h)
-        }));
-    }
-    let mut h = histogram();
-    for w in workers {
-        h.add(w.await??)?;
-    }
-    let secs = started.elapsed().as_secs_f64();
-    let _ = stop.send(());
-    server.await??;
+            let res = req.send().await?;
+            if res.status() != 202 {
+                return Err(BenchError::Status { what: "POST /webhooks/github", status: res.status() });
+            }
+            res.bytes().await?;
+            Ok([t.elapsed()])
+        }
+    })
+    .await?;
+    hub.stop().await?;
     println!(
         "\nWebhook ingest over HTTP (signed GitHub deployment_status, {} bytes, {concurrency} clients):",
         DEPLOYMENT_STATUS.len()
