@@ -455,7 +455,7 @@ impl CatalogReader for DynamoStore {
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(key(keys::mapping_pk(tenant, kind), keys::mapping_sk(key_str))))
+            .set_key(Some(key(keys::mapping_pk(tenant, kind), keys::bounded_key(key_str))))
             .send()
             .await
             .map_err(classify)?;
@@ -478,7 +478,7 @@ impl CatalogWriter for DynamoStore {
         key_str: &str,
         service: &ServiceName,
     ) -> Result<(), StoreError> {
-        let mut item = key(keys::mapping_pk(tenant, kind), keys::mapping_sk(key_str));
+        let mut item = key(keys::mapping_pk(tenant, kind), keys::bounded_key(key_str));
         item.insert("entity".into(), s("mapping"));
         item.insert("key".into(), s(key_str));
         item.insert("service".into(), s(service.as_str()));

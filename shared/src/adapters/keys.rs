@@ -7,7 +7,7 @@
 //! | audit entry | `T#{tenant}#CHG#{id}` | `AUD#{seq:020}` |
 //! | service index | `T#{tenant}#SVC#{service}` | `CHG#{planned_start}#{id}` |
 //! | dedupe claim | `IDEM#{key}` | `IDEM` |
-//! | catalog mapping | `T#{tenant}#MAP#{kind}` | `{key}` |
+//! | catalog mapping | `T#{tenant}#MAP#{kind}` | `{key}` (see `bounded_key`) |
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
@@ -42,7 +42,7 @@ pub fn service_sk(planned_start: DateTime<Utc>, id: &ChangeId) -> String {
 }
 
 pub fn idem_pk(key: &str) -> String {
-    format!("IDEM#{}", mapping_sk(key))
+    format!("IDEM#{}", bounded_key(key))
 }
 
 /// The SK range a service-window query reads.
@@ -91,8 +91,9 @@ pub fn mapping_pk(tenant: &TenantId, kind: crate::ports::MappingKind) -> String 
     format!("T#{tenant}#MAP#{}", kind.as_str())
 }
 
-/// Long keys (some ARNs) are hashed so that every sort key stays short.
-pub fn mapping_sk(key: &str) -> String {
+/// A caller-supplied key (an ARN, a delivery id) as a key attribute: kept
+/// as is up to 512 bytes, hashed above, so every key stays within limits.
+pub fn bounded_key(key: &str) -> String {
     if key.len() <= 512 {
         key.to_owned()
     } else {
