@@ -207,57 +207,59 @@ impl ChangeReader for EmbeddedStore {
 
 impl ChangeWriter for EmbeddedStore {
     async fn insert_change(&self, change: &Change, entry: &AuditEntry) -> Result<(), StoreError> {
-        let (c, e) = (change.clone(), entry.clone());
-        self.blocking(move |db| {
-            let (change, entry) = (c, e);
-            let pk = keys::change_pk(&change.tenant, &change.id);
-            let txn = db.begin_write().map_err(backend)?;
-            {
-                let mut table = txn.open_table(ITEMS).map_err(backend)?;
-                if table.get((pk.as_str(), keys::META)).map_err(backend)?.is_some() {
-                    return Err(StoreError::AlreadyExists);
+        let (change, entry) = (change.clone(), entry.clone());
+        let (change, entry) = self
+            .blocking(move |db| {
+                let pk = keys::change_pk(&change.tenant, &change.id);
+                let txn = db.begin_write().map_err(backend)?;
+                {
+                    let mut table = txn.open_table(ITEMS).map_err(backend)?;
+                    if table.get((pk.as_str(), keys::META)).map_err(backend)?.is_some() {
+                        return Err(StoreError::AlreadyExists);
+                    }
+                    table.insert((pk.as_str(), keys::META), encode(&change)?.as_slice()).map_err(backend)?;
+                    let aud = keys::audit_sk(entry.seq);
+                    table.insert((pk.as_str(), aud.as_str()), encode(&entry)?.as_slice()).map_err(backend)?;
+                    let idx = encode(&IndexItem { change_id: change.id, planned_end: change.planned_end })?;
+                    for service in &change.services {
+                        let spk = keys::service_pk(&change.tenant, service);
+                        let ssk = keys::service_sk(change.planned_start, &change.id);
+                        table.insert((spk.as_str(), ssk.as_str()), idx.as_slice()).map_err(backend)?;
+                    }
                 }
-                table.insert((pk.as_str(), keys::META), encode(&change)?.as_slice()).map_err(backend)?;
-                let aud = keys::audit_sk(entry.seq);
-                table.insert((pk.as_str(), aud.as_str()), encode(&entry)?.as_slice()).map_err(backend)?;
-                let idx = encode(&IndexItem { change_id: change.id, planned_end: change.planned_end })?;
-                for service in &change.services {
-                    let spk = keys::service_pk(&change.tenant, service);
-                    let ssk = keys::service_sk(change.planned_start, &change.id);
-                    table.insert((spk.as_str(), ssk.as_str()), idx.as_slice()).map_err(backend)?;
-                }
-            }
-            txn.commit().map_err(backend)
-        })
-        .await?;
-        self.emit(change.clone(), entry.clone());
+                txn.commit().map_err(backend)?;
+                Ok((change, entry))
+            })
+            .await?;
+        self.emit(change, entry);
         Ok(())
     }
 
     async fn update_change(&self, change: &Change, entry: &AuditEntry) -> Result<(), StoreError> {
-        let (c, e) = (change.clone(), entry.clone());
-        self.blocking(move |db| {
-            let (change, entry) = (c, e);
-            let pk = keys::change_pk(&change.tenant, &change.id);
-            let expected = change.version.saturating_sub(1);
-            let txn = db.begin_write().map_err(backend)?;
-            {
-                let mut table = txn.open_table(ITEMS).map_err(backend)?;
-                let current: Change = get_item(&table, &pk, keys::META)?.ok_or(StoreError::NotFound)?;
-                if current.version != expected {
-                    return Err(StoreError::VersionConflict { expected });
+        let (change, entry) = (change.clone(), entry.clone());
+        let (change, entry) = self
+            .blocking(move |db| {
+                let pk = keys::change_pk(&change.tenant, &change.id);
+                let expected = change.version.saturating_sub(1);
+                let txn = db.begin_write().map_err(backend)?;
+                {
+                    let mut table = txn.open_table(ITEMS).map_err(backend)?;
+                    let current: Change = get_item(&table, &pk, keys::META)?.ok_or(StoreError::NotFound)?;
+                    if current.version != expected {
+                        return Err(StoreError::VersionConflict { expected });
+                    }
+                    let aud = keys::audit_sk(entry.seq);
+                    if table.get((pk.as_str(), aud.as_str())).map_err(backend)?.is_some() {
+                        return Err(StoreError::VersionConflict { expected });
+                    }
+                    table.insert((pk.as_str(), keys::META), encode(&change)?.as_slice()).map_err(backend)?;
+                    table.insert((pk.as_str(), aud.as_str()), encode(&entry)?.as_slice()).map_err(backend)?;
                 }
-                let aud = keys::audit_sk(entry.seq);
-                if table.get((pk.as_str(), aud.as_str())).map_err(backend)?.is_some() {
-                    return Err(StoreError::VersionConflict { expected });
-                }
-                table.insert((pk.as_str(), keys::META), encode(&change)?.as_slice()).map_err(backend)?;
-                table.insert((pk.as_str(), aud.as_str()), encode(&entry)?.as_slice()).map_err(backend)?;
-            }
-            txn.commit().map_err(backend)
-        })
-        .await?;
-        self.emit(change.clone(), entry.clone());
+                txn.commit().map_err(backend)?;
+                Ok((change, entry))
+            })
+            .await?;
+        self.emit(change, entry);
         Ok(())
     }
 }
@@ -309,7 +311,7 @@ impl CatalogReader for EmbeddedStore {
         kind: MappingKind,
         key: &str,
     ) -> Result<Option<ServiceName>, StoreError> {
-        let (pk, sk) = (keys::mapping_pk(tenant, kind), keys::mapping_sk(key));
+        let (pk, sk) = (keys::mapping_pk(tenant, kind), keys::bounded_key(key));
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(backend)?;
             let table = txn.open_table(ITEMS).map_err(backend)?;
@@ -327,7 +329,7 @@ impl CatalogWriter for EmbeddedStore {
         key: &str,
         service: &ServiceName,
     ) -> Result<(), StoreError> {
-        let (pk, sk) = (keys::mapping_pk(tenant, kind), keys::mapping_sk(key));
+        let (pk, sk) = (keys::mapping_pk(tenant, kind), keys::bounded_key(key));
         let bytes = encode(&MappingItem { key: key.to_owned(), service: service.clone() })?;
         self.blocking(move |db| {
             let txn = db.begin_write().map_err(backend)?;
