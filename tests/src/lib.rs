@@ -5,6 +5,7 @@ pub mod aws;
 pub mod bus_contract;
 pub mod http;
 pub mod notifier_contract;
+pub mod samples;
 pub mod store_contract;
 
 use changehub::domain::{ChangeType, NewChange};

@@ -15,24 +15,12 @@ use changehub::ingest::canonical::{schema_file, schemas};
 use changehub::ingest::{Origin, sign};
 use changehub::ports::{BusError, CatalogWriter, EventBus, MappingKind, SystemClock};
 use changehub_tests::http::{Answer, send};
+use changehub_tests::samples::{ROOT, SECRET, WEBHOOK_ORIGINS, samples, secret_for};
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::mpsc::UnboundedReceiver;
-
-const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-const SECRET: &str = "It's a Secret to Everybody";
-const SIGNING_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-const WEBHOOK_ORIGINS: [Origin; 5] =
-    [Origin::Github, Origin::Gitlab, Origin::Pagerduty, Origin::Alertmanager, Origin::Incidentio];
-
-fn secret_for(origin: Origin) -> &'static str {
-    match origin {
-        Origin::Incidentio => SIGNING_SECRET,
-        _ => SECRET,
-    }
-}
 
 /// Secrets for the `default` and `acme` tenants; `globex` has its own.
 fn secrets() -> StaticSecrets {
@@ -69,23 +57,11 @@ fn hub() -> (Hub<LocalBus>, UnboundedReceiver<HubEvent>) {
     (hub_with(bus), rx)
 }
 
-fn samples(origin: Origin) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(Path::new(ROOT).join("events").join(origin.as_str()))
-        .expect("events/<source>")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no samples for {}", origin.as_str());
-    files
-}
-
 /// A signed webhook request for a sample file, as its vendor sends it.
 fn signed(origin: Origin, path: &str, file: &Path, delivery: &str, secret: &str) -> Request<Body> {
     let body = std::fs::read(file).expect("sample");
     let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
-    let mut headers = sign::delivery_headers(origin, stem, delivery);
-    headers.extend(sign::auth_headers(origin, secret, delivery, &body, chrono::Utc::now()));
+    let headers = sign::delivery(origin, secret, stem, delivery, &body, chrono::Utc::now());
     let mut req = Request::builder().method("POST").uri(path);
     for (k, v) in &headers {
         req = req.header(k, v);

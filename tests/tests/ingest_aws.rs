@@ -13,21 +13,12 @@ use changehub::http::{finish, webhooks};
 use changehub::ingest::{Origin, sign};
 use changehub::ports::{SecretSource, SecretsError, SystemClock};
 use changehub_tests::aws::{self, SqsInbox};
+use changehub_tests::samples::{WEBHOOK_ORIGINS, samples, secret_for};
 use changehub_tests::unique;
 use lambda_http::tower::Service;
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
-
-const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-const SECRET: &str = "It's a Secret to Everybody";
-const SIGNING_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-const WEBHOOK_ORIGINS: [Origin; 5] =
-    [Origin::Github, Origin::Gitlab, Origin::Pagerduty, Origin::Alertmanager, Origin::Incidentio];
-
-fn secret_for(origin: Origin) -> &'static str {
-    if origin == Origin::Incidentio { SIGNING_SECRET } else { SECRET }
-}
 
 async fn secrets_manager(document: &Value) -> SecretsManagerSecrets {
     let client = aws_sdk_secretsmanager::Client::new(&aws::config().await);
@@ -57,22 +48,11 @@ async fn bus() -> (EventBridgeBus, SqsInbox) {
     (EventBridgeBus::new(events, bus_name), inbox)
 }
 
-fn samples(origin: Origin) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(Path::new(ROOT).join("events").join(origin.as_str()))
-        .expect("events dir")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    files.sort();
-    files
-}
-
 /// An API Gateway HTTP API (payload 2.0) event carrying a signed delivery.
 fn api_gateway_event(origin: Origin, file: &Path, delivery: &str) -> Value {
     let body = std::fs::read(file).expect("sample");
     let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
-    let mut headers = sign::delivery_headers(origin, stem, delivery);
-    headers.extend(sign::auth_headers(origin, secret_for(origin), delivery, &body, chrono::Utc::now()));
+    let headers = sign::delivery(origin, secret_for(origin), stem, delivery, &body, chrono::Utc::now());
     let headers: serde_json::Map<String, Value> =
         headers.iter().map(|(k, v)| (k.as_str().to_owned(), Value::from(v.to_str().unwrap_or_default()))).collect();
     let path = format!("/webhooks/{}", origin.as_str());

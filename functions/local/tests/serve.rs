@@ -69,6 +69,22 @@ impl Drop for Served {
     }
 }
 
+/// Creates the sample change and submits it; its id.
+async fn create_and_submit(http: &reqwest::Client, base: &str) -> String {
+    let created = http.post(format!("{base}/changes")).json(&sample()).send().await.expect("create");
+    assert_eq!(created.status(), 201);
+    let change: Value = created.json().await.expect("json");
+    let id = change["id"].as_str().expect("id").to_owned();
+    let moved = http
+        .post(format!("{base}/changes/{id}/transitions"))
+        .json(&json!({"to": "submitted", "version": 1}))
+        .send()
+        .await
+        .expect("transition");
+    assert_eq!(moved.status(), 200);
+    id
+}
+
 fn sample() -> Value {
     serde_json::from_str(include_str!("../../../events/api/new-change.json")).expect("events/api/new-change.json")
 }
@@ -83,17 +99,7 @@ async fn serve_answers_keeps_writes_across_ctrl_c_and_notifies() {
         http.get(format!("{}/health", hub.base)).send().await.expect("health").json().await.expect("json");
     assert_eq!(health["status"], "ok");
 
-    let created = http.post(format!("{}/changes", hub.base)).json(&sample()).send().await.expect("create");
-    assert_eq!(created.status(), 201);
-    let change: Value = created.json().await.expect("json");
-    let id = change["id"].as_str().expect("id").to_owned();
-    let moved = http
-        .post(format!("{}/changes/{id}/transitions", hub.base))
-        .json(&json!({"to": "submitted", "version": 1}))
-        .send()
-        .await
-        .expect("transition");
-    assert_eq!(moved.status(), 200);
+    let id = create_and_submit(&http, &hub.base).await;
     hub.interrupt();
 
     // Restarted on the same database: everything acknowledged is there.
@@ -276,23 +282,7 @@ async fn audit_verify_names_an_entry_edited_in_the_store() {
     let http = reqwest::Client::new();
     let mut ids = Vec::new();
     for _ in 0..2 {
-        let change: Value = http
-            .post(format!("{}/changes", hub.base))
-            .json(&sample())
-            .send()
-            .await
-            .expect("create")
-            .json()
-            .await
-            .expect("json");
-        let id = change["id"].as_str().expect("id").to_owned();
-        let moved = http
-            .post(format!("{}/changes/{id}/transitions", hub.base))
-            .json(&json!({"to": "submitted", "version": 1}))
-            .send()
-            .await
-            .expect("transition");
-        assert_eq!(moved.status(), 200);
+        let id = create_and_submit(&http, &hub.base).await;
         ids.push(id);
     }
     hub.interrupt();

@@ -180,9 +180,8 @@ mod tests {
     use crate::domain::{ChangeType, TenantId};
     use chrono::TimeZone;
 
-    fn chain() -> Vec<AuditEntry> {
-        let at = Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).single().unwrap_or_default();
-        let draft = NewChange {
+    fn draft(id: ChangeId, at: DateTime<Utc>) -> Change {
+        NewChange {
             title: "x".into(),
             description: String::new(),
             change_type: ChangeType::Emergency,
@@ -193,7 +192,12 @@ mod tests {
         }
         .validate()
         .expect("valid")
-        .into_draft(ChangeId::new(), TenantId::parse("acme").expect("tenant"), "alice".into(), at);
+        .into_draft(id, TenantId::parse("acme").expect("tenant"), "alice".into(), at)
+    }
+
+    fn chain() -> Vec<AuditEntry> {
+        let at = Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).single().unwrap_or_default();
+        let draft = draft(ChangeId::new(), at);
         let (mut current, first) = record(None, draft, "alice", AuditAction::Created, None);
         let mut entries = vec![first];
         for to in [ChangeState::Submitted, ChangeState::Approved] {
@@ -243,18 +247,7 @@ mod tests {
     fn a_removed_last_entry_is_caught_by_the_record() {
         let entries = chain();
         let at = entries[2].at;
-        let mut record = NewChange {
-            title: "x".into(),
-            description: String::new(),
-            change_type: ChangeType::Emergency,
-            services: vec!["payments".into()],
-            environment: "production".into(),
-            planned_start: at,
-            planned_end: at + chrono::Duration::hours(1),
-        }
-        .validate()
-        .expect("valid")
-        .into_draft(entries[0].change_id, entries[0].tenant.clone(), "alice".into(), at);
+        let mut record = draft(entries[0].change_id, at);
         record.version = 3;
         record.audit_head = entries[2].hash.clone();
         verify_record(&record, &entries).expect("intact");

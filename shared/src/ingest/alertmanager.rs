@@ -168,8 +168,9 @@ struct DeliveryAlert {
 mod tests {
     use super::*;
     use crate::ingest::support::testing as fuzz;
+    use crate::ingest::support::testing::{at, edited as edit};
     use proptest::prelude::*;
-    use serde_json::{Value, json};
+    use serde_json::json;
 
     const FIRING: &[u8] = include_bytes!("../../../events/alertmanager/firing.json");
     const RESOLVED: &[u8] = include_bytes!("../../../events/alertmanager/resolved.json");
@@ -187,16 +188,6 @@ mod tests {
             Fact::AlertFiring(a) | Fact::AlertResolved(a) => a,
             other => panic!("not an alert fact: {other:?}"),
         }
-    }
-
-    fn at(s: &str) -> DateTime<Utc> {
-        s.parse().expect("timestamp")
-    }
-
-    fn edit(body: &[u8], f: impl FnOnce(&mut Value)) -> Vec<u8> {
-        let mut v: Value = serde_json::from_slice(body).expect("json");
-        f(&mut v);
-        serde_json::to_vec(&v).expect("json")
     }
 
     const GROUP_KEY: &str =

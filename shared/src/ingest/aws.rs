@@ -505,6 +505,7 @@ struct TrailResource {
 mod tests {
     use super::*;
     use crate::ingest::support::testing as fuzz;
+    use crate::ingest::support::testing::{at, edited as edit};
     use proptest::prelude::*;
     use serde_json::{Value, json};
 
@@ -528,16 +529,6 @@ mod tests {
             Ok(Normalized::Events(mut events)) if events.len() == 1 => events.remove(0),
             other => panic!("expected one event, got {other:?}"),
         }
-    }
-
-    fn at(s: &str) -> DateTime<Utc> {
-        s.parse().expect("timestamp")
-    }
-
-    fn edit(body: &[u8], f: impl FnOnce(&mut Value)) -> Vec<u8> {
-        let mut v: Value = serde_json::from_slice(body).expect("json");
-        f(&mut v);
-        serde_json::to_vec(&v).expect("json")
     }
 
     fn detail(v: &mut Value) -> &mut serde_json::Map<String, Value> {

@@ -483,7 +483,7 @@ fn protection_rule(e: ProtectionRuleEvent) -> Result<Normalized, NormalizeError>
 mod tests {
     use super::super::support::testing;
     use super::*;
-    use chrono::TimeZone;
+    use crate::ingest::support::testing::{edited, ymd_hms as at};
     use http::HeaderValue;
     use proptest::prelude::*;
     use serde_json::{Value, json};
@@ -537,10 +537,6 @@ mod tests {
         h
     }
 
-    fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(y, mo, d, h, mi, s).single().expect("valid time")
-    }
-
     /// The one event `body` normalizes to.
     fn one(event: &str, body: &[u8]) -> Canonical {
         match normalize(&headers(event), body) {
@@ -551,13 +547,6 @@ mod tests {
 
     fn error(event: &str, body: &[u8]) -> NormalizeError {
         normalize(&headers(event), body).expect_err("an error")
-    }
-
-    /// `sample` with `edit` applied to its JSON.
-    fn edited(sample: &[u8], edit: impl FnOnce(&mut Value)) -> Vec<u8> {
-        let mut v: Value = serde_json::from_slice(sample).expect("sample is JSON");
-        edit(&mut v);
-        serde_json::to_vec(&v).expect("serializable")
     }
 
     #[test]

@@ -381,7 +381,7 @@ fn pipeline(h: PipelineHook) -> Result<Normalized, NormalizeError> {
 mod tests {
     use super::super::support::testing;
     use super::*;
-    use chrono::{DateTime, TimeZone, Utc};
+    use crate::ingest::support::testing::{edited, ymd_hms as at};
     use http::HeaderValue;
     use proptest::prelude::*;
     use serde_json::{Value, json};
@@ -417,10 +417,6 @@ mod tests {
         h
     }
 
-    fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(y, mo, d, h, mi, s).single().expect("valid time")
-    }
-
     fn one(event: &str, body: &[u8]) -> Canonical {
         match normalize(&headers(event), body) {
             Ok(Normalized::Events(mut events)) if events.len() == 1 => events.remove(0),
@@ -430,12 +426,6 @@ mod tests {
 
     fn error(event: &str, body: &[u8]) -> NormalizeError {
         normalize(&headers(event), body).expect_err("an error")
-    }
-
-    fn edited(sample: &[u8], edit: impl FnOnce(&mut Value)) -> Vec<u8> {
-        let mut v: Value = serde_json::from_slice(sample).expect("sample is JSON");
-        edit(&mut v);
-        serde_json::to_vec(&v).expect("serializable")
     }
 
     #[test]

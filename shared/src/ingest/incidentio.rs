@@ -248,6 +248,7 @@ struct CustomFieldOption {
 mod tests {
     use super::*;
     use crate::ingest::support::testing as fuzz;
+    use crate::ingest::support::testing::{at, edited as edit};
     use http::HeaderValue;
     use proptest::prelude::*;
     use serde_json::{Value, json};
@@ -280,16 +281,6 @@ mod tests {
             | Fact::IncidentPriorityChanged(i) => i,
             other => panic!("not an incident fact: {other:?}"),
         }
-    }
-
-    fn at(s: &str) -> DateTime<Utc> {
-        s.parse().expect("timestamp")
-    }
-
-    fn edit(body: &[u8], f: impl FnOnce(&mut Value)) -> Vec<u8> {
-        let mut v: Value = serde_json::from_slice(body).expect("json");
-        f(&mut v);
-        serde_json::to_vec(&v).expect("json")
     }
 
     fn status(category: &str, name: &str) -> Value {

@@ -115,6 +115,7 @@ struct Reference {
 mod tests {
     use super::*;
     use crate::ingest::support::testing as fuzz;
+    use crate::ingest::support::testing::at;
     use http::HeaderValue;
     use proptest::prelude::*;
     use serde_json::json;
@@ -148,10 +149,6 @@ mod tests {
             | Fact::IncidentPriorityChanged(i) => i,
             other => panic!("not an incident fact: {other:?}"),
         }
-    }
-
-    fn at(s: &str) -> DateTime<Utc> {
-        s.parse().expect("timestamp")
     }
 
     #[test]

@@ -92,9 +92,27 @@ impl<'de> Deserialize<'de> for Timestamp {
 pub mod testing {
     //! Property-test generators shared by every normalizer's tests.
 
+    use chrono::{DateTime, TimeZone, Utc};
     use proptest::prelude::*;
     use proptest::test_runner::Config;
     use serde_json::Value;
+
+    /// An RFC 3339 time literal.
+    pub fn at(s: &str) -> DateTime<Utc> {
+        s.parse().expect("timestamp")
+    }
+
+    /// A UTC time from its parts.
+    pub fn ymd_hms(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(y, mo, d, h, mi, s).single().expect("valid time")
+    }
+
+    /// `sample` with `edit` applied to its JSON.
+    pub fn edited(sample: &[u8], edit: impl FnOnce(&mut Value)) -> Vec<u8> {
+        let mut v: Value = serde_json::from_slice(sample).expect("sample is JSON");
+        edit(&mut v);
+        serde_json::to_vec(&v).expect("serializable")
+    }
 
     /// Keys the normalizers read, so arbitrary objects sometimes look like payloads.
     const KEYS: &[&str] = &[
