@@ -16,3 +16,8 @@ pub fn required(name: &'static str) -> Result<String, ConfigError> {
         Err(_) => Err(ConfigError::Missing(name)),
     }
 }
+
+/// A variable that may be unset; empty counts as unset.
+pub fn optional(name: &'static str) -> Option<String> {
+    std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}

@@ -14,6 +14,7 @@ pub mod domain;
 pub mod http;
 pub mod ingest;
 pub mod json;
-#[cfg(all(feature = "embedded", feature = "http"))]
+#[cfg(all(feature = "embedded", feature = "jwt"))]
 pub mod local;
 pub mod ports;
+pub mod yaml;

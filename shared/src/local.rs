@@ -15,6 +15,7 @@ use crate::adapters::local_notifier::FileNotifier;
 use crate::app::Changes;
 use crate::app::ingest::Ingest;
 use crate::app::publish::publish_mutation;
+use crate::http::auth::{Authenticator, LocalKey, LocalKeyError};
 use crate::http::{self, webhooks};
 use crate::ports::{SecretsError, StoreError, SystemClock};
 
@@ -38,6 +39,8 @@ pub enum HubError {
     Io(#[from] std::io::Error),
     #[error("webhook secrets")]
     Secrets(#[from] SecretsError),
+    #[error(transparent)]
+    Key(#[from] LocalKeyError),
 }
 
 /// The assembled hub, ready to serve.
@@ -55,16 +58,17 @@ impl Hub {
         let bus = LocalBus::new();
         let notifier = FileNotifier::new(&config.notifications);
         let publisher = tokio::spawn(run_publisher(store.stream(), bus.clone(), notifier));
+        let key = LocalKey::for_database(&config.db)?;
         let changes = Arc::new(Changes::new(store.clone(), SystemClock));
         let ingest = Arc::new(Ingest {
             dedupe: store.clone(),
             bus: bus.clone(),
-            catalog: store.clone(),
+            catalog: changes.catalog.clone(),
             secrets: config.secrets.clone(),
             clock: SystemClock,
         });
         let router = http::finish(
-            http::change_routes(changes)
+            http::change_routes(changes, Authenticator::Local(Arc::new(key)))
                 .merge(webhooks::webhook_routes(ingest.clone()))
                 .merge(webhooks::local_routes(ingest)),
         );

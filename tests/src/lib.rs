@@ -26,6 +26,12 @@ pub fn new_change(title: &str, services: &[&str], start: DateTime<Utc>, hours: i
         environment: "production".to_owned(),
         planned_start: start,
         planned_end: start + Duration::hours(hours),
+        category: None,
+        template: None,
+        impact: Default::default(),
+        complexity: Default::default(),
+        privileged_access: false,
+        cryptographic_keys: false,
     }
 }
 

@@ -5,17 +5,19 @@ use std::sync::Arc;
 use changehub::adapters::dynamodb::{Client, DynamoStore};
 use changehub::app::Changes;
 use changehub::config::{self, ConfigError};
+use changehub::http::auth::{Authenticator, ClaimNames, VerifiedClaims};
 use changehub::ports::SystemClock;
 use lambda_http::{Error, run, tracing};
 
 /// Named environment variables, read once at init.
 struct Config {
     table: String,
+    claims: ClaimNames,
 }
 
 impl Config {
     fn from_env() -> Result<Self, ConfigError> {
-        Ok(Self { table: config::required("CHANGEHUB_TABLE")? })
+        Ok(Self { table: config::required("CHANGEHUB_TABLE")?, claims: ClaimNames::from_env()? })
     }
 }
 
@@ -26,5 +28,22 @@ async fn main() -> Result<(), Error> {
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let store = DynamoStore::new(Client::new(&aws), config.table);
     let app = Arc::new(Changes::new(store, SystemClock));
-    run(changehub::http::router(app)).await
+    let router = changehub::http::router(app, Authenticator::Upstream(config.claims));
+    run(router.layer(axum::middleware::from_fn(authorizer_claims))).await
+}
+
+/// Hands the claims API Gateway's JWT authorizer verified to the router.
+async fn authorizer_claims(mut req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    use lambda_http::request::RequestContext;
+    use lambda_http::RequestExt;
+    let claims = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.authorizer.as_ref().and_then(|a| a.jwt.as_ref()).map(|jwt| {
+            jwt.claims.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect()
+        }),
+        _ => None,
+    };
+    if let Some(claims) = claims {
+        req.extensions_mut().insert(VerifiedClaims(claims));
+    }
+    next.run(req).await
 }

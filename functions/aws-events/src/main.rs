@@ -5,6 +5,7 @@
 //! sends it to the dead-letter queue when retries run out.
 
 use changehub::adapters::dynamodb::{self, DynamoStore};
+use changehub::app::catalog::{CachedCatalog, DEFAULT_CACHE_TTL};
 use changehub::adapters::env_secrets::StaticSecrets;
 use changehub::adapters::eventbridge::{self, EventBridgeBus};
 use changehub::app::ingest::Ingest;
@@ -34,7 +35,7 @@ impl Config {
     }
 }
 
-type Deps = Ingest<DynamoStore, EventBridgeBus, DynamoStore, StaticSecrets, SystemClock>;
+type Deps = Ingest<DynamoStore, EventBridgeBus, CachedCatalog<DynamoStore>, StaticSecrets, SystemClock>;
 
 async fn handle(deps: &Deps, tenant: &TenantId, event: LambdaEvent<Value>) -> Result<Value, Error> {
     Ok(deps.eventbridge_target(tenant, &event.payload).await?)
@@ -49,7 +50,7 @@ async fn main() -> Result<(), Error> {
     let deps = Ingest {
         dedupe: store.clone(),
         bus: EventBridgeBus::new(eventbridge::Client::new(&aws), config.event_bus),
-        catalog: store,
+        catalog: CachedCatalog::new(store.clone(), DEFAULT_CACHE_TTL),
         secrets: Default::default(),
         clock: SystemClock,
     };

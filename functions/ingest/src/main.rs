@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use changehub::adapters::dynamodb::{self, DynamoStore};
+use changehub::app::catalog::{CachedCatalog, DEFAULT_CACHE_TTL};
 use changehub::adapters::eventbridge::{self, EventBridgeBus};
 use changehub::adapters::secretsmanager::{self, SecretsManagerSecrets};
 use changehub::app::ingest::Ingest;
@@ -37,7 +38,7 @@ async fn main() -> Result<(), Error> {
     let ingest = Arc::new(Ingest {
         dedupe: store.clone(),
         bus: EventBridgeBus::new(eventbridge::Client::new(&aws), config.event_bus),
-        catalog: store,
+        catalog: CachedCatalog::new(store.clone(), DEFAULT_CACHE_TTL),
         secrets: SecretsManagerSecrets::new(secretsmanager::Client::new(&aws), config.secrets_id),
         clock: SystemClock,
     });

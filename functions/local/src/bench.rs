@@ -39,6 +39,12 @@ fn sample_change(i: usize) -> NewChange {
         environment: "production".into(),
         planned_start: start,
         planned_end: start + Duration::hours(1),
+        category: None,
+        template: None,
+        impact: Default::default(),
+        complexity: Default::default(),
+        privileged_access: false,
+        cryptographic_keys: false,
     }
 }
 

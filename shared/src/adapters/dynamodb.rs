@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
     KeysAndAttributes, Projection, ProjectionType, Put, ScalarAttributeType, StreamSpecification, StreamViewType,
-    TimeToLiveSpecification, TransactWriteItem,
+    TimeToLiveSpecification, TransactWriteItem, Update,
 };
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
@@ -16,11 +16,10 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::keys;
-use crate::domain::ServiceName;
 use crate::domain::{AuditEntry, Change, ChangeId, TenantId};
 use crate::ports::{
-    CatalogReader, CatalogWriter, ChangeReader, ChangeWriter, Claim, Dedupe, MappingKind, Page, ServiceWindowQuery,
-    StoreError,
+    ChangeReader, ChangeUpdate, ChangeWriter, Claim, CounterKey, Counters, Counts, Dedupe, DocKind, DueIndex, Page,
+    ServiceWindowQuery, StoreError, StoredDoc, TenantDocs,
 };
 
 type Item = HashMap<String, AttributeValue>;
@@ -193,6 +192,10 @@ impl DynamoStore {
         item.insert("entity".into(), s("change"));
         item.insert("version".into(), n(change.version));
         item.insert("state".into(), s(change.state.as_str()));
+        if let Some((gpk, gsk)) = keys::due_keys(change) {
+            item.insert("GSI1PK".into(), s(gpk));
+            item.insert("GSI1SK".into(), s(gsk));
+        }
         item.insert(DOC.into(), doc_of(change)?);
         Ok(item)
     }
@@ -390,18 +393,117 @@ impl ChangeWriter for DynamoStore {
         }
     }
 
-    async fn update_change(&self, change: &Change, entry: &AuditEntry) -> Result<(), StoreError> {
-        let expected = change.version.saturating_sub(1);
+    async fn update_change(&self, update: ChangeUpdate<'_>) -> Result<(), StoreError> {
+        let (change, expected) = (update.change, update.expected());
         let mut meta =
             put(&self.table, Self::change_item(change)?, Some("attribute_exists(PK) AND version = :expected"))?;
         if let Some(p) = meta.put.as_mut() {
             p.expression_attribute_values = Some(HashMap::from([(":expected".to_owned(), n(expected))]));
         }
-        let writes = vec![meta, put(&self.table, Self::audit_item(entry)?, Some("attribute_not_exists(PK)"))?];
+        let mut writes = vec![meta];
+        for entry in update.entries {
+            writes.push(put(&self.table, Self::audit_item(entry)?, Some("attribute_not_exists(PK)"))?);
+        }
+        for bump in update.bumps {
+            let add = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(keys::counter_pk(&bump.key), keys::counter_sk(&bump.key))))
+                .update_expression("ADD changes :one, failures :failed SET entity = :entity")
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":failed", n(u8::from(bump.failed)))
+                .expression_attribute_values(":entity", s("counter"))
+                .build()
+                .map_err(|e| StoreError::backend(false, e))?;
+            writes.push(TransactWriteItem::builder().update(add).build());
+        }
         match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
             Ok(_) => Ok(()),
             Err(e) if condition_failed_at(&e).is_some() => Err(self.update_failure(change, expected).await),
             Err(e) => Err(classify(e)),
+        }
+    }
+}
+
+impl Counters for DynamoStore {
+    async fn counts(&self, wanted: &[CounterKey]) -> Result<Vec<Counts>, StoreError> {
+        let mut found: HashMap<(String, String), Counts> = HashMap::new();
+        let all: Vec<Item> = wanted.iter().map(|k| key(keys::counter_pk(k), keys::counter_sk(k))).collect();
+        for chunk in all.chunks(100) {
+            let mut pending = chunk.to_vec();
+            let mut attempt = 0u32;
+            while !pending.is_empty() {
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(std::mem::take(&mut pending)))
+                    .build()
+                    .map_err(|e| StoreError::backend(false, e))?;
+                let out =
+                    self.client.batch_get_item().request_items(&self.table, request).send().await.map_err(classify)?;
+                for item in out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default() {
+                    let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+                    let num = |k: &str| item.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
+                    found.insert((text("PK"), text("SK")), Counts { changes: num("changes"), failures: num("failures") });
+                }
+                pending =
+                    out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)).map(|k| k.keys).unwrap_or_default();
+                if !pending.is_empty() {
+                    attempt += 1;
+                    if attempt > 8 {
+                        return Err(StoreError::backend(true, "BatchGetItem kept returning unprocessed keys"));
+                    }
+                    tokio::time::sleep(Duration::from_millis(25 << attempt.min(6))).await;
+                }
+            }
+        }
+        Ok(wanted
+            .iter()
+            .map(|k| found.get(&(keys::counter_pk(k), keys::counter_sk(k))).copied().unwrap_or_default())
+            .collect())
+    }
+}
+
+impl DueIndex for DynamoStore {
+    async fn due(
+        &self,
+        partition: &str,
+        until: DateTime<Utc>,
+        limit: usize,
+        after: Option<String>,
+    ) -> Result<Page<Change>, StoreError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        let mut last: Option<String> = None;
+        loop {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(TABLE.global_indexes[0].0)
+                .expression_attribute_values(":pk", s(partition))
+                .expression_attribute_values(":hi", s(keys::due_until(until)))
+                .set_exclusive_start_key(start.take())
+                .limit((limit + 1) as i32);
+            query = match &after {
+                Some(a) => query
+                    .key_condition_expression("GSI1PK = :pk AND GSI1SK BETWEEN :lo AND :hi")
+                    .expression_attribute_values(":lo", s(a.clone())),
+                None => query.key_condition_expression("GSI1PK = :pk AND GSI1SK <= :hi"),
+            };
+            let out = query.send().await.map_err(classify)?;
+            for item in out.items.unwrap_or_default() {
+                let sk = item.get("GSI1SK").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+                if after.as_deref() == Some(sk.as_str()) {
+                    continue;
+                }
+                if items.len() == limit {
+                    return Ok(Page { items, next: last });
+                }
+                items.push(decode(&item)?);
+                last = Some(sk);
+            }
+            match out.last_evaluated_key {
+                Some(k) => start = Some(k),
+                None => return Ok(Page { items, next: None }),
+            }
         }
     }
 }
@@ -444,45 +546,45 @@ impl Dedupe for DynamoStore {
     }
 }
 
-impl CatalogReader for DynamoStore {
-    async fn mapped_service(
-        &self,
-        tenant: &TenantId,
-        kind: MappingKind,
-        key_str: &str,
-    ) -> Result<Option<ServiceName>, StoreError> {
+impl TenantDocs for DynamoStore {
+    async fn get_doc(&self, tenant: &TenantId, kind: DocKind) -> Result<Option<StoredDoc>, StoreError> {
         let out = self
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(key(keys::mapping_pk(tenant, kind), keys::bounded_key(key_str))))
+            .set_key(Some(key(keys::doc_pk(tenant, kind), keys::DOC_CURRENT)))
+            .consistent_read(true)
             .send()
             .await
             .map_err(classify)?;
-        let Some(item) = out.item else { return Ok(None) };
-        let raw = item.get("service").and_then(|v| v.as_s().ok()).ok_or_else(|| StoreError::Corrupt {
-            key: keys::mapping_pk(tenant, kind),
-            message: "mapping without service".into(),
-        })?;
-        ServiceName::parse(raw)
-            .map(Some)
-            .map_err(|e| StoreError::Corrupt { key: keys::mapping_pk(tenant, kind), message: e.message })
+        out.item.as_ref().map(decode).transpose()
     }
-}
 
-impl CatalogWriter for DynamoStore {
-    async fn put_mapping(
-        &self,
-        tenant: &TenantId,
-        kind: MappingKind,
-        key_str: &str,
-        service: &ServiceName,
-    ) -> Result<(), StoreError> {
-        let mut item = key(keys::mapping_pk(tenant, kind), keys::bounded_key(key_str));
-        item.insert("entity".into(), s("mapping"));
-        item.insert("key".into(), s(key_str));
-        item.insert("service".into(), s(service.as_str()));
-        self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(classify)?;
-        Ok(())
+    async fn put_doc(&self, tenant: &TenantId, kind: DocKind, doc: &StoredDoc) -> Result<(), StoreError> {
+        let pk = keys::doc_pk(tenant, kind);
+        let expected = doc.version.saturating_sub(1);
+        let item = |sk: String| {
+            let mut item = key(pk.clone(), sk);
+            item.insert("entity".into(), s("tenant_doc"));
+            item.insert("version".into(), n(doc.version));
+            doc_of(doc).map(|d| {
+                item.insert(DOC.into(), d);
+                item
+            })
+        };
+        let condition =
+            if expected == 0 { "attribute_not_exists(PK)" } else { "attribute_exists(PK) AND version = :expected" };
+        let mut current = put(&self.table, item(keys::DOC_CURRENT.to_owned())?, Some(condition))?;
+        if expected > 0
+            && let Some(p) = current.put.as_mut()
+        {
+            p.expression_attribute_values = Some(HashMap::from([(":expected".to_owned(), n(expected))]));
+        }
+        let history = put(&self.table, item(keys::doc_version_sk(doc.version))?, Some("attribute_not_exists(PK)"))?;
+        match self.client.transact_write_items().transact_items(current).transact_items(history).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if condition_failed_at(&e).is_some() => Err(StoreError::VersionConflict { expected }),
+            Err(e) => Err(classify(e)),
+        }
     }
 }

@@ -10,15 +10,42 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::keys;
-use crate::domain::ServiceName;
 use crate::domain::{AuditEntry, Change, ChangeId, TenantId};
 use crate::ports::{
-    CatalogReader, CatalogWriter, ChangeReader, ChangeWriter, Claim, Dedupe, MappingKind, Page, ServiceWindowQuery,
-    StoreError,
+    ChangeReader, ChangeUpdate, ChangeWriter, Claim, CounterKey, Counters, Counts, Dedupe, DocKind, DueIndex, Page,
+    ServiceWindowQuery, StoreError, StoredDoc, TenantDocs,
 };
 
 /// (PK, SK) → JSON document.
 const ITEMS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("items");
+/// The due index, as DynamoDB's GSI1: (GSI1PK, GSI1SK) → the change's PK.
+const GSI1: TableDefinition<(&str, &str), &str> = TableDefinition::new("gsi1");
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct CounterItem {
+    changes: u64,
+    failures: u64,
+}
+
+/// Moves a change's due-index entry from its old record's key to its new one's.
+fn reindex_due(
+    gsi: &mut redb::Table<(&str, &str), &str>,
+    old: Option<&Change>,
+    new: &Change,
+    pk: &str,
+) -> Result<(), StoreError> {
+    let (before, after) = (old.and_then(keys::due_keys), keys::due_keys(new));
+    if before == after {
+        return Ok(());
+    }
+    if let Some((gpk, gsk)) = before {
+        gsi.remove((gpk.as_str(), gsk.as_str())).map_err(backend)?;
+    }
+    if let Some((gpk, gsk)) = after {
+        gsi.insert((gpk.as_str(), gsk.as_str()), pk).map_err(backend)?;
+    }
+    Ok(())
+}
 
 /// What a service index item holds.
 #[derive(Debug, Serialize, Deserialize)]
@@ -66,6 +93,7 @@ impl EmbeddedStore {
         let db = Database::create(path).map_err(backend)?;
         let txn = db.begin_write().map_err(backend)?;
         txn.open_table(ITEMS).map_err(backend)?;
+        txn.open_table(GSI1).map_err(backend)?;
         txn.commit().map_err(backend)?;
         let (stream, _) = tokio::sync::broadcast::channel(STREAM_CAPACITY);
         Ok(Self { db: Arc::new(db), stream })
@@ -226,6 +254,7 @@ impl ChangeWriter for EmbeddedStore {
                         let ssk = keys::service_sk(change.planned_start, &change.id);
                         table.insert((spk.as_str(), ssk.as_str()), idx.as_slice()).map_err(backend)?;
                     }
+                    reindex_due(&mut txn.open_table(GSI1).map_err(backend)?, None, &change, &pk)?;
                 }
                 txn.commit().map_err(backend)?;
                 Ok((change, entry))
@@ -235,12 +264,12 @@ impl ChangeWriter for EmbeddedStore {
         Ok(())
     }
 
-    async fn update_change(&self, change: &Change, entry: &AuditEntry) -> Result<(), StoreError> {
-        let (change, entry) = (change.clone(), entry.clone());
-        let (change, entry) = self
+    async fn update_change(&self, update: ChangeUpdate<'_>) -> Result<(), StoreError> {
+        let (change, entries, bumps, expected) =
+            (update.change.clone(), update.entries.to_vec(), update.bumps.to_vec(), update.expected());
+        let (change, entries) = self
             .blocking(move |db| {
                 let pk = keys::change_pk(&change.tenant, &change.id);
-                let expected = change.version.saturating_sub(1);
                 let txn = db.begin_write().map_err(backend)?;
                 {
                     let mut table = txn.open_table(ITEMS).map_err(backend)?;
@@ -248,19 +277,88 @@ impl ChangeWriter for EmbeddedStore {
                     if current.version != expected {
                         return Err(StoreError::VersionConflict { expected });
                     }
-                    let aud = keys::audit_sk(entry.seq);
-                    if table.get((pk.as_str(), aud.as_str())).map_err(backend)?.is_some() {
-                        return Err(StoreError::VersionConflict { expected });
+                    for entry in &entries {
+                        let aud = keys::audit_sk(entry.seq);
+                        if table.get((pk.as_str(), aud.as_str())).map_err(backend)?.is_some() {
+                            return Err(StoreError::VersionConflict { expected });
+                        }
+                        table.insert((pk.as_str(), aud.as_str()), encode(entry)?.as_slice()).map_err(backend)?;
                     }
                     table.insert((pk.as_str(), keys::META), encode(&change)?.as_slice()).map_err(backend)?;
-                    table.insert((pk.as_str(), aud.as_str()), encode(&entry)?.as_slice()).map_err(backend)?;
+                    for bump in &bumps {
+                        let (cpk, csk) = (keys::counter_pk(&bump.key), keys::counter_sk(&bump.key));
+                        let mut counts: CounterItem = get_item(&table, &cpk, &csk)?.unwrap_or_default();
+                        counts.changes += 1;
+                        counts.failures += u64::from(bump.failed);
+                        table.insert((cpk.as_str(), csk.as_str()), encode(&counts)?.as_slice()).map_err(backend)?;
+                    }
+                    reindex_due(&mut txn.open_table(GSI1).map_err(backend)?, Some(&current), &change, &pk)?;
                 }
                 txn.commit().map_err(backend)?;
-                Ok((change, entry))
+                Ok((change, entries))
             })
             .await?;
-        self.emit(change, entry);
+        for entry in entries {
+            self.emit(change.clone(), entry);
+        }
         Ok(())
+    }
+}
+
+impl Counters for EmbeddedStore {
+    async fn counts(&self, keys_wanted: &[CounterKey]) -> Result<Vec<Counts>, StoreError> {
+        let wanted: Vec<(String, String)> =
+            keys_wanted.iter().map(|k| (keys::counter_pk(k), keys::counter_sk(k))).collect();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(backend)?;
+            let table = txn.open_table(ITEMS).map_err(backend)?;
+            wanted
+                .iter()
+                .map(|(pk, sk)| {
+                    let c: CounterItem = get_item(&table, pk, sk)?.unwrap_or_default();
+                    Ok(Counts { changes: c.changes, failures: c.failures })
+                })
+                .collect()
+        })
+        .await
+    }
+}
+
+impl DueIndex for EmbeddedStore {
+    async fn due(
+        &self,
+        partition: &str,
+        until: DateTime<Utc>,
+        limit: usize,
+        after: Option<String>,
+    ) -> Result<Page<Change>, StoreError> {
+        let (partition, hi) = (partition.to_owned(), keys::due_until(until));
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(backend)?;
+            let gsi = txn.open_table(GSI1).map_err(backend)?;
+            let table = txn.open_table(ITEMS).map_err(backend)?;
+            let lo = after.clone().unwrap_or_default();
+            let mut items = Vec::new();
+            let mut last = None;
+            for row in gsi.range((partition.as_str(), lo.as_str())..=(partition.as_str(), hi.as_str())).map_err(backend)? {
+                let (k, v) = row.map_err(backend)?;
+                let sk = k.value().1;
+                if after.as_deref() == Some(sk) {
+                    continue;
+                }
+                if items.len() == limit {
+                    return Ok(Page { items, next: last });
+                }
+                let change: Change = get_item(&table, v.value(), keys::META)?.ok_or_else(|| StoreError::Corrupt {
+                    key: format!("{partition}/{sk}"),
+                    message: "due index names a missing change".into(),
+                })?;
+                items.push(change);
+                last = Some(sk.to_owned());
+            }
+            Ok(Page { items, next: None })
+        })
+        .await
     }
 }
 
@@ -298,45 +396,33 @@ impl Dedupe for EmbeddedStore {
     }
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct MappingItem {
-    key: String,
-    service: ServiceName,
-}
-
-impl CatalogReader for EmbeddedStore {
-    async fn mapped_service(
-        &self,
-        tenant: &TenantId,
-        kind: MappingKind,
-        key: &str,
-    ) -> Result<Option<ServiceName>, StoreError> {
-        let (pk, sk) = (keys::mapping_pk(tenant, kind), keys::bounded_key(key));
+impl TenantDocs for EmbeddedStore {
+    async fn get_doc(&self, tenant: &TenantId, kind: DocKind) -> Result<Option<StoredDoc>, StoreError> {
+        let pk = keys::doc_pk(tenant, kind);
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(backend)?;
             let table = txn.open_table(ITEMS).map_err(backend)?;
-            Ok(get_item::<MappingItem>(&table, &pk, &sk)?.map(|m| m.service))
+            get_item(&table, &pk, keys::DOC_CURRENT)
         })
         .await
     }
-}
 
-impl CatalogWriter for EmbeddedStore {
-    async fn put_mapping(
-        &self,
-        tenant: &TenantId,
-        kind: MappingKind,
-        key: &str,
-        service: &ServiceName,
-    ) -> Result<(), StoreError> {
-        let (pk, sk) = (keys::mapping_pk(tenant, kind), keys::bounded_key(key));
-        let bytes = encode(&MappingItem { key: key.to_owned(), service: service.clone() })?;
+    async fn put_doc(&self, tenant: &TenantId, kind: DocKind, doc: &StoredDoc) -> Result<(), StoreError> {
+        let pk = keys::doc_pk(tenant, kind);
+        let bytes = encode(doc)?;
+        let (expected, version) = (doc.version.saturating_sub(1), doc.version);
         self.blocking(move |db| {
             let txn = db.begin_write().map_err(backend)?;
-            txn.open_table(ITEMS)
-                .map_err(backend)?
-                .insert((pk.as_str(), sk.as_str()), bytes.as_slice())
-                .map_err(backend)?;
+            {
+                let mut table = txn.open_table(ITEMS).map_err(backend)?;
+                let current = get_item::<StoredDoc>(&table, &pk, keys::DOC_CURRENT)?.map_or(0, |d| d.version);
+                if current != expected {
+                    return Err(StoreError::VersionConflict { expected });
+                }
+                let history = keys::doc_version_sk(version);
+                table.insert((pk.as_str(), keys::DOC_CURRENT), bytes.as_slice()).map_err(backend)?;
+                table.insert((pk.as_str(), history.as_str()), bytes.as_slice()).map_err(backend)?;
+            }
             txn.commit().map_err(backend)
         })
         .await

@@ -7,7 +7,8 @@
 //! | audit entry | `T#{tenant}#CHG#{id}` | `AUD#{seq:020}` |
 //! | service index | `T#{tenant}#SVC#{service}` | `CHG#{planned_start}#{id}` |
 //! | dedupe claim | `IDEM#{key}` | `IDEM` |
-//! | catalog mapping | `T#{tenant}#MAP#{kind}` | `{key}` (see `bounded_key`) |
+//! | outcome counter | `T#{tenant}#STAT#{service}` | `M#{month}#{category}#{type}` |
+//! | tenant document | `T#{tenant}#DOC#{kind}` | `CURRENT`, and `V#{version:020}` per kept version |
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
@@ -85,10 +86,15 @@ pub fn cursor_is_valid(cursor: &str) -> bool {
     cursor.starts_with(INDEX_PREFIX) && cursor.len() <= 128 && !cursor.contains(['\n', '\0'])
 }
 
-/// Mappings of one kind share a partition; the key is the sort key, so a
-/// lookup is one GetItem and a tenant's mappings of a kind are one Query.
-pub fn mapping_pk(tenant: &TenantId, kind: crate::ports::MappingKind) -> String {
-    format!("T#{tenant}#MAP#{}", kind.as_str())
+/// A tenant document's partition: the current version and its history.
+pub fn doc_pk(tenant: &TenantId, kind: crate::ports::DocKind) -> String {
+    format!("T#{tenant}#DOC#{}", kind.as_str())
+}
+
+pub const DOC_CURRENT: &str = "CURRENT";
+
+pub fn doc_version_sk(version: u64) -> String {
+    format!("V#{version:020}")
 }
 
 /// A caller-supplied key (an ARN, a delivery id) as a key attribute: kept
@@ -100,4 +106,43 @@ pub fn bounded_key(key: &str) -> String {
         use sha2::Digest;
         format!("sha256:{}", hex::encode(sha2::Sha256::digest(key.as_bytes())))
     }
+}
+
+pub fn counter_pk(key: &crate::ports::CounterKey) -> String {
+    format!("T#{}#STAT#{}", key.tenant, key.service)
+}
+
+pub fn counter_sk(key: &crate::ports::CounterKey) -> String {
+    format!("M#{}#{}#{}", key.month, key.category, key.change_type.as_str())
+}
+
+/// Shards of the approvals-due partition, so that one hot partition never
+/// takes every tenant's deadlines.
+pub const DUE_SHARDS: u32 = 8;
+
+/// The approvals-due partition of one shard (all tenants).
+pub fn approvals_due_pk(shard: u32) -> String {
+    format!("DUE#APPROVAL#{shard}")
+}
+
+/// A tenant's emergency changes awaiting their post-implementation review.
+pub fn reviews_due_pk(tenant: &TenantId) -> String {
+    format!("T#{tenant}#DUE#REVIEW")
+}
+
+/// The due-index key (GSI1PK, GSI1SK) a change carries while it waits, if it does.
+pub fn due_keys(change: &crate::domain::Change) -> Option<(String, String)> {
+    use crate::domain::change::Due;
+    match change.due()? {
+        Due::Approval(at) => Some((
+            approvals_due_pk(change.id.shard(DUE_SHARDS)),
+            format!("{}#{}#{}", time_key(at), change.tenant, change.id),
+        )),
+        Due::Review(at) => Some((reviews_due_pk(&change.tenant), format!("{}#{}", time_key(at), change.id))),
+    }
+}
+
+/// The upper bound of a due query: everything due at or before `until`.
+pub fn due_until(until: DateTime<Utc>) -> String {
+    format!("{}#~", time_key(until))
 }

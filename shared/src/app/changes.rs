@@ -1,21 +1,37 @@
-//! Change-record use cases: create, read, list, transition, audit.
-//! Generic over the ports they need; each costs O(1) store calls.
+//! Change-record use cases: create, read, list, the lifecycle with its
+//! rules (approval policy, dual control, checklists, freeze windows,
+//! conflicts, major incidents), decisions, reviews, audit. Generic over the
+//! ports they need; each costs a bounded number of store calls, whatever
+//! the history size.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Datelike, Duration, Utc};
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
 use tracing::instrument;
 
+use crate::app::catalog::CachedCatalog;
+use crate::app::governance::{Freezes, Incidents, read_doc};
+use crate::domain::access::{Access, Forbidden};
+use crate::domain::approval::{ApprovalPlan, DecisionError, Outcome, Verdict};
 use crate::domain::audit::{self, AuditAction};
+use crate::domain::catalog::{CatalogView, Role};
+use crate::domain::change::{ChecklistItem, Conflict, Done, PostReview};
+use crate::domain::freeze;
+use crate::domain::risk::{self, History, RiskAssessment, RiskInput, RiskLevel};
 use crate::domain::{
-    AuditEntry, Change, ChangeId, ChangeState, FieldError, IllegalTransition, NewChange, ServiceName, TenantId,
+    AuditEntry, Change, ChangeId, ChangeState, ChangeType, FieldError, IllegalTransition, NewChange, ServiceName,
 };
-use crate::ports::{ChangeReader, ChangeWriter, Clock, MAX_PAGE, Page, ServiceWindowQuery, StoreError};
+use crate::ports::{
+    Bump, CatalogReader, ChangeReader, ChangeUpdate, ChangeWriter, Clock, CounterKey, Counters, DocKind, DueIndex,
+    MAX_PAGE, Page, ServiceWindowQuery, StoreError, TenantDocs,
+};
 
-/// Who is acting, and for which tenant.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Caller {
-    pub tenant: TenantId,
-    pub user: String,
-}
+pub use crate::domain::access::Caller;
+
+/// The actor of what the hub does by itself (approving standard and emergency changes on submission).
+pub const SYSTEM_ACTOR: &str = "changehub";
+/// Most services (the change's own and those they depend on) a conflict check reads.
+pub const MAX_CONFLICT_SERVICES: usize = 50;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChangeError {
@@ -23,10 +39,20 @@ pub enum ChangeError {
     Invalid(#[from] FieldError),
     #[error("change {0} not found")]
     NotFound(ChangeId),
+    #[error("{0}")]
+    Missing(String),
     #[error("change {id}: version {expected} is no longer current{}; read the change again and retry", actual.map(|a| format!(" (it is at version {a})")).unwrap_or_default())]
     VersionConflict { id: ChangeId, expected: u64, actual: Option<u64> },
     #[error(transparent)]
     IllegalTransition(#[from] IllegalTransition),
+    #[error(transparent)]
+    Forbidden(#[from] Forbidden),
+    /// A tenant document changed since the caller read it.
+    #[error("the {what} is at version {actual}, not {expected}; read it again and retry")]
+    DocConflict { what: &'static str, expected: u64, actual: u64 },
+    /// A rule of the change process refuses the request; `code` names the rule.
+    #[error("{message}")]
+    Refused { code: &'static str, field: Option<&'static str>, message: String },
     #[error(transparent)]
     Store(StoreError),
 }
@@ -35,6 +61,10 @@ impl From<StoreError> for ChangeError {
     fn from(e: StoreError) -> Self {
         ChangeError::Store(e)
     }
+}
+
+fn refused(code: &'static str, field: Option<&'static str>, message: impl Into<String>) -> ChangeError {
+    ChangeError::Refused { code, field, message: message.into() }
 }
 
 /// `POST /changes/{id}/transitions`.
@@ -46,9 +76,45 @@ pub struct TransitionRequest {
     pub version: u64,
     #[serde(default)]
     pub reason: Option<String>,
+    /// Why a rule is overridden: an emergency entering a freeze window, or
+    /// the incident commander scheduling a high-risk change during a major incident.
+    #[serde(default)]
+    pub override_reason: Option<String>,
+}
+
+/// `POST /changes/{id}/decisions`.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionRequest {
+    pub decision: Verdict,
+    /// The version the caller last read; when absent the decision applies to the current version.
+    #[serde(default)]
+    pub version: Option<u64>,
+    #[serde(default)]
+    pub comment: Option<String>,
+}
+
+/// `POST /changes/{id}/checklist/{item}` and `POST /changes/{id}/review`.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoteRequest {
+    pub version: u64,
+    /// The evidence (checklist) or the findings (review).
+    pub note: String,
 }
 
 pub const MAX_REASON_CHARS: usize = 2_000;
+
+fn check_text(field: &str, text: Option<&String>, required: bool) -> Result<(), FieldError> {
+    match text {
+        Some(t) if t.chars().count() > MAX_REASON_CHARS => {
+            Err(FieldError::new(field, format!("{field} must be at most {MAX_REASON_CHARS} characters")))
+        }
+        Some(t) if required && t.trim().is_empty() => Err(FieldError::new(field, format!("{field} must not be empty"))),
+        None if required => Err(FieldError::new(field, format!("{field} is required"))),
+        _ => Ok(()),
+    }
+}
 
 /// `GET /changes?service=&from=&to=`; absent bounds default to a week back and a month ahead.
 #[derive(Debug, Clone, Default)]
@@ -64,24 +130,308 @@ pub const DEFAULT_LOOKBACK: Duration = Duration::days(7);
 pub const DEFAULT_LOOKAHEAD: Duration = Duration::days(31);
 pub const DEFAULT_PAGE: usize = 50;
 
+/// What the change use cases need of a store.
+pub trait ChangeStore: ChangeReader + ChangeWriter + TenantDocs + Counters + DueIndex + Clone + 'static {}
+impl<T: ChangeReader + ChangeWriter + TenantDocs + Counters + DueIndex + Clone + 'static> ChangeStore for T {}
+
 pub struct Changes<S, C> {
     pub store: S,
+    pub catalog: CachedCatalog<S>,
     pub clock: C,
+}
+
+/// A mutation on its way to the store: the audit entries so far and the counters to bump.
+struct Pending {
+    change: Change,
+    entries: Vec<AuditEntry>,
+    bumps: Vec<Bump>,
+}
+
+impl Pending {
+    fn new(current: &Change) -> Self {
+        Self { change: current.clone(), entries: vec![], bumps: vec![] }
+    }
+
+    /// Chains one audited step onto the change.
+    fn step(&mut self, next: Change, actor: &str, action: AuditAction, reason: Option<String>) {
+        let (next, entry) = audit::record(Some(&self.change), next, actor, action, reason);
+        self.change = next;
+        self.entries.push(entry);
+    }
+
+    fn transition(
+        &mut self,
+        to: ChangeState,
+        at: DateTime<Utc>,
+        actor: &str,
+        reason: Option<String>,
+        edit: impl FnOnce(&mut Change),
+    ) -> Result<(), ChangeError> {
+        let mut next = self.change.transition(to, at)?;
+        edit(&mut next);
+        self.step(next, actor, AuditAction::Transitioned, reason);
+        Ok(())
+    }
+}
+
+fn join_reasons(parts: impl IntoIterator<Item = Option<String>>) -> Option<String> {
+    let parts: Vec<String> = parts.into_iter().flatten().filter(|p| !p.trim().is_empty()).collect();
+    (!parts.is_empty()).then(|| parts.join("; "))
+}
+
+/// The months `[now - period + 1 month, now]` as `YYYY-MM`.
+fn months_back(now: DateTime<Utc>, period: u8) -> Vec<String> {
+    let (mut y, mut m) = (now.year(), now.month());
+    let mut out = Vec::with_capacity(usize::from(period));
+    for _ in 0..period.max(1) {
+        out.push(format!("{y:04}-{m:02}"));
+        if m == 1 {
+            y -= 1;
+            m = 12;
+        } else {
+            m -= 1;
+        }
+    }
+    out
 }
 
 impl<S, C> Changes<S, C>
 where
-    S: ChangeReader + ChangeWriter,
+    S: ChangeStore,
     C: Clock,
 {
     pub fn new(store: S, clock: C) -> Self {
-        Self { store, clock }
+        Self::with_catalog_ttl(store, clock, crate::app::catalog::DEFAULT_CACHE_TTL)
+    }
+
+    pub fn with_catalog_ttl(store: S, clock: C, ttl: std::time::Duration) -> Self {
+        Self { catalog: CachedCatalog::new(store.clone(), ttl), store, clock }
+    }
+
+    /// Freeze windows and major incidents, on the same store and catalog.
+    pub fn governance(&self) -> crate::app::governance::Governance<'_, S, CachedCatalog<S>, C> {
+        crate::app::governance::Governance { docs: &self.store, catalog: &self.catalog, clock: &self.clock }
+    }
+
+    /// The caller's roles under their tenant's catalog, and the catalog.
+    async fn access<'a>(&self, caller: &'a Caller) -> Result<(Access<'a>, Arc<CatalogView>), ChangeError> {
+        let view = self.catalog.catalog(&caller.tenant).await?;
+        Ok((Access::new(caller, &view.catalog.roles), view))
+    }
+
+    /// Ok if the caller holds any role in their tenant (everyone may read).
+    async fn reader(&self, caller: &Caller, what: &str) -> Result<(), ChangeError> {
+        let (access, _) = self.access(caller).await?;
+        access.require(&Role::ALL, what)?;
+        Ok(())
+    }
+
+    /// The change, if the caller may drive it: its requester (holding the
+    /// requester role), or anyone with the cab or admin role.
+    async fn driven<'a>(
+        &self,
+        caller: &'a Caller,
+        id: &ChangeId,
+        what: &str,
+    ) -> Result<(Access<'a>, Arc<CatalogView>, Change), ChangeError> {
+        let (access, view) = self.access(caller).await?;
+        access.require(&Role::ALL, what)?;
+        let change = self.store.get_change(&caller.tenant, id).await?.ok_or(ChangeError::NotFound(*id))?;
+        let own = access.has(Role::Requester) && change.requester == caller.user;
+        if !(own || access.has_any(&[Role::Cab, Role::Admin])) {
+            return Err(Forbidden(format!(
+                "{what} needs the requester role and to be the change's requester ({}), or the cab or admin role; {}",
+                change.requester,
+                access.held()
+            ))
+            .into());
+        }
+        Ok((access, view, change))
+    }
+
+    async fn save(&self, pending: Pending, expected: u64) -> Result<Change, ChangeError> {
+        let id = pending.change.id;
+        let update = ChangeUpdate { change: &pending.change, entries: &pending.entries, bumps: &pending.bumps };
+        debug_assert_eq!(update.expected(), expected);
+        match self.store.update_change(update).await {
+            Ok(()) => Ok(pending.change),
+            Err(StoreError::VersionConflict { expected }) => {
+                Err(ChangeError::VersionConflict { id, expected, actual: None })
+            }
+            Err(StoreError::NotFound) => Err(ChangeError::NotFound(id)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Scores `change` under the tenant's rules, with the failure history of
+    /// similar changes read from the monthly counters (services × months keys).
+    async fn assess(&self, view: &CatalogView, change: &Change) -> Result<RiskAssessment, ChangeError> {
+        let rules = &view.catalog.risk;
+        let tier = rules.effective_tier(change.services.iter().map(|s| view.catalog.service(s).map(|svc| svc.tier)));
+        let months = months_back(self.clock.now(), rules.period_months);
+        let keys: Vec<CounterKey> = change
+            .services
+            .iter()
+            .flat_map(|service| {
+                months.iter().map(move |month| CounterKey {
+                    tenant: change.tenant.clone(),
+                    service: service.clone(),
+                    month: month.clone(),
+                    category: change.category.clone(),
+                    change_type: change.change_type,
+                })
+            })
+            .collect();
+        let counts = self.store.counts(&keys).await?;
+        let history = counts.iter().fold(History::default(), |h, c| History {
+            changes: h.changes.saturating_add(c.changes),
+            failures: h.failures.saturating_add(c.failures),
+        });
+        Ok(risk::assess(
+            rules,
+            &RiskInput {
+                tier,
+                impact: &change.impact,
+                complexity: change.complexity,
+                privileged_access: change.privileged_access,
+                cryptographic_keys: change.cryptographic_keys,
+                history,
+            },
+        ))
+    }
+
+    /// Other live changes whose planned windows overlap `change`'s on its
+    /// services or on the services they depend on (one index query per service).
+    async fn conflicts(&self, view: &CatalogView, change: &Change) -> Result<Vec<Conflict>, ChangeError> {
+        let mut targets: Vec<(ServiceName, String)> = Vec::new();
+        for s in &change.services {
+            targets.push((s.clone(), "same service".to_owned()));
+        }
+        for s in &change.services {
+            for dep in view.catalog.service(s).map(|svc| svc.depends_on.as_slice()).unwrap_or_default() {
+                targets.push((dep.clone(), format!("{s} depends on {dep}")));
+            }
+        }
+        let mut seen = HashSet::new();
+        targets.retain(|(s, _)| seen.insert(s.clone()));
+        targets.truncate(MAX_CONFLICT_SERVICES);
+        let mut found: Vec<Conflict> = Vec::new();
+        for (service, reason) in targets {
+            let query = ServiceWindowQuery {
+                tenant: change.tenant.clone(),
+                service: service.clone(),
+                from: change.planned_start,
+                to: change.planned_end,
+                limit: MAX_PAGE,
+                after: None,
+            };
+            for other in self.store.changes_for_service(&query).await?.items {
+                let live = matches!(
+                    other.state,
+                    ChangeState::Submitted | ChangeState::Approved | ChangeState::Scheduled | ChangeState::Implementing
+                );
+                let overlaps = other.planned_start < change.planned_end && change.planned_start < other.planned_end;
+                if other.id != change.id && live && overlaps && !found.iter().any(|c| c.change_id == other.id) {
+                    found.push(Conflict {
+                        change_id: other.id,
+                        title: other.title.clone(),
+                        state: other.state,
+                        service: service.clone(),
+                        reason: reason.clone(),
+                        planned_start: other.planned_start,
+                        planned_end: other.planned_end,
+                    });
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Refuses entry into a freeze window unless an emergency change records
+    /// an override reason; returns the audit text of an override.
+    async fn freeze_gate(&self, change: &Change, req: &TransitionRequest, verb: &str) -> Result<Option<String>, ChangeError> {
+        let (freezes, _): (Freezes, u64) = read_doc(&self.store, &change.tenant, DocKind::Freezes).await?;
+        let Some((window, occurrence)) =
+            freeze::blocking(&freezes.windows, &change.services, change.planned_start, change.planned_end)
+        else {
+            return Ok(None);
+        };
+        let described = window.describe(&occurrence);
+        match (&req.override_reason, change.change_type) {
+            (Some(reason), ChangeType::Emergency) if !reason.trim().is_empty() => {
+                Ok(Some(format!("freeze override ({described}): {}", reason.trim())))
+            }
+            (_, ChangeType::Emergency) => Err(refused(
+                "freeze_window",
+                Some("override_reason"),
+                format!("{verb} this change enters a {described}; as an emergency it may proceed with an override_reason, which is audited"),
+            )),
+            _ => Err(refused(
+                "freeze_window",
+                Some("planned_start"),
+                format!("{verb} this change enters a {described}; move its planned window, or only an emergency change with an override_reason may enter a freeze"),
+            )),
+        }
+    }
+
+    /// Refuses scheduling a high-risk change on a service with an open major
+    /// incident, unless that incident's commander schedules it with a reason.
+    async fn incident_gate(
+        &self,
+        caller: &Caller,
+        change: &Change,
+        req: &TransitionRequest,
+    ) -> Result<Option<String>, ChangeError> {
+        if change.risk.as_ref().is_none_or(|r| r.level < RiskLevel::High) {
+            return Ok(None);
+        }
+        let (incidents, _): (Incidents, u64) = read_doc(&self.store, &change.tenant, DocKind::Incidents).await?;
+        let blocking: Vec<_> =
+            incidents.open.iter().filter(|i| i.services.iter().any(|s| change.services.contains(s))).collect();
+        if blocking.is_empty() {
+            return Ok(None);
+        }
+        let commands_all = blocking.iter().all(|i| i.commander == caller.user);
+        let reason = req.override_reason.as_deref().map(str::trim).filter(|r| !r.is_empty());
+        let names =
+            blocking.iter().map(|i| format!("{} \"{}\" (commander {})", i.id, i.title, i.commander)).collect::<Vec<_>>();
+        match reason {
+            Some(reason) if commands_all => Ok(Some(format!(
+                "authorized by incident commander {} during major incident {}: {reason}",
+                caller.user,
+                names.join(", ")
+            ))),
+            _ => Err(refused(
+                "major_incident",
+                Some("override_reason"),
+                format!(
+                    "a {} risk change cannot be scheduled while major incident {} is open on its services, unless the incident commander schedules it with an override_reason",
+                    change.risk.as_ref().map_or("high", |r| r.level.as_str()),
+                    names.join(", ")
+                ),
+            )),
+        }
     }
 
     #[instrument(skip(self, input), fields(tenant = %caller.tenant))]
     pub async fn create(&self, caller: &Caller, input: NewChange) -> Result<Change, ChangeError> {
+        let (access, view) = self.access(caller).await?;
+        access.require(&[Role::Requester, Role::Cab, Role::Admin], "opening a change")?;
         let valid = input.validate()?;
-        let draft = valid.into_draft(ChangeId::new(), caller.tenant.clone(), caller.user.clone(), self.clock.now());
+        let Some(category) = view.catalog.category(&valid.category) else {
+            let known: Vec<&str> =
+                std::iter::once(crate::domain::catalog::DEFAULT_CATEGORY).chain(view.catalog.categories.keys().map(String::as_str)).collect();
+            return Err(FieldError::new("category", format!("unknown category {:?}; the catalog knows: {}", valid.category, known.join(", "))).into());
+        };
+        if let Some(t) = &valid.template
+            && view.catalog.template(t).is_none()
+        {
+            return Err(FieldError::new("template", format!("the catalog has no standard template {t:?}")).into());
+        }
+        let mut draft = valid.into_draft(ChangeId::new(), caller.tenant.clone(), caller.user.clone(), self.clock.now());
+        draft.checklist =
+            category.checklist.iter().map(|i| ChecklistItem { id: i.id.clone(), text: i.text.clone(), done: None }).collect();
+        draft.risk = Some(self.assess(&view, &draft).await?);
         let (change, entry) = audit::record(None, draft, &caller.user, AuditAction::Created, None);
         self.store.insert_change(&change, &entry).await?;
         tracing::info!(change_id = %change.id, "change created");
@@ -89,10 +439,12 @@ where
     }
 
     pub async fn get(&self, caller: &Caller, id: &ChangeId) -> Result<Change, ChangeError> {
+        self.reader(caller, "reading changes").await?;
         self.store.get_change(&caller.tenant, id).await?.ok_or(ChangeError::NotFound(*id))
     }
 
     pub async fn list(&self, caller: &Caller, req: ListRequest) -> Result<Page<Change>, ChangeError> {
+        self.reader(caller, "listing changes").await?;
         let service = req
             .service
             .ok_or_else(|| FieldError::new("service", "service is required: list the changes of one service"))?;
@@ -128,31 +480,307 @@ where
         id: &ChangeId,
         req: TransitionRequest,
     ) -> Result<Change, ChangeError> {
-        if req.reason.as_ref().is_some_and(|r| r.chars().count() > MAX_REASON_CHARS) {
-            return Err(
-                FieldError::new("reason", format!("reason must be at most {MAX_REASON_CHARS} characters")).into()
-            );
-        }
-        let current = self.get(caller, id).await?;
+        check_text("reason", req.reason.as_ref(), false)?;
+        check_text("override_reason", req.override_reason.as_ref(), false)?;
+        let (_, view, current) = self.driven(caller, id, "moving a change").await?;
         if current.version != req.version {
             return Err(ChangeError::VersionConflict { id: *id, expected: req.version, actual: Some(current.version) });
         }
-        let next = current.transition(req.to, self.clock.now())?;
-        let (next, entry) = audit::record(Some(&current), next, &caller.user, AuditAction::Transitioned, req.reason);
-        match self.store.update_change(&next, &entry).await {
-            Ok(()) => {
-                tracing::info!(from = %current.state, "change transitioned");
-                Ok(next)
+        // Legality first, so an illegal move is named as such whatever else is wrong.
+        current.transition(req.to, self.clock.now())?;
+        let now = self.clock.now();
+        let mut pending = Pending::new(&current);
+        match req.to {
+            ChangeState::Approved | ChangeState::Rejected => {
+                return Err(refused(
+                    "decision_required",
+                    Some("to"),
+                    format!(
+                        "a change is approved or rejected by its approvers' decisions (POST /changes/{id}/decisions), not moved there; standard and emergency changes are approved on submission"
+                    ),
+                ));
             }
-            Err(StoreError::VersionConflict { expected }) => {
-                Err(ChangeError::VersionConflict { id: *id, expected, actual: None })
+            ChangeState::Submitted => self.submit(caller, &view, &req, &mut pending, now).await?,
+            ChangeState::Scheduled => {
+                let freeze = self.freeze_gate(&current, &req, "scheduling").await?;
+                let incident = self.incident_gate(caller, &current, &req).await?;
+                let conflicts = self.conflicts(&view, &current).await?;
+                let reason = join_reasons([req.reason.clone(), freeze, incident]);
+                pending.transition(ChangeState::Scheduled, now, &caller.user, reason, |c| c.conflicts = conflicts)?;
             }
-            Err(StoreError::NotFound) => Err(ChangeError::NotFound(*id)),
-            Err(e) => Err(e.into()),
+            ChangeState::Implementing => {
+                let open: Vec<String> = current.open_checklist().map(|i| format!("{} ({})", i.id, i.text)).collect();
+                if !open.is_empty() {
+                    return Err(refused(
+                        "checklist_incomplete",
+                        Some("checklist"),
+                        format!(
+                            "the {} checklist must be complete before implementing; still open: {}",
+                            current.category,
+                            open.join(", ")
+                        ),
+                    ));
+                }
+                pending.transition(ChangeState::Implementing, now, &caller.user, req.reason.clone(), |_| {})?;
+            }
+            to @ (ChangeState::Completed | ChangeState::Failed | ChangeState::RolledBack) => {
+                // Each implementation is counted once, when its outcome is first recorded.
+                if current.state == ChangeState::Implementing {
+                    let month = format!("{:04}-{:02}", now.year(), now.month());
+                    pending.bumps = current
+                        .services
+                        .iter()
+                        .map(|service| Bump {
+                            key: CounterKey {
+                                tenant: current.tenant.clone(),
+                                service: service.clone(),
+                                month: month.clone(),
+                                category: current.category.clone(),
+                                change_type: current.change_type,
+                            },
+                            failed: to != ChangeState::Completed,
+                        })
+                        .collect();
+                }
+                pending.transition(to, now, &caller.user, req.reason.clone(), |_| {})?;
+            }
+            to => pending.transition(to, now, &caller.user, req.reason.clone(), |_| {})?,
         }
+        let change = self.save(pending, current.version).await?;
+        tracing::info!(from = %current.state, state = %change.state, "change transitioned");
+        Ok(change)
+    }
+
+    /// Draft → submitted, and on: standard changes are approved at once by
+    /// their template, emergencies at once with a review due, normal changes
+    /// wait for their approval plan.
+    async fn submit(
+        &self,
+        caller: &Caller,
+        view: &CatalogView,
+        req: &TransitionRequest,
+        pending: &mut Pending,
+        now: DateTime<Utc>,
+    ) -> Result<(), ChangeError> {
+        let current = pending.change.clone();
+        let freeze = self.freeze_gate(&current, req, "submitting").await?;
+        let conflicts = self.conflicts(view, &current).await?;
+        let risk = self.assess(view, &current).await?;
+        let reason = join_reasons([req.reason.clone(), freeze]);
+        match current.change_type {
+            ChangeType::Standard => {
+                let id = current.template.clone().unwrap_or_default();
+                let template = view.catalog.template(&id).ok_or_else(|| {
+                    refused("template_unknown", Some("template"), format!("the catalog no longer has standard template {id:?}"))
+                })?;
+                if let Some(outside) =
+                    current.services.iter().find(|s| !template.services.is_empty() && !template.services.contains(s))
+                {
+                    return Err(refused(
+                        "template_mismatch",
+                        Some("services"),
+                        format!("standard template {id} does not cover service {outside}; submit a normal change instead"),
+                    ));
+                }
+                if template.category != current.category {
+                    return Err(refused(
+                        "template_mismatch",
+                        Some("category"),
+                        format!("standard template {id} is for category {}, not {}", template.category, current.category),
+                    ));
+                }
+                let receipt = format!(
+                    "approved on submission: standard change from pre-approved template {id} ({}), catalog version {}",
+                    template.title, view.version
+                );
+                pending.transition(ChangeState::Submitted, now, &caller.user, reason, |c| {
+                    c.conflicts = conflicts;
+                    c.risk = Some(risk);
+                })?;
+                pending.transition(ChangeState::Approved, now, SYSTEM_ACTOR, Some(receipt), |_| {})?;
+            }
+            ChangeType::Emergency => {
+                let due_at = now + view.catalog.emergency.review_within.chrono();
+                let receipt = format!(
+                    "approved on submission: emergency change; its post-implementation review is due by {}",
+                    due_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                );
+                pending.transition(ChangeState::Submitted, now, &caller.user, reason, |c| {
+                    c.conflicts = conflicts;
+                    c.risk = Some(risk);
+                })?;
+                pending.transition(ChangeState::Approved, now, SYSTEM_ACTOR, Some(receipt), |c| {
+                    c.review = Some(PostReview { due_at, done: None });
+                })?;
+            }
+            ChangeType::Normal => {
+                let peer = risk.level >= RiskLevel::High || current.privileged_access || current.cryptographic_keys;
+                let plan = ApprovalPlan::build(view, &current.services, peer, now)
+                    .map_err(|e| refused("no_approval_chain", Some("services"), e.0))?;
+                pending.transition(ChangeState::Submitted, now, &caller.user, reason, |c| {
+                    c.conflicts = conflicts;
+                    c.risk = Some(risk);
+                    c.approval = Some(plan);
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// An approver's decision on the current level of a submitted normal
+    /// change. Concurrent decisions are serialized by the record's version:
+    /// one wins, the others get a version conflict and may retry.
+    #[instrument(skip(self, req), fields(tenant = %caller.tenant, change_id = %id))]
+    pub async fn decide(&self, caller: &Caller, id: &ChangeId, req: DecisionRequest) -> Result<Change, ChangeError> {
+        check_text("comment", req.comment.as_ref(), false)?;
+        let (access, _) = self.access(caller).await?;
+        access.require(&Role::ALL, "deciding an approval")?;
+        let current = self.store.get_change(&caller.tenant, id).await?.ok_or(ChangeError::NotFound(*id))?;
+        if let Some(v) = req.version
+            && v != current.version
+        {
+            return Err(ChangeError::VersionConflict { id: *id, expected: v, actual: Some(current.version) });
+        }
+        let (Some(plan), ChangeState::Submitted) = (current.approval.clone(), current.state) else {
+            return Err(refused(
+                "no_pending_approval",
+                None,
+                format!("change {id} is {} and has no approval waiting for a decision", current.state),
+            ));
+        };
+        let mut plan = plan;
+        let now = self.clock.now();
+        let outcome = plan
+            .decide(caller, &access.roles, &current.requester, req.decision, req.comment.clone(), now)
+            .map_err(|e| match e {
+                DecisionError::Forbidden(m) => ChangeError::Forbidden(Forbidden(m)),
+                DecisionError::Closed(m) => refused("no_pending_approval", None, m),
+            })?;
+        let mut next = match outcome {
+            Outcome::Pending => {
+                let mut n = current.clone();
+                n.version += 1;
+                n.updated_at = now;
+                n
+            }
+            Outcome::Approved => current.transition(ChangeState::Approved, now)?,
+            Outcome::Rejected => current.transition(ChangeState::Rejected, now)?,
+        };
+        next.approval = Some(plan);
+        let mut pending = Pending::new(&current);
+        pending.step(next, &caller.user, AuditAction::Decided, req.comment);
+        let change = self.save(pending, current.version).await?;
+        tracing::info!(outcome = ?outcome, "approval decided");
+        Ok(change)
+    }
+
+    /// Marks a checklist item done, with its evidence.
+    pub async fn complete_item(
+        &self,
+        caller: &Caller,
+        id: &ChangeId,
+        item: &str,
+        req: NoteRequest,
+    ) -> Result<Change, ChangeError> {
+        check_text("note", Some(&req.note), true)?;
+        let (_, _, current) = self.driven(caller, id, "completing a checklist item").await?;
+        if current.version != req.version {
+            return Err(ChangeError::VersionConflict { id: *id, expected: req.version, actual: Some(current.version) });
+        }
+        if !current.state.is_open() {
+            return Err(refused(
+                "checklist_closed",
+                None,
+                format!("the checklist is closed once implementation starts; the change is {}", current.state),
+            ));
+        }
+        let now = self.clock.now();
+        let mut next = current.clone();
+        let Some(entry) = next.checklist.iter_mut().find(|i| i.id == item) else {
+            let known: Vec<&str> = current.checklist.iter().map(|i| i.id.as_str()).collect();
+            return Err(ChangeError::Missing(format!(
+                "change {id} has no checklist item {item:?}; its items: {}",
+                if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+            )));
+        };
+        if entry.done.is_some() {
+            return Err(refused("already_done", None, format!("checklist item {item} is already done")));
+        }
+        entry.done = Some(Done { by: caller.user.clone(), at: now, note: req.note.trim().to_owned() });
+        next.version += 1;
+        next.updated_at = now;
+        let mut pending = Pending::new(&current);
+        pending.step(next, &caller.user, AuditAction::ChecklistItemDone, Some(format!("{item}: {}", req.note.trim())));
+        self.save(pending, current.version).await
+    }
+
+    /// Records an emergency change's post-implementation review: by someone
+    /// other than its requester, holding the cab or admin role.
+    pub async fn review(&self, caller: &Caller, id: &ChangeId, req: NoteRequest) -> Result<Change, ChangeError> {
+        check_text("note", Some(&req.note), true)?;
+        let (access, _) = self.access(caller).await?;
+        access.require(&[Role::Cab, Role::Admin], "a post-implementation review")?;
+        let current = self.store.get_change(&caller.tenant, id).await?.ok_or(ChangeError::NotFound(*id))?;
+        if current.version != req.version {
+            return Err(ChangeError::VersionConflict { id: *id, expected: req.version, actual: Some(current.version) });
+        }
+        if current.requester == caller.user {
+            return Err(Forbidden(format!(
+                "dual control: {} requested this change and cannot review it; another person must",
+                caller.user
+            ))
+            .into());
+        }
+        let Some(review) = current.review.clone() else {
+            return Err(refused("no_review_due", None, "only emergency changes have a post-implementation review"));
+        };
+        if review.done.is_some() {
+            return Err(refused("already_done", None, "the post-implementation review is already recorded"));
+        }
+        if !matches!(current.state, ChangeState::Completed | ChangeState::Failed | ChangeState::RolledBack | ChangeState::Closed) {
+            return Err(refused(
+                "not_implemented",
+                None,
+                format!("a post-implementation review follows implementation; the change is {}", current.state),
+            ));
+        }
+        let now = self.clock.now();
+        let mut next = current.clone();
+        next.review = Some(PostReview { due_at: review.due_at, done: Some(Done { by: caller.user.clone(), at: now, note: req.note.trim().to_owned() }) });
+        next.version += 1;
+        next.updated_at = now;
+        let mut pending = Pending::new(&current);
+        pending.step(next, &caller.user, AuditAction::Reviewed, Some(req.note.trim().to_owned()));
+        self.save(pending, current.version).await
+    }
+
+    /// Emergency changes whose post-implementation review is not done yet, earliest due first.
+    pub async fn pending_reviews(
+        &self,
+        caller: &Caller,
+        limit: Option<usize>,
+        cursor: Option<String>,
+    ) -> Result<Page<Change>, ChangeError> {
+        self.reader(caller, "reading reports").await?;
+        let limit = limit.unwrap_or(DEFAULT_PAGE);
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(FieldError::new("limit", format!("limit must be between 1 and {MAX_PAGE}")).into());
+        }
+        if cursor.as_ref().is_some_and(|c| c.len() > 200 || c.contains(['\n', '\0'])) {
+            return Err(FieldError::new("cursor", "cursor is not one this API returned").into());
+        }
+        let far = DateTime::<Utc>::MAX_UTC.min(self.clock.now() + Duration::days(365 * 100));
+        let partition = crate::adapters::keys::reviews_due_pk(&caller.tenant);
+        Ok(self.store.due(&partition, far, limit, cursor).await?)
+    }
+
+    /// Roles the caller holds, for `GET /me`.
+    pub async fn roles(&self, caller: &Caller) -> Result<BTreeSet<Role>, ChangeError> {
+        Ok(self.access(caller).await?.0.roles)
     }
 
     pub async fn audit(&self, caller: &Caller, id: &ChangeId) -> Result<Vec<AuditEntry>, ChangeError> {
+        self.reader(caller, "reading audit trails").await?;
         let entries = self.store.audit_trail(&caller.tenant, id).await?;
         if entries.is_empty() {
             return Err(ChangeError::NotFound(*id));

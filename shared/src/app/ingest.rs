@@ -4,11 +4,12 @@
 use http::HeaderMap;
 use std::time::Duration;
 
+use crate::domain::catalog::{CatalogView, MappingKind};
 use crate::domain::{HubEvent, ServiceName, TenantId};
 use crate::ingest::canonical::{Detail, SERVICE_TAG, ServiceResolution};
 use crate::ingest::{self, Canonical, NormalizeError, Normalized, Origin, ServiceKey, auth};
 use crate::ports::{
-    BusError, CatalogReader, Claim, Clock, Dedupe, EventBus, MappingKind, SecretSource, SecretsError, StoreError,
+    BusError, CatalogReader, Claim, Clock, Dedupe, EventBus, SecretSource, SecretsError, StoreError,
 };
 
 /// How long a delivery id is remembered. Vendors retry for up to two days
@@ -183,41 +184,37 @@ where
         let Some(key) = key else {
             return Ok((None, ServiceResolution { key: None, reason: Some("the event names no service".into()) }));
         };
+        let catalog = self.catalog.catalog(tenant).await?;
         let direct = |value: &str, what: &str| match ServiceName::parse(value) {
             Ok(s) => (Some(s), None),
             Err(_) => (None, Some(format!("{what} {value:?} is not a valid service name"))),
         };
         let (service, reason) = match &key {
-            ServiceKey::AlertLabel(v) => direct(v, "alert label service"),
+            ServiceKey::AlertLabel(v) => match catalog.resolve(MappingKind::AlertLabel, v) {
+                Some(s) => (Some(s.clone()), None),
+                None => direct(v, "alert label service"),
+            },
             ServiceKey::AwsResource { tags, .. } if tags.contains_key(SERVICE_TAG) => {
                 direct(&tags[SERVICE_TAG], &format!("resource tag {SERVICE_TAG}"))
             }
             ServiceKey::AwsResource { arn, resource_id, .. } => match arn.as_deref().or(resource_id.as_deref()) {
-                Some(id) => self.mapped(tenant, MappingKind::AwsResource, id, "AWS resource").await?,
+                Some(id) => mapped(&catalog, MappingKind::AwsResource, id, "AWS resource"),
                 None => (None, Some("the AWS resource has neither ARN nor id".into())),
             },
-            ServiceKey::Repository(r) => self.mapped(tenant, MappingKind::Repository, r, "repository").await?,
-            ServiceKey::PagerdutyService(p) => {
-                self.mapped(tenant, MappingKind::PagerdutyService, p, "PagerDuty service").await?
-            }
+            ServiceKey::Repository(r) => mapped(&catalog, MappingKind::Repository, r, "repository"),
+            ServiceKey::PagerdutyService(p) => mapped(&catalog, MappingKind::PagerdutyService, p, "PagerDuty service"),
             ServiceKey::IncidentioService(i) => {
-                self.mapped(tenant, MappingKind::IncidentioService, i, "incident.io service").await?
+                mapped(&catalog, MappingKind::IncidentioService, i, "incident.io service")
             }
         };
         Ok((service, ServiceResolution { key: Some(key), reason }))
     }
+}
 
-    async fn mapped(
-        &self,
-        tenant: &TenantId,
-        kind: MappingKind,
-        key: &str,
-        what: &str,
-    ) -> Result<(Option<ServiceName>, Option<String>), StoreError> {
-        Ok(match self.catalog.mapped_service(tenant, kind, key).await? {
-            Some(s) => (Some(s), None),
-            None => (None, Some(format!("no catalog mapping for {what} {key}"))),
-        })
+fn mapped(catalog: &CatalogView, kind: MappingKind, key: &str, what: &str) -> (Option<ServiceName>, Option<String>) {
+    match catalog.resolve(kind, key) {
+        Some(s) => (Some(s.clone()), None),
+        None => (None, Some(format!("no catalog mapping for {what} {key}"))),
     }
 }
 

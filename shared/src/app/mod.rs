@@ -1,6 +1,8 @@
 //! Use cases: what the functions do, written against the ports.
 
+pub mod catalog;
 pub mod changes;
+pub mod governance;
 pub mod ingest;
 pub mod publish;
 

@@ -16,6 +16,12 @@ pub const GENESIS_HASH: &str = "000000000000000000000000000000000000000000000000
 pub enum AuditAction {
     Created,
     Transitioned,
+    /// An approval or rejection was recorded on the approval plan.
+    Decided,
+    /// A checklist item was marked done.
+    ChecklistItemDone,
+    /// An emergency change's post-implementation review was recorded.
+    Reviewed,
 }
 
 /// One changed field, before and after (`null` when it did not exist).
@@ -189,6 +195,12 @@ mod tests {
             environment: "production".into(),
             planned_start: at,
             planned_end: at + chrono::Duration::hours(1),
+            category: None,
+            template: None,
+            impact: Default::default(),
+            complexity: Default::default(),
+            privileged_access: false,
+            cryptographic_keys: false,
         }
         .validate()
         .expect("valid")

@@ -4,7 +4,9 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+use super::approval::ApprovalPlan;
 use super::ids::{ChangeId, ServiceName, TenantId};
+use super::risk::{Complexity, Impact, RiskAssessment};
 
 /// The longest planned window a change may have. Queries for "changes touching
 /// a service in a time range" rely on this bound to stay proportional to the
@@ -162,9 +164,109 @@ pub struct Change {
     pub updated_at: DateTime<Utc>,
     /// Hash of the latest audit entry: the next entry chains onto it.
     pub audit_head: String,
+    /// The catalog category; it decides the checklist.
+    #[serde(default = "default_category")]
+    pub category: String,
+    /// The standard-change template a standard change uses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+    #[serde(default)]
+    pub impact: Impact,
+    #[serde(default)]
+    pub complexity: Complexity,
+    /// The change touches privileged accounts: it needs a peer review.
+    #[serde(default)]
+    pub privileged_access: bool,
+    /// The change touches cryptographic keys: it needs a peer review.
+    #[serde(default)]
+    pub cryptographic_keys: bool,
+    /// The latest risk assessment (at creation, then at submission).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub risk: Option<RiskAssessment>,
+    /// The approval plan of a normal change, from submission on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalPlan>,
+    /// What must be done before implementation starts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checklist: Vec<ChecklistItem>,
+    /// Other changes whose planned windows overlap this one on the same
+    /// services or on services they depend on, as of the last submit or schedule.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conflicts: Vec<Conflict>,
+    /// An emergency change's post-implementation review.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<PostReview>,
+}
+
+fn default_category() -> String {
+    super::catalog::DEFAULT_CATEGORY.to_owned()
+}
+
+/// Someone did something, when, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Done {
+    pub by: String,
+    pub at: DateTime<Utc>,
+    pub note: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChecklistItem {
+    pub id: String,
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub done: Option<Done>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Conflict {
+    pub change_id: ChangeId,
+    pub title: String,
+    pub state: ChangeState,
+    /// The service the other change touches.
+    pub service: ServiceName,
+    /// `same service`, or `payments depends on ledger`.
+    pub reason: String,
+    pub planned_start: DateTime<Utc>,
+    pub planned_end: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PostReview {
+    pub due_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub done: Option<Done>,
+}
+
+/// What a change is waiting for, and by when: the sparse due index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Due {
+    /// The current approval level's deadline.
+    Approval(DateTime<Utc>),
+    /// An emergency change's post-implementation review deadline.
+    Review(DateTime<Utc>),
 }
 
 impl Change {
+    /// What the change waits for: an approval decision while submitted, or
+    /// the review of an emergency change until it is done.
+    pub fn due(&self) -> Option<Due> {
+        if self.state == ChangeState::Submitted
+            && let Some(at) = self.approval.as_ref().and_then(|p| p.due_at())
+        {
+            return Some(Due::Approval(at));
+        }
+        match &self.review {
+            Some(r) if r.done.is_none() && !matches!(self.state, ChangeState::Cancelled) => Some(Due::Review(r.due_at)),
+            _ => None,
+        }
+    }
+
+    /// Checklist items not yet done.
+    pub fn open_checklist(&self) -> impl Iterator<Item = &ChecklistItem> {
+        self.checklist.iter().filter(|i| i.done.is_none())
+    }
+
     /// Moves the change to `to`, or says why it may not.
     pub fn transition(&self, to: ChangeState, at: DateTime<Utc>) -> Result<Change, IllegalTransition> {
         if !self.state.can_move_to(to) {
@@ -198,6 +300,12 @@ mod tests {
             environment: "production".into(),
             planned_start: t(22),
             planned_end: t(23),
+            category: None,
+            template: None,
+            impact: Default::default(),
+            complexity: Default::default(),
+            privileged_access: false,
+            cryptographic_keys: false,
         }
         .validate()
         .expect("valid")

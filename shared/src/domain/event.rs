@@ -30,9 +30,24 @@ impl HubEvent {
     /// The event that announces an audited mutation of a change. Its id is
     /// derived from the audit entry, so a re-publish is recognisably the same event.
     pub fn change_mutated(change: &Change, entry: &AuditEntry) -> HubEvent {
+        use super::audit::AuditAction;
+        // A write may hold several entries (submitted, then approved): each
+        // names the state its own entry reached.
+        let state_after = entry
+            .changes
+            .iter()
+            .find(|c| c.field == "state")
+            .and_then(|c| c.after.as_str().map(str::to_owned))
+            .unwrap_or_else(|| change.state.as_str().to_owned());
         let detail_type = match entry.action {
-            super::audit::AuditAction::Created => "Change Created".to_owned(),
-            super::audit::AuditAction::Transitioned => format!("Change {}", title_case(change.state.as_str())),
+            AuditAction::Created => "Change Created".to_owned(),
+            AuditAction::Transitioned => format!("Change {}", title_case(&state_after)),
+            AuditAction::Decided if state_after != change.state.as_str() || entry.changes.iter().any(|c| c.field == "state") => {
+                format!("Change {}", title_case(&state_after))
+            }
+            AuditAction::Decided => "Approval Recorded".to_owned(),
+            AuditAction::ChecklistItemDone => "Checklist Item Done".to_owned(),
+            AuditAction::Reviewed => "Change Reviewed".to_owned(),
         };
         HubEvent {
             id: format!("{}-{}", change.id, entry.seq),
@@ -43,7 +58,7 @@ impl HubEvent {
             detail: serde_json::json!({
                 "tenant": change.tenant,
                 "change_id": change.id,
-                "state": change.state,
+                "state": state_after,
                 "version": change.version,
                 "type": change.change_type,
                 "services": change.services,

@@ -83,6 +83,13 @@ impl ChangeId {
     }
 }
 
+impl ChangeId {
+    /// A stable shard number in `0..n` (from the id's random bits).
+    pub fn shard(&self, n: u32) -> u32 {
+        (self.0.as_u128() % u128::from(n.max(1))) as u32
+    }
+}
+
 impl Default for ChangeId {
     fn default() -> Self {
         Self::new()

@@ -1,10 +1,15 @@
 //! Pure domain types and rules. Nothing here performs I/O or sees an AWS type.
 
+pub mod access;
+pub mod approval;
 pub mod audit;
+pub mod catalog;
 pub mod change;
 pub mod event;
+pub mod freeze;
 pub mod ids;
 pub mod new_change;
+pub mod risk;
 pub mod validation;
 
 pub use audit::{AuditAction, AuditEntry, ChainError, FieldChange};

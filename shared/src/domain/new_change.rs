@@ -6,7 +6,9 @@ use serde::Deserialize;
 use super::change::{
     Change, ChangeState, ChangeType, MAX_DESCRIPTION_CHARS, MAX_PLANNED_WINDOW, MAX_SERVICES, MAX_TITLE_CHARS,
 };
+use super::catalog::DEFAULT_CATEGORY;
 use super::ids::{ChangeId, ServiceName, TenantId};
+use super::risk::{Complexity, Impact};
 use super::validation::FieldError;
 
 /// The body of `POST /changes`. Unknown fields are refused so that a typo is
@@ -23,6 +25,20 @@ pub struct NewChange {
     pub environment: String,
     pub planned_start: DateTime<Utc>,
     pub planned_end: DateTime<Utc>,
+    /// The catalog category (default `general`); it decides the checklist.
+    #[serde(default)]
+    pub category: Option<String>,
+    /// For standard changes: the pre-approved template used.
+    #[serde(default)]
+    pub template: Option<String>,
+    #[serde(default)]
+    pub impact: Impact,
+    #[serde(default)]
+    pub complexity: Complexity,
+    #[serde(default)]
+    pub privileged_access: bool,
+    #[serde(default)]
+    pub cryptographic_keys: bool,
 }
 
 /// A `NewChange` that passed validation.
@@ -35,6 +51,12 @@ pub struct ValidNewChange {
     pub environment: String,
     pub planned_start: DateTime<Utc>,
     pub planned_end: DateTime<Utc>,
+    pub category: String,
+    pub template: Option<String>,
+    pub impact: Impact,
+    pub complexity: Complexity,
+    pub privileged_access: bool,
+    pub cryptographic_keys: bool,
 }
 
 /// Earliest and latest instants a planned window may use; keeps time keys
@@ -92,7 +114,26 @@ impl NewChange {
                 ),
             ));
         }
+        let category = self.category.unwrap_or_else(|| DEFAULT_CATEGORY.to_owned());
+        if ServiceName::parse(&category).is_err() {
+            return Err(FieldError::new("category", "category must be 1 to 64 characters of a-z, 0-9, '.', '_' or '-'"));
+        }
+        match (&self.template, self.change_type) {
+            (None, ChangeType::Standard) => {
+                return Err(FieldError::new("template", "a standard change names the pre-approved template it uses"));
+            }
+            (Some(_), ChangeType::Normal | ChangeType::Emergency) => {
+                return Err(FieldError::new("template", "only standard changes use templates"));
+            }
+            _ => {}
+        }
         Ok(ValidNewChange {
+            category,
+            template: self.template,
+            impact: self.impact,
+            complexity: self.complexity,
+            privileged_access: self.privileged_access,
+            cryptographic_keys: self.cryptographic_keys,
             title,
             description: self.description,
             change_type: self.change_type,
@@ -123,6 +164,17 @@ impl ValidNewChange {
             created_at: now,
             updated_at: now,
             audit_head: String::new(),
+            category: self.category,
+            template: self.template,
+            impact: self.impact,
+            complexity: self.complexity,
+            privileged_access: self.privileged_access,
+            cryptographic_keys: self.cryptographic_keys,
+            risk: None,
+            approval: None,
+            checklist: vec![],
+            conflicts: vec![],
+            review: None,
         }
     }
 }
@@ -142,6 +194,12 @@ mod tests {
             environment: "production".into(),
             planned_start: start,
             planned_end: start + chrono::Duration::hours(1),
+            category: None,
+            template: None,
+            impact: Default::default(),
+            complexity: Default::default(),
+            privileged_access: false,
+            cryptographic_keys: false,
         }
     }
 

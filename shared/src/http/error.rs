@@ -69,7 +69,7 @@ impl From<ChangeError> for ApiError {
         let message = e.to_string();
         match e {
             ChangeError::Invalid(f) => f.into(),
-            ChangeError::NotFound(_) => ApiError::not_found(message),
+            ChangeError::NotFound(_) | ChangeError::Missing(_) => ApiError::not_found(message),
             ChangeError::VersionConflict { .. } => ApiError {
                 field: Some("version".into()),
                 ..ApiError::new(StatusCode::CONFLICT, "version_conflict", message)
@@ -78,6 +78,14 @@ impl From<ChangeError> for ApiError {
                 field: Some("to".into()),
                 ..ApiError::new(StatusCode::CONFLICT, "illegal_transition", message)
             },
+            ChangeError::Forbidden(_) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", message),
+            ChangeError::DocConflict { .. } => ApiError {
+                field: Some("if-match".into()),
+                ..ApiError::new(StatusCode::CONFLICT, "version_conflict", message)
+            },
+            ChangeError::Refused { code, field, .. } => {
+                ApiError { field: field.map(str::to_owned), ..ApiError::new(StatusCode::CONFLICT, code, message) }
+            }
             ChangeError::Store(s) => s.into(),
         }
     }

@@ -5,8 +5,7 @@ use axum::http::{StatusCode, header, request::Parts};
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
-use crate::app::Caller;
-use crate::domain::{ChangeId, TenantId};
+use crate::domain::ChangeId;
 use crate::json::JsonError;
 
 /// The `{id}` of a change route, parsed; any failure is a 400 naming `id`.
@@ -88,26 +87,28 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })
 }
 
-/// The acting user and tenant. Until token auth arrives they come from the
-/// `X-Changehub-Tenant` and `X-Changehub-User` headers (defaults: tenant
-/// `default`, user `anonymous`).
-impl<S: Send + Sync> FromRequestParts<S> for Caller {
+/// A catalog document: JSON (`application/json`) or YAML (`application/yaml`),
+/// every error naming the field at fault (and, for YAML, its line).
+pub struct CatalogBody(pub crate::domain::catalog::Catalog);
+
+impl<S: Send + Sync> FromRequest<S> for CatalogBody {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
-        let header = |name: &str| parts.headers.get(name).map(|v| v.to_str().map(str::trim));
-        let tenant = match header("x-changehub-tenant") {
-            None => TenantId::parse("default")?,
-            Some(Ok(t)) => TenantId::parse(t).map_err(|e| ApiError::invalid("x-changehub-tenant", e.message))?,
-            Some(Err(_)) => return Err(ApiError::invalid("x-changehub-tenant", "header must be visible ASCII")),
-        };
-        let user = match header("x-changehub-user") {
-            None => "anonymous".to_owned(),
-            Some(Ok(u)) if !u.is_empty() && u.len() <= 256 => u.to_owned(),
-            Some(_) => {
-                return Err(ApiError::invalid("x-changehub-user", "header must be 1 to 256 visible ASCII characters"));
-            }
-        };
-        Ok(Caller { tenant, user })
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let mime = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        if !matches!(mime.as_str(), "application/yaml" | "application/x-yaml" | "text/yaml") {
+            let JsonBody(catalog) = JsonBody::from_request(req, state).await?;
+            return Ok(CatalogBody(catalog));
+        }
+        let bytes = axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES).await.map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("the body exceeds {MAX_BODY_BYTES} bytes"),
+            )
+        })?;
+        let text = std::str::from_utf8(&bytes).map_err(|_| ApiError::invalid("body", "the YAML is not UTF-8"))?;
+        crate::domain::catalog::parse_yaml(text).map(CatalogBody).map_err(|e| ApiError::invalid(e.field, e.message))
     }
 }

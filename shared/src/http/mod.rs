@@ -2,6 +2,7 @@
 //! lambda_http) and by `changehub serve`. The OpenAPI document
 //! `openapi.yaml` at the repository root describes exactly these routes.
 
+pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod webhooks;
@@ -18,11 +19,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use tracing::Instrument;
 
+use crate::app::changes::ChangeStore;
 use crate::app::{Caller, Changes, ListRequest, TransitionRequest};
 use crate::domain::{ChangeId, NewChange};
-use crate::ports::{ChangeReader, ChangeWriter, Clock};
+use crate::ports::Clock;
 pub use error::ApiError;
-use extract::{ChangeIdPath, QueryParams};
+use auth::Authenticator;
+use extract::{CatalogBody, ChangeIdPath, QueryParams};
 pub use extract::{JsonBody, MAX_BODY_BYTES};
 
 /// Every route the router serves: the OpenAPI agreement test checks this list
@@ -34,29 +37,36 @@ pub const ROUTES: &[(Method, &str)] = &[
     (Method::GET, "/changes/{id}"),
     (Method::POST, "/changes/{id}/transitions"),
     (Method::GET, "/changes/{id}/audit"),
+    (Method::GET, "/me"),
+    (Method::GET, "/catalog"),
+    (Method::PUT, "/catalog"),
 ];
 
 /// The API as the api Lambda serves it.
-pub fn router<S, C>(changes: Arc<Changes<S, C>>) -> Router
+pub fn router<S, C>(changes: Arc<Changes<S, C>>, auth: Authenticator) -> Router
 where
-    S: ChangeReader + ChangeWriter + 'static,
+    S: ChangeStore,
     C: Clock + 'static,
 {
-    finish(change_routes(changes))
+    finish(change_routes(changes, auth))
 }
 
 /// The change API's routes, without the JSON fallbacks and request context.
-pub fn change_routes<S, C>(changes: Arc<Changes<S, C>>) -> Router
+/// Every route but `/health` needs a bearer token.
+pub fn change_routes<S, C>(changes: Arc<Changes<S, C>>, auth: Authenticator) -> Router
 where
-    S: ChangeReader + ChangeWriter + 'static,
+    S: ChangeStore,
     C: Clock + 'static,
 {
     Router::new()
-        .route("/health", get(health))
         .route("/changes", post(create::<S, C>).get(list::<S, C>))
         .route("/changes/{id}", get(get_change::<S, C>))
         .route("/changes/{id}/transitions", post(transition::<S, C>))
         .route("/changes/{id}/audit", get(audit::<S, C>))
+        .route("/me", get(me::<S, C>))
+        .route("/catalog", get(get_catalog::<S, C>).put(put_catalog::<S, C>))
+        .route_layer(middleware::from_fn_with_state(Arc::new(auth), auth::authenticate))
+        .route("/health", get(health))
         .with_state(changes)
 }
 
@@ -123,7 +133,7 @@ async fn create<S, C>(
     JsonBody(input): JsonBody<NewChange>,
 ) -> Result<Response, ApiError>
 where
-    S: ChangeReader + ChangeWriter,
+    S: ChangeStore,
     C: Clock,
 {
     let change = app.create(&caller, input).await?;
@@ -141,7 +151,7 @@ async fn get_change<S, C>(
     ChangeIdPath(id): ChangeIdPath,
 ) -> Result<Response, ApiError>
 where
-    S: ChangeReader + ChangeWriter,
+    S: ChangeStore,
     C: Clock,
 {
     let change = app.get(&caller, &id).await?;
@@ -168,7 +178,7 @@ async fn list<S, C>(
     QueryParams(params): QueryParams,
 ) -> Result<Response, ApiError>
 where
-    S: ChangeReader + ChangeWriter,
+    S: ChangeStore,
     C: Clock,
 {
     const KNOWN: [&str; 5] = ["service", "from", "to", "limit", "cursor"];
@@ -203,7 +213,7 @@ async fn transition<S, C>(
     JsonBody(req): JsonBody<TransitionRequest>,
 ) -> Result<Response, ApiError>
 where
-    S: ChangeReader + ChangeWriter,
+    S: ChangeStore,
     C: Clock,
 {
     let change = app.transition(&caller, &id, req).await?;
@@ -216,9 +226,71 @@ async fn audit<S, C>(
     ChangeIdPath(id): ChangeIdPath,
 ) -> Result<Response, ApiError>
 where
-    S: ChangeReader + ChangeWriter,
+    S: ChangeStore,
     C: Clock,
 {
     let entries = app.audit(&caller, &id).await?;
     Ok(Json(AuditResponse { change_id: id, entries: &entries }).into_response())
+}
+
+#[derive(serde::Serialize)]
+struct MeResponse<'a> {
+    user: &'a str,
+    tenant: &'a str,
+    groups: &'a [String],
+    roles: Vec<crate::domain::catalog::Role>,
+}
+
+/// Who the token says the caller is, and what their groups grant: the first thing to check on a 403.
+async fn me<S, C>(State(app): AppState<S, C>, caller: Caller) -> Result<Response, ApiError>
+where
+    S: ChangeStore,
+    C: Clock,
+{
+    let view = crate::ports::CatalogReader::catalog(&app.catalog, &caller.tenant).await?;
+    let roles = caller.roles(&view.catalog.roles).into_iter().collect();
+    let body = MeResponse { user: &caller.user, tenant: caller.tenant.as_str(), groups: &caller.groups, roles };
+    Ok(Json(body).into_response())
+}
+
+fn etag(version: u64) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
+}
+
+async fn get_catalog<S, C>(State(app): AppState<S, C>, caller: Caller) -> Result<Response, ApiError>
+where
+    S: ChangeStore,
+    C: Clock,
+{
+    let view = app.catalog.read(&caller).await?;
+    let mut response = Json(json!({"version": view.version, "catalog": view.catalog})).into_response();
+    response.headers_mut().insert(header::ETAG, etag(view.version));
+    Ok(response)
+}
+
+/// The version an `If-Match` header names: `"3"`, `3` or `W/"3"`.
+fn if_match(headers: &axum::http::HeaderMap) -> Result<Option<u64>, ApiError> {
+    let Some(raw) = headers.get(header::IF_MATCH) else { return Ok(None) };
+    let text = raw.to_str().unwrap_or("").trim();
+    let bare = text.trim_start_matches("W/").trim_matches('"');
+    bare.parse::<u64>().map(Some).map_err(|_| {
+        ApiError::invalid("if-match", format!("If-Match must be the version an earlier GET returned, such as \"3\"; got {text:?}"))
+    })
+}
+
+async fn put_catalog<S, C>(
+    State(app): AppState<S, C>,
+    caller: Caller,
+    headers: axum::http::HeaderMap,
+    body: CatalogBody,
+) -> Result<Response, ApiError>
+where
+    S: ChangeStore,
+    C: Clock,
+{
+    let expected = if_match(&headers)?;
+    let view = app.catalog.replace(&caller, body.0, expected, &app.clock).await?;
+    let mut response = Json(crate::app::catalog::CatalogSummary::of(&view)).into_response();
+    response.headers_mut().insert(header::ETAG, etag(view.version));
+    Ok(response)
 }

@@ -9,10 +9,11 @@ pub mod secrets;
 pub mod store;
 
 pub use bus::{BusError, EventBus};
-pub use catalog::{CatalogReader, CatalogWriter, MappingKind};
+pub use catalog::{CatalogReader, DocKind, StoredDoc, TenantDocs};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use notifier::{Notification, Notifier, NotifyError};
 pub use secrets::{SecretSource, SecretsError};
 pub use store::{
-    BoxError, ChangeReader, ChangeWriter, Claim, Dedupe, MAX_PAGE, Page, ServiceWindowQuery, Store, StoreError,
+    BoxError, Bump, ChangeReader, ChangeUpdate, ChangeWriter, Claim, CounterKey, Counters, Counts, Dedupe, DueIndex,
+    MAX_PAGE, Page, ServiceWindowQuery, Store, StoreError,
 };

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use std::future::Future;
 use std::time::Duration;
 
-use crate::domain::{AuditEntry, Change, ChangeId, ServiceName, TenantId};
+use crate::domain::{AuditEntry, Change, ChangeId, ChangeType, ServiceName, TenantId};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -81,18 +81,76 @@ pub trait ChangeReader: Send + Sync {
     ) -> impl Future<Output = Result<Vec<AuditEntry>, StoreError>> + Send;
 }
 
+/// Outcomes of one kind of change on one service in one month: the
+/// pre-aggregated history that risk scoring and metrics read.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CounterKey {
+    pub tenant: TenantId,
+    pub service: ServiceName,
+    /// `YYYY-MM`.
+    pub month: String,
+    pub category: String,
+    pub change_type: ChangeType,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub changes: u64,
+    pub failures: u64,
+}
+
+/// One finished change counted under `key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bump {
+    pub key: CounterKey,
+    pub failed: bool,
+}
+
+/// A change's new version, the audit entries that lead to it (oldest first,
+/// the last one's seq equal to the change's version), and counters to bump.
+#[derive(Debug, Clone, Copy)]
+pub struct ChangeUpdate<'a> {
+    pub change: &'a Change,
+    pub entries: &'a [AuditEntry],
+    pub bumps: &'a [Bump],
+}
+
+impl ChangeUpdate<'_> {
+    /// The version the stored change must be at.
+    pub fn expected(&self) -> u64 {
+        self.change.version.saturating_sub(self.entries.len() as u64)
+    }
+}
+
+pub trait Counters: Send + Sync {
+    /// The counts under each key, in the order given (zero where nothing was counted).
+    fn counts(&self, keys: &[CounterKey]) -> impl Future<Output = Result<Vec<Counts>, StoreError>> + Send;
+}
+
+/// The sparse due index: changes waiting for something, by deadline.
+pub trait DueIndex: Send + Sync {
+    /// Changes in `partition` (see `adapters::keys::due_keys`) due no later than `until`, earliest first.
+    fn due(
+        &self,
+        partition: &str,
+        until: DateTime<Utc>,
+        limit: usize,
+        after: Option<String>,
+    ) -> impl Future<Output = Result<Page<Change>, StoreError>> + Send;
+}
+
 pub trait ChangeWriter: Send + Sync {
     /// Stores a new change, its service index entries and its first audit
     /// entry in one atomic write. `AlreadyExists` if the id is taken.
     fn insert_change(&self, change: &Change, entry: &AuditEntry)
     -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Replaces a change whose stored version is `change.version - 1`, and
-    /// appends `entry`, in one atomic write. `VersionConflict` otherwise,
-    /// `NotFound` if there is no such change. Planned window and services are
-    /// not changed by updates (the service index is written at insert).
-    fn update_change(&self, change: &Change, entry: &AuditEntry)
-    -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Replaces a change whose stored version is [`ChangeUpdate::expected`],
+    /// appends the entries and bumps the counters, in one atomic write.
+    /// `VersionConflict` otherwise, `NotFound` if there is no such change.
+    /// Planned window and services are not changed by updates (the service
+    /// index is written at insert); the due index follows the record.
+    fn update_change(&self, update: ChangeUpdate<'_>) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// The outcome of [`Dedupe::claim`].
@@ -118,5 +176,5 @@ pub trait Dedupe: Send + Sync {
 }
 
 /// Everything a full store provides.
-pub trait Store: ChangeReader + ChangeWriter + Dedupe {}
-impl<T: ChangeReader + ChangeWriter + Dedupe> Store for T {}
+pub trait Store: ChangeReader + ChangeWriter + Dedupe + Counters + DueIndex + super::TenantDocs {}
+impl<T: ChangeReader + ChangeWriter + Dedupe + Counters + DueIndex + super::TenantDocs> Store for T {}

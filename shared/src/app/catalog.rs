@@ -1,0 +1,154 @@
+//! The service catalog: read through a per-process cache (warm functions
+//! reuse it), replaced whole by an admin, every version kept.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::app::ChangeError;
+use crate::domain::access::{Access, Caller};
+use crate::domain::catalog::{Catalog, CatalogView, Role};
+use crate::domain::{FieldError, TenantId};
+use crate::ports::{CatalogReader, Clock, DocKind, StoreError, StoredDoc, TenantDocs};
+
+/// How long a warm function trusts its copy of a catalog.
+pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(60);
+/// Largest catalog accepted, as JSON: a DynamoDB item holds 400 KB.
+pub const MAX_CATALOG_BYTES: usize = 350_000;
+/// Tenants whose catalogs one process keeps at once.
+const MAX_CACHED_TENANTS: usize = 1_000;
+
+/// Catalogs per tenant, read through a cache. Clones share the cache, so a
+/// write through one is seen at once by all in the same process; other
+/// processes see it within the TTL.
+pub struct CachedCatalog<D> {
+    inner: Arc<Inner<D>>,
+}
+
+impl<D> Clone for CachedCatalog<D> {
+    fn clone(&self) -> Self {
+        Self { inner: self.inner.clone() }
+    }
+}
+
+struct Inner<D> {
+    docs: D,
+    ttl: Duration,
+    entries: Mutex<HashMap<TenantId, (Instant, Arc<CatalogView>)>>,
+}
+
+/// `PUT /catalog`'s answer.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CatalogSummary {
+    pub version: u64,
+    pub services: usize,
+    pub templates: usize,
+    pub categories: usize,
+}
+
+impl CatalogSummary {
+    pub fn of(view: &CatalogView) -> Self {
+        Self {
+            version: view.version,
+            services: view.catalog.services.len(),
+            templates: view.catalog.templates.len(),
+            categories: view.catalog.categories.len(),
+        }
+    }
+}
+
+impl<D: TenantDocs> CachedCatalog<D> {
+    pub fn new(docs: D, ttl: Duration) -> Self {
+        Self { inner: Arc::new(Inner { docs, ttl, entries: Mutex::new(HashMap::new()) }) }
+    }
+
+    pub fn docs(&self) -> &D {
+        &self.inner.docs
+    }
+
+    fn cached(&self, tenant: &TenantId) -> Option<Arc<CatalogView>> {
+        let entries = self.inner.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries.get(tenant).filter(|(at, _)| at.elapsed() < self.inner.ttl).map(|(_, v)| v.clone())
+    }
+
+    fn remember(&self, tenant: &TenantId, view: Arc<CatalogView>) {
+        let mut entries = self.inner.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= MAX_CACHED_TENANTS {
+            entries.clear();
+        }
+        entries.insert(tenant.clone(), (Instant::now(), view));
+    }
+
+    async fn load(&self, tenant: &TenantId) -> Result<Arc<CatalogView>, StoreError> {
+        let view = match self.inner.docs.get_doc(tenant, DocKind::Catalog).await? {
+            None => CatalogView::default(),
+            Some(doc) => {
+                let catalog: Catalog = serde_json::from_value(doc.body).map_err(|e| StoreError::Corrupt {
+                    key: format!("catalog of tenant {tenant} version {}", doc.version),
+                    message: e.to_string(),
+                })?;
+                CatalogView::new(doc.version, catalog)
+            }
+        };
+        let view = Arc::new(view);
+        self.remember(tenant, view.clone());
+        Ok(view)
+    }
+
+    /// Replaces the caller's tenant's catalog with `catalog`. `if_match`, when
+    /// given, is the version the caller last read; otherwise the write is
+    /// conditional on the version read just before it.
+    pub async fn replace(
+        &self,
+        caller: &Caller,
+        catalog: Catalog,
+        if_match: Option<u64>,
+        clock: &impl Clock,
+    ) -> Result<Arc<CatalogView>, ChangeError> {
+        let current = self.load(&caller.tenant).await?;
+        Access::new(caller, &current.catalog.roles).require(&[Role::Admin], "replacing the catalog")?;
+        catalog.validate()?;
+        let body = serde_json::to_value(&catalog).map_err(|e| StoreError::backend(false, e))?;
+        let size = body.to_string().len();
+        if size > MAX_CATALOG_BYTES {
+            return Err(FieldError::new(
+                "catalog",
+                format!("the catalog is {size} bytes as JSON; at most {MAX_CATALOG_BYTES} are accepted"),
+            )
+            .into());
+        }
+        let base = if_match.unwrap_or(current.version);
+        if base != current.version {
+            return Err(ChangeError::DocConflict { what: "catalog", expected: base, actual: current.version });
+        }
+        let doc = StoredDoc { version: base + 1, updated_at: clock.now(), updated_by: caller.user.clone(), body };
+        match self.inner.docs.put_doc(&caller.tenant, DocKind::Catalog, &doc).await {
+            Ok(()) => {}
+            Err(StoreError::VersionConflict { expected }) => {
+                return Err(ChangeError::DocConflict { what: "catalog", expected, actual: expected + 1 });
+            }
+            Err(e) => return Err(e.into()),
+        }
+        tracing::info!(tenant = %caller.tenant, version = doc.version, services = catalog.services.len(), "catalog replaced");
+        let view = Arc::new(CatalogView::new(doc.version, catalog));
+        self.remember(&caller.tenant, view.clone());
+        Ok(view)
+    }
+
+    /// The caller's tenant's catalog; any role may read it.
+    pub async fn read(&self, caller: &Caller) -> Result<Arc<CatalogView>, ChangeError> {
+        let view = self.catalog(&caller.tenant).await?;
+        let access = Access::new(caller, &view.catalog.roles);
+        access.require(&Role::ALL, "reading the catalog")?;
+        Ok(view)
+    }
+}
+
+impl<D: TenantDocs> CatalogReader for CachedCatalog<D> {
+    async fn catalog(&self, tenant: &TenantId) -> Result<Arc<CatalogView>, StoreError> {
+        match self.cached(tenant) {
+            Some(view) => Ok(view),
+            None => self.load(tenant).await,
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! Freeze windows and open major incidents: small per-tenant documents that
+//! every submit and schedule reads (one GetItem each, never cached, so a
+//! freeze declared a second ago already holds).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+use crate::app::ChangeError;
+use crate::domain::access::{Access, Caller};
+use crate::domain::catalog::Role;
+use crate::domain::freeze::FreezeWindow;
+use crate::domain::{FieldError, ServiceName, TenantId};
+use crate::ports::{CatalogReader, Clock, DocKind, StoreError, StoredDoc, TenantDocs};
+
+pub const MAX_FREEZES: usize = 200;
+pub const MAX_OPEN_INCIDENTS: usize = 200;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Freezes {
+    pub windows: Vec<FreezeWindow>,
+}
+
+/// A major incident: while it is open, high-risk changes to its services
+/// are not scheduled unless its commander authorizes them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MajorIncident {
+    /// The incident's id at its source (PagerDuty, incident.io) or a local one.
+    pub id: String,
+    pub title: String,
+    pub services: Vec<ServiceName>,
+    /// The user who commands the response.
+    pub commander: String,
+    #[serde(default)]
+    pub declared_by: String,
+    #[serde(default)]
+    pub declared_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Incidents {
+    pub open: Vec<MajorIncident>,
+}
+
+/// Reads a tenant document: its body (default when absent) and version (0 when absent).
+pub async fn read_doc<D: TenantDocs, T: DeserializeOwned + Default>(
+    docs: &D,
+    tenant: &TenantId,
+    kind: DocKind,
+) -> Result<(T, u64), StoreError> {
+    match docs.get_doc(tenant, kind).await? {
+        None => Ok((T::default(), 0)),
+        Some(doc) => {
+            let body = serde_json::from_value(doc.body).map_err(|e| StoreError::Corrupt {
+                key: format!("{} of tenant {tenant}", kind.as_str()),
+                message: e.to_string(),
+            })?;
+            Ok((body, doc.version))
+        }
+    }
+}
+
+/// Read, change, write back conditionally; retried a few times if another
+/// writer got in between.
+async fn update_doc<D, T, F>(
+    docs: &D,
+    caller: &Caller,
+    kind: DocKind,
+    clock: &impl Clock,
+    mut edit: F,
+) -> Result<T, ChangeError>
+where
+    D: TenantDocs,
+    T: Serialize + DeserializeOwned + Default + Clone,
+    F: FnMut(&mut T) -> Result<(), ChangeError>,
+{
+    for _ in 0..3 {
+        let (mut body, version): (T, u64) = read_doc(docs, &caller.tenant, kind).await?;
+        edit(&mut body)?;
+        let doc = StoredDoc {
+            version: version + 1,
+            updated_at: clock.now(),
+            updated_by: caller.user.clone(),
+            body: serde_json::to_value(&body).map_err(|e| StoreError::backend(false, e))?,
+        };
+        match docs.put_doc(&caller.tenant, kind, &doc).await {
+            Ok(()) => return Ok(body),
+            Err(StoreError::VersionConflict { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(StoreError::backend(true, "the document kept changing under concurrent writers").into())
+}
+
+/// Freeze windows and major incidents of the caller's tenant.
+pub struct Governance<'a, D, K, C> {
+    pub docs: &'a D,
+    pub catalog: &'a K,
+    pub clock: &'a C,
+}
+
+impl<D: TenantDocs, K: CatalogReader, C: Clock> Governance<'_, D, K, C> {
+    async fn require(&self, caller: &Caller, roles: &[Role], what: &str) -> Result<(), ChangeError> {
+        let view = self.catalog.catalog(&caller.tenant).await?;
+        Access::new(caller, &view.catalog.roles).require(roles, what)?;
+        Ok(())
+    }
+
+    pub async fn freezes(&self, caller: &Caller) -> Result<Freezes, ChangeError> {
+        self.require(caller, &Role::ALL, "reading freeze windows").await?;
+        Ok(read_doc(self.docs, &caller.tenant, DocKind::Freezes).await?.0)
+    }
+
+    /// Adds a window, or replaces the one with the same id.
+    pub async fn put_freeze(&self, caller: &Caller, window: FreezeWindow) -> Result<FreezeWindow, ChangeError> {
+        self.require(caller, &[Role::Admin, Role::Cab], "declaring a freeze window").await?;
+        window.validate()?;
+        update_doc(self.docs, caller, DocKind::Freezes, self.clock, |f: &mut Freezes| {
+            f.windows.retain(|w| w.id != window.id);
+            if f.windows.len() >= MAX_FREEZES {
+                return Err(FieldError::new("id", format!("at most {MAX_FREEZES} freeze windows per tenant")).into());
+            }
+            f.windows.push(window.clone());
+            Ok(())
+        })
+        .await?;
+        tracing::info!(tenant = %caller.tenant, freeze = %window.id, "freeze window declared");
+        Ok(window)
+    }
+
+    pub async fn delete_freeze(&self, caller: &Caller, id: &str) -> Result<(), ChangeError> {
+        self.require(caller, &[Role::Admin, Role::Cab], "lifting a freeze window").await?;
+        update_doc(self.docs, caller, DocKind::Freezes, self.clock, |f: &mut Freezes| {
+            let before = f.windows.len();
+            f.windows.retain(|w| w.id != id);
+            if f.windows.len() == before {
+                return Err(ChangeError::Missing(format!("no freeze window {id:?}")));
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(())
+    }
+
+    pub async fn incidents(&self, caller: &Caller) -> Result<Incidents, ChangeError> {
+        self.require(caller, &Role::ALL, "reading major incidents").await?;
+        Ok(read_doc(self.docs, &caller.tenant, DocKind::Incidents).await?.0)
+    }
+
+    pub async fn declare_incident(
+        &self,
+        caller: &Caller,
+        mut incident: MajorIncident,
+    ) -> Result<MajorIncident, ChangeError> {
+        self.require(caller, &[Role::Admin, Role::Cab, Role::Approver], "declaring a major incident").await?;
+        let id = incident.id.trim().to_owned();
+        if id.is_empty() || id.len() > 128 || id.chars().any(char::is_control) {
+            return Err(FieldError::new("id", "id must be 1 to 128 characters").into());
+        }
+        if incident.title.trim().is_empty() || incident.title.chars().count() > 200 {
+            return Err(FieldError::new("title", "title must be 1 to 200 characters").into());
+        }
+        if incident.services.is_empty() || incident.services.len() > 50 {
+            return Err(FieldError::new("services", "name 1 to 50 affected services").into());
+        }
+        if incident.commander.trim().is_empty() || incident.commander.len() > 256 {
+            return Err(FieldError::new("commander", "name the incident commander (1 to 256 characters)").into());
+        }
+        incident.id = id;
+        incident.declared_by = caller.user.clone();
+        incident.declared_at = Some(self.clock.now());
+        update_doc(self.docs, caller, DocKind::Incidents, self.clock, |i: &mut Incidents| {
+            i.open.retain(|o| o.id != incident.id);
+            if i.open.len() >= MAX_OPEN_INCIDENTS {
+                return Err(FieldError::new("id", "too many open major incidents").into());
+            }
+            i.open.push(incident.clone());
+            Ok(())
+        })
+        .await?;
+        tracing::info!(tenant = %caller.tenant, incident = %incident.id, "major incident declared");
+        Ok(incident)
+    }
+
+    pub async fn resolve_incident(&self, caller: &Caller, id: &str) -> Result<(), ChangeError> {
+        self.require(caller, &[Role::Admin, Role::Cab, Role::Approver], "resolving a major incident").await?;
+        update_doc(self.docs, caller, DocKind::Incidents, self.clock, |i: &mut Incidents| {
+            let before = i.open.len();
+            i.open.retain(|o| o.id != id);
+            if i.open.len() == before {
+                return Err(ChangeError::Missing(format!("no open major incident {id:?}")));
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,422 @@
+//! A normal change's approval plan and the rules of deciding it: levels in
+//! order, any-of / all-of groups, a deadline per level, and dual control
+//! (nobody approves their own change; one person's approval counts at one
+//! level only; high-risk and privileged changes need a peer review).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
+use super::access::Caller;
+use super::catalog::{CatalogView, Role, Rule, Span};
+use super::ids::ServiceName;
+
+/// The name of the step a peer (anyone but the requester) decides.
+pub const PEER_REVIEW: &str = "peer-review";
+
+/// One approval, or the rejection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    pub by: String,
+    /// The group the decision was made as (none for a peer review).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    pub at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
+/// One requirement of the plan: a service's approval level, or the peer review.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    /// Steps run level by level, 1 first; the steps of one level run side by side.
+    pub level: u32,
+    pub name: String,
+    /// The service whose chain this level comes from (none for the peer review).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<ServiceName>,
+    /// Groups whose members may decide; empty for the peer review (any other person with a role).
+    pub groups: Vec<String>,
+    pub rule: Rule,
+    pub sla: Span,
+    pub escalate_to: String,
+    /// Set when the step's level becomes the current one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub approvals: Vec<Decision>,
+}
+
+impl Step {
+    pub fn is_complete(&self) -> bool {
+        match self.rule {
+            _ if self.groups.is_empty() => !self.approvals.is_empty(),
+            Rule::AnyOf => !self.approvals.is_empty(),
+            Rule::AllOf => self.groups.iter().all(|g| self.approvals.iter().any(|a| a.group.as_deref() == Some(g))),
+        }
+    }
+
+    /// The group `caller` would approve this step as, if they may.
+    fn group_for(&self, caller: &Caller) -> Option<Option<String>> {
+        if self.groups.is_empty() {
+            return Some(None);
+        }
+        let open = |g: &&String| match self.rule {
+            Rule::AnyOf => true,
+            Rule::AllOf => !self.approvals.iter().any(|a| a.group.as_deref() == Some(g.as_str())),
+        };
+        self.groups.iter().filter(open).find(|g| caller.in_group(g)).map(|g| Some(g.clone()))
+    }
+
+    fn describe(&self) -> String {
+        let whose = self.service.as_ref().map(|s| format!(" of service {s}")).unwrap_or_default();
+        if self.groups.is_empty() {
+            format!("level {} ({}) needs a peer review by someone other than the requester", self.level, self.name)
+        } else {
+            let rule = match self.rule {
+                Rule::AnyOf => "a member of any of",
+                Rule::AllOf => "a member of each of",
+            };
+            format!("level {} ({}{whose}) needs {rule}: {}", self.level, self.name, self.groups.join(", "))
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ApprovalPlan {
+    pub steps: Vec<Step>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejected: Option<Decision>,
+}
+
+/// Why a plan cannot be built for a normal change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NoChain(pub String);
+
+/// What a decision did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The level is still open, or the next level is now current.
+    Pending,
+    /// Every step is complete.
+    Approved,
+    Rejected,
+}
+
+/// Why a decision is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecisionError {
+    /// The caller may not decide (dual control, wrong group, no role).
+    #[error("{0}")]
+    Forbidden(String),
+    /// Nothing is waiting for a decision.
+    #[error("{0}")]
+    Closed(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Approve,
+    Reject,
+}
+
+impl ApprovalPlan {
+    /// The plan of a normal change on `services`: a peer review first when
+    /// `needs_peer_review`, then each service's catalog chain, level by level.
+    pub fn build(
+        catalog: &CatalogView,
+        services: &[ServiceName],
+        needs_peer_review: bool,
+        now: DateTime<Utc>,
+    ) -> Result<ApprovalPlan, NoChain> {
+        let mut steps = Vec::new();
+        let offset = u32::from(needs_peer_review);
+        for name in services {
+            let svc = catalog.catalog.service(name).ok_or_else(|| {
+                NoChain(format!(
+                    "service {name} is not in the catalog; a normal change needs the approval chain the catalog gives each service"
+                ))
+            })?;
+            if svc.approval.is_empty() {
+                return Err(NoChain(format!(
+                    "service {name} has no approval chain in the catalog; add one, or use a standard change template"
+                )));
+            }
+            for (i, level) in svc.approval.iter().enumerate() {
+                steps.push(Step {
+                    level: offset + i as u32 + 1,
+                    name: level.name.clone(),
+                    service: Some(name.clone()),
+                    groups: level.groups.clone(),
+                    rule: level.rule,
+                    sla: level.sla,
+                    escalate_to: level.escalate_to.clone(),
+                    due_at: None,
+                    approvals: vec![],
+                });
+            }
+        }
+        if needs_peer_review {
+            let first = steps.first().cloned();
+            steps.insert(
+                0,
+                Step {
+                    level: 1,
+                    name: PEER_REVIEW.into(),
+                    service: None,
+                    groups: vec![],
+                    rule: Rule::AnyOf,
+                    sla: first.as_ref().map_or(Span(std::time::Duration::from_secs(86_400)), |s| s.sla),
+                    escalate_to: first.map_or_else(String::new, |s| s.escalate_to),
+                    due_at: None,
+                    approvals: vec![],
+                },
+            );
+        }
+        let mut plan = ApprovalPlan { steps, rejected: None };
+        plan.open_current_level(now);
+        Ok(plan)
+    }
+
+    /// The level now waiting for decisions, if any.
+    pub fn current_level(&self) -> Option<u32> {
+        if self.rejected.is_some() {
+            return None;
+        }
+        self.steps.iter().filter(|s| !s.is_complete()).map(|s| s.level).min()
+    }
+
+    /// The earliest deadline of the current level: when it becomes overdue.
+    pub fn due_at(&self) -> Option<DateTime<Utc>> {
+        let level = self.current_level()?;
+        self.steps.iter().filter(|s| s.level == level && !s.is_complete()).filter_map(|s| s.due_at).min()
+    }
+
+    fn open_current_level(&mut self, now: DateTime<Utc>) {
+        if let Some(level) = self.current_level() {
+            for step in self.steps.iter_mut().filter(|s| s.level == level && s.due_at.is_none()) {
+                step.due_at = Some(now + step.sla.chrono());
+            }
+        }
+    }
+
+    /// Everyone who has approved any step.
+    pub fn approvers(&self) -> BTreeSet<&str> {
+        self.steps.iter().flat_map(|s| s.approvals.iter().map(|a| a.by.as_str())).collect()
+    }
+
+    /// Records `caller`'s verdict on the current level of `requester`'s change.
+    /// An approval counts for every step of the current level the caller may
+    /// decide; the caller must not be the requester, nor have approved an
+    /// earlier level, and must belong to a group the step requires (a peer
+    /// review accepts anyone else holding a role).
+    pub fn decide(
+        &mut self,
+        caller: &Caller,
+        roles: &BTreeSet<Role>,
+        requester: &str,
+        verdict: Verdict,
+        comment: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, DecisionError> {
+        let Some(level) = self.current_level() else {
+            return Err(DecisionError::Closed("no approval level is waiting for a decision".into()));
+        };
+        if caller.user == requester {
+            return Err(DecisionError::Forbidden(format!(
+                "dual control: {} requested this change and cannot decide it; another person must",
+                caller.user
+            )));
+        }
+        let deciding_roles = [Role::Approver, Role::Cab, Role::Admin];
+        let peer_only = self.steps.iter().filter(|s| s.level == level && !s.is_complete()).all(|s| s.groups.is_empty());
+        if !peer_only && !deciding_roles.iter().any(|r| roles.contains(r)) {
+            return Err(DecisionError::Forbidden(
+                "deciding an approval level needs the approver, cab or admin role".into(),
+            ));
+        }
+        if roles.is_empty() {
+            return Err(DecisionError::Forbidden("a peer review needs someone holding a role in the tenant".into()));
+        }
+        if let Some(earlier) = self
+            .steps
+            .iter()
+            .filter(|s| s.level < level)
+            .find(|s| s.approvals.iter().any(|a| a.by == caller.user))
+        {
+            return Err(DecisionError::Forbidden(format!(
+                "dual control: {} already approved level {} ({}); level {level} needs someone else",
+                caller.user, earlier.level, earlier.name
+            )));
+        }
+        let eligible: Vec<(usize, Option<String>)> = self
+            .steps
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.level == level && !s.is_complete())
+            .filter(|(_, s)| !s.approvals.iter().any(|a| a.by == caller.user))
+            .filter_map(|(i, s)| s.group_for(caller).map(|g| (i, g)))
+            .collect();
+        if eligible.is_empty() {
+            let waiting: Vec<String> = self
+                .steps
+                .iter()
+                .filter(|s| s.level == level && !s.is_complete())
+                .map(|s| {
+                    if s.approvals.iter().any(|a| a.by == caller.user) {
+                        format!("{} (you already approved it)", s.describe())
+                    } else {
+                        s.describe()
+                    }
+                })
+                .collect();
+            let groups = if caller.groups.is_empty() { "none".to_owned() } else { caller.groups.join(", ") };
+            return Err(DecisionError::Forbidden(format!("{}; your groups: {groups}", waiting.join("; "))));
+        }
+        let decision = |group: Option<String>| Decision { by: caller.user.clone(), group, at: now, comment: comment.clone() };
+        match verdict {
+            Verdict::Reject => {
+                self.rejected = Some(decision(eligible.first().and_then(|(_, g)| g.clone())));
+                Ok(Outcome::Rejected)
+            }
+            Verdict::Approve => {
+                for (i, group) in eligible {
+                    if let Some(step) = self.steps.get_mut(i) {
+                        step.approvals.push(decision(group));
+                    }
+                }
+                if self.current_level().is_none() {
+                    return Ok(Outcome::Approved);
+                }
+                self.open_current_level(now);
+                Ok(Outcome::Pending)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::TenantId;
+    use crate::domain::catalog::Catalog;
+    use chrono::TimeZone;
+    use serde_json::json;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).single().unwrap_or_default()
+    }
+
+    fn view() -> CatalogView {
+        let catalog: Catalog = serde_json::from_value(json!({
+            "services": [
+                {"name": "payments", "owner_group": "payments-team", "tier": 1,
+                 "approval": [
+                    {"name": "team-lead", "groups": ["payments-leads"], "sla": "4h", "escalate_to": "payments-managers"},
+                    {"name": "cab", "groups": ["cab", "security"], "rule": "all_of", "sla": "1d", "escalate_to": "cto"}
+                 ]},
+                {"name": "ledger", "owner_group": "ledger-team", "tier": 2,
+                 "approval": [{"name": "team-lead", "groups": ["ledger-leads"], "sla": "2h", "escalate_to": "ledger-managers"}]},
+                {"name": "docs", "owner_group": "docs-team", "tier": 4}
+            ]
+        }))
+        .expect("catalog");
+        CatalogView::new(1, catalog)
+    }
+
+    fn svc(names: &[&str]) -> Vec<ServiceName> {
+        names.iter().map(|n| ServiceName::parse(n).expect("name")).collect()
+    }
+
+    fn who(user: &str, groups: &[&str]) -> Caller {
+        Caller {
+            tenant: TenantId::parse("acme").expect("tenant"),
+            user: user.into(),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+        }
+    }
+
+    fn approver() -> BTreeSet<Role> {
+        BTreeSet::from([Role::Approver])
+    }
+
+    fn approve(plan: &mut ApprovalPlan, c: &Caller) -> Result<Outcome, DecisionError> {
+        plan.decide(c, &approver(), "rita", Verdict::Approve, None, now())
+    }
+
+    #[test]
+    fn levels_open_in_order_with_deadlines_from_their_sla() {
+        let mut plan = ApprovalPlan::build(&view(), &svc(&["payments", "ledger"]), false, now()).expect("plan");
+        assert_eq!(plan.current_level(), Some(1));
+        assert_eq!(plan.due_at(), Some(now() + chrono::Duration::hours(2)));
+        assert_eq!(approve(&mut plan, &who("pat", &["payments-leads"])), Ok(Outcome::Pending));
+        assert_eq!(plan.current_level(), Some(1), "ledger's level 1 is still open");
+        assert_eq!(approve(&mut plan, &who("lee", &["ledger-leads"])), Ok(Outcome::Pending));
+        assert_eq!(plan.current_level(), Some(2));
+        assert_eq!(plan.due_at(), Some(now() + chrono::Duration::days(1)));
+        assert_eq!(approve(&mut plan, &who("cam", &["cab"])), Ok(Outcome::Pending), "all_of needs security too");
+        assert_eq!(approve(&mut plan, &who("sec", &["security"])), Ok(Outcome::Approved));
+        assert_eq!(plan.current_level(), None);
+    }
+
+    #[test]
+    fn the_requester_never_decides_their_own_change() {
+        let mut plan = ApprovalPlan::build(&view(), &svc(&["payments"]), false, now()).expect("plan");
+        let err = approve(&mut plan, &who("rita", &["payments-leads", "cab"])).expect_err("self");
+        assert!(matches!(&err, DecisionError::Forbidden(m) if m.starts_with("dual control: rita requested")), "{err}");
+    }
+
+    #[test]
+    fn one_person_approves_at_one_level_only() {
+        let mut plan = ApprovalPlan::build(&view(), &svc(&["payments"]), false, now()).expect("plan");
+        let both = who("pat", &["payments-leads", "cab", "security"]);
+        approve(&mut plan, &both).expect("level 1");
+        let err = approve(&mut plan, &both).expect_err("level 2 by the same person");
+        assert!(err.to_string().contains("already approved level 1 (team-lead)"), "{err}");
+    }
+
+    #[test]
+    fn an_approver_outside_the_required_groups_is_told_which_groups_decide() {
+        let mut plan = ApprovalPlan::build(&view(), &svc(&["payments"]), false, now()).expect("plan");
+        let err = approve(&mut plan, &who("cam", &["cab"])).expect_err("not level 1's group");
+        assert_eq!(
+            err.to_string(),
+            "level 1 (team-lead of service payments) needs a member of any of: payments-leads; your groups: cab"
+        );
+        let err = plan
+            .decide(&who("pat", &["payments-leads"]), &BTreeSet::from([Role::Requester]), "rita", Verdict::Approve, None, now())
+            .expect_err("no approver role");
+        assert!(err.to_string().contains("needs the approver, cab or admin role"), "{err}");
+    }
+
+    #[test]
+    fn high_risk_changes_start_with_a_peer_review_anyone_else_may_give() {
+        let mut plan = ApprovalPlan::build(&view(), &svc(&["payments"]), true, now()).expect("plan");
+        assert_eq!(plan.steps[0].name, PEER_REVIEW);
+        assert_eq!(plan.steps[1].level, 2);
+        let peer = who("dev", &["engineers"]);
+        assert_eq!(plan.decide(&peer, &BTreeSet::from([Role::Requester]), "rita", Verdict::Approve, None, now()), Ok(Outcome::Pending));
+        assert_eq!(plan.current_level(), Some(2));
+        let outsider = who("eve", &[]);
+        let mut fresh = ApprovalPlan::build(&view(), &svc(&["payments"]), true, now()).expect("plan");
+        assert!(fresh.decide(&outsider, &BTreeSet::new(), "rita", Verdict::Approve, None, now()).is_err());
+    }
+
+    #[test]
+    fn a_rejection_closes_the_plan() {
+        let mut plan = ApprovalPlan::build(&view(), &svc(&["payments"]), false, now()).expect("plan");
+        let out = plan.decide(&who("pat", &["payments-leads"]), &approver(), "rita", Verdict::Reject, Some("no rollback".into()), now());
+        assert_eq!(out, Ok(Outcome::Rejected));
+        assert!(matches!(approve(&mut plan, &who("lee", &["payments-leads"])), Err(DecisionError::Closed(_))));
+    }
+
+    #[test]
+    fn services_without_a_chain_cannot_take_normal_changes() {
+        let err = ApprovalPlan::build(&view(), &svc(&["docs"]), false, now()).expect_err("no chain");
+        assert!(err.0.contains("service docs has no approval chain"), "{err}");
+        let err = ApprovalPlan::build(&view(), &svc(&["nowhere"]), false, now()).expect_err("unknown");
+        assert!(err.0.contains("service nowhere is not in the catalog"), "{err}");
+    }
+}
