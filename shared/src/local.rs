@@ -58,7 +58,7 @@ impl Hub {
         let bus = LocalBus::new();
         let notifier = FileNotifier::new(&config.notifications);
         let publisher = tokio::spawn(run_publisher(store.stream(), bus.clone(), notifier));
-        let key = LocalKey::for_database(&config.db)?;
+        let auth = Authenticator::Local(Arc::new(LocalKey::for_database(&config.db)?));
         let changes = Arc::new(Changes::new(store.clone(), SystemClock));
         let ingest = Arc::new(Ingest {
             dedupe: store.clone(),
@@ -68,9 +68,9 @@ impl Hub {
             clock: SystemClock,
         });
         let router = http::finish(
-            http::change_routes(changes, Authenticator::Local(Arc::new(key)))
+            http::change_routes(changes, auth.clone())
                 .merge(webhooks::webhook_routes(ingest.clone()))
-                .merge(webhooks::local_routes(ingest)),
+                .merge(webhooks::local_routes(ingest, auth)),
         );
         Ok(Self { store, bus, router, publisher })
     }

@@ -37,3 +37,44 @@ pub async fn send(router: &Router, req: Request<Body>) -> Answer {
     let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     Answer { status, body, headers }
 }
+
+/// Sends a request with `token` as its bearer token; `body` as JSON when given.
+pub async fn call_as(router: &Router, token: &str, method: &str, path: &str, body: Option<Value>) -> Answer {
+    let mut req = Request::builder().method(method).uri(path).header("authorization", format!("Bearer {token}"));
+    let body = match body {
+        Some(v) => {
+            req = req.header("content-type", "application/json");
+            Body::from(v.to_string())
+        }
+        None => Body::empty(),
+    };
+    send(router, req.body(body).expect("request")).await
+}
+
+/// A signing key for one test's hub, and the tokens it signs.
+#[derive(Clone)]
+pub struct Tokens(pub std::sync::Arc<changehub::http::auth::LocalKey>);
+
+impl Tokens {
+    pub fn new() -> Self {
+        let secret = [uuid::Uuid::now_v7().into_bytes(), uuid::Uuid::now_v7().into_bytes()].concat();
+        Tokens(std::sync::Arc::new(changehub::http::auth::LocalKey::from_secret(secret)))
+    }
+
+    /// A token for `caller`, valid for an hour.
+    pub fn of(&self, caller: &changehub::app::Caller) -> String {
+        self.0
+            .mint(&caller.user, &caller.groups, &caller.tenant, chrono::Utc::now(), chrono::Duration::hours(1))
+            .expect("mint")
+    }
+
+    pub fn authenticator(&self) -> changehub::http::auth::Authenticator {
+        changehub::http::auth::Authenticator::Local(self.0.clone())
+    }
+}
+
+impl Default for Tokens {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -3,6 +3,7 @@
 
 pub mod aws;
 pub mod bus_contract;
+pub mod fixtures;
 pub mod http;
 pub mod notifier_contract;
 pub mod samples;

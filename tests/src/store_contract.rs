@@ -1,25 +1,39 @@
 //! The store contract: every case runs against the embedded and the DynamoDB store.
 
-use changehub::app::{Caller, ChangeError, Changes, ListRequest, TransitionRequest};
+use changehub::app::changes::ChangeStore;
+use changehub::app::{Caller, ChangeError, Changes, ListRequest};
 use changehub::domain::audit::{self, AuditAction};
-use changehub::domain::{ChangeState, TenantId};
-use changehub::ports::{ChangeReader, ChangeWriter, Claim, Dedupe, FixedClock, ServiceWindowQuery, StoreError};
+use changehub::domain::{ChangeState, ChangeType, TenantId};
+use changehub::ports::{
+    Bump, ChangeReader, ChangeUpdate, Claim, CounterKey, Counts, Dedupe, DocKind, FixedClock, ServiceWindowQuery,
+    StoreError, StoredDoc,
+};
 use chrono::Duration;
 use std::time::Duration as StdDuration;
 
+use crate::fixtures::{self, approve, seed, submit_and_approve, to};
 use crate::{new_change, t0};
 
+/// Alice, in a tenant of her own for this run (the DynamoDB table is shared by test runs).
 fn caller(tenant: &str) -> Caller {
-    Caller { tenant: TenantId::parse(tenant).expect("tenant"), user: "alice@example.com".into() }
+    fixtures::alice(tenant)
+}
+
+/// A fresh tenant with the sample catalog.
+async fn seeded<S: ChangeStore>(app: &Changes<S, FixedClock>) -> String {
+    let tenant = crate::unique("acme");
+    seed(app, &tenant).await;
+    tenant
 }
 
 fn service(s: &str) -> changehub::domain::ServiceName {
     changehub::domain::ServiceName::parse(s).expect("service")
 }
 
-pub async fn create_then_get<S: ChangeReader + ChangeWriter>(store: S) {
+pub async fn create_then_get<S: ChangeStore>(store: S) {
     let app = Changes::new(store, FixedClock::new(t0()));
-    let c = caller("acme");
+    let tenant = seeded(&app).await;
+    let c = caller(&tenant);
     let created =
         app.create(&c, new_change("Upgrade payments DB", &["payments", "ledger"], t0(), 1)).await.expect("create");
     assert_eq!(created.state, ChangeState::Draft);
@@ -27,13 +41,15 @@ pub async fn create_then_get<S: ChangeReader + ChangeWriter>(store: S) {
     let got = app.get(&c, &created.id).await.expect("get");
     assert_eq!(got, created);
     // Another tenant cannot see it.
-    match app.get(&caller("other"), &created.id).await {
+    let other = crate::unique("other");
+    seed(&app, &other).await;
+    match app.get(&caller(&other), &created.id).await {
         Err(ChangeError::NotFound(_)) => {}
         other => panic!("expected NotFound for another tenant, got {other:?}"),
     }
 }
 
-pub async fn insert_refuses_an_existing_id<S: ChangeReader + ChangeWriter>(store: S) {
+pub async fn insert_refuses_an_existing_id<S: ChangeStore>(store: S) {
     let c = caller("acme");
     let draft = new_change("x", &["payments"], t0(), 1).validate().expect("valid").into_draft(
         changehub::domain::ChangeId::new(),
@@ -49,9 +65,10 @@ pub async fn insert_refuses_an_existing_id<S: ChangeReader + ChangeWriter>(store
     }
 }
 
-pub async fn lists_changes_touching_a_service_in_a_time_range<S: ChangeReader + ChangeWriter>(store: S) {
+pub async fn lists_changes_touching_a_service_in_a_time_range<S: ChangeStore>(store: S) {
     let app = Changes::new(store, FixedClock::new(t0()));
-    let c = caller("acme");
+    let tenant = seeded(&app).await;
+    let c = caller(&tenant);
     let h = Duration::hours;
     // Windows relative to t0: [-50h,-48h], [-3h,+1h], [+2h,+3h], [+10h,+11h]; and one long [-20d, +1h].
     let before = app.create(&c, new_change("before", &["payments"], t0() - h(50), 2)).await.expect("create");
@@ -63,7 +80,8 @@ pub async fn lists_changes_touching_a_service_in_a_time_range<S: ChangeReader + 
         .await
         .expect("create");
     app.create(&c, new_change("other service", &["search"], t0(), 1)).await.expect("create");
-    app.create(&caller("other"), new_change("other tenant", &["payments"], t0(), 1)).await.expect("create");
+    let other = seeded(&app).await;
+    app.create(&caller(&other), new_change("other tenant", &["payments"], t0(), 1)).await.expect("create");
 
     let list = |from, to, limit, cursor| ListRequest {
         service: Some("payments".into()),
@@ -91,25 +109,24 @@ pub async fn lists_changes_touching_a_service_in_a_time_range<S: ChangeReader + 
     assert_eq!(third.next, None);
 
     // The index follows state changes: listed records are the current ones.
-    let moved = app
-        .transition(&c, &inside.id, TransitionRequest { to: ChangeState::Submitted, version: 1, reason: None })
-        .await
-        .expect("transition");
+    let moved = app.transition(&c, &inside.id, to(ChangeState::Submitted, 1)).await.expect("transition");
     let again = app.list(&c, list(t0() + h(2), t0() + h(2), 10, None)).await.expect("list");
     assert!(again.items.contains(&moved), "listed record is the current version");
 }
 
-pub async fn stale_version_update_is_a_conflict<S: ChangeReader + ChangeWriter>(store: S) {
-    let c = caller("acme");
+pub async fn stale_version_update_is_a_conflict<S: ChangeStore>(store: S) {
     let app = Changes::new(store, FixedClock::new(t0()));
+    let tenant = seeded(&app).await;
+    let c = caller(&tenant);
     let created = app.create(&c, new_change("x", &["payments"], t0(), 1)).await.expect("create");
     let submitted = created.transition(ChangeState::Submitted, t0()).expect("legal");
     let (submitted, entry) = audit::record(Some(&created), submitted, &c.user, AuditAction::Transitioned, None);
-    app.store.update_change(&submitted, &entry).await.expect("first update");
+    let update = |change, entries| ChangeUpdate { change, entries, bumps: &[] };
+    app.store.update_change(update(&submitted, std::slice::from_ref(&entry))).await.expect("first update");
     // A second writer that read version 1 too.
     let cancelled = created.transition(ChangeState::Cancelled, t0()).expect("legal");
     let (cancelled, entry) = audit::record(Some(&created), cancelled, "bob", AuditAction::Transitioned, None);
-    match app.store.update_change(&cancelled, &entry).await {
+    match app.store.update_change(update(&cancelled, std::slice::from_ref(&entry))).await {
         Err(StoreError::VersionConflict { expected: 1 }) => {}
         other => panic!("expected VersionConflict at 1, got {other:?}"),
     }
@@ -121,33 +138,137 @@ pub async fn stale_version_update_is_a_conflict<S: ChangeReader + ChangeWriter>(
     let ghost = changehub::domain::Change { id: changehub::domain::ChangeId::new(), ..ghost };
     let next = ghost.transition(ChangeState::Submitted, t0()).expect("legal");
     let (next, entry) = audit::record(Some(&ghost), next, "bob", AuditAction::Transitioned, None);
-    match app.store.update_change(&next, &entry).await {
+    match app.store.update_change(update(&next, std::slice::from_ref(&entry))).await {
         Err(StoreError::NotFound) => {}
         other => panic!("expected NotFound, got {other:?}"),
     }
 }
 
-pub async fn audit_entries_append_and_read_in_order<S: ChangeReader + ChangeWriter>(store: S) {
-    let c = caller("acme");
-    let clock = FixedClock::new(t0());
-    let app = Changes::new(store, clock);
+pub async fn audit_entries_append_and_read_in_order<S: ChangeStore>(store: S) {
+    let app = Changes::new(store, FixedClock::new(t0()));
+    let tenant = seeded(&app).await;
+    let c = caller(&tenant);
     let created = app.create(&c, new_change("x", &["payments"], t0(), 1)).await.expect("create");
-    let mut version = created.version;
-    for (i, to) in [ChangeState::Submitted, ChangeState::Approved, ChangeState::Scheduled].into_iter().enumerate() {
-        app.clock.set(t0() + Duration::minutes(i as i64 + 1));
-        let req = TransitionRequest { to, version, reason: Some(format!("step {i}")) };
-        version = app.transition(&c, &created.id, req).await.expect("transition").version;
-    }
+    app.clock.set(t0() + Duration::minutes(1));
+    let approved = submit_and_approve(&app, &tenant, &created.id).await;
+    app.clock.set(t0() + Duration::minutes(2));
+    let mut req = to(ChangeState::Scheduled, approved.version);
+    req.reason = Some("window agreed".into());
+    app.transition(&c, &created.id, req).await.expect("schedule");
     let trail = app.audit(&c, &created.id).await.expect("audit");
-    assert_eq!(trail.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3, 4]);
-    assert_eq!(trail[0].action, AuditAction::Created);
-    assert_eq!(trail[3].changes[0].field, "state");
-    assert_eq!(trail[3].changes[0].before, serde_json::json!("approved"));
-    assert_eq!(trail[3].changes[0].after, serde_json::json!("scheduled"));
-    assert_eq!(trail[2].reason.as_deref(), Some("step 1"));
+    assert_eq!(trail.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
+    let actions: Vec<_> = trail.iter().map(|e| e.action).collect();
+    use AuditAction::*;
+    assert_eq!(actions, [Created, Transitioned, Decided, Decided, Transitioned]);
+    assert_eq!(trail[2].actor, "pat@example.com");
+    assert_eq!(trail[3].actor, "carol@example.com");
+    let state = |i: usize| trail[i].changes.iter().find(|f| f.field == "state").map(|f| f.after.clone());
+    assert_eq!(state(3), Some(serde_json::json!("approved")));
+    assert_eq!(state(4), Some(serde_json::json!("scheduled")));
+    assert_eq!(trail[4].reason.as_deref(), Some("window agreed"));
     changehub::domain::audit::verify_chain(&trail).expect("stored chain verifies");
     let current = app.get(&c, &created.id).await.expect("get");
-    assert_eq!(current.audit_head, trail[3].hash);
+    assert_eq!(current.audit_head, trail[4].hash);
+}
+
+/// A standard change is submitted and approved in one write: two entries, chained.
+pub async fn one_update_appends_several_entries<S: ChangeStore>(store: S) {
+    let app = Changes::new(store, FixedClock::new(t0()));
+    let tenant = seeded(&app).await;
+    let c = caller(&tenant);
+    let mut input = new_change("Rotate the payments certificate", &["payments"], t0(), 1);
+    input.change_type = ChangeType::Standard;
+    input.template = Some("rotate-tls-cert".into());
+    input.category = Some("certificate".into());
+    let created = app.create(&c, input).await.expect("create");
+    let approved = app.transition(&c, &created.id, to(ChangeState::Submitted, 1)).await.expect("submit");
+    assert_eq!((approved.state, approved.version), (ChangeState::Approved, 3));
+    let trail = app.audit(&c, &created.id).await.expect("audit");
+    assert_eq!(trail.len(), 3);
+    assert_eq!(trail[2].actor, "changehub");
+    assert!(trail[2].reason.as_deref().is_some_and(|r| r.contains("pre-approved template rotate-tls-cert")));
+    changehub::domain::audit::verify_record(&approved, &trail).expect("verifies");
+}
+
+/// Tenant documents: created at version 1, replaced only from the version read.
+pub async fn tenant_documents_are_replaced_conditionally<S: ChangeStore>(store: S) {
+    let tenant = TenantId::parse(&crate::unique("docs")).expect("tenant");
+    let doc = |version, body| StoredDoc { version, updated_at: t0(), updated_by: "root".into(), body };
+    assert_eq!(store.get_doc(&tenant, DocKind::Freezes).await.expect("get"), None);
+    store.put_doc(&tenant, DocKind::Freezes, &doc(1, serde_json::json!({"windows": []}))).await.expect("v1");
+    match store.put_doc(&tenant, DocKind::Freezes, &doc(1, serde_json::json!({"again": true}))).await {
+        Err(StoreError::VersionConflict { expected: 0 }) => {}
+        other => panic!("expected a conflict creating version 1 twice, got {other:?}"),
+    }
+    store.put_doc(&tenant, DocKind::Freezes, &doc(2, serde_json::json!({"windows": [1]}))).await.expect("v2");
+    match store.put_doc(&tenant, DocKind::Freezes, &doc(2, serde_json::json!({}))).await {
+        Err(StoreError::VersionConflict { expected: 1 }) => {}
+        other => panic!("expected a conflict from a stale writer, got {other:?}"),
+    }
+    let current = store.get_doc(&tenant, DocKind::Freezes).await.expect("get").expect("stored");
+    assert_eq!((current.version, current.body), (2, serde_json::json!({"windows": [1]})));
+    assert_eq!(store.get_doc(&tenant, DocKind::Catalog).await.expect("get"), None, "kinds are separate");
+}
+
+/// Finished changes bump their service's monthly counters in the same write.
+pub async fn outcomes_bump_counters<S: ChangeStore>(store: S) {
+    let app = Changes::new(store, FixedClock::new(t0()));
+    let tenant = seeded(&app).await;
+    let c = caller(&tenant);
+    let key = |service: &str| CounterKey {
+        tenant: TenantId::parse(&tenant).expect("tenant"),
+        service: changehub::domain::ServiceName::parse(service).expect("service"),
+        month: "2026-12".into(),
+        category: "general".into(),
+        change_type: ChangeType::Normal,
+    };
+    for outcome in [ChangeState::Completed, ChangeState::Failed, ChangeState::RolledBack] {
+        let created = app.create(&c, new_change("x", &["payments"], t0(), 1)).await.expect("create");
+        let approved = submit_and_approve(&app, &tenant, &created.id).await;
+        let scheduled = app.transition(&c, &created.id, to(ChangeState::Scheduled, approved.version)).await.expect("schedule");
+        let started =
+            app.transition(&c, &created.id, to(ChangeState::Implementing, scheduled.version)).await.expect("implement");
+        let done = app.transition(&c, &created.id, to(outcome, started.version)).await.expect("outcome");
+        if outcome == ChangeState::Failed {
+            // Rolling back after a failure is the same implementation: not counted again.
+            app.transition(&c, &created.id, to(ChangeState::RolledBack, done.version)).await.expect("roll back");
+        }
+    }
+    let counts = app.store.counts(&[key("payments"), key("ledger")]).await.expect("counts");
+    assert_eq!(counts, [Counts { changes: 3, failures: 2 }, Counts::default()]);
+    let raw = Bump { key: key("ledger"), failed: true };
+    assert_eq!(raw.key.month, "2026-12");
+}
+
+/// The due index follows the record: approvals while submitted, reviews until done.
+pub async fn due_index_follows_the_record<S: ChangeStore>(store: S) {
+    use changehub::adapters::keys;
+    let app = Changes::new(store, FixedClock::new(t0()));
+    let tenant = seeded(&app).await;
+    let c = caller(&tenant);
+    let created = app.create(&c, new_change("x", &["payments"], t0() + Duration::days(2), 1)).await.expect("create");
+    let submitted = app.transition(&c, &created.id, to(ChangeState::Submitted, 1)).await.expect("submit");
+    let partition = keys::approvals_due_pk(created.id.shard(keys::DUE_SHARDS));
+    let due_at = submitted.approval.as_ref().and_then(|p| p.due_at()).expect("level 1 has a deadline");
+    assert_eq!(due_at, t0() + Duration::hours(4));
+    let ids = |page: changehub::ports::Page<changehub::domain::Change>| page.items.iter().map(|c| c.id).collect::<Vec<_>>();
+    // GSI reads are eventually consistent on DynamoDB; moto answers at once.
+    assert!(ids(app.store.due(&partition, due_at, 100, None).await.expect("due")).contains(&created.id));
+    assert!(!ids(app.store.due(&partition, due_at - Duration::seconds(1), 100, None).await.expect("due")).contains(&created.id));
+    app.decide(&fixtures::pat(&tenant), &created.id, approve()).await.expect("level 1");
+    let later = t0() + Duration::days(1);
+    let page = app.store.due(&partition, later, 100, None).await.expect("due");
+    let current = page.items.iter().find(|c| c.id == created.id).expect("level 2 is due");
+    assert_eq!(current.approval.as_ref().and_then(|p| p.due_at()), Some(later));
+    app.decide(&fixtures::carol(&tenant), &created.id, approve()).await.expect("level 2");
+    assert!(!ids(app.store.due(&partition, later, 100, None).await.expect("due")).contains(&created.id));
+
+    let mut emergency = new_change("hotfix", &["payments"], t0(), 1);
+    emergency.change_type = ChangeType::Emergency;
+    let e = app.create(&c, emergency).await.expect("create");
+    app.transition(&c, &e.id, to(ChangeState::Submitted, 1)).await.expect("submit");
+    let reviews = keys::reviews_due_pk(&c.tenant);
+    assert_eq!(ids(app.store.due(&reviews, t0() + Duration::days(30), 10, None).await.expect("due")), [e.id]);
 }
 
 pub async fn dedupe_claims_once_until_expiry<S: Dedupe>(store: S) {

@@ -5,24 +5,78 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use changehub::adapters::embedded::EmbeddedStore;
+use changehub::app::Caller;
 use changehub::app::Changes;
-use changehub::ports::{ChangeReader, ChangeWriter, SystemClock};
+use changehub::app::changes::ChangeStore;
+use changehub::ports::SystemClock;
 use changehub_tests::aws;
-use changehub_tests::http::{Answer, call, send};
+use changehub_tests::fixtures::{self, CATALOG_YAML, alice, carol, pat, root, who};
+use changehub_tests::http::{Answer, Tokens, call, call_as, send};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
-fn router_on<S: ChangeReader + ChangeWriter + 'static>(store: S) -> Router {
-    changehub::http::router(Arc::new(Changes::new(store, SystemClock)))
+/// A router on one store, with the tokens its key signs.
+#[derive(Clone)]
+struct Api {
+    router: Router,
+    tokens: Tokens,
 }
 
-fn embedded() -> (Router, tempfile::TempDir) {
+impl Api {
+    async fn on<S: ChangeStore>(store: S) -> Api {
+        let tokens = Tokens::new();
+        let app = Arc::new(Changes::new(store, SystemClock));
+        let router = changehub::http::router(app, tokens.authenticator());
+        Api { router, tokens }
+    }
+
+    /// A fresh tenant with the sample catalog imported through the API (YAML body).
+    async fn tenant(&self) -> String {
+        let tenant = changehub_tests::unique("acme");
+        let req = Request::builder()
+            .method("PUT")
+            .uri("/catalog")
+            .header("authorization", format!("Bearer {}", self.tokens.of(&root(&tenant))))
+            .header("content-type", "application/yaml")
+            .body(Body::from(CATALOG_YAML))
+            .expect("request");
+        let a = send(&self.router, req).await;
+        assert_eq!(a.status, StatusCode::OK, "catalog import: {:?}", a.body);
+        tenant
+    }
+
+    async fn call(&self, who: &Caller, method: &str, path: &str, body: Option<Value>) -> Answer {
+        call_as(&self.router, &self.tokens.of(who), method, path, body).await
+    }
+
+    async fn create(&self, who: &Caller, body: Value) -> String {
+        let a = self.call(who, "POST", "/changes", Some(body)).await;
+        assert_eq!(a.status, StatusCode::CREATED, "create: {:?}", a.body);
+        a.body["id"].as_str().expect("id").to_owned()
+    }
+
+    async fn transition(&self, who: &Caller, id: &str, to: &str, version: u64) -> Answer {
+        self.call(who, "POST", &format!("/changes/{id}/transitions"), Some(json!({"to": to, "version": version}))).await
+    }
+
+    async fn decide(&self, who: &Caller, id: &str, decision: &str) -> Answer {
+        self.call(who, "POST", &format!("/changes/{id}/decisions"), Some(json!({"decision": decision}))).await
+    }
+
+    async fn get(&self, who: &Caller, id: &str) -> Value {
+        let a = self.call(who, "GET", &format!("/changes/{id}"), None).await;
+        assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
+        a.body
+    }
+}
+
+async fn embedded() -> (Api, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
-    (router_on(EmbeddedStore::open(dir.path().join("api.db")).expect("open")), dir)
+    (Api::on(EmbeddedStore::open(dir.path().join("api.db")).expect("open")).await, dir)
 }
 
-async fn dynamodb() -> Router {
-    router_on(aws::dynamo_store().await)
+async fn dynamodb() -> Api {
+    Api::on(aws::dynamo_store().await).await
 }
 
 fn new_change() -> Value {
@@ -33,75 +87,108 @@ fn error_of(a: &Answer) -> (&str, Option<&str>) {
     (a.body["error"]["code"].as_str().unwrap_or("<no code>"), a.body["error"]["field"].as_str())
 }
 
-async fn transition(router: &Router, id: &str, to: &str, version: u64) -> Answer {
-    call(router, "POST", &format!("/changes/{id}/transitions"), Some(json!({"to": to, "version": version}))).await
+fn message_of(a: &Answer) -> &str {
+    a.body["error"]["message"].as_str().unwrap_or("")
 }
 
-async fn a_change_moves_from_draft_to_closed_with_its_audit_trail(router: Router) {
-    let created = call(&router, "POST", "/changes", Some(new_change())).await;
+/// The walkthrough of the README: a draft, two approval levels, implementation, closed.
+async fn a_change_moves_from_draft_to_closed_through_two_approval_levels(api: Api) {
+    let t = api.tenant().await;
+    let created = api.call(&alice(&t), "POST", "/changes", Some(new_change())).await;
     assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
     let id = created.body["id"].as_str().expect("id").to_owned();
     assert_eq!(created.headers["location"], format!("/changes/{id}").as_str());
-    assert!(created.headers.contains_key("x-request-id"));
     assert_eq!(created.body["state"], "draft");
-    assert_eq!(created.body["version"], 1);
-    assert_eq!(created.body["requester"], "anonymous");
+    assert_eq!(created.body["requester"], "alice@example.com");
+    assert_eq!(created.body["tenant"], t.as_str());
+    assert!(created.body["risk"]["score"].as_i64().is_some(), "risk is scored at creation: {}", created.body);
 
-    let got = call(&router, "GET", &format!("/changes/{id}"), None).await;
-    assert_eq!(got.status, StatusCode::OK);
-    assert_eq!(got.body, created.body);
+    let submitted = api.transition(&alice(&t), &id, "submitted", 1).await;
+    assert_eq!(submitted.status, StatusCode::OK, "{:?}", submitted.body);
+    assert_eq!(submitted.body["state"], "submitted");
+    let steps = submitted.body["approval"]["steps"].as_array().expect("an approval plan");
+    let names: Vec<_> = steps.iter().map(|s| s["name"].as_str().unwrap_or_default()).collect();
+    assert_eq!(names, ["team-lead", "cab"]);
+    assert!(steps[0]["due_at"].is_string() && steps[1]["due_at"].is_null(), "only level 1 is running: {steps:?}");
 
-    let mut version = 1;
-    for to in ["submitted", "approved", "scheduled", "implementing", "completed", "closed"] {
-        let moved = transition(&router, &id, to, version).await;
+    let level1 = api.decide(&pat(&t), &id, "approve").await;
+    assert_eq!(level1.status, StatusCode::OK, "{:?}", level1.body);
+    assert_eq!(level1.body["state"], "submitted");
+    let level2 = api.decide(&carol(&t), &id, "approve").await;
+    assert_eq!(level2.status, StatusCode::OK, "{:?}", level2.body);
+    assert_eq!(level2.body["state"], "approved");
+
+    let mut version = level2.body["version"].as_u64().expect("version");
+    for to in ["scheduled", "implementing", "completed", "closed"] {
+        let moved = api.transition(&alice(&t), &id, to, version).await;
         assert_eq!(moved.status, StatusCode::OK, "to {to}: {:?}", moved.body);
         assert_eq!(moved.body["state"], to);
         version += 1;
         assert_eq!(moved.body["version"], version);
     }
 
-    let listed =
-        call(&router, "GET", "/changes?service=payments&from=2026-12-01T00:00:00Z&to=2026-12-02T00:00:00Z", None).await;
+    let listed = api
+        .call(&alice(&t), "GET", "/changes?service=payments&from=2026-12-01T00:00:00Z&to=2026-12-02T00:00:00Z", None)
+        .await;
     assert_eq!(listed.status, StatusCode::OK, "{:?}", listed.body);
     assert_eq!(listed.body["changes"][0]["id"], id.as_str());
     assert_eq!(listed.body["changes"][0]["state"], "closed");
-    assert_eq!(listed.body["next_cursor"], Value::Null);
 
-    let audit = call(&router, "GET", &format!("/changes/{id}/audit"), None).await;
-    assert_eq!(audit.status, StatusCode::OK);
-    let entries = audit.body["entries"].as_array().expect("entries");
-    assert_eq!(entries.len(), 7);
+    let auditor = who(&t, "ava@example.com", &["audit"]);
+    let audit = api.call(&auditor, "GET", &format!("/changes/{id}/audit"), None).await;
+    assert_eq!(audit.status, StatusCode::OK, "an auditor reads the trail: {:?}", audit.body);
     let trail: Vec<changehub::domain::AuditEntry> =
         serde_json::from_value(audit.body["entries"].clone()).expect("entries");
     changehub::domain::audit::verify_chain(&trail).expect("chain verifies");
-    assert_eq!(trail[6].changes[0].before, "completed");
-    assert_eq!(trail[6].changes[0].after, "closed");
+    let actors: Vec<_> = trail.iter().map(|e| e.actor.as_str()).collect();
+    assert_eq!(
+        actors,
+        ["alice@example.com", "alice@example.com", "pat@example.com", "carol@example.com"]
+            .into_iter()
+            .chain(std::iter::repeat_n("alice@example.com", 4))
+            .collect::<Vec<_>>()
+    );
 }
 
-async fn refused_moves_say_why(router: Router) {
-    let id = call(&router, "POST", "/changes", Some(new_change())).await.body["id"].as_str().expect("id").to_owned();
-    let illegal = transition(&router, &id, "implementing", 1).await;
+async fn refused_moves_say_why(api: Api) {
+    let t = api.tenant().await;
+    let id = api.create(&alice(&t), new_change()).await;
+    let illegal = api.transition(&alice(&t), &id, "implementing", 1).await;
     assert_eq!(illegal.status, StatusCode::CONFLICT);
     assert_eq!(error_of(&illegal), ("illegal_transition", Some("to")));
-    let message = illegal.body["error"]["message"].as_str().expect("message");
+    let message = message_of(&illegal);
     assert!(message.contains("from draft to implementing") && message.contains("submitted, cancelled"), "{message}");
 
-    assert_eq!(transition(&router, &id, "submitted", 1).await.status, StatusCode::OK);
-    let stale = transition(&router, &id, "cancelled", 1).await;
+    assert_eq!(api.transition(&alice(&t), &id, "submitted", 1).await.status, StatusCode::OK);
+    let stale = api.transition(&alice(&t), &id, "cancelled", 1).await;
     assert_eq!(stale.status, StatusCode::CONFLICT);
     assert_eq!(error_of(&stale), ("version_conflict", Some("version")));
-    assert!(stale.body["error"]["message"].as_str().expect("message").contains("it is at version 2"));
+    assert!(message_of(&stale).contains("it is at version 2"));
 
-    let missing = transition(&router, &uuid::Uuid::now_v7().to_string(), "submitted", 1).await;
+    let self_approved = api.transition(&alice(&t), &id, "approved", 2).await;
+    assert_eq!(error_of(&self_approved), ("decision_required", Some("to")));
+    assert!(message_of(&self_approved).contains("/decisions"), "{}", message_of(&self_approved));
+
+    let own = api.decide(&who(&t, "alice@example.com", &["engineers", "payments-leads"]), &id, "approve").await;
+    assert_eq!(own.status, StatusCode::FORBIDDEN);
+    assert!(message_of(&own).starts_with("dual control: alice@example.com requested this change"), "{}", message_of(&own));
+    let skipping = api.decide(&carol(&t), &id, "approve").await;
+    assert_eq!(skipping.status, StatusCode::FORBIDDEN, "level 2 cannot decide before level 1");
+    assert!(message_of(&skipping).contains("level 1 (team-lead of service payments) needs"), "{}", message_of(&skipping));
+
+    let missing = api.transition(&alice(&t), &uuid::Uuid::now_v7().to_string(), "submitted", 1).await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     assert_eq!(error_of(&missing).0, "not_found");
 }
 
-async fn bad_input_gets_a_clear_error_and_stores_nothing(router: Router) {
+async fn bad_input_gets_a_clear_error_and_stores_nothing(api: Api) {
+    let t = api.tenant().await;
+    let token = api.tokens.of(&alice(&t));
     let post = |body: &str, content_type: &str| {
         Request::builder()
             .method("POST")
             .uri("/changes")
+            .header("authorization", format!("Bearer {token}"))
             .header("content-type", content_type)
             .body(Body::from(body.to_owned()))
             .expect("request")
@@ -132,22 +219,26 @@ async fn bad_input_gets_a_clear_error_and_stores_nothing(router: Router) {
     ];
     for (req, status, code, field) in cases {
         let what = format!("{} {}", req.method(), req.uri());
-        let a = send(&router, req).await;
+        let a = send(&api.router, req).await;
         assert_eq!(a.status, status, "{what}: {:?}", a.body);
         assert_eq!(error_of(&a), (code, field), "{what}");
     }
-    let mut body = new_change();
-    body["type"] = json!("sideways");
-    let a = call(&router, "POST", "/changes", Some(body)).await;
-    assert_eq!(error_of(&a), ("invalid_request", Some("type")));
-    let mut body = new_change();
-    body["planned_end"] = json!("2026-11-30T00:00:00Z");
-    let a = call(&router, "POST", "/changes", Some(body)).await;
-    assert_eq!(error_of(&a), ("invalid_request", Some("planned_end")));
-    let mut body = new_change();
-    body["services"] = json!(["payments", "Bad Name"]);
-    let a = call(&router, "POST", "/changes", Some(body)).await;
-    assert_eq!(error_of(&a), ("invalid_request", Some("services[1]")));
+    for (edit, field) in [
+        (json!({"type": "sideways"}), "type"),
+        (json!({"planned_end": "2026-11-30T00:00:00Z"}), "planned_end"),
+        (json!({"services": ["payments", "Bad Name"]}), "services[1]"),
+        (json!({"category": "unknown-category"}), "category"),
+        (json!({"type": "standard"}), "template"),
+        (json!({"type": "standard", "template": "no-such-template"}), "template"),
+        (json!({"impact": {"data": "everything"}}), "impact.data"),
+    ] {
+        let mut body = new_change();
+        for (k, v) in edit.as_object().expect("edit") {
+            body[k] = v.clone();
+        }
+        let a = api.call(&alice(&t), "POST", "/changes", Some(body)).await;
+        assert_eq!(error_of(&a), ("invalid_request", Some(field)), "{edit}: {:?}", a.body);
+    }
 
     for (path, field) in [
         ("/changes", "service"),
@@ -159,58 +250,44 @@ async fn bad_input_gets_a_clear_error_and_stores_nothing(router: Router) {
         ("/changes?service=payments&sevrice=x", "sevrice"),
         ("/changes/not-a-uuid", "id"),
     ] {
-        let a = call(&router, "GET", path, None).await;
+        let a = api.call(&alice(&t), "GET", path, None).await;
         assert_eq!(a.status, StatusCode::BAD_REQUEST, "{path}: {:?}", a.body);
         assert_eq!(error_of(&a), ("invalid_request", Some(field)), "{path}");
     }
-    let a = send(
-        &router,
-        Request::builder().uri("/changes").header("x-changehub-tenant", "Bad#Tenant").body(Body::empty()).expect("req"),
-    )
-    .await;
-    assert_eq!(error_of(&a), ("invalid_request", Some("x-changehub-tenant")));
 
-    assert_eq!(call(&router, "DELETE", "/changes", None).await.status, StatusCode::METHOD_NOT_ALLOWED);
-    assert_eq!(error_of(&call(&router, "GET", "/nowhere", None).await).0, "route_not_found");
+    assert_eq!(api.call(&alice(&t), "DELETE", "/changes", None).await.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(error_of(&call(&api.router, "GET", "/nowhere", None).await).0, "route_not_found");
     // Nothing was stored by any of it.
-    let listed =
-        call(&router, "GET", "/changes?service=payments&from=2026-01-01T00:00:00Z&to=2027-01-01T00:00:00Z", None).await;
+    let listed = api
+        .call(&alice(&t), "GET", "/changes?service=payments&from=2026-01-01T00:00:00Z&to=2027-01-01T00:00:00Z", None)
+        .await;
     assert_eq!(listed.body["changes"], json!([]));
 }
 
-async fn tenants_are_isolated(router: Router) {
-    let req = |tenant: &str, method: &str, uri: &str, body: Option<Value>| {
-        let b = Request::builder().method(method).uri(uri).header("x-changehub-tenant", tenant);
-        match body {
-            Some(v) => b.header("content-type", "application/json").body(Body::from(v.to_string())),
-            None => b.body(Body::empty()),
-        }
-        .expect("request")
-    };
-    let created = send(&router, req("acme", "POST", "/changes", Some(new_change()))).await;
-    let id = created.body["id"].as_str().expect("id");
-    assert_eq!(send(&router, req("acme", "GET", &format!("/changes/{id}"), None)).await.status, StatusCode::OK);
-    assert_eq!(
-        send(&router, req("globex", "GET", &format!("/changes/{id}"), None)).await.status,
-        StatusCode::NOT_FOUND
-    );
+async fn tenants_are_isolated(api: Api) {
+    let (acme, globex) = (api.tenant().await, api.tenant().await);
+    let id = api.create(&alice(&acme), new_change()).await;
+    assert_eq!(api.call(&alice(&acme), "GET", &format!("/changes/{id}"), None).await.status, StatusCode::OK);
+    let outsider = alice(&globex);
+    assert_eq!(api.call(&outsider, "GET", &format!("/changes/{id}"), None).await.status, StatusCode::NOT_FOUND);
     let list = "/changes?service=payments&from=2026-12-01T00:00:00Z&to=2026-12-02T00:00:00Z";
-    assert_eq!(send(&router, req("globex", "GET", list, None)).await.body["changes"], json!([]));
-    assert_eq!(
-        send(&router, req("globex", "GET", &format!("/changes/{id}/audit"), None)).await.status,
-        StatusCode::NOT_FOUND
-    );
+    assert_eq!(api.call(&outsider, "GET", list, None).await.body["changes"], json!([]));
+    assert_eq!(api.call(&outsider, "GET", &format!("/changes/{id}/audit"), None).await.status, StatusCode::NOT_FOUND);
+    // An approver of globex is nobody in acme, even with a group of the same name: the token's tenant decides.
+    let a = api.decide(&pat(&globex), &id, "approve").await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
 }
 
 /// Many writers race on one version: exactly one wins, the rest get 409.
-async fn concurrent_transitions_have_one_winner(router: Router) {
-    let id = call(&router, "POST", "/changes", Some(new_change())).await.body["id"].as_str().expect("id").to_owned();
+async fn concurrent_transitions_have_one_winner(api: Api) {
+    let t = api.tenant().await;
+    let id = api.create(&alice(&t), new_change()).await;
     const RACERS: usize = 50;
     let racers: Vec<_> = (0..RACERS)
         .map(|i| {
-            let (router, id) = (router.clone(), id.clone());
+            let (api, id, t) = (api.clone(), id.clone(), t.clone());
             let to = if i % 2 == 0 { "submitted" } else { "cancelled" };
-            tokio::spawn(async move { transition(&router, &id, to, 1).await })
+            tokio::spawn(async move { api.transition(&alice(&t), &id, to, 1).await })
         })
         .collect();
     let mut statuses = Vec::new();
@@ -223,15 +300,56 @@ async fn concurrent_transitions_have_one_winner(router: Router) {
     }
     assert_eq!(statuses.iter().filter(|s| **s == StatusCode::OK).count(), 1, "{statuses:?}");
     assert_eq!(statuses.iter().filter(|s| **s == StatusCode::CONFLICT).count(), RACERS - 1);
-    let audit = call(&router, "GET", &format!("/changes/{id}/audit"), None).await;
+    let audit = api.call(&alice(&t), "GET", &format!("/changes/{id}/audit"), None).await;
     assert_eq!(audit.body["entries"].as_array().expect("entries").len(), 2);
+}
+
+/// Fifty approvers of level 1, having read the submitted change, decide at
+/// once: one decision wins, the other 49 get 409 and, retrying, learn that
+/// level 1 is decided.
+async fn concurrent_approvers_have_one_winner(api: Api) {
+    let t = api.tenant().await;
+    let id = api.create(&alice(&t), new_change()).await;
+    assert_eq!(api.transition(&alice(&t), &id, "submitted", 1).await.status, StatusCode::OK);
+    const APPROVERS: usize = 50;
+    let racers: Vec<_> = (0..APPROVERS)
+        .map(|i| {
+            let (api, id, t) = (api.clone(), id.clone(), t.clone());
+            tokio::spawn(async move {
+                let lead = who(&t, &format!("lead-{i}@example.com"), &["payments-leads"]);
+                let body = json!({"decision": "approve", "version": 2});
+                let a = api.call(&lead, "POST", &format!("/changes/{id}/decisions"), Some(body)).await;
+                (lead, a)
+            })
+        })
+        .collect();
+    let mut winners = 0;
+    let mut losers = Vec::new();
+    for r in racers {
+        let (lead, a) = r.await.expect("task");
+        match a.status {
+            StatusCode::OK => winners += 1,
+            StatusCode::CONFLICT => {
+                assert_eq!(error_of(&a), ("version_conflict", Some("version")), "{:?}", a.body);
+                losers.push(lead);
+            }
+            other => panic!("unexpected {other}: {:?}", a.body),
+        }
+    }
+    assert_eq!((winners, losers.len()), (1, APPROVERS - 1));
+    let change = api.get(&alice(&t), &id).await;
+    assert_eq!(change["approval"]["steps"][0]["approvals"].as_array().map(Vec::len), Some(1));
+    assert_eq!(change["version"], 3, "one decision, one version");
+    let retry = api.decide(&losers[0], &id, "approve").await;
+    assert_eq!(retry.status, StatusCode::FORBIDDEN, "level 1 is decided; level 2 needs the cab: {:?}", retry.body);
+    assert!(message_of(&retry).contains("level 2 (cab of service payments)"), "{}", message_of(&retry));
 }
 
 macro_rules! on_both_stores {
     ($($case:ident),* $(,)?) => {
         mod embedded_store {
             use super::*;
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $case() { let (r, _dir) = embedded(); super::$case(r).await; } )*
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $case() { let (r, _dir) = embedded().await; super::$case(r).await; } )*
         }
         mod dynamodb_store {
             use super::*;
@@ -241,7 +359,8 @@ macro_rules! on_both_stores {
 }
 
 on_both_stores!(
-    a_change_moves_from_draft_to_closed_with_its_audit_trail,
+    a_change_moves_from_draft_to_closed_through_two_approval_levels,
+    concurrent_approvers_have_one_winner,
     refused_moves_say_why,
     bad_input_gets_a_clear_error_and_stores_nothing,
     tenants_are_isolated,
@@ -253,8 +372,13 @@ on_both_stores!(
 /// on DynamoDB, and the Lambda response comes back.
 #[tokio::test]
 async fn api_gateway_events_reach_the_router_on_dynamodb() {
+    use changehub::http::auth::{Authenticator, ClaimNames, apigw_claims};
     use lambda_http::tower::Service;
-    let router = dynamodb().await;
+    // Assembled as functions/api assembles it.
+    let app = Arc::new(Changes::new(aws::dynamo_store().await, SystemClock));
+    fixtures::seed(&app, "acme").await;
+    let router = changehub::http::router(app, Authenticator::Upstream(ClaimNames::default()))
+        .layer(axum::middleware::from_fn(apigw_claims));
     let mut lambda = lambda_http::Adapter::from(router);
     let invoke = |payload: &str| {
         let request: lambda_http::request::LambdaRequest = serde_json::from_str(payload).expect("API Gateway event");
@@ -278,6 +402,13 @@ async fn api_gateway_events_reach_the_router_on_dynamodb() {
     )
     .expect("resp");
     assert_eq!(health["statusCode"], 200);
+
+    // Without the authorizer's claims (a misconfigured route) nothing is served.
+    let mut bare: Value = serde_json::from_str(include_str!("../../events/apigw/list-changes.json")).expect("event");
+    bare["requestContext"].as_object_mut().expect("context").remove("authorizer");
+    let refused = lambda.call(invoke(&bare.to_string())).await.expect("invoke");
+    let refused = serde_json::to_value(refused).expect("lambda response");
+    assert_eq!(refused["statusCode"], 401, "{refused}");
 }
 
 mod no_input_causes_a_server_error {
@@ -324,14 +455,15 @@ mod no_input_causes_a_server_error {
         fn arbitrary_json_and_bytes_never_get_a_5xx(body in json_value(), raw in proptest::collection::vec(any::<u8>(), 0..64)) {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
             rt.block_on(async {
-                let (router, _dir) = embedded();
-                let created = call(&router, "POST", "/changes", Some(new_change())).await;
-                let id = created.body["id"].as_str().expect("id").to_owned();
-                for path in ["/changes".to_owned(), format!("/changes/{id}/transitions")] {
-                    let a = call(&router, "POST", &path, Some(body.clone())).await;
+                let (api, _dir) = embedded().await;
+                let t = api.tenant().await;
+                let id = api.create(&alice(&t), new_change()).await;
+                let token = api.tokens.of(&alice(&t));
+                for path in ["/changes".to_owned(), format!("/changes/{id}/transitions"), format!("/changes/{id}/decisions"), "/freezes".to_owned(), "/catalog".to_owned()] {
+                    let a = call_as(&api.router, &token, "POST", &path, Some(body.clone())).await;
                     assert!(!a.status.is_server_error(), "{path} {body}: {:?}", a.body);
-                    let req = Request::builder().method("POST").uri(&path).header("content-type", "application/json").body(Body::from(raw.clone())).expect("req");
-                    let a = send(&router, req).await;
+                    let req = Request::builder().method("POST").uri(&path).header("authorization", format!("Bearer {token}")).header("content-type", "application/json").body(Body::from(raw.clone())).expect("req");
+                    let a = send(&api.router, req).await;
                     assert!(!a.status.is_server_error(), "{path} raw: {:?}", a.body);
                 }
             });

@@ -9,11 +9,12 @@ use changehub::adapters::embedded::EmbeddedStore;
 use changehub::adapters::env_secrets::{SecretsDocument, StaticSecrets};
 use changehub::adapters::local_bus::LocalBus;
 use changehub::app::ingest::Ingest;
-use changehub::domain::{EventPattern, HubEvent, ServiceName, TenantId};
+use changehub::domain::{EventPattern, HubEvent};
 use changehub::http::{finish, webhooks};
 use changehub::ingest::canonical::{schema_file, schemas};
 use changehub::ingest::{Origin, sign};
-use changehub::ports::{BusError, CatalogWriter, EventBus, MappingKind, SystemClock};
+use changehub::app::catalog::{CachedCatalog, DEFAULT_CACHE_TTL};
+use changehub::ports::{BusError, EventBus, SystemClock};
 use changehub_tests::http::{Answer, send};
 use changehub_tests::samples::{ROOT, SECRET, WEBHOOK_ORIGINS, samples, secret_for};
 use serde_json::{Value, json};
@@ -36,7 +37,8 @@ fn secrets() -> StaticSecrets {
 
 struct Hub<B> {
     router: Router,
-    store: EmbeddedStore,
+    tokens: changehub_tests::http::Tokens,
+    catalog: CachedCatalog<EmbeddedStore>,
     _dir: tempfile::TempDir,
     _bus: std::marker::PhantomData<B>,
 }
@@ -44,10 +46,12 @@ struct Hub<B> {
 fn hub_with<B: EventBus + Clone + 'static>(bus: B) -> Hub<B> {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = EmbeddedStore::open(dir.path().join("ingest.db")).expect("open");
-    let ingest =
-        Arc::new(Ingest { dedupe: store.clone(), bus, catalog: store.clone(), secrets: secrets(), clock: SystemClock });
-    let router = finish(webhooks::webhook_routes(ingest.clone()).merge(webhooks::local_routes(ingest)));
-    Hub { router, store, _dir: dir, _bus: std::marker::PhantomData }
+    let catalog = CachedCatalog::new(store.clone(), DEFAULT_CACHE_TTL);
+    let ingest = Arc::new(Ingest { dedupe: store, bus, catalog: catalog.clone(), secrets: secrets(), clock: SystemClock });
+    let tokens = changehub_tests::http::Tokens::new();
+    let router =
+        finish(webhooks::webhook_routes(ingest.clone()).merge(webhooks::local_routes(ingest, tokens.authenticator())));
+    Hub { router, tokens, catalog, _dir: dir, _bus: std::marker::PhantomData }
 }
 
 fn hub() -> (Hub<LocalBus>, UnboundedReceiver<HubEvent>) {
@@ -166,6 +170,7 @@ async fn every_webhook_sample_is_accepted_once_and_emits_valid_events() {
 async fn every_aws_sample_normalizes_through_events_and_matches_its_schema() {
     let (hub, mut rx) = hub();
     let validators = schema_validators();
+    let token = hub.tokens.of(&changehub_tests::fixtures::who("default", "ops@example.com", &[]));
     for file in samples(Origin::Aws) {
         let what = file.display().to_string();
         let body = std::fs::read(&file).expect("sample");
@@ -173,6 +178,7 @@ async fn every_aws_sample_normalizes_through_events_and_matches_its_schema() {
             Request::builder()
                 .method("POST")
                 .uri("/events")
+                .header("authorization", format!("Bearer {token}"))
                 .header("content-type", "application/json")
                 .body(Body::from(body.clone()))
                 .expect("req")
@@ -209,11 +215,10 @@ async fn services_resolve_through_the_catalog_or_say_why_not() {
     assert_eq!(e.detail["service_resolution"]["reason"], format!("no catalog mapping for repository {repo}"));
     assert_eq!(e.detail["service_resolution"]["key"], json!({"by": "repository", "key": repo}));
 
-    let tenant = TenantId::parse("default").expect("tenant");
-    hub.store
-        .put_mapping(&tenant, MappingKind::Repository, &repo, &ServiceName::parse("payments").expect("svc"))
-        .await
-        .expect("map");
+    let mut catalog = changehub_tests::fixtures::catalog();
+    catalog.services[0].mappings.repositories.push(repo.to_uppercase());
+    let admin = changehub_tests::fixtures::root("default");
+    hub.catalog.replace(&admin, catalog, None, &SystemClock).await.expect("import a catalog mapping the repository");
     let a = send(&hub.router, signed(Origin::Github, "/webhooks/github", &pr, "d-mapped", SECRET)).await;
     assert_eq!(a.status, StatusCode::ACCEPTED);
     let e = drain(&mut rx).pop().expect("event");

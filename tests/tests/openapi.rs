@@ -735,11 +735,14 @@ async fn each_router_serves_exactly_its_routes() {
     let local = Api::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let store = EmbeddedStore::open(dir.path().join("lambdas.db")).expect("open store");
-    let api_lambda = changehub::http::router(Arc::new(Changes::new(store.clone(), SystemClock)));
+    let api_lambda = changehub::http::router(
+        Arc::new(Changes::new(store.clone(), SystemClock)),
+        changehub::http::auth::Authenticator::Upstream(Default::default()),
+    );
     let ingest = Arc::new(Ingest {
         dedupe: store.clone(),
         bus: LocalBus::new(),
-        catalog: store,
+        catalog: changehub::app::catalog::CachedCatalog::new(store, changehub::app::catalog::DEFAULT_CACHE_TTL),
         secrets: secrets(),
         clock: SystemClock,
     });
@@ -1553,7 +1556,7 @@ async fn ingest_failures_are_documented_503s() {
     let ingest = Arc::new(Ingest {
         dedupe: store.clone(),
         bus: DownBus,
-        catalog: store,
+        catalog: changehub::app::catalog::CachedCatalog::new(store, changehub::app::catalog::DEFAULT_CACHE_TTL),
         secrets: secrets(),
         clock: SystemClock,
     });
@@ -1579,7 +1582,7 @@ async fn ingest_failures_are_documented_503s() {
     let ingest = Arc::new(Ingest {
         dedupe: store.clone(),
         bus: LocalBus::new(),
-        catalog: store,
+        catalog: changehub::app::catalog::CachedCatalog::new(store, changehub::app::catalog::DEFAULT_CACHE_TTL),
         secrets: SecretsDown,
         clock: SystemClock,
     });

@@ -40,6 +40,10 @@ contract_cases!(
     lists_changes_touching_a_service_in_a_time_range,
     stale_version_update_is_a_conflict,
     audit_entries_append_and_read_in_order,
+    one_update_appends_several_entries,
+    tenant_documents_are_replaced_conditionally,
+    outcomes_bump_counters,
+    due_index_follows_the_record,
     dedupe_claims_once_until_expiry,
     empty_service_window_is_empty,
 );
@@ -48,13 +52,11 @@ contract_cases!(
 async fn embedded_store_keeps_committed_writes_across_reopen() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("durable.db");
-    let c = changehub::app::Caller {
-        tenant: changehub::domain::TenantId::parse("acme").expect("tenant"),
-        user: "alice".into(),
-    };
+    let c = changehub_tests::fixtures::alice("acme");
     let id = {
         let app =
             changehub::app::Changes::new(EmbeddedStore::open(&path).expect("open"), changehub::ports::SystemClock);
+        changehub_tests::fixtures::seed(&app, "acme").await;
         app.create(&c, changehub_tests::new_change("durable", &["payments"], changehub_tests::t0(), 1))
             .await
             .expect("create")

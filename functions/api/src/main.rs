@@ -5,7 +5,7 @@ use std::sync::Arc;
 use changehub::adapters::dynamodb::{Client, DynamoStore};
 use changehub::app::Changes;
 use changehub::config::{self, ConfigError};
-use changehub::http::auth::{Authenticator, ClaimNames, VerifiedClaims};
+use changehub::http::auth::{Authenticator, ClaimNames, apigw_claims};
 use changehub::ports::SystemClock;
 use lambda_http::{Error, run, tracing};
 
@@ -29,21 +29,5 @@ async fn main() -> Result<(), Error> {
     let store = DynamoStore::new(Client::new(&aws), config.table);
     let app = Arc::new(Changes::new(store, SystemClock));
     let router = changehub::http::router(app, Authenticator::Upstream(config.claims));
-    run(router.layer(axum::middleware::from_fn(authorizer_claims))).await
-}
-
-/// Hands the claims API Gateway's JWT authorizer verified to the router.
-async fn authorizer_claims(mut req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
-    use lambda_http::request::RequestContext;
-    use lambda_http::RequestExt;
-    let claims = match req.request_context_ref() {
-        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.authorizer.as_ref().and_then(|a| a.jwt.as_ref()).map(|jwt| {
-            jwt.claims.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect()
-        }),
-        _ => None,
-    };
-    if let Some(claims) = claims {
-        req.extensions_mut().insert(VerifiedClaims(claims));
-    }
-    next.run(req).await
+    run(router.layer(axum::middleware::from_fn(apigw_claims))).await
 }

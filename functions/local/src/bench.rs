@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration as StdDuration, Instant};
 
 use changehub::adapters::embedded::EmbeddedStore;
+use changehub::app::changes::DecisionRequest;
 use changehub::app::{Caller, Changes, ListRequest, TransitionRequest};
+use changehub::domain::approval::Verdict;
 use changehub::domain::{ChangeState, ChangeType, NewChange, TenantId};
 use changehub::local::{self, Hub, HubConfig};
 use changehub::ports::SystemClock;
@@ -163,11 +165,13 @@ async fn api(dir: &std::path::Path, requests: usize, concurrency: usize) -> BoxR
     })
     .await?;
     let base = hub.base.clone();
+    let key = changehub::http::auth::LocalKey::for_database(&dir.join("api.db"))?;
+    let token = key.mint("bench", &["changehub-admins".into()], &TenantId::parse("default")?, Utc::now(), Duration::hours(1))?;
     let ([create_h, get_h], secs) = drive(concurrency, requests, move |client, i| {
-        let base = base.clone();
+        let (base, token) = (base.clone(), token.clone());
         async move {
             let t = Instant::now();
-            let created = client.post(format!("{base}/changes")).json(&body(i)).send().await?;
+            let created = client.post(format!("{base}/changes")).bearer_auth(&token).json(&body(i)).send().await?;
             if created.status() != 201 {
                 return Err(BenchError::Status { what: "POST /changes", status: created.status() });
             }
@@ -175,7 +179,7 @@ async fn api(dir: &std::path::Path, requests: usize, concurrency: usize) -> BoxR
             let create = t.elapsed();
             let id = change["id"].as_str().unwrap_or_default().to_owned();
             let t = Instant::now();
-            let got = client.get(format!("{base}/changes/{id}")).send().await?;
+            let got = client.get(format!("{base}/changes/{id}")).bearer_auth(&token).send().await?;
             if got.status() != 200 {
                 return Err(BenchError::Status { what: "GET /changes/{id}", status: got.status() });
             }
@@ -213,7 +217,11 @@ where
 async fn store(dir: &std::path::Path, n: usize) -> BoxResult<()> {
     let store = EmbeddedStore::open(dir.join("store.db"))?;
     let changes = Changes::new(store, SystemClock);
-    let caller = Caller { tenant: TenantId::parse("bench")?, user: "bench".into() };
+    let admin =
+        Caller { tenant: TenantId::parse("bench")?, user: "bench-admin".into(), groups: vec!["changehub-admins".into()] };
+    changes.catalog.replace(&admin, bench_catalog()?, None, &SystemClock).await?;
+    let caller = Caller { tenant: admin.tenant.clone(), user: "bench".into(), groups: vec!["engineers".into()] };
+    let lead = Caller { tenant: admin.tenant.clone(), user: "lead".into(), groups: vec!["leads".into()] };
     println!("\nEmbedded store through the use cases (one task, {n} ops each):");
 
     let (changes, caller) = (&changes, &caller);
@@ -227,8 +235,15 @@ async fn store(dir: &std::path::Path, n: usize) -> BoxResult<()> {
     .await?;
     let ids = ids.into_inner();
     measure("get", n, |i| changes.get(caller, &ids[i])).await?;
-    measure("transition (read+cond. write)", n, |i| {
-        changes.transition(caller, &ids[i], TransitionRequest { to: ChangeState::Submitted, version: 1, reason: None })
+    measure("submit (freeze+conflicts+risk+plan)", n, |i| {
+        let req = TransitionRequest { to: ChangeState::Submitted, version: 1, reason: None, override_reason: None };
+        changes.transition(caller, &ids[i], req)
+    })
+    .await?;
+    let lead = &lead;
+    measure("approve (read+cond. write)", n, |i| {
+        let req = DecisionRequest { decision: Verdict::Approve, version: None, comment: None };
+        changes.decide(lead, &ids[i], req)
     })
     .await?;
     measure("list service window (24h)", n, |i| {
@@ -244,6 +259,21 @@ async fn store(dir: &std::path::Path, n: usize) -> BoxResult<()> {
     })
     .await?;
     Ok(())
+}
+
+/// Twenty services with a one-level approval chain each.
+fn bench_catalog() -> BoxResult<changehub::domain::catalog::Catalog> {
+    let services: Vec<serde_json::Value> = (0..20)
+        .map(|i| {
+            serde_json::json!({"name": format!("svc-{i}"), "owner_group": "owners", "tier": 1 + i % 4,
+                "depends_on": if i > 0 { vec![format!("svc-{}", i - 1)] } else { vec![] },
+                "approval": [{"name": "lead", "groups": ["leads"], "sla": "4h", "escalate_to": "managers"}]})
+        })
+        .collect();
+    Ok(serde_json::from_value(serde_json::json!({
+        "roles": {"requester": ["engineers"], "approver": ["leads"]},
+        "services": services,
+    }))?)
 }
 
 /// The signed GitHub `deployment_status` sample (about 10 KB).

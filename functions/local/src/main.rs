@@ -2,6 +2,7 @@
 
 mod audit;
 mod bench;
+mod catalog;
 mod replay;
 
 use clap::{Parser, Subcommand};
@@ -72,6 +73,33 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Print a bearer token for the local hub, signed with the key beside its database.
+    ///
+    /// The token names the user, their groups and the tenant; the tenant's catalog maps groups to
+    /// roles (requester, approver, cab, admin, auditor). Members of changehub-admins are always admins,
+    /// so `--groups changehub-admins` can import the first catalog.
+    Token {
+        /// The user the token speaks for.
+        #[arg(long)]
+        user: String,
+        /// Comma-separated groups, e.g. payments-leads,cab.
+        #[arg(long, default_value = "")]
+        groups: String,
+        /// The tenant.
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        /// How long the token is valid (e.g. 30m, 12h, 7d).
+        #[arg(long, default_value = "12h")]
+        ttl: String,
+        /// The hub's database file; its key file is <db>.key.
+        #[arg(long, default_value = "./changehub.db", env = "CHANGEHUB_DB")]
+        db: PathBuf,
+    },
+    /// Check or import a service catalog (YAML; see events/catalog/README.md for the format).
+    Catalog {
+        #[command(subcommand)]
+        command: CatalogCommand,
+    },
     /// Check audit trails: their hash chains, and that each record's head is its last entry.
     Audit {
         #[command(subcommand)]
@@ -88,6 +116,24 @@ enum Command {
         /// Raw store operations of each kind.
         #[arg(long, default_value_t = 2000)]
         store_ops: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum CatalogCommand {
+    /// Validate a catalog file; errors name the line and the field.
+    Check {
+        file: PathBuf,
+    },
+    /// Validate a catalog file, then replace the token's tenant's catalog with it (admin role).
+    Import {
+        file: PathBuf,
+        /// The hub's base URL (the API Gateway URL on AWS).
+        #[arg(long, default_value = "http://127.0.0.1:8080", env = "CHANGEHUB_URL")]
+        url: String,
+        /// A bearer token of an admin.
+        #[arg(long, env = "CHANGEHUB_TOKEN", hide_env_values = true)]
+        token: Option<String>,
     },
 }
 
@@ -134,6 +180,11 @@ async fn main() -> ExitCode {
                 Err(e) => Err(e),
             }
         }
+        Command::Token { user, groups, tenant, ttl, db } => catalog::token(&db, &user, &groups, &tenant, &ttl),
+        Command::Catalog { command: CatalogCommand::Check { file } } => catalog::check(&file).map(|(_, c)| {
+            println!("{}: valid; {} services, {} templates, {} categories", file.display(), c.services.len(), c.templates.len(), c.categories.len());
+        }).map_err(Into::into),
+        Command::Catalog { command: CatalogCommand::Import { file, url, token } } => catalog::import(&file, &url, token).await,
         Command::Audit { command: AuditCommand::Verify { db, tenant, change } } => {
             audit::verify(&db, tenant.as_deref(), change.as_deref()).await
         }

@@ -91,6 +91,27 @@ impl ClaimNames {
     }
 }
 
+/// Middleware for the api Lambda: hands the claims API Gateway's JWT
+/// authorizer verified (`requestContext.authorizer.jwt.claims`) to [`authenticate`].
+/// API Gateway passes every claim as a string; array claims arrive as `[a b]`.
+#[cfg(feature = "apigw")]
+pub async fn apigw_claims(mut req: Request, next: Next) -> Response {
+    use lambda_http::RequestExt;
+    use lambda_http::request::RequestContext;
+    let claims: Option<Map<String, Value>> = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx
+            .authorizer
+            .as_ref()
+            .and_then(|a| a.jwt.as_ref())
+            .map(|jwt| jwt.claims.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect()),
+        _ => None,
+    };
+    if let Some(claims) = claims {
+        req.extensions_mut().insert(VerifiedClaims(claims));
+    }
+    next.run(req).await
+}
+
 /// Group lists as API Gateway passes array claims to a function: `[a b]`,
 /// or as some providers send them: `a,b` or `a b`. A JSON array string is read as such.
 fn split_groups(raw: &str) -> Vec<String> {

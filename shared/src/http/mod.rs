@@ -20,6 +20,7 @@ use std::sync::Arc;
 use tracing::Instrument;
 
 use crate::app::changes::ChangeStore;
+use crate::app::changes::{DecisionRequest, NoteRequest};
 use crate::app::{Caller, Changes, ListRequest, TransitionRequest};
 use crate::domain::{ChangeId, NewChange};
 use crate::ports::Clock;
@@ -37,9 +38,19 @@ pub const ROUTES: &[(Method, &str)] = &[
     (Method::GET, "/changes/{id}"),
     (Method::POST, "/changes/{id}/transitions"),
     (Method::GET, "/changes/{id}/audit"),
+    (Method::POST, "/changes/{id}/decisions"),
+    (Method::POST, "/changes/{id}/checklist/{item}"),
+    (Method::POST, "/changes/{id}/review"),
     (Method::GET, "/me"),
     (Method::GET, "/catalog"),
     (Method::PUT, "/catalog"),
+    (Method::GET, "/freezes"),
+    (Method::POST, "/freezes"),
+    (Method::DELETE, "/freezes/{id}"),
+    (Method::GET, "/incidents"),
+    (Method::POST, "/incidents"),
+    (Method::POST, "/incidents/{id}/resolve"),
+    (Method::GET, "/reports/pending-reviews"),
 ];
 
 /// The API as the api Lambda serves it.
@@ -63,7 +74,15 @@ where
         .route("/changes/{id}", get(get_change::<S, C>))
         .route("/changes/{id}/transitions", post(transition::<S, C>))
         .route("/changes/{id}/audit", get(audit::<S, C>))
+        .route("/changes/{id}/decisions", post(decide::<S, C>))
+        .route("/changes/{id}/checklist/{item}", post(checklist_item::<S, C>))
+        .route("/changes/{id}/review", post(review::<S, C>))
         .route("/me", get(me::<S, C>))
+        .route("/freezes", get(list_freezes::<S, C>).post(put_freeze::<S, C>))
+        .route("/freezes/{id}", axum::routing::delete(delete_freeze::<S, C>))
+        .route("/incidents", get(list_incidents::<S, C>).post(declare_incident::<S, C>))
+        .route("/incidents/{id}/resolve", post(resolve_incident::<S, C>))
+        .route("/reports/pending-reviews", get(pending_reviews::<S, C>))
         .route("/catalog", get(get_catalog::<S, C>).put(put_catalog::<S, C>))
         .route_layer(middleware::from_fn_with_state(Arc::new(auth), auth::authenticate))
         .route("/health", get(health))
@@ -188,13 +207,7 @@ where
             format!("unknown query parameter; known: {}", KNOWN.join(", ")),
         ));
     }
-    let limit = params
-        .get("limit")
-        .map(|raw| {
-            raw.parse::<usize>()
-                .map_err(|_| ApiError::invalid("limit", format!("limit must be a whole number; got {raw:?}")))
-        })
-        .transpose()?;
+    let limit = parse_limit(&params)?;
     let req = ListRequest {
         service: params.get("service").cloned(),
         from: parse_time(&params, "from")?,
@@ -247,8 +260,7 @@ where
     S: ChangeStore,
     C: Clock,
 {
-    let view = crate::ports::CatalogReader::catalog(&app.catalog, &caller.tenant).await?;
-    let roles = caller.roles(&view.catalog.roles).into_iter().collect();
+    let roles = app.roles(&caller).await?.into_iter().collect();
     let body = MeResponse { user: &caller.user, tenant: caller.tenant.as_str(), groups: &caller.groups, roles };
     Ok(Json(body).into_response())
 }
@@ -293,4 +305,147 @@ where
     let mut response = Json(crate::app::catalog::CatalogSummary::of(&view)).into_response();
     response.headers_mut().insert(header::ETAG, etag(view.version));
     Ok(response)
+}
+
+async fn decide<S, C>(
+    State(app): AppState<S, C>,
+    caller: Caller,
+    ChangeIdPath(id): ChangeIdPath,
+    JsonBody(req): JsonBody<DecisionRequest>,
+) -> Result<Response, ApiError>
+where
+    S: ChangeStore,
+    C: Clock,
+{
+    Ok(Json(app.decide(&caller, &id, req).await?).into_response())
+}
+
+async fn checklist_item<S, C>(
+    State(app): AppState<S, C>,
+    caller: Caller,
+    axum::extract::Path((id, item)): axum::extract::Path<(String, String)>,
+    JsonBody(req): JsonBody<NoteRequest>,
+) -> Result<Response, ApiError>
+where
+    S: ChangeStore,
+    C: Clock,
+{
+    let id = ChangeId::parse(&id)?;
+    Ok(Json(app.complete_item(&caller, &id, &item, req).await?).into_response())
+}
+
+async fn review<S, C>(
+    State(app): AppState<S, C>,
+    caller: Caller,
+    ChangeIdPath(id): ChangeIdPath,
+    JsonBody(req): JsonBody<NoteRequest>,
+) -> Result<Response, ApiError>
+where
+    S: ChangeStore,
+    C: Clock,
+{
+    Ok(Json(app.review(&caller, &id, req).await?).into_response())
+}
+
+async fn list_freezes<S, C>(State(app): AppState<S, C>, caller: Caller) -> Result<Response, ApiError>
+where
+    S: ChangeStore,
+    C: Clock,
+{
+    let freezes = app.governance().freezes(&caller).await?;
+    let now = app.clock.now();
+    let windows: Vec<serde_json::Value> = freezes
+        .windows
+        .iter()
+        .map(|w| json!({"window": w, "next_occurrence": w.next_occurrence(now)}))
+        .collect();
+    Ok(Json(json!({ "freezes": windows })).into_response())
+}
+
+async fn put_freeze<S, C>(
+    State(app): AppState<S, C>,
+    caller: Caller,
+    JsonBody(window): JsonBody<crate::domain::freeze::FreezeWindow>,
+) -> Result<Response, ApiError>
+where
+    S: ChangeStore,
+    C: Clock,
+{
+    let window = app.governance().put_freeze(&caller, window).await?;
+    Ok((StatusCode::CREATED, Json(window)).into_response())
+}
+
+async fn delete_freeze<S, C>(
+    State(app): AppState<S, C>,
+    caller: Caller,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Response, ApiError>
+where
+    S: ChangeStore,
+    C: Clock,
+{
+    app.governance().delete_freeze(&caller, &id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn list_incidents<S, C>(State(app): AppState<S, C>, caller: Caller) -> Result<Response, ApiError>
+where
+    S: ChangeStore,
+    C: Clock,
+{
+    Ok(Json(app.governance().incidents(&caller).await?).into_response())
+}
+
+async fn declare_incident<S, C>(
+    State(app): AppState<S, C>,
+    caller: Caller,
+    JsonBody(incident): JsonBody<crate::app::governance::MajorIncident>,
+) -> Result<Response, ApiError>
+where
+    S: ChangeStore,
+    C: Clock,
+{
+    let incident = app.governance().declare_incident(&caller, incident).await?;
+    Ok((StatusCode::CREATED, Json(incident)).into_response())
+}
+
+async fn resolve_incident<S, C>(
+    State(app): AppState<S, C>,
+    caller: Caller,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Response, ApiError>
+where
+    S: ChangeStore,
+    C: Clock,
+{
+    app.governance().resolve_incident(&caller, &id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn pending_reviews<S, C>(
+    State(app): AppState<S, C>,
+    caller: Caller,
+    QueryParams(params): QueryParams,
+) -> Result<Response, ApiError>
+where
+    S: ChangeStore,
+    C: Clock,
+{
+    const KNOWN: [&str; 2] = ["limit", "cursor"];
+    if let Some(unknown) = params.keys().find(|k| !KNOWN.contains(&k.as_str())) {
+        return Err(ApiError::invalid(unknown.clone(), format!("unknown query parameter; known: {}", KNOWN.join(", "))));
+    }
+    let limit = parse_limit(&params)?;
+    let page = app.pending_reviews(&caller, limit, params.get("cursor").cloned()).await?;
+    Ok(Json(ListResponse { changes: &page.items, next_cursor: page.next.as_deref() }).into_response())
+}
+
+fn parse_limit(params: &HashMap<String, String>) -> Result<Option<usize>, ApiError> {
+    params
+        .get("limit")
+        .map(|raw| {
+            raw.parse::<usize>()
+                .map_err(|_| ApiError::invalid("limit", format!("limit must be a whole number; got {raw:?}")))
+        })
+        .transpose()
 }

@@ -44,7 +44,8 @@ where
         .with_state(ingest)
 }
 
-pub fn local_routes<D, B, K, S, C>(ingest: Shared<D, B, K, S, C>) -> Router
+/// `POST /events` (local hub only): AWS events for the token's tenant.
+pub fn local_routes<D, B, K, S, C>(ingest: Shared<D, B, K, S, C>, auth: super::auth::Authenticator) -> Router
 where
     D: Dedupe + 'static,
     B: EventBus + 'static,
@@ -52,7 +53,10 @@ where
     S: SecretSource + 'static,
     C: Clock + 'static,
 {
-    Router::new().route("/events", post(aws_event::<D, B, K, S, C>)).with_state(ingest)
+    Router::new()
+        .route("/events", post(aws_event::<D, B, K, S, C>))
+        .route_layer(axum::middleware::from_fn_with_state(std::sync::Arc::new(auth), super::auth::authenticate))
+        .with_state(ingest)
 }
 
 fn origin(source: &str) -> Result<Origin, ApiError> {

@@ -1,0 +1,86 @@
+//! `changehub token` and `changehub catalog check|import`.
+
+use std::path::Path;
+
+use changehub::domain::TenantId;
+use changehub::domain::catalog::{Catalog, parse_yaml};
+use changehub::http::auth::LocalKey;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogCliError {
+    #[error("{path}: cannot read: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{path}: {field}: {message}")]
+    Invalid { path: String, field: String, message: String },
+    #[error("no token: pass --token or set CHANGEHUB_TOKEN (locally: changehub token --user NAME --groups changehub-admins)")]
+    NoToken,
+    #[error("cannot reach the hub at {url}: {source}")]
+    Send { url: String, source: reqwest::Error },
+    #[error("the hub refused the catalog ({status}): {body}")]
+    Refused { status: u16, body: String },
+    #[error("--ttl: {0}")]
+    Ttl(String),
+}
+
+/// Reads and validates a catalog file; errors carry the file, the field path and the line.
+pub fn check(file: &Path) -> Result<(String, Catalog), CatalogCliError> {
+    let path = file.display().to_string();
+    let text = std::fs::read_to_string(file).map_err(|source| CatalogCliError::Read { path: path.clone(), source })?;
+    let catalog =
+        parse_yaml(&text).map_err(|e| CatalogCliError::Invalid { path: path.clone(), field: e.field, message: e.message })?;
+    Ok((text, catalog))
+}
+
+/// Validates locally, then replaces the tenant's catalog through the API (the tenant is the token's).
+pub async fn import(file: &Path, url: &str, token: Option<String>) -> Result<(), Box<dyn std::error::Error>> {
+    let (text, catalog) = check(file)?;
+    let token = token.filter(|t| !t.trim().is_empty()).ok_or(CatalogCliError::NoToken)?;
+    let endpoint = format!("{}/catalog", url.trim_end_matches('/'));
+    let response = reqwest::Client::new()
+        .put(&endpoint)
+        .bearer_auth(token.trim())
+        .header("content-type", "application/yaml")
+        .body(text)
+        .send()
+        .await
+        .map_err(|source| CatalogCliError::Send { url: endpoint.clone(), source })?;
+    let status = response.status();
+    let body = response.text().await.unwrap_or_default();
+    if !status.is_success() {
+        return Err(CatalogCliError::Refused { status: status.as_u16(), body }.into());
+    }
+    let summary: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    println!(
+        "imported {}: {} services, {} templates, {} categories; catalog version {}",
+        file.display(),
+        catalog.services.len(),
+        catalog.templates.len(),
+        catalog.categories.len(),
+        summary.get("version").and_then(|v| v.as_u64()).unwrap_or(0)
+    );
+    Ok(())
+}
+
+/// Prints a token signed with the local hub's key (created beside the database if missing).
+pub fn token(db: &Path, user: &str, groups: &str, tenant: &str, ttl: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let tenant = TenantId::parse(tenant)?;
+    let ttl = humantime_ttl(ttl)?;
+    let groups: Vec<String> = groups.split(',').map(str::trim).filter(|g| !g.is_empty()).map(str::to_owned).collect();
+    if let Some(bad) = groups.iter().find(|g| !changehub::domain::catalog::valid_group(g)) {
+        return Err(format!("--groups: {bad:?} is not a group name (no spaces; 1 to 256 characters)").into());
+    }
+    if user.trim().is_empty() || user.len() > 256 {
+        return Err("--user must be 1 to 256 characters".into());
+    }
+    let key = LocalKey::for_database(db)?;
+    println!("{}", key.mint(user.trim(), &groups, &tenant, chrono::Utc::now(), ttl)?);
+    Ok(())
+}
+
+fn humantime_ttl(raw: &str) -> Result<chrono::Duration, CatalogCliError> {
+    let span = changehub::domain::catalog::Span::parse(raw).map_err(CatalogCliError::Ttl)?;
+    if span.0 < std::time::Duration::from_secs(60) || span.0 > std::time::Duration::from_secs(366 * 86_400) {
+        return Err(CatalogCliError::Ttl("a token lives between 1m and 366d".into()));
+    }
+    Ok(span.chrono())
+}
