@@ -69,6 +69,12 @@ enum Command {
         /// Send every file as a new delivery (fresh ids) instead of ids derived from the bytes.
         #[arg(long)]
         fresh_ids: bool,
+        /// Bearer token for /events (AWS events); by default one is minted with the key beside --db.
+        #[arg(long, env = "CHANGEHUB_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// The local hub's database, whose key signs the /events token when --token is not given.
+        #[arg(long, default_value = "./changehub.db", env = "CHANGEHUB_DB")]
+        db: PathBuf,
         /// Event files (JSON).
         #[arg(required = true)]
         files: Vec<PathBuf>,
@@ -174,8 +180,8 @@ async fn main() -> ExitCode {
                 Err(e) => Err(e.into()),
             }
         }
-        Command::Replay { url, tenant, source, fresh_ids, files } => {
-            match replay_options(url, &tenant, source.as_deref(), fresh_ids) {
+        Command::Replay { url, tenant, source, fresh_ids, token, db, files } => {
+            match replay_options(url, &tenant, source.as_deref(), fresh_ids, token, db) {
                 Ok(options) => replay::run(&options, &files).await,
                 Err(e) => Err(e),
             }
@@ -249,6 +255,8 @@ fn replay_options(
     tenant: &str,
     source: Option<&str>,
     fresh_ids: bool,
+    token: Option<String>,
+    db: PathBuf,
 ) -> Result<replay::Options, Box<dyn std::error::Error>> {
     let tenant = changehub::domain::TenantId::parse(tenant)?;
     let source = match source {
@@ -259,5 +267,5 @@ fn replay_options(
             )?)
         }
     };
-    Ok(replay::Options { url, tenant, source, fresh_ids })
+    Ok(replay::Options { url, tenant, source, fresh_ids, token, db })
 }

@@ -30,6 +30,10 @@ pub enum ReplayError {
     NoSecret { path: String, origin: Origin },
     #[error("{path}: cannot reach the hub at {url}: {source}")]
     Send { path: String, url: String, source: reqwest::Error },
+    #[error("AWS events go to /events, which needs a bearer token: pass --token, set CHANGEHUB_TOKEN, or run beside the hub's database (no key at {key})")]
+    NoToken { key: String },
+    #[error("cannot mint a token: {0}")]
+    Token(String),
     #[error("{failed} of {total} file(s) were refused")]
     Refused { failed: usize, total: usize },
 }
@@ -39,6 +43,25 @@ pub struct Options {
     pub tenant: TenantId,
     pub source: Option<Origin>,
     pub fresh_ids: bool,
+    /// The bearer token for `/events`; when absent one is minted with the
+    /// local hub's key beside `db`, if that key exists.
+    pub token: Option<String>,
+    pub db: PathBuf,
+}
+
+/// The token `/events` files are sent with.
+fn events_token(options: &Options) -> Result<String, ReplayError> {
+    if let Some(t) = options.token.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        return Ok(t.to_owned());
+    }
+    let key_file = changehub::http::auth::key_path(&options.db);
+    if !key_file.exists() {
+        return Err(ReplayError::NoToken { key: key_file.display().to_string() });
+    }
+    let key = changehub::http::auth::LocalKey::for_database(&options.db)
+        .map_err(|e| ReplayError::Token(e.to_string()))?;
+    key.mint("replay", &[], &options.tenant, chrono::Utc::now(), chrono::Duration::hours(1))
+        .map_err(|e| ReplayError::Token(e.to_string()))
 }
 
 fn origin_of(file: &Path, forced: Option<Origin>) -> Option<Origin> {
@@ -63,7 +86,7 @@ pub async fn run(options: &Options, files: &[PathBuf]) -> Result<(), Box<dyn std
             serde_json::from_slice(&bytes).map_err(|source| ReplayError::Json { path: path.clone(), source })?;
         let is_envelope = ["source", "detail-type", "detail"].iter().all(|k| value.get(k).is_some());
         let request = if is_envelope {
-            client.post(format!("{base}/events")).header("x-changehub-tenant", options.tenant.as_str())
+            client.post(format!("{base}/events")).bearer_auth(events_token(options)?)
         } else {
             let origin = origin_of(file, options.source).ok_or_else(|| ReplayError::Shape { path: path.clone() })?;
             let secret = secrets

@@ -62,6 +62,31 @@ impl Served {
     }
 }
 
+/// `changehub token`, as the README runs it, against the hub's database.
+fn token(dir: &Path, user: &str, groups: &str) -> String {
+    let out = Command::new(BIN)
+        .args(["token", "--user", user, "--groups", groups, "--tenant", "default", "--db"])
+        .arg(dir.join("hub.db"))
+        .output()
+        .expect("changehub token");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+const CATALOG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/catalog/acme.yaml");
+
+/// `changehub catalog import` of the sample catalog, as an admin.
+fn import_catalog(dir: &Path, base: &str) {
+    let admin = token(dir, "root@example.com", "changehub-admins");
+    let out = Command::new(BIN)
+        .args(["catalog", "import", CATALOG, "--url", base])
+        .env("CHANGEHUB_TOKEN", admin)
+        .output()
+        .expect("catalog import");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("imported"), "{}", String::from_utf8_lossy(&out.stdout));
+}
+
 impl Drop for Served {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -69,14 +94,15 @@ impl Drop for Served {
     }
 }
 
-/// Creates the sample change and submits it; its id.
-async fn create_and_submit(http: &reqwest::Client, base: &str) -> String {
-    let created = http.post(format!("{base}/changes")).json(&sample()).send().await.expect("create");
+/// Creates the sample change as `alice` (a token) and submits it; its id.
+async fn create_and_submit(http: &reqwest::Client, base: &str, alice: &str) -> String {
+    let created = http.post(format!("{base}/changes")).bearer_auth(alice).json(&sample()).send().await.expect("create");
     assert_eq!(created.status(), 201);
     let change: Value = created.json().await.expect("json");
     let id = change["id"].as_str().expect("id").to_owned();
     let moved = http
         .post(format!("{base}/changes/{id}/transitions"))
+        .bearer_auth(alice)
         .json(&json!({"to": "submitted", "version": 1}))
         .send()
         .await
@@ -99,17 +125,33 @@ async fn serve_answers_keeps_writes_across_ctrl_c_and_notifies() {
         http.get(format!("{}/health", hub.base)).send().await.expect("health").json().await.expect("json");
     assert_eq!(health["status"], "ok");
 
-    let id = create_and_submit(&http, &hub.base).await;
+    import_catalog(dir.path(), &hub.base);
+    let alice = token(dir.path(), "alice@example.com", "engineers");
+    let id = create_and_submit(&http, &hub.base, &alice).await;
     hub.interrupt();
 
-    // Restarted on the same database: everything acknowledged is there.
+    // Restarted on the same database: everything acknowledged is there, and the key still signs.
     let hub = Served::start(dir.path());
-    let got: Value =
-        http.get(format!("{}/changes/{id}", hub.base)).send().await.expect("get").json().await.expect("json");
+    let got: Value = http
+        .get(format!("{}/changes/{id}", hub.base))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(got["state"], "submitted");
     assert_eq!(got["version"], 2);
-    let audit: Value =
-        http.get(format!("{}/changes/{id}/audit", hub.base)).send().await.expect("audit").json().await.expect("json");
+    let audit: Value = http
+        .get(format!("{}/changes/{id}/audit", hub.base))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .expect("audit")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(audit["entries"].as_array().map(Vec::len), Some(2));
     hub.interrupt();
 
@@ -140,8 +182,20 @@ async fn replay_sends_event_files_once_and_reports_refusals() {
         .to_string(),
     )
     .expect("write event");
-    let replay =
-        |file: &Path| Command::new(BIN).args(["replay", "--url", &hub.base]).arg(file).output().expect("replay");
+    let db = dir.path().join("hub.db");
+    let replay = |file: &Path| {
+        Command::new(BIN).args(["replay", "--url", &hub.base, "--db"]).arg(&db).arg(file).output().expect("replay")
+    };
+    // AWS events need a token: without the hub's key or --token, replay says how to get one.
+    let keyless = Command::new(BIN)
+        .args(["replay", "--url", &hub.base, "--db"])
+        .arg(dir.path().join("elsewhere.db"))
+        .arg(&event)
+        .env_remove("CHANGEHUB_TOKEN")
+        .output()
+        .expect("replay");
+    assert!(!keyless.status.success());
+    assert!(String::from_utf8_lossy(&keyless.stderr).contains("needs a bearer token"));
 
     let first = replay(&event);
     assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
@@ -179,7 +233,12 @@ async fn every_aws_sample_event_replays_into_the_hub() {
         .collect();
     files.sort();
     assert!(files.len() >= 6, "events/aws holds the AWS samples: {files:?}");
-    let out = Command::new(BIN).args(["replay", "--url", &hub.base]).args(&files).output().expect("replay");
+    let out = Command::new(BIN)
+        .args(["replay", "--url", &hub.base, "--db"])
+        .arg(dir.path().join("hub.db"))
+        .args(&files)
+        .output()
+        .expect("replay");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(
@@ -249,7 +308,7 @@ fn help_explains_every_command_and_flag() {
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let top = help(&["--help"]);
-    for cmd in ["serve", "replay", "bench"] {
+    for cmd in ["serve", "replay", "token", "catalog", "audit", "bench"] {
         assert!(top.contains(cmd), "--help lists {cmd}:\n{top}");
     }
     let serve = help(&["serve", "--help"]);
@@ -257,6 +316,87 @@ fn help_explains_every_command_and_flag() {
         assert!(serve.contains(flag), "serve --help mentions {flag}:\n{serve}");
     }
     assert!(help(&["replay", "--help"]).contains("--url"));
+    let token = help(&["token", "--help"]);
+    for flag in ["--user", "--groups", "--tenant", "--ttl", "changehub-admins"] {
+        assert!(token.contains(flag), "token --help mentions {flag}:\n{token}");
+    }
+    assert!(help(&["catalog", "import", "--help"]).contains("--token"));
+}
+
+/// The README's walkthrough, through the real binary: tokens, the catalog
+/// import, a change from draft to closed through two approval levels, and a
+/// submission refused by a freeze window.
+#[tokio::test]
+async fn readme_walkthrough_from_catalog_import_to_a_refused_freeze() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hub = Served::start(dir.path());
+    let http = reqwest::Client::new();
+    let base = hub.base.clone();
+
+    // A bad catalog is refused before anything is sent, naming the line.
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, std::fs::read_to_string(CATALOG).expect("catalog").replace("tier: 2", "tier: 7")).expect("write");
+    let out = Command::new(BIN).args(["catalog", "check"]).arg(&bad).output().expect("check");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("services[1].tier: line 42: tier must be 1 to 4; got 7"), "{err}");
+    let out = Command::new(BIN).args(["catalog", "import"]).arg(CATALOG).args(["--url", &base]).env_remove("CHANGEHUB_TOKEN").output().expect("import");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no token"), "{}", String::from_utf8_lossy(&out.stderr));
+    import_catalog(dir.path(), &base);
+
+    let alice = token(dir.path(), "alice@example.com", "engineers");
+    let pat = token(dir.path(), "pat@example.com", "payments-leads");
+    let carol = token(dir.path(), "carol@example.com", "cab");
+    let root = token(dir.path(), "root@example.com", "changehub-admins");
+    let post = |token: &str, path: &str, body: Value| {
+        http.post(format!("{base}{path}")).bearer_auth(token.to_owned()).json(&body).send()
+    };
+
+    // No token: 401, saying how to get one.
+    let anonymous = http.get(format!("{base}/me")).send().await.expect("me");
+    assert_eq!(anonymous.status(), 401);
+    assert!(anonymous.text().await.expect("body").contains("changehub token"));
+
+    let id = create_and_submit(&http, &base, &alice).await;
+    let change: Value = post(&pat, &format!("/changes/{id}/decisions"), json!({"decision": "approve"}))
+        .await
+        .expect("level 1")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(change["state"], "submitted", "{change}");
+    let change: Value = post(&carol, &format!("/changes/{id}/decisions"), json!({"decision": "approve"}))
+        .await
+        .expect("level 2")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(change["state"], "approved", "{change}");
+    let mut version = change["version"].as_u64().expect("version");
+    for to in ["scheduled", "implementing", "completed", "closed"] {
+        let moved = post(&alice, &format!("/changes/{id}/transitions"), json!({"to": to, "version": version}))
+            .await
+            .expect("transition");
+        assert_eq!(moved.status(), 200, "{to}");
+        version += 1;
+    }
+
+    // A month-end freeze on payments refuses a change planned inside it, naming the window.
+    let freeze = json!({"id": "dec-close", "name": "December close", "services": ["payments"],
+        "schedule": {"kind": "one_off", "start": "2026-12-01T00:00:00Z", "end": "2026-12-03T00:00:00Z"}});
+    assert_eq!(post(&root, "/freezes", freeze).await.expect("freeze").status(), 201);
+    let created: Value =
+        post(&alice, "/changes", sample()).await.expect("create").json().await.expect("json");
+    let second = created["id"].as_str().expect("id");
+    let refused = post(&alice, &format!("/changes/{second}/transitions"), json!({"to": "submitted", "version": 1}))
+        .await
+        .expect("submit");
+    assert_eq!(refused.status(), 409);
+    let body: Value = refused.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "freeze_window");
+    assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("\"December close\" (dec-close)")), "{body}");
+    hub.interrupt();
 }
 
 #[test]
@@ -280,9 +420,11 @@ async fn audit_verify_names_an_entry_edited_in_the_store() {
     let dir = tempfile::tempdir().expect("tempdir");
     let hub = Served::start(dir.path());
     let http = reqwest::Client::new();
+    import_catalog(dir.path(), &hub.base);
+    let alice = token(dir.path(), "alice@example.com", "engineers");
     let mut ids = Vec::new();
     for _ in 0..2 {
-        let id = create_and_submit(&http, &hub.base).await;
+        let id = create_and_submit(&http, &hub.base, &alice).await;
         ids.push(id);
     }
     hub.interrupt();
