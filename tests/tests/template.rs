@@ -128,12 +128,59 @@ fn the_api_function_gets_exactly_the_table_actions_its_code_uses() {
         .flat_map(|s| s["Action"].as_array().into_iter().flatten())
         .filter_map(Value::as_str)
         .collect();
-    // DynamoStore's ChangeReader + ChangeWriter: get_item, query, batch_get_item,
-    // and transact_write_items of Puts (authorized as PutItem).
-    let expected = BTreeSet::from(["dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"]);
+    // DynamoStore's ChangeReader, ChangeWriter, TenantDocs, Counters and DueIndex:
+    // get_item, query (table and GSI1), batch_get_item, and transact_write_items
+    // of Puts and counter Updates (authorized as PutItem and UpdateItem).
+    let expected = BTreeSet::from([
+        "dynamodb:BatchGetItem",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:Query",
+        "dynamodb:UpdateItem",
+    ]);
     assert_eq!(actions, expected);
     for s in statements {
-        assert_eq!(s["Resource"], json!([{"!GetAtt": "ChangeTable.Arn"}]), "scoped to the table");
+        assert_eq!(
+            s["Resource"],
+            json!([{"!GetAtt": "ChangeTable.Arn"}, {"!Sub": "${ChangeTable.Arn}/index/GSI1"}]),
+            "scoped to the table and its due index"
+        );
+    }
+}
+
+/// The API needs a bearer token on every route but /health and the webhooks,
+/// and the api function reads the claims the template names.
+#[test]
+fn the_http_api_requires_a_jwt_except_on_health_and_webhooks() {
+    let t = template();
+    let api = &t["Resources"]["HttpApi"]["Properties"]["Auth"];
+    assert_eq!(api["DefaultAuthorizer"], "OidcAuthorizer");
+    let jwt = &api["Authorizers"]["OidcAuthorizer"];
+    assert_eq!(jwt["IdentitySource"], "$request.header.Authorization");
+    assert_eq!(jwt["JwtConfiguration"]["issuer"], json!({"!Ref": "JwtIssuer"}));
+    assert_eq!(jwt["JwtConfiguration"]["audience"], json!({"!Ref": "JwtAudience"}));
+    let open_routes: BTreeSet<String> = resources_of_type(&t, "AWS::Serverless::Function")
+        .into_iter()
+        .flat_map(|(_, f)| f["Properties"]["Events"].as_object().cloned().unwrap_or_default().into_values())
+        .filter(|e| e["Type"] == "HttpApi" && e["Properties"]["Auth"]["Authorizer"] == "NONE")
+        .map(|e| format!("{} {}", e["Properties"]["Method"].as_str().unwrap_or(""), e["Properties"]["Path"].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        open_routes,
+        BTreeSet::from([
+            "GET /health".to_owned(),
+            "POST /tenants/{tenant}/webhooks/{source}".to_owned(),
+            "POST /webhooks/{source}".to_owned()
+        ])
+    );
+    let vars = &t["Resources"]["ApiFunction"]["Properties"]["Environment"]["Variables"];
+    for (var, parameter) in [
+        ("CHANGEHUB_USER_CLAIM", "UserClaim"),
+        ("CHANGEHUB_GROUPS_CLAIM", "GroupsClaim"),
+        ("CHANGEHUB_TENANT_CLAIM", "TenantClaim"),
+        ("CHANGEHUB_DEFAULT_TENANT", "DefaultTenant"),
+    ] {
+        assert_eq!(vars[var], json!({"!Ref": parameter}), "{var}");
     }
 }
 
