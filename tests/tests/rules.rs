@@ -1,0 +1,347 @@
+//! Each rule of the change process, through the use cases on the embedded
+//! store with a fixed clock: approval policy by change type, peer review,
+//! checklists, freeze windows, conflicts, major incidents, risk, roles.
+
+use changehub::adapters::embedded::EmbeddedStore;
+use changehub::app::changes::{ChangeError, NoteRequest, TransitionRequest};
+use changehub::app::governance::MajorIncident;
+use changehub::app::{Caller, Changes};
+use changehub::domain::approval::PEER_REVIEW;
+use changehub::domain::freeze::{FreezeWindow, Schedule};
+use changehub::domain::risk::{AvailabilityImpact, Complexity, DataImpact, RiskLevel};
+use changehub::domain::{ChangeState, ChangeType, NewChange, ServiceName};
+use changehub::ports::FixedClock;
+use changehub_tests::fixtures::{alice, approve, carol, pat, root, seed, submit_and_approve, to, who};
+use changehub_tests::{new_change, t0};
+use chrono::Duration;
+
+const T: &str = "acme";
+
+struct Hub {
+    app: Changes<EmbeddedStore, FixedClock>,
+    _dir: tempfile::TempDir,
+}
+
+async fn hub() -> Hub {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = Changes::new(EmbeddedStore::open(dir.path().join("rules.db")).expect("open"), FixedClock::new(t0()));
+    seed(&app, T).await;
+    Hub { app, _dir: dir }
+}
+
+fn code(e: &ChangeError) -> &str {
+    match e {
+        ChangeError::Refused { code, .. } => code,
+        ChangeError::Forbidden(_) => "forbidden",
+        ChangeError::Invalid(_) => "invalid",
+        ChangeError::VersionConflict { .. } => "version_conflict",
+        _ => "other",
+    }
+}
+
+fn with(mut c: NewChange, edit: impl FnOnce(&mut NewChange)) -> NewChange {
+    edit(&mut c);
+    c
+}
+
+fn override_reason(state: ChangeState, version: u64, reason: &str) -> TransitionRequest {
+    TransitionRequest { override_reason: Some(reason.into()), ..to(state, version) }
+}
+
+#[tokio::test]
+async fn standard_changes_are_approved_on_submission_with_a_receipt_and_only_within_their_template() {
+    let h = hub().await;
+    let standard = |services: &[&str]| {
+        with(new_change("Rotate certificate", services, t0() + Duration::days(2), 1), |c| {
+            c.change_type = ChangeType::Standard;
+            c.template = Some("rotate-tls-cert".into());
+            c.category = Some("certificate".into());
+        })
+    };
+    let c = h.app.create(&alice(T), standard(&["payments"])).await.expect("create");
+    let approved = h.app.transition(&alice(T), &c.id, to(ChangeState::Submitted, 1)).await.expect("submit");
+    assert_eq!(approved.state, ChangeState::Approved);
+    assert!(approved.approval.is_none(), "no approval chain for a standard change");
+    let trail = h.app.audit(&alice(T), &c.id).await.expect("audit");
+    let receipt = trail.last().and_then(|e| e.reason.clone()).unwrap_or_default();
+    assert!(receipt.contains("pre-approved template rotate-tls-cert (Rotate a TLS certificate), catalog version 1"), "{receipt}");
+
+    let mut catalog = changehub_tests::fixtures::catalog();
+    catalog.templates[0].services.retain(|s| s.as_str() != "search");
+    h.app.catalog.replace(&root(T), catalog, None, &h.app.clock).await.expect("narrow the template");
+    let outside = h.app.create(&alice(T), standard(&["search"])).await.expect("create");
+    let err = h.app.transition(&alice(T), &outside.id, to(ChangeState::Submitted, 1)).await.expect_err("outside");
+    assert_eq!(code(&err), "template_mismatch");
+    assert!(err.to_string().contains("does not cover service search"), "{err}");
+}
+
+#[tokio::test]
+async fn emergencies_proceed_at_once_and_stay_in_the_report_until_reviewed_by_someone_else() {
+    let h = hub().await;
+    let input = with(new_change("Hotfix", &["payments"], t0(), 1), |c| c.change_type = ChangeType::Emergency);
+    let c = h.app.create(&alice(T), input).await.expect("create");
+    let approved = h.app.transition(&alice(T), &c.id, to(ChangeState::Submitted, 1)).await.expect("submit");
+    assert_eq!(approved.state, ChangeState::Approved);
+    assert_eq!(approved.review.as_ref().map(|r| r.due_at), Some(t0() + Duration::hours(72)));
+    let report = h.app.pending_reviews(&carol(T), None, None).await.expect("report");
+    assert_eq!(report.items.iter().map(|c| c.id).collect::<Vec<_>>(), [c.id]);
+
+    let note = |version| NoteRequest { version, note: "root cause: expired certificate; follow-up filed".into() };
+    let early = h.app.review(&carol(T), &c.id, note(approved.version)).await.expect_err("not implemented yet");
+    assert_eq!(code(&early), "not_implemented");
+    let mut version = approved.version;
+    for state in [ChangeState::Scheduled, ChangeState::Implementing, ChangeState::Completed] {
+        version = h.app.transition(&alice(T), &c.id, to(state, version)).await.expect("move").version;
+    }
+    let own = who(T, "alice@example.com", &["engineers", "cab"]);
+    let err = h.app.review(&own, &c.id, note(version)).await.expect_err("own review");
+    assert!(err.to_string().starts_with("dual control: alice@example.com requested this change"), "{err}");
+    let err = h.app.review(&pat(T), &c.id, note(version)).await.expect_err("not cab");
+    assert_eq!(code(&err), "forbidden");
+    let reviewed = h.app.review(&carol(T), &c.id, note(version)).await.expect("review");
+    assert_eq!(reviewed.review.and_then(|r| r.done).map(|d| d.by), Some("carol@example.com".to_owned()));
+    assert!(h.app.pending_reviews(&carol(T), None, None).await.expect("report").items.is_empty());
+}
+
+#[tokio::test]
+async fn high_risk_and_privileged_changes_need_a_peer_review_first() {
+    let h = hub().await;
+    let risky = with(new_change("Rotate the KMS key", &["payments"], t0() + Duration::days(2), 1), |c| {
+        c.cryptographic_keys = true;
+    });
+    let c = h.app.create(&alice(T), risky).await.expect("create");
+    let submitted = h.app.transition(&alice(T), &c.id, to(ChangeState::Submitted, 1)).await.expect("submit");
+    let steps: Vec<_> = submitted.approval.as_ref().expect("plan").steps.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(steps, [PEER_REVIEW, "team-lead", "cab"]);
+    // The team lead cannot go first: the peer review is level 1...
+    let err = h.app.decide(&who(T, "root@example.com", &["changehub-admins"]), &c.id, approve()).await;
+    assert!(err.is_ok(), "anyone else holding a role gives the peer review: {err:?}");
+    let after = h.app.decide(&pat(T), &c.id, approve()).await.expect("level 2");
+    assert_eq!(after.approval.expect("plan").current_level(), Some(3));
+
+    let high = with(new_change("Schema rewrite", &["payments"], t0() + Duration::days(2), 1), |c| {
+        c.impact.data = DataImpact::Destructive;
+        c.impact.availability = AvailabilityImpact::Outage;
+        c.complexity = Complexity::High;
+    });
+    let c = h.app.create(&alice(T), high).await.expect("create");
+    assert!(c.risk.as_ref().is_some_and(|r| r.level >= RiskLevel::High), "{:?}", c.risk);
+    let submitted = h.app.transition(&alice(T), &c.id, to(ChangeState::Submitted, 1)).await.expect("submit");
+    assert_eq!(submitted.approval.expect("plan").steps[0].name, PEER_REVIEW);
+}
+
+#[tokio::test]
+async fn a_category_checklist_must_be_complete_before_implementing() {
+    let h = hub().await;
+    let input = with(new_change("Add index", &["payments"], t0() + Duration::days(2), 1), |c| {
+        c.category = Some("database_schema".into());
+    });
+    let c = h.app.create(&alice(T), input).await.expect("create");
+    assert_eq!(c.checklist.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), ["backup_verified", "rollback_script"]);
+    let approved = submit_and_approve(&h.app, T, &c.id).await;
+    let scheduled = h.app.transition(&alice(T), &c.id, to(ChangeState::Scheduled, approved.version)).await.expect("schedule");
+    let err = h.app.transition(&alice(T), &c.id, to(ChangeState::Implementing, scheduled.version)).await.expect_err("open items");
+    assert_eq!(code(&err), "checklist_incomplete");
+    assert!(err.to_string().contains("backup_verified") && err.to_string().contains("rollback_script"), "{err}");
+    let note = |version, note: &str| NoteRequest { version, note: note.into() };
+    let one = h.app.complete_item(&alice(T), &c.id, "backup_verified", note(scheduled.version, "snapshot rds:payments-2026-12-01, restore tested")).await.expect("item");
+    let again = h.app.complete_item(&alice(T), &c.id, "backup_verified", note(one.version, "twice")).await.expect_err("done");
+    assert_eq!(code(&again), "already_done");
+    let unknown = h.app.complete_item(&alice(T), &c.id, "coffee", note(one.version, "x")).await.expect_err("unknown");
+    assert!(matches!(unknown, ChangeError::Missing(_)), "{unknown}");
+    let two = h.app.complete_item(&alice(T), &c.id, "rollback_script", note(one.version, "PR #4312")).await.expect("item");
+    let started = h.app.transition(&alice(T), &c.id, to(ChangeState::Implementing, two.version)).await.expect("implement");
+    assert_eq!(started.state, ChangeState::Implementing);
+    let trail = h.app.audit(&alice(T), &c.id).await.expect("audit");
+    assert!(trail.iter().any(|e| e.reason.as_deref() == Some("backup_verified: snapshot rds:payments-2026-12-01, restore tested")));
+}
+
+#[tokio::test]
+async fn freezes_refuse_submission_and_scheduling_unless_an_emergency_records_an_override() {
+    let h = hub().await;
+    let month_end = FreezeWindow {
+        id: "month-end".into(),
+        name: "Month-end close".into(),
+        services: vec![],
+        schedule: Schedule::MonthEnd { business_days: 2 },
+        reason: "finance close".into(),
+    };
+    h.app.governance().put_freeze(&root(T), month_end).await.expect("declare");
+    // t0 is 2026-12-01; December 2026's last two business days are Wed 30 and Thu 31.
+    let inside = t0() + Duration::days(29);
+    let normal = h.app.create(&alice(T), new_change("Deploy", &["search"], inside, 2)).await.expect("create");
+    let err = h.app.transition(&alice(T), &normal.id, to(ChangeState::Submitted, 1)).await.expect_err("frozen");
+    assert_eq!(code(&err), "freeze_window");
+    assert!(err.to_string().contains("\"Month-end close\" (month-end): 2026-12-30T00:00:00Z to 2027-01-01T00:00:00Z"), "{err}");
+    let err = h.app.transition(&alice(T), &normal.id, override_reason(ChangeState::Submitted, 1, "please")).await;
+    assert_eq!(err.as_ref().map_err(code).err(), Some("freeze_window"), "a normal change cannot override");
+
+    let emergency = with(new_change("Fix", &["search"], inside, 2), |c| c.change_type = ChangeType::Emergency);
+    let e = h.app.create(&alice(T), emergency).await.expect("create");
+    let err = h.app.transition(&alice(T), &e.id, to(ChangeState::Submitted, 1)).await.expect_err("no reason");
+    assert!(err.to_string().contains("override_reason"), "{err}");
+    let moved = h
+        .app
+        .transition(&alice(T), &e.id, override_reason(ChangeState::Submitted, 1, "card payments failing"))
+        .await
+        .expect("override");
+    let trail = h.app.audit(&alice(T), &e.id).await.expect("audit");
+    let entered = trail.iter().find(|x| x.changes.iter().any(|f| f.field == "state" && f.after == "submitted"));
+    let reason = entered.and_then(|x| x.reason.clone()).unwrap_or_default();
+    assert!(reason.starts_with("freeze override (freeze \"Month-end close\"") && reason.ends_with("card payments failing"), "{reason}");
+
+    // Scheduling into a freeze declared after approval is refused too.
+    let later = h.app.create(&alice(T), new_change("Later", &["payments"], t0() + Duration::days(3), 1)).await.expect("create");
+    let approved = submit_and_approve(&h.app, T, &later.id).await;
+    let xmas = FreezeWindow {
+        id: "xmas".into(),
+        name: "Holidays".into(),
+        services: vec![ServiceName::parse("payments").expect("svc")],
+        schedule: Schedule::OneOff { start: t0() + Duration::days(2), end: t0() + Duration::days(10) },
+        reason: String::new(),
+    };
+    h.app.governance().put_freeze(&root(T), xmas).await.expect("declare");
+    let err = h.app.transition(&alice(T), &later.id, to(ChangeState::Scheduled, approved.version)).await.expect_err("frozen");
+    assert!(err.to_string().starts_with("scheduling this change enters a freeze \"Holidays\" (xmas)"), "{err}");
+    assert_eq!(moved.state, ChangeState::Approved);
+}
+
+#[tokio::test]
+async fn overlapping_changes_on_a_service_or_its_dependencies_are_listed_as_conflicts() {
+    let h = hub().await;
+    let at = t0() + Duration::days(5);
+    let ledger = h.app.create(&alice(T), new_change("Ledger upgrade", &["ledger"], at, 2)).await.expect("create");
+    h.app.transition(&alice(T), &ledger.id, to(ChangeState::Submitted, 1)).await.expect("submit");
+    let same = h.app.create(&alice(T), new_change("Payments flag", &["payments"], at + Duration::minutes(30), 1)).await.expect("create");
+    h.app.transition(&alice(T), &same.id, to(ChangeState::Submitted, 1)).await.expect("submit");
+    let apart = h.app.create(&alice(T), new_change("Later", &["payments"], at + Duration::hours(5), 1)).await.expect("create");
+    h.app.transition(&alice(T), &apart.id, to(ChangeState::Submitted, 1)).await.expect("submit");
+    let draft = h.app.create(&alice(T), new_change("Draft only", &["payments"], at, 1)).await.expect("create");
+
+    let c = h.app.create(&alice(T), new_change("Payments deploy", &["payments"], at, 1)).await.expect("create");
+    let submitted = h.app.transition(&alice(T), &c.id, to(ChangeState::Submitted, 1)).await.expect("submit");
+    let found: Vec<(String, String)> =
+        submitted.conflicts.iter().map(|x| (x.title.clone(), x.reason.clone())).collect();
+    assert_eq!(
+        found,
+        [("Payments flag".to_owned(), "same service".to_owned()), ("Ledger upgrade".to_owned(), "payments depends on ledger".to_owned())]
+    );
+    assert!(!submitted.conflicts.iter().any(|x| x.change_id == draft.id || x.change_id == apart.id));
+}
+
+#[tokio::test]
+async fn during_a_major_incident_only_its_commander_schedules_high_risk_changes() {
+    let h = hub().await;
+    let risky = with(new_change("Failover drill", &["payments"], t0() + Duration::days(2), 1), |c| {
+        c.impact.availability = AvailabilityImpact::Outage;
+        c.complexity = Complexity::High;
+    });
+    let c = h.app.create(&alice(T), risky).await.expect("create");
+    assert!(c.risk.as_ref().is_some_and(|r| r.level >= RiskLevel::High));
+    let submitted = h.app.transition(&alice(T), &c.id, to(ChangeState::Submitted, 1)).await.expect("submit");
+    let peer = who(T, "dev@example.com", &["engineers"]);
+    h.app.decide(&peer, &c.id, approve()).await.expect("peer review");
+    h.app.decide(&pat(T), &c.id, approve()).await.expect("level 2");
+    let approved = h.app.decide(&carol(T), &c.id, approve()).await.expect("level 3");
+    assert_eq!((submitted.state, approved.state), (ChangeState::Submitted, ChangeState::Approved));
+
+    let incident = MajorIncident {
+        id: "INC-42".into(),
+        title: "Card payments failing".into(),
+        services: vec![ServiceName::parse("payments").expect("svc")],
+        commander: "ivy@example.com".into(),
+        declared_by: String::new(),
+        declared_at: None,
+    };
+    h.app.governance().declare_incident(&carol(T), incident).await.expect("declare");
+    let err = h.app.transition(&alice(T), &c.id, to(ChangeState::Scheduled, approved.version)).await.expect_err("incident");
+    assert_eq!(code(&err), "major_incident");
+    assert!(err.to_string().contains("INC-42 \"Card payments failing\" (commander ivy@example.com)"), "{err}");
+    let err = h.app.transition(&alice(T), &c.id, override_reason(ChangeState::Scheduled, approved.version, "please")).await;
+    assert!(err.is_err(), "only the commander may authorize");
+    let ivy = who(T, "ivy@example.com", &["cab"]);
+    let scheduled = h
+        .app
+        .transition(&ivy, &c.id, override_reason(ChangeState::Scheduled, approved.version, "the failover is the fix"))
+        .await
+        .expect("commander");
+    assert_eq!(scheduled.state, ChangeState::Scheduled);
+    let trail = h.app.audit(&ivy, &c.id).await.expect("audit");
+    let reason = trail.last().and_then(|e| e.reason.clone()).unwrap_or_default();
+    assert_eq!(reason, "authorized by incident commander ivy@example.com during major incident INC-42 \"Card payments failing\" (commander ivy@example.com): the failover is the fix");
+
+    // A low-risk change is not held up by the incident.
+    let low = h.app.create(&alice(T), new_change("Copy fix", &["payments"], t0() + Duration::days(2), 1)).await.expect("create");
+    let low = submit_and_approve(&h.app, T, &low.id).await;
+    assert!(low.risk.as_ref().is_some_and(|r| r.level < RiskLevel::High));
+    h.app.transition(&alice(T), &low.id, to(ChangeState::Scheduled, low.version)).await.expect("low risk schedules");
+}
+
+#[tokio::test]
+async fn risk_is_scored_from_tier_attributes_and_the_failure_history_of_similar_changes() {
+    let h = hub().await;
+    let score = |c: &changehub::domain::Change| c.risk.as_ref().map(|r| (r.score, r.factors.iter().map(|f| f.points).sum::<i64>()));
+    let tier1 = h.app.create(&alice(T), new_change("a", &["payments"], t0() + Duration::days(2), 1)).await.expect("create");
+    let tier3 = h.app.create(&alice(T), new_change("b", &["search"], t0() + Duration::days(2), 1)).await.expect("create");
+    let (s1, sum1) = score(&tier1).expect("scored");
+    let (s3, _) = score(&tier3).expect("scored");
+    assert_eq!(s1, sum1, "factors add up to the score");
+    assert!(s1 > s3, "a tier 1 service scores higher than a tier 3 one: {s1} vs {s3}");
+
+    // Three search changes fail: similar changes now carry a failure history.
+    for _ in 0..3 {
+        let c = h.app.create(&alice(T), new_change("c", &["search"], t0() + Duration::days(2), 1)).await.expect("create");
+        let submitted = h.app.transition(&alice(T), &c.id, to(ChangeState::Submitted, 1)).await.expect("submit");
+        let approved = h.app.decide(&who(T, "sam@example.com", &["search-leads"]), &c.id, approve()).await.expect("approve");
+        let mut v = approved.version;
+        for state in [ChangeState::Scheduled, ChangeState::Implementing, ChangeState::Failed] {
+            v = h.app.transition(&alice(T), &c.id, to(state, v)).await.expect("move").version;
+        }
+        assert_eq!(submitted.state, ChangeState::Submitted);
+    }
+    let after = h.app.create(&alice(T), new_change("d", &["search"], t0() + Duration::days(2), 1)).await.expect("create");
+    let history = after.risk.as_ref().and_then(|r| r.factors.iter().find(|f| f.factor == "failure_history")).expect("factor");
+    assert_eq!(history.points, 20, "3 of 3 failed: the full failure_rate_points");
+    assert!(history.detail.contains("3 of 3 similar changes failed"), "{}", history.detail);
+    assert!(score(&after).expect("scored").0 > s3);
+}
+
+#[tokio::test]
+async fn roles_decide_who_may_do_what_and_refusals_say_what_is_missing() {
+    let h = hub().await;
+    let approver_only = pat(T);
+    let err = h.app.create(&approver_only, new_change("x", &["payments"], t0(), 1)).await.expect_err("approver");
+    assert_eq!(err.to_string(), "opening a change needs the requester or cab or admin role in tenant acme; you hold: approver");
+    let c = h.app.create(&alice(T), new_change("x", &["payments"], t0() + Duration::days(2), 1)).await.expect("create");
+    let other_requester = who(T, "eve@example.com", &["engineers"]);
+    let err = h.app.transition(&other_requester, &c.id, to(ChangeState::Submitted, 1)).await.expect_err("not hers");
+    assert!(err.to_string().contains("to be the change's requester (alice@example.com)"), "{err}");
+    let auditor = who(T, "ava@example.com", &["audit"]);
+    assert!(h.app.audit(&auditor, &c.id).await.is_ok(), "auditors read trails");
+    assert_eq!(code(&h.app.transition(&auditor, &c.id, to(ChangeState::Submitted, 1)).await.expect_err("read only")), "forbidden");
+    let stranger = who(T, "sol@example.com", &["visitors"]);
+    let err = h.app.get(&stranger, &c.id).await.expect_err("no role");
+    assert!(err.to_string().contains("your groups (visitors) grant no role"), "{err}");
+    let err = h.app.catalog.replace(&carol(T), changehub_tests::fixtures::catalog(), None, &h.app.clock).await.expect_err("cab");
+    assert!(err.to_string().starts_with("replacing the catalog needs the admin role"), "{err}");
+    let cab_moves_any: Caller = carol(T);
+    h.app.transition(&cab_moves_any, &c.id, to(ChangeState::Cancelled, 1)).await.expect("cab may cancel any change");
+}
+
+#[tokio::test]
+async fn a_rejection_ends_the_chain_and_the_change_can_only_close() {
+    let h = hub().await;
+    let c = h.app.create(&alice(T), new_change("x", &["payments"], t0() + Duration::days(2), 1)).await.expect("create");
+    h.app.transition(&alice(T), &c.id, to(ChangeState::Submitted, 1)).await.expect("submit");
+    let reject = changehub::app::changes::DecisionRequest {
+        decision: changehub::domain::approval::Verdict::Reject,
+        version: None,
+        comment: Some("no rollback plan".into()),
+    };
+    let rejected = h.app.decide(&pat(T), &c.id, reject).await.expect("reject");
+    assert_eq!(rejected.state, ChangeState::Rejected);
+    assert_eq!(rejected.approval.as_ref().and_then(|p| p.rejected.as_ref()).map(|d| d.by.as_str()), Some("pat@example.com"));
+    let err = h.app.decide(&carol(T), &c.id, approve()).await.expect_err("closed");
+    assert_eq!(code(&err), "no_pending_approval");
+    h.app.transition(&alice(T), &c.id, to(ChangeState::Closed, rejected.version)).await.expect("close");
+}
