@@ -225,7 +225,8 @@ pub async fn outcomes_bump_counters<S: ChangeStore>(store: S) {
     for outcome in [ChangeState::Completed, ChangeState::Failed, ChangeState::RolledBack] {
         let created = app.create(&c, new_change("x", &["payments"], t0(), 1)).await.expect("create");
         let approved = submit_and_approve(&app, &tenant, &created.id).await;
-        let scheduled = app.transition(&c, &created.id, to(ChangeState::Scheduled, approved.version)).await.expect("schedule");
+        let scheduled =
+            app.transition(&c, &created.id, to(ChangeState::Scheduled, approved.version)).await.expect("schedule");
         let started =
             app.transition(&c, &created.id, to(ChangeState::Implementing, scheduled.version)).await.expect("implement");
         let done = app.transition(&c, &created.id, to(outcome, started.version)).await.expect("outcome");
@@ -251,10 +252,14 @@ pub async fn due_index_follows_the_record<S: ChangeStore>(store: S) {
     let partition = keys::approvals_due_pk(created.id.shard(keys::DUE_SHARDS));
     let due_at = submitted.approval.as_ref().and_then(|p| p.due_at()).expect("level 1 has a deadline");
     assert_eq!(due_at, t0() + Duration::hours(4));
-    let ids = |page: changehub::ports::Page<changehub::domain::Change>| page.items.iter().map(|c| c.id).collect::<Vec<_>>();
+    let ids =
+        |page: changehub::ports::Page<changehub::domain::Change>| page.items.iter().map(|c| c.id).collect::<Vec<_>>();
     // GSI reads are eventually consistent on DynamoDB; moto answers at once.
     assert!(ids(app.store.due(&partition, due_at, 100, None).await.expect("due")).contains(&created.id));
-    assert!(!ids(app.store.due(&partition, due_at - Duration::seconds(1), 100, None).await.expect("due")).contains(&created.id));
+    assert!(
+        !ids(app.store.due(&partition, due_at - Duration::seconds(1), 100, None).await.expect("due"))
+            .contains(&created.id)
+    );
     app.decide(&fixtures::pat(&tenant), &created.id, approve()).await.expect("level 1");
     let later = t0() + Duration::days(1);
     let page = app.store.due(&partition, later, 100, None).await.expect("due");

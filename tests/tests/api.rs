@@ -171,10 +171,18 @@ async fn refused_moves_say_why(api: Api) {
 
     let own = api.decide(&who(&t, "alice@example.com", &["engineers", "payments-leads"]), &id, "approve").await;
     assert_eq!(own.status, StatusCode::FORBIDDEN);
-    assert!(message_of(&own).starts_with("dual control: alice@example.com requested this change"), "{}", message_of(&own));
+    assert!(
+        message_of(&own).starts_with("dual control: alice@example.com requested this change"),
+        "{}",
+        message_of(&own)
+    );
     let skipping = api.decide(&carol(&t), &id, "approve").await;
     assert_eq!(skipping.status, StatusCode::FORBIDDEN, "level 2 cannot decide before level 1");
-    assert!(message_of(&skipping).contains("level 1 (team-lead of service payments) needs"), "{}", message_of(&skipping));
+    assert!(
+        message_of(&skipping).contains("level 1 (team-lead of service payments) needs"),
+        "{}",
+        message_of(&skipping)
+    );
 
     let missing = api.transition(&alice(&t), &uuid::Uuid::now_v7().to_string(), "submitted", 1).await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);

@@ -8,12 +8,12 @@ use axum::http::{Request, StatusCode};
 use changehub::adapters::embedded::EmbeddedStore;
 use changehub::adapters::env_secrets::{SecretsDocument, StaticSecrets};
 use changehub::adapters::local_bus::LocalBus;
+use changehub::app::catalog::{CachedCatalog, DEFAULT_CACHE_TTL};
 use changehub::app::ingest::Ingest;
 use changehub::domain::{EventPattern, HubEvent};
 use changehub::http::{finish, webhooks};
 use changehub::ingest::canonical::{schema_file, schemas};
 use changehub::ingest::{Origin, sign};
-use changehub::app::catalog::{CachedCatalog, DEFAULT_CACHE_TTL};
 use changehub::ports::{BusError, EventBus, SystemClock};
 use changehub_tests::http::{Answer, send};
 use changehub_tests::samples::{ROOT, SECRET, WEBHOOK_ORIGINS, samples, secret_for};
@@ -47,7 +47,8 @@ fn hub_with<B: EventBus + Clone + 'static>(bus: B) -> Hub<B> {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = EmbeddedStore::open(dir.path().join("ingest.db")).expect("open");
     let catalog = CachedCatalog::new(store.clone(), DEFAULT_CACHE_TTL);
-    let ingest = Arc::new(Ingest { dedupe: store, bus, catalog: catalog.clone(), secrets: secrets(), clock: SystemClock });
+    let ingest =
+        Arc::new(Ingest { dedupe: store, bus, catalog: catalog.clone(), secrets: secrets(), clock: SystemClock });
     let tokens = changehub_tests::http::Tokens::new();
     let router =
         finish(webhooks::webhook_routes(ingest.clone()).merge(webhooks::local_routes(ingest, tokens.authenticator())));

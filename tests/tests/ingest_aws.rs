@@ -126,8 +126,13 @@ async fn every_webhook_sample_goes_through_the_ingest_lambda_to_eventbridge_once
 async fn every_aws_sample_goes_through_the_aws_events_target() {
     let (bus, mut inbox) = bus().await;
     let store = aws::dynamo_store().await;
-    let ingest =
-        Ingest { dedupe: store.clone(), bus, catalog: changehub::app::catalog::CachedCatalog::new(store, changehub::app::catalog::DEFAULT_CACHE_TTL), secrets: StaticSecrets::default(), clock: SystemClock };
+    let ingest = Ingest {
+        dedupe: store.clone(),
+        bus,
+        catalog: changehub::app::catalog::CachedCatalog::new(store, changehub::app::catalog::DEFAULT_CACHE_TTL),
+        secrets: StaticSecrets::default(),
+        clock: SystemClock,
+    };
     let tenant = TenantId::parse("default").expect("tenant");
     let mut published = 0;
     for file in samples(Origin::Aws) {

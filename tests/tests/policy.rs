@@ -32,12 +32,31 @@ fn people() -> Vec<Caller> {
 
 #[derive(Debug, Clone)]
 enum Op {
-    Create { by: usize, kind: ChangeType, in_freeze: bool },
-    Submit { change: usize, by: usize, override_reason: bool },
-    Decide { change: usize, by: usize, approve: bool },
+    Create {
+        by: usize,
+        kind: ChangeType,
+        in_freeze: bool,
+    },
+    Submit {
+        change: usize,
+        by: usize,
+        override_reason: bool,
+    },
+    Decide {
+        change: usize,
+        by: usize,
+        approve: bool,
+    },
     /// Trying to approve by moving the state directly.
-    ForceApproved { change: usize, by: usize },
-    Schedule { change: usize, by: usize, override_reason: bool },
+    ForceApproved {
+        change: usize,
+        by: usize,
+    },
+    Schedule {
+        change: usize,
+        by: usize,
+        override_reason: bool,
+    },
     Freeze,
     Thaw,
 }
@@ -145,20 +164,28 @@ async fn run(ops: Vec<Op>) -> Vec<Change> {
                 };
                 let blocked = frozen && current.planned_start < t0() + Duration::days(1);
                 let result = app.transition(&people[by], id, req).await;
-                if let Ok(moved) = result {
-                    if blocked {
-                        // Entering a freeze: only an emergency, only with the reason, and audited.
-                        assert_eq!(moved.change_type, ChangeType::Emergency, "a {:?} change entered a freeze", moved.change_type);
-                        assert!(override_reason, "a freeze was entered without an override reason");
-                        let trail = app.audit(root, id).await.expect("audit");
-                        let entered = trail
-                            .iter()
-                            .rev()
-                            .find(|e| e.changes.iter().any(|f| f.field == "state" && f.after == to.as_str()))
-                            .expect("the entry of the transition");
-                        let reason = entered.reason.as_deref().unwrap_or("");
-                        assert!(reason.contains("freeze override") && reason.contains("customer-facing outage"), "{reason}");
-                    }
+                if let Ok(moved) = result
+                    && blocked
+                {
+                    // Entering a freeze: only an emergency, only with the reason, and audited.
+                    assert_eq!(
+                        moved.change_type,
+                        ChangeType::Emergency,
+                        "a {:?} change entered a freeze",
+                        moved.change_type
+                    );
+                    assert!(override_reason, "a freeze was entered without an override reason");
+                    let trail = app.audit(root, id).await.expect("audit");
+                    let entered = trail
+                        .iter()
+                        .rev()
+                        .find(|e| e.changes.iter().any(|f| f.field == "state" && f.after == to.as_str()))
+                        .expect("the entry of the transition");
+                    let reason = entered.reason.as_deref().unwrap_or("");
+                    assert!(
+                        reason.contains("freeze override") && reason.contains("customer-facing outage"),
+                        "{reason}"
+                    );
                 }
             }
             Op::Decide { change, by, approve } => {
@@ -169,8 +196,12 @@ async fn run(ops: Vec<Op>) -> Vec<Change> {
             Op::ForceApproved { change, by } => {
                 let Some(id) = ids.get(change) else { continue };
                 let Ok(current) = app.get(root, id).await else { continue };
-                let req =
-                    TransitionRequest { to: ChangeState::Approved, version: current.version, reason: None, override_reason: None };
+                let req = TransitionRequest {
+                    to: ChangeState::Approved,
+                    version: current.version,
+                    reason: None,
+                    override_reason: None,
+                };
                 assert!(app.transition(&people[by], id, req).await.is_err(), "approved by a transition");
             }
             Op::Freeze => {

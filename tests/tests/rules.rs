@@ -64,7 +64,10 @@ async fn standard_changes_are_approved_on_submission_with_a_receipt_and_only_wit
     assert!(approved.approval.is_none(), "no approval chain for a standard change");
     let trail = h.app.audit(&alice(T), &c.id).await.expect("audit");
     let receipt = trail.last().and_then(|e| e.reason.clone()).unwrap_or_default();
-    assert!(receipt.contains("pre-approved template rotate-tls-cert (Rotate a TLS certificate), catalog version 1"), "{receipt}");
+    assert!(
+        receipt.contains("pre-approved template rotate-tls-cert (Rotate a TLS certificate), catalog version 1"),
+        "{receipt}"
+    );
 
     let mut catalog = changehub_tests::fixtures::catalog();
     catalog.templates[0].services.retain(|s| s.as_str() != "search");
@@ -139,21 +142,42 @@ async fn a_category_checklist_must_be_complete_before_implementing() {
     let c = h.app.create(&alice(T), input).await.expect("create");
     assert_eq!(c.checklist.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), ["backup_verified", "rollback_script"]);
     let approved = submit_and_approve(&h.app, T, &c.id).await;
-    let scheduled = h.app.transition(&alice(T), &c.id, to(ChangeState::Scheduled, approved.version)).await.expect("schedule");
-    let err = h.app.transition(&alice(T), &c.id, to(ChangeState::Implementing, scheduled.version)).await.expect_err("open items");
+    let scheduled =
+        h.app.transition(&alice(T), &c.id, to(ChangeState::Scheduled, approved.version)).await.expect("schedule");
+    let err = h
+        .app
+        .transition(&alice(T), &c.id, to(ChangeState::Implementing, scheduled.version))
+        .await
+        .expect_err("open items");
     assert_eq!(code(&err), "checklist_incomplete");
     assert!(err.to_string().contains("backup_verified") && err.to_string().contains("rollback_script"), "{err}");
     let note = |version, note: &str| NoteRequest { version, note: note.into() };
-    let one = h.app.complete_item(&alice(T), &c.id, "backup_verified", note(scheduled.version, "snapshot rds:payments-2026-12-01, restore tested")).await.expect("item");
-    let again = h.app.complete_item(&alice(T), &c.id, "backup_verified", note(one.version, "twice")).await.expect_err("done");
+    let one = h
+        .app
+        .complete_item(
+            &alice(T),
+            &c.id,
+            "backup_verified",
+            note(scheduled.version, "snapshot rds:payments-2026-12-01, restore tested"),
+        )
+        .await
+        .expect("item");
+    let again =
+        h.app.complete_item(&alice(T), &c.id, "backup_verified", note(one.version, "twice")).await.expect_err("done");
     assert_eq!(code(&again), "already_done");
     let unknown = h.app.complete_item(&alice(T), &c.id, "coffee", note(one.version, "x")).await.expect_err("unknown");
     assert!(matches!(unknown, ChangeError::Missing(_)), "{unknown}");
-    let two = h.app.complete_item(&alice(T), &c.id, "rollback_script", note(one.version, "PR #4312")).await.expect("item");
-    let started = h.app.transition(&alice(T), &c.id, to(ChangeState::Implementing, two.version)).await.expect("implement");
+    let two =
+        h.app.complete_item(&alice(T), &c.id, "rollback_script", note(one.version, "PR #4312")).await.expect("item");
+    let started =
+        h.app.transition(&alice(T), &c.id, to(ChangeState::Implementing, two.version)).await.expect("implement");
     assert_eq!(started.state, ChangeState::Implementing);
     let trail = h.app.audit(&alice(T), &c.id).await.expect("audit");
-    assert!(trail.iter().any(|e| e.reason.as_deref() == Some("backup_verified: snapshot rds:payments-2026-12-01, restore tested")));
+    assert!(
+        trail
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("backup_verified: snapshot rds:payments-2026-12-01, restore tested"))
+    );
 }
 
 #[tokio::test]
@@ -172,7 +196,10 @@ async fn freezes_refuse_submission_and_scheduling_unless_an_emergency_records_an
     let normal = h.app.create(&alice(T), new_change("Deploy", &["search"], inside, 2)).await.expect("create");
     let err = h.app.transition(&alice(T), &normal.id, to(ChangeState::Submitted, 1)).await.expect_err("frozen");
     assert_eq!(code(&err), "freeze_window");
-    assert!(err.to_string().contains("\"Month-end close\" (month-end): 2026-12-30T00:00:00Z to 2027-01-01T00:00:00Z"), "{err}");
+    assert!(
+        err.to_string().contains("\"Month-end close\" (month-end): 2026-12-30T00:00:00Z to 2027-01-01T00:00:00Z"),
+        "{err}"
+    );
     let err = h.app.transition(&alice(T), &normal.id, override_reason(ChangeState::Submitted, 1, "please")).await;
     assert_eq!(err.as_ref().map_err(code).err(), Some("freeze_window"), "a normal change cannot override");
 
@@ -188,10 +215,14 @@ async fn freezes_refuse_submission_and_scheduling_unless_an_emergency_records_an
     let trail = h.app.audit(&alice(T), &e.id).await.expect("audit");
     let entered = trail.iter().find(|x| x.changes.iter().any(|f| f.field == "state" && f.after == "submitted"));
     let reason = entered.and_then(|x| x.reason.clone()).unwrap_or_default();
-    assert!(reason.starts_with("freeze override (freeze \"Month-end close\"") && reason.ends_with("card payments failing"), "{reason}");
+    assert!(
+        reason.starts_with("freeze override (freeze \"Month-end close\"") && reason.ends_with("card payments failing"),
+        "{reason}"
+    );
 
     // Scheduling into a freeze declared after approval is refused too.
-    let later = h.app.create(&alice(T), new_change("Later", &["payments"], t0() + Duration::days(3), 1)).await.expect("create");
+    let later =
+        h.app.create(&alice(T), new_change("Later", &["payments"], t0() + Duration::days(3), 1)).await.expect("create");
     let approved = submit_and_approve(&h.app, T, &later.id).await;
     let xmas = FreezeWindow {
         id: "xmas".into(),
@@ -201,7 +232,8 @@ async fn freezes_refuse_submission_and_scheduling_unless_an_emergency_records_an
         reason: String::new(),
     };
     h.app.governance().put_freeze(&root(T), xmas).await.expect("declare");
-    let err = h.app.transition(&alice(T), &later.id, to(ChangeState::Scheduled, approved.version)).await.expect_err("frozen");
+    let err =
+        h.app.transition(&alice(T), &later.id, to(ChangeState::Scheduled, approved.version)).await.expect_err("frozen");
     assert!(err.to_string().starts_with("scheduling this change enters a freeze \"Holidays\" (xmas)"), "{err}");
     assert_eq!(moved.state, ChangeState::Approved);
 }
@@ -212,9 +244,14 @@ async fn overlapping_changes_on_a_service_or_its_dependencies_are_listed_as_conf
     let at = t0() + Duration::days(5);
     let ledger = h.app.create(&alice(T), new_change("Ledger upgrade", &["ledger"], at, 2)).await.expect("create");
     h.app.transition(&alice(T), &ledger.id, to(ChangeState::Submitted, 1)).await.expect("submit");
-    let same = h.app.create(&alice(T), new_change("Payments flag", &["payments"], at + Duration::minutes(30), 1)).await.expect("create");
+    let same = h
+        .app
+        .create(&alice(T), new_change("Payments flag", &["payments"], at + Duration::minutes(30), 1))
+        .await
+        .expect("create");
     h.app.transition(&alice(T), &same.id, to(ChangeState::Submitted, 1)).await.expect("submit");
-    let apart = h.app.create(&alice(T), new_change("Later", &["payments"], at + Duration::hours(5), 1)).await.expect("create");
+    let apart =
+        h.app.create(&alice(T), new_change("Later", &["payments"], at + Duration::hours(5), 1)).await.expect("create");
     h.app.transition(&alice(T), &apart.id, to(ChangeState::Submitted, 1)).await.expect("submit");
     let draft = h.app.create(&alice(T), new_change("Draft only", &["payments"], at, 1)).await.expect("create");
 
@@ -224,7 +261,10 @@ async fn overlapping_changes_on_a_service_or_its_dependencies_are_listed_as_conf
         submitted.conflicts.iter().map(|x| (x.title.clone(), x.reason.clone())).collect();
     assert_eq!(
         found,
-        [("Payments flag".to_owned(), "same service".to_owned()), ("Ledger upgrade".to_owned(), "payments depends on ledger".to_owned())]
+        [
+            ("Payments flag".to_owned(), "same service".to_owned()),
+            ("Ledger upgrade".to_owned(), "payments depends on ledger".to_owned())
+        ]
     );
     assert!(!submitted.conflicts.iter().any(|x| x.change_id == draft.id || x.change_id == apart.id));
 }
@@ -254,10 +294,12 @@ async fn during_a_major_incident_only_its_commander_schedules_high_risk_changes(
         declared_at: None,
     };
     h.app.governance().declare_incident(&carol(T), incident).await.expect("declare");
-    let err = h.app.transition(&alice(T), &c.id, to(ChangeState::Scheduled, approved.version)).await.expect_err("incident");
+    let err =
+        h.app.transition(&alice(T), &c.id, to(ChangeState::Scheduled, approved.version)).await.expect_err("incident");
     assert_eq!(code(&err), "major_incident");
     assert!(err.to_string().contains("INC-42 \"Card payments failing\" (commander ivy@example.com)"), "{err}");
-    let err = h.app.transition(&alice(T), &c.id, override_reason(ChangeState::Scheduled, approved.version, "please")).await;
+    let err =
+        h.app.transition(&alice(T), &c.id, override_reason(ChangeState::Scheduled, approved.version, "please")).await;
     assert!(err.is_err(), "only the commander may authorize");
     let ivy = who(T, "ivy@example.com", &["cab"]);
     let scheduled = h
@@ -268,10 +310,17 @@ async fn during_a_major_incident_only_its_commander_schedules_high_risk_changes(
     assert_eq!(scheduled.state, ChangeState::Scheduled);
     let trail = h.app.audit(&ivy, &c.id).await.expect("audit");
     let reason = trail.last().and_then(|e| e.reason.clone()).unwrap_or_default();
-    assert_eq!(reason, "authorized by incident commander ivy@example.com during major incident INC-42 \"Card payments failing\" (commander ivy@example.com): the failover is the fix");
+    assert_eq!(
+        reason,
+        "authorized by incident commander ivy@example.com during major incident INC-42 \"Card payments failing\" (commander ivy@example.com): the failover is the fix"
+    );
 
     // A low-risk change is not held up by the incident.
-    let low = h.app.create(&alice(T), new_change("Copy fix", &["payments"], t0() + Duration::days(2), 1)).await.expect("create");
+    let low = h
+        .app
+        .create(&alice(T), new_change("Copy fix", &["payments"], t0() + Duration::days(2), 1))
+        .await
+        .expect("create");
     let low = submit_and_approve(&h.app, T, &low.id).await;
     assert!(low.risk.as_ref().is_some_and(|r| r.level < RiskLevel::High));
     h.app.transition(&alice(T), &low.id, to(ChangeState::Scheduled, low.version)).await.expect("low risk schedules");
@@ -280,9 +329,13 @@ async fn during_a_major_incident_only_its_commander_schedules_high_risk_changes(
 #[tokio::test]
 async fn risk_is_scored_from_tier_attributes_and_the_failure_history_of_similar_changes() {
     let h = hub().await;
-    let score = |c: &changehub::domain::Change| c.risk.as_ref().map(|r| (r.score, r.factors.iter().map(|f| f.points).sum::<i64>()));
-    let tier1 = h.app.create(&alice(T), new_change("a", &["payments"], t0() + Duration::days(2), 1)).await.expect("create");
-    let tier3 = h.app.create(&alice(T), new_change("b", &["search"], t0() + Duration::days(2), 1)).await.expect("create");
+    let score = |c: &changehub::domain::Change| {
+        c.risk.as_ref().map(|r| (r.score, r.factors.iter().map(|f| f.points).sum::<i64>()))
+    };
+    let tier1 =
+        h.app.create(&alice(T), new_change("a", &["payments"], t0() + Duration::days(2), 1)).await.expect("create");
+    let tier3 =
+        h.app.create(&alice(T), new_change("b", &["search"], t0() + Duration::days(2), 1)).await.expect("create");
     let (s1, sum1) = score(&tier1).expect("scored");
     let (s3, _) = score(&tier3).expect("scored");
     assert_eq!(s1, sum1, "factors add up to the score");
@@ -290,17 +343,21 @@ async fn risk_is_scored_from_tier_attributes_and_the_failure_history_of_similar_
 
     // Three search changes fail: similar changes now carry a failure history.
     for _ in 0..3 {
-        let c = h.app.create(&alice(T), new_change("c", &["search"], t0() + Duration::days(2), 1)).await.expect("create");
+        let c =
+            h.app.create(&alice(T), new_change("c", &["search"], t0() + Duration::days(2), 1)).await.expect("create");
         let submitted = h.app.transition(&alice(T), &c.id, to(ChangeState::Submitted, 1)).await.expect("submit");
-        let approved = h.app.decide(&who(T, "sam@example.com", &["search-leads"]), &c.id, approve()).await.expect("approve");
+        let approved =
+            h.app.decide(&who(T, "sam@example.com", &["search-leads"]), &c.id, approve()).await.expect("approve");
         let mut v = approved.version;
         for state in [ChangeState::Scheduled, ChangeState::Implementing, ChangeState::Failed] {
             v = h.app.transition(&alice(T), &c.id, to(state, v)).await.expect("move").version;
         }
         assert_eq!(submitted.state, ChangeState::Submitted);
     }
-    let after = h.app.create(&alice(T), new_change("d", &["search"], t0() + Duration::days(2), 1)).await.expect("create");
-    let history = after.risk.as_ref().and_then(|r| r.factors.iter().find(|f| f.factor == "failure_history")).expect("factor");
+    let after =
+        h.app.create(&alice(T), new_change("d", &["search"], t0() + Duration::days(2), 1)).await.expect("create");
+    let history =
+        after.risk.as_ref().and_then(|r| r.factors.iter().find(|f| f.factor == "failure_history")).expect("factor");
     assert_eq!(history.points, 20, "3 of 3 failed: the full failure_rate_points");
     assert!(history.detail.contains("3 of 3 similar changes failed"), "{}", history.detail);
     assert!(score(&after).expect("scored").0 > s3);
@@ -311,18 +368,29 @@ async fn roles_decide_who_may_do_what_and_refusals_say_what_is_missing() {
     let h = hub().await;
     let approver_only = pat(T);
     let err = h.app.create(&approver_only, new_change("x", &["payments"], t0(), 1)).await.expect_err("approver");
-    assert_eq!(err.to_string(), "opening a change needs the requester or cab or admin role in tenant acme; you hold: approver");
+    assert_eq!(
+        err.to_string(),
+        "opening a change needs the requester or cab or admin role in tenant acme; you hold: approver"
+    );
     let c = h.app.create(&alice(T), new_change("x", &["payments"], t0() + Duration::days(2), 1)).await.expect("create");
     let other_requester = who(T, "eve@example.com", &["engineers"]);
     let err = h.app.transition(&other_requester, &c.id, to(ChangeState::Submitted, 1)).await.expect_err("not hers");
     assert!(err.to_string().contains("to be the change's requester (alice@example.com)"), "{err}");
     let auditor = who(T, "ava@example.com", &["audit"]);
     assert!(h.app.audit(&auditor, &c.id).await.is_ok(), "auditors read trails");
-    assert_eq!(code(&h.app.transition(&auditor, &c.id, to(ChangeState::Submitted, 1)).await.expect_err("read only")), "forbidden");
+    assert_eq!(
+        code(&h.app.transition(&auditor, &c.id, to(ChangeState::Submitted, 1)).await.expect_err("read only")),
+        "forbidden"
+    );
     let stranger = who(T, "sol@example.com", &["visitors"]);
     let err = h.app.get(&stranger, &c.id).await.expect_err("no role");
     assert!(err.to_string().contains("your groups (visitors) grant no role"), "{err}");
-    let err = h.app.catalog.replace(&carol(T), changehub_tests::fixtures::catalog(), None, &h.app.clock).await.expect_err("cab");
+    let err = h
+        .app
+        .catalog
+        .replace(&carol(T), changehub_tests::fixtures::catalog(), None, &h.app.clock)
+        .await
+        .expect_err("cab");
     assert!(err.to_string().starts_with("replacing the catalog needs the admin role"), "{err}");
     let cab_moves_any: Caller = carol(T);
     h.app.transition(&cab_moves_any, &c.id, to(ChangeState::Cancelled, 1)).await.expect("cab may cancel any change");
@@ -340,7 +408,10 @@ async fn a_rejection_ends_the_chain_and_the_change_can_only_close() {
     };
     let rejected = h.app.decide(&pat(T), &c.id, reject).await.expect("reject");
     assert_eq!(rejected.state, ChangeState::Rejected);
-    assert_eq!(rejected.approval.as_ref().and_then(|p| p.rejected.as_ref()).map(|d| d.by.as_str()), Some("pat@example.com"));
+    assert_eq!(
+        rejected.approval.as_ref().and_then(|p| p.rejected.as_ref()).map(|d| d.by.as_str()),
+        Some("pat@example.com")
+    );
     let err = h.app.decide(&carol(T), &c.id, approve()).await.expect_err("closed");
     assert_eq!(code(&err), "no_pending_approval");
     h.app.transition(&alice(T), &c.id, to(ChangeState::Closed, rejected.version)).await.expect("close");

@@ -163,7 +163,13 @@ fn the_http_api_requires_a_jwt_except_on_health_and_webhooks() {
         .into_iter()
         .flat_map(|(_, f)| f["Properties"]["Events"].as_object().cloned().unwrap_or_default().into_values())
         .filter(|e| e["Type"] == "HttpApi" && e["Properties"]["Auth"]["Authorizer"] == "NONE")
-        .map(|e| format!("{} {}", e["Properties"]["Method"].as_str().unwrap_or(""), e["Properties"]["Path"].as_str().unwrap_or("")))
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["Properties"]["Method"].as_str().unwrap_or(""),
+                e["Properties"]["Path"].as_str().unwrap_or("")
+            )
+        })
         .collect();
     assert_eq!(
         open_routes,

@@ -5,9 +5,9 @@
 //! sends it to the dead-letter queue when retries run out.
 
 use changehub::adapters::dynamodb::{self, DynamoStore};
-use changehub::app::catalog::{CachedCatalog, DEFAULT_CACHE_TTL};
 use changehub::adapters::env_secrets::StaticSecrets;
 use changehub::adapters::eventbridge::{self, EventBridgeBus};
+use changehub::app::catalog::{CachedCatalog, DEFAULT_CACHE_TTL};
 use changehub::app::ingest::Ingest;
 use changehub::config::{self, ConfigError};
 use changehub::domain::TenantId;

@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use changehub::adapters::dynamodb::{self, DynamoStore};
-use changehub::app::catalog::{CachedCatalog, DEFAULT_CACHE_TTL};
 use changehub::adapters::eventbridge::{self, EventBridgeBus};
 use changehub::adapters::secretsmanager::{self, SecretsManagerSecrets};
+use changehub::app::catalog::{CachedCatalog, DEFAULT_CACHE_TTL};
 use changehub::app::ingest::Ingest;
 use changehub::config::{self, ConfigError};
 use changehub::http::{finish, webhooks};

@@ -166,7 +166,8 @@ async fn api(dir: &std::path::Path, requests: usize, concurrency: usize) -> BoxR
     .await?;
     let base = hub.base.clone();
     let key = changehub::http::auth::LocalKey::for_database(&dir.join("api.db"))?;
-    let token = key.mint("bench", &["changehub-admins".into()], &TenantId::parse("default")?, Utc::now(), Duration::hours(1))?;
+    let token =
+        key.mint("bench", &["changehub-admins".into()], &TenantId::parse("default")?, Utc::now(), Duration::hours(1))?;
     let ([create_h, get_h], secs) = drive(concurrency, requests, move |client, i| {
         let (base, token) = (base.clone(), token.clone());
         async move {
@@ -217,8 +218,11 @@ where
 async fn store(dir: &std::path::Path, n: usize) -> BoxResult<()> {
     let store = EmbeddedStore::open(dir.join("store.db"))?;
     let changes = Changes::new(store, SystemClock);
-    let admin =
-        Caller { tenant: TenantId::parse("bench")?, user: "bench-admin".into(), groups: vec!["changehub-admins".into()] };
+    let admin = Caller {
+        tenant: TenantId::parse("bench")?,
+        user: "bench-admin".into(),
+        groups: vec!["changehub-admins".into()],
+    };
     changes.catalog.replace(&admin, bench_catalog()?, None, &SystemClock).await?;
     let caller = Caller { tenant: admin.tenant.clone(), user: "bench".into(), groups: vec!["engineers".into()] };
     let lead = Caller { tenant: admin.tenant.clone(), user: "lead".into(), groups: vec!["leads".into()] };

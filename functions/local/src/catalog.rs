@@ -12,7 +12,9 @@ pub enum CatalogCliError {
     Read { path: String, source: std::io::Error },
     #[error("{path}: {field}: {message}")]
     Invalid { path: String, field: String, message: String },
-    #[error("no token: pass --token or set CHANGEHUB_TOKEN (locally: changehub token --user NAME --groups changehub-admins)")]
+    #[error(
+        "no token: pass --token or set CHANGEHUB_TOKEN (locally: changehub token --user NAME --groups changehub-admins)"
+    )]
     NoToken,
     #[error("cannot reach the hub at {url}: {source}")]
     Send { url: String, source: reqwest::Error },
@@ -26,8 +28,11 @@ pub enum CatalogCliError {
 pub fn check(file: &Path) -> Result<(String, Catalog), CatalogCliError> {
     let path = file.display().to_string();
     let text = std::fs::read_to_string(file).map_err(|source| CatalogCliError::Read { path: path.clone(), source })?;
-    let catalog =
-        parse_yaml(&text).map_err(|e| CatalogCliError::Invalid { path: path.clone(), field: e.field, message: e.message })?;
+    let catalog = parse_yaml(&text).map_err(|e| CatalogCliError::Invalid {
+        path: path.clone(),
+        field: e.field,
+        message: e.message,
+    })?;
     Ok((text, catalog))
 }
 

@@ -128,9 +128,7 @@ enum Command {
 #[derive(Subcommand)]
 enum CatalogCommand {
     /// Validate a catalog file; errors name the line and the field.
-    Check {
-        file: PathBuf,
-    },
+    Check { file: PathBuf },
     /// Validate a catalog file, then replace the token's tenant's catalog with it (admin role).
     Import {
         file: PathBuf,
@@ -187,10 +185,20 @@ async fn main() -> ExitCode {
             }
         }
         Command::Token { user, groups, tenant, ttl, db } => catalog::token(&db, &user, &groups, &tenant, &ttl),
-        Command::Catalog { command: CatalogCommand::Check { file } } => catalog::check(&file).map(|(_, c)| {
-            println!("{}: valid; {} services, {} templates, {} categories", file.display(), c.services.len(), c.templates.len(), c.categories.len());
-        }).map_err(Into::into),
-        Command::Catalog { command: CatalogCommand::Import { file, url, token } } => catalog::import(&file, &url, token).await,
+        Command::Catalog { command: CatalogCommand::Check { file } } => catalog::check(&file)
+            .map(|(_, c)| {
+                println!(
+                    "{}: valid; {} services, {} templates, {} categories",
+                    file.display(),
+                    c.services.len(),
+                    c.templates.len(),
+                    c.categories.len()
+                );
+            })
+            .map_err(Into::into),
+        Command::Catalog { command: CatalogCommand::Import { file, url, token } } => {
+            catalog::import(&file, &url, token).await
+        }
         Command::Audit { command: AuditCommand::Verify { db, tenant, change } } => {
             audit::verify(&db, tenant.as_deref(), change.as_deref()).await
         }

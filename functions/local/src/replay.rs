@@ -30,7 +30,9 @@ pub enum ReplayError {
     NoSecret { path: String, origin: Origin },
     #[error("{path}: cannot reach the hub at {url}: {source}")]
     Send { path: String, url: String, source: reqwest::Error },
-    #[error("AWS events go to /events, which needs a bearer token: pass --token, set CHANGEHUB_TOKEN, or run beside the hub's database (no key at {key})")]
+    #[error(
+        "AWS events go to /events, which needs a bearer token: pass --token, set CHANGEHUB_TOKEN, or run beside the hub's database (no key at {key})"
+    )]
     NoToken { key: String },
     #[error("cannot mint a token: {0}")]
     Token(String),
@@ -58,8 +60,8 @@ fn events_token(options: &Options) -> Result<String, ReplayError> {
     if !key_file.exists() {
         return Err(ReplayError::NoToken { key: key_file.display().to_string() });
     }
-    let key = changehub::http::auth::LocalKey::for_database(&options.db)
-        .map_err(|e| ReplayError::Token(e.to_string()))?;
+    let key =
+        changehub::http::auth::LocalKey::for_database(&options.db).map_err(|e| ReplayError::Token(e.to_string()))?;
     key.mint("replay", &[], &options.tenant, chrono::Utc::now(), chrono::Duration::hours(1))
         .map_err(|e| ReplayError::Token(e.to_string()))
 }

@@ -335,12 +335,19 @@ async fn readme_walkthrough_from_catalog_import_to_a_refused_freeze() {
 
     // A bad catalog is refused before anything is sent, naming the line.
     let bad = dir.path().join("bad.yaml");
-    std::fs::write(&bad, std::fs::read_to_string(CATALOG).expect("catalog").replace("tier: 2", "tier: 7")).expect("write");
+    std::fs::write(&bad, std::fs::read_to_string(CATALOG).expect("catalog").replace("tier: 2", "tier: 7"))
+        .expect("write");
     let out = Command::new(BIN).args(["catalog", "check"]).arg(&bad).output().expect("check");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("services[1].tier: line 42: tier must be 1 to 4; got 7"), "{err}");
-    let out = Command::new(BIN).args(["catalog", "import"]).arg(CATALOG).args(["--url", &base]).env_remove("CHANGEHUB_TOKEN").output().expect("import");
+    let out = Command::new(BIN)
+        .args(["catalog", "import"])
+        .arg(CATALOG)
+        .args(["--url", &base])
+        .env_remove("CHANGEHUB_TOKEN")
+        .output()
+        .expect("import");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no token"), "{}", String::from_utf8_lossy(&out.stderr));
     import_catalog(dir.path(), &base);
@@ -373,21 +380,19 @@ async fn readme_walkthrough_from_catalog_import_to_a_refused_freeze() {
         .await
         .expect("json");
     assert_eq!(change["state"], "approved", "{change}");
-    let mut version = change["version"].as_u64().expect("version");
-    for to in ["scheduled", "implementing", "completed", "closed"] {
+    let first = change["version"].as_u64().expect("version");
+    for (version, to) in (first..).zip(["scheduled", "implementing", "completed", "closed"]) {
         let moved = post(&alice, &format!("/changes/{id}/transitions"), json!({"to": to, "version": version}))
             .await
             .expect("transition");
         assert_eq!(moved.status(), 200, "{to}");
-        version += 1;
     }
 
     // A month-end freeze on payments refuses a change planned inside it, naming the window.
     let freeze = json!({"id": "dec-close", "name": "December close", "services": ["payments"],
         "schedule": {"kind": "one_off", "start": "2026-12-01T00:00:00Z", "end": "2026-12-03T00:00:00Z"}});
     assert_eq!(post(&root, "/freezes", freeze).await.expect("freeze").status(), 201);
-    let created: Value =
-        post(&alice, "/changes", sample()).await.expect("create").json().await.expect("json");
+    let created: Value = post(&alice, "/changes", sample()).await.expect("create").json().await.expect("json");
     let second = created["id"].as_str().expect("id");
     let refused = post(&alice, &format!("/changes/{second}/transitions"), json!({"to": "submitted", "version": 1}))
         .await

@@ -440,8 +440,12 @@ impl Counters for DynamoStore {
                     self.client.batch_get_item().request_items(&self.table, request).send().await.map_err(classify)?;
                 for item in out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default() {
                     let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-                    let num = |k: &str| item.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
-                    found.insert((text("PK"), text("SK")), Counts { changes: num("changes"), failures: num("failures") });
+                    let num =
+                        |k: &str| item.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
+                    found.insert(
+                        (text("PK"), text("SK")),
+                        Counts { changes: num("changes"), failures: num("failures") },
+                    );
                 }
                 pending =
                     out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)).map(|k| k.keys).unwrap_or_default();

@@ -340,7 +340,9 @@ impl DueIndex for EmbeddedStore {
             let lo = after.clone().unwrap_or_default();
             let mut items = Vec::new();
             let mut last = None;
-            for row in gsi.range((partition.as_str(), lo.as_str())..=(partition.as_str(), hi.as_str())).map_err(backend)? {
+            for row in
+                gsi.range((partition.as_str(), lo.as_str())..=(partition.as_str(), hi.as_str())).map_err(backend)?
+            {
                 let (k, v) = row.map_err(backend)?;
                 let sk = k.value().1;
                 if after.as_deref() == Some(sk) {

@@ -349,7 +349,12 @@ where
 
     /// Refuses entry into a freeze window unless an emergency change records
     /// an override reason; returns the audit text of an override.
-    async fn freeze_gate(&self, change: &Change, req: &TransitionRequest, verb: &str) -> Result<Option<String>, ChangeError> {
+    async fn freeze_gate(
+        &self,
+        change: &Change,
+        req: &TransitionRequest,
+        verb: &str,
+    ) -> Result<Option<String>, ChangeError> {
         let (freezes, _): (Freezes, u64) = read_doc(&self.store, &change.tenant, DocKind::Freezes).await?;
         let Some((window, occurrence)) =
             freeze::blocking(&freezes.windows, &change.services, change.planned_start, change.planned_end)
@@ -364,12 +369,16 @@ where
             (_, ChangeType::Emergency) => Err(refused(
                 "freeze_window",
                 Some("override_reason"),
-                format!("{verb} this change enters a {described}; as an emergency it may proceed with an override_reason, which is audited"),
+                format!(
+                    "{verb} this change enters a {described}; as an emergency it may proceed with an override_reason, which is audited"
+                ),
             )),
             _ => Err(refused(
                 "freeze_window",
                 Some("planned_start"),
-                format!("{verb} this change enters a {described}; move its planned window, or only an emergency change with an override_reason may enter a freeze"),
+                format!(
+                    "{verb} this change enters a {described}; move its planned window, or only an emergency change with an override_reason may enter a freeze"
+                ),
             )),
         }
     }
@@ -393,8 +402,10 @@ where
         }
         let commands_all = blocking.iter().all(|i| i.commander == caller.user);
         let reason = req.override_reason.as_deref().map(str::trim).filter(|r| !r.is_empty());
-        let names =
-            blocking.iter().map(|i| format!("{} \"{}\" (commander {})", i.id, i.title, i.commander)).collect::<Vec<_>>();
+        let names = blocking
+            .iter()
+            .map(|i| format!("{} \"{}\" (commander {})", i.id, i.title, i.commander))
+            .collect::<Vec<_>>();
         match reason {
             Some(reason) if commands_all => Ok(Some(format!(
                 "authorized by incident commander {} during major incident {}: {reason}",
@@ -419,9 +430,14 @@ where
         access.require(&[Role::Requester, Role::Cab, Role::Admin], "opening a change")?;
         let valid = input.validate()?;
         let Some(category) = view.catalog.category(&valid.category) else {
-            let known: Vec<&str> =
-                std::iter::once(crate::domain::catalog::DEFAULT_CATEGORY).chain(view.catalog.categories.keys().map(String::as_str)).collect();
-            return Err(FieldError::new("category", format!("unknown category {:?}; the catalog knows: {}", valid.category, known.join(", "))).into());
+            let known: Vec<&str> = std::iter::once(crate::domain::catalog::DEFAULT_CATEGORY)
+                .chain(view.catalog.categories.keys().map(String::as_str))
+                .collect();
+            return Err(FieldError::new(
+                "category",
+                format!("unknown category {:?}; the catalog knows: {}", valid.category, known.join(", ")),
+            )
+            .into());
         };
         if let Some(t) = &valid.template
             && view.catalog.template(t).is_none()
@@ -429,8 +445,11 @@ where
             return Err(FieldError::new("template", format!("the catalog has no standard template {t:?}")).into());
         }
         let mut draft = valid.into_draft(ChangeId::new(), caller.tenant.clone(), caller.user.clone(), self.clock.now());
-        draft.checklist =
-            category.checklist.iter().map(|i| ChecklistItem { id: i.id.clone(), text: i.text.clone(), done: None }).collect();
+        draft.checklist = category
+            .checklist
+            .iter()
+            .map(|i| ChecklistItem { id: i.id.clone(), text: i.text.clone(), done: None })
+            .collect();
         draft.risk = Some(self.assess(&view, &draft).await?);
         let (change, entry) = audit::record(None, draft, &caller.user, AuditAction::Created, None);
         self.store.insert_change(&change, &entry).await?;
@@ -571,7 +590,11 @@ where
             ChangeType::Standard => {
                 let id = current.template.clone().unwrap_or_default();
                 let template = view.catalog.template(&id).ok_or_else(|| {
-                    refused("template_unknown", Some("template"), format!("the catalog no longer has standard template {id:?}"))
+                    refused(
+                        "template_unknown",
+                        Some("template"),
+                        format!("the catalog no longer has standard template {id:?}"),
+                    )
                 })?;
                 if let Some(outside) =
                     current.services.iter().find(|s| !template.services.is_empty() && !template.services.contains(s))
@@ -579,14 +602,19 @@ where
                     return Err(refused(
                         "template_mismatch",
                         Some("services"),
-                        format!("standard template {id} does not cover service {outside}; submit a normal change instead"),
+                        format!(
+                            "standard template {id} does not cover service {outside}; submit a normal change instead"
+                        ),
                     ));
                 }
                 if template.category != current.category {
                     return Err(refused(
                         "template_mismatch",
                         Some("category"),
-                        format!("standard template {id} is for category {}, not {}", template.category, current.category),
+                        format!(
+                            "standard template {id} is for category {}, not {}",
+                            template.category, current.category
+                        ),
                     ));
                 }
                 let receipt = format!(
@@ -737,7 +765,10 @@ where
         if review.done.is_some() {
             return Err(refused("already_done", None, "the post-implementation review is already recorded"));
         }
-        if !matches!(current.state, ChangeState::Completed | ChangeState::Failed | ChangeState::RolledBack | ChangeState::Closed) {
+        if !matches!(
+            current.state,
+            ChangeState::Completed | ChangeState::Failed | ChangeState::RolledBack | ChangeState::Closed
+        ) {
             return Err(refused(
                 "not_implemented",
                 None,
@@ -746,7 +777,10 @@ where
         }
         let now = self.clock.now();
         let mut next = current.clone();
-        next.review = Some(PostReview { due_at: review.due_at, done: Some(Done { by: caller.user.clone(), at: now, note: req.note.trim().to_owned() }) });
+        next.review = Some(PostReview {
+            due_at: review.due_at,
+            done: Some(Done { by: caller.user.clone(), at: now, note: req.note.trim().to_owned() }),
+        });
         next.version += 1;
         next.updated_at = now;
         let mut pending = Pending::new(&current);

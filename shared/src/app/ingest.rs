@@ -8,9 +8,7 @@ use crate::domain::catalog::{CatalogView, MappingKind};
 use crate::domain::{HubEvent, ServiceName, TenantId};
 use crate::ingest::canonical::{Detail, SERVICE_TAG, ServiceResolution};
 use crate::ingest::{self, Canonical, NormalizeError, Normalized, Origin, ServiceKey, auth};
-use crate::ports::{
-    BusError, CatalogReader, Claim, Clock, Dedupe, EventBus, SecretSource, SecretsError, StoreError,
-};
+use crate::ports::{BusError, CatalogReader, Claim, Clock, Dedupe, EventBus, SecretSource, SecretsError, StoreError};
 
 /// How long a delivery id is remembered. Vendors retry for up to two days
 /// (PagerDuty 48 h, incident.io 24 h, EventBridge 24 h).

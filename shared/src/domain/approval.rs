@@ -240,11 +240,8 @@ impl ApprovalPlan {
         if roles.is_empty() {
             return Err(DecisionError::Forbidden("a peer review needs someone holding a role in the tenant".into()));
         }
-        if let Some(earlier) = self
-            .steps
-            .iter()
-            .filter(|s| s.level < level)
-            .find(|s| s.approvals.iter().any(|a| a.by == caller.user))
+        if let Some(earlier) =
+            self.steps.iter().filter(|s| s.level < level).find(|s| s.approvals.iter().any(|a| a.by == caller.user))
         {
             return Err(DecisionError::Forbidden(format!(
                 "dual control: {} already approved level {} ({}); level {level} needs someone else",
@@ -275,7 +272,8 @@ impl ApprovalPlan {
             let groups = if caller.groups.is_empty() { "none".to_owned() } else { caller.groups.join(", ") };
             return Err(DecisionError::Forbidden(format!("{}; your groups: {groups}", waiting.join("; "))));
         }
-        let decision = |group: Option<String>| Decision { by: caller.user.clone(), group, at: now, comment: comment.clone() };
+        let decision =
+            |group: Option<String>| Decision { by: caller.user.clone(), group, at: now, comment: comment.clone() };
         match verdict {
             Verdict::Reject => {
                 self.rejected = Some(decision(eligible.first().and_then(|(_, g)| g.clone())));
@@ -386,7 +384,14 @@ mod tests {
             "level 1 (team-lead of service payments) needs a member of any of: payments-leads; your groups: cab"
         );
         let err = plan
-            .decide(&who("pat", &["payments-leads"]), &BTreeSet::from([Role::Requester]), "rita", Verdict::Approve, None, now())
+            .decide(
+                &who("pat", &["payments-leads"]),
+                &BTreeSet::from([Role::Requester]),
+                "rita",
+                Verdict::Approve,
+                None,
+                now(),
+            )
             .expect_err("no approver role");
         assert!(err.to_string().contains("needs the approver, cab or admin role"), "{err}");
     }
@@ -397,7 +402,10 @@ mod tests {
         assert_eq!(plan.steps[0].name, PEER_REVIEW);
         assert_eq!(plan.steps[1].level, 2);
         let peer = who("dev", &["engineers"]);
-        assert_eq!(plan.decide(&peer, &BTreeSet::from([Role::Requester]), "rita", Verdict::Approve, None, now()), Ok(Outcome::Pending));
+        assert_eq!(
+            plan.decide(&peer, &BTreeSet::from([Role::Requester]), "rita", Verdict::Approve, None, now()),
+            Ok(Outcome::Pending)
+        );
         assert_eq!(plan.current_level(), Some(2));
         let outsider = who("eve", &[]);
         let mut fresh = ApprovalPlan::build(&view(), &svc(&["payments"]), true, now()).expect("plan");
@@ -407,7 +415,14 @@ mod tests {
     #[test]
     fn a_rejection_closes_the_plan() {
         let mut plan = ApprovalPlan::build(&view(), &svc(&["payments"]), false, now()).expect("plan");
-        let out = plan.decide(&who("pat", &["payments-leads"]), &approver(), "rita", Verdict::Reject, Some("no rollback".into()), now());
+        let out = plan.decide(
+            &who("pat", &["payments-leads"]),
+            &approver(),
+            "rita",
+            Verdict::Reject,
+            Some("no rollback".into()),
+            now(),
+        );
         assert_eq!(out, Ok(Outcome::Rejected));
         assert!(matches!(approve(&mut plan, &who("lee", &["payments-leads"])), Err(DecisionError::Closed(_))));
     }

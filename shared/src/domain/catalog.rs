@@ -369,7 +369,10 @@ impl Catalog {
                 let lat = format!("{at}.approval[{j}]");
                 check_text(&format!("{lat}.name"), &level.name, 64)?;
                 if !level_names.insert(level.name.as_str()) {
-                    return Err(FieldError::new(format!("{lat}.name"), format!("level {:?} is listed twice", level.name)));
+                    return Err(FieldError::new(
+                        format!("{lat}.name"),
+                        format!("level {:?} is listed twice", level.name),
+                    ));
                 }
                 check_groups(&format!("{lat}.groups"), &level.groups, true)?;
                 let (min, max) = (Duration::from_secs(60), Duration::from_secs(30 * 86_400));
@@ -584,9 +587,15 @@ mod tests {
             v["services"][0]["depends_on"] = json!([]);
         };
         assert_eq!(field_of(duplicate), "services[1].name");
-        assert_eq!(field_of(|v| v["services"][0]["approval"][1]["groups"] = json!([])), "services[0].approval[1].groups");
+        assert_eq!(
+            field_of(|v| v["services"][0]["approval"][1]["groups"] = json!([])),
+            "services[0].approval[1].groups"
+        );
         assert_eq!(field_of(|v| v["services"][0]["approval"][0]["sla"] = json!("10s")), "services[0].approval[0].sla");
-        assert_eq!(field_of(|v| v["services"][0]["approval"][1]["name"] = json!("team-lead")), "services[0].approval[1].name");
+        assert_eq!(
+            field_of(|v| v["services"][0]["approval"][1]["name"] = json!("team-lead")),
+            "services[0].approval[1].name"
+        );
         assert_eq!(
             field_of(|v| v["services"][1]["mappings"]["aws_arn_prefixes"] = json!(["db:"])),
             "services[1].mappings.aws_arn_prefixes[0]"
@@ -625,7 +634,10 @@ mod tests {
         assert_eq!(svc(view.resolve(MappingKind::PagerdutyService, "pij90n7")), None);
         assert_eq!(svc(view.resolve(MappingKind::AlertLabel, "ledger-api")).as_deref(), Some("ledger"));
         let rds = "arn:aws:rds:eu-west-1:123456789012:db:";
-        assert_eq!(svc(view.resolve(MappingKind::AwsResource, &format!("{rds}payments-main"))).as_deref(), Some("payments"));
+        assert_eq!(
+            svc(view.resolve(MappingKind::AwsResource, &format!("{rds}payments-main"))).as_deref(),
+            Some("payments")
+        );
         assert_eq!(svc(view.resolve(MappingKind::AwsResource, &format!("{rds}ledger-1"))).as_deref(), Some("ledger"));
         assert_eq!(svc(view.resolve(MappingKind::AwsResource, "arn:aws:s3:::bucket")), None);
     }

@@ -42,7 +42,9 @@ impl HubEvent {
         let detail_type = match entry.action {
             AuditAction::Created => "Change Created".to_owned(),
             AuditAction::Transitioned => format!("Change {}", title_case(&state_after)),
-            AuditAction::Decided if state_after != change.state.as_str() || entry.changes.iter().any(|c| c.field == "state") => {
+            AuditAction::Decided
+                if state_after != change.state.as_str() || entry.changes.iter().any(|c| c.field == "state") =>
+            {
                 format!("Change {}", title_case(&state_after))
             }
             AuditAction::Decided => "Approval Recorded".to_owned(),

@@ -3,10 +3,10 @@
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
+use super::catalog::DEFAULT_CATEGORY;
 use super::change::{
     Change, ChangeState, ChangeType, MAX_DESCRIPTION_CHARS, MAX_PLANNED_WINDOW, MAX_SERVICES, MAX_TITLE_CHARS,
 };
-use super::catalog::DEFAULT_CATEGORY;
 use super::ids::{ChangeId, ServiceName, TenantId};
 use super::risk::{Complexity, Impact};
 use super::validation::FieldError;
@@ -116,7 +116,10 @@ impl NewChange {
         }
         let category = self.category.unwrap_or_else(|| DEFAULT_CATEGORY.to_owned());
         if ServiceName::parse(&category).is_err() {
-            return Err(FieldError::new("category", "category must be 1 to 64 characters of a-z, 0-9, '.', '_' or '-'"));
+            return Err(FieldError::new(
+                "category",
+                "category must be 1 to 64 characters of a-z, 0-9, '.', '_' or '-'",
+            ));
         }
         match (&self.template, self.change_type) {
             (None, ChangeType::Standard) => {

@@ -143,8 +143,10 @@ pub async fn authenticate(State(auth): State<Arc<Authenticator>>, mut req: Reque
     let result = match auth.as_ref() {
         Authenticator::Upstream(names) => match req.extensions().get::<VerifiedClaims>() {
             Some(claims) => names.caller(&claims.0),
-            None => Err("no verified token claims reached the function; it must sit behind the API's JWT authorizer"
-                .to_owned()),
+            None => {
+                Err("no verified token claims reached the function; it must sit behind the API's JWT authorizer"
+                    .to_owned())
+            }
         },
         #[cfg(feature = "jwt")]
         Authenticator::Local(key) => match bearer(&req) {
@@ -216,7 +218,9 @@ mod local {
             #[source]
             source: std::io::Error,
         },
-        #[error("the signing key {path} is not {KEY_BYTES} bytes of hex; delete it to make a new one (tokens signed with it stop working)")]
+        #[error(
+            "the signing key {path} is not {KEY_BYTES} bytes of hex; delete it to make a new one (tokens signed with it stop working)"
+        )]
         Malformed { path: PathBuf },
         #[error("no randomness available for a new key")]
         Random,
@@ -238,7 +242,8 @@ mod local {
             let io = |source| LocalKeyError::Io { path: path.clone(), source };
             match std::fs::read_to_string(&path) {
                 Ok(text) => {
-                    let secret = hex::decode(text.trim()).map_err(|_| LocalKeyError::Malformed { path: path.clone() })?;
+                    let secret =
+                        hex::decode(text.trim()).map_err(|_| LocalKeyError::Malformed { path: path.clone() })?;
                     if secret.len() != KEY_BYTES {
                         return Err(LocalKeyError::Malformed { path });
                     }
@@ -359,7 +364,10 @@ mod tests {
         let tenant = TenantId::parse("acme").expect("tenant");
         let token = key.mint("alice", &["cab".into()], &tenant, now, chrono::Duration::hours(1)).expect("mint");
         let c = ClaimNames::default().caller(&key.verify(&token).expect("verify")).expect("caller");
-        assert_eq!((c.user.as_str(), c.tenant.as_str(), c.groups.as_slice()), ("alice", "acme", &["cab".to_owned()][..]));
+        assert_eq!(
+            (c.user.as_str(), c.tenant.as_str(), c.groups.as_slice()),
+            ("alice", "acme", &["cab".to_owned()][..])
+        );
         let other = LocalKey::from_secret(vec![8; 32]);
         assert!(other.verify(&token).expect_err("wrong key").contains("signature does not verify"));
         let old = key.mint("alice", &[], &tenant, now - chrono::Duration::hours(3), chrono::Duration::hours(1));

@@ -24,8 +24,8 @@ use crate::app::changes::{DecisionRequest, NoteRequest};
 use crate::app::{Caller, Changes, ListRequest, TransitionRequest};
 use crate::domain::{ChangeId, NewChange};
 use crate::ports::Clock;
-pub use error::ApiError;
 use auth::Authenticator;
+pub use error::ApiError;
 use extract::{CatalogBody, ChangeIdPath, QueryParams};
 pub use extract::{JsonBody, MAX_BODY_BYTES};
 
@@ -286,7 +286,10 @@ fn if_match(headers: &axum::http::HeaderMap) -> Result<Option<u64>, ApiError> {
     let text = raw.to_str().unwrap_or("").trim();
     let bare = text.trim_start_matches("W/").trim_matches('"');
     bare.parse::<u64>().map(Some).map_err(|_| {
-        ApiError::invalid("if-match", format!("If-Match must be the version an earlier GET returned, such as \"3\"; got {text:?}"))
+        ApiError::invalid(
+            "if-match",
+            format!("If-Match must be the version an earlier GET returned, such as \"3\"; got {text:?}"),
+        )
     })
 }
 
@@ -354,11 +357,8 @@ where
 {
     let freezes = app.governance().freezes(&caller).await?;
     let now = app.clock.now();
-    let windows: Vec<serde_json::Value> = freezes
-        .windows
-        .iter()
-        .map(|w| json!({"window": w, "next_occurrence": w.next_occurrence(now)}))
-        .collect();
+    let windows: Vec<serde_json::Value> =
+        freezes.windows.iter().map(|w| json!({"window": w, "next_occurrence": w.next_occurrence(now)})).collect();
     Ok(Json(json!({ "freezes": windows })).into_response())
 }
 
@@ -433,7 +433,10 @@ where
 {
     const KNOWN: [&str; 2] = ["limit", "cursor"];
     if let Some(unknown) = params.keys().find(|k| !KNOWN.contains(&k.as_str())) {
-        return Err(ApiError::invalid(unknown.clone(), format!("unknown query parameter; known: {}", KNOWN.join(", "))));
+        return Err(ApiError::invalid(
+            unknown.clone(),
+            format!("unknown query parameter; known: {}", KNOWN.join(", ")),
+        ));
     }
     let limit = parse_limit(&params)?;
     let page = app.pending_reviews(&caller, limit, params.get("cursor").cloned()).await?;
