@@ -10,7 +10,7 @@ use changehub::app::Changes;
 use changehub::app::changes::ChangeStore;
 use changehub::ports::SystemClock;
 use changehub_tests::aws;
-use changehub_tests::fixtures::{self, CATALOG_YAML, alice, carol, pat, root, who};
+use changehub_tests::fixtures::{CATALOG_YAML, alice, carol, pat, root, who};
 use changehub_tests::http::{Answer, Tokens, call, call_as, send};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -384,7 +384,6 @@ async fn api_gateway_events_reach_the_router_on_dynamodb() {
     use lambda_http::tower::Service;
     // Assembled as functions/api assembles it.
     let app = Arc::new(Changes::new(aws::dynamo_store().await, SystemClock));
-    fixtures::seed(&app, "acme").await;
     let router = changehub::http::router(app, Authenticator::Upstream(ClaimNames::default()))
         .layer(axum::middleware::from_fn(apigw_claims));
     let mut lambda = lambda_http::Adapter::from(router);
@@ -392,6 +391,12 @@ async fn api_gateway_events_reach_the_router_on_dynamodb() {
         let request: lambda_http::request::LambdaRequest = serde_json::from_str(payload).expect("API Gateway event");
         lambda_http::LambdaEvent::new(request, lambda_http::Context::default())
     };
+    // The catalog first (events/apigw/import-catalog.json holds events/catalog/acme.yaml, as YAML).
+    let imported = lambda.call(invoke(include_str!("../../events/apigw/import-catalog.json"))).await.expect("invoke");
+    let imported = serde_json::to_value(imported).expect("lambda response");
+    assert_eq!(imported["statusCode"], 200, "{imported}");
+    let sent: Value = serde_json::from_str(include_str!("../../events/apigw/import-catalog.json")).expect("event");
+    assert_eq!(sent["body"], CATALOG_YAML, "events/apigw/import-catalog.json carries the sample catalog");
     let created = lambda.call(invoke(include_str!("../../events/apigw/create-change.json"))).await.expect("invoke");
     let created = serde_json::to_value(created).expect("lambda response");
     assert_eq!(created["statusCode"], 201, "{created}");

@@ -10,11 +10,16 @@
 //!   api Lambda's `http::router` only the change API, the ingest Lambda's
 //!   router only the webhooks. The local hub answers every other method on a
 //!   documented path 405 `method_not_allowed`.
-//! - A scenario driven through the local hub (change API, signed webhooks from
-//!   several vendors, AWS events; happy paths and error cases) gets only
-//!   status codes the document lists for the operation, with the documented
-//!   headers, and bodies that validate against the documented schemas (JSON
-//!   Schema 2020-12, formats checked).
+//! - The document requires the bearer token (`bearerAuth`) on exactly the
+//!   operations the code authenticates: the change API but `/health`, and
+//!   `/events`; webhooks keep their own signature schemes.
+//! - A scenario driven through the local hub (tokens, the catalog, the change
+//!   API with its approvals, checklists, reviews, freezes and incidents,
+//!   signed webhooks from several vendors, AWS events; happy paths and error
+//!   cases) gets only status codes the document lists for the operation,
+//!   with the documented headers, and bodies that validate against the
+//!   documented schemas (JSON Schema 2020-12, formats checked), and gets a
+//!   success from every operation.
 //! - Request bodies: the schemas accept what the API accepts and refuse what
 //!   it refuses, wherever a schema can express the rule.
 
@@ -26,6 +31,7 @@ use changehub::adapters::env_secrets::{SecretsDocument, StaticSecrets};
 use changehub::adapters::local_bus::LocalBus;
 use changehub::app::ingest::{Ingest, MAX_WEBHOOK_BYTES};
 use changehub::domain::{HubEvent, TenantId};
+use changehub::http::auth::{Authenticator, LocalKey};
 use changehub::http::webhooks::{self, LOCAL_ROUTES, WEBHOOK_ROUTES};
 use changehub::http::{MAX_BODY_BYTES, ROUTES};
 use changehub::ingest::{Origin, sign};
@@ -65,6 +71,46 @@ const PROBED_METHODS: [Method; 8] = [
     Method::OPTIONS,
     Method::TRACE,
 ];
+/// The security scheme of the change API's bearer tokens.
+const BEARER: &str = "bearerAuth";
+
+// ---------------------------------------------------------------------------
+// The people the scenarios act as
+
+/// A user of a tenant, with the groups their token lists. In tenant `acme`,
+/// once the sample catalog (`events/catalog/acme.yaml`) is imported, the
+/// groups grant: `engineers` requester, `payments-leads` approver (level 1 of
+/// payments), `cab` cab (level 2), `platform` admin, `audit` auditor;
+/// `changehub-admins` is always admin.
+struct Who {
+    tenant: &'static str,
+    user: &'static str,
+    groups: &'static [&'static str],
+}
+
+const ROOT: Who = Who { tenant: "acme", user: "root@example.com", groups: &["changehub-admins"] };
+const ALICE: Who = Who { tenant: "acme", user: "alice@example.com", groups: &["engineers"] };
+const PAT: Who = Who { tenant: "acme", user: "pat@example.com", groups: &["payments-leads"] };
+/// A payments lead who also sits on the CAB.
+const SAM: Who = Who { tenant: "acme", user: "sam@example.com", groups: &["payments-leads", "cab"] };
+const CAROL: Who = Who { tenant: "acme", user: "carol@example.com", groups: &["cab"] };
+/// An engineer who also sits on the CAB.
+const RILEY: Who = Who { tenant: "acme", user: "riley@example.com", groups: &["engineers", "cab"] };
+const ADA: Who = Who { tenant: "acme", user: "ada@example.com", groups: &["platform"] };
+const AVA: Who = Who { tenant: "acme", user: "ava@example.com", groups: &["audit"] };
+/// Valid tokens, no role.
+const VIC: Who = Who { tenant: "acme", user: "vic@example.com", groups: &["visitors"] };
+const REPLAY: Who = Who { tenant: "acme", user: "replay", groups: &[] };
+const DEFAULT_REPLAY: Who = Who { tenant: "default", user: "replay", groups: &[] };
+/// An administrator of another tenant, which has no catalog.
+const GLOBEX_ROOT: Who = Who { tenant: "globex", user: "root@example.com", groups: &["changehub-admins"] };
+
+/// A token signed with `key` for `who`, valid for an hour from `now`.
+fn mint(key: &LocalKey, who: &Who, now: chrono::DateTime<chrono::Utc>) -> String {
+    let groups: Vec<String> = who.groups.iter().map(|g| (*g).to_owned()).collect();
+    let tenant = TenantId::parse(who.tenant).expect("tenant");
+    key.mint(who.user, &groups, &tenant, now, chrono::Duration::hours(1)).expect("mint a token")
+}
 
 // ---------------------------------------------------------------------------
 // The document
@@ -222,6 +268,8 @@ struct Api {
     _hub: Option<Hub>,
     _dir: tempfile::TempDir,
     router: Router,
+    /// The key the router verifies bearer tokens with.
+    key: LocalKey,
     doc: Doc,
     /// Status codes answered, per documented operation.
     seen: Mutex<BTreeMap<OpKey, BTreeSet<u16>>>,
@@ -276,6 +324,40 @@ impl Answer {
         assert_eq!(self.field(), field, "{what}: expected error field {field:?}, got {}", self.brief());
         self
     }
+
+    fn expect_message(&self, what: &str, part: &str) -> &Self {
+        assert!(self.message().contains(part), "{what}: expected a message saying {part:?}, got {}", self.brief());
+        self
+    }
+
+    /// Checks the answer of an authentication failure: 401 `unauthorized`
+    /// with `WWW-Authenticate: Bearer`, the message saying `part`.
+    fn expect_unauthenticated(&self, what: &str, part: &str) -> &Self {
+        self.expect(what, StatusCode::UNAUTHORIZED, Some("unauthorized")).expect_message(what, part);
+        let scheme = self.headers.get(header::WWW_AUTHENTICATE).and_then(|v| v.to_str().ok());
+        assert_eq!(scheme, Some("Bearer"), "{what}: WWW-Authenticate");
+        self
+    }
+
+    /// Checks a 403 `forbidden` whose message says `part`.
+    fn expect_forbidden(&self, what: &str, part: &str) -> &Self {
+        self.expect(what, StatusCode::FORBIDDEN, Some("forbidden")).expect_message(what, part)
+    }
+
+    /// The `ETag` header.
+    fn etag(&self) -> &str {
+        self.headers.get(header::ETAG).and_then(|v| v.to_str().ok()).unwrap_or("")
+    }
+
+    /// The `id` of the change in the body.
+    fn id(&self) -> String {
+        self.body["id"].as_str().unwrap_or_else(|| panic!("no change id in {}", self.brief())).to_owned()
+    }
+
+    /// The `version` of the change in the body.
+    fn version(&self) -> u64 {
+        self.body["version"].as_u64().unwrap_or_else(|| panic!("no version in {}", self.brief()))
+    }
 }
 
 /// A request to send: method, concrete URI, headers, body.
@@ -297,6 +379,15 @@ impl Req {
 
     fn post_json(uri: impl Into<String>, body: &Value) -> Req {
         Req::new(Method::POST, uri).raw("application/json", body.to_string().into_bytes())
+    }
+
+    fn put(uri: impl Into<String>, content_type: &str, body: impl Into<Vec<u8>>) -> Req {
+        Req::new(Method::PUT, uri).raw(content_type, body.into())
+    }
+
+    /// Sends `token` as the bearer token.
+    fn bearer(self, token: &str) -> Req {
+        self.header("authorization", &format!("Bearer {token}"))
     }
 
     fn raw(self, content_type: &str, body: Vec<u8>) -> Req {
@@ -376,22 +467,36 @@ fn secrets() -> StaticSecrets {
 }
 
 impl Api {
-    /// The local hub, with webhook secrets for the tenants `default` and `acme`.
+    /// The local hub, with webhook secrets for the tenants `default` and
+    /// `acme`; it verifies tokens with the key it created beside its database.
     async fn start() -> Api {
         let dir = tempfile::tempdir().expect("tempdir");
-        let hub = Hub::open(&HubConfig {
-            db: dir.path().join("hub.db"),
-            notifications: dir.path().join("n.jsonl"),
-            secrets: secrets(),
-        })
-        .expect("open the local hub");
+        let db = dir.path().join("hub.db");
+        let hub = Hub::open(&HubConfig { db: db.clone(), notifications: dir.path().join("n.jsonl"), secrets: secrets() })
+            .expect("open the local hub");
+        let key = LocalKey::for_database(&db).expect("the hub's signing key");
         let router = hub.router();
-        Api { _hub: Some(hub), _dir: dir, router, doc: Doc::load(), seen: Mutex::new(BTreeMap::new()) }
+        Api { _hub: Some(hub), _dir: dir, router, key, doc: Doc::load(), seen: Mutex::new(BTreeMap::new()) }
     }
 
-    /// `router`, checked against the document like the local hub; `dir` holds its files.
-    fn with_router(router: Router, dir: tempfile::TempDir) -> Api {
-        Api { _hub: None, _dir: dir, router, doc: Doc::load(), seen: Mutex::new(BTreeMap::new()) }
+    /// `router`, checked against the document like the local hub; `dir` holds
+    /// its files and `key` verifies its tokens.
+    fn with_router(router: Router, dir: tempfile::TempDir, key: LocalKey) -> Api {
+        Api { _hub: None, _dir: dir, router, key, doc: Doc::load(), seen: Mutex::new(BTreeMap::new()) }
+    }
+
+    /// A token for `who`, valid for an hour, that the router accepts.
+    fn token(&self, who: &Who) -> String {
+        mint(&self.key, who, chrono::Utc::now())
+    }
+
+    /// Imports the sample catalog into tenant `acme`, as its bootstrap admin.
+    async fn import_catalog(&self) -> Answer {
+        let put = key(&Method::PUT, "/catalog");
+        let req = Req::put("/catalog", "application/yaml", sample("catalog/acme.yaml")).bearer(&self.token(&ROOT));
+        let a = self.call(&put, req).await;
+        a.expect("import the sample catalog", StatusCode::OK, None);
+        a
     }
 
     /// Sends `req` and returns the answer, with the body parsed as JSON
@@ -450,6 +555,10 @@ impl Api {
                     errors.join("\n")
                 );
             }
+        }
+        if response.get("content").is_none() {
+            assert_eq!(answer.body, Value::Null, "{what}: openapi.yaml documents no body, but the answer has one");
+            return;
         }
         let schema = self.doc.json_schema(what, response);
         let errors = self.doc.violations(what, schema, &answer.body);
@@ -648,7 +757,7 @@ fn documented_operations_are_exactly_the_routes() {
             .collect();
         assert_eq!(declared, path_params(&op.path), "{op}: the declared path parameters differ from the template's");
 
-        // Every response declares x-request-id and a JSON body.
+        // Every response declares x-request-id and a JSON body (a 204 none).
         let responses = operation.get("responses").and_then(Value::as_object);
         let responses = responses.unwrap_or_else(|| panic!("{op} documents no responses"));
         for (status, response) in responses {
@@ -662,9 +771,59 @@ fn documented_operations_are_exactly_the_routes() {
                 headers.is_some_and(|h| h.contains_key("x-request-id")),
                 "{op} {status}: the response does not declare the x-request-id header"
             );
-            doc.validator(&format!("{op} {status}"), doc.json_schema(&format!("{op} {status}"), response));
+            if status == "204" {
+                assert!(response.get("content").is_none(), "{op} 204: a 204 has no body");
+            } else {
+                doc.validator(&format!("{op} {status}"), doc.json_schema(&format!("{op} {status}"), response));
+            }
         }
+
+        // The bearer token is required exactly where the code authenticates
+        // with it (the change API but /health, and /events), alone; there
+        // 401 is the bearer answer, with its WWW-Authenticate header.
+        let authenticated = (routes.api.contains(&op) && op.path != "/health") || routes.local.contains(&op);
+        let security = operation.get("security").unwrap_or(&doc.root["security"]);
+        let schemes: BTreeSet<&str> = security
+            .as_array()
+            .unwrap_or_else(|| panic!("{op}: security must be a list of requirements, got {security}"))
+            .iter()
+            .filter_map(Value::as_object)
+            .flat_map(|r| r.keys().map(String::as_str))
+            .collect();
+        if authenticated {
+            assert_eq!(*security, json!([{BEARER: []}]), "{op}: the code requires a bearer token; document exactly that");
+            assert_eq!(
+                operation["responses"]["401"]["$ref"],
+                json!("#/components/responses/Unauthorized"),
+                "{op}: a bearer-authenticated operation answers 401 with the Unauthorized response"
+            );
+        } else {
+            assert!(!schemes.contains(BEARER), "{op}: the code does not authenticate it with a bearer token");
+        }
+        if op.path == "/health" {
+            assert_eq!(*security, json!([]), "{op}: needs no credentials");
+        }
+        // A caller without the role needed gets 403 from every operation that
+        // needs one (all but /me, /health, the webhooks and /events).
+        let needs_role = authenticated && op.path != "/me" && op.path != "/events";
+        assert_eq!(
+            operation["responses"].get("403").map(|r| &r["$ref"]),
+            needs_role.then(|| json!("#/components/responses/Forbidden")).as_ref(),
+            "{op}: documents 403 exactly when a role is needed, as the Forbidden response"
+        );
     }
+    let scheme = &doc.root["components"]["securitySchemes"][BEARER];
+    assert_eq!(
+        (&scheme["type"], &scheme["scheme"], &scheme["bearerFormat"]),
+        (&json!("http"), &json!("bearer"), &json!("JWT")),
+        "components.securitySchemes.{BEARER}"
+    );
+    let unauthorized = doc.component_response("Unauthorized");
+    assert_eq!(
+        doc.resolve(&unauthorized["headers"]["WWW-Authenticate"])["required"],
+        json!(true),
+        "the bearer 401 declares its WWW-Authenticate header"
+    );
 
     // Every component schema compiles (catches typos such as a bad pattern).
     for (name, schema) in doc.root["components"]["schemas"].as_object().expect("components.schemas") {
@@ -673,30 +832,42 @@ fn documented_operations_are_exactly_the_routes() {
     for name in ["Change", "ChangeState", "ChangeType", "NewChange", "TransitionRequest", "ChangeList", "AuditEntry"]
         .into_iter()
         .chain(["FieldChange", "AuditTrail", "Error", "ErrorCode", "Health", "EventEnvelope", "WebhookPayload"])
-        .chain(["DeliveryAccepted", "DeliveryDuplicate", "DeliveryIgnored"])
+        .chain(["DeliveryAccepted", "DeliveryDuplicate", "DeliveryIgnored", "Me", "Catalog", "CatalogSummary"])
+        .chain(["DecisionRequest", "NoteRequest", "FreezeWindow", "FreezeList", "MajorIncident", "IncidentList"])
+        .chain(["RiskAssessment", "ApprovalPlan", "ChecklistItem", "Conflict", "PostReview", "Role"])
     {
         assert!(doc.root["components"]["schemas"].get(name).is_some(), "components.schemas.{name} is missing");
     }
-    for name in ["Unauthorized", "BadDelivery", "DeliveryAccepted", "DeliveryNotPublished", "IngestUnavailable"] {
+    for name in ["Unauthorized", "Forbidden", "WebhookUnauthorized", "BadDelivery", "DeliveryAccepted"]
+        .into_iter()
+        .chain(["DeliveryNotPublished", "IngestUnavailable"])
+    {
         doc.component_response(name);
     }
 }
 
 #[test]
-fn change_states_and_types_are_the_domains() {
+fn enumerations_are_the_domains() {
+    use changehub::domain::catalog::Role;
+    use changehub::domain::freeze::Weekday;
+    use changehub::domain::risk::{AvailabilityImpact, Complexity, DataImpact, RiskLevel};
     use changehub::domain::{ChangeState, ChangeType};
     let doc = Doc::load();
-    let enum_of = |name: &str| -> Vec<Value> {
-        doc.root["components"]["schemas"][name]["enum"]
-            .as_array()
-            .unwrap_or_else(|| panic!("components.schemas.{name} has no enum"))
-            .clone()
-    };
-    let states: Vec<Value> = ChangeState::ALL.iter().map(|s| json!(s.as_str())).collect();
-    assert_eq!(enum_of("ChangeState"), states, "components.schemas.ChangeState lists other states than the domain");
-    let types: Vec<Value> =
-        [ChangeType::Standard, ChangeType::Normal, ChangeType::Emergency].iter().map(|t| json!(t.as_str())).collect();
-    assert_eq!(enum_of("ChangeType"), types, "components.schemas.ChangeType lists other types than the domain");
+    let names = |names: &[&str]| -> Vec<Value> { names.iter().map(|n| json!(n)).collect() };
+    for (pointer, domain) in [
+        ("ChangeState", names(&ChangeState::ALL.map(ChangeState::as_str))),
+        ("ChangeType", names(&[ChangeType::Standard, ChangeType::Normal, ChangeType::Emergency].map(ChangeType::as_str))),
+        ("Role", names(&Role::ALL.map(Role::as_str))),
+        ("RiskLevel", names(&RiskLevel::ALL.map(RiskLevel::as_str))),
+        ("Complexity", names(&Complexity::ALL.map(Complexity::as_str))),
+        ("Impact/properties/data", names(&DataImpact::ALL.map(DataImpact::as_str))),
+        ("Impact/properties/availability", names(&AvailabilityImpact::ALL.map(AvailabilityImpact::as_str))),
+        ("FreezeSchedule/oneOf/2/properties/days/items", names(&Weekday::ALL.map(Weekday::as_str))),
+    ] {
+        let listed = doc.root.pointer(&format!("/components/schemas/{pointer}/enum"));
+        let listed = listed.unwrap_or_else(|| panic!("components.schemas.{pointer} has no enum"));
+        assert_eq!(listed, &json!(domain), "components.schemas.{pointer} lists other values than the domain");
+    }
 }
 
 // ---------------------------------------------------------------------------
