@@ -17,7 +17,10 @@ pub struct Answer {
 
 /// Sends a request; `body` is sent as `application/json` when given.
 pub async fn call(router: &Router, method: &str, path: &str, body: Option<Value>) -> Answer {
-    let mut req = Request::builder().method(method).uri(path);
+    send(router, json_request(Request::builder().method(method).uri(path), body)).await
+}
+
+fn json_request(mut req: axum::http::request::Builder, body: Option<Value>) -> Request<Body> {
     let body = match body {
         Some(v) => {
             req = req.header("content-type", "application/json");
@@ -25,7 +28,7 @@ pub async fn call(router: &Router, method: &str, path: &str, body: Option<Value>
         }
         None => Body::empty(),
     };
-    send(router, req.body(body).expect("request")).await
+    req.body(body).expect("request")
 }
 
 /// Sends a fully built request.
@@ -40,15 +43,8 @@ pub async fn send(router: &Router, req: Request<Body>) -> Answer {
 
 /// Sends a request with `token` as its bearer token; `body` as JSON when given.
 pub async fn call_as(router: &Router, token: &str, method: &str, path: &str, body: Option<Value>) -> Answer {
-    let mut req = Request::builder().method(method).uri(path).header("authorization", format!("Bearer {token}"));
-    let body = match body {
-        Some(v) => {
-            req = req.header("content-type", "application/json");
-            Body::from(v.to_string())
-        }
-        None => Body::empty(),
-    };
-    send(router, req.body(body).expect("request")).await
+    let req = Request::builder().method(method).uri(path).header("authorization", format!("Bearer {token}"));
+    send(router, json_request(req, body)).await
 }
 
 /// A signing key for one test's hub, and the tokens it signs.

@@ -9,7 +9,7 @@ pub mod notifier_contract;
 pub mod samples;
 pub mod store_contract;
 
-use changehub::domain::{ChangeType, NewChange};
+use changehub::domain::NewChange;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
 /// A fixed reference time for tests.
@@ -20,19 +20,8 @@ pub fn t0() -> DateTime<Utc> {
 /// A valid change request on `services`, planned at `start` for `hours`.
 pub fn new_change(title: &str, services: &[&str], start: DateTime<Utc>, hours: i64) -> NewChange {
     NewChange {
-        title: title.to_owned(),
         description: "contract test".to_owned(),
-        change_type: ChangeType::Normal,
-        services: services.iter().map(|s| s.to_string()).collect(),
-        environment: "production".to_owned(),
-        planned_start: start,
-        planned_end: start + Duration::hours(hours),
-        category: None,
-        template: None,
-        impact: Default::default(),
-        complexity: Default::default(),
-        privileged_access: false,
-        cryptographic_keys: false,
+        ..NewChange::basic(title, services, "production", start, start + Duration::hours(hours))
     }
 }
 

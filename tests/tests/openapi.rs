@@ -472,8 +472,9 @@ impl Api {
     async fn start() -> Api {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = dir.path().join("hub.db");
-        let hub = Hub::open(&HubConfig { db: db.clone(), notifications: dir.path().join("n.jsonl"), secrets: secrets() })
-            .expect("open the local hub");
+        let hub =
+            Hub::open(&HubConfig { db: db.clone(), notifications: dir.path().join("n.jsonl"), secrets: secrets() })
+                .expect("open the local hub");
         let key = LocalKey::for_database(&db).expect("the hub's signing key");
         let router = hub.router();
         Api { _hub: Some(hub), _dir: dir, router, key, doc: Doc::load(), seen: Mutex::new(BTreeMap::new()) }
@@ -791,7 +792,11 @@ fn documented_operations_are_exactly_the_routes() {
             .flat_map(|r| r.keys().map(String::as_str))
             .collect();
         if authenticated {
-            assert_eq!(*security, json!([{BEARER: []}]), "{op}: the code requires a bearer token; document exactly that");
+            assert_eq!(
+                *security,
+                json!([{BEARER: []}]),
+                "{op}: the code requires a bearer token; document exactly that"
+            );
             assert_eq!(
                 operation["responses"]["401"]["$ref"],
                 json!("#/components/responses/Unauthorized"),
@@ -856,7 +861,10 @@ fn enumerations_are_the_domains() {
     let names = |names: &[&str]| -> Vec<Value> { names.iter().map(|n| json!(n)).collect() };
     for (pointer, domain) in [
         ("ChangeState", names(&ChangeState::ALL.map(ChangeState::as_str))),
-        ("ChangeType", names(&[ChangeType::Standard, ChangeType::Normal, ChangeType::Emergency].map(ChangeType::as_str))),
+        (
+            "ChangeType",
+            names(&[ChangeType::Standard, ChangeType::Normal, ChangeType::Emergency].map(ChangeType::as_str)),
+        ),
         ("Role", names(&Role::ALL.map(Role::as_str))),
         ("RiskLevel", names(&RiskLevel::ALL.map(RiskLevel::as_str))),
         ("Complexity", names(&Complexity::ALL.map(Complexity::as_str))),
@@ -1009,59 +1017,255 @@ fn new_change(services: &[&str], start: &str, end: &str) -> Value {
     })
 }
 
+/// `base` with the members of the object `edit` set.
+fn merged(base: &Value, edit: Value) -> Value {
+    let mut v = base.clone();
+    if let (Some(object), Value::Object(edit)) = (v.as_object_mut(), edit) {
+        object.extend(edit);
+    }
+    v
+}
+
+impl Api {
+    /// Opens the change `body` as `token`'s user.
+    async fn open(&self, token: &str, body: &Value) -> Answer {
+        let a = self.call(&key(&Method::POST, "/changes"), Req::post_json("/changes", body).bearer(token)).await;
+        a.expect("open a change", StatusCode::CREATED, None);
+        a
+    }
+
+    /// Asks, as `token`'s user, for the transition `body` of change `id`.
+    async fn transition(&self, token: &str, id: &str, body: &Value) -> Answer {
+        let op = key(&Method::POST, "/changes/{id}/transitions");
+        self.call(&op, Req::post_json(format!("/changes/{id}/transitions"), body).bearer(token)).await
+    }
+
+    /// Moves change `id` from `version` to `to` as `token`'s user, which must succeed.
+    async fn move_to(&self, token: &str, id: &str, to: &str, version: u64) -> Answer {
+        let a = self.transition(token, id, &json!({"to": to, "version": version})).await;
+        a.expect(&format!("move {id} to {to}"), StatusCode::OK, None);
+        a
+    }
+
+    /// The actions of change `id`'s audit trail.
+    async fn actions(&self, token: &str, id: &str) -> Vec<Value> {
+        let op = key(&Method::GET, "/changes/{id}/audit");
+        let a = self.call(&op, Req::get(format!("/changes/{id}/audit")).bearer(token)).await;
+        a.expect("audit", StatusCode::OK, None);
+        a.body["entries"].as_array().map(|e| e.iter().map(|e| e["action"].clone()).collect()).unwrap_or_default()
+    }
+}
+
 #[tokio::test]
 async fn responses_match_the_documented_schemas() {
     let api = Api::start().await;
     let health = key(&Method::GET, "/health");
+    api.call(&health, Req::get("/health")).await.expect("health", StatusCode::OK, None);
+
+    authentication_scenario(&api).await;
+    catalog_scenario(&api).await;
+    change_scenario(&api).await;
+    approval_scenario(&api).await;
+    checklist_and_review_scenario(&api).await;
+    template_and_chain_scenario(&api).await;
+    incident_scenario(&api).await;
+    freeze_scenario(&api).await;
+    webhook_scenario(&api).await;
+    events_scenario(&api).await;
+
+    // The scenario exercised every documented operation with a success.
+    let seen = api.seen.lock().expect("lock").clone();
+    for op in documented_routes(&api.doc) {
+        let statuses = seen.get(&op).cloned().unwrap_or_default();
+        assert!(
+            statuses.iter().any(|s| (200..300).contains(s)),
+            "the scenario never got a success from {op}: {statuses:?}"
+        );
+    }
+}
+
+/// Tokens: every way of not authenticating is a 401 with `WWW-Authenticate:
+/// Bearer` and a message saying what is wrong; a valid token whose groups
+/// grant no role is a 403 naming the role needed. (Before the catalog is
+/// imported, only `changehub-admins` members hold a role.)
+async fn authentication_scenario(api: &Api) {
+    let me = key(&Method::GET, "/me");
+    let create = key(&Method::POST, "/changes");
+    let events = key(&Method::POST, "/events");
+    let now = chrono::Utc::now();
+    let forged = mint(&LocalKey::from_secret(vec![7; 32]), &ALICE, now);
+    let expired = mint(&api.key, &ALICE, now - chrono::Duration::hours(2));
+    let body = new_change(&["payments"], "2026-12-01T22:00:00Z", "2026-12-01T23:00:00Z");
+    let alarm = || Req::new(Method::POST, "/events").body(sample("aws/cloudwatch.alarm_state_change.json"));
+    for (what, op, req, says) in [
+        ("no Authorization header", &me, Req::get("/me"), "needs a bearer token"),
+        ("a Basic credential", &me, Req::get("/me").header("authorization", "Basic YWxpY2U6cw=="), "`Bearer <token>`"),
+        ("a bearer that is not a JWT", &me, Req::get("/me").bearer("not-a-jwt"), "not a valid JWT"),
+        ("a token signed with another key", &me, Req::get("/me").bearer(&forged), "signature does not verify"),
+        ("an expired token", &me, Req::get("/me").bearer(&expired), "expired"),
+        ("no token on a write", &create, Req::post_json("/changes", &body), "needs a bearer token"),
+        ("no token on an event", &events, alarm(), "needs a bearer token"),
+        ("an expired token on an event", &events, alarm().bearer(&expired), "expired"),
+    ] {
+        api.call(op, req).await.expect_unauthenticated(what, says);
+    }
+
+    for (who, roles) in [(&ALICE, json!([])), (&ROOT, json!(["admin"]))] {
+        let a = api.call(&me, Req::get("/me").bearer(&api.token(who))).await;
+        a.expect(who.user, StatusCode::OK, None);
+        let expected = json!({"user": who.user, "tenant": who.tenant, "groups": who.groups, "roles": roles});
+        assert_eq!(a.body, expected, "GET /me as {} before the catalog", who.user);
+    }
+    api.call(&create, Req::post_json("/changes", &body).bearer(&api.token(&ALICE)))
+        .await
+        .expect_forbidden("opening a change without a role", "needs the requester or cab or admin role")
+        .expect_message("opening a change without a role", "your groups (engineers) grant no role");
+}
+
+/// `PUT /catalog` and `GET /catalog`: the sample imported as YAML by the
+/// bootstrap admin, errors naming their line and field, `If-Match`.
+async fn catalog_scenario(api: &Api) {
+    let get = key(&Method::GET, "/catalog");
+    let put = key(&Method::PUT, "/catalog");
+    let me = key(&Method::GET, "/me");
+    let (root, alice) = (api.token(&ROOT), api.token(&ALICE));
+    let yaml_text = String::from_utf8(sample("catalog/acme.yaml")).expect("the sample catalog is UTF-8");
+    let yaml = |text: &str| Req::put("/catalog", "application/yaml", text.as_bytes().to_vec());
+    let as_json = |catalog: &Value| Req::put("/catalog", "application/json", catalog.to_string().into_bytes());
+
+    // Before the import: the empty catalog at version 0, for admins only.
+    let empty = api.call(&get, Req::get("/catalog").bearer(&root)).await;
+    empty.expect("the catalog before the import", StatusCode::OK, None);
+    assert_eq!((empty.etag(), &empty.body["version"]), ("\"0\"", &json!(0)), "{}", empty.brief());
+    assert_eq!(empty.body["catalog"]["services"], json!([]));
+    api.call(&get, Req::get("/catalog").bearer(&alice))
+        .await
+        .expect_forbidden("reading the catalog without a role", "needs the requester or approver or cab or admin");
+    api.call(&put, yaml(&yaml_text).bearer(&alice))
+        .await
+        .expect_forbidden("importing the catalog without the admin role", "needs the admin role");
+
+    // YAML errors name the field, and the line at the start of the message.
+    let line = 1 + yaml_text.lines().position(|l| l.trim() == "tier: 1").expect("payments has tier: 1");
+    let what = "a catalog with tier 7";
+    let a = api.call(&put, yaml(&yaml_text.replacen("tier: 1", "tier: 7", 1)).bearer(&root)).await;
+    a.expect(what, StatusCode::BAD_REQUEST, Some("invalid_request")).expect_field(what, "services[0].tier");
+    assert!(
+        a.message().starts_with(&format!("line {line}: ")),
+        "{what}: the message starts with the line: {}",
+        a.brief()
+    );
+    let what = "YAML that is not well-formed";
+    let a = api.call(&put, yaml("roles:\n  admin: [platform\n").bearer(&root)).await;
+    a.expect(what, StatusCode::BAD_REQUEST, Some("invalid_request")).expect_field(what, "body");
+    assert!(a.message().starts_with("line "), "{what}: {}", a.brief());
+    api.call(&put, Req::put("/catalog", "text/plain", yaml_text.as_bytes().to_vec()).bearer(&root)).await.expect(
+        "a catalog sent as text/plain",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        Some("unsupported_media_type"),
+    );
+
+    // The import.
+    let imported = api.import_catalog().await;
+    assert_eq!(imported.body, json!({"version": 1, "services": 3, "templates": 1, "categories": 2}));
+    assert_eq!(imported.etag(), "\"1\"");
+
+    // Any role reads it; sent back as JSON with its ETag, it is replaced.
+    let current = api.call(&get, Req::get("/catalog").bearer(&alice)).await;
+    current.expect("the catalog, read by a requester", StatusCode::OK, None);
+    assert_eq!((current.etag(), &current.body["version"]), ("\"1\"", &json!(1)));
+    let catalog = current.body["catalog"].clone();
+    let what = "a stale If-Match";
+    api.call(&put, as_json(&catalog).bearer(&root).header("if-match", "\"0\""))
+        .await
+        .expect(what, StatusCode::CONFLICT, Some("version_conflict"))
+        .expect_field(what, "if-match");
+    let what = "an If-Match that is not a version";
+    api.call(&put, as_json(&catalog).bearer(&root).header("if-match", "yesterday"))
+        .await
+        .expect(what, StatusCode::BAD_REQUEST, Some("invalid_request"))
+        .expect_field(what, "if-match");
+    let mut dangling = catalog.clone();
+    dangling["services"][1]["depends_on"] = json!(["nowhere"]);
+    let what = "a JSON catalog with a dangling dependency";
+    api.call(&put, as_json(&dangling).bearer(&root))
+        .await
+        .expect(what, StatusCode::BAD_REQUEST, Some("invalid_request"))
+        .expect_field(what, "services[1].depends_on[0]");
+    let replaced = api.call(&put, as_json(&catalog).bearer(&root).header("if-match", current.etag())).await;
+    replaced.expect("the catalog sent back as JSON", StatusCode::OK, None);
+    assert_eq!((replaced.etag(), &replaced.body["version"]), ("\"2\"", &json!(2)));
+    let again = api.call(&get, Req::get("/catalog").bearer(&alice)).await;
+    again.expect("the catalog again", StatusCode::OK, None);
+    assert_eq!(again.body["catalog"], catalog, "the JSON round trip keeps the catalog as it was");
+
+    // The roles its groups grant.
+    for (who, roles) in [
+        (&ALICE, json!(["requester"])),
+        (&PAT, json!(["approver"])),
+        (&SAM, json!(["approver", "cab"])),
+        (&ADA, json!(["admin"])),
+        (&AVA, json!(["auditor"])),
+        (&VIC, json!([])),
+    ] {
+        let a = api.call(&me, Req::get("/me").bearer(&api.token(who))).await;
+        a.expect(who.user, StatusCode::OK, None);
+        assert_eq!(a.body["roles"], roles, "the roles of {}", who.user);
+    }
+}
+
+/// Opening, reading, listing and moving changes; their audit trail; bad input.
+async fn change_scenario(api: &Api) {
     let create = key(&Method::POST, "/changes");
     let list = key(&Method::GET, "/changes");
     let get = key(&Method::GET, "/changes/{id}");
     let transition = key(&Method::POST, "/changes/{id}/transitions");
     let audit = key(&Method::GET, "/changes/{id}/audit");
-    let acme = |r: Req| r.header("x-changehub-tenant", "acme").header("x-changehub-user", "alice");
-
-    // Health.
-    let a = api.call(&health, Req::get("/health")).await;
-    a.expect("health", StatusCode::OK, None);
+    let (alice, pat, vic) = (api.token(&ALICE), api.token(&PAT), api.token(&VIC));
 
     // Create two changes on payments.
     let body = new_change(&["payments", "ledger"], "2026-12-01T22:00:00Z", "2026-12-01T23:30:00Z");
-    let created = api.call(&create, acme(Req::post_json("/changes", &body))).await;
-    created.expect("create", StatusCode::CREATED, None);
-    let id = created.body["id"].as_str().expect("id").to_owned();
+    let created = api.open(&alice, &body).await;
+    let id = created.id();
     let location = created.headers.get(header::LOCATION).and_then(|v| v.to_str().ok());
     assert_eq!(location, Some(format!("/changes/{id}").as_str()), "create: Location header");
     assert_eq!(created.body["state"], json!("draft"));
     assert_eq!(created.body["version"], json!(1));
     assert_eq!(created.body["tenant"], json!("acme"));
-    assert_eq!(created.body["requester"], json!("alice"));
+    assert_eq!(created.body["requester"], json!(ALICE.user));
+    assert_eq!((&created.body["category"], &created.body["complexity"]), (&json!("general"), &json!("medium")));
+    assert!(created.body["risk"]["level"].is_string(), "risk is scored at creation: {}", created.brief());
     let body2 = new_change(&["payments"], "2026-12-02T22:00:00Z", "2026-12-02T23:00:00Z");
-    api.call(&create, acme(Req::post_json("/changes", &body2))).await.expect("create 2", StatusCode::CREATED, None);
+    api.open(&alice, &body2).await;
 
-    // Read it; another tenant does not see it.
-    let got = api.call(&get, acme(Req::get(format!("/changes/{id}")))).await;
+    // Read it; another tenant does not see it; a valid token without a role may not read.
+    let got = api.call(&get, Req::get(format!("/changes/{id}")).bearer(&alice)).await;
     got.expect("get", StatusCode::OK, None);
     assert_eq!(got.body, created.body, "get returns the created change");
-    api.call(&get, Req::get(format!("/changes/{id}"))).await.expect(
-        "get, default tenant",
+    let globex = api.token(&GLOBEX_ROOT);
+    api.call(&get, Req::get(format!("/changes/{id}")).bearer(&globex)).await.expect(
+        "get, another tenant's admin",
         StatusCode::NOT_FOUND,
         Some("not_found"),
     );
+    api.call(&get, Req::get(format!("/changes/{id}")).bearer(&vic))
+        .await
+        .expect_forbidden("get, no role", "reading changes needs");
 
     // List, one page at a time.
     let range = "from=2026-12-01T00:00:00Z&to=2026-12-31T00:00:00Z";
-    let page1 = api.call(&list, acme(Req::get(format!("/changes?service=payments&{range}&limit=1")))).await;
+    let page1 = api.call(&list, Req::get(format!("/changes?service=payments&{range}&limit=1")).bearer(&alice)).await;
     page1.expect("list page 1", StatusCode::OK, None);
     assert_eq!(page1.body["changes"].as_array().map(Vec::len), Some(1), "list page 1: {}", page1.body);
     let cursor = page1.body["next_cursor"].as_str().expect("list page 1 has a next_cursor").to_owned();
     let cursor = percent_encode(&cursor);
-    let page2 =
-        api.call(&list, acme(Req::get(format!("/changes?service=payments&{range}&limit=1&cursor={cursor}")))).await;
+    let uri = format!("/changes?service=payments&{range}&limit=1&cursor={cursor}");
+    let page2 = api.call(&list, Req::get(uri).bearer(&alice)).await;
     page2.expect("list page 2", StatusCode::OK, None);
     let mut listed: Vec<Value> = page1.body["changes"].as_array().cloned().unwrap_or_default();
     listed.extend(page2.body["changes"].as_array().cloned().unwrap_or_default());
     assert!(listed.iter().any(|c| c["id"] == json!(id)), "the created change is listed: {listed:?}");
-    let all = api.call(&list, acme(Req::get(format!("/changes?service=ledger&{range}")))).await;
+    let all = api.call(&list, Req::get(format!("/changes?service=ledger&{range}")).bearer(&alice)).await;
     all.expect("list ledger", StatusCode::OK, None);
     assert_eq!(all.body["next_cursor"], Value::Null, "a last page has next_cursor null");
     for (query, field) in [
@@ -1076,35 +1280,45 @@ async fn responses_match_the_documented_schemas() {
         ("service=payments&colour=red", "colour"),
     ] {
         let what = format!("list ?{query}");
-        api.call(&list, Req::get(format!("/changes?{query}")))
+        api.call(&list, Req::get(format!("/changes?{query}")).bearer(&alice))
             .await
             .expect(&what, StatusCode::BAD_REQUEST, Some("invalid_request"))
             .expect_field(&what, field);
     }
 
-    // Transition, then an illegal one and a stale one.
+    // Transition, then refused ones: not the requester, illegal, stale, by decision only.
     let submit = json!({"to": "submitted", "version": 1, "reason": "ready for review"});
-    let moved = api.call(&transition, acme(Req::post_json(format!("/changes/{id}/transitions"), &submit))).await;
+    api.transition(&pat, &id, &submit).await.expect_forbidden(
+        "an approver moving someone else's change",
+        "needs the requester role and to be the change's requester",
+    );
+    api.transition(&vic, &id, &submit)
+        .await
+        .expect_forbidden("moving a change without a role", "moving a change needs");
+    let moved = api.transition(&alice, &id, &submit).await;
     moved.expect("transition", StatusCode::OK, None);
     assert_eq!((&moved.body["state"], &moved.body["version"]), (&json!("submitted"), &json!(2)));
-    let illegal = json!({"to": "implementing", "version": 2});
-    api.call(&transition, acme(Req::post_json(format!("/changes/{id}/transitions"), &illegal)))
-        .await
-        .expect("illegal transition", StatusCode::CONFLICT, Some("illegal_transition"))
-        .expect_field("illegal transition", "to");
-    let stale = json!({"to": "approved", "version": 1});
-    api.call(&transition, acme(Req::post_json(format!("/changes/{id}/transitions"), &stale)))
-        .await
-        .expect("stale transition", StatusCode::CONFLICT, Some("version_conflict"))
-        .expect_field("stale transition", "version");
-    let long_reason = json!({"to": "approved", "version": 2, "reason": "x".repeat(2001)});
-    api.call(&transition, acme(Req::post_json(format!("/changes/{id}/transitions"), &long_reason)))
-        .await
-        .expect("long reason", StatusCode::BAD_REQUEST, Some("invalid_request"))
-        .expect_field("long reason", "reason");
+    assert!(moved.body["approval"]["steps"].is_array(), "a submitted normal change has its plan: {}", moved.brief());
+    for (what, body, code, field) in [
+        ("illegal transition", json!({"to": "implementing", "version": 2}), "illegal_transition", "to"),
+        ("stale transition", json!({"to": "cancelled", "version": 1}), "version_conflict", "version"),
+        ("approving by transition", json!({"to": "approved", "version": 2}), "decision_required", "to"),
+    ] {
+        api.transition(&alice, &id, &body)
+            .await
+            .expect(what, StatusCode::CONFLICT, Some(code))
+            .expect_field(what, field);
+    }
+    for field in ["reason", "override_reason"] {
+        let what = format!("a long {field}");
+        api.transition(&alice, &id, &json!({"to": "cancelled", "version": 2, field: "x".repeat(2001)}))
+            .await
+            .expect(&what, StatusCode::BAD_REQUEST, Some("invalid_request"))
+            .expect_field(&what, field);
+    }
 
-    // Audit trail.
-    let trail = api.call(&audit, acme(Req::get(format!("/changes/{id}/audit")))).await;
+    // Audit trail, readable by an auditor.
+    let trail = api.call(&audit, Req::get(format!("/changes/{id}/audit")).bearer(&api.token(&AVA))).await;
     trail.expect("audit", StatusCode::OK, None);
     assert_eq!(trail.body["change_id"], json!(id));
     assert_eq!(trail.body["entries"].as_array().map(Vec::len), Some(2), "audit: {}", trail.body);
@@ -1112,42 +1326,25 @@ async fn responses_match_the_documented_schemas() {
 
     // Unknown and malformed ids.
     let unknown = uuid::Uuid::now_v7();
-    api.call(&get, Req::get(format!("/changes/{unknown}"))).await.expect(
-        "get unknown",
-        StatusCode::NOT_FOUND,
-        Some("not_found"),
-    );
-    api.call(&audit, Req::get(format!("/changes/{unknown}/audit"))).await.expect(
-        "audit unknown",
-        StatusCode::NOT_FOUND,
-        Some("not_found"),
-    );
-    api.call(&transition, Req::post_json(format!("/changes/{unknown}/transitions"), &submit)).await.expect(
-        "transition unknown",
-        StatusCode::NOT_FOUND,
-        Some("not_found"),
-    );
+    for (op, req) in [
+        (&get, Req::get(format!("/changes/{unknown}"))),
+        (&audit, Req::get(format!("/changes/{unknown}/audit"))),
+        (&transition, Req::post_json(format!("/changes/{unknown}/transitions"), &submit)),
+    ] {
+        let what = format!("{op} with an unknown id");
+        api.call(op, req.bearer(&alice)).await.expect(&what, StatusCode::NOT_FOUND, Some("not_found"));
+    }
     for (op, req) in [
         (&get, Req::get("/changes/not-a-uuid")),
         (&audit, Req::get("/changes/not-a-uuid/audit")),
         (&transition, Req::post_json("/changes/not-a-uuid/transitions", &submit)),
     ] {
         let what = format!("{op} with a bad id");
-        api.call(op, req)
+        api.call(op, req.bearer(&alice))
             .await
             .expect(&what, StatusCode::BAD_REQUEST, Some("invalid_request"))
             .expect_field(&what, "id");
     }
-
-    // Caller headers.
-    api.call(&get, Req::get(format!("/changes/{id}")).header("x-changehub-tenant", "Not A Slug"))
-        .await
-        .expect("bad tenant", StatusCode::BAD_REQUEST, Some("invalid_request"))
-        .expect_field("bad tenant", "x-changehub-tenant");
-    api.call(&create, Req::post_json("/changes", &body).header("x-changehub-user", &"u".repeat(257)))
-        .await
-        .expect("bad user", StatusCode::BAD_REQUEST, Some("invalid_request"))
-        .expect_field("bad user", "x-changehub-user");
 
     // Bodies: malformed, wrong type, unknown field, too large.
     let oversized = {
@@ -1157,61 +1354,476 @@ async fn responses_match_the_documented_schemas() {
     };
     for (op, uri) in [(&create, "/changes".to_owned()), (&transition, format!("/changes/{id}/transitions"))] {
         let what = |w: &str| format!("{w} body on {op}");
-        api.call(op, Req::new(Method::POST, uri.clone()).raw("application/json", b"{not json".to_vec())).await.expect(
+        let post = || Req::new(Method::POST, uri.clone()).bearer(&alice);
+        api.call(op, post().raw("application/json", b"{not json".to_vec())).await.expect(
             &what("malformed"),
             StatusCode::BAD_REQUEST,
             Some("malformed_json"),
         );
-        api.call(op, Req::new(Method::POST, uri.clone()).raw("text/plain", b"{}".to_vec())).await.expect(
+        api.call(op, post().raw("text/plain", b"{}".to_vec())).await.expect(
             &what("text/plain"),
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Some("unsupported_media_type"),
         );
-        api.call(op, Req::new(Method::POST, uri.clone())).await.expect(
+        api.call(op, post()).await.expect(
             &what("untyped"),
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Some("unsupported_media_type"),
         );
-        api.call(op, Req::new(Method::POST, uri.clone()).raw("application/json", oversized.clone())).await.expect(
+        api.call(op, post().raw("application/json", oversized.clone())).await.expect(
             &what("oversized"),
             StatusCode::PAYLOAD_TOO_LARGE,
             Some("payload_too_large"),
         );
-        api.call(op, Req::new(Method::POST, uri.clone()).raw("application/json; charset=utf-8", b"[]".to_vec()))
+        api.call(op, post().raw("application/json; charset=utf-8", b"[]".to_vec()))
             .await
-            .expect(&what("array"), StatusCode::BAD_REQUEST, Some("invalid_request"));
+            .expect(&what("array"), StatusCode::BAD_REQUEST, Some("invalid_request"))
+            .expect_field(&what("array"), "body");
     }
-    let mut typo = body.clone();
-    typo["colour"] = json!("red");
-    api.call(&create, Req::post_json("/changes", &typo))
-        .await
-        .expect("unknown field", StatusCode::BAD_REQUEST, Some("invalid_request"))
-        .expect_field("unknown field", "colour");
-    let mut bad_service = body.clone();
-    bad_service["services"] = json!(["payments", "Not#Ok"]);
-    api.call(&create, Req::post_json("/changes", &bad_service))
-        .await
-        .expect("bad service", StatusCode::BAD_REQUEST, Some("invalid_request"))
-        .expect_field("bad service", "services[1]");
+    for (what, edit, field) in [
+        ("unknown field", json!({"colour": "red"}), "colour"),
+        ("bad service", json!({"services": ["payments", "Not#Ok"]}), "services[1]"),
+        ("unknown category", json!({"category": "no-such-category"}), "category"),
+        ("a standard change without a template", json!({"type": "standard"}), "template"),
+        ("a normal change with a template", json!({"template": "rotate-tls-cert"}), "template"),
+        ("unknown template", json!({"type": "standard", "template": "no-such-template"}), "template"),
+        ("unknown data impact", json!({"impact": {"data": "everything"}}), "impact.data"),
+        ("unknown complexity", json!({"complexity": "extreme"}), "complexity"),
+    ] {
+        api.call(&create, Req::post_json("/changes", &merged(&body, edit)).bearer(&alice))
+            .await
+            .expect(what, StatusCode::BAD_REQUEST, Some("invalid_request"))
+            .expect_field(what, field);
+    }
     let mut no_title = body.clone();
     no_title.as_object_mut().expect("object").remove("title");
-    api.call(&create, Req::post_json("/changes", &no_title))
+    api.call(&create, Req::post_json("/changes", &no_title).bearer(&alice))
         .await
         .expect("missing title", StatusCode::BAD_REQUEST, Some("invalid_request"))
         .expect_field("missing title", "title");
+}
 
-    webhook_scenario(&api).await;
-    events_scenario(&api).await;
+/// A normal change on payments climbs its two levels (team-lead, then cab)
+/// under dual control; another is rejected.
+async fn approval_scenario(api: &Api) {
+    let decide = key(&Method::POST, "/changes/{id}/decisions");
+    let (alice, pat, sam, carol) = (api.token(&ALICE), api.token(&PAT), api.token(&SAM), api.token(&CAROL));
+    let approve = |token: &str, uri: &str| Req::post_json(uri, &json!({"decision": "approve"})).bearer(token);
+    let id = api.open(&alice, &new_change(&["payments"], "2026-12-07T22:00:00Z", "2026-12-07T23:00:00Z")).await.id();
+    let uri = format!("/changes/{id}/decisions");
 
-    // The scenario exercised every documented operation with a success.
-    let seen = api.seen.lock().expect("lock").clone();
-    for op in documented_routes(&api.doc) {
-        let statuses = seen.get(&op).cloned().unwrap_or_default();
-        assert!(
-            statuses.iter().any(|s| (200..300).contains(s)),
-            "the scenario never got a success from {op}: {statuses:?}"
-        );
+    api.call(&decide, approve(&pat, &uri)).await.expect(
+        "deciding a draft",
+        StatusCode::CONFLICT,
+        Some("no_pending_approval"),
+    );
+    let submitted = api.move_to(&alice, &id, "submitted", 1).await;
+    let steps = submitted.body["approval"]["steps"].as_array().cloned().unwrap_or_default();
+    let names: Vec<&Value> = steps.iter().map(|s| &s["name"]).collect();
+    assert_eq!(names, [&json!("team-lead"), &json!("cab")], "the payments chain: {}", submitted.brief());
+    assert!(steps[0]["due_at"].is_string() && steps[1].get("due_at").is_none(), "only level 1 runs: {steps:?}");
+
+    // Refused: the requester (even in the group), the wrong level's group, no deciding role, no role.
+    let alice_lead = api.token(&Who { groups: &["engineers", "payments-leads"], ..ALICE });
+    for (what, token, says) in [
+        ("the requester", &alice_lead, "dual control: alice@example.com requested this change"),
+        (
+            "the cab before level 1",
+            &carol,
+            "level 1 (team-lead of service payments) needs a member of any of: payments-leads",
+        ),
+        ("an auditor", &api.token(&AVA), "needs the approver, cab or admin role"),
+        ("a token without a role", &api.token(&VIC), "deciding an approval needs"),
+    ] {
+        api.call(&decide, approve(token, &uri)).await.expect_forbidden(what, says);
     }
+    let what = "a stale decision";
+    api.call(&decide, Req::post_json(&uri, &json!({"decision": "approve", "version": 1})).bearer(&sam))
+        .await
+        .expect(what, StatusCode::CONFLICT, Some("version_conflict"))
+        .expect_field(what, "version");
+    let what = "an unknown decision";
+    api.call(&decide, Req::post_json(&uri, &json!({"decision": "maybe"})).bearer(&sam))
+        .await
+        .expect(what, StatusCode::BAD_REQUEST, Some("invalid_request"))
+        .expect_field(what, "decision");
+    let unknown = format!("/changes/{}/decisions", uuid::Uuid::now_v7());
+    api.call(&decide, approve(&sam, &unknown)).await.expect(
+        "deciding an unknown change",
+        StatusCode::NOT_FOUND,
+        Some("not_found"),
+    );
+
+    // Level 1 by Sam, who may not approve level 2 too; level 2 by Carol.
+    let body = json!({"decision": "approve", "version": 2, "comment": "rollback plan reviewed"});
+    let level1 = api.call(&decide, Req::post_json(&uri, &body).bearer(&sam)).await;
+    level1.expect("level 1", StatusCode::OK, None);
+    assert_eq!((&level1.body["state"], level1.version()), (&json!("submitted"), 3));
+    let approval = &level1.body["approval"]["steps"][0]["approvals"][0];
+    assert_eq!(
+        (&approval["by"], &approval["group"]),
+        (&json!(SAM.user), &json!("payments-leads")),
+        "{}",
+        level1.brief()
+    );
+    api.call(&decide, approve(&sam, &uri))
+        .await
+        .expect_forbidden("one person at two levels", "already approved level 1 (team-lead)");
+    let level2 = api.call(&decide, approve(&carol, &uri)).await;
+    level2.expect("level 2", StatusCode::OK, None);
+    assert_eq!((&level2.body["state"], level2.version()), (&json!("approved"), 4));
+    api.call(&decide, approve(&carol, &uri)).await.expect(
+        "deciding an approved change",
+        StatusCode::CONFLICT,
+        Some("no_pending_approval"),
+    );
+    assert_eq!(
+        api.actions(&alice, &id).await,
+        [json!("created"), json!("transitioned"), json!("decided"), json!("decided")]
+    );
+
+    // A rejection at level 1 closes the plan.
+    let rejected =
+        api.open(&alice, &new_change(&["payments"], "2026-12-08T22:00:00Z", "2026-12-08T23:00:00Z")).await.id();
+    api.move_to(&alice, &rejected, "submitted", 1).await;
+    let body = json!({"decision": "reject", "comment": "no rollback plan", "version": null});
+    let a = api.call(&decide, Req::post_json(format!("/changes/{rejected}/decisions"), &body).bearer(&pat)).await;
+    a.expect("a rejection", StatusCode::OK, None);
+    assert_eq!(a.body["state"], json!("rejected"));
+    assert_eq!(a.body["approval"]["rejected"]["by"], json!(PAT.user), "{}", a.brief());
+}
+
+/// An emergency schema migration: checklist items done with evidence,
+/// approved on submission, its post-implementation review due, reported,
+/// then recorded under dual control.
+async fn checklist_and_review_scenario(api: &Api) {
+    let item = key(&Method::POST, "/changes/{id}/checklist/{item}");
+    let review = key(&Method::POST, "/changes/{id}/review");
+    let pending = key(&Method::GET, "/reports/pending-reviews");
+    let (riley, alice, pat, carol) = (api.token(&RILEY), api.token(&ALICE), api.token(&PAT), api.token(&CAROL));
+    let note = |version: u64| json!({"version": version, "note": "restored last night's backup to staging"});
+    let emergency = merged(
+        &new_change(&["search"], "2026-12-04T01:00:00Z", "2026-12-04T02:00:00Z"),
+        json!({"type": "emergency", "category": "database_schema", "complexity": "high",
+               "impact": {"data": "write", "availability": "degraded"}}),
+    );
+    let created = api.open(&riley, &emergency).await;
+    let id = created.id();
+    let ids: Vec<&Value> =
+        created.body["checklist"].as_array().map(|c| c.iter().map(|i| &i["id"]).collect()).unwrap_or_default();
+    assert_eq!(ids, [&json!("backup_verified"), &json!("rollback_script")], "{}", created.brief());
+    let item_uri = |name: &str| format!("/changes/{id}/checklist/{name}");
+    let review_uri = format!("/changes/{id}/review");
+
+    // The checklist: refusals, then the first item.
+    api.call(&item, Req::post_json(item_uri("backup_verified"), &note(1)).bearer(&pat))
+        .await
+        .expect_forbidden("an approver completing someone else's checklist", "completing a checklist item needs");
+    api.call(&item, Req::post_json(item_uri("coffee"), &note(1)).bearer(&riley))
+        .await
+        .expect("an unknown item", StatusCode::NOT_FOUND, Some("not_found"))
+        .expect_message("an unknown item", "backup_verified, rollback_script");
+    let what = "a stale checklist item";
+    api.call(&item, Req::post_json(item_uri("backup_verified"), &note(9)).bearer(&riley))
+        .await
+        .expect(what, StatusCode::CONFLICT, Some("version_conflict"))
+        .expect_field(what, "version");
+    let what = "a blank note";
+    api.call(&item, Req::post_json(item_uri("backup_verified"), &json!({"version": 1, "note": " "})).bearer(&riley))
+        .await
+        .expect(what, StatusCode::BAD_REQUEST, Some("invalid_request"))
+        .expect_field(what, "note");
+    let done = api.call(&item, Req::post_json(item_uri("backup_verified"), &note(1)).bearer(&riley)).await;
+    done.expect("a checklist item", StatusCode::OK, None);
+    assert_eq!((done.version(), &done.body["checklist"][0]["done"]["by"]), (2, &json!(RILEY.user)));
+    api.call(&item, Req::post_json(item_uri("backup_verified"), &note(2)).bearer(&riley)).await.expect(
+        "an item done twice",
+        StatusCode::CONFLICT,
+        Some("already_done"),
+    );
+    api.call(&review, Req::post_json(&review_uri, &note(2)).bearer(&carol)).await.expect(
+        "reviewing a draft",
+        StatusCode::CONFLICT,
+        Some("no_review_due"),
+    );
+
+    // Submitted, an emergency is approved at once and its review falls due.
+    let approved = api.move_to(&riley, &id, "submitted", 2).await;
+    assert_eq!((&approved.body["state"], approved.version()), (&json!("approved"), 4), "{}", approved.brief());
+    assert!(approved.body["review"]["due_at"].is_string() && approved.body.get("approval").is_none());
+    let reports = api.call(&pending, Req::get("/reports/pending-reviews").bearer(&alice)).await;
+    reports.expect("pending reviews", StatusCode::OK, None);
+    assert!(reports.body["changes"].as_array().is_some_and(|c| c.iter().any(|c| c["id"] == json!(id))));
+
+    // Implementation waits for the checklist; then the checklist is closed.
+    api.move_to(&riley, &id, "scheduled", 4).await;
+    let what = "implementing with an open checklist";
+    api.transition(&riley, &id, &json!({"to": "implementing", "version": 5}))
+        .await
+        .expect(what, StatusCode::CONFLICT, Some("checklist_incomplete"))
+        .expect_field(what, "checklist")
+        .expect_message(what, "rollback_script");
+    api.call(&item, Req::post_json(item_uri("rollback_script"), &note(5)).bearer(&riley)).await.expect(
+        "the second item",
+        StatusCode::OK,
+        None,
+    );
+    api.move_to(&riley, &id, "implementing", 6).await;
+    api.call(&item, Req::post_json(item_uri("backup_verified"), &note(7)).bearer(&riley)).await.expect(
+        "a checklist item during implementation",
+        StatusCode::CONFLICT,
+        Some("checklist_closed"),
+    );
+
+    // The review: after implementation, by a cab member who did not request it.
+    api.call(&review, Req::post_json(&review_uri, &note(7)).bearer(&carol)).await.expect(
+        "a review during implementation",
+        StatusCode::CONFLICT,
+        Some("not_implemented"),
+    );
+    api.move_to(&riley, &id, "completed", 7).await;
+    api.call(&review, Req::post_json(&review_uri, &note(8)).bearer(&riley))
+        .await
+        .expect_forbidden("the requester reviewing", "dual control");
+    api.call(&review, Req::post_json(&review_uri, &note(8)).bearer(&alice))
+        .await
+        .expect_forbidden("a requester reviewing", "needs the cab or admin role");
+    let what = "a stale review";
+    api.call(&review, Req::post_json(&review_uri, &note(7)).bearer(&carol))
+        .await
+        .expect(what, StatusCode::CONFLICT, Some("version_conflict"))
+        .expect_field(what, "version");
+    let reviewed = api.call(&review, Req::post_json(&review_uri, &note(8)).bearer(&carol)).await;
+    reviewed.expect("the review", StatusCode::OK, None);
+    assert_eq!((reviewed.version(), &reviewed.body["review"]["done"]["by"]), (9, &json!(CAROL.user)));
+    api.call(&review, Req::post_json(&review_uri, &note(9)).bearer(&carol)).await.expect(
+        "a second review",
+        StatusCode::CONFLICT,
+        Some("already_done"),
+    );
+    let actions = api.actions(&alice, &id).await;
+    for action in ["checklist_item_done", "reviewed"] {
+        assert!(actions.contains(&json!(action)), "the audit trail records {action}: {actions:?}");
+    }
+
+    // The report: the reviewed change has left it; two others, one page each.
+    for day in ["05", "06"] {
+        let body = merged(
+            &new_change(&["search"], &format!("2026-12-{day}T01:00:00Z"), &format!("2026-12-{day}T02:00:00Z")),
+            json!({"type": "emergency"}),
+        );
+        let other = api.open(&riley, &body).await.id();
+        api.move_to(&riley, &other, "submitted", 1).await;
+    }
+    let page1 = api.call(&pending, Req::get("/reports/pending-reviews?limit=1").bearer(&alice)).await;
+    page1.expect("pending reviews, page 1", StatusCode::OK, None);
+    let cursor = page1.body["next_cursor"].as_str().map(percent_encode).expect("a next page");
+    let page2 =
+        api.call(&pending, Req::get(format!("/reports/pending-reviews?limit=1&cursor={cursor}")).bearer(&alice)).await;
+    page2.expect("pending reviews, page 2", StatusCode::OK, None);
+    assert_eq!(page2.body["next_cursor"], Value::Null, "{}", page2.brief());
+    let listed: Vec<&Value> =
+        [&page1, &page2].iter().flat_map(|p| p.body["changes"].as_array().into_iter().flatten()).collect();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert!(listed.iter().all(|c| c["id"] != json!(id)), "the reviewed change is no longer pending");
+    assert!(listed[0]["review"]["due_at"].as_str() <= listed[1]["review"]["due_at"].as_str(), "earliest due first");
+    for (query, field) in [("limit=0", "limit"), ("limit=many", "limit"), ("colour=red", "colour")] {
+        let what = format!("pending reviews ?{query}");
+        api.call(&pending, Req::get(format!("/reports/pending-reviews?{query}")).bearer(&alice))
+            .await
+            .expect(&what, StatusCode::BAD_REQUEST, Some("invalid_request"))
+            .expect_field(&what, field);
+    }
+    api.call(&pending, Req::get("/reports/pending-reviews").bearer(&api.token(&VIC)))
+        .await
+        .expect_forbidden("reports without a role", "reading reports needs");
+}
+
+/// Standard changes from the catalog's templates, and normal changes on a
+/// service without an approval chain.
+async fn template_and_chain_scenario(api: &Api) {
+    let alice = api.token(&ALICE);
+    let cert = json!({"type": "standard", "template": "rotate-tls-cert", "category": "certificate"});
+    let standard = merged(&new_change(&["payments"], "2026-12-09T22:00:00Z", "2026-12-09T23:00:00Z"), cert);
+    let created = api.open(&alice, &standard).await;
+    assert_eq!(created.body["template"], json!("rotate-tls-cert"));
+    let id = created.id();
+    let approved = api.move_to(&alice, &id, "submitted", 1).await;
+    assert_eq!((&approved.body["state"], approved.version()), (&json!("approved"), 3), "{}", approved.brief());
+
+    // The template is for certificates, not the default category.
+    let outside = merged(&standard, json!({"category": null}));
+    let id = api.open(&alice, &outside).await.id();
+    let what = "a standard change outside its template's category";
+    api.transition(&alice, &id, &json!({"to": "submitted", "version": 1}))
+        .await
+        .expect(what, StatusCode::CONFLICT, Some("template_mismatch"))
+        .expect_field(what, "category");
+
+    // A normal change needs each service's approval chain from the catalog.
+    let id = api.open(&alice, &new_change(&["billing"], "2026-12-09T22:00:00Z", "2026-12-09T23:00:00Z")).await.id();
+    let what = "a normal change on a service the catalog does not list";
+    api.transition(&alice, &id, &json!({"to": "submitted", "version": 1}))
+        .await
+        .expect(what, StatusCode::CONFLICT, Some("no_approval_chain"))
+        .expect_field(what, "services")
+        .expect_message(what, "billing");
+}
+
+/// A major incident on payments: while it is open, only its commander may
+/// schedule a critical change there, with a reason.
+async fn incident_scenario(api: &Api) {
+    let list = key(&Method::GET, "/incidents");
+    let declare = key(&Method::POST, "/incidents");
+    let resolve = key(&Method::POST, "/incidents/{id}/resolve");
+    let (alice, pat, carol) = (api.token(&ALICE), api.token(&PAT), api.token(&CAROL));
+    let incident = json!({"id": "PD-Q2ZX9K", "title": "Card payments failing", "services": ["payments"],
+                          "commander": CAROL.user});
+
+    let a = api.call(&list, Req::get("/incidents").bearer(&alice)).await;
+    a.expect("no incidents", StatusCode::OK, None);
+    assert_eq!(a.body, json!({"open": []}));
+    api.call(&declare, Req::post_json("/incidents", &incident).bearer(&alice))
+        .await
+        .expect_forbidden("a requester declaring an incident", "needs the admin or cab or approver role");
+    let what = "an incident without services";
+    api.call(&declare, Req::post_json("/incidents", &merged(&incident, json!({"services": []}))).bearer(&pat))
+        .await
+        .expect(what, StatusCode::BAD_REQUEST, Some("invalid_request"))
+        .expect_field(what, "services");
+    let declared = api.call(&declare, Req::post_json("/incidents", &incident).bearer(&pat)).await;
+    declared.expect("declare an incident", StatusCode::CREATED, None);
+    assert_eq!(declared.body["declared_by"], json!(PAT.user));
+    let a = api.call(&list, Req::get("/incidents").bearer(&alice)).await;
+    a.expect("the open incident", StatusCode::OK, None);
+    assert_eq!(a.body["open"], json!([declared.body]));
+
+    // A critical emergency change on payments, approved on submission.
+    let critical = merged(
+        &new_change(&["payments"], "2026-12-05T10:00:00Z", "2026-12-05T11:00:00Z"),
+        json!({"type": "emergency", "complexity": "high", "impact": {"data": "destructive", "availability": "outage"}}),
+    );
+    let id = api.open(&alice, &critical).await.id();
+    let approved = api.move_to(&alice, &id, "submitted", 1).await;
+    assert_eq!(approved.body["risk"]["level"], json!("critical"), "{}", approved.brief());
+    let schedule = json!({"to": "scheduled", "version": 3});
+    for (what, token) in [("the requester scheduling", &alice), ("the commander without a reason", &carol)] {
+        api.transition(token, &id, &schedule)
+            .await
+            .expect(what, StatusCode::CONFLICT, Some("major_incident"))
+            .expect_field(what, "override_reason")
+            .expect_message(what, "PD-Q2ZX9K");
+    }
+    let authorized = merged(&schedule, json!({"override_reason": "the fix for the incident itself"}));
+    let scheduled = api.transition(&carol, &id, &authorized).await;
+    scheduled.expect("the commander scheduling with a reason", StatusCode::OK, None);
+    assert_eq!(scheduled.body["state"], json!("scheduled"));
+
+    let uri = "/incidents/PD-Q2ZX9K/resolve";
+    api.call(&resolve, Req::new(Method::POST, uri).bearer(&alice))
+        .await
+        .expect_forbidden("a requester resolving an incident", "resolving a major incident needs");
+    api.call(&resolve, Req::new(Method::POST, uri).bearer(&pat)).await.expect(
+        "resolve the incident",
+        StatusCode::NO_CONTENT,
+        None,
+    );
+    api.call(&resolve, Req::new(Method::POST, uri).bearer(&pat)).await.expect(
+        "resolve it again",
+        StatusCode::NOT_FOUND,
+        Some("not_found"),
+    );
+    let a = api.call(&list, Req::get("/incidents").bearer(&alice)).await;
+    a.expect("no open incidents", StatusCode::OK, None);
+    assert_eq!(a.body, json!({"open": []}));
+}
+
+/// Freeze windows of each kind; a normal change planned into one is refused,
+/// an emergency overrides it with a reason; lifted, it refuses nothing.
+async fn freeze_scenario(api: &Api) {
+    let list = key(&Method::GET, "/freezes");
+    let put = key(&Method::POST, "/freezes");
+    let delete = key(&Method::DELETE, "/freezes/{id}");
+    let (alice, ada, carol) = (api.token(&ALICE), api.token(&ADA), api.token(&CAROL));
+    let migration = json!({
+        "id": "payments-migration",
+        "name": "Payments migration",
+        "services": ["payments"],
+        "schedule": {"kind": "one_off", "start": "2026-12-10T00:00:00Z", "end": "2026-12-11T00:00:00Z"},
+        "reason": "ledger cut-over",
+    });
+    let a = api.call(&list, Req::get("/freezes").bearer(&alice)).await;
+    a.expect("no freezes", StatusCode::OK, None);
+    assert_eq!(a.body, json!({"freezes": []}));
+    api.call(&put, Req::post_json("/freezes", &migration).bearer(&alice))
+        .await
+        .expect_forbidden("a requester declaring a freeze", "needs the admin or cab role");
+    let backwards = set_at(&migration, "/schedule/end", json!("2026-12-09T00:00:00Z"));
+    let what = "a freeze ending before it starts";
+    api.call(&put, Req::post_json("/freezes", &backwards).bearer(&ada))
+        .await
+        .expect(what, StatusCode::BAD_REQUEST, Some("invalid_request"))
+        .expect_field(what, "schedule.end");
+    let stored = api.call(&put, Req::post_json("/freezes", &migration).bearer(&ada)).await;
+    stored.expect("a one-off freeze", StatusCode::CREATED, None);
+    assert_eq!(stored.body, migration);
+    for (window, stored_schedule) in [
+        (
+            json!({"id": "month-end", "name": "Month-end close", "services": ["reporting"],
+                   "schedule": {"kind": "month_end", "business_days": 2}}),
+            json!({"kind": "month_end", "business_days": 2}),
+        ),
+        (
+            json!({"id": "weekends", "name": "Weekends", "services": ["reporting"],
+                   "schedule": {"kind": "weekly", "days": ["sat", "sun"]}}),
+            json!({"kind": "weekly", "days": ["sat", "sun"], "start": "00:00", "end": "24:00"}),
+        ),
+    ] {
+        let a = api.call(&put, Req::post_json("/freezes", &window).bearer(&carol)).await;
+        a.expect(&format!("the freeze {}", window["id"]), StatusCode::CREATED, None);
+        assert_eq!((&a.body["schedule"], &a.body["reason"]), (&stored_schedule, &json!("")), "{}", a.brief());
+    }
+    let a = api.call(&list, Req::get("/freezes").bearer(&alice)).await;
+    a.expect("the freezes", StatusCode::OK, None);
+    let freezes = a.body["freezes"].as_array().cloned().unwrap_or_default();
+    assert_eq!(freezes.len(), 3, "{}", a.brief());
+    for f in &freezes[1..] {
+        assert!(f["next_occurrence"]["start"].is_string(), "a recurring freeze has a next occurrence: {f}");
+    }
+
+    // Planned into the freeze: a normal change is refused, an emergency passes with a reason.
+    let frozen = new_change(&["payments"], "2026-12-10T10:00:00Z", "2026-12-10T11:00:00Z");
+    let normal = api.open(&alice, &frozen).await.id();
+    let submit = json!({"to": "submitted", "version": 1});
+    let what = "submitting into a freeze";
+    api.transition(&alice, &normal, &submit)
+        .await
+        .expect(what, StatusCode::CONFLICT, Some("freeze_window"))
+        .expect_field(what, "planned_start")
+        .expect_message(what, "payments-migration");
+    let emergency = api.open(&alice, &merged(&frozen, json!({"type": "emergency"}))).await.id();
+    let what = "an emergency into a freeze without a reason";
+    api.transition(&alice, &emergency, &submit)
+        .await
+        .expect(what, StatusCode::CONFLICT, Some("freeze_window"))
+        .expect_field(what, "override_reason");
+    let overridden = merged(&submit, json!({"override_reason": "card payments are failing"}));
+    let a = api.transition(&alice, &emergency, &overridden).await;
+    a.expect("an emergency into a freeze with a reason", StatusCode::OK, None);
+    assert_eq!(a.body["state"], json!("approved"));
+
+    // Lifted.
+    let uri = "/freezes/payments-migration";
+    api.call(&delete, Req::new(Method::DELETE, uri).bearer(&alice))
+        .await
+        .expect_forbidden("a requester lifting a freeze", "lifting a freeze window needs");
+    api.call(&delete, Req::new(Method::DELETE, uri).bearer(&ada)).await.expect("lift", StatusCode::NO_CONTENT, None);
+    api.call(&delete, Req::new(Method::DELETE, uri).bearer(&ada)).await.expect(
+        "lift again",
+        StatusCode::NOT_FOUND,
+        Some("not_found"),
+    );
+    api.move_to(&alice, &normal, "submitted", 1).await;
 }
 
 /// The part of the scenario on the webhook routes: signed deliveries of real
@@ -1336,11 +1948,14 @@ async fn webhook_scenario(api: &Api) {
 }
 
 /// The part of the scenario on `POST /events`: AWS samples as EventBridge
-/// delivers them.
+/// delivers them, for the tenant of the bearer token (any valid token).
 async fn events_scenario(api: &Api) {
     let events = key(&Method::POST, "/events");
-    let post = |body: &Value| Req::new(Method::POST, "/events").body(body.to_string().into_bytes());
-    let acme = |r: Req| r.header("x-changehub-tenant", "acme");
+    let default_token = api.token(&DEFAULT_REPLAY);
+    let post =
+        |body: &Value| Req::new(Method::POST, "/events").body(body.to_string().into_bytes()).bearer(&default_token);
+    let acme_token = api.token(&REPLAY);
+    let acme = |r: Req| r.bearer(&acme_token);
 
     // A real sample, byte for byte, without a content type: published once
     // per tenant.
@@ -1350,11 +1965,12 @@ async fn events_scenario(api: &Api) {
     let again = api.call(&events, acme(Req::new(Method::POST, "/events").body(alarm_bytes.clone()))).await;
     again.expect("the alarm sample again", StatusCode::OK, None);
     assert_eq!(again.body, json!({"duplicate": true}), "the alarm sample again");
-    api.call(&events, Req::new(Method::POST, "/events").body(alarm_bytes))
+    api.call(&events, Req::new(Method::POST, "/events").body(alarm_bytes).bearer(&default_token))
         .await
         .expect_published("the alarm sample for the default tenant", "aws");
-    let stack =
-        Req::new(Method::POST, "/events").raw("text/plain", sample("aws/cloudformation.stack_status_change.json"));
+    let stack = Req::new(Method::POST, "/events")
+        .raw("text/plain", sample("aws/cloudformation.stack_status_change.json"))
+        .bearer(&default_token);
     api.call(&events, stack).await.expect_published("a sample sent as text/plain", "aws");
 
     // Events the hub does not use.
@@ -1378,11 +1994,9 @@ async fn events_scenario(api: &Api) {
     assert_eq!(a.body, json!({"ignored": "read-only API call"}));
 
     // Envelopes the hub cannot read.
-    api.call(&events, Req::new(Method::POST, "/events").body(b"{not json".to_vec())).await.expect(
-        "an event that is not JSON",
-        StatusCode::BAD_REQUEST,
-        Some("malformed_json"),
-    );
+    api.call(&events, Req::new(Method::POST, "/events").body(b"{not json".to_vec()).bearer(&default_token))
+        .await
+        .expect("an event that is not JSON", StatusCode::BAD_REQUEST, Some("malformed_json"));
     let alarm = sample_json("aws/cloudwatch.alarm_state_change.json");
     let config = sample_json("aws/config.configuration_item_change.json");
     for (what, body, field) in [
@@ -1404,15 +2018,11 @@ async fn events_scenario(api: &Api) {
             .expect(&what, StatusCode::BAD_REQUEST, Some("invalid_request"))
             .expect_field(&what, field);
     }
-    for (header, value) in [("x-changehub-tenant", "Not A Slug".to_owned()), ("x-changehub-user", "u".repeat(257))] {
-        let what = format!("an event with an invalid {header}");
-        api.call(&events, post(&pipeline).header(header, &value))
-            .await
-            .expect(&what, StatusCode::BAD_REQUEST, Some("invalid_request"))
-            .expect_field(&what, header);
-    }
+    api.call(&events, post(&pipeline).without("authorization"))
+        .await
+        .expect_unauthenticated("an event without a token", "needs a bearer token");
     let oversized = vec![b' '; MAX_WEBHOOK_BYTES + 1];
-    api.call(&events, Req::new(Method::POST, "/events").body(oversized)).await.expect(
+    api.call(&events, Req::new(Method::POST, "/events").body(oversized).bearer(&default_token)).await.expect(
         "an event over 25 MiB",
         StatusCode::PAYLOAD_TOO_LARGE,
         Some("payload_too_large"),
@@ -1443,15 +2053,25 @@ fn remove_at(v: &Value, at: &str) -> Value {
 
 /// For each body: does the API accept it (2xx), and does the documented
 /// request schema? They must agree. Only rules a schema can express are
-/// probed here (the API also checks e.g. that planned_end follows planned_start).
+/// probed here (the API also checks e.g. that planned_end follows
+/// planned_start, or that a category is in the catalog). Every body is sent
+/// by the tenant's bootstrap admin, who may do anything but decide.
 #[tokio::test]
 async fn request_schemas_accept_what_the_api_accepts() {
     let api = Api::start().await;
+    api.import_catalog().await;
+    let root = api.token(&ROOT);
     let create = key(&Method::POST, "/changes");
     let transition = key(&Method::POST, "/changes/{id}/transitions");
+    let decide = key(&Method::POST, "/changes/{id}/decisions");
+    let item = key(&Method::POST, "/changes/{id}/checklist/{item}");
     let events = key(&Method::POST, "/events");
+    let freeze = key(&Method::POST, "/freezes");
+    let incident = key(&Method::POST, "/incidents");
+    let catalog = key(&Method::PUT, "/catalog");
 
     let base = new_change(&["payments"], "2026-12-01T22:00:00Z", "2026-12-01T23:00:00Z");
+    let standard = json!({"type": "standard", "template": "rotate-tls-cert", "category": "certificate"});
     let with = |k: &str, v: Value| {
         let mut b = base.clone();
         b[k] = v;
@@ -1491,6 +2111,36 @@ async fn request_schemas_accept_what_the_api_accepts() {
         (&create, "non-time planned_start".into(), with("planned_start", json!("tomorrow"))),
         (&create, "numeric planned_end".into(), with("planned_end", json!(1_800_000_000))),
         (&create, "not an object".into(), json!(["title"])),
+        (&create, "a category".into(), with("category", json!("database_schema"))),
+        (&create, "null category".into(), with("category", Value::Null)),
+        (&create, "category not a slug".into(), with("category", json!("Database Schema"))),
+        (&create, "numeric category".into(), with("category", json!(1))),
+        (&create, "standard with its template".into(), merged(&base, standard.clone())),
+        (&create, "standard without a template".into(), merged(&base, json!({"type": "standard"}))),
+        (&create, "standard with a null template".into(), merged(&base, json!({"type": "standard", "template": null}))),
+        (&create, "normal with a template".into(), with("template", json!("rotate-tls-cert"))),
+        (&create, "normal with a null template".into(), with("template", Value::Null)),
+        (&create, "emergency with a template".into(), merged(&base, json!({"type": "emergency", "template": "x"}))),
+        (
+            &create,
+            "full impact".into(),
+            with("impact", json!({"data": "destructive", "availability": "outage", "compliance": true})),
+        ),
+        (&create, "empty impact".into(), with("impact", json!({}))),
+        (&create, "null impact".into(), with("impact", Value::Null)),
+        (&create, "unknown data impact".into(), with("impact", json!({"data": "everything"}))),
+        (&create, "unknown impact field".into(), with("impact", json!({"reputation": "high"}))),
+        (&create, "text compliance".into(), with("impact", json!({"compliance": "yes"}))),
+        (&create, "high complexity".into(), with("complexity", json!("high"))),
+        (&create, "unknown complexity".into(), with("complexity", json!("extreme"))),
+        (&create, "null complexity".into(), with("complexity", Value::Null)),
+        (
+            &create,
+            "privileged access".into(),
+            merged(&base, json!({"privileged_access": true, "cryptographic_keys": true})),
+        ),
+        (&create, "text privileged access".into(), with("privileged_access", json!("yes"))),
+        (&create, "null cryptographic keys".into(), with("cryptographic_keys", Value::Null)),
     ];
 
     // Each transition case gets a fresh draft so that a valid one can succeed.
@@ -1505,6 +2155,40 @@ async fn request_schemas_accept_what_the_api_accepts() {
         ("no to".into(), json!({"version": 1})),
         ("negative version".into(), json!({"to": "submitted", "version": -1})),
         ("string version".into(), json!({"to": "submitted", "version": "1"})),
+        ("override reason".into(), json!({"to": "submitted", "version": 1, "override_reason": "outage"})),
+        ("null override reason".into(), json!({"to": "submitted", "version": 1, "override_reason": null})),
+        (
+            "override reason of 2001".into(),
+            json!({"to": "submitted", "version": 1, "override_reason": "r".repeat(2001)}),
+        ),
+        ("numeric override reason".into(), json!({"to": "submitted", "version": 1, "override_reason": 1})),
+    ];
+
+    // Each decision case gets a freshly submitted change (version 2), decided by a payments lead.
+    let decision_cases: Vec<(&str, Value)> = vec![
+        ("approve", json!({"decision": "approve"})),
+        ("reject with a comment", json!({"decision": "reject", "comment": "no rollback plan"})),
+        ("at version 2", json!({"decision": "approve", "version": 2})),
+        ("null version and comment", json!({"decision": "approve", "version": null, "comment": null})),
+        ("comment of 2000", json!({"decision": "approve", "comment": "c".repeat(2000)})),
+        ("comment of 2001", json!({"decision": "approve", "comment": "c".repeat(2001)})),
+        ("unknown decision", json!({"decision": "abstain"})),
+        ("no decision", json!({"comment": "fine"})),
+        ("unknown field", json!({"decision": "approve", "level": 1})),
+        ("negative version", json!({"decision": "approve", "version": -1})),
+        ("string version", json!({"decision": "approve", "version": "2"})),
+    ];
+
+    // Each checklist case gets a fresh draft with the database_schema checklist.
+    let note_cases: Vec<(&str, Value)> = vec![
+        ("valid", json!({"version": 1, "note": "restored in staging"})),
+        ("note of 2000", json!({"version": 1, "note": "n".repeat(2000)})),
+        ("note of 2001", json!({"version": 1, "note": "n".repeat(2001)})),
+        ("blank note", json!({"version": 1, "note": "  "})),
+        ("null note", json!({"version": 1, "note": null})),
+        ("no note", json!({"version": 1})),
+        ("no version", json!({"note": "restored"})),
+        ("unknown field", json!({"version": 1, "note": "restored", "by": "me"})),
     ];
 
     // Events: real samples of every type the hub normalizes, then variations.
@@ -1588,18 +2272,143 @@ async fn request_schemas_accept_what_the_api_accepts() {
         cases.push((&events, name.to_owned(), body));
     }
 
-    let mut disagreements = Vec::new();
-    for (op, name, body) in &cases {
-        let uri = op.path.clone();
-        let answer = api.call(op, Req::post_json(uri, body)).await;
-        disagreements.extend(agreement(&api.doc, op, name, body, &answer));
+    // Freeze windows (on a service no other case uses), incidents, and last
+    // the catalog: each case replaces it, which the other cases do not need.
+    let window = json!({"id": "month-end", "name": "Month-end close", "services": ["reporting"],
+                        "schedule": {"kind": "month_end", "business_days": 2}, "reason": "closing the books"});
+    let weekly = |schedule: Value| set_at(&window, "/schedule", merged(&json!({"kind": "weekly"}), schedule));
+    for (name, body) in [
+        ("valid month-end", window.clone()),
+        (
+            "valid one-off",
+            set_at(
+                &window,
+                "/schedule",
+                json!({"kind": "one_off", "start": "2026-12-24T00:00:00Z", "end": "2026-12-27T00:00:00Z"}),
+            ),
+        ),
+        ("valid weekly", weekly(json!({"days": ["sat", "sun"], "start": "18:00", "end": "24:00"}))),
+        ("weekly, whole days", weekly(json!({"days": ["fri"]}))),
+        ("weekly, no days", weekly(json!({"days": []}))),
+        ("weekly, a day twice", weekly(json!({"days": ["sat", "sat"]}))),
+        ("weekly, an unknown day", weekly(json!({"days": ["saturday"]}))),
+        ("weekly, starting at 24:00", weekly(json!({"days": ["sat"], "start": "24:00"}))),
+        ("weekly, at 7:00", weekly(json!({"days": ["sat"], "start": "7:00"}))),
+        ("weekly, at 07:60", weekly(json!({"days": ["sat"], "start": "07:60"}))),
+        (
+            "one-off without end",
+            set_at(&window, "/schedule", json!({"kind": "one_off", "start": "2026-12-24T00:00:00Z"})),
+        ),
+        (
+            "one-off at no time",
+            set_at(&window, "/schedule", json!({"kind": "one_off", "start": "soon", "end": "later"})),
+        ),
+        ("month-end of 10 days", set_at(&window, "/schedule/business_days", json!(10))),
+        ("month-end of 11 days", set_at(&window, "/schedule/business_days", json!(11))),
+        ("month-end of 0 days", set_at(&window, "/schedule/business_days", json!(0))),
+        ("an unknown kind", set_at(&window, "/schedule/kind", json!("yearly"))),
+        ("an unknown schedule field", set_at(&window, "/schedule/days", json!(["sat"]))),
+        ("no schedule", remove_at(&window, "/schedule")),
+        ("no services", remove_at(&window, "/services")),
+        ("null services", set_at(&window, "/services", Value::Null)),
+        ("a service twice", set_at(&window, "/services", json!(["reporting", "reporting"]))),
+        ("id with a dot", set_at(&window, "/id", json!("month.end"))),
+        ("uppercase id", set_at(&window, "/id", json!("Month-End"))),
+        ("id of 64", set_at(&window, "/id", json!("m".repeat(64)))),
+        ("id of 65", set_at(&window, "/id", json!("m".repeat(65)))),
+        ("blank name", set_at(&window, "/name", json!(" "))),
+        ("reason of 2000", set_at(&window, "/reason", json!("r".repeat(2000)))),
+        ("reason of 2001", set_at(&window, "/reason", json!("r".repeat(2001)))),
+        ("no reason", remove_at(&window, "/reason")),
+        ("unknown field", set_at(&window, "/until", json!("never"))),
+    ] {
+        cases.push((&freeze, name.to_owned(), body));
     }
+    let major = json!({"id": "PD-1", "title": "Card payments failing", "services": ["payments"], "commander": "ivy"});
+    for (name, body) in [
+        ("valid", major.clone()),
+        ("declared_by and declared_at, ignored", merged(&major, json!({"declared_by": "me", "declared_at": null}))),
+        ("numeric declared_by", set_at(&major, "/declared_by", json!(5))),
+        ("no commander", remove_at(&major, "/commander")),
+        ("blank commander", set_at(&major, "/commander", json!(" "))),
+        ("no services", set_at(&major, "/services", json!([]))),
+        ("51 services", set_at(&major, "/services", json!((0..51).map(|i| format!("s{i}")).collect::<Vec<_>>()))),
+        ("a bad service", set_at(&major, "/services", json!(["Payments"]))),
+        ("blank title", set_at(&major, "/title", json!(" "))),
+        ("title of 201", set_at(&major, "/title", json!("t".repeat(201)))),
+        ("id of 128", set_at(&major, "/id", json!("i".repeat(128)))),
+        ("id of 129", set_at(&major, "/id", json!("i".repeat(129)))),
+        ("blank id", set_at(&major, "/id", json!(" "))),
+        ("unknown field", set_at(&major, "/severity", json!(1))),
+    ] {
+        cases.push((&incident, name.to_owned(), body));
+    }
+    let sample_catalog = {
+        let get = key(&Method::GET, "/catalog");
+        let a = api.call(&get, Req::get("/catalog").bearer(&root)).await;
+        a.expect("the sample catalog", StatusCode::OK, None);
+        a.body["catalog"].clone()
+    };
+    for (name, body) in [
+        ("the sample", sample_catalog.clone()),
+        ("tier 4", set_at(&sample_catalog, "/services/0/tier", json!(4))),
+        ("tier 5", set_at(&sample_catalog, "/services/0/tier", json!(5))),
+        ("tier 0", set_at(&sample_catalog, "/services/0/tier", json!(0))),
+        ("a misspelt service field", set_at(&sample_catalog, "/services/0/teir", json!(1))),
+        ("an sla of soon", set_at(&sample_catalog, "/services/0/approval/0/sla", json!("soon"))),
+        ("an sla of 90m", set_at(&sample_catalog, "/services/0/approval/0/sla", json!("90m"))),
+        ("an unknown rule", set_at(&sample_catalog, "/services/0/approval/0/rule", json!("most_of"))),
+        ("a level without groups", set_at(&sample_catalog, "/services/0/approval/0/groups", json!([]))),
+        (
+            "an ARN prefix that is not one",
+            set_at(&sample_catalog, "/services/0/mappings/aws_arn_prefixes", json!(["rds:"])),
+        ),
+        ("an unknown role", set_at(&sample_catalog, "/roles/superuser", json!(["root"]))),
+        ("a group with a space", set_at(&sample_catalog, "/roles/admin", json!(["platform team"]))),
+        ("null roles", set_at(&sample_catalog, "/roles", Value::Null)),
+        ("a category that is not a slug", set_at(&sample_catalog, "/categories/Database Schema", json!({}))),
+        (
+            "a checklist item without text",
+            set_at(&sample_catalog, "/categories/certificate", json!({"checklist": [{"id": "a"}]})),
+        ),
+        ("three tier points", set_at(&sample_catalog, "/risk/tier_points", json!([8, 5, 3]))),
+        ("points over 1000", set_at(&sample_catalog, "/risk/compliance_points", json!(1001))),
+        ("a complexity of 99%", set_at(&sample_catalog, "/risk/complexity_percent/low", json!(99))),
+        ("a period of 13 months", set_at(&sample_catalog, "/risk/period_months", json!(13))),
+        ("an unknown risk rule", set_at(&sample_catalog, "/risk/weights", json!({}))),
+        ("an unknown emergency field", set_at(&sample_catalog, "/emergency/review_by", json!("72h"))),
+        ("an unknown section", set_at(&sample_catalog, "/owners", json!([]))),
+        ("the empty catalog", json!({})),
+    ] {
+        cases.push((&catalog, name.to_owned(), body));
+    }
+
+    let mut disagreements = Vec::new();
+    let send = |op: &OpKey, uri: String, body: &Value| {
+        let method = Method::from_bytes(op.method.as_bytes()).expect("method");
+        Req::new(method, uri).raw("application/json", body.to_string().into_bytes()).bearer(&root)
+    };
     for (name, body) in &transition_cases {
-        let draft = api.call(&create, Req::post_json("/changes", &base)).await;
-        draft.expect("create a draft", StatusCode::CREATED, None);
-        let uri = format!("/changes/{}/transitions", draft.body["id"].as_str().expect("id"));
-        let answer = api.call(&transition, Req::post_json(uri, body)).await;
+        let id = api.open(&root, &base).await.id();
+        let answer = api.call(&transition, send(&transition, format!("/changes/{id}/transitions"), body)).await;
         disagreements.extend(agreement(&api.doc, &transition, name, body, &answer));
+    }
+    let sam = api.token(&SAM);
+    for (name, body) in &decision_cases {
+        let id = api.open(&root, &base).await.id();
+        api.move_to(&root, &id, "submitted", 1).await;
+        let req = send(&decide, format!("/changes/{id}/decisions"), body).bearer(&sam);
+        let answer = api.call(&decide, req).await;
+        disagreements.extend(agreement(&api.doc, &decide, name, body, &answer));
+    }
+    for (name, body) in &note_cases {
+        let id = api.open(&root, &with("category", json!("database_schema"))).await.id();
+        let answer = api.call(&item, send(&item, format!("/changes/{id}/checklist/backup_verified"), body)).await;
+        disagreements.extend(agreement(&api.doc, &item, name, body, &answer));
+    }
+    for (op, name, body) in &cases {
+        let answer = api.call(op, send(op, op.path.clone(), body)).await;
+        disagreements.extend(agreement(&api.doc, op, name, body, &answer));
     }
     assert!(
         disagreements.is_empty(),
@@ -1636,17 +2445,52 @@ fn agreement(doc: &Doc, op: &OpKey, name: &str, body: &Value, answer: &Answer) -
 #[tokio::test]
 async fn an_id_that_is_not_utf8_is_a_json_invalid_request() {
     let api = Api::start().await;
+    let token = api.token(&ALICE);
     let submit = json!({"to": "submitted", "version": 1});
+    let note = json!({"version": 1, "note": "done"});
     for (op, req) in [
         (key(&Method::GET, "/changes/{id}"), Req::get("/changes/%FF")),
         (key(&Method::GET, "/changes/{id}/audit"), Req::get("/changes/%FF/audit")),
         (key(&Method::POST, "/changes/{id}/transitions"), Req::post_json("/changes/%FF/transitions", &submit)),
+        (
+            key(&Method::POST, "/changes/{id}/decisions"),
+            Req::post_json("/changes/%FF/decisions", &json!({"decision": "approve"})),
+        ),
+        (key(&Method::POST, "/changes/{id}/review"), Req::post_json("/changes/%FF/review", &note)),
+        (
+            key(&Method::POST, "/changes/{id}/checklist/{item}"),
+            Req::post_json("/changes/%FF/checklist/backup_verified", &note),
+        ),
     ] {
         let what = format!("{op} with id %FF");
-        api.call(&op, req)
+        api.call(&op, req.bearer(&token))
             .await
             .expect(&what, StatusCode::BAD_REQUEST, Some("invalid_request"))
             .expect_field(&what, "id");
+    }
+    // Other path parameters that do not decode: a JSON error, the one a wrong value gets.
+    for (op, req, status, code) in [
+        (
+            key(&Method::POST, "/changes/{id}/checklist/{item}"),
+            Req::post_json(format!("/changes/{}/checklist/%FF", uuid::Uuid::now_v7()), &note),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            key(&Method::DELETE, "/freezes/{id}"),
+            Req::new(Method::DELETE, "/freezes/%FF"),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            key(&Method::POST, "/incidents/{id}/resolve"),
+            Req::new(Method::POST, "/incidents/%FF/resolve"),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+    ] {
+        let what = format!("{op}: {}", req.uri);
+        api.call(&op, req.bearer(&api.token(&ROOT))).await.expect(&what, status, Some(code));
     }
 }
 
@@ -1655,32 +2499,30 @@ async fn an_id_that_is_not_utf8_is_a_json_invalid_request() {
 #[tokio::test]
 async fn request_bodies_must_be_objects() {
     let api = Api::start().await;
-    let create = key(&Method::POST, "/changes");
+    api.import_catalog().await;
+    let token = api.token(&ROOT);
     let body = new_change(&["payments"], "2026-12-01T22:00:00Z", "2026-12-01T23:00:00Z");
-    let draft = api.call(&create, Req::post_json("/changes", &body)).await;
-    draft.expect("create a draft", StatusCode::CREATED, None);
-    let id = draft.body["id"].as_str().expect("id").to_owned();
+    let id = api.open(&token, &body).await.id();
     let positional_change =
         json!(["t", "", "normal", ["payments"], "production", "2026-12-01T22:00:00Z", "2026-12-01T23:00:00Z"]);
-    for (op, uri, positional) in [
-        (create.clone(), "/changes".to_owned(), positional_change),
-        (
-            key(&Method::POST, "/changes/{id}/transitions"),
-            format!("/changes/{id}/transitions"),
-            json!(["submitted", 1, null]),
-        ),
-        (
-            key(&Method::POST, "/events"),
-            "/events".to_owned(),
-            json!(["e1", "src", "dt", "2026-12-01T22:05:00Z", [], {}]),
-        ),
+    let post = |path: &str, uri: String, positional: Value| (key(&Method::POST, path), uri, positional, Method::POST);
+    for (op, uri, positional, method) in [
+        post("/changes", "/changes".to_owned(), positional_change),
+        post("/changes/{id}/transitions", format!("/changes/{id}/transitions"), json!(["submitted", 1, null])),
+        post("/changes/{id}/decisions", format!("/changes/{id}/decisions"), json!(["approve", 1, null])),
+        post("/changes/{id}/review", format!("/changes/{id}/review"), json!([1, "fine"])),
+        post("/changes/{id}/checklist/{item}", format!("/changes/{id}/checklist/x"), json!([1, "done"])),
+        post("/freezes", "/freezes".to_owned(), json!(["f", "F", [], {"kind": "month_end", "business_days": 1}, ""])),
+        post("/incidents", "/incidents".to_owned(), json!(["i", "I", ["payments"], "ivy", "", null])),
+        (key(&Method::PUT, "/catalog"), "/catalog".to_owned(), json!([{}, [], {}, [], {}, {}]), Method::PUT),
+        post("/events", "/events".to_owned(), json!(["e1", "src", "dt", "2026-12-01T22:05:00Z", [], {}])),
     ] {
         let what = format!("{op} with the array body {positional}");
-        let answer = api.call(&op, Req::post_json(uri, &positional)).await;
-        answer.expect(&what, StatusCode::BAD_REQUEST, Some("invalid_request"));
-        if op.path == "/events" {
-            answer.expect_field(&what, "body");
-        }
+        let req = Req::new(method, uri).raw("application/json", positional.to_string().into_bytes());
+        api.call(&op, req.bearer(&token))
+            .await
+            .expect(&what, StatusCode::BAD_REQUEST, Some("invalid_request"))
+            .expect_field(&what, "body");
     }
     // A webhook too, properly signed.
     let webhook = key(&Method::POST, "/webhooks/{source}");
@@ -1731,9 +2573,13 @@ async fn ingest_failures_are_documented_503s() {
         secrets: secrets(),
         clock: SystemClock,
     });
+    let key = LocalKey::from_secret(vec![9; 32]);
+    let auth = Authenticator::Local(Arc::new(LocalKey::from_secret(vec![9; 32])));
+    let token = mint(&key, &REPLAY, chrono::Utc::now());
+    let alarm = || alarm().bearer(&token);
     let router =
-        changehub::http::finish(webhooks::webhook_routes(ingest.clone()).merge(webhooks::local_routes(ingest)));
-    let api = Api::with_router(router, dir);
+        changehub::http::finish(webhooks::webhook_routes(ingest.clone()).merge(webhooks::local_routes(ingest, auth)));
+    let api = Api::with_router(router, dir, key);
     for _attempt in 0..2 {
         api.call(&webhook, delivery()).await.expect(
             "a webhook while the bus is down",
@@ -1757,7 +2603,11 @@ async fn ingest_failures_are_documented_503s() {
         secrets: SecretsDown,
         clock: SystemClock,
     });
-    let api = Api::with_router(changehub::http::finish(webhooks::webhook_routes(ingest)), dir);
+    let api = Api::with_router(
+        changehub::http::finish(webhooks::webhook_routes(ingest)),
+        dir,
+        LocalKey::from_secret(vec![9; 32]),
+    );
     api.call(&webhook, delivery()).await.expect(
         "a webhook while the secrets are unavailable",
         StatusCode::SERVICE_UNAVAILABLE,

@@ -11,7 +11,7 @@ use changehub::adapters::embedded::EmbeddedStore;
 use changehub::app::changes::DecisionRequest;
 use changehub::app::{Caller, Changes, ListRequest, TransitionRequest};
 use changehub::domain::approval::Verdict;
-use changehub::domain::{ChangeState, ChangeType, NewChange, TenantId};
+use changehub::domain::{ChangeState, NewChange, TenantId};
 use changehub::local::{self, Hub, HubConfig};
 use changehub::ports::SystemClock;
 
@@ -33,20 +33,16 @@ fn histogram() -> Histogram<u64> {
 
 fn sample_change(i: usize) -> NewChange {
     let start = Utc::now() + Duration::hours((i % 500) as i64);
+    let service = format!("svc-{}", i % 20);
     NewChange {
-        title: format!("Benchmark change {i}"),
         description: "Rolling restart of the payments API behind the load balancer.".into(),
-        change_type: ChangeType::Normal,
-        services: vec![format!("svc-{}", i % 20)],
-        environment: "production".into(),
-        planned_start: start,
-        planned_end: start + Duration::hours(1),
-        category: None,
-        template: None,
-        impact: Default::default(),
-        complexity: Default::default(),
-        privileged_access: false,
-        cryptographic_keys: false,
+        ..NewChange::basic(
+            format!("Benchmark change {i}"),
+            &[&service],
+            "production",
+            start,
+            start + Duration::hours(1),
+        )
     }
 }
 

@@ -188,19 +188,8 @@ mod tests {
 
     fn draft(id: ChangeId, at: DateTime<Utc>) -> Change {
         NewChange {
-            title: "x".into(),
-            description: String::new(),
             change_type: ChangeType::Emergency,
-            services: vec!["payments".into()],
-            environment: "production".into(),
-            planned_start: at,
-            planned_end: at + chrono::Duration::hours(1),
-            category: None,
-            template: None,
-            impact: Default::default(),
-            complexity: Default::default(),
-            privileged_access: false,
-            cryptographic_keys: false,
+            ..NewChange::basic("x", &["payments"], "production", at, at + chrono::Duration::hours(1))
         }
         .validate()
         .expect("valid")

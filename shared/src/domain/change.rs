@@ -292,24 +292,10 @@ mod tests {
     }
 
     fn draft() -> Change {
-        NewChange {
-            title: "Upgrade payments DB".into(),
-            description: String::new(),
-            change_type: ChangeType::Normal,
-            services: vec!["payments".into()],
-            environment: "production".into(),
-            planned_start: t(22),
-            planned_end: t(23),
-            category: None,
-            template: None,
-            impact: Default::default(),
-            complexity: Default::default(),
-            privileged_access: false,
-            cryptographic_keys: false,
-        }
-        .validate()
-        .expect("valid")
-        .into_draft(ChangeId::new(), TenantId::parse("acme").expect("tenant"), "alice".into(), t(0))
+        NewChange::basic("Upgrade payments DB", &["payments"], "production", t(22), t(23))
+            .validate()
+            .expect("valid")
+            .into_draft(ChangeId::new(), TenantId::parse("acme").expect("tenant"), "alice".into(), t(0))
     }
 
     #[test]

@@ -66,6 +66,31 @@ pub fn in_supported_range(t: DateTime<Utc>) -> bool {
 }
 
 impl NewChange {
+    /// A normal change with every optional field at its default.
+    pub fn basic(
+        title: impl Into<String>,
+        services: &[&str],
+        environment: impl Into<String>,
+        planned_start: DateTime<Utc>,
+        planned_end: DateTime<Utc>,
+    ) -> Self {
+        NewChange {
+            title: title.into(),
+            description: String::new(),
+            change_type: ChangeType::Normal,
+            services: services.iter().map(|s| s.to_string()).collect(),
+            environment: environment.into(),
+            planned_start,
+            planned_end,
+            category: None,
+            template: None,
+            impact: Impact::default(),
+            complexity: Complexity::default(),
+            privileged_access: false,
+            cryptographic_keys: false,
+        }
+    }
+
     pub fn validate(self) -> Result<ValidNewChange, FieldError> {
         let title = self.title.trim().to_owned();
         if title.is_empty() {
@@ -189,21 +214,8 @@ mod tests {
 
     fn base() -> NewChange {
         let start = Utc.with_ymd_and_hms(2026, 12, 1, 22, 0, 0).single().unwrap_or_default();
-        NewChange {
-            title: "  Upgrade payments DB  ".into(),
-            description: String::new(),
-            change_type: ChangeType::Normal,
-            services: vec!["payments".into(), "ledger".into(), "payments".into()],
-            environment: "production".into(),
-            planned_start: start,
-            planned_end: start + chrono::Duration::hours(1),
-            category: None,
-            template: None,
-            impact: Default::default(),
-            complexity: Default::default(),
-            privileged_access: false,
-            cryptographic_keys: false,
-        }
+        let services = ["payments", "ledger", "payments"];
+        NewChange::basic("  Upgrade payments DB  ", &services, "production", start, start + chrono::Duration::hours(1))
     }
 
     fn field_of(c: NewChange) -> String {

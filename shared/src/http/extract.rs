@@ -65,15 +65,20 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 format!("send the body as application/json (got {:?})", content_type),
             ));
         }
-        let bytes = axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES).await.map_err(|_| {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!("the body exceeds {MAX_BODY_BYTES} bytes"),
-            )
-        })?;
+        let bytes = read_body(req).await?;
         parse_json(&bytes).map(JsonBody)
     }
+}
+
+/// The request body, at most [`MAX_BODY_BYTES`].
+async fn read_body(req: Request) -> Result<axum::body::Bytes, ApiError> {
+    axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body exceeds {MAX_BODY_BYTES} bytes"),
+        )
+    })
 }
 
 /// Decodes a JSON object, naming the offending field in the error.
@@ -101,13 +106,7 @@ impl<S: Send + Sync> FromRequest<S> for CatalogBody {
             let JsonBody(catalog) = JsonBody::from_request(req, state).await?;
             return Ok(CatalogBody(catalog));
         }
-        let bytes = axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES).await.map_err(|_| {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!("the body exceeds {MAX_BODY_BYTES} bytes"),
-            )
-        })?;
+        let bytes = read_body(req).await?;
         let text = std::str::from_utf8(&bytes).map_err(|_| ApiError::invalid("body", "the YAML is not UTF-8"))?;
         crate::domain::catalog::parse_yaml(text).map(CatalogBody).map_err(|e| ApiError::invalid(e.field, e.message))
     }
