@@ -2635,3 +2635,39 @@ async fn webhook_path_parameters_that_are_not_utf8_get_a_json_error() {
             .expect_field(uri, field);
     }
 }
+
+#[tokio::test]
+async fn zz_probe() {
+    let api = Api::start().await;
+    api.import_catalog().await;
+    let root = api.token(&ROOT);
+    let raw = |req: Req| {
+        let router = api.router.clone();
+        async move {
+            let mut b = Request::builder().method(req.method.clone()).uri(&req.uri);
+            for (n, v) in &req.headers {
+                b = b.header(n.as_str(), v);
+            }
+            let r = router.oneshot(b.body(Body::from(req.body)).expect("req")).await.expect("ok");
+            let status = r.status();
+            let bytes = axum::body::to_bytes(r.into_body(), usize::MAX).await.expect("body");
+            format!("{status} {}", String::from_utf8_lossy(&bytes))
+        }
+    };
+    for (name, req) in [
+        ("yaml seq", Req::put("/catalog", "application/yaml", b"- a\n".to_vec())),
+        ("yaml scalar", Req::put("/catalog", "application/yaml", b"hello\n".to_vec())),
+        ("yaml empty", Req::put("/catalog", "application/yaml", b"".to_vec())),
+        ("yaml unknown top", Req::put("/catalog", "application/yaml", b"owners: []\n".to_vec())),
+        ("if-match star", Req::put("/catalog", "application/json", b"{}".to_vec()).header("if-match", "*")),
+        ("freeze %FF", Req::new(Method::DELETE, "/freezes/%FF")),
+        ("incident %FF", Req::new(Method::POST, "/incidents/%FF/resolve")),
+        ("item %FF", Req::post_json(format!("/changes/{}/checklist/%FF", uuid::Uuid::now_v7()), &json!({"version":1,"note":"x"}))),
+        ("pending bogus cursor", Req::get("/reports/pending-reviews?cursor=bogus")),
+        ("pending cursor 0", Req::get("/reports/pending-reviews?cursor=0")),
+        ("me HEAD", Req::new(Method::HEAD, "/me")),
+        ("catalog json incident id ctrl", Req::post_json("/incidents", &json!({"id": "a\u{1}b", "title": "t", "services": ["payments"], "commander": "c"}))),
+    ] {
+        println!("PROBE {name}: {}", raw(req.bearer(&root)).await);
+    }
+}

@@ -33,20 +33,13 @@ impl HubEvent {
         use super::audit::AuditAction;
         // A write may hold several entries (submitted, then approved): each
         // names the state its own entry reached.
-        let state_after = entry
-            .changes
-            .iter()
-            .find(|c| c.field == "state")
-            .and_then(|c| c.after.as_str().map(str::to_owned))
-            .unwrap_or_else(|| change.state.as_str().to_owned());
+        let moved_to = entry.changes.iter().find(|c| c.field == "state").and_then(|c| c.after.as_str());
+        let state_after = moved_to.unwrap_or(change.state.as_str()).to_owned();
         let detail_type = match entry.action {
             AuditAction::Created => "Change Created".to_owned(),
             AuditAction::Transitioned => format!("Change {}", title_case(&state_after)),
-            AuditAction::Decided
-                if state_after != change.state.as_str() || entry.changes.iter().any(|c| c.field == "state") =>
-            {
-                format!("Change {}", title_case(&state_after))
-            }
+            // The decision that completes (or rejects) the plan moves the change.
+            AuditAction::Decided if moved_to.is_some() => format!("Change {}", title_case(&state_after)),
             AuditAction::Decided => "Approval Recorded".to_owned(),
             AuditAction::ChecklistItemDone => "Checklist Item Done".to_owned(),
             AuditAction::Reviewed => "Change Reviewed".to_owned(),
@@ -223,5 +216,33 @@ mod tests {
         assert_eq!(e.path, "$.source");
         let e = EventPattern::parse(json!({"detail": {"x": [{"suffix": "a"}]}})).unwrap_err();
         assert_eq!(e.path, "$.detail.x");
+    }
+
+    #[test]
+    fn each_entry_of_a_write_names_the_state_it_reached() {
+        use crate::domain::audit::{AuditAction, record};
+        use crate::domain::{ChangeId, ChangeState, NewChange, TenantId};
+        use chrono::TimeZone;
+        let at = chrono::Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).single().unwrap_or_default();
+        let draft = NewChange::basic("x", &["payments"], "production", at, at + chrono::Duration::hours(1))
+            .validate()
+            .expect("valid")
+            .into_draft(ChangeId::new(), TenantId::parse("acme").expect("tenant"), "alice".into(), at);
+        let (draft, _) = record(None, draft, "alice", AuditAction::Created, None);
+        let submitted = draft.transition(ChangeState::Submitted, at).expect("legal");
+        let (submitted, first) = record(Some(&draft), submitted, "alice", AuditAction::Transitioned, None);
+        let approved = submitted.transition(ChangeState::Approved, at).expect("legal");
+        let (approved, second) = record(Some(&submitted), approved, "changehub", AuditAction::Transitioned, None);
+        // Both published with the final record, as a standard change's submission is.
+        assert_eq!(HubEvent::change_mutated(&approved, &first).detail_type, "Change Submitted");
+        assert_eq!(HubEvent::change_mutated(&approved, &second).detail_type, "Change Approved");
+        assert_eq!(HubEvent::change_mutated(&approved, &first).detail["state"], "submitted");
+        let mut pending = approved.clone();
+        pending.version += 1;
+        let (pending, recorded) = record(Some(&approved), pending, "pat", AuditAction::Decided, None);
+        assert_eq!(HubEvent::change_mutated(&pending, &recorded).detail_type, "Approval Recorded");
+        let decided = submitted.transition(ChangeState::Approved, at).expect("legal");
+        let (decided, last) = record(Some(&submitted), decided, "carol", AuditAction::Decided, None);
+        assert_eq!(HubEvent::change_mutated(&decided, &last).detail_type, "Change Approved");
     }
 }
