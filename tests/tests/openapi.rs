@@ -2457,10 +2457,6 @@ async fn an_id_that_is_not_utf8_is_a_json_invalid_request() {
             Req::post_json("/changes/%FF/decisions", &json!({"decision": "approve"})),
         ),
         (key(&Method::POST, "/changes/{id}/review"), Req::post_json("/changes/%FF/review", &note)),
-        (
-            key(&Method::POST, "/changes/{id}/checklist/{item}"),
-            Req::post_json("/changes/%FF/checklist/backup_verified", &note),
-        ),
     ] {
         let what = format!("{op} with id %FF");
         api.call(&op, req.bearer(&token))
@@ -2468,29 +2464,102 @@ async fn an_id_that_is_not_utf8_is_a_json_invalid_request() {
             .expect(&what, StatusCode::BAD_REQUEST, Some("invalid_request"))
             .expect_field(&what, "id");
     }
-    // Other path parameters that do not decode: a JSON error, the one a wrong value gets.
-    for (op, req, status, code) in [
+}
+
+/// The path parameters of the checklist, freeze and incident routes are taken
+/// with axum's own `Path`, whose rejection of a value that does not
+/// percent-decode to UTF-8 is a `text/plain` 400 (a status the freeze and
+/// incident routes do not document). They should get the JSON error a wrong
+/// value gets: 400 naming `id` for a change id, 404 for an item, a freeze or
+/// an incident that cannot exist.
+#[tokio::test]
+#[ignore = "bug: shared/src/http/mod.rs checklist_item, delete_freeze and resolve_incident answer axum's text/plain \
+            400 for path parameters that are not UTF-8"]
+async fn other_path_parameters_that_are_not_utf8_get_a_json_error() {
+    let api = Api::start().await;
+    let token = api.token(&ROOT);
+    let note = json!({"version": 1, "note": "done"});
+    let item = key(&Method::POST, "/changes/{id}/checklist/{item}");
+    let change = uuid::Uuid::now_v7();
+    for (op, req, status, code, field) in [
         (
-            key(&Method::POST, "/changes/{id}/checklist/{item}"),
-            Req::post_json(format!("/changes/{}/checklist/%FF", uuid::Uuid::now_v7()), &note),
+            item.clone(),
+            Req::post_json("/changes/%FF/checklist/backup_verified", &note),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "id",
+        ),
+        (
+            item,
+            Req::post_json(format!("/changes/{change}/checklist/%FF"), &note),
             StatusCode::NOT_FOUND,
             "not_found",
+            "",
         ),
         (
             key(&Method::DELETE, "/freezes/{id}"),
             Req::new(Method::DELETE, "/freezes/%FF"),
             StatusCode::NOT_FOUND,
             "not_found",
+            "",
         ),
         (
             key(&Method::POST, "/incidents/{id}/resolve"),
             Req::new(Method::POST, "/incidents/%FF/resolve"),
             StatusCode::NOT_FOUND,
             "not_found",
+            "",
         ),
     ] {
         let what = format!("{op}: {}", req.uri);
-        api.call(&op, req.bearer(&api.token(&ROOT))).await.expect(&what, status, Some(code));
+        api.call(&op, req.bearer(&token)).await.expect(&what, status, Some(code)).expect_field(&what, field);
+    }
+}
+
+/// serde's derived `Deserialize` reads a struct from an array of its fields
+/// too; the API refuses an array for the body as a whole (see
+/// `request_bodies_must_be_objects`) but not for the structs inside it, nor
+/// for a YAML catalog as a whole (`- {}` replaces the catalog with the empty
+/// one). The schemas, rightly, take only objects. And a YAML catalog that is
+/// a scalar names the field `""`, which the Error schema refuses.
+#[tokio::test]
+#[ignore = "bug: shared/src/json.rs decode_object and shared/src/yaml.rs read nested structs (and a YAML document) \
+            from sequences; shared/src/domain/catalog.rs parse_yaml names the root field \"\""]
+async fn structs_inside_bodies_must_be_objects() {
+    let api = Api::start().await;
+    api.import_catalog().await;
+    let root = api.token(&ROOT);
+    let create = key(&Method::POST, "/changes");
+    let freeze = key(&Method::POST, "/freezes");
+    let catalog = key(&Method::PUT, "/catalog");
+    let change = new_change(&["payments"], "2026-12-01T22:00:00Z", "2026-12-01T23:00:00Z");
+    let services = json!({"services": [["billing", "", "billing-team", 2]]});
+    for (op, what, req, field) in [
+        (
+            &create,
+            "an impact as an array",
+            Req::post_json("/changes", &merged(&change, json!({"impact": ["write", "outage", true]}))),
+            "impact",
+        ),
+        (
+            &freeze,
+            "a schedule as an array",
+            Req::post_json("/freezes", &json!({"id": "f", "name": "F", "schedule": ["month_end", 2]})),
+            "schedule",
+        ),
+        (
+            &catalog,
+            "a service as an array",
+            Req::put("/catalog", "application/json", services.to_string()),
+            "services[0]",
+        ),
+        (&catalog, "a YAML catalog that is a sequence", Req::put("/catalog", "application/yaml", "- {}\n"), "body"),
+        (&catalog, "a YAML catalog that is a scalar", Req::put("/catalog", "application/yaml", "hello\n"), "body"),
+    ] {
+        api.call(op, req.bearer(&root))
+            .await
+            .expect(what, StatusCode::BAD_REQUEST, Some("invalid_request"))
+            .expect_field(what, field);
     }
 }
 
@@ -2633,41 +2702,5 @@ async fn webhook_path_parameters_that_are_not_utf8_get_a_json_error() {
             .await
             .expect(uri, status, Some(code))
             .expect_field(uri, field);
-    }
-}
-
-#[tokio::test]
-async fn zz_probe() {
-    let api = Api::start().await;
-    api.import_catalog().await;
-    let root = api.token(&ROOT);
-    let raw = |req: Req| {
-        let router = api.router.clone();
-        async move {
-            let mut b = Request::builder().method(req.method.clone()).uri(&req.uri);
-            for (n, v) in &req.headers {
-                b = b.header(n.as_str(), v);
-            }
-            let r = router.oneshot(b.body(Body::from(req.body)).expect("req")).await.expect("ok");
-            let status = r.status();
-            let bytes = axum::body::to_bytes(r.into_body(), usize::MAX).await.expect("body");
-            format!("{status} {}", String::from_utf8_lossy(&bytes))
-        }
-    };
-    for (name, req) in [
-        ("yaml seq", Req::put("/catalog", "application/yaml", b"- a\n".to_vec())),
-        ("yaml scalar", Req::put("/catalog", "application/yaml", b"hello\n".to_vec())),
-        ("yaml empty", Req::put("/catalog", "application/yaml", b"".to_vec())),
-        ("yaml unknown top", Req::put("/catalog", "application/yaml", b"owners: []\n".to_vec())),
-        ("if-match star", Req::put("/catalog", "application/json", b"{}".to_vec()).header("if-match", "*")),
-        ("freeze %FF", Req::new(Method::DELETE, "/freezes/%FF")),
-        ("incident %FF", Req::new(Method::POST, "/incidents/%FF/resolve")),
-        ("item %FF", Req::post_json(format!("/changes/{}/checklist/%FF", uuid::Uuid::now_v7()), &json!({"version":1,"note":"x"}))),
-        ("pending bogus cursor", Req::get("/reports/pending-reviews?cursor=bogus")),
-        ("pending cursor 0", Req::get("/reports/pending-reviews?cursor=0")),
-        ("me HEAD", Req::new(Method::HEAD, "/me")),
-        ("catalog json incident id ctrl", Req::post_json("/incidents", &json!({"id": "a\u{1}b", "title": "t", "services": ["payments"], "commander": "c"}))),
-    ] {
-        println!("PROBE {name}: {}", raw(req.bearer(&root)).await);
     }
 }

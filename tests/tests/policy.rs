@@ -1,20 +1,23 @@
-//! Properties of the change process, over arbitrary sequences of calls by
-//! arbitrary people, through the use cases on the embedded store: nobody
+//! Properties of the change process, over arbitrary sequences of API calls
+//! by arbitrary people (HTTP requests to the router, each with its caller's
+//! bearer token, on the embedded store): nobody
 //! approves their own change, no approval level is skipped, one person
 //! approves at one level only, approval comes only from decisions, and no
 //! change enters a freeze window without an audited override.
 
+use axum::http::StatusCode;
 use changehub::adapters::embedded::EmbeddedStore;
-use changehub::app::changes::{DecisionRequest, TransitionRequest};
 use changehub::app::{Caller, Changes};
-use changehub::domain::approval::Verdict;
 use changehub::domain::freeze::{FreezeWindow, Schedule};
 use changehub::domain::{AuditAction, Change, ChangeId, ChangeState, ChangeType};
 use changehub::ports::FixedClock;
 use changehub_tests::fixtures::{seed, who};
-use changehub_tests::{new_change, t0};
+use changehub_tests::http::{Tokens, call_as};
+use changehub_tests::t0;
 use chrono::Duration;
 use proptest::prelude::*;
+use serde_json::json;
+use std::sync::Arc;
 
 const TENANT: &str = "acme";
 
@@ -134,46 +137,46 @@ fn check_invariants(change: &Change, trail: &[changehub::domain::AuditEntry]) {
     }
 }
 
+/// Runs `ops` as HTTP calls to the API router, each with the token of the
+/// person acting, and checks the invariants of every change after each call.
 async fn run(ops: Vec<Op>) -> Vec<Change> {
     let dir = tempfile::tempdir().expect("tempdir");
-    let app = Changes::new(EmbeddedStore::open(dir.path().join("policy.db")).expect("open"), FixedClock::new(t0()));
+    let app =
+        Arc::new(Changes::new(EmbeddedStore::open(dir.path().join("policy.db")).expect("open"), FixedClock::new(t0())));
     seed(&app, TENANT).await;
+    let tokens = Tokens::new();
+    let router = changehub::http::router(app.clone(), tokens.authenticator());
     let people = people();
     let root = &people[5];
+    let as_ = |by: usize| tokens.of(&people[by]);
     let mut ids: Vec<ChangeId> = Vec::new();
     let mut frozen = false;
     for op in ops {
         match op {
             Op::Create { by, kind, in_freeze } => {
                 let start = if in_freeze { t0() + Duration::hours(2) } else { t0() + Duration::days(3) };
-                let mut input = new_change("property", &["payments"], start, 1);
-                input.change_type = kind;
-                if let Ok(c) = app.create(&people[by], input).await {
-                    ids.push(c.id);
+                let body = json!({"title": "property", "type": kind, "services": ["payments"], "environment": "production",
+                    "planned_start": start, "planned_end": start + Duration::hours(1)});
+                let a = call_as(&router, &as_(by), "POST", "/changes", Some(body)).await;
+                assert!(!a.status.is_server_error(), "{:?}", a.body);
+                if a.status == StatusCode::CREATED {
+                    ids.push(ChangeId::parse(a.body["id"].as_str().expect("id")).expect("uuid"));
                 }
             }
             Op::Submit { change, by, override_reason } | Op::Schedule { change, by, override_reason } => {
                 let Some(id) = ids.get(change) else { continue };
-                let Ok(current) = app.get(root, id).await else { continue };
+                let current = app.get(root, id).await.expect("get");
                 let to = if matches!(op, Op::Submit { .. }) { ChangeState::Submitted } else { ChangeState::Scheduled };
-                let req = TransitionRequest {
-                    to,
-                    version: current.version,
-                    reason: None,
-                    override_reason: override_reason.then(|| "customer-facing outage".to_owned()),
-                };
+                let mut body = json!({"to": to, "version": current.version});
+                if override_reason {
+                    body["override_reason"] = json!("customer-facing outage");
+                }
                 let blocked = frozen && current.planned_start < t0() + Duration::days(1);
-                let result = app.transition(&people[by], id, req).await;
-                if let Ok(moved) = result
-                    && blocked
-                {
+                let a = call_as(&router, &as_(by), "POST", &format!("/changes/{id}/transitions"), Some(body)).await;
+                assert!(!a.status.is_server_error(), "{:?}", a.body);
+                if a.status == StatusCode::OK && blocked {
                     // Entering a freeze: only an emergency, only with the reason, and audited.
-                    assert_eq!(
-                        moved.change_type,
-                        ChangeType::Emergency,
-                        "a {:?} change entered a freeze",
-                        moved.change_type
-                    );
+                    assert_eq!(a.body["type"], "emergency", "a {} change entered a freeze", a.body["type"]);
                     assert!(override_reason, "a freeze was entered without an override reason");
                     let trail = app.audit(root, id).await.expect("audit");
                     let entered = trail
@@ -190,26 +193,27 @@ async fn run(ops: Vec<Op>) -> Vec<Change> {
             }
             Op::Decide { change, by, approve } => {
                 let Some(id) = ids.get(change) else { continue };
-                let decision = if approve { Verdict::Approve } else { Verdict::Reject };
-                let _ = app.decide(&people[by], id, DecisionRequest { decision, version: None, comment: None }).await;
+                let body = json!({"decision": if approve { "approve" } else { "reject" }});
+                let a = call_as(&router, &as_(by), "POST", &format!("/changes/{id}/decisions"), Some(body)).await;
+                assert!(!a.status.is_server_error(), "{:?}", a.body);
             }
             Op::ForceApproved { change, by } => {
                 let Some(id) = ids.get(change) else { continue };
-                let Ok(current) = app.get(root, id).await else { continue };
-                let req = TransitionRequest {
-                    to: ChangeState::Approved,
-                    version: current.version,
-                    reason: None,
-                    override_reason: None,
-                };
-                assert!(app.transition(&people[by], id, req).await.is_err(), "approved by a transition");
+                let current = app.get(root, id).await.expect("get");
+                let body = json!({"to": "approved", "version": current.version});
+                let a = call_as(&router, &as_(by), "POST", &format!("/changes/{id}/transitions"), Some(body)).await;
+                assert!(a.status.is_client_error(), "approved by a transition: {:?}", a.body);
             }
             Op::Freeze => {
-                app.governance().put_freeze(root, freeze()).await.expect("freeze");
+                let a =
+                    call_as(&router, &as_(5), "POST", "/freezes", Some(serde_json::to_value(freeze()).expect("json")))
+                        .await;
+                assert_eq!(a.status, StatusCode::CREATED, "{:?}", a.body);
                 frozen = true;
             }
             Op::Thaw => {
-                let _ = app.governance().delete_freeze(root, "quarter-close").await;
+                let a = call_as(&router, &as_(5), "DELETE", "/freezes/quarter-close", None).await;
+                assert!(a.status == StatusCode::NO_CONTENT || a.status == StatusCode::NOT_FOUND, "{:?}", a.body);
                 frozen = false;
             }
         }
