@@ -4,7 +4,7 @@
 
 use changehub::adapters::embedded::EmbeddedStore;
 use changehub::app::changes::{ChangeError, NoteRequest, TransitionRequest};
-use changehub::app::governance::MajorIncident;
+use changehub::app::governance::DeclareIncident;
 use changehub::app::{Caller, Changes};
 use changehub::domain::approval::PEER_REVIEW;
 use changehub::domain::freeze::{FreezeWindow, Schedule};
@@ -285,13 +285,11 @@ async fn during_a_major_incident_only_its_commander_schedules_high_risk_changes(
     let approved = h.app.decide(&carol(T), &c.id, approve()).await.expect("level 3");
     assert_eq!((submitted.state, approved.state), (ChangeState::Submitted, ChangeState::Approved));
 
-    let incident = MajorIncident {
+    let incident = DeclareIncident {
         id: "INC-42".into(),
         title: "Card payments failing".into(),
         services: vec![ServiceName::parse("payments").expect("svc")],
         commander: "ivy@example.com".into(),
-        declared_by: String::new(),
-        declared_at: None,
     };
     h.app.governance().declare_incident(&carol(T), incident).await.expect("declare");
     let err =

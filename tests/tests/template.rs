@@ -175,6 +175,7 @@ fn the_http_api_requires_a_jwt_except_on_health_and_webhooks() {
         open_routes,
         BTreeSet::from([
             "GET /health".to_owned(),
+            "HEAD /health".to_owned(),
             "POST /tenants/{tenant}/webhooks/{source}".to_owned(),
             "POST /webhooks/{source}".to_owned()
         ])

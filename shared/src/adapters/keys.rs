@@ -142,6 +142,14 @@ pub fn due_keys(change: &crate::domain::Change) -> Option<(String, String)> {
     }
 }
 
+/// Whether a cursor is a reviews-due sort key (`{due_at}#{id}`) this layout produced.
+pub fn review_cursor_is_valid(cursor: &str) -> bool {
+    match cursor.split_once('#') {
+        Some((at, id)) => DateTime::parse_from_rfc3339(at).is_ok() && ChangeId::parse(id).is_ok() && at.len() == 27,
+        None => false,
+    }
+}
+
 /// The upper bound of a due query: everything due at or before `until`.
 pub fn due_until(until: DateTime<Utc>) -> String {
     format!("{}#~", time_key(until))

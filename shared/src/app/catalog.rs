@@ -125,7 +125,8 @@ impl<D: TenantDocs> CachedCatalog<D> {
         match self.inner.docs.put_doc(&caller.tenant, DocKind::Catalog, &doc).await {
             Ok(()) => {}
             Err(StoreError::VersionConflict { expected }) => {
-                return Err(ChangeError::DocConflict { what: "catalog", expected, actual: expected + 1 });
+                let actual = self.load(&caller.tenant).await?.version;
+                return Err(ChangeError::DocConflict { what: "catalog", expected, actual });
             }
             Err(e) => return Err(e.into()),
         }

@@ -800,7 +800,7 @@ where
         if !(1..=MAX_PAGE).contains(&limit) {
             return Err(FieldError::new("limit", format!("limit must be between 1 and {MAX_PAGE}")).into());
         }
-        if cursor.as_ref().is_some_and(|c| c.len() > 200 || c.contains(['\n', '\0'])) {
+        if cursor.as_ref().is_some_and(|c| !crate::adapters::keys::review_cursor_is_valid(c)) {
             return Err(FieldError::new("cursor", "cursor is not one this API returned").into());
         }
         let far = DateTime::<Utc>::MAX_UTC.min(self.clock.now() + Duration::days(365 * 100));

@@ -23,7 +23,6 @@ pub struct Freezes {
 /// A major incident: while it is open, high-risk changes to its services
 /// are not scheduled unless its commander authorizes them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct MajorIncident {
     /// The incident's id at its source (PagerDuty, incident.io) or a local one.
     pub id: String,
@@ -35,6 +34,16 @@ pub struct MajorIncident {
     pub declared_by: String,
     #[serde(default)]
     pub declared_at: Option<DateTime<Utc>>,
+}
+
+/// `POST /incidents`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeclareIncident {
+    pub id: String,
+    pub title: String,
+    pub services: Vec<ServiceName>,
+    pub commander: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -147,28 +156,29 @@ impl<D: TenantDocs, K: CatalogReader, C: Clock> Governance<'_, D, K, C> {
         Ok(read_doc(self.docs, &caller.tenant, DocKind::Incidents).await?.0)
     }
 
-    pub async fn declare_incident(
-        &self,
-        caller: &Caller,
-        mut incident: MajorIncident,
-    ) -> Result<MajorIncident, ChangeError> {
+    pub async fn declare_incident(&self, caller: &Caller, req: DeclareIncident) -> Result<MajorIncident, ChangeError> {
         self.require(caller, &[Role::Admin, Role::Cab, Role::Approver], "declaring a major incident").await?;
-        let id = incident.id.trim().to_owned();
+        let id = req.id.trim().to_owned();
         if id.is_empty() || id.len() > 128 || id.chars().any(char::is_control) {
             return Err(FieldError::new("id", "id must be 1 to 128 characters").into());
         }
-        if incident.title.trim().is_empty() || incident.title.chars().count() > 200 {
+        if req.title.trim().is_empty() || req.title.chars().count() > 200 {
             return Err(FieldError::new("title", "title must be 1 to 200 characters").into());
         }
-        if incident.services.is_empty() || incident.services.len() > 50 {
+        if req.services.is_empty() || req.services.len() > 50 {
             return Err(FieldError::new("services", "name 1 to 50 affected services").into());
         }
-        if incident.commander.trim().is_empty() || incident.commander.len() > 256 {
+        if req.commander.trim().is_empty() || req.commander.len() > 256 {
             return Err(FieldError::new("commander", "name the incident commander (1 to 256 characters)").into());
         }
-        incident.id = id;
-        incident.declared_by = caller.user.clone();
-        incident.declared_at = Some(self.clock.now());
+        let incident = MajorIncident {
+            id,
+            title: req.title.trim().to_owned(),
+            services: req.services,
+            commander: req.commander.trim().to_owned(),
+            declared_by: caller.user.clone(),
+            declared_at: Some(self.clock.now()),
+        };
         update_doc(self.docs, caller, DocKind::Incidents, self.clock, |i: &mut Incidents| {
             i.open.retain(|o| o.id != incident.id);
             if i.open.len() >= MAX_OPEN_INCIDENTS {

@@ -468,9 +468,15 @@ pub fn parse_yaml(text: &str) -> Result<Catalog, FieldError> {
     use crate::yaml::{YamlDoc, YamlError};
     let as_field = |e: YamlError| match e {
         YamlError::Syntax { .. } => FieldError::new("body", e.to_string()),
+        YamlError::Invalid { line, path, message } if path.is_empty() => {
+            FieldError::new("body", format!("line {line}: {message}"))
+        }
         YamlError::Invalid { line, path, message } => FieldError::new(path, format!("line {line}: {message}")),
     };
     let doc = YamlDoc::parse(text).map_err(as_field)?;
+    if !doc.value.is_object() {
+        return Err(FieldError::new("body", "line 1: a catalog is a mapping (roles:, services:, ...)"));
+    }
     let catalog: Catalog = doc.deserialize().map_err(as_field)?;
     catalog.validate().map_err(|e| as_field(doc.error_at(&e.field, e.message)))?;
     Ok(catalog)

@@ -8,17 +8,33 @@ use super::error::ApiError;
 use crate::domain::ChangeId;
 use crate::json::JsonError;
 
-/// The `{id}` of a change route, parsed; any failure is a 400 naming `id`.
+/// The `{id}` of a `/changes/{id}...` route, parsed; any failure is a 400
+/// naming `id`. Read from the path's second segment, so that it is checked
+/// on its own whatever other parameters the route has (a UUID has no
+/// percent-escapes: one makes the id invalid).
 pub struct ChangeIdPath(pub ChangeId);
 
 impl<S: Send + Sync> FromRequestParts<S> for ChangeIdPath {
     type Rejection = ApiError;
 
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let raw = parts.uri.path().split('/').nth(2).unwrap_or("");
+        ChangeId::parse(raw).map(ChangeIdPath).map_err(|_| ApiError::invalid("id", "change id must be a UUID"))
+    }
+}
+
+/// Path parameters other than a change id, as text; a value that does not
+/// percent-decode to UTF-8 is answered like an unknown one: 404 with a JSON error.
+pub struct PathText<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathText<T> {
+    type Rejection = ApiError;
+
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let axum::extract::Path(raw) = axum::extract::Path::<String>::from_request_parts(parts, state)
+        axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
-            .map_err(|_| ApiError::invalid("id", "change id must be a UUID"))?;
-        ChangeId::parse(&raw).map(ChangeIdPath).map_err(ApiError::from)
+            .map(|axum::extract::Path(v)| PathText(v))
+            .map_err(|_| ApiError::not_found(format!("nothing exists at {}", parts.uri.path())))
     }
 }
 

@@ -26,7 +26,7 @@ use crate::domain::{ChangeId, NewChange};
 use crate::ports::Clock;
 use auth::Authenticator;
 pub use error::ApiError;
-use extract::{CatalogBody, ChangeIdPath, QueryParams};
+use extract::{CatalogBody, ChangeIdPath, PathText, QueryParams};
 pub use extract::{JsonBody, MAX_BODY_BYTES};
 
 /// Every route the router serves: the OpenAPI agreement test checks this list
@@ -284,6 +284,10 @@ where
 fn if_match(headers: &axum::http::HeaderMap) -> Result<Option<u64>, ApiError> {
     let Some(raw) = headers.get(header::IF_MATCH) else { return Ok(None) };
     let text = raw.to_str().unwrap_or("").trim();
+    if text == "*" {
+        // Any current version: no precondition beyond the version read just before the write.
+        return Ok(None);
+    }
     let bare = text.trim_start_matches("W/").trim_matches('"');
     bare.parse::<u64>().map(Some).map_err(|_| {
         ApiError::invalid(
@@ -326,14 +330,14 @@ where
 async fn checklist_item<S, C>(
     State(app): AppState<S, C>,
     caller: Caller,
-    axum::extract::Path((id, item)): axum::extract::Path<(String, String)>,
+    ChangeIdPath(id): ChangeIdPath,
+    PathText((_, item)): PathText<(String, String)>,
     JsonBody(req): JsonBody<NoteRequest>,
 ) -> Result<Response, ApiError>
 where
     S: ChangeStore,
     C: Clock,
 {
-    let id = ChangeId::parse(&id)?;
     Ok(Json(app.complete_item(&caller, &id, &item, req).await?).into_response())
 }
 
@@ -378,7 +382,7 @@ where
 async fn delete_freeze<S, C>(
     State(app): AppState<S, C>,
     caller: Caller,
-    axum::extract::Path(id): axum::extract::Path<String>,
+    PathText(id): PathText<String>,
 ) -> Result<Response, ApiError>
 where
     S: ChangeStore,
@@ -399,7 +403,7 @@ where
 async fn declare_incident<S, C>(
     State(app): AppState<S, C>,
     caller: Caller,
-    JsonBody(incident): JsonBody<crate::app::governance::MajorIncident>,
+    JsonBody(incident): JsonBody<crate::app::governance::DeclareIncident>,
 ) -> Result<Response, ApiError>
 where
     S: ChangeStore,
@@ -412,7 +416,7 @@ where
 async fn resolve_incident<S, C>(
     State(app): AppState<S, C>,
     caller: Caller,
-    axum::extract::Path(id): axum::extract::Path<String>,
+    PathText(id): PathText<String>,
 ) -> Result<Response, ApiError>
 where
     S: ChangeStore,
