@@ -235,7 +235,7 @@ async fn store(dir: &std::path::Path, n: usize) -> BoxResult<()> {
     .await?;
     let ids = ids.into_inner();
     measure("get", n, |i| changes.get(caller, &ids[i])).await?;
-    measure("submit (freeze+conflicts+risk+plan)", n, |i| {
+    measure("submit (gates+risk+plan)", n, |i| {
         let req = TransitionRequest { to: ChangeState::Submitted, version: 1, reason: None, override_reason: None };
         changes.transition(caller, &ids[i], req)
     })
