@@ -2,7 +2,9 @@
 //! which field is at fault. The HTTP API and the webhook normalizers both use
 //! it, each phrasing the error in its own terms.
 
+use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 /// Why a body could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,4 +47,73 @@ pub fn decode_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, JsonError> 
         };
         JsonError::Invalid { field, message }
     })
+}
+
+/// Decodes `bytes` as `T` like [`decode_object`], and also refuses a nested
+/// struct sent as an array: serde reads a struct from an array of its fields
+/// in order, which a client only sends by mistake. The check compares the
+/// input with `T` serialized back: wherever `T` has an object, the input
+/// must not have an array.
+pub fn decode_strict<T: DeserializeOwned + Serialize>(bytes: &[u8]) -> Result<T, JsonError> {
+    let decoded: T = decode_object(bytes)?;
+    let input: Value = serde_json::from_slice(bytes).map_err(|e| JsonError::Malformed(e.to_string()))?;
+    let output = serde_json::to_value(&decoded).unwrap_or(Value::Null);
+    match positional(&input, &output) {
+        Some(field) => Err(JsonError::Invalid { field: Some(field), message: POSITIONAL.to_owned() }),
+        None => Ok(decoded),
+    }
+}
+
+/// What a struct given as an array is told.
+pub const POSITIONAL: &str = "expected an object with named fields, got an array";
+
+/// The path of the first place where `input` holds an array and `output` (the
+/// decoded value, serialized) an object; `""` for the root.
+pub fn positional(input: &Value, output: &Value) -> Option<String> {
+    fn walk(input: &Value, output: &Value, path: &str) -> Option<String> {
+        match (input, output) {
+            (Value::Array(_), Value::Object(_)) => Some(path.to_owned()),
+            (Value::Array(xs), Value::Array(ys)) => {
+                xs.iter().zip(ys).enumerate().find_map(|(i, (x, y))| walk(x, y, &format!("{path}[{i}]")))
+            }
+            (Value::Object(xs), Value::Object(ys)) => xs.iter().find_map(|(k, x)| {
+                let child = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                ys.get(k).and_then(|y| walk(x, y, &child))
+            }),
+            _ => None,
+        }
+    }
+    walk(input, output, "")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Serialize, serde::Deserialize, PartialEq)]
+    struct Inner {
+        a: u8,
+        b: bool,
+    }
+
+    #[derive(Debug, serde::Serialize, serde::Deserialize, PartialEq)]
+    struct Outer {
+        name: String,
+        inner: Inner,
+        list: Vec<Inner>,
+        numbers: [u8; 2],
+    }
+
+    #[test]
+    fn nested_structs_must_be_objects_but_lists_stay_lists() {
+        let ok = br#"{"name": "x", "inner": {"a": 1, "b": true}, "list": [{"a": 2, "b": false}], "numbers": [1, 2]}"#;
+        assert!(decode_strict::<Outer>(ok).is_ok());
+        let nested = br#"{"name": "x", "inner": [1, true], "list": [], "numbers": [1, 2]}"#;
+        assert!(decode_object::<Outer>(nested).is_ok(), "serde alone reads it positionally");
+        let err = decode_strict::<Outer>(nested).expect_err("positional");
+        assert_eq!(err, JsonError::Invalid { field: Some("inner".into()), message: POSITIONAL.into() });
+        let in_list = br#"{"name": "x", "inner": {"a": 1, "b": true}, "list": [{"a": 2, "b": false}, [3, true]], "numbers": [1, 2]}"#;
+        let err = decode_strict::<Outer>(in_list).expect_err("positional in a list");
+        assert!(matches!(err, JsonError::Invalid { field: Some(f), .. } if f == "list[1]"));
+    }
 }

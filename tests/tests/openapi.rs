@@ -2514,22 +2514,54 @@ async fn other_path_parameters_that_are_not_utf8_get_a_json_error() {
     }
 }
 
-/// A YAML catalog must be a mapping: a sequence (which serde would read
-/// positionally, replacing the catalog with an empty one) or a scalar is
-/// refused, naming the body.
+/// serde's derived `Deserialize` reads a struct from an array of its fields
+/// too; the API refuses that at every depth (naming the struct's path), and
+/// a YAML catalog must be a mapping: a sequence (which would replace the
+/// catalog with an empty one) or a scalar is refused, naming the body.
 #[tokio::test]
-async fn a_yaml_catalog_must_be_a_mapping() {
+async fn structs_inside_bodies_must_be_objects() {
     let api = Api::start().await;
     api.import_catalog().await;
     let root = api.token(&ROOT);
+    let create = key(&Method::POST, "/changes");
+    let freeze = key(&Method::POST, "/freezes");
     let catalog = key(&Method::PUT, "/catalog");
-    for (what, body) in
-        [("a YAML catalog that is a sequence", "- {}\n"), ("a YAML catalog that is a scalar", "hello\n")]
-    {
-        api.call(&catalog, Req::put("/catalog", "application/yaml", body).bearer(&root))
-            .await
-            .expect(what, StatusCode::BAD_REQUEST, Some("invalid_request"))
-            .expect_field(what, "body");
+    let change = new_change(&["payments"], "2026-12-01T22:00:00Z", "2026-12-01T23:00:00Z");
+    let services = json!({"services": [["billing", "", "billing-team", 2]]});
+    let yaml_service = "services:\n  - [billing, '', billing-team, 2]\n";
+    for (op, what, req, field) in [
+        (
+            &create,
+            "an impact as an array",
+            Req::post_json("/changes", &merged(&change, json!({"impact": ["write", "outage", true]}))),
+            "impact",
+        ),
+        (
+            &freeze,
+            "a schedule as an array",
+            Req::post_json("/freezes", &json!({"id": "f", "name": "F", "schedule": ["month_end", 2]})),
+            "schedule",
+        ),
+        (
+            &catalog,
+            "a service as an array",
+            Req::put("/catalog", "application/json", services.to_string()),
+            "services[0]",
+        ),
+        (
+            &catalog,
+            "a YAML service as a sequence",
+            Req::put("/catalog", "application/yaml", yaml_service),
+            "services[0]",
+        ),
+        (&catalog, "a YAML catalog that is a sequence", Req::put("/catalog", "application/yaml", "- {}\n"), "body"),
+        (&catalog, "a YAML catalog that is a scalar", Req::put("/catalog", "application/yaml", "hello\n"), "body"),
+    ] {
+        let answer = api.call(op, req.bearer(&root)).await;
+        answer.expect(what, StatusCode::BAD_REQUEST, Some("invalid_request")).expect_field(what, field);
+        if what == "a YAML service as a sequence" {
+            assert!(answer.message().starts_with("line 2: "), "{what}: the line is named: {}", answer.brief());
+        }
     }
     let get = key(&Method::GET, "/catalog");
     let kept = api.call(&get, Req::get("/catalog").bearer(&root)).await;

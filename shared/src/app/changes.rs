@@ -68,7 +68,7 @@ fn refused(code: &'static str, field: Option<&'static str>, message: impl Into<S
 }
 
 /// `POST /changes/{id}/transitions`.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TransitionRequest {
     pub to: ChangeState,
@@ -83,7 +83,7 @@ pub struct TransitionRequest {
 }
 
 /// `POST /changes/{id}/decisions`.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DecisionRequest {
     pub decision: Verdict,
@@ -95,7 +95,7 @@ pub struct DecisionRequest {
 }
 
 /// `POST /changes/{id}/checklist/{item}` and `POST /changes/{id}/review`.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NoteRequest {
     pub version: u64,

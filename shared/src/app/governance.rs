@@ -37,7 +37,7 @@ pub struct MajorIncident {
 }
 
 /// `POST /incidents`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeclareIncident {
     pub id: String,

@@ -478,6 +478,9 @@ pub fn parse_yaml(text: &str) -> Result<Catalog, FieldError> {
         return Err(FieldError::new("body", "line 1: a catalog is a mapping (roles:, services:, ...)"));
     }
     let catalog: Catalog = doc.deserialize().map_err(as_field)?;
+    if let Some(path) = crate::json::positional(&doc.value, &serde_json::to_value(&catalog).unwrap_or_default()) {
+        return Err(as_field(doc.error_at(&path, crate::json::POSITIONAL)));
+    }
     catalog.validate().map_err(|e| as_field(doc.error_at(&e.field, e.message)))?;
     Ok(catalog)
 }

@@ -1,7 +1,7 @@
 //! What a requester sends to open a change, and its validation.
 
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::catalog::DEFAULT_CATEGORY;
 use super::change::{
@@ -13,7 +13,7 @@ use super::validation::FieldError;
 
 /// The body of `POST /changes`. Unknown fields are refused so that a typo is
 /// an error, not a silently ignored setting.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewChange {
     pub title: String,

@@ -68,7 +68,7 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// decoding error reported with the path of the field at fault.
 pub struct JsonBody<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+impl<S: Send + Sync, T: DeserializeOwned + serde::Serialize> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
@@ -97,9 +97,9 @@ async fn read_body(req: Request) -> Result<axum::body::Bytes, ApiError> {
     })
 }
 
-/// Decodes a JSON object, naming the offending field in the error.
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    crate::json::decode_object(bytes).map_err(|e| match e {
+/// Decodes a JSON object (nested structs objects too), naming the offending field in the error.
+pub fn parse_json<T: DeserializeOwned + serde::Serialize>(bytes: &[u8]) -> Result<T, ApiError> {
+    crate::json::decode_strict(bytes).map_err(|e| match e {
         JsonError::Malformed(m) => {
             ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", format!("the body is not valid JSON: {m}"))
         }
