@@ -207,34 +207,46 @@ impl DynamoStore {
         Ok(item)
     }
 
-    /// Reads many changes by key, in the order given, retrying unprocessed keys.
+    /// Every item of `wanted` that exists, in no particular order: BatchGetItem
+    /// in chunks of 100, retrying unprocessed keys with backoff.
+    async fn batch_get_items(&self, wanted: Vec<Item>, consistent: bool) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        for chunk in wanted.chunks(100) {
+            let mut pending = chunk.to_vec();
+            let mut attempt = 0u32;
+            while !pending.is_empty() {
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(std::mem::take(&mut pending)))
+                    .consistent_read(consistent)
+                    .build()
+                    .map_err(|e| StoreError::backend(false, e))?;
+                let out =
+                    self.client.batch_get_item().request_items(&self.table, request).send().await.map_err(classify)?;
+                items.extend(out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default());
+                pending =
+                    out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)).map(|k| k.keys).unwrap_or_default();
+                if !pending.is_empty() {
+                    attempt += 1;
+                    if attempt > 8 {
+                        return Err(StoreError::backend(true, "BatchGetItem kept returning unprocessed keys"));
+                    }
+                    tokio::time::sleep(Duration::from_millis(25 << attempt.min(6))).await;
+                }
+            }
+        }
+        Ok(items)
+    }
+
+    /// Reads many changes by key, in the order given.
     async fn batch_get(&self, tenant: &TenantId, ids: &[ChangeId]) -> Result<Vec<Change>, StoreError> {
         if ids.is_empty() {
             return Ok(vec![]);
         }
-        let mut pending: Vec<Item> = ids.iter().map(|id| key(keys::change_pk(tenant, id), keys::META)).collect();
+        let wanted: Vec<Item> = ids.iter().map(|id| key(keys::change_pk(tenant, id), keys::META)).collect();
         let mut found: HashMap<String, Change> = HashMap::new();
-        let mut attempt = 0u32;
-        while !pending.is_empty() {
-            let request = KeysAndAttributes::builder()
-                .set_keys(Some(std::mem::take(&mut pending)))
-                .consistent_read(true)
-                .build()
-                .map_err(|e| StoreError::backend(false, e))?;
-            let out =
-                self.client.batch_get_item().request_items(&self.table, request).send().await.map_err(classify)?;
-            for item in out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default() {
-                let change: Change = decode(&item)?;
-                found.insert(change.id.to_string(), change);
-            }
-            pending = out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)).map(|k| k.keys).unwrap_or_default();
-            if !pending.is_empty() {
-                attempt += 1;
-                if attempt > 8 {
-                    return Err(StoreError::backend(true, "BatchGetItem kept returning unprocessed keys"));
-                }
-                tokio::time::sleep(Duration::from_millis(25 << attempt.min(6))).await;
-            }
+        for item in self.batch_get_items(wanted, true).await? {
+            let change: Change = decode(&item)?;
+            found.insert(change.id.to_string(), change);
         }
         ids.iter()
             .map(|id| {
@@ -426,37 +438,12 @@ impl ChangeWriter for DynamoStore {
 
 impl Counters for DynamoStore {
     async fn counts(&self, wanted: &[CounterKey]) -> Result<Vec<Counts>, StoreError> {
+        let keys_of: Vec<Item> = wanted.iter().map(|k| key(keys::counter_pk(k), keys::counter_sk(k))).collect();
         let mut found: HashMap<(String, String), Counts> = HashMap::new();
-        let all: Vec<Item> = wanted.iter().map(|k| key(keys::counter_pk(k), keys::counter_sk(k))).collect();
-        for chunk in all.chunks(100) {
-            let mut pending = chunk.to_vec();
-            let mut attempt = 0u32;
-            while !pending.is_empty() {
-                let request = KeysAndAttributes::builder()
-                    .set_keys(Some(std::mem::take(&mut pending)))
-                    .build()
-                    .map_err(|e| StoreError::backend(false, e))?;
-                let out =
-                    self.client.batch_get_item().request_items(&self.table, request).send().await.map_err(classify)?;
-                for item in out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default() {
-                    let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-                    let num =
-                        |k: &str| item.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
-                    found.insert(
-                        (text("PK"), text("SK")),
-                        Counts { changes: num("changes"), failures: num("failures") },
-                    );
-                }
-                pending =
-                    out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)).map(|k| k.keys).unwrap_or_default();
-                if !pending.is_empty() {
-                    attempt += 1;
-                    if attempt > 8 {
-                        return Err(StoreError::backend(true, "BatchGetItem kept returning unprocessed keys"));
-                    }
-                    tokio::time::sleep(Duration::from_millis(25 << attempt.min(6))).await;
-                }
-            }
+        for item in self.batch_get_items(keys_of, false).await? {
+            let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+            let num = |k: &str| item.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
+            found.insert((text("PK"), text("SK")), Counts { changes: num("changes"), failures: num("failures") });
         }
         Ok(wanted
             .iter()
