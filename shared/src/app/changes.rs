@@ -174,6 +174,15 @@ impl Pending {
     }
 }
 
+/// Ok if `change` is still at the version the caller read.
+fn current_at(change: &Change, version: u64) -> Result<(), ChangeError> {
+    if change.version == version {
+        Ok(())
+    } else {
+        Err(ChangeError::VersionConflict { id: change.id, expected: version, actual: Some(change.version) })
+    }
+}
+
 fn join_reasons(parts: impl IntoIterator<Item = Option<String>>) -> Option<String> {
     let parts: Vec<String> = parts.into_iter().flatten().filter(|p| !p.trim().is_empty()).collect();
     (!parts.is_empty()).then(|| parts.join("; "))
@@ -502,12 +511,10 @@ where
         check_text("reason", req.reason.as_ref(), false)?;
         check_text("override_reason", req.override_reason.as_ref(), false)?;
         let (_, view, current) = self.driven(caller, id, "moving a change").await?;
-        if current.version != req.version {
-            return Err(ChangeError::VersionConflict { id: *id, expected: req.version, actual: Some(current.version) });
-        }
-        // Legality first, so an illegal move is named as such whatever else is wrong.
-        current.transition(req.to, self.clock.now())?;
+        current_at(&current, req.version)?;
         let now = self.clock.now();
+        // Legality first, so an illegal move is named as such whatever else is wrong.
+        current.transition(req.to, now)?;
         let mut pending = Pending::new(&current);
         match req.to {
             ChangeState::Approved | ChangeState::Rejected => {
@@ -664,10 +671,8 @@ where
         let (access, _) = self.access(caller).await?;
         access.require(&Role::ALL, "deciding an approval")?;
         let current = self.store.get_change(&caller.tenant, id).await?.ok_or(ChangeError::NotFound(*id))?;
-        if let Some(v) = req.version
-            && v != current.version
-        {
-            return Err(ChangeError::VersionConflict { id: *id, expected: v, actual: Some(current.version) });
+        if let Some(v) = req.version {
+            current_at(&current, v)?;
         }
         let (Some(plan), ChangeState::Submitted) = (current.approval.clone(), current.state) else {
             return Err(refused(
@@ -685,12 +690,7 @@ where
                 DecisionError::Closed(m) => refused("no_pending_approval", None, m),
             })?;
         let mut next = match outcome {
-            Outcome::Pending => {
-                let mut n = current.clone();
-                n.version += 1;
-                n.updated_at = now;
-                n
-            }
+            Outcome::Pending => current.revised(now),
             Outcome::Approved => current.transition(ChangeState::Approved, now)?,
             Outcome::Rejected => current.transition(ChangeState::Rejected, now)?,
         };
@@ -712,9 +712,7 @@ where
     ) -> Result<Change, ChangeError> {
         check_text("note", Some(&req.note), true)?;
         let (_, _, current) = self.driven(caller, id, "completing a checklist item").await?;
-        if current.version != req.version {
-            return Err(ChangeError::VersionConflict { id: *id, expected: req.version, actual: Some(current.version) });
-        }
+        current_at(&current, req.version)?;
         if !current.state.is_open() {
             return Err(refused(
                 "checklist_closed",
@@ -723,7 +721,7 @@ where
             ));
         }
         let now = self.clock.now();
-        let mut next = current.clone();
+        let mut next = current.revised(now);
         let Some(entry) = next.checklist.iter_mut().find(|i| i.id == item) else {
             let known: Vec<&str> = current.checklist.iter().map(|i| i.id.as_str()).collect();
             return Err(ChangeError::Missing(format!(
@@ -735,8 +733,6 @@ where
             return Err(refused("already_done", None, format!("checklist item {item} is already done")));
         }
         entry.done = Some(Done { by: caller.user.clone(), at: now, note: req.note.trim().to_owned() });
-        next.version += 1;
-        next.updated_at = now;
         let mut pending = Pending::new(&current);
         pending.step(next, &caller.user, AuditAction::ChecklistItemDone, Some(format!("{item}: {}", req.note.trim())));
         self.save(pending, current.version).await
@@ -749,9 +745,7 @@ where
         let (access, _) = self.access(caller).await?;
         access.require(&[Role::Cab, Role::Admin], "a post-implementation review")?;
         let current = self.store.get_change(&caller.tenant, id).await?.ok_or(ChangeError::NotFound(*id))?;
-        if current.version != req.version {
-            return Err(ChangeError::VersionConflict { id: *id, expected: req.version, actual: Some(current.version) });
-        }
+        current_at(&current, req.version)?;
         if current.requester == caller.user {
             return Err(Forbidden(format!(
                 "dual control: {} requested this change and cannot review it; another person must",
@@ -776,13 +770,11 @@ where
             ));
         }
         let now = self.clock.now();
-        let mut next = current.clone();
+        let mut next = current.revised(now);
         next.review = Some(PostReview {
             due_at: review.due_at,
             done: Some(Done { by: caller.user.clone(), at: now, note: req.note.trim().to_owned() }),
         });
-        next.version += 1;
-        next.updated_at = now;
         let mut pending = Pending::new(&current);
         pending.step(next, &caller.user, AuditAction::Reviewed, Some(req.note.trim().to_owned()));
         self.save(pending, current.version).await

@@ -267,15 +267,22 @@ impl Change {
         self.checklist.iter().filter(|i| i.done.is_none())
     }
 
+    /// The next version of the change, in the same state, as of `at`: the
+    /// record an audited edit (a decision, a checklist item, a review) starts from.
+    pub fn revised(&self, at: DateTime<Utc>) -> Change {
+        let mut next = self.clone();
+        next.version += 1;
+        next.updated_at = at;
+        next
+    }
+
     /// Moves the change to `to`, or says why it may not.
     pub fn transition(&self, to: ChangeState, at: DateTime<Utc>) -> Result<Change, IllegalTransition> {
         if !self.state.can_move_to(to) {
             return Err(IllegalTransition { from: self.state, to, allowed: self.state.allowed_next().to_vec() });
         }
-        let mut next = self.clone();
+        let mut next = self.revised(at);
         next.state = to;
-        next.version += 1;
-        next.updated_at = at;
         Ok(next)
     }
 }
