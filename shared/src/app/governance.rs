@@ -101,6 +101,37 @@ where
     Err(StoreError::backend(true, "the document kept changing under concurrent writers").into())
 }
 
+/// Replaces the element `same` picks with `item`, or adds it if fewer than
+/// `max` are there (else an error on `id` saying `full`).
+fn upsert<T>(
+    items: &mut Vec<T>,
+    item: T,
+    same: impl Fn(&T) -> bool,
+    max: usize,
+    full: String,
+) -> Result<(), ChangeError> {
+    items.retain(|x| !same(x));
+    if items.len() >= max {
+        return Err(FieldError::new("id", full).into());
+    }
+    items.push(item);
+    Ok(())
+}
+
+/// Removes the element `same` picks; not found if there is none.
+fn remove<T>(
+    items: &mut Vec<T>,
+    same: impl Fn(&T) -> bool,
+    missing: impl FnOnce() -> String,
+) -> Result<(), ChangeError> {
+    let before = items.len();
+    items.retain(|x| !same(x));
+    if items.len() == before {
+        return Err(ChangeError::Missing(missing()));
+    }
+    Ok(())
+}
+
 /// Freeze windows and major incidents of the caller's tenant.
 pub struct Governance<'a, D, K, C> {
     pub docs: &'a D,
@@ -125,12 +156,8 @@ impl<D: TenantDocs, K: CatalogReader, C: Clock> Governance<'_, D, K, C> {
         self.require(caller, &[Role::Admin, Role::Cab], "declaring a freeze window").await?;
         window.validate()?;
         update_doc(self.docs, caller, DocKind::Freezes, self.clock, |f: &mut Freezes| {
-            f.windows.retain(|w| w.id != window.id);
-            if f.windows.len() >= MAX_FREEZES {
-                return Err(FieldError::new("id", format!("at most {MAX_FREEZES} freeze windows per tenant")).into());
-            }
-            f.windows.push(window.clone());
-            Ok(())
+            let full = format!("at most {MAX_FREEZES} freeze windows per tenant");
+            upsert(&mut f.windows, window.clone(), |w| w.id == window.id, MAX_FREEZES, full)
         })
         .await?;
         tracing::info!(tenant = %caller.tenant, freeze = %window.id, "freeze window declared");
@@ -140,12 +167,7 @@ impl<D: TenantDocs, K: CatalogReader, C: Clock> Governance<'_, D, K, C> {
     pub async fn delete_freeze(&self, caller: &Caller, id: &str) -> Result<(), ChangeError> {
         self.require(caller, &[Role::Admin, Role::Cab], "lifting a freeze window").await?;
         update_doc(self.docs, caller, DocKind::Freezes, self.clock, |f: &mut Freezes| {
-            let before = f.windows.len();
-            f.windows.retain(|w| w.id != id);
-            if f.windows.len() == before {
-                return Err(ChangeError::Missing(format!("no freeze window {id:?}")));
-            }
-            Ok(())
+            remove(&mut f.windows, |w| w.id == id, || format!("no freeze window {id:?}"))
         })
         .await?;
         Ok(())
@@ -180,12 +202,8 @@ impl<D: TenantDocs, K: CatalogReader, C: Clock> Governance<'_, D, K, C> {
             declared_at: Some(self.clock.now()),
         };
         update_doc(self.docs, caller, DocKind::Incidents, self.clock, |i: &mut Incidents| {
-            i.open.retain(|o| o.id != incident.id);
-            if i.open.len() >= MAX_OPEN_INCIDENTS {
-                return Err(FieldError::new("id", "too many open major incidents").into());
-            }
-            i.open.push(incident.clone());
-            Ok(())
+            let full = "too many open major incidents".to_owned();
+            upsert(&mut i.open, incident.clone(), |o| o.id == incident.id, MAX_OPEN_INCIDENTS, full)
         })
         .await?;
         tracing::info!(tenant = %caller.tenant, incident = %incident.id, "major incident declared");
@@ -195,12 +213,7 @@ impl<D: TenantDocs, K: CatalogReader, C: Clock> Governance<'_, D, K, C> {
     pub async fn resolve_incident(&self, caller: &Caller, id: &str) -> Result<(), ChangeError> {
         self.require(caller, &[Role::Admin, Role::Cab, Role::Approver], "resolving a major incident").await?;
         update_doc(self.docs, caller, DocKind::Incidents, self.clock, |i: &mut Incidents| {
-            let before = i.open.len();
-            i.open.retain(|o| o.id != id);
-            if i.open.len() == before {
-                return Err(ChangeError::Missing(format!("no open major incident {id:?}")));
-            }
-            Ok(())
+            remove(&mut i.open, |o| o.id == id, || format!("no open major incident {id:?}"))
         })
         .await?;
         Ok(())
