@@ -80,7 +80,7 @@ async fn dynamodb() -> Api {
 }
 
 fn new_change() -> Value {
-    serde_json::from_str(include_str!("../../events/api/new-change.json")).expect("sample")
+    serde_json::from_str(include_str!("../../../events/api/new-change.json")).expect("sample")
 }
 
 fn error_of(a: &Answer) -> (&str, Option<&str>) {
@@ -392,32 +392,32 @@ async fn api_gateway_events_reach_the_router_on_dynamodb() {
         lambda_http::LambdaEvent::new(request, lambda_http::Context::default())
     };
     // The catalog first (events/apigw/import-catalog.json holds events/catalog/acme.yaml, as YAML).
-    let imported = lambda.call(invoke(include_str!("../../events/apigw/import-catalog.json"))).await.expect("invoke");
+    let imported = lambda.call(invoke(include_str!("../../../events/apigw/import-catalog.json"))).await.expect("invoke");
     let imported = serde_json::to_value(imported).expect("lambda response");
     assert_eq!(imported["statusCode"], 200, "{imported}");
-    let sent: Value = serde_json::from_str(include_str!("../../events/apigw/import-catalog.json")).expect("event");
+    let sent: Value = serde_json::from_str(include_str!("../../../events/apigw/import-catalog.json")).expect("event");
     assert_eq!(sent["body"], CATALOG_YAML, "events/apigw/import-catalog.json carries the sample catalog");
-    let created = lambda.call(invoke(include_str!("../../events/apigw/create-change.json"))).await.expect("invoke");
+    let created = lambda.call(invoke(include_str!("../../../events/apigw/create-change.json"))).await.expect("invoke");
     let created = serde_json::to_value(created).expect("lambda response");
     assert_eq!(created["statusCode"], 201, "{created}");
     let change: Value = serde_json::from_str(created["body"].as_str().expect("body")).expect("json body");
     assert_eq!(change["tenant"], "acme");
     assert_eq!(change["requester"], "alice@example.com");
 
-    let listed = lambda.call(invoke(include_str!("../../events/apigw/list-changes.json"))).await.expect("invoke");
+    let listed = lambda.call(invoke(include_str!("../../../events/apigw/list-changes.json"))).await.expect("invoke");
     let listed = serde_json::to_value(listed).expect("lambda response");
     assert_eq!(listed["statusCode"], 200, "{listed}");
     let body: Value = serde_json::from_str(listed["body"].as_str().expect("body")).expect("json body");
     assert_eq!(body["changes"][0]["id"], change["id"]);
 
     let health = serde_json::to_value(
-        lambda.call(invoke(include_str!("../../events/apigw/health.json"))).await.expect("invoke"),
+        lambda.call(invoke(include_str!("../../../events/apigw/health.json"))).await.expect("invoke"),
     )
     .expect("resp");
     assert_eq!(health["statusCode"], 200);
 
     // Without the authorizer's claims (a misconfigured route) nothing is served.
-    let mut bare: Value = serde_json::from_str(include_str!("../../events/apigw/list-changes.json")).expect("event");
+    let mut bare: Value = serde_json::from_str(include_str!("../../../events/apigw/list-changes.json")).expect("event");
     bare["requestContext"].as_object_mut().expect("context").remove("authorizer");
     let refused = lambda.call(invoke(&bare.to_string())).await.expect("invoke");
     let refused = serde_json::to_value(refused).expect("lambda response");

@@ -1,0 +1,14 @@
+//! Every cross-crate suite in one test binary, so the AWS SDK and the router
+//! are linked once. Each module is one suite; shared helpers live in the
+//! `changehub-tests` library (`tests/src`).
+
+mod api;
+mod bus_contract;
+mod ingest;
+mod ingest_aws;
+mod notifier_contract;
+mod openapi;
+mod policy;
+mod rules;
+mod store_contract;
+mod template;
