@@ -6,7 +6,7 @@ use changehub::domain::audit::{self, AuditAction};
 use changehub::domain::{ChangeState, ChangeType, TenantId};
 use changehub::ports::{
     Bump, ChangeReader, ChangeUpdate, Claim, CounterKey, Counts, Dedupe, DocKind, FixedClock, ServiceWindowQuery,
-    StoreError, StoredDoc,
+    StoreError, StoredDoc, VolumeKey, VolumeOf,
 };
 use chrono::Duration;
 use std::time::Duration as StdDuration;
@@ -121,7 +121,7 @@ pub async fn stale_version_update_is_a_conflict<S: ChangeStore>(store: S) {
     let created = app.create(&c, new_change("x", &["payments"], t0(), 1)).await.expect("create");
     let submitted = created.transition(ChangeState::Submitted, t0()).expect("legal");
     let (submitted, entry) = audit::record(Some(&created), submitted, &c.user, AuditAction::Transitioned, None);
-    let update = |change, entries| ChangeUpdate { change, entries, bumps: &[] };
+    let update = |change, entries| ChangeUpdate { change, entries, bumps: &[], volumes: &[] };
     app.store.update_change(update(&submitted, std::slice::from_ref(&entry))).await.expect("first update");
     // A second writer that read version 1 too.
     let cancelled = created.transition(ChangeState::Cancelled, t0()).expect("legal");
@@ -241,6 +241,35 @@ pub async fn outcomes_bump_counters<S: ChangeStore>(store: S) {
     assert_eq!(raw.key.month, "2026-12");
 }
 
+/// Each emergency submission adds one to its requester's and each owning
+/// team's monthly emergency volume, in the submission's transaction; other
+/// types and a refused submission count nothing.
+pub async fn emergency_submissions_count_per_requester_and_team<S: ChangeStore>(store: S) {
+    let app = Changes::new(store, FixedClock::new(t0()));
+    let tenant = seeded(&app).await;
+    let c = caller(&tenant);
+    for services in [&["payments", "ledger"][..], &["payments"][..]] {
+        let mut emergency = new_change("hotfix", services, t0() + Duration::days(2), 1);
+        emergency.change_type = ChangeType::Emergency;
+        let e = app.create(&c, emergency).await.expect("create");
+        app.transition(&c, &e.id, to(ChangeState::Submitted, 1)).await.expect("submit");
+    }
+    let normal =
+        app.create(&c, new_change("normal", &["payments"], t0() + Duration::days(2), 1)).await.expect("create");
+    app.transition(&c, &normal.id, to(ChangeState::Submitted, 1)).await.expect("submit");
+    let key =
+        |of| VolumeKey { tenant: c.tenant.clone(), month: "2026-12".into(), change_type: ChangeType::Emergency, of };
+    let keys = [
+        key(VolumeOf::Requester(c.user.clone())),
+        key(VolumeOf::Team("payments-team".into())),
+        key(VolumeOf::Team("ledger-team".into())),
+        key(VolumeOf::Team("search-team".into())),
+        VolumeKey { change_type: ChangeType::Normal, ..key(VolumeOf::Requester(c.user.clone())) },
+        VolumeKey { month: "2026-11".into(), ..key(VolumeOf::Requester(c.user.clone())) },
+    ];
+    assert_eq!(app.store.volumes(&keys).await.expect("volumes"), [2, 2, 1, 0, 0, 0]);
+}
+
 /// The due index follows the record: approvals while submitted, reviews until done.
 pub async fn due_index_follows_the_record<S: ChangeStore>(store: S) {
     use changehub::adapters::keys;
@@ -272,6 +301,7 @@ pub async fn due_index_follows_the_record<S: ChangeStore>(store: S) {
     emergency.change_type = ChangeType::Emergency;
     let e = app.create(&c, emergency).await.expect("create");
     app.transition(&c, &e.id, to(ChangeState::Submitted, 1)).await.expect("submit");
+    app.decide(&fixtures::carol(&tenant), &e.id, approve()).await.expect("the cab approves the emergency");
     let reviews = keys::reviews_due_pk(&c.tenant);
     assert_eq!(ids(app.store.due(&reviews, t0() + Duration::days(30), 10, None).await.expect("due")), [e.id]);
 }

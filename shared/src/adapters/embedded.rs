@@ -13,7 +13,7 @@ use super::keys;
 use crate::domain::{AuditEntry, Change, ChangeId, TenantId};
 use crate::ports::{
     ChangeReader, ChangeUpdate, ChangeWriter, Claim, CounterKey, Counters, Counts, Dedupe, DocKind, DueIndex, Page,
-    ServiceWindowQuery, StoreError, StoredDoc, TenantDocs,
+    ServiceWindowQuery, StoreError, StoredDoc, TenantDocs, VolumeKey,
 };
 
 /// (PK, SK) → JSON document.
@@ -265,8 +265,8 @@ impl ChangeWriter for EmbeddedStore {
     }
 
     async fn update_change(&self, update: ChangeUpdate<'_>) -> Result<(), StoreError> {
-        let (change, entries, bumps, expected) =
-            (update.change.clone(), update.entries.to_vec(), update.bumps.to_vec(), update.expected());
+        let (change, entries, increments, expected) =
+            (update.change.clone(), update.entries.to_vec(), keys::counter_increments(&update), update.expected());
         let (change, entries) = self
             .blocking(move |db| {
                 let pk = keys::change_pk(&change.tenant, &change.id);
@@ -285,11 +285,10 @@ impl ChangeWriter for EmbeddedStore {
                         table.insert((pk.as_str(), aud.as_str()), encode(entry)?.as_slice()).map_err(backend)?;
                     }
                     table.insert((pk.as_str(), keys::META), encode(&change)?.as_slice()).map_err(backend)?;
-                    for bump in &bumps {
-                        let (cpk, csk) = (keys::counter_pk(&bump.key), keys::counter_sk(&bump.key));
-                        let mut counts: CounterItem = get_item(&table, &cpk, &csk)?.unwrap_or_default();
+                    for (cpk, csk, failed) in &increments {
+                        let mut counts: CounterItem = get_item(&table, cpk, csk)?.unwrap_or_default();
                         counts.changes += 1;
-                        counts.failures += u64::from(bump.failed);
+                        counts.failures += u64::from(*failed);
                         table.insert((cpk.as_str(), csk.as_str()), encode(&counts)?.as_slice()).map_err(backend)?;
                     }
                     reindex_due(&mut txn.open_table(GSI1).map_err(backend)?, Some(&current), &change, &pk)?;
@@ -307,8 +306,18 @@ impl ChangeWriter for EmbeddedStore {
 
 impl Counters for EmbeddedStore {
     async fn counts(&self, keys_wanted: &[CounterKey]) -> Result<Vec<Counts>, StoreError> {
-        let wanted: Vec<(String, String)> =
-            keys_wanted.iter().map(|k| (keys::counter_pk(k), keys::counter_sk(k))).collect();
+        self.read_counters(keys_wanted.iter().map(|k| (keys::counter_pk(k), keys::counter_sk(k))).collect()).await
+    }
+
+    async fn volumes(&self, keys_wanted: &[VolumeKey]) -> Result<Vec<u64>, StoreError> {
+        let counts = self.read_counters(keys_wanted.iter().map(keys::volume_key).collect()).await?;
+        Ok(counts.into_iter().map(|c| c.changes).collect())
+    }
+}
+
+impl EmbeddedStore {
+    /// The counter items at `wanted`, in order (zero where absent).
+    async fn read_counters(&self, wanted: Vec<(String, String)>) -> Result<Vec<Counts>, StoreError> {
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(backend)?;
             let table = txn.open_table(ITEMS).map_err(backend)?;

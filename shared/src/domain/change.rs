@@ -196,6 +196,9 @@ pub struct Change {
     /// An emergency change's post-implementation review.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub review: Option<PostReview>,
+    /// The open major incident an emergency change fixes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<String>,
 }
 
 fn default_category() -> String {
@@ -260,6 +263,19 @@ impl Change {
             Some(r) if r.done.is_none() && !matches!(self.state, ChangeState::Cancelled) => Some(Due::Review(r.due_at)),
             _ => None,
         }
+    }
+
+    /// Whether the change is approved by a decision of someone other than
+    /// its requester: every step of its plan complete, none rejected. What
+    /// an emergency needs before it may override a freeze or its window.
+    pub fn approved_by_another(&self) -> bool {
+        matches!(self.state, ChangeState::Approved | ChangeState::Scheduled | ChangeState::Implementing)
+            && self.approval.as_ref().is_some_and(|p| {
+                p.rejected.is_none()
+                    && !p.steps.is_empty()
+                    && p.steps.iter().all(|s| s.is_complete())
+                    && p.approvers().iter().all(|by| *by != self.requester)
+            })
     }
 
     /// Checklist items not yet done.

@@ -39,6 +39,18 @@ pub struct NewChange {
     pub privileged_access: bool,
     #[serde(default)]
     pub cryptographic_keys: bool,
+    /// For emergency changes: the id of the open major incident the change
+    /// fixes; its commander may then confirm the change.
+    #[serde(default)]
+    pub incident: Option<String>,
+}
+
+/// Longest major incident id, in bytes.
+pub const MAX_INCIDENT_ID_LEN: usize = 128;
+
+/// Whether `id` may name a major incident: 1 to 128 bytes, no control characters.
+pub fn valid_incident_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= MAX_INCIDENT_ID_LEN && !id.chars().any(char::is_control)
 }
 
 /// A `NewChange` that passed validation.
@@ -57,6 +69,7 @@ pub struct ValidNewChange {
     pub complexity: Complexity,
     pub privileged_access: bool,
     pub cryptographic_keys: bool,
+    pub incident: Option<String>,
 }
 
 /// Earliest and latest instants a planned window may use; keeps time keys
@@ -88,6 +101,7 @@ impl NewChange {
             complexity: Complexity::default(),
             privileged_access: false,
             cryptographic_keys: false,
+            incident: None,
         }
     }
 
@@ -155,7 +169,21 @@ impl NewChange {
             }
             _ => {}
         }
+        let incident = self.incident.map(|i| i.trim().to_owned());
+        match (&incident, self.change_type) {
+            (Some(id), ChangeType::Emergency) if !valid_incident_id(id) => {
+                return Err(FieldError::new(
+                    "incident",
+                    format!("incident must be 1 to {MAX_INCIDENT_ID_LEN} characters, the id of an open major incident"),
+                ));
+            }
+            (Some(_), ChangeType::Normal | ChangeType::Standard) => {
+                return Err(FieldError::new("incident", "only an emergency change names the major incident it fixes"));
+            }
+            _ => {}
+        }
         Ok(ValidNewChange {
+            incident,
             category,
             template: self.template,
             impact: self.impact,
@@ -203,6 +231,7 @@ impl ValidNewChange {
             checklist: vec![],
             conflicts: vec![],
             review: None,
+            incident: self.incident,
         }
     }
 }
@@ -246,5 +275,9 @@ mod tests {
         );
         let ancient = Utc.with_ymd_and_hms(1999, 1, 1, 0, 0, 0).single().unwrap_or_default();
         assert_eq!(field_of(NewChange { planned_start: ancient, ..base() }), "planned_start");
+        assert_eq!(field_of(NewChange { incident: Some("INC-1".into()), ..base() }), "incident");
+        let emergency = NewChange { change_type: ChangeType::Emergency, ..base() };
+        assert_eq!(field_of(NewChange { incident: Some(" ".into()), ..emergency.clone() }), "incident");
+        assert_eq!(field_of(NewChange { incident: Some("x".repeat(129)), ..emergency }), "incident");
     }
 }
