@@ -121,7 +121,7 @@ pub async fn stale_version_update_is_a_conflict<S: ChangeStore>(store: S) {
     let created = app.create(&c, new_change("x", &["payments"], t0(), 1)).await.expect("create");
     let submitted = created.transition(ChangeState::Submitted, t0()).expect("legal");
     let (submitted, entry) = audit::record(Some(&created), submitted, &c.user, AuditAction::Transitioned, None);
-    let update = |change, entries| ChangeUpdate { change, entries, bumps: &[], volumes: &[] };
+    let update = |change, entries| ChangeUpdate { change, entries, bumps: &[], volumes: &[], moved_from: None };
     app.store.update_change(update(&submitted, std::slice::from_ref(&entry))).await.expect("first update");
     // A second writer that read version 1 too.
     let cancelled = created.transition(ChangeState::Cancelled, t0()).expect("legal");
@@ -239,6 +239,51 @@ pub async fn outcomes_bump_counters<S: ChangeStore>(store: S) {
     assert_eq!(counts, [Counts { changes: 3, failures: 2 }, Counts::default()]);
     let raw = Bump { key: key("ledger"), failed: true };
     assert_eq!(raw.key.month, "2026-12");
+}
+
+/// A reschedule moves the change's service index entries with its window:
+/// a listing finds it in the new window only.
+pub async fn rescheduling_moves_the_service_index<S: ChangeStore>(store: S) {
+    let app = Changes::new(store, FixedClock::new(t0()));
+    let tenant = seeded(&app).await;
+    let c = caller(&tenant);
+    let created =
+        app.create(&c, new_change("x", &["payments", "ledger"], t0() + Duration::days(2), 1)).await.expect("create");
+    let submitted = app.transition(&c, &created.id, to(ChangeState::Submitted, 1)).await.expect("submit");
+    let mut version = submitted.version;
+    let people = [
+        fixtures::pat(&tenant),
+        fixtures::who(&tenant, "lee@example.com", &["ledger-leads"]),
+        fixtures::carol(&tenant),
+        fixtures::who(&tenant, "sec@example.com", &["security"]),
+    ];
+    for by in people {
+        version = app.decide(&by, &created.id, approve()).await.expect("approve").version;
+    }
+    let to_day = |days: i64| t0() + Duration::days(days);
+    let req = changehub::app::changes::RescheduleRequest {
+        version,
+        planned_start: to_day(9),
+        planned_end: to_day(9) + Duration::hours(2),
+        reason: "the vendor moved the maintenance".into(),
+        override_reason: None,
+    };
+    let moved = app.reschedule(&c, &created.id, req).await.expect("reschedule");
+    assert_eq!((moved.planned_start, moved.version), (to_day(9), version + 1));
+    for service in ["payments", "ledger"] {
+        let list = |from: i64, to: i64| ListRequest {
+            service: Some(service.into()),
+            from: Some(to_day(from)),
+            to: Some(to_day(to)),
+            ..ListRequest::default()
+        };
+        let old = app.list(&c, list(1, 3)).await.expect("list");
+        assert!(old.items.iter().all(|x| x.id != created.id), "{service}: still listed in the old window");
+        let new = app.list(&c, list(8, 10)).await.expect("list");
+        let found: Vec<_> = new.items.iter().filter(|x| x.id == created.id).collect();
+        assert_eq!(found.len(), 1, "{service}: listed once in the new window");
+        assert_eq!(found[0].planned_end, to_day(9) + Duration::hours(2));
+    }
 }
 
 /// Each emergency submission adds one to its requester's and each owning

@@ -3,7 +3,7 @@
 //! checklists, freeze windows, conflicts, major incidents, risk, roles.
 
 use changehub::adapters::embedded::EmbeddedStore;
-use changehub::app::changes::{ChangeError, NoteRequest, TransitionRequest};
+use changehub::app::changes::{ChangeError, NoteRequest, RescheduleRequest, TransitionRequest};
 use changehub::app::governance::DeclareIncident;
 use changehub::app::{Caller, Changes};
 use changehub::domain::approval::{EMERGENCY_APPROVAL, PEER_REVIEW};
@@ -599,6 +599,42 @@ async fn starting_implementation_rechecks_the_window_freezes_and_major_incidents
             && reason.ends_with("still down"),
         "{reason}"
     );
+
+    // Rescheduled (audited; the freeze gate applies to the new window), the late change starts.
+    let holiday = FreezeWindow {
+        id: "afternoon".into(),
+        name: "Afternoon".into(),
+        services: vec![],
+        schedule: Schedule::OneOff { start: at + Duration::hours(3), end: at + Duration::hours(5) },
+        reason: String::new(),
+    };
+    h.app.governance().put_freeze(&root(T), holiday).await.expect("declare");
+    let moving = |start: chrono::DateTime<chrono::Utc>| RescheduleRequest {
+        version: late.version,
+        planned_start: start,
+        planned_end: start + Duration::hours(1),
+        reason: "missed the window: the deploy pipeline was down".into(),
+        override_reason: None,
+    };
+    let err = h.app.reschedule(&alice(T), &late.id, moving(at + Duration::hours(3))).await.expect_err("frozen");
+    assert_eq!(code(&err), "freeze_window");
+    assert!(err.to_string().starts_with("rescheduling this change enters a freeze \"Afternoon\""), "{err}");
+    let err = h.app.reschedule(&pat(T), &late.id, moving(at + Duration::hours(6))).await.expect_err("not hers");
+    assert_eq!(code(&err), "forbidden");
+    let moved = h.app.reschedule(&alice(T), &late.id, moving(at + Duration::hours(6))).await.expect("reschedule");
+    assert_eq!((moved.state, moved.planned_start), (ChangeState::Scheduled, at + Duration::hours(6)));
+    let trail = h.app.audit(&alice(T), &late.id).await.expect("audit");
+    let last = trail.last().expect("entries");
+    assert_eq!(last.action, AuditAction::Rescheduled);
+    assert_eq!(last.reason.as_deref(), Some("missed the window: the deploy pipeline was down"));
+    assert!(last.changes.iter().any(|f| f.field == "planned_start"), "{:?}", last.changes);
+    h.app.clock.set(at + Duration::hours(6));
+    let started = h.app.transition(&alice(T), &late.id, to(ChangeState::Implementing, moved.version)).await;
+    let started = started.expect("starts in its new window");
+    assert_eq!(started.state, ChangeState::Implementing);
+    let again = RescheduleRequest { version: started.version, ..moving(at + Duration::hours(8)) };
+    let err = h.app.reschedule(&alice(T), &late.id, again).await.expect_err("started");
+    assert_eq!(code(&err), "not_reschedulable");
 }
 
 fn who_is(user: &str, groups: &[&str]) -> Caller {

@@ -6,7 +6,7 @@
 pub use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+    AttributeDefinition, AttributeValue, BillingMode, Delete, GlobalSecondaryIndex, KeySchemaElement, KeyType,
     KeysAndAttributes, Projection, ProjectionType, Put, ScalarAttributeType, StreamSpecification, StreamViewType,
     TimeToLiveSpecification, TransactWriteItem, Update,
 };
@@ -390,14 +390,7 @@ impl ChangeWriter for DynamoStore {
             put(&self.table, Self::change_item(change)?, Some("attribute_not_exists(PK)"))?,
             put(&self.table, Self::audit_item(entry)?, Some("attribute_not_exists(PK)"))?,
         ];
-        for service in &change.services {
-            let mut item =
-                key(keys::service_pk(&change.tenant, service), keys::service_sk(change.planned_start, &change.id));
-            item.insert("entity".into(), s("change_index"));
-            item.insert("change_id".into(), s(change.id.to_string()));
-            item.insert("planned_end".into(), s(keys::time_key(change.planned_end)));
-            writes.push(put(&self.table, item, None)?);
-        }
+        writes.extend(self.index_items(change)?);
         match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
             Ok(_) => Ok(()),
             Err(e) if condition_failed_at(&e).is_some() => Err(StoreError::AlreadyExists),
@@ -415,6 +408,20 @@ impl ChangeWriter for DynamoStore {
         let mut writes = vec![meta];
         for entry in update.entries {
             writes.push(put(&self.table, Self::audit_item(entry)?, Some("attribute_not_exists(PK)"))?);
+        }
+        if let Some(old_start) = update.moved_from {
+            if old_start != change.planned_start {
+                for service in &change.services {
+                    let old = key(keys::service_pk(&change.tenant, service), keys::service_sk(old_start, &change.id));
+                    let delete = Delete::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(old))
+                        .build()
+                        .map_err(|e| StoreError::backend(false, e))?;
+                    writes.push(TransactWriteItem::builder().delete(delete).build());
+                }
+            }
+            writes.extend(self.index_items(change)?);
         }
         for (pk, sk, failed) in keys::counter_increments(&update) {
             let add = Update::builder()
@@ -448,6 +455,22 @@ impl Counters for DynamoStore {
 }
 
 impl DynamoStore {
+    /// Puts of `change`'s service index entries, one per service.
+    fn index_items(&self, change: &Change) -> Result<Vec<TransactWriteItem>, StoreError> {
+        change
+            .services
+            .iter()
+            .map(|service| {
+                let mut item =
+                    key(keys::service_pk(&change.tenant, service), keys::service_sk(change.planned_start, &change.id));
+                item.insert("entity".into(), s("change_index"));
+                item.insert("change_id".into(), s(change.id.to_string()));
+                item.insert("planned_end".into(), s(keys::time_key(change.planned_end)));
+                put(&self.table, item, None)
+            })
+            .collect()
+    }
+
     /// The counter items at `wanted`, in order (zero where absent): one BatchGetItem per 100 keys.
     async fn read_counters(&self, wanted: Vec<(String, String)>) -> Result<Vec<Counts>, StoreError> {
         let keys_of: Vec<Item> = wanted.iter().map(|(pk, sk)| key(pk.clone(), sk.clone())).collect();

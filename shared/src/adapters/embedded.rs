@@ -267,6 +267,7 @@ impl ChangeWriter for EmbeddedStore {
     async fn update_change(&self, update: ChangeUpdate<'_>) -> Result<(), StoreError> {
         let (change, entries, increments, expected) =
             (update.change.clone(), update.entries.to_vec(), keys::counter_increments(&update), update.expected());
+        let moved_from = update.moved_from;
         let (change, entries) = self
             .blocking(move |db| {
                 let pk = keys::change_pk(&change.tenant, &change.id);
@@ -285,6 +286,16 @@ impl ChangeWriter for EmbeddedStore {
                         table.insert((pk.as_str(), aud.as_str()), encode(entry)?.as_slice()).map_err(backend)?;
                     }
                     table.insert((pk.as_str(), keys::META), encode(&change)?.as_slice()).map_err(backend)?;
+                    if let Some(old_start) = moved_from {
+                        let idx = encode(&IndexItem { change_id: change.id, planned_end: change.planned_end })?;
+                        for service in &change.services {
+                            let spk = keys::service_pk(&change.tenant, service);
+                            let old = keys::service_sk(old_start, &change.id);
+                            table.remove((spk.as_str(), old.as_str())).map_err(backend)?;
+                            let ssk = keys::service_sk(change.planned_start, &change.id);
+                            table.insert((spk.as_str(), ssk.as_str()), idx.as_slice()).map_err(backend)?;
+                        }
+                    }
                     for (cpk, csk, failed) in &increments {
                         let mut counts: CounterItem = get_item(&table, cpk, csk)?.unwrap_or_default();
                         counts.changes += 1;

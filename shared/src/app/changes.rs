@@ -83,6 +83,22 @@ pub struct TransitionRequest {
     pub override_reason: Option<String>,
 }
 
+/// `POST /changes/{id}/reschedule`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RescheduleRequest {
+    /// The version the caller last read: the reschedule applies only to it.
+    pub version: u64,
+    pub planned_start: DateTime<Utc>,
+    pub planned_end: DateTime<Utc>,
+    /// Why the window moves; audited.
+    pub reason: String,
+    /// Why an approved emergency may move into a freeze window, or the
+    /// incident commander a scheduled high-risk change during a major incident.
+    #[serde(default)]
+    pub override_reason: Option<String>,
+}
+
 /// `POST /changes/{id}/decisions`.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -147,11 +163,12 @@ struct Pending {
     entries: Vec<AuditEntry>,
     bumps: Vec<Bump>,
     volumes: Vec<VolumeKey>,
+    moved_from: Option<DateTime<Utc>>,
 }
 
 impl Pending {
     fn new(current: &Change) -> Self {
-        Self { change: current.clone(), entries: vec![], bumps: vec![], volumes: vec![] }
+        Self { change: current.clone(), entries: vec![], bumps: vec![], volumes: vec![], moved_from: None }
     }
 
     /// Chains one audited step onto the change.
@@ -289,6 +306,7 @@ where
             entries: &pending.entries,
             bumps: &pending.bumps,
             volumes: &pending.volumes,
+            moved_from: pending.moved_from,
         };
         debug_assert_eq!(update.expected(), expected);
         match self.store.update_change(update).await {
@@ -395,7 +413,7 @@ where
         &self,
         change: &Change,
         (start, end): (DateTime<Utc>, DateTime<Utc>),
-        req: &TransitionRequest,
+        override_reason: Option<&str>,
         verb: &str,
     ) -> Result<Option<String>, ChangeError> {
         let (freezes, _): (Freezes, u64) = read_doc(&self.store, &change.tenant, DocKind::Freezes).await?;
@@ -403,7 +421,7 @@ where
             return Ok(None);
         };
         let described = window.describe(&occurrence);
-        let reason = req.override_reason.as_deref().map(str::trim).filter(|r| !r.is_empty());
+        let reason = override_reason.map(str::trim).filter(|r| !r.is_empty());
         match (reason, change.change_type) {
             (Some(reason), ChangeType::Emergency) if change.state == ChangeState::Draft => Ok(Some(format!(
                 "freeze override requested, to hold once another person approves ({described}): {reason}"
@@ -453,7 +471,7 @@ where
         &self,
         caller: &Caller,
         change: &Change,
-        req: &TransitionRequest,
+        override_reason: Option<&str>,
         verb: &str,
     ) -> Result<Option<String>, ChangeError> {
         if change.risk.as_ref().is_none_or(|r| r.level < RiskLevel::High) {
@@ -470,7 +488,7 @@ where
             return Ok(None);
         }
         let commands_all = blocking.iter().all(|i| i.commander == caller.user);
-        let reason = req.override_reason.as_deref().map(str::trim).filter(|r| !r.is_empty());
+        let reason = override_reason.map(str::trim).filter(|r| !r.is_empty());
         let names = blocking
             .iter()
             .map(|i| format!("{} \"{}\" (commander {})", i.id, i.title, i.commander))
@@ -626,8 +644,9 @@ where
             ChangeState::Submitted => self.submit(caller, &view, &req, &mut pending, now).await?,
             ChangeState::Scheduled => {
                 let planned = (current.planned_start, current.planned_end);
-                let freeze = self.freeze_gate(&current, planned, &req, "scheduling").await?;
-                let incident = self.incident_gate(caller, &current, &req, "scheduled").await?;
+                let over = req.override_reason.as_deref();
+                let freeze = self.freeze_gate(&current, planned, over, "scheduling").await?;
+                let incident = self.incident_gate(caller, &current, over, "scheduled").await?;
                 let conflicts = self.conflicts(&view, &current).await?;
                 let reason = join_reasons([req.reason.clone(), freeze, incident]);
                 pending.transition(ChangeState::Scheduled, now, &caller.user, reason, |c| c.conflicts = conflicts)?;
@@ -652,8 +671,9 @@ where
                 } else {
                     now + (current.planned_end - current.planned_start)
                 };
-                let freeze = self.freeze_gate(&current, (now, end), &req, "implementing").await?;
-                let incident = self.incident_gate(caller, &current, &req, "started").await?;
+                let over = req.override_reason.as_deref();
+                let freeze = self.freeze_gate(&current, (now, end), over, "implementing").await?;
+                let incident = self.incident_gate(caller, &current, over, "started").await?;
                 let reason = join_reasons([req.reason.clone(), window, freeze, incident]);
                 pending.transition(ChangeState::Implementing, now, &caller.user, reason, |_| {})?;
             }
@@ -685,6 +705,49 @@ where
         Ok(change)
     }
 
+    /// Moves an approved or scheduled change's planned window, audited; the
+    /// change keeps its approval and state. The freeze (and, once scheduled,
+    /// the major incident) gates apply to the new window and its conflicts
+    /// are listed again.
+    #[instrument(skip(self, req), fields(tenant = %caller.tenant, change_id = %id))]
+    pub async fn reschedule(
+        &self,
+        caller: &Caller,
+        id: &ChangeId,
+        req: RescheduleRequest,
+    ) -> Result<Change, ChangeError> {
+        check_text("reason", Some(&req.reason), true)?;
+        check_text("override_reason", req.override_reason.as_ref(), false)?;
+        crate::domain::new_change::validate_window(req.planned_start, req.planned_end)?;
+        let (_, view, current) = self.driven(caller, id, "rescheduling a change").await?;
+        current_at(&current, req.version)?;
+        if !matches!(current.state, ChangeState::Approved | ChangeState::Scheduled) {
+            return Err(refused(
+                "not_reschedulable",
+                None,
+                format!("only an approved or scheduled change is rescheduled; change {id} is {}", current.state),
+            ));
+        }
+        let now = self.clock.now();
+        let mut next = current.revised(now);
+        next.planned_start = req.planned_start;
+        next.planned_end = req.planned_end;
+        let over = req.override_reason.as_deref();
+        let freeze = self.freeze_gate(&next, (next.planned_start, next.planned_end), over, "rescheduling").await?;
+        let incident = match current.state {
+            ChangeState::Scheduled => self.incident_gate(caller, &next, over, "rescheduled").await?,
+            _ => None,
+        };
+        next.conflicts = self.conflicts(&view, &next).await?;
+        let mut pending = Pending::new(&current);
+        pending.moved_from = Some(current.planned_start);
+        let reason = join_reasons([Some(req.reason.trim().to_owned()), freeze, incident]);
+        pending.step(next, &caller.user, AuditAction::Rescheduled, reason);
+        let change = self.save(pending, current.version).await?;
+        tracing::info!("change rescheduled");
+        Ok(change)
+    }
+
     /// Draft → submitted, and on: standard changes are approved at once by
     /// their template; emergencies wait for one approval by the emergency
     /// approvers (or the commander of the major incident they fix), and are
@@ -698,8 +761,8 @@ where
         now: DateTime<Utc>,
     ) -> Result<(), ChangeError> {
         let current = pending.change.clone();
-        let freeze =
-            self.freeze_gate(&current, (current.planned_start, current.planned_end), req, "submitting").await?;
+        let planned = (current.planned_start, current.planned_end);
+        let freeze = self.freeze_gate(&current, planned, req.override_reason.as_deref(), "submitting").await?;
         let conflicts = self.conflicts(view, &current).await?;
         let risk = self.assess(view, &current).await?;
         let reason = join_reasons([req.reason.clone(), freeze]);

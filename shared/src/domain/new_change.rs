@@ -72,6 +72,29 @@ pub struct ValidNewChange {
     pub incident: Option<String>,
 }
 
+/// Checks a planned window (`planned_start`, `planned_end`): supported
+/// years, end after start, at most [`MAX_PLANNED_WINDOW`] long.
+pub fn validate_window(planned_start: DateTime<Utc>, planned_end: DateTime<Utc>) -> Result<(), FieldError> {
+    for (field, t) in [("planned_start", planned_start), ("planned_end", planned_end)] {
+        if !in_supported_range(t) {
+            return Err(FieldError::new(field, "time must be between the years 2000 and 9998"));
+        }
+    }
+    if planned_end <= planned_start {
+        return Err(FieldError::new("planned_end", "planned_end must be after planned_start"));
+    }
+    if planned_end - planned_start > MAX_PLANNED_WINDOW {
+        return Err(FieldError::new(
+            "planned_end",
+            format!(
+                "a planned window may last at most {} days; split longer work into several changes",
+                MAX_PLANNED_WINDOW.num_days()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Earliest and latest instants a planned window may use; keeps time keys
 /// fixed-width (four-digit years) and therefore correctly ordered.
 pub fn in_supported_range(t: DateTime<Utc>) -> bool {
@@ -136,23 +159,7 @@ impl NewChange {
         if environment.is_empty() || environment.chars().count() > 64 {
             return Err(FieldError::new("environment", "environment must be 1 to 64 characters"));
         }
-        for (field, t) in [("planned_start", self.planned_start), ("planned_end", self.planned_end)] {
-            if !in_supported_range(t) {
-                return Err(FieldError::new(field, "time must be between the years 2000 and 9998"));
-            }
-        }
-        if self.planned_end <= self.planned_start {
-            return Err(FieldError::new("planned_end", "planned_end must be after planned_start"));
-        }
-        if self.planned_end - self.planned_start > MAX_PLANNED_WINDOW {
-            return Err(FieldError::new(
-                "planned_end",
-                format!(
-                    "a planned window may last at most {} days; split longer work into several changes",
-                    MAX_PLANNED_WINDOW.num_days()
-                ),
-            ));
-        }
+        validate_window(self.planned_start, self.planned_end)?;
         let category = self.category.unwrap_or_else(|| DEFAULT_CATEGORY.to_owned());
         if ServiceName::parse(&category).is_err() {
             return Err(FieldError::new(

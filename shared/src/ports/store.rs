@@ -135,6 +135,9 @@ pub struct ChangeUpdate<'a> {
     pub bumps: &'a [Bump],
     /// Volume counters to add one to.
     pub volumes: &'a [VolumeKey],
+    /// The planned start before this update, when it moves the planned
+    /// window (a reschedule): the service index entries move with it.
+    pub moved_from: Option<DateTime<Utc>>,
 }
 
 impl ChangeUpdate<'_> {
@@ -173,8 +176,9 @@ pub trait ChangeWriter: Send + Sync {
     /// Replaces a change whose stored version is [`ChangeUpdate::expected`],
     /// appends the entries and bumps the counters (outcomes and volumes), in one atomic write.
     /// `VersionConflict` otherwise, `NotFound` if there is no such change.
-    /// Planned window and services are not changed by updates (the service
-    /// index is written at insert); the due index follows the record.
+    /// Services never change; the planned window changes only with
+    /// [`ChangeUpdate::moved_from`] set, and the service index follows it;
+    /// the due index follows the record.
     fn update_change(&self, update: ChangeUpdate<'_>) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
