@@ -39,6 +39,7 @@ pub const ROUTES: &[(Method, &str)] = &[
     (Method::POST, "/changes/{id}/transitions"),
     (Method::GET, "/changes/{id}/audit"),
     (Method::POST, "/changes/{id}/decisions"),
+    (Method::POST, "/changes/{id}/reschedule"),
     (Method::POST, "/changes/{id}/checklist/{item}"),
     (Method::POST, "/changes/{id}/review"),
     (Method::GET, "/me"),
