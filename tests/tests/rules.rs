@@ -7,11 +7,12 @@ use changehub::app::changes::{ChangeError, NoteRequest, RescheduleRequest, Trans
 use changehub::app::governance::DeclareIncident;
 use changehub::app::{Caller, Changes};
 use changehub::domain::approval::{EMERGENCY_APPROVAL, PEER_REVIEW};
-use changehub::domain::audit::AuditAction;
+use changehub::domain::audit::{self, AuditAction};
 use changehub::domain::freeze::{FreezeWindow, Schedule};
 use changehub::domain::risk::{AvailabilityImpact, Complexity, DataImpact, RiskLevel};
 use changehub::domain::{ChangeState, ChangeType, NewChange, ServiceName};
 use changehub::ports::FixedClock;
+use changehub::ports::{ChangeUpdate, ChangeWriter};
 use changehub_tests::fixtures::{alice, approve, carol, pat, root, seed, submit_and_approve, to, who};
 use changehub_tests::{new_change, t0};
 use chrono::Duration;
@@ -301,6 +302,34 @@ async fn freezes_refuse_submission_and_scheduling_unless_an_emergency_records_an
     let trail = h.app.audit(&alice(T), &e.id).await.expect("audit");
     let reason = trail.last().and_then(|x| x.reason.clone()).unwrap_or_default();
     assert!(reason.starts_with("freeze override (freeze \"Month-end close\"") && reason.ends_with("still failing"));
+
+    // An emergency approved by nobody but the hub (as stored before this rule) cannot override a freeze.
+    let legacy = with(new_change("Old fix", &["search"], inside, 2), |c| c.change_type = ChangeType::Emergency);
+    let legacy = h.app.create(&alice(T), legacy).await.expect("create");
+    let (submitted, first) = audit::record(
+        Some(&legacy),
+        legacy.transition(ChangeState::Submitted, t0()).expect("legal"),
+        "alice@example.com",
+        AuditAction::Transitioned,
+        None,
+    );
+    let (approved, second) = audit::record(
+        Some(&submitted),
+        submitted.transition(ChangeState::Approved, t0()).expect("legal"),
+        "changehub",
+        AuditAction::Transitioned,
+        Some("approved on submission: emergency change".into()),
+    );
+    let entries = [first, second];
+    let update = ChangeUpdate { change: &approved, entries: &entries, bumps: &[], volumes: &[], moved_from: None };
+    h.app.store.update_change(update).await.expect("store the old-style approval");
+    let err = h
+        .app
+        .transition(&alice(T), &legacy.id, override_reason(ChangeState::Scheduled, approved.version, "urgent"))
+        .await
+        .expect_err("not approved by another person");
+    assert_eq!(code(&err), "freeze_window");
+    assert!(err.to_string().contains("only once someone other than its requester approved it"), "{err}");
 
     // Scheduling into a freeze declared after approval is refused too.
     let later =

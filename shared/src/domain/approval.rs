@@ -505,6 +505,55 @@ mod tests {
         assert!(matches!(approve(&mut plan, &who("lee", &["payments-leads"])), Err(DecisionError::Closed(_))));
     }
 
+    fn with_roles(cab: &[&str], approvers: &[&str]) -> CatalogView {
+        let mut catalog = view().catalog;
+        catalog.roles.cab = cab.iter().map(|g| g.to_string()).collect();
+        catalog.emergency.approvers = approvers.iter().map(|g| g.to_string()).collect();
+        CatalogView::new(1, catalog)
+    }
+
+    #[test]
+    fn an_emergency_waits_for_one_approval_by_the_emergency_approvers_never_its_requester() {
+        let mut plan = ApprovalPlan::emergency(&with_roles(&["cab"], &[]), None, now()).expect("plan");
+        assert_eq!(plan.steps.len(), 1);
+        assert_eq!(
+            (plan.steps[0].name.as_str(), plan.steps[0].groups.clone()),
+            (EMERGENCY_APPROVAL, vec!["cab".into()])
+        );
+        assert_eq!(plan.due_at(), Some(now() + chrono::Duration::hours(1)));
+        let err = approve(&mut plan, &who("rita", &["cab"])).expect_err("own emergency");
+        assert!(err.to_string().starts_with("dual control: rita requested"), "{err}");
+        assert!(approve(&mut plan, &who("pat", &["payments-leads"])).is_err(), "not an emergency approver");
+        assert_eq!(approve(&mut plan, &who("cam", &["cab"])), Ok(Outcome::Approved));
+
+        let mut ecab = ApprovalPlan::emergency(&with_roles(&["cab"], &["ecab"]), None, now()).expect("plan");
+        assert!(approve(&mut ecab, &who("cam", &["cab"])).is_err(), "an ECAB replaces the cab");
+        assert_eq!(approve(&mut ecab, &who("eve", &["ecab"])), Ok(Outcome::Approved));
+
+        let err = ApprovalPlan::emergency(&with_roles(&[], &[]), None, now()).expect_err("nobody may approve");
+        assert!(err.0.contains("no emergency.approvers"), "{err}");
+    }
+
+    #[test]
+    fn an_incident_commander_confirms_an_emergency_by_name_while_named() {
+        let plan = ApprovalPlan::emergency(&with_roles(&["cab"], &["ecab"]), Some("ivy"), now()).expect("plan");
+        assert_eq!(plan.steps[0].groups, ["ecab", "cab"], "a cab member confirms an incident's fix too");
+        assert!(plan.names("ivy") && !plan.names("cam"));
+        let ivy = who("ivy", &["engineers"]);
+        let requester_role = BTreeSet::from([Role::Requester]);
+        let mut by_commander = plan.clone();
+        let decided = by_commander.decide(&ivy, &requester_role, "rita", Verdict::Approve, None, now());
+        assert_eq!(decided, Ok(Outcome::Approved), "the commander needs no approving role");
+        assert_eq!(by_commander.steps[0].approvals[0].group, None);
+        let mut unnamed = plan.clone();
+        unnamed.unname("ivy");
+        let err = unnamed.decide(&ivy, &requester_role, "rita", Verdict::Approve, None, now()).expect_err("unnamed");
+        assert!(err.to_string().contains("needs the approver, cab or admin role"), "{err}");
+        let mut own = plan;
+        let err = own.decide(&ivy, &requester_role, "ivy", Verdict::Approve, None, now()).expect_err("own");
+        assert!(err.to_string().starts_with("dual control"), "{err}");
+    }
+
     #[test]
     fn services_without_a_chain_cannot_take_normal_changes() {
         let err = ApprovalPlan::build(&view(), &svc(&["docs"]), false, now()).expect_err("no chain");

@@ -346,6 +346,40 @@ mod tests {
     }
 
     #[test]
+    fn only_a_complete_plan_decided_by_others_counts_as_approved_by_another() {
+        use crate::domain::approval::{ApprovalPlan, Decision, Step};
+        use crate::domain::catalog::{Rule, Span};
+        let approved = |by: &str| {
+            let mut c = draft().transition(ChangeState::Submitted, t(1)).expect("legal");
+            c = c.transition(ChangeState::Approved, t(2)).expect("legal");
+            let decision = Decision { by: by.into(), group: Some("cab".into()), at: t(2), comment: None };
+            c.approval = Some(ApprovalPlan {
+                steps: vec![Step {
+                    level: 1,
+                    name: "emergency".into(),
+                    service: None,
+                    groups: vec!["cab".into()],
+                    users: vec![],
+                    rule: Rule::AnyOf,
+                    sla: Span(std::time::Duration::from_secs(3600)),
+                    escalate_to: "cab".into(),
+                    due_at: Some(t(2)),
+                    approvals: vec![decision],
+                }],
+                rejected: None,
+            });
+            c
+        };
+        assert!(approved("carol").approved_by_another());
+        assert!(!approved("alice").approved_by_another(), "its requester's own approval");
+        let mut by_the_hub = approved("carol");
+        by_the_hub.approval = None;
+        assert!(!by_the_hub.approved_by_another(), "approved on submission, as emergencies once were");
+        let submitted = draft().transition(ChangeState::Submitted, t(1)).expect("legal");
+        assert!(!submitted.approved_by_another());
+    }
+
+    #[test]
     fn terminal_states_say_so() {
         let mut c = draft().transition(ChangeState::Cancelled, t(1)).expect("legal");
         c.version = 2;
