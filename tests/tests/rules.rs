@@ -149,13 +149,11 @@ async fn an_emergency_fixing_an_open_major_incident_is_confirmed_by_its_commande
     let c = h.app.create(&alice(T), fix("INC-9")).await.expect("create");
     let err = h.app.transition(&alice(T), &c.id, to(ChangeState::Submitted, 1)).await.expect_err("no such incident");
     assert_eq!(code(&err), "incident_not_open");
-    let incident = DeclareIncident {
-        id: "INC-42".into(),
-        title: "Card payments failing".into(),
-        services: vec![ServiceName::parse("payments").expect("svc")],
-        commander: "ivy@example.com".into(),
-    };
-    h.app.governance().declare_incident(&carol(T), incident).await.expect("declare");
+    h.app
+        .governance()
+        .declare_incident(&carol(T), ivy_commands("INC-42", "Card payments failing"))
+        .await
+        .expect("declare");
     let first = h.app.create(&alice(T), fix("INC-42")).await.expect("create");
     let second = h.app.create(&alice(T), fix("INC-42")).await.expect("create");
     for id in [&first.id, &second.id] {
@@ -299,8 +297,7 @@ async fn freezes_refuse_submission_and_scheduling_unless_an_emergency_records_an
         .transition(&alice(T), &e.id, override_reason(ChangeState::Scheduled, approved.version, "still failing"))
         .await
         .expect("approved by another: the override holds");
-    let trail = h.app.audit(&alice(T), &e.id).await.expect("audit");
-    let reason = trail.last().and_then(|x| x.reason.clone()).unwrap_or_default();
+    let reason = last_reason(&h, &e.id).await;
     assert!(reason.starts_with("freeze override (freeze \"Month-end close\"") && reason.ends_with("still failing"));
 
     // An emergency approved by nobody but the hub (as stored before this rule) cannot override a freeze.
@@ -396,13 +393,11 @@ async fn during_a_major_incident_only_its_commander_schedules_high_risk_changes(
     let approved = h.app.decide(&carol(T), &c.id, approve()).await.expect("level 3");
     assert_eq!((submitted.state, approved.state), (ChangeState::Submitted, ChangeState::Approved));
 
-    let incident = DeclareIncident {
-        id: "INC-42".into(),
-        title: "Card payments failing".into(),
-        services: vec![ServiceName::parse("payments").expect("svc")],
-        commander: "ivy@example.com".into(),
-    };
-    h.app.governance().declare_incident(&carol(T), incident).await.expect("declare");
+    h.app
+        .governance()
+        .declare_incident(&carol(T), ivy_commands("INC-42", "Card payments failing"))
+        .await
+        .expect("declare");
     let err =
         h.app.transition(&alice(T), &c.id, to(ChangeState::Scheduled, approved.version)).await.expect_err("incident");
     assert_eq!(code(&err), "major_incident");
@@ -588,13 +583,7 @@ async fn starting_implementation_rechecks_the_window_freezes_and_major_incidents
         c.complexity = Complexity::High;
     })
     .await;
-    let incident = DeclareIncident {
-        id: "INC-7".into(),
-        title: "Latency".into(),
-        services: vec![ServiceName::parse("payments").expect("svc")],
-        commander: "ivy@example.com".into(),
-    };
-    h.app.governance().declare_incident(&carol(T), incident).await.expect("declare");
+    h.app.governance().declare_incident(&carol(T), ivy_commands("INC-7", "Latency")).await.expect("declare");
     let err = h.app.transition(&alice(T), &risky.id, to(ChangeState::Implementing, risky.version)).await;
     assert_eq!(err.as_ref().map_err(code).err(), Some("major_incident"), "{err:?}");
     let ivy = who_is("ivy@example.com", &["cab"]);
@@ -621,8 +610,7 @@ async fn starting_implementation_rechecks_the_window_freezes_and_major_incidents
         .transition(&alice(T), &hotfix.id, override_reason(ChangeState::Implementing, hotfix.version, "still down"))
         .await
         .expect("an approved emergency overrides its window");
-    let trail = h.app.audit(&alice(T), &hotfix.id).await.expect("audit");
-    let reason = trail.last().and_then(|x| x.reason.clone()).unwrap_or_default();
+    let reason = last_reason(&h, &hotfix.id).await;
     assert!(
         reason.starts_with("window override (now 2026-12-04T00:00:00Z is outside the planned window")
             && reason.ends_with("still down"),
@@ -664,6 +652,22 @@ async fn starting_implementation_rechecks_the_window_freezes_and_major_incidents
     let again = RescheduleRequest { version: started.version, ..moving(at + Duration::hours(8)) };
     let err = h.app.reschedule(&alice(T), &late.id, again).await.expect_err("started");
     assert_eq!(code(&err), "not_reschedulable");
+}
+
+/// A major incident on payments, commanded by Ivy.
+fn ivy_commands(id: &str, title: &str) -> DeclareIncident {
+    DeclareIncident {
+        id: id.into(),
+        title: title.into(),
+        services: vec![ServiceName::parse("payments").expect("svc")],
+        commander: "ivy@example.com".into(),
+    }
+}
+
+/// The reason of the latest audit entry of change `id`.
+async fn last_reason(h: &Hub, id: &changehub::domain::ChangeId) -> String {
+    let trail = h.app.audit(&alice(T), id).await.expect("audit");
+    trail.last().and_then(|x| x.reason.clone()).unwrap_or_default()
 }
 
 fn who_is(user: &str, groups: &[&str]) -> Caller {
