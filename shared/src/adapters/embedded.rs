@@ -28,6 +28,26 @@ struct CounterItem {
 }
 
 /// Moves a change's due-index entry from its old record's key to its new one's.
+/// Writes `change`'s service index entries, first removing those at its
+/// planned start before a move (`moved_from`).
+fn put_index(
+    table: &mut redb::Table<(&str, &str), &[u8]>,
+    change: &Change,
+    moved_from: Option<DateTime<Utc>>,
+) -> Result<(), StoreError> {
+    let idx = encode(&IndexItem { change_id: change.id, planned_end: change.planned_end })?;
+    for service in &change.services {
+        let spk = keys::service_pk(&change.tenant, service);
+        if let Some(old_start) = moved_from {
+            let old = keys::service_sk(old_start, &change.id);
+            table.remove((spk.as_str(), old.as_str())).map_err(backend)?;
+        }
+        let ssk = keys::service_sk(change.planned_start, &change.id);
+        table.insert((spk.as_str(), ssk.as_str()), idx.as_slice()).map_err(backend)?;
+    }
+    Ok(())
+}
+
 fn reindex_due(
     gsi: &mut redb::Table<(&str, &str), &str>,
     old: Option<&Change>,
@@ -248,12 +268,7 @@ impl ChangeWriter for EmbeddedStore {
                     table.insert((pk.as_str(), keys::META), encode(&change)?.as_slice()).map_err(backend)?;
                     let aud = keys::audit_sk(entry.seq);
                     table.insert((pk.as_str(), aud.as_str()), encode(&entry)?.as_slice()).map_err(backend)?;
-                    let idx = encode(&IndexItem { change_id: change.id, planned_end: change.planned_end })?;
-                    for service in &change.services {
-                        let spk = keys::service_pk(&change.tenant, service);
-                        let ssk = keys::service_sk(change.planned_start, &change.id);
-                        table.insert((spk.as_str(), ssk.as_str()), idx.as_slice()).map_err(backend)?;
-                    }
+                    put_index(&mut table, &change, None)?;
                     reindex_due(&mut txn.open_table(GSI1).map_err(backend)?, None, &change, &pk)?;
                 }
                 txn.commit().map_err(backend)?;
@@ -286,15 +301,8 @@ impl ChangeWriter for EmbeddedStore {
                         table.insert((pk.as_str(), aud.as_str()), encode(entry)?.as_slice()).map_err(backend)?;
                     }
                     table.insert((pk.as_str(), keys::META), encode(&change)?.as_slice()).map_err(backend)?;
-                    if let Some(old_start) = moved_from {
-                        let idx = encode(&IndexItem { change_id: change.id, planned_end: change.planned_end })?;
-                        for service in &change.services {
-                            let spk = keys::service_pk(&change.tenant, service);
-                            let old = keys::service_sk(old_start, &change.id);
-                            table.remove((spk.as_str(), old.as_str())).map_err(backend)?;
-                            let ssk = keys::service_sk(change.planned_start, &change.id);
-                            table.insert((spk.as_str(), ssk.as_str()), idx.as_slice()).map_err(backend)?;
-                        }
+                    if moved_from.is_some() {
+                        put_index(&mut table, &change, moved_from)?;
                     }
                     for (cpk, csk, failed) in &increments {
                         let mut counts: CounterItem = get_item(&table, cpk, csk)?.unwrap_or_default();
