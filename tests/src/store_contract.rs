@@ -284,6 +284,23 @@ pub async fn rescheduling_moves_the_service_index<S: ChangeStore>(store: S) {
         assert_eq!(found.len(), 1, "{service}: listed once in the new window");
         assert_eq!(found[0].planned_end, to_day(9) + Duration::hours(2));
     }
+    // Only the end moves: the same index entries, with the new end.
+    let longer = changehub::app::changes::RescheduleRequest {
+        version: moved.version,
+        planned_start: to_day(9),
+        planned_end: to_day(9) + Duration::hours(4),
+        reason: "more time".into(),
+        override_reason: None,
+    };
+    app.reschedule(&c, &created.id, longer).await.expect("reschedule the end");
+    let query = ListRequest {
+        service: Some("ledger".into()),
+        from: Some(to_day(9) + Duration::hours(3)),
+        to: Some(to_day(10)),
+        ..ListRequest::default()
+    };
+    let found = app.list(&c, query).await.expect("list");
+    assert_eq!(found.items.iter().map(|x| x.id).collect::<Vec<_>>(), [created.id], "found by its new end");
 }
 
 /// Each emergency submission adds one to its requester's and each owning
