@@ -6,7 +6,7 @@ use changehub::domain::audit::{self, AuditAction};
 use changehub::domain::{ChangeState, ChangeType, TenantId};
 use changehub::ports::{
     Bump, ChangeReader, ChangeUpdate, Claim, CounterKey, Counts, Dedupe, DocKind, FixedClock, ServiceWindowQuery,
-    StoreError, StoredDoc,
+    StoreError, StoredDoc, VolumeKey, VolumeOf,
 };
 use chrono::Duration;
 use std::time::Duration as StdDuration;
@@ -121,7 +121,7 @@ pub async fn stale_version_update_is_a_conflict<S: ChangeStore>(store: S) {
     let created = app.create(&c, new_change("x", &["payments"], t0(), 1)).await.expect("create");
     let submitted = created.transition(ChangeState::Submitted, t0()).expect("legal");
     let (submitted, entry) = audit::record(Some(&created), submitted, &c.user, AuditAction::Transitioned, None);
-    let update = |change, entries| ChangeUpdate { change, entries, bumps: &[] };
+    let update = |change, entries| ChangeUpdate { change, entries, bumps: &[], volumes: &[], moved_from: None };
     app.store.update_change(update(&submitted, std::slice::from_ref(&entry))).await.expect("first update");
     // A second writer that read version 1 too.
     let cancelled = created.transition(ChangeState::Cancelled, t0()).expect("legal");
@@ -241,6 +241,97 @@ pub async fn outcomes_bump_counters<S: ChangeStore>(store: S) {
     assert_eq!(raw.key.month, "2026-12");
 }
 
+/// A reschedule moves the change's service index entries with its window:
+/// a listing finds it in the new window only.
+pub async fn rescheduling_moves_the_service_index<S: ChangeStore>(store: S) {
+    let app = Changes::new(store, FixedClock::new(t0()));
+    let tenant = seeded(&app).await;
+    let c = caller(&tenant);
+    let created =
+        app.create(&c, new_change("x", &["payments", "ledger"], t0() + Duration::days(2), 1)).await.expect("create");
+    let submitted = app.transition(&c, &created.id, to(ChangeState::Submitted, 1)).await.expect("submit");
+    let mut version = submitted.version;
+    let people = [
+        fixtures::pat(&tenant),
+        fixtures::who(&tenant, "lee@example.com", &["ledger-leads"]),
+        fixtures::carol(&tenant),
+        fixtures::who(&tenant, "sec@example.com", &["security"]),
+    ];
+    for by in people {
+        version = app.decide(&by, &created.id, approve()).await.expect("approve").version;
+    }
+    let to_day = |days: i64| t0() + Duration::days(days);
+    let req = changehub::app::changes::RescheduleRequest {
+        version,
+        planned_start: to_day(9),
+        planned_end: to_day(9) + Duration::hours(2),
+        reason: "the vendor moved the maintenance".into(),
+        override_reason: None,
+    };
+    let moved = app.reschedule(&c, &created.id, req).await.expect("reschedule");
+    assert_eq!((moved.planned_start, moved.version), (to_day(9), version + 1));
+    for service in ["payments", "ledger"] {
+        let list = |from: i64, to: i64| ListRequest {
+            service: Some(service.into()),
+            from: Some(to_day(from)),
+            to: Some(to_day(to)),
+            ..ListRequest::default()
+        };
+        let old = app.list(&c, list(1, 3)).await.expect("list");
+        assert!(old.items.iter().all(|x| x.id != created.id), "{service}: still listed in the old window");
+        let new = app.list(&c, list(8, 10)).await.expect("list");
+        let found: Vec<_> = new.items.iter().filter(|x| x.id == created.id).collect();
+        assert_eq!(found.len(), 1, "{service}: listed once in the new window");
+        assert_eq!(found[0].planned_end, to_day(9) + Duration::hours(2));
+    }
+    // Only the end moves: the same index entries, with the new end.
+    let longer = changehub::app::changes::RescheduleRequest {
+        version: moved.version,
+        planned_start: to_day(9),
+        planned_end: to_day(9) + Duration::hours(4),
+        reason: "more time".into(),
+        override_reason: None,
+    };
+    app.reschedule(&c, &created.id, longer).await.expect("reschedule the end");
+    let query = ListRequest {
+        service: Some("ledger".into()),
+        from: Some(to_day(9) + Duration::hours(3)),
+        to: Some(to_day(10)),
+        ..ListRequest::default()
+    };
+    let found = app.list(&c, query).await.expect("list");
+    assert_eq!(found.items.iter().map(|x| x.id).collect::<Vec<_>>(), [created.id], "found by its new end");
+}
+
+/// Each emergency submission adds one to its requester's and each owning
+/// team's monthly emergency volume, in the submission's transaction; other
+/// types and a refused submission count nothing.
+pub async fn emergency_submissions_count_per_requester_and_team<S: ChangeStore>(store: S) {
+    let app = Changes::new(store, FixedClock::new(t0()));
+    let tenant = seeded(&app).await;
+    let c = caller(&tenant);
+    for services in [&["payments", "ledger"][..], &["payments"][..]] {
+        let mut emergency = new_change("hotfix", services, t0() + Duration::days(2), 1);
+        emergency.change_type = ChangeType::Emergency;
+        let e = app.create(&c, emergency).await.expect("create");
+        app.transition(&c, &e.id, to(ChangeState::Submitted, 1)).await.expect("submit");
+    }
+    let normal =
+        app.create(&c, new_change("normal", &["payments"], t0() + Duration::days(2), 1)).await.expect("create");
+    app.transition(&c, &normal.id, to(ChangeState::Submitted, 1)).await.expect("submit");
+    let key =
+        |of| VolumeKey { tenant: c.tenant.clone(), month: "2026-12".into(), change_type: ChangeType::Emergency, of };
+    let keys = [
+        key(VolumeOf::Requester(c.user.clone())),
+        key(VolumeOf::Team("payments-team".into())),
+        key(VolumeOf::Team("ledger-team".into())),
+        key(VolumeOf::Team("search-team".into())),
+        VolumeKey { change_type: ChangeType::Normal, ..key(VolumeOf::Requester(c.user.clone())) },
+        VolumeKey { month: "2026-11".into(), ..key(VolumeOf::Requester(c.user.clone())) },
+    ];
+    assert_eq!(app.store.volumes(&keys).await.expect("volumes"), [2, 2, 1, 0, 0, 0]);
+}
+
 /// The due index follows the record: approvals while submitted, reviews until done.
 pub async fn due_index_follows_the_record<S: ChangeStore>(store: S) {
     use changehub::adapters::keys;
@@ -272,6 +363,7 @@ pub async fn due_index_follows_the_record<S: ChangeStore>(store: S) {
     emergency.change_type = ChangeType::Emergency;
     let e = app.create(&c, emergency).await.expect("create");
     app.transition(&c, &e.id, to(ChangeState::Submitted, 1)).await.expect("submit");
+    app.decide(&fixtures::carol(&tenant), &e.id, approve()).await.expect("the cab approves the emergency");
     let reviews = keys::reviews_due_pk(&c.tenant);
     assert_eq!(ids(app.store.due(&reviews, t0() + Duration::days(30), 10, None).await.expect("due")), [e.id]);
 }

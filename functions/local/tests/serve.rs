@@ -324,8 +324,8 @@ fn help_explains_every_command_and_flag() {
 }
 
 /// The README's walkthrough, through the real binary: tokens, the catalog
-/// import, a change from draft to closed through two approval levels, and a
-/// submission refused by a freeze window.
+/// import, a change from draft to closed through two approval levels (moved
+/// to now before it starts), and a submission refused by a freeze window.
 #[tokio::test]
 async fn readme_walkthrough_from_catalog_import_to_a_refused_freeze() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -380,6 +380,18 @@ async fn readme_walkthrough_from_catalog_import_to_a_refused_freeze() {
         .await
         .expect("json");
     assert_eq!(change["state"], "approved", "{change}");
+    // Its planned window lies ahead: implementing starts only inside it, so it is moved to now, audited.
+    let now = chrono::Utc::now();
+    let moved = post(
+        &alice,
+        &format!("/changes/{id}/reschedule"),
+        json!({"version": change["version"], "planned_start": now, "planned_end": now + chrono::Duration::hours(1),
+               "reason": "starting now"}),
+    )
+    .await
+    .expect("reschedule");
+    assert_eq!(moved.status(), 200);
+    let change: Value = moved.json().await.expect("json");
     let first = change["version"].as_u64().expect("version");
     for (version, to) in (first..).zip(["scheduled", "implementing", "completed", "closed"]) {
         let moved = post(&alice, &format!("/changes/{id}/transitions"), json!({"to": to, "version": version}))

@@ -6,7 +6,7 @@
 pub use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+    AttributeDefinition, AttributeValue, BillingMode, Delete, GlobalSecondaryIndex, KeySchemaElement, KeyType,
     KeysAndAttributes, Projection, ProjectionType, Put, ScalarAttributeType, StreamSpecification, StreamViewType,
     TimeToLiveSpecification, TransactWriteItem, Update,
 };
@@ -19,7 +19,7 @@ use super::keys;
 use crate::domain::{AuditEntry, Change, ChangeId, TenantId};
 use crate::ports::{
     ChangeReader, ChangeUpdate, ChangeWriter, Claim, CounterKey, Counters, Counts, Dedupe, DocKind, DueIndex, Page,
-    ServiceWindowQuery, StoreError, StoredDoc, TenantDocs,
+    ServiceWindowQuery, StoreError, StoredDoc, TenantDocs, VolumeKey,
 };
 
 type Item = HashMap<String, AttributeValue>;
@@ -390,14 +390,7 @@ impl ChangeWriter for DynamoStore {
             put(&self.table, Self::change_item(change)?, Some("attribute_not_exists(PK)"))?,
             put(&self.table, Self::audit_item(entry)?, Some("attribute_not_exists(PK)"))?,
         ];
-        for service in &change.services {
-            let mut item =
-                key(keys::service_pk(&change.tenant, service), keys::service_sk(change.planned_start, &change.id));
-            item.insert("entity".into(), s("change_index"));
-            item.insert("change_id".into(), s(change.id.to_string()));
-            item.insert("planned_end".into(), s(keys::time_key(change.planned_end)));
-            writes.push(put(&self.table, item, None)?);
-        }
+        writes.extend(self.index_items(change)?);
         match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
             Ok(_) => Ok(()),
             Err(e) if condition_failed_at(&e).is_some() => Err(StoreError::AlreadyExists),
@@ -416,13 +409,27 @@ impl ChangeWriter for DynamoStore {
         for entry in update.entries {
             writes.push(put(&self.table, Self::audit_item(entry)?, Some("attribute_not_exists(PK)"))?);
         }
-        for bump in update.bumps {
+        if let Some(old_start) = update.moved_from {
+            if old_start != change.planned_start {
+                for service in &change.services {
+                    let old = key(keys::service_pk(&change.tenant, service), keys::service_sk(old_start, &change.id));
+                    let delete = Delete::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(old))
+                        .build()
+                        .map_err(|e| StoreError::backend(false, e))?;
+                    writes.push(TransactWriteItem::builder().delete(delete).build());
+                }
+            }
+            writes.extend(self.index_items(change)?);
+        }
+        for (pk, sk, failed) in keys::counter_increments(&update) {
             let add = Update::builder()
                 .table_name(&self.table)
-                .set_key(Some(key(keys::counter_pk(&bump.key), keys::counter_sk(&bump.key))))
+                .set_key(Some(key(pk, sk)))
                 .update_expression("ADD changes :one, failures :failed SET entity = :entity")
                 .expression_attribute_values(":one", n(1))
-                .expression_attribute_values(":failed", n(u8::from(bump.failed)))
+                .expression_attribute_values(":failed", n(u8::from(failed)))
                 .expression_attribute_values(":entity", s("counter"))
                 .build()
                 .map_err(|e| StoreError::backend(false, e))?;
@@ -438,17 +445,42 @@ impl ChangeWriter for DynamoStore {
 
 impl Counters for DynamoStore {
     async fn counts(&self, wanted: &[CounterKey]) -> Result<Vec<Counts>, StoreError> {
-        let keys_of: Vec<Item> = wanted.iter().map(|k| key(keys::counter_pk(k), keys::counter_sk(k))).collect();
+        self.read_counters(wanted.iter().map(|k| (keys::counter_pk(k), keys::counter_sk(k))).collect()).await
+    }
+
+    async fn volumes(&self, wanted: &[VolumeKey]) -> Result<Vec<u64>, StoreError> {
+        let counts = self.read_counters(wanted.iter().map(keys::volume_key).collect()).await?;
+        Ok(counts.into_iter().map(|c| c.changes).collect())
+    }
+}
+
+impl DynamoStore {
+    /// Puts of `change`'s service index entries, one per service.
+    fn index_items(&self, change: &Change) -> Result<Vec<TransactWriteItem>, StoreError> {
+        change
+            .services
+            .iter()
+            .map(|service| {
+                let mut item =
+                    key(keys::service_pk(&change.tenant, service), keys::service_sk(change.planned_start, &change.id));
+                item.insert("entity".into(), s("change_index"));
+                item.insert("change_id".into(), s(change.id.to_string()));
+                item.insert("planned_end".into(), s(keys::time_key(change.planned_end)));
+                put(&self.table, item, None)
+            })
+            .collect()
+    }
+
+    /// The counter items at `wanted`, in order (zero where absent): one BatchGetItem per 100 keys.
+    async fn read_counters(&self, wanted: Vec<(String, String)>) -> Result<Vec<Counts>, StoreError> {
+        let keys_of: Vec<Item> = wanted.iter().map(|(pk, sk)| key(pk.clone(), sk.clone())).collect();
         let mut found: HashMap<(String, String), Counts> = HashMap::new();
         for item in self.batch_get_items(keys_of, false).await? {
             let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
             let num = |k: &str| item.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
             found.insert((text("PK"), text("SK")), Counts { changes: num("changes"), failures: num("failures") });
         }
-        Ok(wanted
-            .iter()
-            .map(|k| found.get(&(keys::counter_pk(k), keys::counter_sk(k))).copied().unwrap_or_default())
-            .collect())
+        Ok(wanted.iter().map(|k| found.get(k).copied().unwrap_or_default()).collect())
     }
 }
 

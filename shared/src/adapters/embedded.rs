@@ -13,7 +13,7 @@ use super::keys;
 use crate::domain::{AuditEntry, Change, ChangeId, TenantId};
 use crate::ports::{
     ChangeReader, ChangeUpdate, ChangeWriter, Claim, CounterKey, Counters, Counts, Dedupe, DocKind, DueIndex, Page,
-    ServiceWindowQuery, StoreError, StoredDoc, TenantDocs,
+    ServiceWindowQuery, StoreError, StoredDoc, TenantDocs, VolumeKey,
 };
 
 /// (PK, SK) → JSON document.
@@ -28,6 +28,26 @@ struct CounterItem {
 }
 
 /// Moves a change's due-index entry from its old record's key to its new one's.
+/// Writes `change`'s service index entries, first removing those at its
+/// planned start before a move (`moved_from`).
+fn put_index(
+    table: &mut redb::Table<(&str, &str), &[u8]>,
+    change: &Change,
+    moved_from: Option<DateTime<Utc>>,
+) -> Result<(), StoreError> {
+    let idx = encode(&IndexItem { change_id: change.id, planned_end: change.planned_end })?;
+    for service in &change.services {
+        let spk = keys::service_pk(&change.tenant, service);
+        if let Some(old_start) = moved_from {
+            let old = keys::service_sk(old_start, &change.id);
+            table.remove((spk.as_str(), old.as_str())).map_err(backend)?;
+        }
+        let ssk = keys::service_sk(change.planned_start, &change.id);
+        table.insert((spk.as_str(), ssk.as_str()), idx.as_slice()).map_err(backend)?;
+    }
+    Ok(())
+}
+
 fn reindex_due(
     gsi: &mut redb::Table<(&str, &str), &str>,
     old: Option<&Change>,
@@ -248,12 +268,7 @@ impl ChangeWriter for EmbeddedStore {
                     table.insert((pk.as_str(), keys::META), encode(&change)?.as_slice()).map_err(backend)?;
                     let aud = keys::audit_sk(entry.seq);
                     table.insert((pk.as_str(), aud.as_str()), encode(&entry)?.as_slice()).map_err(backend)?;
-                    let idx = encode(&IndexItem { change_id: change.id, planned_end: change.planned_end })?;
-                    for service in &change.services {
-                        let spk = keys::service_pk(&change.tenant, service);
-                        let ssk = keys::service_sk(change.planned_start, &change.id);
-                        table.insert((spk.as_str(), ssk.as_str()), idx.as_slice()).map_err(backend)?;
-                    }
+                    put_index(&mut table, &change, None)?;
                     reindex_due(&mut txn.open_table(GSI1).map_err(backend)?, None, &change, &pk)?;
                 }
                 txn.commit().map_err(backend)?;
@@ -265,8 +280,9 @@ impl ChangeWriter for EmbeddedStore {
     }
 
     async fn update_change(&self, update: ChangeUpdate<'_>) -> Result<(), StoreError> {
-        let (change, entries, bumps, expected) =
-            (update.change.clone(), update.entries.to_vec(), update.bumps.to_vec(), update.expected());
+        let (change, entries, increments, expected) =
+            (update.change.clone(), update.entries.to_vec(), keys::counter_increments(&update), update.expected());
+        let moved_from = update.moved_from;
         let (change, entries) = self
             .blocking(move |db| {
                 let pk = keys::change_pk(&change.tenant, &change.id);
@@ -285,11 +301,13 @@ impl ChangeWriter for EmbeddedStore {
                         table.insert((pk.as_str(), aud.as_str()), encode(entry)?.as_slice()).map_err(backend)?;
                     }
                     table.insert((pk.as_str(), keys::META), encode(&change)?.as_slice()).map_err(backend)?;
-                    for bump in &bumps {
-                        let (cpk, csk) = (keys::counter_pk(&bump.key), keys::counter_sk(&bump.key));
-                        let mut counts: CounterItem = get_item(&table, &cpk, &csk)?.unwrap_or_default();
+                    if moved_from.is_some() {
+                        put_index(&mut table, &change, moved_from)?;
+                    }
+                    for (cpk, csk, failed) in &increments {
+                        let mut counts: CounterItem = get_item(&table, cpk, csk)?.unwrap_or_default();
                         counts.changes += 1;
-                        counts.failures += u64::from(bump.failed);
+                        counts.failures += u64::from(*failed);
                         table.insert((cpk.as_str(), csk.as_str()), encode(&counts)?.as_slice()).map_err(backend)?;
                     }
                     reindex_due(&mut txn.open_table(GSI1).map_err(backend)?, Some(&current), &change, &pk)?;
@@ -307,8 +325,18 @@ impl ChangeWriter for EmbeddedStore {
 
 impl Counters for EmbeddedStore {
     async fn counts(&self, keys_wanted: &[CounterKey]) -> Result<Vec<Counts>, StoreError> {
-        let wanted: Vec<(String, String)> =
-            keys_wanted.iter().map(|k| (keys::counter_pk(k), keys::counter_sk(k))).collect();
+        self.read_counters(keys_wanted.iter().map(|k| (keys::counter_pk(k), keys::counter_sk(k))).collect()).await
+    }
+
+    async fn volumes(&self, keys_wanted: &[VolumeKey]) -> Result<Vec<u64>, StoreError> {
+        let counts = self.read_counters(keys_wanted.iter().map(keys::volume_key).collect()).await?;
+        Ok(counts.into_iter().map(|c| c.changes).collect())
+    }
+}
+
+impl EmbeddedStore {
+    /// The counter items at `wanted`, in order (zero where absent).
+    async fn read_counters(&self, wanted: Vec<(String, String)>) -> Result<Vec<Counts>, StoreError> {
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(backend)?;
             let table = txn.open_table(ITEMS).map_err(backend)?;

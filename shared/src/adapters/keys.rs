@@ -8,6 +8,7 @@
 //! | service index | `T#{tenant}#SVC#{service}` | `CHG#{planned_start}#{id}` |
 //! | dedupe claim | `IDEM#{key}` | `IDEM` |
 //! | outcome counter | `T#{tenant}#STAT#{service}` | `M#{month}#{category}#{type}` |
+//! | volume counter | `T#{tenant}#VOL#{month}` | `{type}#REQ#{user}`, `{type}#TEAM#{group}` |
 //! | tenant document | `T#{tenant}#DOC#{kind}` | `CURRENT`, and `V#{version:020}` per kept version |
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -114,6 +115,32 @@ pub fn counter_pk(key: &crate::ports::CounterKey) -> String {
 
 pub fn counter_sk(key: &crate::ports::CounterKey) -> String {
     format!("M#{}#{}#{}", key.month, key.category, key.change_type.as_str())
+}
+
+/// A volume counter's key: one partition per tenant and month, so a
+/// month's report is one Query. Users and groups come last (and bounded),
+/// so no name can stand for another kind or type.
+pub fn volume_key(key: &crate::ports::VolumeKey) -> (String, String) {
+    use crate::ports::VolumeOf;
+    let (kind, name) = match &key.of {
+        VolumeOf::Requester(user) => ("REQ", user),
+        VolumeOf::Team(group) => ("TEAM", group),
+    };
+    (
+        format!("T#{}#VOL#{}", key.tenant, key.month),
+        format!("{}#{kind}#{}", key.change_type.as_str(), bounded_key(name)),
+    )
+}
+
+/// Every counter item an update adds to, as (PK, SK, failed): outcome
+/// counters add one change (and one failure if it failed), volume counters one change.
+pub fn counter_increments(update: &crate::ports::ChangeUpdate<'_>) -> Vec<(String, String, bool)> {
+    let outcomes = update.bumps.iter().map(|b| (counter_pk(&b.key), counter_sk(&b.key), b.failed));
+    let volumes = update.volumes.iter().map(|v| {
+        let (pk, sk) = volume_key(v);
+        (pk, sk, false)
+    });
+    outcomes.chain(volumes).collect()
 }
 
 /// Shards of the approvals-due partition, so that one hot partition never

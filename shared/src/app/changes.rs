@@ -10,7 +10,7 @@ use std::sync::Arc;
 use tracing::instrument;
 
 use crate::app::catalog::CachedCatalog;
-use crate::app::governance::{Freezes, Incidents, read_doc};
+use crate::app::governance::{Freezes, Incidents, MajorIncident, read_doc};
 use crate::domain::access::{Access, Forbidden};
 use crate::domain::approval::{ApprovalPlan, DecisionError, Outcome, Verdict};
 use crate::domain::audit::{self, AuditAction};
@@ -23,12 +23,12 @@ use crate::domain::{
 };
 use crate::ports::{
     Bump, CatalogReader, ChangeReader, ChangeUpdate, ChangeWriter, Clock, CounterKey, Counters, DocKind, DueIndex,
-    MAX_PAGE, Page, ServiceWindowQuery, StoreError, TenantDocs,
+    MAX_PAGE, Page, ServiceWindowQuery, StoreError, TenantDocs, VolumeKey, VolumeOf,
 };
 
 pub use crate::domain::access::Caller;
 
-/// The actor of what the hub does by itself (approving standard and emergency changes on submission).
+/// The actor of what the hub does by itself (approving standard changes on submission).
 pub const SYSTEM_ACTOR: &str = "changehub";
 /// Most services (the change's own and those they depend on) a conflict check reads.
 pub const MAX_CONFLICT_SERVICES: usize = 50;
@@ -76,8 +76,25 @@ pub struct TransitionRequest {
     pub version: u64,
     #[serde(default)]
     pub reason: Option<String>,
-    /// Why a rule is overridden: an emergency entering a freeze window, or
-    /// the incident commander scheduling a high-risk change during a major incident.
+    /// Why a rule is overridden: an approved emergency entering a freeze
+    /// window or starting outside its planned window, or the incident
+    /// commander scheduling a high-risk change during a major incident.
+    #[serde(default)]
+    pub override_reason: Option<String>,
+}
+
+/// `POST /changes/{id}/reschedule`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RescheduleRequest {
+    /// The version the caller last read: the reschedule applies only to it.
+    pub version: u64,
+    pub planned_start: DateTime<Utc>,
+    pub planned_end: DateTime<Utc>,
+    /// Why the window moves; audited.
+    pub reason: String,
+    /// Why an approved emergency may move into a freeze window, or the
+    /// incident commander a scheduled high-risk change during a major incident.
     #[serde(default)]
     pub override_reason: Option<String>,
 }
@@ -145,11 +162,13 @@ struct Pending {
     change: Change,
     entries: Vec<AuditEntry>,
     bumps: Vec<Bump>,
+    volumes: Vec<VolumeKey>,
+    moved_from: Option<DateTime<Utc>>,
 }
 
 impl Pending {
     fn new(current: &Change) -> Self {
-        Self { change: current.clone(), entries: vec![], bumps: vec![] }
+        Self { change: current.clone(), entries: vec![], bumps: vec![], volumes: vec![], moved_from: None }
     }
 
     /// Chains one audited step onto the change.
@@ -186,6 +205,28 @@ fn current_at(change: &Change, version: u64) -> Result<(), ChangeError> {
 fn join_reasons(parts: impl IntoIterator<Item = Option<String>>) -> Option<String> {
     let parts: Vec<String> = parts.into_iter().flatten().filter(|p| !p.trim().is_empty()).collect();
     (!parts.is_empty()).then(|| parts.join("; "))
+}
+
+/// `now`'s month as `YYYY-MM`, the month counters are kept by.
+fn month_of(now: DateTime<Utc>) -> String {
+    format!("{:04}-{:02}", now.year(), now.month())
+}
+
+/// The volume counters a submission of `change` adds one to: its requester's
+/// and each owning team's (the catalog's owner group of its services), this month.
+fn volume_keys(view: &CatalogView, change: &Change, now: DateTime<Utc>) -> Vec<VolumeKey> {
+    let key =
+        |of| VolumeKey { tenant: change.tenant.clone(), month: month_of(now), change_type: change.change_type, of };
+    let mut keys = vec![key(VolumeOf::Requester(change.requester.clone()))];
+    for service in &change.services {
+        if let Some(svc) = view.catalog.service(service) {
+            let team = key(VolumeOf::Team(svc.owner_group.clone()));
+            if !keys.contains(&team) {
+                keys.push(team);
+            }
+        }
+    }
+    keys
 }
 
 /// The months `[now - period + 1 month, now]` as `YYYY-MM`.
@@ -260,7 +301,13 @@ where
 
     async fn save(&self, pending: Pending, expected: u64) -> Result<Change, ChangeError> {
         let id = pending.change.id;
-        let update = ChangeUpdate { change: &pending.change, entries: &pending.entries, bumps: &pending.bumps };
+        let update = ChangeUpdate {
+            change: &pending.change,
+            entries: &pending.entries,
+            bumps: &pending.bumps,
+            volumes: &pending.volumes,
+            moved_from: pending.moved_from,
+        };
         debug_assert_eq!(update.expected(), expected);
         match self.store.update_change(update).await {
             Ok(()) => Ok(pending.change),
@@ -356,25 +403,40 @@ where
         Ok(found)
     }
 
-    /// Refuses entry into a freeze window unless an emergency change records
-    /// an override reason; returns the audit text of an override.
+    /// Refuses work during `[start, end)` that enters a freeze window, unless
+    /// an emergency change records an override reason; returns the audit text
+    /// of an override. A draft emergency may ask for the override when it is
+    /// submitted; the override holds only once someone other than its
+    /// requester approved the emergency, so scheduling and implementing check
+    /// that.
     async fn freeze_gate(
         &self,
         change: &Change,
-        req: &TransitionRequest,
+        (start, end): (DateTime<Utc>, DateTime<Utc>),
+        override_reason: Option<&str>,
         verb: &str,
     ) -> Result<Option<String>, ChangeError> {
         let (freezes, _): (Freezes, u64) = read_doc(&self.store, &change.tenant, DocKind::Freezes).await?;
-        let Some((window, occurrence)) =
-            freeze::blocking(&freezes.windows, &change.services, change.planned_start, change.planned_end)
-        else {
+        let Some((window, occurrence)) = freeze::blocking(&freezes.windows, &change.services, start, end) else {
             return Ok(None);
         };
         let described = window.describe(&occurrence);
-        match (&req.override_reason, change.change_type) {
-            (Some(reason), ChangeType::Emergency) if !reason.trim().is_empty() => {
-                Ok(Some(format!("freeze override ({described}): {}", reason.trim())))
+        let reason = override_reason.map(str::trim).filter(|r| !r.is_empty());
+        match (reason, change.change_type) {
+            (Some(reason), ChangeType::Emergency) if change.state == ChangeState::Draft => Ok(Some(format!(
+                "freeze override requested, to hold once another person approves ({described}): {reason}"
+            ))),
+            (Some(reason), ChangeType::Emergency) if change.approved_by_another() => {
+                Ok(Some(format!("freeze override ({described}): {reason}")))
             }
+            (Some(_), ChangeType::Emergency) => Err(refused(
+                "freeze_window",
+                Some("override_reason"),
+                format!(
+                    "{verb} this change enters a {described}; an emergency overrides a freeze only once someone other than its requester approved it (POST /changes/{}/decisions)",
+                    change.id
+                ),
+            )),
             (_, ChangeType::Emergency) => Err(refused(
                 "freeze_window",
                 Some("override_reason"),
@@ -392,25 +454,41 @@ where
         }
     }
 
-    /// Refuses scheduling a high-risk change on a service with an open major
-    /// incident, unless that incident's commander schedules it with a reason.
+    /// The tenant's open major incident `id`, if it is open.
+    async fn open_incident(
+        &self,
+        tenant: &crate::domain::TenantId,
+        id: &str,
+    ) -> Result<Option<MajorIncident>, ChangeError> {
+        let (incidents, _): (Incidents, u64) = read_doc(&self.store, tenant, DocKind::Incidents).await?;
+        Ok(incidents.open.into_iter().find(|i| i.id == id))
+    }
+
+    /// Refuses scheduling (or starting) a high-risk change on a service with
+    /// an open major incident, unless that incident's commander moves it
+    /// with a reason. An approved emergency is not held up by the incident it fixes.
     async fn incident_gate(
         &self,
         caller: &Caller,
         change: &Change,
-        req: &TransitionRequest,
+        override_reason: Option<&str>,
+        verb: &str,
     ) -> Result<Option<String>, ChangeError> {
         if change.risk.as_ref().is_none_or(|r| r.level < RiskLevel::High) {
             return Ok(None);
         }
         let (incidents, _): (Incidents, u64) = read_doc(&self.store, &change.tenant, DocKind::Incidents).await?;
-        let blocking: Vec<_> =
-            incidents.open.iter().filter(|i| i.services.iter().any(|s| change.services.contains(s))).collect();
+        let fixes = |id: &str| change.approved_by_another() && change.incident.as_deref() == Some(id);
+        let blocking: Vec<_> = incidents
+            .open
+            .iter()
+            .filter(|i| i.services.iter().any(|s| change.services.contains(s)) && !fixes(&i.id))
+            .collect();
         if blocking.is_empty() {
             return Ok(None);
         }
         let commands_all = blocking.iter().all(|i| i.commander == caller.user);
-        let reason = req.override_reason.as_deref().map(str::trim).filter(|r| !r.is_empty());
+        let reason = override_reason.map(str::trim).filter(|r| !r.is_empty());
         let names = blocking
             .iter()
             .map(|i| format!("{} \"{}\" (commander {})", i.id, i.title, i.commander))
@@ -425,9 +503,46 @@ where
                 "major_incident",
                 Some("override_reason"),
                 format!(
-                    "a {} risk change cannot be scheduled while major incident {} is open on its services, unless the incident commander schedules it with an override_reason",
+                    "a {} risk change cannot be {verb} while major incident {} is open on its services, unless the incident commander does it with an override_reason",
                     change.risk.as_ref().map_or("high", |r| r.level.as_str()),
                     names.join(", ")
+                ),
+            )),
+        }
+    }
+
+    /// Refuses starting a change outside its planned window, from
+    /// `implementation.start_grace` before its planned start to its planned
+    /// end, unless an emergency approved by someone other than its requester
+    /// records an override reason; returns the audit text of an override.
+    fn window_gate(
+        view: &CatalogView,
+        change: &Change,
+        req: &TransitionRequest,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, ChangeError> {
+        let grace = view.catalog.implementation.start_grace;
+        if change.planned_start - grace.chrono() <= now && now < change.planned_end {
+            return Ok(None);
+        }
+        let secs = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let window = format!(
+            "planned window {} to {} (starts may be {grace} early)",
+            secs(change.planned_start),
+            secs(change.planned_end)
+        );
+        let reason = req.override_reason.as_deref().map(str::trim).filter(|r| !r.is_empty());
+        match reason {
+            Some(reason) if change.change_type == ChangeType::Emergency && change.approved_by_another() => {
+                Ok(Some(format!("window override (now {} is outside the {window}): {reason}", secs(now))))
+            }
+            _ => Err(refused(
+                "outside_window",
+                Some("planned_start"),
+                format!(
+                    "now ({}) is outside the change's {window}; reschedule it (POST /changes/{}/reschedule), or an approved emergency may start with an override_reason",
+                    secs(now),
+                    change.id
                 ),
             )),
         }
@@ -522,14 +637,16 @@ where
                     "decision_required",
                     Some("to"),
                     format!(
-                        "a change is approved or rejected by its approvers' decisions (POST /changes/{id}/decisions), not moved there; standard and emergency changes are approved on submission"
+                        "a change is approved or rejected by its approvers' decisions (POST /changes/{id}/decisions), not moved there; only standard changes are approved on submission"
                     ),
                 ));
             }
             ChangeState::Submitted => self.submit(caller, &view, &req, &mut pending, now).await?,
             ChangeState::Scheduled => {
-                let freeze = self.freeze_gate(&current, &req, "scheduling").await?;
-                let incident = self.incident_gate(caller, &current, &req).await?;
+                let planned = (current.planned_start, current.planned_end);
+                let over = req.override_reason.as_deref();
+                let freeze = self.freeze_gate(&current, planned, over, "scheduling").await?;
+                let incident = self.incident_gate(caller, &current, over, "scheduled").await?;
                 let conflicts = self.conflicts(&view, &current).await?;
                 let reason = join_reasons([req.reason.clone(), freeze, incident]);
                 pending.transition(ChangeState::Scheduled, now, &caller.user, reason, |c| c.conflicts = conflicts)?;
@@ -547,12 +664,23 @@ where
                         ),
                     ));
                 }
-                pending.transition(ChangeState::Implementing, now, &caller.user, req.reason.clone(), |_| {})?;
+                let window = Self::window_gate(&view, &current, &req, now)?;
+                // The work runs from now to the planned end (as long as planned, if that is past).
+                let end = if now < current.planned_end {
+                    current.planned_end
+                } else {
+                    now + (current.planned_end - current.planned_start)
+                };
+                let over = req.override_reason.as_deref();
+                let freeze = self.freeze_gate(&current, (now, end), over, "implementing").await?;
+                let incident = self.incident_gate(caller, &current, over, "started").await?;
+                let reason = join_reasons([req.reason.clone(), window, freeze, incident]);
+                pending.transition(ChangeState::Implementing, now, &caller.user, reason, |_| {})?;
             }
             to @ (ChangeState::Completed | ChangeState::Failed | ChangeState::RolledBack) => {
                 // Each implementation is counted once, when its outcome is first recorded.
                 if current.state == ChangeState::Implementing {
-                    let month = format!("{:04}-{:02}", now.year(), now.month());
+                    let month = month_of(now);
                     pending.bumps = current
                         .services
                         .iter()
@@ -577,9 +705,53 @@ where
         Ok(change)
     }
 
+    /// Moves an approved or scheduled change's planned window, audited; the
+    /// change keeps its approval and state. The freeze (and, once scheduled,
+    /// the major incident) gates apply to the new window and its conflicts
+    /// are listed again.
+    #[instrument(skip(self, req), fields(tenant = %caller.tenant, change_id = %id))]
+    pub async fn reschedule(
+        &self,
+        caller: &Caller,
+        id: &ChangeId,
+        req: RescheduleRequest,
+    ) -> Result<Change, ChangeError> {
+        check_text("reason", Some(&req.reason), true)?;
+        check_text("override_reason", req.override_reason.as_ref(), false)?;
+        crate::domain::new_change::validate_window(req.planned_start, req.planned_end)?;
+        let (_, view, current) = self.driven(caller, id, "rescheduling a change").await?;
+        current_at(&current, req.version)?;
+        if !matches!(current.state, ChangeState::Approved | ChangeState::Scheduled) {
+            return Err(refused(
+                "not_reschedulable",
+                None,
+                format!("only an approved or scheduled change is rescheduled; change {id} is {}", current.state),
+            ));
+        }
+        let now = self.clock.now();
+        let mut next = current.revised(now);
+        next.planned_start = req.planned_start;
+        next.planned_end = req.planned_end;
+        let over = req.override_reason.as_deref();
+        let freeze = self.freeze_gate(&next, (next.planned_start, next.planned_end), over, "rescheduling").await?;
+        let incident = match current.state {
+            ChangeState::Scheduled => self.incident_gate(caller, &next, over, "rescheduled").await?,
+            _ => None,
+        };
+        next.conflicts = self.conflicts(&view, &next).await?;
+        let mut pending = Pending::new(&current);
+        pending.moved_from = Some(current.planned_start);
+        let reason = join_reasons([Some(req.reason.trim().to_owned()), freeze, incident]);
+        pending.step(next, &caller.user, AuditAction::Rescheduled, reason);
+        let change = self.save(pending, current.version).await?;
+        tracing::info!("change rescheduled");
+        Ok(change)
+    }
+
     /// Draft → submitted, and on: standard changes are approved at once by
-    /// their template, emergencies at once with a review due, normal changes
-    /// wait for their approval plan.
+    /// their template; emergencies wait for one approval by the emergency
+    /// approvers (or the commander of the major incident they fix), and are
+    /// counted per requester and team; normal changes wait for their approval plan.
     async fn submit(
         &self,
         caller: &Caller,
@@ -589,7 +761,8 @@ where
         now: DateTime<Utc>,
     ) -> Result<(), ChangeError> {
         let current = pending.change.clone();
-        let freeze = self.freeze_gate(&current, req, "submitting").await?;
+        let planned = (current.planned_start, current.planned_end);
+        let freeze = self.freeze_gate(&current, planned, req.override_reason.as_deref(), "submitting").await?;
         let conflicts = self.conflicts(view, &current).await?;
         let risk = self.assess(view, &current).await?;
         let reason = join_reasons([req.reason.clone(), freeze]);
@@ -635,17 +808,28 @@ where
                 pending.transition(ChangeState::Approved, now, SYSTEM_ACTOR, Some(receipt), |_| {})?;
             }
             ChangeType::Emergency => {
-                let due_at = now + view.catalog.emergency.review_within.chrono();
-                let receipt = format!(
-                    "approved on submission: emergency change; its post-implementation review is due by {}",
-                    due_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-                );
+                let commander = match &current.incident {
+                    None => None,
+                    Some(id) => match self.open_incident(&current.tenant, id).await? {
+                        Some(incident) => Some(incident.commander),
+                        None => {
+                            return Err(refused(
+                                "incident_not_open",
+                                Some("incident"),
+                                format!(
+                                    "there is no open major incident {id:?}; name an open one, or leave incident out for the emergency approvers to decide"
+                                ),
+                            ));
+                        }
+                    },
+                };
+                let plan = ApprovalPlan::emergency(view, commander.as_deref(), now)
+                    .map_err(|e| refused("no_approval_chain", Some("type"), e.0))?;
+                pending.volumes = volume_keys(view, &current, now);
                 pending.transition(ChangeState::Submitted, now, &caller.user, reason, |c| {
                     c.conflicts = conflicts;
                     c.risk = Some(risk);
-                })?;
-                pending.transition(ChangeState::Approved, now, SYSTEM_ACTOR, Some(receipt), |c| {
-                    c.review = Some(PostReview { due_at, done: None });
+                    c.approval = Some(plan);
                 })?;
             }
             ChangeType::Normal => {
@@ -662,13 +846,16 @@ where
         Ok(())
     }
 
-    /// An approver's decision on the current level of a submitted normal
-    /// change. Concurrent decisions are serialized by the record's version:
-    /// one wins, the others get a version conflict and may retry.
+    /// An approver's decision on the current level of a submitted normal or
+    /// emergency change. Concurrent decisions are serialized by the record's
+    /// version: one wins, the others get a version conflict and may retry.
+    /// A major incident's commander decides an emergency by name only while
+    /// the incident is open and they command it; an approved emergency's
+    /// post-implementation review falls due.
     #[instrument(skip(self, req), fields(tenant = %caller.tenant, change_id = %id))]
     pub async fn decide(&self, caller: &Caller, id: &ChangeId, req: DecisionRequest) -> Result<Change, ChangeError> {
         check_text("comment", req.comment.as_ref(), false)?;
-        let (access, _) = self.access(caller).await?;
+        let (access, view) = self.access(caller).await?;
         access.require(&Role::ALL, "deciding an approval")?;
         let current = self.store.get_change(&caller.tenant, id).await?.ok_or(ChangeError::NotFound(*id))?;
         if let Some(v) = req.version {
@@ -682,6 +869,15 @@ where
             ));
         };
         let mut plan = plan;
+        if plan.names(&caller.user) {
+            let commands = match &current.incident {
+                Some(id) => self.open_incident(&caller.tenant, id).await?.is_some_and(|i| i.commander == caller.user),
+                None => false,
+            };
+            if !commands {
+                plan.unname(&caller.user);
+            }
+        }
         let now = self.clock.now();
         let outcome = plan
             .decide(caller, &access.roles, &current.requester, req.decision, req.comment.clone(), now)
@@ -695,8 +891,18 @@ where
             Outcome::Rejected => current.transition(ChangeState::Rejected, now)?,
         };
         next.approval = Some(plan);
+        let mut reason = req.comment;
+        if outcome == Outcome::Approved && current.change_type == ChangeType::Emergency {
+            let due_at = now + view.catalog.emergency.review_within.chrono();
+            next.review = Some(PostReview { due_at, done: None });
+            let receipt = format!(
+                "emergency approved; its post-implementation review is due by {}",
+                due_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            );
+            reason = join_reasons([reason, Some(receipt)]);
+        }
         let mut pending = Pending::new(&current);
-        pending.step(next, &caller.user, AuditAction::Decided, req.comment);
+        pending.step(next, &caller.user, AuditAction::Decided, reason);
         let change = self.save(pending, current.version).await?;
         tracing::info!(outcome = ?outcome, "approval decided");
         Ok(change)

@@ -1,7 +1,9 @@
-//! A normal change's approval plan and the rules of deciding it: levels in
-//! order, any-of / all-of groups, a deadline per level, and dual control
-//! (nobody approves their own change; one person's approval counts at one
-//! level only; high-risk and privileged changes need a peer review).
+//! A change's approval plan and the rules of deciding it: levels in order,
+//! any-of / all-of groups, a deadline per level, and dual control (nobody
+//! approves their own change; one person's approval counts at one level
+//! only; high-risk and privileged changes need a peer review). A normal
+//! change climbs its services' chains; an emergency change waits for one
+//! approval by the emergency approvers (or its major incident's commander).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -13,6 +15,8 @@ use super::ids::ServiceName;
 
 /// The name of the step a peer (anyone but the requester) decides.
 pub const PEER_REVIEW: &str = "peer-review";
+/// The name of the one step an emergency change waits for.
+pub const EMERGENCY_APPROVAL: &str = "emergency";
 
 /// One approval, or the rejection.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,6 +41,10 @@ pub struct Step {
     pub service: Option<ServiceName>,
     /// Groups whose members may decide; empty for the peer review (any other person with a role).
     pub groups: Vec<String>,
+    /// People who may decide the step by name, whatever their groups: the
+    /// commander of the major incident an emergency change fixes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<String>,
     pub rule: Rule,
     pub sla: Span,
     pub escalate_to: String,
@@ -48,6 +56,11 @@ pub struct Step {
 }
 
 impl Step {
+    /// A peer review: anyone but the requester holding a role may decide it.
+    pub fn is_peer_review(&self) -> bool {
+        self.groups.is_empty() && self.users.is_empty()
+    }
+
     pub fn is_complete(&self) -> bool {
         match self.rule {
             _ if self.groups.is_empty() => !self.approvals.is_empty(),
@@ -57,27 +70,35 @@ impl Step {
     }
 
     /// The group `caller` would approve this step as, if they may.
+    /// The group `caller` would approve this step as (none when named in
+    /// `users` or for a peer review), if they may.
     fn group_for(&self, caller: &Caller) -> Option<Option<String>> {
-        if self.groups.is_empty() {
+        if self.is_peer_review() {
             return Some(None);
         }
         let open = |g: &&String| match self.rule {
             Rule::AnyOf => true,
             Rule::AllOf => !self.approvals.iter().any(|a| a.group.as_deref() == Some(g.as_str())),
         };
-        self.groups.iter().filter(open).find(|g| caller.in_group(g)).map(|g| Some(g.clone()))
+        match self.groups.iter().filter(open).find(|g| caller.in_group(g)) {
+            Some(g) => Some(Some(g.clone())),
+            None if self.users.contains(&caller.user) => Some(None),
+            None => None,
+        }
     }
 
     fn describe(&self) -> String {
         let whose = self.service.as_ref().map(|s| format!(" of service {s}")).unwrap_or_default();
-        if self.groups.is_empty() {
+        if self.is_peer_review() {
             format!("level {} ({}) needs a peer review by someone other than the requester", self.level, self.name)
         } else {
             let rule = match self.rule {
                 Rule::AnyOf => "a member of any of",
                 Rule::AllOf => "a member of each of",
             };
-            format!("level {} ({}{whose}) needs {rule}: {}", self.level, self.name, self.groups.join(", "))
+            let named =
+                if self.users.is_empty() { String::new() } else { format!(", or by name: {}", self.users.join(", ")) };
+            format!("level {} ({}{whose}) needs {rule}: {}{named}", self.level, self.name, self.groups.join(", "))
         }
     }
 }
@@ -150,6 +171,7 @@ impl ApprovalPlan {
                     name: level.name.clone(),
                     service: Some(name.clone()),
                     groups: level.groups.clone(),
+                    users: vec![],
                     rule: level.rule,
                     sla: level.sla,
                     escalate_to: level.escalate_to.clone(),
@@ -167,6 +189,7 @@ impl ApprovalPlan {
                     name: PEER_REVIEW.into(),
                     service: None,
                     groups: vec![],
+                    users: vec![],
                     rule: Rule::AnyOf,
                     sla: first.as_ref().map_or(Span(std::time::Duration::from_secs(86_400)), |s| s.sla),
                     escalate_to: first.map_or_else(String::new, |s| s.escalate_to),
@@ -178,6 +201,61 @@ impl ApprovalPlan {
         let mut plan = ApprovalPlan { steps, rejected: None };
         plan.open_current_level(now);
         Ok(plan)
+    }
+
+    /// The plan of an emergency change: one level, one approval by a member
+    /// of the catalog's emergency approvers (default: the cab role's groups)
+    /// within `emergency.approval_sla`. An emergency that fixes an open major
+    /// incident may also be confirmed by that incident's `commander`, or by a
+    /// member of the cab. Dual control still holds: never the requester.
+    pub fn emergency(
+        catalog: &CatalogView,
+        commander: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<ApprovalPlan, NoChain> {
+        let mut groups = catalog.catalog.emergency_approvers().to_vec();
+        if commander.is_some() {
+            for g in &catalog.catalog.roles.cab {
+                if !groups.contains(g) {
+                    groups.push(g.clone());
+                }
+            }
+        }
+        if groups.is_empty() {
+            return Err(NoChain(
+                "an emergency change needs an approver, and the catalog names no emergency.approvers and no group holding the cab role".into(),
+            ));
+        }
+        let policy = &catalog.catalog.emergency;
+        let step = Step {
+            level: 1,
+            name: EMERGENCY_APPROVAL.into(),
+            service: None,
+            escalate_to: groups.join(", "),
+            groups,
+            users: commander.map(str::to_owned).into_iter().collect(),
+            rule: Rule::AnyOf,
+            sla: policy.approval_sla,
+            due_at: None,
+            approvals: vec![],
+        };
+        let mut plan = ApprovalPlan { steps: vec![step], rejected: None };
+        plan.open_current_level(now);
+        Ok(plan)
+    }
+
+    /// Whether `user` is named (not by group) on a step of the current level.
+    pub fn names(&self, user: &str) -> bool {
+        let level = self.current_level();
+        self.steps.iter().any(|s| Some(s.level) == level && s.users.iter().any(|u| u == user))
+    }
+
+    /// Takes `user` off every step they are named on: they no longer hold
+    /// what named them (the incident was resolved, or has another commander).
+    pub fn unname(&mut self, user: &str) {
+        for step in &mut self.steps {
+            step.users.retain(|u| u != user);
+        }
     }
 
     /// The level now waiting for decisions, if any.
@@ -231,8 +309,8 @@ impl ApprovalPlan {
             )));
         }
         let deciding_roles = [Role::Approver, Role::Cab, Role::Admin];
-        let peer_only = self.steps.iter().filter(|s| s.level == level && !s.is_complete()).all(|s| s.groups.is_empty());
-        if !peer_only && !deciding_roles.iter().any(|r| roles.contains(r)) {
+        let peer_only = self.steps.iter().filter(|s| s.level == level && !s.is_complete()).all(Step::is_peer_review);
+        if !peer_only && !self.names(&caller.user) && !deciding_roles.iter().any(|r| roles.contains(r)) {
             return Err(DecisionError::Forbidden(
                 "deciding an approval level needs the approver, cab or admin role".into(),
             ));
@@ -425,6 +503,55 @@ mod tests {
         );
         assert_eq!(out, Ok(Outcome::Rejected));
         assert!(matches!(approve(&mut plan, &who("lee", &["payments-leads"])), Err(DecisionError::Closed(_))));
+    }
+
+    fn with_roles(cab: &[&str], approvers: &[&str]) -> CatalogView {
+        let mut catalog = view().catalog;
+        catalog.roles.cab = cab.iter().map(|g| g.to_string()).collect();
+        catalog.emergency.approvers = approvers.iter().map(|g| g.to_string()).collect();
+        CatalogView::new(1, catalog)
+    }
+
+    #[test]
+    fn an_emergency_waits_for_one_approval_by_the_emergency_approvers_never_its_requester() {
+        let mut plan = ApprovalPlan::emergency(&with_roles(&["cab"], &[]), None, now()).expect("plan");
+        assert_eq!(plan.steps.len(), 1);
+        assert_eq!(
+            (plan.steps[0].name.as_str(), plan.steps[0].groups.clone()),
+            (EMERGENCY_APPROVAL, vec!["cab".into()])
+        );
+        assert_eq!(plan.due_at(), Some(now() + chrono::Duration::hours(1)));
+        let err = approve(&mut plan, &who("rita", &["cab"])).expect_err("own emergency");
+        assert!(err.to_string().starts_with("dual control: rita requested"), "{err}");
+        assert!(approve(&mut plan, &who("pat", &["payments-leads"])).is_err(), "not an emergency approver");
+        assert_eq!(approve(&mut plan, &who("cam", &["cab"])), Ok(Outcome::Approved));
+
+        let mut ecab = ApprovalPlan::emergency(&with_roles(&["cab"], &["ecab"]), None, now()).expect("plan");
+        assert!(approve(&mut ecab, &who("cam", &["cab"])).is_err(), "an ECAB replaces the cab");
+        assert_eq!(approve(&mut ecab, &who("eve", &["ecab"])), Ok(Outcome::Approved));
+
+        let err = ApprovalPlan::emergency(&with_roles(&[], &[]), None, now()).expect_err("nobody may approve");
+        assert!(err.0.contains("no emergency.approvers"), "{err}");
+    }
+
+    #[test]
+    fn an_incident_commander_confirms_an_emergency_by_name_while_named() {
+        let plan = ApprovalPlan::emergency(&with_roles(&["cab"], &["ecab"]), Some("ivy"), now()).expect("plan");
+        assert_eq!(plan.steps[0].groups, ["ecab", "cab"], "a cab member confirms an incident's fix too");
+        assert!(plan.names("ivy") && !plan.names("cam"));
+        let ivy = who("ivy", &["engineers"]);
+        let requester_role = BTreeSet::from([Role::Requester]);
+        let mut by_commander = plan.clone();
+        let decided = by_commander.decide(&ivy, &requester_role, "rita", Verdict::Approve, None, now());
+        assert_eq!(decided, Ok(Outcome::Approved), "the commander needs no approving role");
+        assert_eq!(by_commander.steps[0].approvals[0].group, None);
+        let mut unnamed = plan.clone();
+        unnamed.unname("ivy");
+        let err = unnamed.decide(&ivy, &requester_role, "rita", Verdict::Approve, None, now()).expect_err("unnamed");
+        assert!(err.to_string().contains("needs the approver, cab or admin role"), "{err}");
+        let mut own = plan;
+        let err = own.decide(&ivy, &requester_role, "ivy", Verdict::Approve, None, now()).expect_err("own");
+        assert!(err.to_string().starts_with("dual control"), "{err}");
     }
 
     #[test]

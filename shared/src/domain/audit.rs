@@ -22,6 +22,8 @@ pub enum AuditAction {
     ChecklistItemDone,
     /// An emergency change's post-implementation review was recorded.
     Reviewed,
+    /// An approved or scheduled change's planned window was moved.
+    Rescheduled,
 }
 
 /// One changed field, before and after (`null` when it did not exist).

@@ -224,15 +224,46 @@ pub struct EmergencyPolicy {
     /// How soon after approval an emergency change must have its post-implementation review.
     #[serde(default = "default_review_within")]
     pub review_within: Span,
+    /// The groups (an ECAB) whose members approve emergency changes, one
+    /// approval by anyone but the requester; empty means the groups holding the cab role.
+    #[serde(default)]
+    pub approvers: Vec<String>,
+    /// How long an emergency approval may wait before it is overdue.
+    #[serde(default = "default_emergency_sla")]
+    pub approval_sla: Span,
 }
 
 fn default_review_within() -> Span {
     Span(Duration::from_secs(72 * 3600))
 }
 
+fn default_emergency_sla() -> Span {
+    Span(Duration::from_secs(3600))
+}
+
 impl Default for EmergencyPolicy {
     fn default() -> Self {
-        Self { review_within: default_review_within() }
+        Self { review_within: default_review_within(), approvers: vec![], approval_sla: default_emergency_sla() }
+    }
+}
+
+/// When an approved change may start implementing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImplementationPolicy {
+    /// How long before its planned start a change may start implementing
+    /// (never after its planned end).
+    #[serde(default = "default_start_grace")]
+    pub start_grace: Span,
+}
+
+fn default_start_grace() -> Span {
+    Span(Duration::from_secs(15 * 60))
+}
+
+impl Default for ImplementationPolicy {
+    fn default() -> Self {
+        Self { start_grace: default_start_grace() }
     }
 }
 
@@ -252,6 +283,8 @@ pub struct Catalog {
     pub risk: RiskRules,
     #[serde(default)]
     pub emergency: EmergencyPolicy,
+    #[serde(default)]
+    pub implementation: ImplementationPolicy,
 }
 
 /// What an external name is, for [`Catalog::resolve`].
@@ -307,6 +340,11 @@ impl Catalog {
 
     pub fn template(&self, id: &str) -> Option<&StandardTemplate> {
         self.templates.iter().find(|t| t.id == id)
+    }
+
+    /// The groups whose members approve emergency changes: `emergency.approvers`, else the cab role's groups.
+    pub fn emergency_approvers(&self) -> &[String] {
+        if self.emergency.approvers.is_empty() { &self.roles.cab } else { &self.emergency.approvers }
     }
 
     /// The checklist a change of `category` must complete; `None` if the
@@ -457,6 +495,14 @@ impl Catalog {
         let review = self.emergency.review_within.0;
         if review < Duration::from_secs(3600) || review > Duration::from_secs(90 * 86_400) {
             return Err(FieldError::new("emergency.review_within", "review_within must be between 1h and 90d"));
+        }
+        check_groups("emergency.approvers", &self.emergency.approvers, false)?;
+        let sla = self.emergency.approval_sla.0;
+        if sla < Duration::from_secs(60) || sla > Duration::from_secs(86_400) {
+            return Err(FieldError::new("emergency.approval_sla", "approval_sla must be between 1m and 1d"));
+        }
+        if self.implementation.start_grace.0 > Duration::from_secs(86_400) {
+            return Err(FieldError::new("implementation.start_grace", "start_grace must be at most 1d"));
         }
         Ok(())
     }
@@ -621,6 +667,9 @@ mod tests {
             "categories.database_schema.checklist[0].id"
         );
         assert_eq!(field_of(|v| v["emergency"]["review_within"] = json!("5m")), "emergency.review_within");
+        assert_eq!(field_of(|v| v["emergency"]["approvers"] = json!(["has space"])), "emergency.approvers[0]");
+        assert_eq!(field_of(|v| v["emergency"]["approval_sla"] = json!("2d")), "emergency.approval_sla");
+        assert_eq!(field_of(|v| v["implementation"]["start_grace"] = json!("2d")), "implementation.start_grace");
     }
 
     #[test]

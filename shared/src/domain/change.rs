@@ -196,6 +196,9 @@ pub struct Change {
     /// An emergency change's post-implementation review.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub review: Option<PostReview>,
+    /// The open major incident an emergency change fixes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<String>,
 }
 
 fn default_category() -> String {
@@ -260,6 +263,19 @@ impl Change {
             Some(r) if r.done.is_none() && !matches!(self.state, ChangeState::Cancelled) => Some(Due::Review(r.due_at)),
             _ => None,
         }
+    }
+
+    /// Whether the change is approved by a decision of someone other than
+    /// its requester: every step of its plan complete, none rejected. What
+    /// an emergency needs before it may override a freeze or its window.
+    pub fn approved_by_another(&self) -> bool {
+        matches!(self.state, ChangeState::Approved | ChangeState::Scheduled | ChangeState::Implementing)
+            && self.approval.as_ref().is_some_and(|p| {
+                p.rejected.is_none()
+                    && !p.steps.is_empty()
+                    && p.steps.iter().all(|s| s.is_complete())
+                    && p.approvers().iter().all(|by| *by != self.requester)
+            })
     }
 
     /// Checklist items not yet done.
@@ -327,6 +343,40 @@ mod tests {
             err.to_string(),
             "cannot move a change from draft to implementing; allowed from draft: submitted, cancelled"
         );
+    }
+
+    #[test]
+    fn only_a_complete_plan_decided_by_others_counts_as_approved_by_another() {
+        use crate::domain::approval::{ApprovalPlan, Decision, Step};
+        use crate::domain::catalog::{Rule, Span};
+        let approved = |by: &str| {
+            let mut c = draft().transition(ChangeState::Submitted, t(1)).expect("legal");
+            c = c.transition(ChangeState::Approved, t(2)).expect("legal");
+            let decision = Decision { by: by.into(), group: Some("cab".into()), at: t(2), comment: None };
+            c.approval = Some(ApprovalPlan {
+                steps: vec![Step {
+                    level: 1,
+                    name: "emergency".into(),
+                    service: None,
+                    groups: vec!["cab".into()],
+                    users: vec![],
+                    rule: Rule::AnyOf,
+                    sla: Span(std::time::Duration::from_secs(3600)),
+                    escalate_to: "cab".into(),
+                    due_at: Some(t(2)),
+                    approvals: vec![decision],
+                }],
+                rejected: None,
+            });
+            c
+        };
+        assert!(approved("carol").approved_by_another());
+        assert!(!approved("alice").approved_by_another(), "its requester's own approval");
+        let mut by_the_hub = approved("carol");
+        by_the_hub.approval = None;
+        assert!(!by_the_hub.approved_by_another(), "approved on submission, as emergencies once were");
+        let submitted = draft().transition(ChangeState::Submitted, t(1)).expect("legal");
+        assert!(!submitted.approved_by_another());
     }
 
     #[test]

@@ -43,6 +43,7 @@ impl HubEvent {
             AuditAction::Decided => "Approval Recorded".to_owned(),
             AuditAction::ChecklistItemDone => "Checklist Item Done".to_owned(),
             AuditAction::Reviewed => "Change Reviewed".to_owned(),
+            AuditAction::Rescheduled => "Change Rescheduled".to_owned(),
         };
         HubEvent {
             id: format!("{}-{}", change.id, entry.seq),

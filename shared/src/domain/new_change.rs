@@ -39,6 +39,18 @@ pub struct NewChange {
     pub privileged_access: bool,
     #[serde(default)]
     pub cryptographic_keys: bool,
+    /// For emergency changes: the id of the open major incident the change
+    /// fixes; its commander may then confirm the change.
+    #[serde(default)]
+    pub incident: Option<String>,
+}
+
+/// Longest major incident id, in bytes.
+pub const MAX_INCIDENT_ID_LEN: usize = 128;
+
+/// Whether `id` may name a major incident: 1 to 128 bytes, no control characters.
+pub fn valid_incident_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= MAX_INCIDENT_ID_LEN && !id.chars().any(char::is_control)
 }
 
 /// A `NewChange` that passed validation.
@@ -57,6 +69,30 @@ pub struct ValidNewChange {
     pub complexity: Complexity,
     pub privileged_access: bool,
     pub cryptographic_keys: bool,
+    pub incident: Option<String>,
+}
+
+/// Checks a planned window (`planned_start`, `planned_end`): supported
+/// years, end after start, at most [`MAX_PLANNED_WINDOW`] long.
+pub fn validate_window(planned_start: DateTime<Utc>, planned_end: DateTime<Utc>) -> Result<(), FieldError> {
+    for (field, t) in [("planned_start", planned_start), ("planned_end", planned_end)] {
+        if !in_supported_range(t) {
+            return Err(FieldError::new(field, "time must be between the years 2000 and 9998"));
+        }
+    }
+    if planned_end <= planned_start {
+        return Err(FieldError::new("planned_end", "planned_end must be after planned_start"));
+    }
+    if planned_end - planned_start > MAX_PLANNED_WINDOW {
+        return Err(FieldError::new(
+            "planned_end",
+            format!(
+                "a planned window may last at most {} days; split longer work into several changes",
+                MAX_PLANNED_WINDOW.num_days()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Earliest and latest instants a planned window may use; keeps time keys
@@ -88,6 +124,7 @@ impl NewChange {
             complexity: Complexity::default(),
             privileged_access: false,
             cryptographic_keys: false,
+            incident: None,
         }
     }
 
@@ -122,23 +159,7 @@ impl NewChange {
         if environment.is_empty() || environment.chars().count() > 64 {
             return Err(FieldError::new("environment", "environment must be 1 to 64 characters"));
         }
-        for (field, t) in [("planned_start", self.planned_start), ("planned_end", self.planned_end)] {
-            if !in_supported_range(t) {
-                return Err(FieldError::new(field, "time must be between the years 2000 and 9998"));
-            }
-        }
-        if self.planned_end <= self.planned_start {
-            return Err(FieldError::new("planned_end", "planned_end must be after planned_start"));
-        }
-        if self.planned_end - self.planned_start > MAX_PLANNED_WINDOW {
-            return Err(FieldError::new(
-                "planned_end",
-                format!(
-                    "a planned window may last at most {} days; split longer work into several changes",
-                    MAX_PLANNED_WINDOW.num_days()
-                ),
-            ));
-        }
+        validate_window(self.planned_start, self.planned_end)?;
         let category = self.category.unwrap_or_else(|| DEFAULT_CATEGORY.to_owned());
         if ServiceName::parse(&category).is_err() {
             return Err(FieldError::new(
@@ -155,7 +176,21 @@ impl NewChange {
             }
             _ => {}
         }
+        let incident = self.incident.map(|i| i.trim().to_owned());
+        match (&incident, self.change_type) {
+            (Some(id), ChangeType::Emergency) if !valid_incident_id(id) => {
+                return Err(FieldError::new(
+                    "incident",
+                    format!("incident must be 1 to {MAX_INCIDENT_ID_LEN} characters, the id of an open major incident"),
+                ));
+            }
+            (Some(_), ChangeType::Normal | ChangeType::Standard) => {
+                return Err(FieldError::new("incident", "only an emergency change names the major incident it fixes"));
+            }
+            _ => {}
+        }
         Ok(ValidNewChange {
+            incident,
             category,
             template: self.template,
             impact: self.impact,
@@ -203,6 +238,7 @@ impl ValidNewChange {
             checklist: vec![],
             conflicts: vec![],
             review: None,
+            incident: self.incident,
         }
     }
 }
@@ -246,5 +282,9 @@ mod tests {
         );
         let ancient = Utc.with_ymd_and_hms(1999, 1, 1, 0, 0, 0).single().unwrap_or_default();
         assert_eq!(field_of(NewChange { planned_start: ancient, ..base() }), "planned_start");
+        assert_eq!(field_of(NewChange { incident: Some("INC-1".into()), ..base() }), "incident");
+        let emergency = NewChange { change_type: ChangeType::Emergency, ..base() };
+        assert_eq!(field_of(NewChange { incident: Some(" ".into()), ..emergency.clone() }), "incident");
+        assert_eq!(field_of(NewChange { incident: Some("x".repeat(129)), ..emergency }), "incident");
     }
 }

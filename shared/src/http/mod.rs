@@ -20,7 +20,7 @@ use std::sync::Arc;
 use tracing::Instrument;
 
 use crate::app::changes::ChangeStore;
-use crate::app::changes::{DecisionRequest, NoteRequest};
+use crate::app::changes::{DecisionRequest, NoteRequest, RescheduleRequest};
 use crate::app::{Caller, Changes, ListRequest, TransitionRequest};
 use crate::domain::{ChangeId, NewChange};
 use crate::ports::Clock;
@@ -39,6 +39,7 @@ pub const ROUTES: &[(Method, &str)] = &[
     (Method::POST, "/changes/{id}/transitions"),
     (Method::GET, "/changes/{id}/audit"),
     (Method::POST, "/changes/{id}/decisions"),
+    (Method::POST, "/changes/{id}/reschedule"),
     (Method::POST, "/changes/{id}/checklist/{item}"),
     (Method::POST, "/changes/{id}/review"),
     (Method::GET, "/me"),
@@ -75,6 +76,7 @@ where
         .route("/changes/{id}/transitions", post(transition::<S, C>))
         .route("/changes/{id}/audit", get(audit::<S, C>))
         .route("/changes/{id}/decisions", post(decide::<S, C>))
+        .route("/changes/{id}/reschedule", post(reschedule::<S, C>))
         .route("/changes/{id}/checklist/{item}", post(checklist_item::<S, C>))
         .route("/changes/{id}/review", post(review::<S, C>))
         .route("/me", get(me::<S, C>))
@@ -325,6 +327,19 @@ where
     C: Clock,
 {
     Ok(Json(app.decide(&caller, &id, req).await?).into_response())
+}
+
+async fn reschedule<S, C>(
+    State(app): AppState<S, C>,
+    caller: Caller,
+    ChangeIdPath(id): ChangeIdPath,
+    JsonBody(req): JsonBody<RescheduleRequest>,
+) -> Result<Response, ApiError>
+where
+    S: ChangeStore,
+    C: Clock,
+{
+    Ok(Json(app.reschedule(&caller, &id, req).await?).into_response())
 }
 
 async fn checklist_item<S, C>(

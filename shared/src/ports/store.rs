@@ -106,6 +106,26 @@ pub struct Bump {
     pub failed: bool,
 }
 
+/// Whom a volume counter counts for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum VolumeOf {
+    /// A requester (the user id their token names).
+    Requester(String),
+    /// A team: the owner group of a service the change touches.
+    Team(String),
+}
+
+/// Changes of one type submitted in one month by one requester or one team:
+/// the volume metrics read (emergency volume).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct VolumeKey {
+    pub tenant: TenantId,
+    /// `YYYY-MM`.
+    pub month: String,
+    pub change_type: ChangeType,
+    pub of: VolumeOf,
+}
+
 /// A change's new version, the audit entries that lead to it (oldest first,
 /// the last one's seq equal to the change's version), and counters to bump.
 #[derive(Debug, Clone, Copy)]
@@ -113,6 +133,11 @@ pub struct ChangeUpdate<'a> {
     pub change: &'a Change,
     pub entries: &'a [AuditEntry],
     pub bumps: &'a [Bump],
+    /// Volume counters to add one to.
+    pub volumes: &'a [VolumeKey],
+    /// The planned start before this update, when it moves the planned
+    /// window (a reschedule): the service index entries move with it.
+    pub moved_from: Option<DateTime<Utc>>,
 }
 
 impl ChangeUpdate<'_> {
@@ -125,6 +150,9 @@ impl ChangeUpdate<'_> {
 pub trait Counters: Send + Sync {
     /// The counts under each key, in the order given (zero where nothing was counted).
     fn counts(&self, keys: &[CounterKey]) -> impl Future<Output = Result<Vec<Counts>, StoreError>> + Send;
+
+    /// The volume under each key, in the order given (zero where nothing was counted).
+    fn volumes(&self, keys: &[VolumeKey]) -> impl Future<Output = Result<Vec<u64>, StoreError>> + Send;
 }
 
 /// The sparse due index: changes waiting for something, by deadline.
@@ -146,10 +174,11 @@ pub trait ChangeWriter: Send + Sync {
     -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Replaces a change whose stored version is [`ChangeUpdate::expected`],
-    /// appends the entries and bumps the counters, in one atomic write.
+    /// appends the entries and bumps the counters (outcomes and volumes), in one atomic write.
     /// `VersionConflict` otherwise, `NotFound` if there is no such change.
-    /// Planned window and services are not changed by updates (the service
-    /// index is written at insert); the due index follows the record.
+    /// Services never change; the planned window changes only with
+    /// [`ChangeUpdate::moved_from`] set, and the service index follows it;
+    /// the due index follows the record.
     fn update_change(&self, update: ChangeUpdate<'_>) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 

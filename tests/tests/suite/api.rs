@@ -119,6 +119,13 @@ async fn a_change_moves_from_draft_to_closed_through_two_approval_levels(api: Ap
     assert_eq!(level2.body["state"], "approved");
 
     let mut version = level2.body["version"].as_u64().expect("version");
+    // Its planned window lies ahead: implementing starts only inside it, so it moves to now, audited.
+    let now = chrono::Utc::now();
+    let window = json!({"version": version, "planned_start": now, "planned_end": now + chrono::Duration::hours(1),
+                        "reason": "starting now"});
+    let moved = api.call(&alice(&t), "POST", &format!("/changes/{id}/reschedule"), Some(window)).await;
+    assert_eq!(moved.status, StatusCode::OK, "{:?}", moved.body);
+    version += 1;
     for to in ["scheduled", "implementing", "completed", "closed"] {
         let moved = api.transition(&alice(&t), &id, to, version).await;
         assert_eq!(moved.status, StatusCode::OK, "to {to}: {:?}", moved.body);
@@ -127,9 +134,9 @@ async fn a_change_moves_from_draft_to_closed_through_two_approval_levels(api: Ap
         assert_eq!(moved.body["version"], version);
     }
 
-    let listed = api
-        .call(&alice(&t), "GET", "/changes?service=payments&from=2026-12-01T00:00:00Z&to=2026-12-02T00:00:00Z", None)
-        .await;
+    let at = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let range = format!("from={}&to={}", at(now - chrono::Duration::hours(1)), at(now + chrono::Duration::hours(2)));
+    let listed = api.call(&alice(&t), "GET", &format!("/changes?service=payments&{range}"), None).await;
     assert_eq!(listed.status, StatusCode::OK, "{:?}", listed.body);
     assert_eq!(listed.body["changes"][0]["id"], id.as_str());
     assert_eq!(listed.body["changes"][0]["state"], "closed");
@@ -145,7 +152,7 @@ async fn a_change_moves_from_draft_to_closed_through_two_approval_levels(api: Ap
         actors,
         ["alice@example.com", "alice@example.com", "pat@example.com", "carol@example.com"]
             .into_iter()
-            .chain(std::iter::repeat_n("alice@example.com", 4))
+            .chain(std::iter::repeat_n("alice@example.com", 5))
             .collect::<Vec<_>>()
     );
 }

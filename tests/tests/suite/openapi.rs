@@ -1547,10 +1547,19 @@ async fn checklist_and_review_scenario(api: &Api) {
         Some("no_review_due"),
     );
 
-    // Submitted, an emergency is approved at once and its review falls due.
-    let approved = api.move_to(&riley, &id, "submitted", 2).await;
+    // Submitted, an emergency waits for one approval by the cab, never its requester's; then its review falls due.
+    let decide = key(&Method::POST, "/changes/{id}/decisions");
+    let submitted = api.move_to(&riley, &id, "submitted", 2).await;
+    assert_eq!((&submitted.body["state"], submitted.version()), (&json!("submitted"), 3), "{}", submitted.brief());
+    assert_eq!(submitted.body["approval"]["steps"][0]["name"], json!("emergency"), "{}", submitted.brief());
+    let approve = json!({"decision": "approve", "version": 3});
+    api.call(&decide, Req::post_json(format!("/changes/{id}/decisions"), &approve).bearer(&riley))
+        .await
+        .expect_forbidden("the requester approving their own emergency", "dual control");
+    let approved = api.call(&decide, Req::post_json(format!("/changes/{id}/decisions"), &approve).bearer(&carol)).await;
+    approved.expect("the cab approving an emergency", StatusCode::OK, None);
     assert_eq!((&approved.body["state"], approved.version()), (&json!("approved"), 4), "{}", approved.brief());
-    assert!(approved.body["review"]["due_at"].is_string() && approved.body.get("approval").is_none());
+    assert!(approved.body["review"]["due_at"].is_string());
     let reports = api.call(&pending, Req::get("/reports/pending-reviews").bearer(&alice)).await;
     reports.expect("pending reviews", StatusCode::OK, None);
     assert!(reports.body["changes"].as_array().is_some_and(|c| c.iter().any(|c| c["id"] == json!(id))));
@@ -1568,7 +1577,15 @@ async fn checklist_and_review_scenario(api: &Api) {
         StatusCode::OK,
         None,
     );
-    api.move_to(&riley, &id, "implementing", 6).await;
+    // Its window lies ahead: only as an approved emergency, with a reason, does it start now.
+    let what = "implementing outside the planned window";
+    api.transition(&riley, &id, &json!({"to": "implementing", "version": 6}))
+        .await
+        .expect(what, StatusCode::CONFLICT, Some("outside_window"))
+        .expect_field(what, "planned_start")
+        .expect_message(what, "2026-12-04T01:00:00Z to 2026-12-04T02:00:00Z");
+    let early = json!({"to": "implementing", "version": 6, "override_reason": "the migration fixes the outage"});
+    api.transition(&riley, &id, &early).await.expect("an approved emergency starting early", StatusCode::OK, None);
     api.call(&item, Req::post_json(item_uri("backup_verified"), &note(7)).bearer(&riley)).await.expect(
         "a checklist item during implementation",
         StatusCode::CONFLICT,
@@ -1614,6 +1631,9 @@ async fn checklist_and_review_scenario(api: &Api) {
         );
         let other = api.open(&riley, &body).await.id();
         api.move_to(&riley, &other, "submitted", 1).await;
+        let uri = format!("/changes/{other}/decisions");
+        let a = api.call(&decide, Req::post_json(uri, &json!({"decision": "approve"})).bearer(&carol)).await;
+        a.expect("the cab approving an emergency", StatusCode::OK, None);
     }
     let page1 = api.call(&pending, Req::get("/reports/pending-reviews?limit=1").bearer(&alice)).await;
     page1.expect("pending reviews, page 1", StatusCode::OK, None);
@@ -1698,14 +1718,18 @@ async fn incident_scenario(api: &Api) {
     a.expect("the open incident", StatusCode::OK, None);
     assert_eq!(a.body["open"], json!([declared.body]));
 
-    // A critical emergency change on payments, approved on submission.
+    // A critical emergency change on payments, approved by the cab.
     let critical = merged(
         &new_change(&["payments"], "2026-12-05T10:00:00Z", "2026-12-05T11:00:00Z"),
         json!({"type": "emergency", "complexity": "high", "impact": {"data": "destructive", "availability": "outage"}}),
     );
     let id = api.open(&alice, &critical).await.id();
-    let approved = api.move_to(&alice, &id, "submitted", 1).await;
-    assert_eq!(approved.body["risk"]["level"], json!("critical"), "{}", approved.brief());
+    let submitted = api.move_to(&alice, &id, "submitted", 1).await;
+    assert_eq!(submitted.body["risk"]["level"], json!("critical"), "{}", submitted.brief());
+    let decide = key(&Method::POST, "/changes/{id}/decisions");
+    let uri = format!("/changes/{id}/decisions");
+    let a = api.call(&decide, Req::post_json(uri, &json!({"decision": "approve"})).bearer(&carol)).await;
+    a.expect("the cab approving an emergency", StatusCode::OK, None);
     let schedule = json!({"to": "scheduled", "version": 3});
     for (what, token) in [("the requester scheduling", &alice), ("the commander without a reason", &carol)] {
         api.transition(token, &id, &schedule)
@@ -1744,7 +1768,7 @@ async fn freeze_scenario(api: &Api) {
     let list = key(&Method::GET, "/freezes");
     let put = key(&Method::POST, "/freezes");
     let delete = key(&Method::DELETE, "/freezes/{id}");
-    let (alice, ada, carol) = (api.token(&ALICE), api.token(&ADA), api.token(&CAROL));
+    let (alice, ada, carol, pat) = (api.token(&ALICE), api.token(&ADA), api.token(&CAROL), api.token(&PAT));
     let migration = json!({
         "id": "payments-migration",
         "name": "Payments migration",
@@ -1810,7 +1834,42 @@ async fn freeze_scenario(api: &Api) {
     let overridden = merged(&submit, json!({"override_reason": "card payments are failing"}));
     let a = api.transition(&alice, &emergency, &overridden).await;
     a.expect("an emergency into a freeze with a reason", StatusCode::OK, None);
-    assert_eq!(a.body["state"], json!("approved"));
+    assert_eq!(a.body["state"], json!("submitted"), "the override holds once another person approves");
+    let decide = key(&Method::POST, "/changes/{id}/decisions");
+    let uri = format!("/changes/{emergency}/decisions");
+    let a = api.call(&decide, Req::post_json(uri, &json!({"decision": "approve"})).bearer(&carol)).await;
+    a.expect("the cab approving an emergency", StatusCode::OK, None);
+    assert_eq!((&a.body["state"], a.version()), (&json!("approved"), 3));
+
+    // Rescheduled within the freeze: the gate applies again, and the approved emergency's override holds.
+    let reschedule = key(&Method::POST, "/changes/{id}/reschedule");
+    let uri = format!("/changes/{emergency}/reschedule");
+    let later = json!({"version": 3, "planned_start": "2026-12-10T14:00:00Z", "planned_end": "2026-12-10T15:00:00Z",
+                       "reason": "the vendor asked for the afternoon"});
+    let what = "rescheduling into a freeze without a reason";
+    api.call(&reschedule, Req::post_json(&uri, &later).bearer(&alice))
+        .await
+        .expect(what, StatusCode::CONFLICT, Some("freeze_window"))
+        .expect_field(what, "override_reason");
+    let what = "rescheduling with the window backwards";
+    let backwards = merged(&later, json!({"planned_end": "2026-12-10T13:00:00Z"}));
+    api.call(&reschedule, Req::post_json(&uri, &backwards).bearer(&alice))
+        .await
+        .expect(what, StatusCode::BAD_REQUEST, Some("invalid_request"))
+        .expect_field(what, "planned_end");
+    api.call(&reschedule, Req::post_json(&uri, &later).bearer(&pat))
+        .await
+        .expect_forbidden("an approver rescheduling someone else's change", "rescheduling a change needs");
+    let with_reason = merged(&later, json!({"override_reason": "card payments are still failing"}));
+    let a = api.call(&reschedule, Req::post_json(&uri, &with_reason).bearer(&alice)).await;
+    a.expect("an approved emergency rescheduled into a freeze with a reason", StatusCode::OK, None);
+    assert_eq!((&a.body["planned_start"], a.version()), (&json!("2026-12-10T14:00:00Z"), 4));
+    let what = "a stale reschedule";
+    api.call(&reschedule, Req::post_json(&uri, &with_reason).bearer(&alice))
+        .await
+        .expect(what, StatusCode::CONFLICT, Some("version_conflict"))
+        .expect_field(what, "version");
+    assert!(api.actions(&alice, &emergency).await.contains(&json!("rescheduled")));
 
     // Lifted.
     let uri = "/freezes/payments-migration";
@@ -2460,6 +2519,14 @@ async fn an_id_that_is_not_utf8_is_a_json_invalid_request() {
             Req::post_json("/changes/%FF/decisions", &json!({"decision": "approve"})),
         ),
         (key(&Method::POST, "/changes/{id}/review"), Req::post_json("/changes/%FF/review", &note)),
+        (
+            key(&Method::POST, "/changes/{id}/reschedule"),
+            Req::post_json(
+                "/changes/%FF/reschedule",
+                &json!({"version": 1, "planned_start": "2026-12-01T22:00:00Z",
+                        "planned_end": "2026-12-01T23:00:00Z", "reason": "later"}),
+            ),
+        ),
     ] {
         let what = format!("{op} with id %FF");
         api.call(&op, req.bearer(&token))
@@ -2585,6 +2652,11 @@ async fn request_bodies_must_be_objects() {
         post("/changes/{id}/transitions", format!("/changes/{id}/transitions"), json!(["submitted", 1, null])),
         post("/changes/{id}/decisions", format!("/changes/{id}/decisions"), json!(["approve", 1, null])),
         post("/changes/{id}/review", format!("/changes/{id}/review"), json!([1, "fine"])),
+        post(
+            "/changes/{id}/reschedule",
+            format!("/changes/{id}/reschedule"),
+            json!([1, "2026-12-01T22:00:00Z", "2026-12-01T23:00:00Z", "later", null]),
+        ),
         post("/changes/{id}/checklist/{item}", format!("/changes/{id}/checklist/x"), json!([1, "done"])),
         post("/freezes", "/freezes".to_owned(), json!(["f", "F", [], {"kind": "month_end", "business_days": 1}, ""])),
         post("/incidents", "/incidents".to_owned(), json!(["i", "I", ["payments"], "ivy", "", null])),

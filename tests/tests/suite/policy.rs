@@ -2,8 +2,10 @@
 //! by arbitrary people (HTTP requests to the router, each with its caller's
 //! bearer token, on the embedded store): nobody
 //! approves their own change, no approval level is skipped, one person
-//! approves at one level only, approval comes only from decisions, and no
-//! change enters a freeze window without an audited override.
+//! approves at one level only, approval comes only from decisions (no
+//! emergency reaches approved without another person's decision), and no
+//! change enters a freeze window without an audited override (an emergency's
+//! holding only once someone else approved it).
 
 use axum::http::StatusCode;
 use changehub::adapters::embedded::EmbeddedStore;
@@ -104,7 +106,7 @@ fn check_invariants(change: &Change, trail: &[changehub::domain::AuditEntry]) {
         for step in &plan.steps {
             for a in &step.approvals {
                 assert_ne!(a.by, change.requester, "{} approved their own change", a.by);
-                if step.groups.is_empty() {
+                if step.is_peer_review() {
                     continue;
                 }
                 let group = a.group.as_deref().expect("a level approval names its group");
@@ -125,13 +127,28 @@ fn check_invariants(change: &Change, trail: &[changehub::domain::AuditEntry]) {
             assert!(plan.steps.iter().all(|s| s.is_complete()), "approved with an open level");
         }
     }
-    // Reaching `approved` is a decision (normal) or the hub's own receipt (standard, emergency).
+    // Reaching `approved` is another person's decision (normal, emergency) or the hub's own receipt (standard).
     for e in trail {
         let to_approved = e.changes.iter().any(|f| f.field == "state" && f.after == "approved");
         if to_approved {
             match change.change_type {
-                ChangeType::Normal => assert_eq!(e.action, AuditAction::Decided, "approved without a decision"),
-                _ => assert_eq!(e.actor, "changehub", "only the hub approves on submission"),
+                ChangeType::Normal | ChangeType::Emergency => {
+                    assert_eq!(
+                        e.action,
+                        AuditAction::Decided,
+                        "a {} change approved without a decision",
+                        change.change_type.as_str()
+                    );
+                    assert_ne!(
+                        e.actor,
+                        change.requester,
+                        "{} approved their own {} change",
+                        e.actor,
+                        change.change_type.as_str()
+                    );
+                    assert_ne!(e.actor, "changehub", "the hub approved a {} change", change.change_type.as_str());
+                }
+                ChangeType::Standard => assert_eq!(e.actor, "changehub", "only the hub approves on submission"),
             }
         }
     }
@@ -178,6 +195,13 @@ async fn run(ops: Vec<Op>) -> Vec<Change> {
                     // Entering a freeze: only an emergency, only with the reason, and audited.
                     assert_eq!(a.body["type"], "emergency", "a {} change entered a freeze", a.body["type"]);
                     assert!(override_reason, "a freeze was entered without an override reason");
+                    if to == ChangeState::Scheduled {
+                        let after = app.get(root, id).await.expect("get");
+                        assert!(
+                            after.approved_by_another(),
+                            "an emergency entered a freeze before another person approved it"
+                        );
+                    }
                     let trail = app.audit(root, id).await.expect("audit");
                     let entered = trail
                         .iter()
@@ -254,8 +278,12 @@ async fn the_scenario_language_reaches_approval_and_freeze_overrides() {
         Op::Create { by: 1, kind: ChangeType::Normal, in_freeze: true },
         Op::Submit { change: 2, by: 1, override_reason: true },
         Op::Submit { change: 1, by: 0, override_reason: true },
+        Op::Schedule { change: 1, by: 0, override_reason: true },
+        Op::Decide { change: 1, by: 0, approve: true },
+        Op::Decide { change: 1, by: 3, approve: true },
+        Op::Schedule { change: 1, by: 0, override_reason: true },
     ];
     let changes = run(ops).await;
     let states: Vec<ChangeState> = changes.iter().map(|c| c.state).collect();
-    assert_eq!(states, [ChangeState::Approved, ChangeState::Approved, ChangeState::Draft]);
+    assert_eq!(states, [ChangeState::Approved, ChangeState::Scheduled, ChangeState::Draft]);
 }

@@ -3,14 +3,16 @@
 //! checklists, freeze windows, conflicts, major incidents, risk, roles.
 
 use changehub::adapters::embedded::EmbeddedStore;
-use changehub::app::changes::{ChangeError, NoteRequest, TransitionRequest};
+use changehub::app::changes::{ChangeError, NoteRequest, RescheduleRequest, TransitionRequest};
 use changehub::app::governance::DeclareIncident;
 use changehub::app::{Caller, Changes};
-use changehub::domain::approval::PEER_REVIEW;
+use changehub::domain::approval::{EMERGENCY_APPROVAL, PEER_REVIEW};
+use changehub::domain::audit::{self, AuditAction};
 use changehub::domain::freeze::{FreezeWindow, Schedule};
 use changehub::domain::risk::{AvailabilityImpact, Complexity, DataImpact, RiskLevel};
 use changehub::domain::{ChangeState, ChangeType, NewChange, ServiceName};
 use changehub::ports::FixedClock;
+use changehub::ports::{ChangeUpdate, ChangeWriter};
 use changehub_tests::fixtures::{alice, approve, carol, pat, root, seed, submit_and_approve, to, who};
 use changehub_tests::{new_change, t0};
 use chrono::Duration;
@@ -79,13 +81,31 @@ async fn standard_changes_are_approved_on_submission_with_a_receipt_and_only_wit
 }
 
 #[tokio::test]
-async fn emergencies_proceed_at_once_and_stay_in_the_report_until_reviewed_by_someone_else() {
+async fn emergencies_need_one_approval_by_the_emergency_approvers_never_their_requester_and_stay_in_the_report_until_reviewed()
+ {
     let h = hub().await;
     let input = with(new_change("Hotfix", &["payments"], t0(), 1), |c| c.change_type = ChangeType::Emergency);
     let c = h.app.create(&alice(T), input).await.expect("create");
-    let approved = h.app.transition(&alice(T), &c.id, to(ChangeState::Submitted, 1)).await.expect("submit");
+    let submitted = h.app.transition(&alice(T), &c.id, to(ChangeState::Submitted, 1)).await.expect("submit");
+    assert_eq!(submitted.state, ChangeState::Submitted, "an emergency is not approved by submitting it");
+    let plan = submitted.approval.as_ref().expect("a one-level plan");
+    let steps: Vec<_> = plan.steps.iter().map(|s| (s.name.as_str(), s.groups.clone())).collect();
+    assert_eq!(steps, [(EMERGENCY_APPROVAL, vec!["cab".to_owned()])], "default approvers: the cab role's groups");
+    assert_eq!(plan.due_at(), Some(t0() + Duration::hours(1)), "the fast path's deadline");
+    let err = h.app.transition(&alice(T), &c.id, to(ChangeState::Approved, 2)).await.expect_err("not by moving");
+    assert_eq!(code(&err), "decision_required");
+    let own = who(T, "alice@example.com", &["engineers", "cab"]);
+    let err = h.app.decide(&own, &c.id, approve()).await.expect_err("own emergency");
+    assert!(err.to_string().starts_with("dual control: alice@example.com requested this change"), "{err}");
+    let err = h.app.decide(&pat(T), &c.id, approve()).await.expect_err("not an emergency approver");
+    assert!(err.to_string().contains("level 1 (emergency) needs a member of any of: cab"), "{err}");
+    assert!(h.app.pending_reviews(&carol(T), None, None).await.expect("report").items.is_empty());
+    let approved = h.app.decide(&carol(T), &c.id, approve()).await.expect("the cab approves");
     assert_eq!(approved.state, ChangeState::Approved);
     assert_eq!(approved.review.as_ref().map(|r| r.due_at), Some(t0() + Duration::hours(72)));
+    let trail = h.app.audit(&alice(T), &c.id).await.expect("audit");
+    let last = trail.last().expect("entries");
+    assert_eq!((last.actor.as_str(), last.action), ("carol@example.com", AuditAction::Decided));
     let report = h.app.pending_reviews(&carol(T), None, None).await.expect("report");
     assert_eq!(report.items.iter().map(|c| c.id).collect::<Vec<_>>(), [c.id]);
 
@@ -96,7 +116,6 @@ async fn emergencies_proceed_at_once_and_stay_in_the_report_until_reviewed_by_so
     for state in [ChangeState::Scheduled, ChangeState::Implementing, ChangeState::Completed] {
         version = h.app.transition(&alice(T), &c.id, to(state, version)).await.expect("move").version;
     }
-    let own = who(T, "alice@example.com", &["engineers", "cab"]);
     let err = h.app.review(&own, &c.id, note(version)).await.expect_err("own review");
     assert!(err.to_string().starts_with("dual control: alice@example.com requested this change"), "{err}");
     let err = h.app.review(&pat(T), &c.id, note(version)).await.expect_err("not cab");
@@ -104,6 +123,54 @@ async fn emergencies_proceed_at_once_and_stay_in_the_report_until_reviewed_by_so
     let reviewed = h.app.review(&carol(T), &c.id, note(version)).await.expect("review");
     assert_eq!(reviewed.review.and_then(|r| r.done).map(|d| d.by), Some("carol@example.com".to_owned()));
     assert!(h.app.pending_reviews(&carol(T), None, None).await.expect("report").items.is_empty());
+
+    // A tenant with an ECAB: only its members approve emergencies.
+    let mut catalog = changehub_tests::fixtures::catalog();
+    catalog.emergency.approvers = vec!["ecab".into()];
+    h.app.catalog.replace(&root(T), catalog, None, &h.app.clock).await.expect("name an ECAB");
+    let input = with(new_change("Hotfix 2", &["search"], t0(), 1), |c| c.change_type = ChangeType::Emergency);
+    let c = h.app.create(&alice(T), input).await.expect("create");
+    h.app.transition(&alice(T), &c.id, to(ChangeState::Submitted, 1)).await.expect("submit");
+    let err = h.app.decide(&carol(T), &c.id, approve()).await.expect_err("cab is not the ECAB");
+    assert!(err.to_string().contains("needs a member of any of: ecab"), "{err}");
+    let ecab = who(T, "erin@example.com", &["ecab", "cab"]);
+    assert_eq!(h.app.decide(&ecab, &c.id, approve()).await.expect("ECAB").state, ChangeState::Approved);
+}
+
+#[tokio::test]
+async fn an_emergency_fixing_an_open_major_incident_is_confirmed_by_its_commander_while_they_command_it() {
+    let h = hub().await;
+    let fix = |incident: &str| {
+        with(new_change("Roll back the deploy", &["payments"], t0(), 1), |c| {
+            c.change_type = ChangeType::Emergency;
+            c.incident = Some(incident.into());
+        })
+    };
+    let c = h.app.create(&alice(T), fix("INC-9")).await.expect("create");
+    let err = h.app.transition(&alice(T), &c.id, to(ChangeState::Submitted, 1)).await.expect_err("no such incident");
+    assert_eq!(code(&err), "incident_not_open");
+    h.app
+        .governance()
+        .declare_incident(&carol(T), ivy_commands("INC-42", "Card payments failing"))
+        .await
+        .expect("declare");
+    let first = h.app.create(&alice(T), fix("INC-42")).await.expect("create");
+    let second = h.app.create(&alice(T), fix("INC-42")).await.expect("create");
+    for id in [&first.id, &second.id] {
+        let submitted = h.app.transition(&alice(T), id, to(ChangeState::Submitted, 1)).await.expect("submit");
+        assert_eq!(submitted.approval.expect("plan").steps[0].users, ["ivy@example.com"]);
+    }
+    // The commander confirms without an approving role; nobody else without one may.
+    let ivy = who(T, "ivy@example.com", &["engineers"]);
+    let err = h.app.decide(&who(T, "eve@example.com", &["engineers"]), &first.id, approve()).await;
+    assert_eq!(err.as_ref().map_err(code).err(), Some("forbidden"), "{err:?}");
+    let confirmed = h.app.decide(&ivy, &first.id, approve()).await.expect("commander confirms");
+    assert_eq!(confirmed.state, ChangeState::Approved);
+    // Once the incident is resolved its commander no longer confirms; the cab still does.
+    h.app.governance().resolve_incident(&carol(T), "INC-42").await.expect("resolve");
+    let err = h.app.decide(&ivy, &second.id, approve()).await.expect_err("no longer commands");
+    assert_eq!(code(&err), "forbidden");
+    assert_eq!(h.app.decide(&carol(T), &second.id, approve()).await.expect("cab").state, ChangeState::Approved);
 }
 
 #[tokio::test]
@@ -169,6 +236,7 @@ async fn a_category_checklist_must_be_complete_before_implementing() {
     assert!(matches!(unknown, ChangeError::Missing(_)), "{unknown}");
     let two =
         h.app.complete_item(&alice(T), &c.id, "rollback_script", note(one.version, "PR #4312")).await.expect("item");
+    h.app.clock.set(t0() + Duration::days(2));
     let started =
         h.app.transition(&alice(T), &c.id, to(ChangeState::Implementing, two.version)).await.expect("implement");
     assert_eq!(started.state, ChangeState::Implementing);
@@ -216,9 +284,49 @@ async fn freezes_refuse_submission_and_scheduling_unless_an_emergency_records_an
     let entered = trail.iter().find(|x| x.changes.iter().any(|f| f.field == "state" && f.after == "submitted"));
     let reason = entered.and_then(|x| x.reason.clone()).unwrap_or_default();
     assert!(
-        reason.starts_with("freeze override (freeze \"Month-end close\"") && reason.ends_with("card payments failing"),
+        reason
+            .starts_with("freeze override requested, to hold once another person approves (freeze \"Month-end close\"")
+            && reason.ends_with("card payments failing"),
         "{reason}"
     );
+    // The override holds once someone else approved the emergency, and each use is audited.
+    let approved = h.app.decide(&carol(T), &e.id, approve()).await.expect("the cab approves");
+    let err = h.app.transition(&alice(T), &e.id, to(ChangeState::Scheduled, approved.version)).await;
+    assert_eq!(err.as_ref().map_err(code).err(), Some("freeze_window"), "every gate needs the reason");
+    h.app
+        .transition(&alice(T), &e.id, override_reason(ChangeState::Scheduled, approved.version, "still failing"))
+        .await
+        .expect("approved by another: the override holds");
+    let reason = last_reason(&h, &e.id).await;
+    assert!(reason.starts_with("freeze override (freeze \"Month-end close\"") && reason.ends_with("still failing"));
+
+    // An emergency approved by nobody but the hub (as stored before this rule) cannot override a freeze.
+    let legacy = with(new_change("Old fix", &["search"], inside, 2), |c| c.change_type = ChangeType::Emergency);
+    let legacy = h.app.create(&alice(T), legacy).await.expect("create");
+    let (submitted, first) = audit::record(
+        Some(&legacy),
+        legacy.transition(ChangeState::Submitted, t0()).expect("legal"),
+        "alice@example.com",
+        AuditAction::Transitioned,
+        None,
+    );
+    let (approved, second) = audit::record(
+        Some(&submitted),
+        submitted.transition(ChangeState::Approved, t0()).expect("legal"),
+        "changehub",
+        AuditAction::Transitioned,
+        Some("approved on submission: emergency change".into()),
+    );
+    let entries = [first, second];
+    let update = ChangeUpdate { change: &approved, entries: &entries, bumps: &[], volumes: &[], moved_from: None };
+    h.app.store.update_change(update).await.expect("store the old-style approval");
+    let err = h
+        .app
+        .transition(&alice(T), &legacy.id, override_reason(ChangeState::Scheduled, approved.version, "urgent"))
+        .await
+        .expect_err("not approved by another person");
+    assert_eq!(code(&err), "freeze_window");
+    assert!(err.to_string().contains("only once someone other than its requester approved it"), "{err}");
 
     // Scheduling into a freeze declared after approval is refused too.
     let later =
@@ -235,7 +343,7 @@ async fn freezes_refuse_submission_and_scheduling_unless_an_emergency_records_an
     let err =
         h.app.transition(&alice(T), &later.id, to(ChangeState::Scheduled, approved.version)).await.expect_err("frozen");
     assert!(err.to_string().starts_with("scheduling this change enters a freeze \"Holidays\" (xmas)"), "{err}");
-    assert_eq!(moved.state, ChangeState::Approved);
+    assert_eq!(moved.state, ChangeState::Submitted);
 }
 
 #[tokio::test]
@@ -285,13 +393,11 @@ async fn during_a_major_incident_only_its_commander_schedules_high_risk_changes(
     let approved = h.app.decide(&carol(T), &c.id, approve()).await.expect("level 3");
     assert_eq!((submitted.state, approved.state), (ChangeState::Submitted, ChangeState::Approved));
 
-    let incident = DeclareIncident {
-        id: "INC-42".into(),
-        title: "Card payments failing".into(),
-        services: vec![ServiceName::parse("payments").expect("svc")],
-        commander: "ivy@example.com".into(),
-    };
-    h.app.governance().declare_incident(&carol(T), incident).await.expect("declare");
+    h.app
+        .governance()
+        .declare_incident(&carol(T), ivy_commands("INC-42", "Card payments failing"))
+        .await
+        .expect("declare");
     let err =
         h.app.transition(&alice(T), &c.id, to(ChangeState::Scheduled, approved.version)).await.expect_err("incident");
     assert_eq!(code(&err), "major_incident");
@@ -340,6 +446,7 @@ async fn risk_is_scored_from_tier_attributes_and_the_failure_history_of_similar_
     assert!(s1 > s3, "a tier 1 service scores higher than a tier 3 one: {s1} vs {s3}");
 
     // Three search changes fail: similar changes now carry a failure history.
+    h.app.clock.set(t0() + Duration::days(2));
     for _ in 0..3 {
         let c =
             h.app.create(&alice(T), new_change("c", &["search"], t0() + Duration::days(2), 1)).await.expect("create");
@@ -413,4 +520,156 @@ async fn a_rejection_ends_the_chain_and_the_change_can_only_close() {
     let err = h.app.decide(&carol(T), &c.id, approve()).await.expect_err("closed");
     assert_eq!(code(&err), "no_pending_approval");
     h.app.transition(&alice(T), &c.id, to(ChangeState::Closed, rejected.version)).await.expect("close");
+}
+
+#[tokio::test]
+async fn starting_implementation_rechecks_the_window_freezes_and_major_incidents() {
+    let h = hub().await;
+    let at = t0() + Duration::days(2);
+    let scheduled = |title: &'static str, edit: fn(&mut NewChange)| {
+        let app = &h.app;
+        async move {
+            let c = app.create(&alice(T), with(new_change(title, &["payments"], at, 1), edit)).await.expect("create");
+            let submitted = app.transition(&alice(T), &c.id, to(ChangeState::Submitted, 1)).await.expect("submit");
+            let mut version = submitted.version;
+            for (who, _) in submitted.approval.iter().flat_map(|p| p.steps.iter()).map(|s| (s.name.clone(), ())) {
+                let by = match who.as_str() {
+                    "team-lead" => pat(T),
+                    PEER_REVIEW => who_is("dev@example.com", &["engineers"]),
+                    _ => carol(T),
+                };
+                version = app.decide(&by, &c.id, approve()).await.expect("approve").version;
+            }
+            app.transition(&alice(T), &c.id, to(ChangeState::Scheduled, version)).await.expect("schedule")
+        }
+    };
+    let a = scheduled("Deploy", |_| {}).await;
+
+    // Before the window, beyond the default 15 minutes' grace.
+    h.app.clock.set(at - Duration::minutes(20));
+    let err = h.app.transition(&alice(T), &a.id, to(ChangeState::Implementing, a.version)).await.expect_err("early");
+    assert_eq!(code(&err), "outside_window");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "now (2026-12-03T21:40:00Z) is outside the change's planned window 2026-12-03T22:00:00Z to 2026-12-03T23:00:00Z (starts may be 15m early); reschedule it (POST /changes/{}/reschedule), or an approved emergency may start with an override_reason",
+            a.id
+        )
+    );
+    // The grace is the tenant's to set.
+    let mut catalog = changehub_tests::fixtures::catalog();
+    catalog.implementation.start_grace = changehub::domain::catalog::Span::parse("30m").expect("span");
+    h.app.catalog.replace(&root(T), catalog, None, &h.app.clock).await.expect("a longer grace");
+
+    // A freeze declared after scheduling holds at the start.
+    let freeze = FreezeWindow {
+        id: "incident-freeze".into(),
+        name: "Stabilise".into(),
+        services: vec![ServiceName::parse("payments").expect("svc")],
+        schedule: Schedule::OneOff { start: at + Duration::minutes(30), end: at + Duration::days(1) },
+        reason: String::new(),
+    };
+    h.app.governance().put_freeze(&root(T), freeze).await.expect("declare");
+    let err = h.app.transition(&alice(T), &a.id, to(ChangeState::Implementing, a.version)).await.expect_err("frozen");
+    assert_eq!(code(&err), "freeze_window");
+    assert!(err.to_string().starts_with("implementing this change enters a freeze \"Stabilise\""), "{err}");
+    h.app.governance().delete_freeze(&root(T), "incident-freeze").await.expect("lift");
+    let started = h.app.transition(&alice(T), &a.id, to(ChangeState::Implementing, a.version)).await.expect("start");
+    assert_eq!(started.state, ChangeState::Implementing);
+
+    // A major incident declared after scheduling holds a high-risk change at the start.
+    let risky = scheduled("Failover", |c| {
+        c.impact.availability = AvailabilityImpact::Outage;
+        c.complexity = Complexity::High;
+    })
+    .await;
+    h.app.governance().declare_incident(&carol(T), ivy_commands("INC-7", "Latency")).await.expect("declare");
+    let err = h.app.transition(&alice(T), &risky.id, to(ChangeState::Implementing, risky.version)).await;
+    assert_eq!(err.as_ref().map_err(code).err(), Some("major_incident"), "{err:?}");
+    let ivy = who_is("ivy@example.com", &["cab"]);
+    h.app
+        .transition(
+            &ivy,
+            &risky.id,
+            override_reason(ChangeState::Implementing, risky.version, "the failover is the fix"),
+        )
+        .await
+        .expect("the commander starts it");
+    h.app.governance().resolve_incident(&carol(T), "INC-7").await.expect("resolve");
+
+    // After the window: a normal change must be rescheduled; an approved emergency may override, audited.
+    let late = scheduled("Late", |_| {}).await;
+    let hotfix = scheduled("Hotfix", |c| c.change_type = ChangeType::Emergency).await;
+    h.app.clock.set(at + Duration::hours(2));
+    let err =
+        h.app.transition(&alice(T), &late.id, override_reason(ChangeState::Implementing, late.version, "x")).await;
+    assert_eq!(err.as_ref().map_err(code).err(), Some("outside_window"), "only an emergency overrides the window");
+    let err = h.app.transition(&alice(T), &hotfix.id, to(ChangeState::Implementing, hotfix.version)).await;
+    assert_eq!(err.as_ref().map_err(code).err(), Some("outside_window"), "the override needs its reason");
+    h.app
+        .transition(&alice(T), &hotfix.id, override_reason(ChangeState::Implementing, hotfix.version, "still down"))
+        .await
+        .expect("an approved emergency overrides its window");
+    let reason = last_reason(&h, &hotfix.id).await;
+    assert!(
+        reason.starts_with("window override (now 2026-12-04T00:00:00Z is outside the planned window")
+            && reason.ends_with("still down"),
+        "{reason}"
+    );
+
+    // Rescheduled (audited; the freeze gate applies to the new window), the late change starts.
+    let holiday = FreezeWindow {
+        id: "afternoon".into(),
+        name: "Afternoon".into(),
+        services: vec![],
+        schedule: Schedule::OneOff { start: at + Duration::hours(3), end: at + Duration::hours(5) },
+        reason: String::new(),
+    };
+    h.app.governance().put_freeze(&root(T), holiday).await.expect("declare");
+    let moving = |start: chrono::DateTime<chrono::Utc>| RescheduleRequest {
+        version: late.version,
+        planned_start: start,
+        planned_end: start + Duration::hours(1),
+        reason: "missed the window: the deploy pipeline was down".into(),
+        override_reason: None,
+    };
+    let err = h.app.reschedule(&alice(T), &late.id, moving(at + Duration::hours(3))).await.expect_err("frozen");
+    assert_eq!(code(&err), "freeze_window");
+    assert!(err.to_string().starts_with("rescheduling this change enters a freeze \"Afternoon\""), "{err}");
+    let err = h.app.reschedule(&pat(T), &late.id, moving(at + Duration::hours(6))).await.expect_err("not hers");
+    assert_eq!(code(&err), "forbidden");
+    let moved = h.app.reschedule(&alice(T), &late.id, moving(at + Duration::hours(6))).await.expect("reschedule");
+    assert_eq!((moved.state, moved.planned_start), (ChangeState::Scheduled, at + Duration::hours(6)));
+    let trail = h.app.audit(&alice(T), &late.id).await.expect("audit");
+    let last = trail.last().expect("entries");
+    assert_eq!(last.action, AuditAction::Rescheduled);
+    assert_eq!(last.reason.as_deref(), Some("missed the window: the deploy pipeline was down"));
+    assert!(last.changes.iter().any(|f| f.field == "planned_start"), "{:?}", last.changes);
+    h.app.clock.set(at + Duration::hours(6));
+    let started = h.app.transition(&alice(T), &late.id, to(ChangeState::Implementing, moved.version)).await;
+    let started = started.expect("starts in its new window");
+    assert_eq!(started.state, ChangeState::Implementing);
+    let again = RescheduleRequest { version: started.version, ..moving(at + Duration::hours(8)) };
+    let err = h.app.reschedule(&alice(T), &late.id, again).await.expect_err("started");
+    assert_eq!(code(&err), "not_reschedulable");
+}
+
+/// A major incident on payments, commanded by Ivy.
+fn ivy_commands(id: &str, title: &str) -> DeclareIncident {
+    DeclareIncident {
+        id: id.into(),
+        title: title.into(),
+        services: vec![ServiceName::parse("payments").expect("svc")],
+        commander: "ivy@example.com".into(),
+    }
+}
+
+/// The reason of the latest audit entry of change `id`.
+async fn last_reason(h: &Hub, id: &changehub::domain::ChangeId) -> String {
+    let trail = h.app.audit(&alice(T), id).await.expect("audit");
+    trail.last().and_then(|x| x.reason.clone()).unwrap_or_default()
+}
+
+fn who_is(user: &str, groups: &[&str]) -> Caller {
+    who(T, user, groups)
 }

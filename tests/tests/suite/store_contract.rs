@@ -43,6 +43,8 @@ contract_cases!(
     one_update_appends_several_entries,
     tenant_documents_are_replaced_conditionally,
     outcomes_bump_counters,
+    emergency_submissions_count_per_requester_and_team,
+    rescheduling_moves_the_service_index,
     due_index_follows_the_record,
     dedupe_claims_once_until_expiry,
     empty_service_window_is_empty,

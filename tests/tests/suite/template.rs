@@ -130,9 +130,11 @@ fn the_api_function_gets_exactly_the_table_actions_its_code_uses() {
         .collect();
     // DynamoStore's ChangeReader, ChangeWriter, TenantDocs, Counters and DueIndex:
     // get_item, query (table and GSI1), batch_get_item, and transact_write_items
-    // of Puts and counter Updates (authorized as PutItem and UpdateItem).
+    // of Puts, counter Updates and a reschedule's index Deletes (authorized as
+    // PutItem, UpdateItem and DeleteItem).
     let expected = BTreeSet::from([
         "dynamodb:BatchGetItem",
+        "dynamodb:DeleteItem",
         "dynamodb:GetItem",
         "dynamodb:PutItem",
         "dynamodb:Query",
