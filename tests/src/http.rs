@@ -65,7 +65,7 @@ impl Tokens {
     }
 
     pub fn authenticator(&self) -> changehub::http::auth::Authenticator {
-        changehub::http::auth::Authenticator::Local(self.0.clone())
+        changehub::http::auth::Authenticator::Local(self.0.clone(), Default::default())
     }
 }
 

@@ -473,7 +473,12 @@ impl Api {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = dir.path().join("hub.db");
         let hub =
-            Hub::open(&HubConfig { db: db.clone(), notifications: dir.path().join("n.jsonl"), secrets: secrets() })
+            Hub::open(&HubConfig {
+                db: db.clone(),
+                notifications: dir.path().join("n.jsonl"),
+                secrets: secrets(),
+                bootstrap_admin_group: Some("changehub-admins".into()),
+            })
                 .expect("open the local hub");
         let key = LocalKey::for_database(&db).expect("the hub's signing key");
         let router = hub.router();
@@ -2648,7 +2653,7 @@ async fn ingest_failures_are_documented_503s() {
         clock: SystemClock,
     });
     let key = LocalKey::from_secret(vec![9; 32]);
-    let auth = Authenticator::Local(Arc::new(LocalKey::from_secret(vec![9; 32])));
+    let auth = Authenticator::Local(Arc::new(LocalKey::from_secret(vec![9; 32])), Default::default());
     let token = mint(&key, &REPLAY, chrono::Utc::now());
     let alarm = || alarm().bearer(&token);
     let router =

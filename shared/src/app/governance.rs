@@ -147,7 +147,7 @@ impl<D: TenantDocs, K: CatalogReader, C: Clock> Governance<'_, D, K, C> {
     }
 
     pub async fn freezes(&self, caller: &Caller) -> Result<Freezes, ChangeError> {
-        self.require(caller, &Role::ALL, "reading freeze windows").await?;
+        self.require(caller, &Role::PEOPLE, "reading freeze windows").await?;
         Ok(read_doc(self.docs, &caller.tenant, DocKind::Freezes).await?.0)
     }
 
@@ -174,7 +174,7 @@ impl<D: TenantDocs, K: CatalogReader, C: Clock> Governance<'_, D, K, C> {
     }
 
     pub async fn incidents(&self, caller: &Caller) -> Result<Incidents, ChangeError> {
-        self.require(caller, &Role::ALL, "reading major incidents").await?;
+        self.require(caller, &Role::PEOPLE, "reading major incidents").await?;
         Ok(read_doc(self.docs, &caller.tenant, DocKind::Incidents).await?.0)
     }
 
