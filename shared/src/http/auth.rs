@@ -459,17 +459,95 @@ mod tests {
         }
     }
 
+    fn groups_of(names: &ClaimNames, groups: Value) -> Result<Caller, String> {
+        names.caller(&claims(json!({"sub": "alice", "changehub_tenant": "acme", "groups": groups})))
+    }
+
     #[test]
-    fn claims_give_user_tenant_and_groups_in_every_shape_providers_send() {
+    fn claims_give_user_tenant_and_groups_as_a_json_array_or_a_json_array_string() {
         let names = ClaimNames::default();
-        for groups in [json!(["cab", "dba"]), json!("[cab dba]"), json!("cab,dba"), json!("[\"cab\",\"dba\"]")] {
-            let c = names
-                .caller(&claims(json!({"sub": "alice", "changehub_tenant": "acme", "groups": groups})))
-                .expect("caller");
-            assert_eq!(c.user, "alice");
-            assert_eq!(c.tenant.as_str(), "acme");
+        for groups in [json!(["cab", "dba"]), json!("[\"cab\",\"dba\"]"), json!(" [\"cab\", \"dba\"] ")] {
+            let c = groups_of(&names, groups.clone()).expect("caller");
+            assert_eq!((c.user.as_str(), c.tenant.as_str()), ("alice", "acme"));
             assert_eq!(c.groups, ["cab", "dba"], "{groups}");
         }
+        assert_eq!(groups_of(&names, json!("cab")).expect("one group").groups, ["cab"]);
+        assert!(groups_of(&names, json!(null)).expect("none").groups.is_empty());
+    }
+
+    #[test]
+    fn a_group_name_with_a_space_or_comma_stays_one_group() {
+        let names = ClaimNames::default();
+        let c = groups_of(&names, json!(["Payments Leads", "cab"])).expect("caller");
+        assert_eq!(c.groups, ["Payments Leads", "cab"]);
+        assert_eq!(groups_of(&names, json!("Payments Leads")).expect("caller").groups, ["Payments Leads"]);
+        assert_eq!(groups_of(&names, json!("cab,dba")).expect("caller").groups, ["cab,dba"]);
+    }
+
+    #[test]
+    fn a_group_whose_name_contains_the_bootstrap_group_grants_nothing() {
+        let names = ClaimNames::default();
+        for groups in [json!(["eng changehub-admins"]), json!("eng changehub-admins"), json!("[\"eng changehub-admins\"]")] {
+            let c = groups_of(&names, groups.clone()).expect("caller");
+            assert_eq!(c.groups, ["eng changehub-admins"], "{groups}");
+            assert!(c.granted.is_empty(), "{groups} must not make an admin");
+        }
+        let c = groups_of(&names, json!(["eng", "changehub-admins"])).expect("caller");
+        assert_eq!(c.granted, BTreeSet::from([Role::Admin]));
+    }
+
+    #[test]
+    fn a_list_flattened_into_a_string_is_refused_not_split() {
+        let err = groups_of(&ClaimNames::default(), json!("[eng changehub-admins]")).expect_err("flattened");
+        assert!(err.contains("flattened into a string"), "{err}");
+        let err = groups_of(&ClaimNames::default(), json!(["cab", 7])).expect_err("not strings");
+        assert!(err.contains("group names as strings"), "{err}");
+    }
+
+    #[test]
+    fn the_bootstrap_admin_group_is_configuration_and_may_be_none() {
+        assert_eq!(bootstrap_admin_group(None), Ok(Some(BOOTSTRAP_ADMIN_GROUP.to_owned())));
+        assert_eq!(bootstrap_admin_group(Some("")), Ok(None));
+        assert_eq!(bootstrap_admin_group(Some("Platform Admins")), Ok(Some("Platform Admins".to_owned())));
+        assert!(bootstrap_admin_group(Some("bad\tname")).is_err());
+        let renamed = ClaimNames { bootstrap_admin_group: Some("Platform Admins".into()), ..ClaimNames::default() };
+        assert_eq!(groups_of(&renamed, json!(["Platform Admins"])).expect("caller").granted, BTreeSet::from([Role::Admin]));
+        assert!(groups_of(&renamed, json!(["changehub-admins"])).expect("caller").granted.is_empty());
+        let retired = ClaimNames { bootstrap_admin_group: None, ..ClaimNames::default() };
+        assert!(groups_of(&retired, json!(["changehub-admins"])).expect("caller").granted.is_empty());
+    }
+
+    fn bearer_with(payload: Value) -> axum::http::HeaderMap {
+        use base64::Engine;
+        let encode = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+        let token = format!("{}.{}.c2ln", encode(&json!({"alg": "RS256"})), encode(&payload));
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_str(&format!("Bearer {token}")).expect("header"));
+        headers
+    }
+
+    #[test]
+    fn api_gateway_flattened_arrays_are_taken_whole_from_the_verified_token() {
+        let authorizer = claims(json!({"sub": "alice", "changehub_tenant": "acme", "groups": "[eng changehub-admins]"}));
+        let token = bearer_with(json!({"sub": "alice", "changehub_tenant": "acme", "groups": ["eng changehub-admins"]}));
+        let restored = restore_arrays(authorizer.clone(), bearer_payload(&token).as_ref());
+        let c = ClaimNames::default().caller(&restored).expect("caller");
+        assert_eq!(c.groups, ["eng changehub-admins"]);
+        assert!(c.granted.is_empty(), "one group whose name holds a space is not the bootstrap group");
+
+        let two = bearer_with(json!({"sub": "alice", "groups": ["eng", "changehub-admins"]}));
+        let restored = restore_arrays(authorizer.clone(), bearer_payload(&two).as_ref());
+        assert_eq!(ClaimNames::default().caller(&restored).expect("caller").granted, BTreeSet::from([Role::Admin]));
+
+        // A payload that does not render to what the authorizer verified is not used.
+        let other = bearer_with(json!({"groups": ["changehub-admins"]}));
+        let kept = restore_arrays(authorizer.clone(), bearer_payload(&other).as_ref());
+        assert_eq!(kept["groups"], json!("[eng changehub-admins]"));
+        assert!(ClaimNames::default().caller(&kept).is_err(), "a flattened list is refused, never split");
+        assert_eq!(restore_arrays(authorizer.clone(), None), authorizer);
+        let mut garbage = axum::http::HeaderMap::new();
+        garbage.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer a.%%%.c"));
+        assert_eq!(bearer_payload(&garbage), None);
     }
 
     #[test]
@@ -492,7 +570,14 @@ mod tests {
         let now = chrono::Utc::now();
         let tenant = TenantId::parse("acme").expect("tenant");
         let token = key.mint("alice", &["cab".into()], &tenant, now, chrono::Duration::hours(1)).expect("mint");
-        let c = ClaimNames::default().caller(&key.verify(&token).expect("verify")).expect("caller");
+        let c = local::caller(&ClaimNames::default(), &key.verify(&token).expect("verify")).expect("caller");
+        assert!(c.granted.is_empty());
+        let ingest = key.mint_ingest("replay", &tenant, now, chrono::Duration::hours(1)).expect("mint");
+        let replay = local::caller(&ClaimNames::default(), &key.verify(&ingest).expect("verify")).expect("caller");
+        assert_eq!(replay.granted, BTreeSet::from([Role::Ingest]));
+        let mut forged = key.verify(&token).expect("verify");
+        forged.insert(local::ROLES_CLAIM.into(), json!(["admin"]));
+        assert!(local::caller(&ClaimNames::default(), &forged).expect_err("admin").contains("only the ingest role"));
         assert_eq!(
             (c.user.as_str(), c.tenant.as_str(), c.groups.as_slice()),
             ("alice", "acme", &["cab".to_owned()][..])
