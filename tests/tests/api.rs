@@ -461,8 +461,11 @@ async fn api_gateway_group_names_with_spaces_stay_whole() {
     let refused = invoke(apigw_event_with_groups(import, &["eng changehub-admins"])).await;
     assert_eq!(refused["statusCode"], 403, "one group named `eng changehub-admins` is not an admin: {refused}");
     let body: Value = serde_json::from_str(refused["body"].as_str().expect("body")).expect("json body");
-    assert!(message_of(&Answer { status: StatusCode::FORBIDDEN, body: body.clone(), headers: Default::default() })
-        .contains("your groups (eng changehub-admins) grant no role"), "{body}");
+    assert!(
+        message_of(&Answer { status: StatusCode::FORBIDDEN, body: body.clone(), headers: Default::default() })
+            .contains("your groups (eng changehub-admins) grant no role"),
+        "{body}"
+    );
     let imported = invoke(apigw_event_with_groups(import, &["Payments Leads", "changehub-admins"])).await;
     assert_eq!(imported["statusCode"], 200, "two groups, one of them the bootstrap group: {imported}");
 }

@@ -124,7 +124,10 @@ mod tests {
     fn a_group_name_with_a_space_grants_only_its_own_role() {
         assert_eq!(caller(&["Change Board"]).roles(&map()), BTreeSet::from([Role::Cab]));
         assert!(caller(&["Change", "Board"]).roles(&map()).is_empty());
-        assert!(caller(&["changehub-admins"]).roles(&map()).is_empty(), "only the authenticator grants bootstrap admin");
+        assert!(
+            caller(&["changehub-admins"]).roles(&map()).is_empty(),
+            "only the authenticator grants bootstrap admin"
+        );
     }
 
     #[test]

@@ -424,7 +424,10 @@ mod tests {
             let err = plan
                 .decide(&who("aud", &["audit"]), &BTreeSet::from([only]), "rita", Verdict::Approve, None, now())
                 .expect_err("an auditor only reads");
-            assert!(err.to_string().contains("a peer review needs the requester, approver, cab or admin role"), "{err}");
+            assert!(
+                err.to_string().contains("a peer review needs the requester, approver, cab or admin role"),
+                "{err}"
+            );
         }
         assert_eq!(plan.current_level(), Some(1), "the peer review is still waiting");
     }

@@ -297,7 +297,9 @@ fn check_groups(path: &str, groups: &[String], required: bool) -> Result<(), Fie
         if !valid_group(g) {
             return Err(FieldError::new(
                 format!("{path}[{i}]"),
-                format!("group names are 1 to 256 characters, without control characters or surrounding spaces; got {g:?}"),
+                format!(
+                    "group names are 1 to 256 characters, without control characters or surrounding spaces; got {g:?}"
+                ),
             ));
         }
     }

@@ -200,7 +200,8 @@ fn restore_arrays(mut claims: Map<String, Value>, payload: Option<&Map<String, V
     let Some(payload) = payload else { return claims };
     for (name, value) in claims.iter_mut() {
         let (Value::String(flat), Some(Value::Array(items))) = (&*value, payload.get(name)) else { continue };
-        let rendered = items.iter().map(Value::as_str).collect::<Option<Vec<_>>>().map(|n| format!("[{}]", n.join(" ")));
+        let rendered =
+            items.iter().map(Value::as_str).collect::<Option<Vec<_>>>().map(|n| format!("[{}]", n.join(" ")));
         if rendered.as_deref() == Some(flat.as_str()) {
             *value = Value::Array(items.clone());
         }
@@ -487,7 +488,9 @@ mod tests {
     #[test]
     fn a_group_whose_name_contains_the_bootstrap_group_grants_nothing() {
         let names = ClaimNames::default();
-        for groups in [json!(["eng changehub-admins"]), json!("eng changehub-admins"), json!("[\"eng changehub-admins\"]")] {
+        for groups in
+            [json!(["eng changehub-admins"]), json!("eng changehub-admins"), json!("[\"eng changehub-admins\"]")]
+        {
             let c = groups_of(&names, groups.clone()).expect("caller");
             assert_eq!(c.groups, ["eng changehub-admins"], "{groups}");
             assert!(c.granted.is_empty(), "{groups} must not make an admin");
@@ -511,7 +514,10 @@ mod tests {
         assert_eq!(bootstrap_admin_group(Some("Platform Admins")), Ok(Some("Platform Admins".to_owned())));
         assert!(bootstrap_admin_group(Some("bad\tname")).is_err());
         let renamed = ClaimNames { bootstrap_admin_group: Some("Platform Admins".into()), ..ClaimNames::default() };
-        assert_eq!(groups_of(&renamed, json!(["Platform Admins"])).expect("caller").granted, BTreeSet::from([Role::Admin]));
+        assert_eq!(
+            groups_of(&renamed, json!(["Platform Admins"])).expect("caller").granted,
+            BTreeSet::from([Role::Admin])
+        );
         assert!(groups_of(&renamed, json!(["changehub-admins"])).expect("caller").granted.is_empty());
         let retired = ClaimNames { bootstrap_admin_group: None, ..ClaimNames::default() };
         assert!(groups_of(&retired, json!(["changehub-admins"])).expect("caller").granted.is_empty());
@@ -528,8 +534,10 @@ mod tests {
 
     #[test]
     fn api_gateway_flattened_arrays_are_taken_whole_from_the_verified_token() {
-        let authorizer = claims(json!({"sub": "alice", "changehub_tenant": "acme", "groups": "[eng changehub-admins]"}));
-        let token = bearer_with(json!({"sub": "alice", "changehub_tenant": "acme", "groups": ["eng changehub-admins"]}));
+        let authorizer =
+            claims(json!({"sub": "alice", "changehub_tenant": "acme", "groups": "[eng changehub-admins]"}));
+        let token =
+            bearer_with(json!({"sub": "alice", "changehub_tenant": "acme", "groups": ["eng changehub-admins"]}));
         let restored = restore_arrays(authorizer.clone(), bearer_payload(&token).as_ref());
         let c = ClaimNames::default().caller(&restored).expect("caller");
         assert_eq!(c.groups, ["eng changehub-admins"]);
