@@ -1706,7 +1706,7 @@ async fn incident_scenario(api: &Api) {
 
     let a = api.call(&list, Req::get("/incidents").bearer(&alice)).await;
     a.expect("no incidents", StatusCode::OK, None);
-    assert_eq!(a.body, json!({"open": []}));
+    assert_eq!(a.body, json!({"open": [], "log": []}));
     api.call(&declare, Req::post_json("/incidents", &incident).bearer(&alice))
         .await
         .expect_forbidden("a requester declaring an incident", "needs the admin or cab or approver role");
@@ -1721,6 +1721,16 @@ async fn incident_scenario(api: &Api) {
     let a = api.call(&list, Req::get("/incidents").bearer(&alice)).await;
     a.expect("the open incident", StatusCode::OK, None);
     assert_eq!(a.body["open"], json!([declared.body]));
+    // Declaring the same id again would take it over (its commander): refused.
+    let what = "declaring an open incident's id again";
+    api.call(
+        &declare,
+        Req::post_json("/incidents", &merged(&incident, json!({"commander": SAM.user}))).bearer(&api.token(&SAM)),
+    )
+    .await
+    .expect(what, StatusCode::CONFLICT, Some("incident_exists"))
+    .expect_field(what, "id")
+    .expect_message(what, "commander carol@example.com");
 
     // A critical emergency change on payments, approved on submission.
     let critical = merged(
@@ -1744,22 +1754,39 @@ async fn incident_scenario(api: &Api) {
     assert_eq!(scheduled.body["state"], json!("scheduled"));
 
     let uri = "/incidents/PD-Q2ZX9K/resolve";
-    api.call(&resolve, Req::new(Method::POST, uri).bearer(&alice))
+    api.call(&resolve, Req::new(Method::POST, uri).bearer(&alice)).await.expect_forbidden(
+        "a requester resolving an incident",
+        "needs its commander (carol@example.com) or the cab or admin role",
+    );
+    api.call(&resolve, Req::new(Method::POST, uri).bearer(&pat))
         .await
-        .expect_forbidden("a requester resolving an incident", "resolving a major incident needs");
-    api.call(&resolve, Req::new(Method::POST, uri).bearer(&pat)).await.expect(
-        "resolve the incident",
+        .expect_forbidden("an approver resolving another's incident", "needs its commander (carol@example.com)");
+    api.call(&resolve, Req::new(Method::POST, uri).bearer(&carol)).await.expect(
+        "the commander resolves the incident",
         StatusCode::NO_CONTENT,
         None,
     );
-    api.call(&resolve, Req::new(Method::POST, uri).bearer(&pat)).await.expect(
+    api.call(&resolve, Req::new(Method::POST, uri).bearer(&carol)).await.expect(
         "resolve it again",
         StatusCode::NOT_FOUND,
         Some("not_found"),
     );
     let a = api.call(&list, Req::get("/incidents").bearer(&alice)).await;
     a.expect("no open incidents", StatusCode::OK, None);
-    assert_eq!(a.body, json!({"open": []}));
+    assert_eq!(a.body["open"], json!([]));
+    let log: Vec<_> = a.body["log"]
+        .as_array()
+        .map(|l| l.iter().map(|e| (e["action"].clone(), e["by"].clone(), e["incident"]["id"].clone())).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        log,
+        [
+            (json!("declared"), json!(PAT.user), json!("PD-Q2ZX9K")),
+            (json!("resolved"), json!(CAROL.user), json!("PD-Q2ZX9K"))
+        ],
+        "{}",
+        a.body
+    );
 }
 
 /// Freeze windows of each kind; a normal change planned into one is refused,
