@@ -186,6 +186,7 @@ fn the_http_api_requires_a_jwt_except_on_health_and_webhooks() {
         ("CHANGEHUB_GROUPS_CLAIM", "GroupsClaim"),
         ("CHANGEHUB_TENANT_CLAIM", "TenantClaim"),
         ("CHANGEHUB_DEFAULT_TENANT", "DefaultTenant"),
+        ("CHANGEHUB_BOOTSTRAP_ADMIN_GROUP", "BootstrapAdminGroup"),
     ] {
         assert_eq!(vars[var], json!({"!Ref": parameter}), "{var}");
     }
