@@ -303,9 +303,7 @@ mod local {
         match claims.get(ROLES_CLAIM) {
             None => {}
             Some(Value::Array(roles)) if roles.iter().all(|r| r.as_str() == Some(Role::Ingest.as_str())) => {
-                if !roles.is_empty() {
-                    caller.granted.insert(Role::Ingest);
-                }
+                caller.granted.extend(roles.first().map(|_| Role::Ingest));
             }
             Some(_) => return Err(format!("the token's {ROLES_CLAIM} claim may grant only the ingest role")),
         }
