@@ -390,14 +390,7 @@ mod local {
             now: DateTime<Utc>,
             ttl: chrono::Duration,
         ) -> Result<String, LocalKeyError> {
-            self.sign(json!({
-                "iss": ISSUER,
-                "sub": user,
-                "groups": groups,
-                TENANT_CLAIM: tenant.as_str(),
-                "iat": now.timestamp(),
-                "exp": (now + ttl).timestamp(),
-            }))
+            self.sign(user, tenant, now, ttl, ("groups", json!(groups)))
         }
 
         /// A token of `user` in `tenant` that grants the ingest role and nothing
@@ -409,17 +402,26 @@ mod local {
             now: DateTime<Utc>,
             ttl: chrono::Duration,
         ) -> Result<String, LocalKeyError> {
-            self.sign(json!({
+            self.sign(user, tenant, now, ttl, (ROLES_CLAIM, json!([Role::Ingest.as_str()])))
+        }
+
+        /// A token for `user` in `tenant`, valid for `ttl` from `now`, with one more claim.
+        fn sign(
+            &self,
+            user: &str,
+            tenant: &TenantId,
+            now: DateTime<Utc>,
+            ttl: chrono::Duration,
+            (name, value): (&str, Value),
+        ) -> Result<String, LocalKeyError> {
+            let mut claims = json!({
                 "iss": ISSUER,
                 "sub": user,
                 TENANT_CLAIM: tenant.as_str(),
-                ROLES_CLAIM: [Role::Ingest.as_str()],
                 "iat": now.timestamp(),
                 "exp": (now + ttl).timestamp(),
-            }))
-        }
-
-        fn sign(&self, claims: Value) -> Result<String, LocalKeyError> {
+            });
+            claims[name] = value;
             jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(&self.secret))
                 .map_err(|e| LocalKeyError::Sign(e.to_string()))
         }
