@@ -15,7 +15,7 @@ use crate::adapters::local_notifier::FileNotifier;
 use crate::app::Changes;
 use crate::app::ingest::Ingest;
 use crate::app::publish::publish_mutation;
-use crate::http::auth::{Authenticator, LocalKey, LocalKeyError};
+use crate::http::auth::{Authenticator, ClaimNames, LocalKey, LocalKeyError};
 use crate::http::{self, webhooks};
 use crate::ports::{SecretsError, StoreError, SystemClock};
 
@@ -25,6 +25,8 @@ pub struct HubConfig {
     pub notifications: PathBuf,
     /// Webhook secrets (see `adapters::env_secrets`).
     pub secrets: StaticSecrets,
+    /// Members of this group are admins of their tenant whatever its catalog says; none if `None`.
+    pub bootstrap_admin_group: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -58,7 +60,8 @@ impl Hub {
         let bus = LocalBus::new();
         let notifier = FileNotifier::new(&config.notifications);
         let publisher = tokio::spawn(run_publisher(store.stream(), bus.clone(), notifier));
-        let auth = Authenticator::Local(Arc::new(LocalKey::for_database(&config.db)?));
+        let names = ClaimNames { bootstrap_admin_group: config.bootstrap_admin_group.clone(), ..ClaimNames::default() };
+        let auth = Authenticator::Local(Arc::new(LocalKey::for_database(&config.db)?), names);
         let changes = Arc::new(Changes::new(store.clone(), SystemClock));
         let ingest = Arc::new(Ingest {
             dedupe: store.clone(),

@@ -3,7 +3,7 @@
 use changehub::app::changes::{ChangeStore, DecisionRequest};
 use changehub::app::{Caller, Changes, TransitionRequest};
 use changehub::domain::approval::Verdict;
-use changehub::domain::catalog::{Catalog, parse_yaml};
+use changehub::domain::catalog::{Catalog, Role, parse_yaml};
 use changehub::domain::{Change, ChangeId, ChangeState, TenantId};
 use changehub::ports::Clock;
 
@@ -19,6 +19,7 @@ pub fn who(tenant: &str, user: &str, groups: &[&str]) -> Caller {
         tenant: TenantId::parse(tenant).expect("tenant"),
         user: user.to_owned(),
         groups: groups.iter().map(|g| g.to_string()).collect(),
+        granted: Default::default(),
     }
 }
 
@@ -37,9 +38,9 @@ pub fn carol(tenant: &str) -> Caller {
     who(tenant, "carol@example.com", &["cab"])
 }
 
-/// The tenant's bootstrap administrator.
+/// The tenant's bootstrap administrator: a member of `changehub-admins`, which the authenticator makes admin.
 pub fn root(tenant: &str) -> Caller {
-    who(tenant, "root@example.com", &["changehub-admins"])
+    Caller { granted: [Role::Admin].into(), ..who(tenant, "root@example.com", &["changehub-admins"]) }
 }
 
 /// Imports the sample catalog into `tenant`.

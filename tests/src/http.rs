@@ -64,8 +64,14 @@ impl Tokens {
             .expect("mint")
     }
 
+    /// A token as `changehub replay` mints it: the ingest role in `tenant`, valid for an hour.
+    pub fn ingest(&self, tenant: &str) -> String {
+        let tenant = changehub::domain::TenantId::parse(tenant).expect("tenant");
+        self.0.mint_ingest("replay", &tenant, chrono::Utc::now(), chrono::Duration::hours(1)).expect("mint")
+    }
+
     pub fn authenticator(&self) -> changehub::http::auth::Authenticator {
-        changehub::http::auth::Authenticator::Local(self.0.clone())
+        changehub::http::auth::Authenticator::Local(self.0.clone(), Default::default())
     }
 }
 

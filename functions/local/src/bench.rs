@@ -10,7 +10,9 @@ use std::time::{Duration as StdDuration, Instant};
 use changehub::adapters::embedded::EmbeddedStore;
 use changehub::app::changes::DecisionRequest;
 use changehub::app::{Caller, Changes, ListRequest, TransitionRequest};
+use changehub::domain::access::BOOTSTRAP_ADMIN_GROUP;
 use changehub::domain::approval::Verdict;
+use changehub::domain::catalog::Role;
 use changehub::domain::{ChangeState, NewChange, TenantId};
 use changehub::local::{self, Hub, HubConfig};
 use changehub::ports::SystemClock;
@@ -158,6 +160,7 @@ async fn api(dir: &std::path::Path, requests: usize, concurrency: usize) -> BoxR
         db: dir.join("api.db"),
         notifications: dir.join("notifications.jsonl"),
         secrets: Default::default(),
+        bootstrap_admin_group: Some(BOOTSTRAP_ADMIN_GROUP.into()),
     })
     .await?;
     let base = hub.base.clone();
@@ -217,11 +220,17 @@ async fn store(dir: &std::path::Path, n: usize) -> BoxResult<()> {
     let admin = Caller {
         tenant: TenantId::parse("bench")?,
         user: "bench-admin".into(),
-        groups: vec!["changehub-admins".into()],
+        groups: vec![],
+        granted: [Role::Admin].into(),
     };
     changes.catalog.replace(&admin, bench_catalog()?, None, &SystemClock).await?;
-    let caller = Caller { tenant: admin.tenant.clone(), user: "bench".into(), groups: vec!["engineers".into()] };
-    let lead = Caller { tenant: admin.tenant.clone(), user: "lead".into(), groups: vec!["leads".into()] };
+    let person = |user: &str, group: &str| Caller {
+        tenant: admin.tenant.clone(),
+        user: user.into(),
+        groups: vec![group.into()],
+        granted: Default::default(),
+    };
+    let (caller, lead) = (person("bench", "engineers"), person("lead", "leads"));
     println!("\nEmbedded store through the use cases (one task, {n} ops each):");
 
     let (changes, caller) = (&changes, &caller);
@@ -294,6 +303,7 @@ async fn ingest(dir: &std::path::Path, requests: usize, concurrency: usize) -> B
         db: dir.join("ingest.db"),
         notifications: dir.join("ingest-notifications.jsonl"),
         secrets: StaticSecrets::new(doc),
+        bootstrap_admin_group: None,
     })
     .await?;
     let url = format!("{}/webhooks/github", hub.base);

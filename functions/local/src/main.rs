@@ -11,6 +11,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use changehub::adapters::env_secrets::StaticSecrets;
+use changehub::domain::access::BOOTSTRAP_ADMIN_GROUP;
+use changehub::http::auth;
 use changehub::local::{self, Hub, HubConfig};
 
 /// changehub: change management glue for GitHub/GitLab, PagerDuty, Alertmanager and AWS.
@@ -47,6 +49,11 @@ enum Command {
         /// Where the local notifier appends notifications, one JSON object per line.
         #[arg(long, default_value = "./notifications.jsonl", env = "CHANGEHUB_NOTIFICATIONS")]
         notifications: PathBuf,
+        /// Members of this group are admins of their tenant whatever its catalog says, so the first
+        /// catalog can be imported. Give an empty value for none, once the catalog's roles.admin names
+        /// the admins.
+        #[arg(long, default_value = BOOTSTRAP_ADMIN_GROUP, env = "CHANGEHUB_BOOTSTRAP_ADMIN_GROUP")]
+        bootstrap_admin_group: String,
     },
     /// Send event files to a running hub, in the order given, as their senders would.
     ///
@@ -82,8 +89,9 @@ enum Command {
     /// Print a bearer token for the local hub, signed with the key beside its database.
     ///
     /// The token names the user, their groups and the tenant; the tenant's catalog maps groups to
-    /// roles (requester, approver, cab, admin, auditor). Members of changehub-admins are always admins,
-    /// so `--groups changehub-admins` can import the first catalog.
+    /// roles (requester, approver, cab, admin, auditor, ingest). Members of the hub's bootstrap admin
+    /// group (`serve --bootstrap-admin-group`, by default changehub-admins) are always admins, so
+    /// `--groups changehub-admins` can import the first catalog.
     Token {
         /// The user the token speaks for.
         #[arg(long)]
@@ -169,13 +177,17 @@ fn init_tracing() {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result: Result<(), Box<dyn std::error::Error>> = match cli.command {
-        Command::Serve { port, bind, db, notifications } => {
+        Command::Serve { port, bind, db, notifications, bootstrap_admin_group } => {
             init_tracing();
-            match StaticSecrets::from_env() {
-                Ok(secrets) => serve(SocketAddr::new(bind, port), HubConfig { db, notifications, secrets })
-                    .await
-                    .map_err(Into::into),
-                Err(e) => Err(e.into()),
+            let bootstrap = auth::bootstrap_admin_group(Some(bootstrap_admin_group.trim()))
+                .map_err(|e| format!("--bootstrap-admin-group: {e}"));
+            match (StaticSecrets::from_env(), bootstrap) {
+                (Ok(secrets), Ok(bootstrap_admin_group)) => {
+                    let config = HubConfig { db, notifications, secrets, bootstrap_admin_group };
+                    serve(SocketAddr::new(bind, port), config).await.map_err(Into::into)
+                }
+                (Err(e), _) => Err(e.into()),
+                (_, Err(e)) => Err(e.into()),
             }
         }
         Command::Replay { url, tenant, source, fresh_ids, token, db, files } => {

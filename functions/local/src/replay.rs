@@ -62,7 +62,7 @@ fn events_token(options: &Options) -> Result<String, ReplayError> {
     }
     let key =
         changehub::http::auth::LocalKey::for_database(&options.db).map_err(|e| ReplayError::Token(e.to_string()))?;
-    key.mint("replay", &[], &options.tenant, chrono::Utc::now(), chrono::Duration::hours(1))
+    key.mint_ingest("replay", &options.tenant, chrono::Utc::now(), chrono::Duration::hours(1))
         .map_err(|e| ReplayError::Token(e.to_string()))
 }
 

@@ -23,10 +23,15 @@ impl Served {
     }
 
     fn start_with(dir: &Path, env: &[(&str, &str)]) -> Served {
+        Self::start_args(dir, env, &[])
+    }
+
+    fn start_args(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Served {
         let port = free_port();
         let child = Command::new(BIN)
             .envs(env.iter().copied())
             .args(["serve", "--port", &port.to_string()])
+            .args(args)
             .arg("--db")
             .arg(dir.join("hub.db"))
             .arg("--notifications")
@@ -312,7 +317,9 @@ fn help_explains_every_command_and_flag() {
         assert!(top.contains(cmd), "--help lists {cmd}:\n{top}");
     }
     let serve = help(&["serve", "--help"]);
-    for flag in ["--port", "--db", "--notifications", "[default: 8080]", "[default: ./changehub.db]"] {
+    for flag in
+        ["--port", "--db", "--notifications", "--bootstrap-admin-group", "[default: 8080]", "[default: ./changehub.db]"]
+    {
         assert!(serve.contains(flag), "serve --help mentions {flag}:\n{serve}");
     }
     assert!(help(&["replay", "--help"]).contains("--url"));
@@ -321,6 +328,31 @@ fn help_explains_every_command_and_flag() {
         assert!(token.contains(flag), "token --help mentions {flag}:\n{token}");
     }
     assert!(help(&["catalog", "import", "--help"]).contains("--token"));
+}
+
+/// The bootstrap admin group is the hub's configuration: renamed, the old
+/// name grants nothing; given empty, no group is admin without the catalog.
+#[tokio::test]
+async fn serve_takes_its_bootstrap_admin_group_from_configuration() {
+    let http = reqwest::Client::new();
+    let roles = async |base: &str, token: &str| -> Value {
+        let me = http.get(format!("{base}/me")).bearer_auth(token).send().await.expect("me");
+        assert_eq!(me.status(), 200);
+        me.json::<Value>().await.expect("json")["roles"].clone()
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hub = Served::start_with(dir.path(), &[("CHANGEHUB_BOOTSTRAP_ADMIN_GROUP", "Platform Admins")]);
+    let renamed = token(dir.path(), "root@example.com", "Platform Admins");
+    assert_eq!(roles(&hub.base, &renamed).await, json!(["admin"]), "a group name with a space, whole");
+    let old = token(dir.path(), "root@example.com", "changehub-admins");
+    assert_eq!(roles(&hub.base, &old).await, json!([]), "the default name grants nothing once renamed");
+    drop(hub);
+
+    let retired = Served::start_args(dir.path(), &[], &["--bootstrap-admin-group", ""]);
+    assert_eq!(roles(&retired.base, &old).await, json!([]), "retired: no bootstrap admin");
+    drop(retired);
+    let default = Served::start(dir.path());
+    assert_eq!(roles(&default.base, &old).await, json!(["admin"]), "by default, changehub-admins");
 }
 
 /// The README's walkthrough, through the real binary: tokens, the catalog

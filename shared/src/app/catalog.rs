@@ -140,7 +140,7 @@ impl<D: TenantDocs> CachedCatalog<D> {
     pub async fn read(&self, caller: &Caller) -> Result<Arc<CatalogView>, ChangeError> {
         let view = self.catalog(&caller.tenant).await?;
         let access = Access::new(caller, &view.catalog.roles);
-        access.require(&Role::ALL, "reading the catalog")?;
+        access.require(&Role::PEOPLE, "reading the catalog")?;
         Ok(view)
     }
 }

@@ -272,7 +272,7 @@ where
     /// Ok if the caller holds any role in their tenant (everyone may read).
     async fn reader(&self, caller: &Caller, what: &str) -> Result<(), ChangeError> {
         let (access, _) = self.access(caller).await?;
-        access.require(&Role::ALL, what)?;
+        access.require(&Role::PEOPLE, what)?;
         Ok(())
     }
 

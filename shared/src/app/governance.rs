@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use crate::app::ChangeError;
-use crate::domain::access::{Access, Caller};
+use crate::domain::access::{Access, Caller, Forbidden};
 use crate::domain::catalog::Role;
 use crate::domain::freeze::FreezeWindow;
 use crate::domain::{FieldError, ServiceName, TenantId};
@@ -14,6 +14,9 @@ use crate::ports::{CatalogReader, Clock, DocKind, StoreError, StoredDoc, TenantD
 
 pub const MAX_FREEZES: usize = 200;
 pub const MAX_OPEN_INCIDENTS: usize = 200;
+/// How many of the latest declarations and resolutions the incidents
+/// document shows; every one stays in the document's version history.
+pub const MAX_INCIDENT_LOG: usize = 100;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Freezes {
@@ -49,6 +52,36 @@ pub struct DeclareIncident {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Incidents {
     pub open: Vec<MajorIncident>,
+    /// The latest declarations and resolutions, oldest first (at most
+    /// [`MAX_INCIDENT_LOG`]). Each write of the document appends one, so the
+    /// newest entry of every stored version says who did what in it.
+    #[serde(default)]
+    pub log: Vec<IncidentLogEntry>,
+}
+
+/// What was done to a major incident.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IncidentAction {
+    Declared,
+    Resolved,
+}
+
+/// One declaration or resolution: by whom, when, and the incident as it stood.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IncidentLogEntry {
+    pub action: IncidentAction,
+    pub by: String,
+    pub at: DateTime<Utc>,
+    pub incident: MajorIncident,
+}
+
+impl Incidents {
+    fn record(&mut self, action: IncidentAction, by: &Caller, at: DateTime<Utc>, incident: MajorIncident) {
+        self.log.push(IncidentLogEntry { action, by: by.user.clone(), at, incident });
+        let excess = self.log.len().saturating_sub(MAX_INCIDENT_LOG);
+        self.log.drain(..excess);
+    }
 }
 
 /// Reads a tenant document: its body (default when absent) and version (0 when absent).
@@ -140,14 +173,16 @@ pub struct Governance<'a, D, K, C> {
 }
 
 impl<D: TenantDocs, K: CatalogReader, C: Clock> Governance<'_, D, K, C> {
-    async fn require(&self, caller: &Caller, roles: &[Role], what: &str) -> Result<(), ChangeError> {
+    /// The caller's access, if they hold one of `roles`.
+    async fn require<'a>(&self, caller: &'a Caller, roles: &[Role], what: &str) -> Result<Access<'a>, ChangeError> {
         let view = self.catalog.catalog(&caller.tenant).await?;
-        Access::new(caller, &view.catalog.roles).require(roles, what)?;
-        Ok(())
+        let access = Access::new(caller, &view.catalog.roles);
+        access.require(roles, what)?;
+        Ok(access)
     }
 
     pub async fn freezes(&self, caller: &Caller) -> Result<Freezes, ChangeError> {
-        self.require(caller, &Role::ALL, "reading freeze windows").await?;
+        self.require(caller, &Role::PEOPLE, "reading freeze windows").await?;
         Ok(read_doc(self.docs, &caller.tenant, DocKind::Freezes).await?.0)
     }
 
@@ -174,10 +209,12 @@ impl<D: TenantDocs, K: CatalogReader, C: Clock> Governance<'_, D, K, C> {
     }
 
     pub async fn incidents(&self, caller: &Caller) -> Result<Incidents, ChangeError> {
-        self.require(caller, &Role::ALL, "reading major incidents").await?;
+        self.require(caller, &Role::PEOPLE, "reading major incidents").await?;
         Ok(read_doc(self.docs, &caller.tenant, DocKind::Incidents).await?.0)
     }
 
+    /// Opens a major incident; an id already open is refused, so nobody takes
+    /// over another's incident (its commander) by declaring it again.
     pub async fn declare_incident(&self, caller: &Caller, req: DeclareIncident) -> Result<MajorIncident, ChangeError> {
         self.require(caller, &[Role::Admin, Role::Cab, Role::Approver], "declaring a major incident").await?;
         let id = req.id.trim().to_owned();
@@ -193,29 +230,58 @@ impl<D: TenantDocs, K: CatalogReader, C: Clock> Governance<'_, D, K, C> {
         if req.commander.trim().is_empty() || req.commander.len() > 256 {
             return Err(FieldError::new("commander", "name the incident commander (1 to 256 characters)").into());
         }
+        let now = self.clock.now();
         let incident = MajorIncident {
             id,
             title: req.title.trim().to_owned(),
             services: req.services,
             commander: req.commander.trim().to_owned(),
             declared_by: caller.user.clone(),
-            declared_at: Some(self.clock.now()),
+            declared_at: Some(now),
         };
         update_doc(self.docs, caller, DocKind::Incidents, self.clock, |i: &mut Incidents| {
+            if let Some(open) = i.open.iter().find(|o| o.id == incident.id) {
+                return Err(ChangeError::Refused {
+                    code: "incident_exists",
+                    field: Some("id"),
+                    message: format!(
+                        "major incident {:?} is already open (commander {}, declared by {}); resolve it first",
+                        open.id, open.commander, open.declared_by
+                    ),
+                });
+            }
             let full = "too many open major incidents".to_owned();
-            upsert(&mut i.open, incident.clone(), |o| o.id == incident.id, MAX_OPEN_INCIDENTS, full)
+            upsert(&mut i.open, incident.clone(), |o| o.id == incident.id, MAX_OPEN_INCIDENTS, full)?;
+            i.record(IncidentAction::Declared, caller, now, incident.clone());
+            Ok(())
         })
         .await?;
-        tracing::info!(tenant = %caller.tenant, incident = %incident.id, "major incident declared");
+        tracing::info!(tenant = %caller.tenant, incident = %incident.id, user = %caller.user, "major incident declared");
         Ok(incident)
     }
 
+    /// Closes an open major incident: its commander, or someone with the cab or admin role.
     pub async fn resolve_incident(&self, caller: &Caller, id: &str) -> Result<(), ChangeError> {
-        self.require(caller, &[Role::Admin, Role::Cab, Role::Approver], "resolving a major incident").await?;
+        let access = self.require(caller, &Role::PEOPLE, "resolving a major incident").await?;
+        let at = self.clock.now();
         update_doc(self.docs, caller, DocKind::Incidents, self.clock, |i: &mut Incidents| {
-            remove(&mut i.open, |o| o.id == id, || format!("no open major incident {id:?}"))
+            let Some(open) = i.open.iter().find(|o| o.id == id).cloned() else {
+                return Err(ChangeError::Missing(format!("no open major incident {id:?}")));
+            };
+            if open.commander != caller.user && !access.has_any(&[Role::Cab, Role::Admin]) {
+                return Err(Forbidden(format!(
+                    "resolving major incident {id:?} needs its commander ({}) or the cab or admin role; {}",
+                    open.commander,
+                    access.held()
+                ))
+                .into());
+            }
+            i.open.retain(|o| o.id != id);
+            i.record(IncidentAction::Resolved, caller, at, open);
+            Ok(())
         })
         .await?;
+        tracing::info!(tenant = %caller.tenant, incident = %id, user = %caller.user, "major incident resolved");
         Ok(())
     }
 }

@@ -6,9 +6,11 @@ use std::collections::BTreeSet;
 use super::catalog::{Role, RoleMap};
 use super::ids::TenantId;
 
-/// Members of this group are administrators of their tenant whatever the
-/// catalog says, so that a tenant can import its first catalog and can never
-/// lock itself out.
+/// The default bootstrap admin group: its members are administrators of
+/// their tenant whatever the catalog says, so that a tenant can import its
+/// first catalog. Deployments name their own (`CHANGEHUB_BOOTSTRAP_ADMIN_GROUP`,
+/// `changehub serve --bootstrap-admin-group`) or none, once the catalog's
+/// `roles.admin` names the admins.
 pub const BOOTSTRAP_ADMIN_GROUP: &str = "changehub-admins";
 
 /// The verified identity behind a request. The tenant always comes from the
@@ -18,6 +20,10 @@ pub struct Caller {
     pub tenant: TenantId,
     pub user: String,
     pub groups: Vec<String>,
+    /// Roles the authenticator grants whatever the catalog says: admin to
+    /// members of the deployment's bootstrap admin group, ingest to the local
+    /// hub's replay tokens.
+    pub granted: BTreeSet<Role>,
 }
 
 impl Caller {
@@ -29,12 +35,10 @@ impl Caller {
         groups.iter().any(|g| self.in_group(g))
     }
 
-    /// The roles the caller's groups grant under `map`.
+    /// The roles the caller's groups grant under `map`, and those the authenticator granted.
     pub fn roles(&self, map: &RoleMap) -> BTreeSet<Role> {
         let mut roles: BTreeSet<Role> = Role::ALL.into_iter().filter(|r| self.in_any(map.groups(*r))).collect();
-        if self.in_group(BOOTSTRAP_ADMIN_GROUP) {
-            roles.insert(Role::Admin);
-        }
+        roles.extend(&self.granted);
         roles
     }
 }
@@ -97,18 +101,33 @@ mod tests {
             tenant: TenantId::parse("acme").expect("tenant"),
             user: "alice".into(),
             groups: groups.iter().map(|g| g.to_string()).collect(),
+            granted: BTreeSet::new(),
         }
     }
 
     fn map() -> RoleMap {
-        RoleMap { requester: vec!["engineers".into()], cab: vec!["cab".into()], ..RoleMap::default() }
+        RoleMap {
+            requester: vec!["engineers".into()],
+            cab: vec!["cab".into(), "Change Board".into()],
+            ..RoleMap::default()
+        }
     }
 
     #[test]
-    fn groups_grant_roles_and_the_bootstrap_group_is_always_admin() {
-        let c = caller(&["engineers", "changehub-admins", "other"]);
+    fn groups_grant_roles_and_granted_roles_are_added() {
+        let c = Caller { granted: BTreeSet::from([Role::Admin]), ..caller(&["engineers", "other"]) };
         assert_eq!(c.roles(&map()), BTreeSet::from([Role::Requester, Role::Admin]));
         assert!(caller(&["other"]).roles(&map()).is_empty());
+    }
+
+    #[test]
+    fn a_group_name_with_a_space_grants_only_its_own_role() {
+        assert_eq!(caller(&["Change Board"]).roles(&map()), BTreeSet::from([Role::Cab]));
+        assert!(caller(&["Change", "Board"]).roles(&map()).is_empty());
+        assert!(
+            caller(&["changehub-admins"]).roles(&map()).is_empty(),
+            "only the authenticator grants bootstrap admin"
+        );
     }
 
     #[test]

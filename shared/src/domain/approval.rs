@@ -289,7 +289,8 @@ impl ApprovalPlan {
     /// An approval counts for every step of the current level the caller may
     /// decide; the caller must not be the requester, nor have approved an
     /// earlier level, and must belong to a group the step requires (a peer
-    /// review accepts anyone else holding a role).
+    /// review accepts anyone else who may change things: a requester,
+    /// approver, cab member or admin, not an auditor).
     pub fn decide(
         &mut self,
         caller: &Caller,
@@ -315,8 +316,11 @@ impl ApprovalPlan {
                 "deciding an approval level needs the approver, cab or admin role".into(),
             ));
         }
-        if roles.is_empty() {
-            return Err(DecisionError::Forbidden("a peer review needs someone holding a role in the tenant".into()));
+        let peer_roles = [Role::Requester, Role::Approver, Role::Cab, Role::Admin];
+        if !peer_roles.iter().any(|r| roles.contains(r)) {
+            return Err(DecisionError::Forbidden(
+                "a peer review needs the requester, approver, cab or admin role; an auditor only reads".into(),
+            ));
         }
         if let Some(earlier) =
             self.steps.iter().filter(|s| s.level < level).find(|s| s.approvals.iter().any(|a| a.by == caller.user))
@@ -411,6 +415,7 @@ mod tests {
             tenant: TenantId::parse("acme").expect("tenant"),
             user: user.into(),
             groups: groups.iter().map(|g| g.to_string()).collect(),
+            granted: BTreeSet::new(),
         }
     }
 
@@ -488,6 +493,21 @@ mod tests {
         let outsider = who("eve", &[]);
         let mut fresh = ApprovalPlan::build(&view(), &svc(&["payments"]), true, now()).expect("plan");
         assert!(fresh.decide(&outsider, &BTreeSet::new(), "rita", Verdict::Approve, None, now()).is_err());
+    }
+
+    #[test]
+    fn an_auditor_cannot_give_a_peer_review() {
+        let mut plan = ApprovalPlan::build(&view(), &svc(&["payments"]), true, now()).expect("plan");
+        for only in [Role::Auditor, Role::Ingest] {
+            let err = plan
+                .decide(&who("aud", &["audit"]), &BTreeSet::from([only]), "rita", Verdict::Approve, None, now())
+                .expect_err("an auditor only reads");
+            assert!(
+                err.to_string().contains("a peer review needs the requester, approver, cab or admin role"),
+                "{err}"
+            );
+        }
+        assert_eq!(plan.current_level(), Some(1), "the peer review is still waiting");
     }
 
     #[test]

@@ -33,10 +33,14 @@ pub enum Role {
     Admin,
     /// Reads everything, audit trails included; changes nothing.
     Auditor,
+    /// A machine's role: sends AWS events to the local hub's `POST /events`; reads nothing.
+    Ingest,
 }
 
 impl Role {
-    pub const ALL: [Role; 5] = [Role::Requester, Role::Approver, Role::Cab, Role::Admin, Role::Auditor];
+    pub const ALL: [Role; 6] = [Role::Requester, Role::Approver, Role::Cab, Role::Admin, Role::Auditor, Role::Ingest];
+    /// The roles people hold: each may read the tenant's changes, catalog and governance documents.
+    pub const PEOPLE: [Role; 5] = [Role::Requester, Role::Approver, Role::Cab, Role::Admin, Role::Auditor];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -45,6 +49,7 @@ impl Role {
             Role::Cab => "cab",
             Role::Admin => "admin",
             Role::Auditor => "auditor",
+            Role::Ingest => "ingest",
         }
     }
 }
@@ -69,6 +74,8 @@ pub struct RoleMap {
     pub admin: Vec<String>,
     #[serde(default)]
     pub auditor: Vec<String>,
+    #[serde(default)]
+    pub ingest: Vec<String>,
 }
 
 impl RoleMap {
@@ -79,6 +86,7 @@ impl RoleMap {
             Role::Cab => &self.cab,
             Role::Admin => &self.admin,
             Role::Auditor => &self.auditor,
+            Role::Ingest => &self.ingest,
         }
     }
 }
@@ -307,8 +315,11 @@ fn slug_ok(s: &str, max: usize) -> bool {
 }
 
 /// A group name as identity providers send them: visible characters, no spaces.
+/// Identity providers' group names are display names (`Payments Leads`), so
+/// inner spaces are allowed; empty names, surrounding whitespace and control
+/// characters are not.
 pub fn valid_group(g: &str) -> bool {
-    !g.is_empty() && g.len() <= 256 && g.chars().all(|c| !c.is_control() && !c.is_whitespace())
+    !g.is_empty() && g.len() <= 256 && g.trim() == g && g.chars().all(|c| !c.is_control())
 }
 
 fn check_groups(path: &str, groups: &[String], required: bool) -> Result<(), FieldError> {
@@ -319,7 +330,9 @@ fn check_groups(path: &str, groups: &[String], required: bool) -> Result<(), Fie
         if !valid_group(g) {
             return Err(FieldError::new(
                 format!("{path}[{i}]"),
-                format!("group names are 1 to 256 characters without spaces; got {g:?}"),
+                format!(
+                    "group names are 1 to 256 characters, without control characters or surrounding spaces; got {g:?}"
+                ),
             ));
         }
     }
@@ -659,7 +672,8 @@ mod tests {
             field_of(|v| v["services"][1]["mappings"]["pagerduty_services"] = json!(["PIJ90N7"])),
             "services[1].mappings.pagerduty_services[0]"
         );
-        assert_eq!(field_of(|v| v["roles"]["admin"] = json!(["has space"])), "roles.admin[0]");
+        assert_eq!(field_of(|v| v["roles"]["admin"] = json!([" padded"])), "roles.admin[0]");
+        assert_eq!(field_of(|v| v["roles"]["cab"] = json!(["cab", "tab\there"])), "roles.cab[1]");
         assert_eq!(field_of(|v| v["templates"][0]["services"] = json!(["nope"])), "templates[0].services[0]");
         assert_eq!(field_of(|v| v["templates"][0]["category"] = json!("nope")), "templates[0].category");
         assert_eq!(

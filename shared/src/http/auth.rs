@@ -13,19 +13,21 @@ use axum::http::{HeaderValue, StatusCode, header, request::Parts};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use super::error::ApiError;
 use crate::config::{self, ConfigError};
 use crate::domain::TenantId;
-use crate::domain::access::Caller;
-use crate::domain::catalog::valid_group;
+use crate::domain::access::{BOOTSTRAP_ADMIN_GROUP, Caller};
+use crate::domain::catalog::{Role, valid_group};
 
 /// Claims already verified by whoever checked the token's signature.
 #[derive(Debug, Clone, Default)]
 pub struct VerifiedClaims(pub Map<String, Value>);
 
-/// Which claims carry the user, the groups and the tenant.
+/// How a token's claims describe a caller: which claims carry the user, the
+/// groups and the tenant, and which group is always admin.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimNames {
     pub user: String,
@@ -33,21 +35,45 @@ pub struct ClaimNames {
     pub tenant: String,
     /// The tenant of tokens without a tenant claim (single-tenant deployments); none by default.
     pub default_tenant: Option<TenantId>,
+    /// Members of this group are admins whatever the catalog says (so a tenant can import
+    /// its first catalog); `None` once the catalog's `roles.admin` names the admins.
+    pub bootstrap_admin_group: Option<String>,
 }
 
 impl Default for ClaimNames {
     fn default() -> Self {
-        Self { user: "sub".into(), groups: "groups".into(), tenant: TENANT_CLAIM.into(), default_tenant: None }
+        Self {
+            user: "sub".into(),
+            groups: "groups".into(),
+            tenant: TENANT_CLAIM.into(),
+            default_tenant: None,
+            bootstrap_admin_group: Some(BOOTSTRAP_ADMIN_GROUP.into()),
+        }
     }
 }
 
 /// The tenant claim of tokens `changehub token` mints, and the default claim name.
 pub const TENANT_CLAIM: &str = "changehub_tenant";
 
+/// The bootstrap admin group as configured: unset gives the default
+/// ([`BOOTSTRAP_ADMIN_GROUP`]), empty gives none, anything else must be a valid group name.
+pub fn bootstrap_admin_group(configured: Option<&str>) -> Result<Option<String>, String> {
+    match configured {
+        None => Ok(Some(BOOTSTRAP_ADMIN_GROUP.to_owned())),
+        Some("") => Ok(None),
+        Some(g) if valid_group(g) => Ok(Some(g.to_owned())),
+        Some(g) => Err(format!(
+            "{g:?} is not a group name (1 to 256 characters, no control characters or surrounding spaces); \
+             leave it empty for no bootstrap admin group"
+        )),
+    }
+}
+
 impl ClaimNames {
     /// `CHANGEHUB_USER_CLAIM` (default `sub`), `CHANGEHUB_GROUPS_CLAIM` (default
     /// `groups`; Cognito: `cognito:groups`), `CHANGEHUB_TENANT_CLAIM` (default
-    /// `changehub_tenant`), `CHANGEHUB_DEFAULT_TENANT` (unset: tokens must name their tenant).
+    /// `changehub_tenant`), `CHANGEHUB_DEFAULT_TENANT` (unset: tokens must name their tenant),
+    /// `CHANGEHUB_BOOTSTRAP_ADMIN_GROUP` (unset: `changehub-admins`; empty: none).
     pub fn from_env() -> Result<Self, ConfigError> {
         let var = |name: &'static str, default: &str| config::optional(name).unwrap_or_else(|| default.to_owned());
         let default_tenant = config::optional("CHANGEHUB_DEFAULT_TENANT")
@@ -56,11 +82,15 @@ impl ClaimNames {
                     .map_err(|e| ConfigError::Invalid { name: "CHANGEHUB_DEFAULT_TENANT", message: e.message })
             })
             .transpose()?;
+        let bootstrap = std::env::var("CHANGEHUB_BOOTSTRAP_ADMIN_GROUP").ok().map(|v| v.trim().to_owned());
+        let bootstrap_admin_group = bootstrap_admin_group(bootstrap.as_deref())
+            .map_err(|message| ConfigError::Invalid { name: "CHANGEHUB_BOOTSTRAP_ADMIN_GROUP", message })?;
         Ok(Self {
             user: var("CHANGEHUB_USER_CLAIM", "sub"),
             groups: var("CHANGEHUB_GROUPS_CLAIM", "groups"),
             tenant: var("CHANGEHUB_TENANT_CLAIM", TENANT_CLAIM),
             default_tenant,
+            bootstrap_admin_group,
         })
     }
 
@@ -78,22 +108,55 @@ impl ClaimNames {
             Some(_) => return Err(format!("the token's {} claim must be a string", self.tenant)),
             None => self.default_tenant.clone().ok_or_else(|| format!("the token has no {} claim", self.tenant))?,
         };
-        let groups = match claims.get(&self.groups) {
-            None | Some(Value::Null) => vec![],
-            Some(Value::Array(items)) => items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
-            Some(Value::String(s)) => split_groups(s),
-            Some(_) => return Err(format!("the token's {} claim must be a list of group names", self.groups)),
-        };
+        let groups = self.groups(claims.get(&self.groups))?;
         if let Some(bad) = groups.iter().find(|g| !valid_group(g)) {
             return Err(format!("the token's {} claim holds an invalid group name {bad:?}", self.groups));
         }
-        Ok(Caller { tenant, user, groups })
+        let mut granted = BTreeSet::new();
+        if self.bootstrap_admin_group.as_ref().is_some_and(|admins| groups.contains(admins)) {
+            granted.insert(Role::Admin);
+        }
+        Ok(Caller { tenant, user, groups, granted })
+    }
+
+    /// The group names of the groups claim, each whole: a JSON array, a string
+    /// holding a JSON array, or one group's name. A name is never split, so a
+    /// group called `Payments Leads` stays one group.
+    fn groups(&self, claim: Option<&Value>) -> Result<Vec<String>, String> {
+        let names = |items: &[Value]| -> Result<Vec<String>, String> {
+            items
+                .iter()
+                .map(|v| v.as_str().map(str::to_owned))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| format!("the token's {} claim must list group names as strings", self.groups))
+        };
+        match claim {
+            None | Some(Value::Null) => Ok(vec![]),
+            Some(Value::Array(items)) => names(items),
+            Some(Value::String(s)) if s.trim().is_empty() => Ok(vec![]),
+            Some(Value::String(s)) if s.trim_start().starts_with('[') => match serde_json::from_str::<Value>(s) {
+                Ok(Value::Array(items)) => names(&items),
+                _ => Err(format!(
+                    "the token's {} claim {s:?} is a list flattened into a string, which cannot be split \
+                     without breaking group names that hold spaces; send the token itself in the \
+                     Authorization header, or the groups as a JSON array",
+                    self.groups
+                )),
+            },
+            Some(Value::String(s)) => Ok(vec![s.clone()]),
+            Some(_) => Err(format!("the token's {} claim must be a list of group names", self.groups)),
+        }
     }
 }
 
 /// Middleware for the api Lambda: hands the claims API Gateway's JWT
 /// authorizer verified (`requestContext.authorizer.jwt.claims`) to [`authenticate`].
-/// API Gateway passes every claim as a string; array claims arrive as `[a b]`.
+///
+/// API Gateway passes every claim as a string, an array as `[a b]`, which
+/// cannot be split back when a group's name holds a space. The token itself
+/// is in the `Authorization` header API Gateway verified, so each flattened
+/// array is taken from the token's payload instead, when the payload's array
+/// renders to exactly what the authorizer passed (see [`restore_arrays`]).
 #[cfg(feature = "apigw")]
 pub async fn apigw_claims(mut req: Request, next: Next) -> Response {
     use lambda_http::RequestExt;
@@ -107,19 +170,43 @@ pub async fn apigw_claims(mut req: Request, next: Next) -> Response {
         _ => None,
     };
     if let Some(claims) = claims {
-        req.extensions_mut().insert(VerifiedClaims(claims));
+        let payload = bearer_payload(req.headers());
+        req.extensions_mut().insert(VerifiedClaims(restore_arrays(claims, payload.as_ref())));
     }
     next.run(req).await
 }
 
-/// Group lists as API Gateway passes array claims to a function: `[a b]`,
-/// or as some providers send them: `a,b` or `a b`. A JSON array string is read as such.
-fn split_groups(raw: &str) -> Vec<String> {
-    if let Ok(Value::Array(items)) = serde_json::from_str::<Value>(raw) {
-        return items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect();
+/// The payload of the bearer token in `headers`, decoded but not verified
+/// (only for a token someone upstream has verified).
+#[cfg(any(feature = "apigw", test))]
+fn bearer_payload(headers: &axum::http::HeaderMap) -> Option<Map<String, Value>> {
+    use base64::Engine;
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
     }
-    let inner = raw.trim().strip_prefix('[').and_then(|r| r.strip_suffix(']')).unwrap_or(raw);
-    inner.split([',', ' ']).map(str::trim).filter(|g| !g.is_empty()).map(str::to_owned).collect()
+    let payload = token.trim().split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// The authorizer's claims, with each string that is API Gateway's rendering
+/// (`[a b]`) of an array of strings in the token's payload replaced by that
+/// array. Nothing the authorizer did not pass is taken from the payload, and
+/// an array is taken only where it renders to the verified string.
+#[cfg(any(feature = "apigw", test))]
+fn restore_arrays(mut claims: Map<String, Value>, payload: Option<&Map<String, Value>>) -> Map<String, Value> {
+    let Some(payload) = payload else { return claims };
+    for (name, value) in claims.iter_mut() {
+        let (Value::String(flat), Some(Value::Array(items))) = (&*value, payload.get(name)) else { continue };
+        let rendered =
+            items.iter().map(Value::as_str).collect::<Option<Vec<_>>>().map(|n| format!("[{}]", n.join(" ")));
+        if rendered.as_deref() == Some(flat.as_str()) {
+            *value = Value::Array(items.clone());
+        }
+    }
+    claims
 }
 
 /// How a served router authenticates API calls.
@@ -127,9 +214,10 @@ fn split_groups(raw: &str) -> Vec<String> {
 pub enum Authenticator {
     /// Claims were verified upstream (API Gateway's JWT authorizer) and arrive as [`VerifiedClaims`].
     Upstream(ClaimNames),
-    /// Tokens signed with the local hub's key.
+    /// Tokens signed with the local hub's key, read with the default claim
+    /// names and the hub's bootstrap admin group.
     #[cfg(feature = "jwt")]
-    Local(Arc<LocalKey>),
+    Local(Arc<LocalKey>, ClaimNames),
 }
 
 fn unauthorized(message: impl Into<String>) -> Response {
@@ -149,9 +237,9 @@ pub async fn authenticate(State(auth): State<Arc<Authenticator>>, mut req: Reque
             }
         },
         #[cfg(feature = "jwt")]
-        Authenticator::Local(key) => match bearer(&req) {
+        Authenticator::Local(key, names) => match bearer(&req) {
             Err(message) => Err(message),
-            Ok(token) => key.verify(token).and_then(|claims| ClaimNames::default().caller(&claims)),
+            Ok(token) => key.verify(token).and_then(|claims| local::caller(names, &claims)),
         },
     };
     match result {
@@ -198,11 +286,29 @@ mod local {
     use std::io::Write;
     use std::path::{Path, PathBuf};
 
-    use super::TENANT_CLAIM;
+    use super::{ClaimNames, TENANT_CLAIM};
     use crate::domain::TenantId;
+    use crate::domain::access::Caller;
+    use crate::domain::catalog::Role;
 
     /// The issuer of locally minted tokens.
     pub const ISSUER: &str = "changehub-local";
+    /// A claim only locally minted tokens may carry: roles the token grants by
+    /// itself. Only `ingest` may be granted so (`changehub replay`'s tokens).
+    pub const ROLES_CLAIM: &str = "changehub_roles";
+
+    /// The caller a local token describes, with the roles its [`ROLES_CLAIM`] grants.
+    pub(super) fn caller(names: &ClaimNames, claims: &Map<String, Value>) -> Result<Caller, String> {
+        let mut caller = names.caller(claims)?;
+        match claims.get(ROLES_CLAIM) {
+            None => {}
+            Some(Value::Array(roles)) if roles.iter().all(|r| r.as_str() == Some(Role::Ingest.as_str())) => {
+                caller.granted.extend(roles.first().map(|_| Role::Ingest));
+            }
+            Some(_) => return Err(format!("the token's {ROLES_CLAIM} claim may grant only the ingest role")),
+        }
+        Ok(caller)
+    }
     const KEY_BYTES: usize = 32;
 
     /// The local hub's token signing key (HMAC-SHA256), kept in a file beside its database.
@@ -284,14 +390,38 @@ mod local {
             now: DateTime<Utc>,
             ttl: chrono::Duration,
         ) -> Result<String, LocalKeyError> {
-            let claims = json!({
+            self.sign(user, tenant, now, ttl, ("groups", json!(groups)))
+        }
+
+        /// A token of `user` in `tenant` that grants the ingest role and nothing
+        /// else: what `changehub replay` sends to `POST /events`.
+        pub fn mint_ingest(
+            &self,
+            user: &str,
+            tenant: &TenantId,
+            now: DateTime<Utc>,
+            ttl: chrono::Duration,
+        ) -> Result<String, LocalKeyError> {
+            self.sign(user, tenant, now, ttl, (ROLES_CLAIM, json!([Role::Ingest.as_str()])))
+        }
+
+        /// A token for `user` in `tenant`, valid for `ttl` from `now`, with one more claim.
+        fn sign(
+            &self,
+            user: &str,
+            tenant: &TenantId,
+            now: DateTime<Utc>,
+            ttl: chrono::Duration,
+            (name, value): (&str, Value),
+        ) -> Result<String, LocalKeyError> {
+            let mut claims = json!({
                 "iss": ISSUER,
                 "sub": user,
-                "groups": groups,
                 TENANT_CLAIM: tenant.as_str(),
                 "iat": now.timestamp(),
                 "exp": (now + ttl).timestamp(),
             });
+            claims[name] = value;
             jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(&self.secret))
                 .map_err(|e| LocalKeyError::Sign(e.to_string()))
         }
@@ -330,17 +460,102 @@ mod tests {
         }
     }
 
+    fn groups_of(names: &ClaimNames, groups: Value) -> Result<Caller, String> {
+        names.caller(&claims(json!({"sub": "alice", "changehub_tenant": "acme", "groups": groups})))
+    }
+
     #[test]
-    fn claims_give_user_tenant_and_groups_in_every_shape_providers_send() {
+    fn claims_give_user_tenant_and_groups_as_a_json_array_or_a_json_array_string() {
         let names = ClaimNames::default();
-        for groups in [json!(["cab", "dba"]), json!("[cab dba]"), json!("cab,dba"), json!("[\"cab\",\"dba\"]")] {
-            let c = names
-                .caller(&claims(json!({"sub": "alice", "changehub_tenant": "acme", "groups": groups})))
-                .expect("caller");
-            assert_eq!(c.user, "alice");
-            assert_eq!(c.tenant.as_str(), "acme");
+        for groups in [json!(["cab", "dba"]), json!("[\"cab\",\"dba\"]"), json!(" [\"cab\", \"dba\"] ")] {
+            let c = groups_of(&names, groups.clone()).expect("caller");
+            assert_eq!((c.user.as_str(), c.tenant.as_str()), ("alice", "acme"));
             assert_eq!(c.groups, ["cab", "dba"], "{groups}");
         }
+        assert_eq!(groups_of(&names, json!("cab")).expect("one group").groups, ["cab"]);
+        assert!(groups_of(&names, json!(null)).expect("none").groups.is_empty());
+    }
+
+    #[test]
+    fn a_group_name_with_a_space_or_comma_stays_one_group() {
+        let names = ClaimNames::default();
+        let c = groups_of(&names, json!(["Payments Leads", "cab"])).expect("caller");
+        assert_eq!(c.groups, ["Payments Leads", "cab"]);
+        assert_eq!(groups_of(&names, json!("Payments Leads")).expect("caller").groups, ["Payments Leads"]);
+        assert_eq!(groups_of(&names, json!("cab,dba")).expect("caller").groups, ["cab,dba"]);
+    }
+
+    #[test]
+    fn a_group_whose_name_contains_the_bootstrap_group_grants_nothing() {
+        let names = ClaimNames::default();
+        for groups in
+            [json!(["eng changehub-admins"]), json!("eng changehub-admins"), json!("[\"eng changehub-admins\"]")]
+        {
+            let c = groups_of(&names, groups.clone()).expect("caller");
+            assert_eq!(c.groups, ["eng changehub-admins"], "{groups}");
+            assert!(c.granted.is_empty(), "{groups} must not make an admin");
+        }
+        let c = groups_of(&names, json!(["eng", "changehub-admins"])).expect("caller");
+        assert_eq!(c.granted, BTreeSet::from([Role::Admin]));
+    }
+
+    #[test]
+    fn a_list_flattened_into_a_string_is_refused_not_split() {
+        let err = groups_of(&ClaimNames::default(), json!("[eng changehub-admins]")).expect_err("flattened");
+        assert!(err.contains("flattened into a string"), "{err}");
+        let err = groups_of(&ClaimNames::default(), json!(["cab", 7])).expect_err("not strings");
+        assert!(err.contains("group names as strings"), "{err}");
+    }
+
+    #[test]
+    fn the_bootstrap_admin_group_is_configuration_and_may_be_none() {
+        assert_eq!(bootstrap_admin_group(None), Ok(Some(BOOTSTRAP_ADMIN_GROUP.to_owned())));
+        assert_eq!(bootstrap_admin_group(Some("")), Ok(None));
+        assert_eq!(bootstrap_admin_group(Some("Platform Admins")), Ok(Some("Platform Admins".to_owned())));
+        assert!(bootstrap_admin_group(Some("bad\tname")).is_err());
+        let renamed = ClaimNames { bootstrap_admin_group: Some("Platform Admins".into()), ..ClaimNames::default() };
+        assert_eq!(
+            groups_of(&renamed, json!(["Platform Admins"])).expect("caller").granted,
+            BTreeSet::from([Role::Admin])
+        );
+        assert!(groups_of(&renamed, json!(["changehub-admins"])).expect("caller").granted.is_empty());
+        let retired = ClaimNames { bootstrap_admin_group: None, ..ClaimNames::default() };
+        assert!(groups_of(&retired, json!(["changehub-admins"])).expect("caller").granted.is_empty());
+    }
+
+    fn bearer_with(payload: Value) -> axum::http::HeaderMap {
+        use base64::Engine;
+        let encode = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+        let token = format!("{}.{}.c2ln", encode(&json!({"alg": "RS256"})), encode(&payload));
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_str(&format!("Bearer {token}")).expect("header"));
+        headers
+    }
+
+    #[test]
+    fn api_gateway_flattened_arrays_are_taken_whole_from_the_verified_token() {
+        let authorizer =
+            claims(json!({"sub": "alice", "changehub_tenant": "acme", "groups": "[eng changehub-admins]"}));
+        let token =
+            bearer_with(json!({"sub": "alice", "changehub_tenant": "acme", "groups": ["eng changehub-admins"]}));
+        let restored = restore_arrays(authorizer.clone(), bearer_payload(&token).as_ref());
+        let c = ClaimNames::default().caller(&restored).expect("caller");
+        assert_eq!(c.groups, ["eng changehub-admins"]);
+        assert!(c.granted.is_empty(), "one group whose name holds a space is not the bootstrap group");
+
+        let two = bearer_with(json!({"sub": "alice", "groups": ["eng", "changehub-admins"]}));
+        let restored = restore_arrays(authorizer.clone(), bearer_payload(&two).as_ref());
+        assert_eq!(ClaimNames::default().caller(&restored).expect("caller").granted, BTreeSet::from([Role::Admin]));
+
+        // A payload that does not render to what the authorizer verified is not used.
+        let other = bearer_with(json!({"groups": ["changehub-admins"]}));
+        let kept = restore_arrays(authorizer.clone(), bearer_payload(&other).as_ref());
+        assert_eq!(kept["groups"], json!("[eng changehub-admins]"));
+        assert!(ClaimNames::default().caller(&kept).is_err(), "a flattened list is refused, never split");
+        assert_eq!(restore_arrays(authorizer.clone(), None), authorizer);
+        let mut garbage = axum::http::HeaderMap::new();
+        garbage.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer a.%%%.c"));
+        assert_eq!(bearer_payload(&garbage), None);
     }
 
     #[test]
@@ -363,7 +578,14 @@ mod tests {
         let now = chrono::Utc::now();
         let tenant = TenantId::parse("acme").expect("tenant");
         let token = key.mint("alice", &["cab".into()], &tenant, now, chrono::Duration::hours(1)).expect("mint");
-        let c = ClaimNames::default().caller(&key.verify(&token).expect("verify")).expect("caller");
+        let c = local::caller(&ClaimNames::default(), &key.verify(&token).expect("verify")).expect("caller");
+        assert!(c.granted.is_empty());
+        let ingest = key.mint_ingest("replay", &tenant, now, chrono::Duration::hours(1)).expect("mint");
+        let replay = local::caller(&ClaimNames::default(), &key.verify(&ingest).expect("verify")).expect("caller");
+        assert_eq!(replay.granted, BTreeSet::from([Role::Ingest]));
+        let mut forged = key.verify(&token).expect("verify");
+        forged.insert(local::ROLES_CLAIM.into(), json!(["admin"]));
+        assert!(local::caller(&ClaimNames::default(), &forged).expect_err("admin").contains("only the ingest role"));
         assert_eq!(
             (c.user.as_str(), c.tenant.as_str(), c.groups.as_slice()),
             ("alice", "acme", &["cab".to_owned()][..])

@@ -99,7 +99,8 @@ pub fn finish(routes: Router) -> Router {
         .layer(middleware::from_fn(request_context))
 }
 
-/// One span per request carrying its correlation id, echoed as `x-request-id`.
+/// One span per request carrying its correlation id, echoed as `x-request-id`,
+/// and the acting user once authenticated.
 async fn request_context(req: Request, next: Next) -> Response {
     let request_id = req
         .headers()
@@ -108,8 +109,14 @@ async fn request_context(req: Request, next: Next) -> Response {
         .filter(|v| !v.is_empty() && v.len() <= 128)
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-    let span =
-        tracing::info_span!("request", request_id = %request_id, method = %req.method(), path = %req.uri().path());
+    // `user` is recorded by `auth::authenticate` once the token is verified.
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        method = %req.method(),
+        path = %req.uri().path(),
+        user = tracing::field::Empty,
+    );
     let mut response = next.run(req).instrument(span.clone()).await;
     span.in_scope(|| tracing::info!(status = response.status().as_u16(), "response"));
     if let Ok(v) = HeaderValue::from_str(&request_id) {

@@ -15,6 +15,8 @@ use super::error::ApiError;
 use crate::app::Caller;
 use crate::app::ingest::{Ingest, IngestError, MAX_WEBHOOK_BYTES, Outcome};
 use crate::domain::TenantId;
+use crate::domain::access::Access;
+use crate::domain::catalog::Role;
 use crate::ingest::Origin;
 use crate::ports::{CatalogReader, Clock, Dedupe, EventBus, SecretSource};
 
@@ -44,7 +46,8 @@ where
         .with_state(ingest)
 }
 
-/// `POST /events` (local hub only): AWS events for the token's tenant.
+/// `POST /events` (local hub only): AWS events for the token's tenant, from
+/// a caller with the admin or ingest role (`changehub replay` mints an ingest token).
 pub fn local_routes<D, B, K, S, C>(ingest: Shared<D, B, K, S, C>, auth: super::auth::Authenticator) -> Router
 where
     D: Dedupe + 'static,
@@ -154,6 +157,10 @@ where
     S: SecretSource,
     C: Clock,
 {
+    let view = ingest.catalog.catalog(&caller.tenant).await?;
+    Access::new(&caller, &view.catalog.roles)
+        .require(&[Role::Admin, Role::Ingest], "sending AWS events")
+        .map_err(|e| ApiError::from(crate::app::ChangeError::Forbidden(e)))?;
     let (_, bytes) = body(req).await?;
     answer(ingest.aws_event(&caller.tenant, &bytes).await)
 }

@@ -431,6 +431,92 @@ async fn api_gateway_events_reach_the_router_on_dynamodb() {
     assert_eq!(refused["statusCode"], 401, "{refused}");
 }
 
+/// An API Gateway event of events/apigw whose token (the `Authorization` header
+/// API Gateway verified, and the authorizer's flattened claims) lists `groups`.
+fn apigw_event_with_groups(sample: &str, groups: &[&str]) -> String {
+    use base64::Engine;
+    let mut event: Value = serde_json::from_str(sample).expect("API Gateway event");
+    let claims = &mut event["requestContext"]["authorizer"]["jwt"]["claims"];
+    claims["groups"] = json!(format!("[{}]", groups.join(" ")));
+    let mut payload = claims.clone();
+    payload["groups"] = json!(groups);
+    let encode = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    let token = format!("{}.{}.c2lnbmF0dXJl", encode(&json!({"kid": "EXAMPLE"})), encode(&payload));
+    event["headers"]["authorization"] = json!(format!("Bearer {token}"));
+    event.to_string()
+}
+
+/// API Gateway flattens `["eng changehub-admins"]` to `[eng changehub-admins]`:
+/// the api Lambda reads the groups from the verified token, so one group whose
+/// name holds a space (or contains the bootstrap group's name) stays one group.
+#[tokio::test]
+async fn api_gateway_group_names_with_spaces_stay_whole() {
+    use changehub::http::auth::{Authenticator, ClaimNames, apigw_claims};
+    use lambda_http::tower::Service;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedStore::open(dir.path().join("edge.db")).expect("open");
+    let app = Arc::new(Changes::new(store, SystemClock));
+    let router = changehub::http::router(app, Authenticator::Upstream(ClaimNames::default()))
+        .layer(axum::middleware::from_fn(apigw_claims));
+    let mut lambda = lambda_http::Adapter::from(router);
+    let mut invoke = async |payload: String| {
+        let request: lambda_http::request::LambdaRequest = serde_json::from_str(&payload).expect("API Gateway event");
+        let event = lambda_http::LambdaEvent::new(request, lambda_http::Context::default());
+        serde_json::to_value(lambda.call(event).await.expect("invoke")).expect("lambda response")
+    };
+    let import = include_str!("../../../events/apigw/import-catalog.json");
+    let refused = invoke(apigw_event_with_groups(import, &["eng changehub-admins"])).await;
+    assert_eq!(refused["statusCode"], 403, "one group named `eng changehub-admins` is not an admin: {refused}");
+    let body: Value = serde_json::from_str(refused["body"].as_str().expect("body")).expect("json body");
+    assert!(
+        message_of(&Answer { status: StatusCode::FORBIDDEN, body: body.clone(), headers: Default::default() })
+            .contains("your groups (eng changehub-admins) grant no role"),
+        "{body}"
+    );
+    let imported = invoke(apigw_event_with_groups(import, &["Payments Leads", "changehub-admins"])).await;
+    assert_eq!(imported["statusCode"], 200, "two groups, one of them the bootstrap group: {imported}");
+}
+
+/// The request span names the acting user, so every line logged while serving
+/// a request says who made it.
+#[tokio::test]
+async fn the_request_span_records_the_acting_user() {
+    use std::sync::{Mutex, OnceLock};
+    /// Every log line of this test binary. The subscriber is the global one:
+    /// a thread's own would miss spans whose callsites other tests' threads
+    /// registered first, while no subscriber was listening.
+    #[derive(Clone, Copy)]
+    struct Lines;
+    static LINES: OnceLock<Mutex<Vec<u8>>> = OnceLock::new();
+    impl std::io::Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            LINES.get_or_init(Default::default).lock().expect("log buffer").extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let subscriber = tracing_subscriber::fmt().json().with_current_span(true).with_writer(|| Lines).finish();
+    let _ = tracing::subscriber::set_global_default(subscriber);
+    let (api, _dir) = embedded().await;
+    let request_id = uuid::Uuid::now_v7().to_string();
+    let req = Request::builder()
+        .uri("/me")
+        .header("authorization", format!("Bearer {}", api.tokens.of(&alice("acme"))))
+        .header("x-request-id", &request_id)
+        .body(Body::empty())
+        .expect("request");
+    assert_eq!(send(&api.router, req).await.status, StatusCode::OK);
+    let text = String::from_utf8_lossy(&LINES.get_or_init(Default::default).lock().expect("log buffer")).into_owned();
+    let response = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["fields"]["message"] == "response" && l["span"]["request_id"] == request_id.as_str())
+        .unwrap_or_else(|| panic!("no response line for request {request_id} in {text}"));
+    assert_eq!(response["span"]["user"], "alice@example.com", "{response}");
+}
+
 mod no_input_causes_a_server_error {
     use super::*;
     use proptest::prelude::*;

@@ -100,16 +100,23 @@ const ADA: Who = Who { tenant: "acme", user: "ada@example.com", groups: &["platf
 const AVA: Who = Who { tenant: "acme", user: "ava@example.com", groups: &["audit"] };
 /// Valid tokens, no role.
 const VIC: Who = Who { tenant: "acme", user: "vic@example.com", groups: &["visitors"] };
+/// `changehub replay`: its tokens grant the ingest role (see [`mint`]).
 const REPLAY: Who = Who { tenant: "acme", user: "replay", groups: &[] };
 const DEFAULT_REPLAY: Who = Who { tenant: "default", user: "replay", groups: &[] };
 /// An administrator of another tenant, which has no catalog.
 const GLOBEX_ROOT: Who = Who { tenant: "globex", user: "root@example.com", groups: &["changehub-admins"] };
 
-/// A token signed with `key` for `who`, valid for an hour from `now`.
+/// A token signed with `key` for `who`, valid for an hour from `now`; the
+/// `replay` user's grants the ingest role, as `changehub replay`'s does.
 fn mint(key: &LocalKey, who: &Who, now: chrono::DateTime<chrono::Utc>) -> String {
     let groups: Vec<String> = who.groups.iter().map(|g| (*g).to_owned()).collect();
     let tenant = TenantId::parse(who.tenant).expect("tenant");
-    key.mint(who.user, &groups, &tenant, now, chrono::Duration::hours(1)).expect("mint a token")
+    let ttl = chrono::Duration::hours(1);
+    let token = match who.user {
+        "replay" => key.mint_ingest(who.user, &tenant, now, ttl),
+        _ => key.mint(who.user, &groups, &tenant, now, ttl),
+    };
+    token.expect("mint a token")
 }
 
 // ---------------------------------------------------------------------------
@@ -472,9 +479,13 @@ impl Api {
     async fn start() -> Api {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = dir.path().join("hub.db");
-        let hub =
-            Hub::open(&HubConfig { db: db.clone(), notifications: dir.path().join("n.jsonl"), secrets: secrets() })
-                .expect("open the local hub");
+        let hub = Hub::open(&HubConfig {
+            db: db.clone(),
+            notifications: dir.path().join("n.jsonl"),
+            secrets: secrets(),
+            bootstrap_admin_group: Some("changehub-admins".into()),
+        })
+        .expect("open the local hub");
         let key = LocalKey::for_database(&db).expect("the hub's signing key");
         let router = hub.router();
         Api { _hub: Some(hub), _dir: dir, router, key, doc: Doc::load(), seen: Mutex::new(BTreeMap::new()) }
@@ -809,8 +820,8 @@ fn documented_operations_are_exactly_the_routes() {
             assert_eq!(*security, json!([]), "{op}: needs no credentials");
         }
         // A caller without the role needed gets 403 from every operation that
-        // needs one (all but /me, /health, the webhooks and /events).
-        let needs_role = authenticated && op.path != "/me" && op.path != "/events";
+        // needs one (all but /me, /health and the webhooks).
+        let needs_role = authenticated && op.path != "/me";
         assert_eq!(
             operation["responses"].get("403").map(|r| &r["$ref"]),
             needs_role.then(|| json!("#/components/responses/Forbidden")).as_ref(),
@@ -1120,6 +1131,19 @@ async fn authentication_scenario(api: &Api) {
         .await
         .expect_forbidden("opening a change without a role", "needs the requester or cab or admin role")
         .expect_message("opening a change without a role", "your groups (engineers) grant no role");
+    // Any valid token is not enough for /events: it needs the admin or ingest role.
+    api.call(&events, alarm().bearer(&api.token(&ALICE))).await.expect_forbidden(
+        "an AWS event without the admin or ingest role",
+        "sending AWS events needs the admin or ingest role",
+    );
+    let replay = api.call(&me, Req::get("/me").bearer(&api.token(&REPLAY))).await;
+    assert_eq!(replay.body["roles"], json!(["ingest"]), "changehub replay's token grants the ingest role only");
+    api.call(&key(&Method::GET, "/changes"), Req::get("/changes?service=payments").bearer(&api.token(&REPLAY)))
+        .await
+        .expect_forbidden(
+            "listing changes with an ingest token",
+            "needs the requester or approver or cab or admin or auditor role",
+        );
 }
 
 /// `PUT /catalog` and `GET /catalog`: the sample imported as YAML by the
@@ -1702,7 +1726,7 @@ async fn incident_scenario(api: &Api) {
 
     let a = api.call(&list, Req::get("/incidents").bearer(&alice)).await;
     a.expect("no incidents", StatusCode::OK, None);
-    assert_eq!(a.body, json!({"open": []}));
+    assert_eq!(a.body, json!({"open": [], "log": []}));
     api.call(&declare, Req::post_json("/incidents", &incident).bearer(&alice))
         .await
         .expect_forbidden("a requester declaring an incident", "needs the admin or cab or approver role");
@@ -1717,6 +1741,16 @@ async fn incident_scenario(api: &Api) {
     let a = api.call(&list, Req::get("/incidents").bearer(&alice)).await;
     a.expect("the open incident", StatusCode::OK, None);
     assert_eq!(a.body["open"], json!([declared.body]));
+    // Declaring the same id again would take it over (its commander): refused.
+    let what = "declaring an open incident's id again";
+    api.call(
+        &declare,
+        Req::post_json("/incidents", &merged(&incident, json!({"commander": SAM.user}))).bearer(&api.token(&SAM)),
+    )
+    .await
+    .expect(what, StatusCode::CONFLICT, Some("incident_exists"))
+    .expect_field(what, "id")
+    .expect_message(what, "commander carol@example.com");
 
     // A critical emergency change on payments, approved by the cab.
     let critical = merged(
@@ -1744,22 +1778,39 @@ async fn incident_scenario(api: &Api) {
     assert_eq!(scheduled.body["state"], json!("scheduled"));
 
     let uri = "/incidents/PD-Q2ZX9K/resolve";
-    api.call(&resolve, Req::new(Method::POST, uri).bearer(&alice))
+    api.call(&resolve, Req::new(Method::POST, uri).bearer(&alice)).await.expect_forbidden(
+        "a requester resolving an incident",
+        "needs its commander (carol@example.com) or the cab or admin role",
+    );
+    api.call(&resolve, Req::new(Method::POST, uri).bearer(&pat))
         .await
-        .expect_forbidden("a requester resolving an incident", "resolving a major incident needs");
-    api.call(&resolve, Req::new(Method::POST, uri).bearer(&pat)).await.expect(
-        "resolve the incident",
+        .expect_forbidden("an approver resolving another's incident", "needs its commander (carol@example.com)");
+    api.call(&resolve, Req::new(Method::POST, uri).bearer(&carol)).await.expect(
+        "the commander resolves the incident",
         StatusCode::NO_CONTENT,
         None,
     );
-    api.call(&resolve, Req::new(Method::POST, uri).bearer(&pat)).await.expect(
+    api.call(&resolve, Req::new(Method::POST, uri).bearer(&carol)).await.expect(
         "resolve it again",
         StatusCode::NOT_FOUND,
         Some("not_found"),
     );
     let a = api.call(&list, Req::get("/incidents").bearer(&alice)).await;
     a.expect("no open incidents", StatusCode::OK, None);
-    assert_eq!(a.body, json!({"open": []}));
+    assert_eq!(a.body["open"], json!([]));
+    let log: Vec<_> = a.body["log"]
+        .as_array()
+        .map(|l| l.iter().map(|e| (e["action"].clone(), e["by"].clone(), e["incident"]["id"].clone())).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        log,
+        [
+            (json!("declared"), json!(PAT.user), json!("PD-Q2ZX9K")),
+            (json!("resolved"), json!(CAROL.user), json!("PD-Q2ZX9K"))
+        ],
+        "{}",
+        a.body
+    );
 }
 
 /// Freeze windows of each kind; a normal change planned into one is refused,
@@ -2720,7 +2771,7 @@ async fn ingest_failures_are_documented_503s() {
         clock: SystemClock,
     });
     let key = LocalKey::from_secret(vec![9; 32]);
-    let auth = Authenticator::Local(Arc::new(LocalKey::from_secret(vec![9; 32])));
+    let auth = Authenticator::Local(Arc::new(LocalKey::from_secret(vec![9; 32])), Default::default());
     let token = mint(&key, &REPLAY, chrono::Utc::now());
     let alarm = || alarm().bearer(&token);
     let router =

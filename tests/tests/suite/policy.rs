@@ -10,6 +10,7 @@
 use axum::http::StatusCode;
 use changehub::adapters::embedded::EmbeddedStore;
 use changehub::app::{Caller, Changes};
+use changehub::domain::catalog::Role;
 use changehub::domain::freeze::{FreezeWindow, Schedule};
 use changehub::domain::{AuditAction, Change, ChangeId, ChangeState, ChangeType};
 use changehub::ports::FixedClock;
@@ -31,7 +32,7 @@ fn people() -> Vec<Caller> {
         who(TENANT, "pat", &["payments-leads"]),
         who(TENANT, "carol", &["cab"]),
         who(TENANT, "dave", &["cab", "payments-leads"]),
-        who(TENANT, "root", &["changehub-admins", "cab"]),
+        Caller { granted: [Role::Admin].into(), ..who(TENANT, "root", &["changehub-admins", "cab"]) },
     ]
 }
 

@@ -4,7 +4,7 @@
 
 use changehub::adapters::embedded::EmbeddedStore;
 use changehub::app::changes::{ChangeError, NoteRequest, RescheduleRequest, TransitionRequest};
-use changehub::app::governance::DeclareIncident;
+use changehub::app::governance::{DeclareIncident, IncidentAction};
 use changehub::app::{Caller, Changes};
 use changehub::domain::approval::{EMERGENCY_APPROVAL, PEER_REVIEW};
 use changehub::domain::audit::{self, AuditAction};
@@ -183,8 +183,12 @@ async fn high_risk_and_privileged_changes_need_a_peer_review_first() {
     let submitted = h.app.transition(&alice(T), &c.id, to(ChangeState::Submitted, 1)).await.expect("submit");
     let steps: Vec<_> = submitted.approval.as_ref().expect("plan").steps.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(steps, [PEER_REVIEW, "team-lead", "cab"]);
+    // An auditor only reads: they cannot give the peer review.
+    let err = h.app.decide(&who(T, "aud@example.com", &["audit"]), &c.id, approve()).await.expect_err("auditor");
+    assert!(matches!(err, ChangeError::Forbidden(_)), "{err}");
+    assert!(err.to_string().contains("an auditor only reads"), "{err}");
     // The team lead cannot go first: the peer review is level 1...
-    let err = h.app.decide(&who(T, "root@example.com", &["changehub-admins"]), &c.id, approve()).await;
+    let err = h.app.decide(&root(T), &c.id, approve()).await;
     assert!(err.is_ok(), "anyone else holding a role gives the peer review: {err:?}");
     let after = h.app.decide(&pat(T), &c.id, approve()).await.expect("level 2");
     assert_eq!(after.approval.expect("plan").current_level(), Some(3));
@@ -428,6 +432,53 @@ async fn during_a_major_incident_only_its_commander_schedules_high_risk_changes(
     let low = submit_and_approve(&h.app, T, &low.id).await;
     assert!(low.risk.as_ref().is_some_and(|r| r.level < RiskLevel::High));
     h.app.transition(&alice(T), &low.id, to(ChangeState::Scheduled, low.version)).await.expect("low risk schedules");
+}
+
+#[tokio::test]
+async fn a_major_incident_cannot_be_taken_over_and_only_its_commander_cab_or_admin_resolve_it() {
+    let h = hub().await;
+    let incident = |commander: &str| DeclareIncident {
+        id: "INC-7".into(),
+        title: "Card payments failing".into(),
+        services: vec![ServiceName::parse("payments").expect("svc")],
+        commander: commander.into(),
+    };
+    let governance = h.app.governance();
+    governance.declare_incident(&pat(T), incident("ivy@example.com")).await.expect("declare");
+    // Another approver declaring the same id would make themselves commander: refused.
+    let lee = who(T, "lee@example.com", &["ledger-leads"]);
+    let err = governance.declare_incident(&lee, incident("lee@example.com")).await.expect_err("taken over");
+    assert_eq!(code(&err), "incident_exists");
+    assert!(err.to_string().contains("already open (commander ivy@example.com, declared by pat@example.com)"), "{err}");
+    let open = governance.incidents(&alice(T)).await.expect("read");
+    assert_eq!(open.open.len(), 1);
+    assert_eq!(open.open[0].commander, "ivy@example.com");
+
+    // An approver who is not its commander cannot resolve it.
+    for stranger in [pat(T), lee, who(T, "aud@example.com", &["audit"])] {
+        let err = governance.resolve_incident(&stranger, "INC-7").await.expect_err("not the commander");
+        assert!(matches!(err, ChangeError::Forbidden(_)), "{err}");
+        assert!(err.to_string().contains("needs its commander (ivy@example.com) or the cab or admin role"), "{err}");
+    }
+    // The commander may, whatever their role; and the cab may.
+    let ivy = who(T, "ivy@example.com", &["engineers"]);
+    governance.resolve_incident(&ivy, "INC-7").await.expect("the commander resolves");
+    governance.declare_incident(&pat(T), incident("ivy@example.com")).await.expect("declared again once resolved");
+    governance.resolve_incident(&carol(T), "INC-7").await.expect("the cab resolves");
+
+    // Every declaration and resolution is recorded: who, when, what.
+    let log = governance.incidents(&alice(T)).await.expect("read").log;
+    let seen: Vec<_> = log.iter().map(|e| (e.action, e.by.as_str(), e.incident.id.as_str())).collect();
+    assert_eq!(
+        seen,
+        [
+            (IncidentAction::Declared, "pat@example.com", "INC-7"),
+            (IncidentAction::Resolved, "ivy@example.com", "INC-7"),
+            (IncidentAction::Declared, "pat@example.com", "INC-7"),
+            (IncidentAction::Resolved, "carol@example.com", "INC-7"),
+        ]
+    );
+    assert!(log.iter().all(|e| e.at == t0()), "{log:?}");
 }
 
 #[tokio::test]

@@ -158,7 +158,10 @@ fn the_http_api_requires_a_jwt_except_on_health_and_webhooks() {
     let api = &t["Resources"]["HttpApi"]["Properties"]["Auth"];
     assert_eq!(api["DefaultAuthorizer"], "OidcAuthorizer");
     let jwt = &api["Authorizers"]["OidcAuthorizer"];
-    assert_eq!(jwt["IdentitySource"], "$request.header.Authorization");
+    assert_eq!(
+        jwt["IdentitySource"], "$request.header.Authorization",
+        "the api function reads the groups whole from the token in this header (http::auth::apigw_claims)"
+    );
     assert_eq!(jwt["JwtConfiguration"]["issuer"], json!({"!Ref": "JwtIssuer"}));
     assert_eq!(jwt["JwtConfiguration"]["audience"], json!({"!Ref": "JwtAudience"}));
     let open_routes: BTreeSet<String> = resources_of_type(&t, "AWS::Serverless::Function")
@@ -188,6 +191,7 @@ fn the_http_api_requires_a_jwt_except_on_health_and_webhooks() {
         ("CHANGEHUB_GROUPS_CLAIM", "GroupsClaim"),
         ("CHANGEHUB_TENANT_CLAIM", "TenantClaim"),
         ("CHANGEHUB_DEFAULT_TENANT", "DefaultTenant"),
+        ("CHANGEHUB_BOOTSTRAP_ADMIN_GROUP", "BootstrapAdminGroup"),
     ] {
         assert_eq!(vars[var], json!({"!Ref": parameter}), "{var}");
     }
