@@ -41,6 +41,8 @@ pub enum HubError {
     Secrets(#[from] SecretsError),
     #[error(transparent)]
     Key(#[from] LocalKeyError),
+    #[error(transparent)]
+    AuditKey(#[from] crate::domain::audit::AuditKeyError),
 }
 
 /// The assembled hub, ready to serve.
@@ -53,12 +55,15 @@ pub struct Hub {
 
 impl Hub {
     pub fn open(config: &HubConfig) -> Result<Self, HubError> {
-        let store =
-            EmbeddedStore::open(&config.db).map_err(|source| HubError::Store { path: config.db.clone(), source })?;
+        let key = LocalKey::for_database(&config.db)?;
+        let sealer = Arc::new(crate::ports::AuditSealer::with_key(key.audit_key()?));
+        let store = EmbeddedStore::open(&config.db)
+            .map_err(|source| HubError::Store { path: config.db.clone(), source })?
+            .with_sealer(sealer);
         let bus = LocalBus::new();
         let notifier = FileNotifier::new(&config.notifications);
         let publisher = tokio::spawn(run_publisher(store.stream(), bus.clone(), notifier));
-        let auth = Authenticator::Local(Arc::new(LocalKey::for_database(&config.db)?));
+        let auth = Authenticator::Local(Arc::new(key));
         let changes = Arc::new(Changes::new(store.clone(), SystemClock));
         let ingest = Arc::new(Ingest {
             dedupe: store.clone(),
