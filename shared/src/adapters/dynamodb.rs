@@ -18,8 +18,8 @@ use std::time::Duration;
 use super::keys;
 use crate::domain::{AuditEntry, Change, ChangeId, TenantId};
 use crate::ports::{
-    AuditSealer, ChangeReader, ChangeUpdate, ChangeWriter, Claim, CounterKey, Counters, Counts, Dedupe, DocKind, DueIndex, Page,
-    ServiceWindowQuery, StoreError, StoredDoc, TenantDocs, seal_entries, seal_entry,
+    AuditSealer, ChangeReader, ChangeUpdate, ChangeWriter, Claim, CounterKey, Counters, Counts, Dedupe, DocKind,
+    DueIndex, Page, ServiceWindowQuery, StoreError, StoredDoc, TenantDocs, seal_entries, seal_entry,
 };
 use std::sync::Arc;
 
@@ -129,6 +129,10 @@ impl DynamoStore {
     /// Seals every audit entry it writes with the hub's audit key.
     pub fn with_sealer(self, sealer: Arc<AuditSealer>) -> Self {
         Self { sealer: Some(sealer), ..self }
+    }
+
+    pub fn table_name(&self) -> &str {
+        &self.table
     }
 
     pub fn client(&self) -> &Client {
@@ -421,7 +425,11 @@ impl ChangeWriter for DynamoStore {
         let mut writes = vec![
             put(&self.table, Self::change_item(change)?, Some("attribute_not_exists(PK)"))?,
             put(&self.table, listed, None)?,
-            put(&self.table, Self::audit_item(&seal_entry(self.sealer.as_deref(), entry).await?)?, Some("attribute_not_exists(PK)"))?,
+            put(
+                &self.table,
+                Self::audit_item(&seal_entry(self.sealer.as_deref(), entry).await?)?,
+                Some("attribute_not_exists(PK)"),
+            )?,
         ];
         for service in &change.services {
             let mut item =

@@ -12,8 +12,8 @@ use std::time::Duration;
 use super::keys;
 use crate::domain::{AuditEntry, Change, ChangeId, TenantId};
 use crate::ports::{
-    AuditSealer, ChangeReader, ChangeUpdate, ChangeWriter, Claim, CounterKey, Counters, Counts, Dedupe, DocKind, DueIndex, Page,
-    ServiceWindowQuery, StoreError, StoredDoc, TenantDocs, seal_entries, seal_entry,
+    AuditSealer, ChangeReader, ChangeUpdate, ChangeWriter, Claim, CounterKey, Counters, Counts, Dedupe, DocKind,
+    DueIndex, Page, ServiceWindowQuery, StoreError, StoredDoc, TenantDocs, seal_entries, seal_entry,
 };
 
 /// (PK, SK) → JSON document.

@@ -217,6 +217,8 @@ pub enum ChainError {
     Truncated { last: u64, version: u64 },
     #[error("the record's audit head is not the hash of its last audit entry {last} (record or trail altered)")]
     HeadMismatch { last: u64 },
+    #[error("the change is listed but its record is gone ({entries} audit entries remain)")]
+    RecordMissing { entries: usize },
     #[error("audit entry {seq} has no seal (written without the audit key, or rewritten)")]
     Unsealed { seq: u64 },
     #[error("audit entry {seq}: its seal is not the audit key's (entry rewritten by someone without the key)")]

@@ -40,7 +40,6 @@ impl AuditSealer {
     pub async fn key(&self) -> Result<&AuditKey, StoreError> {
         self.key.get_or_try_init(|| (self.load)()).await.map_err(|e| StoreError::backend(true, AuditKeyUnavailable(e)))
     }
-
 }
 
 /// `entry`, sealed when the store has a sealer; as it is otherwise (tests,
