@@ -16,7 +16,7 @@ use changehub::domain::audit::{AuditKey, ChainError};
 use changehub::domain::{AuditEntry, Change, ChangeId, TenantId};
 use changehub::ports::{AuditSealer, ChangeReader, FixedClock};
 use changehub_tests::fixtures::{alice, seed, submit_and_approve};
-use changehub_tests::{aws, new_change, t0, unique};
+use changehub_tests::{aws, new_change, t0, tamper, unique};
 use serde_json::Value;
 
 fn key() -> AuditKey {
@@ -40,11 +40,7 @@ impl RawWrite for EmbeddedStore {
 
 impl RawWrite for DynamoStore {
     async fn overwrite(&self, pk: String, sk: String, doc: Value) {
-        use aws_sdk_dynamodb::types::AttributeValue::S;
-        let table = self.table_name().to_owned();
-        let mut put = self.client().put_item().table_name(table).item("PK", S(pk)).item("SK", S(sk));
-        put = put.item("doc", S(doc.to_string()));
-        put.send().await.expect("raw write");
+        tamper::overwrite_item(self, pk, sk, &doc).await;
     }
 }
 
@@ -76,17 +72,12 @@ async fn sealed_trails_verify_and_a_consistent_rewrite_is_caught<S: ChangeStore 
     // the record's head are recomputed, so the hash chain holds again.
     let mut trail: Vec<AuditEntry> = app.store.audit_trail(&tenant, &change.id).await.expect("trail");
     assert!(trail.iter().all(|e| e.seal.is_some()), "the store sealed every entry");
-    trail[1].actor = "mallory".into();
-    for i in 1..trail.len() {
-        trail[i].prev_hash = trail[i - 1].hash.clone();
-        trail[i].hash = trail[i].compute_hash();
-    }
+    let mut record = app.store.get_change(&tenant, &change.id).await.expect("get").expect("record");
+    tamper::rewrite_actor(&mut trail, &mut record, 1, "mallory");
     let pk = keys::change_pk(&tenant, &change.id);
     for e in &trail[1..] {
         app.store.overwrite(pk.clone(), keys::audit_sk(e.seq), serde_json::to_value(e).expect("json")).await;
     }
-    let mut record = app.store.get_change(&tenant, &change.id).await.expect("get").expect("record");
-    record.audit_head = trail[trail.len() - 1].hash.clone();
     app.store.overwrite(pk, keys::META.to_owned(), serde_json::to_value(&record).expect("json")).await;
 
     let one = [(tenant.clone(), change.id)];
