@@ -222,31 +222,28 @@ impl ChangeReader for EmbeddedStore {
     }
 
     async fn audit_trail(&self, tenant: &TenantId, id: &ChangeId) -> Result<Vec<AuditEntry>, StoreError> {
-        let pk = keys::change_pk(tenant, id);
-        self.blocking(move |db| {
-            let txn = db.begin_read().map_err(backend)?;
-            let table = txn.open_table(ITEMS).map_err(backend)?;
-            let lo = keys::AUDIT_PREFIX.to_owned();
-            let hi = format!("{}~", keys::AUDIT_PREFIX);
-            let mut out = Vec::new();
-            for row in table.range((pk.as_str(), lo.as_str())..(pk.as_str(), hi.as_str())).map_err(backend)? {
-                let (k, v) = row.map_err(backend)?;
-                out.push(decode(&pk, k.value().1, v.value())?);
-            }
-            Ok(out)
-        })
-        .await
+        self.query_prefix(keys::change_pk(tenant, id), keys::AUDIT_PREFIX).await
     }
 
     async fn change_ids(&self, tenant: &TenantId) -> Result<Vec<ChangeId>, StoreError> {
-        let pk = keys::tenant_changes_pk(tenant);
+        self.query_prefix(keys::tenant_changes_pk(tenant), keys::INDEX_PREFIX).await
+    }
+}
+
+impl EmbeddedStore {
+    /// Every item of partition `pk` whose SK starts with `prefix`, in SK
+    /// order, as DynamoDB's `begins_with` query reads them.
+    async fn query_prefix<T: DeserializeOwned + Send + 'static>(
+        &self,
+        pk: String,
+        prefix: &'static str,
+    ) -> Result<Vec<T>, StoreError> {
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(backend)?;
             let table = txn.open_table(ITEMS).map_err(backend)?;
-            let lo = keys::INDEX_PREFIX.to_owned();
-            let hi = format!("{}~", keys::INDEX_PREFIX);
+            let hi = format!("{prefix}~");
             let mut out = Vec::new();
-            for row in table.range((pk.as_str(), lo.as_str())..(pk.as_str(), hi.as_str())).map_err(backend)? {
+            for row in table.range((pk.as_str(), prefix)..(pk.as_str(), hi.as_str())).map_err(backend)? {
                 let (k, v) = row.map_err(backend)?;
                 out.push(decode(&pk, k.value().1, v.value())?);
             }
