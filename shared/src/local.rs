@@ -43,6 +43,8 @@ pub enum HubError {
     Secrets(#[from] SecretsError),
     #[error(transparent)]
     Key(#[from] LocalKeyError),
+    #[error(transparent)]
+    AuditKey(#[from] crate::domain::audit::AuditKeyError),
 }
 
 /// The assembled hub, ready to serve.
@@ -55,13 +57,16 @@ pub struct Hub {
 
 impl Hub {
     pub fn open(config: &HubConfig) -> Result<Self, HubError> {
-        let store =
-            EmbeddedStore::open(&config.db).map_err(|source| HubError::Store { path: config.db.clone(), source })?;
+        let key = LocalKey::for_database(&config.db)?;
+        let sealer = Arc::new(crate::ports::AuditSealer::with_key(key.audit_key()?));
+        let store = EmbeddedStore::open(&config.db)
+            .map_err(|source| HubError::Store { path: config.db.clone(), source })?
+            .with_sealer(sealer);
         let bus = LocalBus::new();
         let notifier = FileNotifier::new(&config.notifications);
         let publisher = tokio::spawn(run_publisher(store.stream(), bus.clone(), notifier));
         let names = ClaimNames { bootstrap_admin_group: config.bootstrap_admin_group.clone(), ..ClaimNames::default() };
-        let auth = Authenticator::Local(Arc::new(LocalKey::for_database(&config.db)?), names);
+        let auth = Authenticator::Local(Arc::new(key), names);
         let changes = Arc::new(Changes::new(store.clone(), SystemClock));
         let ingest = Arc::new(Ingest {
             dedupe: store.clone(),

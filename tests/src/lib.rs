@@ -8,6 +8,7 @@ pub mod http;
 pub mod notifier_contract;
 pub mod samples;
 pub mod store_contract;
+pub mod tamper;
 
 use changehub::domain::NewChange;
 use chrono::{DateTime, Duration, TimeZone, Utc};

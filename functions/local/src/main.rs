@@ -151,14 +151,25 @@ enum CatalogCommand {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Verify every audit chain in a hub's database (stop the hub first: the file is locked while it runs).
+    /// Verify audit chains: in a hub's database (stop the hub first: the file is locked while it runs),
+    /// or with --table in a deployed hub's DynamoDB table (AWS credentials from the environment).
     ///
-    /// Prints one line per change and names the first broken entry; exits non-zero if any chain is broken.
+    /// Checks hashes, links, gaps, each record's head and, with the audit key, every entry's seal.
+    /// Prints one line per change, names the first broken entry and what was checked; exits non-zero
+    /// if any chain is broken.
     Verify {
-        /// The embedded database file.
+        /// The embedded database file; its key file <db>.key gives the audit key.
         #[arg(long, default_value = "./changehub.db", env = "CHANGEHUB_DB")]
         db: PathBuf,
-        /// Only this tenant's changes.
+        /// The DynamoDB table of a deployed hub (the stack's TableName output). Reads with Query and
+        /// GetItem only, never Scan: a tenant's changes come from its change list, so --tenant is needed.
+        #[arg(long, env = "CHANGEHUB_TABLE")]
+        table: Option<String>,
+        /// The Secrets Manager secret holding the audit key (with --table; the stack's AuditKeySecretArn
+        /// output). Without it seals are not checked, and the report says so.
+        #[arg(long, env = "CHANGEHUB_AUDIT_KEY_SECRET", requires = "table")]
+        audit_key_secret: Option<String>,
+        /// Only this tenant's changes (required with --table).
         #[arg(long)]
         tenant: Option<String>,
         /// Only this change.
@@ -211,8 +222,12 @@ async fn main() -> ExitCode {
         Command::Catalog { command: CatalogCommand::Import { file, url, token } } => {
             catalog::import(&file, &url, token).await
         }
-        Command::Audit { command: AuditCommand::Verify { db, tenant, change } } => {
-            audit::verify(&db, tenant.as_deref(), change.as_deref()).await
+        Command::Audit { command: AuditCommand::Verify { db, table, audit_key_secret, tenant, change } } => {
+            let (tenant, change) = (tenant.as_deref(), change.as_deref());
+            match table {
+                Some(table) => audit::verify_table(&table, audit_key_secret.as_deref(), tenant, change).await,
+                None => audit::verify(&db, tenant, change).await,
+            }
         }
         Command::Bench { requests, concurrency, store_ops } => bench::run(requests, concurrency, store_ops).await,
     };

@@ -484,7 +484,12 @@ async fn audit_verify_names_an_entry_edited_in_the_store() {
 
     let ok = verify(&[]);
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stdout));
-    assert!(String::from_utf8_lossy(&ok.stdout).contains("2 audit chain(s) checked, 0 broken"));
+    assert!(
+        String::from_utf8_lossy(&ok.stdout)
+            .contains("2 audit chain(s), 4 entries; hashes, links, heads and seals checked; 0 broken"),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
 
     // Someone edits the second entry of the first change directly in the file.
     {

@@ -18,9 +18,10 @@ use std::time::Duration;
 use super::keys;
 use crate::domain::{AuditEntry, Change, ChangeId, TenantId};
 use crate::ports::{
-    ChangeReader, ChangeUpdate, ChangeWriter, Claim, CounterKey, Counters, Counts, Dedupe, DocKind, DueIndex, Page,
-    ServiceWindowQuery, StoreError, StoredDoc, TenantDocs, VolumeKey,
+    AuditSealer, ChangeReader, ChangeUpdate, ChangeWriter, Claim, CounterKey, Counters, Counts, Dedupe, DocKind,
+    DueIndex, Page, ServiceWindowQuery, StoreError, StoredDoc, TenantDocs, VolumeKey, seal_entries, seal_entry,
 };
+use std::sync::Arc;
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -57,6 +58,7 @@ const DOC: &str = "doc";
 pub struct DynamoStore {
     client: Client,
     table: String,
+    sealer: Option<Arc<AuditSealer>>,
 }
 
 fn s(v: impl Into<String>) -> AttributeValue {
@@ -121,7 +123,16 @@ fn put(table: &str, item: Item, condition: Option<&str>) -> Result<TransactWrite
 
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+        Self { client, table: table.into(), sealer: None }
+    }
+
+    /// Seals every audit entry it writes with the hub's audit key.
+    pub fn with_sealer(self, sealer: Arc<AuditSealer>) -> Self {
+        Self { sealer: Some(sealer), ..self }
+    }
+
+    pub fn table_name(&self) -> &str {
+        &self.table
     }
 
     pub fn client(&self) -> &Client {
@@ -358,27 +369,49 @@ impl ChangeReader for DynamoStore {
     }
 
     async fn audit_trail(&self, tenant: &TenantId, id: &ChangeId) -> Result<Vec<AuditEntry>, StoreError> {
-        let mut entries = Vec::new();
+        let items = self.query_prefix(keys::change_pk(tenant, id), keys::AUDIT_PREFIX).await?;
+        items.iter().map(decode).collect()
+    }
+
+    async fn change_ids(&self, tenant: &TenantId) -> Result<Vec<ChangeId>, StoreError> {
+        let items = self.query_prefix(keys::tenant_changes_pk(tenant), keys::INDEX_PREFIX).await?;
+        items
+            .iter()
+            .map(|item| {
+                item.get("change_id").and_then(|v| v.as_s().ok()).and_then(|raw| ChangeId::parse(raw).ok()).ok_or_else(
+                    || StoreError::Corrupt {
+                        key: keys::tenant_changes_pk(tenant),
+                        message: "change list item without change_id".into(),
+                    },
+                )
+            })
+            .collect()
+    }
+}
+
+impl DynamoStore {
+    /// Every item of partition `pk` whose SK starts with `prefix`, in SK
+    /// order: one consistent Query, paged past 1 MB.
+    async fn query_prefix(&self, pk: String, prefix: &str) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
         let mut start = None;
         loop {
             let out = self
                 .client
                 .query()
                 .table_name(&self.table)
-                .key_condition_expression("PK = :pk AND begins_with(SK, :aud)")
-                .expression_attribute_values(":pk", s(keys::change_pk(tenant, id)))
-                .expression_attribute_values(":aud", s(keys::AUDIT_PREFIX))
+                .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
+                .expression_attribute_values(":pk", s(pk.clone()))
+                .expression_attribute_values(":prefix", s(prefix))
                 .consistent_read(true)
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
                 .map_err(classify)?;
-            for item in out.items.unwrap_or_default() {
-                entries.push(decode(&item)?);
-            }
+            items.extend(out.items.unwrap_or_default());
             match out.last_evaluated_key {
                 Some(k) => start = Some(k),
-                None => return Ok(entries),
+                None => return Ok(items),
             }
         }
     }
@@ -386,9 +419,17 @@ impl ChangeReader for DynamoStore {
 
 impl ChangeWriter for DynamoStore {
     async fn insert_change(&self, change: &Change, entry: &AuditEntry) -> Result<(), StoreError> {
+        let mut listed = key(keys::tenant_changes_pk(&change.tenant), keys::tenant_changes_sk(&change.id));
+        listed.insert("entity".into(), s("change_list"));
+        listed.insert("change_id".into(), s(change.id.to_string()));
         let mut writes = vec![
             put(&self.table, Self::change_item(change)?, Some("attribute_not_exists(PK)"))?,
-            put(&self.table, Self::audit_item(entry)?, Some("attribute_not_exists(PK)"))?,
+            put(&self.table, listed, None)?,
+            put(
+                &self.table,
+                Self::audit_item(&seal_entry(self.sealer.as_deref(), entry).await?)?,
+                Some("attribute_not_exists(PK)"),
+            )?,
         ];
         writes.extend(self.index_items(change)?);
         match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
@@ -406,7 +447,7 @@ impl ChangeWriter for DynamoStore {
             p.expression_attribute_values = Some(HashMap::from([(":expected".to_owned(), n(expected))]));
         }
         let mut writes = vec![meta];
-        for entry in update.entries {
+        for entry in &seal_entries(self.sealer.as_deref(), update.entries).await? {
             writes.push(put(&self.table, Self::audit_item(entry)?, Some("attribute_not_exists(PK)"))?);
         }
         if let Some(old_start) = update.moved_from {

@@ -12,8 +12,8 @@ use std::time::Duration;
 use super::keys;
 use crate::domain::{AuditEntry, Change, ChangeId, TenantId};
 use crate::ports::{
-    ChangeReader, ChangeUpdate, ChangeWriter, Claim, CounterKey, Counters, Counts, Dedupe, DocKind, DueIndex, Page,
-    ServiceWindowQuery, StoreError, StoredDoc, TenantDocs, VolumeKey,
+    AuditSealer, ChangeReader, ChangeUpdate, ChangeWriter, Claim, CounterKey, Counters, Counts, Dedupe, DocKind,
+    DueIndex, Page, ServiceWindowQuery, StoreError, StoredDoc, TenantDocs, VolumeKey, seal_entries, seal_entry,
 };
 
 /// (PK, SK) → JSON document.
@@ -90,6 +90,7 @@ pub struct Committed {
 pub struct EmbeddedStore {
     db: Arc<Database>,
     stream: tokio::sync::broadcast::Sender<Committed>,
+    sealer: Option<Arc<AuditSealer>>,
 }
 
 /// Mutations a slow stream consumer may fall behind by before it misses some.
@@ -116,7 +117,12 @@ impl EmbeddedStore {
         txn.open_table(GSI1).map_err(backend)?;
         txn.commit().map_err(backend)?;
         let (stream, _) = tokio::sync::broadcast::channel(STREAM_CAPACITY);
-        Ok(Self { db: Arc::new(db), stream })
+        Ok(Self { db: Arc::new(db), stream, sealer: None })
+    }
+
+    /// Seals every audit entry it writes with the hub's audit key.
+    pub fn with_sealer(self, sealer: Arc<AuditSealer>) -> Self {
+        Self { sealer: Some(sealer), ..self }
     }
 
     /// Every mutation committed from now on, in commit order: the local
@@ -236,14 +242,28 @@ impl ChangeReader for EmbeddedStore {
     }
 
     async fn audit_trail(&self, tenant: &TenantId, id: &ChangeId) -> Result<Vec<AuditEntry>, StoreError> {
-        let pk = keys::change_pk(tenant, id);
+        self.query_prefix(keys::change_pk(tenant, id), keys::AUDIT_PREFIX).await
+    }
+
+    async fn change_ids(&self, tenant: &TenantId) -> Result<Vec<ChangeId>, StoreError> {
+        self.query_prefix(keys::tenant_changes_pk(tenant), keys::INDEX_PREFIX).await
+    }
+}
+
+impl EmbeddedStore {
+    /// Every item of partition `pk` whose SK starts with `prefix`, in SK
+    /// order, as DynamoDB's `begins_with` query reads them.
+    async fn query_prefix<T: DeserializeOwned + Send + 'static>(
+        &self,
+        pk: String,
+        prefix: &'static str,
+    ) -> Result<Vec<T>, StoreError> {
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(backend)?;
             let table = txn.open_table(ITEMS).map_err(backend)?;
-            let lo = keys::AUDIT_PREFIX.to_owned();
-            let hi = format!("{}~", keys::AUDIT_PREFIX);
+            let hi = format!("{prefix}~");
             let mut out = Vec::new();
-            for row in table.range((pk.as_str(), lo.as_str())..(pk.as_str(), hi.as_str())).map_err(backend)? {
+            for row in table.range((pk.as_str(), prefix)..(pk.as_str(), hi.as_str())).map_err(backend)? {
                 let (k, v) = row.map_err(backend)?;
                 out.push(decode(&pk, k.value().1, v.value())?);
             }
@@ -255,7 +275,7 @@ impl ChangeReader for EmbeddedStore {
 
 impl ChangeWriter for EmbeddedStore {
     async fn insert_change(&self, change: &Change, entry: &AuditEntry) -> Result<(), StoreError> {
-        let (change, entry) = (change.clone(), entry.clone());
+        let (change, entry) = (change.clone(), seal_entry(self.sealer.as_deref(), entry).await?);
         let (change, entry) = self
             .blocking(move |db| {
                 let pk = keys::change_pk(&change.tenant, &change.id);
@@ -266,6 +286,8 @@ impl ChangeWriter for EmbeddedStore {
                         return Err(StoreError::AlreadyExists);
                     }
                     table.insert((pk.as_str(), keys::META), encode(&change)?.as_slice()).map_err(backend)?;
+                    let (lpk, lsk) = (keys::tenant_changes_pk(&change.tenant), keys::tenant_changes_sk(&change.id));
+                    table.insert((lpk.as_str(), lsk.as_str()), encode(&change.id)?.as_slice()).map_err(backend)?;
                     let aud = keys::audit_sk(entry.seq);
                     table.insert((pk.as_str(), aud.as_str()), encode(&entry)?.as_slice()).map_err(backend)?;
                     put_index(&mut table, &change, None)?;
@@ -280,8 +302,8 @@ impl ChangeWriter for EmbeddedStore {
     }
 
     async fn update_change(&self, update: ChangeUpdate<'_>) -> Result<(), StoreError> {
-        let (change, entries, increments, expected) =
-            (update.change.clone(), update.entries.to_vec(), keys::counter_increments(&update), update.expected());
+        let entries = seal_entries(self.sealer.as_deref(), update.entries).await?;
+        let (change, increments, expected) = (update.change.clone(), keys::counter_increments(&update), update.expected());
         let moved_from = update.moved_from;
         let (change, entries) = self
             .blocking(move |db| {

@@ -4,6 +4,7 @@
 //! | item | PK | SK |
 //! |---|---|---|
 //! | change | `T#{tenant}#CHG#{id}` | `META` |
+//! | tenant's change list | `T#{tenant}#CHANGES` | `CHG#{id}` |
 //! | audit entry | `T#{tenant}#CHG#{id}` | `AUD#{seq:020}` |
 //! | service index | `T#{tenant}#SVC#{service}` | `CHG#{planned_start}#{id}` |
 //! | dedupe claim | `IDEM#{key}` | `IDEM` |
@@ -24,6 +25,16 @@ pub const IDEM_SK: &str = "IDEM";
 
 pub fn change_pk(tenant: &TenantId, id: &ChangeId) -> String {
     format!("T#{tenant}#CHG#{id}")
+}
+
+/// The partition listing every change of a tenant (one item per change,
+/// written with it), so an audit can enumerate a tenant's changes with Query.
+pub fn tenant_changes_pk(tenant: &TenantId) -> String {
+    format!("T#{tenant}#CHANGES")
+}
+
+pub fn tenant_changes_sk(id: &ChangeId) -> String {
+    format!("{INDEX_PREFIX}{id}")
 }
 
 pub fn audit_sk(seq: u64) -> String {

@@ -11,8 +11,9 @@ use tokio::sync::RwLock;
 
 use super::env_secrets::{SecretsDocument, parse_document};
 use crate::domain::TenantId;
+use crate::domain::audit::AuditKey;
 use crate::ingest::Origin;
-use crate::ports::{SecretSource, SecretsError};
+use crate::ports::{AuditSealer, BoxError, SecretSource, SecretsError};
 
 /// How long a fetched document is used before it is read again.
 pub const REFRESH: Duration = Duration::from_secs(300);
@@ -63,4 +64,21 @@ impl SecretSource for SecretsManagerSecrets {
         let doc = self.document().await?;
         Ok(doc.get(tenant.as_str()).and_then(|m| m.get(origin.as_str())).cloned().unwrap_or_default())
     }
+}
+
+/// The hub's audit key: the string value of secret `secret_id` (at least 32
+/// bytes; the template generates 64 random characters).
+pub async fn audit_key(client: &Client, secret_id: &str) -> Result<AuditKey, BoxError> {
+    let out = client.get_secret_value().secret_id(secret_id).send().await?;
+    let text = out.secret_string.ok_or("the audit key secret has no string value")?;
+    Ok(AuditKey::new(text.as_bytes())?)
+}
+
+/// Seals with [`audit_key`], read at the first write (not at init).
+pub fn audit_sealer(client: Client, secret_id: impl Into<String>) -> AuditSealer {
+    let secret_id = secret_id.into();
+    AuditSealer::lazy(move || {
+        let (client, secret_id) = (client.clone(), secret_id.clone());
+        async move { audit_key(&client, &secret_id).await }
+    })
 }

@@ -48,6 +48,11 @@ pub struct AuditEntry {
     pub reason: Option<String>,
     pub prev_hash: String,
     pub hash: String,
+    /// HMAC-SHA256 of `hash` under the hub's audit key ([`AuditKey::seal`]),
+    /// set by the store as it writes the entry. Not part of the hash: it
+    /// anchors the chain to a key that table access alone does not give.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seal: Option<String>,
 }
 
 /// The hashed content of an entry: everything but the hash itself, in a fixed
@@ -106,6 +111,7 @@ pub fn record(
         reason,
         prev_hash,
         hash: String::new(),
+        seal: None,
     };
     entry.hash = entry.compute_hash();
     after.audit_head = entry.hash.clone();
@@ -132,6 +138,74 @@ fn diff(before: Option<&Change>, after: &Change) -> Vec<FieldChange> {
         .collect()
 }
 
+type HmacSha256 = hmac::Hmac<Sha256>;
+
+/// The hub's audit key: every stored audit entry carries an HMAC of its hash
+/// under it. Whoever can rewrite the table but not read this key can still
+/// rewrite a trail and recompute its hashes, but not its seals, so
+/// [`verify_seals`] finds the rewrite.
+#[derive(Clone)]
+pub struct AuditKey(HmacSha256);
+
+/// Keys shorter than this are refused.
+pub const AUDIT_KEY_MIN_BYTES: usize = 32;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the audit key is {len} bytes; it needs at least {AUDIT_KEY_MIN_BYTES}")]
+pub struct AuditKeyError {
+    pub len: usize,
+}
+
+/// Domain separation: a seal is never a valid MAC of anything else under the same key.
+const SEAL_CONTEXT: &[u8] = b"changehub audit seal v1\n";
+
+impl AuditKey {
+    pub fn new(secret: &[u8]) -> Result<Self, AuditKeyError> {
+        use hmac::KeyInit;
+        if secret.len() < AUDIT_KEY_MIN_BYTES {
+            return Err(AuditKeyError { len: secret.len() });
+        }
+        HmacSha256::new_from_slice(secret).map(Self).map_err(|_| AuditKeyError { len: secret.len() })
+    }
+
+    /// A key for `purpose` derived from `secret` (HMAC-SHA256 of the
+    /// purpose), for a secret that also serves another purpose.
+    pub fn derive(secret: &[u8], purpose: &str) -> Result<Self, AuditKeyError> {
+        use hmac::Mac;
+        let parent = Self::new(secret)?;
+        let mut mac = parent.0;
+        mac.update(purpose.as_bytes());
+        Self::new(&mac.finalize().into_bytes())
+    }
+
+    fn mac_of(&self, entry: &AuditEntry) -> HmacSha256 {
+        use hmac::Mac;
+        let mut mac = self.0.clone();
+        mac.update(SEAL_CONTEXT);
+        mac.update(entry.hash.as_bytes());
+        mac
+    }
+
+    /// The entry, sealed: its `seal` is the HMAC of its hash.
+    pub fn seal(&self, entry: &AuditEntry) -> AuditEntry {
+        use hmac::Mac;
+        AuditEntry { seal: Some(hex::encode(self.mac_of(entry).finalize().into_bytes())), ..entry.clone() }
+    }
+
+    /// Whether the entry's seal is the HMAC of its hash (compared in constant time).
+    pub fn is_sealed(&self, entry: &AuditEntry) -> bool {
+        use hmac::Mac;
+        let Some(seal) = entry.seal.as_deref().and_then(|s| hex::decode(s).ok()) else { return false };
+        self.mac_of(entry).verify_slice(&seal).is_ok()
+    }
+}
+
+impl std::fmt::Debug for AuditKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuditKey(..)")
+    }
+}
+
 /// Where a chain breaks.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ChainError {
@@ -145,6 +219,12 @@ pub enum ChainError {
     Truncated { last: u64, version: u64 },
     #[error("the record's audit head is not the hash of its last audit entry {last} (record or trail altered)")]
     HeadMismatch { last: u64 },
+    #[error("the change is listed but its record is gone ({entries} audit entries remain)")]
+    RecordMissing { entries: usize },
+    #[error("audit entry {seq} has no seal (written without the audit key, or rewritten)")]
+    Unsealed { seq: u64 },
+    #[error("audit entry {seq}: its seal is not the audit key's (entry rewritten by someone without the key)")]
+    BadSeal { seq: u64 },
 }
 
 /// Checks a change's whole trail against the record: the chain itself, that
@@ -176,6 +256,20 @@ pub fn verify_chain(entries: &[AuditEntry]) -> Result<(), ChainError> {
             return Err(ChainError::HashMismatch { seq: e.seq });
         }
         prev_hash = &e.hash;
+    }
+    Ok(())
+}
+
+/// Checks that every entry carries the audit key's seal of its hash. With
+/// [`verify_chain`] (every hash links to the one before) this anchors the
+/// whole trail: a consistent rewrite needs the key.
+pub fn verify_seals(entries: &[AuditEntry], key: &AuditKey) -> Result<(), ChainError> {
+    for e in entries {
+        match e.seal {
+            None => return Err(ChainError::Unsealed { seq: e.seq }),
+            Some(_) if !key.is_sealed(e) => return Err(ChainError::BadSeal { seq: e.seq }),
+            Some(_) => {}
+        }
     }
     Ok(())
 }
@@ -257,6 +351,42 @@ mod tests {
         assert_eq!(verify_record(&record, &entries[..2]), Err(ChainError::Truncated { last: 2, version: 3 }));
         record.audit_head = "0".repeat(64);
         assert_eq!(verify_record(&record, &entries), Err(ChainError::HeadMismatch { last: 3 }));
+    }
+
+    fn key(byte: u8) -> AuditKey {
+        AuditKey::new(&[byte; 32]).expect("key")
+    }
+
+    #[test]
+    fn sealed_entries_verify_under_their_key_only() {
+        let sealed: Vec<AuditEntry> = chain().iter().map(|e| key(1).seal(e)).collect();
+        verify_chain(&sealed).expect("a seal is not part of the hash");
+        verify_seals(&sealed, &key(1)).expect("sealed");
+        assert_eq!(verify_seals(&sealed, &key(2)), Err(ChainError::BadSeal { seq: 1 }));
+        assert_eq!(verify_seals(&chain(), &key(1)), Err(ChainError::Unsealed { seq: 1 }));
+    }
+
+    /// The attack the seal exists for: someone with table access rewrites an
+    /// entry and recomputes every later hash and link, so the chain verifies.
+    #[test]
+    fn a_consistent_rewrite_without_the_key_is_found_by_its_seals() {
+        let mut entries: Vec<AuditEntry> = chain().iter().map(|e| key(1).seal(e)).collect();
+        entries[1].actor = "mallory".into();
+        for i in 1..entries.len() {
+            entries[i].prev_hash = entries[i - 1].hash.clone();
+            entries[i].hash = entries[i].compute_hash();
+        }
+        verify_chain(&entries).expect("the rewrite is consistent");
+        assert_eq!(verify_seals(&entries, &key(1)), Err(ChainError::BadSeal { seq: 2 }));
+        // Re-sealing needs the key; a guessed one does not do.
+        let forged: Vec<AuditEntry> = entries.iter().map(|e| key(9).seal(e)).collect();
+        assert_eq!(verify_seals(&forged, &key(1)), Err(ChainError::BadSeal { seq: 1 }));
+    }
+
+    #[test]
+    fn short_audit_keys_are_refused() {
+        assert_eq!(AuditKey::new(&[0; 16]).map(|_| ()), Err(AuditKeyError { len: 16 }));
+        assert_eq!(format!("{:?}", key(1)), "AuditKey(..)");
     }
 
     #[test]

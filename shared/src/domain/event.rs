@@ -140,7 +140,9 @@ fn match_object(pattern: &Value, event: &Value) -> bool {
     p.iter().all(|(k, sub)| {
         let field = event.get(k);
         match sub {
-            Value::Object(_) => field.is_some_and(|f| match_object(sub, f)),
+            // A missing object matches as an empty one, so `exists: false`
+            // below it holds, as in EventBridge.
+            Value::Object(_) => match_object(sub, field.unwrap_or(&Value::Null)),
             Value::Array(alts) => alts.iter().any(|alt| match_leaf(alt, field)),
             _ => false,
         }
@@ -202,6 +204,15 @@ mod tests {
         assert!(!p.matches(&json!({"source": "changehub.aws", "detail": {"service": "x", "env": "staging"}})));
         assert!(!p.matches(&json!({"source": "changehub.aws", "detail": {"env": "production"}})));
         assert!(!p.matches(&json!({"source": "aws.config", "detail": {"service": "x", "env": "production"}})));
+    }
+
+    #[test]
+    fn exists_false_holds_below_a_missing_object() {
+        let p = pattern(json!({"detail": {"issuer": {"arn": [{"anything-but": ["mine"]}, {"exists": false}]}}}));
+        assert!(p.matches(&json!({"detail": {}})));
+        assert!(p.matches(&json!({"detail": {"issuer": {"arn": "theirs"}}})));
+        assert!(!p.matches(&json!({"detail": {"issuer": {"arn": "mine"}}})));
+        assert!(!pattern(json!({"detail": {"issuer": {"arn": ["x"]}}})).matches(&json!({"detail": {}})));
     }
 
     #[test]

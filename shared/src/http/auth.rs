@@ -381,6 +381,12 @@ mod local {
             Self { secret }
         }
 
+        /// The local hub's audit key, derived from this key (HMAC under a
+        /// fixed label), so one key file serves both and neither key is the other.
+        pub fn audit_key(&self) -> Result<crate::domain::audit::AuditKey, crate::domain::audit::AuditKeyError> {
+            crate::domain::audit::AuditKey::derive(&self.secret, "changehub local audit key")
+        }
+
         /// A token for `user` in `tenant` with `groups`, valid for `ttl` from `now`.
         pub fn mint(
             &self,

@@ -1,6 +1,7 @@
 //! Narrow traits through which the domain and use cases reach the world.
 //! Each has an AWS adapter and an embedded one, held to one contract suite.
 
+pub mod audit_key;
 pub mod bus;
 pub mod catalog;
 pub mod clock;
@@ -8,6 +9,7 @@ pub mod notifier;
 pub mod secrets;
 pub mod store;
 
+pub use audit_key::{AuditSealer, seal_entries, seal_entry};
 pub use bus::{BusError, EventBus};
 pub use catalog::{CatalogReader, DocKind, StoredDoc, TenantDocs};
 pub use clock::{Clock, FixedClock, SystemClock};

@@ -79,6 +79,11 @@ pub trait ChangeReader: Send + Sync {
         tenant: &TenantId,
         id: &ChangeId,
     ) -> impl Future<Output = Result<Vec<AuditEntry>, StoreError>> + Send;
+
+    /// The ids of every change of a tenant, oldest first (ids are time
+    /// ordered): one query of the tenant's change list, paged. For audit
+    /// verification, not request paths.
+    fn change_ids(&self, tenant: &TenantId) -> impl Future<Output = Result<Vec<ChangeId>, StoreError>> + Send;
 }
 
 /// Outcomes of one kind of change on one service in one month: the

@@ -3,6 +3,7 @@
 //! `changehub-tests` library (`tests/src`).
 
 mod api;
+mod audit;
 mod bus_contract;
 mod ingest;
 mod ingest_aws;

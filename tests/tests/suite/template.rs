@@ -131,7 +131,7 @@ fn the_api_function_gets_exactly_the_table_actions_its_code_uses() {
     // DynamoStore's ChangeReader, ChangeWriter, TenantDocs, Counters and DueIndex:
     // get_item, query (table and GSI1), batch_get_item, and transact_write_items
     // of Puts, counter Updates and a reschedule's index Deletes (authorized as
-    // PutItem, UpdateItem and DeleteItem).
+    // PutItem, UpdateItem and DeleteItem); the audit key its writes are sealed with.
     let expected = BTreeSet::from([
         "dynamodb:BatchGetItem",
         "dynamodb:DeleteItem",
@@ -139,15 +139,24 @@ fn the_api_function_gets_exactly_the_table_actions_its_code_uses() {
         "dynamodb:PutItem",
         "dynamodb:Query",
         "dynamodb:UpdateItem",
+        "secretsmanager:GetSecretValue",
     ]);
     assert_eq!(actions, expected);
+    let table = json!({"!GetAtt": "ChangeTable.Arn"});
+    let index = json!({"!Sub": "${ChangeTable.Arn}/index/GSI1"});
     for s in statements {
-        assert_eq!(
-            s["Resource"],
-            json!([{"!GetAtt": "ChangeTable.Arn"}, {"!Sub": "${ChangeTable.Arn}/index/GSI1"}]),
-            "scoped to the table and its due index"
-        );
+        let resources = s["Resource"].as_array().expect("Resource");
+        if s["Action"].as_array().into_iter().flatten().any(|a| a.as_str().is_some_and(|a| a.starts_with("dynamodb:")))
+        {
+            assert!(
+                resources.iter().all(|r| *r == table || *r == index),
+                "scoped to the table and its due index: {resources:?}"
+            );
+        } else {
+            assert_eq!(resources, &vec![json!({"!Ref": "AuditKey"})], "only the audit key");
+        }
     }
+    assert_eq!(api["Environment"]["Variables"]["CHANGEHUB_AUDIT_KEY_SECRET"], json!({"!Ref": "AuditKey"}));
 }
 
 /// The API needs a bearer token on every route but /health and the webhooks,
@@ -292,4 +301,198 @@ fn every_aws_rule_matches_its_samples_and_every_used_sample_has_a_rule() {
             .map(str::to_owned)
             .collect();
     assert_eq!(actions_of(f), expected);
+}
+
+/// Every policy statement of a function, across its policy documents.
+fn statements_of(f: &Value) -> Vec<&Value> {
+    f["Properties"]["Policies"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|p| p["Statement"].as_array().into_iter().flatten())
+        .collect()
+}
+
+/// Whether an IAM `StringLike` pattern (only a trailing `*` is used here) matches `key`.
+fn like(pattern: &str, key: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => key.starts_with(prefix),
+        None => pattern == key,
+    }
+}
+
+/// Each function may write (put, update, delete) only items whose partition
+/// key starts with the prefixes its code writes, held by IAM's
+/// `dynamodb:LeadingKeys`: the api tenant partitions, the ingest functions
+/// dedupe claims only. So a compromised ingest function cannot rewrite a
+/// change or its audit trail, and the api cannot forge dedupe claims.
+#[test]
+fn every_function_writes_only_the_partitions_its_code_writes() {
+    use changehub::adapters::keys;
+    use changehub::domain::{ChangeId, ServiceName, TenantId};
+    let tenant = TenantId::parse("acme").expect("tenant");
+    let service = ServiceName::parse("payments").expect("service");
+    let id = ChangeId::new();
+    // Partition keys each function's code writes, from the one key module.
+    let api_writes = [
+        keys::change_pk(&tenant, &id),
+        keys::service_pk(&tenant, &service),
+        keys::doc_pk(&tenant, changehub::ports::DocKind::Catalog),
+    ];
+    let ingest_writes = [keys::idem_pk("github:delivery")];
+    let expected: [(&str, &[String], &[String]); 3] = [
+        ("ApiFunction", &api_writes, &ingest_writes),
+        ("IngestFunction", &ingest_writes, &api_writes),
+        ("AwsEventsFunction", &ingest_writes, &api_writes),
+    ];
+    let t = template();
+    let functions = resources_of_type(&t, "AWS::Serverless::Function");
+    assert_eq!(functions.len(), expected.len(), "a new function needs its row here");
+    const WRITES: [&str; 4] =
+        ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"];
+    for (name, writes, foreign) in expected {
+        let f = function(&t, name);
+        let mut patterns_seen = false;
+        for s in statements_of(f) {
+            let actions: Vec<&str> = s["Action"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+            assert!(!actions.contains(&"dynamodb:Scan"), "{name}: no Scan");
+            if !actions.iter().any(|a| WRITES.contains(a)) {
+                continue;
+            }
+            let patterns: Vec<&str> = s["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{name}: statement {} writes without a LeadingKeys condition", s["Sid"]))
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            for key in writes {
+                assert!(patterns.iter().any(|p| like(p, key)), "{name} cannot write {key} ({patterns:?})");
+            }
+            for key in foreign {
+                assert!(!patterns.iter().any(|p| like(p, key)), "{name} may write {key}, which it never writes");
+            }
+            patterns_seen = true;
+        }
+        assert!(patterns_seen, "{name} writes to the table");
+    }
+}
+
+fn refs_of(v: &Value, key: &str) -> Option<String> {
+    v[key].as_str().map(str::to_owned)
+}
+
+/// Every function: a log group named after it with the stack's retention,
+/// and alarms on its errors and its throttles that notify.
+#[test]
+fn every_function_has_log_retention_and_error_and_throttle_alarms() {
+    let t = template();
+    assert_eq!(t["Parameters"]["LogRetentionDays"]["Type"], "Number");
+    // Log group name → its retention.
+    let log_groups: std::collections::BTreeMap<String, Value> = resources_of_type(&t, "AWS::Logs::LogGroup")
+        .into_iter()
+        .map(|(_, g)| {
+            let p = &g["Properties"];
+            (p["LogGroupName"]["!Sub"].as_str().unwrap_or("").to_owned(), p["RetentionInDays"].clone())
+        })
+        .collect();
+    let alarms: BTreeSet<(String, String)> = resources_of_type(&t, "AWS::CloudWatch::Alarm")
+        .into_iter()
+        .filter(|(_, a)| a["Properties"]["Namespace"] == "AWS/Lambda")
+        .filter(|(_, a)| a["Properties"]["AlarmActions"] == json!([{"!Ref": "NotificationTopic"}]))
+        .filter_map(|(_, a)| {
+            let p = &a["Properties"];
+            let dims = p["Dimensions"].as_array()?;
+            let function =
+                dims.iter().find(|d| d["Name"] == "FunctionName").and_then(|d| refs_of(&d["Value"], "!Ref"))?;
+            Some((function, p["MetricName"].as_str()?.to_owned()))
+        })
+        .collect();
+    for (name, _) in resources_of_type(&t, "AWS::Serverless::Function") {
+        assert!(
+            log_groups.get(&format!("/aws/lambda/${{{name}}}")) == Some(&json!({"!Ref": "LogRetentionDays"})),
+            "{name} has a log group /aws/lambda/${{{name}}} with RetentionInDays: !Ref LogRetentionDays"
+        );
+        for metric in ["Errors", "Throttles"] {
+            assert!(alarms.contains(&(name.clone(), metric.to_owned())), "{name} has a notifying {metric} alarm");
+        }
+    }
+}
+
+/// Every function invoked asynchronously (EventBridge rules, schedules)
+/// keeps what fails: Lambda retries a failed invocation a bounded number of
+/// times, then sends it to the function's failed-events queue, which is also
+/// its rules' dead-letter queue and has a notifying alarm on its depth.
+#[test]
+fn every_asynchronously_invoked_function_sends_failures_to_an_alarmed_queue() {
+    let t = template();
+    let queue_alarms: BTreeSet<String> = resources_of_type(&t, "AWS::CloudWatch::Alarm")
+        .into_iter()
+        .filter(|(_, a)| a["Properties"]["Namespace"] == "AWS/SQS")
+        .filter(|(_, a)| a["Properties"]["MetricName"] == "ApproximateNumberOfMessagesVisible")
+        .filter(|(_, a)| a["Properties"]["AlarmActions"] == json!([{"!Ref": "NotificationTopic"}]))
+        .filter_map(|(_, a)| {
+            let queue = a["Properties"]["Dimensions"][0]["Value"]["!GetAtt"].as_str()?;
+            Some(queue.strip_suffix(".QueueName")?.to_owned())
+        })
+        .collect();
+    let mut asynchronous = 0;
+    for (name, f) in resources_of_type(&t, "AWS::Serverless::Function") {
+        let events = f["Properties"]["Events"].as_object().cloned().unwrap_or_default();
+        let rules: Vec<(String, Value)> = events
+            .into_iter()
+            .filter(|(_, e)| matches!(e["Type"].as_str(), Some("EventBridgeRule" | "Schedule" | "ScheduleV2")))
+            .collect();
+        if rules.is_empty() {
+            continue;
+        }
+        asynchronous += 1;
+        let config = &f["Properties"]["EventInvokeConfig"];
+        let retries = config["MaximumRetryAttempts"].as_u64().unwrap_or_else(|| panic!("{name}: MaximumRetryAttempts"));
+        assert!(retries <= 2, "{name}: MaximumRetryAttempts");
+        let age =
+            config["MaximumEventAgeInSeconds"].as_u64().unwrap_or_else(|| panic!("{name}: MaximumEventAgeInSeconds"));
+        assert!((60..=21600).contains(&age), "{name}: MaximumEventAgeInSeconds");
+        let on_failure = &config["DestinationConfig"]["OnFailure"];
+        assert_eq!(on_failure["Type"], "SQS", "{name}: on-failure destination is a queue");
+        let queue = on_failure["Destination"]["!GetAtt"]
+            .as_str()
+            .and_then(|q| q.strip_suffix(".Arn"))
+            .unwrap_or_else(|| panic!("{name}: on-failure destination is a queue of the stack"));
+        assert_eq!(t["Resources"][queue]["Type"], "AWS::SQS::Queue", "{name}: {queue}");
+        assert!(queue_alarms.contains(queue), "{name}: {queue} has a notifying depth alarm");
+        for (rule, e) in rules {
+            assert_eq!(
+                e["Properties"]["DeadLetterConfig"]["Arn"],
+                json!({"!GetAtt": format!("{queue}.Arn")}),
+                "{name}: rule {rule} dead-letters to the same queue"
+            );
+            assert!(e["Properties"]["RetryPolicy"].is_object(), "{name}: rule {rule} has a retry policy");
+        }
+    }
+    assert!(asynchronous > 0);
+}
+
+/// The CloudTrail rule does not feed the hub its own functions' calls, and
+/// still takes calls made without a role session (IAM users, root).
+#[test]
+fn the_cloudtrail_rule_leaves_out_the_hubs_own_roles() {
+    let t = template();
+    let f = function(&t, "AwsEventsFunction");
+    let pattern = changehub::domain::EventPattern::parse(
+        f["Properties"]["Events"]["MutatingApiCalls"]["Properties"]["Pattern"].clone(),
+    )
+    .expect("pattern");
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../events/aws/cloudtrail.iam_put_role_policy.json");
+    let event: Value = serde_json::from_slice(&std::fs::read(sample).expect("sample")).expect("json");
+    assert!(pattern.matches(&event), "a person's change is delivered");
+    for (name, _) in resources_of_type(&t, "AWS::Serverless::Function") {
+        let mut own = event.clone();
+        // The role ARN as the template names it; CloudFormation resolves both sides alike.
+        own["detail"]["userIdentity"]["sessionContext"]["sessionIssuer"]["arn"] =
+            json!({"!GetAtt": format!("{name}Role.Arn")});
+        assert!(!pattern.matches(&own), "calls by {name}'s role are left out");
+    }
+    let mut user = event.clone();
+    user["detail"]["userIdentity"] = json!({"type": "IAMUser", "arn": "arn:aws:iam::123456789012:user/alice"});
+    assert!(pattern.matches(&user), "an IAM user's call (no session issuer) is delivered");
 }
