@@ -9,8 +9,9 @@ use changehub::adapters::embedded::EmbeddedStore;
 use changehub::adapters::env_secrets::{SecretsDocument, StaticSecrets};
 use changehub::adapters::local_bus::LocalBus;
 use changehub::app::catalog::{CachedCatalog, DEFAULT_CACHE_TTL};
-use changehub::app::ingest::Ingest;
+use changehub::app::ingest::{Ingest, Webhooks};
 use changehub::domain::{EventPattern, HubEvent};
+use changehub::http::webhooks::WebhookLimits;
 use changehub::http::{finish, webhooks};
 use changehub::ingest::canonical::{schema_file, schemas};
 use changehub::ingest::{Origin, sign};
@@ -47,11 +48,13 @@ fn hub_with<B: EventBus + Clone + 'static>(bus: B) -> Hub<B> {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = EmbeddedStore::open(dir.path().join("ingest.db")).expect("open");
     let catalog = CachedCatalog::new(store.clone(), DEFAULT_CACHE_TTL);
-    let ingest =
-        Arc::new(Ingest { dedupe: store, bus, catalog: catalog.clone(), secrets: secrets(), clock: SystemClock });
+    let ingest = || Ingest::new(store.clone(), bus.clone(), catalog.clone(), SystemClock);
+    let webhooks = Arc::new(Webhooks { ingest: ingest(), secrets: secrets() });
     let tokens = changehub_tests::http::Tokens::new();
-    let router =
-        finish(webhooks::webhook_routes(ingest.clone()).merge(webhooks::local_routes(ingest, tokens.authenticator())));
+    let router = finish(
+        webhooks::webhook_routes(webhooks, WebhookLimits::default())
+            .merge(webhooks::local_routes(Arc::new(ingest()), tokens.authenticator())),
+    );
     Hub { router, tokens, catalog, _dir: dir, _bus: std::marker::PhantomData }
 }
 

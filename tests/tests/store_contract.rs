@@ -45,6 +45,10 @@ contract_cases!(
     outcomes_bump_counters,
     due_index_follows_the_record,
     dedupe_claims_once_until_expiry,
+    an_expired_lease_is_claimed_again,
+    a_released_lease_can_be_claimed_at_once,
+    a_claim_takes_every_key_or_none,
+    concurrent_claims_have_one_winner,
     empty_service_window_is_empty,
 );
 

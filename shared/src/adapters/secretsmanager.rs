@@ -3,13 +3,18 @@
 //! (the same shape as the local `CHANGEHUB_SECRETS_FILE`). Read at first use,
 //! not at init, and kept for a few minutes so a rotation is picked up
 //! without a redeploy.
+//!
+//! A refresh never makes things worse: an entry of the new document that is
+//! wrong is logged by path and the last good document's entry for that
+//! tenant and source is served instead; a new document that cannot be read
+//! at all (or a failed fetch) leaves the last good one in use.
 
 pub use aws_sdk_secretsmanager::Client;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::RwLock;
 
-use super::env_secrets::{SecretsDocument, parse_document};
+use super::env_secrets::{Parsed, SecretsDocument, parse_document};
 use crate::domain::TenantId;
 use crate::ingest::Origin;
 use crate::ports::{SecretSource, SecretsError};
@@ -44,6 +49,23 @@ impl SecretsManagerSecrets {
         {
             return Ok(doc.clone());
         }
+        let previous = cache.as_ref().map(|(_, doc)| doc.clone());
+        let doc = match (self.fetch().await, previous) {
+            (Ok(parsed), previous) => {
+                parsed.log_skipped();
+                Arc::new(merge(parsed, previous.as_deref()))
+            }
+            (Err(e), Some(previous)) => {
+                tracing::error!(secret_id = %self.secret_id, error = %e, "webhook secrets not refreshed; the last good document stays in use");
+                previous
+            }
+            (Err(e), None) => return Err(e),
+        };
+        *cache = Some((Instant::now(), doc.clone()));
+        Ok(doc)
+    }
+
+    async fn fetch(&self) -> Result<Parsed, SecretsError> {
         let out = self
             .client
             .get_secret_value()
@@ -52,10 +74,28 @@ impl SecretsManagerSecrets {
             .await
             .map_err(|e| SecretsError::Backend(e.into()))?;
         let text = out.secret_string.ok_or_else(|| SecretsError::Invalid("the secret has no string value".into()))?;
-        let doc = Arc::new(parse_document(&text)?);
-        *cache = Some((Instant::now(), doc.clone()));
-        Ok(doc)
+        parse_document(&text)
     }
+}
+
+/// The new document, with each entry it left out taken from the last good
+/// document (a whole tenant, or one tenant's source).
+fn merge(parsed: Parsed, previous: Option<&SecretsDocument>) -> SecretsDocument {
+    let mut doc = parsed.document;
+    let Some(previous) = previous else { return doc };
+    for skipped in &parsed.skipped {
+        let Some(old) = previous.get(&skipped.tenant) else { continue };
+        let entry = doc.entry(skipped.tenant.clone()).or_default();
+        match &skipped.source {
+            Some(source) => {
+                if let Some(secrets) = old.get(source) {
+                    entry.insert(source.clone(), secrets.clone());
+                }
+            }
+            None => entry.extend(old.iter().map(|(k, v)| (k.clone(), v.clone()))),
+        }
+    }
+    doc
 }
 
 impl SecretSource for SecretsManagerSecrets {
