@@ -166,9 +166,14 @@ async fn secrets_manager_holds_per_tenant_secrets_with_rotation() {
         secrets.secrets(&TenantId::parse("nobody").expect("tenant"), Origin::Github).await.expect("read").is_empty()
     );
 
-    let broken = secrets_manager(&json!({"default": {"bitbucket": ["x"]}})).await;
+    // A bad entry is left out (and logged by path); the rest is served.
+    let partly = secrets_manager(&json!({"default": {"bitbucket": ["x"], "github": ["g"]}, "acme": {"github": "oops"}})).await;
+    assert_eq!(partly.secrets(&default, Origin::Github).await.expect("read"), ["g"]);
+    assert!(partly.secrets(&acme, Origin::Github).await.expect("read").is_empty());
+    // A document that is not JSON at all is an error naming no value of it.
+    let broken = secrets_manager(&Value::String("{\"default\": {\"github\": [\"s3cr3t\"".into())).await;
     match broken.secrets(&default, Origin::Github).await {
-        Err(SecretsError::Invalid(message)) => assert!(message.contains("bitbucket"), "{message}"),
+        Err(SecretsError::Invalid(message)) => assert!(!message.contains("s3cr3t"), "{message}"),
         other => panic!("expected Invalid, got {other:?}"),
     }
 }

@@ -190,3 +190,72 @@ impl SecretSource for StaticSecrets {
         Ok(self.document.get(tenant.as_str()).and_then(|m| m.get(origin.as_str())).cloned().unwrap_or_default())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "s3cr3t-hunter2";
+
+    /// Documents with the secret where it does not belong, and what each
+    /// must still serve.
+    fn malformed() -> Vec<String> {
+        [
+            // The review's case: a string where a list belongs.
+            r#"{"default": {"github": "SECRET"}, "acme": {"github": ["acme-ok"]}}"#,
+            r#"{"default": {"github": ["ok", {"SECRET": 1}]}, "acme": {"github": ["acme-ok"]}}"#,
+            r#"{"default": {"github": [5, "SECRET"]}, "acme": {"github": ["acme-ok"]}}"#,
+            r#"{"default": "SECRET", "acme": {"github": ["acme-ok"]}}"#,
+            r#"{"default": {"github": {"secret": "SECRET"}}, "acme": {"github": ["acme-ok"]}}"#,
+            r#"{"default": {"github": ["SECRET"]}, "acme": {"github": ["acme-ok"]}, "Not A Slug": {"github": ["SECRET"]}}"#,
+        ]
+        .iter()
+        .map(|d| d.replace("SECRET", SECRET))
+        .collect()
+    }
+
+    #[test]
+    fn errors_about_a_malformed_document_never_quote_a_secret() {
+        let broken = [
+            format!(r#"{{"default": {{"github": ["{SECRET}"]"#),
+            format!(r#"{{"default": {{"github": ["{SECRET}" "x"]}}}}"#),
+            format!(r#"["{SECRET}"]"#),
+            format!(r#""{SECRET}""#),
+            format!(r#"{{"default": {{"github": ["{SECRET}\q"]}}}}"#),
+        ];
+        for text in &broken {
+            match parse_document(text) {
+                Err(SecretsError::Invalid(message)) => {
+                    assert!(!message.contains(SECRET) && !message.contains("s3cr3t"), "{message}")
+                }
+                other => panic!("{text}: expected Invalid, got {other:?}"),
+            }
+        }
+        for text in malformed() {
+            let parsed = parse_document(&text).expect("a document with bad entries is parsed");
+            assert!(!parsed.skipped.is_empty(), "{text}: nothing was left out");
+            let report = format!("{:?}", parsed.skipped);
+            assert!(!report.contains("s3cr3t"), "{text}: {report}");
+        }
+    }
+
+    #[test]
+    fn one_bad_tenant_entry_leaves_the_other_tenants_served() {
+        for text in malformed() {
+            let parsed = parse_document(&text).expect("parsed");
+            assert_eq!(parsed.document.get("acme").and_then(|m| m.get("github")), Some(&vec!["acme-ok".to_owned()]));
+        }
+        let parsed = parse_document(r#"{"default": {"github": 7, "pagerduty": ["pd"], "bitbucket": ["x"]}}"#)
+            .expect("parsed");
+        assert_eq!(parsed.document["default"]["pagerduty"], ["pd"]);
+        let paths: Vec<(&str, &str)> =
+            parsed.skipped.iter().map(|s| (s.path.as_str(), s.problem.as_str())).collect();
+        assert_eq!(
+            paths,
+            [
+                ("default.bitbucket", "not a webhook source (github, gitlab, pagerduty, incidentio, alertmanager)"),
+                ("default.github", "expected a list of strings, found a number"),
+            ]
+        );
+    }
+}

@@ -104,3 +104,26 @@ impl SecretSource for SecretsManagerSecrets {
         Ok(doc.get(tenant.as_str()).and_then(|m| m.get(origin.as_str())).cloned().unwrap_or_default())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_entry_in_a_refreshed_document_keeps_the_last_good_secrets_for_it() {
+        let good = parse_document(r#"{"default": {"github": ["old"]}, "acme": {"github": ["acme-old"], "pagerduty": ["pd"]}}"#)
+            .expect("good")
+            .document;
+        let refreshed =
+            parse_document(r#"{"default": {"github": ["new"]}, "acme": {"github": "oops", "pagerduty": ["pd2"]}}"#)
+                .expect("parsed");
+        let merged = merge(refreshed, Some(&good));
+        assert_eq!(merged["default"]["github"], ["new"]);
+        assert_eq!(merged["acme"]["github"], ["acme-old"], "the bad entry keeps its last good value");
+        assert_eq!(merged["acme"]["pagerduty"], ["pd2"]);
+
+        let whole_tenant_bad = parse_document(r#"{"default": {"github": ["new"]}, "acme": 5}"#).expect("parsed");
+        let merged = merge(whole_tenant_bad, Some(&good));
+        assert_eq!(merged["acme"]["pagerduty"], ["pd"]);
+    }
+}

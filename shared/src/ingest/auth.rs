@@ -610,7 +610,7 @@ mod tests {
     #[test]
     fn github_wrong_secret_is_refused_as_no_match() {
         let check = refused(github(&[OTHER_SECRET], Some(GITHUB_SIGNATURE_VALUE), GITHUB_PAYLOAD));
-        assert_eq!(check, "the X-Hub-Signature-256 signature matches no secret configured for github");
+        assert_eq!(check, "the X-Hub-Signature-256 header matches no secret configured for github");
     }
 
     #[test]
@@ -692,7 +692,7 @@ mod tests {
     fn incidentio_wrong_key_is_refused_as_no_match() {
         let headers = sw_headers(SW_ID, SW_TIMESTAMP, SW_SIGNATURE);
         let check = refused(incidentio(&[OTHER_KEY], &headers, SW_PAYLOAD, SW_TIMESTAMP));
-        assert_eq!(check, "the webhook-signature header matches no signing key configured for incidentio");
+        assert_eq!(check, "the webhook-signature header matches no secret configured for incidentio");
     }
 
     #[test]
@@ -700,7 +700,7 @@ mod tests {
         let truncated = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ";
         let headers = sw_headers(SW_ID, SW_TIMESTAMP, truncated);
         let check = refused(incidentio(&[SW_KEY], &headers, SW_PAYLOAD, SW_TIMESTAMP));
-        assert!(check.contains("matches no signing key"), "{check}");
+        assert!(check.contains("matches no secret"), "{check}");
     }
 
     #[test]
@@ -842,7 +842,7 @@ mod tests {
         let extended = format!("{GITLAB_SECRET_TOKEN}x");
         for token in [OTHER_SECRET, truncated, extended.as_str()] {
             let check = refused(gitlab(&[GITLAB_SECRET_TOKEN], &gitlab_headers(Some(token), false)));
-            assert_eq!(check, "the X-Gitlab-Token header matches no token configured for gitlab");
+            assert_eq!(check, "the X-Gitlab-Token header matches no secret configured for gitlab");
         }
     }
 
@@ -895,7 +895,7 @@ mod tests {
         let mut headers = gitlab_headers(Some(GITLAB_SECRET_TOKEN), true);
         headers.insert(WEBHOOK_SIGNATURE, HeaderValue::from_static(SW_SIGNATURE));
         let check = refused(gitlab(&[GITLAB_SECRET_TOKEN, SW_KEY], &headers));
-        assert!(check.contains("matches no signing key configured for gitlab"), "{check}");
+        assert!(check.contains("matches no secret configured for gitlab"), "{check}");
     }
 
     #[test]
@@ -965,7 +965,7 @@ mod tests {
     #[test]
     fn pagerduty_go_pagerduty_mismatch_vector_is_refused() {
         let check = refused(pagerduty(&[PD_SECRET], Some(PD_MISMATCH), PD_BODY.as_bytes()));
-        assert_eq!(check, "no X-PagerDuty-Signature value matches a secret configured for pagerduty");
+        assert_eq!(check, "the X-PagerDuty-Signature header matches no secret configured for pagerduty");
     }
 
     #[test]
@@ -1098,7 +1098,7 @@ mod tests {
         let truncated = format!("Bearer {}", &ALERTMANAGER_TOKEN[..ALERTMANAGER_TOKEN.len() - 1]);
         for value in ["Bearer wrong", truncated.as_str()] {
             let check = refused(alertmanager(&[ALERTMANAGER_TOKEN], Some(value)));
-            assert_eq!(check, "the bearer token matches no token configured for alertmanager");
+            assert_eq!(check, "the Authorization header matches no secret configured for alertmanager");
         }
     }
 
