@@ -536,18 +536,32 @@ impl DynamoStore {
         item
     }
 
-    /// Why a claim was refused: a live done key makes it a duplicate, else it is in progress.
+    /// Why a claim was refused: a live done key makes it a duplicate, else it
+    /// is in progress. One consistent GetItem per key (at most three, and
+    /// only on this path), within the function's existing GetItem permission.
     async fn claim_refused(&self, keys_str: &[String], now: DateTime<Utc>) -> Result<Claim, StoreError> {
-        let wanted = keys_str.iter().map(|k| key(keys::idem_pk(k), keys::IDEM_SK)).collect();
-        let done = self.batch_get_items(wanted, true).await?.iter().any(|item| {
+        for k in keys_str {
+            let out = self
+                .client
+                .get_item()
+                .table_name(&self.table)
+                .set_key(Some(key(keys::idem_pk(k), keys::IDEM_SK)))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(classify)?;
+            let Some(item) = out.item else { continue };
             let live = item
                 .get(TABLE.ttl_attribute)
                 .and_then(|v| v.as_n().ok())
                 .and_then(|v| v.parse::<i64>().ok())
                 .is_some_and(|exp| exp > now.timestamp());
-            live && item.get("state").and_then(|v| v.as_s().ok()).is_none_or(|state| state == DONE)
-        });
-        Ok(if done { Claim::Duplicate } else { Claim::InProgress })
+            // Claims written before leases existed have no state: they were done.
+            if live && item.get("state").and_then(|v| v.as_s().ok()).is_none_or(|state| state == DONE) {
+                return Ok(Claim::Duplicate);
+            }
+        }
+        Ok(Claim::InProgress)
     }
 }
 

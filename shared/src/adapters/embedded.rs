@@ -57,9 +57,13 @@ struct IndexItem {
 #[derive(Debug, Serialize, Deserialize)]
 struct ClaimItem {
     expires_at: DateTime<Utc>,
-    /// Leased (work in progress) or done.
-    #[serde(default)]
+    /// Leased (work in progress) or done. Claims written before leases existed were done.
+    #[serde(default = "done_by_default")]
     done: bool,
+}
+
+fn done_by_default() -> bool {
+    true
 }
 
 /// A committed mutation, as a DynamoDB stream record would carry it.
