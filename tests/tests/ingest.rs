@@ -392,7 +392,9 @@ async fn a_captured_delivery_replayed_under_a_new_delivery_id_is_a_duplicate() {
         for file in samples(origin) {
             let what = file.display().to_string();
             let path = format!("/webhooks/{}", origin.as_str());
-            let first = send(&hub.router, signed(origin, &path, &file, &uuid::Uuid::now_v7().to_string(), secret_for(origin))).await;
+            let first =
+                send(&hub.router, signed(origin, &path, &file, &uuid::Uuid::now_v7().to_string(), secret_for(origin)))
+                    .await;
             if first.status != StatusCode::ACCEPTED {
                 continue;
             }
@@ -427,7 +429,8 @@ impl EventBus for GatedBus {
 
 fn gated() -> (Hub<GatedBus>, Arc<tokio::sync::Semaphore>, UnboundedReceiver<HubEvent>) {
     let inner = LocalBus::new();
-    let rx = inner.add_rule("all", EventPattern::parse(json!({"source": [{"prefix": "changehub."}]})).expect("pattern"));
+    let rx =
+        inner.add_rule("all", EventPattern::parse(json!({"source": [{"prefix": "changehub."}]})).expect("pattern"));
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     let claims = ClaimTimes { lease: std::time::Duration::from_secs(1), ..ClaimTimes::default() };
     (hub_limited(GatedBus { gate: gate.clone(), inner }, claims, WebhookLimits::default()), gate, rx)
@@ -448,7 +451,12 @@ async fn a_redelivery_while_the_first_is_publishing_is_answered_retry() {
     });
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     let racing = send(&hub.router, req()).await;
-    assert_eq!((racing.status, error(&racing).1), (StatusCode::SERVICE_UNAVAILABLE, "in_progress"), "{:?}", racing.body);
+    assert_eq!(
+        (racing.status, error(&racing).1),
+        (StatusCode::SERVICE_UNAVAILABLE, "in_progress"),
+        "{:?}",
+        racing.body
+    );
     gate.add_permits(10);
     assert_eq!(first.await.expect("first").status, StatusCode::ACCEPTED);
     let after = send(&hub.router, req()).await;
@@ -513,7 +521,8 @@ async fn a_partial_batch_is_republished_with_the_same_event_ids_in_the_detail() 
     for e in &events {
         assert_eq!(e.detail["event_id"], e.id.as_str(), "the detail carries the hub event id");
     }
-    let distinct: std::collections::BTreeSet<&str> = events.iter().filter_map(|e| e.detail["event_id"].as_str()).collect();
+    let distinct: std::collections::BTreeSet<&str> =
+        events.iter().filter_map(|e| e.detail["event_id"].as_str()).collect();
     assert_eq!(distinct.len(), 2, "the copy has the same event_id");
 }
 

@@ -167,7 +167,8 @@ async fn secrets_manager_holds_per_tenant_secrets_with_rotation() {
     );
 
     // A bad entry is left out (and logged by path); the rest is served.
-    let partly = secrets_manager(&json!({"default": {"bitbucket": ["x"], "github": ["g"]}, "acme": {"github": "oops"}})).await;
+    let partly =
+        secrets_manager(&json!({"default": {"bitbucket": ["x"], "github": ["g"]}, "acme": {"github": "oops"}})).await;
     assert_eq!(partly.secrets(&default, Origin::Github).await.expect("read"), ["g"]);
     assert!(partly.secrets(&acme, Origin::Github).await.expect("read").is_empty());
     // A document that is not JSON at all is an error naming no value of it.

@@ -472,14 +472,13 @@ impl Api {
     async fn start() -> Api {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = dir.path().join("hub.db");
-        let hub =
-            Hub::open(&HubConfig {
-                db: db.clone(),
-                notifications: dir.path().join("n.jsonl"),
-                secrets: secrets(),
-                limits: Default::default(),
-            })
-            .expect("open the local hub");
+        let hub = Hub::open(&HubConfig {
+            db: db.clone(),
+            notifications: dir.path().join("n.jsonl"),
+            secrets: secrets(),
+            limits: Default::default(),
+        })
+        .expect("open the local hub");
         let key = LocalKey::for_database(&db).expect("the hub's signing key");
         let router = hub.router();
         Api { _hub: Some(hub), _dir: dir, router, key, doc: Doc::load(), seen: Mutex::new(BTreeMap::new()) }
@@ -2650,7 +2649,8 @@ async fn ingest_failures_are_documented_503s() {
     // The bus refuses: publish_failed, and the delivery is not remembered.
     let dir = tempfile::tempdir().expect("tempdir");
     let store = EmbeddedStore::open(dir.path().join("ingest.db")).expect("open store");
-    let catalog = changehub::app::catalog::CachedCatalog::new(store.clone(), changehub::app::catalog::DEFAULT_CACHE_TTL);
+    let catalog =
+        changehub::app::catalog::CachedCatalog::new(store.clone(), changehub::app::catalog::DEFAULT_CACHE_TTL);
     let ingest = || Ingest::new(store.clone(), DownBus, catalog.clone(), SystemClock);
     let webhooks = Arc::new(Webhooks { ingest: ingest(), secrets: secrets() });
     let key = LocalKey::from_secret(vec![9; 32]);

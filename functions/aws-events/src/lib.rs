@@ -10,7 +10,11 @@ use serde_json::{Value, json};
 /// is too large to publish, is logged and answered (a retry cannot fix it);
 /// store and bus failures, and a redelivery racing the first, are errors, so
 /// EventBridge retries and, in the end, dead-letters the event.
-pub async fn handle<D, B, K, C>(ingest: &Ingest<D, B, K, C>, tenant: &TenantId, event: &Value) -> Result<Value, IngestError>
+pub async fn handle<D, B, K, C>(
+    ingest: &Ingest<D, B, K, C>,
+    tenant: &TenantId,
+    event: &Value,
+) -> Result<Value, IngestError>
 where
     D: Dedupe,
     B: EventBus,

@@ -53,8 +53,7 @@ async fn main() -> Result<(), Error> {
         .operation_timeout(config.timeouts.operation)
         .operation_attempt_timeout(config.timeouts.attempt)
         .build();
-    let aws =
-        aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts).load().await;
+    let aws = aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts).load().await;
     let store = DynamoStore::new(dynamodb::Client::new(&aws), config.table);
     let deps = Ingest::new(
         store.clone(),

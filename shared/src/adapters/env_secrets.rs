@@ -137,9 +137,8 @@ fn kind(v: &serde_json::Value) -> &'static str {
 pub fn parse_document(text: &str) -> Result<Parsed, SecretsError> {
     const SHAPE: &str = r#"expected {"tenant": {"source": ["secret"]}}"#;
     // Syntax errors are reported by position only: serde's messages may quote the input.
-    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
-        SecretsError::Invalid(format!("not JSON (line {}, column {}); {SHAPE}", e.line(), e.column()))
-    })?;
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| SecretsError::Invalid(format!("not JSON (line {}, column {}); {SHAPE}", e.line(), e.column())))?;
     let serde_json::Value::Object(tenants) = value else {
         return Err(SecretsError::Invalid(format!("the document is {}; {SHAPE}", kind(&value))));
     };
@@ -159,7 +158,11 @@ pub fn parse_document(text: &str) -> Result<Parsed, SecretsError> {
         for (source, secrets) in sources {
             let path = format!("{tenant}.{source}");
             if Origin::parse(&source).is_none_or(|o| o == Origin::Aws) {
-                skip(path, "not a webhook source (github, gitlab, pagerduty, incidentio, alertmanager)".into(), Some(&source));
+                skip(
+                    path,
+                    "not a webhook source (github, gitlab, pagerduty, incidentio, alertmanager)".into(),
+                    Some(&source),
+                );
                 continue;
             }
             let serde_json::Value::Array(list) = secrets else {
@@ -171,7 +174,11 @@ pub fn parse_document(text: &str) -> Result<Parsed, SecretsError> {
                 match item {
                     serde_json::Value::String(secret) => strings.push(secret.clone()),
                     other => {
-                        skip(format!("{path}[{i}]"), format!("expected a string, found {}", kind(other)), Some(&source));
+                        skip(
+                            format!("{path}[{i}]"),
+                            format!("expected a string, found {}", kind(other)),
+                            Some(&source),
+                        );
                         strings.clear();
                         break;
                     }
@@ -245,11 +252,10 @@ mod tests {
             let parsed = parse_document(&text).expect("parsed");
             assert_eq!(parsed.document.get("acme").and_then(|m| m.get("github")), Some(&vec!["acme-ok".to_owned()]));
         }
-        let parsed = parse_document(r#"{"default": {"github": 7, "pagerduty": ["pd"], "bitbucket": ["x"]}}"#)
-            .expect("parsed");
+        let parsed =
+            parse_document(r#"{"default": {"github": 7, "pagerduty": ["pd"], "bitbucket": ["x"]}}"#).expect("parsed");
         assert_eq!(parsed.document["default"]["pagerduty"], ["pd"]);
-        let paths: Vec<(&str, &str)> =
-            parsed.skipped.iter().map(|s| (s.path.as_str(), s.problem.as_str())).collect();
+        let paths: Vec<(&str, &str)> = parsed.skipped.iter().map(|s| (s.path.as_str(), s.problem.as_str())).collect();
         assert_eq!(
             paths,
             [

@@ -111,9 +111,11 @@ mod tests {
 
     #[test]
     fn a_bad_entry_in_a_refreshed_document_keeps_the_last_good_secrets_for_it() {
-        let good = parse_document(r#"{"default": {"github": ["old"]}, "acme": {"github": ["acme-old"], "pagerduty": ["pd"]}}"#)
-            .expect("good")
-            .document;
+        let good = parse_document(
+            r#"{"default": {"github": ["old"]}, "acme": {"github": ["acme-old"], "pagerduty": ["pd"]}}"#,
+        )
+        .expect("good")
+        .document;
         let refreshed =
             parse_document(r#"{"default": {"github": ["new"]}, "acme": {"github": "oops", "pagerduty": ["pd2"]}}"#)
                 .expect("parsed");

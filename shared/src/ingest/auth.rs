@@ -74,7 +74,9 @@ pub enum AuthError {
     Malformed { header: &'static str, problem: &'static str },
     #[error("the {WEBHOOK_TIMESTAMP} header is {age} s in the past; at most {TIMESTAMP_TOLERANCE_SECS} s is accepted")]
     TooOld { age: i64 },
-    #[error("the {WEBHOOK_TIMESTAMP} header is {ahead} s in the future; at most {TIMESTAMP_TOLERANCE_SECS} s is accepted")]
+    #[error(
+        "the {WEBHOOK_TIMESTAMP} header is {ahead} s in the future; at most {TIMESTAMP_TOLERANCE_SECS} s is accepted"
+    )]
     TooNew { ahead: u64 },
     /// Well formed, but signed with (or equal to) none of the configured secrets.
     #[error("the {header} header matches no secret configured for {}{}", origin.as_str(), skipped_keys(*skipped))]
@@ -238,12 +240,10 @@ fn standard_webhooks(
     now: DateTime<Utc>,
 ) -> Result<(), AuthError> {
     let id = required(headers, WEBHOOK_ID)?;
-    let timestamp: i64 = required(headers, WEBHOOK_TIMESTAMP)?
-        .parse()
-        .map_err(|_| AuthError::Malformed {
-            header: WEBHOOK_TIMESTAMP,
-            problem: "the webhook-timestamp header is not a whole number of unix seconds",
-        })?;
+    let timestamp: i64 = required(headers, WEBHOOK_TIMESTAMP)?.parse().map_err(|_| AuthError::Malformed {
+        header: WEBHOOK_TIMESTAMP,
+        problem: "the webhook-timestamp header is not a whole number of unix seconds",
+    })?;
     let age = now.timestamp().saturating_sub(timestamp);
     if age > TIMESTAMP_TOLERANCE_SECS {
         return Err(AuthError::TooOld { age });
