@@ -62,10 +62,16 @@ fn hub_limited<B: EventBus + Clone + 'static>(bus: B, claims: ClaimTimes, limits
     Hub { router, tokens, catalog, _dir: dir, _bus: std::marker::PhantomData }
 }
 
-fn hub() -> (Hub<LocalBus>, UnboundedReceiver<HubEvent>) {
+/// A local bus with a rule that receives every hub event.
+fn local_bus() -> (LocalBus, UnboundedReceiver<HubEvent>) {
     let bus = LocalBus::new();
     let rx = bus
         .add_rule("everything", EventPattern::parse(json!({"source": [{"prefix": "changehub."}]})).expect("pattern"));
+    (bus, rx)
+}
+
+fn hub() -> (Hub<LocalBus>, UnboundedReceiver<HubEvent>) {
+    let (bus, rx) = local_bus();
     (hub_with(bus), rx)
 }
 
@@ -359,9 +365,7 @@ impl EventBus for FlakyBus {
 
 #[tokio::test]
 async fn a_failed_publish_answers_5xx_and_the_retry_is_not_a_duplicate() {
-    let inner = LocalBus::new();
-    let mut rx =
-        inner.add_rule("all", EventPattern::parse(json!({"source": [{"prefix": "changehub."}]})).expect("pattern"));
+    let (inner, mut rx) = local_bus();
     let hub = hub_with(FlakyBus { failures_left: Arc::new(AtomicUsize::new(1)), inner });
     let file = Path::new(ROOT).join("events/pagerduty/incident.triggered.json");
     let first = send(&hub.router, signed(Origin::Pagerduty, "/webhooks/pagerduty", &file, "retry-me", SECRET)).await;
@@ -428,9 +432,7 @@ impl EventBus for GatedBus {
 }
 
 fn gated() -> (Hub<GatedBus>, Arc<tokio::sync::Semaphore>, UnboundedReceiver<HubEvent>) {
-    let inner = LocalBus::new();
-    let rx =
-        inner.add_rule("all", EventPattern::parse(json!({"source": [{"prefix": "changehub."}]})).expect("pattern"));
+    let (inner, rx) = local_bus();
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     let claims = ClaimTimes { lease: std::time::Duration::from_secs(1), ..ClaimTimes::default() };
     (hub_limited(GatedBus { gate: gate.clone(), inner }, claims, WebhookLimits::default()), gate, rx)
@@ -507,9 +509,7 @@ impl EventBus for PartialBus {
 /// the copies.
 #[tokio::test]
 async fn a_partial_batch_is_republished_with_the_same_event_ids_in_the_detail() {
-    let inner = LocalBus::new();
-    let mut rx =
-        inner.add_rule("all", EventPattern::parse(json!({"source": [{"prefix": "changehub."}]})).expect("pattern"));
+    let (inner, mut rx) = local_bus();
     let hub = hub_with(PartialBus { calls: Arc::new(AtomicUsize::new(0)), inner });
     let file = Path::new(ROOT).join("events/alertmanager/firing.json");
     let first = send(&hub.router, signed(Origin::Alertmanager, "/webhooks/alertmanager", &file, "x", SECRET)).await;

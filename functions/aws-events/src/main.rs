@@ -4,7 +4,6 @@
 //! store and bus failures fail the invocation so EventBridge retries it, and
 //! sends it to the dead-letter queue when retries run out.
 
-use aws_config::timeout::TimeoutConfig;
 use changehub::adapters::dynamodb::{self, DynamoStore};
 use changehub::adapters::eventbridge::{self, EventBridgeBus};
 use changehub::app::catalog::{CachedCatalog, DEFAULT_CACHE_TTL};
@@ -49,11 +48,10 @@ async fn handle(deps: &Deps, tenant: &TenantId, event: LambdaEvent<Value>) -> Re
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let config = Config::from_env()?;
-    let timeouts = TimeoutConfig::builder()
-        .operation_timeout(config.timeouts.operation)
-        .operation_attempt_timeout(config.timeouts.attempt)
-        .build();
-    let aws = aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts).load().await;
+    let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .timeout_config(config.timeouts.sdk_config())
+        .load()
+        .await;
     let store = DynamoStore::new(dynamodb::Client::new(&aws), config.table);
     let deps = Ingest::new(
         store.clone(),

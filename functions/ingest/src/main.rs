@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use aws_config::timeout::TimeoutConfig;
 use changehub::adapters::dynamodb::{self, DynamoStore};
 use changehub::adapters::eventbridge::{self, EventBridgeBus};
 use changehub::adapters::secretsmanager::{self, SecretsManagerSecrets};
@@ -39,11 +38,10 @@ impl Config {
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let config = Config::from_env()?;
-    let timeouts = TimeoutConfig::builder()
-        .operation_timeout(config.timeouts.operation)
-        .operation_attempt_timeout(config.timeouts.attempt)
-        .build();
-    let aws = aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts).load().await;
+    let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .timeout_config(config.timeouts.sdk_config())
+        .load()
+        .await;
     let store = DynamoStore::new(dynamodb::Client::new(&aws), config.table);
     let ingest = Ingest::new(
         store.clone(),
