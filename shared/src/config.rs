@@ -21,3 +21,45 @@ pub fn required(name: &'static str) -> Result<String, ConfigError> {
 pub fn optional(name: &'static str) -> Option<String> {
     std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
 }
+
+/// Timeouts for the AWS SDK clients, below the functions' 10 s timeout, so
+/// that a hung call fails inside the invocation (and its dedupe lease is
+/// released) rather than being cut off with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SdkTimeouts {
+    /// One call, retries included: `CHANGEHUB_SDK_OPERATION_TIMEOUT_MS` (default 5000).
+    pub operation: std::time::Duration,
+    /// One attempt of a call: `CHANGEHUB_SDK_ATTEMPT_TIMEOUT_MS` (default 2000).
+    pub attempt: std::time::Duration,
+}
+
+impl SdkTimeouts {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            operation: millis("CHANGEHUB_SDK_OPERATION_TIMEOUT_MS", 5000)?,
+            attempt: millis("CHANGEHUB_SDK_ATTEMPT_TIMEOUT_MS", 2000)?,
+        })
+    }
+}
+
+#[cfg(feature = "dynamodb")]
+impl SdkTimeouts {
+    /// As the SDK takes them: `aws_config::defaults(..).timeout_config(..)`.
+    pub fn sdk_config(&self) -> aws_sdk_dynamodb::config::timeout::TimeoutConfig {
+        aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder()
+            .operation_timeout(self.operation)
+            .operation_attempt_timeout(self.attempt)
+            .build()
+    }
+}
+
+/// A positive number of milliseconds, `default` when unset.
+fn millis(name: &'static str, default: u64) -> Result<std::time::Duration, ConfigError> {
+    match optional(name) {
+        None => Ok(std::time::Duration::from_millis(default)),
+        Some(v) => match v.parse::<u64>() {
+            Ok(ms) if ms > 0 => Ok(std::time::Duration::from_millis(ms)),
+            _ => Err(ConfigError::Invalid { name, message: "expected a positive whole number of milliseconds".into() }),
+        },
+    }
+}

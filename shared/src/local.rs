@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinHandle;
@@ -13,7 +14,7 @@ use crate::adapters::env_secrets::StaticSecrets;
 use crate::adapters::local_bus::LocalBus;
 use crate::adapters::local_notifier::FileNotifier;
 use crate::app::Changes;
-use crate::app::ingest::Ingest;
+use crate::app::ingest::{Ingest, Webhooks};
 use crate::app::publish::publish_mutation;
 use crate::http::auth::{Authenticator, ClaimNames, LocalKey, LocalKeyError};
 use crate::http::{self, webhooks};
@@ -27,6 +28,33 @@ pub struct HubConfig {
     pub secrets: StaticSecrets,
     /// Members of this group are admins of their tenant whatever its catalog says; none if `None`.
     pub bootstrap_admin_group: Option<String>,
+    pub limits: ServeLimits,
+}
+
+/// Default of [`ServeLimits::request_timeout`].
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default of [`ServeLimits::concurrent_requests`].
+pub const DEFAULT_CONCURRENT_REQUESTS: usize = 256;
+
+/// What one `changehub serve` process takes on at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServeLimits {
+    /// A request not answered in this time (reading its body included) gets 408.
+    pub request_timeout: Duration,
+    /// Requests handled at once; more wait (and time out) for a slot.
+    pub concurrent_requests: usize,
+    /// Webhook bodies read at once (see [`webhooks::WebhookLimits`]).
+    pub webhooks: webhooks::WebhookLimits,
+}
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        Self {
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            concurrent_requests: DEFAULT_CONCURRENT_REQUESTS,
+            webhooks: webhooks::WebhookLimits::default(),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,17 +96,15 @@ impl Hub {
         let names = ClaimNames { bootstrap_admin_group: config.bootstrap_admin_group.clone(), ..ClaimNames::default() };
         let auth = Authenticator::Local(Arc::new(key), names);
         let changes = Arc::new(Changes::new(store.clone(), SystemClock));
-        let ingest = Arc::new(Ingest {
-            dedupe: store.clone(),
-            bus: bus.clone(),
-            catalog: changes.catalog.clone(),
-            secrets: config.secrets.clone(),
-            clock: SystemClock,
-        });
-        let router = http::finish(
-            http::change_routes(changes, auth.clone())
-                .merge(webhooks::webhook_routes(ingest.clone()))
-                .merge(webhooks::local_routes(ingest, auth)),
+        let ingest = || Ingest::new(store.clone(), bus.clone(), changes.catalog.clone(), SystemClock);
+        let webhooks = Arc::new(Webhooks { ingest: ingest(), secrets: config.secrets.clone() });
+        let router = limited(
+            http::finish(
+                http::change_routes(changes.clone(), auth.clone())
+                    .merge(webhooks::webhook_routes(webhooks, config.limits.webhooks))
+                    .merge(webhooks::local_routes(Arc::new(ingest()), auth)),
+            ),
+            config.limits,
         );
         Ok(Self { store, bus, router, publisher })
     }
@@ -102,6 +128,25 @@ impl Hub {
         let _ = publisher.await;
         Ok(())
     }
+}
+
+/// The router behind a request timeout (408) and a limit on requests in
+/// flight, shared by every connection.
+fn limited(router: axum::Router, limits: ServeLimits) -> axum::Router {
+    use axum::error_handling::HandleErrorLayer;
+    use tower::ServiceBuilder;
+    router.layer(
+        ServiceBuilder::new()
+            .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
+                http::error::ApiError::new(
+                    axum::http::StatusCode::REQUEST_TIMEOUT,
+                    "timeout",
+                    "the request was not complete in time",
+                )
+            }))
+            .timeout(limits.request_timeout)
+            .layer(tower::limit::GlobalConcurrencyLimitLayer::new(limits.concurrent_requests.max(1))),
+    )
 }
 
 /// Binds `addr`; a clear error if the port is taken.

@@ -368,19 +368,78 @@ pub async fn due_index_follows_the_record<S: ChangeStore>(store: S) {
     assert_eq!(ids(app.store.due(&reviews, t0() + Duration::days(30), 10, None).await.expect("due")), [e.id]);
 }
 
+const LEASE: StdDuration = StdDuration::from_secs(30);
+const TTL: StdDuration = StdDuration::from_secs(3600);
+
+fn keys(n: usize) -> Vec<String> {
+    (0..n).map(|_| crate::unique("delivery")).collect()
+}
+
 pub async fn dedupe_claims_once_until_expiry<S: Dedupe>(store: S) {
-    let key = crate::unique("delivery");
-    let ttl = StdDuration::from_secs(3600);
-    assert_eq!(store.claim(&key, t0(), ttl).await.expect("claim"), Claim::New);
-    assert_eq!(store.claim(&key, t0() + Duration::minutes(59), ttl).await.expect("claim"), Claim::Duplicate);
+    let key = keys(1);
+    assert_eq!(store.claim(&key, t0(), LEASE).await.expect("claim"), Claim::New);
+    assert_eq!(store.claim(&key, t0() + Duration::seconds(10), LEASE).await.expect("claim"), Claim::InProgress);
+    store.complete(&key, t0() + Duration::seconds(10), TTL).await.expect("complete");
+    // Done: a duplicate for the TTL, long after the lease would have run out.
+    assert_eq!(store.claim(&key, t0() + Duration::minutes(59), LEASE).await.expect("claim"), Claim::Duplicate);
     // Expired claims are taken over, even before TTL deletion removes them.
-    assert_eq!(store.claim(&key, t0() + Duration::minutes(61), ttl).await.expect("claim"), Claim::New);
-    assert_eq!(store.claim(&key, t0() + Duration::minutes(62), ttl).await.expect("claim"), Claim::Duplicate);
-    // A released claim can be taken again at once.
+    assert_eq!(store.claim(&key, t0() + Duration::minutes(61), LEASE).await.expect("claim"), Claim::New);
+    store.complete(&key, t0() + Duration::minutes(61), TTL).await.expect("complete");
+    // Releasing a done key keeps it: only leases are given back.
     store.release(&key).await.expect("release");
-    assert_eq!(store.claim(&key, t0() + Duration::minutes(62), ttl).await.expect("claim"), Claim::New);
+    assert_eq!(store.claim(&key, t0() + Duration::minutes(62), LEASE).await.expect("claim"), Claim::Duplicate);
     // Keys are independent.
-    assert_eq!(store.claim(&crate::unique("delivery"), t0(), ttl).await.expect("claim"), Claim::New);
+    assert_eq!(store.claim(&keys(1), t0(), LEASE).await.expect("claim"), Claim::New);
+}
+
+/// A worker that dies (or times out) mid-publish never completes nor
+/// releases its claim: the lease runs out and the sender's retry is processed.
+pub async fn an_expired_lease_is_claimed_again<S: Dedupe>(store: S) {
+    let key = keys(1);
+    assert_eq!(store.claim(&key, t0(), LEASE).await.expect("claim"), Claim::New);
+    assert_eq!(store.claim(&key, t0() + Duration::seconds(29), LEASE).await.expect("claim"), Claim::InProgress);
+    assert_eq!(store.claim(&key, t0() + Duration::seconds(31), LEASE).await.expect("claim"), Claim::New);
+}
+
+pub async fn a_released_lease_can_be_claimed_at_once<S: Dedupe>(store: S) {
+    let key = keys(2);
+    assert_eq!(store.claim(&key, t0(), LEASE).await.expect("claim"), Claim::New);
+    store.release(&key).await.expect("release");
+    assert_eq!(store.claim(&key, t0() + Duration::seconds(1), LEASE).await.expect("claim"), Claim::New);
+}
+
+/// Several keys are claimed together or not at all; a done key makes the
+/// claim a duplicate, a leased one an in-progress.
+pub async fn a_claim_takes_every_key_or_none<S: Dedupe>(store: S) {
+    let [done, leased, fresh]: [Vec<String>; 3] = [keys(1), keys(1), keys(1)];
+    assert_eq!(store.claim(&done, t0(), LEASE).await.expect("claim"), Claim::New);
+    store.complete(&done, t0(), TTL).await.expect("complete");
+    assert_eq!(store.claim(&leased, t0(), LEASE).await.expect("claim"), Claim::New);
+
+    let with_done = [fresh.clone(), done.clone()].concat();
+    assert_eq!(store.claim(&with_done, t0(), LEASE).await.expect("claim"), Claim::Duplicate);
+    let with_both = [fresh.clone(), leased.clone(), done].concat();
+    assert_eq!(store.claim(&with_both, t0(), LEASE).await.expect("claim"), Claim::Duplicate);
+    let with_leased = [fresh.clone(), leased].concat();
+    assert_eq!(store.claim(&with_leased, t0(), LEASE).await.expect("claim"), Claim::InProgress);
+    // The refused claims wrote nothing: the fresh key is still free.
+    assert_eq!(store.claim(&fresh, t0(), LEASE).await.expect("claim"), Claim::New);
+}
+
+/// Concurrent redeliveries of one delivery: exactly one claim wins.
+pub async fn concurrent_claims_have_one_winner<S: Dedupe + Clone + 'static>(store: S) {
+    let key = keys(3);
+    let mut racers = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (store, key) = (store.clone(), key.clone());
+        racers.spawn(async move { store.claim(&key, t0(), LEASE).await });
+    }
+    let mut outcomes = Vec::new();
+    while let Some(done) = racers.join_next().await {
+        outcomes.push(done.expect("join").expect("claim"));
+    }
+    assert_eq!(outcomes.iter().filter(|c| **c == Claim::New).count(), 1, "{outcomes:?}");
+    assert!(outcomes.iter().all(|c| matches!(c, Claim::New | Claim::InProgress)), "{outcomes:?}");
 }
 
 /// Raw query check: a window query with no match is empty, not an error.

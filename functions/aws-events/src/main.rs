@@ -5,11 +5,10 @@
 //! sends it to the dead-letter queue when retries run out.
 
 use changehub::adapters::dynamodb::{self, DynamoStore};
-use changehub::adapters::env_secrets::StaticSecrets;
 use changehub::adapters::eventbridge::{self, EventBridgeBus};
 use changehub::app::catalog::{CachedCatalog, DEFAULT_CACHE_TTL};
-use changehub::app::ingest::Ingest;
-use changehub::config::{self, ConfigError};
+use changehub::app::ingest::{ClaimTimes, Ingest};
+use changehub::config::{self, ConfigError, SdkTimeouts};
 use changehub::domain::TenantId;
 use changehub::ports::SystemClock;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
@@ -21,6 +20,8 @@ struct Config {
     event_bus: String,
     /// The tenant this AWS account's events belong to.
     tenant: TenantId,
+    claims: ClaimTimes,
+    timeouts: SdkTimeouts,
 }
 
 impl Config {
@@ -31,29 +32,34 @@ impl Config {
             event_bus: config::required("CHANGEHUB_EVENT_BUS")?,
             tenant: TenantId::parse(&tenant)
                 .map_err(|e| ConfigError::Invalid { name: "CHANGEHUB_AWS_TENANT", message: e.message })?,
+            claims: ClaimTimes::from_env()?,
+            timeouts: SdkTimeouts::from_env()?,
         })
     }
 }
 
-type Deps = Ingest<DynamoStore, EventBridgeBus, CachedCatalog<DynamoStore>, StaticSecrets, SystemClock>;
+type Deps = Ingest<DynamoStore, EventBridgeBus, CachedCatalog<DynamoStore>, SystemClock>;
 
 async fn handle(deps: &Deps, tenant: &TenantId, event: LambdaEvent<Value>) -> Result<Value, Error> {
-    Ok(deps.eventbridge_target(tenant, &event.payload).await?)
+    Ok(aws_events::handle(deps, tenant, &event.payload).await?)
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let config = Config::from_env()?;
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .timeout_config(config.timeouts.sdk_config())
+        .load()
+        .await;
     let store = DynamoStore::new(dynamodb::Client::new(&aws), config.table);
-    let deps = Ingest {
-        dedupe: store.clone(),
-        bus: EventBridgeBus::new(eventbridge::Client::new(&aws), config.event_bus),
-        catalog: CachedCatalog::new(store.clone(), DEFAULT_CACHE_TTL),
-        secrets: Default::default(),
-        clock: SystemClock,
-    };
+    let deps = Ingest::new(
+        store.clone(),
+        EventBridgeBus::new(eventbridge::Client::new(&aws), config.event_bus),
+        CachedCatalog::new(store, DEFAULT_CACHE_TTL),
+        SystemClock,
+    )
+    .with_claims(config.claims);
     let tenant = config.tenant;
     run(service_fn(|event| handle(&deps, &tenant, event))).await
 }

@@ -6,8 +6,9 @@ use changehub::adapters::dynamodb::{self, DynamoStore};
 use changehub::adapters::eventbridge::{self, EventBridgeBus};
 use changehub::adapters::secretsmanager::{self, SecretsManagerSecrets};
 use changehub::app::catalog::{CachedCatalog, DEFAULT_CACHE_TTL};
-use changehub::app::ingest::Ingest;
-use changehub::config::{self, ConfigError};
+use changehub::app::ingest::{ClaimTimes, Ingest, Webhooks};
+use changehub::config::{self, ConfigError, SdkTimeouts};
+use changehub::http::webhooks::WebhookLimits;
 use changehub::http::{finish, webhooks};
 use changehub::ports::SystemClock;
 use lambda_http::{Error, run, tracing};
@@ -17,6 +18,8 @@ struct Config {
     table: String,
     event_bus: String,
     secrets_id: String,
+    claims: ClaimTimes,
+    timeouts: SdkTimeouts,
 }
 
 impl Config {
@@ -25,6 +28,8 @@ impl Config {
             table: config::required("CHANGEHUB_TABLE")?,
             event_bus: config::required("CHANGEHUB_EVENT_BUS")?,
             secrets_id: config::required("CHANGEHUB_SECRETS_ID")?,
+            claims: ClaimTimes::from_env()?,
+            timeouts: SdkTimeouts::from_env()?,
         })
     }
 }
@@ -33,14 +38,20 @@ impl Config {
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let config = Config::from_env()?;
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .timeout_config(config.timeouts.sdk_config())
+        .load()
+        .await;
     let store = DynamoStore::new(dynamodb::Client::new(&aws), config.table);
-    let ingest = Arc::new(Ingest {
-        dedupe: store.clone(),
-        bus: EventBridgeBus::new(eventbridge::Client::new(&aws), config.event_bus),
-        catalog: CachedCatalog::new(store.clone(), DEFAULT_CACHE_TTL),
-        secrets: SecretsManagerSecrets::new(secretsmanager::Client::new(&aws), config.secrets_id),
-        clock: SystemClock,
-    });
-    run(finish(webhooks::webhook_routes(ingest))).await
+    let ingest = Ingest::new(
+        store.clone(),
+        EventBridgeBus::new(eventbridge::Client::new(&aws), config.event_bus),
+        CachedCatalog::new(store, DEFAULT_CACHE_TTL),
+        SystemClock,
+    )
+    .with_claims(config.claims);
+    let secrets = SecretsManagerSecrets::new(secretsmanager::Client::new(&aws), config.secrets_id);
+    // One request at a time per Lambda instance: one body at a time.
+    let limits = WebhookLimits { concurrent_bodies: 1 };
+    run(finish(webhooks::webhook_routes(Arc::new(Webhooks { ingest, secrets }), limits))).await
 }

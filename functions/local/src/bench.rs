@@ -161,6 +161,7 @@ async fn api(dir: &std::path::Path, requests: usize, concurrency: usize) -> BoxR
         notifications: dir.join("notifications.jsonl"),
         secrets: Default::default(),
         bootstrap_admin_group: Some(BOOTSTRAP_ADMIN_GROUP.into()),
+        limits: Default::default(),
     })
     .await?;
     let base = hub.base.clone();
@@ -289,9 +290,16 @@ fn bench_catalog() -> BoxResult<changehub::domain::catalog::Catalog> {
 const DEPLOYMENT_STATUS: &[u8] = include_bytes!("../../../events/github/deployment_status.success.json");
 const BENCH_SECRET: &str = "bench-secret";
 
-fn signed_headers(delivery: &str) -> http::HeaderMap {
+fn signed_headers(delivery: &str, body: &[u8]) -> http::HeaderMap {
     use changehub::ingest::{Origin, sign};
-    sign::delivery(Origin::Github, BENCH_SECRET, "deployment_status", delivery, DEPLOYMENT_STATUS, Utc::now())
+    sign::delivery(Origin::Github, BENCH_SECRET, "deployment_status", delivery, body, Utc::now())
+}
+
+/// The sample with its status id set to `i`.
+fn distinct_body(i: usize) -> Vec<u8> {
+    let mut value: serde_json::Value = serde_json::from_slice(DEPLOYMENT_STATUS).unwrap_or_default();
+    value["deployment_status"]["id"] = serde_json::Value::from(i);
+    serde_json::to_vec(&value).unwrap_or_default()
 }
 
 /// Signed webhooks over HTTP: verify, normalize, dedupe (a durable write) and publish.
@@ -304,15 +312,22 @@ async fn ingest(dir: &std::path::Path, requests: usize, concurrency: usize) -> B
         notifications: dir.join("ingest-notifications.jsonl"),
         secrets: StaticSecrets::new(doc),
         bootstrap_admin_group: None,
+        // Every concurrent delivery the benchmark sends is read, none answered busy.
+        limits: changehub::local::ServeLimits {
+            webhooks: changehub::http::webhooks::WebhookLimits { concurrent_bodies: concurrency.max(1) },
+            ..Default::default()
+        },
     })
     .await?;
     let url = format!("{}/webhooks/github", hub.base);
     let ([h], secs) = drive(concurrency, requests, move |client, i| {
         let url = url.clone();
         async move {
-            let headers = signed_headers(&format!("bench-delivery-{i}"));
+            // Each request is a distinct delivery: the hub dedupes on the signed body too.
+            let body = distinct_body(i);
+            let headers = signed_headers(&format!("bench-delivery-{i}"), &body);
             let t = Instant::now();
-            let mut req = client.post(&url).body(DEPLOYMENT_STATUS);
+            let mut req = client.post(&url).body(body);
             for (k, v) in &headers {
                 req = req.header(k.as_str(), v.as_bytes());
             }
@@ -339,7 +354,7 @@ async fn ingest(dir: &std::path::Path, requests: usize, concurrency: usize) -> B
 fn ingest_cpu(n: usize) -> BoxResult<()> {
     use changehub::ingest::{self, Origin, auth};
     let secrets = vec![BENCH_SECRET.to_owned()];
-    let headers = signed_headers("bench-cpu");
+    let headers = signed_headers("bench-cpu", DEPLOYMENT_STATUS);
     let now = Utc::now();
     let mut h = histogram();
     let started = Instant::now();

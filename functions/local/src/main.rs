@@ -12,8 +12,8 @@ use std::process::ExitCode;
 
 use changehub::adapters::env_secrets::StaticSecrets;
 use changehub::domain::access::BOOTSTRAP_ADMIN_GROUP;
-use changehub::http::auth;
-use changehub::local::{self, Hub, HubConfig};
+use changehub::http::{auth, webhooks};
+use changehub::local::{self, Hub, HubConfig, ServeLimits};
 
 /// changehub: change management glue for GitHub/GitLab, PagerDuty, Alertmanager and AWS.
 ///
@@ -54,6 +54,15 @@ enum Command {
         /// the admins.
         #[arg(long, default_value = BOOTSTRAP_ADMIN_GROUP, env = "CHANGEHUB_BOOTSTRAP_ADMIN_GROUP")]
         bootstrap_admin_group: String,
+        /// Seconds a request may take, reading its body included, before it is answered 408.
+        #[arg(long, default_value_t = local::DEFAULT_REQUEST_TIMEOUT.as_secs(), env = "CHANGEHUB_REQUEST_TIMEOUT_SECS", value_parser = clap::value_parser!(u64).range(1..))]
+        request_timeout_secs: u64,
+        /// Requests handled at once; more wait for a slot (within the timeout).
+        #[arg(long, default_value_t = local::DEFAULT_CONCURRENT_REQUESTS, env = "CHANGEHUB_MAX_REQUESTS")]
+        max_requests: usize,
+        /// Webhook bodies (up to 25 MiB each) read at once; more deliveries are answered 503.
+        #[arg(long, default_value_t = webhooks::DEFAULT_CONCURRENT_BODIES, env = "CHANGEHUB_MAX_WEBHOOK_BODIES")]
+        max_webhook_bodies: usize,
     },
     /// Send event files to a running hub, in the order given, as their senders would.
     ///
@@ -73,7 +82,8 @@ enum Command {
         /// The webhook source of files outside events/<source>/ (github, gitlab, pagerduty, alertmanager, incidentio).
         #[arg(long)]
         source: Option<String>,
-        /// Send every file as a new delivery (fresh ids) instead of ids derived from the bytes.
+        /// Send every file under a new delivery id instead of one derived from its bytes (the hub
+        /// still answers a body it accepted before as a duplicate: it dedupes on the signed body too).
         #[arg(long)]
         fresh_ids: bool,
         /// Bearer token for /events (AWS events); by default one is minted with the key beside --db.
@@ -188,13 +198,27 @@ fn init_tracing() {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result: Result<(), Box<dyn std::error::Error>> = match cli.command {
-        Command::Serve { port, bind, db, notifications, bootstrap_admin_group } => {
+        Command::Serve {
+            port,
+            bind,
+            db,
+            notifications,
+            bootstrap_admin_group,
+            request_timeout_secs,
+            max_requests,
+            max_webhook_bodies,
+        } => {
             init_tracing();
+            let limits = ServeLimits {
+                request_timeout: std::time::Duration::from_secs(request_timeout_secs),
+                concurrent_requests: max_requests,
+                webhooks: webhooks::WebhookLimits { concurrent_bodies: max_webhook_bodies },
+            };
             let bootstrap = auth::bootstrap_admin_group(Some(bootstrap_admin_group.trim()))
                 .map_err(|e| format!("--bootstrap-admin-group: {e}"));
             match (StaticSecrets::from_env(), bootstrap) {
                 (Ok(secrets), Ok(bootstrap_admin_group)) => {
-                    let config = HubConfig { db, notifications, secrets, bootstrap_admin_group };
+                    let config = HubConfig { db, notifications, secrets, bootstrap_admin_group, limits };
                     serve(SocketAddr::new(bind, port), config).await.map_err(Into::into)
                 }
                 (Err(e), _) => Err(e.into()),

@@ -7,7 +7,9 @@
 //!   signed with the source's secret from the environment, as the vendor signs.
 //!
 //! Delivery ids are derived from the file's bytes, so replaying a file twice
-//! shows the hub's dedupe; `--fresh-ids` sends each as a new delivery.
+//! shows the hub's dedupe; `--fresh-ids` sends each under a new delivery id,
+//! which shows the replay protection: the hub also dedupes on the signed
+//! body, so a file it accepted before is still a duplicate.
 
 use changehub::adapters::env_secrets::{self, StaticSecrets};
 use changehub::domain::TenantId;

@@ -516,3 +516,53 @@ async fn audit_verify_names_an_entry_edited_in_the_store() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no change"));
 }
+
+/// A secrets file with a secret in the wrong place: `serve` reports the bad
+/// entry by its path (and serves the rest), and a file that is not JSON
+/// stops it with an error; neither prints the secret.
+#[test]
+fn a_malformed_secrets_file_is_reported_by_path_and_never_prints_a_secret() {
+    const SECRET: &str = "s3cr3t-in-the-wrong-place";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("secrets.json");
+    let file_env = file.to_string_lossy().into_owned();
+
+    std::fs::write(&file, format!(r#"{{"default": {{"github": "{SECRET}", "pagerduty": ["pd"]}}}}"#)).expect("write");
+    let (out, err) = (dir.path().join("out.log"), dir.path().join("err.log"));
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--port", &port.to_string()])
+        .arg("--db")
+        .arg(dir.path().join("hub.db"))
+        .arg("--notifications")
+        .arg(dir.path().join("n.jsonl"))
+        .env("CHANGEHUB_SECRETS_FILE", &file_env)
+        .env("RUST_LOG", "info")
+        .stdout(std::fs::File::create(&out).expect("out"))
+        .stderr(std::fs::File::create(&err).expect("err"))
+        .spawn()
+        .expect("start changehub serve");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "changehub serve did not listen with a partly bad secrets file");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill");
+    assert!(child.wait().expect("wait").success(), "changehub serve exited cleanly on Ctrl-C");
+    let printed = std::fs::read_to_string(&out).expect("out") + &std::fs::read_to_string(&err).expect("err");
+    assert!(printed.contains("default.github"), "the bad entry is named by its path: {printed}");
+    assert!(!printed.contains("s3cr3t"), "the secret was printed: {printed}");
+
+    std::fs::write(&file, format!(r#"{{"default": {{"github": ["{SECRET}" "#)).expect("write");
+    let output = Command::new(BIN)
+        .args(["serve", "--port", &free_port().to_string()])
+        .arg("--db")
+        .arg(dir.path().join("hub.db"))
+        .env("CHANGEHUB_SECRETS_FILE", &file_env)
+        .output()
+        .expect("changehub serve");
+    assert!(!output.status.success(), "a secrets file that is not JSON stops serve");
+    let printed = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+    assert!(printed.contains("not JSON"), "{printed}");
+    assert!(!printed.contains("s3cr3t"), "the secret was printed: {printed}");
+}

@@ -279,6 +279,30 @@ impl DynamoStore {
     }
 }
 
+/// A failed transaction: retryable when it was cancelled because another
+/// transaction touched the same items, or by throttling (cancellation reasons
+/// `TransactionConflict`, `ThrottlingError`, `ProvisionedThroughputExceeded`),
+/// otherwise as [`classify`] says.
+fn classify_transaction<R>(
+    e: SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError, R>,
+) -> StoreError
+where
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    const RETRYABLE_REASONS: [&str; 3] = ["TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"];
+    let conflict = match &e {
+        SdkError::ServiceError(se) => match se.err() {
+            TransactWriteItemsError::TransactionCanceledException(c) => {
+                c.cancellation_reasons().iter().any(|r| r.code().is_some_and(|code| RETRYABLE_REASONS.contains(&code)))
+            }
+            _ => false,
+        },
+        _ => false,
+    };
+    if conflict { StoreError::backend(true, e) } else { classify(e) }
+}
+
 /// The index of the first cancelled item of a transaction, if the
 /// transaction failed on a condition.
 fn condition_failed_at<R>(
@@ -435,7 +459,7 @@ impl ChangeWriter for DynamoStore {
         match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
             Ok(_) => Ok(()),
             Err(e) if condition_failed_at(&e).is_some() => Err(StoreError::AlreadyExists),
-            Err(e) => Err(classify(e)),
+            Err(e) => Err(classify_transaction(e)),
         }
     }
 
@@ -479,7 +503,7 @@ impl ChangeWriter for DynamoStore {
         match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
             Ok(_) => Ok(()),
             Err(e) if condition_failed_at(&e).is_some() => Err(self.update_failure(change, expected).await),
-            Err(e) => Err(classify(e)),
+            Err(e) => Err(classify_transaction(e)),
         }
     }
 }
@@ -572,40 +596,101 @@ impl DueIndex for DynamoStore {
     }
 }
 
-impl Dedupe for DynamoStore {
-    async fn claim(&self, key_str: &str, now: DateTime<Utc>, ttl: Duration) -> Result<Claim, StoreError> {
-        let expires = now.timestamp() + ttl.as_secs() as i64;
+/// `state` of a dedupe claim: leased by work in progress, or done.
+const LEASED: &str = "leased";
+const DONE: &str = "done";
+
+impl DynamoStore {
+    fn claim_item(key_str: &str, state: &str, expires: DateTime<Utc>) -> Item {
         let mut item = key(keys::idem_pk(key_str), keys::IDEM_SK);
         item.insert("entity".into(), s("dedupe"));
-        item.insert(TABLE.ttl_attribute.into(), n(expires));
-        // TTL deletion is lazy (it can lag by days), so an expired claim is taken over here.
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(PK) OR #exp <= :now")
-            .expression_attribute_names("#exp", TABLE.ttl_attribute)
-            .expression_attribute_values(":now", n(now.timestamp()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(Claim::New),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => {
-                Ok(Claim::Duplicate)
+        item.insert("state".into(), s(state));
+        item.insert(TABLE.ttl_attribute.into(), n(expires.timestamp()));
+        item
+    }
+
+    /// Why a claim was refused: a live done key makes it a duplicate, else it
+    /// is in progress. One consistent GetItem per key (at most three, and
+    /// only on this path), within the function's existing GetItem permission.
+    async fn claim_refused(&self, keys_str: &[String], now: DateTime<Utc>) -> Result<Claim, StoreError> {
+        for k in keys_str {
+            let out = self
+                .client
+                .get_item()
+                .table_name(&self.table)
+                .set_key(Some(key(keys::idem_pk(k), keys::IDEM_SK)))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(classify)?;
+            let Some(item) = out.item else { continue };
+            let live = item
+                .get(TABLE.ttl_attribute)
+                .and_then(|v| v.as_n().ok())
+                .and_then(|v| v.parse::<i64>().ok())
+                .is_some_and(|exp| exp > now.timestamp());
+            // Claims written before leases existed have no state: they were done.
+            if live && item.get("state").and_then(|v| v.as_s().ok()).is_none_or(|state| state == DONE) {
+                return Ok(Claim::Duplicate);
             }
-            Err(e) => Err(classify(e)),
+        }
+        Ok(Claim::InProgress)
+    }
+}
+
+impl Dedupe for DynamoStore {
+    async fn claim(&self, keys_str: &[String], now: DateTime<Utc>, lease: Duration) -> Result<Claim, StoreError> {
+        let expires = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::days(365));
+        // TTL deletion is lazy (it can lag by days), so expired claims and leases are taken over here.
+        let mut txn = self.client.transact_write_items();
+        for k in keys_str {
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(Self::claim_item(k, LEASED, expires)))
+                .condition_expression("attribute_not_exists(PK) OR #exp <= :now")
+                .expression_attribute_names("#exp", TABLE.ttl_attribute)
+                .expression_attribute_values(":now", n(now.timestamp()))
+                .build()
+                .map_err(|e| StoreError::backend(false, e))?;
+            txn = txn.transact_items(TransactWriteItem::builder().put(put).build());
+        }
+        match txn.send().await {
+            Ok(_) => Ok(Claim::New),
+            Err(e) if condition_failed_at(&e).is_some() => self.claim_refused(keys_str, now).await,
+            Err(e) => Err(classify_transaction(e)),
         }
     }
 
-    async fn release(&self, key_str: &str) -> Result<(), StoreError> {
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key(keys::idem_pk(key_str), keys::IDEM_SK)))
-            .send()
-            .await
-            .map_err(classify)?;
+    async fn complete(&self, keys_str: &[String], now: DateTime<Utc>, ttl: Duration) -> Result<(), StoreError> {
+        let expires = now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(365));
+        let mut txn = self.client.transact_write_items();
+        for k in keys_str {
+            txn = txn.transact_items(put(&self.table, Self::claim_item(k, DONE, expires), None)?);
+        }
+        txn.send().await.map_err(classify_transaction)?;
+        Ok(())
+    }
+
+    async fn release(&self, keys_str: &[String]) -> Result<(), StoreError> {
+        // One delete per key (at most three, and only after a failed
+        // publish), each conditional, so that a done key is never removed.
+        for k in keys_str {
+            let result = self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(key(keys::idem_pk(k), keys::IDEM_SK)))
+                .condition_expression("#state = :leased")
+                .expression_attribute_names("#state", "state")
+                .expression_attribute_values(":leased", s(LEASED))
+                .send()
+                .await;
+            match result {
+                Ok(_) => {}
+                Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => {}
+                Err(e) => return Err(classify(e)),
+            }
+        }
         Ok(())
     }
 }
@@ -648,7 +733,35 @@ impl TenantDocs for DynamoStore {
         match self.client.transact_write_items().transact_items(current).transact_items(history).send().await {
             Ok(_) => Ok(()),
             Err(e) if condition_failed_at(&e).is_some() => Err(StoreError::VersionConflict { expected }),
-            Err(e) => Err(classify(e)),
+            Err(e) => Err(classify_transaction(e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    use aws_sdk_dynamodb::types::CancellationReason;
+    use aws_sdk_dynamodb::types::error::TransactionCanceledException;
+
+    fn cancelled(codes: &[&str]) -> SdkError<TransactWriteItemsError, ()> {
+        let reasons = codes.iter().map(|c| CancellationReason::builder().code(*c).build()).collect();
+        let err = TransactionCanceledException::builder().set_cancellation_reasons(Some(reasons)).build();
+        SdkError::service_error(TransactWriteItemsError::TransactionCanceledException(err), ())
+    }
+
+    #[test]
+    fn a_transaction_cancelled_by_a_conflict_is_retryable() {
+        let e = classify_transaction(cancelled(&["None", "TransactionConflict"]));
+        assert!(matches!(e, StoreError::Backend { retryable: true, .. }), "{e:?}");
+        let e = classify_transaction(cancelled(&["ThrottlingError"]));
+        assert!(matches!(e, StoreError::Backend { retryable: true, .. }), "{e:?}");
+    }
+
+    #[test]
+    fn a_transaction_cancelled_for_a_bad_request_is_not_retryable() {
+        let e = classify_transaction(cancelled(&["ValidationError"]));
+        assert!(matches!(e, StoreError::Backend { retryable: false, .. }), "{e:?}");
     }
 }

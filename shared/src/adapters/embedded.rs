@@ -77,6 +77,13 @@ struct IndexItem {
 #[derive(Debug, Serialize, Deserialize)]
 struct ClaimItem {
     expires_at: DateTime<Utc>,
+    /// Leased (work in progress) or done. Claims written before leases existed were done.
+    #[serde(default = "done_by_default")]
+    done: bool,
+}
+
+fn done_by_default() -> bool {
+    true
 }
 
 /// A committed mutation, as a DynamoDB stream record would carry it.
@@ -415,21 +422,28 @@ impl DueIndex for EmbeddedStore {
 }
 
 impl Dedupe for EmbeddedStore {
-    async fn claim(&self, key: &str, now: DateTime<Utc>, ttl: Duration) -> Result<Claim, StoreError> {
-        let pk = keys::idem_pk(key);
-        let expires_at = now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(365));
+    async fn claim(&self, keys: &[String], now: DateTime<Utc>, lease: Duration) -> Result<Claim, StoreError> {
+        let pks: Vec<String> = keys.iter().map(|k| keys::idem_pk(k)).collect();
+        let item = encode(&ClaimItem { expires_at: expiry(now, lease), done: false })?;
         self.blocking(move |db| {
             let txn = db.begin_write().map_err(backend)?;
             {
                 let mut table = txn.open_table(ITEMS).map_err(backend)?;
-                if let Some(existing) = get_item::<ClaimItem>(&table, &pk, keys::IDEM_SK)?
-                    && existing.expires_at > now
-                {
-                    return Ok(Claim::Duplicate);
+                let mut live = Vec::new();
+                for pk in &pks {
+                    if let Some(existing) = get_item::<ClaimItem>(&table, pk, keys::IDEM_SK)?
+                        && existing.expires_at > now
+                    {
+                        live.push(existing.done);
+                    }
                 }
-                table
-                    .insert((pk.as_str(), keys::IDEM_SK), encode(&ClaimItem { expires_at })?.as_slice())
-                    .map_err(backend)?;
+                if !live.is_empty() {
+                    // Dropping the transaction aborts it: nothing was written.
+                    return Ok(if live.contains(&true) { Claim::Duplicate } else { Claim::InProgress });
+                }
+                for pk in &pks {
+                    table.insert((pk.as_str(), keys::IDEM_SK), item.as_slice()).map_err(backend)?;
+                }
             }
             txn.commit().map_err(backend)?;
             Ok(Claim::New)
@@ -437,15 +451,43 @@ impl Dedupe for EmbeddedStore {
         .await
     }
 
-    async fn release(&self, key: &str) -> Result<(), StoreError> {
-        let pk = keys::idem_pk(key);
+    async fn complete(&self, keys: &[String], now: DateTime<Utc>, ttl: Duration) -> Result<(), StoreError> {
+        let pks: Vec<String> = keys.iter().map(|k| keys::idem_pk(k)).collect();
+        let item = encode(&ClaimItem { expires_at: expiry(now, ttl), done: true })?;
         self.blocking(move |db| {
             let txn = db.begin_write().map_err(backend)?;
-            txn.open_table(ITEMS).map_err(backend)?.remove((pk.as_str(), keys::IDEM_SK)).map_err(backend)?;
+            {
+                let mut table = txn.open_table(ITEMS).map_err(backend)?;
+                for pk in &pks {
+                    table.insert((pk.as_str(), keys::IDEM_SK), item.as_slice()).map_err(backend)?;
+                }
+            }
             txn.commit().map_err(backend)
         })
         .await
     }
+
+    async fn release(&self, keys: &[String]) -> Result<(), StoreError> {
+        let pks: Vec<String> = keys.iter().map(|k| keys::idem_pk(k)).collect();
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(backend)?;
+            {
+                let mut table = txn.open_table(ITEMS).map_err(backend)?;
+                for pk in &pks {
+                    if get_item::<ClaimItem>(&table, pk, keys::IDEM_SK)?.is_some_and(|c| !c.done) {
+                        table.remove((pk.as_str(), keys::IDEM_SK)).map_err(backend)?;
+                    }
+                }
+            }
+            txn.commit().map_err(backend)
+        })
+        .await
+    }
+}
+
+/// `now + d`, saturating far in the future.
+fn expiry(now: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    now + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::days(365))
 }
 
 impl TenantDocs for EmbeddedStore {

@@ -11,6 +11,11 @@
 //!
 //! `CHANGEHUB_SECRETS_FILE` may name a JSON document of the same shape as the
 //! AWS secret: `{"<tenant>": {"<source>": ["secret", "previous secret"]}}`.
+//!
+//! A bad entry of the document (an unknown source, a tenant that is not a
+//! slug, a secret that is not a list of strings) is left out and reported by
+//! its path; the other entries are served. Reports name the path and the
+//! problem, never a value, so no secret reaches a log.
 
 use std::collections::BTreeMap;
 
@@ -45,12 +50,15 @@ impl StaticSecrets {
     }
 
     /// Reads the variables above (and `CHANGEHUB_SECRETS_FILE` if set).
+    /// Entries of the file that are left out are logged by path.
     pub fn from_env() -> Result<Self, SecretsError> {
         let mut document: SecretsDocument = match std::env::var_os("CHANGEHUB_SECRETS_FILE") {
             Some(path) => {
                 let text = std::fs::read_to_string(&path)
                     .map_err(|e| SecretsError::Invalid(format!("cannot read {}: {e}", path.to_string_lossy())))?;
-                parse_document(&text)?
+                let parsed = parse_document(&text)?;
+                parsed.log_skipped();
+                parsed.document
             }
             None => SecretsDocument::new(),
         };
@@ -83,23 +91,177 @@ impl StaticSecrets {
     }
 }
 
-/// Parses and checks a secrets document.
-pub fn parse_document(text: &str) -> Result<SecretsDocument, SecretsError> {
-    let document: SecretsDocument = serde_json::from_str(text)
-        .map_err(|e| SecretsError::Invalid(format!("expected {{\"tenant\": {{\"source\": [\"secret\"]}}}}: {e}")))?;
-    for (tenant, sources) in &document {
-        TenantId::parse(tenant).map_err(|e| SecretsError::Invalid(e.message))?;
-        for source in sources.keys() {
-            if Origin::parse(source).is_none_or(|o| o == Origin::Aws) {
-                return Err(SecretsError::Invalid(format!("tenant {tenant}: unknown webhook source {source:?}")));
+/// An entry of a secrets document that was left out: where, and why. It
+/// never holds a value from the document (keys only, as the path).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// `tenant`, `tenant.source` or `tenant.source[i]`.
+    pub path: String,
+    pub problem: String,
+    /// The tenant and source the entry was for (`source` is `None` when the whole tenant was left out).
+    pub tenant: String,
+    pub source: Option<String>,
+}
+
+/// A secrets document with its bad entries left out.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Parsed {
+    pub document: SecretsDocument,
+    pub skipped: Vec<Skipped>,
+}
+
+impl Parsed {
+    pub fn log_skipped(&self) {
+        for s in &self.skipped {
+            tracing::warn!(path = %s.path, problem = %s.problem, "secrets document entry left out");
+        }
+    }
+}
+
+/// The JSON kind of a value, for errors that must not quote it.
+fn kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "a list",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// Parses a secrets document, leaving out (and listing) the entries that are
+/// wrong, so that one bad tenant entry does not take every tenant's webhooks
+/// down. Only a document that is not a JSON object at all is an error.
+/// Nothing returned quotes a value from the document.
+pub fn parse_document(text: &str) -> Result<Parsed, SecretsError> {
+    const SHAPE: &str = r#"expected {"tenant": {"source": ["secret"]}}"#;
+    // Syntax errors are reported by position only: serde's messages may quote the input.
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| SecretsError::Invalid(format!("not JSON (line {}, column {}); {SHAPE}", e.line(), e.column())))?;
+    let serde_json::Value::Object(tenants) = value else {
+        return Err(SecretsError::Invalid(format!("the document is {}; {SHAPE}", kind(&value))));
+    };
+    let (mut document, mut skipped) = (SecretsDocument::new(), Vec::new());
+    for (tenant, sources) in tenants {
+        let mut skip = |path: String, problem: String, source: Option<&str>| {
+            skipped.push(Skipped { path, problem, tenant: tenant.clone(), source: source.map(str::to_owned) })
+        };
+        if let Err(e) = TenantId::parse(&tenant) {
+            skip(format!("{tenant:?}"), e.message, None);
+            continue;
+        }
+        let serde_json::Value::Object(sources) = sources else {
+            skip(tenant.clone(), format!("expected an object of sources, found {}", kind(&sources)), None);
+            continue;
+        };
+        for (source, secrets) in sources {
+            let path = format!("{tenant}.{source}");
+            if Origin::parse(&source).is_none_or(|o| o == Origin::Aws) {
+                skip(
+                    path,
+                    "not a webhook source (github, gitlab, pagerduty, incidentio, alertmanager)".into(),
+                    Some(&source),
+                );
+                continue;
+            }
+            let serde_json::Value::Array(list) = secrets else {
+                skip(path, format!("expected a list of strings, found {}", kind(&secrets)), Some(&source));
+                continue;
+            };
+            let mut strings = Vec::with_capacity(list.len());
+            for (i, item) in list.iter().enumerate() {
+                match item {
+                    serde_json::Value::String(secret) => strings.push(secret.clone()),
+                    other => {
+                        skip(
+                            format!("{path}[{i}]"),
+                            format!("expected a string, found {}", kind(other)),
+                            Some(&source),
+                        );
+                        strings.clear();
+                        break;
+                    }
+                }
+            }
+            if strings.len() == list.len() {
+                document.entry(tenant.clone()).or_default().insert(source, strings);
             }
         }
     }
-    Ok(document)
+    Ok(Parsed { document, skipped })
 }
 
 impl SecretSource for StaticSecrets {
     async fn secrets(&self, tenant: &TenantId, origin: Origin) -> Result<Vec<String>, SecretsError> {
         Ok(self.document.get(tenant.as_str()).and_then(|m| m.get(origin.as_str())).cloned().unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "s3cr3t-hunter2";
+
+    /// Documents with the secret where it does not belong, and what each
+    /// must still serve.
+    fn malformed() -> Vec<String> {
+        [
+            // The review's case: a string where a list belongs.
+            r#"{"default": {"github": "SECRET"}, "acme": {"github": ["acme-ok"]}}"#,
+            r#"{"default": {"github": ["ok", {"SECRET": 1}]}, "acme": {"github": ["acme-ok"]}}"#,
+            r#"{"default": {"github": [5, "SECRET"]}, "acme": {"github": ["acme-ok"]}}"#,
+            r#"{"default": "SECRET", "acme": {"github": ["acme-ok"]}}"#,
+            r#"{"default": {"github": {"secret": "SECRET"}}, "acme": {"github": ["acme-ok"]}}"#,
+            r#"{"default": {"github": ["SECRET"]}, "acme": {"github": ["acme-ok"]}, "Not A Slug": {"github": ["SECRET"]}}"#,
+        ]
+        .iter()
+        .map(|d| d.replace("SECRET", SECRET))
+        .collect()
+    }
+
+    #[test]
+    fn errors_about_a_malformed_document_never_quote_a_secret() {
+        let broken = [
+            format!(r#"{{"default": {{"github": ["{SECRET}"]"#),
+            format!(r#"{{"default": {{"github": ["{SECRET}" "x"]}}}}"#),
+            format!(r#"["{SECRET}"]"#),
+            format!(r#""{SECRET}""#),
+            format!(r#"{{"default": {{"github": ["{SECRET}\q"]}}}}"#),
+        ];
+        for text in &broken {
+            match parse_document(text) {
+                Err(SecretsError::Invalid(message)) => {
+                    assert!(!message.contains(SECRET) && !message.contains("s3cr3t"), "{message}")
+                }
+                other => panic!("{text}: expected Invalid, got {other:?}"),
+            }
+        }
+        for text in malformed() {
+            let parsed = parse_document(&text).expect("a document with bad entries is parsed");
+            assert!(!parsed.skipped.is_empty(), "{text}: nothing was left out");
+            let report = format!("{:?}", parsed.skipped);
+            assert!(!report.contains("s3cr3t"), "{text}: {report}");
+        }
+    }
+
+    #[test]
+    fn one_bad_tenant_entry_leaves_the_other_tenants_served() {
+        for text in malformed() {
+            let parsed = parse_document(&text).expect("parsed");
+            assert_eq!(parsed.document.get("acme").and_then(|m| m.get("github")), Some(&vec!["acme-ok".to_owned()]));
+        }
+        let parsed =
+            parse_document(r#"{"default": {"github": 7, "pagerduty": ["pd"], "bitbucket": ["x"]}}"#).expect("parsed");
+        assert_eq!(parsed.document["default"]["pagerduty"], ["pd"]);
+        let paths: Vec<(&str, &str)> = parsed.skipped.iter().map(|s| (s.path.as_str(), s.problem.as_str())).collect();
+        assert_eq!(
+            paths,
+            [
+                ("default.bitbucket", "not a webhook source (github, gitlab, pagerduty, incidentio, alertmanager)"),
+                ("default.github", "expected a list of strings, found a number"),
+            ]
+        );
     }
 }

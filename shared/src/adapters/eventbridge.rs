@@ -1,5 +1,7 @@
 //! The EventBridge bus: PutEvents in batches of ten, retrying only the
-//! entries that failed, with exponential backoff.
+//! entries that failed, with exponential backoff. Every entry is built (and
+//! its size checked) before the first batch is sent, so an oversize event
+//! refuses the whole publish rather than part of it.
 
 pub use aws_sdk_eventbridge::Client;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
@@ -11,7 +13,7 @@ use crate::ports::{BusError, EventBus};
 /// PutEvents takes at most ten entries per call.
 pub const MAX_BATCH: usize = 10;
 /// EventBridge refuses entries over 256 KB (detail, source, detail-type and resources together).
-pub const MAX_ENTRY_BYTES: usize = 256 * 1024;
+pub const MAX_ENTRY_BYTES: usize = crate::domain::event::MAX_EVENT_BYTES;
 const ATTEMPTS: u32 = 4;
 
 #[derive(Clone)]
@@ -28,8 +30,7 @@ impl EventBridgeBus {
 
     fn entry(&self, e: &HubEvent) -> Result<PutEventsRequestEntry, BusError> {
         let detail = serde_json::to_string(&e.detail).map_err(|err| BusError::Backend(err.into()))?;
-        let size =
-            detail.len() + e.source.len() + e.detail_type.len() + e.resources.iter().map(String::len).sum::<usize>();
+        let size = e.entry_size();
         if size > MAX_ENTRY_BYTES {
             return Err(BusError::TooLarge { id: e.id.clone(), size, max: MAX_ENTRY_BYTES });
         }
@@ -44,9 +45,11 @@ impl EventBridgeBus {
     }
 
     /// Sends one batch, resending only failed entries; returns those that never succeeded.
-    async fn send_batch(&self, batch: &[HubEvent]) -> Result<Vec<(String, String)>, BusError> {
-        let mut pending: Vec<(&HubEvent, PutEventsRequestEntry)> =
-            batch.iter().map(|e| self.entry(e).map(|entry| (e, entry))).collect::<Result<_, _>>()?;
+    async fn send_batch(
+        &self,
+        batch: Vec<(&HubEvent, PutEventsRequestEntry)>,
+    ) -> Result<Vec<(String, String)>, BusError> {
+        let mut pending = batch;
         let mut failed = Vec::new();
         for attempt in 0..ATTEMPTS {
             if attempt > 0 {
@@ -80,9 +83,12 @@ impl EventBridgeBus {
 
 impl EventBus for EventBridgeBus {
     async fn publish(&self, events: &[HubEvent]) -> Result<(), BusError> {
+        let mut entries: Vec<(&HubEvent, PutEventsRequestEntry)> =
+            events.iter().map(|e| self.entry(e).map(|entry| (e, entry))).collect::<Result<_, _>>()?;
         let mut failed = Vec::new();
-        for batch in events.chunks(MAX_BATCH) {
-            failed.extend(self.send_batch(batch).await?);
+        while !entries.is_empty() {
+            let rest = entries.split_off(entries.len().min(MAX_BATCH));
+            failed.extend(self.send_batch(std::mem::replace(&mut entries, rest)).await?);
         }
         if failed.is_empty() { Ok(()) } else { Err(BusError::Rejected { failed }) }
     }

@@ -3,13 +3,18 @@
 //! (the same shape as the local `CHANGEHUB_SECRETS_FILE`). Read at first use,
 //! not at init, and kept for a few minutes so a rotation is picked up
 //! without a redeploy.
+//!
+//! A refresh never makes things worse: an entry of the new document that is
+//! wrong is logged by path and the last good document's entry for that
+//! tenant and source is served instead; a new document that cannot be read
+//! at all (or a failed fetch) leaves the last good one in use.
 
 pub use aws_sdk_secretsmanager::Client;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::RwLock;
 
-use super::env_secrets::{SecretsDocument, parse_document};
+use super::env_secrets::{Parsed, SecretsDocument, parse_document};
 use crate::domain::TenantId;
 use crate::domain::audit::AuditKey;
 use crate::ingest::Origin;
@@ -45,6 +50,23 @@ impl SecretsManagerSecrets {
         {
             return Ok(doc.clone());
         }
+        let previous = cache.as_ref().map(|(_, doc)| doc.clone());
+        let doc = match (self.fetch().await, previous) {
+            (Ok(parsed), previous) => {
+                parsed.log_skipped();
+                Arc::new(merge(parsed, previous.as_deref()))
+            }
+            (Err(e), Some(previous)) => {
+                tracing::error!(secret_id = %self.secret_id, error = %e, "webhook secrets not refreshed; the last good document stays in use");
+                previous
+            }
+            (Err(e), None) => return Err(e),
+        };
+        *cache = Some((Instant::now(), doc.clone()));
+        Ok(doc)
+    }
+
+    async fn fetch(&self) -> Result<Parsed, SecretsError> {
         let out = self
             .client
             .get_secret_value()
@@ -53,10 +75,28 @@ impl SecretsManagerSecrets {
             .await
             .map_err(|e| SecretsError::Backend(e.into()))?;
         let text = out.secret_string.ok_or_else(|| SecretsError::Invalid("the secret has no string value".into()))?;
-        let doc = Arc::new(parse_document(&text)?);
-        *cache = Some((Instant::now(), doc.clone()));
-        Ok(doc)
+        parse_document(&text)
     }
+}
+
+/// The new document, with each entry it left out taken from the last good
+/// document (a whole tenant, or one tenant's source).
+fn merge(parsed: Parsed, previous: Option<&SecretsDocument>) -> SecretsDocument {
+    let mut doc = parsed.document;
+    let Some(previous) = previous else { return doc };
+    for skipped in &parsed.skipped {
+        let Some(old) = previous.get(&skipped.tenant) else { continue };
+        let entry = doc.entry(skipped.tenant.clone()).or_default();
+        match &skipped.source {
+            Some(source) => {
+                if let Some(secrets) = old.get(source) {
+                    entry.insert(source.clone(), secrets.clone());
+                }
+            }
+            None => entry.extend(old.iter().map(|(k, v)| (k.clone(), v.clone()))),
+        }
+    }
+    doc
 }
 
 impl SecretSource for SecretsManagerSecrets {
@@ -81,4 +121,29 @@ pub fn audit_sealer(client: Client, secret_id: impl Into<String>) -> AuditSealer
         let (client, secret_id) = (client.clone(), secret_id.clone());
         async move { audit_key(&client, &secret_id).await }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_entry_in_a_refreshed_document_keeps_the_last_good_secrets_for_it() {
+        let good = parse_document(
+            r#"{"default": {"github": ["old"]}, "acme": {"github": ["acme-old"], "pagerduty": ["pd"]}}"#,
+        )
+        .expect("good")
+        .document;
+        let refreshed =
+            parse_document(r#"{"default": {"github": ["new"]}, "acme": {"github": "oops", "pagerduty": ["pd2"]}}"#)
+                .expect("parsed");
+        let merged = merge(refreshed, Some(&good));
+        assert_eq!(merged["default"]["github"], ["new"]);
+        assert_eq!(merged["acme"]["github"], ["acme-old"], "the bad entry keeps its last good value");
+        assert_eq!(merged["acme"]["pagerduty"], ["pd2"]);
+
+        let whole_tenant_bad = parse_document(r#"{"default": {"github": ["new"]}, "acme": 5}"#).expect("parsed");
+        let merged = merge(whole_tenant_bad, Some(&good));
+        assert_eq!(merged["acme"]["pagerduty"], ["pd"]);
+    }
 }

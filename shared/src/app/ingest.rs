@@ -1,21 +1,64 @@
-//! Ingest use cases: a signed webhook or an AWS event in, canonical hub
-//! events out, each delivery published exactly once.
+//! Ingest use cases: a signed webhook ([`Webhooks`]) or an AWS event
+//! ([`Ingest::aws_event`]) in, canonical hub events out, each delivery
+//! published once by the core they share ([`Ingest`]).
 
 use http::HeaderMap;
+use sha2::{Digest, Sha256};
 use std::time::Duration;
 
 use crate::domain::catalog::{CatalogView, MappingKind};
+use crate::domain::event::MAX_EVENT_BYTES;
 use crate::domain::{HubEvent, ServiceName, TenantId};
 use crate::ingest::canonical::{Detail, SERVICE_TAG, ServiceResolution};
 use crate::ingest::{self, Canonical, NormalizeError, Normalized, Origin, ServiceKey, auth};
 use crate::ports::{BusError, CatalogReader, Claim, Clock, Dedupe, EventBus, SecretSource, SecretsError, StoreError};
 
-/// How long a delivery id is remembered. Vendors retry for up to two days
+/// How long a done delivery is remembered. Vendors retry for up to two days
 /// (PagerDuty 48 h, incident.io 24 h, EventBridge 24 h).
 pub const DEDUPE_TTL: Duration = Duration::from_secs(72 * 3600);
 
+/// How long a claim is leased while its events are published. It outlasts
+/// a normal publish (well under a second) and the Lambdas' 10 s timeout, and
+/// is shorter than the first retry of any sender (EventBridge's asynchronous
+/// invocation retries after a minute), so a delivery whose function timed out
+/// mid-publish is processed again by the sender's retry.
+pub const DEDUPE_LEASE: Duration = Duration::from_secs(30);
+
 /// The largest webhook body read (GitHub caps its payloads at 25 MB).
 pub const MAX_WEBHOOK_BYTES: usize = 25 * 1024 * 1024;
+
+/// How long claims are leased and kept; configuration with the defaults above.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClaimTimes {
+    pub lease: Duration,
+    pub ttl: Duration,
+}
+
+impl Default for ClaimTimes {
+    fn default() -> Self {
+        Self { lease: DEDUPE_LEASE, ttl: DEDUPE_TTL }
+    }
+}
+
+impl ClaimTimes {
+    /// `CHANGEHUB_DEDUPE_LEASE_SECS` (default 30), read once at start.
+    pub fn from_env() -> Result<Self, crate::config::ConfigError> {
+        const NAME: &str = "CHANGEHUB_DEDUPE_LEASE_SECS";
+        let lease = match crate::config::optional(NAME) {
+            None => DEDUPE_LEASE,
+            Some(v) => match v.parse::<u64>() {
+                Ok(secs) if secs > 0 => Duration::from_secs(secs),
+                _ => {
+                    return Err(crate::config::ConfigError::Invalid {
+                        name: NAME,
+                        message: "expected a positive whole number of seconds".into(),
+                    });
+                }
+            },
+        };
+        Ok(Self { lease, ttl: DEDUPE_TTL })
+    }
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
@@ -33,6 +76,13 @@ pub enum IngestError {
     Unauthorized(#[from] auth::AuthError),
     #[error(transparent)]
     Invalid(#[from] NormalizeError),
+    /// An event the delivery produces is over the bus's entry limit: the
+    /// same delivery would be refused again, so it is not worth retrying.
+    #[error("event {detail_type} is {size} bytes; the bus takes at most {max}")]
+    TooLarge { detail_type: String, size: usize, max: usize },
+    /// The same delivery is being published by another request right now.
+    #[error("this delivery is being processed; retry")]
+    InProgress,
     #[error(transparent)]
     Secrets(#[from] SecretsError),
     #[error(transparent)]
@@ -42,16 +92,33 @@ pub enum IngestError {
     Bus(#[from] BusError),
 }
 
-/// Everything ingest needs.
-pub struct Ingest<D, B, K, S, C> {
+/// The publish-once core every ingest path shares: dedupe, bus, catalog, clock.
+pub struct Ingest<D, B, K, C> {
     pub dedupe: D,
     pub bus: B,
     pub catalog: K,
-    pub secrets: S,
     pub clock: C,
+    pub claims: ClaimTimes,
 }
 
-impl<D, B, K, S, C> Ingest<D, B, K, S, C>
+/// Signed webhooks: the core and the secrets to check signatures with.
+pub struct Webhooks<D, B, K, S, C> {
+    pub ingest: Ingest<D, B, K, C>,
+    pub secrets: S,
+}
+
+impl<D, B, K, C> Ingest<D, B, K, C> {
+    /// The core with the default [`ClaimTimes`].
+    pub fn new(dedupe: D, bus: B, catalog: K, clock: C) -> Self {
+        Self { dedupe, bus, catalog, clock, claims: ClaimTimes::default() }
+    }
+
+    pub fn with_claims(self, claims: ClaimTimes) -> Self {
+        Self { claims, ..self }
+    }
+}
+
+impl<D, B, K, S, C> Webhooks<D, B, K, S, C>
 where
     D: Dedupe,
     B: EventBus,
@@ -59,60 +126,76 @@ where
     S: SecretSource,
     C: Clock,
 {
-    /// A webhook: authenticate first (nothing is parsed or stored before),
-    /// then normalize, resolve services, and publish once per delivery id.
-    #[tracing::instrument(skip(self, headers, body), fields(tenant = %tenant, origin = origin.as_str(), delivery))]
+    /// The secrets `tenant` configured for `origin`; refused (401) when there
+    /// are none, so a delivery nobody could verify is refused before its body is read.
+    pub async fn secrets(&self, tenant: &TenantId, origin: Origin) -> Result<Vec<String>, IngestError> {
+        let secrets = self.secrets.secrets(tenant, origin).await?;
+        if secrets.iter().all(|s| s.trim().is_empty()) {
+            return Err(auth::AuthError::NoSecret { origin }.into());
+        }
+        Ok(secrets)
+    }
+
+    /// A webhook, checked against `secrets` (from [`Self::secrets`]) before
+    /// anything is parsed or stored; then normalized, resolved, and
+    /// published once per delivery.
+    #[tracing::instrument(skip(self, secrets, headers, body), fields(tenant = %tenant, origin = origin.as_str(), delivery))]
     pub async fn webhook(
         &self,
         tenant: &TenantId,
         origin: Origin,
+        secrets: &[String],
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<Outcome, IngestError> {
-        let secrets = self.secrets.secrets(tenant, origin).await?;
-        auth::verify(origin, &secrets, headers, body, self.clock.now())?;
+        auth::verify(origin, secrets, headers, body, self.ingest.clock.now())?;
         let delivery = ingest::delivery_id(origin, headers, body)?;
         tracing::Span::current().record("delivery", delivery.as_str());
         let normalized = ingest::normalize(origin, headers, body)?;
-        self.publish_once(tenant, origin, &delivery, normalized).await
+        let keys = replay_keys(tenant, origin, &delivery, headers, body);
+        self.ingest.publish_once(tenant, &delivery, &keys, normalized).await
     }
+}
 
+/// The dedupe keys of a verified webhook. The delivery id header is not
+/// signed (nor, for GitHub and PagerDuty, is any timestamp), so a captured
+/// delivery replayed under a fresh id must still be a duplicate: it is
+/// also keyed by a hash of the signed body, and by the signed ids a
+/// vendor has (PagerDuty's `event.id`, Standard Webhooks' `webhook-id`).
+fn replay_keys(tenant: &TenantId, origin: Origin, delivery: &str, headers: &HeaderMap, body: &[u8]) -> Vec<String> {
+    let o = origin.as_str();
+    let mut keys = vec![
+        format!("delivery:{tenant}:{o}:{delivery}"),
+        format!("body:{tenant}:{o}:{}", hex::encode(Sha256::digest(body))),
+    ];
+    if let Some(id) = ingest::signed_id(origin, headers, body) {
+        keys.push(format!("signed:{tenant}:{o}:{id}"));
+    }
+    keys
+}
+
+impl<D, B, K, C> Ingest<D, B, K, C>
+where
+    D: Dedupe,
+    B: EventBus,
+    K: CatalogReader,
+    C: Clock,
+{
     /// An AWS event as an EventBridge rule delivers it (an envelope).
     #[tracing::instrument(skip(self, body), fields(tenant = %tenant, delivery))]
     pub async fn aws_event(&self, tenant: &TenantId, body: &[u8]) -> Result<Outcome, IngestError> {
         let delivery = ingest::aws::delivery_id(body)?;
         tracing::Span::current().record("delivery", delivery.as_str());
         let normalized = ingest::aws::normalize(body)?;
-        self.publish_once(tenant, Origin::Aws, &delivery, normalized).await
-    }
-
-    /// The aws-events Lambda's handling of one event from an EventBridge rule.
-    /// An event that cannot be normalized is logged and answered (a retry
-    /// cannot fix it); store, secrets and bus failures are errors, so
-    /// EventBridge retries and, in the end, dead-letters the event.
-    pub async fn eventbridge_target(
-        &self,
-        tenant: &TenantId,
-        event: &serde_json::Value,
-    ) -> Result<serde_json::Value, IngestError> {
-        let body = serde_json::to_vec(event).map_err(|e| StoreError::backend(false, e))?;
-        match self.aws_event(tenant, &body).await {
-            Ok(Outcome::Published(ids)) => Ok(serde_json::json!({"published": ids})),
-            Ok(Outcome::Duplicate) => Ok(serde_json::json!({"duplicate": true})),
-            Ok(Outcome::Ignored(kind)) => Ok(serde_json::json!({"ignored": kind})),
-            Err(IngestError::Invalid(e)) => {
-                tracing::error!(error = %e, field = ?e.field, event_id = ?event.get("id"), "event rejected; not retried");
-                Ok(serde_json::json!({"rejected": e.message}))
-            }
-            Err(e) => Err(e),
-        }
+        let keys = [format!("delivery:{tenant}:{}:{delivery}", Origin::Aws.as_str())];
+        self.publish_once(tenant, &delivery, &keys, normalized).await
     }
 
     async fn publish_once(
         &self,
         tenant: &TenantId,
-        origin: Origin,
         delivery: &str,
+        keys: &[String],
         normalized: Normalized,
     ) -> Result<Outcome, IngestError> {
         let canonical = match normalized {
@@ -126,11 +209,14 @@ where
         for (i, c) in canonical.into_iter().enumerate() {
             events.push(self.hub_event(tenant, delivery, i, c).await?);
         }
-        let key = format!("delivery:{tenant}:{}:{delivery}", origin.as_str());
-        match accept(&self.dedupe, &self.bus, &self.clock, &key, &events).await? {
+        match accept(&self.dedupe, &self.bus, &self.clock, self.claims, keys, &events).await? {
             Claim::Duplicate => {
                 tracing::info!("duplicate delivery: nothing emitted");
                 Ok(Outcome::Duplicate)
+            }
+            Claim::InProgress => {
+                tracing::info!("delivery in progress elsewhere: answered retry");
+                Err(IngestError::InProgress)
             }
             Claim::New => {
                 tracing::info!(events = events.len(), "delivery published");
@@ -148,7 +234,9 @@ where
     ) -> Result<HubEvent, IngestError> {
         let (service, resolution) = self.resolve(tenant, c.service_key).await?;
         let (detail_type, data) = c.fact.split();
+        let id = format!("{}-{delivery}-{index}", c.origin.as_str());
         let detail = Detail {
+            event_id: id.clone(),
             tenant: tenant.to_string(),
             origin: c.origin,
             service: service.map(|s| s.to_string()),
@@ -162,7 +250,7 @@ where
             data,
         };
         Ok(HubEvent {
-            id: format!("{}-{delivery}-{index}", c.origin.as_str()),
+            id,
             source: c.origin.source(),
             detail_type,
             time: c.occurred_at,
@@ -216,24 +304,46 @@ fn mapped(catalog: &CatalogView, kind: MappingKind, key: &str, what: &str) -> (O
     }
 }
 
-/// Publishes `events` once per delivery key: a redelivery publishes nothing.
-/// If publishing fails the claim is given back, so that the sender's retry
-/// is not mistaken for a duplicate.
+/// Publishes `events` once per delivery, in two phases: every key is leased
+/// for `times.lease`, the events are published, then the keys are marked
+/// done for `times.ttl`. A redelivery during the lease is [`Claim::InProgress`]
+/// (to be retried), after it [`Claim::Duplicate`]. If publishing fails the
+/// lease is given back so the sender's retry is processed; if the process
+/// dies mid-publish the lease runs out, with the same effect.
+///
+/// An event over the bus's size limit is refused before anything is
+/// claimed or sent: the whole delivery fails alike on every retry.
 pub async fn accept<D: Dedupe, B: EventBus, C: Clock>(
     dedupe: &D,
     bus: &B,
     clock: &C,
-    delivery_key: &str,
+    times: ClaimTimes,
+    keys: &[String],
     events: &[HubEvent],
 ) -> Result<Claim, IngestError> {
-    if dedupe.claim(delivery_key, clock.now(), DEDUPE_TTL).await? == Claim::Duplicate {
-        return Ok(Claim::Duplicate);
+    if let Some(e) = events.iter().find(|e| e.entry_size() > MAX_EVENT_BYTES) {
+        return Err(IngestError::TooLarge {
+            detail_type: e.detail_type.clone(),
+            size: e.entry_size(),
+            max: MAX_EVENT_BYTES,
+        });
+    }
+    let claim = dedupe.claim(keys, clock.now(), times.lease).await?;
+    if claim != Claim::New {
+        return Ok(claim);
     }
     if let Err(e) = bus.publish(events).await {
-        if let Err(release) = dedupe.release(delivery_key).await {
-            tracing::error!(delivery_key, error = %release, "could not release dedupe claim after a failed publish");
+        if let Err(release) = dedupe.release(keys).await {
+            tracing::error!(?keys, error = %release, "could not release a dedupe lease after a failed publish; it expires on its own");
         }
         return Err(e.into());
+    }
+    // The events are out: a failure to mark the keys done only means the
+    // lease runs out and a later redelivery publishes again, which consumers
+    // drop by `event_id`. Answering an error would make the sender retry
+    // into that lease for nothing.
+    if let Err(e) = dedupe.complete(keys, clock.now(), times.ttl).await {
+        tracing::warn!(?keys, error = %e, "published, but the dedupe keys could not be marked done");
     }
     Ok(Claim::New)
 }

@@ -26,6 +26,9 @@ pub struct HubEvent {
     pub detail: Value,
 }
 
+/// EventBridge refuses entries over 256 KB ([`HubEvent::entry_size`]).
+pub const MAX_EVENT_BYTES: usize = 256 * 1024;
+
 impl HubEvent {
     /// The event that announces an audited mutation of a change. Its id is
     /// derived from the audit entry, so a re-publish is recognisably the same event.
@@ -45,13 +48,15 @@ impl HubEvent {
             AuditAction::Reviewed => "Change Reviewed".to_owned(),
             AuditAction::Rescheduled => "Change Rescheduled".to_owned(),
         };
+        let id = format!("{}-{}", change.id, entry.seq);
         HubEvent {
-            id: format!("{}-{}", change.id, entry.seq),
+            id: id.clone(),
             source: SOURCE_CHANGE.to_owned(),
             detail_type,
             time: entry.at,
             resources: vec![],
             detail: serde_json::json!({
+                "event_id": id,
                 "tenant": change.tenant,
                 "change_id": change.id,
                 "state": state_after,
@@ -63,6 +68,13 @@ impl HubEvent {
                 "audit_hash": entry.hash,
             }),
         }
+    }
+
+    /// The size EventBridge counts against its entry limit: detail, source,
+    /// detail-type and resources together.
+    pub fn entry_size(&self) -> usize {
+        let detail = serde_json::to_string(&self.detail).map_or(0, |d| d.len());
+        detail + self.source.len() + self.detail_type.len() + self.resources.iter().map(String::len).sum::<usize>()
     }
 
     /// The event as the JSON object a rule pattern is matched against.

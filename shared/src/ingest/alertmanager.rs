@@ -23,6 +23,12 @@ use super::parse_body;
 /// receiver replaces the whole body, so anything else is rejected.
 pub const VERSION: &str = "4";
 
+/// The most alerts one notification may carry: each becomes an event, and a
+/// delivery is published within one function invocation. Set `max_alerts:
+/// 100` (or less) on the receiver's `webhook_config`; Alertmanager then
+/// truncates larger groups and says so in `truncatedAlerts`.
+pub const MAX_ALERTS: usize = 100;
+
 /// Go's zero `time.Time`, which Alertmanager sends as `endsAt` of firing alerts.
 const GO_ZERO_TIME_UNIX: i64 = -62_135_596_800;
 
@@ -66,6 +72,15 @@ pub fn normalize(_headers: &HeaderMap, body: &[u8]) -> Result<Normalized, Normal
     }
     if n.alerts.is_empty() {
         return Ok(Normalized::Ignored("empty alert group".into()));
+    }
+    if n.alerts.len() > MAX_ALERTS {
+        return Err(NormalizeError::field(
+            "alerts",
+            format!(
+                "the group has {} alerts; at most {MAX_ALERTS} are accepted (set max_alerts: {MAX_ALERTS} on the webhook receiver)",
+                n.alerts.len()
+            ),
+        ));
     }
     let group_key = n.group_key;
     n.alerts
@@ -293,6 +308,22 @@ mod tests {
         let body = edit(FIRING, |v| v["alerts"][1]["status"] = json!("pending"));
         let err = normalize(&HeaderMap::new(), &body).expect_err("pending");
         assert_eq!(err.field.as_deref(), Some("alerts[1].status"));
+    }
+
+    #[test]
+    fn a_group_over_the_alert_cap_is_refused_naming_the_cap() {
+        let at_cap = edit(FIRING, |v| {
+            let one = v["alerts"][0].clone();
+            v["alerts"] = json!(vec![one; MAX_ALERTS]);
+        });
+        assert!(matches!(normalize(&HeaderMap::new(), &at_cap), Ok(Normalized::Events(e)) if e.len() == MAX_ALERTS));
+        let over = edit(FIRING, |v| {
+            let one = v["alerts"][0].clone();
+            v["alerts"] = json!(vec![one; MAX_ALERTS + 1]);
+        });
+        let err = normalize(&HeaderMap::new(), &over).expect_err("over the cap");
+        assert_eq!(err.field.as_deref(), Some("alerts"));
+        assert!(err.message.contains(&format!("at most {MAX_ALERTS}")), "{}", err.message);
     }
 
     #[test]

@@ -57,17 +57,43 @@ const BASE64: GeneralPurpose = GeneralPurpose::new(
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
-/// A failed authentication check. `check` names what failed; it never
-/// contains a secret or a header value.
+/// A failed authentication check: it names what failed, and never contains
+/// a secret or a header value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{check}")]
-pub struct AuthError {
-    pub check: String,
+pub enum AuthError {
+    #[error("AWS events arrive through EventBridge, not as webhooks; there is no webhook to accept")]
+    NotAWebhook,
+    #[error("no secret is configured for {} webhooks; they are refused", origin.as_str())]
+    NoSecret { origin: Origin },
+    #[error("the {header} header is missing")]
+    MissingHeader { header: &'static str },
+    #[error("the {header} header is empty or not visible ASCII")]
+    UnreadableHeader { header: &'static str },
+    /// The header is there but not in the vendor's format; `problem` says how.
+    #[error("{problem}")]
+    Malformed { header: &'static str, problem: &'static str },
+    #[error("the {WEBHOOK_TIMESTAMP} header is {age} s in the past; at most {TIMESTAMP_TOLERANCE_SECS} s is accepted")]
+    TooOld { age: i64 },
+    #[error(
+        "the {WEBHOOK_TIMESTAMP} header is {ahead} s in the future; at most {TIMESTAMP_TOLERANCE_SECS} s is accepted"
+    )]
+    TooNew { ahead: u64 },
+    /// Well formed, but signed with (or equal to) none of the configured secrets.
+    #[error("the {header} header matches no secret configured for {}{}", origin.as_str(), skipped_keys(*skipped))]
+    NoMatch { header: &'static str, origin: Origin, skipped: usize },
+    #[error("a {WEBHOOK_SIGNATURE} header was sent but no {SIGNING_KEY_PREFIX} signing key is configured for {}", origin.as_str())]
+    SignatureWithoutKey { origin: Origin },
+    #[error("no signing key configured for {} is {SIGNING_KEY_PREFIX} followed by base64; fix the configuration", origin.as_str())]
+    NoValidKey { origin: Origin },
+    #[error("an HMAC-SHA256 key was rejected")]
+    KeyRejected,
 }
 
-impl AuthError {
-    fn new(check: impl Into<String>) -> Self {
-        AuthError { check: check.into() }
+fn skipped_keys(skipped: usize) -> String {
+    if skipped > 0 {
+        format!(" ({skipped} configured key(s) are not valid base64 and were skipped)")
+    } else {
+        String::new()
     }
 }
 
@@ -84,9 +110,7 @@ pub fn verify(
 ) -> Result<(), AuthError> {
     let check: Check = match origin {
         Origin::Aws => {
-            return Err(AuthError::new(
-                "AWS events arrive through EventBridge, not as webhooks; there is no webhook to accept",
-            ));
+            return Err(AuthError::NotAWebhook);
         }
         Origin::Github => github,
         Origin::Gitlab => gitlab,
@@ -96,10 +120,7 @@ pub fn verify(
     };
     let secrets: Vec<&str> = secrets.iter().map(String::as_str).filter(|s| !s.trim().is_empty()).collect();
     if secrets.is_empty() {
-        return Err(AuthError::new(format!(
-            "no secret is configured for {} webhooks; they are refused",
-            origin.as_str()
-        )));
+        return Err(AuthError::NoSecret { origin });
     }
     check(&secrets, headers, body, now)
 }
@@ -110,15 +131,16 @@ pub fn verify(
 /// GitHub: `X-Hub-Signature-256: sha256=<64 hex>` over the raw body.
 fn github(secrets: &[&str], headers: &HeaderMap, body: &[u8], _now: DateTime<Utc>) -> Result<(), AuthError> {
     let value = required(headers, GITHUB_SIGNATURE)?;
-    let signature = value.strip_prefix("sha256=").and_then(decode_sha256_hex).ok_or_else(|| {
-        AuthError::new(format!("the {GITHUB_SIGNATURE} header is not sha256= followed by 64 hex digits"))
+    let signature = value.strip_prefix("sha256=").and_then(decode_sha256_hex).ok_or(AuthError::Malformed {
+        header: GITHUB_SIGNATURE,
+        problem: "the X-Hub-Signature-256 header is not sha256= followed by 64 hex digits",
     })?;
     for secret in secrets {
         if mac(secret.as_bytes())?.chain_update(body).verify_slice(&signature).is_ok() {
             return Ok(());
         }
     }
-    Err(AuthError::new(format!("the {GITHUB_SIGNATURE} signature matches no secret configured for github")))
+    Err(AuthError::NoMatch { header: GITHUB_SIGNATURE, origin: Origin::Github, skipped: 0 })
 }
 
 /// GitLab: plain secrets are `X-Gitlab-Token` values; `whsec_` secrets are
@@ -132,14 +154,12 @@ fn gitlab(secrets: &[&str], headers: &HeaderMap, body: &[u8], now: DateTime<Utc>
     if !tokens.is_empty() {
         let given = required(headers, GITLAB_TOKEN)?;
         if !any_token_matches(given, &tokens)? {
-            return Err(AuthError::new(format!("the {GITLAB_TOKEN} header matches no token configured for gitlab")));
+            return Err(AuthError::NoMatch { header: GITLAB_TOKEN, origin: Origin::Gitlab, skipped: 0 });
         }
     }
     let signed = headers.contains_key(WEBHOOK_SIGNATURE);
     if signed && keys.is_empty() {
-        return Err(AuthError::new(format!(
-            "a {WEBHOOK_SIGNATURE} header was sent but no {SIGNING_KEY_PREFIX} signing key is configured for gitlab"
-        )));
+        return Err(AuthError::SignatureWithoutKey { origin: Origin::Gitlab });
     }
     if signed || tokens.is_empty() {
         standard_webhooks(Origin::Gitlab, &keys, headers, body, now)?;
@@ -159,11 +179,17 @@ fn pagerduty(secrets: &[&str], headers: &HeaderMap, body: &[u8], _now: DateTime<
         .map(|(_, sig)| sig.trim())
         .collect();
     if v1.is_empty() {
-        return Err(AuthError::new(format!("the {PAGERDUTY_SIGNATURE} header has no v1= signature")));
+        return Err(AuthError::Malformed {
+            header: PAGERDUTY_SIGNATURE,
+            problem: "the X-PagerDuty-Signature header has no v1= signature",
+        });
     }
     let signatures: Vec<Vec<u8>> = v1.into_iter().filter_map(decode_sha256_hex).collect();
     if signatures.is_empty() {
-        return Err(AuthError::new(format!("no v1= value in the {PAGERDUTY_SIGNATURE} header is 64 hex digits")));
+        return Err(AuthError::Malformed {
+            header: PAGERDUTY_SIGNATURE,
+            problem: "no v1= value in the X-PagerDuty-Signature header is 64 hex digits",
+        });
     }
     for secret in secrets {
         // The secret is used as raw bytes, not base64-decoded.
@@ -171,7 +197,7 @@ fn pagerduty(secrets: &[&str], headers: &HeaderMap, body: &[u8], _now: DateTime<
             return Ok(());
         }
     }
-    Err(AuthError::new(format!("no {PAGERDUTY_SIGNATURE} value matches a secret configured for pagerduty")))
+    Err(AuthError::NoMatch { header: PAGERDUTY_SIGNATURE, origin: Origin::Pagerduty, skipped: 0 })
 }
 
 /// incident.io: Standard Webhooks; every secret is a signing key (`whsec_` prefix optional).
@@ -187,11 +213,14 @@ fn alertmanager(secrets: &[&str], headers: &HeaderMap, _body: &[u8], _now: DateT
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim())
         .filter(|token| !token.is_empty())
-        .ok_or_else(|| AuthError::new(format!("the {AUTHORIZATION} header is not a Bearer token")))?;
+        .ok_or(AuthError::Malformed {
+            header: AUTHORIZATION,
+            problem: "the Authorization header is not a Bearer token",
+        })?;
     if any_token_matches(token, secrets)? {
         Ok(())
     } else {
-        Err(AuthError::new("the bearer token matches no token configured for alertmanager"))
+        Err(AuthError::NoMatch { header: AUTHORIZATION, origin: Origin::Alertmanager, skipped: 0 })
     }
 }
 
@@ -210,22 +239,17 @@ fn standard_webhooks(
     body: &[u8],
     now: DateTime<Utc>,
 ) -> Result<(), AuthError> {
-    let origin = origin.as_str();
     let id = required(headers, WEBHOOK_ID)?;
-    let timestamp: i64 = required(headers, WEBHOOK_TIMESTAMP)?
-        .parse()
-        .map_err(|_| AuthError::new(format!("the {WEBHOOK_TIMESTAMP} header is not a whole number of unix seconds")))?;
+    let timestamp: i64 = required(headers, WEBHOOK_TIMESTAMP)?.parse().map_err(|_| AuthError::Malformed {
+        header: WEBHOOK_TIMESTAMP,
+        problem: "the webhook-timestamp header is not a whole number of unix seconds",
+    })?;
     let age = now.timestamp().saturating_sub(timestamp);
     if age > TIMESTAMP_TOLERANCE_SECS {
-        return Err(AuthError::new(format!(
-            "the {WEBHOOK_TIMESTAMP} header is {age} s in the past; at most {TIMESTAMP_TOLERANCE_SECS} s is accepted"
-        )));
+        return Err(AuthError::TooOld { age });
     }
     if age < -TIMESTAMP_TOLERANCE_SECS {
-        let ahead = age.unsigned_abs();
-        return Err(AuthError::new(format!(
-            "the {WEBHOOK_TIMESTAMP} header is {ahead} s in the future; at most {TIMESTAMP_TOLERANCE_SECS} s is accepted"
-        )));
+        return Err(AuthError::TooNew { ahead: age.unsigned_abs() });
     }
 
     let value = required(headers, WEBHOOK_SIGNATURE)?;
@@ -236,11 +260,17 @@ fn standard_webhooks(
         .map(|(_, sig)| sig)
         .collect();
     if v1.is_empty() {
-        return Err(AuthError::new(format!("the {WEBHOOK_SIGNATURE} header has no v1, signature")));
+        return Err(AuthError::Malformed {
+            header: WEBHOOK_SIGNATURE,
+            problem: "the webhook-signature header has no v1, signature",
+        });
     }
     let signatures: Vec<Vec<u8>> = v1.into_iter().filter_map(|sig| BASE64.decode(sig).ok()).collect();
     if signatures.is_empty() {
-        return Err(AuthError::new(format!("no v1, value in the {WEBHOOK_SIGNATURE} header is valid base64")));
+        return Err(AuthError::Malformed {
+            header: WEBHOOK_SIGNATURE,
+            problem: "no v1, value in the webhook-signature header is valid base64",
+        });
     }
 
     let decoded: Vec<Option<Vec<u8>>> = keys
@@ -252,9 +282,7 @@ fn standard_webhooks(
         .collect();
     let invalid = decoded.iter().filter(|k| k.is_none()).count();
     if invalid == decoded.len() {
-        return Err(AuthError::new(format!(
-            "no signing key configured for {origin} is {SIGNING_KEY_PREFIX} followed by base64; fix the configuration"
-        )));
+        return Err(AuthError::NoValidKey { origin });
     }
     // The reference libraries sign the timestamp as they parsed it.
     let timestamp = timestamp.to_string();
@@ -265,34 +293,25 @@ fn standard_webhooks(
             return Ok(());
         }
     }
-    let skipped = if invalid > 0 {
-        format!(" ({invalid} configured key(s) are not valid base64 and were skipped)")
-    } else {
-        String::new()
-    };
-    Err(AuthError::new(format!(
-        "the {WEBHOOK_SIGNATURE} header matches no signing key configured for {origin}{skipped}"
-    )))
+    Err(AuthError::NoMatch { header: WEBHOOK_SIGNATURE, origin, skipped: invalid })
 }
 
 // ----------------------------------------------------------------------------
 // Helpers
 
 /// A header that must be there, as trimmed visible ASCII.
-fn required<'a>(headers: &'a HeaderMap, name: &str) -> Result<&'a str, AuthError> {
+fn required<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<&'a str, AuthError> {
     match header(headers, name) {
         Some(value) => Ok(value),
-        None if headers.contains_key(name) => {
-            Err(AuthError::new(format!("the {name} header is empty or not visible ASCII")))
-        }
-        None => Err(AuthError::new(format!("the {name} header is missing"))),
+        None if headers.contains_key(name) => Err(AuthError::UnreadableHeader { header: name }),
+        None => Err(AuthError::MissingHeader { header: name }),
     }
 }
 
 /// An HMAC-SHA256 keyed with `key`.
 fn mac(key: &[u8]) -> Result<HmacSha256, AuthError> {
     // HMAC takes keys of any length, so this does not fail in practice.
-    HmacSha256::new_from_slice(key).map_err(|_| AuthError::new("an HMAC-SHA256 key was rejected"))
+    HmacSha256::new_from_slice(key).map_err(|_| AuthError::KeyRejected)
 }
 
 /// Whether the MAC computed so far equals any of `signatures`, each compared in constant time.
@@ -389,7 +408,7 @@ mod tests {
     fn refused(result: Result<(), AuthError>) -> String {
         match result {
             Ok(()) => panic!("the delivery was accepted but should have been refused"),
-            Err(e) => e.check,
+            Err(e) => e.to_string(),
         }
     }
 
@@ -591,7 +610,7 @@ mod tests {
     #[test]
     fn github_wrong_secret_is_refused_as_no_match() {
         let check = refused(github(&[OTHER_SECRET], Some(GITHUB_SIGNATURE_VALUE), GITHUB_PAYLOAD));
-        assert_eq!(check, "the X-Hub-Signature-256 signature matches no secret configured for github");
+        assert_eq!(check, "the X-Hub-Signature-256 header matches no secret configured for github");
     }
 
     #[test]
@@ -673,7 +692,7 @@ mod tests {
     fn incidentio_wrong_key_is_refused_as_no_match() {
         let headers = sw_headers(SW_ID, SW_TIMESTAMP, SW_SIGNATURE);
         let check = refused(incidentio(&[OTHER_KEY], &headers, SW_PAYLOAD, SW_TIMESTAMP));
-        assert_eq!(check, "the webhook-signature header matches no signing key configured for incidentio");
+        assert_eq!(check, "the webhook-signature header matches no secret configured for incidentio");
     }
 
     #[test]
@@ -681,7 +700,7 @@ mod tests {
         let truncated = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ";
         let headers = sw_headers(SW_ID, SW_TIMESTAMP, truncated);
         let check = refused(incidentio(&[SW_KEY], &headers, SW_PAYLOAD, SW_TIMESTAMP));
-        assert!(check.contains("matches no signing key"), "{check}");
+        assert!(check.contains("matches no secret"), "{check}");
     }
 
     #[test]
@@ -823,7 +842,7 @@ mod tests {
         let extended = format!("{GITLAB_SECRET_TOKEN}x");
         for token in [OTHER_SECRET, truncated, extended.as_str()] {
             let check = refused(gitlab(&[GITLAB_SECRET_TOKEN], &gitlab_headers(Some(token), false)));
-            assert_eq!(check, "the X-Gitlab-Token header matches no token configured for gitlab");
+            assert_eq!(check, "the X-Gitlab-Token header matches no secret configured for gitlab");
         }
     }
 
@@ -876,7 +895,7 @@ mod tests {
         let mut headers = gitlab_headers(Some(GITLAB_SECRET_TOKEN), true);
         headers.insert(WEBHOOK_SIGNATURE, HeaderValue::from_static(SW_SIGNATURE));
         let check = refused(gitlab(&[GITLAB_SECRET_TOKEN, SW_KEY], &headers));
-        assert!(check.contains("matches no signing key configured for gitlab"), "{check}");
+        assert!(check.contains("matches no secret configured for gitlab"), "{check}");
     }
 
     #[test]
@@ -946,7 +965,7 @@ mod tests {
     #[test]
     fn pagerduty_go_pagerduty_mismatch_vector_is_refused() {
         let check = refused(pagerduty(&[PD_SECRET], Some(PD_MISMATCH), PD_BODY.as_bytes()));
-        assert_eq!(check, "no X-PagerDuty-Signature value matches a secret configured for pagerduty");
+        assert_eq!(check, "the X-PagerDuty-Signature header matches no secret configured for pagerduty");
     }
 
     #[test]
@@ -1079,7 +1098,7 @@ mod tests {
         let truncated = format!("Bearer {}", &ALERTMANAGER_TOKEN[..ALERTMANAGER_TOKEN.len() - 1]);
         for value in ["Bearer wrong", truncated.as_str()] {
             let check = refused(alertmanager(&[ALERTMANAGER_TOKEN], Some(value)));
-            assert_eq!(check, "the bearer token matches no token configured for alertmanager");
+            assert_eq!(check, "the Authorization header matches no secret configured for alertmanager");
         }
     }
 

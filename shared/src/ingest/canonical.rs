@@ -370,6 +370,10 @@ pub struct ServiceResolution {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(JsonSchema))]
 pub struct Detail<F> {
+    /// The hub event's id (the envelope's `id` is EventBridge's own, new on
+    /// every PutEvents): a consumer drops a second event with the same
+    /// `event_id`, such as the copies a retried partial batch produces.
+    pub event_id: String,
     pub tenant: String,
     pub origin: Origin,
     /// The catalog service, or `null` (see `service_resolution.reason`).

@@ -55,6 +55,19 @@ pub fn delivery_id(origin: Origin, headers: &HeaderMap, body: &[u8]) -> Result<S
     }
 }
 
+/// An id the sender signed, if it has one: PagerDuty's `event.id` (inside
+/// the signed body) and Standard Webhooks' `webhook-id` (part of the signed
+/// content). Only meaningful once [`auth::verify`] has passed.
+pub fn signed_id(origin: Origin, headers: &HeaderMap, body: &[u8]) -> Option<String> {
+    match origin {
+        Origin::Pagerduty => pagerduty::event_id(body),
+        Origin::Incidentio | Origin::Gitlab if headers.contains_key(auth::WEBHOOK_SIGNATURE) => {
+            header(headers, auth::WEBHOOK_ID).map(str::to_owned)
+        }
+        _ => None,
+    }
+}
+
 /// Normalizes one delivery from `origin`.
 pub fn normalize(origin: Origin, headers: &HeaderMap, body: &[u8]) -> Result<Normalized, NormalizeError> {
     match origin {

@@ -32,6 +32,15 @@ pub fn delivery_id(headers: &HeaderMap, _body: &[u8]) -> Result<String, Normaliz
     required_header(headers, DELIVERY_HEADER).map(str::to_owned)
 }
 
+/// The signed body's `event.id`, unique per PagerDuty event, if it has one.
+pub fn event_id(body: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Id {
+        id: String,
+    }
+    serde_json::from_slice::<Delivery<Id>>(body).ok().map(|d| d.event.id).filter(|id| !id.trim().is_empty())
+}
+
 /// One incident fact, or `Ignored(event_type)` for the types the hub does not use.
 pub fn normalize(_headers: &HeaderMap, body: &[u8]) -> Result<Normalized, NormalizeError> {
     let head: Delivery<EventHead> = parse_body(body)?;

@@ -190,23 +190,44 @@ pub trait ChangeWriter: Send + Sync {
 /// The outcome of [`Dedupe::claim`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Claim {
-    /// The key was free (or its earlier claim expired); the caller owns it now.
+    /// Every key was free (or its earlier claim or lease expired); the caller
+    /// holds them now, for the lease, and must [`Dedupe::complete`] or
+    /// [`Dedupe::release`] them.
     New,
-    /// A live claim exists: this is a duplicate.
+    /// A key is done: the work was finished before. Nothing is to be done again.
     Duplicate,
+    /// A key is leased by work still in progress: try again once it is done
+    /// (or its lease has run out, if it never finishes).
+    InProgress,
 }
 
-/// Put-if-absent with expiry, for deduplicating deliveries and events.
+/// Two-phase claims with expiry, for deduplicating deliveries and events (the
+/// way Powertools' idempotency does it): a claim is first a short lease,
+/// then, once the work is done, a record kept until its TTL. An expired lease
+/// (the worker timed out or crashed) can be claimed again.
 pub trait Dedupe: Send + Sync {
+    /// Takes every one of `keys` in one atomic write, leased until `now + lease`,
+    /// or none of them. Any key done and unexpired makes the claim a
+    /// [`Claim::Duplicate`]; otherwise any key leased and unexpired makes it
+    /// [`Claim::InProgress`].
     fn claim(
         &self,
-        key: &str,
+        keys: &[String],
         now: DateTime<Utc>,
-        ttl: Duration,
+        lease: Duration,
     ) -> impl Future<Output = Result<Claim, StoreError>> + Send;
 
-    /// Gives a claim up, so that a retry of work that failed is not taken for a duplicate.
-    fn release(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Marks the claimed keys done, remembered until `now + ttl`.
+    fn complete(
+        &self,
+        keys: &[String],
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Gives leased keys up, so that a retry of work that failed is not taken
+    /// for a duplicate. Keys already done are kept.
+    fn release(&self, keys: &[String]) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// Everything a full store provides.

@@ -9,8 +9,9 @@ use changehub::adapters::embedded::EmbeddedStore;
 use changehub::adapters::env_secrets::{SecretsDocument, StaticSecrets};
 use changehub::adapters::local_bus::LocalBus;
 use changehub::app::catalog::{CachedCatalog, DEFAULT_CACHE_TTL};
-use changehub::app::ingest::Ingest;
+use changehub::app::ingest::{ClaimTimes, Ingest, Webhooks};
 use changehub::domain::{EventPattern, HubEvent};
+use changehub::http::webhooks::WebhookLimits;
 use changehub::http::{finish, webhooks};
 use changehub::ingest::canonical::{schema_file, schemas};
 use changehub::ingest::{Origin, sign};
@@ -44,21 +45,33 @@ struct Hub<B> {
 }
 
 fn hub_with<B: EventBus + Clone + 'static>(bus: B) -> Hub<B> {
+    hub_limited(bus, ClaimTimes::default(), WebhookLimits::default())
+}
+
+fn hub_limited<B: EventBus + Clone + 'static>(bus: B, claims: ClaimTimes, limits: WebhookLimits) -> Hub<B> {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = EmbeddedStore::open(dir.path().join("ingest.db")).expect("open");
     let catalog = CachedCatalog::new(store.clone(), DEFAULT_CACHE_TTL);
-    let ingest =
-        Arc::new(Ingest { dedupe: store, bus, catalog: catalog.clone(), secrets: secrets(), clock: SystemClock });
+    let ingest = || Ingest::new(store.clone(), bus.clone(), catalog.clone(), SystemClock).with_claims(claims);
+    let webhooks = Arc::new(Webhooks { ingest: ingest(), secrets: secrets() });
     let tokens = changehub_tests::http::Tokens::new();
-    let router =
-        finish(webhooks::webhook_routes(ingest.clone()).merge(webhooks::local_routes(ingest, tokens.authenticator())));
+    let router = finish(
+        webhooks::webhook_routes(webhooks, limits)
+            .merge(webhooks::local_routes(Arc::new(ingest()), tokens.authenticator())),
+    );
     Hub { router, tokens, catalog, _dir: dir, _bus: std::marker::PhantomData }
 }
 
-fn hub() -> (Hub<LocalBus>, UnboundedReceiver<HubEvent>) {
+/// A local bus with a rule that receives every hub event.
+fn local_bus() -> (LocalBus, UnboundedReceiver<HubEvent>) {
     let bus = LocalBus::new();
     let rx = bus
         .add_rule("everything", EventPattern::parse(json!({"source": [{"prefix": "changehub."}]})).expect("pattern"));
+    (bus, rx)
+}
+
+fn hub() -> (Hub<LocalBus>, UnboundedReceiver<HubEvent>) {
+    let (bus, rx) = local_bus();
     (hub_with(bus), rx)
 }
 
@@ -220,7 +233,12 @@ async fn services_resolve_through_the_catalog_or_say_why_not() {
     catalog.services[0].mappings.repositories.push(repo.to_uppercase());
     let admin = changehub_tests::fixtures::root("default");
     hub.catalog.replace(&admin, catalog, None, &SystemClock).await.expect("import a catalog mapping the repository");
-    let a = send(&hub.router, signed(Origin::Github, "/webhooks/github", &pr, "d-mapped", SECRET)).await;
+    // The same pull request, sent again as a new delivery (another body: the
+    // same bytes under a new id would be a replay, and a duplicate).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let resent = dir.path().join("pull_request.opened.json");
+    std::fs::write(&resent, serde_json::to_vec(&sample).expect("json")).expect("write");
+    let a = send(&hub.router, signed(Origin::Github, "/webhooks/github", &resent, "d-mapped", SECRET)).await;
     assert_eq!(a.status, StatusCode::ACCEPTED);
     let e = drain(&mut rx).pop().expect("event");
     assert_eq!(e.detail["service"], "payments");
@@ -347,9 +365,7 @@ impl EventBus for FlakyBus {
 
 #[tokio::test]
 async fn a_failed_publish_answers_5xx_and_the_retry_is_not_a_duplicate() {
-    let inner = LocalBus::new();
-    let mut rx =
-        inner.add_rule("all", EventPattern::parse(json!({"source": [{"prefix": "changehub."}]})).expect("pattern"));
+    let (inner, mut rx) = local_bus();
     let hub = hub_with(FlakyBus { failures_left: Arc::new(AtomicUsize::new(1)), inner });
     let file = Path::new(ROOT).join("events/pagerduty/incident.triggered.json");
     let first = send(&hub.router, signed(Origin::Pagerduty, "/webhooks/pagerduty", &file, "retry-me", SECRET)).await;
@@ -358,4 +374,264 @@ async fn a_failed_publish_answers_5xx_and_the_retry_is_not_a_duplicate() {
     let retry = send(&hub.router, signed(Origin::Pagerduty, "/webhooks/pagerduty", &file, "retry-me", SECRET)).await;
     assert_eq!(retry.status, StatusCode::ACCEPTED, "{:?}", retry.body);
     assert_eq!(drain(&mut rx).len(), 1);
+}
+
+/// A signed request for a body (not a sample file).
+fn signed_body(origin: Origin, stem: &str, delivery: &str, body: Vec<u8>) -> Request<Body> {
+    let headers = sign::delivery(origin, secret_for(origin), stem, delivery, &body, chrono::Utc::now());
+    let mut req = Request::builder().method("POST").uri(format!("/webhooks/{}", origin.as_str()));
+    for (k, v) in &headers {
+        req = req.header(k, v);
+    }
+    req.body(Body::from(body)).expect("request")
+}
+
+/// GitHub and PagerDuty sign no timestamp and neither signs its delivery id
+/// header: a captured delivery replayed under a fresh id is still a duplicate
+/// (keyed by the signed body), and so is every other vendor's.
+#[tokio::test]
+async fn a_captured_delivery_replayed_under_a_new_delivery_id_is_a_duplicate() {
+    let (hub, mut rx) = hub();
+    for origin in WEBHOOK_ORIGINS {
+        for file in samples(origin) {
+            let what = file.display().to_string();
+            let path = format!("/webhooks/{}", origin.as_str());
+            let first =
+                send(&hub.router, signed(origin, &path, &file, &uuid::Uuid::now_v7().to_string(), secret_for(origin)))
+                    .await;
+            if first.status != StatusCode::ACCEPTED {
+                continue;
+            }
+            drain(&mut rx);
+            let fresh = uuid::Uuid::now_v7().to_string();
+            let replay = send(&hub.router, signed(origin, &path, &file, &fresh, secret_for(origin))).await;
+            assert_eq!((replay.status, &replay.body), (StatusCode::OK, &json!({"duplicate": true})), "{what}");
+            assert!(drain(&mut rx).is_empty(), "{what}: a replay emitted events");
+        }
+    }
+    // PagerDuty's signed event.id: the same event in other bytes is a duplicate too.
+    let file = Path::new(ROOT).join("events/pagerduty/incident.resolved.json");
+    let sample: Value = serde_json::from_slice(&std::fs::read(&file).expect("sample")).expect("json");
+    let reserialized = serde_json::to_vec_pretty(&sample).expect("json");
+    let again = send(&hub.router, signed_body(Origin::Pagerduty, "incident", "pd-other-id", reserialized)).await;
+    assert_eq!(again.body, json!({"duplicate": true}));
+}
+
+/// A bus whose publishes wait until the test lets them through.
+#[derive(Clone)]
+struct GatedBus {
+    gate: Arc<tokio::sync::Semaphore>,
+    inner: LocalBus,
+}
+
+impl EventBus for GatedBus {
+    async fn publish(&self, events: &[HubEvent]) -> Result<(), BusError> {
+        let _pass = self.gate.acquire().await.map_err(|e| BusError::Backend(e.into()))?;
+        self.inner.publish(events).await
+    }
+}
+
+fn gated() -> (Hub<GatedBus>, Arc<tokio::sync::Semaphore>, UnboundedReceiver<HubEvent>) {
+    let (inner, rx) = local_bus();
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let claims = ClaimTimes { lease: std::time::Duration::from_secs(1), ..ClaimTimes::default() };
+    (hub_limited(GatedBus { gate: gate.clone(), inner }, claims, WebhookLimits::default()), gate, rx)
+}
+
+/// A redelivery that arrives while the first is still publishing is told to
+/// retry (503), not that it is a duplicate: if the first then failed, the
+/// sender would otherwise never send it again.
+#[tokio::test]
+async fn a_redelivery_while_the_first_is_publishing_is_answered_retry() {
+    let (hub, gate, mut rx) = gated();
+    let file = Path::new(ROOT).join("events/pagerduty/incident.triggered.json");
+    let req = || signed(Origin::Pagerduty, "/webhooks/pagerduty", &file, "racing", SECRET);
+    let router = hub.router.clone();
+    let first = tokio::spawn({
+        let req = req();
+        async move { send(&router, req).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let racing = send(&hub.router, req()).await;
+    assert_eq!(
+        (racing.status, error(&racing).1),
+        (StatusCode::SERVICE_UNAVAILABLE, "in_progress"),
+        "{:?}",
+        racing.body
+    );
+    gate.add_permits(10);
+    assert_eq!(first.await.expect("first").status, StatusCode::ACCEPTED);
+    let after = send(&hub.router, req()).await;
+    assert_eq!(after.body, json!({"duplicate": true}));
+    assert_eq!(drain(&mut rx).len(), 1);
+}
+
+/// The function times out mid-publish (the request is dropped, nothing is
+/// released): the lease runs out and the sender's retry is processed, where
+/// a one-phase claim answered `duplicate` for 72 hours.
+#[tokio::test]
+async fn a_delivery_cut_off_mid_publish_is_processed_again_once_its_lease_runs_out() {
+    let (hub, gate, mut rx) = gated();
+    let file = Path::new(ROOT).join("events/pagerduty/incident.triggered.json");
+    let req = || signed(Origin::Pagerduty, "/webhooks/pagerduty", &file, "cut-off", SECRET);
+    let cut = tokio::time::timeout(std::time::Duration::from_millis(200), send(&hub.router, req())).await;
+    assert!(cut.is_err(), "the first attempt hangs in publish and is cut off");
+    let early = send(&hub.router, req()).await;
+    assert_eq!(error(&early).1, "in_progress", "{:?}", early.body);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    gate.add_permits(10);
+    let retry = send(&hub.router, req()).await;
+    assert_eq!(retry.status, StatusCode::ACCEPTED, "{:?}", retry.body);
+    assert_eq!(drain(&mut rx).len(), 1);
+}
+
+/// A bus that publishes the first event of its first call and refuses the rest.
+#[derive(Clone)]
+struct PartialBus {
+    calls: Arc<AtomicUsize>,
+    inner: LocalBus,
+}
+
+impl EventBus for PartialBus {
+    async fn publish(&self, events: &[HubEvent]) -> Result<(), BusError> {
+        if self.calls.fetch_add(1, Ordering::SeqCst) == 0 {
+            self.inner.publish(&events[..1]).await?;
+            return Err(BusError::Rejected {
+                failed: events[1..].iter().map(|e| (e.id.clone(), "InternalFailure".into())).collect(),
+            });
+        }
+        self.inner.publish(events).await
+    }
+}
+
+/// A partly published batch is published again whole on the sender's retry;
+/// every event carries its hub event id in its detail, so a consumer drops
+/// the copies.
+#[tokio::test]
+async fn a_partial_batch_is_republished_with_the_same_event_ids_in_the_detail() {
+    let (inner, mut rx) = local_bus();
+    let hub = hub_with(PartialBus { calls: Arc::new(AtomicUsize::new(0)), inner });
+    let file = Path::new(ROOT).join("events/alertmanager/firing.json");
+    let first = send(&hub.router, signed(Origin::Alertmanager, "/webhooks/alertmanager", &file, "x", SECRET)).await;
+    assert_eq!(first.status, StatusCode::SERVICE_UNAVAILABLE, "{:?}", first.body);
+    let retry = send(&hub.router, signed(Origin::Alertmanager, "/webhooks/alertmanager", &file, "x", SECRET)).await;
+    assert_eq!(retry.status, StatusCode::ACCEPTED, "{:?}", retry.body);
+    let events = drain(&mut rx);
+    assert_eq!(events.len(), 3, "one event of the failed batch, then the whole batch of two");
+    for e in &events {
+        assert_eq!(e.detail["event_id"], e.id.as_str(), "the detail carries the hub event id");
+    }
+    let distinct: std::collections::BTreeSet<&str> =
+        events.iter().filter_map(|e| e.detail["event_id"].as_str()).collect();
+    assert_eq!(distinct.len(), 2, "the copy has the same event_id");
+}
+
+/// An event over the bus's 256 KB limit can never be published: 413 naming
+/// the limit, not a 503 the sender would retry for days.
+#[tokio::test]
+async fn a_delivery_whose_event_is_too_large_is_refused_with_413() {
+    let (hub, mut rx) = hub();
+    let file = Path::new(ROOT).join("events/github/pull_request.opened.json");
+    let mut sample: Value = serde_json::from_slice(&std::fs::read(&file).expect("sample")).expect("json");
+    sample["pull_request"]["title"] = Value::from("t".repeat(300 * 1024));
+    let body = serde_json::to_vec(&sample).expect("json");
+    let a = send(&hub.router, signed_body(Origin::Github, "pull_request", "huge", body.clone())).await;
+    let (status, code, message) = error(&a);
+    assert_eq!((status, code), (StatusCode::PAYLOAD_TOO_LARGE, "event_too_large"), "{:?}", a.body);
+    assert!(message.contains("262144"), "{message}");
+    assert!(drain(&mut rx).is_empty());
+}
+
+/// A body that never arrives.
+struct NeverBody;
+
+impl axum::body::HttpBody for NeverBody {
+    type Data = axum::body::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::task::Poll::Pending
+    }
+}
+
+fn never_ending(path: &str) -> Request<Body> {
+    Request::builder()
+        .method("POST")
+        .uri(path)
+        .header("x-github-event", "push")
+        .header("content-length", (25 * 1024 * 1024).to_string())
+        .body(Body::new(NeverBody))
+        .expect("request")
+}
+
+/// A tenant or source without a secret is refused before the body is read:
+/// an unauthenticated sender cannot make the hub buffer 25 MiB.
+#[tokio::test]
+async fn a_webhook_nobody_could_verify_is_refused_before_its_body_is_read() {
+    let (hub, _rx) = hub();
+    for path in ["/tenants/nobody/webhooks/github", "/tenants/globex/webhooks/pagerduty"] {
+        let a = tokio::time::timeout(std::time::Duration::from_secs(2), send(&hub.router, never_ending(path)))
+            .await
+            .unwrap_or_else(|_| panic!("{path}: the hub waited for the body of a delivery it cannot verify"));
+        assert_eq!(error(&a).0, StatusCode::UNAUTHORIZED, "{path}: {:?}", a.body);
+        assert!(error(&a).2.contains("no secret"), "{:?}", a.body);
+    }
+}
+
+/// At most `concurrent_bodies` webhook bodies are read at once; more get 503 and Retry-After.
+#[tokio::test]
+async fn webhook_bodies_beyond_the_limit_are_answered_busy() {
+    let (bus, _rx) = (LocalBus::new(), ());
+    let hub = hub_limited(bus, ClaimTimes::default(), WebhookLimits { concurrent_bodies: 1 });
+    let router = hub.router.clone();
+    let slow = tokio::spawn(async move { send(&router, never_ending("/webhooks/github")).await });
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let file = Path::new(ROOT).join("events/github/deployment_status.success.json");
+    let busy = send(&hub.router, signed(Origin::Github, "/webhooks/github", &file, "busy", SECRET)).await;
+    assert_eq!((busy.status, error(&busy).1), (StatusCode::SERVICE_UNAVAILABLE, "busy"), "{:?}", busy.body);
+    assert_eq!(busy.headers.get("retry-after").and_then(|v| v.to_str().ok()), Some("1"));
+    slow.abort();
+    let _ = slow.await;
+    let ok = send(&hub.router, signed(Origin::Github, "/webhooks/github", &file, "busy", SECRET)).await;
+    assert_eq!(ok.status, StatusCode::ACCEPTED, "the slot is free again: {:?}", ok.body);
+}
+
+/// `changehub serve` answers a request that does not complete in time 408,
+/// and handles at most `concurrent_requests` at once.
+#[tokio::test]
+async fn the_local_hub_times_requests_out_and_bounds_how_many_run_at_once() {
+    use changehub::local::{Hub as LocalHub, HubConfig, ServeLimits};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let limits = ServeLimits {
+        request_timeout: std::time::Duration::from_millis(500),
+        concurrent_requests: 1,
+        webhooks: WebhookLimits::default(),
+    };
+    let local = LocalHub::open(&HubConfig {
+        db: dir.path().join("hub.db"),
+        notifications: dir.path().join("n.jsonl"),
+        secrets: secrets(),
+        bootstrap_admin_group: None,
+        limits,
+    })
+    .expect("open the local hub");
+    let router = local.router();
+    let stuck = {
+        let router = router.clone();
+        tokio::spawn(async move { send(&router, never_ending("/webhooks/github")).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let started = std::time::Instant::now();
+    let health = send(&router, Request::builder().uri("/health").body(Body::empty()).expect("req")).await;
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(300),
+        "the second request waited for the only slot ({:?}, {})",
+        started.elapsed(),
+        health.status
+    );
+    let stuck = stuck.await.expect("stuck request");
+    assert_eq!((stuck.status, error(&stuck).1), (StatusCode::REQUEST_TIMEOUT, "timeout"), "{:?}", stuck.body);
 }

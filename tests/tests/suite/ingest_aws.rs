@@ -4,11 +4,11 @@
 //! as API Gateway events into the ingest router via lambda_http's adapter,
 //! AWS events into the aws-events target.
 
-use changehub::adapters::env_secrets::StaticSecrets;
 use changehub::adapters::eventbridge::EventBridgeBus;
 use changehub::adapters::secretsmanager::SecretsManagerSecrets;
-use changehub::app::ingest::Ingest;
+use changehub::app::ingest::{Ingest, Webhooks};
 use changehub::domain::TenantId;
+use changehub::http::webhooks::WebhookLimits;
 use changehub::http::{finish, webhooks};
 use changehub::ingest::{Origin, sign};
 use changehub::ports::{SecretSource, SecretsError, SystemClock};
@@ -78,14 +78,15 @@ async fn every_webhook_sample_goes_through_the_ingest_lambda_to_eventbridge_once
     }
     let (bus, mut inbox) = bus().await;
     let store = aws::dynamo_store().await;
-    let ingest = Arc::new(Ingest {
-        dedupe: store.clone(),
+    let ingest = Ingest::new(
+        store.clone(),
         bus,
-        catalog: changehub::app::catalog::CachedCatalog::new(store, changehub::app::catalog::DEFAULT_CACHE_TTL),
-        secrets: secrets_manager(&json!({"default": doc})).await,
-        clock: SystemClock,
-    });
-    let mut lambda = lambda_http::Adapter::from(finish(webhooks::webhook_routes(ingest)));
+        changehub::app::catalog::CachedCatalog::new(store, changehub::app::catalog::DEFAULT_CACHE_TTL),
+        SystemClock,
+    );
+    let webhooks = Arc::new(Webhooks { ingest, secrets: secrets_manager(&json!({"default": doc})).await });
+    let mut lambda =
+        lambda_http::Adapter::from(finish(webhooks::webhook_routes(webhooks, WebhookLimits { concurrent_bodies: 1 })));
     let mut accepted = 0u64;
     for origin in WEBHOOK_ORIGINS {
         for file in samples(origin) {
@@ -126,21 +127,20 @@ async fn every_webhook_sample_goes_through_the_ingest_lambda_to_eventbridge_once
 async fn every_aws_sample_goes_through_the_aws_events_target() {
     let (bus, mut inbox) = bus().await;
     let store = aws::dynamo_store().await;
-    let ingest = Ingest {
-        dedupe: store.clone(),
+    let ingest = Ingest::new(
+        store.clone(),
         bus,
-        catalog: changehub::app::catalog::CachedCatalog::new(store, changehub::app::catalog::DEFAULT_CACHE_TTL),
-        secrets: StaticSecrets::default(),
-        clock: SystemClock,
-    };
+        changehub::app::catalog::CachedCatalog::new(store, changehub::app::catalog::DEFAULT_CACHE_TTL),
+        SystemClock,
+    );
     let tenant = TenantId::parse("default").expect("tenant");
     let mut published = 0;
     for file in samples(Origin::Aws) {
         let event: Value = serde_json::from_slice(&std::fs::read(&file).expect("sample")).expect("json");
-        let first = ingest.eventbridge_target(&tenant, &event).await.expect("handled");
+        let first = aws_events::handle(&ingest, &tenant, &event).await.expect("handled");
         if let Some(ids) = first["published"].as_array() {
             published += ids.len();
-            assert_eq!(ingest.eventbridge_target(&tenant, &event).await.expect("again"), json!({"duplicate": true}));
+            assert_eq!(aws_events::handle(&ingest, &tenant, &event).await.expect("again"), json!({"duplicate": true}));
         } else {
             assert!(first["ignored"].is_string(), "{}: {first}", file.display());
         }
@@ -149,7 +149,7 @@ async fn every_aws_sample_goes_through_the_aws_events_target() {
     assert_eq!(inbox.bodies(published).await.len(), published);
     // An event that cannot be normalized is answered, not retried forever.
     let broken = json!({"id": "x", "source": "aws.cloudwatch", "detail-type": "CloudWatch Alarm State Change", "detail": {"state": 5}});
-    let answer = ingest.eventbridge_target(&tenant, &broken).await.expect("rejected, not an error");
+    let answer = aws_events::handle(&ingest, &tenant, &broken).await.expect("rejected, not an error");
     assert!(answer["rejected"].is_string(), "{answer}");
 }
 
@@ -166,9 +166,15 @@ async fn secrets_manager_holds_per_tenant_secrets_with_rotation() {
         secrets.secrets(&TenantId::parse("nobody").expect("tenant"), Origin::Github).await.expect("read").is_empty()
     );
 
-    let broken = secrets_manager(&json!({"default": {"bitbucket": ["x"]}})).await;
+    // A bad entry is left out (and logged by path); the rest is served.
+    let partly =
+        secrets_manager(&json!({"default": {"bitbucket": ["x"], "github": ["g"]}, "acme": {"github": "oops"}})).await;
+    assert_eq!(partly.secrets(&default, Origin::Github).await.expect("read"), ["g"]);
+    assert!(partly.secrets(&acme, Origin::Github).await.expect("read").is_empty());
+    // A document that is not JSON at all is an error naming no value of it.
+    let broken = secrets_manager(&Value::String("{\"default\": {\"github\": [\"s3cr3t\"".into())).await;
     match broken.secrets(&default, Origin::Github).await {
-        Err(SecretsError::Invalid(message)) => assert!(message.contains("bitbucket"), "{message}"),
+        Err(SecretsError::Invalid(message)) => assert!(!message.contains("s3cr3t"), "{message}"),
         other => panic!("expected Invalid, got {other:?}"),
     }
 }

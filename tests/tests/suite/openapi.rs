@@ -29,10 +29,10 @@ use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use changehub::adapters::embedded::EmbeddedStore;
 use changehub::adapters::env_secrets::{SecretsDocument, StaticSecrets};
 use changehub::adapters::local_bus::LocalBus;
-use changehub::app::ingest::{Ingest, MAX_WEBHOOK_BYTES};
+use changehub::app::ingest::{Ingest, MAX_WEBHOOK_BYTES, Webhooks};
 use changehub::domain::{HubEvent, TenantId};
 use changehub::http::auth::{Authenticator, LocalKey};
-use changehub::http::webhooks::{self, LOCAL_ROUTES, WEBHOOK_ROUTES};
+use changehub::http::webhooks::{self, LOCAL_ROUTES, WEBHOOK_ROUTES, WebhookLimits};
 use changehub::http::{MAX_BODY_BYTES, ROUTES};
 use changehub::ingest::{Origin, sign};
 use changehub::local::{Hub, HubConfig};
@@ -484,6 +484,7 @@ impl Api {
             notifications: dir.path().join("n.jsonl"),
             secrets: secrets(),
             bootstrap_admin_group: Some("changehub-admins".into()),
+            limits: Default::default(),
         })
         .expect("open the local hub");
         let key = LocalKey::for_database(&db).expect("the hub's signing key");
@@ -929,14 +930,16 @@ async fn each_router_serves_exactly_its_routes() {
         Arc::new(Changes::new(store.clone(), SystemClock)),
         changehub::http::auth::Authenticator::Upstream(Default::default()),
     );
-    let ingest = Arc::new(Ingest {
-        dedupe: store.clone(),
-        bus: LocalBus::new(),
-        catalog: changehub::app::catalog::CachedCatalog::new(store, changehub::app::catalog::DEFAULT_CACHE_TTL),
-        secrets: secrets(),
-        clock: SystemClock,
-    });
-    let ingest_lambda = changehub::http::finish(webhooks::webhook_routes(ingest));
+    let ingest = Ingest::new(
+        store.clone(),
+        LocalBus::new(),
+        changehub::app::catalog::CachedCatalog::new(store, changehub::app::catalog::DEFAULT_CACHE_TTL),
+        SystemClock,
+    );
+    let ingest_lambda = changehub::http::finish(webhooks::webhook_routes(
+        Arc::new(Webhooks { ingest, secrets: secrets() }),
+        WebhookLimits::default(),
+    ));
     let routers = [("local", &local.router), ("api", &api_lambda), ("ingest", &ingest_lambda)];
 
     let routes = CodeRoutes::load();
@@ -1996,12 +1999,14 @@ async fn webhook_scenario(api: &Api) {
         assert_eq!(a.body, json!({"ignored": kind}), "{file}");
     }
 
-    // The content type is not checked.
-    let webhook = |delivery: &str| Req::webhook(Origin::Github, "/webhooks/github", file, delivery, Some(SECRET));
-    api.call(&default_route, webhook("d-text").header("content-type", "text/plain"))
+    // The content type is not checked. (Two different deliveries: the same
+    // signed body under another delivery id would be a replay.)
+    let webhook =
+        |file: &str, delivery: &str| Req::webhook(Origin::Github, "/webhooks/github", file, delivery, Some(SECRET));
+    api.call(&default_route, webhook(file, "d-text").header("content-type", "text/plain"))
         .await
         .expect_published("a delivery sent as text/plain", "github");
-    api.call(&default_route, webhook("d-untyped").without("content-type"))
+    api.call(&default_route, webhook("github/pull_request.synchronize.json", "d-untyped").without("content-type"))
         .await
         .expect_published("a delivery without a content type", "github");
 
@@ -2734,6 +2739,7 @@ async fn request_bodies_must_be_objects() {
 // Ingest failures: the 503 answers fit the document
 
 /// A bus that refuses every publish.
+#[derive(Clone)]
 struct DownBus;
 
 impl EventBus for DownBus {
@@ -2763,19 +2769,18 @@ async fn ingest_failures_are_documented_503s() {
     // The bus refuses: publish_failed, and the delivery is not remembered.
     let dir = tempfile::tempdir().expect("tempdir");
     let store = EmbeddedStore::open(dir.path().join("ingest.db")).expect("open store");
-    let ingest = Arc::new(Ingest {
-        dedupe: store.clone(),
-        bus: DownBus,
-        catalog: changehub::app::catalog::CachedCatalog::new(store, changehub::app::catalog::DEFAULT_CACHE_TTL),
-        secrets: secrets(),
-        clock: SystemClock,
-    });
+    let catalog =
+        changehub::app::catalog::CachedCatalog::new(store.clone(), changehub::app::catalog::DEFAULT_CACHE_TTL);
+    let ingest = || Ingest::new(store.clone(), DownBus, catalog.clone(), SystemClock);
+    let webhooks = Arc::new(Webhooks { ingest: ingest(), secrets: secrets() });
     let key = LocalKey::from_secret(vec![9; 32]);
     let auth = Authenticator::Local(Arc::new(LocalKey::from_secret(vec![9; 32])), Default::default());
     let token = mint(&key, &REPLAY, chrono::Utc::now());
     let alarm = || alarm().bearer(&token);
-    let router =
-        changehub::http::finish(webhooks::webhook_routes(ingest.clone()).merge(webhooks::local_routes(ingest, auth)));
+    let router = changehub::http::finish(
+        webhooks::webhook_routes(webhooks, WebhookLimits::default())
+            .merge(webhooks::local_routes(Arc::new(ingest()), auth)),
+    );
     let api = Api::with_router(router, dir, key);
     for _attempt in 0..2 {
         api.call(&webhook, delivery()).await.expect(
@@ -2793,15 +2798,17 @@ async fn ingest_failures_are_documented_503s() {
     // The secrets cannot be read: unavailable.
     let dir = tempfile::tempdir().expect("tempdir");
     let store = EmbeddedStore::open(dir.path().join("ingest.db")).expect("open store");
-    let ingest = Arc::new(Ingest {
-        dedupe: store.clone(),
-        bus: LocalBus::new(),
-        catalog: changehub::app::catalog::CachedCatalog::new(store, changehub::app::catalog::DEFAULT_CACHE_TTL),
-        secrets: SecretsDown,
-        clock: SystemClock,
-    });
+    let ingest = Ingest::new(
+        store.clone(),
+        LocalBus::new(),
+        changehub::app::catalog::CachedCatalog::new(store, changehub::app::catalog::DEFAULT_CACHE_TTL),
+        SystemClock,
+    );
     let api = Api::with_router(
-        changehub::http::finish(webhooks::webhook_routes(ingest)),
+        changehub::http::finish(webhooks::webhook_routes(
+            Arc::new(Webhooks { ingest, secrets: SecretsDown }),
+            WebhookLimits::default(),
+        )),
         dir,
         LocalKey::from_secret(vec![9; 32]),
     );

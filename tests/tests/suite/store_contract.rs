@@ -47,6 +47,10 @@ contract_cases!(
     rescheduling_moves_the_service_index,
     due_index_follows_the_record,
     dedupe_claims_once_until_expiry,
+    an_expired_lease_is_claimed_again,
+    a_released_lease_can_be_claimed_at_once,
+    a_claim_takes_every_key_or_none,
+    concurrent_claims_have_one_winner,
     empty_service_window_is_empty,
 );
 
