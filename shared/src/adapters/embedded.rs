@@ -310,7 +310,8 @@ impl ChangeWriter for EmbeddedStore {
 
     async fn update_change(&self, update: ChangeUpdate<'_>) -> Result<(), StoreError> {
         let entries = seal_entries(self.sealer.as_deref(), update.entries).await?;
-        let (change, increments, expected) = (update.change.clone(), keys::counter_increments(&update), update.expected());
+        let (change, increments, expected) =
+            (update.change.clone(), keys::counter_increments(&update), update.expected());
         let moved_from = update.moved_from;
         let (change, entries) = self
             .blocking(move |db| {

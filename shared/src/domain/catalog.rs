@@ -681,7 +681,7 @@ mod tests {
             "categories.database_schema.checklist[0].id"
         );
         assert_eq!(field_of(|v| v["emergency"]["review_within"] = json!("5m")), "emergency.review_within");
-        assert_eq!(field_of(|v| v["emergency"]["approvers"] = json!(["has space"])), "emergency.approvers[0]");
+        assert_eq!(field_of(|v| v["emergency"]["approvers"] = json!(["tab\there"])), "emergency.approvers[0]");
         assert_eq!(field_of(|v| v["emergency"]["approval_sla"] = json!("2d")), "emergency.approval_sla");
         assert_eq!(field_of(|v| v["implementation"]["start_grace"] = json!("2d")), "implementation.start_grace");
     }

@@ -399,7 +399,8 @@ async fn api_gateway_events_reach_the_router_on_dynamodb() {
         lambda_http::LambdaEvent::new(request, lambda_http::Context::default())
     };
     // The catalog first (events/apigw/import-catalog.json holds events/catalog/acme.yaml, as YAML).
-    let imported = lambda.call(invoke(include_str!("../../../events/apigw/import-catalog.json"))).await.expect("invoke");
+    let imported =
+        lambda.call(invoke(include_str!("../../../events/apigw/import-catalog.json"))).await.expect("invoke");
     let imported = serde_json::to_value(imported).expect("lambda response");
     assert_eq!(imported["statusCode"], 200, "{imported}");
     let sent: Value = serde_json::from_str(include_str!("../../../events/apigw/import-catalog.json")).expect("event");
