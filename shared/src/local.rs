@@ -16,7 +16,7 @@ use crate::adapters::local_notifier::FileNotifier;
 use crate::app::Changes;
 use crate::app::ingest::{Ingest, Webhooks};
 use crate::app::publish::publish_mutation;
-use crate::http::auth::{Authenticator, ClaimNames, LocalKey, LocalKeyError};
+use crate::http::bearer::{Authenticator, ClaimNames, LocalKey, LocalKeyError};
 use crate::http::{self, webhooks};
 use crate::ports::{SecretsError, StoreError, SystemClock};
 

@@ -49,12 +49,12 @@ pub async fn call_as(router: &Router, token: &str, method: &str, path: &str, bod
 
 /// A signing key for one test's hub, and the tokens it signs.
 #[derive(Clone)]
-pub struct Tokens(pub std::sync::Arc<changehub::http::auth::LocalKey>);
+pub struct Tokens(pub std::sync::Arc<changehub::http::bearer::LocalKey>);
 
 impl Tokens {
     pub fn new() -> Self {
         let secret = [uuid::Uuid::now_v7().into_bytes(), uuid::Uuid::now_v7().into_bytes()].concat();
-        Tokens(std::sync::Arc::new(changehub::http::auth::LocalKey::from_secret(secret)))
+        Tokens(std::sync::Arc::new(changehub::http::bearer::LocalKey::from_secret(secret)))
     }
 
     /// A token for `caller`, valid for an hour.
@@ -70,8 +70,8 @@ impl Tokens {
         self.0.mint_ingest("replay", &tenant, chrono::Utc::now(), chrono::Duration::hours(1)).expect("mint")
     }
 
-    pub fn authenticator(&self) -> changehub::http::auth::Authenticator {
-        changehub::http::auth::Authenticator::Local(self.0.clone(), Default::default())
+    pub fn authenticator(&self) -> changehub::http::bearer::Authenticator {
+        changehub::http::bearer::Authenticator::Local(self.0.clone(), Default::default())
     }
 }
 

@@ -6,7 +6,7 @@ use changehub::adapters::dynamodb::{Client, DynamoStore};
 use changehub::adapters::secretsmanager;
 use changehub::app::Changes;
 use changehub::config::{self, ConfigError};
-use changehub::http::auth::{Authenticator, ClaimNames, apigw_claims};
+use changehub::http::bearer::{Authenticator, ClaimNames, apigw_claims};
 use changehub::ports::SystemClock;
 use lambda_http::{Error, run, tracing};
 

@@ -1,7 +1,7 @@
 //! The aws-events Lambda's handling of one event from an EventBridge rule,
 //! and the shape of its answer (the Lambda's concern, not the use case's).
 
-use changehub::app::ingest::{Ingest, IngestError, Outcome};
+use changehub::app::ingest::{DeliveryOutcome, Ingest, IngestError};
 use changehub::domain::TenantId;
 use changehub::ports::{CatalogReader, Clock, Dedupe, EventBus, StoreError};
 use serde_json::{Value, json};
@@ -23,9 +23,9 @@ where
 {
     let body = serde_json::to_vec(event).map_err(|e| StoreError::backend(false, e))?;
     match ingest.aws_event(tenant, &body).await {
-        Ok(Outcome::Published(ids)) => Ok(json!({"published": ids})),
-        Ok(Outcome::Duplicate) => Ok(json!({"duplicate": true})),
-        Ok(Outcome::Ignored(kind)) => Ok(json!({"ignored": kind})),
+        Ok(DeliveryOutcome::Published(ids)) => Ok(json!({"published": ids})),
+        Ok(DeliveryOutcome::Duplicate) => Ok(json!({"duplicate": true})),
+        Ok(DeliveryOutcome::Ignored(kind)) => Ok(json!({"ignored": kind})),
         Err(IngestError::Invalid(e)) => {
             tracing::error!(error = %e, field = ?e.field, event_id = ?event.get("id"), "event rejected; not retried");
             Ok(json!({"rejected": e.message}))

@@ -16,7 +16,7 @@ use changehub::adapters::secretsmanager;
 use changehub::app::audit::{ChainReport, verify_trails};
 use changehub::domain::audit::AuditKey;
 use changehub::domain::{ChangeId, TenantId};
-use changehub::http::auth::{LocalKey, key_path};
+use changehub::http::bearer::{LocalKey, key_path};
 use changehub::ports::ChangeReader;
 
 #[derive(Debug, thiserror::Error)]

@@ -165,7 +165,7 @@ async fn api(dir: &std::path::Path, requests: usize, concurrency: usize) -> BoxR
     })
     .await?;
     let base = hub.base.clone();
-    let key = changehub::http::auth::LocalKey::for_database(&dir.join("api.db"))?;
+    let key = changehub::http::bearer::LocalKey::for_database(&dir.join("api.db"))?;
     let token =
         key.mint("bench", &["changehub-admins".into()], &TenantId::parse("default")?, Utc::now(), Duration::hours(1))?;
     let ([create_h, get_h], secs) = drive(concurrency, requests, move |client, i| {
@@ -352,7 +352,7 @@ async fn ingest(dir: &std::path::Path, requests: usize, concurrency: usize) -> B
 /// CPU per event of what ingest does before any I/O: verify the signature,
 /// parse and normalize. One thread, so wall time here is CPU time.
 fn ingest_cpu(n: usize) -> BoxResult<()> {
-    use changehub::ingest::{self, Origin, auth};
+    use changehub::ingest::{self, Origin, signature};
     let secrets = vec![BENCH_SECRET.to_owned()];
     let headers = signed_headers("bench-cpu", DEPLOYMENT_STATUS);
     let now = Utc::now();
@@ -360,7 +360,7 @@ fn ingest_cpu(n: usize) -> BoxResult<()> {
     let started = Instant::now();
     for _ in 0..n {
         let t = Instant::now();
-        auth::verify(Origin::Github, &secrets, &headers, DEPLOYMENT_STATUS, now)?;
+        signature::verify(Origin::Github, &secrets, &headers, DEPLOYMENT_STATUS, now)?;
         let normalized = ingest::normalize(Origin::Github, &headers, DEPLOYMENT_STATUS)?;
         std::hint::black_box(normalized);
         let _ = h.record(t.elapsed().as_nanos() as u64);

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use changehub::domain::TenantId;
 use changehub::domain::catalog::{Catalog, parse_yaml};
-use changehub::http::auth::LocalKey;
+use changehub::http::bearer::LocalKey;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogCliError {

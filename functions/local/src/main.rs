@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use changehub::adapters::env_secrets::StaticSecrets;
 use changehub::domain::access::BOOTSTRAP_ADMIN_GROUP;
-use changehub::http::{auth, webhooks};
+use changehub::http::{bearer, webhooks};
 use changehub::local::{self, Hub, HubConfig, ServeLimits};
 
 /// changehub: change management glue for GitHub/GitLab, PagerDuty, Alertmanager and AWS.
@@ -214,7 +214,7 @@ async fn main() -> ExitCode {
                 concurrent_requests: max_requests,
                 webhooks: webhooks::WebhookLimits { concurrent_bodies: max_webhook_bodies },
             };
-            let bootstrap = auth::bootstrap_admin_group(Some(bootstrap_admin_group.trim()))
+            let bootstrap = bearer::bootstrap_admin_group(Some(bootstrap_admin_group.trim()))
                 .map_err(|e| format!("--bootstrap-admin-group: {e}"));
             match (StaticSecrets::from_env(), bootstrap) {
                 (Ok(secrets), Ok(bootstrap_admin_group)) => {

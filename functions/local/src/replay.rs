@@ -58,12 +58,12 @@ fn events_token(options: &Options) -> Result<String, ReplayError> {
     if let Some(t) = options.token.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
         return Ok(t.to_owned());
     }
-    let key_file = changehub::http::auth::key_path(&options.db);
+    let key_file = changehub::http::bearer::key_path(&options.db);
     if !key_file.exists() {
         return Err(ReplayError::NoToken { key: key_file.display().to_string() });
     }
     let key =
-        changehub::http::auth::LocalKey::for_database(&options.db).map_err(|e| ReplayError::Token(e.to_string()))?;
+        changehub::http::bearer::LocalKey::for_database(&options.db).map_err(|e| ReplayError::Token(e.to_string()))?;
     key.mint_ingest("replay", &options.tenant, chrono::Utc::now(), chrono::Duration::hours(1))
         .map_err(|e| ReplayError::Token(e.to_string()))
 }

@@ -12,7 +12,7 @@ use tracing::instrument;
 use crate::app::catalog::CachedCatalog;
 use crate::app::governance::{Freezes, Incidents, MajorIncident, read_doc};
 use crate::domain::access::{Access, Forbidden};
-use crate::domain::approval::{ApprovalPlan, DecisionError, Outcome, Verdict};
+use crate::domain::approval::{ApprovalPlan, DecisionError, PlanStatus, Verdict};
 use crate::domain::audit::{self, AuditAction};
 use crate::domain::catalog::{CatalogView, Role};
 use crate::domain::change::{ChecklistItem, Conflict, Done, PostReview};
@@ -886,13 +886,13 @@ where
                 DecisionError::Closed(m) => refused("no_pending_approval", None, m),
             })?;
         let mut next = match outcome {
-            Outcome::Pending => current.revised(now),
-            Outcome::Approved => current.transition(ChangeState::Approved, now)?,
-            Outcome::Rejected => current.transition(ChangeState::Rejected, now)?,
+            PlanStatus::Pending => current.revised(now),
+            PlanStatus::Approved => current.transition(ChangeState::Approved, now)?,
+            PlanStatus::Rejected => current.transition(ChangeState::Rejected, now)?,
         };
         next.approval = Some(plan);
         let mut reason = req.comment;
-        if outcome == Outcome::Approved && current.change_type == ChangeType::Emergency {
+        if outcome == PlanStatus::Approved && current.change_type == ChangeType::Emergency {
             let due_at = now + view.catalog.emergency.review_within.chrono();
             next.review = Some(PostReview { due_at, done: None });
             let receipt = format!(

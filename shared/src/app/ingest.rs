@@ -10,7 +10,7 @@ use crate::domain::catalog::{CatalogView, MappingKind};
 use crate::domain::event::MAX_EVENT_BYTES;
 use crate::domain::{HubEvent, ServiceName, TenantId};
 use crate::ingest::canonical::{Detail, SERVICE_TAG, ServiceResolution};
-use crate::ingest::{self, Canonical, NormalizeError, Normalized, Origin, ServiceKey, auth};
+use crate::ingest::{self, Canonical, NormalizeError, Normalized, Origin, ServiceKey, signature};
 use crate::ports::{BusError, CatalogReader, Claim, Clock, Dedupe, EventBus, SecretSource, SecretsError, StoreError};
 
 /// How long a done delivery is remembered. Vendors retry for up to two days
@@ -61,7 +61,7 @@ impl ClaimTimes {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
+pub enum DeliveryOutcome {
     /// The events were published; their ids.
     Published(Vec<String>),
     /// This delivery was already processed: nothing emitted.
@@ -73,7 +73,7 @@ pub enum Outcome {
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
     #[error("authentication failed: {0}")]
-    Unauthorized(#[from] auth::AuthError),
+    Unauthorized(#[from] signature::AuthError),
     #[error(transparent)]
     Invalid(#[from] NormalizeError),
     /// An event the delivery produces is over the bus's entry limit: the
@@ -131,7 +131,7 @@ where
     pub async fn secrets(&self, tenant: &TenantId, origin: Origin) -> Result<Vec<String>, IngestError> {
         let secrets = self.secrets.secrets(tenant, origin).await?;
         if secrets.iter().all(|s| s.trim().is_empty()) {
-            return Err(auth::AuthError::NoSecret { origin }.into());
+            return Err(signature::AuthError::NoSecret { origin }.into());
         }
         Ok(secrets)
     }
@@ -147,8 +147,8 @@ where
         secrets: &[String],
         headers: &HeaderMap,
         body: &[u8],
-    ) -> Result<Outcome, IngestError> {
-        auth::verify(origin, secrets, headers, body, self.ingest.clock.now())?;
+    ) -> Result<DeliveryOutcome, IngestError> {
+        signature::verify(origin, secrets, headers, body, self.ingest.clock.now())?;
         let delivery = ingest::delivery_id(origin, headers, body)?;
         tracing::Span::current().record("delivery", delivery.as_str());
         let normalized = ingest::normalize(origin, headers, body)?;
@@ -183,7 +183,7 @@ where
 {
     /// An AWS event as an EventBridge rule delivers it (an envelope).
     #[tracing::instrument(skip(self, body), fields(tenant = %tenant, delivery))]
-    pub async fn aws_event(&self, tenant: &TenantId, body: &[u8]) -> Result<Outcome, IngestError> {
+    pub async fn aws_event(&self, tenant: &TenantId, body: &[u8]) -> Result<DeliveryOutcome, IngestError> {
         let delivery = ingest::aws::delivery_id(body)?;
         tracing::Span::current().record("delivery", delivery.as_str());
         let normalized = ingest::aws::normalize(body)?;
@@ -197,11 +197,11 @@ where
         delivery: &str,
         keys: &[String],
         normalized: Normalized,
-    ) -> Result<Outcome, IngestError> {
+    ) -> Result<DeliveryOutcome, IngestError> {
         let canonical = match normalized {
             Normalized::Ignored(kind) => {
                 tracing::info!(kind, "delivery ignored");
-                return Ok(Outcome::Ignored(kind));
+                return Ok(DeliveryOutcome::Ignored(kind));
             }
             Normalized::Events(events) => events,
         };
@@ -212,7 +212,7 @@ where
         match accept(&self.dedupe, &self.bus, &self.clock, self.claims, keys, &events).await? {
             Claim::Duplicate => {
                 tracing::info!("duplicate delivery: nothing emitted");
-                Ok(Outcome::Duplicate)
+                Ok(DeliveryOutcome::Duplicate)
             }
             Claim::InProgress => {
                 tracing::info!("delivery in progress elsewhere: answered retry");
@@ -220,7 +220,7 @@ where
             }
             Claim::New => {
                 tracing::info!(events = events.len(), "delivery published");
-                Ok(Outcome::Published(events.into_iter().map(|e| e.id).collect()))
+                Ok(DeliveryOutcome::Published(events.into_iter().map(|e| e.id).collect()))
             }
         }
     }

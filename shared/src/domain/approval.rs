@@ -115,9 +115,9 @@ pub struct ApprovalPlan {
 #[error("{0}")]
 pub struct NoChain(pub String);
 
-/// What a decision did.
+/// Where an approval plan stands after a decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub enum PlanStatus {
     /// The level is still open, or the next level is now current.
     Pending,
     /// Every step is complete.
@@ -299,7 +299,7 @@ impl ApprovalPlan {
         verdict: Verdict,
         comment: Option<String>,
         now: DateTime<Utc>,
-    ) -> Result<Outcome, DecisionError> {
+    ) -> Result<PlanStatus, DecisionError> {
         let Some(level) = self.current_level() else {
             return Err(DecisionError::Closed("no approval level is waiting for a decision".into()));
         };
@@ -359,7 +359,7 @@ impl ApprovalPlan {
         match verdict {
             Verdict::Reject => {
                 self.rejected = Some(decision(eligible.first().and_then(|(_, g)| g.clone())));
-                Ok(Outcome::Rejected)
+                Ok(PlanStatus::Rejected)
             }
             Verdict::Approve => {
                 for (i, group) in eligible {
@@ -368,10 +368,10 @@ impl ApprovalPlan {
                     }
                 }
                 if self.current_level().is_none() {
-                    return Ok(Outcome::Approved);
+                    return Ok(PlanStatus::Approved);
                 }
                 self.open_current_level(now);
-                Ok(Outcome::Pending)
+                Ok(PlanStatus::Pending)
             }
         }
     }
@@ -423,7 +423,7 @@ mod tests {
         BTreeSet::from([Role::Approver])
     }
 
-    fn approve(plan: &mut ApprovalPlan, c: &Caller) -> Result<Outcome, DecisionError> {
+    fn approve(plan: &mut ApprovalPlan, c: &Caller) -> Result<PlanStatus, DecisionError> {
         plan.decide(c, &approver(), "rita", Verdict::Approve, None, now())
     }
 
@@ -432,13 +432,13 @@ mod tests {
         let mut plan = ApprovalPlan::build(&view(), &svc(&["payments", "ledger"]), false, now()).expect("plan");
         assert_eq!(plan.current_level(), Some(1));
         assert_eq!(plan.due_at(), Some(now() + chrono::Duration::hours(2)));
-        assert_eq!(approve(&mut plan, &who("pat", &["payments-leads"])), Ok(Outcome::Pending));
+        assert_eq!(approve(&mut plan, &who("pat", &["payments-leads"])), Ok(PlanStatus::Pending));
         assert_eq!(plan.current_level(), Some(1), "ledger's level 1 is still open");
-        assert_eq!(approve(&mut plan, &who("lee", &["ledger-leads"])), Ok(Outcome::Pending));
+        assert_eq!(approve(&mut plan, &who("lee", &["ledger-leads"])), Ok(PlanStatus::Pending));
         assert_eq!(plan.current_level(), Some(2));
         assert_eq!(plan.due_at(), Some(now() + chrono::Duration::days(1)));
-        assert_eq!(approve(&mut plan, &who("cam", &["cab"])), Ok(Outcome::Pending), "all_of needs security too");
-        assert_eq!(approve(&mut plan, &who("sec", &["security"])), Ok(Outcome::Approved));
+        assert_eq!(approve(&mut plan, &who("cam", &["cab"])), Ok(PlanStatus::Pending), "all_of needs security too");
+        assert_eq!(approve(&mut plan, &who("sec", &["security"])), Ok(PlanStatus::Approved));
         assert_eq!(plan.current_level(), None);
     }
 
@@ -487,7 +487,7 @@ mod tests {
         let peer = who("dev", &["engineers"]);
         assert_eq!(
             plan.decide(&peer, &BTreeSet::from([Role::Requester]), "rita", Verdict::Approve, None, now()),
-            Ok(Outcome::Pending)
+            Ok(PlanStatus::Pending)
         );
         assert_eq!(plan.current_level(), Some(2));
         let outsider = who("eve", &[]);
@@ -521,7 +521,7 @@ mod tests {
             Some("no rollback".into()),
             now(),
         );
-        assert_eq!(out, Ok(Outcome::Rejected));
+        assert_eq!(out, Ok(PlanStatus::Rejected));
         assert!(matches!(approve(&mut plan, &who("lee", &["payments-leads"])), Err(DecisionError::Closed(_))));
     }
 
@@ -544,11 +544,11 @@ mod tests {
         let err = approve(&mut plan, &who("rita", &["cab"])).expect_err("own emergency");
         assert!(err.to_string().starts_with("dual control: rita requested"), "{err}");
         assert!(approve(&mut plan, &who("pat", &["payments-leads"])).is_err(), "not an emergency approver");
-        assert_eq!(approve(&mut plan, &who("cam", &["cab"])), Ok(Outcome::Approved));
+        assert_eq!(approve(&mut plan, &who("cam", &["cab"])), Ok(PlanStatus::Approved));
 
         let mut ecab = ApprovalPlan::emergency(&with_roles(&["cab"], &["ecab"]), None, now()).expect("plan");
         assert!(approve(&mut ecab, &who("cam", &["cab"])).is_err(), "an ECAB replaces the cab");
-        assert_eq!(approve(&mut ecab, &who("eve", &["ecab"])), Ok(Outcome::Approved));
+        assert_eq!(approve(&mut ecab, &who("eve", &["ecab"])), Ok(PlanStatus::Approved));
 
         let err = ApprovalPlan::emergency(&with_roles(&[], &[]), None, now()).expect_err("nobody may approve");
         assert!(err.0.contains("no emergency.approvers"), "{err}");
@@ -563,7 +563,7 @@ mod tests {
         let requester_role = BTreeSet::from([Role::Requester]);
         let mut by_commander = plan.clone();
         let decided = by_commander.decide(&ivy, &requester_role, "rita", Verdict::Approve, None, now());
-        assert_eq!(decided, Ok(Outcome::Approved), "the commander needs no approving role");
+        assert_eq!(decided, Ok(PlanStatus::Approved), "the commander needs no approving role");
         assert_eq!(by_commander.steps[0].approvals[0].group, None);
         let mut unnamed = plan.clone();
         unnamed.unname("ivy");

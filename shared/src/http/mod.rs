@@ -2,7 +2,7 @@
 //! lambda_http) and by `changehub serve`. The OpenAPI document
 //! `openapi.yaml` at the repository root describes exactly these routes.
 
-pub mod auth;
+pub mod bearer;
 pub mod error;
 pub mod extract;
 pub mod webhooks;
@@ -24,7 +24,7 @@ use crate::app::changes::{DecisionRequest, NoteRequest, RescheduleRequest};
 use crate::app::{Caller, Changes, ListRequest, TransitionRequest};
 use crate::domain::{ChangeId, NewChange};
 use crate::ports::Clock;
-use auth::Authenticator;
+use bearer::Authenticator;
 pub use error::ApiError;
 use extract::{CatalogBody, ChangeIdPath, PathText, QueryParams};
 pub use extract::{JsonBody, MAX_BODY_BYTES};
@@ -86,7 +86,7 @@ where
         .route("/incidents/{id}/resolve", post(resolve_incident::<S, C>))
         .route("/reports/pending-reviews", get(pending_reviews::<S, C>))
         .route("/catalog", get(get_catalog::<S, C>).put(put_catalog::<S, C>))
-        .route_layer(middleware::from_fn_with_state(Arc::new(auth), auth::authenticate))
+        .route_layer(middleware::from_fn_with_state(Arc::new(auth), bearer::authenticate))
         .route("/health", get(health))
         .with_state(changes)
 }

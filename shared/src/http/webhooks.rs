@@ -19,7 +19,7 @@ use tokio::sync::Semaphore;
 
 use super::error::ApiError;
 use crate::app::Caller;
-use crate::app::ingest::{Ingest, IngestError, MAX_WEBHOOK_BYTES, Outcome, Webhooks};
+use crate::app::ingest::{DeliveryOutcome, Ingest, IngestError, MAX_WEBHOOK_BYTES, Webhooks};
 use crate::domain::TenantId;
 use crate::domain::access::Access;
 use crate::domain::catalog::Role;
@@ -77,7 +77,7 @@ where
 
 /// `POST /events` (local hub only): AWS events for the token's tenant, from
 /// a caller with the admin or ingest role (`changehub replay` mints an ingest token).
-pub fn local_routes<D, B, K, C>(ingest: Arc<Ingest<D, B, K, C>>, auth: super::auth::Authenticator) -> Router
+pub fn local_routes<D, B, K, C>(ingest: Arc<Ingest<D, B, K, C>>, auth: super::bearer::Authenticator) -> Router
 where
     D: Dedupe + 'static,
     B: EventBus + 'static,
@@ -86,7 +86,7 @@ where
 {
     Router::new()
         .route("/events", post(aws_event::<D, B, K, C>))
-        .route_layer(axum::middleware::from_fn_with_state(std::sync::Arc::new(auth), super::auth::authenticate))
+        .route_layer(axum::middleware::from_fn_with_state(std::sync::Arc::new(auth), super::bearer::authenticate))
         .with_state(ingest)
 }
 
@@ -207,13 +207,13 @@ where
     answer(ingest.aws_event(&caller.tenant, &bytes).await)
 }
 
-fn answer(result: Result<Outcome, IngestError>) -> Result<Response, ApiError> {
+fn answer(result: Result<DeliveryOutcome, IngestError>) -> Result<Response, ApiError> {
     match result {
-        Ok(Outcome::Published(ids)) => {
+        Ok(DeliveryOutcome::Published(ids)) => {
             Ok((StatusCode::ACCEPTED, Json(json!({"accepted": ids.len(), "events": ids}))).into_response())
         }
-        Ok(Outcome::Duplicate) => Ok(Json(json!({"duplicate": true})).into_response()),
-        Ok(Outcome::Ignored(kind)) => Ok(Json(json!({"ignored": kind})).into_response()),
+        Ok(DeliveryOutcome::Duplicate) => Ok(Json(json!({"duplicate": true})).into_response()),
+        Ok(DeliveryOutcome::Ignored(kind)) => Ok(Json(json!({"ignored": kind})).into_response()),
         Err(IngestError::Unauthorized(e)) => {
             Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string()))
         }

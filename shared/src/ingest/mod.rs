@@ -5,7 +5,6 @@
 //! [`auth`] checks signatures before anything is parsed.
 
 pub mod alertmanager;
-pub mod auth;
 pub mod aws;
 pub mod canonical;
 pub mod github;
@@ -13,6 +12,7 @@ pub mod gitlab;
 pub mod incidentio;
 pub mod pagerduty;
 pub mod sign;
+pub mod signature;
 pub(crate) mod support;
 
 pub use canonical::{Canonical, Fact, NormalizeError, Normalized, Origin, ServiceKey};
@@ -61,8 +61,8 @@ pub fn delivery_id(origin: Origin, headers: &HeaderMap, body: &[u8]) -> Result<S
 pub fn signed_id(origin: Origin, headers: &HeaderMap, body: &[u8]) -> Option<String> {
     match origin {
         Origin::Pagerduty => pagerduty::event_id(body),
-        Origin::Incidentio | Origin::Gitlab if headers.contains_key(auth::WEBHOOK_SIGNATURE) => {
-            header(headers, auth::WEBHOOK_ID).map(str::to_owned)
+        Origin::Incidentio | Origin::Gitlab if headers.contains_key(signature::WEBHOOK_SIGNATURE) => {
+            header(headers, signature::WEBHOOK_ID).map(str::to_owned)
         }
         _ => None,
     }

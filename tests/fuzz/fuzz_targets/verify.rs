@@ -2,7 +2,7 @@
 //! panics, and never accepts a delivery without the secret.
 #![no_main]
 
-use changehub::ingest::auth;
+use changehub::ingest::signature;
 use http::HeaderValue;
 use libfuzzer_sys::fuzz_target;
 
@@ -21,5 +21,5 @@ fuzz_target!(|data: &[u8]| {
     }
     let now = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap_or_default();
     let secrets = vec!["a fuzzing secret the input cannot know".to_owned()];
-    assert!(auth::verify(origin, &secrets, &headers, body, now).is_err(), "accepted a forged delivery");
+    assert!(signature::verify(origin, &secrets, &headers, body, now).is_err(), "accepted a forged delivery");
 });

@@ -387,7 +387,7 @@ on_both_stores!(
 /// on DynamoDB, and the Lambda response comes back.
 #[tokio::test]
 async fn api_gateway_events_reach_the_router_on_dynamodb() {
-    use changehub::http::auth::{Authenticator, ClaimNames, apigw_claims};
+    use changehub::http::bearer::{Authenticator, ClaimNames, apigw_claims};
     use lambda_http::tower::Service;
     // Assembled as functions/api assembles it.
     let app = Arc::new(Changes::new(aws::dynamo_store().await, SystemClock));
@@ -452,7 +452,7 @@ fn apigw_event_with_groups(sample: &str, groups: &[&str]) -> String {
 /// name holds a space (or contains the bootstrap group's name) stays one group.
 #[tokio::test]
 async fn api_gateway_group_names_with_spaces_stay_whole() {
-    use changehub::http::auth::{Authenticator, ClaimNames, apigw_claims};
+    use changehub::http::bearer::{Authenticator, ClaimNames, apigw_claims};
     use lambda_http::tower::Service;
     let dir = tempfile::tempdir().expect("tempdir");
     let store = EmbeddedStore::open(dir.path().join("edge.db")).expect("open");

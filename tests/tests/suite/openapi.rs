@@ -31,7 +31,7 @@ use changehub::adapters::env_secrets::{SecretsDocument, StaticSecrets};
 use changehub::adapters::local_bus::LocalBus;
 use changehub::app::ingest::{Ingest, MAX_WEBHOOK_BYTES, Webhooks};
 use changehub::domain::{HubEvent, TenantId};
-use changehub::http::auth::{Authenticator, LocalKey};
+use changehub::http::bearer::{Authenticator, LocalKey};
 use changehub::http::webhooks::{self, LOCAL_ROUTES, WEBHOOK_ROUTES, WebhookLimits};
 use changehub::http::{MAX_BODY_BYTES, ROUTES};
 use changehub::ingest::{Origin, sign};
@@ -928,7 +928,7 @@ async fn each_router_serves_exactly_its_routes() {
     let store = EmbeddedStore::open(dir.path().join("lambdas.db")).expect("open store");
     let api_lambda = changehub::http::router(
         Arc::new(Changes::new(store.clone(), SystemClock)),
-        changehub::http::auth::Authenticator::Upstream(Default::default()),
+        changehub::http::bearer::Authenticator::Upstream(Default::default()),
     );
     let ingest = Ingest::new(
         store.clone(),

@@ -169,7 +169,7 @@ fn the_http_api_requires_a_jwt_except_on_health_and_webhooks() {
     let jwt = &api["Authorizers"]["OidcAuthorizer"];
     assert_eq!(
         jwt["IdentitySource"], "$request.header.Authorization",
-        "the api function reads the groups whole from the token in this header (http::auth::apigw_claims)"
+        "the api function reads the groups whole from the token in this header (http::bearer::apigw_claims)"
     );
     assert_eq!(jwt["JwtConfiguration"]["issuer"], json!({"!Ref": "JwtIssuer"}));
     assert_eq!(jwt["JwtConfiguration"]["audience"], json!({"!Ref": "JwtAudience"}));
