@@ -33,7 +33,7 @@ impl Config {
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let config = Config::from_env()?;
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let aws = changehub::adapters::aws::load_config().await?;
     let store = DynamoStore::new(dynamodb::Client::new(&aws), config.table);
     let ingest = Arc::new(Ingest {
         dedupe: store.clone(),
