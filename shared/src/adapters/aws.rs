@@ -8,8 +8,8 @@
 //! TLS-inspecting proxy, a VPC endpoint behind a private CA).
 
 use aws_config::{BehaviorVersion, SdkConfig};
-use aws_smithy_http_client::tls::{Provider, TlsContext, TrustStore, rustls_provider::CryptoMode};
 use aws_smithy_http_client::proxy::ProxyConfig;
+use aws_smithy_http_client::tls::{Provider, TlsContext, TrustStore, rustls_provider::CryptoMode};
 use aws_smithy_http_client::{Builder, Connector, HttpClientError};
 
 use crate::config::{self, ConfigError};
