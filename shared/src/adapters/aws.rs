@@ -7,7 +7,7 @@
 //! `CHANGEHUB_TLS_ROOTS=system` uses the system trust store instead (a
 //! TLS-inspecting proxy, a VPC endpoint behind a private CA).
 
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig};
 use aws_smithy_http_client::proxy::ProxyConfig;
 use aws_smithy_http_client::tls::{Provider, TlsContext, TrustStore, rustls_provider::CryptoMode};
 use aws_smithy_http_client::{Builder, Connector, HttpClientError};
@@ -68,6 +68,11 @@ impl TrustRoots {
 /// every SDK client built from it: its connector, built at the first client
 /// construction, is cached and reused by the other clients and their requests.
 pub async fn load_config() -> Result<SdkConfig, SdkConfigError> {
+    Ok(config_loader()?.load().await)
+}
+
+/// [`load_config`]'s loader, for callers that set more (the tests' emulator endpoint).
+pub fn config_loader() -> Result<ConfigLoader, SdkConfigError> {
     let roots = TrustRoots::from_env()?;
     let tls = TlsContext::builder().with_trust_store(roots.trust_store()).build().map_err(SdkConfigError::Tls)?;
     // The connector the SDK's default HTTPS client builds (rustls on aws-lc,
@@ -83,7 +88,7 @@ pub async fn load_config() -> Result<SdkConfig, SdkConfigError> {
         }
         connector.build()
     });
-    Ok(aws_config::defaults(BehaviorVersion::latest()).http_client(http).load().await)
+    Ok(aws_config::defaults(BehaviorVersion::latest()).http_client(http))
 }
 
 #[cfg(test)]
