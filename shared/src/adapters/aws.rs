@@ -77,6 +77,8 @@ pub fn config_loader() -> Result<ConfigLoader, SdkConfigError> {
     let tls = TlsContext::builder().with_trust_store(roots.trust_store()).build().map_err(SdkConfigError::Tls)?;
     // The connector the SDK's default HTTPS client builds (rustls on aws-lc,
     // the client's timeouts and sleep, HTTP(S)_PROXY/NO_PROXY), with our roots.
+    // `build_with_connector_fn` is the hook that default client is built with;
+    // `Builder::build_https` would leave the proxy variables unread.
     let http = Builder::new().build_with_connector_fn(move |settings, components| {
         let mut connector = Connector::builder()
             .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
