@@ -2,21 +2,81 @@
 """Cold-start benchmark for the Lambda binaries.
 
 Plays the Lambda Runtime API on a loopback port, starts each binary as Lambda
-would (same environment variables), and measures, over several runs:
+would (same environment variables) and hands it two events of the same kind,
+timing, per run:
   init   - process start until its first GET /runtime/invocation/next
-  first  - process start until it posts the response to the first event
-The event is events/apigw/health.json for the api function (it needs no
-table access) and the same JSON echoed for the baseline.
+  first  - the first event handed out until its response (the cold call)
+  warm   - the second event handed out until its response
+and the cold cost a first event pays, init + (first - warm), against the
+baseline's (the first binary).
 
-usage: coldstart.py [--runs N] NAME=BINARY [NAME=BINARY ...]
-The first binary is the baseline the others are compared with.
+Events (--event):
+  webhook  a signed GitHub deployment_status delivery as an API Gateway HTTP
+           API (payload 2.0) event, for the ingest function. Needs AWS: a moto
+           server from the project's .venv on a free port (default) or
+           --aws-endpoint URL. The table, event bus and webhook secret are
+           created there; the binary reaches them through AWS_ENDPOINT_URL.
+           Each run signs two new bodies (new deployment_status id, new
+           delivery id), so neither is a duplicate.
+  health   events/apigw/health.json, for the api function (no AWS call).
+The baseline echoes whatever it is sent.
+
+Binaries are run in turn within each run (side by side), so a busy machine
+weighs on all of them alike. --env NAME:VAR=VALUE sets a variable for one
+binary, so one binary can be measured under two settings (two NAMEs).
+
+--callgrind DIR counts instructions instead (valgrind's callgrind: the same
+count on a busy machine): init, first and warm, each binary run three times
+and stopped after 0, 1 and 2 events; the profiles stay in DIR for
+callgrind_annotate (build with CARGO_PROFILE_RELEASE_STRIP=false for names).
+
+usage: .venv/bin/python infra/coldstart.py [--runs N] [--event webhook|health]
+           [--aws-endpoint URL] [--env NAME:VAR=VALUE] [--callgrind DIR]
+           NAME=BINARY [NAME=BINARY ...]
 """
-import argparse, http.server, json, os, socket, statistics, subprocess, threading, time, pathlib
+import argparse, copy, hashlib, hmac, http.server, json, os, pathlib, socket, statistics, subprocess, threading, time
+import urllib.error, urllib.request, uuid
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-EVENT = (ROOT / "events/apigw/health.json").read_bytes()
 BUNDLE = next((p for p in ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt"] if os.path.exists(p)), "")
-TRUST_STORE = "al2023"
+REGION = "eu-west-1"
+TABLE = "changehub-bench"
+EVENT_BUS = "changehub-bench-hub"
+SECRETS_ID = "changehub-bench-secrets"
+# GitHub's published example secret (tests/src/samples.rs).
+GITHUB_SECRET = "It's a Secret to Everybody"
+SAMPLE = json.loads((ROOT / "events/github/deployment_status.success.json").read_bytes())
+HEALTH = (ROOT / "events/apigw/health.json").read_bytes()
+
+
+def webhook_event(status_id):
+    """A GitHub deployment_status delivery, signed, as API Gateway delivers it."""
+    payload = copy.deepcopy(SAMPLE)
+    payload["deployment_status"]["id"] = status_id
+    body = json.dumps(payload)
+    delivery = str(uuid.uuid4())
+    signature = hmac.new(GITHUB_SECRET.encode(), body.encode(), hashlib.sha256).hexdigest()
+    path = "/webhooks/github"
+    return json.dumps({
+        "version": "2.0", "routeKey": "POST /webhooks/{source}", "rawPath": path, "rawQueryString": "",
+        "headers": {
+            "content-type": "application/json",
+            "x-github-event": "deployment_status",
+            "x-github-delivery": delivery,
+            "x-github-hook-id": "123456789",
+            "x-hub-signature-256": f"sha256={signature}",
+        },
+        "pathParameters": {"source": "github"},
+        "requestContext": {
+            "accountId": "123456789012", "apiId": "a1b2c3d4e5", "domainName": "a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com",
+            "domainPrefix": "a1b2c3d4e5",
+            "http": {"method": "POST", "path": path, "protocol": "HTTP/1.1", "sourceIp": "192.30.252.1", "userAgent": "GitHub-Hookshot/abc"},
+            "requestId": delivery, "routeKey": "POST /webhooks/{source}", "stage": "$default",
+            "time": "01/Dec/2026:22:10:00 +0000", "timeEpoch": 1796170200000,
+        },
+        "body": body,
+        "isBase64Encoded": False,
+    }).encode()
 
 
 class Runtime(http.server.BaseHTTPRequestHandler):
@@ -25,43 +85,59 @@ class Runtime(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):
         st = self.server.state
-        if self.path.endswith("/runtime/invocation/next"):
-            if st["init"] is None:
-                st["init"] = time.perf_counter_ns()
-            if st["served"]:
-                # Only one invocation per run: park the runtime's next poll.
-                st["done"].wait(10)
-                return
-            st["served"] = True
-            self.send_response(200)
-            for k, v in {
-                "Lambda-Runtime-Aws-Request-Id": "8476a536-e9f4-11e8-9739-2dfe598c3fcd",
-                "Lambda-Runtime-Deadline-Ms": str(int(time.time() * 1000) + 10000),
-                "Lambda-Runtime-Invoked-Function-Arn": "arn:aws:lambda:eu-west-1:123456789012:function:bench",
-                "Lambda-Runtime-Trace-Id": "Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=1",
-                "Content-Type": "application/json",
-                "Content-Length": str(len(EVENT)),
-            }.items():
-                self.send_header(k, v)
-            self.end_headers()
-            self.wfile.write(EVENT)
+        if not self.path.endswith("/runtime/invocation/next"):
+            return
+        if st["init"] is None:
+            st["init"] = time.perf_counter_ns()
+        if len(st["handed"]) == len(st["events"]):
+            # Every event was answered: park the runtime's next poll.
+            st["done"].set()
+            st["stop"].wait(120)
+            return
+        event = st["events"][len(st["handed"])]
+        request_id = str(uuid.uuid4())
+        self.send_response(200)
+        for k, v in {
+            "Lambda-Runtime-Aws-Request-Id": request_id,
+            "Lambda-Runtime-Deadline-Ms": str(int(time.time() * 1000) + 10000),
+            "Lambda-Runtime-Invoked-Function-Arn": "arn:aws:lambda:eu-west-1:123456789012:function:bench",
+            "Lambda-Runtime-Trace-Id": "Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=1",
+            "Content-Type": "application/json",
+            "Content-Length": str(len(event)),
+        }.items():
+            self.send_header(k, v)
+        self.end_headers()
+        st["handed"].append(time.perf_counter_ns())
+        self.wfile.write(event)
 
     def do_POST(self):
         st = self.server.state
         body = self.rfile.read(int(self.headers.get("Content-Length", 0) or 0))
         if "/response" in self.path or "/error" in self.path:
-            st["first"] = time.perf_counter_ns()
-            st["ok"] = "/response" in self.path
-            st["body"] = body
-            st["done"].set()
+            st["answers"].append((time.perf_counter_ns(), "/response" in self.path, body))
         self.send_response(202)
         self.send_header("Content-Length", "0")
         self.end_headers()
 
 
-def run_once(binary):
+def succeeded(ok, body):
+    """A response, and for an HTTP event a 2xx status."""
+    if not ok:
+        return False
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return True
+    status = answer.get("statusCode") if isinstance(answer, dict) else None
+    return status is None or 200 <= int(status) < 300
+
+
+def run_once(binary, events, extra_env, trust_store, wrapper=()):
+    """Runs `binary` until it has answered `events` and polls for the next one.
+    With a `wrapper` (valgrind) it is then stopped with SIGTERM, so the tool
+    writes its profile; otherwise it is killed."""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Runtime)
-    server.state = {"init": None, "first": None, "served": False, "done": threading.Event(), "ok": False, "body": b""}
+    server.state = {"init": None, "events": events, "handed": [], "answers": [], "done": threading.Event(), "stop": threading.Event()}
     threading.Thread(target=server.serve_forever, daemon=True).start()
     env = {
         "PATH": "/usr/bin:/bin",
@@ -72,57 +148,189 @@ def run_once(binary):
         "AWS_LAMBDA_LOG_STREAM_NAME": "2026/12/01/[$LATEST]bench",
         "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/bench",
         "AWS_LAMBDA_LOG_FORMAT": "JSON",
-        "AWS_REGION": "eu-west-1",
+        "AWS_REGION": REGION,
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_SESSION_TOKEN": "testing",
-        "CHANGEHUB_TABLE": "changehub-bench",
-        "CHANGEHUB_EVENT_BUS": "changehub-bench-hub",
-        "CHANGEHUB_SECRETS_ID": "changehub-bench-secrets",
+        "CHANGEHUB_TABLE": TABLE,
+        "CHANGEHUB_EVENT_BUS": EVENT_BUS,
+        "CHANGEHUB_SECRETS_ID": SECRETS_ID,
         "RUST_LOG": "info",
+        **extra_env,
     }
     # Lambda's AL2023 image keeps its trust store in one bundle file; Debian's
     # /etc/ssl/certs also holds ~300 single-certificate files that the SDK's
     # TLS set-up would read one by one. --trust-store al2023 loads the bundle
     # only, as on Lambda; --trust-store host measures this machine as it is.
-    if TRUST_STORE == "al2023":
+    if trust_store == "al2023":
         env["SSL_CERT_FILE"] = BUNDLE
     start = time.perf_counter_ns()
-    proc = subprocess.Popen([binary], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    finished = server.state["done"].wait(15)
-    proc.kill()
+    proc = subprocess.Popen([*wrapper, binary], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    finished = server.state["done"].wait(300 if wrapper else 15)
+    if wrapper:
+        proc.terminate()
+    else:
+        proc.kill()
     proc.wait()
+    server.state["stop"].set()
     server.shutdown()
     st = server.state
     if not finished or st["init"] is None:
-        raise SystemExit(f"{binary}: no invocation completed (init seen: {st['init'] is not None})")
-    if not st["ok"]:
-        raise SystemExit(f"{binary}: the first invocation failed: {st['body'][:300]!r}")
-    return (st["init"] - start) / 1e6, (st["first"] - start) / 1e6
+        raise SystemExit(f"{binary}: {len(st['answers'])} of {len(events)} invocations completed (init seen: {st['init'] is not None})")
+    for i, (_, ok, body) in enumerate(st["answers"]):
+        if not succeeded(ok, body):
+            raise SystemExit(f"{binary}: invocation {i + 1} failed: {body[:300]!r}")
+    ms = lambda ns: ns / 1e6
+    return [ms(st["init"] - start)] + [ms(at - handed) for (at, _, _), handed in zip(st["answers"], st["handed"])]
+
+
+def callgrind(name, binary, events, extra_env, trust_store, out_dir):
+    """Instructions (callgrind Ir) up to the end of init, of the first and of
+    the warm invocation: three runs under callgrind, stopped after 0, 1 and 2
+    events. The profiles are left in out_dir for callgrind_annotate."""
+    totals = []
+    for n in range(3):
+        out = out_dir / f"{name}.{n}.out"
+        wrapper = ("valgrind", "--tool=callgrind", f"--callgrind-out-file={out}")
+        run_once(binary, events()[:n], extra_env, trust_store, wrapper)
+        line = next(l for l in out.read_text().splitlines() if l.startswith(("totals:", "summary:")))
+        totals.append(int(line.split()[1]))
+    return totals[0], totals[1] - totals[0], totals[2] - totals[1]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_moto():
+    moto = ROOT / ".venv/bin/moto_server"
+    if not moto.exists():
+        raise SystemExit("no .venv/bin/moto_server: run `bash tests/venv.sh .venv tests/requirements.txt` (or `make test`) first, or pass --aws-endpoint")
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    log = open(ROOT / "target/coldstart-moto.log", "wb")
+    proc = subprocess.Popen([str(moto), "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log)
+    deadline = time.time() + 30
+    while True:
+        try:
+            urllib.request.urlopen(endpoint + "/moto-api/", timeout=1)
+            break
+        except urllib.error.HTTPError:
+            break
+        except OSError:
+            if proc.poll() is not None or time.time() > deadline:
+                raise SystemExit("moto server did not start; see target/coldstart-moto.log")
+            time.sleep(0.2)
+    return proc, endpoint
+
+
+def provision(endpoint):
+    """The table (as DynamoStore::create_table makes it), the hub bus and the webhook secret."""
+    try:
+        import boto3
+    except ImportError:
+        raise SystemExit("--event webhook needs boto3: run this script with the project's .venv/bin/python")
+    kw = {"endpoint_url": endpoint, "region_name": REGION, "aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+    ddb = boto3.client("dynamodb", **kw)
+    existing = ddb.list_tables()["TableNames"]
+    if TABLE not in existing:
+        key = lambda pk, sk: [{"AttributeName": pk, "KeyType": "HASH"}, {"AttributeName": sk, "KeyType": "RANGE"}]
+        ddb.create_table(
+            TableName=TABLE,
+            BillingMode="PAY_PER_REQUEST",
+            KeySchema=key("PK", "SK"),
+            AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in ["PK", "SK", "GSI1PK", "GSI1SK"]],
+            GlobalSecondaryIndexes=[{"IndexName": "GSI1", "KeySchema": key("GSI1PK", "GSI1SK"), "Projection": {"ProjectionType": "ALL"}}],
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+        )
+        ddb.update_time_to_live(TableName=TABLE, TimeToLiveSpecification={"AttributeName": "expires_at", "Enabled": True})
+    events = boto3.client("events", **kw)
+    if EVENT_BUS not in [b["Name"] for b in events.list_event_buses()["EventBuses"]]:
+        events.create_event_bus(Name=EVENT_BUS)
+    secrets = boto3.client("secretsmanager", **kw)
+    document = json.dumps({"default": {"github": [GITHUB_SECRET]}})
+    try:
+        secrets.create_secret(Name=SECRETS_ID, SecretString=document)
+    except secrets.exceptions.ResourceExistsException:
+        secrets.put_secret_value(SecretId=SECRETS_ID, SecretString=document)
+
+
+def pct(values):
+    return statistics.median(values), statistics.quantiles(values, n=10)[-1]
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runs", type=int, default=30)
+    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--event", choices=["webhook", "health"], default="webhook")
+    ap.add_argument("--aws-endpoint", help="an AWS emulator to use instead of starting moto (webhook event)")
     ap.add_argument("--trust-store", choices=["al2023", "host"], default="al2023")
+    ap.add_argument("--env", action="append", default=[], metavar="NAME:VAR=VALUE",
+                    help="an environment variable for the binary named NAME (repeatable), e.g. ingest:CHANGEHUB_TLS_ROOTS=system")
+    ap.add_argument("--callgrind", metavar="DIR", type=pathlib.Path,
+                    help="count instructions per phase under valgrind's callgrind instead of timing (profiles left in DIR)")
     ap.add_argument("binaries", nargs="+", metavar="NAME=BINARY")
     args = ap.parse_args()
-    global TRUST_STORE
-    TRUST_STORE = args.trust_store
-    results = []
-    for spec in args.binaries:
-        name, binary = spec.split("=", 1)
-        run_once(binary)  # warm the page cache, as a reused Lambda host would have it
-        runs = [run_once(binary) for _ in range(args.runs)]
-        inits = [r[0] for r in runs]
-        firsts = [r[1] for r in runs]
-        size = os.path.getsize(binary)
-        results.append((name, statistics.median(inits), statistics.quantiles(inits, n=10)[-1], statistics.median(firsts), size))
-    base = results[0][1]
-    print(f"cold start over {args.runs} runs each (process start on this machine, mock Runtime API on loopback, trust store: {TRUST_STORE})")
-    print(f"{'binary':<12} {'init p50':>10} {'init p90':>10} {'first resp p50':>15} {'vs baseline':>12} {'size':>10}")
-    for name, p50, p90, first, size in results:
-        print(f"{name:<12} {p50:>8.2f}ms {p90:>8.2f}ms {first:>13.2f}ms {p50 / base:>11.2f}x {size / 1e6:>8.2f}MB")
+    specs = [spec.split("=", 1) for spec in args.binaries]
+    extra = {name: {} for name, _ in specs}
+    for e in args.env:
+        name, var = e.split(":", 1)
+        k, v = var.split("=", 1)
+        extra[name][k] = v
+    moto = None
+    if args.event == "webhook":
+        endpoint = args.aws_endpoint
+        if endpoint is None:
+            moto, endpoint = start_moto()
+        provision(endpoint)
+        for env in extra.values():
+            env.setdefault("AWS_ENDPOINT_URL", endpoint)
+    status_ids = iter(range(int(time.time() * 1000), 1 << 62))
+
+    def events():
+        if args.event == "health":
+            return [HEALTH, HEALTH]
+        return [webhook_event(next(status_ids)), webhook_event(next(status_ids))]
+
+    if args.callgrind is not None:
+        args.callgrind.mkdir(parents=True, exist_ok=True)
+        try:
+            counts = {name: callgrind(name, binary, events, extra[name], args.trust_store, args.callgrind) for name, binary in specs}
+        finally:
+            if moto is not None:
+                moto.terminate()
+                moto.wait()
+        print(f"instructions (callgrind Ir, millions; event: {args.event}, trust store: {args.trust_store}); profiles in {args.callgrind}")
+        print(f"{'binary':<14} {'init':>8} {'first':>8} {'warm':>8} {'init+(first-warm)':>18}")
+        for name, (init, first, warm) in counts.items():
+            print(f"{name:<14} {init / 1e6:>8.2f} {first / 1e6:>8.2f} {warm / 1e6:>8.2f} {(init + first - warm) / 1e6:>18.2f}")
+        return
+
+    try:
+        for name, binary in specs:
+            run_once(binary, events(), extra[name], args.trust_store)  # warm the page cache, as a reused Lambda host would have it
+        runs = {name: [] for name, _ in specs}
+        for _ in range(args.runs):
+            for name, binary in specs:
+                runs[name].append(run_once(binary, events(), extra[name], args.trust_store))
+    finally:
+        if moto is not None:
+            moto.terminate()
+            moto.wait()
+
+    print(f"cold start, {args.runs} runs side by side (mock Runtime API on loopback, event: {args.event}, trust store: {args.trust_store}); milliseconds")
+    print(f"{'binary':<14} {'init p50':>9} {'p90':>7} {'first p50':>10} {'p90':>7} {'warm p50':>9} {'p90':>7} {'init+(first-warm)':>18} {'vs base':>8} {'size':>8}")
+    base = None
+    for name, binary in specs:
+        rs = runs[name]
+        init, first, warm = ([r[i] for r in rs] for i in range(3))
+        cold = statistics.median([r[0] + r[1] - r[2] for r in rs])
+        base = base or cold
+        (i50, i90), (f50, f90), (w50, w90) = pct(init), pct(first), pct(warm)
+        size = os.path.getsize(binary) / 1e6
+        print(f"{name:<14} {i50:>9.2f} {i90:>7.2f} {f50:>10.2f} {f90:>7.2f} {w50:>9.2f} {w90:>7.2f} {cold:>18.2f} {cold / base:>7.2f}x {size:>6.2f}MB")
 
 
 if __name__ == "__main__":

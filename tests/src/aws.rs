@@ -1,7 +1,7 @@
 //! The AWS emulator (moto server) that `make test` starts. A test that needs
 //! it fails with a clear message when it is not there; it never skips.
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::{Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
 use aws_sdk_sqs::types::QueueAttributeName;
 use changehub::adapters::dynamodb::DynamoStore;
@@ -35,7 +35,9 @@ static CONFIG: OnceCell<SdkConfig> = OnceCell::const_new();
 pub async fn config() -> SdkConfig {
     CONFIG
         .get_or_init(|| async {
-            aws_config::defaults(BehaviorVersion::latest())
+            // The loader the Lambdas use (one shared HTTPS client), pointed at the emulator.
+            changehub::adapters::aws::config_loader()
+                .expect("SDK configuration")
                 .endpoint_url(endpoint())
                 .region(Region::new("us-east-1"))
                 .credentials_provider(Credentials::new("testing", "testing", None, None, "changehub-tests"))

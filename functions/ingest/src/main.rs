@@ -38,10 +38,7 @@ impl Config {
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let config = Config::from_env()?;
-    let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .timeout_config(config.timeouts.sdk_config())
-        .load()
-        .await;
+    let aws = changehub::adapters::aws::config_loader()?.timeout_config(config.timeouts.sdk_config()).load().await;
     let store = DynamoStore::new(dynamodb::Client::new(&aws), config.table);
     let ingest = Ingest::new(
         store.clone(),

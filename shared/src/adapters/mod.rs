@@ -8,6 +8,8 @@ pub mod local_notifier;
 #[cfg(feature = "embedded")]
 pub mod embedded;
 
+#[cfg(feature = "sdk-config")]
+pub mod aws;
 #[cfg(feature = "dynamodb")]
 pub mod dynamodb;
 #[cfg(feature = "eventbridge")]

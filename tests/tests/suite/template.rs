@@ -104,6 +104,8 @@ fn every_function_is_a_workspace_binary_built_for_lambda() {
     assert_eq!(globals["Runtime"], "provided.al2023");
     assert_eq!(globals["Architectures"], json!(["arm64"]));
     assert_eq!(globals["Environment"]["Variables"]["SSL_CERT_FILE"], "/etc/pki/tls/certs/ca-bundle.crt", "cold start");
+    assert_eq!(globals["Environment"]["Variables"]["CHANGEHUB_TLS_ROOTS"], json!({"!Ref": "TlsRoots"}), "cold start");
+    assert_eq!(t["Parameters"]["TlsRoots"]["Default"], "aws", "cold start");
     for (name, f) in functions {
         assert_eq!(f["Metadata"]["BuildMethod"], "rust-cargolambda", "{name}");
         let binary = f["Metadata"]["BuildProperties"]["Binary"].as_str().expect("Binary");

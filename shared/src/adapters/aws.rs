@@ -1,0 +1,146 @@
+//! The AWS SDK configuration a Lambda loads once at init: one HTTPS client
+//! shared by every SDK client built from it, so the TLS set-up (trust
+//! anchors, connector, connection pool) is done once per process, not once
+//! per client. By default it trusts only the Amazon Trust Services roots
+//! that sign every AWS service endpoint, compiled in, instead of decoding
+//! the system's whole CA bundle at the first client construction; setting
+//! `CHANGEHUB_TLS_ROOTS=system` uses the system trust store instead (a
+//! TLS-inspecting proxy, a VPC endpoint behind a private CA).
+
+use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig};
+use aws_smithy_http_client::proxy::ProxyConfig;
+use aws_smithy_http_client::tls::{Provider, TlsContext, TrustStore, rustls_provider::CryptoMode};
+use aws_smithy_http_client::{Builder, Connector, HttpClientError};
+
+use crate::config::{self, ConfigError};
+
+/// The variable naming the trust store: `aws` (the default) or `system`.
+pub const TLS_ROOTS_VAR: &str = "CHANGEHUB_TLS_ROOTS";
+
+/// Amazon Root CA 1–4 and Starfield Services Root CA G2, the roots of the
+/// certificates AWS service endpoints present (Amazon Trust Services).
+const AMAZON_TRUST_SERVICES: &str = include_str!("amazon_trust_services.pem");
+
+/// The certificate authorities the SDK's HTTPS client trusts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrustRoots {
+    /// The Amazon Trust Services roots compiled into the binary.
+    AmazonTrustServices,
+    /// The system trust store (`SSL_CERT_FILE`, `SSL_CERT_DIR` or the OS default).
+    System,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SdkConfigError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("the AWS SDK's TLS configuration is invalid")]
+    Tls(#[source] HttpClientError),
+}
+
+impl TrustRoots {
+    /// `CHANGEHUB_TLS_ROOTS`, read at init.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::parse(config::optional(TLS_ROOTS_VAR).as_deref())
+    }
+
+    fn parse(value: Option<&str>) -> Result<Self, ConfigError> {
+        match value {
+            None | Some("aws") => Ok(Self::AmazonTrustServices),
+            Some("system") => Ok(Self::System),
+            Some(other) => Err(ConfigError::Invalid {
+                name: TLS_ROOTS_VAR,
+                message: format!("`{other}`: expected `aws` (Amazon Trust Services roots) or `system`"),
+            }),
+        }
+    }
+
+    fn trust_store(self) -> TrustStore {
+        match self {
+            Self::AmazonTrustServices => TrustStore::empty().with_pem_certificate(AMAZON_TRUST_SERVICES),
+            Self::System => TrustStore::default(),
+        }
+    }
+}
+
+/// The SDK configuration (region, credentials, endpoint from the standard
+/// variables) with one HTTPS client trusting `CHANGEHUB_TLS_ROOTS`, shared by
+/// every SDK client built from it: its connector, built at the first client
+/// construction, is cached and reused by the other clients and their requests.
+pub async fn load_config() -> Result<SdkConfig, SdkConfigError> {
+    Ok(config_loader()?.load().await)
+}
+
+/// [`load_config`]'s loader, for callers that set more (the tests' emulator endpoint).
+pub fn config_loader() -> Result<ConfigLoader, SdkConfigError> {
+    let roots = TrustRoots::from_env()?;
+    let tls = TlsContext::builder().with_trust_store(roots.trust_store()).build().map_err(SdkConfigError::Tls)?;
+    // The connector the SDK's default HTTPS client builds (rustls on aws-lc,
+    // the client's timeouts and sleep, HTTP(S)_PROXY/NO_PROXY), with our roots.
+    // `build_with_connector_fn` is the hook that default client is built with;
+    // `Builder::build_https` would leave the proxy variables unread.
+    let http = Builder::new().build_with_connector_fn(move |settings, components| {
+        let mut connector = Connector::builder()
+            .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
+            .tls_context(tls.clone())
+            .proxy_config(ProxyConfig::from_env());
+        connector.set_connector_settings(settings.cloned());
+        if let Some(components) = components {
+            connector.set_sleep_impl(components.sleep_impl());
+        }
+        connector.build()
+    });
+    Ok(aws_config::defaults(BehaviorVersion::latest()).http_client(http))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+    use sha2::{Digest, Sha256};
+
+    /// SHA-256 fingerprints as Amazon Trust Services publishes them
+    /// (https://www.amazontrust.com/repository/).
+    const PUBLISHED: [&str; 5] = [
+        "8ecde6884f3d87b1125ba31ac3fcb13d7016de7f57cc904fe1cb97c6ae98196e", // Amazon Root CA 1
+        "1ba5b2aa8c65401a82960118f80bec4f62304d83cec4713a19c39c011ea46db4", // Amazon Root CA 2
+        "18ce6cfe7bf14e60b2e347b8dfe868cb31d02ebb3ada271569f50343b46db3a4", // Amazon Root CA 3
+        "e35d28419ed02025cfa69038cd623962458da5c695fbdea3c22b0bfb25897092", // Amazon Root CA 4
+        "568d6905a2c88708a4b3025190edcfedb1974a606a13c6e5290fcb2ae63edab5", // Starfield Services Root CA G2
+    ];
+
+    fn fingerprints(pem: &str) -> Vec<String> {
+        pem.split("-----BEGIN CERTIFICATE-----")
+            .skip(1)
+            .map(|block| {
+                let b64: String = block
+                    .split("-----END CERTIFICATE-----")
+                    .next()
+                    .unwrap_or_default()
+                    .chars()
+                    .filter(|c| !c.is_whitespace())
+                    .collect();
+                let der = base64::engine::general_purpose::STANDARD.decode(b64).expect("base64 certificate");
+                hex::encode(Sha256::digest(der))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn compiled_in_roots_are_exactly_the_amazon_trust_services_roots() {
+        assert_eq!(fingerprints(AMAZON_TRUST_SERVICES), PUBLISHED);
+    }
+
+    #[test]
+    fn trust_roots_default_to_amazon_and_accept_system_as_the_escape_hatch() {
+        assert_eq!(TrustRoots::parse(None).expect("default"), TrustRoots::AmazonTrustServices);
+        assert_eq!(TrustRoots::parse(Some("aws")).expect("aws"), TrustRoots::AmazonTrustServices);
+        assert_eq!(TrustRoots::parse(Some("system")).expect("system"), TrustRoots::System);
+    }
+
+    #[test]
+    fn an_unknown_trust_store_fails_naming_the_variable() {
+        let err = TrustRoots::parse(Some("mozilla")).expect_err("rejected");
+        assert!(err.to_string().contains(TLS_ROOTS_VAR), "{err}");
+    }
+}
