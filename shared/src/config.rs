@@ -42,17 +42,6 @@ impl SdkTimeouts {
     }
 }
 
-#[cfg(feature = "dynamodb")]
-impl SdkTimeouts {
-    /// As the SDK takes them: `aws_config::defaults(..).timeout_config(..)`.
-    pub fn sdk_config(&self) -> aws_sdk_dynamodb::config::timeout::TimeoutConfig {
-        aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder()
-            .operation_timeout(self.operation)
-            .operation_attempt_timeout(self.attempt)
-            .build()
-    }
-}
-
 /// A positive number of milliseconds, `default` when unset.
 fn millis(name: &'static str, default: u64) -> Result<std::time::Duration, ConfigError> {
     match optional(name) {

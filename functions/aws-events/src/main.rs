@@ -8,7 +8,7 @@ use changehub::adapters::dynamodb::{self, DynamoStore};
 use changehub::adapters::eventbridge::{self, EventBridgeBus};
 use changehub::app::catalog::{CachedCatalog, DEFAULT_CACHE_TTL};
 use changehub::app::ingest::{ClaimTimes, Ingest};
-use changehub::config::{self, ConfigError, SdkTimeouts};
+use changehub::config::{self, ConfigError};
 use changehub::domain::TenantId;
 use changehub::ports::SystemClock;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
@@ -21,7 +21,6 @@ struct Config {
     /// The tenant this AWS account's events belong to.
     tenant: TenantId,
     claims: ClaimTimes,
-    timeouts: SdkTimeouts,
 }
 
 impl Config {
@@ -33,7 +32,6 @@ impl Config {
             tenant: TenantId::parse(&tenant)
                 .map_err(|e| ConfigError::Invalid { name: "CHANGEHUB_AWS_TENANT", message: e.message })?,
             claims: ClaimTimes::from_env()?,
-            timeouts: SdkTimeouts::from_env()?,
         })
     }
 }
@@ -48,7 +46,7 @@ async fn handle(deps: &Deps, tenant: &TenantId, event: LambdaEvent<Value>) -> Re
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let config = Config::from_env()?;
-    let aws = changehub::adapters::aws::config_loader()?.timeout_config(config.timeouts.sdk_config()).load().await;
+    let aws = changehub::adapters::aws::load_config().await?;
     let store = DynamoStore::new(dynamodb::Client::new(&aws), config.table);
     let deps = Ingest::new(
         store.clone(),

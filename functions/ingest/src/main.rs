@@ -7,7 +7,7 @@ use changehub::adapters::eventbridge::{self, EventBridgeBus};
 use changehub::adapters::secretsmanager::{self, SecretsManagerSecrets};
 use changehub::app::catalog::{CachedCatalog, DEFAULT_CACHE_TTL};
 use changehub::app::ingest::{ClaimTimes, Ingest, Webhooks};
-use changehub::config::{self, ConfigError, SdkTimeouts};
+use changehub::config::{self, ConfigError};
 use changehub::http::webhooks::WebhookLimits;
 use changehub::http::{finish, webhooks};
 use changehub::ports::SystemClock;
@@ -19,7 +19,6 @@ struct Config {
     event_bus: String,
     secrets_id: String,
     claims: ClaimTimes,
-    timeouts: SdkTimeouts,
 }
 
 impl Config {
@@ -29,7 +28,6 @@ impl Config {
             event_bus: config::required("CHANGEHUB_EVENT_BUS")?,
             secrets_id: config::required("CHANGEHUB_SECRETS_ID")?,
             claims: ClaimTimes::from_env()?,
-            timeouts: SdkTimeouts::from_env()?,
         })
     }
 }
@@ -38,7 +36,7 @@ impl Config {
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let config = Config::from_env()?;
-    let aws = changehub::adapters::aws::config_loader()?.timeout_config(config.timeouts.sdk_config()).load().await;
+    let aws = changehub::adapters::aws::load_config().await?;
     let store = DynamoStore::new(dynamodb::Client::new(&aws), config.table);
     let ingest = Ingest::new(
         store.clone(),

@@ -12,7 +12,7 @@ use aws_smithy_http_client::proxy::ProxyConfig;
 use aws_smithy_http_client::tls::{Provider, TlsContext, TrustStore, rustls_provider::CryptoMode};
 use aws_smithy_http_client::{Builder, Connector, HttpClientError};
 
-use crate::config::{self, ConfigError};
+use crate::config::{self, ConfigError, SdkTimeouts};
 
 /// The variable naming the trust store: `aws` (the default) or `system`.
 pub const TLS_ROOTS_VAR: &str = "CHANGEHUB_TLS_ROOTS";
@@ -63,12 +63,19 @@ impl TrustRoots {
     }
 }
 
-/// The SDK configuration (region, credentials, endpoint from the standard
-/// variables) with one HTTPS client trusting `CHANGEHUB_TLS_ROOTS`, shared by
-/// every SDK client built from it: its connector, built at the first client
-/// construction, is cached and reused by the other clients and their requests.
+/// The Lambdas' SDK configuration (region, credentials, endpoint from the
+/// standard variables) with one HTTPS client trusting `CHANGEHUB_TLS_ROOTS`,
+/// shared by every SDK client built from it (its connector, built at the
+/// first client construction, is cached and reused by the other clients and
+/// their requests), and the operation and attempt timeouts of
+/// [`SdkTimeouts`], so that a hung call fails inside the invocation.
 pub async fn load_config() -> Result<SdkConfig, SdkConfigError> {
-    Ok(config_loader()?.load().await)
+    let timeouts = SdkTimeouts::from_env()?;
+    let timeout_config = aws_config::timeout::TimeoutConfig::builder()
+        .operation_timeout(timeouts.operation)
+        .operation_attempt_timeout(timeouts.attempt)
+        .build();
+    Ok(config_loader()?.timeout_config(timeout_config).load().await)
 }
 
 /// [`load_config`]'s loader, for callers that set more (the tests' emulator endpoint).

@@ -279,45 +279,44 @@ impl DynamoStore {
     }
 }
 
+type TransactError<R> = SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError, R>;
+
+/// Why each item of a cancelled transaction was cancelled (empty for any other failure).
+fn cancellation_reasons<R>(e: &TransactError<R>) -> &[aws_sdk_dynamodb::types::CancellationReason] {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    match e {
+        SdkError::ServiceError(se) => match se.err() {
+            TransactWriteItemsError::TransactionCanceledException(c) => c.cancellation_reasons(),
+            _ => &[],
+        },
+        _ => &[],
+    }
+}
+
+/// Whether a transaction was cancelled because another transaction was
+/// writing the same items at the same moment.
+fn cancelled_by_conflict<R>(e: &TransactError<R>) -> bool {
+    cancellation_reasons(e).iter().any(|r| r.code() == Some("TransactionConflict"))
+}
+
 /// A failed transaction: retryable when it was cancelled because another
 /// transaction touched the same items, or by throttling (cancellation reasons
 /// `TransactionConflict`, `ThrottlingError`, `ProvisionedThroughputExceeded`),
 /// otherwise as [`classify`] says.
-fn classify_transaction<R>(
-    e: SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError, R>,
-) -> StoreError
+fn classify_transaction<R>(e: TransactError<R>) -> StoreError
 where
     R: std::fmt::Debug + Send + Sync + 'static,
 {
-    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
     const RETRYABLE_REASONS: [&str; 3] = ["TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"];
-    let conflict = match &e {
-        SdkError::ServiceError(se) => match se.err() {
-            TransactWriteItemsError::TransactionCanceledException(c) => {
-                c.cancellation_reasons().iter().any(|r| r.code().is_some_and(|code| RETRYABLE_REASONS.contains(&code)))
-            }
-            _ => false,
-        },
-        _ => false,
-    };
-    if conflict { StoreError::backend(true, e) } else { classify(e) }
+    let retryable =
+        cancellation_reasons(&e).iter().any(|r| r.code().is_some_and(|code| RETRYABLE_REASONS.contains(&code)));
+    if retryable { StoreError::backend(true, e) } else { classify(e) }
 }
 
 /// The index of the first cancelled item of a transaction, if the
 /// transaction failed on a condition.
-fn condition_failed_at<R>(
-    e: &SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError, R>,
-) -> Option<usize> {
-    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-    match e {
-        SdkError::ServiceError(se) => match se.err() {
-            TransactWriteItemsError::TransactionCanceledException(c) => {
-                c.cancellation_reasons().iter().position(|r| r.code() == Some("ConditionalCheckFailed"))
-            }
-            _ => None,
-        },
-        _ => None,
-    }
+fn condition_failed_at<R>(e: &TransactError<R>) -> Option<usize> {
+    cancellation_reasons(e).iter().position(|r| r.code() == Some("ConditionalCheckFailed"))
 }
 
 impl ChangeReader for DynamoStore {
@@ -657,6 +656,9 @@ impl Dedupe for DynamoStore {
         match txn.send().await {
             Ok(_) => Ok(Claim::New),
             Err(e) if condition_failed_at(&e).is_some() => self.claim_refused(keys_str, now).await,
+            // DynamoDB cancels concurrent transactions on the same items
+            // (moto runs them one at a time): another copy is claiming them.
+            Err(e) if cancelled_by_conflict(&e) => Ok(Claim::InProgress),
             Err(e) => Err(classify_transaction(e)),
         }
     }
@@ -757,6 +759,13 @@ mod tests {
         assert!(matches!(e, StoreError::Backend { retryable: true, .. }), "{e:?}");
         let e = classify_transaction(cancelled(&["ThrottlingError"]));
         assert!(matches!(e, StoreError::Backend { retryable: true, .. }), "{e:?}");
+    }
+
+    #[test]
+    fn a_claim_cancelled_by_a_concurrent_claim_is_seen_as_in_progress() {
+        assert!(cancelled_by_conflict(&cancelled(&["None", "TransactionConflict"])));
+        assert!(!cancelled_by_conflict(&cancelled(&["ConditionalCheckFailed"])));
+        assert_eq!(condition_failed_at(&cancelled(&["None", "ConditionalCheckFailed"])), Some(1));
     }
 
     #[test]

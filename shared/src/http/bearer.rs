@@ -177,32 +177,60 @@ pub async fn apigw_claims(mut req: Request, next: Next) -> Response {
 }
 
 /// The payload of the bearer token in `headers`, decoded but not verified
-/// (only for a token someone upstream has verified).
+/// (only for a token someone upstream has verified). Exactly one
+/// `Authorization` header holding `Bearer` and one three-part token, or none.
 #[cfg(any(feature = "apigw", test))]
 fn bearer_payload(headers: &axum::http::HeaderMap) -> Option<Map<String, Value>> {
     use base64::Engine;
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let value = values.next()?.to_str().ok()?;
+    if values.next().is_some() {
         return None;
     }
-    let payload = token.trim().split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let segments: Vec<&str> = token.split('.').collect();
+    let base64url =
+        |seg: &&str| !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !scheme.eq_ignore_ascii_case("bearer") || segments.len() != 3 || !segments.iter().all(base64url) {
+        return None;
+    }
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(segments[1]).ok()?;
     serde_json::from_slice(&bytes).ok()
+}
+
+/// A claim as API Gateway's JWT authorizer hands it to a function: strings
+/// as they are, numbers and booleans as text, arrays of strings as `[a b]`.
+#[cfg(any(feature = "apigw", test))]
+fn rendered(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Array(items) => {
+            items.iter().map(Value::as_str).collect::<Option<Vec<_>>>().map(|n| format!("[{}]", n.join(" ")))
+        }
+        _ => None,
+    }
 }
 
 /// The authorizer's claims, with each string that is API Gateway's rendering
 /// (`[a b]`) of an array of strings in the token's payload replaced by that
-/// array. Nothing the authorizer did not pass is taken from the payload, and
-/// an array is taken only where it renders to the verified string.
+/// array. The payload is used only when it is the verified token's: every
+/// claim the authorizer passed (subject, issue and expiry times, token id,
+/// tenant...) must render to exactly what the authorizer verified, and
+/// nothing the authorizer did not pass is taken from it. Otherwise the
+/// claims stay as verified (a flattened group list is then refused, never split).
 #[cfg(any(feature = "apigw", test))]
 fn restore_arrays(mut claims: Map<String, Value>, payload: Option<&Map<String, Value>>) -> Map<String, Value> {
     let Some(payload) = payload else { return claims };
+    let same_token = claims
+        .iter()
+        .all(|(name, verified)| payload.get(name).and_then(rendered).is_some_and(|r| Value::String(r) == *verified));
+    if !same_token {
+        return claims;
+    }
     for (name, value) in claims.iter_mut() {
-        let (Value::String(flat), Some(Value::Array(items))) = (&*value, payload.get(name)) else { continue };
-        let rendered =
-            items.iter().map(Value::as_str).collect::<Option<Vec<_>>>().map(|n| format!("[{}]", n.join(" ")));
-        if rendered.as_deref() == Some(flat.as_str()) {
+        if let Some(Value::Array(items)) = payload.get(name) {
             *value = Value::Array(items.clone());
         }
     }
@@ -549,9 +577,33 @@ mod tests {
         assert_eq!(c.groups, ["eng changehub-admins"]);
         assert!(c.granted.is_empty(), "one group whose name holds a space is not the bootstrap group");
 
+        // Another token's payload is not used, even one that renders the
+        // groups to the same string: every verified claim must match.
         let two = bearer_with(json!({"sub": "alice", "groups": ["eng", "changehub-admins"]}));
-        let restored = restore_arrays(authorizer.clone(), bearer_payload(&two).as_ref());
-        assert_eq!(ClaimNames::default().caller(&restored).expect("caller").granted, BTreeSet::from([Role::Admin]));
+        let kept = restore_arrays(authorizer.clone(), bearer_payload(&two).as_ref());
+        assert_eq!(kept["groups"], json!("[eng changehub-admins]"));
+        assert!(ClaimNames::default().caller(&kept).is_err(), "a flattened list is refused, never split");
+        let timed = claims(
+            json!({"sub": "alice", "changehub_tenant": "acme", "iat": "1700000000", "groups": "[eng changehub-admins]"}),
+        );
+        let reissued = bearer_with(
+            json!({"sub": "alice", "changehub_tenant": "acme", "iat": 1700000001, "groups": ["eng", "changehub-admins"]}),
+        );
+        assert_eq!(
+            restore_arrays(timed.clone(), bearer_payload(&reissued).as_ref())["groups"],
+            json!("[eng changehub-admins]")
+        );
+        let same = bearer_with(
+            json!({"sub": "alice", "changehub_tenant": "acme", "iat": 1700000000, "groups": ["eng changehub-admins"], "extra": {"a": 1}}),
+        );
+        assert_eq!(restore_arrays(timed, bearer_payload(&same).as_ref())["groups"], json!(["eng changehub-admins"]));
+        // Two Authorization headers, or anything but one three-part token: no payload.
+        let mut twice = bearer_with(json!({"sub": "alice"}));
+        twice.append(header::AUTHORIZATION, HeaderValue::from_static("Bearer a.b.c"));
+        assert_eq!(bearer_payload(&twice), None);
+        let mut joined = axum::http::HeaderMap::new();
+        joined.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer a.eyJ9.c, Bearer x.eyJ9.z"));
+        assert_eq!(bearer_payload(&joined), None);
 
         // A payload that does not render to what the authorizer verified is not used.
         let other = bearer_with(json!({"groups": ["changehub-admins"]}));
