@@ -95,7 +95,7 @@ impl StaticSecrets {
 /// never holds a value from the document (keys only, as the path).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Skipped {
-    /// `tenant`, `tenant.source` or `tenant.source[i]`.
+    /// `tenant`, `tenant.source` or `tenant.source[i]`; `?` stands for a wrong name, never quoted.
     pub path: String,
     pub problem: String,
     /// The tenant and source the entry was for (`source` is `None` when the whole tenant was left out).
@@ -117,6 +117,9 @@ impl Parsed {
         }
     }
 }
+
+/// Why a wrong entry's name is not in its path.
+const HIDDEN: &str = "its name is not shown, in case it is a secret";
 
 /// The JSON kind of a value, for errors that must not quote it.
 fn kind(v: &serde_json::Value) -> &'static str {
@@ -143,12 +146,21 @@ pub fn parse_document(text: &str) -> Result<Parsed, SecretsError> {
         return Err(SecretsError::Invalid(format!("the document is {}; {SHAPE}", kind(&value))));
     };
     let (mut document, mut skipped) = (SecretsDocument::new(), Vec::new());
+    // Entries left out whose wrong name cannot be shown (nothing is carried over for them).
+    let mut unnamed = Vec::new();
     for (tenant, sources) in tenants {
         let mut skip = |path: String, problem: String, source: Option<&str>| {
             skipped.push(Skipped { path, problem, tenant: tenant.clone(), source: source.map(str::to_owned) })
         };
-        if let Err(e) = TenantId::parse(&tenant) {
-            skip(format!("{tenant:?}"), e.message, None);
+        if TenantId::parse(&tenant).is_err() {
+            // A wrong name is never quoted: in a garbled document it may be a secret.
+            // Nothing is carried over for it, so it keeps no tenant either.
+            unnamed.push(Skipped {
+                path: "?".into(),
+                problem: format!("an entry named other than a tenant (a lowercase slug); {HIDDEN}"),
+                tenant: String::new(),
+                source: None,
+            });
             continue;
         }
         let serde_json::Value::Object(sources) = sources else {
@@ -156,15 +168,18 @@ pub fn parse_document(text: &str) -> Result<Parsed, SecretsError> {
             continue;
         };
         for (source, secrets) in sources {
-            let path = format!("{tenant}.{source}");
             if Origin::parse(&source).is_none_or(|o| o == Origin::Aws) {
-                skip(
-                    path,
-                    "not a webhook source (github, gitlab, pagerduty, incidentio, alertmanager)".into(),
-                    Some(&source),
-                );
+                unnamed.push(Skipped {
+                    path: format!("{tenant}.?"),
+                    problem: format!(
+                        "an entry named other than a webhook source (github, gitlab, pagerduty, incidentio, alertmanager); {HIDDEN}"
+                    ),
+                    tenant: String::new(),
+                    source: None,
+                });
                 continue;
             }
+            let path = format!("{tenant}.{source}");
             let serde_json::Value::Array(list) = secrets else {
                 skip(path, format!("expected a list of strings, found {}", kind(&secrets)), Some(&source));
                 continue;
@@ -189,6 +204,7 @@ pub fn parse_document(text: &str) -> Result<Parsed, SecretsError> {
             }
         }
     }
+    skipped.extend(unnamed);
     Ok(Parsed { document, skipped })
 }
 
@@ -215,6 +231,9 @@ mod tests {
             r#"{"default": "SECRET", "acme": {"github": ["acme-ok"]}}"#,
             r#"{"default": {"github": {"secret": "SECRET"}}, "acme": {"github": ["acme-ok"]}}"#,
             r#"{"default": {"github": ["SECRET"]}, "acme": {"github": ["acme-ok"]}, "Not A Slug": {"github": ["SECRET"]}}"#,
+            // Names and secrets swapped: the secret is a key.
+            r#"{"SECRET/": {"github": ["default"]}, "acme": {"github": ["acme-ok"]}}"#,
+            r#"{"default": {"SECRET": ["github"]}, "acme": {"github": ["acme-ok"]}}"#,
         ]
         .iter()
         .map(|d| d.replace("SECRET", SECRET))
@@ -259,8 +278,12 @@ mod tests {
         assert_eq!(
             paths,
             [
-                ("default.bitbucket", "not a webhook source (github, gitlab, pagerduty, incidentio, alertmanager)"),
                 ("default.github", "expected a list of strings, found a number"),
+                (
+                    "default.?",
+                    "an entry named other than a webhook source (github, gitlab, pagerduty, incidentio, alertmanager); \
+                     its name is not shown, in case it is a secret"
+                ),
             ]
         );
     }
