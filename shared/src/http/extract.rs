@@ -5,6 +5,7 @@ use axum::http::{StatusCode, header, request::Parts};
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
+pub use super::query::TypedQuery;
 use crate::domain::ChangeId;
 use crate::json::JsonError;
 
@@ -35,29 +36,6 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathTex
             .await
             .map(|axum::extract::Path(v)| PathText(v))
             .map_err(|_| ApiError::not_found(format!("nothing exists at {}", parts.uri.path())))
-    }
-}
-
-/// Query parameters, each at most once: a repeated one is refused rather
-/// than silently resolved.
-pub struct QueryParams(pub std::collections::HashMap<String, String>);
-
-impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let axum::extract::Query(pairs) =
-            axum::extract::Query::<Vec<(String, String)>>::from_request_parts(parts, state)
-                .await
-                .map_err(|e| ApiError::invalid("query", format!("the query string cannot be read: {e}")))?;
-        let mut params = std::collections::HashMap::with_capacity(pairs.len());
-        for (k, v) in pairs {
-            if params.contains_key(&k) {
-                return Err(ApiError::invalid(k, "query parameter given more than once"));
-            }
-            params.insert(k, v);
-        }
-        Ok(QueryParams(params))
     }
 }
 

@@ -1305,6 +1305,7 @@ async fn change_scenario(api: &Api) {
         ("service=payments&from=2026-12-02T00:00:00Z&to=2026-12-01T00:00:00Z", "to"),
         ("service=payments&cursor=bogus", "cursor"),
         ("service=payments&colour=red", "colour"),
+        ("service=payments&limit=1&limit=2", "limit"),
     ] {
         let what = format!("list ?{query}");
         api.call(&list, Req::get(format!("/changes?{query}")).bearer(&alice))
@@ -1674,7 +1675,9 @@ async fn checklist_and_review_scenario(api: &Api) {
     assert_eq!(listed.len(), 2, "{listed:?}");
     assert!(listed.iter().all(|c| c["id"] != json!(id)), "the reviewed change is no longer pending");
     assert!(listed[0]["review"]["due_at"].as_str() <= listed[1]["review"]["due_at"].as_str(), "earliest due first");
-    for (query, field) in [("limit=0", "limit"), ("limit=many", "limit"), ("colour=red", "colour")] {
+    for (query, field) in
+        [("limit=0", "limit"), ("limit=many", "limit"), ("colour=red", "colour"), ("cursor=a&cursor=b", "cursor")]
+    {
         let what = format!("pending reviews ?{query}");
         api.call(&pending, Req::get(format!("/reports/pending-reviews?{query}")).bearer(&alice))
             .await

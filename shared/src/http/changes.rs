@@ -1,0 +1,141 @@
+//! `/changes`: create, read, list, move and decide changes.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use std::sync::Arc;
+
+use super::extract::{ChangeIdPath, JsonBody, PathText};
+use super::query::{self, TypedQuery};
+use super::{Api, ApiError, AppState, ListResponse};
+use crate::app::changes::{ChangeStore, DecisionRequest, NoteRequest, RescheduleRequest};
+use crate::app::{Caller, Changes, ListRequest, TransitionRequest};
+use crate::domain::{ChangeId, NewChange};
+use crate::ports::Clock;
+
+/// `GET /changes`: the changes of one service in a time range, a page at a time.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    service: Option<String>,
+    #[serde(default, deserialize_with = "query::rfc3339")]
+    from: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "query::rfc3339")]
+    to: Option<DateTime<Utc>>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+#[derive(serde::Serialize)]
+struct AuditResponse<'a> {
+    change_id: ChangeId,
+    entries: &'a [crate::domain::AuditEntry],
+}
+
+impl<S: ChangeStore, C: Clock + 'static> Api<S, C> {
+    pub(super) fn change_routes() -> Router<Arc<Changes<S, C>>> {
+        Router::new()
+            .route("/changes", post(Self::create).get(Self::list))
+            .route("/changes/{id}", get(Self::get_change))
+            .route("/changes/{id}/transitions", post(Self::transition))
+            .route("/changes/{id}/audit", get(Self::audit))
+            .route("/changes/{id}/decisions", post(Self::decide))
+            .route("/changes/{id}/reschedule", post(Self::reschedule))
+            .route("/changes/{id}/checklist/{item}", post(Self::checklist_item))
+            .route("/changes/{id}/review", post(Self::review))
+    }
+
+    async fn create(
+        State(app): AppState<S, C>,
+        caller: Caller,
+        JsonBody(input): JsonBody<NewChange>,
+    ) -> Result<Response, ApiError> {
+        let change = app.create(&caller, input).await?;
+        let location = format!("/changes/{}", change.id);
+        let mut response = (StatusCode::CREATED, Json(change)).into_response();
+        if let Ok(v) = HeaderValue::from_str(&location) {
+            response.headers_mut().insert(header::LOCATION, v);
+        }
+        Ok(response)
+    }
+
+    async fn get_change(
+        State(app): AppState<S, C>,
+        caller: Caller,
+        ChangeIdPath(id): ChangeIdPath,
+    ) -> Result<Response, ApiError> {
+        let change = app.get(&caller, &id).await?;
+        Ok(Json(change).into_response())
+    }
+
+    async fn list(
+        State(app): AppState<S, C>,
+        caller: Caller,
+        TypedQuery(q): TypedQuery<ListQuery>,
+    ) -> Result<Response, ApiError> {
+        let req = ListRequest { service: q.service, from: q.from, to: q.to, limit: q.limit, cursor: q.cursor };
+        let page = app.list(&caller, req).await?;
+        Ok(Json(ListResponse { changes: &page.items, next_cursor: page.next.as_deref() }).into_response())
+    }
+
+    async fn transition(
+        State(app): AppState<S, C>,
+        caller: Caller,
+        ChangeIdPath(id): ChangeIdPath,
+        JsonBody(req): JsonBody<TransitionRequest>,
+    ) -> Result<Response, ApiError> {
+        let change = app.transition(&caller, &id, req).await?;
+        Ok(Json(change).into_response())
+    }
+
+    async fn audit(
+        State(app): AppState<S, C>,
+        caller: Caller,
+        ChangeIdPath(id): ChangeIdPath,
+    ) -> Result<Response, ApiError> {
+        let entries = app.audit(&caller, &id).await?;
+        Ok(Json(AuditResponse { change_id: id, entries: &entries }).into_response())
+    }
+
+    async fn decide(
+        State(app): AppState<S, C>,
+        caller: Caller,
+        ChangeIdPath(id): ChangeIdPath,
+        JsonBody(req): JsonBody<DecisionRequest>,
+    ) -> Result<Response, ApiError> {
+        Ok(Json(app.decide(&caller, &id, req).await?).into_response())
+    }
+
+    async fn reschedule(
+        State(app): AppState<S, C>,
+        caller: Caller,
+        ChangeIdPath(id): ChangeIdPath,
+        JsonBody(req): JsonBody<RescheduleRequest>,
+    ) -> Result<Response, ApiError> {
+        Ok(Json(app.reschedule(&caller, &id, req).await?).into_response())
+    }
+
+    async fn checklist_item(
+        State(app): AppState<S, C>,
+        caller: Caller,
+        ChangeIdPath(id): ChangeIdPath,
+        PathText((_, item)): PathText<(String, String)>,
+        JsonBody(req): JsonBody<NoteRequest>,
+    ) -> Result<Response, ApiError> {
+        Ok(Json(app.complete_item(&caller, &id, &item, req).await?).into_response())
+    }
+
+    async fn review(
+        State(app): AppState<S, C>,
+        caller: Caller,
+        ChangeIdPath(id): ChangeIdPath,
+        JsonBody(req): JsonBody<NoteRequest>,
+    ) -> Result<Response, ApiError> {
+        Ok(Json(app.review(&caller, &id, req).await?).into_response())
+    }
+}

@@ -1,0 +1,51 @@
+//! `/freezes`: the tenant's change freeze windows.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get};
+use serde_json::json;
+use std::sync::Arc;
+
+use super::extract::{JsonBody, PathText};
+use super::{Api, ApiError, AppState};
+use crate::app::changes::ChangeStore;
+use crate::app::{Caller, Changes};
+use crate::domain::freeze::FreezeWindow;
+use crate::ports::Clock;
+
+impl<S: ChangeStore, C: Clock + 'static> Api<S, C> {
+    pub(super) fn freeze_routes() -> Router<Arc<Changes<S, C>>> {
+        Router::new()
+            .route("/freezes", get(Self::list_freezes).post(Self::put_freeze))
+            .route("/freezes/{id}", delete(Self::delete_freeze))
+    }
+
+    async fn list_freezes(State(app): AppState<S, C>, caller: Caller) -> Result<Response, ApiError> {
+        let freezes = app.governance().freezes(&caller).await?;
+        let now = app.clock.now();
+        let windows: Vec<serde_json::Value> =
+            freezes.windows.iter().map(|w| json!({"window": w, "next_occurrence": w.next_occurrence(now)})).collect();
+        Ok(Json(json!({ "freezes": windows })).into_response())
+    }
+
+    async fn put_freeze(
+        State(app): AppState<S, C>,
+        caller: Caller,
+        JsonBody(window): JsonBody<FreezeWindow>,
+    ) -> Result<Response, ApiError> {
+        let window = app.governance().put_freeze(&caller, window).await?;
+        Ok((StatusCode::CREATED, Json(window)).into_response())
+    }
+
+    async fn delete_freeze(
+        State(app): AppState<S, C>,
+        caller: Caller,
+        PathText(id): PathText<String>,
+    ) -> Result<Response, ApiError> {
+        app.governance().delete_freeze(&caller, &id).await?;
+        Ok(StatusCode::NO_CONTENT.into_response())
+    }
+}
