@@ -681,6 +681,39 @@ mod tests {
     }
 
     #[test]
+    fn category_template_and_checklist_ids_are_slugs() {
+        let error_of = |edit: &dyn Fn(&mut serde_json::Value)| {
+            let mut v = sample();
+            edit(&mut v);
+            catalog(v).validate().err()
+        };
+        let rule = "ids are 1 to 64 characters of a-z, 0-9, '.', '_' or '-'";
+        for bad in ["", "Upper", "-lead", ".lead", "has space", "a#b", "ünï", &"a".repeat(65)] {
+            assert_eq!(
+                error_of(&|v| v["categories"][bad] = json!({})),
+                Some(FieldError::new(format!("categories.{bad}"), format!("category {rule}")))
+            );
+            assert_eq!(
+                error_of(&|v| v["templates"][0]["id"] = json!(bad)),
+                Some(FieldError::new("templates[0].id", format!("template {rule}")))
+            );
+            assert_eq!(
+                error_of(&|v| v["categories"]["database_schema"]["checklist"][0]["id"] = json!(bad)),
+                Some(FieldError::new("categories.database_schema.checklist[0].id", format!("checklist {rule}")))
+            );
+        }
+        for ok in ["a", "9", "db.primary", "a_b-c", &"a".repeat(64)] {
+            assert_eq!(error_of(&|v| v["categories"][ok] = json!({})), None, "{ok:?}");
+            assert_eq!(error_of(&|v| v["templates"][0]["id"] = json!(ok)), None, "{ok:?}");
+            assert_eq!(
+                error_of(&|v| v["categories"]["database_schema"]["checklist"][0]["id"] = json!(ok)),
+                None,
+                "{ok:?}"
+            );
+        }
+    }
+
+    #[test]
     fn unknown_fields_and_bad_durations_are_refused_when_decoding() {
         let mut v = sample();
         v["services"][0]["teir"] = json!(1);

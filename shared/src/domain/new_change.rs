@@ -284,4 +284,18 @@ mod tests {
         assert_eq!(field_of(NewChange { incident: Some(" ".into()), ..emergency.clone() }), "incident");
         assert_eq!(field_of(NewChange { incident: Some("x".repeat(129)), ..emergency }), "incident");
     }
+
+    #[test]
+    fn the_category_is_a_slug_defaulting_to_general() {
+        assert_eq!(base().validate().expect("valid").category, DEFAULT_CATEGORY);
+        let v = NewChange { category: Some("database_schema".into()), ..base() }.validate().expect("valid");
+        assert_eq!(v.category, "database_schema");
+        for bad in ["", "Database", "-x", "a#b", &"a".repeat(65)] {
+            assert_eq!(
+                NewChange { category: Some(bad.into()), ..base() }.validate().expect_err("a bad category"),
+                FieldError::new("category", "category must be 1 to 64 characters of a-z, 0-9, '.', '_' or '-'"),
+                "{bad:?}"
+            );
+        }
+    }
 }
