@@ -294,3 +294,104 @@ async fn unknown_paths_are_route_not_found() {
         api.check_response(&what, route_not_found, &answer);
     }
 }
+
+// ---------------------------------------------------------------------------
+// The routes the code declares, and the document's paths made concrete
+
+/// The routes the code declares, by the surfaces that serve them.
+struct CodeRoutes {
+    /// `http::ROUTES`, the change API: the local hub and the api Lambda.
+    api: BTreeSet<OpKey>,
+    /// `webhooks::WEBHOOK_ROUTES`: the local hub and the ingest Lambda.
+    webhooks: BTreeSet<OpKey>,
+    /// `webhooks::LOCAL_ROUTES`: the local hub only.
+    local: BTreeSet<OpKey>,
+}
+
+impl CodeRoutes {
+    fn load() -> CodeRoutes {
+        let set = |routes: &[(Method, &str)]| routes.iter().map(|(m, p)| key(m, p)).collect::<BTreeSet<_>>();
+        let routes = CodeRoutes { api: set(ROUTES), webhooks: set(WEBHOOK_ROUTES), local: set(LOCAL_ROUTES) };
+        let listed = routes.api.len() + routes.webhooks.len() + routes.local.len();
+        assert_eq!(routes.all().len(), listed, "ROUTES, WEBHOOK_ROUTES and LOCAL_ROUTES overlap or repeat a route");
+        routes
+    }
+
+    fn all(&self) -> BTreeSet<OpKey> {
+        self.api.iter().chain(&self.webhooks).chain(&self.local).cloned().collect()
+    }
+
+    /// The surfaces that serve `op`, by the list that holds it.
+    fn served_by(&self, op: &OpKey) -> BTreeSet<&'static str> {
+        let surfaces: &[&'static str] = if self.api.contains(op) {
+            &["local", "api"]
+        } else if self.webhooks.contains(op) {
+            &["local", "ingest"]
+        } else if self.local.contains(op) {
+            &["local"]
+        } else {
+            &[]
+        };
+        surfaces.iter().copied().collect()
+    }
+}
+
+/// The surfaces the document says serve `op`: its `x-changehub-served-by`
+/// (absent: `[local, api]`), checked against its `x-changehub-local-only`.
+fn documented_served_by(op: &OpKey, operation: &Value) -> BTreeSet<&'static str> {
+    let served_by: BTreeSet<&'static str> = match operation.get(SERVED_BY) {
+        None => DEFAULT_SERVED_BY.into_iter().collect(),
+        Some(Value::Array(names)) => {
+            let mut set = BTreeSet::new();
+            for name in names {
+                let surface = SURFACES.into_iter().find(|s| Some(*s) == name.as_str());
+                let surface =
+                    surface.unwrap_or_else(|| panic!("{op}: {SERVED_BY} lists {name}, not one of {SURFACES:?}"));
+                assert!(set.insert(surface), "{op}: {SERVED_BY} lists {surface} twice");
+            }
+            assert!(!set.is_empty(), "{op}: {SERVED_BY} is empty");
+            set
+        }
+        Some(other) => panic!("{op}: {SERVED_BY} must be an array of surfaces, got {other}"),
+    };
+    let local_only = match operation.get(LOCAL_ONLY) {
+        None => false,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => panic!("{op}: {LOCAL_ONLY} must be a boolean, got {other}"),
+    };
+    assert_eq!(
+        local_only,
+        served_by == BTreeSet::from(["local"]),
+        "{op}: {LOCAL_ONLY} is {local_only} but {SERVED_BY} is {served_by:?}; mark an operation \
+         `{LOCAL_ONLY}: true` exactly when only the local hub serves it"
+    );
+    served_by
+}
+
+/// An example value for a path parameter: one the route takes, so that a
+/// bare request gets past the path (a change `id` is a fresh UUID).
+fn example_param(name: &str) -> String {
+    match name {
+        "source" => "github".to_owned(),
+        "tenant" => "acme".to_owned(),
+        _ => uuid::Uuid::now_v7().to_string(),
+    }
+}
+
+/// A concrete URI for a path template: each `{param}` becomes its example value.
+fn instance(path: &str) -> String {
+    let mut out = String::new();
+    let mut rest = path;
+    while let Some(start) = rest.find('{') {
+        out.push_str(&rest[..start]);
+        let end = rest[start..].find('}').map(|e| start + e + 1).unwrap_or(rest.len());
+        out.push_str(&example_param(&rest[start + 1..end - 1]));
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn path_params(path: &str) -> BTreeSet<String> {
+    path.split('/').filter_map(|s| s.strip_prefix('{')?.strip_suffix('}')).map(str::to_owned).collect()
+}
