@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use super::ids::ServiceName;
 use super::risk::RiskRules;
+use super::slug::Slug;
 use super::validation::FieldError;
 
 pub const MAX_SERVICES: usize = 2_000;
@@ -307,13 +308,6 @@ pub enum MappingKind {
     AwsResource,
 }
 
-fn slug_ok(s: &str, max: usize) -> bool {
-    !s.is_empty()
-        && s.len() <= max
-        && s.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'))
-}
-
 /// A group name as identity providers send them: visible characters, no spaces.
 /// Identity providers' group names are display names (`Payments Leads`), so
 /// inner spaces are allowed; empty names, surrounding whitespace and control
@@ -458,13 +452,13 @@ impl Catalog {
         }
         for (id, cat) in &self.categories {
             let at = format!("categories.{id}");
-            if !slug_ok(id, 64) {
+            if !Slug::is_valid(id) {
                 return Err(FieldError::new(at, "category ids are 1 to 64 characters of a-z, 0-9, '.', '_' or '-'"));
             }
             let mut ids = HashSet::new();
             for (j, item) in cat.checklist.iter().enumerate() {
                 let iat = format!("{at}.checklist[{j}]");
-                if !slug_ok(&item.id, 64) {
+                if !Slug::is_valid(&item.id) {
                     return Err(FieldError::new(
                         format!("{iat}.id"),
                         "checklist ids are 1 to 64 characters of a-z, 0-9, '.', '_' or '-'",
@@ -479,7 +473,7 @@ impl Catalog {
         let mut template_ids = HashSet::new();
         for (i, t) in self.templates.iter().enumerate() {
             let at = format!("templates[{i}]");
-            if !slug_ok(&t.id, 64) {
+            if !Slug::is_valid(&t.id) {
                 return Err(FieldError::new(
                     format!("{at}.id"),
                     "template ids are 1 to 64 characters of a-z, 0-9, '.', '_' or '-'",
@@ -684,6 +678,39 @@ mod tests {
         assert_eq!(field_of(|v| v["emergency"]["approvers"] = json!(["tab\there"])), "emergency.approvers[0]");
         assert_eq!(field_of(|v| v["emergency"]["approval_sla"] = json!("2d")), "emergency.approval_sla");
         assert_eq!(field_of(|v| v["implementation"]["start_grace"] = json!("2d")), "implementation.start_grace");
+    }
+
+    #[test]
+    fn category_template_and_checklist_ids_are_slugs() {
+        let error_of = |edit: &dyn Fn(&mut serde_json::Value)| {
+            let mut v = sample();
+            edit(&mut v);
+            catalog(v).validate().err()
+        };
+        let rule = "ids are 1 to 64 characters of a-z, 0-9, '.', '_' or '-'";
+        for bad in ["", "Upper", "-lead", ".lead", "has space", "a#b", "ünï", &"a".repeat(65)] {
+            assert_eq!(
+                error_of(&|v| v["categories"][bad] = json!({})),
+                Some(FieldError::new(format!("categories.{bad}"), format!("category {rule}")))
+            );
+            assert_eq!(
+                error_of(&|v| v["templates"][0]["id"] = json!(bad)),
+                Some(FieldError::new("templates[0].id", format!("template {rule}")))
+            );
+            assert_eq!(
+                error_of(&|v| v["categories"]["database_schema"]["checklist"][0]["id"] = json!(bad)),
+                Some(FieldError::new("categories.database_schema.checklist[0].id", format!("checklist {rule}")))
+            );
+        }
+        for ok in ["a", "9", "db.primary", "a_b-c", &"a".repeat(64)] {
+            assert_eq!(error_of(&|v| v["categories"][ok] = json!({})), None, "{ok:?}");
+            assert_eq!(error_of(&|v| v["templates"][0]["id"] = json!(ok)), None, "{ok:?}");
+            assert_eq!(
+                error_of(&|v| v["categories"]["database_schema"]["checklist"][0]["id"] = json!(ok)),
+                None,
+                "{ok:?}"
+            );
+        }
     }
 
     #[test]

@@ -18,10 +18,11 @@ use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, SecondsFormat, TimeDelta,
 use serde::{Deserialize, Serialize};
 
 use super::ids::ServiceName;
+use super::slug::Slug;
 use super::validation::FieldError;
 
 /// Longest freeze window id, in characters.
-pub const MAX_ID_LEN: usize = 64;
+pub const MAX_ID_LEN: usize = Slug::MAX_LEN;
 /// Longest freeze window name, in characters after trimming.
 pub const MAX_NAME_CHARS: usize = 200;
 /// Longest reason, in characters.
@@ -37,7 +38,7 @@ pub const MAX_MONTH_END_BUSINESS_DAYS: u8 = 10;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FreezeWindow {
-    /// Slug: 1 to 64 characters of `a-z`, `0-9`, `-`, `_`, starting with a letter or digit.
+    /// A [`Slug`] without `.`: 1 to 64 characters of `a-z`, `0-9`, `-`, `_`, starting with a letter or digit.
     pub id: String,
     /// Human name, 1 to 200 characters after trimming.
     pub name: String,
@@ -330,12 +331,9 @@ fn at(day: NaiveDate, time: TimeOfDay) -> DateTime<Utc> {
         .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
-/// Freeze window ids: like service names, but without `.`.
+/// Freeze window ids: slugs, like service names, but without `.`.
 fn is_window_slug(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= MAX_ID_LEN
-        && s.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_'))
+    Slug::is_valid(s) && !s.contains('.')
 }
 
 impl Weekday {

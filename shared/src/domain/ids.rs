@@ -4,67 +4,51 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+use super::slug::Slug;
 use super::validation::FieldError;
 
-/// Lowercase slug: letters, digits, `.`, `_`, `-`; starts with a letter or digit.
-fn is_slug(s: &str, max: usize) -> bool {
-    !s.is_empty()
-        && s.len() <= max
-        && s.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'))
-}
-
+/// An id that is a [`Slug`], typed by what it names.
 macro_rules! slug_id {
-    ($name:ident, $what:literal, $max:literal) => {
+    ($name:ident, $what:literal) => {
         #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
-        pub struct $name(String);
+        pub struct $name(Slug);
 
         impl $name {
-            pub const MAX_LEN: usize = $max;
+            pub const MAX_LEN: usize = Slug::MAX_LEN;
 
             pub fn parse(s: &str) -> Result<Self, FieldError> {
-                if is_slug(s, $max) {
-                    Ok(Self(s.to_owned()))
-                } else {
-                    Err(FieldError::new(
-                        $what,
-                        format!(
-                            "{} must be 1 to {} characters of a-z, 0-9, '.', '_' or '-', starting with a letter or digit; got {:?}",
-                            $what, $max, s
-                        ),
-                    ))
-                }
+                Slug::parse(s).map(Self).map_err(|e| FieldError::new($what, format!("{} {e}", $what)))
             }
 
             pub fn as_str(&self) -> &str {
-                &self.0
+                self.0.as_str()
             }
         }
 
         impl TryFrom<String> for $name {
             type Error = String;
             fn try_from(s: String) -> Result<Self, String> {
-                Self::parse(&s).map_err(|e| e.message)
+                Slug::try_from(s).map(Self).map_err(|e| format!("{} {e}", $what))
             }
         }
 
         impl From<$name> for String {
             fn from(v: $name) -> String {
-                v.0
+                v.0.into()
             }
         }
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
+                fmt::Display::fmt(&self.0, f)
             }
         }
     };
 }
 
-slug_id!(TenantId, "tenant", 64);
-slug_id!(ServiceName, "service", 64);
+slug_id!(TenantId, "tenant");
+slug_id!(ServiceName, "service");
 
 /// A change id: a UUIDv7, so ids sort by creation time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

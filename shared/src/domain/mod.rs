@@ -10,6 +10,7 @@ pub mod freeze;
 pub mod ids;
 pub mod new_change;
 pub mod risk;
+pub mod slug;
 pub mod validation;
 
 pub use audit::{AuditAction, AuditEntry, ChainError, FieldChange};
@@ -17,4 +18,5 @@ pub use change::{Change, ChangeState, ChangeType, IllegalTransition};
 pub use event::{EventPattern, HubEvent};
 pub use ids::{ChangeId, ServiceName, TenantId};
 pub use new_change::{NewChange, ValidNewChange};
+pub use slug::Slug;
 pub use validation::FieldError;

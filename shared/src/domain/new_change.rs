@@ -9,6 +9,7 @@ use super::change::{
 };
 use super::ids::{ChangeId, ServiceName, TenantId};
 use super::risk::{Complexity, Impact};
+use super::slug::Slug;
 use super::validation::FieldError;
 
 /// The body of `POST /changes`. Unknown fields are refused so that a typo is
@@ -63,7 +64,7 @@ pub struct ValidNewChange {
     pub environment: String,
     pub planned_start: DateTime<Utc>,
     pub planned_end: DateTime<Utc>,
-    pub category: String,
+    pub category: Slug,
     pub template: Option<String>,
     pub impact: Impact,
     pub complexity: Complexity,
@@ -160,13 +161,9 @@ impl NewChange {
             return Err(FieldError::new("environment", "environment must be 1 to 64 characters"));
         }
         validate_window(self.planned_start, self.planned_end)?;
-        let category = self.category.unwrap_or_else(|| DEFAULT_CATEGORY.to_owned());
-        if ServiceName::parse(&category).is_err() {
-            return Err(FieldError::new(
-                "category",
-                "category must be 1 to 64 characters of a-z, 0-9, '.', '_' or '-'",
-            ));
-        }
+        let category = Slug::try_from(self.category.unwrap_or_else(|| DEFAULT_CATEGORY.to_owned())).map_err(|_| {
+            FieldError::new("category", "category must be 1 to 64 characters of a-z, 0-9, '.', '_' or '-'")
+        })?;
         match (&self.template, self.change_type) {
             (None, ChangeType::Standard) => {
                 return Err(FieldError::new("template", "a standard change names the pre-approved template it uses"));
@@ -227,7 +224,7 @@ impl ValidNewChange {
             created_at: now,
             updated_at: now,
             audit_head: String::new(),
-            category: self.category,
+            category: self.category.into(),
             template: self.template,
             impact: self.impact,
             complexity: self.complexity,
@@ -286,5 +283,19 @@ mod tests {
         let emergency = NewChange { change_type: ChangeType::Emergency, ..base() };
         assert_eq!(field_of(NewChange { incident: Some(" ".into()), ..emergency.clone() }), "incident");
         assert_eq!(field_of(NewChange { incident: Some("x".repeat(129)), ..emergency }), "incident");
+    }
+
+    #[test]
+    fn the_category_is_a_slug_defaulting_to_general() {
+        assert_eq!(base().validate().expect("valid").category, DEFAULT_CATEGORY);
+        let v = NewChange { category: Some("database_schema".into()), ..base() }.validate().expect("valid");
+        assert_eq!(v.category, "database_schema");
+        for bad in ["", "Database", "-x", "a#b", &"a".repeat(65)] {
+            assert_eq!(
+                NewChange { category: Some(bad.into()), ..base() }.validate().expect_err("a bad category"),
+                FieldError::new("category", "category must be 1 to 64 characters of a-z, 0-9, '.', '_' or '-'"),
+                "{bad:?}"
+            );
+        }
     }
 }

@@ -17,5 +17,5 @@ pub use notifier::{Notification, Notifier, NotifyError};
 pub use secrets::{SecretSource, SecretsError};
 pub use store::{
     BoxError, Bump, ChangeReader, ChangeUpdate, ChangeWriter, Claim, CounterKey, Counters, Counts, Dedupe, DueIndex,
-    MAX_PAGE, Page, ServiceWindowQuery, Store, StoreError, VolumeKey, VolumeOf,
+    MAX_PAGE, Page, ServiceWindowQuery, StoreError, VolumeKey, VolumeOf,
 };

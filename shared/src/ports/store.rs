@@ -229,7 +229,3 @@ pub trait Dedupe: Send + Sync {
     /// for a duplicate. Keys already done are kept.
     fn release(&self, keys: &[String]) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
-
-/// Everything a full store provides.
-pub trait Store: ChangeReader + ChangeWriter + Dedupe + Counters + DueIndex + super::TenantDocs {}
-impl<T: ChangeReader + ChangeWriter + Dedupe + Counters + DueIndex + super::TenantDocs> Store for T {}

@@ -1,0 +1,102 @@
+//! The scenario's part on major incidents.
+
+use super::*;
+
+/// A major incident on payments: while it is open, only its commander may
+/// schedule a critical change there, with a reason.
+pub(super) async fn incident_scenario(api: &Api) {
+    let list = key(&Method::GET, "/incidents");
+    let declare = key(&Method::POST, "/incidents");
+    let resolve = key(&Method::POST, "/incidents/{id}/resolve");
+    let (alice, pat, carol) = (api.token(&ALICE), api.token(&PAT), api.token(&CAROL));
+    let incident = json!({"id": "PD-Q2ZX9K", "title": "Card payments failing", "services": ["payments"],
+                          "commander": CAROL.user});
+
+    let a = api.call(&list, Req::get("/incidents").bearer(&alice)).await;
+    a.expect("no incidents", StatusCode::OK, None);
+    assert_eq!(a.body, json!({"open": [], "log": []}));
+    api.call(&declare, Req::post_json("/incidents", &incident).bearer(&alice))
+        .await
+        .expect_forbidden("a requester declaring an incident", "needs the admin or cab or approver role");
+    let what = "an incident without services";
+    api.call(&declare, Req::post_json("/incidents", &merged(&incident, json!({"services": []}))).bearer(&pat))
+        .await
+        .expect(what, StatusCode::BAD_REQUEST, Some("invalid_request"))
+        .expect_field(what, "services");
+    let declared = api.call(&declare, Req::post_json("/incidents", &incident).bearer(&pat)).await;
+    declared.expect("declare an incident", StatusCode::CREATED, None);
+    assert_eq!(declared.body["declared_by"], json!(PAT.user));
+    let a = api.call(&list, Req::get("/incidents").bearer(&alice)).await;
+    a.expect("the open incident", StatusCode::OK, None);
+    assert_eq!(a.body["open"], json!([declared.body]));
+    // Declaring the same id again would take it over (its commander): refused.
+    let what = "declaring an open incident's id again";
+    api.call(
+        &declare,
+        Req::post_json("/incidents", &merged(&incident, json!({"commander": SAM.user}))).bearer(&api.token(&SAM)),
+    )
+    .await
+    .expect(what, StatusCode::CONFLICT, Some("incident_exists"))
+    .expect_field(what, "id")
+    .expect_message(what, "commander carol@example.com");
+
+    // A critical emergency change on payments, approved by the cab.
+    let critical = merged(
+        &new_change(&["payments"], "2026-12-05T10:00:00Z", "2026-12-05T11:00:00Z"),
+        json!({"type": "emergency", "complexity": "high", "impact": {"data": "destructive", "availability": "outage"}}),
+    );
+    let id = api.open(&alice, &critical).await.id();
+    let submitted = api.move_to(&alice, &id, "submitted", 1).await;
+    assert_eq!(submitted.body["risk"]["level"], json!("critical"), "{}", submitted.brief());
+    let decide = key(&Method::POST, "/changes/{id}/decisions");
+    let uri = format!("/changes/{id}/decisions");
+    let a = api.call(&decide, Req::post_json(uri, &json!({"decision": "approve"})).bearer(&carol)).await;
+    a.expect("the cab approving an emergency", StatusCode::OK, None);
+    let schedule = json!({"to": "scheduled", "version": 3});
+    for (what, token) in [("the requester scheduling", &alice), ("the commander without a reason", &carol)] {
+        api.transition(token, &id, &schedule)
+            .await
+            .expect(what, StatusCode::CONFLICT, Some("major_incident"))
+            .expect_field(what, "override_reason")
+            .expect_message(what, "PD-Q2ZX9K");
+    }
+    let authorized = merged(&schedule, json!({"override_reason": "the fix for the incident itself"}));
+    let scheduled = api.transition(&carol, &id, &authorized).await;
+    scheduled.expect("the commander scheduling with a reason", StatusCode::OK, None);
+    assert_eq!(scheduled.body["state"], json!("scheduled"));
+
+    let uri = "/incidents/PD-Q2ZX9K/resolve";
+    api.call(&resolve, Req::new(Method::POST, uri).bearer(&alice)).await.expect_forbidden(
+        "a requester resolving an incident",
+        "needs its commander (carol@example.com) or the cab or admin role",
+    );
+    api.call(&resolve, Req::new(Method::POST, uri).bearer(&pat))
+        .await
+        .expect_forbidden("an approver resolving another's incident", "needs its commander (carol@example.com)");
+    api.call(&resolve, Req::new(Method::POST, uri).bearer(&carol)).await.expect(
+        "the commander resolves the incident",
+        StatusCode::NO_CONTENT,
+        None,
+    );
+    api.call(&resolve, Req::new(Method::POST, uri).bearer(&carol)).await.expect(
+        "resolve it again",
+        StatusCode::NOT_FOUND,
+        Some("not_found"),
+    );
+    let a = api.call(&list, Req::get("/incidents").bearer(&alice)).await;
+    a.expect("no open incidents", StatusCode::OK, None);
+    assert_eq!(a.body["open"], json!([]));
+    let log: Vec<_> = a.body["log"]
+        .as_array()
+        .map(|l| l.iter().map(|e| (e["action"].clone(), e["by"].clone(), e["incident"]["id"].clone())).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        log,
+        [
+            (json!("declared"), json!(PAT.user), json!("PD-Q2ZX9K")),
+            (json!("resolved"), json!(CAROL.user), json!("PD-Q2ZX9K"))
+        ],
+        "{}",
+        a.body
+    );
+}
