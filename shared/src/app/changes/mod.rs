@@ -17,8 +17,8 @@ use crate::domain::audit::{self, AuditAction};
 use crate::domain::catalog::{CatalogView, Role};
 use crate::domain::{AuditEntry, Change, ChangeId, ChangeState, FieldError, IllegalTransition};
 use crate::ports::{
-    Bump, CatalogReader, ChangeReader, ChangeUpdate, ChangeWriter, Clock, Counters, DueIndex, StoreError, TenantDocs,
-    VolumeKey,
+    Bump, CatalogReader, ChangeReader, ChangeUpdate, ChangeWriter, Clock, Counters, DueIndex, InvalidCursor,
+    StoreError, TenantDocs, VolumeKey,
 };
 
 mod checklist;
@@ -71,7 +71,17 @@ pub enum ChangeError {
 
 impl From<StoreError> for ChangeError {
     fn from(e: StoreError) -> Self {
-        ChangeError::Store(e)
+        match e {
+            StoreError::InvalidCursor(e) => e.into(),
+            e => ChangeError::Store(e),
+        }
+    }
+}
+
+/// A page cursor the caller handed back that no page of this query issued.
+impl From<InvalidCursor> for ChangeError {
+    fn from(_: InvalidCursor) -> Self {
+        FieldError::new("cursor", "cursor is not one this API returned").into()
     }
 }
 

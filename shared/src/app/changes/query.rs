@@ -7,7 +7,7 @@ use super::{ChangeError, ChangeStore, Changes};
 use crate::domain::access::Caller;
 use crate::domain::catalog::Role;
 use crate::domain::{AuditEntry, Change, ChangeId, FieldError, ServiceName};
-use crate::ports::{Clock, MAX_PAGE, Page, ServiceWindowQuery};
+use crate::ports::{Clock, Cursor, MAX_PAGE, Page, ServiceWindowQuery};
 
 /// `GET /changes?service=&from=&to=`; absent bounds default to a week back and a month ahead.
 #[derive(Debug, Clone, Default)]
@@ -50,12 +50,8 @@ impl<S: ChangeStore, C: Clock> Changes<S, C> {
         if !(1..=MAX_PAGE).contains(&limit) {
             return Err(FieldError::new("limit", format!("limit must be between 1 and {MAX_PAGE}")).into());
         }
-        if let Some(c) = &req.cursor
-            && !crate::adapters::keys::cursor_is_valid(c)
-        {
-            return Err(FieldError::new("cursor", "cursor is not one this API returned").into());
-        }
-        let query = ServiceWindowQuery { tenant: caller.tenant.clone(), service, from, to, limit, after: req.cursor };
+        let after = req.cursor.as_deref().map(Cursor::parse).transpose()?;
+        let query = ServiceWindowQuery { tenant: caller.tenant.clone(), service, from, to, limit, after };
         Ok(self.store.changes_for_service(&query).await?)
     }
 

@@ -5,7 +5,7 @@ use chrono::{DateTime, Duration, Utc};
 use super::{ChangeError, ChangeStore, Changes, DEFAULT_PAGE};
 use crate::domain::access::Caller;
 use crate::domain::{Change, FieldError};
-use crate::ports::{Clock, MAX_PAGE, Page};
+use crate::ports::{Clock, Cursor, DuePartition, MAX_PAGE, Page};
 
 impl<S: ChangeStore, C: Clock> Changes<S, C> {
     /// Emergency changes whose post-implementation review is not done yet, earliest due first.
@@ -20,11 +20,9 @@ impl<S: ChangeStore, C: Clock> Changes<S, C> {
         if !(1..=MAX_PAGE).contains(&limit) {
             return Err(FieldError::new("limit", format!("limit must be between 1 and {MAX_PAGE}")).into());
         }
-        if cursor.as_ref().is_some_and(|c| !crate::adapters::keys::review_cursor_is_valid(c)) {
-            return Err(FieldError::new("cursor", "cursor is not one this API returned").into());
-        }
+        let after = cursor.as_deref().map(Cursor::parse).transpose()?;
         let far = DateTime::<Utc>::MAX_UTC.min(self.clock.now() + Duration::days(365 * 100));
-        let partition = crate::adapters::keys::reviews_due_pk(&caller.tenant);
-        Ok(self.store.due(&partition, far, limit, cursor).await?)
+        let partition = DuePartition::Reviews { tenant: caller.tenant.clone() };
+        Ok(self.store.due(&partition, far, limit, after).await?)
     }
 }
