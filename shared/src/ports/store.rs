@@ -243,7 +243,8 @@ impl DuePartition {
 /// The sparse due index: changes waiting for something, by deadline.
 pub trait DueIndex: Send + Sync {
     /// Changes in `partition` due no later than `until`, earliest first.
-    /// `InvalidCursor` if `after` is not a cursor of this partition.
+    /// `InvalidCursor` if `after` could not have come from a page of this
+    /// partition (checked for [`DuePartition::Reviews`], which the API pages).
     fn due(
         &self,
         partition: &DuePartition,
