@@ -17,8 +17,8 @@ use crate::domain::audit::{self, AuditAction};
 use crate::domain::catalog::{CatalogView, Role};
 use crate::domain::{AuditEntry, Change, ChangeId, ChangeState, FieldError, IllegalTransition};
 use crate::ports::{
-    Bump, CatalogReader, ChangeReader, ChangeUpdate, ChangeWriter, Clock, Counters, DueIndex, InvalidCursor,
-    StoreError, TenantDocs, VolumeKey,
+    Bump, CatalogReader, ChangeReader, ChangeUpdate, ChangeWriter, Clock, Counters, Cursor, DueIndex, InvalidCursor,
+    MAX_PAGE, StoreError, TenantDocs, VolumeKey,
 };
 
 mod checklist;
@@ -109,6 +109,16 @@ fn check_text(field: &str, text: Option<&String>, required: bool) -> Result<(), 
         None if required => Err(FieldError::new(field, format!("{field} is required"))),
         _ => Ok(()),
     }
+}
+
+/// A page request's size ([`DEFAULT_PAGE`] unless given, at most
+/// [`MAX_PAGE`]) and the cursor it resumes at, checked in that order.
+fn page(limit: Option<usize>, cursor: Option<&str>) -> Result<(usize, Option<Cursor>), ChangeError> {
+    let limit = limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(FieldError::new("limit", format!("limit must be between 1 and {MAX_PAGE}")).into());
+    }
+    Ok((limit, cursor.map(Cursor::parse).transpose()?))
 }
 
 /// What the change use cases need of a store.

@@ -3,11 +3,11 @@
 use chrono::{DateTime, Duration, Utc};
 use std::collections::BTreeSet;
 
-use super::{ChangeError, ChangeStore, Changes};
+use super::{ChangeError, ChangeStore, Changes, page};
 use crate::domain::access::Caller;
 use crate::domain::catalog::Role;
 use crate::domain::{AuditEntry, Change, ChangeId, FieldError, ServiceName};
-use crate::ports::{Clock, Cursor, MAX_PAGE, Page, ServiceWindowQuery};
+use crate::ports::{Clock, Page, ServiceWindowQuery};
 
 /// `GET /changes?service=&from=&to=`; absent bounds default to a week back and a month ahead.
 #[derive(Debug, Clone, Default)]
@@ -46,11 +46,7 @@ impl<S: ChangeStore, C: Clock> Changes<S, C> {
         if to < from {
             return Err(FieldError::new("to", "to must not be before from").into());
         }
-        let limit = req.limit.unwrap_or(DEFAULT_PAGE);
-        if !(1..=MAX_PAGE).contains(&limit) {
-            return Err(FieldError::new("limit", format!("limit must be between 1 and {MAX_PAGE}")).into());
-        }
-        let after = req.cursor.as_deref().map(Cursor::parse).transpose()?;
+        let (limit, after) = page(req.limit, req.cursor.as_deref())?;
         let query = ServiceWindowQuery { tenant: caller.tenant.clone(), service, from, to, limit, after };
         Ok(self.store.changes_for_service(&query).await?)
     }
