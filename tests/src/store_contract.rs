@@ -5,8 +5,8 @@ use changehub::app::{Caller, ChangeError, Changes, ListRequest};
 use changehub::domain::audit::{self, AuditAction};
 use changehub::domain::{ChangeState, ChangeType, TenantId};
 use changehub::ports::{
-    Bump, ChangeReader, ChangeUpdate, Claim, CounterKey, Counts, Dedupe, DocKind, FixedClock, ServiceWindowQuery,
-    StoreError, StoredDoc, VolumeKey, VolumeOf,
+    Bump, ChangeReader, ChangeUpdate, Claim, CounterKey, Counts, Cursor, Dedupe, DocKind, DueIndex, DuePartition,
+    FixedClock, ServiceWindowQuery, StoreError, StoredDoc, VolumeKey, VolumeOf,
 };
 use chrono::Duration;
 use std::time::Duration as StdDuration;
@@ -83,12 +83,12 @@ pub async fn lists_changes_touching_a_service_in_a_time_range<S: ChangeStore>(st
     let other = seeded(&app).await;
     app.create(&caller(&other), new_change("other tenant", &["payments"], t0(), 1)).await.expect("create");
 
-    let list = |from, to, limit, cursor| ListRequest {
+    let list = |from, to, limit, cursor: Option<Cursor>| ListRequest {
         service: Some("payments".into()),
         from: Some(from),
         to: Some(to),
         limit: Some(limit),
-        cursor,
+        cursor: cursor.map(String::from),
     };
     let page = app.list(&c, list(t0() - h(1), t0() + h(5), 50, None)).await.expect("list");
     let titles: Vec<_> = page.items.iter().map(|c| c.title.as_str()).collect();
@@ -334,13 +334,12 @@ pub async fn emergency_submissions_count_per_requester_and_team<S: ChangeStore>(
 
 /// The due index follows the record: approvals while submitted, reviews until done.
 pub async fn due_index_follows_the_record<S: ChangeStore>(store: S) {
-    use changehub::adapters::keys;
     let app = Changes::new(store, FixedClock::new(t0()));
     let tenant = seeded(&app).await;
     let c = caller(&tenant);
     let created = app.create(&c, new_change("x", &["payments"], t0() + Duration::days(2), 1)).await.expect("create");
     let submitted = app.transition(&c, &created.id, to(ChangeState::Submitted, 1)).await.expect("submit");
-    let partition = keys::approvals_due_pk(created.id.shard(keys::DUE_SHARDS));
+    let partition = DuePartition::approvals_of(&created.id);
     let due_at = submitted.approval.as_ref().and_then(|p| p.due_at()).expect("level 1 has a deadline");
     assert_eq!(due_at, t0() + Duration::hours(4));
     let ids =
@@ -364,7 +363,7 @@ pub async fn due_index_follows_the_record<S: ChangeStore>(store: S) {
     let e = app.create(&c, emergency).await.expect("create");
     app.transition(&c, &e.id, to(ChangeState::Submitted, 1)).await.expect("submit");
     app.decide(&fixtures::carol(&tenant), &e.id, approve()).await.expect("the cab approves the emergency");
-    let reviews = keys::reviews_due_pk(&c.tenant);
+    let reviews = DuePartition::Reviews { tenant: c.tenant.clone() };
     assert_eq!(ids(app.store.due(&reviews, t0() + Duration::days(30), 10, None).await.expect("due")), [e.id]);
 }
 
@@ -455,4 +454,28 @@ pub async fn empty_service_window_is_empty<S: ChangeReader>(store: S) {
     let page = store.changes_for_service(&q).await.expect("query");
     assert!(page.items.is_empty());
     assert_eq!(page.next, None);
+}
+
+/// A well-formed cursor the store could not have issued for the query is
+/// refused as such, for service windows and the reviews-due partition.
+pub async fn foreign_cursors_are_refused<S: ChangeReader + DueIndex>(store: S) {
+    let tenant = TenantId::parse("acme").expect("tenant");
+    let bogus = Cursor::parse("bogus").expect("a well-formed token");
+    let q = ServiceWindowQuery {
+        tenant: tenant.clone(),
+        service: service("payments"),
+        from: t0(),
+        to: t0() + Duration::hours(1),
+        limit: 10,
+        after: Some(bogus.clone()),
+    };
+    match store.changes_for_service(&q).await {
+        Err(StoreError::InvalidCursor(_)) => {}
+        other => panic!("a service window refuses a foreign cursor, got {other:?}"),
+    }
+    let reviews = DuePartition::Reviews { tenant };
+    match store.due(&reviews, t0(), 10, Some(bogus)).await {
+        Err(StoreError::InvalidCursor(_)) => {}
+        other => panic!("the reviews-due partition refuses a foreign cursor, got {other:?}"),
+    }
 }

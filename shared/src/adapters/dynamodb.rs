@@ -18,8 +18,9 @@ use std::time::Duration;
 use super::keys;
 use crate::domain::{AuditEntry, Change, ChangeId, TenantId};
 use crate::ports::{
-    AuditSealer, ChangeReader, ChangeUpdate, ChangeWriter, Claim, CounterKey, Counters, Counts, Dedupe, DocKind,
-    DueIndex, Page, ServiceWindowQuery, StoreError, StoredDoc, TenantDocs, VolumeKey, seal_entries, seal_entry,
+    AuditSealer, ChangeReader, ChangeUpdate, ChangeWriter, Claim, CounterKey, Counters, Counts, Cursor, Dedupe,
+    DocKind, DueIndex, DuePartition, Page, ServiceWindowQuery, StoreError, StoredDoc, TenantDocs, VolumeKey,
+    seal_entries, seal_entry,
 };
 use std::sync::Arc;
 
@@ -334,7 +335,7 @@ impl ChangeReader for DynamoStore {
     }
 
     async fn changes_for_service(&self, q: &ServiceWindowQuery) -> Result<Page<Change>, StoreError> {
-        let range = keys::service_range(q);
+        let range = keys::service_range(q)?;
         let mut ids = Vec::new();
         let mut last_sk: Option<String> = None;
         let mut start: Option<Item> = None;
@@ -388,7 +389,7 @@ impl ChangeReader for DynamoStore {
             }
         }
         let items = self.batch_get(&q.tenant, &ids).await?;
-        Ok(Page { items, next: if more { last_sk } else { None } })
+        Ok(Page { items, next: if more { last_sk.map(Cursor::issued) } else { None } })
     }
 
     async fn audit_trail(&self, tenant: &TenantId, id: &ChangeId) -> Result<Vec<AuditEntry>, StoreError> {
@@ -551,11 +552,12 @@ impl DynamoStore {
 impl DueIndex for DynamoStore {
     async fn due(
         &self,
-        partition: &str,
+        partition: &DuePartition,
         until: DateTime<Utc>,
         limit: usize,
-        after: Option<String>,
+        after: Option<Cursor>,
     ) -> Result<Page<Change>, StoreError> {
+        let range = keys::due_range(partition, until, after.as_ref())?;
         let mut items = Vec::new();
         let mut start = None;
         let mut last: Option<String> = None;
@@ -565,11 +567,11 @@ impl DueIndex for DynamoStore {
                 .query()
                 .table_name(&self.table)
                 .index_name(TABLE.global_indexes[0].0)
-                .expression_attribute_values(":pk", s(partition))
-                .expression_attribute_values(":hi", s(keys::due_until(until)))
+                .expression_attribute_values(":pk", s(range.pk.clone()))
+                .expression_attribute_values(":hi", s(range.hi.clone()))
                 .set_exclusive_start_key(start.take())
                 .limit((limit + 1) as i32);
-            query = match &after {
+            query = match &range.after {
                 Some(a) => query
                     .key_condition_expression("GSI1PK = :pk AND GSI1SK BETWEEN :lo AND :hi")
                     .expression_attribute_values(":lo", s(a.clone())),
@@ -578,11 +580,11 @@ impl DueIndex for DynamoStore {
             let out = query.send().await.map_err(classify)?;
             for item in out.items.unwrap_or_default() {
                 let sk = item.get("GSI1SK").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-                if after.as_deref() == Some(sk.as_str()) {
+                if range.after.as_deref() == Some(sk.as_str()) {
                     continue;
                 }
                 if items.len() == limit {
-                    return Ok(Page { items, next: last });
+                    return Ok(Page { items, next: last.map(Cursor::issued) });
                 }
                 items.push(decode(&item)?);
                 last = Some(sk);

@@ -12,8 +12,9 @@ use std::time::Duration;
 use super::keys;
 use crate::domain::{AuditEntry, Change, ChangeId, TenantId};
 use crate::ports::{
-    AuditSealer, ChangeReader, ChangeUpdate, ChangeWriter, Claim, CounterKey, Counters, Counts, Dedupe, DocKind,
-    DueIndex, Page, ServiceWindowQuery, StoreError, StoredDoc, TenantDocs, VolumeKey, seal_entries, seal_entry,
+    AuditSealer, ChangeReader, ChangeUpdate, ChangeWriter, Claim, CounterKey, Counters, Counts, Cursor, Dedupe,
+    DocKind, DueIndex, DuePartition, Page, ServiceWindowQuery, StoreError, StoredDoc, TenantDocs, VolumeKey,
+    seal_entries, seal_entry,
 };
 
 /// (PK, SK) → JSON document.
@@ -211,12 +212,12 @@ impl ChangeReader for EmbeddedStore {
     }
 
     async fn changes_for_service(&self, q: &ServiceWindowQuery) -> Result<Page<Change>, StoreError> {
+        let range = keys::service_range(q)?;
         let q = q.clone();
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(backend)?;
             let table = txn.open_table(ITEMS).map_err(backend)?;
             let pk = keys::service_pk(&q.tenant, &q.service);
-            let range = keys::service_range(&q);
             let mut items = Vec::new();
             let mut last_sk = None;
             for row in
@@ -229,7 +230,7 @@ impl ChangeReader for EmbeddedStore {
                     continue;
                 }
                 if items.len() == q.limit {
-                    return Ok(Page { items, next: last_sk });
+                    return Ok(Page { items, next: last_sk.map(Cursor::issued) });
                 }
                 let change_pk = keys::change_pk(&q.tenant, &idx.change_id);
                 match get_item::<Change>(&table, &change_pk, keys::META)? {
@@ -385,32 +386,30 @@ impl EmbeddedStore {
 impl DueIndex for EmbeddedStore {
     async fn due(
         &self,
-        partition: &str,
+        partition: &DuePartition,
         until: DateTime<Utc>,
         limit: usize,
-        after: Option<String>,
+        after: Option<Cursor>,
     ) -> Result<Page<Change>, StoreError> {
-        let (partition, hi) = (partition.to_owned(), keys::due_until(until));
+        let range = keys::due_range(partition, until, after.as_ref())?;
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(backend)?;
             let gsi = txn.open_table(GSI1).map_err(backend)?;
             let table = txn.open_table(ITEMS).map_err(backend)?;
-            let lo = after.clone().unwrap_or_default();
+            let (pk, lo, hi) = (range.pk.as_str(), range.after.as_deref().unwrap_or_default(), range.hi.as_str());
             let mut items = Vec::new();
             let mut last = None;
-            for row in
-                gsi.range((partition.as_str(), lo.as_str())..=(partition.as_str(), hi.as_str())).map_err(backend)?
-            {
+            for row in gsi.range((pk, lo)..=(pk, hi)).map_err(backend)? {
                 let (k, v) = row.map_err(backend)?;
                 let sk = k.value().1;
-                if after.as_deref() == Some(sk) {
+                if range.after.as_deref() == Some(sk) {
                     continue;
                 }
                 if items.len() == limit {
-                    return Ok(Page { items, next: last });
+                    return Ok(Page { items, next: last.map(Cursor::issued) });
                 }
                 let change: Change = get_item(&table, v.value(), keys::META)?.ok_or_else(|| StoreError::Corrupt {
-                    key: format!("{partition}/{sk}"),
+                    key: format!("{pk}/{sk}"),
                     message: "due index names a missing change".into(),
                 })?;
                 items.push(change);

@@ -16,7 +16,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::domain::change::MAX_PLANNED_WINDOW;
 use crate::domain::{ChangeId, ServiceName, TenantId};
-use crate::ports::ServiceWindowQuery;
+use crate::ports::{Cursor, DuePartition, InvalidCursor, ServiceWindowQuery};
 
 pub const META: &str = "META";
 pub const AUDIT_PREFIX: &str = "AUD#";
@@ -80,16 +80,18 @@ impl SkRange {
 /// Every change that starts late enough to still overlap `from` (no window
 /// is longer than [`MAX_PLANNED_WINDOW`]) and no later than `to`; items in it
 /// whose planned end is before `from` are dropped by [`SkRange::keeps`].
-/// Resumes at the cursor when one is given.
-pub fn service_range(q: &ServiceWindowQuery) -> SkRange {
+/// Resumes at the cursor when one is given, if it is a service index key
+/// ([`cursor_is_valid`]).
+pub fn service_range(q: &ServiceWindowQuery) -> Result<SkRange, InvalidCursor> {
     let lo = format!("{INDEX_PREFIX}{}", time_key(q.from - MAX_PLANNED_WINDOW));
     // '~' sorts after every character of an id, so `hi` includes starts equal to `to`.
     let hi = format!("{INDEX_PREFIX}{}#~", time_key(q.to));
-    match &q.after {
-        Some(cursor) if cursor.as_str() > lo.as_str() => {
-            SkRange { lo: cursor.clone(), hi, after: Some(cursor.clone()) }
+    match q.after.as_deref() {
+        Some(cursor) if !cursor_is_valid(cursor) => Err(InvalidCursor),
+        Some(cursor) if cursor > lo.as_str() => {
+            Ok(SkRange { lo: cursor.to_owned(), hi, after: Some(cursor.to_owned()) })
         }
-        _ => SkRange { lo, hi, after: None },
+        _ => Ok(SkRange { lo, hi, after: None }),
     }
 }
 
@@ -154,9 +156,7 @@ pub fn counter_increments(update: &crate::ports::ChangeUpdate<'_>) -> Vec<(Strin
     outcomes.chain(volumes).collect()
 }
 
-/// Shards of the approvals-due partition, so that one hot partition never
-/// takes every tenant's deadlines.
-pub const DUE_SHARDS: u32 = 8;
+pub use crate::ports::DUE_SHARDS;
 
 /// The approvals-due partition of one shard (all tenants).
 pub fn approvals_due_pk(shard: u32) -> String {
@@ -168,12 +168,20 @@ pub fn reviews_due_pk(tenant: &TenantId) -> String {
     format!("T#{tenant}#DUE#REVIEW")
 }
 
+/// The due-index partition key (GSI1PK) of `partition`.
+pub fn due_pk(partition: &DuePartition) -> String {
+    match partition {
+        DuePartition::Approvals { shard } => approvals_due_pk(*shard),
+        DuePartition::Reviews { tenant } => reviews_due_pk(tenant),
+    }
+}
+
 /// The due-index key (GSI1PK, GSI1SK) a change carries while it waits, if it does.
 pub fn due_keys(change: &crate::domain::Change) -> Option<(String, String)> {
     use crate::domain::change::Due;
     match change.due()? {
         Due::Approval(at) => Some((
-            approvals_due_pk(change.id.shard(DUE_SHARDS)),
+            due_pk(&DuePartition::approvals_of(&change.id)),
             format!("{}#{}#{}", time_key(at), change.tenant, change.id),
         )),
         Due::Review(at) => Some((reviews_due_pk(&change.tenant), format!("{}#{}", time_key(at), change.id))),
@@ -191,4 +199,74 @@ pub fn review_cursor_is_valid(cursor: &str) -> bool {
 /// The upper bound of a due query: everything due at or before `until`.
 pub fn due_until(until: DateTime<Utc>) -> String {
     format!("{}#~", time_key(until))
+}
+
+/// The due-index range a due query reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueRange {
+    /// The partition (GSI1PK).
+    pub pk: String,
+    /// Inclusive upper bound of the sort key ([`due_until`]).
+    pub hi: String,
+    /// The cursor the page continues after: the range starts at it, and an
+    /// item with exactly this sort key is skipped.
+    pub after: Option<String>,
+}
+
+/// The range of `partition` due by `until`, resuming after the cursor when
+/// one is given. A reviews partition's cursor must be one of its sort keys
+/// ([`review_cursor_is_valid`]); the approvals partitions are not paged by the API.
+pub fn due_range(
+    partition: &DuePartition,
+    until: DateTime<Utc>,
+    after: Option<&Cursor>,
+) -> Result<DueRange, InvalidCursor> {
+    if let (DuePartition::Reviews { .. }, Some(cursor)) = (partition, after)
+        && !review_cursor_is_valid(cursor)
+    {
+        return Err(InvalidCursor);
+    }
+    Ok(DueRange { pk: due_pk(partition), hi: due_until(until), after: after.map(|c| c.as_str().to_owned()) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).expect("time").with_timezone(&Utc)
+    }
+
+    fn window(after: Option<&str>) -> ServiceWindowQuery {
+        ServiceWindowQuery {
+            tenant: TenantId::parse("acme").expect("tenant"),
+            service: ServiceName::parse("payments").expect("service"),
+            from: t("2026-11-30T00:00:00Z"),
+            to: t("2026-12-01T00:00:00Z"),
+            limit: 10,
+            after: after.map(|a| Cursor::parse(a).expect("well formed")),
+        }
+    }
+
+    #[test]
+    fn a_service_window_resumes_at_an_index_key_and_refuses_any_other_cursor() {
+        let id = ChangeId::new();
+        let sk = service_sk(t("2026-11-30T06:00:00Z"), &id);
+        let range = service_range(&window(Some(&sk))).expect("an index key");
+        assert_eq!((range.lo.as_str(), range.after.as_deref()), (sk.as_str(), Some(sk.as_str())));
+        assert_eq!(service_range(&window(Some("bogus"))), Err(InvalidCursor));
+    }
+
+    #[test]
+    fn a_reviews_partition_resumes_at_one_of_its_sort_keys_and_refuses_any_other_cursor() {
+        let tenant = TenantId::parse("acme").expect("tenant");
+        let reviews = DuePartition::Reviews { tenant: tenant.clone() };
+        let until = t("2026-12-01T00:00:00Z");
+        let sk = format!("{}#{}", time_key(t("2026-11-30T06:00:00Z")), ChangeId::new());
+        let cursor = Cursor::parse(&sk).expect("well formed");
+        let range = due_range(&reviews, until, Some(&cursor)).expect("a review sort key");
+        assert_eq!(range, DueRange { pk: reviews_due_pk(&tenant), hi: due_until(until), after: Some(sk) });
+        let bogus = Cursor::parse("bogus").expect("well formed");
+        assert_eq!(due_range(&reviews, until, Some(&bogus)), Err(InvalidCursor));
+    }
 }

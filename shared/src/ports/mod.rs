@@ -16,6 +16,6 @@ pub use clock::{Clock, FixedClock, SystemClock};
 pub use notifier::{Notification, Notifier, NotifyError};
 pub use secrets::{SecretSource, SecretsError};
 pub use store::{
-    BoxError, Bump, ChangeReader, ChangeUpdate, ChangeWriter, Claim, CounterKey, Counters, Counts, Dedupe, DueIndex,
-    MAX_PAGE, Page, ServiceWindowQuery, StoreError, VolumeKey, VolumeOf,
+    BoxError, Bump, ChangeReader, ChangeUpdate, ChangeWriter, Claim, CounterKey, Counters, Counts, Cursor, DUE_SHARDS,
+    Dedupe, DueIndex, DuePartition, InvalidCursor, MAX_PAGE, Page, ServiceWindowQuery, StoreError, VolumeKey, VolumeOf,
 };

@@ -19,6 +19,9 @@ pub enum StoreError {
     NotFound,
     #[error("record already exists")]
     AlreadyExists,
+    /// A page cursor the store could not have issued for the query.
+    #[error(transparent)]
+    InvalidCursor(#[from] InvalidCursor),
     /// A stored item could not be decoded: data written by another version or edited by hand.
     #[error("stored item {key} is corrupt: {message}")]
     Corrupt { key: String, message: String },
@@ -48,7 +51,7 @@ pub struct ServiceWindowQuery {
     /// At most this many changes per page (1..=100).
     pub limit: usize,
     /// The `next` of the previous page.
-    pub after: Option<String>,
+    pub after: Option<Cursor>,
 }
 
 pub const MAX_PAGE: usize = 100;
@@ -57,7 +60,62 @@ pub const MAX_PAGE: usize = 100;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Page<T> {
     pub items: Vec<T>,
-    pub next: Option<String>,
+    pub next: Option<Cursor>,
+}
+
+/// Where a page resumes: the `next` of the page before, handed back as is.
+/// Opaque outside the store that issued it: [`Cursor::parse`] refuses only
+/// what no store issues, and a store refuses a cursor it could not have
+/// issued for the query with [`StoreError::InvalidCursor`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor(String);
+
+/// A cursor no store issued (or not for this query).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the cursor is not one the store issued")]
+pub struct InvalidCursor;
+
+impl Cursor {
+    /// The longest cursor a store issues.
+    pub const MAX_LEN: usize = 128;
+
+    /// A cursor a caller hands back: not empty, at most [`Cursor::MAX_LEN`]
+    /// bytes, without a newline or NUL.
+    pub fn parse(token: &str) -> Result<Self, InvalidCursor> {
+        if token.is_empty() || token.len() > Self::MAX_LEN || token.contains(['\n', '\0']) {
+            return Err(InvalidCursor);
+        }
+        Ok(Self(token.to_owned()))
+    }
+
+    /// A cursor as a store issues it, taken as is.
+    pub fn issued(token: String) -> Self {
+        Self(token)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for Cursor {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<Cursor> for String {
+    fn from(c: Cursor) -> Self {
+        c.0
+    }
+}
+
+impl std::fmt::Display for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 pub trait ChangeReader: Send + Sync {
@@ -68,6 +126,7 @@ pub trait ChangeReader: Send + Sync {
     ) -> impl Future<Output = Result<Option<Change>, StoreError>> + Send;
 
     /// One index query plus one batch read per page, whatever the history size.
+    /// `InvalidCursor` if `query.after` is not a cursor of a service window.
     fn changes_for_service(
         &self,
         query: &ServiceWindowQuery,
@@ -160,15 +219,38 @@ pub trait Counters: Send + Sync {
     fn volumes(&self, keys: &[VolumeKey]) -> impl Future<Output = Result<Vec<u64>, StoreError>> + Send;
 }
 
+/// Shards of the approvals-due partition, so that one hot partition never
+/// takes every tenant's deadlines.
+pub const DUE_SHARDS: u32 = 8;
+
+/// A partition of the due index: which changes wait for what.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum DuePartition {
+    /// Changes (of every tenant) waiting for an approval decision, in one
+    /// of [`DUE_SHARDS`] shards ([`ChangeId::shard`]).
+    Approvals { shard: u32 },
+    /// A tenant's emergency changes awaiting their post-implementation review.
+    Reviews { tenant: TenantId },
+}
+
+impl DuePartition {
+    /// The approvals partition `id` waits in.
+    pub fn approvals_of(id: &ChangeId) -> Self {
+        DuePartition::Approvals { shard: id.shard(DUE_SHARDS) }
+    }
+}
+
 /// The sparse due index: changes waiting for something, by deadline.
 pub trait DueIndex: Send + Sync {
-    /// Changes in `partition` (see `adapters::keys::due_keys`) due no later than `until`, earliest first.
+    /// Changes in `partition` due no later than `until`, earliest first.
+    /// `InvalidCursor` if `after` could not have come from a page of this
+    /// partition (checked for [`DuePartition::Reviews`], which the API pages).
     fn due(
         &self,
-        partition: &str,
+        partition: &DuePartition,
         until: DateTime<Utc>,
         limit: usize,
-        after: Option<String>,
+        after: Option<Cursor>,
     ) -> impl Future<Output = Result<Page<Change>, StoreError>> + Send;
 }
 
@@ -228,4 +310,31 @@ pub trait Dedupe: Send + Sync {
     /// Gives leased keys up, so that a retry of work that failed is not taken
     /// for a duplicate. Keys already done are kept.
     fn release(&self, keys: &[String]) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cursor_is_handed_back_as_issued() {
+        let c = Cursor::parse("CHG#2026-11-30T00:00:00.000000Z#01J").expect("well formed");
+        assert_eq!(c.as_str(), "CHG#2026-11-30T00:00:00.000000Z#01J");
+        assert_eq!(String::from(c.clone()), c.as_str());
+    }
+
+    #[test]
+    fn a_cursor_no_store_issues_is_refused() {
+        let long = "x".repeat(Cursor::MAX_LEN + 1);
+        for bad in ["", "CHG#a\nb", "CHG#a\0b", long.as_str()] {
+            assert_eq!(Cursor::parse(bad), Err(InvalidCursor), "{bad:?}");
+        }
+        assert!(Cursor::parse(&"x".repeat(Cursor::MAX_LEN)).is_ok());
+    }
+
+    #[test]
+    fn a_change_waits_for_approval_in_its_own_shard() {
+        let id = ChangeId::new();
+        assert_eq!(DuePartition::approvals_of(&id), DuePartition::Approvals { shard: id.shard(DUE_SHARDS) });
+    }
 }

@@ -52,6 +52,7 @@ contract_cases!(
     a_claim_takes_every_key_or_none,
     concurrent_claims_have_one_winner,
     empty_service_window_is_empty,
+    foreign_cursors_are_refused,
 );
 
 #[tokio::test]

@@ -1,0 +1,88 @@
+//! An approver's decision on a submitted change.
+
+use tracing::instrument;
+
+use super::{ChangeError, ChangeStore, Changes, Pending, check_text, current_at, join_reasons, refused};
+use crate::domain::access::{Caller, Forbidden};
+use crate::domain::approval::{DecisionError, PlanStatus, Verdict};
+use crate::domain::audit::AuditAction;
+use crate::domain::catalog::Role;
+use crate::domain::change::PostReview;
+use crate::domain::{Change, ChangeId, ChangeState, ChangeType};
+use crate::ports::Clock;
+
+/// `POST /changes/{id}/decisions`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionRequest {
+    pub decision: Verdict,
+    /// The version the caller last read; when absent the decision applies to the current version.
+    #[serde(default)]
+    pub version: Option<u64>,
+    #[serde(default)]
+    pub comment: Option<String>,
+}
+
+impl<S: ChangeStore, C: Clock> Changes<S, C> {
+    /// An approver's decision on the current level of a submitted normal or
+    /// emergency change. Concurrent decisions are serialized by the record's
+    /// version: one wins, the others get a version conflict and may retry.
+    /// A major incident's commander decides an emergency by name only while
+    /// the incident is open and they command it; an approved emergency's
+    /// post-implementation review falls due.
+    #[instrument(skip(self, req), fields(tenant = %caller.tenant, change_id = %id))]
+    pub async fn decide(&self, caller: &Caller, id: &ChangeId, req: DecisionRequest) -> Result<Change, ChangeError> {
+        check_text("comment", req.comment.as_ref(), false)?;
+        let (access, view) = self.access(caller).await?;
+        access.require(&Role::ALL, "deciding an approval")?;
+        let current = self.store.get_change(&caller.tenant, id).await?.ok_or(ChangeError::NotFound(*id))?;
+        if let Some(v) = req.version {
+            current_at(&current, v)?;
+        }
+        let (Some(plan), ChangeState::Submitted) = (current.approval.clone(), current.state) else {
+            return Err(refused(
+                "no_pending_approval",
+                None,
+                format!("change {id} is {} and has no approval waiting for a decision", current.state),
+            ));
+        };
+        let mut plan = plan;
+        if plan.names(&caller.user) {
+            let commands = match &current.incident {
+                Some(id) => self.open_incident(&caller.tenant, id).await?.is_some_and(|i| i.commander == caller.user),
+                None => false,
+            };
+            if !commands {
+                plan.unname(&caller.user);
+            }
+        }
+        let now = self.clock.now();
+        let outcome = plan
+            .decide(caller, &access.roles, &current.requester, req.decision, req.comment.clone(), now)
+            .map_err(|e| match e {
+                DecisionError::Forbidden(m) => ChangeError::Forbidden(Forbidden(m)),
+                DecisionError::Closed(m) => refused("no_pending_approval", None, m),
+            })?;
+        let mut next = match outcome {
+            PlanStatus::Pending => current.revised(now),
+            PlanStatus::Approved => current.transition(ChangeState::Approved, now)?,
+            PlanStatus::Rejected => current.transition(ChangeState::Rejected, now)?,
+        };
+        next.approval = Some(plan);
+        let mut reason = req.comment;
+        if outcome == PlanStatus::Approved && current.change_type == ChangeType::Emergency {
+            let due_at = now + view.catalog.emergency.review_within.chrono();
+            next.review = Some(PostReview { due_at, done: None });
+            let receipt = format!(
+                "emergency approved; its post-implementation review is due by {}",
+                due_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            );
+            reason = join_reasons([reason, Some(receipt)]);
+        }
+        let mut pending = Pending::new(&current);
+        pending.step(next, &caller.user, AuditAction::Decided, reason);
+        let change = self.save(pending, current.version).await?;
+        tracing::info!(outcome = ?outcome, "approval decided");
+        Ok(change)
+    }
+}

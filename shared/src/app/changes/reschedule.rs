@@ -1,0 +1,71 @@
+//! Moving an approved or scheduled change's planned window.
+
+use chrono::{DateTime, Utc};
+use tracing::instrument;
+
+use super::{ChangeError, ChangeStore, Changes, Pending, check_text, current_at, join_reasons, refused};
+use crate::domain::access::Caller;
+use crate::domain::audit::AuditAction;
+use crate::domain::{Change, ChangeId, ChangeState};
+use crate::ports::Clock;
+
+/// `POST /changes/{id}/reschedule`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RescheduleRequest {
+    /// The version the caller last read: the reschedule applies only to it.
+    pub version: u64,
+    pub planned_start: DateTime<Utc>,
+    pub planned_end: DateTime<Utc>,
+    /// Why the window moves; audited.
+    pub reason: String,
+    /// Why an approved emergency may move into a freeze window, or the
+    /// incident commander a scheduled high-risk change during a major incident.
+    #[serde(default)]
+    pub override_reason: Option<String>,
+}
+
+impl<S: ChangeStore, C: Clock> Changes<S, C> {
+    /// Moves an approved or scheduled change's planned window, audited; the
+    /// change keeps its approval and state. The freeze (and, once scheduled,
+    /// the major incident) gates apply to the new window and its conflicts
+    /// are listed again.
+    #[instrument(skip(self, req), fields(tenant = %caller.tenant, change_id = %id))]
+    pub async fn reschedule(
+        &self,
+        caller: &Caller,
+        id: &ChangeId,
+        req: RescheduleRequest,
+    ) -> Result<Change, ChangeError> {
+        check_text("reason", Some(&req.reason), true)?;
+        check_text("override_reason", req.override_reason.as_ref(), false)?;
+        crate::domain::new_change::validate_window(req.planned_start, req.planned_end)?;
+        let (_, view, current) = self.driven(caller, id, "rescheduling a change").await?;
+        current_at(&current, req.version)?;
+        if !matches!(current.state, ChangeState::Approved | ChangeState::Scheduled) {
+            return Err(refused(
+                "not_reschedulable",
+                None,
+                format!("only an approved or scheduled change is rescheduled; change {id} is {}", current.state),
+            ));
+        }
+        let now = self.clock.now();
+        let mut next = current.revised(now);
+        next.planned_start = req.planned_start;
+        next.planned_end = req.planned_end;
+        let over = req.override_reason.as_deref();
+        let freeze = self.freeze_gate(&next, (next.planned_start, next.planned_end), over, "rescheduling").await?;
+        let incident = match current.state {
+            ChangeState::Scheduled => self.incident_gate(caller, &next, over, "rescheduled").await?,
+            _ => None,
+        };
+        next.conflicts = self.conflicts(&view, &next).await?;
+        let mut pending = Pending::new(&current);
+        pending.moved_from = Some(current.planned_start);
+        let reason = join_reasons([Some(req.reason.trim().to_owned()), freeze, incident]);
+        pending.step(next, &caller.user, AuditAction::Rescheduled, reason);
+        let change = self.save(pending, current.version).await?;
+        tracing::info!("change rescheduled");
+        Ok(change)
+    }
+}
