@@ -39,6 +39,21 @@ pub struct MajorIncident {
     pub declared_at: Option<DateTime<Utc>>,
 }
 
+impl MajorIncident {
+    /// Whether the incident is on one of `services`.
+    pub fn touches(&self, services: &[ServiceName]) -> bool {
+        self.services.iter().any(|s| services.contains(s))
+    }
+
+    /// The commander who may confirm an emergency change to `services` that
+    /// fixes this incident: only on the incident's own services, and only
+    /// when someone else declared the incident (nobody makes themselves
+    /// the approver of an emergency by declaring an incident).
+    pub fn confirming_commander(&self, services: &[ServiceName]) -> Option<&str> {
+        (self.touches(services) && self.declared_by != self.commander).then_some(self.commander.as_str())
+    }
+}
+
 /// `POST /incidents`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -171,6 +171,29 @@ async fn an_emergency_fixing_an_open_major_incident_is_confirmed_by_its_commande
     let err = h.app.decide(&ivy, &second.id, approve()).await.expect_err("no longer commands");
     assert_eq!(code(&err), "forbidden");
     assert_eq!(h.app.decide(&carol(T), &second.id, approve()).await.expect("cab").state, ChangeState::Approved);
+
+    // An incident on other services does not fix this change.
+    let on_ledger = DeclareIncident {
+        services: vec![ServiceName::parse("ledger").expect("svc")],
+        ..ivy_commands("INC-50", "Ledger lag")
+    };
+    h.app.governance().declare_incident(&carol(T), on_ledger).await.expect("declare");
+    let unrelated = h.app.create(&alice(T), fix("INC-50")).await.expect("create");
+    let err = h.app.transition(&alice(T), &unrelated.id, to(ChangeState::Submitted, 1)).await.expect_err("unrelated");
+    assert_eq!(code(&err), "incident_unrelated");
+    // A commander who declared the incident themselves is not named: only
+    // the emergency approvers decide (nobody self-appoints an approver).
+    let self_declared = ivy_commands("INC-51", "Card payments slow");
+    h.app
+        .governance()
+        .declare_incident(&who(T, "ivy@example.com", &["payments-leads"]), self_declared)
+        .await
+        .expect("declare");
+    let own = h.app.create(&alice(T), fix("INC-51")).await.expect("create");
+    let submitted = h.app.transition(&alice(T), &own.id, to(ChangeState::Submitted, 1)).await.expect("submit");
+    assert!(submitted.approval.expect("plan").steps[0].users.is_empty(), "no commander named");
+    let err = h.app.decide(&ivy, &own.id, approve()).await.expect_err("self-declared commander");
+    assert_eq!(code(&err), "forbidden");
 }
 
 #[tokio::test]

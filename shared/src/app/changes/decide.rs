@@ -49,7 +49,10 @@ impl<S: ChangeStore, C: Clock> Changes<S, C> {
         let mut plan = plan;
         if plan.names(&caller.user) {
             let commands = match &current.incident {
-                Some(id) => self.open_incident(&caller.tenant, id).await?.is_some_and(|i| i.commander == caller.user),
+                Some(id) => self
+                    .open_incident(&caller.tenant, id)
+                    .await?
+                    .is_some_and(|i| i.confirming_commander(&current.services) == Some(caller.user.as_str())),
                 None => false,
             };
             if !commands {

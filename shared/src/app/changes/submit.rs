@@ -9,7 +9,7 @@ use crate::domain::access::Caller;
 use crate::domain::approval::ApprovalPlan;
 use crate::domain::catalog::CatalogView;
 use crate::domain::risk::RiskLevel;
-use crate::domain::{Change, ChangeState, ChangeType};
+use crate::domain::{Change, ChangeState, ChangeType, ServiceName};
 use crate::ports::{Clock, VolumeKey, VolumeOf};
 
 /// The volume counters a submission of `change` adds one to: its requester's
@@ -93,7 +93,19 @@ impl<S: ChangeStore, C: Clock> Changes<S, C> {
                 let commander = match &current.incident {
                     None => None,
                     Some(id) => match self.open_incident(&current.tenant, id).await? {
-                        Some(incident) => Some(incident.commander),
+                        Some(incident) if incident.touches(&current.services) => {
+                            incident.confirming_commander(&current.services).map(str::to_owned)
+                        }
+                        Some(incident) => {
+                            return Err(refused(
+                                "incident_unrelated",
+                                Some("incident"),
+                                format!(
+                                    "major incident {id:?} is on {}, none of this change's services; name the incident this change fixes",
+                                    incident.services.iter().map(ServiceName::as_str).collect::<Vec<_>>().join(", ")
+                                ),
+                            ));
+                        }
                         None => {
                             return Err(refused(
                                 "incident_not_open",
