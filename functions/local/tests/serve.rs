@@ -412,10 +412,10 @@ async fn readme_walkthrough_from_catalog_import_to_a_refused_freeze() {
         .await
         .expect("json");
     assert_eq!(change["state"], "approved", "{change}");
-    // Its planned window lies ahead: implementing starts only inside it, so it is moved to now, audited.
+    // Its planned window lies ahead: implementing starts only inside it, so the cab moves it to now, audited.
     let now = chrono::Utc::now();
     let moved = post(
-        &alice,
+        &carol,
         &format!("/changes/{id}/reschedule"),
         json!({"version": change["version"], "planned_start": now, "planned_end": now + chrono::Duration::hours(1),
                "reason": "starting now"}),

@@ -707,12 +707,20 @@ async fn starting_implementation_rechecks_the_window_freezes_and_major_incidents
         reason: "missed the window: the deploy pipeline was down".into(),
         override_reason: None,
     };
-    let err = h.app.reschedule(&alice(T), &late.id, moving(at + Duration::hours(3))).await.expect_err("frozen");
+    let err = h.app.reschedule(&alice(T), &late.id, moving(at + Duration::hours(6))).await.expect_err("her own");
+    assert_eq!(code(&err), "forbidden");
+    assert!(err.to_string().contains("outside its approved window"), "{err}");
+    let narrowed =
+        RescheduleRequest { planned_end: late.planned_end - Duration::minutes(30), ..moving(late.planned_start) };
+    let narrowed = h.app.reschedule(&alice(T), &late.id, narrowed).await.expect("the requester narrows her window");
+    let moving =
+        |start: chrono::DateTime<chrono::Utc>| RescheduleRequest { version: narrowed.version, ..moving(start) };
+    let err = h.app.reschedule(&carol(T), &late.id, moving(at + Duration::hours(3))).await.expect_err("frozen");
     assert_eq!(code(&err), "freeze_window");
     assert!(err.to_string().starts_with("rescheduling this change enters a freeze \"Afternoon\""), "{err}");
     let err = h.app.reschedule(&pat(T), &late.id, moving(at + Duration::hours(6))).await.expect_err("not hers");
     assert_eq!(code(&err), "forbidden");
-    let moved = h.app.reschedule(&alice(T), &late.id, moving(at + Duration::hours(6))).await.expect("reschedule");
+    let moved = h.app.reschedule(&carol(T), &late.id, moving(at + Duration::hours(6))).await.expect("reschedule");
     assert_eq!((moved.state, moved.planned_start), (ChangeState::Scheduled, at + Duration::hours(6)));
     let trail = h.app.audit(&alice(T), &late.id).await.expect("audit");
     let last = trail.last().expect("entries");

@@ -4,8 +4,9 @@ use chrono::{DateTime, Utc};
 use tracing::instrument;
 
 use super::{ChangeError, ChangeStore, Changes, Pending, check_text, current_at, join_reasons, refused};
-use crate::domain::access::Caller;
+use crate::domain::access::{Caller, Forbidden};
 use crate::domain::audit::AuditAction;
+use crate::domain::catalog::Role;
 use crate::domain::{Change, ChangeId, ChangeState};
 use crate::ports::Clock;
 
@@ -27,7 +28,8 @@ pub struct RescheduleRequest {
 
 impl<S: ChangeStore, C: Clock> Changes<S, C> {
     /// Moves an approved or scheduled change's planned window, audited; the
-    /// change keeps its approval and state. The freeze (and, once scheduled,
+    /// change keeps its approval and state. Only the cab or an admin, not the
+    /// requester, moves it outside the window that was approved. The freeze (and, once scheduled,
     /// the major incident) gates apply to the new window and its conflicts
     /// are listed again.
     #[instrument(skip(self, req), fields(tenant = %caller.tenant, change_id = %id))]
@@ -40,7 +42,7 @@ impl<S: ChangeStore, C: Clock> Changes<S, C> {
         check_text("reason", Some(&req.reason), true)?;
         check_text("override_reason", req.override_reason.as_ref(), false)?;
         crate::domain::new_change::validate_window(req.planned_start, req.planned_end)?;
-        let (_, view, current) = self.driven(caller, id, "rescheduling a change").await?;
+        let (access, view, current) = self.driven(caller, id, "rescheduling a change").await?;
         current_at(&current, req.version)?;
         if !matches!(current.state, ChangeState::Approved | ChangeState::Scheduled) {
             return Err(refused(
@@ -48,6 +50,21 @@ impl<S: ChangeStore, C: Clock> Changes<S, C> {
                 None,
                 format!("only an approved or scheduled change is rescheduled; change {id} is {}", current.state),
             ));
+        }
+        // The approvers approved a window: its requester may narrow it, but a
+        // window outside it is moved by the cab or an admin, never by the
+        // requester alone (dual control, as for the approval itself).
+        let within = req.planned_start >= current.planned_start && req.planned_end <= current.planned_end;
+        if !within && (caller.user == current.requester || !access.has_any(&[Role::Cab, Role::Admin])) {
+            return Err(Forbidden(format!(
+                "moving change {id} outside its approved window ({} to {}) needs someone other than its requester ({}) \
+                 with the cab or admin role; {}",
+                current.planned_start.to_rfc3339(),
+                current.planned_end.to_rfc3339(),
+                current.requester,
+                access.held()
+            ))
+            .into());
         }
         let now = self.clock.now();
         let mut next = current.revised(now);

@@ -86,8 +86,11 @@ pub(super) async fn freeze_scenario(api: &Api) {
     let uri = format!("/changes/{emergency}/reschedule");
     let later = json!({"version": 3, "planned_start": "2026-12-10T14:00:00Z", "planned_end": "2026-12-10T15:00:00Z",
                        "reason": "the vendor asked for the afternoon"});
-    let what = "rescheduling into a freeze without a reason";
     api.call(&reschedule, Req::post_json(&uri, &later).bearer(&alice))
+        .await
+        .expect_forbidden("its requester moving it outside its approved window", "outside its approved window");
+    let what = "rescheduling into a freeze without a reason";
+    api.call(&reschedule, Req::post_json(&uri, &later).bearer(&carol))
         .await
         .expect(what, StatusCode::CONFLICT, Some("freeze_window"))
         .expect_field(what, "override_reason");
@@ -101,7 +104,7 @@ pub(super) async fn freeze_scenario(api: &Api) {
         .await
         .expect_forbidden("an approver rescheduling someone else's change", "rescheduling a change needs");
     let with_reason = merged(&later, json!({"override_reason": "card payments are still failing"}));
-    let a = api.call(&reschedule, Req::post_json(&uri, &with_reason).bearer(&alice)).await;
+    let a = api.call(&reschedule, Req::post_json(&uri, &with_reason).bearer(&carol)).await;
     a.expect("an approved emergency rescheduled into a freeze with a reason", StatusCode::OK, None);
     assert_eq!((&a.body["planned_start"], a.version()), (&json!("2026-12-10T14:00:00Z"), 4));
     let what = "a stale reschedule";
