@@ -152,9 +152,23 @@ where
         let delivery = ingest::delivery_id(origin, headers, body)?;
         tracing::Span::current().record("delivery", delivery.as_str());
         let normalized = ingest::normalize(origin, headers, body)?;
-        let keys = replay_keys(tenant, origin, &delivery, headers, body);
-        self.ingest.publish_once(tenant, &delivery, &keys, normalized).await
+        let body_hash = hex::encode(Sha256::digest(body));
+        let keys = replay_keys(tenant, origin, &delivery, &body_hash, headers, body);
+        // Event ids come from the signed body, not the unsigned delivery id:
+        // a redelivery under a new id republishes the same ids, which
+        // consumers drop.
+        let ids = Ids { delivery: &delivery, base: &body_hash[..32] };
+        self.ingest.publish_once(tenant, ids, &keys, normalized).await
     }
+}
+
+/// How a delivery's events are named: the sender's delivery id (kept in
+/// each detail), and the base of the hub event ids, which only the signed
+/// content decides (a webhook's body hash, an AWS event's id).
+#[derive(Clone, Copy)]
+struct Ids<'a> {
+    delivery: &'a str,
+    base: &'a str,
 }
 
 /// The dedupe keys of a verified webhook. The delivery id header is not
@@ -162,12 +176,16 @@ where
 /// delivery replayed under a fresh id must still be a duplicate: it is
 /// also keyed by a hash of the signed body, and by the signed ids a
 /// vendor has (PagerDuty's `event.id`, Standard Webhooks' `webhook-id`).
-fn replay_keys(tenant: &TenantId, origin: Origin, delivery: &str, headers: &HeaderMap, body: &[u8]) -> Vec<String> {
+fn replay_keys(
+    tenant: &TenantId,
+    origin: Origin,
+    delivery: &str,
+    body_hash: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Vec<String> {
     let o = origin.as_str();
-    let mut keys = vec![
-        format!("delivery:{tenant}:{o}:{delivery}"),
-        format!("body:{tenant}:{o}:{}", hex::encode(Sha256::digest(body))),
-    ];
+    let mut keys = vec![format!("delivery:{tenant}:{o}:{delivery}"), format!("body:{tenant}:{o}:{body_hash}")];
     if let Some(id) = ingest::signed_id(origin, headers, body) {
         keys.push(format!("signed:{tenant}:{o}:{id}"));
     }
@@ -188,13 +206,13 @@ where
         tracing::Span::current().record("delivery", delivery.as_str());
         let normalized = ingest::aws::normalize(body)?;
         let keys = [format!("delivery:{tenant}:{}:{delivery}", Origin::Aws.as_str())];
-        self.publish_once(tenant, &delivery, &keys, normalized).await
+        self.publish_once(tenant, Ids { delivery: &delivery, base: &delivery }, &keys, normalized).await
     }
 
     async fn publish_once(
         &self,
         tenant: &TenantId,
-        delivery: &str,
+        ids: Ids<'_>,
         keys: &[String],
         normalized: Normalized,
     ) -> Result<DeliveryOutcome, IngestError> {
@@ -207,7 +225,7 @@ where
         };
         let mut events = Vec::with_capacity(canonical.len());
         for (i, c) in canonical.into_iter().enumerate() {
-            events.push(self.hub_event(tenant, delivery, i, c).await?);
+            events.push(self.hub_event(tenant, ids, i, c).await?);
         }
         match accept(&self.dedupe, &self.bus, &self.clock, self.claims, keys, &events).await? {
             Claim::Duplicate => {
@@ -228,13 +246,13 @@ where
     async fn hub_event(
         &self,
         tenant: &TenantId,
-        delivery: &str,
+        ids: Ids<'_>,
         index: usize,
         c: Canonical,
     ) -> Result<HubEvent, IngestError> {
         let (service, resolution) = self.resolve(tenant, c.service_key).await?;
         let (detail_type, data) = c.fact.split();
-        let id = format!("{}-{delivery}-{index}", c.origin.as_str());
+        let id = format!("{}-{}-{index}", c.origin.as_str(), ids.base);
         let detail = Detail {
             event_id: id.clone(),
             tenant: tenant.to_string(),
@@ -246,7 +264,7 @@ where
             actor: c.actor,
             external_id: c.external_id,
             url: c.url,
-            delivery_id: delivery.to_owned(),
+            delivery_id: ids.delivery.to_owned(),
             data,
         };
         Ok(HubEvent {

@@ -526,6 +526,26 @@ async fn a_partial_batch_is_republished_with_the_same_event_ids_in_the_detail() 
     assert_eq!(distinct.len(), 2, "the copy has the same event_id");
 }
 
+/// Hub event ids come from the signed body, never from the unsigned delivery
+/// id: the same delivery under another id (a redelivery after a lease ran
+/// out, say) carries the same event ids, so consumers drop the copies.
+#[tokio::test]
+async fn event_ids_do_not_depend_on_the_unsigned_delivery_id() {
+    let file = Path::new(ROOT).join("events/github/deployment_status.success.json");
+    let mut ids = vec![];
+    for delivery in ["first-id", "second-id"] {
+        let (hub, mut rx) = hub();
+        let a = send(&hub.router, signed(Origin::Github, "/webhooks/github", &file, delivery, SECRET)).await;
+        assert_eq!(a.status, StatusCode::ACCEPTED, "{:?}", a.body);
+        let events = drain(&mut rx);
+        assert_eq!(events[0].detail["delivery_id"], delivery, "the detail keeps the sender's delivery id");
+        ids.push(events.into_iter().map(|e| e.id).collect::<Vec<_>>());
+    }
+    assert!(!ids[0].is_empty());
+    assert_eq!(ids[0], ids[1]);
+    assert!(ids[0].iter().all(|id| !id.contains("first-id")), "{ids:?}");
+}
+
 /// An event over the bus's 256 KB limit can never be published: 413 naming
 /// the limit, not a 503 the sender would retry for days.
 #[tokio::test]
