@@ -378,53 +378,66 @@ fn keys(n: usize) -> Vec<String> {
 
 pub async fn dedupe_claims_once_until_expiry<S: Dedupe>(store: S) {
     let key = keys(1);
-    assert_eq!(store.claim(&key, t0(), LEASE).await.expect("claim"), Claim::New);
-    assert_eq!(store.claim(&key, t0() + Duration::seconds(10), LEASE).await.expect("claim"), Claim::InProgress);
+    assert_eq!(store.claim(&key, "me", t0(), LEASE).await.expect("claim"), Claim::New);
+    assert_eq!(store.claim(&key, "me", t0() + Duration::seconds(10), LEASE).await.expect("claim"), Claim::InProgress);
     store.complete(&key, t0() + Duration::seconds(10), TTL).await.expect("complete");
     // Done: a duplicate for the TTL, long after the lease would have run out.
-    assert_eq!(store.claim(&key, t0() + Duration::minutes(59), LEASE).await.expect("claim"), Claim::Duplicate);
+    assert_eq!(store.claim(&key, "me", t0() + Duration::minutes(59), LEASE).await.expect("claim"), Claim::Duplicate);
     // Expired claims are taken over, even before TTL deletion removes them.
-    assert_eq!(store.claim(&key, t0() + Duration::minutes(61), LEASE).await.expect("claim"), Claim::New);
+    assert_eq!(store.claim(&key, "me", t0() + Duration::minutes(61), LEASE).await.expect("claim"), Claim::New);
     store.complete(&key, t0() + Duration::minutes(61), TTL).await.expect("complete");
     // Releasing a done key keeps it: only leases are given back.
-    store.release(&key).await.expect("release");
-    assert_eq!(store.claim(&key, t0() + Duration::minutes(62), LEASE).await.expect("claim"), Claim::Duplicate);
+    store.release(&key, "me").await.expect("release");
+    assert_eq!(store.claim(&key, "me", t0() + Duration::minutes(62), LEASE).await.expect("claim"), Claim::Duplicate);
     // Keys are independent.
-    assert_eq!(store.claim(&keys(1), t0(), LEASE).await.expect("claim"), Claim::New);
+    assert_eq!(store.claim(&keys(1), "me", t0(), LEASE).await.expect("claim"), Claim::New);
 }
 
 /// A worker that dies (or times out) mid-publish never completes nor
 /// releases its claim: the lease runs out and the sender's retry is processed.
 pub async fn an_expired_lease_is_claimed_again<S: Dedupe>(store: S) {
     let key = keys(1);
-    assert_eq!(store.claim(&key, t0(), LEASE).await.expect("claim"), Claim::New);
-    assert_eq!(store.claim(&key, t0() + Duration::seconds(29), LEASE).await.expect("claim"), Claim::InProgress);
-    assert_eq!(store.claim(&key, t0() + Duration::seconds(31), LEASE).await.expect("claim"), Claim::New);
+    assert_eq!(store.claim(&key, "me", t0(), LEASE).await.expect("claim"), Claim::New);
+    assert_eq!(store.claim(&key, "me", t0() + Duration::seconds(29), LEASE).await.expect("claim"), Claim::InProgress);
+    assert_eq!(store.claim(&key, "me", t0() + Duration::seconds(31), LEASE).await.expect("claim"), Claim::New);
 }
 
 pub async fn a_released_lease_can_be_claimed_at_once<S: Dedupe>(store: S) {
     let key = keys(2);
-    assert_eq!(store.claim(&key, t0(), LEASE).await.expect("claim"), Claim::New);
-    store.release(&key).await.expect("release");
-    assert_eq!(store.claim(&key, t0() + Duration::seconds(1), LEASE).await.expect("claim"), Claim::New);
+    assert_eq!(store.claim(&key, "me", t0(), LEASE).await.expect("claim"), Claim::New);
+    store.release(&key, "me").await.expect("release");
+    assert_eq!(store.claim(&key, "me", t0() + Duration::seconds(1), LEASE).await.expect("claim"), Claim::New);
+}
+
+/// An attempt that outlived its lease and then fails gives back nothing: the
+/// attempt that took the keys over keeps them, so no third one starts.
+pub async fn a_release_never_takes_another_attempts_lease<S: Dedupe>(store: S) {
+    let key = keys(2);
+    assert_eq!(store.claim(&key, "slow", t0(), LEASE).await.expect("claim"), Claim::New);
+    let later = t0() + Duration::seconds(31);
+    assert_eq!(store.claim(&key, "retry", later, LEASE).await.expect("claim"), Claim::New);
+    store.release(&key, "slow").await.expect("release");
+    assert_eq!(store.claim(&key, "third", later, LEASE).await.expect("claim"), Claim::InProgress);
+    store.release(&key, "retry").await.expect("release");
+    assert_eq!(store.claim(&key, "third", later, LEASE).await.expect("claim"), Claim::New);
 }
 
 /// Several keys are claimed together or not at all; a done key makes the
 /// claim a duplicate, a leased one an in-progress.
 pub async fn a_claim_takes_every_key_or_none<S: Dedupe>(store: S) {
     let [done, leased, fresh]: [Vec<String>; 3] = [keys(1), keys(1), keys(1)];
-    assert_eq!(store.claim(&done, t0(), LEASE).await.expect("claim"), Claim::New);
+    assert_eq!(store.claim(&done, "me", t0(), LEASE).await.expect("claim"), Claim::New);
     store.complete(&done, t0(), TTL).await.expect("complete");
-    assert_eq!(store.claim(&leased, t0(), LEASE).await.expect("claim"), Claim::New);
+    assert_eq!(store.claim(&leased, "me", t0(), LEASE).await.expect("claim"), Claim::New);
 
     let with_done = [fresh.clone(), done.clone()].concat();
-    assert_eq!(store.claim(&with_done, t0(), LEASE).await.expect("claim"), Claim::Duplicate);
+    assert_eq!(store.claim(&with_done, "me", t0(), LEASE).await.expect("claim"), Claim::Duplicate);
     let with_both = [fresh.clone(), leased.clone(), done].concat();
-    assert_eq!(store.claim(&with_both, t0(), LEASE).await.expect("claim"), Claim::Duplicate);
+    assert_eq!(store.claim(&with_both, "me", t0(), LEASE).await.expect("claim"), Claim::Duplicate);
     let with_leased = [fresh.clone(), leased].concat();
-    assert_eq!(store.claim(&with_leased, t0(), LEASE).await.expect("claim"), Claim::InProgress);
+    assert_eq!(store.claim(&with_leased, "me", t0(), LEASE).await.expect("claim"), Claim::InProgress);
     // The refused claims wrote nothing: the fresh key is still free.
-    assert_eq!(store.claim(&fresh, t0(), LEASE).await.expect("claim"), Claim::New);
+    assert_eq!(store.claim(&fresh, "me", t0(), LEASE).await.expect("claim"), Claim::New);
 }
 
 /// Concurrent redeliveries of one delivery: exactly one claim wins.
@@ -433,7 +446,7 @@ pub async fn concurrent_claims_have_one_winner<S: Dedupe + Clone + 'static>(stor
     let mut racers = tokio::task::JoinSet::new();
     for _ in 0..8 {
         let (store, key) = (store.clone(), key.clone());
-        racers.spawn(async move { store.claim(&key, t0(), LEASE).await });
+        racers.spawn(async move { store.claim(&key, "me", t0(), LEASE).await });
     }
     let mut outcomes = Vec::new();
     while let Some(done) = racers.join_next().await {

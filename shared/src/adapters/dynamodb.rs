@@ -602,10 +602,13 @@ const LEASED: &str = "leased";
 const DONE: &str = "done";
 
 impl DynamoStore {
-    fn claim_item(key_str: &str, state: &str, expires: DateTime<Utc>) -> Item {
+    fn claim_item(key_str: &str, state: &str, owner: &str, expires: DateTime<Utc>) -> Item {
         let mut item = key(keys::idem_pk(key_str), keys::IDEM_SK);
         item.insert("entity".into(), s("dedupe"));
         item.insert("state".into(), s(state));
+        if !owner.is_empty() {
+            item.insert("owner".into(), s(owner));
+        }
         item.insert(TABLE.ttl_attribute.into(), n(expires.timestamp()));
         item
     }
@@ -640,14 +643,20 @@ impl DynamoStore {
 }
 
 impl Dedupe for DynamoStore {
-    async fn claim(&self, keys_str: &[String], now: DateTime<Utc>, lease: Duration) -> Result<Claim, StoreError> {
+    async fn claim(
+        &self,
+        keys_str: &[String],
+        owner: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<Claim, StoreError> {
         let expires = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::days(365));
         // TTL deletion is lazy (it can lag by days), so expired claims and leases are taken over here.
         let mut txn = self.client.transact_write_items();
         for k in keys_str {
             let put = Put::builder()
                 .table_name(&self.table)
-                .set_item(Some(Self::claim_item(k, LEASED, expires)))
+                .set_item(Some(Self::claim_item(k, LEASED, owner, expires)))
                 .condition_expression("attribute_not_exists(PK) OR #exp <= :now")
                 .expression_attribute_names("#exp", TABLE.ttl_attribute)
                 .expression_attribute_values(":now", n(now.timestamp()))
@@ -669,24 +678,27 @@ impl Dedupe for DynamoStore {
         let expires = now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(365));
         let mut txn = self.client.transact_write_items();
         for k in keys_str {
-            txn = txn.transact_items(put(&self.table, Self::claim_item(k, DONE, expires), None)?);
+            txn = txn.transact_items(put(&self.table, Self::claim_item(k, DONE, "", expires), None)?);
         }
         txn.send().await.map_err(classify_transaction)?;
         Ok(())
     }
 
-    async fn release(&self, keys_str: &[String]) -> Result<(), StoreError> {
+    async fn release(&self, keys_str: &[String], owner: &str) -> Result<(), StoreError> {
         // One delete per key (at most three, and only after a failed
-        // publish), each conditional, so that a done key is never removed.
+        // publish), each conditional, so that a done key, or a lease another
+        // attempt took over, is never removed.
         for k in keys_str {
             let result = self
                 .client
                 .delete_item()
                 .table_name(&self.table)
                 .set_key(Some(key(keys::idem_pk(k), keys::IDEM_SK)))
-                .condition_expression("#state = :leased")
+                .condition_expression("#state = :leased AND #owner = :owner")
                 .expression_attribute_names("#state", "state")
+                .expression_attribute_names("#owner", "owner")
                 .expression_attribute_values(":leased", s(LEASED))
+                .expression_attribute_values(":owner", s(owner))
                 .send()
                 .await;
             match result {

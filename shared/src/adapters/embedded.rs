@@ -78,6 +78,9 @@ struct IndexItem {
 #[derive(Debug, Serialize, Deserialize)]
 struct ClaimItem {
     expires_at: DateTime<Utc>,
+    /// The attempt holding a lease.
+    #[serde(default)]
+    owner: String,
     /// Leased (work in progress) or done. Claims written before leases existed were done.
     #[serde(default = "done_by_default")]
     done: bool,
@@ -422,9 +425,15 @@ impl DueIndex for EmbeddedStore {
 }
 
 impl Dedupe for EmbeddedStore {
-    async fn claim(&self, keys: &[String], now: DateTime<Utc>, lease: Duration) -> Result<Claim, StoreError> {
+    async fn claim(
+        &self,
+        keys: &[String],
+        owner: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<Claim, StoreError> {
         let pks: Vec<String> = keys.iter().map(|k| keys::idem_pk(k)).collect();
-        let item = encode(&ClaimItem { expires_at: expiry(now, lease), done: false })?;
+        let item = encode(&ClaimItem { expires_at: expiry(now, lease), owner: owner.to_owned(), done: false })?;
         self.blocking(move |db| {
             let txn = db.begin_write().map_err(backend)?;
             {
@@ -453,7 +462,7 @@ impl Dedupe for EmbeddedStore {
 
     async fn complete(&self, keys: &[String], now: DateTime<Utc>, ttl: Duration) -> Result<(), StoreError> {
         let pks: Vec<String> = keys.iter().map(|k| keys::idem_pk(k)).collect();
-        let item = encode(&ClaimItem { expires_at: expiry(now, ttl), done: true })?;
+        let item = encode(&ClaimItem { expires_at: expiry(now, ttl), owner: String::new(), done: true })?;
         self.blocking(move |db| {
             let txn = db.begin_write().map_err(backend)?;
             {
@@ -467,14 +476,15 @@ impl Dedupe for EmbeddedStore {
         .await
     }
 
-    async fn release(&self, keys: &[String]) -> Result<(), StoreError> {
+    async fn release(&self, keys: &[String], owner: &str) -> Result<(), StoreError> {
         let pks: Vec<String> = keys.iter().map(|k| keys::idem_pk(k)).collect();
+        let owner = owner.to_owned();
         self.blocking(move |db| {
             let txn = db.begin_write().map_err(backend)?;
             {
                 let mut table = txn.open_table(ITEMS).map_err(backend)?;
                 for pk in &pks {
-                    if get_item::<ClaimItem>(&table, pk, keys::IDEM_SK)?.is_some_and(|c| !c.done) {
+                    if get_item::<ClaimItem>(&table, pk, keys::IDEM_SK)?.is_some_and(|c| !c.done && c.owner == owner) {
                         table.remove((pk.as_str(), keys::IDEM_SK)).map_err(backend)?;
                     }
                 }

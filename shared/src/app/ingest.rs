@@ -41,17 +41,20 @@ impl Default for ClaimTimes {
 }
 
 impl ClaimTimes {
-    /// `CHANGEHUB_DEDUPE_LEASE_SECS` (default 30), read once at start.
+    /// `CHANGEHUB_DEDUPE_LEASE_SECS` (default 30, at least 15: longer than
+    /// the functions' 10 s timeout, so a lease outlives the attempt holding
+    /// it), read once at start.
     pub fn from_env() -> Result<Self, crate::config::ConfigError> {
         const NAME: &str = "CHANGEHUB_DEDUPE_LEASE_SECS";
+        const MIN_LEASE_SECS: u64 = 15;
         let lease = match crate::config::optional(NAME) {
             None => DEDUPE_LEASE,
             Some(v) => match v.parse::<u64>() {
-                Ok(secs) if secs > 0 => Duration::from_secs(secs),
+                Ok(secs) if secs >= MIN_LEASE_SECS => Duration::from_secs(secs),
                 _ => {
                     return Err(crate::config::ConfigError::Invalid {
                         name: NAME,
-                        message: "expected a positive whole number of seconds".into(),
+                        message: format!("expected a whole number of seconds, at least {MIN_LEASE_SECS}"),
                     });
                 }
             },
@@ -346,12 +349,14 @@ pub async fn accept<D: Dedupe, B: EventBus, C: Clock>(
             max: MAX_EVENT_BYTES,
         });
     }
-    let claim = dedupe.claim(keys, clock.now(), times.lease).await?;
+    // This attempt's lease: only it may give the keys back.
+    let owner = uuid::Uuid::now_v7().to_string();
+    let claim = dedupe.claim(keys, &owner, clock.now(), times.lease).await?;
     if claim != Claim::New {
         return Ok(claim);
     }
     if let Err(e) = bus.publish(events).await {
-        if let Err(release) = dedupe.release(keys).await {
+        if let Err(release) = dedupe.release(keys, &owner).await {
             tracing::error!(?keys, error = %release, "could not release a dedupe lease after a failed publish; it expires on its own");
         }
         return Err(e.into());

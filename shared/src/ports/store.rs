@@ -288,13 +288,14 @@ pub enum Claim {
 /// then, once the work is done, a record kept until its TTL. An expired lease
 /// (the worker timed out or crashed) can be claimed again.
 pub trait Dedupe: Send + Sync {
-    /// Takes every one of `keys` in one atomic write, leased until `now + lease`,
-    /// or none of them. Any key done and unexpired makes the claim a
-    /// [`Claim::Duplicate`]; otherwise any key leased and unexpired makes it
-    /// [`Claim::InProgress`].
+    /// Takes every one of `keys` in one atomic write, leased to `owner` (a
+    /// token unique to this attempt) until `now + lease`, or none of them.
+    /// Any key done and unexpired makes the claim a [`Claim::Duplicate`];
+    /// otherwise any key leased and unexpired makes it [`Claim::InProgress`].
     fn claim(
         &self,
         keys: &[String],
+        owner: &str,
         now: DateTime<Utc>,
         lease: Duration,
     ) -> impl Future<Output = Result<Claim, StoreError>> + Send;
@@ -307,9 +308,10 @@ pub trait Dedupe: Send + Sync {
         ttl: Duration,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Gives leased keys up, so that a retry of work that failed is not taken
-    /// for a duplicate. Keys already done are kept.
-    fn release(&self, keys: &[String]) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Gives up the keys still leased to `owner`, so that a retry of work that
+    /// failed is not taken for a duplicate. Keys already done, and leases
+    /// another attempt took over after `owner`'s ran out, are kept.
+    fn release(&self, keys: &[String], owner: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 #[cfg(test)]

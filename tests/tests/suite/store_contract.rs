@@ -49,6 +49,7 @@ contract_cases!(
     dedupe_claims_once_until_expiry,
     an_expired_lease_is_claimed_again,
     a_released_lease_can_be_claimed_at_once,
+    a_release_never_takes_another_attempts_lease,
     a_claim_takes_every_key_or_none,
     concurrent_claims_have_one_winner,
     empty_service_window_is_empty,
