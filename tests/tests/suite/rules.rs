@@ -210,7 +210,7 @@ async fn high_risk_and_privileged_changes_need_a_peer_review_first() {
     let err = h.app.decide(&who(T, "aud@example.com", &["audit"]), &c.id, approve()).await.expect_err("auditor");
     assert!(matches!(err, ChangeError::Forbidden(_)), "{err}");
     assert!(err.to_string().contains("an auditor only reads"), "{err}");
-    // The team lead cannot go first: the peer review is level 1...
+    // The peer review is level 1, given by anyone else holding a role; the team lead then decides level 2.
     let err = h.app.decide(&root(T), &c.id, approve()).await;
     assert!(err.is_ok(), "anyone else holding a role gives the peer review: {err:?}");
     let after = h.app.decide(&pat(T), &c.id, approve()).await.expect("level 2");

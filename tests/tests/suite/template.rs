@@ -316,6 +316,38 @@ fn statements_of(f: &Value) -> Vec<&Value> {
 }
 
 /// Whether an IAM `StringLike` pattern (only a trailing `*` is used here) matches `key`.
+/// The ingest functions read only catalogs and dedupe claims: never a
+/// change, an audit trail or another tenant document.
+#[test]
+fn the_ingest_functions_read_only_catalogs_and_claims() {
+    use changehub::adapters::keys;
+    use changehub::domain::{ChangeId, TenantId};
+    use changehub::ports::DocKind;
+    let tenant = TenantId::parse("acme").expect("tenant");
+    let t = template();
+    for name in ["IngestFunction", "AwsEventsFunction"] {
+        let reads: Vec<&Value> = statements_of(function(&t, name))
+            .into_iter()
+            .filter(|s| s["Action"].as_array().is_some_and(|a| a.iter().any(|x| x == "dynamodb:GetItem")))
+            .collect();
+        assert!(!reads.is_empty(), "{name} reads the catalog");
+        for s in reads {
+            let patterns: Vec<&str> = s["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{name}: reads without a LeadingKeys condition"))
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            for key in [keys::doc_pk(&tenant, DocKind::Catalog), keys::idem_pk("github:d")] {
+                assert!(patterns.iter().any(|p| like(p, &key)), "{name} cannot read {key}");
+            }
+            for key in [keys::change_pk(&tenant, &ChangeId::new()), keys::doc_pk(&tenant, DocKind::Incidents)] {
+                assert!(!patterns.iter().any(|p| like(p, &key)), "{name} may read {key}");
+            }
+        }
+    }
+}
+
 /// IAM's `StringLike`: `*` matches any run of characters (`?` is not used here).
 fn like(pattern: &str, key: &str) -> bool {
     let mut parts = pattern.split('*');
