@@ -4,8 +4,10 @@
 //! as API Gateway events into the ingest router via lambda_http's adapter,
 //! AWS events into the aws-events target.
 
+use changehub::adapters::dynamodb::DynamoStore;
 use changehub::adapters::eventbridge::EventBridgeBus;
 use changehub::adapters::secretsmanager::SecretsManagerSecrets;
+use changehub::app::catalog::{CachedCatalog, DEFAULT_CACHE_TTL};
 use changehub::app::ingest::{Ingest, Webhooks};
 use changehub::domain::TenantId;
 use changehub::http::webhooks::WebhookLimits;
@@ -70,20 +72,23 @@ fn api_gateway_event(origin: Origin, file: &Path, delivery: &str) -> Value {
     })
 }
 
+/// The ingest use case as the Lambdas assemble it, on the emulator: DynamoDB
+/// for dedupe and the catalog, EventBridge (rule → SQS inbox) for the events.
+async fn ingest_on_the_emulator()
+-> (Ingest<DynamoStore, EventBridgeBus, CachedCatalog<DynamoStore>, SystemClock>, SqsInbox) {
+    let (bus, inbox) = bus().await;
+    let store = aws::dynamo_store().await;
+    let catalog = CachedCatalog::new(store.clone(), DEFAULT_CACHE_TTL);
+    (Ingest::new(store, bus, catalog, SystemClock), inbox)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_webhook_sample_goes_through_the_ingest_lambda_to_eventbridge_once() {
     let mut doc = serde_json::Map::new();
     for o in WEBHOOK_ORIGINS {
         doc.insert(o.as_str().into(), json!([secret_for(o)]));
     }
-    let (bus, mut inbox) = bus().await;
-    let store = aws::dynamo_store().await;
-    let ingest = Ingest::new(
-        store.clone(),
-        bus,
-        changehub::app::catalog::CachedCatalog::new(store, changehub::app::catalog::DEFAULT_CACHE_TTL),
-        SystemClock,
-    );
+    let (ingest, mut inbox) = ingest_on_the_emulator().await;
     let webhooks = Arc::new(Webhooks { ingest, secrets: secrets_manager(&json!({"default": doc})).await });
     let mut lambda =
         lambda_http::Adapter::from(finish(webhooks::webhook_routes(webhooks, WebhookLimits { concurrent_bodies: 1 })));
@@ -125,14 +130,7 @@ async fn every_webhook_sample_goes_through_the_ingest_lambda_to_eventbridge_once
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_aws_sample_goes_through_the_aws_events_target() {
-    let (bus, mut inbox) = bus().await;
-    let store = aws::dynamo_store().await;
-    let ingest = Ingest::new(
-        store.clone(),
-        bus,
-        changehub::app::catalog::CachedCatalog::new(store, changehub::app::catalog::DEFAULT_CACHE_TTL),
-        SystemClock,
-    );
+    let (ingest, mut inbox) = ingest_on_the_emulator().await;
     let tenant = TenantId::parse("default").expect("tenant");
     let mut published = 0;
     for file in samples(Origin::Aws) {

@@ -396,7 +396,9 @@ fn every_function_writes_only_the_partitions_its_code_writes() {
     // (a reschedule), never a record, an audit entry or a document.
     let api_deletes = [keys::service_pk(&tenant, &service)];
     let api_never_deletes = [keys::change_pk(&tenant, &id), keys::doc_pk(&tenant, changehub::ports::DocKind::Catalog)];
-    let expected: [(&str, &[String], &[String], &[String], &[String]); 3] = [
+    // (function, writes, never writes, deletes, never deletes)
+    type Row<'a> = (&'a str, &'a [String], &'a [String], &'a [String], &'a [String]);
+    let expected: [Row; 3] = [
         ("ApiFunction", &api_writes, &ingest_writes, &api_deletes, &api_never_deletes),
         ("IngestFunction", &ingest_writes, &api_writes, &ingest_writes, &api_writes),
         ("AwsEventsFunction", &ingest_writes, &api_writes, &ingest_writes, &api_writes),
