@@ -348,6 +348,29 @@ fn the_ingest_functions_read_only_catalogs_and_claims() {
     }
 }
 
+/// The audit key can be read by the api function (which seals) and the
+/// configured verifier role only: a resource policy denies everyone else, so
+/// access to the table, or broad secrets permissions, cannot forge a seal.
+#[test]
+fn only_the_sealer_and_the_verifier_read_the_audit_key() {
+    let t = template();
+    let policies = resources_of_type(&t, "AWS::SecretsManager::ResourcePolicy");
+    let (_, policy) = policies
+        .iter()
+        .find(|(_, p)| p["Properties"]["SecretId"] == json!({"!Ref": "AuditKey"}))
+        .expect("a resource policy on the audit key");
+    let statements = policy["Properties"]["ResourcePolicy"]["Statement"].as_array().expect("statements");
+    let deny = statements
+        .iter()
+        .find(|s| s["Effect"] == "Deny" && s["Action"] == "secretsmanager:GetSecretValue" && s["Principal"] == "*")
+        .expect("a deny of GetSecretValue to everyone else");
+    let allowed = deny["Condition"]["StringNotEquals"]["aws:PrincipalArn"].to_string();
+    assert!(allowed.contains("ApiFunctionRole") && allowed.contains("AuditVerifierRoleArn"), "{allowed}");
+    for other in ["IngestFunctionRole", "AwsEventsFunctionRole"] {
+        assert!(!allowed.contains(other), "{other} may read the audit key: {allowed}");
+    }
+}
+
 /// IAM's `StringLike`: `*` matches any run of characters (`?` is not used here).
 fn like(pattern: &str, key: &str) -> bool {
     let mut parts = pattern.split('*');
