@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use super::keys;
+use super::{expiry, keys};
 use crate::domain::{AuditEntry, Change, ChangeId, TenantId};
 use crate::ports::{
     AuditSealer, ChangeReader, ChangeUpdate, ChangeWriter, Claim, CounterKey, Counters, Counts, Cursor, Dedupe,
@@ -650,7 +650,7 @@ impl Dedupe for DynamoStore {
         now: DateTime<Utc>,
         lease: Duration,
     ) -> Result<Claim, StoreError> {
-        let expires = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::days(365));
+        let expires = expiry(now, lease);
         // TTL deletion is lazy (it can lag by days), so expired claims and leases are taken over here.
         let mut txn = self.client.transact_write_items();
         for k in keys_str {
@@ -675,7 +675,7 @@ impl Dedupe for DynamoStore {
     }
 
     async fn complete(&self, keys_str: &[String], now: DateTime<Utc>, ttl: Duration) -> Result<(), StoreError> {
-        let expires = now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(365));
+        let expires = expiry(now, ttl);
         let mut txn = self.client.transact_write_items();
         for k in keys_str {
             txn = txn.transact_items(put(&self.table, Self::claim_item(k, DONE, "", expires), None)?);

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::keys;
+use super::{expiry, keys};
 use crate::domain::{AuditEntry, Change, ChangeId, TenantId};
 use crate::ports::{
     AuditSealer, ChangeReader, ChangeUpdate, ChangeWriter, Claim, CounterKey, Counters, Counts, Cursor, Dedupe,
@@ -493,11 +493,6 @@ impl Dedupe for EmbeddedStore {
         })
         .await
     }
-}
-
-/// `now + d`, saturating far in the future.
-fn expiry(now: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
-    now + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::days(365))
 }
 
 impl TenantDocs for EmbeddedStore {

@@ -18,3 +18,9 @@ pub mod eventbridge;
 pub mod secretsmanager;
 #[cfg(feature = "sns")]
 pub mod sns;
+
+/// When a claim or lease taken at `now` for `d` runs out (saturating a year ahead).
+#[cfg(any(feature = "embedded", feature = "dynamodb"))]
+fn expiry(now: chrono::DateTime<chrono::Utc>, d: std::time::Duration) -> chrono::DateTime<chrono::Utc> {
+    now + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::days(365))
+}

@@ -67,16 +67,15 @@ impl SecretsManagerSecrets {
     }
 
     async fn fetch(&self) -> Result<Parsed, SecretsError> {
-        let out = self
-            .client
-            .get_secret_value()
-            .secret_id(&self.secret_id)
-            .send()
-            .await
-            .map_err(|e| SecretsError::Backend(e.into()))?;
-        let text = out.secret_string.ok_or_else(|| SecretsError::Invalid("the secret has no string value".into()))?;
+        let text = secret_string(&self.client, &self.secret_id).await.map_err(SecretsError::Backend)?;
+        let text = text.ok_or_else(|| SecretsError::Invalid("the secret has no string value".into()))?;
         parse_document(&text)
     }
+}
+
+/// The string value of secret `secret_id`, if it has one.
+async fn secret_string(client: &Client, secret_id: &str) -> Result<Option<String>, BoxError> {
+    Ok(client.get_secret_value().secret_id(secret_id).send().await?.secret_string)
 }
 
 /// The new document, with each entry it left out taken from the last good
@@ -109,8 +108,7 @@ impl SecretSource for SecretsManagerSecrets {
 /// The hub's audit key: the string value of secret `secret_id` (at least 32
 /// bytes; the template generates 64 random characters).
 pub async fn audit_key(client: &Client, secret_id: &str) -> Result<AuditKey, BoxError> {
-    let out = client.get_secret_value().secret_id(secret_id).send().await?;
-    let text = out.secret_string.ok_or("the audit key secret has no string value")?;
+    let text = secret_string(client, secret_id).await?.ok_or("the audit key secret has no string value")?;
     Ok(AuditKey::new(text.as_bytes())?)
 }
 
