@@ -73,7 +73,7 @@ pub async fn verify_table(
 ) -> Result<(), Box<dyn std::error::Error>> {
     let tenant = TenantId::parse(tenant.ok_or(AuditError::NoTenant)?)?;
     let change = change.map(ChangeId::parse).transpose()?;
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let aws = changehub::adapters::aws::load_config().await?;
     let key = match audit_key_secret {
         Some(secret) => Some(
             secretsmanager::audit_key(&secretsmanager::Client::new(&aws), secret)
