@@ -46,7 +46,7 @@ async fn handle(deps: &Deps, tenant: &TenantId, event: LambdaEvent<Value>) -> Re
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let config = Config::from_env()?;
-    let aws = changehub::adapters::aws::load_config().await?;
+    let aws = changehub::adapters::aws::load_lambda_config().await?;
     let store = DynamoStore::new(dynamodb::Client::new(&aws), config.table);
     let deps = Ingest::new(
         store.clone(),

@@ -36,7 +36,7 @@ impl Config {
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let config = Config::from_env()?;
-    let aws = changehub::adapters::aws::load_config().await?;
+    let aws = changehub::adapters::aws::load_lambda_config().await?;
     let store = DynamoStore::new(dynamodb::Client::new(&aws), config.table);
     let ingest = Ingest::new(
         store.clone(),

@@ -131,8 +131,21 @@ where
 {
     /// The secrets `tenant` configured for `origin`; refused (401) when there
     /// are none, so a delivery nobody could verify is refused before its body is read.
+    ///
+    /// When the secrets must first be fetched (the first delivery after a
+    /// cold start, or a refresh), the tenant's catalog is read meanwhile, so
+    /// a verified delivery does not wait for a second round trip after the
+    /// first. It is only cached, never used before the signature is checked,
+    /// and read at most once per fetch of the secrets, so an unsigned
+    /// request cannot make the hub read more.
     pub async fn secrets(&self, tenant: &TenantId, origin: Origin) -> Result<Vec<String>, IngestError> {
-        let secrets = self.secrets.secrets(tenant, origin).await?;
+        let secrets = if self.secrets.is_cached() {
+            self.secrets.secrets(tenant, origin).await?
+        } else {
+            let (secrets, _prefetched) =
+                tokio::join!(self.secrets.secrets(tenant, origin), self.ingest.catalog.catalog(tenant));
+            secrets?
+        };
         if secrets.iter().all(|s| s.trim().is_empty()) {
             return Err(signature::AuthError::NoSecret { origin }.into());
         }

@@ -10,7 +10,7 @@ use changehub::adapters::env_secrets::{SecretsDocument, StaticSecrets};
 use changehub::adapters::local_bus::LocalBus;
 use changehub::app::catalog::{CachedCatalog, DEFAULT_CACHE_TTL};
 use changehub::app::ingest::{ClaimTimes, Ingest, Webhooks};
-use changehub::domain::{EventPattern, HubEvent};
+use changehub::domain::{EventPattern, HubEvent, TenantId};
 use changehub::http::webhooks::WebhookLimits;
 use changehub::http::{finish, webhooks};
 use changehub::ingest::canonical::{schema_file, schemas};
@@ -654,4 +654,69 @@ async fn the_local_hub_times_requests_out_and_bounds_how_many_run_at_once() {
     );
     let stuck = stuck.await.expect("stuck request");
     assert_eq!((stuck.status, error(&stuck).1), (StatusCode::REQUEST_TIMEOUT, "timeout"), "{:?}", stuck.body);
+}
+
+/// A secrets source that must fetch, and whose fetch only completes once
+/// the tenant's catalog has been read (or fails after a while).
+struct ColdSecrets {
+    catalog_read: Arc<tokio::sync::Notify>,
+}
+
+impl changehub::ports::SecretSource for ColdSecrets {
+    async fn secrets(&self, _: &TenantId, _: Origin) -> Result<Vec<String>, changehub::ports::SecretsError> {
+        tokio::time::timeout(std::time::Duration::from_secs(5), self.catalog_read.notified())
+            .await
+            .map_err(|_| changehub::ports::SecretsError::Invalid("the catalog was not read meanwhile".into()))?;
+        Ok(vec![SECRET.into()])
+    }
+
+    fn is_cached(&self) -> bool {
+        false
+    }
+}
+
+/// A catalog reader that counts its reads and says when one happened.
+#[derive(Clone, Default)]
+struct CountingCatalog {
+    reads: Arc<AtomicUsize>,
+    read: Arc<tokio::sync::Notify>,
+}
+
+impl changehub::ports::CatalogReader for CountingCatalog {
+    async fn catalog(
+        &self,
+        _: &TenantId,
+    ) -> Result<Arc<changehub::domain::catalog::CatalogView>, changehub::ports::StoreError> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        self.read.notify_one();
+        Ok(Arc::default())
+    }
+}
+
+fn webhooks_with<S: changehub::ports::SecretSource>(
+    secrets: S,
+    catalog: CountingCatalog,
+) -> Webhooks<EmbeddedStore, LocalBus, CountingCatalog, S, SystemClock> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedStore::open(dir.path().join("ingest.db")).expect("open");
+    Webhooks { ingest: Ingest::new(store, LocalBus::new(), catalog, SystemClock), secrets }
+}
+
+#[tokio::test]
+async fn a_cold_secrets_fetch_reads_the_tenants_catalog_meanwhile() {
+    let catalog = CountingCatalog::default();
+    let webhooks = webhooks_with(ColdSecrets { catalog_read: catalog.read.clone() }, catalog.clone());
+    let tenant = TenantId::parse("acme").expect("tenant");
+    let secrets = webhooks.secrets(&tenant, Origin::Github).await.expect("secrets fetched while the catalog was read");
+    assert_eq!(secrets, [SECRET]);
+    assert_eq!(catalog.reads.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn cached_secrets_refuse_a_tenant_without_secrets_before_reading_its_catalog() {
+    let catalog = CountingCatalog::default();
+    let webhooks = webhooks_with(secrets(), catalog.clone());
+    let tenant = TenantId::parse("nobody").expect("tenant");
+    webhooks.secrets(&tenant, Origin::Github).await.expect_err("no secrets for this tenant");
+    assert_eq!(catalog.reads.load(Ordering::SeqCst), 0, "nothing is read for an unknown tenant");
 }
