@@ -190,6 +190,26 @@ pub async fn one_update_appends_several_entries<S: ChangeStore>(store: S) {
     changehub::domain::audit::verify_record(&approved, &trail).expect("verifies");
 }
 
+/// The outbox publisher reads the entries one write added, by number.
+pub async fn audit_entries_are_read_by_number<S: ChangeStore>(store: S) {
+    let app = Changes::new(store, FixedClock::new(t0()));
+    let tenant = seeded(&app).await;
+    let c = caller(&tenant);
+    let mut input = new_change("Rotate the payments certificate", &["payments"], t0(), 1);
+    input.change_type = ChangeType::Standard;
+    input.template = Some("rotate-tls-cert".into());
+    input.category = Some("certificate".into());
+    let created = app.create(&c, input).await.expect("create");
+    app.transition(&c, &created.id, to(ChangeState::Submitted, 1)).await.expect("submit");
+    let seqs = |entries: Vec<changehub::domain::AuditEntry>| entries.iter().map(|e| e.seq).collect::<Vec<_>>();
+    let read = |range| app.store.audit_entries(&c.tenant, &created.id, range);
+    assert_eq!(seqs(read(2..=3).await.expect("the submit's entries")), [2, 3]);
+    assert_eq!(seqs(read(1..=1).await.expect("the creation's entry")), [1]);
+    assert_eq!(seqs(read(4..=9).await.expect("none yet")), Vec::<u64>::new());
+    let trail = app.audit(&c, &created.id).await.expect("trail");
+    assert_eq!(read(1..=3).await.expect("all"), trail, "the same entries as the whole trail");
+}
+
 /// Tenant documents: created at version 1, replaced only from the version read.
 pub async fn tenant_documents_are_replaced_conditionally<S: ChangeStore>(store: S) {
     let tenant = TenantId::parse(&crate::unique("docs")).expect("tenant");

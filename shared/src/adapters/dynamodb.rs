@@ -397,6 +397,17 @@ impl ChangeReader for DynamoStore {
         items.iter().map(decode).collect()
     }
 
+    async fn audit_entries(
+        &self,
+        tenant: &TenantId,
+        id: &ChangeId,
+        seqs: std::ops::RangeInclusive<u64>,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let (lo, hi) = (keys::audit_sk(*seqs.start()), keys::audit_sk(*seqs.end()));
+        let items = self.query_between(keys::change_pk(tenant, id), &lo, &hi).await?;
+        items.iter().map(decode).collect()
+    }
+
     async fn change_ids(&self, tenant: &TenantId) -> Result<Vec<ChangeId>, StoreError> {
         let items = self.query_prefix(keys::tenant_changes_pk(tenant), keys::INDEX_PREFIX).await?;
         items
@@ -417,21 +428,36 @@ impl DynamoStore {
     /// Every item of partition `pk` whose SK starts with `prefix`, in SK
     /// order: one consistent Query, paged past 1 MB.
     async fn query_prefix(&self, pk: String, prefix: &str) -> Result<Vec<Item>, StoreError> {
+        self.query_keys(pk, "begins_with(SK, :lo)", &[(":lo", prefix)]).await
+    }
+
+    /// Every item of partition `pk` with `lo <= SK <= hi`, in SK order.
+    async fn query_between(&self, pk: String, lo: &str, hi: &str) -> Result<Vec<Item>, StoreError> {
+        self.query_keys(pk, "SK BETWEEN :lo AND :hi", &[(":lo", lo), (":hi", hi)]).await
+    }
+
+    /// Every item of partition `pk` whose SK meets `sk_condition`: one
+    /// consistent Query, paged past 1 MB.
+    async fn query_keys(
+        &self,
+        pk: String,
+        sk_condition: &str,
+        values: &[(&str, &str)],
+    ) -> Result<Vec<Item>, StoreError> {
         let mut items = Vec::new();
         let mut start = None;
         loop {
-            let out = self
+            let mut query = self
                 .client
                 .query()
                 .table_name(&self.table)
-                .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
-                .expression_attribute_values(":pk", s(pk.clone()))
-                .expression_attribute_values(":prefix", s(prefix))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(classify)?;
+                .key_condition_expression(format!("PK = :pk AND {sk_condition}"))
+                .expression_attribute_values(":pk", s(pk.clone()));
+            for (name, value) in values {
+                query = query.expression_attribute_values(*name, s(*value));
+            }
+            let out =
+                query.consistent_read(true).set_exclusive_start_key(start.take()).send().await.map_err(classify)?;
             items.extend(out.items.unwrap_or_default());
             match out.last_evaluated_key {
                 Some(k) => start = Some(k),

@@ -256,6 +256,16 @@ impl ChangeReader for EmbeddedStore {
         self.query_prefix(keys::change_pk(tenant, id), keys::AUDIT_PREFIX).await
     }
 
+    async fn audit_entries(
+        &self,
+        tenant: &TenantId,
+        id: &ChangeId,
+        seqs: std::ops::RangeInclusive<u64>,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let (lo, hi) = (keys::audit_sk(*seqs.start()), keys::audit_sk(*seqs.end()));
+        self.query_between(keys::change_pk(tenant, id), lo, hi).await
+    }
+
     async fn change_ids(&self, tenant: &TenantId) -> Result<Vec<ChangeId>, StoreError> {
         self.query_prefix(keys::tenant_changes_pk(tenant), keys::INDEX_PREFIX).await
     }
@@ -269,12 +279,23 @@ impl EmbeddedStore {
         pk: String,
         prefix: &'static str,
     ) -> Result<Vec<T>, StoreError> {
+        // `~` sorts after every character a key uses.
+        let hi = format!("{prefix}~");
+        self.query_between(pk, prefix.to_owned(), hi).await
+    }
+
+    /// Every item of partition `pk` with `lo <= SK <= hi`, in SK order.
+    async fn query_between<T: DeserializeOwned + Send + 'static>(
+        &self,
+        pk: String,
+        lo: String,
+        hi: String,
+    ) -> Result<Vec<T>, StoreError> {
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(backend)?;
             let table = txn.open_table(ITEMS).map_err(backend)?;
-            let hi = format!("{prefix}~");
             let mut out = Vec::new();
-            for row in table.range((pk.as_str(), prefix)..(pk.as_str(), hi.as_str())).map_err(backend)? {
+            for row in table.range((pk.as_str(), lo.as_str())..=(pk.as_str(), hi.as_str())).map_err(backend)? {
                 let (k, v) = row.map_err(backend)?;
                 out.push(decode(&pk, k.value().1, v.value())?);
             }

@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod changes;
 pub mod governance;
 pub mod ingest;
+pub mod once;
 pub mod publish;
 
 pub use changes::{Caller, ChangeError, Changes, ListRequest, TransitionRequest};

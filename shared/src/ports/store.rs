@@ -139,6 +139,17 @@ pub trait ChangeReader: Send + Sync {
         id: &ChangeId,
     ) -> impl Future<Output = Result<Vec<AuditEntry>, StoreError>> + Send;
 
+    /// The entries numbered `seqs` (inclusive), oldest first: one query of
+    /// the change's partition, whatever the length of its history. For the
+    /// outbox publisher, which learns from a stream record which entries a
+    /// write added.
+    fn audit_entries(
+        &self,
+        tenant: &TenantId,
+        id: &ChangeId,
+        seqs: std::ops::RangeInclusive<u64>,
+    ) -> impl Future<Output = Result<Vec<AuditEntry>, StoreError>> + Send;
+
     /// The ids of every change of a tenant, oldest first (ids are time
     /// ordered): one query of the tenant's change list, paged. For audit
     /// verification, not request paths.

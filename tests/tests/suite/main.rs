@@ -10,6 +10,7 @@ mod ingest_aws;
 mod notifier_contract;
 mod openapi;
 mod policy;
+mod publish;
 mod rules;
 mod store_contract;
 mod template;

@@ -41,6 +41,7 @@ contract_cases!(
     stale_version_update_is_a_conflict,
     audit_entries_append_and_read_in_order,
     one_update_appends_several_entries,
+    audit_entries_are_read_by_number,
     tenant_documents_are_replaced_conditionally,
     outcomes_bump_counters,
     emergency_submissions_count_per_requester_and_team,
