@@ -3,6 +3,7 @@
 mod audit;
 mod bench;
 mod catalog;
+mod plural;
 mod replay;
 
 use clap::{Parser, Subcommand};
@@ -233,15 +234,7 @@ async fn main() -> ExitCode {
         }
         Command::Token { user, groups, tenant, ttl, db } => catalog::token(&db, &user, &groups, &tenant, &ttl),
         Command::Catalog { command: CatalogCommand::Check { file } } => catalog::check(&file)
-            .map(|(_, c)| {
-                println!(
-                    "{}: valid; {} services, {} templates, {} categories",
-                    file.display(),
-                    c.services.len(),
-                    c.templates.len(),
-                    c.categories.len()
-                );
-            })
+            .map(|(_, c)| println!("{}: valid; {}", file.display(), catalog::contents(&c)))
             .map_err(Into::into),
         Command::Catalog { command: CatalogCommand::Import { file, url, token } } => {
             catalog::import(&file, &url, token).await
