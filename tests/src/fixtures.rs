@@ -11,7 +11,7 @@ use changehub::ports::Clock;
 pub const CATALOG_YAML: &str = include_str!("../../events/catalog/acme.yaml");
 
 pub fn catalog() -> Catalog {
-    parse_yaml(CATALOG_YAML).unwrap_or_else(|e| panic!("events/catalog/acme.yaml: {}: {}", e.field, e.message))
+    parse_yaml(CATALOG_YAML).unwrap_or_else(|e| panic!("events/catalog/acme.yaml: {e}"))
 }
 
 pub fn who(tenant: &str, user: &str, groups: &[&str]) -> Caller {

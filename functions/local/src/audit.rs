@@ -19,6 +19,8 @@ use changehub::domain::{ChangeId, TenantId};
 use changehub::http::bearer::{LocalKey, key_path};
 use changehub::ports::ChangeReader;
 
+use crate::plural::count;
+
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
     #[error("no database at {0}")]
@@ -31,7 +33,7 @@ pub enum AuditError {
     NoTenant,
     #[error("cannot read the audit key from secret {secret}: {source}")]
     AuditKey { secret: String, source: changehub::ports::BoxError },
-    #[error("{broken} of {checked} audit chain(s) are broken")]
+    #[error("{broken} of {} broken", count(*.checked, "audit chain is", "audit chains are"))]
     Broken { broken: usize, checked: usize },
 }
 
@@ -102,7 +104,7 @@ async fn report<S: ChangeReader>(
     let mut broken = 0;
     for ChainReport { tenant, change_id, entries, result } in &reports {
         match result {
-            Ok(()) => println!("ok      {tenant}/{change_id}  {entries} entries"),
+            Ok(()) => println!("ok      {tenant}/{change_id}  {}", count(*entries, "entry", "entries")),
             Err(e) => {
                 broken += 1;
                 println!("BROKEN  {tenant}/{change_id}  {e}");
@@ -114,7 +116,8 @@ async fn report<S: ChangeReader>(
         Some(_) => "hashes, links, heads and seals checked",
         None => "hashes, links and heads checked; seals NOT checked (no audit key)",
     };
-    println!("{source}: {} audit chain(s), {entries} entries; {seals}; {broken} broken", reports.len());
+    let (chains, entries) = (count(reports.len(), "audit chain", "audit chains"), count(entries, "entry", "entries"));
+    println!("{source}: {chains}, {entries}; {seals}; {broken} broken");
     if broken > 0 {
         return Err(AuditError::Broken { broken, checked: reports.len() }.into());
     }

@@ -3,6 +3,7 @@
 mod audit;
 mod bench;
 mod catalog;
+mod plural;
 mod replay;
 
 use clap::{Parser, Subcommand};
@@ -188,10 +189,29 @@ enum AuditCommand {
     },
 }
 
+/// Logs to stdout, in colour only on a terminal (a log redirected to a file
+/// gets no escape codes) and never when NO_COLOR is set.
 fn init_tracing() {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+    let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_ansi(colour).init();
+}
+
+/// An error and its causes, one per line, each cause said once: a cause
+/// whose text an earlier line already holds is skipped.
+fn report(e: &dyn std::error::Error) -> String {
+    let mut lines = vec![format!("error: {e}")];
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !lines.iter().any(|l| l.contains(&text)) {
+            lines.push(format!("  caused by: {text}"));
+        }
+        source = cause.source();
+    }
+    lines.join("\n")
 }
 
 #[tokio::main]
@@ -233,15 +253,7 @@ async fn main() -> ExitCode {
         }
         Command::Token { user, groups, tenant, ttl, db } => catalog::token(&db, &user, &groups, &tenant, &ttl),
         Command::Catalog { command: CatalogCommand::Check { file } } => catalog::check(&file)
-            .map(|(_, c)| {
-                println!(
-                    "{}: valid; {} services, {} templates, {} categories",
-                    file.display(),
-                    c.services.len(),
-                    c.templates.len(),
-                    c.categories.len()
-                );
-            })
+            .map(|(_, c)| println!("{}: valid; {}", file.display(), catalog::contents(&c)))
             .map_err(Into::into),
         Command::Catalog { command: CatalogCommand::Import { file, url, token } } => {
             catalog::import(&file, &url, token).await
@@ -258,12 +270,7 @@ async fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
-            let mut source = e.source();
-            while let Some(s) = source {
-                eprintln!("  caused by: {s}");
-                source = s.source();
-            }
+            eprintln!("{}", report(e.as_ref()));
             ExitCode::FAILURE
         }
     }
@@ -327,4 +334,40 @@ fn replay_options(
         }
     };
     Ok(replay::Options { url, tenant, source, fresh_ids, token, db })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::report;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{0}")]
+    struct Plain(&'static str);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{what}: {source}")]
+    struct Wrapped {
+        what: &'static str,
+        source: Chained,
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{what}")]
+    struct Chained {
+        what: &'static str,
+        source: Plain,
+    }
+
+    #[test]
+    fn each_cause_is_printed_once() {
+        let e = Wrapped {
+            what: "cannot reach the hub at http://127.0.0.1:9",
+            source: Chained { what: "error sending request", source: Plain("Connection refused (os error 111)") },
+        };
+        assert_eq!(
+            report(&e),
+            "error: cannot reach the hub at http://127.0.0.1:9: error sending request\n  \
+             caused by: Connection refused (os error 111)"
+        );
+    }
 }

@@ -27,8 +27,19 @@ impl Served {
     }
 
     fn start_args(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Served {
+        Self::spawn(dir, env, args, Stdio::null())
+    }
+
+    /// The hub logging at `info` to `log`, as when its output is redirected to a file.
+    fn start_logging_to(dir: &Path, log: std::fs::File) -> Served {
+        Self::spawn(dir, &[("RUST_LOG", "info")], &[], log.into())
+    }
+
+    fn spawn(dir: &Path, env: &[(&str, &str)], args: &[&str], stdout: Stdio) -> Served {
         let port = free_port();
         let child = Command::new(BIN)
+            .env("RUST_LOG", "warn")
+            .env_remove("NO_COLOR")
             .envs(env.iter().copied())
             .args(["serve", "--port", &port.to_string()])
             .args(args)
@@ -36,8 +47,7 @@ impl Served {
             .arg(dir.join("hub.db"))
             .arg("--notifications")
             .arg(dir.join("notifications.jsonl"))
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start changehub serve");
@@ -463,6 +473,92 @@ fn serve_refuses_a_port_in_use_with_a_clear_error() {
     assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("cannot listen on 127.0.0.1:{port}")));
 }
 
+/// What people read: counts in the singular when there is one, durations
+/// suggested in forms that are valid, each cause of an error said once, every
+/// problem of a catalog with its line.
+#[test]
+fn cli_messages_count_suggest_valid_forms_and_say_each_cause_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = |args: &[&str]| Command::new(BIN).args(args).env_remove("CHANGEHUB_TOKEN").output().expect("changehub");
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+
+    let db = dir.path().join("hub.db");
+    let ttl = run(&["token", "--user", "alice", "--ttl", "5", "--db", db.to_str().expect("utf-8 path")]);
+    assert!(!ttl.status.success());
+    assert_eq!(text(&ttl.stderr).trim(), "error: --ttl: \"5\" has no unit: write 5m, 5h or 5d");
+
+    let checked = run(&["catalog", "check", CATALOG]);
+    assert!(checked.status.success(), "{}", text(&checked.stderr));
+    assert!(
+        text(&checked.stdout).ends_with("valid; 3 services, 1 template, 2 categories\n"),
+        "{}",
+        text(&checked.stdout)
+    );
+
+    let sample = std::fs::read_to_string(CATALOG).expect("the sample catalog");
+    let line_of = |needle: &str| 1 + sample.lines().position(|l| l.trim() == needle).expect(needle);
+    let bad = dir.path().join("bad.yaml");
+    let edited = sample.replacen("tier: 1", "tier: 7", 1).replacen("depends_on: [ledger]", "depends_on: [ledgr]", 1);
+    std::fs::write(&bad, edited).expect("write bad.yaml");
+    let refused = run(&["catalog", "check", bad.to_str().expect("utf-8 path")]);
+    assert!(!refused.status.success());
+    let path = bad.display();
+    assert_eq!(
+        text(&refused.stderr).trim(),
+        format!(
+            "error: {path}: 2 problems\n\
+             {path}: services[0].tier: line {}: tier must be 1 to 4; got 7\n\
+             {path}: services[0].depends_on[0]: line {}: service payments depends on ledgr, which the catalog does not list",
+            line_of("tier: 1"),
+            line_of("depends_on: [ledger]"),
+        )
+    );
+
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let unreachable = run(&["catalog", "import", CATALOG, "--url", &closed, "--token", "t"]);
+    assert!(!unreachable.status.success());
+    let stderr = text(&unreachable.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.first().copied(), Some(format!("error: cannot reach the hub at {closed}/catalog").as_str()));
+    assert!(stderr.contains("Connection refused"), "{stderr}");
+    for (i, line) in lines.iter().enumerate() {
+        let said = line.trim_start_matches("error: ").trim_start_matches("  caused by: ");
+        assert!(lines[..i].iter().all(|earlier| !earlier.contains(said)), "said twice: {said:?} in\n{stderr}");
+    }
+}
+
+/// `GET /` says what answers and links on; the document is served; a token
+/// that is not a JWT is told so in words; a log redirected to a file has no
+/// colour codes.
+#[tokio::test]
+async fn serve_answers_the_root_and_its_document_and_logs_plain_text_to_a_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("hub.log");
+    let hub = Served::start_logging_to(dir.path(), std::fs::File::create(&log).expect("log file"));
+    let http = reqwest::Client::new();
+
+    let root: Value = http.get(format!("{}/", hub.base)).send().await.expect("GET /").json().await.expect("json");
+    assert_eq!(root["name"], "changehub");
+    assert_eq!(root["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(root["links"], json!({"health": "/health", "openapi": "/openapi.yaml"}));
+    let document = http.get(format!("{}/openapi.yaml", hub.base)).send().await.expect("GET /openapi.yaml");
+    assert_eq!(document.headers()["content-type"], "application/yaml");
+    let committed = include_str!("../../../openapi.yaml");
+    assert_eq!(document.text().await.expect("text"), committed);
+
+    let garbled = http.get(format!("{}/me", hub.base)).bearer_auth("eyJhbGciOi.e30.c2ln").send().await.expect("me");
+    assert_eq!(garbled.status(), 401);
+    let body: Value = garbled.json().await.expect("json");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.starts_with("the token is not a JWT"), "{body}");
+    assert!(!message.contains("line") && !message.contains("column"), "{body}");
+
+    hub.interrupt();
+    let written = std::fs::read_to_string(&log).expect("the log");
+    assert!(written.contains("changehub serving"), "{written}");
+    assert!(!written.contains('\u{1b}'), "colour codes in a log file: {written:?}");
+}
+
 /// `changehub audit verify` passes intact chains and names an edited entry.
 #[tokio::test]
 async fn audit_verify_names_an_entry_edited_in_the_store() {
@@ -486,7 +582,7 @@ async fn audit_verify_names_an_entry_edited_in_the_store() {
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stdout));
     assert!(
         String::from_utf8_lossy(&ok.stdout)
-            .contains("2 audit chain(s), 4 entries; hashes, links, heads and seals checked; 0 broken"),
+            .contains("2 audit chains, 4 entries; hashes, links, heads and seals checked; 0 broken"),
         "{}",
         String::from_utf8_lossy(&ok.stdout)
     );
@@ -512,6 +608,11 @@ async fn audit_verify_names_an_entry_edited_in_the_store() {
     assert!(out.contains(&format!("ok      default/{}", ids[1])), "{out}");
     let one = verify(&["--change", &ids[1]]);
     assert!(one.status.success(), "{}", String::from_utf8_lossy(&one.stdout));
+    assert!(
+        String::from_utf8_lossy(&one.stdout).contains(": 1 audit chain, "),
+        "{}",
+        String::from_utf8_lossy(&one.stdout)
+    );
     let missing = verify(&["--change", "01a1fcf8-0000-7000-8000-000000000000"]);
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no change"));

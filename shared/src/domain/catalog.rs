@@ -2,17 +2,19 @@
 //! chain), how external names map to them, who holds which role, change
 //! categories with their checklists, standard-change templates, and the
 //! tenant's risk and emergency rules. One document per tenant, validated
-//! whole, with every error naming the field at fault by its path.
+//! whole ([`check`]), with every error naming the field at fault by its path.
+
+mod check;
 
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::time::Duration;
 
+pub use check::{parse_yaml, valid_group};
+
 use super::ids::ServiceName;
 use super::risk::RiskRules;
-use super::slug::Slug;
-use super::validation::FieldError;
 
 pub const MAX_SERVICES: usize = 2_000;
 pub const MAX_LEVELS: usize = 5;
@@ -101,15 +103,27 @@ pub enum Rule {
     AllOf,
 }
 
-/// A length of time written for people: `30m`, `4h`, `2d`, `1w`.
+/// A length of time written for people: `30m`, `4h`, `2d`, `1w`, parts
+/// combined (`1h30m`, `1h 30m`). The unit follows its number without a
+/// space: `4 hours` is refused, so that a duration reads one way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Span(pub Duration);
 
 impl Span {
     pub fn parse(s: &str) -> Result<Span, String> {
-        humantime::parse_duration(s.trim())
+        let text = s.trim();
+        if let Ok(n) = text.parse::<u64>() {
+            return Err(format!("{s:?} has no unit: write {n}m, {n}h or {n}d"));
+        }
+        let number = |part: &str| part.chars().all(|c| c.is_ascii_digit() || c == '.');
+        if text.split_whitespace().any(number) {
+            return Err(format!(
+                "{s:?} is not a duration: write the unit right after the number, such as 30m, 4h, 2d or 1w"
+            ));
+        }
+        humantime::parse_duration(text)
             .map(Span)
-            .map_err(|e| format!("{s:?} is not a duration such as 30m, 4h, 2d or 1w: {e}"))
+            .map_err(|_| format!("{s:?} is not a duration such as 30m, 4h, 2d or 1w"))
     }
 
     pub fn chrono(self) -> chrono::Duration {
@@ -308,38 +322,6 @@ pub enum MappingKind {
     AwsResource,
 }
 
-/// A group name as identity providers send them: visible characters, no spaces.
-/// Identity providers' group names are display names (`Payments Leads`), so
-/// inner spaces are allowed; empty names, surrounding whitespace and control
-/// characters are not.
-pub fn valid_group(g: &str) -> bool {
-    !g.is_empty() && g.len() <= 256 && g.trim() == g && g.chars().all(|c| !c.is_control())
-}
-
-fn check_groups(path: &str, groups: &[String], required: bool) -> Result<(), FieldError> {
-    if required && groups.is_empty() {
-        return Err(FieldError::new(path, "name at least one group"));
-    }
-    for (i, g) in groups.iter().enumerate() {
-        if !valid_group(g) {
-            return Err(FieldError::new(
-                format!("{path}[{i}]"),
-                format!(
-                    "group names are 1 to 256 characters, without control characters or surrounding spaces; got {g:?}"
-                ),
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn check_text(path: &str, text: &str, max: usize) -> Result<(), FieldError> {
-    if text.trim().is_empty() || text.chars().count() > max {
-        return Err(FieldError::new(path, format!("must be 1 to {max} characters")));
-    }
-    Ok(())
-}
-
 impl Catalog {
     pub fn service(&self, name: &ServiceName) -> Option<&Service> {
         self.services.iter().find(|s| &s.name == name)
@@ -363,179 +345,6 @@ impl Catalog {
             None => None,
         }
     }
-
-    /// Checks the whole document; the error names the first field at fault.
-    pub fn validate(&self) -> Result<(), FieldError> {
-        for role in Role::ALL {
-            check_groups(&format!("roles.{role}"), self.roles.groups(role), false)?;
-        }
-        if self.services.len() > MAX_SERVICES {
-            return Err(FieldError::new("services", format!("at most {MAX_SERVICES} services per catalog")));
-        }
-        let names: HashSet<&ServiceName> = self.services.iter().map(|s| &s.name).collect();
-        let mut seen = HashSet::new();
-        let mut mapped: HashMap<(MappingKind, &str), &ServiceName> = HashMap::new();
-        for (i, svc) in self.services.iter().enumerate() {
-            let at = format!("services[{i}]");
-            if !seen.insert(&svc.name) {
-                return Err(FieldError::new(format!("{at}.name"), format!("service {} is listed twice", svc.name)));
-            }
-            if svc.description.chars().count() > 2_000 {
-                return Err(FieldError::new(format!("{at}.description"), "must be at most 2000 characters"));
-            }
-            check_groups(&format!("{at}.owner_group"), std::slice::from_ref(&svc.owner_group), true)
-                .map_err(|e| FieldError::new(format!("{at}.owner_group"), e.message))?;
-            if !(1..=4).contains(&svc.tier) {
-                return Err(FieldError::new(format!("{at}.tier"), format!("tier must be 1 to 4; got {}", svc.tier)));
-            }
-            if svc.depends_on.len() > MAX_DEPENDENCIES {
-                return Err(FieldError::new(
-                    format!("{at}.depends_on"),
-                    format!("at most {MAX_DEPENDENCIES} dependencies"),
-                ));
-            }
-            for (j, dep) in svc.depends_on.iter().enumerate() {
-                let path = format!("{at}.depends_on[{j}]");
-                if dep == &svc.name {
-                    return Err(FieldError::new(path, format!("service {} cannot depend on itself", svc.name)));
-                }
-                if !names.contains(dep) {
-                    return Err(FieldError::new(
-                        path,
-                        format!("service {} depends on {dep}, which the catalog does not list", svc.name),
-                    ));
-                }
-            }
-            if svc.approval.len() > MAX_LEVELS {
-                return Err(FieldError::new(format!("{at}.approval"), format!("at most {MAX_LEVELS} approval levels")));
-            }
-            let mut level_names = HashSet::new();
-            for (j, level) in svc.approval.iter().enumerate() {
-                let lat = format!("{at}.approval[{j}]");
-                check_text(&format!("{lat}.name"), &level.name, 64)?;
-                if !level_names.insert(level.name.as_str()) {
-                    return Err(FieldError::new(
-                        format!("{lat}.name"),
-                        format!("level {:?} is listed twice", level.name),
-                    ));
-                }
-                check_groups(&format!("{lat}.groups"), &level.groups, true)?;
-                let (min, max) = (Duration::from_secs(60), Duration::from_secs(30 * 86_400));
-                if level.sla.0 < min || level.sla.0 > max {
-                    return Err(FieldError::new(format!("{lat}.sla"), "sla must be between 1m and 30d"));
-                }
-                check_text(&format!("{lat}.escalate_to"), &level.escalate_to, 256)?;
-            }
-            let m = &svc.mappings;
-            let lists: [(&str, MappingKind, &Vec<String>); 5] = [
-                ("repositories", MappingKind::Repository, &m.repositories),
-                ("pagerduty_services", MappingKind::PagerdutyService, &m.pagerduty_services),
-                ("incidentio_services", MappingKind::IncidentioService, &m.incidentio_services),
-                ("alert_labels", MappingKind::AlertLabel, &m.alert_labels),
-                ("aws_arn_prefixes", MappingKind::AwsResource, &m.aws_arn_prefixes),
-            ];
-            for (field, kind, keys) in lists {
-                for (j, key) in keys.iter().enumerate() {
-                    let path = format!("{at}.mappings.{field}[{j}]");
-                    check_text(&path, key, 1_024)?;
-                    if kind == MappingKind::AwsResource && !key.starts_with("arn:") {
-                        return Err(FieldError::new(path, format!("an ARN prefix starts with \"arn:\"; got {key:?}")));
-                    }
-                    if let Some(other) = mapped.insert((kind, key.as_str()), &svc.name) {
-                        return Err(FieldError::new(
-                            path,
-                            format!("{key:?} is already mapped to service {other}; a name maps to one service"),
-                        ));
-                    }
-                }
-            }
-        }
-        for (id, cat) in &self.categories {
-            let at = format!("categories.{id}");
-            if !Slug::is_valid(id) {
-                return Err(FieldError::new(at, "category ids are 1 to 64 characters of a-z, 0-9, '.', '_' or '-'"));
-            }
-            let mut ids = HashSet::new();
-            for (j, item) in cat.checklist.iter().enumerate() {
-                let iat = format!("{at}.checklist[{j}]");
-                if !Slug::is_valid(&item.id) {
-                    return Err(FieldError::new(
-                        format!("{iat}.id"),
-                        "checklist ids are 1 to 64 characters of a-z, 0-9, '.', '_' or '-'",
-                    ));
-                }
-                if !ids.insert(item.id.as_str()) {
-                    return Err(FieldError::new(format!("{iat}.id"), format!("item {:?} is listed twice", item.id)));
-                }
-                check_text(&format!("{iat}.text"), &item.text, 500)?;
-            }
-        }
-        let mut template_ids = HashSet::new();
-        for (i, t) in self.templates.iter().enumerate() {
-            let at = format!("templates[{i}]");
-            if !Slug::is_valid(&t.id) {
-                return Err(FieldError::new(
-                    format!("{at}.id"),
-                    "template ids are 1 to 64 characters of a-z, 0-9, '.', '_' or '-'",
-                ));
-            }
-            if !template_ids.insert(t.id.as_str()) {
-                return Err(FieldError::new(format!("{at}.id"), format!("template {:?} is listed twice", t.id)));
-            }
-            check_text(&format!("{at}.title"), &t.title, 200)?;
-            for (j, s) in t.services.iter().enumerate() {
-                if !names.contains(s) {
-                    return Err(FieldError::new(
-                        format!("{at}.services[{j}]"),
-                        format!("template {} names service {s}, which the catalog does not list", t.id),
-                    ));
-                }
-            }
-            if self.category(&t.category).is_none() {
-                return Err(FieldError::new(
-                    format!("{at}.category"),
-                    format!("category {:?} is not listed under categories", t.category),
-                ));
-            }
-        }
-        self.risk.validate().map_err(|e| FieldError::new(format!("risk.{}", e.field), e.message))?;
-        let review = self.emergency.review_within.0;
-        if review < Duration::from_secs(3600) || review > Duration::from_secs(90 * 86_400) {
-            return Err(FieldError::new("emergency.review_within", "review_within must be between 1h and 90d"));
-        }
-        check_groups("emergency.approvers", &self.emergency.approvers, false)?;
-        let sla = self.emergency.approval_sla.0;
-        if sla < Duration::from_secs(60) || sla > Duration::from_secs(86_400) {
-            return Err(FieldError::new("emergency.approval_sla", "approval_sla must be between 1m and 1d"));
-        }
-        if self.implementation.start_grace.0 > Duration::from_secs(86_400) {
-            return Err(FieldError::new("implementation.start_grace", "start_grace must be at most 1d"));
-        }
-        Ok(())
-    }
-}
-
-/// Reads and validates a catalog written in YAML. Every error names the
-/// field's path and its line: `line 12: services[1].tier: tier must be 1 to 4; got 7`.
-pub fn parse_yaml(text: &str) -> Result<Catalog, FieldError> {
-    use crate::yaml::{YamlDoc, YamlError};
-    let as_field = |e: YamlError| match e {
-        YamlError::Syntax { .. } => FieldError::new("body", e.to_string()),
-        YamlError::Invalid { line, path, message } if path.is_empty() => {
-            FieldError::new("body", format!("line {line}: {message}"))
-        }
-        YamlError::Invalid { line, path, message } => FieldError::new(path, format!("line {line}: {message}")),
-    };
-    let doc = YamlDoc::parse(text).map_err(as_field)?;
-    if !doc.value.is_object() {
-        return Err(FieldError::new("body", "line 1: a catalog is a mapping (roles:, services:, ...)"));
-    }
-    let catalog: Catalog = doc.deserialize().map_err(as_field)?;
-    if let Some(path) = crate::json::positional(&doc.value, &serde_json::to_value(&catalog).unwrap_or_default()) {
-        return Err(as_field(doc.error_at(&path, crate::json::POSITIONAL)));
-    }
-    catalog.validate().map_err(|e| as_field(doc.error_at(&e.field, e.message)))?;
-    Ok(catalog)
 }
 
 /// A validated catalog with its lookups built, as cached by warm functions.
@@ -597,6 +406,7 @@ impl CatalogView {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::FieldError;
     use serde_json::json;
 
     fn sample() -> serde_json::Value {
@@ -626,7 +436,14 @@ mod tests {
     fn field_of(edit: impl FnOnce(&mut serde_json::Value)) -> String {
         let mut v = sample();
         edit(&mut v);
-        catalog(v).validate().expect_err("invalid").field
+        catalog(v).validate().expect_err("invalid").first().field.clone()
+    }
+
+    /// Every problem of `v` edited, as `field: message` lines.
+    fn problems_of(edit: impl FnOnce(&mut serde_json::Value)) -> Vec<String> {
+        let mut v = sample();
+        edit(&mut v);
+        catalog(v).validate().expect_err("invalid").listed().iter().map(ToString::to_string).collect()
     }
 
     #[test]
@@ -685,7 +502,7 @@ mod tests {
         let error_of = |edit: &dyn Fn(&mut serde_json::Value)| {
             let mut v = sample();
             edit(&mut v);
-            catalog(v).validate().err()
+            catalog(v).validate().err().map(|e| e.first().clone())
         };
         let rule = "ids are 1 to 64 characters of a-z, 0-9, '.', '_' or '-'";
         for bad in ["", "Upper", "-lead", ".lead", "has space", "a#b", "ünï", &"a".repeat(65)] {
@@ -711,6 +528,93 @@ mod tests {
                 "{ok:?}"
             );
         }
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_path_not_only_the_first() {
+        let problems = problems_of(|v| {
+            v["services"][0]["tier"] = json!(7);
+            v["services"][0]["depends_on"] = json!(["ledgr"]);
+            v["services"][1]["mappings"]["aws_arn_prefixes"] = json!(["db:"]);
+            v["templates"][0]["category"] = json!("nope");
+            v["emergency"]["approval_sla"] = json!("2d");
+        });
+        assert_eq!(
+            problems,
+            [
+                "services[0].tier: tier must be 1 to 4; got 7",
+                "services[0].depends_on[0]: service payments depends on ledgr, which the catalog does not list",
+                "services[1].mappings.aws_arn_prefixes[0]: an ARN prefix starts with \"arn:\"; got \"db:\"",
+                "templates[0].category: category \"nope\" is not listed under categories",
+                "emergency.approval_sla: approval_sla must be between 1m and 1d",
+            ]
+        );
+        let mut v = sample();
+        v["roles"]["admin"] = json!([" a", "b ", "\tc"]);
+        let errors = catalog(v).validate().expect_err("three bad groups");
+        assert_eq!(errors.total(), 3);
+        assert!(errors.to_string().ends_with("(and 2 more problems)"), "{errors}");
+    }
+
+    #[test]
+    fn circular_dependencies_are_refused_naming_the_cycle() {
+        let cycle = problems_of(|v| v["services"][1]["depends_on"] = json!(["payments"]));
+        assert_eq!(cycle, ["services[1].depends_on[0]: depends_on forms a cycle: payments → ledger → payments"]);
+        let longer = problems_of(|v| {
+            v["services"][1]["depends_on"] = json!(["checkout"]);
+            v["services"].as_array_mut().expect("services").push(json!(
+                {"name": "checkout", "owner_group": "web", "tier": 2, "depends_on": ["ledger", "payments"]}
+            ));
+        });
+        assert_eq!(
+            longer,
+            [
+                "services[2].depends_on[0]: depends_on forms a cycle: ledger → checkout → ledger",
+                "services[2].depends_on[1]: depends_on forms a cycle: payments → ledger → checkout → payments",
+            ]
+        );
+        let own = problems_of(|v| v["services"][1]["depends_on"] = json!(["ledger"]));
+        assert_eq!(own, ["services[1].depends_on[0]: service ledger cannot depend on itself"]);
+        let mut v = sample();
+        v["services"][1]["depends_on"] = json!([]);
+        v["services"].as_array_mut().expect("services").push(json!(
+            {"name": "web", "owner_group": "web", "tier": 3, "depends_on": ["payments", "ledger"]}
+        ));
+        assert_eq!(catalog(v).validate(), Ok(()), "a shared dependency is no cycle");
+    }
+
+    #[test]
+    fn yaml_problems_each_name_their_line() {
+        let text = "services:\n  - name: payments\n    owner_group: payments-team\n    tier: 7\n    depends_on: [payments]\n    approval:\n      - name: lead\n        groups: [leads]\n        sla: 10s\n        escalate_to: managers\n";
+        let errors = parse_yaml(text).expect_err("three problems");
+        let listed: Vec<(&str, &str)> =
+            errors.listed().iter().map(|e| (e.field.as_str(), e.message.as_str())).collect();
+        assert_eq!(
+            listed,
+            [
+                ("services[0].tier", "line 4: tier must be 1 to 4; got 7"),
+                ("services[0].depends_on[0]", "line 5: service payments cannot depend on itself"),
+                ("services[0].approval[0].sla", "line 9: sla must be between 1m and 30d"),
+            ]
+        );
+        let spaced = parse_yaml(&text.replace("10s", "4 hours")).expect_err("a spaced duration");
+        assert_eq!(spaced.first().field, "services[0].approval[0].sla");
+        assert!(spaced.first().message.starts_with("line 9: "), "{spaced}");
+    }
+
+    #[test]
+    fn durations_are_a_number_and_its_unit_and_errors_suggest_valid_forms() {
+        for (text, secs) in [("30m", 1_800), ("4h", 14_400), ("1d", 86_400), ("1w", 604_800), ("1h30m", 5_400)] {
+            assert_eq!(Span::parse(text), Ok(Span(Duration::from_secs(secs))), "{text}");
+        }
+        let ninety = Span(Duration::from_secs(5_400));
+        assert_eq!(Span::parse(&ninety.to_string()), Ok(ninety), "what is written back is read again");
+        assert_eq!(Span::parse("5"), Err("\"5\" has no unit: write 5m, 5h or 5d".to_owned()));
+        for spaced in ["4 hours", "1 d", "1.5 h"] {
+            let err = Span::parse(spaced).expect_err(spaced);
+            assert!(err.ends_with("write the unit right after the number, such as 30m, 4h, 2d or 1w"), "{err}");
+        }
+        assert_eq!(Span::parse("soon"), Err("\"soon\" is not a duration such as 30m, 4h, 2d or 1w".to_owned()));
     }
 
     #[test]

@@ -19,4 +19,4 @@ pub use event::{EventPattern, HubEvent};
 pub use ids::{ChangeId, ServiceName, TenantId};
 pub use new_change::{NewChange, ValidNewChange};
 pub use slug::Slug;
-pub use validation::FieldError;
+pub use validation::{FieldError, FieldErrors, Problems};

@@ -14,7 +14,7 @@ mod reports;
 pub mod webhooks;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, Method, StatusCode};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
@@ -34,6 +34,8 @@ pub use extract::{JsonBody, MAX_BODY_BYTES};
 /// Every route the router serves: the OpenAPI agreement test checks this list
 /// against `openapi.yaml` and against the router itself.
 pub const ROUTES: &[(Method, &str)] = &[
+    (Method::GET, "/"),
+    (Method::GET, "/openapi.yaml"),
     (Method::GET, "/health"),
     (Method::POST, "/changes"),
     (Method::GET, "/changes"),
@@ -66,7 +68,7 @@ where
 }
 
 /// The change API's routes, without the JSON fallbacks and request context.
-/// Every route but `/health` needs a bearer token.
+/// Every route but [`OPEN_PATHS`] needs a bearer token.
 pub fn change_routes<S, C>(changes: Arc<Changes<S, C>>, auth: Authenticator) -> Router
 where
     S: ChangeStore,
@@ -79,6 +81,8 @@ where
         .merge(Api::incident_routes())
         .merge(Api::report_routes())
         .route_layer(middleware::from_fn_with_state(Arc::new(auth), bearer::authenticate))
+        .route("/", get(index))
+        .route("/openapi.yaml", get(openapi))
         .route("/health", get(health))
         .with_state(changes)
 }
@@ -131,6 +135,26 @@ async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> ApiError {
 
 async fn health() -> Json<serde_json::Value> {
     Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
+}
+
+/// The change API's paths that need no token: what the API is, its document, its health.
+pub const OPEN_PATHS: [&str; 3] = ["/", "/openapi.yaml", "/health"];
+
+/// The OpenAPI document of this API, as committed beside the code.
+pub const OPENAPI_YAML: &str = include_str!("../../../openapi.yaml");
+
+/// `GET /`: what answers here, and where to read on.
+async fn index() -> Json<serde_json::Value> {
+    Json(json!({
+        "name": "changehub",
+        "version": env!("CARGO_PKG_VERSION"),
+        "links": {"health": "/health", "openapi": "/openapi.yaml"},
+    }))
+}
+
+/// `GET /openapi.yaml`: the document, as YAML.
+async fn openapi() -> ([(HeaderName, &'static str); 1], &'static str) {
+    ([(header::CONTENT_TYPE, "application/yaml")], OPENAPI_YAML)
 }
 
 /// The change API's handlers, one `impl` block per resource file (`changes`,

@@ -111,7 +111,8 @@ async fn emergencies_need_one_approval_by_the_emergency_approvers_never_their_re
 
     let note = |version| NoteRequest { version, note: "root cause: expired certificate; follow-up filed".into() };
     let early = h.app.review(&carol(T), &c.id, note(approved.version)).await.expect_err("not implemented yet");
-    assert_eq!(code(&early), "not_implemented");
+    assert_eq!(code(&early), "review_too_early");
+    assert!(early.to_string().ends_with("must be completed, failed, rolled_back or closed; it is approved"), "{early}");
     let mut version = approved.version;
     for state in [ChangeState::Scheduled, ChangeState::Implementing, ChangeState::Completed] {
         version = h.app.transition(&alice(T), &c.id, to(state, version)).await.expect("move").version;

@@ -161,10 +161,11 @@ fn the_api_function_gets_exactly_the_table_actions_its_code_uses() {
     assert_eq!(api["Environment"]["Variables"]["CHANGEHUB_AUDIT_KEY_SECRET"], json!({"!Ref": "AuditKey"}));
 }
 
-/// The API needs a bearer token on every route but /health and the webhooks,
-/// and the api function reads the claims the template names.
+/// The API needs a bearer token on every route but its open paths (/,
+/// /openapi.yaml, /health) and the webhooks, and the api function reads the
+/// claims the template names.
 #[test]
-fn the_http_api_requires_a_jwt_except_on_health_and_webhooks() {
+fn the_http_api_requires_a_jwt_except_on_open_paths_and_webhooks() {
     let t = template();
     let api = &t["Resources"]["HttpApi"]["Properties"]["Auth"];
     assert_eq!(api["DefaultAuthorizer"], "OidcAuthorizer");
@@ -190,6 +191,8 @@ fn the_http_api_requires_a_jwt_except_on_health_and_webhooks() {
     assert_eq!(
         open_routes,
         BTreeSet::from([
+            "GET /".to_owned(),
+            "GET /openapi.yaml".to_owned(),
             "GET /health".to_owned(),
             "HEAD /health".to_owned(),
             "POST /tenants/{tenant}/webhooks/{source}".to_owned(),

@@ -49,6 +49,9 @@ pub const MAX_CONFLICT_SERVICES: usize = 50;
 pub enum ChangeError {
     #[error(transparent)]
     Invalid(#[from] FieldError),
+    /// A document checked whole (the catalog): every field at fault.
+    #[error(transparent)]
+    InvalidDocument(#[from] crate::domain::FieldErrors),
     #[error("change {0} not found")]
     NotFound(ChangeId),
     #[error("{0}")]

@@ -18,7 +18,7 @@ pub(super) async fn authentication_scenario(api: &Api) {
     for (what, op, req, says) in [
         ("no Authorization header", &me, Req::get("/me"), "needs a bearer token"),
         ("a Basic credential", &me, Req::get("/me").header("authorization", "Basic YWxpY2U6cw=="), "`Bearer <token>`"),
-        ("a bearer that is not a JWT", &me, Req::get("/me").bearer("not-a-jwt"), "not a valid JWT"),
+        ("a bearer that is not a JWT", &me, Req::get("/me").bearer("not-a-jwt"), "the token is not a JWT"),
         ("a token signed with another key", &me, Req::get("/me").bearer(&forged), "signature does not verify"),
         ("an expired token", &me, Req::get("/me").bearer(&expired), "expired"),
         ("no token on a write", &create, Req::post_json("/changes", &body), "needs a bearer token"),

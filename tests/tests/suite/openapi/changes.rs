@@ -386,7 +386,7 @@ pub(super) async fn checklist_and_review_scenario(api: &Api) {
     api.call(&review, Req::post_json(&review_uri, &note(7)).bearer(&carol)).await.expect(
         "a review during implementation",
         StatusCode::CONFLICT,
-        Some("not_implemented"),
+        Some("review_too_early"),
     );
     api.move_to(&riley, &id, "completed", 7).await;
     api.call(&review, Req::post_json(&review_uri, &note(8)).bearer(&riley))

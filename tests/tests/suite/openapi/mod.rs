@@ -11,7 +11,8 @@
 //!   router only the webhooks. The local hub answers every other method on a
 //!   documented path 405 `method_not_allowed`.
 //! - The document requires the bearer token (`bearerAuth`) on exactly the
-//!   operations the code authenticates: the change API but `/health`, and
+//!   operations the code authenticates: the change API but its open paths
+//!   (`/`, `/openapi.yaml`, `/health`), and
 //!   `/events`; webhooks keep their own signature schemes.
 //! - A scenario driven through the local hub (tokens, the catalog, the change
 //!   API with its approvals, checklists, reviews, freezes and incidents,
@@ -224,6 +225,14 @@ impl Doc {
         object
             .pointer("/content/application~1json/schema")
             .unwrap_or_else(|| panic!("openapi.yaml: {what} has no application/json schema"))
+    }
+
+    /// The schema of a response's body: JSON, or a text document (`application/yaml`, read as a string).
+    fn response_schema<'a>(&'a self, what: &str, response: &'a Value) -> &'a Value {
+        match response.pointer("/content/application~1yaml/schema") {
+            Some(text) => text,
+            None => self.json_schema(what, response),
+        }
     }
 
     fn request_schema(&self, op: &OpKey) -> &Value {
@@ -584,7 +593,7 @@ impl Api {
             assert_eq!(answer.body, Value::Null, "{what}: openapi.yaml documents no body, but the answer has one");
             return;
         }
-        let schema = self.doc.json_schema(what, response);
+        let schema = self.doc.response_schema(what, response);
         let errors = self.doc.violations(what, schema, &answer.body);
         assert!(
             errors.is_empty(),
@@ -597,7 +606,8 @@ impl Api {
 }
 
 /// Sends `req` to `router` and returns the answer, with the body parsed as
-/// JSON (`null` when empty; a non-JSON body fails the test).
+/// JSON (`null` when empty; a YAML document as a string; any other non-JSON
+/// body fails the test).
 async fn send(router: &Router, req: Req) -> Answer {
     let mut builder = Request::builder().method(req.method.clone()).uri(&req.uri);
     for (name, value) in &req.headers {
@@ -608,8 +618,11 @@ async fn send(router: &Router, req: Req) -> Answer {
     let status = response.status();
     let headers = response.headers().clone();
     let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("read the answer's body");
+    let yaml = headers.get(header::CONTENT_TYPE).is_some_and(|t| t.as_bytes().starts_with(b"application/yaml"));
     let body = if bytes.is_empty() {
         Value::Null
+    } else if yaml {
+        Value::String(String::from_utf8(bytes.to_vec()).expect("a YAML answer is UTF-8"))
     } else {
         serde_json::from_slice(&bytes).unwrap_or_else(|e| {
             panic!(
@@ -696,6 +709,13 @@ async fn responses_match_the_documented_schemas() {
     let api = Api::start().await;
     let health = key(&Method::GET, "/health");
     api.call(&health, Req::get("/health")).await.expect("health", StatusCode::OK, None);
+    let index = api.call(&key(&Method::GET, "/"), Req::get("/")).await;
+    index.expect("what answers here", StatusCode::OK, None);
+    assert_eq!(index.body["links"], json!({"health": "/health", "openapi": "/openapi.yaml"}));
+    let document = api.call(&key(&Method::GET, "/openapi.yaml"), Req::get("/openapi.yaml")).await;
+    document.expect("the OpenAPI document", StatusCode::OK, None);
+    let served: Value = serde_yaml_ng::from_str(document.body.as_str().unwrap_or_default()).expect("served YAML");
+    assert_eq!(served, api.doc.root, "GET /openapi.yaml serves this document");
 
     auth::authentication_scenario(&api).await;
     catalog::catalog_scenario(&api).await;
