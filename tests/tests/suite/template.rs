@@ -424,10 +424,12 @@ fn every_function_writes_only_the_partitions_its_code_writes() {
     let api_never_deletes = [keys::change_pk(&tenant, &id), keys::doc_pk(&tenant, changehub::ports::DocKind::Catalog)];
     // (function, writes, never writes, deletes, never deletes)
     type Row<'a> = (&'a str, &'a [String], &'a [String], &'a [String], &'a [String]);
-    let expected: [Row; 3] = [
+    let expected: [Row; 4] = [
         ("ApiFunction", &api_writes, &ingest_writes, &api_deletes, &api_never_deletes),
         ("IngestFunction", &ingest_writes, &api_writes, &ingest_writes, &api_writes),
         ("AwsEventsFunction", &ingest_writes, &api_writes, &ingest_writes, &api_writes),
+        // The outbox publisher only claims the events it sends.
+        ("PublishFunction", &ingest_writes, &api_writes, &ingest_writes, &api_writes),
     ];
     let t = template();
     let functions = resources_of_type(&t, "AWS::Serverless::Function");
@@ -561,6 +563,52 @@ fn every_asynchronously_invoked_function_sends_failures_to_an_alarmed_queue() {
         }
     }
     assert!(asynchronous > 0);
+}
+
+/// Every function fed by the table's stream keeps what fails and keeps the
+/// order: partial batch responses (retry from the first failed record), a
+/// bounded number of retries, then the failed records' queue, alarmed; and
+/// an alarm when it falls behind the stream.
+#[test]
+fn every_stream_consumer_reports_partial_failures_and_keeps_what_fails() {
+    let t = template();
+    let mut consumers = 0;
+    for (name, f) in resources_of_type(&t, "AWS::Serverless::Function") {
+        let events = f["Properties"]["Events"].as_object().cloned().unwrap_or_default();
+        for (event, e) in events.into_iter().filter(|(_, e)| e["Type"] == "DynamoDB") {
+            consumers += 1;
+            let p = &e["Properties"];
+            assert_eq!(p["Stream"], json!({"!GetAtt": "ChangeTable.StreamArn"}), "{name}.{event}");
+            assert_eq!(p["FunctionResponseTypes"], json!(["ReportBatchItemFailures"]), "{name}.{event}");
+            assert_eq!(p["BisectBatchOnFunctionError"], true, "{name}.{event}");
+            let retries = p["MaximumRetryAttempts"].as_u64().unwrap_or_else(|| panic!("{name}.{event}: retries"));
+            assert!((1..=100).contains(&retries), "{name}.{event}: a bounded number of retries");
+            let queue = p["DestinationConfig"]["OnFailure"]["Destination"]["!GetAtt"]
+                .as_str()
+                .and_then(|q| q.strip_suffix(".Arn"))
+                .unwrap_or_else(|| panic!("{name}.{event}: an on-failure queue of the stack"));
+            assert_eq!(t["Resources"][queue]["Type"], "AWS::SQS::Queue");
+            let alarmed = |metric: &str, dimension: Value| {
+                resources_of_type(&t, "AWS::CloudWatch::Alarm").into_iter().any(|(_, a)| {
+                    a["Properties"]["MetricName"] == metric
+                        && a["Properties"]["Dimensions"][0]["Value"] == dimension
+                        && a["Properties"]["AlarmActions"] == json!([{"!Ref": "NotificationTopic"}])
+                })
+            };
+            assert!(
+                alarmed("ApproximateNumberOfMessagesVisible", json!({"!GetAtt": format!("{queue}.QueueName")})),
+                "{name}: {queue} has a notifying depth alarm"
+            );
+            assert!(alarmed("IteratorAge", json!({"!Ref": name})), "{name}: an alarm when it falls behind");
+            let timeout = f["Properties"]["Timeout"].as_u64().unwrap_or(10);
+            let lease: u64 = f["Properties"]["Environment"]["Variables"]["CHANGEHUB_DEDUPE_LEASE_SECS"]
+                .as_str()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(30);
+            assert!(timeout > lease, "{name}: a record a dead attempt leased is retried within one invocation");
+        }
+    }
+    assert!(consumers > 0);
 }
 
 /// The CloudTrail rule does not feed the hub its own functions' calls, and
