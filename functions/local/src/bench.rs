@@ -162,6 +162,7 @@ async fn api(dir: &std::path::Path, requests: usize, concurrency: usize) -> BoxR
         secrets: Default::default(),
         bootstrap_admin_group: Some(BOOTSTRAP_ADMIN_GROUP.into()),
         limits: Default::default(),
+        activity_retention: Default::default(),
     })
     .await?;
     let base = hub.base.clone();
@@ -317,6 +318,7 @@ async fn ingest(dir: &std::path::Path, requests: usize, concurrency: usize) -> B
             webhooks: changehub::http::webhooks::WebhookLimits { concurrent_bodies: concurrency.max(1) },
             ..Default::default()
         },
+        activity_retention: Default::default(),
     })
     .await?;
     let url = format!("{}/webhooks/github", hub.base);

@@ -636,6 +636,7 @@ async fn the_local_hub_times_requests_out_and_bounds_how_many_run_at_once() {
         secrets: secrets(),
         bootstrap_admin_group: None,
         limits,
+        activity_retention: Default::default(),
     })
     .expect("open the local hub");
     let router = local.router();

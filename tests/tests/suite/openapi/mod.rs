@@ -496,6 +496,7 @@ impl Api {
             secrets: secrets(),
             bootstrap_admin_group: Some("changehub-admins".into()),
             limits: Default::default(),
+            activity_retention: Default::default(),
         })
         .expect("open the local hub");
         let key = LocalKey::for_database(&db).expect("the hub's signing key");
