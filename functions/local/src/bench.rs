@@ -303,7 +303,7 @@ fn distinct_body(i: usize) -> Vec<u8> {
     serde_json::to_vec(&value).unwrap_or_default()
 }
 
-/// Signed webhooks over HTTP: verify, normalize, dedupe (a durable write) and publish.
+/// Signed webhooks over HTTP: verify, normalize, dedupe, publish and keep the activity row (durable writes).
 async fn ingest(dir: &std::path::Path, requests: usize, concurrency: usize) -> BoxResult<()> {
     use changehub::adapters::env_secrets::{SecretsDocument, StaticSecrets};
     let mut doc = SecretsDocument::new();

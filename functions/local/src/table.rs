@@ -1,7 +1,7 @@
 //! Plain-text tables for people: columns aligned, long cells cut.
 
 /// The widest a cell is printed; longer text ends in `…`.
-pub const MAX_CELL: usize = 60;
+pub const MAX_CELL: usize = 48;
 
 /// `header` and `rows` as lines of columns two spaces apart, each column as
 /// wide as its widest cell (in characters); no trailing spaces. Cells longer
