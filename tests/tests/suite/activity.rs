@@ -16,9 +16,7 @@ use changehub::http::bearer::LocalKey;
 use changehub::http::{finish, webhooks};
 use changehub::ingest::{Origin, sign};
 use changehub::local::{Hub, HubConfig};
-use changehub::ports::{
-    Activity, ActivityLog, ActivityQuery, BusError, Claim, Dedupe, EventBus, Page, StoreError, SystemClock,
-};
+use changehub::ports::{Activity, ActivityLog, ActivityQuery, Claim, Dedupe, Page, StoreError, SystemClock};
 use changehub_tests::activity_contract as contract;
 use changehub_tests::aws;
 use changehub_tests::http::{Answer, call_as, send};
@@ -28,6 +26,7 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use super::ingest::FlakyBus;
 use super::store_contract::{contract_cases, embedded};
 
 contract_cases!(
@@ -260,28 +259,12 @@ impl ActivityLog for FlakyLog {
     }
 }
 
-/// A bus that refuses the first `failures` publishes, then hands events to `inner`.
-#[derive(Clone)]
-struct FailingBus {
-    failures: Arc<AtomicUsize>,
-    inner: LocalBus,
-}
-
-impl EventBus for FailingBus {
-    async fn publish(&self, events: &[HubEvent]) -> Result<(), BusError> {
-        if self.failures.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
-            return Err(BusError::Rejected { failed: vec![(events[0].id.clone(), "ThrottlingException".into())] });
-        }
-        self.inner.publish(events).await
-    }
-}
-
 struct Flaky {
     store: EmbeddedStore,
     log_down: Arc<AtomicBool>,
     bus_failures: Arc<AtomicUsize>,
     published: tokio::sync::mpsc::UnboundedReceiver<HubEvent>,
-    ingest: Arc<Ingest<FlakyLog, FailingBus, CachedCatalog<EmbeddedStore>, SystemClock>>,
+    ingest: Arc<Ingest<FlakyLog, FlakyBus, CachedCatalog<EmbeddedStore>, SystemClock>>,
     router: Router,
     _dir: tempfile::TempDir,
 }
@@ -294,7 +277,7 @@ fn flaky(retention: ActivityRetention) -> Flaky {
     let inner = LocalBus::new();
     let published = inner
         .add_rule("everything", EventPattern::parse(json!({"source": [{"prefix": "changehub."}]})).expect("pattern"));
-    let bus = FailingBus { failures: bus_failures.clone(), inner };
+    let bus = FlakyBus { failures_left: bus_failures.clone(), inner };
     let log = FlakyLog { store: store.clone(), down: log_down.clone() };
     let ingest = || {
         Ingest::new(log.clone(), bus.clone(), CachedCatalog::new(store.clone(), DEFAULT_CACHE_TTL), SystemClock)

@@ -345,11 +345,11 @@ async fn bad_deliveries_get_a_clear_error() {
     assert_eq!(error(&a).0, StatusCode::PAYLOAD_TOO_LARGE);
 }
 
-/// A bus that fails its first `n` publishes.
+/// A bus that fails its first `n` publishes (the activity suite's too).
 #[derive(Clone)]
-struct FlakyBus {
-    failures_left: Arc<AtomicUsize>,
-    inner: LocalBus,
+pub(crate) struct FlakyBus {
+    pub(crate) failures_left: Arc<AtomicUsize>,
+    pub(crate) inner: LocalBus,
 }
 
 impl EventBus for FlakyBus {
