@@ -20,6 +20,11 @@ pub const MAX_RETENTION_DAYS: u32 = 3650;
 /// The variable the ingest functions (and `changehub serve`) read it from.
 pub const RETENTION_VARIABLE: &str = "CHANGEHUB_ACTIVITY_RETENTION_DAYS";
 
+/// A retention outside 1 to [`MAX_RETENTION_DAYS`] days.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the activity retention must be 1 to {MAX_RETENTION_DAYS} days; got {0}")]
+pub struct InvalidRetention(pub u32);
+
 /// How long the activity log keeps an event, counted from when the hub
 /// accepted it (its TTL), in whole days.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,12 +40,8 @@ impl Default for ActivityRetention {
 
 impl ActivityRetention {
     /// `days`, from 1 to [`MAX_RETENTION_DAYS`].
-    pub fn days(days: u32) -> Result<Self, String> {
-        if (1..=MAX_RETENTION_DAYS).contains(&days) {
-            Ok(Self { days })
-        } else {
-            Err(format!("the activity retention must be 1 to {MAX_RETENTION_DAYS} days; got {days}"))
-        }
+    pub fn days(days: u32) -> Result<Self, InvalidRetention> {
+        if (1..=MAX_RETENTION_DAYS).contains(&days) { Ok(Self { days }) } else { Err(InvalidRetention(days)) }
     }
 
     /// [`RETENTION_VARIABLE`] (default [`DEFAULT_RETENTION_DAYS`]), read once at start.
@@ -55,7 +56,7 @@ impl ActivityRetention {
             Some(v) => {
                 let days =
                     v.parse::<u32>().map_err(|_| invalid(format!("expected a whole number of days; got {v:?}")))?;
-                Self::days(days).map_err(invalid)
+                Self::days(days).map_err(|e| invalid(e.to_string()))
             }
         }
     }
@@ -158,7 +159,8 @@ mod tests {
         let at = DateTime::parse_from_rfc3339("2026-12-01T22:00:00Z").expect("time").with_timezone(&Utc);
         let seven = ActivityRetention::days(7).expect("7 days");
         assert_eq!(seven.expiry(at).to_rfc3339(), "2026-12-08T22:00:00+00:00");
-        assert_eq!(ActivityRetention::days(0), Err("the activity retention must be 1 to 3650 days; got 0".into()));
+        assert_eq!(ActivityRetention::days(0), Err(InvalidRetention(0)));
+        assert_eq!(InvalidRetention(0).to_string(), "the activity retention must be 1 to 3650 days; got 0");
     }
 
     #[test]
