@@ -14,6 +14,7 @@ use crate::adapters::env_secrets::StaticSecrets;
 use crate::adapters::local_bus::LocalBus;
 use crate::adapters::local_notifier::FileNotifier;
 use crate::app::Changes;
+use crate::app::activity::ActivityRetention;
 use crate::app::ingest::{Ingest, Webhooks};
 use crate::app::publish::Outbox;
 use crate::http::bearer::{Authenticator, ClaimNames, LocalKey, LocalKeyError};
@@ -29,6 +30,8 @@ pub struct HubConfig {
     /// Members of this group are admins of their tenant whatever its catalog says; none if `None`.
     pub bootstrap_admin_group: Option<String>,
     pub limits: ServeLimits,
+    /// How long the activity log keeps an accepted event.
+    pub activity_retention: ActivityRetention,
 }
 
 /// Default of [`ServeLimits::request_timeout`].
@@ -100,7 +103,10 @@ impl Hub {
         let names = ClaimNames { bootstrap_admin_group: config.bootstrap_admin_group.clone(), ..ClaimNames::default() };
         let auth = Authenticator::Local(Arc::new(key), names);
         let changes = Arc::new(Changes::new(store.clone(), SystemClock));
-        let ingest = || Ingest::new(store.clone(), bus.clone(), changes.catalog.clone(), SystemClock);
+        let ingest = || {
+            Ingest::new(store.clone(), bus.clone(), changes.catalog.clone(), SystemClock)
+                .with_retention(config.activity_retention)
+        };
         let webhooks = Arc::new(Webhooks { ingest: ingest(), secrets: config.secrets.clone() });
         let router = limited(
             http::finish(

@@ -1,10 +1,12 @@
 //! `changehub`: the local all-in-one hub and its tools.
 
+mod activity;
 mod audit;
 mod bench;
 mod catalog;
 mod plural;
 mod replay;
+mod table;
 
 use clap::{Parser, Subcommand};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -12,6 +14,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use changehub::adapters::env_secrets::StaticSecrets;
+use changehub::app::activity::{ActivityRetention, DEFAULT_RETENTION_DAYS, MAX_RETENTION_DAYS};
 use changehub::domain::access::BOOTSTRAP_ADMIN_GROUP;
 use changehub::http::{bearer, webhooks};
 use changehub::local::{self, Hub, HubConfig, ServeLimits};
@@ -64,6 +67,9 @@ enum Command {
         /// Webhook bodies (up to 25 MiB each) read at once; more deliveries are answered 503.
         #[arg(long, default_value_t = webhooks::DEFAULT_CONCURRENT_BODIES, env = "CHANGEHUB_MAX_WEBHOOK_BODIES")]
         max_webhook_bodies: usize,
+        /// Days the activity log (`changehub activity`) keeps each accepted event.
+        #[arg(long, default_value_t = DEFAULT_RETENTION_DAYS, env = "CHANGEHUB_ACTIVITY_RETENTION_DAYS", value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_RETENTION_DAYS)))]
+        activity_retention_days: u32,
     },
     /// Send event files to a running hub, in the order given, as their senders would.
     ///
@@ -119,6 +125,47 @@ enum Command {
         /// The hub's database file; its key file is <db>.key.
         #[arg(long, default_value = "./changehub.db", env = "CHANGEHUB_DB")]
         db: PathBuf,
+    },
+    /// List the hub events the hub accepted (webhooks, AWS events), newest first, as a table.
+    ///
+    /// Each row: when the event happened, its type, source and external id, the service it was
+    /// resolved to (or why none), the change ids it names and the delivery it came in with. Needs a
+    /// token of any role that reads changes; the tenant is the token's. A page ends with how to get
+    /// the next one (--cursor), or pass --all.
+    Activity {
+        /// The hub's base URL (the API Gateway URL on AWS).
+        #[arg(long, default_value = "http://127.0.0.1:8080", env = "CHANGEHUB_URL")]
+        url: String,
+        /// A bearer token (locally: changehub token).
+        #[arg(long, env = "CHANGEHUB_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Only events resolved to this service.
+        #[arg(long)]
+        service: Option<String>,
+        /// Only events from this source: github, gitlab, pagerduty, alertmanager, incidentio, aws.
+        #[arg(long)]
+        source: Option<String>,
+        /// Only events of this type, e.g. "Deployment Status Changed" or deployment-status-changed.
+        #[arg(long = "type")]
+        detail_type: Option<String>,
+        /// Events that happened at or after this time: RFC 3339, or a duration ago (30m, 4h, 2d).
+        #[arg(long)]
+        since: Option<String>,
+        /// Events that happened at or before this time: RFC 3339, or a duration ago.
+        #[arg(long)]
+        until: Option<String>,
+        /// Most rows per page (1 to 100; the hub's default is 50).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100))]
+        limit: Option<u64>,
+        /// The page after the one that printed this cursor.
+        #[arg(long)]
+        cursor: Option<String>,
+        /// Follow every page to the end.
+        #[arg(long)]
+        all: bool,
+        /// Print the rows as JSON (as GET /activity answers them) instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Check or import a service catalog (YAML; see events/catalog/README.md for the format).
     Catalog {
@@ -227,6 +274,7 @@ async fn main() -> ExitCode {
             request_timeout_secs,
             max_requests,
             max_webhook_bodies,
+            activity_retention_days,
         } => {
             init_tracing();
             let limits = ServeLimits {
@@ -236,13 +284,16 @@ async fn main() -> ExitCode {
             };
             let bootstrap = bearer::bootstrap_admin_group(Some(bootstrap_admin_group.trim()))
                 .map_err(|e| format!("--bootstrap-admin-group: {e}"));
-            match (StaticSecrets::from_env(), bootstrap) {
-                (Ok(secrets), Ok(bootstrap_admin_group)) => {
-                    let config = HubConfig { db, notifications, secrets, bootstrap_admin_group, limits };
+            let retention =
+                ActivityRetention::days(activity_retention_days).map_err(|e| format!("--activity-retention-days: {e}"));
+            match (StaticSecrets::from_env(), bootstrap, retention) {
+                (Ok(secrets), Ok(bootstrap_admin_group), Ok(activity_retention)) => {
+                    let config =
+                        HubConfig { db, notifications, secrets, bootstrap_admin_group, limits, activity_retention };
                     serve(SocketAddr::new(bind, port), config).await.map_err(Into::into)
                 }
-                (Err(e), _) => Err(e.into()),
-                (_, Err(e)) => Err(e.into()),
+                (Err(e), _, _) => Err(e.into()),
+                (_, Err(e), _) | (_, _, Err(e)) => Err(e.into()),
             }
         }
         Command::Replay { url, tenant, source, fresh_ids, token, db, files } => {
@@ -250,6 +301,12 @@ async fn main() -> ExitCode {
                 Ok(options) => replay::run(&options, &files).await,
                 Err(e) => Err(e),
             }
+        }
+        Command::Activity { url, token, service, source, detail_type, since, until, limit, cursor, all, json } => {
+            let limit = limit.and_then(|l| usize::try_from(l).ok());
+            let options =
+                activity::Options { url, token, service, source, detail_type, since, until, limit, cursor, all, json };
+            activity::run(&options).await.map_err(Into::into)
         }
         Command::Token { user, groups, tenant, ttl, db } => catalog::token(&db, &user, &groups, &tenant, &ttl),
         Command::Catalog { command: CatalogCommand::Check { file } } => catalog::check(&file)

@@ -667,3 +667,104 @@ fn a_malformed_secrets_file_is_reported_by_path_and_never_prints_a_secret() {
     assert!(printed.contains("not JSON"), "{printed}");
     assert!(!printed.contains("s3cr3t"), "the secret was printed: {printed}");
 }
+
+/// A replayed delivery leaves a trace a person finds: `GET /activity` and
+/// `changehub activity` list each of its events, with the service it was
+/// resolved to and the delivery it came in with.
+#[tokio::test]
+async fn a_replayed_delivery_is_listed_by_the_activity_log() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secrets = [("CHANGEHUB_ALERTMANAGER_TOKEN", "am-dev-token")];
+    let hub = Served::start_with(dir.path(), &secrets);
+    import_catalog(dir.path(), &hub.base);
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events/alertmanager/firing.json");
+    let replayed =
+        Command::new(BIN).args(["replay", "--url", &hub.base]).arg(&sample).envs(secrets).output().expect("replay");
+    let stdout = String::from_utf8_lossy(&replayed.stdout).into_owned();
+    assert!(replayed.status.success() && stdout.contains(": 202 "), "{stdout}");
+
+    let alice = token(dir.path(), "alice@example.com", "engineers");
+    let http = reqwest::Client::new();
+    let page: Value = http
+        .get(format!("{}/activity", hub.base))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .expect("activity")
+        .json()
+        .await
+        .expect("json");
+    let rows = page["activity"].as_array().cloned().unwrap_or_default();
+    assert_eq!(rows.len(), 2, "one row per alert: {page}");
+    for row in &rows {
+        assert_eq!(
+            (&row["detail_type"], &row["service"]),
+            (&json!("Alert Firing"), &json!("checkout-service")),
+            "{row}"
+        );
+        assert_eq!(row["source"], "changehub.alertmanager");
+    }
+
+    let activity = |args: &[&str]| {
+        Command::new(BIN)
+            .args(["activity", "--url", &hub.base])
+            .args(args)
+            .env("CHANGEHUB_TOKEN", &alice)
+            .output()
+            .expect("changehub activity")
+    };
+    let out = activity(&[]);
+    let table = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{table}{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(
+        lines[0].starts_with("TIME") && lines[0].contains("EXTERNAL ID") && lines[0].contains("DELIVERY"),
+        "{table}"
+    );
+    assert_eq!(lines.len(), 3, "a header and one line per event:\n{table}");
+    for line in &lines[1..] {
+        for cell in ["Alert Firing", "alertmanager", "checkout-service"] {
+            assert!(line.contains(cell), "{cell:?} in {line:?}");
+        }
+    }
+    let delivery = rows[0]["delivery_id"].as_str().expect("a delivery id");
+    assert!(lines[1].ends_with(delivery), "{table}");
+
+    // A page at a time: the command says how to get the next one, or follows them all.
+    let first = String::from_utf8_lossy(&activity(&["--limit", "1"]).stdout).into_owned();
+    let cursor = first
+        .lines()
+        .find_map(|l| l.strip_prefix("more: run again with --cursor "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no next page:\n{first}"))
+        .to_owned();
+    let second = String::from_utf8_lossy(&activity(&["--limit", "1", "--cursor", &cursor]).stdout).into_owned();
+    assert_eq!(second.lines().filter(|l| l.contains("Alert Firing")).count(), 1, "{second}");
+    assert_ne!(first.lines().nth(1), second.lines().nth(1), "{first}\n{second}");
+    let every = String::from_utf8_lossy(&activity(&["--limit", "1", "--all"]).stdout).into_owned();
+    assert_eq!(every.lines().filter(|l| l.contains("Alert Firing")).count(), 2, "{every}");
+    let json: Value = serde_json::from_slice(&activity(&["--json", "--type", "alert-firing"]).stdout).expect("--json");
+    assert_eq!(json["activity"].as_array().map(Vec::len), Some(2), "{json}");
+    let none = String::from_utf8_lossy(&activity(&["--source", "github", "--since", "1h"]).stdout).into_owned();
+    assert_eq!(none.trim(), "no accepted events");
+
+    let refused = activity(&["--source", "jenkins"]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("400: source must be one of"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let anonymous = Command::new(BIN)
+        .args(["activity", "--url", &hub.base])
+        .env_remove("CHANGEHUB_TOKEN")
+        .output()
+        .expect("changehub activity");
+    assert!(!anonymous.status.success());
+    assert!(
+        String::from_utf8_lossy(&anonymous.stderr).contains("no token"),
+        "{}",
+        String::from_utf8_lossy(&anonymous.stderr)
+    );
+    hub.interrupt();
+}

@@ -18,9 +18,9 @@ use std::time::Duration;
 use super::{expiry, keys};
 use crate::domain::{AuditEntry, Change, ChangeId, TenantId};
 use crate::ports::{
-    AuditSealer, ChangeReader, ChangeUpdate, ChangeWriter, Claim, CounterKey, Counters, Counts, Cursor, Dedupe,
-    DocKind, DueIndex, DuePartition, Page, ServiceWindowQuery, StoreError, StoredDoc, TenantDocs, VolumeKey,
-    seal_entries, seal_entry,
+    Activity, ActivityLog, ActivityQuery, AuditSealer, ChangeReader, ChangeUpdate, ChangeWriter, Claim, CounterKey,
+    Counters, Counts, Cursor, Dedupe, DocKind, DueIndex, DuePartition, Page, ServiceWindowQuery, StoreError, StoredDoc,
+    TenantDocs, VolumeKey, seal_entries, seal_entry,
 };
 use std::sync::Arc;
 
@@ -777,6 +777,76 @@ impl TenantDocs for DynamoStore {
             Err(e) if condition_failed_at(&e).is_some() => Err(StoreError::VersionConflict { expected }),
             Err(e) => Err(classify_transaction(e)),
         }
+    }
+}
+
+impl DynamoStore {
+    /// An activity row: the row whole in `doc`, beside the attributes the
+    /// query filters on and the TTL attribute.
+    fn activity_item(tenant: &TenantId, row: &Activity) -> Result<Item, StoreError> {
+        let mut item = key(keys::activity_pk(tenant), keys::activity_sk(row.occurred_at, &row.event_id));
+        item.insert("entity".into(), s("activity"));
+        item.insert("source".into(), s(row.source.as_str()));
+        item.insert("detail_type".into(), s(row.detail_type.as_str()));
+        if let Some(service) = &row.service {
+            item.insert("service".into(), s(service.as_str()));
+        }
+        item.insert(TABLE.ttl_attribute.into(), n(row.expires_at.timestamp()));
+        item.insert(DOC.into(), doc_of(row)?);
+        Ok(item)
+    }
+}
+
+impl ActivityLog for DynamoStore {
+    /// One PutItem per row, replacing any row of the same event.
+    async fn record(&self, tenant: &TenantId, rows: &[Activity]) -> Result<(), StoreError> {
+        for row in rows {
+            let item = Self::activity_item(tenant, row)?;
+            self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(classify)?;
+        }
+        Ok(())
+    }
+
+    /// One Query: the range newest first, `Limit` = the rows a page
+    /// evaluates, the filters and the expiry as a filter expression.
+    async fn activity(&self, q: &ActivityQuery) -> Result<Page<Activity>, StoreError> {
+        let Some(range) = keys::activity_range(q)? else { return Ok(Page { items: vec![], next: None }) };
+        let mut filter = vec!["#exp > :now".to_owned()];
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk AND SK BETWEEN :lo AND :hi")
+            .expression_attribute_values(":pk", s(range.pk.clone()))
+            .expression_attribute_values(":lo", s(range.lo))
+            .expression_attribute_values(":hi", s(range.hi))
+            .expression_attribute_names("#exp", TABLE.ttl_attribute)
+            .expression_attribute_values(":now", n(q.now.timestamp()))
+            .scan_index_forward(false)
+            .limit(i32::try_from(q.evaluated()).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(range.below.map(|below| key(range.pk, below)));
+        for (attr, name, value, wanted) in [
+            ("#service", "service", ":service", &q.service),
+            ("#source", "source", ":source", &q.source),
+            ("#type", "detail_type", ":type", &q.detail_type),
+        ] {
+            if let Some(wanted) = wanted {
+                query =
+                    query.expression_attribute_names(attr, name).expression_attribute_values(value, s(wanted.as_str()));
+                filter.push(format!("{attr} = {value}"));
+            }
+        }
+        let out = query.filter_expression(filter.join(" AND ")).send().await.map_err(classify)?;
+        let rows = out.items.unwrap_or_default();
+        let sk_of = |item: &Item| item.get("SK").and_then(|v| v.as_s().ok()).cloned();
+        // More matches than a page holds: the next page resumes below the
+        // last row shown; otherwise where the Query stopped, if it did.
+        let next = match rows.get(q.limit.saturating_sub(1)) {
+            Some(last) if rows.len() > q.limit => sk_of(last),
+            _ => out.last_evaluated_key.as_ref().and_then(sk_of),
+        };
+        let items = rows.iter().take(q.limit).map(decode).collect::<Result<Vec<Activity>, _>>()?;
+        Ok(Page { items, next: next.map(Cursor::issued) })
     }
 }
 

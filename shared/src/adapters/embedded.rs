@@ -12,9 +12,9 @@ use std::time::Duration;
 use super::{expiry, keys};
 use crate::domain::{AuditEntry, Change, ChangeId, TenantId};
 use crate::ports::{
-    AuditSealer, ChangeReader, ChangeUpdate, ChangeWriter, Claim, CounterKey, Counters, Counts, Cursor, Dedupe,
-    DocKind, DueIndex, DuePartition, Page, ServiceWindowQuery, StoreError, StoredDoc, TenantDocs, VolumeKey,
-    seal_entries, seal_entry,
+    Activity, ActivityLog, ActivityQuery, AuditSealer, ChangeReader, ChangeUpdate, ChangeWriter, Claim, CounterKey,
+    Counters, Counts, Cursor, Dedupe, DocKind, DueIndex, DuePartition, Page, ServiceWindowQuery, StoreError, StoredDoc,
+    TenantDocs, VolumeKey, seal_entries, seal_entry,
 };
 
 /// (PK, SK) → JSON document.
@@ -544,6 +544,78 @@ impl TenantDocs for EmbeddedStore {
                 table.insert((pk.as_str(), history.as_str()), bytes.as_slice()).map_err(backend)?;
             }
             txn.commit().map_err(backend)
+        })
+        .await
+    }
+}
+
+/// Expired activity rows one write removes from the old end of a tenant's
+/// log: the embedded store has no TTL deletion, so writes do it, a bounded
+/// amount at a time (reads never list an expired row).
+const ACTIVITY_SWEEP: usize = 100;
+
+impl ActivityLog for EmbeddedStore {
+    async fn record(&self, tenant: &TenantId, rows: &[Activity]) -> Result<(), StoreError> {
+        let Some(now) = rows.iter().map(|r| r.received_at).max() else { return Ok(()) };
+        let pk = keys::activity_pk(tenant);
+        let rows: Vec<(String, Vec<u8>)> = rows
+            .iter()
+            .map(|r| Ok((keys::activity_sk(r.occurred_at, &r.event_id), encode(r)?)))
+            .collect::<Result<_, StoreError>>()?;
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(backend)?;
+            {
+                let mut table = txn.open_table(ITEMS).map_err(backend)?;
+                let mut expired = Vec::new();
+                for row in table.range((pk.as_str(), "")..(pk.as_str(), "~")).map_err(backend)?.take(ACTIVITY_SWEEP) {
+                    let (k, v) = row.map_err(backend)?;
+                    let sk = k.value().1;
+                    let old: Activity = decode(&pk, sk, v.value())?;
+                    if old.expires_at > now {
+                        break;
+                    }
+                    expired.push(sk.to_owned());
+                }
+                for sk in &expired {
+                    table.remove((pk.as_str(), sk.as_str())).map_err(backend)?;
+                }
+                for (sk, bytes) in &rows {
+                    table.insert((pk.as_str(), sk.as_str()), bytes.as_slice()).map_err(backend)?;
+                }
+            }
+            txn.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn activity(&self, q: &ActivityQuery) -> Result<Page<Activity>, StoreError> {
+        let Some(range) = keys::activity_range(q)? else { return Ok(Page { items: vec![], next: None }) };
+        let q = q.clone();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(backend)?;
+            let table = txn.open_table(ITEMS).map_err(backend)?;
+            let pk = range.pk.as_str();
+            let rows = match range.below.as_deref() {
+                Some(below) => table.range((pk, range.lo.as_str())..(pk, below)),
+                None => table.range((pk, range.lo.as_str())..=(pk, range.hi.as_str())),
+            }
+            .map_err(backend)?;
+            let (mut items, mut evaluated, mut last) = (Vec::new(), 0, None);
+            for row in rows.rev() {
+                let (k, v) = row.map_err(backend)?;
+                let sk = k.value().1;
+                if evaluated == q.evaluated() || items.len() == q.limit {
+                    // More rows remain: the page resumes below the last one read.
+                    return Ok(Page { items, next: last.map(Cursor::issued) });
+                }
+                let activity: Activity = decode(pk, sk, v.value())?;
+                evaluated += 1;
+                if q.matches(&activity) {
+                    items.push(activity);
+                }
+                last = Some(sk.to_owned());
+            }
+            Ok(Page { items, next: None })
         })
         .await
     }

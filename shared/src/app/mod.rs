@@ -1,5 +1,6 @@
 //! Use cases: what the functions do, written against the ports.
 
+pub mod activity;
 pub mod audit;
 pub mod catalog;
 pub mod changes;

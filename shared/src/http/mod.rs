@@ -2,6 +2,7 @@
 //! lambda_http) and by `changehub serve`. The OpenAPI document
 //! `openapi.yaml` at the repository root describes exactly these routes.
 
+mod activity;
 pub mod bearer;
 mod catalog;
 mod changes;
@@ -26,7 +27,7 @@ use tracing::Instrument;
 
 use crate::app::Changes;
 use crate::app::changes::ChangeStore;
-use crate::ports::Clock;
+use crate::ports::{ActivityLog, Clock};
 use bearer::Authenticator;
 pub use error::ApiError;
 pub use extract::{JsonBody, MAX_BODY_BYTES};
@@ -56,12 +57,13 @@ pub const ROUTES: &[(Method, &str)] = &[
     (Method::POST, "/incidents"),
     (Method::POST, "/incidents/{id}/resolve"),
     (Method::GET, "/reports/pending-reviews"),
+    (Method::GET, "/activity"),
 ];
 
 /// The API as the api Lambda serves it.
 pub fn router<S, C>(changes: Arc<Changes<S, C>>, auth: Authenticator) -> Router
 where
-    S: ChangeStore,
+    S: ChangeStore + ActivityLog,
     C: Clock + 'static,
 {
     finish(change_routes(changes, auth))
@@ -71,7 +73,7 @@ where
 /// Every route but [`OPEN_PATHS`] needs a bearer token.
 pub fn change_routes<S, C>(changes: Arc<Changes<S, C>>, auth: Authenticator) -> Router
 where
-    S: ChangeStore,
+    S: ChangeStore + ActivityLog,
     C: Clock + 'static,
 {
     Router::new()
@@ -80,6 +82,7 @@ where
         .merge(Api::freeze_routes())
         .merge(Api::incident_routes())
         .merge(Api::report_routes())
+        .merge(Api::activity_routes())
         .route_layer(middleware::from_fn_with_state(Arc::new(auth), bearer::authenticate))
         .route("/", get(index))
         .route("/openapi.yaml", get(openapi))
@@ -158,7 +161,7 @@ async fn openapi() -> ([(HeaderName, &'static str); 1], &'static str) {
 }
 
 /// The change API's handlers, one `impl` block per resource file (`changes`,
-/// `catalog`, `governance`, `incidents`, `reports`), generic over the store
+/// `catalog`, `governance`, `incidents`, `reports`, `activity`), generic over the store
 /// and the clock once. Never built: the routers' state is the `Changes` service.
 pub(crate) struct Api<S, C>(PhantomData<fn() -> (S, C)>);
 

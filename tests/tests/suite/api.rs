@@ -8,7 +8,7 @@ use changehub::adapters::embedded::EmbeddedStore;
 use changehub::app::Caller;
 use changehub::app::Changes;
 use changehub::app::changes::ChangeStore;
-use changehub::ports::SystemClock;
+use changehub::ports::{ActivityLog, SystemClock};
 use changehub_tests::aws;
 use changehub_tests::fixtures::{CATALOG_YAML, alice, carol, pat, root, who};
 use changehub_tests::http::{Answer, Tokens, call, call_as, send};
@@ -23,7 +23,7 @@ struct Api {
 }
 
 impl Api {
-    async fn on<S: ChangeStore>(store: S) -> Api {
+    async fn on<S: ChangeStore + ActivityLog>(store: S) -> Api {
         let tokens = Tokens::new();
         let app = Arc::new(Changes::new(store, SystemClock));
         let router = changehub::http::router(app, tokens.authenticator());

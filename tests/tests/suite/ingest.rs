@@ -345,11 +345,11 @@ async fn bad_deliveries_get_a_clear_error() {
     assert_eq!(error(&a).0, StatusCode::PAYLOAD_TOO_LARGE);
 }
 
-/// A bus that fails its first `n` publishes.
+/// A bus that fails its first `n` publishes (the activity suite's too).
 #[derive(Clone)]
-struct FlakyBus {
-    failures_left: Arc<AtomicUsize>,
-    inner: LocalBus,
+pub(crate) struct FlakyBus {
+    pub(crate) failures_left: Arc<AtomicUsize>,
+    pub(crate) inner: LocalBus,
 }
 
 impl EventBus for FlakyBus {
@@ -636,6 +636,7 @@ async fn the_local_hub_times_requests_out_and_bounds_how_many_run_at_once() {
         secrets: secrets(),
         bootstrap_admin_group: None,
         limits,
+        activity_retention: Default::default(),
     })
     .expect("open the local hub");
     let router = local.router();

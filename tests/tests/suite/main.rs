@@ -2,6 +2,7 @@
 //! are linked once. Each module is one suite; shared helpers live in the
 //! `changehub-tests` library (`tests/src`).
 
+mod activity;
 mod api;
 mod audit;
 mod bus_contract;

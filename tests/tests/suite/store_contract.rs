@@ -4,7 +4,7 @@
 use changehub::adapters::embedded::EmbeddedStore;
 use changehub_tests::{aws, store_contract as contract};
 
-async fn embedded() -> (EmbeddedStore, tempfile::TempDir) {
+pub(crate) async fn embedded() -> (EmbeddedStore, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = EmbeddedStore::open(dir.path().join("contract.db")).expect("open");
     (store, dir)
@@ -33,6 +33,10 @@ macro_rules! contract_cases {
         }
     };
 }
+
+/// Runs each case of the `contract` module in scope on both stores (the
+/// activity log's suite uses it too).
+pub(crate) use contract_cases;
 
 contract_cases!(
     create_then_get,

@@ -402,8 +402,9 @@ fn like_matches_as_iam_string_like_does() {
 /// Each function may write (put, update, delete) only items whose partition
 /// key starts with the prefixes its code writes, held by IAM's
 /// `dynamodb:LeadingKeys`: the api tenant partitions, the ingest functions
-/// dedupe claims only. So a compromised ingest function cannot rewrite a
-/// change or its audit trail, and the api cannot forge dedupe claims.
+/// dedupe claims and activity rows only (deleting only claims). So a
+/// compromised ingest function cannot rewrite a change or its audit trail,
+/// nor erase the activity log, and the api cannot forge dedupe claims.
 #[test]
 fn every_function_writes_only_the_partitions_its_code_writes() {
     use changehub::adapters::keys;
@@ -417,19 +418,28 @@ fn every_function_writes_only_the_partitions_its_code_writes() {
         keys::service_pk(&tenant, &service),
         keys::doc_pk(&tenant, changehub::ports::DocKind::Catalog),
     ];
-    let ingest_writes = [keys::idem_pk("github:delivery")];
+    let claims = keys::idem_pk("github:delivery");
+    let ingest_writes = [claims.clone(), keys::activity_pk(&tenant)];
     // What each function deletes: the api only moves service index entries
-    // (a reschedule), never a record, an audit entry or a document.
+    // (a reschedule), never a record, an audit entry or a document; the
+    // ingest functions only give back dedupe claims, never an activity row.
     let api_deletes = [keys::service_pk(&tenant, &service)];
     let api_never_deletes = [keys::change_pk(&tenant, &id), keys::doc_pk(&tenant, changehub::ports::DocKind::Catalog)];
+    let ingest_deletes = [claims.clone()];
+    let ingest_never_deletes = [api_writes.as_slice(), &[keys::activity_pk(&tenant)]].concat();
+    // The api writes tenant partitions (`T#*`, which holds the activity log
+    // too, though it never writes it); it never writes a claim.
+    let api_foreign = [claims];
     // (function, writes, never writes, deletes, never deletes)
     type Row<'a> = (&'a str, &'a [String], &'a [String], &'a [String], &'a [String]);
+    // The outbox publisher only claims the events it sends.
+    let publish_writes = [keys::idem_pk("outbox:acme:event")];
+    let publish_never = [api_writes.as_slice(), &[keys::activity_pk(&tenant)]].concat();
     let expected: [Row; 4] = [
-        ("ApiFunction", &api_writes, &ingest_writes, &api_deletes, &api_never_deletes),
-        ("IngestFunction", &ingest_writes, &api_writes, &ingest_writes, &api_writes),
-        ("AwsEventsFunction", &ingest_writes, &api_writes, &ingest_writes, &api_writes),
-        // The outbox publisher only claims the events it sends.
-        ("PublishFunction", &ingest_writes, &api_writes, &ingest_writes, &api_writes),
+        ("ApiFunction", &api_writes, &api_foreign, &api_deletes, &api_never_deletes),
+        ("IngestFunction", &ingest_writes, &api_writes, &ingest_deletes, &ingest_never_deletes),
+        ("AwsEventsFunction", &ingest_writes, &api_writes, &ingest_deletes, &ingest_never_deletes),
+        ("PublishFunction", &publish_writes, &publish_never, &publish_writes, &publish_never),
     ];
     let t = template();
     let functions = resources_of_type(&t, "AWS::Serverless::Function");
@@ -634,4 +644,37 @@ fn the_cloudtrail_rule_leaves_out_the_hubs_own_roles() {
     let mut user = event.clone();
     user["detail"]["userIdentity"] = json!({"type": "IAMUser", "arn": "arn:aws:iam::123456789012:user/alice"});
     assert!(pattern.matches(&user), "an IAM user's call (no session issuer) is delivered");
+}
+
+/// The activity log's retention is one stack parameter that both ingest
+/// functions read (default and bounds as the code's), and the api, which
+/// serves `GET /activity`, may query the activity partitions.
+#[test]
+fn the_activity_retention_is_a_parameter_and_the_api_reads_the_log() {
+    use changehub::app::activity::{DEFAULT_RETENTION_DAYS, MAX_RETENTION_DAYS, RETENTION_VARIABLE};
+    let t = template();
+    let parameter = &t["Parameters"]["ActivityRetentionDays"];
+    assert_eq!(
+        (&parameter["Type"], &parameter["Default"], &parameter["MinValue"], &parameter["MaxValue"]),
+        (&json!("Number"), &json!(DEFAULT_RETENTION_DAYS), &json!(1), &json!(MAX_RETENTION_DAYS))
+    );
+    for name in ["IngestFunction", "AwsEventsFunction"] {
+        let vars = &function(&t, name)["Properties"]["Environment"]["Variables"];
+        assert_eq!(vars[RETENTION_VARIABLE], json!({"!Ref": "ActivityRetentionDays"}), "{name}");
+    }
+    let tenant = changehub::domain::TenantId::parse("acme").expect("tenant");
+    let log = changehub::adapters::keys::activity_pk(&tenant);
+    let queries: Vec<&Value> = statements_of(function(&t, "ApiFunction"))
+        .into_iter()
+        .filter(|s| s["Action"].as_array().is_some_and(|a| a.iter().any(|x| x == "dynamodb:Query")))
+        .collect();
+    assert!(
+        queries.iter().any(|s| {
+            let leading = &s["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"];
+            s["Resource"].as_array().is_some_and(|r| r.contains(&json!({"!GetAtt": "ChangeTable.Arn"})))
+                && (leading.is_null()
+                    || leading.as_array().into_iter().flatten().any(|p| like(p.as_str().unwrap_or(""), &log)))
+        }),
+        "the api may query {log}"
+    );
 }

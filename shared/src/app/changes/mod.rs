@@ -116,7 +116,7 @@ fn check_text(field: &str, text: Option<&String>, required: bool) -> Result<(), 
 
 /// A page request's size ([`DEFAULT_PAGE`] unless given, at most
 /// [`MAX_PAGE`]) and the cursor it resumes at, checked in that order.
-fn page(limit: Option<usize>, cursor: Option<&str>) -> Result<(usize, Option<Cursor>), ChangeError> {
+pub(crate) fn page(limit: Option<usize>, cursor: Option<&str>) -> Result<(usize, Option<Cursor>), ChangeError> {
     let limit = limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(FieldError::new("limit", format!("limit must be between 1 and {MAX_PAGE}")).into());
@@ -210,7 +210,7 @@ impl<S: ChangeStore, C: Clock> Changes<S, C> {
     }
 
     /// Ok if the caller holds any role in their tenant (everyone may read).
-    async fn reader(&self, caller: &Caller, what: &str) -> Result<(), ChangeError> {
+    pub(crate) async fn reader(&self, caller: &Caller, what: &str) -> Result<(), ChangeError> {
         let (access, _) = self.access(caller).await?;
         access.require(&Role::PEOPLE, what)?;
         Ok(())

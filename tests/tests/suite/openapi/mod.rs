@@ -24,6 +24,7 @@
 //! - Request bodies: the schemas accept what the API accepts and refuse what
 //!   it refuses, wherever a schema can express the rule.
 
+mod activity;
 mod auth;
 mod catalog;
 mod changes;
@@ -505,6 +506,7 @@ impl Api {
             secrets: secrets(),
             bootstrap_admin_group: Some("changehub-admins".into()),
             limits: Default::default(),
+            activity_retention: Default::default(),
         })
         .expect("open the local hub");
         let key = LocalKey::for_database(&db).expect("the hub's signing key");
@@ -727,6 +729,7 @@ async fn responses_match_the_documented_schemas() {
     freezes::freeze_scenario(&api).await;
     ingest::webhook_scenario(&api).await;
     events::events_scenario(&api).await;
+    activity::activity_scenario(&api).await;
 
     // The scenario exercised every documented operation with a success.
     let seen = api.seen.lock().expect("lock").clone();

@@ -163,6 +163,7 @@ fn enumerations_are_the_domains() {
         ("Impact/properties/data", names(&DataImpact::ALL.map(DataImpact::as_str))),
         ("Impact/properties/availability", names(&AvailabilityImpact::ALL.map(AvailabilityImpact::as_str))),
         ("FreezeSchedule/oneOf/2/properties/days/items", names(&Weekday::ALL.map(Weekday::as_str))),
+        ("ActivityDetailType", names(&changehub::ingest::canonical::DETAIL_TYPES)),
     ] {
         let listed = doc.root.pointer(&format!("/components/schemas/{pointer}/enum"));
         let listed = listed.unwrap_or_else(|| panic!("components.schemas.{pointer} has no enum"));
