@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 use std::time::Duration;
 
 use crate::app::activity::ActivityRetention;
+use crate::app::once::{Once, OnceError, once};
 use crate::domain::catalog::{CatalogView, MappingKind};
 use crate::domain::event::MAX_EVENT_BYTES;
 use crate::domain::{HubEvent, ServiceName, TenantId};
@@ -405,29 +406,17 @@ where
                 max: MAX_EVENT_BYTES,
             });
         }
-        // This attempt's lease: only it may give the keys back.
-        let owner = uuid::Uuid::now_v7().to_string();
-        let claim = self.store.claim(keys, &owner, self.clock.now(), self.claims.lease).await?;
-        if claim != Claim::New {
-            return Ok(claim);
-        }
-        let kept = match self.bus.publish(events).await {
-            Ok(()) => self.store.record(tenant, rows).await.map_err(IngestError::from),
-            Err(e) => Err(e.into()),
+        let work = async {
+            self.bus.publish(events).await?;
+            self.store.record(tenant, rows).await?;
+            Ok::<_, IngestError>(())
         };
-        if let Err(e) = kept {
-            if let Err(release) = self.store.release(keys, &owner).await {
-                tracing::error!(?keys, error = %release, "could not release a dedupe lease after a failed delivery; it expires on its own");
-            }
-            return Err(e);
+        match once(&self.store, &self.clock, self.claims, keys, work).await {
+            Ok(Once::Done(())) => Ok(Claim::New),
+            Ok(Once::Duplicate) => Ok(Claim::Duplicate),
+            Ok(Once::InProgress) => Ok(Claim::InProgress),
+            Err(OnceError::Store(e)) => Err(e.into()),
+            Err(OnceError::Work(e)) => Err(e),
         }
-        // The events are out and listed: a failure to mark the keys done only
-        // means the lease runs out and a later redelivery publishes again,
-        // which consumers drop by `event_id`. Answering an error would make
-        // the sender retry into that lease for nothing.
-        if let Err(e) = self.store.complete(keys, self.clock.now(), self.claims.ttl).await {
-            tracing::warn!(?keys, error = %e, "published, but the dedupe keys could not be marked done");
-        }
-        Ok(Claim::New)
     }
 }
