@@ -121,7 +121,14 @@ pub async fn stale_version_update_is_a_conflict<S: ChangeStore>(store: S) {
     let created = app.create(&c, new_change("x", &["payments"], t0(), 1)).await.expect("create");
     let submitted = created.transition(ChangeState::Submitted, t0()).expect("legal");
     let (submitted, entry) = audit::record(Some(&created), submitted, &c.user, AuditAction::Transitioned, None);
-    let update = |change, entries| ChangeUpdate { change, entries, bumps: &[], volumes: &[], moved_from: None };
+    let update = |change, entries| ChangeUpdate {
+        change,
+        entries,
+        bumps: &[],
+        volumes: &[],
+        moved_from: None,
+        services_before: None,
+    };
     app.store.update_change(update(&submitted, std::slice::from_ref(&entry))).await.expect("first update");
     // A second writer that read version 1 too.
     let cancelled = created.transition(ChangeState::Cancelled, t0()).expect("legal");
@@ -258,7 +265,7 @@ pub async fn rescheduling_moves_the_service_index<S: ChangeStore>(store: S) {
         fixtures::who(&tenant, "sec@example.com", &["security"]),
     ];
     for by in people {
-        version = app.decide(&by, &created.id, approve()).await.expect("approve").version;
+        version = app.decide(&by, &created.id, approve()).await.expect("approve").change.version;
     }
     let to_day = |days: i64| t0() + Duration::days(days);
     let req = changehub::app::changes::RescheduleRequest {

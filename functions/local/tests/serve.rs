@@ -434,7 +434,7 @@ async fn readme_walkthrough_from_catalog_import_to_a_refused_freeze() {
 
     // A month-end freeze on payments refuses a change planned inside it, naming the window.
     let freeze = json!({"id": "dec-close", "name": "December close", "services": ["payments"],
-        "schedule": {"kind": "one_off", "start": "2026-12-01T00:00:00Z", "end": "2026-12-03T00:00:00Z"}});
+        "schedule": {"kind": "one_off", "start": "2030-12-01T00:00:00Z", "end": "2030-12-03T00:00:00Z"}});
     assert_eq!(post(&root, "/freezes", freeze).await.expect("freeze").status(), 201);
     let created: Value = post(&alice, "/changes", sample()).await.expect("create").json().await.expect("json");
     let second = created["id"].as_str().expect("id");

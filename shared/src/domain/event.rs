@@ -47,6 +47,9 @@ impl HubEvent {
             AuditAction::ChecklistItemDone => "Checklist Item Done".to_owned(),
             AuditAction::Reviewed => "Change Reviewed".to_owned(),
             AuditAction::Rescheduled => "Change Rescheduled".to_owned(),
+            AuditAction::PeerReviewed => "Peer Review Recorded".to_owned(),
+            AuditAction::Edited => "Change Edited".to_owned(),
+            AuditAction::Reworked => "Change Reworked".to_owned(),
         };
         let id = format!("{}-{}", change.id, entry.seq);
         HubEvent {

@@ -13,7 +13,7 @@ use changehub::domain::risk::{AvailabilityImpact, Complexity, DataImpact, RiskLe
 use changehub::domain::{ChangeState, ChangeType, NewChange, ServiceName};
 use changehub::ports::FixedClock;
 use changehub::ports::{ChangeUpdate, ChangeWriter};
-use changehub_tests::fixtures::{alice, approve, carol, pat, root, seed, submit_and_approve, to, who};
+use changehub_tests::fixtures::{alice, approve, carol, pat, peer_review, root, seed, submit_and_approve, to, who};
 use changehub_tests::{new_change, t0};
 use chrono::Duration;
 
@@ -100,7 +100,7 @@ async fn emergencies_need_one_approval_by_the_emergency_approvers_never_their_re
     let err = h.app.decide(&pat(T), &c.id, approve()).await.expect_err("not an emergency approver");
     assert!(err.to_string().contains("level 1 (emergency) needs a member of any of: cab"), "{err}");
     assert!(h.app.pending_reviews(&carol(T), None, None).await.expect("report").items.is_empty());
-    let approved = h.app.decide(&carol(T), &c.id, approve()).await.expect("the cab approves");
+    let approved = h.app.decide(&carol(T), &c.id, approve()).await.expect("the cab approves").change;
     assert_eq!(approved.state, ChangeState::Approved);
     assert_eq!(approved.review.as_ref().map(|r| r.due_at), Some(t0() + Duration::hours(72)));
     let trail = h.app.audit(&alice(T), &c.id).await.expect("audit");
@@ -134,7 +134,7 @@ async fn emergencies_need_one_approval_by_the_emergency_approvers_never_their_re
     let err = h.app.decide(&carol(T), &c.id, approve()).await.expect_err("cab is not the ECAB");
     assert!(err.to_string().contains("needs a member of any of: ecab"), "{err}");
     let ecab = who(T, "erin@example.com", &["ecab", "cab"]);
-    assert_eq!(h.app.decide(&ecab, &c.id, approve()).await.expect("ECAB").state, ChangeState::Approved);
+    assert_eq!(h.app.decide(&ecab, &c.id, approve()).await.expect("ECAB").change.state, ChangeState::Approved);
 }
 
 #[tokio::test]
@@ -164,13 +164,13 @@ async fn an_emergency_fixing_an_open_major_incident_is_confirmed_by_its_commande
     let ivy = who(T, "ivy@example.com", &["engineers"]);
     let err = h.app.decide(&who(T, "eve@example.com", &["engineers"]), &first.id, approve()).await;
     assert_eq!(err.as_ref().map_err(code).err(), Some("forbidden"), "{err:?}");
-    let confirmed = h.app.decide(&ivy, &first.id, approve()).await.expect("commander confirms");
+    let confirmed = h.app.decide(&ivy, &first.id, approve()).await.expect("commander confirms").change;
     assert_eq!(confirmed.state, ChangeState::Approved);
     // Once the incident is resolved its commander no longer confirms; the cab still does.
     h.app.governance().resolve_incident(&carol(T), "INC-42").await.expect("resolve");
     let err = h.app.decide(&ivy, &second.id, approve()).await.expect_err("no longer commands");
     assert_eq!(code(&err), "forbidden");
-    assert_eq!(h.app.decide(&carol(T), &second.id, approve()).await.expect("cab").state, ChangeState::Approved);
+    assert_eq!(h.app.decide(&carol(T), &second.id, approve()).await.expect("cab").change.state, ChangeState::Approved);
 
     // An incident on other services does not fix this change.
     let on_ledger = DeclareIncident {
@@ -207,13 +207,15 @@ async fn high_risk_and_privileged_changes_need_a_peer_review_first() {
     let steps: Vec<_> = submitted.approval.as_ref().expect("plan").steps.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(steps, [PEER_REVIEW, "team-lead", "cab"]);
     // An auditor only reads: they cannot give the peer review.
-    let err = h.app.decide(&who(T, "aud@example.com", &["audit"]), &c.id, approve()).await.expect_err("auditor");
+    let err = h.app.decide(&who(T, "aud@example.com", &["audit"]), &c.id, peer_review()).await.expect_err("auditor");
     assert!(matches!(err, ChangeError::Forbidden(_)), "{err}");
     assert!(err.to_string().contains("an auditor only reads"), "{err}");
     // The peer review is level 1, given by anyone else holding a role; the team lead then decides level 2.
-    let err = h.app.decide(&root(T), &c.id, approve()).await;
-    assert!(err.is_ok(), "anyone else holding a role gives the peer review: {err:?}");
-    let after = h.app.decide(&pat(T), &c.id, approve()).await.expect("level 2");
+    let reviewed = h.app.decide(&root(T), &c.id, peer_review()).await.expect("anyone else holding a role");
+    assert_eq!(reviewed.receipt.counted_for.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), [PEER_REVIEW]);
+    let trail = h.app.audit(&alice(T), &c.id).await.expect("audit");
+    assert_eq!(trail.last().map(|e| e.action), Some(AuditAction::PeerReviewed));
+    let after = h.app.decide(&pat(T), &c.id, approve()).await.expect("level 2").change;
     assert_eq!(after.approval.expect("plan").current_level(), Some(3));
 
     let high = with(new_change("Schema rewrite", &["payments"], t0() + Duration::days(2), 1), |c| {
@@ -225,6 +227,49 @@ async fn high_risk_and_privileged_changes_need_a_peer_review_first() {
     assert!(c.risk.as_ref().is_some_and(|r| r.level >= RiskLevel::High), "{:?}", c.risk);
     let submitted = h.app.transition(&alice(T), &c.id, to(ChangeState::Submitted, 1)).await.expect("submit");
     assert_eq!(submitted.approval.expect("plan").steps[0].name, PEER_REVIEW);
+}
+
+/// Issue 9, point 5: a critical change on payments, whose one team lead is
+/// Pat. Pat's approval is never spent on the peer review; someone else gives
+/// it, and the change is approved. Every answer says what it counted for.
+#[tokio::test]
+async fn a_critical_change_with_one_team_lead_is_approved_after_someone_elses_peer_review() {
+    let h = hub().await;
+    let critical = with(new_change("Re-key the card vault", &["payments"], t0() + Duration::days(2), 1), |c| {
+        c.impact.data = DataImpact::Destructive;
+        c.impact.availability = AvailabilityImpact::Outage;
+        c.impact.compliance = true;
+        c.complexity = Complexity::High;
+        c.cryptographic_keys = true;
+    });
+    let c = h.app.create(&alice(T), critical).await.expect("create");
+    assert_eq!(c.risk.as_ref().map(|r| r.level), Some(RiskLevel::Critical), "{:?}", c.risk);
+    h.app.transition(&alice(T), &c.id, to(ChangeState::Submitted, 1)).await.expect("submit");
+
+    let err = h.app.decide(&pat(T), &c.id, approve()).await.expect_err("an approval is not a peer review");
+    assert_eq!(code(&err), "peer_review_required");
+    assert!(err.to_string().contains(r#"{"decision": "peer_review"}"#), "{err}");
+    let unchanged = h.app.get(&alice(T), &c.id).await.expect("get");
+    assert_eq!(unchanged.version, 2, "the refused approval recorded nothing");
+
+    let dev = who(T, "dev@example.com", &["engineers"]);
+    let err = h.app.decide(&dev, &c.id, approve()).await.expect_err("not an approver either");
+    assert_eq!(code(&err), "peer_review_required");
+    let reviewed = h.app.decide(&dev, &c.id, peer_review()).await.expect("peer review");
+    let counted = |d: &changehub::app::changes::Decided| {
+        d.receipt.counted_for.iter().map(|s| (s.level, s.name.clone())).collect::<Vec<_>>()
+    };
+    assert_eq!(counted(&reviewed), [(1, PEER_REVIEW.to_owned())]);
+    assert_eq!(reviewed.receipt.waiting_for.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["team-lead"]);
+    let err = h.app.decide(&dev, &c.id, peer_review()).await.expect_err("no second peer review");
+    assert_eq!(code(&err), "no_peer_review_pending");
+
+    let level2 = h.app.decide(&pat(T), &c.id, approve()).await.expect("Pat's approval counts for his level");
+    assert_eq!(counted(&level2), [(2, "team-lead".to_owned())]);
+    let level3 = h.app.decide(&carol(T), &c.id, approve()).await.expect("the cab");
+    assert_eq!(counted(&level3), [(3, "cab".to_owned())]);
+    assert!(level3.receipt.waiting_for.is_empty());
+    assert_eq!(level3.change.state, ChangeState::Approved);
 }
 
 #[tokio::test]
@@ -317,7 +362,7 @@ async fn freezes_refuse_submission_and_scheduling_unless_an_emergency_records_an
         "{reason}"
     );
     // The override holds once someone else approved the emergency, and each use is audited.
-    let approved = h.app.decide(&carol(T), &e.id, approve()).await.expect("the cab approves");
+    let approved = h.app.decide(&carol(T), &e.id, approve()).await.expect("the cab approves").change;
     let err = h.app.transition(&alice(T), &e.id, to(ChangeState::Scheduled, approved.version)).await;
     assert_eq!(err.as_ref().map_err(code).err(), Some("freeze_window"), "every gate needs the reason");
     h.app
@@ -345,7 +390,14 @@ async fn freezes_refuse_submission_and_scheduling_unless_an_emergency_records_an
         Some("approved on submission: emergency change".into()),
     );
     let entries = [first, second];
-    let update = ChangeUpdate { change: &approved, entries: &entries, bumps: &[], volumes: &[], moved_from: None };
+    let update = ChangeUpdate {
+        change: &approved,
+        entries: &entries,
+        bumps: &[],
+        volumes: &[],
+        moved_from: None,
+        services_before: None,
+    };
     h.app.store.update_change(update).await.expect("store the old-style approval");
     let err = h
         .app
@@ -415,9 +467,9 @@ async fn during_a_major_incident_only_its_commander_schedules_high_risk_changes(
     assert!(c.risk.as_ref().is_some_and(|r| r.level >= RiskLevel::High));
     let submitted = h.app.transition(&alice(T), &c.id, to(ChangeState::Submitted, 1)).await.expect("submit");
     let peer = who(T, "dev@example.com", &["engineers"]);
-    h.app.decide(&peer, &c.id, approve()).await.expect("peer review");
+    h.app.decide(&peer, &c.id, peer_review()).await.expect("peer review");
     h.app.decide(&pat(T), &c.id, approve()).await.expect("level 2");
-    let approved = h.app.decide(&carol(T), &c.id, approve()).await.expect("level 3");
+    let approved = h.app.decide(&carol(T), &c.id, approve()).await.expect("level 3").change;
     assert_eq!((submitted.state, approved.state), (ChangeState::Submitted, ChangeState::Approved));
 
     h.app
@@ -525,8 +577,12 @@ async fn risk_is_scored_from_tier_attributes_and_the_failure_history_of_similar_
         let c =
             h.app.create(&alice(T), new_change("c", &["search"], t0() + Duration::days(2), 1)).await.expect("create");
         let submitted = h.app.transition(&alice(T), &c.id, to(ChangeState::Submitted, 1)).await.expect("submit");
-        let approved =
-            h.app.decide(&who(T, "sam@example.com", &["search-leads"]), &c.id, approve()).await.expect("approve");
+        let approved = h
+            .app
+            .decide(&who(T, "sam@example.com", &["search-leads"]), &c.id, approve())
+            .await
+            .expect("approve")
+            .change;
         let mut v = approved.version;
         for state in [ChangeState::Scheduled, ChangeState::Implementing, ChangeState::Failed] {
             v = h.app.transition(&alice(T), &c.id, to(state, v)).await.expect("move").version;
@@ -585,7 +641,7 @@ async fn a_rejection_ends_the_chain_and_the_change_can_only_close() {
         version: None,
         comment: Some("no rollback plan".into()),
     };
-    let rejected = h.app.decide(&pat(T), &c.id, reject).await.expect("reject");
+    let rejected = h.app.decide(&pat(T), &c.id, reject).await.expect("reject").change;
     assert_eq!(rejected.state, ChangeState::Rejected);
     assert_eq!(
         rejected.approval.as_ref().and_then(|p| p.rejected.as_ref()).map(|d| d.by.as_str()),
@@ -607,12 +663,12 @@ async fn starting_implementation_rechecks_the_window_freezes_and_major_incidents
             let submitted = app.transition(&alice(T), &c.id, to(ChangeState::Submitted, 1)).await.expect("submit");
             let mut version = submitted.version;
             for (who, _) in submitted.approval.iter().flat_map(|p| p.steps.iter()).map(|s| (s.name.clone(), ())) {
-                let by = match who.as_str() {
-                    "team-lead" => pat(T),
-                    PEER_REVIEW => who_is("dev@example.com", &["engineers"]),
-                    _ => carol(T),
+                let (by, decision) = match who.as_str() {
+                    "team-lead" => (pat(T), approve()),
+                    PEER_REVIEW => (who_is("dev@example.com", &["engineers"]), peer_review()),
+                    _ => (carol(T), approve()),
                 };
-                version = app.decide(&by, &c.id, approve()).await.expect("approve").version;
+                version = app.decide(&by, &c.id, decision).await.expect("approve").change.version;
             }
             app.transition(&alice(T), &c.id, to(ChangeState::Scheduled, version)).await.expect("schedule")
         }
