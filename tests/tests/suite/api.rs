@@ -110,6 +110,12 @@ async fn a_change_moves_from_draft_to_closed_through_two_approval_levels(api: Ap
     let names: Vec<_> = steps.iter().map(|s| s["name"].as_str().unwrap_or_default()).collect();
     assert_eq!(names, ["team-lead", "cab"]);
     assert!(steps[0]["due_at"].is_string() && steps[1]["due_at"].is_null(), "only level 1 is running: {steps:?}");
+    // Issue 9, point 9: the sample's durations read back as written, on the plan as in the catalog.
+    assert_eq!((&steps[0]["sla"], &steps[1]["sla"]), (&json!("4h"), &json!("1d")), "{steps:?}");
+    let catalog = api.call(&alice(&t), "GET", "/catalog", None).await;
+    let payments = &catalog.body["catalog"]["services"][0];
+    assert_eq!(payments["approval"][1]["sla"], json!("1d"), "{:?}", catalog.body);
+    assert_eq!(catalog.body["catalog"]["emergency"]["review_within"], json!("72h"));
 
     let level1 = api.decide(&pat(&t), &id, "approve").await;
     assert_eq!(level1.status, StatusCode::OK, "{:?}", level1.body);

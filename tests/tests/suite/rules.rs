@@ -3,7 +3,7 @@
 //! checklists, freeze windows, conflicts, major incidents, risk, roles.
 
 use changehub::adapters::embedded::EmbeddedStore;
-use changehub::app::changes::{ChangeError, NoteRequest, RescheduleRequest, TransitionRequest};
+use changehub::app::changes::{ChangeError, EditRequest, NoteRequest, RescheduleRequest, TransitionRequest};
 use changehub::app::governance::{DeclareIncident, IncidentAction};
 use changehub::app::{Caller, Changes};
 use changehub::domain::approval::{EMERGENCY_APPROVAL, PEER_REVIEW};
@@ -12,10 +12,11 @@ use changehub::domain::freeze::{FreezeWindow, Schedule};
 use changehub::domain::risk::{AvailabilityImpact, Complexity, DataImpact, RiskLevel};
 use changehub::domain::{ChangeState, ChangeType, NewChange, ServiceName};
 use changehub::ports::FixedClock;
-use changehub::ports::{ChangeUpdate, ChangeWriter};
+use changehub::ports::{ChangeReader, ChangeUpdate, ChangeWriter};
 use changehub_tests::fixtures::{alice, approve, carol, pat, peer_review, root, seed, submit_and_approve, to, who};
 use changehub_tests::{new_change, t0};
 use chrono::Duration;
+use serde_json::json;
 
 const T: &str = "acme";
 
@@ -57,10 +58,11 @@ async fn standard_changes_are_approved_on_submission_with_a_receipt_and_only_wit
         with(new_change("Rotate certificate", services, t0() + Duration::days(2), 1), |c| {
             c.change_type = ChangeType::Standard;
             c.template = Some("rotate-tls-cert".into());
-            c.category = Some("certificate".into());
         })
     };
+    // Issue 9, point 7: the change names no category; it takes its template's.
     let c = h.app.create(&alice(T), standard(&["payments"])).await.expect("create");
+    assert_eq!(c.category, "certificate");
     let approved = h.app.transition(&alice(T), &c.id, to(ChangeState::Submitted, 1)).await.expect("submit");
     assert_eq!(approved.state, ChangeState::Approved);
     assert!(approved.approval.is_none(), "no approval chain for a standard change");
@@ -270,6 +272,133 @@ async fn a_critical_change_with_one_team_lead_is_approved_after_someone_elses_pe
     assert_eq!(counted(&level3), [(3, "cab".to_owned())]);
     assert!(level3.receipt.waiting_for.is_empty());
     assert_eq!(level3.change.state, ChangeState::Approved);
+}
+
+/// The changes of `service` planned around t0 + 2 days, by title.
+async fn listed(h: &Hub, service: &str) -> Vec<String> {
+    let req = changehub::app::ListRequest {
+        service: Some(service.into()),
+        from: Some(t0()),
+        to: Some(t0() + Duration::days(5)),
+        limit: None,
+        cursor: None,
+    };
+    h.app.list(&alice(T), req).await.expect("list").items.into_iter().map(|c| c.title).collect()
+}
+
+fn edit(version: u64, fields: serde_json::Value) -> EditRequest {
+    let serde_json::Value::Object(fields) = fields else { panic!("fields are an object") };
+    EditRequest { version, fields }
+}
+
+/// Issue 9, point 14: a draft is edited (requester or cab/admin, at its
+/// version, draft only), admitted and scored again, audited with what
+/// changed, and its service index entries move with it.
+#[tokio::test]
+async fn a_draft_is_edited_rescored_and_audited_and_its_index_follows() {
+    let h = hub().await;
+    let draft =
+        h.app.create(&alice(T), new_change("Tune", &["payments"], t0() + Duration::days(2), 1)).await.expect("create");
+    assert_eq!(listed(&h, "payments").await, ["Tune"]);
+    let moved = json!({"services": ["ledger", "search"], "planned_start": t0() + Duration::days(3),
+        "planned_end": t0() + Duration::days(3) + Duration::hours(2), "category": "database_schema",
+        "impact": {"availability": "outage"}, "title": "Tune the ledger"});
+    let err = h.app.edit(&pat(T), &draft.id, edit(1, moved.clone())).await.expect_err("not the requester");
+    assert!(matches!(err, ChangeError::Forbidden(_)), "{err}");
+    let err = h.app.edit(&alice(T), &draft.id, edit(2, moved.clone())).await.expect_err("stale");
+    assert_eq!(code(&err), "version_conflict");
+    for (fields, field) in [
+        (json!({"services": ["ledgr"]}), "services[0]"),
+        (json!({"planned_start": "2020-01-01T00:00:00Z", "planned_end": "2020-01-01T01:00:00Z"}), "planned_start"),
+        (json!({"type": "standard"}), "template"),
+        (json!({"colour": "red"}), "colour"),
+    ] {
+        match h.app.edit(&alice(T), &draft.id, edit(1, fields.clone())).await {
+            Err(ChangeError::Invalid(e)) => assert_eq!(e.field, field, "{fields}: {e:?}"),
+            other => panic!("{fields}: expected a 400 on {field}, got {other:?}"),
+        }
+    }
+
+    let edited = h.app.edit(&alice(T), &draft.id, edit(1, moved)).await.expect("edit");
+    assert_eq!((edited.version, edited.state, edited.title.as_str()), (2, ChangeState::Draft, "Tune the ledger"));
+    assert_eq!(
+        edited.checklist.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(),
+        ["backup_verified", "rollback_script"]
+    );
+    assert!(edited.risk.as_ref().map(|r| r.score) != draft.risk.as_ref().map(|r| r.score), "scored again");
+    let trail = h.app.audit(&alice(T), &draft.id).await.expect("audit");
+    let last = trail.last().expect("entries");
+    assert_eq!(last.action, AuditAction::Edited);
+    let fields: Vec<&str> = last.changes.iter().map(|c| c.field.as_str()).collect();
+    for field in ["title", "services", "planned_start", "planned_end", "category", "impact", "checklist", "risk"] {
+        assert!(fields.contains(&field), "the entry records {field}: {fields:?}");
+    }
+    assert!(listed(&h, "payments").await.is_empty(), "the payments index entry is gone");
+    assert_eq!(listed(&h, "ledger").await, ["Tune the ledger"]);
+    assert_eq!(listed(&h, "search").await, ["Tune the ledger"]);
+
+    // The cab may edit it too; once submitted, nobody does.
+    let by_cab = h.app.edit(&carol(T), &draft.id, edit(2, json!({"description": null}))).await.expect("cab");
+    assert_eq!((by_cab.version, by_cab.description.as_str()), (3, ""));
+    h.app.transition(&alice(T), &draft.id, to(ChangeState::Submitted, 3)).await.expect("submit");
+    let err = h.app.edit(&alice(T), &draft.id, edit(4, json!({"title": "late"}))).await.expect_err("submitted");
+    assert_eq!(code(&err), "not_draft");
+}
+
+/// Issue 9, point 14: a rejected change is reworked into a new draft that
+/// copies it (with edits), linked both ways, audited on both, in one write.
+#[tokio::test]
+async fn a_rejected_change_is_reworked_into_a_linked_draft_once() {
+    let h = hub().await;
+    let c = h
+        .app
+        .create(&alice(T), new_change("Swap the HSM", &["payments"], t0() + Duration::days(2), 1))
+        .await
+        .expect("create");
+    let err = h.app.rework(&alice(T), &c.id, edit(1, json!({}))).await.expect_err("a draft");
+    assert_eq!(code(&err), "not_rejected");
+    h.app.transition(&alice(T), &c.id, to(ChangeState::Submitted, 1)).await.expect("submit");
+    let reject = changehub::app::changes::DecisionRequest {
+        decision: changehub::domain::approval::Verdict::Reject,
+        comment: Some("no rollback plan".into()),
+        ..approve()
+    };
+    let rejected = h.app.decide(&pat(T), &c.id, reject).await.expect("reject").change;
+    let fix = json!({"description": "rollback: keep the old HSM online for a day"});
+    let err = h.app.rework(&pat(T), &c.id, edit(rejected.version, fix.clone())).await.expect_err("not hers");
+    assert!(matches!(err, ChangeError::Forbidden(_)), "{err}");
+    let err = h.app.rework(&alice(T), &c.id, edit(rejected.version - 1, fix.clone())).await.expect_err("stale");
+    assert_eq!(code(&err), "version_conflict");
+    let ids_before = h.app.store.change_ids(&alice(T).tenant).await.expect("ids").len();
+
+    let draft = h.app.rework(&alice(T), &c.id, edit(rejected.version, fix.clone())).await.expect("rework");
+    assert_eq!((draft.state, draft.version, draft.reworks), (ChangeState::Draft, 1, Some(c.id)));
+    assert_eq!(
+        (draft.title.as_str(), draft.description.as_str()),
+        ("Swap the HSM", "rollback: keep the old HSM online for a day")
+    );
+    assert!(draft.approval.is_none() && draft.risk.is_some());
+    let old = h.app.get(&alice(T), &c.id).await.expect("get");
+    assert_eq!(
+        (old.state, old.version, old.reworked_as),
+        (ChangeState::Rejected, rejected.version + 1, Some(draft.id))
+    );
+    let old_trail = h.app.audit(&alice(T), &c.id).await.expect("audit");
+    assert_eq!(old_trail.last().map(|e| e.action), Some(AuditAction::Reworked));
+    let new_trail = h.app.audit(&alice(T), &draft.id).await.expect("audit");
+    assert_eq!(new_trail.len(), 1);
+    assert_eq!(
+        new_trail[0].reason.as_deref(),
+        Some(format!("rework of change {}, rejected by pat@example.com", c.id).as_str())
+    );
+    assert_eq!(h.app.store.change_ids(&alice(T).tenant).await.expect("ids").len(), ids_before + 1);
+
+    let err = h.app.rework(&alice(T), &c.id, edit(old.version, json!({}))).await.expect_err("twice");
+    assert_eq!(code(&err), "already_reworked");
+    assert!(err.to_string().contains(&draft.id.to_string()), "{err}");
+    // The new draft goes its own way.
+    let submitted = h.app.transition(&alice(T), &draft.id, to(ChangeState::Submitted, 1)).await.expect("submit");
+    assert_eq!(submitted.state, ChangeState::Submitted);
 }
 
 #[tokio::test]
@@ -484,7 +613,16 @@ async fn during_a_major_incident_only_its_commander_schedules_high_risk_changes(
     let err =
         h.app.transition(&alice(T), &c.id, override_reason(ChangeState::Scheduled, approved.version, "please")).await;
     assert!(err.is_err(), "only the commander may authorize");
-    let ivy = who(T, "ivy@example.com", &["cab"]);
+    // Issue 9, point 6: the commander holds only the approver role (no requester role, not the cab).
+    let ivy = who(T, "ivy@example.com", &["payments-leads"]);
+    let err = h
+        .app
+        .transition(&pat(T), &c.id, override_reason(ChangeState::Scheduled, approved.version, "please"))
+        .await
+        .expect_err("an approver who does not command the incident");
+    assert!(err.to_string().contains("needs the requester role and to be the change's requester"), "{err}");
+    let err = h.app.transition(&ivy, &c.id, to(ChangeState::Scheduled, approved.version)).await.expect_err("no reason");
+    assert_eq!(code(&err), "major_incident");
     let scheduled = h
         .app
         .transition(&ivy, &c.id, override_reason(ChangeState::Scheduled, approved.version, "the failover is the fix"))
@@ -497,6 +635,17 @@ async fn during_a_major_incident_only_its_commander_schedules_high_risk_changes(
         reason,
         "authorized by incident commander ivy@example.com during major incident INC-42 \"Card payments failing\" (commander ivy@example.com): the failover is the fix"
     );
+    // And starts it, inside its window; the commander moves nothing else of it.
+    h.app.clock.set(t0() + Duration::days(2));
+    let err = h.app.transition(&ivy, &c.id, to(ChangeState::Cancelled, scheduled.version)).await.expect_err("cancel");
+    assert_eq!(code(&err), "forbidden");
+    let started = h
+        .app
+        .transition(&ivy, &c.id, override_reason(ChangeState::Implementing, scheduled.version, "the drill is the fix"))
+        .await
+        .expect("the commander starts it");
+    assert_eq!(started.state, ChangeState::Implementing);
+    h.app.clock.set(t0());
 
     // A low-risk change is not held up by the incident.
     let low = h
@@ -507,6 +656,46 @@ async fn during_a_major_incident_only_its_commander_schedules_high_risk_changes(
     let low = submit_and_approve(&h.app, T, &low.id).await;
     assert!(low.risk.as_ref().is_some_and(|r| r.level < RiskLevel::High));
     h.app.transition(&alice(T), &low.id, to(ChangeState::Scheduled, low.version)).await.expect("low risk schedules");
+}
+
+/// Dual control holds for the incident override: a commander does not lift
+/// the hold on a change they requested; a commander with no role at all may
+/// lift it on someone else's.
+#[tokio::test]
+async fn an_incident_commander_does_not_lift_the_hold_on_their_own_change() {
+    let h = hub().await;
+    let risky = |title: &str| {
+        with(new_change(title, &["payments"], t0() + Duration::days(2), 1), |c| {
+            c.impact.availability = AvailabilityImpact::Outage;
+            c.complexity = Complexity::High;
+        })
+    };
+    let approved = async |by: &Caller, title: &str| {
+        let c = h.app.create(by, risky(title)).await.expect("create");
+        h.app.transition(by, &c.id, to(ChangeState::Submitted, 1)).await.expect("submit");
+        h.app.decide(&who_is("dev@example.com", &["engineers"]), &c.id, peer_review()).await.expect("peer review");
+        h.app.decide(&pat(T), &c.id, approve()).await.expect("level 2");
+        h.app.decide(&carol(T), &c.id, approve()).await.expect("level 3").change
+    };
+    let own = approved(&alice(T), "Alice's failover").await;
+    let others = approved(&who_is("bob@example.com", &["engineers"]), "Bob's failover").await;
+    let commands = DeclareIncident { commander: "alice@example.com".into(), ..ivy_commands("INC-8", "Payments down") };
+    h.app.governance().declare_incident(&carol(T), commands).await.expect("declare");
+    let err = h
+        .app
+        .transition(&alice(T), &own.id, override_reason(ChangeState::Scheduled, own.version, "mine"))
+        .await
+        .expect_err("own change");
+    assert!(matches!(err, ChangeError::Forbidden(_)), "{err}");
+    assert!(err.to_string().starts_with("dual control: alice@example.com requested this change"), "{err}");
+    // Alice commands it without any role of the catalog: her command is what lets her move Bob's change.
+    let roleless = who_is("alice@example.com", &["sre"]);
+    let scheduled = h
+        .app
+        .transition(&roleless, &others.id, override_reason(ChangeState::Scheduled, others.version, "the fix"))
+        .await
+        .expect("the commander, on someone else's change");
+    assert_eq!(scheduled.state, ChangeState::Scheduled);
 }
 
 #[tokio::test]

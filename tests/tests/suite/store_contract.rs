@@ -45,6 +45,8 @@ contract_cases!(
     outcomes_bump_counters,
     emergency_submissions_count_per_requester_and_team,
     rescheduling_moves_the_service_index,
+    editing_a_draft_moves_the_service_index,
+    a_rework_writes_both_changes_or_neither,
     due_index_follows_the_record,
     dedupe_claims_once_until_expiry,
     an_expired_lease_is_claimed_again,
