@@ -60,6 +60,12 @@ pub fn peer_review() -> DecisionRequest {
     DecisionRequest { decision: Verdict::PeerReview, ..approve() }
 }
 
+/// An edit (or rework) at `version` of the fields of the JSON object `fields`.
+pub fn edit(version: u64, fields: serde_json::Value) -> changehub::app::changes::EditRequest {
+    let serde_json::Value::Object(fields) = fields else { panic!("fields are an object") };
+    changehub::app::changes::EditRequest { version, fields }
+}
+
 /// Submits a draft on `payments` and has Pat then Carol approve it.
 pub async fn submit_and_approve<S: ChangeStore, C: Clock>(app: &Changes<S, C>, tenant: &str, id: &ChangeId) -> Change {
     let submitted = app.transition(&alice(tenant), id, to(ChangeState::Submitted, 1)).await.expect("submit");

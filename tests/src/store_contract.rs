@@ -3,7 +3,7 @@
 use changehub::app::changes::ChangeStore;
 use changehub::app::{Caller, ChangeError, Changes, ListRequest};
 use changehub::domain::audit::{self, AuditAction};
-use changehub::domain::{ChangeState, ChangeType, TenantId};
+use changehub::domain::{AuditEntry, Change, ChangeState, ChangeType, TenantId};
 use changehub::ports::{
     Bump, ChangeReader, ChangeUpdate, Claim, CounterKey, Counts, Cursor, Dedupe, DocKind, DueIndex, DuePartition,
     FixedClock, ServiceWindowQuery, StoreError, StoredDoc, VolumeKey, VolumeOf,
@@ -13,6 +13,11 @@ use std::time::Duration as StdDuration;
 
 use crate::fixtures::{self, approve, seed, submit_and_approve, to};
 use crate::{new_change, t0};
+
+/// An update of `change` that appends `entries` and nothing else.
+pub fn plain_update<'a>(change: &'a Change, entries: &'a [AuditEntry]) -> ChangeUpdate<'a> {
+    ChangeUpdate { change, entries, bumps: &[], volumes: &[], moved_from: None, services_before: None }
+}
 
 /// Alice, in a tenant of her own for this run (the DynamoDB table is shared by test runs).
 fn caller(tenant: &str) -> Caller {
@@ -121,19 +126,11 @@ pub async fn stale_version_update_is_a_conflict<S: ChangeStore>(store: S) {
     let created = app.create(&c, new_change("x", &["payments"], t0(), 1)).await.expect("create");
     let submitted = created.transition(ChangeState::Submitted, t0()).expect("legal");
     let (submitted, entry) = audit::record(Some(&created), submitted, &c.user, AuditAction::Transitioned, None);
-    let update = |change, entries| ChangeUpdate {
-        change,
-        entries,
-        bumps: &[],
-        volumes: &[],
-        moved_from: None,
-        services_before: None,
-    };
-    app.store.update_change(update(&submitted, std::slice::from_ref(&entry))).await.expect("first update");
+    app.store.update_change(plain_update(&submitted, std::slice::from_ref(&entry))).await.expect("first update");
     // A second writer that read version 1 too.
     let cancelled = created.transition(ChangeState::Cancelled, t0()).expect("legal");
     let (cancelled, entry) = audit::record(Some(&created), cancelled, "bob", AuditAction::Transitioned, None);
-    match app.store.update_change(update(&cancelled, std::slice::from_ref(&entry))).await {
+    match app.store.update_change(plain_update(&cancelled, std::slice::from_ref(&entry))).await {
         Err(StoreError::VersionConflict { expected: 1 }) => {}
         other => panic!("expected VersionConflict at 1, got {other:?}"),
     }
@@ -145,7 +142,7 @@ pub async fn stale_version_update_is_a_conflict<S: ChangeStore>(store: S) {
     let ghost = changehub::domain::Change { id: changehub::domain::ChangeId::new(), ..ghost };
     let next = ghost.transition(ChangeState::Submitted, t0()).expect("legal");
     let (next, entry) = audit::record(Some(&ghost), next, "bob", AuditAction::Transitioned, None);
-    match app.store.update_change(update(&next, std::slice::from_ref(&entry))).await {
+    match app.store.update_change(plain_update(&next, std::slice::from_ref(&entry))).await {
         Err(StoreError::NotFound) => {}
         other => panic!("expected NotFound, got {other:?}"),
     }
@@ -358,11 +355,6 @@ async fn listed_on<S: ChangeStore>(
     app.list(c, req).await.expect("list").items.into_iter().map(|x| x.id).collect()
 }
 
-fn patch(version: u64, fields: serde_json::Value) -> changehub::app::changes::EditRequest {
-    let serde_json::Value::Object(fields) = fields else { panic!("fields are an object") };
-    changehub::app::changes::EditRequest { version, fields }
-}
-
 /// An edit that changes a draft's services and window moves its service
 /// index entries in the same write: gone from the services it left and
 /// the old window, present once on the new ones; an edit of the end only
@@ -375,7 +367,7 @@ pub async fn editing_a_draft_moves_the_service_index<S: ChangeStore>(store: S) {
         app.create(&c, new_change("x", &["payments", "ledger"], t0() + Duration::days(2), 1)).await.expect("create");
     let moved = serde_json::json!({"services": ["ledger", "search"], "planned_start": t0() + Duration::days(9),
         "planned_end": t0() + Duration::days(9) + Duration::hours(1)});
-    let edited = app.edit(&c, &draft.id, patch(1, moved)).await.expect("edit");
+    let edited = app.edit(&c, &draft.id, fixtures::edit(1, moved)).await.expect("edit");
     assert_eq!(edited.version, 2);
     for service in ["payments", "ledger", "search"] {
         assert!(!listed_on(&app, &c, service, 1, 3).await.contains(&draft.id), "{service}: still in the old window");
@@ -385,7 +377,7 @@ pub async fn editing_a_draft_moves_the_service_index<S: ChangeStore>(store: S) {
         assert_eq!(listed_on(&app, &c, service, 8, 10).await, [draft.id], "{service}: listed once in the new window");
     }
     let longer = serde_json::json!({"planned_end": t0() + Duration::days(10)});
-    let edited = app.edit(&c, &draft.id, patch(2, longer)).await.expect("a longer window");
+    let edited = app.edit(&c, &draft.id, fixtures::edit(2, longer)).await.expect("a longer window");
     assert_eq!(edited.planned_end, t0() + Duration::days(10));
     assert_eq!(listed_on(&app, &c, "search", 10, 10).await, [draft.id], "the entry carries the new end");
 }
@@ -410,15 +402,7 @@ pub async fn a_rework_writes_both_changes_or_neither<S: ChangeStore>(store: S) {
     // Another write got in first: the linked change is no longer at version 1.
     app.transition(&c, &created.id, to(ChangeState::Cancelled, 1)).await.expect("cancel");
     let entries = [stale_entry];
-    let update = |change, entries| ChangeUpdate {
-        change,
-        entries,
-        bumps: &[],
-        volumes: &[],
-        moved_from: None,
-        services_before: None,
-    };
-    match store.insert_linked(&draft, &entry, update(&stale, &entries)).await {
+    match store.insert_linked(&draft, &entry, plain_update(&stale, &entries)).await {
         Err(StoreError::VersionConflict { expected: 1 }) => {}
         other => panic!("expected a version conflict, got {other:?}"),
     }
@@ -429,12 +413,12 @@ pub async fn a_rework_writes_both_changes_or_neither<S: ChangeStore>(store: S) {
     linked.reworked_as = Some(draft.id);
     let (linked, linked_entry) = audit::record(Some(&current), linked, &c.user, AuditAction::Reworked, None);
     let entries = [linked_entry];
-    store.insert_linked(&draft, &entry, update(&linked, &entries)).await.expect("both");
+    store.insert_linked(&draft, &entry, plain_update(&linked, &entries)).await.expect("both");
     assert_eq!(store.get_change(&c.tenant, &draft.id).await.expect("get"), Some(draft.clone()));
     assert_eq!(store.get_change(&c.tenant, &created.id).await.expect("get"), Some(linked.clone()));
     assert_eq!(store.audit_trail(&c.tenant, &created.id).await.expect("trail").len(), 3);
     assert!(store.change_ids(&c.tenant).await.expect("ids").contains(&draft.id));
-    match store.insert_linked(&draft, &entry, update(&current, &[])).await {
+    match store.insert_linked(&draft, &entry, plain_update(&current, &[])).await {
         Err(StoreError::AlreadyExists) => {}
         other => panic!("expected AlreadyExists for the same draft again, got {other:?}"),
     }

@@ -3,7 +3,7 @@
 //! checklists, freeze windows, conflicts, major incidents, risk, roles.
 
 use changehub::adapters::embedded::EmbeddedStore;
-use changehub::app::changes::{ChangeError, EditRequest, NoteRequest, RescheduleRequest, TransitionRequest};
+use changehub::app::changes::{ChangeError, NoteRequest, RescheduleRequest, TransitionRequest};
 use changehub::app::governance::{DeclareIncident, IncidentAction};
 use changehub::app::{Caller, Changes};
 use changehub::domain::approval::{EMERGENCY_APPROVAL, PEER_REVIEW};
@@ -12,8 +12,10 @@ use changehub::domain::freeze::{FreezeWindow, Schedule};
 use changehub::domain::risk::{AvailabilityImpact, Complexity, DataImpact, RiskLevel};
 use changehub::domain::{ChangeState, ChangeType, NewChange, ServiceName};
 use changehub::ports::FixedClock;
-use changehub::ports::{ChangeReader, ChangeUpdate, ChangeWriter};
-use changehub_tests::fixtures::{alice, approve, carol, pat, peer_review, root, seed, submit_and_approve, to, who};
+use changehub::ports::{ChangeReader, ChangeWriter};
+use changehub_tests::fixtures::{
+    alice, approve, carol, edit, pat, peer_review, root, seed, submit_and_approve, to, who,
+};
 use changehub_tests::{new_change, t0};
 use chrono::Duration;
 use serde_json::json;
@@ -286,11 +288,6 @@ async fn listed(h: &Hub, service: &str) -> Vec<String> {
     h.app.list(&alice(T), req).await.expect("list").items.into_iter().map(|c| c.title).collect()
 }
 
-fn edit(version: u64, fields: serde_json::Value) -> EditRequest {
-    let serde_json::Value::Object(fields) = fields else { panic!("fields are an object") };
-    EditRequest { version, fields }
-}
-
 /// Issue 9, point 14: a draft is edited (requester or cab/admin, at its
 /// version, draft only), admitted and scored again, audited with what
 /// changed, and its service index entries move with it.
@@ -519,14 +516,7 @@ async fn freezes_refuse_submission_and_scheduling_unless_an_emergency_records_an
         Some("approved on submission: emergency change".into()),
     );
     let entries = [first, second];
-    let update = ChangeUpdate {
-        change: &approved,
-        entries: &entries,
-        bumps: &[],
-        volumes: &[],
-        moved_from: None,
-        services_before: None,
-    };
+    let update = changehub_tests::store_contract::plain_update(&approved, &entries);
     h.app.store.update_change(update).await.expect("store the old-style approval");
     let err = h
         .app
