@@ -3,7 +3,7 @@
 use changehub::app::changes::ChangeStore;
 use changehub::app::{Caller, ChangeError, Changes, ListRequest};
 use changehub::domain::audit::{self, AuditAction};
-use changehub::domain::{ChangeState, ChangeType, TenantId};
+use changehub::domain::{AuditEntry, Change, ChangeState, ChangeType, TenantId};
 use changehub::ports::{
     Bump, ChangeReader, ChangeUpdate, Claim, CounterKey, Counts, Cursor, Dedupe, DocKind, DueIndex, DuePartition,
     FixedClock, ServiceWindowQuery, StoreError, StoredDoc, VolumeKey, VolumeOf,
@@ -13,6 +13,11 @@ use std::time::Duration as StdDuration;
 
 use crate::fixtures::{self, approve, seed, submit_and_approve, to};
 use crate::{new_change, t0};
+
+/// An update of `change` that appends `entries` and nothing else.
+pub fn plain_update<'a>(change: &'a Change, entries: &'a [AuditEntry]) -> ChangeUpdate<'a> {
+    ChangeUpdate { change, entries, bumps: &[], volumes: &[], moved_from: None, services_before: None }
+}
 
 /// Alice, in a tenant of her own for this run (the DynamoDB table is shared by test runs).
 fn caller(tenant: &str) -> Caller {
@@ -121,12 +126,11 @@ pub async fn stale_version_update_is_a_conflict<S: ChangeStore>(store: S) {
     let created = app.create(&c, new_change("x", &["payments"], t0(), 1)).await.expect("create");
     let submitted = created.transition(ChangeState::Submitted, t0()).expect("legal");
     let (submitted, entry) = audit::record(Some(&created), submitted, &c.user, AuditAction::Transitioned, None);
-    let update = |change, entries| ChangeUpdate { change, entries, bumps: &[], volumes: &[], moved_from: None };
-    app.store.update_change(update(&submitted, std::slice::from_ref(&entry))).await.expect("first update");
+    app.store.update_change(plain_update(&submitted, std::slice::from_ref(&entry))).await.expect("first update");
     // A second writer that read version 1 too.
     let cancelled = created.transition(ChangeState::Cancelled, t0()).expect("legal");
     let (cancelled, entry) = audit::record(Some(&created), cancelled, "bob", AuditAction::Transitioned, None);
-    match app.store.update_change(update(&cancelled, std::slice::from_ref(&entry))).await {
+    match app.store.update_change(plain_update(&cancelled, std::slice::from_ref(&entry))).await {
         Err(StoreError::VersionConflict { expected: 1 }) => {}
         other => panic!("expected VersionConflict at 1, got {other:?}"),
     }
@@ -138,7 +142,7 @@ pub async fn stale_version_update_is_a_conflict<S: ChangeStore>(store: S) {
     let ghost = changehub::domain::Change { id: changehub::domain::ChangeId::new(), ..ghost };
     let next = ghost.transition(ChangeState::Submitted, t0()).expect("legal");
     let (next, entry) = audit::record(Some(&ghost), next, "bob", AuditAction::Transitioned, None);
-    match app.store.update_change(update(&next, std::slice::from_ref(&entry))).await {
+    match app.store.update_change(plain_update(&next, std::slice::from_ref(&entry))).await {
         Err(StoreError::NotFound) => {}
         other => panic!("expected NotFound, got {other:?}"),
     }
@@ -278,7 +282,7 @@ pub async fn rescheduling_moves_the_service_index<S: ChangeStore>(store: S) {
         fixtures::who(&tenant, "sec@example.com", &["security"]),
     ];
     for by in people {
-        version = app.decide(&by, &created.id, approve()).await.expect("approve").version;
+        version = app.decide(&by, &created.id, approve()).await.expect("approve").change.version;
     }
     let to_day = |days: i64| t0() + Duration::days(days);
     let req = changehub::app::changes::RescheduleRequest {
@@ -352,6 +356,92 @@ pub async fn emergency_submissions_count_per_requester_and_team<S: ChangeStore>(
         VolumeKey { month: "2026-11".into(), ..key(VolumeOf::Requester(c.user.clone())) },
     ];
     assert_eq!(app.store.volumes(&keys).await.expect("volumes"), [2, 2, 1, 0, 0, 0]);
+}
+
+/// The change's ids listed for `service` in the days `[from, to]` after t0.
+async fn listed_on<S: ChangeStore>(
+    app: &Changes<S, FixedClock>,
+    c: &Caller,
+    service: &str,
+    from: i64,
+    to: i64,
+) -> Vec<changehub::domain::ChangeId> {
+    let req = ListRequest {
+        service: Some(service.into()),
+        from: Some(t0() + Duration::days(from)),
+        to: Some(t0() + Duration::days(to)),
+        ..ListRequest::default()
+    };
+    app.list(c, req).await.expect("list").items.into_iter().map(|x| x.id).collect()
+}
+
+/// An edit that changes a draft's services and window moves its service
+/// index entries in the same write: gone from the services it left and
+/// the old window, present once on the new ones; an edit of the end only
+/// rewrites the entries with the new end.
+pub async fn editing_a_draft_moves_the_service_index<S: ChangeStore>(store: S) {
+    let app = Changes::new(store, FixedClock::new(t0()));
+    let tenant = seeded(&app).await;
+    let c = caller(&tenant);
+    let draft =
+        app.create(&c, new_change("x", &["payments", "ledger"], t0() + Duration::days(2), 1)).await.expect("create");
+    let moved = serde_json::json!({"services": ["ledger", "search"], "planned_start": t0() + Duration::days(9),
+        "planned_end": t0() + Duration::days(9) + Duration::hours(1)});
+    let edited = app.edit(&c, &draft.id, fixtures::edit(1, moved)).await.expect("edit");
+    assert_eq!(edited.version, 2);
+    for service in ["payments", "ledger", "search"] {
+        assert!(!listed_on(&app, &c, service, 1, 3).await.contains(&draft.id), "{service}: still in the old window");
+    }
+    assert!(!listed_on(&app, &c, "payments", 8, 10).await.contains(&draft.id), "payments: no longer named");
+    for service in ["ledger", "search"] {
+        assert_eq!(listed_on(&app, &c, service, 8, 10).await, [draft.id], "{service}: listed once in the new window");
+    }
+    let longer = serde_json::json!({"planned_end": t0() + Duration::days(10)});
+    let edited = app.edit(&c, &draft.id, fixtures::edit(2, longer)).await.expect("a longer window");
+    assert_eq!(edited.planned_end, t0() + Duration::days(10));
+    assert_eq!(listed_on(&app, &c, "search", 10, 10).await, [draft.id], "the entry carries the new end");
+}
+
+/// A rework writes the new draft and the rejected change's link in one
+/// transaction: on a version conflict neither is written.
+pub async fn a_rework_writes_both_changes_or_neither<S: ChangeStore>(store: S) {
+    let app = Changes::new(store.clone(), FixedClock::new(t0()));
+    let tenant = seeded(&app).await;
+    let c = caller(&tenant);
+    let created = app.create(&c, new_change("x", &["search"], t0() + Duration::days(2), 1)).await.expect("create");
+    let draft = new_change("y", &["search"], t0(), 1).validate().expect("valid").into_draft(
+        changehub::domain::ChangeId::new(),
+        c.tenant.clone(),
+        c.user.clone(),
+        t0(),
+    );
+    let (draft, entry) = audit::record(None, draft, &c.user, AuditAction::Created, None);
+    let mut linked = created.revised(t0());
+    linked.reworked_as = Some(draft.id);
+    let (stale, stale_entry) = audit::record(Some(&created), linked.clone(), &c.user, AuditAction::Reworked, None);
+    // Another write got in first: the linked change is no longer at version 1.
+    app.transition(&c, &created.id, to(ChangeState::Cancelled, 1)).await.expect("cancel");
+    let entries = [stale_entry];
+    match store.insert_linked(&draft, &entry, plain_update(&stale, &entries)).await {
+        Err(StoreError::VersionConflict { expected: 1 }) => {}
+        other => panic!("expected a version conflict, got {other:?}"),
+    }
+    assert_eq!(store.get_change(&c.tenant, &draft.id).await.expect("get"), None, "the draft was not written");
+
+    let current = app.get(&c, &created.id).await.expect("get");
+    let mut linked = current.revised(t0());
+    linked.reworked_as = Some(draft.id);
+    let (linked, linked_entry) = audit::record(Some(&current), linked, &c.user, AuditAction::Reworked, None);
+    let entries = [linked_entry];
+    store.insert_linked(&draft, &entry, plain_update(&linked, &entries)).await.expect("both");
+    assert_eq!(store.get_change(&c.tenant, &draft.id).await.expect("get"), Some(draft.clone()));
+    assert_eq!(store.get_change(&c.tenant, &created.id).await.expect("get"), Some(linked.clone()));
+    assert_eq!(store.audit_trail(&c.tenant, &created.id).await.expect("trail").len(), 3);
+    assert!(store.change_ids(&c.tenant).await.expect("ids").contains(&draft.id));
+    match store.insert_linked(&draft, &entry, plain_update(&current, &[])).await {
+        Err(StoreError::AlreadyExists) => {}
+        other => panic!("expected AlreadyExists for the same draft again, got {other:?}"),
+    }
 }
 
 /// The due index follows the record: approvals while submitted, reviews until done.

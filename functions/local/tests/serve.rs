@@ -367,7 +367,8 @@ async fn serve_takes_its_bootstrap_admin_group_from_configuration() {
 
 /// The README's walkthrough, through the real binary: tokens, the catalog
 /// import, a change from draft to closed through two approval levels (moved
-/// to now before it starts), and a submission refused by a freeze window.
+/// to now before it starts), a change through its peer review, and a
+/// submission refused by a freeze window.
 #[tokio::test]
 async fn readme_walkthrough_from_catalog_import_to_a_refused_freeze() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -442,9 +443,35 @@ async fn readme_walkthrough_from_catalog_import_to_a_refused_freeze() {
         assert_eq!(moved.status(), 200, "{to}");
     }
 
+    // A change touching keys waits for a peer review: Pat's approval is refused there, root gives it,
+    // then Pat and Carol approve their levels; each answer names the step it counted for.
+    let keys = {
+        let mut body = sample();
+        body["cryptographic_keys"] = json!(true);
+        body
+    };
+    let created: Value = post(&alice, "/changes", keys).await.expect("create").json().await.expect("json");
+    let third = created["id"].as_str().expect("id").to_owned();
+    let decide = |token: &str, decision: &str| {
+        post(token, &format!("/changes/{third}/decisions"), json!({"decision": decision}))
+    };
+    post(&alice, &format!("/changes/{third}/transitions"), json!({"to": "submitted", "version": 1}))
+        .await
+        .expect("submit");
+    let refused = decide(&pat, "approve").await.expect("approve");
+    assert_eq!(refused.status(), 409);
+    let body: Value = refused.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "peer_review_required", "{body}");
+    let reviewed: Value = decide(&root, "peer_review").await.expect("peer review").json().await.expect("json");
+    assert_eq!(reviewed["decision"]["counted_for"], json!([{"level": 1, "name": "peer-review"}]), "{reviewed}");
+    let level2: Value = decide(&pat, "approve").await.expect("level 2").json().await.expect("json");
+    assert_eq!(level2["decision"]["counted_for"][0]["name"], "team-lead", "{level2}");
+    let level3: Value = decide(&carol, "approve").await.expect("level 3").json().await.expect("json");
+    assert_eq!(level3["state"], "approved", "{level3}");
+
     // A month-end freeze on payments refuses a change planned inside it, naming the window.
     let freeze = json!({"id": "dec-close", "name": "December close", "services": ["payments"],
-        "schedule": {"kind": "one_off", "start": "2026-12-01T00:00:00Z", "end": "2026-12-03T00:00:00Z"}});
+        "schedule": {"kind": "one_off", "start": "2030-12-01T00:00:00Z", "end": "2030-12-03T00:00:00Z"}});
     assert_eq!(post(&root, "/freezes", freeze).await.expect("freeze").status(), 201);
     let created: Value = post(&alice, "/changes", sample()).await.expect("create").json().await.expect("json");
     let second = created["id"].as_str().expect("id");

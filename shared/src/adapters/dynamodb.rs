@@ -467,8 +467,10 @@ impl DynamoStore {
     }
 }
 
-impl ChangeWriter for DynamoStore {
-    async fn insert_change(&self, change: &Change, entry: &AuditEntry) -> Result<(), StoreError> {
+impl DynamoStore {
+    /// The writes that insert `change`: its record (if absent), its change
+    /// list item, its first audit entry (sealed) and its service index entries.
+    async fn insert_writes(&self, change: &Change, entry: &AuditEntry) -> Result<Vec<TransactWriteItem>, StoreError> {
         let mut listed = key(keys::tenant_changes_pk(&change.tenant), keys::tenant_changes_sk(&change.id));
         listed.insert("entity".into(), s("change_list"));
         listed.insert("change_id".into(), s(change.id.to_string()));
@@ -482,14 +484,13 @@ impl ChangeWriter for DynamoStore {
             )?,
         ];
         writes.extend(self.index_items(change)?);
-        match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
-            Ok(_) => Ok(()),
-            Err(e) if condition_failed_at(&e).is_some() => Err(StoreError::AlreadyExists),
-            Err(e) => Err(classify_transaction(e)),
-        }
+        Ok(writes)
     }
 
-    async fn update_change(&self, update: ChangeUpdate<'_>) -> Result<(), StoreError> {
+    /// The writes of `update`: the record (conditional on the expected
+    /// version), its sealed entries (if absent), the service index entries
+    /// when they move, and the counters.
+    async fn update_writes(&self, update: &ChangeUpdate<'_>) -> Result<Vec<TransactWriteItem>, StoreError> {
         let (change, expected) = (update.change, update.expected());
         let mut meta =
             put(&self.table, Self::change_item(change)?, Some("attribute_exists(PK) AND version = :expected"))?;
@@ -500,21 +501,18 @@ impl ChangeWriter for DynamoStore {
         for entry in &seal_entries(self.sealer.as_deref(), update.entries).await? {
             writes.push(put(&self.table, Self::audit_item(entry)?, Some("attribute_not_exists(PK)"))?);
         }
-        if let Some(old_start) = update.moved_from {
-            if old_start != change.planned_start {
-                for service in &change.services {
-                    let old = key(keys::service_pk(&change.tenant, service), keys::service_sk(old_start, &change.id));
-                    let delete = Delete::builder()
-                        .table_name(&self.table)
-                        .set_key(Some(old))
-                        .build()
-                        .map_err(|e| StoreError::backend(false, e))?;
-                    writes.push(TransactWriteItem::builder().delete(delete).build());
-                }
-            }
+        for (pk, sk) in keys::stale_index_keys(update) {
+            let delete = Delete::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(pk, sk)))
+                .build()
+                .map_err(|e| StoreError::backend(false, e))?;
+            writes.push(TransactWriteItem::builder().delete(delete).build());
+        }
+        if update.moves_index() {
             writes.extend(self.index_items(change)?);
         }
-        for (pk, sk, failed) in keys::counter_increments(&update) {
+        for (pk, sk, failed) in keys::counter_increments(update) {
             let add = Update::builder()
                 .table_name(&self.table)
                 .set_key(Some(key(pk, sk)))
@@ -526,10 +524,47 @@ impl ChangeWriter for DynamoStore {
                 .map_err(|e| StoreError::backend(false, e))?;
             writes.push(TransactWriteItem::builder().update(add).build());
         }
+        Ok(writes)
+    }
+}
+
+impl ChangeWriter for DynamoStore {
+    async fn insert_change(&self, change: &Change, entry: &AuditEntry) -> Result<(), StoreError> {
+        let writes = self.insert_writes(change, entry).await?;
         match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
             Ok(_) => Ok(()),
-            Err(e) if condition_failed_at(&e).is_some() => Err(self.update_failure(change, expected).await),
+            Err(e) if condition_failed_at(&e).is_some() => Err(StoreError::AlreadyExists),
             Err(e) => Err(classify_transaction(e)),
+        }
+    }
+
+    async fn update_change(&self, update: ChangeUpdate<'_>) -> Result<(), StoreError> {
+        let writes = self.update_writes(&update).await?;
+        match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if condition_failed_at(&e).is_some() => {
+                Err(self.update_failure(update.change, update.expected()).await)
+            }
+            Err(e) => Err(classify_transaction(e)),
+        }
+    }
+
+    async fn insert_linked(
+        &self,
+        change: &Change,
+        entry: &AuditEntry,
+        update: ChangeUpdate<'_>,
+    ) -> Result<(), StoreError> {
+        let mut writes = self.insert_writes(change, entry).await?;
+        let inserted = writes.len();
+        writes.extend(self.update_writes(&update).await?);
+        match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
+            Ok(_) => Ok(()),
+            Err(e) => match condition_failed_at(&e) {
+                Some(i) if i < inserted => Err(StoreError::AlreadyExists),
+                Some(_) => Err(self.update_failure(update.change, update.expected()).await),
+                None => Err(classify_transaction(e)),
+            },
         }
     }
 }

@@ -28,27 +28,24 @@ struct CounterItem {
     failures: u64,
 }
 
-/// Moves a change's due-index entry from its old record's key to its new one's.
-/// Writes `change`'s service index entries, first removing those at its
-/// planned start before a move (`moved_from`).
+/// Writes `change`'s service index entries, first removing the `stale` ones
+/// an update leaves behind ([`keys::stale_index_keys`]).
 fn put_index(
     table: &mut redb::Table<(&str, &str), &[u8]>,
     change: &Change,
-    moved_from: Option<DateTime<Utc>>,
+    stale: &[(String, String)],
 ) -> Result<(), StoreError> {
+    for (pk, sk) in stale {
+        table.remove((pk.as_str(), sk.as_str())).map_err(backend)?;
+    }
     let idx = encode(&IndexItem { change_id: change.id, planned_end: change.planned_end })?;
-    for service in &change.services {
-        let spk = keys::service_pk(&change.tenant, service);
-        if let Some(old_start) = moved_from {
-            let old = keys::service_sk(old_start, &change.id);
-            table.remove((spk.as_str(), old.as_str())).map_err(backend)?;
-        }
-        let ssk = keys::service_sk(change.planned_start, &change.id);
+    for (spk, ssk) in keys::service_index_keys(change) {
         table.insert((spk.as_str(), ssk.as_str()), idx.as_slice()).map_err(backend)?;
     }
     Ok(())
 }
 
+/// Moves a change's due-index entry from its old record's key to its new one's.
 fn reindex_due(
     gsi: &mut redb::Table<(&str, &str), &str>,
     old: Option<&Change>,
@@ -305,26 +302,83 @@ impl EmbeddedStore {
     }
 }
 
+/// An update as one write transaction applies it: the new record, its sealed
+/// entries, and what moves with it.
+struct Apply {
+    change: Change,
+    entries: Vec<AuditEntry>,
+    expected: u64,
+    increments: Vec<(String, String, bool)>,
+    stale: Vec<(String, String)>,
+    moves_index: bool,
+}
+
+impl Apply {
+    async fn of(sealer: Option<&AuditSealer>, update: &ChangeUpdate<'_>) -> Result<Apply, StoreError> {
+        Ok(Apply {
+            change: update.change.clone(),
+            entries: seal_entries(sealer, update.entries).await?,
+            expected: update.expected(),
+            increments: keys::counter_increments(update),
+            stale: keys::stale_index_keys(update),
+            moves_index: update.moves_index(),
+        })
+    }
+}
+
+/// Stores a new change, its list and index entries and its first audit
+/// entry inside `txn`; `AlreadyExists` if the id is taken.
+fn insert_in(txn: &redb::WriteTransaction, change: &Change, entry: &AuditEntry) -> Result<(), StoreError> {
+    let pk = keys::change_pk(&change.tenant, &change.id);
+    let mut table = txn.open_table(ITEMS).map_err(backend)?;
+    if table.get((pk.as_str(), keys::META)).map_err(backend)?.is_some() {
+        return Err(StoreError::AlreadyExists);
+    }
+    table.insert((pk.as_str(), keys::META), encode(change)?.as_slice()).map_err(backend)?;
+    let (lpk, lsk) = (keys::tenant_changes_pk(&change.tenant), keys::tenant_changes_sk(&change.id));
+    table.insert((lpk.as_str(), lsk.as_str()), encode(&change.id)?.as_slice()).map_err(backend)?;
+    let aud = keys::audit_sk(entry.seq);
+    table.insert((pk.as_str(), aud.as_str()), encode(entry)?.as_slice()).map_err(backend)?;
+    put_index(&mut table, change, &[])?;
+    reindex_due(&mut txn.open_table(GSI1).map_err(backend)?, None, change, &pk)
+}
+
+/// Applies an update inside `txn`, on the conditions `update_change` states.
+fn update_in(txn: &redb::WriteTransaction, a: &Apply) -> Result<(), StoreError> {
+    let (change, expected) = (&a.change, a.expected);
+    let pk = keys::change_pk(&change.tenant, &change.id);
+    let mut table = txn.open_table(ITEMS).map_err(backend)?;
+    let current: Change = get_item(&table, &pk, keys::META)?.ok_or(StoreError::NotFound)?;
+    if current.version != expected {
+        return Err(StoreError::VersionConflict { expected });
+    }
+    for entry in &a.entries {
+        let aud = keys::audit_sk(entry.seq);
+        if table.get((pk.as_str(), aud.as_str())).map_err(backend)?.is_some() {
+            return Err(StoreError::VersionConflict { expected });
+        }
+        table.insert((pk.as_str(), aud.as_str()), encode(entry)?.as_slice()).map_err(backend)?;
+    }
+    table.insert((pk.as_str(), keys::META), encode(change)?.as_slice()).map_err(backend)?;
+    if a.moves_index {
+        put_index(&mut table, change, &a.stale)?;
+    }
+    for (cpk, csk, failed) in &a.increments {
+        let mut counts: CounterItem = get_item(&table, cpk, csk)?.unwrap_or_default();
+        counts.changes += 1;
+        counts.failures += u64::from(*failed);
+        table.insert((cpk.as_str(), csk.as_str()), encode(&counts)?.as_slice()).map_err(backend)?;
+    }
+    reindex_due(&mut txn.open_table(GSI1).map_err(backend)?, Some(&current), change, &pk)
+}
+
 impl ChangeWriter for EmbeddedStore {
     async fn insert_change(&self, change: &Change, entry: &AuditEntry) -> Result<(), StoreError> {
         let (change, entry) = (change.clone(), seal_entry(self.sealer.as_deref(), entry).await?);
         let (change, entry) = self
             .blocking(move |db| {
-                let pk = keys::change_pk(&change.tenant, &change.id);
                 let txn = db.begin_write().map_err(backend)?;
-                {
-                    let mut table = txn.open_table(ITEMS).map_err(backend)?;
-                    if table.get((pk.as_str(), keys::META)).map_err(backend)?.is_some() {
-                        return Err(StoreError::AlreadyExists);
-                    }
-                    table.insert((pk.as_str(), keys::META), encode(&change)?.as_slice()).map_err(backend)?;
-                    let (lpk, lsk) = (keys::tenant_changes_pk(&change.tenant), keys::tenant_changes_sk(&change.id));
-                    table.insert((lpk.as_str(), lsk.as_str()), encode(&change.id)?.as_slice()).map_err(backend)?;
-                    let aud = keys::audit_sk(entry.seq);
-                    table.insert((pk.as_str(), aud.as_str()), encode(&entry)?.as_slice()).map_err(backend)?;
-                    put_index(&mut table, &change, None)?;
-                    reindex_due(&mut txn.open_table(GSI1).map_err(backend)?, None, &change, &pk)?;
-                }
+                insert_in(&txn, &change, &entry)?;
                 txn.commit().map_err(backend)?;
                 Ok((change, entry))
             })
@@ -334,45 +388,41 @@ impl ChangeWriter for EmbeddedStore {
     }
 
     async fn update_change(&self, update: ChangeUpdate<'_>) -> Result<(), StoreError> {
-        let entries = seal_entries(self.sealer.as_deref(), update.entries).await?;
-        let (change, increments, expected) =
-            (update.change.clone(), keys::counter_increments(&update), update.expected());
-        let moved_from = update.moved_from;
-        let (change, entries) = self
+        let apply = Apply::of(self.sealer.as_deref(), &update).await?;
+        let apply = self
             .blocking(move |db| {
-                let pk = keys::change_pk(&change.tenant, &change.id);
                 let txn = db.begin_write().map_err(backend)?;
-                {
-                    let mut table = txn.open_table(ITEMS).map_err(backend)?;
-                    let current: Change = get_item(&table, &pk, keys::META)?.ok_or(StoreError::NotFound)?;
-                    if current.version != expected {
-                        return Err(StoreError::VersionConflict { expected });
-                    }
-                    for entry in &entries {
-                        let aud = keys::audit_sk(entry.seq);
-                        if table.get((pk.as_str(), aud.as_str())).map_err(backend)?.is_some() {
-                            return Err(StoreError::VersionConflict { expected });
-                        }
-                        table.insert((pk.as_str(), aud.as_str()), encode(entry)?.as_slice()).map_err(backend)?;
-                    }
-                    table.insert((pk.as_str(), keys::META), encode(&change)?.as_slice()).map_err(backend)?;
-                    if moved_from.is_some() {
-                        put_index(&mut table, &change, moved_from)?;
-                    }
-                    for (cpk, csk, failed) in &increments {
-                        let mut counts: CounterItem = get_item(&table, cpk, csk)?.unwrap_or_default();
-                        counts.changes += 1;
-                        counts.failures += u64::from(*failed);
-                        table.insert((cpk.as_str(), csk.as_str()), encode(&counts)?.as_slice()).map_err(backend)?;
-                    }
-                    reindex_due(&mut txn.open_table(GSI1).map_err(backend)?, Some(&current), &change, &pk)?;
-                }
+                update_in(&txn, &apply)?;
                 txn.commit().map_err(backend)?;
-                Ok((change, entries))
+                Ok(apply)
             })
             .await?;
-        for entry in entries {
-            self.emit(change.clone(), entry);
+        for entry in apply.entries {
+            self.emit(apply.change.clone(), entry);
+        }
+        Ok(())
+    }
+
+    async fn insert_linked(
+        &self,
+        change: &Change,
+        entry: &AuditEntry,
+        update: ChangeUpdate<'_>,
+    ) -> Result<(), StoreError> {
+        let (change, entry) = (change.clone(), seal_entry(self.sealer.as_deref(), entry).await?);
+        let apply = Apply::of(self.sealer.as_deref(), &update).await?;
+        let (change, entry, apply) = self
+            .blocking(move |db| {
+                let txn = db.begin_write().map_err(backend)?;
+                insert_in(&txn, &change, &entry)?;
+                update_in(&txn, &apply)?;
+                txn.commit().map_err(backend)?;
+                Ok((change, entry, apply))
+            })
+            .await?;
+        self.emit(change, entry);
+        for entry in apply.entries {
+            self.emit(apply.change.clone(), entry);
         }
         Ok(())
     }

@@ -16,8 +16,8 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::domain::change::MAX_PLANNED_WINDOW;
-use crate::domain::{ChangeId, ServiceName, TenantId};
-use crate::ports::{ActivityQuery, Cursor, DuePartition, InvalidCursor, ServiceWindowQuery};
+use crate::domain::{Change, ChangeId, ServiceName, TenantId};
+use crate::ports::{ActivityQuery, ChangeUpdate, Cursor, DuePartition, InvalidCursor, ServiceWindowQuery};
 
 pub const META: &str = "META";
 pub const AUDIT_PREFIX: &str = "AUD#";
@@ -53,6 +53,34 @@ pub fn time_key(t: DateTime<Utc>) -> String {
 
 pub fn service_sk(planned_start: DateTime<Utc>, id: &ChangeId) -> String {
     format!("{INDEX_PREFIX}{}#{id}", time_key(planned_start))
+}
+
+/// The service index entries (PK, SK) of `change`, one per service.
+pub fn service_index_keys(change: &Change) -> Vec<(String, String)> {
+    change
+        .services
+        .iter()
+        .map(|s| (service_pk(&change.tenant, s), service_sk(change.planned_start, &change.id)))
+        .collect()
+}
+
+/// The service index entries an update leaves behind: those of the services
+/// and planned start the change had before it that it no longer has. Empty
+/// unless the update moves the index ([`ChangeUpdate::moves_index`]).
+pub fn stale_index_keys(update: &ChangeUpdate<'_>) -> Vec<(String, String)> {
+    if !update.moves_index() {
+        return vec![];
+    }
+    let change = update.change;
+    let start = update.moved_from.unwrap_or(change.planned_start);
+    let current = service_index_keys(change);
+    update
+        .services_before
+        .unwrap_or(&change.services)
+        .iter()
+        .map(|s| (service_pk(&change.tenant, s), service_sk(start, &change.id)))
+        .filter(|k| !current.contains(k))
+        .collect()
 }
 
 pub fn idem_pk(key: &str) -> String {
@@ -148,7 +176,7 @@ pub fn volume_key(key: &crate::ports::VolumeKey) -> (String, String) {
 
 /// Every counter item an update adds to, as (PK, SK, failed): outcome
 /// counters add one change (and one failure if it failed), volume counters one change.
-pub fn counter_increments(update: &crate::ports::ChangeUpdate<'_>) -> Vec<(String, String, bool)> {
+pub fn counter_increments(update: &ChangeUpdate<'_>) -> Vec<(String, String, bool)> {
     let outcomes = update.bumps.iter().map(|b| (counter_pk(&b.key), counter_sk(&b.key), b.failed));
     let volumes = update.volumes.iter().map(|v| {
         let (pk, sk) = volume_key(v);

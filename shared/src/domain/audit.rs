@@ -24,6 +24,12 @@ pub enum AuditAction {
     Reviewed,
     /// An approved or scheduled change's planned window was moved.
     Rescheduled,
+    /// A peer review was recorded on the approval plan.
+    PeerReviewed,
+    /// A draft's fields were edited.
+    Edited,
+    /// A rejected change was reworked into a new draft (`reworked_as`).
+    Reworked,
 }
 
 /// One changed field, before and after (`null` when it did not exist).

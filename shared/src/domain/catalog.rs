@@ -105,9 +105,12 @@ pub enum Rule {
 
 /// A length of time written for people: `30m`, `4h`, `2d`, `1w`, parts
 /// combined (`1h30m`, `1h 30m`). The unit follows its number without a
-/// space: `4 hours` is refused, so that a duration reads one way.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Span(pub Duration);
+/// space: `4 hours` is refused, so that a duration reads one way. It keeps
+/// the text it was written in (the second field), so a catalog's `1d` reads
+/// back as `1d` from `GET /catalog` and on the approval steps copied from it.
+/// Two spans are equal when they last as long, whatever their text.
+#[derive(Debug, Clone)]
+pub struct Span(pub Duration, String);
 
 impl Span {
     pub fn parse(s: &str) -> Result<Span, String> {
@@ -122,24 +125,50 @@ impl Span {
             ));
         }
         humantime::parse_duration(text)
-            .map(Span)
+            .map(|d| Span(d, text.to_owned()))
             .map_err(|_| format!("{s:?} is not a duration such as 30m, 4h, 2d or 1w"))
     }
 
-    pub fn chrono(self) -> chrono::Duration {
+    /// A span of `d`, written in its largest whole unit: `90m`, `3d`, `1w`.
+    pub fn new(d: Duration) -> Span {
+        let secs = d.as_secs();
+        let text = match [(604_800, "w"), (86_400, "d"), (3_600, "h"), (60, "m"), (1, "s")]
+            .into_iter()
+            .find(|(unit, _)| d.subsec_nanos() == 0 && secs >= *unit && secs.is_multiple_of(*unit))
+        {
+            Some((unit, suffix)) => format!("{}{suffix}", secs / unit),
+            None => humantime::format_duration(d).to_string(),
+        };
+        Span(d, text)
+    }
+
+    /// The text the span was written in.
+    pub fn as_str(&self) -> &str {
+        &self.1
+    }
+
+    pub fn chrono(&self) -> chrono::Duration {
         chrono::Duration::from_std(self.0).unwrap_or(chrono::Duration::MAX)
     }
 }
 
+impl PartialEq for Span {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl Eq for Span {}
+
 impl fmt::Display for Span {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        humantime::format_duration(self.0).fmt(f)
+        f.write_str(&self.1)
     }
 }
 
 impl Serialize for Span {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        s.serialize_str(&self.1)
     }
 }
 
@@ -257,11 +286,11 @@ pub struct EmergencyPolicy {
 }
 
 fn default_review_within() -> Span {
-    Span(Duration::from_secs(72 * 3600))
+    Span::new(Duration::from_secs(72 * 3600))
 }
 
 fn default_emergency_sla() -> Span {
-    Span(Duration::from_secs(3600))
+    Span::new(Duration::from_secs(3600))
 }
 
 impl Default for EmergencyPolicy {
@@ -281,12 +310,37 @@ pub struct ImplementationPolicy {
 }
 
 fn default_start_grace() -> Span {
-    Span(Duration::from_secs(15 * 60))
+    Span::new(Duration::from_secs(15 * 60))
 }
 
 impl Default for ImplementationPolicy {
     fn default() -> Self {
         Self { start_grace: default_start_grace() }
+    }
+}
+
+/// Rules for the changes people open.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePolicy {
+    /// How far before now a change's planned start may lie when it is
+    /// opened, edited or reworked (default 30d, at most [`MAX_BACKDATE_DAYS`]
+    /// days): room to record work already done, such as an emergency fix
+    /// recorded afterwards, without accepting a date years off by mistake.
+    #[serde(default = "default_max_backdate")]
+    pub max_backdate: Span,
+}
+
+/// The longest `changes.max_backdate` a catalog may set, in days.
+pub const MAX_BACKDATE_DAYS: u64 = 3_650;
+
+fn default_max_backdate() -> Span {
+    Span::new(Duration::from_secs(30 * 86_400))
+}
+
+impl Default for ChangePolicy {
+    fn default() -> Self {
+        Self { max_backdate: default_max_backdate() }
     }
 }
 
@@ -308,6 +362,8 @@ pub struct Catalog {
     pub emergency: EmergencyPolicy,
     #[serde(default)]
     pub implementation: ImplementationPolicy,
+    #[serde(default)]
+    pub changes: ChangePolicy,
 }
 
 /// What an external name is, for [`Catalog::resolve`].
@@ -325,6 +381,20 @@ pub enum MappingKind {
 impl Catalog {
     pub fn service(&self, name: &ServiceName) -> Option<&Service> {
         self.services.iter().find(|s| &s.name == name)
+    }
+
+    /// Up to three of the catalog's service names closest to `name` (a
+    /// typo's likely meaning), closest first; none when nothing is close.
+    pub fn closest_services(&self, name: &str) -> Vec<&ServiceName> {
+        let near = name.chars().count().div_ceil(3).max(2);
+        let mut scored: Vec<(usize, &ServiceName)> = self
+            .services
+            .iter()
+            .map(|s| (strsim::osa_distance(name, s.name.as_str()), &s.name))
+            .filter(|(d, _)| *d <= near)
+            .collect();
+        scored.sort();
+        scored.into_iter().take(3).map(|(_, s)| s).collect()
     }
 
     pub fn template(&self, id: &str) -> Option<&StandardTemplate> {
@@ -453,7 +523,38 @@ mod tests {
         let back: Catalog = serde_json::from_value(serde_json::to_value(&c).expect("ser")).expect("de");
         assert_eq!(back, c);
         assert_eq!(c.emergency.review_within.0, Duration::from_secs(48 * 3600));
-        assert_eq!(serde_json::to_value(c.services[0].approval[0].sla).expect("ser"), json!("4h"));
+        assert_eq!(serde_json::to_value(&c.services[0].approval[0].sla).expect("ser"), json!("4h"));
+    }
+
+    #[test]
+    fn durations_read_back_as_they_were_written() {
+        let mut v = sample();
+        v["services"][0]["approval"][1]["sla"] = json!("1d");
+        v["services"][0]["approval"][0]["sla"] = json!(" 90m ");
+        v["emergency"]["approval_sla"] = json!("1hour");
+        let c = catalog(v);
+        let back = serde_json::to_value(&c).expect("ser");
+        assert_eq!(back["services"][0]["approval"][1]["sla"], json!("1d"), "not 1day");
+        assert_eq!(back["services"][0]["approval"][0]["sla"], json!("90m"), "trimmed, not 1h 30m");
+        assert_eq!(back["emergency"]["approval_sla"], json!("1hour"));
+        assert_eq!(back["emergency"]["review_within"], json!("48h"));
+        assert_eq!(back["implementation"]["start_grace"], json!("15m"), "a default in its largest whole unit");
+        assert_eq!(back["changes"]["max_backdate"], json!("30d"));
+        assert_eq!(Span::parse("1d"), Span::parse("24h"), "equal when they last as long");
+        let written = |secs: u64| Span::new(Duration::from_secs(secs)).to_string();
+        assert_eq!(
+            [written(604_800), written(259_200), written(5_400), written(90), written(0)],
+            ["1w", "3d", "90m", "90s", "0s"]
+        );
+        assert_eq!(Span::new(Duration::from_millis(1_500)).as_str(), "1s 500ms");
+    }
+
+    #[test]
+    fn max_backdate_is_bounded() {
+        assert_eq!(field_of(|v| v["changes"] = json!({"max_backdate": "3651d"})), "changes.max_backdate");
+        let mut v = sample();
+        v["changes"] = json!({"max_backdate": "3650d"});
+        assert_eq!(catalog(v).validate(), Ok(()));
     }
 
     #[test]
@@ -605,9 +706,9 @@ mod tests {
     #[test]
     fn durations_are_a_number_and_its_unit_and_errors_suggest_valid_forms() {
         for (text, secs) in [("30m", 1_800), ("4h", 14_400), ("1d", 86_400), ("1w", 604_800), ("1h30m", 5_400)] {
-            assert_eq!(Span::parse(text), Ok(Span(Duration::from_secs(secs))), "{text}");
+            assert_eq!(Span::parse(text), Ok(Span::new(Duration::from_secs(secs))), "{text}");
         }
-        let ninety = Span(Duration::from_secs(5_400));
+        let ninety = Span::new(Duration::from_secs(5_400));
         assert_eq!(Span::parse(&ninety.to_string()), Ok(ninety), "what is written back is read again");
         assert_eq!(Span::parse("5"), Err("\"5\" has no unit: write 5m, 5h or 5d".to_owned()));
         for spaced in ["4 hours", "1 d", "1.5 h"] {

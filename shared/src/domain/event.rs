@@ -47,6 +47,9 @@ impl HubEvent {
             AuditAction::ChecklistItemDone => "Checklist Item Done".to_owned(),
             AuditAction::Reviewed => "Change Reviewed".to_owned(),
             AuditAction::Rescheduled => "Change Rescheduled".to_owned(),
+            AuditAction::PeerReviewed => "Peer Review Recorded".to_owned(),
+            AuditAction::Edited => "Change Edited".to_owned(),
+            AuditAction::Reworked => "Change Reworked".to_owned(),
         };
         let id = format!("{}-{}", change.id, entry.seq);
         HubEvent {
@@ -268,5 +271,14 @@ mod tests {
         let decided = submitted.transition(ChangeState::Approved, at).expect("legal");
         let (decided, last) = record(Some(&submitted), decided, "carol", AuditAction::Decided, None);
         assert_eq!(HubEvent::change_mutated(&decided, &last).detail_type, "Change Approved");
+        for (action, detail_type) in [
+            (AuditAction::PeerReviewed, "Peer Review Recorded"),
+            (AuditAction::Edited, "Change Edited"),
+            (AuditAction::Reworked, "Change Reworked"),
+        ] {
+            let next = draft.revised(at);
+            let (next, entry) = record(Some(&draft), next, "alice", action, None);
+            assert_eq!(HubEvent::change_mutated(&next, &entry).detail_type, detail_type);
+        }
     }
 }

@@ -211,14 +211,22 @@ pub struct ChangeUpdate<'a> {
     /// Volume counters to add one to.
     pub volumes: &'a [VolumeKey],
     /// The planned start before this update, when it moves the planned
-    /// window (a reschedule): the service index entries move with it.
+    /// window (a reschedule, an edit): the service index entries move with it.
     pub moved_from: Option<DateTime<Utc>>,
+    /// The services before this update, when it changes them (an edit of a
+    /// draft): the entries of services no longer named are removed.
+    pub services_before: Option<&'a [ServiceName]>,
 }
 
 impl ChangeUpdate<'_> {
     /// The version the stored change must be at.
     pub fn expected(&self) -> u64 {
         self.change.version.saturating_sub(self.entries.len() as u64)
+    }
+
+    /// Whether the service index entries follow this update (its window or services moved).
+    pub fn moves_index(&self) -> bool {
+        self.moved_from.is_some() || self.services_before.is_some()
     }
 }
 
@@ -274,10 +282,21 @@ pub trait ChangeWriter: Send + Sync {
     /// Replaces a change whose stored version is [`ChangeUpdate::expected`],
     /// appends the entries and bumps the counters (outcomes and volumes), in one atomic write.
     /// `VersionConflict` otherwise, `NotFound` if there is no such change.
-    /// Services never change; the planned window changes only with
-    /// [`ChangeUpdate::moved_from`] set, and the service index follows it;
-    /// the due index follows the record.
+    /// The planned window and the services change only with
+    /// [`ChangeUpdate::moved_from`] or [`ChangeUpdate::services_before`]
+    /// set, and the service index follows them; the due index follows the record.
     fn update_change(&self, update: ChangeUpdate<'_>) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Inserts `change` (as [`ChangeWriter::insert_change`]) and applies
+    /// `update` to another change (as [`ChangeWriter::update_change`]) in one
+    /// atomic write, both or neither: a rework's new draft and the rejected
+    /// change it links back to. Fails as either would alone.
+    fn insert_linked(
+        &self,
+        change: &Change,
+        entry: &AuditEntry,
+        update: ChangeUpdate<'_>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// The outcome of [`Dedupe::claim`].

@@ -110,6 +110,12 @@ async fn a_change_moves_from_draft_to_closed_through_two_approval_levels(api: Ap
     let names: Vec<_> = steps.iter().map(|s| s["name"].as_str().unwrap_or_default()).collect();
     assert_eq!(names, ["team-lead", "cab"]);
     assert!(steps[0]["due_at"].is_string() && steps[1]["due_at"].is_null(), "only level 1 is running: {steps:?}");
+    // Issue 9, point 9: the sample's durations read back as written, on the plan as in the catalog.
+    assert_eq!((&steps[0]["sla"], &steps[1]["sla"]), (&json!("4h"), &json!("1d")), "{steps:?}");
+    let catalog = api.call(&alice(&t), "GET", "/catalog", None).await;
+    let payments = &catalog.body["catalog"]["services"][0];
+    assert_eq!(payments["approval"][1]["sla"], json!("1d"), "{:?}", catalog.body);
+    assert_eq!(catalog.body["catalog"]["emergency"]["review_within"], json!("72h"));
 
     let level1 = api.decide(&pat(&t), &id, "approve").await;
     assert_eq!(level1.status, StatusCode::OK, "{:?}", level1.body);
@@ -247,7 +253,7 @@ async fn bad_input_gets_a_clear_error_and_stores_nothing(api: Api) {
     }
     for (edit, field) in [
         (json!({"type": "sideways"}), "type"),
-        (json!({"planned_end": "2026-11-30T00:00:00Z"}), "planned_end"),
+        (json!({"planned_end": "2030-11-30T00:00:00Z"}), "planned_end"),
         (json!({"services": ["payments", "Bad Name"]}), "services[1]"),
         (json!({"category": "unknown-category"}), "category"),
         (json!({"type": "standard"}), "template"),
@@ -265,7 +271,7 @@ async fn bad_input_gets_a_clear_error_and_stores_nothing(api: Api) {
     for (path, field) in [
         ("/changes", "service"),
         ("/changes?service=payments&from=yesterday", "from"),
-        ("/changes?service=payments&from=2026-12-02T00:00:00Z&to=2026-12-01T00:00:00Z", "to"),
+        ("/changes?service=payments&from=2030-12-02T00:00:00Z&to=2030-12-01T00:00:00Z", "to"),
         ("/changes?service=payments&limit=0", "limit"),
         ("/changes?service=payments&limit=many", "limit"),
         ("/changes?service=payments&cursor=garbage", "cursor"),
@@ -292,7 +298,7 @@ async fn tenants_are_isolated(api: Api) {
     assert_eq!(api.call(&alice(&acme), "GET", &format!("/changes/{id}"), None).await.status, StatusCode::OK);
     let outsider = alice(&globex);
     assert_eq!(api.call(&outsider, "GET", &format!("/changes/{id}"), None).await.status, StatusCode::NOT_FOUND);
-    let list = "/changes?service=payments&from=2026-12-01T00:00:00Z&to=2026-12-02T00:00:00Z";
+    let list = "/changes?service=payments&from=2030-12-01T00:00:00Z&to=2030-12-02T00:00:00Z";
     assert_eq!(api.call(&outsider, "GET", list, None).await.body["changes"], json!([]));
     assert_eq!(api.call(&outsider, "GET", &format!("/changes/{id}/audit"), None).await.status, StatusCode::NOT_FOUND);
     // An approver of globex is nobody in acme, even with a group of the same name: the token's tenant decides.
@@ -535,7 +541,7 @@ mod no_input_causes_a_server_error {
             any::<bool>().prop_map(Value::from),
             any::<i64>().prop_map(Value::from),
             "[a-z_]{0,12}".prop_map(Value::from),
-            Just(json!("2026-12-01T22:00:00Z")),
+            Just(json!("2030-12-01T22:00:00Z")),
             Just(json!("submitted")),
             Just(json!(["payments"])),
         ];

@@ -182,8 +182,10 @@ async fn a_record_that_cannot_be_read_fails_it_and_the_rest_of_the_batch_in_orde
 async fn the_sample_batch_of_another_item_is_skipped_without_an_aws_call() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = EmbeddedStore::open(dir.path().join("outbox.db")).expect("open");
-    let outbox = Outbox::new(store.clone(), LocalBus::new(), FileNotifier::new(dir.path().join("n.jsonl")), SystemClock);
-    let event: Event = serde_json::from_str(include_str!("../../../events/dynamodb/stream.other_item.json")).expect("sample");
+    let outbox =
+        Outbox::new(store.clone(), LocalBus::new(), FileNotifier::new(dir.path().join("n.jsonl")), SystemClock);
+    let event: Event =
+        serde_json::from_str(include_str!("../../../events/dynamodb/stream.other_item.json")).expect("sample");
     let (response, tally) = publish::handle(&outbox, &store, event, Duration::from_millis(10)).await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!((tally.sent, tally.skipped), (0, 1));

@@ -50,6 +50,8 @@ contract_cases!(
     outcomes_bump_counters,
     emergency_submissions_count_per_requester_and_team,
     rescheduling_moves_the_service_index,
+    editing_a_draft_moves_the_service_index,
+    a_rework_writes_both_changes_or_neither,
     due_index_follows_the_record,
     dedupe_claims_once_until_expiry,
     an_expired_lease_is_claimed_again,
@@ -67,14 +69,19 @@ async fn embedded_store_keeps_committed_writes_across_reopen() {
     let path = dir.path().join("durable.db");
     let c = changehub_tests::fixtures::alice("acme");
     let id = {
-        let app =
-            changehub::app::Changes::new(EmbeddedStore::open(&path).expect("open"), changehub::ports::SystemClock);
+        let app = changehub::app::Changes::new(
+            EmbeddedStore::open(&path).expect("open"),
+            changehub::ports::FixedClock::new(changehub_tests::t0()),
+        );
         changehub_tests::fixtures::seed(&app, "acme").await;
         app.create(&c, changehub_tests::new_change("durable", &["payments"], changehub_tests::t0(), 1))
             .await
             .expect("create")
             .id
     };
-    let app = changehub::app::Changes::new(EmbeddedStore::open(&path).expect("reopen"), changehub::ports::SystemClock);
+    let app = changehub::app::Changes::new(
+        EmbeddedStore::open(&path).expect("reopen"),
+        changehub::ports::FixedClock::new(changehub_tests::t0()),
+    );
     assert_eq!(app.get(&c, &id).await.expect("get after reopen").title, "durable");
 }

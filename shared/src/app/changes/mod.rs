@@ -15,7 +15,7 @@ use crate::app::catalog::CachedCatalog;
 use crate::domain::access::{Access, Forbidden};
 use crate::domain::audit::{self, AuditAction};
 use crate::domain::catalog::{CatalogView, Role};
-use crate::domain::{AuditEntry, Change, ChangeId, ChangeState, FieldError, IllegalTransition};
+use crate::domain::{AuditEntry, Change, ChangeId, ChangeState, FieldError, IllegalTransition, ServiceName};
 use crate::ports::{
     Bump, CatalogReader, ChangeReader, ChangeUpdate, ChangeWriter, Clock, Counters, Cursor, DueIndex, InvalidCursor,
     MAX_PAGE, StoreError, TenantDocs, VolumeKey,
@@ -24,16 +24,19 @@ use crate::ports::{
 mod checklist;
 mod create;
 mod decide;
+mod edit;
 mod gates;
 mod query;
 mod reports;
 mod reschedule;
 mod review;
+mod rework;
 mod risk;
 mod submit;
 mod transition;
 
-pub use decide::DecisionRequest;
+pub use decide::{Decided, DecisionReceipt, DecisionRequest};
+pub use edit::EditRequest;
 pub use query::{DEFAULT_LOOKAHEAD, DEFAULT_LOOKBACK, DEFAULT_PAGE, ListRequest};
 pub use reschedule::RescheduleRequest;
 pub use transition::TransitionRequest;
@@ -141,11 +144,31 @@ struct Pending {
     bumps: Vec<Bump>,
     volumes: Vec<VolumeKey>,
     moved_from: Option<DateTime<Utc>>,
+    services_before: Option<Vec<ServiceName>>,
 }
 
 impl Pending {
     fn new(current: &Change) -> Self {
-        Self { change: current.clone(), entries: vec![], bumps: vec![], volumes: vec![], moved_from: None }
+        Self {
+            change: current.clone(),
+            entries: vec![],
+            bumps: vec![],
+            volumes: vec![],
+            moved_from: None,
+            services_before: None,
+        }
+    }
+
+    /// The write of this mutation, as the store takes it.
+    fn update(&self) -> ChangeUpdate<'_> {
+        ChangeUpdate {
+            change: &self.change,
+            entries: &self.entries,
+            bumps: &self.bumps,
+            volumes: &self.volumes,
+            moved_from: self.moved_from,
+            services_before: self.services_before.as_deref(),
+        }
     }
 
     /// Chains one audited step onto the change.
@@ -227,35 +250,61 @@ impl<S: ChangeStore, C: Clock> Changes<S, C> {
         let (access, view) = self.access(caller).await?;
         access.require(&Role::ALL, what)?;
         let change = self.store.get_change(&caller.tenant, id).await?.ok_or(ChangeError::NotFound(*id))?;
-        let own = access.has(Role::Requester) && change.requester == caller.user;
-        if !(own || access.has_any(&[Role::Cab, Role::Admin])) {
-            return Err(Forbidden(format!(
-                "{what} needs the requester role and to be the change's requester ({}), or the cab or admin role; {}",
-                change.requester,
-                access.held()
-            ))
-            .into());
-        }
+        Self::may_drive(&access, &change, what)?;
         Ok((access, view, change))
     }
 
-    async fn save(&self, pending: Pending, expected: u64) -> Result<Change, ChangeError> {
-        let id = pending.change.id;
-        let update = ChangeUpdate {
-            change: &pending.change,
-            entries: &pending.entries,
-            bumps: &pending.bumps,
-            volumes: &pending.volumes,
-            moved_from: pending.moved_from,
+    /// Ok if the caller may drive `change`: its requester holding the
+    /// requester role, or anyone with the cab or admin role.
+    fn may_drive(access: &Access<'_>, change: &Change, what: &str) -> Result<(), Forbidden> {
+        let own = access.has(Role::Requester) && change.requester == access.caller.user;
+        if own || access.has_any(&[Role::Cab, Role::Admin]) {
+            return Ok(());
+        }
+        Err(Forbidden(format!(
+            "{what} needs the requester role and to be the change's requester ({}), or the cab or admin role; {}",
+            change.requester,
+            access.held()
+        )))
+    }
+
+    /// The change, if the caller may drive it, or, when `held` says the move
+    /// is one a major incident holds (scheduling or starting a high-risk
+    /// change), if the caller commands every open major incident holding it:
+    /// the commander then needs no role (the incident gate asks for their
+    /// `override_reason`, and never lets them through for their own change).
+    async fn movable<'a>(
+        &self,
+        caller: &'a Caller,
+        id: &ChangeId,
+        what: &str,
+        held: impl FnOnce(&Change) -> bool,
+    ) -> Result<(Access<'a>, Arc<CatalogView>, Change), ChangeError> {
+        let (access, view) = self.access(caller).await?;
+        let change = self.store.get_change(&caller.tenant, id).await?.ok_or(ChangeError::NotFound(*id))?;
+        let refusal = match access.require(&Role::ALL, what).and_then(|()| Self::may_drive(&access, &change, what)) {
+            Ok(()) => return Ok((access, view, change)),
+            Err(refusal) => refusal,
         };
+        if held(&change) && self.commands_hold(caller, &change).await? {
+            return Ok((access, view, change));
+        }
+        Err(refusal.into())
+    }
+
+    async fn save(&self, pending: Pending, expected: u64) -> Result<Change, ChangeError> {
+        let update = pending.update();
         debug_assert_eq!(update.expected(), expected);
-        match self.store.update_change(update).await {
-            Ok(()) => Ok(pending.change),
-            Err(StoreError::VersionConflict { expected }) => {
-                Err(ChangeError::VersionConflict { id, expected, actual: None })
-            }
-            Err(StoreError::NotFound) => Err(ChangeError::NotFound(id)),
-            Err(e) => Err(e.into()),
+        self.store.update_change(update).await.map_err(|e| Self::write_failure(e, pending.change.id))?;
+        Ok(pending.change)
+    }
+
+    /// What a failed write of change `id` means to the caller.
+    fn write_failure(e: StoreError, id: ChangeId) -> ChangeError {
+        match e {
+            StoreError::VersionConflict { expected } => ChangeError::VersionConflict { id, expected, actual: None },
+            StoreError::NotFound => ChangeError::NotFound(id),
+            e => e.into(),
         }
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use super::{Catalog, MAX_DEPENDENCIES, MAX_LEVELS, MAX_SERVICES, MappingKind, Role, Service};
+use super::{Catalog, MAX_BACKDATE_DAYS, MAX_DEPENDENCIES, MAX_LEVELS, MAX_SERVICES, MappingKind, Role, Service};
 use crate::domain::ids::ServiceName;
 use crate::domain::slug::Slug;
 use crate::domain::validation::{FieldError, FieldErrors, Problems};
@@ -100,6 +100,9 @@ impl Catalog {
         check_span(&mut p, "emergency.approval_sla", sla, (60, day), "approval_sla must be between 1m and 1d");
         let grace = self.implementation.start_grace.0;
         check_span(&mut p, "implementation.start_grace", grace, (0, day), "start_grace must be at most 1d");
+        let backdate = self.changes.max_backdate.0;
+        let most = format!("max_backdate must be at most {MAX_BACKDATE_DAYS}d");
+        check_span(&mut p, "changes.max_backdate", backdate, (0, MAX_BACKDATE_DAYS * day), &most);
         p.finish()
     }
 

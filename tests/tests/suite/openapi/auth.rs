@@ -13,7 +13,7 @@ pub(super) async fn authentication_scenario(api: &Api) {
     let now = chrono::Utc::now();
     let forged = mint(&LocalKey::from_secret(vec![7; 32]), &ALICE, now);
     let expired = mint(&api.key, &ALICE, now - chrono::Duration::hours(2));
-    let body = new_change(&["payments"], "2026-12-01T22:00:00Z", "2026-12-01T23:00:00Z");
+    let body = new_change(&["payments"], "2030-12-01T22:00:00Z", "2030-12-01T23:00:00Z");
     let alarm = || Req::new(Method::POST, "/events").body(sample("aws/cloudwatch.alarm_state_change.json"));
     for (what, op, req, says) in [
         ("no Authorization header", &me, Req::get("/me"), "needs a bearer token"),

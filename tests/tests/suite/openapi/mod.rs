@@ -723,6 +723,7 @@ async fn responses_match_the_documented_schemas() {
     catalog::catalog_scenario(&api).await;
     changes::change_scenario(&api).await;
     changes::approval_scenario(&api).await;
+    changes::edit_and_rework_scenario(&api).await;
     changes::checklist_and_review_scenario(&api).await;
     changes::template_and_chain_scenario(&api).await;
     incidents::incident_scenario(&api).await;
