@@ -277,10 +277,10 @@ pub async fn run(options: &Options, files: &[PathBuf]) -> Result<(), Box<dyn std
             Answer::Refused => tally.refused += 1,
             Answer::Ignored(kind) => {
                 tally.ignored += 1;
-                if matches!(event_from, Some(EventFrom::FileName)) {
+                if !options.allow_ignored && matches!(event_from, Some(EventFrom::FileName)) {
                     eprintln!(
-                        "{path}: the event type {kind:?} was taken from the file name; pass --event TYPE, \
-                         or put the captured headers in {}",
+                        "{path}: the hub ignores event type {kind:?}, taken from the file name; if that is not \
+                         its type, pass --event TYPE or put the captured headers in {}",
                         sidecar_of(file).display()
                     );
                 }

@@ -27,7 +27,21 @@ impl Served {
     }
 
     fn start_args(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Served {
+        Self::spawn(dir, env, args, None)
+    }
+
+    /// The hub with its log (at `info`) written to the file `log`.
+    fn start_logged(dir: &Path, env: &[(&str, &str)], log: &Path) -> Served {
+        Self::spawn(dir, env, &[], Some(log))
+    }
+
+    fn spawn(dir: &Path, env: &[(&str, &str)], args: &[&str], log: Option<&Path>) -> Served {
         let port = free_port();
+        // The log goes to stdout.
+        let (level, stdout) = match log {
+            Some(path) => ("info", Stdio::from(std::fs::File::create(path).expect("log file"))),
+            None => ("warn", Stdio::null()),
+        };
         let child = Command::new(BIN)
             .envs(env.iter().copied())
             .args(["serve", "--port", &port.to_string()])
@@ -36,8 +50,8 @@ impl Served {
             .arg(dir.join("hub.db"))
             .arg("--notifications")
             .arg(dir.join("notifications.jsonl"))
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
+            .env("RUST_LOG", level)
+            .stdout(stdout)
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start changehub serve");
@@ -348,10 +362,14 @@ async fn replay_takes_the_event_type_from_the_flag_the_sidecar_or_the_file_name(
     let (code, stdout, stderr) = github(&[], &mypush);
     assert!(stdout.contains(r#": 200 {"ignored":"mypush"}"#), "{stdout}");
     assert_eq!(code, Some(1), "{stderr}");
-    assert!(stderr.contains("taken from the file name") && stderr.contains("--event"), "{stderr}");
+    assert!(
+        stderr.contains(r#"event type "mypush", taken from the file name"#) && stderr.contains("--event"),
+        "{stderr}"
+    );
     assert!(stderr.contains("1 file was ignored"), "{stderr}");
     let (code, _, stderr) = github(&["--allow-ignored"], &mypush);
     assert_eq!(code, Some(0), "--allow-ignored forgives an ignored delivery: {stderr}");
+    assert!(stderr.is_empty(), "and does not warn about it: {stderr}");
     let (code, stdout, stderr) = github(&["--event", "push"], &mypush);
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
     assert!(stdout.contains(": 202 "), "{stdout}");
@@ -566,6 +584,78 @@ async fn readme_walkthrough_from_catalog_import_to_a_refused_freeze() {
     assert_eq!(body["error"]["code"], "freeze_window");
     assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("\"December close\" (dec-close)")), "{body}");
     hub.interrupt();
+}
+
+/// Step 7 of the README's walkthrough: with the README's secrets, one
+/// delivery of each source and a CloudWatch alarm are accepted, answered
+/// exactly as the README shows, and each event is matched to payments
+/// through the sample catalog (the hub's log says so).
+#[tokio::test]
+async fn readme_walkthrough_replays_one_delivery_of_each_source_to_payments() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md")).expect("README");
+    let secrets = [
+        ("CHANGEHUB_GITHUB_SECRET", "local-github-secret"),
+        ("CHANGEHUB_GITLAB_TOKEN", "local-gitlab-token"),
+        ("CHANGEHUB_PAGERDUTY_SECRET", "local-pagerduty-secret"),
+        ("CHANGEHUB_ALERTMANAGER_TOKEN", "local-alertmanager-token"),
+        ("CHANGEHUB_INCIDENTIO_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+    ];
+    for (name, value) in secrets {
+        assert!(readme.contains(&format!("{name}={value}")), "the README sets {name}={value}");
+    }
+    // The command of step 7 and the answers the README shows under it.
+    let start = readme.find("changehub replay events/github/deployment_status.success.json").expect("step 7");
+    let mut lines = readme[start..].lines();
+    let mut command = String::new();
+    for line in lines.by_ref() {
+        command.push_str(line.trim_end_matches('\\'));
+        if !line.ends_with('\\') {
+            break;
+        }
+    }
+    let files: Vec<&str> = command.split_whitespace().skip(2).collect();
+    let shown: Vec<&str> = lines.map_while(|l| l.strip_prefix("# → ").or_else(|| l.strip_prefix("#   "))).collect();
+    assert_eq!(shown.len(), files.len(), "one answer shown per file: {shown:?}");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("hub.log");
+    let hub = Served::start_logged(dir.path(), &secrets, &log);
+    import_catalog(dir.path(), &hub.base);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = Command::new(BIN)
+        .current_dir(&root)
+        .args(["replay", "--url", &hub.base, "--db"])
+        .arg(dir.path().join("hub.db"))
+        .args(&files)
+        .envs(secrets)
+        .output()
+        .expect("replay");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout.lines().collect::<Vec<_>>(), shown, "the README shows the answers as they come back");
+    hub.interrupt();
+
+    let logged = without_colours(&std::fs::read_to_string(&log).expect("log"));
+    let published: Vec<&str> = logged.lines().filter(|l| l.contains("event published")).collect();
+    assert_eq!(published.len(), 7, "{logged}");
+    for line in published {
+        assert!(line.contains("service=\"payments\""), "{line}");
+    }
+}
+
+/// `text` without ANSI colour sequences (`ESC [ ... m`).
+fn without_colours(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            chars.by_ref().find(|c| *c == 'm');
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 #[test]
