@@ -4,7 +4,7 @@ use std::path::Path;
 
 use changehub::domain::catalog::{Catalog, parse_yaml};
 use changehub::domain::{FieldError, FieldErrors, TenantId};
-use changehub::http::bearer::LocalKey;
+use changehub::http::bearer::{LocalKey, LocalKeyError};
 
 use crate::plural::count;
 
@@ -24,6 +24,13 @@ pub enum CatalogCliError {
     Refused { status: u16, body: String },
     #[error("--ttl: {0}")]
     Ttl(String),
+    #[error(
+        "no signing key at {}: changehub token signs with the key the hub creates beside its database when \
+         it starts, and the hub refuses tokens signed with any other. Start the hub (changehub serve) first, \
+         or point at its database with --db PATH or CHANGEHUB_DB (its key is PATH.key)",
+        .path.display()
+    )]
+    NoKey { path: std::path::PathBuf },
 }
 
 /// One line per problem, `file: field: message`, under a count when there are several.
@@ -110,7 +117,8 @@ pub async fn import(file: &Path, url: &str, token: Option<String>) -> Result<(),
     Ok(())
 }
 
-/// Prints a token signed with the local hub's key (created beside the database if missing).
+/// Prints a token signed with the local hub's key, which the hub created beside its database;
+/// refused when there is none (a token signed with a new key would be refused by the hub).
 pub fn token(db: &Path, user: &str, groups: &str, tenant: &str, ttl: &str) -> Result<(), Box<dyn std::error::Error>> {
     let tenant = TenantId::parse(tenant)?;
     let ttl = humantime_ttl(ttl)?;
@@ -121,7 +129,14 @@ pub fn token(db: &Path, user: &str, groups: &str, tenant: &str, ttl: &str) -> Re
     if user.trim().is_empty() || user.len() > 256 {
         return Err("--user must be 1 to 256 characters".into());
     }
-    let key = LocalKey::for_database(db)?;
+    let key = LocalKey::existing(db).map_err(|e| -> Box<dyn std::error::Error> {
+        match e {
+            LocalKeyError::Missing { path } => {
+                CatalogCliError::NoKey { path: std::path::absolute(&path).unwrap_or(path) }.into()
+            }
+            other => other.into(),
+        }
+    })?;
     println!("{}", key.mint(user.trim(), &groups, &tenant, chrono::Utc::now(), ttl)?);
     Ok(())
 }

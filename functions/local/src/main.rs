@@ -15,8 +15,10 @@ use std::process::ExitCode;
 
 use changehub::adapters::env_secrets::StaticSecrets;
 use changehub::app::activity::{ActivityRetention, DEFAULT_RETENTION_DAYS, MAX_RETENTION_DAYS};
+use changehub::domain::TenantId;
 use changehub::domain::access::BOOTSTRAP_ADMIN_GROUP;
 use changehub::http::{bearer, webhooks};
+use changehub::ingest::Origin;
 use changehub::local::{self, Hub, HubConfig, ServeLimits};
 
 /// changehub: change management glue for GitHub/GitLab, PagerDuty, Alertmanager and AWS.
@@ -74,21 +76,35 @@ enum Command {
     /// Send event files to a running hub, in the order given, as their senders would.
     ///
     /// EventBridge-shaped events (with "source", "detail-type", "detail") go to /events.
-    /// Webhook bodies under events/<source>/ go to /webhooks/<source>, signed with that
-    /// source's secret from the environment (the same variables `serve` reads); the event
-    /// type comes from the file name (deployment_status.success.json → deployment_status).
-    /// Delivery ids derive from the file's bytes, so a second replay is a duplicate.
-    /// Exits non-zero if any file is refused.
+    /// Webhook bodies under events/<source>/ (or --source) go to /webhooks/<source>, signed with
+    /// that source's secret from the environment (the same variables `serve` reads). GitHub and
+    /// GitLab name the event type in a header: it is --event, else the X-GitHub-Event or
+    /// X-Gitlab-Event line of FILE.headers (the headers captured with the delivery, one
+    /// `Name: value` a line), else the file name (deployment_status.success.json →
+    /// deployment_status). Delivery ids derive from the file's bytes, so a second replay is a
+    /// duplicate.
+    ///
+    /// Exit status: 0 when every delivery was accepted (a duplicate counts: the hub has it);
+    /// 1 when any was refused (4xx/5xx) or could not be sent, or was ignored (an event type the
+    /// hub does not use) unless --allow-ignored; 2 when the command line is invalid.
     Replay {
         /// The hub's base URL.
         #[arg(long, default_value = "http://127.0.0.1:8080", env = "CHANGEHUB_URL")]
         url: String,
         /// The tenant to send as.
-        #[arg(long, default_value = "default")]
-        tenant: String,
+        #[arg(long, default_value = "default", value_parser = tenant_id)]
+        tenant: TenantId,
         /// The webhook source of files outside events/<source>/ (github, gitlab, pagerduty, alertmanager, incidentio).
+        #[arg(long, value_parser = webhook_source)]
+        source: Option<Origin>,
+        /// The event type of GitHub or GitLab files (X-GitHub-Event: push, deployment_status, ...;
+        /// X-Gitlab-Event: push, merge_request, pipeline, deployment or "Push Hook", ...). Wins over
+        /// FILE.headers and the file name.
+        #[arg(long, value_name = "TYPE", value_parser = event_type)]
+        event: Option<String>,
+        /// Ignored deliveries (event types the hub does not use) do not fail the run; refused ones still do.
         #[arg(long)]
-        source: Option<String>,
+        allow_ignored: bool,
         /// Send every file under a new delivery id instead of one derived from its bytes (the hub
         /// still answers a body it accepted before as a duplicate: it dedupes on the signed body too).
         #[arg(long)]
@@ -296,11 +312,9 @@ async fn main() -> ExitCode {
                 (_, Err(e), _) | (_, _, Err(e)) => Err(e.into()),
             }
         }
-        Command::Replay { url, tenant, source, fresh_ids, token, db, files } => {
-            match replay_options(url, &tenant, source.as_deref(), fresh_ids, token, db) {
-                Ok(options) => replay::run(&options, &files).await,
-                Err(e) => Err(e),
-            }
+        Command::Replay { url, tenant, source, event, allow_ignored, fresh_ids, token, db, files } => {
+            let options = replay::Options { url, tenant, source, event, allow_ignored, fresh_ids, token, db };
+            replay::run(&options, &files).await
         }
         Command::Activity { url, token, service, source, detail_type, since, until, limit, cursor, all, json } => {
             let limit = limit.and_then(|l| usize::try_from(l).ok());
@@ -373,24 +387,25 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing in-flight requests");
 }
 
-fn replay_options(
-    url: String,
-    tenant: &str,
-    source: Option<&str>,
-    fresh_ids: bool,
-    token: Option<String>,
-    db: PathBuf,
-) -> Result<replay::Options, Box<dyn std::error::Error>> {
-    let tenant = changehub::domain::TenantId::parse(tenant)?;
-    let source = match source {
-        None => None,
-        Some(s) => {
-            Some(changehub::ingest::Origin::parse(s).filter(|o| *o != changehub::ingest::Origin::Aws).ok_or_else(
-                || format!("--source must be github, gitlab, pagerduty, alertmanager or incidentio; got {s:?}"),
-            )?)
-        }
-    };
-    Ok(replay::Options { url, tenant, source, fresh_ids, token, db })
+/// `changehub replay --tenant`.
+fn tenant_id(s: &str) -> Result<TenantId, String> {
+    TenantId::parse(s).map_err(|e| e.message)
+}
+
+/// `changehub replay --source`: a webhook source.
+fn webhook_source(s: &str) -> Result<Origin, String> {
+    Origin::parse(s)
+        .filter(|o| *o != Origin::Aws)
+        .ok_or_else(|| "expected github, gitlab, pagerduty, alertmanager or incidentio".to_owned())
+}
+
+/// `changehub replay --event`: an event type, as a header carries it.
+fn event_type(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    match !s.is_empty() && http::HeaderValue::from_str(s).is_ok() {
+        true => Ok(s.to_owned()),
+        false => Err("expected an event type such as push or \"Push Hook\"".to_owned()),
+    }
 }
 
 #[cfg(test)]

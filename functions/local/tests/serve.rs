@@ -27,18 +27,24 @@ impl Served {
     }
 
     fn start_args(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Served {
-        Self::spawn(dir, env, args, Stdio::null())
+        Self::spawn(dir, env, args, None)
     }
 
-    /// The hub logging at `info` to `log`, as when its output is redirected to a file.
-    fn start_logging_to(dir: &Path, log: std::fs::File) -> Served {
-        Self::spawn(dir, &[("RUST_LOG", "info")], &[], log.into())
+    /// The hub with its log (at `info`) written to the file `log`, as when
+    /// its output is redirected to a file.
+    fn start_logged(dir: &Path, env: &[(&str, &str)], log: &Path) -> Served {
+        Self::spawn(dir, env, &[], Some(log))
     }
 
-    fn spawn(dir: &Path, env: &[(&str, &str)], args: &[&str], stdout: Stdio) -> Served {
+    fn spawn(dir: &Path, env: &[(&str, &str)], args: &[&str], log: Option<&Path>) -> Served {
         let port = free_port();
+        // The log goes to stdout.
+        let (level, stdout) = match log {
+            Some(path) => ("info", Stdio::from(std::fs::File::create(path).expect("log file"))),
+            None => ("warn", Stdio::null()),
+        };
         let child = Command::new(BIN)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", level)
             .env_remove("NO_COLOR")
             .envs(env.iter().copied())
             .args(["serve", "--port", &port.to_string()])
@@ -291,16 +297,22 @@ async fn signed_webhook_samples_replay_once_each() {
     let hub = Served::start_with(dir.path(), &secrets);
     let files: Vec<PathBuf> =
         ["github", "gitlab", "pagerduty", "alertmanager", "incidentio"].iter().flat_map(|s| sample_files(s)).collect();
-    let replay =
-        || Command::new(BIN).args(["replay", "--url", &hub.base]).args(&files).envs(secrets).output().expect("replay");
-    let first = replay();
+    let replay = |extra: &[&str]| {
+        Command::new(BIN).args(["replay", "--url", &hub.base]).args(extra).args(&files).envs(secrets).output()
+    };
+    // GitHub's ping and star samples are of types the hub ignores: the run says so and fails.
+    let first = replay(&[]).expect("replay");
     let stdout = String::from_utf8_lossy(&first.stdout).into_owned();
-    assert!(first.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&first.stderr));
+    let stderr = String::from_utf8_lossy(&first.stderr).into_owned();
+    assert!(!first.status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.contains("2 files were ignored") && stderr.contains("--allow-ignored"), "{stderr}");
     let accepted = stdout.lines().filter(|l| l.contains(": 202 ")).count();
     assert!(accepted >= 20, "{stdout}");
-    let second = replay();
+    assert_eq!(stdout.lines().filter(|l| l.contains("{\"ignored\":")).count(), 2, "{stdout}");
+    // With --allow-ignored the second run passes; every accepted file is now a duplicate.
+    let second = replay(&["--allow-ignored"]).expect("replay");
     let again = String::from_utf8_lossy(&second.stdout).into_owned();
-    assert!(second.status.success());
+    assert!(second.status.success(), "{again}\n{}", String::from_utf8_lossy(&second.stderr));
     assert_eq!(again.lines().filter(|l| l.contains("\"duplicate\":true")).count(), accepted, "{again}");
 
     // Without the secret, replay says which variable to set; a hub without one refuses.
@@ -313,6 +325,118 @@ async fn signed_webhook_samples_replay_once_each() {
     assert!(!unsigned.status.success());
     assert!(String::from_utf8_lossy(&unsigned.stderr).contains("CHANGEHUB_GITHUB_SECRET"));
     hub.interrupt();
+}
+
+/// `changehub replay` with `args` and `env`: its exit code, stdout and stderr.
+fn run_replay<A: AsRef<std::ffi::OsStr>>(args: &[A], env: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    let out = Command::new(BIN).arg("replay").args(args).envs(env.iter().copied()).output().expect("replay");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
+
+/// A capture of one's own outside events/: its event type comes from
+/// `--event`, else its `.headers` sidecar, else its file name; a delivery
+/// the hub ignores fails the run unless `--allow-ignored`, and a refused one
+/// fails it always.
+#[tokio::test]
+async fn replay_takes_the_event_type_from_the_flag_the_sidecar_or_the_file_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secrets = [("CHANGEHUB_GITHUB_SECRET", "gh-dev-secret"), ("CHANGEHUB_PAGERDUTY_SECRET", "pd-dev-secret")];
+    let hub = Served::start_with(dir.path(), &secrets);
+    let events = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events");
+    let capture = |name: &str, sample: &str| {
+        let file = dir.path().join(name);
+        std::fs::copy(events.join(sample), &file).expect("copy");
+        file
+    };
+    let github = |extra: &[&str], file: &Path| {
+        let mut args: Vec<std::ffi::OsString> = ["--url", &hub.base, "--source", "github"]
+            .into_iter()
+            .chain(extra.iter().copied())
+            .map(Into::into)
+            .collect();
+        args.push(file.into());
+        run_replay(&args, &secrets)
+    };
+
+    // The file name says nothing: the hub ignores "mypush", and the run fails, saying what to do.
+    let mypush = capture("mypush.json", "github/push.default_branch.json");
+    let (code, stdout, stderr) = github(&[], &mypush);
+    assert!(stdout.contains(r#": 200 {"ignored":"mypush"}"#), "{stdout}");
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(r#"event type "mypush", taken from the file name"#) && stderr.contains("--event"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("1 file was ignored"), "{stderr}");
+    let (code, _, stderr) = github(&["--allow-ignored"], &mypush);
+    assert_eq!(code, Some(0), "--allow-ignored forgives an ignored delivery: {stderr}");
+    assert!(stderr.is_empty(), "and does not warn about it: {stderr}");
+    let (code, stdout, stderr) = github(&["--event", "push"], &mypush);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains(": 202 "), "{stdout}");
+
+    // The headers captured with the delivery, as GitHub's Recent Deliveries view shows them.
+    let deploy = capture("deploy.json", "github/deployment_status.success.json");
+    let sidecar = dir.path().join("deploy.json.headers");
+    std::fs::write(
+        &sidecar,
+        "Request URL: https://hub.example/webhooks/github\nRequest method: POST\nAccept: */*\n\
+         Content-Type: application/json\nX-GitHub-Delivery: 0b0e5d50-9d1c-11ef-8e2f-3c6f0d0a4b21\n\
+         X-GitHub-Event: deployment_status\nX-Hub-Signature-256: sha256=from-the-real-secret\n",
+    )
+    .expect("sidecar");
+    let (code, stdout, stderr) = github(&[], &deploy);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains(": 202 "), "{stdout}");
+    std::fs::write(&sidecar, "Accept: */*\n").expect("sidecar");
+    let (code, _, stderr) = github(&[], &deploy);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("deploy.json.headers: holds no X-GitHub-Event header"), "{stderr}");
+    std::fs::write(&sidecar, "X-GitHub-Event: deployment_status\nnot a header\n").expect("sidecar");
+    let (_, _, stderr) = github(&[], &deploy);
+    assert!(stderr.contains("deploy.json.headers: line 2: expected a header"), "{stderr}");
+
+    // A refusal fails the run, --allow-ignored or not.
+    let wrong = [("CHANGEHUB_GITHUB_SECRET", "not the hub's secret")];
+    let args = ["--url", &hub.base, "--source", "github", "--allow-ignored", "--event", "push"];
+    let mut args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+    args.push(mypush.clone().into());
+    let (code, stdout, stderr) = run_replay(&args, &wrong);
+    assert!(stdout.contains(": 401 "), "{stdout}");
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("1 file was refused"), "{stderr}");
+
+    // --event is for senders that name the type in a header.
+    let pagerduty = events.join("pagerduty/incident.triggered.json");
+    let args = ["--url", &hub.base, "--event", "incident.triggered"];
+    let mut args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+    args.push(pagerduty.into());
+    let (code, _, stderr) = run_replay(&args, &secrets);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("pagerduty names it in the body"), "{stderr}");
+    hub.interrupt();
+}
+
+/// `changehub token` signs only with the key the hub created: run where
+/// there is none, it creates nothing, says where it looked and how to point
+/// at the hub's database.
+#[test]
+fn token_refuses_to_mint_without_the_hubs_key() {
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(BIN)
+        .args(["token", "--user", "alice@example.com", "--groups", "engineers"])
+        .current_dir(elsewhere.path())
+        .env_remove("CHANGEHUB_DB")
+        .output()
+        .expect("changehub token");
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty(), "no token printed");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let looked = std::fs::canonicalize(elsewhere.path()).expect("dir").join("changehub.db.key");
+    assert!(stderr.contains(&format!("no signing key at {}", looked.display())), "{stderr}");
+    assert!(stderr.contains("--db PATH or CHANGEHUB_DB"), "{stderr}");
+    assert!(std::fs::read_dir(elsewhere.path()).expect("dir").next().is_none(), "nothing was created");
 }
 
 #[test]
@@ -332,7 +456,10 @@ fn help_explains_every_command_and_flag() {
     {
         assert!(serve.contains(flag), "serve --help mentions {flag}:\n{serve}");
     }
-    assert!(help(&["replay", "--help"]).contains("--url"));
+    let replay = help(&["replay", "--help"]);
+    for flag in ["--url", "--event", "--allow-ignored", ".headers", "Exit status"] {
+        assert!(replay.contains(flag), "replay --help mentions {flag}:\n{replay}");
+    }
     let token = help(&["token", "--help"]);
     for flag in ["--user", "--groups", "--tenant", "--ttl", "changehub-admins"] {
         assert!(token.contains(flag), "token --help mentions {flag}:\n{token}");
@@ -383,7 +510,10 @@ async fn readme_walkthrough_from_catalog_import_to_a_refused_freeze() {
     let out = Command::new(BIN).args(["catalog", "check"]).arg(&bad).output().expect("check");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("services[1].tier: line 42: tier must be 1 to 4; got 7"), "{err}");
+    let line =
+        std::fs::read_to_string(CATALOG).expect("catalog").lines().position(|l| l.contains("tier: 2")).expect("ledger")
+            + 1;
+    assert!(err.contains(&format!("services[1].tier: line {line}: tier must be 1 to 4; got 7")), "{err}");
     let out = Command::new(BIN)
         .args(["catalog", "import"])
         .arg(CATALOG)
@@ -485,6 +615,78 @@ async fn readme_walkthrough_from_catalog_import_to_a_refused_freeze() {
     hub.interrupt();
 }
 
+/// Step 7 of the README's walkthrough: with the README's secrets, one
+/// delivery of each source and a CloudWatch alarm are accepted, answered
+/// exactly as the README shows, and each event is matched to payments
+/// through the sample catalog (the hub's log says so).
+#[tokio::test]
+async fn readme_walkthrough_replays_one_delivery_of_each_source_to_payments() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md")).expect("README");
+    let secrets = [
+        ("CHANGEHUB_GITHUB_SECRET", "local-github-secret"),
+        ("CHANGEHUB_GITLAB_TOKEN", "local-gitlab-token"),
+        ("CHANGEHUB_PAGERDUTY_SECRET", "local-pagerduty-secret"),
+        ("CHANGEHUB_ALERTMANAGER_TOKEN", "local-alertmanager-token"),
+        ("CHANGEHUB_INCIDENTIO_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+    ];
+    for (name, value) in secrets {
+        assert!(readme.contains(&format!("{name}={value}")), "the README sets {name}={value}");
+    }
+    // The command of step 7 and the answers the README shows under it.
+    let start = readme.find("changehub replay events/github/deployment_status.success.json").expect("step 7");
+    let mut lines = readme[start..].lines();
+    let mut command = String::new();
+    for line in lines.by_ref() {
+        command.push_str(line.trim_end_matches('\\'));
+        if !line.ends_with('\\') {
+            break;
+        }
+    }
+    let files: Vec<&str> = command.split_whitespace().skip(2).collect();
+    let shown: Vec<&str> = lines.map_while(|l| l.strip_prefix("# → ").or_else(|| l.strip_prefix("#   "))).collect();
+    assert_eq!(shown.len(), files.len(), "one answer shown per file: {shown:?}");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("hub.log");
+    let hub = Served::start_logged(dir.path(), &secrets, &log);
+    import_catalog(dir.path(), &hub.base);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = Command::new(BIN)
+        .current_dir(&root)
+        .args(["replay", "--url", &hub.base, "--db"])
+        .arg(dir.path().join("hub.db"))
+        .args(&files)
+        .envs(secrets)
+        .output()
+        .expect("replay");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout.lines().collect::<Vec<_>>(), shown, "the README shows the answers as they come back");
+    hub.interrupt();
+
+    let logged = without_colours(&std::fs::read_to_string(&log).expect("log"));
+    let published: Vec<&str> = logged.lines().filter(|l| l.contains("event published")).collect();
+    assert_eq!(published.len(), 7, "{logged}");
+    for line in published {
+        assert!(line.contains("service=\"payments\""), "{line}");
+    }
+}
+
+/// `text` without ANSI colour sequences (`ESC [ ... m`).
+fn without_colours(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            chars.by_ref().find(|c| *c == 'm');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[test]
 fn serve_refuses_a_port_in_use_with_a_clear_error() {
     let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -561,7 +763,7 @@ fn cli_messages_count_suggest_valid_forms_and_say_each_cause_once() {
 async fn serve_answers_the_root_and_its_document_and_logs_plain_text_to_a_file() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = dir.path().join("hub.log");
-    let hub = Served::start_logging_to(dir.path(), std::fs::File::create(&log).expect("log file"));
+    let hub = Served::start_logged(dir.path(), &[], &log);
     let http = reqwest::Client::new();
 
     let root: Value = http.get(format!("{}/", hub.base)).send().await.expect("GET /").json().await.expect("json");

@@ -272,6 +272,12 @@ where
                 Err(IngestError::InProgress)
             }
             Claim::New => {
+                for e in &events {
+                    // The service each event was matched to, or why none was.
+                    let service = e.detail["service"].as_str();
+                    let reason = e.detail["service_resolution"]["reason"].as_str();
+                    tracing::info!(event_id = %e.id, detail_type = %e.detail_type, service, reason, "event published");
+                }
                 tracing::info!(events = events.len(), "delivery published");
                 Ok(DeliveryOutcome::Published(events.into_iter().map(|e| e.id).collect()))
             }

@@ -203,7 +203,7 @@ pub struct Mappings {
     /// PagerDuty service ids, e.g. `PIJ90N7`.
     #[serde(default)]
     pub pagerduty_services: Vec<String>,
-    /// incident.io service (catalog entry) ids.
+    /// incident.io service names: the value of an incident's "Affected service" field.
     #[serde(default)]
     pub incidentio_services: Vec<String>,
     /// Values of an alert's `service` label that mean this service.

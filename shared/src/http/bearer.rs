@@ -359,6 +359,9 @@ mod local {
             "the signing key {path} is not {KEY_BYTES} bytes of hex; delete it to make a new one (tokens signed with it stop working)"
         )]
         Malformed { path: PathBuf },
+        /// `changehub token` and `replay` sign only with a key the hub holds.
+        #[error("no signing key at {path}: the hub creates it beside its database when it first starts")]
+        Missing { path: PathBuf },
         #[error("no randomness available for a new key")]
         Random,
         #[error("cannot sign the token: {0}")]
@@ -373,10 +376,10 @@ mod local {
     }
 
     impl LocalKey {
-        /// Reads the key beside `db`, creating it (readable by its owner only) on first use.
-        pub fn for_database(db: &Path) -> Result<Self, LocalKeyError> {
+        /// Reads the key the hub created beside `db`; never creates one (a token
+        /// signed with a key the hub does not hold would be refused).
+        pub fn existing(db: &Path) -> Result<Self, LocalKeyError> {
             let path = key_path(db);
-            let io = |source| LocalKeyError::Io { path: path.clone(), source };
             match std::fs::read_to_string(&path) {
                 Ok(text) => {
                     let secret =
@@ -386,7 +389,16 @@ mod local {
                     }
                     Ok(Self { secret })
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(LocalKeyError::Missing { path }),
+                Err(source) => Err(LocalKeyError::Io { path, source }),
+            }
+        }
+
+        /// Reads the key beside `db`, creating it (readable by its owner only) on first use.
+        pub fn for_database(db: &Path) -> Result<Self, LocalKeyError> {
+            match Self::existing(db) {
+                Err(LocalKeyError::Missing { path }) => {
+                    let io = |source| LocalKeyError::Io { path: path.clone(), source };
                     let mut secret = vec![0u8; KEY_BYTES];
                     getrandom::fill(&mut secret).map_err(|_| LocalKeyError::Random)?;
                     let mut options = std::fs::OpenOptions::new();
@@ -400,11 +412,11 @@ mod local {
                             Ok(Self { secret })
                         }
                         // Another process created it first: use theirs.
-                        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Self::for_database(db),
+                        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Self::existing(db),
                         Err(e) => Err(io(e)),
                     }
                 }
-                Err(e) => Err(io(e)),
+                other => other,
             }
         }
 
@@ -681,5 +693,19 @@ mod tests {
         }
         std::fs::write(dir.path().join("hub.db.key"), "zz").expect("write");
         assert!(matches!(LocalKey::for_database(&db), Err(LocalKeyError::Malformed { .. })));
+    }
+
+    #[cfg(feature = "jwt")]
+    #[test]
+    fn an_existing_key_is_only_read_never_created() {
+        let dir = tempfile::tempdir().expect("dir");
+        let db = dir.path().join("hub.db");
+        match LocalKey::existing(&db) {
+            Err(LocalKeyError::Missing { path }) => assert_eq!(path, dir.path().join("hub.db.key")),
+            other => panic!("expected Missing, got {:?}", other.map(|k| k.secret.len())),
+        }
+        assert!(!dir.path().join("hub.db.key").exists(), "no key was created");
+        let created = LocalKey::for_database(&db).expect("create");
+        assert_eq!(LocalKey::existing(&db).expect("read").secret, created.secret);
     }
 }
