@@ -899,7 +899,8 @@ fn a_malformed_secrets_file_is_reported_by_path_and_never_prints_a_secret() {
 
 /// A replayed delivery leaves a trace a person finds: `GET /activity` and
 /// `changehub activity` list each of its events, with the service it was
-/// resolved to and the delivery it came in with.
+/// resolved to (the sample catalog maps the alert label `checkout-service`
+/// to payments) and the delivery it came in with.
 #[tokio::test]
 async fn a_replayed_delivery_is_listed_by_the_activity_log() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -928,7 +929,7 @@ async fn a_replayed_delivery_is_listed_by_the_activity_log() {
     for row in &rows {
         assert_eq!(
             (&row["detail_type"], &row["service"]),
-            (&json!("Alert Firing"), &json!("checkout-service")),
+            (&json!("Alert Firing"), &json!("payments")),
             "{row}"
         );
         assert_eq!(row["source"], "changehub.alertmanager");
@@ -952,7 +953,7 @@ async fn a_replayed_delivery_is_listed_by_the_activity_log() {
     );
     assert_eq!(lines.len(), 3, "a header and one line per event:\n{table}");
     for line in &lines[1..] {
-        for cell in ["Alert Firing", "alertmanager", "checkout-service"] {
+        for cell in ["Alert Firing", "alertmanager", "payments"] {
             assert!(line.contains(cell), "{cell:?} in {line:?}");
         }
     }
