@@ -81,6 +81,9 @@ impl Catalog {
                 p.add(format!("{at}.name"), format!("service {} is listed twice", svc.name));
             }
             check_service(&mut p, &at, svc, &names);
+            if let Some(own) = &svc.correlation {
+                own.check(&mut p, &format!("{at}.correlation"));
+            }
             check_mappings(&mut p, &at, svc, &mut mapped);
         }
         self.check_cycles(&mut p);
@@ -100,6 +103,7 @@ impl Catalog {
         check_span(&mut p, "emergency.approval_sla", sla, (60, day), "approval_sla must be between 1m and 1d");
         let grace = self.implementation.start_grace.0;
         check_span(&mut p, "implementation.start_grace", grace, (0, day), "start_grace must be at most 1d");
+        self.correlation.check(&mut p);
         p.finish()
     }
 
