@@ -210,7 +210,7 @@ impl Scope {
 
     /// The earliest time a finished change may have ended and still be related to an incident started at `t`.
     pub fn since(&self, t: DateTime<Utc>) -> DateTime<Utc> {
-        t - self.settings.window.chrono()
+        t.checked_sub_signed(self.settings.window.chrono()).unwrap_or(DateTime::<Utc>::MIN_UTC)
     }
 
     /// The links of the services in scope the change touched, nearest first.
@@ -692,6 +692,8 @@ mod tests {
         let scope = Scope::of(&own, &name("payments"));
         assert_eq!(scope.settings, Settings { window: Span(std::time::Duration::from_secs(3600)), hops: 0 });
         assert_eq!(scope.since(t(0)), t(-60));
+        let unchecked = Scope { settings: Settings { window: Span(std::time::Duration::MAX), hops: 0 }, ..scope };
+        assert_eq!(unchecked.since(t(0)), DateTime::<Utc>::MIN_UTC, "an unvalidated window never panics");
     }
 
     #[test]
