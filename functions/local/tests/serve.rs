@@ -927,11 +927,7 @@ async fn a_replayed_delivery_is_listed_by_the_activity_log() {
     let rows = page["activity"].as_array().cloned().unwrap_or_default();
     assert_eq!(rows.len(), 2, "one row per alert: {page}");
     for row in &rows {
-        assert_eq!(
-            (&row["detail_type"], &row["service"]),
-            (&json!("Alert Firing"), &json!("payments")),
-            "{row}"
-        );
+        assert_eq!((&row["detail_type"], &row["service"]), (&json!("Alert Firing"), &json!("payments")), "{row}");
         assert_eq!(row["source"], "changehub.alertmanager");
     }
 

@@ -1,7 +1,7 @@
 //! A tenant's service catalog: services (owner, tier, dependencies, approval
 //! chain), how external names map to them, who holds which role, change
 //! categories with their checklists, standard-change templates, and the
-//! tenant's risk and emergency rules. One document per tenant, validated
+//! tenant's risk, emergency and correlation rules. One document per tenant, validated
 //! whole ([`check`]), with every error naming the field at fault by its path.
 
 mod check;
@@ -13,6 +13,7 @@ use std::time::Duration;
 
 pub use check::{parse_yaml, valid_group};
 
+use super::correlation::{CorrelationOverride, CorrelationPolicy};
 use super::ids::ServiceName;
 use super::risk::RiskRules;
 
@@ -232,6 +233,9 @@ pub struct Service {
     pub approval: Vec<ApprovalLevel>,
     #[serde(default)]
     pub mappings: Mappings,
+    /// The window and hops for incidents on this service, where they differ from the tenant's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation: Option<CorrelationOverride>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -364,6 +368,9 @@ pub struct Catalog {
     pub implementation: ImplementationPolicy,
     #[serde(default)]
     pub changes: ChangePolicy,
+    /// Which changes an incident is related to (`domain::correlation`).
+    #[serde(default)]
+    pub correlation: CorrelationPolicy,
 }
 
 /// What an external name is, for [`Catalog::resolve`].

@@ -36,7 +36,7 @@ impl HubEvent {
         use super::audit::AuditAction;
         // A write may hold several entries (submitted, then approved): each
         // names the state its own entry reached.
-        let moved_to = entry.changes.iter().find(|c| c.field == "state").and_then(|c| c.after.as_str());
+        let moved_to = entry.moved_to().map(|s| s.as_str());
         let state_after = moved_to.unwrap_or(change.state.as_str()).to_owned();
         let detail_type = match entry.action {
             AuditAction::Created => "Change Created".to_owned(),

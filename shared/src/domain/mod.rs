@@ -5,6 +5,7 @@ pub mod approval;
 pub mod audit;
 pub mod catalog;
 pub mod change;
+pub mod correlation;
 pub mod event;
 pub mod freeze;
 pub mod ids;

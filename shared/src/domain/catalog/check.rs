@@ -81,6 +81,9 @@ impl Catalog {
                 p.add(format!("{at}.name"), format!("service {} is listed twice", svc.name));
             }
             check_service(&mut p, &at, svc, &names);
+            if let Some(own) = &svc.correlation {
+                own.check(&mut p, &format!("{at}.correlation"));
+            }
             check_mappings(&mut p, &at, svc, &mut mapped);
         }
         self.check_cycles(&mut p);
@@ -103,6 +106,7 @@ impl Catalog {
         let backdate = self.changes.max_backdate.0;
         let most = format!("max_backdate must be at most {MAX_BACKDATE_DAYS}d");
         check_span(&mut p, "changes.max_backdate", backdate, (0, MAX_BACKDATE_DAYS * day), &most);
+        self.correlation.check(&mut p);
         p.finish()
     }
 
