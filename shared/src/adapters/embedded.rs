@@ -9,13 +9,16 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::keys::IndexItem;
 use super::{expiry, keys};
 use crate::domain::{AuditEntry, Change, ChangeId, TenantId};
 use crate::ports::{
-    AuditSealer, ChangeReader, ChangeUpdate, ChangeWriter, Claim, CounterKey, Counters, Counts, Cursor, Dedupe,
-    DocKind, DueIndex, DuePartition, Page, ServiceWindowQuery, StoreError, StoredDoc, TenantDocs, VolumeKey,
+    AuditSealer, ChangeQuery, ChangeReader, ChangeUpdate, ChangeWriter, Claim, CounterKey, Counters, Counts, Cursor,
+    Dedupe, DueIndex, DuePartition, InvalidCursor, Page, ServiceWindowQuery, StoreError, VolumeKey, WaitingQuery,
     seal_entries, seal_entry,
 };
+
+mod trails;
 
 /// (PK, SK) → JSON document.
 const ITEMS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("items");
@@ -28,27 +31,24 @@ struct CounterItem {
     failures: u64,
 }
 
-/// Moves a change's due-index entry from its old record's key to its new one's.
-/// Writes `change`'s service index entries, first removing those at its
-/// planned start before a move (`moved_from`).
-fn put_index(
+/// Moves a change's index entries (service, listing, waiting) from those of
+/// `before` to those of `after` ([`keys::index_writes`]).
+fn reindex(
     table: &mut redb::Table<(&str, &str), &[u8]>,
-    change: &Change,
-    moved_from: Option<DateTime<Utc>>,
+    before: Option<&Change>,
+    after: &Change,
 ) -> Result<(), StoreError> {
-    let idx = encode(&IndexItem { change_id: change.id, planned_end: change.planned_end })?;
-    for service in &change.services {
-        let spk = keys::service_pk(&change.tenant, service);
-        if let Some(old_start) = moved_from {
-            let old = keys::service_sk(old_start, &change.id);
-            table.remove((spk.as_str(), old.as_str())).map_err(backend)?;
-        }
-        let ssk = keys::service_sk(change.planned_start, &change.id);
-        table.insert((spk.as_str(), ssk.as_str()), idx.as_slice()).map_err(backend)?;
+    let writes = keys::index_writes(before, after);
+    for (pk, sk) in &writes.deletes {
+        table.remove((pk.as_str(), sk.as_str())).map_err(backend)?;
+    }
+    for ((pk, sk), item) in &writes.puts {
+        table.insert((pk.as_str(), sk.as_str()), encode(item)?.as_slice()).map_err(backend)?;
     }
     Ok(())
 }
 
+/// Moves a change's due-index entry from its old record's key to its new one's.
 fn reindex_due(
     gsi: &mut redb::Table<(&str, &str), &str>,
     old: Option<&Change>,
@@ -66,13 +66,6 @@ fn reindex_due(
         gsi.insert((gpk.as_str(), gsk.as_str()), pk).map_err(backend)?;
     }
     Ok(())
-}
-
-/// What a service index item holds.
-#[derive(Debug, Serialize, Deserialize)]
-struct IndexItem {
-    change_id: ChangeId,
-    planned_end: DateTime<Utc>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -203,6 +196,61 @@ fn get_item<T: DeserializeOwned>(
     }
 }
 
+/// The record an index item names; an index naming a missing change is corrupt.
+fn get_change_item(
+    table: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>,
+    tenant: &TenantId,
+    id: &ChangeId,
+) -> Result<Change, StoreError> {
+    let pk = keys::change_pk(tenant, id);
+    get_item(table, &pk, keys::META)?
+        .ok_or_else(|| StoreError::Corrupt { key: pk, message: "an index item names a missing change".into() })
+}
+
+/// A page of a start-sorted index (service or listing) in `range`: at most
+/// `evaluate` items after the cursor are read; of those still running at
+/// `from` and that `admits` keeps, up to `limit` records. The cursor is the
+/// last key returned when there are more, or the last key read when the read
+/// stopped at `evaluate` (as DynamoDB's `Limit` and `LastEvaluatedKey` do).
+#[allow(clippy::too_many_arguments)]
+fn window_page(
+    table: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>,
+    pk: &str,
+    range: &keys::SkRange,
+    tenant: &TenantId,
+    from: DateTime<Utc>,
+    limit: usize,
+    evaluate: usize,
+    admits: impl Fn(&IndexItem) -> bool,
+) -> Result<Page<Change>, StoreError> {
+    let mut items = Vec::new();
+    let (mut evaluated, mut last_sk) = (0, None::<String>);
+    for row in table.range((pk, range.lo.as_str())..=(pk, range.hi.as_str())).map_err(backend)? {
+        let (k, v) = row.map_err(backend)?;
+        let sk = k.value().1;
+        if range.after.as_deref() == Some(sk) {
+            continue;
+        }
+        if evaluated == evaluate {
+            return Ok(Page { items, next: last_sk.map(Cursor::issued) });
+        }
+        evaluated += 1;
+        let idx: IndexItem = decode(pk, sk, v.value())?;
+        let planned_end = idx.planned_end.ok_or_else(|| StoreError::Corrupt {
+            key: format!("{pk}/{sk}"),
+            message: "index item without planned_end".into(),
+        })?;
+        if range.keeps(sk, planned_end, from) && admits(&idx) {
+            if items.len() == limit {
+                return Ok(Page { items, next: last_sk.map(Cursor::issued) });
+            }
+            items.push(get_change_item(table, tenant, &idx.change_id)?);
+        }
+        last_sk = Some(sk.to_owned());
+    }
+    Ok(Page { items, next: None })
+}
+
 impl ChangeReader for EmbeddedStore {
     async fn get_change(&self, tenant: &TenantId, id: &ChangeId) -> Result<Option<Change>, StoreError> {
         let pk = keys::change_pk(tenant, id);
@@ -216,38 +264,52 @@ impl ChangeReader for EmbeddedStore {
 
     async fn changes_for_service(&self, q: &ServiceWindowQuery) -> Result<Page<Change>, StoreError> {
         let range = keys::service_range(q)?;
+        let (pk, tenant, from, limit) = (keys::service_pk(&q.tenant, &q.service), q.tenant.clone(), q.from, q.limit);
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(backend)?;
+            let table = txn.open_table(ITEMS).map_err(backend)?;
+            window_page(&table, &pk, &range, &tenant, from, limit, usize::MAX, |_| true)
+        })
+        .await
+    }
+
+    async fn list_changes(&self, q: &ChangeQuery) -> Result<Page<Change>, StoreError> {
+        let range = keys::window_range(q.from, q.to, q.after.as_ref())?;
         let q = q.clone();
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(backend)?;
             let table = txn.open_table(ITEMS).map_err(backend)?;
-            let pk = keys::service_pk(&q.tenant, &q.service);
-            let mut items = Vec::new();
-            let mut last_sk = None;
-            for row in
-                table.range((pk.as_str(), range.lo.as_str())..=(pk.as_str(), range.hi.as_str())).map_err(backend)?
-            {
-                let (k, v) = row.map_err(backend)?;
-                let (_, sk) = k.value();
-                let idx: IndexItem = decode(&pk, sk, v.value())?;
-                if !range.keeps(sk, idx.planned_end, q.from) {
-                    continue;
-                }
-                if items.len() == q.limit {
-                    return Ok(Page { items, next: last_sk.map(Cursor::issued) });
-                }
-                let change_pk = keys::change_pk(&q.tenant, &idx.change_id);
-                match get_item::<Change>(&table, &change_pk, keys::META)? {
-                    Some(change) => items.push(change),
-                    None => {
-                        return Err(StoreError::Corrupt {
-                            key: format!("{pk}/{sk}"),
-                            message: "index item names a missing change".into(),
-                        });
+            let admits = |item: &IndexItem| item.listing.as_ref().is_some_and(|l| q.filter.admits(l));
+            let pk = keys::plan_pk(&q.tenant);
+            window_page(&table, &pk, &range, &q.tenant, q.from, q.limit, q.evaluate, admits)
+        })
+        .await
+    }
+
+    async fn waiting_for(&self, q: &WaitingQuery) -> Result<Page<Change>, StoreError> {
+        if q.after.as_deref().is_some_and(|c| !keys::waiting_cursor_is_valid(c)) {
+            return Err(InvalidCursor.into());
+        }
+        let q = q.clone();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(backend)?;
+            let table = txn.open_table(ITEMS).map_err(backend)?;
+            let after = q.after.as_deref().unwrap_or_default();
+            let mut found: Vec<(String, ChangeId)> = Vec::new();
+            for who in &q.who {
+                let pk = keys::waiting_pk(&q.tenant, who);
+                let rows = table.range((pk.as_str(), after)..(pk.as_str(), "~")).map_err(backend)?;
+                for row in rows.take(q.limit + 2) {
+                    let (k, v) = row.map_err(backend)?;
+                    let sk = k.value().1;
+                    if sk != after {
+                        found.push((sk.to_owned(), decode::<IndexItem>(&pk, sk, v.value())?.change_id));
                     }
                 }
-                last_sk = Some(sk.to_owned());
             }
-            Ok(Page { items, next: None })
+            let (ids, next) = super::merge_waiting(found, q.limit);
+            let items = ids.iter().map(|id| get_change_item(&table, &q.tenant, id)).collect::<Result<_, _>>()?;
+            Ok(Page { items, next })
         })
         .await
     }
@@ -301,7 +363,7 @@ impl ChangeWriter for EmbeddedStore {
                     table.insert((lpk.as_str(), lsk.as_str()), encode(&change.id)?.as_slice()).map_err(backend)?;
                     let aud = keys::audit_sk(entry.seq);
                     table.insert((pk.as_str(), aud.as_str()), encode(&entry)?.as_slice()).map_err(backend)?;
-                    put_index(&mut table, &change, None)?;
+                    reindex(&mut table, None, &change)?;
                     reindex_due(&mut txn.open_table(GSI1).map_err(backend)?, None, &change, &pk)?;
                 }
                 txn.commit().map_err(backend)?;
@@ -316,7 +378,6 @@ impl ChangeWriter for EmbeddedStore {
         let entries = seal_entries(self.sealer.as_deref(), update.entries).await?;
         let (change, increments, expected) =
             (update.change.clone(), keys::counter_increments(&update), update.expected());
-        let moved_from = update.moved_from;
         let (change, entries) = self
             .blocking(move |db| {
                 let pk = keys::change_pk(&change.tenant, &change.id);
@@ -335,9 +396,8 @@ impl ChangeWriter for EmbeddedStore {
                         table.insert((pk.as_str(), aud.as_str()), encode(entry)?.as_slice()).map_err(backend)?;
                     }
                     table.insert((pk.as_str(), keys::META), encode(&change)?.as_slice()).map_err(backend)?;
-                    if moved_from.is_some() {
-                        put_index(&mut table, &change, moved_from)?;
-                    }
+                    // The stored record is the one the update was read from (same version).
+                    reindex(&mut table, Some(&current), &change)?;
                     for (cpk, csk, failed) in &increments {
                         let mut counts: CounterItem = get_item(&table, cpk, csk)?.unwrap_or_default();
                         counts.changes += 1;
@@ -488,39 +548,6 @@ impl Dedupe for EmbeddedStore {
                         table.remove((pk.as_str(), keys::IDEM_SK)).map_err(backend)?;
                     }
                 }
-            }
-            txn.commit().map_err(backend)
-        })
-        .await
-    }
-}
-
-impl TenantDocs for EmbeddedStore {
-    async fn get_doc(&self, tenant: &TenantId, kind: DocKind) -> Result<Option<StoredDoc>, StoreError> {
-        let pk = keys::doc_pk(tenant, kind);
-        self.blocking(move |db| {
-            let txn = db.begin_read().map_err(backend)?;
-            let table = txn.open_table(ITEMS).map_err(backend)?;
-            get_item(&table, &pk, keys::DOC_CURRENT)
-        })
-        .await
-    }
-
-    async fn put_doc(&self, tenant: &TenantId, kind: DocKind, doc: &StoredDoc) -> Result<(), StoreError> {
-        let pk = keys::doc_pk(tenant, kind);
-        let bytes = encode(doc)?;
-        let (expected, version) = (doc.version.saturating_sub(1), doc.version);
-        self.blocking(move |db| {
-            let txn = db.begin_write().map_err(backend)?;
-            {
-                let mut table = txn.open_table(ITEMS).map_err(backend)?;
-                let current = get_item::<StoredDoc>(&table, &pk, keys::DOC_CURRENT)?.map_or(0, |d| d.version);
-                if current != expected {
-                    return Err(StoreError::VersionConflict { expected });
-                }
-                let history = keys::doc_version_sk(version);
-                table.insert((pk.as_str(), keys::DOC_CURRENT), bytes.as_slice()).map_err(backend)?;
-                table.insert((pk.as_str(), history.as_str()), bytes.as_slice()).map_err(backend)?;
             }
             txn.commit().map_err(backend)
         })

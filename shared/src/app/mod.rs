@@ -6,5 +6,6 @@ pub mod changes;
 pub mod governance;
 pub mod ingest;
 pub mod publish;
+pub mod security;
 
 pub use changes::{Caller, ChangeError, Changes, ListRequest, TransitionRequest};

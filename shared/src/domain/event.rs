@@ -47,6 +47,12 @@ impl HubEvent {
             AuditAction::ChecklistItemDone => "Checklist Item Done".to_owned(),
             AuditAction::Reviewed => "Change Reviewed".to_owned(),
             AuditAction::Rescheduled => "Change Rescheduled".to_owned(),
+            // Governance trail entries are not change mutations; named for completeness.
+            AuditAction::CatalogImported => "Catalog Imported".to_owned(),
+            AuditAction::FreezeDeclared => "Freeze Declared".to_owned(),
+            AuditAction::FreezeLifted => "Freeze Lifted".to_owned(),
+            AuditAction::IncidentDeclared => "Incident Declared".to_owned(),
+            AuditAction::IncidentResolved => "Incident Resolved".to_owned(),
         };
         let id = format!("{}-{}", change.id, entry.seq);
         HubEvent {

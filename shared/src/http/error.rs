@@ -91,9 +91,16 @@ impl From<ChangeError> for ApiError {
     }
 }
 
+/// The message of an error answer, kept on the response (as an extension)
+/// for the layers around the handler: a refusal is recorded with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorMessage(pub String);
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Body { error: Inner { code: self.code, message: &self.message, field: self.field.as_deref() } };
-        (self.status, axum::Json(body)).into_response()
+        let mut response = (self.status, axum::Json(body)).into_response();
+        response.extensions_mut().insert(ErrorMessage(self.message));
+        response
     }
 }

@@ -2,6 +2,7 @@
 //! lambda_http) and by `changehub serve`. The OpenAPI document
 //! `openapi.yaml` at the repository root describes exactly these routes.
 
+mod audit;
 pub mod bearer;
 mod catalog;
 mod changes;
@@ -54,6 +55,8 @@ pub const ROUTES: &[(Method, &str)] = &[
     (Method::POST, "/incidents"),
     (Method::POST, "/incidents/{id}/resolve"),
     (Method::GET, "/reports/pending-reviews"),
+    (Method::GET, "/audit/governance"),
+    (Method::GET, "/audit/security"),
 ];
 
 /// The API as the api Lambda serves it.
@@ -78,6 +81,9 @@ where
         .merge(Api::freeze_routes())
         .merge(Api::incident_routes())
         .merge(Api::report_routes())
+        .merge(Api::audit_routes())
+        // Inside authentication, so that a refusal is recorded with its caller.
+        .route_layer(middleware::from_fn_with_state(changes.clone(), Api::record_refusals))
         .route_layer(middleware::from_fn_with_state(Arc::new(auth), bearer::authenticate))
         .route("/health", get(health))
         .with_state(changes)
@@ -134,7 +140,7 @@ async fn health() -> Json<serde_json::Value> {
 }
 
 /// The change API's handlers, one `impl` block per resource file (`changes`,
-/// `catalog`, `governance`, `incidents`, `reports`), generic over the store
+/// `catalog`, `governance`, `incidents`, `reports`, `audit`), generic over the store
 /// and the clock once. Never built: the routers' state is the `Changes` service.
 pub(crate) struct Api<S, C>(PhantomData<fn() -> (S, C)>);
 

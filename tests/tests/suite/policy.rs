@@ -237,7 +237,7 @@ async fn run(ops: Vec<Op>) -> Vec<Change> {
                 frozen = true;
             }
             Op::Thaw => {
-                let a = call_as(&router, &as_(5), "DELETE", "/freezes/quarter-close", None).await;
+                let a = call_as(&router, &as_(5), "DELETE", "/freezes/quarter-close?reason=thaw", None).await;
                 assert!(a.status == StatusCode::NO_CONTENT || a.status == StatusCode::NOT_FOUND, "{:?}", a.body);
                 frozen = false;
             }

@@ -4,7 +4,7 @@
 
 use changehub::adapters::embedded::EmbeddedStore;
 use changehub::app::changes::{ChangeError, NoteRequest, RescheduleRequest, TransitionRequest};
-use changehub::app::governance::{DeclareIncident, IncidentAction};
+use changehub::app::governance::{DeclareIncident, IncidentAction, LiftFreeze};
 use changehub::app::{Caller, Changes};
 use changehub::domain::approval::{EMERGENCY_APPROVAL, PEER_REVIEW};
 use changehub::domain::audit::{self, AuditAction};
@@ -345,7 +345,7 @@ async fn freezes_refuse_submission_and_scheduling_unless_an_emergency_records_an
         Some("approved on submission: emergency change".into()),
     );
     let entries = [first, second];
-    let update = ChangeUpdate { change: &approved, entries: &entries, bumps: &[], volumes: &[], moved_from: None };
+    let update = ChangeUpdate { before: &legacy, change: &approved, entries: &entries, bumps: &[], volumes: &[] };
     h.app.store.update_change(update).await.expect("store the old-style approval");
     let err = h
         .app
@@ -647,7 +647,8 @@ async fn starting_implementation_rechecks_the_window_freezes_and_major_incidents
     let err = h.app.transition(&alice(T), &a.id, to(ChangeState::Implementing, a.version)).await.expect_err("frozen");
     assert_eq!(code(&err), "freeze_window");
     assert!(err.to_string().starts_with("implementing this change enters a freeze \"Stabilise\""), "{err}");
-    h.app.governance().delete_freeze(&root(T), "incident-freeze").await.expect("lift");
+    let lift = LiftFreeze { reason: "stable again".into() };
+    h.app.governance().delete_freeze(&root(T), "incident-freeze", lift).await.expect("lift");
     let started = h.app.transition(&alice(T), &a.id, to(ChangeState::Implementing, a.version)).await.expect("start");
     assert_eq!(started.state, ChangeState::Implementing);
 

@@ -18,7 +18,7 @@ use crate::domain::catalog::{CatalogView, Role};
 use crate::domain::{AuditEntry, Change, ChangeId, ChangeState, FieldError, IllegalTransition};
 use crate::ports::{
     Bump, CatalogReader, ChangeReader, ChangeUpdate, ChangeWriter, Clock, Counters, Cursor, DueIndex, InvalidCursor,
-    MAX_PAGE, StoreError, TenantDocs, VolumeKey,
+    MAX_PAGE, SecurityLog, StoreError, TenantDocs, VolumeKey,
 };
 
 mod checklist;
@@ -34,7 +34,7 @@ mod submit;
 mod transition;
 
 pub use decide::DecisionRequest;
-pub use query::{DEFAULT_LOOKAHEAD, DEFAULT_LOOKBACK, DEFAULT_PAGE, ListRequest};
+pub use query::{DEFAULT_LOOKAHEAD, DEFAULT_LOOKBACK, DEFAULT_PAGE, ListRequest, MAX_APPROVER_GROUPS, ME};
 pub use reschedule::RescheduleRequest;
 pub use transition::TransitionRequest;
 
@@ -100,7 +100,7 @@ pub struct NoteRequest {
 
 pub const MAX_REASON_CHARS: usize = 2_000;
 
-fn check_text(field: &str, text: Option<&String>, required: bool) -> Result<(), FieldError> {
+pub(crate) fn check_text(field: &str, text: Option<&String>, required: bool) -> Result<(), FieldError> {
     match text {
         Some(t) if t.chars().count() > MAX_REASON_CHARS => {
             Err(FieldError::new(field, format!("{field} must be at most {MAX_REASON_CHARS} characters")))
@@ -113,7 +113,7 @@ fn check_text(field: &str, text: Option<&String>, required: bool) -> Result<(), 
 
 /// A page request's size ([`DEFAULT_PAGE`] unless given, at most
 /// [`MAX_PAGE`]) and the cursor it resumes at, checked in that order.
-fn page(limit: Option<usize>, cursor: Option<&str>) -> Result<(usize, Option<Cursor>), ChangeError> {
+pub(crate) fn page(limit: Option<usize>, cursor: Option<&str>) -> Result<(usize, Option<Cursor>), ChangeError> {
     let limit = limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(FieldError::new("limit", format!("limit must be between 1 and {MAX_PAGE}")).into());
@@ -122,8 +122,14 @@ fn page(limit: Option<usize>, cursor: Option<&str>) -> Result<(usize, Option<Cur
 }
 
 /// What the change use cases need of a store.
-pub trait ChangeStore: ChangeReader + ChangeWriter + TenantDocs + Counters + DueIndex + Clone + 'static {}
-impl<T: ChangeReader + ChangeWriter + TenantDocs + Counters + DueIndex + Clone + 'static> ChangeStore for T {}
+pub trait ChangeStore:
+    ChangeReader + ChangeWriter + TenantDocs + Counters + DueIndex + SecurityLog + Clone + 'static
+{
+}
+impl<T: ChangeReader + ChangeWriter + TenantDocs + Counters + DueIndex + SecurityLog + Clone + 'static> ChangeStore
+    for T
+{
+}
 
 pub struct Changes<S, C> {
     pub store: S,
@@ -131,18 +137,19 @@ pub struct Changes<S, C> {
     pub clock: C,
 }
 
-/// A mutation on its way to the store: the audit entries so far and the counters to bump.
+/// A mutation on its way to the store: the record it started from, the
+/// audit entries so far and the counters to bump.
 struct Pending {
+    before: Change,
     change: Change,
     entries: Vec<AuditEntry>,
     bumps: Vec<Bump>,
     volumes: Vec<VolumeKey>,
-    moved_from: Option<DateTime<Utc>>,
 }
 
 impl Pending {
     fn new(current: &Change) -> Self {
-        Self { change: current.clone(), entries: vec![], bumps: vec![], volumes: vec![], moved_from: None }
+        Self { before: current.clone(), change: current.clone(), entries: vec![], bumps: vec![], volumes: vec![] }
     }
 
     /// Chains one audited step onto the change.
@@ -201,7 +208,7 @@ impl<S: ChangeStore, C: Clock> Changes<S, C> {
     }
 
     /// The caller's roles under their tenant's catalog, and the catalog.
-    async fn access<'a>(&self, caller: &'a Caller) -> Result<(Access<'a>, Arc<CatalogView>), ChangeError> {
+    pub(crate) async fn access<'a>(&self, caller: &'a Caller) -> Result<(Access<'a>, Arc<CatalogView>), ChangeError> {
         let view = self.catalog.catalog(&caller.tenant).await?;
         Ok((Access::new(caller, &view.catalog.roles), view))
     }
@@ -239,11 +246,11 @@ impl<S: ChangeStore, C: Clock> Changes<S, C> {
     async fn save(&self, pending: Pending, expected: u64) -> Result<Change, ChangeError> {
         let id = pending.change.id;
         let update = ChangeUpdate {
+            before: &pending.before,
             change: &pending.change,
             entries: &pending.entries,
             bumps: &pending.bumps,
             volumes: &pending.volumes,
-            moved_from: pending.moved_from,
         };
         debug_assert_eq!(update.expected(), expected);
         match self.store.update_change(update).await {
