@@ -316,6 +316,16 @@ pub async fn rescheduling_moves_the_service_index<S: ChangeStore>(store: S) {
         assert_eq!(found.len(), 1, "{service}: listed once in the new window");
         assert_eq!(found[0].planned_end, to_day(9) + Duration::hours(2));
     }
+    // The tenant's listing index moves with it.
+    let tenant_wide = |from: i64, to: i64| ListRequest {
+        from: Some(to_day(from)),
+        to: Some(to_day(to)),
+        state: Some(ChangeState::Approved),
+        ..ListRequest::default()
+    };
+    assert!(app.list(&c, tenant_wide(1, 3)).await.expect("list").items.iter().all(|x| x.id != created.id));
+    let listed = app.list(&c, tenant_wide(8, 10)).await.expect("list");
+    assert_eq!(listed.items.iter().map(|x| x.id).collect::<Vec<_>>(), [created.id], "listed once, where it moved");
     // Only the end moves: the same index entries, with the new end.
     let longer = changehub::app::changes::RescheduleRequest {
         version: moved.version,

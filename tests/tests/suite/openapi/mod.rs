@@ -23,6 +23,7 @@
 //! - Request bodies: the schemas accept what the API accepts and refuse what
 //!   it refuses, wherever a schema can express the rule.
 
+mod audit;
 mod auth;
 mod catalog;
 mod changes;
@@ -707,6 +708,7 @@ async fn responses_match_the_documented_schemas() {
     freezes::freeze_scenario(&api).await;
     ingest::webhook_scenario(&api).await;
     events::events_scenario(&api).await;
+    audit::audit_scenario(&api).await;
 
     // The scenario exercised every documented operation with a success.
     let seen = api.seen.lock().expect("lock").clone();
