@@ -263,7 +263,10 @@ async fn bad_input_gets_a_clear_error_and_stores_nothing(api: Api) {
     }
 
     for (path, field) in [
-        ("/changes", "service"),
+        ("/changes?state=finished", "state"),
+        ("/changes?approver=someone", "approver"),
+        ("/changes?state=draft&cursor=garbage", "cursor"),
+        ("/changes?approver=me&cursor=garbage", "cursor"),
         ("/changes?service=payments&from=yesterday", "from"),
         ("/changes?service=payments&from=2026-12-02T00:00:00Z&to=2026-12-01T00:00:00Z", "to"),
         ("/changes?service=payments&limit=0", "limit"),
@@ -367,6 +370,50 @@ async fn concurrent_approvers_have_one_winner(api: Api) {
     assert!(message_of(&retry).contains("level 2 (cab of service payments)"), "{}", message_of(&retry));
 }
 
+/// Refused writes are security events, with the caller, the operation, the
+/// path and the message, repeats counted; a refused read is not one. What
+/// waits for a decision is listed for those who may take it.
+async fn refused_writes_are_security_events_and_waiting_changes_are_listed(api: Api) {
+    let t = api.tenant().await;
+    let id = api.create(&alice(&t), new_change()).await;
+    assert_eq!(api.transition(&alice(&t), &id, "submitted", 1).await.status, StatusCode::OK);
+    let waiting = |a: &Answer| a.body["changes"].as_array().map(|c| c.iter().any(|c| c["id"] == json!(id)));
+    let for_pat = api.call(&pat(&t), "GET", "/changes?approver=me", None).await;
+    assert_eq!((for_pat.status, waiting(&for_pat)), (StatusCode::OK, Some(true)), "{:?}", for_pat.body);
+    let for_carol = api.call(&carol(&t), "GET", "/changes?approver=me", None).await;
+    assert_eq!(waiting(&for_carol), Some(false), "level 2 is not open yet");
+    let submitted = api.call(&alice(&t), "GET", "/changes?state=submitted&requester=me", None).await;
+    assert_eq!(waiting(&submitted), Some(true), "{:?}", submitted.body);
+
+    for _ in 0..2 {
+        let own = api.decide(&alice(&t), &id, "approve").await;
+        assert_eq!(own.status, StatusCode::FORBIDDEN, "{:?}", own.body);
+    }
+    let freeze = json!({"id": "x", "name": "x", "schedule": {"kind": "month_end", "business_days": 1}});
+    assert_eq!(api.call(&alice(&t), "POST", "/freezes", Some(freeze)).await.status, StatusCode::FORBIDDEN);
+    let read = api.call(&alice(&t), "GET", "/audit/security", None).await;
+    assert_eq!(read.status, StatusCode::FORBIDDEN, "a requester does not read security events");
+
+    let auditor = who(&t, "ava@example.com", &["audit"]);
+    let a = api.call(&auditor, "GET", "/audit/security", None).await;
+    assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
+    let events = a.body["events"].as_array().cloned().unwrap_or_default();
+    let count = |action: &str| -> u64 {
+        events.iter().filter(|e| e["action"] == json!(action)).filter_map(|e| e["count"].as_u64()).sum()
+    };
+    assert_eq!(count("POST /changes/{id}/decisions"), 2, "{events:?}");
+    assert_eq!(count("POST /freezes"), 1, "{events:?}");
+    assert_eq!(events.len(), events.iter().filter(|e| e["user"] == json!("alice@example.com")).count());
+    assert!(
+        events.iter().all(|e| !e["action"].as_str().is_some_and(|a| a.starts_with("GET "))),
+        "reads are not events"
+    );
+    let decision =
+        events.iter().find(|e| e["action"] == json!("POST /changes/{id}/decisions")).cloned().unwrap_or_default();
+    assert_eq!(decision["target"], json!(format!("/changes/{id}/decisions")));
+    assert!(decision["reason"].as_str().is_some_and(|r| r.starts_with("dual control")), "{decision}");
+}
+
 macro_rules! on_both_stores {
     ($($case:ident),* $(,)?) => {
         mod embedded_store {
@@ -387,6 +434,7 @@ on_both_stores!(
     bad_input_gets_a_clear_error_and_stores_nothing,
     tenants_are_isolated,
     concurrent_transitions_have_one_winner,
+    refused_writes_are_security_events_and_waiting_changes_are_listed,
 );
 
 /// The api Lambda's edge: an API Gateway HTTP API event from events/apigw goes
