@@ -3,10 +3,11 @@
 use changehub::app::changes::ChangeStore;
 use changehub::app::{Caller, ChangeError, Changes, ListRequest};
 use changehub::domain::audit::{self, AuditAction};
+use changehub::domain::waiting::Awaiting;
 use changehub::domain::{ChangeState, ChangeType, TenantId};
 use changehub::ports::{
     Bump, ChangeFilter, ChangeQuery, ChangeReader, ChangeUpdate, Claim, CounterKey, Counts, Cursor, Dedupe, DocKind,
-    DueIndex, DuePartition, FixedClock, ServiceWindowQuery, StoreError, StoredDoc, VolumeKey, VolumeOf,
+    DueIndex, DuePartition, FixedClock, ServiceWindowQuery, StoreError, StoredDoc, VolumeKey, VolumeOf, WaitingQuery,
 };
 use chrono::Duration;
 use std::time::Duration as StdDuration;
@@ -662,6 +663,12 @@ pub async fn waiting_index_follows_the_approval_levels<S: ChangeStore>(store: S)
     app.decide(&sam, &x.id, approve()).await.expect("level 1 of x");
     app.decide(&lee, &y.id, approve()).await.expect("level 1 of y");
     assert!(mine(&pat, 10, None).await.items.is_empty(), "x moved on to level 2");
+    // In the index itself, not only after the decision rules: level 1's entries are gone.
+    let raw = |who: Vec<Awaiting>| WaitingQuery { tenant: c.tenant.clone(), who, limit: 10, after: None };
+    let leads = vec![Awaiting::Group("payments-leads".into()), Awaiting::Group("ledger-leads".into())];
+    assert!(app.store.waiting_for(&raw(leads)).await.expect("raw").items.is_empty(), "stale entries");
+    let cab = app.store.waiting_for(&raw(vec![Awaiting::Group("cab".into())])).await.expect("raw");
+    assert_eq!(titles(&cab), ["x", "y"]);
     assert_eq!(titles(&mine(&carol, 10, None).await), ["x", "y"]);
     let sams = mine(&sam, 10, None).await;
     assert_eq!(titles(&sams), ["y"], "sam approved x's level 1: its level 2 needs someone else");
