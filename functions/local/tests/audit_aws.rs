@@ -55,10 +55,11 @@ async fn audit_verify_table_checks_a_tenants_chains_and_their_seals() {
     assert!(ok.status.success(), "{out}{}", String::from_utf8_lossy(&ok.stderr));
     assert!(
         out.contains(&format!(
-            "table {table}, tenant {tenant}: 2 audit chain(s), 5 entries; hashes, links, heads and seals checked; 0 broken"
+            "table {table}, tenant {tenant}: 3 audit chain(s), 6 entries; hashes, links, heads and seals checked; 0 broken"
         )),
         "{out}"
     );
+    assert!(out.contains(&format!("ok      {tenant}/governance  1 entries")), "the catalog import: {out}");
 
     // A consistent rewrite by someone with table access but not the key.
     let tenant_id = TenantId::parse(&tenant).expect("tenant");
