@@ -9,16 +9,18 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::keys::IndexItem;
 use super::{expiry, keys};
 use crate::domain::{AuditEntry, Change, ChangeId, TenantId};
 use crate::ports::{
     AuditSealer, ChangeQuery, ChangeReader, ChangeUpdate, ChangeWriter, Claim, CounterKey, Counters, Counts, Cursor,
-    Dedupe, DueIndex, DuePartition, InvalidCursor, Page, ServiceWindowQuery, StoreError, VolumeKey, WaitingQuery,
-    seal_entries, seal_entry,
+    Dedupe, DueIndex, DuePartition, Page, ServiceWindowQuery, StoreError, VolumeKey, WaitingQuery, seal_entries,
+    seal_entry,
 };
 
+mod index;
 mod trails;
+
+use index::{reindex, window_page};
 
 /// (PK, SK) → JSON document.
 const ITEMS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("items");
@@ -29,23 +31,6 @@ const GSI1: TableDefinition<(&str, &str), &str> = TableDefinition::new("gsi1");
 struct CounterItem {
     changes: u64,
     failures: u64,
-}
-
-/// Moves a change's index entries (service, listing, waiting) from those of
-/// `before` to those of `after` ([`keys::index_writes`]).
-fn reindex(
-    table: &mut redb::Table<(&str, &str), &[u8]>,
-    before: Option<&Change>,
-    after: &Change,
-) -> Result<(), StoreError> {
-    let writes = keys::index_writes(before, after);
-    for (pk, sk) in &writes.deletes {
-        table.remove((pk.as_str(), sk.as_str())).map_err(backend)?;
-    }
-    for ((pk, sk), item) in &writes.puts {
-        table.insert((pk.as_str(), sk.as_str()), encode(item)?.as_slice()).map_err(backend)?;
-    }
-    Ok(())
 }
 
 /// Moves a change's due-index entry from its old record's key to its new one's.
@@ -153,16 +138,28 @@ impl EmbeddedStore {
     /// Every change record in the file, of every tenant. An admin scan for
     /// `changehub audit verify`: no request path reads the whole store.
     pub async fn all_changes(&self) -> Result<Vec<Change>, StoreError> {
-        self.blocking(|db| {
+        self.scan(|pk, sk, value| match sk == keys::META && pk.contains("#CHG#") {
+            true => decode(pk, sk, value).map(Some),
+            false => Ok(None),
+        })
+        .await
+    }
+
+    /// What `pick` takes of every item in the file, in key order: admin
+    /// scans for `changehub audit verify`, never a request path.
+    async fn scan<T, F>(&self, pick: F) -> Result<Vec<T>, StoreError>
+    where
+        T: Send + 'static,
+        F: Fn(&str, &str, &[u8]) -> Result<Option<T>, StoreError> + Send + 'static,
+    {
+        self.blocking(move |db| {
             let txn = db.begin_read().map_err(backend)?;
             let table = txn.open_table(ITEMS).map_err(backend)?;
             let mut out = Vec::new();
             for row in table.iter().map_err(backend)? {
                 let (k, v) = row.map_err(backend)?;
                 let (pk, sk) = k.value();
-                if sk == keys::META && pk.contains("#CHG#") {
-                    out.push(decode(pk, sk, v.value())?);
-                }
+                out.extend(pick(pk, sk, v.value())?);
             }
             Ok(out)
         })
@@ -196,70 +193,9 @@ fn get_item<T: DeserializeOwned>(
     }
 }
 
-/// The record an index item names; an index naming a missing change is corrupt.
-fn get_change_item(
-    table: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>,
-    tenant: &TenantId,
-    id: &ChangeId,
-) -> Result<Change, StoreError> {
-    let pk = keys::change_pk(tenant, id);
-    get_item(table, &pk, keys::META)?
-        .ok_or_else(|| StoreError::Corrupt { key: pk, message: "an index item names a missing change".into() })
-}
-
-/// A page of a start-sorted index (service or listing) in `range`: at most
-/// `evaluate` items after the cursor are read; of those still running at
-/// `from` and that `admits` keeps, up to `limit` records. The cursor is the
-/// last key returned when there are more, or the last key read when the read
-/// stopped at `evaluate` (as DynamoDB's `Limit` and `LastEvaluatedKey` do).
-#[allow(clippy::too_many_arguments)]
-fn window_page(
-    table: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>,
-    pk: &str,
-    range: &keys::SkRange,
-    tenant: &TenantId,
-    from: DateTime<Utc>,
-    limit: usize,
-    evaluate: usize,
-    admits: impl Fn(&IndexItem) -> bool,
-) -> Result<Page<Change>, StoreError> {
-    let mut items = Vec::new();
-    let (mut evaluated, mut last_sk) = (0, None::<String>);
-    for row in table.range((pk, range.lo.as_str())..=(pk, range.hi.as_str())).map_err(backend)? {
-        let (k, v) = row.map_err(backend)?;
-        let sk = k.value().1;
-        if range.after.as_deref() == Some(sk) {
-            continue;
-        }
-        if evaluated == evaluate {
-            return Ok(Page { items, next: last_sk.map(Cursor::issued) });
-        }
-        evaluated += 1;
-        let idx: IndexItem = decode(pk, sk, v.value())?;
-        let planned_end = idx.planned_end.ok_or_else(|| StoreError::Corrupt {
-            key: format!("{pk}/{sk}"),
-            message: "index item without planned_end".into(),
-        })?;
-        if range.keeps(sk, planned_end, from) && admits(&idx) {
-            if items.len() == limit {
-                return Ok(Page { items, next: last_sk.map(Cursor::issued) });
-            }
-            items.push(get_change_item(table, tenant, &idx.change_id)?);
-        }
-        last_sk = Some(sk.to_owned());
-    }
-    Ok(Page { items, next: None })
-}
-
 impl ChangeReader for EmbeddedStore {
     async fn get_change(&self, tenant: &TenantId, id: &ChangeId) -> Result<Option<Change>, StoreError> {
-        let pk = keys::change_pk(tenant, id);
-        self.blocking(move |db| {
-            let txn = db.begin_read().map_err(backend)?;
-            let table = txn.open_table(ITEMS).map_err(backend)?;
-            get_item(&table, &pk, keys::META)
-        })
-        .await
+        self.read_item(keys::change_pk(tenant, id), keys::META).await
     }
 
     async fn changes_for_service(&self, q: &ServiceWindowQuery) -> Result<Page<Change>, StoreError> {
@@ -274,44 +210,11 @@ impl ChangeReader for EmbeddedStore {
     }
 
     async fn list_changes(&self, q: &ChangeQuery) -> Result<Page<Change>, StoreError> {
-        let range = keys::window_range(q.from, q.to, q.after.as_ref())?;
-        let q = q.clone();
-        self.blocking(move |db| {
-            let txn = db.begin_read().map_err(backend)?;
-            let table = txn.open_table(ITEMS).map_err(backend)?;
-            let admits = |item: &IndexItem| item.listing.as_ref().is_some_and(|l| q.filter.admits(l));
-            let pk = keys::plan_pk(&q.tenant);
-            window_page(&table, &pk, &range, &q.tenant, q.from, q.limit, q.evaluate, admits)
-        })
-        .await
+        self.listing_page(q).await
     }
 
     async fn waiting_for(&self, q: &WaitingQuery) -> Result<Page<Change>, StoreError> {
-        if q.after.as_deref().is_some_and(|c| !keys::waiting_cursor_is_valid(c)) {
-            return Err(InvalidCursor.into());
-        }
-        let q = q.clone();
-        self.blocking(move |db| {
-            let txn = db.begin_read().map_err(backend)?;
-            let table = txn.open_table(ITEMS).map_err(backend)?;
-            let after = q.after.as_deref().unwrap_or_default();
-            let mut found: Vec<(String, ChangeId)> = Vec::new();
-            for who in &q.who {
-                let pk = keys::waiting_pk(&q.tenant, who);
-                let rows = table.range((pk.as_str(), after)..(pk.as_str(), "~")).map_err(backend)?;
-                for row in rows.take(q.limit + 2) {
-                    let (k, v) = row.map_err(backend)?;
-                    let sk = k.value().1;
-                    if sk != after {
-                        found.push((sk.to_owned(), decode::<IndexItem>(&pk, sk, v.value())?.change_id));
-                    }
-                }
-            }
-            let (ids, next) = super::merge_waiting(found, q.limit);
-            let items = ids.iter().map(|id| get_change_item(&table, &q.tenant, id)).collect::<Result<_, _>>()?;
-            Ok(Page { items, next })
-        })
-        .await
+        self.waiting_page(q).await
     }
 
     async fn audit_trail(&self, tenant: &TenantId, id: &ChangeId) -> Result<Vec<AuditEntry>, StoreError> {
@@ -324,6 +227,20 @@ impl ChangeReader for EmbeddedStore {
 }
 
 impl EmbeddedStore {
+    /// The item at (`pk`, `sk`), decoded; none if there is none.
+    async fn read_item<T: DeserializeOwned + Send + 'static>(
+        &self,
+        pk: String,
+        sk: &'static str,
+    ) -> Result<Option<T>, StoreError> {
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(backend)?;
+            let table = txn.open_table(ITEMS).map_err(backend)?;
+            get_item(&table, &pk, sk)
+        })
+        .await
+    }
+
     /// Every item of partition `pk` whose SK starts with `prefix`, in SK
     /// order, as DynamoDB's `begins_with` query reads them.
     async fn query_prefix<T: DeserializeOwned + Send + 'static>(
@@ -460,28 +377,43 @@ impl DueIndex for EmbeddedStore {
             let gsi = txn.open_table(GSI1).map_err(backend)?;
             let table = txn.open_table(ITEMS).map_err(backend)?;
             let (pk, lo, hi) = (range.pk.as_str(), range.after.as_deref().unwrap_or_default(), range.hi.as_str());
-            let mut items = Vec::new();
-            let mut last = None;
-            for row in gsi.range((pk, lo)..=(pk, hi)).map_err(backend)? {
+            let rows = gsi.range((pk, lo)..=(pk, hi)).map_err(backend)?.map(|row| {
                 let (k, v) = row.map_err(backend)?;
-                let sk = k.value().1;
-                if range.after.as_deref() == Some(sk) {
-                    continue;
-                }
-                if items.len() == limit {
-                    return Ok(Page { items, next: last.map(Cursor::issued) });
-                }
-                let change: Change = get_item(&table, v.value(), keys::META)?.ok_or_else(|| StoreError::Corrupt {
+                let sk = k.value().1.to_owned();
+                let change = get_item(&table, v.value(), keys::META)?.ok_or_else(|| StoreError::Corrupt {
                     key: format!("{pk}/{sk}"),
                     message: "due index names a missing change".into(),
                 })?;
-                items.push(change);
-                last = Some(sk.to_owned());
-            }
-            Ok(Page { items, next: None })
+                Ok((sk, change))
+            });
+            paged(rows, range.after.as_deref(), limit)
         })
         .await
     }
+}
+
+/// A page of `(sort key, item)` rows read in order: the cursor's own row
+/// skipped, at most `limit` items, and the last one's sort key as the next
+/// page's cursor when a row is left (which is read to know it is there).
+fn paged<T>(
+    rows: impl IntoIterator<Item = Result<(String, T), StoreError>>,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Page<T>, StoreError> {
+    let mut items = Vec::new();
+    let mut last = None;
+    for row in rows {
+        let (sk, item) = row?;
+        if after == Some(sk.as_str()) {
+            continue;
+        }
+        if items.len() == limit {
+            return Ok(Page { items, next: last.map(Cursor::issued) });
+        }
+        items.push(item);
+        last = Some(sk);
+    }
+    Ok(Page { items, next: None })
 }
 
 impl Dedupe for EmbeddedStore {

@@ -196,6 +196,20 @@ pub fn trail_cursor_is_valid(cursor: &str) -> bool {
     cursor.strip_prefix(AUDIT_PREFIX).is_some_and(|seq| seq.len() == 20 && seq.bytes().all(|b| b.is_ascii_digit()))
 }
 
+/// The governance trail's entries, from the cursor when one is given (an
+/// entry's sort key, skipped itself) to the last.
+pub fn trail_range(after: Option<&Cursor>) -> Result<SkRange, InvalidCursor> {
+    let after = after.map(Cursor::as_str);
+    if after.is_some_and(|c| !trail_cursor_is_valid(c)) {
+        return Err(InvalidCursor);
+    }
+    Ok(SkRange {
+        lo: after.unwrap_or(AUDIT_PREFIX).to_owned(),
+        hi: format!("{AUDIT_PREFIX}~"),
+        after: after.map(str::to_owned),
+    })
+}
+
 /// A tenant's security events.
 pub fn security_pk(tenant: &TenantId) -> String {
     format!("T#{tenant}#SEC")
@@ -455,7 +469,11 @@ mod tests {
         assert_eq!((range.hi.as_str(), range.after.as_deref()), (sk.as_str(), Some(sk.as_str())));
         let bogus = Cursor::parse("CHG#2026").expect("well formed");
         assert_eq!(security_range(since, until, Some(&bogus)), Err(InvalidCursor));
-        assert!(trail_cursor_is_valid(&audit_sk(7)) && !trail_cursor_is_valid("AUD#7"));
+        let entry = Cursor::parse(&audit_sk(7)).expect("well formed");
+        let range = trail_range(Some(&entry)).expect("an entry's key");
+        assert_eq!((range.lo.as_str(), range.hi.as_str()), (audit_sk(7).as_str(), "AUD#~"));
+        let short = Cursor::parse("AUD#7").expect("well formed");
+        assert_eq!(trail_range(Some(&short)), Err(InvalidCursor));
     }
 
     #[test]

@@ -13,13 +13,13 @@ use crate::adapters::{expiry, keys};
 use crate::domain::TenantId;
 use crate::domain::audit::{AuditEntry, TrailHead};
 use crate::ports::{
-    Cursor, DocKind, InvalidCursor, Page, Refusal, SecurityEvent, SecurityLog, SecurityQuery, StoreError, StoredDoc,
-    TenantDocs, seal_entry,
+    Cursor, DocKind, Page, Refusal, SecurityEvent, SecurityLog, SecurityQuery, StoreError, StoredDoc, TenantDocs,
+    seal_entry,
 };
 
 impl TenantDocs for DynamoStore {
     async fn get_doc(&self, tenant: &TenantId, kind: DocKind) -> Result<Option<StoredDoc>, StoreError> {
-        self.get_doc_item(keys::doc_pk(tenant, kind), keys::DOC_CURRENT).await
+        self.read_item(keys::doc_pk(tenant, kind), keys::DOC_CURRENT).await
     }
 
     /// One transaction: the current version (conditional on the version
@@ -65,7 +65,7 @@ impl TenantDocs for DynamoStore {
     }
 
     async fn trail_head(&self, tenant: &TenantId) -> Result<Option<TrailHead>, StoreError> {
-        self.get_doc_item(keys::governance_pk(tenant), keys::TRAIL_HEAD).await
+        self.read_item(keys::governance_pk(tenant), keys::TRAIL_HEAD).await
     }
 
     async fn trail(
@@ -74,12 +74,32 @@ impl TenantDocs for DynamoStore {
         limit: usize,
         after: Option<Cursor>,
     ) -> Result<Page<AuditEntry>, StoreError> {
-        if after.as_deref().is_some_and(|c| !keys::trail_cursor_is_valid(c)) {
-            return Err(InvalidCursor.into());
-        }
-        let lo = after.as_deref().unwrap_or(keys::AUDIT_PREFIX).to_owned();
-        let hi = format!("{}~", keys::AUDIT_PREFIX);
-        let mut items: Vec<AuditEntry> = Vec::new();
+        let range = keys::trail_range(after.as_ref())?;
+        let page = self.query_page(keys::governance_pk(tenant), &range, Forward::Yes, limit).await?;
+        Ok(Page { items: page.items.iter().map(|(_, item)| decode(item)).collect::<Result<_, _>>()?, next: page.next })
+    }
+}
+
+/// Which way a page reads its range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Forward {
+    Yes,
+    No,
+}
+
+impl DynamoStore {
+    /// A page of partition `pk`'s items in `range`, by sort key (`Forward::No`:
+    /// newest first), the cursor's own item skipped: one consistent Query
+    /// (another only past 1 MB), and the last item's sort key as the next
+    /// page's cursor when an item is left.
+    async fn query_page(
+        &self,
+        pk: String,
+        range: &keys::SkRange,
+        forward: Forward,
+        limit: usize,
+    ) -> Result<Page<(String, Item)>, StoreError> {
+        let mut items: Vec<(String, Item)> = Vec::new();
         let mut start = None;
         loop {
             let out = self
@@ -87,9 +107,10 @@ impl TenantDocs for DynamoStore {
                 .query()
                 .table_name(&self.table)
                 .key_condition_expression("PK = :pk AND SK BETWEEN :lo AND :hi")
-                .expression_attribute_values(":pk", s(keys::governance_pk(tenant)))
-                .expression_attribute_values(":lo", s(lo.clone()))
-                .expression_attribute_values(":hi", s(hi.clone()))
+                .expression_attribute_values(":pk", s(pk.clone()))
+                .expression_attribute_values(":lo", s(range.lo.clone()))
+                .expression_attribute_values(":hi", s(range.hi.clone()))
+                .scan_index_forward(forward == Forward::Yes)
                 .set_exclusive_start_key(start.take())
                 .limit((limit + 2) as i32)
                 .consistent_read(true)
@@ -98,14 +119,14 @@ impl TenantDocs for DynamoStore {
                 .map_err(classify)?;
             for item in out.items.unwrap_or_default() {
                 let sk = item.get("SK").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-                if after.as_deref() == Some(sk.as_str()) {
+                if range.after.as_deref() == Some(sk.as_str()) {
                     continue;
                 }
                 if items.len() == limit {
-                    let next = items.last().map(|e| Cursor::issued(keys::audit_sk(e.seq)));
+                    let next = items.last().map(|(sk, _)| Cursor::issued(sk.clone()));
                     return Ok(Page { items, next });
                 }
-                items.push(decode(&item)?);
+                items.push((sk, item));
             }
             match out.last_evaluated_key {
                 Some(k) => start = Some(k),
@@ -131,26 +152,6 @@ fn conditional_put(
         p.expression_attribute_values = Some(HashMap::from([(":before".to_owned(), n(before))]));
     }
     Ok(write)
-}
-
-impl DynamoStore {
-    /// A consistent GetItem of an item kept whole in `doc`.
-    async fn get_doc_item<T: serde::de::DeserializeOwned>(
-        &self,
-        pk: String,
-        sk: &str,
-    ) -> Result<Option<T>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(pk, sk)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(classify)?;
-        out.item.as_ref().map(decode).transpose()
-    }
 }
 
 impl SecurityLog for DynamoStore {
@@ -186,35 +187,9 @@ impl SecurityLog for DynamoStore {
     /// One Query, newest first.
     async fn security_events(&self, q: &SecurityQuery) -> Result<Page<SecurityEvent>, StoreError> {
         let range = keys::security_range(q.since, q.until, q.after.as_ref())?;
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("PK = :pk AND SK BETWEEN :lo AND :hi")
-            .expression_attribute_values(":pk", s(keys::security_pk(&q.tenant)))
-            .expression_attribute_values(":lo", s(range.lo.clone()))
-            .expression_attribute_values(":hi", s(range.hi.clone()))
-            .scan_index_forward(false)
-            .limit((q.limit + 2) as i32)
-            .send()
-            .await
-            .map_err(classify)?;
-        let mut items = Vec::new();
-        let mut last = None;
-        for item in out.items.unwrap_or_default() {
-            let sk = item.get("SK").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-            if range.after.as_deref() == Some(sk.as_str()) {
-                continue;
-            }
-            if items.len() == q.limit {
-                return Ok(Page { items, next: last.map(Cursor::issued) });
-            }
-            items.push(security_event_of(&sk, &item)?);
-            last = Some(sk);
-        }
-        // Fewer than asked for: the query ran past every event in the range.
-        let next = out.last_evaluated_key.and(last).filter(|_| items.len() == q.limit);
-        Ok(Page { items, next: next.map(Cursor::issued) })
+        let page = self.query_page(keys::security_pk(&q.tenant), &range, Forward::No, q.limit).await?;
+        let items = page.items.iter().map(|(sk, item)| security_event_of(sk, item)).collect::<Result<_, _>>()?;
+        Ok(Page { items, next: page.next })
     }
 }
 

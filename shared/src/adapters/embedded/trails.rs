@@ -2,28 +2,22 @@
 //! its security events: the same keys and conditions as DynamoDB's.
 
 use chrono::{DateTime, Utc};
-use redb::{ReadableDatabase, ReadableTable};
+use redb::ReadableDatabase;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
-use super::{EmbeddedStore, ITEMS, backend, decode, encode, get_item};
+use super::{EmbeddedStore, ITEMS, backend, decode, encode, get_item, paged};
 use crate::adapters::{expiry, keys};
 use crate::domain::TenantId;
 use crate::domain::audit::{AuditEntry, TrailHead};
 use crate::ports::{
-    Cursor, DocKind, InvalidCursor, Page, Refusal, SecurityEvent, SecurityLog, SecurityQuery, StoreError, StoredDoc,
-    TenantDocs, seal_entry,
+    Cursor, DocKind, Page, Refusal, SecurityEvent, SecurityLog, SecurityQuery, StoreError, StoredDoc, TenantDocs,
+    seal_entry,
 };
 
 impl TenantDocs for EmbeddedStore {
     async fn get_doc(&self, tenant: &TenantId, kind: DocKind) -> Result<Option<StoredDoc>, StoreError> {
-        let pk = keys::doc_pk(tenant, kind);
-        self.blocking(move |db| {
-            let txn = db.begin_read().map_err(backend)?;
-            let table = txn.open_table(ITEMS).map_err(backend)?;
-            get_item(&table, &pk, keys::DOC_CURRENT)
-        })
-        .await
+        self.read_item(keys::doc_pk(tenant, kind), keys::DOC_CURRENT).await
     }
 
     async fn put_doc(
@@ -60,13 +54,7 @@ impl TenantDocs for EmbeddedStore {
     }
 
     async fn trail_head(&self, tenant: &TenantId) -> Result<Option<TrailHead>, StoreError> {
-        let pk = keys::governance_pk(tenant);
-        self.blocking(move |db| {
-            let txn = db.begin_read().map_err(backend)?;
-            let table = txn.open_table(ITEMS).map_err(backend)?;
-            get_item(&table, &pk, keys::TRAIL_HEAD)
-        })
-        .await
+        self.read_item(keys::governance_pk(tenant), keys::TRAIL_HEAD).await
     }
 
     async fn trail(
@@ -75,29 +63,18 @@ impl TenantDocs for EmbeddedStore {
         limit: usize,
         after: Option<Cursor>,
     ) -> Result<Page<AuditEntry>, StoreError> {
-        if after.as_deref().is_some_and(|c| !keys::trail_cursor_is_valid(c)) {
-            return Err(InvalidCursor.into());
-        }
+        let range = keys::trail_range(after.as_ref())?;
         let pk = keys::governance_pk(tenant);
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(backend)?;
             let table = txn.open_table(ITEMS).map_err(backend)?;
-            let lo = after.as_deref().unwrap_or(keys::AUDIT_PREFIX).to_owned();
-            let hi = format!("{}~", keys::AUDIT_PREFIX);
-            let mut items = Vec::new();
-            for row in table.range((pk.as_str(), lo.as_str())..(pk.as_str(), hi.as_str())).map_err(backend)? {
+            let rows = table.range((pk.as_str(), range.lo.as_str())..(pk.as_str(), range.hi.as_str()));
+            let rows = rows.map_err(backend)?.map(|row| {
                 let (k, v) = row.map_err(backend)?;
                 let sk = k.value().1;
-                if after.as_deref() == Some(sk) {
-                    continue;
-                }
-                if items.len() == limit {
-                    let next = items.last().map(|e: &AuditEntry| Cursor::issued(keys::audit_sk(e.seq)));
-                    return Ok(Page { items, next });
-                }
-                items.push(decode(&pk, sk, v.value())?);
-            }
-            Ok(Page { items, next: None })
+                Ok((sk.to_owned(), decode(&pk, sk, v.value())?))
+            });
+            paged(rows, range.after.as_deref(), limit)
         })
         .await
     }
@@ -107,22 +84,14 @@ impl EmbeddedStore {
     /// Every tenant with a governance trail in the file. An admin scan for
     /// `changehub audit verify`, like [`EmbeddedStore::all_changes`].
     pub async fn governance_tenants(&self) -> Result<Vec<TenantId>, StoreError> {
-        self.blocking(|db| {
-            let txn = db.begin_read().map_err(backend)?;
-            let table = txn.open_table(ITEMS).map_err(backend)?;
-            let mut out = Vec::new();
-            for row in table.iter().map_err(backend)? {
-                let (k, _) = row.map_err(backend)?;
-                let (pk, sk) = k.value();
-                let tenant = pk.strip_prefix("T#").and_then(|rest| rest.strip_suffix("#GOV"));
-                if let (Some(tenant), keys::TRAIL_HEAD) = (tenant, sk) {
-                    out.push(
-                        TenantId::parse(tenant)
-                            .map_err(|e| StoreError::Corrupt { key: format!("{pk}/{sk}"), message: e.message })?,
-                    );
-                }
+        self.scan(|pk, sk, _| {
+            let tenant = pk.strip_prefix("T#").and_then(|rest| rest.strip_suffix("#GOV"));
+            match (tenant, sk) {
+                (Some(tenant), keys::TRAIL_HEAD) => TenantId::parse(tenant)
+                    .map(Some)
+                    .map_err(|e| StoreError::Corrupt { key: format!("{pk}/{sk}"), message: e.message }),
+                _ => Ok(None),
             }
-            Ok(out)
         })
         .await
     }
@@ -169,23 +138,13 @@ impl SecurityLog for EmbeddedStore {
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(backend)?;
             let table = txn.open_table(ITEMS).map_err(backend)?;
-            let mut items = Vec::new();
-            let mut last = None;
-            let rows =
-                table.range((pk.as_str(), range.lo.as_str())..=(pk.as_str(), range.hi.as_str())).map_err(backend)?;
-            for row in rows.rev() {
+            let rows = table.range((pk.as_str(), range.lo.as_str())..=(pk.as_str(), range.hi.as_str()));
+            let rows = rows.map_err(backend)?.rev().map(|row| {
                 let (k, v) = row.map_err(backend)?;
                 let sk = k.value().1;
-                if range.after.as_deref() == Some(sk) {
-                    continue;
-                }
-                if items.len() == limit {
-                    return Ok(Page { items, next: last.map(Cursor::issued) });
-                }
-                items.push(decode::<EventItem>(&pk, sk, v.value())?.event);
-                last = Some(sk.to_owned());
-            }
-            Ok(Page { items, next: None })
+                Ok((sk.to_owned(), decode::<EventItem>(&pk, sk, v.value())?.event))
+            });
+            paged(rows, range.after.as_deref(), limit)
         })
         .await
     }
