@@ -80,6 +80,23 @@ pub(super) fn windowed_end(sk: &str, idx: &IndexItem) -> Result<DateTime<Utc>, S
         .ok_or_else(|| StoreError::Corrupt { key: sk.to_owned(), message: "index item without planned_end".into() })
 }
 
+/// The listing filter as a `FilterExpression` on the listing item's
+/// attributes and its values; none when nothing filters.
+fn filter_expression(f: &crate::ports::ChangeFilter) -> Option<(String, Vec<(&'static str, AttributeValue)>)> {
+    let conditions = [
+        f.state.map(|v| ("#state = :state", ":state", s(v.as_str()))),
+        f.change_type.map(|v| ("change_type = :type", ":type", s(v.as_str()))),
+        f.requester.as_ref().map(|v| ("requester = :requester", ":requester", s(v.clone()))),
+        f.service.as_ref().map(|v| ("contains(services, :service)", ":service", s(v.as_str()))),
+    ];
+    let given: Vec<_> = conditions.into_iter().flatten().collect();
+    if given.is_empty() {
+        return None;
+    }
+    let expression = given.iter().map(|(c, _, _)| *c).collect::<Vec<_>>().join(" AND ");
+    Some((expression, given.into_iter().map(|(_, name, value)| (name, value)).collect()))
+}
+
 impl DynamoStore {
     /// The deletes and puts that move a change's index entries from those of
     /// `before` to those of `after` ([`keys::index_writes`]).
@@ -119,28 +136,15 @@ impl DynamoStore {
             .expression_attribute_values(":hi", s(range.hi.clone()))
             .limit((q.evaluate + usize::from(range.after.is_some())) as i32)
             .consistent_read(true);
-        let mut conditions = Vec::new();
-        let f = &q.filter;
-        if let Some(state) = f.state {
-            conditions.push("#state = :state");
-            query = query
-                .expression_attribute_names("#state", "state")
-                .expression_attribute_values(":state", s(state.as_str()));
-        }
-        if let Some(t) = f.change_type {
-            conditions.push("change_type = :type");
-            query = query.expression_attribute_values(":type", s(t.as_str()));
-        }
-        if let Some(requester) = &f.requester {
-            conditions.push("requester = :requester");
-            query = query.expression_attribute_values(":requester", s(requester.clone()));
-        }
-        if let Some(service) = &f.service {
-            conditions.push("contains(services, :service)");
-            query = query.expression_attribute_values(":service", s(service.as_str()));
-        }
-        if !conditions.is_empty() {
-            query = query.filter_expression(conditions.join(" AND "));
+        if let Some((expression, values)) = filter_expression(&q.filter) {
+            query = query.filter_expression(expression);
+            if q.filter.state.is_some() {
+                // `state` is a reserved word.
+                query = query.expression_attribute_names("#state", "state");
+            }
+            for (name, value) in values {
+                query = query.expression_attribute_values(name, value);
+            }
         }
         let out = query.send().await.map_err(classify)?;
         let (mut ids, mut last_sk, mut more) = (Vec::new(), None, false);
