@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::app::ChangeError;
-use crate::app::governance::{Trail, put_audited};
+use crate::app::governance::{GovernanceWrite, put_audited};
 use crate::domain::access::{Access, Caller};
 use crate::domain::audit::{AuditAction, FieldChange};
 use crate::domain::catalog::{Catalog, CatalogView, Role};
@@ -142,7 +142,7 @@ impl<D: TenantDocs> CachedCatalog<D> {
                 field("version", base.into(), doc.version.into()),
                 field("sha256", Value::Null, sha256.clone().into()),
             ];
-            let trail = Trail { action: AuditAction::CatalogImported, changes, reason: None };
+            let trail = GovernanceWrite { action: AuditAction::CatalogImported, changes, reason: None };
             match put_audited(&self.inner.docs, caller, DocKind::Catalog, &doc, trail).await {
                 Ok(_) => {
                     tracing::info!(tenant = %caller.tenant, version = doc.version, services = catalog.services.len(), "catalog replaced");

@@ -151,14 +151,14 @@ fn append_capped<T>(log: &mut Vec<T>, entry: T) {
 
 /// What one write of a tenant document did, for the governance trail.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Trail {
+pub struct GovernanceWrite {
     pub action: AuditAction,
     /// What changed: `{document}.{what}`, before and after.
     pub changes: Vec<FieldChange>,
     pub reason: Option<String>,
 }
 
-impl Trail {
+impl GovernanceWrite {
     /// One item of a document (`freezes.{id}`, `incidents.{id}`) before and after.
     fn item(
         action: AuditAction,
@@ -169,7 +169,11 @@ impl Trail {
         fn json(v: Option<&impl Serialize>) -> serde_json::Value {
             v.and_then(|v| serde_json::to_value(v).ok()).unwrap_or_default()
         }
-        Trail { action, changes: vec![FieldChange { field, before: json(before), after: json(after) }], reason: None }
+        GovernanceWrite {
+            action,
+            changes: vec![FieldChange { field, before: json(before), after: json(after) }],
+            reason: None,
+        }
     }
 }
 
@@ -182,7 +186,7 @@ pub async fn put_audited<D: TenantDocs>(
     caller: &Caller,
     kind: DocKind,
     doc: &StoredDoc,
-    trail: Trail,
+    trail: GovernanceWrite,
 ) -> Result<AuditEntry, StoreError> {
     let head = docs.trail_head(&caller.tenant).await?;
     let entry = audit::governance_entry(
@@ -228,7 +232,7 @@ async fn update_doc<D, T, F>(
 where
     D: TenantDocs,
     T: Serialize + DeserializeOwned + Default + Clone,
-    F: FnMut(&mut T, DateTime<Utc>) -> Result<Trail, ChangeError>,
+    F: FnMut(&mut T, DateTime<Utc>) -> Result<GovernanceWrite, ChangeError>,
 {
     for _ in 0..3 {
         let (mut body, version): (T, u64) = read_doc(docs, &caller.tenant, kind).await?;
@@ -301,7 +305,7 @@ impl<D: TenantDocs, K: CatalogReader, C: Clock> Governance<'_, D, K, C> {
             let entry = FreezeLogEntry { action: FreezeAction::Declared, by, at, reason: None, window: window.clone() };
             append_capped(&mut f.log, entry);
             let field = format!("freezes.{}", window.id);
-            Ok(Trail::item(AuditAction::FreezeDeclared, field, before.as_ref(), Some(&window)))
+            Ok(GovernanceWrite::item(AuditAction::FreezeDeclared, field, before.as_ref(), Some(&window)))
         })
         .await?;
         tracing::info!(tenant = %caller.tenant, freeze = %window.id, user = %caller.user, "freeze window declared");
@@ -323,8 +327,9 @@ impl<D: TenantDocs, K: CatalogReader, C: Clock> Governance<'_, D, K, C> {
             let entry =
                 FreezeLogEntry { action: FreezeAction::Lifted, by, at, reason: why.clone(), window: window.clone() };
             append_capped(&mut f.log, entry);
-            let trail = Trail::item(AuditAction::FreezeLifted, format!("freezes.{id}"), Some(&window), None::<&()>);
-            Ok(Trail { reason: why, ..trail })
+            let trail =
+                GovernanceWrite::item(AuditAction::FreezeLifted, format!("freezes.{id}"), Some(&window), None::<&()>);
+            Ok(GovernanceWrite { reason: why, ..trail })
         })
         .await?;
         tracing::info!(tenant = %caller.tenant, freeze = %id, user = %caller.user, "freeze window lifted");
@@ -391,7 +396,7 @@ impl<D: TenantDocs, K: CatalogReader, C: Clock> Governance<'_, D, K, C> {
             upsert(&mut i.open, incident.clone(), |o| o.id == incident.id, MAX_OPEN_INCIDENTS, full)?;
             i.record(IncidentAction::Declared, caller, now, incident.clone());
             let field = format!("incidents.{}", incident.id);
-            Ok(Trail::item(AuditAction::IncidentDeclared, field, None::<&()>, Some(&incident)))
+            Ok(GovernanceWrite::item(AuditAction::IncidentDeclared, field, None::<&()>, Some(&incident)))
         })
         .await?;
         tracing::info!(tenant = %caller.tenant, incident = %incident.id, user = %caller.user, "major incident declared");
@@ -415,7 +420,12 @@ impl<D: TenantDocs, K: CatalogReader, C: Clock> Governance<'_, D, K, C> {
                 .into());
             }
             i.open.retain(|o| o.id != id);
-            let trail = Trail::item(AuditAction::IncidentResolved, format!("incidents.{id}"), Some(&open), None::<&()>);
+            let trail = GovernanceWrite::item(
+                AuditAction::IncidentResolved,
+                format!("incidents.{id}"),
+                Some(&open),
+                None::<&()>,
+            );
             i.record(IncidentAction::Resolved, caller, at, open);
             Ok(trail)
         })
