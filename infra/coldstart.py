@@ -19,6 +19,10 @@ Events (--event):
            Each run signs two new bodies (new deployment_status id, new
            delivery id), so neither is a duplicate.
   health   events/apigw/health.json, for the api function (no AWS call).
+  stream   events/dynamodb/stream.other_item.json, for the publish function:
+           a stream batch whose one record is not a change item, so the
+           function skips it without an AWS call (init and the handler's
+           decoding; the publishing itself is tested on moto, not timed).
 The baseline echoes whatever it is sent.
 
 Binaries are run in turn within each run (side by side), so a busy machine
@@ -30,7 +34,7 @@ count on a busy machine): init, first and warm, each binary run three times
 and stopped after 0, 1 and 2 events; the profiles stay in DIR for
 callgrind_annotate (build with CARGO_PROFILE_RELEASE_STRIP=false for names).
 
-usage: .venv/bin/python infra/coldstart.py [--runs N] [--event webhook|health]
+usage: .venv/bin/python infra/coldstart.py [--runs N] [--event webhook|health|stream]
            [--aws-endpoint URL] [--env NAME:VAR=VALUE] [--callgrind DIR]
            NAME=BINARY [NAME=BINARY ...]
 """
@@ -47,6 +51,7 @@ SECRETS_ID = "changehub-bench-secrets"
 GITHUB_SECRET = "It's a Secret to Everybody"
 SAMPLE = json.loads((ROOT / "events/github/deployment_status.success.json").read_bytes())
 HEALTH = (ROOT / "events/apigw/health.json").read_bytes()
+STREAM = (ROOT / "events/dynamodb/stream.other_item.json").read_bytes()
 
 
 def webhook_event(status_id):
@@ -155,6 +160,7 @@ def run_once(binary, events, extra_env, trust_store, wrapper=()):
         "CHANGEHUB_TABLE": TABLE,
         "CHANGEHUB_EVENT_BUS": EVENT_BUS,
         "CHANGEHUB_SECRETS_ID": SECRETS_ID,
+        "CHANGEHUB_TOPIC_ARN": f"arn:aws:sns:{REGION}:123456789012:changehub-bench-notifications",
         "RUST_LOG": "info",
         **extra_env,
     }
@@ -264,7 +270,7 @@ def pct(values):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=20)
-    ap.add_argument("--event", choices=["webhook", "health"], default="webhook")
+    ap.add_argument("--event", choices=["webhook", "health", "stream"], default="webhook")
     ap.add_argument("--aws-endpoint", help="an AWS emulator to use instead of starting moto (webhook event)")
     ap.add_argument("--trust-store", choices=["al2023", "host"], default="al2023")
     ap.add_argument("--env", action="append", default=[], metavar="NAME:VAR=VALUE",
@@ -292,6 +298,8 @@ def main():
     def events():
         if args.event == "health":
             return [HEALTH, HEALTH]
+        if args.event == "stream":
+            return [STREAM, STREAM]
         return [webhook_event(next(status_ids)), webhook_event(next(status_ids))]
 
     if args.callgrind is not None:

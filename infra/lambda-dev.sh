@@ -4,7 +4,7 @@
 # the samples in events/ can be sent to them:
 #
 #   bash infra/lambda-dev.sh            # leaves it running; Ctrl-C stops both
-#   CHANGEHUB_GITHUB_SECRET=dev-secret changehub replay \
+#   CHANGEHUB_GITHUB_SECRET=dev-secret changehub replay --allow-ignored \
 #       --url http://127.0.0.1:9000/lambda-url/ingest events/github/*.json
 #   cargo lambda invoke aws-events --data-file events/aws/cloudwatch.alarm_state_change.json
 #   cargo lambda invoke api --data-file events/apigw/health.json

@@ -5,7 +5,8 @@
 #
 # 1. Ensures the project-local .venv holds tests/requirements.txt
 #    (moto server, cfn-lint); reinstalls when that file changes.
-# 2. Starts a moto server (local AWS emulator) on a free loopback port, logging
+# 2. Starts a moto server (local AWS emulator; tests/moto_server.py applies its
+#    DynamoDB writes one at a time, as DynamoDB isolates them) on a free loopback port, logging
 #    to target/moto.log, and stops it again on exit, whatever the outcome.
 # 3. Runs `cargo test --workspace --locked` (lib, bin, integration tests and
 #    doctests) with CHANGEHUB_TEST_AWS_ENDPOINT pointing at the emulator and
@@ -48,7 +49,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 echo "==> starting moto server on $endpoint (log: target/moto.log)"
-"$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$moto_log" 2>&1 &
+"$venv/bin/python" tests/moto_server.py 127.0.0.1 "$port" >"$moto_log" 2>&1 &
 moto_pid=$!
 
 moto_up() {

@@ -14,8 +14,9 @@ use crate::adapters::env_secrets::StaticSecrets;
 use crate::adapters::local_bus::LocalBus;
 use crate::adapters::local_notifier::FileNotifier;
 use crate::app::Changes;
+use crate::app::activity::ActivityRetention;
 use crate::app::ingest::{Ingest, Webhooks};
-use crate::app::publish::publish_mutation;
+use crate::app::publish::Outbox;
 use crate::http::bearer::{Authenticator, ClaimNames, LocalKey, LocalKeyError};
 use crate::http::{self, webhooks};
 use crate::ports::{SecretsError, StoreError, SystemClock};
@@ -29,6 +30,8 @@ pub struct HubConfig {
     /// Members of this group are admins of their tenant whatever its catalog says; none if `None`.
     pub bootstrap_admin_group: Option<String>,
     pub limits: ServeLimits,
+    /// How long the activity log keeps an accepted event.
+    pub activity_retention: ActivityRetention,
 }
 
 /// Default of [`ServeLimits::request_timeout`].
@@ -81,6 +84,8 @@ pub struct Hub {
     pub bus: LocalBus,
     router: axum::Router,
     publisher: JoinHandle<()>,
+    /// Tells the publisher to drain what is committed and stop.
+    stop_publisher: tokio::sync::oneshot::Sender<()>,
 }
 
 impl Hub {
@@ -92,11 +97,16 @@ impl Hub {
             .with_sealer(sealer);
         let bus = LocalBus::new();
         let notifier = FileNotifier::new(&config.notifications);
-        let publisher = tokio::spawn(run_publisher(store.stream(), bus.clone(), notifier));
+        let outbox = Outbox::new(store.clone(), bus.clone(), notifier, SystemClock);
+        let (stop_publisher, stop) = tokio::sync::oneshot::channel();
+        let publisher = tokio::spawn(run_publisher(store.stream(), outbox, stop));
         let names = ClaimNames { bootstrap_admin_group: config.bootstrap_admin_group.clone(), ..ClaimNames::default() };
         let auth = Authenticator::Local(Arc::new(key), names);
         let changes = Arc::new(Changes::new(store.clone(), SystemClock));
-        let ingest = || Ingest::new(store.clone(), bus.clone(), changes.catalog.clone(), SystemClock);
+        let ingest = || {
+            Ingest::new(store.clone(), bus.clone(), changes.catalog.clone(), SystemClock)
+                .with_retention(config.activity_retention)
+        };
         let webhooks = Arc::new(Webhooks { ingest: ingest(), secrets: config.secrets.clone() });
         let router = limited(
             http::finish(
@@ -106,7 +116,7 @@ impl Hub {
             ),
             config.limits,
         );
-        Ok(Self { store, bus, router, publisher })
+        Ok(Self { store, bus, router, publisher, stop_publisher })
     }
 
     pub fn router(&self) -> axum::Router {
@@ -121,10 +131,12 @@ impl Hub {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), HubError> {
-        let Hub { store, bus, router, publisher } = self;
+        let Hub { store, bus, router, publisher, stop_publisher } = self;
         axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
         drop((store, bus));
-        // The publisher ends once every sender of the stream is gone.
+        // Every answered write is committed and on the stream: the publisher
+        // drains those and stops.
+        let _ = stop_publisher.send(());
         let _ = publisher.await;
         Ok(())
     }
@@ -158,20 +170,36 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, HubError> {
 
 async fn run_publisher(
     mut stream: tokio::sync::broadcast::Receiver<crate::adapters::embedded::Committed>,
-    bus: LocalBus,
-    notifier: FileNotifier,
+    outbox: Outbox<EmbeddedStore, LocalBus, FileNotifier, SystemClock>,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
 ) {
-    loop {
-        match stream.recv().await {
-            Ok(c) => {
-                if let Err(e) = publish_mutation(&bus, &notifier, &c.change, &c.entry).await {
-                    tracing::error!(change_id = %c.change.id, seq = c.entry.seq, error = %e, "could not publish a committed mutation");
-                }
+    let publish = |c: crate::adapters::embedded::Committed| {
+        let outbox = &outbox;
+        async move {
+            if let Err(e) = outbox.publish(&c.change, &c.entry).await {
+                tracing::error!(change_id = %c.change.id, seq = c.entry.seq, error = %e, "could not publish a committed mutation");
             }
-            Err(RecvError::Lagged(n)) => {
+        }
+    };
+    loop {
+        tokio::select! {
+            received = stream.recv() => match received {
+                Ok(c) => publish(c).await,
+                Err(RecvError::Lagged(n)) => {
+                    tracing::warn!(missed = n, "publisher fell behind; some notifications were skipped")
+                }
+                Err(RecvError::Closed) => return,
+            },
+            _ = &mut stop => break,
+        }
+    }
+    loop {
+        match stream.try_recv() {
+            Ok(c) => publish(c).await,
+            Err(tokio::sync::broadcast::error::TryRecvError::Lagged(n)) => {
                 tracing::warn!(missed = n, "publisher fell behind; some notifications were skipped")
             }
-            Err(RecvError::Closed) => break,
+            Err(_) => return,
         }
     }
 }

@@ -11,7 +11,7 @@ use changehub::ports::Clock;
 pub const CATALOG_YAML: &str = include_str!("../../events/catalog/acme.yaml");
 
 pub fn catalog() -> Catalog {
-    parse_yaml(CATALOG_YAML).unwrap_or_else(|e| panic!("events/catalog/acme.yaml: {}: {}", e.field, e.message))
+    parse_yaml(CATALOG_YAML).unwrap_or_else(|e| panic!("events/catalog/acme.yaml: {e}"))
 }
 
 pub fn who(tenant: &str, user: &str, groups: &[&str]) -> Caller {
@@ -56,12 +56,22 @@ pub fn approve() -> DecisionRequest {
     DecisionRequest { decision: Verdict::Approve, version: None, comment: None }
 }
 
+pub fn peer_review() -> DecisionRequest {
+    DecisionRequest { decision: Verdict::PeerReview, ..approve() }
+}
+
+/// An edit (or rework) at `version` of the fields of the JSON object `fields`.
+pub fn edit(version: u64, fields: serde_json::Value) -> changehub::app::changes::EditRequest {
+    let serde_json::Value::Object(fields) = fields else { panic!("fields are an object") };
+    changehub::app::changes::EditRequest { version, fields }
+}
+
 /// Submits a draft on `payments` and has Pat then Carol approve it.
 pub async fn submit_and_approve<S: ChangeStore, C: Clock>(app: &Changes<S, C>, tenant: &str, id: &ChangeId) -> Change {
     let submitted = app.transition(&alice(tenant), id, to(ChangeState::Submitted, 1)).await.expect("submit");
     assert_eq!(submitted.state, ChangeState::Submitted);
     app.decide(&pat(tenant), id, approve()).await.expect("level 1");
-    let approved = app.decide(&carol(tenant), id, approve()).await.expect("level 2");
+    let approved = app.decide(&carol(tenant), id, approve()).await.expect("level 2").change;
     assert_eq!(approved.state, ChangeState::Approved);
     approved
 }

@@ -1,6 +1,7 @@
 //! Test support: the AWS emulator connection and the port contract suites
 //! that every adapter must pass.
 
+pub mod activity_contract;
 pub mod aws;
 pub mod bus_contract;
 pub mod fixtures;

@@ -4,7 +4,7 @@ use changehub::app::changes::ChangeStore;
 use changehub::app::{Caller, ChangeError, Changes, ListRequest};
 use changehub::domain::audit::{self, AuditAction};
 use changehub::domain::waiting::Awaiting;
-use changehub::domain::{ChangeState, ChangeType, TenantId};
+use changehub::domain::{AuditEntry, Change, ChangeState, ChangeType, TenantId};
 use changehub::ports::{
     Bump, ChangeFilter, ChangeQuery, ChangeReader, ChangeUpdate, Claim, CounterKey, Counts, Cursor, Dedupe, DocKind,
     DueIndex, DuePartition, FixedClock, ServiceWindowQuery, StoreError, StoredDoc, VolumeKey, VolumeOf, WaitingQuery,
@@ -14,6 +14,11 @@ use std::time::Duration as StdDuration;
 
 use crate::fixtures::{self, approve, seed, submit_and_approve, to};
 use crate::{new_change, t0};
+
+/// An update from `before` to `change` that appends `entries` and nothing else.
+pub fn plain_update<'a>(before: &'a Change, change: &'a Change, entries: &'a [AuditEntry]) -> ChangeUpdate<'a> {
+    ChangeUpdate { before, change, entries, bumps: &[], volumes: &[] }
+}
 
 /// Alice, in a tenant of her own for this run (the DynamoDB table is shared by test runs).
 fn caller(tenant: &str) -> Caller {
@@ -123,12 +128,14 @@ pub async fn stale_version_update_is_a_conflict<S: ChangeStore>(store: S) {
     let created = app.create(&c, new_change("x", &["payments"], t0(), 1)).await.expect("create");
     let submitted = created.transition(ChangeState::Submitted, t0()).expect("legal");
     let (submitted, entry) = audit::record(Some(&created), submitted, &c.user, AuditAction::Transitioned, None);
-    let update = |before, change, entries| ChangeUpdate { before, change, entries, bumps: &[], volumes: &[] };
-    app.store.update_change(update(&created, &submitted, std::slice::from_ref(&entry))).await.expect("first update");
+    app.store
+        .update_change(plain_update(&created, &submitted, std::slice::from_ref(&entry)))
+        .await
+        .expect("first update");
     // A second writer that read version 1 too.
     let cancelled = created.transition(ChangeState::Cancelled, t0()).expect("legal");
     let (cancelled, entry) = audit::record(Some(&created), cancelled, "bob", AuditAction::Transitioned, None);
-    match app.store.update_change(update(&created, &cancelled, std::slice::from_ref(&entry))).await {
+    match app.store.update_change(plain_update(&created, &cancelled, std::slice::from_ref(&entry))).await {
         Err(StoreError::VersionConflict { expected: 1 }) => {}
         other => panic!("expected VersionConflict at 1, got {other:?}"),
     }
@@ -140,7 +147,7 @@ pub async fn stale_version_update_is_a_conflict<S: ChangeStore>(store: S) {
     let ghost = changehub::domain::Change { id: changehub::domain::ChangeId::new(), ..ghost };
     let next = ghost.transition(ChangeState::Submitted, t0()).expect("legal");
     let (next, entry) = audit::record(Some(&ghost), next, "bob", AuditAction::Transitioned, None);
-    match app.store.update_change(update(&ghost, &next, std::slice::from_ref(&entry))).await {
+    match app.store.update_change(plain_update(&ghost, &next, std::slice::from_ref(&entry))).await {
         Err(StoreError::NotFound) => {}
         other => panic!("expected NotFound, got {other:?}"),
     }
@@ -190,6 +197,26 @@ pub async fn one_update_appends_several_entries<S: ChangeStore>(store: S) {
     assert_eq!(trail[2].actor, "changehub");
     assert!(trail[2].reason.as_deref().is_some_and(|r| r.contains("pre-approved template rotate-tls-cert")));
     changehub::domain::audit::verify_record(&approved, &trail).expect("verifies");
+}
+
+/// The outbox publisher reads the entries one write added, by number.
+pub async fn audit_entries_are_read_by_number<S: ChangeStore>(store: S) {
+    let app = Changes::new(store, FixedClock::new(t0()));
+    let tenant = seeded(&app).await;
+    let c = caller(&tenant);
+    let mut input = new_change("Rotate the payments certificate", &["payments"], t0(), 1);
+    input.change_type = ChangeType::Standard;
+    input.template = Some("rotate-tls-cert".into());
+    input.category = Some("certificate".into());
+    let created = app.create(&c, input).await.expect("create");
+    app.transition(&c, &created.id, to(ChangeState::Submitted, 1)).await.expect("submit");
+    let seqs = |entries: Vec<changehub::domain::AuditEntry>| entries.iter().map(|e| e.seq).collect::<Vec<_>>();
+    let read = |range| app.store.audit_entries(&c.tenant, &created.id, range);
+    assert_eq!(seqs(read(2..=3).await.expect("the submit's entries")), [2, 3]);
+    assert_eq!(seqs(read(1..=1).await.expect("the creation's entry")), [1]);
+    assert_eq!(seqs(read(4..=9).await.expect("none yet")), Vec::<u64>::new());
+    let trail = app.audit(&c, &created.id).await.expect("trail");
+    assert_eq!(read(1..=3).await.expect("all"), trail, "the same entries as the whole trail");
 }
 
 /// Tenant documents: created at version 1, replaced only from the version
@@ -289,7 +316,7 @@ pub async fn rescheduling_moves_the_service_index<S: ChangeStore>(store: S) {
         fixtures::who(&tenant, "sec@example.com", &["security"]),
     ];
     for by in people {
-        version = app.decide(&by, &created.id, approve()).await.expect("approve").version;
+        version = app.decide(&by, &created.id, approve()).await.expect("approve").change.version;
     }
     let to_day = |days: i64| t0() + Duration::days(days);
     let req = changehub::app::changes::RescheduleRequest {
@@ -373,6 +400,113 @@ pub async fn emergency_submissions_count_per_requester_and_team<S: ChangeStore>(
         VolumeKey { month: "2026-11".into(), ..key(VolumeOf::Requester(c.user.clone())) },
     ];
     assert_eq!(app.store.volumes(&keys).await.expect("volumes"), [2, 2, 1, 0, 0, 0]);
+}
+
+/// The ids of the changes listed in the days `[from, to]` after t0: for
+/// `service` from its index, or, with `state`, from the tenant's listing index.
+async fn listed<S: ChangeStore>(
+    app: &Changes<S, FixedClock>,
+    c: &Caller,
+    (service, state): (Option<&str>, Option<ChangeState>),
+    from: i64,
+    to: i64,
+) -> Vec<changehub::domain::ChangeId> {
+    let req = ListRequest {
+        service: service.map(Into::into),
+        state,
+        from: Some(t0() + Duration::days(from)),
+        to: Some(t0() + Duration::days(to)),
+        ..ListRequest::default()
+    };
+    app.list(c, req).await.expect("list").items.into_iter().map(|x| x.id).collect()
+}
+
+/// The change's ids listed for `service` in the days `[from, to]` after t0.
+async fn listed_on<S: ChangeStore>(
+    app: &Changes<S, FixedClock>,
+    c: &Caller,
+    service: &str,
+    from: i64,
+    to: i64,
+) -> Vec<changehub::domain::ChangeId> {
+    listed(app, c, (Some(service), None), from, to).await
+}
+
+/// An edit that changes a draft's services and window moves its service
+/// and listing index entries in the same write: gone from the services it left and
+/// the old window, present once on the new ones; an edit of the end only
+/// rewrites the entries with the new end.
+pub async fn editing_a_draft_moves_the_service_index<S: ChangeStore>(store: S) {
+    let app = Changes::new(store, FixedClock::new(t0()));
+    let tenant = seeded(&app).await;
+    let c = caller(&tenant);
+    let draft =
+        app.create(&c, new_change("x", &["payments", "ledger"], t0() + Duration::days(2), 1)).await.expect("create");
+    let moved = serde_json::json!({"services": ["ledger", "search"], "planned_start": t0() + Duration::days(9),
+        "planned_end": t0() + Duration::days(9) + Duration::hours(1)});
+    let edited = app.edit(&c, &draft.id, fixtures::edit(1, moved)).await.expect("edit");
+    assert_eq!(edited.version, 2);
+    for service in ["payments", "ledger", "search"] {
+        assert!(!listed_on(&app, &c, service, 1, 3).await.contains(&draft.id), "{service}: still in the old window");
+    }
+    assert!(!listed_on(&app, &c, "payments", 8, 10).await.contains(&draft.id), "payments: no longer named");
+    for service in ["ledger", "search"] {
+        assert_eq!(listed_on(&app, &c, service, 8, 10).await, [draft.id], "{service}: listed once in the new window");
+    }
+    // The tenant's listing index moves in the same write (a state filter reads it).
+    let drafts = |service| (service, Some(ChangeState::Draft));
+    assert!(!listed(&app, &c, drafts(None), 1, 3).await.contains(&draft.id), "the listing: still in the old window");
+    assert_eq!(listed(&app, &c, drafts(None), 8, 10).await, [draft.id], "the listing: once in the new window");
+    assert_eq!(listed(&app, &c, drafts(Some("search")), 8, 10).await, [draft.id], "the listing: new services");
+    assert!(listed(&app, &c, drafts(Some("payments")), 8, 10).await.is_empty(), "the listing: old services");
+    let longer = serde_json::json!({"planned_end": t0() + Duration::days(10)});
+    let edited = app.edit(&c, &draft.id, fixtures::edit(2, longer)).await.expect("a longer window");
+    assert_eq!(edited.planned_end, t0() + Duration::days(10));
+    assert_eq!(listed_on(&app, &c, "search", 10, 10).await, [draft.id], "the entry carries the new end");
+}
+
+/// A rework writes the new draft and the rejected change's link in one
+/// transaction: on a version conflict neither is written.
+pub async fn a_rework_writes_both_changes_or_neither<S: ChangeStore>(store: S) {
+    let app = Changes::new(store.clone(), FixedClock::new(t0()));
+    let tenant = seeded(&app).await;
+    let c = caller(&tenant);
+    let created = app.create(&c, new_change("x", &["search"], t0() + Duration::days(2), 1)).await.expect("create");
+    let draft = new_change("y", &["search"], t0(), 1).validate().expect("valid").into_draft(
+        changehub::domain::ChangeId::new(),
+        c.tenant.clone(),
+        c.user.clone(),
+        t0(),
+    );
+    let (draft, entry) = audit::record(None, draft, &c.user, AuditAction::Created, None);
+    let mut linked = created.revised(t0());
+    linked.reworked_as = Some(draft.id);
+    let (stale, stale_entry) = audit::record(Some(&created), linked.clone(), &c.user, AuditAction::Reworked, None);
+    // Another write got in first: the linked change is no longer at version 1.
+    app.transition(&c, &created.id, to(ChangeState::Cancelled, 1)).await.expect("cancel");
+    let entries = [stale_entry];
+    match store.insert_linked(&draft, &entry, plain_update(&created, &stale, &entries)).await {
+        Err(StoreError::VersionConflict { expected: 1 }) => {}
+        other => panic!("expected a version conflict, got {other:?}"),
+    }
+    assert_eq!(store.get_change(&c.tenant, &draft.id).await.expect("get"), None, "the draft was not written");
+
+    let current = app.get(&c, &created.id).await.expect("get");
+    let mut linked = current.revised(t0());
+    linked.reworked_as = Some(draft.id);
+    let (linked, linked_entry) = audit::record(Some(&current), linked, &c.user, AuditAction::Reworked, None);
+    let entries = [linked_entry];
+    store.insert_linked(&draft, &entry, plain_update(&current, &linked, &entries)).await.expect("both");
+    assert_eq!(store.get_change(&c.tenant, &draft.id).await.expect("get"), Some(draft.clone()));
+    assert_eq!(store.get_change(&c.tenant, &created.id).await.expect("get"), Some(linked.clone()));
+    assert_eq!(store.audit_trail(&c.tenant, &created.id).await.expect("trail").len(), 3);
+    assert!(store.change_ids(&c.tenant).await.expect("ids").contains(&draft.id));
+    let drafts = (None, Some(ChangeState::Draft));
+    assert_eq!(listed(&app, &c, drafts, 0, 0).await, [draft.id], "the new draft is in the tenant's listing");
+    match store.insert_linked(&draft, &entry, plain_update(&current, &current, &[])).await {
+        Err(StoreError::AlreadyExists) => {}
+        other => panic!("expected AlreadyExists for the same draft again, got {other:?}"),
+    }
 }
 
 /// The due index follows the record: approvals while submitted, reviews until done.

@@ -32,7 +32,7 @@ impl Config {
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let config = Config::from_env()?;
-    let aws = changehub::adapters::aws::load_config().await?;
+    let aws = changehub::adapters::aws::load_lambda_config().await?;
     // The audit key is read at the first write, not here.
     let sealer = secretsmanager::audit_sealer(secretsmanager::Client::new(&aws), config.audit_key_secret);
     let store = DynamoStore::new(Client::new(&aws), config.table).with_sealer(Arc::new(sealer));

@@ -1,9 +1,9 @@
 //! The aws-events Lambda's handling of one event from an EventBridge rule,
 //! and the shape of its answer (the Lambda's concern, not the use case's).
 
-use changehub::app::ingest::{DeliveryOutcome, Ingest, IngestError};
+use changehub::app::ingest::{DeliveryOutcome, Ingest, IngestError, IngestStore};
 use changehub::domain::TenantId;
-use changehub::ports::{CatalogReader, Clock, Dedupe, EventBus, StoreError};
+use changehub::ports::{CatalogReader, Clock, EventBus, StoreError};
 use serde_json::{Value, json};
 
 /// Handles one event. An event that cannot be normalized, or whose hub event
@@ -16,7 +16,7 @@ pub async fn handle<D, B, K, C>(
     event: &Value,
 ) -> Result<Value, IngestError>
 where
-    D: Dedupe,
+    D: IngestStore,
     B: EventBus,
     K: CatalogReader,
     C: Clock,

@@ -6,6 +6,7 @@
 
 use changehub::adapters::dynamodb::{self, DynamoStore};
 use changehub::adapters::eventbridge::{self, EventBridgeBus};
+use changehub::app::activity::ActivityRetention;
 use changehub::app::catalog::{CachedCatalog, DEFAULT_CACHE_TTL};
 use changehub::app::ingest::{ClaimTimes, Ingest};
 use changehub::config::{self, ConfigError};
@@ -21,6 +22,7 @@ struct Config {
     /// The tenant this AWS account's events belong to.
     tenant: TenantId,
     claims: ClaimTimes,
+    retention: ActivityRetention,
 }
 
 impl Config {
@@ -32,6 +34,7 @@ impl Config {
             tenant: TenantId::parse(&tenant)
                 .map_err(|e| ConfigError::Invalid { name: "CHANGEHUB_AWS_TENANT", message: e.message })?,
             claims: ClaimTimes::from_env()?,
+            retention: ActivityRetention::from_env()?,
         })
     }
 }
@@ -46,7 +49,7 @@ async fn handle(deps: &Deps, tenant: &TenantId, event: LambdaEvent<Value>) -> Re
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let config = Config::from_env()?;
-    let aws = changehub::adapters::aws::load_config().await?;
+    let aws = changehub::adapters::aws::load_lambda_config().await?;
     let store = DynamoStore::new(dynamodb::Client::new(&aws), config.table);
     let deps = Ingest::new(
         store.clone(),
@@ -54,7 +57,8 @@ async fn main() -> Result<(), Error> {
         CachedCatalog::new(store, DEFAULT_CACHE_TTL),
         SystemClock,
     )
-    .with_claims(config.claims);
+    .with_claims(config.claims)
+    .with_retention(config.retention);
     let tenant = config.tenant;
     run(service_fn(|event| handle(&deps, &tenant, event))).await
 }

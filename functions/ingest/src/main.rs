@@ -5,6 +5,7 @@ use std::sync::Arc;
 use changehub::adapters::dynamodb::{self, DynamoStore};
 use changehub::adapters::eventbridge::{self, EventBridgeBus};
 use changehub::adapters::secretsmanager::{self, SecretsManagerSecrets};
+use changehub::app::activity::ActivityRetention;
 use changehub::app::catalog::{CachedCatalog, DEFAULT_CACHE_TTL};
 use changehub::app::ingest::{ClaimTimes, Ingest, Webhooks};
 use changehub::config::{self, ConfigError};
@@ -19,6 +20,7 @@ struct Config {
     event_bus: String,
     secrets_id: String,
     claims: ClaimTimes,
+    retention: ActivityRetention,
 }
 
 impl Config {
@@ -28,6 +30,7 @@ impl Config {
             event_bus: config::required("CHANGEHUB_EVENT_BUS")?,
             secrets_id: config::required("CHANGEHUB_SECRETS_ID")?,
             claims: ClaimTimes::from_env()?,
+            retention: ActivityRetention::from_env()?,
         })
     }
 }
@@ -36,7 +39,7 @@ impl Config {
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let config = Config::from_env()?;
-    let aws = changehub::adapters::aws::load_config().await?;
+    let aws = changehub::adapters::aws::load_lambda_config().await?;
     let store = DynamoStore::new(dynamodb::Client::new(&aws), config.table);
     let ingest = Ingest::new(
         store.clone(),
@@ -44,7 +47,8 @@ async fn main() -> Result<(), Error> {
         CachedCatalog::new(store, DEFAULT_CACHE_TTL),
         SystemClock,
     )
-    .with_claims(config.claims);
+    .with_claims(config.claims)
+    .with_retention(config.retention);
     let secrets = SecretsManagerSecrets::new(secretsmanager::Client::new(&aws), config.secrets_id);
     // One request at a time per Lambda instance: one body at a time.
     let limits = WebhookLimits { concurrent_bodies: 1 };

@@ -20,6 +20,8 @@ use changehub::domain::{ChangeId, TenantId};
 use changehub::http::bearer::{LocalKey, key_path};
 use changehub::ports::ChangeReader;
 
+use crate::plural::count;
+
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
     #[error("no database at {0}")]
@@ -32,7 +34,7 @@ pub enum AuditError {
     NoTenant,
     #[error("cannot read the audit key from secret {secret}: {source}")]
     AuditKey { secret: String, source: changehub::ports::BoxError },
-    #[error("{broken} of {checked} audit chain(s) are broken")]
+    #[error("{broken} of {} broken", count(*.checked, "audit chain is", "audit chains are"))]
     Broken { broken: usize, checked: usize },
 }
 
@@ -106,9 +108,9 @@ pub async fn verify_table(
 fn report(reports: &[ChainReport], key: Option<&AuditKey>, source: &str) -> Result<(), Box<dyn std::error::Error>> {
     let mut broken = 0;
     for r in reports {
-        let (tenant, trail, entries) = (&r.tenant, r.trail(), r.entries);
+        let (tenant, trail) = (&r.tenant, r.trail());
         match &r.result {
-            Ok(()) => println!("ok      {tenant}/{trail}  {entries} entries"),
+            Ok(()) => println!("ok      {tenant}/{trail}  {}", count(r.entries, "entry", "entries")),
             Err(e) => {
                 broken += 1;
                 println!("BROKEN  {tenant}/{trail}  {e}");
@@ -120,7 +122,8 @@ fn report(reports: &[ChainReport], key: Option<&AuditKey>, source: &str) -> Resu
         Some(_) => "hashes, links, heads and seals checked",
         None => "hashes, links and heads checked; seals NOT checked (no audit key)",
     };
-    println!("{source}: {} audit chain(s), {entries} entries; {seals}; {broken} broken", reports.len());
+    let (chains, entries) = (count(reports.len(), "audit chain", "audit chains"), count(entries, "entry", "entries"));
+    println!("{source}: {chains}, {entries}; {seals}; {broken} broken");
     if broken > 0 {
         return Err(AuditError::Broken { broken, checked: reports.len() }.into());
     }

@@ -162,6 +162,7 @@ async fn api(dir: &std::path::Path, requests: usize, concurrency: usize) -> BoxR
         secrets: Default::default(),
         bootstrap_admin_group: Some(BOOTSTRAP_ADMIN_GROUP.into()),
         limits: Default::default(),
+        activity_retention: Default::default(),
     })
     .await?;
     let base = hub.base.clone();
@@ -302,7 +303,7 @@ fn distinct_body(i: usize) -> Vec<u8> {
     serde_json::to_vec(&value).unwrap_or_default()
 }
 
-/// Signed webhooks over HTTP: verify, normalize, dedupe (a durable write) and publish.
+/// Signed webhooks over HTTP: verify, normalize, dedupe, publish and keep the activity row (durable writes).
 async fn ingest(dir: &std::path::Path, requests: usize, concurrency: usize) -> BoxResult<()> {
     use changehub::adapters::env_secrets::{SecretsDocument, StaticSecrets};
     let mut doc = SecretsDocument::new();
@@ -317,6 +318,7 @@ async fn ingest(dir: &std::path::Path, requests: usize, concurrency: usize) -> B
             webhooks: changehub::http::webhooks::WebhookLimits { concurrent_bodies: concurrency.max(1) },
             ..Default::default()
         },
+        activity_retention: Default::default(),
     })
     .await?;
     let url = format!("{}/webhooks/github", hub.base);

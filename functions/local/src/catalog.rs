@@ -2,37 +2,90 @@
 
 use std::path::Path;
 
-use changehub::domain::TenantId;
 use changehub::domain::catalog::{Catalog, parse_yaml};
-use changehub::http::bearer::LocalKey;
+use changehub::domain::{FieldError, FieldErrors, TenantId};
+use changehub::http::bearer::{LocalKey, LocalKeyError};
+
+use crate::plural::count;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogCliError {
     #[error("{path}: cannot read: {source}")]
     Read { path: String, source: std::io::Error },
-    #[error("{path}: {field}: {message}")]
-    Invalid { path: String, field: String, message: String },
+    #[error("{}", problems(path, errors.listed(), errors.total()))]
+    Invalid { path: String, errors: FieldErrors },
     #[error(
         "no token: pass --token or set CHANGEHUB_TOKEN (locally: changehub token --user NAME --groups changehub-admins)"
     )]
     NoToken,
-    #[error("cannot reach the hub at {url}: {source}")]
+    #[error("cannot reach the hub at {url}")]
     Send { url: String, source: reqwest::Error },
-    #[error("the hub refused the catalog ({status}): {body}")]
+    #[error("the hub refused the catalog ({status}): {}", refusal(body))]
     Refused { status: u16, body: String },
     #[error("--ttl: {0}")]
     Ttl(String),
+    #[error(
+        "no signing key at {}: changehub token signs with the key the hub creates beside its database when \
+         it starts, and the hub refuses tokens signed with any other. Start the hub (changehub serve) first, \
+         or point at its database with --db PATH or CHANGEHUB_DB (its key is PATH.key)",
+        .path.display()
+    )]
+    NoKey { path: std::path::PathBuf },
 }
 
-/// Reads and validates a catalog file; errors carry the file, the field path and the line.
+/// One line per problem, `file: field: message`, under a count when there are several.
+fn problems(path: &str, listed: &[FieldError], total: usize) -> String {
+    let lines: Vec<String> = listed.iter().map(|e| format!("{path}: {}: {}", e.field, e.message)).collect();
+    match (lines.as_slice(), total - listed.len()) {
+        ([one], 0) => one.clone(),
+        (_, 0) => format!("{path}: {}\n{}", count(total, "problem", "problems"), lines.join("\n")),
+        (_, unlisted) => {
+            format!("{path}: {}\n{}\n... and {unlisted} more", count(total, "problem", "problems"), lines.join("\n"))
+        }
+    }
+}
+
+/// The hub's error answer, its problems one per line; the body as sent if it is not one.
+fn refusal(body: &str) -> String {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        error: Refusal,
+    }
+    #[derive(serde::Deserialize)]
+    struct Refusal {
+        message: String,
+        #[serde(default)]
+        errors: Vec<Problem>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Problem {
+        field: String,
+        message: String,
+    }
+    match serde_json::from_str::<Answer>(body) {
+        Ok(Answer { error: Refusal { errors, .. } }) if !errors.is_empty() => {
+            errors.iter().map(|e| format!("\n{}: {}", e.field, e.message)).collect()
+        }
+        Ok(Answer { error }) => error.message,
+        Err(_) => body.to_owned(),
+    }
+}
+
+/// What a catalog holds, for people: `3 services, 1 template, 2 categories`.
+pub fn contents(catalog: &Catalog) -> String {
+    format!(
+        "{}, {}, {}",
+        count(catalog.services.len(), "service", "services"),
+        count(catalog.templates.len(), "template", "templates"),
+        count(catalog.categories.len(), "category", "categories")
+    )
+}
+
+/// Reads and validates a catalog file; errors carry the file, and every problem's field path and line.
 pub fn check(file: &Path) -> Result<(String, Catalog), CatalogCliError> {
     let path = file.display().to_string();
     let text = std::fs::read_to_string(file).map_err(|source| CatalogCliError::Read { path: path.clone(), source })?;
-    let catalog = parse_yaml(&text).map_err(|e| CatalogCliError::Invalid {
-        path: path.clone(),
-        field: e.field,
-        message: e.message,
-    })?;
+    let catalog = parse_yaml(&text).map_err(|errors| CatalogCliError::Invalid { path: path.clone(), errors })?;
     Ok((text, catalog))
 }
 
@@ -56,17 +109,16 @@ pub async fn import(file: &Path, url: &str, token: Option<String>) -> Result<(),
     }
     let summary: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
     println!(
-        "imported {}: {} services, {} templates, {} categories; catalog version {}",
+        "imported {}: {}; catalog version {}",
         file.display(),
-        catalog.services.len(),
-        catalog.templates.len(),
-        catalog.categories.len(),
+        contents(&catalog),
         summary.get("version").and_then(|v| v.as_u64()).unwrap_or(0)
     );
     Ok(())
 }
 
-/// Prints a token signed with the local hub's key (created beside the database if missing).
+/// Prints a token signed with the local hub's key, which the hub created beside its database;
+/// refused when there is none (a token signed with a new key would be refused by the hub).
 pub fn token(db: &Path, user: &str, groups: &str, tenant: &str, ttl: &str) -> Result<(), Box<dyn std::error::Error>> {
     let tenant = TenantId::parse(tenant)?;
     let ttl = humantime_ttl(ttl)?;
@@ -77,7 +129,14 @@ pub fn token(db: &Path, user: &str, groups: &str, tenant: &str, ttl: &str) -> Re
     if user.trim().is_empty() || user.len() > 256 {
         return Err("--user must be 1 to 256 characters".into());
     }
-    let key = LocalKey::for_database(db)?;
+    let key = LocalKey::existing(db).map_err(|e| -> Box<dyn std::error::Error> {
+        match e {
+            LocalKeyError::Missing { path } => {
+                CatalogCliError::NoKey { path: std::path::absolute(&path).unwrap_or(path) }.into()
+            }
+            other => other.into(),
+        }
+    })?;
     println!("{}", key.mint(user.trim(), &groups, &tenant, chrono::Utc::now(), ttl)?);
     Ok(())
 }

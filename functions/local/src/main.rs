@@ -1,10 +1,13 @@
 //! `changehub`: the local all-in-one hub and its tools.
 
+mod activity;
 mod audit;
 mod bench;
 mod catalog;
 mod changes;
+mod plural;
 mod replay;
+mod table;
 
 use clap::{Parser, Subcommand};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -12,8 +15,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use changehub::adapters::env_secrets::StaticSecrets;
+use changehub::app::activity::{ActivityRetention, DEFAULT_RETENTION_DAYS, MAX_RETENTION_DAYS};
+use changehub::domain::TenantId;
 use changehub::domain::access::BOOTSTRAP_ADMIN_GROUP;
 use changehub::http::{bearer, webhooks};
+use changehub::ingest::Origin;
 use changehub::local::{self, Hub, HubConfig, ServeLimits};
 
 /// changehub: change management glue for GitHub/GitLab, PagerDuty, Alertmanager and AWS.
@@ -64,25 +70,42 @@ enum Command {
         /// Webhook bodies (up to 25 MiB each) read at once; more deliveries are answered 503.
         #[arg(long, default_value_t = webhooks::DEFAULT_CONCURRENT_BODIES, env = "CHANGEHUB_MAX_WEBHOOK_BODIES")]
         max_webhook_bodies: usize,
+        /// Days the activity log (`changehub activity`) keeps each accepted event.
+        #[arg(long, default_value_t = DEFAULT_RETENTION_DAYS, env = "CHANGEHUB_ACTIVITY_RETENTION_DAYS", value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_RETENTION_DAYS)))]
+        activity_retention_days: u32,
     },
     /// Send event files to a running hub, in the order given, as their senders would.
     ///
     /// EventBridge-shaped events (with "source", "detail-type", "detail") go to /events.
-    /// Webhook bodies under events/<source>/ go to /webhooks/<source>, signed with that
-    /// source's secret from the environment (the same variables `serve` reads); the event
-    /// type comes from the file name (deployment_status.success.json → deployment_status).
-    /// Delivery ids derive from the file's bytes, so a second replay is a duplicate.
-    /// Exits non-zero if any file is refused.
+    /// Webhook bodies under events/<source>/ (or --source) go to /webhooks/<source>, signed with
+    /// that source's secret from the environment (the same variables `serve` reads). GitHub and
+    /// GitLab name the event type in a header: it is --event, else the X-GitHub-Event or
+    /// X-Gitlab-Event line of FILE.headers (the headers captured with the delivery, one
+    /// `Name: value` a line), else the file name (deployment_status.success.json →
+    /// deployment_status). Delivery ids derive from the file's bytes, so a second replay is a
+    /// duplicate.
+    ///
+    /// Exit status: 0 when every delivery was accepted (a duplicate counts: the hub has it);
+    /// 1 when any was refused (4xx/5xx) or could not be sent, or was ignored (an event type the
+    /// hub does not use) unless --allow-ignored; 2 when the command line is invalid.
     Replay {
         /// The hub's base URL.
         #[arg(long, default_value = "http://127.0.0.1:8080", env = "CHANGEHUB_URL")]
         url: String,
         /// The tenant to send as.
-        #[arg(long, default_value = "default")]
-        tenant: String,
+        #[arg(long, default_value = "default", value_parser = tenant_id)]
+        tenant: TenantId,
         /// The webhook source of files outside events/<source>/ (github, gitlab, pagerduty, alertmanager, incidentio).
+        #[arg(long, value_parser = webhook_source)]
+        source: Option<Origin>,
+        /// The event type of GitHub or GitLab files (X-GitHub-Event: push, deployment_status, ...;
+        /// X-Gitlab-Event: push, merge_request, pipeline, deployment or "Push Hook", ...). Wins over
+        /// FILE.headers and the file name.
+        #[arg(long, value_name = "TYPE", value_parser = event_type)]
+        event: Option<String>,
+        /// Ignored deliveries (event types the hub does not use) do not fail the run; refused ones still do.
         #[arg(long)]
-        source: Option<String>,
+        allow_ignored: bool,
         /// Send every file under a new delivery id instead of one derived from its bytes (the hub
         /// still answers a body it accepted before as a duplicate: it dedupes on the signed body too).
         #[arg(long)]
@@ -119,6 +142,47 @@ enum Command {
         /// The hub's database file; its key file is <db>.key.
         #[arg(long, default_value = "./changehub.db", env = "CHANGEHUB_DB")]
         db: PathBuf,
+    },
+    /// List the hub events the hub accepted (webhooks, AWS events), newest first, as a table.
+    ///
+    /// Each row: when the event happened, its type, source and external id, the service it was
+    /// resolved to (or why none), the change ids it names and the delivery it came in with. Needs a
+    /// token of any role that reads changes; the tenant is the token's. A page ends with how to get
+    /// the next one (--cursor), or pass --all.
+    Activity {
+        /// The hub's base URL (the API Gateway URL on AWS).
+        #[arg(long, default_value = "http://127.0.0.1:8080", env = "CHANGEHUB_URL")]
+        url: String,
+        /// A bearer token (locally: changehub token).
+        #[arg(long, env = "CHANGEHUB_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Only events resolved to this service.
+        #[arg(long)]
+        service: Option<String>,
+        /// Only events from this source: github, gitlab, pagerduty, alertmanager, incidentio, aws.
+        #[arg(long)]
+        source: Option<String>,
+        /// Only events of this type, e.g. "Deployment Status Changed" or deployment-status-changed.
+        #[arg(long = "type")]
+        detail_type: Option<String>,
+        /// Events that happened at or after this time: RFC 3339, or a duration ago (30m, 4h, 2d).
+        #[arg(long)]
+        since: Option<String>,
+        /// Events that happened at or before this time: RFC 3339, or a duration ago.
+        #[arg(long)]
+        until: Option<String>,
+        /// Most rows per page (1 to 100; the hub's default is 50).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100))]
+        limit: Option<u64>,
+        /// The page after the one that printed this cursor.
+        #[arg(long)]
+        cursor: Option<String>,
+        /// Follow every page to the end.
+        #[arg(long)]
+        all: bool,
+        /// Print the rows as JSON (as GET /activity answers them) instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Check or import a service catalog (YAML; see events/catalog/README.md for the format).
     Catalog {
@@ -232,10 +296,29 @@ enum AuditCommand {
     },
 }
 
+/// Logs to stdout, in colour only on a terminal (a log redirected to a file
+/// gets no escape codes) and never when NO_COLOR is set.
 fn init_tracing() {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+    let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_ansi(colour).init();
+}
+
+/// An error and its causes, one per line, each cause said once: a cause
+/// whose text an earlier line already holds is skipped.
+fn report(e: &dyn std::error::Error) -> String {
+    let mut lines = vec![format!("error: {e}")];
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !lines.iter().any(|l| l.contains(&text)) {
+            lines.push(format!("  caused by: {text}"));
+        }
+        source = cause.source();
+    }
+    lines.join("\n")
 }
 
 #[tokio::main]
@@ -251,6 +334,7 @@ async fn main() -> ExitCode {
             request_timeout_secs,
             max_requests,
             max_webhook_bodies,
+            activity_retention_days,
         } => {
             init_tracing();
             let limits = ServeLimits {
@@ -260,32 +344,31 @@ async fn main() -> ExitCode {
             };
             let bootstrap = bearer::bootstrap_admin_group(Some(bootstrap_admin_group.trim()))
                 .map_err(|e| format!("--bootstrap-admin-group: {e}"));
-            match (StaticSecrets::from_env(), bootstrap) {
-                (Ok(secrets), Ok(bootstrap_admin_group)) => {
-                    let config = HubConfig { db, notifications, secrets, bootstrap_admin_group, limits };
+            let retention =
+                ActivityRetention::days(activity_retention_days).map_err(|e| format!("--activity-retention-days: {e}"));
+            match (StaticSecrets::from_env(), bootstrap, retention) {
+                (Ok(secrets), Ok(bootstrap_admin_group), Ok(activity_retention)) => {
+                    let config =
+                        HubConfig { db, notifications, secrets, bootstrap_admin_group, limits, activity_retention };
                     serve(SocketAddr::new(bind, port), config).await.map_err(Into::into)
                 }
-                (Err(e), _) => Err(e.into()),
-                (_, Err(e)) => Err(e.into()),
+                (Err(e), _, _) => Err(e.into()),
+                (_, Err(e), _) | (_, _, Err(e)) => Err(e.into()),
             }
         }
-        Command::Replay { url, tenant, source, fresh_ids, token, db, files } => {
-            match replay_options(url, &tenant, source.as_deref(), fresh_ids, token, db) {
-                Ok(options) => replay::run(&options, &files).await,
-                Err(e) => Err(e),
-            }
+        Command::Replay { url, tenant, source, event, allow_ignored, fresh_ids, token, db, files } => {
+            let options = replay::Options { url, tenant, source, event, allow_ignored, fresh_ids, token, db };
+            replay::run(&options, &files).await
+        }
+        Command::Activity { url, token, service, source, detail_type, since, until, limit, cursor, all, json } => {
+            let limit = limit.and_then(|l| usize::try_from(l).ok());
+            let options =
+                activity::Options { url, token, service, source, detail_type, since, until, limit, cursor, all, json };
+            activity::run(&options).await.map_err(Into::into)
         }
         Command::Token { user, groups, tenant, ttl, db } => catalog::token(&db, &user, &groups, &tenant, &ttl),
         Command::Catalog { command: CatalogCommand::Check { file } } => catalog::check(&file)
-            .map(|(_, c)| {
-                println!(
-                    "{}: valid; {} services, {} templates, {} categories",
-                    file.display(),
-                    c.services.len(),
-                    c.templates.len(),
-                    c.categories.len()
-                );
-            })
+            .map(|(_, c)| println!("{}: valid; {}", file.display(), catalog::contents(&c)))
             .map_err(Into::into),
         Command::Catalog { command: CatalogCommand::Import { file, url, token } } => {
             catalog::import(&file, &url, token).await
@@ -320,12 +403,7 @@ async fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
-            let mut source = e.source();
-            while let Some(s) = source {
-                eprintln!("  caused by: {s}");
-                source = s.source();
-            }
+            eprintln!("{}", report(e.as_ref()));
             ExitCode::FAILURE
         }
     }
@@ -371,22 +449,59 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing in-flight requests");
 }
 
-fn replay_options(
-    url: String,
-    tenant: &str,
-    source: Option<&str>,
-    fresh_ids: bool,
-    token: Option<String>,
-    db: PathBuf,
-) -> Result<replay::Options, Box<dyn std::error::Error>> {
-    let tenant = changehub::domain::TenantId::parse(tenant)?;
-    let source = match source {
-        None => None,
-        Some(s) => {
-            Some(changehub::ingest::Origin::parse(s).filter(|o| *o != changehub::ingest::Origin::Aws).ok_or_else(
-                || format!("--source must be github, gitlab, pagerduty, alertmanager or incidentio; got {s:?}"),
-            )?)
-        }
-    };
-    Ok(replay::Options { url, tenant, source, fresh_ids, token, db })
+/// `changehub replay --tenant`.
+fn tenant_id(s: &str) -> Result<TenantId, String> {
+    TenantId::parse(s).map_err(|e| e.message)
+}
+
+/// `changehub replay --source`: a webhook source.
+fn webhook_source(s: &str) -> Result<Origin, String> {
+    Origin::parse(s)
+        .filter(|o| *o != Origin::Aws)
+        .ok_or_else(|| "expected github, gitlab, pagerduty, alertmanager or incidentio".to_owned())
+}
+
+/// `changehub replay --event`: an event type, as a header carries it.
+fn event_type(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    match !s.is_empty() && http::HeaderValue::from_str(s).is_ok() {
+        true => Ok(s.to_owned()),
+        false => Err("expected an event type such as push or \"Push Hook\"".to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::report;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{0}")]
+    struct Plain(&'static str);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{what}: {source}")]
+    struct Wrapped {
+        what: &'static str,
+        source: Chained,
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{what}")]
+    struct Chained {
+        what: &'static str,
+        source: Plain,
+    }
+
+    #[test]
+    fn each_cause_is_printed_once() {
+        let e = Wrapped {
+            what: "cannot reach the hub at http://127.0.0.1:9",
+            source: Chained { what: "error sending request", source: Plain("Connection refused (os error 111)") },
+        };
+        assert_eq!(
+            report(&e),
+            "error: cannot reach the hub at http://127.0.0.1:9: error sending request\n  \
+             caused by: Connection refused (os error 111)"
+        );
+    }
 }

@@ -55,11 +55,12 @@ async fn audit_verify_table_checks_a_tenants_chains_and_their_seals() {
     assert!(ok.status.success(), "{out}{}", String::from_utf8_lossy(&ok.stderr));
     assert!(
         out.contains(&format!(
-            "table {table}, tenant {tenant}: 3 audit chain(s), 6 entries; hashes, links, heads and seals checked; 0 broken"
+            "table {table}, tenant {tenant}: 3 audit chains, 6 entries; hashes, links, heads and seals checked; 0 broken"
         )),
         "{out}"
     );
-    assert!(out.contains(&format!("ok      {tenant}/governance  1 entries")), "the catalog import: {out}");
+    assert!(out.contains(&format!("ok      {tenant}/governance  1 entry\n")), "the catalog import: {out}");
+    assert!(out.contains(&format!("ok      {tenant}/{}  1 entry\n", second.id)), "{out}");
 
     // A consistent rewrite by someone with table access but not the key.
     let tenant_id = TenantId::parse(&tenant).expect("tenant");
@@ -84,7 +85,7 @@ async fn audit_verify_table_checks_a_tenants_chains_and_their_seals() {
     // Without the key the rewrite is invisible, and the report says what it did not check.
     let (unkeyed, out) = verify(&["--table", &table, "--tenant", &tenant, "--change", &first.id.to_string()]);
     assert!(unkeyed.status.success(), "{out}");
-    assert!(out.contains("1 audit chain(s), 4 entries; hashes, links and heads checked; seals NOT checked"), "{out}");
+    assert!(out.contains("1 audit chain, 4 entries; hashes, links and heads checked; seals NOT checked"), "{out}");
 
     let (no_tenant, _) = verify(&["--table", &table]);
     assert!(!no_tenant.status.success());

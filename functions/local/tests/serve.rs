@@ -27,8 +27,25 @@ impl Served {
     }
 
     fn start_args(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Served {
+        Self::spawn(dir, env, args, None)
+    }
+
+    /// The hub with its log (at `info`) written to the file `log`, as when
+    /// its output is redirected to a file.
+    fn start_logged(dir: &Path, env: &[(&str, &str)], log: &Path) -> Served {
+        Self::spawn(dir, env, &[], Some(log))
+    }
+
+    fn spawn(dir: &Path, env: &[(&str, &str)], args: &[&str], log: Option<&Path>) -> Served {
         let port = free_port();
+        // The log goes to stdout.
+        let (level, stdout) = match log {
+            Some(path) => ("info", Stdio::from(std::fs::File::create(path).expect("log file"))),
+            None => ("warn", Stdio::null()),
+        };
         let child = Command::new(BIN)
+            .env("RUST_LOG", level)
+            .env_remove("NO_COLOR")
             .envs(env.iter().copied())
             .args(["serve", "--port", &port.to_string()])
             .args(args)
@@ -36,8 +53,7 @@ impl Served {
             .arg(dir.join("hub.db"))
             .arg("--notifications")
             .arg(dir.join("notifications.jsonl"))
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start changehub serve");
@@ -281,16 +297,22 @@ async fn signed_webhook_samples_replay_once_each() {
     let hub = Served::start_with(dir.path(), &secrets);
     let files: Vec<PathBuf> =
         ["github", "gitlab", "pagerduty", "alertmanager", "incidentio"].iter().flat_map(|s| sample_files(s)).collect();
-    let replay =
-        || Command::new(BIN).args(["replay", "--url", &hub.base]).args(&files).envs(secrets).output().expect("replay");
-    let first = replay();
+    let replay = |extra: &[&str]| {
+        Command::new(BIN).args(["replay", "--url", &hub.base]).args(extra).args(&files).envs(secrets).output()
+    };
+    // GitHub's ping and star samples are of types the hub ignores: the run says so and fails.
+    let first = replay(&[]).expect("replay");
     let stdout = String::from_utf8_lossy(&first.stdout).into_owned();
-    assert!(first.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&first.stderr));
+    let stderr = String::from_utf8_lossy(&first.stderr).into_owned();
+    assert!(!first.status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.contains("2 files were ignored") && stderr.contains("--allow-ignored"), "{stderr}");
     let accepted = stdout.lines().filter(|l| l.contains(": 202 ")).count();
     assert!(accepted >= 20, "{stdout}");
-    let second = replay();
+    assert_eq!(stdout.lines().filter(|l| l.contains("{\"ignored\":")).count(), 2, "{stdout}");
+    // With --allow-ignored the second run passes; every accepted file is now a duplicate.
+    let second = replay(&["--allow-ignored"]).expect("replay");
     let again = String::from_utf8_lossy(&second.stdout).into_owned();
-    assert!(second.status.success());
+    assert!(second.status.success(), "{again}\n{}", String::from_utf8_lossy(&second.stderr));
     assert_eq!(again.lines().filter(|l| l.contains("\"duplicate\":true")).count(), accepted, "{again}");
 
     // Without the secret, replay says which variable to set; a hub without one refuses.
@@ -303,6 +325,118 @@ async fn signed_webhook_samples_replay_once_each() {
     assert!(!unsigned.status.success());
     assert!(String::from_utf8_lossy(&unsigned.stderr).contains("CHANGEHUB_GITHUB_SECRET"));
     hub.interrupt();
+}
+
+/// `changehub replay` with `args` and `env`: its exit code, stdout and stderr.
+fn run_replay<A: AsRef<std::ffi::OsStr>>(args: &[A], env: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    let out = Command::new(BIN).arg("replay").args(args).envs(env.iter().copied()).output().expect("replay");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
+
+/// A capture of one's own outside events/: its event type comes from
+/// `--event`, else its `.headers` sidecar, else its file name; a delivery
+/// the hub ignores fails the run unless `--allow-ignored`, and a refused one
+/// fails it always.
+#[tokio::test]
+async fn replay_takes_the_event_type_from_the_flag_the_sidecar_or_the_file_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secrets = [("CHANGEHUB_GITHUB_SECRET", "gh-dev-secret"), ("CHANGEHUB_PAGERDUTY_SECRET", "pd-dev-secret")];
+    let hub = Served::start_with(dir.path(), &secrets);
+    let events = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events");
+    let capture = |name: &str, sample: &str| {
+        let file = dir.path().join(name);
+        std::fs::copy(events.join(sample), &file).expect("copy");
+        file
+    };
+    let github = |extra: &[&str], file: &Path| {
+        let mut args: Vec<std::ffi::OsString> = ["--url", &hub.base, "--source", "github"]
+            .into_iter()
+            .chain(extra.iter().copied())
+            .map(Into::into)
+            .collect();
+        args.push(file.into());
+        run_replay(&args, &secrets)
+    };
+
+    // The file name says nothing: the hub ignores "mypush", and the run fails, saying what to do.
+    let mypush = capture("mypush.json", "github/push.default_branch.json");
+    let (code, stdout, stderr) = github(&[], &mypush);
+    assert!(stdout.contains(r#": 200 {"ignored":"mypush"}"#), "{stdout}");
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(r#"event type "mypush", taken from the file name"#) && stderr.contains("--event"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("1 file was ignored"), "{stderr}");
+    let (code, _, stderr) = github(&["--allow-ignored"], &mypush);
+    assert_eq!(code, Some(0), "--allow-ignored forgives an ignored delivery: {stderr}");
+    assert!(stderr.is_empty(), "and does not warn about it: {stderr}");
+    let (code, stdout, stderr) = github(&["--event", "push"], &mypush);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains(": 202 "), "{stdout}");
+
+    // The headers captured with the delivery, as GitHub's Recent Deliveries view shows them.
+    let deploy = capture("deploy.json", "github/deployment_status.success.json");
+    let sidecar = dir.path().join("deploy.json.headers");
+    std::fs::write(
+        &sidecar,
+        "Request URL: https://hub.example/webhooks/github\nRequest method: POST\nAccept: */*\n\
+         Content-Type: application/json\nX-GitHub-Delivery: 0b0e5d50-9d1c-11ef-8e2f-3c6f0d0a4b21\n\
+         X-GitHub-Event: deployment_status\nX-Hub-Signature-256: sha256=from-the-real-secret\n",
+    )
+    .expect("sidecar");
+    let (code, stdout, stderr) = github(&[], &deploy);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains(": 202 "), "{stdout}");
+    std::fs::write(&sidecar, "Accept: */*\n").expect("sidecar");
+    let (code, _, stderr) = github(&[], &deploy);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("deploy.json.headers: holds no X-GitHub-Event header"), "{stderr}");
+    std::fs::write(&sidecar, "X-GitHub-Event: deployment_status\nnot a header\n").expect("sidecar");
+    let (_, _, stderr) = github(&[], &deploy);
+    assert!(stderr.contains("deploy.json.headers: line 2: expected a header"), "{stderr}");
+
+    // A refusal fails the run, --allow-ignored or not.
+    let wrong = [("CHANGEHUB_GITHUB_SECRET", "not the hub's secret")];
+    let args = ["--url", &hub.base, "--source", "github", "--allow-ignored", "--event", "push"];
+    let mut args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+    args.push(mypush.clone().into());
+    let (code, stdout, stderr) = run_replay(&args, &wrong);
+    assert!(stdout.contains(": 401 "), "{stdout}");
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("1 file was refused"), "{stderr}");
+
+    // --event is for senders that name the type in a header.
+    let pagerduty = events.join("pagerduty/incident.triggered.json");
+    let args = ["--url", &hub.base, "--event", "incident.triggered"];
+    let mut args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+    args.push(pagerduty.into());
+    let (code, _, stderr) = run_replay(&args, &secrets);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("pagerduty names it in the body"), "{stderr}");
+    hub.interrupt();
+}
+
+/// `changehub token` signs only with the key the hub created: run where
+/// there is none, it creates nothing, says where it looked and how to point
+/// at the hub's database.
+#[test]
+fn token_refuses_to_mint_without_the_hubs_key() {
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(BIN)
+        .args(["token", "--user", "alice@example.com", "--groups", "engineers"])
+        .current_dir(elsewhere.path())
+        .env_remove("CHANGEHUB_DB")
+        .output()
+        .expect("changehub token");
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty(), "no token printed");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let looked = std::fs::canonicalize(elsewhere.path()).expect("dir").join("changehub.db.key");
+    assert!(stderr.contains(&format!("no signing key at {}", looked.display())), "{stderr}");
+    assert!(stderr.contains("--db PATH or CHANGEHUB_DB"), "{stderr}");
+    assert!(std::fs::read_dir(elsewhere.path()).expect("dir").next().is_none(), "nothing was created");
 }
 
 #[test]
@@ -322,7 +456,10 @@ fn help_explains_every_command_and_flag() {
     {
         assert!(serve.contains(flag), "serve --help mentions {flag}:\n{serve}");
     }
-    assert!(help(&["replay", "--help"]).contains("--url"));
+    let replay = help(&["replay", "--help"]);
+    for flag in ["--url", "--event", "--allow-ignored", ".headers", "Exit status"] {
+        assert!(replay.contains(flag), "replay --help mentions {flag}:\n{replay}");
+    }
     let token = help(&["token", "--help"]);
     for flag in ["--user", "--groups", "--tenant", "--ttl", "changehub-admins"] {
         assert!(token.contains(flag), "token --help mentions {flag}:\n{token}");
@@ -357,7 +494,8 @@ async fn serve_takes_its_bootstrap_admin_group_from_configuration() {
 
 /// The README's walkthrough, through the real binary: tokens, the catalog
 /// import, a change from draft to closed through two approval levels (moved
-/// to now before it starts), and a submission refused by a freeze window.
+/// to now before it starts), a change through its peer review, and a
+/// submission refused by a freeze window.
 #[tokio::test]
 async fn readme_walkthrough_from_catalog_import_to_a_refused_freeze() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -372,7 +510,10 @@ async fn readme_walkthrough_from_catalog_import_to_a_refused_freeze() {
     let out = Command::new(BIN).args(["catalog", "check"]).arg(&bad).output().expect("check");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("services[1].tier: line 42: tier must be 1 to 4; got 7"), "{err}");
+    let line =
+        std::fs::read_to_string(CATALOG).expect("catalog").lines().position(|l| l.contains("tier: 2")).expect("ledger")
+            + 1;
+    assert!(err.contains(&format!("services[1].tier: line {line}: tier must be 1 to 4; got 7")), "{err}");
     let out = Command::new(BIN)
         .args(["catalog", "import"])
         .arg(CATALOG)
@@ -432,9 +573,35 @@ async fn readme_walkthrough_from_catalog_import_to_a_refused_freeze() {
         assert_eq!(moved.status(), 200, "{to}");
     }
 
+    // A change touching keys waits for a peer review: Pat's approval is refused there, root gives it,
+    // then Pat and Carol approve their levels; each answer names the step it counted for.
+    let keys = {
+        let mut body = sample();
+        body["cryptographic_keys"] = json!(true);
+        body
+    };
+    let created: Value = post(&alice, "/changes", keys).await.expect("create").json().await.expect("json");
+    let third = created["id"].as_str().expect("id").to_owned();
+    let decide = |token: &str, decision: &str| {
+        post(token, &format!("/changes/{third}/decisions"), json!({"decision": decision}))
+    };
+    post(&alice, &format!("/changes/{third}/transitions"), json!({"to": "submitted", "version": 1}))
+        .await
+        .expect("submit");
+    let refused = decide(&pat, "approve").await.expect("approve");
+    assert_eq!(refused.status(), 409);
+    let body: Value = refused.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "peer_review_required", "{body}");
+    let reviewed: Value = decide(&root, "peer_review").await.expect("peer review").json().await.expect("json");
+    assert_eq!(reviewed["decision"]["counted_for"], json!([{"level": 1, "name": "peer-review"}]), "{reviewed}");
+    let level2: Value = decide(&pat, "approve").await.expect("level 2").json().await.expect("json");
+    assert_eq!(level2["decision"]["counted_for"][0]["name"], "team-lead", "{level2}");
+    let level3: Value = decide(&carol, "approve").await.expect("level 3").json().await.expect("json");
+    assert_eq!(level3["state"], "approved", "{level3}");
+
     // A month-end freeze on payments refuses a change planned inside it, naming the window.
     let freeze = json!({"id": "dec-close", "name": "December close", "services": ["payments"],
-        "schedule": {"kind": "one_off", "start": "2026-12-01T00:00:00Z", "end": "2026-12-03T00:00:00Z"}});
+        "schedule": {"kind": "one_off", "start": "2030-12-01T00:00:00Z", "end": "2030-12-03T00:00:00Z"}});
     assert_eq!(post(&root, "/freezes", freeze).await.expect("freeze").status(), 201);
     let created: Value = post(&alice, "/changes", sample()).await.expect("create").json().await.expect("json");
     let second = created["id"].as_str().expect("id");
@@ -446,6 +613,78 @@ async fn readme_walkthrough_from_catalog_import_to_a_refused_freeze() {
     assert_eq!(body["error"]["code"], "freeze_window");
     assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("\"December close\" (dec-close)")), "{body}");
     hub.interrupt();
+}
+
+/// Step 7 of the README's walkthrough: with the README's secrets, one
+/// delivery of each source and a CloudWatch alarm are accepted, answered
+/// exactly as the README shows, and each event is matched to payments
+/// through the sample catalog (the hub's log says so).
+#[tokio::test]
+async fn readme_walkthrough_replays_one_delivery_of_each_source_to_payments() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md")).expect("README");
+    let secrets = [
+        ("CHANGEHUB_GITHUB_SECRET", "local-github-secret"),
+        ("CHANGEHUB_GITLAB_TOKEN", "local-gitlab-token"),
+        ("CHANGEHUB_PAGERDUTY_SECRET", "local-pagerduty-secret"),
+        ("CHANGEHUB_ALERTMANAGER_TOKEN", "local-alertmanager-token"),
+        ("CHANGEHUB_INCIDENTIO_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+    ];
+    for (name, value) in secrets {
+        assert!(readme.contains(&format!("{name}={value}")), "the README sets {name}={value}");
+    }
+    // The command of step 7 and the answers the README shows under it.
+    let start = readme.find("changehub replay events/github/deployment_status.success.json").expect("step 7");
+    let mut lines = readme[start..].lines();
+    let mut command = String::new();
+    for line in lines.by_ref() {
+        command.push_str(line.trim_end_matches('\\'));
+        if !line.ends_with('\\') {
+            break;
+        }
+    }
+    let files: Vec<&str> = command.split_whitespace().skip(2).collect();
+    let shown: Vec<&str> = lines.map_while(|l| l.strip_prefix("# → ").or_else(|| l.strip_prefix("#   "))).collect();
+    assert_eq!(shown.len(), files.len(), "one answer shown per file: {shown:?}");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("hub.log");
+    let hub = Served::start_logged(dir.path(), &secrets, &log);
+    import_catalog(dir.path(), &hub.base);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = Command::new(BIN)
+        .current_dir(&root)
+        .args(["replay", "--url", &hub.base, "--db"])
+        .arg(dir.path().join("hub.db"))
+        .args(&files)
+        .envs(secrets)
+        .output()
+        .expect("replay");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout.lines().collect::<Vec<_>>(), shown, "the README shows the answers as they come back");
+    hub.interrupt();
+
+    let logged = without_colours(&std::fs::read_to_string(&log).expect("log"));
+    let published: Vec<&str> = logged.lines().filter(|l| l.contains("event published")).collect();
+    assert_eq!(published.len(), 7, "{logged}");
+    for line in published {
+        assert!(line.contains("service=\"payments\""), "{line}");
+    }
+}
+
+/// `text` without ANSI colour sequences (`ESC [ ... m`).
+fn without_colours(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            chars.by_ref().find(|c| *c == 'm');
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 #[test]
@@ -479,7 +718,7 @@ async fn changes_lists_the_tenants_changes_as_a_table() {
     let draft = draft["id"].as_str().expect("id").to_owned();
     let changes = |token: &str, args: &[&str]| {
         let out = Command::new(BIN)
-            .args(["changes", "--url", &hub.base, "--from", "2026-01-01T00:00:00Z", "--to", "2027-12-31T00:00:00Z"])
+            .args(["changes", "--url", &hub.base, "--from", "2030-01-01T00:00:00Z", "--to", "2031-12-31T00:00:00Z"])
             .args(args)
             .env("CHANGEHUB_TOKEN", token)
             .output()
@@ -515,6 +754,92 @@ async fn changes_lists_the_tenants_changes_as_a_table() {
     hub.interrupt();
 }
 
+/// What people read: counts in the singular when there is one, durations
+/// suggested in forms that are valid, each cause of an error said once, every
+/// problem of a catalog with its line.
+#[test]
+fn cli_messages_count_suggest_valid_forms_and_say_each_cause_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = |args: &[&str]| Command::new(BIN).args(args).env_remove("CHANGEHUB_TOKEN").output().expect("changehub");
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+
+    let db = dir.path().join("hub.db");
+    let ttl = run(&["token", "--user", "alice", "--ttl", "5", "--db", db.to_str().expect("utf-8 path")]);
+    assert!(!ttl.status.success());
+    assert_eq!(text(&ttl.stderr).trim(), "error: --ttl: \"5\" has no unit: write 5m, 5h or 5d");
+
+    let checked = run(&["catalog", "check", CATALOG]);
+    assert!(checked.status.success(), "{}", text(&checked.stderr));
+    assert!(
+        text(&checked.stdout).ends_with("valid; 3 services, 1 template, 2 categories\n"),
+        "{}",
+        text(&checked.stdout)
+    );
+
+    let sample = std::fs::read_to_string(CATALOG).expect("the sample catalog");
+    let line_of = |needle: &str| 1 + sample.lines().position(|l| l.trim() == needle).expect(needle);
+    let bad = dir.path().join("bad.yaml");
+    let edited = sample.replacen("tier: 1", "tier: 7", 1).replacen("depends_on: [ledger]", "depends_on: [ledgr]", 1);
+    std::fs::write(&bad, edited).expect("write bad.yaml");
+    let refused = run(&["catalog", "check", bad.to_str().expect("utf-8 path")]);
+    assert!(!refused.status.success());
+    let path = bad.display();
+    assert_eq!(
+        text(&refused.stderr).trim(),
+        format!(
+            "error: {path}: 2 problems\n\
+             {path}: services[0].tier: line {}: tier must be 1 to 4; got 7\n\
+             {path}: services[0].depends_on[0]: line {}: service payments depends on ledgr, which the catalog does not list",
+            line_of("tier: 1"),
+            line_of("depends_on: [ledger]"),
+        )
+    );
+
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let unreachable = run(&["catalog", "import", CATALOG, "--url", &closed, "--token", "t"]);
+    assert!(!unreachable.status.success());
+    let stderr = text(&unreachable.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.first().copied(), Some(format!("error: cannot reach the hub at {closed}/catalog").as_str()));
+    assert!(stderr.contains("Connection refused"), "{stderr}");
+    for (i, line) in lines.iter().enumerate() {
+        let said = line.trim_start_matches("error: ").trim_start_matches("  caused by: ");
+        assert!(lines[..i].iter().all(|earlier| !earlier.contains(said)), "said twice: {said:?} in\n{stderr}");
+    }
+}
+
+/// `GET /` says what answers and links on; the document is served; a token
+/// that is not a JWT is told so in words; a log redirected to a file has no
+/// colour codes.
+#[tokio::test]
+async fn serve_answers_the_root_and_its_document_and_logs_plain_text_to_a_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("hub.log");
+    let hub = Served::start_logged(dir.path(), &[], &log);
+    let http = reqwest::Client::new();
+
+    let root: Value = http.get(format!("{}/", hub.base)).send().await.expect("GET /").json().await.expect("json");
+    assert_eq!(root["name"], "changehub");
+    assert_eq!(root["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(root["links"], json!({"health": "/health", "openapi": "/openapi.yaml"}));
+    let document = http.get(format!("{}/openapi.yaml", hub.base)).send().await.expect("GET /openapi.yaml");
+    assert_eq!(document.headers()["content-type"], "application/yaml");
+    let committed = include_str!("../../../openapi.yaml");
+    assert_eq!(document.text().await.expect("text"), committed);
+
+    let garbled = http.get(format!("{}/me", hub.base)).bearer_auth("eyJhbGciOi.e30.c2ln").send().await.expect("me");
+    assert_eq!(garbled.status(), 401);
+    let body: Value = garbled.json().await.expect("json");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.starts_with("the token is not a JWT"), "{body}");
+    assert!(!message.contains("line") && !message.contains("column"), "{body}");
+
+    hub.interrupt();
+    let written = std::fs::read_to_string(&log).expect("the log");
+    assert!(written.contains("changehub serving"), "{written}");
+    assert!(!written.contains('\u{1b}'), "colour codes in a log file: {written:?}");
+}
+
 /// `changehub audit verify` passes intact chains and names an edited entry.
 #[tokio::test]
 async fn audit_verify_names_an_entry_edited_in_the_store() {
@@ -538,7 +863,7 @@ async fn audit_verify_names_an_entry_edited_in_the_store() {
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stdout));
     assert!(
         String::from_utf8_lossy(&ok.stdout)
-            .contains("3 audit chain(s), 5 entries; hashes, links, heads and seals checked; 0 broken"),
+            .contains("3 audit chains, 5 entries; hashes, links, heads and seals checked; 0 broken"),
         "{}",
         String::from_utf8_lossy(&ok.stdout)
     );
@@ -577,6 +902,11 @@ async fn audit_verify_names_an_entry_edited_in_the_store() {
     assert!(out.contains(&format!("ok      default/{}", ids[1])), "{out}");
     let one = verify(&["--change", &ids[1]]);
     assert!(one.status.success(), "{}", String::from_utf8_lossy(&one.stdout));
+    assert!(
+        String::from_utf8_lossy(&one.stdout).contains(": 1 audit chain, "),
+        "{}",
+        String::from_utf8_lossy(&one.stdout)
+    );
     let missing = verify(&["--change", "01a1fcf8-0000-7000-8000-000000000000"]);
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no change"));
@@ -630,4 +960,102 @@ fn a_malformed_secrets_file_is_reported_by_path_and_never_prints_a_secret() {
     let printed = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
     assert!(printed.contains("not JSON"), "{printed}");
     assert!(!printed.contains("s3cr3t"), "the secret was printed: {printed}");
+}
+
+/// A replayed delivery leaves a trace a person finds: `GET /activity` and
+/// `changehub activity` list each of its events, with the service it was
+/// resolved to (the sample catalog maps the alert label `checkout-service`
+/// to payments) and the delivery it came in with.
+#[tokio::test]
+async fn a_replayed_delivery_is_listed_by_the_activity_log() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secrets = [("CHANGEHUB_ALERTMANAGER_TOKEN", "am-dev-token")];
+    let hub = Served::start_with(dir.path(), &secrets);
+    import_catalog(dir.path(), &hub.base);
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events/alertmanager/firing.json");
+    let replayed =
+        Command::new(BIN).args(["replay", "--url", &hub.base]).arg(&sample).envs(secrets).output().expect("replay");
+    let stdout = String::from_utf8_lossy(&replayed.stdout).into_owned();
+    assert!(replayed.status.success() && stdout.contains(": 202 "), "{stdout}");
+
+    let alice = token(dir.path(), "alice@example.com", "engineers");
+    let http = reqwest::Client::new();
+    let page: Value = http
+        .get(format!("{}/activity", hub.base))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .expect("activity")
+        .json()
+        .await
+        .expect("json");
+    let rows = page["activity"].as_array().cloned().unwrap_or_default();
+    assert_eq!(rows.len(), 2, "one row per alert: {page}");
+    for row in &rows {
+        assert_eq!((&row["detail_type"], &row["service"]), (&json!("Alert Firing"), &json!("payments")), "{row}");
+        assert_eq!(row["source"], "changehub.alertmanager");
+    }
+
+    let activity = |args: &[&str]| {
+        Command::new(BIN)
+            .args(["activity", "--url", &hub.base])
+            .args(args)
+            .env("CHANGEHUB_TOKEN", &alice)
+            .output()
+            .expect("changehub activity")
+    };
+    let out = activity(&[]);
+    let table = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{table}{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(
+        lines[0].starts_with("TIME") && lines[0].contains("EXTERNAL ID") && lines[0].contains("DELIVERY"),
+        "{table}"
+    );
+    assert_eq!(lines.len(), 3, "a header and one line per event:\n{table}");
+    for line in &lines[1..] {
+        for cell in ["Alert Firing", "alertmanager", "payments"] {
+            assert!(line.contains(cell), "{cell:?} in {line:?}");
+        }
+    }
+    let delivery = rows[0]["delivery_id"].as_str().expect("a delivery id");
+    assert!(lines[1].ends_with(delivery), "{table}");
+
+    // A page at a time: the command says how to get the next one, or follows them all.
+    let first = String::from_utf8_lossy(&activity(&["--limit", "1"]).stdout).into_owned();
+    let cursor = first
+        .lines()
+        .find_map(|l| l.strip_prefix("more: run again with --cursor "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no next page:\n{first}"))
+        .to_owned();
+    let second = String::from_utf8_lossy(&activity(&["--limit", "1", "--cursor", &cursor]).stdout).into_owned();
+    assert_eq!(second.lines().filter(|l| l.contains("Alert Firing")).count(), 1, "{second}");
+    assert_ne!(first.lines().nth(1), second.lines().nth(1), "{first}\n{second}");
+    let every = String::from_utf8_lossy(&activity(&["--limit", "1", "--all"]).stdout).into_owned();
+    assert_eq!(every.lines().filter(|l| l.contains("Alert Firing")).count(), 2, "{every}");
+    let json: Value = serde_json::from_slice(&activity(&["--json", "--type", "alert-firing"]).stdout).expect("--json");
+    assert_eq!(json["activity"].as_array().map(Vec::len), Some(2), "{json}");
+    let none = String::from_utf8_lossy(&activity(&["--source", "github", "--since", "1h"]).stdout).into_owned();
+    assert_eq!(none.trim(), "no accepted events");
+
+    let refused = activity(&["--source", "jenkins"]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("400: source must be one of"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let anonymous = Command::new(BIN)
+        .args(["activity", "--url", &hub.base])
+        .env_remove("CHANGEHUB_TOKEN")
+        .output()
+        .expect("changehub activity");
+    assert!(!anonymous.status.success());
+    assert!(
+        String::from_utf8_lossy(&anonymous.stderr).contains("no token"),
+        "{}",
+        String::from_utf8_lossy(&anonymous.stderr)
+    );
+    hub.interrupt();
 }

@@ -70,12 +70,30 @@ impl TrustRoots {
 /// their requests), and the operation and attempt timeouts of
 /// [`SdkTimeouts`], so that a hung call fails inside the invocation.
 pub async fn load_config() -> Result<SdkConfig, SdkConfigError> {
+    Ok(with_timeouts(config_loader()?)?.load().await)
+}
+
+/// [`load_config`] for a Lambda function: the region (`AWS_REGION`) and the
+/// execution role's credentials (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+/// `AWS_SESSION_TOKEN`) are the ones Lambda puts in the environment, so the
+/// SDK's default region and credentials chains (profile files, web identity
+/// with its STS client, container and instance metadata) are not built at
+/// init. A missing region fails the init with the variable's name.
+pub async fn load_lambda_config() -> Result<SdkConfig, SdkConfigError> {
+    let region = config::required("AWS_REGION")?;
+    let loader = with_timeouts(config_loader()?)?
+        .region(aws_config::Region::new(region))
+        .credentials_provider(aws_config::environment::EnvironmentVariableCredentialsProvider::new());
+    Ok(loader.load().await)
+}
+
+fn with_timeouts(loader: ConfigLoader) -> Result<ConfigLoader, SdkConfigError> {
     let timeouts = SdkTimeouts::from_env()?;
     let timeout_config = aws_config::timeout::TimeoutConfig::builder()
         .operation_timeout(timeouts.operation)
         .operation_attempt_timeout(timeouts.attempt)
         .build();
-    Ok(config_loader()?.timeout_config(timeout_config).load().await)
+    Ok(loader.timeout_config(timeout_config))
 }
 
 /// [`load_config`]'s loader, for callers that set more (the tests' emulator endpoint).

@@ -18,9 +18,9 @@ use std::time::Duration;
 use super::{expiry, keys};
 use crate::domain::{AuditEntry, Change, ChangeId, TenantId};
 use crate::ports::{
-    AuditSealer, ChangeQuery, ChangeReader, ChangeUpdate, ChangeWriter, Claim, CounterKey, Counters, Counts, Cursor,
-    Dedupe, DueIndex, DuePartition, Page, ServiceWindowQuery, StoreError, VolumeKey, WaitingQuery, seal_entries,
-    seal_entry,
+    Activity, ActivityLog, ActivityQuery, AuditSealer, ChangeQuery, ChangeReader, ChangeUpdate, ChangeWriter, Claim,
+    CounterKey, Counters, Counts, Cursor, Dedupe, DueIndex, DuePartition, Page, ServiceWindowQuery, StoreError,
+    VolumeKey, WaitingQuery, seal_entries, seal_entry,
 };
 use std::sync::Arc;
 
@@ -384,6 +384,17 @@ impl ChangeReader for DynamoStore {
         items.iter().map(decode).collect()
     }
 
+    async fn audit_entries(
+        &self,
+        tenant: &TenantId,
+        id: &ChangeId,
+        seqs: std::ops::RangeInclusive<u64>,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let (lo, hi) = (keys::audit_sk(*seqs.start()), keys::audit_sk(*seqs.end()));
+        let items = self.query_between(keys::change_pk(tenant, id), &lo, &hi).await?;
+        items.iter().map(decode).collect()
+    }
+
     async fn change_ids(&self, tenant: &TenantId) -> Result<Vec<ChangeId>, StoreError> {
         let items = self.query_prefix(keys::tenant_changes_pk(tenant), keys::INDEX_PREFIX).await?;
         items
@@ -418,21 +429,36 @@ impl DynamoStore {
     /// Every item of partition `pk` whose SK starts with `prefix`, in SK
     /// order: one consistent Query, paged past 1 MB.
     async fn query_prefix(&self, pk: String, prefix: &str) -> Result<Vec<Item>, StoreError> {
+        self.query_keys(pk, "begins_with(SK, :lo)", &[(":lo", prefix)]).await
+    }
+
+    /// Every item of partition `pk` with `lo <= SK <= hi`, in SK order.
+    async fn query_between(&self, pk: String, lo: &str, hi: &str) -> Result<Vec<Item>, StoreError> {
+        self.query_keys(pk, "SK BETWEEN :lo AND :hi", &[(":lo", lo), (":hi", hi)]).await
+    }
+
+    /// Every item of partition `pk` whose SK meets `sk_condition`: one
+    /// consistent Query, paged past 1 MB.
+    async fn query_keys(
+        &self,
+        pk: String,
+        sk_condition: &str,
+        values: &[(&str, &str)],
+    ) -> Result<Vec<Item>, StoreError> {
         let mut items = Vec::new();
         let mut start = None;
         loop {
-            let out = self
+            let mut query = self
                 .client
                 .query()
                 .table_name(&self.table)
-                .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
-                .expression_attribute_values(":pk", s(pk.clone()))
-                .expression_attribute_values(":prefix", s(prefix))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(classify)?;
+                .key_condition_expression(format!("PK = :pk AND {sk_condition}"))
+                .expression_attribute_values(":pk", s(pk.clone()));
+            for (name, value) in values {
+                query = query.expression_attribute_values(*name, s(*value));
+            }
+            let out =
+                query.consistent_read(true).set_exclusive_start_key(start.take()).send().await.map_err(classify)?;
             items.extend(out.items.unwrap_or_default());
             match out.last_evaluated_key {
                 Some(k) => start = Some(k),
@@ -442,8 +468,11 @@ impl DynamoStore {
     }
 }
 
-impl ChangeWriter for DynamoStore {
-    async fn insert_change(&self, change: &Change, entry: &AuditEntry) -> Result<(), StoreError> {
+impl DynamoStore {
+    /// The writes that insert `change`: its record (if absent), its change
+    /// list item, its first audit entry (sealed) and its index entries
+    /// (service, listing, waiting).
+    async fn insert_writes(&self, change: &Change, entry: &AuditEntry) -> Result<Vec<TransactWriteItem>, StoreError> {
         let mut listed = key(keys::tenant_changes_pk(&change.tenant), keys::tenant_changes_sk(&change.id));
         listed.insert("entity".into(), s("change_list"));
         listed.insert("change_id".into(), s(change.id.to_string()));
@@ -457,14 +486,13 @@ impl ChangeWriter for DynamoStore {
             )?,
         ];
         writes.extend(self.index_writes(None, change)?);
-        match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
-            Ok(_) => Ok(()),
-            Err(e) if condition_failed_at(&e).is_some() => Err(StoreError::AlreadyExists),
-            Err(e) => Err(classify_transaction(e)),
-        }
+        Ok(writes)
     }
 
-    async fn update_change(&self, update: ChangeUpdate<'_>) -> Result<(), StoreError> {
+    /// The writes of `update`: the record (conditional on the expected
+    /// version), its sealed entries (if absent), its index entries moved
+    /// from those of [`ChangeUpdate::before`], and the counters.
+    async fn update_writes(&self, update: &ChangeUpdate<'_>) -> Result<Vec<TransactWriteItem>, StoreError> {
         let (change, expected) = (update.change, update.expected());
         let mut meta =
             put(&self.table, Self::change_item(change)?, Some("attribute_exists(PK) AND version = :expected"))?;
@@ -477,7 +505,7 @@ impl ChangeWriter for DynamoStore {
         }
         // Conditional on the version `before` was read at, so its entries are the stored ones.
         writes.extend(self.index_writes(Some(update.before), change)?);
-        for (pk, sk, failed) in keys::counter_increments(&update) {
+        for (pk, sk, failed) in keys::counter_increments(update) {
             let add = Update::builder()
                 .table_name(&self.table)
                 .set_key(Some(key(pk, sk)))
@@ -489,10 +517,47 @@ impl ChangeWriter for DynamoStore {
                 .map_err(|e| StoreError::backend(false, e))?;
             writes.push(TransactWriteItem::builder().update(add).build());
         }
+        Ok(writes)
+    }
+}
+
+impl ChangeWriter for DynamoStore {
+    async fn insert_change(&self, change: &Change, entry: &AuditEntry) -> Result<(), StoreError> {
+        let writes = self.insert_writes(change, entry).await?;
         match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
             Ok(_) => Ok(()),
-            Err(e) if condition_failed_at(&e).is_some() => Err(self.update_failure(change, expected).await),
+            Err(e) if condition_failed_at(&e).is_some() => Err(StoreError::AlreadyExists),
             Err(e) => Err(classify_transaction(e)),
+        }
+    }
+
+    async fn update_change(&self, update: ChangeUpdate<'_>) -> Result<(), StoreError> {
+        let writes = self.update_writes(&update).await?;
+        match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if condition_failed_at(&e).is_some() => {
+                Err(self.update_failure(update.change, update.expected()).await)
+            }
+            Err(e) => Err(classify_transaction(e)),
+        }
+    }
+
+    async fn insert_linked(
+        &self,
+        change: &Change,
+        entry: &AuditEntry,
+        update: ChangeUpdate<'_>,
+    ) -> Result<(), StoreError> {
+        let mut writes = self.insert_writes(change, entry).await?;
+        let inserted = writes.len();
+        writes.extend(self.update_writes(&update).await?);
+        match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
+            Ok(_) => Ok(()),
+            Err(e) => match condition_failed_at(&e) {
+                Some(i) if i < inserted => Err(StoreError::AlreadyExists),
+                Some(_) => Err(self.update_failure(update.change, update.expected()).await),
+                None => Err(classify_transaction(e)),
+            },
         }
     }
 }
@@ -681,6 +746,76 @@ impl Dedupe for DynamoStore {
             }
         }
         Ok(())
+    }
+}
+
+impl DynamoStore {
+    /// An activity row: the row whole in `doc`, beside the attributes the
+    /// query filters on and the TTL attribute.
+    fn activity_item(tenant: &TenantId, row: &Activity) -> Result<Item, StoreError> {
+        let mut item = key(keys::activity_pk(tenant), keys::activity_sk(row.occurred_at, &row.event_id));
+        item.insert("entity".into(), s("activity"));
+        item.insert("source".into(), s(row.source.as_str()));
+        item.insert("detail_type".into(), s(row.detail_type.as_str()));
+        if let Some(service) = &row.service {
+            item.insert("service".into(), s(service.as_str()));
+        }
+        item.insert(TABLE.ttl_attribute.into(), n(row.expires_at.timestamp()));
+        item.insert(DOC.into(), doc_of(row)?);
+        Ok(item)
+    }
+}
+
+impl ActivityLog for DynamoStore {
+    /// One PutItem per row, replacing any row of the same event.
+    async fn record(&self, tenant: &TenantId, rows: &[Activity]) -> Result<(), StoreError> {
+        for row in rows {
+            let item = Self::activity_item(tenant, row)?;
+            self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(classify)?;
+        }
+        Ok(())
+    }
+
+    /// One Query: the range newest first, `Limit` = the rows a page
+    /// evaluates, the filters and the expiry as a filter expression.
+    async fn activity(&self, q: &ActivityQuery) -> Result<Page<Activity>, StoreError> {
+        let Some(range) = keys::activity_range(q)? else { return Ok(Page { items: vec![], next: None }) };
+        let mut filter = vec!["#exp > :now".to_owned()];
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk AND SK BETWEEN :lo AND :hi")
+            .expression_attribute_values(":pk", s(range.pk.clone()))
+            .expression_attribute_values(":lo", s(range.lo))
+            .expression_attribute_values(":hi", s(range.hi))
+            .expression_attribute_names("#exp", TABLE.ttl_attribute)
+            .expression_attribute_values(":now", n(q.now.timestamp()))
+            .scan_index_forward(false)
+            .limit(i32::try_from(q.evaluated()).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(range.below.map(|below| key(range.pk, below)));
+        for (attr, name, value, wanted) in [
+            ("#service", "service", ":service", &q.service),
+            ("#source", "source", ":source", &q.source),
+            ("#type", "detail_type", ":type", &q.detail_type),
+        ] {
+            if let Some(wanted) = wanted {
+                query =
+                    query.expression_attribute_names(attr, name).expression_attribute_values(value, s(wanted.as_str()));
+                filter.push(format!("{attr} = {value}"));
+            }
+        }
+        let out = query.filter_expression(filter.join(" AND ")).send().await.map_err(classify)?;
+        let rows = out.items.unwrap_or_default();
+        let sk_of = |item: &Item| item.get("SK").and_then(|v| v.as_s().ok()).cloned();
+        // More matches than a page holds: the next page resumes below the
+        // last row shown; otherwise where the Query stopped, if it did.
+        let next = match rows.get(q.limit.saturating_sub(1)) {
+            Some(last) if rows.len() > q.limit => sk_of(last),
+            _ => out.last_evaluated_key.as_ref().and_then(sk_of),
+        };
+        let items = rows.iter().take(q.limit).map(decode).collect::<Result<Vec<Activity>, _>>()?;
+        Ok(Page { items, next: next.map(Cursor::issued) })
     }
 }
 

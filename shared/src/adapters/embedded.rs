@@ -12,9 +12,9 @@ use std::time::Duration;
 use super::{expiry, keys};
 use crate::domain::{AuditEntry, Change, ChangeId, TenantId};
 use crate::ports::{
-    AuditSealer, ChangeQuery, ChangeReader, ChangeUpdate, ChangeWriter, Claim, CounterKey, Counters, Counts, Cursor,
-    Dedupe, DueIndex, DuePartition, Page, ServiceWindowQuery, StoreError, VolumeKey, WaitingQuery, seal_entries,
-    seal_entry,
+    Activity, ActivityLog, ActivityQuery, AuditSealer, ChangeQuery, ChangeReader, ChangeUpdate, ChangeWriter, Claim,
+    CounterKey, Counters, Counts, Cursor, Dedupe, DueIndex, DuePartition, Page, ServiceWindowQuery, StoreError,
+    VolumeKey, WaitingQuery, seal_entries, seal_entry,
 };
 
 mod index;
@@ -221,6 +221,16 @@ impl ChangeReader for EmbeddedStore {
         self.query_prefix(keys::change_pk(tenant, id), keys::AUDIT_PREFIX).await
     }
 
+    async fn audit_entries(
+        &self,
+        tenant: &TenantId,
+        id: &ChangeId,
+        seqs: std::ops::RangeInclusive<u64>,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let (lo, hi) = (keys::audit_sk(*seqs.start()), keys::audit_sk(*seqs.end()));
+        self.query_between(keys::change_pk(tenant, id), lo, hi).await
+    }
+
     async fn change_ids(&self, tenant: &TenantId) -> Result<Vec<ChangeId>, StoreError> {
         self.query_prefix(keys::tenant_changes_pk(tenant), keys::INDEX_PREFIX).await
     }
@@ -248,12 +258,23 @@ impl EmbeddedStore {
         pk: String,
         prefix: &'static str,
     ) -> Result<Vec<T>, StoreError> {
+        // `~` sorts after every character a key uses.
+        let hi = format!("{prefix}~");
+        self.query_between(pk, prefix.to_owned(), hi).await
+    }
+
+    /// Every item of partition `pk` with `lo <= SK <= hi`, in SK order.
+    async fn query_between<T: DeserializeOwned + Send + 'static>(
+        &self,
+        pk: String,
+        lo: String,
+        hi: String,
+    ) -> Result<Vec<T>, StoreError> {
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(backend)?;
             let table = txn.open_table(ITEMS).map_err(backend)?;
-            let hi = format!("{prefix}~");
             let mut out = Vec::new();
-            for row in table.range((pk.as_str(), prefix)..(pk.as_str(), hi.as_str())).map_err(backend)? {
+            for row in table.range((pk.as_str(), lo.as_str())..=(pk.as_str(), hi.as_str())).map_err(backend)? {
                 let (k, v) = row.map_err(backend)?;
                 out.push(decode(&pk, k.value().1, v.value())?);
             }
@@ -263,26 +284,78 @@ impl EmbeddedStore {
     }
 }
 
+/// An update as one write transaction applies it: the new record, its sealed
+/// entries, and what moves with it.
+struct Apply {
+    change: Change,
+    entries: Vec<AuditEntry>,
+    expected: u64,
+    increments: Vec<(String, String, bool)>,
+}
+
+impl Apply {
+    async fn of(sealer: Option<&AuditSealer>, update: &ChangeUpdate<'_>) -> Result<Apply, StoreError> {
+        Ok(Apply {
+            change: update.change.clone(),
+            entries: seal_entries(sealer, update.entries).await?,
+            expected: update.expected(),
+            increments: keys::counter_increments(update),
+        })
+    }
+}
+
+/// Stores a new change, its list and index entries and its first audit
+/// entry inside `txn`; `AlreadyExists` if the id is taken.
+fn insert_in(txn: &redb::WriteTransaction, change: &Change, entry: &AuditEntry) -> Result<(), StoreError> {
+    let pk = keys::change_pk(&change.tenant, &change.id);
+    let mut table = txn.open_table(ITEMS).map_err(backend)?;
+    if table.get((pk.as_str(), keys::META)).map_err(backend)?.is_some() {
+        return Err(StoreError::AlreadyExists);
+    }
+    table.insert((pk.as_str(), keys::META), encode(change)?.as_slice()).map_err(backend)?;
+    let (lpk, lsk) = (keys::tenant_changes_pk(&change.tenant), keys::tenant_changes_sk(&change.id));
+    table.insert((lpk.as_str(), lsk.as_str()), encode(&change.id)?.as_slice()).map_err(backend)?;
+    let aud = keys::audit_sk(entry.seq);
+    table.insert((pk.as_str(), aud.as_str()), encode(entry)?.as_slice()).map_err(backend)?;
+    reindex(&mut table, None, change)?;
+    reindex_due(&mut txn.open_table(GSI1).map_err(backend)?, None, change, &pk)
+}
+
+/// Applies an update inside `txn`, on the conditions `update_change` states.
+fn update_in(txn: &redb::WriteTransaction, a: &Apply) -> Result<(), StoreError> {
+    let (change, expected) = (&a.change, a.expected);
+    let pk = keys::change_pk(&change.tenant, &change.id);
+    let mut table = txn.open_table(ITEMS).map_err(backend)?;
+    let current: Change = get_item(&table, &pk, keys::META)?.ok_or(StoreError::NotFound)?;
+    if current.version != expected {
+        return Err(StoreError::VersionConflict { expected });
+    }
+    for entry in &a.entries {
+        let aud = keys::audit_sk(entry.seq);
+        if table.get((pk.as_str(), aud.as_str())).map_err(backend)?.is_some() {
+            return Err(StoreError::VersionConflict { expected });
+        }
+        table.insert((pk.as_str(), aud.as_str()), encode(entry)?.as_slice()).map_err(backend)?;
+    }
+    table.insert((pk.as_str(), keys::META), encode(change)?.as_slice()).map_err(backend)?;
+    // The stored record is the one the update was read from (same version).
+    reindex(&mut table, Some(&current), change)?;
+    for (cpk, csk, failed) in &a.increments {
+        let mut counts: CounterItem = get_item(&table, cpk, csk)?.unwrap_or_default();
+        counts.changes += 1;
+        counts.failures += u64::from(*failed);
+        table.insert((cpk.as_str(), csk.as_str()), encode(&counts)?.as_slice()).map_err(backend)?;
+    }
+    reindex_due(&mut txn.open_table(GSI1).map_err(backend)?, Some(&current), change, &pk)
+}
+
 impl ChangeWriter for EmbeddedStore {
     async fn insert_change(&self, change: &Change, entry: &AuditEntry) -> Result<(), StoreError> {
         let (change, entry) = (change.clone(), seal_entry(self.sealer.as_deref(), entry).await?);
         let (change, entry) = self
             .blocking(move |db| {
-                let pk = keys::change_pk(&change.tenant, &change.id);
                 let txn = db.begin_write().map_err(backend)?;
-                {
-                    let mut table = txn.open_table(ITEMS).map_err(backend)?;
-                    if table.get((pk.as_str(), keys::META)).map_err(backend)?.is_some() {
-                        return Err(StoreError::AlreadyExists);
-                    }
-                    table.insert((pk.as_str(), keys::META), encode(&change)?.as_slice()).map_err(backend)?;
-                    let (lpk, lsk) = (keys::tenant_changes_pk(&change.tenant), keys::tenant_changes_sk(&change.id));
-                    table.insert((lpk.as_str(), lsk.as_str()), encode(&change.id)?.as_slice()).map_err(backend)?;
-                    let aud = keys::audit_sk(entry.seq);
-                    table.insert((pk.as_str(), aud.as_str()), encode(&entry)?.as_slice()).map_err(backend)?;
-                    reindex(&mut table, None, &change)?;
-                    reindex_due(&mut txn.open_table(GSI1).map_err(backend)?, None, &change, &pk)?;
-                }
+                insert_in(&txn, &change, &entry)?;
                 txn.commit().map_err(backend)?;
                 Ok((change, entry))
             })
@@ -292,43 +365,41 @@ impl ChangeWriter for EmbeddedStore {
     }
 
     async fn update_change(&self, update: ChangeUpdate<'_>) -> Result<(), StoreError> {
-        let entries = seal_entries(self.sealer.as_deref(), update.entries).await?;
-        let (change, increments, expected) =
-            (update.change.clone(), keys::counter_increments(&update), update.expected());
-        let (change, entries) = self
+        let apply = Apply::of(self.sealer.as_deref(), &update).await?;
+        let apply = self
             .blocking(move |db| {
-                let pk = keys::change_pk(&change.tenant, &change.id);
                 let txn = db.begin_write().map_err(backend)?;
-                {
-                    let mut table = txn.open_table(ITEMS).map_err(backend)?;
-                    let current: Change = get_item(&table, &pk, keys::META)?.ok_or(StoreError::NotFound)?;
-                    if current.version != expected {
-                        return Err(StoreError::VersionConflict { expected });
-                    }
-                    for entry in &entries {
-                        let aud = keys::audit_sk(entry.seq);
-                        if table.get((pk.as_str(), aud.as_str())).map_err(backend)?.is_some() {
-                            return Err(StoreError::VersionConflict { expected });
-                        }
-                        table.insert((pk.as_str(), aud.as_str()), encode(entry)?.as_slice()).map_err(backend)?;
-                    }
-                    table.insert((pk.as_str(), keys::META), encode(&change)?.as_slice()).map_err(backend)?;
-                    // The stored record is the one the update was read from (same version).
-                    reindex(&mut table, Some(&current), &change)?;
-                    for (cpk, csk, failed) in &increments {
-                        let mut counts: CounterItem = get_item(&table, cpk, csk)?.unwrap_or_default();
-                        counts.changes += 1;
-                        counts.failures += u64::from(*failed);
-                        table.insert((cpk.as_str(), csk.as_str()), encode(&counts)?.as_slice()).map_err(backend)?;
-                    }
-                    reindex_due(&mut txn.open_table(GSI1).map_err(backend)?, Some(&current), &change, &pk)?;
-                }
+                update_in(&txn, &apply)?;
                 txn.commit().map_err(backend)?;
-                Ok((change, entries))
+                Ok(apply)
             })
             .await?;
-        for entry in entries {
-            self.emit(change.clone(), entry);
+        for entry in apply.entries {
+            self.emit(apply.change.clone(), entry);
+        }
+        Ok(())
+    }
+
+    async fn insert_linked(
+        &self,
+        change: &Change,
+        entry: &AuditEntry,
+        update: ChangeUpdate<'_>,
+    ) -> Result<(), StoreError> {
+        let (change, entry) = (change.clone(), seal_entry(self.sealer.as_deref(), entry).await?);
+        let apply = Apply::of(self.sealer.as_deref(), &update).await?;
+        let (change, entry, apply) = self
+            .blocking(move |db| {
+                let txn = db.begin_write().map_err(backend)?;
+                insert_in(&txn, &change, &entry)?;
+                update_in(&txn, &apply)?;
+                txn.commit().map_err(backend)?;
+                Ok((change, entry, apply))
+            })
+            .await?;
+        self.emit(change, entry);
+        for entry in apply.entries {
+            self.emit(apply.change.clone(), entry);
         }
         Ok(())
     }
@@ -482,6 +553,78 @@ impl Dedupe for EmbeddedStore {
                 }
             }
             txn.commit().map_err(backend)
+        })
+        .await
+    }
+}
+
+/// Expired activity rows one write removes from the old end of a tenant's
+/// log: the embedded store has no TTL deletion, so writes do it, a bounded
+/// amount at a time (reads never list an expired row).
+const ACTIVITY_SWEEP: usize = 100;
+
+impl ActivityLog for EmbeddedStore {
+    async fn record(&self, tenant: &TenantId, rows: &[Activity]) -> Result<(), StoreError> {
+        let Some(now) = rows.iter().map(|r| r.received_at).max() else { return Ok(()) };
+        let pk = keys::activity_pk(tenant);
+        let rows: Vec<(String, Vec<u8>)> = rows
+            .iter()
+            .map(|r| Ok((keys::activity_sk(r.occurred_at, &r.event_id), encode(r)?)))
+            .collect::<Result<_, StoreError>>()?;
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(backend)?;
+            {
+                let mut table = txn.open_table(ITEMS).map_err(backend)?;
+                let mut expired = Vec::new();
+                for row in table.range((pk.as_str(), "")..(pk.as_str(), "~")).map_err(backend)?.take(ACTIVITY_SWEEP) {
+                    let (k, v) = row.map_err(backend)?;
+                    let sk = k.value().1;
+                    let old: Activity = decode(&pk, sk, v.value())?;
+                    if old.expires_at > now {
+                        break;
+                    }
+                    expired.push(sk.to_owned());
+                }
+                for sk in &expired {
+                    table.remove((pk.as_str(), sk.as_str())).map_err(backend)?;
+                }
+                for (sk, bytes) in &rows {
+                    table.insert((pk.as_str(), sk.as_str()), bytes.as_slice()).map_err(backend)?;
+                }
+            }
+            txn.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn activity(&self, q: &ActivityQuery) -> Result<Page<Activity>, StoreError> {
+        let Some(range) = keys::activity_range(q)? else { return Ok(Page { items: vec![], next: None }) };
+        let q = q.clone();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(backend)?;
+            let table = txn.open_table(ITEMS).map_err(backend)?;
+            let pk = range.pk.as_str();
+            let rows = match range.below.as_deref() {
+                Some(below) => table.range((pk, range.lo.as_str())..(pk, below)),
+                None => table.range((pk, range.lo.as_str())..=(pk, range.hi.as_str())),
+            }
+            .map_err(backend)?;
+            let (mut items, mut evaluated, mut last) = (Vec::new(), 0, None);
+            for row in rows.rev() {
+                let (k, v) = row.map_err(backend)?;
+                let sk = k.value().1;
+                if evaluated == q.evaluated() || items.len() == q.limit {
+                    // More rows remain: the page resumes below the last one read.
+                    return Ok(Page { items, next: last.map(Cursor::issued) });
+                }
+                let activity: Activity = decode(pk, sk, v.value())?;
+                evaluated += 1;
+                if q.matches(&activity) {
+                    items.push(activity);
+                }
+                last = Some(sk.to_owned());
+            }
+            Ok(Page { items, next: None })
         })
         .await
     }

@@ -15,6 +15,7 @@
 //! | outcome counter | `T#{tenant}#STAT#{service}` | `M#{month}#{category}#{type}` |
 //! | volume counter | `T#{tenant}#VOL#{month}` | `{type}#REQ#{user}`, `{type}#TEAM#{group}` |
 //! | tenant document | `T#{tenant}#DOC#{kind}` | `CURRENT`, and `V#{version:020}` per kept version |
+//! | activity row | `T#{tenant}#ACTIVITY` | `{occurred_at}#{event_id}` |
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use std::collections::BTreeMap;
@@ -22,7 +23,7 @@ use std::collections::BTreeMap;
 use crate::domain::change::MAX_PLANNED_WINDOW;
 use crate::domain::waiting::{Awaiting, awaiting};
 use crate::domain::{Change, ChangeId, ServiceName, TenantId};
-use crate::ports::{Cursor, DuePartition, InvalidCursor, Listing, ServiceWindowQuery};
+use crate::ports::{ActivityQuery, ChangeUpdate, Cursor, DuePartition, InvalidCursor, Listing, ServiceWindowQuery};
 
 pub const META: &str = "META";
 pub const AUDIT_PREFIX: &str = "AUD#";
@@ -303,7 +304,7 @@ pub fn volume_key(key: &crate::ports::VolumeKey) -> (String, String) {
 
 /// Every counter item an update adds to, as (PK, SK, failed): outcome
 /// counters add one change (and one failure if it failed), volume counters one change.
-pub fn counter_increments(update: &crate::ports::ChangeUpdate<'_>) -> Vec<(String, String, bool)> {
+pub fn counter_increments(update: &ChangeUpdate<'_>) -> Vec<(String, String, bool)> {
     let outcomes = update.bumps.iter().map(|b| (counter_pk(&b.key), counter_sk(&b.key), b.failed));
     let volumes = update.volumes.iter().map(|v| {
         let (pk, sk) = volume_key(v);
@@ -383,6 +384,66 @@ pub fn due_range(
         return Err(InvalidCursor);
     }
     Ok(DueRange { pk: due_pk(partition), hi: due_until(until), after: after.map(|c| c.as_str().to_owned()) })
+}
+
+/// A tenant's activity log: one partition, one row per accepted hub event.
+pub fn activity_pk(tenant: &TenantId) -> String {
+    format!("T#{tenant}#ACTIVITY")
+}
+
+/// The longest event id kept as is in an activity sort key; longer ones
+/// (an AWS event id is the sender's) are hashed, so a cursor stays short.
+const ACTIVITY_ID_MAX: usize = 80;
+
+/// An activity row's sort key: the event's time, then its id, so the log
+/// reads in time order and the same event always lands on the same row.
+pub fn activity_sk(occurred_at: DateTime<Utc>, event_id: &str) -> String {
+    let id = if event_id.len() <= ACTIVITY_ID_MAX && !event_id.contains(['\n', '\0']) {
+        event_id.to_owned()
+    } else {
+        use sha2::Digest;
+        format!("sha256:{}", hex::encode(sha2::Sha256::digest(event_id.as_bytes())))
+    };
+    format!("{}#{id}", time_key(occurred_at))
+}
+
+/// Whether a cursor is an activity sort key (`{time}#{event id}`) this layout produced.
+pub fn activity_cursor_is_valid(cursor: &str) -> bool {
+    match cursor.split_once('#') {
+        Some((at, id)) => at.len() == 27 && DateTime::parse_from_rfc3339(at).is_ok() && !id.is_empty(),
+        None => false,
+    }
+}
+
+/// The sort-key range a page of activity reads, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActivityRange {
+    pub pk: String,
+    /// Inclusive lower bound: `since`.
+    pub lo: String,
+    /// Inclusive upper bound: the end of `until`.
+    pub hi: String,
+    /// The cursor: the page reads the rows below it (exclusive).
+    pub below: Option<String>,
+}
+
+/// The rows of `q`'s tenant that happened in `[since, until]`, below the
+/// cursor when one is given; `None` when nothing is left to read (the
+/// cursor is below the range, or the range is empty).
+pub fn activity_range(q: &ActivityQuery) -> Result<Option<ActivityRange>, InvalidCursor> {
+    // Every time key starts with a digit: "0" sorts before them all, '~' after.
+    let lo = q.since.map_or_else(|| "0".to_owned(), time_key);
+    let hi = q.until.map_or_else(|| "~".to_owned(), |t| format!("{}#~", time_key(t)));
+    let below = match q.after.as_deref() {
+        Some(c) if !activity_cursor_is_valid(c) => return Err(InvalidCursor),
+        Some(c) if c <= lo.as_str() => return Ok(None),
+        Some(c) if c <= hi.as_str() => Some(c.to_owned()),
+        _ => None,
+    };
+    if lo > hi {
+        return Ok(None);
+    }
+    Ok(Some(ActivityRange { pk: activity_pk(&q.tenant), lo, hi, below }))
 }
 
 #[cfg(test)]
@@ -487,5 +548,61 @@ mod tests {
         assert_eq!(range, DueRange { pk: reviews_due_pk(&tenant), hi: due_until(until), after: Some(sk) });
         let bogus = Cursor::parse("bogus").expect("well formed");
         assert_eq!(due_range(&reviews, until, Some(&bogus)), Err(InvalidCursor));
+    }
+
+    fn activity(since: Option<&str>, until: Option<&str>, after: Option<&str>) -> ActivityQuery {
+        ActivityQuery {
+            tenant: TenantId::parse("acme").expect("tenant"),
+            since: since.map(t),
+            until: until.map(t),
+            service: None,
+            source: None,
+            detail_type: None,
+            now: t("2026-12-01T00:00:00Z"),
+            limit: 10,
+            after: after.map(|a| Cursor::parse(a).expect("well formed")),
+        }
+    }
+
+    #[test]
+    fn an_activity_row_sorts_by_event_time_and_a_long_event_id_is_hashed() {
+        let sk = activity_sk(t("2026-11-30T06:00:00Z"), "github-0123-0");
+        assert_eq!(sk, "2026-11-30T06:00:00.000000Z#github-0123-0");
+        assert!(activity_sk(t("2026-11-30T05:59:59Z"), "zzz") < sk);
+        let long = activity_sk(t("2026-11-30T06:00:00Z"), &"a".repeat(200));
+        assert!(long.len() < Cursor::MAX_LEN && long.contains("#sha256:"), "{long}");
+        assert!(activity_cursor_is_valid(&long));
+    }
+
+    #[test]
+    fn an_activity_range_is_since_to_until_below_the_cursor() {
+        let range = activity_range(&activity(Some("2026-11-30T00:00:00Z"), Some("2026-11-30T23:00:00Z"), None))
+            .expect("no cursor")
+            .expect("a range");
+        assert_eq!(
+            (range.pk.as_str(), range.lo.as_str(), range.hi.as_str(), range.below),
+            ("T#acme#ACTIVITY", "2026-11-30T00:00:00.000000Z", "2026-11-30T23:00:00.000000Z#~", None)
+        );
+        let open = activity_range(&activity(None, None, None)).expect("valid").expect("a range");
+        assert_eq!((open.lo.as_str(), open.hi.as_str()), ("0", "~"));
+
+        let inside = activity_sk(t("2026-11-30T06:00:00Z"), "github-x-0");
+        let range = activity_range(&activity(Some("2026-11-30T00:00:00Z"), None, Some(&inside)))
+            .expect("an activity key")
+            .expect("a range");
+        assert_eq!(range.below.as_deref(), Some(inside.as_str()));
+        // A cursor above the range starts at its top; one below it leaves nothing to read.
+        let above = activity_sk(t("2026-12-31T00:00:00Z"), "github-x-0");
+        let range = activity_range(&activity(None, Some("2026-11-30T23:00:00Z"), Some(&above))).expect("valid");
+        assert_eq!(range.and_then(|r| r.below), None);
+        let below = activity_sk(t("2026-01-01T00:00:00Z"), "github-x-0");
+        assert_eq!(activity_range(&activity(Some("2026-11-30T00:00:00Z"), None, Some(&below))), Ok(None));
+        assert_eq!(
+            activity_range(&activity(Some("2026-11-30T00:00:00Z"), Some("2026-11-29T00:00:00Z"), None)),
+            Ok(None)
+        );
+        for bogus in ["CHG#2026-11-30T00:00:00.000000Z#x", "2026-11-30#x", "2026-11-30T06:00:00.000000Z#"] {
+            assert_eq!(activity_range(&activity(None, None, Some(bogus))), Err(InvalidCursor), "{bogus}");
+        }
     }
 }

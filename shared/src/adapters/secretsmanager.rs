@@ -103,6 +103,11 @@ impl SecretSource for SecretsManagerSecrets {
         let doc = self.document().await?;
         Ok(doc.get(tenant.as_str()).and_then(|m| m.get(origin.as_str())).cloned().unwrap_or_default())
     }
+
+    fn is_cached(&self) -> bool {
+        // A fetch in progress holds the write lock: not cached.
+        self.cache.try_read().is_ok_and(|c| c.as_ref().is_some_and(|(at, _)| at.elapsed() < REFRESH))
+    }
 }
 
 /// The hub's audit key: the string value of secret `secret_id` (at least 32

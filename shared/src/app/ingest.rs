@@ -2,16 +2,22 @@
 //! ([`Ingest::aws_event`]) in, canonical hub events out, each delivery
 //! published once by the core they share ([`Ingest`]).
 
+use chrono::{DateTime, Utc};
 use http::HeaderMap;
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 
+use crate::app::activity::ActivityRetention;
+use crate::app::once::{Once, OnceError, once};
 use crate::domain::catalog::{CatalogView, MappingKind};
 use crate::domain::event::MAX_EVENT_BYTES;
 use crate::domain::{HubEvent, ServiceName, TenantId};
 use crate::ingest::canonical::{Detail, SERVICE_TAG, ServiceResolution};
 use crate::ingest::{self, Canonical, NormalizeError, Normalized, Origin, ServiceKey, signature};
-use crate::ports::{BusError, CatalogReader, Claim, Clock, Dedupe, EventBus, SecretSource, SecretsError, StoreError};
+use crate::ports::{
+    Activity, ActivityLog, BusError, CatalogReader, Claim, Clock, Dedupe, EventBus, SecretSource, SecretsError,
+    StoreError,
+};
 
 /// How long a done delivery is remembered. Vendors retry for up to two days
 /// (PagerDuty 48 h, incident.io 24 h, EventBridge 24 h).
@@ -95,13 +101,19 @@ pub enum IngestError {
     Bus(#[from] BusError),
 }
 
-/// The publish-once core every ingest path shares: dedupe, bus, catalog, clock.
+/// What ingest needs of a store: dedupe claims and the activity log.
+pub trait IngestStore: Dedupe + ActivityLog {}
+impl<T: Dedupe + ActivityLog> IngestStore for T {}
+
+/// The publish-once core every ingest path shares: the store (dedupe claims
+/// and the activity log), bus, catalog, clock.
 pub struct Ingest<D, B, K, C> {
-    pub dedupe: D,
+    pub store: D,
     pub bus: B,
     pub catalog: K,
     pub clock: C,
     pub claims: ClaimTimes,
+    pub retention: ActivityRetention,
 }
 
 /// Signed webhooks: the core and the secrets to check signatures with.
@@ -111,19 +123,23 @@ pub struct Webhooks<D, B, K, S, C> {
 }
 
 impl<D, B, K, C> Ingest<D, B, K, C> {
-    /// The core with the default [`ClaimTimes`].
-    pub fn new(dedupe: D, bus: B, catalog: K, clock: C) -> Self {
-        Self { dedupe, bus, catalog, clock, claims: ClaimTimes::default() }
+    /// The core with the default [`ClaimTimes`] and [`ActivityRetention`].
+    pub fn new(store: D, bus: B, catalog: K, clock: C) -> Self {
+        Self { store, bus, catalog, clock, claims: ClaimTimes::default(), retention: ActivityRetention::default() }
     }
 
     pub fn with_claims(self, claims: ClaimTimes) -> Self {
         Self { claims, ..self }
     }
+
+    pub fn with_retention(self, retention: ActivityRetention) -> Self {
+        Self { retention, ..self }
+    }
 }
 
 impl<D, B, K, S, C> Webhooks<D, B, K, S, C>
 where
-    D: Dedupe,
+    D: IngestStore,
     B: EventBus,
     K: CatalogReader,
     S: SecretSource,
@@ -131,8 +147,21 @@ where
 {
     /// The secrets `tenant` configured for `origin`; refused (401) when there
     /// are none, so a delivery nobody could verify is refused before its body is read.
+    ///
+    /// When the secrets must first be fetched (the first delivery after a
+    /// cold start, or a refresh), the tenant's catalog is read meanwhile, so
+    /// a verified delivery does not wait for a second round trip after the
+    /// first. It is only cached, never used before the signature is checked,
+    /// and read at most once per fetch of the secrets, so an unsigned
+    /// request cannot make the hub read more.
     pub async fn secrets(&self, tenant: &TenantId, origin: Origin) -> Result<Vec<String>, IngestError> {
-        let secrets = self.secrets.secrets(tenant, origin).await?;
+        let secrets = if self.secrets.is_cached() {
+            self.secrets.secrets(tenant, origin).await?
+        } else {
+            let (secrets, _prefetched) =
+                tokio::join!(self.secrets.secrets(tenant, origin), self.ingest.catalog.catalog(tenant));
+            secrets?
+        };
         if secrets.iter().all(|s| s.trim().is_empty()) {
             return Err(signature::AuthError::NoSecret { origin }.into());
         }
@@ -197,7 +226,7 @@ fn replay_keys(
 
 impl<D, B, K, C> Ingest<D, B, K, C>
 where
-    D: Dedupe,
+    D: IngestStore,
     B: EventBus,
     K: CatalogReader,
     C: Clock,
@@ -226,11 +255,14 @@ where
             }
             Normalized::Events(events) => events,
         };
-        let mut events = Vec::with_capacity(canonical.len());
+        let received_at = self.clock.now();
+        let (mut events, mut rows) = (Vec::with_capacity(canonical.len()), Vec::with_capacity(canonical.len()));
         for (i, c) in canonical.into_iter().enumerate() {
-            events.push(self.hub_event(tenant, ids, i, c).await?);
+            let (event, row) = self.hub_event(tenant, ids, i, c, received_at).await?;
+            events.push(event);
+            rows.push(row);
         }
-        match accept(&self.dedupe, &self.bus, &self.clock, self.claims, keys, &events).await? {
+        match self.accept(tenant, keys, &events, &rows).await? {
             Claim::Duplicate => {
                 tracing::info!("duplicate delivery: nothing emitted");
                 Ok(DeliveryOutcome::Duplicate)
@@ -240,22 +272,43 @@ where
                 Err(IngestError::InProgress)
             }
             Claim::New => {
+                for e in &events {
+                    // The service each event was matched to, or why none was.
+                    let service = e.detail["service"].as_str();
+                    let reason = e.detail["service_resolution"]["reason"].as_str();
+                    tracing::info!(event_id = %e.id, detail_type = %e.detail_type, service, reason, "event published");
+                }
                 tracing::info!(events = events.len(), "delivery published");
                 Ok(DeliveryOutcome::Published(events.into_iter().map(|e| e.id).collect()))
             }
         }
     }
 
+    /// The hub event of one canonical event, and its activity row.
     async fn hub_event(
         &self,
         tenant: &TenantId,
         ids: Ids<'_>,
         index: usize,
         c: Canonical,
-    ) -> Result<HubEvent, IngestError> {
+        received_at: DateTime<Utc>,
+    ) -> Result<(HubEvent, Activity), IngestError> {
         let (service, resolution) = self.resolve(tenant, c.service_key).await?;
         let (detail_type, data) = c.fact.split();
         let id = format!("{}-{}-{index}", c.origin.as_str(), ids.base);
+        let row = Activity {
+            event_id: id.clone(),
+            detail_type: detail_type.clone(),
+            source: c.origin.source(),
+            external_id: c.external_id.clone(),
+            service: service.as_ref().map(|s| s.as_str().to_owned()),
+            service_reason: resolution.reason.clone(),
+            change_ids: c.fact.change_ids().to_vec(),
+            occurred_at: c.occurred_at,
+            received_at,
+            delivery_id: ids.delivery.to_owned(),
+            expires_at: self.retention.expiry(received_at),
+        };
         let detail = Detail {
             event_id: id.clone(),
             tenant: tenant.to_string(),
@@ -270,14 +323,15 @@ where
             delivery_id: ids.delivery.to_owned(),
             data,
         };
-        Ok(HubEvent {
+        let event = HubEvent {
             id,
             source: c.origin.source(),
             detail_type,
             time: c.occurred_at,
             resources: vec![],
             detail: serde_json::to_value(&detail).map_err(|e| StoreError::backend(false, e))?,
-        })
+        };
+        Ok((event, row))
     }
 
     /// The service a key names: directly (an alert's `service` label, a
@@ -325,48 +379,50 @@ fn mapped(catalog: &CatalogView, kind: MappingKind, key: &str, what: &str) -> (O
     }
 }
 
-/// Publishes `events` once per delivery, in two phases: every key is leased
-/// for `times.lease`, the events are published, then the keys are marked
-/// done for `times.ttl`. A redelivery during the lease is [`Claim::InProgress`]
-/// (to be retried), after it [`Claim::Duplicate`]. If publishing fails the
-/// lease is given back so the sender's retry is processed; if the process
-/// dies mid-publish the lease runs out, with the same effect.
-///
-/// An event over the bus's size limit is refused before anything is
-/// claimed or sent: the whole delivery fails alike on every retry.
-pub async fn accept<D: Dedupe, B: EventBus, C: Clock>(
-    dedupe: &D,
-    bus: &B,
-    clock: &C,
-    times: ClaimTimes,
-    keys: &[String],
-    events: &[HubEvent],
-) -> Result<Claim, IngestError> {
-    if let Some(e) = events.iter().find(|e| e.entry_size() > MAX_EVENT_BYTES) {
-        return Err(IngestError::TooLarge {
-            detail_type: e.detail_type.clone(),
-            size: e.entry_size(),
-            max: MAX_EVENT_BYTES,
-        });
-    }
-    // This attempt's lease: only it may give the keys back.
-    let owner = uuid::Uuid::now_v7().to_string();
-    let claim = dedupe.claim(keys, &owner, clock.now(), times.lease).await?;
-    if claim != Claim::New {
-        return Ok(claim);
-    }
-    if let Err(e) = bus.publish(events).await {
-        if let Err(release) = dedupe.release(keys, &owner).await {
-            tracing::error!(?keys, error = %release, "could not release a dedupe lease after a failed publish; it expires on its own");
+impl<D, B, K, C> Ingest<D, B, K, C>
+where
+    D: IngestStore,
+    B: EventBus,
+    C: Clock,
+{
+    /// Publishes `events` once per delivery, in two phases: every key is
+    /// leased for the claim's lease, the events are published and their
+    /// activity `rows` kept, then the keys are marked done for the claim's
+    /// TTL. A redelivery during the lease is [`Claim::InProgress`] (to be
+    /// retried), after it [`Claim::Duplicate`]. If publishing or keeping the
+    /// rows fails the lease is given back so the sender's retry is processed;
+    /// if the process dies mid-way the lease runs out, with the same effect.
+    /// The retry publishes the same event ids (consumers drop the copies)
+    /// and rewrites the same rows (one per event id), so nothing is lost or
+    /// listed twice.
+    ///
+    /// An event over the bus's size limit is refused before anything is
+    /// claimed or sent: the whole delivery fails alike on every retry.
+    async fn accept(
+        &self,
+        tenant: &TenantId,
+        keys: &[String],
+        events: &[HubEvent],
+        rows: &[Activity],
+    ) -> Result<Claim, IngestError> {
+        if let Some(e) = events.iter().find(|e| e.entry_size() > MAX_EVENT_BYTES) {
+            return Err(IngestError::TooLarge {
+                detail_type: e.detail_type.clone(),
+                size: e.entry_size(),
+                max: MAX_EVENT_BYTES,
+            });
         }
-        return Err(e.into());
+        let work = async {
+            self.bus.publish(events).await?;
+            self.store.record(tenant, rows).await?;
+            Ok::<_, IngestError>(())
+        };
+        match once(&self.store, &self.clock, self.claims, keys, work).await {
+            Ok(Once::Done(())) => Ok(Claim::New),
+            Ok(Once::Duplicate) => Ok(Claim::Duplicate),
+            Ok(Once::InProgress) => Ok(Claim::InProgress),
+            Err(OnceError::Store(e)) => Err(e.into()),
+            Err(OnceError::Work(e)) => Err(e),
+        }
     }
-    // The events are out: a failure to mark the keys done only means the
-    // lease runs out and a later redelivery publishes again, which consumers
-    // drop by `event_id`. Answering an error would make the sender retry
-    // into that lease for nothing.
-    if let Err(e) = dedupe.complete(keys, clock.now(), times.ttl).await {
-        tracing::warn!(?keys, error = %e, "published, but the dedupe keys could not be marked done");
-    }
-    Ok(Claim::New)
 }

@@ -1,10 +1,12 @@
 //! Use cases: what the functions do, written against the ports.
 
+pub mod activity;
 pub mod audit;
 pub mod catalog;
 pub mod changes;
 pub mod governance;
 pub mod ingest;
+pub mod once;
 pub mod publish;
 pub mod security;
 

@@ -8,6 +8,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
+use std::fmt;
 
 use super::access::Caller;
 use super::catalog::{CatalogView, Role, Rule, Span};
@@ -134,13 +135,67 @@ pub enum DecisionError {
     /// Nothing is waiting for a decision.
     #[error("{0}")]
     Closed(String),
+    /// An approval was sent while the current level waits for a peer review:
+    /// an approval is never spent on a peer review.
+    #[error("{0}")]
+    PeerReviewRequired(String),
+    /// A peer review was sent while no peer review is waiting.
+    #[error("{0}")]
+    NoPeerReviewPending(String),
 }
 
+/// What a decision is: an approval of the current level's steps, the peer
+/// review that precedes them, or the rejection of the change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     Approve,
     Reject,
+    PeerReview,
+}
+
+impl Verdict {
+    /// Whether a decision of this kind acts on `step`: a peer review on peer
+    /// reviews only, an approval never on one, a rejection on any step.
+    fn acts_on(self, step: &Step) -> bool {
+        match self {
+            Verdict::PeerReview => step.is_peer_review(),
+            Verdict::Approve => !step.is_peer_review(),
+            Verdict::Reject => true,
+        }
+    }
+}
+
+/// A step of a plan, as a decision's answer names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepRef {
+    pub level: u32,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<ServiceName>,
+}
+
+impl StepRef {
+    fn of(step: &Step) -> Self {
+        StepRef { level: step.level, name: step.name.clone(), service: step.service.clone() }
+    }
+}
+
+impl fmt::Display for StepRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.service {
+            Some(s) => write!(f, "level {} ({} of {s})", self.level, self.name),
+            None => write!(f, "level {} ({})", self.level, self.name),
+        }
+    }
+}
+
+/// A recorded decision: where the plan stands, and the steps it counted for
+/// (every step of the level it completed or joined; the step a rejection was made at).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decided {
+    pub status: PlanStatus,
+    pub counted_for: Vec<StepRef>,
 }
 
 impl ApprovalPlan {
@@ -173,7 +228,7 @@ impl ApprovalPlan {
                     groups: level.groups.clone(),
                     users: vec![],
                     rule: level.rule,
-                    sla: level.sla,
+                    sla: level.sla.clone(),
                     escalate_to: level.escalate_to.clone(),
                     due_at: None,
                     approvals: vec![],
@@ -191,7 +246,9 @@ impl ApprovalPlan {
                     groups: vec![],
                     users: vec![],
                     rule: Rule::AnyOf,
-                    sla: first.as_ref().map_or(Span(std::time::Duration::from_secs(86_400)), |s| s.sla),
+                    sla: first
+                        .as_ref()
+                        .map_or_else(|| Span::new(std::time::Duration::from_secs(86_400)), |s| s.sla.clone()),
                     escalate_to: first.map_or_else(String::new, |s| s.escalate_to),
                     due_at: None,
                     approvals: vec![],
@@ -235,7 +292,7 @@ impl ApprovalPlan {
             groups,
             users: commander.map(str::to_owned).into_iter().collect(),
             rule: Rule::AnyOf,
-            sla: policy.approval_sla,
+            sla: policy.approval_sla.clone(),
             due_at: None,
             approvals: vec![],
         };
@@ -285,12 +342,25 @@ impl ApprovalPlan {
         self.steps.iter().flat_map(|s| s.approvals.iter().map(|a| a.by.as_str())).collect()
     }
 
+    /// The incomplete steps of the current level a decision of kind `verdict` acts on.
+    fn waiting(&self, level: u32, verdict: Verdict) -> impl Iterator<Item = (usize, &Step)> {
+        self.steps.iter().enumerate().filter(move |(_, s)| s.level == level && !s.is_complete() && verdict.acts_on(s))
+    }
+
+    /// The steps now waiting for a decision (none once the plan is decided).
+    pub fn waiting_for(&self) -> Vec<StepRef> {
+        let Some(level) = self.current_level() else { return vec![] };
+        self.steps.iter().filter(|s| s.level == level && !s.is_complete()).map(StepRef::of).collect()
+    }
+
     /// Records `caller`'s verdict on the current level of `requester`'s change.
-    /// An approval counts for every step of the current level the caller may
-    /// decide; the caller must not be the requester, nor have approved an
-    /// earlier level, and must belong to a group the step requires (a peer
-    /// review accepts anyone else who may change things: a requester,
-    /// approver, cab member or admin, not an auditor).
+    /// A peer review (no groups) is given with [`Verdict::PeerReview`] by
+    /// anyone else who may change things (a requester, approver, cab member
+    /// or admin, not an auditor); an approval never counts for it, and counts
+    /// for every other step of the current level the caller may decide. The
+    /// caller must not be the requester, nor have approved or peer reviewed
+    /// an earlier level, and must belong to a group the step requires. A
+    /// rejection may be made at any step, the peer review included.
     pub fn decide(
         &mut self,
         caller: &Caller,
@@ -299,7 +369,7 @@ impl ApprovalPlan {
         verdict: Verdict,
         comment: Option<String>,
         now: DateTime<Utc>,
-    ) -> Result<PlanStatus, DecisionError> {
+    ) -> Result<Decided, DecisionError> {
         let Some(level) = self.current_level() else {
             return Err(DecisionError::Closed("no approval level is waiting for a decision".into()));
         };
@@ -309,8 +379,22 @@ impl ApprovalPlan {
                 caller.user
             )));
         }
+        let open: Vec<&Step> = self.steps.iter().filter(|s| s.level == level && !s.is_complete()).collect();
+        let described = || open.iter().map(|s| s.describe()).collect::<Vec<_>>().join("; ");
+        if self.waiting(level, verdict).next().is_none() {
+            return Err(match verdict {
+                Verdict::PeerReview => DecisionError::NoPeerReviewPending(format!(
+                    "no peer review is waiting: {}; decide it with approve or reject",
+                    described()
+                )),
+                _ => DecisionError::PeerReviewRequired(format!(
+                    "{}: give it with {{\"decision\": \"peer_review\"}} (an approval never counts for it); the approval levels open once it is done",
+                    described()
+                )),
+            });
+        }
+        let peer_only = self.waiting(level, verdict).all(|(_, s)| s.is_peer_review());
         let deciding_roles = [Role::Approver, Role::Cab, Role::Admin];
-        let peer_only = self.steps.iter().filter(|s| s.level == level && !s.is_complete()).all(Step::is_peer_review);
         if !peer_only && !self.names(&caller.user) && !deciding_roles.iter().any(|r| roles.contains(r)) {
             return Err(DecisionError::Forbidden(
                 "deciding an approval level needs the approver, cab or admin role".into(),
@@ -325,25 +409,21 @@ impl ApprovalPlan {
         if let Some(earlier) =
             self.steps.iter().filter(|s| s.level < level).find(|s| s.approvals.iter().any(|a| a.by == caller.user))
         {
+            let did = if earlier.is_peer_review() { "peer reviewed" } else { "approved" };
             return Err(DecisionError::Forbidden(format!(
-                "dual control: {} already approved level {} ({}); level {level} needs someone else",
+                "dual control: {} already {did} level {} ({}); level {level} needs someone else",
                 caller.user, earlier.level, earlier.name
             )));
         }
         let eligible: Vec<(usize, Option<String>)> = self
-            .steps
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.level == level && !s.is_complete())
+            .waiting(level, verdict)
             .filter(|(_, s)| !s.approvals.iter().any(|a| a.by == caller.user))
             .filter_map(|(i, s)| s.group_for(caller).map(|g| (i, g)))
             .collect();
         if eligible.is_empty() {
             let waiting: Vec<String> = self
-                .steps
-                .iter()
-                .filter(|s| s.level == level && !s.is_complete())
-                .map(|s| {
+                .waiting(level, verdict)
+                .map(|(_, s)| {
                     if s.approvals.iter().any(|a| a.by == caller.user) {
                         format!("{} (you already approved it)", s.describe())
                     } else {
@@ -354,26 +434,25 @@ impl ApprovalPlan {
             let groups = if caller.groups.is_empty() { "none".to_owned() } else { caller.groups.join(", ") };
             return Err(DecisionError::Forbidden(format!("{}; your groups: {groups}", waiting.join("; "))));
         }
+        let counted_for: Vec<StepRef> =
+            eligible.iter().filter_map(|(i, _)| self.steps.get(*i)).map(StepRef::of).collect();
         let decision =
             |group: Option<String>| Decision { by: caller.user.clone(), group, at: now, comment: comment.clone() };
-        match verdict {
-            Verdict::Reject => {
-                self.rejected = Some(decision(eligible.first().and_then(|(_, g)| g.clone())));
-                Ok(PlanStatus::Rejected)
-            }
-            Verdict::Approve => {
-                for (i, group) in eligible {
-                    if let Some(step) = self.steps.get_mut(i) {
-                        step.approvals.push(decision(group));
-                    }
-                }
-                if self.current_level().is_none() {
-                    return Ok(PlanStatus::Approved);
-                }
-                self.open_current_level(now);
-                Ok(PlanStatus::Pending)
+        if verdict == Verdict::Reject {
+            self.rejected = Some(decision(eligible.first().and_then(|(_, g)| g.clone())));
+            let counted_for = counted_for.into_iter().take(1).collect();
+            return Ok(Decided { status: PlanStatus::Rejected, counted_for });
+        }
+        for (i, group) in eligible {
+            if let Some(step) = self.steps.get_mut(i) {
+                step.approvals.push(decision(group));
             }
         }
+        if self.current_level().is_none() {
+            return Ok(Decided { status: PlanStatus::Approved, counted_for });
+        }
+        self.open_current_level(now);
+        Ok(Decided { status: PlanStatus::Pending, counted_for })
     }
 }
 
@@ -424,7 +503,7 @@ mod tests {
     }
 
     fn approve(plan: &mut ApprovalPlan, c: &Caller) -> Result<PlanStatus, DecisionError> {
-        plan.decide(c, &approver(), "rita", Verdict::Approve, None, now())
+        plan.decide(c, &approver(), "rita", Verdict::Approve, None, now()).map(|d| d.status)
     }
 
     #[test]
@@ -485,14 +564,68 @@ mod tests {
         assert_eq!(plan.steps[0].name, PEER_REVIEW);
         assert_eq!(plan.steps[1].level, 2);
         let peer = who("dev", &["engineers"]);
-        assert_eq!(
-            plan.decide(&peer, &BTreeSet::from([Role::Requester]), "rita", Verdict::Approve, None, now()),
-            Ok(PlanStatus::Pending)
-        );
+        let reviewed = plan.decide(&peer, &BTreeSet::from([Role::Requester]), "rita", Verdict::PeerReview, None, now());
+        let peer_review = StepRef { level: 1, name: PEER_REVIEW.into(), service: None };
+        assert_eq!(reviewed, Ok(Decided { status: PlanStatus::Pending, counted_for: vec![peer_review] }));
         assert_eq!(plan.current_level(), Some(2));
         let outsider = who("eve", &[]);
         let mut fresh = ApprovalPlan::build(&view(), &svc(&["payments"]), true, now()).expect("plan");
-        assert!(fresh.decide(&outsider, &BTreeSet::new(), "rita", Verdict::Approve, None, now()).is_err());
+        assert!(fresh.decide(&outsider, &BTreeSet::new(), "rita", Verdict::PeerReview, None, now()).is_err());
+    }
+
+    #[test]
+    fn an_approval_is_never_spent_on_the_peer_review() {
+        let mut plan = ApprovalPlan::build(&view(), &svc(&["payments"]), true, now()).expect("plan");
+        let pat = who("pat", &["payments-leads"]);
+        let err = plan.decide(&pat, &approver(), "rita", Verdict::Approve, None, now()).expect_err("peer review first");
+        assert!(
+            matches!(&err, DecisionError::PeerReviewRequired(m) if m.contains(r#"{"decision": "peer_review"}"#)),
+            "{err}"
+        );
+        assert!(plan.steps.iter().all(|s| s.approvals.is_empty()), "nothing recorded");
+        // The one payments lead keeps their approval for their own level, after someone else's peer review.
+        plan.decide(
+            &who("dev", &["engineers"]),
+            &BTreeSet::from([Role::Requester]),
+            "rita",
+            Verdict::PeerReview,
+            None,
+            now(),
+        )
+        .expect("peer review");
+        let err =
+            plan.decide(&pat, &approver(), "rita", Verdict::PeerReview, None, now()).expect_err("no peer review waits");
+        assert!(
+            matches!(&err, DecisionError::NoPeerReviewPending(m) if m.contains("level 2 (team-lead of service payments)")),
+            "{err}"
+        );
+        let decided = plan.decide(&pat, &approver(), "rita", Verdict::Approve, None, now()).expect("level 2");
+        let team_lead = StepRef { level: 2, name: "team-lead".into(), service: svc(&["payments"]).pop() };
+        assert_eq!(decided.counted_for, std::slice::from_ref(&team_lead));
+        assert_eq!(team_lead.to_string(), "level 2 (team-lead of payments)");
+        assert_eq!(plan.waiting_for().iter().map(|s| (s.level, s.name.as_str())).collect::<Vec<_>>(), [(3, "cab")]);
+        assert_eq!(approve(&mut plan, &who("cam", &["cab"])), Ok(PlanStatus::Pending));
+        assert_eq!(approve(&mut plan, &who("sec", &["security"])), Ok(PlanStatus::Approved));
+        assert!(plan.waiting_for().is_empty());
+    }
+
+    #[test]
+    fn a_peer_reviewer_approves_no_later_level_and_may_reject() {
+        let mut plan = ApprovalPlan::build(&view(), &svc(&["payments"]), true, now()).expect("plan");
+        let pat = who("pat", &["payments-leads"]);
+        plan.decide(&pat, &approver(), "rita", Verdict::PeerReview, None, now()).expect("pat peer reviews");
+        let err = approve(&mut plan, &pat).expect_err("and then approves level 2");
+        assert!(
+            err.to_string().contains("pat already peer reviewed level 1 (peer-review); level 2 needs someone else"),
+            "{err}"
+        );
+
+        let mut rejected = ApprovalPlan::build(&view(), &svc(&["payments"]), true, now()).expect("plan");
+        let dev = who("dev", &["engineers"]);
+        let out = rejected.decide(&dev, &BTreeSet::from([Role::Requester]), "rita", Verdict::Reject, None, now());
+        let peer_review = StepRef { level: 1, name: PEER_REVIEW.into(), service: None };
+        assert_eq!(out, Ok(Decided { status: PlanStatus::Rejected, counted_for: vec![peer_review] }));
+        assert_eq!(rejected.rejected.map(|d| d.by), Some("dev".into()));
     }
 
     #[test]
@@ -500,7 +633,7 @@ mod tests {
         let mut plan = ApprovalPlan::build(&view(), &svc(&["payments"]), true, now()).expect("plan");
         for only in [Role::Auditor, Role::Ingest] {
             let err = plan
-                .decide(&who("aud", &["audit"]), &BTreeSet::from([only]), "rita", Verdict::Approve, None, now())
+                .decide(&who("aud", &["audit"]), &BTreeSet::from([only]), "rita", Verdict::PeerReview, None, now())
                 .expect_err("an auditor only reads");
             assert!(
                 err.to_string().contains("a peer review needs the requester, approver, cab or admin role"),
@@ -521,7 +654,7 @@ mod tests {
             Some("no rollback".into()),
             now(),
         );
-        assert_eq!(out, Ok(PlanStatus::Rejected));
+        assert_eq!(out.map(|d| d.status), Ok(PlanStatus::Rejected));
         assert!(matches!(approve(&mut plan, &who("lee", &["payments-leads"])), Err(DecisionError::Closed(_))));
     }
 
@@ -563,7 +696,7 @@ mod tests {
         let requester_role = BTreeSet::from([Role::Requester]);
         let mut by_commander = plan.clone();
         let decided = by_commander.decide(&ivy, &requester_role, "rita", Verdict::Approve, None, now());
-        assert_eq!(decided, Ok(PlanStatus::Approved), "the commander needs no approving role");
+        assert_eq!(decided.map(|d| d.status), Ok(PlanStatus::Approved), "the commander needs no approving role");
         assert_eq!(by_commander.steps[0].approvals[0].group, None);
         let mut unnamed = plan.clone();
         unnamed.unname("ivy");

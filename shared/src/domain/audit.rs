@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::change::Change;
+use super::change::{Change, ChangeState};
 use super::ids::{ChangeId, TenantId};
 
 /// The `prev_hash` of the first entry of every chain.
@@ -26,6 +26,12 @@ pub enum AuditAction {
     Reviewed,
     /// An approved or scheduled change's planned window was moved.
     Rescheduled,
+    /// A peer review was recorded on the approval plan.
+    PeerReviewed,
+    /// A draft's fields were edited.
+    Edited,
+    /// A rejected change was reworked into a new draft (`reworked_as`).
+    Reworked,
     /// Governance trail: a catalog version was imported.
     CatalogImported,
     /// Governance trail: a freeze window was declared (or replaced).
@@ -85,6 +91,12 @@ struct Hashed<'a> {
 }
 
 impl AuditEntry {
+    /// The state this entry moved the change to, if it moved it.
+    pub fn moved_to(&self) -> Option<ChangeState> {
+        let state = self.changes.iter().find(|c| c.field == "state")?;
+        serde_json::from_value(state.after.clone()).ok()
+    }
+
     /// The hash this entry should carry, computed from its content.
     pub fn compute_hash(&self) -> String {
         let hashed = Hashed {

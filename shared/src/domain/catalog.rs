@@ -1,18 +1,21 @@
 //! A tenant's service catalog: services (owner, tier, dependencies, approval
 //! chain), how external names map to them, who holds which role, change
 //! categories with their checklists, standard-change templates, and the
-//! tenant's risk and emergency rules. One document per tenant, validated
-//! whole, with every error naming the field at fault by its path.
+//! tenant's risk, emergency and correlation rules. One document per tenant, validated
+//! whole ([`check`]), with every error naming the field at fault by its path.
+
+mod check;
 
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::time::Duration;
 
+pub use check::{parse_yaml, valid_group};
+
+use super::correlation::{CorrelationOverride, CorrelationPolicy};
 use super::ids::ServiceName;
 use super::risk::RiskRules;
-use super::slug::Slug;
-use super::validation::FieldError;
 
 pub const MAX_SERVICES: usize = 2_000;
 pub const MAX_LEVELS: usize = 5;
@@ -101,31 +104,72 @@ pub enum Rule {
     AllOf,
 }
 
-/// A length of time written for people: `30m`, `4h`, `2d`, `1w`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Span(pub Duration);
+/// A length of time written for people: `30m`, `4h`, `2d`, `1w`, parts
+/// combined (`1h30m`, `1h 30m`). The unit follows its number without a
+/// space: `4 hours` is refused, so that a duration reads one way. It keeps
+/// the text it was written in (the second field), so a catalog's `1d` reads
+/// back as `1d` from `GET /catalog` and on the approval steps copied from it.
+/// Two spans are equal when they last as long, whatever their text.
+#[derive(Debug, Clone)]
+pub struct Span(pub Duration, String);
 
 impl Span {
     pub fn parse(s: &str) -> Result<Span, String> {
-        humantime::parse_duration(s.trim())
-            .map(Span)
-            .map_err(|e| format!("{s:?} is not a duration such as 30m, 4h, 2d or 1w: {e}"))
+        let text = s.trim();
+        if let Ok(n) = text.parse::<u64>() {
+            return Err(format!("{s:?} has no unit: write {n}m, {n}h or {n}d"));
+        }
+        let number = |part: &str| part.chars().all(|c| c.is_ascii_digit() || c == '.');
+        if text.split_whitespace().any(number) {
+            return Err(format!(
+                "{s:?} is not a duration: write the unit right after the number, such as 30m, 4h, 2d or 1w"
+            ));
+        }
+        humantime::parse_duration(text)
+            .map(|d| Span(d, text.to_owned()))
+            .map_err(|_| format!("{s:?} is not a duration such as 30m, 4h, 2d or 1w"))
     }
 
-    pub fn chrono(self) -> chrono::Duration {
+    /// A span of `d`, written in its largest whole unit: `90m`, `3d`, `1w`.
+    pub fn new(d: Duration) -> Span {
+        let secs = d.as_secs();
+        let text = match [(604_800, "w"), (86_400, "d"), (3_600, "h"), (60, "m"), (1, "s")]
+            .into_iter()
+            .find(|(unit, _)| d.subsec_nanos() == 0 && secs >= *unit && secs.is_multiple_of(*unit))
+        {
+            Some((unit, suffix)) => format!("{}{suffix}", secs / unit),
+            None => humantime::format_duration(d).to_string(),
+        };
+        Span(d, text)
+    }
+
+    /// The text the span was written in.
+    pub fn as_str(&self) -> &str {
+        &self.1
+    }
+
+    pub fn chrono(&self) -> chrono::Duration {
         chrono::Duration::from_std(self.0).unwrap_or(chrono::Duration::MAX)
     }
 }
 
+impl PartialEq for Span {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl Eq for Span {}
+
 impl fmt::Display for Span {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        humantime::format_duration(self.0).fmt(f)
+        f.write_str(&self.1)
     }
 }
 
 impl Serialize for Span {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        s.serialize_str(&self.1)
     }
 }
 
@@ -160,7 +204,7 @@ pub struct Mappings {
     /// PagerDuty service ids, e.g. `PIJ90N7`.
     #[serde(default)]
     pub pagerduty_services: Vec<String>,
-    /// incident.io service (catalog entry) ids.
+    /// incident.io service names: the value of an incident's "Affected service" field.
     #[serde(default)]
     pub incidentio_services: Vec<String>,
     /// Values of an alert's `service` label that mean this service.
@@ -189,6 +233,9 @@ pub struct Service {
     pub approval: Vec<ApprovalLevel>,
     #[serde(default)]
     pub mappings: Mappings,
+    /// The window and hops for incidents on this service, where they differ from the tenant's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation: Option<CorrelationOverride>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -243,11 +290,11 @@ pub struct EmergencyPolicy {
 }
 
 fn default_review_within() -> Span {
-    Span(Duration::from_secs(72 * 3600))
+    Span::new(Duration::from_secs(72 * 3600))
 }
 
 fn default_emergency_sla() -> Span {
-    Span(Duration::from_secs(3600))
+    Span::new(Duration::from_secs(3600))
 }
 
 impl Default for EmergencyPolicy {
@@ -267,12 +314,37 @@ pub struct ImplementationPolicy {
 }
 
 fn default_start_grace() -> Span {
-    Span(Duration::from_secs(15 * 60))
+    Span::new(Duration::from_secs(15 * 60))
 }
 
 impl Default for ImplementationPolicy {
     fn default() -> Self {
         Self { start_grace: default_start_grace() }
+    }
+}
+
+/// Rules for the changes people open.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePolicy {
+    /// How far before now a change's planned start may lie when it is
+    /// opened, edited or reworked (default 30d, at most [`MAX_BACKDATE_DAYS`]
+    /// days): room to record work already done, such as an emergency fix
+    /// recorded afterwards, without accepting a date years off by mistake.
+    #[serde(default = "default_max_backdate")]
+    pub max_backdate: Span,
+}
+
+/// The longest `changes.max_backdate` a catalog may set, in days.
+pub const MAX_BACKDATE_DAYS: u64 = 3_650;
+
+fn default_max_backdate() -> Span {
+    Span::new(Duration::from_secs(30 * 86_400))
+}
+
+impl Default for ChangePolicy {
+    fn default() -> Self {
+        Self { max_backdate: default_max_backdate() }
     }
 }
 
@@ -294,6 +366,11 @@ pub struct Catalog {
     pub emergency: EmergencyPolicy,
     #[serde(default)]
     pub implementation: ImplementationPolicy,
+    #[serde(default)]
+    pub changes: ChangePolicy,
+    /// Which changes an incident is related to (`domain::correlation`).
+    #[serde(default)]
+    pub correlation: CorrelationPolicy,
 }
 
 /// What an external name is, for [`Catalog::resolve`].
@@ -308,41 +385,23 @@ pub enum MappingKind {
     AwsResource,
 }
 
-/// A group name as identity providers send them: visible characters, no spaces.
-/// Identity providers' group names are display names (`Payments Leads`), so
-/// inner spaces are allowed; empty names, surrounding whitespace and control
-/// characters are not.
-pub fn valid_group(g: &str) -> bool {
-    !g.is_empty() && g.len() <= 256 && g.trim() == g && g.chars().all(|c| !c.is_control())
-}
-
-fn check_groups(path: &str, groups: &[String], required: bool) -> Result<(), FieldError> {
-    if required && groups.is_empty() {
-        return Err(FieldError::new(path, "name at least one group"));
-    }
-    for (i, g) in groups.iter().enumerate() {
-        if !valid_group(g) {
-            return Err(FieldError::new(
-                format!("{path}[{i}]"),
-                format!(
-                    "group names are 1 to 256 characters, without control characters or surrounding spaces; got {g:?}"
-                ),
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn check_text(path: &str, text: &str, max: usize) -> Result<(), FieldError> {
-    if text.trim().is_empty() || text.chars().count() > max {
-        return Err(FieldError::new(path, format!("must be 1 to {max} characters")));
-    }
-    Ok(())
-}
-
 impl Catalog {
     pub fn service(&self, name: &ServiceName) -> Option<&Service> {
         self.services.iter().find(|s| &s.name == name)
+    }
+
+    /// Up to three of the catalog's service names closest to `name` (a
+    /// typo's likely meaning), closest first; none when nothing is close.
+    pub fn closest_services(&self, name: &str) -> Vec<&ServiceName> {
+        let near = name.chars().count().div_ceil(3).max(2);
+        let mut scored: Vec<(usize, &ServiceName)> = self
+            .services
+            .iter()
+            .map(|s| (strsim::osa_distance(name, s.name.as_str()), &s.name))
+            .filter(|(d, _)| *d <= near)
+            .collect();
+        scored.sort();
+        scored.into_iter().take(3).map(|(_, s)| s).collect()
     }
 
     pub fn template(&self, id: &str) -> Option<&StandardTemplate> {
@@ -363,179 +422,6 @@ impl Catalog {
             None => None,
         }
     }
-
-    /// Checks the whole document; the error names the first field at fault.
-    pub fn validate(&self) -> Result<(), FieldError> {
-        for role in Role::ALL {
-            check_groups(&format!("roles.{role}"), self.roles.groups(role), false)?;
-        }
-        if self.services.len() > MAX_SERVICES {
-            return Err(FieldError::new("services", format!("at most {MAX_SERVICES} services per catalog")));
-        }
-        let names: HashSet<&ServiceName> = self.services.iter().map(|s| &s.name).collect();
-        let mut seen = HashSet::new();
-        let mut mapped: HashMap<(MappingKind, &str), &ServiceName> = HashMap::new();
-        for (i, svc) in self.services.iter().enumerate() {
-            let at = format!("services[{i}]");
-            if !seen.insert(&svc.name) {
-                return Err(FieldError::new(format!("{at}.name"), format!("service {} is listed twice", svc.name)));
-            }
-            if svc.description.chars().count() > 2_000 {
-                return Err(FieldError::new(format!("{at}.description"), "must be at most 2000 characters"));
-            }
-            check_groups(&format!("{at}.owner_group"), std::slice::from_ref(&svc.owner_group), true)
-                .map_err(|e| FieldError::new(format!("{at}.owner_group"), e.message))?;
-            if !(1..=4).contains(&svc.tier) {
-                return Err(FieldError::new(format!("{at}.tier"), format!("tier must be 1 to 4; got {}", svc.tier)));
-            }
-            if svc.depends_on.len() > MAX_DEPENDENCIES {
-                return Err(FieldError::new(
-                    format!("{at}.depends_on"),
-                    format!("at most {MAX_DEPENDENCIES} dependencies"),
-                ));
-            }
-            for (j, dep) in svc.depends_on.iter().enumerate() {
-                let path = format!("{at}.depends_on[{j}]");
-                if dep == &svc.name {
-                    return Err(FieldError::new(path, format!("service {} cannot depend on itself", svc.name)));
-                }
-                if !names.contains(dep) {
-                    return Err(FieldError::new(
-                        path,
-                        format!("service {} depends on {dep}, which the catalog does not list", svc.name),
-                    ));
-                }
-            }
-            if svc.approval.len() > MAX_LEVELS {
-                return Err(FieldError::new(format!("{at}.approval"), format!("at most {MAX_LEVELS} approval levels")));
-            }
-            let mut level_names = HashSet::new();
-            for (j, level) in svc.approval.iter().enumerate() {
-                let lat = format!("{at}.approval[{j}]");
-                check_text(&format!("{lat}.name"), &level.name, 64)?;
-                if !level_names.insert(level.name.as_str()) {
-                    return Err(FieldError::new(
-                        format!("{lat}.name"),
-                        format!("level {:?} is listed twice", level.name),
-                    ));
-                }
-                check_groups(&format!("{lat}.groups"), &level.groups, true)?;
-                let (min, max) = (Duration::from_secs(60), Duration::from_secs(30 * 86_400));
-                if level.sla.0 < min || level.sla.0 > max {
-                    return Err(FieldError::new(format!("{lat}.sla"), "sla must be between 1m and 30d"));
-                }
-                check_text(&format!("{lat}.escalate_to"), &level.escalate_to, 256)?;
-            }
-            let m = &svc.mappings;
-            let lists: [(&str, MappingKind, &Vec<String>); 5] = [
-                ("repositories", MappingKind::Repository, &m.repositories),
-                ("pagerduty_services", MappingKind::PagerdutyService, &m.pagerduty_services),
-                ("incidentio_services", MappingKind::IncidentioService, &m.incidentio_services),
-                ("alert_labels", MappingKind::AlertLabel, &m.alert_labels),
-                ("aws_arn_prefixes", MappingKind::AwsResource, &m.aws_arn_prefixes),
-            ];
-            for (field, kind, keys) in lists {
-                for (j, key) in keys.iter().enumerate() {
-                    let path = format!("{at}.mappings.{field}[{j}]");
-                    check_text(&path, key, 1_024)?;
-                    if kind == MappingKind::AwsResource && !key.starts_with("arn:") {
-                        return Err(FieldError::new(path, format!("an ARN prefix starts with \"arn:\"; got {key:?}")));
-                    }
-                    if let Some(other) = mapped.insert((kind, key.as_str()), &svc.name) {
-                        return Err(FieldError::new(
-                            path,
-                            format!("{key:?} is already mapped to service {other}; a name maps to one service"),
-                        ));
-                    }
-                }
-            }
-        }
-        for (id, cat) in &self.categories {
-            let at = format!("categories.{id}");
-            if !Slug::is_valid(id) {
-                return Err(FieldError::new(at, "category ids are 1 to 64 characters of a-z, 0-9, '.', '_' or '-'"));
-            }
-            let mut ids = HashSet::new();
-            for (j, item) in cat.checklist.iter().enumerate() {
-                let iat = format!("{at}.checklist[{j}]");
-                if !Slug::is_valid(&item.id) {
-                    return Err(FieldError::new(
-                        format!("{iat}.id"),
-                        "checklist ids are 1 to 64 characters of a-z, 0-9, '.', '_' or '-'",
-                    ));
-                }
-                if !ids.insert(item.id.as_str()) {
-                    return Err(FieldError::new(format!("{iat}.id"), format!("item {:?} is listed twice", item.id)));
-                }
-                check_text(&format!("{iat}.text"), &item.text, 500)?;
-            }
-        }
-        let mut template_ids = HashSet::new();
-        for (i, t) in self.templates.iter().enumerate() {
-            let at = format!("templates[{i}]");
-            if !Slug::is_valid(&t.id) {
-                return Err(FieldError::new(
-                    format!("{at}.id"),
-                    "template ids are 1 to 64 characters of a-z, 0-9, '.', '_' or '-'",
-                ));
-            }
-            if !template_ids.insert(t.id.as_str()) {
-                return Err(FieldError::new(format!("{at}.id"), format!("template {:?} is listed twice", t.id)));
-            }
-            check_text(&format!("{at}.title"), &t.title, 200)?;
-            for (j, s) in t.services.iter().enumerate() {
-                if !names.contains(s) {
-                    return Err(FieldError::new(
-                        format!("{at}.services[{j}]"),
-                        format!("template {} names service {s}, which the catalog does not list", t.id),
-                    ));
-                }
-            }
-            if self.category(&t.category).is_none() {
-                return Err(FieldError::new(
-                    format!("{at}.category"),
-                    format!("category {:?} is not listed under categories", t.category),
-                ));
-            }
-        }
-        self.risk.validate().map_err(|e| FieldError::new(format!("risk.{}", e.field), e.message))?;
-        let review = self.emergency.review_within.0;
-        if review < Duration::from_secs(3600) || review > Duration::from_secs(90 * 86_400) {
-            return Err(FieldError::new("emergency.review_within", "review_within must be between 1h and 90d"));
-        }
-        check_groups("emergency.approvers", &self.emergency.approvers, false)?;
-        let sla = self.emergency.approval_sla.0;
-        if sla < Duration::from_secs(60) || sla > Duration::from_secs(86_400) {
-            return Err(FieldError::new("emergency.approval_sla", "approval_sla must be between 1m and 1d"));
-        }
-        if self.implementation.start_grace.0 > Duration::from_secs(86_400) {
-            return Err(FieldError::new("implementation.start_grace", "start_grace must be at most 1d"));
-        }
-        Ok(())
-    }
-}
-
-/// Reads and validates a catalog written in YAML. Every error names the
-/// field's path and its line: `line 12: services[1].tier: tier must be 1 to 4; got 7`.
-pub fn parse_yaml(text: &str) -> Result<Catalog, FieldError> {
-    use crate::yaml::{YamlDoc, YamlError};
-    let as_field = |e: YamlError| match e {
-        YamlError::Syntax { .. } => FieldError::new("body", e.to_string()),
-        YamlError::Invalid { line, path, message } if path.is_empty() => {
-            FieldError::new("body", format!("line {line}: {message}"))
-        }
-        YamlError::Invalid { line, path, message } => FieldError::new(path, format!("line {line}: {message}")),
-    };
-    let doc = YamlDoc::parse(text).map_err(as_field)?;
-    if !doc.value.is_object() {
-        return Err(FieldError::new("body", "line 1: a catalog is a mapping (roles:, services:, ...)"));
-    }
-    let catalog: Catalog = doc.deserialize().map_err(as_field)?;
-    if let Some(path) = crate::json::positional(&doc.value, &serde_json::to_value(&catalog).unwrap_or_default()) {
-        return Err(as_field(doc.error_at(&path, crate::json::POSITIONAL)));
-    }
-    catalog.validate().map_err(|e| as_field(doc.error_at(&e.field, e.message)))?;
-    Ok(catalog)
 }
 
 /// A validated catalog with its lookups built, as cached by warm functions.
@@ -597,6 +483,7 @@ impl CatalogView {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::FieldError;
     use serde_json::json;
 
     fn sample() -> serde_json::Value {
@@ -626,7 +513,14 @@ mod tests {
     fn field_of(edit: impl FnOnce(&mut serde_json::Value)) -> String {
         let mut v = sample();
         edit(&mut v);
-        catalog(v).validate().expect_err("invalid").field
+        catalog(v).validate().expect_err("invalid").first().field.clone()
+    }
+
+    /// Every problem of `v` edited, as `field: message` lines.
+    fn problems_of(edit: impl FnOnce(&mut serde_json::Value)) -> Vec<String> {
+        let mut v = sample();
+        edit(&mut v);
+        catalog(v).validate().expect_err("invalid").listed().iter().map(ToString::to_string).collect()
     }
 
     #[test]
@@ -636,7 +530,38 @@ mod tests {
         let back: Catalog = serde_json::from_value(serde_json::to_value(&c).expect("ser")).expect("de");
         assert_eq!(back, c);
         assert_eq!(c.emergency.review_within.0, Duration::from_secs(48 * 3600));
-        assert_eq!(serde_json::to_value(c.services[0].approval[0].sla).expect("ser"), json!("4h"));
+        assert_eq!(serde_json::to_value(&c.services[0].approval[0].sla).expect("ser"), json!("4h"));
+    }
+
+    #[test]
+    fn durations_read_back_as_they_were_written() {
+        let mut v = sample();
+        v["services"][0]["approval"][1]["sla"] = json!("1d");
+        v["services"][0]["approval"][0]["sla"] = json!(" 90m ");
+        v["emergency"]["approval_sla"] = json!("1hour");
+        let c = catalog(v);
+        let back = serde_json::to_value(&c).expect("ser");
+        assert_eq!(back["services"][0]["approval"][1]["sla"], json!("1d"), "not 1day");
+        assert_eq!(back["services"][0]["approval"][0]["sla"], json!("90m"), "trimmed, not 1h 30m");
+        assert_eq!(back["emergency"]["approval_sla"], json!("1hour"));
+        assert_eq!(back["emergency"]["review_within"], json!("48h"));
+        assert_eq!(back["implementation"]["start_grace"], json!("15m"), "a default in its largest whole unit");
+        assert_eq!(back["changes"]["max_backdate"], json!("30d"));
+        assert_eq!(Span::parse("1d"), Span::parse("24h"), "equal when they last as long");
+        let written = |secs: u64| Span::new(Duration::from_secs(secs)).to_string();
+        assert_eq!(
+            [written(604_800), written(259_200), written(5_400), written(90), written(0)],
+            ["1w", "3d", "90m", "90s", "0s"]
+        );
+        assert_eq!(Span::new(Duration::from_millis(1_500)).as_str(), "1s 500ms");
+    }
+
+    #[test]
+    fn max_backdate_is_bounded() {
+        assert_eq!(field_of(|v| v["changes"] = json!({"max_backdate": "3651d"})), "changes.max_backdate");
+        let mut v = sample();
+        v["changes"] = json!({"max_backdate": "3650d"});
+        assert_eq!(catalog(v).validate(), Ok(()));
     }
 
     #[test]
@@ -685,7 +610,7 @@ mod tests {
         let error_of = |edit: &dyn Fn(&mut serde_json::Value)| {
             let mut v = sample();
             edit(&mut v);
-            catalog(v).validate().err()
+            catalog(v).validate().err().map(|e| e.first().clone())
         };
         let rule = "ids are 1 to 64 characters of a-z, 0-9, '.', '_' or '-'";
         for bad in ["", "Upper", "-lead", ".lead", "has space", "a#b", "ünï", &"a".repeat(65)] {
@@ -711,6 +636,93 @@ mod tests {
                 "{ok:?}"
             );
         }
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_path_not_only_the_first() {
+        let problems = problems_of(|v| {
+            v["services"][0]["tier"] = json!(7);
+            v["services"][0]["depends_on"] = json!(["ledgr"]);
+            v["services"][1]["mappings"]["aws_arn_prefixes"] = json!(["db:"]);
+            v["templates"][0]["category"] = json!("nope");
+            v["emergency"]["approval_sla"] = json!("2d");
+        });
+        assert_eq!(
+            problems,
+            [
+                "services[0].tier: tier must be 1 to 4; got 7",
+                "services[0].depends_on[0]: service payments depends on ledgr, which the catalog does not list",
+                "services[1].mappings.aws_arn_prefixes[0]: an ARN prefix starts with \"arn:\"; got \"db:\"",
+                "templates[0].category: category \"nope\" is not listed under categories",
+                "emergency.approval_sla: approval_sla must be between 1m and 1d",
+            ]
+        );
+        let mut v = sample();
+        v["roles"]["admin"] = json!([" a", "b ", "\tc"]);
+        let errors = catalog(v).validate().expect_err("three bad groups");
+        assert_eq!(errors.total(), 3);
+        assert!(errors.to_string().ends_with("(and 2 more problems)"), "{errors}");
+    }
+
+    #[test]
+    fn circular_dependencies_are_refused_naming_the_cycle() {
+        let cycle = problems_of(|v| v["services"][1]["depends_on"] = json!(["payments"]));
+        assert_eq!(cycle, ["services[1].depends_on[0]: depends_on forms a cycle: payments → ledger → payments"]);
+        let longer = problems_of(|v| {
+            v["services"][1]["depends_on"] = json!(["checkout"]);
+            v["services"].as_array_mut().expect("services").push(json!(
+                {"name": "checkout", "owner_group": "web", "tier": 2, "depends_on": ["ledger", "payments"]}
+            ));
+        });
+        assert_eq!(
+            longer,
+            [
+                "services[2].depends_on[0]: depends_on forms a cycle: ledger → checkout → ledger",
+                "services[2].depends_on[1]: depends_on forms a cycle: payments → ledger → checkout → payments",
+            ]
+        );
+        let own = problems_of(|v| v["services"][1]["depends_on"] = json!(["ledger"]));
+        assert_eq!(own, ["services[1].depends_on[0]: service ledger cannot depend on itself"]);
+        let mut v = sample();
+        v["services"][1]["depends_on"] = json!([]);
+        v["services"].as_array_mut().expect("services").push(json!(
+            {"name": "web", "owner_group": "web", "tier": 3, "depends_on": ["payments", "ledger"]}
+        ));
+        assert_eq!(catalog(v).validate(), Ok(()), "a shared dependency is no cycle");
+    }
+
+    #[test]
+    fn yaml_problems_each_name_their_line() {
+        let text = "services:\n  - name: payments\n    owner_group: payments-team\n    tier: 7\n    depends_on: [payments]\n    approval:\n      - name: lead\n        groups: [leads]\n        sla: 10s\n        escalate_to: managers\n";
+        let errors = parse_yaml(text).expect_err("three problems");
+        let listed: Vec<(&str, &str)> =
+            errors.listed().iter().map(|e| (e.field.as_str(), e.message.as_str())).collect();
+        assert_eq!(
+            listed,
+            [
+                ("services[0].tier", "line 4: tier must be 1 to 4; got 7"),
+                ("services[0].depends_on[0]", "line 5: service payments cannot depend on itself"),
+                ("services[0].approval[0].sla", "line 9: sla must be between 1m and 30d"),
+            ]
+        );
+        let spaced = parse_yaml(&text.replace("10s", "4 hours")).expect_err("a spaced duration");
+        assert_eq!(spaced.first().field, "services[0].approval[0].sla");
+        assert!(spaced.first().message.starts_with("line 9: "), "{spaced}");
+    }
+
+    #[test]
+    fn durations_are_a_number_and_its_unit_and_errors_suggest_valid_forms() {
+        for (text, secs) in [("30m", 1_800), ("4h", 14_400), ("1d", 86_400), ("1w", 604_800), ("1h30m", 5_400)] {
+            assert_eq!(Span::parse(text), Ok(Span::new(Duration::from_secs(secs))), "{text}");
+        }
+        let ninety = Span::new(Duration::from_secs(5_400));
+        assert_eq!(Span::parse(&ninety.to_string()), Ok(ninety), "what is written back is read again");
+        assert_eq!(Span::parse("5"), Err("\"5\" has no unit: write 5m, 5h or 5d".to_owned()));
+        for spaced in ["4 hours", "1 d", "1.5 h"] {
+            let err = Span::parse(spaced).expect_err(spaced);
+            assert!(err.ends_with("write the unit right after the number, such as 30m, 4h, 2d or 1w"), "{err}");
+        }
+        assert_eq!(Span::parse("soon"), Err("\"soon\" is not a duration such as 30m, 4h, 2d or 1w".to_owned()));
     }
 
     #[test]

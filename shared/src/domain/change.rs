@@ -199,6 +199,12 @@ pub struct Change {
     /// The open major incident an emergency change fixes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incident: Option<String>,
+    /// The rejected change this draft reworks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reworks: Option<ChangeId>,
+    /// The draft this rejected change was reworked into.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reworked_as: Option<ChangeId>,
 }
 
 fn default_category() -> String {
@@ -276,6 +282,12 @@ impl Change {
                     && p.steps.iter().all(|s| s.is_complete())
                     && p.approvers().iter().all(|by| *by != self.requester)
             })
+    }
+
+    /// Whether the change was rejected by its approvers (it may have been closed since).
+    pub fn was_rejected(&self) -> bool {
+        self.state == ChangeState::Rejected
+            || (self.state == ChangeState::Closed && self.approval.as_ref().is_some_and(|p| p.rejected.is_some()))
     }
 
     /// Checklist items not yet done.
@@ -361,7 +373,7 @@ mod tests {
                     groups: vec!["cab".into()],
                     users: vec![],
                     rule: Rule::AnyOf,
-                    sla: Span(std::time::Duration::from_secs(3600)),
+                    sla: Span::new(std::time::Duration::from_secs(3600)),
                     escalate_to: "cab".into(),
                     due_at: Some(t(2)),
                     approvals: vec![decision],

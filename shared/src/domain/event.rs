@@ -36,7 +36,7 @@ impl HubEvent {
         use super::audit::AuditAction;
         // A write may hold several entries (submitted, then approved): each
         // names the state its own entry reached.
-        let moved_to = entry.changes.iter().find(|c| c.field == "state").and_then(|c| c.after.as_str());
+        let moved_to = entry.moved_to().map(|s| s.as_str());
         let state_after = moved_to.unwrap_or(change.state.as_str()).to_owned();
         let detail_type = match entry.action {
             AuditAction::Created => "Change Created".to_owned(),
@@ -47,6 +47,9 @@ impl HubEvent {
             AuditAction::ChecklistItemDone => "Checklist Item Done".to_owned(),
             AuditAction::Reviewed => "Change Reviewed".to_owned(),
             AuditAction::Rescheduled => "Change Rescheduled".to_owned(),
+            AuditAction::PeerReviewed => "Peer Review Recorded".to_owned(),
+            AuditAction::Edited => "Change Edited".to_owned(),
+            AuditAction::Reworked => "Change Reworked".to_owned(),
             // Governance trail entries are not change mutations; named for completeness.
             AuditAction::CatalogImported => "Catalog Imported".to_owned(),
             AuditAction::FreezeDeclared => "Freeze Declared".to_owned(),
@@ -274,5 +277,14 @@ mod tests {
         let decided = submitted.transition(ChangeState::Approved, at).expect("legal");
         let (decided, last) = record(Some(&submitted), decided, "carol", AuditAction::Decided, None);
         assert_eq!(HubEvent::change_mutated(&decided, &last).detail_type, "Change Approved");
+        for (action, detail_type) in [
+            (AuditAction::PeerReviewed, "Peer Review Recorded"),
+            (AuditAction::Edited, "Change Edited"),
+            (AuditAction::Reworked, "Change Reworked"),
+        ] {
+            let next = draft.revised(at);
+            let (next, entry) = record(Some(&draft), next, "alice", action, None);
+            assert_eq!(HubEvent::change_mutated(&next, &entry).detail_type, detail_type);
+        }
     }
 }

@@ -208,14 +208,14 @@ impl NewChange {
 impl ValidNewChange {
     /// The draft record, before its first audit entry is chained onto it.
     pub fn into_draft(self, id: ChangeId, tenant: TenantId, requester: String, now: DateTime<Utc>) -> Change {
-        Change {
+        let mut draft = Change {
             id,
             tenant,
-            title: self.title,
-            description: self.description,
+            title: String::new(),
+            description: String::new(),
             change_type: self.change_type,
-            services: self.services,
-            environment: self.environment,
+            services: vec![],
+            environment: String::new(),
             planned_start: self.planned_start,
             planned_end: self.planned_end,
             requester,
@@ -224,18 +224,64 @@ impl ValidNewChange {
             created_at: now,
             updated_at: now,
             audit_head: String::new(),
-            category: self.category.into(),
-            template: self.template,
-            impact: self.impact,
-            complexity: self.complexity,
-            privileged_access: self.privileged_access,
-            cryptographic_keys: self.cryptographic_keys,
+            category: String::new(),
+            template: None,
+            impact: Impact::default(),
+            complexity: Complexity::default(),
+            privileged_access: false,
+            cryptographic_keys: false,
             risk: None,
             approval: None,
             checklist: vec![],
             conflicts: vec![],
             review: None,
-            incident: self.incident,
+            incident: None,
+            reworks: None,
+            reworked_as: None,
+        };
+        self.apply_to(&mut draft);
+        draft
+    }
+
+    /// Sets every field a requester writes on `change` (a draft being
+    /// created or edited); the rest of the record is left as it is.
+    pub fn apply_to(self, change: &mut Change) {
+        change.title = self.title;
+        change.description = self.description;
+        change.change_type = self.change_type;
+        change.services = self.services;
+        change.environment = self.environment;
+        change.planned_start = self.planned_start;
+        change.planned_end = self.planned_end;
+        change.category = self.category.into();
+        change.template = self.template;
+        change.impact = self.impact;
+        change.complexity = self.complexity;
+        change.privileged_access = self.privileged_access;
+        change.cryptographic_keys = self.cryptographic_keys;
+        change.incident = self.incident;
+    }
+}
+
+impl From<&Change> for NewChange {
+    /// What a requester would send to open `change` as it stands: the start
+    /// of an edit (a merge patch) or of a rework.
+    fn from(change: &Change) -> Self {
+        NewChange {
+            title: change.title.clone(),
+            description: change.description.clone(),
+            change_type: change.change_type,
+            services: change.services.iter().map(|s| s.as_str().to_owned()).collect(),
+            environment: change.environment.clone(),
+            planned_start: change.planned_start,
+            planned_end: change.planned_end,
+            category: Some(change.category.clone()),
+            template: change.template.clone(),
+            impact: change.impact,
+            complexity: change.complexity,
+            privileged_access: change.privileged_access,
+            cryptographic_keys: change.cryptographic_keys,
+            incident: change.incident.clone(),
         }
     }
 }
@@ -283,6 +329,27 @@ mod tests {
         let emergency = NewChange { change_type: ChangeType::Emergency, ..base() };
         assert_eq!(field_of(NewChange { incident: Some(" ".into()), ..emergency.clone() }), "incident");
         assert_eq!(field_of(NewChange { incident: Some("x".repeat(129)), ..emergency }), "incident");
+    }
+
+    #[test]
+    fn a_draft_reads_back_as_the_request_that_opened_it() {
+        let input = NewChange {
+            category: Some("database_schema".into()),
+            privileged_access: true,
+            change_type: ChangeType::Emergency,
+            incident: Some("INC-1".into()),
+            ..base()
+        };
+        let tenant = TenantId::parse("acme").expect("tenant");
+        let draft =
+            input.clone().validate().expect("valid").into_draft(ChangeId::new(), tenant, "rita".into(), Utc::now());
+        let again = NewChange::from(&draft);
+        let expected = NewChange {
+            title: "Upgrade payments DB".into(),
+            services: vec!["payments".into(), "ledger".into()],
+            ..input
+        };
+        assert_eq!(serde_json::to_value(again).expect("json"), serde_json::to_value(expected).expect("json"));
     }
 
     #[test]

@@ -324,6 +324,9 @@ mod local {
     /// A claim only locally minted tokens may carry: roles the token grants by
     /// itself. Only `ingest` may be granted so (`changehub replay`'s tokens).
     pub const ROLES_CLAIM: &str = "changehub_roles";
+    /// What a token that cannot be decoded is told.
+    pub const NOT_A_JWT: &str = "the token is not a JWT (three base64url parts separated by dots); \
+                                 locally, `changehub token --user NAME --groups GROUP,...` prints one";
 
     /// The caller a local token describes, with the roles its [`ROLES_CLAIM`] grants.
     pub(super) fn caller(names: &ClaimNames, claims: &Map<String, Value>) -> Result<Caller, String> {
@@ -356,6 +359,9 @@ mod local {
             "the signing key {path} is not {KEY_BYTES} bytes of hex; delete it to make a new one (tokens signed with it stop working)"
         )]
         Malformed { path: PathBuf },
+        /// `changehub token` and `replay` sign only with a key the hub holds.
+        #[error("no signing key at {path}: the hub creates it beside its database when it first starts")]
+        Missing { path: PathBuf },
         #[error("no randomness available for a new key")]
         Random,
         #[error("cannot sign the token: {0}")]
@@ -370,10 +376,10 @@ mod local {
     }
 
     impl LocalKey {
-        /// Reads the key beside `db`, creating it (readable by its owner only) on first use.
-        pub fn for_database(db: &Path) -> Result<Self, LocalKeyError> {
+        /// Reads the key the hub created beside `db`; never creates one (a token
+        /// signed with a key the hub does not hold would be refused).
+        pub fn existing(db: &Path) -> Result<Self, LocalKeyError> {
             let path = key_path(db);
-            let io = |source| LocalKeyError::Io { path: path.clone(), source };
             match std::fs::read_to_string(&path) {
                 Ok(text) => {
                     let secret =
@@ -383,7 +389,16 @@ mod local {
                     }
                     Ok(Self { secret })
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(LocalKeyError::Missing { path }),
+                Err(source) => Err(LocalKeyError::Io { path, source }),
+            }
+        }
+
+        /// Reads the key beside `db`, creating it (readable by its owner only) on first use.
+        pub fn for_database(db: &Path) -> Result<Self, LocalKeyError> {
+            match Self::existing(db) {
+                Err(LocalKeyError::Missing { path }) => {
+                    let io = |source| LocalKeyError::Io { path: path.clone(), source };
                     let mut secret = vec![0u8; KEY_BYTES];
                     getrandom::fill(&mut secret).map_err(|_| LocalKeyError::Random)?;
                     let mut options = std::fs::OpenOptions::new();
@@ -397,11 +412,11 @@ mod local {
                             Ok(Self { secret })
                         }
                         // Another process created it first: use theirs.
-                        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Self::for_database(db),
+                        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Self::existing(db),
                         Err(e) => Err(io(e)),
                     }
                 }
-                Err(e) => Err(io(e)),
+                other => other,
             }
         }
 
@@ -476,7 +491,12 @@ mod local {
                     ErrorKind::InvalidIssuer => format!("the token was not issued by {ISSUER}"),
                     ErrorKind::InvalidAlgorithm => "the token must be signed with HS256".to_owned(),
                     ErrorKind::MissingRequiredClaim(c) => format!("the token has no {c} claim"),
-                    _ => format!("the token is not a valid JWT: {e}"),
+                    ErrorKind::InvalidClaimFormat(c) => format!("the token's {c} claim has the wrong type"),
+                    ErrorKind::ImmatureSignature => {
+                        "the token is not valid yet (its nbf claim is in the future)".into()
+                    }
+                    // The decoder's own words name a byte, line or column of an encoding nobody wrote by hand.
+                    _ => NOT_A_JWT.to_owned(),
                 })
         }
     }
@@ -652,7 +672,9 @@ mod tests {
         assert!(other.verify(&token).expect_err("wrong key").contains("signature does not verify"));
         let old = key.mint("alice", &[], &tenant, now - chrono::Duration::hours(3), chrono::Duration::hours(1));
         assert!(key.verify(&old.expect("mint")).expect_err("expired").contains("expired"));
-        assert!(key.verify("not-a-jwt").expect_err("garbage").contains("not a valid JWT"));
+        for garbage in ["not-a-jwt", "a.b.c", "eyJhbGciOi.e30.c2ln", &token[token.len() / 2..]] {
+            assert_eq!(key.verify(garbage).expect_err(garbage), local::NOT_A_JWT, "{garbage}");
+        }
     }
 
     #[cfg(feature = "jwt")]
@@ -671,5 +693,19 @@ mod tests {
         }
         std::fs::write(dir.path().join("hub.db.key"), "zz").expect("write");
         assert!(matches!(LocalKey::for_database(&db), Err(LocalKeyError::Malformed { .. })));
+    }
+
+    #[cfg(feature = "jwt")]
+    #[test]
+    fn an_existing_key_is_only_read_never_created() {
+        let dir = tempfile::tempdir().expect("dir");
+        let db = dir.path().join("hub.db");
+        match LocalKey::existing(&db) {
+            Err(LocalKeyError::Missing { path }) => assert_eq!(path, dir.path().join("hub.db.key")),
+            other => panic!("expected Missing, got {:?}", other.map(|k| k.secret.len())),
+        }
+        assert!(!dir.path().join("hub.db.key").exists(), "no key was created");
+        let created = LocalKey::for_database(&db).expect("create");
+        assert_eq!(LocalKey::existing(&db).expect("read").secret, created.secret);
     }
 }

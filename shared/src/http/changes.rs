@@ -13,7 +13,7 @@ use std::sync::Arc;
 use super::extract::{ChangeIdPath, JsonBody, PathText};
 use super::query::{self, TypedQuery};
 use super::{Api, ApiError, AppState, ListResponse};
-use crate::app::changes::{ChangeStore, DecisionRequest, NoteRequest, RescheduleRequest};
+use crate::app::changes::{ChangeStore, DecisionReceipt, DecisionRequest, EditRequest, NoteRequest, RescheduleRequest};
 use crate::app::{Caller, Changes, ListRequest, TransitionRequest};
 use crate::domain::{ChangeId, ChangeState, ChangeType, NewChange};
 use crate::ports::Clock;
@@ -42,17 +42,36 @@ struct AuditResponse<'a> {
     entries: &'a [crate::domain::AuditEntry],
 }
 
+/// The answer to a decision: the change, and which steps the decision counted for.
+#[derive(serde::Serialize)]
+struct DecisionAnswer<'a> {
+    #[serde(flatten)]
+    change: &'a crate::domain::Change,
+    decision: &'a DecisionReceipt,
+}
+
+/// 201 with the new change and its `Location`.
+fn created(change: crate::domain::Change) -> Response {
+    let location = format!("/changes/{}", change.id);
+    let mut response = (StatusCode::CREATED, Json(change)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    response
+}
+
 impl<S: ChangeStore, C: Clock + 'static> Api<S, C> {
     pub(super) fn change_routes() -> Router<Arc<Changes<S, C>>> {
         Router::new()
             .route("/changes", post(Self::create).get(Self::list))
-            .route("/changes/{id}", get(Self::get_change))
+            .route("/changes/{id}", get(Self::get_change).patch(Self::edit))
             .route("/changes/{id}/transitions", post(Self::transition))
             .route("/changes/{id}/audit", get(Self::audit))
             .route("/changes/{id}/decisions", post(Self::decide))
             .route("/changes/{id}/reschedule", post(Self::reschedule))
             .route("/changes/{id}/checklist/{item}", post(Self::checklist_item))
             .route("/changes/{id}/review", post(Self::review))
+            .route("/changes/{id}/rework", post(Self::rework))
     }
 
     async fn create(
@@ -60,13 +79,25 @@ impl<S: ChangeStore, C: Clock + 'static> Api<S, C> {
         caller: Caller,
         JsonBody(input): JsonBody<NewChange>,
     ) -> Result<Response, ApiError> {
-        let change = app.create(&caller, input).await?;
-        let location = format!("/changes/{}", change.id);
-        let mut response = (StatusCode::CREATED, Json(change)).into_response();
-        if let Ok(v) = HeaderValue::from_str(&location) {
-            response.headers_mut().insert(header::LOCATION, v);
-        }
-        Ok(response)
+        Ok(created(app.create(&caller, input).await?))
+    }
+
+    async fn edit(
+        State(app): AppState<S, C>,
+        caller: Caller,
+        ChangeIdPath(id): ChangeIdPath,
+        JsonBody(req): JsonBody<EditRequest>,
+    ) -> Result<Response, ApiError> {
+        Ok(Json(app.edit(&caller, &id, req).await?).into_response())
+    }
+
+    async fn rework(
+        State(app): AppState<S, C>,
+        caller: Caller,
+        ChangeIdPath(id): ChangeIdPath,
+        JsonBody(req): JsonBody<EditRequest>,
+    ) -> Result<Response, ApiError> {
+        Ok(created(app.rework(&caller, &id, req).await?))
     }
 
     async fn get_change(
@@ -123,7 +154,8 @@ impl<S: ChangeStore, C: Clock + 'static> Api<S, C> {
         ChangeIdPath(id): ChangeIdPath,
         JsonBody(req): JsonBody<DecisionRequest>,
     ) -> Result<Response, ApiError> {
-        Ok(Json(app.decide(&caller, &id, req).await?).into_response())
+        let decided = app.decide(&caller, &id, req).await?;
+        Ok(Json(DecisionAnswer { change: &decided.change, decision: &decided.receipt }).into_response())
     }
 
     async fn reschedule(

@@ -5,7 +5,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::app::ChangeError;
-use crate::domain::FieldError;
+use crate::domain::{FieldError, FieldErrors};
 use crate::ports::StoreError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,6 +14,9 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub field: Option<String>,
+    /// Every problem of a document checked whole (`PUT /catalog`); the first
+    /// is also `field` and `message`. Empty otherwise, and then not sent.
+    pub errors: Vec<FieldError>,
 }
 
 #[derive(Serialize)]
@@ -27,11 +30,13 @@ struct Inner<'a> {
     message: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    errors: &'a [FieldError],
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), field: None }
+        Self { status, code, message: message.into(), field: None, errors: Vec::new() }
     }
 
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
@@ -46,6 +51,13 @@ impl ApiError {
 impl From<FieldError> for ApiError {
     fn from(e: FieldError) -> Self {
         ApiError::invalid(e.field, e.message)
+    }
+}
+
+impl From<FieldErrors> for ApiError {
+    fn from(e: FieldErrors) -> Self {
+        let first = e.first().field.clone();
+        ApiError { errors: e.listed().to_vec(), ..ApiError::invalid(first, e.summary()) }
     }
 }
 
@@ -69,6 +81,7 @@ impl From<ChangeError> for ApiError {
         let message = e.to_string();
         match e {
             ChangeError::Invalid(f) => f.into(),
+            ChangeError::InvalidDocument(errors) => errors.into(),
             ChangeError::NotFound(_) | ChangeError::Missing(_) => ApiError::not_found(message),
             ChangeError::VersionConflict { .. } => ApiError {
                 field: Some("version".into()),
@@ -98,7 +111,9 @@ pub struct ErrorMessage(pub String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Body { error: Inner { code: self.code, message: &self.message, field: self.field.as_deref() } };
+        let error =
+            Inner { code: self.code, message: &self.message, field: self.field.as_deref(), errors: &self.errors };
+        let body = Body { error };
         let mut response = (self.status, axum::Json(body)).into_response();
         response.extensions_mut().insert(ErrorMessage(self.message));
         response

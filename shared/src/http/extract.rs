@@ -102,6 +102,6 @@ impl<S: Send + Sync> FromRequest<S> for CatalogBody {
         }
         let bytes = read_body(req).await?;
         let text = std::str::from_utf8(&bytes).map_err(|_| ApiError::invalid("body", "the YAML is not UTF-8"))?;
-        crate::domain::catalog::parse_yaml(text).map(CatalogBody).map_err(|e| ApiError::invalid(e.field, e.message))
+        crate::domain::catalog::parse_yaml(text).map(CatalogBody).map_err(ApiError::from)
     }
 }

@@ -2,6 +2,7 @@
 //! lambda_http) and by `changehub serve`. The OpenAPI document
 //! `openapi.yaml` at the repository root describes exactly these routes.
 
+mod activity;
 mod audit;
 pub mod bearer;
 mod catalog;
@@ -15,7 +16,7 @@ mod reports;
 pub mod webhooks;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, Method, StatusCode};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
@@ -27,7 +28,7 @@ use tracing::Instrument;
 
 use crate::app::Changes;
 use crate::app::changes::ChangeStore;
-use crate::ports::Clock;
+use crate::ports::{ActivityLog, Clock};
 use bearer::Authenticator;
 pub use error::ApiError;
 pub use extract::{JsonBody, MAX_BODY_BYTES};
@@ -35,16 +36,20 @@ pub use extract::{JsonBody, MAX_BODY_BYTES};
 /// Every route the router serves: the OpenAPI agreement test checks this list
 /// against `openapi.yaml` and against the router itself.
 pub const ROUTES: &[(Method, &str)] = &[
+    (Method::GET, "/"),
+    (Method::GET, "/openapi.yaml"),
     (Method::GET, "/health"),
     (Method::POST, "/changes"),
     (Method::GET, "/changes"),
     (Method::GET, "/changes/{id}"),
+    (Method::PATCH, "/changes/{id}"),
     (Method::POST, "/changes/{id}/transitions"),
     (Method::GET, "/changes/{id}/audit"),
     (Method::POST, "/changes/{id}/decisions"),
     (Method::POST, "/changes/{id}/reschedule"),
     (Method::POST, "/changes/{id}/checklist/{item}"),
     (Method::POST, "/changes/{id}/review"),
+    (Method::POST, "/changes/{id}/rework"),
     (Method::GET, "/me"),
     (Method::GET, "/catalog"),
     (Method::PUT, "/catalog"),
@@ -55,6 +60,7 @@ pub const ROUTES: &[(Method, &str)] = &[
     (Method::POST, "/incidents"),
     (Method::POST, "/incidents/{id}/resolve"),
     (Method::GET, "/reports/pending-reviews"),
+    (Method::GET, "/activity"),
     (Method::GET, "/audit/governance"),
     (Method::GET, "/audit/security"),
 ];
@@ -62,17 +68,17 @@ pub const ROUTES: &[(Method, &str)] = &[
 /// The API as the api Lambda serves it.
 pub fn router<S, C>(changes: Arc<Changes<S, C>>, auth: Authenticator) -> Router
 where
-    S: ChangeStore,
+    S: ChangeStore + ActivityLog,
     C: Clock + 'static,
 {
     finish(change_routes(changes, auth))
 }
 
 /// The change API's routes, without the JSON fallbacks and request context.
-/// Every route but `/health` needs a bearer token.
+/// Every route but [`OPEN_PATHS`] needs a bearer token.
 pub fn change_routes<S, C>(changes: Arc<Changes<S, C>>, auth: Authenticator) -> Router
 where
-    S: ChangeStore,
+    S: ChangeStore + ActivityLog,
     C: Clock + 'static,
 {
     Router::new()
@@ -81,10 +87,13 @@ where
         .merge(Api::freeze_routes())
         .merge(Api::incident_routes())
         .merge(Api::report_routes())
+        .merge(Api::activity_routes())
         .merge(Api::audit_routes())
         // Inside authentication, so that a refusal is recorded with its caller.
         .route_layer(middleware::from_fn_with_state(changes.clone(), Api::record_refusals))
         .route_layer(middleware::from_fn_with_state(Arc::new(auth), bearer::authenticate))
+        .route("/", get(index))
+        .route("/openapi.yaml", get(openapi))
         .route("/health", get(health))
         .with_state(changes)
 }
@@ -139,8 +148,28 @@ async fn health() -> Json<serde_json::Value> {
     Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
 }
 
+/// The change API's paths that need no token: what the API is, its document, its health.
+pub const OPEN_PATHS: [&str; 3] = ["/", "/openapi.yaml", "/health"];
+
+/// The OpenAPI document of this API, as committed beside the code.
+pub const OPENAPI_YAML: &str = include_str!("../../../openapi.yaml");
+
+/// `GET /`: what answers here, and where to read on.
+async fn index() -> Json<serde_json::Value> {
+    Json(json!({
+        "name": "changehub",
+        "version": env!("CARGO_PKG_VERSION"),
+        "links": {"health": "/health", "openapi": "/openapi.yaml"},
+    }))
+}
+
+/// `GET /openapi.yaml`: the document, as YAML.
+async fn openapi() -> ([(HeaderName, &'static str); 1], &'static str) {
+    ([(header::CONTENT_TYPE, "application/yaml")], OPENAPI_YAML)
+}
+
 /// The change API's handlers, one `impl` block per resource file (`changes`,
-/// `catalog`, `governance`, `incidents`, `reports`, `audit`), generic over the store
+/// `catalog`, `governance`, `incidents`, `reports`, `activity`, `audit`), generic over the store
 /// and the clock once. Never built: the routers' state is the `Changes` service.
 pub(crate) struct Api<S, C>(PhantomData<fn() -> (S, C)>);
 

@@ -19,12 +19,12 @@ use tokio::sync::Semaphore;
 
 use super::error::ApiError;
 use crate::app::Caller;
-use crate::app::ingest::{DeliveryOutcome, Ingest, IngestError, MAX_WEBHOOK_BYTES, Webhooks};
+use crate::app::ingest::{DeliveryOutcome, Ingest, IngestError, IngestStore, MAX_WEBHOOK_BYTES, Webhooks};
 use crate::domain::TenantId;
 use crate::domain::access::Access;
 use crate::domain::catalog::Role;
 use crate::ingest::Origin;
-use crate::ports::{CatalogReader, Clock, Dedupe, EventBus, SecretSource};
+use crate::ports::{CatalogReader, Clock, EventBus, SecretSource};
 
 /// The webhook routes (served by the ingest Lambda and the local hub).
 pub const WEBHOOK_ROUTES: &[(Method, &str)] =
@@ -62,7 +62,7 @@ type Shared<D, B, K, S, C> = Arc<WebhookState<D, B, K, S, C>>;
 
 pub fn webhook_routes<D, B, K, S, C>(webhooks: Arc<Webhooks<D, B, K, S, C>>, limits: WebhookLimits) -> Router
 where
-    D: Dedupe + 'static,
+    D: IngestStore + 'static,
     B: EventBus + 'static,
     K: CatalogReader + 'static,
     S: SecretSource + 'static,
@@ -79,7 +79,7 @@ where
 /// a caller with the admin or ingest role (`changehub replay` mints an ingest token).
 pub fn local_routes<D, B, K, C>(ingest: Arc<Ingest<D, B, K, C>>, auth: super::bearer::Authenticator) -> Router
 where
-    D: Dedupe + 'static,
+    D: IngestStore + 'static,
     B: EventBus + 'static,
     K: CatalogReader + 'static,
     C: Clock + 'static,
@@ -124,7 +124,7 @@ async fn default_tenant<D, B, K, S, C>(
     req: Request,
 ) -> Result<Response, ApiError>
 where
-    D: Dedupe,
+    D: IngestStore,
     B: EventBus,
     K: CatalogReader,
     S: SecretSource,
@@ -141,7 +141,7 @@ async fn for_tenant<D, B, K, S, C>(
     req: Request,
 ) -> Result<Response, ApiError>
 where
-    D: Dedupe,
+    D: IngestStore,
     B: EventBus,
     K: CatalogReader,
     S: SecretSource,
@@ -162,7 +162,7 @@ async fn webhook<D, B, K, S, C>(
     req: Request,
 ) -> Result<Response, ApiError>
 where
-    D: Dedupe,
+    D: IngestStore,
     B: EventBus,
     K: CatalogReader,
     S: SecretSource,
@@ -194,7 +194,7 @@ async fn aws_event<D, B, K, C>(
     req: Request,
 ) -> Result<Response, ApiError>
 where
-    D: Dedupe,
+    D: IngestStore,
     B: EventBus,
     K: CatalogReader,
     C: Clock,

@@ -324,7 +324,49 @@ pub enum Fact {
     ApiCallRecorded(ApiCall),
 }
 
+/// Every canonical `detail-type`, in the order of [`Fact`]'s variants.
+pub const DETAIL_TYPES: [&str; 20] = [
+    "Deployment Created",
+    "Deployment Status Changed",
+    "Workflow Run Changed",
+    "Pull Request Changed",
+    "Default Branch Pushed",
+    "Deployment Gate Requested",
+    "Incident Triggered",
+    "Incident Acknowledged",
+    "Incident Resolved",
+    "Incident Reopened",
+    "Incident Priority Changed",
+    "Alert Firing",
+    "Alert Resolved",
+    "Alarm State Changed",
+    "Configuration Changed",
+    "Compliance Changed",
+    "Drift Detected",
+    "Drift Status Changed",
+    "Stack Status Changed",
+    "API Call Recorded",
+];
+
+/// The canonical `detail-type` a person means: its exact name, in any case,
+/// or its schema file's stem (`deployment-status-changed`).
+pub fn detail_type(name: &str) -> Option<&'static str> {
+    let spaced = name.trim().replace('-', " ");
+    DETAIL_TYPES.into_iter().find(|t| t.eq_ignore_ascii_case(&spaced))
+}
+
 impl Fact {
+    /// The change ids the event names (deployments, pull requests, pushes, gates).
+    pub fn change_ids(&self) -> &[String] {
+        match self {
+            Fact::DeploymentCreated(d) | Fact::DeploymentStatusChanged(d) => &d.change_ids,
+            Fact::PullRequestChanged(p) => &p.change_ids,
+            Fact::DefaultBranchPushed(p) => &p.change_ids,
+            Fact::DeploymentGateRequested(g) => &g.change_ids,
+            _ => &[],
+        }
+    }
+
     /// The hub event's `detail-type`, and the fact's own fields.
     pub fn split(&self) -> (String, serde_json::Value) {
         match serde_json::to_value(self) {
@@ -529,6 +571,51 @@ mod tests {
                 proptest::prop_assert!(is_uuid(id.as_bytes()));
             }
         }
+    }
+
+    #[test]
+    fn detail_types_are_named_as_written_or_as_their_schema_files() {
+        assert_eq!(detail_type("Deployment Status Changed"), Some("Deployment Status Changed"));
+        assert_eq!(detail_type("deployment-status-changed"), Some("Deployment Status Changed"));
+        assert_eq!(detail_type(" api call recorded "), Some("API Call Recorded"));
+        assert_eq!(detail_type("Deployment"), None);
+        for t in DETAIL_TYPES {
+            // Each is a variant's tag: only its missing data is refused.
+            let err = serde_json::from_value::<Fact>(serde_json::json!({"detail_type": t})).expect_err("no data");
+            assert!(!err.to_string().contains("unknown variant"), "{t}: {err}");
+        }
+    }
+
+    #[cfg(feature = "schema")]
+    #[test]
+    fn every_schema_is_of_a_listed_detail_type() {
+        let names: Vec<&str> = schemas().into_iter().map(|(t, _)| t).collect();
+        assert_eq!(names, DETAIL_TYPES);
+    }
+
+    #[test]
+    fn a_fact_names_the_change_ids_it_carries() {
+        let push = Fact::DefaultBranchPushed(Push {
+            repository: "acme/payments".into(),
+            branch: "main".into(),
+            before: "a".into(),
+            after: "b".into(),
+            commit_count: 1,
+            forced: false,
+            change_ids: vec!["3f6c2a9e-8b1d-4c55-9a0e-2d7f1b6e4c90".into()],
+        });
+        assert_eq!(push.change_ids(), ["3f6c2a9e-8b1d-4c55-9a0e-2d7f1b6e4c90"]);
+        let alert = Fact::AlertFiring(Alert {
+            alertname: "x".into(),
+            status: "firing".into(),
+            fingerprint: "f".into(),
+            group_key: "g".into(),
+            labels: BTreeMap::new(),
+            summary: None,
+            starts_at: DateTime::<Utc>::UNIX_EPOCH,
+            ends_at: None,
+        });
+        assert!(alert.change_ids().is_empty());
     }
 
     #[test]

@@ -55,6 +55,16 @@ pub fn delivery_id(origin: Origin, headers: &HeaderMap, body: &[u8]) -> Result<S
     }
 }
 
+/// The header naming a delivery's event type, for the senders that name it
+/// in a header (GitHub, GitLab); the others name it in the body.
+pub fn event_header(origin: Origin) -> Option<&'static str> {
+    match origin {
+        Origin::Github => Some(github::EVENT_HEADER),
+        Origin::Gitlab => Some(gitlab::EVENT_HEADER),
+        Origin::Pagerduty | Origin::Alertmanager | Origin::Incidentio | Origin::Aws => None,
+    }
+}
+
 /// An id the sender signed, if it has one: PagerDuty's `event.id` (inside
 /// the signed body) and Standard Webhooks' `webhook-id` (part of the signed
 /// content). Only meaningful once [`auth::verify`] has passed.

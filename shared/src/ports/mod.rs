@@ -1,6 +1,7 @@
 //! Narrow traits through which the domain and use cases reach the world.
 //! Each has an AWS adapter and an embedded one, held to one contract suite.
 
+pub mod activity;
 pub mod audit_key;
 pub mod bus;
 pub mod catalog;
@@ -10,6 +11,7 @@ pub mod secrets;
 pub mod security;
 pub mod store;
 
+pub use activity::{Activity, ActivityLog, ActivityQuery, MAX_EVALUATED};
 pub use audit_key::{AuditSealer, seal_entries, seal_entry};
 pub use bus::{BusError, EventBus};
 pub use catalog::{CatalogReader, DocKind, StoredDoc, TenantDocs};

@@ -22,4 +22,10 @@ pub trait SecretSource: Send + Sync {
         tenant: &TenantId,
         origin: Origin,
     ) -> impl Future<Output = Result<Vec<String>, SecretsError>> + Send;
+
+    /// Whether [`Self::secrets`] would answer from memory now, without a
+    /// call to the backend (a source that keeps its secrets in memory always does).
+    fn is_cached(&self) -> bool {
+        true
+    }
 }

@@ -226,6 +226,17 @@ pub trait ChangeReader: Send + Sync {
         id: &ChangeId,
     ) -> impl Future<Output = Result<Vec<AuditEntry>, StoreError>> + Send;
 
+    /// The entries numbered `seqs` (inclusive), oldest first: one query of
+    /// the change's partition, whatever the length of its history. For the
+    /// outbox publisher, which learns from a stream record which entries a
+    /// write added.
+    fn audit_entries(
+        &self,
+        tenant: &TenantId,
+        id: &ChangeId,
+        seqs: std::ops::RangeInclusive<u64>,
+    ) -> impl Future<Output = Result<Vec<AuditEntry>, StoreError>> + Send;
+
     /// The ids of every change of a tenant, oldest first (ids are time
     /// ordered): one query of the tenant's change list, paged. For audit
     /// verification, not request paths.
@@ -357,6 +368,17 @@ pub trait ChangeWriter: Send + Sync {
     /// waiting entries move from those of [`ChangeUpdate::before`] to those of
     /// the new record, and the due index is derived from the record.
     fn update_change(&self, update: ChangeUpdate<'_>) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Inserts `change` (as [`ChangeWriter::insert_change`]) and applies
+    /// `update` to another change (as [`ChangeWriter::update_change`]) in one
+    /// atomic write, both or neither: a rework's new draft and the rejected
+    /// change it links back to. Fails as either would alone.
+    fn insert_linked(
+        &self,
+        change: &Change,
+        entry: &AuditEntry,
+        update: ChangeUpdate<'_>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// The outcome of [`Dedupe::claim`].

@@ -8,7 +8,7 @@ use changehub::adapters::embedded::EmbeddedStore;
 use changehub::app::Caller;
 use changehub::app::Changes;
 use changehub::app::changes::ChangeStore;
-use changehub::ports::SystemClock;
+use changehub::ports::{ActivityLog, SystemClock};
 use changehub_tests::aws;
 use changehub_tests::fixtures::{CATALOG_YAML, alice, carol, pat, root, who};
 use changehub_tests::http::{Answer, Tokens, call, call_as, send};
@@ -23,7 +23,7 @@ struct Api {
 }
 
 impl Api {
-    async fn on<S: ChangeStore>(store: S) -> Api {
+    async fn on<S: ChangeStore + ActivityLog>(store: S) -> Api {
         let tokens = Tokens::new();
         let app = Arc::new(Changes::new(store, SystemClock));
         let router = changehub::http::router(app, tokens.authenticator());
@@ -110,6 +110,12 @@ async fn a_change_moves_from_draft_to_closed_through_two_approval_levels(api: Ap
     let names: Vec<_> = steps.iter().map(|s| s["name"].as_str().unwrap_or_default()).collect();
     assert_eq!(names, ["team-lead", "cab"]);
     assert!(steps[0]["due_at"].is_string() && steps[1]["due_at"].is_null(), "only level 1 is running: {steps:?}");
+    // Issue 9, point 9: the sample's durations read back as written, on the plan as in the catalog.
+    assert_eq!((&steps[0]["sla"], &steps[1]["sla"]), (&json!("4h"), &json!("1d")), "{steps:?}");
+    let catalog = api.call(&alice(&t), "GET", "/catalog", None).await;
+    let payments = &catalog.body["catalog"]["services"][0];
+    assert_eq!(payments["approval"][1]["sla"], json!("1d"), "{:?}", catalog.body);
+    assert_eq!(catalog.body["catalog"]["emergency"]["review_within"], json!("72h"));
 
     let level1 = api.decide(&pat(&t), &id, "approve").await;
     assert_eq!(level1.status, StatusCode::OK, "{:?}", level1.body);
@@ -247,7 +253,7 @@ async fn bad_input_gets_a_clear_error_and_stores_nothing(api: Api) {
     }
     for (edit, field) in [
         (json!({"type": "sideways"}), "type"),
-        (json!({"planned_end": "2026-11-30T00:00:00Z"}), "planned_end"),
+        (json!({"planned_end": "2030-11-30T00:00:00Z"}), "planned_end"),
         (json!({"services": ["payments", "Bad Name"]}), "services[1]"),
         (json!({"category": "unknown-category"}), "category"),
         (json!({"type": "standard"}), "template"),
@@ -268,7 +274,7 @@ async fn bad_input_gets_a_clear_error_and_stores_nothing(api: Api) {
         ("/changes?state=draft&cursor=garbage", "cursor"),
         ("/changes?approver=me&cursor=garbage", "cursor"),
         ("/changes?service=payments&from=yesterday", "from"),
-        ("/changes?service=payments&from=2026-12-02T00:00:00Z&to=2026-12-01T00:00:00Z", "to"),
+        ("/changes?service=payments&from=2030-12-02T00:00:00Z&to=2030-12-01T00:00:00Z", "to"),
         ("/changes?service=payments&limit=0", "limit"),
         ("/changes?service=payments&limit=many", "limit"),
         ("/changes?service=payments&cursor=garbage", "cursor"),
@@ -295,7 +301,7 @@ async fn tenants_are_isolated(api: Api) {
     assert_eq!(api.call(&alice(&acme), "GET", &format!("/changes/{id}"), None).await.status, StatusCode::OK);
     let outsider = alice(&globex);
     assert_eq!(api.call(&outsider, "GET", &format!("/changes/{id}"), None).await.status, StatusCode::NOT_FOUND);
-    let list = "/changes?service=payments&from=2026-12-01T00:00:00Z&to=2026-12-02T00:00:00Z";
+    let list = "/changes?service=payments&from=2030-12-01T00:00:00Z&to=2030-12-02T00:00:00Z";
     assert_eq!(api.call(&outsider, "GET", list, None).await.body["changes"], json!([]));
     assert_eq!(api.call(&outsider, "GET", &format!("/changes/{id}/audit"), None).await.status, StatusCode::NOT_FOUND);
     // An approver of globex is nobody in acme, even with a group of the same name: the token's tenant decides.
@@ -382,7 +388,14 @@ async fn refused_writes_are_security_events_and_waiting_changes_are_listed(api: 
     assert_eq!((for_pat.status, waiting(&for_pat)), (StatusCode::OK, Some(true)), "{:?}", for_pat.body);
     let for_carol = api.call(&carol(&t), "GET", "/changes?approver=me", None).await;
     assert_eq!(waiting(&for_carol), Some(false), "level 2 is not open yet");
-    let submitted = api.call(&alice(&t), "GET", "/changes?state=submitted&requester=me", None).await;
+    let submitted = api
+        .call(
+            &alice(&t),
+            "GET",
+            "/changes?state=submitted&requester=me&from=2030-12-01T00:00:00Z&to=2030-12-02T00:00:00Z",
+            None,
+        )
+        .await;
     assert_eq!(waiting(&submitted), Some(true), "{:?}", submitted.body);
 
     for _ in 0..2 {
@@ -414,6 +427,59 @@ async fn refused_writes_are_security_events_and_waiting_changes_are_listed(api: 
     assert!(decision["reason"].as_str().is_some_and(|r| r.starts_with("dual control")), "{decision}");
 }
 
+/// `GET /changes` follows every writer of a change: a draft edited onto
+/// other services and another window is listed there and no longer where it
+/// was; a rejected change reworked into a new draft lists both, each in its
+/// state; the draft waits for nobody.
+async fn edited_and_reworked_changes_are_listed_where_they_now_are(api: Api) {
+    let t = api.tenant().await;
+    let id = api.create(&alice(&t), new_change()).await;
+    let ids = |a: &Answer| -> Vec<String> {
+        let changes = a.body["changes"].as_array().cloned().unwrap_or_default();
+        changes.iter().filter_map(|c| c["id"].as_str().map(str::to_owned)).collect()
+    };
+    let listed = |query: String| {
+        let (api, t) = (api.clone(), t.clone());
+        async move {
+            let a = api.call(&alice(&t), "GET", &format!("/changes?{query}"), None).await;
+            assert_eq!(a.status, StatusCode::OK, "{query}: {:?}", a.body);
+            ids(&a)
+        }
+    };
+    let before = || "from=2030-12-01T00:00:00Z&to=2030-12-02T00:00:00Z".to_owned();
+    let after = |filter: &str| format!("from=2030-12-10T00:00:00Z&to=2030-12-11T00:00:00Z{filter}");
+    assert_eq!(listed(before()).await, [id.as_str()]);
+
+    let moved = json!({"version": 1, "services": ["ledger"],
+        "planned_start": "2030-12-10T22:00:00Z", "planned_end": "2030-12-10T23:00:00Z"});
+    let edited = api.call(&alice(&t), "PATCH", &format!("/changes/{id}"), Some(moved)).await;
+    assert_eq!(edited.status, StatusCode::OK, "{:?}", edited.body);
+    assert!(listed(before()).await.is_empty(), "left the old window");
+    assert_eq!(listed(after("")).await, [id.as_str()], "listed once in the new window");
+    assert_eq!(listed(after("&state=draft&service=ledger")).await, [id.as_str()], "on its new service");
+    assert!(listed(after("&state=draft&service=payments")).await.is_empty(), "not on the one it left");
+
+    assert_eq!(api.transition(&alice(&t), &id, "submitted", 2).await.status, StatusCode::OK);
+    let lee = who(&t, "lee@example.com", &["ledger-leads"]);
+    let reject = json!({"decision": "reject", "comment": "no rollback plan"});
+    let rejected = api.call(&lee, "POST", &format!("/changes/{id}/decisions"), Some(reject)).await;
+    assert_eq!(rejected.status, StatusCode::OK, "{:?}", rejected.body);
+    let version = api.get(&alice(&t), &id).await["version"].as_u64().expect("version");
+    let fix = json!({"version": version, "description": "rollback: restore the snapshot"});
+    let reworked = api.call(&alice(&t), "POST", &format!("/changes/{id}/rework"), Some(fix)).await;
+    assert_eq!(reworked.status, StatusCode::CREATED, "{:?}", reworked.body);
+    let draft = reworked.body["id"].as_str().expect("id").to_owned();
+    let mut both = listed(after("")).await;
+    both.sort();
+    let mut expected = vec![id.clone(), draft.clone()];
+    expected.sort();
+    assert_eq!(both, expected, "both changes in the window");
+    assert_eq!(listed(after("&state=draft")).await, [draft.as_str()]);
+    assert_eq!(listed(after("&state=rejected")).await, [id.as_str()]);
+    let waiting = api.call(&lee, "GET", "/changes?approver=me", None).await;
+    assert!(ids(&waiting).is_empty(), "nothing waits: {:?}", waiting.body);
+}
+
 macro_rules! on_both_stores {
     ($($case:ident),* $(,)?) => {
         mod embedded_store {
@@ -435,6 +501,7 @@ on_both_stores!(
     tenants_are_isolated,
     concurrent_transitions_have_one_winner,
     refused_writes_are_security_events_and_waiting_changes_are_listed,
+    edited_and_reworked_changes_are_listed_where_they_now_are,
 );
 
 /// The api Lambda's edge: an API Gateway HTTP API event from events/apigw goes
@@ -583,7 +650,7 @@ mod no_input_causes_a_server_error {
             any::<bool>().prop_map(Value::from),
             any::<i64>().prop_map(Value::from),
             "[a-z_]{0,12}".prop_map(Value::from),
-            Just(json!("2026-12-01T22:00:00Z")),
+            Just(json!("2030-12-01T22:00:00Z")),
             Just(json!("submitted")),
             Just(json!(["payments"])),
         ];

@@ -10,7 +10,7 @@ use changehub::adapters::env_secrets::{SecretsDocument, StaticSecrets};
 use changehub::adapters::local_bus::LocalBus;
 use changehub::app::catalog::{CachedCatalog, DEFAULT_CACHE_TTL};
 use changehub::app::ingest::{ClaimTimes, Ingest, Webhooks};
-use changehub::domain::{EventPattern, HubEvent};
+use changehub::domain::{EventPattern, HubEvent, TenantId};
 use changehub::http::webhooks::WebhookLimits;
 use changehub::http::{finish, webhooks};
 use changehub::ingest::canonical::{schema_file, schemas};
@@ -229,8 +229,11 @@ async fn services_resolve_through_the_catalog_or_say_why_not() {
     assert_eq!(e.detail["service_resolution"]["reason"], format!("no catalog mapping for repository {repo}"));
     assert_eq!(e.detail["service_resolution"]["key"], json!({"by": "repository", "key": repo}));
 
+    // The sample catalog maps the samples' repository to payments (case-insensitively).
     let mut catalog = changehub_tests::fixtures::catalog();
-    catalog.services[0].mappings.repositories.push(repo.to_uppercase());
+    let mapped = &mut catalog.services[0].mappings.repositories;
+    assert!(mapped.iter().any(|r| r.eq_ignore_ascii_case(&repo)), "{mapped:?}");
+    mapped.iter_mut().filter(|r| r.eq_ignore_ascii_case(&repo)).for_each(|r| *r = repo.to_uppercase());
     let admin = changehub_tests::fixtures::root("default");
     hub.catalog.replace(&admin, catalog, None, &SystemClock).await.expect("import a catalog mapping the repository");
     // The same pull request, sent again as a new delivery (another body: the
@@ -345,11 +348,11 @@ async fn bad_deliveries_get_a_clear_error() {
     assert_eq!(error(&a).0, StatusCode::PAYLOAD_TOO_LARGE);
 }
 
-/// A bus that fails its first `n` publishes.
+/// A bus that fails its first `n` publishes (the activity suite's too).
 #[derive(Clone)]
-struct FlakyBus {
-    failures_left: Arc<AtomicUsize>,
-    inner: LocalBus,
+pub(crate) struct FlakyBus {
+    pub(crate) failures_left: Arc<AtomicUsize>,
+    pub(crate) inner: LocalBus,
 }
 
 impl EventBus for FlakyBus {
@@ -636,6 +639,7 @@ async fn the_local_hub_times_requests_out_and_bounds_how_many_run_at_once() {
         secrets: secrets(),
         bootstrap_admin_group: None,
         limits,
+        activity_retention: Default::default(),
     })
     .expect("open the local hub");
     let router = local.router();
@@ -654,4 +658,119 @@ async fn the_local_hub_times_requests_out_and_bounds_how_many_run_at_once() {
     );
     let stuck = stuck.await.expect("stuck request");
     assert_eq!((stuck.status, error(&stuck).1), (StatusCode::REQUEST_TIMEOUT, "timeout"), "{:?}", stuck.body);
+}
+
+/// A secrets source that must fetch, and whose fetch only completes once
+/// the tenant's catalog has been read (or fails after a while).
+struct ColdSecrets {
+    catalog_read: Arc<tokio::sync::Notify>,
+}
+
+impl changehub::ports::SecretSource for ColdSecrets {
+    async fn secrets(&self, _: &TenantId, _: Origin) -> Result<Vec<String>, changehub::ports::SecretsError> {
+        tokio::time::timeout(std::time::Duration::from_secs(5), self.catalog_read.notified())
+            .await
+            .map_err(|_| changehub::ports::SecretsError::Invalid("the catalog was not read meanwhile".into()))?;
+        Ok(vec![SECRET.into()])
+    }
+
+    fn is_cached(&self) -> bool {
+        false
+    }
+}
+
+/// A catalog reader that counts its reads and says when one happened.
+#[derive(Clone, Default)]
+struct CountingCatalog {
+    reads: Arc<AtomicUsize>,
+    read: Arc<tokio::sync::Notify>,
+}
+
+impl changehub::ports::CatalogReader for CountingCatalog {
+    async fn catalog(
+        &self,
+        _: &TenantId,
+    ) -> Result<Arc<changehub::domain::catalog::CatalogView>, changehub::ports::StoreError> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        self.read.notify_one();
+        Ok(Arc::default())
+    }
+}
+
+fn webhooks_with<S: changehub::ports::SecretSource>(
+    secrets: S,
+    catalog: CountingCatalog,
+) -> Webhooks<EmbeddedStore, LocalBus, CountingCatalog, S, SystemClock> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedStore::open(dir.path().join("ingest.db")).expect("open");
+    Webhooks { ingest: Ingest::new(store, LocalBus::new(), catalog, SystemClock), secrets }
+}
+
+#[tokio::test]
+async fn a_cold_secrets_fetch_reads_the_tenants_catalog_meanwhile() {
+    let catalog = CountingCatalog::default();
+    let webhooks = webhooks_with(ColdSecrets { catalog_read: catalog.read.clone() }, catalog.clone());
+    let tenant = TenantId::parse("acme").expect("tenant");
+    let secrets = webhooks.secrets(&tenant, Origin::Github).await.expect("secrets fetched while the catalog was read");
+    assert_eq!(secrets, [SECRET]);
+    assert_eq!(catalog.reads.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn cached_secrets_refuse_a_tenant_without_secrets_before_reading_its_catalog() {
+    let catalog = CountingCatalog::default();
+    let webhooks = webhooks_with(secrets(), catalog.clone());
+    let tenant = TenantId::parse("nobody").expect("tenant");
+    webhooks.secrets(&tenant, Origin::Github).await.expect_err("no secrets for this tenant");
+    assert_eq!(catalog.reads.load(Ordering::SeqCst), 0, "nothing is read for an unknown tenant");
+}
+
+/// The sample payloads and the sample catalog tell one story: with
+/// `events/catalog/acme.yaml` imported, every event a sample emits resolves
+/// to a catalog service, so a newcomer replaying them sees how an event is
+/// matched to its service. The exceptions name no resource an ARN prefix
+/// can match (events/README.md says why), and the hub says so.
+#[tokio::test]
+async fn every_sample_resolves_to_a_service_of_the_sample_catalog() {
+    let (hub, mut rx) = hub();
+    let admin = changehub_tests::fixtures::root("default");
+    let catalog = changehub_tests::fixtures::catalog();
+    hub.catalog.replace(&admin, catalog.clone(), None, &SystemClock).await.expect("import the sample catalog");
+    let unresolvable = [
+        ("cloudtrail.ec2_authorize_security_group_ingress.json", "the event names no service"),
+        ("cloudtrail.iam_put_role_policy.json", "the event names no service"),
+        ("config.rules_compliance_change.json", "no catalog mapping for AWS resource sg-0a1b2c3d4e5f67890"),
+    ];
+    let token = hub.tokens.ingest("default");
+    let (mut resolved, mut unresolved) = (0, vec![]);
+    for origin in WEBHOOK_ORIGINS.into_iter().chain([Origin::Aws]) {
+        for file in samples(origin) {
+            let what = file.display().to_string();
+            let req = if origin == Origin::Aws {
+                Request::builder()
+                    .method("POST")
+                    .uri("/events")
+                    .header("authorization", format!("Bearer {token}"))
+                    .header("content-type", "application/json")
+                    .body(Body::from(std::fs::read(&file).expect("sample")))
+                    .expect("request")
+            } else {
+                signed(origin, &format!("/webhooks/{}", origin.as_str()), &file, &what, secret_for(origin))
+            };
+            let a = send(&hub.router, req).await;
+            assert!(a.status.is_success(), "{what}: {} {:?}", a.status, a.body);
+            let name = file.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            let expected_reason = unresolvable.iter().find(|(f, _)| *f == name).map(|(_, reason)| *reason);
+            for e in drain(&mut rx) {
+                let (service, reason) = (&e.detail["service"], &e.detail["service_resolution"]["reason"]);
+                match (service.as_str(), expected_reason) {
+                    (None, Some(expected)) if reason == expected => {}
+                    (Some(s), None) if catalog.services.iter().any(|svc| svc.name.as_str() == s) => resolved += 1,
+                    _ => unresolved.push(format!("{what}: service {service}, {}", e.detail["service_resolution"])),
+                }
+            }
+        }
+    }
+    assert!(unresolved.is_empty(), "samples whose events do not resolve as expected:\n{}", unresolved.join("\n"));
+    assert!(resolved >= 30, "the samples resolve ({resolved})");
 }

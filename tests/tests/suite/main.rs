@@ -2,6 +2,7 @@
 //! are linked once. Each module is one suite; shared helpers live in the
 //! `changehub-tests` library (`tests/src`).
 
+mod activity;
 mod api;
 mod audit;
 mod bus_contract;
@@ -10,6 +11,7 @@ mod ingest_aws;
 mod notifier_contract;
 mod openapi;
 mod policy;
+mod publish;
 mod rules;
 mod store_contract;
 mod template;

@@ -12,10 +12,13 @@ use changehub::domain::freeze::{FreezeWindow, Schedule};
 use changehub::domain::risk::{AvailabilityImpact, Complexity, DataImpact, RiskLevel};
 use changehub::domain::{ChangeState, ChangeType, NewChange, ServiceName};
 use changehub::ports::FixedClock;
-use changehub::ports::{ChangeUpdate, ChangeWriter};
-use changehub_tests::fixtures::{alice, approve, carol, pat, root, seed, submit_and_approve, to, who};
+use changehub::ports::{ChangeReader, ChangeWriter};
+use changehub_tests::fixtures::{
+    alice, approve, carol, edit, pat, peer_review, root, seed, submit_and_approve, to, who,
+};
 use changehub_tests::{new_change, t0};
 use chrono::Duration;
+use serde_json::json;
 
 const T: &str = "acme";
 
@@ -57,10 +60,11 @@ async fn standard_changes_are_approved_on_submission_with_a_receipt_and_only_wit
         with(new_change("Rotate certificate", services, t0() + Duration::days(2), 1), |c| {
             c.change_type = ChangeType::Standard;
             c.template = Some("rotate-tls-cert".into());
-            c.category = Some("certificate".into());
         })
     };
+    // Issue 9, point 7: the change names no category; it takes its template's.
     let c = h.app.create(&alice(T), standard(&["payments"])).await.expect("create");
+    assert_eq!(c.category, "certificate");
     let approved = h.app.transition(&alice(T), &c.id, to(ChangeState::Submitted, 1)).await.expect("submit");
     assert_eq!(approved.state, ChangeState::Approved);
     assert!(approved.approval.is_none(), "no approval chain for a standard change");
@@ -100,7 +104,7 @@ async fn emergencies_need_one_approval_by_the_emergency_approvers_never_their_re
     let err = h.app.decide(&pat(T), &c.id, approve()).await.expect_err("not an emergency approver");
     assert!(err.to_string().contains("level 1 (emergency) needs a member of any of: cab"), "{err}");
     assert!(h.app.pending_reviews(&carol(T), None, None).await.expect("report").items.is_empty());
-    let approved = h.app.decide(&carol(T), &c.id, approve()).await.expect("the cab approves");
+    let approved = h.app.decide(&carol(T), &c.id, approve()).await.expect("the cab approves").change;
     assert_eq!(approved.state, ChangeState::Approved);
     assert_eq!(approved.review.as_ref().map(|r| r.due_at), Some(t0() + Duration::hours(72)));
     let trail = h.app.audit(&alice(T), &c.id).await.expect("audit");
@@ -111,7 +115,8 @@ async fn emergencies_need_one_approval_by_the_emergency_approvers_never_their_re
 
     let note = |version| NoteRequest { version, note: "root cause: expired certificate; follow-up filed".into() };
     let early = h.app.review(&carol(T), &c.id, note(approved.version)).await.expect_err("not implemented yet");
-    assert_eq!(code(&early), "not_implemented");
+    assert_eq!(code(&early), "review_too_early");
+    assert!(early.to_string().ends_with("must be completed, failed, rolled_back or closed; it is approved"), "{early}");
     let mut version = approved.version;
     for state in [ChangeState::Scheduled, ChangeState::Implementing, ChangeState::Completed] {
         version = h.app.transition(&alice(T), &c.id, to(state, version)).await.expect("move").version;
@@ -134,7 +139,7 @@ async fn emergencies_need_one_approval_by_the_emergency_approvers_never_their_re
     let err = h.app.decide(&carol(T), &c.id, approve()).await.expect_err("cab is not the ECAB");
     assert!(err.to_string().contains("needs a member of any of: ecab"), "{err}");
     let ecab = who(T, "erin@example.com", &["ecab", "cab"]);
-    assert_eq!(h.app.decide(&ecab, &c.id, approve()).await.expect("ECAB").state, ChangeState::Approved);
+    assert_eq!(h.app.decide(&ecab, &c.id, approve()).await.expect("ECAB").change.state, ChangeState::Approved);
 }
 
 #[tokio::test]
@@ -164,13 +169,13 @@ async fn an_emergency_fixing_an_open_major_incident_is_confirmed_by_its_commande
     let ivy = who(T, "ivy@example.com", &["engineers"]);
     let err = h.app.decide(&who(T, "eve@example.com", &["engineers"]), &first.id, approve()).await;
     assert_eq!(err.as_ref().map_err(code).err(), Some("forbidden"), "{err:?}");
-    let confirmed = h.app.decide(&ivy, &first.id, approve()).await.expect("commander confirms");
+    let confirmed = h.app.decide(&ivy, &first.id, approve()).await.expect("commander confirms").change;
     assert_eq!(confirmed.state, ChangeState::Approved);
     // Once the incident is resolved its commander no longer confirms; the cab still does.
     h.app.governance().resolve_incident(&carol(T), "INC-42").await.expect("resolve");
     let err = h.app.decide(&ivy, &second.id, approve()).await.expect_err("no longer commands");
     assert_eq!(code(&err), "forbidden");
-    assert_eq!(h.app.decide(&carol(T), &second.id, approve()).await.expect("cab").state, ChangeState::Approved);
+    assert_eq!(h.app.decide(&carol(T), &second.id, approve()).await.expect("cab").change.state, ChangeState::Approved);
 
     // An incident on other services does not fix this change.
     let on_ledger = DeclareIncident {
@@ -207,13 +212,15 @@ async fn high_risk_and_privileged_changes_need_a_peer_review_first() {
     let steps: Vec<_> = submitted.approval.as_ref().expect("plan").steps.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(steps, [PEER_REVIEW, "team-lead", "cab"]);
     // An auditor only reads: they cannot give the peer review.
-    let err = h.app.decide(&who(T, "aud@example.com", &["audit"]), &c.id, approve()).await.expect_err("auditor");
+    let err = h.app.decide(&who(T, "aud@example.com", &["audit"]), &c.id, peer_review()).await.expect_err("auditor");
     assert!(matches!(err, ChangeError::Forbidden(_)), "{err}");
     assert!(err.to_string().contains("an auditor only reads"), "{err}");
     // The peer review is level 1, given by anyone else holding a role; the team lead then decides level 2.
-    let err = h.app.decide(&root(T), &c.id, approve()).await;
-    assert!(err.is_ok(), "anyone else holding a role gives the peer review: {err:?}");
-    let after = h.app.decide(&pat(T), &c.id, approve()).await.expect("level 2");
+    let reviewed = h.app.decide(&root(T), &c.id, peer_review()).await.expect("anyone else holding a role");
+    assert_eq!(reviewed.receipt.counted_for.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), [PEER_REVIEW]);
+    let trail = h.app.audit(&alice(T), &c.id).await.expect("audit");
+    assert_eq!(trail.last().map(|e| e.action), Some(AuditAction::PeerReviewed));
+    let after = h.app.decide(&pat(T), &c.id, approve()).await.expect("level 2").change;
     assert_eq!(after.approval.expect("plan").current_level(), Some(3));
 
     let high = with(new_change("Schema rewrite", &["payments"], t0() + Duration::days(2), 1), |c| {
@@ -225,6 +232,170 @@ async fn high_risk_and_privileged_changes_need_a_peer_review_first() {
     assert!(c.risk.as_ref().is_some_and(|r| r.level >= RiskLevel::High), "{:?}", c.risk);
     let submitted = h.app.transition(&alice(T), &c.id, to(ChangeState::Submitted, 1)).await.expect("submit");
     assert_eq!(submitted.approval.expect("plan").steps[0].name, PEER_REVIEW);
+}
+
+/// Issue 9, point 5: a critical change on payments, whose one team lead is
+/// Pat. Pat's approval is never spent on the peer review; someone else gives
+/// it, and the change is approved. Every answer says what it counted for.
+#[tokio::test]
+async fn a_critical_change_with_one_team_lead_is_approved_after_someone_elses_peer_review() {
+    let h = hub().await;
+    let critical = with(new_change("Re-key the card vault", &["payments"], t0() + Duration::days(2), 1), |c| {
+        c.impact.data = DataImpact::Destructive;
+        c.impact.availability = AvailabilityImpact::Outage;
+        c.impact.compliance = true;
+        c.complexity = Complexity::High;
+        c.cryptographic_keys = true;
+    });
+    let c = h.app.create(&alice(T), critical).await.expect("create");
+    assert_eq!(c.risk.as_ref().map(|r| r.level), Some(RiskLevel::Critical), "{:?}", c.risk);
+    h.app.transition(&alice(T), &c.id, to(ChangeState::Submitted, 1)).await.expect("submit");
+
+    let err = h.app.decide(&pat(T), &c.id, approve()).await.expect_err("an approval is not a peer review");
+    assert_eq!(code(&err), "peer_review_required");
+    assert!(err.to_string().contains(r#"{"decision": "peer_review"}"#), "{err}");
+    let unchanged = h.app.get(&alice(T), &c.id).await.expect("get");
+    assert_eq!(unchanged.version, 2, "the refused approval recorded nothing");
+
+    let dev = who(T, "dev@example.com", &["engineers"]);
+    let err = h.app.decide(&dev, &c.id, approve()).await.expect_err("not an approver either");
+    assert_eq!(code(&err), "peer_review_required");
+    let reviewed = h.app.decide(&dev, &c.id, peer_review()).await.expect("peer review");
+    let counted = |d: &changehub::app::changes::Decided| {
+        d.receipt.counted_for.iter().map(|s| (s.level, s.name.clone())).collect::<Vec<_>>()
+    };
+    assert_eq!(counted(&reviewed), [(1, PEER_REVIEW.to_owned())]);
+    assert_eq!(reviewed.receipt.waiting_for.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["team-lead"]);
+    let err = h.app.decide(&dev, &c.id, peer_review()).await.expect_err("no second peer review");
+    assert_eq!(code(&err), "no_peer_review_pending");
+
+    let level2 = h.app.decide(&pat(T), &c.id, approve()).await.expect("Pat's approval counts for his level");
+    assert_eq!(counted(&level2), [(2, "team-lead".to_owned())]);
+    let level3 = h.app.decide(&carol(T), &c.id, approve()).await.expect("the cab");
+    assert_eq!(counted(&level3), [(3, "cab".to_owned())]);
+    assert!(level3.receipt.waiting_for.is_empty());
+    assert_eq!(level3.change.state, ChangeState::Approved);
+}
+
+/// The changes of `service` planned around t0 + 2 days, by title.
+async fn listed(h: &Hub, service: &str) -> Vec<String> {
+    let req = changehub::app::ListRequest {
+        service: Some(service.into()),
+        from: Some(t0()),
+        to: Some(t0() + Duration::days(5)),
+        ..changehub::app::ListRequest::default()
+    };
+    h.app.list(&alice(T), req).await.expect("list").items.into_iter().map(|c| c.title).collect()
+}
+
+/// Issue 9, point 14: a draft is edited (requester or cab/admin, at its
+/// version, draft only), admitted and scored again, audited with what
+/// changed, and its service index entries move with it.
+#[tokio::test]
+async fn a_draft_is_edited_rescored_and_audited_and_its_index_follows() {
+    let h = hub().await;
+    let draft =
+        h.app.create(&alice(T), new_change("Tune", &["payments"], t0() + Duration::days(2), 1)).await.expect("create");
+    assert_eq!(listed(&h, "payments").await, ["Tune"]);
+    let moved = json!({"services": ["ledger", "search"], "planned_start": t0() + Duration::days(3),
+        "planned_end": t0() + Duration::days(3) + Duration::hours(2), "category": "database_schema",
+        "impact": {"availability": "outage"}, "title": "Tune the ledger"});
+    let err = h.app.edit(&pat(T), &draft.id, edit(1, moved.clone())).await.expect_err("not the requester");
+    assert!(matches!(err, ChangeError::Forbidden(_)), "{err}");
+    let err = h.app.edit(&alice(T), &draft.id, edit(2, moved.clone())).await.expect_err("stale");
+    assert_eq!(code(&err), "version_conflict");
+    for (fields, field) in [
+        (json!({"services": ["ledgr"]}), "services[0]"),
+        (json!({"planned_start": "2020-01-01T00:00:00Z", "planned_end": "2020-01-01T01:00:00Z"}), "planned_start"),
+        (json!({"type": "standard"}), "template"),
+        (json!({"colour": "red"}), "colour"),
+    ] {
+        match h.app.edit(&alice(T), &draft.id, edit(1, fields.clone())).await {
+            Err(ChangeError::Invalid(e)) => assert_eq!(e.field, field, "{fields}: {e:?}"),
+            other => panic!("{fields}: expected a 400 on {field}, got {other:?}"),
+        }
+    }
+
+    let edited = h.app.edit(&alice(T), &draft.id, edit(1, moved)).await.expect("edit");
+    assert_eq!((edited.version, edited.state, edited.title.as_str()), (2, ChangeState::Draft, "Tune the ledger"));
+    assert_eq!(
+        edited.checklist.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(),
+        ["backup_verified", "rollback_script"]
+    );
+    assert!(edited.risk.as_ref().map(|r| r.score) != draft.risk.as_ref().map(|r| r.score), "scored again");
+    let trail = h.app.audit(&alice(T), &draft.id).await.expect("audit");
+    let last = trail.last().expect("entries");
+    assert_eq!(last.action, AuditAction::Edited);
+    let fields: Vec<&str> = last.changes.iter().map(|c| c.field.as_str()).collect();
+    for field in ["title", "services", "planned_start", "planned_end", "category", "impact", "checklist", "risk"] {
+        assert!(fields.contains(&field), "the entry records {field}: {fields:?}");
+    }
+    assert!(listed(&h, "payments").await.is_empty(), "the payments index entry is gone");
+    assert_eq!(listed(&h, "ledger").await, ["Tune the ledger"]);
+    assert_eq!(listed(&h, "search").await, ["Tune the ledger"]);
+
+    // The cab may edit it too; once submitted, nobody does.
+    let by_cab = h.app.edit(&carol(T), &draft.id, edit(2, json!({"description": null}))).await.expect("cab");
+    assert_eq!((by_cab.version, by_cab.description.as_str()), (3, ""));
+    h.app.transition(&alice(T), &draft.id, to(ChangeState::Submitted, 3)).await.expect("submit");
+    let err = h.app.edit(&alice(T), &draft.id, edit(4, json!({"title": "late"}))).await.expect_err("submitted");
+    assert_eq!(code(&err), "not_draft");
+}
+
+/// Issue 9, point 14: a rejected change is reworked into a new draft that
+/// copies it (with edits), linked both ways, audited on both, in one write.
+#[tokio::test]
+async fn a_rejected_change_is_reworked_into_a_linked_draft_once() {
+    let h = hub().await;
+    let c = h
+        .app
+        .create(&alice(T), new_change("Swap the HSM", &["payments"], t0() + Duration::days(2), 1))
+        .await
+        .expect("create");
+    let err = h.app.rework(&alice(T), &c.id, edit(1, json!({}))).await.expect_err("a draft");
+    assert_eq!(code(&err), "not_rejected");
+    h.app.transition(&alice(T), &c.id, to(ChangeState::Submitted, 1)).await.expect("submit");
+    let reject = changehub::app::changes::DecisionRequest {
+        decision: changehub::domain::approval::Verdict::Reject,
+        comment: Some("no rollback plan".into()),
+        ..approve()
+    };
+    let rejected = h.app.decide(&pat(T), &c.id, reject).await.expect("reject").change;
+    let fix = json!({"description": "rollback: keep the old HSM online for a day"});
+    let err = h.app.rework(&pat(T), &c.id, edit(rejected.version, fix.clone())).await.expect_err("not hers");
+    assert!(matches!(err, ChangeError::Forbidden(_)), "{err}");
+    let err = h.app.rework(&alice(T), &c.id, edit(rejected.version - 1, fix.clone())).await.expect_err("stale");
+    assert_eq!(code(&err), "version_conflict");
+    let ids_before = h.app.store.change_ids(&alice(T).tenant).await.expect("ids").len();
+
+    let draft = h.app.rework(&alice(T), &c.id, edit(rejected.version, fix.clone())).await.expect("rework");
+    assert_eq!((draft.state, draft.version, draft.reworks), (ChangeState::Draft, 1, Some(c.id)));
+    assert_eq!(
+        (draft.title.as_str(), draft.description.as_str()),
+        ("Swap the HSM", "rollback: keep the old HSM online for a day")
+    );
+    assert!(draft.approval.is_none() && draft.risk.is_some());
+    let old = h.app.get(&alice(T), &c.id).await.expect("get");
+    assert_eq!(
+        (old.state, old.version, old.reworked_as),
+        (ChangeState::Rejected, rejected.version + 1, Some(draft.id))
+    );
+    let old_trail = h.app.audit(&alice(T), &c.id).await.expect("audit");
+    assert_eq!(old_trail.last().map(|e| e.action), Some(AuditAction::Reworked));
+    let new_trail = h.app.audit(&alice(T), &draft.id).await.expect("audit");
+    assert_eq!(new_trail.len(), 1);
+    assert_eq!(
+        new_trail[0].reason.as_deref(),
+        Some(format!("rework of change {}, rejected by pat@example.com", c.id).as_str())
+    );
+    assert_eq!(h.app.store.change_ids(&alice(T).tenant).await.expect("ids").len(), ids_before + 1);
+
+    let err = h.app.rework(&alice(T), &c.id, edit(old.version, json!({}))).await.expect_err("twice");
+    assert_eq!(code(&err), "already_reworked");
+    assert!(err.to_string().contains(&draft.id.to_string()), "{err}");
+    // The new draft goes its own way.
+    let submitted = h.app.transition(&alice(T), &draft.id, to(ChangeState::Submitted, 1)).await.expect("submit");
+    assert_eq!(submitted.state, ChangeState::Submitted);
 }
 
 #[tokio::test]
@@ -317,7 +488,7 @@ async fn freezes_refuse_submission_and_scheduling_unless_an_emergency_records_an
         "{reason}"
     );
     // The override holds once someone else approved the emergency, and each use is audited.
-    let approved = h.app.decide(&carol(T), &e.id, approve()).await.expect("the cab approves");
+    let approved = h.app.decide(&carol(T), &e.id, approve()).await.expect("the cab approves").change;
     let err = h.app.transition(&alice(T), &e.id, to(ChangeState::Scheduled, approved.version)).await;
     assert_eq!(err.as_ref().map_err(code).err(), Some("freeze_window"), "every gate needs the reason");
     h.app
@@ -345,7 +516,7 @@ async fn freezes_refuse_submission_and_scheduling_unless_an_emergency_records_an
         Some("approved on submission: emergency change".into()),
     );
     let entries = [first, second];
-    let update = ChangeUpdate { before: &legacy, change: &approved, entries: &entries, bumps: &[], volumes: &[] };
+    let update = changehub_tests::store_contract::plain_update(&legacy, &approved, &entries);
     h.app.store.update_change(update).await.expect("store the old-style approval");
     let err = h
         .app
@@ -415,9 +586,9 @@ async fn during_a_major_incident_only_its_commander_schedules_high_risk_changes(
     assert!(c.risk.as_ref().is_some_and(|r| r.level >= RiskLevel::High));
     let submitted = h.app.transition(&alice(T), &c.id, to(ChangeState::Submitted, 1)).await.expect("submit");
     let peer = who(T, "dev@example.com", &["engineers"]);
-    h.app.decide(&peer, &c.id, approve()).await.expect("peer review");
+    h.app.decide(&peer, &c.id, peer_review()).await.expect("peer review");
     h.app.decide(&pat(T), &c.id, approve()).await.expect("level 2");
-    let approved = h.app.decide(&carol(T), &c.id, approve()).await.expect("level 3");
+    let approved = h.app.decide(&carol(T), &c.id, approve()).await.expect("level 3").change;
     assert_eq!((submitted.state, approved.state), (ChangeState::Submitted, ChangeState::Approved));
 
     h.app
@@ -432,7 +603,16 @@ async fn during_a_major_incident_only_its_commander_schedules_high_risk_changes(
     let err =
         h.app.transition(&alice(T), &c.id, override_reason(ChangeState::Scheduled, approved.version, "please")).await;
     assert!(err.is_err(), "only the commander may authorize");
-    let ivy = who(T, "ivy@example.com", &["cab"]);
+    // Issue 9, point 6: the commander holds only the approver role (no requester role, not the cab).
+    let ivy = who(T, "ivy@example.com", &["payments-leads"]);
+    let err = h
+        .app
+        .transition(&pat(T), &c.id, override_reason(ChangeState::Scheduled, approved.version, "please"))
+        .await
+        .expect_err("an approver who does not command the incident");
+    assert!(err.to_string().contains("needs the requester role and to be the change's requester"), "{err}");
+    let err = h.app.transition(&ivy, &c.id, to(ChangeState::Scheduled, approved.version)).await.expect_err("no reason");
+    assert_eq!(code(&err), "major_incident");
     let scheduled = h
         .app
         .transition(&ivy, &c.id, override_reason(ChangeState::Scheduled, approved.version, "the failover is the fix"))
@@ -445,6 +625,17 @@ async fn during_a_major_incident_only_its_commander_schedules_high_risk_changes(
         reason,
         "authorized by incident commander ivy@example.com during major incident INC-42 \"Card payments failing\" (commander ivy@example.com): the failover is the fix"
     );
+    // And starts it, inside its window; the commander moves nothing else of it.
+    h.app.clock.set(t0() + Duration::days(2));
+    let err = h.app.transition(&ivy, &c.id, to(ChangeState::Cancelled, scheduled.version)).await.expect_err("cancel");
+    assert_eq!(code(&err), "forbidden");
+    let started = h
+        .app
+        .transition(&ivy, &c.id, override_reason(ChangeState::Implementing, scheduled.version, "the drill is the fix"))
+        .await
+        .expect("the commander starts it");
+    assert_eq!(started.state, ChangeState::Implementing);
+    h.app.clock.set(t0());
 
     // A low-risk change is not held up by the incident.
     let low = h
@@ -455,6 +646,46 @@ async fn during_a_major_incident_only_its_commander_schedules_high_risk_changes(
     let low = submit_and_approve(&h.app, T, &low.id).await;
     assert!(low.risk.as_ref().is_some_and(|r| r.level < RiskLevel::High));
     h.app.transition(&alice(T), &low.id, to(ChangeState::Scheduled, low.version)).await.expect("low risk schedules");
+}
+
+/// Dual control holds for the incident override: a commander does not lift
+/// the hold on a change they requested; a commander with no role at all may
+/// lift it on someone else's.
+#[tokio::test]
+async fn an_incident_commander_does_not_lift_the_hold_on_their_own_change() {
+    let h = hub().await;
+    let risky = |title: &str| {
+        with(new_change(title, &["payments"], t0() + Duration::days(2), 1), |c| {
+            c.impact.availability = AvailabilityImpact::Outage;
+            c.complexity = Complexity::High;
+        })
+    };
+    let approved = async |by: &Caller, title: &str| {
+        let c = h.app.create(by, risky(title)).await.expect("create");
+        h.app.transition(by, &c.id, to(ChangeState::Submitted, 1)).await.expect("submit");
+        h.app.decide(&who_is("dev@example.com", &["engineers"]), &c.id, peer_review()).await.expect("peer review");
+        h.app.decide(&pat(T), &c.id, approve()).await.expect("level 2");
+        h.app.decide(&carol(T), &c.id, approve()).await.expect("level 3").change
+    };
+    let own = approved(&alice(T), "Alice's failover").await;
+    let others = approved(&who_is("bob@example.com", &["engineers"]), "Bob's failover").await;
+    let commands = DeclareIncident { commander: "alice@example.com".into(), ..ivy_commands("INC-8", "Payments down") };
+    h.app.governance().declare_incident(&carol(T), commands).await.expect("declare");
+    let err = h
+        .app
+        .transition(&alice(T), &own.id, override_reason(ChangeState::Scheduled, own.version, "mine"))
+        .await
+        .expect_err("own change");
+    assert!(matches!(err, ChangeError::Forbidden(_)), "{err}");
+    assert!(err.to_string().starts_with("dual control: alice@example.com requested this change"), "{err}");
+    // Alice commands it without any role of the catalog: her command is what lets her move Bob's change.
+    let roleless = who_is("alice@example.com", &["sre"]);
+    let scheduled = h
+        .app
+        .transition(&roleless, &others.id, override_reason(ChangeState::Scheduled, others.version, "the fix"))
+        .await
+        .expect("the commander, on someone else's change");
+    assert_eq!(scheduled.state, ChangeState::Scheduled);
 }
 
 #[tokio::test]
@@ -525,8 +756,12 @@ async fn risk_is_scored_from_tier_attributes_and_the_failure_history_of_similar_
         let c =
             h.app.create(&alice(T), new_change("c", &["search"], t0() + Duration::days(2), 1)).await.expect("create");
         let submitted = h.app.transition(&alice(T), &c.id, to(ChangeState::Submitted, 1)).await.expect("submit");
-        let approved =
-            h.app.decide(&who(T, "sam@example.com", &["search-leads"]), &c.id, approve()).await.expect("approve");
+        let approved = h
+            .app
+            .decide(&who(T, "sam@example.com", &["search-leads"]), &c.id, approve())
+            .await
+            .expect("approve")
+            .change;
         let mut v = approved.version;
         for state in [ChangeState::Scheduled, ChangeState::Implementing, ChangeState::Failed] {
             v = h.app.transition(&alice(T), &c.id, to(state, v)).await.expect("move").version;
@@ -585,7 +820,7 @@ async fn a_rejection_ends_the_chain_and_the_change_can_only_close() {
         version: None,
         comment: Some("no rollback plan".into()),
     };
-    let rejected = h.app.decide(&pat(T), &c.id, reject).await.expect("reject");
+    let rejected = h.app.decide(&pat(T), &c.id, reject).await.expect("reject").change;
     assert_eq!(rejected.state, ChangeState::Rejected);
     assert_eq!(
         rejected.approval.as_ref().and_then(|p| p.rejected.as_ref()).map(|d| d.by.as_str()),
@@ -607,12 +842,12 @@ async fn starting_implementation_rechecks_the_window_freezes_and_major_incidents
             let submitted = app.transition(&alice(T), &c.id, to(ChangeState::Submitted, 1)).await.expect("submit");
             let mut version = submitted.version;
             for (who, _) in submitted.approval.iter().flat_map(|p| p.steps.iter()).map(|s| (s.name.clone(), ())) {
-                let by = match who.as_str() {
-                    "team-lead" => pat(T),
-                    PEER_REVIEW => who_is("dev@example.com", &["engineers"]),
-                    _ => carol(T),
+                let (by, decision) = match who.as_str() {
+                    "team-lead" => (pat(T), approve()),
+                    PEER_REVIEW => (who_is("dev@example.com", &["engineers"]), peer_review()),
+                    _ => (carol(T), approve()),
                 };
-                version = app.decide(&by, &c.id, approve()).await.expect("approve").version;
+                version = app.decide(&by, &c.id, decision).await.expect("approve").change.version;
             }
             app.transition(&alice(T), &c.id, to(ChangeState::Scheduled, version)).await.expect("schedule")
         }

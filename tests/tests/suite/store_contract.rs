@@ -4,7 +4,7 @@
 use changehub::adapters::embedded::EmbeddedStore;
 use changehub_tests::{aws, store_contract as contract};
 
-async fn embedded() -> (EmbeddedStore, tempfile::TempDir) {
+pub(crate) async fn embedded() -> (EmbeddedStore, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = EmbeddedStore::open(dir.path().join("contract.db")).expect("open");
     (store, dir)
@@ -34,6 +34,10 @@ macro_rules! contract_cases {
     };
 }
 
+/// Runs each case of the `contract` module in scope on both stores (the
+/// activity log's suite uses it too).
+pub(crate) use contract_cases;
+
 contract_cases!(
     create_then_get,
     insert_refuses_an_existing_id,
@@ -41,10 +45,13 @@ contract_cases!(
     stale_version_update_is_a_conflict,
     audit_entries_append_and_read_in_order,
     one_update_appends_several_entries,
+    audit_entries_are_read_by_number,
     tenant_documents_are_replaced_conditionally,
     outcomes_bump_counters,
     emergency_submissions_count_per_requester_and_team,
     rescheduling_moves_the_service_index,
+    editing_a_draft_moves_the_service_index,
+    a_rework_writes_both_changes_or_neither,
     due_index_follows_the_record,
     dedupe_claims_once_until_expiry,
     an_expired_lease_is_claimed_again,
@@ -66,14 +73,19 @@ async fn embedded_store_keeps_committed_writes_across_reopen() {
     let path = dir.path().join("durable.db");
     let c = changehub_tests::fixtures::alice("acme");
     let id = {
-        let app =
-            changehub::app::Changes::new(EmbeddedStore::open(&path).expect("open"), changehub::ports::SystemClock);
+        let app = changehub::app::Changes::new(
+            EmbeddedStore::open(&path).expect("open"),
+            changehub::ports::FixedClock::new(changehub_tests::t0()),
+        );
         changehub_tests::fixtures::seed(&app, "acme").await;
         app.create(&c, changehub_tests::new_change("durable", &["payments"], changehub_tests::t0(), 1))
             .await
             .expect("create")
             .id
     };
-    let app = changehub::app::Changes::new(EmbeddedStore::open(&path).expect("reopen"), changehub::ports::SystemClock);
+    let app = changehub::app::Changes::new(
+        EmbeddedStore::open(&path).expect("reopen"),
+        changehub::ports::FixedClock::new(changehub_tests::t0()),
+    );
     assert_eq!(app.get(&c, &id).await.expect("get after reopen").title, "durable");
 }

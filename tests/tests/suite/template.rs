@@ -162,10 +162,11 @@ fn the_api_function_gets_exactly_the_table_actions_its_code_uses() {
     assert_eq!(api["Environment"]["Variables"]["CHANGEHUB_AUDIT_KEY_SECRET"], json!({"!Ref": "AuditKey"}));
 }
 
-/// The API needs a bearer token on every route but /health and the webhooks,
-/// and the api function reads the claims the template names.
+/// The API needs a bearer token on every route but its open paths (/,
+/// /openapi.yaml, /health) and the webhooks, and the api function reads the
+/// claims the template names.
 #[test]
-fn the_http_api_requires_a_jwt_except_on_health_and_webhooks() {
+fn the_http_api_requires_a_jwt_except_on_open_paths_and_webhooks() {
     let t = template();
     let api = &t["Resources"]["HttpApi"]["Properties"]["Auth"];
     assert_eq!(api["DefaultAuthorizer"], "OidcAuthorizer");
@@ -191,6 +192,8 @@ fn the_http_api_requires_a_jwt_except_on_health_and_webhooks() {
     assert_eq!(
         open_routes,
         BTreeSet::from([
+            "GET /".to_owned(),
+            "GET /openapi.yaml".to_owned(),
             "GET /health".to_owned(),
             "HEAD /health".to_owned(),
             "POST /tenants/{tenant}/webhooks/{source}".to_owned(),
@@ -400,8 +403,9 @@ fn like_matches_as_iam_string_like_does() {
 /// Each function may write (put, update, delete) only items whose partition
 /// key starts with the prefixes its code writes, held by IAM's
 /// `dynamodb:LeadingKeys`: the api tenant partitions, the ingest functions
-/// dedupe claims only. So a compromised ingest function cannot rewrite a
-/// change or its audit trail, and the api cannot forge dedupe claims.
+/// dedupe claims and activity rows only (deleting only claims). So a
+/// compromised ingest function cannot rewrite a change or its audit trail,
+/// nor erase the activity log, and the api cannot forge dedupe claims.
 #[test]
 fn every_function_writes_only_the_partitions_its_code_writes() {
     use changehub::adapters::keys;
@@ -427,18 +431,29 @@ fn every_function_writes_only_the_partitions_its_code_writes() {
         keys::security_pk(&tenant),
     ];
     let api_writes = [indexes.as_slice(), records.as_slice()].concat();
-    let ingest_writes = [keys::idem_pk("github:delivery")];
+    let claims = keys::idem_pk("github:delivery");
+    let ingest_writes = [claims.clone(), keys::activity_pk(&tenant)];
     // What each function deletes: the api only moves index entries (a
     // window moved, an approval level decided), never a record, an audit
-    // entry, a document, the governance trail or a security event.
+    // entry, a document, the governance trail or a security event; the
+    // ingest functions only give back dedupe claims, never an activity row.
     let api_deletes = indexes.to_vec();
     let api_never_deletes = records.to_vec();
+    let ingest_deletes = [claims.clone()];
+    let ingest_never_deletes = [api_writes.as_slice(), &[keys::activity_pk(&tenant)]].concat();
+    // The api writes tenant partitions (`T#*`, which holds the activity log
+    // too, though it never writes it); it never writes a claim.
+    let api_foreign = [claims];
     // (function, writes, never writes, deletes, never deletes)
     type Row<'a> = (&'a str, &'a [String], &'a [String], &'a [String], &'a [String]);
-    let expected: [Row; 3] = [
-        ("ApiFunction", &api_writes, &ingest_writes, &api_deletes, &api_never_deletes),
-        ("IngestFunction", &ingest_writes, &api_writes, &ingest_writes, &api_writes),
-        ("AwsEventsFunction", &ingest_writes, &api_writes, &ingest_writes, &api_writes),
+    // The outbox publisher only claims the events it sends.
+    let publish_writes = [keys::idem_pk("outbox:acme:event")];
+    let publish_never = [api_writes.as_slice(), &[keys::activity_pk(&tenant)]].concat();
+    let expected: [Row; 4] = [
+        ("ApiFunction", &api_writes, &api_foreign, &api_deletes, &api_never_deletes),
+        ("IngestFunction", &ingest_writes, &api_writes, &ingest_deletes, &ingest_never_deletes),
+        ("AwsEventsFunction", &ingest_writes, &api_writes, &ingest_deletes, &ingest_never_deletes),
+        ("PublishFunction", &publish_writes, &publish_never, &publish_writes, &publish_never),
     ];
     let t = template();
     let functions = resources_of_type(&t, "AWS::Serverless::Function");
@@ -574,6 +589,52 @@ fn every_asynchronously_invoked_function_sends_failures_to_an_alarmed_queue() {
     assert!(asynchronous > 0);
 }
 
+/// Every function fed by the table's stream keeps what fails and keeps the
+/// order: partial batch responses (retry from the first failed record), a
+/// bounded number of retries, then the failed records' queue, alarmed; and
+/// an alarm when it falls behind the stream.
+#[test]
+fn every_stream_consumer_reports_partial_failures_and_keeps_what_fails() {
+    let t = template();
+    let mut consumers = 0;
+    for (name, f) in resources_of_type(&t, "AWS::Serverless::Function") {
+        let events = f["Properties"]["Events"].as_object().cloned().unwrap_or_default();
+        for (event, e) in events.into_iter().filter(|(_, e)| e["Type"] == "DynamoDB") {
+            consumers += 1;
+            let p = &e["Properties"];
+            assert_eq!(p["Stream"], json!({"!GetAtt": "ChangeTable.StreamArn"}), "{name}.{event}");
+            assert_eq!(p["FunctionResponseTypes"], json!(["ReportBatchItemFailures"]), "{name}.{event}");
+            assert_eq!(p["BisectBatchOnFunctionError"], true, "{name}.{event}");
+            let retries = p["MaximumRetryAttempts"].as_u64().unwrap_or_else(|| panic!("{name}.{event}: retries"));
+            assert!((1..=100).contains(&retries), "{name}.{event}: a bounded number of retries");
+            let queue = p["DestinationConfig"]["OnFailure"]["Destination"]["!GetAtt"]
+                .as_str()
+                .and_then(|q| q.strip_suffix(".Arn"))
+                .unwrap_or_else(|| panic!("{name}.{event}: an on-failure queue of the stack"));
+            assert_eq!(t["Resources"][queue]["Type"], "AWS::SQS::Queue");
+            let alarmed = |metric: &str, dimension: Value| {
+                resources_of_type(&t, "AWS::CloudWatch::Alarm").into_iter().any(|(_, a)| {
+                    a["Properties"]["MetricName"] == metric
+                        && a["Properties"]["Dimensions"][0]["Value"] == dimension
+                        && a["Properties"]["AlarmActions"] == json!([{"!Ref": "NotificationTopic"}])
+                })
+            };
+            assert!(
+                alarmed("ApproximateNumberOfMessagesVisible", json!({"!GetAtt": format!("{queue}.QueueName")})),
+                "{name}: {queue} has a notifying depth alarm"
+            );
+            assert!(alarmed("IteratorAge", json!({"!Ref": name})), "{name}: an alarm when it falls behind");
+            let timeout = f["Properties"]["Timeout"].as_u64().unwrap_or(10);
+            let lease: u64 = f["Properties"]["Environment"]["Variables"]["CHANGEHUB_DEDUPE_LEASE_SECS"]
+                .as_str()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(30);
+            assert!(timeout > lease, "{name}: a record a dead attempt leased is retried within one invocation");
+        }
+    }
+    assert!(consumers > 0);
+}
+
 /// The CloudTrail rule does not feed the hub its own functions' calls, and
 /// still takes calls made without a role session (IAM users, root).
 #[test]
@@ -597,4 +658,37 @@ fn the_cloudtrail_rule_leaves_out_the_hubs_own_roles() {
     let mut user = event.clone();
     user["detail"]["userIdentity"] = json!({"type": "IAMUser", "arn": "arn:aws:iam::123456789012:user/alice"});
     assert!(pattern.matches(&user), "an IAM user's call (no session issuer) is delivered");
+}
+
+/// The activity log's retention is one stack parameter that both ingest
+/// functions read (default and bounds as the code's), and the api, which
+/// serves `GET /activity`, may query the activity partitions.
+#[test]
+fn the_activity_retention_is_a_parameter_and_the_api_reads_the_log() {
+    use changehub::app::activity::{DEFAULT_RETENTION_DAYS, MAX_RETENTION_DAYS, RETENTION_VARIABLE};
+    let t = template();
+    let parameter = &t["Parameters"]["ActivityRetentionDays"];
+    assert_eq!(
+        (&parameter["Type"], &parameter["Default"], &parameter["MinValue"], &parameter["MaxValue"]),
+        (&json!("Number"), &json!(DEFAULT_RETENTION_DAYS), &json!(1), &json!(MAX_RETENTION_DAYS))
+    );
+    for name in ["IngestFunction", "AwsEventsFunction"] {
+        let vars = &function(&t, name)["Properties"]["Environment"]["Variables"];
+        assert_eq!(vars[RETENTION_VARIABLE], json!({"!Ref": "ActivityRetentionDays"}), "{name}");
+    }
+    let tenant = changehub::domain::TenantId::parse("acme").expect("tenant");
+    let log = changehub::adapters::keys::activity_pk(&tenant);
+    let queries: Vec<&Value> = statements_of(function(&t, "ApiFunction"))
+        .into_iter()
+        .filter(|s| s["Action"].as_array().is_some_and(|a| a.iter().any(|x| x == "dynamodb:Query")))
+        .collect();
+    assert!(
+        queries.iter().any(|s| {
+            let leading = &s["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"];
+            s["Resource"].as_array().is_some_and(|r| r.contains(&json!({"!GetAtt": "ChangeTable.Arn"})))
+                && (leading.is_null()
+                    || leading.as_array().into_iter().flatten().any(|p| like(p.as_str().unwrap_or(""), &log)))
+        }),
+        "the api may query {log}"
+    );
 }

@@ -4,7 +4,7 @@ use tracing::instrument;
 
 use super::{ChangeError, ChangeStore, Changes, Pending, check_text, current_at, join_reasons, refused};
 use crate::domain::access::{Caller, Forbidden};
-use crate::domain::approval::{DecisionError, PlanStatus, Verdict};
+use crate::domain::approval::{DecisionError, PlanStatus, StepRef, Verdict};
 use crate::domain::audit::AuditAction;
 use crate::domain::catalog::Role;
 use crate::domain::change::PostReview;
@@ -23,6 +23,22 @@ pub struct DecisionRequest {
     pub comment: Option<String>,
 }
 
+/// A recorded decision: the change after it, and what the decision was.
+#[derive(Debug, Clone)]
+pub struct Decided {
+    pub change: Change,
+    pub receipt: DecisionReceipt,
+}
+
+/// What a decision counted for, as its answer says: the steps it approved,
+/// peer reviewed or rejected at, and the steps now waiting (none once decided).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct DecisionReceipt {
+    pub decision: Verdict,
+    pub counted_for: Vec<StepRef>,
+    pub waiting_for: Vec<StepRef>,
+}
+
 impl<S: ChangeStore, C: Clock> Changes<S, C> {
     /// An approver's decision on the current level of a submitted normal or
     /// emergency change. Concurrent decisions are serialized by the record's
@@ -31,7 +47,7 @@ impl<S: ChangeStore, C: Clock> Changes<S, C> {
     /// the incident is open and they command it; an approved emergency's
     /// post-implementation review falls due.
     #[instrument(skip(self, req), fields(tenant = %caller.tenant, change_id = %id))]
-    pub async fn decide(&self, caller: &Caller, id: &ChangeId, req: DecisionRequest) -> Result<Change, ChangeError> {
+    pub async fn decide(&self, caller: &Caller, id: &ChangeId, req: DecisionRequest) -> Result<Decided, ChangeError> {
         check_text("comment", req.comment.as_ref(), false)?;
         let (access, view) = self.access(caller).await?;
         access.require(&Role::ALL, "deciding an approval")?;
@@ -60,12 +76,20 @@ impl<S: ChangeStore, C: Clock> Changes<S, C> {
             }
         }
         let now = self.clock.now();
-        let outcome = plan
+        let decided = plan
             .decide(caller, &access.roles, &current.requester, req.decision, req.comment.clone(), now)
             .map_err(|e| match e {
                 DecisionError::Forbidden(m) => ChangeError::Forbidden(Forbidden(m)),
                 DecisionError::Closed(m) => refused("no_pending_approval", None, m),
+                DecisionError::PeerReviewRequired(m) => refused("peer_review_required", Some("decision"), m),
+                DecisionError::NoPeerReviewPending(m) => refused("no_peer_review_pending", Some("decision"), m),
             })?;
+        let outcome = decided.status;
+        let receipt = DecisionReceipt {
+            decision: req.decision,
+            counted_for: decided.counted_for,
+            waiting_for: plan.waiting_for(),
+        };
         let mut next = match outcome {
             PlanStatus::Pending => current.revised(now),
             PlanStatus::Approved => current.transition(ChangeState::Approved, now)?,
@@ -83,9 +107,10 @@ impl<S: ChangeStore, C: Clock> Changes<S, C> {
             reason = join_reasons([reason, Some(receipt)]);
         }
         let mut pending = Pending::new(&current);
-        pending.step(next, &caller.user, AuditAction::Decided, reason);
+        let action = if req.decision == Verdict::PeerReview { AuditAction::PeerReviewed } else { AuditAction::Decided };
+        pending.step(next, &caller.user, action, reason);
         let change = self.save(pending, current.version).await?;
         tracing::info!(outcome = ?outcome, "approval decided");
-        Ok(change)
+        Ok(Decided { change, receipt })
     }
 }

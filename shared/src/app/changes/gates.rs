@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use super::{ChangeError, ChangeStore, Changes, MAX_CONFLICT_SERVICES, refused};
 use crate::app::governance::{Freezes, Incidents, MajorIncident, read_doc};
-use crate::domain::access::Caller;
+use crate::domain::access::{Caller, Forbidden};
 use crate::domain::catalog::CatalogView;
 use crate::domain::change::Conflict;
 use crate::domain::freeze;
@@ -123,9 +123,33 @@ impl<S: ChangeStore, C: Clock> Changes<S, C> {
         Ok(incidents.open.into_iter().find(|i| i.id == id))
     }
 
+    /// The open major incidents that hold `change`: on its services while it
+    /// is high risk, except the one an approved emergency names (it fixes it).
+    async fn holding(&self, change: &Change) -> Result<Vec<MajorIncident>, ChangeError> {
+        if change.risk.as_ref().is_none_or(|r| r.level < RiskLevel::High) {
+            return Ok(vec![]);
+        }
+        let (incidents, _): (Incidents, u64) = read_doc(&self.store, &change.tenant, DocKind::Incidents).await?;
+        let fixes = |id: &str| change.approved_by_another() && change.incident.as_deref() == Some(id);
+        Ok(incidents
+            .open
+            .into_iter()
+            .filter(|i| i.services.iter().any(|s| change.services.contains(s)) && !fixes(&i.id))
+            .collect())
+    }
+
+    /// Whether `caller` commands every open major incident holding `change`
+    /// (and one does): the commander may schedule or start it.
+    pub(super) async fn commands_hold(&self, caller: &Caller, change: &Change) -> Result<bool, ChangeError> {
+        let holding = self.holding(change).await?;
+        Ok(!holding.is_empty() && holding.iter().all(|i| i.commander == caller.user))
+    }
+
     /// Refuses scheduling (or starting) a high-risk change on a service with
     /// an open major incident, unless that incident's commander moves it
-    /// with a reason. An approved emergency is not held up by the incident it fixes.
+    /// with a reason. An approved emergency is not held up by the incident
+    /// it fixes. Dual control: a commander does not lift the hold on a change
+    /// they requested themselves.
     pub(super) async fn incident_gate(
         &self,
         caller: &Caller,
@@ -133,16 +157,7 @@ impl<S: ChangeStore, C: Clock> Changes<S, C> {
         override_reason: Option<&str>,
         verb: &str,
     ) -> Result<Option<String>, ChangeError> {
-        if change.risk.as_ref().is_none_or(|r| r.level < RiskLevel::High) {
-            return Ok(None);
-        }
-        let (incidents, _): (Incidents, u64) = read_doc(&self.store, &change.tenant, DocKind::Incidents).await?;
-        let fixes = |id: &str| change.approved_by_another() && change.incident.as_deref() == Some(id);
-        let blocking: Vec<_> = incidents
-            .open
-            .iter()
-            .filter(|i| i.services.iter().any(|s| change.services.contains(s)) && !fixes(&i.id))
-            .collect();
+        let blocking = self.holding(change).await?;
         if blocking.is_empty() {
             return Ok(None);
         }
@@ -153,6 +168,12 @@ impl<S: ChangeStore, C: Clock> Changes<S, C> {
             .map(|i| format!("{} \"{}\" (commander {})", i.id, i.title, i.commander))
             .collect::<Vec<_>>();
         match reason {
+            Some(_) if commands_all && caller.user == change.requester => Err(Forbidden(format!(
+                "dual control: {} requested this change, and the commander of major incident {} does not lift its hold on their own change; it waits until the incident is resolved",
+                caller.user,
+                names.join(", ")
+            ))
+            .into()),
             Some(reason) if commands_all => Ok(Some(format!(
                 "authorized by incident commander {} during major incident {}: {reason}",
                 caller.user,

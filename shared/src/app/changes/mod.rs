@@ -24,16 +24,19 @@ use crate::ports::{
 mod checklist;
 mod create;
 mod decide;
+mod edit;
 mod gates;
 mod query;
 mod reports;
 mod reschedule;
 mod review;
+mod rework;
 mod risk;
 mod submit;
 mod transition;
 
-pub use decide::DecisionRequest;
+pub use decide::{Decided, DecisionReceipt, DecisionRequest};
+pub use edit::EditRequest;
 pub use query::{DEFAULT_LOOKAHEAD, DEFAULT_LOOKBACK, DEFAULT_PAGE, ListRequest, MAX_APPROVER_GROUPS, ME};
 pub use reschedule::RescheduleRequest;
 pub use transition::TransitionRequest;
@@ -49,6 +52,9 @@ pub const MAX_CONFLICT_SERVICES: usize = 50;
 pub enum ChangeError {
     #[error(transparent)]
     Invalid(#[from] FieldError),
+    /// A document checked whole (the catalog): every field at fault.
+    #[error(transparent)]
+    InvalidDocument(#[from] crate::domain::FieldErrors),
     #[error("change {0} not found")]
     NotFound(ChangeId),
     #[error("{0}")]
@@ -152,6 +158,17 @@ impl Pending {
         Self { before: current.clone(), change: current.clone(), entries: vec![], bumps: vec![], volumes: vec![] }
     }
 
+    /// The write of this mutation, as the store takes it.
+    fn update(&self) -> ChangeUpdate<'_> {
+        ChangeUpdate {
+            before: &self.before,
+            change: &self.change,
+            entries: &self.entries,
+            bumps: &self.bumps,
+            volumes: &self.volumes,
+        }
+    }
+
     /// Chains one audited step onto the change.
     fn step(&mut self, next: Change, actor: &str, action: AuditAction, reason: Option<String>) {
         let (next, entry) = audit::record(Some(&self.change), next, actor, action, reason);
@@ -214,7 +231,7 @@ impl<S: ChangeStore, C: Clock> Changes<S, C> {
     }
 
     /// Ok if the caller holds any role in their tenant (everyone may read).
-    async fn reader(&self, caller: &Caller, what: &str) -> Result<(), ChangeError> {
+    pub(crate) async fn reader(&self, caller: &Caller, what: &str) -> Result<(), ChangeError> {
         let (access, _) = self.access(caller).await?;
         access.require(&Role::PEOPLE, what)?;
         Ok(())
@@ -231,35 +248,61 @@ impl<S: ChangeStore, C: Clock> Changes<S, C> {
         let (access, view) = self.access(caller).await?;
         access.require(&Role::ALL, what)?;
         let change = self.store.get_change(&caller.tenant, id).await?.ok_or(ChangeError::NotFound(*id))?;
-        let own = access.has(Role::Requester) && change.requester == caller.user;
-        if !(own || access.has_any(&[Role::Cab, Role::Admin])) {
-            return Err(Forbidden(format!(
-                "{what} needs the requester role and to be the change's requester ({}), or the cab or admin role; {}",
-                change.requester,
-                access.held()
-            ))
-            .into());
-        }
+        Self::may_drive(&access, &change, what)?;
         Ok((access, view, change))
     }
 
-    async fn save(&self, pending: Pending, expected: u64) -> Result<Change, ChangeError> {
-        let id = pending.change.id;
-        let update = ChangeUpdate {
-            before: &pending.before,
-            change: &pending.change,
-            entries: &pending.entries,
-            bumps: &pending.bumps,
-            volumes: &pending.volumes,
+    /// Ok if the caller may drive `change`: its requester holding the
+    /// requester role, or anyone with the cab or admin role.
+    fn may_drive(access: &Access<'_>, change: &Change, what: &str) -> Result<(), Forbidden> {
+        let own = access.has(Role::Requester) && change.requester == access.caller.user;
+        if own || access.has_any(&[Role::Cab, Role::Admin]) {
+            return Ok(());
+        }
+        Err(Forbidden(format!(
+            "{what} needs the requester role and to be the change's requester ({}), or the cab or admin role; {}",
+            change.requester,
+            access.held()
+        )))
+    }
+
+    /// The change, if the caller may drive it, or, when `held` says the move
+    /// is one a major incident holds (scheduling or starting a high-risk
+    /// change), if the caller commands every open major incident holding it:
+    /// the commander then needs no role (the incident gate asks for their
+    /// `override_reason`, and never lets them through for their own change).
+    async fn movable<'a>(
+        &self,
+        caller: &'a Caller,
+        id: &ChangeId,
+        what: &str,
+        held: impl FnOnce(&Change) -> bool,
+    ) -> Result<(Access<'a>, Arc<CatalogView>, Change), ChangeError> {
+        let (access, view) = self.access(caller).await?;
+        let change = self.store.get_change(&caller.tenant, id).await?.ok_or(ChangeError::NotFound(*id))?;
+        let refusal = match access.require(&Role::ALL, what).and_then(|()| Self::may_drive(&access, &change, what)) {
+            Ok(()) => return Ok((access, view, change)),
+            Err(refusal) => refusal,
         };
+        if held(&change) && self.commands_hold(caller, &change).await? {
+            return Ok((access, view, change));
+        }
+        Err(refusal.into())
+    }
+
+    async fn save(&self, pending: Pending, expected: u64) -> Result<Change, ChangeError> {
+        let update = pending.update();
         debug_assert_eq!(update.expected(), expected);
-        match self.store.update_change(update).await {
-            Ok(()) => Ok(pending.change),
-            Err(StoreError::VersionConflict { expected }) => {
-                Err(ChangeError::VersionConflict { id, expected, actual: None })
-            }
-            Err(StoreError::NotFound) => Err(ChangeError::NotFound(id)),
-            Err(e) => Err(e.into()),
+        self.store.update_change(update).await.map_err(|e| Self::write_failure(e, pending.change.id))?;
+        Ok(pending.change)
+    }
+
+    /// What a failed write of change `id` means to the caller.
+    fn write_failure(e: StoreError, id: ChangeId) -> ChangeError {
+        match e {
+            StoreError::VersionConflict { expected } => ChangeError::VersionConflict { id, expected, actual: None },
+            StoreError::NotFound => ChangeError::NotFound(id),
+            e => e.into(),
         }
     }
 }

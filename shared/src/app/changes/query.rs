@@ -166,12 +166,13 @@ fn approving_groups(view: &CatalogView) -> BTreeSet<&str> {
     levels.chain(catalog.emergency_approvers()).chain(catalog.roles.groups(Role::Cab)).map(String::as_str).collect()
 }
 
-/// Whether `caller` may approve `change`'s current level now: the decision's
-/// own rules, tried on a copy of the plan.
+/// Whether `caller` may approve (or peer review) `change`'s current level
+/// now: the decision's own rules, tried on a copy of the plan.
 fn may_decide(change: &Change, caller: &Caller, roles: &BTreeSet<Role>, now: DateTime<Utc>) -> bool {
-    change.state == ChangeState::Submitted
-        && change
-            .approval
-            .clone()
-            .is_some_and(|mut plan| plan.decide(caller, roles, &change.requester, Verdict::Approve, None, now).is_ok())
+    let Some(plan) = change.approval.as_ref().filter(|_| change.state == ChangeState::Submitted) else {
+        return false;
+    };
+    [Verdict::Approve, Verdict::PeerReview]
+        .into_iter()
+        .any(|verdict| plan.clone().decide(caller, roles, &change.requester, verdict, None, now).is_ok())
 }

@@ -42,7 +42,9 @@ impl<S: ChangeStore, C: Clock> Changes<S, C> {
         check_text("reason", Some(&req.reason), true)?;
         check_text("override_reason", req.override_reason.as_ref(), false)?;
         crate::domain::new_change::validate_window(req.planned_start, req.planned_end)?;
-        let (access, view, current) = self.driven(caller, id, "rescheduling a change").await?;
+        // The commander of a major incident holding a scheduled high-risk change may move it within its window.
+        let held = |c: &Change| c.state == ChangeState::Scheduled;
+        let (access, view, current) = self.movable(caller, id, "rescheduling a change", held).await?;
         current_at(&current, req.version)?;
         if !matches!(current.state, ChangeState::Approved | ChangeState::Scheduled) {
             return Err(refused(

@@ -35,9 +35,13 @@ impl<S: ChangeStore, C: Clock> Changes<S, C> {
             ChangeState::Completed | ChangeState::Failed | ChangeState::RolledBack | ChangeState::Closed
         ) {
             return Err(refused(
-                "not_implemented",
+                "review_too_early",
                 None,
-                format!("a post-implementation review follows implementation; the change is {}", current.state),
+                format!(
+                    "a post-implementation review follows implementation: the change must be completed, \
+                     failed, rolled_back or closed; it is {}",
+                    current.state
+                ),
             ));
         }
         let now = self.clock.now();

@@ -36,7 +36,7 @@ impl<S: ChangeStore, C: Clock> Changes<S, C> {
         req: &TransitionRequest,
         now: DateTime<Utc>,
     ) -> Result<Option<String>, ChangeError> {
-        let grace = view.catalog.implementation.start_grace;
+        let grace = &view.catalog.implementation.start_grace;
         if change.planned_start - grace.chrono() <= now && now < change.planned_end {
             return Ok(None);
         }
@@ -72,7 +72,9 @@ impl<S: ChangeStore, C: Clock> Changes<S, C> {
     ) -> Result<Change, ChangeError> {
         check_text("reason", req.reason.as_ref(), false)?;
         check_text("override_reason", req.override_reason.as_ref(), false)?;
-        let (_, view, current) = self.driven(caller, id, "moving a change").await?;
+        // A major incident's commander schedules or starts the high-risk changes it holds.
+        let held = |_: &Change| matches!(req.to, ChangeState::Scheduled | ChangeState::Implementing);
+        let (_, view, current) = self.movable(caller, id, "moving a change", held).await?;
         current_at(&current, req.version)?;
         let now = self.clock.now();
         // Legality first, so an illegal move is named as such whatever else is wrong.

@@ -13,12 +13,12 @@ pub(super) async fn authentication_scenario(api: &Api) {
     let now = chrono::Utc::now();
     let forged = mint(&LocalKey::from_secret(vec![7; 32]), &ALICE, now);
     let expired = mint(&api.key, &ALICE, now - chrono::Duration::hours(2));
-    let body = new_change(&["payments"], "2026-12-01T22:00:00Z", "2026-12-01T23:00:00Z");
+    let body = new_change(&["payments"], "2030-12-01T22:00:00Z", "2030-12-01T23:00:00Z");
     let alarm = || Req::new(Method::POST, "/events").body(sample("aws/cloudwatch.alarm_state_change.json"));
     for (what, op, req, says) in [
         ("no Authorization header", &me, Req::get("/me"), "needs a bearer token"),
         ("a Basic credential", &me, Req::get("/me").header("authorization", "Basic YWxpY2U6cw=="), "`Bearer <token>`"),
-        ("a bearer that is not a JWT", &me, Req::get("/me").bearer("not-a-jwt"), "not a valid JWT"),
+        ("a bearer that is not a JWT", &me, Req::get("/me").bearer("not-a-jwt"), "the token is not a JWT"),
         ("a token signed with another key", &me, Req::get("/me").bearer(&forged), "signature does not verify"),
         ("an expired token", &me, Req::get("/me").bearer(&expired), "expired"),
         ("no token on a write", &create, Req::post_json("/changes", &body), "needs a bearer token"),

@@ -35,6 +35,22 @@ pub(super) async fn catalog_scenario(api: &Api) {
         "{what}: the message starts with the line: {}",
         a.brief()
     );
+    let what = "a catalog with several problems";
+    let depends = 1 + yaml_text.lines().position(|l| l.trim() == "depends_on: [ledger]").expect("payments depends");
+    let several =
+        yaml_text.replacen("tier: 1", "tier: 7", 1).replacen("depends_on: [ledger]", "depends_on: [ledgr]", 1);
+    let a = api.call(&put, yaml(&several).bearer(&root)).await;
+    a.expect(what, StatusCode::BAD_REQUEST, Some("invalid_request")).expect_field(what, "services[0].tier");
+    assert_eq!(
+        a.body["error"]["errors"],
+        json!([
+            {"field": "services[0].tier", "message": format!("line {line}: tier must be 1 to 4; got 7")},
+            {"field": "services[0].depends_on[0]",
+             "message": format!("line {depends}: service payments depends on ledgr, which the catalog does not list")},
+        ]),
+        "{what}: every problem, each with its line"
+    );
+    assert!(a.message().ends_with("(and 1 more problem)"), "{what}: {}", a.brief());
     let what = "YAML that is not well-formed";
     let a = api.call(&put, yaml("roles:\n  admin: [platform\n").bearer(&root)).await;
     a.expect(what, StatusCode::BAD_REQUEST, Some("invalid_request")).expect_field(what, "body");
@@ -72,6 +88,13 @@ pub(super) async fn catalog_scenario(api: &Api) {
         .await
         .expect(what, StatusCode::BAD_REQUEST, Some("invalid_request"))
         .expect_field(what, "services[1].depends_on[0]");
+    let mut circular = catalog.clone();
+    circular["services"][1]["depends_on"] = json!(["payments"]);
+    let what = "a JSON catalog whose services depend on each other";
+    let a = api.call(&put, as_json(&circular).bearer(&root)).await;
+    a.expect(what, StatusCode::BAD_REQUEST, Some("invalid_request")).expect_field(what, "services[1].depends_on[0]");
+    assert_eq!(a.message(), "depends_on forms a cycle: payments → ledger → payments", "{what}");
+    assert_eq!(a.body["error"]["errors"].as_array().map(Vec::len), Some(1), "{what}: {}", a.brief());
     let replaced = api.call(&put, as_json(&catalog).bearer(&root).header("if-match", current.etag())).await;
     replaced.expect("the catalog sent back as JSON", StatusCode::OK, None);
     assert_eq!((replaced.etag(), &replaced.body["version"]), ("\"2\"", &json!(2)));

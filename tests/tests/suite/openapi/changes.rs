@@ -13,7 +13,7 @@ pub(super) async fn change_scenario(api: &Api) {
     let (alice, pat, vic) = (api.token(&ALICE), api.token(&PAT), api.token(&VIC));
 
     // Create two changes on payments.
-    let body = new_change(&["payments", "ledger"], "2026-12-01T22:00:00Z", "2026-12-01T23:30:00Z");
+    let body = new_change(&["payments", "ledger"], "2030-12-01T22:00:00Z", "2030-12-01T23:30:00Z");
     let created = api.open(&alice, &body).await;
     let id = created.id();
     let location = created.headers.get(header::LOCATION).and_then(|v| v.to_str().ok());
@@ -24,7 +24,7 @@ pub(super) async fn change_scenario(api: &Api) {
     assert_eq!(created.body["requester"], json!(ALICE.user));
     assert_eq!((&created.body["category"], &created.body["complexity"]), (&json!("general"), &json!("medium")));
     assert!(created.body["risk"]["level"].is_string(), "risk is scored at creation: {}", created.brief());
-    let body2 = new_change(&["payments"], "2026-12-02T22:00:00Z", "2026-12-02T23:00:00Z");
+    let body2 = new_change(&["payments"], "2030-12-02T22:00:00Z", "2030-12-02T23:00:00Z");
     api.open(&alice, &body2).await;
 
     // Read it; another tenant does not see it; a valid token without a role may not read.
@@ -42,7 +42,7 @@ pub(super) async fn change_scenario(api: &Api) {
         .expect_forbidden("get, no role", "reading changes needs");
 
     // List, one page at a time.
-    let range = "from=2026-12-01T00:00:00Z&to=2026-12-31T00:00:00Z";
+    let range = "from=2030-12-01T00:00:00Z&to=2030-12-31T00:00:00Z";
     let page1 = api.call(&list, Req::get(format!("/changes?service=payments&{range}&limit=1")).bearer(&alice)).await;
     page1.expect("list page 1", StatusCode::OK, None);
     assert_eq!(page1.body["changes"].as_array().map(Vec::len), Some(1), "list page 1: {}", page1.body);
@@ -79,7 +79,7 @@ pub(super) async fn change_scenario(api: &Api) {
         ("service=payments&limit=101", "limit"),
         ("service=payments&limit=ten", "limit"),
         ("service=payments&from=yesterday", "from"),
-        ("service=payments&from=2026-12-02T00:00:00Z&to=2026-12-01T00:00:00Z", "to"),
+        ("service=payments&from=2030-12-02T00:00:00Z&to=2030-12-01T00:00:00Z", "to"),
         ("service=payments&cursor=bogus", "cursor"),
         ("service=payments&colour=red", "colour"),
         ("service=payments&limit=1&limit=2", "limit"),
@@ -222,7 +222,7 @@ pub(super) async fn approval_scenario(api: &Api) {
     let decide = key(&Method::POST, "/changes/{id}/decisions");
     let (alice, pat, sam, carol) = (api.token(&ALICE), api.token(&PAT), api.token(&SAM), api.token(&CAROL));
     let approve = |token: &str, uri: &str| Req::post_json(uri, &json!({"decision": "approve"})).bearer(token);
-    let id = api.open(&alice, &new_change(&["payments"], "2026-12-07T22:00:00Z", "2026-12-07T23:00:00Z")).await.id();
+    let id = api.open(&alice, &new_change(&["payments"], "2030-12-07T22:00:00Z", "2030-12-07T23:00:00Z")).await.id();
     let uri = format!("/changes/{id}/decisions");
 
     api.call(&decide, approve(&pat, &uri)).await.expect(
@@ -276,6 +276,15 @@ pub(super) async fn approval_scenario(api: &Api) {
     let level1 = api.call(&decide, Req::post_json(&uri, &body).bearer(&sam)).await;
     level1.expect("level 1", StatusCode::OK, None);
     assert_eq!((&level1.body["state"], level1.version()), (&json!("submitted"), 3));
+    assert_eq!(
+        (&level1.body["decision"]["counted_for"], &level1.body["decision"]["waiting_for"]),
+        (
+            &json!([{"level": 1, "name": "team-lead", "service": "payments"}]),
+            &json!([{"level": 2, "name": "cab", "service": "payments"}])
+        ),
+        "the answer says which step the decision counted for: {}",
+        level1.brief()
+    );
     let approval = &level1.body["approval"]["steps"][0]["approvals"][0];
     assert_eq!(
         (&approval["by"], &approval["group"]),
@@ -305,13 +314,172 @@ pub(super) async fn approval_scenario(api: &Api) {
 
     // A rejection at level 1 closes the plan.
     let rejected =
-        api.open(&alice, &new_change(&["payments"], "2026-12-08T22:00:00Z", "2026-12-08T23:00:00Z")).await.id();
+        api.open(&alice, &new_change(&["payments"], "2030-12-08T22:00:00Z", "2030-12-08T23:00:00Z")).await.id();
     api.move_to(&alice, &rejected, "submitted", 1).await;
     let body = json!({"decision": "reject", "comment": "no rollback plan", "version": null});
     let a = api.call(&decide, Req::post_json(format!("/changes/{rejected}/decisions"), &body).bearer(&pat)).await;
     a.expect("a rejection", StatusCode::OK, None);
     assert_eq!(a.body["state"], json!("rejected"));
     assert_eq!(a.body["approval"]["rejected"]["by"], json!(PAT.user), "{}", a.brief());
+    assert_eq!(a.body["decision"]["decision"], json!("reject"));
+
+    // A high-risk change waits for a peer review first, which an approval never counts for.
+    let risky = merged(
+        &new_change(&["payments"], "2030-12-08T22:00:00Z", "2030-12-08T23:00:00Z"),
+        json!({"cryptographic_keys": true}),
+    );
+    let id = api.open(&alice, &risky).await.id();
+    api.move_to(&alice, &id, "submitted", 1).await;
+    let uri = format!("/changes/{id}/decisions");
+    let what = "an approval while a peer review waits";
+    api.call(&decide, approve(&pat, &uri))
+        .await
+        .expect(what, StatusCode::CONFLICT, Some("peer_review_required"))
+        .expect_field(what, "decision")
+        .expect_message(what, "peer_review");
+    let peer_review = |token: &str| Req::post_json(&uri, &json!({"decision": "peer_review"})).bearer(token);
+    let reviewed = api.call(&decide, peer_review(&api.token(&RILEY))).await;
+    reviewed.expect("a peer review", StatusCode::OK, None);
+    assert_eq!(reviewed.body["decision"]["counted_for"], json!([{"level": 1, "name": "peer-review"}]));
+    let what = "a peer review when none waits";
+    api.call(&decide, peer_review(&pat))
+        .await
+        .expect(what, StatusCode::CONFLICT, Some("no_peer_review_pending"))
+        .expect_field(what, "decision");
+    let level2 = api.call(&decide, approve(&pat, &uri)).await;
+    level2.expect("the team lead after the peer review", StatusCode::OK, None);
+    assert_eq!(level2.body["decision"]["counted_for"][0]["level"], json!(2));
+    assert_eq!(
+        api.actions(&alice, &id).await,
+        [json!("created"), json!("transitioned"), json!("peer_reviewed"), json!("decided")]
+    );
+}
+
+/// A draft is edited (a merge patch, checked as at creation, re-scored and
+/// audited); a rejected change is reworked into a new draft, linked both ways.
+pub(super) async fn edit_and_rework_scenario(api: &Api) {
+    let edit = key(&Method::PATCH, "/changes/{id}");
+    let rework = key(&Method::POST, "/changes/{id}/rework");
+    let decide = key(&Method::POST, "/changes/{id}/decisions");
+    let (alice, pat, carol) = (api.token(&ALICE), api.token(&PAT), api.token(&CAROL));
+    let body = new_change(&["payments"], "2030-12-12T22:00:00Z", "2030-12-12T23:00:00Z");
+    let what = "a change planned years ago";
+    api.call(
+        &key(&Method::POST, "/changes"),
+        Req::post_json(
+            "/changes",
+            &merged(&body, json!({"planned_start": "2019-12-12T22:00:00Z", "planned_end": "2019-12-12T23:00:00Z"})),
+        )
+        .bearer(&alice),
+    )
+    .await
+    .expect(what, StatusCode::BAD_REQUEST, Some("invalid_request"))
+    .expect_field(what, "planned_start")
+    .expect_message(what, "max_backdate");
+    let what = "a misspelt service";
+    api.call(
+        &key(&Method::POST, "/changes"),
+        Req::post_json("/changes", &merged(&body, json!({"services": ["paymnets"]}))).bearer(&alice),
+    )
+    .await
+    .expect(what, StatusCode::BAD_REQUEST, Some("invalid_request"))
+    .expect_field(what, "services[0]")
+    .expect_message(what, "did you mean payments?");
+
+    let draft = api.open(&alice, &body).await;
+    let id = draft.id();
+    let uri = format!("/changes/{id}");
+    let patch = |token: &str, body: Value| {
+        Req::new(Method::PATCH, uri.clone()).raw("application/json", body.to_string().into_bytes()).bearer(token)
+    };
+    api.call(&edit, patch(&pat, json!({"version": 1, "title": "mine now"})))
+        .await
+        .expect_forbidden("an approver editing someone else's draft", "editing a change needs");
+    for (what, body, field) in [
+        ("an unknown field", json!({"version": 1, "state": "approved"}), "state"),
+        ("a misspelt service", json!({"version": 1, "services": ["ledgr"]}), "services[0]"),
+        ("a null title", json!({"version": 1, "title": null}), "title"),
+        ("nothing to change", json!({"version": 1}), "body"),
+        ("no version", json!({"title": "t"}), "version"),
+    ] {
+        api.call(&edit, patch(&alice, body))
+            .await
+            .expect(what, StatusCode::BAD_REQUEST, Some("invalid_request"))
+            .expect_field(what, field);
+    }
+    let what = "a stale edit";
+    api.call(&edit, patch(&alice, json!({"version": 2, "title": "t"})))
+        .await
+        .expect(what, StatusCode::CONFLICT, Some("version_conflict"))
+        .expect_field(what, "version");
+    let edited = api
+        .call(
+            &edit,
+            patch(
+                &alice,
+                json!({"version": 1, "services": ["ledger"], "planned_start": "2030-12-13T22:00:00Z",
+                       "planned_end": "2030-12-13T23:00:00Z", "description": null, "complexity": "high"}),
+            ),
+        )
+        .await;
+    edited.expect("an edit", StatusCode::OK, None);
+    assert_eq!(
+        (&edited.body["services"], &edited.body["description"], edited.version()),
+        (&json!(["ledger"]), &json!(""), 2),
+        "{}",
+        edited.brief()
+    );
+    assert_ne!(edited.body["risk"], draft.body["risk"], "re-scored");
+    let ledger = api
+        .call(
+            &key(&Method::GET, "/changes"),
+            Req::get("/changes?service=ledger&from=2030-12-13T00:00:00Z&to=2030-12-14T00:00:00Z").bearer(&alice),
+        )
+        .await;
+    assert!(ledger.body["changes"].as_array().is_some_and(|c| c.iter().any(|c| c["id"] == json!(id))), "moved");
+    let unchanged = api.call(&edit, patch(&alice, json!({"version": 2, "complexity": "high"}))).await;
+    unchanged.expect("an edit changing nothing", StatusCode::OK, None);
+    assert_eq!(unchanged.version(), 2, "nothing written");
+    api.call(&rework, Req::post_json(format!("{uri}/rework"), &json!({"version": 2})).bearer(&alice)).await.expect(
+        "reworking a draft",
+        StatusCode::CONFLICT,
+        Some("not_rejected"),
+    );
+
+    // Submitted, it is no longer edited; rejected, it is reworked once.
+    api.move_to(&alice, &id, "submitted", 2).await;
+    api.call(&edit, patch(&alice, json!({"version": 3, "title": "late"}))).await.expect(
+        "editing a submitted change",
+        StatusCode::CONFLICT,
+        Some("not_draft"),
+    );
+    let ledger_lead = api.token(&Who { tenant: "acme", user: "lee@example.com", groups: &["ledger-leads"] });
+    let body = json!({"decision": "reject", "comment": "needs a rollback plan"});
+    api.call(&decide, Req::post_json(format!("{uri}/decisions"), &body).bearer(&ledger_lead)).await.expect(
+        "a rejection",
+        StatusCode::OK,
+        None,
+    );
+    let rework_body = json!({"version": 4, "description": "rollback: restore the snapshot"});
+    api.call(&rework, Req::post_json(format!("{uri}/rework"), &rework_body).bearer(&pat))
+        .await
+        .expect_forbidden("an approver reworking someone else's change", "reworking a change needs");
+    let reworked = api.call(&rework, Req::post_json(format!("{uri}/rework"), &rework_body).bearer(&alice)).await;
+    reworked.expect("a rework", StatusCode::CREATED, None);
+    let new_id = reworked.id();
+    assert_eq!(
+        (&reworked.body["state"], &reworked.body["reworks"], &reworked.body["description"], reworked.version()),
+        (&json!("draft"), &json!(id), &json!("rollback: restore the snapshot"), 1),
+        "{}",
+        reworked.brief()
+    );
+    let old = api.call(&key(&Method::GET, "/changes/{id}"), Req::get(uri.clone()).bearer(&carol)).await;
+    assert_eq!((&old.body["reworked_as"], old.version()), (&json!(new_id), 5), "{}", old.brief());
+    assert_eq!(api.actions(&alice, &id).await.last(), Some(&json!("reworked")));
+    api.call(&rework, Req::post_json(format!("{uri}/rework"), &json!({"version": 5})).bearer(&alice))
+        .await
+        .expect("a second rework", StatusCode::CONFLICT, Some("already_reworked"))
+        .expect_message("a second rework", &new_id);
 }
 
 /// An emergency schema migration: checklist items done with evidence,
@@ -324,7 +492,7 @@ pub(super) async fn checklist_and_review_scenario(api: &Api) {
     let (riley, alice, pat, carol) = (api.token(&RILEY), api.token(&ALICE), api.token(&PAT), api.token(&CAROL));
     let note = |version: u64| json!({"version": version, "note": "restored last night's backup to staging"});
     let emergency = merged(
-        &new_change(&["search"], "2026-12-04T01:00:00Z", "2026-12-04T02:00:00Z"),
+        &new_change(&["search"], "2030-12-04T01:00:00Z", "2030-12-04T02:00:00Z"),
         json!({"type": "emergency", "category": "database_schema", "complexity": "high",
                "impact": {"data": "write", "availability": "degraded"}}),
     );
@@ -404,7 +572,7 @@ pub(super) async fn checklist_and_review_scenario(api: &Api) {
         .await
         .expect(what, StatusCode::CONFLICT, Some("outside_window"))
         .expect_field(what, "planned_start")
-        .expect_message(what, "2026-12-04T01:00:00Z to 2026-12-04T02:00:00Z");
+        .expect_message(what, "2030-12-04T01:00:00Z to 2030-12-04T02:00:00Z");
     let early = json!({"to": "implementing", "version": 6, "override_reason": "the migration fixes the outage"});
     api.transition(&riley, &id, &early).await.expect("an approved emergency starting early", StatusCode::OK, None);
     api.call(&item, Req::post_json(item_uri("backup_verified"), &note(7)).bearer(&riley)).await.expect(
@@ -417,7 +585,7 @@ pub(super) async fn checklist_and_review_scenario(api: &Api) {
     api.call(&review, Req::post_json(&review_uri, &note(7)).bearer(&carol)).await.expect(
         "a review during implementation",
         StatusCode::CONFLICT,
-        Some("not_implemented"),
+        Some("review_too_early"),
     );
     api.move_to(&riley, &id, "completed", 7).await;
     api.call(&review, Req::post_json(&review_uri, &note(8)).bearer(&riley))
@@ -447,7 +615,7 @@ pub(super) async fn checklist_and_review_scenario(api: &Api) {
     // The report: the reviewed change has left it; two others, one page each.
     for day in ["05", "06"] {
         let body = merged(
-            &new_change(&["search"], &format!("2026-12-{day}T01:00:00Z"), &format!("2026-12-{day}T02:00:00Z")),
+            &new_change(&["search"], &format!("2030-12-{day}T01:00:00Z"), &format!("2030-12-{day}T02:00:00Z")),
             json!({"type": "emergency"}),
         );
         let other = api.open(&riley, &body).await.id();
@@ -487,28 +655,48 @@ pub(super) async fn checklist_and_review_scenario(api: &Api) {
 pub(super) async fn template_and_chain_scenario(api: &Api) {
     let alice = api.token(&ALICE);
     let cert = json!({"type": "standard", "template": "rotate-tls-cert", "category": "certificate"});
-    let standard = merged(&new_change(&["payments"], "2026-12-09T22:00:00Z", "2026-12-09T23:00:00Z"), cert);
+    let standard = merged(&new_change(&["payments"], "2030-12-09T22:00:00Z", "2030-12-09T23:00:00Z"), cert);
     let created = api.open(&alice, &standard).await;
     assert_eq!(created.body["template"], json!("rotate-tls-cert"));
     let id = created.id();
     let approved = api.move_to(&alice, &id, "submitted", 1).await;
     assert_eq!((&approved.body["state"], approved.version()), (&json!("approved"), 3), "{}", approved.brief());
 
-    // The template is for certificates, not the default category.
-    let outside = merged(&standard, json!({"category": null}));
-    let id = api.open(&alice, &outside).await.id();
-    let what = "a standard change outside its template's category";
-    api.transition(&alice, &id, &json!({"to": "submitted", "version": 1}))
+    // A standard change takes its template's category, and no other.
+    let taken = api.open(&alice, &merged(&standard, json!({"category": null}))).await;
+    assert_eq!(taken.body["category"], json!("certificate"), "{}", taken.brief());
+    let what = "a standard change naming another category";
+    api.call(
+        &key(&Method::POST, "/changes"),
+        Req::post_json("/changes", &merged(&standard, json!({"category": "general"}))).bearer(&alice),
+    )
+    .await
+    .expect(what, StatusCode::BAD_REQUEST, Some("invalid_request"))
+    .expect_field(what, "category");
+
+    // Once the catalog stops covering what a draft names, submitting says so.
+    let on_search = api.open(&alice, &merged(&standard, json!({"services": ["search"]}))).await.id();
+    let on_ledger =
+        api.open(&alice, &new_change(&["ledger"], "2030-12-09T22:00:00Z", "2030-12-09T23:00:00Z")).await.id();
+    let (get, put, root) = (key(&Method::GET, "/catalog"), key(&Method::PUT, "/catalog"), api.token(&ROOT));
+    let sample = api.call(&get, Req::get("/catalog").bearer(&root)).await.body["catalog"].clone();
+    let narrowed =
+        set_at(&set_at(&sample, "/templates/0/services", json!(["payments"])), "/services/1/approval", json!([]));
+    api.call(&put, Req::put("/catalog", "application/json", narrowed.to_string()).bearer(&root)).await.expect(
+        "a narrower catalog",
+        StatusCode::OK,
+        None,
+    );
+    let what = "a standard change outside its template's services";
+    api.transition(&alice, &on_search, &json!({"to": "submitted", "version": 1}))
         .await
         .expect(what, StatusCode::CONFLICT, Some("template_mismatch"))
-        .expect_field(what, "category");
-
-    // A normal change needs each service's approval chain from the catalog.
-    let id = api.open(&alice, &new_change(&["billing"], "2026-12-09T22:00:00Z", "2026-12-09T23:00:00Z")).await.id();
-    let what = "a normal change on a service the catalog does not list";
-    api.transition(&alice, &id, &json!({"to": "submitted", "version": 1}))
+        .expect_field(what, "services");
+    let what = "a normal change on a service without an approval chain";
+    api.transition(&alice, &on_ledger, &json!({"to": "submitted", "version": 1}))
         .await
         .expect(what, StatusCode::CONFLICT, Some("no_approval_chain"))
         .expect_field(what, "services")
-        .expect_message(what, "billing");
+        .expect_message(what, "ledger");
+    api.import_catalog().await;
 }

@@ -34,7 +34,7 @@ pub(super) async fn events_scenario(api: &Api) {
         "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718",
         "source": "aws.codepipeline",
         "detail-type": "CodePipeline Pipeline Execution State Change",
-        "time": "2026-12-01T22:05:00Z",
+        "time": "2030-12-01T22:05:00Z",
         "detail": {"pipeline": "payments", "state": "STARTED"},
     });
     let a = api.call(&events, post(&pipeline)).await;

@@ -13,7 +13,7 @@ pub(super) async fn freeze_scenario(api: &Api) {
         "id": "payments-migration",
         "name": "Payments migration",
         "services": ["payments"],
-        "schedule": {"kind": "one_off", "start": "2026-12-10T00:00:00Z", "end": "2026-12-11T00:00:00Z"},
+        "schedule": {"kind": "one_off", "start": "2030-12-10T00:00:00Z", "end": "2030-12-11T00:00:00Z"},
         "reason": "ledger cut-over",
     });
     let a = api.call(&list, Req::get("/freezes").bearer(&alice)).await;
@@ -22,7 +22,7 @@ pub(super) async fn freeze_scenario(api: &Api) {
     api.call(&put, Req::post_json("/freezes", &migration).bearer(&alice))
         .await
         .expect_forbidden("a requester declaring a freeze", "needs the admin or cab role");
-    let backwards = set_at(&migration, "/schedule/end", json!("2026-12-09T00:00:00Z"));
+    let backwards = set_at(&migration, "/schedule/end", json!("2030-12-09T00:00:00Z"));
     let what = "a freeze ending before it starts";
     api.call(&put, Req::post_json("/freezes", &backwards).bearer(&ada))
         .await
@@ -57,7 +57,7 @@ pub(super) async fn freeze_scenario(api: &Api) {
     }
 
     // Planned into the freeze: a normal change is refused, an emergency passes with a reason.
-    let frozen = new_change(&["payments"], "2026-12-10T10:00:00Z", "2026-12-10T11:00:00Z");
+    let frozen = new_change(&["payments"], "2030-12-10T10:00:00Z", "2030-12-10T11:00:00Z");
     let normal = api.open(&alice, &frozen).await.id();
     let submit = json!({"to": "submitted", "version": 1});
     let what = "submitting into a freeze";
@@ -85,7 +85,7 @@ pub(super) async fn freeze_scenario(api: &Api) {
     // Rescheduled within the freeze: the gate applies again, and the approved emergency's override holds.
     let reschedule = key(&Method::POST, "/changes/{id}/reschedule");
     let uri = format!("/changes/{emergency}/reschedule");
-    let later = json!({"version": 3, "planned_start": "2026-12-10T14:00:00Z", "planned_end": "2026-12-10T15:00:00Z",
+    let later = json!({"version": 3, "planned_start": "2030-12-10T14:00:00Z", "planned_end": "2030-12-10T15:00:00Z",
                        "reason": "the vendor asked for the afternoon"});
     api.call(&reschedule, Req::post_json(&uri, &later).bearer(&alice))
         .await
@@ -96,7 +96,7 @@ pub(super) async fn freeze_scenario(api: &Api) {
         .expect(what, StatusCode::CONFLICT, Some("freeze_window"))
         .expect_field(what, "override_reason");
     let what = "rescheduling with the window backwards";
-    let backwards = merged(&later, json!({"planned_end": "2026-12-10T13:00:00Z"}));
+    let backwards = merged(&later, json!({"planned_end": "2030-12-10T13:00:00Z"}));
     api.call(&reschedule, Req::post_json(&uri, &backwards).bearer(&alice))
         .await
         .expect(what, StatusCode::BAD_REQUEST, Some("invalid_request"))
@@ -107,7 +107,7 @@ pub(super) async fn freeze_scenario(api: &Api) {
     let with_reason = merged(&later, json!({"override_reason": "card payments are still failing"}));
     let a = api.call(&reschedule, Req::post_json(&uri, &with_reason).bearer(&carol)).await;
     a.expect("an approved emergency rescheduled into a freeze with a reason", StatusCode::OK, None);
-    assert_eq!((&a.body["planned_start"], a.version()), (&json!("2026-12-10T14:00:00Z"), 4));
+    assert_eq!((&a.body["planned_start"], a.version()), (&json!("2030-12-10T14:00:00Z"), 4));
     let what = "a stale reschedule";
     api.call(&reschedule, Req::post_json(&uri, &with_reason).bearer(&alice))
         .await

@@ -42,7 +42,7 @@ pub(super) async fn incident_scenario(api: &Api) {
 
     // A critical emergency change on payments, approved by the cab.
     let critical = merged(
-        &new_change(&["payments"], "2026-12-05T10:00:00Z", "2026-12-05T11:00:00Z"),
+        &new_change(&["payments"], "2030-12-05T10:00:00Z", "2030-12-05T11:00:00Z"),
         json!({"type": "emergency", "complexity": "high", "impact": {"data": "destructive", "availability": "outage"}}),
     );
     let id = api.open(&alice, &critical).await.id();

@@ -27,8 +27,8 @@ async fn an_id_that_is_not_utf8_is_a_json_invalid_request() {
             key(&Method::POST, "/changes/{id}/reschedule"),
             Req::post_json(
                 "/changes/%FF/reschedule",
-                &json!({"version": 1, "planned_start": "2026-12-01T22:00:00Z",
-                        "planned_end": "2026-12-01T23:00:00Z", "reason": "later"}),
+                &json!({"version": 1, "planned_start": "2030-12-01T22:00:00Z",
+                        "planned_end": "2030-12-01T23:00:00Z", "reason": "later"}),
             ),
         ),
     ] {
@@ -97,7 +97,7 @@ async fn structs_inside_bodies_must_be_objects() {
     let create = key(&Method::POST, "/changes");
     let freeze = key(&Method::POST, "/freezes");
     let catalog = key(&Method::PUT, "/catalog");
-    let change = new_change(&["payments"], "2026-12-01T22:00:00Z", "2026-12-01T23:00:00Z");
+    let change = new_change(&["payments"], "2030-12-01T22:00:00Z", "2030-12-01T23:00:00Z");
     let services = json!({"services": [["billing", "", "billing-team", 2]]});
     let yaml_service = "services:\n  - [billing, '', billing-team, 2]\n";
     for (op, what, req, field) in [
@@ -146,10 +146,10 @@ async fn request_bodies_must_be_objects() {
     let api = Api::start().await;
     api.import_catalog().await;
     let token = api.token(&ROOT);
-    let body = new_change(&["payments"], "2026-12-01T22:00:00Z", "2026-12-01T23:00:00Z");
+    let body = new_change(&["payments"], "2030-12-01T22:00:00Z", "2030-12-01T23:00:00Z");
     let id = api.open(&token, &body).await.id();
     let positional_change =
-        json!(["t", "", "normal", ["payments"], "production", "2026-12-01T22:00:00Z", "2026-12-01T23:00:00Z"]);
+        json!(["t", "", "normal", ["payments"], "production", "2030-12-01T22:00:00Z", "2030-12-01T23:00:00Z"]);
     let post = |path: &str, uri: String, positional: Value| (key(&Method::POST, path), uri, positional, Method::POST);
     for (op, uri, positional, method) in [
         post("/changes", "/changes".to_owned(), positional_change),
@@ -159,13 +159,13 @@ async fn request_bodies_must_be_objects() {
         post(
             "/changes/{id}/reschedule",
             format!("/changes/{id}/reschedule"),
-            json!([1, "2026-12-01T22:00:00Z", "2026-12-01T23:00:00Z", "later", null]),
+            json!([1, "2030-12-01T22:00:00Z", "2030-12-01T23:00:00Z", "later", null]),
         ),
         post("/changes/{id}/checklist/{item}", format!("/changes/{id}/checklist/x"), json!([1, "done"])),
         post("/freezes", "/freezes".to_owned(), json!(["f", "F", [], {"kind": "month_end", "business_days": 1}, ""])),
         post("/incidents", "/incidents".to_owned(), json!(["i", "I", ["payments"], "ivy", "", null])),
         (key(&Method::PUT, "/catalog"), "/catalog".to_owned(), json!([{}, [], {}, [], {}, {}]), Method::PUT),
-        post("/events", "/events".to_owned(), json!(["e1", "src", "dt", "2026-12-01T22:05:00Z", [], {}])),
+        post("/events", "/events".to_owned(), json!(["e1", "src", "dt", "2030-12-01T22:05:00Z", [], {}])),
     ] {
         let what = format!("{op} with the array body {positional}");
         let req = Req::new(method, uri).raw("application/json", positional.to_string().into_bytes());

@@ -11,7 +11,8 @@
 //!   router only the webhooks. The local hub answers every other method on a
 //!   documented path 405 `method_not_allowed`.
 //! - The document requires the bearer token (`bearerAuth`) on exactly the
-//!   operations the code authenticates: the change API but `/health`, and
+//!   operations the code authenticates: the change API but its open paths
+//!   (`/`, `/openapi.yaml`, `/health`), and
 //!   `/events`; webhooks keep their own signature schemes.
 //! - A scenario driven through the local hub (tokens, the catalog, the change
 //!   API with its approvals, checklists, reviews, freezes and incidents,
@@ -23,6 +24,7 @@
 //! - Request bodies: the schemas accept what the API accepts and refuse what
 //!   it refuses, wherever a schema can express the rule.
 
+mod activity;
 mod audit;
 mod auth;
 mod catalog;
@@ -225,6 +227,14 @@ impl Doc {
         object
             .pointer("/content/application~1json/schema")
             .unwrap_or_else(|| panic!("openapi.yaml: {what} has no application/json schema"))
+    }
+
+    /// The schema of a response's body: JSON, or a text document (`application/yaml`, read as a string).
+    fn response_schema<'a>(&'a self, what: &str, response: &'a Value) -> &'a Value {
+        match response.pointer("/content/application~1yaml/schema") {
+            Some(text) => text,
+            None => self.json_schema(what, response),
+        }
     }
 
     fn request_schema(&self, op: &OpKey) -> &Value {
@@ -497,6 +507,7 @@ impl Api {
             secrets: secrets(),
             bootstrap_admin_group: Some("changehub-admins".into()),
             limits: Default::default(),
+            activity_retention: Default::default(),
         })
         .expect("open the local hub");
         let key = LocalKey::for_database(&db).expect("the hub's signing key");
@@ -585,7 +596,7 @@ impl Api {
             assert_eq!(answer.body, Value::Null, "{what}: openapi.yaml documents no body, but the answer has one");
             return;
         }
-        let schema = self.doc.json_schema(what, response);
+        let schema = self.doc.response_schema(what, response);
         let errors = self.doc.violations(what, schema, &answer.body);
         assert!(
             errors.is_empty(),
@@ -598,7 +609,8 @@ impl Api {
 }
 
 /// Sends `req` to `router` and returns the answer, with the body parsed as
-/// JSON (`null` when empty; a non-JSON body fails the test).
+/// JSON (`null` when empty; a YAML document as a string; any other non-JSON
+/// body fails the test).
 async fn send(router: &Router, req: Req) -> Answer {
     let mut builder = Request::builder().method(req.method.clone()).uri(&req.uri);
     for (name, value) in &req.headers {
@@ -609,8 +621,11 @@ async fn send(router: &Router, req: Req) -> Answer {
     let status = response.status();
     let headers = response.headers().clone();
     let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("read the answer's body");
+    let yaml = headers.get(header::CONTENT_TYPE).is_some_and(|t| t.as_bytes().starts_with(b"application/yaml"));
     let body = if bytes.is_empty() {
         Value::Null
+    } else if yaml {
+        Value::String(String::from_utf8(bytes.to_vec()).expect("a YAML answer is UTF-8"))
     } else {
         serde_json::from_slice(&bytes).unwrap_or_else(|e| {
             panic!(
@@ -697,11 +712,19 @@ async fn responses_match_the_documented_schemas() {
     let api = Api::start().await;
     let health = key(&Method::GET, "/health");
     api.call(&health, Req::get("/health")).await.expect("health", StatusCode::OK, None);
+    let index = api.call(&key(&Method::GET, "/"), Req::get("/")).await;
+    index.expect("what answers here", StatusCode::OK, None);
+    assert_eq!(index.body["links"], json!({"health": "/health", "openapi": "/openapi.yaml"}));
+    let document = api.call(&key(&Method::GET, "/openapi.yaml"), Req::get("/openapi.yaml")).await;
+    document.expect("the OpenAPI document", StatusCode::OK, None);
+    let served: Value = serde_yaml_ng::from_str(document.body.as_str().unwrap_or_default()).expect("served YAML");
+    assert_eq!(served, api.doc.root, "GET /openapi.yaml serves this document");
 
     auth::authentication_scenario(&api).await;
     catalog::catalog_scenario(&api).await;
     changes::change_scenario(&api).await;
     changes::approval_scenario(&api).await;
+    changes::edit_and_rework_scenario(&api).await;
     changes::checklist_and_review_scenario(&api).await;
     changes::template_and_chain_scenario(&api).await;
     incidents::incident_scenario(&api).await;
@@ -709,6 +732,7 @@ async fn responses_match_the_documented_schemas() {
     ingest::webhook_scenario(&api).await;
     events::events_scenario(&api).await;
     audit::audit_scenario(&api).await;
+    activity::activity_scenario(&api).await;
 
     // The scenario exercised every documented operation with a success.
     let seen = api.seen.lock().expect("lock").clone();

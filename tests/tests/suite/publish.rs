@@ -1,0 +1,192 @@
+//! The outbox publisher. On the emulator: changes written to DynamoDB, the
+//! table's stream read as Lambda reads it (GetRecords, the records' JSON as
+//! the service sends it), handed to the publish function's handler; each
+//! committed mutation arrives once on EventBridge (rule → SQS) and once on
+//! SNS (→ SQS), however often the batch is handed over. In process: the
+//! same handler's answers to records it cannot use.
+
+use aws_lambda_events::event::dynamodb::Event;
+use changehub::adapters::dynamodb::DynamoStore;
+use changehub::adapters::embedded::EmbeddedStore;
+use changehub::adapters::eventbridge::EventBridgeBus;
+use changehub::adapters::local_bus::LocalBus;
+use changehub::adapters::local_notifier::FileNotifier;
+use changehub::adapters::sns::SnsNotifier;
+use changehub::app::Changes;
+use changehub::app::publish::Outbox;
+use changehub::domain::ChangeState;
+use changehub::ports::{FixedClock, SystemClock};
+use changehub_tests::aws::{self, SqsInbox};
+use changehub_tests::fixtures::{alice, seed, submit_and_approve, to};
+use changehub_tests::{new_change, t0, unique};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// One call to the emulator's DynamoDB Streams API, answered as raw JSON
+/// (the wire format the Lambda service hands to functions).
+async fn streams(action: &str, body: Value) -> Value {
+    let auth =
+        "AWS4-HMAC-SHA256 Credential=testing/20261130/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0";
+    let response = reqwest::Client::new()
+        .post(aws::endpoint())
+        .header("x-amz-target", format!("DynamoDBStreams_20120810.{action}"))
+        .header("content-type", "application/x-amz-json-1.0")
+        .header("authorization", auth)
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("streams call");
+    assert!(response.status().is_success(), "{action}: {}", response.status());
+    response.json().await.expect("streams JSON")
+}
+
+/// Every record of the table's stream so far, as the Lambda event it makes.
+async fn stream_event(store: &DynamoStore) -> Event {
+    let client = aws_sdk_dynamodb::Client::new(&aws::config().await);
+    let table = client.describe_table().table_name(store.table_name()).send().await.expect("describe table");
+    let arn = table.table.and_then(|t| t.latest_stream_arn).expect("the table has a stream");
+    let stream = streams("DescribeStream", json!({"StreamArn": arn})).await;
+    let mut records = Vec::new();
+    for shard in stream["StreamDescription"]["Shards"].as_array().expect("shards") {
+        let iterator = streams(
+            "GetShardIterator",
+            json!({"StreamArn": arn, "ShardId": shard["ShardId"], "ShardIteratorType": "TRIM_HORIZON"}),
+        )
+        .await;
+        let got = streams("GetRecords", json!({"ShardIterator": iterator["ShardIterator"]})).await;
+        for mut record in got["Records"].as_array().cloned().unwrap_or_default() {
+            record["eventSourceARN"] = json!(arn);
+            records.push(record);
+        }
+    }
+    serde_json::from_value(json!({"Records": records})).expect("a DynamoDB stream event")
+}
+
+async fn hub_bus() -> (EventBridgeBus, SqsInbox) {
+    let config = aws::config().await;
+    let events = aws_sdk_eventbridge::Client::new(&config);
+    let bus_name = unique("hub");
+    events.create_event_bus().name(&bus_name).send().await.expect("bus");
+    let (inbox, queue_arn) = SqsInbox::create("outbox-events").await;
+    let rule = unique("changes");
+    events
+        .put_rule()
+        .name(&rule)
+        .event_bus_name(&bus_name)
+        .event_pattern(json!({"source": ["changehub.change"]}).to_string())
+        .send()
+        .await
+        .expect("rule");
+    let target = aws_sdk_eventbridge::types::Target::builder().id("q").arn(queue_arn).build().expect("target");
+    events.put_targets().rule(&rule).event_bus_name(&bus_name).targets(target).send().await.expect("targets");
+    (EventBridgeBus::new(events, bus_name), inbox)
+}
+
+async fn topic() -> (SnsNotifier, SqsInbox) {
+    let sns = aws_sdk_sns::Client::new(&aws::config().await);
+    let topic = sns.create_topic().name(unique("notifications")).send().await.expect("topic").topic_arn.expect("arn");
+    let (inbox, queue_arn) = SqsInbox::create("outbox-notifications").await;
+    sns.subscribe().topic_arn(&topic).protocol("sqs").endpoint(queue_arn).send().await.expect("subscribe");
+    (SnsNotifier::new(sns, topic), inbox)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_table_stream_publishes_each_mutation_once_on_eventbridge_and_sns() {
+    let store = aws::dynamo_store().await;
+    let app = Changes::new(store.clone(), FixedClock::new(t0()));
+    let tenant = unique("acme");
+    seed(&app, &tenant).await;
+    let created = app
+        .create(
+            &alice(&tenant),
+            new_change("Rotate the payments keys", &["payments"], t0() + chrono::Duration::hours(1), 1),
+        )
+        .await
+        .expect("create");
+    let approved = submit_and_approve(&app, &tenant, &created.id).await;
+    app.transition(&alice(&tenant), &created.id, to(ChangeState::Scheduled, approved.version)).await.expect("schedule");
+    let trail = app.audit(&alice(&tenant), &created.id).await.expect("trail");
+
+    let (bus, mut events) = hub_bus().await;
+    let (notifier, mut notifications) = topic().await;
+    let outbox = Outbox::new(store.clone(), bus, notifier, SystemClock);
+    let batch = stream_event(&store).await;
+    assert!(batch.records.len() > trail.len(), "the stream carries the change item and more: {}", batch.records.len());
+
+    let (response, tally) = publish::handle(&outbox, &store, batch.clone(), Duration::from_secs(1)).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    assert_eq!(tally.sent, trail.len(), "one event per audit entry: {tally:?}");
+
+    let got = events.bodies(trail.len()).await;
+    let mut ids: Vec<String> = got
+        .iter()
+        .map(|b| {
+            serde_json::from_str::<Value>(b).expect("event")["detail"]["event_id"].as_str().expect("id").to_owned()
+        })
+        .collect();
+    ids.sort();
+    let mut expected: Vec<String> = trail.iter().map(|e| format!("{}-{}", created.id, e.seq)).collect();
+    expected.sort();
+    assert_eq!(ids, expected);
+    let types: Vec<String> = got
+        .iter()
+        .map(|b| {
+            serde_json::from_str::<Value>(b).expect("event")["detail-type"].as_str().unwrap_or_default().to_owned()
+        })
+        .collect();
+    for t in ["Change Created", "Change Submitted", "Approval Recorded", "Change Approved", "Change Scheduled"] {
+        assert!(types.iter().any(|x| x == t), "{t} published: {types:?}");
+    }
+    assert_eq!(notifications.bodies(trail.len()).await.len(), trail.len(), "one notification per mutation");
+
+    // The same batch again (a retry, or a second copy): nothing is sent.
+    let (response, again) = publish::handle(&outbox, &store, batch, Duration::from_secs(1)).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    assert_eq!((again.sent, again.duplicates), (0, trail.len()));
+    assert!(events.bodies(0).await.is_empty(), "no event twice");
+    assert!(notifications.bodies(0).await.is_empty(), "no notification twice");
+}
+
+fn record(sequence: &str, new_image: Value, old_image: Option<Value>) -> Value {
+    let mut dynamodb = json!({"Keys": {"PK": {"S": "T#acme#CHG#x"}, "SK": {"S": "META"}}, "NewImage": new_image,
+        "SequenceNumber": sequence, "SizeBytes": 100, "StreamViewType": "NEW_AND_OLD_IMAGES"});
+    if let Some(old) = old_image {
+        dynamodb["OldImage"] = old;
+    }
+    json!({"eventID": sequence, "eventName": "MODIFY", "eventVersion": "1.1", "eventSource": "aws:dynamodb",
+        "awsRegion": "eu-west-1", "dynamodb": dynamodb,
+        "eventSourceARN": "arn:aws:dynamodb:eu-west-1:123456789012:table/changehub/stream/2026-11-30T00:00:00.000"})
+}
+
+#[tokio::test]
+async fn a_record_that_cannot_be_read_fails_it_and_the_rest_of_the_batch_in_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedStore::open(dir.path().join("outbox.db")).expect("open");
+    let notifier = FileNotifier::new(dir.path().join("notifications.jsonl"));
+    let outbox = Outbox::new(store.clone(), LocalBus::new(), notifier, SystemClock);
+    let other_item = json!({"entity": {"S": "change_list"}, "PK": {"S": "T#acme#CHANGES"}});
+    let garbled = json!({"entity": {"S": "change"}, "version": {"N": "2"}, "doc": {"S": "{not json"}});
+    let event: Event = serde_json::from_value(json!({"Records": [
+        record("100", other_item, None),
+        record("200", garbled, Some(json!({"entity": {"S": "change"}, "version": {"N": "1"}, "doc": {"S": "{}"}}))),
+        record("300", json!({"entity": {"S": "change_list"}}), None),
+    ]}))
+    .expect("event");
+    let (response, tally) = publish::handle(&outbox, &store, event, Duration::from_millis(10)).await;
+    let failed: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect();
+    assert_eq!(failed, [Some("200".to_owned()), Some("300".to_owned())], "from the bad record on, in order");
+    assert_eq!((tally.sent, tally.skipped), (0, 1), "the item that is not a change is skipped");
+}
+
+#[tokio::test]
+async fn the_sample_batch_of_another_item_is_skipped_without_an_aws_call() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedStore::open(dir.path().join("outbox.db")).expect("open");
+    let outbox =
+        Outbox::new(store.clone(), LocalBus::new(), FileNotifier::new(dir.path().join("n.jsonl")), SystemClock);
+    let event: Event =
+        serde_json::from_str(include_str!("../../../events/dynamodb/stream.other_item.json")).expect("sample");
+    let (response, tally) = publish::handle(&outbox, &store, event, Duration::from_millis(10)).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!((tally.sent, tally.skipped), (0, 1));
+}
