@@ -3,10 +3,11 @@
 use changehub::app::changes::ChangeStore;
 use changehub::app::{Caller, ChangeError, Changes, ListRequest};
 use changehub::domain::audit::{self, AuditAction};
+use changehub::domain::waiting::Awaiting;
 use changehub::domain::{AuditEntry, Change, ChangeState, ChangeType, TenantId};
 use changehub::ports::{
-    Bump, ChangeReader, ChangeUpdate, Claim, CounterKey, Counts, Cursor, Dedupe, DocKind, DueIndex, DuePartition,
-    FixedClock, ServiceWindowQuery, StoreError, StoredDoc, VolumeKey, VolumeOf,
+    Bump, ChangeFilter, ChangeQuery, ChangeReader, ChangeUpdate, Claim, CounterKey, Counts, Cursor, Dedupe, DocKind,
+    DueIndex, DuePartition, FixedClock, ServiceWindowQuery, StoreError, StoredDoc, VolumeKey, VolumeOf, WaitingQuery,
 };
 use chrono::Duration;
 use std::time::Duration as StdDuration;
@@ -14,9 +15,9 @@ use std::time::Duration as StdDuration;
 use crate::fixtures::{self, approve, seed, submit_and_approve, to};
 use crate::{new_change, t0};
 
-/// An update of `change` that appends `entries` and nothing else.
-pub fn plain_update<'a>(change: &'a Change, entries: &'a [AuditEntry]) -> ChangeUpdate<'a> {
-    ChangeUpdate { change, entries, bumps: &[], volumes: &[], moved_from: None, services_before: None }
+/// An update from `before` to `change` that appends `entries` and nothing else.
+pub fn plain_update<'a>(before: &'a Change, change: &'a Change, entries: &'a [AuditEntry]) -> ChangeUpdate<'a> {
+    ChangeUpdate { before, change, entries, bumps: &[], volumes: &[] }
 }
 
 /// Alice, in a tenant of her own for this run (the DynamoDB table is shared by test runs).
@@ -94,6 +95,7 @@ pub async fn lists_changes_touching_a_service_in_a_time_range<S: ChangeStore>(st
         to: Some(to),
         limit: Some(limit),
         cursor: cursor.map(String::from),
+        ..ListRequest::default()
     };
     let page = app.list(&c, list(t0() - h(1), t0() + h(5), 50, None)).await.expect("list");
     let titles: Vec<_> = page.items.iter().map(|c| c.title.as_str()).collect();
@@ -126,11 +128,14 @@ pub async fn stale_version_update_is_a_conflict<S: ChangeStore>(store: S) {
     let created = app.create(&c, new_change("x", &["payments"], t0(), 1)).await.expect("create");
     let submitted = created.transition(ChangeState::Submitted, t0()).expect("legal");
     let (submitted, entry) = audit::record(Some(&created), submitted, &c.user, AuditAction::Transitioned, None);
-    app.store.update_change(plain_update(&submitted, std::slice::from_ref(&entry))).await.expect("first update");
+    app.store
+        .update_change(plain_update(&created, &submitted, std::slice::from_ref(&entry)))
+        .await
+        .expect("first update");
     // A second writer that read version 1 too.
     let cancelled = created.transition(ChangeState::Cancelled, t0()).expect("legal");
     let (cancelled, entry) = audit::record(Some(&created), cancelled, "bob", AuditAction::Transitioned, None);
-    match app.store.update_change(plain_update(&cancelled, std::slice::from_ref(&entry))).await {
+    match app.store.update_change(plain_update(&created, &cancelled, std::slice::from_ref(&entry))).await {
         Err(StoreError::VersionConflict { expected: 1 }) => {}
         other => panic!("expected VersionConflict at 1, got {other:?}"),
     }
@@ -142,7 +147,7 @@ pub async fn stale_version_update_is_a_conflict<S: ChangeStore>(store: S) {
     let ghost = changehub::domain::Change { id: changehub::domain::ChangeId::new(), ..ghost };
     let next = ghost.transition(ChangeState::Submitted, t0()).expect("legal");
     let (next, entry) = audit::record(Some(&ghost), next, "bob", AuditAction::Transitioned, None);
-    match app.store.update_change(plain_update(&next, std::slice::from_ref(&entry))).await {
+    match app.store.update_change(plain_update(&ghost, &next, std::slice::from_ref(&entry))).await {
         Err(StoreError::NotFound) => {}
         other => panic!("expected NotFound, got {other:?}"),
     }
@@ -214,24 +219,53 @@ pub async fn audit_entries_are_read_by_number<S: ChangeStore>(store: S) {
     assert_eq!(read(1..=3).await.expect("all"), trail, "the same entries as the whole trail");
 }
 
-/// Tenant documents: created at version 1, replaced only from the version read.
+/// Tenant documents: created at version 1, replaced only from the version
+/// read, each write appending one entry to the tenant's governance trail,
+/// only from the trail's head; a refused write leaves both as they were.
 pub async fn tenant_documents_are_replaced_conditionally<S: ChangeStore>(store: S) {
+    use changehub::domain::audit::{TrailHead, governance_entry, verify_trail};
     let tenant = TenantId::parse(&crate::unique("docs")).expect("tenant");
     let doc = |version, body| StoredDoc { version, updated_at: t0(), updated_by: "root".into(), body };
+    let entry = |head: Option<&TrailHead>| {
+        governance_entry(&tenant, head, t0(), "root", AuditAction::FreezeDeclared, vec![], None)
+    };
     assert_eq!(store.get_doc(&tenant, DocKind::Freezes).await.expect("get"), None);
-    store.put_doc(&tenant, DocKind::Freezes, &doc(1, serde_json::json!({"windows": []}))).await.expect("v1");
-    match store.put_doc(&tenant, DocKind::Freezes, &doc(1, serde_json::json!({"again": true}))).await {
+    assert_eq!(store.trail_head(&tenant).await.expect("head"), None);
+    let first = entry(None);
+    store.put_doc(&tenant, DocKind::Freezes, &doc(1, serde_json::json!({"windows": []})), &first).await.expect("v1");
+    match store
+        .put_doc(&tenant, DocKind::Freezes, &doc(1, serde_json::json!({"again": true})), &entry(Some(&first.head())))
+        .await
+    {
         Err(StoreError::VersionConflict { expected: 0 }) => {}
         other => panic!("expected a conflict creating version 1 twice, got {other:?}"),
     }
-    store.put_doc(&tenant, DocKind::Freezes, &doc(2, serde_json::json!({"windows": [1]}))).await.expect("v2");
-    match store.put_doc(&tenant, DocKind::Freezes, &doc(2, serde_json::json!({}))).await {
+    // A writer that read the trail before another governance write: refused, nothing written.
+    let stale = entry(None);
+    match store.put_doc(&tenant, DocKind::Freezes, &doc(2, serde_json::json!({"stale": true})), &stale).await {
+        Err(StoreError::VersionConflict { expected: 1 }) => {}
+        other => panic!("expected a conflict from a stale trail head, got {other:?}"),
+    }
+    assert_eq!(store.get_doc(&tenant, DocKind::Freezes).await.expect("get").map(|d| d.version), Some(1));
+    let second = entry(Some(&first.head()));
+    store.put_doc(&tenant, DocKind::Freezes, &doc(2, serde_json::json!({"windows": [1]})), &second).await.expect("v2");
+    match store.put_doc(&tenant, DocKind::Freezes, &doc(2, serde_json::json!({})), &entry(Some(&second.head()))).await {
         Err(StoreError::VersionConflict { expected: 1 }) => {}
         other => panic!("expected a conflict from a stale writer, got {other:?}"),
     }
     let current = store.get_doc(&tenant, DocKind::Freezes).await.expect("get").expect("stored");
     assert_eq!((current.version, current.body), (2, serde_json::json!({"windows": [1]})));
     assert_eq!(store.get_doc(&tenant, DocKind::Catalog).await.expect("get"), None, "kinds are separate");
+    // The trail: one entry per write, read a page at a time, oldest first.
+    let head = store.trail_head(&tenant).await.expect("head").expect("a trail");
+    assert_eq!(head, second.head());
+    let page = store.trail(&tenant, 1, None).await.expect("page 1");
+    assert_eq!(page.items, std::slice::from_ref(&first));
+    let rest = store.trail(&tenant, 10, page.next.clone()).await.expect("page 2");
+    assert_eq!((rest.items.as_slice(), rest.next), (std::slice::from_ref(&second), None));
+    verify_trail(&head, &[first, second]).expect("the stored trail verifies");
+    let bogus = Cursor::parse("CHG#x").expect("well formed");
+    assert!(matches!(store.trail(&tenant, 10, Some(bogus)).await, Err(StoreError::InvalidCursor(_))));
 }
 
 /// Finished changes bump their service's monthly counters in the same write.
@@ -310,6 +344,16 @@ pub async fn rescheduling_moves_the_service_index<S: ChangeStore>(store: S) {
         assert_eq!(found.len(), 1, "{service}: listed once in the new window");
         assert_eq!(found[0].planned_end, to_day(9) + Duration::hours(2));
     }
+    // The tenant's listing index moves with it.
+    let tenant_wide = |from: i64, to: i64| ListRequest {
+        from: Some(to_day(from)),
+        to: Some(to_day(to)),
+        state: Some(ChangeState::Approved),
+        ..ListRequest::default()
+    };
+    assert!(app.list(&c, tenant_wide(1, 3)).await.expect("list").items.iter().all(|x| x.id != created.id));
+    let listed = app.list(&c, tenant_wide(8, 10)).await.expect("list");
+    assert_eq!(listed.items.iter().map(|x| x.id).collect::<Vec<_>>(), [created.id], "listed once, where it moved");
     // Only the end moves: the same index entries, with the new end.
     let longer = changehub::app::changes::RescheduleRequest {
         version: moved.version,
@@ -358,6 +402,25 @@ pub async fn emergency_submissions_count_per_requester_and_team<S: ChangeStore>(
     assert_eq!(app.store.volumes(&keys).await.expect("volumes"), [2, 2, 1, 0, 0, 0]);
 }
 
+/// The ids of the changes listed in the days `[from, to]` after t0: for
+/// `service` from its index, or, with `state`, from the tenant's listing index.
+async fn listed<S: ChangeStore>(
+    app: &Changes<S, FixedClock>,
+    c: &Caller,
+    (service, state): (Option<&str>, Option<ChangeState>),
+    from: i64,
+    to: i64,
+) -> Vec<changehub::domain::ChangeId> {
+    let req = ListRequest {
+        service: service.map(Into::into),
+        state,
+        from: Some(t0() + Duration::days(from)),
+        to: Some(t0() + Duration::days(to)),
+        ..ListRequest::default()
+    };
+    app.list(c, req).await.expect("list").items.into_iter().map(|x| x.id).collect()
+}
+
 /// The change's ids listed for `service` in the days `[from, to]` after t0.
 async fn listed_on<S: ChangeStore>(
     app: &Changes<S, FixedClock>,
@@ -366,17 +429,11 @@ async fn listed_on<S: ChangeStore>(
     from: i64,
     to: i64,
 ) -> Vec<changehub::domain::ChangeId> {
-    let req = ListRequest {
-        service: Some(service.into()),
-        from: Some(t0() + Duration::days(from)),
-        to: Some(t0() + Duration::days(to)),
-        ..ListRequest::default()
-    };
-    app.list(c, req).await.expect("list").items.into_iter().map(|x| x.id).collect()
+    listed(app, c, (Some(service), None), from, to).await
 }
 
 /// An edit that changes a draft's services and window moves its service
-/// index entries in the same write: gone from the services it left and
+/// and listing index entries in the same write: gone from the services it left and
 /// the old window, present once on the new ones; an edit of the end only
 /// rewrites the entries with the new end.
 pub async fn editing_a_draft_moves_the_service_index<S: ChangeStore>(store: S) {
@@ -396,6 +453,12 @@ pub async fn editing_a_draft_moves_the_service_index<S: ChangeStore>(store: S) {
     for service in ["ledger", "search"] {
         assert_eq!(listed_on(&app, &c, service, 8, 10).await, [draft.id], "{service}: listed once in the new window");
     }
+    // The tenant's listing index moves in the same write (a state filter reads it).
+    let drafts = |service| (service, Some(ChangeState::Draft));
+    assert!(!listed(&app, &c, drafts(None), 1, 3).await.contains(&draft.id), "the listing: still in the old window");
+    assert_eq!(listed(&app, &c, drafts(None), 8, 10).await, [draft.id], "the listing: once in the new window");
+    assert_eq!(listed(&app, &c, drafts(Some("search")), 8, 10).await, [draft.id], "the listing: new services");
+    assert!(listed(&app, &c, drafts(Some("payments")), 8, 10).await.is_empty(), "the listing: old services");
     let longer = serde_json::json!({"planned_end": t0() + Duration::days(10)});
     let edited = app.edit(&c, &draft.id, fixtures::edit(2, longer)).await.expect("a longer window");
     assert_eq!(edited.planned_end, t0() + Duration::days(10));
@@ -422,7 +485,7 @@ pub async fn a_rework_writes_both_changes_or_neither<S: ChangeStore>(store: S) {
     // Another write got in first: the linked change is no longer at version 1.
     app.transition(&c, &created.id, to(ChangeState::Cancelled, 1)).await.expect("cancel");
     let entries = [stale_entry];
-    match store.insert_linked(&draft, &entry, plain_update(&stale, &entries)).await {
+    match store.insert_linked(&draft, &entry, plain_update(&created, &stale, &entries)).await {
         Err(StoreError::VersionConflict { expected: 1 }) => {}
         other => panic!("expected a version conflict, got {other:?}"),
     }
@@ -433,12 +496,14 @@ pub async fn a_rework_writes_both_changes_or_neither<S: ChangeStore>(store: S) {
     linked.reworked_as = Some(draft.id);
     let (linked, linked_entry) = audit::record(Some(&current), linked, &c.user, AuditAction::Reworked, None);
     let entries = [linked_entry];
-    store.insert_linked(&draft, &entry, plain_update(&linked, &entries)).await.expect("both");
+    store.insert_linked(&draft, &entry, plain_update(&current, &linked, &entries)).await.expect("both");
     assert_eq!(store.get_change(&c.tenant, &draft.id).await.expect("get"), Some(draft.clone()));
     assert_eq!(store.get_change(&c.tenant, &created.id).await.expect("get"), Some(linked.clone()));
     assert_eq!(store.audit_trail(&c.tenant, &created.id).await.expect("trail").len(), 3);
     assert!(store.change_ids(&c.tenant).await.expect("ids").contains(&draft.id));
-    match store.insert_linked(&draft, &entry, plain_update(&current, &[])).await {
+    let drafts = (None, Some(ChangeState::Draft));
+    assert_eq!(listed(&app, &c, drafts, 0, 0).await, [draft.id], "the new draft is in the tenant's listing");
+    match store.insert_linked(&draft, &entry, plain_update(&current, &current, &[])).await {
         Err(StoreError::AlreadyExists) => {}
         other => panic!("expected AlreadyExists for the same draft again, got {other:?}"),
     }
@@ -603,4 +668,301 @@ pub async fn foreign_cursors_are_refused<S: ChangeReader + DueIndex>(store: S) {
         Err(StoreError::InvalidCursor(_)) => {}
         other => panic!("the reviews-due partition refuses a foreign cursor, got {other:?}"),
     }
+}
+
+fn titles(page: &changehub::ports::Page<changehub::domain::Change>) -> Vec<&str> {
+    page.items.iter().map(|c| c.title.as_str()).collect()
+}
+
+/// Every page of a tenant-wide query, followed to its end: the titles.
+async fn all_pages<S: ChangeStore>(store: &S, mut query: ChangeQuery) -> (Vec<String>, usize) {
+    let (mut found, mut pages) = (Vec::new(), 0);
+    loop {
+        let page = store.list_changes(&query).await.expect("list");
+        pages += 1;
+        found.extend(page.items.iter().map(|c| c.title.clone()));
+        match page.next {
+            Some(next) => query.after = Some(next),
+            None => return (found, pages),
+        }
+        assert!(pages < 20, "paging does not end");
+    }
+}
+
+/// The tenant-wide listing: every change whose window overlaps the range,
+/// by planned start, filtered by state, type, requester and service (which
+/// the listing index holds, kept in the write that changes them); pages
+/// resume at their cursor, and a filtered page that read its share of the
+/// index comes back short (even empty) with a cursor.
+pub async fn lists_a_tenants_changes_filtered<S: ChangeStore>(store: S) {
+    let app = Changes::new(store, FixedClock::new(t0()));
+    let tenant = seeded(&app).await;
+    let (c, bob) = (caller(&tenant), fixtures::who(&tenant, "bob@example.com", &["engineers"]));
+    let h = Duration::hours;
+    app.create(&c, new_change("a", &["payments"], t0() + h(1), 1)).await.expect("create");
+    app.create(&bob, new_change("b", &["ledger"], t0() + h(2), 1)).await.expect("create");
+    let mut emergency = new_change("e", &["search"], t0() + h(3), 1);
+    emergency.change_type = ChangeType::Emergency;
+    app.create(&c, emergency).await.expect("create");
+    let d = app.create(&c, new_change("d", &["payments", "ledger"], t0() + h(4), 1)).await.expect("create");
+    app.transition(&c, &d.id, to(ChangeState::Submitted, 1)).await.expect("submit");
+    app.create(&c, new_change("far", &["payments"], t0() + Duration::days(60), 1)).await.expect("create");
+    let other = seeded(&app).await;
+    app.create(&caller(&other), new_change("other tenant", &["payments"], t0(), 1)).await.expect("create");
+
+    let list = |who: &changehub::app::Caller, req: ListRequest| {
+        let (app, who) = (&app, who.clone());
+        async move { app.list(&who, req).await.expect("list") }
+    };
+    let all = list(&c, ListRequest::default()).await;
+    assert_eq!((titles(&all), all.next.is_none()), (vec!["a", "b", "e", "d"], true), "the default window");
+    let filtered = |f: fn(&mut ListRequest)| {
+        let mut req = ListRequest::default();
+        f(&mut req);
+        req
+    };
+    let submitted = list(&c, filtered(|r| r.state = Some(ChangeState::Submitted))).await;
+    assert_eq!(titles(&submitted), ["d"]);
+    let emergencies = list(&c, filtered(|r| r.change_type = Some(ChangeType::Emergency))).await;
+    assert_eq!(titles(&emergencies), ["e"]);
+    assert_eq!(titles(&list(&bob, filtered(|r| r.requester = Some("me".into()))).await), ["b"]);
+    let alices = list(&bob, filtered(|r| r.requester = Some("alice@example.com".into()))).await;
+    assert_eq!(titles(&alices), ["a", "e", "d"]);
+    let ledger_drafts = filtered(|r| (r.service, r.state) = (Some("ledger".into()), Some(ChangeState::Draft)));
+    assert_eq!(titles(&list(&c, ledger_drafts).await), ["b"]);
+    assert_eq!(titles(&list(&c, filtered(|r| r.service = Some("ledger".into()))).await), ["b", "d"]);
+    let later = ListRequest { to: Some(t0() + Duration::days(90)), ..ListRequest::default() };
+    assert_eq!(titles(&list(&c, later).await), ["a", "b", "e", "d", "far"]);
+
+    // Pages of two, then the rest.
+    let first = list(&c, ListRequest { limit: Some(2), ..ListRequest::default() }).await;
+    assert_eq!(titles(&first), ["a", "b"]);
+    let cursor = first.next.clone().map(String::from);
+    let second = list(&c, ListRequest { limit: Some(2), cursor, ..ListRequest::default() }).await;
+    assert_eq!((titles(&second), second.next.clone()), (vec!["e", "d"], None));
+
+    // Two index entries read per call: the submitted one is found on a later page; the first is empty.
+    let query = ChangeQuery {
+        tenant: c.tenant.clone(),
+        from: t0(),
+        to: t0() + Duration::days(1),
+        filter: ChangeFilter { state: Some(ChangeState::Submitted), ..ChangeFilter::default() },
+        limit: 10,
+        evaluate: 2,
+        after: None,
+    };
+    let page = app.store.list_changes(&query).await.expect("list");
+    assert!(page.items.is_empty() && page.next.is_some(), "a short page with a cursor: {page:?}");
+    let (found, pages) = all_pages(&app.store, query).await;
+    assert_eq!(found, ["d"]);
+    assert!(pages >= 2, "{pages} pages");
+
+    // The index follows the record: cancelled, it leaves the submitted list.
+    app.transition(&c, &d.id, to(ChangeState::Cancelled, 2)).await.expect("cancel");
+    assert!(list(&c, filtered(|r| r.state = Some(ChangeState::Submitted))).await.items.is_empty());
+    let cancelled = list(&c, filtered(|r| r.state = Some(ChangeState::Cancelled))).await;
+    assert_eq!((titles(&cancelled), cancelled.items[0].version), (vec!["d"], 3), "the current record");
+}
+
+/// "Waiting for my decision": each change is listed for the groups (and
+/// people) its current approval level waits for, moves with the levels, and
+/// leaves once decided; dual control is applied (not one's own change, not a
+/// level after one approved), peer reviews wait for anyone else, a change
+/// waiting for two of one's groups is listed once, earliest due first.
+pub async fn waiting_index_follows_the_approval_levels<S: ChangeStore>(store: S) {
+    let app = Changes::new(store, FixedClock::new(t0()));
+    let tenant = seeded(&app).await;
+    let c = caller(&tenant);
+    let (pat, carol) = (fixtures::pat(&tenant), fixtures::carol(&tenant));
+    let lee = fixtures::who(&tenant, "lee@example.com", &["ledger-leads"]);
+    let sam = fixtures::who(&tenant, "sam@example.com", &["payments-leads", "cab"]);
+    let both = fixtures::who(&tenant, "sec@example.com", &["security", "cab", "visitors"]);
+    let bob = fixtures::who(&tenant, "bob@example.com", &["engineers"]);
+    let later = t0() + Duration::days(2);
+    let x = app.create(&c, new_change("x", &["payments"], later, 1)).await.expect("create");
+    let y = app.create(&c, new_change("y", &["ledger"], later, 1)).await.expect("create");
+    for id in [x.id, y.id] {
+        app.transition(&c, &id, to(ChangeState::Submitted, 1)).await.expect("submit");
+    }
+    let mine = |who: &changehub::app::Caller, limit: usize, cursor: Option<String>| {
+        let (app, who) = (&app, who.clone());
+        let req = ListRequest { approver: Some("me".into()), limit: Some(limit), cursor, ..ListRequest::default() };
+        async move { app.list(&who, req).await.expect("waiting for me") }
+    };
+    assert_eq!(titles(&mine(&pat, 10, None).await), ["x"]);
+    assert_eq!(titles(&mine(&lee, 10, None).await), ["y"]);
+    assert!(mine(&carol, 10, None).await.items.is_empty(), "level 2 is not open yet");
+    assert!(mine(&c, 10, None).await.items.is_empty(), "nobody waits for the requester");
+
+    app.decide(&sam, &x.id, approve()).await.expect("level 1 of x");
+    app.decide(&lee, &y.id, approve()).await.expect("level 1 of y");
+    assert!(mine(&pat, 10, None).await.items.is_empty(), "x moved on to level 2");
+    // In the index itself, not only after the decision rules: level 1's entries are gone.
+    let raw = |who: Vec<Awaiting>| WaitingQuery { tenant: c.tenant.clone(), who, limit: 10, after: None };
+    let leads = vec![Awaiting::Group("payments-leads".into()), Awaiting::Group("ledger-leads".into())];
+    assert!(app.store.waiting_for(&raw(leads)).await.expect("raw").items.is_empty(), "stale entries");
+    let cab = app.store.waiting_for(&raw(vec![Awaiting::Group("cab".into())])).await.expect("raw");
+    assert_eq!(titles(&cab), ["x", "y"]);
+    assert_eq!(titles(&mine(&carol, 10, None).await), ["x", "y"]);
+    let sams = mine(&sam, 10, None).await;
+    assert_eq!(titles(&sams), ["y"], "sam approved x's level 1: its level 2 needs someone else");
+    let twice = mine(&both, 10, None).await;
+    assert_eq!(titles(&twice), ["x", "y"], "y waits for security and cab: listed once");
+
+    // An emergency waits for the cab within the hour: first.
+    let mut hotfix = new_change("z", &["search"], later, 1);
+    hotfix.change_type = ChangeType::Emergency;
+    let z = app.create(&c, hotfix).await.expect("create");
+    app.transition(&c, &z.id, to(ChangeState::Submitted, 1)).await.expect("submit");
+    let first = mine(&carol, 1, None).await;
+    assert_eq!(titles(&first), ["z"]);
+    let second = mine(&carol, 1, first.next.map(String::from)).await;
+    assert_eq!(titles(&second), ["x"]);
+    let third = mine(&carol, 1, second.next.map(String::from)).await;
+    assert_eq!((titles(&third), third.next.clone()), (vec!["y"], None));
+    let filtered =
+        ListRequest { approver: Some("me".into()), service: Some("ledger".into()), ..ListRequest::default() };
+    assert_eq!(titles(&app.list(&carol, filtered).await.expect("filtered")), ["y"]);
+    app.decide(&carol, &z.id, approve()).await.expect("the emergency");
+    assert_eq!(titles(&mine(&carol, 10, None).await), ["x", "y"], "decided: no longer waiting");
+
+    // A peer review waits for anyone but the requester.
+    let mut privileged = new_change("p", &["payments"], later, 1);
+    privileged.privileged_access = true;
+    let p = app.create(&c, privileged).await.expect("create");
+    app.transition(&c, &p.id, to(ChangeState::Submitted, 1)).await.expect("submit");
+    assert_eq!(titles(&mine(&bob, 10, None).await), ["p"]);
+    assert!(mine(&c, 10, None).await.items.is_empty(), "not her own");
+    let bogus = ListRequest { approver: Some("me".into()), cursor: Some("CHG#x".into()), ..ListRequest::default() };
+    assert!(matches!(app.list(&bob, bogus).await, Err(ChangeError::Invalid(f)) if f.field == "cursor"));
+    let someone = ListRequest { approver: Some("pat@example.com".into()), ..ListRequest::default() };
+    assert!(matches!(app.list(&bob, someone).await, Err(ChangeError::Invalid(f)) if f.field == "approver"));
+}
+
+/// Refusals collapse per caller, action and minute (one event, counted),
+/// read newest first within the range asked for, a page at a time, each
+/// tenant its own.
+pub async fn security_events_collapse_repeats_per_caller_and_minute<S: ChangeStore>(store: S) {
+    use changehub::ports::{Refusal, SecurityQuery};
+    let tenant = TenantId::parse(&crate::unique("sec")).expect("tenant");
+    let ttl = changehub::ports::SECURITY_EVENT_TTL;
+    let refusal = |user: &str, action: &str, seconds: i64| Refusal {
+        tenant: tenant.clone(),
+        user: user.into(),
+        action: action.into(),
+        target: format!("/target/{seconds}"),
+        reason: format!("no ({seconds})"),
+        at: t0() + Duration::seconds(seconds),
+    };
+    for (user, action, at) in [
+        ("mallory", "POST /catalog", 0),
+        ("mallory", "POST /catalog", 10),
+        ("eve", "POST /changes/{id}/decisions", 20),
+        ("mallory", "POST /catalog", 50),
+        ("mallory", "POST /catalog", 61),
+    ] {
+        store.record_refusal(&refusal(user, action, at), ttl).await.expect("record");
+    }
+    let mut elsewhere = refusal("mallory", "POST /catalog", 0);
+    elsewhere.tenant = TenantId::parse(&crate::unique("sec")).expect("tenant");
+    store.record_refusal(&elsewhere, ttl).await.expect("record");
+
+    let query = |limit, after| SecurityQuery {
+        tenant: tenant.clone(),
+        since: t0() - Duration::hours(1),
+        until: t0() + Duration::hours(1),
+        limit,
+        after,
+    };
+    let page = store.security_events(&query(10, None)).await.expect("events");
+    let seen: Vec<(&str, u64)> = page.items.iter().map(|e| (e.user.as_str(), e.count)).collect();
+    assert_eq!(seen, [("mallory", 1), ("eve", 1), ("mallory", 3)], "newest minute first");
+    let collapsed = &page.items[2];
+    assert_eq!((collapsed.first_at, collapsed.last_at), (t0(), t0() + Duration::seconds(50)));
+    assert_eq!((collapsed.target.as_str(), collapsed.reason.as_str()), ("/target/50", "no (50)"), "the latest");
+    assert_eq!(page.next, None);
+    let first = store.security_events(&query(2, None)).await.expect("page 1");
+    assert_eq!(first.items.len(), 2);
+    let rest = store.security_events(&query(2, first.next.clone())).await.expect("page 2");
+    assert_eq!((rest.items.len(), rest.next), (1, None));
+    assert_eq!(rest.items[0].count, 3);
+    let recent = SecurityQuery { since: t0() + Duration::seconds(60), ..query(10, None) };
+    assert_eq!(store.security_events(&recent).await.expect("recent").items.len(), 1);
+    let bogus = Cursor::parse("CHG#x").expect("well formed");
+    assert!(matches!(store.security_events(&query(2, Some(bogus))).await, Err(StoreError::InvalidCursor(_))));
+}
+
+/// Every governance write (catalog import, freeze declared and lifted,
+/// incident declared and resolved) is an entry of the tenant's governance
+/// trail: who, what, why; chained from the first import, readable by
+/// auditors, admins and the cab; the freeze list says who declared each
+/// window and the latest lifts with their reasons.
+pub async fn governance_writes_are_chained_on_the_tenants_trail<S: ChangeStore>(store: S) {
+    use changehub::app::governance::{DeclareIncident, FreezeAction, LiftFreeze};
+    use changehub::domain::freeze::{FreezeWindow, Schedule};
+    let app = Changes::new(store, FixedClock::new(t0()));
+    let tenant = seeded(&app).await;
+    let (carol, root) = (fixtures::carol(&tenant), fixtures::root(&tenant));
+    let auditor = fixtures::who(&tenant, "ava@example.com", &["audit"]);
+    let window = FreezeWindow {
+        id: "dec-close".into(),
+        name: "December close".into(),
+        services: vec![service("payments")],
+        schedule: Schedule::OneOff { start: t0(), end: t0() + Duration::days(2) },
+        reason: "month-end".into(),
+    };
+    app.governance().put_freeze(&carol, window.clone()).await.expect("declare");
+    let incident = DeclareIncident {
+        id: "INC-1".into(),
+        title: "Latency".into(),
+        services: vec![service("payments")],
+        commander: "ivy@example.com".into(),
+    };
+    app.governance().declare_incident(&carol, incident).await.expect("declare");
+    app.governance().resolve_incident(&root, "INC-1").await.expect("resolve");
+    let lift = LiftFreeze { reason: "the close is done".into() };
+    app.governance().delete_freeze(&carol, "dec-close", lift).await.expect("lift");
+    let empty = LiftFreeze { reason: " ".into() };
+    assert!(matches!(app.governance().delete_freeze(&carol, "dec-close", empty).await, Err(ChangeError::Invalid(_))));
+    app.catalog.replace(&root, fixtures::catalog(), None, &app.clock).await.expect("import again");
+
+    let trail = app.governance().trail(&auditor, Some(100), None).await.expect("trail");
+    let steps: Vec<(AuditAction, &str, u64)> =
+        trail.items.iter().map(|e| (e.action, e.actor.as_str(), e.seq)).collect();
+    use AuditAction::*;
+    assert_eq!(
+        steps,
+        [
+            (CatalogImported, "root@example.com", 1),
+            (FreezeDeclared, "carol@example.com", 2),
+            (IncidentDeclared, "carol@example.com", 3),
+            (IncidentResolved, "root@example.com", 4),
+            (FreezeLifted, "carol@example.com", 5),
+            (CatalogImported, "root@example.com", 6),
+        ]
+    );
+    let change = |i: usize, field: &str| trail.items[i].changes.iter().find(|f| f.field == field).cloned();
+    let version = change(5, "catalog.version").expect("the version imported");
+    assert_eq!((version.before, version.after), (serde_json::json!(1), serde_json::json!(2)));
+    assert!(change(5, "catalog.sha256").is_some_and(|f| f.after.as_str().is_some_and(|h| h.len() == 64)));
+    assert_eq!(change(1, "freezes.dec-close").map(|f| f.after["name"].clone()), Some("December close".into()));
+    assert_eq!(trail.items[4].reason.as_deref(), Some("the close is done"));
+    let head = app.store.trail_head(&TenantId::parse(&tenant).expect("tenant")).await.expect("head").expect("a trail");
+    changehub::domain::audit::verify_trail(&head, &trail.items).expect("the trail verifies");
+    let page = app.governance().trail(&carol, Some(4), None).await.expect("the cab reads it too");
+    assert_eq!((page.items.len(), page.next.is_some()), (4, true));
+    let denied = app.governance().trail(&caller(&tenant), None, None).await;
+    assert!(matches!(denied, Err(ChangeError::Forbidden(_))), "a requester does not read it");
+
+    let freezes = app.governance().freezes(&caller(&tenant)).await.expect("freezes");
+    assert!(freezes.windows.is_empty() && freezes.declared.is_empty());
+    let log: Vec<(FreezeAction, &str, Option<&str>)> =
+        freezes.log.iter().map(|e| (e.action, e.by.as_str(), e.reason.as_deref())).collect();
+    assert_eq!(
+        log,
+        [
+            (FreezeAction::Declared, "carol@example.com", None),
+            (FreezeAction::Lifted, "carol@example.com", Some("the close is done"))
+        ]
+    );
 }

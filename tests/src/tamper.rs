@@ -2,12 +2,21 @@
 //! do to an audit trail, for the tests that show it is found.
 
 use changehub::adapters::dynamodb::DynamoStore;
+use changehub::domain::audit::TrailHead;
 use changehub::domain::{AuditEntry, Change};
 
 /// A consistent rewrite: entry `index` gets another actor, then every later
 /// hash and link and the record's head are recomputed, so the hash chain
 /// verifies again. Only the seals (which need the audit key) can tell.
 pub fn rewrite_actor(trail: &mut [AuditEntry], record: &mut Change, index: usize, actor: &str) {
+    if let Some(head) = rewrite_trail_actor(trail, index, actor) {
+        record.audit_head = head.hash;
+    }
+}
+
+/// The same rewrite of any trail (a governance trail keeps its head beside
+/// it): the head to store with it.
+pub fn rewrite_trail_actor(trail: &mut [AuditEntry], index: usize, actor: &str) -> Option<TrailHead> {
     trail[index].actor = actor.to_owned();
     for i in index..trail.len() {
         if i > 0 {
@@ -15,9 +24,7 @@ pub fn rewrite_actor(trail: &mut [AuditEntry], record: &mut Change, index: usize
         }
         trail[i].hash = trail[i].compute_hash();
     }
-    if let Some(last) = trail.last() {
-        record.audit_head = last.hash.clone();
-    }
+    trail.last().map(AuditEntry::head)
 }
 
 /// Overwrites one item of the table with a document, as a raw PutItem would.

@@ -1,6 +1,7 @@
-//! `changehub audit verify`: checks the audit trails of a hub, either in its
-//! database file or, with `--table`, in a deployed hub's DynamoDB table:
-//! every entry's hash, every link, no gap, each record's head is its last
+//! `changehub audit verify`: checks the audit trails of a hub (each change's,
+//! and each tenant's governance trail), either in its database file or, with
+//! `--table`, in a deployed hub's DynamoDB table: every entry's hash, every
+//! link, no gap, each head (a record's, a governance trail's) is its last
 //! entry, and, with the audit key, every entry's seal (an HMAC of its hash,
 //! which someone who can rewrite the table but not read the key cannot forge).
 //!
@@ -13,7 +14,7 @@ use std::path::Path;
 use changehub::adapters::dynamodb::DynamoStore;
 use changehub::adapters::embedded::EmbeddedStore;
 use changehub::adapters::secretsmanager;
-use changehub::app::audit::{ChainReport, verify_trails};
+use changehub::app::audit::{ChainReport, verify_governance, verify_trails};
 use changehub::domain::audit::AuditKey;
 use changehub::domain::{ChangeId, TenantId};
 use changehub::http::bearer::{LocalKey, key_path};
@@ -62,7 +63,13 @@ pub async fn verify(db: &Path, tenant: Option<&str>, change: Option<&str>) -> Re
     if let (Some(id), true) = (change, targets.is_empty()) {
         return Err(AuditError::NoSuchChange(id.to_string()).into());
     }
-    report(&store, &targets, key.as_ref(), &format!("database {}", db.display())).await
+    let mut reports = verify_trails(&store, &targets, key.as_ref()).await?;
+    if change.is_none() {
+        for t in store.governance_tenants().await?.iter().filter(|t| tenant.as_ref().is_none_or(|want| want == *t)) {
+            reports.extend(verify_governance(&store, t, key.as_ref()).await?);
+        }
+    }
+    report(&reports, key.as_ref(), &format!("database {}", db.display()))
 }
 
 /// AWS mode: the tenant's change list (or the one change named), read with
@@ -90,24 +97,23 @@ pub async fn verify_table(
         None => store.change_ids(&tenant).await?,
     };
     let targets: Vec<(TenantId, ChangeId)> = ids.into_iter().map(|id| (tenant.clone(), id)).collect();
-    report(&store, &targets, key.as_ref(), &format!("table {table}, tenant {tenant}")).await
+    let mut reports = verify_trails(&store, &targets, key.as_ref()).await?;
+    if change.is_none() {
+        reports.extend(verify_governance(&store, &tenant, key.as_ref()).await?);
+    }
+    report(&reports, key.as_ref(), &format!("table {table}, tenant {tenant}"))
 }
 
-/// Verifies `targets`, prints one line per chain and what was checked.
-async fn report<S: ChangeReader>(
-    store: &S,
-    targets: &[(TenantId, ChangeId)],
-    key: Option<&AuditKey>,
-    source: &str,
-) -> Result<(), Box<dyn std::error::Error>> {
-    let reports = verify_trails(store, targets, key).await?;
+/// Prints one line per chain and what was checked; an error if any is broken.
+fn report(reports: &[ChainReport], key: Option<&AuditKey>, source: &str) -> Result<(), Box<dyn std::error::Error>> {
     let mut broken = 0;
-    for ChainReport { tenant, change_id, entries, result } in &reports {
-        match result {
-            Ok(()) => println!("ok      {tenant}/{change_id}  {}", count(*entries, "entry", "entries")),
+    for r in reports {
+        let (tenant, trail) = (&r.tenant, r.trail());
+        match &r.result {
+            Ok(()) => println!("ok      {tenant}/{trail}  {}", count(r.entries, "entry", "entries")),
             Err(e) => {
                 broken += 1;
-                println!("BROKEN  {tenant}/{change_id}  {e}");
+                println!("BROKEN  {tenant}/{trail}  {e}");
             }
         }
     }

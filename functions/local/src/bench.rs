@@ -264,7 +264,7 @@ async fn store(dir: &std::path::Path, n: usize) -> BoxResult<()> {
             from: Some(from),
             to: Some(from + Duration::hours(24)),
             limit: Some(50),
-            cursor: None,
+            ..ListRequest::default()
         };
         changes.list(caller, req)
     })

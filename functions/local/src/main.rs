@@ -4,6 +4,7 @@ mod activity;
 mod audit;
 mod bench;
 mod catalog;
+mod changes;
 mod plural;
 mod replay;
 mod table;
@@ -188,7 +189,49 @@ enum Command {
         #[command(subcommand)]
         command: CatalogCommand,
     },
-    /// Check audit trails: their hash chains, and that each record's head is its last entry.
+    /// List the token's tenant's changes as a table: planned in a time range (by default a week back
+    /// to a month ahead), filtered; or, with --mine, those waiting for your decision.
+    Changes {
+        /// The hub's base URL (the API Gateway URL on AWS).
+        #[arg(long, default_value = "http://127.0.0.1:8080", env = "CHANGEHUB_URL")]
+        url: String,
+        /// A bearer token (any role).
+        #[arg(long, env = "CHANGEHUB_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Only changes naming this service.
+        #[arg(long)]
+        service: Option<String>,
+        /// Only changes in this state (draft, submitted, approved, rejected, scheduled, implementing,
+        /// completed, failed, rolled_back, closed, cancelled).
+        #[arg(long)]
+        state: Option<String>,
+        /// Only changes of this type (standard, normal, emergency).
+        #[arg(long = "type", value_name = "TYPE")]
+        change_type: Option<String>,
+        /// Only changes this user requested; `me` for you.
+        #[arg(long)]
+        requester: Option<String>,
+        /// `me`: only changes waiting for your decision, earliest deadline first.
+        #[arg(long, value_parser = ["me"])]
+        approver: Option<String>,
+        /// The same as --approver me.
+        #[arg(long, conflicts_with = "approver")]
+        mine: bool,
+        /// Start of the time range (RFC 3339, e.g. 2026-12-01T00:00:00Z).
+        #[arg(long)]
+        from: Option<String>,
+        /// End of the time range (RFC 3339).
+        #[arg(long)]
+        to: Option<String>,
+        /// Most changes on the page (1 to 100).
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..=100))]
+        limit: Option<u16>,
+        /// The page after this one, as the previous page printed it.
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+    /// Check audit trails (each change's and each tenant's governance trail): their hash chains, and
+    /// that each head is its last entry.
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
@@ -228,9 +271,10 @@ enum AuditCommand {
     /// Verify audit chains: in a hub's database (stop the hub first: the file is locked while it runs),
     /// or with --table in a deployed hub's DynamoDB table (AWS credentials from the environment).
     ///
-    /// Checks hashes, links, gaps, each record's head and, with the audit key, every entry's seal.
-    /// Prints one line per change, names the first broken entry and what was checked; exits non-zero
-    /// if any chain is broken.
+    /// Checks hashes, links, gaps, each head (a change record's, a governance trail's) and, with the
+    /// audit key, every entry's seal. Prints one line per change and per tenant's governance trail
+    /// (`TENANT/governance`; left out with --change), names the first broken entry and what was
+    /// checked; exits non-zero if any chain is broken.
     Verify {
         /// The embedded database file; its key file <db>.key gives the audit key.
         #[arg(long, default_value = "./changehub.db", env = "CHANGEHUB_DB")]
@@ -328,6 +372,24 @@ async fn main() -> ExitCode {
             .map_err(Into::into),
         Command::Catalog { command: CatalogCommand::Import { file, url, token } } => {
             catalog::import(&file, &url, token).await
+        }
+        Command::Changes {
+            url,
+            token,
+            service,
+            state,
+            change_type,
+            requester,
+            approver,
+            mine,
+            from,
+            to,
+            limit,
+            cursor,
+        } => {
+            let approver = if mine { Some(changehub::app::changes::ME.to_owned()) } else { approver };
+            let query = changes::Query { service, state, change_type, requester, approver, from, to, limit, cursor };
+            changes::list(&url, token, &query).await
         }
         Command::Audit { command: AuditCommand::Verify { db, table, audit_key_secret, tenant, change } } => {
             let (tenant, change) = (tenant.as_deref(), change.as_deref());

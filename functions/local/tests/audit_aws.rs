@@ -55,10 +55,11 @@ async fn audit_verify_table_checks_a_tenants_chains_and_their_seals() {
     assert!(ok.status.success(), "{out}{}", String::from_utf8_lossy(&ok.stderr));
     assert!(
         out.contains(&format!(
-            "table {table}, tenant {tenant}: 2 audit chains, 5 entries; hashes, links, heads and seals checked; 0 broken"
+            "table {table}, tenant {tenant}: 3 audit chains, 6 entries; hashes, links, heads and seals checked; 0 broken"
         )),
         "{out}"
     );
+    assert!(out.contains(&format!("ok      {tenant}/governance  1 entry\n")), "the catalog import: {out}");
     assert!(out.contains(&format!("ok      {tenant}/{}  1 entry\n", second.id)), "{out}");
 
     // A consistent rewrite by someone with table access but not the key.

@@ -702,6 +702,58 @@ fn serve_refuses_a_port_in_use_with_a_clear_error() {
     assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("cannot listen on 127.0.0.1:{port}")));
 }
 
+/// `changehub changes` prints the tenant's changes as a table, filtered, and
+/// with --mine those waiting for the caller's decision; a refusal is an error.
+#[tokio::test]
+async fn changes_lists_the_tenants_changes_as_a_table() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hub = Served::start(dir.path());
+    let http = reqwest::Client::new();
+    import_catalog(dir.path(), &hub.base);
+    let alice = token(dir.path(), "alice@example.com", "engineers");
+    let pat = token(dir.path(), "pat@example.com", "payments-leads");
+    let submitted = create_and_submit(&http, &hub.base, &alice).await;
+    let created = http.post(format!("{}/changes", hub.base)).bearer_auth(&alice).json(&sample()).send().await;
+    let draft: Value = created.expect("create").json().await.expect("json");
+    let draft = draft["id"].as_str().expect("id").to_owned();
+    let changes = |token: &str, args: &[&str]| {
+        let out = Command::new(BIN)
+            .args(["changes", "--url", &hub.base, "--from", "2030-01-01T00:00:00Z", "--to", "2031-12-31T00:00:00Z"])
+            .args(args)
+            .env("CHANGEHUB_TOKEN", token)
+            .output()
+            .expect("changehub changes");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    let (ok, out, err) = changes(&alice, &[]);
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("ID") && lines[0].contains("STATE") && lines[0].ends_with("RISK"), "{out}");
+    let row = |id: &str| lines.iter().find(|l| l.starts_with(id)).copied().unwrap_or_default();
+    for (id, state) in [(&submitted, "submitted"), (&draft, "draft")] {
+        let words: Vec<&str> = row(id).split_whitespace().collect();
+        assert_eq!(words.get(1..5), Some(&[state, "normal", "payments", "alice@example.com"][..]), "{out}");
+    }
+    let (ok, out, _) = changes(&alice, &["--state", "submitted", "--requester", "me"]);
+    assert!(ok && out.contains(&submitted) && !out.contains(&draft), "{out}");
+    let (ok, out, _) = changes(&pat, &["--mine"]);
+    assert!(ok && out.contains(&submitted) && !out.contains(&draft), "level 1 waits for pat: {out}");
+    let (ok, out, _) = changes(&alice, &["--mine"]);
+    assert_eq!((ok, out.as_str()), (true, "no changes\n"), "nothing waits for the requester");
+    let (ok, out, _) = changes(&alice, &["--limit", "1"]);
+    assert!(ok && out.contains("more: the same command with --cursor"), "{out}");
+    let (ok, _, err) = changes(&alice, &["--state", "finished"]);
+    assert!(!ok && err.contains("the hub refused the listing (400)") && err.contains("state"), "{err}");
+    let (ok, _, err) = changes("", &[]);
+    assert!(!ok && err.contains("no token"), "{err}");
+    hub.interrupt();
+}
+
 /// What people read: counts in the singular when there is one, durations
 /// suggested in forms that are valid, each cause of an error said once, every
 /// problem of a catalog with its line.
@@ -811,7 +863,7 @@ async fn audit_verify_names_an_entry_edited_in_the_store() {
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stdout));
     assert!(
         String::from_utf8_lossy(&ok.stdout)
-            .contains("2 audit chains, 4 entries; hashes, links, heads and seals checked; 0 broken"),
+            .contains("3 audit chains, 5 entries; hashes, links, heads and seals checked; 0 broken"),
         "{}",
         String::from_utf8_lossy(&ok.stdout)
     );
@@ -830,10 +882,23 @@ async fn audit_verify_names_an_entry_edited_in_the_store() {
             .await
             .expect("tamper");
     }
+    // And the governance trail's first entry (the catalog import): someone else imported it.
+    {
+        let store = changehub::adapters::embedded::EmbeddedStore::open(&db).expect("open");
+        let tenant = changehub::domain::TenantId::parse("default").expect("tenant");
+        use changehub::ports::TenantDocs;
+        let mut trail = store.trail(&tenant, 10, None).await.expect("trail").items;
+        trail[0].actor = "mallory".into();
+        let pk = changehub::adapters::keys::governance_pk(&tenant);
+        let entry = serde_json::to_value(&trail[0]).expect("json");
+        store.put_raw(pk, changehub::adapters::keys::audit_sk(1), entry).await.expect("tamper");
+    }
     let broken = verify(&[]);
     let out = String::from_utf8_lossy(&broken.stdout);
     assert!(!broken.status.success());
     assert!(out.contains(&format!("BROKEN  default/{}  audit entry 2: stored hash does not match", ids[0])), "{out}");
+    assert!(out.contains("BROKEN  default/governance  audit entry 1: stored hash does not match"), "{out}");
+    assert!(out.contains("2 broken"), "{out}");
     assert!(out.contains(&format!("ok      default/{}", ids[1])), "{out}");
     let one = verify(&["--change", &ids[1]]);
     assert!(one.status.success(), "{}", String::from_utf8_lossy(&one.stdout));

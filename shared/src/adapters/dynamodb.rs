@@ -6,7 +6,7 @@
 pub use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, Delete, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
     KeysAndAttributes, Projection, ProjectionType, Put, ScalarAttributeType, StreamSpecification, StreamViewType,
     TimeToLiveSpecification, TransactWriteItem, Update,
 };
@@ -18,11 +18,16 @@ use std::time::Duration;
 use super::{expiry, keys};
 use crate::domain::{AuditEntry, Change, ChangeId, TenantId};
 use crate::ports::{
-    Activity, ActivityLog, ActivityQuery, AuditSealer, ChangeReader, ChangeUpdate, ChangeWriter, Claim, CounterKey,
-    Counters, Counts, Cursor, Dedupe, DocKind, DueIndex, DuePartition, Page, ServiceWindowQuery, StoreError, StoredDoc,
-    TenantDocs, VolumeKey, seal_entries, seal_entry,
+    Activity, ActivityLog, ActivityQuery, AuditSealer, ChangeQuery, ChangeReader, ChangeUpdate, ChangeWriter, Claim,
+    CounterKey, Counters, Counts, Cursor, Dedupe, DueIndex, DuePartition, Page, ServiceWindowQuery, StoreError,
+    VolumeKey, WaitingQuery, seal_entries, seal_entry,
 };
 use std::sync::Arc;
+
+mod index;
+mod trails;
+
+use index::{index_item_of, windowed_end};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -322,16 +327,7 @@ fn condition_failed_at<R>(e: &TransactError<R>) -> Option<usize> {
 
 impl ChangeReader for DynamoStore {
     async fn get_change(&self, tenant: &TenantId, id: &ChangeId) -> Result<Option<Change>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(keys::change_pk(tenant, id), keys::META)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(classify)?;
-        out.item.as_ref().map(decode).transpose()
+        self.read_item(keys::change_pk(tenant, id), keys::META).await
     }
 
     async fn changes_for_service(&self, q: &ServiceWindowQuery) -> Result<Page<Change>, StoreError> {
@@ -355,32 +351,15 @@ impl ChangeReader for DynamoStore {
                 .await
                 .map_err(classify)?;
             for item in out.items.unwrap_or_default() {
-                let sk = item.get("SK").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-                let planned_end = item
-                    .get("planned_end")
-                    .and_then(|v| v.as_s().ok())
-                    .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-                    .map(|t| t.with_timezone(&Utc))
-                    .ok_or_else(|| StoreError::Corrupt {
-                        key: sk.clone(),
-                        message: "index item without planned_end".into(),
-                    })?;
-                if !range.keeps(&sk, planned_end, q.from) {
+                let (sk, idx) = index_item_of(&item)?;
+                if !range.keeps(&sk, windowed_end(&sk, &idx)?, q.from) {
                     continue;
                 }
                 if ids.len() == q.limit {
                     more = true;
                     break 'pages;
                 }
-                let id = item
-                    .get("change_id")
-                    .and_then(|v| v.as_s().ok())
-                    .and_then(|raw| ChangeId::parse(raw).ok())
-                    .ok_or_else(|| StoreError::Corrupt {
-                        key: sk.clone(),
-                        message: "index item without change_id".into(),
-                    })?;
-                ids.push(id);
+                ids.push(idx.change_id);
                 last_sk = Some(sk);
             }
             match out.last_evaluated_key {
@@ -390,6 +369,14 @@ impl ChangeReader for DynamoStore {
         }
         let items = self.batch_get(&q.tenant, &ids).await?;
         Ok(Page { items, next: if more { last_sk.map(Cursor::issued) } else { None } })
+    }
+
+    async fn list_changes(&self, q: &ChangeQuery) -> Result<Page<Change>, StoreError> {
+        self.listing_page(q).await
+    }
+
+    async fn waiting_for(&self, q: &WaitingQuery) -> Result<Page<Change>, StoreError> {
+        self.waiting_page(q).await
     }
 
     async fn audit_trail(&self, tenant: &TenantId, id: &ChangeId) -> Result<Vec<AuditEntry>, StoreError> {
@@ -425,6 +412,20 @@ impl ChangeReader for DynamoStore {
 }
 
 impl DynamoStore {
+    /// A consistent GetItem of an item kept whole in `doc`; none if there is none.
+    async fn read_item<T: DeserializeOwned>(&self, pk: String, sk: &str) -> Result<Option<T>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, sk)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(classify)?;
+        out.item.as_ref().map(decode).transpose()
+    }
+
     /// Every item of partition `pk` whose SK starts with `prefix`, in SK
     /// order: one consistent Query, paged past 1 MB.
     async fn query_prefix(&self, pk: String, prefix: &str) -> Result<Vec<Item>, StoreError> {
@@ -469,7 +470,8 @@ impl DynamoStore {
 
 impl DynamoStore {
     /// The writes that insert `change`: its record (if absent), its change
-    /// list item, its first audit entry (sealed) and its service index entries.
+    /// list item, its first audit entry (sealed) and its index entries
+    /// (service, listing, waiting).
     async fn insert_writes(&self, change: &Change, entry: &AuditEntry) -> Result<Vec<TransactWriteItem>, StoreError> {
         let mut listed = key(keys::tenant_changes_pk(&change.tenant), keys::tenant_changes_sk(&change.id));
         listed.insert("entity".into(), s("change_list"));
@@ -483,13 +485,13 @@ impl DynamoStore {
                 Some("attribute_not_exists(PK)"),
             )?,
         ];
-        writes.extend(self.index_items(change)?);
+        writes.extend(self.index_writes(None, change)?);
         Ok(writes)
     }
 
     /// The writes of `update`: the record (conditional on the expected
-    /// version), its sealed entries (if absent), the service index entries
-    /// when they move, and the counters.
+    /// version), its sealed entries (if absent), its index entries moved
+    /// from those of [`ChangeUpdate::before`], and the counters.
     async fn update_writes(&self, update: &ChangeUpdate<'_>) -> Result<Vec<TransactWriteItem>, StoreError> {
         let (change, expected) = (update.change, update.expected());
         let mut meta =
@@ -501,17 +503,8 @@ impl DynamoStore {
         for entry in &seal_entries(self.sealer.as_deref(), update.entries).await? {
             writes.push(put(&self.table, Self::audit_item(entry)?, Some("attribute_not_exists(PK)"))?);
         }
-        for (pk, sk) in keys::stale_index_keys(update) {
-            let delete = Delete::builder()
-                .table_name(&self.table)
-                .set_key(Some(key(pk, sk)))
-                .build()
-                .map_err(|e| StoreError::backend(false, e))?;
-            writes.push(TransactWriteItem::builder().delete(delete).build());
-        }
-        if update.moves_index() {
-            writes.extend(self.index_items(change)?);
-        }
+        // Conditional on the version `before` was read at, so its entries are the stored ones.
+        writes.extend(self.index_writes(Some(update.before), change)?);
         for (pk, sk, failed) in keys::counter_increments(update) {
             let add = Update::builder()
                 .table_name(&self.table)
@@ -581,22 +574,6 @@ impl Counters for DynamoStore {
 }
 
 impl DynamoStore {
-    /// Puts of `change`'s service index entries, one per service.
-    fn index_items(&self, change: &Change) -> Result<Vec<TransactWriteItem>, StoreError> {
-        change
-            .services
-            .iter()
-            .map(|service| {
-                let mut item =
-                    key(keys::service_pk(&change.tenant, service), keys::service_sk(change.planned_start, &change.id));
-                item.insert("entity".into(), s("change_index"));
-                item.insert("change_id".into(), s(change.id.to_string()));
-                item.insert("planned_end".into(), s(keys::time_key(change.planned_end)));
-                put(&self.table, item, None)
-            })
-            .collect()
-    }
-
     /// The counter items at `wanted`, in order (zero where absent): one BatchGetItem per 100 keys.
     async fn read_counters(&self, wanted: Vec<(String, String)>) -> Result<Vec<Counts>, StoreError> {
         let keys_of: Vec<Item> = wanted.iter().map(|(pk, sk)| key(pk.clone(), sk.clone())).collect();
@@ -769,49 +746,6 @@ impl Dedupe for DynamoStore {
             }
         }
         Ok(())
-    }
-}
-
-impl TenantDocs for DynamoStore {
-    async fn get_doc(&self, tenant: &TenantId, kind: DocKind) -> Result<Option<StoredDoc>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(keys::doc_pk(tenant, kind), keys::DOC_CURRENT)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(classify)?;
-        out.item.as_ref().map(decode).transpose()
-    }
-
-    async fn put_doc(&self, tenant: &TenantId, kind: DocKind, doc: &StoredDoc) -> Result<(), StoreError> {
-        let pk = keys::doc_pk(tenant, kind);
-        let expected = doc.version.saturating_sub(1);
-        let item = |sk: String| {
-            let mut item = key(pk.clone(), sk);
-            item.insert("entity".into(), s("tenant_doc"));
-            item.insert("version".into(), n(doc.version));
-            doc_of(doc).map(|d| {
-                item.insert(DOC.into(), d);
-                item
-            })
-        };
-        let condition =
-            if expected == 0 { "attribute_not_exists(PK)" } else { "attribute_exists(PK) AND version = :expected" };
-        let mut current = put(&self.table, item(keys::DOC_CURRENT.to_owned())?, Some(condition))?;
-        if expected > 0
-            && let Some(p) = current.put.as_mut()
-        {
-            p.expression_attribute_values = Some(HashMap::from([(":expected".to_owned(), n(expected))]));
-        }
-        let history = put(&self.table, item(keys::doc_version_sk(doc.version))?, Some("attribute_not_exists(PK)"))?;
-        match self.client.transact_write_items().transact_items(current).transact_items(history).send().await {
-            Ok(_) => Ok(()),
-            Err(e) if condition_failed_at(&e).is_some() => Err(StoreError::VersionConflict { expected }),
-            Err(e) => Err(classify_transaction(e)),
-        }
     }
 }
 

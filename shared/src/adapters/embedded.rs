@@ -12,10 +12,15 @@ use std::time::Duration;
 use super::{expiry, keys};
 use crate::domain::{AuditEntry, Change, ChangeId, TenantId};
 use crate::ports::{
-    Activity, ActivityLog, ActivityQuery, AuditSealer, ChangeReader, ChangeUpdate, ChangeWriter, Claim, CounterKey,
-    Counters, Counts, Cursor, Dedupe, DocKind, DueIndex, DuePartition, Page, ServiceWindowQuery, StoreError, StoredDoc,
-    TenantDocs, VolumeKey, seal_entries, seal_entry,
+    Activity, ActivityLog, ActivityQuery, AuditSealer, ChangeQuery, ChangeReader, ChangeUpdate, ChangeWriter, Claim,
+    CounterKey, Counters, Counts, Cursor, Dedupe, DueIndex, DuePartition, Page, ServiceWindowQuery, StoreError,
+    VolumeKey, WaitingQuery, seal_entries, seal_entry,
 };
+
+mod index;
+mod trails;
+
+use index::{reindex, window_page};
 
 /// (PK, SK) → JSON document.
 const ITEMS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("items");
@@ -26,23 +31,6 @@ const GSI1: TableDefinition<(&str, &str), &str> = TableDefinition::new("gsi1");
 struct CounterItem {
     changes: u64,
     failures: u64,
-}
-
-/// Writes `change`'s service index entries, first removing the `stale` ones
-/// an update leaves behind ([`keys::stale_index_keys`]).
-fn put_index(
-    table: &mut redb::Table<(&str, &str), &[u8]>,
-    change: &Change,
-    stale: &[(String, String)],
-) -> Result<(), StoreError> {
-    for (pk, sk) in stale {
-        table.remove((pk.as_str(), sk.as_str())).map_err(backend)?;
-    }
-    let idx = encode(&IndexItem { change_id: change.id, planned_end: change.planned_end })?;
-    for (spk, ssk) in keys::service_index_keys(change) {
-        table.insert((spk.as_str(), ssk.as_str()), idx.as_slice()).map_err(backend)?;
-    }
-    Ok(())
 }
 
 /// Moves a change's due-index entry from its old record's key to its new one's.
@@ -63,13 +51,6 @@ fn reindex_due(
         gsi.insert((gpk.as_str(), gsk.as_str()), pk).map_err(backend)?;
     }
     Ok(())
-}
-
-/// What a service index item holds.
-#[derive(Debug, Serialize, Deserialize)]
-struct IndexItem {
-    change_id: ChangeId,
-    planned_end: DateTime<Utc>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -157,16 +138,28 @@ impl EmbeddedStore {
     /// Every change record in the file, of every tenant. An admin scan for
     /// `changehub audit verify`: no request path reads the whole store.
     pub async fn all_changes(&self) -> Result<Vec<Change>, StoreError> {
-        self.blocking(|db| {
+        self.scan(|pk, sk, value| match sk == keys::META && pk.contains("#CHG#") {
+            true => decode(pk, sk, value).map(Some),
+            false => Ok(None),
+        })
+        .await
+    }
+
+    /// What `pick` takes of every item in the file, in key order: admin
+    /// scans for `changehub audit verify`, never a request path.
+    async fn scan<T, F>(&self, pick: F) -> Result<Vec<T>, StoreError>
+    where
+        T: Send + 'static,
+        F: Fn(&str, &str, &[u8]) -> Result<Option<T>, StoreError> + Send + 'static,
+    {
+        self.blocking(move |db| {
             let txn = db.begin_read().map_err(backend)?;
             let table = txn.open_table(ITEMS).map_err(backend)?;
             let mut out = Vec::new();
             for row in table.iter().map_err(backend)? {
                 let (k, v) = row.map_err(backend)?;
                 let (pk, sk) = k.value();
-                if sk == keys::META && pk.contains("#CHG#") {
-                    out.push(decode(pk, sk, v.value())?);
-                }
+                out.extend(pick(pk, sk, v.value())?);
             }
             Ok(out)
         })
@@ -202,51 +195,26 @@ fn get_item<T: DeserializeOwned>(
 
 impl ChangeReader for EmbeddedStore {
     async fn get_change(&self, tenant: &TenantId, id: &ChangeId) -> Result<Option<Change>, StoreError> {
-        let pk = keys::change_pk(tenant, id);
-        self.blocking(move |db| {
-            let txn = db.begin_read().map_err(backend)?;
-            let table = txn.open_table(ITEMS).map_err(backend)?;
-            get_item(&table, &pk, keys::META)
-        })
-        .await
+        self.read_item(keys::change_pk(tenant, id), keys::META).await
     }
 
     async fn changes_for_service(&self, q: &ServiceWindowQuery) -> Result<Page<Change>, StoreError> {
         let range = keys::service_range(q)?;
-        let q = q.clone();
+        let (pk, tenant, from, limit) = (keys::service_pk(&q.tenant, &q.service), q.tenant.clone(), q.from, q.limit);
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(backend)?;
             let table = txn.open_table(ITEMS).map_err(backend)?;
-            let pk = keys::service_pk(&q.tenant, &q.service);
-            let mut items = Vec::new();
-            let mut last_sk = None;
-            for row in
-                table.range((pk.as_str(), range.lo.as_str())..=(pk.as_str(), range.hi.as_str())).map_err(backend)?
-            {
-                let (k, v) = row.map_err(backend)?;
-                let (_, sk) = k.value();
-                let idx: IndexItem = decode(&pk, sk, v.value())?;
-                if !range.keeps(sk, idx.planned_end, q.from) {
-                    continue;
-                }
-                if items.len() == q.limit {
-                    return Ok(Page { items, next: last_sk.map(Cursor::issued) });
-                }
-                let change_pk = keys::change_pk(&q.tenant, &idx.change_id);
-                match get_item::<Change>(&table, &change_pk, keys::META)? {
-                    Some(change) => items.push(change),
-                    None => {
-                        return Err(StoreError::Corrupt {
-                            key: format!("{pk}/{sk}"),
-                            message: "index item names a missing change".into(),
-                        });
-                    }
-                }
-                last_sk = Some(sk.to_owned());
-            }
-            Ok(Page { items, next: None })
+            window_page(&table, &pk, &range, &tenant, from, limit, usize::MAX, |_| true)
         })
         .await
+    }
+
+    async fn list_changes(&self, q: &ChangeQuery) -> Result<Page<Change>, StoreError> {
+        self.listing_page(q).await
+    }
+
+    async fn waiting_for(&self, q: &WaitingQuery) -> Result<Page<Change>, StoreError> {
+        self.waiting_page(q).await
     }
 
     async fn audit_trail(&self, tenant: &TenantId, id: &ChangeId) -> Result<Vec<AuditEntry>, StoreError> {
@@ -269,6 +237,20 @@ impl ChangeReader for EmbeddedStore {
 }
 
 impl EmbeddedStore {
+    /// The item at (`pk`, `sk`), decoded; none if there is none.
+    async fn read_item<T: DeserializeOwned + Send + 'static>(
+        &self,
+        pk: String,
+        sk: &'static str,
+    ) -> Result<Option<T>, StoreError> {
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(backend)?;
+            let table = txn.open_table(ITEMS).map_err(backend)?;
+            get_item(&table, &pk, sk)
+        })
+        .await
+    }
+
     /// Every item of partition `pk` whose SK starts with `prefix`, in SK
     /// order, as DynamoDB's `begins_with` query reads them.
     async fn query_prefix<T: DeserializeOwned + Send + 'static>(
@@ -309,8 +291,6 @@ struct Apply {
     entries: Vec<AuditEntry>,
     expected: u64,
     increments: Vec<(String, String, bool)>,
-    stale: Vec<(String, String)>,
-    moves_index: bool,
 }
 
 impl Apply {
@@ -320,8 +300,6 @@ impl Apply {
             entries: seal_entries(sealer, update.entries).await?,
             expected: update.expected(),
             increments: keys::counter_increments(update),
-            stale: keys::stale_index_keys(update),
-            moves_index: update.moves_index(),
         })
     }
 }
@@ -339,7 +317,7 @@ fn insert_in(txn: &redb::WriteTransaction, change: &Change, entry: &AuditEntry) 
     table.insert((lpk.as_str(), lsk.as_str()), encode(&change.id)?.as_slice()).map_err(backend)?;
     let aud = keys::audit_sk(entry.seq);
     table.insert((pk.as_str(), aud.as_str()), encode(entry)?.as_slice()).map_err(backend)?;
-    put_index(&mut table, change, &[])?;
+    reindex(&mut table, None, change)?;
     reindex_due(&mut txn.open_table(GSI1).map_err(backend)?, None, change, &pk)
 }
 
@@ -360,9 +338,8 @@ fn update_in(txn: &redb::WriteTransaction, a: &Apply) -> Result<(), StoreError> 
         table.insert((pk.as_str(), aud.as_str()), encode(entry)?.as_slice()).map_err(backend)?;
     }
     table.insert((pk.as_str(), keys::META), encode(change)?.as_slice()).map_err(backend)?;
-    if a.moves_index {
-        put_index(&mut table, change, &a.stale)?;
-    }
+    // The stored record is the one the update was read from (same version).
+    reindex(&mut table, Some(&current), change)?;
     for (cpk, csk, failed) in &a.increments {
         let mut counts: CounterItem = get_item(&table, cpk, csk)?.unwrap_or_default();
         counts.changes += 1;
@@ -471,28 +448,43 @@ impl DueIndex for EmbeddedStore {
             let gsi = txn.open_table(GSI1).map_err(backend)?;
             let table = txn.open_table(ITEMS).map_err(backend)?;
             let (pk, lo, hi) = (range.pk.as_str(), range.after.as_deref().unwrap_or_default(), range.hi.as_str());
-            let mut items = Vec::new();
-            let mut last = None;
-            for row in gsi.range((pk, lo)..=(pk, hi)).map_err(backend)? {
+            let rows = gsi.range((pk, lo)..=(pk, hi)).map_err(backend)?.map(|row| {
                 let (k, v) = row.map_err(backend)?;
-                let sk = k.value().1;
-                if range.after.as_deref() == Some(sk) {
-                    continue;
-                }
-                if items.len() == limit {
-                    return Ok(Page { items, next: last.map(Cursor::issued) });
-                }
-                let change: Change = get_item(&table, v.value(), keys::META)?.ok_or_else(|| StoreError::Corrupt {
+                let sk = k.value().1.to_owned();
+                let change = get_item(&table, v.value(), keys::META)?.ok_or_else(|| StoreError::Corrupt {
                     key: format!("{pk}/{sk}"),
                     message: "due index names a missing change".into(),
                 })?;
-                items.push(change);
-                last = Some(sk.to_owned());
-            }
-            Ok(Page { items, next: None })
+                Ok((sk, change))
+            });
+            paged(rows, range.after.as_deref(), limit)
         })
         .await
     }
+}
+
+/// A page of `(sort key, item)` rows read in order: the cursor's own row
+/// skipped, at most `limit` items, and the last one's sort key as the next
+/// page's cursor when a row is left (which is read to know it is there).
+fn paged<T>(
+    rows: impl IntoIterator<Item = Result<(String, T), StoreError>>,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Page<T>, StoreError> {
+    let mut items = Vec::new();
+    let mut last = None;
+    for row in rows {
+        let (sk, item) = row?;
+        if after == Some(sk.as_str()) {
+            continue;
+        }
+        if items.len() == limit {
+            return Ok(Page { items, next: last.map(Cursor::issued) });
+        }
+        items.push(item);
+        last = Some(sk);
+    }
+    Ok(Page { items, next: None })
 }
 
 impl Dedupe for EmbeddedStore {
@@ -559,39 +551,6 @@ impl Dedupe for EmbeddedStore {
                         table.remove((pk.as_str(), keys::IDEM_SK)).map_err(backend)?;
                     }
                 }
-            }
-            txn.commit().map_err(backend)
-        })
-        .await
-    }
-}
-
-impl TenantDocs for EmbeddedStore {
-    async fn get_doc(&self, tenant: &TenantId, kind: DocKind) -> Result<Option<StoredDoc>, StoreError> {
-        let pk = keys::doc_pk(tenant, kind);
-        self.blocking(move |db| {
-            let txn = db.begin_read().map_err(backend)?;
-            let table = txn.open_table(ITEMS).map_err(backend)?;
-            get_item(&table, &pk, keys::DOC_CURRENT)
-        })
-        .await
-    }
-
-    async fn put_doc(&self, tenant: &TenantId, kind: DocKind, doc: &StoredDoc) -> Result<(), StoreError> {
-        let pk = keys::doc_pk(tenant, kind);
-        let bytes = encode(doc)?;
-        let (expected, version) = (doc.version.saturating_sub(1), doc.version);
-        self.blocking(move |db| {
-            let txn = db.begin_write().map_err(backend)?;
-            {
-                let mut table = txn.open_table(ITEMS).map_err(backend)?;
-                let current = get_item::<StoredDoc>(&table, &pk, keys::DOC_CURRENT)?.map_or(0, |d| d.version);
-                if current != expected {
-                    return Err(StoreError::VersionConflict { expected });
-                }
-                let history = keys::doc_version_sk(version);
-                table.insert((pk.as_str(), keys::DOC_CURRENT), bytes.as_slice()).map_err(backend)?;
-                table.insert((pk.as_str(), history.as_str()), bytes.as_slice()).map_err(backend)?;
             }
             txn.commit().map_err(backend)
         })

@@ -7,6 +7,10 @@
 //! | tenant's change list | `T#{tenant}#CHANGES` | `CHG#{id}` |
 //! | audit entry | `T#{tenant}#CHG#{id}` | `AUD#{seq:020}` |
 //! | service index | `T#{tenant}#SVC#{service}` | `CHG#{planned_start}#{id}` |
+//! | listing index | `T#{tenant}#PLAN` | `CHG#{planned_start}#{id}` |
+//! | waiting index | `T#{tenant}#WAIT#G#{group}`, `…#WAIT#U#{user}`, `…#WAIT#PEER` | `{due_at}#{id}` |
+//! | governance trail | `T#{tenant}#GOV` | `AUD#{seq:020}`, and `HEAD` |
+//! | security event | `T#{tenant}#SEC` | `{minute}#{action}#{user}` |
 //! | dedupe claim | `IDEM#{key}` | `IDEM` |
 //! | outcome counter | `T#{tenant}#STAT#{service}` | `M#{month}#{category}#{type}` |
 //! | volume counter | `T#{tenant}#VOL#{month}` | `{type}#REQ#{user}`, `{type}#TEAM#{group}` |
@@ -14,10 +18,12 @@
 //! | activity row | `T#{tenant}#ACTIVITY` | `{occurred_at}#{event_id}` |
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use std::collections::BTreeMap;
 
 use crate::domain::change::MAX_PLANNED_WINDOW;
+use crate::domain::waiting::{Awaiting, awaiting};
 use crate::domain::{Change, ChangeId, ServiceName, TenantId};
-use crate::ports::{ActivityQuery, ChangeUpdate, Cursor, DuePartition, InvalidCursor, ServiceWindowQuery};
+use crate::ports::{ActivityQuery, ChangeUpdate, Cursor, DuePartition, InvalidCursor, Listing, ServiceWindowQuery};
 
 pub const META: &str = "META";
 pub const AUDIT_PREFIX: &str = "AUD#";
@@ -55,34 +61,6 @@ pub fn service_sk(planned_start: DateTime<Utc>, id: &ChangeId) -> String {
     format!("{INDEX_PREFIX}{}#{id}", time_key(planned_start))
 }
 
-/// The service index entries (PK, SK) of `change`, one per service.
-pub fn service_index_keys(change: &Change) -> Vec<(String, String)> {
-    change
-        .services
-        .iter()
-        .map(|s| (service_pk(&change.tenant, s), service_sk(change.planned_start, &change.id)))
-        .collect()
-}
-
-/// The service index entries an update leaves behind: those of the services
-/// and planned start the change had before it that it no longer has. Empty
-/// unless the update moves the index ([`ChangeUpdate::moves_index`]).
-pub fn stale_index_keys(update: &ChangeUpdate<'_>) -> Vec<(String, String)> {
-    if !update.moves_index() {
-        return vec![];
-    }
-    let change = update.change;
-    let start = update.moved_from.unwrap_or(change.planned_start);
-    let current = service_index_keys(change);
-    update
-        .services_before
-        .unwrap_or(&change.services)
-        .iter()
-        .map(|s| (service_pk(&change.tenant, s), service_sk(start, &change.id)))
-        .filter(|k| !current.contains(k))
-        .collect()
-}
-
 pub fn idem_pk(key: &str) -> String {
     format!("IDEM#{}", bounded_key(key))
 }
@@ -106,22 +84,172 @@ impl SkRange {
     }
 }
 
-/// Every change that starts late enough to still overlap `from` (no window
-/// is longer than [`MAX_PLANNED_WINDOW`]) and no later than `to`; items in it
-/// whose planned end is before `from` are dropped by [`SkRange::keeps`].
-/// Resumes at the cursor when one is given, if it is a service index key
-/// ([`cursor_is_valid`]).
+/// A service window's range of its service index ([`window_range`]).
 pub fn service_range(q: &ServiceWindowQuery) -> Result<SkRange, InvalidCursor> {
-    let lo = format!("{INDEX_PREFIX}{}", time_key(q.from - MAX_PLANNED_WINDOW));
+    window_range(q.from, q.to, q.after.as_ref())
+}
+
+/// Every change that starts late enough to still overlap `from` (no window
+/// is longer than [`MAX_PLANNED_WINDOW`]) and no later than `to`, in a
+/// start-sorted index (service or listing); items in it whose planned end is
+/// before `from` are dropped by [`SkRange::keeps`]. Resumes at the cursor
+/// when one is given, if it is an index key ([`cursor_is_valid`]).
+pub fn window_range(from: DateTime<Utc>, to: DateTime<Utc>, after: Option<&Cursor>) -> Result<SkRange, InvalidCursor> {
+    let lo = format!("{INDEX_PREFIX}{}", time_key(from - MAX_PLANNED_WINDOW));
     // '~' sorts after every character of an id, so `hi` includes starts equal to `to`.
-    let hi = format!("{INDEX_PREFIX}{}#~", time_key(q.to));
-    match q.after.as_deref() {
+    let hi = format!("{INDEX_PREFIX}{}#~", time_key(to));
+    match after.map(Cursor::as_str) {
         Some(cursor) if !cursor_is_valid(cursor) => Err(InvalidCursor),
         Some(cursor) if cursor > lo.as_str() => {
             Ok(SkRange { lo: cursor.to_owned(), hi, after: Some(cursor.to_owned()) })
         }
         _ => Ok(SkRange { lo, hi, after: None }),
     }
+}
+
+/// A tenant's listing index: every change by planned start, with what
+/// filters read ([`Listing`]).
+pub fn plan_pk(tenant: &TenantId) -> String {
+    format!("T#{tenant}#PLAN")
+}
+
+/// The partition of the changes waiting for `who`'s decision. Groups and
+/// users come last (and bounded), so no name can stand for another kind.
+pub fn waiting_pk(tenant: &TenantId, who: &Awaiting) -> String {
+    match who {
+        Awaiting::Group(group) => format!("T#{tenant}#WAIT#G#{}", bounded_key(group)),
+        Awaiting::User(user) => format!("T#{tenant}#WAIT#U#{}", bounded_key(user)),
+        Awaiting::Peer => format!("T#{tenant}#WAIT#PEER"),
+    }
+}
+
+/// Most waiting entries one change has at once (distinct principals of its
+/// current level, first by name): a level's move deletes and puts them in one
+/// transaction, within DynamoDB's 100 items.
+pub const MAX_WAITING_ENTRIES: usize = 40;
+
+/// An index item: the change it names, its planned end (service and listing
+/// indexes, for the window's overlap test) and, in the listing index, what
+/// filters read.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct IndexItem {
+    pub change_id: ChangeId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub planned_end: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listing: Option<Listing>,
+}
+
+/// The index entries a change has, by (PK, SK): one per service, one in the
+/// listing index, one per principal it waits for.
+pub fn index_entries(change: &Change) -> BTreeMap<(String, String), IndexItem> {
+    let (tenant, id) = (&change.tenant, change.id);
+    let windowed = |listing| IndexItem { change_id: id, planned_end: Some(change.planned_end), listing };
+    let start = service_sk(change.planned_start, &id);
+    let mut entries: BTreeMap<(String, String), IndexItem> =
+        change.services.iter().map(|service| ((service_pk(tenant, service), start.clone()), windowed(None))).collect();
+    entries.insert((plan_pk(tenant), start), windowed(Some(Listing::of(change))));
+    let due = change.approval.as_ref().and_then(|p| p.due_at()).unwrap_or(change.updated_at);
+    let waiting_sk = format!("{}#{id}", time_key(due));
+    for who in awaiting(change).iter().take(MAX_WAITING_ENTRIES) {
+        let item = IndexItem { change_id: id, planned_end: None, listing: None };
+        entries.insert((waiting_pk(tenant, who), waiting_sk.clone()), item);
+    }
+    entries
+}
+
+/// What one write of a change does to its index entries.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IndexWrites {
+    /// Entries the change no longer has.
+    pub deletes: Vec<(String, String)>,
+    /// Entries it has that are new or hold something new.
+    pub puts: Vec<((String, String), IndexItem)>,
+}
+
+/// Moves a change's index entries from those of `before` (none for a new
+/// change) to those of `after`: both stores apply it in the write that
+/// stores `after`, so no index can disagree with the record.
+pub fn index_writes(before: Option<&Change>, after: &Change) -> IndexWrites {
+    let old = before.map(index_entries).unwrap_or_default();
+    let new = index_entries(after);
+    IndexWrites {
+        deletes: old.keys().filter(|k| !new.contains_key(*k)).cloned().collect(),
+        puts: new.into_iter().filter(|(k, item)| old.get(k) != Some(item)).collect(),
+    }
+}
+
+/// A page of a waiting partition resumes after one of its sort keys
+/// (`{due_at}#{id}`, as [`review_cursor_is_valid`] checks).
+pub fn waiting_cursor_is_valid(cursor: &str) -> bool {
+    review_cursor_is_valid(cursor)
+}
+
+/// A tenant's governance trail: its entries (`AUD#{seq}`) and its head.
+pub fn governance_pk(tenant: &TenantId) -> String {
+    format!("T#{tenant}#GOV")
+}
+
+pub const TRAIL_HEAD: &str = "HEAD";
+
+/// Whether a cursor is a governance trail entry's sort key.
+pub fn trail_cursor_is_valid(cursor: &str) -> bool {
+    cursor.strip_prefix(AUDIT_PREFIX).is_some_and(|seq| seq.len() == 20 && seq.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The governance trail's entries, from the cursor when one is given (an
+/// entry's sort key, skipped itself) to the last.
+pub fn trail_range(after: Option<&Cursor>) -> Result<SkRange, InvalidCursor> {
+    let after = after.map(Cursor::as_str);
+    if after.is_some_and(|c| !trail_cursor_is_valid(c)) {
+        return Err(InvalidCursor);
+    }
+    Ok(SkRange {
+        lo: after.unwrap_or(AUDIT_PREFIX).to_owned(),
+        hi: format!("{AUDIT_PREFIX}~"),
+        after: after.map(str::to_owned),
+    })
+}
+
+/// A tenant's security events.
+pub fn security_pk(tenant: &TenantId) -> String {
+    format!("T#{tenant}#SEC")
+}
+
+/// The minute a time falls in, fixed width (`2026-12-01T22:05Z`), so that
+/// lexical order is time order.
+pub fn minute_key(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%MZ").to_string()
+}
+
+/// The event that collects one caller's refusals on one action in one
+/// minute. The user comes last (and bounded): actions are route templates.
+pub fn security_sk(at: DateTime<Utc>, action: &str, user: &str) -> String {
+    format!("{}#{action}#{}", minute_key(at), bounded_key(user))
+}
+
+/// The range of security events whose minute lies in `[since, until]`,
+/// read newest first: resuming below the cursor when one is given, if it
+/// is a security event's sort key.
+pub fn security_range(
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+    after: Option<&Cursor>,
+) -> Result<SkRange, InvalidCursor> {
+    let lo = minute_key(since);
+    let hi = format!("{}#~", minute_key(until));
+    match after.map(Cursor::as_str) {
+        Some(cursor) if !security_cursor_is_valid(cursor) => Err(InvalidCursor),
+        Some(cursor) if cursor < hi.as_str() => {
+            Ok(SkRange { lo, hi: cursor.to_owned(), after: Some(cursor.to_owned()) })
+        }
+        _ => Ok(SkRange { lo, hi, after: None }),
+    }
+}
+
+fn security_cursor_is_valid(cursor: &str) -> bool {
+    let minute = cursor.get(..17).unwrap_or_default();
+    chrono::NaiveDateTime::parse_from_str(minute, "%Y-%m-%dT%H:%MZ").is_ok() && cursor.get(17..18) == Some("#")
 }
 
 /// Whether a cursor is one this layout could have produced for the query.
@@ -344,6 +472,69 @@ mod tests {
         let range = service_range(&window(Some(&sk))).expect("an index key");
         assert_eq!((range.lo.as_str(), range.after.as_deref()), (sk.as_str(), Some(sk.as_str())));
         assert_eq!(service_range(&window(Some("bogus"))), Err(InvalidCursor));
+    }
+
+    fn change_on(services: &[&str], start: DateTime<Utc>) -> Change {
+        crate::domain::NewChange::basic("x", services, "production", start, start + chrono::Duration::hours(1))
+            .validate()
+            .expect("valid")
+            .into_draft(ChangeId::new(), TenantId::parse("acme").expect("tenant"), "alice".into(), start)
+    }
+
+    #[test]
+    fn a_new_change_puts_its_service_and_listing_entries_and_a_move_deletes_the_old_ones() {
+        let draft = change_on(&["payments", "ledger"], t("2026-12-01T10:00:00Z"));
+        let created = index_writes(None, &draft);
+        assert!(created.deletes.is_empty());
+        let pks: Vec<&str> = created.puts.iter().map(|((pk, _), _)| pk.as_str()).collect();
+        assert_eq!(pks, ["T#acme#PLAN", "T#acme#SVC#ledger", "T#acme#SVC#payments"]);
+
+        let mut moved = draft.clone();
+        moved.planned_start = t("2026-12-02T10:00:00Z");
+        moved.planned_end = t("2026-12-02T11:00:00Z");
+        let writes = index_writes(Some(&draft), &moved);
+        assert_eq!(writes.deletes.len(), 3, "every window entry moves: {writes:?}");
+        assert!(writes.deletes.iter().all(|(_, sk)| sk == &service_sk(draft.planned_start, &draft.id)));
+        assert_eq!(writes.puts.len(), 3);
+
+        let mut submitted = draft.clone();
+        submitted.state = crate::domain::ChangeState::Submitted;
+        let writes = index_writes(Some(&draft), &submitted);
+        assert!(writes.deletes.is_empty(), "the window did not move");
+        assert_eq!(writes.puts.len(), 1, "only the listing entry holds something new: {writes:?}");
+        assert_eq!(writes.puts[0].0.0, "T#acme#PLAN");
+        assert!(index_writes(Some(&submitted), &submitted).puts.is_empty(), "nothing changed, nothing written");
+    }
+
+    #[test]
+    fn waiting_partitions_keep_kinds_apart() {
+        let tenant = TenantId::parse("acme").expect("tenant");
+        let keys = [
+            waiting_pk(&tenant, &Awaiting::Group("cab".into())),
+            waiting_pk(&tenant, &Awaiting::User("cab".into())),
+            waiting_pk(&tenant, &Awaiting::Peer),
+            waiting_pk(&tenant, &Awaiting::Group("PEER".into())),
+        ];
+        assert_eq!(keys, ["T#acme#WAIT#G#cab", "T#acme#WAIT#U#cab", "T#acme#WAIT#PEER", "T#acme#WAIT#G#PEER"]);
+    }
+
+    #[test]
+    fn security_events_are_read_newest_first_below_a_cursor_of_their_own() {
+        let (since, until) = (t("2026-12-01T00:00:00Z"), t("2026-12-01T23:59:00Z"));
+        let range = security_range(since, until, None).expect("no cursor");
+        assert_eq!((range.lo.as_str(), range.hi.as_str()), ("2026-12-01T00:00Z", "2026-12-01T23:59Z#~"));
+        let sk = security_sk(t("2026-12-01T10:05:30Z"), "POST /catalog", "mallory");
+        assert_eq!(sk, "2026-12-01T10:05Z#POST /catalog#mallory");
+        let cursor = Cursor::parse(&sk).expect("well formed");
+        let range = security_range(since, until, Some(&cursor)).expect("an event's key");
+        assert_eq!((range.hi.as_str(), range.after.as_deref()), (sk.as_str(), Some(sk.as_str())));
+        let bogus = Cursor::parse("CHG#2026").expect("well formed");
+        assert_eq!(security_range(since, until, Some(&bogus)), Err(InvalidCursor));
+        let entry = Cursor::parse(&audit_sk(7)).expect("well formed");
+        let range = trail_range(Some(&entry)).expect("an entry's key");
+        assert_eq!((range.lo.as_str(), range.hi.as_str()), (audit_sk(7).as_str(), "AUD#~"));
+        let short = Cursor::parse("AUD#7").expect("well formed");
+        assert_eq!(trail_range(Some(&short)), Err(InvalidCursor));
     }
 
     #[test]

@@ -24,3 +24,19 @@ pub mod sns;
 fn expiry(now: chrono::DateTime<chrono::Utc>, d: std::time::Duration) -> chrono::DateTime<chrono::Utc> {
     now + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::days(365))
 }
+
+/// A page of changes waiting for someone, from the sort keys and ids read in
+/// each of their partitions (each read after the cursor, at most `limit + 1`
+/// of them): earliest due first, each change once (a change has the same
+/// sort key in every partition it waits in), and the cursor when there are more.
+#[cfg(any(feature = "embedded", feature = "dynamodb"))]
+fn merge_waiting(
+    mut found: Vec<(String, crate::domain::ChangeId)>,
+    limit: usize,
+) -> (Vec<crate::domain::ChangeId>, Option<crate::ports::Cursor>) {
+    found.sort();
+    found.dedup_by(|a, b| a.0 == b.0);
+    let next = (found.len() > limit).then(|| found.get(limit.saturating_sub(1)).map(|(sk, _)| sk.clone()));
+    found.truncate(limit);
+    (found.into_iter().map(|(_, id)| id).collect(), next.flatten().map(crate::ports::Cursor::issued))
+}

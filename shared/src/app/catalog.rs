@@ -5,8 +5,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
+
 use crate::app::ChangeError;
+use crate::app::governance::{GovernanceWrite, put_audited};
 use crate::domain::access::{Access, Caller};
+use crate::domain::audit::{AuditAction, FieldChange};
 use crate::domain::catalog::{Catalog, CatalogView, Role};
 use crate::domain::{FieldError, TenantId};
 use crate::ports::{CatalogReader, Clock, DocKind, StoreError, StoredDoc, TenantDocs};
@@ -97,7 +101,10 @@ impl<D: TenantDocs> CachedCatalog<D> {
 
     /// Replaces the caller's tenant's catalog with `catalog`. `if_match`, when
     /// given, is the version the caller last read; otherwise the write is
-    /// conditional on the version read just before it.
+    /// conditional on the version read just before it. The tenant's
+    /// governance trail records who imported which version (and the sha256
+    /// of its JSON) in the same write; a concurrent governance write (a
+    /// freeze, an incident) is retried, a concurrent import is a conflict.
     pub async fn replace(
         &self,
         caller: &Caller,
@@ -109,31 +116,46 @@ impl<D: TenantDocs> CachedCatalog<D> {
         Access::new(caller, &current.catalog.roles).require(&[Role::Admin], "replacing the catalog")?;
         catalog.validate()?;
         let body = serde_json::to_value(&catalog).map_err(|e| StoreError::backend(false, e))?;
-        let size = body.to_string().len();
-        if size > MAX_CATALOG_BYTES {
+        let json = body.to_string();
+        if json.len() > MAX_CATALOG_BYTES {
             return Err(FieldError::new(
                 "catalog",
-                format!("the catalog is {size} bytes as JSON; at most {MAX_CATALOG_BYTES} are accepted"),
+                format!("the catalog is {} bytes as JSON; at most {MAX_CATALOG_BYTES} are accepted", json.len()),
             )
             .into());
         }
+        let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(json.as_bytes()));
         let base = if_match.unwrap_or(current.version);
-        if base != current.version {
-            return Err(ChangeError::DocConflict { what: "catalog", expected: base, actual: current.version });
-        }
-        let doc = StoredDoc { version: base + 1, updated_at: clock.now(), updated_by: caller.user.clone(), body };
-        match self.inner.docs.put_doc(&caller.tenant, DocKind::Catalog, &doc).await {
-            Ok(()) => {}
-            Err(StoreError::VersionConflict { expected }) => {
-                let actual = self.load(&caller.tenant).await?.version;
-                return Err(ChangeError::DocConflict { what: "catalog", expected, actual });
+        let mut actual = current.version;
+        for _ in 0..3 {
+            if base != actual {
+                return Err(ChangeError::DocConflict { what: "catalog", expected: base, actual });
             }
-            Err(e) => return Err(e.into()),
+            let doc = StoredDoc {
+                version: base + 1,
+                updated_at: clock.now(),
+                updated_by: caller.user.clone(),
+                body: body.clone(),
+            };
+            let field = |name: &str, before, after| FieldChange { field: format!("catalog.{name}"), before, after };
+            let changes = vec![
+                field("version", base.into(), doc.version.into()),
+                field("sha256", Value::Null, sha256.clone().into()),
+            ];
+            let trail = GovernanceWrite { action: AuditAction::CatalogImported, changes, reason: None };
+            match put_audited(&self.inner.docs, caller, DocKind::Catalog, &doc, trail).await {
+                Ok(_) => {
+                    tracing::info!(tenant = %caller.tenant, version = doc.version, services = catalog.services.len(), "catalog replaced");
+                    let view = Arc::new(CatalogView::new(doc.version, catalog));
+                    self.remember(&caller.tenant, view.clone());
+                    return Ok(view);
+                }
+                // The catalog moved on (a conflict, said above), or only the trail did (written again).
+                Err(StoreError::VersionConflict { .. }) => actual = self.load(&caller.tenant).await?.version,
+                Err(e) => return Err(e.into()),
+            }
         }
-        tracing::info!(tenant = %caller.tenant, version = doc.version, services = catalog.services.len(), "catalog replaced");
-        let view = Arc::new(CatalogView::new(doc.version, catalog));
-        self.remember(&caller.tenant, view.clone());
-        Ok(view)
+        Err(StoreError::backend(true, "the governance trail kept changing under concurrent writers").into())
     }
 
     /// The caller's tenant's catalog; any role may read it.

@@ -1,26 +1,71 @@
 //! Freeze windows and open major incidents: small per-tenant documents that
 //! every submit and schedule reads (one GetItem each, never cached, so a
-//! freeze declared a second ago already holds).
+//! freeze declared a second ago already holds). Every write of a tenant
+//! document (these and the catalog) appends an entry to the tenant's
+//! governance trail in the same conditional write: who did what, and why.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use std::collections::BTreeMap;
 
 use crate::app::ChangeError;
 use crate::domain::access::{Access, Caller, Forbidden};
+use crate::domain::audit::{self, AuditAction, AuditEntry, FieldChange};
 use crate::domain::catalog::Role;
 use crate::domain::freeze::FreezeWindow;
 use crate::domain::{FieldError, ServiceName, TenantId};
-use crate::ports::{CatalogReader, Clock, DocKind, StoreError, StoredDoc, TenantDocs};
+use crate::ports::{CatalogReader, Clock, DocKind, Page, StoreError, StoredDoc, TenantDocs};
 
 pub const MAX_FREEZES: usize = 200;
 pub const MAX_OPEN_INCIDENTS: usize = 200;
-/// How many of the latest declarations and resolutions the incidents
-/// document shows; every one stays in the document's version history.
+/// How many of the latest declarations and resolutions (of incidents) or
+/// declarations and lifts (of freezes) a document shows; every one stays in
+/// the document's version history and in the tenant's governance trail.
 pub const MAX_INCIDENT_LOG: usize = 100;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Freezes {
     pub windows: Vec<FreezeWindow>,
+    /// Who declared each window in force, and when, by window id.
+    #[serde(default)]
+    pub declared: BTreeMap<String, Declared>,
+    /// The latest declarations and lifts, oldest first (at most [`MAX_INCIDENT_LOG`]).
+    #[serde(default)]
+    pub log: Vec<FreezeLogEntry>,
+}
+
+/// Who declared a freeze window, and when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Declared {
+    pub by: String,
+    pub at: DateTime<Utc>,
+}
+
+/// What was done to a freeze window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FreezeAction {
+    Declared,
+    Lifted,
+}
+
+/// One declaration or lift: by whom, when, why (a lift's reason; a
+/// declaration's is the window's own), and the window as it stood.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FreezeLogEntry {
+    pub action: FreezeAction,
+    pub by: String,
+    pub at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub window: FreezeWindow,
+}
+
+/// `DELETE /freezes/{id}?reason=`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LiftFreeze {
+    pub reason: String,
 }
 
 /// A major incident: while it is open, high-risk changes to its services
@@ -93,10 +138,68 @@ pub struct IncidentLogEntry {
 
 impl Incidents {
     fn record(&mut self, action: IncidentAction, by: &Caller, at: DateTime<Utc>, incident: MajorIncident) {
-        self.log.push(IncidentLogEntry { action, by: by.user.clone(), at, incident });
-        let excess = self.log.len().saturating_sub(MAX_INCIDENT_LOG);
-        self.log.drain(..excess);
+        append_capped(&mut self.log, IncidentLogEntry { action, by: by.user.clone(), at, incident });
     }
+}
+
+/// Appends to a document's log, keeping the latest [`MAX_INCIDENT_LOG`].
+fn append_capped<T>(log: &mut Vec<T>, entry: T) {
+    log.push(entry);
+    let excess = log.len().saturating_sub(MAX_INCIDENT_LOG);
+    log.drain(..excess);
+}
+
+/// What one write of a tenant document did, for the governance trail.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GovernanceWrite {
+    pub action: AuditAction,
+    /// What changed: `{document}.{what}`, before and after.
+    pub changes: Vec<FieldChange>,
+    pub reason: Option<String>,
+}
+
+impl GovernanceWrite {
+    /// One item of a document (`freezes.{id}`, `incidents.{id}`) before and after.
+    fn item(
+        action: AuditAction,
+        field: String,
+        before: Option<&impl Serialize>,
+        after: Option<&impl Serialize>,
+    ) -> Self {
+        fn json(v: Option<&impl Serialize>) -> serde_json::Value {
+            v.and_then(|v| serde_json::to_value(v).ok()).unwrap_or_default()
+        }
+        GovernanceWrite {
+            action,
+            changes: vec![FieldChange { field, before: json(before), after: json(after) }],
+            reason: None,
+        }
+    }
+}
+
+/// Stores `doc` with the entry that records `trail` on the tenant's
+/// governance trail, chained onto the head read just before: the write is
+/// conditional on both, so a concurrent governance write makes it a
+/// `VersionConflict` to retry.
+pub async fn put_audited<D: TenantDocs>(
+    docs: &D,
+    caller: &Caller,
+    kind: DocKind,
+    doc: &StoredDoc,
+    trail: GovernanceWrite,
+) -> Result<AuditEntry, StoreError> {
+    let head = docs.trail_head(&caller.tenant).await?;
+    let entry = audit::governance_entry(
+        &caller.tenant,
+        head.as_ref(),
+        doc.updated_at,
+        &caller.user,
+        trail.action,
+        trail.changes,
+        trail.reason,
+    );
+    docs.put_doc(&caller.tenant, kind, doc, &entry).await?;
+    Ok(entry)
 }
 
 /// Reads a tenant document: its body (default when absent) and version (0 when absent).
@@ -117,8 +220,8 @@ pub async fn read_doc<D: TenantDocs, T: DeserializeOwned + Default>(
     }
 }
 
-/// Read, change, write back conditionally; retried a few times if another
-/// writer got in between.
+/// Read, change, write back conditionally with its governance trail entry;
+/// retried a few times if another writer got in between.
 async fn update_doc<D, T, F>(
     docs: &D,
     caller: &Caller,
@@ -129,19 +232,20 @@ async fn update_doc<D, T, F>(
 where
     D: TenantDocs,
     T: Serialize + DeserializeOwned + Default + Clone,
-    F: FnMut(&mut T) -> Result<(), ChangeError>,
+    F: FnMut(&mut T, DateTime<Utc>) -> Result<GovernanceWrite, ChangeError>,
 {
     for _ in 0..3 {
         let (mut body, version): (T, u64) = read_doc(docs, &caller.tenant, kind).await?;
-        edit(&mut body)?;
+        let now = clock.now();
+        let trail = edit(&mut body, now)?;
         let doc = StoredDoc {
             version: version + 1,
-            updated_at: clock.now(),
+            updated_at: now,
             updated_by: caller.user.clone(),
             body: serde_json::to_value(&body).map_err(|e| StoreError::backend(false, e))?,
         };
-        match docs.put_doc(&caller.tenant, kind, &doc).await {
-            Ok(()) => return Ok(body),
+        match put_audited(docs, caller, kind, &doc, trail).await {
+            Ok(_) => return Ok(body),
             Err(StoreError::VersionConflict { .. }) => continue,
             Err(e) => return Err(e.into()),
         }
@@ -166,20 +270,6 @@ fn upsert<T>(
     Ok(())
 }
 
-/// Removes the element `same` picks; not found if there is none.
-fn remove<T>(
-    items: &mut Vec<T>,
-    same: impl Fn(&T) -> bool,
-    missing: impl FnOnce() -> String,
-) -> Result<(), ChangeError> {
-    let before = items.len();
-    items.retain(|x| !same(x));
-    if items.len() == before {
-        return Err(ChangeError::Missing(missing()));
-    }
-    Ok(())
-}
-
 /// Freeze windows and major incidents of the caller's tenant.
 pub struct Governance<'a, D, K, C> {
     pub docs: &'a D,
@@ -201,26 +291,63 @@ impl<D: TenantDocs, K: CatalogReader, C: Clock> Governance<'_, D, K, C> {
         Ok(read_doc(self.docs, &caller.tenant, DocKind::Freezes).await?.0)
     }
 
-    /// Adds a window, or replaces the one with the same id.
+    /// Adds a window, or replaces the one with the same id; recorded with
+    /// who declared it (its `reason` says why).
     pub async fn put_freeze(&self, caller: &Caller, window: FreezeWindow) -> Result<FreezeWindow, ChangeError> {
         self.require(caller, &[Role::Admin, Role::Cab], "declaring a freeze window").await?;
         window.validate()?;
-        update_doc(self.docs, caller, DocKind::Freezes, self.clock, |f: &mut Freezes| {
+        update_doc(self.docs, caller, DocKind::Freezes, self.clock, |f: &mut Freezes, at| {
+            let before = f.windows.iter().find(|w| w.id == window.id).cloned();
             let full = format!("at most {MAX_FREEZES} freeze windows per tenant");
-            upsert(&mut f.windows, window.clone(), |w| w.id == window.id, MAX_FREEZES, full)
+            upsert(&mut f.windows, window.clone(), |w| w.id == window.id, MAX_FREEZES, full)?;
+            let by = caller.user.clone();
+            f.declared.insert(window.id.clone(), Declared { by: by.clone(), at });
+            let entry = FreezeLogEntry { action: FreezeAction::Declared, by, at, reason: None, window: window.clone() };
+            append_capped(&mut f.log, entry);
+            let field = format!("freezes.{}", window.id);
+            Ok(GovernanceWrite::item(AuditAction::FreezeDeclared, field, before.as_ref(), Some(&window)))
         })
         .await?;
-        tracing::info!(tenant = %caller.tenant, freeze = %window.id, "freeze window declared");
+        tracing::info!(tenant = %caller.tenant, freeze = %window.id, user = %caller.user, "freeze window declared");
         Ok(window)
     }
 
-    pub async fn delete_freeze(&self, caller: &Caller, id: &str) -> Result<(), ChangeError> {
+    /// Lifts a window, saying why; recorded with who lifted it.
+    pub async fn delete_freeze(&self, caller: &Caller, id: &str, lift: LiftFreeze) -> Result<(), ChangeError> {
         self.require(caller, &[Role::Admin, Role::Cab], "lifting a freeze window").await?;
-        update_doc(self.docs, caller, DocKind::Freezes, self.clock, |f: &mut Freezes| {
-            remove(&mut f.windows, |w| w.id == id, || format!("no freeze window {id:?}"))
+        let reason = lift.reason.trim().to_owned();
+        crate::app::changes::check_text("reason", Some(&reason), true)?;
+        update_doc(self.docs, caller, DocKind::Freezes, self.clock, |f: &mut Freezes, at| {
+            let Some(window) = f.windows.iter().find(|w| w.id == id).cloned() else {
+                return Err(ChangeError::Missing(format!("no freeze window {id:?}")));
+            };
+            f.windows.retain(|w| w.id != id);
+            f.declared.remove(id);
+            let (by, why) = (caller.user.clone(), Some(reason.clone()));
+            let entry =
+                FreezeLogEntry { action: FreezeAction::Lifted, by, at, reason: why.clone(), window: window.clone() };
+            append_capped(&mut f.log, entry);
+            let trail =
+                GovernanceWrite::item(AuditAction::FreezeLifted, format!("freezes.{id}"), Some(&window), None::<&()>);
+            Ok(GovernanceWrite { reason: why, ..trail })
         })
         .await?;
+        tracing::info!(tenant = %caller.tenant, freeze = %id, user = %caller.user, "freeze window lifted");
         Ok(())
+    }
+
+    /// A page of the tenant's governance trail, oldest first: the auditors',
+    /// admins' and cab's record of who imported which catalog, declared or
+    /// lifted which freeze and declared or resolved which major incident.
+    pub async fn trail(
+        &self,
+        caller: &Caller,
+        limit: Option<usize>,
+        cursor: Option<String>,
+    ) -> Result<Page<AuditEntry>, ChangeError> {
+        self.require(caller, &[Role::Auditor, Role::Admin, Role::Cab], "reading the governance trail").await?;
+        let (limit, after) = crate::app::changes::page(limit, cursor.as_deref())?;
+        Ok(self.docs.trail(&caller.tenant, limit, after).await?)
     }
 
     pub async fn incidents(&self, caller: &Caller) -> Result<Incidents, ChangeError> {
@@ -254,7 +381,7 @@ impl<D: TenantDocs, K: CatalogReader, C: Clock> Governance<'_, D, K, C> {
             declared_by: caller.user.clone(),
             declared_at: Some(now),
         };
-        update_doc(self.docs, caller, DocKind::Incidents, self.clock, |i: &mut Incidents| {
+        update_doc(self.docs, caller, DocKind::Incidents, self.clock, |i: &mut Incidents, _| {
             if let Some(open) = i.open.iter().find(|o| o.id == incident.id) {
                 return Err(ChangeError::Refused {
                     code: "incident_exists",
@@ -268,7 +395,8 @@ impl<D: TenantDocs, K: CatalogReader, C: Clock> Governance<'_, D, K, C> {
             let full = "too many open major incidents".to_owned();
             upsert(&mut i.open, incident.clone(), |o| o.id == incident.id, MAX_OPEN_INCIDENTS, full)?;
             i.record(IncidentAction::Declared, caller, now, incident.clone());
-            Ok(())
+            let field = format!("incidents.{}", incident.id);
+            Ok(GovernanceWrite::item(AuditAction::IncidentDeclared, field, None::<&()>, Some(&incident)))
         })
         .await?;
         tracing::info!(tenant = %caller.tenant, incident = %incident.id, user = %caller.user, "major incident declared");
@@ -279,7 +407,7 @@ impl<D: TenantDocs, K: CatalogReader, C: Clock> Governance<'_, D, K, C> {
     pub async fn resolve_incident(&self, caller: &Caller, id: &str) -> Result<(), ChangeError> {
         let access = self.require(caller, &Role::PEOPLE, "resolving a major incident").await?;
         let at = self.clock.now();
-        update_doc(self.docs, caller, DocKind::Incidents, self.clock, |i: &mut Incidents| {
+        update_doc(self.docs, caller, DocKind::Incidents, self.clock, |i: &mut Incidents, _| {
             let Some(open) = i.open.iter().find(|o| o.id == id).cloned() else {
                 return Err(ChangeError::Missing(format!("no open major incident {id:?}")));
             };
@@ -292,8 +420,14 @@ impl<D: TenantDocs, K: CatalogReader, C: Clock> Governance<'_, D, K, C> {
                 .into());
             }
             i.open.retain(|o| o.id != id);
+            let trail = GovernanceWrite::item(
+                AuditAction::IncidentResolved,
+                format!("incidents.{id}"),
+                Some(&open),
+                None::<&()>,
+            );
             i.record(IncidentAction::Resolved, caller, at, open);
-            Ok(())
+            Ok(trail)
         })
         .await?;
         tracing::info!(tenant = %caller.tenant, incident = %id, user = %caller.user, "major incident resolved");

@@ -8,5 +8,6 @@ pub mod governance;
 pub mod ingest;
 pub mod once;
 pub mod publish;
+pub mod security;
 
 pub use changes::{Caller, ChangeError, Changes, ListRequest, TransitionRequest};

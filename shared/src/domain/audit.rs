@@ -1,4 +1,6 @@
-//! The append-only, hash-chained audit trail of a change.
+//! The append-only, hash-chained audit trails: one per change, and one per
+//! tenant for its governance (catalog imports, freeze windows, major
+//! incidents), in the same format, sealed and verified the same way.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
@@ -30,6 +32,16 @@ pub enum AuditAction {
     Edited,
     /// A rejected change was reworked into a new draft (`reworked_as`).
     Reworked,
+    /// Governance trail: a catalog version was imported.
+    CatalogImported,
+    /// Governance trail: a freeze window was declared (or replaced).
+    FreezeDeclared,
+    /// Governance trail: a freeze window was lifted.
+    FreezeLifted,
+    /// Governance trail: a major incident was declared.
+    IncidentDeclared,
+    /// Governance trail: a major incident was resolved.
+    IncidentResolved,
 }
 
 /// One changed field, before and after (`null` when it did not exist).
@@ -43,6 +55,8 @@ pub struct FieldChange {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditEntry {
     pub tenant: TenantId,
+    /// The change the trail belongs to; [`ChangeId::GOVERNANCE_TRAIL`] in a
+    /// tenant's governance trail.
     pub change_id: ChangeId,
     /// Equal to the change's version after the mutation: 1, 2, 3...
     pub seq: u64,
@@ -128,6 +142,50 @@ pub fn record(
     entry.hash = entry.compute_hash();
     after.audit_head = entry.hash.clone();
     (after, entry)
+}
+
+/// Where a trail ends: its last entry's sequence number and hash. A change
+/// record carries its own (`version`, `audit_head`); a tenant's governance
+/// trail keeps one beside its entries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrailHead {
+    pub seq: u64,
+    pub hash: String,
+}
+
+/// The next entry of `tenant`'s governance trail, chained onto `head` (none
+/// for the first): `actor` did `action` at `at`, changing `changes`, for `reason`.
+pub fn governance_entry(
+    tenant: &TenantId,
+    head: Option<&TrailHead>,
+    at: DateTime<Utc>,
+    actor: &str,
+    action: AuditAction,
+    changes: Vec<FieldChange>,
+    reason: Option<String>,
+) -> AuditEntry {
+    let mut entry = AuditEntry {
+        tenant: tenant.clone(),
+        change_id: ChangeId::GOVERNANCE_TRAIL,
+        seq: head.map_or(1, |h| h.seq + 1),
+        at,
+        actor: actor.to_owned(),
+        action,
+        changes,
+        reason,
+        prev_hash: head.map_or_else(|| GENESIS_HASH.to_owned(), |h| h.hash.clone()),
+        hash: String::new(),
+        seal: None,
+    };
+    entry.hash = entry.compute_hash();
+    entry
+}
+
+impl AuditEntry {
+    /// The head of a trail whose last entry this is.
+    pub fn head(&self) -> TrailHead {
+        TrailHead { seq: self.seq, hash: self.hash.clone() }
+    }
 }
 
 /// Fields that differ between two versions of a change; bookkeeping fields
@@ -227,7 +285,9 @@ pub enum ChainError {
     BrokenLink { seq: u64, prev: u64 },
     #[error("audit entry {seq} found where {expected} was expected (entry missing or out of order)")]
     Gap { seq: u64, expected: u64 },
-    #[error("the record is at version {version} but its audit trail ends at entry {last} (entries removed)")]
+    #[error(
+        "the record (or trail head) is at version {version} but its audit trail ends at entry {last} (entries removed)"
+    )]
     Truncated { last: u64, version: u64 },
     #[error("the record's audit head is not the hash of its last audit entry {last} (record or trail altered)")]
     HeadMismatch { last: u64 },
@@ -242,12 +302,19 @@ pub enum ChainError {
 /// Checks a change's whole trail against the record: the chain itself, that
 /// it reaches the record's version, and that the record's head is its last hash.
 pub fn verify_record(change: &Change, entries: &[AuditEntry]) -> Result<(), ChainError> {
+    verify_trail(&TrailHead { seq: change.version, hash: change.audit_head.clone() }, entries)
+}
+
+/// Checks a whole trail against where its head says it ends: the chain
+/// itself, that it reaches the head's sequence number, and that its last
+/// hash is the head's.
+pub fn verify_trail(head: &TrailHead, entries: &[AuditEntry]) -> Result<(), ChainError> {
     verify_chain(entries)?;
     let last = entries.last().map_or(0, |e| e.seq);
-    if last != change.version {
-        return Err(ChainError::Truncated { last, version: change.version });
+    if last != head.seq {
+        return Err(ChainError::Truncated { last, version: head.seq });
     }
-    if entries.last().is_none_or(|e| e.hash != change.audit_head) {
+    if entries.last().is_none_or(|e| e.hash != head.hash) {
         return Err(ChainError::HeadMismatch { last });
     }
     Ok(())
@@ -393,6 +460,35 @@ mod tests {
         // Re-sealing needs the key; a guessed one does not do.
         let forged: Vec<AuditEntry> = entries.iter().map(|e| key(9).seal(e)).collect();
         assert_eq!(verify_seals(&forged, &key(1)), Err(ChainError::BadSeal { seq: 1 }));
+    }
+
+    #[test]
+    fn a_governance_trail_chains_from_genesis_under_its_own_id_and_verifies_against_its_head() {
+        let tenant = TenantId::parse("acme").expect("tenant");
+        let at = Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).single().unwrap_or_default();
+        let version = |n: u64| FieldChange { field: "catalog.version".into(), before: (n - 1).into(), after: n.into() };
+        let first = governance_entry(&tenant, None, at, "root", AuditAction::CatalogImported, vec![version(1)], None);
+        let lifted = governance_entry(
+            &tenant,
+            Some(&first.head()),
+            at,
+            "ada",
+            AuditAction::FreezeLifted,
+            vec![],
+            Some("close done".into()),
+        );
+        assert_eq!(
+            (first.seq, first.prev_hash.as_str(), first.change_id),
+            (1, GENESIS_HASH, ChangeId::GOVERNANCE_TRAIL)
+        );
+        assert_eq!((lifted.seq, &lifted.prev_hash), (2, &first.hash));
+        let trail = vec![first.clone(), lifted.clone()];
+        verify_trail(&lifted.head(), &trail).expect("intact");
+        assert_eq!(verify_trail(&lifted.head(), &trail[..1]), Err(ChainError::Truncated { last: 1, version: 2 }));
+        assert_eq!(verify_trail(&first.head(), &trail), Err(ChainError::Truncated { last: 2, version: 1 }));
+        let mut forged = trail;
+        forged[1].reason = Some("nothing to see".into());
+        assert_eq!(verify_trail(&lifted.head(), &forged), Err(ChainError::HashMismatch { seq: 2 }));
     }
 
     #[test]

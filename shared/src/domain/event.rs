@@ -50,6 +50,12 @@ impl HubEvent {
             AuditAction::PeerReviewed => "Peer Review Recorded".to_owned(),
             AuditAction::Edited => "Change Edited".to_owned(),
             AuditAction::Reworked => "Change Reworked".to_owned(),
+            // Governance trail entries are not change mutations; named for completeness.
+            AuditAction::CatalogImported => "Catalog Imported".to_owned(),
+            AuditAction::FreezeDeclared => "Freeze Declared".to_owned(),
+            AuditAction::FreezeLifted => "Freeze Lifted".to_owned(),
+            AuditAction::IncidentDeclared => "Incident Declared".to_owned(),
+            AuditAction::IncidentResolved => "Incident Resolved".to_owned(),
         };
         let id = format!("{}-{}", change.id, entry.seq);
         HubEvent {

@@ -68,6 +68,11 @@ impl ChangeId {
 }
 
 impl ChangeId {
+    /// The id a tenant's governance trail (catalog imports, freezes, major
+    /// incidents) is chained under: the nil UUID, which no change has (change
+    /// ids are UUIDv7s the hub makes).
+    pub const GOVERNANCE_TRAIL: ChangeId = ChangeId(uuid::Uuid::nil());
+
     /// A stable shard number in `0..n` (from the id's random bits).
     pub fn shard(&self, n: u32) -> u32 {
         (self.0.as_u128() % u128::from(n.max(1))) as u32

@@ -13,6 +13,7 @@ pub mod new_change;
 pub mod risk;
 pub mod slug;
 pub mod validation;
+pub mod waiting;
 
 pub use audit::{AuditAction, AuditEntry, ChainError, FieldChange};
 pub use change::{Change, ChangeState, ChangeType, IllegalTransition};

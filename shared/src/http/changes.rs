@@ -15,14 +15,19 @@ use super::query::{self, TypedQuery};
 use super::{Api, ApiError, AppState, ListResponse};
 use crate::app::changes::{ChangeStore, DecisionReceipt, DecisionRequest, EditRequest, NoteRequest, RescheduleRequest};
 use crate::app::{Caller, Changes, ListRequest, TransitionRequest};
-use crate::domain::{ChangeId, NewChange};
+use crate::domain::{ChangeId, ChangeState, ChangeType, NewChange};
 use crate::ports::Clock;
 
-/// `GET /changes`: the changes of one service in a time range, a page at a time.
+/// `GET /changes`: the tenant's changes in a time range, filtered, a page at a time.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
     service: Option<String>,
+    state: Option<ChangeState>,
+    #[serde(rename = "type")]
+    change_type: Option<ChangeType>,
+    requester: Option<String>,
+    approver: Option<String>,
     #[serde(default, deserialize_with = "query::rfc3339")]
     from: Option<DateTime<Utc>>,
     #[serde(default, deserialize_with = "query::rfc3339")]
@@ -109,7 +114,17 @@ impl<S: ChangeStore, C: Clock + 'static> Api<S, C> {
         caller: Caller,
         TypedQuery(q): TypedQuery<ListQuery>,
     ) -> Result<Response, ApiError> {
-        let req = ListRequest { service: q.service, from: q.from, to: q.to, limit: q.limit, cursor: q.cursor };
+        let req = ListRequest {
+            service: q.service,
+            from: q.from,
+            to: q.to,
+            limit: q.limit,
+            cursor: q.cursor,
+            state: q.state,
+            change_type: q.change_type,
+            requester: q.requester,
+            approver: q.approver,
+        };
         let page = app.list(&caller, req).await?;
         Ok(Json(ListResponse { changes: &page.items, next_cursor: page.next.as_deref() }).into_response())
     }

@@ -104,11 +104,18 @@ impl From<ChangeError> for ApiError {
     }
 }
 
+/// The message of an error answer, kept on the response (as an extension)
+/// for the layers around the handler: a refusal is recorded with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorMessage(pub String);
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let error =
             Inner { code: self.code, message: &self.message, field: self.field.as_deref(), errors: &self.errors };
         let body = Body { error };
-        (self.status, axum::Json(body)).into_response()
+        let mut response = (self.status, axum::Json(body)).into_response();
+        response.extensions_mut().insert(ErrorMessage(self.message));
+        response
     }
 }

@@ -9,9 +9,10 @@ use axum::routing::{delete, get};
 use serde_json::json;
 use std::sync::Arc;
 
-use super::extract::{JsonBody, PathText};
+use super::extract::{JsonBody, PathText, TypedQuery};
 use super::{Api, ApiError, AppState};
 use crate::app::changes::ChangeStore;
+use crate::app::governance::LiftFreeze;
 use crate::app::{Caller, Changes};
 use crate::domain::freeze::FreezeWindow;
 use crate::ports::Clock;
@@ -23,12 +24,25 @@ impl<S: ChangeStore, C: Clock + 'static> Api<S, C> {
             .route("/freezes/{id}", delete(Self::delete_freeze))
     }
 
+    /// The windows in force, each with who declared it, and the latest
+    /// declarations and lifts (who, when, why).
     async fn list_freezes(State(app): AppState<S, C>, caller: Caller) -> Result<Response, ApiError> {
         let freezes = app.governance().freezes(&caller).await?;
         let now = app.clock.now();
-        let windows: Vec<serde_json::Value> =
-            freezes.windows.iter().map(|w| json!({"window": w, "next_occurrence": w.next_occurrence(now)})).collect();
-        Ok(Json(json!({ "freezes": windows })).into_response())
+        let windows: Vec<serde_json::Value> = freezes
+            .windows
+            .iter()
+            .map(|w| {
+                let declared = freezes.declared.get(&w.id);
+                json!({
+                    "window": w,
+                    "next_occurrence": w.next_occurrence(now),
+                    "declared_by": declared.map(|d| &d.by),
+                    "declared_at": declared.map(|d| d.at),
+                })
+            })
+            .collect();
+        Ok(Json(json!({ "freezes": windows, "log": freezes.log })).into_response())
     }
 
     async fn put_freeze(
@@ -44,8 +58,9 @@ impl<S: ChangeStore, C: Clock + 'static> Api<S, C> {
         State(app): AppState<S, C>,
         caller: Caller,
         PathText(id): PathText<String>,
+        TypedQuery(lift): TypedQuery<LiftFreeze>,
     ) -> Result<Response, ApiError> {
-        app.governance().delete_freeze(&caller, &id).await?;
+        app.governance().delete_freeze(&caller, &id, lift).await?;
         Ok(StatusCode::NO_CONTENT.into_response())
     }
 }

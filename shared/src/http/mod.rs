@@ -3,6 +3,7 @@
 //! `openapi.yaml` at the repository root describes exactly these routes.
 
 mod activity;
+mod audit;
 pub mod bearer;
 mod catalog;
 mod changes;
@@ -60,6 +61,8 @@ pub const ROUTES: &[(Method, &str)] = &[
     (Method::POST, "/incidents/{id}/resolve"),
     (Method::GET, "/reports/pending-reviews"),
     (Method::GET, "/activity"),
+    (Method::GET, "/audit/governance"),
+    (Method::GET, "/audit/security"),
 ];
 
 /// The API as the api Lambda serves it.
@@ -85,6 +88,9 @@ where
         .merge(Api::incident_routes())
         .merge(Api::report_routes())
         .merge(Api::activity_routes())
+        .merge(Api::audit_routes())
+        // Inside authentication, so that a refusal is recorded with its caller.
+        .route_layer(middleware::from_fn_with_state(changes.clone(), Api::record_refusals))
         .route_layer(middleware::from_fn_with_state(Arc::new(auth), bearer::authenticate))
         .route("/", get(index))
         .route("/openapi.yaml", get(openapi))
@@ -163,7 +169,7 @@ async fn openapi() -> ([(HeaderName, &'static str); 1], &'static str) {
 }
 
 /// The change API's handlers, one `impl` block per resource file (`changes`,
-/// `catalog`, `governance`, `incidents`, `reports`, `activity`), generic over the store
+/// `catalog`, `governance`, `incidents`, `reports`, `activity`, `audit`), generic over the store
 /// and the clock once. Never built: the routers' state is the `Changes` service.
 pub(crate) struct Api<S, C>(PhantomData<fn() -> (S, C)>);
 

@@ -83,6 +83,10 @@ impl de::Error for QueryError {
             message: format!("unknown query parameter; known: {}", expected.join(", ")),
         }
     }
+
+    fn missing_field(field: &'static str) -> Self {
+        QueryError { field: Some(field.to_owned()), message: format!("query parameter {field} is required") }
+    }
 }
 
 /// The whole query string: a map from parameter names to values.
@@ -263,6 +267,18 @@ mod tests {
         let (field, message) = refusal(&[("from", "yesterday")]);
         assert_eq!(field, "from");
         assert_eq!(message, "from must be an RFC 3339 time such as 2026-12-01T22:00:00Z; got \"yesterday\"");
+    }
+
+    #[test]
+    fn a_missing_required_parameter_is_named() {
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Lift {
+            reason: String,
+        }
+        let e = from_pairs::<Lift>(vec![]).expect_err("refused");
+        assert_eq!((e.field.as_deref(), e.message.as_str()), (Some("reason"), "query parameter reason is required"));
     }
 
     #[test]

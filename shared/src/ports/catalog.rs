@@ -1,12 +1,14 @@
-//! Per-tenant documents (catalog, freeze windows, major incidents) and the
+//! Per-tenant documents (catalog, freeze windows, major incidents), the
+//! tenant's governance trail that audits every write of them, and the
 //! catalog as use cases read it.
 
 use chrono::{DateTime, Utc};
 use std::future::Future;
 use std::sync::Arc;
 
-use super::store::StoreError;
+use super::store::{Cursor, Page, StoreError};
 use crate::domain::TenantId;
+use crate::domain::audit::{AuditEntry, TrailHead};
 use crate::domain::catalog::CatalogView;
 
 /// The kinds of per-tenant document.
@@ -40,7 +42,8 @@ pub struct StoredDoc {
 }
 
 /// Small per-tenant documents, each read with one GetItem and replaced with
-/// one conditional write.
+/// one conditional write that also appends to the tenant's governance trail
+/// (hash chained and sealed like a change's audit trail).
 pub trait TenantDocs: Send + Sync {
     fn get_doc(
         &self,
@@ -49,14 +52,30 @@ pub trait TenantDocs: Send + Sync {
     ) -> impl Future<Output = Result<Option<StoredDoc>, StoreError>> + Send;
 
     /// Stores `doc` as the current version if the stored one is
-    /// `doc.version - 1` (none when `doc.version` is 1), and keeps it in the
-    /// history, in one atomic write; `VersionConflict` otherwise.
+    /// `doc.version - 1` (none when `doc.version` is 1), keeps it in the
+    /// history, and appends `entry` to the tenant's governance trail if the
+    /// trail's head is at `entry.seq - 1` (no trail when `entry.seq` is 1),
+    /// moving the head to it; all in one atomic write. `VersionConflict`
+    /// (naming the document's expected version) if either moved.
     fn put_doc(
         &self,
         tenant: &TenantId,
         kind: DocKind,
         doc: &StoredDoc,
+        entry: &AuditEntry,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Where the tenant's governance trail ends; none before its first entry.
+    fn trail_head(&self, tenant: &TenantId) -> impl Future<Output = Result<Option<TrailHead>, StoreError>> + Send;
+
+    /// A page of the governance trail, oldest first, after the cursor.
+    /// `InvalidCursor` if it is not one of this trail's.
+    fn trail(
+        &self,
+        tenant: &TenantId,
+        limit: usize,
+        after: Option<Cursor>,
+    ) -> impl Future<Output = Result<Page<AuditEntry>, StoreError>> + Send;
 }
 
 /// The tenant's catalog, validated and indexed. An empty catalog (version 0)

@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod clock;
 pub mod notifier;
 pub mod secrets;
+pub mod security;
 pub mod store;
 
 pub use activity::{Activity, ActivityLog, ActivityQuery, MAX_EVALUATED};
@@ -17,7 +18,9 @@ pub use catalog::{CatalogReader, DocKind, StoredDoc, TenantDocs};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use notifier::{Notification, Notifier, NotifyError};
 pub use secrets::{SecretSource, SecretsError};
+pub use security::{Refusal, SECURITY_EVENT_TTL, SecurityEvent, SecurityLog, SecurityQuery};
 pub use store::{
-    BoxError, Bump, ChangeReader, ChangeUpdate, ChangeWriter, Claim, CounterKey, Counters, Counts, Cursor, DUE_SHARDS,
-    Dedupe, DueIndex, DuePartition, InvalidCursor, MAX_PAGE, Page, ServiceWindowQuery, StoreError, VolumeKey, VolumeOf,
+    BoxError, Bump, ChangeFilter, ChangeQuery, ChangeReader, ChangeUpdate, ChangeWriter, Claim, CounterKey, Counters,
+    Counts, Cursor, DUE_SHARDS, Dedupe, DueIndex, DuePartition, EVALUATED_PER_PAGE, InvalidCursor, Listing, MAX_PAGE,
+    Page, ServiceWindowQuery, StoreError, VolumeKey, VolumeOf, WaitingQuery,
 };

@@ -5,7 +5,8 @@ use chrono::{DateTime, Utc};
 use std::future::Future;
 use std::time::Duration;
 
-use crate::domain::{AuditEntry, Change, ChangeId, ChangeType, ServiceName, TenantId};
+use crate::domain::waiting::Awaiting;
+use crate::domain::{AuditEntry, Change, ChangeId, ChangeState, ChangeType, ServiceName, TenantId};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -55,6 +56,82 @@ pub struct ServiceWindowQuery {
 }
 
 pub const MAX_PAGE: usize = 100;
+
+/// What a tenant-wide listing keeps: every condition given must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChangeFilter {
+    pub state: Option<ChangeState>,
+    pub change_type: Option<ChangeType>,
+    /// The requester's user id, exactly.
+    pub requester: Option<String>,
+    /// One of the change's services.
+    pub service: Option<ServiceName>,
+}
+
+/// What a tenant's listing index holds of a change, so that it filters
+/// without reading the records.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Listing {
+    pub state: ChangeState,
+    pub change_type: ChangeType,
+    pub requester: String,
+    pub services: Vec<ServiceName>,
+}
+
+impl Listing {
+    pub fn of(change: &Change) -> Self {
+        Self {
+            state: change.state,
+            change_type: change.change_type,
+            requester: change.requester.clone(),
+            services: change.services.clone(),
+        }
+    }
+}
+
+impl ChangeFilter {
+    pub fn admits(&self, l: &Listing) -> bool {
+        self.state.is_none_or(|s| s == l.state)
+            && self.change_type.is_none_or(|t| t == l.change_type)
+            && self.requester.as_ref().is_none_or(|r| *r == l.requester)
+            && self.service.as_ref().is_none_or(|s| l.services.contains(s))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == ChangeFilter::default()
+    }
+}
+
+/// A tenant's changes whose planned window overlaps `[from, to]` and that
+/// pass `filter`, by planned start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangeQuery {
+    pub tenant: TenantId,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub filter: ChangeFilter,
+    /// At most this many changes per page (1..=100).
+    pub limit: usize,
+    /// At most this many index entries are read per call, matching or not
+    /// (DynamoDB's `Limit`), so a call costs the same whatever the filter
+    /// keeps: a page may come back short, even empty, with a cursor.
+    pub evaluate: usize,
+    /// The `next` of the previous page.
+    pub after: Option<Cursor>,
+}
+
+/// Index entries a tenant-wide listing reads per call ([`ChangeQuery::evaluate`]).
+pub const EVALUATED_PER_PAGE: usize = 250;
+
+/// Changes waiting for a decision by any of `who`, earliest due first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WaitingQuery {
+    pub tenant: TenantId,
+    pub who: Vec<Awaiting>,
+    /// At most this many changes per page (1..=100).
+    pub limit: usize,
+    pub after: Option<Cursor>,
+}
 
 /// A page of results, ordered by planned start, with the cursor of the next page.
 #[derive(Debug, Clone, PartialEq)]
@@ -132,6 +209,16 @@ pub trait ChangeReader: Send + Sync {
         query: &ServiceWindowQuery,
     ) -> impl Future<Output = Result<Page<Change>, StoreError>> + Send;
 
+    /// A tenant's changes in a window, filtered ([`ChangeQuery`]): one index
+    /// query (at most [`ChangeQuery::evaluate`] entries) and one batch read
+    /// per page. `InvalidCursor` if `query.after` is not a cursor of a window.
+    fn list_changes(&self, query: &ChangeQuery) -> impl Future<Output = Result<Page<Change>, StoreError>> + Send;
+
+    /// Changes waiting for a decision by any of `query.who`: one query per
+    /// principal and one batch read per page. Whether the caller may really
+    /// decide each one (dual control) is for the use case to check.
+    fn waiting_for(&self, query: &WaitingQuery) -> impl Future<Output = Result<Page<Change>, StoreError>> + Send;
+
     /// The whole audit trail, oldest first.
     fn audit_trail(
         &self,
@@ -201,32 +288,27 @@ pub struct VolumeKey {
     pub of: VolumeOf,
 }
 
-/// A change's new version, the audit entries that lead to it (oldest first,
-/// the last one's seq equal to the change's version), and counters to bump.
+/// A change's new version, the record it replaces, the audit entries that
+/// lead to it (oldest first, the last one's seq equal to the change's
+/// version), and counters to bump.
 #[derive(Debug, Clone, Copy)]
 pub struct ChangeUpdate<'a> {
+    /// The stored record this update replaces, as the caller read it: the
+    /// write is conditional on its version, so the index entries derived from
+    /// it (service, listing, waiting) are the ones stored, and the stores move
+    /// them to those of `change` in the same write.
+    pub before: &'a Change,
     pub change: &'a Change,
     pub entries: &'a [AuditEntry],
     pub bumps: &'a [Bump],
     /// Volume counters to add one to.
     pub volumes: &'a [VolumeKey],
-    /// The planned start before this update, when it moves the planned
-    /// window (a reschedule, an edit): the service index entries move with it.
-    pub moved_from: Option<DateTime<Utc>>,
-    /// The services before this update, when it changes them (an edit of a
-    /// draft): the entries of services no longer named are removed.
-    pub services_before: Option<&'a [ServiceName]>,
 }
 
 impl ChangeUpdate<'_> {
     /// The version the stored change must be at.
     pub fn expected(&self) -> u64 {
-        self.change.version.saturating_sub(self.entries.len() as u64)
-    }
-
-    /// Whether the service index entries follow this update (its window or services moved).
-    pub fn moves_index(&self) -> bool {
-        self.moved_from.is_some() || self.services_before.is_some()
+        self.before.version
     }
 }
 
@@ -282,9 +364,9 @@ pub trait ChangeWriter: Send + Sync {
     /// Replaces a change whose stored version is [`ChangeUpdate::expected`],
     /// appends the entries and bumps the counters (outcomes and volumes), in one atomic write.
     /// `VersionConflict` otherwise, `NotFound` if there is no such change.
-    /// The planned window and the services change only with
-    /// [`ChangeUpdate::moved_from`] or [`ChangeUpdate::services_before`]
-    /// set, and the service index follows them; the due index follows the record.
+    /// Every index follows the record in the same write: service, listing and
+    /// waiting entries move from those of [`ChangeUpdate::before`] to those of
+    /// the new record, and the due index is derived from the record.
     fn update_change(&self, update: ChangeUpdate<'_>) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Inserts `change` (as [`ChangeWriter::insert_change`]) and applies
@@ -362,6 +444,30 @@ mod tests {
             assert_eq!(Cursor::parse(bad), Err(InvalidCursor), "{bad:?}");
         }
         assert!(Cursor::parse(&"x".repeat(Cursor::MAX_LEN)).is_ok());
+    }
+
+    #[test]
+    fn a_filter_admits_a_listing_that_meets_every_condition_given() {
+        let listing = Listing {
+            state: ChangeState::Submitted,
+            change_type: ChangeType::Normal,
+            requester: "alice".into(),
+            services: vec![ServiceName::parse("payments").expect("service")],
+        };
+        assert!(ChangeFilter::default().admits(&listing));
+        let submitted_by_alice = ChangeFilter {
+            state: Some(ChangeState::Submitted),
+            requester: Some("alice".into()),
+            ..ChangeFilter::default()
+        };
+        assert!(submitted_by_alice.admits(&listing));
+        let on = |s: &str| ChangeFilter {
+            service: Some(ServiceName::parse(s).expect("service")),
+            ..submitted_by_alice.clone()
+        };
+        assert!(on("payments").admits(&listing) && !on("ledger").admits(&listing));
+        let emergency = ChangeFilter { change_type: Some(ChangeType::Emergency), ..ChangeFilter::default() };
+        assert!(!emergency.admits(&listing));
     }
 
     #[test]

@@ -269,7 +269,10 @@ async fn bad_input_gets_a_clear_error_and_stores_nothing(api: Api) {
     }
 
     for (path, field) in [
-        ("/changes", "service"),
+        ("/changes?state=finished", "state"),
+        ("/changes?approver=someone", "approver"),
+        ("/changes?state=draft&cursor=garbage", "cursor"),
+        ("/changes?approver=me&cursor=garbage", "cursor"),
         ("/changes?service=payments&from=yesterday", "from"),
         ("/changes?service=payments&from=2030-12-02T00:00:00Z&to=2030-12-01T00:00:00Z", "to"),
         ("/changes?service=payments&limit=0", "limit"),
@@ -373,6 +376,110 @@ async fn concurrent_approvers_have_one_winner(api: Api) {
     assert!(message_of(&retry).contains("level 2 (cab of service payments)"), "{}", message_of(&retry));
 }
 
+/// Refused writes are security events, with the caller, the operation, the
+/// path and the message, repeats counted; a refused read is not one. What
+/// waits for a decision is listed for those who may take it.
+async fn refused_writes_are_security_events_and_waiting_changes_are_listed(api: Api) {
+    let t = api.tenant().await;
+    let id = api.create(&alice(&t), new_change()).await;
+    assert_eq!(api.transition(&alice(&t), &id, "submitted", 1).await.status, StatusCode::OK);
+    let waiting = |a: &Answer| a.body["changes"].as_array().map(|c| c.iter().any(|c| c["id"] == json!(id)));
+    let for_pat = api.call(&pat(&t), "GET", "/changes?approver=me", None).await;
+    assert_eq!((for_pat.status, waiting(&for_pat)), (StatusCode::OK, Some(true)), "{:?}", for_pat.body);
+    let for_carol = api.call(&carol(&t), "GET", "/changes?approver=me", None).await;
+    assert_eq!(waiting(&for_carol), Some(false), "level 2 is not open yet");
+    let submitted = api
+        .call(
+            &alice(&t),
+            "GET",
+            "/changes?state=submitted&requester=me&from=2030-12-01T00:00:00Z&to=2030-12-02T00:00:00Z",
+            None,
+        )
+        .await;
+    assert_eq!(waiting(&submitted), Some(true), "{:?}", submitted.body);
+
+    for _ in 0..2 {
+        let own = api.decide(&alice(&t), &id, "approve").await;
+        assert_eq!(own.status, StatusCode::FORBIDDEN, "{:?}", own.body);
+    }
+    let freeze = json!({"id": "x", "name": "x", "schedule": {"kind": "month_end", "business_days": 1}});
+    assert_eq!(api.call(&alice(&t), "POST", "/freezes", Some(freeze)).await.status, StatusCode::FORBIDDEN);
+    let read = api.call(&alice(&t), "GET", "/audit/security", None).await;
+    assert_eq!(read.status, StatusCode::FORBIDDEN, "a requester does not read security events");
+
+    let auditor = who(&t, "ava@example.com", &["audit"]);
+    let a = api.call(&auditor, "GET", "/audit/security", None).await;
+    assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
+    let events = a.body["events"].as_array().cloned().unwrap_or_default();
+    let count = |action: &str| -> u64 {
+        events.iter().filter(|e| e["action"] == json!(action)).filter_map(|e| e["count"].as_u64()).sum()
+    };
+    assert_eq!(count("POST /changes/{id}/decisions"), 2, "{events:?}");
+    assert_eq!(count("POST /freezes"), 1, "{events:?}");
+    assert_eq!(events.len(), events.iter().filter(|e| e["user"] == json!("alice@example.com")).count());
+    assert!(
+        events.iter().all(|e| !e["action"].as_str().is_some_and(|a| a.starts_with("GET "))),
+        "reads are not events"
+    );
+    let decision =
+        events.iter().find(|e| e["action"] == json!("POST /changes/{id}/decisions")).cloned().unwrap_or_default();
+    assert_eq!(decision["target"], json!(format!("/changes/{id}/decisions")));
+    assert!(decision["reason"].as_str().is_some_and(|r| r.starts_with("dual control")), "{decision}");
+}
+
+/// `GET /changes` follows every writer of a change: a draft edited onto
+/// other services and another window is listed there and no longer where it
+/// was; a rejected change reworked into a new draft lists both, each in its
+/// state; the draft waits for nobody.
+async fn edited_and_reworked_changes_are_listed_where_they_now_are(api: Api) {
+    let t = api.tenant().await;
+    let id = api.create(&alice(&t), new_change()).await;
+    let ids = |a: &Answer| -> Vec<String> {
+        let changes = a.body["changes"].as_array().cloned().unwrap_or_default();
+        changes.iter().filter_map(|c| c["id"].as_str().map(str::to_owned)).collect()
+    };
+    let listed = |query: String| {
+        let (api, t) = (api.clone(), t.clone());
+        async move {
+            let a = api.call(&alice(&t), "GET", &format!("/changes?{query}"), None).await;
+            assert_eq!(a.status, StatusCode::OK, "{query}: {:?}", a.body);
+            ids(&a)
+        }
+    };
+    let before = || "from=2030-12-01T00:00:00Z&to=2030-12-02T00:00:00Z".to_owned();
+    let after = |filter: &str| format!("from=2030-12-10T00:00:00Z&to=2030-12-11T00:00:00Z{filter}");
+    assert_eq!(listed(before()).await, [id.as_str()]);
+
+    let moved = json!({"version": 1, "services": ["ledger"],
+        "planned_start": "2030-12-10T22:00:00Z", "planned_end": "2030-12-10T23:00:00Z"});
+    let edited = api.call(&alice(&t), "PATCH", &format!("/changes/{id}"), Some(moved)).await;
+    assert_eq!(edited.status, StatusCode::OK, "{:?}", edited.body);
+    assert!(listed(before()).await.is_empty(), "left the old window");
+    assert_eq!(listed(after("")).await, [id.as_str()], "listed once in the new window");
+    assert_eq!(listed(after("&state=draft&service=ledger")).await, [id.as_str()], "on its new service");
+    assert!(listed(after("&state=draft&service=payments")).await.is_empty(), "not on the one it left");
+
+    assert_eq!(api.transition(&alice(&t), &id, "submitted", 2).await.status, StatusCode::OK);
+    let lee = who(&t, "lee@example.com", &["ledger-leads"]);
+    let reject = json!({"decision": "reject", "comment": "no rollback plan"});
+    let rejected = api.call(&lee, "POST", &format!("/changes/{id}/decisions"), Some(reject)).await;
+    assert_eq!(rejected.status, StatusCode::OK, "{:?}", rejected.body);
+    let version = api.get(&alice(&t), &id).await["version"].as_u64().expect("version");
+    let fix = json!({"version": version, "description": "rollback: restore the snapshot"});
+    let reworked = api.call(&alice(&t), "POST", &format!("/changes/{id}/rework"), Some(fix)).await;
+    assert_eq!(reworked.status, StatusCode::CREATED, "{:?}", reworked.body);
+    let draft = reworked.body["id"].as_str().expect("id").to_owned();
+    let mut both = listed(after("")).await;
+    both.sort();
+    let mut expected = vec![id.clone(), draft.clone()];
+    expected.sort();
+    assert_eq!(both, expected, "both changes in the window");
+    assert_eq!(listed(after("&state=draft")).await, [draft.as_str()]);
+    assert_eq!(listed(after("&state=rejected")).await, [id.as_str()]);
+    let waiting = api.call(&lee, "GET", "/changes?approver=me", None).await;
+    assert!(ids(&waiting).is_empty(), "nothing waits: {:?}", waiting.body);
+}
+
 macro_rules! on_both_stores {
     ($($case:ident),* $(,)?) => {
         mod embedded_store {
@@ -393,6 +500,8 @@ on_both_stores!(
     bad_input_gets_a_clear_error_and_stores_nothing,
     tenants_are_isolated,
     concurrent_transitions_have_one_winner,
+    refused_writes_are_security_events_and_waiting_changes_are_listed,
+    edited_and_reworked_changes_are_listed_where_they_now_are,
 );
 
 /// The api Lambda's edge: an API Gateway HTTP API event from events/apigw goes

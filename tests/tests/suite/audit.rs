@@ -2,7 +2,7 @@
 //! under the hub's audit key, a tenant's changes are listed without a scan,
 //! and a consistent rewrite by someone with table access (entry edited, every
 //! later hash and link and the record's head recomputed) passes the hash
-//! chain but not the seals.
+//! chain but not the seals; the same holds of a tenant's governance trail.
 
 use std::sync::Arc;
 
@@ -10,7 +10,7 @@ use changehub::adapters::dynamodb::DynamoStore;
 use changehub::adapters::embedded::EmbeddedStore;
 use changehub::adapters::keys;
 use changehub::app::Changes;
-use changehub::app::audit::verify_trails;
+use changehub::app::audit::{verify_governance, verify_trails};
 use changehub::app::changes::ChangeStore;
 use changehub::domain::audit::{AuditKey, ChainError};
 use changehub::domain::{AuditEntry, Change, ChangeId, TenantId};
@@ -87,6 +87,57 @@ async fn sealed_trails_verify_and_a_consistent_rewrite_is_caught<S: ChangeStore 
     assert_eq!(keyed[0].result, Err(ChainError::BadSeal { seq: 2 }));
 }
 
+/// The governance trail (here: the catalog import, a freeze declared and
+/// lifted) is sealed as it is written; a consistent rewrite of an entry and
+/// the trail's head passes the chain but not the seals.
+async fn a_governance_trail_is_sealed_and_a_consistent_rewrite_is_caught<S: ChangeStore + RawWrite>(store: S) {
+    use changehub::app::governance::LiftFreeze;
+    use changehub::domain::freeze::{FreezeWindow, Schedule};
+    let app = Changes::new(store, FixedClock::new(t0()));
+    let tenant = unique("gov");
+    seed(&app, &tenant).await;
+    let root = changehub_tests::fixtures::root(&tenant);
+    let window = FreezeWindow {
+        id: "close".into(),
+        name: "Close".into(),
+        services: vec![],
+        schedule: Schedule::MonthEnd { business_days: 2 },
+        reason: String::new(),
+    };
+    app.governance().put_freeze(&root, window).await.expect("declare");
+    app.governance().delete_freeze(&root, "close", LiftFreeze { reason: "done".into() }).await.expect("lift");
+    let tenant = TenantId::parse(&tenant).expect("tenant");
+    let report = verify_governance(&app.store, &tenant, Some(&key())).await.expect("verify").expect("a trail");
+    assert_eq!((report.entries, report.result.clone(), report.trail()), (3, Ok(()), "governance".to_owned()));
+
+    let mut trail = app.store.trail(&tenant, 100, None).await.expect("trail").items;
+    let head = tamper::rewrite_trail_actor(&mut trail, 1, "mallory").expect("a head");
+    let pk = keys::governance_pk(&tenant);
+    for e in &trail[1..] {
+        app.store.overwrite(pk.clone(), keys::audit_sk(e.seq), serde_json::to_value(e).expect("json")).await;
+    }
+    app.store.overwrite(pk, keys::TRAIL_HEAD.to_owned(), serde_json::to_value(&head).expect("json")).await;
+    let unkeyed = verify_governance(&app.store, &tenant, None).await.expect("verify").expect("a trail");
+    assert_eq!(unkeyed.result, Ok(()), "the hash chain alone cannot see a consistent rewrite");
+    let keyed = verify_governance(&app.store, &tenant, Some(&key())).await.expect("verify").expect("a trail");
+    assert_eq!(keyed.result, Err(ChainError::BadSeal { seq: 2 }));
+    let nobody = TenantId::parse(&unique("none")).expect("tenant");
+    assert!(verify_governance(&app.store, &nobody, Some(&key())).await.expect("verify").is_none(), "no trail");
+}
+
+#[tokio::test]
+async fn embedded_store_seals_the_governance_trail() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedStore::open(dir.path().join("gov.db")).expect("open").with_sealer(sealer());
+    a_governance_trail_is_sealed_and_a_consistent_rewrite_is_caught(store).await;
+}
+
+#[tokio::test]
+async fn dynamodb_store_seals_the_governance_trail() {
+    a_governance_trail_is_sealed_and_a_consistent_rewrite_is_caught(aws::dynamo_store().await.with_sealer(sealer()))
+        .await;
+}
+
 async fn a_listed_change_without_its_record_is_broken<S: ChangeStore>(store: S) {
     let app = Changes::new(store, FixedClock::new(t0()));
     let tenant = TenantId::parse(&unique("gone")).expect("tenant");
@@ -117,8 +168,9 @@ async fn dynamodb_store_reports_a_listed_change_without_its_record() {
     a_listed_change_without_its_record_is_broken(aws::dynamo_store().await).await;
 }
 
-/// A store whose key cannot be loaded writes nothing unsealed: the write
-/// fails as retryable, and succeeds once the key is there.
+/// A store whose key cannot be loaded writes nothing unsealed (here, the
+/// catalog import and its governance entry): the write fails as retryable,
+/// and succeeds once the key is there.
 #[tokio::test]
 async fn a_store_without_its_key_writes_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -130,15 +182,21 @@ async fn a_store_without_its_key_writes_nothing() {
     });
     let store = EmbeddedStore::open(dir.path().join("nokey.db")).expect("open").with_sealer(Arc::new(sealer));
     let app = Changes::new(store, FixedClock::new(t0()));
-    seed(&app, "acme").await;
-    let err = app.create(&alice("acme"), new_change("x", &["payments"], t0(), 1)).await.expect_err("no key yet");
+    let root = changehub_tests::fixtures::root("acme");
+    let catalog = changehub_tests::fixtures::catalog();
+    let err = app.catalog.replace(&root, catalog, None, &app.clock).await.expect_err("no key yet");
     assert!(
         err.to_string().to_lowercase().contains("unavailable") || format!("{err:?}").contains("Backend"),
         "{err:?}"
     );
     let tenant = TenantId::parse("acme").expect("tenant");
-    assert_eq!(app.store.change_ids(&tenant).await.expect("list"), vec![], "nothing written");
+    use changehub::ports::{DocKind, TenantDocs};
+    assert_eq!(app.store.get_doc(&tenant, DocKind::Catalog).await.expect("get"), None, "nothing written");
+    assert_eq!(app.store.trail_head(&tenant).await.expect("head"), None, "nothing on the governance trail");
+    seed(&app, "acme").await;
     let created = app.create(&alice("acme"), new_change("x", &["payments"], t0(), 1)).await.expect("key loaded");
+    let governance = app.store.trail(&tenant, 10, None).await.expect("trail").items;
+    changehub::domain::audit::verify_seals(&governance, &key()).expect("the import is sealed");
     let trail = app.store.audit_trail(&tenant, &created.id).await.expect("trail");
     changehub::domain::audit::verify_seals(&trail, &key()).expect("sealed");
 }

@@ -237,7 +237,7 @@ async fn run(ops: Vec<Op>) -> Vec<Change> {
                 frozen = true;
             }
             Op::Thaw => {
-                let a = call_as(&router, &as_(5), "DELETE", "/freezes/quarter-close", None).await;
+                let a = call_as(&router, &as_(5), "DELETE", "/freezes/quarter-close?reason=thaw", None).await;
                 assert!(a.status == StatusCode::NO_CONTENT || a.status == StatusCode::NOT_FOUND, "{:?}", a.body);
                 frozen = false;
             }
@@ -252,7 +252,35 @@ async fn run(ops: Vec<Op>) -> Vec<Change> {
     for id in &ids {
         changes.push(app.get(root, id).await.expect("get"));
     }
+    check_listings(&router, &tokens, &changes).await;
     changes
+}
+
+/// The listing and waiting indexes agree with the records, whatever the
+/// sequence: the tenant's listing holds every change in its current state,
+/// and each person's "waiting for my decision" holds exactly the changes a
+/// decision of theirs would be accepted on.
+async fn check_listings(router: &axum::Router, tokens: &Tokens, changes: &[Change]) {
+    let ids = |a: &changehub_tests::http::Answer| -> std::collections::BTreeSet<String> {
+        let listed = a.body["changes"].as_array().cloned().unwrap_or_default();
+        listed.iter().filter_map(|c| Some(format!("{}:{}", c["id"].as_str()?, c["state"].as_str()?))).collect()
+    };
+    let key = |c: &Change| format!("{}:{}", c.id, c.state.as_str());
+    let root = &people()[5];
+    let all = call_as(router, &tokens.of(root), "GET", "/changes?limit=100", None).await;
+    assert_eq!(ids(&all), changes.iter().map(key).collect(), "the listing index: {:?}", all.body);
+    let roles = changehub_tests::fixtures::catalog().roles;
+    for person in people() {
+        let mine = call_as(router, &tokens.of(&person), "GET", "/changes?approver=me&limit=100", None).await;
+        let may_decide = changes.iter().filter(|c| {
+            c.state == ChangeState::Submitted
+                && c.approval.clone().is_some_and(|mut plan| {
+                    let verdict = changehub::domain::approval::Verdict::Approve;
+                    plan.decide(&person, &person.roles(&roles), &c.requester, verdict, None, t0()).is_ok()
+                })
+        });
+        assert_eq!(ids(&mine), may_decide.map(key).collect(), "{} waits for: {:?}", person.user, mine.body);
+    }
 }
 
 proptest! {

@@ -4,7 +4,7 @@
 
 use changehub::adapters::embedded::EmbeddedStore;
 use changehub::app::changes::{ChangeError, NoteRequest, RescheduleRequest, TransitionRequest};
-use changehub::app::governance::{DeclareIncident, IncidentAction};
+use changehub::app::governance::{DeclareIncident, IncidentAction, LiftFreeze};
 use changehub::app::{Caller, Changes};
 use changehub::domain::approval::{EMERGENCY_APPROVAL, PEER_REVIEW};
 use changehub::domain::audit::{self, AuditAction};
@@ -283,8 +283,7 @@ async fn listed(h: &Hub, service: &str) -> Vec<String> {
         service: Some(service.into()),
         from: Some(t0()),
         to: Some(t0() + Duration::days(5)),
-        limit: None,
-        cursor: None,
+        ..changehub::app::ListRequest::default()
     };
     h.app.list(&alice(T), req).await.expect("list").items.into_iter().map(|c| c.title).collect()
 }
@@ -517,7 +516,7 @@ async fn freezes_refuse_submission_and_scheduling_unless_an_emergency_records_an
         Some("approved on submission: emergency change".into()),
     );
     let entries = [first, second];
-    let update = changehub_tests::store_contract::plain_update(&approved, &entries);
+    let update = changehub_tests::store_contract::plain_update(&legacy, &approved, &entries);
     h.app.store.update_change(update).await.expect("store the old-style approval");
     let err = h
         .app
@@ -883,7 +882,8 @@ async fn starting_implementation_rechecks_the_window_freezes_and_major_incidents
     let err = h.app.transition(&alice(T), &a.id, to(ChangeState::Implementing, a.version)).await.expect_err("frozen");
     assert_eq!(code(&err), "freeze_window");
     assert!(err.to_string().starts_with("implementing this change enters a freeze \"Stabilise\""), "{err}");
-    h.app.governance().delete_freeze(&root(T), "incident-freeze").await.expect("lift");
+    let lift = LiftFreeze { reason: "stable again".into() };
+    h.app.governance().delete_freeze(&root(T), "incident-freeze", lift).await.expect("lift");
     let started = h.app.transition(&alice(T), &a.id, to(ChangeState::Implementing, a.version)).await.expect("start");
     assert_eq!(started.state, ChangeState::Implementing);
 

@@ -61,6 +61,10 @@ contract_cases!(
     concurrent_claims_have_one_winner,
     empty_service_window_is_empty,
     foreign_cursors_are_refused,
+    lists_a_tenants_changes_filtered,
+    waiting_index_follows_the_approval_levels,
+    security_events_collapse_repeats_per_caller_and_minute,
+    governance_writes_are_chained_on_the_tenants_trail,
 );
 
 #[tokio::test]

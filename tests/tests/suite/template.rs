@@ -130,10 +130,11 @@ fn the_api_function_gets_exactly_the_table_actions_its_code_uses() {
         .flat_map(|s| s["Action"].as_array().into_iter().flatten())
         .filter_map(Value::as_str)
         .collect();
-    // DynamoStore's ChangeReader, ChangeWriter, TenantDocs, Counters and DueIndex:
-    // get_item, query (table and GSI1), batch_get_item, and transact_write_items
-    // of Puts, counter Updates and a reschedule's index Deletes (authorized as
-    // PutItem, UpdateItem and DeleteItem); the audit key its writes are sealed with.
+    // DynamoStore's ChangeReader, ChangeWriter, TenantDocs, Counters, DueIndex and
+    // SecurityLog: get_item, query (table and GSI1), batch_get_item, update_item (a
+    // security event), and transact_write_items of Puts, counter Updates and index
+    // Deletes (authorized as PutItem, UpdateItem and DeleteItem); the audit key
+    // its writes are sealed with.
     let expected = BTreeSet::from([
         "dynamodb:BatchGetItem",
         "dynamodb:DeleteItem",
@@ -413,18 +414,31 @@ fn every_function_writes_only_the_partitions_its_code_writes() {
     let service = ServiceName::parse("payments").expect("service");
     let id = ChangeId::new();
     // Partition keys each function's code writes, from the one key module.
-    let api_writes = [
-        keys::change_pk(&tenant, &id),
+    use changehub::domain::waiting::Awaiting;
+    let (group, user) = (Awaiting::Group("Payments Leads".into()), Awaiting::User("ivy@example.com".into()));
+    let indexes = [
         keys::service_pk(&tenant, &service),
-        keys::doc_pk(&tenant, changehub::ports::DocKind::Catalog),
+        keys::plan_pk(&tenant),
+        keys::waiting_pk(&tenant, &group),
+        keys::waiting_pk(&tenant, &user),
+        keys::waiting_pk(&tenant, &Awaiting::Peer),
     ];
+    let records = [
+        keys::change_pk(&tenant, &id),
+        keys::tenant_changes_pk(&tenant),
+        keys::doc_pk(&tenant, changehub::ports::DocKind::Catalog),
+        keys::governance_pk(&tenant),
+        keys::security_pk(&tenant),
+    ];
+    let api_writes = [indexes.as_slice(), records.as_slice()].concat();
     let claims = keys::idem_pk("github:delivery");
     let ingest_writes = [claims.clone(), keys::activity_pk(&tenant)];
-    // What each function deletes: the api only moves service index entries
-    // (a reschedule), never a record, an audit entry or a document; the
+    // What each function deletes: the api only moves index entries (a
+    // window moved, an approval level decided), never a record, an audit
+    // entry, a document, the governance trail or a security event; the
     // ingest functions only give back dedupe claims, never an activity row.
-    let api_deletes = [keys::service_pk(&tenant, &service)];
-    let api_never_deletes = [keys::change_pk(&tenant, &id), keys::doc_pk(&tenant, changehub::ports::DocKind::Catalog)];
+    let api_deletes = indexes.to_vec();
+    let api_never_deletes = records.to_vec();
     let ingest_deletes = [claims.clone()];
     let ingest_never_deletes = [api_writes.as_slice(), &[keys::activity_pk(&tenant)]].concat();
     // The api writes tenant partitions (`T#*`, which holds the activity log

@@ -68,8 +68,8 @@ impl<S: ChangeStore, C: Clock> Changes<S, C> {
     /// Edits a draft: its requester (or the cab or an admin) changes the
     /// fields of the request that opened it. The draft is admitted again as
     /// at creation, re-scored, its checklist follows its category, and one
-    /// audit entry (`edited`) records every field that changed; its service
-    /// index entries move in the same write when its services or window do.
+    /// audit entry (`edited`) records every field that changed; its index
+    /// entries (service, listing, waiting) follow it in the same write.
     /// A patch that changes nothing writes nothing.
     #[instrument(skip(self, req), fields(tenant = %caller.tenant, change_id = %id))]
     pub async fn edit(&self, caller: &Caller, id: &ChangeId, req: EditRequest) -> Result<Change, ChangeError> {
@@ -95,12 +95,6 @@ impl<S: ChangeStore, C: Clock> Changes<S, C> {
             return Ok(current);
         }
         let mut pending = Pending::new(&current);
-        if next.planned_start != current.planned_start || next.planned_end != current.planned_end {
-            pending.moved_from = Some(current.planned_start);
-        }
-        if next.services != current.services {
-            pending.services_before = Some(current.services.clone());
-        }
         pending.step(next, &caller.user, AuditAction::Edited, None);
         let change = self.save(pending, current.version).await?;
         tracing::info!("draft edited");

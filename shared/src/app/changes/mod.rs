@@ -15,10 +15,10 @@ use crate::app::catalog::CachedCatalog;
 use crate::domain::access::{Access, Forbidden};
 use crate::domain::audit::{self, AuditAction};
 use crate::domain::catalog::{CatalogView, Role};
-use crate::domain::{AuditEntry, Change, ChangeId, ChangeState, FieldError, IllegalTransition, ServiceName};
+use crate::domain::{AuditEntry, Change, ChangeId, ChangeState, FieldError, IllegalTransition};
 use crate::ports::{
     Bump, CatalogReader, ChangeReader, ChangeUpdate, ChangeWriter, Clock, Counters, Cursor, DueIndex, InvalidCursor,
-    MAX_PAGE, StoreError, TenantDocs, VolumeKey,
+    MAX_PAGE, SecurityLog, StoreError, TenantDocs, VolumeKey,
 };
 
 mod checklist;
@@ -37,7 +37,7 @@ mod transition;
 
 pub use decide::{Decided, DecisionReceipt, DecisionRequest};
 pub use edit::EditRequest;
-pub use query::{DEFAULT_LOOKAHEAD, DEFAULT_LOOKBACK, DEFAULT_PAGE, ListRequest};
+pub use query::{DEFAULT_LOOKAHEAD, DEFAULT_LOOKBACK, DEFAULT_PAGE, ListRequest, MAX_APPROVER_GROUPS, ME};
 pub use reschedule::RescheduleRequest;
 pub use transition::TransitionRequest;
 
@@ -106,7 +106,7 @@ pub struct NoteRequest {
 
 pub const MAX_REASON_CHARS: usize = 2_000;
 
-fn check_text(field: &str, text: Option<&String>, required: bool) -> Result<(), FieldError> {
+pub(crate) fn check_text(field: &str, text: Option<&String>, required: bool) -> Result<(), FieldError> {
     match text {
         Some(t) if t.chars().count() > MAX_REASON_CHARS => {
             Err(FieldError::new(field, format!("{field} must be at most {MAX_REASON_CHARS} characters")))
@@ -128,8 +128,14 @@ pub(crate) fn page(limit: Option<usize>, cursor: Option<&str>) -> Result<(usize,
 }
 
 /// What the change use cases need of a store.
-pub trait ChangeStore: ChangeReader + ChangeWriter + TenantDocs + Counters + DueIndex + Clone + 'static {}
-impl<T: ChangeReader + ChangeWriter + TenantDocs + Counters + DueIndex + Clone + 'static> ChangeStore for T {}
+pub trait ChangeStore:
+    ChangeReader + ChangeWriter + TenantDocs + Counters + DueIndex + SecurityLog + Clone + 'static
+{
+}
+impl<T: ChangeReader + ChangeWriter + TenantDocs + Counters + DueIndex + SecurityLog + Clone + 'static> ChangeStore
+    for T
+{
+}
 
 pub struct Changes<S, C> {
     pub store: S,
@@ -137,37 +143,29 @@ pub struct Changes<S, C> {
     pub clock: C,
 }
 
-/// A mutation on its way to the store: the audit entries so far and the counters to bump.
+/// A mutation on its way to the store: the record it started from, the
+/// audit entries so far and the counters to bump.
 struct Pending {
+    before: Change,
     change: Change,
     entries: Vec<AuditEntry>,
     bumps: Vec<Bump>,
     volumes: Vec<VolumeKey>,
-    moved_from: Option<DateTime<Utc>>,
-    services_before: Option<Vec<ServiceName>>,
 }
 
 impl Pending {
     fn new(current: &Change) -> Self {
-        Self {
-            change: current.clone(),
-            entries: vec![],
-            bumps: vec![],
-            volumes: vec![],
-            moved_from: None,
-            services_before: None,
-        }
+        Self { before: current.clone(), change: current.clone(), entries: vec![], bumps: vec![], volumes: vec![] }
     }
 
     /// The write of this mutation, as the store takes it.
     fn update(&self) -> ChangeUpdate<'_> {
         ChangeUpdate {
+            before: &self.before,
             change: &self.change,
             entries: &self.entries,
             bumps: &self.bumps,
             volumes: &self.volumes,
-            moved_from: self.moved_from,
-            services_before: self.services_before.as_deref(),
         }
     }
 
@@ -227,7 +225,7 @@ impl<S: ChangeStore, C: Clock> Changes<S, C> {
     }
 
     /// The caller's roles under their tenant's catalog, and the catalog.
-    async fn access<'a>(&self, caller: &'a Caller) -> Result<(Access<'a>, Arc<CatalogView>), ChangeError> {
+    pub(crate) async fn access<'a>(&self, caller: &'a Caller) -> Result<(Access<'a>, Arc<CatalogView>), ChangeError> {
         let view = self.catalog.catalog(&caller.tenant).await?;
         Ok((Access::new(caller, &view.catalog.roles), view))
     }

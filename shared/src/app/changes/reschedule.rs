@@ -80,7 +80,6 @@ impl<S: ChangeStore, C: Clock> Changes<S, C> {
         };
         next.conflicts = self.conflicts(&view, &next).await?;
         let mut pending = Pending::new(&current);
-        pending.moved_from = Some(current.planned_start);
         let reason = join_reasons([Some(req.reason.trim().to_owned()), freeze, incident]);
         pending.step(next, &caller.user, AuditAction::Rescheduled, reason);
         let change = self.save(pending, current.version).await?;

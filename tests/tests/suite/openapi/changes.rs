@@ -57,8 +57,23 @@ pub(super) async fn change_scenario(api: &Api) {
     let all = api.call(&list, Req::get(format!("/changes?service=ledger&{range}")).bearer(&alice)).await;
     all.expect("list ledger", StatusCode::OK, None);
     assert_eq!(all.body["next_cursor"], Value::Null, "a last page has next_cursor null");
+    // The whole tenant, filtered.
+    let tenant_wide = api.call(&list, Req::get(format!("/changes?{range}")).bearer(&alice)).await;
+    tenant_wide.expect("list the tenant's changes", StatusCode::OK, None);
+    let count = |a: &Answer| a.body["changes"].as_array().map(Vec::len);
+    assert_eq!(count(&tenant_wide), Some(2), "{}", tenant_wide.brief());
+    let uri = format!("/changes?{range}&state=draft&type=normal&requester=me&service=ledger");
+    let mine = api.call(&list, Req::get(uri).bearer(&alice)).await;
+    mine.expect("list filtered", StatusCode::OK, None);
+    assert_eq!(mine.body["changes"][0]["id"], json!(id), "{}", mine.brief());
+    let theirs = api.call(&list, Req::get(format!("/changes?{range}&requester=me")).bearer(&pat)).await;
+    theirs.expect("list what pat requested", StatusCode::OK, None);
+    assert_eq!(count(&theirs), Some(0));
     for (query, field) in [
-        ("", "service"),
+        ("state=done", "state"),
+        ("type=huge", "type"),
+        ("approver=pat", "approver"),
+        ("requester=", "requester"),
         ("service=Payments!", "service"),
         ("service=payments&limit=0", "limit"),
         ("service=payments&limit=101", "limit"),
@@ -193,6 +208,14 @@ pub(super) async fn change_scenario(api: &Api) {
         .expect_field("missing title", "title");
 }
 
+/// Whether `GET /changes?approver=me` lists change `id` for `token`'s user.
+async fn waits_for(api: &Api, token: &str, id: &str) -> bool {
+    let list = key(&Method::GET, "/changes");
+    let a = api.call(&list, Req::get("/changes?approver=me").bearer(token)).await;
+    a.expect("waiting for my decision", StatusCode::OK, None);
+    a.body["changes"].as_array().is_some_and(|changes| changes.iter().any(|c| c["id"] == json!(id)))
+}
+
 /// A normal change on payments climbs its two levels (team-lead, then cab)
 /// under dual control; another is rejected.
 pub(super) async fn approval_scenario(api: &Api) {
@@ -208,6 +231,10 @@ pub(super) async fn approval_scenario(api: &Api) {
         Some("no_pending_approval"),
     );
     let submitted = api.move_to(&alice, &id, "submitted", 1).await;
+    assert!(
+        waits_for(api, &pat, &id).await && !waits_for(api, &carol, &id).await,
+        "level 1 waits for the payments leads"
+    );
     let steps = submitted.body["approval"]["steps"].as_array().cloned().unwrap_or_default();
     let names: Vec<&Value> = steps.iter().map(|s| &s["name"]).collect();
     assert_eq!(names, [&json!("team-lead"), &json!("cab")], "the payments chain: {}", submitted.brief());
@@ -268,6 +295,10 @@ pub(super) async fn approval_scenario(api: &Api) {
     api.call(&decide, approve(&sam, &uri))
         .await
         .expect_forbidden("one person at two levels", "already approved level 1 (team-lead)");
+    assert!(
+        waits_for(api, &carol, &id).await && !waits_for(api, &sam, &id).await,
+        "level 2 waits for the cab, but not for sam"
+    );
     let level2 = api.call(&decide, approve(&carol, &uri)).await;
     level2.expect("level 2", StatusCode::OK, None);
     assert_eq!((&level2.body["state"], level2.version()), (&json!("approved"), 4));

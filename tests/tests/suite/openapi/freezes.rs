@@ -18,7 +18,7 @@ pub(super) async fn freeze_scenario(api: &Api) {
     });
     let a = api.call(&list, Req::get("/freezes").bearer(&alice)).await;
     a.expect("no freezes", StatusCode::OK, None);
-    assert_eq!(a.body, json!({"freezes": []}));
+    assert_eq!(a.body, json!({"freezes": [], "log": []}));
     api.call(&put, Req::post_json("/freezes", &migration).bearer(&alice))
         .await
         .expect_forbidden("a requester declaring a freeze", "needs the admin or cab role");
@@ -51,6 +51,7 @@ pub(super) async fn freeze_scenario(api: &Api) {
     a.expect("the freezes", StatusCode::OK, None);
     let freezes = a.body["freezes"].as_array().cloned().unwrap_or_default();
     assert_eq!(freezes.len(), 3, "{}", a.brief());
+    assert_eq!((&freezes[0]["declared_by"], &freezes[1]["declared_by"]), (&json!(ADA.user), &json!(CAROL.user)));
     for f in &freezes[1..] {
         assert!(f["next_occurrence"]["start"].is_string(), "a recurring freeze has a next occurrence: {f}");
     }
@@ -114,16 +115,34 @@ pub(super) async fn freeze_scenario(api: &Api) {
         .expect_field(what, "version");
     assert!(api.actions(&alice, &emergency).await.contains(&json!("rescheduled")));
 
-    // Lifted.
-    let uri = "/freezes/payments-migration";
+    // Lifted, saying why.
+    let uri = "/freezes/payments-migration?reason=cut-over%20done";
     api.call(&delete, Req::new(Method::DELETE, uri).bearer(&alice))
         .await
         .expect_forbidden("a requester lifting a freeze", "lifting a freeze window needs");
+    for (what, no_reason) in [
+        ("a lift without a reason", "/freezes/payments-migration"),
+        ("a blank reason", "/freezes/payments-migration?reason=%20"),
+    ] {
+        api.call(&delete, Req::new(Method::DELETE, no_reason).bearer(&ada))
+            .await
+            .expect(what, StatusCode::BAD_REQUEST, Some("invalid_request"))
+            .expect_field(what, "reason");
+    }
     api.call(&delete, Req::new(Method::DELETE, uri).bearer(&ada)).await.expect("lift", StatusCode::NO_CONTENT, None);
     api.call(&delete, Req::new(Method::DELETE, uri).bearer(&ada)).await.expect(
         "lift again",
         StatusCode::NOT_FOUND,
         Some("not_found"),
+    );
+    let a = api.call(&list, Req::get("/freezes").bearer(&alice)).await;
+    a.expect("the freezes after a lift", StatusCode::OK, None);
+    let last = a.body["log"].as_array().and_then(|l| l.last().cloned()).unwrap_or_default();
+    assert_eq!(
+        (&last["action"], &last["by"], &last["reason"], &last["window"]["id"]),
+        (&json!("lifted"), &json!(ADA.user), &json!("cut-over done"), &json!("payments-migration")),
+        "{}",
+        a.brief()
     );
     api.move_to(&alice, &normal, "submitted", 1).await;
 }

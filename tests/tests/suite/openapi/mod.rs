@@ -25,6 +25,7 @@
 //!   it refuses, wherever a schema can express the rule.
 
 mod activity;
+mod audit;
 mod auth;
 mod catalog;
 mod changes;
@@ -730,6 +731,7 @@ async fn responses_match_the_documented_schemas() {
     freezes::freeze_scenario(&api).await;
     ingest::webhook_scenario(&api).await;
     events::events_scenario(&api).await;
+    audit::audit_scenario(&api).await;
     activity::activity_scenario(&api).await;
 
     // The scenario exercised every documented operation with a success.
