@@ -97,10 +97,21 @@ fn decode<T: DeserializeOwned>(pk: &str, sk: &str, bytes: &[u8]) -> Result<T, St
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt { key: format!("{pk}/{sk}"), message: e.to_string() })
 }
 
+/// The database file is held by another process (or another store in this one).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the database is already open in another process: is a `changehub serve` running on it? \
+     Stop it first, or use another database with --db"
+)]
+pub struct AlreadyOpen;
+
 impl EmbeddedStore {
     /// Opens the database file, creating it (and its table) if needed.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
-        let db = Database::create(path).map_err(backend)?;
+        let db = Database::create(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::backend(false, AlreadyOpen),
+            other => backend(other),
+        })?;
         let txn = db.begin_write().map_err(backend)?;
         txn.open_table(ITEMS).map_err(backend)?;
         txn.open_table(GSI1).map_err(backend)?;
@@ -627,5 +638,26 @@ impl ActivityLog for EmbeddedStore {
             Ok(Page { items, next: None })
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_already_open_says_which_hub_holds_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("hub.db");
+        let _first = EmbeddedStore::open(&path).expect("first open");
+        match EmbeddedStore::open(&path) {
+            Err(StoreError::Backend { retryable: false, source }) => {
+                let message = source.to_string();
+                assert!(message.contains("is a `changehub serve` running on it?"), "{message}");
+                assert!(message.contains("--db"), "{message}");
+            }
+            Err(other) => panic!("expected the already-open refusal, got {other:?}"),
+            Ok(_) => panic!("a second store opened the same database"),
+        }
     }
 }
