@@ -113,3 +113,35 @@ impl crate::bus_contract::Inbox for SqsInbox {
         self.bodies(expected).await.iter().map(|b| serde_json::from_str(b).expect("event JSON")).collect()
     }
 }
+
+/// A hub bus on the emulator with one rule, matching `pattern`, that sends
+/// what it matches to a new queue.
+pub async fn bus_to_queue(pattern: &serde_json::Value) -> (changehub::adapters::eventbridge::EventBridgeBus, SqsInbox) {
+    let events = aws_sdk_eventbridge::Client::new(&config().await);
+    let bus_name = crate::unique("hub");
+    events.create_event_bus().name(&bus_name).send().await.expect("create bus");
+    let (inbox, queue_arn) = SqsInbox::create("bus-target").await;
+    let rule = crate::unique("rule");
+    events
+        .put_rule()
+        .name(&rule)
+        .event_bus_name(&bus_name)
+        .event_pattern(pattern.to_string())
+        .send()
+        .await
+        .expect("put rule");
+    let target = aws_sdk_eventbridge::types::Target::builder().id("queue").arn(queue_arn).build().expect("target");
+    let out = events.put_targets().rule(&rule).event_bus_name(&bus_name).targets(target).send().await.expect("targets");
+    assert_eq!(out.failed_entry_count, 0);
+    (changehub::adapters::eventbridge::EventBridgeBus::new(events, bus_name), inbox)
+}
+
+/// A new SNS topic on the emulator with a queue subscribed to it.
+pub async fn topic_to_queue() -> (changehub::adapters::sns::SnsNotifier, SqsInbox) {
+    let sns = aws_sdk_sns::Client::new(&config().await);
+    let topic = sns.create_topic().name(crate::unique("notifications")).send().await.expect("topic").topic_arn;
+    let topic = topic.expect("topic arn");
+    let (inbox, queue_arn) = SqsInbox::create("sns-target").await;
+    sns.subscribe().topic_arn(&topic).protocol("sqs").endpoint(queue_arn).send().await.expect("subscribe");
+    (changehub::adapters::sns::SnsNotifier::new(sns, topic), inbox)
+}

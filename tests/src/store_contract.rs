@@ -180,16 +180,21 @@ pub async fn audit_entries_append_and_read_in_order<S: ChangeStore>(store: S) {
     assert_eq!(current.audit_head, trail[4].hash);
 }
 
+/// A standard change from the sample catalog's template, created by `c`.
+async fn standard_change<S: ChangeStore>(app: &Changes<S, FixedClock>, c: &Caller) -> Change {
+    let mut input = new_change("Rotate the payments certificate", &["payments"], t0(), 1);
+    input.change_type = ChangeType::Standard;
+    input.template = Some("rotate-tls-cert".into());
+    input.category = Some("certificate".into());
+    app.create(c, input).await.expect("create")
+}
+
 /// A standard change is submitted and approved in one write: two entries, chained.
 pub async fn one_update_appends_several_entries<S: ChangeStore>(store: S) {
     let app = Changes::new(store, FixedClock::new(t0()));
     let tenant = seeded(&app).await;
     let c = caller(&tenant);
-    let mut input = new_change("Rotate the payments certificate", &["payments"], t0(), 1);
-    input.change_type = ChangeType::Standard;
-    input.template = Some("rotate-tls-cert".into());
-    input.category = Some("certificate".into());
-    let created = app.create(&c, input).await.expect("create");
+    let created = standard_change(&app, &c).await;
     let approved = app.transition(&c, &created.id, to(ChangeState::Submitted, 1)).await.expect("submit");
     assert_eq!((approved.state, approved.version), (ChangeState::Approved, 3));
     let trail = app.audit(&c, &created.id).await.expect("audit");
@@ -204,11 +209,7 @@ pub async fn audit_entries_are_read_by_number<S: ChangeStore>(store: S) {
     let app = Changes::new(store, FixedClock::new(t0()));
     let tenant = seeded(&app).await;
     let c = caller(&tenant);
-    let mut input = new_change("Rotate the payments certificate", &["payments"], t0(), 1);
-    input.change_type = ChangeType::Standard;
-    input.template = Some("rotate-tls-cert".into());
-    input.category = Some("certificate".into());
-    let created = app.create(&c, input).await.expect("create");
+    let created = standard_change(&app, &c).await;
     app.transition(&c, &created.id, to(ChangeState::Submitted, 1)).await.expect("submit");
     let seqs = |entries: Vec<changehub::domain::AuditEntry>| entries.iter().map(|e| e.seq).collect::<Vec<_>>();
     let read = |range| app.store.audit_entries(&c.tenant, &created.id, range);

@@ -6,7 +6,6 @@ use changehub::adapters::local_bus::LocalBus;
 use changehub::domain::HubEvent;
 use changehub_tests::aws::{self, SqsInbox};
 use changehub_tests::bus_contract::{self as contract, Inbox};
-use changehub_tests::unique;
 use serde_json::Value;
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -31,24 +30,7 @@ fn local() -> (LocalBus, ChannelInbox) {
 }
 
 async fn eventbridge() -> (EventBridgeBus, SqsInbox) {
-    let config = aws::config().await;
-    let events = aws_sdk_eventbridge::Client::new(&config);
-    let bus_name = unique("hub");
-    events.create_event_bus().name(&bus_name).send().await.expect("create bus");
-    let (inbox, queue_arn) = SqsInbox::create("bus-target").await;
-    let rule = unique("rule");
-    events
-        .put_rule()
-        .name(&rule)
-        .event_bus_name(&bus_name)
-        .event_pattern(contract::pattern().as_json().to_string())
-        .send()
-        .await
-        .expect("put rule");
-    let target = aws_sdk_eventbridge::types::Target::builder().id("queue").arn(queue_arn).build().expect("target");
-    let out = events.put_targets().rule(&rule).event_bus_name(&bus_name).targets(target).send().await.expect("targets");
-    assert_eq!(out.failed_entry_count, 0);
-    (EventBridgeBus::new(events, bus_name), inbox)
+    aws::bus_to_queue(contract::pattern().as_json()).await
 }
 
 #[tokio::test]

@@ -29,27 +29,6 @@ async fn secrets_manager(document: &Value) -> SecretsManagerSecrets {
     SecretsManagerSecrets::new(client, name)
 }
 
-/// A hub bus on the emulator with a rule sending every changehub event to a queue.
-async fn bus() -> (EventBridgeBus, SqsInbox) {
-    let config = aws::config().await;
-    let events = aws_sdk_eventbridge::Client::new(&config);
-    let bus_name = unique("hub");
-    events.create_event_bus().name(&bus_name).send().await.expect("bus");
-    let (inbox, queue_arn) = SqsInbox::create("ingest").await;
-    let rule = unique("all");
-    events
-        .put_rule()
-        .name(&rule)
-        .event_bus_name(&bus_name)
-        .event_pattern(json!({"source": [{"prefix": "changehub."}]}).to_string())
-        .send()
-        .await
-        .expect("rule");
-    let target = aws_sdk_eventbridge::types::Target::builder().id("q").arn(queue_arn).build().expect("target");
-    events.put_targets().rule(&rule).event_bus_name(&bus_name).targets(target).send().await.expect("targets");
-    (EventBridgeBus::new(events, bus_name), inbox)
-}
-
 /// An API Gateway HTTP API (payload 2.0) event carrying a signed delivery.
 fn api_gateway_event(origin: Origin, file: &Path, delivery: &str) -> Value {
     let body = std::fs::read(file).expect("sample");
@@ -76,7 +55,7 @@ fn api_gateway_event(origin: Origin, file: &Path, delivery: &str) -> Value {
 /// for dedupe and the catalog, EventBridge (rule → SQS inbox) for the events.
 async fn ingest_on_the_emulator()
 -> (Ingest<DynamoStore, EventBridgeBus, CachedCatalog<DynamoStore>, SystemClock>, SqsInbox) {
-    let (bus, inbox) = bus().await;
+    let (bus, inbox) = aws::bus_to_queue(&json!({"source": [{"prefix": "changehub."}]})).await;
     let store = aws::dynamo_store().await;
     let catalog = CachedCatalog::new(store.clone(), DEFAULT_CACHE_TTL);
     (Ingest::new(store, bus, catalog, SystemClock), inbox)

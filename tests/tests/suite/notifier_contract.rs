@@ -2,11 +2,9 @@
 //! local JSON-lines file notifier.
 
 use changehub::adapters::local_notifier::FileNotifier;
-use changehub::adapters::sns::SnsNotifier;
 use changehub::ports::Notification;
 use changehub_tests::aws::{self, SqsInbox};
 use changehub_tests::notifier_contract::{self as contract, NotificationInbox};
-use changehub_tests::unique;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -65,10 +63,6 @@ async fn file_notifier_writes_one_json_object_per_line() {
 
 #[tokio::test]
 async fn sns_notifier_delivers_to_a_subscribed_queue_with_attributes() {
-    let config = aws::config().await;
-    let sns = aws_sdk_sns::Client::new(&config);
-    let topic = sns.create_topic().name(unique("notifications")).send().await.expect("topic").topic_arn.expect("arn");
-    let (inbox, queue_arn) = SqsInbox::create("sns-target").await;
-    sns.subscribe().topic_arn(&topic).protocol("sqs").endpoint(queue_arn).send().await.expect("subscribe");
-    contract::notifications_arrive_whole(SnsNotifier::new(sns, topic), SnsInbox(inbox)).await;
+    let (notifier, inbox) = aws::topic_to_queue().await;
+    contract::notifications_arrive_whole(notifier, SnsInbox(inbox)).await;
 }

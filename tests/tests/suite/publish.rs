@@ -8,15 +8,13 @@
 use aws_lambda_events::event::dynamodb::Event;
 use changehub::adapters::dynamodb::DynamoStore;
 use changehub::adapters::embedded::EmbeddedStore;
-use changehub::adapters::eventbridge::EventBridgeBus;
 use changehub::adapters::local_bus::LocalBus;
 use changehub::adapters::local_notifier::FileNotifier;
-use changehub::adapters::sns::SnsNotifier;
 use changehub::app::Changes;
 use changehub::app::publish::Outbox;
 use changehub::domain::ChangeState;
 use changehub::ports::{FixedClock, SystemClock};
-use changehub_tests::aws::{self, SqsInbox};
+use changehub_tests::aws;
 use changehub_tests::fixtures::{alice, seed, submit_and_approve, to};
 use changehub_tests::{new_change, t0, unique};
 use serde_json::{Value, json};
@@ -62,34 +60,6 @@ async fn stream_event(store: &DynamoStore) -> Event {
     serde_json::from_value(json!({"Records": records})).expect("a DynamoDB stream event")
 }
 
-async fn hub_bus() -> (EventBridgeBus, SqsInbox) {
-    let config = aws::config().await;
-    let events = aws_sdk_eventbridge::Client::new(&config);
-    let bus_name = unique("hub");
-    events.create_event_bus().name(&bus_name).send().await.expect("bus");
-    let (inbox, queue_arn) = SqsInbox::create("outbox-events").await;
-    let rule = unique("changes");
-    events
-        .put_rule()
-        .name(&rule)
-        .event_bus_name(&bus_name)
-        .event_pattern(json!({"source": ["changehub.change"]}).to_string())
-        .send()
-        .await
-        .expect("rule");
-    let target = aws_sdk_eventbridge::types::Target::builder().id("q").arn(queue_arn).build().expect("target");
-    events.put_targets().rule(&rule).event_bus_name(&bus_name).targets(target).send().await.expect("targets");
-    (EventBridgeBus::new(events, bus_name), inbox)
-}
-
-async fn topic() -> (SnsNotifier, SqsInbox) {
-    let sns = aws_sdk_sns::Client::new(&aws::config().await);
-    let topic = sns.create_topic().name(unique("notifications")).send().await.expect("topic").topic_arn.expect("arn");
-    let (inbox, queue_arn) = SqsInbox::create("outbox-notifications").await;
-    sns.subscribe().topic_arn(&topic).protocol("sqs").endpoint(queue_arn).send().await.expect("subscribe");
-    (SnsNotifier::new(sns, topic), inbox)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_table_stream_publishes_each_mutation_once_on_eventbridge_and_sns() {
     let store = aws::dynamo_store().await;
@@ -107,8 +77,8 @@ async fn the_table_stream_publishes_each_mutation_once_on_eventbridge_and_sns() 
     app.transition(&alice(&tenant), &created.id, to(ChangeState::Scheduled, approved.version)).await.expect("schedule");
     let trail = app.audit(&alice(&tenant), &created.id).await.expect("trail");
 
-    let (bus, mut events) = hub_bus().await;
-    let (notifier, mut notifications) = topic().await;
+    let (bus, mut events) = aws::bus_to_queue(&json!({"source": ["changehub.change"]})).await;
+    let (notifier, mut notifications) = aws::topic_to_queue().await;
     let outbox = Outbox::new(store.clone(), bus, notifier, SystemClock);
     let batch = stream_event(&store).await;
     assert!(batch.records.len() > trail.len(), "the stream carries the change item and more: {}", batch.records.len());
