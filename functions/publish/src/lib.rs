@@ -18,10 +18,10 @@ use changehub::app::publish::{Outbox, PublishError, Published};
 use changehub::domain::Change;
 use changehub::ports::{ChangeReader, Clock, Dedupe, EventBus, Notifier};
 
-/// The attributes of a change item the publisher reads.
+/// The attributes of a change item the publisher reads (its `entity` is
+/// checked before).
 #[derive(serde::Deserialize)]
 struct ChangeImage {
-    entity: String,
     version: u64,
     doc: String,
 }
@@ -49,7 +49,7 @@ fn write_of(record: &EventRecord) -> Result<Option<(Change, u64)>, RecordError> 
     let new: ChangeImage = serde_dynamo::from_item(record.change.new_image.clone())
         .map_err(|e| bad(format!("the change item's new image: {e}")))?;
     let change: Change = serde_json::from_str(&new.doc).map_err(|e| bad(format!("the change document: {e}")))?;
-    if change.version != new.version || new.entity != "change" {
+    if change.version != new.version {
         return Err(bad(format!("the item's version {} differs from its document's {}", new.version, change.version)));
     }
     let previous = if record.change.old_image.is_empty() {
