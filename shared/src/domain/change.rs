@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 use super::approval::ApprovalPlan;
+use super::correlation::{Implementation, Outcome};
 use super::ids::{ChangeId, ServiceName, TenantId};
 use super::risk::{Complexity, Impact, RiskAssessment};
 
@@ -205,6 +206,11 @@ pub struct Change {
     /// The draft this rejected change was reworked into.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reworked_as: Option<ChangeId>,
+    /// When it was actually implemented, by the times its transitions were
+    /// made (or the deployment's own times): what correlation compares with
+    /// an incident's start. `None` until implementation starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub implementation: Option<Implementation>,
 }
 
 fn default_category() -> String {
@@ -311,7 +317,23 @@ impl Change {
         }
         let mut next = self.revised(at);
         next.state = to;
+        next.implementation = self.implemented_after(to, at);
         Ok(next)
+    }
+
+    /// The implementation as it stands after moving to `to` at `at`: it starts
+    /// on `implementing`, and ends (or ends again, for a rollback after a
+    /// failure) on an outcome, keeping its start.
+    fn implemented_after(&self, to: ChangeState, at: DateTime<Utc>) -> Option<Implementation> {
+        let started_at = self.implementation.map_or(at, |i| i.started_at());
+        let finished = |outcome| Some(Implementation::Finished { started_at, ended_at: at, outcome });
+        match to {
+            ChangeState::Implementing => Some(Implementation::Ongoing { started_at: at }),
+            ChangeState::Completed => finished(Outcome::Succeeded),
+            ChangeState::Failed => finished(Outcome::Failed),
+            ChangeState::RolledBack => finished(Outcome::RolledBack),
+            _ => self.implementation,
+        }
     }
 }
 
@@ -343,6 +365,26 @@ mod tests {
         assert_eq!(c.state, Closed);
         assert_eq!(c.version, 7);
         assert_eq!(c.updated_at, t(6));
+    }
+
+    #[test]
+    fn the_record_keeps_when_it_was_implemented_and_how_it_ended() {
+        use ChangeState::*;
+        let mut c = draft();
+        for (i, to) in [Submitted, Approved, Scheduled].into_iter().enumerate() {
+            c = c.transition(to, t(i as i64 + 1)).expect("legal");
+        }
+        assert_eq!(c.implementation, None);
+        c = c.transition(Implementing, t(4)).expect("legal");
+        assert_eq!(c.implementation, Some(Implementation::Ongoing { started_at: t(4) }));
+        c = c.transition(Failed, t(5)).expect("legal");
+        let failed = Implementation::Finished { started_at: t(4), ended_at: t(5), outcome: Outcome::Failed };
+        assert_eq!(c.implementation, Some(failed));
+        c = c.transition(RolledBack, t(6)).expect("legal");
+        let rolled_back = Implementation::Finished { started_at: t(4), ended_at: t(6), outcome: Outcome::RolledBack };
+        assert_eq!(c.implementation, Some(rolled_back));
+        c = c.transition(Closed, t(7)).expect("legal");
+        assert_eq!(c.implementation, Some(rolled_back), "closing keeps how it ended");
     }
 
     #[test]

@@ -132,13 +132,24 @@ pub struct ChangeFacts {
 }
 
 impl ChangeFacts {
-    /// The facts of a change record with its whole audit trail: it started
-    /// when it moved to `implementing`, and ended at its last outcome
-    /// (`completed`, `failed`, `rolled_back`; a rollback after a failure
-    /// counts, as rolling back is production work too), each at the time its
-    /// audit entry records. `None` for a change that never started
-    /// implementing. The record names no resources: the caller adds them.
+    /// The facts of a change record, by the implementation it records
+    /// (`Change::implementation`, kept by its transitions). `None` for a
+    /// change that never started implementing. The record names no
+    /// resources: the caller adds them.
+    pub fn of(change: &Change) -> Option<ChangeFacts> {
+        change.implementation.map(|implementation| ChangeFacts::with(change, implementation))
+    }
+
+    /// The facts of a change record with its whole audit trail, for records
+    /// written before they kept their implementation: it started when it
+    /// moved to `implementing`, and ended at its last outcome (`completed`,
+    /// `failed`, `rolled_back`; a rollback after a failure counts, as rolling
+    /// back is production work too), each at the time its audit entry
+    /// records. A record that keeps its implementation is read as [`ChangeFacts::of`].
     pub fn from_record(change: &Change, trail: &[AuditEntry]) -> Option<ChangeFacts> {
+        if let Some(facts) = ChangeFacts::of(change) {
+            return Some(facts);
+        }
         let mut started_at = None;
         let mut finished = None;
         for entry in trail {
@@ -155,13 +166,17 @@ impl ChangeFacts {
             Some((ended_at, outcome)) => Implementation::Finished { started_at, ended_at, outcome },
             None => Implementation::Ongoing { started_at },
         };
-        Some(ChangeFacts {
+        Some(ChangeFacts::with(change, implementation))
+    }
+
+    fn with(change: &Change, implementation: Implementation) -> ChangeFacts {
+        ChangeFacts {
             id: change.id,
             services: change.services.clone(),
             environment: change.environment.clone(),
             implementation,
             resources: vec![],
-        })
+        }
     }
 }
 

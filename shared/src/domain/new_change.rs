@@ -238,6 +238,7 @@ impl ValidNewChange {
             incident: None,
             reworks: None,
             reworked_as: None,
+            implementation: None,
         };
         self.apply_to(&mut draft);
         draft
