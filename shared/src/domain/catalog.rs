@@ -16,6 +16,7 @@ pub use check::{parse_yaml, valid_group};
 use super::correlation::{CorrelationOverride, CorrelationPolicy};
 use super::ids::ServiceName;
 use super::risk::RiskRules;
+use super::writeback::WriteBackPolicy;
 
 pub const MAX_SERVICES: usize = 2_000;
 pub const MAX_LEVELS: usize = 5;
@@ -371,6 +372,9 @@ pub struct Catalog {
     /// Which changes an incident is related to (`domain::correlation`).
     #[serde(default)]
     pub correlation: CorrelationPolicy,
+    /// Which tools change-related incidents are written back to (`domain::writeback`).
+    #[serde(default, skip_serializing_if = "WriteBackPolicy::is_off")]
+    pub writeback: WriteBackPolicy,
 }
 
 /// What an external name is, for [`Catalog::resolve`].

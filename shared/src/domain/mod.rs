@@ -10,10 +10,12 @@ pub mod event;
 pub mod freeze;
 pub mod ids;
 pub mod new_change;
+pub mod notice;
 pub mod risk;
 pub mod slug;
 pub mod validation;
 pub mod waiting;
+pub mod writeback;
 
 pub use audit::{AuditAction, AuditEntry, ChainError, FieldChange};
 pub use change::{Change, ChangeState, ChangeType, IllegalTransition};
