@@ -12,6 +12,11 @@
 //! `CHANGEHUB_SECRETS_FILE` may name a JSON document of the same shape as the
 //! AWS secret: `{"<tenant>": {"<source>": ["secret", "previous secret"]}}`.
 //!
+//! The same document holds the API tokens change-related incidents are
+//! written back with ([`WriteBackCredentials`]), under `pagerduty_api` and
+//! `github_api` (the first token listed is used); for the `default` tenant
+//! also `CHANGEHUB_PAGERDUTY_API_TOKEN` and `CHANGEHUB_GITHUB_API_TOKEN`.
+//!
 //! A bad entry of the document (an unknown source, a tenant that is not a
 //! slug, a secret that is not a list of strings) is left out and reported by
 //! its path; the other entries are served. Reports name the path and the
@@ -20,8 +25,9 @@
 use std::collections::BTreeMap;
 
 use crate::domain::TenantId;
+use crate::domain::writeback::Target;
 use crate::ingest::Origin;
-use crate::ports::{SecretSource, SecretsError};
+use crate::ports::{SecretSource, SecretsError, WriteBackCredentials};
 
 /// `{"tenant": {"source": ["secret", ...]}}`
 pub type SecretsDocument = BTreeMap<String, BTreeMap<String, Vec<String>>>;
@@ -36,6 +42,33 @@ pub fn variables(origin: Origin) -> &'static [&'static str] {
         Origin::Alertmanager => &["CHANGEHUB_ALERTMANAGER_TOKEN"],
         Origin::Aws => &[],
     }
+}
+
+/// The variable holding the `default` tenant's write-back token for `target`.
+pub fn token_variable(target: Target) -> &'static str {
+    match target {
+        Target::Pagerduty => "CHANGEHUB_PAGERDUTY_API_TOKEN",
+        Target::Github => "CHANGEHUB_GITHUB_API_TOKEN",
+    }
+}
+
+/// The entry of a secrets document holding a tenant's write-back token for `target`.
+pub fn token_entry(target: Target) -> &'static str {
+    match target {
+        Target::Pagerduty => "pagerduty_api",
+        Target::Github => "github_api",
+    }
+}
+
+/// Whether `name` is an entry a tenant's secrets may have: a webhook source or a write-back token.
+fn known_entry(name: &str) -> bool {
+    Origin::parse(name).is_some_and(|o| o != Origin::Aws) || Target::ALL.iter().any(|t| token_entry(*t) == name)
+}
+
+/// The first token listed under `target`'s entry of `tenant`.
+pub fn token_in(document: &SecretsDocument, tenant: &TenantId, target: Target) -> Option<String> {
+    let tokens = document.get(tenant.as_str())?.get(token_entry(target))?;
+    tokens.iter().map(|t| t.trim()).find(|t| !t.is_empty()).map(str::to_owned)
 }
 
 /// Secrets read once, at start.
@@ -76,6 +109,16 @@ impl StaticSecrets {
                                 .push(value);
                         }
                     }
+                }
+            }
+        }
+        for target in Target::ALL {
+            if let Ok(value) = std::env::var(token_variable(target)) {
+                let value = value.trim().to_owned();
+                if !value.is_empty() {
+                    // The variable comes first: it is the token used.
+                    let entry = document.entry("default".into()).or_default().entry(token_entry(target).into());
+                    entry.or_default().insert(0, value);
                 }
             }
         }
@@ -168,11 +211,11 @@ pub fn parse_document(text: &str) -> Result<Parsed, SecretsError> {
             continue;
         };
         for (source, secrets) in sources {
-            if Origin::parse(&source).is_none_or(|o| o == Origin::Aws) {
+            if !known_entry(&source) {
                 unnamed.push(Skipped {
                     path: format!("{tenant}.?"),
                     problem: format!(
-                        "an entry named other than a webhook source (github, gitlab, pagerduty, incidentio, alertmanager); {HIDDEN}"
+                        "an entry named other than a webhook source (github, gitlab, pagerduty, incidentio, alertmanager) or a write-back token (pagerduty_api, github_api); {HIDDEN}"
                     ),
                     tenant: String::new(),
                     source: None,
@@ -211,6 +254,12 @@ pub fn parse_document(text: &str) -> Result<Parsed, SecretsError> {
 impl SecretSource for StaticSecrets {
     async fn secrets(&self, tenant: &TenantId, origin: Origin) -> Result<Vec<String>, SecretsError> {
         Ok(self.document.get(tenant.as_str()).and_then(|m| m.get(origin.as_str())).cloned().unwrap_or_default())
+    }
+}
+
+impl WriteBackCredentials for StaticSecrets {
+    async fn token(&self, tenant: &TenantId, target: Target) -> Result<Option<String>, SecretsError> {
+        Ok(token_in(&self.document, tenant, target))
     }
 }
 
@@ -265,6 +314,23 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn write_back_tokens_are_read_from_the_document_by_tenant_and_target() {
+        let parsed = parse_document(
+            r#"{"acme": {"github": ["whsec"], "github_api": [" ", "ghp_current", "ghp_old"], "pagerduty_api": []}}"#,
+        )
+        .expect("parsed");
+        assert!(parsed.skipped.is_empty(), "{:?}", parsed.skipped);
+        let secrets = StaticSecrets::new(parsed.document);
+        let acme = TenantId::parse("acme").expect("tenant");
+        assert_eq!(secrets.token(&acme, Target::Github).await.expect("read").as_deref(), Some("ghp_current"));
+        assert_eq!(secrets.token(&acme, Target::Pagerduty).await.expect("read"), None);
+        let other = TenantId::parse("other").expect("tenant");
+        assert_eq!(secrets.token(&other, Target::Github).await.expect("read"), None);
+        // A webhook source's secrets are not write-back tokens, nor the other way round.
+        assert_eq!(secrets.secrets(&acme, Origin::Github).await.expect("read"), ["whsec"]);
+    }
+
     #[test]
     fn one_bad_tenant_entry_leaves_the_other_tenants_served() {
         for text in malformed() {
@@ -281,7 +347,8 @@ mod tests {
                 ("default.github", "expected a list of strings, found a number"),
                 (
                     "default.?",
-                    "an entry named other than a webhook source (github, gitlab, pagerduty, incidentio, alertmanager); \
+                    "an entry named other than a webhook source (github, gitlab, pagerduty, incidentio, alertmanager) \
+                     or a write-back token (pagerduty_api, github_api); \
                      its name is not shown, in case it is a secret"
                 ),
             ]

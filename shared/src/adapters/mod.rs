@@ -14,6 +14,8 @@ pub mod aws;
 pub mod dynamodb;
 #[cfg(feature = "eventbridge")]
 pub mod eventbridge;
+#[cfg(feature = "writeback")]
+pub mod http_writeback;
 #[cfg(feature = "secretsmanager")]
 pub mod secretsmanager;
 #[cfg(feature = "sns")]

@@ -1,6 +1,10 @@
-//! Webhook secrets from AWS Secrets Manager: one secret whose value is the
-//! JSON document `{"<tenant>": {"<source>": ["secret", "previous"]}}`
-//! (the same shape as the local `CHANGEHUB_SECRETS_FILE`). Read at first use,
+//! Webhook secrets and write-back tokens from AWS Secrets Manager: one
+//! secret whose value is the JSON document
+//! `{"<tenant>": {"<source>": ["secret", "previous"]}}` (the same shape as
+//! the local `CHANGEHUB_SECRETS_FILE`; write-back tokens are the entries
+//! `pagerduty_api` and `github_api`). The webhook secrets and the write-back
+//! tokens are kept in two secrets of that shape, so that each function reads
+//! only what it uses. Read at first use,
 //! not at init, and kept for a few minutes so a rotation is picked up
 //! without a redeploy.
 //!
@@ -14,11 +18,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::RwLock;
 
-use super::env_secrets::{Parsed, SecretsDocument, parse_document};
+use super::env_secrets::{Parsed, SecretsDocument, parse_document, token_in};
 use crate::domain::TenantId;
 use crate::domain::audit::AuditKey;
+use crate::domain::writeback::Target;
 use crate::ingest::Origin;
-use crate::ports::{AuditSealer, BoxError, SecretSource, SecretsError};
+use crate::ports::{AuditSealer, BoxError, SecretSource, SecretsError, WriteBackCredentials};
 
 /// How long a fetched document is used before it is read again.
 pub const REFRESH: Duration = Duration::from_secs(300);
@@ -57,7 +62,7 @@ impl SecretsManagerSecrets {
                 Arc::new(merge(parsed, previous.as_deref()))
             }
             (Err(e), Some(previous)) => {
-                tracing::error!(secret_id = %self.secret_id, error = %e, "webhook secrets not refreshed; the last good document stays in use");
+                tracing::error!(secret_id = %self.secret_id, error = %e, "secrets not refreshed; the last good document stays in use");
                 previous
             }
             (Err(e), None) => return Err(e),
@@ -107,6 +112,12 @@ impl SecretSource for SecretsManagerSecrets {
     fn is_cached(&self) -> bool {
         // A fetch in progress holds the write lock: not cached.
         self.cache.try_read().is_ok_and(|c| c.as_ref().is_some_and(|(at, _)| at.elapsed() < REFRESH))
+    }
+}
+
+impl WriteBackCredentials for SecretsManagerSecrets {
+    async fn token(&self, tenant: &TenantId, target: Target) -> Result<Option<String>, SecretsError> {
+        Ok(token_in(&*self.document().await?, tenant, target))
     }
 }
 

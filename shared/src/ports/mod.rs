@@ -10,6 +10,7 @@ pub mod notifier;
 pub mod secrets;
 pub mod security;
 pub mod store;
+pub mod writeback;
 
 pub use activity::{Activity, ActivityLog, ActivityQuery, MAX_EVALUATED};
 pub use audit_key::{AuditSealer, seal_entries, seal_entry};
@@ -24,3 +25,4 @@ pub use store::{
     Counts, Cursor, DUE_SHARDS, Dedupe, DueIndex, DuePartition, EVALUATED_PER_PAGE, InvalidCursor, Listing, MAX_PAGE,
     Page, ServiceWindowQuery, StoreError, VolumeKey, VolumeOf, WaitingQuery,
 };
+pub use writeback::{Post, WriteBack, WriteBackCredentials, WriteBackError};
