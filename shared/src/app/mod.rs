@@ -9,5 +9,6 @@ pub mod ingest;
 pub mod once;
 pub mod publish;
 pub mod security;
+pub mod tell;
 
 pub use changes::{Caller, ChangeError, Changes, ListRequest, TransitionRequest};
