@@ -21,7 +21,6 @@ use std::time::Duration;
 
 use crate::domain::TenantId;
 use crate::domain::notice::GithubThread;
-use crate::domain::writeback::Target;
 use crate::ports::{BoxError, Post, WriteBack, WriteBackCredentials, WriteBackError};
 
 /// The GitHub REST API version the requests are written for.
@@ -225,6 +224,7 @@ impl<C: WriteBackCredentials> WriteBack for HttpWriteBack<C> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::writeback::Target;
     use crate::ports::SecretsError;
 
     struct Token;

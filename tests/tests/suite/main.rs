@@ -14,4 +14,5 @@ mod policy;
 mod publish;
 mod rules;
 mod store_contract;
+mod tell;
 mod template;
