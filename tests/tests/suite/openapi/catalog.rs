@@ -115,4 +115,33 @@ pub(super) async fn catalog_scenario(api: &Api) {
         a.expect(who.user, StatusCode::OK, None);
         assert_eq!(a.body["roles"], roles, "the roles of {}", who.user);
     }
+
+    // Write-back settings: left out while no target is on, kept with their defaults once one is.
+    assert_eq!(catalog.get("writeback"), None, "no target on: no writeback section");
+    let mut writing_back = catalog.clone();
+    writing_back["writeback"] = json!({"pagerduty": {"from": "changehub-bot@example.com"},
+        "github": {"api_url": "https://ghe.example.com/api/v3"}});
+    api.call(&put, as_json(&writing_back).bearer(&root)).await.expect(
+        "a catalog with write-back",
+        StatusCode::OK,
+        None,
+    );
+    let read = api.call(&get, Req::get("/catalog").bearer(&root)).await;
+    read.expect("the catalog with write-back", StatusCode::OK, None);
+    assert_eq!(
+        read.body["catalog"]["writeback"],
+        json!({"pagerduty": {"from": "changehub-bot@example.com", "api_url": "https://api.pagerduty.com"},
+            "github": {"api_url": "https://ghe.example.com/api/v3"}})
+    );
+    let what = "write-back to a plain http API";
+    writing_back["writeback"]["github"]["api_url"] = json!("http://ghe.example.com/api/v3");
+    api.call(&put, as_json(&writing_back).bearer(&root))
+        .await
+        .expect(what, StatusCode::BAD_REQUEST, Some("invalid_request"))
+        .expect_field(what, "writeback.github.api_url");
+    api.call(&put, as_json(&catalog).bearer(&root)).await.expect(
+        "the catalog without write-back",
+        StatusCode::OK,
+        None,
+    );
 }
