@@ -176,7 +176,7 @@ impl<C: WriteBackCredentials> WriteBack for HttpWriteBack<C> {
             .map_err(|source| WriteBackError::Credentials { target, source })?
             .ok_or_else(|| WriteBackError::NoToken { target, tenant: tenant.clone() })?;
         let (url, headers, body) =
-            self.request(post, &token).map_err(|source| WriteBackError::Unreachable { target, attempts: 0, source })?;
+            self.request(post, &token).map_err(|source| WriteBackError::Invalid { target, source })?;
         let Retries { attempts, min_delay, max_delay, max_retry_after } = self.retries;
         let backoff = ExponentialBuilder::default()
             .with_min_delay(min_delay)
@@ -270,6 +270,19 @@ mod tests {
             url(comment(GithubThread::Commit("abc123".into()))),
             "https://ghe.example.com/api/v3/repos/acme/pay/commits/abc123/comments"
         );
+    }
+
+    #[tokio::test]
+    async fn a_request_that_cannot_be_made_is_refused_without_a_retry() {
+        let post = Post::PagerdutyNote {
+            api_url: "mailto:ops@example.com".into(),
+            incident: "P1".into(),
+            from: "bot@example.com".into(),
+            content: "x".into(),
+        };
+        let e = client().post(&TenantId::parse("acme").expect("tenant"), &post).await.expect_err("invalid");
+        assert!(matches!(e, WriteBackError::Invalid { target: Target::Pagerduty, .. }), "{e:?}");
+        assert!(!e.is_retryable());
     }
 
     #[test]

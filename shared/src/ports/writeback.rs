@@ -39,6 +39,13 @@ pub enum WriteBackError {
         #[source]
         source: SecretsError,
     },
+    /// The request cannot be made as configured (an API URL that takes no path, a header value that is not one).
+    #[error("the {target} write-back request cannot be made")]
+    Invalid {
+        target: Target,
+        #[source]
+        source: BoxError,
+    },
     /// A 4xx other than 429: the request, the token or the settings are wrong; retrying does not help.
     #[error("{target} refused the write-back with status {status}")]
     Refused { target: Target, status: u16 },
@@ -59,7 +66,7 @@ impl WriteBackError {
     /// Whether a later attempt may succeed (the consumer retries, then dead-letters).
     pub fn is_retryable(&self) -> bool {
         match self {
-            WriteBackError::NoToken { .. } | WriteBackError::Refused { .. } => false,
+            WriteBackError::NoToken { .. } | WriteBackError::Invalid { .. } | WriteBackError::Refused { .. } => false,
             WriteBackError::Credentials { source, .. } => matches!(source, SecretsError::Backend(_)),
             WriteBackError::Unavailable { .. } | WriteBackError::Unreachable { .. } => true,
         }
