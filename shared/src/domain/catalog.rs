@@ -14,6 +14,7 @@ use std::time::Duration;
 pub use check::{parse_yaml, valid_group};
 
 use super::correlation::{CorrelationOverride, CorrelationPolicy};
+use super::deployment::PipelinePolicy;
 use super::ids::ServiceName;
 use super::risk::RiskRules;
 
@@ -371,6 +372,9 @@ pub struct Catalog {
     /// Which changes an incident is related to (`domain::correlation`).
     #[serde(default)]
     pub correlation: CorrelationPolicy,
+    /// What a pipeline's deployment means as a change (`domain::deployment`).
+    #[serde(default)]
+    pub pipelines: PipelinePolicy,
 }
 
 /// What an external name is, for [`Catalog::resolve`].

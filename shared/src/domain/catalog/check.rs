@@ -107,6 +107,7 @@ impl Catalog {
         let most = format!("max_backdate must be at most {MAX_BACKDATE_DAYS}d");
         check_span(&mut p, "changes.max_backdate", backdate, (0, MAX_BACKDATE_DAYS * day), &most);
         self.correlation.check(&mut p);
+        self.pipelines.check(&mut p);
         p.finish()
     }
 
