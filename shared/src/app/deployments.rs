@@ -25,6 +25,13 @@ use crate::ports::{CatalogReader, ChangeReader, ChangeUpdate, ChangeWriter, Cloc
 
 /// The hub event detail-types this consumer reads.
 pub const DETAIL_TYPES: [&str; 3] = ["Deployment Created", "Deployment Status Changed", "Workflow Run Changed"];
+/// The EventBridge pattern of the events this consumer reads: the
+/// template's rule on the hub bus and `changehub serve`'s local rule.
+pub fn event_pattern() -> serde_json::Value {
+    use crate::ingest::canonical::Origin;
+    serde_json::json!({"source": [Origin::Github.source(), Origin::Gitlab.source()], "detail-type": DETAIL_TYPES})
+}
+
 /// How long a created change is planned to run while its deployment has not ended.
 pub const PLANNED_RUN: Duration = Duration::hours(1);
 /// Reads and writes of one event before it gives up to concurrent writers (and is retried).
@@ -384,13 +391,17 @@ impl<S: ChangeReader + ChangeWriter, K: CatalogReader, C: Clock> Deployments<S, 
     /// rolled-back production change.
     fn settle(&self, view: &CatalogView, next: &mut Change, deployed: &Deployed) {
         next.implementation = deployed.implementation();
+        let ended = deployed.ended.map_or(deployed.first_seen_at, |e| e.at);
         if next.origin.as_ref().is_some_and(|o| o.same_deployment(&deployed.origin)) {
             (next.planned_start, next.planned_end) = planned(deployed);
             next.description = deployed.describe();
+            // Due after the deployment ended, whichever status came first.
+            if let Some(review) = next.review.as_mut().filter(|r| r.done.is_none()) {
+                review.due_at = review_due(view, ended);
+            }
         }
         let went_wrong = matches!(next.state, ChangeState::Failed | ChangeState::RolledBack);
         if went_wrong && next.review.is_none() && view.catalog.correlation.is_production(&next.environment) {
-            let ended = deployed.ended.map_or(deployed.first_seen_at, |e| e.at);
             next.review = Some(PostReview { due_at: review_due(view, ended), done: None });
         }
     }
