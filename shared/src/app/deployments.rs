@@ -367,9 +367,18 @@ impl<S: ChangeReader + ChangeWriter, K: CatalogReader, C: Clock> Deployments<S, 
             let reason = if path.is_some() {
                 self.settle(view, &mut next, &deployed);
                 deployed.describe()
+            } else if matches!(
+                change.state,
+                ChangeState::Draft | ChangeState::Submitted | ChangeState::Rejected | ChangeState::Cancelled
+            ) {
+                format!(
+                    "{}; the change is {} (not approved), so the deployment does not move it: change control is not bypassed",
+                    deployed.describe(),
+                    change.state
+                )
             } else {
                 format!(
-                    "{}; the change is {}, so the deployment does not move it: change control is not bypassed",
+                    "{}; the change is already {}, so the deployment does not move it",
                     deployed.describe(),
                     change.state
                 )

@@ -107,3 +107,18 @@ impl fmt::Display for ChangeId {
         self.0.hyphenated().fmt(f)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_derived_id_is_the_same_for_the_same_parts_and_only_for_them() {
+        let id = ChangeId::derived(&["acme", "github", "acme/payments", "42"]);
+        assert_eq!(id, ChangeId::derived(&["acme", "github", "acme/payments", "42"]));
+        assert_ne!(id, ChangeId::derived(&["acme", "github", "acme/payments", "43"]));
+        assert_ne!(ChangeId::derived(&["ab", "c"]), ChangeId::derived(&["a", "bc"]), "parts are kept apart");
+        assert_eq!(id.0.get_version_num(), 8);
+        assert_eq!(ChangeId::parse(&id.to_string()), Ok(id), "a change id like any other");
+    }
+}

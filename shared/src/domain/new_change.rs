@@ -306,6 +306,13 @@ mod tests {
         NewChange::basic("  Upgrade payments DB  ", &services, "production", start, start + chrono::Duration::hours(1))
     }
 
+    #[test]
+    fn nobody_opens_a_recorded_change() {
+        let err = NewChange { change_type: ChangeType::Recorded, ..base() }.validate().expect_err("recorded");
+        assert_eq!(err.field, "type");
+        assert!(err.message.contains("made by the hub from the deployments"), "{err:?}");
+    }
+
     fn field_of(c: NewChange) -> String {
         c.validate().expect_err("invalid").field
     }
