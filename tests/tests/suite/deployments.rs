@@ -104,6 +104,14 @@ impl<S: ChangeStore> Setup<S> {
         trail.iter().map(|e| e.action).collect()
     }
 
+    /// A draft on payments that Alice opened.
+    async fn draft(&self) -> Change {
+        let start = t0() + chrono::Duration::hours(1);
+        let end = start + chrono::Duration::hours(2);
+        let draft = NewChange::basic("Roll out checkout v2", &["payments"], "production", start, end);
+        self.app.create(&alice(&self.tenant), draft).await.expect("draft")
+    }
+
     /// The one change of the tenant (its id; fails if there are others).
     async fn only_change(&self) -> ChangeId {
         let ids = self.app.store.change_ids(&self.tenant()).await.expect("ids");
@@ -218,15 +226,7 @@ mod contract {
         store: S,
     ) {
         let s = Setup::new(store).await;
-        let start = t0() + chrono::Duration::hours(1);
-        let draft = NewChange::basic(
-            "Roll out checkout v2",
-            &["payments"],
-            "production",
-            start,
-            start + chrono::Duration::hours(2),
-        );
-        let draft = s.app.create(&alice(&s.tenant), draft).await.expect("draft");
+        let draft = s.draft().await;
         let approved = submit_and_approve(&s.app, &s.tenant, &draft.id).await;
         s.app
             .transition(&alice(&s.tenant), &draft.id, to(ChangeState::Scheduled, approved.version))
@@ -252,15 +252,7 @@ mod contract {
 
     pub async fn a_deployment_naming_an_unapproved_change_is_recorded_without_moving_it<S: ChangeStore>(store: S) {
         let s = Setup::new(store).await;
-        let start = t0() + chrono::Duration::hours(1);
-        let draft = NewChange::basic(
-            "Roll out checkout v2",
-            &["payments"],
-            "production",
-            start,
-            start + chrono::Duration::hours(2),
-        );
-        let draft = s.app.create(&alice(&s.tenant), draft).await.expect("draft");
+        let draft = s.draft().await;
         let (t, mut d) = github(&s.tenant, "901", "success", at(23, 40));
         d["data"]["change_ids"] = json!([draft.id.to_string()]);
         let observed = s.apply(&(t, d)).await;
