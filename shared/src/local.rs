@@ -15,6 +15,8 @@ use crate::adapters::local_bus::LocalBus;
 use crate::adapters::local_notifier::FileNotifier;
 use crate::app::Changes;
 use crate::app::activity::ActivityRetention;
+use crate::app::catalog::CachedCatalog;
+use crate::app::deployments::{self, Deployments};
 use crate::app::ingest::{Ingest, Webhooks};
 use crate::app::publish::Outbox;
 use crate::http::bearer::{Authenticator, ClaimNames, LocalKey, LocalKeyError};
@@ -108,6 +110,8 @@ impl Hub {
                 .with_retention(config.activity_retention)
         };
         let webhooks = Arc::new(Webhooks { ingest: ingest(), secrets: config.secrets.clone() });
+        let deployments = Deployments { store: store.clone(), catalog: changes.catalog.clone(), clock: SystemClock };
+        tokio::spawn(run_deployments(bus.add_rule("deployments", deployments_pattern()), deployments));
         let router = limited(
             http::finish(
                 http::change_routes(changes.clone(), auth.clone())
@@ -166,6 +170,37 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, HubError> {
     TcpListener::bind(addr)
         .await
         .map_err(|e| HubError::Io(std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}"))))
+}
+
+/// The deployments rule, as the template's (a pattern the tests hold valid).
+fn deployments_pattern() -> crate::domain::EventPattern {
+    crate::domain::EventPattern::parse(deployments::event_pattern())
+        .unwrap_or_else(|e| unreachable!("the deployments pattern is valid: {e}"))
+}
+
+/// Times a local consumer tries an event that fails for a reason a retry may fix.
+const LOCAL_ATTEMPTS: u32 = 3;
+
+/// The local deployments consumer: each deployment event on the local bus
+/// becomes an audited change write (which the publisher then publishes),
+/// tried again a few times when a retry may help, as EventBridge would.
+async fn run_deployments(
+    mut events: tokio::sync::mpsc::UnboundedReceiver<crate::domain::HubEvent>,
+    deployments: Deployments<EmbeddedStore, CachedCatalog<EmbeddedStore>, SystemClock>,
+) {
+    while let Some(event) = events.recv().await {
+        for attempt in 1..=LOCAL_ATTEMPTS {
+            match deployments.handle(&event.detail_type, &event.detail).await {
+                Ok(applied) => tracing::debug!(event_id = %event.id, ?applied, "deployment event applied"),
+                Err(e) if e.retryable() && attempt < LOCAL_ATTEMPTS => {
+                    tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
+                    continue;
+                }
+                Err(e) => tracing::error!(event_id = %event.id, error = %e, "deployment event not recorded"),
+            }
+            break;
+        }
+    }
 }
 
 async fn run_publisher(

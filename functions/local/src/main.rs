@@ -205,7 +205,7 @@ enum Command {
         /// completed, failed, rolled_back, closed, cancelled).
         #[arg(long)]
         state: Option<String>,
-        /// Only changes of this type (standard, normal, emergency).
+        /// Only changes of this type (standard, normal, emergency, recorded).
         #[arg(long = "type", value_name = "TYPE")]
         change_type: Option<String>,
         /// Only changes this user requested; `me` for you.

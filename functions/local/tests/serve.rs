@@ -1059,3 +1059,45 @@ async fn a_replayed_delivery_is_listed_by_the_activity_log() {
     );
     hub.interrupt();
 }
+
+/// A signed GitHub `deployment_status` webhook (the sample, success to
+/// production) ends as a change: `changehub serve`'s deployments consumer
+/// makes it from the hub event, with where it came from as `origin`.
+#[tokio::test]
+async fn a_signed_deployment_status_webhook_becomes_a_change_with_its_origin() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secrets = [("CHANGEHUB_GITHUB_SECRET", "gh-dev-secret")];
+    let hub = Served::start_with(dir.path(), &secrets);
+    import_catalog(dir.path(), &hub.base);
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events/github/deployment_status.success.json");
+    let out =
+        Command::new(BIN).args(["replay", "--url", &hub.base]).arg(&sample).envs(secrets).output().expect("replay");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // One deployment, one change: its id is derived from the deployment.
+    let id = changehub::domain::ChangeId::derived(&["default", "github", "acme-corp/checkout-service", "1834567890"]);
+    let reader = token(dir.path(), "alice@example.com", "engineers");
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let change: Value = loop {
+        let got = http.get(format!("{}/changes/{id}", hub.base)).bearer_auth(&reader).send().await.expect("get");
+        if got.status() == 200 {
+            break got.json().await.expect("json");
+        }
+        assert!(Instant::now() < deadline, "no change {id} from the deployment: {}", got.status());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        change["origin"],
+        json!({
+            "source": "github", "repository": "acme-corp/checkout-service", "deployment_id": "1834567890",
+            "sha": change["origin"]["sha"], "ref": change["origin"]["ref"], "environment": "production",
+            "url": "https://github.com/acme-corp/checkout-service/actions/runs/10987654321/job/30876543210",
+            "actor": "github-actions[bot]"
+        })
+    );
+    assert!(change["origin"]["sha"].is_string() && change["origin"]["ref"].is_string(), "{change}");
+    assert_eq!((change["state"].as_str(), change["type"].as_str()), (Some("completed"), Some("normal")));
+    assert_eq!(change["services"], json!(["payments"]));
+    assert_eq!(change["implementation"]["ended_at"], "2026-09-14T10:34:11Z", "the deployment's own time");
+    assert!(change["review"]["due_at"].is_string(), "production without an approved change: flagged for review");
+}

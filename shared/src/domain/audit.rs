@@ -32,6 +32,8 @@ pub enum AuditAction {
     Edited,
     /// A rejected change was reworked into a new draft (`reworked_as`).
     Reworked,
+    /// A deployment of the change was recorded (`deployments`) without moving it.
+    DeploymentRecorded,
     /// Governance trail: a catalog version was imported.
     CatalogImported,
     /// Governance trail: a freeze window was declared (or replaced).

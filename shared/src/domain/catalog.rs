@@ -14,6 +14,7 @@ use std::time::Duration;
 pub use check::{parse_yaml, valid_group};
 
 use super::correlation::{CorrelationOverride, CorrelationPolicy};
+use super::deployment::PipelinePolicy;
 use super::ids::ServiceName;
 use super::risk::RiskRules;
 use super::writeback::WriteBackPolicy;
@@ -375,6 +376,9 @@ pub struct Catalog {
     /// Which tools change-related incidents are written back to (`domain::writeback`).
     #[serde(default, skip_serializing_if = "WriteBackPolicy::is_off")]
     pub writeback: WriteBackPolicy,
+    /// What a pipeline's deployment means as a change (`domain::deployment`).
+    #[serde(default)]
+    pub pipelines: PipelinePolicy,
 }
 
 /// What an external name is, for [`Catalog::resolve`].

@@ -6,6 +6,7 @@ use std::fmt;
 
 use super::approval::ApprovalPlan;
 use super::correlation::{Implementation, Outcome};
+use super::deployment::{Deployed, DeploymentOrigin};
 use super::ids::{ChangeId, ServiceName, TenantId};
 use super::risk::{Complexity, Impact, RiskAssessment};
 
@@ -27,6 +28,9 @@ pub enum ChangeType {
     Normal,
     /// May proceed at once; reviewed afterwards.
     Emergency,
+    /// Made by the hub from a deployment it was told of (non-production, by
+    /// default): a record of what happened, never approval-gated.
+    Recorded,
 }
 
 impl ChangeType {
@@ -35,6 +39,7 @@ impl ChangeType {
             ChangeType::Standard => "standard",
             ChangeType::Normal => "normal",
             ChangeType::Emergency => "emergency",
+            ChangeType::Recorded => "recorded",
         }
     }
 }
@@ -211,6 +216,12 @@ pub struct Change {
     /// an incident's start. `None` until implementation starts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub implementation: Option<Implementation>,
+    /// Where a change the hub made from a deployment came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<DeploymentOrigin>,
+    /// The deployments of this change, each with every status seen merged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deployments: Vec<Deployed>,
 }
 
 fn default_category() -> String {

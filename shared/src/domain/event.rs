@@ -50,6 +50,7 @@ impl HubEvent {
             AuditAction::PeerReviewed => "Peer Review Recorded".to_owned(),
             AuditAction::Edited => "Change Edited".to_owned(),
             AuditAction::Reworked => "Change Reworked".to_owned(),
+            AuditAction::DeploymentRecorded => "Change Deployment Recorded".to_owned(),
             // Governance trail entries are not change mutations; named for completeness.
             AuditAction::CatalogImported => "Catalog Imported".to_owned(),
             AuditAction::FreezeDeclared => "Freeze Declared".to_owned(),

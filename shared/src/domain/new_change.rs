@@ -164,6 +164,12 @@ impl NewChange {
         let category = Slug::try_from(self.category.unwrap_or_else(|| DEFAULT_CATEGORY.to_owned())).map_err(|_| {
             FieldError::new("category", "category must be 1 to 64 characters of a-z, 0-9, '.', '_' or '-'")
         })?;
+        if self.change_type == ChangeType::Recorded {
+            return Err(FieldError::new(
+                "type",
+                "recorded changes are made by the hub from the deployments it is told of; open a standard, normal or emergency change",
+            ));
+        }
         match (&self.template, self.change_type) {
             (None, ChangeType::Standard) => {
                 return Err(FieldError::new("template", "a standard change names the pre-approved template it uses"));
@@ -239,6 +245,8 @@ impl ValidNewChange {
             reworks: None,
             reworked_as: None,
             implementation: None,
+            origin: None,
+            deployments: vec![],
         };
         self.apply_to(&mut draft);
         draft
@@ -296,6 +304,13 @@ mod tests {
         let start = Utc.with_ymd_and_hms(2026, 12, 1, 22, 0, 0).single().unwrap_or_default();
         let services = ["payments", "ledger", "payments"];
         NewChange::basic("  Upgrade payments DB  ", &services, "production", start, start + chrono::Duration::hours(1))
+    }
+
+    #[test]
+    fn nobody_opens_a_recorded_change() {
+        let err = NewChange { change_type: ChangeType::Recorded, ..base() }.validate().expect_err("recorded");
+        assert_eq!(err.field, "type");
+        assert!(err.message.contains("made by the hub from the deployments"), "{err:?}");
     }
 
     fn field_of(c: NewChange) -> String {

@@ -150,6 +150,7 @@ fn check_invariants(change: &Change, trail: &[changehub::domain::AuditEntry]) {
                     assert_ne!(e.actor, "changehub", "the hub approved a {} change", change.change_type.as_str());
                 }
                 ChangeType::Standard => assert_eq!(e.actor, "changehub", "only the hub approves on submission"),
+                ChangeType::Recorded => panic!("a recorded change is made scheduled, never approved"),
             }
         }
     }

@@ -370,6 +370,7 @@ fn only_the_sealer_and_the_verifier_read_the_audit_key() {
         .expect("a deny of GetSecretValue to everyone else");
     let allowed = deny["Condition"]["StringNotEquals"]["aws:PrincipalArn"].to_string();
     assert!(allowed.contains("ApiFunctionRole") && allowed.contains("AuditVerifierRoleArn"), "{allowed}");
+    assert!(allowed.contains("DeploymentsFunctionRole"), "the deployments function seals its writes: {allowed}");
     for other in ["IngestFunctionRole", "AwsEventsFunctionRole"] {
         assert!(!allowed.contains(other), "{other} may read the audit key: {allowed}");
     }
@@ -449,8 +450,42 @@ fn every_function_writes_only_the_partitions_its_code_writes() {
     // The outbox publisher only claims the events it sends.
     let publish_writes = [keys::idem_pk("outbox:acme:event")];
     let publish_never = [api_writes.as_slice(), &[keys::activity_pk(&tenant)]].concat();
-    let expected: [Row; 4] = [
+    // The deployments consumer writes changes, their indexes and outcome
+    // counters, and moves only service and listing entries.
+    let counter = changehub::ports::CounterKey {
+        tenant: tenant.clone(),
+        service: service.clone(),
+        month: "2026-12".into(),
+        category: "general".into(),
+        change_type: changehub::domain::ChangeType::Recorded,
+    };
+    let deployments_writes = [
+        keys::change_pk(&tenant, &id),
+        keys::tenant_changes_pk(&tenant),
+        keys::service_pk(&tenant, &service),
+        keys::plan_pk(&tenant),
+        keys::counter_pk(&counter),
+    ];
+    let deployments_never = [
+        keys::doc_pk(&tenant, changehub::ports::DocKind::Catalog),
+        keys::governance_pk(&tenant),
+        keys::security_pk(&tenant),
+        keys::activity_pk(&tenant),
+        keys::waiting_pk(&tenant, &Awaiting::Peer),
+        keys::idem_pk("github:delivery"),
+    ];
+    let deployments_deletes = [keys::service_pk(&tenant, &service), keys::plan_pk(&tenant)];
+    let deployments_never_deletes =
+        [deployments_never.as_slice(), &[keys::change_pk(&tenant, &id), keys::tenant_changes_pk(&tenant)]].concat();
+    let expected: [Row; 5] = [
         ("ApiFunction", &api_writes, &api_foreign, &api_deletes, &api_never_deletes),
+        (
+            "DeploymentsFunction",
+            &deployments_writes,
+            &deployments_never,
+            &deployments_deletes,
+            &deployments_never_deletes,
+        ),
         ("IngestFunction", &ingest_writes, &api_writes, &ingest_deletes, &ingest_never_deletes),
         ("AwsEventsFunction", &ingest_writes, &api_writes, &ingest_deletes, &ingest_never_deletes),
         ("PublishFunction", &publish_writes, &publish_never, &publish_writes, &publish_never),
@@ -691,4 +726,36 @@ fn the_activity_retention_is_a_parameter_and_the_api_reads_the_log() {
         }),
         "the api may query {log}"
     );
+}
+
+/// The deployments function takes the canonical deployment events, and only
+/// them, from the hub bus, with the table actions its store calls make.
+#[test]
+fn the_deployments_rule_takes_the_deployment_events_from_the_hub_bus() {
+    use changehub::ingest::Origin;
+    let t = template();
+    let f = function(&t, "DeploymentsFunction");
+    let rule = &f["Properties"]["Events"]["Deployments"]["Properties"];
+    assert_eq!(rule["EventBusName"], json!({"!Ref": "HubEventBus"}));
+    assert_eq!(rule["Pattern"], changehub::app::deployments::event_pattern(), "as changehub serve's rule");
+    let pattern = changehub::domain::EventPattern::parse(rule["Pattern"].clone()).expect("pattern");
+    let event = |origin: Origin, detail_type: &str| json!({"source": origin.source(), "detail-type": detail_type, "detail": {}});
+    for detail_type in changehub::app::deployments::DETAIL_TYPES {
+        for origin in [Origin::Github, Origin::Gitlab] {
+            assert!(pattern.matches(&event(origin, detail_type)), "{detail_type} from {origin:?}");
+        }
+    }
+    assert!(!pattern.matches(&event(Origin::Github, "Pull Request Changed")));
+    assert!(!pattern.matches(&json!({"source": "changehub.change", "detail-type": "Change Completed", "detail": {}})));
+    let expected: BTreeSet<String> = [
+        "dynamodb:DeleteItem",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "secretsmanager:GetSecretValue",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
+    assert_eq!(actions_of(f), expected);
 }

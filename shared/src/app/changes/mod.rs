@@ -205,6 +205,27 @@ fn join_reasons(parts: impl IntoIterator<Item = Option<String>>) -> Option<Strin
     (!parts.is_empty()).then(|| parts.join("; "))
 }
 
+/// The outcome counters of `change`'s services that its implementation
+/// ending at `at` as `to` adds to. Each implementation is counted once, when
+/// its outcome is first recorded (the move out of implementing).
+pub(crate) fn outcome_bumps(change: &Change, to: ChangeState, at: DateTime<Utc>) -> Vec<Bump> {
+    let month = month_of(at);
+    change
+        .services
+        .iter()
+        .map(|service| Bump {
+            key: crate::ports::CounterKey {
+                tenant: change.tenant.clone(),
+                service: service.clone(),
+                month: month.clone(),
+                category: change.category.clone(),
+                change_type: change.change_type,
+            },
+            failed: to != ChangeState::Completed,
+        })
+        .collect()
+}
+
 /// `now`'s month as `YYYY-MM`, the month counters are kept by.
 fn month_of(now: DateTime<Utc>) -> String {
     format!("{:04}-{:02}", now.year(), now.month())

@@ -136,6 +136,14 @@ impl<S: ChangeStore, C: Clock> Changes<S, C> {
                     c.approval = Some(plan);
                 })?;
             }
+            // Never a draft: the hub makes recorded changes already scheduled.
+            ChangeType::Recorded => {
+                return Err(refused(
+                    "recorded_change",
+                    Some("type"),
+                    "a recorded change is never submitted for approval",
+                ));
+            }
         }
         Ok(())
     }

@@ -3,11 +3,11 @@
 use chrono::{DateTime, Utc};
 use tracing::instrument;
 
-use super::{ChangeError, ChangeStore, Changes, Pending, check_text, current_at, join_reasons, month_of, refused};
+use super::{ChangeError, ChangeStore, Changes, Pending, check_text, current_at, join_reasons, outcome_bumps, refused};
 use crate::domain::access::Caller;
 use crate::domain::catalog::CatalogView;
 use crate::domain::{Change, ChangeId, ChangeState, ChangeType};
-use crate::ports::{Bump, Clock, CounterKey};
+use crate::ports::Clock;
 
 /// `POST /changes/{id}/transitions`.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -127,23 +127,8 @@ impl<S: ChangeStore, C: Clock> Changes<S, C> {
                 pending.transition(ChangeState::Implementing, now, &caller.user, reason, |_| {})?;
             }
             to @ (ChangeState::Completed | ChangeState::Failed | ChangeState::RolledBack) => {
-                // Each implementation is counted once, when its outcome is first recorded.
                 if current.state == ChangeState::Implementing {
-                    let month = month_of(now);
-                    pending.bumps = current
-                        .services
-                        .iter()
-                        .map(|service| Bump {
-                            key: CounterKey {
-                                tenant: current.tenant.clone(),
-                                service: service.clone(),
-                                month: month.clone(),
-                                category: current.category.clone(),
-                                change_type: current.change_type,
-                            },
-                            failed: to != ChangeState::Completed,
-                        })
-                        .collect();
+                    pending.bumps = outcome_bumps(&current, to, now);
                 }
                 pending.transition(to, now, &caller.user, req.reason.clone(), |_| {})?;
             }

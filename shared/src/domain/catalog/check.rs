@@ -108,6 +108,7 @@ impl Catalog {
         check_span(&mut p, "changes.max_backdate", backdate, (0, MAX_BACKDATE_DAYS * day), &most);
         self.correlation.check(&mut p);
         self.writeback.check(&mut p);
+        self.pipelines.check(&mut p);
         p.finish()
     }
 

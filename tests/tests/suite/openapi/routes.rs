@@ -155,7 +155,10 @@ fn enumerations_are_the_domains() {
         ("ChangeState", names(&ChangeState::ALL.map(ChangeState::as_str))),
         (
             "ChangeType",
-            names(&[ChangeType::Standard, ChangeType::Normal, ChangeType::Emergency].map(ChangeType::as_str)),
+            names(
+                &[ChangeType::Standard, ChangeType::Normal, ChangeType::Emergency, ChangeType::Recorded]
+                    .map(ChangeType::as_str),
+            ),
         ),
         ("Role", names(&Role::ALL.map(Role::as_str))),
         ("RiskLevel", names(&RiskLevel::ALL.map(RiskLevel::as_str))),
