@@ -4,6 +4,7 @@ pub mod activity;
 pub mod audit;
 pub mod catalog;
 pub mod changes;
+pub mod correlate;
 pub mod governance;
 pub mod ingest;
 pub mod once;

@@ -422,6 +422,7 @@ fn every_function_writes_only_the_partitions_its_code_writes() {
         keys::waiting_pk(&tenant, &group),
         keys::waiting_pk(&tenant, &user),
         keys::waiting_pk(&tenant, &Awaiting::Peer),
+        keys::implementation_pk(&tenant, &service),
     ];
     let records = [
         keys::change_pk(&tenant, &id),
