@@ -249,8 +249,8 @@ enum Command {
         #[arg(long, default_value_t = 2000)]
         store_ops: usize,
         /// Stored changes to correlate incidents against, one fresh store each, side by side. Seeding writes
-        /// 10,000 changes per transaction: 100,000 take about half a minute on a release build and a
-        /// few hundred MB of disk beside the working directory, removed after.
+        /// 10,000 changes per transaction into a file beside the working directory (removed after): 100,000
+        /// take minutes, mostly disk writes (about 4 on a debug build on a busy disk).
         #[arg(long, value_delimiter = ',', default_value = "1000,100000")]
         correlation_sizes: Vec<usize>,
         /// Incidents to correlate with each size.
