@@ -72,7 +72,20 @@ fn line(name: &str, count: usize, secs: Option<f64>, h: Option<&Histogram<u64>>)
     println!("{name:<30} {count:>7} ops  {rate}{latency}");
 }
 
-pub async fn run(requests: usize, concurrency: usize, store_ops: usize) -> BoxResult<()> {
+/// What `changehub bench` measures.
+pub struct BenchPlan {
+    pub requests: usize,
+    pub concurrency: usize,
+    pub store_ops: usize,
+    /// Stored-history sizes to correlate incidents against, side by side.
+    pub correlation_sizes: Vec<usize>,
+    pub correlations: usize,
+    /// Only the correlation figures.
+    pub correlation_only: bool,
+}
+
+pub async fn run(plan: BenchPlan) -> BoxResult<()> {
+    let BenchPlan { requests, concurrency, store_ops, .. } = plan;
     // Beside the working directory, not in /tmp: /tmp is often a RAM disk,
     // where a durable commit's fsync costs nothing and the figures would flatter.
     let dir = tempfile::tempdir_in(".")?;
@@ -81,10 +94,13 @@ pub async fn run(requests: usize, concurrency: usize, store_ops: usize) -> BoxRe
         dir.path().display(),
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
     );
-    api(dir.path(), requests, concurrency.max(1)).await?;
-    store(dir.path(), store_ops).await?;
-    ingest(dir.path(), requests, concurrency.max(1)).await?;
-    ingest_cpu(store_ops.max(1))?;
+    if !plan.correlation_only {
+        api(dir.path(), requests, concurrency.max(1)).await?;
+        store(dir.path(), store_ops).await?;
+        ingest(dir.path(), requests, concurrency.max(1)).await?;
+        ingest_cpu(store_ops.max(1))?;
+    }
+    correlation(dir.path(), &plan.correlation_sizes, plan.correlations.max(1)).await?;
     Ok(())
 }
 
@@ -378,4 +394,171 @@ fn ingest_cpu(n: usize) -> BoxResult<()> {
         h.value_at_quantile(0.99) as f64 / 1000.0
     );
     Ok(())
+}
+
+/// What correlating incidents cost with one history size.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CorrelationFigures {
+    pub stored: usize,
+    pub seed_secs: f64,
+    pub correlations: usize,
+    /// Store calls per correlation: mean and most.
+    pub calls: (f64, usize),
+    /// Items read per correlation: mean and most.
+    pub items: (f64, usize),
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub per_sec: f64,
+}
+
+/// A deterministic stream of numbers (splitmix64), so two runs correlate the same incidents.
+struct Numbers(u64);
+
+impl Numbers {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// One change every 5 minutes, so a longer history is a longer time, as in use.
+const SEED_SPACING_MINUTES: i64 = 5;
+const BENCH_SERVICES: usize = 20;
+
+/// The `i`-th change of a seeded history starting at `base`: on one of the
+/// twenty services (one in ten on two), mostly minutes long, one in fifty
+/// six hours, one in five hundred three days; one in five in staging, one
+/// in seventeen failed; the last twenty still implementing.
+fn seeded_change(
+    tenant: &TenantId,
+    base: chrono::DateTime<Utc>,
+    i: usize,
+    n: usize,
+) -> BoxResult<(changehub::domain::Change, changehub::domain::AuditEntry)> {
+    use changehub::domain::audit::{self, AuditAction};
+    use changehub::domain::correlation::{Implementation, Outcome};
+    let start = base + Duration::minutes(i as i64 * SEED_SPACING_MINUTES);
+    let k = i % BENCH_SERVICES;
+    let mut services = vec![format!("svc-{k}")];
+    if i % 10 == 3 {
+        services.push(format!("svc-{}", (k + 1) % BENCH_SERVICES));
+    }
+    let services: Vec<&str> = services.iter().map(String::as_str).collect();
+    let environment = if i % 5 == 4 { "staging" } else { "production" };
+    let length = match i {
+        i if i % 500 == 7 => Duration::days(3),
+        i if i.is_multiple_of(50) => Duration::hours(6),
+        i => Duration::minutes(5 + (i % 40) as i64),
+    };
+    let outcome = if i.is_multiple_of(17) { Outcome::Failed } else { Outcome::Succeeded };
+    let mut change = NewChange::basic(format!("Seeded change {i}"), &services, environment, start, start + length)
+        .validate()?
+        .into_draft(changehub::domain::ChangeId::new(), tenant.clone(), "bench".into(), start - Duration::days(1));
+    (change.state, change.implementation) = if i + 20 >= n {
+        (ChangeState::Implementing, Some(Implementation::Ongoing { started_at: start }))
+    } else {
+        let ended_at = start + length;
+        let state = if outcome == Outcome::Failed { ChangeState::Failed } else { ChangeState::Completed };
+        (state, Some(Implementation::Finished { started_at: start, ended_at, outcome }))
+    };
+    Ok(audit::record(None, change, "bench", AuditAction::Created, None))
+}
+
+/// Seeds `n` changes into a fresh store (10,000 per write transaction) and
+/// correlates `runs` incidents at random times on random services that have
+/// a dependency (one hop: two services in scope).
+async fn correlation_figures(dir: &std::path::Path, n: usize, runs: usize) -> BoxResult<CorrelationFigures> {
+    use changehub::app::correlate::Correlator;
+    use changehub::domain::ServiceName;
+    use changehub::domain::correlation::IncidentFacts;
+    let path = dir.join(format!("correlate-{n}.db"));
+    let store = EmbeddedStore::open(&path)?;
+    let tenant = TenantId::parse("bench")?;
+    let base = chrono::DateTime::parse_from_rfc3339("2025-01-01T00:00:00Z")?.with_timezone(&Utc);
+    let seeding = Instant::now();
+    for chunk in (0..n).collect::<Vec<_>>().chunks(10_000) {
+        let changes = chunk.iter().map(|&i| seeded_change(&tenant, base, i, n)).collect::<BoxResult<Vec<_>>>()?;
+        store.insert_many(changes).await?;
+    }
+    let seed_secs = seeding.elapsed().as_secs_f64();
+    let catalog = bench_catalog()?;
+    let correlator = Correlator::new(store);
+    let span_minutes = (n as i64 * SEED_SPACING_MINUTES).max(1);
+    let mut numbers = Numbers(n as u64);
+    let (mut h, mut calls, mut items) = (histogram(), Vec::with_capacity(runs), Vec::with_capacity(runs));
+    let started = Instant::now();
+    for _ in 0..runs {
+        let service = ServiceName::parse(&format!("svc-{}", 1 + numbers.below(BENCH_SERVICES as u64 - 1)))?;
+        let at = base + Duration::seconds(numbers.below(span_minutes as u64 * 60) as i64);
+        let incident = IncidentFacts { service, started_at: at, environment: None, resources: vec![] };
+        let t = Instant::now();
+        let (correlation, cost) = correlator.correlate(&tenant, &catalog, &incident).await?;
+        let _ = h.record(t.elapsed().as_micros() as u64);
+        std::hint::black_box(correlation);
+        calls.push(cost.calls);
+        items.push(cost.items);
+    }
+    let secs = started.elapsed().as_secs_f64();
+    drop(correlator);
+    std::fs::remove_file(&path)?;
+    let mean = |v: &[usize]| v.iter().sum::<usize>() as f64 / v.len().max(1) as f64;
+    let most = |v: &[usize]| v.iter().copied().max().unwrap_or(0);
+    Ok(CorrelationFigures {
+        stored: n,
+        seed_secs,
+        correlations: runs,
+        calls: (mean(&calls), most(&calls)),
+        items: (mean(&items), most(&items)),
+        p50_ms: h.value_at_quantile(0.50) as f64 / 1000.0,
+        p99_ms: h.value_at_quantile(0.99) as f64 / 1000.0,
+        per_sec: runs as f64 / secs.max(f64::EPSILON),
+    })
+}
+
+/// Correlation cost with each history size, side by side.
+async fn correlation(dir: &std::path::Path, sizes: &[usize], runs: usize) -> BoxResult<Vec<CorrelationFigures>> {
+    let mut all = Vec::with_capacity(sizes.len());
+    for &n in sizes {
+        all.push(correlation_figures(dir, n, runs).await?);
+    }
+    println!(
+        "\nCorrelation on the embedded store ({runs} incidents at random times on a service with a dependency; \
+         4h window, one hop: two services in scope; one change every {SEED_SPACING_MINUTES} min over {BENCH_SERVICES} services):"
+    );
+    println!(
+        "{:>14} {:>9} {:>18} {:>18} {:>11} {:>11} {:>15}",
+        "stored changes", "seeded", "store calls/corr", "items read/corr", "p50", "p99", "correlations/s"
+    );
+    for f in &all {
+        println!(
+            "{:>14} {:>8.1}s {:>9.1} (max {:>2}) {:>9.1} (max {:>3}) {:>8.3} ms {:>8.3} ms {:>15.0}",
+            f.stored, f.seed_secs, f.calls.0, f.calls.1, f.items.0, f.items.1, f.p50_ms, f.p99_ms, f.per_sec
+        );
+    }
+    Ok(all)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The smoke version of the correlation figures: with a hundred times the
+    /// history, a correlation makes the same store calls and reads about as many items.
+    #[tokio::test]
+    async fn correlation_cost_does_not_grow_with_history() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let figures = correlation(dir.path(), &[100, 3_000], 100).await.expect("bench");
+        let (small, large) = (&figures[0], &figures[1]);
+        assert_eq!((small.stored, large.stored), (100, 3_000));
+        assert!(small.calls.1 <= 11 && large.calls.1 <= 11, "{figures:?}");
+        assert!(large.items.0 <= small.items.0 * 1.5 + 2.0, "{figures:?}");
+        assert!(large.items.1 <= 60, "{figures:?}");
+    }
 }

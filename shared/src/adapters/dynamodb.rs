@@ -224,6 +224,22 @@ impl DynamoStore {
         Ok(item)
     }
 
+    /// A consistent Query of partition `pk`, sort keys from `range.lo` to `range.hi` (both included).
+    fn range_query(
+        &self,
+        pk: String,
+        range: &keys::SkRange,
+    ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk AND SK BETWEEN :lo AND :hi")
+            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":lo", s(range.lo.clone()))
+            .expression_attribute_values(":hi", s(range.hi.clone()))
+            .consistent_read(true)
+    }
+
     /// Every item of `wanted` that exists, in no particular order: BatchGetItem
     /// in chunks of 100, retrying unprocessed keys with backoff.
     async fn batch_get_items(&self, wanted: Vec<Item>, consistent: bool) -> Result<Vec<Item>, StoreError> {

@@ -8,6 +8,7 @@
 //! | audit entry | `T#{tenant}#CHG#{id}` | `AUD#{seq:020}` |
 //! | service index | `T#{tenant}#SVC#{service}` | `CHG#{planned_start}#{id}` |
 //! | listing index | `T#{tenant}#PLAN` | `CHG#{planned_start}#{id}` |
+//! | implementation index | `T#{tenant}#IMPL#{service}` | `{class}#{started_at}#{id}` |
 //! | waiting index | `T#{tenant}#WAIT#G#{group}`, `…#WAIT#U#{user}`, `…#WAIT#PEER` | `{due_at}#{id}` |
 //! | governance trail | `T#{tenant}#GOV` | `AUD#{seq:020}`, and `HEAD` |
 //! | security event | `T#{tenant}#SEC` | `{minute}#{action}#{user}` |
@@ -21,9 +22,12 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use std::collections::BTreeMap;
 
 use crate::domain::change::MAX_PLANNED_WINDOW;
+use crate::domain::correlation::Implementation;
 use crate::domain::waiting::{Awaiting, awaiting};
 use crate::domain::{Change, ChangeId, ServiceName, TenantId};
-use crate::ports::{ActivityQuery, ChangeUpdate, Cursor, DuePartition, InvalidCursor, Listing, ServiceWindowQuery};
+use crate::ports::{
+    ActivityQuery, ChangeUpdate, Cursor, DuePartition, ImplementationQuery, InvalidCursor, Listing, ServiceWindowQuery,
+};
 
 pub const META: &str = "META";
 pub const AUDIT_PREFIX: &str = "AUD#";
@@ -129,8 +133,8 @@ pub fn waiting_pk(tenant: &TenantId, who: &Awaiting) -> String {
 pub const MAX_WAITING_ENTRIES: usize = 40;
 
 /// An index item: the change it names, its planned end (service and listing
-/// indexes, for the window's overlap test) and, in the listing index, what
-/// filters read.
+/// indexes, for the window's overlap test), in the listing index what
+/// filters read, and in the implementation index the implementation.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct IndexItem {
     pub change_id: ChangeId,
@@ -138,21 +142,87 @@ pub struct IndexItem {
     pub planned_end: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listing: Option<Listing>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub implementation: Option<Implementation>,
+}
+
+/// A service's implementation index: its changes by when their
+/// implementation started, filed by how long it took
+/// ([`implementation_classes`]), so that a window's read is bounded by the
+/// window and the class, never by the history.
+pub fn implementation_pk(tenant: &TenantId, service: &ServiceName) -> String {
+    format!("T#{tenant}#IMPL#{service}")
+}
+
+/// The classes of the implementation index, shortest first: (sort-key
+/// prefix, longest implementation filed there). The last has no bound: it
+/// holds the implementations still running (their length is not known yet)
+/// and the few that took longer than a year.
+pub fn implementation_classes() -> [(&'static str, Option<chrono::Duration>); 5] {
+    use chrono::Duration;
+    [
+        ("H1", Some(Duration::hours(1))),
+        ("D1", Some(Duration::days(1))),
+        ("D31", Some(Duration::days(31))),
+        ("D366", Some(Duration::days(366))),
+        ("LONG", None),
+    ]
+}
+
+/// An implementation's entry in a service's implementation index: its
+/// class, then its start.
+pub fn implementation_sk(implementation: &Implementation, id: &ChangeId) -> String {
+    let length = implementation.ended_at().map(|end| end - implementation.started_at());
+    let (class, _) = implementation_classes()
+        .into_iter()
+        .find(|(_, longest)| matches!((length, longest), (Some(l), Some(max)) if l <= *max))
+        .unwrap_or(("LONG", None));
+    format!("{class}#{}#{id}", time_key(implementation.started_at()))
+}
+
+/// The ranges an implementation query reads, one per service and class: the
+/// starts from `since` less the class's longest length (an implementation
+/// that started earlier ended before `since`) up to `at`; the unbounded
+/// class from its first entry. What they hold still goes through
+/// [`ImplementationQuery::wants`].
+pub fn implementation_ranges(q: &ImplementationQuery) -> Vec<(String, SkRange)> {
+    use chrono::Datelike;
+    // Time keys are fixed width for years 1 to 9999; beyond, the class's whole range.
+    let key = |t: Option<DateTime<Utc>>| t.filter(|t| (1..=9999).contains(&t.year())).map(time_key);
+    let mut ranges = Vec::new();
+    for service in &q.services {
+        let pk = implementation_pk(&q.tenant, service);
+        for (class, longest) in implementation_classes() {
+            let from = longest.and_then(|l| key(q.since.checked_sub_signed(l)));
+            let lo = format!("{class}#{}", from.unwrap_or_default());
+            let hi = key(Some(q.at)).map_or_else(|| format!("{class}#~"), |at| format!("{class}#{at}#~"));
+            ranges.push((pk.clone(), SkRange { lo, hi, after: None }));
+        }
+    }
+    ranges
 }
 
 /// The index entries a change has, by (PK, SK): one per service, one in the
 /// listing index, one per principal it waits for.
 pub fn index_entries(change: &Change) -> BTreeMap<(String, String), IndexItem> {
     let (tenant, id) = (&change.tenant, change.id);
-    let windowed = |listing| IndexItem { change_id: id, planned_end: Some(change.planned_end), listing };
+    let windowed =
+        |listing| IndexItem { change_id: id, planned_end: Some(change.planned_end), listing, implementation: None };
     let start = service_sk(change.planned_start, &id);
     let mut entries: BTreeMap<(String, String), IndexItem> =
         change.services.iter().map(|service| ((service_pk(tenant, service), start.clone()), windowed(None))).collect();
     entries.insert((plan_pk(tenant), start), windowed(Some(Listing::of(change))));
+    if let Some(implementation) = change.implementation {
+        let sk = implementation_sk(&implementation, &id);
+        let item = IndexItem { change_id: id, planned_end: None, listing: None, implementation: Some(implementation) };
+        entries.extend(
+            change.services.iter().map(|service| ((implementation_pk(tenant, service), sk.clone()), item.clone())),
+        );
+    }
     let due = change.approval.as_ref().and_then(|p| p.due_at()).unwrap_or(change.updated_at);
     let waiting_sk = format!("{}#{id}", time_key(due));
     for who in awaiting(change).iter().take(MAX_WAITING_ENTRIES) {
-        let item = IndexItem { change_id: id, planned_end: None, listing: None };
+        let item = IndexItem { change_id: id, planned_end: None, listing: None, implementation: None };
         entries.insert((waiting_pk(tenant, who), waiting_sk.clone()), item);
     }
     entries
@@ -504,6 +574,58 @@ mod tests {
         assert_eq!(writes.puts.len(), 1, "only the listing entry holds something new: {writes:?}");
         assert_eq!(writes.puts[0].0.0, "T#acme#PLAN");
         assert!(index_writes(Some(&submitted), &submitted).puts.is_empty(), "nothing changed, nothing written");
+    }
+
+    #[test]
+    fn an_implementation_is_filed_by_how_long_it_took_and_still_running_ones_are_long() {
+        use crate::domain::correlation::{Implementation, Outcome};
+        let (start, id) = (t("2026-12-01T10:00:00Z"), ChangeId::new());
+        let took = |d: chrono::Duration| {
+            let i = Implementation::Finished { started_at: start, ended_at: start + d, outcome: Outcome::Succeeded };
+            implementation_sk(&i, &id).split('#').next().map(str::to_owned).unwrap_or_default()
+        };
+        let (h, d) = (chrono::Duration::hours, chrono::Duration::days);
+        assert_eq!(took(h(0)), "H1", "a deployment known by its time");
+        assert_eq!((took(h(1)), took(h(1) + chrono::Duration::seconds(1))), ("H1".into(), "D1".into()));
+        assert_eq!(
+            (took(d(31)), took(d(32)), took(d(366)), took(d(367))),
+            ("D31".into(), "D366".into(), "D366".into(), "LONG".into())
+        );
+        assert_eq!(took(-h(2)), "H1", "an end recorded before the start counts as the start");
+        let running = Implementation::Ongoing { started_at: start };
+        assert_eq!(implementation_sk(&running, &id), format!("LONG#2026-12-01T10:00:00.000000Z#{id}"));
+
+        let mut change = change_on(&["payments", "ledger"], start);
+        assert!(index_entries(&change).keys().all(|(pk, _)| !pk.contains("#IMPL#")), "not implemented, not filed");
+        change.implementation = Some(running);
+        let filed: Vec<String> =
+            index_entries(&change).into_keys().map(|(pk, _)| pk).filter(|pk| pk.contains("#IMPL#")).collect();
+        assert_eq!(filed, ["T#acme#IMPL#ledger", "T#acme#IMPL#payments"], "one entry per service");
+    }
+
+    #[test]
+    fn an_implementation_query_reads_each_class_from_the_window_less_its_longest_length() {
+        let q = ImplementationQuery {
+            tenant: TenantId::parse("acme").expect("tenant"),
+            services: vec![ServiceName::parse("payments").expect("service")],
+            since: t("2026-12-01T06:00:00Z"),
+            at: t("2026-12-01T10:00:00Z"),
+        };
+        let ranges: Vec<(String, String)> = implementation_ranges(&q).into_iter().map(|(_, r)| (r.lo, r.hi)).collect();
+        let hi = |class: &str| format!("{class}#2026-12-01T10:00:00.000000Z#~");
+        assert_eq!(
+            ranges,
+            [
+                ("H1#2026-12-01T05:00:00.000000Z".to_owned(), hi("H1")),
+                ("D1#2026-11-30T06:00:00.000000Z".to_owned(), hi("D1")),
+                ("D31#2026-10-31T06:00:00.000000Z".to_owned(), hi("D31")),
+                ("D366#2025-11-30T06:00:00.000000Z".to_owned(), hi("D366")),
+                ("LONG#".to_owned(), hi("LONG")),
+            ]
+        );
+        assert!(implementation_ranges(&q).iter().all(|(pk, _)| pk == "T#acme#IMPL#payments"));
+        let unbounded = ImplementationQuery { since: DateTime::<Utc>::MIN_UTC, ..q };
+        assert_eq!(implementation_ranges(&unbounded)[0].1.lo, "H1#", "an unvalidated window reads the whole class");
     }
 
     #[test]

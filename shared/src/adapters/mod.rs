@@ -42,3 +42,32 @@ fn merge_waiting(
     found.truncate(limit);
     (found.into_iter().map(|(_, id)| id).collect(), next.flatten().map(crate::ports::Cursor::issued))
 }
+
+/// The changes an implementation query keeps of the index entries both
+/// stores read, each once (a change is filed under each of its services).
+#[cfg(any(feature = "embedded", feature = "dynamodb"))]
+#[derive(Default)]
+struct FoundOnce {
+    ids: Vec<crate::domain::ChangeId>,
+    seen: std::collections::HashSet<crate::domain::ChangeId>,
+}
+
+#[cfg(any(feature = "embedded", feature = "dynamodb"))]
+impl FoundOnce {
+    /// Keeps the change of the implementation entry at `sk` if `q` wants it.
+    fn keep(
+        &mut self,
+        q: &crate::ports::ImplementationQuery,
+        sk: &str,
+        idx: &keys::IndexItem,
+    ) -> Result<(), crate::ports::StoreError> {
+        let implementation = idx.implementation.as_ref().ok_or_else(|| crate::ports::StoreError::Corrupt {
+            key: sk.to_owned(),
+            message: "implementation index item without its implementation".into(),
+        })?;
+        if q.wants(implementation) && self.seen.insert(idx.change_id) {
+            self.ids.push(idx.change_id);
+        }
+        Ok(())
+    }
+}

@@ -4,6 +4,7 @@ pub mod activity;
 pub mod audit;
 pub mod catalog;
 pub mod changes;
+pub mod correlate;
 pub mod deployments;
 pub mod governance;
 pub mod ingest;

@@ -6,6 +6,7 @@ mod activity;
 mod api;
 mod audit;
 mod bus_contract;
+mod correlate;
 mod deployments;
 mod ingest;
 mod ingest_aws;

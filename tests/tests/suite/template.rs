@@ -423,6 +423,7 @@ fn every_function_writes_only_the_partitions_its_code_writes() {
         keys::waiting_pk(&tenant, &group),
         keys::waiting_pk(&tenant, &user),
         keys::waiting_pk(&tenant, &Awaiting::Peer),
+        keys::implementation_pk(&tenant, &service),
     ];
     let records = [
         keys::change_pk(&tenant, &id),
@@ -451,7 +452,7 @@ fn every_function_writes_only_the_partitions_its_code_writes() {
     let publish_writes = [keys::idem_pk("outbox:acme:event")];
     let publish_never = [api_writes.as_slice(), &[keys::activity_pk(&tenant)]].concat();
     // The deployments consumer writes changes, their indexes and outcome
-    // counters, and moves only service and listing entries.
+    // counters, and moves only service, listing and implementation entries.
     let counter = changehub::ports::CounterKey {
         tenant: tenant.clone(),
         service: service.clone(),
@@ -464,6 +465,7 @@ fn every_function_writes_only_the_partitions_its_code_writes() {
         keys::tenant_changes_pk(&tenant),
         keys::service_pk(&tenant, &service),
         keys::plan_pk(&tenant),
+        keys::implementation_pk(&tenant, &service),
         keys::counter_pk(&counter),
     ];
     let deployments_never = [
@@ -474,7 +476,8 @@ fn every_function_writes_only_the_partitions_its_code_writes() {
         keys::waiting_pk(&tenant, &Awaiting::Peer),
         keys::idem_pk("github:delivery"),
     ];
-    let deployments_deletes = [keys::service_pk(&tenant, &service), keys::plan_pk(&tenant)];
+    let deployments_deletes =
+        [keys::service_pk(&tenant, &service), keys::plan_pk(&tenant), keys::implementation_pk(&tenant, &service)];
     let deployments_never_deletes =
         [deployments_never.as_slice(), &[keys::change_pk(&tenant, &id), keys::tenant_changes_pk(&tenant)]].concat();
     let expected: [Row; 5] = [

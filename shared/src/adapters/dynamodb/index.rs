@@ -7,23 +7,36 @@ use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 
 use super::{DynamoStore, Item, classify, key, put, s};
+use crate::adapters::FoundOnce;
 use crate::adapters::keys::{self, IndexItem};
+use crate::domain::correlation::{Implementation, Outcome};
 use crate::domain::{Change, ChangeId};
-use crate::ports::{ChangeQuery, Cursor, InvalidCursor, Listing, Page, StoreError, WaitingQuery};
+use crate::ports::{
+    ChangeQuery, Cursor, ImplementationQuery, Implemented, InvalidCursor, Listing, Page, ReadCost, StoreError,
+    WaitingQuery,
+};
 
 /// An index item's attributes: its key, the change it names, and what the
 /// window test and the listing filters read.
 fn index_attributes(pk: String, sk: String, idx: &IndexItem) -> Item {
     let mut item = key(pk, sk);
-    let entity = match (&idx.listing, idx.planned_end) {
-        (Some(_), _) => "change_listing",
-        (None, Some(_)) => "change_index",
-        (None, None) => "change_waiting",
+    let entity = match (&idx.listing, idx.planned_end, idx.implementation) {
+        (Some(_), _, _) => "change_listing",
+        (None, Some(_), _) => "change_index",
+        (None, None, Some(_)) => "change_implementation",
+        (None, None, None) => "change_waiting",
     };
     item.insert("entity".into(), s(entity));
     item.insert("change_id".into(), s(idx.change_id.to_string()));
     if let Some(end) = idx.planned_end {
         item.insert("planned_end".into(), s(keys::time_key(end)));
+    }
+    if let Some(i) = idx.implementation {
+        item.insert("started_at".into(), s(keys::time_key(i.started_at())));
+        if let Implementation::Finished { ended_at, outcome, .. } = i {
+            item.insert("ended_at".into(), s(keys::time_key(ended_at)));
+            item.insert("outcome".into(), s(outcome_name(outcome)));
+        }
     }
     if let Some(l) = &idx.listing {
         item.insert("state".into(), s(l.state.as_str()));
@@ -42,13 +55,23 @@ pub(super) fn index_item_of(item: &Item) -> Result<(String, IndexItem), StoreErr
     let change_id = text("change_id")
         .and_then(|raw| ChangeId::parse(raw).ok())
         .ok_or_else(|| corrupt("index item without change_id"))?;
-    let planned_end = match text("planned_end") {
-        Some(t) => Some(
-            DateTime::parse_from_rfc3339(t)
-                .map(|t| t.with_timezone(&Utc))
-                .map_err(|_| corrupt("index item with a bad planned_end"))?,
-        ),
-        None => None,
+    let time = |name: &str| match text(name) {
+        Some(t) => DateTime::parse_from_rfc3339(t)
+            .map(|t| Some(t.with_timezone(&Utc)))
+            .map_err(|_| corrupt(&format!("index item with a bad {name}"))),
+        None => Ok(None),
+    };
+    let planned_end = time("planned_end")?;
+    let implementation = match (time("started_at")?, time("ended_at")?, text("outcome")) {
+        (None, _, _) => None,
+        (Some(started_at), None, _) => Some(Implementation::Ongoing { started_at }),
+        (Some(started_at), Some(ended_at), Some(outcome)) => {
+            let outcome = parse::<Outcome>(Some(outcome))
+                .and_then(Result::ok)
+                .ok_or_else(|| corrupt("implementation item with a bad outcome"))?;
+            Some(Implementation::Finished { started_at, ended_at, outcome })
+        }
+        (Some(_), Some(_), None) => return Err(corrupt("implementation item without an outcome")),
     };
     fn parse<T: DeserializeOwned>(raw: Option<&String>) -> Option<Result<T, serde_json::Error>> {
         raw.map(|v| serde_json::from_value(serde_json::Value::String(v.clone())))
@@ -71,7 +94,15 @@ pub(super) fn index_item_of(item: &Item) -> Result<(String, IndexItem), StoreErr
         }
         _ => None,
     };
-    Ok((sk, IndexItem { change_id, planned_end, listing }))
+    Ok((sk, IndexItem { change_id, planned_end, listing, implementation }))
+}
+
+/// An outcome as the implementation index stores it (its JSON name).
+fn outcome_name(outcome: Outcome) -> String {
+    match serde_json::to_value(outcome) {
+        Ok(serde_json::Value::String(name)) => name,
+        _ => format!("{outcome:?}"),
+    }
 }
 
 /// A window index item's planned end (service and listing indexes carry one).
@@ -198,5 +229,37 @@ impl DynamoStore {
         }
         let (ids, next) = crate::adapters::merge_waiting(found, q.limit);
         Ok(Page { items: self.batch_get(&q.tenant, &ids).await?, next })
+    }
+}
+
+impl crate::ports::ImplementationReader for DynamoStore {
+    /// One Query per service and class (paged past 1 MB), then one
+    /// BatchGetItem per 100 changes found.
+    async fn implemented(&self, q: &ImplementationQuery) -> Result<Implemented, StoreError> {
+        let (mut cost, mut found) = (ReadCost::default(), FoundOnce::default());
+        for (pk, range) in keys::implementation_ranges(q) {
+            let mut start = None;
+            loop {
+                let out = self
+                    .range_query(pk.clone(), &range)
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .map_err(classify)?;
+                let items = out.items.unwrap_or_default();
+                cost += ReadCost { calls: 1, items: items.len() };
+                for item in &items {
+                    let (sk, idx) = index_item_of(item)?;
+                    found.keep(q, &sk, &idx)?;
+                }
+                start = out.last_evaluated_key;
+                if start.is_none() {
+                    break;
+                }
+            }
+        }
+        let changes = self.batch_get(&q.tenant, &found.ids).await?;
+        cost += ReadCost { calls: found.ids.len().div_ceil(100), items: changes.len() };
+        Ok(Implemented { changes, cost })
     }
 }

@@ -103,17 +103,10 @@ impl DynamoStore {
         let mut start = None;
         loop {
             let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("PK = :pk AND SK BETWEEN :lo AND :hi")
-                .expression_attribute_values(":pk", s(pk.clone()))
-                .expression_attribute_values(":lo", s(range.lo.clone()))
-                .expression_attribute_values(":hi", s(range.hi.clone()))
+                .range_query(pk.clone(), range)
                 .scan_index_forward(forward == Forward::Yes)
                 .set_exclusive_start_key(start.take())
                 .limit((limit + 2) as i32)
-                .consistent_read(true)
                 .send()
                 .await
                 .map_err(classify)?;

@@ -5,9 +5,12 @@ use chrono::{DateTime, Utc};
 use redb::{ReadableDatabase, ReadableTable};
 
 use super::{EmbeddedStore, ITEMS, backend, decode, encode, get_item};
+use crate::adapters::FoundOnce;
 use crate::adapters::keys::{self, IndexItem};
 use crate::domain::{Change, ChangeId, TenantId};
-use crate::ports::{ChangeQuery, Cursor, InvalidCursor, Page, StoreError, WaitingQuery};
+use crate::ports::{
+    ChangeQuery, Cursor, ImplementationQuery, Implemented, InvalidCursor, Page, ReadCost, StoreError, WaitingQuery,
+};
 
 /// Moves a change's index entries (service, listing, waiting) from those of
 /// `before` to those of `after` ([`keys::index_writes`]).
@@ -119,6 +122,35 @@ impl EmbeddedStore {
             let (ids, next) = crate::adapters::merge_waiting(found, q.limit);
             let items = ids.iter().map(|id| get_change_item(&table, &q.tenant, id)).collect::<Result<_, _>>()?;
             Ok(Page { items, next })
+        })
+        .await
+    }
+}
+
+impl crate::ports::ImplementationReader for EmbeddedStore {
+    /// One range read per service and class, then the records, counted as
+    /// DynamoDB would count them (a Query per range, a BatchGetItem per 100).
+    async fn implemented(&self, q: &ImplementationQuery) -> Result<Implemented, StoreError> {
+        let q = q.clone();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(backend)?;
+            let table = txn.open_table(ITEMS).map_err(backend)?;
+            let (mut cost, mut found) = (ReadCost::default(), FoundOnce::default());
+            for (pk, range) in keys::implementation_ranges(&q) {
+                cost.calls += 1;
+                for row in
+                    table.range((pk.as_str(), range.lo.as_str())..=(pk.as_str(), range.hi.as_str())).map_err(backend)?
+                {
+                    let (k, v) = row.map_err(backend)?;
+                    let sk = k.value().1;
+                    cost.items += 1;
+                    found.keep(&q, sk, &decode(&pk, sk, v.value())?)?;
+                }
+            }
+            let changes: Vec<Change> =
+                found.ids.iter().map(|id| get_change_item(&table, &q.tenant, id)).collect::<Result<_, _>>()?;
+            cost += ReadCost { calls: found.ids.len().div_ceil(100), items: changes.len() };
+            Ok(Implemented { changes, cost })
         })
         .await
     }
