@@ -9,6 +9,7 @@ pub mod correlation;
 pub mod event;
 pub mod freeze;
 pub mod ids;
+pub mod incident;
 pub mod new_change;
 pub mod risk;
 pub mod slug;
