@@ -6,6 +6,7 @@ pub mod aws;
 pub mod bus_contract;
 pub mod fixtures;
 pub mod http;
+pub mod incident_contract;
 pub mod notifier_contract;
 pub mod samples;
 pub mod store_contract;

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod catalog;
 pub mod changes;
 pub mod governance;
+pub mod incidents;
 pub mod ingest;
 pub mod once;
 pub mod publish;

@@ -6,6 +6,7 @@ mod activity;
 mod api;
 mod audit;
 mod bus_contract;
+mod incidents;
 mod ingest;
 mod ingest_aws;
 mod notifier_contract;
