@@ -23,7 +23,7 @@ use crate::domain::incident::{Incident, IncidentEvent, IncidentId, MajorRule, Si
 use crate::domain::{ServiceName, TenantId};
 use crate::ingest::Fact;
 use crate::ingest::canonical::{Alarm, Alert, Detail, Incident as IncidentFact, Origin};
-use crate::ports::{Clock, IncidentStore, StoreError, TenantDocs};
+use crate::ports::{Clock, IncidentQuery, IncidentStore, Page, StoreError, TenantDocs};
 
 /// The canonical detail-types this consumer applies.
 pub const DETAIL_TYPES: [&str; 8] = [
@@ -221,5 +221,62 @@ impl<'a, S: IncidentStore + TenantDocs, C: Clock> Incidents<'a, S, C> {
             return Ok(Applied::Written(Box::new(after)));
         }
         Err(StoreError::backend(true, "the incident record kept changing under concurrent writers"))
+    }
+}
+
+/// `GET /incidents`: every filter optional; `since`/`until` bound `started_at`.
+#[derive(Debug, Clone, Default)]
+pub struct IncidentRequest {
+    pub source: Option<Source>,
+    pub external_id: Option<String>,
+    pub service: Option<String>,
+    pub status: Option<crate::domain::incident::Status>,
+    pub major: Option<bool>,
+    pub change_related: Option<bool>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub limit: Option<usize>,
+    pub cursor: Option<String>,
+}
+
+impl<S: crate::app::changes::ChangeStore, C: Clock> crate::app::Changes<S, C> {
+    /// A page of the caller's tenant's incident records, newest first by
+    /// start. Any role that reads changes reads them. With `source` and
+    /// `external_id` both given, one read of the record's own key.
+    pub async fn incidents(
+        &self,
+        caller: &crate::app::Caller,
+        req: IncidentRequest,
+    ) -> Result<Page<Incident>, crate::app::ChangeError> {
+        self.reader(caller, "reading incidents").await?;
+        let (limit, after) = crate::app::changes::page(req.limit, req.cursor.as_deref())?;
+        let service = req.service.as_deref().map(ServiceName::parse).transpose()?;
+        crate::app::activity::time_range(req.since, req.until)?;
+        let query = IncidentQuery {
+            service,
+            source: req.source,
+            external_id: req.external_id,
+            status: req.status,
+            major: req.major,
+            change_related: req.change_related,
+            since: req.since,
+            until: req.until,
+            after,
+            ..IncidentQuery::new(caller.tenant.clone(), limit)
+        };
+        if let (Some(source), Some(external_id), None) = (query.source, &query.external_id, &query.after) {
+            let id = IncidentId::of(&caller.tenant, source, external_id);
+            let found = self.store.get_incident(&caller.tenant, &id).await?;
+            return Ok(Page { items: found.into_iter().filter(|i| query.matches(i)).collect(), next: None });
+        }
+        Ok(self.store.incidents(&query).await?)
+    }
+
+    /// One incident record of the caller's tenant.
+    pub async fn incident(&self, caller: &crate::app::Caller, id: &str) -> Result<Incident, crate::app::ChangeError> {
+        self.reader(caller, "reading incidents").await?;
+        let missing = || crate::app::ChangeError::Missing(format!("no incident {id:?}"));
+        let id = IncidentId::parse(id).map_err(|_| missing())?;
+        self.store.get_incident(&caller.tenant, &id).await?.ok_or_else(missing)
     }
 }

@@ -65,12 +65,15 @@ impl IncidentQuery {
         }
     }
 
-    /// Whether a record is one this query lists (its time range and service aside).
+    /// Whether a record is one this query lists.
     pub fn matches(&self, incident: &Incident) -> bool {
         fn is<T: PartialEq>(wanted: &Option<T>, value: &T) -> bool {
             wanted.as_ref().is_none_or(|w| w == value)
         }
-        is(&self.source, &incident.source)
+        self.service.as_ref().is_none_or(|s| incident.service.as_ref() == Some(s))
+            && self.since.is_none_or(|t| incident.started_at >= t)
+            && self.until.is_none_or(|t| incident.started_at <= t)
+            && is(&self.source, &incident.source)
             && is(&self.external_id, &incident.external_id)
             && is(&self.status, &incident.status)
             && is(&self.major, &incident.major)
