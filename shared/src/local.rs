@@ -78,6 +78,8 @@ pub enum HubError {
     Key(#[from] LocalKeyError),
     #[error(transparent)]
     AuditKey(#[from] crate::domain::audit::AuditKeyError),
+    #[error("the rule of a local consumer")]
+    Pattern(#[from] crate::domain::event::PatternError),
 }
 
 /// The assembled hub, ready to serve.
@@ -86,6 +88,8 @@ pub struct Hub {
     pub bus: LocalBus,
     router: axum::Router,
     publisher: JoinHandle<()>,
+    /// Applies incident, alert and alarm events to incident records (the correlate function's part).
+    correlator: JoinHandle<()>,
     /// Tells the publisher to drain what is committed and stop.
     stop_publisher: tokio::sync::oneshot::Sender<()>,
 }
@@ -102,6 +106,8 @@ impl Hub {
         let outbox = Outbox::new(store.clone(), bus.clone(), notifier, SystemClock);
         let (stop_publisher, stop) = tokio::sync::oneshot::channel();
         let publisher = tokio::spawn(run_publisher(store.stream(), outbox, stop));
+        let incident_events = bus.add_rule("correlate", crate::app::incidents::rule_pattern()?);
+        let correlator = tokio::spawn(run_correlator(store.clone(), incident_events));
         let names = ClaimNames { bootstrap_admin_group: config.bootstrap_admin_group.clone(), ..ClaimNames::default() };
         let auth = Authenticator::Local(Arc::new(key), names);
         let changes = Arc::new(Changes::new(store.clone(), SystemClock));
@@ -111,7 +117,10 @@ impl Hub {
         };
         let webhooks = Arc::new(Webhooks { ingest: ingest(), secrets: config.secrets.clone() });
         let deployments = Deployments { store: store.clone(), catalog: changes.catalog.clone(), clock: SystemClock };
-        tokio::spawn(run_deployments(bus.add_rule("deployments", deployments_pattern()), deployments));
+        tokio::spawn(run_deployments(
+            bus.add_rule("deployments", crate::domain::EventPattern::parse(deployments::event_pattern())?),
+            deployments,
+        ));
         let router = limited(
             http::finish(
                 http::change_routes(changes.clone(), auth.clone())
@@ -120,7 +129,7 @@ impl Hub {
             ),
             config.limits,
         );
-        Ok(Self { store, bus, router, publisher, stop_publisher })
+        Ok(Self { store, bus, router, publisher, correlator, stop_publisher })
     }
 
     pub fn router(&self) -> axum::Router {
@@ -135,13 +144,16 @@ impl Hub {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), HubError> {
-        let Hub { store, bus, router, publisher, stop_publisher } = self;
+        let Hub { store, bus, router, publisher, correlator, stop_publisher } = self;
         axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
         drop((store, bus));
         // Every answered write is committed and on the stream: the publisher
         // drains those and stops.
         let _ = stop_publisher.send(());
         let _ = publisher.await;
+        // The bus is gone with the publisher: the correlator applies what it
+        // was handed and stops (unless someone still holds a bus).
+        let _ = tokio::time::timeout(Duration::from_secs(5), correlator).await;
         Ok(())
     }
 }
@@ -172,12 +184,6 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, HubError> {
         .map_err(|e| HubError::Io(std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}"))))
 }
 
-/// The deployments rule, as the template's (a pattern the tests hold valid).
-fn deployments_pattern() -> crate::domain::EventPattern {
-    crate::domain::EventPattern::parse(deployments::event_pattern())
-        .unwrap_or_else(|e| unreachable!("the deployments pattern is valid: {e}"))
-}
-
 /// Times a local consumer tries an event that fails for a reason a retry may fix.
 const LOCAL_ATTEMPTS: u32 = 3;
 
@@ -199,6 +205,21 @@ async fn run_deployments(
                 Err(e) => tracing::error!(event_id = %event.id, error = %e, "deployment event not recorded"),
             }
             break;
+        }
+    }
+}
+
+/// The local correlate consumer: each incident, alert or alarm event the
+/// rule delivers updates its record. A failure is logged (the local hub has
+/// no dead-letter queue).
+async fn run_correlator(
+    store: EmbeddedStore,
+    mut events: tokio::sync::mpsc::UnboundedReceiver<crate::domain::HubEvent>,
+) {
+    let incidents = crate::app::incidents::Incidents::new(&store, &SystemClock);
+    while let Some(event) = events.recv().await {
+        if let Err(e) = incidents.apply_event(&event.detail_type, &event.detail).await {
+            tracing::error!(event_id = %event.id, detail_type = %event.detail_type, error = %e, "could not apply an incident event");
         }
     }
 }

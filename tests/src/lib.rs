@@ -7,6 +7,7 @@ pub mod bus_contract;
 pub mod correlate_contract;
 pub mod fixtures;
 pub mod http;
+pub mod incident_contract;
 pub mod notifier_contract;
 pub mod samples;
 pub mod store_contract;

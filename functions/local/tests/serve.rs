@@ -1101,3 +1101,50 @@ async fn a_signed_deployment_status_webhook_becomes_a_change_with_its_origin() {
     assert_eq!(change["implementation"]["ended_at"], "2026-09-14T10:34:11Z", "the deployment's own time");
     assert!(change["review"]["due_at"].is_string(), "production without an approved change: flagged for review");
 }
+
+/// A signed PagerDuty webhook (a sample from `events/`) becomes an incident
+/// record the hub lists by source and external id, on the catalog service.
+#[tokio::test]
+async fn a_pagerduty_incident_becomes_a_record_listed_by_its_external_id() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secrets = [("CHANGEHUB_PAGERDUTY_SECRET", "pd-dev-secret")];
+    let hub = Served::start_with(dir.path(), &secrets);
+    import_catalog(dir.path(), &hub.base);
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events/pagerduty/incident.triggered.json");
+    let external_id = serde_json::from_slice::<Value>(&std::fs::read(&sample).expect("sample")).expect("json")["event"]
+        ["data"]["id"]
+        .as_str()
+        .expect("an incident id")
+        .to_owned();
+    let replayed =
+        Command::new(BIN).args(["replay", "--url", &hub.base]).arg(&sample).envs(secrets).output().expect("replay");
+    let stdout = String::from_utf8_lossy(&replayed.stdout).into_owned();
+    assert!(replayed.status.success() && stdout.contains(": 202 "), "{stdout}");
+
+    let alice = token(dir.path(), "alice@example.com", "engineers");
+    let http = reqwest::Client::new();
+    let url = format!("{}/incidents?source=pagerduty&external_id={external_id}", hub.base);
+    // The consumer applies the event after the webhook is answered: wait for it a little.
+    let mut page = Value::Null;
+    for _ in 0..50 {
+        page = http.get(&url).bearer_auth(&alice).send().await.expect("incidents").json().await.expect("json");
+        if page["incidents"].as_array().is_some_and(|a| !a.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let record = &page["incidents"][0];
+    assert_eq!((&record["source"], &record["status"]), (&json!("pagerduty"), &json!("triggered")), "{page}");
+    assert_eq!(record["service"], json!("payments"), "{page}");
+    assert_eq!(record["related_changes"], json!([]));
+    let one: Value = http
+        .get(format!("{}/incidents/{}", hub.base, record["id"].as_str().expect("id")))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .expect("one")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(&one, record);
+}

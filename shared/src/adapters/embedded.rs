@@ -17,6 +17,7 @@ use crate::ports::{
     VolumeKey, WaitingQuery, seal_entries, seal_entry,
 };
 
+mod incidents;
 mod index;
 mod trails;
 
@@ -631,6 +632,21 @@ impl ActivityLog for EmbeddedStore {
     async fn activity(&self, q: &ActivityQuery) -> Result<Page<Activity>, StoreError> {
         let Some(range) = keys::activity_range(q)? else { return Ok(Page { items: vec![], next: None }) };
         let q = q.clone();
+        self.newest_first(range, q.evaluated(), q.limit, move |row| q.matches(row)).await
+    }
+}
+
+impl EmbeddedStore {
+    /// A page of a `{time}#{id}` range, newest first: the rows `keep` keeps
+    /// among at most `evaluated` read, at most `limit` of them, and the last
+    /// row read as the cursor when rows remain (as DynamoDB's `Limit` does).
+    pub(super) async fn newest_first<T: DeserializeOwned + Send + 'static>(
+        &self,
+        range: keys::ActivityRange,
+        evaluated_max: usize,
+        limit: usize,
+        keep: impl Fn(&T) -> bool + Send + 'static,
+    ) -> Result<Page<T>, StoreError> {
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(backend)?;
             let table = txn.open_table(ITEMS).map_err(backend)?;
@@ -644,14 +660,14 @@ impl ActivityLog for EmbeddedStore {
             for row in rows.rev() {
                 let (k, v) = row.map_err(backend)?;
                 let sk = k.value().1;
-                if evaluated == q.evaluated() || items.len() == q.limit {
+                if evaluated == evaluated_max || items.len() == limit {
                     // More rows remain: the page resumes below the last one read.
                     return Ok(Page { items, next: last.map(Cursor::issued) });
                 }
-                let activity: Activity = decode(pk, sk, v.value())?;
+                let item: T = decode(pk, sk, v.value())?;
                 evaluated += 1;
-                if q.matches(&activity) {
-                    items.push(activity);
+                if keep(&item) {
+                    items.push(item);
                 }
                 last = Some(sk.to_owned());
             }

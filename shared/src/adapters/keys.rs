@@ -17,16 +17,21 @@
 //! | volume counter | `T#{tenant}#VOL#{month}` | `{type}#REQ#{user}`, `{type}#TEAM#{group}` |
 //! | tenant document | `T#{tenant}#DOC#{kind}` | `CURRENT`, and `V#{version:020}` per kept version |
 //! | activity row | `T#{tenant}#ACTIVITY` | `{occurred_at}#{event_id}` |
+//! | incident record | `T#{tenant}#INC#{id}` | `META` |
+//! | tenant's incidents | `T#{tenant}#INCIDENTS` | `{started_at}#{id}` |
+//! | service's incidents | `T#{tenant}#INCSVC#{service}` | `{started_at}#{id}` |
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use std::collections::BTreeMap;
 
 use crate::domain::change::MAX_PLANNED_WINDOW;
 use crate::domain::correlation::Implementation;
+use crate::domain::incident::{Incident, IncidentId};
 use crate::domain::waiting::{Awaiting, awaiting};
 use crate::domain::{Change, ChangeId, ServiceName, TenantId};
 use crate::ports::{
-    ActivityQuery, ChangeUpdate, Cursor, DuePartition, ImplementationQuery, InvalidCursor, Listing, ServiceWindowQuery,
+    ActivityQuery, ChangeUpdate, Cursor, DuePartition, ImplementationQuery, IncidentQuery, InvalidCursor, Listing,
+    ServiceWindowQuery,
 };
 
 pub const META: &str = "META";
@@ -501,10 +506,21 @@ pub struct ActivityRange {
 /// cursor when one is given; `None` when nothing is left to read (the
 /// cursor is below the range, or the range is empty).
 pub fn activity_range(q: &ActivityQuery) -> Result<Option<ActivityRange>, InvalidCursor> {
+    newest_first(activity_pk(&q.tenant), q.since, q.until, q.after.as_ref())
+}
+
+/// The `{time}#{id}` rows of partition `pk` in `[since, until]`, below the
+/// cursor when one is given (activity rows and incident listings).
+fn newest_first(
+    pk: String,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+    after: Option<&Cursor>,
+) -> Result<Option<ActivityRange>, InvalidCursor> {
     // Every time key starts with a digit: "0" sorts before them all, '~' after.
-    let lo = q.since.map_or_else(|| "0".to_owned(), time_key);
-    let hi = q.until.map_or_else(|| "~".to_owned(), |t| format!("{}#~", time_key(t)));
-    let below = match q.after.as_deref() {
+    let lo = since.map_or_else(|| "0".to_owned(), time_key);
+    let hi = until.map_or_else(|| "~".to_owned(), |t| format!("{}#~", time_key(t)));
+    let below = match after.map(Cursor::as_str) {
         Some(c) if !activity_cursor_is_valid(c) => return Err(InvalidCursor),
         Some(c) if c <= lo.as_str() => return Ok(None),
         Some(c) if c <= hi.as_str() => Some(c.to_owned()),
@@ -513,7 +529,48 @@ pub fn activity_range(q: &ActivityQuery) -> Result<Option<ActivityRange>, Invali
     if lo > hi {
         return Ok(None);
     }
-    Ok(Some(ActivityRange { pk: activity_pk(&q.tenant), lo, hi, below }))
+    Ok(Some(ActivityRange { pk, lo, hi, below }))
+}
+
+/// An incident record's partition.
+pub fn incident_pk(tenant: &TenantId, id: &IncidentId) -> String {
+    format!("T#{tenant}#INC#{id}")
+}
+
+/// A tenant's incidents, by start.
+pub fn incidents_pk(tenant: &TenantId) -> String {
+    format!("T#{tenant}#INCIDENTS")
+}
+
+/// A service's incidents, by start.
+pub fn service_incidents_pk(tenant: &TenantId, service: &ServiceName) -> String {
+    format!("T#{tenant}#INCSVC#{service}")
+}
+
+/// The listing entries of an incident, by (PK, SK): the tenant's, and its service's.
+pub fn incident_entries(incident: &Incident) -> Vec<(String, String)> {
+    let sk = format!("{}#{}", time_key(incident.started_at), incident.id);
+    let mut entries = vec![(incidents_pk(&incident.tenant), sk.clone())];
+    if let Some(service) = &incident.service {
+        entries.push((service_incidents_pk(&incident.tenant, service), sk));
+    }
+    entries
+}
+
+/// The listing entries `before` had and `after` has not.
+pub fn incident_stale_entries(before: Option<&Incident>, after: &Incident) -> Vec<(String, String)> {
+    let now = incident_entries(after);
+    before.map(incident_entries).unwrap_or_default().into_iter().filter(|e| !now.contains(e)).collect()
+}
+
+/// The range a page of incidents reads: the service's index when the query
+/// names one, else the tenant's listing.
+pub fn incident_range(q: &IncidentQuery) -> Result<Option<ActivityRange>, InvalidCursor> {
+    let pk = match &q.service {
+        Some(service) => service_incidents_pk(&q.tenant, service),
+        None => incidents_pk(&q.tenant),
+    };
+    newest_first(pk, q.since, q.until, q.after.as_ref())
 }
 
 #[cfg(test)]

@@ -71,6 +71,19 @@ impl ActivityRetention {
     }
 }
 
+/// A `since`/`until` pair of a listing: each in the supported years, `until` not before `since`.
+pub(crate) fn time_range(since: Option<DateTime<Utc>>, until: Option<DateTime<Utc>>) -> Result<(), FieldError> {
+    for (field, t) in [("since", since), ("until", until)] {
+        if t.is_some_and(|t| !in_supported_range(t)) {
+            return Err(FieldError::new(field, format!("{field} must be between the years 2000 and 9998")));
+        }
+    }
+    match (since, until) {
+        (Some(since), Some(until)) if until < since => Err(FieldError::new("until", "until must not be before since")),
+        _ => Ok(()),
+    }
+}
+
 /// `GET /activity?service=&source=&type=&since=&until=`: every filter optional.
 #[derive(Debug, Clone, Default)]
 pub struct ActivityRequest {
@@ -102,16 +115,7 @@ impl<S: ChangeStore + ActivityLog, C: Clock> Changes<S, C> {
             })
             .transpose()?
             .map(str::to_owned);
-        for (field, t) in [("since", req.since), ("until", req.until)] {
-            if t.is_some_and(|t| !in_supported_range(t)) {
-                return Err(FieldError::new(field, format!("{field} must be between the years 2000 and 9998")).into());
-            }
-        }
-        if let (Some(since), Some(until)) = (req.since, req.until)
-            && until < since
-        {
-            return Err(FieldError::new("until", "until must not be before since").into());
-        }
+        time_range(req.since, req.until)?;
         let (limit, after) = page(req.limit, req.cursor.as_deref())?;
         let query = ActivityQuery {
             tenant: caller.tenant.clone(),

@@ -13,8 +13,9 @@ use crate::domain::access::{Access, Caller, Forbidden};
 use crate::domain::audit::{self, AuditAction, AuditEntry, FieldChange};
 use crate::domain::catalog::Role;
 use crate::domain::freeze::FreezeWindow;
+use crate::domain::incident::{Declaration, Incident, IncidentEvent, IncidentId, MajorRule, Signal, Source};
 use crate::domain::{FieldError, ServiceName, TenantId};
-use crate::ports::{CatalogReader, Clock, DocKind, Page, StoreError, StoredDoc, TenantDocs};
+use crate::ports::{CatalogReader, Clock, DocKind, IncidentStore, Page, StoreError, StoredDoc, TenantDocs};
 
 pub const MAX_FREEZES: usize = 200;
 pub const MAX_OPEN_INCIDENTS: usize = 200;
@@ -72,11 +73,12 @@ pub struct LiftFreeze {
 /// are not scheduled unless its commander authorizes them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MajorIncident {
-    /// The incident's id at its source (PagerDuty, incident.io) or a local one.
+    /// The id it was declared with in the hub, or the id of the record of a
+    /// major incident from a source (PagerDuty, incident.io, Alertmanager).
     pub id: String,
     pub title: String,
     pub services: Vec<ServiceName>,
-    /// The user who commands the response.
+    /// The user who commands the response (empty for one from a source).
     pub commander: String,
     #[serde(default)]
     pub declared_by: String,
@@ -93,9 +95,11 @@ impl MajorIncident {
     /// The commander who may confirm an emergency change to `services` that
     /// fixes this incident: only on the incident's own services, and only
     /// when someone else declared the incident (nobody makes themselves
-    /// the approver of an emergency by declaring an incident).
+    /// the approver of an emergency by declaring an incident). A major
+    /// incident from a source (PagerDuty...) has no commander in the hub.
     pub fn confirming_commander(&self, services: &[ServiceName]) -> Option<&str> {
-        (self.touches(services) && self.declared_by != self.commander).then_some(self.commander.as_str())
+        (self.touches(services) && !self.commander.is_empty() && self.declared_by != self.commander)
+            .then_some(self.commander.as_str())
     }
 }
 
@@ -221,7 +225,8 @@ pub async fn read_doc<D: TenantDocs, T: DeserializeOwned + Default>(
 }
 
 /// Read, change, write back conditionally with its governance trail entry;
-/// retried a few times if another writer got in between.
+/// retried a few times if another writer got in between. An edit that finds
+/// nothing to change (`None`) writes nothing.
 async fn update_doc<D, T, F>(
     docs: &D,
     caller: &Caller,
@@ -232,12 +237,12 @@ async fn update_doc<D, T, F>(
 where
     D: TenantDocs,
     T: Serialize + DeserializeOwned + Default + Clone,
-    F: FnMut(&mut T, DateTime<Utc>) -> Result<GovernanceWrite, ChangeError>,
+    F: FnMut(&mut T, DateTime<Utc>) -> Result<Option<GovernanceWrite>, ChangeError>,
 {
     for _ in 0..3 {
         let (mut body, version): (T, u64) = read_doc(docs, &caller.tenant, kind).await?;
         let now = clock.now();
-        let trail = edit(&mut body, now)?;
+        let Some(trail) = edit(&mut body, now)? else { return Ok(body) };
         let doc = StoredDoc {
             version: version + 1,
             updated_at: now,
@@ -277,7 +282,7 @@ pub struct Governance<'a, D, K, C> {
     pub clock: &'a C,
 }
 
-impl<D: TenantDocs, K: CatalogReader, C: Clock> Governance<'_, D, K, C> {
+impl<D: TenantDocs + IncidentStore, K: CatalogReader, C: Clock> Governance<'_, D, K, C> {
     /// The caller's access, if they hold one of `roles`.
     async fn require<'a>(&self, caller: &'a Caller, roles: &[Role], what: &str) -> Result<Access<'a>, ChangeError> {
         let view = self.catalog.catalog(&caller.tenant).await?;
@@ -305,7 +310,7 @@ impl<D: TenantDocs, K: CatalogReader, C: Clock> Governance<'_, D, K, C> {
             let entry = FreezeLogEntry { action: FreezeAction::Declared, by, at, reason: None, window: window.clone() };
             append_capped(&mut f.log, entry);
             let field = format!("freezes.{}", window.id);
-            Ok(GovernanceWrite::item(AuditAction::FreezeDeclared, field, before.as_ref(), Some(&window)))
+            Ok(Some(GovernanceWrite::item(AuditAction::FreezeDeclared, field, before.as_ref(), Some(&window))))
         })
         .await?;
         tracing::info!(tenant = %caller.tenant, freeze = %window.id, user = %caller.user, "freeze window declared");
@@ -329,7 +334,7 @@ impl<D: TenantDocs, K: CatalogReader, C: Clock> Governance<'_, D, K, C> {
             append_capped(&mut f.log, entry);
             let trail =
                 GovernanceWrite::item(AuditAction::FreezeLifted, format!("freezes.{id}"), Some(&window), None::<&()>);
-            Ok(GovernanceWrite { reason: why, ..trail })
+            Ok(Some(GovernanceWrite { reason: why, ..trail }))
         })
         .await?;
         tracing::info!(tenant = %caller.tenant, freeze = %id, user = %caller.user, "freeze window lifted");
@@ -396,9 +401,10 @@ impl<D: TenantDocs, K: CatalogReader, C: Clock> Governance<'_, D, K, C> {
             upsert(&mut i.open, incident.clone(), |o| o.id == incident.id, MAX_OPEN_INCIDENTS, full)?;
             i.record(IncidentAction::Declared, caller, now, incident.clone());
             let field = format!("incidents.{}", incident.id);
-            Ok(GovernanceWrite::item(AuditAction::IncidentDeclared, field, None::<&()>, Some(&incident)))
+            Ok(Some(GovernanceWrite::item(AuditAction::IncidentDeclared, field, None::<&()>, Some(&incident))))
         })
         .await?;
+        self.declare_record(caller, &incident, now).await?;
         tracing::info!(tenant = %caller.tenant, incident = %incident.id, user = %caller.user, "major incident declared");
         Ok(incident)
     }
@@ -427,10 +433,125 @@ impl<D: TenantDocs, K: CatalogReader, C: Clock> Governance<'_, D, K, C> {
                 None::<&()>,
             );
             i.record(IncidentAction::Resolved, caller, at, open);
-            Ok(trail)
+            Ok(Some(trail))
         })
         .await?;
+        self.resolve_record(caller, id, at).await?;
         tracing::info!(tenant = %caller.tenant, incident = %id, user = %caller.user, "major incident resolved");
         Ok(())
+    }
+
+    /// The record of a declared incident (source `hub`): created, or opened
+    /// again under its new declaration when it was declared and resolved before.
+    async fn declare_record(&self, caller: &Caller, open: &MajorIncident, at: DateTime<Utc>) -> Result<(), StoreError> {
+        let declaration = Declaration {
+            commander: open.commander.clone(),
+            declared_by: open.declared_by.clone(),
+            services: open.services.clone(),
+        };
+        let fresh = Incident::declared(&caller.tenant, &open.id, &open.title, declaration.clone(), at);
+        update_record(self.docs, &caller.tenant, &open.id, |before| match before {
+            None => Some(Incident { version: 1, ..fresh.clone() }),
+            Some(b) => {
+                let mut after = b.clone();
+                let reopen = IncidentEvent { title: Some(open.title.clone()), ..declared_event(Signal::Reopened, at) };
+                after.apply(&reopen, &MajorRule::default());
+                after.declared = Some(declaration.clone());
+                after.major = true;
+                Some(after)
+            }
+        })
+        .await
+    }
+
+    /// Resolves the record of a declared incident, if it has one (an open
+    /// major incident from a vendor is resolved at its source).
+    async fn resolve_record(&self, caller: &Caller, id: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+        update_record(self.docs, &caller.tenant, id, |before| {
+            let mut after = before?.clone();
+            after.apply(&declared_event(Signal::Resolved, at), &MajorRule::default());
+            Some(after)
+        })
+        .await
+    }
+}
+
+/// An event of a declared incident: what a person did in the hub, at `at`.
+fn declared_event(signal: Signal, at: DateTime<Utc>) -> IncidentEvent {
+    IncidentEvent {
+        event_id: format!("hub-{signal:?}-{}", at.timestamp_micros()),
+        at,
+        signal: Some(signal),
+        ..Default::default()
+    }
+}
+
+/// Read, change, write back the record of declared incident `id`
+/// conditionally, a few times if another writer got in between; `edit`
+/// returning `None` writes nothing.
+async fn update_record<D: IncidentStore>(
+    docs: &D,
+    tenant: &TenantId,
+    id: &str,
+    edit: impl Fn(Option<&Incident>) -> Option<Incident>,
+) -> Result<(), StoreError> {
+    let record = IncidentId::of(tenant, Source::Hub, id);
+    for _ in 0..3 {
+        let before = docs.get_incident(tenant, &record).await?;
+        let Some(mut after) = edit(before.as_ref()) else { return Ok(()) };
+        after.version = before.as_ref().map_or(0, |b| b.version) + 1;
+        match docs.put_incident(before.as_ref(), &after).await {
+            Err(StoreError::VersionConflict { .. }) => continue,
+            done => return done,
+        }
+    }
+    Err(StoreError::backend(true, "the incident record kept changing under concurrent writers"))
+}
+
+/// Brings the tenant's open major incidents up to date with a record from a
+/// source (PagerDuty, incident.io, Alertmanager): listed while it is an open
+/// major incident, under its record id, with no commander; taken off when it
+/// is resolved or no longer major. Writes nothing when the list already says so.
+pub async fn hold<D: TenantDocs>(docs: &D, clock: &impl Clock, incident: &Incident) -> Result<(), StoreError> {
+    let source = incident.source.as_str();
+    let caller = Caller {
+        tenant: incident.tenant.clone(),
+        user: format!("{}{source}", crate::domain::event::SOURCE_PREFIX),
+        groups: vec![],
+        granted: Default::default(),
+    };
+    let id = incident.id.to_string();
+    let entry = MajorIncident {
+        id: id.clone(),
+        title: incident.title.clone(),
+        services: incident.service.iter().cloned().collect(),
+        commander: String::new(),
+        declared_by: caller.user.clone(),
+        declared_at: Some(incident.started_at),
+    };
+    let open = incident.is_open_major();
+    let result = update_doc(docs, &caller, DocKind::Incidents, clock, |i: &mut Incidents, at| {
+        let listed = i.open.iter().find(|o| o.id == id).cloned();
+        let field = format!("incidents.{id}");
+        match (listed, open) {
+            (None, true) => {
+                let full = "too many open major incidents".to_owned();
+                upsert(&mut i.open, entry.clone(), |o| o.id == id, MAX_OPEN_INCIDENTS, full)?;
+                i.record(IncidentAction::Declared, &caller, at, entry.clone());
+                Ok(Some(GovernanceWrite::item(AuditAction::IncidentDeclared, field, None::<&()>, Some(&entry))))
+            }
+            (Some(listed), false) => {
+                i.open.retain(|o| o.id != id);
+                i.record(IncidentAction::Resolved, &caller, at, listed.clone());
+                Ok(Some(GovernanceWrite::item(AuditAction::IncidentResolved, field, Some(&listed), None::<&()>)))
+            }
+            _ => Ok(None),
+        }
+    })
+    .await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(ChangeError::Store(e)) => Err(e),
+        Err(other) => Err(StoreError::backend(false, other.to_string())),
     }
 }

@@ -7,6 +7,7 @@ pub mod changes;
 pub mod correlate;
 pub mod deployments;
 pub mod governance;
+pub mod incidents;
 pub mod ingest;
 pub mod once;
 pub mod publish;

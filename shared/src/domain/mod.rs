@@ -10,6 +10,7 @@ pub mod deployment;
 pub mod event;
 pub mod freeze;
 pub mod ids;
+pub mod incident;
 pub mod new_change;
 pub mod notice;
 pub mod risk;

@@ -1,4 +1,6 @@
-//! `/incidents`: declared incidents, and resolving them.
+//! `/incidents`: incident records (from PagerDuty, incident.io,
+//! Alertmanager, CloudWatch, or declared here), declaring major incidents,
+//! and resolving them.
 
 use axum::Json;
 use axum::Router;
@@ -6,24 +8,80 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
 use std::sync::Arc;
 
 use super::extract::{JsonBody, PathText};
+use super::query::{self, TypedQuery};
 use super::{Api, ApiError, AppState};
 use crate::app::changes::ChangeStore;
 use crate::app::governance::DeclareIncident;
+use crate::app::incidents::IncidentRequest;
 use crate::app::{Caller, Changes};
+use crate::domain::incident::{Incident, Source, Status};
 use crate::ports::Clock;
+
+/// `GET /incidents`: every filter optional; `since`/`until` bound `started_at`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IncidentQuery {
+    source: Option<Source>,
+    external_id: Option<String>,
+    service: Option<String>,
+    status: Option<Status>,
+    major: Option<bool>,
+    change_related: Option<bool>,
+    #[serde(default, deserialize_with = "query::rfc3339")]
+    since: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "query::rfc3339")]
+    until: Option<DateTime<Utc>>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+/// A page of incident records.
+#[derive(serde::Serialize)]
+struct IncidentList<'a> {
+    incidents: &'a [Incident],
+    next_cursor: Option<&'a str>,
+}
 
 impl<S: ChangeStore, C: Clock + 'static> Api<S, C> {
     pub(super) fn incident_routes() -> Router<Arc<Changes<S, C>>> {
         Router::new()
             .route("/incidents", get(Self::list_incidents).post(Self::declare_incident))
+            .route("/incidents/{id}", get(Self::get_incident))
             .route("/incidents/{id}/resolve", post(Self::resolve_incident))
     }
 
-    async fn list_incidents(State(app): AppState<S, C>, caller: Caller) -> Result<Response, ApiError> {
-        Ok(Json(app.governance().incidents(&caller).await?).into_response())
+    async fn list_incidents(
+        State(app): AppState<S, C>,
+        caller: Caller,
+        TypedQuery(q): TypedQuery<IncidentQuery>,
+    ) -> Result<Response, ApiError> {
+        let req = IncidentRequest {
+            source: q.source,
+            external_id: q.external_id,
+            service: q.service,
+            status: q.status,
+            major: q.major,
+            change_related: q.change_related,
+            since: q.since,
+            until: q.until,
+            limit: q.limit,
+            cursor: q.cursor,
+        };
+        let page = app.incidents(&caller, req).await?;
+        Ok(Json(IncidentList { incidents: &page.items, next_cursor: page.next.as_deref() }).into_response())
+    }
+
+    async fn get_incident(
+        State(app): AppState<S, C>,
+        caller: Caller,
+        PathText(id): PathText<String>,
+    ) -> Result<Response, ApiError> {
+        Ok(Json(app.incident(&caller, &id).await?).into_response())
     }
 
     async fn declare_incident(

@@ -58,6 +58,7 @@ pub const ROUTES: &[(Method, &str)] = &[
     (Method::DELETE, "/freezes/{id}"),
     (Method::GET, "/incidents"),
     (Method::POST, "/incidents"),
+    (Method::GET, "/incidents/{id}"),
     (Method::POST, "/incidents/{id}/resolve"),
     (Method::GET, "/reports/pending-reviews"),
     (Method::GET, "/activity"),

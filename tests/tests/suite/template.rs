@@ -480,7 +480,20 @@ fn every_function_writes_only_the_partitions_its_code_writes() {
         [keys::service_pk(&tenant, &service), keys::plan_pk(&tenant), keys::implementation_pk(&tenant, &service)];
     let deployments_never_deletes =
         [deployments_never.as_slice(), &[keys::change_pk(&tenant, &id), keys::tenant_changes_pk(&tenant)]].concat();
-    let expected: [Row; 5] = [
+    // The correlate function writes incident records, their listings and
+    // the open major incidents with their governance trail; it deletes only
+    // listing entries that moved.
+    let record = keys::incident_pk(
+        &tenant,
+        &changehub::domain::incident::IncidentId::of(&tenant, changehub::domain::incident::Source::Pagerduty, "Q1"),
+    );
+    let listings = [keys::incidents_pk(&tenant), keys::service_incidents_pk(&tenant, &service)];
+    let hold = [keys::doc_pk(&tenant, changehub::ports::DocKind::Incidents), keys::governance_pk(&tenant)];
+    let correlate_writes = [[record.clone()].as_slice(), &listings, &hold].concat();
+    let correlate_never =
+        [indexes.as_slice(), &records[..3], &[keys::activity_pk(&tenant), keys::idem_pk("x")]].concat();
+    let correlate_never_deletes = [[record].as_slice(), &hold, &api_writes].concat();
+    let expected: [Row; 6] = [
         ("ApiFunction", &api_writes, &api_foreign, &api_deletes, &api_never_deletes),
         (
             "DeploymentsFunction",
@@ -489,6 +502,7 @@ fn every_function_writes_only_the_partitions_its_code_writes() {
             &deployments_deletes,
             &deployments_never_deletes,
         ),
+        ("CorrelateFunction", &correlate_writes, &correlate_never, &listings, &correlate_never_deletes),
         ("IngestFunction", &ingest_writes, &api_writes, &ingest_deletes, &ingest_never_deletes),
         ("AwsEventsFunction", &ingest_writes, &api_writes, &ingest_deletes, &ingest_never_deletes),
         ("PublishFunction", &publish_writes, &publish_never, &publish_writes, &publish_never),
@@ -761,4 +775,20 @@ fn the_deployments_rule_takes_the_deployment_events_from_the_hub_bus() {
     .map(str::to_owned)
     .collect();
     assert_eq!(actions_of(f), expected);
+}
+
+/// The correlate function's rule on the hub bus is the consumer's own
+/// pattern (`changehub serve` uses the same), and it matches the events
+/// ingest publishes for incidents, alerts and alarms, and nothing else.
+#[test]
+fn the_correlate_rule_is_the_incident_consumers_pattern() {
+    let t = template();
+    let f = function(&t, "CorrelateFunction");
+    let rule = &f["Properties"]["Events"]["IncidentEvents"]["Properties"];
+    assert_eq!(rule["EventBusName"], json!({"!Ref": "HubEventBus"}));
+    let pattern = changehub::app::incidents::rule_pattern().expect("pattern");
+    assert_eq!(&rule["Pattern"], pattern.as_json());
+    let event = |detail_type: &str| json!({"source": "changehub.pagerduty", "detail-type": detail_type, "detail": {}});
+    assert!(pattern.matches(&event("Incident Triggered")));
+    assert!(!pattern.matches(&event("Deployment Created")));
 }

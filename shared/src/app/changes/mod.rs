@@ -17,8 +17,8 @@ use crate::domain::audit::{self, AuditAction};
 use crate::domain::catalog::{CatalogView, Role};
 use crate::domain::{AuditEntry, Change, ChangeId, ChangeState, FieldError, IllegalTransition};
 use crate::ports::{
-    Bump, CatalogReader, ChangeReader, ChangeUpdate, ChangeWriter, Clock, Counters, Cursor, DueIndex, InvalidCursor,
-    MAX_PAGE, SecurityLog, StoreError, TenantDocs, VolumeKey,
+    Bump, CatalogReader, ChangeReader, ChangeUpdate, ChangeWriter, Clock, Counters, Cursor, DueIndex, IncidentStore,
+    InvalidCursor, MAX_PAGE, SecurityLog, StoreError, TenantDocs, VolumeKey,
 };
 
 mod checklist;
@@ -129,11 +129,11 @@ pub(crate) fn page(limit: Option<usize>, cursor: Option<&str>) -> Result<(usize,
 
 /// What the change use cases need of a store.
 pub trait ChangeStore:
-    ChangeReader + ChangeWriter + TenantDocs + Counters + DueIndex + SecurityLog + Clone + 'static
+    ChangeReader + ChangeWriter + TenantDocs + IncidentStore + Counters + DueIndex + SecurityLog + Clone + 'static
 {
 }
-impl<T: ChangeReader + ChangeWriter + TenantDocs + Counters + DueIndex + SecurityLog + Clone + 'static> ChangeStore
-    for T
+impl<T: ChangeReader + ChangeWriter + TenantDocs + IncidentStore + Counters + DueIndex + SecurityLog + Clone + 'static>
+    ChangeStore for T
 {
 }
 
