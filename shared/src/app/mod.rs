@@ -7,6 +7,7 @@ pub mod changes;
 pub mod governance;
 pub mod ingest;
 pub mod once;
+pub mod problems;
 pub mod publish;
 pub mod security;
 

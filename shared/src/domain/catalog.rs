@@ -15,6 +15,7 @@ pub use check::{parse_yaml, valid_group};
 
 use super::correlation::{CorrelationOverride, CorrelationPolicy};
 use super::ids::ServiceName;
+use super::problem::{ProblemOverride, ProblemPolicy};
 use super::risk::RiskRules;
 
 pub const MAX_SERVICES: usize = 2_000;
@@ -236,6 +237,9 @@ pub struct Service {
     /// The window and hops for incidents on this service, where they differ from the tenant's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub correlation: Option<CorrelationOverride>,
+    /// The service's own problem threshold and period, over the tenant's `problems:`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problems: Option<ProblemOverride>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -371,6 +375,9 @@ pub struct Catalog {
     /// Which changes an incident is related to (`domain::correlation`).
     #[serde(default)]
     pub correlation: CorrelationPolicy,
+    /// When recurring incidents open a problem (`domain::problem`).
+    #[serde(default)]
+    pub problems: ProblemPolicy,
 }
 
 /// What an external name is, for [`Catalog::resolve`].

@@ -10,6 +10,7 @@ pub mod event;
 pub mod freeze;
 pub mod ids;
 pub mod new_change;
+pub mod problem;
 pub mod risk;
 pub mod slug;
 pub mod validation;

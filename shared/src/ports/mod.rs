@@ -7,6 +7,7 @@ pub mod bus;
 pub mod catalog;
 pub mod clock;
 pub mod notifier;
+pub mod problems;
 pub mod secrets;
 pub mod security;
 pub mod store;
@@ -17,6 +18,10 @@ pub use bus::{BusError, EventBus};
 pub use catalog::{CatalogReader, DocKind, StoredDoc, TenantDocs};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use notifier::{Notification, Notifier, NotifyError};
+pub use problems::{
+    Counted, IncidentCounterKey, IncidentCounts, IncidentWrite, PROBLEMS_EVALUATED, ProblemQuery, ProblemStore,
+    RecurrenceState,
+};
 pub use secrets::{SecretSource, SecretsError};
 pub use security::{Refusal, SECURITY_EVENT_TTL, SecurityEvent, SecurityLog, SecurityQuery};
 pub use store::{

@@ -84,6 +84,9 @@ impl Catalog {
             if let Some(own) = &svc.correlation {
                 own.check(&mut p, &format!("{at}.correlation"));
             }
+            if let Some(own) = &svc.problems {
+                own.check(&mut p, &format!("{at}.problems"));
+            }
             check_mappings(&mut p, &at, svc, &mut mapped);
         }
         self.check_cycles(&mut p);
@@ -107,6 +110,7 @@ impl Catalog {
         let most = format!("max_backdate must be at most {MAX_BACKDATE_DAYS}d");
         check_span(&mut p, "changes.max_backdate", backdate, (0, MAX_BACKDATE_DAYS * day), &most);
         self.correlation.check(&mut p);
+        self.problems.check(&mut p);
         p.finish()
     }
 
