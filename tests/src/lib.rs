@@ -7,6 +7,7 @@ pub mod bus_contract;
 pub mod fixtures;
 pub mod http;
 pub mod notifier_contract;
+pub mod problem_contract;
 pub mod samples;
 pub mod store_contract;
 pub mod tamper;

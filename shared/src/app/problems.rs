@@ -37,7 +37,7 @@ pub struct ProblemListRequest {
 }
 
 /// `POST /problems/{id}/fix` and `POST /problems/{id}/close`.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FixRequest {
     /// The version the caller read.
@@ -45,7 +45,7 @@ pub struct FixRequest {
     pub change_id: ChangeId,
 }
 
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CloseRequest {
     pub version: u64,
@@ -70,7 +70,13 @@ impl<S: ChangeStore + ProblemStore, C: Clock> Changes<S, C> {
         for _ in 0..ATTEMPTS {
             let state = self.store.recurrence(&seen.tenant, &seen.service, &seen.incident_id).await?;
             match self.try_record(seen, &settings, state).await {
-                Err(ChangeError::Store(StoreError::VersionConflict { .. })) => continue,
+                // Another write on the service (or this incident) got there first,
+                // or DynamoDB cancelled the transaction for a concurrent one.
+                Err(ChangeError::Store(
+                    StoreError::VersionConflict { .. } | StoreError::Backend { retryable: true, .. },
+                )) => {
+                    continue;
+                }
                 other => return other,
             }
         }
@@ -91,19 +97,19 @@ impl<S: ChangeStore + ProblemStore, C: Clock> Changes<S, C> {
         let mut incident = seen.recent();
         incident.change_related = change_related;
         let mut recent = state.recent.with(&incident);
-        let mut open = Vec::new();
+        let mut known = Vec::new();
         for kind in problem::Recurs::of(&incident) {
             if let Some(id) = recent.problem_for(&kind)
                 && let Some(p) = self.store.get_problem(&seen.tenant, &id).await?
-                && p.status == ProblemStatus::Open
             {
-                open.push(p);
+                known.push(p);
             }
         }
-        let decision = problem::decide(settings, &recent, &incident, |id| open.iter().any(|p| p.id == id));
+        let decision = problem::decide(settings, &recent, &incident, &known);
         let (problem, opened, joined) = match decision {
             Decision::Join(id) => {
-                let mut p = open.into_iter().find(|p| p.id == id).ok_or(StoreError::VersionConflict { expected: 0 })?;
+                let mut p =
+                    known.into_iter().find(|p| p.id == id).ok_or(StoreError::VersionConflict { expected: 0 })?;
                 let changed = p.link(&incident, &seen.related_changes);
                 p.version = p.version.saturating_add(1);
                 (changed.then_some(p), None, Some(id))
@@ -225,7 +231,7 @@ impl<S: ChangeStore + ProblemStore, C: Clock> Changes<S, C> {
 }
 
 fn illegal(e: problem::IllegalProblemTransition) -> ChangeError {
-    ChangeError::Refused { code: "illegal_transition", field: None, message: e.to_string() }
+    ChangeError::Refused { code: "problem_closed", field: None, message: e.to_string() }
 }
 
 fn version_conflict(problem: &Problem, expected: u64) -> ChangeError {

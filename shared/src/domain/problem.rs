@@ -413,23 +413,32 @@ pub enum Decision<'a> {
 }
 
 /// Decides what `incident` does, from the ring with it already in
-/// ([`RecentIncidents::with`]) and `is_open` (whether a problem the ring
-/// remembers is still open). An open problem of its kind takes it, the most
-/// specific kind first (its fingerprint, then change-related); otherwise a
-/// kind that reaches the threshold within one period around the incident's
-/// start opens a problem.
+/// ([`RecentIncidents::with`]) and `known`, the problems the ring remembers
+/// for the incident's kinds, as stored. An open problem of its kind takes
+/// it, the most specific kind first (its fingerprint, then change-related);
+/// otherwise a kind that reaches the threshold within one period around the
+/// incident's start opens a problem. Incidents a fixed or closed problem of
+/// the kind already covers (started by its `last_seen`) do not count again:
+/// after a fix, the kind must recur afresh.
 pub fn decide<'a>(
     settings: &Recurrence,
     ring: &'a RecentIncidents,
     incident: &RecentIncident,
-    is_open: impl Fn(ProblemId) -> bool,
+    known: &[Problem],
 ) -> Decision<'a> {
     let kinds = Recurs::of(incident);
-    if let Some(open) = kinds.iter().filter_map(|k| ring.problem_for(k)).find(|id| is_open(*id)) {
-        return Decision::Join(open);
+    let remembered =
+        |kind: &Recurs| ring.problem_for(kind).and_then(|id| known.iter().find(|p| p.id == id && p.recurs == *kind));
+    if let Some(open) = kinds.iter().filter_map(remembered).find(|p| p.status == ProblemStatus::Open) {
+        return Decision::Join(open.id);
     }
     for recurs in kinds {
-        let same: Vec<&RecentIncident> = ring.incidents.iter().filter(|i| recurs.covers(i)).collect();
+        let settled = remembered(&recurs).map(|p| p.last_seen);
+        let same: Vec<&RecentIncident> = ring
+            .incidents
+            .iter()
+            .filter(|i| recurs.covers(i) && settled.is_none_or(|last| i.started_at > last))
+            .collect();
         if let Some(linked) = burst(&same, incident.started_at, settings) {
             return Decision::Open { recurs, linked };
         }
@@ -490,7 +499,7 @@ mod tests {
         let ring = ring_of(&[incident("a", 0, None, true), incident("b", 2, None, true)]);
         let third = incident("c", 5, None, true);
         let ring = ring.with(&third);
-        match decide(&three_in_a_week(), &ring, &third, |_| false) {
+        match decide(&three_in_a_week(), &ring, &third, &[]) {
             Decision::Open { recurs, linked } => {
                 assert_eq!(recurs, Recurs::ChangeRelated);
                 assert_eq!(ids(&linked), ["a", "b", "c"]);
@@ -503,10 +512,10 @@ mod tests {
     fn incidents_further_apart_than_the_period_do_not_recur() {
         let ring = ring_of(&[incident("a", 0, None, true), incident("b", 4, None, true)]);
         let third = incident("c", 8, None, true);
-        assert_eq!(decide(&three_in_a_week(), &ring.with(&third), &third, |_| false), Decision::Nothing);
+        assert_eq!(decide(&three_in_a_week(), &ring.with(&third), &third, &[]), Decision::Nothing);
         let unrelated = ring_of(&[incident("a", 0, None, false), incident("b", 1, None, false)]);
         let plain = incident("c", 2, None, false);
-        assert_eq!(decide(&three_in_a_week(), &unrelated.with(&plain), &plain, |_| false), Decision::Nothing);
+        assert_eq!(decide(&three_in_a_week(), &unrelated.with(&plain), &plain, &[]), Decision::Nothing);
     }
 
     #[test]
@@ -515,14 +524,14 @@ mod tests {
         let ring = ring_of(&[incident("a", 0, Some("disk"), false), incident("c", 6, Some("disk"), false)]);
         let late = incident("b", 3, Some("disk"), false);
         let with_late = ring.with(&late);
-        let Decision::Open { recurs, linked } = decide(&three_in_a_week(), &with_late, &late, |_| false) else {
+        let Decision::Open { recurs, linked } = decide(&three_in_a_week(), &with_late, &late, &[]) else {
             panic!("expected a problem");
         };
         assert_eq!(recurs, Recurs::Fingerprint { fingerprint: "disk".into() });
         assert_eq!(ids(&linked), ["a", "b", "c"]);
         // Recorded late but started long before the others: it does not recur with them.
         let old = incident("z", -30, Some("disk"), false);
-        assert_eq!(decide(&three_in_a_week(), &ring.with(&old), &old, |_| false), Decision::Nothing);
+        assert_eq!(decide(&three_in_a_week(), &ring.with(&old), &old, &[]), Decision::Nothing);
     }
 
     #[test]
@@ -544,9 +553,35 @@ mod tests {
         ring.remember(&by_fingerprint);
         let next = incident("b", 1, Some("cpu"), true);
         let ring = ring.with(&next);
-        assert_eq!(decide(&settings, &ring, &next, |_| true), Decision::Join(by_fingerprint.id));
-        assert_eq!(decide(&settings, &ring, &next, |id| id == by_change.id), Decision::Join(by_change.id));
-        assert_eq!(decide(&settings, &ring, &next, |_| false), Decision::Nothing);
+        let both = [by_change.clone(), by_fingerprint.clone()];
+        assert_eq!(decide(&settings, &ring, &next, &both), Decision::Join(by_fingerprint.id));
+        let fixed = by_fingerprint.fixed_by(ChangeId::new(), "olga", at(1)).expect("fix");
+        let one_open = [by_change.clone(), fixed.clone()];
+        assert_eq!(decide(&settings, &ring, &next, &one_open), Decision::Join(by_change.id));
+        let closed = by_change.closed("olga", at(1), None).expect("close");
+        assert_eq!(decide(&settings, &ring, &next, &[closed, fixed]), Decision::Nothing);
+        assert_eq!(decide(&settings, &ring, &next, &[]), Decision::Nothing);
+    }
+
+    #[test]
+    fn after_a_fix_only_incidents_since_the_problem_count_again() {
+        let settings = three_in_a_week();
+        let old = [incident("a", 0, None, true), incident("b", 1, None, true), incident("c", 2, None, true)];
+        let ring = ring_of(&old);
+        let linked: Vec<&RecentIncident> = old.iter().collect();
+        let service = "api".parse_service();
+        let problem = Problem::open(&service, &"acme".parse_tenant(), Recurs::ChangeRelated, &linked, &[], at(2));
+        let fixed = problem.fixed_by(ChangeId::new(), "olga", at(3)).expect("fix");
+        let mut ring = ring;
+        ring.remember(&fixed);
+        let next = incident("d", 4, None, true);
+        let ring = ring.with(&next);
+        assert_eq!(decide(&settings, &ring, &next, std::slice::from_ref(&fixed)), Decision::Nothing);
+        let ring = ring.with(&incident("e", 5, None, true));
+        let last = incident("f", 6, None, true);
+        let ring = ring.with(&last);
+        let Decision::Open { linked, .. } = decide(&settings, &ring, &last, &[fixed]) else { panic!("recurs afresh") };
+        assert_eq!(ids(&linked), ["d", "e", "f"]);
     }
 
     #[test]
@@ -554,9 +589,9 @@ mod tests {
         let two_in_a_day = Recurrence { threshold: 2, period: Span::new(std::time::Duration::from_secs(86_400)) };
         let ring = ring_of(&[incident("a", 0, Some("x"), false)]);
         let next = incident("b", 1, Some("x"), false);
-        assert!(matches!(decide(&two_in_a_day, &ring.with(&next), &next, |_| false), Decision::Open { .. }));
+        assert!(matches!(decide(&two_in_a_day, &ring.with(&next), &next, &[]), Decision::Open { .. }));
         let later = incident("b", 2, Some("x"), false);
-        assert_eq!(decide(&two_in_a_day, &ring.with(&later), &later, |_| false), Decision::Nothing);
+        assert_eq!(decide(&two_in_a_day, &ring.with(&later), &later, &[]), Decision::Nothing);
     }
 
     #[test]

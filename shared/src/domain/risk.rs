@@ -696,7 +696,14 @@ mod tests {
         assert_eq!(a.level, RiskLevel::Critical);
         assert_eq!(
             summary(&a),
-            [("tier", 8), ("data_impact", 3), ("availability_impact", 5), ("complexity", 16), ("failure_history", 5)]
+            [
+                ("tier", 8),
+                ("data_impact", 3),
+                ("availability_impact", 5),
+                ("complexity", 16),
+                ("failure_history", 5),
+                ("incident_history", 0)
+            ]
         );
         assert_eq!(factor(&a, "tier").detail, "tier 1 service");
         assert_eq!(factor(&a, "complexity").detail, "complexity high multiplies impact by 2.0");
@@ -725,7 +732,8 @@ mod tests {
                 ("availability_impact", 2),
                 ("compliance", 4),
                 ("complexity", 5),
-                ("failure_history", 0)
+                ("failure_history", 0),
+                ("incident_history", 0)
             ]
         );
         assert_eq!(factor(&a, "complexity").detail, "complexity medium multiplies impact by 1.5");
@@ -755,7 +763,8 @@ mod tests {
                 ("privileged_access", 4),
                 ("cryptographic_keys", 4),
                 ("complexity", 0),
-                ("failure_history", 7)
+                ("failure_history", 7),
+                ("incident_history", 0)
             ]
         );
         assert_eq!(factor(&a, "complexity").detail, "complexity low multiplies impact by 1.0");
@@ -767,16 +776,16 @@ mod tests {
         // tier 4 (1) × 150% = 1.5 → 2 (+1); history round(20 × 1 / 8) = round(2.5) = 3; score 5: low.
         let case = Case { tier: 4, history: history(8, 1), ..Case::default() };
         let a = case.assess(&RiskRules::default());
-        assert_eq!(summary(&a), [("tier", 1), ("complexity", 1), ("failure_history", 3)]);
+        assert_eq!(summary(&a), [("tier", 1), ("complexity", 1), ("failure_history", 3), ("incident_history", 0)]);
         assert_eq!(a.score, 5);
         assert_eq!(a.level, RiskLevel::Low);
     }
 
     #[test]
-    fn zero_point_impact_factors_are_omitted_but_tier_complexity_and_history_always_appear() {
+    fn zero_point_impact_factors_are_omitted_but_tier_complexity_and_both_histories_always_appear() {
         let rules = RiskRules { tier_points: [0, 0, 0, 0], ..RiskRules::default() };
         let a = Case { tier: 2, ..Case::default() }.assess(&rules);
-        assert_eq!(summary(&a), [("tier", 0), ("complexity", 0), ("failure_history", 0)]);
+        assert_eq!(summary(&a), [("tier", 0), ("complexity", 0), ("failure_history", 0), ("incident_history", 0)]);
         assert_eq!(a.score, 0);
         assert_eq!(a.level, RiskLevel::Low);
     }
@@ -886,6 +895,9 @@ mod tests {
             "failure_rate_points": 20,
             "min_history": 3,
             "period_months": 3,
+            "change_related_incident_points": 2,
+            "problem_points": 5,
+            "max_incident_points": 10,
             "thresholds": {"medium": 10, "high": 20, "critical": 30},
             "unknown_service_tier": 1
         });
