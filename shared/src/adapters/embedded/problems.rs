@@ -35,12 +35,15 @@ pub(super) fn incident_counts(
     wanted
         .iter()
         .map(|k| {
-            let (pk, sk) = keys::incident_counter_key(&k.tenant, &k.service);
-            if !items.contains_key(&(pk.clone(), sk.clone())) {
-                let item = get_item(table, &pk, &sk)?.unwrap_or_default();
-                items.insert((pk.clone(), sk.clone()), item);
-            }
-            let month = items.get(&(pk, sk)).and_then(|i| i.months.get(&k.month)).copied().unwrap_or_default();
+            let item = match items.entry(keys::incident_counter_key(&k.tenant, &k.service)) {
+                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    let (pk, sk) = e.key();
+                    let stored = get_item(table, pk, sk)?.unwrap_or_default();
+                    e.insert(stored)
+                }
+            };
+            let month = item.months.get(&k.month).copied().unwrap_or_default();
             Ok(IncidentCounts {
                 incidents: month.incidents,
                 change_related: month.change_related,
