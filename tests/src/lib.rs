@@ -9,6 +9,7 @@ pub mod fixtures;
 pub mod http;
 pub mod incident_contract;
 pub mod notifier_contract;
+pub mod problem_contract;
 pub mod samples;
 pub mod store_contract;
 pub mod tamper;

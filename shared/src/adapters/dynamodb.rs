@@ -26,6 +26,7 @@ use std::sync::Arc;
 
 mod incidents;
 mod index;
+mod problems;
 mod trails;
 
 use index::{index_item_of, windowed_end};
@@ -587,6 +588,15 @@ impl Counters for DynamoStore {
     async fn volumes(&self, wanted: &[VolumeKey]) -> Result<Vec<u64>, StoreError> {
         let counts = self.read_counters(wanted.iter().map(keys::volume_key).collect()).await?;
         Ok(counts.into_iter().map(|c| c.changes).collect())
+    }
+
+    /// One BatchGetItem (per 100 keys) of the outcome counters and one item per service of incident counters.
+    async fn history(
+        &self,
+        outcomes: &[CounterKey],
+        incidents: &[crate::ports::IncidentCounterKey],
+    ) -> Result<(Vec<Counts>, Vec<crate::ports::IncidentCounts>), StoreError> {
+        self.read_history(outcomes, incidents).await
     }
 }
 

@@ -13,12 +13,13 @@ use super::{expiry, keys};
 use crate::domain::{AuditEntry, Change, ChangeId, TenantId};
 use crate::ports::{
     Activity, ActivityLog, ActivityQuery, AuditSealer, ChangeQuery, ChangeReader, ChangeUpdate, ChangeWriter, Claim,
-    CounterKey, Counters, Counts, Cursor, Dedupe, DueIndex, DuePartition, Page, ServiceWindowQuery, StoreError,
-    VolumeKey, WaitingQuery, seal_entries, seal_entry,
+    CounterKey, Counters, Counts, Cursor, Dedupe, DueIndex, DuePartition, IncidentCounterKey, IncidentCounts, Page,
+    ServiceWindowQuery, StoreError, VolumeKey, WaitingQuery, seal_entries, seal_entry,
 };
 
 mod incidents;
 mod index;
+mod problems;
 mod trails;
 
 use index::{reindex, window_page};
@@ -445,6 +446,29 @@ impl Counters for EmbeddedStore {
     async fn volumes(&self, keys_wanted: &[VolumeKey]) -> Result<Vec<u64>, StoreError> {
         let counts = self.read_counters(keys_wanted.iter().map(keys::volume_key).collect()).await?;
         Ok(counts.into_iter().map(|c| c.changes).collect())
+    }
+
+    async fn history(
+        &self,
+        outcomes: &[CounterKey],
+        incidents: &[IncidentCounterKey],
+    ) -> Result<(Vec<Counts>, Vec<IncidentCounts>), StoreError> {
+        let outcomes: Vec<(String, String)> =
+            outcomes.iter().map(|k| (keys::counter_pk(k), keys::counter_sk(k))).collect();
+        let incidents = incidents.to_vec();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(backend)?;
+            let table = txn.open_table(ITEMS).map_err(backend)?;
+            let counts = outcomes
+                .iter()
+                .map(|(pk, sk)| {
+                    let c: CounterItem = get_item(&table, pk, sk)?.unwrap_or_default();
+                    Ok(Counts { changes: c.changes, failures: c.failures })
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            Ok((counts, problems::incident_counts(&table, &incidents)?))
+        })
+        .await
     }
 }
 

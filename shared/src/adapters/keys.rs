@@ -20,6 +20,10 @@
 //! | incident record | `T#{tenant}#INC#{id}` | `META` |
 //! | tenant's incidents | `T#{tenant}#INCIDENTS` | `{started_at}#{id}` |
 //! | service's incidents | `T#{tenant}#INCSVC#{service}` | `{started_at}#{id}` |
+//! | incident counters | `T#{tenant}#STAT#{service}` | `INCIDENTS` (attributes `incidents#{month}`, `change_related#{month}`, `problems#{month}`) |
+//! | incident counted | `T#{tenant}#INCSEEN#{incident_id}` | `SEEN` |
+//! | recent incidents ring | `T#{tenant}#RECUR#{service}` | `RECENT` |
+//! | problem | `T#{tenant}#PROBLEMS` | `PRB#{id}` |
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use std::collections::BTreeMap;
@@ -31,7 +35,7 @@ use crate::domain::waiting::{Awaiting, awaiting};
 use crate::domain::{Change, ChangeId, ServiceName, TenantId};
 use crate::ports::{
     ActivityQuery, ChangeUpdate, Cursor, DuePartition, ImplementationQuery, IncidentQuery, InvalidCursor, Listing,
-    ServiceWindowQuery,
+    Page, ServiceWindowQuery,
 };
 
 pub const META: &str = "META";
@@ -375,6 +379,81 @@ pub fn volume_key(key: &crate::ports::VolumeKey) -> (String, String) {
         format!("T#{}#VOL#{}", key.tenant, key.month),
         format!("{}#{kind}#{}", key.change_type.as_str(), bounded_key(name)),
     )
+}
+
+/// A service's incident counters: one item beside its outcome counters,
+/// one attribute per month and figure ([`incident_attributes`]), so that
+/// risk scoring reads a service's incident history as one key.
+pub fn incident_counter_key(tenant: &TenantId, service: &ServiceName) -> (String, String) {
+    (format!("T#{tenant}#STAT#{service}"), INCIDENT_COUNTERS_SK.to_owned())
+}
+
+pub const INCIDENT_COUNTERS_SK: &str = "INCIDENTS";
+
+/// The incident counters' attribute names of `month`: incidents, change-related ones, problems opened.
+pub fn incident_attributes(month: &str) -> [String; 3] {
+    [format!("incidents#{month}"), format!("change_related#{month}"), format!("problems#{month}")]
+}
+
+/// The record that an incident was counted (keyed by its id, bounded).
+pub fn counted_key(tenant: &TenantId, incident_id: &str) -> (String, String) {
+    (format!("T#{tenant}#INCSEEN#{}", bounded_key(incident_id)), "SEEN".to_owned())
+}
+
+/// A service's ring of recent incidents and the problems last opened on it.
+pub fn recent_key(tenant: &TenantId, service: &ServiceName) -> (String, String) {
+    (format!("T#{tenant}#RECUR#{service}"), "RECENT".to_owned())
+}
+
+/// A tenant's problems: one partition, by id (time ordered), read newest first.
+pub fn problems_pk(tenant: &TenantId) -> String {
+    format!("T#{tenant}#PROBLEMS")
+}
+
+pub const PROBLEM_PREFIX: &str = "PRB#";
+
+pub fn problem_sk(id: &crate::domain::problem::ProblemId) -> String {
+    format!("{PROBLEM_PREFIX}{id}")
+}
+
+/// The problems below the cursor (a problem's sort key), newest first; all of them without one.
+pub fn problem_range(after: Option<&Cursor>) -> Result<SkRange, InvalidCursor> {
+    let after = after.map(Cursor::as_str);
+    let valid =
+        |c: &str| c.strip_prefix(PROBLEM_PREFIX).is_some_and(|id| crate::domain::problem::ProblemId::parse(id).is_ok());
+    match after {
+        Some(c) if !valid(c) => Err(InvalidCursor),
+        Some(c) => Ok(SkRange { lo: PROBLEM_PREFIX.to_owned(), hi: c.to_owned(), after: Some(c.to_owned()) }),
+        None => Ok(SkRange { lo: PROBLEM_PREFIX.to_owned(), hi: format!("{PROBLEM_PREFIX}~"), after: None }),
+    }
+}
+
+/// A page of problems from `rows` (newest first, at most
+/// [`crate::ports::PROBLEMS_EVALUATED`] after the cursor's own, which is
+/// skipped), `more` telling whether rows remain past them: the matches up
+/// to the limit, resuming after the last match taken, or after the last
+/// row read when the rows ran out first and more remain.
+pub fn problem_page(
+    rows: Vec<(String, crate::domain::problem::Problem)>,
+    more: bool,
+    q: &crate::ports::ProblemQuery,
+) -> Page<crate::domain::problem::Problem> {
+    let mut items = Vec::new();
+    let mut last = None;
+    let total = rows.len();
+    for (i, (sk, problem)) in rows.into_iter().enumerate() {
+        if q.admits(&problem) {
+            if items.len() == q.limit {
+                return Page { items, next: last.map(Cursor::issued) };
+            }
+            items.push(problem);
+        }
+        last = Some(sk);
+        if i + 1 == total && more {
+            return Page { items, next: last.map(Cursor::issued) };
+        }
+    }
+    Page { items, next: None }
 }
 
 /// Every counter item an update adds to, as (PK, SK, failed): outcome

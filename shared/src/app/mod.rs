@@ -10,6 +10,7 @@ pub mod governance;
 pub mod incidents;
 pub mod ingest;
 pub mod once;
+pub mod problems;
 pub mod publish;
 pub mod security;
 pub mod tell;

@@ -16,6 +16,7 @@ pub use check::{parse_yaml, valid_group};
 use super::correlation::{CorrelationOverride, CorrelationPolicy};
 use super::deployment::PipelinePolicy;
 use super::ids::ServiceName;
+use super::problem::{ProblemOverride, ProblemPolicy};
 use super::risk::RiskRules;
 use super::writeback::WriteBackPolicy;
 
@@ -238,6 +239,9 @@ pub struct Service {
     /// The window and hops for incidents on this service, where they differ from the tenant's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub correlation: Option<CorrelationOverride>,
+    /// The service's own problem threshold and period, over the tenant's `problems:`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problems: Option<ProblemOverride>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -379,6 +383,9 @@ pub struct Catalog {
     /// What a pipeline's deployment means as a change (`domain::deployment`).
     #[serde(default)]
     pub pipelines: PipelinePolicy,
+    /// When recurring incidents open a problem (`domain::problem`).
+    #[serde(default)]
+    pub problems: ProblemPolicy,
 }
 
 /// What an external name is, for [`Catalog::resolve`].

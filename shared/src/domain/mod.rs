@@ -13,6 +13,7 @@ pub mod ids;
 pub mod incident;
 pub mod new_change;
 pub mod notice;
+pub mod problem;
 pub mod risk;
 pub mod slug;
 pub mod validation;

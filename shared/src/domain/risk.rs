@@ -2,7 +2,9 @@
 //!
 //! Score = impact points (tier, data, availability, compliance, privileged access, cryptographic keys)
 //! × the complexity percentage / 100, rounded half up, + failure-history points (the share of similar
-//! changes that failed over the rules' period, scaled to `failure_rate_points`). Every contribution is
+//! changes that failed over the rules' period, scaled to `failure_rate_points`) + incident-history points
+//! (change-related incidents and problems opened on the affected services over the same period, capped at
+//! `max_incident_points`). Every contribution is
 //! listed as a [`RiskFactor`]; the factors always sum exactly to the score. Rules are per tenant and come
 //! from its catalog; every field is optional and defaults to the values documented on [`RiskRules`].
 //! Arithmetic saturates, so absurd configured values give an absurd score, never a panic.
@@ -147,6 +149,15 @@ pub struct History {
     pub failures: u64,
 }
 
+/// Incidents on the affected services over the rules' period, summed over them: all incidents,
+/// the change-related ones among them, and the problems their recurrence opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct IncidentHistory {
+    pub incidents: u64,
+    pub change_related: u64,
+    pub problems: u64,
+}
+
 /// What [`assess`] scores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct RiskInput<'a> {
@@ -158,6 +169,7 @@ pub struct RiskInput<'a> {
     pub privileged_access: bool,
     pub cryptographic_keys: bool,
     pub history: History,
+    pub incidents: IncidentHistory,
 }
 
 /// One contribution to a score.
@@ -179,6 +191,7 @@ impl RiskFactor {
     pub const CRYPTOGRAPHIC_KEYS: &'static str = "cryptographic_keys";
     pub const COMPLEXITY: &'static str = "complexity";
     pub const FAILURE_HISTORY: &'static str = "failure_history";
+    pub const INCIDENT_HISTORY: &'static str = "incident_history";
 }
 
 /// A scored change: the factors sum exactly to `score`, and `level` follows from the thresholds.
@@ -306,6 +319,12 @@ pub struct RiskRules {
     pub min_history: u64,
     /// Months of history the caller reads counters for, 1..=12 (3).
     pub period_months: u8,
+    /// Points per change-related incident on the affected services over the period (2).
+    pub change_related_incident_points: i64,
+    /// Points per problem opened on the affected services over the period (5).
+    pub problem_points: i64,
+    /// Most points the incident history adds (10).
+    pub max_incident_points: i64,
     /// Lowest score of medium, high and critical (10, 20, 30).
     pub thresholds: Thresholds,
     /// Tier of a service missing from the catalog (1).
@@ -325,6 +344,9 @@ impl Default for RiskRules {
             failure_rate_points: 20,
             min_history: 3,
             period_months: 3,
+            change_related_incident_points: 2,
+            problem_points: 5,
+            max_incident_points: 10,
             thresholds: Thresholds::default(),
             unknown_service_tier: 1,
         }
@@ -356,6 +378,9 @@ impl RiskRules {
             ("privileged_access_points", self.privileged_access_points),
             ("cryptographic_keys_points", self.cryptographic_keys_points),
             ("failure_rate_points", self.failure_rate_points),
+            ("change_related_incident_points", self.change_related_incident_points),
+            ("problem_points", self.problem_points),
+            ("max_incident_points", self.max_incident_points),
         ];
         for (field, value) in tiers.iter().chain(&data).chain(&availability).chain(&singles) {
             in_range(field, *value, 0, MAX_POINTS)?;
@@ -493,6 +518,9 @@ pub fn assess(rules: &RiskRules, input: &RiskInput) -> RiskAssessment {
     let (points, detail) = history_factor(rules, input.history);
     ledger.add(RiskFactor::FAILURE_HISTORY, detail, points, true);
 
+    let (points, detail) = incident_factor(rules, input.incidents);
+    ledger.add(RiskFactor::INCIDENT_HISTORY, detail, points, true);
+
     let score = ledger.total;
     RiskAssessment { score, level: RiskLevel::from_score(score, &rules.thresholds), factors: ledger.factors }
 }
@@ -517,11 +545,40 @@ impl Ledger {
     }
 }
 
-fn history_factor(rules: &RiskRules, history: History) -> (i64, String) {
-    let within = match rules.period_months {
+/// "in the last month", "in the last 3 months".
+fn within(rules: &RiskRules) -> String {
+    match rules.period_months {
         1 => "in the last month".to_owned(),
         n => format!("in the last {n} months"),
-    };
+    }
+}
+
+/// `n` and its noun, singular or plural: "1 problem", "2 problems".
+fn count(n: u64, noun: &str) -> String {
+    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
+}
+
+fn incident_factor(rules: &RiskRules, h: IncidentHistory) -> (i64, String) {
+    let within = within(rules);
+    if h.incidents == 0 && h.problems == 0 {
+        return (0, format!("no incidents on the affected services {within}"));
+    }
+    let related = h.change_related;
+    let points = i128::from(rules.change_related_incident_points)
+        .saturating_mul(i128::from(related))
+        .saturating_add(i128::from(rules.problem_points).saturating_mul(i128::from(h.problems)));
+    let cap = i128::from(rules.max_incident_points);
+    let capped = if points > cap { format!(", capped at {}", rules.max_incident_points) } else { String::new() };
+    let detail = format!(
+        "{} ({related} change-related) and {} on the affected services {within}{capped}",
+        count(h.incidents, "incident"),
+        count(h.problems, "problem"),
+    );
+    (saturate(points.min(cap)), detail)
+}
+
+fn history_factor(rules: &RiskRules, history: History) -> (i64, String) {
+    let within = within(rules);
     let changes = history.changes;
     if changes == 0 {
         return (0, format!("no similar changes {within}: history not counted"));
@@ -582,6 +639,7 @@ mod tests {
         privileged_access: bool,
         cryptographic_keys: bool,
         history: History,
+        incidents: IncidentHistory,
     }
 
     impl Case {
@@ -593,6 +651,7 @@ mod tests {
                 privileged_access: self.privileged_access,
                 cryptographic_keys: self.cryptographic_keys,
                 history: self.history,
+                incidents: self.incidents,
             }
         }
 
@@ -637,7 +696,14 @@ mod tests {
         assert_eq!(a.level, RiskLevel::Critical);
         assert_eq!(
             summary(&a),
-            [("tier", 8), ("data_impact", 3), ("availability_impact", 5), ("complexity", 16), ("failure_history", 5)]
+            [
+                ("tier", 8),
+                ("data_impact", 3),
+                ("availability_impact", 5),
+                ("complexity", 16),
+                ("failure_history", 5),
+                ("incident_history", 0)
+            ]
         );
         assert_eq!(factor(&a, "tier").detail, "tier 1 service");
         assert_eq!(factor(&a, "complexity").detail, "complexity high multiplies impact by 2.0");
@@ -666,7 +732,8 @@ mod tests {
                 ("availability_impact", 2),
                 ("compliance", 4),
                 ("complexity", 5),
-                ("failure_history", 0)
+                ("failure_history", 0),
+                ("incident_history", 0)
             ]
         );
         assert_eq!(factor(&a, "complexity").detail, "complexity medium multiplies impact by 1.5");
@@ -683,6 +750,7 @@ mod tests {
             privileged_access: true,
             cryptographic_keys: true,
             history: history(3, 1),
+            incidents: IncidentHistory::default(),
         };
         let a = case.assess(&RiskRules::default());
         assert_eq!(a.score, 26);
@@ -695,7 +763,8 @@ mod tests {
                 ("privileged_access", 4),
                 ("cryptographic_keys", 4),
                 ("complexity", 0),
-                ("failure_history", 7)
+                ("failure_history", 7),
+                ("incident_history", 0)
             ]
         );
         assert_eq!(factor(&a, "complexity").detail, "complexity low multiplies impact by 1.0");
@@ -707,16 +776,16 @@ mod tests {
         // tier 4 (1) × 150% = 1.5 → 2 (+1); history round(20 × 1 / 8) = round(2.5) = 3; score 5: low.
         let case = Case { tier: 4, history: history(8, 1), ..Case::default() };
         let a = case.assess(&RiskRules::default());
-        assert_eq!(summary(&a), [("tier", 1), ("complexity", 1), ("failure_history", 3)]);
+        assert_eq!(summary(&a), [("tier", 1), ("complexity", 1), ("failure_history", 3), ("incident_history", 0)]);
         assert_eq!(a.score, 5);
         assert_eq!(a.level, RiskLevel::Low);
     }
 
     #[test]
-    fn zero_point_impact_factors_are_omitted_but_tier_complexity_and_history_always_appear() {
+    fn zero_point_impact_factors_are_omitted_but_tier_complexity_and_both_histories_always_appear() {
         let rules = RiskRules { tier_points: [0, 0, 0, 0], ..RiskRules::default() };
         let a = Case { tier: 2, ..Case::default() }.assess(&rules);
-        assert_eq!(summary(&a), [("tier", 0), ("complexity", 0), ("failure_history", 0)]);
+        assert_eq!(summary(&a), [("tier", 0), ("complexity", 0), ("failure_history", 0), ("incident_history", 0)]);
         assert_eq!(a.score, 0);
         assert_eq!(a.level, RiskLevel::Low);
     }
@@ -826,6 +895,9 @@ mod tests {
             "failure_rate_points": 20,
             "min_history": 3,
             "period_months": 3,
+            "change_related_incident_points": 2,
+            "problem_points": 5,
+            "max_incident_points": 10,
             "thresholds": {"medium": 10, "high": 20, "critical": 30},
             "unknown_service_tier": 1
         });
@@ -910,11 +982,42 @@ mod tests {
                     "factor": "failure_history",
                     "detail": "no similar changes in the last 3 months: history not counted",
                     "points": 0
+                },
+                {
+                    "factor": "incident_history",
+                    "detail": "no incidents on the affected services in the last 3 months",
+                    "points": 0
                 }
             ]
         });
         assert_eq!(serde_json::to_value(&a).expect("json"), expected);
         assert_eq!(serde_json::from_value::<RiskAssessment>(expected).expect("parse"), a);
+    }
+
+    #[test]
+    fn incident_history_scores_change_related_incidents_and_problems_capped_and_says_so() {
+        let rules = RiskRules::default();
+        let quiet = Case::default().assess(&rules);
+        assert_eq!(factor(&quiet, "incident_history").points, 0);
+        let some =
+            Case { incidents: IncidentHistory { incidents: 3, change_related: 2, problems: 0 }, ..Case::default() }
+                .assess(&rules);
+        let f = factor(&some, "incident_history");
+        assert_eq!(f.points, 4);
+        assert_eq!(
+            f.detail,
+            "3 incidents (2 change-related) and 0 problems on the affected services in the last 3 months"
+        );
+        let many =
+            Case { incidents: IncidentHistory { incidents: 9, change_related: 4, problems: 1 }, ..Case::default() }
+                .assess(&rules);
+        let f = factor(&many, "incident_history");
+        assert_eq!(f.points, 10);
+        assert_eq!(
+            f.detail,
+            "9 incidents (4 change-related) and 1 problem on the affected services in the last 3 months, capped at 10"
+        );
+        assert_eq!(sum(&many), i128::from(many.score));
     }
 
     #[test]
@@ -949,6 +1052,8 @@ mod tests {
             (RiskRules { privileged_access_points: 1001, ..d() }, "privileged_access_points"),
             (RiskRules { cryptographic_keys_points: i64::MIN, ..d() }, "cryptographic_keys_points"),
             (RiskRules { failure_rate_points: 5000, ..d() }, "failure_rate_points"),
+            (RiskRules { problem_points: -1, ..d() }, "problem_points"),
+            (RiskRules { max_incident_points: 1001, ..d() }, "max_incident_points"),
             (
                 RiskRules { complexity_percent: ComplexityPercent { low: 99, ..ComplexityPercent::default() }, ..d() },
                 "complexity_percent.low",
@@ -1003,6 +1108,9 @@ mod tests {
             failure_rate_points: i64::MAX,
             min_history: 0,
             period_months: u8::MAX,
+            change_related_incident_points: i64::MAX,
+            problem_points: i64::MAX,
+            max_incident_points: i64::MAX,
             thresholds: Thresholds { medium: i64::MAX, high: i64::MIN, critical: 0 },
             unknown_service_tier: u8::MAX,
         };
@@ -1013,6 +1121,7 @@ mod tests {
             privileged_access: true,
             cryptographic_keys: true,
             history: history(u64::MAX, u64::MAX),
+            incidents: IncidentHistory { incidents: u64::MAX, change_related: u64::MAX, problems: u64::MAX },
         };
         let a = case.assess(&huge);
         assert_eq!(a.score, i64::MAX);
@@ -1047,10 +1156,20 @@ mod tests {
             prop_oneof![0..=20u64, any::<u64>()],
             1..=MAX_PERIOD_MONTHS,
             (1..=10_000i64, 1..=10_000i64, 1..=10_000i64),
-            1..=4u8,
+            (1..=4u8, proptest::array::uniform3(points())),
         )
             .prop_map(
-                |(tiers, [dn, dr, dw, dd], [an, ad, ao], (cp, pp, kp, fp), [cl, cm, ch], mh, pm, (t1, t2, t3), ut)| {
+                |(
+                    tiers,
+                    [dn, dr, dw, dd],
+                    [an, ad, ao],
+                    (cp, pp, kp, fp),
+                    [cl, cm, ch],
+                    mh,
+                    pm,
+                    (t1, t2, t3),
+                    (ut, [ip, pr, mi]),
+                )| {
                     RiskRules {
                         tier_points: tiers,
                         data_points: DataPoints { none: dn, read: dr, write: dw, destructive: dd },
@@ -1062,6 +1181,9 @@ mod tests {
                         failure_rate_points: fp,
                         min_history: mh,
                         period_months: pm,
+                        change_related_incident_points: ip,
+                        problem_points: pr,
+                        max_incident_points: mi,
                         thresholds: Thresholds { medium: t1, high: t1 + t2, critical: t1 + t2 + t3 },
                         unknown_service_tier: ut,
                     }
@@ -1080,10 +1202,20 @@ mod tests {
             any::<u64>(),
             any::<u8>(),
             any::<[i64; 3]>(),
-            any::<u8>(),
+            (any::<u8>(), any::<[i64; 3]>()),
         )
             .prop_map(
-                |(tiers, [dn, dr, dw, dd], [an, ad, ao], [cp, pp, kp, fp], [cl, cm, ch], mh, pm, [t1, t2, t3], ut)| {
+                |(
+                    tiers,
+                    [dn, dr, dw, dd],
+                    [an, ad, ao],
+                    [cp, pp, kp, fp],
+                    [cl, cm, ch],
+                    mh,
+                    pm,
+                    [t1, t2, t3],
+                    (ut, [ip, pr, mi]),
+                )| {
                     RiskRules {
                         tier_points: tiers,
                         data_points: DataPoints { none: dn, read: dr, write: dw, destructive: dd },
@@ -1095,6 +1227,9 @@ mod tests {
                         failure_rate_points: fp,
                         min_history: mh,
                         period_months: pm,
+                        change_related_incident_points: ip,
+                        problem_points: pr,
+                        max_incident_points: mi,
                         thresholds: Thresholds { medium: t1, high: t2, critical: t3 },
                         unknown_service_tier: ut,
                     }
@@ -1107,6 +1242,11 @@ mod tests {
             .prop_map(|(changes, failures)| History { changes, failures })
     }
 
+    fn any_incidents() -> impl Strategy<Value = IncidentHistory> {
+        prop_oneof![(0..20u64, 0..20u64, 0..5u64), (any::<u64>(), any::<u64>(), any::<u64>())]
+            .prop_map(|(incidents, change_related, problems)| IncidentHistory { incidents, change_related, problems })
+    }
+
     fn any_case() -> impl Strategy<Value = Case> {
         (
             any::<u8>(),
@@ -1117,9 +1257,20 @@ mod tests {
             any::<bool>(),
             any::<bool>(),
             any_history(),
+            any_incidents(),
         )
             .prop_map(
-                |(tier, data, availability, compliance, complexity, privileged_access, cryptographic_keys, history)| {
+                |(
+                    tier,
+                    data,
+                    availability,
+                    compliance,
+                    complexity,
+                    privileged_access,
+                    cryptographic_keys,
+                    history,
+                    incidents,
+                )| {
                     Case {
                         tier,
                         impact: Impact { data, availability, compliance },
@@ -1127,6 +1278,7 @@ mod tests {
                         privileged_access,
                         cryptographic_keys,
                         history,
+                        incidents,
                     }
                 },
             )
@@ -1152,6 +1304,17 @@ mod tests {
             ("cryptographic_keys", Case { cryptographic_keys: true, ..b }),
             ("complexity", Case { complexity: b.complexity.max(other.complexity), ..b }),
             ("failures", Case { history: worse_history, ..b }),
+            (
+                "incidents",
+                Case {
+                    incidents: IncidentHistory {
+                        incidents: b.incidents.incidents.max(other.incidents.incidents),
+                        change_related: b.incidents.change_related.max(other.incidents.change_related),
+                        problems: b.incidents.problems.max(other.incidents.problems),
+                    },
+                    ..b
+                },
+            ),
         ]
     }
 
@@ -1163,7 +1326,7 @@ mod tests {
             prop_assert_eq!(sum(&a), i128::from(a.score));
             prop_assert_eq!(&a.factors[0].factor, "tier");
             let codes: Vec<&str> = a.factors.iter().map(|f| f.factor.as_str()).collect();
-            prop_assert_eq!(&codes[codes.len() - 2..], ["complexity", "failure_history"]);
+            prop_assert_eq!(&codes[codes.len() - 3..], ["complexity", "failure_history", "incident_history"]);
         }
 
         #[test]

@@ -11,6 +11,7 @@ pub mod error;
 pub mod extract;
 mod governance;
 mod incidents;
+mod problems;
 pub mod query;
 mod reports;
 pub mod webhooks;
@@ -28,7 +29,7 @@ use tracing::Instrument;
 
 use crate::app::Changes;
 use crate::app::changes::ChangeStore;
-use crate::ports::{ActivityLog, Clock};
+use crate::ports::{ActivityLog, Clock, ProblemStore};
 use bearer::Authenticator;
 pub use error::ApiError;
 pub use extract::{JsonBody, MAX_BODY_BYTES};
@@ -64,12 +65,16 @@ pub const ROUTES: &[(Method, &str)] = &[
     (Method::GET, "/activity"),
     (Method::GET, "/audit/governance"),
     (Method::GET, "/audit/security"),
+    (Method::GET, "/problems"),
+    (Method::GET, "/problems/{id}"),
+    (Method::POST, "/problems/{id}/fix"),
+    (Method::POST, "/problems/{id}/close"),
 ];
 
 /// The API as the api Lambda serves it.
 pub fn router<S, C>(changes: Arc<Changes<S, C>>, auth: Authenticator) -> Router
 where
-    S: ChangeStore + ActivityLog,
+    S: ChangeStore + ActivityLog + ProblemStore,
     C: Clock + 'static,
 {
     finish(change_routes(changes, auth))
@@ -79,7 +84,7 @@ where
 /// Every route but [`OPEN_PATHS`] needs a bearer token.
 pub fn change_routes<S, C>(changes: Arc<Changes<S, C>>, auth: Authenticator) -> Router
 where
-    S: ChangeStore + ActivityLog,
+    S: ChangeStore + ActivityLog + ProblemStore,
     C: Clock + 'static,
 {
     Router::new()
@@ -90,6 +95,7 @@ where
         .merge(Api::report_routes())
         .merge(Api::activity_routes())
         .merge(Api::audit_routes())
+        .merge(Api::problem_routes())
         // Inside authentication, so that a refusal is recorded with its caller.
         .route_layer(middleware::from_fn_with_state(changes.clone(), Api::record_refusals))
         .route_layer(middleware::from_fn_with_state(Arc::new(auth), bearer::authenticate))

@@ -9,6 +9,7 @@ pub mod clock;
 pub mod implementation;
 pub mod incidents;
 pub mod notifier;
+pub mod problems;
 pub mod secrets;
 pub mod security;
 pub mod store;
@@ -22,6 +23,10 @@ pub use clock::{Clock, FixedClock, SystemClock};
 pub use implementation::{ImplementationQuery, ImplementationReader, Implemented, ReadCost};
 pub use incidents::{IncidentQuery, IncidentStore};
 pub use notifier::{Notification, Notifier, NotifyError};
+pub use problems::{
+    Counted, IncidentCounterKey, IncidentCounts, IncidentWrite, PROBLEMS_EVALUATED, ProblemQuery, ProblemStore,
+    RecurrenceState,
+};
 pub use secrets::{SecretSource, SecretsError};
 pub use security::{Refusal, SECURITY_EVENT_TTL, SecurityEvent, SecurityLog, SecurityQuery};
 pub use store::{

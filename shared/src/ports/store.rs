@@ -318,6 +318,15 @@ pub trait Counters: Send + Sync {
 
     /// The volume under each key, in the order given (zero where nothing was counted).
     fn volumes(&self, keys: &[VolumeKey]) -> impl Future<Output = Result<Vec<u64>, StoreError>> + Send;
+
+    /// The outcome counts and the incident counts under each key, in the
+    /// orders given, in one batch read: risk scoring's whole history. The
+    /// incident counters are one item per service, whatever the months asked.
+    fn history(
+        &self,
+        outcomes: &[CounterKey],
+        incidents: &[crate::ports::IncidentCounterKey],
+    ) -> impl Future<Output = Result<(Vec<Counts>, Vec<crate::ports::IncidentCounts>), StoreError>> + Send;
 }
 
 /// Shards of the approvals-due partition, so that one hot partition never

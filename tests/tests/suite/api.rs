@@ -23,7 +23,7 @@ struct Api {
 }
 
 impl Api {
-    async fn on<S: ChangeStore + ActivityLog>(store: S) -> Api {
+    async fn on<S: ChangeStore + ActivityLog + changehub::ports::ProblemStore>(store: S) -> Api {
         let tokens = Tokens::new();
         let app = Arc::new(Changes::new(store, SystemClock));
         let router = changehub::http::router(app, tokens.authenticator());

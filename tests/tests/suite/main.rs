@@ -14,6 +14,7 @@ mod ingest_aws;
 mod notifier_contract;
 mod openapi;
 mod policy;
+mod problems;
 mod publish;
 mod rules;
 mod store_contract;

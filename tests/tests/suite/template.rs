@@ -431,6 +431,8 @@ fn every_function_writes_only_the_partitions_its_code_writes() {
         keys::doc_pk(&tenant, changehub::ports::DocKind::Catalog),
         keys::governance_pk(&tenant),
         keys::security_pk(&tenant),
+        // A problem's fix and closing (`POST /problems/{id}/fix`, `/close`).
+        keys::problems_pk(&tenant),
     ];
     let api_writes = [indexes.as_slice(), records.as_slice()].concat();
     let claims = keys::idem_pk("github:delivery");

@@ -82,7 +82,7 @@ impl TenantDocs for DynamoStore {
 
 /// Which way a page reads its range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Forward {
+pub(super) enum Forward {
     Yes,
     No,
 }
@@ -92,7 +92,7 @@ impl DynamoStore {
     /// newest first), the cursor's own item skipped: one consistent Query
     /// (another only past 1 MB), and the last item's sort key as the next
     /// page's cursor when an item is left.
-    async fn query_page(
+    pub(super) async fn query_page(
         &self,
         pk: String,
         range: &keys::SkRange,
@@ -130,7 +130,7 @@ impl DynamoStore {
 }
 
 /// A Put conditional on `attribute`'s value before (none when it is 0).
-fn conditional_put(
+pub(super) fn conditional_put(
     table: &str,
     item: Item,
     attribute: &str,

@@ -84,6 +84,9 @@ impl Catalog {
             if let Some(own) = &svc.correlation {
                 own.check(&mut p, &format!("{at}.correlation"));
             }
+            if let Some(own) = &svc.problems {
+                own.check(&mut p, &format!("{at}.problems"));
+            }
             check_mappings(&mut p, &at, svc, &mut mapped);
         }
         self.check_cycles(&mut p);
@@ -109,6 +112,7 @@ impl Catalog {
         self.correlation.check(&mut p);
         self.writeback.check(&mut p);
         self.pipelines.check(&mut p);
+        self.problems.check(&mut p);
         p.finish()
     }
 

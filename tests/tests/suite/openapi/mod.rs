@@ -34,6 +34,7 @@ mod freezes;
 mod incidents;
 mod ingest;
 mod malformed_requests;
+mod problems;
 mod request_schemas;
 mod routes;
 
@@ -733,6 +734,7 @@ async fn responses_match_the_documented_schemas() {
     events::events_scenario(&api).await;
     audit::audit_scenario(&api).await;
     activity::activity_scenario(&api).await;
+    problems::problem_scenario(&api).await;
 
     // The scenario exercised every documented operation with a success.
     let seen = api.seen.lock().expect("lock").clone();
