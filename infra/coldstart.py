@@ -110,6 +110,7 @@ class AwsStub(http.server.BaseHTTPRequestHandler):
 def start_stub(latency_ms):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), AwsStub)
     server.daemon_threads = True
+    server.handle_error = lambda request, address: None  # a binary killed mid-connection
     server.latency = latency_ms / 1000
     server.unknown = []
     threading.Thread(target=server.serve_forever, daemon=True).start()
