@@ -18,12 +18,24 @@ Events (--event):
            created there; the binary reaches them through AWS_ENDPOINT_URL.
            Each run signs two new bodies (new deployment_status id, new
            delivery id), so neither is a duplicate.
+  aws      events/aws/cloudwatch.alarm_state_change.json under a new event id
+           each time, for the aws-events function: as the webhook event, it
+           reads the catalog, claims the event, publishes it and logs it.
   health   events/apigw/health.json, for the api function (no AWS call).
   stream   events/dynamodb/stream.other_item.json, for the publish function:
            a stream batch whose one record is not a change item, so the
            function skips it without an AWS call (init and the handler's
            decoding; the publishing itself is tested on moto, not timed).
 The baseline echoes whatever it is sent.
+
+--aws stub answers the AWS calls (webhook, aws) from a stub on loopback
+instead of moto: each call gets the answer the function expects (no catalog,
+claims granted, every event put, the secrets document) after --aws-latency
+milliseconds (default 0). Moto spends milliseconds of Python per call, which
+a loaded machine stretches to tens, so first - warm is mostly emulator noise;
+the stub's answers take well under a millisecond, so what is left is the
+function's own cost, and a set latency shows how much of a round trip the
+function hides (an AWS call from Lambda takes a few milliseconds).
 
 Binaries are run in turn within each run (side by side), so a busy machine
 weighs on all of them alike. --env NAME:VAR=VALUE sets a variable for one
@@ -34,8 +46,8 @@ count on a busy machine): init, first and warm, each binary run three times
 and stopped after 0, 1 and 2 events; the profiles stay in DIR for
 callgrind_annotate (build with CARGO_PROFILE_RELEASE_STRIP=false for names).
 
-usage: .venv/bin/python infra/coldstart.py [--runs N] [--event webhook|health|stream]
-           [--aws-endpoint URL] [--env NAME:VAR=VALUE] [--callgrind DIR]
+usage: .venv/bin/python infra/coldstart.py [--runs N] [--event webhook|aws|health|stream]
+           [--aws moto|stub] [--aws-latency MS] [--aws-endpoint URL] [--env NAME:VAR=VALUE] [--callgrind DIR]
            NAME=BINARY [NAME=BINARY ...]
 """
 import argparse, copy, hashlib, hmac, http.server, json, os, pathlib, socket, statistics, subprocess, threading, time
@@ -52,6 +64,57 @@ GITHUB_SECRET = "It's a Secret to Everybody"
 SAMPLE = json.loads((ROOT / "events/github/deployment_status.success.json").read_bytes())
 HEALTH = (ROOT / "events/apigw/health.json").read_bytes()
 STREAM = (ROOT / "events/dynamodb/stream.other_item.json").read_bytes()
+ALARM = json.loads((ROOT / "events/aws/cloudwatch.alarm_state_change.json").read_bytes())
+
+
+def aws_event():
+    """The CloudWatch alarm sample under a new event id (the dedupe key)."""
+    return json.dumps({**ALARM, "id": str(uuid.uuid4())}).encode()
+
+
+class AwsStub(http.server.BaseHTTPRequestHandler):
+    """The AWS calls of the ingest and aws-events functions, answered as the
+    functions expect after the server's `latency` seconds."""
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are two writes: no delayed-ACK stall between them
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0) or 0)) or b"{}")
+        target = self.headers.get("X-Amz-Target", "")
+        operation = target.rsplit(".", 1)[-1]
+        if operation == "GetSecretValue":
+            answer = {"ARN": f"arn:aws:secretsmanager:{REGION}:123456789012:secret:{SECRETS_ID}-AbCdEf", "Name": SECRETS_ID,
+                      "VersionId": "v1", "SecretString": json.dumps({"default": {"github": [GITHUB_SECRET]}})}
+        elif operation == "PutEvents":
+            answer = {"FailedEntryCount": 0, "Entries": [{"EventId": str(uuid.uuid4())} for _ in body.get("Entries", [])]}
+        elif operation in ("GetItem", "PutItem", "DeleteItem", "TransactWriteItems"):
+            answer = {}  # no catalog yet; every claim granted
+        else:
+            self.send_response(400)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            self.server.unknown.append(target)
+            return
+        time.sleep(self.server.latency)
+        out = json.dumps(answer).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-amz-json-1.0" if target.startswith("DynamoDB") else "application/x-amz-json-1.1")
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+
+
+def start_stub(latency_ms):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), AwsStub)
+    server.daemon_threads = True
+    server.handle_error = lambda request, address: None  # a binary killed mid-connection
+    server.latency = latency_ms / 1000
+    server.unknown = []
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
 
 
 def webhook_event(status_id):
@@ -270,8 +333,10 @@ def pct(values):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=20)
-    ap.add_argument("--event", choices=["webhook", "health", "stream"], default="webhook")
-    ap.add_argument("--aws-endpoint", help="an AWS emulator to use instead of starting moto (webhook event)")
+    ap.add_argument("--event", choices=["webhook", "aws", "health", "stream"], default="webhook")
+    ap.add_argument("--aws", choices=["moto", "stub"], default="moto", help="what answers the AWS calls (webhook and aws events)")
+    ap.add_argument("--aws-latency", type=float, default=0, metavar="MS", help="the stub's delay before each answer")
+    ap.add_argument("--aws-endpoint", help="an AWS emulator to use instead of starting moto (webhook and aws events)")
     ap.add_argument("--trust-store", choices=["al2023", "host"], default="al2023")
     ap.add_argument("--env", action="append", default=[], metavar="NAME:VAR=VALUE",
                     help="an environment variable for the binary named NAME (repeatable), e.g. ingest:CHANGEHUB_TLS_ROOTS=system")
@@ -285,12 +350,15 @@ def main():
         name, var = e.split(":", 1)
         k, v = var.split("=", 1)
         extra[name][k] = v
-    moto = None
-    if args.event == "webhook":
+    moto = stub = None
+    if args.event in ("webhook", "aws"):
         endpoint = args.aws_endpoint
-        if endpoint is None:
-            moto, endpoint = start_moto()
-        provision(endpoint)
+        if args.aws == "stub":
+            stub, endpoint = start_stub(args.aws_latency)
+        else:
+            if endpoint is None:
+                moto, endpoint = start_moto()
+            provision(endpoint)
         for env in extra.values():
             env.setdefault("AWS_ENDPOINT_URL", endpoint)
     status_ids = iter(range(int(time.time() * 1000), 1 << 62))
@@ -300,6 +368,8 @@ def main():
             return [HEALTH, HEALTH]
         if args.event == "stream":
             return [STREAM, STREAM]
+        if args.event == "aws":
+            return [aws_event(), aws_event()]
         return [webhook_event(next(status_ids)), webhook_event(next(status_ids))]
 
     if args.callgrind is not None:
@@ -310,7 +380,8 @@ def main():
             if moto is not None:
                 moto.terminate()
                 moto.wait()
-        print(f"instructions (callgrind Ir, millions; event: {args.event}, trust store: {args.trust_store}); profiles in {args.callgrind}")
+        backend = f", AWS: {'stub' if stub else 'moto'}" if args.event in ("webhook", "aws") else ""
+        print(f"instructions (callgrind Ir, millions; event: {args.event}{backend}, trust store: {args.trust_store}); profiles in {args.callgrind}")
         print(f"{'binary':<14} {'init':>8} {'first':>8} {'warm':>8} {'init+(first-warm)':>18}")
         for name, (init, first, warm) in counts.items():
             print(f"{name:<14} {init / 1e6:>8.2f} {first / 1e6:>8.2f} {warm / 1e6:>8.2f} {(init + first - warm) / 1e6:>18.2f}")
@@ -328,7 +399,10 @@ def main():
             moto.terminate()
             moto.wait()
 
-    print(f"cold start, {args.runs} runs side by side (mock Runtime API on loopback, event: {args.event}, trust store: {args.trust_store}); milliseconds")
+    if stub is not None and stub.unknown:
+        raise SystemExit(f"the AWS stub was asked for calls it does not answer: {sorted(set(stub.unknown))}")
+    backend = f", AWS: {'stub, ' + str(args.aws_latency) + ' ms a call' if stub else 'moto'}" if args.event in ("webhook", "aws") else ""
+    print(f"cold start, {args.runs} runs side by side (mock Runtime API on loopback, event: {args.event}{backend}, trust store: {args.trust_store}); milliseconds")
     print(f"{'binary':<14} {'init p50':>9} {'p90':>7} {'first p50':>10} {'p90':>7} {'warm p50':>9} {'p90':>7} {'init+(first-warm)':>18} {'vs base':>8} {'size':>8}")
     base = None
     for name, binary in specs:

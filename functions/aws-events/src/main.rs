@@ -51,14 +51,14 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env()?;
     let aws = changehub::adapters::aws::load_lambda_config().await?;
     let store = DynamoStore::new(dynamodb::Client::new(&aws), config.table);
-    let deps = Ingest::new(
-        store.clone(),
-        EventBridgeBus::new(eventbridge::Client::new(&aws), config.event_bus),
-        CachedCatalog::new(store, DEFAULT_CACHE_TTL),
-        SystemClock,
-    )
-    .with_claims(config.claims)
-    .with_retention(config.retention);
+    // Every event needs the tenant's catalog: read it in the background
+    // while the rest of init runs; the first event waits for what is left.
+    let catalog = CachedCatalog::new(store.clone(), DEFAULT_CACHE_TTL);
+    catalog.prefetch(config.tenant.clone());
+    let deps =
+        Ingest::new(store, EventBridgeBus::new(eventbridge::Client::new(&aws), config.event_bus), catalog, SystemClock)
+            .with_claims(config.claims)
+            .with_retention(config.retention);
     let tenant = config.tenant;
     run(service_fn(|event| handle(&deps, &tenant, event))).await
 }

@@ -4,9 +4,9 @@
 //! the local `CHANGEHUB_SECRETS_FILE`; write-back tokens are the entries
 //! `pagerduty_api` and `github_api`). The webhook secrets and the write-back
 //! tokens are kept in two secrets of that shape, so that each function reads
-//! only what it uses. Read at first use,
-//! not at init, and kept for a few minutes so a rotation is picked up
-//! without a redeploy.
+//! only what it uses. Read at first use, or in the background from init
+//! ([`SecretsManagerSecrets::prefetch`]), and kept for a few minutes so a
+//! rotation is picked up without a redeploy.
 //!
 //! A refresh never makes things worse: an entry of the new document that is
 //! wrong is logged by path and the last good document's entry for that
@@ -41,6 +41,19 @@ pub struct SecretsManagerSecrets {
 impl SecretsManagerSecrets {
     pub fn new(client: Client, secret_id: impl Into<String>) -> Self {
         Self { client, secret_id: secret_id.into(), cache: Arc::new(RwLock::new(None)) }
+    }
+
+    /// Starts fetching the document in the background, so that a cold
+    /// process's first delivery finds it fetched, or being fetched (and
+    /// waits for that fetch: it holds the cache). A failed prefetch is
+    /// logged and leaves nothing cached: the first delivery fetches again.
+    pub fn prefetch(&self) -> tokio::task::JoinHandle<()> {
+        let secrets = self.clone();
+        tokio::spawn(async move {
+            if let Err(error) = secrets.document().await {
+                tracing::warn!(secret_id = %secrets.secret_id, %error, "webhook secrets prefetch failed; the first delivery fetches them again");
+            }
+        })
     }
 
     async fn document(&self) -> Result<Arc<SecretsDocument>, SecretsError> {

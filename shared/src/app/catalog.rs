@@ -39,6 +39,9 @@ struct Inner<D> {
     docs: D,
     ttl: Duration,
     entries: Mutex<HashMap<TenantId, (Instant, Arc<CatalogView>)>>,
+    /// The tenants whose catalog is being read on a miss: a reader that
+    /// misses meanwhile waits for that read instead of making its own.
+    reading: Mutex<HashMap<TenantId, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// `PUT /catalog`'s answer.
@@ -63,7 +66,7 @@ impl CatalogSummary {
 
 impl<D: TenantDocs> CachedCatalog<D> {
     pub fn new(docs: D, ttl: Duration) -> Self {
-        Self { inner: Arc::new(Inner { docs, ttl, entries: Mutex::new(HashMap::new()) }) }
+        Self { inner: Arc::new(Inner { docs, ttl, entries: Mutex::new(HashMap::new()), reading: Mutex::default() }) }
     }
 
     pub fn docs(&self) -> &D {
@@ -167,11 +170,143 @@ impl<D: TenantDocs> CachedCatalog<D> {
     }
 }
 
+impl<D: TenantDocs + 'static> CachedCatalog<D> {
+    /// Starts reading `tenant`'s catalog in the background, so that a cold
+    /// process's first event finds it read, or being read (and waits for
+    /// that read rather than making its own). A failed read is logged and
+    /// leaves nothing cached: the first event reads it again.
+    pub fn prefetch(&self, tenant: TenantId) -> tokio::task::JoinHandle<()> {
+        let catalog = self.clone();
+        tokio::spawn(async move {
+            if let Err(error) = catalog.catalog(&tenant).await {
+                tracing::warn!(%tenant, %error, "catalog prefetch failed; the first event reads it again");
+            }
+        })
+    }
+}
+
 impl<D: TenantDocs> CatalogReader for CachedCatalog<D> {
+    /// On a miss, one read per tenant at a time: a reader that misses while
+    /// another read of the same catalog is under way takes its result.
     async fn catalog(&self, tenant: &TenantId) -> Result<Arc<CatalogView>, StoreError> {
-        match self.cached(tenant) {
-            Some(view) => Ok(view),
-            None => self.load(tenant).await,
+        if let Some(view) = self.cached(tenant) {
+            return Ok(view);
         }
+        let gate = {
+            let mut reading = self.inner.reading.lock().unwrap_or_else(|p| p.into_inner());
+            reading.entry(tenant.clone()).or_default().clone()
+        };
+        let _reading = gate.lock().await;
+        if let Some(view) = self.cached(tenant) {
+            return Ok(view);
+        }
+        let view = self.load(tenant).await;
+        let mut reading = self.inner.reading.lock().unwrap_or_else(|p| p.into_inner());
+        if reading.get(tenant).is_some_and(|g| Arc::ptr_eq(g, &gate)) {
+            reading.remove(tenant);
+        }
+        view
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::audit::{AuditEntry, TrailHead};
+    use crate::ports::{Cursor, Page};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::sync::Semaphore;
+
+    /// Tenant documents whose catalog reads are counted, wait for a permit,
+    /// and fail while `failures` lasts; every tenant has no catalog yet.
+    #[derive(Clone)]
+    struct SlowDocs {
+        reads: Arc<AtomicUsize>,
+        permits: Arc<Semaphore>,
+        failures: usize,
+    }
+
+    impl SlowDocs {
+        fn new(permits: usize, failures: usize) -> Self {
+            Self { reads: Arc::default(), permits: Arc::new(Semaphore::new(permits)), failures }
+        }
+
+        fn reads(&self) -> usize {
+            self.reads.load(Ordering::SeqCst)
+        }
+    }
+
+    fn unused() -> StoreError {
+        StoreError::backend(false, "not used by these tests")
+    }
+
+    impl TenantDocs for SlowDocs {
+        async fn get_doc(&self, _: &TenantId, _: DocKind) -> Result<Option<StoredDoc>, StoreError> {
+            let read = self.reads.fetch_add(1, Ordering::SeqCst);
+            let _permit = self.permits.acquire().await.map_err(|e| StoreError::backend(false, e))?;
+            if read < self.failures {
+                return Err(StoreError::backend(true, "the table is unreachable"));
+            }
+            Ok(None)
+        }
+
+        async fn put_doc(&self, _: &TenantId, _: DocKind, _: &StoredDoc, _: &AuditEntry) -> Result<(), StoreError> {
+            Err(unused())
+        }
+
+        async fn trail_head(&self, _: &TenantId) -> Result<Option<TrailHead>, StoreError> {
+            Err(unused())
+        }
+
+        async fn trail(&self, _: &TenantId, _: usize, _: Option<Cursor>) -> Result<Page<AuditEntry>, StoreError> {
+            Err(unused())
+        }
+    }
+
+    fn acme() -> TenantId {
+        TenantId::parse("acme").expect("tenant")
+    }
+
+    #[tokio::test]
+    async fn a_reader_that_misses_while_the_prefetch_reads_takes_its_result() {
+        let docs = SlowDocs::new(0, 0);
+        let catalog = CachedCatalog::new(docs.clone(), DEFAULT_CACHE_TTL);
+        let prefetch = catalog.prefetch(acme());
+        let first_event = tokio::spawn({
+            let catalog = catalog.clone();
+            async move { catalog.catalog(&acme()).await }
+        });
+        // Both are under way, the prefetch's read waiting for the table.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(docs.reads(), 1, "the event waits for the prefetch's read instead of making its own");
+        docs.permits.add_permits(2);
+        prefetch.await.expect("prefetch");
+        let view = first_event.await.expect("joined").expect("the prefetched catalog");
+        assert_eq!(view.version, 0);
+        assert_eq!(docs.reads(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_failed_prefetch_leaves_the_catalog_to_the_first_reader() {
+        let docs = SlowDocs::new(2, 1);
+        let catalog = CachedCatalog::new(docs.clone(), DEFAULT_CACHE_TTL);
+        catalog.prefetch(acme()).await.expect("a failed prefetch is logged, not raised");
+        assert_eq!(docs.reads(), 1);
+        let view = catalog.catalog(&acme()).await.expect("read again by the first event");
+        assert_eq!(view.version, 0);
+        assert_eq!(docs.reads(), 2);
+    }
+
+    #[tokio::test]
+    async fn readers_that_miss_together_after_a_failed_read_each_try_again() {
+        let docs = SlowDocs::new(0, 1);
+        let catalog = CachedCatalog::new(docs.clone(), DEFAULT_CACHE_TTL);
+        let read = |catalog: CachedCatalog<SlowDocs>| tokio::spawn(async move { catalog.catalog(&acme()).await });
+        let (first, second) = (read(catalog.clone()), read(catalog.clone()));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        docs.permits.add_permits(2);
+        let outcomes = [first.await.expect("first"), second.await.expect("second")];
+        assert_eq!(outcomes.iter().filter(|o| o.is_err()).count(), 1, "only the failed read's reader sees its error");
+        assert_eq!(docs.reads(), 2);
     }
 }

@@ -30,6 +30,9 @@ use crate::ports::{CatalogReader, Clock, EventBus, SecretSource};
 pub const WEBHOOK_ROUTES: &[(Method, &str)] =
     &[(Method::POST, "/webhooks/{source}"), (Method::POST, "/tenants/{tenant}/webhooks/{source}")];
 
+/// The tenant of `/webhooks/{source}`.
+pub const DEFAULT_TENANT: &str = "default";
+
 /// Routes only the local hub serves.
 pub const LOCAL_ROUTES: &[(Method, &str)] = &[(Method::POST, "/events")];
 
@@ -131,7 +134,7 @@ where
     C: Clock,
 {
     let Path(source) = source.map_err(|_| undecodable("source"))?;
-    let tenant = TenantId::parse("default")?;
+    let tenant = TenantId::parse(DEFAULT_TENANT)?;
     webhook(&state, &tenant, &source, req).await
 }
 

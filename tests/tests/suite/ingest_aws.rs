@@ -21,6 +21,8 @@ use lambda_http::tower::Service;
 use serde_json::{Value, json};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tokio::sync::Semaphore;
 
 async fn secrets_manager(document: &Value) -> SecretsManagerSecrets {
     let client = aws_sdk_secretsmanager::Client::new(&aws::config().await);
@@ -154,4 +156,76 @@ async fn secrets_manager_holds_per_tenant_secrets_with_rotation() {
         Err(SecretsError::Invalid(message)) => assert!(!message.contains("s3cr3t"), "{message}"),
         other => panic!("expected Invalid, got {other:?}"),
     }
+}
+
+/// A Secrets Manager endpoint on loopback that counts its `GetSecretValue`
+/// calls, answers each once the test gives a permit, and refuses the first
+/// call when told to.
+#[derive(Clone)]
+struct HeldSecretsManager {
+    calls: Arc<AtomicUsize>,
+    permits: Arc<Semaphore>,
+    refuse_first: bool,
+}
+
+impl HeldSecretsManager {
+    /// The endpoint, serving, and the adapter pointed at it.
+    async fn start(refuse_first: bool) -> (Self, SecretsManagerSecrets) {
+        let held = Self { calls: Arc::default(), permits: Arc::new(Semaphore::new(0)), refuse_first };
+        let router = axum::Router::new().fallback(Self::answer).with_state(held.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let endpoint = format!("http://{}", listener.local_addr().expect("address"));
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        let config = aws_sdk_secretsmanager::config::Builder::from(&aws::config().await).endpoint_url(endpoint).build();
+        (held, SecretsManagerSecrets::new(aws_sdk_secretsmanager::Client::from_conf(config), "held-secrets"))
+    }
+
+    async fn answer(axum::extract::State(held): axum::extract::State<Self>) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        let call = held.calls.fetch_add(1, Ordering::SeqCst);
+        if let Ok(permit) = held.permits.acquire().await {
+            permit.forget();
+        }
+        let json = [("content-type", "application/x-amz-json-1.1")];
+        if held.refuse_first && call == 0 {
+            let body = json!({"__type": "ResourceNotFoundException", "message": "not yet"}).to_string();
+            return (axum::http::StatusCode::BAD_REQUEST, json, body).into_response();
+        }
+        let document = json!({"default": {"github": ["held"]}}).to_string();
+        (json, json!({"Name": "held-secrets", "SecretString": document}).to_string()).into_response()
+    }
+
+    fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_during_the_secrets_prefetch_waits_for_it_instead_of_fetching_again() {
+    let (held, secrets) = HeldSecretsManager::start(false).await;
+    let prefetch = secrets.prefetch();
+    let first_delivery = tokio::spawn({
+        let secrets = secrets.clone();
+        async move { secrets.secrets(&TenantId::parse("default").expect("tenant"), Origin::Github).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(held.calls(), 1, "one fetch under way, the prefetch's");
+    assert!(!secrets.is_cached(), "a fetch under way is not a cached document");
+    held.permits.add_permits(2);
+    prefetch.await.expect("prefetch");
+    assert_eq!(first_delivery.await.expect("joined").expect("the prefetched secrets"), ["held"]);
+    assert_eq!(held.calls(), 1);
+    assert!(secrets.is_cached());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_secrets_prefetch_leaves_the_fetch_to_the_first_delivery() {
+    let (held, secrets) = HeldSecretsManager::start(true).await;
+    held.permits.add_permits(2);
+    secrets.prefetch().await.expect("a failed prefetch is logged, not raised");
+    assert_eq!(held.calls(), 1);
+    assert!(!secrets.is_cached(), "nothing is cached from a failed prefetch");
+    let default = TenantId::parse("default").expect("tenant");
+    assert_eq!(secrets.secrets(&default, Origin::Github).await.expect("fetched by the delivery"), ["held"]);
+    assert_eq!(held.calls(), 2);
 }
