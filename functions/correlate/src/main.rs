@@ -5,7 +5,8 @@
 
 use changehub::adapters::dynamodb::{self, DynamoStore};
 use changehub::adapters::secretsmanager;
-use changehub::app::incidents::Incidents;
+use changehub::app::catalog::{CachedCatalog, DEFAULT_CACHE_TTL};
+use changehub::app::tagging::Tagging;
 use changehub::config::{self, ConfigError};
 use changehub::ports::SystemClock;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
@@ -27,8 +28,10 @@ impl Config {
     }
 }
 
-async fn handle(store: &DynamoStore, event: LambdaEvent<Value>) -> Result<Value, Error> {
-    Ok(correlate::handle(&Incidents::new(store, &SystemClock), &event.payload).await?)
+type Deps = Tagging<DynamoStore, CachedCatalog<DynamoStore>, SystemClock>;
+
+async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, Error> {
+    Ok(correlate::handle(deps, &event.payload).await?)
 }
 
 #[tokio::main]
@@ -38,5 +41,6 @@ async fn main() -> Result<(), Error> {
     let aws = changehub::adapters::aws::load_lambda_config().await?;
     let sealer = secretsmanager::audit_sealer(secretsmanager::Client::new(&aws), config.audit_key_secret);
     let store = DynamoStore::new(dynamodb::Client::new(&aws), config.table).with_sealer(std::sync::Arc::new(sealer));
-    run(service_fn(|event| handle(&store, event))).await
+    let deps = Tagging::new(store.clone(), CachedCatalog::new(store, DEFAULT_CACHE_TTL), SystemClock);
+    run(service_fn(|event| handle(&deps, event))).await
 }
