@@ -34,6 +34,9 @@ mod rework;
 mod risk;
 mod submit;
 mod transition;
+mod unrelate;
+
+pub use unrelate::UnrelateRequest;
 
 pub use decide::{Decided, DecisionReceipt, DecisionRequest};
 pub use edit::EditRequest;
