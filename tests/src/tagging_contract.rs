@@ -3,13 +3,16 @@
 
 use std::sync::Arc;
 
+use changehub::app::changes::UnrelateRequest;
 use changehub::app::tagging::{TagStore, Tagged, Tagging};
 use changehub::domain::audit::AuditAction;
 use changehub::domain::catalog::CatalogView;
 use changehub::domain::correlation::Reason;
 use changehub::domain::incident::{Incident, IncidentId, Source};
 use changehub::domain::{Change, TenantId};
-use changehub::ports::{CatalogReader, ChangeReader, CounterKey, Counters, FixedClock, IncidentStore, StoreError};
+use changehub::ports::{
+    CatalogReader, ChangeReader, CounterKey, Counters, FixedClock, ImplementationReader, IncidentStore, StoreError,
+};
 use serde_json::{Value, json};
 
 use crate::correlate_contract::{Ran, catalog, m, record, tenant};
@@ -129,4 +132,44 @@ where
     assert!(stored.related_incidents.is_empty());
     assert_eq!(stored.version, other.version);
     assert_eq!(counts(&store, &other, "search").await, (0, 0));
+}
+
+/// A cab member removes the tag: both records drop it, the failure is taken
+/// back, the change's trail says who and why; correlating the incident
+/// again, or removing the tag again, changes nothing.
+pub async fn removing_a_tag_reverses_the_count_and_it_stays_removed<S>(store: S)
+where
+    S: changehub::app::changes::ChangeStore + ImplementationReader,
+{
+    let (tenant, t) = (tenant(), t0());
+    let app = changehub::app::Changes::new(store.clone(), FixedClock::new(t));
+    crate::fixtures::seed(&app, tenant.as_str()).await;
+    let done = record(&store, &tenant, Ran::on(&["payments"], t - m(50)).done(t - m(40))).await;
+    let detail = pagerduty(&tenant, "payments");
+    let tagging = tagging(&store);
+    deliver(&tagging, &detail).await;
+    assert_eq!(counts(&store, &done, "payments").await, (0, 1));
+
+    let id = IncidentId::of(&tenant, Source::Pagerduty, "Q1AB2C3");
+    let req = || UnrelateRequest { change_id: done.id, reason: "it only touched the docs".into() };
+    let carol = crate::fixtures::carol(tenant.as_str());
+    let removed = app.unrelate(&carol, id.as_str(), req()).await.expect("removed");
+    assert!(!removed.change_related && removed.related_changes.is_empty());
+    assert_eq!(removed.removed_changes.len(), 1);
+    assert_eq!(incident(&store, &tenant).await, removed);
+    let stored = change(&store, &done).await;
+    assert!(stored.related_incidents.is_empty());
+    assert_eq!(counts(&store, &done, "payments").await, (0, 0), "the failure is taken back");
+    let trail = store.audit_trail(&tenant, &done.id).await.expect("trail");
+    let last = trail.last().expect("an entry");
+    assert_eq!((last.action, last.actor.as_str()), (AuditAction::IncidentUnrelated, carol.user.as_str()));
+    assert!(last.reason.as_deref().is_some_and(|r| r.contains("it only touched the docs")));
+
+    deliver(&tagging, &detail).await;
+    assert_eq!(incident(&store, &tenant).await, removed, "a removed tag is not brought back");
+    app.unrelate(&carol, id.as_str(), req()).await.expect("removed again");
+    assert_eq!(change(&store, &done).await, stored, "removing it again writes nothing");
+    assert_eq!(counts(&store, &done, "payments").await, (0, 0));
+    let alice = crate::fixtures::alice(tenant.as_str());
+    assert!(app.unrelate(&alice, id.as_str(), req()).await.is_err(), "a requester may not");
 }
