@@ -90,7 +90,7 @@ where
     let (one, two) = (tagging(&store), tagging(&store));
     let (a, b) = tokio::join!(deliver(&one, &detail), deliver(&two, &detail));
     let newly = |t: &Tagged| match t {
-        Tagged::Recorded { newly_related, .. } => newly_related.iter().map(|c| c.id).collect::<Vec<_>>(),
+        Tagged::Recorded { newly_related, .. } => newly_related.clone(),
         Tagged::Ignored(why) => panic!("ignored: {why}"),
     };
     let mut both = newly(&a);

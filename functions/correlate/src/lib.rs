@@ -17,9 +17,8 @@ pub async fn handle<S: TagStore, K: CatalogReader, C: Clock>(
     let detail_type = event.get("detail-type").and_then(Value::as_str).unwrap_or_default();
     let detail = event.get("detail").unwrap_or(&Value::Null);
     match tagging.handle(detail_type, detail).await {
-        Ok(Tagged::Recorded { incident, newly_related }) => {
-            let related: Vec<_> = newly_related.iter().map(|c| c.id).collect();
-            Ok(json!({"incident": incident.id, "version": incident.version, "newly_related": related}))
+        Ok(Tagged::Recorded { incident, newly_related, .. }) => {
+            Ok(json!({"incident": incident.id, "version": incident.version, "newly_related": newly_related}))
         }
         Ok(Tagged::Ignored(why)) => Ok(json!({"ignored": why})),
         Err(e) if !e.retryable() => {

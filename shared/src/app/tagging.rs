@@ -17,14 +17,18 @@
 use crate::app::changes::{SYSTEM_ACTOR, counter_keys, month_of};
 use crate::app::correlate::Correlator;
 use crate::app::incidents::{Applied, IncidentEventError, Incidents};
+use crate::app::tell::{TellError, Teller};
 use crate::domain::audit::{self, AuditAction};
 use crate::domain::catalog::CatalogView;
 use crate::domain::change::{PostReview, RelatedIncident};
 use crate::domain::incident::{Incident, MajorRule, RelatedChangeRef};
-use crate::domain::{Change, ChangeState};
+use crate::domain::notice::{NoticeChange, NoticeIncident, NoticeOrigin, Suspicion, TagNotice};
+use crate::domain::problem::IncidentSeen;
+use crate::domain::writeback::WriteBackPolicy;
+use crate::domain::{Change, ChangeId, ChangeState};
 use crate::ports::{
-    Bump, CatalogReader, ChangeReader, ChangeUpdate, ChangeWriter, Clock, ImplementationReader, IncidentStore,
-    StoreError, TenantDocs,
+    Bump, CatalogReader, ChangeReader, ChangeUpdate, ChangeWriter, Clock, Dedupe, ImplementationReader, IncidentStore,
+    Notifier, StoreError, TenantDocs, WriteBack,
 };
 
 /// Reads and writes of one record before giving up to concurrent writers (and being retried).
@@ -65,9 +69,10 @@ fn store_retryable(e: &StoreError) -> bool {
 pub enum Tagged {
     /// Not an incident, and why.
     Ignored(&'static str),
-    /// The record as it stands after the event, and the changes this call
-    /// newly linked to it (none for a duplicate).
-    Recorded { incident: Box<Incident>, newly_related: Vec<Change> },
+    /// The record as it stands after the event; every change it relates, as
+    /// stored (each listing the incident); the ones this call newly linked
+    /// (none for a duplicate).
+    Recorded { incident: Box<Incident>, related: Vec<Change>, newly_related: Vec<ChangeId> },
 }
 
 /// What tagging reads and writes: incident records, the implementation
@@ -101,15 +106,18 @@ impl<S: TagStore, K: CatalogReader, C: Clock> Tagging<S, K, C> {
     /// Correlates `record` and writes the links both ways.
     pub async fn tag(&self, record: Incident) -> Result<Tagged, TagError> {
         let incident = self.relate_incident(record).await?;
-        let mut newly_related = Vec::new();
+        let (mut related, mut newly_related) = (Vec::new(), Vec::new());
         if let Some(view) = self.view_of(&incident).await? {
-            for related in &incident.related_changes {
-                if let Some(change) = self.relate_change(&view, &incident, related).await? {
-                    newly_related.push(change);
+            for link in &incident.related_changes {
+                if let Some((change, newly)) = self.relate_change(&view, &incident, link).await? {
+                    if newly {
+                        newly_related.push(change.id);
+                    }
+                    related.push(change);
                 }
             }
         }
-        Ok(Tagged::Recorded { incident: Box::new(incident), newly_related })
+        Ok(Tagged::Recorded { incident: Box::new(incident), related, newly_related })
     }
 
     async fn view_of(&self, incident: &Incident) -> Result<Option<std::sync::Arc<CatalogView>>, StoreError> {
@@ -153,22 +161,22 @@ impl<S: TagStore, K: CatalogReader, C: Clock> Tagging<S, K, C> {
         Err(TagError::Contended(format!("incident {}", record.id)))
     }
 
-    /// Lists the incident on the change, counts it and requires a review;
-    /// the change as written, or `None` when it listed the incident already
-    /// (or is gone).
+    /// Lists the incident on the change, counts it and requires a review:
+    /// the change as stored and whether this call listed it, `None` when the
+    /// change is gone.
     async fn relate_change(
         &self,
         view: &CatalogView,
         incident: &Incident,
         related: &RelatedChangeRef,
-    ) -> Result<Option<Change>, TagError> {
+    ) -> Result<Option<(Change, bool)>, TagError> {
         for _ in 0..ATTEMPTS {
             let Some(change) = self.store.get_change(&incident.tenant, &related.change_id).await? else {
                 tracing::warn!(change_id = %related.change_id, "a related change is gone");
                 return Ok(None);
             };
             if change.related_incidents.iter().any(|r| r.incident_id == incident.id.as_str()) {
-                return Ok(None);
+                return Ok(Some((change, false)));
             }
             let (next, entry, bumps) = self.listed(view, &change, incident, related);
             let update =
@@ -176,7 +184,7 @@ impl<S: TagStore, K: CatalogReader, C: Clock> Tagging<S, K, C> {
             match self.store.update_change(update).await {
                 Ok(()) => {
                     tracing::info!(change_id = %next.id, incident = %incident.id, counted = !bumps.is_empty(), "incident related to change");
-                    return Ok(Some(next));
+                    return Ok(Some((next, true)));
                 }
                 Err(StoreError::VersionConflict { .. }) => continue,
                 Err(e) => return Err(e.into()),
@@ -238,4 +246,77 @@ fn reference(r: &crate::domain::correlation::RelatedChange) -> RelatedChangeRef 
 /// services' counters of `month`.
 pub(crate) fn failure_bumps(change: &Change, month: &str, delta: i64) -> Vec<Bump> {
     counter_keys(change, month).map(|key| Bump::failure(key, delta)).collect()
+}
+
+/// The notice people get for `incident` tagged because of `change`; `None`
+/// when the record does not relate the change (or names no service).
+pub fn notice_of(incident: &Incident, change: &Change) -> Option<TagNotice> {
+    let related = incident.related_changes.iter().find(|r| r.change_id == change.id)?;
+    let mut notice_change = NoticeChange::of(change);
+    notice_change.origin = change.origin.as_ref().map(|o| NoticeOrigin {
+        repository: Some(o.repository.clone()),
+        pull_request: None,
+        deployment_id: Some(o.deployment_id.clone()),
+        sha: o.sha.clone(),
+        url: o.url.clone(),
+        actor: o.actor.clone(),
+    });
+    Some(TagNotice {
+        tenant: incident.tenant.clone(),
+        incident: NoticeIncident {
+            source: incident.source.as_str().to_owned(),
+            external_id: incident.external_id.clone(),
+            id: incident.id.as_str().to_owned(),
+            title: incident.title.clone(),
+            service: incident.service.clone()?,
+            severity: incident.severity.clone().or_else(|| incident.priority.clone()),
+            major: incident.major,
+            started_at: incident.started_at,
+            link: incident.links.first().cloned(),
+        },
+        change: notice_change,
+        suspicion: Suspicion {
+            reasons: related.reasons.clone(),
+            confidence: related.confidence,
+            explanation: related.explanation.clone(),
+        },
+    })
+}
+
+/// What problem management learns of a record: `None` without a service.
+pub fn seen_of(incident: &Incident) -> Option<IncidentSeen> {
+    Some(IncidentSeen {
+        tenant: incident.tenant.clone(),
+        incident_id: incident.id.as_str().to_owned(),
+        service: incident.service.clone()?,
+        fingerprint: incident.fingerprint.clone(),
+        change_related: incident.change_related,
+        related_changes: incident.related_changes.iter().map(|r| r.change_id).collect(),
+        started_at: incident.started_at,
+    })
+}
+
+/// Tells people about each change `incident` is related to (each channel
+/// once, whatever the number of deliveries: see [`Teller`]). Every change is
+/// tried; the first failure to retry is returned.
+pub async fn tell_all<D, C, N, W>(
+    teller: &Teller<D, C, N, W>,
+    settings: &WriteBackPolicy,
+    incident: &Incident,
+    related: &[Change],
+) -> Result<(), TellError>
+where
+    D: Dedupe,
+    C: Clock,
+    N: Notifier,
+    W: WriteBack,
+{
+    let mut first = None;
+    for notice in related.iter().filter_map(|c| notice_of(incident, c)) {
+        if let Err(e) = teller.tell(settings, &notice).await {
+            tracing::warn!(incident = %incident.id, change_id = %notice.change.id, error = %e, "telling of a tag failed");
+            first.get_or_insert(e);
+        }
+    }
+    first.map_or(Ok(()), Err)
 }
