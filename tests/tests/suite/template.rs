@@ -491,10 +491,13 @@ fn every_function_writes_only_the_partitions_its_code_writes() {
     );
     let listings = [keys::incidents_pk(&tenant), keys::service_incidents_pk(&tenant, &service)];
     let hold = [keys::doc_pk(&tenant, changehub::ports::DocKind::Incidents), keys::governance_pk(&tenant)];
-    let correlate_writes = [[record.clone()].as_slice(), &listings, &hold].concat();
+    // A tag writes the related change (record and audit entry) and its
+    // failure counters, never its indexes or the tenant's change list.
+    let tagged = [keys::change_pk(&tenant, &id), keys::counter_pk(&counter)];
+    let correlate_writes = [[record.clone()].as_slice(), &listings, &hold, &tagged].concat();
     let correlate_never =
-        [indexes.as_slice(), &records[..3], &[keys::activity_pk(&tenant), keys::idem_pk("x")]].concat();
-    let correlate_never_deletes = [[record].as_slice(), &hold, &api_writes].concat();
+        [indexes.as_slice(), &records[1..3], &[keys::activity_pk(&tenant), keys::idem_pk("x")]].concat();
+    let correlate_never_deletes = [[record].as_slice(), &hold, &api_writes, &tagged].concat();
     let expected: [Row; 6] = [
         ("ApiFunction", &api_writes, &api_foreign, &api_deletes, &api_never_deletes),
         (
