@@ -20,8 +20,7 @@ use crate::app::catalog::CachedCatalog;
 use crate::app::deployments::{self, Deployments};
 use crate::app::ingest::{Ingest, Webhooks};
 use crate::app::publish::Outbox;
-use crate::app::tagging::{self, Tagged, Tagging};
-use crate::app::tell::Teller;
+use crate::app::tagging::Consumer;
 use crate::http::bearer::{Authenticator, ClaimNames, LocalKey, LocalKeyError};
 use crate::http::{self, webhooks};
 use crate::ports::{SecretsError, StoreError, SystemClock};
@@ -120,12 +119,10 @@ impl Hub {
                 .with_retention(config.activity_retention)
         };
         let webhooks = Arc::new(Webhooks { ingest: ingest(), secrets: config.secrets.clone() });
-        let tagging = Tagging::new(store.clone(), changes.catalog.clone(), SystemClock);
         let writeback = HttpWriteBack::new(config.secrets.clone(), Timeouts::default(), Retries::default())
             .map_err(HubError::WriteBack)?;
-        let teller = Teller::new(store.clone(), SystemClock, FileNotifier::new(&config.notifications), writeback);
-        let correlator =
-            tokio::spawn(run_correlator(Correlate { tagging, teller, changes: changes.clone() }, incident_events));
+        let consumer = Consumer::new(changes.clone(), FileNotifier::new(&config.notifications), writeback);
+        let correlator = tokio::spawn(run_correlator(consumer, incident_events));
         let deployments = Deployments { store: store.clone(), catalog: changes.catalog.clone(), clock: SystemClock };
         tokio::spawn(run_deployments(
             bus.add_rule("deployments", crate::domain::EventPattern::parse(deployments::event_pattern())?),
@@ -224,13 +221,13 @@ async fn run_deployments(
 /// a few times when a retry may help. A failure is logged (the local hub
 /// has no dead-letter queue).
 async fn run_correlator(
-    correlate: Correlate,
+    consumer: Consumer<EmbeddedStore, SystemClock, FileNotifier, HttpWriteBack<StaticSecrets>>,
     mut events: tokio::sync::mpsc::UnboundedReceiver<crate::domain::HubEvent>,
 ) {
     while let Some(event) = events.recv().await {
         for attempt in 1..=LOCAL_ATTEMPTS {
-            match correlate.handle(&event).await {
-                Ok(()) => tracing::debug!(event_id = %event.id, "incident event applied"),
+            match consumer.handle(&event.detail_type, &event.detail).await {
+                Ok(tagged) => tracing::debug!(event_id = %event.id, ?tagged, "incident event applied"),
                 Err(e) if e.retryable() && attempt < LOCAL_ATTEMPTS => {
                     tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
                     continue;
@@ -241,55 +238,6 @@ async fn run_correlator(
             }
             break;
         }
-    }
-}
-
-/// What the local correlate consumer does with one event: the record, its
-/// tags both ways, telling people, and problem management.
-struct Correlate {
-    tagging: Tagging<EmbeddedStore, CachedCatalog<EmbeddedStore>, SystemClock>,
-    teller: Teller<EmbeddedStore, SystemClock, FileNotifier, HttpWriteBack<StaticSecrets>>,
-    changes: Arc<Changes<EmbeddedStore, SystemClock>>,
-}
-
-/// Why a local correlate step failed.
-#[derive(Debug, thiserror::Error)]
-enum CorrelateError {
-    #[error(transparent)]
-    Tag(#[from] tagging::TagError),
-    #[error(transparent)]
-    Tell(#[from] crate::app::tell::TellError),
-    #[error(transparent)]
-    Problems(#[from] crate::app::ChangeError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-impl CorrelateError {
-    fn retryable(&self) -> bool {
-        match self {
-            CorrelateError::Tag(e) => e.retryable(),
-            CorrelateError::Tell(_) | CorrelateError::Store(_) => true,
-            CorrelateError::Problems(_) => false,
-        }
-    }
-}
-
-impl Correlate {
-    async fn handle(&self, event: &crate::domain::HubEvent) -> Result<(), CorrelateError> {
-        let Tagged::Recorded { incident, related, .. } = self.tagging.handle(&event.detail_type, &event.detail).await?
-        else {
-            return Ok(());
-        };
-        if !related.is_empty() {
-            use crate::ports::CatalogReader;
-            let view = self.changes.catalog.catalog(&incident.tenant).await?;
-            tagging::tell_all(&self.teller, &view.catalog.writeback, &incident, &related).await?;
-        }
-        if let Some(seen) = tagging::seen_of(&incident) {
-            self.changes.record_incident(&seen).await?;
-        }
-        Ok(())
     }
 }
 

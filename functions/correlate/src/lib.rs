@@ -1,22 +1,26 @@
 //! The correlate Lambda's handling of one hub event from its EventBridge
 //! rule, and the shape of its answer (the Lambda's concern, not the use case's).
 
-use changehub::app::tagging::{TagError, TagStore, Tagged, Tagging};
-use changehub::ports::{CatalogReader, Clock};
+use changehub::app::changes::ChangeStore;
+use changehub::app::tagging::{ConsumeError, Consumer, Tagged};
+use changehub::ports::{Clock, Dedupe, ImplementationReader, Notifier, ProblemStore, WriteBack};
 use serde_json::{Value, json};
 
-/// Handles one event: applies it to its incident record and tags the record
-/// change-related, both ways. An event whose detail cannot be read is logged
+/// Handles one event: applies it to its incident record, tags the record
+/// change-related both ways, tells people and records it for problems. An event whose detail cannot be read is logged
 /// and answered (a retry cannot fix it); store failures are errors, so
 /// Lambda and EventBridge retry and, in the end, dead-letter the event.
 #[tracing::instrument(skip_all, fields(event_id = ?event.get("id"), detail_type = ?event.get("detail-type")))]
-pub async fn handle<S: TagStore, K: CatalogReader, C: Clock>(
-    tagging: &Tagging<S, K, C>,
-    event: &Value,
-) -> Result<Value, TagError> {
+pub async fn handle<S, C, N, W>(consumer: &Consumer<S, C, N, W>, event: &Value) -> Result<Value, ConsumeError>
+where
+    S: ChangeStore + ProblemStore + ImplementationReader + Dedupe,
+    C: Clock + Clone,
+    N: Notifier,
+    W: WriteBack,
+{
     let detail_type = event.get("detail-type").and_then(Value::as_str).unwrap_or_default();
     let detail = event.get("detail").unwrap_or(&Value::Null);
-    match tagging.handle(detail_type, detail).await {
+    match consumer.handle(detail_type, detail).await {
         Ok(Tagged::Recorded { incident, newly_related, .. }) => {
             Ok(json!({"incident": incident.id, "version": incident.version, "newly_related": newly_related}))
         }
@@ -33,14 +37,19 @@ pub async fn handle<S: TagStore, K: CatalogReader, C: Clock>(
 mod tests {
     use super::*;
     use changehub::adapters::embedded::EmbeddedStore;
-    use changehub::app::catalog::{CachedCatalog, DEFAULT_CACHE_TTL};
+    use changehub::adapters::http_writeback::{HttpWriteBack, Retries, Timeouts};
+    use changehub::adapters::local_notifier::FileNotifier;
+    use changehub::app::Changes;
     use changehub::ports::SystemClock;
 
     #[tokio::test]
     async fn a_detail_that_is_not_an_incident_event_is_rejected_not_retried() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = EmbeddedStore::open(dir.path().join("hub.db")).expect("open");
-        let tagging = Tagging::new(store.clone(), CachedCatalog::new(store, DEFAULT_CACHE_TTL), SystemClock);
+        let changes = std::sync::Arc::new(Changes::new(store, SystemClock));
+        let none: Option<changehub::adapters::env_secrets::StaticSecrets> = None;
+        let writeback = HttpWriteBack::new(none, Timeouts::default(), Retries::default()).expect("client");
+        let tagging = Consumer::new(changes, FileNotifier::new(dir.path().join("n.jsonl")), writeback);
         let event = json!({"id": "1", "detail-type": "Incident Triggered", "detail": {"tenant": "acme"}});
         let answer = handle(&tagging, &event).await.expect("answered");
         assert!(answer["rejected"].as_str().is_some_and(|m| m.contains("Incident Triggered")), "{answer}");

@@ -320,3 +320,70 @@ where
     }
     first.map_or(Ok(()), Err)
 }
+
+/// Why one correlate event is to be retried, or rejected.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsumeError {
+    #[error(transparent)]
+    Tag(#[from] TagError),
+    #[error(transparent)]
+    Tell(#[from] TellError),
+    #[error(transparent)]
+    Problems(#[from] crate::app::ChangeError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ConsumeError {
+    /// Whether trying the event again may succeed.
+    pub fn retryable(&self) -> bool {
+        match self {
+            ConsumeError::Tag(e) => e.retryable(),
+            ConsumeError::Tell(_) => true,
+            ConsumeError::Store(e) | ConsumeError::Problems(crate::app::ChangeError::Store(e)) => store_retryable(e),
+            ConsumeError::Problems(_) => false,
+        }
+    }
+}
+
+/// The whole correlate consumer (the Lambda's and `changehub serve`'s): the
+/// record and its tags both ways ([`Tagging`]), then telling people of each
+/// tag ([`tell_all`], once per channel) and problem management
+/// (`record_incident`, once per incident). A retried event redoes only what
+/// was not done.
+pub struct Consumer<S: crate::app::changes::ChangeStore, C, N, W> {
+    pub tagging: Tagging<S, crate::app::catalog::CachedCatalog<S>, C>,
+    pub teller: Teller<S, C, N, W>,
+    pub changes: std::sync::Arc<crate::app::Changes<S, C>>,
+}
+
+impl<S, C, N, W> Consumer<S, C, N, W>
+where
+    S: crate::app::changes::ChangeStore + crate::ports::ProblemStore + ImplementationReader + Dedupe,
+    C: Clock + Clone,
+    N: Notifier,
+    W: WriteBack,
+{
+    pub fn new(changes: std::sync::Arc<crate::app::Changes<S, C>>, notifier: N, writeback: W) -> Self {
+        let (store, clock) = (changes.store.clone(), changes.clock.clone());
+        Self {
+            tagging: Tagging::new(store.clone(), changes.catalog.clone(), clock.clone()),
+            teller: Teller::new(store, clock, notifier, writeback),
+            changes,
+        }
+    }
+
+    /// Handles one hub event (its `detail-type` and `detail`).
+    pub async fn handle(&self, detail_type: &str, detail: &serde_json::Value) -> Result<Tagged, ConsumeError> {
+        let tagged = self.tagging.handle(detail_type, detail).await?;
+        let Tagged::Recorded { incident, related, .. } = &tagged else { return Ok(tagged) };
+        if !related.is_empty() {
+            let view = self.changes.catalog.catalog(&incident.tenant).await?;
+            tell_all(&self.teller, &view.catalog.writeback, incident, related).await?;
+        }
+        if let Some(seen) = seen_of(incident) {
+            self.changes.record_incident(&seen).await?;
+        }
+        Ok(tagged)
+    }
+}
