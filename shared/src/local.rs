@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 
 use crate::adapters::embedded::EmbeddedStore;
 use crate::adapters::env_secrets::StaticSecrets;
+use crate::adapters::http_writeback::{HttpWriteBack, Retries, Timeouts};
 use crate::adapters::local_bus::LocalBus;
 use crate::adapters::local_notifier::FileNotifier;
 use crate::app::Changes;
@@ -19,6 +20,7 @@ use crate::app::catalog::CachedCatalog;
 use crate::app::deployments::{self, Deployments};
 use crate::app::ingest::{Ingest, Webhooks};
 use crate::app::publish::Outbox;
+use crate::app::tagging::Consumer;
 use crate::http::bearer::{Authenticator, ClaimNames, LocalKey, LocalKeyError};
 use crate::http::{self, webhooks};
 use crate::ports::{SecretsError, StoreError, SystemClock};
@@ -78,6 +80,8 @@ pub enum HubError {
     Key(#[from] LocalKeyError),
     #[error(transparent)]
     AuditKey(#[from] crate::domain::audit::AuditKeyError),
+    #[error("the write-back client")]
+    WriteBack(#[source] crate::ports::BoxError),
     #[error("the rule of a local consumer")]
     Pattern(#[from] crate::domain::event::PatternError),
 }
@@ -88,7 +92,7 @@ pub struct Hub {
     pub bus: LocalBus,
     router: axum::Router,
     publisher: JoinHandle<()>,
-    /// Applies incident, alert and alarm events to incident records (the correlate function's part).
+    /// Applies incident, alert and alarm events to incident records and tags them (the correlate function's part).
     correlator: JoinHandle<()>,
     /// Tells the publisher to drain what is committed and stop.
     stop_publisher: tokio::sync::oneshot::Sender<()>,
@@ -107,7 +111,6 @@ impl Hub {
         let (stop_publisher, stop) = tokio::sync::oneshot::channel();
         let publisher = tokio::spawn(run_publisher(store.stream(), outbox, stop));
         let incident_events = bus.add_rule("correlate", crate::app::incidents::rule_pattern()?);
-        let correlator = tokio::spawn(run_correlator(store.clone(), incident_events));
         let names = ClaimNames { bootstrap_admin_group: config.bootstrap_admin_group.clone(), ..ClaimNames::default() };
         let auth = Authenticator::Local(Arc::new(key), names);
         let changes = Arc::new(Changes::new(store.clone(), SystemClock));
@@ -116,6 +119,10 @@ impl Hub {
                 .with_retention(config.activity_retention)
         };
         let webhooks = Arc::new(Webhooks { ingest: ingest(), secrets: config.secrets.clone() });
+        let writeback = HttpWriteBack::new(config.secrets.clone(), Timeouts::default(), Retries::default())
+            .map_err(HubError::WriteBack)?;
+        let consumer = Consumer::new(changes.clone(), FileNotifier::new(&config.notifications), writeback);
+        let correlator = tokio::spawn(run_correlator(consumer, incident_events));
         let deployments = Deployments { store: store.clone(), catalog: changes.catalog.clone(), clock: SystemClock };
         tokio::spawn(run_deployments(
             bus.add_rule("deployments", crate::domain::EventPattern::parse(deployments::event_pattern())?),
@@ -210,16 +217,26 @@ async fn run_deployments(
 }
 
 /// The local correlate consumer: each incident, alert or alarm event the
-/// rule delivers updates its record. A failure is logged (the local hub has
-/// no dead-letter queue).
+/// rule delivers updates its record and tags it change-related, tried again
+/// a few times when a retry may help. A failure is logged (the local hub
+/// has no dead-letter queue).
 async fn run_correlator(
-    store: EmbeddedStore,
+    consumer: Consumer<EmbeddedStore, SystemClock, FileNotifier, HttpWriteBack<StaticSecrets>>,
     mut events: tokio::sync::mpsc::UnboundedReceiver<crate::domain::HubEvent>,
 ) {
-    let incidents = crate::app::incidents::Incidents::new(&store, &SystemClock);
     while let Some(event) = events.recv().await {
-        if let Err(e) = incidents.apply_event(&event.detail_type, &event.detail).await {
-            tracing::error!(event_id = %event.id, detail_type = %event.detail_type, error = %e, "could not apply an incident event");
+        for attempt in 1..=LOCAL_ATTEMPTS {
+            match consumer.handle(&event.detail_type, &event.detail).await {
+                Ok(tagged) => tracing::debug!(event_id = %event.id, ?tagged, "incident event applied"),
+                Err(e) if e.retryable() && attempt < LOCAL_ATTEMPTS => {
+                    tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
+                    continue;
+                }
+                Err(e) => {
+                    tracing::error!(event_id = %event.id, detail_type = %event.detail_type, error = %e, "could not apply an incident event")
+                }
+            }
+            break;
         }
     }
 }

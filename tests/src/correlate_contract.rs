@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 use crate::store_contract::plain_update;
 use crate::t0;
 
-fn tenant() -> TenantId {
+pub fn tenant() -> TenantId {
     TenantId::parse(&crate::unique("acme")).expect("tenant")
 }
 
@@ -22,12 +22,12 @@ fn service(s: &str) -> ServiceName {
     ServiceName::parse(s).expect("service")
 }
 
-fn m(minutes: i64) -> Duration {
+pub fn m(minutes: i64) -> Duration {
     Duration::minutes(minutes)
 }
 
 /// How a change ran: started at `start`, then each (state, time) in turn.
-struct Ran<'a> {
+pub struct Ran<'a> {
     services: &'a [&'a str],
     environment: &'a str,
     /// Planned start (an hour long).
@@ -37,23 +37,23 @@ struct Ran<'a> {
 }
 
 impl<'a> Ran<'a> {
-    fn on(services: &'a [&'a str], start: DateTime<Utc>) -> Self {
+    pub fn on(services: &'a [&'a str], start: DateTime<Utc>) -> Self {
         Ran { services, environment: "production", planned: start, start: Some(start), then: vec![] }
     }
 
     /// Completed at `at`.
-    fn done(self, at: DateTime<Utc>) -> Self {
+    pub fn done(self, at: DateTime<Utc>) -> Self {
         self.then(&[(ChangeState::Completed, at)])
     }
 
-    fn then(self, then: &[(ChangeState, DateTime<Utc>)]) -> Self {
+    pub fn then(self, then: &[(ChangeState, DateTime<Utc>)]) -> Self {
         Ran { then: then.to_vec(), ..self }
     }
 }
 
 /// Stores a change as `ran` says, through the store's own writes (insert,
 /// then one conditional update per transition), so every index moves as it would in use.
-async fn record<S: ChangeWriter>(store: &S, tenant: &TenantId, ran: Ran<'_>) -> Change {
+pub async fn record<S: ChangeWriter>(store: &S, tenant: &TenantId, ran: Ran<'_>) -> Change {
     let planned = ran.planned;
     let draft = NewChange {
         description: "correlation contract".into(),
@@ -165,7 +165,7 @@ pub async fn the_implementation_index_follows_the_record<S: ChangeWriter + Chang
 }
 
 /// web → payments → ledger → db (each depends on the next); search stands alone.
-fn catalog(correlation: serde_json::Value) -> Catalog {
+pub fn catalog(correlation: serde_json::Value) -> Catalog {
     let service = |name: &str, depends_on: &[&str]| json!({"name": name, "owner_group": format!("{name}-team"), "tier": 2, "depends_on": depends_on});
     let catalog: Catalog = serde_json::from_value(json!({
         "correlation": correlation,

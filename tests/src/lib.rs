@@ -12,6 +12,7 @@ pub mod notifier_contract;
 pub mod problem_contract;
 pub mod samples;
 pub mod store_contract;
+pub mod tagging_contract;
 pub mod tamper;
 
 use changehub::domain::NewChange;

@@ -296,7 +296,7 @@ pub async fn outcomes_bump_counters<S: ChangeStore>(store: S) {
     }
     let counts = app.store.counts(&[key("payments"), key("ledger")]).await.expect("counts");
     assert_eq!(counts, [Counts { changes: 3, failures: 2 }, Counts::default()]);
-    let raw = Bump { key: key("ledger"), failed: true };
+    let raw = Bump::outcome(key("ledger"), true);
     assert_eq!(raw.key.month, "2026-12");
 }
 

@@ -1,27 +1,31 @@
 //! The correlate Lambda's handling of one hub event from its EventBridge
 //! rule, and the shape of its answer (the Lambda's concern, not the use case's).
 
-use changehub::app::incidents::{Applied, IncidentEventError, Incidents};
-use changehub::ports::{Clock, IncidentStore, TenantDocs};
+use changehub::app::changes::ChangeStore;
+use changehub::app::tagging::{ConsumeError, Consumer, Tagged};
+use changehub::ports::{Clock, Dedupe, ImplementationReader, Notifier, ProblemStore, WriteBack};
 use serde_json::{Value, json};
 
-/// Handles one event: applies it to its incident record. An event whose
-/// detail cannot be read is logged and answered (a retry cannot fix it);
-/// store failures are errors, so Lambda and EventBridge retry and, in the
-/// end, dead-letter the event.
+/// Handles one event: applies it to its incident record, tags the record
+/// change-related both ways, tells people and records it for problems. An event whose detail cannot be read is logged
+/// and answered (a retry cannot fix it); store failures are errors, so
+/// Lambda and EventBridge retry and, in the end, dead-letter the event.
 #[tracing::instrument(skip_all, fields(event_id = ?event.get("id"), detail_type = ?event.get("detail-type")))]
-pub async fn handle<S, C>(incidents: &Incidents<'_, S, C>, event: &Value) -> Result<Value, IncidentEventError>
+pub async fn handle<S, C, N, W>(consumer: &Consumer<S, C, N, W>, event: &Value) -> Result<Value, ConsumeError>
 where
-    S: IncidentStore + TenantDocs,
-    C: Clock,
+    S: ChangeStore + ProblemStore + ImplementationReader + Dedupe,
+    C: Clock + Clone,
+    N: Notifier,
+    W: WriteBack,
 {
     let detail_type = event.get("detail-type").and_then(Value::as_str).unwrap_or_default();
     let detail = event.get("detail").unwrap_or(&Value::Null);
-    match incidents.apply_event(detail_type, detail).await {
-        Ok(Applied::Written(i)) => Ok(json!({"written": i.id, "version": i.version})),
-        Ok(Applied::Unchanged(i)) => Ok(json!({"unchanged": i.id, "version": i.version})),
-        Ok(Applied::Ignored(why)) => Ok(json!({"ignored": why})),
-        Err(e @ (IncidentEventError::Malformed { .. } | IncidentEventError::Tenant(_))) => {
+    match consumer.handle(detail_type, detail).await {
+        Ok(Tagged::Recorded { incident, newly_related, .. }) => {
+            Ok(json!({"incident": incident.id, "version": incident.version, "newly_related": newly_related}))
+        }
+        Ok(Tagged::Ignored(why)) => Ok(json!({"ignored": why})),
+        Err(e) if !e.retryable() => {
             tracing::error!(error = %e, "event rejected; not retried");
             Ok(json!({"rejected": e.to_string()}))
         }
@@ -33,15 +37,21 @@ where
 mod tests {
     use super::*;
     use changehub::adapters::embedded::EmbeddedStore;
+    use changehub::adapters::http_writeback::{HttpWriteBack, Retries, Timeouts};
+    use changehub::adapters::local_notifier::FileNotifier;
+    use changehub::app::Changes;
     use changehub::ports::SystemClock;
 
     #[tokio::test]
     async fn a_detail_that_is_not_an_incident_event_is_rejected_not_retried() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = EmbeddedStore::open(dir.path().join("hub.db")).expect("open");
-        let incidents = Incidents::new(&store, &SystemClock);
+        let changes = std::sync::Arc::new(Changes::new(store, SystemClock));
+        let none: Option<changehub::adapters::env_secrets::StaticSecrets> = None;
+        let writeback = HttpWriteBack::new(none, Timeouts::default(), Retries::default()).expect("client");
+        let tagging = Consumer::new(changes, FileNotifier::new(dir.path().join("n.jsonl")), writeback);
         let event = json!({"id": "1", "detail-type": "Incident Triggered", "detail": {"tenant": "acme"}});
-        let answer = handle(&incidents, &event).await.expect("answered");
+        let answer = handle(&tagging, &event).await.expect("answered");
         assert!(answer["rejected"].as_str().is_some_and(|m| m.contains("Incident Triggered")), "{answer}");
     }
 }

@@ -1,11 +1,19 @@
 //! The correlate Lambda: the target of the hub bus rule for incident, alert
 //! and alarm events. Each event updates its incident record (and the tenant's
-//! open major incidents); store failures fail the invocation so it is
-//! retried, and sent to the dead-letter queue when retries run out.
+//! open major incidents), tags it change-related both ways, tells people of
+//! each tag (the SNS topic, and write-backs where the tenant's catalog turns
+//! them on) and records it for problem management; store failures fail the
+//! invocation so it is retried, and sent to the dead-letter queue when
+//! retries run out.
+
+use std::sync::Arc;
 
 use changehub::adapters::dynamodb::{self, DynamoStore};
-use changehub::adapters::secretsmanager;
-use changehub::app::incidents::Incidents;
+use changehub::adapters::http_writeback::{HttpWriteBack, Retries, Timeouts};
+use changehub::adapters::secretsmanager::{self, SecretsManagerSecrets};
+use changehub::adapters::sns::{self, SnsNotifier};
+use changehub::app::Changes;
+use changehub::app::tagging::Consumer;
 use changehub::config::{self, ConfigError};
 use changehub::ports::SystemClock;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
@@ -14,8 +22,12 @@ use serde_json::Value;
 /// Named environment variables, read once at init.
 struct Config {
     table: String,
-    /// The secret holding the audit key: the open major incidents' governance entries are sealed with it.
+    /// The secret holding the audit key: the entries it writes are sealed with it.
     audit_key_secret: String,
+    /// Where tags are told.
+    topic_arn: String,
+    /// The secret holding the tenants' write-back tokens; none: write-backs are refused as not configured.
+    writeback_secret: Option<String>,
 }
 
 impl Config {
@@ -23,12 +35,16 @@ impl Config {
         Ok(Self {
             table: config::required("CHANGEHUB_TABLE")?,
             audit_key_secret: config::required("CHANGEHUB_AUDIT_KEY_SECRET")?,
+            topic_arn: config::required("CHANGEHUB_TOPIC_ARN")?,
+            writeback_secret: config::optional("CHANGEHUB_WRITEBACK_SECRET"),
         })
     }
 }
 
-async fn handle(store: &DynamoStore, event: LambdaEvent<Value>) -> Result<Value, Error> {
-    Ok(correlate::handle(&Incidents::new(store, &SystemClock), &event.payload).await?)
+type Deps = Consumer<DynamoStore, SystemClock, SnsNotifier, HttpWriteBack<Option<SecretsManagerSecrets>>>;
+
+async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, Error> {
+    Ok(correlate::handle(deps, &event.payload).await?)
 }
 
 #[tokio::main]
@@ -36,7 +52,12 @@ async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let config = Config::from_env()?;
     let aws = changehub::adapters::aws::load_lambda_config().await?;
-    let sealer = secretsmanager::audit_sealer(secretsmanager::Client::new(&aws), config.audit_key_secret);
-    let store = DynamoStore::new(dynamodb::Client::new(&aws), config.table).with_sealer(std::sync::Arc::new(sealer));
-    run(service_fn(|event| handle(&store, event))).await
+    let secrets = secretsmanager::Client::new(&aws);
+    let sealer = secretsmanager::audit_sealer(secrets.clone(), config.audit_key_secret);
+    let store = DynamoStore::new(dynamodb::Client::new(&aws), config.table).with_sealer(Arc::new(sealer));
+    let tokens = config.writeback_secret.map(|id| SecretsManagerSecrets::new(secrets, id));
+    let writeback = HttpWriteBack::new(tokens, Timeouts::default(), Retries::default())?;
+    let notifier = SnsNotifier::new(sns::Client::new(&aws), config.topic_arn);
+    let deps = Consumer::new(Arc::new(Changes::new(store, SystemClock)), notifier, writeback);
+    run(service_fn(|event| handle(&deps, event))).await
 }

@@ -1148,3 +1148,66 @@ async fn a_pagerduty_incident_becomes_a_record_listed_by_its_external_id() {
         .expect("json");
     assert_eq!(&one, record);
 }
+
+/// The headline flow: a signed GitHub `deployment_status` (success to
+/// production, payments) then a signed PagerDuty incident on payments seven
+/// minutes later. The incident lists the change, the change lists the
+/// incident, and the notifications file has the `change_related_incident` line.
+#[tokio::test]
+async fn a_deployment_then_an_incident_on_its_service_is_tagged_both_ways_and_told() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secrets = [("CHANGEHUB_GITHUB_SECRET", "gh-dev-secret"), ("CHANGEHUB_PAGERDUTY_SECRET", "pd-dev-secret")];
+    let hub = Served::start_with(dir.path(), &secrets);
+    import_catalog(dir.path(), &hub.base);
+    let events = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events");
+    let id = changehub::domain::ChangeId::derived(&["default", "github", "acme-corp/checkout-service", "1834567890"]);
+    let alice = token(dir.path(), "alice@example.com", "engineers");
+    let http = reqwest::Client::new();
+    let get = |url: String| {
+        let (http, alice) = (&http, &alice);
+        async move { http.get(url).bearer_auth(alice).send().await.expect("get").json::<Value>().await.expect("json") }
+    };
+    let replay = |file: &str| {
+        let out = Command::new(BIN)
+            .args(["replay", "--url", &hub.base])
+            .arg(events.join(file))
+            .envs(secrets)
+            .output()
+            .expect("replay");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    replay("github/deployment_status.success.json");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get(format!("{}/changes/{id}", hub.base)).await["state"] != json!("completed") {
+        assert!(Instant::now() < deadline, "no completed change {id} from the deployment");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    replay("pagerduty/incident.triggered.json");
+    let url = format!("{}/incidents?source=pagerduty&external_id=Q2LKX3U8ZP7WNM", hub.base);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let record = loop {
+        let page = get(url.clone()).await;
+        if page["incidents"][0]["change_related"] == json!(true) {
+            break page["incidents"][0].clone();
+        }
+        assert!(Instant::now() < deadline, "the incident was not tagged: {page}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(record["related_changes"][0]["change_id"], json!(id.to_string()), "{record}");
+    let reasons = record["related_changes"][0]["reasons"].as_array().cloned().unwrap_or_default();
+    assert!(reasons.contains(&json!("same_service")), "{record}");
+    let change = get(format!("{}/changes/{id}", hub.base)).await;
+    assert_eq!(change["related_incidents"][0]["incident_id"], record["id"], "{change}");
+    assert_eq!(change["related_incidents"].as_array().map(Vec::len), Some(1));
+    let file = dir.path().join("notifications.jsonl");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let lines = std::fs::read_to_string(&file).unwrap_or_default();
+        if lines.contains("change_related_incident") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no change_related_incident notification: {lines}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    hub.interrupt();
+}

@@ -523,13 +523,13 @@ impl DynamoStore {
         }
         // Conditional on the version `before` was read at, so its entries are the stored ones.
         writes.extend(self.index_writes(Some(update.before), change)?);
-        for (pk, sk, failed) in keys::counter_increments(update) {
+        for (pk, sk, changes, failures) in keys::counter_increments(update) {
             let add = Update::builder()
                 .table_name(&self.table)
                 .set_key(Some(key(pk, sk)))
-                .update_expression("ADD changes :one, failures :failed SET entity = :entity")
-                .expression_attribute_values(":one", n(1))
-                .expression_attribute_values(":failed", n(u8::from(failed)))
+                .update_expression("ADD changes :changes, failures :failures SET entity = :entity")
+                .expression_attribute_values(":changes", n(changes))
+                .expression_attribute_values(":failures", n(failures))
                 .expression_attribute_values(":entity", s("counter"))
                 .build()
                 .map_err(|e| StoreError::backend(false, e))?;

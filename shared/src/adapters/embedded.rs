@@ -323,7 +323,7 @@ struct Apply {
     change: Change,
     entries: Vec<AuditEntry>,
     expected: u64,
-    increments: Vec<(String, String, bool)>,
+    increments: Vec<(String, String, i64, i64)>,
 }
 
 impl Apply {
@@ -373,10 +373,10 @@ fn update_in(txn: &redb::WriteTransaction, a: &Apply) -> Result<(), StoreError> 
     table.insert((pk.as_str(), keys::META), encode(change)?.as_slice()).map_err(backend)?;
     // The stored record is the one the update was read from (same version).
     reindex(&mut table, Some(&current), change)?;
-    for (cpk, csk, failed) in &a.increments {
+    for (cpk, csk, changes, failures) in &a.increments {
         let mut counts: CounterItem = get_item(&table, cpk, csk)?.unwrap_or_default();
-        counts.changes += 1;
-        counts.failures += u64::from(*failed);
+        counts.changes = counts.changes.saturating_add_signed(*changes);
+        counts.failures = counts.failures.saturating_add_signed(*failures);
         table.insert((cpk.as_str(), csk.as_str()), encode(&counts)?.as_slice()).map_err(backend)?;
     }
     reindex_due(&mut txn.open_table(GSI1).map_err(backend)?, Some(&current), change, &pk)

@@ -456,13 +456,13 @@ pub fn problem_page(
     Page { items, next: None }
 }
 
-/// Every counter item an update adds to, as (PK, SK, failed): outcome
-/// counters add one change (and one failure if it failed), volume counters one change.
-pub fn counter_increments(update: &ChangeUpdate<'_>) -> Vec<(String, String, bool)> {
-    let outcomes = update.bumps.iter().map(|b| (counter_pk(&b.key), counter_sk(&b.key), b.failed));
+/// Every counter item an update adds to, as (PK, SK, changes, failures):
+/// outcome counters what their [`crate::ports::Bump`] says, volume counters one change.
+pub fn counter_increments(update: &ChangeUpdate<'_>) -> Vec<(String, String, i64, i64)> {
+    let outcomes = update.bumps.iter().map(|b| (counter_pk(&b.key), counter_sk(&b.key), b.changes, b.failures));
     let volumes = update.volumes.iter().map(|v| {
         let (pk, sk) = volume_key(v);
-        (pk, sk, false)
+        (pk, sk, 1, 0)
     });
     outcomes.chain(volumes).collect()
 }

@@ -13,6 +13,7 @@ pub mod once;
 pub mod problems;
 pub mod publish;
 pub mod security;
+pub mod tagging;
 pub mod tell;
 
 pub use changes::{Caller, ChangeError, Changes, ListRequest, TransitionRequest};

@@ -34,6 +34,10 @@ pub enum AuditAction {
     Reworked,
     /// A deployment of the change was recorded (`deployments`) without moving it.
     DeploymentRecorded,
+    /// An incident was related to the change (`related_incidents`).
+    IncidentRelated,
+    /// A wrong tag was removed: the incident is no longer related to the change.
+    IncidentUnrelated,
     /// Governance trail: a catalog version was imported.
     CatalogImported,
     /// Governance trail: a freeze window was declared (or replaced).

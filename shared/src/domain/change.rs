@@ -222,6 +222,27 @@ pub struct Change {
     /// The deployments of this change, each with every status seen merged.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deployments: Vec<Deployed>,
+    /// The incidents the correlation relates to this change, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub related_incidents: Vec<RelatedIncident>,
+}
+
+/// An incident related to a change: the change's side of the tag.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RelatedIncident {
+    pub incident_id: String,
+    pub source: super::incident::Source,
+    pub external_id: String,
+    pub reasons: Vec<super::correlation::Reason>,
+    /// In (0, 1].
+    pub confidence: f64,
+    /// When the incident started, by its source's clock.
+    pub started_at: DateTime<Utc>,
+    /// The month (`YYYY-MM`) whose failure counters this incident added one
+    /// to; `None` when the change was already counted as failed (by its
+    /// outcome or by another incident).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counted: Option<String>,
 }
 
 fn default_category() -> String {
@@ -274,6 +295,11 @@ pub enum Due {
 }
 
 impl Change {
+    /// Whether a related incident already counts as this change's failure.
+    pub fn failure_counted_by_incident(&self) -> bool {
+        self.related_incidents.iter().any(|r| r.counted.is_some())
+    }
+
     /// What the change waits for: an approval decision while submitted, or
     /// the review of an emergency change until it is done.
     pub fn due(&self) -> Option<Due> {

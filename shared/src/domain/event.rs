@@ -51,6 +51,8 @@ impl HubEvent {
             AuditAction::Edited => "Change Edited".to_owned(),
             AuditAction::Reworked => "Change Reworked".to_owned(),
             AuditAction::DeploymentRecorded => "Change Deployment Recorded".to_owned(),
+            AuditAction::IncidentRelated => "Change Incident Related".to_owned(),
+            AuditAction::IncidentUnrelated => "Change Incident Unrelated".to_owned(),
             // Governance trail entries are not change mutations; named for completeness.
             AuditAction::CatalogImported => "Catalog Imported".to_owned(),
             AuditAction::FreezeDeclared => "Freeze Declared".to_owned(),

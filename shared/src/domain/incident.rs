@@ -216,6 +216,15 @@ pub struct RelatedChangeRef {
     pub explanation: String,
 }
 
+/// A tag removed as wrong: which change, by whom, when and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemovedTag {
+    pub change_id: ChangeId,
+    pub removed_by: String,
+    pub removed_at: DateTime<Utc>,
+    pub reason: String,
+}
+
 /// The event that last set a field: its time, then its id.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Stamp {
@@ -305,6 +314,10 @@ pub struct Incident {
     pub change_related: bool,
     #[serde(default)]
     pub related_changes: Vec<RelatedChangeRef>,
+    /// Tags a cab member or admin removed as wrong: a later correlation
+    /// never relates these changes again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed_changes: Vec<RemovedTag>,
     pub version: u64,
     /// The time of the latest event applied, by its source's clock.
     pub updated_at: DateTime<Utc>,
@@ -340,6 +353,7 @@ impl Incident {
             declared: None,
             change_related: false,
             related_changes: vec![],
+            removed_changes: vec![],
             version: 0,
             updated_at: event.at,
             observed: Observed::default(),
@@ -434,6 +448,19 @@ impl Incident {
     }
 
     /// What the correlation needs, when the service is known.
+    /// Sets the changes a correlation relates (`related`, ranked), leaving
+    /// out the tags removed as wrong; whether the record changed.
+    pub fn relate(&mut self, related: Vec<RelatedChangeRef>) -> bool {
+        let kept: Vec<RelatedChangeRef> =
+            related.into_iter().filter(|r| !self.removed_changes.iter().any(|x| x.change_id == r.change_id)).collect();
+        if kept == self.related_changes {
+            return false;
+        }
+        self.change_related = !kept.is_empty();
+        self.related_changes = kept;
+        true
+    }
+
     pub fn facts(&self) -> Option<IncidentFacts> {
         Some(IncidentFacts {
             service: self.service.clone()?,

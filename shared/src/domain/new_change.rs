@@ -247,6 +247,7 @@ impl ValidNewChange {
             implementation: None,
             origin: None,
             deployments: vec![],
+            related_incidents: vec![],
         };
         self.apply_to(&mut draft);
         draft

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use super::extract::{JsonBody, PathText};
 use super::query::{self, TypedQuery};
 use super::{Api, ApiError, AppState};
-use crate::app::changes::ChangeStore;
+use crate::app::changes::{ChangeStore, UnrelateRequest};
 use crate::app::governance::DeclareIncident;
 use crate::app::incidents::IncidentRequest;
 use crate::app::{Caller, Changes};
@@ -53,6 +53,7 @@ impl<S: ChangeStore, C: Clock + 'static> Api<S, C> {
             .route("/incidents", get(Self::list_incidents).post(Self::declare_incident))
             .route("/incidents/{id}", get(Self::get_incident))
             .route("/incidents/{id}/resolve", post(Self::resolve_incident))
+            .route("/incidents/{id}/unrelate", post(Self::unrelate_incident))
     }
 
     async fn list_incidents(
@@ -100,5 +101,15 @@ impl<S: ChangeStore, C: Clock + 'static> Api<S, C> {
     ) -> Result<Response, ApiError> {
         app.governance().resolve_incident(&caller, &id).await?;
         Ok(StatusCode::NO_CONTENT.into_response())
+    }
+
+    /// Removes a wrong tag (cab or admin), with a reason.
+    async fn unrelate_incident(
+        State(app): AppState<S, C>,
+        caller: Caller,
+        PathText(id): PathText<String>,
+        JsonBody(req): JsonBody<UnrelateRequest>,
+    ) -> Result<Response, ApiError> {
+        Ok(Json(app.unrelate(&caller, &id, req).await?).into_response())
     }
 }

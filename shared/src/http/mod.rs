@@ -61,6 +61,7 @@ pub const ROUTES: &[(Method, &str)] = &[
     (Method::POST, "/incidents"),
     (Method::GET, "/incidents/{id}"),
     (Method::POST, "/incidents/{id}/resolve"),
+    (Method::POST, "/incidents/{id}/unrelate"),
     (Method::GET, "/reports/pending-reviews"),
     (Method::GET, "/activity"),
     (Method::GET, "/audit/governance"),

@@ -261,11 +261,27 @@ pub struct Counts {
     pub failures: u64,
 }
 
-/// One finished change counted under `key`.
+/// What an update adds to the outcome counters under `key`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Bump {
     pub key: CounterKey,
-    pub failed: bool,
+    /// Changes finished: 1 for an outcome, 0 for an incident's count.
+    pub changes: i64,
+    /// Failures: 1 for a failed outcome or a change-related incident, -1
+    /// when a wrong tag is removed.
+    pub failures: i64,
+}
+
+impl Bump {
+    /// One finished change, failed or not.
+    pub fn outcome(key: CounterKey, failed: bool) -> Self {
+        Self { key, changes: 1, failures: i64::from(failed) }
+    }
+
+    /// A failure added (`delta` 1) or taken back (-1) without a change finishing.
+    pub fn failure(key: CounterKey, delta: i64) -> Self {
+        Self { key, changes: 0, failures: delta }
+    }
 }
 
 /// Whom a volume counter counts for.

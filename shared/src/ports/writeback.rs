@@ -95,3 +95,13 @@ pub trait WriteBackCredentials: Send + Sync {
         target: Target,
     ) -> impl Future<Output = Result<Option<String>, SecretsError>> + Send;
 }
+
+/// No credentials when `None`: every write-back is refused as not configured.
+impl<T: WriteBackCredentials> WriteBackCredentials for Option<T> {
+    async fn token(&self, tenant: &TenantId, target: Target) -> Result<Option<String>, SecretsError> {
+        match self {
+            Some(credentials) => credentials.token(tenant, target).await,
+            None => Ok(None),
+        }
+    }
+}

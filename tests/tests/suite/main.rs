@@ -18,5 +18,6 @@ mod problems;
 mod publish;
 mod rules;
 mod store_contract;
+mod tagging;
 mod tell;
 mod template;

@@ -491,10 +491,19 @@ fn every_function_writes_only_the_partitions_its_code_writes() {
     );
     let listings = [keys::incidents_pk(&tenant), keys::service_incidents_pk(&tenant, &service)];
     let hold = [keys::doc_pk(&tenant, changehub::ports::DocKind::Incidents), keys::governance_pk(&tenant)];
-    let correlate_writes = [[record.clone()].as_slice(), &listings, &hold].concat();
-    let correlate_never =
-        [indexes.as_slice(), &records[..3], &[keys::activity_pk(&tenant), keys::idem_pk("x")]].concat();
-    let correlate_never_deletes = [[record].as_slice(), &hold, &api_writes].concat();
+    // A tag writes the related change (record and audit entry) and its
+    // failure counters, never its indexes or the tenant's change list.
+    // Telling of it claims each delivery; problem management writes the
+    // incident's counted record, the service's ring and the problems.
+    let tagged = [keys::change_pk(&tenant, &id), keys::counter_pk(&counter)];
+    let tell_claim = keys::idem_pk("tell:acme:x");
+    let problems =
+        [keys::counted_key(&tenant, "inc_1").0, keys::recent_key(&tenant, &service).0, keys::problems_pk(&tenant)];
+    let correlate_writes =
+        [[record.clone(), tell_claim.clone()].as_slice(), &listings, &hold, &tagged, &problems].concat();
+    let correlate_never = [indexes.as_slice(), &records[1..3], &[keys::activity_pk(&tenant)]].concat();
+    let correlate_deletes = [listings.as_slice(), &[tell_claim]].concat();
+    let correlate_never_deletes = [[record].as_slice(), &hold, &api_writes, &tagged, &problems].concat();
     let expected: [Row; 6] = [
         ("ApiFunction", &api_writes, &api_foreign, &api_deletes, &api_never_deletes),
         (
@@ -504,7 +513,7 @@ fn every_function_writes_only_the_partitions_its_code_writes() {
             &deployments_deletes,
             &deployments_never_deletes,
         ),
-        ("CorrelateFunction", &correlate_writes, &correlate_never, &listings, &correlate_never_deletes),
+        ("CorrelateFunction", &correlate_writes, &correlate_never, &correlate_deletes, &correlate_never_deletes),
         ("IngestFunction", &ingest_writes, &api_writes, &ingest_deletes, &ingest_never_deletes),
         ("AwsEventsFunction", &ingest_writes, &api_writes, &ingest_deletes, &ingest_never_deletes),
         ("PublishFunction", &publish_writes, &publish_never, &publish_writes, &publish_never),

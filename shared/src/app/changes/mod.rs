@@ -34,6 +34,9 @@ mod rework;
 mod risk;
 mod submit;
 mod transition;
+mod unrelate;
+
+pub use unrelate::UnrelateRequest;
 
 pub use decide::{Decided, DecisionReceipt, DecisionRequest};
 pub use edit::EditRequest;
@@ -209,25 +212,27 @@ fn join_reasons(parts: impl IntoIterator<Item = Option<String>>) -> Option<Strin
 /// ending at `at` as `to` adds to. Each implementation is counted once, when
 /// its outcome is first recorded (the move out of implementing).
 pub(crate) fn outcome_bumps(change: &Change, to: ChangeState, at: DateTime<Utc>) -> Vec<Bump> {
-    let month = month_of(at);
-    change
-        .services
-        .iter()
-        .map(|service| Bump {
-            key: crate::ports::CounterKey {
-                tenant: change.tenant.clone(),
-                service: service.clone(),
-                month: month.clone(),
-                category: change.category.clone(),
-                change_type: change.change_type,
-            },
-            failed: to != ChangeState::Completed,
-        })
-        .collect()
+    // A change a related incident already counted as failed is not counted twice.
+    let failed = to != ChangeState::Completed && !change.failure_counted_by_incident();
+    counter_keys(change, &month_of(at)).map(|key| Bump::outcome(key, failed)).collect()
+}
+
+/// The outcome counters of `change`'s services in `month`.
+pub(crate) fn counter_keys<'a>(
+    change: &'a Change,
+    month: &'a str,
+) -> impl Iterator<Item = crate::ports::CounterKey> + 'a {
+    change.services.iter().map(move |service| crate::ports::CounterKey {
+        tenant: change.tenant.clone(),
+        service: service.clone(),
+        month: month.to_owned(),
+        category: change.category.clone(),
+        change_type: change.change_type,
+    })
 }
 
 /// `now`'s month as `YYYY-MM`, the month counters are kept by.
-fn month_of(now: DateTime<Utc>) -> String {
+pub(crate) fn month_of(now: DateTime<Utc>) -> String {
     format!("{:04}-{:02}", now.year(), now.month())
 }
 

@@ -107,3 +107,65 @@ pub(super) async fn incident_scenario(api: &Api) {
     assert_eq!((&record["external_id"], &record["source"]), (&json!("PD-Q2ZX9K"), &json!("hub")), "{}", a.body);
     assert!(record["time_to_restore_seconds"].is_i64(), "{}", a.body);
 }
+
+/// An incident on payments tagged with the change that ran there just
+/// before: the change lists it; a cab member removes the wrong tag with a
+/// reason (a requester may not, a reason is required); both records drop
+/// it, and correlating the incident again does not bring it back.
+pub(super) async fn unrelate_scenario(api: &Api) {
+    use changehub::app::catalog::{CachedCatalog, DEFAULT_CACHE_TTL};
+    use changehub::app::tagging::Tagging;
+    use changehub_tests::correlate_contract::{Ran, m, record};
+    use changehub_tests::tagging_contract::pagerduty;
+
+    let store = api._hub.as_ref().map(|h| h.store.clone()).expect("the local hub");
+    let tenant = changehub::domain::TenantId::parse(CAROL.tenant).expect("tenant");
+    let t = changehub_tests::t0();
+    let change = record(&store, &tenant, Ran::on(&["payments"], t - m(50)).done(t - m(40))).await;
+    let tagging = Tagging::new(
+        store.clone(),
+        CachedCatalog::new(store.clone(), DEFAULT_CACHE_TTL),
+        changehub::ports::FixedClock::new(t),
+    );
+    let detail = pagerduty(&tenant, "payments");
+    tagging.handle("Incident Triggered", &detail).await.expect("tagged");
+    let incident_id =
+        changehub::domain::incident::IncidentId::of(&tenant, changehub::domain::incident::Source::Pagerduty, "Q1AB2C3");
+
+    let (alice, carol) = (api.token(&ALICE), api.token(&CAROL));
+    let get = key(&Method::GET, "/changes/{id}");
+    let got = api.call(&get, Req::get(format!("/changes/{}", change.id)).bearer(&alice)).await;
+    got.expect("the tagged change", StatusCode::OK, None);
+    assert_eq!(got.body["related_incidents"][0]["incident_id"], json!(incident_id.as_str()), "{}", got.body);
+    assert_eq!(got.body["related_incidents"][0]["reasons"], json!(["same_service", "time_proximity"]));
+
+    let unrelate = key(&Method::POST, "/incidents/{id}/unrelate");
+    let uri = format!("/incidents/{incident_id}/unrelate");
+    let body = json!({"change_id": change.id, "reason": "the change only touched the docs"});
+    api.call(&unrelate, Req::post_json(uri.clone(), &body).bearer(&alice))
+        .await
+        .expect_forbidden("a requester removing a tag", "needs the cab or admin role");
+    let what = "a removal without a reason";
+    api.call(&unrelate, Req::post_json(uri.clone(), &json!({"change_id": change.id, "reason": " "})).bearer(&carol))
+        .await
+        .expect(what, StatusCode::BAD_REQUEST, Some("invalid_request"))
+        .expect_field(what, "reason");
+    let removed = api.call(&unrelate, Req::post_json(uri.clone(), &body).bearer(&carol)).await;
+    removed.expect("the cab removing the tag", StatusCode::OK, None);
+    assert_eq!((&removed.body["change_related"], &removed.body["related_changes"]), (&json!(false), &json!([])));
+    assert_eq!(removed.body["removed_changes"][0]["removed_by"], json!(CAROL.user), "{}", removed.body);
+    let got = api.call(&get, Req::get(format!("/changes/{}", change.id)).bearer(&alice)).await;
+    assert!(got.body.get("related_incidents").is_none(), "{}", got.body);
+
+    tagging.handle("Incident Triggered", &detail).await.expect("correlated again");
+    let one = key(&Method::GET, "/incidents/{id}");
+    let again = api.call(&one, Req::get(format!("/incidents/{incident_id}")).bearer(&alice)).await;
+    assert_eq!(again.body["related_changes"], json!([]), "a removed tag stays removed: {}", again.body);
+    let what = "a change the incident never related";
+    let other = json!({"change_id": changehub::domain::ChangeId::new(), "reason": "x"});
+    api.call(&unrelate, Req::post_json(uri, &other).bearer(&carol)).await.expect(
+        what,
+        StatusCode::NOT_FOUND,
+        Some("not_found"),
+    );
+}

@@ -729,6 +729,7 @@ async fn responses_match_the_documented_schemas() {
     changes::checklist_and_review_scenario(&api).await;
     changes::template_and_chain_scenario(&api).await;
     incidents::incident_scenario(&api).await;
+    incidents::unrelate_scenario(&api).await;
     freezes::freeze_scenario(&api).await;
     ingest::webhook_scenario(&api).await;
     events::events_scenario(&api).await;

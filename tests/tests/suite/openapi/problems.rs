@@ -1,12 +1,13 @@
 //! The scenario's part on problems: incidents recorded on the hub's store
-//! (as the incident consumer will), then `/problems` read, fixed and closed.
+//! (as the incident consumer does), then `/problems` read, fixed and closed.
 
 use super::*;
 use changehub::domain::ServiceName;
 use changehub::domain::problem::IncidentSeen;
 
-/// Three change-related incidents on payments open a problem; its owners or
-/// the cab link a fix and close it.
+/// Three change-related incidents on search (a service the scenario's
+/// webhook incidents, which the hub's consumer records too, are not on)
+/// open a problem; its owners or the cab link a fix and close it.
 pub(super) async fn problem_scenario(api: &Api) {
     let list = key(&Method::GET, "/problems");
     let get = key(&Method::GET, "/problems/{id}");
@@ -19,7 +20,7 @@ pub(super) async fn problem_scenario(api: &Api) {
         let seen = IncidentSeen {
             tenant: TenantId::parse(ALICE.tenant).expect("tenant"),
             incident_id: format!("pagerduty:P{i}"),
-            service: ServiceName::parse("payments").expect("service"),
+            service: ServiceName::parse("search").expect("service"),
             fingerprint: None,
             change_related: true,
             related_changes: vec![],
@@ -28,8 +29,8 @@ pub(super) async fn problem_scenario(api: &Api) {
         app.record_incident(&seen).await.expect("record an incident");
     }
     let (alice, carol) = (api.token(&ALICE), api.token(&CAROL));
-    let a = api.call(&list, Req::get("/problems?service=payments&status=open&limit=10").bearer(&alice)).await;
-    a.expect("the open problems on payments", StatusCode::OK, None);
+    let a = api.call(&list, Req::get("/problems?service=search&status=open&limit=10").bearer(&alice)).await;
+    a.expect("the open problems on search", StatusCode::OK, None);
     let id = a.body["problems"][0]["id"].as_str().unwrap_or_else(|| panic!("a problem: {}", a.brief())).to_owned();
     for (query, field) in [("status=solved", "status"), ("service=Not%23Ok", "service"), ("colour=red", "colour")] {
         let what = format!("problems ?{query}");

@@ -1,0 +1,124 @@
+//! Removing a wrong tag: a cab member or admin says an incident is not
+//! related to a change, with a reason. The incident keeps the removal (so a
+//! later correlation never relates the change again); the change drops the
+//! incident with an audited `incident_unrelated` update that takes back the
+//! failure the incident counted.
+
+use super::{ChangeError, ChangeStore, Changes, check_text};
+use crate::app::tagging::failure_bumps;
+use crate::domain::access::Caller;
+use crate::domain::audit::{self, AuditAction};
+use crate::domain::catalog::Role;
+use crate::domain::incident::{Incident, IncidentId, RemovedTag};
+use crate::domain::{Change, ChangeId};
+use crate::ports::{ChangeUpdate, Clock, StoreError};
+
+/// Reads and writes of one record before giving up to concurrent writers.
+const ATTEMPTS: usize = 8;
+
+/// `POST /incidents/{id}/unrelate`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnrelateRequest {
+    pub change_id: ChangeId,
+    pub reason: String,
+}
+
+impl<S: ChangeStore, C: Clock> Changes<S, C> {
+    /// Removes the tag relating incident `id` to `req.change_id`: the
+    /// incident record as written. Again after a partial failure, it
+    /// finishes the change's side.
+    pub async fn unrelate(&self, caller: &Caller, id: &str, req: UnrelateRequest) -> Result<Incident, ChangeError> {
+        check_text("reason", Some(&req.reason), true)?;
+        let (access, _) = self.access(caller).await?;
+        access.require(&[Role::Cab, Role::Admin], "removing an incident's related change")?;
+        let missing = || ChangeError::Missing(format!("no incident {id:?}"));
+        let incident_id = IncidentId::parse(id).map_err(|_| missing())?;
+        let reason = req.reason.trim().to_owned();
+        let mut incident = None;
+        for _ in 0..ATTEMPTS {
+            let current = self.store.get_incident(&caller.tenant, &incident_id).await?.ok_or_else(missing)?;
+            let related = current.related_changes.iter().any(|r| r.change_id == req.change_id);
+            let removed = current.removed_changes.iter().any(|r| r.change_id == req.change_id);
+            if !related && !removed {
+                return Err(ChangeError::Missing(format!(
+                    "incident {id:?} is not related to change {}",
+                    req.change_id
+                )));
+            }
+            if !related {
+                incident = Some(current);
+                break;
+            }
+            let mut next = current.clone();
+            next.related_changes.retain(|r| r.change_id != req.change_id);
+            next.change_related = !next.related_changes.is_empty();
+            next.removed_changes.push(RemovedTag {
+                change_id: req.change_id,
+                removed_by: caller.user.clone(),
+                removed_at: self.clock.now(),
+                reason: reason.clone(),
+            });
+            next.version += 1;
+            match self.store.put_incident(Some(&current), &next).await {
+                Ok(()) => {
+                    incident = Some(next);
+                    break;
+                }
+                Err(StoreError::VersionConflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let incident = incident.ok_or_else(|| contended(id))?;
+        self.unlist(caller, &incident, req.change_id, &reason).await?;
+        Ok(incident)
+    }
+
+    /// Takes the incident off the change's `related_incidents`, with its count.
+    async fn unlist(
+        &self,
+        caller: &Caller,
+        incident: &Incident,
+        id: ChangeId,
+        reason: &str,
+    ) -> Result<(), ChangeError> {
+        for _ in 0..ATTEMPTS {
+            let Some(current) = self.store.get_change(&caller.tenant, &id).await? else { return Ok(()) };
+            let Some(at) = current.related_incidents.iter().position(|r| r.incident_id == incident.id.as_str()) else {
+                return Ok(());
+            };
+            let (next, bumps) = unlisted(&current, at, self.clock.now());
+            let reason = format!("incident {} is not related to the change: {reason}", incident.id);
+            let (next, entry) =
+                audit::record(Some(&current), next, &caller.user, AuditAction::IncidentUnrelated, Some(reason));
+            let update =
+                ChangeUpdate { before: &current, change: &next, entries: &[entry], bumps: &bumps, volumes: &[] };
+            match self.store.update_change(update).await {
+                Ok(()) => return Ok(()),
+                Err(StoreError::VersionConflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(contended(&id.to_string()))
+    }
+}
+
+/// The change without its related incident `at`, and what that takes back
+/// from the failure counters: nothing when another related incident
+/// carries the count on (it takes over the month counted).
+fn unlisted(current: &Change, at: usize, now: chrono::DateTime<chrono::Utc>) -> (Change, Vec<crate::ports::Bump>) {
+    let mut next = current.revised(now);
+    let gone = next.related_incidents.remove(at);
+    let Some(month) = gone.counted else { return (next, vec![]) };
+    match next.related_incidents.first_mut() {
+        Some(heir) => {
+            heir.counted = Some(month);
+            (next, vec![])
+        }
+        None => (next, failure_bumps(current, &month, -1)),
+    }
+}
+
+fn contended(what: &str) -> ChangeError {
+    ChangeError::Store(StoreError::backend(true, format!("{what} kept changing under concurrent writers")))
+}
