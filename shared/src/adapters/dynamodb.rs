@@ -107,6 +107,23 @@ fn doc_of<T: serde::Serialize>(v: &T) -> Result<AttributeValue, StoreError> {
     serde_json::to_string(v).map(s).map_err(|e| StoreError::backend(false, e))
 }
 
+/// A page of a filtered Query asked for `limit + 1` matches: with more
+/// matches than a page holds, the next page resumes after the last row
+/// shown; otherwise where the Query stopped evaluating, if it did.
+fn filtered_page<T: DeserializeOwned>(
+    rows: Vec<Item>,
+    last_evaluated: Option<&Item>,
+    limit: usize,
+) -> Result<Page<T>, StoreError> {
+    let sk_of = |item: &Item| item.get("SK").and_then(|v| v.as_s().ok()).cloned();
+    let next = match rows.get(limit.saturating_sub(1)) {
+        Some(last) if rows.len() > limit => sk_of(last),
+        _ => last_evaluated.and_then(sk_of),
+    };
+    let items = rows.iter().take(limit).map(decode).collect::<Result<Vec<T>, _>>()?;
+    Ok(Page { items, next: next.map(Cursor::issued) })
+}
+
 fn decode<T: DeserializeOwned>(item: &Item) -> Result<T, StoreError> {
     let name = || {
         let get = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
@@ -833,16 +850,7 @@ impl ActivityLog for DynamoStore {
             }
         }
         let out = query.filter_expression(filter.join(" AND ")).send().await.map_err(classify)?;
-        let rows = out.items.unwrap_or_default();
-        let sk_of = |item: &Item| item.get("SK").and_then(|v| v.as_s().ok()).cloned();
-        // More matches than a page holds: the next page resumes below the
-        // last row shown; otherwise where the Query stopped, if it did.
-        let next = match rows.get(q.limit.saturating_sub(1)) {
-            Some(last) if rows.len() > q.limit => sk_of(last),
-            _ => out.last_evaluated_key.as_ref().and_then(sk_of),
-        };
-        let items = rows.iter().take(q.limit).map(decode).collect::<Result<Vec<Activity>, _>>()?;
-        Ok(Page { items, next: next.map(Cursor::issued) })
+        filtered_page(out.items.unwrap_or_default(), out.last_evaluated_key.as_ref(), q.limit)
     }
 }
 

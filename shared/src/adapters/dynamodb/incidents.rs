@@ -6,12 +6,12 @@ use aws_sdk_dynamodb::types::{Delete, TransactWriteItem};
 use std::collections::HashMap;
 
 use super::{
-    DOC, DynamoStore, Item, classify, classify_transaction, condition_failed_at, decode, doc_of, key, n, put, s,
+    DOC, DynamoStore, Item, classify, classify_transaction, condition_failed_at, doc_of, filtered_page, key, n, put, s,
 };
 use crate::adapters::keys;
 use crate::domain::TenantId;
 use crate::domain::incident::{Incident, IncidentId};
-use crate::ports::{Cursor, IncidentQuery, IncidentStore, Page, StoreError};
+use crate::ports::{IncidentQuery, IncidentStore, Page, StoreError};
 
 impl DynamoStore {
     /// An incident item: the record whole in `doc`, beside what filters read.
@@ -97,15 +97,6 @@ impl IncidentStore for DynamoStore {
             query = query.filter_expression(filter.join(" AND "));
         }
         let out = query.send().await.map_err(classify)?;
-        let rows = out.items.unwrap_or_default();
-        let sk_of = |item: &Item| item.get("SK").and_then(|v| v.as_s().ok()).cloned();
-        // More matches than a page holds: the next page resumes below the
-        // last row shown; otherwise where the Query stopped, if it did.
-        let next = match rows.get(q.limit.saturating_sub(1)) {
-            Some(last) if rows.len() > q.limit => sk_of(last),
-            _ => out.last_evaluated_key.as_ref().and_then(sk_of),
-        };
-        let items = rows.iter().take(q.limit).map(decode).collect::<Result<Vec<Incident>, _>>()?;
-        Ok(Page { items, next: next.map(Cursor::issued) })
+        filtered_page(out.items.unwrap_or_default(), out.last_evaluated_key.as_ref(), q.limit)
     }
 }
