@@ -1196,7 +1196,15 @@ async fn a_deployment_then_an_incident_on_its_service_is_tagged_both_ways_and_to
     assert_eq!(record["related_changes"][0]["change_id"], json!(id.to_string()), "{record}");
     let reasons = record["related_changes"][0]["reasons"].as_array().cloned().unwrap_or_default();
     assert!(reasons.contains(&json!("same_service")), "{record}");
-    let change = get(format!("{}/changes/{id}", hub.base)).await;
+    // The incident's record is written before the change's side: wait for it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let change = loop {
+        let change = get(format!("{}/changes/{id}", hub.base)).await;
+        if change["related_incidents"].as_array().is_some_and(|r| !r.is_empty()) || Instant::now() >= deadline {
+            break change;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert_eq!(change["related_incidents"][0]["incident_id"], record["id"], "{change}");
     assert_eq!(change["related_incidents"].as_array().map(Vec::len), Some(1));
     let file = dir.path().join("notifications.jsonl");
