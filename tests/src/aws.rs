@@ -117,23 +117,38 @@ impl crate::bus_contract::Inbox for SqsInbox {
 /// A hub bus on the emulator with one rule, matching `pattern`, that sends
 /// what it matches to a new queue.
 pub async fn bus_to_queue(pattern: &serde_json::Value) -> (changehub::adapters::eventbridge::EventBridgeBus, SqsInbox) {
+    let (bus, [inbox]) = bus_to_queues([pattern]).await;
+    (bus, inbox)
+}
+
+/// A hub bus on the emulator with one rule per pattern, each sending what it
+/// matches to a queue of its own (in the patterns' order).
+pub async fn bus_to_queues<const N: usize>(
+    patterns: [&serde_json::Value; N],
+) -> (changehub::adapters::eventbridge::EventBridgeBus, [SqsInbox; N]) {
     let events = aws_sdk_eventbridge::Client::new(&config().await);
     let bus_name = crate::unique("hub");
     events.create_event_bus().name(&bus_name).send().await.expect("create bus");
-    let (inbox, queue_arn) = SqsInbox::create("bus-target").await;
-    let rule = crate::unique("rule");
-    events
-        .put_rule()
-        .name(&rule)
-        .event_bus_name(&bus_name)
-        .event_pattern(pattern.to_string())
-        .send()
-        .await
-        .expect("put rule");
-    let target = aws_sdk_eventbridge::types::Target::builder().id("queue").arn(queue_arn).build().expect("target");
-    let out = events.put_targets().rule(&rule).event_bus_name(&bus_name).targets(target).send().await.expect("targets");
-    assert_eq!(out.failed_entry_count, 0);
-    (changehub::adapters::eventbridge::EventBridgeBus::new(events, bus_name), inbox)
+    let mut inboxes = Vec::with_capacity(N);
+    for pattern in patterns {
+        let (inbox, queue_arn) = SqsInbox::create("bus-target").await;
+        let rule = crate::unique("rule");
+        events
+            .put_rule()
+            .name(&rule)
+            .event_bus_name(&bus_name)
+            .event_pattern(pattern.to_string())
+            .send()
+            .await
+            .expect("put rule");
+        let target = aws_sdk_eventbridge::types::Target::builder().id("queue").arn(queue_arn).build().expect("target");
+        let out =
+            events.put_targets().rule(&rule).event_bus_name(&bus_name).targets(target).send().await.expect("targets");
+        assert_eq!(out.failed_entry_count, 0);
+        inboxes.push(inbox);
+    }
+    let Ok(inboxes) = inboxes.try_into() else { unreachable!("one inbox per pattern") };
+    (changehub::adapters::eventbridge::EventBridgeBus::new(events, bus_name), inboxes)
 }
 
 /// A new SNS topic on the emulator with a queue subscribed to it.

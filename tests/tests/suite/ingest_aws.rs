@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::Semaphore;
 
-async fn secrets_manager(document: &Value) -> SecretsManagerSecrets {
+pub(crate) async fn secrets_manager(document: &Value) -> SecretsManagerSecrets {
     let client = aws_sdk_secretsmanager::Client::new(&aws::config().await);
     let name = unique("webhook-secrets");
     client.create_secret().name(&name).secret_string(document.to_string()).send().await.expect("create secret");

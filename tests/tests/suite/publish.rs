@@ -38,8 +38,9 @@ async fn streams(action: &str, body: Value) -> Value {
     response.json().await.expect("streams JSON")
 }
 
-/// Every record of the table's stream so far, as the Lambda event it makes.
-async fn stream_event(store: &DynamoStore) -> Event {
+/// Every record of the table's stream so far, as the Lambda service hands
+/// them to a function (the wire JSON, with the stream's ARN).
+pub(crate) async fn stream_records(store: &DynamoStore) -> Vec<Value> {
     let client = aws_sdk_dynamodb::Client::new(&aws::config().await);
     let table = client.describe_table().table_name(store.table_name()).send().await.expect("describe table");
     let arn = table.table.and_then(|t| t.latest_stream_arn).expect("the table has a stream");
@@ -57,6 +58,12 @@ async fn stream_event(store: &DynamoStore) -> Event {
             records.push(record);
         }
     }
+    records
+}
+
+/// Every record of the table's stream so far, as the Lambda event it makes.
+async fn stream_event(store: &DynamoStore) -> Event {
+    let records = stream_records(store).await;
     serde_json::from_value(json!({"Records": records})).expect("a DynamoDB stream event")
 }
 

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use std::collections::BTreeSet;
 
 /// template.yaml as JSON; short-form tags become `{"!Tag": value}`.
-fn template() -> Value {
+pub(crate) fn template() -> Value {
     let text =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).expect("template.yaml");
     let yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).expect("template.yaml is YAML");
@@ -212,7 +212,7 @@ fn the_http_api_requires_a_jwt_except_on_open_paths_and_webhooks() {
     }
 }
 
-fn function<'a>(t: &'a Value, name: &str) -> &'a Value {
+pub(crate) fn function<'a>(t: &'a Value, name: &str) -> &'a Value {
     let f = &t["Resources"][name];
     assert!(f.is_object(), "template.yaml has no {name}");
     f

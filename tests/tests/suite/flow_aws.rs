@@ -1,0 +1,332 @@
+//! The deployed flow on the AWS emulator, wired as template.yaml wires it and
+//! run by the functions' own handlers (`deployments`, `publish`,
+//! `correlate`), each with its dependencies built as its `main.rs` builds
+//! them: a sealed table (the audit key in Secrets Manager), the hub bus with
+//! the Deployments and Correlate rules (the patterns the template test holds
+//! equal to the code) each sending to a queue, the table's stream read as
+//! Lambda reads it and filtered by the publish function's `FilterCriteria`,
+//! and the notification topic with a queue subscribed (raw delivery off, so
+//! the message attributes arrive). Signed samples from events/ go in through
+//! the ingest use case; every message a function receives is handed to it
+//! twice, as at-least-once delivery may.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::event::dynamodb::Event;
+use changehub::adapters::dynamodb::DynamoStore;
+use changehub::adapters::eventbridge::EventBridgeBus;
+use changehub::adapters::http_writeback::{HttpWriteBack, Retries, Timeouts};
+use changehub::adapters::secretsmanager::{self, SecretsManagerSecrets};
+use changehub::adapters::sns::SnsNotifier;
+use changehub::app::Changes;
+use changehub::app::catalog::{CachedCatalog, DEFAULT_CACHE_TTL};
+use changehub::app::deployments::Deployments;
+use changehub::app::ingest::{DeliveryOutcome, Ingest, Webhooks};
+use changehub::app::publish::Outbox;
+use changehub::app::tagging::Consumer;
+use changehub::domain::correlation::Reason;
+use changehub::domain::event::SOURCE_CHANGE;
+use changehub::domain::incident::{Incident, IncidentId, Source};
+use changehub::domain::{Change, ChangeId, ChangeState, EventPattern, HubEvent, ServiceName, TenantId};
+use changehub::ingest::{Origin, sign};
+use changehub::ports::{ChangeReader, CounterKey, Counters, IncidentStore, SystemClock};
+use changehub_tests::aws::{self, SqsInbox};
+use changehub_tests::samples::{ROOT, SECRET};
+use changehub_tests::{fixtures, unique};
+use serde_json::{Value, json};
+
+type Catalog = CachedCatalog<DynamoStore>;
+type CorrelateDeps = Consumer<DynamoStore, SystemClock, SnsNotifier, HttpWriteBack<Option<SecretsManagerSecrets>>>;
+
+/// How long the publish handler waits for a lease a dead attempt left (none here).
+const LEASE: Duration = Duration::from_secs(1);
+
+/// The stack on the emulator: what each function is given, and the queues
+/// that stand for the functions' event sources and the topic's subscribers.
+struct Stack {
+    tenant: TenantId,
+    store: DynamoStore,
+    webhooks: Webhooks<DynamoStore, EventBridgeBus, Catalog, SecretsManagerSecrets, SystemClock>,
+    deployments: Deployments<DynamoStore, Catalog, SystemClock>,
+    outbox: Outbox<DynamoStore, EventBridgeBus, SnsNotifier, SystemClock>,
+    correlate: CorrelateDeps,
+    /// The Deployments rule's target.
+    deployments_rule: SqsInbox,
+    /// The Correlate rule's target.
+    correlate_rule: SqsInbox,
+    /// Every change event on the hub bus (no function of the template takes them yet).
+    change_events: SqsInbox,
+    /// A subscriber of the notification topic.
+    notifications: SqsInbox,
+    stream: TableStream,
+}
+
+impl Stack {
+    async fn new() -> Self {
+        let config = aws::config().await;
+        let tenant = TenantId::parse(&unique("flow")).expect("tenant");
+        let secrets = secretsmanager::Client::new(&config);
+        let audit_key = unique("audit-key");
+        secrets.create_secret().name(&audit_key).secret_string("k".repeat(64)).send().await.expect("audit key");
+        let store = aws::dynamo_store().await.with_sealer(Arc::new(secretsmanager::audit_sealer(secrets, audit_key)));
+        fixtures::seed(&Changes::new(store.clone(), SystemClock), tenant.as_str()).await;
+        let webhook_secrets =
+            super::ingest_aws::secrets_manager(&json!({tenant.as_str(): {"github": [SECRET], "pagerduty": [SECRET]}}))
+                .await;
+
+        let incidents = changehub::app::incidents::rule_pattern().expect("the correlate rule's pattern");
+        let (bus, [deployments_rule, correlate_rule, change_events]) = aws::bus_to_queues([
+            &changehub::app::deployments::event_pattern(),
+            incidents.as_json(),
+            &json!({"source": [SOURCE_CHANGE]}),
+        ])
+        .await;
+        let (notifier, notifications) = aws::topic_to_queue().await;
+
+        let catalog = || CachedCatalog::new(store.clone(), DEFAULT_CACHE_TTL);
+        let ingest = Ingest::new(store.clone(), bus.clone(), catalog(), SystemClock);
+        let no_tokens: Option<SecretsManagerSecrets> = None;
+        let writeback = HttpWriteBack::new(no_tokens, Timeouts::default(), Retries::default()).expect("client");
+        Self {
+            webhooks: Webhooks { ingest, secrets: webhook_secrets },
+            deployments: Deployments { store: store.clone(), catalog: catalog(), clock: SystemClock },
+            outbox: Outbox::new(store.clone(), bus, notifier.clone(), SystemClock),
+            correlate: Consumer::new(Arc::new(Changes::new(store.clone(), SystemClock)), notifier, writeback),
+            deployments_rule,
+            correlate_rule,
+            change_events,
+            notifications,
+            stream: TableStream::of_template(),
+            tenant,
+            store,
+        }
+    }
+
+    /// A signed sample handed to the ingest use case as the ingest function
+    /// does; the ids of the events it published on the hub bus.
+    async fn webhook(&self, origin: Origin, file: &str) -> Vec<String> {
+        let body = std::fs::read(Path::new(ROOT).join("events").join(origin.as_str()).join(file)).expect("sample");
+        let stem = file.trim_end_matches(".json");
+        let headers = sign::delivery(origin, SECRET, stem, &unique("delivery"), &body, chrono::Utc::now());
+        let secrets = self.webhooks.secrets(&self.tenant, origin).await.expect("the tenant's secrets");
+        match self.webhooks.webhook(&self.tenant, origin, &secrets, &headers, &body).await {
+            Ok(DeliveryOutcome::Published(ids)) => ids,
+            other => panic!("{file}: {other:?}"),
+        }
+    }
+
+    /// The table's new change records as one batch, handed to the publish
+    /// handler twice: what each delivery sent and found sent before.
+    async fn publish(&mut self) -> [(usize, usize); 2] {
+        let batch = self.stream.next_batch(&self.store).await;
+        assert!(!batch.records.is_empty(), "the write is on the stream and passes the publish filter");
+        let mut tallies = [(0, 0); 2];
+        for tally in &mut tallies {
+            let (response, t) = ::publish::handle(&self.outbox, &self.store, batch.clone(), LEASE).await;
+            assert!(response.batch_item_failures.is_empty(), "{response:?}");
+            *tally = (t.sent, t.duplicates);
+        }
+        tallies
+    }
+
+    async fn change(&self, id: &ChangeId) -> Change {
+        self.store.get_change(&self.tenant, id).await.expect("read").expect("the change")
+    }
+
+    async fn incident(&self, id: &IncidentId) -> Incident {
+        self.store.get_incident(&self.tenant, id).await.expect("read").expect("the incident")
+    }
+
+    /// The change's (changes, failures) counted on payments in its month.
+    async fn counts(&self, change: &Change) -> (u64, u64) {
+        let key = CounterKey {
+            tenant: self.tenant.clone(),
+            service: ServiceName::parse("payments").expect("service"),
+            month: "2026-09".into(),
+            category: change.category.clone(),
+            change_type: change.change_type,
+        };
+        let counts = self.store.counts(&[key]).await.expect("counts");
+        (counts[0].changes, counts[0].failures)
+    }
+}
+
+/// The table's stream as the publish function's event source mapping reads
+/// it: only the records its `FilterCriteria` lets through, each once.
+struct TableStream {
+    filter: EventPattern,
+    read: BTreeSet<String>,
+}
+
+impl TableStream {
+    fn of_template() -> Self {
+        let template = super::template::template();
+        let source = &super::template::function(&template, "PublishFunction")["Properties"]["Events"]["ChangeWrites"];
+        assert_eq!(source["Type"], "DynamoDB");
+        let filters = source["Properties"]["FilterCriteria"]["Filters"].as_array().expect("filters");
+        let [filter] = filters.as_slice() else { panic!("one filter: {filters:?}") };
+        let pattern: Value = serde_json::from_str(filter["Pattern"].as_str().expect("a JSON pattern")).expect("JSON");
+        Self { filter: EventPattern::parse(pattern).expect("an event pattern"), read: BTreeSet::new() }
+    }
+
+    /// The records written since the last batch that the filter lets through, as one Lambda event.
+    async fn next_batch(&mut self, store: &DynamoStore) -> Event {
+        let mut records = Vec::new();
+        for record in super::publish::stream_records(store).await {
+            let sequence = record["dynamodb"]["SequenceNumber"].as_str().expect("a sequence number").to_owned();
+            if self.read.insert(sequence) && self.filter.matches(&record) {
+                records.push(record);
+            }
+        }
+        serde_json::from_value(json!({"Records": records})).expect("a DynamoDB stream event")
+    }
+}
+
+/// The events on a rule's queue, as its Lambda target receives them.
+async fn received(queue: &mut SqsInbox, expected: usize) -> Vec<Value> {
+    let bodies = queue.bodies(expected).await;
+    assert_eq!(bodies.len(), expected, "{bodies:?}");
+    bodies.iter().map(|b| serde_json::from_str(b).expect("an EventBridge event")).collect()
+}
+
+/// The notifications a topic subscriber received: each one's message attributes.
+async fn notified(queue: &mut SqsInbox, expected: usize) -> Vec<(BTreeMap<String, String>, Value)> {
+    let bodies = queue.bodies(expected).await;
+    assert_eq!(bodies.len(), expected, "{bodies:?}");
+    bodies
+        .iter()
+        .map(|body| {
+            let envelope: Value = serde_json::from_str(body).expect("the SNS envelope");
+            let attributes = envelope["MessageAttributes"]
+                .as_object()
+                .expect("message attributes")
+                .iter()
+                .map(|(k, v)| (k.clone(), v["Value"].as_str().expect("a string attribute").to_owned()))
+                .collect();
+            let message = serde_json::from_str(envelope["Message"].as_str().expect("message")).expect("JSON");
+            (attributes, message)
+        })
+        .collect()
+}
+
+/// A GitHub deployment of payments succeeds; seven minutes later PagerDuty
+/// opens an incident on payments. Through the functions on the emulator:
+/// the deployment becomes a completed change, its writes reach the bus and
+/// the topic once, the incident is tagged change-related both ways, counted
+/// once and told once with its filter attributes; every second delivery
+/// changes nothing and sends nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_then_an_incident_go_through_the_deployed_functions_once() {
+    let mut stack = Stack::new().await;
+
+    // The deployment: ingest → hub bus → the Deployments rule → the deployments handler.
+    let ids = stack.webhook(Origin::Github, "deployment_status.success.json").await;
+    let [event] = received(&mut stack.deployments_rule, 1).await.try_into().expect("one event");
+    assert_eq!(
+        (event["detail-type"].as_str(), event["detail"]["event_id"].as_str()),
+        (Some("Deployment Status Changed"), ids.first().map(String::as_str))
+    );
+    let first = ::deployments::handle(&stack.deployments, &event).await.expect("handled");
+    assert_eq!(first["state"], "completed", "{first}");
+    let id = ChangeId::parse(first["created"].as_str().expect("a change made from the deployment")).expect("id");
+    let change = stack.change(&id).await;
+    let again = ::deployments::handle(&stack.deployments, &event).await.expect("handled again");
+    assert_eq!(again, json!({"unchanged": id}));
+    assert_eq!(stack.change(&id).await, change, "a second delivery writes nothing");
+    assert_eq!(change.state, ChangeState::Completed);
+    assert!(change.origin.as_ref().is_some_and(|o| o.repository == "acme-corp/checkout-service"), "{change:?}");
+    let counted = stack.counts(&change).await;
+
+    // Its writes: the table's stream → the publish handler → the hub bus and the topic, once.
+    let trail = stack.store.audit_trail(&stack.tenant, &id).await.expect("trail");
+    assert_eq!(stack.publish().await, [(trail.len(), 0), (0, trail.len())]);
+    let mut published: Vec<(String, String)> = received(&mut stack.change_events, trail.len())
+        .await
+        .iter()
+        .map(|e| {
+            (
+                e["detail"]["event_id"].as_str().unwrap_or_default().to_owned(),
+                e["detail-type"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let mut expected: Vec<(String, String)> =
+        trail.iter().map(|entry| HubEvent::change_mutated(&change, entry)).map(|e| (e.id, e.detail_type)).collect();
+    published.sort();
+    expected.sort();
+    assert_eq!(published, expected, "one event per audit entry of the change");
+    let told = notified(&mut stack.notifications, trail.len()).await;
+    assert!(
+        told.iter().all(|(a, _)| a["tenant"] == stack.tenant.as_str() && a["kind"].starts_with("Change ")),
+        "{told:?}"
+    );
+    assert!(
+        received(&mut stack.deployments_rule, 0).await.is_empty(),
+        "change events do not feed the deployments rule"
+    );
+    // What the Correlate rule takes of them goes to its handler (none today).
+    for body in stack.correlate_rule.bodies(0).await {
+        let event: Value = serde_json::from_str(&body).expect("an EventBridge event");
+        for _ in 0..2 {
+            ::correlate::handle(&stack.correlate, &event).await.expect("handled");
+        }
+    }
+
+    // The incident: ingest → hub bus → the Correlate rule → the correlate handler.
+    let ids = stack.webhook(Origin::Pagerduty, "incident.triggered.json").await;
+    assert!(received(&mut stack.deployments_rule, 0).await.is_empty());
+    let [event] = received(&mut stack.correlate_rule, 1).await.try_into().expect("one event");
+    assert_eq!(
+        (event["detail-type"].as_str(), event["detail"]["event_id"].as_str()),
+        (Some("Incident Triggered"), ids.first().map(String::as_str))
+    );
+    let first = ::correlate::handle(&stack.correlate, &event).await.expect("handled");
+    assert_eq!(first["newly_related"], json!([id]), "{first}");
+    let incident_id = IncidentId::of(&stack.tenant, Source::Pagerduty, "Q2LKX3U8ZP7WNM");
+    let (incident, tagged) = (stack.incident(&incident_id).await, stack.change(&id).await);
+    let again = ::correlate::handle(&stack.correlate, &event).await.expect("handled again");
+    assert_eq!(again["newly_related"], json!([]), "{again}");
+    assert_eq!((stack.incident(&incident_id).await, stack.change(&id).await), (incident.clone(), tagged.clone()));
+
+    assert!(incident.change_related, "{incident:?}");
+    let [related] = incident.related_changes.as_slice() else { panic!("one related change: {incident:?}") };
+    assert_eq!(related.change_id, id);
+    assert!(related.reasons.contains(&Reason::SameService), "{related:?}");
+    let [listed] = tagged.related_incidents.as_slice() else { panic!("one related incident: {tagged:?}") };
+    assert_eq!(listed.incident_id, incident.id.as_str());
+    assert!(tagged.review.as_ref().is_some_and(|r| r.done.is_none()), "a post-implementation review is required");
+    assert_eq!(stack.counts(&tagged).await, (counted.0, counted.1 + 1), "one failure counted, once");
+
+    let [(attributes, message)] = notified(&mut stack.notifications, 1).await.try_into().expect("one notification");
+    let filter: BTreeMap<&str, &str> = ["tenant", "service", "severity", "type"]
+        .into_iter()
+        .map(|k| (k, attributes.get(k).map_or("", String::as_str)))
+        .collect();
+    let severity = incident.severity.clone().or(incident.priority.clone()).expect("the sample has a priority");
+    assert_eq!(
+        filter,
+        BTreeMap::from([
+            ("tenant", stack.tenant.as_str()),
+            ("service", "payments"),
+            ("severity", severity.as_str()),
+            ("type", "change_related_incident")
+        ])
+    );
+    assert_eq!(message["change"]["id"], json!(id), "{message}");
+
+    // The tag's write on the change goes out through the outbox too, once.
+    assert_eq!(stack.publish().await, [(1, 0), (0, 1)]);
+    let [event] = received(&mut stack.change_events, 1).await.try_into().expect("one event");
+    assert_eq!(event["detail-type"], "Change Incident Related");
+    let [(attributes, _)] = notified(&mut stack.notifications, 1).await.try_into().expect("one notification");
+    assert_eq!(attributes["kind"], "Change Incident Related");
+
+    // Nothing else arrived anywhere, and the counts stand.
+    assert!(notified(&mut stack.notifications, 0).await.is_empty(), "no second notification");
+    assert!(received(&mut stack.change_events, 0).await.is_empty());
+    assert!(received(&mut stack.deployments_rule, 0).await.is_empty());
+    assert_eq!(stack.counts(&tagged).await, (counted.0, counted.1 + 1));
+}
