@@ -192,7 +192,7 @@ async fn received(queue: &mut SqsInbox, expected: usize) -> Vec<Value> {
     bodies.iter().map(|b| serde_json::from_str(b).expect("an EventBridge event")).collect()
 }
 
-/// The notifications a topic subscriber received: each one's message attributes.
+/// The notifications a topic subscriber received: each one's message attributes and message.
 async fn notified(queue: &mut SqsInbox, expected: usize) -> Vec<(BTreeMap<String, String>, Value)> {
     let bodies = queue.bodies(expected).await;
     assert_eq!(bodies.len(), expected, "{bodies:?}");
@@ -221,8 +221,46 @@ async fn notified(queue: &mut SqsInbox, expected: usize) -> Vec<(BTreeMap<String
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deployment_then_an_incident_go_through_the_deployed_functions_once() {
     let mut stack = Stack::new().await;
+    let change = the_deployment_becomes_a_change(&mut stack).await;
+    let counted = stack.counts(&change).await;
+    its_writes_reach_the_bus_and_the_topic_once(&mut stack, &change).await;
 
-    // The deployment: ingest → hub bus → the Deployments rule → the deployments handler.
+    let (incident, tagged) = the_incident_is_tagged_both_ways(&mut stack, &change).await;
+    assert_eq!(stack.counts(&tagged).await, (counted.0, counted.1 + 1), "one failure counted, once");
+    let [(attributes, message)] = notified(&mut stack.notifications, 1).await.try_into().expect("one notification");
+    let filter: BTreeMap<&str, &str> = ["tenant", "service", "severity", "type"]
+        .into_iter()
+        .map(|k| (k, attributes.get(k).map_or("", String::as_str)))
+        .collect();
+    let expected = [
+        ("tenant", stack.tenant.as_str()),
+        ("service", "payments"),
+        ("severity", "P2"), // the sample's priority: PagerDuty sends no severity
+        ("type", "change_related_incident"),
+    ];
+    assert_eq!(filter, BTreeMap::from(expected), "the notification's filter attributes");
+    assert_eq!(
+        (message["change"]["id"].as_str(), message["incident"]["id"].as_str()),
+        (Some(change.id.to_string().as_str()), Some(incident.id.as_str()))
+    );
+
+    // The tag's write on the change goes out through the outbox too, once.
+    assert_eq!(stack.publish().await, [(1, 0), (0, 1)]);
+    let [event] = received(&mut stack.change_events, 1).await.try_into().expect("one event");
+    assert_eq!(event["detail-type"], "Change Incident Related");
+    let [(attributes, _)] = notified(&mut stack.notifications, 1).await.try_into().expect("one notification");
+    assert_eq!(attributes["kind"], "Change Incident Related");
+
+    // Nothing else arrived anywhere, and the counts stand.
+    assert!(notified(&mut stack.notifications, 0).await.is_empty(), "no second notification");
+    assert!(received(&mut stack.change_events, 0).await.is_empty());
+    assert!(received(&mut stack.deployments_rule, 0).await.is_empty());
+    assert_eq!(stack.counts(&tagged).await, (counted.0, counted.1 + 1));
+}
+
+/// The deployment: ingest → hub bus → the Deployments rule → the deployments
+/// handler, twice. The change it made, as the first delivery left it.
+async fn the_deployment_becomes_a_change(stack: &mut Stack) -> Change {
     let ids = stack.webhook(Origin::Github, "deployment_status.success.json").await;
     let [event] = received(&mut stack.deployments_rule, 1).await.try_into().expect("one event");
     assert_eq!(
@@ -238,44 +276,42 @@ async fn a_deployment_then_an_incident_go_through_the_deployed_functions_once() 
     assert_eq!(stack.change(&id).await, change, "a second delivery writes nothing");
     assert_eq!(change.state, ChangeState::Completed);
     assert!(change.origin.as_ref().is_some_and(|o| o.repository == "acme-corp/checkout-service"), "{change:?}");
-    let counted = stack.counts(&change).await;
+    change
+}
 
-    // Its writes: the table's stream → the publish handler → the hub bus and the topic, once.
-    let trail = stack.store.audit_trail(&stack.tenant, &id).await.expect("trail");
+/// The change's writes: the table's stream → the publish handler (twice) →
+/// one hub event per audit entry on the bus and one notification each.
+async fn its_writes_reach_the_bus_and_the_topic_once(stack: &mut Stack, change: &Change) {
+    let trail = stack.store.audit_trail(&stack.tenant, &change.id).await.expect("trail");
     assert_eq!(stack.publish().await, [(trail.len(), 0), (0, trail.len())]);
-    let mut published: Vec<(String, String)> = received(&mut stack.change_events, trail.len())
-        .await
-        .iter()
-        .map(|e| {
-            (
-                e["detail"]["event_id"].as_str().unwrap_or_default().to_owned(),
-                e["detail-type"].as_str().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect();
-    let mut expected: Vec<(String, String)> =
-        trail.iter().map(|entry| HubEvent::change_mutated(&change, entry)).map(|e| (e.id, e.detail_type)).collect();
+    let hub_event = |e: &Value| {
+        let field = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+        (field(&e["detail"]["event_id"]), field(&e["detail-type"]))
+    };
+    let mut published: Vec<_> = received(&mut stack.change_events, trail.len()).await.iter().map(hub_event).collect();
+    let mut expected: Vec<_> =
+        trail.iter().map(|entry| HubEvent::change_mutated(change, entry)).map(|e| (e.id, e.detail_type)).collect();
     published.sort();
     expected.sort();
     assert_eq!(published, expected, "one event per audit entry of the change");
     let told = notified(&mut stack.notifications, trail.len()).await;
-    assert!(
-        told.iter().all(|(a, _)| a["tenant"] == stack.tenant.as_str() && a["kind"].starts_with("Change ")),
-        "{told:?}"
-    );
-    assert!(
-        received(&mut stack.deployments_rule, 0).await.is_empty(),
-        "change events do not feed the deployments rule"
-    );
-    // What the Correlate rule takes of them goes to its handler (none today).
+    let kinds: BTreeSet<&str> = told.iter().map(|(a, _)| a["kind"].as_str()).collect();
+    assert_eq!(kinds, expected.iter().map(|(_, kind)| kind.as_str()).collect(), "{told:?}");
+    assert!(told.iter().all(|(a, _)| a["tenant"] == stack.tenant.as_str()), "{told:?}");
+    assert!(received(&mut stack.deployments_rule, 0).await.is_empty(), "change events are not deployments");
+    // What the Correlate rule takes of them goes to its handler (none: it takes incident events only).
     for body in stack.correlate_rule.bodies(0).await {
         let event: Value = serde_json::from_str(&body).expect("an EventBridge event");
         for _ in 0..2 {
             ::correlate::handle(&stack.correlate, &event).await.expect("handled");
         }
     }
+}
 
-    // The incident: ingest → hub bus → the Correlate rule → the correlate handler.
+/// The incident: ingest → hub bus → the Correlate rule → the correlate
+/// handler, twice. The incident record and the change as the first delivery
+/// left them: each lists the other.
+async fn the_incident_is_tagged_both_ways(stack: &mut Stack, change: &Change) -> (Incident, Change) {
     let ids = stack.webhook(Origin::Pagerduty, "incident.triggered.json").await;
     assert!(received(&mut stack.deployments_rule, 0).await.is_empty());
     let [event] = received(&mut stack.correlate_rule, 1).await.try_into().expect("one event");
@@ -284,49 +320,20 @@ async fn a_deployment_then_an_incident_go_through_the_deployed_functions_once() 
         (Some("Incident Triggered"), ids.first().map(String::as_str))
     );
     let first = ::correlate::handle(&stack.correlate, &event).await.expect("handled");
-    assert_eq!(first["newly_related"], json!([id]), "{first}");
+    assert_eq!(first["newly_related"], json!([change.id]), "{first}");
     let incident_id = IncidentId::of(&stack.tenant, Source::Pagerduty, "Q2LKX3U8ZP7WNM");
-    let (incident, tagged) = (stack.incident(&incident_id).await, stack.change(&id).await);
+    let (incident, tagged) = (stack.incident(&incident_id).await, stack.change(&change.id).await);
     let again = ::correlate::handle(&stack.correlate, &event).await.expect("handled again");
     assert_eq!(again["newly_related"], json!([]), "{again}");
-    assert_eq!((stack.incident(&incident_id).await, stack.change(&id).await), (incident.clone(), tagged.clone()));
+    let after = (stack.incident(&incident_id).await, stack.change(&change.id).await);
+    assert_eq!(after, (incident.clone(), tagged.clone()), "a second delivery writes nothing");
 
     assert!(incident.change_related, "{incident:?}");
     let [related] = incident.related_changes.as_slice() else { panic!("one related change: {incident:?}") };
-    assert_eq!(related.change_id, id);
+    assert_eq!(related.change_id, change.id);
     assert!(related.reasons.contains(&Reason::SameService), "{related:?}");
     let [listed] = tagged.related_incidents.as_slice() else { panic!("one related incident: {tagged:?}") };
     assert_eq!(listed.incident_id, incident.id.as_str());
     assert!(tagged.review.as_ref().is_some_and(|r| r.done.is_none()), "a post-implementation review is required");
-    assert_eq!(stack.counts(&tagged).await, (counted.0, counted.1 + 1), "one failure counted, once");
-
-    let [(attributes, message)] = notified(&mut stack.notifications, 1).await.try_into().expect("one notification");
-    let filter: BTreeMap<&str, &str> = ["tenant", "service", "severity", "type"]
-        .into_iter()
-        .map(|k| (k, attributes.get(k).map_or("", String::as_str)))
-        .collect();
-    let severity = incident.severity.clone().or(incident.priority.clone()).expect("the sample has a priority");
-    assert_eq!(
-        filter,
-        BTreeMap::from([
-            ("tenant", stack.tenant.as_str()),
-            ("service", "payments"),
-            ("severity", severity.as_str()),
-            ("type", "change_related_incident")
-        ])
-    );
-    assert_eq!(message["change"]["id"], json!(id), "{message}");
-
-    // The tag's write on the change goes out through the outbox too, once.
-    assert_eq!(stack.publish().await, [(1, 0), (0, 1)]);
-    let [event] = received(&mut stack.change_events, 1).await.try_into().expect("one event");
-    assert_eq!(event["detail-type"], "Change Incident Related");
-    let [(attributes, _)] = notified(&mut stack.notifications, 1).await.try_into().expect("one notification");
-    assert_eq!(attributes["kind"], "Change Incident Related");
-
-    // Nothing else arrived anywhere, and the counts stand.
-    assert!(notified(&mut stack.notifications, 0).await.is_empty(), "no second notification");
-    assert!(received(&mut stack.change_events, 0).await.is_empty());
-    assert!(received(&mut stack.deployments_rule, 0).await.is_empty());
-    assert_eq!(stack.counts(&tagged).await, (counted.0, counted.1 + 1));
+    (incident, tagged)
 }
