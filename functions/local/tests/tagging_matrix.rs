@@ -1,17 +1,18 @@
 //! The tagging matrix, end to end: one real `changehub serve`, one catalog
 //! written for it, and for every case signed webhooks built from the samples
 //! in events/ with their times, ids, repository or service and environment
-//! edited. Each case has services of its own, so all of them run side by
-//! side on the one hub without touching each other.
+//! edited. Each case has services of its own, so no case touches another.
 //!
-//! Events flow asynchronously. The test sends every case's deployments and
-//! waits (polling, with a deadline) until each change is recorded; then it
-//! sends every case's incidents, and last a sentinel incident on a service
-//! of its own. The hub's correlate consumer takes incident events one at a
-//! time in the order they were accepted, so once the sentinel's record
-//! exists every earlier incident has been recorded, tagged (both ways) and
-//! told: what is not tagged by then never will be, and a count of one is
-//! final. Every case is then checked and every failure reported by name.
+//! The cases run side by side, as concurrent senders would (each case's
+//! deliveries in order), and events flow asynchronously. Every case's
+//! deployments are sent, and each change waited for (polling, with a
+//! deadline); then every case's incidents, and last a sentinel incident on a
+//! service of its own. The hub's correlate consumer takes incident events
+//! one at a time in the order they were accepted, so once the sentinel's
+//! record exists every earlier incident has been recorded, tagged (both
+//! ways) and told: what is not tagged by then never will be, and a count of
+//! one is final. Every case is then checked and every failure reported by
+//! name.
 //!
 //! An incident delivered before its deployment (out of order) is tested
 //! with the behaviour that re-checks incidents, not here.
@@ -26,6 +27,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The webhook secrets the hub is started with and the test signs with.
@@ -37,15 +39,17 @@ const SECRETS: [(&str, &str); 5] = [
     ("CHANGEHUB_ALERTMANAGER_TOKEN", "matrix-alertmanager-token"),
 ];
 
+/// The secret `origin` signs with (AWS events are sent with a bearer token instead).
 fn secret(origin: Origin) -> &'static str {
-    let i = match origin {
-        Origin::Github => 0,
-        Origin::Gitlab => 1,
-        Origin::Pagerduty => 2,
-        Origin::Incidentio => 3,
-        _ => 4,
+    let variable = match origin {
+        Origin::Github => "CHANGEHUB_GITHUB_SECRET",
+        Origin::Gitlab => "CHANGEHUB_GITLAB_TOKEN",
+        Origin::Pagerduty => "CHANGEHUB_PAGERDUTY_SECRET",
+        Origin::Incidentio => "CHANGEHUB_INCIDENTIO_SECRET",
+        Origin::Alertmanager => "CHANGEHUB_ALERTMANAGER_TOKEN",
+        Origin::Aws => return "",
     };
-    SECRETS[i].1
+    SECRETS.iter().find(|(name, _)| *name == variable).map_or("", |(_, secret)| secret)
 }
 
 /// How long an event may take to be applied.
@@ -501,6 +505,26 @@ impl Hub {
     /// Sends one delivery, signed as its sender signs it; an error unless
     /// it is accepted (202), or answered as a duplicate when it is one.
     async fn send(&self, d: &Delivery) -> Result<(), String> {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let (status, text) = self.post(d).await?;
+            // Busy: more deliveries than the hub reads at once; a sender retries.
+            if status == 503 && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+            let duplicate = status == 200 && text.contains("\"duplicate\":true");
+            let (origin, id) = (d.origin.as_str(), &d.id);
+            return match (d.duplicate, status, duplicate) {
+                (false, 202, _) | (true, _, true) => Ok(()),
+                (false, ..) => Err(format!("{origin} delivery {id}: {status} {text}; expected 202")),
+                (true, ..) => Err(format!("{origin} delivery {id}: {status} {text}; expected a duplicate")),
+            };
+        }
+    }
+
+    /// Posts one delivery, signed as its sender signs it: the status and body of the answer.
+    async fn post(&self, d: &Delivery) -> Result<(u16, String), String> {
         let base = &self.served.base;
         let request = match d.origin {
             Origin::Aws => self
@@ -515,15 +539,28 @@ impl Hub {
         };
         let answer = request.body(d.body.clone()).send().await.map_err(|e| format!("sending: {e}"))?;
         let status = answer.status().as_u16();
-        let text = answer.text().await.unwrap_or_default();
-        let duplicate = status == 200 && text.contains("\"duplicate\":true");
-        match (d.duplicate, status, duplicate) {
-            (false, 202, _) | (true, _, true) => Ok(()),
-            (false, ..) => Err(format!("{} delivery {}: {status} {text}; expected 202", d.origin.as_str(), d.id)),
-            (true, ..) => {
-                Err(format!("{} delivery {}: {status} {text}; expected a duplicate", d.origin.as_str(), d.id))
-            }
+        Ok((status, answer.text().await.unwrap_or_default()))
+    }
+
+    /// Sends each deployment of `case` and waits until its change is recorded.
+    async fn deploy(&self, case: &Case) -> Vec<String> {
+        let mut problems = Vec::new();
+        for d in case.deployments.iter().flat_map(|d| &d.deliveries) {
+            problems.extend(self.send(d).await.err());
         }
+        for d in &case.deployments {
+            problems.extend(self.wait_for_change(&d.change, d.state).await.err());
+        }
+        problems
+    }
+
+    /// Sends each incident delivery of `case`.
+    async fn alert(&self, case: &Case) -> Vec<String> {
+        let mut problems = Vec::new();
+        for d in case.incidents.iter().flat_map(|i| &i.deliveries) {
+            problems.extend(self.send(d).await.err());
+        }
+        problems
     }
 
     /// `GET path` as the reader: the JSON, `None` on 404.
@@ -687,48 +724,46 @@ async fn check(hub: &Hub, case: &Case, told: &[Value]) -> Result<Vec<String>, St
     Ok(wrong)
 }
 
+/// Runs `step` for every case at once; the problems it found, each named by its case.
+async fn every_case<F, Fut>(hub: &Arc<Hub>, cases: &Arc<Vec<Case>>, step: F) -> Vec<String>
+where
+    F: Fn(Arc<Hub>, Arc<Vec<Case>>, usize) -> Fut,
+    Fut: Future<Output = Vec<String>> + Send + 'static,
+{
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, case) in cases.iter().enumerate() {
+        let (name, step) = (case.name, step(hub.clone(), cases.clone(), i));
+        tasks.spawn(async move { step.await.into_iter().map(|p| format!("{name}: {p}")).collect::<Vec<_>>() });
+    }
+    let mut problems = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        problems.extend(done.unwrap_or_else(|e| vec![format!("a case stopped: {e}")]));
+    }
+    problems
+}
+
 /// Every case of the matrix on one hub; a failure names every case that failed and why.
 #[tokio::test]
 async fn every_tagging_case_holds_through_changehub_serve() {
-    let hub = Hub::start();
-    let cases = cases();
-    let mut failures: Vec<String> = Vec::new();
-    let mut fail = |case: &str, problem: String| failures.push(format!("{case}: {problem}"));
-
-    for case in &cases {
-        for d in case.deployments.iter().flat_map(|d| &d.deliveries) {
-            if let Err(e) = hub.send(d).await {
-                fail(case.name, e);
-            }
-        }
-    }
-    for case in &cases {
-        for d in &case.deployments {
-            if let Err(e) = hub.wait_for_change(&d.change, d.state).await {
-                fail(case.name, e);
-            }
-        }
-    }
-    for case in &cases {
-        for d in case.incidents.iter().flat_map(|i| &i.deliveries) {
-            if let Err(e) = hub.send(d).await {
-                fail(case.name, e);
-            }
-        }
-    }
+    let hub = Arc::new(Hub::start());
+    let cases = Arc::new(cases());
+    let mut failures = every_case(&hub, &cases, |hub, cases, i| async move { hub.deploy(&cases[i]).await }).await;
+    failures.extend(every_case(&hub, &cases, |hub, cases, i| async move { hub.alert(&cases[i]).await }).await);
     // The correlate consumer applies incident events in order: once the
     // sentinel's record exists, every incident above has been applied.
     let sentinel = pagerduty("sentinel", t0());
     hub.send(&sentinel.deliveries[0]).await.expect("the sentinel is accepted");
     hub.wait_for_incident("pagerduty", &sentinel.external_ids[0]).await.expect("the sentinel is applied");
 
-    let told = hub.tag_notifications();
-    for case in &cases {
-        match check(&hub, case, &told).await {
-            Ok(wrong) => wrong.into_iter().for_each(|w| fail(case.name, w)),
-            Err(e) => fail(case.name, e),
-        }
-    }
+    let told = Arc::new(hub.tag_notifications());
+    failures.extend(
+        every_case(&hub, &cases, |hub, cases, i| {
+            let told = told.clone();
+            async move { check(&hub, &cases[i], &told).await.unwrap_or_else(|e| vec![e]) }
+        })
+        .await,
+    );
     assert!(failures.is_empty(), "{} problems:\n{}", failures.len(), failures.join("\n"));
+    let Ok(hub) = Arc::try_unwrap(hub) else { panic!("every case is done with the hub") };
     hub.served.interrupt();
 }
