@@ -97,3 +97,45 @@ impl<S: TagStore, K: CatalogReader, C: Clock> Tagging<S, K, C> {
         Ok(Exposure::Incidents { change: change.id, incidents: found.into_values().collect(), read })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::audit::{self, AuditAction};
+    use crate::domain::correlation::{Implementation, Outcome};
+    use crate::domain::{ChangeState, HubEvent, NewChange};
+    use chrono::{Duration, TimeZone, Utc};
+    use std::collections::BTreeSet;
+
+    /// The transitions whose write sets or moves the implementation are
+    /// exactly the change events the consumer re-checks on, with the
+    /// deployment recorded on a change already where it says (the
+    /// deployments consumer's `settle`, the only other writer of it).
+    #[test]
+    fn the_rechecked_events_are_the_writes_that_move_an_implementation() {
+        let t0 = Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).single().unwrap_or_default();
+        let draft = NewChange::basic("x", &["payments"], "production", t0, t0 + Duration::hours(1))
+            .validate()
+            .expect("valid")
+            .into_draft(ChangeId::new(), TenantId::parse("acme").expect("tenant"), "alice".into(), t0);
+        let implementations = [
+            None,
+            Some(Implementation::Ongoing { started_at: t0 }),
+            Some(Implementation::Finished { started_at: t0, ended_at: t0, outcome: Outcome::Failed }),
+        ];
+        let mut moving = BTreeSet::from(["Change Deployment Recorded".to_owned()]);
+        for from in ChangeState::ALL {
+            for implementation in implementations {
+                let before = crate::domain::Change { state: from, implementation, ..draft.clone() };
+                for to in ChangeState::ALL.into_iter().filter(|to| from.can_move_to(*to)) {
+                    let next = before.transition(to, t0 + Duration::minutes(5)).expect("allowed");
+                    let (next, entry) = audit::record(Some(&before), next, "alice", AuditAction::Transitioned, None);
+                    if next.implementation != before.implementation {
+                        moving.insert(HubEvent::change_mutated(&next, &entry).detail_type);
+                    }
+                }
+            }
+        }
+        assert_eq!(moving, DETAIL_TYPES.map(str::to_owned).into_iter().collect());
+    }
+}
