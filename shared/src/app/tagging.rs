@@ -14,7 +14,7 @@
 //! ([`crate::app::recheck`]). A correlation that no longer relates a change
 //! the record listed (its implementation moved, or the catalog) takes the
 //! incident off that change first, with an audited `incident_unrelated`
-//! that takes its count back ([`crate::app::changes::unlist`], as a cab's
+//! that takes its count back (`changes::unlist`, as a cab's
 //! removal does); the record is written after, so a retry finds the change
 //! still listed and finishes.
 //!
