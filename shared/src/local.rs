@@ -92,7 +92,9 @@ pub struct Hub {
     pub bus: LocalBus,
     router: axum::Router,
     publisher: JoinHandle<()>,
-    /// Applies incident, alert and alarm events to incident records and tags them (the correlate function's part).
+    /// Applies incident, alert and alarm events to incident records and tags
+    /// them, and re-checks the incidents a change event's implementation may
+    /// explain (the correlate function's part).
     correlator: JoinHandle<()>,
     /// Tells the publisher to drain what is committed and stop.
     stop_publisher: tokio::sync::oneshot::Sender<()>,
@@ -110,7 +112,7 @@ impl Hub {
         let outbox = Outbox::new(store.clone(), bus.clone(), notifier, SystemClock);
         let (stop_publisher, stop) = tokio::sync::oneshot::channel();
         let publisher = tokio::spawn(run_publisher(store.stream(), outbox, stop));
-        let incident_events = bus.add_rule("correlate", crate::app::incidents::rule_pattern()?);
+        let correlate_events = bus.add_rule("correlate", crate::app::tagging::rule_pattern()?);
         let names = ClaimNames { bootstrap_admin_group: config.bootstrap_admin_group.clone(), ..ClaimNames::default() };
         let auth = Authenticator::Local(Arc::new(key), names);
         let changes = Arc::new(Changes::new(store.clone(), SystemClock));
@@ -122,7 +124,7 @@ impl Hub {
         let writeback = HttpWriteBack::new(config.secrets.clone(), Timeouts::default(), Retries::default())
             .map_err(HubError::WriteBack)?;
         let consumer = Consumer::new(changes.clone(), FileNotifier::new(&config.notifications), writeback);
-        let correlator = tokio::spawn(run_correlator(consumer, incident_events));
+        let correlator = tokio::spawn(run_correlator(consumer, correlate_events));
         let deployments = Deployments { store: store.clone(), catalog: changes.catalog.clone(), clock: SystemClock };
         tokio::spawn(run_deployments(
             bus.add_rule("deployments", crate::domain::EventPattern::parse(deployments::event_pattern())?),
@@ -217,9 +219,10 @@ async fn run_deployments(
 }
 
 /// The local correlate consumer: each incident, alert or alarm event the
-/// rule delivers updates its record and tags it change-related, tried again
-/// a few times when a retry may help. A failure is logged (the local hub
-/// has no dead-letter queue).
+/// rule delivers updates its record and tags it change-related, and each
+/// change event that sets or moves an implementation tags the incidents it
+/// may explain; tried again a few times when a retry may help. A failure is
+/// logged (the local hub has no dead-letter queue).
 async fn run_correlator(
     consumer: Consumer<EmbeddedStore, SystemClock, FileNotifier, HttpWriteBack<StaticSecrets>>,
     mut events: tokio::sync::mpsc::UnboundedReceiver<crate::domain::HubEvent>,
@@ -227,13 +230,13 @@ async fn run_correlator(
     while let Some(event) = events.recv().await {
         for attempt in 1..=LOCAL_ATTEMPTS {
             match consumer.handle(&event.detail_type, &event.detail).await {
-                Ok(tagged) => tracing::debug!(event_id = %event.id, ?tagged, "incident event applied"),
+                Ok(consumed) => tracing::debug!(event_id = %event.id, ?consumed, "correlate event applied"),
                 Err(e) if e.retryable() && attempt < LOCAL_ATTEMPTS => {
                     tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
                     continue;
                 }
                 Err(e) => {
-                    tracing::error!(event_id = %event.id, detail_type = %event.detail_type, error = %e, "could not apply an incident event")
+                    tracing::error!(event_id = %event.id, detail_type = %event.detail_type, error = %e, "could not apply a correlate event")
                 }
             }
             break;

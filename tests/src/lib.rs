@@ -10,6 +10,7 @@ pub mod http;
 pub mod incident_contract;
 pub mod notifier_contract;
 pub mod problem_contract;
+pub mod recheck_contract;
 pub mod samples;
 pub mod store_contract;
 pub mod tagging_contract;

@@ -35,7 +35,12 @@ impl CatalogReader for FixedCatalog {
 
 /// The detail of a PagerDuty incident triggered on `service` at t0 − 10 min, as ingest publishes it.
 pub fn pagerduty(tenant: &TenantId, service: &str) -> Value {
-    let at = (t0() - m(10)).to_rfc3339();
+    pagerduty_at(tenant, service, t0() - m(10))
+}
+
+/// The detail of PagerDuty incident Q1AB2C3 triggered on `service` at `at`, as ingest publishes it.
+pub fn pagerduty_at(tenant: &TenantId, service: &str, at: chrono::DateTime<chrono::Utc>) -> Value {
+    let at = at.to_rfc3339();
     json!({
         "event_id": "pd-1", "tenant": tenant, "origin": "pagerduty", "service": service,
         "service_resolution": {"key": {"by": "pagerduty_service", "key": "PSV7Q2K"}, "reason": null},
@@ -54,17 +59,17 @@ async fn deliver<S: TagStore>(tagging: &Tagging<S, FixedCatalog, FixedClock>, de
     tagging.handle("Incident Triggered", detail).await.expect("tagged")
 }
 
-async fn incident<S: IncidentStore>(store: &S, tenant: &TenantId) -> Incident {
+pub async fn incident<S: IncidentStore>(store: &S, tenant: &TenantId) -> Incident {
     let id = IncidentId::of(tenant, Source::Pagerduty, "Q1AB2C3");
     store.get_incident(tenant, &id).await.expect("get").expect("stored")
 }
 
-async fn change<S: ChangeReader>(store: &S, c: &Change) -> Change {
+pub async fn change<S: ChangeReader>(store: &S, c: &Change) -> Change {
     store.get_change(&c.tenant, &c.id).await.expect("get").expect("stored")
 }
 
 /// The December counts of `c` on `service`: (changes, failures).
-async fn counts<S: Counters>(store: &S, c: &Change, service: &str) -> (u64, u64) {
+pub async fn counts<S: Counters>(store: &S, c: &Change, service: &str) -> (u64, u64) {
     let key = CounterKey {
         tenant: c.tenant.clone(),
         service: changehub::domain::ServiceName::parse(service).expect("service"),

@@ -2,14 +2,17 @@
 //! rule, and the shape of its answer (the Lambda's concern, not the use case's).
 
 use changehub::app::changes::ChangeStore;
-use changehub::app::tagging::{ConsumeError, Consumer, Tagged};
+use changehub::app::tagging::{ConsumeError, Consumed, Consumer, Tagged};
 use changehub::ports::{Clock, Dedupe, ImplementationReader, Notifier, ProblemStore, WriteBack};
 use serde_json::{Value, json};
 
-/// Handles one event: applies it to its incident record, tags the record
-/// change-related both ways, tells people and records it for problems. An event whose detail cannot be read is logged
-/// and answered (a retry cannot fix it); store failures are errors, so
-/// Lambda and EventBridge retry and, in the end, dead-letter the event.
+/// Handles one event: an incident, alert or alarm event updates its incident
+/// record, tags it change-related both ways, tells people and records it for
+/// problems; a change event that sets or moves an implementation does the
+/// same for each incident the change may explain. An event whose detail
+/// cannot be read is logged and answered (a retry cannot fix it); store
+/// failures are errors, so Lambda and EventBridge retry and, in the end,
+/// dead-letter the event.
 #[tracing::instrument(skip_all, fields(event_id = ?event.get("id"), detail_type = ?event.get("detail-type")))]
 pub async fn handle<S, C, N, W>(consumer: &Consumer<S, C, N, W>, event: &Value) -> Result<Value, ConsumeError>
 where
@@ -21,15 +24,26 @@ where
     let detail_type = event.get("detail-type").and_then(Value::as_str).unwrap_or_default();
     let detail = event.get("detail").unwrap_or(&Value::Null);
     match consumer.handle(detail_type, detail).await {
-        Ok(Tagged::Recorded { incident, newly_related, .. }) => {
-            Ok(json!({"incident": incident.id, "version": incident.version, "newly_related": newly_related}))
+        Ok(Consumed::Incident(tagged)) => Ok(answer(&tagged)),
+        Ok(Consumed::Skipped(why)) => Ok(json!({"ignored": why})),
+        Ok(Consumed::Rechecked { change, incidents }) => {
+            Ok(json!({"change": change, "incidents": incidents.iter().map(answer).collect::<Vec<_>>()}))
         }
-        Ok(Tagged::Ignored(why)) => Ok(json!({"ignored": why})),
         Err(e) if !e.retryable() => {
             tracing::error!(error = %e, "event rejected; not retried");
             Ok(json!({"rejected": e.to_string()}))
         }
         Err(e) => Err(e),
+    }
+}
+
+/// What one incident's tag did.
+fn answer(tagged: &Tagged) -> Value {
+    match tagged {
+        Tagged::Recorded { incident, newly_related, .. } => {
+            json!({"incident": incident.id, "version": incident.version, "newly_related": newly_related})
+        }
+        Tagged::Ignored(why) => json!({"ignored": why}),
     }
 }
 

@@ -1,10 +1,12 @@
 //! The correlate Lambda: the target of the hub bus rule for incident, alert
-//! and alarm events. Each event updates its incident record (and the tenant's
-//! open major incidents), tags it change-related both ways, tells people of
-//! each tag (the SNS topic, and write-backs where the tenant's catalog turns
-//! them on) and records it for problem management; store failures fail the
-//! invocation so it is retried, and sent to the dead-letter queue when
-//! retries run out.
+//! and alarm events and for the change events that set or move a change's
+//! implementation. Each incident event updates its incident record (and the
+//! tenant's open major incidents), tags it change-related both ways, tells
+//! people of each tag (the SNS topic, and write-backs where the tenant's
+//! catalog turns them on) and records it for problem management; a change
+//! event does the same for each incident the change may explain (a change
+//! that arrives after its incident). Store failures fail the invocation so
+//! it is retried, and sent to the dead-letter queue when retries run out.
 
 use std::sync::Arc;
 

@@ -1050,44 +1050,84 @@ async fn a_pagerduty_incident_becomes_a_record_listed_by_its_external_id() {
     assert_eq!(&one, record);
 }
 
+/// The dev secrets the signed GitHub and PagerDuty samples are signed with.
+const SIGNING: [(&str, &str); 2] =
+    [("CHANGEHUB_GITHUB_SECRET", "gh-dev-secret"), ("CHANGEHUB_PAGERDUTY_SECRET", "pd-dev-secret")];
+
+/// A hub that takes the signed GitHub and PagerDuty samples, with the
+/// sample catalog imported and alice's token: what the tagging flows replay into.
+struct SignedHub {
+    hub: Served,
+    alice: String,
+    http: reqwest::Client,
+    dir: tempfile::TempDir,
+}
+
+impl SignedHub {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let hub = Served::start_with(dir.path(), &SIGNING);
+        import_catalog(dir.path(), &hub.base);
+        let alice = token(dir.path(), "alice@example.com", "engineers");
+        SignedHub { hub, alice, http: reqwest::Client::new(), dir }
+    }
+
+    /// `GET {path}` as alice.
+    async fn get(&self, path: &str) -> Value {
+        let url = format!("{}{path}", self.hub.base);
+        self.http.get(url).bearer_auth(&self.alice).send().await.expect("get").json().await.expect("json")
+    }
+
+    /// `changehub replay` of one sample of events/.
+    fn replay(&self, file: &str) {
+        let events = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events");
+        let out = Command::new(BIN)
+            .args(["replay", "--url", &self.hub.base])
+            .arg(events.join(file))
+            .envs(SIGNING)
+            .output()
+            .expect("replay");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// The `change_related_incident` lines of the notifications file.
+    fn told(&self) -> usize {
+        let lines = std::fs::read_to_string(self.dir.path().join("notifications.jsonl")).unwrap_or_default();
+        let notices = lines.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok());
+        notices.filter(|n| n["attributes"]["type"] == json!("change_related_incident")).count()
+    }
+
+    fn interrupt(self) {
+        self.hub.interrupt();
+    }
+}
+
+/// The change the GitHub `deployment_status` sample makes, in the default tenant.
+fn sample_deployment_change() -> changehub::domain::ChangeId {
+    changehub::domain::ChangeId::derived(&["default", "github", "acme-corp/checkout-service", "1834567890"])
+}
+
+/// The PagerDuty sample incident's record, as listed.
+const SAMPLE_INCIDENT: &str = "/incidents?source=pagerduty&external_id=Q2LKX3U8ZP7WNM";
+
 /// The headline flow: a signed GitHub `deployment_status` (success to
 /// production, payments) then a signed PagerDuty incident on payments seven
 /// minutes later. The incident lists the change, the change lists the
 /// incident, and the notifications file has the `change_related_incident` line.
 #[tokio::test]
 async fn a_deployment_then_an_incident_on_its_service_is_tagged_both_ways_and_told() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let secrets = [("CHANGEHUB_GITHUB_SECRET", "gh-dev-secret"), ("CHANGEHUB_PAGERDUTY_SECRET", "pd-dev-secret")];
-    let hub = Served::start_with(dir.path(), &secrets);
-    import_catalog(dir.path(), &hub.base);
-    let events = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events");
-    let id = changehub::domain::ChangeId::derived(&["default", "github", "acme-corp/checkout-service", "1834567890"]);
-    let alice = token(dir.path(), "alice@example.com", "engineers");
-    let http = reqwest::Client::new();
-    let get = |url: String| {
-        let (http, alice) = (&http, &alice);
-        async move { http.get(url).bearer_auth(alice).send().await.expect("get").json::<Value>().await.expect("json") }
-    };
-    let replay = |file: &str| {
-        let out = Command::new(BIN)
-            .args(["replay", "--url", &hub.base])
-            .arg(events.join(file))
-            .envs(secrets)
-            .output()
-            .expect("replay");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    };
-    replay("github/deployment_status.success.json");
+    let hub = SignedHub::start();
+    let id = sample_deployment_change();
+    hub.replay("github/deployment_status.success.json");
     let deadline = Instant::now() + Duration::from_secs(10);
-    while get(format!("{}/changes/{id}", hub.base)).await["state"] != json!("completed") {
+    while hub.get(&format!("/changes/{id}")).await["state"] != json!("completed") {
         assert!(Instant::now() < deadline, "no completed change {id} from the deployment");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    replay("pagerduty/incident.triggered.json");
-    let url = format!("{}/incidents?source=pagerduty&external_id=Q2LKX3U8ZP7WNM", hub.base);
+    hub.replay("pagerduty/incident.triggered.json");
     let deadline = Instant::now() + Duration::from_secs(10);
     let record = loop {
-        let page = get(url.clone()).await;
+        let page = hub.get(SAMPLE_INCIDENT).await;
         if page["incidents"][0]["change_related"] == json!(true) {
             break page["incidents"][0].clone();
         }
@@ -1100,7 +1140,7 @@ async fn a_deployment_then_an_incident_on_its_service_is_tagged_both_ways_and_to
     // The incident's record is written before the change's side: wait for it.
     let deadline = Instant::now() + Duration::from_secs(10);
     let change = loop {
-        let change = get(format!("{}/changes/{id}", hub.base)).await;
+        let change = hub.get(&format!("/changes/{id}")).await;
         if change["related_incidents"].as_array().is_some_and(|r| !r.is_empty()) || Instant::now() >= deadline {
             break change;
         }
@@ -1108,15 +1148,48 @@ async fn a_deployment_then_an_incident_on_its_service_is_tagged_both_ways_and_to
     };
     assert_eq!(change["related_incidents"][0]["incident_id"], record["id"], "{change}");
     assert_eq!(change["related_incidents"].as_array().map(Vec::len), Some(1));
-    let file = dir.path().join("notifications.jsonl");
     let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let lines = std::fs::read_to_string(&file).unwrap_or_default();
-        if lines.contains("change_related_incident") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no change_related_incident notification: {lines}");
+    while hub.told() == 0 {
+        assert!(Instant::now() < deadline, "no change_related_incident notification");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    hub.interrupt();
+}
+
+/// Out of order: the signed PagerDuty incident arrives first, then the
+/// GitHub `deployment_status` of the deployment that caused it (seven minutes
+/// before the incident, by the sources' own times). The deployment's change
+/// events re-check the incident: it is tagged both ways, and the
+/// notifications file has one `change_related_incident` line.
+#[tokio::test]
+async fn an_incident_then_the_deployment_that_caused_it_is_tagged_and_told_once() {
+    let hub = SignedHub::start();
+    let id = sample_deployment_change();
+    hub.replay("pagerduty/incident.triggered.json");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while hub.get(SAMPLE_INCIDENT).await["incidents"].as_array().is_none_or(Vec::is_empty) {
+        assert!(Instant::now() < deadline, "no incident record");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(hub.get(SAMPLE_INCIDENT).await["incidents"][0]["change_related"], json!(false), "no change yet");
+
+    hub.replay("github/deployment_status.success.json");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (record, change) = loop {
+        let record = hub.get(SAMPLE_INCIDENT).await["incidents"][0].clone();
+        let change = hub.get(&format!("/changes/{id}")).await;
+        let listed = change["related_incidents"].as_array().is_some_and(|r| !r.is_empty());
+        if record["change_related"] == json!(true) && listed && hub.told() > 0 {
+            break (record, change);
+        }
+        assert!(Instant::now() < deadline, "the incident was not tagged: {record} {change}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(record["related_changes"][0]["change_id"], json!(id.to_string()), "{record}");
+    assert_eq!(change["related_incidents"][0]["incident_id"], record["id"], "{change}");
+    assert_eq!(change["related_incidents"].as_array().map(Vec::len), Some(1));
+    // The change's implementing and completed events both re-check it: told once.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(hub.told(), 1);
     hub.interrupt();
 }

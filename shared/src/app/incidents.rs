@@ -37,16 +37,6 @@ pub const DETAIL_TYPES: [&str; 8] = [
     "Alarm State Changed",
 ];
 
-/// The hub bus rule that feeds this consumer (the correlate function's in
-/// `template.yaml`, and `changehub serve`'s local rule): the canonical
-/// events of the sources, by detail-type.
-pub fn rule_pattern() -> Result<crate::domain::EventPattern, crate::domain::event::PatternError> {
-    crate::domain::EventPattern::parse(serde_json::json!({
-        "source": [{"prefix": crate::domain::event::SOURCE_PREFIX}],
-        "detail-type": DETAIL_TYPES,
-    }))
-}
-
 /// How many times a write that lost a race is tried again.
 const ATTEMPTS: usize = 5;
 

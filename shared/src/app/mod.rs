@@ -12,6 +12,7 @@ pub mod ingest;
 pub mod once;
 pub mod problems;
 pub mod publish;
+pub mod recheck;
 pub mod security;
 pub mod tagging;
 pub mod tell;

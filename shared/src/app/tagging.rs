@@ -9,14 +9,24 @@
 //! counts it as the change's failure (once per change: not when its outcome
 //! or another incident already did) and requires a post-implementation review.
 //!
+//! A change event that arrives after the incident (delivery is unordered)
+//! tags the incidents its implementation may explain the same way
+//! ([`crate::app::recheck`]). A correlation that no longer relates a change
+//! the record listed (its implementation moved, or the catalog) takes the
+//! incident off that change first, with an audited `incident_unrelated`
+//! that takes its count back (`changes::unlist`, as a cab's
+//! removal does); the record is written after, so a retry finds the change
+//! still listed and finishes.
+//!
 //! **Idempotent by content.** A result the record already holds, or an
 //! incident the change already lists, writes nothing; every write is
 //! conditional on the version read and retried on conflict, so duplicates
 //! and concurrent consumers never add a second link or a second count.
 
-use crate::app::changes::{SYSTEM_ACTOR, counter_keys, month_of};
+use crate::app::changes::{SYSTEM_ACTOR, counter_keys, month_of, unlist};
 use crate::app::correlate::Correlator;
-use crate::app::incidents::{Applied, IncidentEventError, Incidents};
+use crate::app::incidents::{self, Applied, IncidentEventError, Incidents};
+use crate::app::recheck::{self, Exposure};
 use crate::app::tell::{TellError, Teller};
 use crate::domain::audit::{self, AuditAction};
 use crate::domain::catalog::CatalogView;
@@ -38,6 +48,9 @@ const ATTEMPTS: usize = 8;
 pub enum TagError {
     #[error(transparent)]
     Event(#[from] IncidentEventError),
+    /// A change event this consumer cannot read.
+    #[error("detail of a {detail_type:?} event: {message}")]
+    Unreadable { detail_type: String, message: String },
     #[error(transparent)]
     Store(#[from] StoreError),
     /// Other writers kept moving the record: the event is to be retried.
@@ -49,7 +62,8 @@ impl TagError {
     /// Whether trying the event again may succeed (a bad event never does).
     pub fn retryable(&self) -> bool {
         match self {
-            TagError::Event(IncidentEventError::Malformed { .. } | IncidentEventError::Tenant(_)) => false,
+            TagError::Event(IncidentEventError::Malformed { .. } | IncidentEventError::Tenant(_))
+            | TagError::Unreadable { .. } => false,
             TagError::Event(IncidentEventError::Store(e)) | TagError::Store(e) => store_retryable(e),
             TagError::Contended(_) => true,
         }
@@ -139,6 +153,9 @@ impl<S: TagStore, K: CatalogReader, C: Clock> Tagging<S, K, C> {
             let before = record.clone();
             if !record.relate(related) {
                 return Ok(record);
+            }
+            for dropped in dropped(&before, &record) {
+                unlist(&self.store, &self.clock, &record.tenant, &record.id, dropped, SYSTEM_ACTOR, NO_LONGER).await?;
             }
             record.version += 1;
             match self.store.put_incident(Some(&before), &record).await {
@@ -230,6 +247,18 @@ impl<S: TagStore, K: CatalogReader, C: Clock> Tagging<S, K, C> {
         let (next, entry) = audit::record(Some(change), next, SYSTEM_ACTOR, AuditAction::IncidentRelated, Some(reason));
         (next, entry, bumps)
     }
+}
+
+/// Why a change no longer lists an incident the correlation dropped.
+const NO_LONGER: &str = "re-correlation no longer relates it (the incident's facts, the change's implementation \
+                         or the catalog moved)";
+
+/// The changes `before` related that `after` does not, other than those a
+/// cab or admin removed (their removal takes them off the change).
+fn dropped(before: &Incident, after: &Incident) -> Vec<ChangeId> {
+    let kept = |id: &ChangeId| after.related_changes.iter().any(|r| &r.change_id == id);
+    let removed = |id: &ChangeId| after.removed_changes.iter().any(|r| &r.change_id == id);
+    before.related_changes.iter().map(|r| r.change_id).filter(|id| !kept(id) && !removed(id)).collect()
 }
 
 /// The correlation's finding as the incident record keeps it.
@@ -346,11 +375,35 @@ impl ConsumeError {
     }
 }
 
+/// The hub bus rule that feeds the consumer (the correlate function's in
+/// `template.yaml`, and `changehub serve`'s local rule): the sources'
+/// incident, alert and alarm events ([`incidents::DETAIL_TYPES`]) and the
+/// change events that set or move an implementation ([`recheck::DETAIL_TYPES`]).
+pub fn rule_pattern() -> Result<crate::domain::EventPattern, crate::domain::event::PatternError> {
+    let detail_types: Vec<&str> = incidents::DETAIL_TYPES.iter().chain(&recheck::DETAIL_TYPES).copied().collect();
+    crate::domain::EventPattern::parse(serde_json::json!({
+        "source": [{"prefix": crate::domain::event::SOURCE_PREFIX}],
+        "detail-type": detail_types,
+    }))
+}
+
+/// What the consumer did with one event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Consumed {
+    /// An incident, alert or alarm event: its record, tagged.
+    Incident(Tagged),
+    /// A change event that explains no incident, and why.
+    Skipped(&'static str),
+    /// A change event: each incident the change may explain, tagged again.
+    Rechecked { change: ChangeId, incidents: Vec<Tagged> },
+}
+
 /// The whole correlate consumer (the Lambda's and `changehub serve`'s): the
 /// record and its tags both ways ([`Tagging`]), then telling people of each
 /// tag ([`tell_all`], once per channel) and problem management
-/// (`record_incident`, once per incident). A retried event redoes only what
-/// was not done.
+/// (`record_incident`, once per incident). A change event re-checks the
+/// incidents its implementation may explain ([`crate::app::recheck`]), each
+/// through the same steps. A retried event redoes only what was not done.
 pub struct Consumer<S: crate::app::changes::ChangeStore, C, N, W> {
     pub tagging: Tagging<S, crate::app::catalog::CachedCatalog<S>, C>,
     pub teller: Teller<S, C, N, W>,
@@ -374,9 +427,29 @@ where
     }
 
     /// Handles one hub event (its `detail-type` and `detail`).
-    pub async fn handle(&self, detail_type: &str, detail: &serde_json::Value) -> Result<Tagged, ConsumeError> {
-        let tagged = self.tagging.handle(detail_type, detail).await?;
-        let Tagged::Recorded { incident, related, .. } = &tagged else { return Ok(tagged) };
+    pub async fn handle(&self, detail_type: &str, detail: &serde_json::Value) -> Result<Consumed, ConsumeError> {
+        if !recheck::DETAIL_TYPES.contains(&detail_type) {
+            let tagged = self.tagging.handle(detail_type, detail).await?;
+            self.after_tag(&tagged).await?;
+            return Ok(Consumed::Incident(tagged));
+        }
+        let (change, incidents) = match self.tagging.exposed_by(detail_type, detail).await? {
+            Exposure::Skipped(why) => return Ok(Consumed::Skipped(why)),
+            Exposure::Incidents { change, incidents, .. } => (change, incidents),
+        };
+        let mut tagged = Vec::with_capacity(incidents.len());
+        for incident in incidents {
+            let one = self.tagging.tag(incident).await?;
+            self.after_tag(&one).await?;
+            tagged.push(one);
+        }
+        Ok(Consumed::Rechecked { change, incidents: tagged })
+    }
+
+    /// What follows a tag: telling people of each related change, and
+    /// recording the incident for problem management.
+    async fn after_tag(&self, tagged: &Tagged) -> Result<(), ConsumeError> {
+        let Tagged::Recorded { incident, related, .. } = tagged else { return Ok(()) };
         if !related.is_empty() {
             let view = self.changes.catalog.catalog(&incident.tenant).await?;
             tell_all(&self.teller, &view.catalog.writeback, incident, related).await?;
@@ -384,6 +457,6 @@ where
         if let Some(seen) = seen_of(incident) {
             self.changes.record_incident(&seen).await?;
         }
-        Ok(tagged)
+        Ok(())
     }
 }

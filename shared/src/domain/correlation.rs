@@ -40,12 +40,14 @@
 //! later give the same answer, and shifting every time by the same offset
 //! changes nothing.
 
+mod exposed;
 mod settings;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+pub use exposed::Exposed;
 pub use settings::{
     CorrelationOverride, CorrelationPolicy, DEFAULT_HOPS, DEFAULT_PRODUCTION_ENVIRONMENTS, DEFAULT_WINDOW, MAX_HOPS,
     Settings, WINDOW_RANGE,
@@ -447,7 +449,7 @@ mod tests {
     use serde_json::json;
 
     /// web → payments → ledger → db (each depends on the next); search alone.
-    fn catalog_with(edit: impl FnOnce(&mut serde_json::Value)) -> Catalog {
+    pub(super) fn catalog_with(edit: impl FnOnce(&mut serde_json::Value)) -> Catalog {
         let service = |name: &str, depends_on: &[&str]| json!({"name": name, "owner_group": format!("{name}-team"), "tier": 2, "depends_on": depends_on});
         let mut v = json!({"services": [
             service("web", &["payments"]),

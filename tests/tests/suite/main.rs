@@ -17,6 +17,7 @@ mod openapi;
 mod policy;
 mod problems;
 mod publish;
+mod recheck;
 mod rules;
 mod store_contract;
 mod tagging;

@@ -789,17 +789,35 @@ fn the_deployments_rule_takes_the_deployment_events_from_the_hub_bus() {
 }
 
 /// The correlate function's rule on the hub bus is the consumer's own
-/// pattern (`changehub serve` uses the same), and it matches the events
-/// ingest publishes for incidents, alerts and alarms, and nothing else.
+/// pattern (`changehub serve` uses the same): it matches the events ingest
+/// publishes for incidents, alerts and alarms and the change events that set
+/// or move an implementation, and nothing else; and the function may read
+/// what a change event re-checks (the exposed services' incident indexes).
 #[test]
-fn the_correlate_rule_is_the_incident_consumers_pattern() {
+fn the_correlate_rule_is_the_correlate_consumers_pattern() {
     let t = template();
     let f = function(&t, "CorrelateFunction");
-    let rule = &f["Properties"]["Events"]["IncidentEvents"]["Properties"];
+    let rule = &f["Properties"]["Events"]["CorrelateEvents"]["Properties"];
     assert_eq!(rule["EventBusName"], json!({"!Ref": "HubEventBus"}));
-    let pattern = changehub::app::incidents::rule_pattern().expect("pattern");
+    let pattern = changehub::app::tagging::rule_pattern().expect("pattern");
     assert_eq!(&rule["Pattern"], pattern.as_json());
-    let event = |detail_type: &str| json!({"source": "changehub.pagerduty", "detail-type": detail_type, "detail": {}});
-    assert!(pattern.matches(&event("Incident Triggered")));
-    assert!(!pattern.matches(&event("Deployment Created")));
+    let event = |source: &str, detail_type: &str| json!({"source": source, "detail-type": detail_type, "detail": {}});
+    assert!(pattern.matches(&event("changehub.pagerduty", "Incident Triggered")));
+    assert!(!pattern.matches(&event("changehub.github", "Deployment Created")));
+    for detail_type in changehub::app::recheck::DETAIL_TYPES {
+        assert!(pattern.matches(&event("changehub.change", detail_type)), "{detail_type}");
+    }
+    for detail_type in ["Change Created", "Change Approved", "Change Incident Related", "Change Closed"] {
+        assert!(!pattern.matches(&event("changehub.change", detail_type)), "{detail_type}");
+    }
+    let tenant = changehub::domain::TenantId::parse("acme").expect("tenant");
+    let service = changehub::domain::ServiceName::parse("payments").expect("service");
+    let index = changehub::adapters::keys::service_incidents_pk(&tenant, &service);
+    let may_query = statements_of(f).into_iter().any(|s| {
+        let actions = s["Action"].as_array().cloned().unwrap_or_default();
+        let leading = s["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"].as_array().cloned();
+        actions.contains(&json!("dynamodb:Query"))
+            && leading.unwrap_or_default().iter().any(|p| like(p.as_str().unwrap_or(""), &index))
+    });
+    assert!(may_query, "the correlate function may query {index}");
 }

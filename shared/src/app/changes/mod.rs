@@ -37,6 +37,7 @@ mod transition;
 mod unrelate;
 
 pub use unrelate::UnrelateRequest;
+pub(crate) use unrelate::unlist;
 
 pub use decide::{Decided, DecisionReceipt, DecisionRequest};
 pub use edit::EditRequest;

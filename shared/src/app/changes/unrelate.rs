@@ -10,8 +10,8 @@ use crate::domain::access::Caller;
 use crate::domain::audit::{self, AuditAction};
 use crate::domain::catalog::Role;
 use crate::domain::incident::{Incident, IncidentId, RemovedTag};
-use crate::domain::{Change, ChangeId};
-use crate::ports::{ChangeUpdate, Clock, StoreError};
+use crate::domain::{Change, ChangeId, TenantId};
+use crate::ports::{ChangeReader, ChangeUpdate, ChangeWriter, Clock, StoreError};
 
 /// Reads and writes of one record before giving up to concurrent writers.
 const ATTEMPTS: usize = 8;
@@ -70,37 +70,45 @@ impl<S: ChangeStore, C: Clock> Changes<S, C> {
             }
         }
         let incident = incident.ok_or_else(|| contended(id))?;
-        self.unlist(caller, &incident, req.change_id, &reason).await?;
+        let (tenant, user) = (&caller.tenant, &caller.user);
+        unlist(&self.store, &self.clock, tenant, &incident.id, req.change_id, user, &reason).await?;
         Ok(incident)
     }
+}
 
-    /// Takes the incident off the change's `related_incidents`, with its count.
-    async fn unlist(
-        &self,
-        caller: &Caller,
-        incident: &Incident,
-        id: ChangeId,
-        reason: &str,
-    ) -> Result<(), ChangeError> {
-        for _ in 0..ATTEMPTS {
-            let Some(current) = self.store.get_change(&caller.tenant, &id).await? else { return Ok(()) };
-            let Some(at) = current.related_incidents.iter().position(|r| r.incident_id == incident.id.as_str()) else {
+/// Takes incident `incident` off change `id`'s `related_incidents` with an
+/// audited `incident_unrelated` update by `actor` saying `why`, and takes
+/// back the failure it counted: nothing when the change is gone or does not
+/// list the incident. The cab's removal and a re-correlation that no longer
+/// relates the change both end here.
+pub(crate) async fn unlist<S: ChangeReader + ChangeWriter, C: Clock>(
+    store: &S,
+    clock: &C,
+    tenant: &TenantId,
+    incident: &IncidentId,
+    id: ChangeId,
+    actor: &str,
+    why: &str,
+) -> Result<(), StoreError> {
+    for _ in 0..ATTEMPTS {
+        let Some(current) = store.get_change(tenant, &id).await? else { return Ok(()) };
+        let Some(at) = current.related_incidents.iter().position(|r| r.incident_id == incident.as_str()) else {
+            return Ok(());
+        };
+        let (next, bumps) = unlisted(&current, at, clock.now());
+        let reason = format!("incident {incident} is not related to the change: {why}");
+        let (next, entry) = audit::record(Some(&current), next, actor, AuditAction::IncidentUnrelated, Some(reason));
+        let update = ChangeUpdate { before: &current, change: &next, entries: &[entry], bumps: &bumps, volumes: &[] };
+        match store.update_change(update).await {
+            Ok(()) => {
+                tracing::info!(change_id = %id, %incident, why, "incident unrelated from change");
                 return Ok(());
-            };
-            let (next, bumps) = unlisted(&current, at, self.clock.now());
-            let reason = format!("incident {} is not related to the change: {reason}", incident.id);
-            let (next, entry) =
-                audit::record(Some(&current), next, &caller.user, AuditAction::IncidentUnrelated, Some(reason));
-            let update =
-                ChangeUpdate { before: &current, change: &next, entries: &[entry], bumps: &bumps, volumes: &[] };
-            match self.store.update_change(update).await {
-                Ok(()) => return Ok(()),
-                Err(StoreError::VersionConflict { .. }) => continue,
-                Err(e) => return Err(e.into()),
             }
+            Err(StoreError::VersionConflict { .. }) => continue,
+            Err(e) => return Err(e),
         }
-        Err(contended(&id.to_string()))
     }
+    Err(contended(&id.to_string()))
 }
 
 /// The change without its related incident `at`, and what that takes back
@@ -119,6 +127,6 @@ fn unlisted(current: &Change, at: usize, now: chrono::DateTime<chrono::Utc>) -> 
     }
 }
 
-fn contended(what: &str) -> ChangeError {
-    ChangeError::Store(StoreError::backend(true, format!("{what} kept changing under concurrent writers")))
+fn contended(what: &str) -> StoreError {
+    StoreError::backend(true, format!("{what} kept changing under concurrent writers"))
 }
