@@ -26,6 +26,7 @@ use changehub::app::catalog::{CachedCatalog, DEFAULT_CACHE_TTL};
 use changehub::app::deployments::Deployments;
 use changehub::app::ingest::{DeliveryOutcome, Ingest, Webhooks};
 use changehub::app::publish::Outbox;
+use changehub::app::recheck;
 use changehub::app::tagging::Consumer;
 use changehub::domain::correlation::Reason;
 use changehub::domain::event::SOURCE_CHANGE;
@@ -57,7 +58,7 @@ struct Stack {
     deployments_rule: SqsInbox,
     /// The Correlate rule's target.
     correlate_rule: SqsInbox,
-    /// Every change event on the hub bus (no function of the template takes them yet).
+    /// Every change event on the hub bus.
     change_events: SqsInbox,
     /// A subscriber of the notification topic.
     notifications: SqsInbox,
@@ -77,10 +78,10 @@ impl Stack {
             super::ingest_aws::secrets_manager(&json!({tenant.as_str(): {"github": [SECRET], "pagerduty": [SECRET]}}))
                 .await;
 
-        let incidents = changehub::app::incidents::rule_pattern().expect("the correlate rule's pattern");
+        let correlate = changehub::app::tagging::rule_pattern().expect("the correlate rule's pattern");
         let (bus, [deployments_rule, correlate_rule, change_events]) = aws::bus_to_queues([
             &changehub::app::deployments::event_pattern(),
-            incidents.as_json(),
+            correlate.as_json(),
             &json!({"source": [SOURCE_CHANGE]}),
         ])
         .await;
@@ -255,6 +256,7 @@ async fn a_deployment_then_an_incident_go_through_the_deployed_functions_once() 
     assert!(notified(&mut stack.notifications, 0).await.is_empty(), "no second notification");
     assert!(received(&mut stack.change_events, 0).await.is_empty());
     assert!(received(&mut stack.deployments_rule, 0).await.is_empty());
+    assert!(received(&mut stack.correlate_rule, 0).await.is_empty(), "a tag's own write re-checks nothing");
     assert_eq!(stack.counts(&tagged).await, (counted.0, counted.1 + 1));
 }
 
@@ -299,13 +301,21 @@ async fn its_writes_reach_the_bus_and_the_topic_once(stack: &mut Stack, change: 
     assert_eq!(kinds, expected.iter().map(|(_, kind)| kind.as_str()).collect(), "{told:?}");
     assert!(told.iter().all(|(a, _)| a["tenant"] == stack.tenant.as_str()), "{told:?}");
     assert!(received(&mut stack.deployments_rule, 0).await.is_empty(), "change events are not deployments");
-    // What the Correlate rule takes of them goes to its handler (none: it takes incident events only).
-    for body in stack.correlate_rule.bodies(0).await {
-        let event: Value = serde_json::from_str(&body).expect("an EventBridge event");
+    // The Correlate rule takes those that move the change's implementation:
+    // each re-checks the incidents the change may explain (none yet), twice.
+    let rechecked: Vec<&(String, String)> =
+        expected.iter().filter(|(_, kind)| recheck::DETAIL_TYPES.contains(&kind.as_str())).collect();
+    assert!(!rechecked.is_empty(), "a completed deployment moved its change's implementation: {expected:?}");
+    let mut taken = Vec::new();
+    for event in received(&mut stack.correlate_rule, rechecked.len()).await {
+        taken.push(hub_event(&event));
         for _ in 0..2 {
-            ::correlate::handle(&stack.correlate, &event).await.expect("handled");
+            let answer = ::correlate::handle(&stack.correlate, &event).await.expect("handled");
+            assert_eq!(answer["incidents"], json!([]), "no incident to re-check yet: {answer}");
         }
     }
+    taken.sort();
+    assert_eq!(taken.iter().collect::<Vec<_>>(), rechecked, "the Correlate rule takes exactly the re-checking events");
 }
 
 /// The incident: ingest → hub bus → the Correlate rule → the correlate
