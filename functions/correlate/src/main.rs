@@ -2,9 +2,9 @@
 //! and alarm events. Each event updates its incident record (and the tenant's
 //! open major incidents), tags it change-related both ways, tells people of
 //! each tag (the SNS topic, and write-backs where the tenant's catalog turns
-//! them on) and records it for problem management; store failures fail the
-//! invocation so it is retried, and sent to the dead-letter queue when
-//! retries run out.
+//! them on) and records it for problem management. Every failure fails the
+//! invocation, so it is retried and sent to the dead-letter queue, with its
+//! reason, when retries run out (an unreadable event included).
 
 use std::sync::Arc;
 
@@ -16,7 +16,7 @@ use changehub::app::Changes;
 use changehub::app::tagging::Consumer;
 use changehub::config::{self, ConfigError};
 use changehub::ports::SystemClock;
-use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
+use lambda_runtime::{Diagnostic, Error, LambdaEvent, run, service_fn, tracing};
 use serde_json::Value;
 
 /// Named environment variables, read once at init.
@@ -43,8 +43,8 @@ impl Config {
 
 type Deps = Consumer<DynamoStore, SystemClock, SnsNotifier, HttpWriteBack<Option<SecretsManagerSecrets>>>;
 
-async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, Error> {
-    Ok(correlate::handle(deps, &event.payload).await?)
+async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
+    correlate::handle(deps, &event.payload).await.map_err(|e| correlate::diagnostic(&e))
 }
 
 #[tokio::main]
