@@ -8,6 +8,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::catalog::Span;
 use super::change::{Change, ChangeType};
 use super::correlation::{Implementation, Outcome, Reason, RelatedChange};
 use super::ids::{ChangeId, ServiceName, TenantId};
@@ -159,7 +160,7 @@ impl TagNotice {
         truncate(&subject, MAX_SUBJECT_CHARS)
     }
 
-    /// When the change ran, relative to the incident: `38 minutes after
+    /// When the change ran, relative to the incident: `38 min after
     /// change C 'Upgrade DB' by alice completed`.
     fn timing(&self) -> String {
         let c = &self.change;
@@ -277,16 +278,10 @@ impl TagNotice {
     }
 }
 
-/// `38 minutes`, `1 minute`, `2h 5m`, `less than a minute`.
+/// How long before the incident, as people read it (`38 min`, `2 h 5 min`);
+/// none is `0 s`.
 fn gap(d: chrono::Duration) -> String {
-    let minutes = d.num_minutes().max(0);
-    match minutes {
-        0 => "less than a minute".to_owned(),
-        1 => "1 minute".to_owned(),
-        m if m < 120 => format!("{m} minutes"),
-        m if m % 60 == 0 => format!("{}h", m / 60),
-        m => format!("{}h {}m", m / 60, m % 60),
-    }
+    Span::new(d.to_std().unwrap_or_default()).for_people()
 }
 
 /// Text on one line: control characters (line breaks included) become spaces.
@@ -370,7 +365,7 @@ pub(crate) mod tests {
     fn the_summary_says_which_change_who_when_why_and_links() {
         assert_eq!(
             notice().summary(),
-            "Incident 'Checkout errors' on payments (P1) started 2026-03-02 14:05 UTC, 38 minutes after change \
+            "Incident 'Checkout errors' on payments (P1) started 2026-03-02 14:05 UTC, 38 min after change \
              0195f3a2-7c00-7000-8000-000000000001 'Upgrade DB' by alice failed (at 2026-03-02 13:27 UTC); \
              suspected because: same service, failed deployment; confidence 0.85. \
              Links: https://acme.pagerduty.com/incidents/PT4KHLK"
@@ -401,13 +396,11 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn gaps_read_in_minutes_then_hours() {
-        let m = chrono::Duration::minutes;
-        assert_eq!(gap(chrono::Duration::seconds(30)), "less than a minute");
-        assert_eq!(gap(m(1)), "1 minute");
-        assert_eq!(gap(m(119)), "119 minutes");
-        assert_eq!(gap(m(180)), "3h");
-        assert_eq!(gap(m(185)), "3h 5m");
+    fn gaps_read_as_people_read_durations() {
+        assert_eq!(gap(chrono::Duration::seconds(30)), "30 s");
+        assert_eq!(gap(chrono::Duration::seconds(416)), "6 min 56 s");
+        assert_eq!(gap(chrono::Duration::minutes(185)), "3 h 5 min");
+        assert_eq!(gap(chrono::Duration::minutes(-5)), "0 s", "a change that ended after the start has no gap");
     }
 
     #[test]
@@ -445,7 +438,7 @@ pub(crate) mod tests {
             "### Incident [DB \\*down\\* \\[again\\]](https://acme.pagerduty.com/incidents/PT4KHLK) may have been caused by this change\n\
              \n\
              - **Incident**: on `payments` (P1), started 2026-03-02 14:05 UTC\n\
-             - **Change**: 38 minutes after change 0195f3a2-7c00-7000-8000-000000000001 'Upgrade DB' by alice failed (at 2026-03-02 13:27 UTC)\n\
+             - **Change**: 38 min after change 0195f3a2-7c00-7000-8000-000000000001 'Upgrade DB' by alice failed (at 2026-03-02 13:27 UTC)\n\
              - **Suspected because**: same service, failed deployment\n\
              - **Confidence**: 0.85\n\
              - **Why**: It changed payments and its deployment failed.\n\
