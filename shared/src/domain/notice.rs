@@ -154,8 +154,8 @@ impl TagNotice {
         let subject = format!(
             "{major} incident on {} ({}): {}",
             self.incident.service,
-            self.severity(),
-            one_line(&self.incident.title)
+            quoted(self.severity()),
+            quoted(&self.incident.title)
         );
         truncate(&subject, MAX_SUBJECT_CHARS)
     }
@@ -200,15 +200,16 @@ impl TagNotice {
         let major = if i.major { "Major incident" } else { "Incident" };
         let mut text = format!(
             "{major} '{}' on {} ({}) started {}, {}; suspected because: {}; confidence {:.2}.",
-            one_line(&i.title),
+            quoted(&i.title),
             i.service,
-            self.severity(),
+            quoted(self.severity()),
             Self::at(i.started_at),
-            self.timing(),
+            quoted(&self.timing()),
             self.reasons(),
             self.suspicion.confidence,
         );
-        let links = self.links();
+        let links: Vec<String> =
+            self.links().into_iter().map(|l| web_url(l).map_or_else(|| quoted(l), str::to_owned)).collect();
         if !links.is_empty() {
             text.push_str(" Links: ");
             text.push_str(&links.join(" "));
@@ -221,7 +222,7 @@ impl TagNotice {
         let mut note = format!("changehub: this incident looks change-related.\n{}", self.summary());
         if !self.suspicion.explanation.is_empty() {
             note.push_str("\nWhy: ");
-            note.push_str(&self.suspicion.explanation);
+            note.push_str(&quoted(&self.suspicion.explanation));
         }
         note
     }
@@ -248,8 +249,8 @@ impl TagNotice {
     /// The comment on the pull request or commit (GitHub markdown).
     pub fn github_comment(&self) -> String {
         let i = &self.incident;
-        let title = match &i.link {
-            Some(link) => format!("[{}]({link})", markdown(&i.title)),
+        let title = match i.link.as_deref().and_then(web_url) {
+            Some(url) => format!("[{}]({})", markdown(&i.title), url.replace('(', "%28").replace(')', "%29")),
             None => markdown(&i.title),
         };
         let mut lines = vec![
@@ -268,7 +269,8 @@ impl TagNotice {
         if !self.suspicion.explanation.is_empty() {
             lines.push(format!("- **Why**: {}", markdown(&self.suspicion.explanation)));
         }
-        let links = self.links();
+        let links: Vec<String> =
+            self.links().into_iter().map(|l| web_url(l).map_or_else(|| markdown(l), str::to_owned)).collect();
         if !links.is_empty() {
             lines.push(format!("- **Links**: {}", links.join(" ")));
         }
@@ -298,11 +300,38 @@ fn truncate(s: &str, max: usize) -> String {
     format!("{}...", kept.trim_end())
 }
 
-/// Text from outside shown literally in markdown: its markup characters escaped, on one line.
-fn markdown(s: &str) -> String {
+/// Follows every `@` of text quoted from outside, so that `@someone` or
+/// `@org/team` in a title reads the same but mentions nobody (on GitHub, or
+/// wherever a note or notification is shown).
+const ZERO_WIDTH_JOINER: char = '\u{200D}';
+
+/// Text from outside, quoted in plain text: on one line, and mentioning no one.
+fn quoted(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in one_line(s).chars() {
-        if matches!(c, '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '#' | '|' | '~' | '!') {
+        out.push(c);
+        if c == '@' {
+            out.push(ZERO_WIDTH_JOINER);
+        }
+    }
+    out
+}
+
+/// A link from outside that is an `http(s)` URL with nothing that could end
+/// it early (spaces, quotes, angle brackets, backticks); anything else is
+/// shown as quoted text, not as a link.
+fn web_url(s: &str) -> Option<&str> {
+    let rest = s.strip_prefix("https://").or_else(|| s.strip_prefix("http://"))?;
+    let breaks = |c: char| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '"' | '`' | '\\');
+    (!rest.is_empty() && !rest.chars().any(breaks)).then_some(s)
+}
+
+/// Text from outside shown literally in markdown: quoted (on one line,
+/// mentioning no one), its markup characters escaped.
+fn markdown(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in quoted(s).chars() {
+        if matches!(c, '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '#' | '|' | '~' | '!' | '&') {
             out.push('\\');
         }
         out.push(c);
