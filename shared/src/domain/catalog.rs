@@ -16,6 +16,7 @@ pub use check::{parse_yaml, valid_group};
 use super::correlation::{CorrelationOverride, CorrelationPolicy};
 use super::deployment::PipelinePolicy;
 use super::ids::ServiceName;
+use super::incident::IncidentPolicy;
 use super::problem::{ProblemOverride, ProblemPolicy};
 use super::risk::RiskRules;
 use super::writeback::WriteBackPolicy;
@@ -405,6 +406,9 @@ pub struct Catalog {
     /// When recurring incidents open a problem (`domain::problem`).
     #[serde(default)]
     pub problems: ProblemPolicy,
+    /// Which incidents are major (`domain::incident::MajorRule`).
+    #[serde(default)]
+    pub incidents: IncidentPolicy,
 }
 
 /// What an external name is, for [`Catalog::resolve`].
