@@ -609,6 +609,28 @@ mod tests {
     }
 
     #[test]
+    fn the_major_incident_rule_is_checked_by_path_and_defaults_to_the_hubs() {
+        assert_eq!(catalog(sample()).incidents.major, crate::domain::incident::MajorRule::default());
+        let twice = |v: &mut serde_json::Value| {
+            v["incidents"] = json!({"major": {"pagerduty_priorities": ["P1", "p1"], "alert_severities": [" page"]}});
+        };
+        assert_eq!(
+            problems_of(twice),
+            [
+                "incidents.major.pagerduty_priorities[1]: \"p1\" is listed twice (names are compared without regard to case)",
+                "incidents.major.alert_severities[0]: names are 1 to 64 characters without surrounding spaces",
+            ]
+        );
+        let many =
+            |v: &mut serde_json::Value| v["incidents"] = json!({"major": {"incidentio_severities": vec!["S"; 21]}});
+        assert_eq!(field_of(many), "incidents.major.incidentio_severities");
+        let mut typo = sample();
+        typo["incidents"] = json!({"major": {"pagerduty_priority": ["P1"]}});
+        let e = serde_json::from_value::<Catalog>(typo).expect_err("unknown field");
+        assert!(e.to_string().contains("pagerduty_priority"), "{e}");
+    }
+
+    #[test]
     fn max_backdate_is_bounded() {
         assert_eq!(field_of(|v| v["changes"] = json!({"max_backdate": "3651d"})), "changes.max_backdate");
         let mut v = sample();
