@@ -621,8 +621,8 @@ mod tests {
                 "incidents.major.alert_severities[0]: names are 1 to 64 characters without surrounding spaces",
             ]
         );
-        let many =
-            |v: &mut serde_json::Value| v["incidents"] = json!({"major": {"incidentio_severities": vec!["S"; 21]}});
+        let names = ["S"; 21];
+        let many = |v: &mut serde_json::Value| v["incidents"] = json!({"major": {"incidentio_severities": names}});
         assert_eq!(field_of(many), "incidents.major.incidentio_severities");
         let mut typo = sample();
         typo["incidents"] = json!({"major": {"pagerduty_priority": ["P1"]}});
