@@ -13,14 +13,13 @@ use crate::adapters::embedded::EmbeddedStore;
 use crate::adapters::env_secrets::StaticSecrets;
 use crate::adapters::http_writeback::{HttpWriteBack, Retries, Timeouts};
 use crate::adapters::local_bus::LocalBus;
-use crate::adapters::local_notifier::FileNotifier;
+use crate::adapters::local_notifier::{FileNotifier, JsonLines};
 use crate::app::Changes;
 use crate::app::activity::ActivityRetention;
-use crate::app::catalog::CachedCatalog;
-use crate::app::deployments::{self, Deployments};
+use crate::app::deployments::{self, DeploymentError, Deployments};
 use crate::app::ingest::{Ingest, Webhooks};
 use crate::app::publish::Outbox;
-use crate::app::tagging::Consumer;
+use crate::app::tagging::{ConsumeError, Consumer};
 use crate::http::bearer::{Authenticator, ClaimNames, LocalKey, LocalKeyError};
 use crate::http::{self, webhooks};
 use crate::ports::{SecretsError, StoreError, SystemClock};
@@ -123,12 +122,29 @@ impl Hub {
         let webhooks = Arc::new(Webhooks { ingest: ingest(), secrets: config.secrets.clone() });
         let writeback = HttpWriteBack::new(config.secrets.clone(), Timeouts::default(), Retries::default())
             .map_err(HubError::WriteBack)?;
-        let consumer = Consumer::new(changes.clone(), FileNotifier::new(&config.notifications), writeback);
-        let correlator = tokio::spawn(run_correlator(consumer, correlate_events));
-        let deployments = Deployments { store: store.clone(), catalog: changes.catalog.clone(), clock: SystemClock };
-        tokio::spawn(run_deployments(
+        let dead_letters = JsonLines::new(config.dead_letters());
+        let consumer = Arc::new(Consumer::new(changes.clone(), FileNotifier::new(&config.notifications), writeback));
+        let correlator = tokio::spawn(consume(
+            "correlate",
+            correlate_events,
+            dead_letters.clone(),
+            move |e| {
+                let consumer = consumer.clone();
+                async move { consumer.handle(&e.detail_type, &e.detail).await }
+            },
+            ConsumeError::retryable,
+        ));
+        let deployments =
+            Arc::new(Deployments { store: store.clone(), catalog: changes.catalog.clone(), clock: SystemClock });
+        tokio::spawn(consume(
+            "deployments",
             bus.add_rule("deployments", crate::domain::EventPattern::parse(deployments::event_pattern())?),
-            deployments,
+            dead_letters,
+            move |e| {
+                let deployments = deployments.clone();
+                async move { deployments.handle(&e.detail_type, &e.detail).await }
+            },
+            DeploymentError::retryable,
         ));
         let router = limited(
             http::finish(
@@ -196,51 +212,94 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, HubError> {
 /// Times a local consumer tries an event that fails for a reason a retry may fix.
 const LOCAL_ATTEMPTS: u32 = 3;
 
-/// The local deployments consumer: each deployment event on the local bus
-/// becomes an audited change write (which the publisher then publishes),
-/// tried again a few times when a retry may help, as EventBridge would.
-async fn run_deployments(
+/// The file beside the notifications file that keeps the events the local
+/// consumers could not apply: `changehub serve`'s dead-letter queue.
+pub const DEAD_LETTERS_FILE: &str = "dead-letters.jsonl";
+
+impl HubConfig {
+    /// Where the local consumers put the events they could not apply
+    /// ([`DEAD_LETTERS_FILE`] in the notifications file's directory).
+    pub fn dead_letters(&self) -> PathBuf {
+        self.notifications.with_file_name(DEAD_LETTERS_FILE)
+    }
+}
+
+/// A local consumer of one bus rule, as Lambda runs the function on AWS:
+/// each event is applied, tried again a few times when a retry may help,
+/// and one that still fails, or that no retry can fix (an unreadable
+/// event), is appended to the dead-letter file with its reason, never
+/// dropped. `name` is the function's (`deployments`, `correlate`).
+async fn consume<T, E, Fut>(
+    name: &'static str,
     mut events: tokio::sync::mpsc::UnboundedReceiver<crate::domain::HubEvent>,
-    deployments: Deployments<EmbeddedStore, CachedCatalog<EmbeddedStore>, SystemClock>,
-) {
+    dead_letters: JsonLines,
+    apply: impl Fn(crate::domain::HubEvent) -> Fut,
+    retryable: fn(&E) -> bool,
+) where
+    T: std::fmt::Debug,
+    E: std::error::Error,
+    Fut: Future<Output = Result<T, E>>,
+{
     while let Some(event) = events.recv().await {
-        for attempt in 1..=LOCAL_ATTEMPTS {
-            match deployments.handle(&event.detail_type, &event.detail).await {
-                Ok(applied) => tracing::debug!(event_id = %event.id, ?applied, "deployment event applied"),
-                Err(e) if e.retryable() && attempt < LOCAL_ATTEMPTS => {
-                    tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
-                    continue;
+        let mut attempts = 1;
+        let failure = loop {
+            match apply(event.clone()).await {
+                Ok(done) => {
+                    tracing::debug!(consumer = name, event_id = %event.id, ?done, "event applied");
+                    break None;
                 }
-                Err(e) => tracing::error!(event_id = %event.id, error = %e, "deployment event not recorded"),
+                Err(e) if retryable(&e) && attempts < LOCAL_ATTEMPTS => {
+                    tokio::time::sleep(Duration::from_millis(50 * u64::from(attempts))).await;
+                    attempts += 1;
+                }
+                Err(e) => break Some(e),
             }
-            break;
+        };
+        if let Some(e) = failure {
+            let why = (reason(&e), retryable(&e), attempts);
+            dead_letter(&dead_letters, name, &event, why).await;
         }
     }
 }
 
-/// The local correlate consumer: each incident, alert or alarm event the
-/// rule delivers updates its record and tags it change-related, and each
-/// change event that sets or moves an implementation tags the incidents it
-/// may explain; tried again a few times when a retry may help. A failure is
-/// logged (the local hub has no dead-letter queue).
-async fn run_correlator(
-    consumer: Consumer<EmbeddedStore, SystemClock, FileNotifier, HttpWriteBack<StaticSecrets>>,
-    mut events: tokio::sync::mpsc::UnboundedReceiver<crate::domain::HubEvent>,
+/// An error and its causes, `: ` between them.
+fn reason(error: &dyn std::error::Error) -> String {
+    let mut reason = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        reason.push_str(": ");
+        reason.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    reason
+}
+
+/// Appends the event that failed, with why (the reason, whether a retry may
+/// help, the attempts made), to the dead-letter file, and logs it (the whole
+/// event when the file cannot be written).
+async fn dead_letter(
+    file: &JsonLines,
+    consumer: &str,
+    event: &crate::domain::HubEvent,
+    (reason, retryable, attempts): (String, bool, u32),
 ) {
-    while let Some(event) = events.recv().await {
-        for attempt in 1..=LOCAL_ATTEMPTS {
-            match consumer.handle(&event.detail_type, &event.detail).await {
-                Ok(consumed) => tracing::debug!(event_id = %event.id, ?consumed, "correlate event applied"),
-                Err(e) if e.retryable() && attempt < LOCAL_ATTEMPTS => {
-                    tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
-                    continue;
-                }
-                Err(e) => {
-                    tracing::error!(event_id = %event.id, detail_type = %event.detail_type, error = %e, "could not apply a correlate event")
-                }
-            }
-            break;
-        }
+    let letter = serde_json::json!({
+        "at": chrono::Utc::now(),
+        "consumer": consumer,
+        "error": reason,
+        "retryable": retryable,
+        "attempts": attempts,
+        "event": event,
+    });
+    match file.append(&letter).await {
+        Ok(()) => tracing::error!(
+            consumer, event_id = %event.id, detail_type = %event.detail_type, error = %reason, retryable,
+            file = %file.path().display(), "event not applied; kept in the dead-letter file"
+        ),
+        Err(e) => tracing::error!(
+            consumer, error = %reason, file = %file.path().display(), write_error = %e, letter = %letter,
+            "event not applied, and the dead-letter file could not be written"
+        ),
     }
 }
 

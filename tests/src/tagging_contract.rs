@@ -178,3 +178,41 @@ where
     let alice = crate::fixtures::alice(tenant.as_str());
     assert!(app.unrelate(&alice, id.as_str(), req()).await.is_err(), "a requester may not");
 }
+
+/// The tenant's catalog decides which incidents are major
+/// (`incidents.major`): with high urgency turned off and P2 added, a
+/// high-urgency PagerDuty incident without priority is not major, and one
+/// raised to P2 is (and is held as open major).
+pub async fn the_tenants_major_rule_decides_which_incidents_are_major<S>(store: S)
+where
+    S: TagStore,
+{
+    let tenant = tenant();
+    let mut custom = catalog(json!({}));
+    custom.incidents.major =
+        serde_json::from_value(json!({"pagerduty_urgency_high": false, "pagerduty_priorities": ["P1", "P2"]}))
+            .expect("rule");
+    let tagging =
+        Tagging::new(store.clone(), FixedCatalog(Arc::new(CatalogView::new(1, custom))), FixedClock::new(t0()));
+    let mut detail = pagerduty(&tenant, "payments");
+    deliver(&tagging, &detail).await;
+    assert!(!incident(&store, &tenant).await.major, "high urgency alone is not major for this tenant");
+
+    detail["event_id"] = json!("pd-2");
+    detail["occurred_at"] = json!((t0() - m(5)).to_rfc3339());
+    detail["data"]["priority"] = json!("P2");
+    let raised = tagging.handle("Incident Priority Changed", &detail).await.expect("tagged");
+    assert!(matches!(raised, Tagged::Recorded { .. }), "{raised:?}");
+    let record = incident(&store, &tenant).await;
+    assert!(record.major && record.is_open_major(), "P2 is major for this tenant: {record:?}");
+
+    let default_rule = tagging_default_major(&store).await;
+    assert!(default_rule, "the default rule keeps high urgency major");
+}
+
+/// Whether the sample (default-rule) catalog makes the high-urgency sample incident of another tenant major.
+async fn tagging_default_major<S: TagStore>(store: &S) -> bool {
+    let other = TenantId::parse(&crate::unique("other")).expect("tenant");
+    deliver(&tagging(store), &pagerduty(&other, "payments")).await;
+    incident(store, &other).await.major
+}

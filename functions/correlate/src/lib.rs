@@ -4,15 +4,17 @@
 use changehub::app::changes::ChangeStore;
 use changehub::app::tagging::{ConsumeError, Consumed, Consumer, Tagged};
 use changehub::ports::{Clock, Dedupe, ImplementationReader, Notifier, ProblemStore, WriteBack};
+use lambda_runtime::Diagnostic;
 use serde_json::{Value, json};
 
 /// Handles one event: an incident, alert or alarm event updates its incident
 /// record, tags it change-related both ways, tells people and records it for
 /// problems; a change event that sets or moves an implementation does the
-/// same for each incident the change may explain. An event whose detail
-/// cannot be read is logged and answered (a retry cannot fix it); store
-/// failures are errors, so Lambda and EventBridge retry and, in the end,
-/// dead-letter the event.
+/// same for each incident the change may explain. Every failure is an error,
+/// so the event is never lost: store failures are retried by Lambda, and an
+/// event whose detail cannot be read (which no retry fixes) fails its
+/// retries alike and lands, with the reason, in the function's on-failure
+/// queue (see [`diagnostic`]).
 #[tracing::instrument(skip_all, fields(event_id = ?event.get("id"), detail_type = ?event.get("detail-type")))]
 pub async fn handle<S, C, N, W>(consumer: &Consumer<S, C, N, W>, event: &Value) -> Result<Value, ConsumeError>
 where
@@ -29,11 +31,10 @@ where
         Ok(Consumed::Rechecked { change, incidents }) => {
             Ok(json!({"change": change, "incidents": incidents.iter().map(answer).collect::<Vec<_>>()}))
         }
-        Err(e) if !e.retryable() => {
-            tracing::error!(error = %e, "event rejected; not retried");
-            Ok(json!({"rejected": e.to_string()}))
+        Err(e) => {
+            tracing::error!(error = %e, retryable = e.retryable(), "event failed");
+            Err(e)
         }
-        Err(e) => Err(e),
     }
 }
 
@@ -47,6 +48,15 @@ fn answer(tagged: &Tagged) -> Value {
     }
 }
 
+/// The invocation's error as Lambda reports it, and as the on-failure
+/// queue's message keeps it (`responsePayload`): `errorType` is `Rejected`
+/// when no retry can help (redriving the event is pointless until the
+/// event or the hub is fixed), else `Retryable`; `errorMessage` says why.
+pub fn diagnostic(e: &ConsumeError) -> Diagnostic {
+    let error_type = if e.retryable() { "Retryable" } else { "Rejected" };
+    Diagnostic { error_type: error_type.to_owned(), error_message: e.to_string() }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,7 +67,7 @@ mod tests {
     use changehub::ports::SystemClock;
 
     #[tokio::test]
-    async fn a_detail_that_is_not_an_incident_event_is_rejected_not_retried() {
+    async fn a_detail_that_is_not_an_incident_event_fails_as_rejected_with_its_reason() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = EmbeddedStore::open(dir.path().join("hub.db")).expect("open");
         let changes = std::sync::Arc::new(Changes::new(store, SystemClock));
@@ -65,7 +75,9 @@ mod tests {
         let writeback = HttpWriteBack::new(none, Timeouts::default(), Retries::default()).expect("client");
         let tagging = Consumer::new(changes, FileNotifier::new(dir.path().join("n.jsonl")), writeback);
         let event = json!({"id": "1", "detail-type": "Incident Triggered", "detail": {"tenant": "acme"}});
-        let answer = handle(&tagging, &event).await.expect("answered");
-        assert!(answer["rejected"].as_str().is_some_and(|m| m.contains("Incident Triggered")), "{answer}");
+        let error = handle(&tagging, &event).await.expect_err("an unreadable event fails the invocation");
+        let failure = diagnostic(&error);
+        assert_eq!(failure.error_type, "Rejected");
+        assert!(failure.error_message.contains("Incident Triggered"), "{failure:?}");
     }
 }

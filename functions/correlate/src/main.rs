@@ -5,8 +5,9 @@
 //! people of each tag (the SNS topic, and write-backs where the tenant's
 //! catalog turns them on) and records it for problem management; a change
 //! event does the same for each incident the change may explain (a change
-//! that arrives after its incident). Store failures fail the invocation so
-//! it is retried, and sent to the dead-letter queue when retries run out.
+//! that arrives after its incident). Every failure fails the invocation, so
+//! it is retried and sent to the dead-letter queue, with its reason, when
+//! retries run out (an unreadable event included).
 
 use std::sync::Arc;
 
@@ -18,7 +19,7 @@ use changehub::app::Changes;
 use changehub::app::tagging::Consumer;
 use changehub::config::{self, ConfigError};
 use changehub::ports::SystemClock;
-use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
+use lambda_runtime::{Diagnostic, Error, LambdaEvent, run, service_fn, tracing};
 use serde_json::Value;
 
 /// Named environment variables, read once at init.
@@ -45,8 +46,8 @@ impl Config {
 
 type Deps = Consumer<DynamoStore, SystemClock, SnsNotifier, HttpWriteBack<Option<SecretsManagerSecrets>>>;
 
-async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, Error> {
-    Ok(correlate::handle(deps, &event.payload).await?)
+async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
+    correlate::handle(deps, &event.payload).await.map_err(|e| correlate::diagnostic(&e))
 }
 
 #[tokio::main]

@@ -11,7 +11,7 @@ use changehub::app::catalog::{CachedCatalog, DEFAULT_CACHE_TTL};
 use changehub::app::deployments::Deployments;
 use changehub::config::{self, ConfigError};
 use changehub::ports::SystemClock;
-use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
+use lambda_runtime::{Diagnostic, Error, LambdaEvent, run, service_fn, tracing};
 use serde_json::Value;
 
 /// Named environment variables, read once at init.
@@ -33,8 +33,8 @@ impl Config {
 type Deps = Deployments<DynamoStore, CachedCatalog<DynamoStore>, SystemClock>;
 
 #[tracing::instrument(skip(deps, event), fields(event_id = ?event.payload.get("id")))]
-async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, Error> {
-    Ok(deployments::handle(deps, &event.payload).await?)
+async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
+    deployments::handle(deps, &event.payload).await.map_err(|e| deployments::diagnostic(&e))
 }
 
 #[tokio::main]

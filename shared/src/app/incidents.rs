@@ -158,6 +158,9 @@ fn alarm(a: &Alarm, at: DateTime<Utc>) -> Option<(Source, Signal, IncidentEvent)
     Some((Source::Cloudwatch, signal, event))
 }
 
+/// Why an event [`update_of`] reads as none is ignored.
+pub const NOT_AN_INCIDENT: &str = "not an incident: an alarm state other than ALARM, or OK after no ALARM";
+
 /// Applies incident events to their records.
 pub struct Incidents<'a, S, C> {
     pub store: &'a S,
@@ -177,7 +180,7 @@ impl<'a, S: IncidentStore + TenantDocs, C: Clock> Incidents<'a, S, C> {
         detail: &serde_json::Value,
     ) -> Result<Applied, IncidentEventError> {
         match update_of(detail_type, detail)? {
-            None => Ok(Applied::Ignored("not an incident: an alarm state other than ALARM, or OK after no ALARM")),
+            None => Ok(Applied::Ignored(NOT_AN_INCIDENT)),
             Some(update) => Ok(self.apply(&update).await?),
         }
     }

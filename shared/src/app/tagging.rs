@@ -25,13 +25,13 @@
 
 use crate::app::changes::{SYSTEM_ACTOR, counter_keys, month_of, unlist};
 use crate::app::correlate::Correlator;
-use crate::app::incidents::{self, Applied, IncidentEventError, Incidents};
+use crate::app::incidents::{self, Applied, IncidentEventError, Incidents, NOT_AN_INCIDENT, update_of};
 use crate::app::recheck::{self, Exposure};
 use crate::app::tell::{TellError, Teller};
 use crate::domain::audit::{self, AuditAction};
 use crate::domain::catalog::CatalogView;
 use crate::domain::change::{PostReview, RelatedIncident};
-use crate::domain::incident::{Incident, MajorRule, RelatedChangeRef};
+use crate::domain::incident::{Incident, RelatedChangeRef};
 use crate::domain::notice::{NoticeChange, NoticeIncident, NoticeOrigin, Suspicion, TagNotice};
 use crate::domain::problem::IncidentSeen;
 use crate::domain::writeback::WriteBackPolicy;
@@ -99,18 +99,20 @@ pub struct Tagging<S, K, C> {
     pub store: S,
     pub catalog: K,
     pub clock: C,
-    pub rule: MajorRule,
 }
 
 impl<S: TagStore, K: CatalogReader, C: Clock> Tagging<S, K, C> {
     pub fn new(store: S, catalog: K, clock: C) -> Self {
-        Self { store, catalog, clock, rule: MajorRule::default() }
+        Self { store, catalog, clock }
     }
 
-    /// Applies a hub event to its incident record, then tags the record.
+    /// Applies a hub event to its incident record (major by the tenant's
+    /// catalog, `incidents.major`), then tags the record.
     pub async fn handle(&self, detail_type: &str, detail: &serde_json::Value) -> Result<Tagged, TagError> {
-        let incidents = Incidents { store: &self.store, clock: &self.clock, rule: self.rule.clone() };
-        let record = match incidents.apply_event(detail_type, detail).await? {
+        let Some(update) = update_of(detail_type, detail)? else { return Ok(Tagged::Ignored(NOT_AN_INCIDENT)) };
+        let rule = self.catalog.catalog(&update.tenant).await?.catalog.incidents.major.clone();
+        let incidents = Incidents { store: &self.store, clock: &self.clock, rule };
+        let record = match incidents.apply(&update).await? {
             Applied::Ignored(why) => return Ok(Tagged::Ignored(why)),
             Applied::Unchanged(i) | Applied::Written(i) => *i,
         };

@@ -16,6 +16,7 @@ pub use check::{parse_yaml, valid_group};
 use super::correlation::{CorrelationOverride, CorrelationPolicy};
 use super::deployment::PipelinePolicy;
 use super::ids::ServiceName;
+use super::incident::IncidentPolicy;
 use super::problem::{ProblemOverride, ProblemPolicy};
 use super::risk::RiskRules;
 use super::writeback::WriteBackPolicy;
@@ -144,6 +145,25 @@ impl Span {
             None => humantime::format_duration(d).to_string(),
         };
         Span(d, text)
+    }
+
+    /// The span as people read it in a sentence: its two largest units,
+    /// cut (not rounded) to whole seconds: `6 min 56 s`, `2 h 5 min`, `3 h`,
+    /// `1 d 4 h`, `45 s`, `0 s`. The one formatter for durations in texts
+    /// (explanations, notices); [`Span`]'s own text is the catalog's notation.
+    pub fn for_people(&self) -> String {
+        const UNITS: [(u64, &str); 4] = [(86_400, "d"), (3_600, "h"), (60, "min"), (1, "s")];
+        let secs = self.0.as_secs();
+        let Some(first) = UNITS.iter().position(|(unit, _)| secs >= *unit) else { return "0 s".to_owned() };
+        let (unit, name) = UNITS[first];
+        let mut text = format!("{} {name}", secs / unit);
+        if let Some((next, next_name)) = UNITS.get(first + 1) {
+            let rest = secs % unit / next;
+            if rest > 0 {
+                text.push_str(&format!(" {rest} {next_name}"));
+            }
+        }
+        text
     }
 
     /// The text the span was written in.
@@ -386,6 +406,9 @@ pub struct Catalog {
     /// When recurring incidents open a problem (`domain::problem`).
     #[serde(default)]
     pub problems: ProblemPolicy,
+    /// Which incidents are major (`domain::incident::MajorRule`).
+    #[serde(default)]
+    pub incidents: IncidentPolicy,
 }
 
 /// What an external name is, for [`Catalog::resolve`].
@@ -569,6 +592,42 @@ mod tests {
             ["1w", "3d", "90m", "90s", "0s"]
         );
         assert_eq!(Span::new(Duration::from_millis(1_500)).as_str(), "1s 500ms");
+    }
+
+    #[test]
+    fn spans_read_for_people_in_their_two_largest_units() {
+        let people = |secs: u64| Span::new(Duration::from_secs(secs)).for_people();
+        assert_eq!(people(416), "6 min 56 s");
+        assert_eq!(people(2 * 3600 + 5 * 60 + 30), "2 h 5 min", "cut to two units, not rounded");
+        assert_eq!(people(3 * 3600), "3 h");
+        assert_eq!(people(86_400 + 4 * 3600), "1 d 4 h");
+        assert_eq!(people(86_400 + 60), "1 d", "the unit after the first only");
+        assert_eq!(people(45), "45 s");
+        assert_eq!(people(0), "0 s");
+        assert_eq!(Span::new(Duration::from_millis(1500)).for_people(), "1 s");
+        assert_eq!(Span::parse("1h30m").expect("span").for_people(), "1 h 30 min");
+    }
+
+    #[test]
+    fn the_major_incident_rule_is_checked_by_path_and_defaults_to_the_hubs() {
+        assert_eq!(catalog(sample()).incidents.major, crate::domain::incident::MajorRule::default());
+        let twice = |v: &mut serde_json::Value| {
+            v["incidents"] = json!({"major": {"pagerduty_priorities": ["P1", "p1"], "alert_severities": [" page"]}});
+        };
+        assert_eq!(
+            problems_of(twice),
+            [
+                "incidents.major.pagerduty_priorities[1]: \"p1\" is listed twice (names are compared without regard to case)",
+                "incidents.major.alert_severities[0]: names are 1 to 64 characters without surrounding spaces",
+            ]
+        );
+        let names = ["S"; 21];
+        let many = |v: &mut serde_json::Value| v["incidents"] = json!({"major": {"incidentio_severities": names}});
+        assert_eq!(field_of(many), "incidents.major.incidentio_severities");
+        let mut typo = sample();
+        typo["incidents"] = json!({"major": {"pagerduty_priority": ["P1"]}});
+        let e = serde_json::from_value::<Catalog>(typo).expect_err("unknown field");
+        assert!(e.to_string().contains("pagerduty_priority"), "{e}");
     }
 
     #[test]

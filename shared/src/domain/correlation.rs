@@ -396,8 +396,8 @@ fn score(reasons: &BTreeSet<Reason>, nearest: u8, gap_s: Option<i64>, window_s: 
 }
 
 /// One sentence saying why a change is suspected: `It changed payments, the
-/// service the incident is on; its deployment failed; it finished 12m before
-/// the incident started.`
+/// service the incident is on; its deployment failed; it finished 12 min
+/// before the incident started.`
 fn explain(
     service: &ServiceName,
     links: &[Link],
@@ -428,7 +428,7 @@ fn explain(
     parts.push(match finished_before {
         None => "it was being implemented when the incident started".to_owned(),
         Some(gap) if gap.0.is_zero() => "it finished as the incident started".to_owned(),
-        Some(gap) => format!("it finished {gap} before the incident started"),
+        Some(gap) => format!("it finished {} before the incident started", gap.for_people()),
     });
     let sentence = parts.join("; ");
     let mut chars = sentence.chars();
@@ -524,8 +524,12 @@ mod tests {
         assert_eq!(r.finished_before, Some(Span::new(std::time::Duration::from_secs(600))));
         assert_eq!(
             r.explanation,
-            "It changed payments, the service the incident is on; it finished 10m before the incident started."
+            "It changed payments, the service the incident is on; it finished 10 min before the incident started."
         );
+        let ended_at = t(0) - Duration::seconds(416);
+        let odd = Implementation::Finished { started_at: t(-20), ended_at, outcome: Outcome::Succeeded };
+        let r = only(&catalog(), &incident("payments"), change(1, &["payments"], odd));
+        assert!(r.explanation.ends_with("; it finished 6 min 56 s before the incident started."), "{}", r.explanation);
     }
 
     #[test]
@@ -535,7 +539,7 @@ mod tests {
         assert_eq!(r.confidence, 0.393, "250 + 143");
         assert_eq!(
             r.explanation,
-            "It changed ledger, which payments depends on; it finished 10m before the incident started."
+            "It changed ledger, which payments depends on; it finished 10 min before the incident started."
         );
         let both = only(
             &catalog(),
@@ -604,7 +608,7 @@ mod tests {
         assert_eq!((edge.reasons.as_slice(), edge.confidence), ([Reason::SameService].as_slice(), 0.4));
         assert_eq!(
             edge.explanation,
-            "It changed payments, the service the incident is on; it finished 4h before the incident started."
+            "It changed payments, the service the incident is on; it finished 4 h before the incident started."
         );
         let just_older = Implementation::Finished {
             started_at: t(-300),

@@ -13,15 +13,19 @@
 //! duplicates included, gives the same record ([`Incident::apply`]), and a
 //! duplicate changes nothing.
 //!
-//! **Major incidents** ([`MajorRule`]): PagerDuty urgency `high` or priority
-//! `P1`; incident.io severity `SEV1` or `Critical`; an Alertmanager alert
-//! labelled `severity=critical`; every incident declared in the hub.
-//! CloudWatch alarms carry no severity, so they are never major.
+//! **Major incidents** ([`MajorRule`], the tenant's catalog `incidents.major`;
+//! by default PagerDuty urgency `high` or priority `P1`; incident.io severity
+//! `SEV1` or `Critical`; an Alertmanager alert labelled `severity=critical`);
+//! every incident declared in the hub. CloudWatch alarms carry no severity,
+//! so they are never major.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+
+mod major;
+pub use major::{IncidentPolicy, MajorRule};
 
 use super::correlation::{IncidentFacts, Reason};
 use super::ids::{ChangeId, ServiceName, TenantId};
@@ -172,30 +176,6 @@ pub struct IncidentEvent {
     pub severity: Option<String>,
     pub link: Option<String>,
     pub fingerprint: Option<String>,
-}
-
-/// Which priorities, urgencies and severities make an incident major
-/// (compared without regard to case).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MajorRule {
-    pub urgencies: Vec<String>,
-    pub priorities: Vec<String>,
-    pub severities: Vec<String>,
-}
-
-impl Default for MajorRule {
-    fn default() -> Self {
-        let own = |names: &[&str]| names.iter().map(|s| (*s).to_owned()).collect();
-        MajorRule { urgencies: own(&["high"]), priorities: own(&["P1"]), severities: own(&["SEV1", "critical"]) }
-    }
-}
-
-impl MajorRule {
-    pub fn is_major(&self, priority: Option<&str>, urgency: Option<&str>, severity: Option<&str>) -> bool {
-        let any =
-            |names: &[String], v: Option<&str>| v.is_some_and(|v| names.iter().any(|n| n.eq_ignore_ascii_case(v)));
-        any(&self.urgencies, urgency) || any(&self.priorities, priority) || any(&self.severities, severity)
-    }
 }
 
 /// Who declared an incident in the hub, who commands it, and what it affects.
@@ -408,7 +388,7 @@ impl Incident {
         self.links = union(&self.links, event.link.as_slice(), MAX_LINKS);
         self.apply_times(event, &stamp);
         self.major = self.declared.is_some()
-            || rule.is_major(self.priority.as_deref(), self.urgency.as_deref(), self.severity.as_deref());
+            || rule.is_major(self.source, self.priority.as_deref(), self.urgency.as_deref(), self.severity.as_deref());
     }
 
     fn apply_times(&mut self, event: &IncidentEvent, stamp: &Stamp) {
@@ -572,16 +552,6 @@ mod tests {
         let lowered = fold(&[p("c", "2026-11-30T10:02:00Z", "P3"), trigger, p("b", "2026-11-30T10:01:00Z", "P1")]);
         assert_eq!(lowered.priority.as_deref(), Some("P3"));
         assert!(!lowered.major);
-    }
-
-    #[test]
-    fn major_follows_urgency_priority_and_severity_without_regard_to_case() {
-        let rule = MajorRule::default();
-        assert!(rule.is_major(None, Some("high"), None));
-        assert!(rule.is_major(Some("p1"), Some("low"), None));
-        assert!(rule.is_major(None, None, Some("Critical")));
-        assert!(rule.is_major(None, None, Some("sev1")));
-        assert!(!rule.is_major(Some("P2"), Some("low"), Some("warning")));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::catalog::Span;
 use super::change::{Change, ChangeType};
 use super::correlation::{Implementation, Outcome, Reason, RelatedChange};
 use super::ids::{ChangeId, ServiceName, TenantId};
@@ -153,13 +154,13 @@ impl TagNotice {
         let subject = format!(
             "{major} incident on {} ({}): {}",
             self.incident.service,
-            self.severity(),
-            one_line(&self.incident.title)
+            quoted(self.severity()),
+            quoted(&self.incident.title)
         );
         truncate(&subject, MAX_SUBJECT_CHARS)
     }
 
-    /// When the change ran, relative to the incident: `38 minutes after
+    /// When the change ran, relative to the incident: `38 min after
     /// change C 'Upgrade DB' by alice completed`.
     fn timing(&self) -> String {
         let c = &self.change;
@@ -199,15 +200,16 @@ impl TagNotice {
         let major = if i.major { "Major incident" } else { "Incident" };
         let mut text = format!(
             "{major} '{}' on {} ({}) started {}, {}; suspected because: {}; confidence {:.2}.",
-            one_line(&i.title),
+            quoted(&i.title),
             i.service,
-            self.severity(),
+            quoted(self.severity()),
             Self::at(i.started_at),
-            self.timing(),
+            quoted(&self.timing()),
             self.reasons(),
             self.suspicion.confidence,
         );
-        let links = self.links();
+        let links: Vec<String> =
+            self.links().into_iter().map(|l| web_url(l).map_or_else(|| quoted(l), str::to_owned)).collect();
         if !links.is_empty() {
             text.push_str(" Links: ");
             text.push_str(&links.join(" "));
@@ -220,7 +222,7 @@ impl TagNotice {
         let mut note = format!("changehub: this incident looks change-related.\n{}", self.summary());
         if !self.suspicion.explanation.is_empty() {
             note.push_str("\nWhy: ");
-            note.push_str(&self.suspicion.explanation);
+            note.push_str(&quoted(&self.suspicion.explanation));
         }
         note
     }
@@ -247,8 +249,8 @@ impl TagNotice {
     /// The comment on the pull request or commit (GitHub markdown).
     pub fn github_comment(&self) -> String {
         let i = &self.incident;
-        let title = match &i.link {
-            Some(link) => format!("[{}]({link})", markdown(&i.title)),
+        let title = match i.link.as_deref().and_then(web_url) {
+            Some(url) => format!("[{}]({})", markdown(&i.title), url.replace('(', "%28").replace(')', "%29")),
             None => markdown(&i.title),
         };
         let mut lines = vec![
@@ -267,7 +269,8 @@ impl TagNotice {
         if !self.suspicion.explanation.is_empty() {
             lines.push(format!("- **Why**: {}", markdown(&self.suspicion.explanation)));
         }
-        let links = self.links();
+        let links: Vec<String> =
+            self.links().into_iter().map(|l| web_url(l).map_or_else(|| markdown(l), str::to_owned)).collect();
         if !links.is_empty() {
             lines.push(format!("- **Links**: {}", links.join(" ")));
         }
@@ -277,16 +280,10 @@ impl TagNotice {
     }
 }
 
-/// `38 minutes`, `1 minute`, `2h 5m`, `less than a minute`.
+/// How long before the incident, as people read it (`38 min`, `2 h 5 min`);
+/// none is `0 s`.
 fn gap(d: chrono::Duration) -> String {
-    let minutes = d.num_minutes().max(0);
-    match minutes {
-        0 => "less than a minute".to_owned(),
-        1 => "1 minute".to_owned(),
-        m if m < 120 => format!("{m} minutes"),
-        m if m % 60 == 0 => format!("{}h", m / 60),
-        m => format!("{}h {}m", m / 60, m % 60),
-    }
+    Span::new(d.to_std().unwrap_or_default()).for_people()
 }
 
 /// Text on one line: control characters (line breaks included) become spaces.
@@ -303,11 +300,38 @@ fn truncate(s: &str, max: usize) -> String {
     format!("{}...", kept.trim_end())
 }
 
-/// Text from outside shown literally in markdown: its markup characters escaped, on one line.
-fn markdown(s: &str) -> String {
+/// Follows every `@` of text quoted from outside, so that `@someone` or
+/// `@org/team` in a title reads the same but mentions nobody (on GitHub, or
+/// wherever a note or notification is shown).
+const ZERO_WIDTH_JOINER: char = '\u{200D}';
+
+/// Text from outside, quoted in plain text: on one line, and mentioning no one.
+fn quoted(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in one_line(s).chars() {
-        if matches!(c, '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '#' | '|' | '~' | '!') {
+        out.push(c);
+        if c == '@' {
+            out.push(ZERO_WIDTH_JOINER);
+        }
+    }
+    out
+}
+
+/// A link from outside that is an `http(s)` URL with nothing that could end
+/// it early (spaces, quotes, angle brackets, backticks); anything else is
+/// shown as quoted text, not as a link.
+fn web_url(s: &str) -> Option<&str> {
+    let rest = s.strip_prefix("https://").or_else(|| s.strip_prefix("http://"))?;
+    let breaks = |c: char| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '"' | '`' | '\\');
+    (!rest.is_empty() && !rest.chars().any(breaks)).then_some(s)
+}
+
+/// Text from outside shown literally in markdown: quoted (on one line,
+/// mentioning no one), its markup characters escaped.
+fn markdown(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in quoted(s).chars() {
+        if matches!(c, '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '#' | '|' | '~' | '!' | '&') {
             out.push('\\');
         }
         out.push(c);
@@ -370,7 +394,7 @@ pub(crate) mod tests {
     fn the_summary_says_which_change_who_when_why_and_links() {
         assert_eq!(
             notice().summary(),
-            "Incident 'Checkout errors' on payments (P1) started 2026-03-02 14:05 UTC, 38 minutes after change \
+            "Incident 'Checkout errors' on payments (P1) started 2026-03-02 14:05 UTC, 38 min after change \
              0195f3a2-7c00-7000-8000-000000000001 'Upgrade DB' by alice failed (at 2026-03-02 13:27 UTC); \
              suspected because: same service, failed deployment; confidence 0.85. \
              Links: https://acme.pagerduty.com/incidents/PT4KHLK"
@@ -401,13 +425,11 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn gaps_read_in_minutes_then_hours() {
-        let m = chrono::Duration::minutes;
-        assert_eq!(gap(chrono::Duration::seconds(30)), "less than a minute");
-        assert_eq!(gap(m(1)), "1 minute");
-        assert_eq!(gap(m(119)), "119 minutes");
-        assert_eq!(gap(m(180)), "3h");
-        assert_eq!(gap(m(185)), "3h 5m");
+    fn gaps_read_as_people_read_durations() {
+        assert_eq!(gap(chrono::Duration::seconds(30)), "30 s");
+        assert_eq!(gap(chrono::Duration::seconds(416)), "6 min 56 s");
+        assert_eq!(gap(chrono::Duration::minutes(185)), "3 h 5 min");
+        assert_eq!(gap(chrono::Duration::minutes(-5)), "0 s", "a change that ended after the start has no gap");
     }
 
     #[test]
@@ -445,7 +467,7 @@ pub(crate) mod tests {
             "### Incident [DB \\*down\\* \\[again\\]](https://acme.pagerduty.com/incidents/PT4KHLK) may have been caused by this change\n\
              \n\
              - **Incident**: on `payments` (P1), started 2026-03-02 14:05 UTC\n\
-             - **Change**: 38 minutes after change 0195f3a2-7c00-7000-8000-000000000001 'Upgrade DB' by alice failed (at 2026-03-02 13:27 UTC)\n\
+             - **Change**: 38 min after change 0195f3a2-7c00-7000-8000-000000000001 'Upgrade DB' by alice failed (at 2026-03-02 13:27 UTC)\n\
              - **Suspected because**: same service, failed deployment\n\
              - **Confidence**: 0.85\n\
              - **Why**: It changed payments and its deployment failed.\n\

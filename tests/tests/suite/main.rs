@@ -7,6 +7,7 @@ mod api;
 mod audit;
 mod bus_contract;
 mod correlate;
+mod dead_letters;
 mod deployments;
 mod flow_aws;
 mod incidents;

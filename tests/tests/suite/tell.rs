@@ -344,6 +344,61 @@ async fn each_channel_is_delivered_once_and_a_failed_write_back_is_retried_alone
     assert_eq!(lines.lines().count(), 1, "notified once");
 }
 
+/// What GitHub would read as mentions: `@` right before a name.
+fn mentions(text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for (i, _) in text.match_indices('@') {
+        let name: String =
+            text[i + 1..].chars().take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '/')).collect();
+        if !name.is_empty() {
+            found.push(format!("@{name}"));
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn write_backs_quote_outside_text_without_mentioning_anyone_or_breaking_the_markdown() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedStore::open(dir.path().join("tell.db")).expect("open");
+    let (base, script) = server([]).await;
+    let teller = Teller::new(store, SystemClock, FileNotifier::new(dir.path().join("n.jsonl")), client(tokens(), 1));
+    let mut notice = notice();
+    notice.incident.title = "Checkout down, paging @acme/payments-oncall and @bob\n### not a heading".into();
+    notice.incident.link = Some("https://acme.pagerduty.com/incidents/(PT4KHLK)".into());
+    notice.change.title = "Revert [this](https://evil.example) for @carol & <b>".into();
+    if let Some(origin) = notice.change.origin.as_mut() {
+        origin.actor = Some("@dave".into());
+        origin.url = Some("@acme/security".into());
+    }
+    notice.suspicion.explanation = "It touched @acme/db, which the incident names.".into();
+    teller.tell(&both(&base), &notice).await.expect("told");
+
+    let received = script.received();
+    let [note, comment] = received.try_into().expect("a note and a comment");
+    let note = note.body["note"]["content"].as_str().expect("note").to_owned();
+    let comment = comment.body["body"].as_str().expect("comment").to_owned();
+    assert_eq!(mentions(&note), Vec::<String>::new(), "{note}");
+    assert_eq!(mentions(&comment), Vec::<String>::new(), "{comment}");
+    assert!(note.contains("paging @\u{200d}acme/payments-oncall and @\u{200d}bob ### not a heading"), "{note}");
+    assert!(comment.starts_with(
+        "### Major incident [Checkout down, paging @\u{200d}acme/payments-oncall and @\u{200d}bob \\#\\#\\# not a heading]\
+         (https://acme.pagerduty.com/incidents/%28PT4KHLK%29) may have been caused by this change\n"
+    ), "{comment}");
+    assert!(
+        comment.contains(
+            "'Revert \\[this\\](https://evil.example) for @\u{200d}carol \\& \\<b\\>' by @\u{200d}dave failed"
+        ),
+        "{comment}"
+    );
+    assert!(comment.contains("- **Why**: It touched @\u{200d}acme/db, which the incident names.\n"), "{comment}");
+    assert!(
+        comment.contains("- **Links**: https://acme.pagerduty.com/incidents/(PT4KHLK) @\u{200d}acme/security\n"),
+        "{comment}"
+    );
+    assert_eq!(comment.lines().count(), 10, "no line of outside text starts a new one: {comment}");
+}
+
 #[tokio::test]
 async fn a_refused_write_back_is_reported_and_not_retried() {
     let dir = tempfile::tempdir().expect("tempdir");
