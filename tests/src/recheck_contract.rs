@@ -244,8 +244,10 @@ pub async fn concurrent_consumers_of_incident_and_change_events_link_count_and_t
         change_event(&d, completed),
     );
     let consumed = [all.0, all.1, all.2, all.3, all.4, all.5, all.6, all.7];
+    // At most one delivery says it linked the change: none when the one that
+    // did failed a later step (a contended write) and its retry found the link.
     let linked: Vec<ChangeId> = consumed.iter().flat_map(newly).collect();
-    assert_eq!(linked, [done.id], "one delivery links the change");
+    assert!(linked.is_empty() || linked == [done.id], "at most one delivery links the change: {linked:?}");
     linked_once(&hub, &done).await;
 }
 

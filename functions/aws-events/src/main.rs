@@ -1,8 +1,8 @@
 //! The aws-events Lambda: the target of the EventBridge rules that forward
 //! AWS events (CloudWatch alarms, Config, CloudFormation, CloudTrail) from the
-//! default bus. Bad events are logged and dropped (a retry cannot fix them);
-//! store and bus failures fail the invocation so EventBridge retries it, and
-//! sends it to the dead-letter queue when retries run out.
+//! default bus. Every failure fails the invocation, so it is retried and sent
+//! to the dead-letter queue, with its reason, when retries run out (an event
+//! that cannot be normalized included: see `aws_events::diagnostic`).
 
 use changehub::adapters::dynamodb::{self, DynamoStore};
 use changehub::adapters::eventbridge::{self, EventBridgeBus};
@@ -12,7 +12,7 @@ use changehub::app::ingest::{ClaimTimes, Ingest};
 use changehub::config::{self, ConfigError};
 use changehub::domain::TenantId;
 use changehub::ports::SystemClock;
-use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
+use lambda_runtime::{Diagnostic, Error, LambdaEvent, run, service_fn, tracing};
 use serde_json::Value;
 
 /// Named environment variables, read once at init.
@@ -41,8 +41,8 @@ impl Config {
 
 type Deps = Ingest<DynamoStore, EventBridgeBus, CachedCatalog<DynamoStore>, SystemClock>;
 
-async fn handle(deps: &Deps, tenant: &TenantId, event: LambdaEvent<Value>) -> Result<Value, Error> {
-    Ok(aws_events::handle(deps, tenant, &event.payload).await?)
+async fn handle(deps: &Deps, tenant: &TenantId, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
+    aws_events::handle(deps, tenant, &event.payload).await.map_err(|e| aws_events::diagnostic(&e))
 }
 
 #[tokio::main]

@@ -126,10 +126,13 @@ async fn every_aws_sample_goes_through_the_aws_events_target() {
     }
     assert!(published >= 6);
     assert_eq!(inbox.bodies(published).await.len(), published);
-    // An event that cannot be normalized is answered, not retried forever.
+    // An event that cannot be normalized fails the invocation, so it ends in
+    // the on-failure queue with its reason, marked as one no retry fixes.
     let broken = json!({"id": "x", "source": "aws.cloudwatch", "detail-type": "CloudWatch Alarm State Change", "detail": {"state": 5}});
-    let answer = aws_events::handle(&ingest, &tenant, &broken).await.expect("rejected, not an error");
-    assert!(answer["rejected"].is_string(), "{answer}");
+    let error = aws_events::handle(&ingest, &tenant, &broken).await.expect_err("a failed invocation, not an answer");
+    let failure = aws_events::diagnostic(&error);
+    assert_eq!(failure.error_type, "Rejected");
+    assert!(failure.error_message.contains("state"), "{}", failure.error_message);
 }
 
 #[tokio::test]
