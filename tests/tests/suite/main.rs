@@ -8,6 +8,7 @@ mod audit;
 mod bus_contract;
 mod correlate;
 mod deployments;
+mod escalation;
 mod incidents;
 mod ingest;
 mod ingest_aws;
