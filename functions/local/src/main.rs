@@ -256,29 +256,9 @@ enum Command {
         command: AuditCommand,
     },
     /// Measure the local hub: API create+get, raw store operations, signed webhook ingest and its CPU cost per event,
-    /// and correlation (store calls, items read, latency and rate per correlation, with each history size).
-    Bench {
-        /// Create+get pairs to send through the API.
-        #[arg(long, default_value_t = 2000)]
-        requests: usize,
-        /// Concurrent API clients.
-        #[arg(long, default_value_t = 8)]
-        concurrency: usize,
-        /// Raw store operations of each kind.
-        #[arg(long, default_value_t = 2000)]
-        store_ops: usize,
-        /// Stored changes to correlate incidents against, one fresh store each, side by side. Seeding writes
-        /// 10,000 changes per transaction into a file beside the working directory (removed after): 100,000
-        /// take minutes, mostly disk writes (about 4 on a debug build on a busy disk).
-        #[arg(long, value_delimiter = ',', default_value = "1000,100000")]
-        correlation_sizes: Vec<usize>,
-        /// Incidents to correlate with each size.
-        #[arg(long, default_value_t = 1000)]
-        correlations: usize,
-        /// Measure correlation only.
-        #[arg(long)]
-        correlation_only: bool,
-    },
+    /// correlation (store calls, items read, latency and rate per correlation, with each history size), and one
+    /// escalation tick (items read and time with many changes waiting, few due).
+    Bench(bench::BenchPlan),
 }
 
 #[derive(Subcommand)]
@@ -431,17 +411,7 @@ async fn main() -> ExitCode {
                 None => audit::verify(&db, tenant, change).await,
             }
         }
-        Command::Bench { requests, concurrency, store_ops, correlation_sizes, correlations, correlation_only } => {
-            let plan = bench::BenchPlan {
-                requests,
-                concurrency,
-                store_ops,
-                correlation_sizes,
-                correlations,
-                correlation_only,
-            };
-            bench::run(plan).await
-        }
+        Command::Bench(plan) => bench::run(plan).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
