@@ -186,7 +186,7 @@ pub struct StepRef {
 }
 
 impl StepRef {
-    fn of(step: &Step) -> Self {
+    pub(super) fn of(step: &Step) -> Self {
         StepRef { level: step.level, name: step.name.clone(), service: step.service.clone() }
     }
 }

@@ -11,7 +11,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-use super::approval::{ApprovalPlan, Step};
+use super::approval::{ApprovalPlan, Step, StepRef};
 use super::catalog::Span;
 
 /// Escalations a level makes, by default, before its breach.
@@ -269,13 +269,6 @@ impl Step {
         Some(nudge)
     }
 
-    /// What the step is called in a nudge's words.
-    pub fn label(&self) -> String {
-        match &self.service {
-            Some(s) => format!("level {} ({} of {s})", self.level, self.name),
-            None => format!("level {} ({})", self.level, self.name),
-        }
-    }
 }
 
 /// A nudge taken on a plan, with the step it was taken on.
@@ -328,7 +321,7 @@ impl ApprovalPlan {
         if nudge.kind == NudgeKind::Breach {
             self.sla_breached = true;
         }
-        Some(Nudged { step: step.label(), nudge, sla: step.sla.clone() })
+        Some(Nudged { step: StepRef::of(step).to_string(), nudge, sla: step.sla.clone() })
     }
 
     /// The nudge the audit entry `seq` recorded, if it recorded one.
