@@ -268,7 +268,6 @@ impl Step {
         }
         Some(nudge)
     }
-
 }
 
 /// A nudge taken on a plan, with the step it was taken on.
