@@ -16,6 +16,7 @@ use crate::adapters::local_bus::LocalBus;
 use crate::adapters::local_notifier::{FileNotifier, JsonLines};
 use crate::app::Changes;
 use crate::app::activity::ActivityRetention;
+use crate::app::catalog::CachedCatalog;
 use crate::app::deployments::{self, DeploymentError, Deployments};
 use crate::app::ingest::{Ingest, Webhooks};
 use crate::app::publish::Outbox;
@@ -97,6 +98,10 @@ pub struct Hub {
     correlator: JoinHandle<()>,
     /// Tells the publisher to drain what is committed and stop.
     stop_publisher: tokio::sync::oneshot::Sender<()>,
+    /// The API's catalog cache, which escalation shares (a breach reads the tenant's CAB).
+    catalog: CachedCatalog<EmbeddedStore>,
+    /// Ticks escalation, once started ([`Hub::escalate_every`]).
+    escalator: Option<JoinHandle<()>>,
 }
 
 impl Hub {
@@ -154,7 +159,22 @@ impl Hub {
             ),
             config.limits,
         );
-        Ok(Self { store, bus, router, publisher, correlator, stop_publisher })
+        let catalog = changes.catalog.clone();
+        Ok(Self { store, bus, router, publisher, correlator, stop_publisher, catalog, escalator: None })
+    }
+
+    /// Runs an escalation tick every `period` (the local stand-in for the
+    /// escalate function's schedule) until the hub stops. A tick's writes
+    /// are each whole, so stopping it mid-tick takes nothing twice.
+    pub fn escalate_every(&mut self, period: Duration) {
+        let escalator = crate::app::escalation::Escalator {
+            store: self.store.clone(),
+            catalog: self.catalog.clone(),
+            clock: SystemClock,
+        };
+        if let Some(running) = self.escalator.replace(tokio::spawn(run_escalator(escalator, period))) {
+            running.abort();
+        }
     }
 
     pub fn router(&self) -> axum::Router {
@@ -169,8 +189,12 @@ impl Hub {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), HubError> {
-        let Hub { store, bus, router, publisher, correlator, stop_publisher } = self;
+        let Hub { store, bus, router, publisher, correlator, stop_publisher, escalator, .. } = self;
         axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
+        if let Some(escalator) = escalator {
+            escalator.abort();
+            let _ = escalator.await;
+        }
         drop((store, bus));
         // Every answered write is committed and on the stream: the publisher
         // drains those and stops.
@@ -300,6 +324,23 @@ async fn dead_letter(
             consumer, error = %reason, file = %file.path().display(), write_error = %e, letter = %letter,
             "event not applied, and the dead-letter file could not be written"
         ),
+    }
+}
+
+/// The local escalate schedule: a tick every `period`; a failed tick is
+/// logged and the next one takes what it left.
+async fn run_escalator(
+    escalator: crate::app::escalation::Escalator<EmbeddedStore, CachedCatalog<EmbeddedStore>, SystemClock>,
+    period: Duration,
+) {
+    let mut interval = tokio::time::interval(period);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        match escalator.tick().await {
+            Ok(tick) => tracing::debug!(read = tick.read, taken = tick.taken.len(), "escalation tick"),
+            Err(e) => tracing::error!(error = %e, "escalation tick failed; the next one retries"),
+        }
     }
 }
 

@@ -5,6 +5,7 @@ pub mod activity_contract;
 pub mod aws;
 pub mod bus_contract;
 pub mod correlate_contract;
+pub mod escalation_contract;
 pub mod fixtures;
 pub mod http;
 pub mod incident_contract;

@@ -518,8 +518,11 @@ pub async fn due_index_follows_the_record<S: ChangeStore>(store: S) {
     let created = app.create(&c, new_change("x", &["payments"], t0() + Duration::days(2), 1)).await.expect("create");
     let submitted = app.transition(&c, &created.id, to(ChangeState::Submitted, 1)).await.expect("submit");
     let partition = DuePartition::approvals_of(&created.id);
-    let due_at = submitted.approval.as_ref().and_then(|p| p.due_at()).expect("level 1 has a deadline");
-    assert_eq!(due_at, t0() + Duration::hours(4));
+    let plan = submitted.approval.as_ref().expect("a plan");
+    assert_eq!(plan.due_at(), Some(t0() + Duration::hours(4)), "level 1's deadline");
+    // The index holds the next step of the level's cadence: the reminder at half the SLA.
+    let due_at = plan.next_nudge_at().expect("level 1 is chased");
+    assert_eq!(due_at, t0() + Duration::hours(2));
     let ids =
         |page: changehub::ports::Page<changehub::domain::Change>| page.items.iter().map(|c| c.id).collect::<Vec<_>>();
     // GSI reads are eventually consistent on DynamoDB; moto answers at once.

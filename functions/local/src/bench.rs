@@ -73,15 +73,35 @@ fn line(name: &str, count: usize, secs: Option<f64>, h: Option<&Histogram<u64>>)
 }
 
 /// What `changehub bench` measures.
+#[derive(Debug, clap::Args)]
 pub struct BenchPlan {
+    /// Create+get pairs to send through the API.
+    #[arg(long, default_value_t = 2000)]
     pub requests: usize,
+    /// Concurrent API clients.
+    #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
+    /// Raw store operations of each kind.
+    #[arg(long, default_value_t = 2000)]
     pub store_ops: usize,
-    /// Stored-history sizes to correlate incidents against, side by side.
+    /// Stored changes to correlate incidents against, one fresh store each, side by side. Seeding writes
+    /// 10,000 changes per transaction into a file beside the working directory (removed after): 100,000
+    /// take minutes, mostly disk writes (about 4 on a debug build on a busy disk).
+    #[arg(long, value_delimiter = ',', default_value = "1000,100000")]
     pub correlation_sizes: Vec<usize>,
+    /// Incidents to correlate with each size.
+    #[arg(long, default_value_t = 1000)]
     pub correlations: usize,
-    /// Only the correlation figures.
+    /// Measure correlation only (and escalation, unless --escalation-changes 0).
+    #[arg(long)]
     pub correlation_only: bool,
+    /// Changes waiting for approval when one escalation tick is timed (0: skip it); seeded like
+    /// the correlation history, in a file removed after.
+    #[arg(long, default_value_t = 100_000)]
+    pub escalation_changes: usize,
+    /// Of those, how many are due: the tick's items read track this number, not the waiting ones.
+    #[arg(long, default_value_t = 100)]
+    pub escalation_due: usize,
 }
 
 pub async fn run(plan: BenchPlan) -> BoxResult<()> {
@@ -101,6 +121,9 @@ pub async fn run(plan: BenchPlan) -> BoxResult<()> {
         ingest_cpu(store_ops.max(1))?;
     }
     correlation(dir.path(), &plan.correlation_sizes, plan.correlations.max(1)).await?;
+    if plan.escalation_changes > 0 {
+        escalation(dir.path(), plan.escalation_changes, plan.escalation_due.min(plan.escalation_changes)).await?;
+    }
     Ok(())
 }
 
@@ -545,9 +568,96 @@ async fn correlation(dir: &std::path::Path, sizes: &[usize], runs: usize) -> Box
     Ok(all)
 }
 
+/// What one escalation tick cost.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EscalationFigures {
+    pub waiting: usize,
+    pub due: usize,
+    pub seed_secs: f64,
+    /// Changes the tick read from the due index.
+    pub read: usize,
+    pub taken: usize,
+    pub tick_ms: f64,
+}
+
+/// `waiting` submitted changes on the bench catalog's services (a 4h level),
+/// of which the first `due` opened five hours before now (their first
+/// escalation is due) and the rest just now (nothing due for two hours).
+async fn escalation_figures(dir: &std::path::Path, waiting: usize, due: usize) -> BoxResult<EscalationFigures> {
+    use changehub::app::catalog::{CachedCatalog, DEFAULT_CACHE_TTL};
+    use changehub::app::escalation::Escalator;
+    use changehub::domain::ServiceName;
+    use changehub::domain::approval::ApprovalPlan;
+    use changehub::domain::audit::{self, AuditAction};
+    use changehub::domain::catalog::CatalogView;
+    let path = dir.join(format!("escalate-{waiting}.db"));
+    let store = EmbeddedStore::open(&path)?;
+    let tenant = TenantId::parse("bench")?;
+    let view = CatalogView::new(1, bench_catalog()?);
+    let now = Utc::now();
+    let seeding = Instant::now();
+    for chunk in (0..waiting).collect::<Vec<_>>().chunks(10_000) {
+        let mut changes = Vec::with_capacity(chunk.len());
+        for &i in chunk {
+            let opened = if i < due { now - Duration::hours(5) } else { now };
+            let service = format!("svc-{}", i % BENCH_SERVICES);
+            let start = now + Duration::days(2);
+            let mut change = NewChange::basic(
+                format!("Waiting change {i}"),
+                &[&service],
+                "production",
+                start,
+                start + Duration::hours(1),
+            )
+            .validate()?
+            .into_draft(changehub::domain::ChangeId::new(), tenant.clone(), "bench".into(), opened);
+            change.state = ChangeState::Submitted;
+            change.approval = Some(ApprovalPlan::build(&view, &[ServiceName::parse(&service)?], false, opened)?);
+            changes.push(audit::record(None, change, "bench", AuditAction::Created, None));
+        }
+        store.insert_many(changes).await?;
+    }
+    let seed_secs = seeding.elapsed().as_secs_f64();
+    let escalator =
+        Escalator { catalog: CachedCatalog::new(store.clone(), DEFAULT_CACHE_TTL), store, clock: SystemClock };
+    let started = Instant::now();
+    let tick = escalator.tick().await?;
+    let tick_ms = started.elapsed().as_secs_f64() * 1000.0;
+    drop(escalator);
+    std::fs::remove_file(&path)?;
+    Ok(EscalationFigures { waiting, due, seed_secs, read: tick.read, taken: tick.taken.len(), tick_ms })
+}
+
+/// One escalation tick over many waiting changes, few of them due.
+async fn escalation(dir: &std::path::Path, waiting: usize, due: usize) -> BoxResult<EscalationFigures> {
+    let f = escalation_figures(dir, waiting, due).await?;
+    println!(
+        "\nEscalation tick on the embedded store (the sharded due index, {} shards):",
+        changehub::ports::DUE_SHARDS
+    );
+    println!(
+        "{:>15} {:>6} {:>9} {:>16} {:>12} {:>12}",
+        "waiting changes", "due", "seeded", "items read/tick", "steps taken", "tick"
+    );
+    println!(
+        "{:>15} {:>6} {:>8.1}s {:>16} {:>12} {:>9.1} ms",
+        f.waiting, f.due, f.seed_secs, f.read, f.taken, f.tick_ms
+    );
+    Ok(f)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The smoke version of the escalation figure: a tick reads the due
+    /// changes only, however many wait.
+    #[tokio::test]
+    async fn an_escalation_tick_reads_only_what_is_due() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = escalation(dir.path(), 3_000, 10).await.expect("bench");
+        assert_eq!((f.read, f.taken), (10, 10), "{f:?}");
+    }
 
     /// The smoke version of the correlation figures: with a hundred times the
     /// history, a correlation makes the same store calls and reads about as many items.

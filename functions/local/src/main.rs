@@ -5,6 +5,7 @@ mod audit;
 mod bench;
 mod catalog;
 mod changes;
+mod escalate;
 mod plural;
 mod replay;
 mod table;
@@ -73,6 +74,24 @@ enum Command {
         /// Days the activity log (`changehub activity`) keeps each accepted event.
         #[arg(long, default_value_t = DEFAULT_RETENTION_DAYS, env = "CHANGEHUB_ACTIVITY_RETENTION_DAYS", value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_RETENTION_DAYS)))]
         activity_retention_days: u32,
+        /// How often approvals past their reminders, deadlines and escalations are chased (e.g. 30s, 1m);
+        /// 0 or off: never (run `changehub escalate --now` instead).
+        #[arg(long, default_value = "30s", env = "CHANGEHUB_ESCALATE_EVERY", value_parser = escalate::every)]
+        escalate_every: escalate::Every,
+    },
+    /// Run one escalation tick against a hub's database (stop the hub first: the file is locked
+    /// while it runs) and print each reminder, escalation and breach it took. Their notifications
+    /// are appended to --notifications, as `serve` would.
+    Escalate {
+        /// Run the tick now (the only mode).
+        #[arg(long, required = true)]
+        now: bool,
+        /// The embedded database file; its key file <db>.key seals the audit entries.
+        #[arg(long, default_value = "./changehub.db", env = "CHANGEHUB_DB")]
+        db: PathBuf,
+        /// Where notifications are appended, one JSON object per line.
+        #[arg(long, default_value = "./notifications.jsonl", env = "CHANGEHUB_NOTIFICATIONS")]
+        notifications: PathBuf,
     },
     /// Send event files to a running hub, in the order given, as their senders would.
     ///
@@ -237,29 +256,9 @@ enum Command {
         command: AuditCommand,
     },
     /// Measure the local hub: API create+get, raw store operations, signed webhook ingest and its CPU cost per event,
-    /// and correlation (store calls, items read, latency and rate per correlation, with each history size).
-    Bench {
-        /// Create+get pairs to send through the API.
-        #[arg(long, default_value_t = 2000)]
-        requests: usize,
-        /// Concurrent API clients.
-        #[arg(long, default_value_t = 8)]
-        concurrency: usize,
-        /// Raw store operations of each kind.
-        #[arg(long, default_value_t = 2000)]
-        store_ops: usize,
-        /// Stored changes to correlate incidents against, one fresh store each, side by side. Seeding writes
-        /// 10,000 changes per transaction into a file beside the working directory (removed after): 100,000
-        /// take minutes, mostly disk writes (about 4 on a debug build on a busy disk).
-        #[arg(long, value_delimiter = ',', default_value = "1000,100000")]
-        correlation_sizes: Vec<usize>,
-        /// Incidents to correlate with each size.
-        #[arg(long, default_value_t = 1000)]
-        correlations: usize,
-        /// Measure correlation only.
-        #[arg(long)]
-        correlation_only: bool,
-    },
+    /// correlation (store calls, items read, latency and rate per correlation, with each history size), and one
+    /// escalation tick (items read and time with many changes waiting, few due).
+    Bench(bench::BenchPlan),
 }
 
 #[derive(Subcommand)]
@@ -347,6 +346,7 @@ async fn main() -> ExitCode {
             max_requests,
             max_webhook_bodies,
             activity_retention_days,
+            escalate_every,
         } => {
             init_tracing();
             let limits = ServeLimits {
@@ -362,7 +362,7 @@ async fn main() -> ExitCode {
                 (Ok(secrets), Ok(bootstrap_admin_group), Ok(activity_retention)) => {
                     let config =
                         HubConfig { db, notifications, secrets, bootstrap_admin_group, limits, activity_retention };
-                    serve(SocketAddr::new(bind, port), config).await.map_err(Into::into)
+                    serve(SocketAddr::new(bind, port), config, escalate_every).await.map_err(Into::into)
                 }
                 (Err(e), _, _) => Err(e.into()),
                 (_, Err(e), _) | (_, _, Err(e)) => Err(e.into()),
@@ -378,6 +378,7 @@ async fn main() -> ExitCode {
                 activity::Options { url, token, service, source, detail_type, since, until, limit, cursor, all, json };
             activity::run(&options).await.map_err(Into::into)
         }
+        Command::Escalate { now: _, db, notifications } => escalate::now(&db, &notifications).await,
         Command::Token { user, groups, tenant, ttl, db } => catalog::token(&db, &user, &groups, &tenant, &ttl),
         Command::Catalog { command: CatalogCommand::Check { file } } => catalog::check(&file)
             .map(|(_, c)| println!("{}: valid; {}", file.display(), catalog::contents(&c)))
@@ -410,17 +411,7 @@ async fn main() -> ExitCode {
                 None => audit::verify(&db, tenant, change).await,
             }
         }
-        Command::Bench { requests, concurrency, store_ops, correlation_sizes, correlations, correlation_only } => {
-            let plan = bench::BenchPlan {
-                requests,
-                concurrency,
-                store_ops,
-                correlation_sizes,
-                correlations,
-                correlation_only,
-            };
-            bench::run(plan).await
-        }
+        Command::Bench(plan) => bench::run(plan).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -431,14 +422,18 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn serve(addr: SocketAddr, config: HubConfig) -> Result<(), local::HubError> {
-    let hub = Hub::open(&config)?;
+async fn serve(addr: SocketAddr, config: HubConfig, escalate_every: escalate::Every) -> Result<(), local::HubError> {
+    let mut hub = Hub::open(&config)?;
+    if let escalate::Every(Some(period)) = escalate_every {
+        hub.escalate_every(period);
+    }
     let listener = local::bind(addr).await?;
     tracing::info!(
         address = %listener.local_addr()?,
         webhook_sources = ?config.secrets.configured("default"),
         db = %config.db.display(),
         notifications = %config.notifications.display(),
+        escalate_every = %escalate_every,
         "changehub serving; Ctrl-C to stop"
     );
     hub.serve(listener, shutdown_signal()).await?;

@@ -348,13 +348,19 @@ fn help_explains_every_command_and_flag() {
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let top = help(&["--help"]);
-    for cmd in ["serve", "replay", "token", "catalog", "audit", "bench"] {
+    for cmd in ["serve", "replay", "token", "catalog", "audit", "bench", "escalate"] {
         assert!(top.contains(cmd), "--help lists {cmd}:\n{top}");
     }
     let serve = help(&["serve", "--help"]);
-    for flag in
-        ["--port", "--db", "--notifications", "--bootstrap-admin-group", "[default: 8080]", "[default: ./changehub.db]"]
-    {
+    for flag in [
+        "--port",
+        "--db",
+        "--notifications",
+        "--bootstrap-admin-group",
+        "--escalate-every",
+        "[default: 8080]",
+        "[default: ./changehub.db]",
+    ] {
         assert!(serve.contains(flag), "serve --help mentions {flag}:\n{serve}");
     }
     let replay = help(&["replay", "--help"]);
@@ -1192,4 +1198,67 @@ async fn an_incident_then_the_deployment_that_caused_it_is_tagged_and_told_once(
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(hub.told(), 1);
     hub.interrupt();
+}
+
+/// `serve --escalate-every 1s` with a 10s SLA on payments' first level: the
+/// reminder (at 5s) and the escalation (at 10s) reach the notifications
+/// file, each once, addressed to their audience; `changehub escalate --now`
+/// against the stopped hub's database then finds nothing more due yet.
+#[tokio::test]
+async fn serve_escalates_an_approval_past_its_sla_into_the_notifications_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let catalog = std::fs::read_to_string(CATALOG).expect("catalog").replacen("sla: 4h", "sla: 10s", 1);
+    let short = dir.path().join("short-sla.yaml");
+    std::fs::write(&short, catalog).expect("write catalog");
+    let hub = Served::start_args(dir.path(), &[], &["--escalate-every", "1s"]);
+    let admin = token(dir.path(), "root@example.com", "changehub-admins");
+    let out = Command::new(BIN)
+        .args(["catalog", "import"])
+        .arg(&short)
+        .args(["--url", &hub.base])
+        .env("CHANGEHUB_TOKEN", admin)
+        .output()
+        .expect("catalog import");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let http = reqwest::Client::new();
+    let alice = token(dir.path(), "alice@example.com", "engineers");
+    let id = create_and_submit(&http, &hub.base, &alice).await;
+    let path = dir.path().join("notifications.jsonl");
+    let notes = |kind: &str| -> Vec<Value> {
+        std::fs::read_to_string(&path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|n| n["attributes"]["kind"] == kind)
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while notes("Approval Escalated").is_empty() {
+        assert!(Instant::now() < deadline, "no Approval Escalated line within 30s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    hub.interrupt();
+    let reminders = notes("Approval Reminder");
+    assert_eq!(reminders.len(), 1, "{reminders:?}");
+    assert_eq!(reminders[0]["attributes"]["audience"], "approvers");
+    assert_eq!(reminders[0]["attributes"]["notify"], "payments-leads");
+    let escalated = notes("Approval Escalated");
+    assert_eq!(escalated.len(), 1, "{escalated:?}");
+    assert_eq!(escalated[0]["attributes"]["audience"], "escalate_to");
+    assert_eq!(escalated[0]["attributes"]["notify"], "payments-managers");
+    assert_eq!(escalated[0]["body"]["change"]["id"], id.as_str());
+    let subject = escalated[0]["subject"].as_str().unwrap_or_default();
+    assert!(subject.starts_with("[Approval Escalated]") && subject.ends_with("(to payments-managers)"), "{subject}");
+
+    // The second escalation is due 20s after submission: nothing yet (unless this machine is very slow).
+    let out = Command::new(BIN)
+        .args(["escalate", "--now", "--db"])
+        .arg(dir.path().join("hub.db"))
+        .arg("--notifications")
+        .arg(&path)
+        .output()
+        .expect("escalate --now");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text == "0 steps taken; 0 due approvals read\n" || text.contains(": escalation 2 (due "), "{text}");
 }

@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod changes;
 pub mod correlate;
 pub mod deployments;
+pub mod escalation;
 pub mod governance;
 pub mod incidents;
 pub mod ingest;

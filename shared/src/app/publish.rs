@@ -36,17 +36,22 @@ pub fn notification_for(change: &Change, entry: &AuditEntry, event: &HubEvent) -
     // SNS filter policies match any element of a String.Array-like list; the
     // services are joined so a prefix or exact filter can select one.
     attributes.insert("services".to_owned(), change.services.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(","));
-    Notification {
-        subject: format!("[{}] {}: {}", change.state, change.id, change.title),
-        body: serde_json::json!({
-            "event": event.detail_type,
-            "change": change,
-            "actor": entry.actor,
-            "reason": entry.reason,
-            "changes": entry.changes,
-        }),
-        attributes,
+    let mut subject = format!("[{}] {}: {}", change.state, change.id, change.title);
+    let mut body = serde_json::json!({
+        "event": event.detail_type,
+        "change": change,
+        "actor": entry.actor,
+        "reason": entry.reason,
+        "changes": entry.changes,
+    });
+    // A reminder or an escalation is addressed: its audience is on the step it was taken on.
+    if let Some(nudge) = change.approval.as_ref().and_then(|p| p.nudge_recorded_by(entry.seq)) {
+        attributes.insert("audience".to_owned(), nudge.audience.as_str().to_owned());
+        attributes.insert("notify".to_owned(), nudge.to.clone());
+        subject = format!("[{}] {}: {} (to {})", event.detail_type, change.id, change.title, nudge.to);
+        body["notify"] = serde_json::json!({"audience": nudge.audience, "to": nudge.to});
     }
+    Notification { subject, body, attributes }
 }
 
 /// The outbox publisher: each committed mutation (an audit entry and the

@@ -12,6 +12,7 @@ use std::fmt;
 
 use super::access::Caller;
 use super::catalog::{CatalogView, Role, Rule, Span};
+use super::escalation::{Cadence, Escalation};
 use super::ids::ServiceName;
 
 /// The name of the step a peer (anyone but the requester) decides.
@@ -54,6 +55,12 @@ pub struct Step {
     pub due_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub approvals: Vec<Decision>,
+    /// How the step is chased while it waits (the default cadence when absent).
+    #[serde(default, skip_serializing_if = "Cadence::is_default")]
+    pub cadence: Cadence,
+    /// Where the step stands in its cadence, from when its level opens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalation: Option<Escalation>,
 }
 
 impl Step {
@@ -109,6 +116,9 @@ pub struct ApprovalPlan {
     pub steps: Vec<Step>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rejected: Option<Decision>,
+    /// A level waited past its last escalation: the CAB was told.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sla_breached: bool,
 }
 
 /// Why a plan cannot be built for a normal change.
@@ -176,7 +186,7 @@ pub struct StepRef {
 }
 
 impl StepRef {
-    fn of(step: &Step) -> Self {
+    pub(super) fn of(step: &Step) -> Self {
         StepRef { level: step.level, name: step.name.clone(), service: step.service.clone() }
     }
 }
@@ -232,6 +242,8 @@ impl ApprovalPlan {
                     escalate_to: level.escalate_to.clone(),
                     due_at: None,
                     approvals: vec![],
+                    cadence: level.cadence(),
+                    escalation: None,
                 });
             }
         }
@@ -249,13 +261,15 @@ impl ApprovalPlan {
                     sla: first
                         .as_ref()
                         .map_or_else(|| Span::new(std::time::Duration::from_secs(86_400)), |s| s.sla.clone()),
+                    cadence: first.as_ref().map(|s| s.cadence.clone()).unwrap_or_default(),
                     escalate_to: first.map_or_else(String::new, |s| s.escalate_to),
                     due_at: None,
                     approvals: vec![],
+                    escalation: None,
                 },
             );
         }
-        let mut plan = ApprovalPlan { steps, rejected: None };
+        let mut plan = ApprovalPlan { steps, rejected: None, sla_breached: false };
         plan.open_current_level(now);
         Ok(plan)
     }
@@ -295,8 +309,10 @@ impl ApprovalPlan {
             sla: policy.approval_sla.clone(),
             due_at: None,
             approvals: vec![],
+            cadence: Cadence::default(),
+            escalation: None,
         };
-        let mut plan = ApprovalPlan { steps: vec![step], rejected: None };
+        let mut plan = ApprovalPlan { steps: vec![step], rejected: None, sla_breached: false };
         plan.open_current_level(now);
         Ok(plan)
     }
@@ -333,6 +349,7 @@ impl ApprovalPlan {
         if let Some(level) = self.current_level() {
             for step in self.steps.iter_mut().filter(|s| s.level == level && s.due_at.is_none()) {
                 step.due_at = Some(now + step.sla.chrono());
+                step.start_cadence();
             }
         }
     }

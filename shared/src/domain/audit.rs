@@ -38,6 +38,12 @@ pub enum AuditAction {
     IncidentRelated,
     /// A wrong tag was removed: the incident is no longer related to the change.
     IncidentUnrelated,
+    /// The approvers of a waiting level were reminded (the level's cadence).
+    ApprovalReminded,
+    /// A level waiting past its deadline was escalated to its `escalate_to`.
+    ApprovalEscalated,
+    /// A level's escalations were exhausted: the CAB was told, the plan is SLA-breached.
+    ApprovalSlaBreached,
     /// Governance trail: a catalog version was imported.
     CatalogImported,
     /// Governance trail: a freeze window was declared (or replaced).

@@ -15,6 +15,7 @@ pub use check::{parse_yaml, valid_group};
 
 use super::correlation::{CorrelationOverride, CorrelationPolicy};
 use super::deployment::PipelinePolicy;
+use super::escalation::{self, Cadence, Percent};
 use super::ids::ServiceName;
 use super::incident::IncidentPolicy;
 use super::problem::{ProblemOverride, ProblemPolicy};
@@ -215,6 +216,29 @@ pub struct ApprovalLevel {
     pub sla: Span,
     /// Who is told when the level is overdue.
     pub escalate_to: String,
+    /// Reminders to the approvers before the deadline, as shares of the SLA (`50%`).
+    #[serde(default = "escalation::default_reminders", skip_serializing_if = "escalation::are_default_reminders")]
+    pub reminders: Vec<Percent>,
+    /// The period between escalations from the deadline on; the SLA when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalate_every: Option<Span>,
+    /// Escalations to `escalate_to` before the breach goes to the CAB.
+    #[serde(
+        default = "escalation::default_max_escalations",
+        skip_serializing_if = "escalation::is_default_max_escalations"
+    )]
+    pub max_escalations: u32,
+}
+
+impl ApprovalLevel {
+    /// How the level's steps are chased.
+    pub fn cadence(&self) -> Cadence {
+        Cadence {
+            reminders: self.reminders.clone(),
+            escalate_every: self.escalate_every.clone(),
+            max_escalations: self.max_escalations,
+        }
+    }
 }
 
 /// External names that mean this service.
@@ -652,7 +676,13 @@ mod tests {
             field_of(|v| v["services"][0]["approval"][1]["groups"] = json!([])),
             "services[0].approval[1].groups"
         );
-        assert_eq!(field_of(|v| v["services"][0]["approval"][0]["sla"] = json!("10s")), "services[0].approval[0].sla");
+        assert_eq!(field_of(|v| v["services"][0]["approval"][0]["sla"] = json!("9s")), "services[0].approval[0].sla");
+        let level = |field: &'static str, value: serde_json::Value| {
+            move |v: &mut serde_json::Value| v["services"][0]["approval"][0][field] = value.clone()
+        };
+        assert_eq!(field_of(level("reminders", json!(["75%", "25%"]))), "services[0].approval[0].reminders");
+        assert_eq!(field_of(level("escalate_every", json!("5s"))), "services[0].approval[0].escalate_every");
+        assert_eq!(field_of(level("max_escalations", json!(11))), "services[0].approval[0].max_escalations");
         assert_eq!(
             field_of(|v| v["services"][0]["approval"][1]["name"] = json!("team-lead")),
             "services[0].approval[1].name"
@@ -728,7 +758,7 @@ mod tests {
                 "services[0].depends_on[0]: service payments depends on ledgr, which the catalog does not list",
                 "services[1].mappings.aws_arn_prefixes[0]: an ARN prefix starts with \"arn:\"; got \"db:\"",
                 "templates[0].category: category \"nope\" is not listed under categories",
-                "emergency.approval_sla: approval_sla must be between 1m and 1d",
+                "emergency.approval_sla: approval_sla must be between 10s and 1d",
             ]
         );
         let mut v = sample();
@@ -767,7 +797,7 @@ mod tests {
 
     #[test]
     fn yaml_problems_each_name_their_line() {
-        let text = "services:\n  - name: payments\n    owner_group: payments-team\n    tier: 7\n    depends_on: [payments]\n    approval:\n      - name: lead\n        groups: [leads]\n        sla: 10s\n        escalate_to: managers\n";
+        let text = "services:\n  - name: payments\n    owner_group: payments-team\n    tier: 7\n    depends_on: [payments]\n    approval:\n      - name: lead\n        groups: [leads]\n        sla: 5s\n        escalate_to: managers\n";
         let errors = parse_yaml(text).expect_err("three problems");
         let listed: Vec<(&str, &str)> =
             errors.listed().iter().map(|e| (e.field.as_str(), e.message.as_str())).collect();
@@ -776,10 +806,10 @@ mod tests {
             [
                 ("services[0].tier", "line 4: tier must be 1 to 4; got 7"),
                 ("services[0].depends_on[0]", "line 5: service payments cannot depend on itself"),
-                ("services[0].approval[0].sla", "line 9: sla must be between 1m and 30d"),
+                ("services[0].approval[0].sla", "line 9: sla must be between 10s and 30d"),
             ]
         );
-        let spaced = parse_yaml(&text.replace("10s", "4 hours")).expect_err("a spaced duration");
+        let spaced = parse_yaml(&text.replace("5s", "4 hours")).expect_err("a spaced duration");
         assert_eq!(spaced.first().field, "services[0].approval[0].sla");
         assert!(spaced.first().message.starts_with("line 9: "), "{spaced}");
     }

@@ -288,7 +288,7 @@ pub struct PostReview {
 /// What a change is waiting for, and by when: the sparse due index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Due {
-    /// The current approval level's deadline.
+    /// The current approval level's next reminder, escalation or breach.
     Approval(DateTime<Utc>),
     /// An emergency change's post-implementation review deadline.
     Review(DateTime<Utc>),
@@ -300,11 +300,12 @@ impl Change {
         self.related_incidents.iter().any(|r| r.counted.is_some())
     }
 
-    /// What the change waits for: an approval decision while submitted, or
-    /// the review of an emergency change until it is done.
+    /// What the change waits for: the next step of its current approval
+    /// level's cadence (a reminder, an escalation, the breach) while
+    /// submitted, or the review of an emergency change until it is done.
     pub fn due(&self) -> Option<Due> {
         if self.state == ChangeState::Submitted
-            && let Some(at) = self.approval.as_ref().and_then(|p| p.due_at())
+            && let Some(at) = self.approval.as_ref().and_then(|p| p.next_nudge_at())
         {
             return Some(Due::Approval(at));
         }
@@ -456,8 +457,11 @@ mod tests {
                     escalate_to: "cab".into(),
                     due_at: Some(t(2)),
                     approvals: vec![decision],
+                    cadence: Default::default(),
+                    escalation: None,
                 }],
                 rejected: None,
+                sla_breached: false,
             });
             c
         };

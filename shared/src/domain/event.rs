@@ -53,6 +53,9 @@ impl HubEvent {
             AuditAction::DeploymentRecorded => "Change Deployment Recorded".to_owned(),
             AuditAction::IncidentRelated => "Change Incident Related".to_owned(),
             AuditAction::IncidentUnrelated => "Change Incident Unrelated".to_owned(),
+            AuditAction::ApprovalReminded => "Approval Reminder".to_owned(),
+            AuditAction::ApprovalEscalated => "Approval Escalated".to_owned(),
+            AuditAction::ApprovalSlaBreached => "Approval SLA Breached".to_owned(),
             // Governance trail entries are not change mutations; named for completeness.
             AuditAction::CatalogImported => "Catalog Imported".to_owned(),
             AuditAction::FreezeDeclared => "Freeze Declared".to_owned(),

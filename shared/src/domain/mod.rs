@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod change;
 pub mod correlation;
 pub mod deployment;
+pub mod escalation;
 pub mod event;
 pub mod freeze;
 pub mod ids;

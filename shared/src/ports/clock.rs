@@ -35,3 +35,10 @@ impl Clock for FixedClock {
         *self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
+
+/// A borrowed clock: several use cases of one test share one clock.
+impl<C: Clock + ?Sized> Clock for &C {
+    fn now(&self) -> DateTime<Utc> {
+        (**self).now()
+    }
+}

@@ -9,6 +9,7 @@ mod bus_contract;
 mod correlate;
 mod dead_letters;
 mod deployments;
+mod escalation;
 mod flow_aws;
 mod incidents;
 mod ingest;

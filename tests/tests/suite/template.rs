@@ -371,6 +371,7 @@ fn only_the_sealer_and_the_verifier_read_the_audit_key() {
     let allowed = deny["Condition"]["StringNotEquals"]["aws:PrincipalArn"].to_string();
     assert!(allowed.contains("ApiFunctionRole") && allowed.contains("AuditVerifierRoleArn"), "{allowed}");
     assert!(allowed.contains("DeploymentsFunctionRole"), "the deployments function seals its writes: {allowed}");
+    assert!(allowed.contains("EscalateFunctionRole"), "the escalate function seals its writes: {allowed}");
     for other in ["IngestFunctionRole", "AwsEventsFunctionRole"] {
         assert!(!allowed.contains(other), "{other} may read the audit key: {allowed}");
     }
@@ -504,8 +505,18 @@ fn every_function_writes_only_the_partitions_its_code_writes() {
     let correlate_never = [indexes.as_slice(), &records[1..3], &[keys::activity_pk(&tenant)]].concat();
     let correlate_deletes = [listings.as_slice(), &[tell_claim]].concat();
     let correlate_never_deletes = [[record].as_slice(), &hold, &api_writes, &tagged, &problems].concat();
-    let expected: [Row; 6] = [
+    // The escalate function writes a change record and its audit entries
+    // (one partition), nothing else, and deletes nothing.
+    let escalate_writes = [keys::change_pk(&tenant, &id)];
+    let escalate_never = [
+        indexes.as_slice(),
+        &records[1..],
+        &[keys::counter_pk(&counter), keys::activity_pk(&tenant), keys::idem_pk("outbox:acme:event")],
+    ]
+    .concat();
+    let expected: [Row; 7] = [
         ("ApiFunction", &api_writes, &api_foreign, &api_deletes, &api_never_deletes),
+        ("EscalateFunction", &escalate_writes, &escalate_never, &[], &escalate_never),
         (
             "DeploymentsFunction",
             &deployments_writes,
@@ -820,4 +831,31 @@ fn the_correlate_rule_is_the_correlate_consumers_pattern() {
             && leading.unwrap_or_default().iter().any(|p| like(p.as_str().unwrap_or(""), &index))
     });
     assert!(may_query, "the correlate function may query {index}");
+}
+
+/// The escalate function runs on an EventBridge Scheduler schedule at the
+/// stack's rate (1 minute by default), and may only read the due index, read
+/// and conditionally put change items (records and audit entries), and read
+/// the audit key that seals them.
+#[test]
+fn the_escalate_function_runs_on_a_schedule_with_least_privilege() {
+    let t = template();
+    let rate = &t["Parameters"]["EscalateRate"];
+    assert_eq!(rate["Default"], "1 minute");
+    let f = function(&t, "EscalateFunction");
+    let schedule = &f["Properties"]["Events"]["Tick"];
+    assert_eq!(schedule["Type"], "ScheduleV2");
+    assert_eq!(schedule["Properties"]["ScheduleExpression"], json!({"!Sub": "rate(${EscalateRate})"}));
+    let input: escalate::Scheduled = serde_json::from_str(schedule["Properties"]["Input"].as_str().expect("Input"))
+        .expect("the schedule's input is what the handler reads");
+    assert_eq!(input.execution_id.as_deref(), Some("<aws.scheduler.execution-id>"));
+    let expected: BTreeSet<String> =
+        ["dynamodb:Query", "dynamodb:GetItem", "dynamodb:PutItem", "secretsmanager:GetSecretValue"]
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+    assert_eq!(actions_of(f), expected);
+    let query =
+        statements_of(f).into_iter().find(|s| s["Action"] == json!(["dynamodb:Query"])).expect("a Query statement");
+    assert_eq!(query["Resource"], json!([{"!Sub": "${ChangeTable.Arn}/index/GSI1"}]), "the due index only");
 }

@@ -4,7 +4,10 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use super::{Catalog, MAX_BACKDATE_DAYS, MAX_DEPENDENCIES, MAX_LEVELS, MAX_SERVICES, MappingKind, Role, Service};
+use super::{
+    ApprovalLevel, Catalog, MAX_BACKDATE_DAYS, MAX_DEPENDENCIES, MAX_LEVELS, MAX_SERVICES, MappingKind, Role, Service,
+};
+use crate::domain::escalation::{MAX_ESCALATIONS, MAX_REMINDERS};
 use crate::domain::ids::ServiceName;
 use crate::domain::slug::Slug;
 use crate::domain::validation::{FieldError, FieldErrors, Problems};
@@ -103,7 +106,7 @@ impl Catalog {
         );
         check_groups(&mut p, "emergency.approvers", &self.emergency.approvers, false);
         let sla = self.emergency.approval_sla.0;
-        check_span(&mut p, "emergency.approval_sla", sla, (60, day), "approval_sla must be between 1m and 1d");
+        check_span(&mut p, "emergency.approval_sla", sla, (10, day), "approval_sla must be between 10s and 1d");
         let grace = self.implementation.start_grace.0;
         check_span(&mut p, "implementation.start_grace", grace, (0, day), "start_grace must be at most 1d");
         let backdate = self.changes.max_backdate.0;
@@ -241,8 +244,26 @@ fn check_service(p: &mut Problems, at: &str, svc: &Service, names: &HashSet<&Ser
             p.add(format!("{lat}.name"), format!("level {:?} is listed twice", level.name));
         }
         check_groups(p, &format!("{lat}.groups"), &level.groups, true);
-        check_span(p, &format!("{lat}.sla"), level.sla.0, (60, 30 * 86_400), "sla must be between 1m and 30d");
+        check_span(p, &format!("{lat}.sla"), level.sla.0, (10, 30 * 86_400), "sla must be between 10s and 30d");
         check_text(p, format!("{lat}.escalate_to"), &level.escalate_to, 256);
+        check_cadence(p, &lat, level);
+    }
+}
+
+/// A level's cadence: reminders in order, a period and a number of escalations in bounds.
+fn check_cadence(p: &mut Problems, lat: &str, level: &ApprovalLevel) {
+    if level.reminders.len() > MAX_REMINDERS {
+        p.add(format!("{lat}.reminders"), format!("at most {MAX_REMINDERS} reminders"));
+    }
+    if level.reminders.windows(2).any(|w| w[0] >= w[1]) {
+        p.add(format!("{lat}.reminders"), "reminders are shares of the SLA in increasing order, such as [25%, 75%]");
+    }
+    if let Some(every) = &level.escalate_every {
+        let path = format!("{lat}.escalate_every");
+        check_span(p, &path, every.0, (10, 30 * 86_400), "escalate_every must be between 10s and 30d");
+    }
+    if level.max_escalations > MAX_ESCALATIONS {
+        p.add(format!("{lat}.max_escalations"), format!("max_escalations must be at most {MAX_ESCALATIONS}"));
     }
 }
 

@@ -1,0 +1,103 @@
+//! `changehub escalate --now` (one tick against a hub's database) and
+//! `serve --escalate-every`.
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use changehub::adapters::embedded::EmbeddedStore;
+use changehub::adapters::local_bus::LocalBus;
+use changehub::adapters::local_notifier::FileNotifier;
+use changehub::app::catalog::{CachedCatalog, DEFAULT_CACHE_TTL};
+use changehub::app::escalation::{Escalator, Tick};
+use changehub::app::publish::Outbox;
+use changehub::domain::catalog::Span;
+use changehub::domain::escalation::NudgeKind;
+use changehub::http::bearer::LocalKey;
+use changehub::ports::{AuditSealer, SystemClock};
+
+/// How often `serve` ticks; `None`: never.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Every(pub Option<Duration>);
+
+impl fmt::Display for Every {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(d) => f.write_str(Span::new(d).as_str()),
+            None => f.write_str("off"),
+        }
+    }
+}
+
+/// `--escalate-every`: a duration such as 30s or 1m, or 0 / off.
+pub fn every(s: &str) -> Result<Every, String> {
+    match s.trim() {
+        "0" | "off" => Ok(Every(None)),
+        text => match Span::parse(text) {
+            Ok(span) if span.0 >= Duration::from_secs(1) => Ok(Every(Some(span.0))),
+            Ok(_) => Err("at least 1s, or 0 / off for never".to_owned()),
+            Err(e) => Err(format!("{e}; or 0 / off for never")),
+        },
+    }
+}
+
+/// One tick against the database at `db`: every step due is taken, its
+/// notification appended to `notifications`, and each is printed.
+pub async fn now(db: &Path, notifications: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    let key = LocalKey::existing(db).map_err(|e| format!("{e}; is {} a hub's database?", db.display()))?;
+    let store = EmbeddedStore::open(db)
+        .map_err(|e| format!("cannot open {} ({e}); stop the hub first: it locks the file", db.display()))?
+        .with_sealer(Arc::new(AuditSealer::with_key(key.audit_key()?)));
+    let mut committed = store.stream();
+    let escalator = Escalator {
+        store: store.clone(),
+        catalog: CachedCatalog::new(store.clone(), DEFAULT_CACHE_TTL),
+        clock: SystemClock,
+    };
+    let tick = escalator.tick().await?;
+    // What `serve`'s publisher does with each committed write.
+    let outbox = Outbox::new(store.clone(), LocalBus::new(), FileNotifier::new(notifications), SystemClock);
+    while let Ok(c) = committed.try_recv() {
+        outbox.publish(&c.change, &c.entry).await?;
+    }
+    print!("{}", summary(&tick));
+    Ok(())
+}
+
+/// One line per step taken, then what the tick read.
+fn summary(tick: &Tick) -> String {
+    let mut out = String::new();
+    for t in &tick.taken {
+        let what = match t.kind {
+            NudgeKind::Reminder => format!("reminder {}", t.number),
+            NudgeKind::Escalation => format!("escalation {}", t.number),
+            NudgeKind::Breach => "SLA breached".to_owned(),
+        };
+        let due = t.due_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        out.push_str(&format!("{}/{} {}: {what} (due {due}) to {}\n", t.tenant, t.change_id, t.step, t.to));
+    }
+    out.push_str(&format!(
+        "{} taken; {} due approvals read{}\n",
+        crate::plural::count(tick.taken.len(), "step", "steps"),
+        tick.read,
+        if tick.deferred > 0 { format!("; {} left to the next tick (busy)", tick.deferred) } else { String::new() }
+    ));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_period_is_a_duration_or_off() {
+        assert_eq!(every("30s"), Ok(Every(Some(Duration::from_secs(30)))));
+        assert_eq!(every("1m"), Ok(Every(Some(Duration::from_secs(60)))));
+        assert_eq!(every("0"), Ok(Every(None)));
+        assert_eq!(every("off"), Ok(Every(None)));
+        assert!(every("soon").is_err());
+        assert!(every("500ms").expect_err("too often").contains("at least 1s"));
+        assert_eq!(Every(Some(Duration::from_secs(30))).to_string(), "30s");
+    }
+}

@@ -1,0 +1,190 @@
+//! One tick of escalation: every approval the due index says is due by now
+//! (each shard, page by page) takes the latest step of its cadence that is
+//! due (a reminder, an escalation, the breach) with one write conditional on
+//! the change's version, one audit entry per step taken. The outbox turns
+//! each entry into its hub event and its notification to the step's audience.
+//!
+//! Each step is taken once whatever runs: the step is recorded on the record
+//! the write is conditional on, so of two ticks (or two functions) that read
+//! the same version one writes and the other gets a version conflict,
+//! re-reads, and finds the step taken. A tick that dies before its write
+//! took nothing, and the next takes the step. Deciding, withdrawing or
+//! cancelling moves the record off its due entry in the same write.
+
+use chrono::{DateTime, Utc};
+use tracing::instrument;
+
+use crate::app::changes::SYSTEM_ACTOR;
+use crate::domain::audit::{self, AuditAction};
+use crate::domain::escalation::{NudgeKind, Nudged};
+use crate::domain::{AuditEntry, Change, ChangeId, ChangeState, TenantId};
+use crate::ports::{
+    CatalogReader, ChangeReader, ChangeUpdate, ChangeWriter, Clock, DUE_SHARDS, DueIndex, DuePartition, MAX_PAGE,
+    StoreError,
+};
+
+/// Writes one change is tried with in a tick before it is left to the next.
+const ATTEMPTS: usize = 3;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EscalationError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The escalation use case: the due index, the change records, the tenants' catalogs (for their CAB) and a clock.
+pub struct Escalator<S, K, C> {
+    pub store: S,
+    pub catalog: K,
+    pub clock: C,
+}
+
+/// A step taken by a tick.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Taken {
+    pub tenant: TenantId,
+    pub change_id: ChangeId,
+    pub kind: NudgeKind,
+    pub number: u32,
+    /// The step of the plan it was taken on (`level 1 (team-lead of payments)`).
+    pub step: String,
+    pub to: String,
+    pub due_at: DateTime<Utc>,
+}
+
+/// What one tick did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Tick {
+    /// Changes the due index returned: what the tick read.
+    pub read: usize,
+    /// Steps taken, one audit entry each.
+    pub taken: Vec<Taken>,
+    /// Changes with nothing due when written: another tick took their step,
+    /// or they were decided, withdrawn or cancelled meanwhile.
+    pub already_taken: usize,
+    /// Changes left to the next tick after repeated version conflicts.
+    pub deferred: usize,
+}
+
+impl<S, K, C> Escalator<S, K, C>
+where
+    S: DueIndex + ChangeReader + ChangeWriter,
+    K: CatalogReader,
+    C: Clock,
+{
+    /// Takes every step due by now, each once.
+    #[instrument(skip(self))]
+    pub async fn tick(&self) -> Result<Tick, EscalationError> {
+        let now = self.clock.now();
+        let mut tick = Tick::default();
+        for shard in 0..DUE_SHARDS {
+            let partition = DuePartition::Approvals { shard };
+            let mut after = None;
+            loop {
+                let page = self.store.due(&partition, now, MAX_PAGE, after.take()).await?;
+                tick.read += page.items.len();
+                for change in page.items {
+                    self.chase(change, now, &mut tick).await?;
+                }
+                match page.next {
+                    Some(next) => after = Some(next),
+                    None => break,
+                }
+            }
+        }
+        if !tick.taken.is_empty() {
+            tracing::info!(read = tick.read, taken = tick.taken.len(), "escalation tick");
+        }
+        Ok(tick)
+    }
+
+    /// Takes `change`'s due steps in one conditional write; on a version
+    /// conflict, reads it again and takes what is still due.
+    async fn chase(&self, mut change: Change, now: DateTime<Utc>, tick: &mut Tick) -> Result<(), EscalationError> {
+        let cab = self.cab(&change.tenant).await?;
+        for _ in 0..ATTEMPTS {
+            let Some(write) = Nudges::of(&change, now, &cab) else {
+                tick.already_taken += 1;
+                return Ok(());
+            };
+            let update = ChangeUpdate {
+                before: &change,
+                change: &write.change,
+                entries: &write.entries,
+                bumps: &[],
+                volumes: &[],
+            };
+            match self.store.update_change(update).await {
+                Ok(()) => {
+                    tick.taken.extend(write.nudged.into_iter().map(|n| Taken {
+                        tenant: change.tenant.clone(),
+                        change_id: change.id,
+                        kind: n.nudge.kind,
+                        number: n.nudge.number,
+                        step: n.step,
+                        to: n.nudge.to,
+                        due_at: n.nudge.due_at,
+                    }));
+                    return Ok(());
+                }
+                Err(StoreError::VersionConflict { .. }) => {
+                    match self.store.get_change(&change.tenant, &change.id).await? {
+                        Some(current) => change = current,
+                        None => return Ok(()),
+                    }
+                }
+                Err(StoreError::NotFound) => return Ok(()),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        tracing::warn!(change_id = %change.id, "escalation kept conflicting; the next tick takes it");
+        tick.deferred += 1;
+        Ok(())
+    }
+
+    /// Who a breach goes to: the tenant's CAB groups, else its admins.
+    async fn cab(&self, tenant: &TenantId) -> Result<String, EscalationError> {
+        let view = self.catalog.catalog(tenant).await?;
+        let roles = &view.catalog.roles;
+        let groups = if roles.cab.is_empty() { &roles.admin } else { &roles.cab };
+        Ok(if groups.is_empty() {
+            "cab (the catalog names no cab or admin group)".to_owned()
+        } else {
+            groups.join(", ")
+        })
+    }
+}
+
+/// The write that takes a change's due steps: the record after it, one
+/// audit entry per step, and the steps.
+struct Nudges {
+    change: Change,
+    entries: Vec<AuditEntry>,
+    nudged: Vec<Nudged>,
+}
+
+impl Nudges {
+    /// The steps of `change` due by `now`, if any are.
+    fn of(change: &Change, now: DateTime<Utc>, cab: &str) -> Option<Nudges> {
+        if change.state != ChangeState::Submitted {
+            return None;
+        }
+        let due = change.approval.as_ref()?.nudges_due(now);
+        let mut write = Nudges { change: change.clone(), entries: vec![], nudged: vec![] };
+        for i in due {
+            let mut next = write.change.revised(now);
+            let seq = next.version;
+            let Some(nudged) = next.approval.as_mut().and_then(|p| p.nudge(i, now, cab, seq)) else { continue };
+            let action = match nudged.nudge.kind {
+                NudgeKind::Reminder => AuditAction::ApprovalReminded,
+                NudgeKind::Escalation => AuditAction::ApprovalEscalated,
+                NudgeKind::Breach => AuditAction::ApprovalSlaBreached,
+            };
+            let (next, entry) = audit::record(Some(&write.change), next, SYSTEM_ACTOR, action, Some(nudged.reason()));
+            write.change = next;
+            write.entries.push(entry);
+            write.nudged.push(nudged);
+        }
+        (!write.entries.is_empty()).then_some(write)
+    }
+}

@@ -1,0 +1,42 @@
+//! Escalation of approvals that wait: the use case on both stores.
+
+use changehub_tests::{aws, escalation_contract as contract};
+
+use super::store_contract::{contract_cases, embedded};
+
+contract_cases!(
+    overdue_approval_escalates_level_by_level_then_breaches,
+    cancelled_or_rejected_changes_are_not_chased,
+    overlapping_ticks_take_each_step_once,
+);
+
+/// The escalate function's handler on DynamoDB (moto), invoked with the
+/// schedule's input: a tick at the deadline escalates, a second one finds the step taken.
+#[tokio::test]
+async fn the_escalate_function_escalates_on_a_scheduler_invocation() {
+    use changehub::app::Changes;
+    use changehub::app::escalation::Escalator;
+    use changehub::domain::ChangeState;
+    use changehub::ports::FixedClock;
+    use changehub_tests::fixtures::{alice, seed, to};
+    use changehub_tests::{new_change, t0};
+    let store = aws::dynamo_store().await;
+    let clock = FixedClock::new(t0());
+    let app = Changes::new(store.clone(), &clock);
+    let tenant = changehub_tests::unique("acme");
+    seed(&app, &tenant).await;
+    let change = app
+        .create(&alice(&tenant), new_change("x", &["payments"], t0() + chrono::Duration::days(10), 1))
+        .await
+        .expect("create");
+    app.transition(&alice(&tenant), &change.id, to(ChangeState::Submitted, 1)).await.expect("submit");
+    let event: escalate::Scheduled =
+        serde_json::from_str(include_str!("../../../events/scheduler/escalate.json")).expect("the sample input");
+    let escalator = Escalator { store, catalog: app.catalog.clone(), clock: &clock };
+    clock.set(t0() + chrono::Duration::hours(4));
+    let summary = escalate::handle(&escalator, &event).await.expect("tick");
+    let escalated = escalate::Summary { read: 1, escalations: 1, ..escalate::Summary::default() };
+    assert_eq!(summary, escalated, "the reminder collapses into the escalation due at the deadline");
+    let again = escalate::handle(&escalator, &event).await.expect("tick");
+    assert_eq!(again, escalate::Summary::default(), "the change waits for its next step in the index");
+}
