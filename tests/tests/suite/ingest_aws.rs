@@ -132,7 +132,7 @@ async fn every_aws_sample_goes_through_the_aws_events_target() {
     let error = aws_events::handle(&ingest, &tenant, &broken).await.expect_err("a failed invocation, not an answer");
     let failure = aws_events::diagnostic(&error);
     assert_eq!(failure.error_type, "Rejected");
-    assert!(failure.error_message.contains("state"), "{}", failure.error_message);
+    assert!(failure.error_message.contains("AlarmState"), "{}", failure.error_message);
 }
 
 #[tokio::test]
