@@ -225,6 +225,7 @@ def run_once(binary, events, extra_env, trust_store, wrapper=()):
         "CHANGEHUB_TABLE": TABLE,
         "CHANGEHUB_EVENT_BUS": EVENT_BUS,
         "CHANGEHUB_SECRETS_ID": SECRETS_ID,
+        "CHANGEHUB_AUDIT_KEY_SECRET": "changehub-bench-audit-key",
         "CHANGEHUB_TOPIC_ARN": f"arn:aws:sns:{REGION}:123456789012:changehub-bench-notifications",
         "RUST_LOG": "info",
         **extra_env,
