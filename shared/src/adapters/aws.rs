@@ -3,7 +3,7 @@
 //! anchors, connector, connection pool) is done once per process, not once
 //! per client. By default it trusts only the Amazon Trust Services roots
 //! that sign every AWS service endpoint, compiled in, instead of decoding
-//! the system's whole CA bundle at the first client construction; setting
+//! the system's whole CA bundle for the first connection; setting
 //! `CHANGEHUB_TLS_ROOTS=system` uses the system trust store instead (a
 //! TLS-inspecting proxy, a VPC endpoint behind a private CA).
 
@@ -65,9 +65,9 @@ impl TrustRoots {
 
 /// The Lambdas' SDK configuration (region, credentials, endpoint from the
 /// standard variables) with one HTTPS client trusting `CHANGEHUB_TLS_ROOTS`,
-/// shared by every SDK client built from it (its connector, built at the
-/// first client construction, is cached and reused by the other clients and
-/// their requests), and the operation and attempt timeouts of
+/// shared by every SDK client built from it (its connector, built for the
+/// first request, is cached and reused by every client's requests), and the
+/// operation and attempt timeouts of
 /// [`SdkTimeouts`], so that a hung call fails inside the invocation.
 pub async fn load_config() -> Result<SdkConfig, SdkConfigError> {
     Ok(with_timeouts(config_loader()?)?.load().await)
