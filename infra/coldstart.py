@@ -26,6 +26,8 @@ Events (--event):
            a stream batch whose one record is not a change item, so the
            function skips it without an AWS call (init and the handler's
            decoding; the publishing itself is tested on moto, not timed).
+  none     no event: init only, for a function whose events need AWS calls
+           the stub does not answer (deployments, correlate).
 The baseline echoes whatever it is sent.
 
 --aws stub answers the AWS calls (webhook, aws) from a stub on loopback
@@ -46,7 +48,7 @@ count on a busy machine): init, first and warm, each binary run three times
 and stopped after 0, 1 and 2 events; the profiles stay in DIR for
 callgrind_annotate (build with CARGO_PROFILE_RELEASE_STRIP=false for names).
 
-usage: .venv/bin/python infra/coldstart.py [--runs N] [--event webhook|aws|health|stream]
+usage: .venv/bin/python infra/coldstart.py [--runs N] [--event webhook|aws|health|stream|none]
            [--aws moto|stub] [--aws-latency MS] [--aws-endpoint URL] [--env NAME:VAR=VALUE] [--callgrind DIR]
            NAME=BINARY [NAME=BINARY ...]
 """
@@ -223,6 +225,7 @@ def run_once(binary, events, extra_env, trust_store, wrapper=()):
         "CHANGEHUB_TABLE": TABLE,
         "CHANGEHUB_EVENT_BUS": EVENT_BUS,
         "CHANGEHUB_SECRETS_ID": SECRETS_ID,
+        "CHANGEHUB_AUDIT_KEY_SECRET": "changehub-bench-audit-key",
         "CHANGEHUB_TOPIC_ARN": f"arn:aws:sns:{REGION}:123456789012:changehub-bench-notifications",
         "RUST_LOG": "info",
         **extra_env,
@@ -258,12 +261,14 @@ def callgrind(name, binary, events, extra_env, trust_store, out_dir):
     the warm invocation: three runs under callgrind, stopped after 0, 1 and 2
     events. The profiles are left in out_dir for callgrind_annotate."""
     totals = []
-    for n in range(3):
+    for n in range(3 if events() else 1):
         out = out_dir / f"{name}.{n}.out"
         wrapper = ("valgrind", "--tool=callgrind", f"--callgrind-out-file={out}")
         run_once(binary, events()[:n], extra_env, trust_store, wrapper)
         line = next(l for l in out.read_text().splitlines() if l.startswith(("totals:", "summary:")))
         totals.append(int(line.split()[1]))
+    if len(totals) == 1:
+        return totals[0], None, None
     return totals[0], totals[1] - totals[0], totals[2] - totals[1]
 
 
@@ -333,7 +338,7 @@ def pct(values):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=20)
-    ap.add_argument("--event", choices=["webhook", "aws", "health", "stream"], default="webhook")
+    ap.add_argument("--event", choices=["webhook", "aws", "health", "stream", "none"], default="webhook")
     ap.add_argument("--aws", choices=["moto", "stub"], default="moto", help="what answers the AWS calls (webhook and aws events)")
     ap.add_argument("--aws-latency", type=float, default=0, metavar="MS", help="the stub's delay before each answer")
     ap.add_argument("--aws-endpoint", help="an AWS emulator to use instead of starting moto (webhook and aws events)")
@@ -364,6 +369,8 @@ def main():
     status_ids = iter(range(int(time.time() * 1000), 1 << 62))
 
     def events():
+        if args.event == "none":
+            return []
         if args.event == "health":
             return [HEALTH, HEALTH]
         if args.event == "stream":
@@ -384,7 +391,10 @@ def main():
         print(f"instructions (callgrind Ir, millions; event: {args.event}{backend}, trust store: {args.trust_store}); profiles in {args.callgrind}")
         print(f"{'binary':<14} {'init':>8} {'first':>8} {'warm':>8} {'init+(first-warm)':>18}")
         for name, (init, first, warm) in counts.items():
-            print(f"{name:<14} {init / 1e6:>8.2f} {first / 1e6:>8.2f} {warm / 1e6:>8.2f} {(init + first - warm) / 1e6:>18.2f}")
+            if first is None:
+                print(f"{name:<14} {init / 1e6:>8.2f}")
+            else:
+                print(f"{name:<14} {init / 1e6:>8.2f} {first / 1e6:>8.2f} {warm / 1e6:>8.2f} {(init + first - warm) / 1e6:>18.2f}")
         return
 
     try:
@@ -403,6 +413,14 @@ def main():
         raise SystemExit(f"the AWS stub was asked for calls it does not answer: {sorted(set(stub.unknown))}")
     backend = f", AWS: {'stub, ' + str(args.aws_latency) + ' ms a call' if stub else 'moto'}" if args.event in ("webhook", "aws") else ""
     print(f"cold start, {args.runs} runs side by side (mock Runtime API on loopback, event: {args.event}{backend}, trust store: {args.trust_store}); milliseconds")
+    if args.event == "none":
+        print(f"{'binary':<14} {'init p50':>9} {'p90':>7} {'vs base':>8} {'size':>8}")
+        base = None
+        for name, binary in specs:
+            (i50, i90), size = pct([r[0] for r in runs[name]]), os.path.getsize(binary) / 1e6
+            base = base or i50
+            print(f"{name:<14} {i50:>9.2f} {i90:>7.2f} {i50 / base:>7.2f}x {size:>6.2f}MB")
+        return
     print(f"{'binary':<14} {'init p50':>9} {'p90':>7} {'first p50':>10} {'p90':>7} {'warm p50':>9} {'p90':>7} {'init+(first-warm)':>18} {'vs base':>8} {'size':>8}")
     base = None
     for name, binary in specs:

@@ -3,7 +3,7 @@
 //! anchors, connector, connection pool) is done once per process, not once
 //! per client. By default it trusts only the Amazon Trust Services roots
 //! that sign every AWS service endpoint, compiled in, instead of decoding
-//! the system's whole CA bundle at the first client construction; setting
+//! the system's whole CA bundle for the first connection; setting
 //! `CHANGEHUB_TLS_ROOTS=system` uses the system trust store instead (a
 //! TLS-inspecting proxy, a VPC endpoint behind a private CA).
 
@@ -65,9 +65,9 @@ impl TrustRoots {
 
 /// The Lambdas' SDK configuration (region, credentials, endpoint from the
 /// standard variables) with one HTTPS client trusting `CHANGEHUB_TLS_ROOTS`,
-/// shared by every SDK client built from it (its connector, built at the
-/// first client construction, is cached and reused by the other clients and
-/// their requests), and the operation and attempt timeouts of
+/// shared by every SDK client built from it (its connector, built for the
+/// first request, is cached and reused by every client's requests), and the
+/// operation and attempt timeouts of
 /// [`SdkTimeouts`], so that a hung call fails inside the invocation.
 pub async fn load_config() -> Result<SdkConfig, SdkConfigError> {
     Ok(with_timeouts(config_loader()?)?.load().await)
@@ -98,24 +98,41 @@ fn with_timeouts(loader: ConfigLoader) -> Result<ConfigLoader, SdkConfigError> {
 
 /// [`load_config`]'s loader, for callers that set more (the tests' emulator endpoint).
 pub fn config_loader() -> Result<ConfigLoader, SdkConfigError> {
-    let roots = TrustRoots::from_env()?;
-    let tls = TlsContext::builder().with_trust_store(roots.trust_store()).build().map_err(SdkConfigError::Tls)?;
-    // The connector the SDK's default HTTPS client builds (rustls on aws-lc,
-    // the client's timeouts and sleep, HTTP(S)_PROXY/NO_PROXY), with our roots.
-    // `build_with_connector_fn` is the hook that default client is built with;
-    // `Builder::build_https` would leave the proxy variables unread.
+    Ok(https_loader(tls_context(TrustRoots::from_env()?)?, || {}))
+}
+
+fn tls_context(roots: TrustRoots) -> Result<TlsContext, SdkConfigError> {
+    TlsContext::builder().with_trust_store(roots.trust_store()).build().map_err(SdkConfigError::Tls)
+}
+
+/// The SDK's defaults with one HTTPS client: the connector the SDK's
+/// default client builds (rustls on aws-lc, the client's timeouts and
+/// sleep, HTTP(S)_PROXY/NO_PROXY), with `tls`'s roots; `on_tls_connector`
+/// is called each time one is built (the tests count them).
+/// `build_with_connector_fn` is the hook that default client is built with;
+/// `Builder::build_https` would leave the proxy variables unread.
+fn https_loader(tls: TlsContext, on_tls_connector: impl Fn() + Send + Sync + 'static) -> ConfigLoader {
     let http = Builder::new().build_with_connector_fn(move |settings, components| {
+        // Without settings the hook is called only to validate the
+        // configuration, once per SDK client constructed, and the connector
+        // is dropped: a plain HTTP one does for that. The TLS connector
+        // (decoding the roots, ~0.25M instructions) is built for the
+        // first request, once per process, and cached by the client.
+        let Some(settings) = settings else {
+            return Connector::builder().build_http();
+        };
+        on_tls_connector();
         let mut connector = Connector::builder()
             .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
             .tls_context(tls.clone())
             .proxy_config(ProxyConfig::from_env());
-        connector.set_connector_settings(settings.cloned());
+        connector.set_connector_settings(Some(settings.clone()));
         if let Some(components) = components {
             connector.set_sleep_impl(components.sleep_impl());
         }
         connector.build()
     });
-    Ok(aws_config::defaults(BehaviorVersion::latest()).http_client(http))
+    aws_config::defaults(BehaviorVersion::latest()).http_client(http)
 }
 
 #[cfg(test)]
@@ -161,6 +178,36 @@ mod tests {
         assert_eq!(TrustRoots::parse(None).expect("default"), TrustRoots::AmazonTrustServices);
         assert_eq!(TrustRoots::parse(Some("aws")).expect("aws"), TrustRoots::AmazonTrustServices);
         assert_eq!(TrustRoots::parse(Some("system")).expect("system"), TrustRoots::System);
+    }
+
+    /// Each SDK client's construction asks the HTTP client for a connector
+    /// only to validate it; before, that built (and dropped) the TLS
+    /// connector once per client at init.
+    #[cfg(feature = "dynamodb")]
+    #[tokio::test]
+    async fn clients_are_built_without_a_tls_connector_and_the_first_request_builds_one() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let built = Arc::new(AtomicUsize::new(0));
+        let counter = built.clone();
+        let loader = https_loader(tls_context(TrustRoots::AmazonTrustServices).expect("tls"), move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+        });
+        // A port nothing listens on: the request is attempted and fails to connect.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
+        let config = loader
+            .region(aws_config::Region::new("eu-west-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("AKID", "secret", None, None, "test"))
+            .endpoint_url(format!("http://{closed}"))
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .load()
+            .await;
+        let first = crate::adapters::dynamodb::Client::new(&config);
+        let _second = crate::adapters::dynamodb::Client::new(&config);
+        assert_eq!(built.load(Ordering::SeqCst), 0, "a TLS connector built at client construction");
+        first.list_tables().send().await.expect_err("nothing listens");
+        first.list_tables().send().await.expect_err("nothing listens");
+        assert_eq!(built.load(Ordering::SeqCst), 1, "one TLS connector for the requests, cached");
     }
 
     #[test]

@@ -17,6 +17,7 @@
 use backon::{ExponentialBuilder, Retryable};
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue, RETRY_AFTER};
 use reqwest::{StatusCode, Url};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crate::domain::TenantId;
@@ -67,20 +68,41 @@ impl Default for Retries {
 /// Posts write-backs with the tokens of `C`.
 #[derive(Clone)]
 pub struct HttpWriteBack<C> {
-    client: reqwest::Client,
+    /// Built at the first post and shared by every clone: building it reads
+    /// and parses the system's trust store (every certificate of the bundle,
+    /// milliseconds), which a cold Lambda would otherwise pay at init for a
+    /// write-back most invocations never make.
+    client: Arc<OnceLock<reqwest::Client>>,
+    timeouts: Timeouts,
     credentials: C,
     retries: Retries,
 }
 
 impl<C: WriteBackCredentials> HttpWriteBack<C> {
-    /// A client with `timeouts`, retrying as `retries` says.
+    /// A client with `timeouts`, retrying as `retries` says. Its HTTPS
+    /// client is built at the first post; a failure to build it (no usable
+    /// trust store) fails that post, unretried, as unreachable.
     pub fn new(credentials: C, timeouts: Timeouts, retries: Retries) -> Result<Self, BoxError> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(timeouts.connect)
-            .timeout(timeouts.request)
+        Ok(Self {
+            client: Arc::default(),
+            timeouts,
+            credentials,
+            retries: Retries { attempts: retries.attempts.max(1), ..retries },
+        })
+    }
+
+    /// The HTTPS client, built at the first call.
+    fn client(&self) -> Result<&reqwest::Client, reqwest::Error> {
+        if let Some(client) = self.client.get() {
+            return Ok(client);
+        }
+        let built = reqwest::Client::builder()
+            .connect_timeout(self.timeouts.connect)
+            .timeout(self.timeouts.request)
             .user_agent(concat!("changehub/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(Self { client, credentials, retries: Retries { attempts: retries.attempts.max(1), ..retries } })
+        // Two first posts at once may both build one; the first stored is kept.
+        Ok(self.client.get_or_init(|| built))
     }
 
     /// The request's URL, headers (the token's included) and JSON body.
@@ -118,7 +140,8 @@ impl<C: WriteBackCredentials> HttpWriteBack<C> {
     /// One attempt.
     async fn attempt(&self, url: &Url, headers: &HeaderMap, body: &serde_json::Value) -> Result<(), Attempt> {
         let answer = self
-            .client
+            .client()
+            .map_err(Attempt::Transport)?
             .post(url.clone())
             .headers(headers.clone())
             .json(body)
@@ -227,6 +250,7 @@ mod tests {
     use crate::domain::writeback::Target;
     use crate::ports::SecretsError;
 
+    #[derive(Clone)]
     struct Token;
 
     impl WriteBackCredentials for Token {
@@ -283,6 +307,25 @@ mod tests {
         let e = client().post(&TenantId::parse("acme").expect("tenant"), &post).await.expect_err("invalid");
         assert!(matches!(e, WriteBackError::Invalid { target: Target::Pagerduty, .. }), "{e:?}");
         assert!(!e.is_retryable());
+    }
+
+    #[tokio::test]
+    async fn the_https_client_is_built_at_the_first_post_and_shared_by_clones() {
+        let writeback = HttpWriteBack::new(Token, Timeouts::default(), Retries { attempts: 1, ..Retries::default() })
+            .expect("write-back");
+        assert!(writeback.client.get().is_none(), "built at construction");
+        // A port nothing listens on: the post is attempted and fails to connect.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
+        let post = Post::PagerdutyNote {
+            api_url: format!("http://{closed}"),
+            incident: "P1".into(),
+            from: "bot@example.com".into(),
+            content: "x".into(),
+        };
+        let clone = writeback.clone();
+        let e = clone.post(&TenantId::parse("acme").expect("tenant"), &post).await.expect_err("nothing listens");
+        assert!(matches!(e, WriteBackError::Unreachable { attempts: 1, .. }), "{e:?}");
+        assert!(writeback.client.get().is_some(), "the clone's first post built the shared client");
     }
 
     #[test]
