@@ -66,13 +66,17 @@ impl IncidentStore for DynamoStore {
     }
 
     /// One Query: the range newest first, `Limit` = the rows a page
-    /// evaluates, the filters as a filter expression.
+    /// evaluates, the filters as a filter expression. Strongly consistent:
+    /// a late change's re-check must see an incident recorded just before
+    /// (the incident's own correlation may have run before the change was
+    /// written, so one of the two reads has to see the other's write).
     async fn incidents(&self, q: &IncidentQuery) -> Result<Page<Incident>, StoreError> {
         let Some(range) = keys::incident_range(q)? else { return Ok(Page { items: vec![], next: None }) };
         let mut query = self
             .client
             .query()
             .table_name(&self.table)
+            .consistent_read(true)
             .key_condition_expression("PK = :pk AND SK BETWEEN :lo AND :hi")
             .expression_attribute_values(":pk", s(range.pk.clone()))
             .expression_attribute_values(":lo", s(range.lo))
