@@ -238,3 +238,74 @@ impl<S: ChangeStore, C: Clock> Changes<S, C> {
         Ok(approval_sla(&months, counted))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn period(p: Option<&str>, from: Option<&str>, to: Option<&str>) -> SlaPeriod {
+        SlaPeriod { period: p.map(String::from), from: from.map(String::from), to: to.map(String::from) }
+    }
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 30, 9, 0, 0).single().unwrap_or_default()
+    }
+
+    #[test]
+    fn months_default_to_the_current_one_and_span_at_most_twelve() {
+        assert_eq!(period(None, None, None).months(now()), Ok(vec!["2026-11".to_owned()]));
+        assert_eq!(period(Some("2026-02"), None, None).months(now()), Ok(vec!["2026-02".to_owned()]));
+        let span = period(None, Some("2025-12"), Some("2026-11")).months(now()).unwrap_or_default();
+        assert_eq!((span.len(), span.first().map(String::as_str)), (12, Some("2025-12")));
+        let too_long = period(None, Some("2025-11"), Some("2026-11")).months(now());
+        assert!(matches!(too_long, Err(e) if e.field == "to"));
+        for (p, field) in [
+            (period(Some("2026-1"), None, None), "period"),
+            (period(Some("2026-00"), None, None), "period"),
+            (period(None, Some("2026-03"), Some("2026-02")), "from"),
+            (period(None, None, Some("2026-02")), "from"),
+            (period(Some("2026-02"), None, Some("2026-02")), "period"),
+        ] {
+            assert!(matches!(p.months(now()), Err(ref e) if e.field == field), "{p:?}");
+        }
+    }
+
+    fn counts(waits: &[u64]) -> WaitCounts {
+        let mut c = WaitCounts::default();
+        for w in waits {
+            let key = WaitKey {
+                tenant: crate::domain::TenantId::parse("acme").unwrap_or_else(|_| unreachable!()),
+                month: "2026-11".into(),
+                dimension: WaitDimension::Level,
+                name: "x".into(),
+            };
+            c.add(&WaitCounts::of(&WaitBump { key, waited: Some(*w), escalations: 0, breaches: 0 }));
+        }
+        c
+    }
+
+    #[test]
+    fn percentiles_are_the_bounds_of_their_buckets() {
+        // Ten waits: 9 of a minute or less, one of two days.
+        let c = counts(&[10, 20, 30, 40, 50, 60, 60, 60, 60, 2 * 86_400]);
+        assert_eq!((percentile(&c, 50), percentile(&c, 90)), (Some(60), Some(60)));
+        let c = counts(&[10, 20, 30, 40, 50, 60, 60, 60, 2 * 86_400, 2 * 86_400]);
+        assert_eq!(percentile(&c, 90), Some(2 * 86_400));
+        assert_eq!(percentile(&counts(&[90 * 86_400]), 50), Some(30 * 86_400), "beyond the last bound");
+        assert_eq!(percentile(&WaitCounts::default(), 50), None);
+        let row = SlaRow::of("x".into(), &counts(&[100, 201]));
+        assert_eq!(row.mean_seconds, Some(151), "rounded to the nearest second");
+    }
+
+    #[test]
+    fn rows_are_slowest_first_and_name_the_bottleneck() {
+        let row = |name: &str, waits: &[u64]| (WaitDimension::Level, name.to_owned(), counts(waits));
+        let escalated =
+            (WaitDimension::Level, "cab".to_owned(), WaitCounts { escalations: 2, ..WaitCounts::default() });
+        let report = approval_sla(&["2026-11".into()], vec![row("lead", &[60]), row("security", &[3600]), escalated]);
+        let keys: Vec<&str> = report.levels.iter().map(|r| r.key.as_str()).collect();
+        assert_eq!(keys, ["security", "lead", "cab"]);
+        assert_eq!(report.bottleneck.as_deref(), Some("security"));
+    }
+}
