@@ -15,6 +15,7 @@
 //! | dedupe claim | `IDEM#{key}` | `IDEM` |
 //! | outcome counter | `T#{tenant}#STAT#{service}` | `M#{month}#{category}#{type}` |
 //! | volume counter | `T#{tenant}#VOL#{month}` | `{type}#REQ#{user}`, `{type}#TEAM#{group}` |
+//! | approval-wait counter | `T#{tenant}#MTTA#{month}` | `W#{dimension}#{name}` |
 //! | tenant document | `T#{tenant}#DOC#{kind}` | `CURRENT`, and `V#{version:020}` per kept version |
 //! | activity row | `T#{tenant}#ACTIVITY` | `{occurred_at}#{event_id}` |
 //! | incident record | `T#{tenant}#INC#{id}` | `META` |
@@ -470,7 +471,7 @@ pub fn counter_increments(update: &ChangeUpdate<'_>) -> Vec<(String, String, i64
 /// A tenant's month of approval-wait counters: one partition, so a month's
 /// report is one Query.
 pub fn waits_pk(tenant: &TenantId, month: &str) -> String {
-    format!("T#{tenant}#WAIT#{month}")
+    format!("T#{tenant}#MTTA#{month}")
 }
 
 /// One approval-wait counter of a month: its dimension, then its name (bounded).

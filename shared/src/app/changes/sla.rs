@@ -59,11 +59,12 @@ pub(crate) fn decision_waits(
         .iter()
         .zip(&after.steps)
         .filter(|(b, a)| b.level == level && !b.is_complete() && closed(a))
-        .flat_map(|(b, _)| {
-            let waited = b.opened_at().map(|opened| u64::try_from((now - opened).num_seconds()).unwrap_or(0));
+        .filter_map(|(b, _)| Some((b, b.opened_at()?)))
+        .flat_map(|(b, opened)| {
+            let waited = u64::try_from((now - opened).num_seconds()).unwrap_or(0);
             wait_keys(change, b, catalog, &month).into_iter().map(move |key| WaitBump {
                 key,
-                waited: Some(waited.unwrap_or(0)),
+                waited: Some(waited),
                 escalations: 0,
                 breaches: 0,
             })
