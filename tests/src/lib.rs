@@ -2,6 +2,7 @@
 //! that every adapter must pass.
 
 pub mod activity_contract;
+pub mod approval_sla_contract;
 pub mod aws;
 pub mod bus_contract;
 pub mod correlate_contract;

@@ -17,7 +17,7 @@ use crate::{new_change, t0};
 
 /// An update from `before` to `change` that appends `entries` and nothing else.
 pub fn plain_update<'a>(before: &'a Change, change: &'a Change, entries: &'a [AuditEntry]) -> ChangeUpdate<'a> {
-    ChangeUpdate { before, change, entries, bumps: &[], volumes: &[] }
+    ChangeUpdate { before, change, entries, bumps: &[], volumes: &[], waits: &[] }
 }
 
 /// Alice, in a tenant of her own for this run (the DynamoDB table is shared by test runs).

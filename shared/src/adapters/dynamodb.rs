@@ -20,7 +20,7 @@ use crate::domain::{AuditEntry, Change, ChangeId, TenantId};
 use crate::ports::{
     Activity, ActivityLog, ActivityQuery, AuditSealer, ChangeQuery, ChangeReader, ChangeUpdate, ChangeWriter, Claim,
     CounterKey, Counters, Counts, Cursor, Dedupe, DueIndex, DuePartition, Page, ServiceWindowQuery, StoreError,
-    VolumeKey, WaitingQuery, seal_entries, seal_entry,
+    VolumeKey, WaitCounts, WaitDimension, WaitingQuery, seal_entries, seal_entry,
 };
 use std::sync::Arc;
 
@@ -552,6 +552,32 @@ impl DynamoStore {
                 .map_err(|e| StoreError::backend(false, e))?;
             writes.push(TransactWriteItem::builder().update(add).build());
         }
+        for (wait, added) in keys::wait_increments(update) {
+            let (pk, sk) = keys::wait_key(&wait);
+            let mut adds = vec![
+                ("decided".to_owned(), added.decided),
+                ("wait_seconds".to_owned(), added.wait_seconds),
+                ("escalations".to_owned(), added.escalations),
+                ("breaches".to_owned(), added.breaches),
+            ];
+            adds.extend(added.buckets.iter().enumerate().filter(|(_, n)| **n > 0).map(|(i, n)| (format!("b{i}"), *n)));
+            let expression = adds.iter().map(|(a, _)| format!("{a} :{a}")).collect::<Vec<_>>().join(", ");
+            let mut add = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(pk, sk)))
+                .update_expression(format!(
+                    "ADD {expression} SET entity = :entity, wait_dimension = :dimension, wait_name = :name"
+                ))
+                .expression_attribute_values(":entity", s("approval_waits"))
+                .expression_attribute_values(":dimension", s(wait.dimension.as_str()))
+                .expression_attribute_values(":name", s(wait.name.clone()));
+            for (a, v) in adds {
+                add = add.expression_attribute_values(format!(":{a}"), n(v));
+            }
+            writes.push(
+                TransactWriteItem::builder().update(add.build().map_err(|e| StoreError::backend(false, e))?).build(),
+            );
+        }
         Ok(writes)
     }
 }
@@ -614,6 +640,40 @@ impl Counters for DynamoStore {
         incidents: &[crate::ports::IncidentCounterKey],
     ) -> Result<(Vec<Counts>, Vec<crate::ports::IncidentCounts>), StoreError> {
         self.read_history(outcomes, incidents).await
+    }
+
+    /// One Query of the month's partition (paged past 1 MB).
+    async fn waits(
+        &self,
+        tenant: &TenantId,
+        month: &str,
+    ) -> Result<Vec<(WaitDimension, String, WaitCounts)>, StoreError> {
+        let items = self.query_prefix(keys::waits_pk(tenant, month), "W#").await?;
+        items
+            .iter()
+            .map(|item| {
+                let num = |k: &str| item.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
+                let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+                let dimension = WaitDimension::ALL
+                    .into_iter()
+                    .find(|d| d.as_str() == text("wait_dimension"))
+                    .ok_or_else(|| StoreError::Corrupt {
+                        key: format!("{}/{}", text("PK"), text("SK")),
+                        message: "approval-wait counter names no known dimension".into(),
+                    })?;
+                let mut counts = WaitCounts {
+                    decided: num("decided"),
+                    wait_seconds: num("wait_seconds"),
+                    escalations: num("escalations"),
+                    breaches: num("breaches"),
+                    ..Default::default()
+                };
+                for (i, b) in counts.buckets.iter_mut().enumerate() {
+                    *b = num(&format!("b{i}"));
+                }
+                Ok((dimension, text("wait_name"), counts))
+            })
+            .collect()
     }
 }
 

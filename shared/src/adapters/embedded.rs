@@ -14,7 +14,8 @@ use crate::domain::{AuditEntry, Change, ChangeId, TenantId};
 use crate::ports::{
     Activity, ActivityLog, ActivityQuery, AuditSealer, ChangeQuery, ChangeReader, ChangeUpdate, ChangeWriter, Claim,
     CounterKey, Counters, Counts, Cursor, Dedupe, DueIndex, DuePartition, IncidentCounterKey, IncidentCounts, Page,
-    ServiceWindowQuery, StoreError, VolumeKey, WaitingQuery, seal_entries, seal_entry,
+    ServiceWindowQuery, StoreError, VolumeKey, WaitCounts, WaitDimension, WaitKey, WaitingQuery, seal_entries,
+    seal_entry,
 };
 
 mod incidents;
@@ -33,6 +34,59 @@ const GSI1: TableDefinition<(&str, &str), &str> = TableDefinition::new("gsi1");
 struct CounterItem {
     changes: u64,
     failures: u64,
+}
+
+/// One approval-wait counter, as the DynamoDB item holds it.
+#[derive(Debug, Serialize, Deserialize)]
+struct WaitItem {
+    dimension: WaitDimension,
+    name: String,
+    decided: u64,
+    wait_seconds: u64,
+    buckets: Vec<u64>,
+    escalations: u64,
+    breaches: u64,
+}
+
+impl WaitItem {
+    fn counts(&self) -> WaitCounts {
+        let mut c = WaitCounts {
+            decided: self.decided,
+            wait_seconds: self.wait_seconds,
+            escalations: self.escalations,
+            breaches: self.breaches,
+            ..Default::default()
+        };
+        for (b, n) in c.buckets.iter_mut().zip(&self.buckets) {
+            *b = *n;
+        }
+        c
+    }
+
+    /// Adds `added` to the counter item (absent: zero) of `key`.
+    fn add(
+        table: &mut redb::Table<'_, (&'static str, &'static str), &'static [u8]>,
+        key: &WaitKey,
+        added: &WaitCounts,
+    ) -> Result<(), StoreError> {
+        let (pk, sk) = keys::wait_key(key);
+        let mut counts = match get_item::<WaitItem>(&*table, &pk, &sk)? {
+            Some(item) => item.counts(),
+            None => WaitCounts::default(),
+        };
+        counts.add(added);
+        let item = WaitItem {
+            dimension: key.dimension,
+            name: key.name.clone(),
+            decided: counts.decided,
+            wait_seconds: counts.wait_seconds,
+            buckets: counts.buckets.to_vec(),
+            escalations: counts.escalations,
+            breaches: counts.breaches,
+        };
+        table.insert((pk.as_str(), sk.as_str()), encode(&item)?.as_slice()).map_err(backend)?;
+        Ok(())
+    }
 }
 
 /// Moves a change's due-index entry from its old record's key to its new one's.
@@ -324,6 +378,7 @@ struct Apply {
     entries: Vec<AuditEntry>,
     expected: u64,
     increments: Vec<(String, String, i64, i64)>,
+    waits: Vec<(WaitKey, WaitCounts)>,
 }
 
 impl Apply {
@@ -333,6 +388,7 @@ impl Apply {
             entries: seal_entries(sealer, update.entries).await?,
             expected: update.expected(),
             increments: keys::counter_increments(update),
+            waits: keys::wait_increments(update),
         })
     }
 }
@@ -378,6 +434,9 @@ fn update_in(txn: &redb::WriteTransaction, a: &Apply) -> Result<(), StoreError> 
         counts.changes = counts.changes.saturating_add_signed(*changes);
         counts.failures = counts.failures.saturating_add_signed(*failures);
         table.insert((cpk.as_str(), csk.as_str()), encode(&counts)?.as_slice()).map_err(backend)?;
+    }
+    for (key, added) in &a.waits {
+        WaitItem::add(&mut table, key, added)?;
     }
     reindex_due(&mut txn.open_table(GSI1).map_err(backend)?, Some(&current), change, &pk)
 }
@@ -469,6 +528,15 @@ impl Counters for EmbeddedStore {
             Ok((counts, problems::incident_counts(&table, &incidents)?))
         })
         .await
+    }
+
+    async fn waits(
+        &self,
+        tenant: &TenantId,
+        month: &str,
+    ) -> Result<Vec<(WaitDimension, String, WaitCounts)>, StoreError> {
+        let items: Vec<WaitItem> = self.query_prefix(keys::waits_pk(tenant, month), "W#").await?;
+        Ok(items.into_iter().map(|i| (i.dimension, i.name.clone(), i.counts())).collect())
     }
 }
 

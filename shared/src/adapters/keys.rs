@@ -15,6 +15,7 @@
 //! | dedupe claim | `IDEM#{key}` | `IDEM` |
 //! | outcome counter | `T#{tenant}#STAT#{service}` | `M#{month}#{category}#{type}` |
 //! | volume counter | `T#{tenant}#VOL#{month}` | `{type}#REQ#{user}`, `{type}#TEAM#{group}` |
+//! | approval-wait counter | `T#{tenant}#MTTA#{month}` | `W#{dimension}#{name}` |
 //! | tenant document | `T#{tenant}#DOC#{kind}` | `CURRENT`, and `V#{version:020}` per kept version |
 //! | activity row | `T#{tenant}#ACTIVITY` | `{occurred_at}#{event_id}` |
 //! | incident record | `T#{tenant}#INC#{id}` | `META` |
@@ -465,6 +466,37 @@ pub fn counter_increments(update: &ChangeUpdate<'_>) -> Vec<(String, String, i64
         (pk, sk, 1, 0)
     });
     outcomes.chain(volumes).collect()
+}
+
+/// A tenant's month of approval-wait counters: one partition, so a month's
+/// report is one Query.
+pub fn waits_pk(tenant: &TenantId, month: &str) -> String {
+    format!("T#{tenant}#MTTA#{month}")
+}
+
+/// One approval-wait counter of a month: its dimension, then its name (bounded).
+pub fn wait_sk(dimension: crate::ports::WaitDimension, name: &str) -> String {
+    format!("W#{}#{}", dimension.as_str(), bounded_key(name))
+}
+
+/// The (PK, SK) of the counter `bump` adds to.
+pub fn wait_key(key: &crate::ports::WaitKey) -> (String, String) {
+    (waits_pk(&key.tenant, &key.month), wait_sk(key.dimension, &key.name))
+}
+
+/// The approval-wait counts `update` adds, one per counter item (a write
+/// may add to one item only once: DynamoDB refuses a transaction that
+/// names an item twice), in a stable order.
+pub fn wait_increments(update: &ChangeUpdate<'_>) -> Vec<(crate::ports::WaitKey, crate::ports::WaitCounts)> {
+    let mut merged: Vec<(crate::ports::WaitKey, crate::ports::WaitCounts)> = Vec::new();
+    for bump in update.waits {
+        let counts = crate::ports::WaitCounts::of(bump);
+        match merged.iter_mut().find(|(k, _)| *k == bump.key) {
+            Some((_, c)) => c.add(&counts),
+            None => merged.push((bump.key.clone(), counts)),
+        }
+    }
+    merged
 }
 
 pub use crate::ports::DUE_SHARDS;

@@ -240,8 +240,14 @@ impl<S: ChangeReader + ChangeWriter, K: CatalogReader, C: Clock> Deployments<S, 
                 matches!(change.state, ChangeState::Approved | ChangeState::Scheduled | ChangeState::Implementing)
                     && matches!(next.state, ChangeState::Completed | ChangeState::Failed | ChangeState::RolledBack);
             let bumps = if counted { outcome_bumps(&change, next.state, ended) } else { vec![] };
-            let update =
-                ChangeUpdate { before: &change, change: &next, entries: &entries, bumps: &bumps, volumes: &[] };
+            let update = ChangeUpdate {
+                before: &change,
+                change: &next,
+                entries: &entries,
+                bumps: &bumps,
+                volumes: &[],
+                waits: &[],
+            };
             match self.store.update_change(update).await {
                 Ok(()) => {}
                 Err(StoreError::VersionConflict { .. }) => continue,

@@ -15,12 +15,14 @@ use chrono::{DateTime, Utc};
 use tracing::instrument;
 
 use crate::app::changes::SYSTEM_ACTOR;
+use crate::app::changes::sla::nudge_waits;
 use crate::domain::audit::{self, AuditAction};
+use crate::domain::catalog::Catalog;
 use crate::domain::escalation::{NudgeKind, Nudged};
 use crate::domain::{AuditEntry, Change, ChangeId, ChangeState, TenantId};
 use crate::ports::{
     CatalogReader, ChangeReader, ChangeUpdate, ChangeWriter, Clock, DUE_SHARDS, DueIndex, DuePartition, MAX_PAGE,
-    StoreError,
+    StoreError, WaitBump,
 };
 
 /// Writes one change is tried with in a tick before it is left to the next.
@@ -101,9 +103,10 @@ where
     /// Takes `change`'s due steps in one conditional write; on a version
     /// conflict, reads it again and takes what is still due.
     async fn chase(&self, mut change: Change, now: DateTime<Utc>, tick: &mut Tick) -> Result<(), EscalationError> {
-        let cab = self.cab(&change.tenant).await?;
+        let view = self.catalog.catalog(&change.tenant).await?;
+        let cab = cab_of(&view.catalog);
         for _ in 0..ATTEMPTS {
-            let Some(write) = Nudges::of(&change, now, &cab) else {
+            let Some(write) = Nudges::of(&change, now, &cab, &view.catalog) else {
                 tick.already_taken += 1;
                 return Ok(());
             };
@@ -113,6 +116,7 @@ where
                 entries: &write.entries,
                 bumps: &[],
                 volumes: &[],
+                waits: &write.waits,
             };
             match self.store.update_change(update).await {
                 Ok(()) => {
@@ -141,40 +145,45 @@ where
         tick.deferred += 1;
         Ok(())
     }
+}
 
-    /// Who a breach goes to: the tenant's CAB groups, else its admins.
-    async fn cab(&self, tenant: &TenantId) -> Result<String, EscalationError> {
-        let view = self.catalog.catalog(tenant).await?;
-        let roles = &view.catalog.roles;
-        let groups = if roles.cab.is_empty() { &roles.admin } else { &roles.cab };
-        Ok(if groups.is_empty() {
-            "cab (the catalog names no cab or admin group)".to_owned()
-        } else {
-            groups.join(", ")
-        })
-    }
+/// Who a breach goes to: the tenant's CAB groups, else its admins.
+fn cab_of(catalog: &Catalog) -> String {
+    let roles = &catalog.roles;
+    let groups = if roles.cab.is_empty() { &roles.admin } else { &roles.cab };
+    if groups.is_empty() { "cab (the catalog names no cab or admin group)".to_owned() } else { groups.join(", ") }
 }
 
 /// The write that takes a change's due steps: the record after it, one
-/// audit entry per step, and the steps.
+/// audit entry per step, the steps, and the escalations and breaches
+/// they add to the approval-wait counters.
 struct Nudges {
     change: Change,
     entries: Vec<AuditEntry>,
     nudged: Vec<Nudged>,
+    waits: Vec<WaitBump>,
 }
 
 impl Nudges {
     /// The steps of `change` due by `now`, if any are.
-    fn of(change: &Change, now: DateTime<Utc>, cab: &str) -> Option<Nudges> {
+    fn of(change: &Change, now: DateTime<Utc>, cab: &str, catalog: &Catalog) -> Option<Nudges> {
         if change.state != ChangeState::Submitted {
             return None;
         }
         let due = change.approval.as_ref()?.nudges_due(now);
-        let mut write = Nudges { change: change.clone(), entries: vec![], nudged: vec![] };
+        let mut write = Nudges { change: change.clone(), entries: vec![], nudged: vec![], waits: vec![] };
         for i in due {
             let mut next = write.change.revised(now);
             let seq = next.version;
             let Some(nudged) = next.approval.as_mut().and_then(|p| p.nudge(i, now, cab, seq)) else { continue };
+            let counted = match nudged.nudge.kind {
+                NudgeKind::Reminder => None,
+                NudgeKind::Escalation => Some(false),
+                NudgeKind::Breach => Some(true),
+            };
+            if let (Some(breach), Some(step)) = (counted, next.approval.as_ref().and_then(|p| p.steps.get(i))) {
+                write.waits.extend(nudge_waits(change, step, breach, catalog, now));
+            }
             let action = match nudged.nudge.kind {
                 NudgeKind::Reminder => AuditAction::ApprovalReminded,
                 NudgeKind::Escalation => AuditAction::ApprovalEscalated,

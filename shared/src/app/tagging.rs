@@ -198,8 +198,14 @@ impl<S: TagStore, K: CatalogReader, C: Clock> Tagging<S, K, C> {
                 return Ok(Some((change, false)));
             }
             let (next, entry, bumps) = self.listed(view, &change, incident, related);
-            let update =
-                ChangeUpdate { before: &change, change: &next, entries: &[entry], bumps: &bumps, volumes: &[] };
+            let update = ChangeUpdate {
+                before: &change,
+                change: &next,
+                entries: &[entry],
+                bumps: &bumps,
+                volumes: &[],
+                waits: &[],
+            };
             match self.store.update_change(update).await {
                 Ok(()) => {
                     tracing::info!(change_id = %next.id, incident = %incident.id, counted = !bumps.is_empty(), "incident related to change");

@@ -211,7 +211,7 @@ pub struct Escalation {
 
 impl Step {
     /// When the step's level opened: its deadline less its SLA.
-    fn opened_at(&self) -> Option<DateTime<Utc>> {
+    pub fn opened_at(&self) -> Option<DateTime<Utc>> {
         self.due_at.and_then(|d| d.checked_sub_signed(self.sla.chrono()))
     }
 

@@ -63,6 +63,7 @@ pub const ROUTES: &[(Method, &str)] = &[
     (Method::POST, "/incidents/{id}/resolve"),
     (Method::POST, "/incidents/{id}/unrelate"),
     (Method::GET, "/reports/pending-reviews"),
+    (Method::GET, "/reports/approval-sla"),
     (Method::GET, "/activity"),
     (Method::GET, "/audit/governance"),
     (Method::GET, "/audit/security"),

@@ -1,4 +1,5 @@
-//! `/reports`: cross-change views for reviewers.
+//! `/reports`: cross-change views for reviewers: emergency changes awaiting
+//! their review, and the approval SLA (mean time to approve).
 
 use axum::Json;
 use axum::Router;
@@ -11,6 +12,7 @@ use std::sync::Arc;
 use super::query::TypedQuery;
 use super::{Api, ApiError, AppState, ListResponse};
 use crate::app::changes::ChangeStore;
+use crate::app::changes::sla::SlaPeriod;
 use crate::app::{Caller, Changes};
 use crate::ports::Clock;
 
@@ -24,7 +26,18 @@ struct PageQuery {
 
 impl<S: ChangeStore, C: Clock + 'static> Api<S, C> {
     pub(super) fn report_routes() -> Router<Arc<Changes<S, C>>> {
-        Router::new().route("/reports/pending-reviews", get(Self::pending_reviews))
+        Router::new()
+            .route("/reports/pending-reviews", get(Self::pending_reviews))
+            .route("/reports/approval-sla", get(Self::approval_sla))
+    }
+
+    /// `GET /reports/approval-sla?period=YYYY-MM` (or `from` and `to`): mean time to approve per level, service, team and change type.
+    async fn approval_sla(
+        State(app): AppState<S, C>,
+        caller: Caller,
+        TypedQuery(q): TypedQuery<SlaPeriod>,
+    ) -> Result<Response, ApiError> {
+        Ok(Json(app.approval_sla(&caller, &q).await?).into_response())
     }
 
     async fn pending_reviews(

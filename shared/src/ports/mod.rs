@@ -32,6 +32,7 @@ pub use security::{Refusal, SECURITY_EVENT_TTL, SecurityEvent, SecurityLog, Secu
 pub use store::{
     BoxError, Bump, ChangeFilter, ChangeQuery, ChangeReader, ChangeUpdate, ChangeWriter, Claim, CounterKey, Counters,
     Counts, Cursor, DUE_SHARDS, Dedupe, DueIndex, DuePartition, EVALUATED_PER_PAGE, InvalidCursor, Listing, MAX_PAGE,
-    Page, ServiceWindowQuery, StoreError, VolumeKey, VolumeOf, WaitingQuery,
+    Page, ServiceWindowQuery, StoreError, VolumeKey, VolumeOf, WAIT_BUCKETS, WaitBump, WaitCounts, WaitDimension,
+    WaitKey, WaitingQuery, wait_bucket,
 };
 pub use writeback::{Post, WriteBack, WriteBackCredentials, WriteBackError};

@@ -304,6 +304,117 @@ pub struct VolumeKey {
     pub of: VolumeOf,
 }
 
+/// What the approval-wait counters are kept by: the level's name, the
+/// service whose chain it comes from, that service's owner group, the change type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WaitDimension {
+    Level,
+    Service,
+    Team,
+    ChangeType,
+}
+
+impl WaitDimension {
+    pub const ALL: [WaitDimension; 4] =
+        [WaitDimension::Level, WaitDimension::Service, WaitDimension::Team, WaitDimension::ChangeType];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WaitDimension::Level => "level",
+            WaitDimension::Service => "service",
+            WaitDimension::Team => "team",
+            WaitDimension::ChangeType => "change_type",
+        }
+    }
+}
+
+/// Upper bounds (seconds) of the wait histogram's buckets, log-spaced from
+/// one minute to 30 days; a last bucket holds the waits above 30 days.
+pub const WAIT_BUCKETS: [u64; 18] = [
+    60,
+    2 * 60,
+    5 * 60,
+    10 * 60,
+    15 * 60,
+    30 * 60,
+    3600,
+    2 * 3600,
+    4 * 3600,
+    8 * 3600,
+    12 * 3600,
+    86_400,
+    2 * 86_400,
+    3 * 86_400,
+    5 * 86_400,
+    7 * 86_400,
+    14 * 86_400,
+    30 * 86_400,
+];
+
+/// The histogram bucket a wait of `seconds` falls in (`WAIT_BUCKETS.len()` above 30 days).
+pub fn wait_bucket(seconds: u64) -> usize {
+    WAIT_BUCKETS.iter().position(|b| seconds <= *b).unwrap_or(WAIT_BUCKETS.len())
+}
+
+/// One key of the approval-wait counters: a tenant's month under one dimension.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct WaitKey {
+    pub tenant: TenantId,
+    /// `YYYY-MM`.
+    pub month: String,
+    pub dimension: WaitDimension,
+    /// The level, service, team or change type's name.
+    pub name: String,
+}
+
+/// What an update adds to the approval-wait counters under `key`: a step
+/// decided after waiting `waited` seconds, an escalation, a breach.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaitBump {
+    pub key: WaitKey,
+    pub waited: Option<u64>,
+    pub escalations: u64,
+    pub breaches: u64,
+}
+
+/// The approval-wait counters of one dimension's name in one month.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WaitCounts {
+    pub decided: u64,
+    pub wait_seconds: u64,
+    /// Decided steps per bucket of [`WAIT_BUCKETS`] (one more for the overflow).
+    pub buckets: [u64; WAIT_BUCKETS.len() + 1],
+    pub escalations: u64,
+    pub breaches: u64,
+}
+
+impl WaitCounts {
+    /// Adds `other` to these counts.
+    pub fn add(&mut self, other: &WaitCounts) {
+        self.decided += other.decided;
+        self.wait_seconds += other.wait_seconds;
+        for (b, o) in self.buckets.iter_mut().zip(other.buckets) {
+            *b += o;
+        }
+        self.escalations += other.escalations;
+        self.breaches += other.breaches;
+    }
+
+    /// What `bump` adds, as counts.
+    pub fn of(bump: &WaitBump) -> WaitCounts {
+        let mut c = WaitCounts { escalations: bump.escalations, breaches: bump.breaches, ..Default::default() };
+        if let Some(w) = bump.waited {
+            c.decided = 1;
+            c.wait_seconds = w;
+            if let Some(b) = c.buckets.get_mut(wait_bucket(w)) {
+                *b = 1;
+            }
+        }
+        c
+    }
+}
+
 /// A change's new version, the record it replaces, the audit entries that
 /// lead to it (oldest first, the last one's seq equal to the change's
 /// version), and counters to bump.
@@ -319,6 +430,8 @@ pub struct ChangeUpdate<'a> {
     pub bumps: &'a [Bump],
     /// Volume counters to add one to.
     pub volumes: &'a [VolumeKey],
+    /// Approval-wait counters to add to.
+    pub waits: &'a [WaitBump],
 }
 
 impl ChangeUpdate<'_> {
@@ -343,6 +456,15 @@ pub trait Counters: Send + Sync {
         outcomes: &[CounterKey],
         incidents: &[crate::ports::IncidentCounterKey],
     ) -> impl Future<Output = Result<(Vec<Counts>, Vec<crate::ports::IncidentCounts>), StoreError>> + Send;
+
+    /// Every approval-wait counter of `tenant`'s `month`, by dimension and
+    /// name: one query of the month's partition, which holds one item per
+    /// level, service, team and change type that had a wait counted.
+    fn waits(
+        &self,
+        tenant: &TenantId,
+        month: &str,
+    ) -> impl Future<Output = Result<Vec<(WaitDimension, String, WaitCounts)>, StoreError>> + Send;
 }
 
 /// Shards of the approvals-due partition, so that one hot partition never

@@ -4,6 +4,7 @@
 
 mod activity;
 mod api;
+mod approval_sla;
 mod audit;
 mod bus_contract;
 mod correlate;

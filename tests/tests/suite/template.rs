@@ -506,8 +506,9 @@ fn every_function_writes_only_the_partitions_its_code_writes() {
     let correlate_deletes = [listings.as_slice(), &[tell_claim]].concat();
     let correlate_never_deletes = [[record].as_slice(), &hold, &api_writes, &tagged, &problems].concat();
     // The escalate function writes a change record and its audit entries
-    // (one partition), nothing else, and deletes nothing.
-    let escalate_writes = [keys::change_pk(&tenant, &id)];
+    // (one partition) and the month's approval-wait counters, nothing else,
+    // and deletes nothing.
+    let escalate_writes = [keys::change_pk(&tenant, &id), keys::waits_pk(&tenant, "2026-12")];
     let escalate_never = [
         indexes.as_slice(),
         &records[1..],
@@ -835,8 +836,8 @@ fn the_correlate_rule_is_the_correlate_consumers_pattern() {
 
 /// The escalate function runs on an EventBridge Scheduler schedule at the
 /// stack's rate (1 minute by default), and may only read the due index, read
-/// and conditionally put change items (records and audit entries), and read
-/// the audit key that seals them.
+/// and conditionally put change items (records and audit entries), add to the
+/// approval-wait counters, and read the audit key that seals them.
 #[test]
 fn the_escalate_function_runs_on_a_schedule_with_least_privilege() {
     let t = template();
@@ -849,11 +850,16 @@ fn the_escalate_function_runs_on_a_schedule_with_least_privilege() {
     let input: escalate::Scheduled = serde_json::from_str(schedule["Properties"]["Input"].as_str().expect("Input"))
         .expect("the schedule's input is what the handler reads");
     assert_eq!(input.execution_id.as_deref(), Some("<aws.scheduler.execution-id>"));
-    let expected: BTreeSet<String> =
-        ["dynamodb:Query", "dynamodb:GetItem", "dynamodb:PutItem", "secretsmanager:GetSecretValue"]
-            .into_iter()
-            .map(str::to_owned)
-            .collect();
+    let expected: BTreeSet<String> = [
+        "dynamodb:Query",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "secretsmanager:GetSecretValue",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
     assert_eq!(actions_of(f), expected);
     let query =
         statements_of(f).into_iter().find(|s| s["Action"] == json!(["dynamodb:Query"])).expect("a Query statement");

@@ -107,6 +107,9 @@ impl<S: ChangeStore, C: Clock> Changes<S, C> {
             reason = join_reasons([reason, Some(receipt)]);
         }
         let mut pending = Pending::new(&current);
+        if let (Some(before), Some(after)) = (&current.approval, &next.approval) {
+            pending.waits = super::sla::decision_waits(&current, before, after, &view.catalog, now);
+        }
         let action = if req.decision == Verdict::PeerReview { AuditAction::PeerReviewed } else { AuditAction::Decided };
         pending.step(next, &caller.user, action, reason);
         let change = self.save(pending, current.version).await?;

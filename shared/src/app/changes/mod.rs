@@ -18,7 +18,7 @@ use crate::domain::catalog::{CatalogView, Role};
 use crate::domain::{AuditEntry, Change, ChangeId, ChangeState, FieldError, IllegalTransition};
 use crate::ports::{
     Bump, CatalogReader, ChangeReader, ChangeUpdate, ChangeWriter, Clock, Counters, Cursor, DueIndex, IncidentStore,
-    InvalidCursor, MAX_PAGE, SecurityLog, StoreError, TenantDocs, VolumeKey,
+    InvalidCursor, MAX_PAGE, SecurityLog, StoreError, TenantDocs, VolumeKey, WaitBump,
 };
 
 mod checklist;
@@ -32,6 +32,7 @@ mod reschedule;
 mod review;
 mod rework;
 mod risk;
+pub mod sla;
 mod submit;
 mod transition;
 mod unrelate;
@@ -155,11 +156,19 @@ struct Pending {
     entries: Vec<AuditEntry>,
     bumps: Vec<Bump>,
     volumes: Vec<VolumeKey>,
+    waits: Vec<WaitBump>,
 }
 
 impl Pending {
     fn new(current: &Change) -> Self {
-        Self { before: current.clone(), change: current.clone(), entries: vec![], bumps: vec![], volumes: vec![] }
+        Self {
+            before: current.clone(),
+            change: current.clone(),
+            entries: vec![],
+            bumps: vec![],
+            volumes: vec![],
+            waits: vec![],
+        }
     }
 
     /// The write of this mutation, as the store takes it.
@@ -170,6 +179,7 @@ impl Pending {
             entries: &self.entries,
             bumps: &self.bumps,
             volumes: &self.volumes,
+            waits: &self.waits,
         }
     }
 

@@ -98,7 +98,14 @@ pub(crate) async fn unlist<S: ChangeReader + ChangeWriter, C: Clock>(
         let (next, bumps) = unlisted(&current, at, clock.now());
         let reason = format!("incident {incident} is not related to the change: {why}");
         let (next, entry) = audit::record(Some(&current), next, actor, AuditAction::IncidentUnrelated, Some(reason));
-        let update = ChangeUpdate { before: &current, change: &next, entries: &[entry], bumps: &bumps, volumes: &[] };
+        let update = ChangeUpdate {
+            before: &current,
+            change: &next,
+            entries: &[entry],
+            bumps: &bumps,
+            volumes: &[],
+            waits: &[],
+        };
         match store.update_change(update).await {
             Ok(()) => {
                 tracing::info!(change_id = %id, %incident, why, "incident unrelated from change");

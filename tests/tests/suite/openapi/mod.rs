@@ -35,6 +35,7 @@ mod incidents;
 mod ingest;
 mod malformed_requests;
 mod problems;
+mod reports;
 mod request_schemas;
 mod routes;
 
@@ -736,6 +737,7 @@ async fn responses_match_the_documented_schemas() {
     audit::audit_scenario(&api).await;
     activity::activity_scenario(&api).await;
     problems::problem_scenario(&api).await;
+    reports::approval_sla_scenario(&api).await;
 
     // The scenario exercised every documented operation with a success.
     let seen = api.seen.lock().expect("lock").clone();
