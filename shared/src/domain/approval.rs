@@ -425,6 +425,7 @@ impl ApprovalPlan {
     /// earlier level, nor already decided the step (themself or through a
     /// delegation), so one person never counts twice on an `all_of` level.
     /// `roles` are the caller's own: a delegate needs a deciding role.
+    #[allow(clippy::too_many_arguments)]
     pub fn decide_on_behalf(
         &mut self,
         caller: &Caller,
