@@ -635,6 +635,31 @@ mod tests {
     }
 
     #[test]
+    fn a_delegate_counts_as_the_delegator_for_dual_control_across_levels() {
+        let (groups, levels) = (vec!["payments-leads".to_owned()], vec!["team-lead".to_owned()]);
+        let proxy = Proxy { delegator: "pat", delegation: "d1", groups: &groups, levels: &levels };
+        let mut plan = ApprovalPlan::build(&view(), &svc(&["payments"]), false, now()).expect("plan");
+        let dave = who("dave", &["engineers"]);
+        let decided = plan.decide_on_behalf(&dave, &approver(), "rita", Verdict::Approve, None, now(), proxy);
+        assert_eq!(decided.map(|d| d.status), Ok(PlanStatus::Pending));
+        let recorded = &plan.steps[0].approvals[0];
+        assert_eq!((recorded.by.as_str(), recorded.group.as_deref()), ("dave", Some("payments-leads")));
+        assert_eq!(recorded.on_behalf_of, Some(OnBehalf { user: "pat".into(), delegation: "d1".into() }));
+        let err = approve(&mut plan, &who("pat", &["cab"])).expect_err("pat approved level 1 through dave");
+        assert!(
+            err.to_string().starts_with("dual control: pat already approved level 1 (team-lead) (through dave)"),
+            "{err}"
+        );
+        let cab = vec!["cab".to_owned()];
+        let cab_levels = vec!["cab".to_owned()];
+        let proxy = Proxy { delegator: "cam", delegation: "d2", groups: &cab, levels: &cab_levels };
+        let err = plan
+            .decide_on_behalf(&dave, &approver(), "rita", Verdict::Approve, None, now(), proxy)
+            .expect_err("dave approved level 1");
+        assert!(err.to_string().starts_with("dual control: dave or cam already approved level 1"), "{err}");
+    }
+
+    #[test]
     fn the_requester_never_decides_their_own_change() {
         let mut plan = ApprovalPlan::build(&view(), &svc(&["payments"]), false, now()).expect("plan");
         let err = approve(&mut plan, &who("rita", &["payments-leads", "cab"])).expect_err("self");
