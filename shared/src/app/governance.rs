@@ -147,7 +147,7 @@ impl Incidents {
 }
 
 /// Appends to a document's log, keeping the latest [`MAX_INCIDENT_LOG`].
-fn append_capped<T>(log: &mut Vec<T>, entry: T) {
+pub(crate) fn append_capped<T>(log: &mut Vec<T>, entry: T) {
     log.push(entry);
     let excess = log.len().saturating_sub(MAX_INCIDENT_LOG);
     log.drain(..excess);
@@ -164,7 +164,7 @@ pub struct GovernanceWrite {
 
 impl GovernanceWrite {
     /// One item of a document (`freezes.{id}`, `incidents.{id}`) before and after.
-    fn item(
+    pub(crate) fn item(
         action: AuditAction,
         field: String,
         before: Option<&impl Serialize>,
@@ -227,7 +227,7 @@ pub async fn read_doc<D: TenantDocs, T: DeserializeOwned + Default>(
 /// Read, change, write back conditionally with its governance trail entry;
 /// retried a few times if another writer got in between. An edit that finds
 /// nothing to change (`None`) writes nothing.
-async fn update_doc<D, T, F>(
+pub(crate) async fn update_doc<D, T, F>(
     docs: &D,
     caller: &Caller,
     kind: DocKind,
@@ -284,7 +284,12 @@ pub struct Governance<'a, D, K, C> {
 
 impl<D: TenantDocs + IncidentStore, K: CatalogReader, C: Clock> Governance<'_, D, K, C> {
     /// The caller's access, if they hold one of `roles`.
-    async fn require<'a>(&self, caller: &'a Caller, roles: &[Role], what: &str) -> Result<Access<'a>, ChangeError> {
+    pub(crate) async fn require<'a>(
+        &self,
+        caller: &'a Caller,
+        roles: &[Role],
+        what: &str,
+    ) -> Result<Access<'a>, ChangeError> {
         let view = self.catalog.catalog(&caller.tenant).await?;
         let access = Access::new(caller, &view.catalog.roles);
         access.require(roles, what)?;

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod catalog;
 pub mod changes;
 pub mod correlate;
+pub mod delegations;
 pub mod deployments;
 pub mod escalation;
 pub mod governance;

@@ -30,6 +30,34 @@ pub struct Decision {
     pub at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
+    /// Set when `by` decided as another approver's delegate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_behalf_of: Option<OnBehalf>,
+}
+
+/// Whom a delegate decided for, under which delegation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OnBehalf {
+    pub user: String,
+    pub delegation: String,
+}
+
+impl Decision {
+    /// Whether `user` made this decision, themself or through their delegate:
+    /// dual control counts both as the same person's decision.
+    pub fn involves(&self, user: &str) -> bool {
+        self.by == user || self.on_behalf_of.as_ref().is_some_and(|o| o.user == user)
+    }
+}
+
+/// A delegate deciding for their delegator: the delegator's groups (as their
+/// token showed them when they delegated) on the delegated levels only.
+#[derive(Debug, Clone, Copy)]
+pub struct Proxy<'a> {
+    pub delegator: &'a str,
+    pub delegation: &'a str,
+    pub groups: &'a [String],
+    pub levels: &'a [String],
 }
 
 /// One requirement of the plan: a service's approval level, or the peer review.
@@ -387,6 +415,41 @@ impl ApprovalPlan {
         comment: Option<String>,
         now: DateTime<Utc>,
     ) -> Result<Decided, DecisionError> {
+        self.decide_as(caller, roles, requester, verdict, comment, now, None)
+    }
+
+    /// [`Self::decide`] by `caller` as `proxy.delegator`'s delegate: on the
+    /// delegated levels' steps, as the delegator's groups, the decision
+    /// recorded as `caller`'s on behalf of the delegator. Dual control holds
+    /// for both: neither may have requested the change, nor decided an
+    /// earlier level, nor already decided the step (themself or through a
+    /// delegation), so one person never counts twice on an `all_of` level.
+    /// `roles` are the caller's own: a delegate needs a deciding role.
+    #[allow(clippy::too_many_arguments)]
+    pub fn decide_on_behalf(
+        &mut self,
+        caller: &Caller,
+        roles: &BTreeSet<Role>,
+        requester: &str,
+        verdict: Verdict,
+        comment: Option<String>,
+        now: DateTime<Utc>,
+        proxy: Proxy<'_>,
+    ) -> Result<Decided, DecisionError> {
+        self.decide_as(caller, roles, requester, verdict, comment, now, Some(proxy))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn decide_as(
+        &mut self,
+        caller: &Caller,
+        roles: &BTreeSet<Role>,
+        requester: &str,
+        verdict: Verdict,
+        comment: Option<String>,
+        now: DateTime<Utc>,
+        proxy: Option<Proxy<'_>>,
+    ) -> Result<Decided, DecisionError> {
         let Some(level) = self.current_level() else {
             return Err(DecisionError::Closed("no approval level is waiting for a decision".into()));
         };
@@ -396,6 +459,15 @@ impl ApprovalPlan {
                 caller.user
             )));
         }
+        if let Some(p) = proxy.filter(|p| p.delegator == requester) {
+            return Err(DecisionError::Forbidden(format!(
+                "dual control: {} requested this change; {}, their delegate (delegation {}), cannot decide it for them",
+                p.delegator, caller.user, p.delegation
+            )));
+        }
+        let persons: Vec<&str> = std::iter::once(caller.user.as_str()).chain(proxy.map(|p| p.delegator)).collect();
+        let involved =
+            |s: &Step| s.approvals.iter().find(|a| persons.iter().any(|p| a.involves(p))).map(|a| a.by.clone());
         let open: Vec<&Step> = self.steps.iter().filter(|s| s.level == level && !s.is_complete()).collect();
         let described = || open.iter().map(|s| s.describe()).collect::<Vec<_>>().join("; ");
         if self.waiting(level, verdict).next().is_none() {
@@ -423,38 +495,62 @@ impl ApprovalPlan {
                 "a peer review needs the requester, approver, cab or admin role; an auditor only reads".into(),
             ));
         }
-        if let Some(earlier) =
-            self.steps.iter().filter(|s| s.level < level).find(|s| s.approvals.iter().any(|a| a.by == caller.user))
+        if let Some((earlier, who)) =
+            self.steps.iter().filter(|s| s.level < level).find_map(|s| involved(s).map(|who| (s, who)))
         {
             let did = if earlier.is_peer_review() { "peer reviewed" } else { "approved" };
+            let through = if who == caller.user { String::new() } else { format!(" (through {who})") };
             return Err(DecisionError::Forbidden(format!(
-                "dual control: {} already {did} level {} ({}); level {level} needs someone else",
-                caller.user, earlier.level, earlier.name
+                "dual control: {} already {did} level {} ({}){through}; level {level} needs someone else",
+                persons.join(" or "),
+                earlier.level,
+                earlier.name
             )));
         }
+        let acting = match proxy {
+            Some(p) => Caller { groups: p.groups.to_vec(), ..caller.clone() },
+            None => caller.clone(),
+        };
+        let delegated = |s: &Step| proxy.is_none_or(|p| p.levels.contains(&s.name));
         let eligible: Vec<(usize, Option<String>)> = self
             .waiting(level, verdict)
-            .filter(|(_, s)| !s.approvals.iter().any(|a| a.by == caller.user))
-            .filter_map(|(i, s)| s.group_for(caller).map(|g| (i, g)))
+            .filter(|(_, s)| involved(s).is_none() && delegated(s))
+            .filter_map(|(i, s)| s.group_for(&acting).map(|g| (i, g)))
             .collect();
         if eligible.is_empty() {
             let waiting: Vec<String> = self
                 .waiting(level, verdict)
                 .map(|(_, s)| {
-                    if s.approvals.iter().any(|a| a.by == caller.user) {
-                        format!("{} (you already approved it)", s.describe())
+                    if let Some(who) = involved(s) {
+                        format!("{} (already approved by {who})", s.describe())
                     } else {
                         s.describe()
                     }
                 })
                 .collect();
-            let groups = if caller.groups.is_empty() { "none".to_owned() } else { caller.groups.join(", ") };
-            return Err(DecisionError::Forbidden(format!("{}; your groups: {groups}", waiting.join("; "))));
+            let groups = if acting.groups.is_empty() { "none".to_owned() } else { acting.groups.join(", ") };
+            let whose = match proxy {
+                Some(p) => format!(
+                    "as {}'s delegate (delegation {}, levels {}) their groups",
+                    p.delegator,
+                    p.delegation,
+                    p.levels.join(", ")
+                ),
+                None => "your groups".to_owned(),
+            };
+            return Err(DecisionError::Forbidden(format!("{}; {whose}: {groups}", waiting.join("; "))));
         }
         let counted_for: Vec<StepRef> =
             eligible.iter().filter_map(|(i, _)| self.steps.get(*i)).map(StepRef::of).collect();
-        let decision =
-            |group: Option<String>| Decision { by: caller.user.clone(), group, at: now, comment: comment.clone() };
+        let on_behalf_of =
+            proxy.map(|p| OnBehalf { user: p.delegator.to_owned(), delegation: p.delegation.to_owned() });
+        let decision = |group: Option<String>| Decision {
+            by: caller.user.clone(),
+            group,
+            at: now,
+            comment: comment.clone(),
+            on_behalf_of: on_behalf_of.clone(),
+        };
         if verdict == Verdict::Reject {
             self.rejected = Some(decision(eligible.first().and_then(|(_, g)| g.clone())));
             let counted_for = counted_for.into_iter().take(1).collect();
@@ -536,6 +632,31 @@ mod tests {
         assert_eq!(approve(&mut plan, &who("cam", &["cab"])), Ok(PlanStatus::Pending), "all_of needs security too");
         assert_eq!(approve(&mut plan, &who("sec", &["security"])), Ok(PlanStatus::Approved));
         assert_eq!(plan.current_level(), None);
+    }
+
+    #[test]
+    fn a_delegate_counts_as_the_delegator_for_dual_control_across_levels() {
+        let (groups, levels) = (vec!["payments-leads".to_owned()], vec!["team-lead".to_owned()]);
+        let proxy = Proxy { delegator: "pat", delegation: "d1", groups: &groups, levels: &levels };
+        let mut plan = ApprovalPlan::build(&view(), &svc(&["payments"]), false, now()).expect("plan");
+        let dave = who("dave", &["engineers"]);
+        let decided = plan.decide_on_behalf(&dave, &approver(), "rita", Verdict::Approve, None, now(), proxy);
+        assert_eq!(decided.map(|d| d.status), Ok(PlanStatus::Pending));
+        let recorded = &plan.steps[0].approvals[0];
+        assert_eq!((recorded.by.as_str(), recorded.group.as_deref()), ("dave", Some("payments-leads")));
+        assert_eq!(recorded.on_behalf_of, Some(OnBehalf { user: "pat".into(), delegation: "d1".into() }));
+        let err = approve(&mut plan, &who("pat", &["cab"])).expect_err("pat approved level 1 through dave");
+        assert!(
+            err.to_string().starts_with("dual control: pat already approved level 1 (team-lead) (through dave)"),
+            "{err}"
+        );
+        let cab = vec!["cab".to_owned()];
+        let cab_levels = vec!["cab".to_owned()];
+        let proxy = Proxy { delegator: "cam", delegation: "d2", groups: &cab, levels: &cab_levels };
+        let err = plan
+            .decide_on_behalf(&dave, &approver(), "rita", Verdict::Approve, None, now(), proxy)
+            .expect_err("dave approved level 1");
+        assert!(err.to_string().starts_with("dual control: dave or cam already approved level 1"), "{err}");
     }
 
     #[test]

@@ -54,6 +54,10 @@ pub enum AuditAction {
     IncidentDeclared,
     /// Governance trail: a major incident was resolved.
     IncidentResolved,
+    /// Governance trail: an approver delegated approval levels for a period.
+    DelegationCreated,
+    /// Governance trail: a delegation was revoked before it ended.
+    DelegationRevoked,
 }
 
 /// One changed field, before and after (`null` when it did not exist).

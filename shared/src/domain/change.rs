@@ -444,7 +444,8 @@ mod tests {
         let approved = |by: &str| {
             let mut c = draft().transition(ChangeState::Submitted, t(1)).expect("legal");
             c = c.transition(ChangeState::Approved, t(2)).expect("legal");
-            let decision = Decision { by: by.into(), group: Some("cab".into()), at: t(2), comment: None };
+            let decision =
+                Decision { by: by.into(), group: Some("cab".into()), at: t(2), comment: None, on_behalf_of: None };
             c.approval = Some(ApprovalPlan {
                 steps: vec![Step {
                     level: 1,

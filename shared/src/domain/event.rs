@@ -62,6 +62,8 @@ impl HubEvent {
             AuditAction::FreezeLifted => "Freeze Lifted".to_owned(),
             AuditAction::IncidentDeclared => "Incident Declared".to_owned(),
             AuditAction::IncidentResolved => "Incident Resolved".to_owned(),
+            AuditAction::DelegationCreated => "Delegation Created".to_owned(),
+            AuditAction::DelegationRevoked => "Delegation Revoked".to_owned(),
         };
         let id = format!("{}-{}", change.id, entry.seq);
         HubEvent {

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod catalog;
 pub mod change;
 pub mod correlation;
+pub mod delegation;
 pub mod deployment;
 pub mod escalation;
 pub mod event;

@@ -1,4 +1,5 @@
-//! `/freezes`: the tenant's change freeze windows.
+//! `/freezes`: the tenant's change freeze windows; `/delegations`: approvers'
+//! out-of-office delegations.
 
 use axum::Json;
 use axum::Router;
@@ -14,6 +15,7 @@ use super::{Api, ApiError, AppState};
 use crate::app::changes::ChangeStore;
 use crate::app::governance::LiftFreeze;
 use crate::app::{Caller, Changes};
+use crate::domain::delegation::NewDelegation;
 use crate::domain::freeze::FreezeWindow;
 use crate::ports::Clock;
 
@@ -22,6 +24,42 @@ impl<S: ChangeStore, C: Clock + 'static> Api<S, C> {
         Router::new()
             .route("/freezes", get(Self::list_freezes).post(Self::put_freeze))
             .route("/freezes/{id}", delete(Self::delete_freeze))
+    }
+
+    pub(super) fn delegation_routes() -> Router<Arc<Changes<S, C>>> {
+        Router::new()
+            .route("/delegations", get(Self::list_delegations).post(Self::delegate))
+            .route("/delegations/{id}", delete(Self::revoke_delegation))
+    }
+
+    async fn list_delegations(State(app): AppState<S, C>, caller: Caller) -> Result<Response, ApiError> {
+        let now = app.clock.now();
+        let delegations: Vec<serde_json::Value> = app
+            .governance()
+            .delegations(&caller)
+            .await?
+            .into_iter()
+            .map(|d| json!({ "active": d.is_active(now), "delegation": d }))
+            .collect();
+        Ok(Json(json!({ "delegations": delegations })).into_response())
+    }
+
+    async fn delegate(
+        State(app): AppState<S, C>,
+        caller: Caller,
+        JsonBody(req): JsonBody<NewDelegation>,
+    ) -> Result<Response, ApiError> {
+        let delegation = app.governance().delegate(&caller, req).await?;
+        Ok((StatusCode::CREATED, Json(delegation)).into_response())
+    }
+
+    async fn revoke_delegation(
+        State(app): AppState<S, C>,
+        caller: Caller,
+        PathText(id): PathText<String>,
+    ) -> Result<Response, ApiError> {
+        let delegation = app.governance().revoke_delegation(&caller, &id).await?;
+        Ok(Json(delegation).into_response())
     }
 
     /// The windows in force, each with who declared it, and the latest

@@ -57,6 +57,9 @@ pub const ROUTES: &[(Method, &str)] = &[
     (Method::GET, "/freezes"),
     (Method::POST, "/freezes"),
     (Method::DELETE, "/freezes/{id}"),
+    (Method::GET, "/delegations"),
+    (Method::POST, "/delegations"),
+    (Method::DELETE, "/delegations/{id}"),
     (Method::GET, "/incidents"),
     (Method::POST, "/incidents"),
     (Method::GET, "/incidents/{id}"),
@@ -93,6 +96,7 @@ where
         .merge(Api::change_routes())
         .merge(Api::catalog_routes())
         .merge(Api::freeze_routes())
+        .merge(Api::delegation_routes())
         .merge(Api::incident_routes())
         .merge(Api::report_routes())
         .merge(Api::activity_routes())

@@ -18,6 +18,7 @@ pub enum DocKind {
     Catalog,
     Freezes,
     Incidents,
+    Delegations,
 }
 
 impl DocKind {
@@ -26,6 +27,7 @@ impl DocKind {
             DocKind::Catalog => "catalog",
             DocKind::Freezes => "freezes",
             DocKind::Incidents => "incidents",
+            DocKind::Delegations => "delegations",
         }
     }
 }

@@ -9,6 +9,7 @@ mod audit;
 mod bus_contract;
 mod correlate;
 mod dead_letters;
+mod delegations;
 mod deployments;
 mod escalation;
 mod flow_aws;

@@ -1,13 +1,16 @@
 //! An approver's decision on a submitted change.
 
+use chrono::{DateTime, Utc};
+use std::collections::BTreeSet;
 use tracing::instrument;
 
 use super::{ChangeError, ChangeStore, Changes, Pending, check_text, current_at, join_reasons, refused};
 use crate::domain::access::{Caller, Forbidden};
-use crate::domain::approval::{DecisionError, PlanStatus, StepRef, Verdict};
+use crate::domain::approval::{self, ApprovalPlan, DecisionError, PlanStatus, StepRef, Verdict};
 use crate::domain::audit::AuditAction;
 use crate::domain::catalog::Role;
 use crate::domain::change::PostReview;
+use crate::domain::delegation::Delegation;
 use crate::domain::{Change, ChangeId, ChangeState, ChangeType};
 use crate::ports::Clock;
 
@@ -76,14 +79,7 @@ impl<S: ChangeStore, C: Clock> Changes<S, C> {
             }
         }
         let now = self.clock.now();
-        let decided = plan
-            .decide(caller, &access.roles, &current.requester, req.decision, req.comment.clone(), now)
-            .map_err(|e| match e {
-                DecisionError::Forbidden(m) => ChangeError::Forbidden(Forbidden(m)),
-                DecisionError::Closed(m) => refused("no_pending_approval", None, m),
-                DecisionError::PeerReviewRequired(m) => refused("peer_review_required", Some("decision"), m),
-                DecisionError::NoPeerReviewPending(m) => refused("no_peer_review_pending", Some("decision"), m),
-            })?;
+        let (decided, delegation) = self.decide_plan(caller, &access.roles, &current, &mut plan, &req, now).await?;
         let outcome = decided.status;
         let receipt = DecisionReceipt {
             decision: req.decision,
@@ -96,7 +92,8 @@ impl<S: ChangeStore, C: Clock> Changes<S, C> {
             PlanStatus::Rejected => current.transition(ChangeState::Rejected, now)?,
         };
         next.approval = Some(plan);
-        let mut reason = req.comment;
+        let on_behalf = delegation.map(|d| format!("on behalf of {} (delegation {})", d.delegator, d.id));
+        let mut reason = join_reasons([req.comment, on_behalf]);
         if outcome == PlanStatus::Approved && current.change_type == ChangeType::Emergency {
             let due_at = now + view.catalog.emergency.review_within.chrono();
             next.review = Some(PostReview { due_at, done: None });
@@ -115,5 +112,45 @@ impl<S: ChangeStore, C: Clock> Changes<S, C> {
         let change = self.save(pending, current.version).await?;
         tracing::info!(outcome = ?outcome, "approval decided");
         Ok(Decided { change, receipt })
+    }
+
+    /// Records the caller's verdict on `plan`: as themself, or, when they may
+    /// not decide as themself, as the delegate of an approver whose delegation
+    /// is in force now (the first that lets them; dual control holds for both).
+    async fn decide_plan(
+        &self,
+        caller: &Caller,
+        roles: &BTreeSet<Role>,
+        current: &Change,
+        plan: &mut ApprovalPlan,
+        req: &DecisionRequest,
+        now: DateTime<Utc>,
+    ) -> Result<(approval::Decided, Option<Delegation>), ChangeError> {
+        let (requester, comment) = (current.requester.as_str(), req.comment.clone());
+        let own = match plan.decide(caller, roles, requester, req.decision, comment.clone(), now) {
+            Ok(decided) => return Ok((decided, None)),
+            Err(DecisionError::Forbidden(m)) => m,
+            Err(e) => return Err(decision_error(e)),
+        };
+        let waiting: Vec<String> = plan.waiting_for().into_iter().map(|s| s.name).collect();
+        let delegations = crate::app::delegations::active_for(&self.store, &caller.tenant, &caller.user, now).await?;
+        let mut refusal = own;
+        for d in delegations.into_iter().filter(|d| d.levels.iter().any(|l| waiting.contains(l))) {
+            match plan.decide_on_behalf(caller, roles, requester, req.decision, comment.clone(), now, d.proxy()) {
+                Ok(decided) => return Ok((decided, Some(d))),
+                Err(DecisionError::Forbidden(m)) => refusal = m,
+                Err(e) => return Err(decision_error(e)),
+            }
+        }
+        Err(ChangeError::Forbidden(Forbidden(refusal)))
+    }
+}
+
+fn decision_error(e: DecisionError) -> ChangeError {
+    match e {
+        DecisionError::Forbidden(m) => ChangeError::Forbidden(Forbidden(m)),
+        DecisionError::Closed(m) => refused("no_pending_approval", None, m),
+        DecisionError::PeerReviewRequired(m) => refused("peer_review_required", Some("decision"), m),
+        DecisionError::NoPeerReviewPending(m) => refused("no_peer_review_pending", Some("decision"), m),
     }
 }

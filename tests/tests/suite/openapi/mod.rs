@@ -29,6 +29,7 @@ mod audit;
 mod auth;
 mod catalog;
 mod changes;
+mod delegations;
 mod events;
 mod freezes;
 mod incidents;
@@ -732,6 +733,7 @@ async fn responses_match_the_documented_schemas() {
     incidents::incident_scenario(&api).await;
     incidents::unrelate_scenario(&api).await;
     freezes::freeze_scenario(&api).await;
+    delegations::delegation_scenario(&api).await;
     ingest::webhook_scenario(&api).await;
     events::events_scenario(&api).await;
     audit::audit_scenario(&api).await;
