@@ -70,13 +70,17 @@ impl<S: HubStore> Consumers<S> {
 
 /// Handles one event as the platform delivers it: again, a few times, when a retry may help.
 async fn deliver<S: HubStore>(consumer: &Hub<S>, detail_type: &str, detail: &Value) -> Consumed {
+    // As Lambda and EventBridge would: again after a pause while a retry may
+    // help (another consumer's lease on the same work, a contended write),
+    // long enough for a loaded machine's other consumers to finish.
     let mut last = None;
-    for _ in 0..3 {
+    for attempt in 1..=12 {
         match consumer.handle(detail_type, detail).await {
             Ok(consumed) => return consumed,
             Err(e) if e.retryable() => last = Some(e),
             Err(e) => panic!("{detail_type} refused: {e}"),
         }
+        tokio::time::sleep(std::time::Duration::from_millis(20 * attempt)).await;
     }
     panic!("{detail_type} kept failing: {:?}", last.map(|e: ConsumeError| e.to_string()))
 }
