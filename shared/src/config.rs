@@ -22,6 +22,22 @@ pub fn optional(name: &'static str) -> Option<String> {
     std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
 }
 
+/// The table of change records and the secret holding the audit key that
+/// seals every audit entry written to it: `CHANGEHUB_TABLE` and
+/// `CHANGEHUB_AUDIT_KEY_SECRET`, for every function that writes audited
+/// changes (`adapters::secretsmanager` builds its store).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditedTable {
+    pub table: String,
+    pub audit_key_secret: String,
+}
+
+impl AuditedTable {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self { table: required("CHANGEHUB_TABLE")?, audit_key_secret: required("CHANGEHUB_AUDIT_KEY_SECRET")? })
+    }
+}
+
 /// Timeouts for the AWS SDK clients, below the functions' 10 s timeout, so
 /// that a hung call fails inside the invocation (and its dedupe lease is
 /// released) rather than being cut off with it.

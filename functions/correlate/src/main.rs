@@ -11,22 +11,20 @@
 
 use std::sync::Arc;
 
-use changehub::adapters::dynamodb::{self, DynamoStore};
+use changehub::adapters::dynamodb::DynamoStore;
 use changehub::adapters::http_writeback::{HttpWriteBack, Retries, Timeouts};
 use changehub::adapters::secretsmanager::{self, SecretsManagerSecrets};
 use changehub::adapters::sns::{self, SnsNotifier};
 use changehub::app::Changes;
 use changehub::app::tagging::Consumer;
-use changehub::config::{self, ConfigError};
+use changehub::config::{self, AuditedTable, ConfigError};
 use changehub::ports::SystemClock;
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, run, service_fn, tracing};
 use serde_json::Value;
 
 /// Named environment variables, read once at init.
 struct Config {
-    table: String,
-    /// The secret holding the audit key: the entries it writes are sealed with it.
-    audit_key_secret: String,
+    table: AuditedTable,
     /// Where tags are told.
     topic_arn: String,
     /// The secret holding the tenants' write-back tokens; none: write-backs are refused as not configured.
@@ -36,8 +34,7 @@ struct Config {
 impl Config {
     fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
-            table: config::required("CHANGEHUB_TABLE")?,
-            audit_key_secret: config::required("CHANGEHUB_AUDIT_KEY_SECRET")?,
+            table: AuditedTable::from_env()?,
             topic_arn: config::required("CHANGEHUB_TOPIC_ARN")?,
             writeback_secret: config::optional("CHANGEHUB_WRITEBACK_SECRET"),
         })
@@ -56,8 +53,7 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env()?;
     let aws = changehub::adapters::aws::load_lambda_config().await?;
     let secrets = secretsmanager::Client::new(&aws);
-    let sealer = secretsmanager::audit_sealer(secrets.clone(), config.audit_key_secret);
-    let store = DynamoStore::new(dynamodb::Client::new(&aws), config.table).with_sealer(Arc::new(sealer));
+    let store = config.table.store(&aws, secrets.clone());
     let tokens = config.writeback_secret.map(|id| SecretsManagerSecrets::new(secrets, id));
     let writeback = HttpWriteBack::new(tokens, Timeouts::default(), Retries::default())?;
     let notifier = SnsNotifier::new(sns::Client::new(&aws), config.topic_arn);

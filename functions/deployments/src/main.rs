@@ -3,32 +3,14 @@
 //! `Workflow Run Changed`). Each becomes an audited write of a change record;
 //! the outbox publishes the `Change ...` events for them.
 
-use std::sync::Arc;
-
-use changehub::adapters::dynamodb::{self, DynamoStore};
+use changehub::adapters::dynamodb::DynamoStore;
 use changehub::adapters::secretsmanager;
 use changehub::app::catalog::{CachedCatalog, DEFAULT_CACHE_TTL};
 use changehub::app::deployments::Deployments;
-use changehub::config::{self, ConfigError};
+use changehub::config::AuditedTable;
 use changehub::ports::SystemClock;
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, run, service_fn, tracing};
 use serde_json::Value;
-
-/// Named environment variables, read once at init.
-struct Config {
-    table: String,
-    /// The secret holding the audit key that seals every audit entry.
-    audit_key_secret: String,
-}
-
-impl Config {
-    fn from_env() -> Result<Self, ConfigError> {
-        Ok(Self {
-            table: config::required("CHANGEHUB_TABLE")?,
-            audit_key_secret: config::required("CHANGEHUB_AUDIT_KEY_SECRET")?,
-        })
-    }
-}
 
 type Deps = Deployments<DynamoStore, CachedCatalog<DynamoStore>, SystemClock>;
 
@@ -40,11 +22,9 @@ async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, Diagnos
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
-    let config = Config::from_env()?;
+    let table = AuditedTable::from_env()?;
     let aws = changehub::adapters::aws::load_lambda_config().await?;
-    // The audit key is read at the first write, not here.
-    let sealer = secretsmanager::audit_sealer(secretsmanager::Client::new(&aws), config.audit_key_secret);
-    let store = DynamoStore::new(dynamodb::Client::new(&aws), config.table).with_sealer(Arc::new(sealer));
+    let store = table.store(&aws, secretsmanager::Client::new(&aws));
     let deps = Deployments { catalog: CachedCatalog::new(store.clone(), DEFAULT_CACHE_TTL), store, clock: SystemClock };
     run(service_fn(|event| handle(&deps, event))).await
 }

@@ -150,6 +150,16 @@ pub fn audit_sealer(client: Client, secret_id: impl Into<String>) -> AuditSealer
     })
 }
 
+#[cfg(feature = "dynamodb")]
+impl crate::config::AuditedTable {
+    /// The table's store, sealing with the audit key read at the first
+    /// write (not here) through `secrets`.
+    pub fn store(self, aws: &aws_config::SdkConfig, secrets: Client) -> super::dynamodb::DynamoStore {
+        let sealer = audit_sealer(secrets, self.audit_key_secret);
+        super::dynamodb::DynamoStore::new(super::dynamodb::Client::new(aws), self.table).with_sealer(Arc::new(sealer))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
