@@ -1,6 +1,6 @@
 //! The notifier contract: what is sent arrives with its subject, body and attributes.
 
-use changehub::ports::{Notification, Notifier};
+use changehub::ports::{Fact, Link, Message, Notification, Notifier};
 use std::collections::BTreeMap;
 use std::future::Future;
 
@@ -18,6 +18,12 @@ pub fn sample(kind: &str) -> Notification {
             ("tenant".to_owned(), "acme".to_owned()),
             ("services".to_owned(), "payments,ledger".to_owned()),
         ]),
+        message: Message {
+            headline: format!("Upgrade payments DB: {kind}"),
+            lines: vec!["Tuesday 22:00 CET, for 1 h.".to_owned()],
+            facts: vec![Fact { name: "Service".to_owned(), value: "payments".to_owned() }],
+            links: vec![Link { label: "Change".to_owned(), url: "https://hub.example.com/changes/c-1".to_owned() }],
+        },
     }
 }
 

@@ -55,6 +55,7 @@ impl Notifier for FileNotifier {
             "subject": n.subject,
             "attributes": n.attributes,
             "body": n.body,
+            "message": n.message,
         });
         self.file.append(&line).await.map_err(|e| NotifyError::Backend(e.into()))?;
         tracing::info!(subject = %n.subject, attributes = ?n.attributes, file = %self.file.path().display(), "notification");

@@ -36,9 +36,19 @@ pub fn sns_subject(subject: &str) -> String {
     if clean.len() <= MAX_SUBJECT_CHARS { clean } else { format!("{}...", &clean[..MAX_SUBJECT_CHARS - 3]) }
 }
 
+/// The SNS message: the body, with the text for people under `message`
+/// (e-mail and chat subscribers show it; filter policies match attributes).
+pub fn sns_message(n: &Notification) -> serde_json::Value {
+    let mut body = n.body.clone();
+    if let (Some(object), Ok(message)) = (body.as_object_mut(), serde_json::to_value(&n.message)) {
+        object.insert("message".to_owned(), message);
+    }
+    body
+}
+
 impl Notifier for SnsNotifier {
     async fn notify(&self, n: &Notification) -> Result<(), NotifyError> {
-        let message = serde_json::to_string(&n.body).map_err(|e| NotifyError::Backend(e.into()))?;
+        let message = serde_json::to_string(&sns_message(n)).map_err(|e| NotifyError::Backend(e.into()))?;
         let mut req =
             self.client.publish().topic_arn(&self.topic_arn).subject(sns_subject(&n.subject)).message(message);
         for (name, value) in n.attributes.iter().filter(|(_, v)| !v.is_empty()) {

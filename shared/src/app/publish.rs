@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use super::ingest::ClaimTimes;
 use super::once::{Once, OnceError, once};
 use crate::domain::{AuditEntry, Change, HubEvent};
-use crate::ports::{BusError, ChangeReader, Clock, Dedupe, EventBus, Notification, Notifier, NotifyError, StoreError};
+use crate::ports::{
+    BusError, ChangeReader, Clock, Dedupe, EventBus, Message, Notification, Notifier, NotifyError, StoreError,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
@@ -51,7 +53,8 @@ pub fn notification_for(change: &Change, entry: &AuditEntry, event: &HubEvent) -
         subject = format!("[{}] {}: {} (to {})", event.detail_type, change.id, change.title, nudge.to);
         body["notify"] = serde_json::json!({"audience": nudge.audience, "to": nudge.to});
     }
-    Notification { subject, body, attributes }
+    let message = Message::headline(subject.clone());
+    Notification { subject, body, attributes, message }
 }
 
 /// The outbox publisher: each committed mutation (an audit entry and the

@@ -18,7 +18,9 @@ use super::ingest::ClaimTimes;
 use super::once::{Once, OnceError, once};
 use crate::domain::notice::TagNotice;
 use crate::domain::writeback::{Target, WriteBackPolicy};
-use crate::ports::{Clock, Dedupe, Notification, Notifier, NotifyError, Post, StoreError, WriteBack, WriteBackError};
+use crate::ports::{
+    Clock, Dedupe, Link, Message, Notification, Notifier, NotifyError, Post, StoreError, WriteBack, WriteBackError,
+};
 
 /// The notification's `kind` attribute, as hub events name themselves.
 pub const KIND: &str = "Change Related Incident";
@@ -41,7 +43,14 @@ pub fn notification_for(notice: &TagNotice) -> Notification {
     attributes.insert("environment".to_owned(), notice.change.environment.clone());
     let services: Vec<&str> = notice.change.services.iter().map(|s| s.as_str()).collect();
     attributes.insert("services".to_owned(), services.join(","));
+    let message = Message {
+        headline: notice.subject(),
+        lines: vec![notice.summary()],
+        links: notice.links().into_iter().filter_map(web_link).collect(),
+        ..Message::default()
+    };
     Notification {
+        message,
         subject: notice.subject(),
         body: serde_json::json!({
             "event": KIND,
@@ -52,6 +61,12 @@ pub fn notification_for(notice: &TagNotice) -> Notification {
         }),
         attributes,
     }
+}
+
+/// A link of the notice people can follow: `http(s)` URLs only.
+fn web_link(url: &str) -> Option<Link> {
+    let ok = (url.starts_with("https://") || url.starts_with("http://")) && !url.chars().any(char::is_whitespace);
+    ok.then(|| Link { label: url.to_owned(), url: url.to_owned() })
 }
 
 /// Where people are told.

@@ -22,7 +22,7 @@ pub use catalog::{CatalogReader, DocKind, StoredDoc, TenantDocs};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use implementation::{ImplementationQuery, ImplementationReader, Implemented, ReadCost};
 pub use incidents::{IncidentQuery, IncidentStore};
-pub use notifier::{Notification, Notifier, NotifyError};
+pub use notifier::{Fact, Link, Message, Notification, Notifier, NotifyError};
 pub use problems::{
     Counted, IncidentCounterKey, IncidentCounts, IncidentWrite, PROBLEMS_EVALUATED, ProblemQuery, ProblemStore,
     RecurrenceState,

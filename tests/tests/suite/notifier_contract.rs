@@ -21,6 +21,7 @@ impl NotificationInbox for FileInbox {
                     subject: v["subject"].as_str().expect("subject").to_owned(),
                     body: v["body"].clone(),
                     attributes: serde_json::from_value(v["attributes"].clone()).expect("attributes"),
+                    message: serde_json::from_value(v["message"].clone()).expect("message"),
                 }
             })
             .collect()
@@ -44,10 +45,14 @@ impl NotificationInbox for SnsInbox {
                     (k.clone(), v["Value"].as_str().expect("value").to_owned())
                 })
                 .collect();
+            let mut body: serde_json::Value =
+                serde_json::from_str(env["Message"].as_str().expect("message")).expect("message JSON");
+            let message = body.as_object_mut().and_then(|b| b.remove("message")).expect("the text for people");
             out.push(Notification {
                 subject: env["Subject"].as_str().expect("subject").to_owned(),
-                body: serde_json::from_str(env["Message"].as_str().expect("message")).expect("message JSON"),
+                body,
                 attributes,
+                message: serde_json::from_value(message).expect("message"),
             });
         }
         out
