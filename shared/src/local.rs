@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 
 use crate::adapters::embedded::EmbeddedStore;
 use crate::adapters::env_secrets::StaticSecrets;
+use crate::adapters::file_clock::FileClock;
 use crate::adapters::http_writeback::{HttpWriteBack, Retries, Timeouts};
 use crate::adapters::local_bus::LocalBus;
 use crate::adapters::local_notifier::{FileNotifier, JsonLines};
@@ -18,12 +19,13 @@ use crate::app::Changes;
 use crate::app::activity::ActivityRetention;
 use crate::app::catalog::CachedCatalog;
 use crate::app::deployments::{self, DeploymentError, Deployments};
+use crate::app::escalation::Escalator;
 use crate::app::ingest::{Ingest, Webhooks};
 use crate::app::publish::Outbox;
 use crate::app::tagging::{ConsumeError, Consumer};
 use crate::http::bearer::{Authenticator, ClaimNames, LocalKey, LocalKeyError};
 use crate::http::{self, webhooks};
-use crate::ports::{SecretsError, StoreError, SystemClock};
+use crate::ports::{Clock, SecretsError, StoreError, SystemClock};
 
 #[derive(Debug, Clone)]
 pub struct HubConfig {
@@ -64,6 +66,34 @@ impl Default for ServeLimits {
     }
 }
 
+/// The hub's clock: the system's, or for tests the instant in a clock file
+/// (`changehub serve --clock-file`, a hidden testing aid). Every part of the
+/// hub reads this one clock: the API, ingest (its claims and webhook
+/// timestamps), the publisher's claims, the correlator, the deployments
+/// consumer and the escalation ticker.
+#[derive(Debug, Clone, Default)]
+pub enum HubClock {
+    #[default]
+    System,
+    File(Arc<FileClock>),
+}
+
+impl Clock for HubClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        match self {
+            HubClock::System => SystemClock.now(),
+            HubClock::File(file) => file.now(),
+        }
+    }
+}
+
+/// The hub's escalation use case, on its store, catalog cache and clock.
+type HubEscalator = Escalator<EmbeddedStore, CachedCatalog<EmbeddedStore>, HubClock>;
+
+/// Where a hub with a clock file takes an escalation tick on request
+/// (`POST`), for tests that move its clock; no other hub serves it.
+pub const TEST_TICK_PATH: &str = "/_test/escalation-tick";
+
 #[derive(Debug, thiserror::Error)]
 pub enum HubError {
     #[error("cannot open the database {path}")]
@@ -98,14 +128,21 @@ pub struct Hub {
     correlator: JoinHandle<()>,
     /// Tells the publisher to drain what is committed and stop.
     stop_publisher: tokio::sync::oneshot::Sender<()>,
-    /// The API's catalog cache, which escalation shares (a breach reads the tenant's CAB).
-    catalog: CachedCatalog<EmbeddedStore>,
+    /// Escalation, on the API's catalog cache (a breach reads the tenant's CAB).
+    escalation: Arc<HubEscalator>,
     /// Ticks escalation, once started ([`Hub::escalate_every`]).
     escalator: Option<JoinHandle<()>>,
 }
 
 impl Hub {
     pub fn open(config: &HubConfig) -> Result<Self, HubError> {
+        Self::open_with_clock(config, HubClock::System)
+    }
+
+    /// The hub on `clock`. With a clock file it also takes an escalation
+    /// tick on `POST` [`TEST_TICK_PATH`], so a test that moves the clock
+    /// need not wait for the ticker.
+    pub fn open_with_clock(config: &HubConfig, clock: HubClock) -> Result<Self, HubError> {
         let key = LocalKey::for_database(&config.db)?;
         let sealer = Arc::new(crate::ports::AuditSealer::with_key(key.audit_key()?));
         let store = EmbeddedStore::open(&config.db)
@@ -113,15 +150,15 @@ impl Hub {
             .with_sealer(sealer);
         let bus = LocalBus::new();
         let notifier = FileNotifier::new(&config.notifications);
-        let outbox = Outbox::new(store.clone(), bus.clone(), notifier, SystemClock);
+        let outbox = Outbox::new(store.clone(), bus.clone(), notifier, clock.clone());
         let (stop_publisher, stop) = tokio::sync::oneshot::channel();
         let publisher = tokio::spawn(run_publisher(store.stream(), outbox, stop));
         let correlate_events = bus.add_rule("correlate", crate::app::tagging::rule_pattern()?);
         let names = ClaimNames { bootstrap_admin_group: config.bootstrap_admin_group.clone(), ..ClaimNames::default() };
         let auth = Authenticator::Local(Arc::new(key), names);
-        let changes = Arc::new(Changes::new(store.clone(), SystemClock));
+        let changes = Arc::new(Changes::new(store.clone(), clock.clone()));
         let ingest = || {
-            Ingest::new(store.clone(), bus.clone(), changes.catalog.clone(), SystemClock)
+            Ingest::new(store.clone(), bus.clone(), changes.catalog.clone(), clock.clone())
                 .with_retention(config.activity_retention)
         };
         let webhooks = Arc::new(Webhooks { ingest: ingest(), secrets: config.secrets.clone() });
@@ -140,7 +177,7 @@ impl Hub {
             ConsumeError::retryable,
         ));
         let deployments =
-            Arc::new(Deployments { store: store.clone(), catalog: changes.catalog.clone(), clock: SystemClock });
+            Arc::new(Deployments { store: store.clone(), catalog: changes.catalog.clone(), clock: clock.clone() });
         tokio::spawn(consume(
             "deployments",
             bus.add_rule("deployments", crate::domain::EventPattern::parse(deployments::event_pattern())?),
@@ -151,27 +188,24 @@ impl Hub {
             },
             DeploymentError::retryable,
         ));
-        let router = limited(
-            http::finish(
-                http::change_routes(changes.clone(), auth.clone())
-                    .merge(webhooks::webhook_routes(webhooks, config.limits.webhooks))
-                    .merge(webhooks::local_routes(Arc::new(ingest()), auth)),
-            ),
-            config.limits,
-        );
-        let catalog = changes.catalog.clone();
-        Ok(Self { store, bus, router, publisher, correlator, stop_publisher, catalog, escalator: None })
+        let escalation =
+            Arc::new(Escalator { store: store.clone(), catalog: changes.catalog.clone(), clock: clock.clone() });
+        let mut routes = http::change_routes(changes.clone(), auth.clone())
+            .merge(webhooks::webhook_routes(webhooks, config.limits.webhooks))
+            .merge(webhooks::local_routes(Arc::new(ingest()), auth));
+        if let HubClock::File(file) = &clock {
+            tracing::warn!(file = %file.path().display(), tick = TEST_TICK_PATH, "the hub's clock is a clock file: a testing aid");
+            routes = routes.merge(test_tick_route(escalation.clone()));
+        }
+        let router = limited(http::finish(routes), config.limits);
+        Ok(Self { store, bus, router, publisher, correlator, stop_publisher, escalation, escalator: None })
     }
 
     /// Runs an escalation tick every `period` (the local stand-in for the
     /// escalate function's schedule) until the hub stops. A tick's writes
     /// are each whole, so stopping it mid-tick takes nothing twice.
     pub fn escalate_every(&mut self, period: Duration) {
-        let escalator = crate::app::escalation::Escalator {
-            store: self.store.clone(),
-            catalog: self.catalog.clone(),
-            clock: SystemClock,
-        };
+        let escalator = self.escalation.clone();
         if let Some(running) = self.escalator.replace(tokio::spawn(run_escalator(escalator, period))) {
             running.abort();
         }
@@ -329,10 +363,7 @@ async fn dead_letter(
 
 /// The local escalate schedule: a tick every `period`; a failed tick is
 /// logged and the next one takes what it left.
-async fn run_escalator(
-    escalator: crate::app::escalation::Escalator<EmbeddedStore, CachedCatalog<EmbeddedStore>, SystemClock>,
-    period: Duration,
-) {
+async fn run_escalator(escalator: Arc<HubEscalator>, period: Duration) {
     let mut interval = tokio::time::interval(period);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -344,9 +375,29 @@ async fn run_escalator(
     }
 }
 
+/// `POST` [`TEST_TICK_PATH`]: one escalation tick now, answered with what it
+/// did. Nothing a scheduled tick would not do: it takes only the steps due by
+/// the hub's clock, each once, however many ticks overlap.
+fn test_tick_route(escalation: Arc<HubEscalator>) -> axum::Router {
+    let tick = move || {
+        let escalation = escalation.clone();
+        async move {
+            match escalation.tick().await {
+                Ok(tick) => Ok(axum::Json(tick)),
+                Err(e) => Err(http::error::ApiError::new(
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    "tick_failed",
+                    format!("the escalation tick failed: {}", reason(&e)),
+                )),
+            }
+        }
+    };
+    axum::Router::new().route(TEST_TICK_PATH, axum::routing::post(tick))
+}
+
 async fn run_publisher(
     mut stream: tokio::sync::broadcast::Receiver<crate::adapters::embedded::Committed>,
-    outbox: Outbox<EmbeddedStore, LocalBus, FileNotifier, SystemClock>,
+    outbox: Outbox<EmbeddedStore, LocalBus, FileNotifier, HubClock>,
     mut stop: tokio::sync::oneshot::Receiver<()>,
 ) {
     let publish = |c: crate::adapters::embedded::Committed| {

@@ -162,3 +162,43 @@ pub async fn overlapping_ticks_take_each_step_once<S: ChangeStore>(store: S) {
         assert_eq!(trail, [Created, Transitioned, ApprovalReminded, ApprovalEscalated, ApprovalEscalated]);
     }
 }
+
+/// A reminder and an escalation name the delegate who decides the level for
+/// one of its approvers while the delegation is in force (on the step and in
+/// the audit entry); once it is revoked the next step names nobody.
+pub async fn steps_name_the_delegate_of_an_approver<S: ChangeStore>(store: S) {
+    use changehub::domain::delegation::NewDelegation;
+    let clock = FixedClock::new(t0());
+    let app = Changes::new(store, &clock);
+    let (tenant, id) = submitted(&app).await;
+    let pat = fixtures::pat(&tenant);
+    let leave = NewDelegation {
+        delegate: "dave@example.com".into(),
+        levels: vec!["team-lead".into()],
+        from: t0(),
+        until: t0() + h(24 * 7),
+        reason: "on leave".into(),
+    };
+    let delegation = app.governance().delegate(&pat, leave).await.expect("delegate");
+    let esc = escalator(&app, &clock);
+    let named = ["dave@example.com for pat@example.com".to_owned()];
+    let delegates_of_last = |c: &Change| {
+        let step = &c.approval.as_ref().expect("plan").steps[0];
+        step.escalation.as_ref().and_then(|e| e.last.as_ref()).map(|n| n.delegates.clone()).unwrap_or_default()
+    };
+    assert_eq!(tick_at(&esc, &clock, t0() + h(2)).await, one(NudgeKind::Reminder, 1, "payments-leads"));
+    assert_eq!(delegates_of_last(&current(&app, &tenant, &id).await), named);
+    assert_eq!(tick_at(&esc, &clock, t0() + h(4)).await, one(NudgeKind::Escalation, 1, "payments-managers"));
+    assert_eq!(delegates_of_last(&current(&app, &tenant, &id).await), named);
+    let tenant_id = changehub::domain::TenantId::parse(&tenant).expect("tenant");
+    let trail = app.store.audit_trail(&tenant_id, &id).await.expect("trail");
+    let reason = trail.last().and_then(|e| e.reason.clone()).unwrap_or_default();
+    assert!(
+        reason.ends_with("; delegates deciding for its approvers: dave@example.com for pat@example.com"),
+        "{reason}"
+    );
+    clock.set(t0() + h(5));
+    app.governance().revoke_delegation(&pat, &delegation.id, None).await.expect("revoke");
+    assert_eq!(tick_at(&esc, &clock, t0() + h(8)).await, one(NudgeKind::Escalation, 2, "payments-managers"));
+    assert!(delegates_of_last(&current(&app, &tenant, &id).await).is_empty(), "a revoked delegation is not named");
+}

@@ -3,7 +3,7 @@
 //! [`Escalator`].
 
 use changehub::app::escalation::{EscalationError, Escalator};
-use changehub::ports::{CatalogReader, ChangeReader, ChangeWriter, Clock, DueIndex};
+use changehub::ports::{CatalogReader, ChangeReader, ChangeWriter, Clock, DueIndex, TenantDocs};
 
 /// What the schedule sends (its `Input`, with EventBridge Scheduler's
 /// context attributes filled in). Every field is optional: a tick needs none.
@@ -39,7 +39,7 @@ pub struct Summary {
 /// before it stay taken (each was its own write), and the retry takes the rest.
 pub async fn handle<S, K, C>(escalator: &Escalator<S, K, C>, event: &Scheduled) -> Result<Summary, EscalationError>
 where
-    S: DueIndex + ChangeReader + ChangeWriter,
+    S: DueIndex + ChangeReader + ChangeWriter + TenantDocs,
     K: CatalogReader,
     C: Clock,
 {

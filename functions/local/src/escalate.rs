@@ -15,7 +15,8 @@ use changehub::app::publish::Outbox;
 use changehub::domain::catalog::Span;
 use changehub::domain::escalation::NudgeKind;
 use changehub::http::bearer::LocalKey;
-use changehub::ports::{AuditSealer, SystemClock};
+use changehub::local::HubClock;
+use changehub::ports::AuditSealer;
 
 /// How often `serve` ticks; `None`: never.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,9 +43,9 @@ pub fn every(s: &str) -> Result<Every, String> {
     }
 }
 
-/// One tick against the database at `db`: every step due is taken, its
-/// notification appended to `notifications`, and each is printed.
-pub async fn now(db: &Path, notifications: &Path) -> Result<(), Box<dyn std::error::Error>> {
+/// One tick against the database at `db` by `clock`: every step due is
+/// taken, its notification appended to `notifications`, and each is printed.
+pub async fn now(db: &Path, notifications: &Path, clock: HubClock) -> Result<(), Box<dyn std::error::Error>> {
     let key = LocalKey::existing(db).map_err(|e| format!("{e}; is {} a hub's database?", db.display()))?;
     let store = EmbeddedStore::open(db)
         .map_err(|e| format!("cannot open {} ({e}); stop the hub first: it locks the file", db.display()))?
@@ -53,11 +54,11 @@ pub async fn now(db: &Path, notifications: &Path) -> Result<(), Box<dyn std::err
     let escalator = Escalator {
         store: store.clone(),
         catalog: CachedCatalog::new(store.clone(), DEFAULT_CACHE_TTL),
-        clock: SystemClock,
+        clock: clock.clone(),
     };
     let tick = escalator.tick().await?;
     // What `serve`'s publisher does with each committed write.
-    let outbox = Outbox::new(store.clone(), LocalBus::new(), FileNotifier::new(notifications), SystemClock);
+    let outbox = Outbox::new(store.clone(), LocalBus::new(), FileNotifier::new(notifications), clock);
     while let Ok(c) = committed.try_recv() {
         outbox.publish(&c.change, &c.entry).await?;
     }

@@ -16,12 +16,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use changehub::adapters::env_secrets::StaticSecrets;
+use changehub::adapters::file_clock::{ClockFileError, FileClock};
 use changehub::app::activity::{ActivityRetention, DEFAULT_RETENTION_DAYS, MAX_RETENTION_DAYS};
 use changehub::domain::TenantId;
 use changehub::domain::access::BOOTSTRAP_ADMIN_GROUP;
 use changehub::http::{bearer, webhooks};
 use changehub::ingest::Origin;
-use changehub::local::{self, Hub, HubConfig, ServeLimits};
+use changehub::local::{self, Hub, HubClock, HubConfig, ServeLimits};
 
 /// changehub: change management glue for GitHub/GitLab, PagerDuty, Alertmanager and AWS.
 ///
@@ -78,6 +79,11 @@ enum Command {
         /// 0 or off: never (run `changehub escalate --now` instead).
         #[arg(long, default_value = "30s", env = "CHANGEHUB_ESCALATE_EVERY", value_parser = escalate::every)]
         escalate_every: escalate::Every,
+        /// Testing aid, not for real use: read the time from this file (one RFC 3339 instant, read again
+        /// whenever the hub needs the time; rewrite it to move time) instead of the system clock;
+        /// the hub then also takes an escalation tick on POST /_test/escalation-tick.
+        #[arg(long, hide = true, value_name = "PATH")]
+        clock_file: Option<PathBuf>,
     },
     /// Run one escalation tick against a hub's database (stop the hub first: the file is locked
     /// while it runs) and print each reminder, escalation and breach it took. Their notifications
@@ -92,6 +98,10 @@ enum Command {
         /// Where notifications are appended, one JSON object per line.
         #[arg(long, default_value = "./notifications.jsonl", env = "CHANGEHUB_NOTIFICATIONS")]
         notifications: PathBuf,
+        /// Testing aid, not for real use: read the time from this file (one RFC 3339 instant, read again
+        /// whenever the tick needs the time; rewrite it to move time) instead of the system clock.
+        #[arg(long, hide = true, value_name = "PATH")]
+        clock_file: Option<PathBuf>,
     },
     /// Send event files to a running hub, in the order given, as their senders would.
     ///
@@ -347,6 +357,7 @@ async fn main() -> ExitCode {
             max_webhook_bodies,
             activity_retention_days,
             escalate_every,
+            clock_file,
         } => {
             init_tracing();
             let limits = ServeLimits {
@@ -358,14 +369,15 @@ async fn main() -> ExitCode {
                 .map_err(|e| format!("--bootstrap-admin-group: {e}"));
             let retention =
                 ActivityRetention::days(activity_retention_days).map_err(|e| format!("--activity-retention-days: {e}"));
-            match (StaticSecrets::from_env(), bootstrap, retention) {
-                (Ok(secrets), Ok(bootstrap_admin_group), Ok(activity_retention)) => {
+            match (StaticSecrets::from_env(), bootstrap, retention, hub_clock(clock_file)) {
+                (Ok(secrets), Ok(bootstrap_admin_group), Ok(activity_retention), Ok(clock)) => {
                     let config =
                         HubConfig { db, notifications, secrets, bootstrap_admin_group, limits, activity_retention };
-                    serve(SocketAddr::new(bind, port), config, escalate_every).await.map_err(Into::into)
+                    serve(SocketAddr::new(bind, port), config, escalate_every, clock).await.map_err(Into::into)
                 }
-                (Err(e), _, _) => Err(e.into()),
-                (_, Err(e), _) | (_, _, Err(e)) => Err(e.into()),
+                (Err(e), _, _, _) => Err(e.into()),
+                (_, _, _, Err(e)) => Err(e.into()),
+                (_, Err(e), _, _) | (_, _, Err(e), _) => Err(e.into()),
             }
         }
         Command::Replay { url, tenant, source, event, allow_ignored, fresh_ids, token, db, files } => {
@@ -378,7 +390,10 @@ async fn main() -> ExitCode {
                 activity::Options { url, token, service, source, detail_type, since, until, limit, cursor, all, json };
             activity::run(&options).await.map_err(Into::into)
         }
-        Command::Escalate { now: _, db, notifications } => escalate::now(&db, &notifications).await,
+        Command::Escalate { now: _, db, notifications, clock_file } => match hub_clock(clock_file) {
+            Ok(clock) => escalate::now(&db, &notifications, clock).await,
+            Err(e) => Err(e.into()),
+        },
         Command::Token { user, groups, tenant, ttl, db } => catalog::token(&db, &user, &groups, &tenant, &ttl),
         Command::Catalog { command: CatalogCommand::Check { file } } => catalog::check(&file)
             .map(|(_, c)| println!("{}: valid; {}", file.display(), catalog::contents(&c)))
@@ -422,8 +437,21 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn serve(addr: SocketAddr, config: HubConfig, escalate_every: escalate::Every) -> Result<(), local::HubError> {
-    let mut hub = Hub::open(&config)?;
+/// `--clock-file`: the system clock without one.
+fn hub_clock(file: Option<PathBuf>) -> Result<HubClock, ClockFileError> {
+    match file {
+        Some(path) => Ok(HubClock::File(std::sync::Arc::new(FileClock::open(path)?))),
+        None => Ok(HubClock::System),
+    }
+}
+
+async fn serve(
+    addr: SocketAddr,
+    config: HubConfig,
+    escalate_every: escalate::Every,
+    clock: HubClock,
+) -> Result<(), local::HubError> {
+    let mut hub = Hub::open_with_clock(&config, clock)?;
     if let escalate::Every(Some(period)) = escalate_every {
         hub.escalate_every(period);
     }

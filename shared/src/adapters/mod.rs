@@ -1,6 +1,7 @@
 //! Adapters: one module per port implementation.
 
 pub mod env_secrets;
+pub mod file_clock;
 pub mod keys;
 pub mod local_bus;
 pub mod local_notifier;

@@ -12,10 +12,28 @@ use crate::domain::access::{Caller, Forbidden};
 use crate::domain::audit::AuditAction;
 use crate::domain::catalog::Role;
 use crate::domain::delegation::{Delegation, Delegations, MAX_DELEGATIONS, NewDelegation, Revoked};
+
+/// `DELETE /delegations/{id}?reason=`: why, optionally.
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeDelegation {
+    #[serde(default)]
+    pub reason: Option<String>,
+}
 use crate::ports::{CatalogReader, Clock, DocKind, IncidentStore, StoreError, TenantDocs};
 
 /// The roles that decide approval levels: a delegator needs one to delegate.
 const DECIDING: [Role; 3] = [Role::Approver, Role::Cab, Role::Admin];
+
+/// The tenant's delegations in force at `at`.
+pub async fn active<D: TenantDocs>(
+    docs: &D,
+    tenant: &TenantId,
+    at: DateTime<Utc>,
+) -> Result<Vec<Delegation>, StoreError> {
+    let (doc, _): (Delegations, u64) = read_doc(docs, tenant, DocKind::Delegations).await?;
+    Ok(doc.delegations.into_iter().filter(|d| d.is_active(at)).collect())
+}
 
 /// The delegations in force at `at` whose delegate is `user`.
 pub async fn active_for<D: TenantDocs>(
@@ -24,8 +42,7 @@ pub async fn active_for<D: TenantDocs>(
     user: &str,
     at: DateTime<Utc>,
 ) -> Result<Vec<Delegation>, StoreError> {
-    let (doc, _): (Delegations, u64) = read_doc(docs, tenant, DocKind::Delegations).await?;
-    Ok(doc.delegations.into_iter().filter(|d| d.delegate == user && d.is_active(at)).collect())
+    Ok(active(docs, tenant, at).await?.into_iter().filter(|d| d.delegate == user).collect())
 }
 
 impl<D: TenantDocs + IncidentStore, K: CatalogReader, C: Clock> Governance<'_, D, K, C> {
@@ -71,9 +88,18 @@ impl<D: TenantDocs + IncidentStore, K: CatalogReader, C: Clock> Governance<'_, D
         Ok(delegation)
     }
 
-    /// Ends a delegation now: its delegator, or someone with the cab or admin role.
-    pub async fn revoke_delegation(&self, caller: &Caller, id: &str) -> Result<Delegation, ChangeError> {
+    /// Ends a delegation now: its delegator, or someone with the cab or
+    /// admin role, saying why if they want (kept on the delegation and its
+    /// governance trail entry).
+    pub async fn revoke_delegation(
+        &self,
+        caller: &Caller,
+        id: &str,
+        reason: Option<String>,
+    ) -> Result<Delegation, ChangeError> {
         let access = self.require(caller, &Role::PEOPLE, "revoking a delegation").await?;
+        let reason = reason.map(|r| r.trim().to_owned());
+        crate::app::changes::check_text("reason", reason.as_ref(), reason.is_some())?;
         let doc = update_doc(self.docs, caller, DocKind::Delegations, self.clock, |d: &mut Delegations, at| {
             d.delegations.retain(|x| x.is_current(at));
             let Some(found) = d.delegations.iter_mut().find(|x| x.id == id) else {
@@ -95,9 +121,10 @@ impl<D: TenantDocs + IncidentStore, K: CatalogReader, C: Clock> Governance<'_, D
                 });
             }
             let before = found.clone();
-            found.revoked = Some(Revoked { by: caller.user.clone(), at });
+            found.revoked = Some(Revoked { by: caller.user.clone(), at, reason: reason.clone() });
             let field = format!("delegations.{id}");
-            Ok(Some(GovernanceWrite::item(AuditAction::DelegationRevoked, field, Some(&before), Some(&*found))))
+            let trail = GovernanceWrite::item(AuditAction::DelegationRevoked, field, Some(&before), Some(&*found));
+            Ok(Some(GovernanceWrite { reason: reason.clone(), ..trail }))
         })
         .await?;
         tracing::info!(tenant = %caller.tenant, delegation = %id, user = %caller.user, "delegation revoked");

@@ -12,17 +12,19 @@
 //! cancelling moves the record off its due entry in the same write.
 
 use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
 use tracing::instrument;
 
 use crate::app::changes::SYSTEM_ACTOR;
 use crate::app::changes::sla::nudge_waits;
 use crate::domain::audit::{self, AuditAction};
 use crate::domain::catalog::Catalog;
+use crate::domain::delegation::Delegation;
 use crate::domain::escalation::{NudgeKind, Nudged};
 use crate::domain::{AuditEntry, Change, ChangeId, ChangeState, TenantId};
 use crate::ports::{
     CatalogReader, ChangeReader, ChangeUpdate, ChangeWriter, Clock, DUE_SHARDS, DueIndex, DuePartition, MAX_PAGE,
-    StoreError, WaitBump,
+    StoreError, TenantDocs, WaitBump,
 };
 
 /// Writes one change is tried with in a tick before it is left to the next.
@@ -34,7 +36,8 @@ pub enum EscalationError {
     Store(#[from] StoreError),
 }
 
-/// The escalation use case: the due index, the change records, the tenants' catalogs (for their CAB) and a clock.
+/// The escalation use case: the due index, the change records, the tenants'
+/// delegations (whose delegates a step names), their catalogs (for their CAB) and a clock.
 pub struct Escalator<S, K, C> {
     pub store: S,
     pub catalog: K,
@@ -70,7 +73,7 @@ pub struct Tick {
 
 impl<S, K, C> Escalator<S, K, C>
 where
-    S: DueIndex + ChangeReader + ChangeWriter,
+    S: DueIndex + ChangeReader + ChangeWriter + TenantDocs,
     K: CatalogReader,
     C: Clock,
 {
@@ -79,6 +82,8 @@ where
     pub async fn tick(&self) -> Result<Tick, EscalationError> {
         let now = self.clock.now();
         let mut tick = Tick::default();
+        // Each tenant's delegations in force, read once a tick.
+        let mut delegations = BTreeMap::new();
         for shard in 0..DUE_SHARDS {
             let partition = DuePartition::Approvals { shard };
             let mut after = None;
@@ -86,7 +91,7 @@ where
                 let page = self.store.due(&partition, now, MAX_PAGE, after.take()).await?;
                 tick.read += page.items.len();
                 for change in page.items {
-                    self.chase(change, now, &mut tick).await?;
+                    self.chase(change, now, &mut delegations, &mut tick).await?;
                 }
                 match page.next {
                     Some(next) => after = Some(next),
@@ -102,11 +107,22 @@ where
 
     /// Takes `change`'s due steps in one conditional write; on a version
     /// conflict, reads it again and takes what is still due.
-    async fn chase(&self, mut change: Change, now: DateTime<Utc>, tick: &mut Tick) -> Result<(), EscalationError> {
+    async fn chase(
+        &self,
+        mut change: Change,
+        now: DateTime<Utc>,
+        delegations: &mut BTreeMap<TenantId, Vec<Delegation>>,
+        tick: &mut Tick,
+    ) -> Result<(), EscalationError> {
         let view = self.catalog.catalog(&change.tenant).await?;
         let cab = cab_of(&view.catalog);
+        if !delegations.contains_key(&change.tenant) {
+            let active = crate::app::delegations::active(&self.store, &change.tenant, now).await?;
+            delegations.insert(change.tenant.clone(), active);
+        }
+        let delegates = delegations.get(&change.tenant).map_or(&[][..], Vec::as_slice);
         for _ in 0..ATTEMPTS {
-            let Some(write) = Nudges::of(&change, now, &cab, &view.catalog) else {
+            let Some(write) = Nudges::of(&change, now, &cab, &view.catalog, delegates) else {
                 tick.already_taken += 1;
                 return Ok(());
             };
@@ -166,7 +182,13 @@ struct Nudges {
 
 impl Nudges {
     /// The steps of `change` due by `now`, if any are.
-    fn of(change: &Change, now: DateTime<Utc>, cab: &str, catalog: &Catalog) -> Option<Nudges> {
+    fn of(
+        change: &Change,
+        now: DateTime<Utc>,
+        cab: &str,
+        catalog: &Catalog,
+        delegations: &[Delegation],
+    ) -> Option<Nudges> {
         if change.state != ChangeState::Submitted {
             return None;
         }
@@ -175,7 +197,9 @@ impl Nudges {
         for i in due {
             let mut next = write.change.revised(now);
             let seq = next.version;
-            let Some(nudged) = next.approval.as_mut().and_then(|p| p.nudge(i, now, cab, seq)) else { continue };
+            let Some(nudged) = next.approval.as_mut().and_then(|p| p.nudge(i, now, cab, seq, delegations)) else {
+                continue;
+            };
             let counted = match nudged.nudge.kind {
                 NudgeKind::Reminder => None,
                 NudgeKind::Escalation => Some(false),

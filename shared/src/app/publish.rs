@@ -51,7 +51,7 @@ pub fn notification_for(change: &Change, entry: &AuditEntry, event: &HubEvent) -
         attributes.insert("audience".to_owned(), nudge.audience.as_str().to_owned());
         attributes.insert("notify".to_owned(), nudge.to.clone());
         subject = format!("[{}] {}: {} (to {})", event.detail_type, change.id, change.title, nudge.to);
-        body["notify"] = serde_json::json!({"audience": nudge.audience, "to": nudge.to});
+        body["notify"] = serde_json::json!({"audience": nudge.audience, "to": nudge.to, "delegates": nudge.delegates});
     }
     let message = Message::headline(subject.clone());
     Notification { subject, body, attributes, message }

@@ -38,11 +38,13 @@ pub struct NewDelegation {
     pub reason: String,
 }
 
-/// Who revoked a delegation, and when.
+/// Who revoked a delegation, when, and why if they said.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Revoked {
     pub by: String,
     pub at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -13,6 +13,7 @@ use std::fmt;
 
 use super::approval::{ApprovalPlan, Step, StepRef};
 use super::catalog::Span;
+use super::delegation::Delegation;
 
 /// Escalations a level makes, by default, before its breach.
 pub const DEFAULT_MAX_ESCALATIONS: u32 = 2;
@@ -190,6 +191,11 @@ pub struct Nudge {
     pub audience: Audience,
     /// The audience by name: groups, people, the escalation target.
     pub to: String,
+    /// The delegates deciding the step for one of its approvers when it was
+    /// taken (`dave@example.com for carol@example.com`): a reminder reaches
+    /// them too, an escalation says whom else to chase.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub delegates: Vec<String>,
     /// The audit entry (the change's version) that recorded it.
     pub seq: u64,
 }
@@ -243,9 +249,20 @@ impl Step {
         self.groups.iter().chain(&self.users).cloned().collect::<Vec<_>>().join(", ")
     }
 
+    /// The delegates of `delegations` (those in force) who decide this step
+    /// for one of its approvers, each as `delegate for delegator`.
+    fn delegates(&self, delegations: &[Delegation]) -> Vec<String> {
+        delegations
+            .iter()
+            .filter(|d| d.levels.contains(&self.name) && d.groups.iter().any(|g| self.groups.contains(g)))
+            .map(|d| format!("{} for {}", d.delegate, d.delegator))
+            .collect()
+    }
+
     /// Takes the latest cadence step due by `now`, if one is, recording it
-    /// as the audit entry `seq`; `cab` names the breach's audience.
-    fn nudge(&mut self, now: DateTime<Utc>, cab: &str, seq: u64) -> Option<Nudge> {
+    /// as the audit entry `seq`; `cab` names the breach's audience, and
+    /// `delegations` (those in force) the approvers' delegates.
+    fn nudge(&mut self, now: DateTime<Utc>, cab: &str, seq: u64, delegations: &[Delegation]) -> Option<Nudge> {
         if self.is_complete() {
             return None;
         }
@@ -255,7 +272,8 @@ impl Step {
             NudgeKind::Escalation => (Audience::EscalateTo, self.escalate_to.clone()),
             NudgeKind::Breach => (Audience::Cab, cab.to_owned()),
         };
-        let nudge = Nudge { kind: due.kind, number: due.number, due_at: due.at, at: now, audience, to, seq };
+        let delegates = self.delegates(delegations);
+        let nudge = Nudge { kind: due.kind, number: due.number, due_at: due.at, at: now, audience, to, delegates, seq };
         let escalations = match due.kind {
             NudgeKind::Reminder => self.escalation.as_ref().map_or(0, |e| e.escalations),
             NudgeKind::Escalation => due.number,
@@ -288,8 +306,12 @@ impl Nudged {
             NudgeKind::Breach => "SLA breached, escalations exhausted".to_owned(),
         };
         let due = n.due_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let delegates = match n.delegates.as_slice() {
+            [] => String::new(),
+            names => format!("; delegates deciding for its approvers: {}", names.join(", ")),
+        };
         format!(
-            "{what}: {} waits for a decision (SLA {}), step due {due}; told {}: {}",
+            "{what}: {} waits for a decision (SLA {}), step due {due}; told {}: {}{delegates}",
             self.step,
             self.sla,
             n.audience.as_str(),
@@ -313,10 +335,18 @@ impl ApprovalPlan {
     }
 
     /// Takes step `i`'s latest cadence step due by `now`, recorded by the
-    /// audit entry `seq`; a breach marks the plan SLA-breached.
-    pub fn nudge(&mut self, i: usize, now: DateTime<Utc>, cab: &str, seq: u64) -> Option<Nudged> {
+    /// audit entry `seq`, naming the delegates of `delegations` (those in
+    /// force) who decide it; a breach marks the plan SLA-breached.
+    pub fn nudge(
+        &mut self,
+        i: usize,
+        now: DateTime<Utc>,
+        cab: &str,
+        seq: u64,
+        delegations: &[Delegation],
+    ) -> Option<Nudged> {
         let step = self.steps.get_mut(i)?;
-        let nudge = step.nudge(now, cab, seq)?;
+        let nudge = step.nudge(now, cab, seq, delegations)?;
         if nudge.kind == NudgeKind::Breach {
             self.sla_breached = true;
         }

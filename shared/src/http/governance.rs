@@ -13,6 +13,7 @@ use std::sync::Arc;
 use super::extract::{JsonBody, PathText, TypedQuery};
 use super::{Api, ApiError, AppState};
 use crate::app::changes::ChangeStore;
+use crate::app::delegations::RevokeDelegation;
 use crate::app::governance::LiftFreeze;
 use crate::app::{Caller, Changes};
 use crate::domain::delegation::NewDelegation;
@@ -57,8 +58,9 @@ impl<S: ChangeStore, C: Clock + 'static> Api<S, C> {
         State(app): AppState<S, C>,
         caller: Caller,
         PathText(id): PathText<String>,
+        TypedQuery(revoke): TypedQuery<RevokeDelegation>,
     ) -> Result<Response, ApiError> {
-        let delegation = app.governance().revoke_delegation(&caller, &id).await?;
+        let delegation = app.governance().revoke_delegation(&caller, &id, revoke.reason).await?;
         Ok(Json(delegation).into_response())
     }
 

@@ -164,15 +164,20 @@ async fn a_delegate_decides_on_behalf_of_the_delegator_audited(api: Api) {
     assert_eq!(last["actor"], "dave@example.com");
     assert_eq!(last["reason"], json!(format!("on behalf of sam@example.com (delegation {id})")), "{last}");
 
-    let a = api.call(&api.sam(), "DELETE", &format!("/delegations/{id}"), None).await;
+    let blank = api.call(&api.sam(), "DELETE", &format!("/delegations/{id}?reason=%20"), None).await;
+    assert_eq!(refusal(&blank), (StatusCode::BAD_REQUEST, "invalid_request", Some("reason")), "{:?}", blank.body);
+    let a = api.call(&api.sam(), "DELETE", &format!("/delegations/{id}?reason=back%20early"), None).await;
     assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
+    assert_eq!(a.body["revoked"]["reason"], "back early", "{:?}", a.body);
     let trail = api.call(&carol(&api.tenant), "GET", "/audit/governance", None).await;
-    let actions: Vec<&Value> =
-        trail.body["entries"].as_array().map(|e| e.iter().map(|e| &e["action"]).collect()).unwrap_or_default();
+    let entries = trail.body["entries"].as_array().cloned().unwrap_or_default();
+    let actions: Vec<&Value> = entries.iter().map(|e| &e["action"]).collect();
     assert!(
         actions.contains(&&json!("delegation_created")) && actions.contains(&&json!("delegation_revoked")),
         "{actions:?}"
     );
+    let revoked = entries.iter().find(|e| e["action"] == "delegation_revoked").cloned().unwrap_or_default();
+    assert_eq!(revoked["reason"], "back early", "the revocation's reason is audited: {revoked}");
 }
 
 async fn dual_control_holds_through_a_delegation(api: Api) {

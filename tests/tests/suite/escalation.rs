@@ -8,6 +8,7 @@ contract_cases!(
     overdue_approval_escalates_level_by_level_then_breaches,
     cancelled_or_rejected_changes_are_not_chased,
     overlapping_ticks_take_each_step_once,
+    steps_name_the_delegate_of_an_approver,
 );
 
 /// The escalate function's handler on DynamoDB (moto), invoked with the

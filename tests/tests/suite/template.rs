@@ -835,11 +835,14 @@ fn the_correlate_rule_is_the_correlate_consumers_pattern() {
 }
 
 /// The escalate function runs on an EventBridge Scheduler schedule at the
-/// stack's rate (1 minute by default), and may only read the due index, read
-/// and conditionally put change items (records and audit entries), add to the
-/// approval-wait counters, and read the audit key that seals them.
+/// stack's rate (1 minute by default), and may only query the due index's
+/// approvals partitions, read change items and the tenant's catalog and
+/// delegations, conditionally put change items (records and audit entries),
+/// add to the approval-wait counters, and read the audit key that seals them;
+/// a failed invocation lands in its queue, whoever failed it.
 #[test]
 fn the_escalate_function_runs_on_a_schedule_with_least_privilege() {
+    use changehub::adapters::keys;
     let t = template();
     let rate = &t["Parameters"]["EscalateRate"];
     assert_eq!(rate["Default"], "1 minute");
@@ -864,4 +867,32 @@ fn the_escalate_function_runs_on_a_schedule_with_least_privilege() {
     let query =
         statements_of(f).into_iter().find(|s| s["Action"] == json!(["dynamodb:Query"])).expect("a Query statement");
     assert_eq!(query["Resource"], json!([{"!Sub": "${ChangeTable.Arn}/index/GSI1"}]), "the due index only");
+    let leading = |s: &Value| -> Vec<String> {
+        let keys = s["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"].as_array().cloned();
+        keys.unwrap_or_default().iter().filter_map(|k| k.as_str().map(str::to_owned)).collect()
+    };
+    let may = |patterns: &[String], key: &str| patterns.iter().any(|p| like(p, key));
+    let due = leading(query);
+    let tenant = changehub::domain::TenantId::parse("acme").expect("tenant");
+    for shard in 0..changehub::ports::DUE_SHARDS {
+        let pk = keys::due_pk(&changehub::ports::DuePartition::Approvals { shard });
+        assert!(may(&due, &pk), "the tick queries {pk}: {due:?}");
+    }
+    let reviews = keys::due_pk(&changehub::ports::DuePartition::Reviews { tenant: tenant.clone() });
+    assert!(!may(&due, &reviews), "the due index's other partitions stay closed: {due:?}");
+    let get = statements_of(f).into_iter().find(|s| s["Action"] == json!(["dynamodb:GetItem"])).expect("GetItem");
+    let docs = |kind| keys::doc_pk(&tenant, kind);
+    let reads = leading(get);
+    for pk in [docs(changehub::ports::DocKind::Catalog), docs(changehub::ports::DocKind::Delegations)] {
+        assert!(may(&reads, &pk), "the tick reads {pk}: {reads:?}");
+    }
+    assert!(!may(&reads, &docs(changehub::ports::DocKind::Freezes)), "{reads:?}");
+    // The schedule names no role: SAM makes one that may invoke the function
+    // and send to the schedule's dead-letter queue (the queue of the
+    // function's failed invocations, whose role SAM lets send to it too).
+    let queue = json!({"!GetAtt": "EscalateDeadLetterQueue.Arn"});
+    assert_eq!(schedule["Properties"]["RoleArn"], Value::Null, "SAM's role carries sqs:SendMessage to the queue");
+    assert_eq!(schedule["Properties"]["DeadLetterConfig"], json!({"Arn": queue}));
+    let on_failure = &f["Properties"]["EventInvokeConfig"]["DestinationConfig"]["OnFailure"];
+    assert_eq!((&on_failure["Type"], &on_failure["Destination"]), (&json!("SQS"), &queue));
 }

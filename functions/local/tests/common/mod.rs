@@ -117,3 +117,58 @@ impl Drop for Served {
         let _ = self.child.wait();
     }
 }
+
+/// The hub's injected clock: the file `serve --clock-file` (and
+/// `escalate --now --clock-file`) read the time from, rewritten whole (a
+/// rename) so a reader never sees half an instant.
+pub struct TestClock {
+    pub path: std::path::PathBuf,
+    pub start: chrono::DateTime<chrono::Utc>,
+}
+
+impl TestClock {
+    /// A clock file in `dir` reading `start`.
+    pub fn at(dir: &Path, start: chrono::DateTime<chrono::Utc>) -> TestClock {
+        let clock = TestClock { path: dir.join("clock"), start };
+        clock.set(start);
+        clock
+    }
+
+    pub fn set(&self, at: chrono::DateTime<chrono::Utc>) {
+        let next = self.path.with_extension("next");
+        std::fs::write(&next, at.to_rfc3339()).expect("write the clock file");
+        std::fs::rename(&next, &self.path).expect("move the clock file");
+    }
+
+    /// Sets the clock `secs` seconds after its start.
+    pub fn advance_to(&self, secs: i64) {
+        self.set(self.start + chrono::Duration::seconds(secs));
+    }
+}
+
+/// The notifications file's lines.
+pub fn notifications(dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("notifications.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// Waits (polling, at most 20 s) until `enough` holds of the notifications
+/// file's lines, and answers them.
+pub fn wait_for_notifications(
+    dir: &Path,
+    what: &str,
+    enough: impl Fn(&[serde_json::Value]) -> bool,
+) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let lines = notifications(dir);
+        if enough(&lines) {
+            return lines;
+        }
+        assert!(Instant::now() < deadline, "{what}: not in the notifications file within 20s: {lines:#?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

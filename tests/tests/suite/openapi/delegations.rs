@@ -32,9 +32,9 @@ pub(super) async fn delegation_scenario(api: &Api) {
     api.call(&revoke, Req::new(Method::DELETE, &uri).bearer(&alice))
         .await
         .expect_forbidden("someone else revoking", "needs its delegator");
-    let a = api.call(&revoke, Req::new(Method::DELETE, &uri).bearer(&pat)).await;
+    let a = api.call(&revoke, Req::new(Method::DELETE, format!("{uri}?reason=back%20early")).bearer(&pat)).await;
     a.expect("revoke", StatusCode::OK, None);
-    assert_eq!(a.body["revoked"]["by"], json!(PAT.user));
+    assert_eq!((&a.body["revoked"]["by"], &a.body["revoked"]["reason"]), (&json!(PAT.user), &json!("back early")));
     api.call(&revoke, Req::new(Method::DELETE, &uri).bearer(&pat)).await.expect(
         "revoke again",
         StatusCode::CONFLICT,
