@@ -331,3 +331,30 @@ async fn a_delegate_is_named_by_the_reminder_approves_for_the_delegator_but_neve
     assert_eq!(revoked["reason"], "back early", "{trail}");
     hub.interrupt();
 }
+
+/// The clock file is a testing aid nobody meets by accident: `--help` does
+/// not list it, no environment variable sets it, a hub without it has no
+/// tick endpoint, and a file that holds no instant stops the hub at start.
+#[tokio::test]
+async fn the_clock_file_is_a_hidden_testing_aid() {
+    for command in ["serve", "escalate"] {
+        let out = Command::new(BIN).args([command, "--help"]).output().expect("help");
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("clock"), "{command} --help");
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("clock");
+    std::fs::write(&bad, "tomorrow").expect("write");
+    let out = Command::new(BIN)
+        .args(["serve", "--port", &common::free_port().to_string(), "--clock-file"])
+        .arg(&bad)
+        .arg("--db")
+        .arg(dir.path().join("hub.db"))
+        .output()
+        .expect("serve");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("must hold one RFC 3339 instant"), "{stderr}");
+    let hub = Served::start(dir.path());
+    let res = reqwest::Client::new().post(format!("{}/_test/escalation-tick", hub.base)).send().await.expect("tick");
+    assert_eq!(res.status(), 404, "only a hub on a clock file takes a tick on request");
+    hub.interrupt();
+}
