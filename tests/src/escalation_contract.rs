@@ -196,8 +196,8 @@ pub async fn a_scheduled_change_is_reminded_once_its_lead_before_it_starts<S: Ch
     let id = change.id;
     let (_, waiting) = submitted(&app).await;
     let due_at = t0() + Duration::days(10) - h(1);
-    let soon = DuePartition::starting_soon_of(&id);
-    let read = |until| async move { app.store.due(&soon, until, 100, None).await.expect("due").items };
+    let (store, soon) = (&app.store, &DuePartition::starting_soon_of(&id));
+    let read = move |until| async move { store.due(soon, until, 100, None).await.expect("due").items };
     let ids = |items: Vec<Change>| items.into_iter().map(|c| c.id).collect::<Vec<_>>();
     assert_eq!(ids(read(due_at - Duration::seconds(1)).await).contains(&id), false, "not before its lead");
     let items = read(due_at).await;
