@@ -199,7 +199,7 @@ pub async fn a_scheduled_change_is_reminded_once_its_lead_before_it_starts<S: Ch
     let (store, soon) = (&app.store, &DuePartition::starting_soon_of(&id));
     let read = move |until| async move { store.due(soon, until, 100, None).await.expect("due").items };
     let ids = |items: Vec<Change>| items.into_iter().map(|c| c.id).collect::<Vec<_>>();
-    assert_eq!(ids(read(due_at - Duration::seconds(1)).await).contains(&id), false, "not before its lead");
+    assert!(!ids(read(due_at - Duration::seconds(1)).await).contains(&id), "not before its lead");
     let items = read(due_at).await;
     assert!(items.iter().any(|c| c.id == id), "its partition holds it from its lead on");
     assert!(items.iter().all(|c| c.state == ChangeState::Scheduled), "and nothing else: {:?}", ids(items));

@@ -1281,15 +1281,7 @@ async fn serve_sends_a_starting_soon_reminder_once_before_a_scheduled_change_sta
     let short = dir.path().join("short-lead.yaml");
     std::fs::write(&short, catalog).expect("write catalog");
     let hub = Served::start_args(dir.path(), &[], &["--escalate-every", "1s"]);
-    let admin = token(dir.path(), "root@example.com", "changehub-admins");
-    let out = Command::new(BIN)
-        .args(["catalog", "import"])
-        .arg(&short)
-        .args(["--url", &hub.base])
-        .env("CHANGEHUB_TOKEN", admin)
-        .output()
-        .expect("catalog import");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    common::import_catalog_file(dir.path(), &hub.base, &short);
     let http = reqwest::Client::new();
     let alice = token(dir.path(), "alice@example.com", "engineers");
     let pat = token(dir.path(), "pat@example.com", "payments-leads");
@@ -1324,12 +1316,9 @@ async fn serve_sends_a_starting_soon_reminder_once_before_a_scheduled_change_sta
     assert_eq!(scheduled.status(), 200);
     let path = dir.path().join("notifications.jsonl");
     let soon = || -> Vec<Value> {
-        std::fs::read_to_string(&path)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|n| n["attributes"]["kind"] == "Change Starting Soon")
-            .collect()
+        let lines = std::fs::read_to_string(&path).unwrap_or_default();
+        let notes = lines.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok());
+        notes.filter(|n| n["attributes"]["kind"] == "Change Starting Soon").collect()
     };
     let deadline = Instant::now() + Duration::from_secs(30);
     while soon().is_empty() {
