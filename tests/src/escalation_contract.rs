@@ -202,3 +202,134 @@ pub async fn steps_name_the_delegate_of_an_approver<S: ChangeStore>(store: S) {
     assert_eq!(tick_at(&esc, &clock, t0() + h(8)).await, one(NudgeKind::Escalation, 2, "payments-managers"));
     assert!(delegates_of_last(&current(&app, &tenant, &id).await).is_empty(), "a revoked delegation is not named");
 }
+
+/// A tenant with the sample catalog (a one-hour starting-soon lead), and a
+/// change on payments planned ten days after `t0`, approved and scheduled at `t0`.
+async fn scheduled<S: ChangeStore>(app: &Changes<S, &FixedClock>) -> (String, Change) {
+    let tenant = crate::unique("acme");
+    seed(app, &tenant).await;
+    let alice = fixtures::alice(&tenant);
+    let created =
+        app.create(&alice, new_change("x", &["payments"], t0() + Duration::days(10), 1)).await.expect("create");
+    let approved = fixtures::submit_and_approve(app, &tenant, &created.id).await;
+    let scheduled = app.transition(&alice, &created.id, to(ChangeState::Scheduled, approved.version)).await;
+    (tenant, scheduled.expect("schedule"))
+}
+
+/// One tick at `at`: the changes it reminded.
+async fn reminded_at<S: ChangeStore>(
+    esc: &Escalator<S, changehub::app::catalog::CachedCatalog<S>, &FixedClock>,
+    clock: &FixedClock,
+    at: DateTime<Utc>,
+) -> Vec<ChangeId> {
+    clock.set(at);
+    esc.tick().await.expect("tick").starting_soon.iter().map(|r| r.change_id).collect()
+}
+
+/// A scheduled change waits in its starting-soon partition (and in no
+/// approvals partition) until its lead before the planned start; a tick
+/// then sends its reminder once, and a new planned start arms it again.
+pub async fn a_scheduled_change_is_reminded_once_its_lead_before_it_starts<S: ChangeStore>(store: S) {
+    let clock = FixedClock::new(t0());
+    let app = Changes::new(store, &clock);
+    let (tenant, change) = scheduled(&app).await;
+    let id = change.id;
+    let (_, waiting) = submitted(&app).await;
+    let due_at = t0() + Duration::days(10) - h(1);
+    let (store, soon) = (&app.store, &DuePartition::starting_soon_of(&id));
+    let read = move |until| async move { store.due(soon, until, 100, None).await.expect("due").items };
+    let ids = |items: Vec<Change>| items.into_iter().map(|c| c.id).collect::<Vec<_>>();
+    assert!(!ids(read(due_at - Duration::seconds(1)).await).contains(&id), "not before its lead");
+    let items = read(due_at).await;
+    assert!(items.iter().any(|c| c.id == id), "its partition holds it from its lead on");
+    assert!(items.iter().all(|c| c.state == ChangeState::Scheduled), "and nothing else: {:?}", ids(items));
+    for shard in 0..changehub::ports::DUE_SHARDS {
+        let approvals = DuePartition::Approvals { shard };
+        let due = app.store.due(&approvals, due_at + h(1000), 100, None).await.expect("due");
+        assert!(due.items.iter().all(|c| c.id != id), "no approvals partition holds a scheduled change");
+        let reminders = DuePartition::StartingSoon { shard };
+        let due = app.store.due(&reminders, due_at + h(1000), 100, None).await.expect("due");
+        assert!(due.items.iter().all(|c| c.id != waiting), "no starting-soon partition holds a submitted change");
+    }
+
+    let esc = escalator(&app, &clock);
+    assert_eq!(reminded_at(&esc, &clock, due_at - Duration::seconds(1)).await, [] as [ChangeId; 0]);
+    assert_eq!(reminded_at(&esc, &clock, due_at).await, [id], "reminded at its lead");
+    assert_eq!(reminded_at(&esc, &clock, due_at + Duration::minutes(1)).await, [] as [ChangeId; 0], "once");
+    assert!(read(due_at + h(1000)).await.iter().all(|c| c.id != id), "off the index once sent");
+    let sent = current(&app, &tenant, &id).await;
+    let mark = sent.starting_soon.as_ref().and_then(|s| s.sent.clone()).expect("recorded on the change");
+    assert_eq!((mark.at, mark.seq), (due_at, sent.version));
+    use AuditAction::*;
+    assert_eq!(
+        actions(&app, &tenant, &id).await,
+        [Created, Transitioned, Decided, Decided, Transitioned, ChangeStartingSoon]
+    );
+
+    let later = changehub::app::changes::RescheduleRequest {
+        version: sent.version,
+        planned_start: sent.planned_start + Duration::minutes(30),
+        planned_end: sent.planned_end,
+        reason: "start after the batch job".into(),
+        override_reason: None,
+    };
+    app.reschedule(&fixtures::alice(&tenant), &id, later).await.expect("reschedule");
+    assert_eq!(reminded_at(&esc, &clock, due_at + Duration::minutes(29)).await, [] as [ChangeId; 0]);
+    assert_eq!(reminded_at(&esc, &clock, due_at + Duration::minutes(30)).await, [id], "armed again for the new start");
+}
+
+/// Cancelling a scheduled change, or starting its implementation, takes it
+/// off the index in the same write: no reminder, even from a late tick.
+pub async fn a_cancelled_or_started_change_gets_no_reminder<S: ChangeStore>(store: S) {
+    let clock = FixedClock::new(t0());
+    let app = Changes::new(store, &clock);
+    let (tenant, cancelled) = scheduled(&app).await;
+    let alice = fixtures::alice(&tenant);
+    app.transition(&alice, &cancelled.id, to(ChangeState::Cancelled, cancelled.version)).await.expect("cancel");
+    let (tenant, started) = scheduled(&app).await;
+    clock.set(started.planned_start);
+    let alice = fixtures::alice(&tenant);
+    app.transition(&alice, &started.id, to(ChangeState::Implementing, started.version)).await.expect("start");
+    let esc = escalator(&app, &clock);
+    clock.set(t0() + Duration::days(20));
+    let tick = esc.tick().await.expect("tick");
+    assert_eq!((tick.read, tick.starting_soon.len()), (0, 0), "neither is in the due index any more");
+}
+
+/// A tick after the planned start still sends the reminder once, saying the change has not started.
+pub async fn a_late_tick_says_the_change_has_not_started<S: ChangeStore>(store: S) {
+    let clock = FixedClock::new(t0());
+    let app = Changes::new(store, &clock);
+    let (tenant, change) = scheduled(&app).await;
+    let esc = escalator(&app, &clock);
+    clock.set(change.planned_start + Duration::minutes(15));
+    let tick = esc.tick().await.expect("tick");
+    assert_eq!(tick.starting_soon.iter().map(|r| (r.change_id, r.late)).collect::<Vec<_>>(), [(change.id, true)]);
+    let tenant = changehub::domain::TenantId::parse(&tenant).expect("tenant");
+    let trail = app.store.audit_trail(&tenant, &change.id).await.expect("trail");
+    let reason = trail.last().and_then(|e| e.reason.clone()).unwrap_or_default();
+    assert!(reason.contains("15 min ago, and not started yet"), "{reason}");
+}
+
+/// Two to four ticks at once: each change's reminder goes out once.
+pub async fn overlapping_ticks_send_each_reminder_once<S: ChangeStore>(store: S) {
+    let clock = FixedClock::new(t0());
+    let app = Changes::new(store, &clock);
+    let mut changes = Vec::new();
+    for _ in 0..3 {
+        changes.push(scheduled(&app).await);
+    }
+    let [a, b, c, d] = [0; 4].map(|_| escalator(&app, &clock));
+    clock.set(t0() + Duration::days(10) - h(1));
+    let (x, y, z, w) = tokio::join!(a.tick(), b.tick(), c.tick(), d.tick());
+    let ticks = [x, y, z, w].map(|t| t.expect("tick"));
+    let mut sent: Vec<ChangeId> = ticks.iter().flat_map(|t| t.starting_soon.iter().map(|r| r.change_id)).collect();
+    sent.sort();
+    let mut expected: Vec<ChangeId> = changes.iter().map(|(_, c)| c.id).collect();
+    expected.sort();
+    assert_eq!(sent, expected, "one reminder per change, whichever tick sent it");
+    for (tenant, change) in &changes {
+        let trail = actions(&app, tenant, &change.id).await;
+        assert_eq!(trail.iter().filter(|a| **a == AuditAction::ChangeStartingSoon).count(), 1);
+    }
+}

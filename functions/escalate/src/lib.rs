@@ -23,11 +23,13 @@ pub struct Scheduled {
 /// One tick, as the invocation answers it.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Summary {
-    /// Due approvals read from the index.
+    /// Due approvals and reminders read from the index.
     pub read: usize,
     pub reminders: usize,
     pub escalations: usize,
     pub breaches: usize,
+    /// "Starting soon" reminders of scheduled changes sent.
+    pub starting_soon: usize,
     /// Changes another tick took first, or decided meanwhile.
     pub already_taken: usize,
     /// Changes left to the next tick after repeated conflicts.
@@ -51,6 +53,7 @@ where
         reminders: count(NudgeKind::Reminder),
         escalations: count(NudgeKind::Escalation),
         breaches: count(NudgeKind::Breach),
+        starting_soon: tick.starting_soon.len(),
         already_taken: tick.already_taken,
         deferred: tick.deferred,
     };
@@ -60,6 +63,7 @@ where
         reminders = summary.reminders,
         escalations = summary.escalations,
         breaches = summary.breaches,
+        starting_soon = summary.starting_soon,
         already_taken = summary.already_taken,
         deferred = summary.deferred,
         "escalation tick"

@@ -1,7 +1,9 @@
 //! The escalate Lambda: the target of an EventBridge Scheduler schedule.
 //! Each invocation runs one escalation tick: the approvals the sharded due
 //! index says are due take their reminder, escalation or breach, each once;
-//! the outbox publishes the `Approval ...` events and notifications.
+//! scheduled changes due for it get their "starting soon" reminder, once;
+//! the outbox publishes the `Approval ...` and `Change Starting Soon` events
+//! and notifications.
 
 use changehub::adapters::dynamodb::DynamoStore;
 use changehub::adapters::secretsmanager;

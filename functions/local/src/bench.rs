@@ -576,13 +576,16 @@ pub struct EscalationFigures {
     pub seed_secs: f64,
     /// Changes the tick read from the due index.
     pub read: usize,
+    /// Approval steps and "starting soon" reminders taken.
     pub taken: usize,
     pub tick_ms: f64,
 }
 
-/// `waiting` submitted changes on the bench catalog's services (a 4h level),
-/// of which the first `due` opened five hours before now (their first
-/// escalation is due) and the rest just now (nothing due for two hours).
+/// `waiting` changes on the bench catalog's services: every other one
+/// submitted (a 4h level), the rest scheduled two days ahead with a one-hour
+/// "starting soon" lead. Of the first `due`, the submitted ones opened five
+/// hours before now (their first escalation is due) and the scheduled ones
+/// start in 30 minutes (their reminder is due); the rest are due later.
 async fn escalation_figures(dir: &std::path::Path, waiting: usize, due: usize) -> BoxResult<EscalationFigures> {
     use changehub::app::catalog::{CachedCatalog, DEFAULT_CACHE_TTL};
     use changehub::app::escalation::Escalator;
@@ -601,7 +604,8 @@ async fn escalation_figures(dir: &std::path::Path, waiting: usize, due: usize) -
         for &i in chunk {
             let opened = if i < due { now - Duration::hours(5) } else { now };
             let service = format!("svc-{}", i % BENCH_SERVICES);
-            let start = now + Duration::days(2);
+            let scheduled = i % 2 == 1;
+            let start = if scheduled && i < due { now + Duration::minutes(30) } else { now + Duration::days(2) };
             let mut change = NewChange::basic(
                 format!("Waiting change {i}"),
                 &[&service],
@@ -611,8 +615,13 @@ async fn escalation_figures(dir: &std::path::Path, waiting: usize, due: usize) -
             )
             .validate()?
             .into_draft(changehub::domain::ChangeId::new(), tenant.clone(), "bench".into(), opened);
-            change.state = ChangeState::Submitted;
-            change.approval = Some(ApprovalPlan::build(&view, &[ServiceName::parse(&service)?], false, opened)?);
+            if scheduled {
+                change.state = ChangeState::Scheduled;
+                change.arm_starting_soon(&view.catalog.changes.starting_soon);
+            } else {
+                change.state = ChangeState::Submitted;
+                change.approval = Some(ApprovalPlan::build(&view, &[ServiceName::parse(&service)?], false, opened)?);
+            }
             changes.push(audit::record(None, change, "bench", AuditAction::Created, None));
         }
         store.insert_many(changes).await?;
@@ -625,7 +634,8 @@ async fn escalation_figures(dir: &std::path::Path, waiting: usize, due: usize) -
     let tick_ms = started.elapsed().as_secs_f64() * 1000.0;
     drop(escalator);
     std::fs::remove_file(&path)?;
-    Ok(EscalationFigures { waiting, due, seed_secs, read: tick.read, taken: tick.taken.len(), tick_ms })
+    let taken = tick.taken.len() + tick.starting_soon.len();
+    Ok(EscalationFigures { waiting, due, seed_secs, read: tick.read, taken, tick_ms })
 }
 
 /// One escalation tick over many waiting changes, few of them due.

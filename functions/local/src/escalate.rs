@@ -66,7 +66,7 @@ pub async fn now(db: &Path, notifications: &Path, clock: HubClock) -> Result<(),
     Ok(())
 }
 
-/// One line per step taken, then what the tick read.
+/// One line per step and reminder taken, then what the tick read.
 fn summary(tick: &Tick) -> String {
     let mut out = String::new();
     for t in &tick.taken {
@@ -78,9 +78,15 @@ fn summary(tick: &Tick) -> String {
         let due = t.due_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         out.push_str(&format!("{}/{} {}: {what} (due {due}) to {}\n", t.tenant, t.change_id, t.step, t.to));
     }
+    for r in &tick.starting_soon {
+        let start = r.planned_start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let late = if r.late { ", late: not started yet" } else { "" };
+        out.push_str(&format!("{}/{}: starting soon (planned start {start}{late})\n", r.tenant, r.change_id));
+    }
     out.push_str(&format!(
-        "{} taken; {} due approvals read{}\n",
+        "{} taken, {} sent; {} due items read{}\n",
         crate::plural::count(tick.taken.len(), "step", "steps"),
+        crate::plural::count(tick.starting_soon.len(), "starting-soon reminder", "starting-soon reminders"),
         tick.read,
         if tick.deferred > 0 { format!("; {} left to the next tick (busy)", tick.deferred) } else { String::new() }
     ));

@@ -1260,5 +1260,79 @@ async fn serve_escalates_an_approval_past_its_sla_into_the_notifications_file() 
         .expect("escalate --now");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text == "0 steps taken; 0 due approvals read\n" || text.contains(": escalation 2 (due "), "{text}");
+    assert!(
+        text == "0 steps taken, 0 starting-soon reminders sent; 0 due items read\n"
+            || text.contains(": escalation 2 (due "),
+        "{text}"
+    );
+}
+
+/// `serve --escalate-every 1s` with a 3s starting-soon lead: a change
+/// scheduled to start 6s ahead gets its "Change Starting Soon" notification
+/// once, from its lead on, and it says when the change starts.
+#[tokio::test]
+async fn serve_sends_a_starting_soon_reminder_once_before_a_scheduled_change_starts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let catalog = std::fs::read_to_string(CATALOG).expect("catalog").replacen(
+        "  max_backdate: 30d",
+        "  max_backdate: 30d\n  starting_soon: 3s",
+        1,
+    );
+    let short = dir.path().join("short-lead.yaml");
+    std::fs::write(&short, catalog).expect("write catalog");
+    let hub = Served::start_args(dir.path(), &[], &["--escalate-every", "1s"]);
+    common::import_catalog_file(dir.path(), &hub.base, &short);
+    let http = reqwest::Client::new();
+    let alice = token(dir.path(), "alice@example.com", "engineers");
+    let pat = token(dir.path(), "pat@example.com", "payments-leads");
+    let carol = token(dir.path(), "carol@example.com", "cab");
+    let post = |token: &str, path: &str, body: Value| {
+        http.post(format!("{}{path}", hub.base)).bearer_auth(token.to_owned()).json(&body).send()
+    };
+    let id = create_and_submit(&http, &hub.base, &alice).await;
+    post(&pat, &format!("/changes/{id}/decisions"), json!({"decision": "approve"})).await.expect("level 1");
+    let approved: Value = post(&carol, &format!("/changes/{id}/decisions"), json!({"decision": "approve"}))
+        .await
+        .expect("level 2")
+        .json()
+        .await
+        .expect("json");
+    let start = chrono::Utc::now() + chrono::Duration::seconds(6);
+    let moved: Value = post(
+        &carol,
+        &format!("/changes/{id}/reschedule"),
+        json!({"version": approved["version"], "planned_start": start, "planned_end": start + chrono::Duration::hours(1),
+               "reason": "tonight's window"}),
+    )
+    .await
+    .expect("reschedule")
+    .json()
+    .await
+    .expect("json");
+    let scheduled =
+        post(&alice, &format!("/changes/{id}/transitions"), json!({"to": "scheduled", "version": moved["version"]}))
+            .await
+            .expect("schedule");
+    assert_eq!(scheduled.status(), 200);
+    let path = dir.path().join("notifications.jsonl");
+    let soon = || -> Vec<Value> {
+        let lines = std::fs::read_to_string(&path).unwrap_or_default();
+        let notes = lines.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok());
+        notes.filter(|n| n["attributes"]["kind"] == "Change Starting Soon").collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while soon().is_empty() {
+        assert!(Instant::now() < deadline, "no Change Starting Soon line within 30s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let seen = chrono::Utc::now();
+    assert!(seen >= start - chrono::Duration::seconds(3), "not before its lead: seen {seen}, start {start}");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    hub.interrupt();
+    let notes = soon();
+    assert_eq!(notes.len(), 1, "once: {notes:?}");
+    assert_eq!(notes[0]["body"]["change"]["id"], id.as_str());
+    assert_eq!(notes[0]["body"]["change"]["state"], "scheduled");
+    let reason = notes[0]["body"]["reason"].as_str().unwrap_or_default();
+    assert!(reason.starts_with("starts at ") || reason.starts_with("planned to start at "), "{reason}");
 }

@@ -25,6 +25,18 @@
 //! | incident counted | `T#{tenant}#INCSEEN#{incident_id}` | `SEEN` |
 //! | recent incidents ring | `T#{tenant}#RECUR#{service}` | `RECENT` |
 //! | problem | `T#{tenant}#PROBLEMS` | `PRB#{id}` |
+//!
+//! The sparse due index, GSI1 (GSI1PK, GSI1SK), holds each change's one next
+//! deadline ([`due_keys`], from `Change::due`), so a tick reads only what is due:
+//!
+//! | due entry | GSI1PK | GSI1SK |
+//! |---|---|---|
+//! | approval step (submitted) | `DUE#APPROVAL#{shard}` | `{next_at}#{tenant}#{id}` |
+//! | post-implementation review | `T#{tenant}#DUE#REVIEW` | `{due_at}#{id}` |
+//! | "starting soon" reminder (scheduled) | `DUE#SOON#{shard}` | `{due_at}#{tenant}#{id}` |
+//!
+//! The shard is [`crate::domain::ChangeId::shard`] of [`DUE_SHARDS`]; each
+//! change item carries at most one of these (`Change::due` says which).
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use std::collections::BTreeMap;
@@ -511,11 +523,17 @@ pub fn reviews_due_pk(tenant: &TenantId) -> String {
     format!("T#{tenant}#DUE#REVIEW")
 }
 
+/// The starting-soon partition of one shard (all tenants).
+pub fn starting_soon_due_pk(shard: u32) -> String {
+    format!("DUE#SOON#{shard}")
+}
+
 /// The due-index partition key (GSI1PK) of `partition`.
 pub fn due_pk(partition: &DuePartition) -> String {
     match partition {
         DuePartition::Approvals { shard } => approvals_due_pk(*shard),
         DuePartition::Reviews { tenant } => reviews_due_pk(tenant),
+        DuePartition::StartingSoon { shard } => starting_soon_due_pk(*shard),
     }
 }
 
@@ -528,6 +546,10 @@ pub fn due_keys(change: &crate::domain::Change) -> Option<(String, String)> {
             format!("{}#{}#{}", time_key(at), change.tenant, change.id),
         )),
         Due::Review(at) => Some((reviews_due_pk(&change.tenant), format!("{}#{}", time_key(at), change.id))),
+        Due::StartingSoon(at) => Some((
+            due_pk(&DuePartition::starting_soon_of(&change.id)),
+            format!("{}#{}#{}", time_key(at), change.tenant, change.id),
+        )),
     }
 }
 
@@ -825,6 +847,27 @@ mod tests {
         assert_eq!((range.lo.as_str(), range.hi.as_str()), (audit_sk(7).as_str(), "AUD#~"));
         let short = Cursor::parse("AUD#7").expect("well formed");
         assert_eq!(trail_range(Some(&short)), Err(InvalidCursor));
+    }
+
+    #[test]
+    fn a_scheduled_change_waits_for_its_reminder_in_its_own_starting_soon_shard() {
+        use crate::domain::catalog::Span;
+        use crate::domain::{ChangeState, NewChange};
+        let tenant = TenantId::parse("acme").expect("tenant");
+        let start = t("2026-12-01T22:00:00Z");
+        let mut c = NewChange::basic("x", &["payments"], "production", start, start + chrono::Duration::hours(1))
+            .validate()
+            .expect("valid")
+            .into_draft(ChangeId::new(), tenant, "alice".into(), t("2026-11-30T00:00:00Z"));
+        for to in [ChangeState::Submitted, ChangeState::Approved, ChangeState::Scheduled] {
+            c = c.transition(to, t("2026-11-30T01:00:00Z")).expect("legal");
+        }
+        assert_eq!(due_keys(&c), None, "no reminder armed");
+        c.arm_starting_soon(&Span::parse("1h").expect("span"));
+        let shard = c.id.shard(DUE_SHARDS);
+        let pk = due_pk(&DuePartition::StartingSoon { shard });
+        assert_eq!(pk, format!("DUE#SOON#{shard}"));
+        assert_eq!(due_keys(&c), Some((pk, format!("2026-12-01T21:00:00.000000Z#acme#{}", c.id))));
     }
 
     #[test]

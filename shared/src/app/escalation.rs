@@ -3,6 +3,8 @@
 //! due (a reminder, an escalation, the breach) with one write conditional on
 //! the change's version, one audit entry per step taken. The outbox turns
 //! each entry into its hub event and its notification to the step's audience.
+//! The same tick reads the starting-soon partitions and takes each scheduled
+//! change's "starting soon" reminder (`domain::soon`) the same way, once.
 //!
 //! Each step is taken once whatever runs: the step is recorded on the record
 //! the write is conditional on, so of two ticks (or two functions) that read
@@ -21,10 +23,11 @@ use crate::domain::audit::{self, AuditAction};
 use crate::domain::catalog::Catalog;
 use crate::domain::delegation::Delegation;
 use crate::domain::escalation::{NudgeKind, Nudged};
+use crate::domain::soon::Reminded;
 use crate::domain::{AuditEntry, Change, ChangeId, ChangeState, TenantId};
 use crate::ports::{
-    CatalogReader, ChangeReader, ChangeUpdate, ChangeWriter, Clock, DUE_SHARDS, DueIndex, DuePartition, MAX_PAGE,
-    StoreError, TenantDocs, WaitBump,
+    CatalogReader, ChangeReader, ChangeUpdate, ChangeWriter, Clock, DueIndex, DuePartition, MAX_PAGE, StoreError,
+    TenantDocs, WaitBump,
 };
 
 /// Writes one change is tried with in a tick before it is left to the next.
@@ -57,13 +60,26 @@ pub struct Taken {
     pub due_at: DateTime<Utc>,
 }
 
+/// A "starting soon" reminder taken by a tick.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StartingSoon {
+    pub tenant: TenantId,
+    pub change_id: ChangeId,
+    pub planned_start: DateTime<Utc>,
+    pub due_at: DateTime<Utc>,
+    /// The tick came after the planned start: the change has not started.
+    pub late: bool,
+}
+
 /// What one tick did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Tick {
     /// Changes the due index returned: what the tick read.
     pub read: usize,
-    /// Steps taken, one audit entry each.
+    /// Approval steps taken, one audit entry each.
     pub taken: Vec<Taken>,
+    /// "Starting soon" reminders taken, one audit entry each.
+    pub starting_soon: Vec<StartingSoon>,
     /// Changes with nothing due when written: another tick took their step,
     /// or they were decided, withdrawn or cancelled meanwhile.
     pub already_taken: usize,
@@ -77,15 +93,14 @@ where
     K: CatalogReader,
     C: Clock,
 {
-    /// Takes every step due by now, each once.
+    /// Takes every step and reminder due by now, each once.
     #[instrument(skip(self))]
     pub async fn tick(&self) -> Result<Tick, EscalationError> {
         let now = self.clock.now();
         let mut tick = Tick::default();
         // Each tenant's delegations in force, read once a tick.
         let mut delegations = BTreeMap::new();
-        for shard in 0..DUE_SHARDS {
-            let partition = DuePartition::Approvals { shard };
+        for partition in DuePartition::ticked() {
             let mut after = None;
             loop {
                 let page = self.store.due(&partition, now, MAX_PAGE, after.take()).await?;
@@ -99,14 +114,15 @@ where
                 }
             }
         }
-        if !tick.taken.is_empty() {
-            tracing::info!(read = tick.read, taken = tick.taken.len(), "escalation tick");
+        if !tick.taken.is_empty() || !tick.starting_soon.is_empty() {
+            let (taken, starting_soon) = (tick.taken.len(), tick.starting_soon.len());
+            tracing::info!(read = tick.read, taken, starting_soon, "escalation tick");
         }
         Ok(tick)
     }
 
-    /// Takes `change`'s due steps in one conditional write; on a version
-    /// conflict, reads it again and takes what is still due.
+    /// Takes `change`'s due steps (or its reminder) in one conditional
+    /// write; on a version conflict, reads it again and takes what is still due.
     async fn chase(
         &self,
         mut change: Change,
@@ -145,6 +161,13 @@ where
                         to: n.nudge.to,
                         due_at: n.nudge.due_at,
                     }));
+                    tick.starting_soon.extend(write.reminded.into_iter().map(|r| StartingSoon {
+                        tenant: change.tenant.clone(),
+                        change_id: change.id,
+                        planned_start: r.planned_start,
+                        due_at: r.due_at,
+                        late: r.late(),
+                    }));
                     return Ok(());
                 }
                 Err(StoreError::VersionConflict { .. }) => {
@@ -163,25 +186,26 @@ where
     }
 }
 
-/// Who a breach goes to: the tenant's CAB groups, else its admins.
-fn cab_of(catalog: &Catalog) -> String {
+/// Who a breach (or a tenant-wide freeze) goes to: the tenant's CAB groups, else its admins.
+pub fn cab_of(catalog: &Catalog) -> String {
     let roles = &catalog.roles;
     let groups = if roles.cab.is_empty() { &roles.admin } else { &roles.cab };
     if groups.is_empty() { "cab (the catalog names no cab or admin group)".to_owned() } else { groups.join(", ") }
 }
 
 /// The write that takes a change's due steps: the record after it, one
-/// audit entry per step, the steps, and the escalations and breaches
-/// they add to the approval-wait counters.
+/// audit entry per step, the steps, the escalations and breaches they add
+/// to the approval-wait counters, and the "starting soon" reminder taken.
 struct Nudges {
     change: Change,
     entries: Vec<AuditEntry>,
     nudged: Vec<Nudged>,
     waits: Vec<WaitBump>,
+    reminded: Vec<Reminded>,
 }
 
 impl Nudges {
-    /// The steps of `change` due by `now`, if any are.
+    /// The steps (or the reminder) of `change` due by `now`, if any are.
     fn of(
         change: &Change,
         now: DateTime<Utc>,
@@ -189,11 +213,12 @@ impl Nudges {
         catalog: &Catalog,
         delegations: &[Delegation],
     ) -> Option<Nudges> {
-        if change.state != ChangeState::Submitted {
-            return None;
-        }
-        let due = change.approval.as_ref()?.nudges_due(now);
-        let mut write = Nudges { change: change.clone(), entries: vec![], nudged: vec![], waits: vec![] };
+        let due = match (&change.approval, change.state) {
+            (Some(plan), ChangeState::Submitted) => plan.nudges_due(now),
+            _ => vec![],
+        };
+        let mut write =
+            Nudges { change: change.clone(), entries: vec![], nudged: vec![], waits: vec![], reminded: vec![] };
         for i in due {
             let mut next = write.change.revised(now);
             let seq = next.version;
@@ -217,6 +242,14 @@ impl Nudges {
             write.change = next;
             write.entries.push(entry);
             write.nudged.push(nudged);
+        }
+        let mut next = write.change.revised(now);
+        if let Some(reminded) = next.take_starting_soon(now, next.version) {
+            let action = AuditAction::ChangeStartingSoon;
+            let (next, entry) = audit::record(Some(&write.change), next, SYSTEM_ACTOR, action, Some(reminded.reason()));
+            write.change = next;
+            write.entries.push(entry);
+            write.reminded.push(reminded);
         }
         (!write.entries.is_empty()).then_some(write)
     }

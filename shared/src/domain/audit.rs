@@ -44,6 +44,8 @@ pub enum AuditAction {
     ApprovalEscalated,
     /// A level's escalations were exhausted: the CAB was told, the plan is SLA-breached.
     ApprovalSlaBreached,
+    /// A scheduled change's "starting soon" reminder went out (`starting_soon.sent`).
+    ChangeStartingSoon,
     /// Governance trail: a catalog version was imported.
     CatalogImported,
     /// Governance trail: a freeze window was declared (or replaced).

@@ -383,6 +383,33 @@ pub struct ChangePolicy {
     /// recorded afterwards, without accepting a date years off by mistake.
     #[serde(default = "default_max_backdate")]
     pub max_backdate: Span,
+    /// How long before a scheduled change's planned start its "starting
+    /// soon" reminder goes out (default 1h, at most 7d; `off` or `0`: none).
+    #[serde(default = "default_starting_soon", deserialize_with = "lead")]
+    pub starting_soon: Span,
+}
+
+/// The longest `changes.starting_soon` a catalog may set, in days.
+pub const MAX_STARTING_SOON_DAYS: u64 = 7;
+
+fn default_starting_soon() -> Span {
+    Span::new(Duration::from_secs(3_600))
+}
+
+/// A lead time: a span, or `off` / `0` for none.
+fn lead<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Span, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Text(String),
+        Number(u64),
+    }
+    match Raw::deserialize(d)? {
+        Raw::Number(0) => Ok(Span(Duration::ZERO, "off".to_owned())),
+        Raw::Text(t) if matches!(t.trim(), "off" | "0") => Ok(Span(Duration::ZERO, "off".to_owned())),
+        Raw::Text(t) => Span::parse(&t).map_err(serde::de::Error::custom),
+        Raw::Number(n) => Err(serde::de::Error::custom(format!("{n} has no unit: write {n}m or {n}h, or off"))),
+    }
 }
 
 /// The longest `changes.max_backdate` a catalog may set, in days.
@@ -394,7 +421,7 @@ fn default_max_backdate() -> Span {
 
 impl Default for ChangePolicy {
     fn default() -> Self {
-        Self { max_backdate: default_max_backdate() }
+        Self { max_backdate: default_max_backdate(), starting_soon: default_starting_soon() }
     }
 }
 
@@ -660,6 +687,24 @@ mod tests {
         let mut v = sample();
         v["changes"] = json!({"max_backdate": "3650d"});
         assert_eq!(catalog(v).validate(), Ok(()));
+    }
+
+    #[test]
+    fn the_starting_soon_lead_defaults_to_an_hour_and_may_be_off() {
+        assert_eq!(catalog(sample()).changes.starting_soon, Span::new(Duration::from_secs(3_600)));
+        for off in [json!("off"), json!("0"), json!(0), json!("0m")] {
+            let mut v = sample();
+            v["changes"] = json!({"starting_soon": off.clone()});
+            let c = catalog(v);
+            assert!(c.changes.starting_soon.0.is_zero() && c.validate().is_ok(), "{off}");
+        }
+        let mut v = sample();
+        v["changes"] = json!({"starting_soon": "15m"});
+        assert_eq!(catalog(v).changes.starting_soon.0, Duration::from_secs(900));
+        assert_eq!(field_of(|v| v["changes"] = json!({"starting_soon": "8d"})), "changes.starting_soon");
+        let mut v = sample();
+        v["changes"] = json!({"starting_soon": 30});
+        assert!(serde_json::from_value::<Catalog>(v).is_err(), "a number other than 0 has no unit");
     }
 
     #[test]

@@ -9,6 +9,7 @@ use super::correlation::{Implementation, Outcome};
 use super::deployment::{Deployed, DeploymentOrigin};
 use super::ids::{ChangeId, ServiceName, TenantId};
 use super::risk::{Complexity, Impact, RiskAssessment};
+use super::soon::StartingSoon;
 
 /// The longest planned window a change may have. Queries for "changes touching
 /// a service in a time range" rely on this bound to stay proportional to the
@@ -225,6 +226,9 @@ pub struct Change {
     /// The incidents the correlation relates to this change, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub related_incidents: Vec<RelatedIncident>,
+    /// The "starting soon" reminder of a scheduled change (`domain::soon`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starting_soon: Option<StartingSoon>,
 }
 
 /// An incident related to a change: the change's side of the tag.
@@ -292,6 +296,8 @@ pub enum Due {
     Approval(DateTime<Utc>),
     /// An emergency change's post-implementation review deadline.
     Review(DateTime<Utc>),
+    /// A scheduled change's "starting soon" reminder.
+    StartingSoon(DateTime<Utc>),
 }
 
 impl Change {
@@ -300,9 +306,13 @@ impl Change {
         self.related_incidents.iter().any(|r| r.counted.is_some())
     }
 
-    /// What the change waits for: the next step of its current approval
-    /// level's cadence (a reminder, an escalation, the breach) while
-    /// submitted, or the review of an emergency change until it is done.
+    /// What the change waits for, one thing at a time: the next step of its
+    /// current approval level's cadence (a reminder, an escalation, the
+    /// breach) while submitted; else the review of an emergency change until
+    /// it is done; else, while scheduled, its "starting soon" reminder. An
+    /// open review comes before the reminder, whichever is earlier, so that
+    /// the pending-reviews report (which reads the reviews partition) lists
+    /// every open review: such a change gets no reminder.
     pub fn due(&self) -> Option<Due> {
         if self.state == ChangeState::Submitted
             && let Some(at) = self.approval.as_ref().and_then(|p| p.next_nudge_at())
@@ -311,7 +321,7 @@ impl Change {
         }
         match &self.review {
             Some(r) if r.done.is_none() && !matches!(self.state, ChangeState::Cancelled) => Some(Due::Review(r.due_at)),
-            _ => None,
+            _ => self.starting_soon_at().map(Due::StartingSoon),
         }
     }
 

@@ -18,6 +18,7 @@ pub mod notice;
 pub mod problem;
 pub mod risk;
 pub mod slug;
+pub mod soon;
 pub mod validation;
 pub mod waiting;
 pub mod writeback;

@@ -248,6 +248,7 @@ impl ValidNewChange {
             origin: None,
             deployments: vec![],
             related_incidents: vec![],
+            starting_soon: None,
         };
         self.apply_to(&mut draft);
         draft

@@ -479,12 +479,26 @@ pub enum DuePartition {
     Approvals { shard: u32 },
     /// A tenant's emergency changes awaiting their post-implementation review.
     Reviews { tenant: TenantId },
+    /// Scheduled changes (of every tenant) whose "starting soon" reminder
+    /// waits, in one of [`DUE_SHARDS`] shards, as approvals are.
+    StartingSoon { shard: u32 },
 }
 
 impl DuePartition {
     /// The approvals partition `id` waits in.
     pub fn approvals_of(id: &ChangeId) -> Self {
         DuePartition::Approvals { shard: id.shard(DUE_SHARDS) }
+    }
+
+    /// The starting-soon partition `id` waits in.
+    pub fn starting_soon_of(id: &ChangeId) -> Self {
+        DuePartition::StartingSoon { shard: id.shard(DUE_SHARDS) }
+    }
+
+    /// Every partition a tick reads: each shard of the approvals, then of the reminders.
+    pub fn ticked() -> impl Iterator<Item = DuePartition> {
+        let approvals = (0..DUE_SHARDS).map(|shard| DuePartition::Approvals { shard });
+        approvals.chain((0..DUE_SHARDS).map(|shard| DuePartition::StartingSoon { shard }))
     }
 }
 

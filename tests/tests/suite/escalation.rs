@@ -9,6 +9,10 @@ contract_cases!(
     cancelled_or_rejected_changes_are_not_chased,
     overlapping_ticks_take_each_step_once,
     steps_name_the_delegate_of_an_approver,
+    a_scheduled_change_is_reminded_once_its_lead_before_it_starts,
+    a_cancelled_or_started_change_gets_no_reminder,
+    a_late_tick_says_the_change_has_not_started,
+    overlapping_ticks_send_each_reminder_once,
 );
 
 /// The escalate function's handler on DynamoDB (moto), invoked with the
@@ -40,4 +44,33 @@ async fn the_escalate_function_escalates_on_a_scheduler_invocation() {
     assert_eq!(summary, escalated, "the reminder collapses into the escalation due at the deadline");
     let again = escalate::handle(&escalator, &event).await.expect("tick");
     assert_eq!(again, escalate::Summary::default(), "the change waits for its next step in the index");
+}
+
+/// The escalate function on DynamoDB (moto) with a scheduled change due
+/// for its "starting soon" reminder: one reminder, counted in the summary.
+#[tokio::test]
+async fn the_escalate_function_sends_a_starting_soon_reminder() {
+    use changehub::app::Changes;
+    use changehub::app::escalation::Escalator;
+    use changehub::domain::ChangeState;
+    use changehub::ports::FixedClock;
+    use changehub_tests::fixtures::{alice, seed, submit_and_approve, to};
+    use changehub_tests::{new_change, t0};
+    let store = aws::dynamo_store().await;
+    let clock = FixedClock::new(t0());
+    let app = Changes::new(store.clone(), &clock);
+    let tenant = changehub_tests::unique("acme");
+    seed(&app, &tenant).await;
+    let start = t0() + chrono::Duration::days(1);
+    let change = app.create(&alice(&tenant), new_change("x", &["payments"], start, 1)).await.expect("create");
+    let approved = submit_and_approve(&app, &tenant, &change.id).await;
+    app.transition(&alice(&tenant), &change.id, to(ChangeState::Scheduled, approved.version)).await.expect("schedule");
+    let event: escalate::Scheduled =
+        serde_json::from_str(include_str!("../../../events/scheduler/escalate.json")).expect("the sample input");
+    let escalator = Escalator { store, catalog: app.catalog.clone(), clock: &clock };
+    clock.set(start - chrono::Duration::minutes(59));
+    let summary = escalate::handle(&escalator, &event).await.expect("tick");
+    assert_eq!(summary, escalate::Summary { read: 1, starting_soon: 1, ..escalate::Summary::default() });
+    let again = escalate::handle(&escalator, &event).await.expect("tick");
+    assert_eq!(again, escalate::Summary::default(), "sent once: off the index");
 }

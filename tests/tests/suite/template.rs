@@ -836,7 +836,7 @@ fn the_correlate_rule_is_the_correlate_consumers_pattern() {
 
 /// The escalate function runs on an EventBridge Scheduler schedule at the
 /// stack's rate (1 minute by default), and may only query the due index's
-/// approvals partitions, read change items and the tenant's catalog and
+/// approvals and starting-soon partitions, read change items and the tenant's catalog and
 /// delegations, conditionally put change items (records and audit entries),
 /// add to the approval-wait counters, and read the audit key that seals them;
 /// a failed invocation lands in its queue, whoever failed it.
@@ -874,8 +874,8 @@ fn the_escalate_function_runs_on_a_schedule_with_least_privilege() {
     let may = |patterns: &[String], key: &str| patterns.iter().any(|p| like(p, key));
     let due = leading(query);
     let tenant = changehub::domain::TenantId::parse("acme").expect("tenant");
-    for shard in 0..changehub::ports::DUE_SHARDS {
-        let pk = keys::due_pk(&changehub::ports::DuePartition::Approvals { shard });
+    for partition in changehub::ports::DuePartition::ticked() {
+        let pk = keys::due_pk(&partition);
         assert!(may(&due, &pk), "the tick queries {pk}: {due:?}");
     }
     let reviews = keys::due_pk(&changehub::ports::DuePartition::Reviews { tenant: tenant.clone() });

@@ -70,7 +70,7 @@ impl<S: ChangeStore, C: Clock> Changes<S, C> {
         }
         let now = self.clock.now();
         let mut next = current.revised(now);
-        next.planned_start = req.planned_start;
+        next.reschedule_start(req.planned_start, &view.catalog.changes.starting_soon);
         next.planned_end = req.planned_end;
         let over = req.override_reason.as_deref();
         let freeze = self.freeze_gate(&next, (next.planned_start, next.planned_end), over, "rescheduling").await?;

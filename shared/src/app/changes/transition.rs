@@ -98,7 +98,11 @@ impl<S: ChangeStore, C: Clock> Changes<S, C> {
                 let incident = self.incident_gate(caller, &current, over, "scheduled").await?;
                 let conflicts = self.conflicts(&view, &current).await?;
                 let reason = join_reasons([req.reason.clone(), freeze, incident]);
-                pending.transition(ChangeState::Scheduled, now, &caller.user, reason, |c| c.conflicts = conflicts)?;
+                let lead = &view.catalog.changes.starting_soon;
+                pending.transition(ChangeState::Scheduled, now, &caller.user, reason, |c| {
+                    c.conflicts = conflicts;
+                    c.arm_starting_soon(lead);
+                })?;
             }
             ChangeState::Implementing => {
                 let open: Vec<String> = current.open_checklist().map(|i| format!("{} ({})", i.id, i.text)).collect();

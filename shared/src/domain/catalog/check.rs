@@ -5,7 +5,8 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use super::{
-    ApprovalLevel, Catalog, MAX_BACKDATE_DAYS, MAX_DEPENDENCIES, MAX_LEVELS, MAX_SERVICES, MappingKind, Role, Service,
+    ApprovalLevel, Catalog, MAX_BACKDATE_DAYS, MAX_DEPENDENCIES, MAX_LEVELS, MAX_SERVICES, MAX_STARTING_SOON_DAYS,
+    MappingKind, Role, Service,
 };
 use crate::domain::escalation::{MAX_ESCALATIONS, MAX_REMINDERS};
 use crate::domain::ids::ServiceName;
@@ -112,6 +113,9 @@ impl Catalog {
         let backdate = self.changes.max_backdate.0;
         let most = format!("max_backdate must be at most {MAX_BACKDATE_DAYS}d");
         check_span(&mut p, "changes.max_backdate", backdate, (0, MAX_BACKDATE_DAYS * day), &most);
+        let lead = self.changes.starting_soon.0;
+        let most = format!("starting_soon must be at most {MAX_STARTING_SOON_DAYS}d, or off");
+        check_span(&mut p, "changes.starting_soon", lead, (0, MAX_STARTING_SOON_DAYS * day), &most);
         self.correlation.check(&mut p);
         self.writeback.check(&mut p);
         self.pipelines.check(&mut p);
