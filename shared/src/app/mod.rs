@@ -8,6 +8,7 @@ pub mod correlate;
 pub mod delegations;
 pub mod deployments;
 pub mod escalation;
+pub mod gate;
 pub mod governance;
 pub mod incidents;
 pub mod ingest;
