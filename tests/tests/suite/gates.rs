@@ -170,6 +170,9 @@ async fn freezes_rejections_and_bad_requests_say_why(api: Api) {
     let id = api.change().await;
     api.submit(&id).await;
     api.approve(&id).await;
+    let other = api.change().await;
+    api.submit(&other).await;
+    api.decide(&pat(&api.tenant), &other, "reject").await;
     api.clock.set(api.at(60));
     let freeze = json!({"id": "release-freeze", "name": "Release freeze", "services": ["payments"],
                         "schedule": {"kind": "one_off", "start": api.at(90), "end": api.at(600)},
@@ -181,9 +184,6 @@ async fn freezes_rejections_and_bad_requests_say_why(api: Api) {
     assert!(a.body["reason"].as_str().unwrap_or_default().contains("Release freeze"), "{:?}", a.body);
     assert_eq!(a.body["recheck_at"], json!(api.at(600)));
 
-    let other = api.change().await;
-    api.submit(&other).await;
-    api.decide(&pat(&api.tenant), &other, "reject").await;
     let a = api.gate("production", Some(&other)).await;
     assert_eq!(answer(&a), (false, "refused", "change_rejected"), "{:?}", a.body);
 
