@@ -20,10 +20,12 @@ use crate::app::activity::ActivityRetention;
 use crate::app::catalog::CachedCatalog;
 use crate::app::deployments::{self, DeploymentError, Deployments};
 use crate::app::escalation::Escalator;
+use crate::app::gate::Wakeups;
 use crate::app::ingest::{Ingest, Webhooks};
 use crate::app::publish::Outbox;
 use crate::app::tagging::{ConsumeError, Consumer};
 use crate::http::bearer::{Authenticator, ClaimNames, LocalKey, LocalKeyError};
+use crate::http::gates::LongPoll;
 use crate::http::{self, webhooks};
 use crate::ports::{Clock, SecretsError, StoreError, SystemClock};
 
@@ -166,13 +168,23 @@ impl Hub {
             .map_err(HubError::WriteBack)?;
         let dead_letters = JsonLines::new(config.dead_letters());
         let consumer = Arc::new(Consumer::new(changes.clone(), FileNotifier::new(&config.notifications), writeback));
+        // The deployment gate's waiters decide again when a change is
+        // committed, an event is applied (an incident resolved) or the API
+        // writes (a freeze lifted): never by polling.
+        let wakeups = Wakeups::new();
+        tokio::spawn(wake_on_commits(store.stream(), wakeups.clone()));
+        let applied = wakeups.clone();
         let correlator = tokio::spawn(consume(
             "correlate",
             correlate_events,
             dead_letters.clone(),
             move |e| {
-                let consumer = consumer.clone();
-                async move { consumer.handle(&e.detail_type, &e.detail).await }
+                let (consumer, applied) = (consumer.clone(), applied.clone());
+                async move {
+                    let done = consumer.handle(&e.detail_type, &e.detail).await;
+                    applied.wake();
+                    done
+                }
             },
             ConsumeError::retryable,
         ));
@@ -190,6 +202,9 @@ impl Hub {
         ));
         let escalation =
             Arc::new(Escalator { store: store.clone(), catalog: changes.catalog.clone(), clock: clock.clone() });
+        // A held gate answer ends before the request timeout would cut it off.
+        let longest = config.limits.request_timeout.saturating_sub(Duration::from_secs(2));
+        let long_poll = LongPoll { wakeups: wakeups.clone(), longest };
         let mut routes = http::change_routes(changes.clone(), auth.clone())
             .merge(webhooks::webhook_routes(webhooks, config.limits.webhooks))
             .merge(webhooks::local_routes(Arc::new(ingest()), auth));
@@ -197,6 +212,9 @@ impl Hub {
             tracing::warn!(file = %file.path().display(), tick = TEST_TICK_PATH, "the hub's clock is a clock file: a testing aid");
             routes = routes.merge(test_tick_route(escalation.clone()));
         }
+        let routes = routes
+            .layer(axum::Extension(long_poll))
+            .layer(axum::middleware::from_fn_with_state(wakeups, wake_after_writes));
         let router = limited(http::finish(routes), config.limits);
         Ok(Self { store, bus, router, publisher, correlator, stop_publisher, escalation, escalator: None })
     }
@@ -258,6 +276,34 @@ fn limited(router: axum::Router, limits: ServeLimits) -> axum::Router {
             .timeout(limits.request_timeout)
             .layer(tower::limit::GlobalConcurrencyLimitLayer::new(limits.concurrent_requests.max(1))),
     )
+}
+
+/// Wakes the gate's waiters on every committed change mutation.
+async fn wake_on_commits(
+    mut commits: tokio::sync::broadcast::Receiver<crate::adapters::embedded::Committed>,
+    wakeups: Wakeups,
+) {
+    loop {
+        match commits.recv().await {
+            Ok(_) | Err(RecvError::Lagged(_)) => wakeups.wake(),
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
+
+/// Wakes the gate's waiters after every write the API or a webhook answered with a success.
+async fn wake_after_writes(
+    axum::extract::State(wakeups): axum::extract::State<Wakeups>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let write = !matches!(*req.method(), axum::http::Method::GET | axum::http::Method::HEAD);
+    let gate = req.uri().path() == "/gates/deployments";
+    let response = next.run(req).await;
+    if write && !gate && response.status().is_success() {
+        wakeups.wake();
+    }
+    response
 }
 
 /// Binds `addr`; a clear error if the port is taken.

@@ -25,6 +25,7 @@ pub fn row(id: &str, at: DateTime<Utc>, source: &str, detail_type: &str, service
         received_at: t0(),
         delivery_id: format!("delivery-{id}"),
         expires_at: t0() + Duration::days(30),
+        decision: None,
     }
 }
 

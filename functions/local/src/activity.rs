@@ -215,6 +215,7 @@ mod tests {
             received_at: at,
             delivery_id: "d-1".into(),
             expires_at: at,
+            decision: None,
         };
         let table = render(&[row]);
         let line = table.lines().nth(1).expect("a row");

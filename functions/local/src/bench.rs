@@ -17,6 +17,8 @@ use changehub::domain::{ChangeState, NewChange, TenantId};
 use changehub::local::{self, Hub, HubConfig};
 use changehub::ports::SystemClock;
 
+mod gate;
+
 type BoxResult<T> = Result<T, Box<dyn std::error::Error>>;
 
 #[derive(Debug, thiserror::Error)]
@@ -102,6 +104,12 @@ pub struct BenchPlan {
     /// Of those, how many are due: the tick's items read track this number, not the waiting ones.
     #[arg(long, default_value_t = 100)]
     pub escalation_due: usize,
+    /// Deployment gate decisions of each kind (through the use case, and over HTTP).
+    #[arg(long, default_value_t = 2000)]
+    pub gate_decisions: usize,
+    /// Measure the deployment gate only.
+    #[arg(long, conflicts_with = "correlation_only")]
+    pub gate_only: bool,
 }
 
 pub async fn run(plan: BenchPlan) -> BoxResult<()> {
@@ -114,7 +122,11 @@ pub async fn run(plan: BenchPlan) -> BoxResult<()> {
         dir.path().display(),
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
     );
+    if plan.gate_only {
+        return gate::gate(dir.path(), plan.gate_decisions.max(1), concurrency.max(1)).await;
+    }
     if !plan.correlation_only {
+        gate::gate(dir.path(), plan.gate_decisions.max(1), concurrency.max(1)).await?;
         api(dir.path(), requests, concurrency.max(1)).await?;
         store(dir.path(), store_ops).await?;
         ingest(dir.path(), requests, concurrency.max(1)).await?;

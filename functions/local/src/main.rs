@@ -6,6 +6,7 @@ mod bench;
 mod catalog;
 mod changes;
 mod escalate;
+mod gate;
 mod plural;
 mod replay;
 mod table;
@@ -265,7 +266,19 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
-    /// Measure the local hub: API create+get, raw store operations, signed webhook ingest and its CPU cost per event,
+    /// Ask the hub's deployment gate whether a deployment may go ahead now, and wait for the answer: a pipeline step.
+    ///
+    /// Production (the catalog's correlation.production_environments) is gated: the deployment needs a change of the
+    /// service that may implement now (approved, in its planned window, checklist done, no freeze or major incident
+    /// holding it). Other environments are recorded only. A pending answer is waited for (a long poll on the local
+    /// hub; asked again with backoff where the hub cannot hold one) until --timeout.
+    ///
+    /// Exit status: 0 allowed, 1 refused, 2 still pending at --timeout, 3 a usage or connection error. The reason is
+    /// one line on stderr (`changehub gate: allowed (allowed): ...`).
+    #[command(disable_version_flag = true)]
+    Gate(gate::GateArgs),
+    /// Measure the local hub: deployment gate decisions (rate, p50/p99), API create+get, raw store operations, signed
+    /// webhook ingest and its CPU cost per event,
     /// correlation (store calls, items read, latency and rate per correlation, with each history size), and one
     /// escalation tick (items read and time with many changes waiting, few due).
     Bench(bench::BenchPlan),
@@ -344,7 +357,15 @@ fn report(e: &dyn std::error::Error) -> String {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // `changehub gate` keeps exit status 2 for "timed out": its usage errors are 3.
+        Err(e) if e.use_stderr() && std::env::args().nth(1).as_deref() == Some("gate") => {
+            let _ = e.print();
+            return ExitCode::from(gate::FAILED);
+        }
+        Err(e) => e.exit(),
+    };
     let result: Result<(), Box<dyn std::error::Error>> = match cli.command {
         Command::Serve {
             port,
@@ -427,6 +448,7 @@ async fn main() -> ExitCode {
             }
         }
         Command::Bench(plan) => bench::run(plan).await,
+        Command::Gate(args) => return gate::run(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

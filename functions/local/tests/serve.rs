@@ -1336,3 +1336,116 @@ async fn serve_sends_a_starting_soon_reminder_once_before_a_scheduled_change_sta
     let reason = notes[0]["body"]["reason"].as_str().unwrap_or_default();
     assert!(reason.starts_with("starts at ") || reason.starts_with("planned to start at "), "{reason}");
 }
+
+/// `changehub gate` with `args` against `base`, as a pipeline step runs it: its exit status and the last line of stderr.
+fn run_gate(base: &str, token: &str, args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(BIN)
+        .args(["gate", "--url", base, "--service", "payments"])
+        .args(args)
+        .env("CHANGEHUB_TOKEN", token)
+        .output()
+        .expect("changehub gate");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.code(), stderr.lines().last().unwrap_or_default().to_owned())
+}
+
+/// The generic deployment gate through the real binary: staging is recorded
+/// only; production waits for approval on a long poll and passes when the
+/// change is approved (exit 0), times out while it is pending (2), is
+/// refused for a rejected change (1); a usage or connection error is 3.
+#[tokio::test]
+async fn the_gate_command_waits_for_approval_and_exits_by_the_answer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hub = Served::start(dir.path());
+    let http = reqwest::Client::new();
+    let base = hub.base.clone();
+    import_catalog(dir.path(), &base);
+    let alice = token(dir.path(), "alice@example.com", "engineers");
+    let pat = token(dir.path(), "pat@example.com", "payments-leads");
+    let carol = token(dir.path(), "carol@example.com", "cab");
+    let open = |title: &str| {
+        let now = chrono::Utc::now();
+        let mut body = sample();
+        body["title"] = json!(title);
+        body["planned_start"] = json!(now - chrono::Duration::minutes(5));
+        body["planned_end"] = json!(now + chrono::Duration::hours(2));
+        let (http, base, alice) = (http.clone(), base.clone(), alice.clone());
+        async move {
+            let created =
+                http.post(format!("{base}/changes")).bearer_auth(&alice).json(&body).send().await.expect("create");
+            assert_eq!(created.status(), 201);
+            let id = created.json::<Value>().await.expect("json")["id"].as_str().expect("id").to_owned();
+            let submit = json!({"to": "submitted", "version": 1});
+            let moved = http
+                .post(format!("{base}/changes/{id}/transitions"))
+                .bearer_auth(&alice)
+                .json(&submit)
+                .send()
+                .await
+                .expect("submit");
+            assert_eq!(moved.status(), 200);
+            id
+        }
+    };
+    let decide = |who: &str, id: &str, decision: &str| {
+        let request = http
+            .post(format!("{base}/changes/{id}/decisions"))
+            .bearer_auth(who.to_owned())
+            .json(&json!({"decision": decision}));
+        async move { assert_eq!(request.send().await.expect("decide").status(), 200) }
+    };
+
+    let (code, line) = run_gate(&base, &alice, &["--environment", "staging", "--version", "1.4.2"]);
+    assert_eq!(code, Some(0), "{line}");
+    assert!(line.starts_with("changehub gate: allowed (recorded): "), "{line}");
+
+    let id = open("Roll out payments 1.4.2").await;
+    let (code, line) = run_gate(
+        &base,
+        &alice,
+        &["--environment", "production", "--version", "1.4.2", "--change", &id, "--timeout", "2s"],
+    );
+    assert_eq!(code, Some(2), "{line}");
+    assert!(line.contains("timed out after 2s: pending (not_approved)"), "{line}");
+
+    // Held on a long poll; the approval wakes it.
+    let waiting = {
+        let (base, alice, id) = (base.clone(), alice.clone(), id.clone());
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            let args = ["--environment", "production", "--sha", "3f2a9c1d0b7e", "--timeout", "60s", "--json"];
+            let out = Command::new(BIN)
+                .args(["gate", "--url", &base, "--service", "payments", "--change", &id])
+                .args(args)
+                .env("CHANGEHUB_TOKEN", &alice)
+                .output()
+                .expect("changehub gate");
+            (out, started.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    decide(&pat, &id, "approve").await;
+    decide(&carol, &id, "approve").await;
+    let (out, took) = waiting.join().expect("the waiting gate");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.lines().last().unwrap_or_default().starts_with("changehub gate: allowed (allowed): "), "{stderr}");
+    let answer: Value = serde_json::from_slice(&out.stdout).expect("--json prints the answer");
+    assert_eq!(answer["change"]["id"], json!(id));
+    assert!(took < Duration::from_secs(20), "answered when the change was approved, not at the timeout: {took:?}");
+
+    let rejected = open("Roll out payments 1.4.3").await;
+    decide(&pat, &rejected, "reject").await;
+    let (code, line) =
+        run_gate(&base, &alice, &["--environment", "production", "--version", "1.4.3", "--change", &rejected]);
+    assert_eq!(code, Some(1), "{line}");
+    assert!(line.contains("refused (change_rejected)"), "{line}");
+
+    let (code, line) = run_gate(&base, &alice, &["--environment", "production"]);
+    assert_eq!(code, Some(3), "neither --version nor --sha: {line}");
+    let nowhere = format!("http://127.0.0.1:{}", free_port());
+    let (code, line) = run_gate(&nowhere, &alice, &["--environment", "production", "--version", "1"]);
+    assert_eq!(code, Some(3), "{line}");
+    assert!(line.contains("cannot reach the hub"), "{line}");
+    hub.interrupt();
+}

@@ -11,7 +11,7 @@ use crate::domain::new_change::in_supported_range;
 use crate::domain::{FieldError, ServiceName};
 use crate::ingest::Origin;
 use crate::ingest::canonical::{DETAIL_TYPES, detail_type};
-use crate::ports::{Activity, ActivityLog, ActivityQuery, Clock, Page};
+use crate::ports::{Activity, ActivityLog, ActivityQuery, Clock, GATE_DETAIL_TYPE, GATE_SOURCE, Page};
 
 /// How long the log keeps an event by default.
 pub const DEFAULT_RETENTION_DAYS: u32 = 30;
@@ -109,8 +109,9 @@ impl<S: ChangeStore + ActivityLog, C: Clock> Changes<S, C> {
             .detail_type
             .as_deref()
             .map(|t| {
-                detail_type(t).ok_or_else(|| {
-                    FieldError::new("type", format!("type must be one of {}; got {t:?}", DETAIL_TYPES.join(", ")))
+                detail_type(t).or_else(|| gate_type(t)).ok_or_else(|| {
+                    let known = format!("{}, {GATE_DETAIL_TYPE}", DETAIL_TYPES.join(", "));
+                    FieldError::new("type", format!("type must be one of {known}; got {t:?}"))
                 })
             })
             .transpose()?
@@ -136,12 +137,22 @@ impl<S: ChangeStore + ActivityLog, C: Clock> Changes<S, C> {
 /// the source itself (`changehub.github`).
 fn event_source(name: &str) -> Result<String, FieldError> {
     let origin = name.strip_prefix(crate::domain::event::SOURCE_PREFIX).unwrap_or(name);
+    if GATE_SOURCE.strip_prefix(crate::domain::event::SOURCE_PREFIX) == Some(origin) {
+        return Ok(GATE_SOURCE.to_owned());
+    }
     Origin::parse(origin).map(Origin::source).ok_or_else(|| {
         FieldError::new(
             "source",
-            format!("source must be one of github, gitlab, pagerduty, alertmanager, incidentio, aws; got {name:?}"),
+            format!(
+                "source must be one of github, gitlab, pagerduty, alertmanager, incidentio, aws, gate; got {name:?}"
+            ),
         )
     })
+}
+
+/// The deployment gate's rows' type, as a person writes it (any case, or hyphenated).
+fn gate_type(name: &str) -> Option<&'static str> {
+    GATE_DETAIL_TYPE.eq_ignore_ascii_case(&name.trim().replace('-', " ")).then_some(GATE_DETAIL_TYPE)
 }
 
 #[cfg(test)]

@@ -308,6 +308,7 @@ where
             received_at,
             delivery_id: ids.delivery.to_owned(),
             expires_at: self.retention.expiry(received_at),
+            decision: None,
         };
         let detail = Detail {
             event_id: id.clone(),

@@ -9,6 +9,7 @@ pub mod delegations;
 pub mod deployments;
 pub mod escalation;
 pub mod freeze_starting;
+pub mod gate;
 pub mod governance;
 pub mod incidents;
 pub mod ingest;

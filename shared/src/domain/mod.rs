@@ -11,6 +11,7 @@ pub mod deployment;
 pub mod escalation;
 pub mod event;
 pub mod freeze;
+pub mod gate;
 pub mod ids;
 pub mod incident;
 pub mod new_change;

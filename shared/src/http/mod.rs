@@ -9,6 +9,7 @@ mod catalog;
 mod changes;
 pub mod error;
 pub mod extract;
+pub mod gates;
 mod governance;
 mod incidents;
 mod problems;
@@ -74,6 +75,7 @@ pub const ROUTES: &[(Method, &str)] = &[
     (Method::GET, "/problems/{id}"),
     (Method::POST, "/problems/{id}/fix"),
     (Method::POST, "/problems/{id}/close"),
+    (Method::POST, "/gates/deployments"),
 ];
 
 /// The API as the api Lambda serves it.
@@ -102,6 +104,7 @@ where
         .merge(Api::activity_routes())
         .merge(Api::audit_routes())
         .merge(Api::problem_routes())
+        .merge(Api::gate_routes())
         // Inside authentication, so that a refusal is recorded with its caller.
         .route_layer(middleware::from_fn_with_state(changes.clone(), Api::record_refusals))
         .route_layer(middleware::from_fn_with_state(Arc::new(auth), bearer::authenticate))

@@ -34,7 +34,15 @@ pub struct Activity {
     pub delivery_id: String,
     /// When the row leaves the log: [`Activity::received_at`] plus the retention.
     pub expires_at: DateTime<Utc>,
+    /// A deployment gate's answer, on the rows of [`GATE_DETAIL_TYPE`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<crate::domain::gate::GateRecord>,
 }
+
+/// The `detail-type` of the rows that record a deployment gate's answers (`POST /gates/deployments`).
+pub const GATE_DETAIL_TYPE: &str = "Deployment Gate Decided";
+/// Their `source`.
+pub const GATE_SOURCE: &str = "changehub.gate";
 
 /// The most rows one page of a filtered query evaluates (DynamoDB's `Limit`),
 /// whatever the history holds; an unfiltered page evaluates `limit` rows.

@@ -15,7 +15,7 @@ pub mod security;
 pub mod store;
 pub mod writeback;
 
-pub use activity::{Activity, ActivityLog, ActivityQuery, MAX_EVALUATED};
+pub use activity::{Activity, ActivityLog, ActivityQuery, GATE_DETAIL_TYPE, GATE_SOURCE, MAX_EVALUATED};
 pub use audit_key::{AuditSealer, seal_entries, seal_entry};
 pub use bus::{BusError, EventBus};
 pub use catalog::{CatalogReader, DocKind, StoredDoc, TenantDocs};

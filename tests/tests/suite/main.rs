@@ -13,6 +13,7 @@ mod delegations;
 mod deployments;
 mod escalation;
 mod flow_aws;
+mod gates;
 mod incidents;
 mod ingest;
 mod ingest_aws;

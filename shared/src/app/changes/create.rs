@@ -11,7 +11,7 @@ use crate::domain::audit::{self, AuditAction};
 use crate::domain::catalog::{CatalogView, Category, DEFAULT_CATEGORY, Role};
 use crate::domain::change::ChecklistItem;
 use crate::domain::new_change::ValidNewChange;
-use crate::domain::{Change, ChangeId, FieldError, NewChange};
+use crate::domain::{Change, ChangeId, FieldError, NewChange, ServiceName};
 use crate::ports::Clock;
 
 /// A standard change takes its template's category: filled in when the
@@ -46,16 +46,18 @@ fn known_services(view: &CatalogView, valid: &ValidNewChange) -> Result<(), Fiel
     let Some((i, unknown)) = valid.services.iter().enumerate().find(|(_, s)| view.catalog.service(s).is_none()) else {
         return Ok(());
     };
+    Err(unknown_service(view, format!("services[{i}]"), unknown))
+}
+
+/// `field` names a service the catalog does not list: the error names the closest names it does list.
+pub(crate) fn unknown_service(view: &CatalogView, field: String, unknown: &ServiceName) -> FieldError {
     let closest: Vec<&str> = view.catalog.closest_services(unknown.as_str()).into_iter().map(|s| s.as_str()).collect();
     let hint = if closest.is_empty() {
         format!("it lists {} services (GET /catalog)", view.catalog.services.len())
     } else {
         format!("did you mean {}?", closest.join(", "))
     };
-    Err(FieldError::new(
-        format!("services[{i}]"),
-        format!("service {:?} is not in the catalog; {hint}", unknown.as_str()),
-    ))
+    FieldError::new(field, format!("service {:?} is not in the catalog; {hint}", unknown.as_str()))
 }
 
 /// Refuses a planned start further back than the catalog's `changes.max_backdate`.

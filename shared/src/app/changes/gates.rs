@@ -9,9 +9,9 @@ use crate::app::governance::{Freezes, Incidents, MajorIncident, read_doc};
 use crate::domain::access::{Caller, Forbidden};
 use crate::domain::catalog::CatalogView;
 use crate::domain::change::Conflict;
-use crate::domain::freeze;
 use crate::domain::risk::RiskLevel;
 use crate::domain::{Change, ChangeState, ChangeType, ServiceName};
+use crate::domain::{freeze, gate};
 use crate::ports::{Clock, DocKind, MAX_PAGE, ServiceWindowQuery};
 
 impl<S: ChangeStore, C: Clock> Changes<S, C> {
@@ -130,12 +130,7 @@ impl<S: ChangeStore, C: Clock> Changes<S, C> {
             return Ok(vec![]);
         }
         let (incidents, _): (Incidents, u64) = read_doc(&self.store, &change.tenant, DocKind::Incidents).await?;
-        let fixes = |id: &str| change.approved_by_another() && change.incident.as_deref() == Some(id);
-        Ok(incidents
-            .open
-            .into_iter()
-            .filter(|i| i.services.iter().any(|s| change.services.contains(s)) && !fixes(&i.id))
-            .collect())
+        Ok(incidents.open.into_iter().filter(|i| gate::holds(change, &i.id, &i.services)).collect())
     }
 
     /// Whether `caller` commands every open major incident holding `change`

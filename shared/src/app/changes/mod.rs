@@ -37,6 +37,7 @@ mod submit;
 mod transition;
 mod unrelate;
 
+pub(crate) use create::unknown_service;
 pub use unrelate::UnrelateRequest;
 pub(crate) use unrelate::unlist;
 

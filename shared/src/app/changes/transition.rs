@@ -6,6 +6,7 @@ use tracing::instrument;
 use super::{ChangeError, ChangeStore, Changes, Pending, check_text, current_at, join_reasons, outcome_bumps, refused};
 use crate::domain::access::Caller;
 use crate::domain::catalog::CatalogView;
+use crate::domain::gate;
 use crate::domain::{Change, ChangeId, ChangeState, ChangeType};
 use crate::ports::Clock;
 
@@ -37,7 +38,7 @@ impl<S: ChangeStore, C: Clock> Changes<S, C> {
         now: DateTime<Utc>,
     ) -> Result<Option<String>, ChangeError> {
         let grace = &view.catalog.implementation.start_grace;
-        if change.planned_start - grace.chrono() <= now && now < change.planned_end {
+        if gate::within_window(change, grace.chrono(), now) {
             return Ok(None);
         }
         let secs = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
@@ -119,13 +120,9 @@ impl<S: ChangeStore, C: Clock> Changes<S, C> {
                 }
                 let window = Self::window_gate(&view, &current, &req, now)?;
                 // The work runs from now to the planned end (as long as planned, if that is past).
-                let end = if now < current.planned_end {
-                    current.planned_end
-                } else {
-                    now + (current.planned_end - current.planned_start)
-                };
+                let work = gate::work_span(&current, now);
                 let over = req.override_reason.as_deref();
-                let freeze = self.freeze_gate(&current, (now, end), over, "implementing").await?;
+                let freeze = self.freeze_gate(&current, work, over, "implementing").await?;
                 let incident = self.incident_gate(caller, &current, over, "started").await?;
                 let reason = join_reasons([req.reason.clone(), window, freeze, incident]);
                 pending.transition(ChangeState::Implementing, now, &caller.user, reason, |_| {})?;

@@ -166,6 +166,7 @@ async fn request_bodies_must_be_objects() {
         post("/incidents", "/incidents".to_owned(), json!(["i", "I", ["payments"], "ivy", "", null])),
         (key(&Method::PUT, "/catalog"), "/catalog".to_owned(), json!([{}, [], {}, [], {}, {}]), Method::PUT),
         post("/events", "/events".to_owned(), json!(["e1", "src", "dt", "2030-12-01T22:05:00Z", [], {}])),
+        post("/gates/deployments", "/gates/deployments".to_owned(), json!(["payments", "production", "1", null, null])),
     ] {
         let what = format!("{op} with the array body {positional}");
         let req = Req::new(method, uri).raw("application/json", positional.to_string().into_bytes());

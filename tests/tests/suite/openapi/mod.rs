@@ -32,6 +32,7 @@ mod changes;
 mod delegations;
 mod events;
 mod freezes;
+mod gates;
 mod incidents;
 mod ingest;
 mod malformed_requests;
@@ -738,6 +739,7 @@ async fn responses_match_the_documented_schemas() {
     events::events_scenario(&api).await;
     audit::audit_scenario(&api).await;
     activity::activity_scenario(&api).await;
+    gates::gate_scenario(&api).await;
     problems::problem_scenario(&api).await;
     reports::approval_sla_scenario(&api).await;
 
