@@ -6,6 +6,7 @@ mod bench;
 mod catalog;
 mod changes;
 mod escalate;
+mod notifications;
 mod plural;
 mod replay;
 mod table;
@@ -15,13 +16,14 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use changehub::adapters::chat::Hook;
 use changehub::adapters::env_secrets::StaticSecrets;
 use changehub::app::activity::{ActivityRetention, DEFAULT_RETENTION_DAYS, MAX_RETENTION_DAYS};
 use changehub::domain::TenantId;
 use changehub::domain::access::BOOTSTRAP_ADMIN_GROUP;
 use changehub::http::{bearer, webhooks};
 use changehub::ingest::Origin;
-use changehub::local::{self, Hub, HubConfig, ServeLimits};
+use changehub::local::{self, ChatHooks, Hub, HubConfig, ServeLimits};
 
 /// changehub: change management glue for GitHub/GitLab, PagerDuty, Alertmanager and AWS.
 ///
@@ -78,6 +80,40 @@ enum Command {
         /// 0 or off: never (run `changehub escalate --now` instead).
         #[arg(long, default_value = "30s", env = "CHANGEHUB_ESCALATE_EVERY", value_parser = escalate::every)]
         escalate_every: escalate::Every,
+        /// A chat webhook to post every notification to, after the notifications file:
+        /// slack=URL (a Slack incoming webhook) or teams=URL (a Microsoft Teams workflow or incoming
+        /// webhook), optionally followed by filters on the notification's attributes, each
+        /// ;ATTRIBUTE=VALUE[,VALUE...] (e.g. "slack=https://hooks.slack.com/services/...;audience=cab;tenant=acme").
+        /// Repeat for more hooks. Without any, the hooks come from CHANGEHUB_WEBHOOKS (separated by
+        /// spaces or new lines). Failed deliveries are kept and retried: see `changehub notifications`.
+        #[arg(long = "webhook", value_name = "KIND=URL[;ATTR=VALUE,...]", value_parser = notifications::hook)]
+        webhooks: Vec<Hook>,
+        /// The wait before a failed webhook delivery is tried again (e.g. 30s, 1m); each next wait
+        /// doubles, up to an hour.
+        #[arg(long, default_value = "30s", env = "CHANGEHUB_WEBHOOK_RETRY_MIN", value_parser = notifications::first_wait)]
+        webhook_retry_min: notifications::FirstWait,
+    },
+    /// List, retry or delete the notifications kept for chat webhooks (`serve --webhook`) that were
+    /// not delivered yet: failed ones (retried by `serve` at growing intervals) and refused ones (a
+    /// 4xx other than 429: kept until retried or deleted). They sit in the directory `undelivered`
+    /// beside the notifications file, one JSON file each; this works while `serve` runs.
+    Notifications {
+        /// List the kept deliveries (the default).
+        #[arg(long)]
+        undelivered: bool,
+        /// Make these deliveries (ids as listed; none: all) due now, refused ones included: a running
+        /// `serve` posts them within seconds, else the next `serve` at its start.
+        #[arg(long, value_name = "ID", num_args = 0.., conflicts_with_all = ["undelivered", "delete"])]
+        retry: Option<Vec<String>>,
+        /// Delete these deliveries (ids as listed, or `all`): they are not posted.
+        #[arg(long, value_name = "ID", num_args = 1.., conflicts_with = "undelivered")]
+        delete: Option<Vec<String>>,
+        /// The hub's notifications file; the kept deliveries are beside it.
+        #[arg(long, default_value = "./notifications.jsonl", env = "CHANGEHUB_NOTIFICATIONS")]
+        notifications: PathBuf,
+        /// Print the kept deliveries as JSON, one a line, instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Run one escalation tick against a hub's database (stop the hub first: the file is locked
     /// while it runs) and print each reminder, escalation and breach it took. Their notifications
@@ -347,6 +383,8 @@ async fn main() -> ExitCode {
             max_webhook_bodies,
             activity_retention_days,
             escalate_every,
+            webhooks,
+            webhook_retry_min,
         } => {
             init_tracing();
             let limits = ServeLimits {
@@ -358,14 +396,16 @@ async fn main() -> ExitCode {
                 .map_err(|e| format!("--bootstrap-admin-group: {e}"));
             let retention =
                 ActivityRetention::days(activity_retention_days).map_err(|e| format!("--activity-retention-days: {e}"));
-            match (StaticSecrets::from_env(), bootstrap, retention) {
-                (Ok(secrets), Ok(bootstrap_admin_group), Ok(activity_retention)) => {
+            let hooks = notifications::hooks(webhooks, std::env::var("CHANGEHUB_WEBHOOKS").ok().as_deref())
+                .map(|hooks| ChatHooks { hooks, backoff: webhook_retry_min.backoff(), ..ChatHooks::default() });
+            match (StaticSecrets::from_env(), bootstrap, retention, hooks) {
+                (Ok(secrets), Ok(bootstrap_admin_group), Ok(activity_retention), Ok(chat)) => {
                     let config =
                         HubConfig { db, notifications, secrets, bootstrap_admin_group, limits, activity_retention };
-                    serve(SocketAddr::new(bind, port), config, escalate_every).await.map_err(Into::into)
+                    serve(SocketAddr::new(bind, port), config, escalate_every, chat).await.map_err(Into::into)
                 }
-                (Err(e), _, _) => Err(e.into()),
-                (_, Err(e), _) | (_, _, Err(e)) => Err(e.into()),
+                (Err(e), ..) => Err(e.into()),
+                (_, Err(e), ..) | (_, _, Err(e), _) | (.., Err(e)) => Err(e.into()),
             }
         }
         Command::Replay { url, tenant, source, event, allow_ignored, fresh_ids, token, db, files } => {
@@ -379,6 +419,14 @@ async fn main() -> ExitCode {
             activity::run(&options).await.map_err(Into::into)
         }
         Command::Escalate { now: _, db, notifications } => escalate::now(&db, &notifications).await,
+        Command::Notifications { undelivered: _, retry, delete, notifications, json } => {
+            let action = match (retry, delete) {
+                (Some(ids), _) => notifications::Action::Retry(ids),
+                (_, Some(ids)) => notifications::Action::Delete(ids),
+                _ => notifications::Action::List { json },
+            };
+            notifications::run(&notifications, action).await
+        }
         Command::Token { user, groups, tenant, ttl, db } => catalog::token(&db, &user, &groups, &tenant, &ttl),
         Command::Catalog { command: CatalogCommand::Check { file } } => catalog::check(&file)
             .map(|(_, c)| println!("{}: valid; {}", file.display(), catalog::contents(&c)))
@@ -422,8 +470,13 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn serve(addr: SocketAddr, config: HubConfig, escalate_every: escalate::Every) -> Result<(), local::HubError> {
-    let mut hub = Hub::open(&config)?;
+async fn serve(
+    addr: SocketAddr,
+    config: HubConfig,
+    escalate_every: escalate::Every,
+    chat: ChatHooks,
+) -> Result<(), local::HubError> {
+    let mut hub = Hub::open_with_hooks(&config, &chat)?;
     if let escalate::Every(Some(period)) = escalate_every {
         hub.escalate_every(period);
     }
@@ -434,6 +487,7 @@ async fn serve(addr: SocketAddr, config: HubConfig, escalate_every: escalate::Ev
         db = %config.db.display(),
         notifications = %config.notifications.display(),
         escalate_every = %escalate_every,
+        webhooks = ?chat.hooks.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "changehub serving; Ctrl-C to stop"
     );
     hub.serve(listener, shutdown_signal()).await?;
