@@ -160,4 +160,24 @@ mod tests {
         assert!(first_wait("0s").is_err());
         assert!(first_wait("soon").is_err());
     }
+
+    #[test]
+    fn the_table_prints_each_id_whole_and_never_the_url() {
+        let hook = hook("teams=https://x.example/workflows/abc?sig=s3cret").expect("hook");
+        let n = changehub::ports::Notification {
+            subject: "subject".into(),
+            body: serde_json::json!({}),
+            attributes: Default::default(),
+            message: changehub::ports::Message::headline("Change approved"),
+        };
+        let mut d = HookDelivery::new(&hook, n, Utc::now());
+        d.refused = true;
+        d.attempts = 1;
+        d.last_error = Some("refused with HTTP status 400".into());
+        let out = list(std::slice::from_ref(&d), &DeliveryQueue::new("/tmp/undelivered"));
+        assert!(out.contains(&format!("{}  {}", d.id, hook.id())), "{out}");
+        assert!(out.contains("refused with HTTP status 400") && out.contains("Change approved"), "{out}");
+        assert!(!out.contains("s3cret"), "{out}");
+        assert!(out.ends_with("1 undelivered notification kept in /tmp/undelivered; 1 refused (retry with --retry ID, or delete with --delete ID)\n"), "{out}");
+    }
 }

@@ -37,7 +37,7 @@ fn setup(spec: &str) -> Setup {
     let dir = tempfile::tempdir().expect("tempdir");
     let hook = Hook::parse(spec).expect("hook");
     let queue = DeliveryQueue::beside(&dir.path().join("notifications.jsonl"));
-    let deliverer = Deliverer::new(&[hook.clone()], queue.clone(), Timeouts::default(), retries(), BACKOFF);
+    let deliverer = Deliverer::new(std::slice::from_ref(&hook), queue.clone(), Timeouts::default(), retries(), BACKOFF);
     Setup { hook, queue, deliverer, _dir: dir }
 }
 

@@ -22,7 +22,8 @@ pub const QUEUE_DIR: &str = "undelivered";
 /// A notification to post to one hook, and how its posts went.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HookDelivery {
-    /// `<UUIDv7>.<hook id>`: unique, and in the order queued.
+    /// `<UUIDv7, 32 hex digits>.<hook id>`: unique, in the order queued, and short enough to
+    /// be printed whole in `changehub notifications`' table.
     pub id: String,
     /// The hook's id ([`Hook::id`]; never its URL).
     pub hook: String,
@@ -50,7 +51,7 @@ impl HookDelivery {
     /// A delivery of `notification` to `hook`, due at `now`.
     pub fn new(hook: &Hook, notification: Notification, now: DateTime<Utc>) -> Self {
         Self {
-            id: format!("{}.{}", uuid::Uuid::now_v7(), hook.id()),
+            id: format!("{}.{}", uuid::Uuid::now_v7().simple(), hook.id()),
             hook: hook.id().to_owned(),
             kind: hook.kind,
             queued_at: now,
