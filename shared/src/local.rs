@@ -9,6 +9,9 @@ use tokio::net::TcpListener;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinHandle;
 
+use crate::adapters::chat::deliver::{self, Backoff, Deliverer};
+use crate::adapters::chat::queue::DeliveryQueue;
+use crate::adapters::chat::{Hook, HookNotifier};
 use crate::adapters::embedded::EmbeddedStore;
 use crate::adapters::env_secrets::StaticSecrets;
 use crate::adapters::file_clock::FileClock;
@@ -41,6 +44,26 @@ pub struct HubConfig {
     /// How long the activity log keeps an accepted event.
     pub activity_retention: ActivityRetention,
 }
+
+/// The chat webhooks `serve` posts notifications to (none by default),
+/// and how patiently ([`crate::adapters::chat`]).
+#[derive(Debug, Clone)]
+pub struct ChatHooks {
+    pub hooks: Vec<Hook>,
+    /// The attempts of one pass.
+    pub retries: Retries,
+    /// The wait between passes of a delivery that failed.
+    pub backoff: Backoff,
+}
+
+impl Default for ChatHooks {
+    fn default() -> Self {
+        Self { hooks: Vec::new(), retries: deliver::default_retries(), backoff: Backoff::default() }
+    }
+}
+
+/// What the hub notifies through: the notifications file, then the chat webhooks' queue.
+type HubNotifier = HookNotifier<FileNotifier>;
 
 /// Default of [`ServeLimits::request_timeout`].
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -134,25 +157,35 @@ pub struct Hub {
     escalation: Arc<HubEscalator>,
     /// Ticks escalation, once started ([`Hub::escalate_every`]).
     escalator: Option<JoinHandle<()>>,
+    /// Posts the queued chat webhook deliveries, until told to stop.
+    deliverer: JoinHandle<()>,
+    stop_deliverer: tokio::sync::oneshot::Sender<()>,
 }
 
 impl Hub {
+    /// The hub, notifying to the notifications file only.
     pub fn open(config: &HubConfig) -> Result<Self, HubError> {
-        Self::open_with_clock(config, HubClock::System)
+        Self::open_with(config, HubClock::System, &ChatHooks::default())
     }
 
-    /// The hub on `clock`. With a clock file it also takes an escalation
+    /// The hub on `clock`, notifying to the notifications file and to
+    /// `chat`'s webhooks. With a clock file it also takes an escalation
     /// tick on `POST` [`TEST_TICK_PATH`], so a test that moves the clock
     /// need not wait for the ticker.
-    pub fn open_with_clock(config: &HubConfig, clock: HubClock) -> Result<Self, HubError> {
+    pub fn open_with(config: &HubConfig, clock: HubClock, chat: &ChatHooks) -> Result<Self, HubError> {
         let key = LocalKey::for_database(&config.db)?;
         let sealer = Arc::new(crate::ports::AuditSealer::with_key(key.audit_key()?));
         let store = EmbeddedStore::open(&config.db)
             .map_err(|source| HubError::Store { path: config.db.clone(), source })?
             .with_sealer(sealer);
         let bus = LocalBus::new();
-        let notifier = FileNotifier::new(&config.notifications);
-        let outbox = Outbox::new(store.clone(), bus.clone(), notifier, clock.clone());
+        let queue = DeliveryQueue::beside(&config.notifications);
+        let deliverer = Deliverer::new(&chat.hooks, queue.clone(), Timeouts::default(), chat.retries, chat.backoff);
+        let hooks: Arc<[Hook]> = chat.hooks.clone().into();
+        let notifier = HookNotifier::new(FileNotifier::new(&config.notifications), hooks, queue, deliverer.waker());
+        let (stop_deliverer, stop) = tokio::sync::oneshot::channel();
+        let deliverer = tokio::spawn(deliverer.run(stop));
+        let outbox = Outbox::new(store.clone(), bus.clone(), notifier.clone(), clock.clone());
         let (stop_publisher, stop) = tokio::sync::oneshot::channel();
         let publisher = tokio::spawn(run_publisher(store.stream(), outbox, stop));
         let correlate_events = bus.add_rule("correlate", crate::app::tagging::rule_pattern()?);
@@ -167,7 +200,7 @@ impl Hub {
         let writeback = HttpWriteBack::new(config.secrets.clone(), Timeouts::default(), Retries::default())
             .map_err(HubError::WriteBack)?;
         let dead_letters = JsonLines::new(config.dead_letters());
-        let consumer = Arc::new(Consumer::new(changes.clone(), FileNotifier::new(&config.notifications), writeback));
+        let consumer = Arc::new(Consumer::new(changes.clone(), notifier.clone(), writeback));
         // The deployment gate's waiters decide again when a change is
         // committed, an event is applied (an incident resolved) or the API
         // writes (a freeze lifted): never by polling.
@@ -216,7 +249,18 @@ impl Hub {
             .layer(axum::Extension(long_poll))
             .layer(axum::middleware::from_fn_with_state(wakeups, wake_after_writes));
         let router = limited(http::finish(routes), config.limits);
-        Ok(Self { store, bus, router, publisher, correlator, stop_publisher, escalation, escalator: None })
+        Ok(Self {
+            store,
+            bus,
+            router,
+            publisher,
+            correlator,
+            stop_publisher,
+            escalation,
+            escalator: None,
+            deliverer,
+            stop_deliverer,
+        })
     }
 
     /// Runs an escalation tick every `period` (the local stand-in for the
@@ -241,7 +285,9 @@ impl Hub {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), HubError> {
-        let Hub { store, bus, router, publisher, correlator, stop_publisher, escalator, .. } = self;
+        let Hub {
+            store, bus, router, publisher, correlator, stop_publisher, escalator, deliverer, stop_deliverer, ..
+        } = self;
         axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
         if let Some(escalator) = escalator {
             escalator.abort();
@@ -255,6 +301,10 @@ impl Hub {
         // The bus is gone with the publisher: the correlator applies what it
         // was handed and stops (unless someone still holds a bus).
         let _ = tokio::time::timeout(Duration::from_secs(5), correlator).await;
+        // A last pass posts what was queued meanwhile; what it cannot post
+        // in time stays queued for the next start.
+        let _ = stop_deliverer.send(());
+        let _ = tokio::time::timeout(DELIVERER_GRACE, deliverer).await;
         Ok(())
     }
 }
@@ -305,6 +355,8 @@ async fn wake_after_writes(
     }
     response
 }
+/// How long `serve` waits at exit for the deliverer's last pass.
+const DELIVERER_GRACE: Duration = Duration::from_secs(5);
 
 /// Binds `addr`; a clear error if the port is taken.
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener, HubError> {
@@ -360,22 +412,10 @@ async fn consume<T, E, Fut>(
             }
         };
         if let Some(e) = failure {
-            let why = (reason(&e), retryable(&e), attempts);
+            let why = (crate::adapters::error_chain(&e), retryable(&e), attempts);
             dead_letter(&dead_letters, name, &event, why).await;
         }
     }
-}
-
-/// An error and its causes, `: ` between them.
-fn reason(error: &dyn std::error::Error) -> String {
-    let mut reason = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        reason.push_str(": ");
-        reason.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    reason
 }
 
 /// Appends the event that failed, with why (the reason, whether a retry may
@@ -443,7 +483,7 @@ fn test_tick_route(escalation: Arc<HubEscalator>) -> axum::Router {
 
 async fn run_publisher(
     mut stream: tokio::sync::broadcast::Receiver<crate::adapters::embedded::Committed>,
-    outbox: Outbox<EmbeddedStore, LocalBus, FileNotifier, HubClock>,
+    outbox: Outbox<EmbeddedStore, LocalBus, HubNotifier, HubClock>,
     mut stop: tokio::sync::oneshot::Receiver<()>,
 ) {
     let publish = |c: crate::adapters::embedded::Committed| {

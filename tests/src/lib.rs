@@ -14,6 +14,7 @@ pub mod notifier_contract;
 pub mod problem_contract;
 pub mod recheck_contract;
 pub mod samples;
+pub mod scripted;
 pub mod store_contract;
 pub mod tagging_contract;
 pub mod tamper;

@@ -27,6 +27,21 @@ pub fn sample(kind: &str) -> Notification {
     }
 }
 
+/// The notifications of a notifications file's text (one JSON object a line, as `FileNotifier` writes them).
+pub fn file_lines(text: &str) -> Vec<Notification> {
+    text.lines()
+        .map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line).expect("one JSON object per line");
+            Notification {
+                subject: v["subject"].as_str().expect("subject").to_owned(),
+                body: v["body"].clone(),
+                attributes: serde_json::from_value(v["attributes"].clone()).expect("attributes"),
+                message: serde_json::from_value(v["message"].clone()).expect("message"),
+            }
+        })
+        .collect()
+}
+
 pub async fn notifications_arrive_whole<N: Notifier, I: NotificationInbox>(notifier: N, mut inbox: I) {
     let first = sample("Change Approved");
     let second = sample("Change Scheduled");

@@ -7,6 +7,7 @@ mod catalog;
 mod changes;
 mod escalate;
 mod gate;
+mod notifications;
 mod plural;
 mod replay;
 mod table;
@@ -16,6 +17,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use changehub::adapters::chat::Hook;
 use changehub::adapters::env_secrets::StaticSecrets;
 use changehub::adapters::file_clock::{ClockFileError, FileClock};
 use changehub::app::activity::{ActivityRetention, DEFAULT_RETENTION_DAYS, MAX_RETENTION_DAYS};
@@ -23,7 +25,7 @@ use changehub::domain::TenantId;
 use changehub::domain::access::BOOTSTRAP_ADMIN_GROUP;
 use changehub::http::{bearer, webhooks};
 use changehub::ingest::Origin;
-use changehub::local::{self, Hub, HubClock, HubConfig, ServeLimits};
+use changehub::local::{self, ChatHooks, Hub, HubClock, HubConfig, ServeLimits};
 
 /// changehub: change management glue for GitHub/GitLab, PagerDuty, Alertmanager and AWS.
 ///
@@ -85,6 +87,40 @@ enum Command {
         /// the hub then also takes an escalation tick on POST /_test/escalation-tick.
         #[arg(long, hide = true, value_name = "PATH")]
         clock_file: Option<PathBuf>,
+        /// A chat webhook to post every notification to, after the notifications file:
+        /// slack=URL (a Slack incoming webhook) or teams=URL (a Microsoft Teams workflow or incoming
+        /// webhook), optionally followed by filters on the notification's attributes, each
+        /// ;ATTRIBUTE=VALUE[,VALUE...] (e.g. "slack=https://hooks.slack.com/services/...;audience=cab;tenant=acme").
+        /// Repeat for more hooks. Without any, the hooks come from CHANGEHUB_WEBHOOKS (separated by
+        /// spaces or new lines). Failed deliveries are kept and retried: see `changehub notifications`.
+        #[arg(long = "webhook", value_name = "KIND=URL[;ATTR=VALUE,...]", value_parser = notifications::hook)]
+        webhooks: Vec<Hook>,
+        /// The wait before a failed webhook delivery is tried again (e.g. 30s, 1m); each next wait
+        /// doubles, up to an hour.
+        #[arg(long, default_value = "30s", env = "CHANGEHUB_WEBHOOK_RETRY_MIN", value_parser = notifications::first_wait)]
+        webhook_retry_min: notifications::FirstWait,
+    },
+    /// List, retry or delete the notifications kept for chat webhooks (`serve --webhook`) that were
+    /// not delivered yet: failed ones (retried by `serve` at growing intervals) and refused ones (a
+    /// 4xx other than 429: kept until retried or deleted). They sit in the directory `undelivered`
+    /// beside the notifications file, one JSON file each; this works while `serve` runs.
+    Notifications {
+        /// List the kept deliveries (the default).
+        #[arg(long)]
+        undelivered: bool,
+        /// Make these deliveries (ids as listed; none: all) due now, refused ones included: a running
+        /// `serve` posts them within seconds, else the next `serve` at its start.
+        #[arg(long, value_name = "ID", num_args = 0.., conflicts_with_all = ["undelivered", "delete"])]
+        retry: Option<Vec<String>>,
+        /// Delete these deliveries (ids as listed, or `all`): they are not posted.
+        #[arg(long, value_name = "ID", num_args = 1.., conflicts_with = "undelivered")]
+        delete: Option<Vec<String>>,
+        /// The hub's notifications file; the kept deliveries are beside it.
+        #[arg(long, default_value = "./notifications.jsonl", env = "CHANGEHUB_NOTIFICATIONS")]
+        notifications: PathBuf,
+        /// Print the kept deliveries as JSON, one a line, instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Run one escalation tick against a hub's database (stop the hub first: the file is locked
     /// while it runs) and print each reminder, escalation and breach it took. Their notifications
@@ -379,6 +415,8 @@ async fn main() -> ExitCode {
             activity_retention_days,
             escalate_every,
             clock_file,
+            webhooks,
+            webhook_retry_min,
         } => {
             init_tracing();
             let limits = ServeLimits {
@@ -390,15 +428,17 @@ async fn main() -> ExitCode {
                 .map_err(|e| format!("--bootstrap-admin-group: {e}"));
             let retention =
                 ActivityRetention::days(activity_retention_days).map_err(|e| format!("--activity-retention-days: {e}"));
-            match (StaticSecrets::from_env(), bootstrap, retention, hub_clock(clock_file)) {
-                (Ok(secrets), Ok(bootstrap_admin_group), Ok(activity_retention), Ok(clock)) => {
+            let hooks = notifications::hooks(webhooks, std::env::var("CHANGEHUB_WEBHOOKS").ok().as_deref())
+                .map(|hooks| ChatHooks { hooks, backoff: webhook_retry_min.backoff(), ..ChatHooks::default() });
+            match (StaticSecrets::from_env(), bootstrap, retention, hooks, hub_clock(clock_file)) {
+                (Ok(secrets), Ok(bootstrap_admin_group), Ok(activity_retention), Ok(chat), Ok(clock)) => {
                     let config =
                         HubConfig { db, notifications, secrets, bootstrap_admin_group, limits, activity_retention };
-                    serve(SocketAddr::new(bind, port), config, escalate_every, clock).await.map_err(Into::into)
+                    serve(SocketAddr::new(bind, port), config, escalate_every, clock, chat).await.map_err(Into::into)
                 }
-                (Err(e), _, _, _) => Err(e.into()),
-                (_, _, _, Err(e)) => Err(e.into()),
-                (_, Err(e), _, _) | (_, _, Err(e), _) => Err(e.into()),
+                (Err(e), ..) => Err(e.into()),
+                (.., Err(e)) => Err(e.into()),
+                (_, Err(e), ..) | (_, _, Err(e), ..) | (_, _, _, Err(e), _) => Err(e.into()),
             }
         }
         Command::Replay { url, tenant, source, event, allow_ignored, fresh_ids, token, db, files } => {
@@ -415,6 +455,14 @@ async fn main() -> ExitCode {
             Ok(clock) => escalate::now(&db, &notifications, clock).await,
             Err(e) => Err(e.into()),
         },
+        Command::Notifications { undelivered: _, retry, delete, notifications, json } => {
+            let action = match (retry, delete) {
+                (Some(ids), _) => notifications::Action::Retry(ids),
+                (_, Some(ids)) => notifications::Action::Delete(ids),
+                _ => notifications::Action::List { json },
+            };
+            notifications::run(&notifications, action).await
+        }
         Command::Token { user, groups, tenant, ttl, db } => catalog::token(&db, &user, &groups, &tenant, &ttl),
         Command::Catalog { command: CatalogCommand::Check { file } } => catalog::check(&file)
             .map(|(_, c)| println!("{}: valid; {}", file.display(), catalog::contents(&c)))
@@ -472,8 +520,9 @@ async fn serve(
     config: HubConfig,
     escalate_every: escalate::Every,
     clock: HubClock,
+    chat: ChatHooks,
 ) -> Result<(), local::HubError> {
-    let mut hub = Hub::open_with_clock(&config, clock)?;
+    let mut hub = Hub::open_with(&config, clock, &chat)?;
     if let escalate::Every(Some(period)) = escalate_every {
         hub.escalate_every(period);
     }
@@ -484,6 +533,7 @@ async fn serve(
         db = %config.db.display(),
         notifications = %config.notifications.display(),
         escalate_every = %escalate_every,
+        webhooks = ?chat.hooks.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "changehub serving; Ctrl-C to stop"
     );
     hub.serve(listener, shutdown_signal()).await?;

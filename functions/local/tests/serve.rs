@@ -2,40 +2,12 @@
 
 mod common;
 
-use common::{BIN, Served, free_port, token};
+use common::{BIN, CATALOG, Served, create_and_submit, free_port, import_catalog, sample, token};
 use serde_json::{Value, json};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-const CATALOG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/catalog/acme.yaml");
-
-/// `changehub catalog import` of the sample catalog, as an admin.
-fn import_catalog(dir: &Path, base: &str) {
-    common::import_catalog_file(dir, base, Path::new(CATALOG));
-}
-
-/// Creates the sample change as `alice` (a token) and submits it; its id.
-async fn create_and_submit(http: &reqwest::Client, base: &str, alice: &str) -> String {
-    let created = http.post(format!("{base}/changes")).bearer_auth(alice).json(&sample()).send().await.expect("create");
-    assert_eq!(created.status(), 201);
-    let change: Value = created.json().await.expect("json");
-    let id = change["id"].as_str().expect("id").to_owned();
-    let moved = http
-        .post(format!("{base}/changes/{id}/transitions"))
-        .bearer_auth(alice)
-        .json(&json!({"to": "submitted", "version": 1}))
-        .send()
-        .await
-        .expect("transition");
-    assert_eq!(moved.status(), 200);
-    id
-}
-
-fn sample() -> Value {
-    serde_json::from_str(include_str!("../../../events/api/new-change.json")).expect("events/api/new-change.json")
-}
 
 #[tokio::test]
 async fn serve_answers_keeps_writes_across_ctrl_c_and_notifies() {

@@ -7,75 +7,28 @@
 //! | GitHub, pull request | `POST {api}/repos/{owner}/{repo}/issues/{number}/comments` `{"body":...}` | `Authorization: Bearer …`, `Accept: application/vnd.github+json`, `X-GitHub-Api-Version: 2022-11-28` |
 //! | GitHub, commit | `POST {api}/repos/{owner}/{repo}/commits/{sha}/comments` `{"body":...}` | as above |
 //!
-//! Every request carries `User-Agent: changehub/<version>`. A 5xx, a 429
-//! or no answer (connection error, timeout) is retried with exponential
-//! backoff and jitter, after the `Retry-After` the answer asks for when it
-//! asks for one (up to [`Retries::max_retry_after`]); any other 4xx is not
-//! retried. The token is read per post from the credentials (which cache
+//! Every request carries `User-Agent: changehub/<version>` and is retried
+//! as [`super::https`] says. The token is read per post from the credentials (which cache
 //! it) and sent as a sensitive header; nothing logged or returned holds it.
 
-use backon::{ExponentialBuilder, Retryable};
-use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue, RETRY_AFTER};
-use reqwest::{StatusCode, Url};
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use reqwest::Url;
+use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue};
 
 use crate::domain::TenantId;
 use crate::domain::notice::GithubThread;
 use crate::ports::{BoxError, Post, WriteBack, WriteBackCredentials, WriteBackError};
 
+use super::https::{PostError, Poster};
+pub use super::https::{Retries, Timeouts};
+
 /// The GitHub REST API version the requests are written for.
 pub const GITHUB_API_VERSION: &str = "2022-11-28";
-
-/// How long a request may take.
-#[derive(Debug, Clone, Copy)]
-pub struct Timeouts {
-    /// To open the connection.
-    pub connect: Duration,
-    /// For the whole request, answer included.
-    pub request: Duration,
-}
-
-impl Default for Timeouts {
-    fn default() -> Self {
-        Self { connect: Duration::from_secs(3), request: Duration::from_secs(10) }
-    }
-}
-
-/// How often and how patiently a post is retried.
-#[derive(Debug, Clone, Copy)]
-pub struct Retries {
-    /// Attempts in all, the first included.
-    pub attempts: u32,
-    /// The first backoff; each next one doubles, up to `max_delay`.
-    pub min_delay: Duration,
-    pub max_delay: Duration,
-    /// The longest `Retry-After` waited for; an answer asking for longer ends the retries.
-    pub max_retry_after: Duration,
-}
-
-impl Default for Retries {
-    fn default() -> Self {
-        Self {
-            attempts: 4,
-            min_delay: Duration::from_millis(200),
-            max_delay: Duration::from_secs(5),
-            max_retry_after: Duration::from_secs(30),
-        }
-    }
-}
 
 /// Posts write-backs with the tokens of `C`.
 #[derive(Clone)]
 pub struct HttpWriteBack<C> {
-    /// Built at the first post and shared by every clone: building it reads
-    /// and parses the system's trust store (every certificate of the bundle,
-    /// milliseconds), which a cold Lambda would otherwise pay at init for a
-    /// write-back most invocations never make.
-    client: Arc<OnceLock<reqwest::Client>>,
-    timeouts: Timeouts,
+    poster: Poster,
     credentials: C,
-    retries: Retries,
 }
 
 impl<C: WriteBackCredentials> HttpWriteBack<C> {
@@ -83,26 +36,7 @@ impl<C: WriteBackCredentials> HttpWriteBack<C> {
     /// client is built at the first post; a failure to build it (no usable
     /// trust store) fails that post, unretried, as unreachable.
     pub fn new(credentials: C, timeouts: Timeouts, retries: Retries) -> Result<Self, BoxError> {
-        Ok(Self {
-            client: Arc::default(),
-            timeouts,
-            credentials,
-            retries: Retries { attempts: retries.attempts.max(1), ..retries },
-        })
-    }
-
-    /// The HTTPS client, built at the first call.
-    fn client(&self) -> Result<&reqwest::Client, reqwest::Error> {
-        if let Some(client) = self.client.get() {
-            return Ok(client);
-        }
-        let built = reqwest::Client::builder()
-            .connect_timeout(self.timeouts.connect)
-            .timeout(self.timeouts.request)
-            .user_agent(concat!("changehub/", env!("CARGO_PKG_VERSION")))
-            .build()?;
-        // Two first posts at once may both build one; the first stored is kept.
-        Ok(self.client.get_or_init(|| built))
+        Ok(Self { poster: Poster::new(timeouts, retries), credentials })
     }
 
     /// The request's URL, headers (the token's included) and JSON body.
@@ -136,25 +70,6 @@ impl<C: WriteBackCredentials> HttpWriteBack<C> {
         url.path_segments_mut().map_err(|()| "the API URL cannot take a path")?.pop_if_empty().extend(segments);
         Ok((url, headers, body))
     }
-
-    /// One attempt.
-    async fn attempt(&self, url: &Url, headers: &HeaderMap, body: &serde_json::Value) -> Result<(), Attempt> {
-        let answer = self
-            .client()
-            .map_err(Attempt::Transport)?
-            .post(url.clone())
-            .headers(headers.clone())
-            .json(body)
-            .send()
-            .await
-            .map_err(Attempt::Transport)?;
-        let status = answer.status();
-        if status.is_success() {
-            return Ok(());
-        }
-        let retry_after = answer.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(retry_after);
-        Err(Attempt::Status { status, retry_after })
-    }
 }
 
 /// A header value that is never printed (reqwest's and http's `Debug` hide it).
@@ -162,31 +77,6 @@ fn secret(value: &str) -> Result<HeaderValue, BoxError> {
     let mut v = HeaderValue::from_str(value).map_err(|_| "the token is not a valid header value")?;
     v.set_sensitive(true);
     Ok(v)
-}
-
-/// `Retry-After` as seconds, or as an HTTP date from now.
-fn retry_after(value: &str) -> Option<Duration> {
-    if let Ok(secs) = value.trim().parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = chrono::DateTime::parse_from_rfc2822(value.trim()).ok()?;
-    (at.with_timezone(&chrono::Utc) - chrono::Utc::now()).to_std().ok().or(Some(Duration::ZERO))
-}
-
-/// Why one attempt failed.
-#[derive(Debug)]
-enum Attempt {
-    Status { status: StatusCode, retry_after: Option<Duration> },
-    Transport(reqwest::Error),
-}
-
-impl Attempt {
-    fn is_retryable(&self) -> bool {
-        match self {
-            Attempt::Status { status, .. } => status.is_server_error() || *status == StatusCode::TOO_MANY_REQUESTS,
-            Attempt::Transport(e) => !e.is_builder(),
-        }
-    }
 }
 
 impl<C: WriteBackCredentials> WriteBack for HttpWriteBack<C> {
@@ -200,47 +90,14 @@ impl<C: WriteBackCredentials> WriteBack for HttpWriteBack<C> {
             .ok_or_else(|| WriteBackError::NoToken { target, tenant: tenant.clone() })?;
         let (url, headers, body) =
             self.request(post, &token).map_err(|source| WriteBackError::Invalid { target, source })?;
-        let Retries { attempts, min_delay, max_delay, max_retry_after } = self.retries;
-        let backoff = ExponentialBuilder::default()
-            .with_min_delay(min_delay)
-            .with_max_delay(max_delay)
-            .with_max_times(attempts.saturating_sub(1) as usize)
-            .with_jitter();
-        let mut retried = 0;
-        let outcome = (|| self.attempt(&url, &headers, &body))
-            .retry(backoff)
-            .when(Attempt::is_retryable)
-            .adjust(|e, next| match e {
-                // Wait as asked, within the attempts left; past the longest wait, stop.
-                Attempt::Status { retry_after: Some(asked), .. } => {
-                    next.and_then(|_| (*asked <= max_retry_after).then_some(*asked))
-                }
-                _ => next,
-            })
-            .notify(|e, wait| {
-                retried += 1;
-                let status = match e {
-                    Attempt::Status { status, .. } => Some(status.as_u16()),
-                    Attempt::Transport(_) => None,
-                };
-                tracing::warn!(%target, status, wait_ms = wait.as_millis() as u64, "write-back failed; retrying");
-            })
-            .await;
-        let attempts = retried + 1;
-        match outcome {
-            Ok(()) => Ok(()),
-            Err(Attempt::Status { status, .. })
-                if status.is_client_error() && status != StatusCode::TOO_MANY_REQUESTS =>
-            {
-                Err(WriteBackError::Refused { target, status: status.as_u16() })
+        let outcome = self.poster.post(&target.to_string(), &url, &headers, &body).await;
+        outcome.map_err(|e| match e {
+            PostError::Refused { status } => WriteBackError::Refused { target, status },
+            PostError::Unavailable { status, attempts, .. } => WriteBackError::Unavailable { target, status, attempts },
+            PostError::Unreachable { attempts, source } => {
+                WriteBackError::Unreachable { target, attempts, source: source.into() }
             }
-            Err(Attempt::Status { status, .. }) => {
-                Err(WriteBackError::Unavailable { target, status: status.as_u16(), attempts })
-            }
-            Err(Attempt::Transport(e)) => {
-                Err(WriteBackError::Unreachable { target, attempts, source: e.without_url().into() })
-            }
-        }
+        })
     }
 }
 
@@ -313,7 +170,7 @@ mod tests {
     async fn the_https_client_is_built_at_the_first_post_and_shared_by_clones() {
         let writeback = HttpWriteBack::new(Token, Timeouts::default(), Retries { attempts: 1, ..Retries::default() })
             .expect("write-back");
-        assert!(writeback.client.get().is_none(), "built at construction");
+        assert!(!writeback.poster.is_built(), "built at construction");
         // A port nothing listens on: the post is attempted and fails to connect.
         let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
         let post = Post::PagerdutyNote {
@@ -325,7 +182,7 @@ mod tests {
         let clone = writeback.clone();
         let e = clone.post(&TenantId::parse("acme").expect("tenant"), &post).await.expect_err("nothing listens");
         assert!(matches!(e, WriteBackError::Unreachable { attempts: 1, .. }), "{e:?}");
-        assert!(writeback.client.get().is_some(), "the clone's first post built the shared client");
+        assert!(writeback.poster.is_built(), "the clone's first post built the shared client");
     }
 
     #[test]
@@ -340,12 +197,5 @@ mod tests {
         let auth = headers.get(AUTHORIZATION).expect("authorization");
         assert!(auth.is_sensitive());
         assert!(!format!("{headers:?}").contains("t0ken"));
-    }
-
-    #[test]
-    fn retry_after_is_read_as_seconds_or_a_date() {
-        assert_eq!(retry_after("3"), Some(Duration::from_secs(3)));
-        assert_eq!(retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO));
-        assert_eq!(retry_after("soon"), None);
     }
 }

@@ -1,5 +1,7 @@
 //! Adapters: one module per port implementation.
 
+#[cfg(feature = "chat")]
+pub mod chat;
 pub mod env_secrets;
 pub mod file_clock;
 pub mod keys;
@@ -17,10 +19,24 @@ pub mod dynamodb;
 pub mod eventbridge;
 #[cfg(feature = "writeback")]
 pub mod http_writeback;
+#[cfg(any(feature = "writeback", feature = "chat"))]
+pub mod https;
 #[cfg(feature = "secretsmanager")]
 pub mod secretsmanager;
 #[cfg(feature = "sns")]
 pub mod sns;
+
+/// An error and its causes, `: ` between them (for logs and kept failures).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut reason = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        reason.push_str(": ");
+        reason.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    reason
+}
 
 /// When a claim or lease taken at `now` for `d` runs out (saturating a year ahead).
 #[cfg(any(feature = "embedded", feature = "dynamodb"))]

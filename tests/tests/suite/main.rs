@@ -7,6 +7,7 @@ mod api;
 mod approval_sla;
 mod audit;
 mod bus_contract;
+mod chat_hooks;
 mod correlate;
 mod dead_letters;
 mod delegations;

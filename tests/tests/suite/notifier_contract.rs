@@ -13,18 +13,7 @@ struct FileInbox(PathBuf, #[allow(dead_code)] tempfile::TempDir);
 
 impl NotificationInbox for FileInbox {
     async fn received(&mut self, _expected: usize) -> Vec<Notification> {
-        let text = tokio::fs::read_to_string(&self.0).await.expect("notifications file");
-        text.lines()
-            .map(|line| {
-                let v: serde_json::Value = serde_json::from_str(line).expect("one JSON object per line");
-                Notification {
-                    subject: v["subject"].as_str().expect("subject").to_owned(),
-                    body: v["body"].clone(),
-                    attributes: serde_json::from_value(v["attributes"].clone()).expect("attributes"),
-                    message: serde_json::from_value(v["message"].clone()).expect("message"),
-                }
-            })
-            .collect()
+        contract::file_lines(&tokio::fs::read_to_string(&self.0).await.expect("notifications file"))
     }
 }
 

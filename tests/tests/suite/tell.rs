@@ -5,11 +5,6 @@
 //! file notifier and on SNS (→ SQS on the emulator); the tokens from Secrets
 //! Manager on the emulator.
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
 use changehub::adapters::embedded::EmbeddedStore;
 use changehub::adapters::env_secrets::StaticSecrets;
 use changehub::adapters::http_writeback::{HttpWriteBack, Retries, Timeouts};
@@ -21,72 +16,11 @@ use changehub::domain::notice::{GithubThread, NoticeChange, NoticeIncident, Noti
 use changehub::domain::writeback::{GithubWriteBack, PagerdutyWriteBack, Target, WriteBackPolicy};
 use changehub::domain::{ChangeId, ChangeType, ServiceName, TenantId};
 use changehub::ports::{Post, SystemClock, WriteBack, WriteBackCredentials, WriteBackError};
+use changehub_tests::scripted::{Answer, Received, answer, server};
 use changehub_tests::{aws, t0, unique};
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-
-/// One request the server received.
-#[derive(Debug, Clone)]
-struct Received {
-    method: Method,
-    path: String,
-    headers: HeaderMap,
-    body: Value,
-}
-
-/// How the server answers one request.
-#[derive(Clone)]
-struct Answer {
-    status: StatusCode,
-    retry_after: Option<&'static str>,
-    delay: Duration,
-}
-
-fn answer(status: u16) -> Answer {
-    Answer { status: StatusCode::from_u16(status).expect("status"), retry_after: None, delay: Duration::ZERO }
-}
-
-#[derive(Clone, Default)]
-struct Script {
-    received: Arc<Mutex<Vec<Received>>>,
-    /// The answers, in order; once used up, 201.
-    answers: Arc<Mutex<VecDeque<Answer>>>,
-}
-
-impl Script {
-    fn received(&self) -> Vec<Received> {
-        self.received.lock().expect("lock").clone()
-    }
-
-    fn answer_next(&self, answers: impl IntoIterator<Item = Answer>) {
-        self.answers.lock().expect("lock").extend(answers);
-    }
-}
-
-async fn record(State(script): State<Script>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
-    let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    script.received.lock().expect("lock").push(Received { method, path: uri.to_string(), headers, body });
-    let next = script.answers.lock().expect("lock").pop_front().unwrap_or_else(|| answer(201));
-    tokio::time::sleep(next.delay).await;
-    let mut response = (next.status, "{}").into_response();
-    if let Some(after) = next.retry_after {
-        response.headers_mut().insert("retry-after", after.parse().expect("header"));
-    }
-    response
-}
-
-/// A local HTTP server answering as scripted: its base URL and the script.
-async fn server(answers: impl IntoIterator<Item = Answer>) -> (String, Script) {
-    let script = Script::default();
-    script.answer_next(answers);
-    let app = Router::new().fallback(record).with_state(script.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (format!("http://{addr}"), script)
-}
 
 fn acme() -> TenantId {
     TenantId::parse("acme").expect("tenant")
@@ -208,7 +142,7 @@ async fn github_comments_go_to_the_pull_request_or_the_commit() {
         ]
     );
     for r in &received {
-        assert_eq!(r.method, Method::POST);
+        assert_eq!(r.method, axum::http::Method::POST);
         assert_eq!(header(r, "authorization"), "Bearer ghp_t0ken");
         assert_eq!(header(r, "accept"), "application/vnd.github+json");
         assert_eq!(header(r, "x-github-api-version"), "2022-11-28");

@@ -9,6 +9,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use serde_json::{Value, json};
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_changehub");
 
 pub fn free_port() -> u16 {
@@ -109,6 +111,34 @@ pub fn import_catalog_file(dir: &Path, base: &str, file: &Path) {
         .expect("catalog import");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("imported"), "{}", String::from_utf8_lossy(&out.stdout));
+}
+
+pub const CATALOG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/catalog/acme.yaml");
+
+/// `changehub catalog import` of the sample catalog, as an admin.
+pub fn import_catalog(dir: &Path, base: &str) {
+    import_catalog_file(dir, base, Path::new(CATALOG));
+}
+
+/// Creates the sample change as `alice` (a token) and submits it; its id.
+pub async fn create_and_submit(http: &reqwest::Client, base: &str, alice: &str) -> String {
+    let created = http.post(format!("{base}/changes")).bearer_auth(alice).json(&sample()).send().await.expect("create");
+    assert_eq!(created.status(), 201);
+    let change: Value = created.json().await.expect("json");
+    let id = change["id"].as_str().expect("id").to_owned();
+    let moved = http
+        .post(format!("{base}/changes/{id}/transitions"))
+        .bearer_auth(alice)
+        .json(&json!({"to": "submitted", "version": 1}))
+        .send()
+        .await
+        .expect("transition");
+    assert_eq!(moved.status(), 200);
+    id
+}
+
+pub fn sample() -> Value {
+    serde_json::from_str(include_str!("../../../../events/api/new-change.json")).expect("events/api/new-change.json")
 }
 
 impl Drop for Served {
