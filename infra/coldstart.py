@@ -26,13 +26,15 @@ Events (--event):
            a stream batch whose one record is not a change item, so the
            function skips it without an AWS call (init and the handler's
            decoding; the publishing itself is tested on moto, not timed).
+  schedule events/scheduler/escalate.json, for the escalate function: one
+           escalation tick, whose due-index queries find nothing due.
   none     no event: init only, for a function whose events need AWS calls
            the stub does not answer (deployments, correlate).
 The baseline echoes whatever it is sent.
 
---aws stub answers the AWS calls (webhook, aws) from a stub on loopback
+--aws stub answers the AWS calls (webhook, aws, schedule) from a stub on loopback
 instead of moto: each call gets the answer the function expects (no catalog,
-claims granted, every event put, the secrets document) after --aws-latency
+claims granted, every event put, nothing due, the secrets document) after --aws-latency
 milliseconds (default 0). Moto spends milliseconds of Python per call, which
 a loaded machine stretches to tens, so first - warm is mostly emulator noise;
 the stub's answers take well under a millisecond, so what is left is the
@@ -48,7 +50,7 @@ count on a busy machine): init, first and warm, each binary run three times
 and stopped after 0, 1 and 2 events; the profiles stay in DIR for
 callgrind_annotate (build with CARGO_PROFILE_RELEASE_STRIP=false for names).
 
-usage: .venv/bin/python infra/coldstart.py [--runs N] [--event webhook|aws|health|stream|none]
+usage: .venv/bin/python infra/coldstart.py [--runs N] [--event webhook|aws|health|stream|schedule|none]
            [--aws moto|stub] [--aws-latency MS] [--aws-endpoint URL] [--env NAME:VAR=VALUE] [--callgrind DIR]
            NAME=BINARY [NAME=BINARY ...]
 """
@@ -67,6 +69,7 @@ SAMPLE = json.loads((ROOT / "events/github/deployment_status.success.json").read
 HEALTH = (ROOT / "events/apigw/health.json").read_bytes()
 STREAM = (ROOT / "events/dynamodb/stream.other_item.json").read_bytes()
 ALARM = json.loads((ROOT / "events/aws/cloudwatch.alarm_state_change.json").read_bytes())
+SCHEDULE = (ROOT / "events/scheduler/escalate.json").read_bytes()
 
 
 def aws_event():
@@ -94,6 +97,8 @@ class AwsStub(http.server.BaseHTTPRequestHandler):
             answer = {"FailedEntryCount": 0, "Entries": [{"EventId": str(uuid.uuid4())} for _ in body.get("Entries", [])]}
         elif operation in ("GetItem", "PutItem", "DeleteItem", "TransactWriteItems"):
             answer = {}  # no catalog yet; every claim granted
+        elif operation == "Query":
+            answer = {"Items": [], "Count": 0, "ScannedCount": 0}  # nothing due
         else:
             self.send_response(400)
             self.send_header("Content-Length", "0")
@@ -331,6 +336,10 @@ def provision(endpoint):
         secrets.put_secret_value(SecretId=SECRETS_ID, SecretString=document)
 
 
+# The events whose handling calls AWS (the stub or moto).
+AWS_EVENTS = ("webhook", "aws", "schedule")
+
+
 def pct(values):
     return statistics.median(values), statistics.quantiles(values, n=10)[-1]
 
@@ -338,8 +347,8 @@ def pct(values):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=20)
-    ap.add_argument("--event", choices=["webhook", "aws", "health", "stream", "none"], default="webhook")
-    ap.add_argument("--aws", choices=["moto", "stub"], default="moto", help="what answers the AWS calls (webhook and aws events)")
+    ap.add_argument("--event", choices=["webhook", "aws", "health", "stream", "schedule", "none"], default="webhook")
+    ap.add_argument("--aws", choices=["moto", "stub"], default="moto", help="what answers the AWS calls (webhook, aws and schedule events)")
     ap.add_argument("--aws-latency", type=float, default=0, metavar="MS", help="the stub's delay before each answer")
     ap.add_argument("--aws-endpoint", help="an AWS emulator to use instead of starting moto (webhook and aws events)")
     ap.add_argument("--trust-store", choices=["al2023", "host"], default="al2023")
@@ -356,7 +365,7 @@ def main():
         k, v = var.split("=", 1)
         extra[name][k] = v
     moto = stub = None
-    if args.event in ("webhook", "aws"):
+    if args.event in AWS_EVENTS:
         endpoint = args.aws_endpoint
         if args.aws == "stub":
             stub, endpoint = start_stub(args.aws_latency)
@@ -377,6 +386,8 @@ def main():
             return [STREAM, STREAM]
         if args.event == "aws":
             return [aws_event(), aws_event()]
+        if args.event == "schedule":
+            return [SCHEDULE, SCHEDULE]
         return [webhook_event(next(status_ids)), webhook_event(next(status_ids))]
 
     if args.callgrind is not None:
@@ -387,7 +398,7 @@ def main():
             if moto is not None:
                 moto.terminate()
                 moto.wait()
-        backend = f", AWS: {'stub' if stub else 'moto'}" if args.event in ("webhook", "aws") else ""
+        backend = f", AWS: {'stub' if stub else 'moto'}" if args.event in AWS_EVENTS else ""
         print(f"instructions (callgrind Ir, millions; event: {args.event}{backend}, trust store: {args.trust_store}); profiles in {args.callgrind}")
         print(f"{'binary':<14} {'init':>8} {'first':>8} {'warm':>8} {'init+(first-warm)':>18}")
         for name, (init, first, warm) in counts.items():
@@ -411,7 +422,7 @@ def main():
 
     if stub is not None and stub.unknown:
         raise SystemExit(f"the AWS stub was asked for calls it does not answer: {sorted(set(stub.unknown))}")
-    backend = f", AWS: {'stub, ' + str(args.aws_latency) + ' ms a call' if stub else 'moto'}" if args.event in ("webhook", "aws") else ""
+    backend = f", AWS: {'stub, ' + str(args.aws_latency) + ' ms a call' if stub else 'moto'}" if args.event in AWS_EVENTS else ""
     print(f"cold start, {args.runs} runs side by side (mock Runtime API on loopback, event: {args.event}{backend}, trust store: {args.trust_store}); milliseconds")
     if args.event == "none":
         print(f"{'binary':<14} {'init p50':>9} {'p90':>7} {'vs base':>8} {'size':>8}")

@@ -4,7 +4,7 @@
 
 use changehub::adapters::dynamodb::TABLE;
 use serde_json::{Value, json};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// template.yaml as JSON; short-form tags become `{"!Tag": value}`.
 pub(crate) fn template() -> Value {
@@ -81,17 +81,25 @@ fn the_deployed_table_matches_the_code_table_definition() {
     assert_eq!(tables[0].1["DeletionPolicy"], "Retain", "the table outlives the stack");
 }
 
-/// Binaries of the workspace's function crates, from their manifests.
-fn workspace_function_binaries() -> BTreeSet<String> {
+/// The workspace's function crates' manifests, by binary name.
+fn workspace_function_manifests() -> BTreeMap<String, String> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../functions");
     std::fs::read_dir(dir)
         .expect("functions/")
         .filter_map(|e| e.ok())
         .filter_map(|e| std::fs::read_to_string(e.path().join("Cargo.toml")).ok())
         .filter_map(|manifest| {
-            manifest.lines().find_map(|l| l.strip_prefix("name = \"").map(|n| n.trim_end_matches('"').to_owned()))
+            let name = manifest
+                .lines()
+                .find_map(|l| l.strip_prefix("name = \"").map(|n| n.trim_end_matches('"').to_owned()))?;
+            Some((name, manifest))
         })
         .collect()
+}
+
+/// Binaries of the workspace's function crates, from their manifests.
+fn workspace_function_binaries() -> BTreeSet<String> {
+    workspace_function_manifests().into_keys().collect()
 }
 
 #[test]
@@ -111,6 +119,26 @@ fn every_function_is_a_workspace_binary_built_for_lambda() {
         let binary = f["Metadata"]["BuildProperties"]["Binary"].as_str().expect("Binary");
         assert!(binaries.contains(binary), "{name} builds `{binary}`, not a crate under functions/ ({binaries:?})");
         assert_eq!(f["Properties"]["Handler"], "bootstrap", "{name}");
+    }
+}
+
+/// Cold start: every deployed function's crate has the shared build script,
+/// which links its release binary as a position-dependent executable (no
+/// relative relocations for the dynamic loader to apply at init).
+#[test]
+fn every_deployed_function_links_through_the_shared_build_script() {
+    let t = template();
+    let manifests = workspace_function_manifests();
+    let script =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../functions/build.rs")).expect("build.rs");
+    assert!(script.contains("cargo::rustc-link-arg-bins=-no-pie"), "functions/build.rs links without PIE");
+    for (name, f) in resources_of_type(&t, "AWS::Serverless::Function") {
+        let binary = f["Metadata"]["BuildProperties"]["Binary"].as_str().expect("Binary");
+        let manifest = manifests.get(binary).expect("a function crate");
+        assert!(
+            manifest.lines().any(|l| l.trim() == "build = \"../build.rs\""),
+            "{name}: functions/{binary}/Cargo.toml does not name build = \"../build.rs\""
+        );
     }
 }
 
