@@ -18,6 +18,7 @@ use crate::app::Changes;
 use crate::app::activity::ActivityRetention;
 use crate::app::catalog::CachedCatalog;
 use crate::app::deployments::{self, DeploymentError, Deployments};
+use crate::app::drift::{Drift, DriftError};
 use crate::app::ingest::{Ingest, Webhooks};
 use crate::app::publish::Outbox;
 use crate::app::tagging::{ConsumeError, Consumer};
@@ -138,6 +139,22 @@ impl Hub {
                 async move { consumer.handle(&e.detail_type, &e.detail).await }
             },
             ConsumeError::retryable,
+        ));
+        let drift = Arc::new(Drift::new(
+            store.clone(),
+            changes.catalog.clone(),
+            SystemClock,
+            FileNotifier::new(&config.notifications),
+        ));
+        tokio::spawn(consume(
+            "drift",
+            bus.add_rule("drift", crate::app::drift::rule_pattern()?),
+            dead_letters.clone(),
+            move |e| {
+                let drift = drift.clone();
+                async move { drift.handle(&e.detail_type, &e.detail).await }
+            },
+            DriftError::retryable,
         ));
         let deployments =
             Arc::new(Deployments { store: store.clone(), catalog: changes.catalog.clone(), clock: SystemClock });

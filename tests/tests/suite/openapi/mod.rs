@@ -31,6 +31,7 @@ mod catalog;
 mod changes;
 mod delegations;
 mod events;
+mod findings;
 mod freezes;
 mod incidents;
 mod ingest;
@@ -739,6 +740,7 @@ async fn responses_match_the_documented_schemas() {
     audit::audit_scenario(&api).await;
     activity::activity_scenario(&api).await;
     problems::problem_scenario(&api).await;
+    findings::finding_scenario(&api).await;
     reports::approval_sla_scenario(&api).await;
 
     // The scenario exercised every documented operation with a success.
