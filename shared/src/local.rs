@@ -22,6 +22,7 @@ use crate::app::Changes;
 use crate::app::activity::ActivityRetention;
 use crate::app::catalog::CachedCatalog;
 use crate::app::deployments::{self, DeploymentError, Deployments};
+use crate::app::drift::{Drift, DriftError};
 use crate::app::escalation::Escalator;
 use crate::app::gate::Wakeups;
 use crate::app::ingest::{Ingest, Webhooks};
@@ -220,6 +221,17 @@ impl Hub {
                 }
             },
             ConsumeError::retryable,
+        ));
+        let drift = Arc::new(Drift::new(store.clone(), changes.catalog.clone(), clock.clone(), notifier.clone()));
+        tokio::spawn(consume(
+            "drift",
+            bus.add_rule("drift", crate::app::drift::rule_pattern()?),
+            dead_letters.clone(),
+            move |e| {
+                let drift = drift.clone();
+                async move { drift.handle(&e.detail_type, &e.detail).await }
+            },
+            DriftError::retryable,
         ));
         let deployments =
             Arc::new(Deployments { store: store.clone(), catalog: changes.catalog.clone(), clock: clock.clone() });

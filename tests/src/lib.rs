@@ -6,6 +6,7 @@ pub mod approval_sla_contract;
 pub mod aws;
 pub mod bus_contract;
 pub mod correlate_contract;
+pub mod drift_contract;
 pub mod escalation_contract;
 pub mod fixtures;
 pub mod http;

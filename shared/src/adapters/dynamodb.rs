@@ -24,6 +24,7 @@ use crate::ports::{
 };
 use std::sync::Arc;
 
+mod findings;
 mod incidents;
 mod index;
 mod problems;

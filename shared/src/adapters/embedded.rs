@@ -18,6 +18,7 @@ use crate::ports::{
     seal_entry,
 };
 
+mod findings;
 mod incidents;
 mod index;
 mod problems;

@@ -25,6 +25,7 @@
 //! | incident counted | `T#{tenant}#INCSEEN#{incident_id}` | `SEEN` |
 //! | recent incidents ring | `T#{tenant}#RECUR#{service}` | `RECENT` |
 //! | problem | `T#{tenant}#PROBLEMS` | `PRB#{id}` |
+//! | finding | `T#{tenant}#FINDINGS` | `FND#{id}` (the id begins with its window's start) |
 //!
 //! The sparse due index, GSI1 (GSI1PK, GSI1SK), holds each change's one next
 //! deadline ([`due_keys`], from `Change::due`), so a tick reads only what is due:
@@ -451,15 +452,20 @@ pub fn problem_page(
     more: bool,
     q: &crate::ports::ProblemQuery,
 ) -> Page<crate::domain::problem::Problem> {
+    filtered_page(rows, more, q.limit, |p| q.admits(p))
+}
+
+/// A page of the `rows` that `admits` keeps, at most `limit`, as [`problem_page`] describes.
+fn filtered_page<T>(rows: Vec<(String, T)>, more: bool, limit: usize, admits: impl Fn(&T) -> bool) -> Page<T> {
     let mut items = Vec::new();
     let mut last = None;
     let total = rows.len();
-    for (i, (sk, problem)) in rows.into_iter().enumerate() {
-        if q.admits(&problem) {
-            if items.len() == q.limit {
+    for (i, (sk, item)) in rows.into_iter().enumerate() {
+        if admits(&item) {
+            if items.len() == limit {
                 return Page { items, next: last.map(Cursor::issued) };
             }
-            items.push(problem);
+            items.push(item);
         }
         last = Some(sk);
         if i + 1 == total && more {
@@ -467,6 +473,38 @@ pub fn problem_page(
         }
     }
     Page { items, next: None }
+}
+
+/// A tenant's findings: one partition, by id (ordered by window start), read newest first.
+pub fn findings_pk(tenant: &TenantId) -> String {
+    format!("T#{tenant}#FINDINGS")
+}
+
+pub const FINDING_PREFIX: &str = "FND#";
+
+pub fn finding_sk(id: &crate::domain::finding::FindingId) -> String {
+    format!("{FINDING_PREFIX}{id}")
+}
+
+/// The findings of the query's time range below its cursor (a finding's sort key), newest first.
+pub fn finding_range(q: &crate::ports::FindingQuery) -> Result<SkRange, InvalidCursor> {
+    use crate::domain::finding::FindingId;
+    let lo = format!("{FINDING_PREFIX}{}", q.from.map_or(String::new(), FindingId::floor));
+    let hi = format!("{FINDING_PREFIX}{}~", q.to.map_or(String::new(), FindingId::floor));
+    match q.after.as_ref().map(Cursor::as_str) {
+        Some(c) if c.strip_prefix(FINDING_PREFIX).is_none_or(|id| FindingId::parse(id).is_err()) => Err(InvalidCursor),
+        Some(c) => Ok(SkRange { lo, hi: c.to_owned(), after: Some(c.to_owned()) }),
+        None => Ok(SkRange { lo, hi, after: None }),
+    }
+}
+
+/// A page of findings from `rows`, as [`problem_page`] makes one of problems.
+pub fn finding_page(
+    rows: Vec<(String, crate::domain::finding::Finding)>,
+    more: bool,
+    q: &crate::ports::FindingQuery,
+) -> Page<crate::domain::finding::Finding> {
+    filtered_page(rows, more, q.limit, |f| q.admits(f))
 }
 
 /// Every counter item an update adds to, as (PK, SK, changes, failures):

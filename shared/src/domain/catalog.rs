@@ -460,6 +460,13 @@ pub struct Catalog {
     /// Which incidents are major (`domain::incident::MajorRule`).
     #[serde(default)]
     pub incidents: IncidentPolicy,
+    /// How unauthorized configuration changes are judged (`domain::finding`).
+    #[serde(default, skip_serializing_if = "is_default_drift")]
+    pub drift: crate::domain::finding::settings::DriftPolicy,
+}
+
+fn is_default_drift(d: &crate::domain::finding::settings::DriftPolicy) -> bool {
+    *d == crate::domain::finding::settings::DriftPolicy::default()
 }
 
 /// What an external name is, for [`Catalog::resolve`].

@@ -10,6 +10,7 @@ pub mod delegation;
 pub mod deployment;
 pub mod escalation;
 pub mod event;
+pub mod finding;
 pub mod freeze;
 pub mod gate;
 pub mod ids;

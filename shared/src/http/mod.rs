@@ -9,6 +9,7 @@ mod catalog;
 mod changes;
 pub mod error;
 pub mod extract;
+mod findings;
 pub mod gates;
 mod governance;
 mod incidents;
@@ -30,7 +31,7 @@ use tracing::Instrument;
 
 use crate::app::Changes;
 use crate::app::changes::ChangeStore;
-use crate::ports::{ActivityLog, Clock, ProblemStore};
+use crate::ports::{ActivityLog, Clock, FindingStore, ProblemStore};
 use bearer::Authenticator;
 pub use error::ApiError;
 pub use extract::{JsonBody, MAX_BODY_BYTES};
@@ -76,12 +77,17 @@ pub const ROUTES: &[(Method, &str)] = &[
     (Method::POST, "/problems/{id}/fix"),
     (Method::POST, "/problems/{id}/close"),
     (Method::POST, "/gates/deployments"),
+    (Method::GET, "/findings"),
+    (Method::GET, "/findings/{id}"),
+    (Method::POST, "/findings/{id}/acknowledge"),
+    (Method::POST, "/findings/{id}/link"),
+    (Method::POST, "/findings/{id}/dismiss"),
 ];
 
 /// The API as the api Lambda serves it.
 pub fn router<S, C>(changes: Arc<Changes<S, C>>, auth: Authenticator) -> Router
 where
-    S: ChangeStore + ActivityLog + ProblemStore,
+    S: ChangeStore + ActivityLog + ProblemStore + FindingStore,
     C: Clock + 'static,
 {
     finish(change_routes(changes, auth))
@@ -91,7 +97,7 @@ where
 /// Every route but [`OPEN_PATHS`] needs a bearer token.
 pub fn change_routes<S, C>(changes: Arc<Changes<S, C>>, auth: Authenticator) -> Router
 where
-    S: ChangeStore + ActivityLog + ProblemStore,
+    S: ChangeStore + ActivityLog + ProblemStore + FindingStore,
     C: Clock + 'static,
 {
     Router::new()
@@ -105,6 +111,7 @@ where
         .merge(Api::audit_routes())
         .merge(Api::problem_routes())
         .merge(Api::gate_routes())
+        .merge(Api::finding_routes())
         // Inside authentication, so that a refusal is recorded with its caller.
         .route_layer(middleware::from_fn_with_state(changes.clone(), Api::record_refusals))
         .route_layer(middleware::from_fn_with_state(Arc::new(auth), bearer::authenticate))

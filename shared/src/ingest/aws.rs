@@ -26,8 +26,8 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 
 use super::canonical::{
-    Alarm, ApiCall, Canonical, ComplianceChange, ConfigurationChange, DriftStatus, Fact, NormalizeError, Normalized,
-    Origin, ServiceKey, StackStatus,
+    Alarm, ApiCall, CallerIdentity, Canonical, ComplianceChange, ConfigurationChange, DriftStatus, Fact,
+    NormalizeError, Normalized, Origin, ServiceKey, StackStatus,
 };
 use super::parse_body;
 
@@ -270,18 +270,19 @@ fn api_call(e: Envelope<CloudTrailDetail>) -> Normalized {
     let service = d.event_source.strip_suffix(".amazonaws.com").unwrap_or(&d.event_source);
     let action = format!("{service}:{}", d.event_name);
 
-    let identity = d.user_identity.unwrap_or_default();
-    let caller_arn = non_empty(identity.arn);
-    let issuer_arn = identity.session_context.and_then(|s| s.session_issuer).and_then(|i| non_empty(i.arn));
-    let actor_type = non_empty(identity.kind);
+    let identity = caller_identity(d.user_identity.unwrap_or_default());
+    let caller_arn = identity.arn.clone();
+    let issuer_arn = identity.issuer_arn.clone();
+    let actor_type = identity.kind.clone();
     let actor_arn = match (actor_type.as_deref(), &issuer_arn) {
         (Some("AssumedRole"), Some(issuer)) => Some(issuer.clone()),
         _ => caller_arn.clone(),
     };
-    let principal_id = non_empty(identity.principal_id);
+    let principal_id = identity.principal_id.clone();
     let actor = caller_arn
-        .or_else(|| non_empty(identity.invoked_by))
-        .or_else(|| non_empty(identity.user_name))
+        .or_else(|| identity.invoked_by.clone())
+        .or_else(|| identity.user_name.clone())
+        .or_else(|| identity.on_behalf_of.clone())
         .or_else(|| principal_id.clone());
 
     let mut resources: Vec<String> = Vec::new();
@@ -307,8 +308,112 @@ fn api_call(e: Envelope<CloudTrailDetail>) -> Normalized {
         error_code: non_empty(d.error_code),
         account: e.account,
         region: non_empty(d.aws_region).unwrap_or(e.region),
+        identity: Box::new(identity),
+        parameters: d.request_parameters.as_ref().map(key_parameters).unwrap_or_default(),
     });
     event(fact, d.event_id, occurred_at, actor, key)
+}
+
+/// The caller, every field CloudTrail gives trimmed, empty ones absent. The
+/// session name is the last part of an assumed role's session ARN.
+fn caller_identity(u: UserIdentity) -> CallerIdentity {
+    let kind = non_empty(u.kind);
+    let arn = non_empty(u.arn);
+    let context = u.session_context.unwrap_or_default();
+    let session_name = match kind.as_deref() {
+        Some("AssumedRole") => arn.as_deref().and_then(|a| a.rsplit_once('/')).map(|(_, name)| name.to_owned()),
+        _ => None,
+    };
+    let on_behalf_of = u.on_behalf_of.unwrap_or_default();
+    CallerIdentity {
+        kind,
+        arn,
+        principal_id: non_empty(u.principal_id),
+        account_id: non_empty(u.account_id),
+        user_name: non_empty(u.user_name),
+        issuer_arn: context.session_issuer.and_then(|i| non_empty(i.arn)),
+        session_name: non_empty(session_name),
+        source_identity: non_empty(context.source_identity),
+        on_behalf_of: non_empty(on_behalf_of.user_id),
+        identity_store: non_empty(on_behalf_of.identity_store_arn),
+        invoked_by: non_empty(u.invoked_by),
+        mfa: context.attributes.and_then(|a| a.mfa_authenticated).and_then(|m| match m.as_str() {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => None,
+        }),
+    }
+}
+
+/// Most parameters a call keeps, and the longest value.
+const MAX_PARAMETERS: usize = 16;
+const MAX_PARAMETER_CHARS: usize = 256;
+
+/// The request's key parameters: its top-level scalars named like ids,
+/// names or ARNs, and a summary of security group rules (`ipPermissions`).
+fn key_parameters(request: &serde_json::Value) -> BTreeMap<String, String> {
+    let Some(fields) = request.as_object() else { return BTreeMap::new() };
+    let named = |k: &str| ["Id", "Name", "Arn", "ARN", "Identifier", "Ids"].iter().any(|s| k.ends_with(s));
+    let mut kept: BTreeMap<String, String> = fields
+        .iter()
+        .filter(|(k, _)| named(k))
+        .filter_map(|(k, v)| match v {
+            serde_json::Value::String(s) => Some((k.clone(), s.clone())),
+            serde_json::Value::Number(n) => Some((k.clone(), n.to_string())),
+            serde_json::Value::Bool(b) => Some((k.clone(), b.to_string())),
+            _ => None,
+        })
+        .take(MAX_PARAMETERS)
+        .collect();
+    if let Some(rules) = fields.get("ipPermissions").map(ip_permissions).filter(|r| !r.is_empty()) {
+        kept.insert("ipPermissions".into(), rules);
+    }
+    for v in kept.values_mut() {
+        if v.chars().count() > MAX_PARAMETER_CHARS {
+            *v = v.chars().take(MAX_PARAMETER_CHARS).collect();
+        }
+    }
+    kept
+}
+
+/// `tcp 5432 from 10.20.0.0/16; tcp 22 from 0.0.0.0/0`: each rule's
+/// protocol, ports and sources, as CloudTrail's EC2 request writes them
+/// (`items` lists).
+fn ip_permissions(v: &serde_json::Value) -> String {
+    let items = |v: Option<&serde_json::Value>| -> Vec<serde_json::Value> {
+        v.and_then(|v| v.get("items")).and_then(|i| i.as_array()).cloned().unwrap_or_default()
+    };
+    let text = |v: &serde_json::Value, k: &str| -> Option<String> {
+        match v.get(k)? {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
+    };
+    let rules: Vec<String> = items(Some(v))
+        .iter()
+        .map(|rule| {
+            let protocol = text(rule, "ipProtocol").map(|p| if p == "-1" { "all".to_owned() } else { p });
+            let ports = match (text(rule, "fromPort"), text(rule, "toPort")) {
+                (Some(from), Some(to)) if from == to => Some(from),
+                (Some(from), Some(to)) => Some(format!("{from}-{to}")),
+                _ => None,
+            };
+            let sources: Vec<String> = items(rule.get("ipRanges"))
+                .iter()
+                .filter_map(|r| text(r, "cidrIp"))
+                .chain(items(rule.get("ipv6Ranges")).iter().filter_map(|r| text(r, "cidrIpv6")))
+                .chain(items(rule.get("groups")).iter().filter_map(|g| text(g, "groupId")))
+                .chain(items(rule.get("prefixListIds")).iter().filter_map(|p| text(p, "prefixListId")))
+                .collect();
+            let mut words: Vec<String> = protocol.into_iter().chain(ports).collect();
+            if !sources.is_empty() {
+                words.push(format!("from {}", sources.join(", ")));
+            }
+            words.join(" ")
+        })
+        .collect();
+    rules.join("; ")
 }
 
 // ----------------------------------------------------------------------------
@@ -467,6 +572,8 @@ struct CloudTrailDetail {
     aws_region: Option<String>,
     /// Present for some calls (S3, KMS, STS...).
     resources: Option<Vec<TrailResource>>,
+    /// Read for its key parameters only ([`key_parameters`]).
+    request_parameters: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize, Default)]
@@ -479,13 +586,32 @@ struct UserIdentity {
     arn: Option<String>,
     user_name: Option<String>,
     invoked_by: Option<String>,
+    account_id: Option<String>,
     session_context: Option<SessionContext>,
+    /// IAM Identity Center users (and sessions made on their behalf).
+    on_behalf_of: Option<OnBehalfOf>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct SessionContext {
+    session_issuer: Option<SessionIssuer>,
+    source_identity: Option<String>,
+    attributes: Option<SessionAttributes>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct SessionContext {
-    session_issuer: Option<SessionIssuer>,
+struct SessionAttributes {
+    /// `"true"` or `"false"`, as text.
+    mfa_authenticated: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct OnBehalfOf {
+    user_id: Option<String>,
+    identity_store_arn: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -858,6 +984,48 @@ mod tests {
         let c = one(&body);
         assert_eq!(api_call(&c).actor_arn, None);
         assert_eq!(c.actor.as_deref(), Some("autoscaling.amazonaws.com"));
+    }
+
+    #[test]
+    fn cloudtrail_identity_keeps_the_whole_chain_and_the_key_parameters() {
+        const BREAK_GLASS: &[u8] =
+            include_bytes!("../../../events/aws/cloudtrail.ec2_authorize_security_group_ingress.source_identity.json");
+        const IDENTITY_CENTER: &[u8] =
+            include_bytes!("../../../events/aws/cloudtrail.s3_delete_bucket_policy.identity_center.json");
+        let c = one(BREAK_GLASS);
+        let call = api_call(&c);
+        let id = &call.identity;
+        assert_eq!(id.kind.as_deref(), Some("AssumedRole"));
+        assert_eq!(id.issuer_arn.as_deref(), Some("arn:aws:iam::123456789012:role/ops-break-glass"));
+        assert_eq!(id.session_name.as_deref(), Some("maria.rossi"));
+        assert_eq!(id.source_identity.as_deref(), Some("maria.rossi@acme.example"));
+        assert_eq!((id.mfa, id.account_id.as_deref()), (Some(true), Some("123456789012")));
+        assert_eq!(
+            call.parameters,
+            BTreeMap::from([
+                ("groupId".to_owned(), "sg-0a1b2c3d4e5f67890".to_owned()),
+                ("ipPermissions".to_owned(), "tcp 22 from 0.0.0.0/0".to_owned()),
+            ])
+        );
+        let c = one(IDENTITY_CENTER);
+        let call = api_call(&c);
+        assert_eq!(call.identity.kind.as_deref(), Some("IdentityCenterUser"));
+        assert_eq!(call.identity.on_behalf_of.as_deref(), Some("94c8d4a8-6081-70f1-3e2b-5c7d9e1f3a5b"));
+        assert!(call.identity.identity_store.as_deref().is_some_and(|s| s.ends_with("identitystore/d-9067c1a2b3")));
+        assert_eq!(c.actor.as_deref(), Some("94c8d4a8-6081-70f1-3e2b-5c7d9e1f3a5b"), "named on behalf of");
+        assert_eq!(call.parameters.get("bucketName").map(String::as_str), Some("acme-checkout-artifacts"));
+        assert!(!call.parameters.contains_key("policy"), "documents are not kept");
+    }
+
+    #[test]
+    fn security_group_rules_are_summarized_by_protocol_ports_and_sources() {
+        let rules = json!({"items": [
+            {"ipProtocol": "-1", "ipRanges": {"items": [{"cidrIp": "10.0.0.0/8"}]}},
+            {"ipProtocol": "tcp", "fromPort": 8000, "toPort": 8080,
+             "groups": {"items": [{"groupId": "sg-1"}]}, "ipv6Ranges": {"items": [{"cidrIpv6": "::/0"}]}},
+        ]});
+        assert_eq!(ip_permissions(&rules), "all from 10.0.0.0/8; tcp 8000-8080 from ::/0, sg-1");
+        assert_eq!(ip_permissions(&json!("x")), "");
     }
 
     #[test]

@@ -276,6 +276,45 @@ pub struct ApiCall {
     pub error_code: Option<String>,
     pub account: String,
     pub region: String,
+    /// Everything CloudTrail's `userIdentity` says of the caller: what
+    /// `actor_arn` and the event's `actor` summarize.
+    /// (Boxed: it is the largest part of any fact.)
+    #[serde(default)]
+    pub identity: Box<CallerIdentity>,
+    /// The request's key parameters: ids, names and ARNs of what the call
+    /// changed (`groupId`, `roleName`, `bucketName`...), and for security
+    /// group rules a summary (`tcp 22 from 0.0.0.0/0`). Never documents
+    /// (policies are named, not copied).
+    #[serde(default)]
+    pub parameters: BTreeMap<String, String>,
+}
+
+/// The caller of an API call, as CloudTrail's `userIdentity` names it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
+pub struct CallerIdentity {
+    /// IAMUser, AssumedRole, Root, AWSService, FederatedUser, IdentityCenterUser, ...
+    pub kind: Option<String>,
+    /// The caller's ARN (an assumed role's session ARN).
+    pub arn: Option<String>,
+    pub principal_id: Option<String>,
+    pub account_id: Option<String>,
+    /// An IAM user's name, or the name CloudTrail gives an Identity Center user.
+    pub user_name: Option<String>,
+    /// The role (or user) an assumed-role session was issued from.
+    pub issuer_arn: Option<String>,
+    /// The assumed-role session's name (often the person or the CI run).
+    pub session_name: Option<String>,
+    /// The identity set when the role was first assumed, kept across role chaining.
+    pub source_identity: Option<String>,
+    /// The IAM Identity Center user the call was made on behalf of (its user id).
+    pub on_behalf_of: Option<String>,
+    /// The identity store of `on_behalf_of`.
+    pub identity_store: Option<String>,
+    /// The AWS service that made the call for the caller (`cloudformation.amazonaws.com`).
+    pub invoked_by: Option<String>,
+    /// Whether the session was signed in with MFA, when CloudTrail says.
+    pub mfa: Option<bool>,
 }
 
 /// Every kind of canonical event, tagged with its `detail-type`.

@@ -23,7 +23,9 @@ struct Api {
 }
 
 impl Api {
-    async fn on<S: ChangeStore + ActivityLog + changehub::ports::ProblemStore>(store: S) -> Api {
+    async fn on<S: ChangeStore + ActivityLog + changehub::ports::ProblemStore + changehub::ports::FindingStore>(
+        store: S,
+    ) -> Api {
         let tokens = Tokens::new();
         let app = Arc::new(Changes::new(store, SystemClock));
         let router = changehub::http::router(app, tokens.authenticator());

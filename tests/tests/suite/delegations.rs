@@ -8,7 +8,7 @@ use axum::http::{Request, StatusCode};
 use changehub::adapters::embedded::EmbeddedStore;
 use changehub::app::changes::ChangeStore;
 use changehub::app::{Caller, Changes};
-use changehub::ports::{ActivityLog, FixedClock, ProblemStore};
+use changehub::ports::{ActivityLog, FindingStore, FixedClock, ProblemStore};
 use changehub_tests::aws;
 use changehub_tests::fixtures::{CATALOG_YAML, alice, carol, root, who};
 use changehub_tests::http::{Answer, Tokens, call_as, send};
@@ -25,7 +25,7 @@ struct Api {
 }
 
 impl Api {
-    async fn on<S: ChangeStore + ActivityLog + ProblemStore>(store: S) -> Api {
+    async fn on<S: ChangeStore + ActivityLog + ProblemStore + FindingStore>(store: S) -> Api {
         let t0 = Utc::now();
         let clock: &'static FixedClock = Box::leak(Box::new(FixedClock::new(t0)));
         let tokens = Tokens::new();

@@ -12,6 +12,7 @@ mod correlate;
 mod dead_letters;
 mod delegations;
 mod deployments;
+mod drift;
 mod escalation;
 mod flow_aws;
 mod gates;

@@ -5,7 +5,7 @@ use axum::Router;
 use axum::http::StatusCode;
 use changehub::app::Changes;
 use changehub::app::changes::ChangeStore;
-use changehub::ports::{ActivityLog, FixedClock, ProblemStore};
+use changehub::ports::{ActivityLog, FindingStore, FixedClock, ProblemStore};
 use changehub_tests::fixtures::{alice, carol, seed, who};
 use changehub_tests::http::{Answer, Tokens, call_as};
 use changehub_tests::problem_contract::{self as contract, incident};
@@ -24,7 +24,7 @@ contract_cases!(
 
 /// `/problems` on one store: a tenant whose payments service has a problem
 /// opened by three change-related incidents.
-async fn problems_over_http<S: ChangeStore + ActivityLog + ProblemStore>(store: S) {
+async fn problems_over_http<S: ChangeStore + ActivityLog + ProblemStore + FindingStore>(store: S) {
     let app = Arc::new(Changes::new(store, FixedClock::new(t0())));
     let tenant = changehub_tests::unique("acme");
     seed(&app, &tenant).await;

@@ -543,7 +543,13 @@ fn every_function_writes_only_the_partitions_its_code_writes() {
         &[keys::counter_pk(&counter), keys::activity_pk(&tenant), keys::idem_pk("outbox:acme:event")],
     ]
     .concat();
-    let expected: [Row; 7] = [
+    // The drift function writes findings and its claims, and deletes only
+    // claims it gives back; it never writes a change or anything of one.
+    let drift_writes = [keys::findings_pk(&tenant), keys::idem_pk("drift:acme:event")];
+    let drift_never = [api_writes.as_slice(), &[keys::activity_pk(&tenant), keys::problems_pk(&tenant)]].concat();
+    let drift_deletes = [keys::idem_pk("drift:acme:event")];
+    let drift_never_deletes = [drift_never.as_slice(), &[keys::findings_pk(&tenant)]].concat();
+    let expected: [Row; 8] = [
         ("ApiFunction", &api_writes, &api_foreign, &api_deletes, &api_never_deletes),
         ("EscalateFunction", &escalate_writes, &escalate_never, &[], &escalate_never),
         (
@@ -554,6 +560,7 @@ fn every_function_writes_only_the_partitions_its_code_writes() {
             &deployments_never_deletes,
         ),
         ("CorrelateFunction", &correlate_writes, &correlate_never, &correlate_deletes, &correlate_never_deletes),
+        ("DriftFunction", &drift_writes, &drift_never, &drift_deletes, &drift_never_deletes),
         ("IngestFunction", &ingest_writes, &api_writes, &ingest_deletes, &ingest_never_deletes),
         ("AwsEventsFunction", &ingest_writes, &api_writes, &ingest_deletes, &ingest_never_deletes),
         ("PublishFunction", &publish_writes, &publish_never, &publish_writes, &publish_never),
@@ -860,6 +867,37 @@ fn the_correlate_rule_is_the_correlate_consumers_pattern() {
             && leading.unwrap_or_default().iter().any(|p| like(p.as_str().unwrap_or(""), &index))
     });
     assert!(may_query, "the correlate function may query {index}");
+}
+
+/// The drift function's rule on the hub bus is the consumer's own pattern
+/// (`changehub serve` uses the same): the configuration-change evidence of
+/// every source, and nothing else.
+#[test]
+fn the_drift_rule_is_the_drift_consumers_pattern() {
+    let t = template();
+    let f = function(&t, "DriftFunction");
+    let rule = &f["Properties"]["Events"]["DriftEvents"]["Properties"];
+    assert_eq!(rule["EventBusName"], json!({"!Ref": "HubEventBus"}));
+    let pattern = changehub::app::drift::rule_pattern().expect("pattern");
+    assert_eq!(&rule["Pattern"], pattern.as_json());
+    let event = |source: &str, detail_type: &str| json!({"source": source, "detail-type": detail_type, "detail": {}});
+    for detail_type in changehub::domain::finding::observation::DETAIL_TYPES {
+        assert!(pattern.matches(&event("changehub.aws", detail_type)), "{detail_type}");
+    }
+    assert!(!pattern.matches(&event("changehub.aws", "Alarm State Changed")));
+    assert!(!pattern.matches(&event("acme.tool", "Configuration Changed")), "only what ingest published");
+    let expected: BTreeSet<String> = [
+        "dynamodb:GetItem",
+        "dynamodb:Query",
+        "dynamodb:BatchGetItem",
+        "dynamodb:PutItem",
+        "dynamodb:DeleteItem",
+        "sns:Publish",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
+    assert_eq!(actions_of(f), expected);
 }
 
 /// The escalate function runs on an EventBridge Scheduler schedule at the

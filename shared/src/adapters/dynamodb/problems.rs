@@ -160,6 +160,37 @@ impl ProblemStore for DynamoStore {
     async fn put_problem(&self, problem: &Problem) -> Result<(), StoreError> {
         let expected = problem.version.saturating_sub(1);
         let write = conditional_put(&self.table, Self::problem_item(problem)?, "version", expected)?;
+        let stored = || async { Ok(self.get_problem(&problem.tenant, &problem.id).await?.is_some()) };
+        self.put_conditionally(write, expected, stored).await
+    }
+
+    /// One Query of the tenant's problems, newest first, at most [`PROBLEMS_EVALUATED`] read.
+    async fn list_problems(&self, q: &ProblemQuery) -> Result<Page<Problem>, StoreError> {
+        let range = keys::problem_range(q.after.as_ref())?;
+        let page = self.query_page(keys::problems_pk(&q.tenant), &range, Forward::No, PROBLEMS_EVALUATED).await?;
+        let rows = page
+            .items
+            .iter()
+            .map(|(sk, item)| Ok((sk.clone(), decode(item)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(keys::problem_page(rows, page.next.is_some(), q))
+    }
+}
+
+impl DynamoStore {
+    /// Sends one conditional put (from [`conditional_put`]) on its own. A
+    /// failed condition is `VersionConflict` when an item is stored
+    /// (`stored` says whether one is), else `NotFound`.
+    pub(super) async fn put_conditionally<F, Fut>(
+        &self,
+        write: TransactWriteItem,
+        expected: u64,
+        stored: F,
+    ) -> Result<(), StoreError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<bool, StoreError>>,
+    {
         let Some(p) = write.put else { return Err(StoreError::backend(false, "a put without its item")) };
         let out = self
             .client
@@ -174,25 +205,10 @@ impl ProblemStore for DynamoStore {
         match out {
             Ok(_) => Ok(()),
             Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => {
-                match self.get_problem(&problem.tenant, &problem.id).await? {
-                    None => Err(StoreError::NotFound),
-                    Some(_) => Err(StoreError::VersionConflict { expected }),
-                }
+                if stored().await? { Err(StoreError::VersionConflict { expected }) } else { Err(StoreError::NotFound) }
             }
             Err(e) => Err(classify(e)),
         }
-    }
-
-    /// One Query of the tenant's problems, newest first, at most [`PROBLEMS_EVALUATED`] read.
-    async fn list_problems(&self, q: &ProblemQuery) -> Result<Page<Problem>, StoreError> {
-        let range = keys::problem_range(q.after.as_ref())?;
-        let page = self.query_page(keys::problems_pk(&q.tenant), &range, Forward::No, PROBLEMS_EVALUATED).await?;
-        let rows = page
-            .items
-            .iter()
-            .map(|(sk, item)| Ok((sk.clone(), decode(item)?)))
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        Ok(keys::problem_page(rows, page.next.is_some(), q))
     }
 }
 

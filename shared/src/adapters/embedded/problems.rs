@@ -124,29 +124,59 @@ impl ProblemStore for EmbeddedStore {
     }
 
     async fn put_problem(&self, problem: &Problem) -> Result<(), StoreError> {
-        let problem = problem.clone();
+        let (pk, sk) = (keys::problems_pk(&problem.tenant), keys::problem_sk(&problem.id));
+        self.replace_versioned(pk, sk, problem.clone(), problem.version, |p: &Problem| p.version, false).await
+    }
+
+    async fn list_problems(&self, q: &ProblemQuery) -> Result<Page<Problem>, StoreError> {
+        let range = keys::problem_range(q.after.as_ref())?;
+        let (rows, more) = self.newest_rows(keys::problems_pk(&q.tenant), range, PROBLEMS_EVALUATED).await?;
+        Ok(keys::problem_page(rows, more, q))
+    }
+}
+
+impl EmbeddedStore {
+    /// Stores `item` (at `version`) where the stored one is at `version - 1`,
+    /// else `VersionConflict` (`NotFound` when nothing is stored and
+    /// `version` is past 1, unless `create` allows a first version).
+    pub(super) async fn replace_versioned<T: Serialize + serde::de::DeserializeOwned + Send + 'static>(
+        &self,
+        pk: String,
+        sk: String,
+        item: T,
+        version: u64,
+        version_of: fn(&T) -> u64,
+        create: bool,
+    ) -> Result<(), StoreError> {
         self.blocking(move |db| {
-            let (pk, sk) = (keys::problems_pk(&problem.tenant), keys::problem_sk(&problem.id));
-            let expected = problem.version.saturating_sub(1);
+            let expected = version.saturating_sub(1);
             let txn = db.begin_write().map_err(backend)?;
             {
                 let mut table = txn.open_table(ITEMS).map_err(backend)?;
-                match get_item::<Problem>(&table, &pk, &sk)? {
+                match get_item::<T>(&table, &pk, &sk)? {
+                    None if create && expected == 0 => {}
+                    None if create => return Err(StoreError::VersionConflict { expected }),
                     None => return Err(StoreError::NotFound),
-                    Some(stored) if stored.version != expected => return Err(StoreError::VersionConflict { expected }),
-                    Some(_) => {
-                        table.insert((pk.as_str(), sk.as_str()), encode(&problem)?.as_slice()).map_err(backend)?
+                    Some(stored) if version_of(&stored) != expected => {
+                        return Err(StoreError::VersionConflict { expected });
                     }
+                    Some(_) => {}
                 };
+                table.insert((pk.as_str(), sk.as_str()), encode(&item)?.as_slice()).map_err(backend)?;
             }
             txn.commit().map_err(backend)
         })
         .await
     }
 
-    async fn list_problems(&self, q: &ProblemQuery) -> Result<Page<Problem>, StoreError> {
-        let range = keys::problem_range(q.after.as_ref())?;
-        let (pk, q) = (keys::problems_pk(&q.tenant), q.clone());
+    /// At most `max` rows of `range` in partition `pk`, newest first, the
+    /// cursor's own skipped, and whether more remain.
+    pub(super) async fn newest_rows<T: serde::de::DeserializeOwned + Send + 'static>(
+        &self,
+        pk: String,
+        range: keys::SkRange,
+        max: usize,
+    ) -> Result<(Vec<(String, T)>, bool), StoreError> {
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(backend)?;
             let table = txn.open_table(ITEMS).map_err(backend)?;
@@ -160,13 +190,13 @@ impl ProblemStore for EmbeddedStore {
                 if range.after.as_deref() == Some(sk) {
                     continue;
                 }
-                if rows.len() == PROBLEMS_EVALUATED {
+                if rows.len() == max {
                     more = true;
                     break;
                 }
                 rows.push((sk.to_owned(), decode(&pk, sk, v.value())?));
             }
-            Ok(keys::problem_page(rows, more, &q))
+            Ok((rows, more))
         })
         .await
     }

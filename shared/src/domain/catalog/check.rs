@@ -120,6 +120,7 @@ impl Catalog {
         self.writeback.check(&mut p);
         self.pipelines.check(&mut p);
         self.problems.check(&mut p);
+        self.drift.check(&mut p);
         self.incidents.major.check(&mut p);
         p.finish()
     }

@@ -31,6 +31,7 @@ mod catalog;
 mod changes;
 mod delegations;
 mod events;
+mod findings;
 mod freezes;
 mod gates;
 mod incidents;
@@ -741,6 +742,7 @@ async fn responses_match_the_documented_schemas() {
     activity::activity_scenario(&api).await;
     gates::gate_scenario(&api).await;
     problems::problem_scenario(&api).await;
+    findings::finding_scenario(&api).await;
     reports::approval_sla_scenario(&api).await;
 
     // The scenario exercised every documented operation with a success.

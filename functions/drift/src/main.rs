@@ -1,0 +1,54 @@
+//! The drift Lambda: the target of the hub bus rule for configuration-change
+//! evidence (AWS Config items, mutating CloudTrail calls, CloudFormation
+//! stack changes and drift, and any tool's `Configuration Changed`). Each is
+//! judged against the approved changes of its service; one that no change
+//! authorizes becomes (or joins) an unauthorized-change finding, told on the
+//! SNS topic. Every failure fails the invocation, so it is retried and sent
+//! to the dead-letter queue, with its reason, when retries run out.
+
+use changehub::adapters::dynamodb::{self, DynamoStore};
+use changehub::adapters::sns::{self, SnsNotifier};
+use changehub::app::catalog::{CachedCatalog, DEFAULT_CACHE_TTL};
+use changehub::app::drift::Drift;
+use changehub::app::ingest::ClaimTimes;
+use changehub::config::{self, ConfigError};
+use changehub::ports::SystemClock;
+use lambda_runtime::{Diagnostic, Error, LambdaEvent, run, service_fn, tracing};
+use serde_json::Value;
+
+/// Named environment variables, read once at init.
+struct Config {
+    table: String,
+    /// Where findings are told.
+    topic_arn: String,
+    claims: ClaimTimes,
+}
+
+impl Config {
+    fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            table: config::required("CHANGEHUB_TABLE")?,
+            topic_arn: config::required("CHANGEHUB_TOPIC_ARN")?,
+            claims: ClaimTimes::from_env()?,
+        })
+    }
+}
+
+type Deps = Drift<DynamoStore, CachedCatalog<DynamoStore>, SystemClock, SnsNotifier>;
+
+async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
+    drift::handle(deps, &event.payload).await.map_err(|e| drift::diagnostic(&e))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing::init_default_subscriber();
+    let config = Config::from_env()?;
+    let aws = changehub::adapters::aws::load_lambda_config().await?;
+    let store = DynamoStore::new(dynamodb::Client::new(&aws), config.table);
+    let notifier = SnsNotifier::new(sns::Client::new(&aws), config.topic_arn);
+    let catalog = CachedCatalog::new(store.clone(), DEFAULT_CACHE_TTL);
+    let mut deps = Drift::new(store, catalog, SystemClock, notifier);
+    deps.claims = config.claims;
+    run(service_fn(|event| handle(&deps, event))).await
+}

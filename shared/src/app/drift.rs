@@ -1,0 +1,347 @@
+//! The drift consumer's use case (the `drift` Lambda's and `changehub
+//! serve`'s): configuration-change evidence becomes an observation, the
+//! observation is judged against the changes of its service, and one that
+//! no change authorizes is recorded as an unauthorized-change finding and
+//! told to people.
+//!
+//! - **Once per event.** Each event is claimed (`drift:{tenant}:{event_id}`,
+//!   [`once`]): a duplicate does nothing, a concurrent copy is retried.
+//!   A finding also lists the evidence it counted, so a redelivery after a
+//!   lost claim counts nothing twice.
+//! - **Storm control.** One actor's session on one service within the
+//!   tenant's storm window is one finding (its id is derived from the group
+//!   and the window), counted; concurrent copies of a burst write one record
+//!   (conditional on the version, retried on conflict).
+//! - **Config ↔ CloudTrail, in either order.** A Config item (no actor) that
+//!   arrives after the API call on its resource joins that call's finding;
+//!   an API call that arrives after joins the Config item's finding and
+//!   names its actor. The finding is read back by time from the tenant's
+//!   findings (one bounded query).
+//! - **Telling.** One notification per finding when it is opened, and one
+//!   more when a later piece names its actor (`once`, so retries and
+//!   storms never repeat one).
+
+use chrono::{DateTime, Duration, Utc};
+use std::collections::BTreeMap;
+
+use super::ingest::ClaimTimes;
+use super::once::{Once, OnceError, once};
+use crate::domain::catalog::{CatalogView, MappingKind};
+use crate::domain::finding::authorize::{self, AuthorizedBy, Verdict};
+use crate::domain::finding::observation::{DETAIL_TYPES, Evidence, NotObserved, Observation};
+use crate::domain::finding::settings::JOIN_WINDOW;
+use crate::domain::finding::{Finding, FindingId, Severity, group_of, window_start};
+use crate::domain::{Change, ChangeId, TenantId};
+use crate::ports::{
+    CatalogReader, ChangeReader, Clock, Dedupe, FindingQuery, FindingStore, ImplementationQuery, ImplementationReader,
+    MAX_PAGE, Message, Notification, Notifier, NotifyError, ServiceWindowQuery, StoreError,
+};
+
+/// Reads and writes of one finding before giving up to concurrent writers (and being retried).
+const ATTEMPTS: usize = 8;
+
+/// The notification's `type` attribute.
+pub const TYPE: &str = "unauthorized_change";
+/// The notification's `kind` attribute, and the bus detail-type of the event.
+pub const KIND: &str = "Unauthorized Change";
+
+#[derive(Debug, thiserror::Error)]
+pub enum DriftError {
+    #[error(transparent)]
+    Unreadable(#[from] NotObserved),
+    #[error("detail of a {detail_type:?} event: tenant {tenant:?} is not a tenant id")]
+    Tenant { detail_type: String, tenant: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the notification of a finding")]
+    Notify(#[from] NotifyError),
+    /// Another consumer holds the event, or other writers kept moving the finding.
+    #[error("{0}; retry")]
+    Busy(String),
+}
+
+impl DriftError {
+    /// Whether trying the event again may succeed (a bad event never does).
+    pub fn retryable(&self) -> bool {
+        match self {
+            DriftError::Unreadable(_) | DriftError::Tenant { .. } => false,
+            DriftError::Store(StoreError::Backend { retryable, .. }) => *retryable,
+            DriftError::Store(StoreError::Corrupt { .. }) => false,
+            DriftError::Store(_) | DriftError::Notify(_) | DriftError::Busy(_) => true,
+        }
+    }
+}
+
+impl From<OnceError<DriftError>> for DriftError {
+    fn from(e: OnceError<DriftError>) -> Self {
+        match e {
+            OnceError::Store(e) => DriftError::Store(e),
+            OnceError::Work(e) => e,
+        }
+    }
+}
+
+/// What one event did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Judged {
+    /// Not evidence the consumer judges, and why.
+    Ignored(String),
+    /// The event was judged before.
+    Duplicate,
+    /// A change authorizes it.
+    Authorized { change_id: ChangeId, by: AuthorizedBy, changes_read: usize },
+    /// No change does: the finding as stored (`opened` when this event opened it).
+    Unauthorized { finding: Box<Finding>, opened: bool, changes_read: usize },
+}
+
+/// What the consumer reads and writes.
+pub trait DriftStore: FindingStore + ChangeReader + ImplementationReader + Dedupe {}
+impl<T: FindingStore + ChangeReader + ImplementationReader + Dedupe> DriftStore for T {}
+
+/// The use case.
+pub struct Drift<S, K, C, N> {
+    pub store: S,
+    pub catalog: K,
+    pub clock: C,
+    pub notifier: N,
+    pub claims: ClaimTimes,
+}
+
+/// The hub bus rule that feeds the consumer: the canonical
+/// configuration-change evidence of every source.
+pub fn rule_pattern() -> Result<crate::domain::EventPattern, crate::domain::event::PatternError> {
+    crate::domain::EventPattern::parse(serde_json::json!({
+        "source": [{"prefix": crate::domain::event::SOURCE_PREFIX}],
+        "detail-type": DETAIL_TYPES,
+    }))
+}
+
+impl<S: DriftStore, K: CatalogReader, C: Clock, N: Notifier> Drift<S, K, C, N> {
+    pub fn new(store: S, catalog: K, clock: C, notifier: N) -> Self {
+        Self { store, catalog, clock, notifier, claims: ClaimTimes::default() }
+    }
+
+    /// Judges one hub event (its `detail-type` and `detail`).
+    pub async fn handle(&self, detail_type: &str, detail: &serde_json::Value) -> Result<Judged, DriftError> {
+        if !DETAIL_TYPES.contains(&detail_type) {
+            return Ok(Judged::Ignored(format!("{detail_type} is not configuration-change evidence")));
+        }
+        let tenant_text = detail.get("tenant").and_then(|t| t.as_str()).unwrap_or_default();
+        let tenant = TenantId::parse(tenant_text)
+            .map_err(|_| DriftError::Tenant { detail_type: detail_type.to_owned(), tenant: tenant_text.to_owned() })?;
+        let view = self.catalog.catalog(&tenant).await?;
+        let policy = &view.catalog.drift;
+        let mut observation = match Observation::of(detail_type, detail, policy) {
+            Ok(o) => o,
+            Err(NotObserved::Skipped(why)) => return Ok(Judged::Ignored(why.to_owned())),
+            Err(e) => return Err(e.into()),
+        };
+        if !policy.watches(&observation.account) {
+            return Ok(Judged::Ignored(format!("account {} is not watched", observation.account)));
+        }
+        if observation.service.is_none() {
+            observation.service = service_of(&view, &observation);
+        }
+        let keys = [format!("drift:{tenant}:{}", observation.event_id)];
+        match once(&self.store, &self.clock, self.claims, &keys, self.judge(&view, &observation)).await? {
+            Once::Done(judged) => Ok(judged),
+            Once::Duplicate => Ok(Judged::Duplicate),
+            Once::InProgress => Err(DriftError::Busy(format!("event {} is being judged", observation.event_id))),
+        }
+    }
+
+    /// The decision, then the finding and its notification when unauthorized.
+    pub async fn judge(&self, view: &CatalogView, o: &Observation) -> Result<Judged, DriftError> {
+        let grace = view.catalog.drift.grace.chrono();
+        let changes = self.candidates(o, grace).await?;
+        let changes_read = changes.len();
+        match authorize::decide(o, &changes, grace) {
+            Verdict::Authorized { change_id, by } => {
+                tracing::info!(tenant = %o.tenant, event_id = %o.event_id, %change_id, ?by, "observation authorized");
+                Ok(Judged::Authorized { change_id, by, changes_read })
+            }
+            Verdict::Unauthorized { reason } => {
+                let tier = o.service.as_ref().and_then(|s| view.catalog.service(s)).map(|s| s.tier);
+                let severity = Severity::of(tier, o.security_relevant());
+                let (finding, opened) = self.record(view, o, severity, reason).await?;
+                self.tell(view, &finding).await?;
+                Ok(Judged::Unauthorized { finding: Box::new(finding), opened, changes_read })
+            }
+        }
+    }
+
+    /// The changes that may authorize `o`: those implemented near its time
+    /// and those planned around it, on its service (none without one).
+    async fn candidates(&self, o: &Observation, grace: Duration) -> Result<Vec<Change>, StoreError> {
+        let Some(service) = &o.service else { return Ok(Vec::new()) };
+        let query = ImplementationQuery {
+            tenant: o.tenant.clone(),
+            services: vec![service.clone()],
+            since: o.at - grace,
+            at: o.at + grace,
+        };
+        let mut found: BTreeMap<ChangeId, Change> =
+            self.store.implemented(&query).await?.changes.into_iter().map(|c| (c.id, c)).collect();
+        let mut window = ServiceWindowQuery {
+            tenant: o.tenant.clone(),
+            service: service.clone(),
+            from: o.at - grace,
+            to: o.at + grace,
+            limit: MAX_PAGE,
+            after: None,
+        };
+        loop {
+            let page = self.store.changes_for_service(&window).await?;
+            found.extend(page.items.into_iter().map(|c| (c.id, c)));
+            match page.next {
+                Some(next) => window.after = Some(next),
+                None => break,
+            }
+        }
+        Ok(found.into_values().collect())
+    }
+
+    /// Adds `o` to the finding it joins or belongs to, or opens one: the
+    /// finding as stored, and whether `o` opened it.
+    async fn record(
+        &self,
+        view: &CatalogView,
+        o: &Observation,
+        severity: Severity,
+        reason: String,
+    ) -> Result<(Finding, bool), DriftError> {
+        let storm = view.catalog.drift.storm_window.chrono();
+        let id = FindingId::of(&o.tenant, &group_of(o), window_start(o.at, storm));
+        for _ in 0..ATTEMPTS {
+            let now = self.clock.now();
+            let held = match self.joinable(o, storm).await? {
+                Some(joined) => Some(joined),
+                None => self.store.get_finding(&o.tenant, &id).await?,
+            };
+            let written = match held {
+                Some(f) if f.holds(&o.event_id) => return Ok((f, false)),
+                Some(mut f) => {
+                    f.absorb(o, severity, now);
+                    f.version += 1;
+                    (f, false)
+                }
+                None => (Finding::open(id.clone(), o, severity, reason.clone(), now), true),
+            };
+            match self.store.put_finding(&written.0).await {
+                Ok(()) => {
+                    let f = &written.0;
+                    tracing::info!(
+                        tenant = %f.tenant, finding = %f.id, opened = written.1, count = f.count,
+                        severity = f.severity.as_str(), service = ?f.service, "unauthorized change recorded"
+                    );
+                    if written.1 {
+                        metric(f);
+                    }
+                    return Ok(written);
+                }
+                Err(StoreError::VersionConflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(DriftError::Busy(format!("finding {id} kept moving under concurrent writers")))
+    }
+
+    /// The finding a Config item or an API call completes (see
+    /// [`Finding::joins`]): one query of the tenant's findings whose window
+    /// starts within the join and storm windows around `o`.
+    async fn joinable(&self, o: &Observation, storm: Duration) -> Result<Option<Finding>, StoreError> {
+        if !matches!(o.evidence, Evidence::ConfigurationItem | Evidence::ApiCall) {
+            return Ok(None);
+        }
+        let join = Duration::from_std(JOIN_WINDOW).unwrap_or(Duration::MAX);
+        let mut q = FindingQuery::new(o.tenant.clone(), MAX_PAGE);
+        q.from = Some(o.at - join - storm);
+        q.to = Some(o.at + join);
+        let page = self.store.list_findings(&q).await?;
+        let distance = |f: &Finding| (f.first_seen - o.at).abs().min((f.last_seen - o.at).abs());
+        Ok(page.items.into_iter().filter(|f| f.holds(&o.event_id) || f.joins(o, join)).min_by_key(distance))
+    }
+
+    /// Tells people of the finding: once when opened, once more when its actor becomes known.
+    async fn tell(&self, view: &CatalogView, f: &Finding) -> Result<(), DriftError> {
+        let named = if f.actor.is_some() { "named" } else { "unnamed" };
+        let keys = [format!("drift-tell:{}:{}:{named}", f.tenant, f.id)];
+        let owners = f.service.as_ref().and_then(|s| view.catalog.service(s)).map(|s| s.owner_group.clone());
+        let n = notification(f, owners.as_deref());
+        let sent = once(&self.store, &self.clock, self.claims, &keys, async { self.notifier.notify(&n).await }).await;
+        match sent {
+            Ok(_) => Ok(()),
+            Err(OnceError::Store(e)) => Err(e.into()),
+            Err(OnceError::Work(e)) => Err(e.into()),
+        }
+    }
+}
+
+/// The service of an observation ingest could not resolve: each resource's
+/// ARN, then its id, through the catalog's mappings (as ingest resolves them).
+pub fn service_of(view: &CatalogView, o: &Observation) -> Option<crate::domain::ServiceName> {
+    o.mapping_keys().into_iter().find_map(|k| view.resolve(MappingKind::AwsResource, k).cloned())
+}
+
+/// The notification of a finding: attributes `type` = `unauthorized_change`,
+/// `kind`, `tenant`, `service` (`unknown` for an unmapped resource),
+/// `severity`, `audience` = `owners` and `notify` (the service's owner
+/// group, else `cab`), and `vendor` when a vendor's principal made it.
+pub fn notification(f: &Finding, owners: Option<&str>) -> Notification {
+    let service = f.service.as_ref().map_or("unknown", |s| s.as_str());
+    let mut attributes = BTreeMap::new();
+    attributes.insert("type".to_owned(), TYPE.to_owned());
+    attributes.insert("kind".to_owned(), KIND.to_owned());
+    attributes.insert("tenant".to_owned(), f.tenant.to_string());
+    attributes.insert("service".to_owned(), service.to_owned());
+    attributes.insert("severity".to_owned(), f.severity.as_str().to_owned());
+    attributes.insert("audience".to_owned(), "owners".to_owned());
+    attributes.insert("notify".to_owned(), owners.unwrap_or("cab").to_owned());
+    if f.actor.as_ref().is_some_and(|a| a.vendor) {
+        attributes.insert("vendor".to_owned(), "true".to_owned());
+    }
+    let who = f.actor.as_ref().map_or("an unknown actor", |a| a.name.as_str());
+    let resource = f.resources.first().map_or("a resource", |r| r.id.as_str());
+    let subject = format!("[Unauthorized Change] {who} changed {resource} on {service} ({})", f.severity.as_str());
+    let fact = |name: &str, value: String| crate::ports::Fact { name: name.to_owned(), value };
+    let mut facts = vec![
+        fact("Service", service.to_owned()),
+        fact("Severity", f.severity.as_str().to_owned()),
+        fact("Account", format!("{} {}", f.account, f.region)),
+        fact("When", f.first_seen.format("%Y-%m-%d %H:%M:%S UTC").to_string()),
+        fact("Finding", f.id.to_string()),
+    ];
+    if let Some(actor) = &f.actor {
+        facts.insert(0, fact("Actor", actor.chain()));
+    }
+    let lines = f.changes.iter().map(|c| format!("{}: {}", at_text(c.at), c.what)).collect();
+    Notification {
+        subject: subject.clone(),
+        body: serde_json::json!({"event": KIND, "summary": f.summary(), "finding": f}),
+        attributes,
+        message: Message { headline: subject, lines: [vec![f.summary()], lines].concat(), facts, links: Vec::new() },
+    }
+}
+
+fn at_text(at: DateTime<Utc>) -> String {
+    at.format("%H:%M:%S").to_string()
+}
+
+/// An Embedded Metric Format line: one unauthorized change on a service,
+/// for the per-service monthly count.
+fn metric(f: &Finding) {
+    let line = serde_json::json!({
+        "_aws": {
+            "Timestamp": f.first_seen.timestamp_millis(),
+            "CloudWatchMetrics": [{
+                "Namespace": "changehub",
+                "Dimensions": [["tenant", "service"]],
+                "Metrics": [{"Name": "UnauthorizedChanges", "Unit": "Count"}],
+            }],
+        },
+        "tenant": f.tenant.to_string(),
+        "service": f.service.as_ref().map_or("unknown", |s| s.as_str()),
+        "UnauthorizedChanges": 1,
+    });
+    tracing::info!(target: "metrics", emf = %line, "unauthorized change counted");
+}

@@ -1,0 +1,225 @@
+//! The drift consumer's contract, through its use case: every case runs
+//! against the embedded and the DynamoDB store (findings, claims, changes).
+
+use changehub::app::Changes;
+use changehub::app::catalog::CachedCatalog;
+use changehub::app::changes::ChangeStore;
+use changehub::app::drift::{Drift, Judged};
+use changehub::domain::finding::{FindingKind, FindingStatus};
+use changehub::domain::{ChangeState, TenantId};
+use changehub::ingest::{Normalized, aws};
+use changehub::ports::{
+    Cursor, Dedupe, FindingQuery, FindingStore, FixedClock, ImplementationReader, Notification, Notifier, NotifyError,
+    StoreError,
+};
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
+
+use crate::fixtures::{alice, seed, submit_and_approve, to};
+use crate::{new_change, t0};
+
+pub const CONFIG_ITEM: &[u8] = include_bytes!("../../events/aws/config.configuration_item_change.json");
+pub const TRAIL_BREAK_GLASS: &[u8] =
+    include_bytes!("../../events/aws/cloudtrail.ec2_authorize_security_group_ingress.source_identity.json");
+pub const TRAIL_DEPLOYER: &[u8] =
+    include_bytes!("../../events/aws/cloudtrail.ec2_authorize_security_group_ingress.json");
+
+/// What the hub tells people, kept in memory.
+#[derive(Clone, Default)]
+pub struct Told(pub Arc<Mutex<Vec<Notification>>>);
+
+impl Told {
+    pub fn all(&self) -> Vec<Notification> {
+        self.0.lock().map(|n| n.clone()).unwrap_or_default()
+    }
+}
+
+impl Notifier for Told {
+    async fn notify(&self, n: &Notification) -> Result<(), NotifyError> {
+        if let Ok(mut all) = self.0.lock() {
+            all.push(n.clone());
+        }
+        Ok(())
+    }
+}
+
+/// The hub event (detail-type, detail) ingest makes of an AWS sample for
+/// `tenant`, as hub event `event_id`, happened at `at`, service unresolved
+/// (the consumer resolves it from the resource).
+pub fn evidence(body: &[u8], tenant: &str, event_id: &str, at: DateTime<Utc>) -> (String, Value) {
+    let Ok(Normalized::Events(mut events)) = aws::normalize(body) else { panic!("one event") };
+    let c = events.remove(0);
+    let (detail_type, data) = c.fact.split();
+    let detail = json!({
+        "event_id": event_id, "tenant": tenant, "origin": "aws", "service": null,
+        "service_resolution": {"key": null, "reason": "the event names no service"}, "environment": null,
+        "occurred_at": at, "actor": c.actor, "external_id": c.external_id, "url": null,
+        "delivery_id": event_id, "data": data,
+    });
+    (detail_type, detail)
+}
+
+pub trait DriftHubStore: ChangeStore + FindingStore + ImplementationReader + Dedupe {}
+impl<T: ChangeStore + FindingStore + ImplementationReader + Dedupe> DriftHubStore for T {}
+
+pub struct Hub<S: DriftHubStore> {
+    pub app: Arc<Changes<S, FixedClock>>,
+    pub drift: Arc<Drift<S, CachedCatalog<S>, FixedClock, Told>>,
+    pub told: Told,
+    pub tenant: String,
+}
+
+pub async fn hub<S: DriftHubStore>(store: S) -> Hub<S> {
+    let app = Arc::new(Changes::new(store.clone(), FixedClock::new(t0())));
+    let tenant = crate::unique("acme");
+    seed(&app, &tenant).await;
+    let told = Told::default();
+    let drift = Arc::new(Drift::new(store, app.catalog.clone(), FixedClock::new(t0()), told.clone()));
+    Hub { app, drift, told, tenant }
+}
+
+fn unauthorized(j: &Judged) -> &changehub::domain::finding::Finding {
+    match j {
+        Judged::Unauthorized { finding, .. } => finding,
+        other => panic!("expected a finding, got {other:?}"),
+    }
+}
+
+pub async fn findings_are_replaced_at_their_version_and_listed_newest_first<S: DriftHubStore>(store: S) {
+    let h = hub(store).await;
+    let mut ids = Vec::new();
+    for (i, hours) in [3, 2, 1].into_iter().enumerate() {
+        let (dt, d) = evidence(TRAIL_BREAK_GLASS, &h.tenant, &format!("e{i}"), t0() - Duration::hours(hours));
+        ids.push(unauthorized(&h.drift.handle(&dt, &d).await.expect("judged")).id.clone());
+    }
+    let tenant = TenantId::parse(&h.tenant).expect("tenant");
+    let query = |after: Option<Cursor>| FindingQuery { limit: 2, after, ..FindingQuery::new(tenant.clone(), 2) };
+    let first = h.app.store.list_findings(&query(None)).await.expect("page 1");
+    let second = h.app.store.list_findings(&query(first.next.clone())).await.expect("page 2");
+    let listed: Vec<_> = first.items.iter().chain(&second.items).map(|f| f.id.clone()).collect();
+    assert_eq!(listed, [ids[2].clone(), ids[1].clone(), ids[0].clone()], "newest first");
+    assert_eq!(second.next, None);
+    let in_range = FindingQuery {
+        from: Some(t0() - Duration::minutes(150)),
+        to: Some(t0() - Duration::minutes(30)),
+        ..FindingQuery::new(tenant.clone(), 10)
+    };
+    let found: Vec<_> =
+        h.app.store.list_findings(&in_range).await.expect("range").items.into_iter().map(|f| f.id).collect();
+    assert_eq!(found, [ids[2].clone(), ids[1].clone()]);
+    let filtered = FindingQuery {
+        status: Some(FindingStatus::Acknowledged),
+        kind: Some(FindingKind::UnauthorizedChange),
+        ..FindingQuery::new(tenant.clone(), 10)
+    };
+    assert!(h.app.store.list_findings(&filtered).await.expect("none").items.is_empty());
+    let foreign = Cursor::parse("PRB#x").expect("cursor");
+    assert!(matches!(h.app.store.list_findings(&query(Some(foreign))).await, Err(StoreError::InvalidCursor(_))));
+
+    let stored = h.app.store.get_finding(&tenant, &ids[0]).await.expect("get").expect("stored");
+    let mut next = stored.clone();
+    next.acknowledge("sam", t0(), None).expect("acknowledge");
+    next.version += 1;
+    h.app.store.put_finding(&next).await.expect("at the version read");
+    assert!(matches!(h.app.store.put_finding(&next).await, Err(StoreError::VersionConflict { .. })));
+    assert!(
+        matches!(h.app.store.put_finding(&stored).await, Err(StoreError::VersionConflict { .. })),
+        "a first version again"
+    );
+    assert_eq!(h.app.store.get_finding(&tenant, &ids[0]).await.expect("get"), Some(next));
+}
+
+pub async fn a_burst_is_one_finding_with_a_count_however_concurrent_and_duplicated<S: DriftHubStore>(store: S) {
+    let h = hub(store).await;
+    // Six calls by one session within two minutes, each delivered twice, all at once.
+    let calls = (0..12).map(|i| {
+        let (dt, d) =
+            evidence(TRAIL_BREAK_GLASS, &h.tenant, &format!("burst-{}", i % 6), t0() + Duration::seconds(20 * (i % 6)));
+        let drift = h.drift.clone();
+        tokio::spawn(async move {
+            loop {
+                match drift.handle(&dt, &d).await {
+                    Err(e) if e.retryable() => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+                    other => return other,
+                }
+            }
+        })
+    });
+    let mut opened = 0;
+    for call in calls {
+        if let Judged::Unauthorized { opened: true, .. } = call.await.expect("join").expect("judged") {
+            opened += 1;
+        }
+    }
+    assert_eq!(opened, 1, "one call opened it");
+    let tenant = TenantId::parse(&h.tenant).expect("tenant");
+    let all = h.app.store.list_findings(&FindingQuery::new(tenant, 10)).await.expect("list").items;
+    assert_eq!(all.len(), 1, "{all:?}");
+    let f = &all[0];
+    assert_eq!((f.count, f.evidence.len()), (6, 6));
+    assert_eq!(f.actor.as_ref().map(|a| a.name.as_str()), Some("maria.rossi@acme.example"));
+    assert_eq!(f.service.as_ref().map(|s| s.as_str()), Some("payments"));
+    assert_eq!(f.severity.as_str(), "critical", "a security group on a tier-1 service");
+    let told = h.told.all();
+    assert_eq!(told.len(), 1, "one notification for the burst: {told:?}");
+    assert_eq!(told[0].attributes["type"], "unauthorized_change");
+    assert_eq!(told[0].attributes["service"], "payments");
+    assert_eq!(told[0].attributes["severity"], "critical");
+    assert!(told[0].subject.contains("maria.rossi@acme.example"), "{}", told[0].subject);
+}
+
+pub async fn a_config_item_and_its_api_call_make_one_finding_in_either_order<S: DriftHubStore>(store: S) {
+    let h = hub(store).await;
+    let tenant = TenantId::parse(&h.tenant).expect("tenant");
+    // Config first: a finding without an actor, then the call names it.
+    let (dt, d) = evidence(CONFIG_ITEM, &h.tenant, "config-1", t0() + Duration::seconds(90));
+    let first = h.drift.handle(&dt, &d).await.expect("config");
+    assert_eq!(unauthorized(&first).actor, None);
+    let (dt, d) = evidence(TRAIL_BREAK_GLASS, &h.tenant, "call-1", t0());
+    let joined = h.drift.handle(&dt, &d).await.expect("call");
+    let f = unauthorized(&joined);
+    assert_eq!(f.id, unauthorized(&first).id, "the call joined the Config item's finding");
+    assert_eq!((f.count, f.actor.as_ref().map(|a| a.name.as_str())), (2, Some("maria.rossi@acme.example")));
+    let subjects: Vec<String> = h.told.all().into_iter().map(|n| n.subject).collect();
+    assert_eq!(subjects.len(), 2, "told again once the actor is known: {subjects:?}");
+    assert!(subjects[1].contains("maria.rossi@acme.example"));
+
+    // The call first (an hour later): the Config item joins it.
+    let later = t0() + Duration::hours(1);
+    let (dt, d) = evidence(TRAIL_BREAK_GLASS, &h.tenant, "call-2", later);
+    let call = h.drift.handle(&dt, &d).await.expect("call");
+    let (dt, d) = evidence(CONFIG_ITEM, &h.tenant, "config-2", later + Duration::seconds(45));
+    let config = h.drift.handle(&dt, &d).await.expect("config");
+    assert_eq!(unauthorized(&config).id, unauthorized(&call).id);
+    assert_eq!(unauthorized(&config).count, 2);
+    let all = h.app.store.list_findings(&FindingQuery::new(tenant, 10)).await.expect("list").items;
+    assert_eq!(all.len(), 2, "one finding per change, in either order");
+    // A duplicate does nothing.
+    assert_eq!(h.drift.handle(&dt, &d).await.expect("again"), Judged::Duplicate);
+}
+
+pub async fn an_approved_window_authorizes_and_a_pipeline_needs_an_implementation<S: DriftHubStore>(store: S) {
+    let h = hub(store).await;
+    let start = t0() + Duration::days(1);
+    let change =
+        h.app.create(&alice(&h.tenant), new_change("open db port", &["payments"], start, 2)).await.expect("create");
+    submit_and_approve(&h.app, &h.tenant, &change.id).await;
+    h.app.transition(&alice(&h.tenant), &change.id, to(ChangeState::Scheduled, 4)).await.expect("schedule");
+    let judge = |body: &'static [u8], id: &str, at: DateTime<Utc>| {
+        let (dt, d) = evidence(body, &h.tenant, id, at);
+        let drift = h.drift.clone();
+        async move { drift.handle(&dt, &d).await.expect("judged") }
+    };
+    let inside = judge(TRAIL_BREAK_GLASS, "in", start + Duration::minutes(30)).await;
+    assert!(matches!(inside, Judged::Authorized { change_id, .. } if change_id == change.id), "{inside:?}");
+    let grace = judge(TRAIL_BREAK_GLASS, "grace", start - Duration::minutes(15)).await;
+    assert!(matches!(grace, Judged::Authorized { .. }), "{grace:?}");
+    let outside = judge(TRAIL_BREAK_GLASS, "out", start - Duration::minutes(16)).await;
+    assert!(matches!(outside, Judged::Unauthorized { .. }), "{outside:?}");
+    // The deployer role is a pipeline's (the sample catalog): a plan is not enough.
+    let pipeline = judge(TRAIL_DEPLOYER, "ci", start + Duration::minutes(30)).await;
+    let f = unauthorized(&pipeline);
+    assert!(f.reason.contains("pipeline"), "{}", f.reason);
+    assert!(f.actor.as_ref().is_some_and(|a| a.pipeline));
+}

@@ -1,0 +1,117 @@
+//! Unauthorized-change findings: the drift consumer's contract on both
+//! stores, and `/findings` over HTTP on both stores.
+
+use axum::Router;
+use axum::http::StatusCode;
+use changehub::domain::ChangeType;
+use changehub_tests::drift_contract::{self as contract, DriftHubStore, TRAIL_BREAK_GLASS, evidence, hub};
+use changehub_tests::fixtures::{alice, carol, who};
+use changehub_tests::http::{Answer, Tokens, call_as};
+use changehub_tests::{aws, new_change, t0};
+use serde_json::json;
+
+use super::store_contract::{contract_cases, embedded};
+
+contract_cases!(
+    findings_are_replaced_at_their_version_and_listed_newest_first,
+    a_burst_is_one_finding_with_a_count_however_concurrent_and_duplicated,
+    a_config_item_and_its_api_call_make_one_finding_in_either_order,
+    an_approved_window_authorizes_and_a_pipeline_needs_an_implementation,
+);
+
+/// `/findings` on one store: the break-glass session's unauthorized change
+/// on payments, read, acknowledged by an owner, linked by the cab.
+async fn findings_over_http<S: DriftHubStore + changehub::ports::ActivityLog + changehub::ports::ProblemStore>(
+    store: S,
+) {
+    let h = hub(store).await;
+    let (dt, d) = evidence(TRAIL_BREAK_GLASS, &h.tenant, "e1", t0());
+    h.drift.handle(&dt, &d).await.expect("judged");
+    let tokens = Tokens::new();
+    let router: Router = changehub::http::router(h.app.clone(), tokens.authenticator());
+    let call = |who: changehub::app::Caller, method: &'static str, path: String, body: Option<serde_json::Value>| {
+        let (router, token) = (router.clone(), tokens.of(&who));
+        async move { call_as(&router, &token, method, &path, body).await }
+    };
+    let ok = |a: &Answer| assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
+    let tenant = h.tenant.clone();
+
+    let list =
+        call(alice(&tenant), "GET", "/findings?service=payments&status=open&kind=unauthorized_change".into(), None)
+            .await;
+    ok(&list);
+    let findings = list.body["findings"].as_array().expect("findings");
+    assert_eq!(findings.len(), 1, "{:?}", list.body);
+    let id = findings[0]["id"].as_str().expect("id").to_owned();
+    assert_eq!(findings[0]["actor"]["name"], "maria.rossi@acme.example");
+    assert_eq!(findings[0]["severity"], "critical");
+    let bad = call(alice(&tenant), "GET", "/findings?status=gone".into(), None).await;
+    assert_eq!((bad.status, bad.body["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("status")));
+    let bad = call(alice(&tenant), "GET", "/findings?actor=x".into(), None).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    let got = call(alice(&tenant), "GET", format!("/findings/{id}"), None).await;
+    ok(&got);
+    assert_eq!(got.body["version"], 1);
+    let missing = call(alice(&tenant), "GET", "/findings/fnd_20261201T2200_0123456789abcdef".into(), None).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    let malformed = call(alice(&tenant), "GET", "/findings/nope".into(), None).await;
+    assert_eq!((malformed.status, malformed.body["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("id")));
+
+    // Alice neither owns payments nor sits on the cab.
+    let ack = json!({"version": 1, "note": "looking"});
+    let refused = call(alice(&tenant), "POST", format!("/findings/{id}/acknowledge"), Some(ack.clone())).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{:?}", refused.body);
+    let owner = who(&tenant, "olga@example.com", &["payments-team", "engineers"]);
+    let acked = call(owner.clone(), "POST", format!("/findings/{id}/acknowledge"), Some(ack.clone())).await;
+    ok(&acked);
+    assert_eq!((acked.body["status"].as_str(), acked.body["version"].as_u64()), (Some("acknowledged"), Some(2)));
+    assert_eq!(acked.body["history"][0]["by"], "olga@example.com");
+    let stale = call(owner.clone(), "POST", format!("/findings/{id}/acknowledge"), Some(ack)).await;
+    assert_eq!(stale.status, StatusCode::CONFLICT);
+    // Only the cab or an admin dismisses, and with a reason.
+    let no_reason =
+        call(carol(&tenant), "POST", format!("/findings/{id}/dismiss"), Some(json!({"version": 2, "reason": " "})))
+            .await;
+    assert_eq!(
+        (no_reason.status, no_reason.body["error"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("reason"))
+    );
+    let by_owner =
+        call(owner, "POST", format!("/findings/{id}/dismiss"), Some(json!({"version": 2, "reason": "test account"})))
+            .await;
+    assert_eq!(by_owner.status, StatusCode::FORBIDDEN);
+    // Linked to a retroactive emergency change on payments.
+    let normal = h
+        .app
+        .create(&alice(&tenant), new_change("x", &["payments"], t0() + chrono::Duration::days(1), 1))
+        .await
+        .expect("create");
+    let mut emergency = new_change("open ssh for debugging", &["payments"], t0() - chrono::Duration::hours(1), 2);
+    emergency.change_type = ChangeType::Emergency;
+    let emergency = h.app.create(&alice(&tenant), emergency).await.expect("create emergency");
+    let link = |change: String| Some(json!({"version": 2, "change_id": change}));
+    let not_emergency = call(carol(&tenant), "POST", format!("/findings/{id}/link"), link(normal.id.to_string())).await;
+    assert_eq!(
+        (not_emergency.status, not_emergency.body["error"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("change_id"))
+    );
+    let linked = call(carol(&tenant), "POST", format!("/findings/{id}/link"), link(emergency.id.to_string())).await;
+    ok(&linked);
+    assert_eq!(linked.body["status"], "resolved");
+    assert_eq!(linked.body["linked_change"], json!(emergency.id.to_string()));
+    let closed =
+        call(carol(&tenant), "POST", format!("/findings/{id}/dismiss"), Some(json!({"version": 3, "reason": "x"})))
+            .await;
+    assert_eq!((closed.status, closed.body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("finding_closed")));
+}
+
+#[tokio::test]
+async fn findings_over_http_on_the_embedded_store() {
+    let (store, _dir) = embedded().await;
+    findings_over_http(store).await;
+}
+
+#[tokio::test]
+async fn findings_over_http_on_dynamodb() {
+    findings_over_http(aws::dynamo_store().await).await;
+}
