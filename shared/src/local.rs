@@ -84,6 +84,8 @@ pub enum HubError {
     WriteBack(#[source] crate::ports::BoxError),
     #[error("the rule of a local consumer")]
     Pattern(#[from] crate::domain::event::PatternError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
 }
 
 /// The assembled hub, ready to serve.
@@ -112,14 +114,16 @@ impl Hub {
             .map_err(|source| HubError::Store { path: config.db.clone(), source })?
             .with_sealer(sealer);
         let bus = LocalBus::new();
+        let public_url = crate::config::public_url()?;
+        let changes = Arc::new(Changes::new(store.clone(), SystemClock));
         let notifier = FileNotifier::new(&config.notifications);
-        let outbox = Outbox::new(store.clone(), bus.clone(), notifier, SystemClock);
+        let outbox = Outbox::new(store.clone(), bus.clone(), notifier, SystemClock, changes.catalog.clone())
+            .with_public_url(public_url.clone());
         let (stop_publisher, stop) = tokio::sync::oneshot::channel();
         let publisher = tokio::spawn(run_publisher(store.stream(), outbox, stop));
         let correlate_events = bus.add_rule("correlate", crate::app::tagging::rule_pattern()?);
         let names = ClaimNames { bootstrap_admin_group: config.bootstrap_admin_group.clone(), ..ClaimNames::default() };
         let auth = Authenticator::Local(Arc::new(key), names);
-        let changes = Arc::new(Changes::new(store.clone(), SystemClock));
         let ingest = || {
             Ingest::new(store.clone(), bus.clone(), changes.catalog.clone(), SystemClock)
                 .with_retention(config.activity_retention)
@@ -128,7 +132,10 @@ impl Hub {
         let writeback = HttpWriteBack::new(config.secrets.clone(), Timeouts::default(), Retries::default())
             .map_err(HubError::WriteBack)?;
         let dead_letters = JsonLines::new(config.dead_letters());
-        let consumer = Arc::new(Consumer::new(changes.clone(), FileNotifier::new(&config.notifications), writeback));
+        let consumer = Arc::new(
+            Consumer::new(changes.clone(), FileNotifier::new(&config.notifications), writeback)
+                .with_public_url(public_url),
+        );
         let correlator = tokio::spawn(consume(
             "correlate",
             correlate_events,
@@ -346,7 +353,7 @@ async fn run_escalator(
 
 async fn run_publisher(
     mut stream: tokio::sync::broadcast::Receiver<crate::adapters::embedded::Committed>,
-    outbox: Outbox<EmbeddedStore, LocalBus, FileNotifier, SystemClock>,
+    outbox: Outbox<EmbeddedStore, LocalBus, FileNotifier, SystemClock, CachedCatalog<EmbeddedStore>>,
     mut stop: tokio::sync::oneshot::Receiver<()>,
 ) {
     let publish = |c: crate::adapters::embedded::Committed| {

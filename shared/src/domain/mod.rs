@@ -17,6 +17,7 @@ pub mod new_change;
 pub mod notice;
 pub mod problem;
 pub mod risk;
+pub mod routing;
 pub mod slug;
 pub mod validation;
 pub mod waiting;
