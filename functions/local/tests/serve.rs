@@ -1289,7 +1289,6 @@ async fn a_changes_notifications_reach_each_audience_with_its_text_and_attribute
     body["services"] = json!(["ledger"]);
     let created: Value = post(&alice, "/changes", body).await.expect("create").json().await.expect("json");
     let id = created["id"].as_str().expect("id").to_owned();
-    let mut version = 1;
     let step = |token: String, path: &'static str, body: Value| {
         let request = post(&token, &format!("/changes/{id}/{path}"), body);
         async move {
@@ -1298,13 +1297,13 @@ async fn a_changes_notifications_reach_each_audience_with_its_text_and_attribute
             answer.json::<Value>().await.expect("json")["version"].as_u64().expect("version")
         }
     };
-    version = step(alice.clone(), "transitions", json!({"to": "submitted", "version": version})).await;
+    step(alice.clone(), "transitions", json!({"to": "submitted", "version": 1})).await;
     let lead = token(dir.path(), "lee@example.com", "ledger-leads");
     step(lead, "decisions", json!({"decision": "approve"})).await;
     let security = token(dir.path(), "sam@example.com", "security");
     step(security, "decisions", json!({"decision": "approve"})).await;
     let carol = token(dir.path(), "carol@example.com", "cab");
-    version = step(carol, "decisions", json!({"decision": "approve"})).await;
+    let version = step(carol, "decisions", json!({"decision": "approve"})).await;
     step(alice.clone(), "transitions", json!({"to": "scheduled", "version": version})).await;
 
     let path = dir.path().join("notifications.jsonl");
