@@ -1233,7 +1233,7 @@ async fn serve_escalates_an_approval_past_its_sla_into_the_notifications_file() 
             .unwrap_or_default()
             .lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|n| n["attributes"]["kind"] == kind)
+            .filter(|n| n["attributes"]["kind"] == kind && n["attributes"]["audience"] != "feed")
             .collect()
     };
     let deadline = Instant::now() + Duration::from_secs(30);
