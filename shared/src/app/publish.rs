@@ -234,7 +234,7 @@ impl<D: Dedupe, B: EventBus, N: Notifier, C: Clock, K: CatalogReader> Outbox<D, 
             self.bus.publish(std::slice::from_ref(&event)).await?;
             let view = self.catalog.catalog(&change.tenant).await?;
             let routed = notifications_for(&view.catalog, change, entry, &event, self.public_url.as_deref());
-            send_each(&self.dedupe, &self.clock, self.claims, &self.notifier, &key, &routed).await?;
+            Box::pin(send_each(&self.dedupe, &self.clock, self.claims, &self.notifier, &key, &routed)).await?;
             Ok::<_, PublishError>(())
         };
         match once(&self.dedupe, &self.clock, self.claims, std::slice::from_ref(&key), work).await {

@@ -112,7 +112,8 @@ pub async fn send_each<D: Dedupe, C: Clock, N: Notifier>(
     let mut first = None;
     for r in routed {
         let key = format!("{base}:{}", r.key);
-        let work = notifier.notify(&r.notification);
+        // Boxed: an SDK's request future is large, and this one nests in the event's own `once`.
+        let work = Box::pin(notifier.notify(&r.notification));
         let failure = match once(dedupe, clock, claims, std::slice::from_ref(&key), work).await {
             Ok(Once::Done(())) => {
                 sent.sent += 1;

@@ -216,7 +216,7 @@ impl<D: Dedupe, C: Clock, N: Notifier, W: WriteBack> Teller<D, C, N, W> {
         let routed = notifications_for(catalog, notice, self.public_url.as_deref());
         let base = self.key(notice, Channel::Notification);
         let notify = async {
-            send_each(&self.dedupe, &self.clock, self.claims, &self.notifier, &base, &routed).await?;
+            Box::pin(send_each(&self.dedupe, &self.clock, self.claims, &self.notifier, &base, &routed)).await?;
             Ok::<_, Failure>(())
         };
         self.deliver(notice, Channel::Notification, notify, &mut told, &mut failures).await;
