@@ -521,9 +521,10 @@ async fn a_retry_after_one_recipient_failed_sends_only_the_missing_notifications
     let file = dir.path().join("notifications.jsonl");
     let notifier = RefusesOnce { file: FileNotifier::new(&file), audience: "requester", refused: Default::default() };
     let teller = Teller::new(store, SystemClock, notifier, NoWriteBack);
-    let e = teller.tell(&Catalog::default(), &notice()).await.expect_err("the requester's to retry");
+    let notice = notice();
+    let e = teller.tell(&Catalog::default(), &notice).await.expect_err("the requester's to retry");
     assert!(matches!(e.failures.as_slice(), [(Channel::Notification, Failure::Notify(_))]), "{e}");
-    let told = teller.tell(&Catalog::default(), &notice()).await.expect("the retry succeeds");
+    let told = teller.tell(&Catalog::default(), &notice).await.expect("the retry succeeds");
     assert_eq!(told.delivery(Channel::Notification), Some(&Delivery::Sent));
     let text = std::fs::read_to_string(&file).expect("notifications");
     let audiences: Vec<String> = text
@@ -534,7 +535,7 @@ async fn a_retry_after_one_recipient_failed_sends_only_the_missing_notifications
         .collect();
     assert_eq!(audiences, ["feed", "requester"], "the feed once, the requester once its retry came");
     assert_eq!(
-        teller.tell(&Catalog::default(), &notice()).await.expect("again").delivery(Channel::Notification),
+        teller.tell(&Catalog::default(), &notice).await.expect("again").delivery(Channel::Notification),
         Some(&Delivery::Duplicate)
     );
 }
