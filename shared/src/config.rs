@@ -22,6 +22,23 @@ pub fn optional(name: &'static str) -> Option<String> {
     std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
 }
 
+/// The hub's public address (`CHANGEHUB_PUBLIC_URL`, optional), without a
+/// trailing `/`: notifications link to a change's page under it.
+pub fn public_url() -> Result<Option<String>, ConfigError> {
+    let name = "CHANGEHUB_PUBLIC_URL";
+    match optional(name) {
+        None => Ok(None),
+        Some(url)
+            if (url.starts_with("https://") || url.starts_with("http://")) && !url.contains(char::is_whitespace) =>
+        {
+            Ok(Some(url.trim_end_matches('/').to_owned()))
+        }
+        Some(_) => {
+            Err(ConfigError::Invalid { name, message: "an http(s) URL such as https://changes.example.com".into() })
+        }
+    }
+}
+
 /// The table of change records and the secret holding the audit key that
 /// seals every audit entry written to it: `CHANGEHUB_TABLE` and
 /// `CHANGEHUB_AUDIT_KEY_SECRET`, for every function that writes audited

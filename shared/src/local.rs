@@ -140,6 +140,8 @@ pub enum HubError {
     WriteBack(#[source] crate::ports::BoxError),
     #[error("the rule of a local consumer")]
     Pattern(#[from] crate::domain::event::PatternError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
 }
 
 /// The assembled hub, ready to serve.
@@ -180,19 +182,21 @@ impl Hub {
             .map_err(|source| HubError::Store { path: config.db.clone(), source })?
             .with_sealer(sealer);
         let bus = LocalBus::new();
+        let public_url = crate::config::public_url()?;
         let queue = DeliveryQueue::beside(&config.notifications);
         let deliverer = Deliverer::new(&chat.hooks, queue.clone(), Timeouts::default(), chat.retries, chat.backoff);
         let hooks: Arc<[Hook]> = chat.hooks.clone().into();
         let notifier = HookNotifier::new(FileNotifier::new(&config.notifications), hooks, queue, deliverer.waker());
         let (stop_deliverer, stop) = tokio::sync::oneshot::channel();
         let deliverer = tokio::spawn(deliverer.run(stop));
-        let outbox = Outbox::new(store.clone(), bus.clone(), notifier.clone(), clock.clone());
+        let changes = Arc::new(Changes::new(store.clone(), clock.clone()));
+        let outbox = Outbox::new(store.clone(), bus.clone(), notifier.clone(), clock.clone(), changes.catalog.clone())
+            .with_public_url(public_url.clone());
         let (stop_publisher, stop) = tokio::sync::oneshot::channel();
         let publisher = tokio::spawn(run_publisher(store.stream(), outbox, stop));
         let correlate_events = bus.add_rule("correlate", crate::app::tagging::rule_pattern()?);
         let names = ClaimNames { bootstrap_admin_group: config.bootstrap_admin_group.clone(), ..ClaimNames::default() };
         let auth = Authenticator::Local(Arc::new(key), names);
-        let changes = Arc::new(Changes::new(store.clone(), clock.clone()));
         let ingest = || {
             Ingest::new(store.clone(), bus.clone(), changes.catalog.clone(), clock.clone())
                 .with_retention(config.activity_retention)
@@ -201,7 +205,8 @@ impl Hub {
         let writeback = HttpWriteBack::new(config.secrets.clone(), Timeouts::default(), Retries::default())
             .map_err(HubError::WriteBack)?;
         let dead_letters = JsonLines::new(config.dead_letters());
-        let consumer = Arc::new(Consumer::new(changes.clone(), notifier.clone(), writeback));
+        let consumer =
+            Arc::new(Consumer::new(changes.clone(), notifier.clone(), writeback).with_public_url(public_url));
         // The deployment gate's waiters decide again when a change is
         // committed, an event is applied (an incident resolved) or the API
         // writes (a freeze lifted): never by polling.
@@ -495,7 +500,7 @@ fn test_tick_route(escalation: Arc<HubEscalator>) -> axum::Router {
 
 async fn run_publisher(
     mut stream: tokio::sync::broadcast::Receiver<crate::adapters::embedded::Committed>,
-    outbox: Outbox<EmbeddedStore, LocalBus, HubNotifier, HubClock>,
+    outbox: Outbox<EmbeddedStore, LocalBus, HubNotifier, HubClock, CachedCatalog<EmbeddedStore>>,
     mut stop: tokio::sync::oneshot::Receiver<()>,
 ) {
     let publish = |c: crate::adapters::embedded::Committed| {

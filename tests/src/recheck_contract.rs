@@ -60,11 +60,15 @@ impl<S: HubStore> Consumers<S> {
         Consumer::new(changes, self.notifier.clone(), writeback)
     }
 
-    /// The `change_related_incident` notifications sent.
+    /// The `change_related_incident` notifications sent to the feed (one per tag).
     fn told(&self) -> usize {
         let lines = std::fs::read_to_string(&self.told).unwrap_or_default();
         let notices = lines.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok());
-        notices.filter(|n| n["attributes"]["type"] == json!("change_related_incident")).count()
+        notices
+            .filter(|n| {
+                n["attributes"]["type"] == json!("change_related_incident") && n["attributes"]["audience"] == "feed"
+            })
+            .count()
     }
 }
 

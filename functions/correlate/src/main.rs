@@ -29,6 +29,8 @@ struct Config {
     topic_arn: String,
     /// The secret holding the tenants' write-back tokens; none: write-backs are refused as not configured.
     writeback_secret: Option<String>,
+    /// The hub's public address, for links in notifications.
+    public_url: Option<String>,
 }
 
 impl Config {
@@ -37,6 +39,7 @@ impl Config {
             table: AuditedTable::from_env()?,
             topic_arn: config::required("CHANGEHUB_TOPIC_ARN")?,
             writeback_secret: config::optional("CHANGEHUB_WRITEBACK_SECRET"),
+            public_url: config::public_url()?,
         })
     }
 }
@@ -57,6 +60,7 @@ async fn main() -> Result<(), Error> {
     let tokens = config.writeback_secret.map(|id| SecretsManagerSecrets::new(secrets, id));
     let writeback = HttpWriteBack::new(tokens, Timeouts::default(), Retries::default())?;
     let notifier = SnsNotifier::new(sns::Client::new(&aws), config.topic_arn);
-    let deps = Consumer::new(Arc::new(Changes::new(store, SystemClock)), notifier, writeback);
+    let deps = Consumer::new(Arc::new(Changes::new(store, SystemClock)), notifier, writeback)
+        .with_public_url(config.public_url);
     run(service_fn(|event| handle(&deps, event))).await
 }

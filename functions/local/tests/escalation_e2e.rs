@@ -308,7 +308,7 @@ async fn a_delegate_is_named_by_the_reminder_approves_for_the_delegator_but_neve
     api.ticks(2).await;
     let reminder = nth(dir.path(), "Approval Reminder", &id, 1);
     assert_eq!(addressed(&reminder), pair("approvers", "payments-leads"));
-    assert_eq!(reminder["body"]["notify"]["delegates"], json!(["dave@example.com for pat@example.com"]));
+    assert_eq!(reminder["body"]["delegates"], json!(["dave@example.com for pat@example.com"]));
     let reason = reminder["body"]["reason"].as_str().unwrap_or_default();
     assert!(reason.ends_with("delegates deciding for its approvers: dave@example.com for pat@example.com"), "{reason}");
 

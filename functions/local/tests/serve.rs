@@ -49,13 +49,13 @@ async fn serve_answers_keeps_writes_across_ctrl_c_and_notifies() {
     assert_eq!(audit["entries"].as_array().map(Vec::len), Some(2));
     hub.interrupt();
 
-    // The local notifier wrote one JSON object per mutation.
+    // The local notifier wrote one JSON object per mutation to the feed.
     let lines = std::fs::read_to_string(dir.path().join("notifications.jsonl")).expect("notifications file");
     let kinds: Vec<String> = lines
         .lines()
-        .map(|l| {
-            serde_json::from_str::<Value>(l).expect("JSON line")["attributes"]["kind"].as_str().unwrap_or("").to_owned()
-        })
+        .map(|l| serde_json::from_str::<Value>(l).expect("JSON line"))
+        .filter(|n| n["attributes"]["audience"] == "feed")
+        .map(|n| n["attributes"]["kind"].as_str().unwrap_or("").to_owned())
         .collect();
     assert_eq!(kinds, ["Change Created", "Change Submitted"]);
 }
@@ -1068,11 +1068,15 @@ impl SignedHub {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
 
-    /// The `change_related_incident` lines of the notifications file.
+    /// The `change_related_incident` lines of the notifications file's feed.
     fn told(&self) -> usize {
         let lines = std::fs::read_to_string(self.dir.path().join("notifications.jsonl")).unwrap_or_default();
         let notices = lines.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok());
-        notices.filter(|n| n["attributes"]["type"] == json!("change_related_incident")).count()
+        notices
+            .filter(|n| {
+                n["attributes"]["type"] == json!("change_related_incident") && n["attributes"]["audience"] == "feed"
+            })
+            .count()
     }
 
     fn interrupt(self) {
@@ -1201,7 +1205,7 @@ async fn serve_escalates_an_approval_past_its_sla_into_the_notifications_file() 
             .unwrap_or_default()
             .lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|n| n["attributes"]["kind"] == kind)
+            .filter(|n| n["attributes"]["kind"] == kind && n["attributes"]["audience"] != "feed")
             .collect()
     };
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -1420,4 +1424,131 @@ async fn the_gate_command_waits_for_approval_and_exits_by_the_answer() {
     assert_eq!(code, Some(3), "{line}");
     assert!(line.contains("cannot reach the hub"), "{line}");
     hub.interrupt();
+}
+
+/// A change to ledger goes through submission, approval and scheduling on
+/// the sample catalog: its notifications reach the owners, the approvers of
+/// the open level, the requester, the owners of the services that depend on
+/// ledger, its stakeholders and the CAB, each once, each with its text
+/// (technical, business in the reader's zone, executive) and its filter
+/// attributes, next to one feed copy per mutation.
+#[tokio::test]
+async fn a_changes_notifications_reach_each_audience_with_its_text_and_attributes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hub = Served::start_with(dir.path(), &[("CHANGEHUB_PUBLIC_URL", "https://changes.example.com/")]);
+    import_catalog(dir.path(), &hub.base);
+    let http = reqwest::Client::new();
+    let base = hub.base.clone();
+    let alice = token(dir.path(), "alice@example.com", "engineers");
+    let post = |token: &str, path: &str, body: Value| {
+        http.post(format!("{base}{path}")).bearer_auth(token.to_owned()).json(&body).send()
+    };
+    let mut body = sample();
+    body["title"] = json!("Reindex the ledger");
+    body["services"] = json!(["ledger"]);
+    let created: Value = post(&alice, "/changes", body).await.expect("create").json().await.expect("json");
+    let id = created["id"].as_str().expect("id").to_owned();
+    let step = |token: String, path: &'static str, body: Value| {
+        let request = post(&token, &format!("/changes/{id}/{path}"), body);
+        async move {
+            let answer = request.await.expect(path);
+            assert_eq!(answer.status(), 200, "{path}");
+            answer.json::<Value>().await.expect("json")["version"].as_u64().expect("version")
+        }
+    };
+    step(alice.clone(), "transitions", json!({"to": "submitted", "version": 1})).await;
+    let lead = token(dir.path(), "lee@example.com", "ledger-leads");
+    step(lead, "decisions", json!({"decision": "approve"})).await;
+    let security = token(dir.path(), "sam@example.com", "security");
+    step(security, "decisions", json!({"decision": "approve"})).await;
+    let carol = token(dir.path(), "carol@example.com", "cab");
+    let version = step(carol, "decisions", json!({"decision": "approve"})).await;
+    step(alice.clone(), "transitions", json!({"to": "scheduled", "version": version})).await;
+
+    let path = dir.path().join("notifications.jsonl");
+    let of_type = |t: &str| -> Vec<Value> {
+        std::fs::read_to_string(&path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|n| n["attributes"]["type"] == t)
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while of_type("change_scheduled").len() < 6 {
+        assert!(Instant::now() < deadline, "scheduled: {:?}", of_type("change_scheduled"));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    hub.interrupt();
+
+    let submitted = of_type("change_submitted");
+    let who: Vec<_> = submitted.iter().map(addressed).collect();
+    assert_eq!(who, [("feed", ""), ("approvers", "ledger-leads"), ("owners", "ledger-team")]);
+    let approvers = &submitted[1];
+    let approve = format!("https://changes.example.com/changes/{id}/decisions");
+    assert!(
+        approvers["message"]["lines"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|l| l.as_str().is_some_and(|l| l.contains(&approve))),
+        "{approvers}"
+    );
+
+    let scheduled = of_type("change_scheduled");
+    let who: Vec<_> = scheduled.iter().map(addressed).collect();
+    assert_eq!(
+        who,
+        [
+            ("feed", ""),
+            ("owners", "ledger-team"),
+            ("requester", "alice@example.com"),
+            ("dependents", "payments-team"),
+            ("cab", "cab"),
+            ("stakeholders", "accounting"),
+        ]
+    );
+    for n in &scheduled {
+        let a = &n["attributes"];
+        assert_eq!(
+            (a["tenant"].as_str(), a["kind"].as_str(), a["change_type"].as_str()),
+            (Some("default"), Some("Change Scheduled"), Some("normal")),
+            "{n}"
+        );
+        assert_eq!((a["severity"].as_str(), a["services"].as_str()), (Some("low"), Some("ledger")), "{n}");
+        assert_eq!(n["subject"], n["message"]["headline"]);
+    }
+    let [feed, owners, _, dependents, cab, stakeholders] = scheduled.try_into().expect("six");
+    assert_eq!(feed["message"]["headline"], format!("[Change Scheduled] {id}: Reindex the ledger"));
+    assert_eq!(owners["message"]["headline"], format!("[Change Scheduled] {id}: Reindex the ledger (to ledger-team)"));
+    let link = format!("https://changes.example.com/changes/{id}");
+    assert_eq!(owners["message"]["links"][0]["url"], link.as_str());
+    assert!(
+        owners["message"]["facts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|f| f == &json!({"name": "Window", "value": "2030-12-01 22:00-23:00 UTC"})),
+        "{owners}"
+    );
+    assert_eq!(dependents["attributes"]["service"], "payments");
+    assert_eq!(
+        dependents["message"]["lines"][0],
+        "Your service payments depends on ledger, which changes 2030-12-01 22:00-23:00 UTC."
+    );
+    assert_eq!(
+        stakeholders["message"]["headline"],
+        "ledger: Reindex the ledger is scheduled (Sunday 1 December, 17:00-18:00 EST)"
+    );
+    assert_eq!(stakeholders["message"]["facts"][2], json!({"name": "Reference", "value": id}));
+    assert_eq!(
+        cab["message"],
+        json!({"headline": "Reindex the ledger is scheduled (ledger, Sunday 1 December, 22:00-23:00 GMT)"})
+    );
+}
+
+/// A notification's `audience` and `notify` attributes (`""` when absent).
+fn addressed(n: &Value) -> (&str, &str) {
+    (n["attributes"]["audience"].as_str().unwrap_or(""), n["attributes"]["notify"].as_str().unwrap_or(""))
 }

@@ -613,12 +613,12 @@ impl Hub {
         Ok(())
     }
 
-    /// The `change_related_incident` lines of the notifications file.
+    /// The `change_related_incident` lines of the notifications file's feed (one per tag).
     fn tag_notifications(&self) -> Vec<Value> {
         let text = std::fs::read_to_string(self.dir.path().join("notifications.jsonl")).unwrap_or_default();
         text.lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|n| n["attributes"]["type"] == "change_related_incident")
+            .filter(|n| n["attributes"]["type"] == "change_related_incident" && n["attributes"]["audience"] == "feed")
             .collect()
     }
 }
@@ -692,7 +692,7 @@ async fn check(hub: &Hub, case: &Case, told: &[Value]) -> Result<Vec<String>, St
                 let attributes = json!({
                     "type": "change_related_incident", "kind": "Change Related Incident", "tenant": "default",
                     "service": record["service"], "severity": severity, "major": record["major"].to_string(),
-                    "environment": "production", "services": services.join(","),
+                    "environment": "production", "services": services.join(","), "audience": "feed",
                 });
                 match told_of(told, record).as_slice() {
                     [n] if n["body"]["change"]["id"] == id.as_str() && n["attributes"] == attributes => {}

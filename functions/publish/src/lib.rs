@@ -16,7 +16,7 @@ use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use changehub::app::publish::{Outbox, PublishError, Published};
 use changehub::domain::Change;
-use changehub::ports::{ChangeReader, Clock, Dedupe, EventBus, Notifier};
+use changehub::ports::{CatalogReader, ChangeReader, Clock, Dedupe, EventBus, Notifier};
 
 /// The attributes of a change item the publisher reads (its `entity` is
 /// checked before).
@@ -74,8 +74,8 @@ pub struct Tally {
 /// previous invocation died mid-publish, leaving its lease) is retried once
 /// after `lease` (by then every lease the dead attempt took has run out);
 /// any other failure stops the batch at that record.
-pub async fn handle<R, D, B, N, C>(
-    outbox: &Outbox<D, B, N, C>,
+pub async fn handle<R, D, B, N, C, K>(
+    outbox: &Outbox<D, B, N, C, K>,
     reader: &R,
     event: Event,
     lease: Duration,
@@ -86,6 +86,7 @@ where
     B: EventBus,
     N: Notifier,
     C: Clock,
+    K: CatalogReader,
 {
     let mut tally = Tally::default();
     let mut waited = false;
@@ -110,8 +111,8 @@ where
     (response, tally)
 }
 
-async fn publish_record<R, D, B, N, C>(
-    outbox: &Outbox<D, B, N, C>,
+async fn publish_record<R, D, B, N, C, K>(
+    outbox: &Outbox<D, B, N, C, K>,
     reader: &R,
     record: &EventRecord,
     tally: &mut Tally,
@@ -122,6 +123,7 @@ where
     B: EventBus,
     N: Notifier,
     C: Clock,
+    K: CatalogReader,
 {
     let Some((change, previous)) = write_of(record)? else {
         tally.skipped += 1;

@@ -8,6 +8,7 @@ use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use changehub::adapters::dynamodb::{self, DynamoStore};
 use changehub::adapters::eventbridge::{self, EventBridgeBus};
 use changehub::adapters::sns::{self, SnsNotifier};
+use changehub::app::catalog::{CachedCatalog, DEFAULT_CACHE_TTL};
 use changehub::app::ingest::ClaimTimes;
 use changehub::app::publish::Outbox;
 use changehub::config::{self, ConfigError};
@@ -20,6 +21,8 @@ struct Config {
     event_bus: String,
     topic_arn: String,
     claims: ClaimTimes,
+    /// The hub's public address, for links in notifications.
+    public_url: Option<String>,
 }
 
 impl Config {
@@ -29,12 +32,13 @@ impl Config {
             event_bus: config::required("CHANGEHUB_EVENT_BUS")?,
             topic_arn: config::required("CHANGEHUB_TOPIC_ARN")?,
             claims: ClaimTimes::from_env()?,
+            public_url: config::public_url()?,
         })
     }
 }
 
 struct Deps {
-    outbox: Outbox<DynamoStore, EventBridgeBus, SnsNotifier, SystemClock>,
+    outbox: Outbox<DynamoStore, EventBridgeBus, SnsNotifier, SystemClock, CachedCatalog<DynamoStore>>,
     store: DynamoStore,
 }
 
@@ -62,8 +66,10 @@ async fn main() -> Result<(), Error> {
         EventBridgeBus::new(eventbridge::Client::new(&aws), config.event_bus),
         SnsNotifier::new(sns::Client::new(&aws), config.topic_arn),
         SystemClock,
+        CachedCatalog::new(store.clone(), DEFAULT_CACHE_TTL),
     )
-    .with_claims(config.claims);
+    .with_claims(config.claims)
+    .with_public_url(config.public_url);
     let deps = Deps { outbox, store };
     run(service_fn(|event| handle(&deps, event))).await
 }

@@ -188,8 +188,7 @@ where
 
 /// Who a breach (or a tenant-wide freeze) goes to: the tenant's CAB groups, else its admins.
 pub fn cab_of(catalog: &Catalog) -> String {
-    let roles = &catalog.roles;
-    let groups = if roles.cab.is_empty() { &roles.admin } else { &roles.cab };
+    let groups = catalog.cab_groups();
     if groups.is_empty() { "cab (the catalog names no cab or admin group)".to_owned() } else { groups.join(", ") }
 }
 

@@ -19,6 +19,7 @@ pub mod once;
 pub mod problems;
 pub mod publish;
 pub mod recheck;
+pub mod routed;
 pub mod security;
 pub mod tagging;
 pub mod tell;

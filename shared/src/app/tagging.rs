@@ -34,7 +34,6 @@ use crate::domain::change::{PostReview, RelatedIncident};
 use crate::domain::incident::{Incident, RelatedChangeRef};
 use crate::domain::notice::{NoticeChange, NoticeIncident, NoticeOrigin, Suspicion, TagNotice};
 use crate::domain::problem::IncidentSeen;
-use crate::domain::writeback::WriteBackPolicy;
 use crate::domain::{Change, ChangeId, ChangeState};
 use crate::ports::{
     Bump, CatalogReader, ChangeReader, ChangeUpdate, ChangeWriter, Clock, Dedupe, ImplementationReader, IncidentStore,
@@ -338,7 +337,7 @@ pub fn seen_of(incident: &Incident) -> Option<IncidentSeen> {
 /// tried; the first failure to retry is returned.
 pub async fn tell_all<D, C, N, W>(
     teller: &Teller<D, C, N, W>,
-    settings: &WriteBackPolicy,
+    catalog: &crate::domain::catalog::Catalog,
     incident: &Incident,
     related: &[Change],
 ) -> Result<(), TellError>
@@ -350,7 +349,7 @@ where
 {
     let mut first = None;
     for notice in related.iter().filter_map(|c| notice_of(incident, c)) {
-        if let Err(e) = teller.tell(settings, &notice).await {
+        if let Err(e) = teller.tell(catalog, &notice).await {
             tracing::warn!(incident = %incident.id, change_id = %notice.change.id, error = %e, "telling of a tag failed");
             first.get_or_insert(e);
         }
@@ -434,6 +433,11 @@ where
         }
     }
 
+    /// Links notifications to the hub's pages under `public_url`.
+    pub fn with_public_url(self, public_url: Option<String>) -> Self {
+        Self { teller: self.teller.with_public_url(public_url), ..self }
+    }
+
     /// Handles one hub event (its `detail-type` and `detail`).
     pub async fn handle(&self, detail_type: &str, detail: &serde_json::Value) -> Result<Consumed, ConsumeError> {
         if !recheck::DETAIL_TYPES.contains(&detail_type) {
@@ -460,7 +464,7 @@ where
         let Tagged::Recorded { incident, related, .. } = tagged else { return Ok(()) };
         if !related.is_empty() {
             let view = self.changes.catalog.catalog(&incident.tenant).await?;
-            tell_all(&self.teller, &view.catalog.writeback, incident, related).await?;
+            tell_all(&self.teller, &view.catalog, incident, related).await?;
         }
         if let Some(seen) = seen_of(incident) {
             self.changes.record_incident(&seen).await?;

@@ -4,8 +4,9 @@
 //! incident and a comment on the GitHub pull request or commit.
 //!
 //! Each delivery is done once per tenant, incident, change and channel
-//! ([`once`]), whatever the number of times the tag is told: a retry after
-//! one channel failed redoes only that channel. A failed delivery never
+//! ([`once`]), and each routed notification once per recipient, whatever
+//! the number of times the tag is told: a retry after one channel (or one
+//! recipient) failed redoes only that one. A failed delivery never
 //! undoes anything (the tag stays on the incident record): it is logged
 //! with its channel and status (never a token) and returned, as an error to
 //! retry when a later attempt may succeed (5xx, timeouts, the notifier),
@@ -16,51 +17,91 @@ use std::fmt;
 
 use super::ingest::ClaimTimes;
 use super::once::{Once, OnceError, once};
+use super::routed::{self, Routed, RoutedError, send_each};
+use crate::domain::catalog::Catalog;
+use crate::domain::ids::ServiceName;
 use crate::domain::notice::TagNotice;
+use crate::domain::routing::render::Occurrence;
+use crate::domain::routing::{Subject, recipients};
 use crate::domain::writeback::{Target, WriteBackPolicy};
-use crate::ports::{
-    Clock, Dedupe, Link, Message, Notification, Notifier, NotifyError, Post, StoreError, WriteBack, WriteBackError,
-};
+use crate::ports::{Clock, Dedupe, Fact, Link, Notifier, Post, StoreError, WriteBack, WriteBackError};
 
-/// The notification's `kind` attribute, as hub events name themselves.
+/// The notifications' `kind` attribute, as hub events name themselves.
 pub const KIND: &str = "Change Related Incident";
-/// The notification's `type` attribute, for SNS filter policies.
+/// The notifications' `type` attribute, for SNS filter policies.
 pub const TYPE: &str = "change_related_incident";
 
-/// The notification people get for a tag: attributes `tenant`, `service`
-/// (the incident's), `severity` (`unknown` when the source gives none) and
-/// `type` = `change_related_incident`, plus, as change notifications carry
-/// them, `kind`, `environment` and `services` (the change's), and `major`.
-pub fn notification_for(notice: &TagNotice) -> Notification {
+/// What people read of a tag, whoever they are: the notice's subject and
+/// summary for technical readers, the incident's time for the others.
+pub fn occurrence_of(notice: &TagNotice, hub: Option<&str>) -> Occurrence {
+    let fact = |name: &str, value: String| Fact { name: name.to_owned(), value };
+    let (incident, change) = (&notice.incident, &notice.change);
+    let mut links: Vec<Link> = notice.links().into_iter().filter_map(web_link).collect();
+    if change.link.is_none()
+        && let Some(hub) = hub
+    {
+        let url = format!("{}/changes/{}", hub.trim_end_matches('/'), change.id);
+        links.extend(web_link(&url));
+    }
+    Occurrence {
+        event: TYPE.to_owned(),
+        headline: notice.subject(),
+        reference: change.id.to_string(),
+        title: change.title.clone(),
+        services: services_of(notice),
+        at: incident.started_at,
+        window: None,
+        facts: vec![
+            fact("Incident", format!("{} ({} {})", incident.id, incident.source, incident.external_id)),
+            fact("Severity", notice.severity().to_owned()),
+            fact("Major", incident.major.to_string()),
+            fact("Requester", change.requester.clone()),
+        ],
+        details: vec![notice.summary()],
+        impact: Some(format!(
+            "An incident on {} ({}) started after this change; it is suspected of causing it.",
+            incident.service,
+            notice.severity()
+        )),
+        links,
+        commands: vec![],
+    }
+}
+
+/// The incident's service first, then the change's others.
+fn services_of(notice: &TagNotice) -> Vec<ServiceName> {
+    let mut services = vec![notice.incident.service.clone()];
+    services.extend(notice.change.services.iter().filter(|s| **s != notice.incident.service).cloned());
+    services
+}
+
+/// The notifications people get for a tag, one per recipient the catalog
+/// routes `change_related_incident` to (the feed first): attributes
+/// `tenant`, `service` (the recipient's; the incident's for the feed),
+/// `severity` (the incident's; `unknown` when the source gives none),
+/// `type` = `change_related_incident`, `audience`, `notify`, plus, as
+/// change notifications carry them, `kind`, `environment` and `services`
+/// (the change's), and `major`.
+pub fn notifications_for(catalog: &Catalog, notice: &TagNotice, hub: Option<&str>) -> Vec<Routed> {
     let mut attributes = BTreeMap::new();
-    attributes.insert("type".to_owned(), TYPE.to_owned());
     attributes.insert("kind".to_owned(), KIND.to_owned());
     attributes.insert("tenant".to_owned(), notice.tenant.to_string());
-    attributes.insert("service".to_owned(), notice.incident.service.to_string());
-    let severity = notice.incident.severity.as_deref().filter(|s| !s.trim().is_empty()).unwrap_or("unknown");
-    attributes.insert("severity".to_owned(), severity.to_owned());
     attributes.insert("major".to_owned(), notice.incident.major.to_string());
     attributes.insert("environment".to_owned(), notice.change.environment.clone());
     let services: Vec<&str> = notice.change.services.iter().map(|s| s.as_str()).collect();
     attributes.insert("services".to_owned(), services.join(","));
-    let message = Message {
-        headline: notice.subject(),
-        lines: vec![notice.summary()],
-        links: notice.links().into_iter().filter_map(web_link).collect(),
-        ..Message::default()
-    };
-    Notification {
-        message,
-        subject: notice.subject(),
-        body: serde_json::json!({
-            "event": KIND,
-            "summary": notice.summary(),
-            "incident": notice.incident,
-            "change": notice.change,
-            "suspicion": notice.suspicion,
-        }),
-        attributes,
-    }
+    let severity = notice.incident.severity.as_deref().filter(|s| !s.trim().is_empty()).unwrap_or("unknown");
+    let body = serde_json::json!({
+        "event": KIND,
+        "summary": notice.summary(),
+        "incident": notice.incident,
+        "change": notice.change,
+        "suspicion": notice.suspicion,
+    });
+    let subject =
+        Subject { requester: Some(notice.change.requester.clone()), ..Subject::about(TYPE, services_of(notice)) };
+    let occurrence = occurrence_of(notice, hub);
+    routed::notifications(&occurrence, &recipients(catalog, &subject), &attributes, severity, &body)
 }
 
 /// A link of the notice people can follow: `http(s)` URLs only.
@@ -119,7 +160,7 @@ impl Told {
 #[derive(Debug, thiserror::Error)]
 pub enum Failure {
     #[error(transparent)]
-    Notify(#[from] NotifyError),
+    Notify(#[from] RoutedError),
     #[error(transparent)]
     WriteBack(#[from] WriteBackError),
     /// Claiming or marking the delivery failed: it was not done.
@@ -152,21 +193,32 @@ pub struct Teller<D, C, N, W> {
     pub notifier: N,
     pub writeback: W,
     pub claims: ClaimTimes,
+    /// The hub's public address, for the change's link (`CHANGEHUB_PUBLIC_URL`).
+    pub public_url: Option<String>,
 }
 
 impl<D: Dedupe, C: Clock, N: Notifier, W: WriteBack> Teller<D, C, N, W> {
     pub fn new(dedupe: D, clock: C, notifier: N, writeback: W) -> Self {
-        Self { dedupe, clock, notifier, writeback, claims: ClaimTimes::default() }
+        Self { dedupe, clock, notifier, writeback, claims: ClaimTimes::default(), public_url: None }
     }
 
-    /// Tells people about `notice`, writing back as `settings` (the
-    /// tenant's catalog `writeback:`) turns on. Every channel is tried,
-    /// whatever another did.
-    pub async fn tell(&self, settings: &WriteBackPolicy, notice: &TagNotice) -> Result<Told, TellError> {
+    pub fn with_public_url(self, public_url: Option<String>) -> Self {
+        Self { public_url, ..self }
+    }
+
+    /// Tells people about `notice`: the notifications `catalog` routes it
+    /// to (each once), and the write-backs its `writeback:` turns on. Every
+    /// channel is tried, whatever another did.
+    pub async fn tell(&self, catalog: &Catalog, notice: &TagNotice) -> Result<Told, TellError> {
+        let settings = &catalog.writeback;
         let mut told = Told::default();
         let mut failures = Vec::new();
-        let notification = notification_for(notice);
-        let notify = async { self.notifier.notify(&notification).await.map_err(Failure::from) };
+        let routed = notifications_for(catalog, notice, self.public_url.as_deref());
+        let base = self.key(notice, Channel::Notification);
+        let notify = async {
+            Box::pin(send_each(&self.dedupe, &self.clock, self.claims, &self.notifier, &base, &routed)).await?;
+            Ok::<_, Failure>(())
+        };
         self.deliver(notice, Channel::Notification, notify, &mut told, &mut failures).await;
         for target in Target::ALL {
             let channel = Channel::WriteBack(target);
@@ -190,6 +242,11 @@ impl<D: Dedupe, C: Clock, N: Notifier, W: WriteBack> Teller<D, C, N, W> {
         }
     }
 
+    /// What tells a channel's delivery for `notice` apart.
+    fn key(&self, notice: &TagNotice, channel: Channel) -> String {
+        format!("tell:{}:{}:{}:{channel}", notice.tenant, notice.incident.id, notice.change.id)
+    }
+
     /// Does `work` once for the channel, recording what happened.
     async fn deliver(
         &self,
@@ -199,7 +256,7 @@ impl<D: Dedupe, C: Clock, N: Notifier, W: WriteBack> Teller<D, C, N, W> {
         told: &mut Told,
         failures: &mut Vec<(Channel, Failure)>,
     ) {
-        let key = format!("tell:{}:{}:{}:{channel}", notice.tenant, notice.incident.id, notice.change.id);
+        let key = self.key(notice, channel);
         let failure = match once(&self.dedupe, &self.clock, self.claims, &[key], work).await {
             Ok(Once::Done(())) => return told.deliveries.push((channel, Delivery::Sent)),
             Ok(Once::Duplicate) => return told.deliveries.push((channel, Delivery::Duplicate)),
@@ -259,13 +316,28 @@ mod tests {
     use crate::domain::notice::{GithubThread, NoticeOrigin};
     use crate::domain::writeback::{GithubWriteBack, PagerdutyWriteBack};
 
+    fn catalog() -> Catalog {
+        serde_json::from_value(serde_json::json!({
+            "roles": {"cab": ["cab"]},
+            "services": [{"name": "payments", "owner_group": "payments-team", "tier": 1}]
+        }))
+        .expect("catalog")
+    }
+
     #[test]
-    fn the_notification_carries_the_filter_attributes_and_the_summary() {
-        let n = notification_for(&notice());
+    fn the_notifications_carry_the_filter_attributes_and_the_summary() {
+        let routed = notifications_for(&catalog(), &notice(), None);
+        let who: Vec<&str> = routed.iter().map(|r| r.key.as_str()).collect();
+        assert_eq!(
+            who,
+            ["feed", "owners:payments-team", format!("requester:{}", notice().change.requester).as_str(), "cab:cab"]
+        );
+        let n = &routed[0].notification;
         let attributes: Vec<(&str, &str)> = n.attributes.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         assert_eq!(
             attributes,
             [
+                ("audience", "feed"),
                 ("environment", "production"),
                 ("kind", "Change Related Incident"),
                 ("major", "false"),
@@ -277,12 +349,28 @@ mod tests {
             ]
         );
         assert_eq!(n.subject, "Change-related incident on payments (P1): Checkout errors");
+        assert_eq!(n.message.lines, [notice().summary()]);
         assert_eq!(n.body["summary"], notice().summary());
         assert_eq!(n.body["change"]["id"], notice().change.id.to_string());
         assert_eq!(n.body["suspicion"]["reasons"], serde_json::json!(["same_service", "failed_deployment"]));
+        let owners = &routed[1].notification;
+        assert_eq!(
+            (owners.attributes["audience"].as_str(), owners.attributes["notify"].as_str()),
+            ("owners", "payments-team")
+        );
+        assert_eq!(owners.subject, "Change-related incident on payments (P1): Checkout errors (to payments-team)");
+        let cab = &routed[3].notification;
+        assert_eq!(cab.message.lines, Vec::<String>::new(), "the cab reads one line");
         let mut unknown = notice();
         unknown.incident.severity = None;
-        assert_eq!(notification_for(&unknown).attributes["severity"], "unknown");
+        assert!(
+            notifications_for(&catalog(), &unknown, None)
+                .iter()
+                .all(|r| r.notification.attributes["severity"] == "unknown")
+        );
+        let linked = notifications_for(&catalog(), &notice(), Some("https://hub.example.com/"));
+        let url = format!("https://hub.example.com/changes/{}", notice().change.id);
+        assert!(linked[0].notification.message.links.iter().any(|l| l.url == url), "the hub's page of the change");
     }
 
     #[test]

@@ -20,6 +20,7 @@ use super::ids::ServiceName;
 use super::incident::IncidentPolicy;
 use super::problem::{ProblemOverride, ProblemPolicy};
 use super::risk::RiskRules;
+use super::routing::{RoutingPolicy, Stakeholder};
 use super::writeback::WriteBackPolicy;
 
 pub const MAX_SERVICES: usize = 2_000;
@@ -286,6 +287,9 @@ pub struct Service {
     /// The service's own problem threshold and period, over the tenant's `problems:`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub problems: Option<ProblemOverride>,
+    /// Who is told in plain words of its changes (`domain::routing`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stakeholders: Vec<Stakeholder>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -463,6 +467,9 @@ pub struct Catalog {
     /// How unauthorized configuration changes are judged (`domain::finding`).
     #[serde(default, skip_serializing_if = "is_default_drift")]
     pub drift: crate::domain::finding::settings::DriftPolicy,
+    /// Which events go to which audiences, and how each reads them (`domain::routing`).
+    #[serde(default, skip_serializing_if = "RoutingPolicy::is_default")]
+    pub routing: RoutingPolicy,
 }
 
 fn is_default_drift(d: &crate::domain::finding::settings::DriftPolicy) -> bool {

@@ -157,27 +157,9 @@ impl Cadence {
     }
 }
 
-/// Who a nudge goes to. The words and channels per audience are routing's concern.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Audience {
-    /// Those who may decide the step.
-    Approvers,
-    /// The level's `escalate_to`.
-    EscalateTo,
-    /// The tenant's change advisory board (or its admins when it names no CAB).
-    Cab,
-}
-
-impl Audience {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Audience::Approvers => "approvers",
-            Audience::EscalateTo => "escalate_to",
-            Audience::Cab => "cab",
-        }
-    }
-}
+/// Who a nudge goes to: approvers, escalate_to or cab. The words and
+/// channels per audience are routing's concern.
+pub use super::routing::Audience;
 
 /// A cadence step taken: recorded on the step, and by the audit entry numbered `seq`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

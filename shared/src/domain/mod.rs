@@ -19,6 +19,7 @@ pub mod new_change;
 pub mod notice;
 pub mod problem;
 pub mod risk;
+pub mod routing;
 pub mod slug;
 pub mod soon;
 pub mod validation;

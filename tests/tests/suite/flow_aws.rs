@@ -52,7 +52,7 @@ struct Stack {
     store: DynamoStore,
     webhooks: Webhooks<DynamoStore, EventBridgeBus, Catalog, SecretsManagerSecrets, SystemClock>,
     deployments: Deployments<DynamoStore, Catalog, SystemClock>,
-    outbox: Outbox<DynamoStore, EventBridgeBus, SnsNotifier, SystemClock>,
+    outbox: Outbox<DynamoStore, EventBridgeBus, SnsNotifier, SystemClock, Catalog>,
     correlate: CorrelateDeps,
     /// The Deployments rule's target.
     deployments_rule: SqsInbox,
@@ -94,7 +94,7 @@ impl Stack {
         Self {
             webhooks: Webhooks { ingest, secrets: webhook_secrets },
             deployments: Deployments { store: store.clone(), catalog: catalog(), clock: SystemClock },
-            outbox: Outbox::new(store.clone(), bus, notifier.clone(), SystemClock),
+            outbox: Outbox::new(store.clone(), bus, notifier.clone(), SystemClock, catalog()),
             correlate: Consumer::new(Arc::new(Changes::new(store.clone(), SystemClock)), notifier, writeback),
             deployments_rule,
             correlate_rule,
@@ -194,9 +194,10 @@ async fn received(queue: &mut SqsInbox, expected: usize) -> Vec<Value> {
 }
 
 /// The notifications a topic subscriber received: each one's message attributes and message.
+/// The notifications on the topic's queue: at least `expected`, all that
+/// arrived. [`feed`] keeps the feed's (one per event).
 async fn notified(queue: &mut SqsInbox, expected: usize) -> Vec<(BTreeMap<String, String>, Value)> {
     let bodies = queue.bodies(expected).await;
-    assert_eq!(bodies.len(), expected, "{bodies:?}");
     bodies
         .iter()
         .map(|body| {
@@ -211,6 +212,22 @@ async fn notified(queue: &mut SqsInbox, expected: usize) -> Vec<(BTreeMap<String
             (attributes, message)
         })
         .collect()
+}
+
+/// The feed's notifications among `told`, exactly `expected`; every other
+/// one is addressed to someone, once.
+fn feed(told: Vec<(BTreeMap<String, String>, Value)>, expected: usize) -> Vec<(BTreeMap<String, String>, Value)> {
+    let (feed, routed): (Vec<_>, Vec<_>) = told.into_iter().partition(|(a, _)| a["audience"] == "feed");
+    assert_eq!(feed.len(), expected, "{feed:?}");
+    let mut addressed: Vec<(&str, &str, &str, String)> = routed
+        .iter()
+        .map(|(a, m)| (a["kind"].as_str(), a["audience"].as_str(), a["notify"].as_str(), m["actor"].to_string()))
+        .collect();
+    let all = addressed.len();
+    addressed.sort();
+    addressed.dedup();
+    assert_eq!(addressed.len(), all, "one notification per event and recipient: {routed:?}");
+    feed
 }
 
 /// A GitHub deployment of payments succeeds; seven minutes later PagerDuty
@@ -228,7 +245,10 @@ async fn a_deployment_then_an_incident_go_through_the_deployed_functions_once() 
 
     let (incident, tagged) = the_incident_is_tagged_both_ways(&mut stack, &change).await;
     assert_eq!(stack.counts(&tagged).await, (counted.0, counted.1 + 1), "one failure counted, once");
-    let [(attributes, message)] = notified(&mut stack.notifications, 1).await.try_into().expect("one notification");
+    let told = notified(&mut stack.notifications, 1).await;
+    let owners = told.iter().find(|(a, _)| a["audience"] == "owners").expect("the owners are told");
+    assert_eq!((owners.0["notify"].as_str(), owners.0["service"].as_str()), ("payments-team", "payments"));
+    let [(attributes, message)] = feed(told, 1).try_into().expect("one notification to the feed");
     let filter: BTreeMap<&str, &str> = ["tenant", "service", "severity", "type"]
         .into_iter()
         .map(|k| (k, attributes.get(k).map_or("", String::as_str)))
@@ -249,7 +269,8 @@ async fn a_deployment_then_an_incident_go_through_the_deployed_functions_once() 
     assert_eq!(stack.publish().await, [(1, 0), (0, 1)]);
     let [event] = received(&mut stack.change_events, 1).await.try_into().expect("one event");
     assert_eq!(event["detail-type"], "Change Incident Related");
-    let [(attributes, _)] = notified(&mut stack.notifications, 1).await.try_into().expect("one notification");
+    let told = feed(notified(&mut stack.notifications, 1).await, 1);
+    let [(attributes, _)] = told.try_into().expect("one notification");
     assert_eq!(attributes["kind"], "Change Incident Related");
 
     // Nothing else arrived anywhere, and the counts stand.
@@ -296,7 +317,7 @@ async fn its_writes_reach_the_bus_and_the_topic_once(stack: &mut Stack, change: 
     published.sort();
     expected.sort();
     assert_eq!(published, expected, "one event per audit entry of the change");
-    let told = notified(&mut stack.notifications, trail.len()).await;
+    let told = feed(notified(&mut stack.notifications, trail.len()).await, trail.len());
     let kinds: BTreeSet<&str> = told.iter().map(|(a, _)| a["kind"].as_str()).collect();
     assert_eq!(kinds, expected.iter().map(|(_, kind)| kind.as_str()).collect(), "{told:?}");
     assert!(told.iter().all(|(a, _)| a["tenant"] == stack.tenant.as_str()), "{told:?}");

@@ -11,6 +11,7 @@ use changehub::adapters::embedded::EmbeddedStore;
 use changehub::adapters::local_bus::LocalBus;
 use changehub::adapters::local_notifier::FileNotifier;
 use changehub::app::Changes;
+use changehub::app::catalog::{CachedCatalog, DEFAULT_CACHE_TTL};
 use changehub::app::publish::Outbox;
 use changehub::domain::ChangeState;
 use changehub::ports::{FixedClock, SystemClock};
@@ -86,7 +87,7 @@ async fn the_table_stream_publishes_each_mutation_once_on_eventbridge_and_sns() 
 
     let (bus, mut events) = aws::bus_to_queue(&json!({"source": ["changehub.change"]})).await;
     let (notifier, mut notifications) = aws::topic_to_queue().await;
-    let outbox = Outbox::new(store.clone(), bus, notifier, SystemClock);
+    let outbox = Outbox::new(store.clone(), bus, notifier, SystemClock, app.catalog.clone());
     let batch = stream_event(&store).await;
     assert!(batch.records.len() > trail.len(), "the stream carries the change item and more: {}", batch.records.len());
 
@@ -114,7 +115,41 @@ async fn the_table_stream_publishes_each_mutation_once_on_eventbridge_and_sns() 
     for t in ["Change Created", "Change Submitted", "Approval Recorded", "Change Approved", "Change Scheduled"] {
         assert!(types.iter().any(|x| x == t), "{t} published: {types:?}");
     }
-    assert_eq!(notifications.bodies(trail.len()).await.len(), trail.len(), "one notification per mutation");
+    // One notification per mutation to the feed, and one per recipient the
+    // catalog routes it to (the owners, the approvers, the requester), each once.
+    let told: Vec<Value> = notifications
+        .bodies(trail.len())
+        .await
+        .iter()
+        .map(|b| serde_json::from_str(b).expect("SNS envelope"))
+        .collect();
+    let attribute = |n: &Value, name: &str| n["MessageAttributes"][name]["Value"].as_str().unwrap_or("").to_owned();
+    let message = |n: &Value| serde_json::from_str::<Value>(n["Message"].as_str().unwrap_or("{}")).unwrap_or_default();
+    let feed = told.iter().filter(|n| attribute(n, "audience") == "feed").count();
+    assert_eq!(feed, trail.len(), "one per mutation to the feed");
+    let mut routed: Vec<(String, String, String, String)> = told
+        .iter()
+        .filter(|n| attribute(n, "audience") != "feed")
+        .map(|n| {
+            (attribute(n, "type"), attribute(n, "audience"), attribute(n, "notify"), message(n)["actor"].to_string())
+        })
+        .collect();
+    routed.sort();
+    let expected = [
+        ("change_approved", "owners", "payments-team"),
+        ("change_approved", "requester", "alice@example.com"),
+        ("change_scheduled", "cab", "cab"),
+        ("change_scheduled", "owners", "payments-team"),
+        ("change_scheduled", "requester", "alice@example.com"),
+        ("change_submitted", "approvers", "payments-leads"),
+        ("change_submitted", "owners", "payments-team"),
+    ];
+    let addressed: Vec<(&str, &str, &str)> = routed
+        .iter()
+        .map(|(t, a, n, _)| (t.as_str(), a.as_str(), n.as_str()))
+        .filter(|(_, a, _)| *a != "stakeholders")
+        .collect();
+    assert_eq!(addressed, expected, "{routed:?}");
 
     // The same batch again (a retry, or a second copy): nothing is sent.
     let (response, again) = publish::handle(&outbox, &store, batch, Duration::from_secs(1)).await;
@@ -122,6 +157,10 @@ async fn the_table_stream_publishes_each_mutation_once_on_eventbridge_and_sns() 
     assert_eq!((again.sent, again.duplicates), (0, trail.len()));
     assert!(events.bodies(0).await.is_empty(), "no event twice");
     assert!(notifications.bodies(0).await.is_empty(), "no notification twice");
+}
+
+fn catalog(store: &EmbeddedStore) -> CachedCatalog<EmbeddedStore> {
+    CachedCatalog::new(store.clone(), DEFAULT_CACHE_TTL)
 }
 
 fn record(sequence: &str, new_image: Value, old_image: Option<Value>) -> Value {
@@ -140,7 +179,7 @@ async fn a_record_that_cannot_be_read_fails_it_and_the_rest_of_the_batch_in_orde
     let dir = tempfile::tempdir().expect("tempdir");
     let store = EmbeddedStore::open(dir.path().join("outbox.db")).expect("open");
     let notifier = FileNotifier::new(dir.path().join("notifications.jsonl"));
-    let outbox = Outbox::new(store.clone(), LocalBus::new(), notifier, SystemClock);
+    let outbox = Outbox::new(store.clone(), LocalBus::new(), notifier, SystemClock, catalog(&store));
     let other_item = json!({"entity": {"S": "change_list"}, "PK": {"S": "T#acme#CHANGES"}});
     let garbled = json!({"entity": {"S": "change"}, "version": {"N": "2"}, "doc": {"S": "{not json"}});
     let event: Event = serde_json::from_value(json!({"Records": [
@@ -159,8 +198,8 @@ async fn a_record_that_cannot_be_read_fails_it_and_the_rest_of_the_batch_in_orde
 async fn the_sample_batch_of_another_item_is_skipped_without_an_aws_call() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = EmbeddedStore::open(dir.path().join("outbox.db")).expect("open");
-    let outbox =
-        Outbox::new(store.clone(), LocalBus::new(), FileNotifier::new(dir.path().join("n.jsonl")), SystemClock);
+    let notifier = FileNotifier::new(dir.path().join("n.jsonl"));
+    let outbox = Outbox::new(store.clone(), LocalBus::new(), notifier, SystemClock, catalog(&store));
     let event: Event =
         serde_json::from_str(include_str!("../../../events/dynamodb/stream.other_item.json")).expect("sample");
     let (response, tally) = publish::handle(&outbox, &store, event, Duration::from_millis(10)).await;

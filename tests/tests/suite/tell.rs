@@ -11,6 +11,7 @@ use changehub::adapters::http_writeback::{HttpWriteBack, Retries, Timeouts};
 use changehub::adapters::local_notifier::FileNotifier;
 use changehub::adapters::secretsmanager::SecretsManagerSecrets;
 use changehub::app::tell::{Channel, Delivery, Failure, Teller};
+use changehub::domain::catalog::Catalog;
 use changehub::domain::correlation::{Implementation, Outcome, Reason};
 use changehub::domain::notice::{GithubThread, NoticeChange, NoticeIncident, NoticeOrigin, Suspicion, TagNotice};
 use changehub::domain::writeback::{GithubWriteBack, PagerdutyWriteBack, Target, WriteBackPolicy};
@@ -221,6 +222,12 @@ async fn tokens_are_read_from_a_secrets_manager_secret_keyed_by_tenant() {
     assert_eq!(secrets.token(&acme(), Target::Pagerduty).await.expect("read"), None);
 }
 
+/// A catalog that lists no service and writes back as `writeback` says: a
+/// tag is routed to the feed and the change's requester.
+fn catalog(writeback: WriteBackPolicy) -> Catalog {
+    Catalog { writeback, ..Catalog::default() }
+}
+
 /// Both targets on, at `base`.
 fn both(base: &str) -> WriteBackPolicy {
     WriteBackPolicy {
@@ -243,7 +250,7 @@ async fn each_channel_is_delivered_once_and_a_failed_write_back_is_retried_alone
     let teller = Teller::new(store, SystemClock, FileNotifier::new(&file), client(tokens(), 2));
     let notice = notice();
 
-    let e = teller.tell(&both(&base), &notice).await.expect_err("pagerduty to retry");
+    let e = teller.tell(&catalog(both(&base)), &notice).await.expect_err("pagerduty to retry");
     let failed: Vec<Channel> = e.failures.iter().map(|(c, _)| *c).collect();
     assert_eq!(failed, [Channel::WriteBack(Target::Pagerduty)]);
     assert!(matches!(e.failures[0].1, Failure::WriteBack(WriteBackError::Unavailable { status: 503, .. })));
@@ -252,7 +259,7 @@ async fn each_channel_is_delivered_once_and_a_failed_write_back_is_retried_alone
         [(Channel::Notification, Delivery::Sent), (Channel::WriteBack(Target::Github), Delivery::Sent)]
     );
 
-    let told = teller.tell(&both(&base), &notice).await.expect("the retry succeeds");
+    let told = teller.tell(&catalog(both(&base)), &notice).await.expect("the retry succeeds");
     assert_eq!(
         deliveries(&told),
         [
@@ -275,7 +282,7 @@ async fn each_channel_is_delivered_once_and_a_failed_write_back_is_retried_alone
     assert_eq!(received[3].body, json!({"note": {"content": notice.pagerduty_note()}}));
     assert_eq!(received[2].body, json!({"body": notice.github_comment()}));
     let lines = std::fs::read_to_string(&file).expect("notifications");
-    assert_eq!(lines.lines().count(), 1, "notified once");
+    assert_eq!(lines.lines().count(), 2, "the feed and the requester, notified once each");
 }
 
 /// What GitHub would read as mentions: `@` right before a name.
@@ -306,7 +313,7 @@ async fn write_backs_quote_outside_text_without_mentioning_anyone_or_breaking_th
         origin.url = Some("@acme/security".into());
     }
     notice.suspicion.explanation = "It touched @acme/db, which the incident names.".into();
-    teller.tell(&both(&base), &notice).await.expect("told");
+    teller.tell(&catalog(both(&base)), &notice).await.expect("told");
 
     let received = script.received();
     let [note, comment] = received.try_into().expect("a note and a comment");
@@ -340,7 +347,7 @@ async fn a_refused_write_back_is_reported_and_not_retried() {
     let (base, script) = server([answer(404)]).await;
     let teller = Teller::new(store, SystemClock, FileNotifier::new(dir.path().join("n.jsonl")), client(tokens(), 3));
     let only_pagerduty = WriteBackPolicy { github: None, ..both(&base) };
-    let told = teller.tell(&only_pagerduty, &notice()).await.expect("nothing to retry");
+    let told = teller.tell(&catalog(only_pagerduty), &notice()).await.expect("nothing to retry");
     assert_eq!(
         deliveries(&told),
         [
@@ -358,6 +365,7 @@ async fn a_refused_write_back_is_reported_and_not_retried() {
 /// The attributes every change-related incident notification carries.
 fn expected_attributes() -> BTreeMap<String, String> {
     [
+        ("audience", "feed"),
         ("environment", "production"),
         ("kind", "Change Related Incident"),
         ("major", "true"),
@@ -387,7 +395,7 @@ async fn the_local_notification_file_gets_the_attributes_and_summary() {
     let store = EmbeddedStore::open(dir.path().join("tell.db")).expect("open");
     let file = dir.path().join("notifications.jsonl");
     let teller = Teller::new(store, SystemClock, FileNotifier::new(&file), NoWriteBack);
-    teller.tell(&WriteBackPolicy::default(), &notice()).await.expect("told");
+    teller.tell(&Catalog::default(), &notice()).await.expect("told");
     let text = std::fs::read_to_string(&file).expect("notifications");
     let line: Value = serde_json::from_str(text.lines().next().expect("a line")).expect("JSON");
     let attributes: BTreeMap<String, String> = serde_json::from_value(line["attributes"].clone()).expect("attributes");
@@ -401,10 +409,14 @@ async fn the_sns_notification_carries_the_filter_attributes() {
     let (notifier, mut inbox) = aws::topic_to_queue().await;
     let store = aws::dynamo_store().await;
     let teller = Teller::new(store, SystemClock, notifier, NoWriteBack);
-    teller.tell(&WriteBackPolicy::default(), &notice()).await.expect("told");
-    let bodies = inbox.bodies(1).await;
-    let [envelope] = bodies.try_into().expect("one message");
-    let envelope: Value = serde_json::from_str(&envelope).expect("SNS envelope");
+    teller.tell(&Catalog::default(), &notice()).await.expect("told");
+    let bodies = inbox.bodies(2).await;
+    assert_eq!(bodies.len(), 2, "the feed and the requester: {bodies:?}");
+    let envelopes: Vec<Value> = bodies.iter().map(|b| serde_json::from_str(b).expect("SNS envelope")).collect();
+    let envelope = envelopes
+        .into_iter()
+        .find(|e| e["MessageAttributes"]["audience"]["Value"] == "feed")
+        .expect("the feed's message");
     let attributes: BTreeMap<String, String> = envelope["MessageAttributes"]
         .as_object()
         .expect("attributes")
@@ -415,4 +427,49 @@ async fn the_sns_notification_carries_the_filter_attributes() {
     assert_eq!(envelope["Subject"], "Major change-related incident on payments (P1): Checkout errors");
     let message: Value = serde_json::from_str(envelope["Message"].as_str().expect("message")).expect("JSON");
     assert_eq!(message["summary"], notice().summary());
+}
+
+/// A notifier that refuses the first notification to `audience`, then sends.
+struct RefusesOnce {
+    file: FileNotifier,
+    audience: &'static str,
+    refused: std::sync::atomic::AtomicBool,
+}
+
+impl changehub::ports::Notifier for RefusesOnce {
+    async fn notify(&self, n: &changehub::ports::Notification) -> Result<(), changehub::ports::NotifyError> {
+        use std::sync::atomic::Ordering;
+        if n.attributes.get("audience").map(String::as_str) == Some(self.audience)
+            && !self.refused.swap(true, Ordering::SeqCst)
+        {
+            return Err(changehub::ports::NotifyError::Backend("the topic is down".into()));
+        }
+        changehub::ports::Notifier::notify(&self.file, n).await
+    }
+}
+
+#[tokio::test]
+async fn a_retry_after_one_recipient_failed_sends_only_the_missing_notifications() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedStore::open(dir.path().join("tell.db")).expect("open");
+    let file = dir.path().join("notifications.jsonl");
+    let notifier = RefusesOnce { file: FileNotifier::new(&file), audience: "requester", refused: Default::default() };
+    let teller = Teller::new(store, SystemClock, notifier, NoWriteBack);
+    let notice = notice();
+    let e = teller.tell(&Catalog::default(), &notice).await.expect_err("the requester's to retry");
+    assert!(matches!(e.failures.as_slice(), [(Channel::Notification, Failure::Notify(_))]), "{e}");
+    let told = teller.tell(&Catalog::default(), &notice).await.expect("the retry succeeds");
+    assert_eq!(told.delivery(Channel::Notification), Some(&Delivery::Sent));
+    let text = std::fs::read_to_string(&file).expect("notifications");
+    let audiences: Vec<String> = text
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).expect("JSON")["attributes"]["audience"].as_str().unwrap_or("").to_owned()
+        })
+        .collect();
+    assert_eq!(audiences, ["feed", "requester"], "the feed once, the requester once its retry came");
+    assert_eq!(
+        teller.tell(&Catalog::default(), &notice).await.expect("again").delivery(Channel::Notification),
+        Some(&Delivery::Duplicate)
+    );
 }

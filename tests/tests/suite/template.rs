@@ -380,6 +380,36 @@ fn the_ingest_functions_read_only_catalogs_and_claims() {
     }
 }
 
+/// The publish function reads the tenant's catalog (for its `routing:`),
+/// the changes it publishes and its claims; no other tenant document.
+#[test]
+fn the_publish_function_reads_the_catalog_for_routing() {
+    use changehub::adapters::keys;
+    use changehub::domain::{ChangeId, TenantId};
+    use changehub::ports::DocKind;
+    let tenant = TenantId::parse("acme").expect("tenant");
+    let t = template();
+    let reads: Vec<&Value> = statements_of(function(&t, "PublishFunction"))
+        .into_iter()
+        .filter(|s| s["Action"].as_array().is_some_and(|a| a.iter().any(|x| x == "dynamodb:GetItem")))
+        .collect();
+    let patterns: Vec<&str> = reads
+        .iter()
+        .flat_map(|s| {
+            s["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"].as_array().into_iter().flatten()
+        })
+        .filter_map(Value::as_str)
+        .collect();
+    for key in
+        [keys::doc_pk(&tenant, DocKind::Catalog), keys::change_pk(&tenant, &ChangeId::new()), keys::idem_pk("outbox:x")]
+    {
+        assert!(patterns.iter().any(|p| like(p, &key)), "the publish function cannot read {key}");
+    }
+    for key in [keys::doc_pk(&tenant, DocKind::Incidents), keys::doc_pk(&tenant, DocKind::Freezes)] {
+        assert!(!patterns.iter().any(|p| like(p, &key)), "the publish function may read {key}");
+    }
+}
+
 /// The audit key can be read by the api function (which seals) and the
 /// configured verifier role only: a resource policy denies everyone else, so
 /// access to the table, or broad secrets permissions, cannot forge a seal.

@@ -92,6 +92,7 @@ impl Catalog {
                 own.check(&mut p, &format!("{at}.problems"));
             }
             check_mappings(&mut p, &at, svc, &mut mapped);
+            crate::domain::routing::check_stakeholders(&mut p, &at, &svc.stakeholders);
         }
         self.check_cycles(&mut p);
         self.check_categories(&mut p);
@@ -122,6 +123,7 @@ impl Catalog {
         self.problems.check(&mut p);
         self.drift.check(&mut p);
         self.incidents.major.check(&mut p);
+        self.routing.check(&mut p);
         p.finish()
     }
 
