@@ -490,7 +490,7 @@ fn test_tick_route(escalation: Arc<HubEscalator>) -> axum::Router {
                 Err(e) => Err(http::error::ApiError::new(
                     axum::http::StatusCode::SERVICE_UNAVAILABLE,
                     "tick_failed",
-                    format!("the escalation tick failed: {}", reason(&e)),
+                    format!("the escalation tick failed: {}", crate::adapters::error_chain(&e)),
                 )),
             }
         }

@@ -395,7 +395,7 @@ mod tests {
         let plan = change.approval.as_mut().expect("plan");
         let due = plan.steps[0].due_at.expect("due");
         let i = plan.nudges_due(due).into_iter().next().expect("a step due");
-        plan.nudge(i, due, "cab", 3).expect("escalated");
+        plan.nudge(i, due, "cab", 3, &[]).expect("escalated");
         change.version = 3;
         assert_eq!(
             routed(&change, AuditAction::ApprovalEscalated),

@@ -29,7 +29,7 @@ struct Api {
 }
 
 impl Api {
-    async fn on<S: ChangeStore + ActivityLog + ProblemStore>(store: S) -> Api {
+    async fn on<S: ChangeStore + ActivityLog + ProblemStore + changehub::ports::FindingStore>(store: S) -> Api {
         let t0 = Utc::now();
         let clock: &'static FixedClock = Box::leak(Box::new(FixedClock::new(t0)));
         let tokens = Tokens::new();
