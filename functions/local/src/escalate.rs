@@ -58,14 +58,9 @@ pub async fn now(db: &Path, notifications: &Path, clock: HubClock) -> Result<(),
     };
     let tick = escalator.tick().await?;
     // What `serve`'s publisher does with each committed write.
-    let outbox = Outbox::new(
-        store.clone(),
-        LocalBus::new(),
-        FileNotifier::new(notifications),
-        clock,
-        escalator.catalog.clone(),
-    )
-    .with_public_url(changehub::config::public_url()?);
+    let outbox =
+        Outbox::new(store.clone(), LocalBus::new(), FileNotifier::new(notifications), clock, escalator.catalog.clone())
+            .with_public_url(changehub::config::public_url()?);
     while let Ok(c) = committed.try_recv() {
         outbox.publish(&c.change, &c.entry).await?;
     }

@@ -1294,7 +1294,10 @@ async fn serve_sends_a_starting_soon_reminder_once_before_a_scheduled_change_sta
     let soon = || -> Vec<Value> {
         let lines = std::fs::read_to_string(&path).unwrap_or_default();
         let notes = lines.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok());
-        notes.filter(|n| n["attributes"]["kind"] == "Change Starting Soon").collect()
+        // The feed's copy: routing also tells the owners, requester and stakeholders.
+        notes
+            .filter(|n| n["attributes"]["kind"] == "Change Starting Soon" && n["attributes"]["audience"] == "feed")
+            .collect()
     };
     let deadline = Instant::now() + Duration::from_secs(30);
     while soon().is_empty() {
