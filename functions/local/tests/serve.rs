@@ -1555,3 +1555,54 @@ async fn a_changes_notifications_reach_each_audience_with_its_text_and_attribute
 fn addressed(n: &Value) -> (&str, &str) {
     (n["attributes"]["audience"].as_str().unwrap_or(""), n["attributes"]["notify"].as_str().unwrap_or(""))
 }
+
+/// The README's unauthorized change, through the real binary: a break-glass
+/// session opens port 22 on payments' database group outside any change;
+/// the drift consumer records one finding naming the person, tells the
+/// owners once, and a replayed duplicate changes nothing.
+#[tokio::test]
+async fn readme_walkthrough_catches_an_unauthorized_change_with_the_person_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hub = Served::start(dir.path());
+    import_catalog(dir.path(), &hub.base);
+    let alice = token(dir.path(), "alice@example.com", "engineers");
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../events/aws/cloudtrail.ec2_authorize_security_group_ingress.source_identity.json");
+    for _ in 0..2 {
+        let out = Command::new(BIN)
+            .args(["replay", "--url", &hub.base, "--db"])
+            .arg(dir.path().join("hub.db"))
+            .arg(&sample)
+            .output()
+            .expect("replay");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let http = reqwest::Client::new();
+    let mut findings = Value::Null;
+    for _ in 0..100 {
+        let page: Value = http
+            .get(format!("{}/findings?service=payments&status=open", hub.base))
+            .bearer_auth(&alice)
+            .send()
+            .await
+            .expect("list")
+            .json()
+            .await
+            .expect("json");
+        if page["findings"].as_array().is_some_and(|f| !f.is_empty()) {
+            findings = page["findings"].clone();
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let f = &findings[0];
+    assert_eq!(f["actor"]["name"], "maria.rossi@acme.example", "{findings}");
+    assert_eq!(f["actor"]["principal"], "arn:aws:iam::123456789012:role/ops-break-glass");
+    assert_eq!((f["count"].as_u64(), f["severity"].as_str()), (Some(1), Some("critical")), "{f}");
+    assert!(f["changes"][0]["what"].as_str().is_some_and(|w| w.contains("tcp 22 from 0.0.0.0/0")), "{f}");
+    hub.interrupt();
+    let told = std::fs::read_to_string(dir.path().join("notifications.jsonl")).unwrap_or_default();
+    let unauthorized: Vec<&str> = told.lines().filter(|l| l.contains("\"unauthorized_change\"")).collect();
+    assert_eq!(unauthorized.len(), 1, "told once: {told}");
+    assert!(unauthorized[0].contains("maria.rossi@acme.example"));
+}
