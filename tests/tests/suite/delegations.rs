@@ -231,28 +231,6 @@ async fn embedded() -> (Api, tempfile::TempDir) {
     (Api::on(EmbeddedStore::open(dir.path().join("api.db")).expect("open")).await, dir)
 }
 
-macro_rules! on_both_stores {
-    ($($case:ident),* $(,)?) => {
-        mod embedded_store {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    let (api, _dir) = super::embedded().await;
-                    super::$case(api).await;
-                }
-            )*
-        }
-        mod dynamodb_store {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    super::$case(super::Api::on(super::aws::dynamo_store().await).await).await;
-                }
-            )*
-        }
-    };
-}
-
 on_both_stores!(
     bad_delegations_are_refused_naming_the_field,
     a_delegate_decides_on_behalf_of_the_delegator_audited,

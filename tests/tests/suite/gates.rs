@@ -243,28 +243,6 @@ async fn embedded() -> (Api, tempfile::TempDir) {
     (Api::on(EmbeddedStore::open(dir.path().join("api.db")).expect("open")).await, dir)
 }
 
-macro_rules! on_both_stores {
-    ($($case:ident),* $(,)?) => {
-        mod embedded_store {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    let (api, _dir) = super::embedded().await;
-                    super::$case(api).await;
-                }
-            )*
-        }
-        mod dynamodb_store {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    super::$case(super::Api::on(super::aws::dynamo_store().await).await).await;
-                }
-            )*
-        }
-    };
-}
-
 on_both_stores!(
     a_promotion_to_production_waits_for_approval_and_the_window,
     every_answer_is_recorded_in_the_activity_log,

@@ -2,6 +2,32 @@
 //! are linked once. Each module is one suite; shared helpers live in the
 //! `changehub-tests` library (`tests/src`).
 
+/// Runs each `case(api)` of the calling module on both stores: its
+/// `embedded()` (an embedded store in a temporary directory) and
+/// `Api::on` a DynamoDB store on moto. Defined before the modules so that
+/// every one of them may use it.
+macro_rules! on_both_stores {
+    ($($case:ident),* $(,)?) => {
+        mod embedded_store {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let (api, _dir) = super::embedded().await;
+                    super::$case(api).await;
+                }
+            )*
+        }
+        mod dynamodb_store {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    super::$case(super::Api::on(super::aws::dynamo_store().await).await).await;
+                }
+            )*
+        }
+    };
+}
+
 mod activity;
 mod api;
 mod approval_sla;
