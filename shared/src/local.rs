@@ -24,6 +24,7 @@ use crate::app::catalog::CachedCatalog;
 use crate::app::deployments::{self, DeploymentError, Deployments};
 use crate::app::drift::{Drift, DriftError};
 use crate::app::escalation::Escalator;
+use crate::app::freeze_starting::{FreezeTick, FreezeTicker};
 use crate::app::gate::Wakeups;
 use crate::app::ingest::{Ingest, Webhooks};
 use crate::app::publish::Outbox;
@@ -115,6 +116,37 @@ impl Clock for HubClock {
 
 /// The hub's escalation use case, on its store, catalog cache and clock.
 type HubEscalator = Escalator<EmbeddedStore, CachedCatalog<EmbeddedStore>, HubClock>;
+/// The hub's "freeze starting" use case, publishing on its bus and notifier.
+type HubFreezes = FreezeTicker<EmbeddedStore, CachedCatalog<EmbeddedStore>, HubClock, LocalBus, HubNotifier>;
+
+/// The hub's escalation tick: approvals and reminders, then freezes about to start.
+pub struct HubTicker {
+    pub escalator: HubEscalator,
+    pub freezes: HubFreezes,
+}
+
+/// What one of the hub's ticks did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct HubTick {
+    #[serde(flatten)]
+    pub tick: crate::app::escalation::Tick,
+    pub freezes: FreezeTick,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HubTickError {
+    #[error(transparent)]
+    Escalation(#[from] crate::app::escalation::EscalationError),
+    #[error(transparent)]
+    Freezes(#[from] crate::app::freeze_starting::FreezeTickError),
+}
+
+impl HubTicker {
+    pub async fn tick(&self) -> Result<HubTick, HubTickError> {
+        let tick = self.escalator.tick().await?;
+        Ok(HubTick { tick, freezes: self.freezes.tick().await? })
+    }
+}
 
 /// Where a hub with a clock file takes an escalation tick on request
 /// (`POST`), for tests that move its clock; no other hub serves it.
@@ -157,7 +189,7 @@ pub struct Hub {
     /// Tells the publisher to drain what is committed and stop.
     stop_publisher: tokio::sync::oneshot::Sender<()>,
     /// Escalation, on the API's catalog cache (a breach reads the tenant's CAB).
-    escalation: Arc<HubEscalator>,
+    escalation: Arc<HubTicker>,
     /// Ticks escalation, once started ([`Hub::escalate_every`]).
     escalator: Option<JoinHandle<()>>,
     /// Posts the queued chat webhook deliveries, until told to stop.
@@ -250,8 +282,10 @@ impl Hub {
             },
             DeploymentError::retryable,
         ));
-        let escalation =
-            Arc::new(Escalator { store: store.clone(), catalog: changes.catalog.clone(), clock: clock.clone() });
+        let escalation = Arc::new(HubTicker {
+            escalator: Escalator { store: store.clone(), catalog: changes.catalog.clone(), clock: clock.clone() },
+            freezes: FreezeTicker::new(store.clone(), changes.catalog.clone(), clock.clone(), bus.clone(), notifier),
+        });
         // A held gate answer ends before the request timeout would cut it off.
         let longest = config.limits.request_timeout.saturating_sub(Duration::from_secs(2));
         let long_poll = LongPoll { wakeups: wakeups.clone(), longest };
@@ -466,13 +500,18 @@ async fn dead_letter(
 
 /// The local escalate schedule: a tick every `period`; a failed tick is
 /// logged and the next one takes what it left.
-async fn run_escalator(escalator: Arc<HubEscalator>, period: Duration) {
+async fn run_escalator(escalator: Arc<HubTicker>, period: Duration) {
     let mut interval = tokio::time::interval(period);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
         match escalator.tick().await {
-            Ok(tick) => tracing::debug!(read = tick.read, taken = tick.taken.len(), "escalation tick"),
+            Ok(t) => tracing::debug!(
+                read = t.tick.read,
+                taken = t.tick.taken.len(),
+                freezes = t.freezes.told.len(),
+                "escalation tick"
+            ),
             Err(e) => tracing::error!(error = %e, "escalation tick failed; the next one retries"),
         }
     }
@@ -481,7 +520,7 @@ async fn run_escalator(escalator: Arc<HubEscalator>, period: Duration) {
 /// `POST` [`TEST_TICK_PATH`]: one escalation tick now, answered with what it
 /// did. Nothing a scheduled tick would not do: it takes only the steps due by
 /// the hub's clock, each once, however many ticks overlap.
-fn test_tick_route(escalation: Arc<HubEscalator>) -> axum::Router {
+fn test_tick_route(escalation: Arc<HubTicker>) -> axum::Router {
     let tick = move || {
         let escalation = escalation.clone();
         async move {

@@ -9,6 +9,7 @@ pub mod correlate_contract;
 pub mod drift_contract;
 pub mod escalation_contract;
 pub mod fixtures;
+pub mod freeze_contract;
 pub mod http;
 pub mod incident_contract;
 pub mod notifier_contract;

@@ -7,7 +7,8 @@ use changehub::domain::waiting::Awaiting;
 use changehub::domain::{AuditEntry, Change, ChangeState, ChangeType, TenantId};
 use changehub::ports::{
     Bump, ChangeFilter, ChangeQuery, ChangeReader, ChangeUpdate, Claim, CounterKey, Counts, Cursor, Dedupe, DocKind,
-    DueIndex, DuePartition, FixedClock, ServiceWindowQuery, StoreError, StoredDoc, VolumeKey, VolumeOf, WaitingQuery,
+    DueIndex, DuePartition, FixedClock, FreezesDue, ServiceWindowQuery, StoreError, StoredDoc, VolumeKey, VolumeOf,
+    WaitingQuery,
 };
 use chrono::Duration;
 use std::time::Duration as StdDuration;
@@ -226,7 +227,7 @@ pub async fn audit_entries_are_read_by_number<S: ChangeStore>(store: S) {
 pub async fn tenant_documents_are_replaced_conditionally<S: ChangeStore>(store: S) {
     use changehub::domain::audit::{TrailHead, governance_entry, verify_trail};
     let tenant = TenantId::parse(&crate::unique("docs")).expect("tenant");
-    let doc = |version, body| StoredDoc { version, updated_at: t0(), updated_by: "root".into(), body };
+    let doc = |version, body| StoredDoc { version, updated_at: t0(), updated_by: "root".into(), body, due_at: None };
     let entry = |head: Option<&TrailHead>| {
         governance_entry(&tenant, head, t0(), "root", AuditAction::FreezeDeclared, vec![], None)
     };
@@ -267,6 +268,51 @@ pub async fn tenant_documents_are_replaced_conditionally<S: ChangeStore>(store: 
     verify_trail(&head, &[first, second]).expect("the stored trail verifies");
     let bogus = Cursor::parse("CHG#x").expect("well formed");
     assert!(matches!(store.trail(&tenant, 10, Some(bogus)).await, Err(StoreError::InvalidCursor(_))));
+}
+
+/// A freezes document due for its "freeze starting" notice is in its
+/// tenant's `DUE#FREEZE` shard from its `due_at`, moved and taken out by the
+/// document's own writes; the query returns only documents due by then, and
+/// neither the changes' partitions nor another kind of document mix in.
+pub async fn freezes_documents_are_due_in_their_own_partition<S: ChangeStore + FreezesDue>(store: S) {
+    use changehub::adapters::keys;
+    use changehub::domain::audit::governance_entry;
+    let tenant = TenantId::parse(&crate::unique("freezes")).expect("tenant");
+    let shard = keys::tenant_shard(&tenant);
+    let doc = |version, due_at| StoredDoc {
+        version,
+        updated_at: t0(),
+        updated_by: "root".into(),
+        body: serde_json::json!({"windows": [], "version": version}),
+        due_at,
+    };
+    let mut head = None;
+    let mut put = async |kind, d: StoredDoc| {
+        let entry = governance_entry(&tenant, head.as_ref(), t0(), "root", AuditAction::FreezeDeclared, vec![], None);
+        store.put_doc(&tenant, kind, &d, &entry).await.expect("put");
+        head = Some(entry.head());
+    };
+    let due = async |until| {
+        let page = store.due_freezes(shard, until, 10, None).await.expect("due");
+        page.items.into_iter().map(|d| (d.tenant.to_string(), d.doc.version)).collect::<Vec<_>>()
+    };
+    let hour = |h| t0() + Duration::hours(h);
+    put(DocKind::Freezes, doc(1, Some(hour(1)))).await;
+    put(DocKind::Catalog, doc(1, Some(hour(1)))).await;
+    assert_eq!(due(hour(1) - Duration::seconds(1)).await, [], "not due yet");
+    assert_eq!(due(hour(1)).await, [(tenant.to_string(), 1)], "due: the freezes document only");
+    let returned = store.due_freezes(shard, hour(1), 10, None).await.expect("due").items;
+    assert_eq!(returned[0].doc, doc(1, Some(hour(1))), "the document as stored");
+    for other in (0..changehub::ports::DUE_SHARDS).filter(|s| *s != shard) {
+        assert!(store.due_freezes(other, hour(99), 10, None).await.expect("due").items.is_empty(), "shard {other}");
+    }
+    let soon = DuePartition::StartingSoon { shard };
+    assert!(store.due(&soon, hour(99), 10, None).await.expect("changes").items.is_empty(), "no change partition");
+    put(DocKind::Freezes, doc(2, Some(hour(2)))).await;
+    assert_eq!(due(hour(1)).await, [], "moved by the next write");
+    assert_eq!(due(hour(2)).await, [(tenant.to_string(), 2)]);
+    put(DocKind::Freezes, doc(3, None)).await;
+    assert_eq!(due(hour(99)).await, [], "nothing due: out of the index");
 }
 
 /// Finished changes bump their service's monthly counters in the same write.

@@ -1,9 +1,22 @@
 //! The escalate Lambda's shape: the schedule's input in (its context
-//! attributes, for the log), one tick's tally out. The use case is
-//! [`Escalator`].
+//! attributes, for the log), one tick's tally out. The use cases are
+//! [`Escalator`] (approvals and "starting soon") and [`FreezeTicker`]
+//! ("freeze starting").
 
 use changehub::app::escalation::{EscalationError, Escalator};
-use changehub::ports::{CatalogReader, ChangeReader, ChangeWriter, Clock, DueIndex, TenantDocs};
+use changehub::app::freeze_starting::{FreezeTickError, FreezeTicker};
+use changehub::ports::{
+    CatalogReader, ChangeReader, ChangeWriter, Clock, Dedupe, DueIndex, EventBus, FreezesDue, Notifier, TenantDocs,
+};
+
+/// Why a tick failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TickError {
+    #[error(transparent)]
+    Escalation(#[from] EscalationError),
+    #[error(transparent)]
+    Freezes(#[from] FreezeTickError),
+}
 
 /// What the schedule sends (its `Input`, with EventBridge Scheduler's
 /// context attributes filled in). Every field is optional: a tick needs none.
@@ -34,19 +47,33 @@ pub struct Summary {
     pub already_taken: usize,
     /// Changes left to the next tick after repeated conflicts.
     pub deferred: usize,
+    /// Freezes documents due for a "freeze starting" notice, read from the index.
+    pub freezes_read: usize,
+    /// "Freeze starting" notices sent.
+    pub freeze_starting: usize,
+    /// Notices skipped because their freeze had started (a late tick).
+    pub freeze_late: usize,
 }
 
-/// Runs one tick. A store failure is an error, so the invocation is retried
-/// and, in the end, sent to the failed-invocations queue; the steps taken
-/// before it stay taken (each was its own write), and the retry takes the rest.
-pub async fn handle<S, K, C>(escalator: &Escalator<S, K, C>, event: &Scheduled) -> Result<Summary, EscalationError>
+/// Runs one tick: approvals and reminders, then freezes. A store failure
+/// is an error, so the invocation is retried and, in the end, sent to the
+/// failed-invocations queue; the steps taken before it stay taken (each was
+/// its own write), and the retry takes the rest.
+pub async fn handle<S, K, C, B, N>(
+    escalator: &Escalator<S, K, C>,
+    freezes: &FreezeTicker<S, K, C, B, N>,
+    event: &Scheduled,
+) -> Result<Summary, TickError>
 where
-    S: DueIndex + ChangeReader + ChangeWriter + TenantDocs,
+    S: DueIndex + ChangeReader + ChangeWriter + TenantDocs + FreezesDue + Dedupe,
     K: CatalogReader,
     C: Clock,
+    B: EventBus,
+    N: Notifier,
 {
     use changehub::domain::escalation::NudgeKind;
     let tick = escalator.tick().await?;
+    let frozen = freezes.tick().await?;
     let count = |kind| tick.taken.iter().filter(|t| t.kind == kind).count();
     let summary = Summary {
         read: tick.read,
@@ -54,8 +81,11 @@ where
         escalations: count(NudgeKind::Escalation),
         breaches: count(NudgeKind::Breach),
         starting_soon: tick.starting_soon.len(),
-        already_taken: tick.already_taken,
-        deferred: tick.deferred,
+        already_taken: tick.already_taken + frozen.already_taken,
+        deferred: tick.deferred + frozen.deferred,
+        freezes_read: frozen.read,
+        freeze_starting: frozen.sent(),
+        freeze_late: frozen.late(),
     };
     tracing::info!(
         scheduled_time = event.scheduled_time.as_deref().unwrap_or_default(),
@@ -66,6 +96,9 @@ where
         starting_soon = summary.starting_soon,
         already_taken = summary.already_taken,
         deferred = summary.deferred,
+        freezes_read = summary.freezes_read,
+        freeze_starting = summary.freeze_starting,
+        freeze_late = summary.freeze_late,
         "escalation tick"
     );
     Ok(summary)

@@ -11,6 +11,7 @@ use changehub::adapters::local_bus::LocalBus;
 use changehub::adapters::local_notifier::FileNotifier;
 use changehub::app::catalog::{CachedCatalog, DEFAULT_CACHE_TTL};
 use changehub::app::escalation::{Escalator, Tick};
+use changehub::app::freeze_starting::{FreezeTick, FreezeTicker};
 use changehub::app::publish::Outbox;
 use changehub::domain::catalog::Span;
 use changehub::domain::escalation::NudgeKind;
@@ -57,6 +58,16 @@ pub async fn now(db: &Path, notifications: &Path, clock: HubClock) -> Result<(),
         clock: clock.clone(),
     };
     let tick = escalator.tick().await?;
+    // Freezes about to start: told by the tick itself (no outbox).
+    let freezes = FreezeTicker::new(
+        store.clone(),
+        escalator.catalog.clone(),
+        clock.clone(),
+        LocalBus::new(),
+        FileNotifier::new(notifications),
+    )
+    .tick()
+    .await?;
     // What `serve`'s publisher does with each committed write.
     let outbox =
         Outbox::new(store.clone(), LocalBus::new(), FileNotifier::new(notifications), clock, escalator.catalog.clone())
@@ -64,12 +75,12 @@ pub async fn now(db: &Path, notifications: &Path, clock: HubClock) -> Result<(),
     while let Ok(c) = committed.try_recv() {
         outbox.publish(&c.change, &c.entry).await?;
     }
-    print!("{}", summary(&tick));
+    print!("{}", summary(&tick, &freezes));
     Ok(())
 }
 
-/// One line per step and reminder taken, then what the tick read.
-fn summary(tick: &Tick) -> String {
+/// One line per step, reminder and freeze notice taken, then what the tick read.
+fn summary(tick: &Tick, freezes: &FreezeTick) -> String {
     let mut out = String::new();
     for t in &tick.taken {
         let what = match t.kind {
@@ -85,12 +96,19 @@ fn summary(tick: &Tick) -> String {
         let late = if r.late { ", late: not started yet" } else { "" };
         out.push_str(&format!("{}/{}: starting soon (planned start {start}{late})\n", r.tenant, r.change_id));
     }
+    for f in &freezes.told {
+        let start = f.start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let what = if f.late { "started already: not told (late)" } else { "freeze starting" };
+        out.push_str(&format!("{}/freeze {}: {what} (starts {start})\n", f.tenant, f.window));
+    }
+    let deferred = tick.deferred + freezes.deferred;
     out.push_str(&format!(
-        "{} taken, {} sent; {} due items read{}\n",
+        "{} taken, {} and {} sent; {} due items read{}\n",
         crate::plural::count(tick.taken.len(), "step", "steps"),
         crate::plural::count(tick.starting_soon.len(), "starting-soon reminder", "starting-soon reminders"),
-        tick.read,
-        if tick.deferred > 0 { format!("; {} left to the next tick (busy)", tick.deferred) } else { String::new() }
+        crate::plural::count(freezes.sent(), "freeze-starting notice", "freeze-starting notices"),
+        tick.read + freezes.read,
+        if deferred > 0 { format!("; {deferred} left to the next tick (busy)") } else { String::new() }
     ));
     out
 }

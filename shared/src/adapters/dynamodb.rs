@@ -701,6 +701,20 @@ impl DueIndex for DynamoStore {
         after: Option<Cursor>,
     ) -> Result<Page<Change>, StoreError> {
         let range = keys::due_range(partition, until, after.as_ref())?;
+        let page = self.due_page(&range, limit).await?;
+        Ok(Page { items: page.items.iter().map(|(_, item)| decode(item)).collect::<Result<_, _>>()?, next: page.next })
+    }
+}
+
+impl DynamoStore {
+    /// A page of the due index's `range` (GSI1), earliest first, with each
+    /// item's GSI1SK: the cursor's own item skipped, the last one's sort key
+    /// as the next page's cursor when an item is left.
+    pub(crate) async fn due_page(
+        &self,
+        range: &keys::DueRange,
+        limit: usize,
+    ) -> Result<Page<(String, Item)>, StoreError> {
         let mut items = Vec::new();
         let mut start = None;
         let mut last: Option<String> = None;
@@ -729,8 +743,8 @@ impl DueIndex for DynamoStore {
                 if items.len() == limit {
                     return Ok(Page { items, next: last.map(Cursor::issued) });
                 }
-                items.push(decode(&item)?);
-                last = Some(sk);
+                last = Some(sk.clone());
+                items.push((sk, item));
             }
             match out.last_evaluated_key {
                 Some(k) => start = Some(k),

@@ -35,9 +35,15 @@
 //! | approval step (submitted) | `DUE#APPROVAL#{shard}` | `{next_at}#{tenant}#{id}` |
 //! | post-implementation review | `T#{tenant}#DUE#REVIEW` | `{due_at}#{id}` |
 //! | "starting soon" reminder (scheduled) | `DUE#SOON#{shard}` | `{due_at}#{tenant}#{id}` |
+//! | "freeze starting" notice (a tenant's freezes document, its `CURRENT` item) | `DUE#FREEZE#{shard}` | `{due_at}#{tenant}` |
 //!
 //! The shard is [`crate::domain::ChangeId::shard`] of [`DUE_SHARDS`]; each
-//! change item carries at most one of these (`Change::due` says which).
+//! change item carries at most one of these (`Change::due` says which). A
+//! freezes document is due for its next notice ([`doc_due_keys`], from
+//! `StoredDoc::due_at`): its own partition, not the changes' `DUE#SOON`, so
+//! that a page of due items is all of one kind (changes, or documents) and
+//! the document's current item carries the keys itself, written and removed
+//! in the document's own write; its shard is the tenant's ([`tenant_shard`]).
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use std::collections::BTreeMap;
@@ -564,6 +570,34 @@ pub fn reviews_due_pk(tenant: &TenantId) -> String {
 /// The starting-soon partition of one shard (all tenants).
 pub fn starting_soon_due_pk(shard: u32) -> String {
     format!("DUE#SOON#{shard}")
+}
+
+/// The freeze-starting partition of one shard (all tenants' freezes documents).
+pub fn freezes_due_pk(shard: u32) -> String {
+    format!("DUE#FREEZE#{shard}")
+}
+
+/// A stable shard of `tenant` in `0..DUE_SHARDS` (from a hash of its id).
+pub fn tenant_shard(tenant: &TenantId) -> u32 {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(tenant.as_str().as_bytes());
+    u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]) % DUE_SHARDS
+}
+
+/// The due-index key (GSI1PK, GSI1SK) a tenant document's current item
+/// carries while it is due: only a freezes document, at its `due_at`.
+pub fn doc_due_keys(
+    tenant: &TenantId,
+    kind: crate::ports::DocKind,
+    doc: &crate::ports::StoredDoc,
+) -> Option<(String, String)> {
+    let at = doc.due_at.filter(|_| kind == crate::ports::DocKind::Freezes)?;
+    Some((freezes_due_pk(tenant_shard(tenant)), format!("{}#{tenant}", time_key(at))))
+}
+
+/// The tenant a freeze-starting due entry's sort key (`{due_at}#{tenant}`) names.
+pub fn tenant_of_due_doc(sk: &str) -> Option<TenantId> {
+    TenantId::parse(sk.split_once('#')?.1).ok()
 }
 
 /// The due-index partition key (GSI1PK) of `partition`.

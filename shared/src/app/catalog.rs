@@ -139,6 +139,7 @@ impl<D: TenantDocs> CachedCatalog<D> {
                 updated_at: clock.now(),
                 updated_by: caller.user.clone(),
                 body: body.clone(),
+                due_at: None,
             };
             let field = |name: &str, before, after| FieldChange { field: format!("catalog.{name}"), before, after };
             let changes = vec![

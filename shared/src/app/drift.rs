@@ -17,24 +17,27 @@
 //!   an API call that arrives after joins the Config item's finding and
 //!   names its actor. The finding is read back by time from the tenant's
 //!   findings (one bounded query).
-//! - **Telling.** One notification per finding when it is opened, and one
-//!   more when a later piece names its actor (`once`, so retries and
-//!   storms never repeat one).
+//! - **Telling.** The finding is routed as `unauthorized_change` (by
+//!   default to its service's owners and the CAB, and the feed; the
+//!   catalog's `routing:` rules, templates and time zones apply) when it is
+//!   opened, and again when a later piece names its actor: each recipient
+//!   once per telling ([`send_each`]), so retries and storms never repeat one.
 
 use chrono::{DateTime, Duration, Utc};
 use std::collections::BTreeMap;
 
 use super::ingest::ClaimTimes;
 use super::once::{Once, OnceError, once};
-use crate::domain::catalog::{CatalogView, MappingKind};
+use super::routed::{self, Routed, RoutedError, send_each};
+use crate::domain::catalog::{Catalog, CatalogView, MappingKind};
 use crate::domain::finding::authorize::{self, AuthorizedBy, Verdict};
 use crate::domain::finding::observation::{DETAIL_TYPES, Evidence, NotObserved, Observation};
 use crate::domain::finding::settings::JOIN_WINDOW;
 use crate::domain::finding::{Finding, FindingId, Severity, group_of, window_start};
 use crate::domain::{Change, ChangeId, TenantId};
 use crate::ports::{
-    CatalogReader, ChangeReader, Clock, Dedupe, FindingQuery, FindingStore, ImplementationQuery, ImplementationReader,
-    MAX_PAGE, Message, Notification, Notifier, NotifyError, ServiceWindowQuery, StoreError,
+    CatalogReader, ChangeReader, Clock, Dedupe, Fact, FindingQuery, FindingStore, ImplementationQuery,
+    ImplementationReader, MAX_PAGE, Notifier, ServiceWindowQuery, StoreError,
 };
 
 /// Reads and writes of one finding before giving up to concurrent writers (and being retried).
@@ -53,8 +56,8 @@ pub enum DriftError {
     Tenant { detail_type: String, tenant: String },
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("the notification of a finding")]
-    Notify(#[from] NotifyError),
+    #[error("the notifications of a finding")]
+    Notify(#[from] RoutedError),
     /// Another consumer holds the event, or other writers kept moving the finding.
     #[error("{0}; retry")]
     Busy(String),
@@ -265,15 +268,10 @@ impl<S: DriftStore, K: CatalogReader, C: Clock, N: Notifier> Drift<S, K, C, N> {
     /// Tells people of the finding: once when opened, once more when its actor becomes known.
     async fn tell(&self, view: &CatalogView, f: &Finding) -> Result<(), DriftError> {
         let named = if f.actor.is_some() { "named" } else { "unnamed" };
-        let keys = [format!("drift-tell:{}:{}:{named}", f.tenant, f.id)];
-        let owners = f.service.as_ref().and_then(|s| view.catalog.service(s)).map(|s| s.owner_group.clone());
-        let n = notification(f, owners.as_deref());
-        let sent = once(&self.store, &self.clock, self.claims, &keys, async { self.notifier.notify(&n).await }).await;
-        match sent {
-            Ok(_) => Ok(()),
-            Err(OnceError::Store(e)) => Err(e.into()),
-            Err(OnceError::Work(e)) => Err(e.into()),
-        }
+        let base = format!("drift-tell:{}:{}:{named}", f.tenant, f.id);
+        let routed = notifications_for(&view.catalog, f);
+        send_each(&self.store, &self.clock, self.claims, &self.notifier, &base, &routed).await?;
+        Ok(())
     }
 }
 
@@ -283,43 +281,53 @@ pub fn service_of(view: &CatalogView, o: &Observation) -> Option<crate::domain::
     o.mapping_keys().into_iter().find_map(|k| view.resolve(MappingKind::AwsResource, k).cloned())
 }
 
-/// The notification of a finding: attributes `type` = `unauthorized_change`,
-/// `kind`, `tenant`, `service` (`unknown` for an unmapped resource),
-/// `severity`, `audience` = `owners` and `notify` (the service's owner
-/// group, else `cab`), and `vendor` when a vendor's principal made it.
-pub fn notification(f: &Finding, owners: Option<&str>) -> Notification {
-    let service = f.service.as_ref().map_or("unknown", |s| s.as_str());
+/// The notifications of a finding, routed by `catalog` as
+/// `unauthorized_change` (by default to its service's owners and the CAB,
+/// and the feed): attributes `kind`, `tenant`, `service` (`unknown` for an
+/// unmapped resource), `vendor` when a vendor's principal made it, and
+/// routing's `type`, `audience`, `notify` and `severity` (the finding's).
+/// Every text names who changed which resource.
+pub fn notifications_for(catalog: &Catalog, f: &Finding) -> Vec<Routed> {
     let mut attributes = BTreeMap::new();
-    attributes.insert("type".to_owned(), TYPE.to_owned());
     attributes.insert("kind".to_owned(), KIND.to_owned());
     attributes.insert("tenant".to_owned(), f.tenant.to_string());
-    attributes.insert("service".to_owned(), service.to_owned());
-    attributes.insert("severity".to_owned(), f.severity.as_str().to_owned());
-    attributes.insert("audience".to_owned(), "owners".to_owned());
-    attributes.insert("notify".to_owned(), owners.unwrap_or("cab").to_owned());
+    attributes.insert("service".to_owned(), f.service.as_ref().map_or("unknown", |s| s.as_str()).to_owned());
     if f.actor.as_ref().is_some_and(|a| a.vendor) {
         attributes.insert("vendor".to_owned(), "true".to_owned());
     }
+    let body = serde_json::json!({"event": KIND, "summary": f.summary(), "finding": f});
+    let services: Vec<_> = f.service.iter().cloned().collect();
+    routed::for_services(catalog, &occurrence_of(f), services, &attributes, f.severity.as_str(), &body)
+}
+
+/// What people read of a finding: who changed which resource, where and when.
+fn occurrence_of(f: &Finding) -> crate::domain::routing::render::Occurrence {
+    let service = f.service.as_ref().map_or("unknown", |s| s.as_str());
     let who = f.actor.as_ref().map_or("an unknown actor", |a| a.name.as_str());
     let resource = f.resources.first().map_or("a resource", |r| r.id.as_str());
-    let subject = format!("[Unauthorized Change] {who} changed {resource} on {service} ({})", f.severity.as_str());
-    let fact = |name: &str, value: String| crate::ports::Fact { name: name.to_owned(), value };
+    let fact = |name: &str, value: String| Fact { name: name.to_owned(), value };
     let mut facts = vec![
-        fact("Service", service.to_owned()),
         fact("Severity", f.severity.as_str().to_owned()),
         fact("Account", format!("{} {}", f.account, f.region)),
         fact("When", f.first_seen.format("%Y-%m-%d %H:%M:%S UTC").to_string()),
-        fact("Finding", f.id.to_string()),
     ];
     if let Some(actor) = &f.actor {
         facts.insert(0, fact("Actor", actor.chain()));
     }
-    let lines = f.changes.iter().map(|c| format!("{}: {}", at_text(c.at), c.what)).collect();
-    Notification {
-        subject: subject.clone(),
-        body: serde_json::json!({"event": KIND, "summary": f.summary(), "finding": f}),
-        attributes,
-        message: Message { headline: subject, lines: [vec![f.summary()], lines].concat(), facts, links: Vec::new() },
+    let lines = f.changes.iter().map(|c| format!("{}: {}", at_text(c.at), c.what));
+    crate::domain::routing::render::Occurrence {
+        event: TYPE.to_owned(),
+        headline: format!("[{KIND}] {who} changed {resource} on {service} ({})", f.severity.as_str()),
+        reference: f.id.to_string(),
+        title: format!("A change to {resource} by {who}"),
+        services: f.service.iter().cloned().collect(),
+        at: f.first_seen,
+        window: None,
+        facts,
+        details: std::iter::once(f.summary()).chain(lines).collect(),
+        impact: Some(format!("{who} changed {resource} without an approved change; the owners are looking into it.")),
+        links: vec![],
+        commands: vec![],
     }
 }
 

@@ -11,9 +11,10 @@ use std::collections::BTreeMap;
 use crate::app::ChangeError;
 use crate::domain::access::{Access, Caller, Forbidden};
 use crate::domain::audit::{self, AuditAction, AuditEntry, FieldChange};
-use crate::domain::catalog::Role;
+use crate::domain::catalog::{Role, Span};
 use crate::domain::freeze::FreezeWindow;
 use crate::domain::incident::{Declaration, Incident, IncidentEvent, IncidentId, MajorRule, Signal, Source};
+use crate::domain::soon::FreezeNotices;
 use crate::domain::{FieldError, ServiceName, TenantId};
 use crate::ports::{CatalogReader, Clock, DocKind, IncidentStore, Page, StoreError, StoredDoc, TenantDocs};
 
@@ -33,7 +34,34 @@ pub struct Freezes {
     /// The latest declarations and lifts, oldest first (at most [`MAX_INCIDENT_LOG`]).
     #[serde(default)]
     pub log: Vec<FreezeLogEntry>,
+    /// Each window's next "freeze starting" notice and the occurrences told:
+    /// armed by every write of the document, taken by the escalation tick
+    /// ([`crate::app::freeze_starting`]); the earliest is the document's due entry.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub notices: FreezeNotices,
 }
+
+fn is_default<T: Default + PartialEq>(t: &T) -> bool {
+    *t == T::default()
+}
+
+/// A tenant document's body as [`update_doc`] writes it.
+pub(crate) trait DocBody: Serialize + DeserializeOwned + Default + Clone {
+    /// When the tick is due to take the document (its due entry); none: never.
+    fn due_at(&self) -> Option<DateTime<Utc>> {
+        None
+    }
+}
+
+impl DocBody for Freezes {
+    fn due_at(&self) -> Option<DateTime<Utc>> {
+        self.notices.due_at()
+    }
+}
+
+impl DocBody for Incidents {}
+
+impl DocBody for crate::domain::delegation::Delegations {}
 
 /// Who declared a freeze window, and when.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -236,7 +264,7 @@ pub(crate) async fn update_doc<D, T, F>(
 ) -> Result<T, ChangeError>
 where
     D: TenantDocs,
-    T: Serialize + DeserializeOwned + Default + Clone,
+    T: DocBody,
     F: FnMut(&mut T, DateTime<Utc>) -> Result<Option<GovernanceWrite>, ChangeError>,
 {
     for _ in 0..3 {
@@ -248,6 +276,7 @@ where
             updated_at: now,
             updated_by: caller.user.clone(),
             body: serde_json::to_value(&body).map_err(|e| StoreError::backend(false, e))?,
+            due_at: body.due_at(),
         };
         match put_audited(docs, caller, kind, &doc, trail).await {
             Ok(_) => return Ok(body),
@@ -301,11 +330,18 @@ impl<D: TenantDocs + IncidentStore, K: CatalogReader, C: Clock> Governance<'_, D
         Ok(read_doc(self.docs, &caller.tenant, DocKind::Freezes).await?.0)
     }
 
+    /// How long before a freeze starts people are told: the catalog's
+    /// `changes.starting_soon`, the lead of every "starting" notice.
+    async fn freeze_lead(&self, caller: &Caller) -> Result<Span, ChangeError> {
+        Ok(self.catalog.catalog(&caller.tenant).await?.catalog.changes.starting_soon.clone())
+    }
+
     /// Adds a window, or replaces the one with the same id; recorded with
     /// who declared it (its `reason` says why).
     pub async fn put_freeze(&self, caller: &Caller, window: FreezeWindow) -> Result<FreezeWindow, ChangeError> {
         self.require(caller, &[Role::Admin, Role::Cab], "declaring a freeze window").await?;
         window.validate()?;
+        let lead = self.freeze_lead(caller).await?;
         update_doc(self.docs, caller, DocKind::Freezes, self.clock, |f: &mut Freezes, at| {
             let before = f.windows.iter().find(|w| w.id == window.id).cloned();
             let full = format!("at most {MAX_FREEZES} freeze windows per tenant");
@@ -314,6 +350,7 @@ impl<D: TenantDocs + IncidentStore, K: CatalogReader, C: Clock> Governance<'_, D
             f.declared.insert(window.id.clone(), Declared { by: by.clone(), at });
             let entry = FreezeLogEntry { action: FreezeAction::Declared, by, at, reason: None, window: window.clone() };
             append_capped(&mut f.log, entry);
+            f.notices.arm(&f.windows, &lead, at);
             let field = format!("freezes.{}", window.id);
             Ok(Some(GovernanceWrite::item(AuditAction::FreezeDeclared, field, before.as_ref(), Some(&window))))
         })
@@ -327,12 +364,14 @@ impl<D: TenantDocs + IncidentStore, K: CatalogReader, C: Clock> Governance<'_, D
         self.require(caller, &[Role::Admin, Role::Cab], "lifting a freeze window").await?;
         let reason = lift.reason.trim().to_owned();
         crate::app::changes::check_text("reason", Some(&reason), true)?;
+        let lead = self.freeze_lead(caller).await?;
         update_doc(self.docs, caller, DocKind::Freezes, self.clock, |f: &mut Freezes, at| {
             let Some(window) = f.windows.iter().find(|w| w.id == id).cloned() else {
                 return Err(ChangeError::Missing(format!("no freeze window {id:?}")));
             };
             f.windows.retain(|w| w.id != id);
             f.declared.remove(id);
+            f.notices.arm(&f.windows, &lead, at);
             let (by, why) = (caller.user.clone(), Some(reason.clone()));
             let entry =
                 FreezeLogEntry { action: FreezeAction::Lifted, by, at, reason: why.clone(), window: window.clone() };

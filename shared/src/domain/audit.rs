@@ -52,6 +52,9 @@ pub enum AuditAction {
     FreezeDeclared,
     /// Governance trail: a freeze window was lifted.
     FreezeLifted,
+    /// Governance trail: the escalation tick told of freeze windows about to
+    /// start (`freezes.<id>.starting`, each occurrence told or skipped late).
+    FreezeStarting,
     /// Governance trail: a major incident was declared.
     IncidentDeclared,
     /// Governance trail: a major incident was resolved.

@@ -61,6 +61,7 @@ impl HubEvent {
             AuditAction::CatalogImported => "Catalog Imported".to_owned(),
             AuditAction::FreezeDeclared => "Freeze Declared".to_owned(),
             AuditAction::FreezeLifted => "Freeze Lifted".to_owned(),
+            AuditAction::FreezeStarting => "Freeze Starting".to_owned(),
             AuditAction::IncidentDeclared => "Incident Declared".to_owned(),
             AuditAction::IncidentResolved => "Incident Resolved".to_owned(),
             AuditAction::DelegationCreated => "Delegation Created".to_owned(),

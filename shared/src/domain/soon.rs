@@ -9,6 +9,14 @@
 //! A tick that comes after the planned start (the hub was down) still takes
 //! the reminder once, and says so: the change was planned to start N min ago
 //! and has not started. Never once it started: it is no longer scheduled.
+//!
+//! "Freeze starting": each freeze window's next occurrence is told the same
+//! lead before it starts ([`FreezeNotices`], kept in the tenant's freezes
+//! document, whose earliest notice is its due entry). A tick that comes after
+//! the occurrence started skips it: the freeze is in force, the gates already
+//! refuse changes, and "a freeze starts" would be stale.
+
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
@@ -115,7 +123,7 @@ impl Change {
 /// A freeze window's occurrence, and when its "freeze starting" notice is
 /// due: the lead before it starts. What a freezes document's due entry holds
 /// for each window (re-armed to the window's next occurrence once taken).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FreezeStart {
     /// The window's id.
     pub window: String,
@@ -144,6 +152,73 @@ pub fn next_freeze_starts(windows: &[FreezeWindow], lead: &Span, after: DateTime
         .collect();
     starts.sort_by(|a, b| (a.due_at, &a.window).cmp(&(b.due_at, &b.window)));
     starts
+}
+
+/// The "freeze starting" notices of a tenant's windows, as its freezes
+/// document keeps them: each window's next notice, and the occurrence each
+/// window was last told of (so that saving the document again, or a second
+/// tick, never tells one twice).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FreezeNotices {
+    /// Each window's next notice, earliest due first; the first is the document's due entry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub next: Vec<FreezeStart>,
+    /// By window id, the start of the occurrence last taken (told, or skipped as late).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub taken: BTreeMap<String, DateTime<Utc>>,
+}
+
+/// The notices a tick took: those to send (the window has not started) and
+/// those skipped because it had (the tick came late).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FreezeNoticesTaken {
+    pub send: Vec<FreezeStart>,
+    pub late: Vec<FreezeStart>,
+}
+
+impl FreezeNotices {
+    /// When the next notice is due, if one is.
+    pub fn due_at(&self) -> Option<DateTime<Utc>> {
+        self.next.first().map(|s| s.due_at)
+    }
+
+    /// Arms each window's next notice `lead` before its next occurrence
+    /// that starts after `now` and was not taken yet: what saving the
+    /// document does (a lifted window's notice goes with it) and what a tick
+    /// does once it took the due ones. A zero lead arms none.
+    pub fn arm(&mut self, windows: &[FreezeWindow], lead: &Span, now: DateTime<Utc>) {
+        self.taken.retain(|id, _| windows.iter().any(|w| &w.id == id));
+        let first =
+            |w: &FreezeWindow, after| next_freeze_starts(std::slice::from_ref(w), lead, after).into_iter().next();
+        let mut next: Vec<FreezeStart> = windows
+            .iter()
+            .filter_map(|w| {
+                let start = first(w, now)?;
+                match self.taken.get(&w.id) {
+                    Some(taken) if *taken == start.occurrence.start => first(w, start.occurrence.start),
+                    _ => Some(start),
+                }
+            })
+            .collect();
+        next.sort_by(|a, b| (a.due_at, &a.window).cmp(&(b.due_at, &b.window)));
+        self.next = next;
+    }
+
+    /// Takes the notices due by `now` and arms the next ones: none when
+    /// nothing is due (another tick took them). A notice whose occurrence
+    /// already started is skipped as late, never sent.
+    pub fn take(&mut self, windows: &[FreezeWindow], lead: &Span, now: DateTime<Utc>) -> Option<FreezeNoticesTaken> {
+        let due: Vec<FreezeStart> = self.next.iter().filter(|s| s.due_at <= now).cloned().collect();
+        if due.is_empty() {
+            return None;
+        }
+        for s in &due {
+            self.taken.insert(s.window.clone(), s.occurrence.start);
+        }
+        let (send, late) = due.into_iter().partition(|s| s.occurrence.start > now);
+        self.arm(windows, lead, now);
+        Some(FreezeNoticesTaken { send, late })
+    }
 }
 
 #[cfg(test)]
@@ -278,5 +353,57 @@ mod tests {
         let in_force = next_freeze_starts(std::slice::from_ref(&weekend), &lead("1d"), at("2026-12-06T10:00:00Z"));
         assert_eq!(in_force[0].occurrence.start, at("2026-12-12T00:00:00Z"), "never the one already in force");
         assert!(next_freeze_starts(&[weekend], &Span::new(std::time::Duration::ZERO), t(0)).is_empty(), "off");
+    }
+
+    #[test]
+    fn a_tenants_next_notice_is_the_earliest_over_its_windows_recurring_ones_included() {
+        let at = |s: &str| s.parse::<DateTime<Utc>>().expect("time");
+        let weekend = window("weekend", serde_json::json!({"kind": "weekly", "days": ["sat", "sun"]}));
+        let close = window(
+            "close",
+            serde_json::json!({"kind": "one_off", "start": "2026-12-04T12:00:00Z", "end": "2026-12-04T18:00:00Z"}),
+        );
+        let windows = [weekend, close];
+        let mut notices = FreezeNotices::default();
+        notices.arm(&windows, &lead("1h"), t(0));
+        assert_eq!(notices.due_at(), Some(at("2026-12-04T11:00:00Z")), "the one-off comes first");
+        assert_eq!(notices.next[1].due_at, at("2026-12-04T23:00:00Z"), "then Saturday's, an hour ahead");
+        let mut off = FreezeNotices::default();
+        off.arm(&windows, &Span::new(std::time::Duration::ZERO), t(0));
+        assert_eq!(off.due_at(), None, "a zero lead arms nothing");
+    }
+
+    #[test]
+    fn each_occurrence_is_taken_once_and_the_next_one_armed() {
+        let at = |s: &str| s.parse::<DateTime<Utc>>().expect("time");
+        let windows = [window("weekend", serde_json::json!({"kind": "weekly", "days": ["sat", "sun"]}))];
+        let mut notices = FreezeNotices::default();
+        notices.arm(&windows, &lead("1h"), t(0));
+        assert_eq!(notices.take(&windows, &lead("1h"), at("2026-12-04T22:00:00Z")), None, "not due yet");
+        let taken = notices.take(&windows, &lead("1h"), at("2026-12-04T23:10:00Z")).expect("due");
+        assert_eq!((taken.send.len(), taken.late.len()), (1, 0));
+        assert_eq!(taken.send[0].occurrence.start, at("2026-12-05T00:00:00Z"));
+        assert_eq!(notices.due_at(), Some(at("2026-12-11T23:00:00Z")), "re-armed to next Saturday");
+        assert_eq!(notices.take(&windows, &lead("1h"), at("2026-12-04T23:20:00Z")), None, "taken: once");
+        let mut saved = notices.clone();
+        saved.arm(&windows, &lead("1h"), at("2026-12-04T23:30:00Z"));
+        assert_eq!(saved.due_at(), Some(at("2026-12-11T23:00:00Z")), "saving again does not tell it twice");
+        saved.arm(&[], &lead("1h"), at("2026-12-04T23:30:00Z"));
+        assert_eq!(saved, FreezeNotices::default(), "a lifted window's notice goes");
+    }
+
+    #[test]
+    fn a_late_tick_skips_an_occurrence_already_started() {
+        let at = |s: &str| s.parse::<DateTime<Utc>>().expect("time");
+        let windows = [window("weekend", serde_json::json!({"kind": "weekly", "days": ["sat", "sun"]}))];
+        let mut notices = FreezeNotices::default();
+        notices.arm(&windows, &lead("1h"), t(0));
+        let taken = notices.take(&windows, &lead("1h"), at("2026-12-05T02:00:00Z")).expect("due");
+        assert_eq!((taken.send.len(), taken.late.len()), (0, 1), "started 2 h ago: not sent");
+        assert_eq!(notices.due_at(), Some(at("2026-12-11T23:00:00Z")));
+        let mut short = FreezeNotices::default();
+        short.arm(&windows, &lead("1h"), at("2026-12-04T23:50:00Z"));
+        let soon = short.take(&windows, &lead("1h"), at("2026-12-04T23:55:00Z")).expect("due");
+        assert_eq!(soon.send.len(), 1, "declared within the lead: told at once, before it starts");
     }
 }

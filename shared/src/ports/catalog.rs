@@ -41,6 +41,32 @@ pub struct StoredDoc {
     pub updated_at: DateTime<Utc>,
     pub updated_by: String,
     pub body: serde_json::Value,
+    /// When the tick is due to take the document (a freezes document's next
+    /// "freeze starting" notice): the store keeps it in the due index
+    /// ([`FreezesDue`]) in the same write as the document; none takes it out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_at: Option<DateTime<Utc>>,
+}
+
+/// A tenant document the due index returned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DueDoc {
+    pub tenant: TenantId,
+    pub doc: StoredDoc,
+}
+
+/// The freezes documents due for their "freeze starting" notices: one entry
+/// per tenant at most (its document's [`StoredDoc::due_at`]), in one of
+/// [`crate::ports::DUE_SHARDS`] shards by tenant, so a tick reads only what is due.
+pub trait FreezesDue: Send + Sync {
+    /// The freezes documents of shard `shard` due no later than `until`, earliest first.
+    fn due_freezes(
+        &self,
+        shard: u32,
+        until: DateTime<Utc>,
+        limit: usize,
+        after: Option<Cursor>,
+    ) -> impl Future<Output = Result<Page<DueDoc>, StoreError>> + Send;
 }
 
 /// Small per-tenant documents, each read with one GetItem and replaced with

@@ -19,7 +19,7 @@ pub mod writeback;
 pub use activity::{Activity, ActivityLog, ActivityQuery, GATE_DETAIL_TYPE, GATE_SOURCE, MAX_EVALUATED};
 pub use audit_key::{AuditSealer, seal_entries, seal_entry};
 pub use bus::{BusError, EventBus};
-pub use catalog::{CatalogReader, DocKind, StoredDoc, TenantDocs};
+pub use catalog::{CatalogReader, DocKind, DueDoc, FreezesDue, StoredDoc, TenantDocs};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use findings::{FINDINGS_EVALUATED, FindingQuery, FindingStore};
 pub use implementation::{ImplementationQuery, ImplementationReader, Implemented, ReadCost};

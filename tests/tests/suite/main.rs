@@ -41,6 +41,7 @@ mod deployments;
 mod drift;
 mod escalation;
 mod flow_aws;
+mod freeze_starting;
 mod gates;
 mod incidents;
 mod ingest;

@@ -53,6 +53,7 @@ contract_cases!(
     editing_a_draft_moves_the_service_index,
     a_rework_writes_both_changes_or_neither,
     due_index_follows_the_record,
+    freezes_documents_are_due_in_their_own_partition,
     dedupe_claims_once_until_expiry,
     an_expired_lease_is_claimed_again,
     a_released_lease_can_be_claimed_at_once,

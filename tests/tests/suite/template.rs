@@ -564,15 +564,29 @@ fn every_function_writes_only_the_partitions_its_code_writes() {
     let correlate_deletes = [listings.as_slice(), &[tell_claim]].concat();
     let correlate_never_deletes = [[record].as_slice(), &hold, &api_writes, &tagged, &problems].concat();
     // The escalate function writes a change record and its audit entries
-    // (one partition) and the month's approval-wait counters, nothing else,
-    // and deletes nothing.
-    let escalate_writes = [keys::change_pk(&tenant, &id), keys::waits_pk(&tenant, "2026-12")];
+    // (one partition) and the month's approval-wait counters, a freezes
+    // document with its governance trail entry, and the claims of freeze
+    // notices, which are all it deletes.
+    let freeze_claim = keys::idem_pk("freeze-starting:acme:close:2026-12-01T00:00:00Z");
+    let escalate_writes = [
+        keys::change_pk(&tenant, &id),
+        keys::waits_pk(&tenant, "2026-12"),
+        keys::doc_pk(&tenant, changehub::ports::DocKind::Freezes),
+        keys::governance_pk(&tenant),
+        freeze_claim.clone(),
+    ];
     let escalate_never = [
         indexes.as_slice(),
         &records[1..],
-        &[keys::counter_pk(&counter), keys::activity_pk(&tenant), keys::idem_pk("outbox:acme:event")],
+        &[
+            keys::counter_pk(&counter),
+            keys::activity_pk(&tenant),
+            keys::doc_pk(&tenant, changehub::ports::DocKind::Catalog),
+        ],
     ]
     .concat();
+    let escalate_deletes = [freeze_claim];
+    let escalate_never_deletes = [escalate_never.as_slice(), &escalate_writes[..4]].concat();
     // The drift function writes findings and its claims, and deletes only
     // claims it gives back; it never writes a change or anything of one.
     let drift_writes = [keys::findings_pk(&tenant), keys::idem_pk("drift:acme:event")];
@@ -581,7 +595,7 @@ fn every_function_writes_only_the_partitions_its_code_writes() {
     let drift_never_deletes = [drift_never.as_slice(), &[keys::findings_pk(&tenant)]].concat();
     let expected: [Row; 8] = [
         ("ApiFunction", &api_writes, &api_foreign, &api_deletes, &api_never_deletes),
-        ("EscalateFunction", &escalate_writes, &escalate_never, &[], &escalate_never),
+        ("EscalateFunction", &escalate_writes, &escalate_never, &escalate_deletes, &escalate_never_deletes),
         (
             "DeploymentsFunction",
             &deployments_writes,
@@ -932,10 +946,11 @@ fn the_drift_rule_is_the_drift_consumers_pattern() {
 
 /// The escalate function runs on an EventBridge Scheduler schedule at the
 /// stack's rate (1 minute by default), and may only query the due index's
-/// approvals and starting-soon partitions, read change items and the tenant's catalog and
-/// delegations, conditionally put change items (records and audit entries),
-/// add to the approval-wait counters, and read the audit key that seals them;
-/// a failed invocation lands in its queue, whoever failed it.
+/// approvals, starting-soon and freeze-starting partitions, read change items and the tenant's catalog,
+/// delegations, freezes and trail head, conditionally put change items (records and audit entries)
+/// and freezes documents (with their trail entries), add to the approval-wait counters, claim its
+/// notices, publish `Freeze Starting` on the hub bus and its notifications on the topic, and read the
+/// audit key that seals them; a failed invocation lands in its queue, whoever failed it.
 #[test]
 fn the_escalate_function_runs_on_a_schedule_with_least_privilege() {
     use changehub::adapters::keys;
@@ -954,12 +969,21 @@ fn the_escalate_function_runs_on_a_schedule_with_least_privilege() {
         "dynamodb:GetItem",
         "dynamodb:PutItem",
         "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "events:PutEvents",
+        "sns:Publish",
         "secretsmanager:GetSecretValue",
     ]
     .into_iter()
     .map(str::to_owned)
     .collect();
     assert_eq!(actions_of(f), expected);
+    let env = &f["Properties"]["Environment"]["Variables"];
+    assert_eq!(
+        (&env["CHANGEHUB_EVENT_BUS"], &env["CHANGEHUB_TOPIC_ARN"]),
+        (&json!({"Ref": "HubEventBus"}), &json!({"Ref": "NotificationTopic"})),
+        "freeze notices are published and told by the tick"
+    );
     let query =
         statements_of(f).into_iter().find(|s| s["Action"] == json!(["dynamodb:Query"])).expect("a Query statement");
     assert_eq!(query["Resource"], json!([{"!Sub": "${ChangeTable.Arn}/index/GSI1"}]), "the due index only");
@@ -974,15 +998,24 @@ fn the_escalate_function_runs_on_a_schedule_with_least_privilege() {
         let pk = keys::due_pk(&partition);
         assert!(may(&due, &pk), "the tick queries {pk}: {due:?}");
     }
+    for shard in 0..changehub::ports::DUE_SHARDS {
+        let pk = keys::freezes_due_pk(shard);
+        assert!(may(&due, &pk), "the tick queries {pk}: {due:?}");
+    }
     let reviews = keys::due_pk(&changehub::ports::DuePartition::Reviews { tenant: tenant.clone() });
     assert!(!may(&due, &reviews), "the due index's other partitions stay closed: {due:?}");
     let get = statements_of(f).into_iter().find(|s| s["Action"] == json!(["dynamodb:GetItem"])).expect("GetItem");
     let docs = |kind| keys::doc_pk(&tenant, kind);
     let reads = leading(get);
-    for pk in [docs(changehub::ports::DocKind::Catalog), docs(changehub::ports::DocKind::Delegations)] {
+    for pk in [
+        docs(changehub::ports::DocKind::Catalog),
+        docs(changehub::ports::DocKind::Delegations),
+        docs(changehub::ports::DocKind::Freezes),
+        keys::governance_pk(&tenant),
+    ] {
         assert!(may(&reads, &pk), "the tick reads {pk}: {reads:?}");
     }
-    assert!(!may(&reads, &docs(changehub::ports::DocKind::Freezes)), "{reads:?}");
+    assert!(!may(&reads, &docs(changehub::ports::DocKind::Incidents)), "{reads:?}");
     // The schedule names no role: SAM makes one that may invoke the function
     // and send to the schedule's dead-letter queue (the queue of the
     // function's failed invocations, whose role SAM lets send to it too).

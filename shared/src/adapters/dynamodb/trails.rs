@@ -13,8 +13,8 @@ use crate::adapters::{expiry, keys};
 use crate::domain::TenantId;
 use crate::domain::audit::{AuditEntry, TrailHead};
 use crate::ports::{
-    Cursor, DocKind, Page, Refusal, SecurityEvent, SecurityLog, SecurityQuery, StoreError, StoredDoc, TenantDocs,
-    seal_entry,
+    Cursor, DocKind, DueDoc, FreezesDue, Page, Refusal, SecurityEvent, SecurityLog, SecurityQuery, StoreError,
+    StoredDoc, TenantDocs, seal_entry,
 };
 
 impl TenantDocs for DynamoStore {
@@ -43,7 +43,13 @@ impl TenantDocs for DynamoStore {
                 item
             })
         };
-        let current = conditional_put(&self.table, item(keys::DOC_CURRENT.to_owned())?, "version", expected)?;
+        let mut current = item(keys::DOC_CURRENT.to_owned())?;
+        // The due entry is the current item's own: a put without the keys takes it out.
+        if let Some((gpk, gsk)) = keys::doc_due_keys(tenant, kind, doc) {
+            current.insert("GSI1PK".into(), s(gpk));
+            current.insert("GSI1SK".into(), s(gsk));
+        }
+        let current = conditional_put(&self.table, current, "version", expected)?;
         let history = put(&self.table, item(keys::doc_version_sk(doc.version))?, Some("attribute_not_exists(PK)"))?;
         let entry = seal_entry(self.sealer.as_deref(), entry).await?;
         let gpk = keys::governance_pk(tenant);
@@ -77,6 +83,35 @@ impl TenantDocs for DynamoStore {
         let range = keys::trail_range(after.as_ref())?;
         let page = self.query_page(keys::governance_pk(tenant), &range, Forward::Yes, limit).await?;
         Ok(Page { items: page.items.iter().map(|(_, item)| decode(item)).collect::<Result<_, _>>()?, next: page.next })
+    }
+}
+
+impl FreezesDue for DynamoStore {
+    async fn due_freezes(
+        &self,
+        shard: u32,
+        until: DateTime<Utc>,
+        limit: usize,
+        after: Option<Cursor>,
+    ) -> Result<Page<DueDoc>, StoreError> {
+        let range = keys::DueRange {
+            pk: keys::freezes_due_pk(shard),
+            hi: keys::due_until(until),
+            after: after.map(|c| c.as_str().to_owned()),
+        };
+        let page = self.due_page(&range, limit).await?;
+        let items = page
+            .items
+            .iter()
+            .map(|(sk, item)| {
+                let tenant = keys::tenant_of_due_doc(sk).ok_or_else(|| StoreError::Corrupt {
+                    key: format!("{}/{sk}", range.pk),
+                    message: "no tenant in the due entry".into(),
+                })?;
+                Ok(DueDoc { tenant, doc: decode(item)? })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok(Page { items, next: page.next })
     }
 }
 

@@ -6,13 +6,13 @@ use redb::ReadableDatabase;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
-use super::{EmbeddedStore, ITEMS, backend, decode, encode, get_item, paged};
+use super::{EmbeddedStore, GSI1, ITEMS, backend, decode, encode, get_item, paged};
 use crate::adapters::{expiry, keys};
 use crate::domain::TenantId;
 use crate::domain::audit::{AuditEntry, TrailHead};
 use crate::ports::{
-    Cursor, DocKind, Page, Refusal, SecurityEvent, SecurityLog, SecurityQuery, StoreError, StoredDoc, TenantDocs,
-    seal_entry,
+    Cursor, DocKind, DueDoc, FreezesDue, Page, Refusal, SecurityEvent, SecurityLog, SecurityQuery, StoreError,
+    StoredDoc, TenantDocs, seal_entry,
 };
 
 impl TenantDocs for EmbeddedStore {
@@ -29,13 +29,16 @@ impl TenantDocs for EmbeddedStore {
     ) -> Result<(), StoreError> {
         let (pk, gpk) = (keys::doc_pk(tenant, kind), keys::governance_pk(tenant));
         let bytes = encode(doc)?;
+        let due = keys::doc_due_keys(tenant, kind, doc);
+        let tenant = tenant.clone();
         let entry = seal_entry(self.sealer.as_deref(), entry).await?;
         let (expected, version) = (doc.version.saturating_sub(1), doc.version);
         self.blocking(move |db| {
             let txn = db.begin_write().map_err(backend)?;
             {
                 let mut table = txn.open_table(ITEMS).map_err(backend)?;
-                let current = get_item::<StoredDoc>(&table, &pk, keys::DOC_CURRENT)?.map_or(0, |d| d.version);
+                let stored = get_item::<StoredDoc>(&table, &pk, keys::DOC_CURRENT)?;
+                let current = stored.as_ref().map_or(0, |d| d.version);
                 let head = get_item::<TrailHead>(&table, &gpk, keys::TRAIL_HEAD)?.map_or(0, |h| h.seq);
                 if current != expected || head + 1 != entry.seq {
                     // Dropping the transaction aborts it: nothing was written.
@@ -47,6 +50,17 @@ impl TenantDocs for EmbeddedStore {
                 let aud = keys::audit_sk(entry.seq);
                 table.insert((gpk.as_str(), aud.as_str()), encode(&entry)?.as_slice()).map_err(backend)?;
                 table.insert((gpk.as_str(), keys::TRAIL_HEAD), encode(&entry.head())?.as_slice()).map_err(backend)?;
+                // The due entry moves with the current version, as a change's does.
+                let before = stored.as_ref().and_then(|d| keys::doc_due_keys(&tenant, kind, d));
+                if before != due {
+                    let mut gsi = txn.open_table(GSI1).map_err(backend)?;
+                    if let Some((gpk, gsk)) = before {
+                        gsi.remove((gpk.as_str(), gsk.as_str())).map_err(backend)?;
+                    }
+                    if let Some((gpk, gsk)) = &due {
+                        gsi.insert((gpk.as_str(), gsk.as_str()), pk.as_str()).map_err(backend)?;
+                    }
+                }
             }
             txn.commit().map_err(backend)
         })
@@ -103,6 +117,37 @@ struct EventItem {
     #[serde(flatten)]
     event: SecurityEvent,
     expires_at: DateTime<Utc>,
+}
+
+impl FreezesDue for EmbeddedStore {
+    async fn due_freezes(
+        &self,
+        shard: u32,
+        until: DateTime<Utc>,
+        limit: usize,
+        after: Option<Cursor>,
+    ) -> Result<Page<DueDoc>, StoreError> {
+        let (pk, hi) = (keys::freezes_due_pk(shard), keys::due_until(until));
+        let after = after.map(|c| c.as_str().to_owned());
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(backend)?;
+            let gsi = txn.open_table(GSI1).map_err(backend)?;
+            let table = txn.open_table(ITEMS).map_err(backend)?;
+            let lo = after.as_deref().unwrap_or_default();
+            let rows = gsi.range((pk.as_str(), lo)..=(pk.as_str(), hi.as_str())).map_err(backend)?.map(|row| {
+                let (k, v) = row.map_err(backend)?;
+                let sk = k.value().1.to_owned();
+                let corrupt =
+                    |message: &str| StoreError::Corrupt { key: format!("{pk}/{sk}"), message: message.into() };
+                let tenant = keys::tenant_of_due_doc(&sk).ok_or_else(|| corrupt("no tenant in the due entry"))?;
+                let doc = get_item::<StoredDoc>(&table, v.value(), keys::DOC_CURRENT)?
+                    .ok_or_else(|| corrupt("due index names a missing document"))?;
+                Ok((sk, DueDoc { tenant, doc }))
+            });
+            paged(rows, after.as_deref(), limit)
+        })
+        .await
+    }
 }
 
 impl SecurityLog for EmbeddedStore {

@@ -114,6 +114,16 @@ fn services(list: &[ServiceName]) -> String {
     list.iter().map(ServiceName::as_str).collect::<Vec<_>>().join(", ")
 }
 
+/// The services `o` is about, in words: a freeze of none is of every
+/// service; another event of none is about a resource no service claims.
+fn scope(o: &Occurrence) -> String {
+    match (o.services.is_empty(), o.event.as_str()) {
+        (false, _) => services(&o.services),
+        (true, "freeze_starting") => "every service".to_owned(),
+        (true, _) => "no known service".to_owned(),
+    }
+}
+
 fn fact(name: &str, value: impl Into<String>) -> Fact {
     Fact { name: name.to_owned(), value: value.into() }
 }
@@ -152,7 +162,7 @@ fn technical(o: &Occurrence, r: &Recipient) -> Message {
             Some((start, end)) => format!("changes {}", utc_window(start, end)),
             None => format!("{} ({})", plain(&o.event), o.at.format("%Y-%m-%d %H:%M UTC")),
         };
-        lines.push(format!("Your service {own} depends on {}, which {changes}.", services(&o.services)));
+        lines.push(format!("Your service {own} depends on {}, which {changes}.", scope(o)));
     }
     lines.extend(o.details.iter().cloned());
     if matches!(r.audience, Audience::Approvers | Audience::EscalateTo) {
@@ -160,7 +170,7 @@ fn technical(o: &Occurrence, r: &Recipient) -> Message {
     }
     let mut facts = vec![fact("Event", o.event.clone()), fact("Reference", o.reference.clone())];
     facts.extend(o.facts.iter().cloned());
-    facts.push(fact("Services", services(&o.services)));
+    facts.push(fact("Services", scope(o)));
     if let Some((start, end)) = o.window {
         facts.push(fact("Window", utc_window(start, end)));
     }
@@ -172,25 +182,21 @@ fn business(o: &Occurrence, r: &Recipient) -> Message {
     let zone = r.time_zone;
     let title = one_line(&o.title);
     let headline = if o.event == "freeze_starting" {
-        format!("A change freeze starts for {}: {}", services(&o.services), when(o, zone))
+        format!("A change freeze starts for {}: {}", scope(o), when(o, zone))
     } else {
-        format!("{}: {title} {} ({})", services(&o.services), plain(&o.event), when(o, zone))
+        format!("{}: {title} {} ({})", scope(o), plain(&o.event), when(o, zone))
     };
     let mut lines = Vec::new();
     if let Some(own) = &r.service
         && !o.services.contains(own)
     {
-        lines.push(format!("{own} depends on {}.", services(&o.services)));
+        lines.push(format!("{own} depends on {}.", scope(o)));
     }
     if let Some(impact) = &o.impact {
         lines.push(impact.clone());
     }
     lines.push(format!("Times are {}.", zone.name()));
-    let facts = vec![
-        fact("When", when(o, zone)),
-        fact("Services", services(&o.services)),
-        fact("Reference", o.reference.clone()),
-    ];
+    let facts = vec![fact("When", when(o, zone)), fact("Services", scope(o)), fact("Reference", o.reference.clone())];
     Message {
         headline: truncate(&headline, MAX_HEADLINE_CHARS),
         lines,
@@ -201,10 +207,10 @@ fn business(o: &Occurrence, r: &Recipient) -> Message {
 
 fn executive(o: &Occurrence, r: &Recipient) -> Message {
     let headline = if o.event == "freeze_starting" {
-        format!("Change freeze starts for {} ({})", services(&o.services), when(o, r.time_zone))
+        format!("Change freeze starts for {} ({})", scope(o), when(o, r.time_zone))
     } else {
         let (title, what) = (one_line(&o.title), plain(&o.event));
-        format!("{title} {what} ({}, {})", services(&o.services), when(o, r.time_zone))
+        format!("{title} {what} ({}, {})", scope(o), when(o, r.time_zone))
     };
     Message::headline(truncate(&headline, MAX_HEADLINE_CHARS))
 }
