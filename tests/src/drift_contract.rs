@@ -161,12 +161,51 @@ pub async fn a_burst_is_one_finding_with_a_count_however_concurrent_and_duplicat
     assert_eq!(f.actor.as_ref().map(|a| a.name.as_str()), Some("maria.rossi@acme.example"));
     assert_eq!(f.service.as_ref().map(|s| s.as_str()), Some("payments"));
     assert_eq!(f.severity.as_str(), "critical", "a security group on a tier-1 service");
-    let told = h.told.all();
+    let told = owners(&h.told);
     assert_eq!(told.len(), 1, "one notification for the burst: {told:?}");
+    assert_eq!(h.told.all().len(), 3, "once to each recipient: the feed, the owners, the cab");
     assert_eq!(told[0].attributes["type"], "unauthorized_change");
     assert_eq!(told[0].attributes["service"], "payments");
     assert_eq!(told[0].attributes["severity"], "critical");
+    assert_eq!(told[0].attributes["notify"], "payments-team");
     assert!(told[0].subject.contains("maria.rossi@acme.example"), "{}", told[0].subject);
+}
+
+/// The copies told to the service's owners.
+pub fn owners(told: &Told) -> Vec<Notification> {
+    told.all().into_iter().filter(|n| n.attributes.get("audience").map(String::as_str) == Some("owners")).collect()
+}
+
+/// A finding is routed like any event: a catalog rule sending
+/// `unauthorized_change` to the cab and the stakeholders gives each a copy
+/// (and the owners none), each text naming who changed which resource.
+pub async fn drift_findings_are_routed_by_the_catalogs_rules<S: DriftHubStore>(store: S) {
+    let h = hub(store).await;
+    let mut catalog = crate::fixtures::catalog();
+    let audiences = vec![changehub::domain::routing::Audience::Cab, changehub::domain::routing::Audience::Stakeholders];
+    catalog.routing.rules.insert("unauthorized_change".into(), audiences);
+    h.app.catalog.replace(&crate::fixtures::root(&h.tenant), catalog, None, &h.app.clock).await.expect("import");
+    let (dt, d) = evidence(TRAIL_BREAK_GLASS, &h.tenant, "e1", t0());
+    unauthorized(&h.drift.handle(&dt, &d).await.expect("judged"));
+    let told = h.told.all();
+    let get = |n: &Notification, k: &str| n.attributes.get(k).cloned().unwrap_or_default();
+    let to: Vec<(String, String)> = told.iter().map(|n| (get(n, "audience"), get(n, "notify"))).collect();
+    let row = |a: &str, n: &str| (a.to_owned(), n.to_owned());
+    assert_eq!(
+        to,
+        [
+            row("feed", ""),
+            row("cab", "cab"),
+            row("stakeholders", "finance-ops"),
+            row("stakeholders", "cfo@acme.example")
+        ]
+    );
+    for n in &told {
+        assert_eq!((get(n, "type"), get(n, "kind")), ("unauthorized_change".into(), "Unauthorized Change".into()));
+        assert_eq!((get(n, "service"), get(n, "severity")), ("payments".into(), "critical".into()));
+        let text = n.message.headline.clone();
+        assert!(text.contains("maria.rossi@acme.example") && text.contains("sg-0a1b2c3d4e5f67890"), "{text}");
+    }
 }
 
 pub async fn a_config_item_and_its_api_call_make_one_finding_in_either_order<S: DriftHubStore>(store: S) {
@@ -181,7 +220,7 @@ pub async fn a_config_item_and_its_api_call_make_one_finding_in_either_order<S: 
     let f = unauthorized(&joined);
     assert_eq!(f.id, unauthorized(&first).id, "the call joined the Config item's finding");
     assert_eq!((f.count, f.actor.as_ref().map(|a| a.name.as_str())), (2, Some("maria.rossi@acme.example")));
-    let subjects: Vec<String> = h.told.all().into_iter().map(|n| n.subject).collect();
+    let subjects: Vec<String> = owners(&h.told).into_iter().map(|n| n.subject).collect();
     assert_eq!(subjects.len(), 2, "told again once the actor is known: {subjects:?}");
     assert!(subjects[1].contains("maria.rossi@acme.example"));
 

@@ -641,13 +641,23 @@ async fn escalation_figures(dir: &std::path::Path, waiting: usize, due: usize) -
     let seed_secs = seeding.elapsed().as_secs_f64();
     let escalator =
         Escalator { catalog: CachedCatalog::new(store.clone(), DEFAULT_CACHE_TTL), store, clock: SystemClock };
+    // The tick's freeze part: the freezes shards of the due index, empty here.
+    let notifications = changehub::adapters::local_notifier::FileNotifier::new(dir.join("bench-notifications.jsonl"));
+    let freezes = changehub::app::freeze_starting::FreezeTicker::new(
+        escalator.store.clone(),
+        escalator.catalog.clone(),
+        SystemClock,
+        changehub::adapters::local_bus::LocalBus::new(),
+        notifications,
+    );
     let started = Instant::now();
     let tick = escalator.tick().await?;
+    let frozen = freezes.tick().await?;
     let tick_ms = started.elapsed().as_secs_f64() * 1000.0;
-    drop(escalator);
+    drop((escalator, freezes));
     std::fs::remove_file(&path)?;
-    let taken = tick.taken.len() + tick.starting_soon.len();
-    Ok(EscalationFigures { waiting, due, seed_secs, read: tick.read, taken, tick_ms })
+    let taken = tick.taken.len() + tick.starting_soon.len() + frozen.told.len();
+    Ok(EscalationFigures { waiting, due, seed_secs, read: tick.read + frozen.read, taken, tick_ms })
 }
 
 /// One escalation tick over many waiting changes, few of them due.

@@ -1603,6 +1603,9 @@ async fn readme_walkthrough_catches_an_unauthorized_change_with_the_person_named
     hub.interrupt();
     let told = std::fs::read_to_string(dir.path().join("notifications.jsonl")).unwrap_or_default();
     let unauthorized: Vec<&str> = told.lines().filter(|l| l.contains("\"unauthorized_change\"")).collect();
-    assert_eq!(unauthorized.len(), 1, "told once: {told}");
-    assert!(unauthorized[0].contains("maria.rossi@acme.example"));
+    // Routed: the feed, payments' owners and the cab, each told once.
+    assert_eq!(unauthorized.len(), 3, "told once to each: {told}");
+    let owners: Vec<&&str> = unauthorized.iter().filter(|l| l.contains("\"notify\":\"payments-team\"")).collect();
+    assert_eq!(owners.len(), 1, "{told}");
+    assert!(owners[0].contains("maria.rossi@acme.example"));
 }

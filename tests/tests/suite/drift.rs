@@ -17,6 +17,7 @@ contract_cases!(
     a_burst_is_one_finding_with_a_count_however_concurrent_and_duplicated,
     a_config_item_and_its_api_call_make_one_finding_in_either_order,
     an_approved_window_authorizes_and_a_pipeline_needs_an_implementation,
+    drift_findings_are_routed_by_the_catalogs_rules,
 );
 
 /// `/findings` on one store: the break-glass session's unauthorized change

@@ -575,16 +575,9 @@ fn every_function_writes_only_the_partitions_its_code_writes() {
         keys::governance_pk(&tenant),
         freeze_claim.clone(),
     ];
-    let escalate_never = [
-        indexes.as_slice(),
-        &records[1..],
-        &[
-            keys::counter_pk(&counter),
-            keys::activity_pk(&tenant),
-            keys::doc_pk(&tenant, changehub::ports::DocKind::Catalog),
-        ],
-    ]
-    .concat();
+    let escalate_never =
+        [indexes.as_slice(), &records[1..3], &records[4..], &[keys::counter_pk(&counter), keys::activity_pk(&tenant)]]
+            .concat();
     let escalate_deletes = [freeze_claim];
     let escalate_never_deletes = [escalate_never.as_slice(), &escalate_writes[..4]].concat();
     // The drift function writes findings and its claims, and deletes only
@@ -981,7 +974,7 @@ fn the_escalate_function_runs_on_a_schedule_with_least_privilege() {
     let env = &f["Properties"]["Environment"]["Variables"];
     assert_eq!(
         (&env["CHANGEHUB_EVENT_BUS"], &env["CHANGEHUB_TOPIC_ARN"]),
-        (&json!({"Ref": "HubEventBus"}), &json!({"Ref": "NotificationTopic"})),
+        (&json!({"!Ref": "HubEventBus"}), &json!({"!Ref": "NotificationTopic"})),
         "freeze notices are published and told by the tick"
     );
     let query =
