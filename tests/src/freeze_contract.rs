@@ -50,6 +50,12 @@ impl<'c, S: FreezeStore> Hub<'c, S> {
         self.app.governance().put_freeze(&carol(&self.tenant), window).await.expect("declare");
     }
 
+    /// What the tick publishes on the bus from now on.
+    fn freeze_events(&self) -> tokio::sync::mpsc::UnboundedReceiver<changehub::domain::HubEvent> {
+        let pattern = serde_json::json!({"source": [changehub::app::freeze_starting::SOURCE]});
+        self.bus.add_rule("freezes", EventPattern::parse(pattern).expect("pattern"))
+    }
+
     /// The governance trail's `freeze_starting` entries.
     async fn starting_entries(&self) -> usize {
         let tenant = TenantId::parse(&self.tenant).expect("tenant");
@@ -93,9 +99,7 @@ async fn tick<S: FreezeStore>(ticker: &Ticker<'_, S>, clock: &FixedClock, at: Da
 pub async fn a_freeze_is_told_once_its_lead_before_it_starts<S: FreezeStore>(store: S) {
     let clock = FixedClock::new(t0());
     let h = hub(store, &clock).await;
-    let mut events = h
-        .bus
-        .add_rule("all", EventPattern::parse(serde_json::json!({"source": ["changehub.freeze"]})).expect("pattern"));
+    let mut events = h.freeze_events();
     let start = t0() + Duration::days(1);
     h.declare(one_off("migration", start, 6)).await;
     let ticker = h.ticker(&clock);
@@ -160,9 +164,7 @@ pub async fn a_lifted_freeze_is_not_told<S: FreezeStore>(store: S) {
 pub async fn overlapping_ticks_tell_each_freeze_once<S: FreezeStore>(store: S) {
     let clock = FixedClock::new(t0());
     let h = hub(store, &clock).await;
-    let mut events = h
-        .bus
-        .add_rule("all", EventPattern::parse(serde_json::json!({"source": ["changehub.freeze"]})).expect("pattern"));
+    let mut events = h.freeze_events();
     let start = t0() + Duration::days(1);
     h.declare(one_off("migration", start, 6)).await;
     h.declare(one_off("network", start + Duration::minutes(20), 2)).await;

@@ -595,9 +595,18 @@ pub fn doc_due_keys(
     Some((freezes_due_pk(tenant_shard(tenant)), format!("{}#{tenant}", time_key(at))))
 }
 
+/// The range of freeze-starting shard `shard` due by `until`, resuming after the cursor when one is given.
+pub fn freezes_due_range(shard: u32, until: DateTime<Utc>, after: Option<&Cursor>) -> DueRange {
+    DueRange { pk: freezes_due_pk(shard), hi: due_until(until), after: after.map(|c| c.as_str().to_owned()) }
+}
+
 /// The tenant a freeze-starting due entry's sort key (`{due_at}#{tenant}`) names.
-pub fn tenant_of_due_doc(sk: &str) -> Option<TenantId> {
-    TenantId::parse(sk.split_once('#')?.1).ok()
+pub fn tenant_of_due_doc(pk: &str, sk: &str) -> Result<TenantId, crate::ports::StoreError> {
+    let tenant = sk.split_once('#').and_then(|(_, t)| TenantId::parse(t).ok());
+    tenant.ok_or_else(|| crate::ports::StoreError::Corrupt {
+        key: format!("{pk}/{sk}"),
+        message: "no tenant in the due entry".into(),
+    })
 }
 
 /// The due-index partition key (GSI1PK) of `partition`.

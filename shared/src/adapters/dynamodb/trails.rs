@@ -94,22 +94,12 @@ impl FreezesDue for DynamoStore {
         limit: usize,
         after: Option<Cursor>,
     ) -> Result<Page<DueDoc>, StoreError> {
-        let range = keys::DueRange {
-            pk: keys::freezes_due_pk(shard),
-            hi: keys::due_until(until),
-            after: after.map(|c| c.as_str().to_owned()),
-        };
+        let range = keys::freezes_due_range(shard, until, after.as_ref());
         let page = self.due_page(&range, limit).await?;
         let items = page
             .items
             .iter()
-            .map(|(sk, item)| {
-                let tenant = keys::tenant_of_due_doc(sk).ok_or_else(|| StoreError::Corrupt {
-                    key: format!("{}/{sk}", range.pk),
-                    message: "no tenant in the due entry".into(),
-                })?;
-                Ok(DueDoc { tenant, doc: decode(item)? })
-            })
+            .map(|(sk, item)| Ok(DueDoc { tenant: keys::tenant_of_due_doc(&range.pk, sk)?, doc: decode(item)? }))
             .collect::<Result<_, StoreError>>()?;
         Ok(Page { items, next: page.next })
     }

@@ -127,24 +127,25 @@ impl FreezesDue for EmbeddedStore {
         limit: usize,
         after: Option<Cursor>,
     ) -> Result<Page<DueDoc>, StoreError> {
-        let (pk, hi) = (keys::freezes_due_pk(shard), keys::due_until(until));
-        let after = after.map(|c| c.as_str().to_owned());
+        let range = keys::freezes_due_range(shard, until, after.as_ref());
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(backend)?;
             let gsi = txn.open_table(GSI1).map_err(backend)?;
             let table = txn.open_table(ITEMS).map_err(backend)?;
-            let lo = after.as_deref().unwrap_or_default();
-            let rows = gsi.range((pk.as_str(), lo)..=(pk.as_str(), hi.as_str())).map_err(backend)?.map(|row| {
+            let (pk, lo, hi) = (range.pk.as_str(), range.after.as_deref().unwrap_or_default(), range.hi.as_str());
+            let rows = gsi.range((pk, lo)..=(pk, hi)).map_err(backend)?.map(|row| {
                 let (k, v) = row.map_err(backend)?;
                 let sk = k.value().1.to_owned();
-                let corrupt =
-                    |message: &str| StoreError::Corrupt { key: format!("{pk}/{sk}"), message: message.into() };
-                let tenant = keys::tenant_of_due_doc(&sk).ok_or_else(|| corrupt("no tenant in the due entry"))?;
-                let doc = get_item::<StoredDoc>(&table, v.value(), keys::DOC_CURRENT)?
-                    .ok_or_else(|| corrupt("due index names a missing document"))?;
+                let tenant = keys::tenant_of_due_doc(pk, &sk)?;
+                let doc = get_item::<StoredDoc>(&table, v.value(), keys::DOC_CURRENT)?.ok_or_else(|| {
+                    StoreError::Corrupt {
+                        key: format!("{pk}/{sk}"),
+                        message: "due index names a missing document".into(),
+                    }
+                })?;
                 Ok((sk, DueDoc { tenant, doc }))
             });
-            paged(rows, after.as_deref(), limit)
+            paged(rows, range.after.as_deref(), limit)
         })
         .await
     }
