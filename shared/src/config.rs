@@ -22,20 +22,24 @@ pub fn optional(name: &'static str) -> Option<String> {
     std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
 }
 
-/// The hub's public address (`CHANGEHUB_PUBLIC_URL`, optional), without a
-/// trailing `/`: notifications link to a change's page under it.
+/// The hub's public address (`CHANGEHUB_PUBLIC_URL`, optional; the
+/// template's `PublicUrl`), without a trailing `/`: notifications link to a
+/// change's page under it. Unset or empty: no link.
 pub fn public_url() -> Result<Option<String>, ConfigError> {
     let name = "CHANGEHUB_PUBLIC_URL";
-    match optional(name) {
-        None => Ok(None),
-        Some(url)
-            if (url.starts_with("https://") || url.starts_with("http://")) && !url.contains(char::is_whitespace) =>
-        {
-            Ok(Some(url.trim_end_matches('/').to_owned()))
-        }
-        Some(_) => {
-            Err(ConfigError::Invalid { name, message: "an http(s) URL such as https://changes.example.com".into() })
-        }
+    optional(name)
+        .map(|url| parse_public_url(&url).map_err(|message| ConfigError::Invalid { name, message }))
+        .transpose()
+}
+
+/// A public address as given: an http(s) URL without white space; its trailing `/` dropped.
+pub fn parse_public_url(url: &str) -> Result<String, String> {
+    let url = url.trim();
+    let host = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
+    if host.is_some_and(|h| !h.trim_end_matches('/').is_empty()) && !url.contains(char::is_whitespace) {
+        Ok(url.trim_end_matches('/').to_owned())
+    } else {
+        Err(format!("{url:?} is not an http(s) URL such as https://changes.example.com"))
     }
 }
 
@@ -83,5 +87,20 @@ fn millis(name: &'static str, default: u64) -> Result<std::time::Duration, Confi
             Ok(ms) if ms > 0 => Ok(std::time::Duration::from_millis(ms)),
             _ => Err(ConfigError::Invalid { name, message: "expected a positive whole number of milliseconds".into() }),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_public_url;
+
+    #[test]
+    fn a_public_url_is_an_http_url_kept_without_its_trailing_slash() {
+        assert_eq!(parse_public_url("https://changes.example.com/"), Ok("https://changes.example.com".to_owned()));
+        assert_eq!(parse_public_url(" http://127.0.0.1:8080 "), Ok("http://127.0.0.1:8080".to_owned()));
+        for bad in ["changes.example.com", "https://", "ftp://x", "https://a b"] {
+            let e = parse_public_url(bad).expect_err(bad);
+            assert!(e.contains("is not an http(s) URL such as https://changes.example.com"), "{e}");
+        }
     }
 }

@@ -45,6 +45,9 @@ pub struct HubConfig {
     pub limits: ServeLimits,
     /// How long the activity log keeps an accepted event.
     pub activity_retention: ActivityRetention,
+    /// The hub's address as readers reach it (`serve --public-url`), for
+    /// the links and commands of notifications; none: no link.
+    pub public_url: Option<String>,
 }
 
 /// The chat webhooks `serve` posts notifications to (none by default),
@@ -214,11 +217,12 @@ impl Hub {
             .map_err(|source| HubError::Store { path: config.db.clone(), source })?
             .with_sealer(sealer);
         let bus = LocalBus::new();
-        let public_url = crate::config::public_url()?;
+        let public_url = config.public_url.clone();
         let queue = DeliveryQueue::beside(&config.notifications);
         let deliverer = Deliverer::new(&chat.hooks, queue.clone(), Timeouts::default(), chat.retries, chat.backoff);
         let hooks: Arc<[Hook]> = chat.hooks.clone().into();
-        let notifier = HookNotifier::new(FileNotifier::new(&config.notifications), hooks, queue, deliverer.waker());
+        let notifier =
+            HookNotifier::new(FileNotifier::new(&config.notifications), hooks, queue.clone(), deliverer.waker());
         let (stop_deliverer, stop) = tokio::sync::oneshot::channel();
         let deliverer = tokio::spawn(deliverer.run(stop));
         let changes = Arc::new(Changes::new(store.clone(), clock.clone()));
@@ -298,6 +302,7 @@ impl Hub {
         }
         let routes = routes
             .layer(axum::Extension(long_poll))
+            .layer(axum::Extension(webhook_backlog(queue)))
             .layer(axum::middleware::from_fn_with_state(wakeups, wake_after_writes));
         let router = limited(http::finish(routes), config.limits);
         Ok(Self {
@@ -406,6 +411,23 @@ async fn wake_after_writes(
     }
     response
 }
+/// `GET /health`'s `webhooks`: the chat webhooks' backlog ([`Kept::backlog`](crate::adapters::chat::queue::Kept::backlog)).
+fn webhook_backlog(queue: DeliveryQueue) -> http::HealthReport {
+    let report = move || -> std::pin::Pin<Box<dyn Future<Output = serde_json::Value> + Send>> {
+        let queue = queue.clone();
+        Box::pin(async move {
+            match queue.list().await {
+                Ok(kept) => serde_json::json!(kept.backlog()),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the webhook queue");
+                    serde_json::json!({"error": "cannot read the webhook queue; see the hub's log"})
+                }
+            }
+        })
+    };
+    http::HealthReport { name: "webhooks", report: Arc::new(report) }
+}
+
 /// How long `serve` waits at exit for the deliverer's last pass.
 const DELIVERER_GRACE: Duration = Duration::from_secs(5);
 

@@ -214,6 +214,7 @@ async fn api(dir: &std::path::Path, requests: usize, concurrency: usize) -> BoxR
         bootstrap_admin_group: Some(BOOTSTRAP_ADMIN_GROUP.into()),
         limits: Default::default(),
         activity_retention: Default::default(),
+        public_url: None,
     })
     .await?;
     let base = hub.base.clone();
@@ -370,6 +371,7 @@ async fn ingest(dir: &std::path::Path, requests: usize, concurrency: usize) -> B
             ..Default::default()
         },
         activity_retention: Default::default(),
+        public_url: None,
     })
     .await?;
     let url = format!("{}/webhooks/github", hub.base);

@@ -2,11 +2,15 @@
 //! `serve --escalate-every`.
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use changehub::adapters::chat::deliver::{Deliverer, Pass};
+use changehub::adapters::chat::queue::DeliveryQueue;
+use changehub::adapters::chat::{Hook, HookNotifier};
 use changehub::adapters::embedded::EmbeddedStore;
+use changehub::adapters::https::Timeouts;
 use changehub::adapters::local_bus::LocalBus;
 use changehub::adapters::local_notifier::FileNotifier;
 use changehub::app::catalog::{CachedCatalog, DEFAULT_CACHE_TTL};
@@ -16,7 +20,7 @@ use changehub::app::publish::Outbox;
 use changehub::domain::catalog::Span;
 use changehub::domain::escalation::NudgeKind;
 use changehub::http::bearer::LocalKey;
-use changehub::local::HubClock;
+use changehub::local::{ChatHooks, HubClock};
 use changehub::ports::AuditSealer;
 
 /// How often `serve` ticks; `None`: never.
@@ -44,9 +48,21 @@ pub fn every(s: &str) -> Result<Every, String> {
     }
 }
 
+/// Where `escalate --now` sends what its tick took.
+pub struct Output {
+    /// The notifications file, appended to.
+    pub notifications: PathBuf,
+    /// The chat webhooks the notifications are posted to, as `serve` posts them.
+    pub hooks: Vec<Hook>,
+    /// The hub's public address, for links.
+    pub public_url: Option<String>,
+}
+
 /// One tick against the database at `db` by `clock`: every step due is
-/// taken, its notification appended to `notifications`, and each is printed.
-pub async fn now(db: &Path, notifications: &Path, clock: HubClock) -> Result<(), Box<dyn std::error::Error>> {
+/// taken, its notifications appended to the notifications file and posted
+/// to the chat webhooks (what a hook does not take is kept in the queue
+/// beside the file, for the next `serve`), and each is printed.
+pub async fn now(db: &Path, out: &Output, clock: HubClock) -> Result<(), Box<dyn std::error::Error>> {
     let key = LocalKey::existing(db).map_err(|e| format!("{e}; is {} a hub's database?", db.display()))?;
     let store = EmbeddedStore::open(db)
         .map_err(|e| format!("cannot open {} ({e}); stop the hub first: it locks the file", db.display()))?
@@ -58,25 +74,44 @@ pub async fn now(db: &Path, notifications: &Path, clock: HubClock) -> Result<(),
         clock: clock.clone(),
     };
     let tick = escalator.tick().await?;
+    // What `serve`'s publisher and deliverer do with each committed write.
+    let chat = ChatHooks { hooks: out.hooks.clone(), ..ChatHooks::default() };
+    let queue = DeliveryQueue::beside(&out.notifications);
+    let deliverer = Deliverer::new(&chat.hooks, queue.clone(), Timeouts::default(), chat.retries, chat.backoff);
+    let file = FileNotifier::new(&out.notifications);
+    let notifier = HookNotifier::new(file, chat.hooks.clone().into(), queue, deliverer.waker());
     // Freezes about to start: told by the tick itself (no outbox).
-    let freezes = FreezeTicker::new(
-        store.clone(),
-        escalator.catalog.clone(),
-        clock.clone(),
-        LocalBus::new(),
-        FileNotifier::new(notifications),
-    )
-    .tick()
-    .await?;
-    // What `serve`'s publisher does with each committed write.
-    let outbox =
-        Outbox::new(store.clone(), LocalBus::new(), FileNotifier::new(notifications), clock, escalator.catalog.clone())
-            .with_public_url(changehub::config::public_url()?);
+    let freezes =
+        FreezeTicker::new(store.clone(), escalator.catalog.clone(), clock.clone(), LocalBus::new(), notifier.clone())
+            .tick()
+            .await?;
+    let outbox = Outbox::new(store.clone(), LocalBus::new(), notifier, clock, escalator.catalog.clone())
+        .with_public_url(out.public_url.clone());
     while let Ok(c) = committed.try_recv() {
         outbox.publish(&c.change, &c.entry).await?;
     }
     print!("{}", summary(&tick, &freezes));
+    if !chat.hooks.is_empty() {
+        let pass = deliverer.pass(false).await;
+        print!("{}", posted(&pass, &out.notifications));
+    }
     Ok(())
+}
+
+/// What the webhooks took, and where what they did not is kept.
+fn posted(pass: &Pass, notifications: &Path) -> String {
+    let delivered = crate::plural::count(pass.delivered, "notification", "notifications");
+    let kept = pass.failed + pass.refused;
+    if kept == 0 {
+        return format!("{delivered} posted to the webhooks\n");
+    }
+    let queue = DeliveryQueue::beside(notifications);
+    format!(
+        "{delivered} posted to the webhooks; {} kept in {} (the next `changehub serve` posts them; \
+         `changehub notifications` lists them)\n",
+        crate::plural::count(kept, "delivery", "deliveries"),
+        queue.dir().display()
+    )
 }
 
 /// One line per step, reminder and freeze notice taken, then what the tick read.

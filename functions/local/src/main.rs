@@ -99,6 +99,11 @@ enum Command {
         /// doubles, up to an hour.
         #[arg(long, default_value = "30s", env = "CHANGEHUB_WEBHOOK_RETRY_MIN", value_parser = notifications::first_wait)]
         webhook_retry_min: notifications::FirstWait,
+        /// The hub's address as its readers reach it (e.g. https://changes.example.com): notifications
+        /// link to each change's page under it and write their commands against it. Default:
+        /// http://127.0.0.1:PORT (the bound address when it is not 0.0.0.0 or ::).
+        #[arg(long, env = "CHANGEHUB_PUBLIC_URL", value_name = "URL", value_parser = public_url)]
+        public_url: Option<String>,
     },
     /// List, retry or delete the notifications kept for chat webhooks (`serve --webhook`) that were
     /// not delivered yet: failed ones (retried by `serve` at growing intervals) and refused ones (a
@@ -124,7 +129,7 @@ enum Command {
     },
     /// Run one escalation tick against a hub's database (stop the hub first: the file is locked
     /// while it runs) and print each reminder, escalation and breach it took. Their notifications
-    /// are appended to --notifications, as `serve` would.
+    /// are appended to --notifications and posted to the chat webhooks (--webhook), as `serve` would.
     Escalate {
         /// Run the tick now (the only mode).
         #[arg(long, required = true)]
@@ -139,6 +144,14 @@ enum Command {
         /// whenever the tick needs the time; rewrite it to move time) instead of the system clock.
         #[arg(long, hide = true, value_name = "PATH")]
         clock_file: Option<PathBuf>,
+        /// A chat webhook to post the tick's notifications to, as `serve --webhook` takes it (repeat
+        /// for more; without any, CHANGEHUB_WEBHOOKS). They are posted before the command ends; what a
+        /// hook does not take is kept in `undelivered` beside --notifications for the next `serve`.
+        #[arg(long = "webhook", value_name = "KIND=URL[;ATTR=VALUE,...]", value_parser = notifications::hook)]
+        webhooks: Vec<Hook>,
+        /// The hub's address as its readers reach it (see `serve --public-url`); none: no links.
+        #[arg(long, env = "CHANGEHUB_PUBLIC_URL", value_name = "URL", value_parser = public_url)]
+        public_url: Option<String>,
     },
     /// Send event files to a running hub, in the order given, as their senders would.
     ///
@@ -417,6 +430,7 @@ async fn main() -> ExitCode {
             clock_file,
             webhooks,
             webhook_retry_min,
+            public_url,
         } => {
             init_tracing();
             let limits = ServeLimits {
@@ -432,8 +446,16 @@ async fn main() -> ExitCode {
                 .map(|hooks| ChatHooks { hooks, backoff: webhook_retry_min.backoff(), ..ChatHooks::default() });
             match (StaticSecrets::from_env(), bootstrap, retention, hooks, hub_clock(clock_file)) {
                 (Ok(secrets), Ok(bootstrap_admin_group), Ok(activity_retention), Ok(chat), Ok(clock)) => {
-                    let config =
-                        HubConfig { db, notifications, secrets, bootstrap_admin_group, limits, activity_retention };
+                    let public_url = Some(public_url.unwrap_or_else(|| default_public_url(bind, port)));
+                    let config = HubConfig {
+                        db,
+                        notifications,
+                        secrets,
+                        bootstrap_admin_group,
+                        limits,
+                        activity_retention,
+                        public_url,
+                    };
                     serve(SocketAddr::new(bind, port), config, escalate_every, clock, chat).await.map_err(Into::into)
                 }
                 (Err(e), ..) => Err(e.into()),
@@ -451,10 +473,17 @@ async fn main() -> ExitCode {
                 activity::Options { url, token, service, source, detail_type, since, until, limit, cursor, all, json };
             activity::run(&options).await.map_err(Into::into)
         }
-        Command::Escalate { now: _, db, notifications, clock_file } => match hub_clock(clock_file) {
-            Ok(clock) => escalate::now(&db, &notifications, clock).await,
-            Err(e) => Err(e.into()),
-        },
+        Command::Escalate { now: _, db, notifications, clock_file, webhooks, public_url } => {
+            let hooks = notifications::hooks(webhooks, std::env::var("CHANGEHUB_WEBHOOKS").ok().as_deref());
+            match (hub_clock(clock_file), hooks) {
+                (Ok(clock), Ok(hooks)) => {
+                    let out = escalate::Output { notifications, hooks, public_url };
+                    escalate::now(&db, &out, clock).await
+                }
+                (Err(e), _) => Err(e.into()),
+                (_, Err(e)) => Err(e.into()),
+            }
+        }
         Command::Notifications { undelivered: _, retry, delete, notifications, json } => {
             let action = match (retry, delete) {
                 (Some(ids), _) => notifications::Action::Retry(ids),
@@ -505,6 +534,18 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `--public-url`.
+fn public_url(s: &str) -> Result<String, String> {
+    changehub::config::parse_public_url(s)
+}
+
+/// `serve`'s address for readers when `--public-url` is not given: the bound
+/// address, or the loopback one when it binds every interface.
+fn default_public_url(bind: IpAddr, port: u16) -> String {
+    let host = if bind.is_unspecified() { IpAddr::V4(Ipv4Addr::LOCALHOST) } else { bind };
+    format!("http://{}", SocketAddr::new(host, port))
 }
 
 /// `--clock-file`: the system clock without one.
@@ -607,6 +648,14 @@ mod tests {
     struct Chained {
         what: &'static str,
         source: Plain,
+    }
+
+    #[test]
+    fn the_default_public_url_is_the_bound_address_or_loopback() {
+        use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+        assert_eq!(super::default_public_url(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080), "http://127.0.0.1:8080");
+        assert_eq!(super::default_public_url(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 9000), "http://127.0.0.1:9000");
+        assert_eq!(super::default_public_url(IpAddr::V6(Ipv6Addr::LOCALHOST), 80), "http://[::1]:80");
     }
 
     #[test]

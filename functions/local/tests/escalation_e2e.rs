@@ -138,6 +138,15 @@ fn of(lines: &[Value], kind: &str, id: &str) -> Vec<Value> {
         .collect()
 }
 
+/// The notifications asking the approvers of a level that opened about change `id`.
+fn requested(lines: &[Value], id: &str) -> Vec<Value> {
+    lines
+        .iter()
+        .filter(|n| n["attributes"]["type"] == "approval_requested" && n["body"]["change"]["id"] == id)
+        .cloned()
+        .collect()
+}
+
 /// Waits until `count` notifications of `kind` about `id` are in the file; the last one.
 fn nth(dir: &Path, kind: &str, id: &str, count: usize) -> Value {
     let lines = wait_for_notifications(dir, &format!("{kind} #{count} of {id}"), |l| of(l, kind, id).len() >= count);
@@ -203,6 +212,14 @@ async fn escalation_climbs_the_levels_on_the_injected_clock_each_step_once() {
     clock.advance_to(90);
     let (status, body) = api.decide(&pat, &id).await;
     assert_eq!(status, 200, "{body}");
+    // Level 2 opened: its approvers are asked, as `approval_requested`.
+    let asked = wait_for_notifications(dir.path(), "level 2's approvers asked", |l| !requested(l, &id).is_empty());
+    let asked = requested(&asked, &id);
+    let (audience, notify) = (&asked[0]["attributes"]["audience"], &asked[0]["attributes"]["notify"]);
+    assert_eq!((audience.as_str(), notify.as_str()), (Some("approvers"), Some("cab")));
+    assert_eq!(asked[0]["attributes"]["kind"], "Approval Recorded", "the hub event it comes of");
+    let subject = asked[0]["subject"].as_str().unwrap_or_default();
+    assert!(subject.starts_with("[Approval Requested] ") && subject.ends_with(" (to cab)"), "{subject}");
     // Level 1's second escalation would be due at 120s: its cadence stopped
     // with the decision. Level 2 opened at 90s: its reminder is due at 150s.
     clock.advance_to(149);
@@ -228,6 +245,49 @@ async fn escalation_climbs_the_levels_on_the_injected_clock_each_step_once() {
     assert_eq!(of(&lines, "Approval Escalated", &id).len(), 2);
     assert_eq!(of(&lines, "Approval SLA Breached", &id).len(), 1);
     assert!(of(&lines, "Approval Escalated", &withdrawn).is_empty(), "withdrawn: chased no more");
+
+    // Every copy went out once, each to its audience as the default routing table says.
+    let copies = |lines: &[Value]| -> Vec<(String, String, String)> {
+        let mut copies: Vec<_> = lines
+            .iter()
+            .filter(|n| n["body"]["change"]["id"] == id.as_str())
+            .map(|n| {
+                let a = |k: &str| n["attributes"][k].as_str().unwrap_or_default().to_owned();
+                (a("type"), a("audience"), a("notify"))
+            })
+            .collect();
+        copies.sort();
+        copies
+    };
+    let expected: Vec<(String, String, String)> = {
+        let mut expected: Vec<_> = [
+            ("approval_escalated", "escalate_to", "cto-office"),
+            ("approval_escalated", "escalate_to", "payments-managers"),
+            ("approval_escalated", "feed", ""),
+            ("approval_escalated", "feed", ""),
+            ("approval_reminder", "approvers", "cab"),
+            ("approval_reminder", "approvers", "payments-leads"),
+            ("approval_reminder", "feed", ""),
+            ("approval_reminder", "feed", ""),
+            ("approval_requested", "approvers", "cab"),
+            ("change_approval_recorded", "feed", ""),
+            ("change_created", "feed", ""),
+            ("change_submitted", "approvers", "payments-leads"),
+            ("change_submitted", "feed", ""),
+            ("change_submitted", "owners", "payments-team"),
+            ("sla_breached", "cab", "cab"),
+            ("sla_breached", "feed", ""),
+            ("sla_breached", "owners", "payments-team"),
+            ("sla_breached", "requester", "alice@example.com"),
+        ]
+        .iter()
+        .map(|(t, a, n)| (t.to_string(), a.to_string(), n.to_string()))
+        .collect();
+        expected.sort();
+        expected
+    };
+    let lines = wait_for_notifications(dir.path(), "every copy", |l| copies(l).len() >= expected.len());
+    assert_eq!(copies(&lines), expected);
 
     let change = api.get(&alice, &format!("/changes/{id}")).await;
     assert_eq!(change["approval"]["sla_breached"], true, "{change}");
@@ -260,27 +320,37 @@ async fn escalation_climbs_the_levels_on_the_injected_clock_each_step_once() {
     hub.interrupt();
 }
 
+/// A hub on a clock file where Alice's "Upgrade payments DB" waits for
+/// approval, stopped, so that `escalate --now` may open its database; the clock and the change's id.
+async fn one_waiting_then_stopped(dir: &Path) -> (TestClock, String) {
+    let (hub, clock) = hub(dir);
+    let api = Client { http: reqwest::Client::new(), base: hub.base.clone() };
+    let alice = token(dir, "alice@example.com", "engineers");
+    let id = api.submitted(&alice, "Upgrade payments DB").await;
+    hub.interrupt();
+    (clock, id)
+}
+
+/// `changehub escalate --now` on `dir`'s database, notifications file and `clock`.
+fn escalate_now(dir: &Path, clock: &TestClock) -> Command {
+    let mut command = Command::new(BIN);
+    command.args(["escalate", "--now", "--db"]).arg(dir.join("hub.db"));
+    command.arg("--notifications").arg(dir.join("notifications.jsonl"));
+    command.arg("--clock-file").arg(&clock.path);
+    command
+}
+
 /// `changehub escalate --now` reads the same clock file: two run at once
 /// against the stopped hub's database (one may find the file locked by the
 /// other, and says so), and the step due goes out once.
 #[tokio::test]
 async fn escalate_now_ticks_on_the_clock_file_once_however_many_run() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (hub, clock) = hub(dir.path());
-    let api = Client { http: reqwest::Client::new(), base: hub.base.clone() };
-    let alice = token(dir.path(), "alice@example.com", "engineers");
-    let id = api.submitted(&alice, "Upgrade payments DB").await;
-    hub.interrupt();
+    let (clock, id) = one_waiting_then_stopped(dir.path()).await;
 
     clock.advance_to(60);
     let run = || {
-        Command::new(BIN)
-            .args(["escalate", "--now", "--db"])
-            .arg(dir.path().join("hub.db"))
-            .arg("--notifications")
-            .arg(dir.path().join("notifications.jsonl"))
-            .arg("--clock-file")
-            .arg(&clock.path)
+        escalate_now(dir.path(), &clock)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -300,6 +370,52 @@ async fn escalate_now_ticks_on_the_clock_file_once_however_many_run() {
     let lines = common::notifications(dir.path());
     assert_eq!(of(&lines, "Approval Escalated", &id).len(), 1, "{lines:#?}");
     assert!(of(&lines, "Approval Reminder", &id).is_empty(), "a late tick takes only the latest step");
+}
+
+/// `changehub escalate --now --webhook` posts the tick's notifications to
+/// the hooks before it ends, as `serve` would; what a hook does not take
+/// is kept in `undelivered/` for the next `serve`, and the command says so.
+// Several threads: the stand-in hooks answer while the test waits on the binary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn escalate_now_posts_to_the_webhooks_and_keeps_what_a_hook_does_not_take() {
+    use changehub::adapters::chat::ChatKind;
+    use changehub_tests::scripted::{answer, server};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (clock, id) = one_waiting_then_stopped(dir.path()).await;
+    let before = common::notifications(dir.path()).len();
+
+    let (slack, slack_hook) = server([]).await;
+    let (teams, teams_hook) = server([]).await;
+    teams_hook.answer_next(std::iter::repeat_n(answer(503), 100));
+    clock.advance_to(60);
+    let out = escalate_now(dir.path(), &clock)
+        .args(["--webhook", &format!("slack={slack}/services/T0/B0/x")])
+        .args(["--webhook", &format!("teams={teams}/workflows/1;audience=escalate_to")])
+        .args(["--public-url", "https://changes.example.com/"])
+        .output()
+        .expect("escalate --now");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains(": escalation 1 (due 2026-12-01T09:01:00Z) to payments-managers"), "{stdout}");
+    assert!(
+        stdout.contains("2 notifications posted to the webhooks; 1 delivery kept in ")
+            && stdout.contains("the next `changehub serve` posts them"),
+        "{stdout}"
+    );
+
+    let told: Vec<changehub::ports::Notification> = common::notifications(dir.path())[before..]
+        .iter()
+        .map(|n| serde_json::from_value(n.clone()).expect("a notification"))
+        .collect();
+    let audiences: Vec<&str> = told.iter().map(|n| n.attributes["audience"].as_str()).collect();
+    assert_eq!(audiences, ["feed", "escalate_to"], "the escalation's copies");
+    let link = &told[1].message.links[0].url;
+    assert_eq!(link, &format!("https://changes.example.com/changes/{id}"), "--public-url");
+    let slack_bodies: Vec<Value> = slack_hook.received().into_iter().map(|r| r.body).collect();
+    assert_eq!(slack_bodies, told.iter().map(|n| ChatKind::Slack.payload(n)).collect::<Vec<_>>(), "posted now");
+    assert!(!teams_hook.received().is_empty(), "tried");
+    let kept: Vec<_> = std::fs::read_dir(dir.path().join("undelivered")).expect("the queue").collect();
+    assert_eq!(kept.len(), 1, "the Teams delivery waits for the next serve: {kept:?}");
 }
 
 /// Pat delegates the team leads' level to Dave: the reminder names Dave, who

@@ -1499,6 +1499,17 @@ async fn a_changes_notifications_reach_each_audience_with_its_text_and_attribute
         "{approvers}"
     );
 
+    // The team lead's approval opened level 2 (security and cab, all of them):
+    // its groups are asked once; security's approval leaves it open and asks nobody.
+    let requested = of_type("approval_requested");
+    let who: Vec<_> = requested.iter().map(addressed).collect();
+    assert_eq!(who, [("approvers", "security"), ("approvers", "cab")]);
+    let asked = requested[0]["message"]["lines"][0].as_str().unwrap_or_default();
+    assert!(
+        asked.starts_with("Level 2 is open and waits for your decision: level 2 (security-and-cab of ledger)"),
+        "{asked}"
+    );
+
     let scheduled = of_type("change_scheduled");
     let who: Vec<_> = scheduled.iter().map(addressed).collect();
     assert_eq!(

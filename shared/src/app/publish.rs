@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 use super::ingest::ClaimTimes;
 use super::once::{Once, OnceError, once};
 use super::routed::{self, Routed, RoutedError, send_each};
-use crate::domain::approval::Step;
+use crate::domain::approval::{ApprovalPlan, Step};
 use crate::domain::catalog::Catalog;
 use crate::domain::routing::render::Occurrence;
-use crate::domain::routing::{Named, Subject, event_type_of, recipients};
+use crate::domain::routing::{Audience, Named, Recipient, Subject, event_type_of, recipients};
 use crate::domain::{AuditEntry, Change, HubEvent};
 use crate::ports::{BusError, CatalogReader, ChangeReader, Clock, Dedupe, EventBus, Fact, Link, Notifier, StoreError};
 
@@ -66,6 +66,38 @@ pub fn subject_of(change: &Change, entry: &AuditEntry, event_type: &str) -> Subj
     }
     subject
 }
+
+/// The level `entry`'s write opened after another was decided (a decision
+/// or peer review that completed the level before it), if it did: its
+/// approvers are asked to decide, as `approval_requested`. A submission
+/// opens the first level and says so itself (`change_submitted`).
+pub fn level_opened(entry: &AuditEntry) -> Option<u32> {
+    let plans = entry.changes.iter().find(|c| c.field == "approval")?;
+    let level = |v: &serde_json::Value| serde_json::from_value::<ApprovalPlan>(v.clone()).ok()?.current_level();
+    let (before, after) = (level(&plans.before)?, level(&plans.after)?);
+    (before != after).then_some(after)
+}
+
+/// What the approvers of the level `entry` opened read: headlined
+/// `[Approval Requested]`, saying which level waits for them, until when.
+fn approval_requested(occurrence: &Occurrence, change: &Change, level: u32) -> Occurrence {
+    let plan = change.approval.as_ref();
+    let steps = plan.map(|p| p.waiting_for()).unwrap_or_default();
+    let names = steps.iter().map(|s| s.to_string()).collect::<Vec<_>>().join("; ");
+    let due = plan.and_then(ApprovalPlan::due_at).map(|d| format!(", due {}", d.format("%Y-%m-%d %H:%M UTC")));
+    let mut details =
+        vec![format!("Level {level} is open and waits for your decision: {names}{}", due.unwrap_or_default())];
+    details.extend(occurrence.details.iter().cloned());
+    Occurrence {
+        event: REQUESTED.to_owned(),
+        headline: format!("[Approval Requested] {}: {}", change.id, change.title),
+        details,
+        ..occurrence.clone()
+    }
+}
+
+/// The event type of a level opening ([`level_opened`]).
+pub const REQUESTED: &str = "approval_requested";
 
 /// The change's page in the hub and the commands that decide it, with
 /// `hub` the hub's public address when known (else `$CHANGEHUB_URL`).
@@ -155,7 +187,9 @@ pub fn occurrence_of(change: &Change, entry: &AuditEntry, event: &HubEvent, hub:
 /// catalog routes its event type to ([`crate::domain::routing`]), the feed
 /// first, each with attributes `tenant`, `kind` (the bus detail-type),
 /// `type` (the event type), `change_type`, `environment`, `services`,
-/// `service`, `severity`, `audience` and `notify`.
+/// `service`, `severity`, `audience` and `notify`. A write that opened the
+/// next approval level also asks that level's approvers, as type
+/// `approval_requested` (kind still the event's: `Approval Recorded`).
 pub fn notifications_for(
     catalog: &Catalog,
     change: &Change,
@@ -186,8 +220,23 @@ pub fn notifications_for(
         body["delegates"] = serde_json::json!(nudge.delegates);
     }
     let severity = severity_of(change, &occurrence.event);
-    let recipients = recipients(catalog, &subject_of(change, entry, &occurrence.event));
-    routed::notifications(&occurrence, &recipients, &attributes, &severity, &body)
+    let told = recipients(catalog, &subject_of(change, entry, &occurrence.event));
+    let Some(level) = level_opened(entry) else {
+        return routed::notifications(&occurrence, &told, &attributes, &severity, &body);
+    };
+    // The decision opened the next level: its approvers are asked (first:
+    // those asked to act), and whoever else hears of the decision is told.
+    let asked: Vec<Recipient> = recipients(catalog, &subject_of(change, entry, REQUESTED))
+        .into_iter()
+        .filter(|r| r.audience != Audience::Feed)
+        .collect();
+    let (feed, others): (Vec<Recipient>, Vec<Recipient>) = told.into_iter().partition(|r| r.audience == Audience::Feed);
+    let others: Vec<Recipient> = others.into_iter().filter(|r| !asked.iter().any(|a| a.notify == r.notify)).collect();
+    let requested = approval_requested(&occurrence, change, level);
+    let mut routed = routed::notifications(&occurrence, &feed, &attributes, &severity, &body);
+    routed.extend(routed::notifications(&requested, &asked, &attributes, &severity, &body));
+    routed.extend(routed::notifications(&occurrence, &others, &attributes, &severity, &body));
+    routed
 }
 
 /// The outbox publisher: each committed mutation (an audit entry and the
@@ -404,6 +453,72 @@ mod tests {
                 row("approval_escalated", "escalate_to", "managers", "payments")
             ]
         );
+    }
+
+    /// `change` after pat (payments-leads) approved level 1, and the entry of that decision.
+    fn level_one_approved(change: &Change) -> (Change, AuditEntry) {
+        let caller = crate::domain::access::Caller {
+            tenant: change.tenant.clone(),
+            user: "pat@example.com".into(),
+            groups: vec!["payments-leads".into()],
+            granted: [crate::domain::catalog::Role::Approver].into(),
+        };
+        let mut next = change.revised(now());
+        let plan = next.approval.as_mut().expect("plan");
+        let roles = [crate::domain::catalog::Role::Approver].into();
+        let verdict = crate::domain::approval::Verdict::Approve;
+        plan.decide(&caller, &roles, &change.requester, verdict, None, now()).expect("decided");
+        crate::domain::audit::record(Some(change), next, "pat@example.com", AuditAction::Decided, None)
+    }
+
+    #[test]
+    fn a_decision_that_opens_the_next_level_asks_its_approvers_once() {
+        let (change, e) = level_one_approved(&submitted());
+        assert_eq!(level_opened(&e), Some(2));
+        let event = HubEvent::change_mutated(&change, &e);
+        assert_eq!(event.detail_type, "Approval Recorded");
+        let routed = notifications_for(&catalog(), &change, &e, &event, Some("https://hub.example.com"));
+        let who: Vec<(&str, &str, Option<&str>)> = routed
+            .iter()
+            .map(|r| {
+                let a = &r.notification.attributes;
+                (a["type"].as_str(), a["audience"].as_str(), a.get("notify").map(String::as_str))
+            })
+            .collect();
+        assert_eq!(
+            who,
+            [("change_approval_recorded", "feed", None), ("approval_requested", "approvers", Some("cab"))],
+            "the feed hears of the decision, level 2's approvers are asked"
+        );
+        let asked = &routed[1].notification;
+        assert_eq!(asked.attributes["kind"], "Approval Recorded");
+        assert_eq!(asked.subject, format!("[Approval Requested] {}: Rotate keys (to cab)", change.id));
+        let first = &asked.message.lines[0];
+        assert!(
+            first.starts_with("Level 2 is open and waits for your decision: level 2 (cab of payments), due "),
+            "{first}"
+        );
+        assert!(asked.message.lines.iter().any(|l| l.starts_with("Approve: curl")), "{:?}", asked.message.lines);
+        assert_eq!(asked.message.links[0].url, format!("https://hub.example.com/changes/{}", change.id));
+    }
+
+    #[test]
+    fn a_write_that_leaves_the_level_open_or_closes_the_plan_asks_nobody() {
+        let change = submitted();
+        let mut e = entry(&change, AuditAction::Decided);
+        assert_eq!(level_opened(&e), None, "the plan did not change");
+        let (approved, _) = level_one_approved(&change);
+        let plan = |c: &Change| serde_json::to_value(c.approval.as_ref()).expect("json");
+        let field = |before, after| crate::domain::FieldChange { field: "approval".into(), before, after };
+        e.changes = vec![field(plan(&approved), plan(&approved))];
+        assert_eq!(level_opened(&e), None, "level 2 was open before");
+        let mut closed = approved.clone();
+        closed.approval.as_mut().expect("plan").rejected =
+            closed.approval.as_ref().and_then(|p| p.steps[0].approvals.first().cloned());
+        e.changes = vec![field(plan(&approved), plan(&closed))];
+        assert_eq!(level_opened(&e), None, "no level is open once the plan is decided");
+        e.changes = vec![field(serde_json::Value::Null, plan(&change))];
+        assert_eq!(level_opened(&e), None, "a submission opens level 1 and says so itself");
     }
 
     #[test]

@@ -26,9 +26,11 @@ pub const MAX_STAKEHOLDERS: usize = 20;
 
 /// Event types routing knows, as the notification attribute `type` names
 /// them: the shared vocabulary, then the other change mutations
-/// (`change_` and their bus detail-type in snake case).
-pub const EVENT_TYPES: [&str; 28] = [
+/// (`change_` and their bus detail-type in snake case). `approval_requested`
+/// is a level opening after another was decided: its approvers are asked.
+pub const EVENT_TYPES: [&str; 29] = [
     "change_submitted",
+    "approval_requested",
     "change_approved",
     "change_scheduled",
     "change_starting_soon",
@@ -224,7 +226,7 @@ pub fn default_audiences(event: &str) -> &'static [Audience] {
         "change_completed" => &[Owners, Requester, Stakeholders],
         "change_failed" | "change_rolled_back" => &[Owners, Requester, Dependents, Stakeholders, Cab],
         "change_cancelled" => &[Owners, Dependents, Stakeholders],
-        "approval_reminder" => &[Approvers],
+        "approval_requested" | "approval_reminder" => &[Approvers],
         "approval_escalated" => &[EscalateTo],
         "sla_breached" => &[Cab, Owners, Requester],
         "change_related_incident" => &[Owners, Requester, Cab],

@@ -23,7 +23,7 @@ use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde_json::json;
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -167,8 +167,24 @@ async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> ApiError {
     )
 }
 
-async fn health() -> Json<serde_json::Value> {
-    Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
+/// What `GET /health` reports besides liveness, under `name`: `changehub
+/// serve` adds its chat webhooks' backlog (`webhooks`, see `local`); the
+/// api function adds nothing. Added to the router as an `Extension`.
+#[derive(Clone)]
+pub struct HealthReport {
+    pub name: &'static str,
+    pub report: Arc<dyn Fn() -> BoxFuture<serde_json::Value> + Send + Sync>,
+}
+
+type BoxFuture<T> = std::pin::Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// `GET /health`: up, and what the [`HealthReport`] given says.
+async fn health(extra: Option<Extension<HealthReport>>) -> Json<serde_json::Value> {
+    let mut health = json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")});
+    if let Some(Extension(extra)) = extra {
+        health[extra.name] = (extra.report)().await;
+    }
+    Json(health)
 }
 
 /// The change API's paths that need no token: what the API is, its document, its health.

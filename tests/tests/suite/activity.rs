@@ -104,6 +104,7 @@ impl Local {
             bootstrap_admin_group: Some("changehub-admins".into()),
             limits: Default::default(),
             activity_retention: retention,
+            public_url: None,
         })
         .expect("open the local hub");
         let key = LocalKey::for_database(&db).expect("the hub's key");

@@ -210,3 +210,54 @@ async fn the_notifier_writes_the_file_then_queues_one_delivery_per_hook_that_wan
     // The deliverer was told.
     tokio::time::timeout(Duration::from_secs(1), wake.notified()).await.expect("woken");
 }
+
+/// The README's Slack example is what the hub posts for the README's own
+/// escalation: the sample catalog, the sample change (`events/api/new-change.json`)
+/// submitted at 09:00, escalated at its 4 h deadline to payments-managers,
+/// on a hub at http://127.0.0.1:8080 (the change id shown is a fixed one).
+#[tokio::test]
+async fn the_readme_shows_the_slack_payload_of_an_escalation_as_the_hub_posts_it() {
+    use changehub::app::Changes;
+    use changehub::app::escalation::Escalator;
+    use changehub::app::publish::notifications_for;
+    use changehub::domain::{ChangeState, HubEvent, NewChange};
+    use changehub::ports::{CatalogReader, ChangeReader, FixedClock};
+    use changehub_tests::fixtures::{alice, seed, to};
+    let (store, _dir) = super::store_contract::embedded().await;
+    let submitted_at = chrono::DateTime::parse_from_rfc3339("2030-11-28T09:00:00Z").expect("time").to_utc();
+    let clock = FixedClock::new(submitted_at);
+    let app = Changes::new(store.clone(), &clock);
+    seed(&app, "default").await;
+    let new: NewChange =
+        serde_json::from_str(include_str!("../../../events/api/new-change.json")).expect("the sample change");
+    let change = app.create(&alice("default"), new).await.expect("create");
+    app.transition(&alice("default"), &change.id, to(ChangeState::Submitted, 1)).await.expect("submit");
+    clock.set(submitted_at + chrono::Duration::hours(4));
+    let escalator = Escalator { store: store.clone(), catalog: app.catalog.clone(), clock: &clock };
+    let tick = escalator.tick().await.expect("tick");
+    assert_eq!(tick.taken.len(), 1, "{tick:?}");
+    let tenant = change.tenant.clone();
+    let escalated = store.get_change(&tenant, &change.id).await.expect("get").expect("the change");
+    let entries =
+        store.audit_entries(&tenant, &change.id, escalated.version..=escalated.version).await.expect("entries");
+    let event = HubEvent::change_mutated(&escalated, &entries[0]);
+    let view = app.catalog.catalog(&tenant).await.expect("catalog");
+    let routed = notifications_for(&view.catalog, &escalated, &entries[0], &event, Some("http://127.0.0.1:8080"));
+    let to_managers = routed
+        .iter()
+        .find(|r| r.notification.attributes.get("notify").map(String::as_str) == Some("payments-managers"))
+        .expect("the escalation to payments-managers");
+    let posted = ChatKind::Slack.payload(&to_managers.notification).to_string();
+    let posted: serde_json::Value =
+        serde_json::from_str(&posted.replace(&change.id.to_string(), "0193a5f2-7c00-7000-8000-000000000001"))
+            .expect("JSON");
+
+    let readme = include_str!("../../../README.md");
+    let shown = readme
+        .split("<!-- slack-example -->\n```json\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n```").next())
+        .expect("the README's Slack example");
+    let shown: serde_json::Value = serde_json::from_str(shown).expect("the README's Slack example is JSON");
+    assert_eq!(shown, posted, "{}", serde_json::to_string_pretty(&posted).unwrap_or_default());
+}

@@ -31,6 +31,7 @@ async fn events_the_local_consumers_cannot_read_land_in_the_dead_letter_file_wit
         bootstrap_admin_group: None,
         limits: Default::default(),
         activity_retention: Default::default(),
+        public_url: None,
     };
     assert_eq!(config.dead_letters(), dir.path().join("dead-letters.jsonl"));
     let hub = Hub::open(&config).expect("open the local hub");

@@ -640,6 +640,7 @@ async fn the_local_hub_times_requests_out_and_bounds_how_many_run_at_once() {
         bootstrap_admin_group: None,
         limits,
         activity_retention: Default::default(),
+        public_url: None,
     })
     .expect("open the local hub");
     let router = local.router();

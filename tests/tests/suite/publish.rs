@@ -136,6 +136,8 @@ async fn the_table_stream_publishes_each_mutation_once_on_eventbridge_and_sns() 
         .collect();
     routed.sort();
     let expected = [
+        // Pat's approval opened level 2: the CAB is asked.
+        ("approval_requested", "approvers", "cab"),
         ("change_approved", "owners", "payments-team"),
         ("change_approved", "requester", "alice@example.com"),
         ("change_scheduled", "cab", "cab"),

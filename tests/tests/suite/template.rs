@@ -1018,3 +1018,29 @@ fn the_escalate_function_runs_on_a_schedule_with_least_privilege() {
     let on_failure = &f["Properties"]["EventInvokeConfig"]["DestinationConfig"]["OnFailure"];
     assert_eq!((&on_failure["Type"], &on_failure["Destination"]), (&json!("SQS"), &queue));
 }
+
+/// The hub's public address is one stack parameter (`PublicUrl`, empty by
+/// default: no links), set as `CHANGEHUB_PUBLIC_URL` on exactly the
+/// functions whose code reads it (those that render notification texts).
+#[test]
+fn the_public_url_is_a_parameter_passed_to_the_functions_that_render_notifications() {
+    let t = template();
+    let parameter = &t["Parameters"]["PublicUrl"];
+    assert_eq!((&parameter["Type"], &parameter["Default"]), (&json!("String"), &json!("")));
+    let functions = resources_of_type(&t, "AWS::Serverless::Function");
+    let mut linked = BTreeSet::new();
+    for (name, f) in functions {
+        let binary = f["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap_or_default();
+        let main = concat!(env!("CARGO_MANIFEST_DIR"), "/../functions/");
+        let code = std::fs::read_to_string(format!("{main}{binary}/src/main.rs")).unwrap_or_default();
+        let reads = code.contains("config::public_url()");
+        let var = &f["Properties"]["Environment"]["Variables"]["CHANGEHUB_PUBLIC_URL"];
+        if reads {
+            assert_eq!(var, &json!({"!Ref": "PublicUrl"}), "{name} renders notifications: it needs the address");
+            linked.insert(binary.to_owned());
+        } else {
+            assert!(var.is_null(), "{name} does not read CHANGEHUB_PUBLIC_URL");
+        }
+    }
+    assert_eq!(linked, BTreeSet::from(["correlate".to_owned(), "publish".to_owned()]));
+}

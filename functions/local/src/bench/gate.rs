@@ -86,6 +86,7 @@ pub(super) async fn gate(dir: &std::path::Path, requests: usize, concurrency: us
         bootstrap_admin_group: None,
         limits: Default::default(),
         activity_retention: Default::default(),
+        public_url: None,
     })
     .await?;
     let key = changehub::http::bearer::LocalKey::for_database(&db)?;

@@ -81,6 +81,37 @@ pub struct Kept {
     pub unreadable: Vec<(PathBuf, String)>,
 }
 
+/// What the queue holds, in short: what `GET /health` on `serve` reports,
+/// so an operator sees a hook that fails.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Backlog {
+    /// Deliveries kept: not posted yet, failed, or refused.
+    pub undelivered: usize,
+    /// Of those, refused by their hook: kept until retried by hand.
+    pub refused: usize,
+    /// When the oldest kept delivery was queued.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oldest_queued_at: Option<DateTime<Utc>>,
+    /// Its hook's id and last error, once it was tried.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oldest_hook: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oldest_last_error: Option<String>,
+}
+
+impl Kept {
+    pub fn backlog(&self) -> Backlog {
+        let oldest = self.deliveries.first();
+        Backlog {
+            undelivered: self.deliveries.len(),
+            refused: self.deliveries.iter().filter(|d| d.refused).count(),
+            oldest_queued_at: oldest.map(|d| d.queued_at),
+            oldest_hook: oldest.map(|d| d.hook.clone()),
+            oldest_last_error: oldest.and_then(|d| d.last_error.clone()),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct DeliveryQueue {
     dir: Arc<PathBuf>,
@@ -223,6 +254,12 @@ mod tests {
         assert_eq!(kept.deliveries, vec![first.clone(), second.clone()]);
         assert_eq!(kept.unreadable.len(), 1, "{kept:?}");
         assert_eq!(queue.get(&second.id).await.expect("get"), Some(second.clone()));
+
+        let backlog = kept.backlog();
+        assert_eq!((backlog.undelivered, backlog.refused), (2, 1));
+        assert_eq!((backlog.oldest_queued_at, backlog.oldest_hook.as_deref()), (Some(now), Some(hook.id())));
+        assert_eq!(backlog.oldest_last_error, None, "the oldest was not tried yet");
+        assert_eq!(Kept::default().backlog(), Backlog::default());
 
         assert!(queue.remove(&first.id).await.expect("remove"));
         assert!(!queue.remove(&first.id).await.expect("removed once"));

@@ -213,37 +213,4 @@ mod tests {
         assert!(fields.iter().all(|f| f["text"].as_str().is_some_and(|t| t.chars().count() <= FIELD_MAX)));
         assert!(p["text"].as_str().is_some_and(|t| t.chars().count() <= SECTION_MAX));
     }
-
-    /// The escalation the README shows.
-    fn readme_example() -> Notification {
-        notification(Message {
-            headline: "Approval escalated: Upgrade payments DB to PostgreSQL 16".into(),
-            lines: vec![
-                "Level team-lead (payments-leads) has waited past its 4 h SLA; you are its escalation contact.".into(),
-                "Planned 2 Dec 22:00–23:00 UTC, production, risk medium.".into(),
-            ],
-            facts: vec![
-                fact("Service", "payments"),
-                fact("Level", "team-lead"),
-                fact("Requester", "alice@example.com"),
-                fact("Waiting since", "2 Dec 09:00 UTC"),
-            ],
-            links: vec![Link {
-                label: "Change".into(),
-                url: "http://127.0.0.1:8080/changes/0193a5f2-7c00-7000-8000-000000000001".into(),
-            }],
-        })
-    }
-
-    #[test]
-    fn the_readme_shows_the_payload_of_its_example() {
-        let readme = include_str!("../../../../README.md");
-        let shown = readme
-            .split("<!-- slack-example -->\n```json\n")
-            .nth(1)
-            .and_then(|rest| rest.split("\n```").next())
-            .expect("the README's Slack example");
-        let shown: Value = serde_json::from_str(shown).expect("the README's Slack example is JSON");
-        assert_eq!(shown, payload(&readme_example()), "{}", payload(&readme_example()));
-    }
 }

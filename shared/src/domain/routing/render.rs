@@ -11,8 +11,9 @@ use crate::domain::ids::ServiceName;
 use crate::domain::notice::{one_line, truncate};
 use crate::ports::notifier::{Fact, Link, Message};
 
-/// The longest headline (SNS subjects are under 100 characters).
-pub const MAX_HEADLINE_CHARS: usize = 99;
+/// The longest headline: what a Slack header block shows whole (the SNS
+/// adapter cuts its subjects to 99 characters itself: `adapters::sns`).
+pub const MAX_HEADLINE_CHARS: usize = 150;
 
 /// What happened, whoever reads of it: the facts every text is made of.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,6 +56,7 @@ fn plain(event: &str) -> String {
         "change_failed" => "failed".into(),
         "change_rolled_back" => "was rolled back".into(),
         "change_cancelled" => "was cancelled".into(),
+        "approval_requested" => "is ready for the next approval".into(),
         "approval_reminder" => "waits for approval".into(),
         "approval_escalated" => "is overdue for approval".into(),
         "sla_breached" => "missed its approval deadline".into(),
@@ -73,6 +75,7 @@ fn ahead(event: &str) -> bool {
             | "change_approved"
             | "change_scheduled"
             | "change_starting_soon"
+            | "approval_requested"
             | "approval_reminder"
             | "approval_escalated"
             | "sla_breached"
@@ -338,9 +341,9 @@ mod tests {
     }
 
     #[test]
-    fn the_feed_reads_the_technical_headline_unaddressed_and_cut_under_100_characters() {
+    fn the_feed_reads_the_technical_headline_unaddressed_and_cut_to_a_chat_header() {
         let mut o = occurrence("change_failed");
-        o.headline = format!("[Change Failed] 0193-ab: {}", "x".repeat(200));
+        o.headline = format!("[Change Failed] 0193-ab: {}", "x".repeat(300));
         let feed = Recipient {
             notify: None,
             audience: Audience::Feed,

@@ -513,6 +513,7 @@ impl Api {
             bootstrap_admin_group: Some("changehub-admins".into()),
             limits: Default::default(),
             activity_retention: Default::default(),
+            public_url: None,
         })
         .expect("open the local hub");
         let key = LocalKey::for_database(&db).expect("the hub's signing key");
@@ -716,7 +717,10 @@ impl Api {
 async fn responses_match_the_documented_schemas() {
     let api = Api::start().await;
     let health = key(&Method::GET, "/health");
-    api.call(&health, Req::get("/health")).await.expect("health", StatusCode::OK, None);
+    let up = api.call(&health, Req::get("/health")).await;
+    up.expect("health", StatusCode::OK, None);
+    assert_eq!(up.body["webhooks"], json!({"undelivered": 0, "refused": 0}), "serve reports its webhook backlog");
+    webhook_backlog_in_health(&api, &health).await;
     let index = api.call(&key(&Method::GET, "/"), Req::get("/")).await;
     index.expect("what answers here", StatusCode::OK, None);
     assert_eq!(index.body["links"], json!({"health": "/health", "openapi": "/openapi.yaml"}));
@@ -754,6 +758,37 @@ async fn responses_match_the_documented_schemas() {
             "the scenario never got a success from {op}: {statuses:?}"
         );
     }
+}
+
+/// A hook that fails: `GET /health` says how many deliveries wait, since
+/// when, and why the oldest failed; none once they are delivered.
+async fn webhook_backlog_in_health(api: &Api, health: &OpKey) {
+    use changehub::adapters::chat::Hook;
+    use changehub::adapters::chat::queue::{DeliveryQueue, HookDelivery};
+    let queue = DeliveryQueue::beside(&api._dir.path().join("n.jsonl"));
+    let hook = Hook::parse("slack=https://hooks.slack.example/services/T0/B0/x").expect("hook");
+    let at = chrono::Utc::now() - chrono::Duration::minutes(5);
+    let mut failed = HookDelivery::new(&hook, changehub_tests::notifier_contract::sample("Change Approved"), at);
+    failed.attempts = 3;
+    failed.last_error = Some("answered HTTP status 503 to every attempt (3)".into());
+    let mut refused = HookDelivery::new(&hook, changehub_tests::notifier_contract::sample("Change Failed"), at);
+    refused.refused = true;
+    for d in [&failed, &refused] {
+        queue.put(d).await.expect("queued");
+    }
+    let kept = api.call(health, Req::get("/health")).await;
+    kept.expect("health with a backlog", StatusCode::OK, None);
+    let oldest = at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+    assert_eq!(
+        kept.body["webhooks"],
+        json!({"undelivered": 2, "refused": 1, "oldest_queued_at": oldest, "oldest_hook": hook.id(),
+               "oldest_last_error": "answered HTTP status 503 to every attempt (3)"})
+    );
+    for d in [&failed, &refused] {
+        queue.remove(&d.id).await.expect("delivered");
+    }
+    let empty = api.call(health, Req::get("/health")).await;
+    assert_eq!(empty.body["webhooks"], json!({"undelivered": 0, "refused": 0}));
 }
 
 /// `v` with the member at the JSON pointer `at` set to `value` (added if
