@@ -318,7 +318,8 @@ pub async fn a_suppression_window_records_without_telling<S: DriftHubStore>(stor
     assert_eq!(h.told.all().len(), 2, "the two outside it are told");
     let suppressed = FindingQuery { status: Some(FindingStatus::Suppressed), ..FindingQuery::new(tenant.clone(), 10) };
     let listed = h.app.store.list_findings(&suppressed).await.expect("list").items;
-    assert_eq!(listed.iter().map(|f| f.id.clone()).collect::<Vec<_>>(), [inside.id.clone()]);
+    let listed: Vec<_> = listed.iter().map(|f| f.id.as_str()).collect();
+    assert_eq!(listed, [inside.id.as_str()]);
     let lift = changehub::app::suppressions::LiftSuppression { reason: "done early".into() };
     h.app.governance().lift_suppression(&carol(&h.tenant), "sg-cleanup", lift).await.expect("lifted");
     let (dt, d) = evidence(TRAIL_BREAK_GLASS, &h.tenant, "lifted", t0() + Duration::minutes(90));
