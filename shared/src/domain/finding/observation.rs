@@ -557,6 +557,24 @@ mod tests {
         include_bytes!("../../../../events/aws/cloudtrail.s3_delete_bucket_policy.identity_center.json");
     const STACK: &[u8] = include_bytes!("../../../../events/aws/cloudformation.resource_status_change.json");
     const COMPLIANCE: &[u8] = include_bytes!("../../../../events/aws/config.rules_compliance_change.json");
+    const TOOL_K8S: &[u8] = include_bytes!("../../../../events/tools/kubernetes.configuration_changed.json");
+
+    #[test]
+    fn a_tools_change_names_the_actor_it_reports_flagged_by_the_settings() {
+        let policy = DriftPolicy {
+            vendor_principals: vec!["arn:aws:iam::123456789012:role/vendor-*".into()],
+            ..DriftPolicy::default()
+        };
+        let o = observe(TOOL_K8S, &policy);
+        assert_eq!(o.evidence, Evidence::ConfigurationItem);
+        assert_eq!(o.what, "Kubernetes::networking.k8s.io/v1::NetworkPolicy payments/allow-db-egress DELETE");
+        let actor = o.actor.expect("the reported actor");
+        assert_eq!(
+            (actor.name.as_str(), actor.kind.as_str(), actor.vendor, actor.pipeline),
+            ("arn:aws:iam::123456789012:role/vendor-netops", "Reported", true, false)
+        );
+        assert_eq!(observe(CONFIG_ITEM, &policy).actor, None, "AWS Config names nobody");
+    }
 
     /// The hub event detail ingest makes of an AWS sample (service unresolved).
     fn detail(body: &[u8]) -> (String, Value) {
