@@ -5,6 +5,10 @@ use changehub::app::Changes;
 use changehub::app::catalog::CachedCatalog;
 use changehub::app::changes::ChangeStore;
 use changehub::app::drift::{Drift, Judged};
+use changehub::domain::audit::AuditAction;
+use changehub::domain::finding::authorize::AuthorizedBy;
+use changehub::domain::finding::change_evidence::Recorded;
+use changehub::domain::finding::suppression::Suppression;
 use changehub::domain::finding::{FindingKind, FindingStatus};
 use changehub::domain::{ChangeState, TenantId};
 use changehub::ingest::{Normalized, aws};
@@ -16,7 +20,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 
-use crate::fixtures::{alice, seed, submit_and_approve, to};
+use crate::fixtures::{alice, carol, seed, submit_and_approve, to};
 use crate::{new_change, t0};
 
 pub const CONFIG_ITEM: &[u8] = include_bytes!("../../events/aws/config.configuration_item_change.json");
@@ -261,4 +265,105 @@ pub async fn an_approved_window_authorizes_and_a_pipeline_needs_an_implementatio
     let f = unauthorized(&pipeline);
     assert!(f.reason.contains("pipeline"), "{}", f.reason);
     assert!(f.actor.as_ref().is_some_and(|a| a.pipeline));
+}
+
+/// What actually changed during a change: each observation it authorized is
+/// recorded on it once (a redelivery, or the same evidence again, adds
+/// nothing), read by the events' own times a page at a time.
+pub async fn authorized_observations_are_recorded_on_their_change_once<S: DriftHubStore>(store: S) {
+    let h = hub(store).await;
+    let start = t0() + Duration::days(1);
+    let change =
+        h.app.create(&alice(&h.tenant), new_change("open db port", &["payments"], start, 2)).await.expect("create");
+    submit_and_approve(&h.app, &h.tenant, &change.id).await;
+    h.app.transition(&alice(&h.tenant), &change.id, to(ChangeState::Scheduled, 4)).await.expect("schedule");
+    let tenant = TenantId::parse(&h.tenant).expect("tenant");
+    // The Config item first (later in time), then the call behind it; then the call again.
+    for (body, id, minutes) in
+        [(CONFIG_ITEM, "config", 31), (TRAIL_BREAK_GLASS, "call", 30), (TRAIL_BREAK_GLASS, "call", 30)]
+    {
+        let (dt, d) = evidence(body, &h.tenant, id, start + Duration::minutes(minutes));
+        h.drift.handle(&dt, &d).await.expect("judged");
+    }
+    let first = h.app.store.change_evidence(&tenant, &change.id, 1, None).await.expect("page 1");
+    let second = h.app.store.change_evidence(&tenant, &change.id, 1, first.next.clone()).await.expect("page 2");
+    assert_eq!(second.next, None, "two pieces of evidence: {second:?}");
+    let all: Vec<_> = first.items.iter().chain(&second.items).collect();
+    assert_eq!(all.iter().map(|e| e.event_id.as_str()).collect::<Vec<_>>(), ["call", "config"], "by their own times");
+    let call = all[0];
+    assert_eq!((call.change_id, call.at), (change.id, start + Duration::minutes(30)));
+    assert_eq!(call.actor.as_ref().map(|a| a.name.as_str()), Some("maria.rossi@acme.example"));
+    assert_eq!(call.authorized_by, AuthorizedBy::PlannedWindow);
+    assert!(call.what.starts_with("ec2:AuthorizeSecurityGroupIngress"), "{}", call.what);
+    assert_eq!((call.account.as_str(), call.region.as_str()), ("123456789012", "us-east-1"));
+    assert_eq!(h.app.store.record_evidence(call).await.expect("again"), Recorded::Duplicate);
+    let foreign = Cursor::parse("FND#x").expect("cursor");
+    assert!(matches!(
+        h.app.store.change_evidence(&tenant, &change.id, 5, Some(foreign)).await,
+        Err(StoreError::InvalidCursor(_))
+    ));
+    let other = changehub::domain::ChangeId::new();
+    assert!(h.app.store.change_evidence(&tenant, &other, 5, None).await.expect("none").items.is_empty());
+    assert!(h.told.all().is_empty(), "nothing to tell");
+}
+
+/// Two findings whose windows start at the same instant (two sessions, or
+/// a session and an unmapped resource) are two records, both listed.
+pub async fn findings_of_the_same_instant_are_both_kept<S: DriftHubStore>(store: S) {
+    let h = hub(store).await;
+    let tenant = TenantId::parse(&h.tenant).expect("tenant");
+    let (dt, d) = evidence(TRAIL_BREAK_GLASS, &h.tenant, "maria", t0());
+    let maria = unauthorized(&h.drift.handle(&dt, &d).await.expect("judged")).clone();
+    let (dt, mut d) = evidence(TRAIL_BREAK_GLASS, &h.tenant, "sam", t0());
+    d["data"]["identity"]["session_name"] = json!("sam");
+    d["data"]["identity"]["source_identity"] = json!("sam@acme.example");
+    d["data"]["identity"]["arn"] = json!("arn:aws:sts::123456789012:assumed-role/ops-break-glass/sam");
+    let sam = unauthorized(&h.drift.handle(&dt, &d).await.expect("judged")).clone();
+    assert_ne!(maria.id, sam.id);
+    assert_eq!(maria.id.as_str()[..18], sam.id.as_str()[..18], "the same window: {} {}", maria.id, sam.id);
+    let all = h.app.store.list_findings(&FindingQuery::new(tenant, 10)).await.expect("list").items;
+    let mut names: Vec<_> = all.iter().filter_map(|f| f.actor.as_ref().map(|a| a.name.clone())).collect();
+    names.sort();
+    assert_eq!(names, ["maria.rossi@acme.example", "sam@acme.example"]);
+}
+
+/// A bulk-change window declared by the cab: an unauthorized change inside
+/// it, on its service, by its principals, is recorded `suppressed` (counted,
+/// listed, nobody told); outside it, or by someone else, it is a finding as
+/// ever. The declaration and the lift are on the governance trail.
+pub async fn a_suppression_window_records_without_telling<S: DriftHubStore>(store: S) {
+    let h = hub(store).await;
+    let tenant = TenantId::parse(&h.tenant).expect("tenant");
+    let window = Suppression {
+        id: "sg-cleanup".into(),
+        services: vec![changehub::domain::ServiceName::parse("payments").expect("service")],
+        start: t0(),
+        end: t0() + Duration::hours(2),
+        reason: "security-group clean-up".into(),
+        principals: vec!["arn:aws:iam::123456789012:role/ops-*".into()],
+    };
+    let refused = h.app.governance().declare_suppression(&alice(&h.tenant), window.clone()).await;
+    assert!(refused.is_err(), "a requester may not declare one");
+    h.app.governance().declare_suppression(&carol(&h.tenant), window.clone()).await.expect("the cab declares it");
+    let (dt, d) = evidence(TRAIL_BREAK_GLASS, &h.tenant, "inside", t0() + Duration::minutes(30));
+    let inside = unauthorized(&h.drift.handle(&dt, &d).await.expect("judged")).clone();
+    assert_eq!((inside.status, inside.suppressed_by.as_deref()), (FindingStatus::Suppressed, Some("sg-cleanup")));
+    assert!(h.told.all().is_empty(), "nobody paged: {:?}", h.told.all());
+    // The pipeline's role is not one of the window's principals.
+    let (dt, d) = evidence(TRAIL_DEPLOYER, &h.tenant, "ci", t0() + Duration::minutes(31));
+    assert_eq!(unauthorized(&h.drift.handle(&dt, &d).await.expect("judged")).status, FindingStatus::Open);
+    let (dt, d) = evidence(TRAIL_BREAK_GLASS, &h.tenant, "after", t0() + Duration::hours(3));
+    assert_eq!(unauthorized(&h.drift.handle(&dt, &d).await.expect("judged")).status, FindingStatus::Open);
+    assert_eq!(h.told.all().len(), 2, "the two outside it are told");
+    let suppressed = FindingQuery { status: Some(FindingStatus::Suppressed), ..FindingQuery::new(tenant.clone(), 10) };
+    let listed = h.app.store.list_findings(&suppressed).await.expect("list").items;
+    let listed: Vec<_> = listed.iter().map(|f| f.id.as_str()).collect();
+    assert_eq!(listed, [inside.id.as_str()]);
+    let lift = changehub::app::suppressions::LiftSuppression { reason: "done early".into() };
+    h.app.governance().lift_suppression(&carol(&h.tenant), "sg-cleanup", lift).await.expect("lifted");
+    let (dt, d) = evidence(TRAIL_BREAK_GLASS, &h.tenant, "lifted", t0() + Duration::minutes(90));
+    assert_eq!(unauthorized(&h.drift.handle(&dt, &d).await.expect("judged")).status, FindingStatus::Open);
+    let trail = h.app.store.trail(&tenant, 50, None).await.expect("trail").items;
+    let actions: Vec<_> = trail.iter().map(|e| e.action).collect();
+    assert!(actions.contains(&AuditAction::SuppressionDeclared) && actions.contains(&AuditAction::SuppressionLifted));
 }

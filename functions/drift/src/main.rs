@@ -12,6 +12,7 @@ use changehub::app::catalog::{CachedCatalog, DEFAULT_CACHE_TTL};
 use changehub::app::drift::Drift;
 use changehub::app::ingest::ClaimTimes;
 use changehub::config::{self, ConfigError};
+use changehub::domain::TenantId;
 use changehub::ports::SystemClock;
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, run, service_fn, tracing};
 use serde_json::Value;
@@ -21,14 +22,19 @@ struct Config {
     table: String,
     /// Where findings are told.
     topic_arn: String,
+    /// The tenant whose catalog is read at init: the one AWS events belong to.
+    tenant: TenantId,
     claims: ClaimTimes,
 }
 
 impl Config {
     fn from_env() -> Result<Self, ConfigError> {
+        let tenant = std::env::var("CHANGEHUB_AWS_TENANT").unwrap_or_else(|_| "default".into());
         Ok(Self {
             table: config::required("CHANGEHUB_TABLE")?,
             topic_arn: config::required("CHANGEHUB_TOPIC_ARN")?,
+            tenant: TenantId::parse(&tenant)
+                .map_err(|e| ConfigError::Invalid { name: "CHANGEHUB_AWS_TENANT", message: e.message })?,
             claims: ClaimTimes::from_env()?,
         })
     }
@@ -47,7 +53,11 @@ async fn main() -> Result<(), Error> {
     let aws = changehub::adapters::aws::load_lambda_config().await?;
     let store = DynamoStore::new(dynamodb::Client::new(&aws), config.table);
     let notifier = SnsNotifier::new(sns::Client::new(&aws), config.topic_arn);
+    // Every event needs its tenant's catalog (one GetItem, then cached for
+    // the warm process): read the AWS tenant's in the background while the
+    // rest of init runs, as aws-events does; the first event waits for what is left.
     let catalog = CachedCatalog::new(store.clone(), DEFAULT_CACHE_TTL);
+    catalog.prefetch(config.tenant.clone());
     let mut deps = Drift::new(store, catalog, SystemClock, notifier);
     deps.claims = config.claims;
     run(service_fn(|event| handle(&deps, event))).await

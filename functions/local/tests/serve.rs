@@ -1620,3 +1620,70 @@ async fn readme_walkthrough_catches_an_unauthorized_change_with_the_person_named
     assert_eq!(owners.len(), 1, "{told}");
     assert!(owners[0].contains("maria.rossi@acme.example"));
 }
+
+/// The README's tool example, exactly as a newcomer sends it: a Terraform
+/// apply's `Configuration Changed` posted to `/events` with an admin's
+/// token. The drift consumer opens a finding naming the person the tool
+/// reported and tells the owners. Prints the local latency figure of
+/// ARCHITECTURE.md ("Latency"): from `/events` answering to the
+/// notification line in the file, which must be under a second.
+#[tokio::test]
+async fn readme_tool_configuration_change_is_judged_and_told_within_a_second() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hub = Served::start(dir.path());
+    import_catalog(dir.path(), &hub.base);
+    let root = token(dir.path(), "root@example.com", "changehub-admins");
+    let alice = token(dir.path(), "alice@example.com", "engineers");
+    let body = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events/tools/terraform.configuration_changed.json"),
+    )
+    .expect("sample");
+    let http = reqwest::Client::new();
+    let sent = Instant::now();
+    let answer = http
+        .post(format!("{}/events", hub.base))
+        .bearer_auth(&root)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("post");
+    let answered = Instant::now();
+    let status = answer.status();
+    let text = answer.text().await.expect("body");
+    assert_eq!(status, 202, "{text}");
+    let accepted: Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(accepted["events"], json!(["aws-tf-run-7Qk2mZ9xWbLr3NpA-0-0"]), "the README's answer");
+    let notifications = dir.path().join("notifications.jsonl");
+    let told = loop {
+        let lines = std::fs::read_to_string(&notifications).unwrap_or_default();
+        if let Some(line) = lines.lines().find(|l| l.contains("\"unauthorized_change\"")) {
+            break (answered.elapsed(), line.to_owned());
+        }
+        assert!(answered.elapsed() < Duration::from_secs(10), "not told: {lines}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    println!(
+        "local latency: /events answered in {:?}; the notification was written {:?} after the answer",
+        answered - sent,
+        told.0
+    );
+    assert!(told.0 < Duration::from_secs(1), "{:?}", told.0);
+    assert!(told.1.contains("dev.lee@acme.example"), "{}", told.1);
+    let page: Value = http
+        .get(format!("{}/findings?service=payments", hub.base))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    let f = &page["findings"][0];
+    assert_eq!(
+        (f["actor"]["name"].as_str(), f["actor"]["kind"].as_str()),
+        (Some("dev.lee@acme.example"), Some("Reported"))
+    );
+    assert_eq!(f["changes"][0]["what"], "AWS::EC2::SecurityGroup sg-0a1b2c3d4e5f67890 UPDATE: ingress", "{f}");
+    hub.interrupt();
+}

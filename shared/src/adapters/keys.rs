@@ -26,6 +26,7 @@
 //! | recent incidents ring | `T#{tenant}#RECUR#{service}` | `RECENT` |
 //! | problem | `T#{tenant}#PROBLEMS` | `PRB#{id}` |
 //! | finding | `T#{tenant}#FINDINGS` | `FND#{id}` (the id begins with its window's start) |
+//! | change evidence | `T#{tenant}#EVD#{change_id}` | `E#{at}#{event_id}`, and `COUNT` |
 //!
 //! The sparse due index, GSI1 (GSI1PK, GSI1SK), holds each change's one next
 //! deadline ([`due_keys`], from `Change::due`), so a tick reads only what is due:
@@ -490,6 +491,35 @@ pub const FINDING_PREFIX: &str = "FND#";
 
 pub fn finding_sk(id: &crate::domain::finding::FindingId) -> String {
     format!("{FINDING_PREFIX}{id}")
+}
+
+/// The evidence recorded on a change (authorized observations), apart from
+/// the change's own partition so that the drift function writes it without
+/// any right to write a change.
+pub fn change_evidence_pk(tenant: &TenantId, change: &ChangeId) -> String {
+    format!("T#{tenant}#EVD#{change}")
+}
+
+pub const CHANGE_EVIDENCE_PREFIX: &str = "E#";
+/// The item counting a change's evidence (attribute `n`).
+pub const CHANGE_EVIDENCE_COUNT: &str = "COUNT";
+
+/// By the event's own time, then its id: a redelivery has the same key.
+pub fn change_evidence_sk(at: DateTime<Utc>, event_id: &str) -> String {
+    format!("{CHANGE_EVIDENCE_PREFIX}{}#{event_id}", time_key(at))
+}
+
+/// A change's evidence, oldest first, after the cursor (one of its keys).
+pub fn change_evidence_range(after: Option<&Cursor>) -> Result<SkRange, InvalidCursor> {
+    let after = after.map(Cursor::as_str);
+    if after.is_some_and(|c| !c.starts_with(CHANGE_EVIDENCE_PREFIX) || c.len() > 1200) {
+        return Err(InvalidCursor);
+    }
+    Ok(SkRange {
+        lo: after.unwrap_or(CHANGE_EVIDENCE_PREFIX).to_owned(),
+        hi: format!("{CHANGE_EVIDENCE_PREFIX}~"),
+        after: after.map(str::to_owned),
+    })
 }
 
 /// The findings of the query's time range below its cursor (a finding's sort key), newest first.

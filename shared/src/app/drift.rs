@@ -17,6 +17,12 @@
 //!   an API call that arrives after joins the Config item's finding and
 //!   names its actor. The finding is read back by time from the tenant's
 //!   findings (one bounded query).
+//! - **Evidence on the change.** An observation a change authorizes is
+//!   recorded on that change (once per event, bounded per change): what
+//!   actually changed during it.
+//! - **Suppression.** An unauthorized observation inside a bulk-change
+//!   suppression window (`/suppressions`, by its own time) opens a
+//!   `suppressed` finding: recorded and counted, nobody told.
 //! - **Telling.** The finding is routed as `unauthorized_change` (by
 //!   default to its service's owners and the CAB, and the feed; the
 //!   catalog's `routing:` rules, templates and time zones apply) when it is
@@ -29,15 +35,19 @@ use std::collections::BTreeMap;
 use super::ingest::ClaimTimes;
 use super::once::{Once, OnceError, once};
 use super::routed::{self, Routed, RoutedError, send_each};
+use super::suppressions;
 use crate::domain::catalog::{Catalog, CatalogView, MappingKind};
 use crate::domain::finding::authorize::{self, AuthorizedBy, Verdict};
+use crate::domain::finding::change_evidence::{ChangeEvidence, Recorded};
 use crate::domain::finding::observation::{DETAIL_TYPES, Evidence, NotObserved, Observation};
 use crate::domain::finding::settings::JOIN_WINDOW;
-use crate::domain::finding::{Finding, FindingId, Severity, group_of, window_start};
+use crate::domain::finding::suppression::Suppression;
+use crate::domain::finding::{Finding, FindingId, FindingStatus, Severity, group_of, window_start};
 use crate::domain::{Change, ChangeId, TenantId};
 use crate::ports::{
     CatalogReader, ChangeReader, Clock, Dedupe, Fact, FindingQuery, FindingStore, ImplementationQuery,
     ImplementationReader, MAX_PAGE, Notifier, ServiceWindowQuery, StoreError,
+    TenantDocs,
 };
 
 /// Reads and writes of one finding before giving up to concurrent writers (and being retried).
@@ -97,9 +107,9 @@ pub enum Judged {
     Unauthorized { finding: Box<Finding>, opened: bool, changes_read: usize },
 }
 
-/// What the consumer reads and writes.
-pub trait DriftStore: FindingStore + ChangeReader + ImplementationReader + Dedupe {}
-impl<T: FindingStore + ChangeReader + ImplementationReader + Dedupe> DriftStore for T {}
+/// What the consumer reads and writes (the tenant documents: its suppression windows).
+pub trait DriftStore: FindingStore + ChangeReader + ImplementationReader + Dedupe + TenantDocs {}
+impl<T: FindingStore + ChangeReader + ImplementationReader + Dedupe + TenantDocs> DriftStore for T {}
 
 /// The use case.
 pub struct Drift<S, K, C, N> {
@@ -160,14 +170,25 @@ impl<S: DriftStore, K: CatalogReader, C: Clock, N: Notifier> Drift<S, K, C, N> {
         let changes_read = changes.len();
         match authorize::decide(o, &changes, grace) {
             Verdict::Authorized { change_id, by } => {
-                tracing::info!(tenant = %o.tenant, event_id = %o.event_id, %change_id, ?by, "observation authorized");
+                let evidence = ChangeEvidence::of(o, change_id, by, self.clock.now());
+                let recorded = self.store.record_evidence(&evidence).await?;
+                if recorded == Recorded::Full {
+                    tracing::warn!(tenant = %o.tenant, %change_id, "the change holds all the evidence it keeps");
+                }
+                tracing::info!(
+                    tenant = %o.tenant, event_id = %o.event_id, %change_id, ?by, ?recorded, "observation authorized"
+                );
                 Ok(Judged::Authorized { change_id, by, changes_read })
             }
             Verdict::Unauthorized { reason } => {
                 let tier = o.service.as_ref().and_then(|s| view.catalog.service(s)).map(|s| s.tier);
                 let severity = Severity::of(tier, o.security_relevant());
-                let (finding, opened) = self.record(view, o, severity, reason).await?;
-                self.tell(view, &finding).await?;
+                let suppression = suppressions::covering(&self.store, &o.tenant, o).await?;
+                let (finding, opened) = self.record(view, o, severity, reason, suppression.as_ref()).await?;
+                // Inside a bulk-change window: recorded and counted, nobody paged.
+                if finding.status != FindingStatus::Suppressed {
+                    self.tell(view, &finding).await?;
+                }
                 Ok(Judged::Unauthorized { finding: Box::new(finding), opened, changes_read })
             }
         }
@@ -212,6 +233,7 @@ impl<S: DriftStore, K: CatalogReader, C: Clock, N: Notifier> Drift<S, K, C, N> {
         o: &Observation,
         severity: Severity,
         reason: String,
+        suppression: Option<&Suppression>,
     ) -> Result<(Finding, bool), DriftError> {
         let storm = view.catalog.drift.storm_window.chrono();
         let id = FindingId::of(&o.tenant, &group_of(o), window_start(o.at, storm));
@@ -228,7 +250,13 @@ impl<S: DriftStore, K: CatalogReader, C: Clock, N: Notifier> Drift<S, K, C, N> {
                     f.version += 1;
                     (f, false)
                 }
-                None => (Finding::open(id.clone(), o, severity, reason.clone(), now), true),
+                None => {
+                    let mut f = Finding::open(id.clone(), o, severity, reason.clone(), now);
+                    if let Some(window) = suppression {
+                        f.suppress(&window.id);
+                    }
+                    (f, true)
+                }
             };
             match self.store.put_finding(&written.0).await {
                 Ok(()) => {
@@ -253,7 +281,7 @@ impl<S: DriftStore, K: CatalogReader, C: Clock, N: Notifier> Drift<S, K, C, N> {
     /// [`Finding::joins`]): one query of the tenant's findings whose window
     /// starts within the join and storm windows around `o`.
     async fn joinable(&self, o: &Observation, storm: Duration) -> Result<Option<Finding>, StoreError> {
-        if !matches!(o.evidence, Evidence::ConfigurationItem | Evidence::ApiCall) {
+        if !matches!(o.evidence, Evidence::ConfigurationItem | Evidence::ApiCall | Evidence::ComplianceChange) {
             return Ok(None);
         }
         let join = Duration::from_std(JOIN_WINDOW).unwrap_or(Duration::MAX);
@@ -336,20 +364,22 @@ fn at_text(at: DateTime<Utc>) -> String {
 }
 
 /// An Embedded Metric Format line: one unauthorized change on a service,
-/// for the per-service monthly count.
+/// for the per-service monthly count (`SuppressedChanges` for one inside a
+/// bulk-change suppression window).
 fn metric(f: &Finding) {
-    let line = serde_json::json!({
+    let name = if f.status == FindingStatus::Suppressed { "SuppressedChanges" } else { "UnauthorizedChanges" };
+    let mut line = serde_json::json!({
         "_aws": {
             "Timestamp": f.first_seen.timestamp_millis(),
             "CloudWatchMetrics": [{
                 "Namespace": "changehub",
                 "Dimensions": [["tenant", "service"]],
-                "Metrics": [{"Name": "UnauthorizedChanges", "Unit": "Count"}],
+                "Metrics": [{"Name": name, "Unit": "Count"}],
             }],
         },
         "tenant": f.tenant.to_string(),
         "service": f.service.as_ref().map_or("unknown", |s| s.as_str()),
-        "UnauthorizedChanges": 1,
     });
+    line[name] = serde_json::json!(1);
     tracing::info!(target: "metrics", emf = %line, "unauthorized change counted");
 }

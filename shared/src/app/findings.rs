@@ -1,10 +1,12 @@
 //! Findings people read and drive: `GET /findings`, `GET /findings/{id}`,
 //! and the audited moves `acknowledge`, `link` (to a retroactive emergency
-//! change) and `dismiss` (a false positive, with its reason).
+//! change) and `dismiss` (a false positive, with its reason); and what the
+//! drift consumer saw a change do (`GET /changes/{id}/evidence`).
 
 use super::changes::{ChangeError, ChangeStore, Changes, check_text, page};
 use crate::domain::access::Caller;
 use crate::domain::catalog::Role;
+use crate::domain::finding::change_evidence::ChangeEvidence;
 use crate::domain::finding::{Finding, FindingId, FindingKind, FindingStatus, FindingTransitionError};
 use crate::domain::{ChangeId, ChangeType, FieldError, ServiceName};
 use crate::ports::{Clock, FindingQuery, FindingStore, Page, StoreError};
@@ -66,6 +68,23 @@ impl<S: ChangeStore + FindingStore, C: Clock> Changes<S, C> {
         let query =
             FindingQuery { service, status, kind, limit, after, ..FindingQuery::new(caller.tenant.clone(), limit) };
         Ok(self.store.list_findings(&query).await?)
+    }
+
+    /// A page of the configuration changes a change authorized, by their
+    /// own times: what actually changed during it. Any role that reads changes reads it.
+    pub async fn change_evidence(
+        &self,
+        caller: &Caller,
+        id: &ChangeId,
+        limit: Option<usize>,
+        cursor: Option<&str>,
+    ) -> Result<Page<ChangeEvidence>, ChangeError> {
+        self.reader(caller, "reading a change's evidence").await?;
+        let (limit, after) = page(limit, cursor)?;
+        if self.store.get_change(&caller.tenant, id).await?.is_none() {
+            return Err(ChangeError::NotFound(*id));
+        }
+        Ok(self.store.change_evidence(&caller.tenant, id, limit, after).await?)
     }
 
     pub async fn finding(&self, caller: &Caller, id: &FindingId) -> Result<Finding, ChangeError> {

@@ -63,6 +63,8 @@ impl DocBody for Incidents {}
 
 impl DocBody for crate::domain::delegation::Delegations {}
 
+impl DocBody for crate::app::suppressions::Suppressions {}
+
 /// Who declared a freeze window, and when.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Declared {

@@ -21,6 +21,7 @@ pub mod publish;
 pub mod recheck;
 pub mod routed;
 pub mod security;
+pub mod suppressions;
 pub mod tagging;
 pub mod tell;
 

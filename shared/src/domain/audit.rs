@@ -63,6 +63,10 @@ pub enum AuditAction {
     DelegationCreated,
     /// Governance trail: a delegation was revoked before it ended.
     DelegationRevoked,
+    /// Governance trail: a bulk-change suppression window of unauthorized-change alerts was declared (or replaced).
+    SuppressionDeclared,
+    /// Governance trail: a suppression window was lifted.
+    SuppressionLifted,
 }
 
 /// One changed field, before and after (`null` when it did not exist).

@@ -66,6 +66,8 @@ impl HubEvent {
             AuditAction::IncidentResolved => "Incident Resolved".to_owned(),
             AuditAction::DelegationCreated => "Delegation Created".to_owned(),
             AuditAction::DelegationRevoked => "Delegation Revoked".to_owned(),
+            AuditAction::SuppressionDeclared => "Suppression Declared".to_owned(),
+            AuditAction::SuppressionLifted => "Suppression Lifted".to_owned(),
         };
         let id = format!("{}-{}", change.id, entry.seq);
         HubEvent {

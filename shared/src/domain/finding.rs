@@ -9,8 +9,10 @@
 //!   without an actor, its count, severity, status and audited transitions.
 
 pub mod authorize;
+pub mod change_evidence;
 pub mod observation;
 pub mod settings;
+pub mod suppression;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -125,11 +127,18 @@ pub enum FindingStatus {
     Resolved,
     /// Not an unauthorized change after all (the reason is kept).
     FalsePositive,
+    /// Inside a bulk-change suppression window: recorded and counted, nobody paged.
+    Suppressed,
 }
 
 impl FindingStatus {
-    pub const ALL: [FindingStatus; 4] =
-        [FindingStatus::Open, FindingStatus::Acknowledged, FindingStatus::Resolved, FindingStatus::FalsePositive];
+    pub const ALL: [FindingStatus; 5] = [
+        FindingStatus::Open,
+        FindingStatus::Acknowledged,
+        FindingStatus::Resolved,
+        FindingStatus::FalsePositive,
+        FindingStatus::Suppressed,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -137,6 +146,7 @@ impl FindingStatus {
             FindingStatus::Acknowledged => "acknowledged",
             FindingStatus::Resolved => "resolved",
             FindingStatus::FalsePositive => "false_positive",
+            FindingStatus::Suppressed => "suppressed",
         }
     }
 
@@ -144,7 +154,9 @@ impl FindingStatus {
         FindingStatus::ALL.into_iter().find(|v| v.as_str() == s).ok_or_else(|| {
             FieldError::new(
                 "status",
-                format!("{s:?} is not a finding status; known: open, acknowledged, resolved, false_positive"),
+                format!(
+                    "{s:?} is not a finding status; known: open, acknowledged, resolved, false_positive, suppressed"
+                ),
             )
         })
     }
@@ -240,6 +252,9 @@ pub struct Finding {
     /// The retroactive emergency change it was linked to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub linked_change: Option<ChangeId>,
+    /// The bulk-change suppression window it was recorded in (status `suppressed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suppressed_by: Option<String>,
     /// Every status transition, oldest first (the first [`MAX_HISTORY`]).
     #[serde(default)]
     pub history: Vec<Transition>,
@@ -287,6 +302,7 @@ impl Finding {
             reason,
             status: FindingStatus::Open,
             linked_change: None,
+            suppressed_by: None,
             history: Vec::new(),
             group: group_of(o),
             created_at: now,
@@ -336,12 +352,16 @@ impl Finding {
 
     /// Whether an observation of the same resources, `join` apart at most,
     /// completes this finding: a Config item (no actor) joins a finding of
-    /// an API call on that resource, and an API call joins a finding made
-    /// of Config items alone.
+    /// an API call on that resource, an API call joins a finding made of
+    /// Config items (or compliance results) alone, and a resource turning
+    /// non-compliant joins any finding on it that has no such result yet.
     pub fn joins(&self, o: &Observation, join: Duration) -> bool {
         let near = o.at >= self.first_seen - join && o.at <= self.last_seen + join;
+        let has_its_kind = self.changes.iter().any(|c| c.evidence == o.evidence);
         let completes = match &o.actor {
-            None => self.actor.is_some() && !self.changes.iter().any(|c| c.evidence == o.evidence),
+            // A rule's finding of non-compliance completes any finding on its resource.
+            None if o.evidence == Evidence::ComplianceChange => !has_its_kind,
+            None => self.actor.is_some() && !has_its_kind,
             Some(_) => self.actor.is_none(),
         };
         near && completes && self.status.is_active() && o.touches_same(&self.account, &self.resources)
@@ -377,8 +397,11 @@ impl Finding {
         let from = self.status;
         let allowed = match to {
             FindingStatus::Acknowledged => from == FindingStatus::Open,
-            FindingStatus::Resolved | FindingStatus::FalsePositive => from.is_active(),
-            FindingStatus::Open => false,
+            // A suppressed finding may still be closed: linked, or dismissed.
+            FindingStatus::Resolved | FindingStatus::FalsePositive => {
+                from.is_active() || from == FindingStatus::Suppressed
+            }
+            FindingStatus::Open | FindingStatus::Suppressed => false,
         };
         if !allowed {
             return Err(FindingTransitionError { from, to });
@@ -389,6 +412,12 @@ impl Finding {
         self.status = to;
         self.updated_at = at;
         Ok(())
+    }
+
+    /// A new finding inside suppression window `window`: suppressed, nobody told.
+    pub fn suppress(&mut self, window: &str) {
+        self.status = FindingStatus::Suppressed;
+        self.suppressed_by = Some(window.to_owned());
     }
 
     /// Open → acknowledged.
@@ -528,6 +557,24 @@ mod tests {
             f.summary()
         );
         assert!(!f.joins(&observation("config2", 61, None), join), "it has its Config item");
+    }
+
+    #[test]
+    fn a_non_compliance_result_joins_the_finding_on_its_resource_once() {
+        let join = Duration::minutes(5);
+        let compliance =
+            |id: &str, at: i64| Observation { evidence: Evidence::ComplianceChange, ..observation(id, at, None) };
+        let mut by_call = opened(&observation("call", 0, Some(person())));
+        let by_config = opened(&observation("config", 0, None));
+        assert!(by_call.joins(&compliance("rule", 120), join));
+        assert!(by_config.joins(&compliance("rule", 120), join), "a Config item's finding too");
+        by_call.absorb(&compliance("rule", 120), Severity::High, t(130));
+        assert!(!by_call.joins(&compliance("rule2", 125), join), "it has its result");
+        assert_eq!(by_call.kind, FindingKind::UnauthorizedChange);
+        let mut by_rule = opened(&compliance("rule", 0));
+        assert!(by_rule.joins(&observation("call", 60, Some(person())), join));
+        by_rule.absorb(&observation("call", 60, Some(person())), Severity::High, t(70));
+        assert_eq!(by_rule.actor, Some(person()), "the call names who made the resource non-compliant");
     }
 
     #[test]

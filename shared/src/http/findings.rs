@@ -1,5 +1,6 @@
 //! `/findings`: unauthorized-change findings, and their acknowledgement,
-//! link to a retroactive emergency change, or dismissal.
+//! link to a retroactive emergency change, or dismissal; and
+//! `/changes/{id}/evidence`, what the drift consumer saw a change do.
 
 use axum::Json;
 use axum::Router;
@@ -9,12 +10,14 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use std::sync::Arc;
 
-use super::extract::{JsonBody, PathText};
+use super::extract::{ChangeIdPath, JsonBody, PathText};
 use super::query::TypedQuery;
 use super::{Api, ApiError, AppState};
 use crate::app::changes::ChangeStore;
 use crate::app::findings::{AcknowledgeRequest, DismissRequest, FindingListRequest, LinkRequest};
 use crate::app::{Caller, Changes};
+use crate::domain::ChangeId;
+use crate::domain::finding::change_evidence::ChangeEvidence;
 use crate::domain::finding::{Finding, FindingId};
 use crate::ports::{ActivityLog, Clock, FindingStore, ProblemStore};
 
@@ -36,6 +39,22 @@ struct FindingList<'a> {
     next_cursor: Option<&'a str>,
 }
 
+/// `GET /changes/{id}/evidence`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EvidenceQuery {
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+/// A page of a change's evidence.
+#[derive(serde::Serialize)]
+struct EvidenceList<'a> {
+    change_id: ChangeId,
+    evidence: &'a [ChangeEvidence],
+    next_cursor: Option<&'a str>,
+}
+
 fn finding_id(id: &str) -> Result<FindingId, ApiError> {
     Ok(FindingId::parse(id).map_err(crate::app::ChangeError::from)?)
 }
@@ -48,6 +67,18 @@ impl<S: ChangeStore + ActivityLog + ProblemStore + FindingStore, C: Clock + 'sta
             .route("/findings/{id}/acknowledge", post(Self::acknowledge_finding))
             .route("/findings/{id}/link", post(Self::link_finding))
             .route("/findings/{id}/dismiss", post(Self::dismiss_finding))
+            .route("/changes/{id}/evidence", get(Self::change_evidence))
+    }
+
+    async fn change_evidence(
+        State(app): AppState<S, C>,
+        caller: Caller,
+        ChangeIdPath(id): ChangeIdPath,
+        TypedQuery(q): TypedQuery<EvidenceQuery>,
+    ) -> Result<Response, ApiError> {
+        let page = app.change_evidence(&caller, &id, q.limit, q.cursor.as_deref()).await?;
+        Ok(Json(EvidenceList { change_id: id, evidence: &page.items, next_cursor: page.next.as_deref() })
+            .into_response())
     }
 
     async fn list_findings(

@@ -16,6 +16,7 @@ mod incidents;
 mod problems;
 pub mod query;
 mod reports;
+mod suppressions;
 pub mod webhooks;
 
 use axum::extract::{Request, State};
@@ -82,6 +83,10 @@ pub const ROUTES: &[(Method, &str)] = &[
     (Method::POST, "/findings/{id}/acknowledge"),
     (Method::POST, "/findings/{id}/link"),
     (Method::POST, "/findings/{id}/dismiss"),
+    (Method::GET, "/changes/{id}/evidence"),
+    (Method::GET, "/suppressions"),
+    (Method::POST, "/suppressions"),
+    (Method::DELETE, "/suppressions/{id}"),
 ];
 
 /// The API as the api Lambda serves it.
@@ -112,6 +117,7 @@ where
         .merge(Api::problem_routes())
         .merge(Api::gate_routes())
         .merge(Api::finding_routes())
+        .merge(Api::suppression_routes())
         // Inside authentication, so that a refusal is recorded with its caller.
         .route_layer(middleware::from_fn_with_state(changes.clone(), Api::record_refusals))
         .route_layer(middleware::from_fn_with_state(Arc::new(auth), bearer::authenticate))

@@ -10,6 +10,7 @@
 //! | `aws.cloudformation` / CloudFormation Drift Detection Status Change | Drift Detected (`DRIFTED`) or Drift Status Changed | stack id |
 //! | `aws.cloudformation` / CloudFormation Stack (or Resource) Status Change | Stack Status Changed | stack id |
 //! | any / AWS API Call via CloudTrail, mutating calls only | API Call Recorded | CloudTrail `eventID` |
+//! | a tool's own (not `aws.*`) / Configuration Changed ([`ToolChange`]) | Configuration Changed | resource ARN (else id) |
 //! | anything else | ignored: `"<source> <detail-type>"` | |
 //!
 //! `occurred_at` is the fact's own time where the event has one (the alarm's
@@ -53,6 +54,7 @@ pub fn normalize(body: &[u8]) -> Result<Normalized, NormalizeError> {
             Ok(stack_status(parse_body(body)?))
         }
         (_, "AWS API Call via CloudTrail") => Ok(api_call(parse_body(body)?)),
+        (source, TOOL_DETAIL_TYPE) if !source.starts_with("aws.") => tool_change(parse_body(body)?),
         (source, detail_type) => Ok(Normalized::Ignored(format!("{source} {detail_type}"))),
     }
 }
@@ -198,6 +200,74 @@ fn compliance(e: Envelope<ComplianceDetail>) -> Result<Normalized, NormalizeErro
     // The event has no resource ARN; the catalog is asked by resource id.
     let key = resource_key(None, Some(resource_id.clone()), BTreeMap::new());
     Ok(event(fact, resource_id, occurred_at, None, key))
+}
+
+/// The `detail-type` any tool posts a configuration change under.
+pub const TOOL_DETAIL_TYPE: &str = "Configuration Changed";
+
+/// The `detail` of a tool's own `Configuration Changed` event (Terraform or
+/// OpenTofu after an apply, a CMDB, a Kubernetes audit webhook): one changed
+/// resource, in the account and region of the envelope, at `occurred_at`
+/// (else the envelope `time`). The resource maps to its service as AWS
+/// Config's do: by ARN prefix, id, or a `changehub:service` tag.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolChange {
+    /// `AWS::EC2::SecurityGroup`, or the tool's own type (`Kubernetes::apps/v1::Deployment`).
+    pub resource_type: String,
+    pub resource_id: String,
+    #[serde(default)]
+    pub resource_arn: Option<String>,
+    /// CREATE, UPDATE or DELETE.
+    pub change_type: String,
+    #[serde(default)]
+    pub changed_properties: Vec<String>,
+    /// Who made it: an email, a login or an ARN.
+    #[serde(default)]
+    pub actor: Option<String>,
+    #[serde(default)]
+    pub occurred_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// A link back to the run or the record, for people.
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+fn tool_change(e: Envelope<ToolChange>) -> Result<Normalized, NormalizeError> {
+    let d = e.detail;
+    let resource_id = non_empty(Some(d.resource_id))
+        .ok_or_else(|| NormalizeError::field("detail.resource_id", "the change names no resource_id"))?;
+    let change_type = d.change_type.trim().to_ascii_uppercase();
+    if !["CREATE", "UPDATE", "DELETE"].contains(&change_type.as_str()) {
+        return Err(NormalizeError::field(
+            "detail.change_type",
+            format!("change_type is CREATE, UPDATE or DELETE; got {:?}", d.change_type),
+        ));
+    }
+    let arn = non_empty(d.resource_arn);
+    let fact = Fact::ConfigurationChanged(ConfigurationChange {
+        resource_type: d.resource_type,
+        resource_id: resource_id.clone(),
+        resource_arn: arn.clone(),
+        change_type,
+        changed_properties: d.changed_properties,
+        related_events: Vec::new(),
+        account: e.account,
+        region: e.region,
+    });
+    let external_id = arn.clone().unwrap_or_else(|| resource_id.clone());
+    let key = resource_key(arn, Some(resource_id), d.tags);
+    Ok(Normalized::Events(vec![Canonical {
+        origin: Origin::Aws,
+        fact,
+        external_id,
+        occurred_at: d.occurred_at.unwrap_or(e.time),
+        actor: non_empty(d.actor),
+        environment: None,
+        url: non_empty(d.url),
+        service_key: key,
+    }]))
 }
 
 // ----------------------------------------------------------------------------
@@ -649,6 +719,43 @@ mod tests {
     const STACK_ID: &str = "arn:aws:cloudformation:us-east-1:123456789012:stack/checkout-service-prod/8e4f6a20-5c1b-11ef-9a3d-0affd2c3e4b5";
     const SG_ARN: &str = "arn:aws:ec2:us-east-1:123456789012:security-group/sg-0a1b2c3d4e5f67890";
     const DEPLOYER_ROLE: &str = "arn:aws:iam::123456789012:role/github-actions-deployer";
+
+    const TERRAFORM: &[u8] = include_bytes!("../../../events/tools/terraform.configuration_changed.json");
+    const KUBERNETES: &[u8] = include_bytes!("../../../events/tools/kubernetes.configuration_changed.json");
+
+    #[test]
+    fn a_tools_configuration_change_names_its_resource_and_actor() {
+        let c = one(TERRAFORM);
+        let Fact::ConfigurationChanged(ch) = &c.fact else { panic!("{:?}", c.fact) };
+        assert_eq!((ch.resource_id.as_str(), ch.change_type.as_str()), ("sg-0a1b2c3d4e5f67890", "UPDATE"));
+        assert_eq!(ch.resource_arn.as_deref(), Some(SG_ARN));
+        assert_eq!((ch.account.as_str(), ch.region.as_str()), ("123456789012", "us-east-1"));
+        assert_eq!(c.actor.as_deref(), Some("dev.lee@acme.example"));
+        assert_eq!(c.occurred_at, at("2026-09-14T16:05:09Z"), "its own time, not the envelope's");
+        assert!(c.url.as_deref().is_some_and(|u| u.contains("run-7Qk2mZ9xWbLr3NpA")));
+        let c = one(KUBERNETES);
+        let Some(ServiceKey::AwsResource { tags, arn: None, .. }) = &c.service_key else { panic!("{c:?}") };
+        assert_eq!(tags.get(crate::ingest::canonical::SERVICE_TAG).map(String::as_str), Some("payments"));
+        for (edit, field) in [
+            (json!({"change_type": "APPLY"}), "detail.change_type"),
+            (json!({"resource_id": " "}), "detail.resource_id"),
+        ] {
+            let mut v: Value = serde_json::from_slice(TERRAFORM).expect("json");
+            for (k, x) in edit.as_object().expect("edit") {
+                v["detail"][k] = x.clone();
+            }
+            let err = normalize(&serde_json::to_vec(&v).expect("bytes")).expect_err(field);
+            assert_eq!(err.field.as_deref(), Some(field), "{err}");
+        }
+        let mut v: Value = serde_json::from_slice(TERRAFORM).expect("json");
+        v["detail"]["colour"] = json!("red");
+        assert!(normalize(&serde_json::to_vec(&v).expect("bytes")).is_err(), "unknown fields are refused");
+        v["source"] = json!("aws.config");
+        assert!(
+            matches!(normalize(&serde_json::to_vec(&v).expect("bytes")), Ok(Normalized::Ignored(_))),
+            "AWS's own sources are read by their own types"
+        );
+    }
 
     fn one(body: &[u8]) -> Canonical {
         match normalize(body) {

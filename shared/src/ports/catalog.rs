@@ -19,6 +19,8 @@ pub enum DocKind {
     Freezes,
     Incidents,
     Delegations,
+    /// Bulk-change suppression windows of unauthorized-change alerts.
+    Suppressions,
 }
 
 impl DocKind {
@@ -28,6 +30,7 @@ impl DocKind {
             DocKind::Freezes => "freezes",
             DocKind::Incidents => "incidents",
             DocKind::Delegations => "delegations",
+            DocKind::Suppressions => "suppressions",
         }
     }
 }

@@ -1,13 +1,16 @@
-//! The findings port: unauthorized-change findings, one record each, in one
-//! partition per tenant ordered by id (which begins with the finding's
-//! window start), written conditionally on their version.
+//! The findings port: the drift consumer's records. Unauthorized-change
+//! findings, one record each, in one partition per tenant ordered by id
+//! (which begins with the finding's window start), written conditionally
+//! on their version; and the evidence of authorized observations, kept on
+//! the change that authorized them.
 
 use chrono::{DateTime, Utc};
 use std::future::Future;
 
 use super::store::{Cursor, Page, StoreError};
+use crate::domain::finding::change_evidence::{ChangeEvidence, Recorded};
 use crate::domain::finding::{Finding, FindingId, FindingKind, FindingStatus};
-use crate::domain::{ServiceName, TenantId};
+use crate::domain::{ChangeId, ServiceName, TenantId};
 
 /// Findings a listing reads per call, matching or not, so that a call costs
 /// the same whatever the filters keep: a page may come back short, with a cursor.
@@ -57,4 +60,19 @@ pub trait FindingStore: Send + Sync {
     /// time range (at most [`FINDINGS_EVALUATED`] read), newest first.
     /// `InvalidCursor` if `after` is not a cursor of this listing.
     fn list_findings(&self, query: &FindingQuery) -> impl Future<Output = Result<Page<Finding>, StoreError>> + Send;
+
+    /// Records `evidence` on its change, once per event id: one conditional
+    /// write whatever the change holds (with the change's count, kept at
+    /// most [`crate::domain::finding::change_evidence::MAX_CHANGE_EVIDENCE`]).
+    fn record_evidence(&self, evidence: &ChangeEvidence) -> impl Future<Output = Result<Recorded, StoreError>> + Send;
+
+    /// A page of a change's evidence, by the events' own times (oldest
+    /// first), resuming after `after`; `InvalidCursor` if it is not a cursor of this listing.
+    fn change_evidence(
+        &self,
+        tenant: &TenantId,
+        change: &ChangeId,
+        limit: usize,
+        after: Option<Cursor>,
+    ) -> impl Future<Output = Result<Page<ChangeEvidence>, StoreError>> + Send;
 }

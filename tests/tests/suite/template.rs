@@ -294,7 +294,8 @@ fn the_ingest_function_serves_the_webhook_routes_with_least_privilege() {
     }
 }
 
-/// The EventBridge rules that feed the aws-events function, and the AWS samples.
+/// The EventBridge rules that feed the aws-events function, and the AWS
+/// and tool samples (a tool's `Configuration Changed` on the default bus).
 #[test]
 fn every_aws_rule_matches_its_samples_and_every_used_sample_has_a_rule() {
     let t = template();
@@ -313,9 +314,13 @@ fn every_aws_rule_matches_its_samples_and_every_used_sample_has_a_rule() {
         })
         .collect();
     assert!(!rules.is_empty());
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../events/aws");
+    let dirs = [
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../events/aws"),
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../events/tools"),
+    ];
     let mut matched_by_rule = BTreeSet::new();
-    for entry in std::fs::read_dir(dir).expect("events/aws").filter_map(|e| e.ok()) {
+    let samples = dirs.iter().flat_map(|dir| std::fs::read_dir(dir).expect("events/aws, events/tools"));
+    for entry in samples.filter_map(|e| e.ok()) {
         let path = entry.path();
         let bytes = std::fs::read(&path).expect("sample");
         let event: Value = serde_json::from_slice(&bytes).expect("json");
@@ -327,7 +332,10 @@ fn every_aws_rule_matches_its_samples_and_every_used_sample_has_a_rule() {
         matched_by_rule.extend(matching.into_iter().cloned());
     }
     for (name, _) in &rules {
-        assert!(matched_by_rule.contains(name), "rule {name} matches none of the samples in events/aws");
+        assert!(
+            matched_by_rule.contains(name),
+            "rule {name} matches none of the samples in events/aws or events/tools"
+        );
     }
     let expected: BTreeSet<String> =
         ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "events:PutEvents"]
@@ -928,6 +936,7 @@ fn the_drift_rule_is_the_drift_consumers_pattern() {
         "dynamodb:Query",
         "dynamodb:BatchGetItem",
         "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
         "dynamodb:DeleteItem",
         "sns:Publish",
     ]
@@ -935,6 +944,20 @@ fn the_drift_rule_is_the_drift_consumers_pattern() {
     .map(str::to_owned)
     .collect();
     assert_eq!(actions_of(f), expected);
+    // It writes evidence beside a change, never the change itself.
+    let tenant = changehub::domain::TenantId::parse("acme").expect("tenant");
+    let change = changehub::domain::ChangeId::new();
+    let writes: Vec<String> = statements_of(f)
+        .into_iter()
+        .filter(|s| s["Action"].as_array().is_some_and(|a| a.contains(&json!("dynamodb:UpdateItem"))))
+        .flat_map(|s| {
+            s["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"].as_array().cloned().unwrap_or_default()
+        })
+        .filter_map(|k| k.as_str().map(str::to_owned))
+        .collect();
+    let evidence = changehub::adapters::keys::change_evidence_pk(&tenant, &change);
+    assert!(writes.iter().any(|p| like(p, &evidence)), "{writes:?}");
+    assert!(!writes.iter().any(|p| like(p, &changehub::adapters::keys::change_pk(&tenant, &change))), "{writes:?}");
 }
 
 /// The escalate function runs on an EventBridge Scheduler schedule at the

@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use super::settings::{DriftPolicy, principal_matches};
 use crate::domain::{ServiceName, TenantId};
-use crate::ingest::canonical::{ApiCall, CallerIdentity, ConfigurationChange, Detail, DriftStatus, StackStatus};
+use crate::ingest::canonical::{
+    ApiCall, CallerIdentity, ComplianceChange, ConfigurationChange, Detail, DriftStatus, StackStatus,
+};
 
 /// Most resources an observation or a finding keeps.
 pub const MAX_RESOURCES: usize = 20;
@@ -28,6 +30,10 @@ pub enum Evidence {
     StackStatus,
     /// CloudFormation drift detection found a stack drifted.
     StackDrift,
+    /// An AWS Config rule found a resource newly `NON_COMPLIANT`: evidence
+    /// that its configuration changed, joined with the item and the call
+    /// behind it (no actor of its own).
+    ComplianceChange,
 }
 
 /// A resource, by what the evidence names.
@@ -146,6 +152,25 @@ impl Actor {
         }
     }
 
+    /// Whoever a tool's own `Configuration Changed` names (an email, a
+    /// login or an ARN), flagged when the settings list it.
+    pub fn reported(name: &str, policy: &DriftPolicy) -> Actor {
+        let named = |list: &[String]| list.iter().any(|p| principal_matches(p, name));
+        Actor {
+            name: name.to_owned(),
+            kind: "Reported".to_owned(),
+            principal: Some(name.to_owned()),
+            session: None,
+            session_name: None,
+            source_identity: None,
+            on_behalf_of: None,
+            user_name: None,
+            invoked_by: None,
+            vendor: named(&policy.vendor_principals),
+            pipeline: named(&policy.pipeline_principals),
+        }
+    }
+
     /// CloudFormation, acting for a stack.
     pub fn cloudformation(stack_id: &str) -> Actor {
         Actor {
@@ -237,8 +262,11 @@ pub enum NotObserved {
 }
 
 /// The hub event detail-types the drift consumer reads.
-pub const DETAIL_TYPES: [&str; 4] =
-    ["Configuration Changed", "API Call Recorded", "Stack Status Changed", "Drift Detected"];
+pub const DETAIL_TYPES: [&str; 5] =
+    ["Configuration Changed", "API Call Recorded", "Stack Status Changed", "Drift Detected", "Compliance Changed"];
+
+/// The compliance a resource turns to that is evidence of a change.
+pub const NON_COMPLIANT: &str = "NON_COMPLIANT";
 
 impl Observation {
     /// The observation a canonical hub event makes, judged by the tenant's settings.
@@ -251,13 +279,14 @@ impl Observation {
             let d: Detail<F> = serde_json::from_value(v.clone()).map_err(|e| malformed(e.to_string()))?;
             let tenant = TenantId::parse(&d.tenant).map_err(|e| malformed(format!("tenant: {}", e.message)))?;
             let service = d.service.as_deref().and_then(|s| ServiceName::parse(s).ok());
-            Ok((Head { tenant, event_id: d.event_id, at: d.occurred_at, service }, d.data))
+            Ok((Head { tenant, event_id: d.event_id, at: d.occurred_at, service, actor: d.actor }, d.data))
         }
         match detail_type {
-            "Configuration Changed" => Ok(configuration(parse(detail_type, detail)?)),
+            "Configuration Changed" => Ok(configuration(parse(detail_type, detail)?, policy)),
             "API Call Recorded" => api_call(parse(detail_type, detail)?, policy),
             "Stack Status Changed" => stack_status(parse(detail_type, detail)?),
             "Drift Detected" => Ok(drift(parse(detail_type, detail)?)),
+            "Compliance Changed" => compliance(parse(detail_type, detail)?),
             _ => Err(NotObserved::Skipped("not configuration-change evidence")),
         }
     }
@@ -302,9 +331,13 @@ struct Head {
     event_id: String,
     at: DateTime<Utc>,
     service: Option<ServiceName>,
+    /// Who the event names: none for AWS's own evidence (CloudTrail's
+    /// caller is read from the call), whoever a tool's change names.
+    actor: Option<String>,
 }
 
-fn configuration((d, c): (Head, ConfigurationChange)) -> Observation {
+/// An AWS Config item, or a tool's own `Configuration Changed`, which may name who made it.
+fn configuration((d, c): (Head, ConfigurationChange), policy: &DriftPolicy) -> Observation {
     let resource = Resource {
         id: c.resource_id.clone(),
         arn: c.resource_arn.clone(),
@@ -329,7 +362,7 @@ fn configuration((d, c): (Head, ConfigurationChange)) -> Observation {
         service: d.service,
         what,
         action: None,
-        actor: None,
+        actor: d.actor.as_deref().map(|name| Actor::reported(name, policy)),
     }
 }
 
@@ -476,6 +509,38 @@ fn drift((d, s): (Head, DriftStatus)) -> Observation {
     }
 }
 
+/// A resource turning `NON_COMPLIANT` (from anything else): its
+/// configuration changed. Any other result (compliant again, not
+/// applicable, no data) is no evidence of a change.
+fn compliance((d, c): (Head, ComplianceChange)) -> Result<Observation, NotObserved> {
+    if c.compliance != NON_COMPLIANT || c.previous_compliance.as_deref() == Some(NON_COMPLIANT) {
+        return Err(NotObserved::Skipped("a compliance result other than newly NON_COMPLIANT"));
+    }
+    let resource = Resource {
+        arn: arn_of(Some(&c.resource_type), &c.resource_id, &c.account, &c.region),
+        id: c.resource_id,
+        resource_type: Some(c.resource_type.clone()),
+    };
+    let before = c.previous_compliance.as_deref().unwrap_or("not evaluated");
+    let what = format!(
+        "{} {} turned {NON_COMPLIANT} (was {before}) under AWS Config rule {}",
+        c.resource_type, resource.id, c.rule_name
+    );
+    Ok(Observation {
+        tenant: d.tenant,
+        event_id: d.event_id,
+        evidence: Evidence::ComplianceChange,
+        account: c.account,
+        region: c.region,
+        at: d.at,
+        resources: vec![resource],
+        service: d.service,
+        what,
+        action: None,
+        actor: None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -491,6 +556,25 @@ mod tests {
     const TRAIL_IDENTITY_CENTER: &[u8] =
         include_bytes!("../../../../events/aws/cloudtrail.s3_delete_bucket_policy.identity_center.json");
     const STACK: &[u8] = include_bytes!("../../../../events/aws/cloudformation.resource_status_change.json");
+    const COMPLIANCE: &[u8] = include_bytes!("../../../../events/aws/config.rules_compliance_change.json");
+    const TOOL_K8S: &[u8] = include_bytes!("../../../../events/tools/kubernetes.configuration_changed.json");
+
+    #[test]
+    fn a_tools_change_names_the_actor_it_reports_flagged_by_the_settings() {
+        let policy = DriftPolicy {
+            vendor_principals: vec!["arn:aws:iam::123456789012:role/vendor-*".into()],
+            ..DriftPolicy::default()
+        };
+        let o = observe(TOOL_K8S, &policy);
+        assert_eq!(o.evidence, Evidence::ConfigurationItem);
+        assert_eq!(o.what, "Kubernetes::networking.k8s.io/v1::NetworkPolicy payments/allow-db-egress DELETE");
+        let actor = o.actor.expect("the reported actor");
+        assert_eq!(
+            (actor.name.as_str(), actor.kind.as_str(), actor.vendor, actor.pipeline),
+            ("arn:aws:iam::123456789012:role/vendor-netops", "Reported", true, false)
+        );
+        assert_eq!(observe(CONFIG_ITEM, &policy).actor, None, "AWS Config names nobody");
+    }
 
     /// The hub event detail ingest makes of an AWS sample (service unresolved).
     fn detail(body: &[u8]) -> (String, Value) {
@@ -642,5 +726,39 @@ mod tests {
         ));
         let err = Observation::of("API Call Recorded", &json!({"tenant": "acme"}), &DriftPolicy::default());
         assert!(matches!(err, Err(NotObserved::Malformed { .. })), "{err:?}");
+    }
+
+    #[test]
+    fn a_resource_turning_non_compliant_is_evidence_on_it_and_other_results_are_skipped() {
+        let o = observe(COMPLIANCE, &DriftPolicy::default());
+        assert_eq!((o.evidence, o.actor.as_ref()), (Evidence::ComplianceChange, None));
+        assert_eq!(
+            o.what,
+            "AWS::EC2::SecurityGroup sg-0a1b2c3d4e5f67890 turned NON_COMPLIANT (was COMPLIANT) \
+             under AWS Config rule restricted-common-ports"
+        );
+        assert!(o.security_relevant(), "a security group");
+        let trail = observe(TRAIL_BREAK_GLASS, &DriftPolicy::default());
+        assert!(o.touches_same(&trail.account, &trail.resources), "the call names the same group");
+        assert_eq!(
+            o.mapping_keys()[0],
+            "arn:aws:ec2:us-east-1:123456789012:security-group/sg-0a1b2c3d4e5f67890",
+            "mapped by the ARN built from its id"
+        );
+        for (now, before) in [("COMPLIANT", json!("NON_COMPLIANT")), ("NOT_APPLICABLE", json!(null))] {
+            let (detail_type, mut detail) = detail(COMPLIANCE);
+            detail["data"]["compliance"] = json!(now);
+            detail["data"]["previous_compliance"] = before;
+            assert!(
+                matches!(Observation::of(&detail_type, &detail, &DriftPolicy::default()), Err(NotObserved::Skipped(_))),
+                "{now}"
+            );
+        }
+        let (detail_type, mut detail) = detail(COMPLIANCE);
+        detail["data"]["previous_compliance"] = json!("NON_COMPLIANT");
+        assert!(
+            matches!(Observation::of(&detail_type, &detail, &DriftPolicy::default()), Err(NotObserved::Skipped(_))),
+            "still non-compliant: no new change"
+        );
     }
 }

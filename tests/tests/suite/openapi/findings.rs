@@ -70,6 +70,20 @@ pub(super) async fn finding_scenario(api: &Api) {
     );
     let change = api.open(&alice, &emergency).await;
     let change_id = change.body["id"].as_str().expect("change id").to_owned();
+    let evidence = key(&Method::GET, "/changes/{id}/evidence");
+    let a = api.call(&evidence, Req::get(format!("/changes/{change_id}/evidence?limit=5")).bearer(&alice)).await;
+    a.expect("a change's evidence", StatusCode::OK, None);
+    assert_eq!(a.body["evidence"], json!([]), "{}", a.brief());
+    api.call(&evidence, Req::get(format!("/changes/{change_id}/evidence?cursor=FND%23x")).bearer(&alice)).await.expect(
+        "a cursor of another listing",
+        StatusCode::BAD_REQUEST,
+        Some("invalid_request"),
+    );
+    api.call(&evidence, Req::get(format!("/changes/{}/evidence", uuid::Uuid::now_v7())).bearer(&alice)).await.expect(
+        "an unknown change's evidence",
+        StatusCode::NOT_FOUND,
+        Some("not_found"),
+    );
     let body = json!({"version": 2, "change_id": change_id});
     let a = api.call(&link, Req::post_json(format!("/findings/{}/link", ids[0]), &body).bearer(&carol)).await;
     a.expect("the cab links an emergency change", StatusCode::OK, None);
@@ -91,4 +105,48 @@ pub(super) async fn finding_scenario(api: &Api) {
     let a = api.call(&dismiss, Req::post_json(format!("/findings/{}/dismiss", ids[1]), &body).bearer(&carol)).await;
     a.expect("the cab dismisses it", StatusCode::OK, None);
     assert_eq!(a.body["status"], json!("false_positive"), "{}", a.brief());
+
+    suppression_scenario(api).await;
+}
+
+/// `/suppressions`: the cab declares a bulk-change window, anyone reads it,
+/// the cab lifts it with a reason.
+async fn suppression_scenario(api: &Api) {
+    let list = key(&Method::GET, "/suppressions");
+    let declare = key(&Method::POST, "/suppressions");
+    let lift = key(&Method::DELETE, "/suppressions/{id}");
+    let (alice, carol) = (api.token(&ALICE), api.token(&CAROL));
+    let window = json!({
+        "id": "sg-cleanup-2026-09", "services": ["payments"], "start": "2026-09-20T22:00:00Z",
+        "end": "2026-09-21T02:00:00Z", "reason": "security-group clean-up (CHG-1042)",
+        "principals": ["arn:aws:iam::123456789012:role/netops-*"],
+    });
+    api.call(&declare, Req::post_json("/suppressions", &window).bearer(&alice))
+        .await
+        .expect_forbidden("a requester declaring a window", "declaring a suppression window");
+    let mut bad = window.clone();
+    bad["end"] = json!("2026-09-20T21:00:00Z");
+    api.call(&declare, Req::post_json("/suppressions", &bad).bearer(&carol))
+        .await
+        .expect("a window ending before it starts", StatusCode::BAD_REQUEST, Some("invalid_request"))
+        .expect_field("a window ending before it starts", "end");
+    let mut unknown = window.clone();
+    unknown["services"] = json!(["nope"]);
+    api.call(&declare, Req::post_json("/suppressions", &unknown).bearer(&carol))
+        .await
+        .expect("a service the catalog lacks", StatusCode::BAD_REQUEST, Some("invalid_request"))
+        .expect_field("a service the catalog lacks", "services[0]");
+    let a = api.call(&declare, Req::post_json("/suppressions", &window).bearer(&carol)).await;
+    a.expect("the cab declares a window", StatusCode::CREATED, None);
+    let a = api.call(&list, Req::get("/suppressions").bearer(&alice)).await;
+    a.expect("the windows", StatusCode::OK, None);
+    assert_eq!(a.body["log"][0]["by"], json!(CAROL.user), "{}", a.brief());
+    api.call(&lift, Req::new(Method::DELETE, "/suppressions/none?reason=x").bearer(&carol)).await.expect(
+        "an unknown window",
+        StatusCode::NOT_FOUND,
+        Some("not_found"),
+    );
+    let a =
+        api.call(&lift, Req::new(Method::DELETE, "/suppressions/sg-cleanup-2026-09?reason=done").bearer(&carol)).await;
+    a.expect("the cab lifts it", StatusCode::NO_CONTENT, None);
 }
