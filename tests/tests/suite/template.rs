@@ -564,15 +564,12 @@ fn every_function_writes_only_the_partitions_its_code_writes() {
     let correlate_deletes = [listings.as_slice(), &[tell_claim]].concat();
     let correlate_never_deletes = [[record].as_slice(), &hold, &api_writes, &tagged, &problems].concat();
     // The escalate function writes a change record and its audit entries
-    // (one partition) and the month's approval-wait counters, nothing else,
-    // and deletes nothing.
-    let escalate_writes = [keys::change_pk(&tenant, &id), keys::waits_pk(&tenant, "2026-12")];
-    let escalate_never = [
-        indexes.as_slice(),
-        &records[1..],
-        &[keys::counter_pk(&counter), keys::activity_pk(&tenant), keys::idem_pk("outbox:acme:event")],
-    ]
-    .concat();
+    // (one partition), the month's approval-wait counters and, for a bake
+    // that ends, the outcome counters, nothing else, and deletes nothing.
+    let escalate_writes =
+        [keys::change_pk(&tenant, &id), keys::waits_pk(&tenant, "2026-12"), keys::counter_pk(&counter)];
+    let escalate_never =
+        [indexes.as_slice(), &records[1..], &[keys::activity_pk(&tenant), keys::idem_pk("outbox:acme:event")]].concat();
     // The drift function writes findings and its claims, and deletes only
     // claims it gives back; it never writes a change or anything of one.
     let drift_writes = [keys::findings_pk(&tenant), keys::idem_pk("drift:acme:event")];
