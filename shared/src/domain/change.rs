@@ -374,7 +374,7 @@ impl Change {
     /// Derives the post-mortem draft from the deployments and related
     /// incidents; a draft its review already recorded stays as reviewed.
     pub fn draft_postmortem(&mut self) {
-        if !self.review.as_ref().is_some_and(|r| r.done.is_some()) {
+        if self.review.as_ref().is_none_or(|r| r.done.is_none()) {
             self.postmortem = PostMortem::draft(&self.deployments, &self.related_incidents);
         }
     }

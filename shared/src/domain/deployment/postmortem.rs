@@ -125,7 +125,7 @@ impl PostMortem {
             .max_by(|a, b| key(a).cmp(&key(b)))
             .unwrap_or(wrong);
         // The failure's own words; a rollback's when nothing failed.
-        let failed = (outcome_of(deployed) == Some(Outcome::Failed)).then_some(deployed).unwrap_or(wrong);
+        let failed = if outcome_of(deployed) == Some(Outcome::Failed) { deployed } else { wrong };
         let mut said = failed.report.as_ref().map(|r| r.detail.clone()).unwrap_or_default();
         if outcome_of(failed) != Some(Outcome::Failed) {
             // A rollback that succeeded sent no error.
