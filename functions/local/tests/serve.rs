@@ -1687,3 +1687,51 @@ async fn readme_tool_configuration_change_is_judged_and_told_within_a_second() {
     assert_eq!(f["changes"][0]["what"], "AWS::EC2::SecurityGroup sg-0a1b2c3d4e5f67890 UPDATE: ingress", "{f}");
     hub.interrupt();
 }
+
+/// A failed deployment writes its own post-mortem: the signed GitHub
+/// `deployment_status` failure sample (production, payments) through the
+/// real binary leaves its change `failed` with a draft naming the sha, the
+/// pull request, who deployed, the failing job, its log and the error; the
+/// PagerDuty incident that follows joins the draft, and the cab's review
+/// needs nothing but the version.
+#[tokio::test]
+async fn a_failed_deployment_leaves_its_change_failed_with_a_postmortem_draft_the_review_starts_from() {
+    let hub = SignedHub::start();
+    hub.replay("github/deployment_status.failure.json");
+    hub.replay("pagerduty/incident.triggered.json");
+    let path = format!("/changes/{}", sample_deployment_change());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let change = loop {
+        let change = hub.get(&path).await;
+        if change["postmortem"]["incidents"].as_array().is_some_and(|i| !i.is_empty()) {
+            break change;
+        }
+        assert!(Instant::now() < deadline, "no post-mortem with the incident: {change}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(change["state"], "failed");
+    let pm = &change["postmortem"];
+    assert_eq!(pm["outcome"], "failed");
+    assert_eq!(pm["deployed"]["sha"], "64db262264ce70c5b2b5b871318525461ab8eb77");
+    assert_eq!((&pm["deployed"]["pull_request"], &pm["by"]), (&json!(418), &json!("raj-acme")));
+    assert_eq!(pm["failing_job"], "deploy-production");
+    assert_eq!(pm["log_url"], "https://github.com/acme-corp/checkout-service/actions/runs/10987654321/job/30876543210");
+    assert_eq!(pm["error"], "Deployment failed: helm upgrade timed out waiting for rollout");
+    assert!(change["review"]["due_at"].is_string(), "{change}");
+
+    let carol = token(hub.dir.path(), "carol@example.com", "cab");
+    let reviewed: Value = hub
+        .http
+        .post(format!("{}{path}/review", hub.hub.base))
+        .bearer_auth(&carol)
+        .json(&json!({"version": change["version"]}))
+        .send()
+        .await
+        .expect("review")
+        .json()
+        .await
+        .expect("json");
+    let note = reviewed["review"]["done"]["note"].as_str().unwrap_or_default();
+    assert!(note.contains("failing job deploy-production") && note.contains("incidents"), "{reviewed}");
+    hub.interrupt();
+}

@@ -639,12 +639,18 @@ pub fn tenant_of_due_doc(pk: &str, sk: &str) -> Result<TenantId, crate::ports::S
     })
 }
 
+/// The bake partition of one shard (all tenants).
+pub fn bake_due_pk(shard: u32) -> String {
+    format!("DUE#BAKE#{shard}")
+}
+
 /// The due-index partition key (GSI1PK) of `partition`.
 pub fn due_pk(partition: &DuePartition) -> String {
     match partition {
         DuePartition::Approvals { shard } => approvals_due_pk(*shard),
         DuePartition::Reviews { tenant } => reviews_due_pk(tenant),
         DuePartition::StartingSoon { shard } => starting_soon_due_pk(*shard),
+        DuePartition::Bake { shard } => bake_due_pk(*shard),
     }
 }
 
@@ -659,6 +665,10 @@ pub fn due_keys(change: &crate::domain::Change) -> Option<(String, String)> {
         Due::Review(at) => Some((reviews_due_pk(&change.tenant), format!("{}#{}", time_key(at), change.id))),
         Due::StartingSoon(at) => Some((
             due_pk(&DuePartition::starting_soon_of(&change.id)),
+            format!("{}#{}#{}", time_key(at), change.tenant, change.id),
+        )),
+        Due::Bake(at) => Some((
+            due_pk(&DuePartition::bake_of(&change.id)),
             format!("{}#{}#{}", time_key(at), change.tenant, change.id),
         )),
     }

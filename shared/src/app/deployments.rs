@@ -16,11 +16,13 @@ use serde::de::DeserializeOwned;
 
 use crate::app::changes::{SYSTEM_ACTOR, outcome_bumps};
 use crate::domain::audit::{self, AuditAction};
+use crate::domain::bake::bake_time;
 use crate::domain::catalog::CatalogView;
 use crate::domain::change::PostReview;
-use crate::domain::deployment::{self, Deployed, DeploymentOrigin, MAX_DEPLOYMENTS, Step};
+use crate::domain::correlation::Outcome;
+use crate::domain::deployment::{self, Deployed, DeploymentOrigin, Detail, MAX_DEPLOYMENTS, Step};
 use crate::domain::{AuditEntry, Change, ChangeId, ChangeState, FieldError, NewChange, ServiceName, TenantId};
-use crate::ingest::canonical::{Deployment, Detail, WorkflowRun, change_ids};
+use crate::ingest::canonical::{Deployment, Detail as Event, WorkflowRun, change_ids};
 use crate::ports::{CatalogReader, ChangeReader, ChangeUpdate, ChangeWriter, Clock, StoreError};
 
 /// The hub event detail-types this consumer reads.
@@ -93,11 +95,16 @@ pub struct DeploymentStatus {
     pub change_ids: Vec<ChangeId>,
     /// Its ref and description: where emergency and rollback words are looked for.
     pub texts: Vec<String>,
+    /// The source marks it as a rollback (a payload flag or label, a task).
+    pub rollback: bool,
+    /// What the status says beyond its step (job, log, error, pull request,
+    /// who): what a post-mortem draft is made of.
+    pub detail: Detail,
 }
 
 impl DeploymentStatus {
     fn of<F>(
-        detail: &Detail<F>,
+        detail: &Event<F>,
         origin: DeploymentOrigin,
         status: String,
         ids: &[String],
@@ -111,11 +118,13 @@ impl DeploymentStatus {
             origin,
             status,
             texts,
+            rollback: false,
+            detail: Detail::default(),
         })
     }
 
     /// A GitHub or GitLab deployment (created, or a status of it).
-    pub fn from_deployment(detail: &Detail<Deployment>) -> Result<Self, FieldError> {
+    pub fn from_deployment(detail: &Event<Deployment>) -> Result<Self, FieldError> {
         let d = &detail.data;
         let origin = DeploymentOrigin {
             source: detail.origin.as_str().to_owned(),
@@ -128,12 +137,21 @@ impl DeploymentStatus {
             actor: detail.actor.clone(),
         };
         let texts = [d.git_ref.clone(), d.description.clone()].into_iter().flatten().collect();
-        Self::of(detail, origin, d.state.clone(), &d.change_ids, texts)
+        let mut status = Self::of(detail, origin, d.state.clone(), &d.change_ids, texts)?;
+        status.rollback = d.rollback;
+        status.detail = Detail {
+            job: d.job.clone(),
+            log_url: d.log_url.clone().or_else(|| detail.url.clone()),
+            error: d.description.clone(),
+            pull_request: d.pull_request,
+            by: d.deployed_by.clone().or_else(|| detail.actor.clone()),
+        };
+        Ok(status)
     }
 
     /// A workflow run (GitHub Actions) or pipeline (GitLab) that deploys to
     /// `environment`: its status while it runs, its conclusion once completed.
-    pub fn from_workflow_run(detail: &Detail<WorkflowRun>, environment: &str) -> Result<Self, FieldError> {
+    pub fn from_workflow_run(detail: &Event<WorkflowRun>, environment: &str) -> Result<Self, FieldError> {
         let r = &detail.data;
         let origin = DeploymentOrigin {
             source: detail.origin.as_str().to_owned(),
@@ -151,11 +169,20 @@ impl DeploymentStatus {
         };
         let texts: Vec<String> = [r.branch.clone(), r.name.clone()].into_iter().flatten().collect();
         let ids = change_ids(texts.iter().map(String::as_str));
-        Self::of(detail, origin, status, &ids, texts)
+        let mut status = Self::of(detail, origin, status, &ids, texts)?;
+        status.detail = Detail {
+            job: r.failed_job.clone().or_else(|| r.name.clone()),
+            log_url: detail.url.clone(),
+            error: r.conclusion.clone().filter(|c| c != "success"),
+            pull_request: None,
+            by: detail.actor.clone(),
+        };
+        Ok(status)
     }
 
     fn step(&self, view: &CatalogView) -> Option<Step> {
-        Step::of(&self.status, view.catalog.pipelines.is_rollback(self.texts.iter().map(String::as_str)))
+        let words = view.catalog.pipelines.is_rollback(self.texts.iter().map(String::as_str));
+        Step::of(&self.status, self.rollback || words)
     }
 
     /// The id of the change this deployment makes.
@@ -173,7 +200,7 @@ pub struct Deployments<S, K, C> {
     pub clock: C,
 }
 
-fn parse<F: DeserializeOwned>(detail_type: &str, detail: &serde_json::Value) -> Result<Detail<F>, DeploymentError> {
+fn parse<F: DeserializeOwned>(detail_type: &str, detail: &serde_json::Value) -> Result<Event<F>, DeploymentError> {
     serde_json::from_value(detail.clone()).map_err(|e| unreadable(detail_type, e.to_string()))
 }
 
@@ -237,8 +264,10 @@ impl<S: ChangeReader + ChangeWriter, K: CatalogReader, C: Clock> Deployments<S, 
             let ended = next.implementation.and_then(|i| i.ended_at()).unwrap_or(status.at);
             // Counted once, on the write that moves the change out of implementing.
             let counted =
-                matches!(change.state, ChangeState::Approved | ChangeState::Scheduled | ChangeState::Implementing)
-                    && matches!(next.state, ChangeState::Completed | ChangeState::Failed | ChangeState::RolledBack);
+                matches!(
+                    change.state,
+                    ChangeState::Approved | ChangeState::Scheduled | ChangeState::Implementing | ChangeState::Verifying
+                ) && matches!(next.state, ChangeState::Completed | ChangeState::Failed | ChangeState::RolledBack);
             let bumps = if counted { outcome_bumps(&change, next.state, ended) } else { vec![] };
             let update = ChangeUpdate {
                 before: &change,
@@ -294,7 +323,8 @@ impl<S: ChangeReader + ChangeWriter, K: CatalogReader, C: Clock> Deployments<S, 
                 status.origin.repository
             ))));
         };
-        let deployed = Deployed::new(status.origin.clone(), step, status.at);
+        let mut deployed = Deployed::new(status.origin.clone(), step, status.at);
+        deployed.observe_with(step, status.at, &status.detail);
         let (start, end) = planned(&deployed);
         let o = &status.origin;
         let title: String =
@@ -337,6 +367,12 @@ impl<S: ChangeReader + ChangeWriter, K: CatalogReader, C: Clock> Deployments<S, 
     /// lead there; `None` when the status adds nothing.
     fn follow(&self, view: &CatalogView, change: &Change, status: &DeploymentStatus, step: Step) -> Option<Followed> {
         let mut deployments = change.deployments.clone();
+        let step = match step {
+            Step::Finished(Outcome::Succeeded) if deployment::redeploys_earlier(&deployments, &status.origin) => {
+                Step::Finished(Outcome::RolledBack)
+            }
+            step => step,
+        };
         let at = match deployments.iter().position(|d| d.origin.same_deployment(&status.origin)) {
             Some(i) => i,
             None if deployments.len() >= MAX_DEPLOYMENTS => {
@@ -348,10 +384,17 @@ impl<S: ChangeReader + ChangeWriter, K: CatalogReader, C: Clock> Deployments<S, 
                 deployments.len() - 1
             }
         };
-        deployments[at].observe(step, status.at);
+        deployments[at].observe_with(step, status.at, &status.detail);
         let deployed = deployments[at].clone();
-        // The change follows its deployment when the lifecycle leads there.
-        let path = deployed.state().and_then(|to| deployment::route(change.state, to));
+        // The change follows its deployment when the lifecycle leads there: a
+        // successful production deployment of a service with a bake time to verifying.
+        let bakes = !bake_time(&view.catalog, change).is_zero()
+            && view.catalog.correlation.is_production(&deployed.origin.environment);
+        let target = deployed.state().map(|to| match to {
+            ChangeState::Completed if bakes => ChangeState::Verifying,
+            to => to,
+        });
+        let path = target.and_then(|to| deployment::route(change.state, to));
         let now = self.clock.now();
         let (mut current, mut entries) = (change.clone(), vec![]);
         let steps = path.clone().unwrap_or_default();
@@ -402,8 +445,9 @@ impl<S: ChangeReader + ChangeWriter, K: CatalogReader, C: Clock> Deployments<S, 
 
     /// What follows from the deployment on the change it drives: its
     /// implementation (the deployment's own times), a created change's
-    /// planned window, and a post-implementation review for a failed or
-    /// rolled-back production change.
+    /// planned window, a verifying change's bake, and a post-mortem draft
+    /// and a post-implementation review for a failed or rolled-back
+    /// production change.
     fn settle(&self, view: &CatalogView, next: &mut Change, deployed: &Deployed) {
         next.implementation = deployed.implementation();
         let ended = deployed.ended.map_or(deployed.first_seen_at, |e| e.at);
@@ -415,9 +459,16 @@ impl<S: ChangeReader + ChangeWriter, K: CatalogReader, C: Clock> Deployments<S, 
                 review.due_at = review_due(view, ended);
             }
         }
+        let production = |environment: &str| view.catalog.correlation.is_production(environment);
+        if next.state == ChangeState::Verifying {
+            next.bake = next.baked(&bake_time(&view.catalog, next), production);
+        }
         let went_wrong = matches!(next.state, ChangeState::Failed | ChangeState::RolledBack);
-        if went_wrong && next.review.is_none() && view.catalog.correlation.is_production(&next.environment) {
-            next.review = Some(PostReview { due_at: review_due(view, ended), done: None });
+        if went_wrong && production(&next.environment) {
+            next.draft_postmortem();
+            if next.review.is_none() {
+                next.review = Some(PostReview { due_at: review_due(view, ended), done: None });
+            }
         }
     }
 }

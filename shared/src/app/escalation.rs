@@ -4,7 +4,9 @@
 //! the change's version, one audit entry per step taken. The outbox turns
 //! each entry into its hub event and its notification to the step's audience.
 //! The same tick reads the starting-soon partitions and takes each scheduled
-//! change's "starting soon" reminder (`domain::soon`) the same way, once.
+//! change's "starting soon" reminder (`domain::soon`) the same way, once,
+//! and then the bake partitions: a verifying change whose bake ended with
+//! no incident completes (`domain::bake`), once.
 //!
 //! Each step is taken once whatever runs: the step is recorded on the record
 //! the write is conditional on, so of two ticks (or two functions) that read
@@ -17,8 +19,8 @@ use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use tracing::instrument;
 
-use crate::app::changes::SYSTEM_ACTOR;
 use crate::app::changes::sla::nudge_waits;
+use crate::app::changes::{SYSTEM_ACTOR, outcome_bumps};
 use crate::domain::audit::{self, AuditAction};
 use crate::domain::catalog::Catalog;
 use crate::domain::delegation::Delegation;
@@ -26,7 +28,7 @@ use crate::domain::escalation::{NudgeKind, Nudged};
 use crate::domain::soon::Reminded;
 use crate::domain::{AuditEntry, Change, ChangeId, ChangeState, TenantId};
 use crate::ports::{
-    CatalogReader, ChangeReader, ChangeUpdate, ChangeWriter, Clock, DueIndex, DuePartition, MAX_PAGE, StoreError,
+    Bump, CatalogReader, ChangeReader, ChangeUpdate, ChangeWriter, Clock, DueIndex, DuePartition, MAX_PAGE, StoreError,
     TenantDocs, WaitBump,
 };
 
@@ -80,6 +82,9 @@ pub struct Tick {
     pub taken: Vec<Taken>,
     /// "Starting soon" reminders taken, one audit entry each.
     pub starting_soon: Vec<StartingSoon>,
+    /// Verifying changes completed because their bake ended, one audit entry each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub baked: Vec<ChangeId>,
     /// Changes with nothing due when written: another tick took their step,
     /// or they were decided, withdrawn or cancelled meanwhile.
     pub already_taken: usize,
@@ -146,7 +151,7 @@ where
                 before: &change,
                 change: &write.change,
                 entries: &write.entries,
-                bumps: &[],
+                bumps: &write.bumps,
                 volumes: &[],
                 waits: &write.waits,
             };
@@ -168,6 +173,7 @@ where
                         due_at: r.due_at,
                         late: r.late(),
                     }));
+                    tick.baked.extend(write.baked.then_some(change.id));
                     return Ok(());
                 }
                 Err(StoreError::VersionConflict { .. }) => {
@@ -201,6 +207,10 @@ struct Nudges {
     nudged: Vec<Nudged>,
     waits: Vec<WaitBump>,
     reminded: Vec<Reminded>,
+    /// The outcome counters a bake that ended adds to.
+    bumps: Vec<Bump>,
+    /// Whether the change completed because its bake ended.
+    baked: bool,
 }
 
 impl Nudges {
@@ -216,8 +226,15 @@ impl Nudges {
             (Some(plan), ChangeState::Submitted) => plan.nudges_due(now),
             _ => vec![],
         };
-        let mut write =
-            Nudges { change: change.clone(), entries: vec![], nudged: vec![], waits: vec![], reminded: vec![] };
+        let mut write = Nudges {
+            change: change.clone(),
+            entries: vec![],
+            nudged: vec![],
+            waits: vec![],
+            reminded: vec![],
+            bumps: vec![],
+            baked: false,
+        };
         for i in due {
             let mut next = write.change.revised(now);
             let seq = next.version;
@@ -249,6 +266,15 @@ impl Nudges {
             write.change = next;
             write.entries.push(entry);
             write.reminded.push(reminded);
+        }
+        if let Some((next, reason)) = write.change.bake_ended(now) {
+            let ended = next.implementation.and_then(|i| i.ended_at()).unwrap_or(now);
+            write.bumps = outcome_bumps(&write.change, ChangeState::Completed, ended);
+            let (next, entry) =
+                audit::record(Some(&write.change), next, SYSTEM_ACTOR, AuditAction::Transitioned, Some(reason));
+            write.change = next;
+            write.entries.push(entry);
+            write.baked = true;
         }
         (!write.entries.is_empty()).then_some(write)
     }

@@ -141,7 +141,10 @@ impl<S: ChangeStore + ActivityLog, C: Clock> Changes<S, C> {
             }
         };
         let live = found.as_ref().is_some_and(|c| {
-            matches!(c.state, ChangeState::Approved | ChangeState::Scheduled | ChangeState::Implementing)
+            matches!(
+                c.state,
+                ChangeState::Approved | ChangeState::Scheduled | ChangeState::Implementing | ChangeState::Verifying
+            )
         });
         if !(live && rules.gated(&ask.environment)) {
             return Ok(gate::decide(ask, found.as_ref(), &rules));

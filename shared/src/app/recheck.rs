@@ -24,8 +24,14 @@ use crate::ports::{CatalogReader, Clock, IncidentQuery, MAX_PAGE};
 /// The change events whose audited write sets or moves `Change::implementation`:
 /// the transitions that start and end it (through the API or a deployment),
 /// and a deployment recorded on a change already where it says (its times re-date it).
-pub const DETAIL_TYPES: [&str; 5] =
-    ["Change Implementing", "Change Completed", "Change Failed", "Change Rolled Back", "Change Deployment Recorded"];
+pub const DETAIL_TYPES: [&str; 6] = [
+    "Change Implementing",
+    "Change Verifying",
+    "Change Completed",
+    "Change Failed",
+    "Change Rolled Back",
+    "Change Deployment Recorded",
+];
 
 /// What the consumer reads of a change event's detail.
 #[derive(Debug, Deserialize)]

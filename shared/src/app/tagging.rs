@@ -243,14 +243,17 @@ impl<S: TagStore, K: CatalogReader, C: Clock> Tagging<S, K, C> {
             let due_at = incident.started_at + view.catalog.emergency.review_within.chrono();
             next.review = Some(PostReview { due_at, done: None });
         }
+        // An incident during the bake holds the change's next stage.
+        let what = format!("incident {} ({} {})", incident.id, incident.source.as_str(), incident.external_id);
+        let suspect = next.mark_suspect(incident.id.as_str(), incident.started_at, format!("{what} on its services"));
+        next.refresh_postmortem();
         let bumps = counted.map(|month| failure_bumps(change, &month, 1)).unwrap_or_default();
-        let reason = format!(
-            "incident {} ({} {}) is related to the change: {}",
-            incident.id,
-            incident.source.as_str(),
-            incident.external_id,
-            related.explanation
-        );
+        let held = if suspect {
+            "; it started during the change's bake, so the change is suspect: its next stage waits until a person clears it"
+        } else {
+            ""
+        };
+        let reason = format!("{what} is related to the change: {}{held}", related.explanation);
         let (next, entry) = audit::record(Some(change), next, SYSTEM_ACTOR, AuditAction::IncidentRelated, Some(reason));
         (next, entry, bumps)
     }

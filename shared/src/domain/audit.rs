@@ -46,6 +46,8 @@ pub enum AuditAction {
     ApprovalSlaBreached,
     /// A scheduled change's "starting soon" reminder went out (`starting_soon.sent`).
     ChangeStartingSoon,
+    /// A person cleared a suspect bake (`bake.cleared`): the next stage may go.
+    SuspectCleared,
     /// Governance trail: a catalog version was imported.
     CatalogImported,
     /// Governance trail: a freeze window was declared (or replaced).

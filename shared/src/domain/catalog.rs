@@ -137,6 +137,11 @@ impl Span {
     }
 
     /// A span of `d`, written in its largest whole unit: `90m`, `3d`, `1w`.
+    /// Whether it is zero (`off`).
+    pub fn is_zero(&self) -> bool {
+        self.0.is_zero()
+    }
+
     pub fn new(d: Duration) -> Span {
         let secs = d.as_secs();
         let text = match [(604_800, "w"), (86_400, "d"), (3_600, "h"), (60, "m"), (1, "s")]
@@ -290,6 +295,18 @@ pub struct Service {
     /// Who is told in plain words of its changes (`domain::routing`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stakeholders: Vec<Stakeholder>,
+    /// How long a change stays `verifying` after a successful production
+    /// deployment before it completes (`domain::bake`; default off, at most
+    /// [`MAX_BAKE_TIME_DAYS`] days).
+    #[serde(default = "bake_off", deserialize_with = "lead", skip_serializing_if = "Span::is_zero")]
+    pub bake_time: Span,
+}
+
+/// The longest `services[].bake_time` a catalog may set, in days.
+pub const MAX_BAKE_TIME_DAYS: u64 = 7;
+
+fn bake_off() -> Span {
+    Span(Duration::ZERO, "off".to_owned())
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -5,8 +5,9 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 use super::approval::ApprovalPlan;
+use super::bake::Bake;
 use super::correlation::{Implementation, Outcome};
-use super::deployment::{Deployed, DeploymentOrigin};
+use super::deployment::{Deployed, DeploymentOrigin, PostMortem};
 use super::ids::{ChangeId, ServiceName, TenantId};
 use super::risk::{Complexity, Impact, RiskAssessment};
 use super::soon::StartingSoon;
@@ -54,6 +55,9 @@ pub enum ChangeState {
     Rejected,
     Scheduled,
     Implementing,
+    /// Deployed to production and baking: it completes on its own once the
+    /// service's bake time passes with no incident on its services.
+    Verifying,
     Completed,
     Failed,
     RolledBack,
@@ -62,13 +66,14 @@ pub enum ChangeState {
 }
 
 impl ChangeState {
-    pub const ALL: [ChangeState; 11] = [
+    pub const ALL: [ChangeState; 12] = [
         ChangeState::Draft,
         ChangeState::Submitted,
         ChangeState::Approved,
         ChangeState::Rejected,
         ChangeState::Scheduled,
         ChangeState::Implementing,
+        ChangeState::Verifying,
         ChangeState::Completed,
         ChangeState::Failed,
         ChangeState::RolledBack,
@@ -84,6 +89,7 @@ impl ChangeState {
             ChangeState::Rejected => "rejected",
             ChangeState::Scheduled => "scheduled",
             ChangeState::Implementing => "implementing",
+            ChangeState::Verifying => "verifying",
             ChangeState::Completed => "completed",
             ChangeState::Failed => "failed",
             ChangeState::RolledBack => "rolled_back",
@@ -113,7 +119,8 @@ impl ChangeState {
             Approved => &[Scheduled, Cancelled],
             Rejected => &[Closed],
             Scheduled => &[Implementing, Cancelled],
-            Implementing => &[Completed, Failed, RolledBack],
+            Implementing => &[Verifying, Completed, Failed, RolledBack],
+            Verifying => &[Completed, Failed, RolledBack],
             Completed => &[Closed],
             Failed => &[RolledBack, Closed],
             RolledBack => &[Closed],
@@ -203,6 +210,13 @@ pub struct Change {
     /// An emergency change's post-implementation review.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub review: Option<PostReview>,
+    /// A failed or rolled-back production change's post-mortem draft, from
+    /// its deployments and related incidents: what its review starts from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postmortem: Option<PostMortem>,
+    /// The bake of a change verifying in production (`domain::bake`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bake: Option<Bake>,
     /// The open major incident an emergency change fixes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incident: Option<String>,
@@ -298,6 +312,8 @@ pub enum Due {
     Review(DateTime<Utc>),
     /// A scheduled change's "starting soon" reminder.
     StartingSoon(DateTime<Utc>),
+    /// The end of a verifying change's bake, when it completes on its own.
+    Bake(DateTime<Utc>),
 }
 
 impl Change {
@@ -319,6 +335,10 @@ impl Change {
         {
             return Some(Due::Approval(at));
         }
+        // A review follows implementation: a change baking completes first.
+        if let Some(until) = self.bake_due() {
+            return Some(Due::Bake(until));
+        }
         match &self.review {
             Some(r) if r.done.is_none() && !matches!(self.state, ChangeState::Cancelled) => Some(Due::Review(r.due_at)),
             _ => self.starting_soon_at().map(Due::StartingSoon),
@@ -329,13 +349,15 @@ impl Change {
     /// its requester: every step of its plan complete, none rejected. What
     /// an emergency needs before it may override a freeze or its window.
     pub fn approved_by_another(&self) -> bool {
-        matches!(self.state, ChangeState::Approved | ChangeState::Scheduled | ChangeState::Implementing)
-            && self.approval.as_ref().is_some_and(|p| {
-                p.rejected.is_none()
-                    && !p.steps.is_empty()
-                    && p.steps.iter().all(|s| s.is_complete())
-                    && p.approvers().iter().all(|by| *by != self.requester)
-            })
+        matches!(
+            self.state,
+            ChangeState::Approved | ChangeState::Scheduled | ChangeState::Implementing | ChangeState::Verifying
+        ) && self.approval.as_ref().is_some_and(|p| {
+            p.rejected.is_none()
+                && !p.steps.is_empty()
+                && p.steps.iter().all(|s| s.is_complete())
+                && p.approvers().iter().all(|by| *by != self.requester)
+        })
     }
 
     /// Whether the change was rejected by its approvers (it may have been closed since).
@@ -347,6 +369,22 @@ impl Change {
     /// Checklist items not yet done.
     pub fn open_checklist(&self) -> impl Iterator<Item = &ChecklistItem> {
         self.checklist.iter().filter(|i| i.done.is_none())
+    }
+
+    /// Derives the post-mortem draft from the deployments and related
+    /// incidents; a draft its review already recorded stays as reviewed.
+    pub fn draft_postmortem(&mut self) {
+        if self.review.as_ref().is_none_or(|r| r.done.is_none()) {
+            self.postmortem = PostMortem::draft(&self.deployments, &self.related_incidents);
+        }
+    }
+
+    /// [`Change::draft_postmortem`] once the change has a draft: an incident
+    /// related (or unrelated) later joins (or leaves) it.
+    pub fn refresh_postmortem(&mut self) {
+        if self.postmortem.is_some() {
+            self.draft_postmortem();
+        }
     }
 
     /// The next version of the change, in the same state, as of `at`: the
@@ -377,6 +415,9 @@ impl Change {
         let finished = |outcome| Some(Implementation::Finished { started_at, ended_at: at, outcome });
         match to {
             ChangeState::Implementing => Some(Implementation::Ongoing { started_at: at }),
+            // A bake that ends keeps the deployment's end.
+            ChangeState::Completed if self.state == ChangeState::Verifying => self.implementation,
+            ChangeState::Verifying => finished(Outcome::Succeeded),
             ChangeState::Completed => finished(Outcome::Succeeded),
             ChangeState::Failed => finished(Outcome::Failed),
             ChangeState::RolledBack => finished(Outcome::RolledBack),

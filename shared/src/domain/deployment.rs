@@ -15,8 +15,10 @@ use super::change::ChangeState;
 use super::correlation::{Implementation, Outcome};
 
 mod pipelines;
+mod postmortem;
 
 pub use pipelines::{DEFAULT_DEPLOY_WORKFLOW_ENVIRONMENT, PipelinePolicy, TierRule};
+pub use postmortem::{PostMortem, PostMortemDeployment, PostMortemIncident, TimelineEntry};
 
 /// Most deployments one change keeps on its record; more are audited only.
 pub const MAX_DEPLOYMENTS: usize = 50;
@@ -97,6 +99,38 @@ pub struct Ended {
     pub outcome: Outcome,
 }
 
+/// What a status says beyond its step, for a post-mortem: the source's own
+/// words, as ingest found them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Detail {
+    /// The job that ran it (`deploy-production`, `job 1556230`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
+    /// Its log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_url: Option<String>,
+    /// The error text the CI sent (the status's description).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The pull request deployed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_request: Option<u64>,
+    /// Who deployed (the person behind a bot, when the source says).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+}
+
+/// The outcome a deployment's latest end came with, and what its source
+/// said then. Merged like [`Ended`]: the latest wins (at equal times the
+/// worse outcome, then the larger detail), so any order gives the same.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Report {
+    pub at: DateTime<Utc>,
+    pub outcome: Outcome,
+    #[serde(flatten)]
+    pub detail: Detail,
+}
+
 /// One deployment as a change records it: every status seen, merged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Deployed {
@@ -109,13 +143,25 @@ pub struct Deployed {
     /// The latest outcome seen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ended: Option<Ended>,
+    /// What the source said with its latest outcome.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<Report>,
 }
 
 impl Deployed {
     pub fn new(origin: DeploymentOrigin, step: Step, at: DateTime<Utc>) -> Self {
-        let mut first = Self { origin, first_seen_at: at, started_at: None, ended: None };
+        let mut first = Self { origin, first_seen_at: at, started_at: None, ended: None, report: None };
         first.observe(step, at);
         first
+    }
+
+    /// [`Deployed::observe`], keeping what the status said when it ends the deployment.
+    pub fn observe_with(&mut self, step: Step, at: DateTime<Utc>, detail: &Detail) {
+        self.observe(step, at);
+        if let Step::Finished(outcome) = step {
+            let report = Report { at, outcome, detail: detail.clone() };
+            self.report = self.report.take().max(Some(report));
+        }
     }
 
     /// Merges one status seen at `at`: the earliest start and the latest
@@ -126,7 +172,11 @@ impl Deployed {
         match step {
             Step::Waiting => {}
             Step::Started => self.started_at = Some(self.started_at.map_or(at, |s| s.min(at))),
-            Step::Finished(outcome) => self.ended = self.ended.max(Some(Ended { at, outcome })),
+            Step::Finished(outcome) => {
+                self.ended = self.ended.max(Some(Ended { at, outcome }));
+                let report = Report { at, outcome, detail: Detail::default() };
+                self.report = self.report.take().max(Some(report));
+            }
         }
     }
 
@@ -186,6 +236,26 @@ pub fn state_of(outcome: Outcome) -> ChangeState {
     }
 }
 
+/// Whether a successful deployment of `origin` puts back a sha the change
+/// deployed to the same environment before another: a rollback. Knowable
+/// from the change's own deployments only (those recorded before it).
+pub fn redeploys_earlier(deployments: &[Deployed], origin: &DeploymentOrigin) -> bool {
+    let Some(sha) = origin.sha.as_deref() else {
+        return false;
+    };
+    let same = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
+    let others: Vec<&Deployed> = deployments
+        .iter()
+        .filter(|d| !d.origin.same_deployment(origin) && same(&d.origin.environment, &origin.environment))
+        .filter(|d| d.ended.is_some_and(|e| e.outcome == Outcome::Succeeded))
+        .collect();
+    let earlier =
+        others.iter().filter(|d| d.origin.sha.as_deref().is_some_and(|s| same(s, sha))).map(|d| d.first_seen_at).min();
+    earlier.is_some_and(|first| {
+        others.iter().any(|d| d.first_seen_at > first && d.origin.sha.as_deref().is_some_and(|s| !same(s, sha)))
+    })
+}
+
 /// The transitions that take a change from `from` to `to` along its
 /// lifecycle as a deployment drives it: an approved change is scheduled,
 /// then implementing, then has its outcome; a failed one may be rolled back.
@@ -202,6 +272,8 @@ pub fn route(from: ChangeState, to: ChangeState) -> Option<Vec<ChangeState>> {
         Scheduled => &[Implementing],
         Implementing => &[],
         Failed if to == RolledBack => return Some(vec![RolledBack]),
+        // A verifying change ends only by going wrong; its bake completes it.
+        Verifying if matches!(to, Failed | RolledBack) => return Some(vec![to]),
         _ => return None,
     };
     let mut path: Vec<ChangeState> = ahead.iter().copied().take_while(|s| *s != to).collect();

@@ -57,6 +57,7 @@ impl HubEvent {
             AuditAction::ApprovalEscalated => "Approval Escalated".to_owned(),
             AuditAction::ApprovalSlaBreached => "Approval SLA Breached".to_owned(),
             AuditAction::ChangeStartingSoon => "Change Starting Soon".to_owned(),
+            AuditAction::SuspectCleared => "Change Suspect Cleared".to_owned(),
             // Governance trail entries are not change mutations; named for completeness.
             AuditAction::CatalogImported => "Catalog Imported".to_owned(),
             AuditAction::FreezeDeclared => "Freeze Declared".to_owned(),

@@ -209,6 +209,9 @@ pub enum GateCode {
     ChecklistIncomplete,
     FreezeWindow,
     MajorIncident,
+    /// An incident during the change's bake made it suspect: its next stage
+    /// waits until a person clears it (or it is rolled back).
+    Suspect,
 }
 
 impl GateCode {
@@ -228,6 +231,7 @@ impl GateCode {
             GateCode::ChecklistIncomplete => "checklist_incomplete",
             GateCode::FreezeWindow => "freeze_window",
             GateCode::MajorIncident => "major_incident",
+            GateCode::Suspect => "suspect",
         }
     }
 
@@ -239,7 +243,8 @@ impl GateCode {
             | GateCode::BeforeWindow
             | GateCode::ChecklistIncomplete
             | GateCode::FreezeWindow
-            | GateCode::MajorIncident => GateStatus::Pending,
+            | GateCode::MajorIncident
+            | GateCode::Suspect => GateStatus::Pending,
             GateCode::ChangeNotFound
             | GateCode::WrongService
             | GateCode::WrongEnvironment
@@ -412,7 +417,7 @@ pub fn decide(ask: &Ask, found: Option<&Change>, rules: &Rules<'_>) -> Decision 
         ChangeState::Completed | ChangeState::Failed | ChangeState::RolledBack | ChangeState::Closed => {
             return refuse(GateCode::ChangeEnded, format!("is {}; open a new change", change.state));
         }
-        ChangeState::Approved | ChangeState::Scheduled | ChangeState::Implementing => {}
+        ChangeState::Approved | ChangeState::Scheduled | ChangeState::Implementing | ChangeState::Verifying => {}
     }
     let blockers = blockers(change, rules);
     let Some(first) = blockers.first() else {
@@ -442,10 +447,12 @@ pub fn decide(ask: &Ask, found: Option<&Change>, rules: &Rules<'_>) -> Decision 
 fn blockers(change: &Change, rules: &Rules<'_>) -> Vec<Blocker> {
     let now = rules.now;
     let id = change.id;
-    let overridden = change.change_type == ChangeType::Emergency
-        && change.approved_by_another()
-        && change.state == ChangeState::Implementing;
+    let started = matches!(change.state, ChangeState::Implementing | ChangeState::Verifying);
+    let overridden = change.change_type == ChangeType::Emergency && change.approved_by_another() && started;
     let mut found = Vec::new();
+    if let Some(reason) = change.bake.as_ref().and_then(|b| b.hold_reason(change)) {
+        found.push(Blocker { code: GateCode::Suspect, reason, until: None });
+    }
     let open: Vec<String> = change.open_checklist().map(|i| format!("{} ({})", i.id, i.text)).collect();
     if !open.is_empty() {
         found.push(Blocker {
@@ -493,7 +500,7 @@ fn blockers(change: &Change, rules: &Rules<'_>) -> Vec<Blocker> {
         });
     }
     // A change implementing already passed the incidents declared before it started.
-    let since = change.implementation.map(|i| i.started_at()).filter(|_| change.state == ChangeState::Implementing);
+    let since = change.implementation.map(|i| i.started_at()).filter(|_| started);
     let holding: Vec<String> = rules
         .incidents
         .iter()
@@ -523,7 +530,7 @@ fn blockers(change: &Change, rules: &Rules<'_>) -> Vec<Blocker> {
 /// submitted, draft), then one in its window, then the nearest start.
 pub fn pick<'a>(ask: &Ask, candidates: &'a [Change], rules: &Rules<'_>) -> Option<&'a Change> {
     let rank = |state: ChangeState| match state {
-        ChangeState::Implementing => Some(0),
+        ChangeState::Implementing | ChangeState::Verifying => Some(0),
         ChangeState::Scheduled => Some(1),
         ChangeState::Approved => Some(2),
         ChangeState::Submitted => Some(3),

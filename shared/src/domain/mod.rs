@@ -3,6 +3,7 @@
 pub mod access;
 pub mod approval;
 pub mod audit;
+pub mod bake;
 pub mod catalog;
 pub mod change;
 pub mod correlation;

@@ -248,6 +248,8 @@ impl ValidNewChange {
             origin: None,
             deployments: vec![],
             related_incidents: vec![],
+            postmortem: None,
+            bake: None,
             starting_soon: None,
         };
         self.apply_to(&mut draft);

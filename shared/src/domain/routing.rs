@@ -28,7 +28,7 @@ pub const MAX_STAKEHOLDERS: usize = 20;
 /// them: the shared vocabulary, then the other change mutations
 /// (`change_` and their bus detail-type in snake case). `approval_requested`
 /// is a level opening after another was decided: its approvers are asked.
-pub const EVENT_TYPES: [&str; 29] = [
+pub const EVENT_TYPES: [&str; 31] = [
     "change_submitted",
     "approval_requested",
     "change_approved",
@@ -58,6 +58,8 @@ pub const EVENT_TYPES: [&str; 29] = [
     "change_deployment_recorded",
     "change_incident_related",
     "change_incident_unrelated",
+    "change_verifying",
+    "change_suspect_cleared",
 ];
 
 /// The event type of a change mutation's bus detail-type: `Change Rolled
@@ -222,7 +224,8 @@ pub fn default_audiences(event: &str) -> &'static [Audience] {
         "change_submitted" => &[Owners, Approvers],
         "change_approved" | "change_rejected" => &[Owners, Requester],
         "change_scheduled" | "change_starting_soon" => &[Owners, Requester, Dependents, Stakeholders],
-        "change_implementing" => &[Owners, Dependents],
+        "change_implementing" | "change_verifying" => &[Owners, Dependents],
+        "change_suspect_cleared" => &[Owners, Cab],
         "change_completed" => &[Owners, Requester, Stakeholders],
         "change_failed" | "change_rolled_back" => &[Owners, Requester, Dependents, Stakeholders, Cab],
         "change_cancelled" => &[Owners, Dependents, Stakeholders],

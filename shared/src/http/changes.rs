@@ -13,7 +13,9 @@ use std::sync::Arc;
 use super::extract::{ChangeIdPath, JsonBody, PathText};
 use super::query::{self, TypedQuery};
 use super::{Api, ApiError, AppState, ListResponse};
-use crate::app::changes::{ChangeStore, DecisionReceipt, DecisionRequest, EditRequest, NoteRequest, RescheduleRequest};
+use crate::app::changes::{
+    ChangeStore, DecisionReceipt, DecisionRequest, EditRequest, NoteRequest, RescheduleRequest, ReviewRequest,
+};
 use crate::app::{Caller, Changes, ListRequest, TransitionRequest};
 use crate::domain::{ChangeId, ChangeState, ChangeType, NewChange};
 use crate::ports::Clock;
@@ -71,6 +73,7 @@ impl<S: ChangeStore, C: Clock + 'static> Api<S, C> {
             .route("/changes/{id}/reschedule", post(Self::reschedule))
             .route("/changes/{id}/checklist/{item}", post(Self::checklist_item))
             .route("/changes/{id}/review", post(Self::review))
+            .route("/changes/{id}/clear-suspect", post(Self::clear_suspect))
             .route("/changes/{id}/rework", post(Self::rework))
     }
 
@@ -181,8 +184,17 @@ impl<S: ChangeStore, C: Clock + 'static> Api<S, C> {
         State(app): AppState<S, C>,
         caller: Caller,
         ChangeIdPath(id): ChangeIdPath,
-        JsonBody(req): JsonBody<NoteRequest>,
+        JsonBody(req): JsonBody<ReviewRequest>,
     ) -> Result<Response, ApiError> {
         Ok(Json(app.review(&caller, &id, req).await?).into_response())
+    }
+
+    async fn clear_suspect(
+        State(app): AppState<S, C>,
+        caller: Caller,
+        ChangeIdPath(id): ChangeIdPath,
+        JsonBody(req): JsonBody<NoteRequest>,
+    ) -> Result<Response, ApiError> {
+        Ok(Json(app.clear_suspect(&caller, &id, req).await?).into_response())
     }
 }

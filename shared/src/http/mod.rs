@@ -53,6 +53,7 @@ pub const ROUTES: &[(Method, &str)] = &[
     (Method::POST, "/changes/{id}/reschedule"),
     (Method::POST, "/changes/{id}/checklist/{item}"),
     (Method::POST, "/changes/{id}/review"),
+    (Method::POST, "/changes/{id}/clear-suspect"),
     (Method::POST, "/changes/{id}/rework"),
     (Method::GET, "/me"),
     (Method::GET, "/catalog"),

@@ -91,6 +91,26 @@ pub struct Deployment {
     pub description: Option<String>,
     /// Change ids mentioned by the deployment (description, payload, ref).
     pub change_ids: Vec<String>,
+    /// The job that ran it (GitHub: the status's check run; GitLab: the
+    /// deployable job), for a failed deployment's post-mortem.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
+    /// The job's log (GitHub: the status's `log_url`, else its `target_url`;
+    /// GitLab: the deployable job's page).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_url: Option<String>,
+    /// The pull request deployed, when the source names it (GitHub: the
+    /// workflow run's pull request or its merge title).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_request: Option<u64>,
+    /// The person behind it when the sender is a bot (GitHub: the workflow
+    /// run's triggering actor).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployed_by: Option<String>,
+    /// The source marks it as a rollback (GitHub: `rollback: true` or a
+    /// `rollback` label in the payload, or a task naming a rollback).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rollback: bool,
 }
 
 /// A CI workflow run or pipeline.
@@ -107,6 +127,10 @@ pub struct WorkflowRun {
     /// success, failure, cancelled, ... when completed
     pub conclusion: Option<String>,
     pub trigger: Option<String>,
+    /// The first failed job (GitLab: a pipeline's failed build, its stage
+    /// and failure reason), for a failed deployment's post-mortem.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_job: Option<String>,
 }
 
 /// A pull request (GitHub) or merge request (GitLab).

@@ -98,6 +98,8 @@ struct DeploymentObject {
     /// An object, or a string when the deployment was created with one.
     #[serde(default)]
     payload: serde_json::Value,
+    /// `deploy` by default; `deploy:rollback` and the like name a rollback.
+    task: Option<String>,
     created_at: Option<Timestamp>,
     updated_at: Option<Timestamp>,
 }
@@ -123,10 +125,35 @@ struct DeploymentStatusObject {
     updated_at: Option<Timestamp>,
 }
 
+/// The check run (the job) behind a status GitHub Actions set.
+#[derive(Deserialize)]
+struct StatusCheckRun {
+    name: Option<String>,
+    html_url: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct PullNumber {
+    number: u64,
+}
+
+/// The workflow run behind a status GitHub Actions set.
+#[derive(Deserialize)]
+struct StatusWorkflowRun {
+    #[serde(default, deserialize_with = "nullable")]
+    pull_requests: Vec<PullNumber>,
+    display_title: Option<String>,
+    triggering_actor: Option<Account>,
+    actor: Option<Account>,
+}
+
 #[derive(Deserialize)]
 struct DeploymentStatusEvent {
     deployment_status: DeploymentStatusObject,
     deployment: DeploymentObject,
+    /// Present when GitHub Actions set the status.
+    check_run: Option<StatusCheckRun>,
+    workflow_run: Option<StatusWorkflowRun>,
     repository: Repository,
     sender: Option<Account>,
 }
@@ -258,6 +285,18 @@ impl DeploymentObject {
         )
     }
 
+    /// Whether the deployment says it is a rollback: `rollback: true`, or a
+    /// `rollback` label, in its payload, or a task that names a rollback.
+    fn marked_rollback(&self) -> bool {
+        let flag =
+            self.payload.get("rollback").is_some_and(|v| v.as_bool() == Some(true) || v.as_str() == Some("true"));
+        let labelled = self.payload.get("labels").and_then(|l| l.as_array()).is_some_and(|labels| {
+            labels.iter().any(|l| l.as_str().is_some_and(|l| l.eq_ignore_ascii_case("rollback")))
+        });
+        let task = self.task.as_deref().is_some_and(|t| t.to_ascii_lowercase().contains("rollback"));
+        flag || labelled || task
+    }
+
     /// The fact, with the status's description (when there is one) preferred
     /// to the deployment's; change ids come from both descriptions, the ref
     /// and the payload.
@@ -272,6 +311,11 @@ impl DeploymentObject {
             description: non_empty(status_description.map(str::to_owned))
                 .or_else(|| non_empty(self.description.clone())),
             change_ids: self.change_ids_after(status_description),
+            job: None,
+            log_url: None,
+            pull_request: None,
+            deployed_by: None,
+            rollback: self.marked_rollback(),
         }
     }
 }
@@ -322,18 +366,32 @@ fn deployment_status(e: DeploymentStatusEvent) -> Result<Normalized, NormalizeEr
         .ok_or_else(|| missing("deployment_status.environment"))?;
     let occurred_at =
         first_time(&[("deployment_status.updated_at", s.updated_at), ("deployment_status.created_at", s.created_at)])?;
-    let fact = Fact::DeploymentStatusChanged(d.fact(
-        &e.repository.full_name,
-        &environment,
-        s.state.clone(),
-        s.description.as_deref(),
-    ));
+    let mut fact = d.fact(&e.repository.full_name, &environment, s.state.clone(), s.description.as_deref());
+    let check_run = e.check_run.as_ref();
+    fact.job = check_run.and_then(|c| non_empty(c.name.clone()));
+    fact.log_url = non_empty(s.log_url.clone())
+        .or_else(|| non_empty(s.target_url.clone()))
+        .or_else(|| check_run.and_then(|c| non_empty(c.html_url.clone())));
+    if let Some(run) = &e.workflow_run {
+        fact.pull_request =
+            run.pull_requests.first().map(|p| p.number).or_else(|| merged_pull(run.display_title.as_deref()));
+        fact.deployed_by =
+            [&run.triggering_actor, &run.actor].into_iter().find_map(|a| non_empty(a.as_ref()?.login.clone()));
+    }
+    let fact = Fact::DeploymentStatusChanged(fact);
     Ok(Normalized::Events(vec![Canonical {
         actor: login(e.sender),
         environment: Some(environment),
         url: non_empty(s.target_url.clone()).or_else(|| non_empty(s.log_url.clone())),
         ..canonical(e.repository.full_name, fact, d.id.to_string(), occurred_at)
     }]))
+}
+
+/// The pull request a merge commit's title names: `Merge pull request #418 from ...`.
+fn merged_pull(title: Option<&str>) -> Option<u64> {
+    let rest = title?.strip_prefix("Merge pull request #")?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
 }
 
 /// `workflow_run` (requested, in_progress, completed).
@@ -353,6 +411,7 @@ fn workflow_run(e: WorkflowRunEvent) -> Result<Normalized, NormalizeError> {
         status: r.status,
         conclusion: non_empty(r.conclusion),
         trigger: non_empty(r.event),
+        failed_job: None,
     });
     Ok(Normalized::Events(vec![Canonical {
         actor: login(e.sender),
@@ -626,6 +685,37 @@ mod tests {
         assert_eq!(d.state, "failure");
         assert_eq!(d.description.as_deref(), Some("Deployment failed: helm upgrade timed out waiting for rollout"));
         assert_eq!(c.occurred_at, at(2026, 9, 14, 10, 33, 58));
+        // What a post-mortem is drafted from: the check run, the log, the pull request, the person.
+        assert_eq!(d.job.as_deref(), Some("deploy-production"));
+        let log = "https://github.com/acme-corp/checkout-service/actions/runs/10987654321/job/30876543210";
+        assert_eq!(d.log_url.as_deref(), Some(log));
+        assert_eq!(d.pull_request, Some(418), "from the run's merge title");
+        assert_eq!(d.deployed_by.as_deref(), Some("raj-acme"), "the run's triggering actor, not the bot");
+        assert!(!d.rollback);
+    }
+
+    #[test]
+    fn a_rollback_flag_label_or_task_in_the_deployment_marks_it() {
+        for mark in [
+            json!({"payload": {"rollback": true}}),
+            json!({"payload": {"labels": ["hotfix", "Rollback"]}}),
+            json!({"task": "deploy:rollback"}),
+        ] {
+            let body = edited(STATUS_FAILURE, |v| {
+                for (k, value) in mark.as_object().into_iter().flatten() {
+                    v["deployment"][k] = value.clone();
+                }
+            });
+            let Fact::DeploymentStatusChanged(d) = one("deployment_status", &body).fact else { panic!() };
+            assert!(d.rollback, "{mark}");
+        }
+        let body = edited(STATUS_FAILURE, |v| {
+            v["deployment"]["payload"] = json!({"rollback": false});
+            v["workflow_run"]["pull_requests"] = json!([{"number": 7}]);
+        });
+        let Fact::DeploymentStatusChanged(d) = one("deployment_status", &body).fact else { panic!() };
+        assert!(!d.rollback);
+        assert_eq!(d.pull_request, Some(7), "the run's own pull request first");
     }
 
     #[test]

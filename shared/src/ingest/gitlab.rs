@@ -93,6 +93,8 @@ struct DeploymentHook {
     status: String,
     status_changed_at: Option<Timestamp>,
     deployment_id: u64,
+    /// The job that deploys.
+    deployable_id: Option<u64>,
     deployable_url: Option<String>,
     environment: String,
     /// Sent by recent GitLab versions only.
@@ -182,9 +184,35 @@ struct PipelineAttributes {
     finished_at: Option<Timestamp>,
 }
 
+/// One job of a pipeline.
+#[derive(Deserialize)]
+struct Build {
+    name: Option<String>,
+    stage: Option<String>,
+    status: Option<String>,
+    failure_reason: Option<String>,
+    #[serde(default)]
+    allow_failure: bool,
+}
+
+impl Build {
+    /// `deploy-production (stage deploy): script_failure`, for a failed job.
+    fn failed(&self) -> Option<String> {
+        if self.allow_failure || self.status.as_deref() != Some("failed") {
+            return None;
+        }
+        let name = non_empty(self.name.clone())?;
+        let stage = non_empty(self.stage.clone()).map(|s| format!(" (stage {s})")).unwrap_or_default();
+        let reason = non_empty(self.failure_reason.clone()).map(|r| format!(": {r}")).unwrap_or_default();
+        Some(format!("{name}{stage}{reason}"))
+    }
+}
+
 #[derive(Deserialize)]
 struct PipelineHook {
     object_attributes: PipelineAttributes,
+    #[serde(default, deserialize_with = "nullable")]
+    builds: Vec<Build>,
     project: Project,
     user: Option<User>,
 }
@@ -245,6 +273,11 @@ fn deployment(h: DeploymentHook) -> Result<Normalized, NormalizeError> {
         git_ref,
         sha: deployed_sha(h.commit_url.as_deref(), h.short_sha),
         description: None,
+        job: h.deployable_id.map(|id| format!("job {id}")),
+        log_url: non_empty(h.deployable_url.clone()),
+        pull_request: None,
+        deployed_by: None,
+        rollback: false,
     });
     Ok(Normalized::Events(vec![Canonical {
         actor: username(h.user),
@@ -369,6 +402,7 @@ fn pipeline(h: PipelineHook) -> Result<Normalized, NormalizeError> {
         conclusion: conclusion(&p.status),
         status: p.status,
         trigger: non_empty(p.source),
+        failed_job: h.builds.iter().find_map(Build::failed),
     });
     Ok(Normalized::Events(vec![Canonical {
         actor: username(h.user),
@@ -387,6 +421,7 @@ mod tests {
     use serde_json::{Value, json};
 
     const DEPLOYMENT: &[u8] = include_bytes!("../../../events/gitlab/deployment.success.json");
+    const DEPLOYMENT_FAILED: &[u8] = include_bytes!("../../../events/gitlab/deployment.failed.json");
     const MR_MERGE: &[u8] = include_bytes!("../../../events/gitlab/merge_request.merge.json");
     const MR_OPEN: &[u8] = include_bytes!("../../../events/gitlab/merge_request.open.json");
     const PIPELINE: &[u8] = include_bytes!("../../../events/gitlab/pipeline.success.json");
@@ -395,6 +430,7 @@ mod tests {
     /// Every sample file with the `X-Gitlab-Event` it is sent with.
     const SAMPLES: &[(&str, &[u8])] = &[
         ("Deployment Hook", DEPLOYMENT),
+        ("Deployment Hook", DEPLOYMENT_FAILED),
         ("Merge Request Hook", MR_MERGE),
         ("Merge Request Hook", MR_OPEN),
         ("Pipeline Hook", PIPELINE),
@@ -453,6 +489,36 @@ mod tests {
         assert_eq!(c.environment.as_deref(), Some("production"));
         assert_eq!(c.url.as_deref(), Some("https://gitlab.acme.example/platform/checkout-service/-/jobs/1556231"));
         assert_eq!(c.service_key, Some(ServiceKey::Repository(PROJECT.into())));
+    }
+
+    #[test]
+    fn a_failed_deployment_names_its_job_and_log() {
+        let c = one("Deployment Hook", DEPLOYMENT_FAILED);
+        let Fact::DeploymentStatusChanged(d) = &c.fact else { panic!("{:?}", c.fact) };
+        assert_eq!((d.state.as_str(), d.deployment_id.as_str()), ("failure", "48212"));
+        assert_eq!(d.job.as_deref(), Some("job 1556230"));
+        let log = "https://gitlab.acme.example/platform/checkout-service/-/jobs/1556230";
+        assert_eq!(d.log_url.as_deref(), Some(log));
+    }
+
+    #[test]
+    fn a_failed_pipeline_names_its_first_failed_job_that_may_not_fail() {
+        let body = edited(PIPELINE, |v| {
+            v["object_attributes"]["status"] = json!("failed");
+            v["builds"][0]["status"] = json!("failed");
+            v["builds"][0]["allow_failure"] = json!(true);
+            v["builds"][1]["status"] = json!("failed");
+            v["builds"][1]["failure_reason"] = json!("script_failure");
+        });
+        let Fact::WorkflowRunChanged(r) = one("Pipeline Hook", &body).fact else { panic!() };
+        let second = |k: &str| {
+            let v: Value = serde_json::from_slice(PIPELINE).expect("json");
+            v["builds"][1][k].as_str().unwrap_or_default().to_owned()
+        };
+        let expected = format!("{} (stage {}): script_failure", second("name"), second("stage"));
+        assert_eq!(r.failed_job, Some(expected));
+        let Fact::WorkflowRunChanged(ok) = one("Pipeline Hook", PIPELINE).fact else { panic!() };
+        assert_eq!(ok.failed_job, None);
     }
 
     #[test]

@@ -482,6 +482,9 @@ pub enum DuePartition {
     /// Scheduled changes (of every tenant) whose "starting soon" reminder
     /// waits, in one of [`DUE_SHARDS`] shards, as approvals are.
     StartingSoon { shard: u32 },
+    /// Verifying changes (of every tenant) whose bake ends, in one of
+    /// [`DUE_SHARDS`] shards, as approvals are.
+    Bake { shard: u32 },
 }
 
 impl DuePartition {
@@ -495,10 +498,16 @@ impl DuePartition {
         DuePartition::StartingSoon { shard: id.shard(DUE_SHARDS) }
     }
 
+    /// The bake partition `id` waits in.
+    pub fn bake_of(id: &ChangeId) -> Self {
+        DuePartition::Bake { shard: id.shard(DUE_SHARDS) }
+    }
+
     /// Every partition a tick reads: each shard of the approvals, then of the reminders.
     pub fn ticked() -> impl Iterator<Item = DuePartition> {
         let approvals = (0..DUE_SHARDS).map(|shard| DuePartition::Approvals { shard });
-        approvals.chain((0..DUE_SHARDS).map(|shard| DuePartition::StartingSoon { shard }))
+        let bakes = (0..DUE_SHARDS).map(|shard| DuePartition::Bake { shard });
+        approvals.chain((0..DUE_SHARDS).map(|shard| DuePartition::StartingSoon { shard })).chain(bakes)
     }
 }
 

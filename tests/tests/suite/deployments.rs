@@ -53,12 +53,12 @@ pub(crate) fn sample(
     (detail_type, detail)
 }
 
-fn at(h: u32, m: u32) -> DateTime<Utc> {
+pub(crate) fn at(h: u32, m: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 9, 14, h, m, 0).single().expect("time")
 }
 
 /// A GitHub deployment status of deployment `id`: `state` at `time`.
-fn github(tenant: &str, id: &str, state: &str, time: DateTime<Utc>) -> (String, Value) {
+pub(crate) fn github(tenant: &str, id: &str, state: &str, time: DateTime<Utc>) -> (String, Value) {
     sample(tenant, Origin::Github, "deployment_status", "deployment_status.success.json", |d| {
         d["data"]["state"] = json!(state);
         d["data"]["deployment_id"] = json!(id);
@@ -66,18 +66,18 @@ fn github(tenant: &str, id: &str, state: &str, time: DateTime<Utc>) -> (String, 
     })
 }
 
-struct Setup<S: ChangeStore> {
-    app: Changes<S, FixedClock>,
-    deployments: Deployments<S, CachedCatalog<S>, FixedClock>,
-    tenant: String,
+pub(crate) struct Setup<S: ChangeStore> {
+    pub(crate) app: Changes<S, FixedClock>,
+    pub(crate) deployments: Deployments<S, CachedCatalog<S>, FixedClock>,
+    pub(crate) tenant: String,
 }
 
 impl<S: ChangeStore> Setup<S> {
-    async fn new(store: S) -> Self {
+    pub(crate) async fn new(store: S) -> Self {
         Self::with_catalog(store, |_| {}).await
     }
 
-    async fn with_catalog(store: S, edit: impl FnOnce(&mut changehub::domain::catalog::Catalog)) -> Self {
+    pub(crate) async fn with_catalog(store: S, edit: impl FnOnce(&mut changehub::domain::catalog::Catalog)) -> Self {
         let app = Changes::new(store.clone(), FixedClock::new(t0()));
         let tenant = unique("deploy");
         let mut catalog = fixtures::catalog();
@@ -87,15 +87,15 @@ impl<S: ChangeStore> Setup<S> {
         Self { app, deployments, tenant }
     }
 
-    async fn apply(&self, (detail_type, detail): &(String, Value)) -> Applied {
+    pub(crate) async fn apply(&self, (detail_type, detail): &(String, Value)) -> Applied {
         self.deployments.handle(detail_type, detail).await.expect("applied")
     }
 
-    fn tenant(&self) -> TenantId {
+    pub(crate) fn tenant(&self) -> TenantId {
         TenantId::parse(&self.tenant).expect("tenant")
     }
 
-    async fn change(&self, id: &ChangeId) -> Change {
+    pub(crate) async fn change(&self, id: &ChangeId) -> Change {
         self.app.store.get_change(&self.tenant(), id).await.expect("read").expect("the change")
     }
 
@@ -120,7 +120,7 @@ impl<S: ChangeStore> Setup<S> {
     }
 }
 
-fn changed(applied: &Applied) -> ChangeId {
+pub(crate) fn changed(applied: &Applied) -> ChangeId {
     match applied {
         Applied::Created { change, .. }
         | Applied::Recorded { change, .. }
@@ -291,6 +291,70 @@ mod contract {
         let c = s.change(&id).await;
         assert_eq!(c.deployments.len(), 2);
         assert!(c.review.is_some(), "a failed production change is reviewed");
+        // Its post-mortem names what was deployed and the rollback.
+        let pm = c.postmortem.as_ref().expect("a post-mortem draft");
+        assert_eq!((pm.outcome, pm.deployed.deployment_id.as_str()), (Outcome::RolledBack, "500"));
+        assert_eq!(pm.rollback.as_ref().map(|r| r.deployment_id.as_str()), Some("501"));
+        assert_eq!(pm.at, at(11, 10));
+    }
+
+    pub async fn a_rollback_flag_in_the_deployment_rolls_back_without_rollback_words<S: ChangeStore>(store: S) {
+        let s = Setup::new(store).await;
+        let id = changed(&s.apply(&github(&s.tenant, "600", "failure", at(11, 0))).await);
+        let (t, mut d) = github(&s.tenant, "601", "success", at(11, 10));
+        d["data"]["description"] = json!("Deployed v1.4.2");
+        d["data"]["rollback"] = json!(true);
+        d["data"]["change_ids"] = json!([id.to_string()]);
+        assert_eq!(s.apply(&(t, d)).await, Applied::Recorded { change: id, state: ChangeState::RolledBack });
+    }
+
+    pub async fn a_redeploy_of_an_earlier_sha_to_the_same_environment_rolls_back<S: ChangeStore>(store: S) {
+        let thirty = changehub::domain::catalog::Span::parse("30m").expect("span");
+        let s = Setup::with_catalog(store, |c| {
+            c.services.iter_mut().filter(|s| s.name.as_str() == "payments").for_each(|s| s.bake_time = thirty.clone())
+        })
+        .await;
+        let draft = s.draft().await;
+        let approved = submit_and_approve(&s.app, &s.tenant, &draft.id).await;
+        s.app
+            .transition(&alice(&s.tenant), &draft.id, to(ChangeState::Scheduled, approved.version))
+            .await
+            .expect("scheduled");
+        let deploy = |id: &str, sha: &str, time| {
+            let (t, mut d) = github(&s.tenant, id, "success", time);
+            d["data"]["sha"] = json!(sha);
+            d["data"]["change_ids"] = json!([draft.id.to_string()]);
+            (t, d)
+        };
+        let a = "1111111111111111111111111111111111111111";
+        let b = "2222222222222222222222222222222222222222";
+        let first = s.apply(&deploy("701", a, at(23, 0))).await;
+        assert_eq!(first, Applied::Recorded { change: draft.id, state: ChangeState::Verifying }, "baking");
+        let second = s.apply(&deploy("702", b, at(23, 10))).await;
+        assert_eq!(second, Applied::Recorded { change: draft.id, state: ChangeState::Verifying }, "a newer sha");
+        assert_eq!(s.change(&draft.id).await.bake.map(|b| b.until), Some(at(23, 40)), "the latest deployment's");
+        let back = s.apply(&deploy("703", a, at(23, 20))).await;
+        assert_eq!(
+            back,
+            Applied::Recorded { change: draft.id, state: ChangeState::RolledBack },
+            "the earlier sha again"
+        );
+        let c = s.change(&draft.id).await;
+        let pm = c.postmortem.expect("a post-mortem draft");
+        assert_eq!((pm.deployed.deployment_id.as_str(), pm.deployed.sha.as_deref()), ("702", Some(b)));
+        assert_eq!(pm.rollback.map(|r| r.deployment_id), Some("703".to_owned()));
+    }
+
+    pub async fn a_failed_gitlab_deployment_drafts_its_job_and_log<S: ChangeStore>(store: S) {
+        let s = Setup::new(store).await;
+        let event = sample(&s.tenant, Origin::Gitlab, "Deployment Hook", "deployment.failed.json", |_| {});
+        let c = s.change(&changed(&s.apply(&event).await)).await;
+        assert_eq!(c.state, ChangeState::Failed);
+        let pm = c.postmortem.expect("a post-mortem draft");
+        assert_eq!((pm.outcome, pm.by.as_deref()), (Outcome::Failed, Some("raj.acme")));
+        assert_eq!(pm.failing_job.as_deref(), Some("job 1556230"));
+        let log = "https://gitlab.acme.example/platform/checkout-service/-/jobs/1556230";
+        assert_eq!((pm.log_url.as_deref(), pm.error.as_deref()), (Some(log), None), "GitLab sends no error text");
     }
 
     pub async fn a_deploy_workflow_run_is_a_deployment_and_other_runs_are_not<S: ChangeStore>(store: S) {
@@ -314,6 +378,9 @@ contract_cases!(
     a_deployment_naming_an_unapproved_change_is_recorded_without_moving_it,
     a_gitlab_deployment_outside_production_is_a_recorded_change,
     a_rollback_deployment_rolls_back_the_failed_change_it_names,
+    a_rollback_flag_in_the_deployment_rolls_back_without_rollback_words,
+    a_redeploy_of_an_earlier_sha_to_the_same_environment_rolls_back,
+    a_failed_gitlab_deployment_drafts_its_job_and_log,
     a_deploy_workflow_run_is_a_deployment_and_other_runs_are_not,
 );
 

@@ -32,6 +32,7 @@ mod activity;
 mod api;
 mod approval_sla;
 mod audit;
+mod bake;
 mod bus_contract;
 mod chat_hooks;
 mod correlate;

@@ -3,7 +3,7 @@
 //! checklists, freeze windows, conflicts, major incidents, risk, roles.
 
 use changehub::adapters::embedded::EmbeddedStore;
-use changehub::app::changes::{ChangeError, NoteRequest, RescheduleRequest, TransitionRequest};
+use changehub::app::changes::{ChangeError, NoteRequest, RescheduleRequest, ReviewRequest, TransitionRequest};
 use changehub::app::governance::{DeclareIncident, IncidentAction, LiftFreeze};
 use changehub::app::{Caller, Changes};
 use changehub::domain::approval::{EMERGENCY_APPROVAL, PEER_REVIEW};
@@ -113,7 +113,11 @@ async fn emergencies_need_one_approval_by_the_emergency_approvers_never_their_re
     let report = h.app.pending_reviews(&carol(T), None, None).await.expect("report");
     assert_eq!(report.items.iter().map(|c| c.id).collect::<Vec<_>>(), [c.id]);
 
-    let note = |version| NoteRequest { version, note: "root cause: expired certificate; follow-up filed".into() };
+    let note = |version| ReviewRequest {
+        version,
+        note: Some("root cause: expired certificate; follow-up filed".into()),
+        ..ReviewRequest::default()
+    };
     let early = h.app.review(&carol(T), &c.id, note(approved.version)).await.expect_err("not implemented yet");
     assert_eq!(code(&early), "review_too_early");
     assert!(early.to_string().ends_with("must be completed, failed, rolled_back or closed; it is approved"), "{early}");

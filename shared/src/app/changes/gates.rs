@@ -43,7 +43,11 @@ impl<S: ChangeStore, C: Clock> Changes<S, C> {
             for other in self.store.changes_for_service(&query).await?.items {
                 let live = matches!(
                     other.state,
-                    ChangeState::Submitted | ChangeState::Approved | ChangeState::Scheduled | ChangeState::Implementing
+                    ChangeState::Submitted
+                        | ChangeState::Approved
+                        | ChangeState::Scheduled
+                        | ChangeState::Implementing
+                        | ChangeState::Verifying
                 );
                 let overlaps = other.planned_start < change.planned_end && change.planned_start < other.planned_end;
                 if other.id != change.id && live && overlaps && !found.iter().any(|c| c.change_id == other.id) {

@@ -22,6 +22,7 @@ use crate::ports::{
 };
 
 mod checklist;
+mod clear_suspect;
 mod create;
 mod decide;
 mod edit;
@@ -45,6 +46,7 @@ pub use decide::{Decided, DecisionReceipt, DecisionRequest};
 pub use edit::EditRequest;
 pub use query::{DEFAULT_LOOKAHEAD, DEFAULT_LOOKBACK, DEFAULT_PAGE, ListRequest, MAX_APPROVER_GROUPS, ME};
 pub use reschedule::RescheduleRequest;
+pub use review::ReviewRequest;
 pub use transition::TransitionRequest;
 
 pub use crate::domain::access::Caller;

@@ -5,6 +5,7 @@ use tracing::instrument;
 
 use super::{ChangeError, ChangeStore, Changes, Pending, check_text, current_at, join_reasons, outcome_bumps, refused};
 use crate::domain::access::Caller;
+use crate::domain::bake::{self, Bake};
 use crate::domain::catalog::CatalogView;
 use crate::domain::gate;
 use crate::domain::{Change, ChangeId, ChangeState, ChangeType};
@@ -127,8 +128,24 @@ impl<S: ChangeStore, C: Clock> Changes<S, C> {
                 let reason = join_reasons([req.reason.clone(), window, freeze, incident]);
                 pending.transition(ChangeState::Implementing, now, &caller.user, reason, |_| {})?;
             }
+            ChangeState::Verifying => {
+                // Deployed by hand: the bake runs from now.
+                let time = bake::bake_time(&view.catalog, &current);
+                if time.is_zero() {
+                    return Err(refused(
+                        "no_bake_time",
+                        Some("to"),
+                        "verifying is the bake after a production deployment, and none of the change's services \
+                         sets a bake_time (catalog services[].bake_time); move it to completed",
+                    ));
+                }
+                let bake = Bake { until: now + time.chrono(), time, suspect: None, cleared: None };
+                pending.transition(ChangeState::Verifying, now, &caller.user, req.reason.clone(), |c| {
+                    c.bake = Some(bake);
+                })?;
+            }
             to @ (ChangeState::Completed | ChangeState::Failed | ChangeState::RolledBack) => {
-                if current.state == ChangeState::Implementing {
+                if matches!(current.state, ChangeState::Implementing | ChangeState::Verifying) {
                     pending.bumps = outcome_bumps(&current, to, now);
                 }
                 pending.transition(to, now, &caller.user, req.reason.clone(), |_| {})?;

@@ -124,6 +124,7 @@ pub(crate) async fn unlist<S: ChangeReader + ChangeWriter, C: Clock>(
 fn unlisted(current: &Change, at: usize, now: chrono::DateTime<chrono::Utc>) -> (Change, Vec<crate::ports::Bump>) {
     let mut next = current.revised(now);
     let gone = next.related_incidents.remove(at);
+    next.refresh_postmortem();
     let Some(month) = gone.counted else { return (next, vec![]) };
     match next.related_incidents.first_mut() {
         Some(heir) => {

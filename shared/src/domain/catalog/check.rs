@@ -5,8 +5,8 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use super::{
-    ApprovalLevel, Catalog, MAX_BACKDATE_DAYS, MAX_DEPENDENCIES, MAX_LEVELS, MAX_SERVICES, MAX_STARTING_SOON_DAYS,
-    MappingKind, Role, Service,
+    ApprovalLevel, Catalog, MAX_BACKDATE_DAYS, MAX_BAKE_TIME_DAYS, MAX_DEPENDENCIES, MAX_LEVELS, MAX_SERVICES,
+    MAX_STARTING_SOON_DAYS, MappingKind, Role, Service,
 };
 use crate::domain::escalation::{MAX_ESCALATIONS, MAX_REMINDERS};
 use crate::domain::ids::ServiceName;
@@ -91,6 +91,8 @@ impl Catalog {
             if let Some(own) = &svc.problems {
                 own.check(&mut p, &format!("{at}.problems"));
             }
+            let most = format!("bake_time must be at most {MAX_BAKE_TIME_DAYS}d, or off");
+            check_span(&mut p, &format!("{at}.bake_time"), svc.bake_time.0, (0, MAX_BAKE_TIME_DAYS * 86_400), &most);
             check_mappings(&mut p, &at, svc, &mut mapped);
             crate::domain::routing::check_stakeholders(&mut p, &at, &svc.stakeholders);
         }

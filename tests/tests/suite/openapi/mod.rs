@@ -27,6 +27,7 @@
 mod activity;
 mod audit;
 mod auth;
+mod bake;
 mod catalog;
 mod changes;
 mod delegations;
@@ -747,6 +748,7 @@ async fn responses_match_the_documented_schemas() {
     gates::gate_scenario(&api).await;
     problems::problem_scenario(&api).await;
     findings::finding_scenario(&api).await;
+    bake::bake_scenario(&api).await;
     reports::approval_sla_scenario(&api).await;
 
     // The scenario exercised every documented operation with a success.
