@@ -121,7 +121,7 @@ class AwsStub(http.server.BaseHTTPRequestHandler):
         elif operation == "PutEvents":
             answer = {"FailedEntryCount": 0, "Entries": [{"EventId": str(uuid.uuid4())} for _ in body.get("Entries", [])]}
         elif operation in ("GetItem", "PutItem", "DeleteItem", "UpdateItem", "TransactWriteItems"):
-            answer = {}  # no catalog yet; every claim granted
+            answer = self.items(operation, body)  # no catalog yet; every claim granted
         elif operation == "Query":
             # Nothing due, no changes; the audit entries of the outbox sample's change.
             items = self.server.audit_entries if self.server.audit_pk in json.dumps(body.get("ExpressionAttributeValues", {})) else []
@@ -130,6 +130,21 @@ class AwsStub(http.server.BaseHTTPRequestHandler):
             return self.unknown(target)
         self.answer(json.dumps(answer).encode(),
                     "application/x-amz-json-1.0" if target.startswith("DynamoDB") else "application/x-amz-json-1.1")
+
+    def items(self, operation, body):
+        """Change items are kept (the deployments function reads back the
+        change it made); every other write is granted and forgotten."""
+        kept = self.server.changes
+        def key(item):
+            return item.get("PK", {}).get("S"), item.get("SK", {}).get("S")
+        puts = [body.get("Item", {})] if operation == "PutItem" else [
+            t["Put"]["Item"] for t in body.get("TransactItems", []) if "Put" in t]
+        for item in puts:
+            if item.get("entity", {}).get("S") == "change":
+                kept[key(item)] = item
+        if operation == "GetItem" and key(body.get("Key", {})) in kept:
+            return {"Item": kept[key(body["Key"])]}
+        return {}
 
     def query_protocol(self, form):
         """SNS's query protocol: a form in, XML out."""
@@ -161,6 +176,7 @@ def start_stub(latency_ms):
     server.handle_error = lambda request, address: None  # a binary killed mid-connection
     server.latency = latency_ms / 1000
     server.unknown = []
+    server.changes = {}
     server.audit_pk, server.audit_entries = "\0", []
     if OUTBOX.exists():
         server.audit_pk = json.loads(OUTBOX.read_bytes())["Records"][0]["dynamodb"]["Keys"]["PK"]["S"]
@@ -185,11 +201,16 @@ def hub_event(detail_type, origin, key, occurred_at, external_id, data, actor=No
     }).encode()
 
 
+DEPLOYMENT_IDS = iter(range(int(time.time() * 1000), 1 << 62))
+
+
 def deployment_event():
-    """The GitHub deployment_status sample as ingest publishes it: for the deployments function."""
+    """The GitHub deployment_status sample as ingest publishes it, each time
+    for a new deployment: for the deployments function, which makes each
+    one's change."""
     return hub_event("Deployment Status Changed", "github", {"by": "repository", "key": "acme-corp/checkout-service"},
                      "2026-09-14T10:34:11Z", f"deployment_status:{uuid.uuid4()}", {
-                         "repository": "acme-corp/checkout-service", "deployment_id": "1834567890",
+                         "repository": "acme-corp/checkout-service", "deployment_id": str(next(DEPLOYMENT_IDS)),
                          "environment": "production", "state": "success", "ref": "main",
                          "sha": "64db262264ce70c5b2b5b871318525461ab8eb77", "description": None, "change_ids": ["CHG-1042"],
                      }, actor="github-actions[bot]")
