@@ -122,6 +122,8 @@ class AwsStub(http.server.BaseHTTPRequestHandler):
             answer = {"FailedEntryCount": 0, "Entries": [{"EventId": str(uuid.uuid4())} for _ in body.get("Entries", [])]}
         elif operation in ("GetItem", "PutItem", "DeleteItem", "UpdateItem", "TransactWriteItems"):
             answer = self.items(operation, body)  # no catalog yet; every claim granted
+        elif operation == "BatchGetItem":
+            answer = {"Responses": {table: [] for table in body.get("RequestItems", {})}, "UnprocessedKeys": {}}
         elif operation == "Query":
             # Nothing due, no changes; the audit entries of the outbox sample's change.
             items = self.server.audit_entries if self.server.audit_pk in json.dumps(body.get("ExpressionAttributeValues", {})) else []
