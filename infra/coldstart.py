@@ -25,18 +25,33 @@ Events (--event):
   stream   events/dynamodb/stream.other_item.json, for the publish function:
            a stream batch whose one record is not a change item, so the
            function skips it without an AWS call (init and the handler's
-           decoding; the publishing itself is tested on moto, not timed).
+           decoding).
+  outbox   events/dynamodb/stream.change_created.json, for the publish
+           function: the stream record of a change's creation, whose audit
+           entry it reads (the stub answers with infra/coldstart.outbox.json),
+           claims, puts on the bus and tells on the topic.
   schedule events/scheduler/escalate.json, for the escalate function: one
            escalation tick, whose due-index queries find nothing due.
-  none     no event: init only, for a function whose events need AWS calls
-           the stub does not answer (deployments, correlate).
+  deployment  the GitHub deployment_status sample as ingest puts it on the
+           hub bus (`Deployment Status Changed`), for the deployments
+           function: a change created for the deployment, an audited write.
+  incident the PagerDuty incident.triggered sample as a hub event (`Incident
+           Triggered`), for the correlate function: its incident recorded,
+           no change to tag.
+  drift    the CloudTrail AuthorizeSecurityGroupIngress sample as a hub event
+           (`API Call Recorded`), for the drift function: no change
+           authorizes it, so it becomes a finding, told on the topic.
+  none     no event: init only.
 The baseline echoes whatever it is sent.
 
---aws stub answers the AWS calls (webhook, aws, schedule) from a stub on loopback
-instead of moto: each call gets the answer the function expects (no catalog,
-claims granted, every event put, nothing due, the secrets document) after --aws-latency
-milliseconds (default 0). Moto spends milliseconds of Python per call, which
-a loaded machine stretches to tens, so first - warm is mostly emulator noise;
+--aws stub answers the AWS calls (every event but health and stream) from a
+stub on loopback instead of moto: each call gets the answer the function
+expects (no catalog, claims granted, every write and event put, every message
+published, nothing due, no changes, the secrets document as the webhook
+secrets and the audit key) after --aws-latency milliseconds (default 0). The
+outbox, deployment, incident and drift events are answered by the stub only.
+Moto spends milliseconds of Python per call, which a loaded machine stretches
+to tens, so first - warm is mostly emulator noise;
 the stub's answers take well under a millisecond, so what is left is the
 function's own cost, and a set latency shows how much of a round trip the
 function hides (an AWS call from Lambda takes a few milliseconds).
@@ -50,12 +65,13 @@ count on a busy machine): init, first and warm, each binary run three times
 and stopped after 0, 1 and 2 events; the profiles stay in DIR for
 callgrind_annotate (build with CARGO_PROFILE_RELEASE_STRIP=false for names).
 
-usage: .venv/bin/python infra/coldstart.py [--runs N] [--event webhook|aws|health|stream|schedule|none]
+usage: .venv/bin/python infra/coldstart.py [--runs N]
+           [--event webhook|aws|health|stream|outbox|schedule|deployment|incident|drift|none]
            [--aws moto|stub] [--aws-latency MS] [--aws-endpoint URL] [--env NAME:VAR=VALUE] [--callgrind DIR]
            NAME=BINARY [NAME=BINARY ...]
 """
 import argparse, copy, hashlib, hmac, http.server, json, os, pathlib, socket, statistics, subprocess, threading, time
-import urllib.error, urllib.request, uuid
+import urllib.error, urllib.parse, urllib.request, uuid
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BUNDLE = next((p for p in ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt"] if os.path.exists(p)), "")
@@ -70,6 +86,12 @@ HEALTH = (ROOT / "events/apigw/health.json").read_bytes()
 STREAM = (ROOT / "events/dynamodb/stream.other_item.json").read_bytes()
 ALARM = json.loads((ROOT / "events/aws/cloudwatch.alarm_state_change.json").read_bytes())
 SCHEDULE = (ROOT / "events/scheduler/escalate.json").read_bytes()
+# A change's creation as the table's stream delivers it to the publish function,
+# and the audit entry the function then reads (as the table holds it): both
+# written by the api function on moto (events/apigw/create-change.json).
+OUTBOX = ROOT / "events/dynamodb/stream.change_created.json"
+OUTBOX_ENTRIES = ROOT / "infra/coldstart.outbox.json"
+TRAIL = json.loads((ROOT / "events/aws/cloudtrail.ec2_authorize_security_group_ingress.json").read_bytes())
 
 
 def aws_event():
@@ -87,7 +109,10 @@ class AwsStub(http.server.BaseHTTPRequestHandler):
         pass
 
     def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0) or 0)) or b"{}")
+        raw = self.rfile.read(int(self.headers.get("Content-Length", 0) or 0))
+        if self.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
+            return self.query_protocol(urllib.parse.parse_qs(raw.decode()))
+        body = json.loads(raw or b"{}")
         target = self.headers.get("X-Amz-Target", "")
         operation = target.rsplit(".", 1)[-1]
         if operation == "GetSecretValue":
@@ -95,20 +120,53 @@ class AwsStub(http.server.BaseHTTPRequestHandler):
                       "VersionId": "v1", "SecretString": json.dumps({"default": {"github": [GITHUB_SECRET]}})}
         elif operation == "PutEvents":
             answer = {"FailedEntryCount": 0, "Entries": [{"EventId": str(uuid.uuid4())} for _ in body.get("Entries", [])]}
-        elif operation in ("GetItem", "PutItem", "DeleteItem", "TransactWriteItems"):
-            answer = {}  # no catalog yet; every claim granted
+        elif operation in ("GetItem", "PutItem", "DeleteItem", "UpdateItem", "TransactWriteItems"):
+            answer = self.items(operation, body)  # no catalog yet; every claim granted
+        elif operation == "BatchGetItem":
+            answer = {"Responses": {table: [] for table in body.get("RequestItems", {})}, "UnprocessedKeys": {}}
         elif operation == "Query":
-            answer = {"Items": [], "Count": 0, "ScannedCount": 0}  # nothing due
+            # Nothing due, no changes; the audit entries of the outbox sample's change.
+            items = self.server.audit_entries if self.server.audit_pk in json.dumps(body.get("ExpressionAttributeValues", {})) else []
+            answer = {"Items": items, "Count": len(items), "ScannedCount": len(items)}
         else:
-            self.send_response(400)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            self.server.unknown.append(target)
-            return
+            return self.unknown(target)
+        self.answer(json.dumps(answer).encode(),
+                    "application/x-amz-json-1.0" if target.startswith("DynamoDB") else "application/x-amz-json-1.1")
+
+    def items(self, operation, body):
+        """Change items are kept (the deployments function reads back the
+        change it made); every other write is granted and forgotten."""
+        kept = self.server.changes
+        def key(item):
+            return item.get("PK", {}).get("S"), item.get("SK", {}).get("S")
+        puts = [body.get("Item", {})] if operation == "PutItem" else [
+            t["Put"]["Item"] for t in body.get("TransactItems", []) if "Put" in t]
+        for item in puts:
+            if item.get("entity", {}).get("S") == "change":
+                kept[key(item)] = item
+        if operation == "GetItem" and key(body.get("Key", {})) in kept:
+            return {"Item": kept[key(body["Key"])]}
+        return {}
+
+    def query_protocol(self, form):
+        """SNS's query protocol: a form in, XML out."""
+        action = form.get("Action", [""])[0]
+        if action != "Publish":
+            return self.unknown(f"SNS.{action}")
+        self.answer((f'<PublishResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/"><PublishResult>'
+                     f"<MessageId>{uuid.uuid4()}</MessageId></PublishResult><ResponseMetadata>"
+                     f"<RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata></PublishResponse>").encode(), "text/xml")
+
+    def unknown(self, target):
+        self.send_response(400)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+        self.server.unknown.append(target)
+
+    def answer(self, out, content_type):
         time.sleep(self.server.latency)
-        out = json.dumps(answer).encode()
         self.send_response(200)
-        self.send_header("Content-Type", "application/x-amz-json-1.0" if target.startswith("DynamoDB") else "application/x-amz-json-1.1")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(out)))
         self.end_headers()
         self.wfile.write(out)
@@ -120,8 +178,76 @@ def start_stub(latency_ms):
     server.handle_error = lambda request, address: None  # a binary killed mid-connection
     server.latency = latency_ms / 1000
     server.unknown = []
+    server.changes = {}
+    server.audit_pk, server.audit_entries = "\0", []
+    if OUTBOX.exists():
+        server.audit_pk = json.loads(OUTBOX.read_bytes())["Records"][0]["dynamodb"]["Keys"]["PK"]["S"]
+        server.audit_entries = json.loads(OUTBOX_ENTRIES.read_bytes())
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def hub_event(detail_type, origin, key, occurred_at, external_id, data, actor=None, service="payments"):
+    """A canonical hub event as the hub bus delivers it to its rules' targets,
+    under a new event id each time (the consumers' dedupe key)."""
+    event_id = str(uuid.uuid4())
+    return json.dumps({
+        "version": "0", "id": str(uuid.uuid4()), "detail-type": detail_type, "source": f"changehub.{origin}",
+        "account": "123456789012", "time": occurred_at, "region": REGION, "resources": [],
+        "detail": {
+            "event_id": event_id, "tenant": "default", "origin": origin, "service": service,
+            "service_resolution": {"key": key, "reason": None}, "environment": "production",
+            "occurred_at": occurred_at, "actor": actor, "external_id": external_id, "url": None,
+            "delivery_id": event_id, "data": data,
+        },
+    }).encode()
+
+
+DEPLOYMENT_IDS = iter(range(int(time.time() * 1000), 1 << 62))
+
+
+def deployment_event():
+    """The GitHub deployment_status sample as ingest publishes it, each time
+    for a new deployment: for the deployments function, which makes each
+    one's change."""
+    return hub_event("Deployment Status Changed", "github", {"by": "repository", "key": "acme-corp/checkout-service"},
+                     "2026-09-14T10:34:11Z", f"deployment_status:{uuid.uuid4()}", {
+                         "repository": "acme-corp/checkout-service", "deployment_id": str(next(DEPLOYMENT_IDS)),
+                         "environment": "production", "state": "success", "ref": "main",
+                         "sha": "64db262264ce70c5b2b5b871318525461ab8eb77", "description": None, "change_ids": ["CHG-1042"],
+                     }, actor="github-actions[bot]")
+
+
+def incident_event():
+    """The PagerDuty incident.triggered sample as ingest publishes it: for the correlate function."""
+    return hub_event("Incident Triggered", "pagerduty", {"by": "pagerduty_service", "key": "PSV7Q2K"},
+                     "2026-09-14T10:41:07Z", "Q2LKX3U8ZP7WNM", {
+                         "incident_id": "Q2LKX3U8ZP7WNM", "number": 4821,
+                         "title": "[FIRING:2] HighErrorRate checkout-service (critical)", "status": "triggered",
+                         "priority": "P1", "urgency": "high", "created_at": "2026-09-14T10:41:07Z",
+                     })
+
+
+def drift_event():
+    """The CloudTrail AuthorizeSecurityGroupIngress sample as aws-events publishes it
+    (`API Call Recorded`): for the drift function. No change authorizes it, so
+    each is a finding, told on the topic."""
+    trail = TRAIL["detail"]
+    identity = trail["userIdentity"]
+    issuer = identity["sessionContext"]["sessionIssuer"]
+    return hub_event("API Call Recorded", "aws", None, trail["eventTime"], str(uuid.uuid4()), {
+        "event_id": str(uuid.uuid4()), "action": "ec2:AuthorizeSecurityGroupIngress", "actor_arn": issuer["arn"],
+        "actor_type": identity["type"], "principal_id": identity["principalId"], "source_ip": trail["sourceIPAddress"],
+        "user_agent": trail["userAgent"], "resources": [f"arn:aws:ec2:us-east-1:123456789012:security-group/{trail['requestParameters']['groupId']}"],
+        "error_code": None, "account": TRAIL["account"], "region": TRAIL["region"],
+        "identity": {"kind": identity["type"], "arn": identity["arn"], "principal_id": identity["principalId"],
+                     "account_id": identity["accountId"], "issuer_arn": issuer["arn"],
+                     "session_name": identity["arn"].rsplit("/", 1)[-1], "mfa": False},
+        "parameters": {"groupId": trail["requestParameters"]["groupId"]},
+    }, actor=identity["arn"])
+
+
+HUB_EVENTS = {"deployment": deployment_event, "incident": incident_event, "drift": drift_event}
 
 
 def webhook_event(status_id):
@@ -207,6 +333,10 @@ def succeeded(ok, body):
     return status is None or 200 <= int(status) < 300
 
 
+# The answers of the last run_once (--show-answers).
+LAST_ANSWERS = []
+
+
 def run_once(binary, events, extra_env, trust_store, wrapper=()):
     """Runs `binary` until it has answered `events` and polls for the next one.
     With a `wrapper` (valgrind) it is then stopped with SIGTERM, so the tool
@@ -257,6 +387,7 @@ def run_once(binary, events, extra_env, trust_store, wrapper=()):
     for i, (_, ok, body) in enumerate(st["answers"]):
         if not succeeded(ok, body):
             raise SystemExit(f"{binary}: invocation {i + 1} failed: {body[:300]!r}")
+    LAST_ANSWERS[:] = [body for _, _, body in st["answers"]]
     ms = lambda ns: ns / 1e6
     return [ms(st["init"] - start)] + [ms(at - handed) for (at, _, _), handed in zip(st["answers"], st["handed"])]
 
@@ -266,6 +397,9 @@ def callgrind(name, binary, events, extra_env, trust_store, out_dir):
     the warm invocation: three runs under callgrind, stopped after 0, 1 and 2
     events. The profiles are left in out_dir for callgrind_annotate."""
     totals = []
+    # Under valgrind the process runs ~50 times slower: the SDK's timeouts
+    # (5 s a call by default) would fire on a loaded machine.
+    extra_env = {"CHANGEHUB_SDK_OPERATION_TIMEOUT_MS": "120000", "CHANGEHUB_SDK_ATTEMPT_TIMEOUT_MS": "60000", **extra_env}
     for n in range(3 if events() else 1):
         out = out_dir / f"{name}.{n}.out"
         wrapper = ("valgrind", "--tool=callgrind", f"--callgrind-out-file={out}")
@@ -337,7 +471,8 @@ def provision(endpoint):
 
 
 # The events whose handling calls AWS (the stub or moto).
-AWS_EVENTS = ("webhook", "aws", "schedule")
+AWS_EVENTS = ("webhook", "aws", "outbox", "schedule", "deployment", "incident", "drift")
+STUB_ONLY = ("outbox", "deployment", "incident", "drift")
 
 
 def pct(values):
@@ -347,7 +482,7 @@ def pct(values):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=20)
-    ap.add_argument("--event", choices=["webhook", "aws", "health", "stream", "schedule", "none"], default="webhook")
+    ap.add_argument("--event", choices=["webhook", "aws", "health", "stream", "outbox", "schedule", "deployment", "incident", "drift", "none"], default="webhook")
     ap.add_argument("--aws", choices=["moto", "stub"], default="moto", help="what answers the AWS calls (webhook, aws and schedule events)")
     ap.add_argument("--aws-latency", type=float, default=0, metavar="MS", help="the stub's delay before each answer")
     ap.add_argument("--aws-endpoint", help="an AWS emulator to use instead of starting moto (webhook and aws events)")
@@ -356,6 +491,7 @@ def main():
                     help="an environment variable for the binary named NAME (repeatable), e.g. ingest:CHANGEHUB_TLS_ROOTS=system")
     ap.add_argument("--callgrind", metavar="DIR", type=pathlib.Path,
                     help="count instructions per phase under valgrind's callgrind instead of timing (profiles left in DIR)")
+    ap.add_argument("--show-answers", action="store_true", help="print each binary's answers to its first run's events")
     ap.add_argument("binaries", nargs="+", metavar="NAME=BINARY")
     args = ap.parse_args()
     specs = [spec.split("=", 1) for spec in args.binaries]
@@ -364,6 +500,8 @@ def main():
         name, var = e.split(":", 1)
         k, v = var.split("=", 1)
         extra[name][k] = v
+    if args.event in STUB_ONLY and args.aws != "stub":
+        raise SystemExit(f"--event {args.event} needs --aws stub (moto is provisioned for webhook and aws only)")
     moto = stub = None
     if args.event in AWS_EVENTS:
         endpoint = args.aws_endpoint
@@ -388,6 +526,10 @@ def main():
             return [aws_event(), aws_event()]
         if args.event == "schedule":
             return [SCHEDULE, SCHEDULE]
+        if args.event == "outbox":
+            return [OUTBOX.read_bytes()] * 2  # the stub grants every claim: the second is published again
+        if args.event in HUB_EVENTS:
+            return [HUB_EVENTS[args.event](), HUB_EVENTS[args.event]()]
         return [webhook_event(next(status_ids)), webhook_event(next(status_ids))]
 
     if args.callgrind is not None:
@@ -411,6 +553,8 @@ def main():
     try:
         for name, binary in specs:
             run_once(binary, events(), extra[name], args.trust_store)  # warm the page cache, as a reused Lambda host would have it
+            if args.show_answers:
+                print(f"{name}: " + " | ".join(a.decode(errors="replace")[:300] for a in LAST_ANSWERS))
         runs = {name: [] for name, _ in specs}
         for _ in range(args.runs):
             for name, binary in specs:
