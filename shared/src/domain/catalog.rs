@@ -290,6 +290,10 @@ pub struct Service {
     /// Who is told in plain words of its changes (`domain::routing`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stakeholders: Vec<Stakeholder>,
+    /// The merge gate on its repositories' pull and merge requests
+    /// (`domain::gate::merge`); off when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merge_gate: Option<crate::domain::gate::merge::MergeGatePolicy>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -550,5 +550,8 @@ pub fn pick<'a>(ask: &Ask, candidates: &'a [Change], rules: &Rules<'_>) -> Optio
         .map(|(c, _)| c)
 }
 
+pub mod merge;
+pub mod pulls;
+
 #[cfg(test)]
 mod tests;

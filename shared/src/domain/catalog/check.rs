@@ -93,6 +93,9 @@ impl Catalog {
             }
             check_mappings(&mut p, &at, svc, &mut mapped);
             crate::domain::routing::check_stakeholders(&mut p, &at, &svc.stakeholders);
+            if let Some(gate) = &svc.merge_gate {
+                gate.check(&mut p, &format!("{at}.merge_gate"));
+            }
         }
         self.check_cycles(&mut p);
         self.check_categories(&mut p);
