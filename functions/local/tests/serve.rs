@@ -1644,7 +1644,8 @@ async fn a_signed_pull_request_gets_a_status_that_flips_when_its_change_is_appro
     let head = pr["pull_request"]["head"]["sha"].as_str().expect("head sha").to_owned();
     let file = dir.path().join("pull_request.opened.json");
     std::fs::write(&file, serde_json::to_vec(&pr).expect("json")).expect("write");
-    let out = Command::new(BIN).args(["replay", "--url", &hub.base]).arg(&file).envs(env).output().expect("replay");
+    let replay = ["replay", "--source", "github", "--url", &hub.base];
+    let out = Command::new(BIN).args(replay).arg(&file).envs(env).output().expect("replay");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     let statuses = |n: usize| {
