@@ -33,7 +33,7 @@ use crate::config::{ConfigError, optional};
 use crate::domain::TenantId;
 use crate::domain::gate::merge::{CommitState, STATUS_CONTEXT};
 use crate::domain::gate::pulls::{Forge, PullRequestRef};
-use crate::ports::{BoxError, CommitStatus, ForgeCredentials, Forges, GithubCredential, ScmError};
+use crate::ports::{BoxError, CommitStatus, ForgeCredentials, Forges, GithubCredential, ScmError, SecretsError};
 
 /// The GitHub REST API version the requests are written for.
 pub const GITHUB_API_VERSION: &str = "2022-11-28";
@@ -180,12 +180,7 @@ impl<C: ForgeCredentials> ForgeClient<C> {
         (repository, installation): (&str, Option<u64>),
     ) -> Result<String, ScmError> {
         let forge = Forge::Github;
-        let credential = self
-            .credentials
-            .github(tenant)
-            .await
-            .map_err(|source| ScmError::Credentials { forge, source })?
-            .ok_or_else(|| ScmError::NoCredentials { forge, tenant: tenant.clone() })?;
+        let credential = configured(forge, tenant, self.credentials.github(tenant).await)?;
         let (app_id, key) = match credential {
             GithubCredential::Token(token) => return Ok(token),
             GithubCredential::App { app_id, private_key } => (app_id, private_key),
@@ -252,16 +247,17 @@ impl<C: ForgeCredentials> ForgeClient<C> {
         body: Option<&serde_json::Value>,
     ) -> Result<Vec<u8>, ScmError> {
         let forge = Forge::Gitlab;
-        let token = self
-            .credentials
-            .gitlab(tenant)
-            .await
-            .map_err(|source| ScmError::Credentials { forge, source })?
-            .ok_or_else(|| ScmError::NoCredentials { forge, tenant: tenant.clone() })?;
+        let token = configured(forge, tenant, self.credentials.gitlab(tenant).await)?;
         let mut headers = HeaderMap::new();
         headers.insert("private-token", secret(&token).map_err(|source| ScmError::Invalid { forge, source })?);
         self.send(forge, what, Request { method, url, headers: &headers, body }).await
     }
+}
+
+/// The credential `tenant` has for `forge`, or why there is none.
+fn configured<T>(forge: Forge, tenant: &TenantId, read: Result<Option<T>, SecretsError>) -> Result<T, ScmError> {
+    read.map_err(|source| ScmError::Credentials { forge, source })?
+        .ok_or_else(|| ScmError::NoCredentials { forge, tenant: tenant.clone() })
 }
 
 /// `base` with `prefix` and `segments` appended, each segment encoded

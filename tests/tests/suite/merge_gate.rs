@@ -104,29 +104,23 @@ impl World {
         TenantId::parse(&self.tenant).expect("tenant")
     }
 
+    /// A payments change drafted by Alice.
+    async fn drafted(&self) -> ChangeId {
+        let start = Utc::now() + chrono::Duration::days(1);
+        let change = new_change("Raise the pool", &["payments"], start, 2);
+        self.changes.create(&alice(&self.tenant), change).await.expect("create").id
+    }
+
     /// A submitted payments change.
     async fn submitted(&self) -> ChangeId {
-        let start = Utc::now() + chrono::Duration::days(1);
-        let alice = alice(&self.tenant);
-        let id = self
-            .changes
-            .create(&alice, new_change("Raise the pool", &["payments"], start, 2))
-            .await
-            .expect("create")
-            .id;
-        self.changes.transition(&alice, &id, to(changehub::domain::ChangeState::Submitted, 1)).await.expect("submit");
+        let id = self.drafted().await;
+        let submit = to(changehub::domain::ChangeState::Submitted, 1);
+        self.changes.transition(&alice(&self.tenant), &id, submit).await.expect("submit");
         id
     }
 
     async fn approved(&self) -> ChangeId {
-        let start = Utc::now() + chrono::Duration::days(1);
-        let alice = alice(&self.tenant);
-        let id = self
-            .changes
-            .create(&alice, new_change("Raise the pool", &["payments"], start, 2))
-            .await
-            .expect("create")
-            .id;
+        let id = self.drafted().await;
         submit_and_approve(&self.changes, &self.tenant, &id).await;
         id
     }
