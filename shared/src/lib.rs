@@ -14,7 +14,7 @@ pub mod domain;
 pub mod http;
 pub mod ingest;
 pub mod json;
-#[cfg(all(feature = "embedded", feature = "jwt", feature = "writeback", feature = "chat"))]
+#[cfg(all(feature = "embedded", feature = "jwt", feature = "writeback", feature = "chat", feature = "scm"))]
 pub mod local;
 pub mod ports;
 pub mod yaml;

@@ -18,6 +18,7 @@ use crate::adapters::file_clock::FileClock;
 use crate::adapters::http_writeback::{HttpWriteBack, Retries, Timeouts};
 use crate::adapters::local_bus::LocalBus;
 use crate::adapters::local_notifier::{FileNotifier, JsonLines};
+use crate::adapters::scm::{Endpoints, ForgeClient};
 use crate::app::Changes;
 use crate::app::activity::ActivityRetention;
 use crate::app::catalog::CachedCatalog;
@@ -27,6 +28,7 @@ use crate::app::escalation::Escalator;
 use crate::app::freeze_starting::{FreezeTick, FreezeTicker};
 use crate::app::gate::Wakeups;
 use crate::app::ingest::{Ingest, Webhooks};
+use crate::app::merge_gate::{MergeGate, MergeGateError};
 use crate::app::publish::Outbox;
 use crate::app::tagging::{ConsumeError, Consumer};
 use crate::http::bearer::{Authenticator, ClaimNames, LocalKey, LocalKeyError};
@@ -241,6 +243,26 @@ impl Hub {
         let writeback = HttpWriteBack::new(config.secrets.clone(), Timeouts::default(), Retries::default())
             .map_err(HubError::WriteBack)?;
         let dead_letters = JsonLines::new(config.dead_letters());
+        // The merge gate: statuses on pull and merge requests, set again when a linked change is decided.
+        let forges =
+            ForgeClient::new(config.secrets.clone(), Endpoints::from_env()?, Timeouts::default(), Retries::default());
+        let merge_gate = Arc::new(MergeGate {
+            store: store.clone(),
+            catalog: changes.catalog.clone(),
+            forges,
+            clock: clock.clone(),
+            public_url: public_url.clone(),
+        });
+        tokio::spawn(consume(
+            "merge-gate",
+            bus.add_rule("merge-gate", crate::app::merge_gate::rule_pattern()?),
+            dead_letters.clone(),
+            move |e| {
+                let merge_gate = merge_gate.clone();
+                async move { merge_gate.handle(&e.detail_type, &e.detail).await }
+            },
+            MergeGateError::retryable,
+        ));
         let consumer =
             Arc::new(Consumer::new(changes.clone(), notifier.clone(), writeback).with_public_url(public_url));
         // The deployment gate's waiters decide again when a change is

@@ -1735,3 +1735,80 @@ async fn a_failed_deployment_leaves_its_change_failed_with_a_postmortem_draft_th
     assert!(note.contains("failing job deploy-production") && note.contains("incidents"), "{reviewed}");
     hub.interrupt();
 }
+
+/// The merge gate through the real binary: a signed `pull_request` webhook
+/// (the sample, its title naming a change of payments) gets a pending
+/// `changehub/change` status on its head sha from the fake GitHub API, with
+/// the hub's token; approving the change flips it to success through the
+/// reverse index (the change events on the local bus), without another webhook.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_pull_request_gets_a_status_that_flips_when_its_change_is_approved() {
+    let forge = changehub_tests::forge::FakeForge::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = [
+        ("CHANGEHUB_GITHUB_SECRET", "gh-dev-secret"),
+        ("CHANGEHUB_GITHUB_TOKEN", "ghp_merge_gate"),
+        ("CHANGEHUB_GITHUB_API_URL", forge.url.as_str()),
+        ("CHANGEHUB_PUBLIC_URL", "https://changes.example.com"),
+    ];
+    let hub = Served::start_with(dir.path(), &env);
+    let catalog = std::fs::read_to_string(CATALOG).expect("catalog");
+    let gated = catalog.replacen(
+        "    mappings:\n      repositories: [acme-corp/checkout-service",
+        "    merge_gate:\n      branches: [main]\n      exempt_labels: [docs]\n    mappings:\n      repositories: [acme-corp/checkout-service",
+        1,
+    );
+    assert_ne!(gated, catalog, "the sample catalog's payments mappings moved");
+    let file = dir.path().join("gated.yaml");
+    std::fs::write(&file, gated).expect("write");
+    common::import_catalog_file(dir.path(), &hub.base, &file);
+
+    let http = reqwest::Client::new();
+    let alice = token(dir.path(), "alice@example.com", "engineers");
+    let id = create_and_submit(&http, &hub.base, &alice).await;
+    // The sample pull request, its title naming the new change.
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events/github/pull_request.opened.json");
+    let mut pr: Value = serde_json::from_slice(&std::fs::read(&sample).expect("sample")).expect("json");
+    pr["pull_request"]["title"] = json!(format!("{id}: Raise checkout-service DB connection pool"));
+    let head = pr["pull_request"]["head"]["sha"].as_str().expect("head sha").to_owned();
+    let file = dir.path().join("pull_request.opened.json");
+    std::fs::write(&file, serde_json::to_vec(&pr).expect("json")).expect("write");
+    let replay = ["replay", "--source", "github", "--url", &hub.base];
+    let out = Command::new(BIN).args(replay).arg(&file).envs(env).output().expect("replay");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let statuses = |n: usize| {
+        let forge = forge.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let calls = forge.calls_to("/statuses/");
+                if calls.len() >= n {
+                    return calls;
+                }
+                assert!(Instant::now() < deadline, "{n} statuses expected, got {calls:?}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let first = statuses(1).await;
+    assert_eq!(first[0].path, format!("/repos/acme-corp/checkout-service/statuses/{head}"));
+    assert_eq!(first[0].auth.as_deref(), Some("Bearer ghp_merge_gate"));
+    assert_eq!((&first[0].body["state"], &first[0].body["context"]), (&json!("pending"), &json!("changehub/change")));
+    assert_eq!(first[0].body["target_url"], format!("https://changes.example.com/changes/{id}"));
+
+    for (user, group) in [("pat@example.com", "payments-leads"), ("carol@example.com", "cab")] {
+        let approver = token(dir.path(), user, group);
+        let decided = http
+            .post(format!("{}/changes/{id}/decisions", hub.base))
+            .bearer_auth(&approver)
+            .json(&json!({"decision": "approve"}))
+            .send()
+            .await
+            .expect("decide");
+        assert_eq!(decided.status(), 200, "{user}");
+    }
+    let all = statuses(2).await;
+    assert_eq!(all.last().map(|c| c.body["state"].clone()), Some(json!("success")), "{all:?}");
+    hub.interrupt();
+}

@@ -28,6 +28,7 @@ mod findings;
 mod incidents;
 mod index;
 mod problems;
+mod pulls;
 mod trails;
 
 use index::{index_item_of, windowed_end};

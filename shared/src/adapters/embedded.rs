@@ -22,6 +22,7 @@ mod findings;
 mod incidents;
 mod index;
 mod problems;
+mod pulls;
 mod trails;
 
 use index::{reindex, window_page};

@@ -17,6 +17,14 @@
 //! `github_api` (the first token listed is used); for the `default` tenant
 //! also `CHANGEHUB_PAGERDUTY_API_TOKEN` and `CHANGEHUB_GITHUB_API_TOKEN`.
 //!
+//! The merge gate's credentials ([`ForgeCredentials`]) are entries of the
+//! same document: a GitHub App as `github_app_id` and `github_app_key` (its
+//! PEM private key), else the token `github_api`; GitLab's token as
+//! `gitlab_api`. For the `default` tenant also `CHANGEHUB_GITHUB_APP_ID` and
+//! `CHANGEHUB_GITHUB_APP_KEY_FILE` (the key file, read at start),
+//! `CHANGEHUB_GITHUB_TOKEN` (`CHANGEHUB_GITHUB_API_TOKEN` is its older name)
+//! and `CHANGEHUB_GITLAB_API_TOKEN`.
+//!
 //! A bad entry of the document (an unknown source, a tenant that is not a
 //! slug, a secret that is not a list of strings) is left out and reported by
 //! its path; the other entries are served. Reports name the path and the
@@ -27,7 +35,7 @@ use std::collections::BTreeMap;
 use crate::domain::TenantId;
 use crate::domain::writeback::Target;
 use crate::ingest::Origin;
-use crate::ports::{SecretSource, SecretsError, WriteBackCredentials};
+use crate::ports::{ForgeCredentials, GithubCredential, SecretSource, SecretsError, WriteBackCredentials};
 
 /// `{"tenant": {"source": ["secret", ...]}}`
 pub type SecretsDocument = BTreeMap<String, BTreeMap<String, Vec<String>>>;
@@ -60,9 +68,76 @@ pub fn token_entry(target: Target) -> &'static str {
     }
 }
 
-/// Whether `name` is an entry a tenant's secrets may have: a webhook source or a write-back token.
+/// The entries of a secrets document holding the merge gate's credentials
+/// beside the GitHub token (`github_api`).
+pub const FORGE_ENTRIES: [&str; 3] = ["github_app_id", "github_app_key", "gitlab_api"];
+
+/// The `default` tenant's GitHub token; `CHANGEHUB_GITHUB_API_TOKEN` is its older name.
+pub const GITHUB_TOKEN_VARIABLE: &str = "CHANGEHUB_GITHUB_TOKEN";
+/// The `default` tenant's GitHub App id, and the file holding its private key.
+pub const GITHUB_APP_VARIABLES: [&str; 2] = ["CHANGEHUB_GITHUB_APP_ID", "CHANGEHUB_GITHUB_APP_KEY_FILE"];
+/// The `default` tenant's GitLab API token.
+pub const GITLAB_TOKEN_VARIABLE: &str = "CHANGEHUB_GITLAB_API_TOKEN";
+
+/// Whether `name` is an entry a tenant's secrets may have: a webhook source, a write-back token or a forge credential.
 fn known_entry(name: &str) -> bool {
-    Origin::parse(name).is_some_and(|o| o != Origin::Aws) || Target::ALL.iter().any(|t| token_entry(*t) == name)
+    Origin::parse(name).is_some_and(|o| o != Origin::Aws)
+        || Target::ALL.iter().any(|t| token_entry(*t) == name)
+        || FORGE_ENTRIES.contains(&name)
+}
+
+/// The first non-blank value of `tenant`'s `entry`.
+fn first_in(document: &SecretsDocument, tenant: &TenantId, entry: &str) -> Option<String> {
+    let values = document.get(tenant.as_str())?.get(entry)?;
+    values.iter().map(|t| t.trim()).find(|t| !t.is_empty()).map(str::to_owned)
+}
+
+/// `tenant`'s GitHub credential in `document`: its App when both its
+/// entries are there, else its token.
+pub fn github_in(document: &SecretsDocument, tenant: &TenantId) -> Option<GithubCredential> {
+    let app = first_in(document, tenant, "github_app_id").zip(first_in(document, tenant, "github_app_key"));
+    match app {
+        Some((app_id, private_key)) => Some(GithubCredential::App { app_id, private_key }),
+        None => token_in(document, tenant, Target::Github).map(GithubCredential::Token),
+    }
+}
+
+/// `tenant`'s GitLab token in `document`.
+pub fn gitlab_in(document: &SecretsDocument, tenant: &TenantId) -> Option<String> {
+    first_in(document, tenant, "gitlab_api")
+}
+
+/// Puts `value` first in the `default` tenant's `entry`.
+fn put_first(document: &mut SecretsDocument, entry: &str, value: String) {
+    document.entry("default".into()).or_default().entry(entry.into()).or_default().insert(0, value);
+}
+
+/// The `default` tenant's forge credentials from the environment (see the module).
+fn forge_variables(document: &mut SecretsDocument) -> Result<(), SecretsError> {
+    let read = |name: &str| std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    if let Some(token) = read(GITHUB_TOKEN_VARIABLE) {
+        put_first(document, token_entry(Target::Github), token);
+    }
+    if let Some(token) = read(GITLAB_TOKEN_VARIABLE) {
+        put_first(document, "gitlab_api", token);
+    }
+    let [id_variable, key_variable] = GITHUB_APP_VARIABLES;
+    match (read(id_variable), read(key_variable)) {
+        (Some(app_id), Some(file)) => {
+            // The error names the file, never its content.
+            let key = std::fs::read_to_string(&file)
+                .map_err(|e| SecretsError::Invalid(format!("{key_variable}: cannot read {file}: {e}")))?;
+            put_first(document, "github_app_id", app_id);
+            put_first(document, "github_app_key", key);
+        }
+        (None, None) => {}
+        _ => {
+            return Err(SecretsError::Invalid(format!(
+                "set both {id_variable} and {key_variable} for a GitHub App, or neither"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The first token listed under `target`'s entry of `tenant`.
@@ -122,6 +197,7 @@ impl StaticSecrets {
                 }
             }
         }
+        forge_variables(&mut document)?;
         Ok(Self { document })
     }
 
@@ -215,7 +291,7 @@ pub fn parse_document(text: &str) -> Result<Parsed, SecretsError> {
                 unnamed.push(Skipped {
                     path: format!("{tenant}.?"),
                     problem: format!(
-                        "an entry named other than a webhook source (github, gitlab, pagerduty, incidentio, alertmanager) or a write-back token (pagerduty_api, github_api); {HIDDEN}"
+                        "an entry named other than a webhook source (github, gitlab, pagerduty, incidentio, alertmanager) a write-back token (pagerduty_api, github_api) or a forge credential (github_app_id, github_app_key, gitlab_api); {HIDDEN}"
                     ),
                     tenant: String::new(),
                     source: None,
@@ -260,6 +336,16 @@ impl SecretSource for StaticSecrets {
 impl WriteBackCredentials for StaticSecrets {
     async fn token(&self, tenant: &TenantId, target: Target) -> Result<Option<String>, SecretsError> {
         Ok(token_in(&self.document, tenant, target))
+    }
+}
+
+impl ForgeCredentials for StaticSecrets {
+    async fn github(&self, tenant: &TenantId) -> Result<Option<GithubCredential>, SecretsError> {
+        Ok(github_in(&self.document, tenant))
+    }
+
+    async fn gitlab(&self, tenant: &TenantId) -> Result<Option<String>, SecretsError> {
+        Ok(gitlab_in(&self.document, tenant))
     }
 }
 
@@ -331,6 +417,25 @@ mod tests {
         assert_eq!(secrets.secrets(&acme, Origin::Github).await.expect("read"), ["whsec"]);
     }
 
+    #[tokio::test]
+    async fn forge_credentials_are_read_from_the_document_an_app_before_a_token() {
+        let parsed = parse_document(
+            r#"{"acme": {"github_api": ["ghp_x"], "github_app_id": ["123"], "github_app_key": ["PEM"], "gitlab_api": ["glpat"]},
+                "solo": {"github_api": ["ghp_solo"]}}"#,
+        )
+        .expect("parsed");
+        assert!(parsed.skipped.is_empty(), "{:?}", parsed.skipped);
+        let secrets = StaticSecrets::new(parsed.document);
+        let acme = TenantId::parse("acme").expect("tenant");
+        let app = GithubCredential::App { app_id: "123".into(), private_key: "PEM".into() };
+        assert_eq!(secrets.github(&acme).await.expect("read"), Some(app));
+        assert_eq!(secrets.gitlab(&acme).await.expect("read").as_deref(), Some("glpat"));
+        let solo = TenantId::parse("solo").expect("tenant");
+        assert_eq!(secrets.github(&solo).await.expect("read"), Some(GithubCredential::Token("ghp_solo".into())));
+        assert_eq!(secrets.gitlab(&solo).await.expect("read"), None);
+        assert!(!format!("{:?}", secrets.github(&acme).await).contains("PEM"), "the key is never printed");
+    }
+
     #[test]
     fn one_bad_tenant_entry_leaves_the_other_tenants_served() {
         for text in malformed() {
@@ -348,7 +453,8 @@ mod tests {
                 (
                     "default.?",
                     "an entry named other than a webhook source (github, gitlab, pagerduty, incidentio, alertmanager) \
-                     or a write-back token (pagerduty_api, github_api); \
+                     a write-back token (pagerduty_api, github_api) \
+                     or a forge credential (github_app_id, github_app_key, gitlab_api); \
                      its name is not shown, in case it is a secret"
                 ),
             ]

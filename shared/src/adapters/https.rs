@@ -1,6 +1,7 @@
-//! JSON posted over HTTPS with timeouts and retries: the one client and
-//! retry rule behind the write-back (PagerDuty, GitHub) and the chat
-//! webhooks (Slack, Microsoft Teams).
+//! JSON sent over HTTPS with timeouts and retries: the one client and
+//! retry rule behind the write-back (PagerDuty, GitHub), the chat webhooks
+//! (Slack, Microsoft Teams) and the merge gate's GitHub and GitLab calls
+//! ([`super::scm`]).
 //!
 //! Every request carries `User-Agent: changehub/<version>`. A 5xx, a 429
 //! or no answer (connection error, timeout) is retried with exponential
@@ -10,7 +11,7 @@
 
 use backon::{ExponentialBuilder, Retryable};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
-use reqwest::{StatusCode, Url};
+use reqwest::{Method, StatusCode, Url};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -124,20 +125,20 @@ impl Poster {
         Ok(self.client.get_or_init(|| built))
     }
 
-    /// One attempt.
-    async fn attempt(&self, url: &Url, headers: &HeaderMap, body: &serde_json::Value) -> Result<(), Attempt> {
-        let answer = self
+    /// One attempt; the answer's body on a success.
+    async fn attempt(&self, request: &Request<'_>) -> Result<Vec<u8>, Attempt> {
+        let mut builder = self
             .client()
             .map_err(Attempt::Transport)?
-            .post(url.clone())
-            .headers(headers.clone())
-            .json(body)
-            .send()
-            .await
-            .map_err(Attempt::Transport)?;
+            .request(request.method.clone(), request.url.clone())
+            .headers(request.headers.clone());
+        if let Some(body) = request.body {
+            builder = builder.json(body);
+        }
+        let answer = builder.send().await.map_err(Attempt::Transport)?;
         let status = answer.status();
         if status.is_success() {
-            return Ok(());
+            return Ok(answer.bytes().await.map_err(Attempt::Transport)?.to_vec());
         }
         let retry_after = answer.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(retry_after);
         Err(Attempt::Status { status, retry_after })
@@ -152,6 +153,13 @@ impl Poster {
         headers: &HeaderMap,
         body: &serde_json::Value,
     ) -> Result<(), PostError> {
+        let request = Request { method: Method::POST, url, headers, body: Some(body) };
+        self.send(target, &request).await.map(drop)
+    }
+
+    /// Sends `request`, retrying what may succeed later, and answers the
+    /// body of the successful answer. `target` names the receiver in the logs.
+    pub async fn send(&self, target: &str, request: &Request<'_>) -> Result<Vec<u8>, PostError> {
         let Retries { attempts, min_delay, max_delay, max_retry_after } = self.retries;
         let backoff = ExponentialBuilder::default()
             .with_min_delay(min_delay)
@@ -159,7 +167,7 @@ impl Poster {
             .with_max_times(attempts.saturating_sub(1) as usize)
             .with_jitter();
         let mut retried = 0;
-        let outcome = (|| self.attempt(url, headers, body))
+        let outcome = (|| self.attempt(request))
             .retry(backoff)
             .when(Attempt::is_retryable)
             .adjust(|e, next| match e {
@@ -175,12 +183,12 @@ impl Poster {
                     Attempt::Status { status, .. } => Some(status.as_u16()),
                     Attempt::Transport(_) => None,
                 };
-                tracing::warn!(%target, status, wait_ms = wait.as_millis() as u64, "post failed; retrying");
+                tracing::warn!(%target, status, wait_ms = wait.as_millis() as u64, "request failed; retrying");
             })
             .await;
         let attempts = retried + 1;
         match outcome {
-            Ok(()) => Ok(()),
+            Ok(body) => Ok(body),
             Err(Attempt::Status { status, .. })
                 if status.is_client_error() && status != StatusCode::TOO_MANY_REQUESTS =>
             {
@@ -192,6 +200,16 @@ impl Poster {
             Err(Attempt::Transport(e)) => Err(PostError::Unreachable { attempts, source: e.without_url() }),
         }
     }
+}
+
+/// One request [`Poster::send`] makes, with its retries.
+#[derive(Debug, Clone)]
+pub struct Request<'a> {
+    pub method: Method,
+    pub url: &'a Url,
+    pub headers: &'a HeaderMap,
+    /// A JSON body, if any.
+    pub body: Option<&'a serde_json::Value>,
 }
 
 /// `Retry-After` as seconds, or as an HTTP date from now.

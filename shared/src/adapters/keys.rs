@@ -27,6 +27,7 @@
 //! | problem | `T#{tenant}#PROBLEMS` | `PRB#{id}` |
 //! | finding | `T#{tenant}#FINDINGS` | `FND#{id}` (the id begins with its window's start) |
 //! | change evidence | `T#{tenant}#EVD#{change_id}` | `E#{at}#{event_id}`, and `COUNT` |
+//! | requests linked to a change (merge gate) | `T#{tenant}#PULLS#{change}` | `LINKS` |
 //!
 //! The sparse due index, GSI1 (GSI1PK, GSI1SK), holds each change's one next
 //! deadline ([`due_keys`], from `Change::due`), so a tick reads only what is due:
@@ -481,6 +482,13 @@ fn filtered_page<T>(rows: Vec<(String, T)>, more: bool, limit: usize, admits: im
     }
     Page { items, next: None }
 }
+
+/// The merge gate's requests linked to a change: one item, read and written whole.
+pub fn pull_links_pk(tenant: &TenantId, change: &ChangeId) -> String {
+    format!("T#{tenant}#PULLS#{change}")
+}
+
+pub const PULL_LINKS_SK: &str = "LINKS";
 
 /// A tenant's findings: one partition, by id (ordered by window start), read newest first.
 pub fn findings_pk(tenant: &TenantId) -> String {

@@ -19,8 +19,10 @@ pub mod dynamodb;
 pub mod eventbridge;
 #[cfg(feature = "writeback")]
 pub mod http_writeback;
-#[cfg(any(feature = "writeback", feature = "chat"))]
+#[cfg(any(feature = "writeback", feature = "chat", feature = "scm"))]
 pub mod https;
+#[cfg(feature = "scm")]
+pub mod scm;
 #[cfg(feature = "secretsmanager")]
 pub mod secretsmanager;
 #[cfg(feature = "sns")]

@@ -2,7 +2,9 @@
 //! secret whose value is the JSON document
 //! `{"<tenant>": {"<source>": ["secret", "previous"]}}` (the same shape as
 //! the local `CHANGEHUB_SECRETS_FILE`; write-back tokens are the entries
-//! `pagerduty_api` and `github_api`). The webhook secrets and the write-back
+//! `pagerduty_api` and `github_api`; the merge gate's credentials are
+//! `github_app_id`, `github_app_key` and `gitlab_api`, see
+//! [`super::env_secrets`]). The webhook secrets and the write-back
 //! tokens are kept in two secrets of that shape, so that each function reads
 //! only what it uses. Read at first use, or in the background from init
 //! ([`SecretsManagerSecrets::prefetch`]), and kept for a few minutes so a
@@ -18,12 +20,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::RwLock;
 
-use super::env_secrets::{Parsed, SecretsDocument, parse_document, token_in};
+use super::env_secrets::{Parsed, SecretsDocument, github_in, gitlab_in, parse_document, token_in};
 use crate::domain::TenantId;
 use crate::domain::audit::AuditKey;
 use crate::domain::writeback::Target;
 use crate::ingest::Origin;
-use crate::ports::{AuditSealer, BoxError, SecretSource, SecretsError, WriteBackCredentials};
+use crate::ports::{
+    AuditSealer, BoxError, ForgeCredentials, GithubCredential, SecretSource, SecretsError, WriteBackCredentials,
+};
 
 /// How long a fetched document is used before it is read again.
 pub const REFRESH: Duration = Duration::from_secs(300);
@@ -131,6 +135,16 @@ impl SecretSource for SecretsManagerSecrets {
 impl WriteBackCredentials for SecretsManagerSecrets {
     async fn token(&self, tenant: &TenantId, target: Target) -> Result<Option<String>, SecretsError> {
         Ok(token_in(&*self.document().await?, tenant, target))
+    }
+}
+
+impl ForgeCredentials for SecretsManagerSecrets {
+    async fn github(&self, tenant: &TenantId) -> Result<Option<GithubCredential>, SecretsError> {
+        Ok(github_in(&*self.document().await?, tenant))
+    }
+
+    async fn gitlab(&self, tenant: &TenantId) -> Result<Option<String>, SecretsError> {
+        Ok(gitlab_in(&*self.document().await?, tenant))
     }
 }
 

@@ -15,6 +15,7 @@ pub mod gate;
 pub mod governance;
 pub mod incidents;
 pub mod ingest;
+pub mod merge_gate;
 pub mod once;
 pub mod problems;
 pub mod publish;

@@ -295,6 +295,10 @@ pub struct Service {
     /// Who is told in plain words of its changes (`domain::routing`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stakeholders: Vec<Stakeholder>,
+    /// The merge gate on its repositories' pull and merge requests
+    /// (`domain::gate::merge`); off when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merge_gate: Option<crate::domain::gate::merge::MergeGatePolicy>,
     /// How long a change stays `verifying` after a successful production
     /// deployment before it completes (`domain::bake`; default off, at most
     /// [`MAX_BAKE_TIME_DAYS`] days).

@@ -557,5 +557,8 @@ pub fn pick<'a>(ask: &Ask, candidates: &'a [Change], rules: &Rules<'_>) -> Optio
         .map(|(c, _)| c)
 }
 
+pub mod merge;
+pub mod pulls;
+
 #[cfg(test)]
 mod tests;

@@ -139,7 +139,7 @@ pub struct WorkflowRun {
 pub struct PullRequest {
     pub repository: String,
     pub number: u64,
-    /// opened, synchronized, reopened, edited, closed, merged
+    /// opened, synchronized, reopened, edited, labeled, unlabeled, ready_for_review, closed, merged
     pub action: String,
     pub title: String,
     pub merged: bool,
@@ -151,6 +151,10 @@ pub struct PullRequest {
     pub labels: Vec<String>,
     /// Change ids found in the title, body, head branch or labels.
     pub change_ids: Vec<String>,
+    /// The GitHub App installation the webhook came through (`installation.id`):
+    /// the merge gate's calls for this repository use its token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub installation: Option<u64>,
 }
 
 /// Commits pushed to a repository's default branch.

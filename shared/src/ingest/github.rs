@@ -10,7 +10,7 @@
 //! | `deployment` (`created`) | Deployment Created |
 //! | `deployment_status` | Deployment Status Changed |
 //! | `workflow_run` | Workflow Run Changed |
-//! | `pull_request` (`opened`, `synchronize`, `reopened`, `edited`, `closed`) | Pull Request Changed |
+//! | `pull_request` (`opened`, `synchronize`, `reopened`, `edited`, `labeled`, `unlabeled`, `ready_for_review`, `closed`) | Pull Request Changed |
 //! | `push` to `refs/heads/<repository.default_branch>` | Default Branch Pushed |
 //! | `deployment_protection_rule` (`requested`) | Deployment Gate Requested |
 //! | anything else (`ping`, `star`, other actions, other branches, deletions) | ignored |
@@ -216,6 +216,13 @@ struct PullRequestEvent {
     pull_request: PullRequestObject,
     repository: Repository,
     sender: Option<Account>,
+    installation: Option<Installation>,
+}
+
+/// The GitHub App installation a webhook came through.
+#[derive(Deserialize)]
+struct Installation {
+    id: u64,
 }
 
 #[derive(Deserialize)]
@@ -421,13 +428,15 @@ fn workflow_run(e: WorkflowRunEvent) -> Result<Normalized, NormalizeError> {
 }
 
 /// `pull_request`: opened, synchronize → synchronized, reopened, edited,
-/// closed → merged or closed; other actions are ignored. `merge_sha` is set
+/// labeled, unlabeled, ready_for_review, closed → merged or closed; other
+/// actions are ignored. `installation` is the GitHub App installation the
+/// webhook came through, when one did. `merge_sha` is set
 /// only once merged: before that GitHub's `merge_commit_sha` is a test merge.
 fn pull_request(e: PullRequestEvent) -> Result<Normalized, NormalizeError> {
     let pr = e.pull_request;
     let merged = pr.merged.unwrap_or(pr.merged_at.is_some());
     let action = match e.action.as_str() {
-        "opened" | "reopened" | "edited" => e.action.clone(),
+        "opened" | "reopened" | "edited" | "labeled" | "unlabeled" | "ready_for_review" => e.action.clone(),
         "synchronize" => "synchronized".to_owned(),
         "closed" if merged => "merged".to_owned(),
         "closed" => "closed".to_owned(),
@@ -454,6 +463,7 @@ fn pull_request(e: PullRequestEvent) -> Result<Normalized, NormalizeError> {
         author: login(pr.user),
         labels,
         change_ids: ids,
+        installation: e.installation.map(|i| i.id),
     });
     Ok(Normalized::Events(vec![Canonical {
         actor: login(e.sender),
@@ -765,6 +775,7 @@ mod tests {
         assert_eq!(pr.merge_sha, None);
         assert_eq!(pr.author.as_deref(), Some("ana-acme"));
         assert_eq!(pr.labels, vec!["change-managed".to_owned()]);
+        assert_eq!(pr.installation, Some(51234567));
         assert_eq!(c.external_id, "acme-corp/checkout-service#418");
         assert_eq!(c.url.as_deref(), Some("https://github.com/acme-corp/checkout-service/pull/418"));
         assert_eq!(c.occurred_at, at(2026, 9, 14, 8, 2, 11));
@@ -805,8 +816,8 @@ mod tests {
     }
 
     #[test]
-    fn reopened_and_edited_pull_requests_keep_their_action() {
-        for action in ["reopened", "edited"] {
+    fn reopened_edited_labeled_and_ready_pull_requests_keep_their_action() {
+        for action in ["reopened", "edited", "labeled", "unlabeled", "ready_for_review"] {
             let body = edited(PR_OPENED, |v| v["action"] = json!(action));
             let Fact::PullRequestChanged(pr) = one("pull_request", &body).fact else { panic!() };
             assert_eq!(pr.action, action);
@@ -815,7 +826,7 @@ mod tests {
 
     #[test]
     fn other_pull_request_actions_are_ignored() {
-        for action in ["labeled", "assigned", "review_requested"] {
+        for action in ["assigned", "review_requested", "converted_to_draft"] {
             let body = edited(PR_OPENED, |v| v["action"] = json!(action));
             assert_eq!(
                 normalize(&headers("pull_request"), &body),

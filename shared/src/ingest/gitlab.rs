@@ -330,6 +330,7 @@ fn merge_request(h: MergeRequestHook) -> Result<Normalized, NormalizeError> {
         author: if action == "opened" { actor.clone() } else { None },
         labels,
         change_ids: ids,
+        installation: None,
     });
     Ok(Normalized::Events(vec![Canonical {
         actor,

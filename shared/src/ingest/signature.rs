@@ -544,11 +544,11 @@ mod tests {
             ),
             (
                 include_bytes!("../../../events/github/pull_request.opened.json"),
-                "22d04ea861ea81b1772f5d13b376285ebd15f79ba07ed581bd02126d591b8832",
+                "64f233cec1c9e5b0a7358da816e907b4eb649f96eb870dc0f3abba781721967d",
             ),
             (
                 include_bytes!("../../../events/github/pull_request.synchronize.json"),
-                "130c853757f862004dd982b89cf630388228fe61f8062157d4487b95b49f7fc1",
+                "ce2ed91dfcbd2ec48716cdb5a05db77b80e0624ecee92069779d3f28f9971545",
             ),
             (
                 include_bytes!("../../../events/github/push.default_branch.json"),

@@ -11,6 +11,7 @@ pub mod implementation;
 pub mod incidents;
 pub mod notifier;
 pub mod problems;
+pub mod scm;
 pub mod secrets;
 pub mod security;
 pub mod store;
@@ -29,6 +30,7 @@ pub use problems::{
     Counted, IncidentCounterKey, IncidentCounts, IncidentWrite, PROBLEMS_EVALUATED, ProblemQuery, ProblemStore,
     RecurrenceState,
 };
+pub use scm::{CommitStatus, ForgeCredentials, Forges, GithubCredential, PullLinkStore, ScmError};
 pub use secrets::{SecretSource, SecretsError};
 pub use security::{Refusal, SECURITY_EVENT_TTL, SecurityEvent, SecurityLog, SecurityQuery};
 pub use store::{

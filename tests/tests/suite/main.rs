@@ -47,6 +47,7 @@ mod gates;
 mod incidents;
 mod ingest;
 mod ingest_aws;
+mod merge_gate;
 mod notifier_contract;
 mod openapi;
 mod policy;

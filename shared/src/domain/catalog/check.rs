@@ -95,6 +95,9 @@ impl Catalog {
             check_span(&mut p, &format!("{at}.bake_time"), svc.bake_time.0, (0, MAX_BAKE_TIME_DAYS * 86_400), &most);
             check_mappings(&mut p, &at, svc, &mut mapped);
             crate::domain::routing::check_stakeholders(&mut p, &at, &svc.stakeholders);
+            if let Some(gate) = &svc.merge_gate {
+                gate.check(&mut p, &format!("{at}.merge_gate"));
+            }
         }
         self.check_cycles(&mut p);
         self.check_categories(&mut p);
