@@ -150,7 +150,19 @@ fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(v).map_err(|e| StoreError::backend(false, e))
 }
 
+/// Items read and decoded by the embedded stores of this process: every
+/// index entry, record, finding and claim, counted as DynamoDB counts the
+/// items a Query or GetItem returns, including those a filter then drops.
+static ITEMS_READ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many items the embedded stores of this process have read so far
+/// (`changehub bench` takes the difference around one operation).
+pub fn items_read() -> u64 {
+    ITEMS_READ.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 fn decode<T: DeserializeOwned>(pk: &str, sk: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    ITEMS_READ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt { key: format!("{pk}/{sk}"), message: e.to_string() })
 }
 
@@ -287,14 +299,7 @@ impl ChangeReader for EmbeddedStore {
     }
 
     async fn changes_for_service(&self, q: &ServiceWindowQuery) -> Result<Page<Change>, StoreError> {
-        let range = keys::service_range(q)?;
-        let (pk, tenant, from, limit) = (keys::service_pk(&q.tenant, &q.service), q.tenant.clone(), q.from, q.limit);
-        self.blocking(move |db| {
-            let txn = db.begin_read().map_err(backend)?;
-            let table = txn.open_table(ITEMS).map_err(backend)?;
-            window_page(&table, &pk, &range, &tenant, from, limit, usize::MAX, |_| true)
-        })
-        .await
+        self.service_window(keys::service_pk(&q.tenant, &q.service), q).await
     }
 
     async fn list_changes(&self, q: &ChangeQuery) -> Result<Page<Change>, StoreError> {
@@ -325,6 +330,19 @@ impl ChangeReader for EmbeddedStore {
 }
 
 impl EmbeddedStore {
+    /// A page of `q`'s window in the start-sorted index partition `pk` (the
+    /// service's, or its plannable changes').
+    pub(super) async fn service_window(&self, pk: String, q: &ServiceWindowQuery) -> Result<Page<Change>, StoreError> {
+        let range = keys::service_range(q)?;
+        let (tenant, from, limit) = (q.tenant.clone(), q.from, q.limit);
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(backend)?;
+            let table = txn.open_table(ITEMS).map_err(backend)?;
+            window_page(&table, &pk, &range, &tenant, from, limit, usize::MAX, |_| true)
+        })
+        .await
+    }
+
     /// The item at (`pk`, `sk`), decoded; none if there is none.
     async fn read_item<T: DeserializeOwned + Send + 'static>(
         &self,

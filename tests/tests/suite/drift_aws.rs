@@ -132,10 +132,7 @@ async fn the_template_rule_delivers_the_evidence_and_the_drift_function_tells_sn
         .iter()
         .find(|(_, _, m)| m["finding"]["actor"]["name"] == "maria.rossi@acme.example")
         .expect("the break-glass session's finding, naming the person");
-    assert_eq!(
-        (break_glass.0["service"].as_str(), break_glass.0["severity"].as_str()),
-        ("payments", "critical")
-    );
+    assert_eq!((break_glass.0["service"].as_str(), break_glass.0["severity"].as_str()), ("payments", "critical"));
     assert!(break_glass.1.starts_with("[Unauthorized Change] maria.rossi@acme.example"), "{}", break_glass.1);
     assert!(break_glass.2["message"]["facts"].to_string().contains("ops-break-glass"), "{}", break_glass.2);
 }
