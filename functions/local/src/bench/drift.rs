@@ -6,7 +6,6 @@
 //! claims), taken around each evaluation, not derived from the results.
 
 use super::*;
-use changehub::adapters::embedded;
 use changehub::adapters::local_notifier::FileNotifier;
 use changehub::app::catalog::{CachedCatalog, DEFAULT_CACHE_TTL};
 use changehub::app::drift::{Drift, Judged};
@@ -72,6 +71,7 @@ async fn drift_figures(dir: &std::path::Path, n: usize, runs: usize) -> BoxResul
         Caller { tenant: tenant.clone(), user: "bench-admin".into(), groups: vec![], granted: [Role::Admin].into() };
     Changes::new(store.clone(), SystemClock).catalog.replace(&admin, bench_catalog()?, None, &SystemClock).await?;
     let catalog = CachedCatalog::new(store.clone(), DEFAULT_CACHE_TTL);
+    let counted = store.clone();
     let drift = Drift::new(store, catalog, SystemClock, FileNotifier::new(dir.join(format!("drift-{n}.jsonl"))));
     let span_seconds = (n as i64 * SEED_SPACING_MINUTES * 60).max(1);
     let mut numbers = Numbers(n as u64 + 7);
@@ -82,10 +82,10 @@ async fn drift_figures(dir: &std::path::Path, n: usize, runs: usize) -> BoxResul
         let service = format!("svc-{}", numbers.below(BENCH_SERVICES as u64));
         let at = base + Duration::seconds(numbers.below(span_seconds as u64) as i64);
         let (detail_type, detail) = observation(&service, format!("bench-{n}-{i}"), at)?;
-        let (read_before, t) = (embedded::items_read(), Instant::now());
+        let (read_before, t) = (counted.items_read(), Instant::now());
         let judged = drift.handle(&detail_type, &detail).await?;
         let _ = h.record(t.elapsed().as_micros() as u64);
-        items.push(embedded::items_read() - read_before);
+        items.push(counted.items_read() - read_before);
         match judged {
             Judged::Authorized { changes_read, .. } => {
                 authorized += 1;
@@ -96,7 +96,7 @@ async fn drift_figures(dir: &std::path::Path, n: usize, runs: usize) -> BoxResul
         }
     }
     let secs = started.elapsed().as_secs_f64();
-    drop(drift);
+    drop((drift, counted));
     std::fs::remove_file(&path)?;
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
     let item_counts: Vec<f64> = items.iter().map(|&k| k as f64).collect();
