@@ -7,8 +7,8 @@ use changehub::domain::waiting::Awaiting;
 use changehub::domain::{AuditEntry, Change, ChangeState, ChangeType, TenantId};
 use changehub::ports::{
     Bump, ChangeFilter, ChangeQuery, ChangeReader, ChangeUpdate, Claim, CounterKey, Counts, Cursor, Dedupe, DocKind,
-    DueIndex, DuePartition, FixedClock, FreezesDue, ServiceWindowQuery, StoreError, StoredDoc, VolumeKey, VolumeOf,
-    WaitingQuery,
+    DueIndex, DuePartition, FixedClock, FreezesDue, ImplementationReader, ServiceWindowQuery, StoreError, StoredDoc,
+    VolumeKey, VolumeOf, WaitingQuery,
 };
 use chrono::Duration;
 use std::time::Duration as StdDuration;
@@ -1015,4 +1015,50 @@ pub async fn governance_writes_are_chained_on_the_tenants_trail<S: ChangeStore>(
             (FreezeAction::Lifted, "carol@example.com", Some("the close is done"))
         ]
     );
+}
+
+/// A change on payments planned at t0 for two hours, submitted and approved.
+async fn approved_change<S: ChangeStore>(app: &Changes<S, FixedClock>, tenant: &str, title: &str) -> Change {
+    let created = app.create(&caller(tenant), new_change(title, &["payments"], t0(), 2)).await.expect("create");
+    submit_and_approve(app, tenant, &created.id).await
+}
+
+/// The plannable index holds a service's changes while their plan alone may
+/// authorize what happens in their window (approved or scheduled), and none
+/// of the others: drafts, those implementing or done, cancelled ones.
+pub async fn the_plannable_index_holds_what_a_plan_may_still_authorize<S: ChangeStore + ImplementationReader>(
+    store: S,
+) {
+    let app = Changes::new(store, FixedClock::new(t0()));
+    let tenant = seeded(&app).await;
+    let c = caller(&tenant);
+    app.create(&c, new_change("draft", &["payments"], t0(), 2)).await.expect("draft");
+    approved_change(&app, &tenant, "approved").await;
+    let scheduled = approved_change(&app, &tenant, "scheduled").await;
+    app.transition(&c, &scheduled.id, to(ChangeState::Scheduled, scheduled.version)).await.expect("schedule");
+    let started = approved_change(&app, &tenant, "started").await;
+    let started = app.transition(&c, &started.id, to(ChangeState::Scheduled, started.version)).await.expect("schedule");
+    app.transition(&c, &started.id, to(ChangeState::Implementing, started.version)).await.expect("implement");
+    let cancelled = approved_change(&app, &tenant, "cancelled").await;
+    let cancel = changehub::app::TransitionRequest {
+        reason: Some("not needed".into()),
+        ..to(ChangeState::Cancelled, cancelled.version)
+    };
+    app.transition(&c, &cancelled.id, cancel).await.expect("cancel");
+    let window = |service_name: &str, from: i64, to: i64| ServiceWindowQuery {
+        tenant: TenantId::parse(&tenant).expect("tenant"),
+        service: service(service_name),
+        from: t0() + Duration::minutes(from),
+        to: t0() + Duration::minutes(to),
+        limit: 10,
+        after: None,
+    };
+    let page = app.store.plannable(&window("payments", 30, 60)).await.expect("plannable");
+    let mut found = titles(&page);
+    found.sort();
+    assert_eq!(found, ["approved", "scheduled"]);
+    assert_eq!(page.next, None);
+    let later = app.store.plannable(&window("payments", 180, 240)).await.expect("later");
+    assert!(later.items.is_empty(), "outside their windows: {:?}", titles(&later));
+    assert!(app.store.plannable(&window("ledger", 30, 60)).await.expect("ledger").items.is_empty());
 }

@@ -17,6 +17,7 @@ use changehub::domain::{ChangeState, NewChange, TenantId};
 use changehub::local::{self, Hub, HubConfig};
 use changehub::ports::SystemClock;
 
+mod drift;
 mod gate;
 
 type BoxResult<T> = Result<T, Box<dyn std::error::Error>>;
@@ -110,6 +111,16 @@ pub struct BenchPlan {
     /// Measure the deployment gate only.
     #[arg(long, conflicts_with = "correlation_only")]
     pub gate_only: bool,
+    /// Stored changes to judge configuration changes against, one fresh store each (seeded like the
+    /// correlation history, in a file removed after).
+    #[arg(long, value_delimiter = ',', default_value = "1000,100000")]
+    pub drift_sizes: Vec<usize>,
+    /// Observations (CloudTrail calls) to judge with each size.
+    #[arg(long, default_value_t = 1000)]
+    pub drift_evaluations: usize,
+    /// Measure drift evaluations only.
+    #[arg(long, conflicts_with_all = ["correlation_only", "gate_only"])]
+    pub drift_only: bool,
 }
 
 pub async fn run(plan: BenchPlan) -> BoxResult<()> {
@@ -125,6 +136,9 @@ pub async fn run(plan: BenchPlan) -> BoxResult<()> {
     if plan.gate_only {
         return gate::gate(dir.path(), plan.gate_decisions.max(1), concurrency.max(1)).await;
     }
+    if plan.drift_only {
+        return drift::drift(dir.path(), &plan.drift_sizes, plan.drift_evaluations.max(1)).await.map(drop);
+    }
     if !plan.correlation_only {
         gate::gate(dir.path(), plan.gate_decisions.max(1), concurrency.max(1)).await?;
         api(dir.path(), requests, concurrency.max(1)).await?;
@@ -135,6 +149,9 @@ pub async fn run(plan: BenchPlan) -> BoxResult<()> {
     correlation(dir.path(), &plan.correlation_sizes, plan.correlations.max(1)).await?;
     if plan.escalation_changes > 0 {
         escalation(dir.path(), plan.escalation_changes, plan.escalation_due.min(plan.escalation_changes)).await?;
+    }
+    if !plan.correlation_only {
+        drift::drift(dir.path(), &plan.drift_sizes, plan.drift_evaluations.max(1)).await?;
     }
     Ok(())
 }
@@ -508,6 +525,22 @@ fn seeded_change(
     Ok(audit::record(None, change, "bench", AuditAction::Created, None))
 }
 
+/// Seeds the history of `n` changes from `base` ([`seeded_change`]), 10,000
+/// per write transaction; the seconds it took.
+async fn seed_history(
+    store: &EmbeddedStore,
+    tenant: &TenantId,
+    base: chrono::DateTime<Utc>,
+    n: usize,
+) -> BoxResult<f64> {
+    let seeding = Instant::now();
+    for chunk in (0..n).collect::<Vec<_>>().chunks(10_000) {
+        let changes = chunk.iter().map(|&i| seeded_change(tenant, base, i, n)).collect::<BoxResult<Vec<_>>>()?;
+        store.insert_many(changes).await?;
+    }
+    Ok(seeding.elapsed().as_secs_f64())
+}
+
 /// Seeds `n` changes into a fresh store (10,000 per write transaction) and
 /// correlates `runs` incidents at random times on random services that have
 /// a dependency (one hop: two services in scope).
@@ -519,12 +552,7 @@ async fn correlation_figures(dir: &std::path::Path, n: usize, runs: usize) -> Bo
     let store = EmbeddedStore::open(&path)?;
     let tenant = TenantId::parse("bench")?;
     let base = chrono::DateTime::parse_from_rfc3339("2025-01-01T00:00:00Z")?.with_timezone(&Utc);
-    let seeding = Instant::now();
-    for chunk in (0..n).collect::<Vec<_>>().chunks(10_000) {
-        let changes = chunk.iter().map(|&i| seeded_change(&tenant, base, i, n)).collect::<BoxResult<Vec<_>>>()?;
-        store.insert_many(changes).await?;
-    }
-    let seed_secs = seeding.elapsed().as_secs_f64();
+    let seed_secs = seed_history(&store, &tenant, base, n).await?;
     let catalog = bench_catalog()?;
     let correlator = Correlator::new(store);
     let span_minutes = (n as i64 * SEED_SPACING_MINUTES).max(1);

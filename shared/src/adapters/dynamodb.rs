@@ -362,12 +362,11 @@ fn condition_failed_at<R>(e: &TransactError<R>) -> Option<usize> {
     cancellation_reasons(e).iter().position(|r| r.code() == Some("ConditionalCheckFailed"))
 }
 
-impl ChangeReader for DynamoStore {
-    async fn get_change(&self, tenant: &TenantId, id: &ChangeId) -> Result<Option<Change>, StoreError> {
-        self.read_item(keys::change_pk(tenant, id), keys::META).await
-    }
-
-    async fn changes_for_service(&self, q: &ServiceWindowQuery) -> Result<Page<Change>, StoreError> {
+impl DynamoStore {
+    /// A page of `q`'s window in the start-sorted index partition `pk` (the
+    /// service's, or its plannable changes'): one Query (paged past 1 MB)
+    /// and one BatchGetItem.
+    pub(super) async fn service_window(&self, pk: String, q: &ServiceWindowQuery) -> Result<Page<Change>, StoreError> {
         let range = keys::service_range(q)?;
         let mut ids = Vec::new();
         let mut last_sk: Option<String> = None;
@@ -379,7 +378,7 @@ impl ChangeReader for DynamoStore {
                 .query()
                 .table_name(&self.table)
                 .key_condition_expression("PK = :pk AND SK BETWEEN :lo AND :hi")
-                .expression_attribute_values(":pk", s(keys::service_pk(&q.tenant, &q.service)))
+                .expression_attribute_values(":pk", s(pk.clone()))
                 .expression_attribute_values(":lo", s(range.lo.clone()))
                 .expression_attribute_values(":hi", s(range.hi.clone()))
                 .set_exclusive_start_key(start.take())
@@ -406,6 +405,16 @@ impl ChangeReader for DynamoStore {
         }
         let items = self.batch_get(&q.tenant, &ids).await?;
         Ok(Page { items, next: if more { last_sk.map(Cursor::issued) } else { None } })
+    }
+}
+
+impl ChangeReader for DynamoStore {
+    async fn get_change(&self, tenant: &TenantId, id: &ChangeId) -> Result<Option<Change>, StoreError> {
+        self.read_item(keys::change_pk(tenant, id), keys::META).await
+    }
+
+    async fn changes_for_service(&self, q: &ServiceWindowQuery) -> Result<Page<Change>, StoreError> {
+        self.service_window(keys::service_pk(&q.tenant, &q.service), q).await
     }
 
     async fn list_changes(&self, q: &ChangeQuery) -> Result<Page<Change>, StoreError> {

@@ -138,6 +138,8 @@ pub struct EmbeddedStore {
     db: Arc<Database>,
     stream: tokio::sync::broadcast::Sender<Committed>,
     sealer: Option<Arc<AuditSealer>>,
+    /// Items read and decoded by this database's operations, see [`EmbeddedStore::items_read`].
+    reads: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Mutations a slow stream consumer may fall behind by before it misses some.
@@ -151,7 +153,13 @@ fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(v).map_err(|e| StoreError::backend(false, e))
 }
 
+thread_local! {
+    /// Items decoded by the store operation running on this thread (see [`EmbeddedStore::items_read`]).
+    static DECODED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
 fn decode<T: DeserializeOwned>(pk: &str, sk: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    DECODED.with(|d| d.set(d.get() + 1));
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt { key: format!("{pk}/{sk}"), message: e.to_string() })
 }
 
@@ -175,7 +183,7 @@ impl EmbeddedStore {
         txn.open_table(GSI1).map_err(backend)?;
         txn.commit().map_err(backend)?;
         let (stream, _) = tokio::sync::broadcast::channel(STREAM_CAPACITY);
-        Ok(Self { db: Arc::new(db), stream, sealer: None })
+        Ok(Self { db: Arc::new(db), stream, sealer: None, reads: Arc::default() })
     }
 
     /// Seals every audit entry it writes with the hub's audit key.
@@ -200,8 +208,24 @@ impl EmbeddedStore {
         T: Send + 'static,
         F: FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
     {
-        let db = self.db.clone();
-        tokio::task::spawn_blocking(move || f(&db)).await.map_err(|e| StoreError::backend(false, e))?
+        let (db, reads) = (self.db.clone(), self.reads.clone());
+        tokio::task::spawn_blocking(move || {
+            DECODED.with(|d| d.set(0));
+            let done = f(&db);
+            reads.fetch_add(DECODED.with(std::cell::Cell::get), std::sync::atomic::Ordering::Relaxed);
+            done
+        })
+        .await
+        .map_err(|e| StoreError::backend(false, e))?
+    }
+
+    /// How many items this database's operations have read so far: every
+    /// index entry, record, finding and claim decoded, counted as DynamoDB
+    /// counts the items a Query or GetItem returns (those a filter then
+    /// drops included). `changehub bench` takes the difference around one
+    /// operation.
+    pub fn items_read(&self) -> u64 {
+        self.reads.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Every change record in the file, of every tenant. An admin scan for
@@ -288,14 +312,7 @@ impl ChangeReader for EmbeddedStore {
     }
 
     async fn changes_for_service(&self, q: &ServiceWindowQuery) -> Result<Page<Change>, StoreError> {
-        let range = keys::service_range(q)?;
-        let (pk, tenant, from, limit) = (keys::service_pk(&q.tenant, &q.service), q.tenant.clone(), q.from, q.limit);
-        self.blocking(move |db| {
-            let txn = db.begin_read().map_err(backend)?;
-            let table = txn.open_table(ITEMS).map_err(backend)?;
-            window_page(&table, &pk, &range, &tenant, from, limit, usize::MAX, |_| true)
-        })
-        .await
+        self.service_window(keys::service_pk(&q.tenant, &q.service), q).await
     }
 
     async fn list_changes(&self, q: &ChangeQuery) -> Result<Page<Change>, StoreError> {
@@ -326,6 +343,19 @@ impl ChangeReader for EmbeddedStore {
 }
 
 impl EmbeddedStore {
+    /// A page of `q`'s window in the start-sorted index partition `pk` (the
+    /// service's, or its plannable changes').
+    pub(super) async fn service_window(&self, pk: String, q: &ServiceWindowQuery) -> Result<Page<Change>, StoreError> {
+        let range = keys::service_range(q)?;
+        let (tenant, from, limit) = (q.tenant.clone(), q.from, q.limit);
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(backend)?;
+            let table = txn.open_table(ITEMS).map_err(backend)?;
+            window_page(&table, &pk, &range, &tenant, from, limit, usize::MAX, |_| true)
+        })
+        .await
+    }
+
     /// The item at (`pk`, `sk`), decoded; none if there is none.
     async fn read_item<T: DeserializeOwned + Send + 'static>(
         &self,

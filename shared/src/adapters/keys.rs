@@ -233,8 +233,26 @@ pub fn implementation_ranges(q: &ImplementationQuery) -> Vec<(String, SkRange)> 
     ranges
 }
 
+/// A service's plannable index: its changes a plan alone may still
+/// authorize (approved, scheduled, or implementing with no implementation
+/// recorded), by planned start, as in the service index. A change leaves it
+/// when it starts implementing (the implementation index holds it from then
+/// on) or ends any other way, so a read around t is bounded by the changes
+/// waiting to start, never by the service's history.
+pub fn plannable_pk(tenant: &TenantId, service: &ServiceName) -> String {
+    format!("T#{tenant}#PLANNABLE#{service}")
+}
+
+/// Whether a change belongs in its services' plannable indexes.
+fn plannable(change: &Change) -> bool {
+    use crate::domain::{ChangeState, ChangeType};
+    change.implementation.is_none()
+        && change.change_type != ChangeType::Recorded
+        && matches!(change.state, ChangeState::Approved | ChangeState::Scheduled | ChangeState::Implementing)
+}
+
 /// The index entries a change has, by (PK, SK): one per service, one in the
-/// listing index, one per principal it waits for.
+/// listing index, one per service while it is plannable, one per principal it waits for.
 pub fn index_entries(change: &Change) -> BTreeMap<(String, String), IndexItem> {
     let (tenant, id) = (&change.tenant, change.id);
     let windowed =
@@ -242,6 +260,11 @@ pub fn index_entries(change: &Change) -> BTreeMap<(String, String), IndexItem> {
     let start = service_sk(change.planned_start, &id);
     let mut entries: BTreeMap<(String, String), IndexItem> =
         change.services.iter().map(|service| ((service_pk(tenant, service), start.clone()), windowed(None))).collect();
+    if plannable(change) {
+        entries.extend(
+            change.services.iter().map(|service| ((plannable_pk(tenant, service), start.clone()), windowed(None))),
+        );
+    }
     entries.insert((plan_pk(tenant), start), windowed(Some(Listing::of(change))));
     if let Some(implementation) = change.implementation {
         let sk = implementation_sk(&implementation, &id);

@@ -195,7 +195,8 @@ impl<S: DriftStore, K: CatalogReader, C: Clock, N: Notifier> Drift<S, K, C, N> {
     }
 
     /// The changes that may authorize `o`: those implemented near its time
-    /// and those planned around it, on its service (none without one).
+    /// and those still to start planned around it, on its service (none
+    /// without one); neither read grows with the service's history.
     async fn candidates(&self, o: &Observation, grace: Duration) -> Result<Vec<Change>, StoreError> {
         let Some(service) = &o.service else { return Ok(Vec::new()) };
         let query = ImplementationQuery {
@@ -215,7 +216,7 @@ impl<S: DriftStore, K: CatalogReader, C: Clock, N: Notifier> Drift<S, K, C, N> {
             after: None,
         };
         loop {
-            let page = self.store.changes_for_service(&window).await?;
+            let page = self.store.plannable(&window).await?;
             found.extend(page.items.into_iter().map(|c| (c.id, c)));
             match page.next {
                 Some(next) => window.after = Some(next),

@@ -1,10 +1,11 @@
-//! Reading changes by when they were implemented: what the correlation of an
-//! incident reads, at a cost that does not grow with the history.
+//! Reading changes by when they were implemented (what the correlation of an
+//! incident reads) or may still be by their plan (what the drift consumer
+//! reads besides), at a cost that does not grow with the history.
 
 use chrono::{DateTime, Utc};
 use std::future::Future;
 
-use super::StoreError;
+use super::{Page, ServiceWindowQuery, StoreError};
 use crate::domain::{Change, ServiceName, TenantId};
 
 /// The changes on any of `services` whose recorded implementation can
@@ -57,4 +58,13 @@ pub trait ImplementationReader: Send + Sync {
     /// bounded by the window and the class, then one batch read per 100
     /// changes; never more whatever the history.
     fn implemented(&self, query: &ImplementationQuery) -> impl Future<Output = Result<Implemented, StoreError>> + Send;
+
+    /// The changes on `query.service` whose planned window overlaps
+    /// `[from, to]` and that a plan alone may still authorize: approved,
+    /// scheduled, or implementing with no implementation recorded (the rest
+    /// are read by [`ImplementationReader::implemented`]). One query of the
+    /// service's plannable index, which holds no other change, and one batch
+    /// read per page, so the read does not grow with the service's history.
+    /// `InvalidCursor` if `query.after` is not a cursor of a window.
+    fn plannable(&self, query: &ServiceWindowQuery) -> impl Future<Output = Result<Page<Change>, StoreError>> + Send;
 }

@@ -740,6 +740,8 @@ async fn every_sample_resolves_to_a_service_of_the_sample_catalog() {
     let unresolvable = [
         ("cloudtrail.ec2_authorize_security_group_ingress.json", "the event names no service"),
         ("cloudtrail.ec2_authorize_security_group_ingress.source_identity.json", "the event names no service"),
+        ("cloudtrail.ec2_authorize_security_group_ingress.cloudformation.json", "the event names no service"),
+        ("cloudtrail.ec2_revoke_security_group_ingress.vendor.json", "the event names no service"),
         ("cloudtrail.iam_put_role_policy.json", "the event names no service"),
         ("config.rules_compliance_change.json", "no catalog mapping for AWS resource sg-0a1b2c3d4e5f67890"),
     ];

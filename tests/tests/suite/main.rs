@@ -40,6 +40,7 @@ mod dead_letters;
 mod delegations;
 mod deployments;
 mod drift;
+mod drift_aws;
 mod escalation;
 mod flow_aws;
 mod freeze_starting;

@@ -66,6 +66,7 @@ contract_cases!(
     waiting_index_follows_the_approval_levels,
     security_events_collapse_repeats_per_caller_and_minute,
     governance_writes_are_chained_on_the_tenants_trail,
+    the_plannable_index_holds_what_a_plan_may_still_authorize,
 );
 
 #[tokio::test]

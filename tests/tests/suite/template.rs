@@ -573,7 +573,7 @@ fn every_function_writes_only_the_partitions_its_code_writes() {
     let correlate_never_deletes = [[record].as_slice(), &hold, &api_writes, &tagged, &problems].concat();
     // The escalate function writes a change record and its audit entries
     // (one partition), the month's approval-wait counters, for a bake that
-    // ends the outcome counters, a freezes document with its governance
+    // ends the outcome counters and its state in the listing, a freezes document with its governance
     // trail entry, and the claims of freeze notices, which are all it deletes.
     let freeze_claim = keys::idem_pk("freeze-starting:acme:close:2026-12-01T00:00:00Z");
     let escalate_writes = [
@@ -582,11 +582,13 @@ fn every_function_writes_only_the_partitions_its_code_writes() {
         keys::doc_pk(&tenant, changehub::ports::DocKind::Freezes),
         keys::governance_pk(&tenant),
         keys::counter_pk(&counter),
+        keys::plan_pk(&tenant),
         freeze_claim.clone(),
     ];
-    let escalate_never = [indexes.as_slice(), &records[1..3], &records[4..], &[keys::activity_pk(&tenant)]].concat();
+    let escalate_never =
+        [&indexes[..1], &indexes[2..], &records[1..3], &records[4..], &[keys::activity_pk(&tenant)]].concat();
     let escalate_deletes = [freeze_claim];
-    let escalate_never_deletes = [escalate_never.as_slice(), &escalate_writes[..5]].concat();
+    let escalate_never_deletes = [escalate_never.as_slice(), &escalate_writes[..6]].concat();
     // The drift function writes findings and its claims, and deletes only
     // claims it gives back; it never writes a change or anything of one.
     let drift_writes = [keys::findings_pk(&tenant), keys::idem_pk("drift:acme:event")];

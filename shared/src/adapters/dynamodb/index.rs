@@ -262,4 +262,8 @@ impl crate::ports::ImplementationReader for DynamoStore {
         cost += ReadCost { calls: found.ids.len().div_ceil(100), items: changes.len() };
         Ok(Implemented { changes, cost })
     }
+
+    async fn plannable(&self, q: &crate::ports::ServiceWindowQuery) -> Result<crate::ports::Page<Change>, StoreError> {
+        self.service_window(keys::plannable_pk(&q.tenant, &q.service), q).await
+    }
 }

@@ -9,7 +9,8 @@ use crate::adapters::FoundOnce;
 use crate::adapters::keys::{self, IndexItem};
 use crate::domain::{Change, ChangeId, TenantId};
 use crate::ports::{
-    ChangeQuery, Cursor, ImplementationQuery, Implemented, InvalidCursor, Page, ReadCost, StoreError, WaitingQuery,
+    ChangeQuery, Cursor, ImplementationQuery, Implemented, InvalidCursor, Page, ReadCost, ServiceWindowQuery,
+    StoreError, WaitingQuery,
 };
 
 /// Moves a change's index entries (service, listing, waiting) from those of
@@ -153,5 +154,9 @@ impl crate::ports::ImplementationReader for EmbeddedStore {
             Ok(Implemented { changes, cost })
         })
         .await
+    }
+
+    async fn plannable(&self, q: &ServiceWindowQuery) -> Result<Page<Change>, StoreError> {
+        self.service_window(keys::plannable_pk(&q.tenant, &q.service), q).await
     }
 }
