@@ -206,11 +206,18 @@ impl Hub {
     }
 }
 
-/// The unauthorized-change notifications of finding `id`.
+/// The unauthorized-change notifications of finding `id` addressed to the
+/// people who act on it: its service's owners, or the cab for a finding of
+/// no service (the feed's and the other audiences' copies left out).
 fn told(lines: &[Value], id: &Value) -> Vec<Value> {
+    let addressed = |n: &Value| {
+        let a = &n["attributes"];
+        a["audience"] == "owners" || (a["audience"] == "cab" && a["service"] == "unknown")
+    };
     lines
         .iter()
         .filter(|n| n["attributes"]["type"] == "unauthorized_change" && &n["body"]["finding"]["id"] == id)
+        .filter(|n| addressed(n))
         .cloned()
         .collect()
 }

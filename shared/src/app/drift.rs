@@ -46,8 +46,7 @@ use crate::domain::finding::{Finding, FindingId, FindingStatus, Severity, group_
 use crate::domain::{Change, ChangeId, TenantId};
 use crate::ports::{
     CatalogReader, ChangeReader, Clock, Dedupe, Fact, FindingQuery, FindingStore, ImplementationQuery,
-    ImplementationReader, MAX_PAGE, Notifier, ServiceWindowQuery, StoreError,
-    TenantDocs,
+    ImplementationReader, MAX_PAGE, Notifier, ServiceWindowQuery, StoreError, TenantDocs,
 };
 
 /// Reads and writes of one finding before giving up to concurrent writers (and being retried).
