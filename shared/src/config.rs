@@ -43,6 +43,15 @@ pub fn parse_public_url(url: &str) -> Result<String, String> {
     }
 }
 
+/// The tenant an AWS account's own events belong to (`CHANGEHUB_AWS_TENANT`,
+/// default `default`): the aws-events function files them under it, and
+/// the drift function reads its catalog at init.
+pub fn aws_tenant() -> Result<crate::domain::TenantId, ConfigError> {
+    let name = "CHANGEHUB_AWS_TENANT";
+    let tenant = std::env::var(name).unwrap_or_else(|_| "default".into());
+    crate::domain::TenantId::parse(&tenant).map_err(|e| ConfigError::Invalid { name, message: e.message })
+}
+
 /// The table of change records and the secret holding the audit key that
 /// seals every audit entry written to it: `CHANGEHUB_TABLE` and
 /// `CHANGEHUB_AUDIT_KEY_SECRET`, for every function that writes audited

@@ -106,6 +106,38 @@ impl SqsInbox {
         assert!(got.len() >= expected, "expected {expected} messages on the queue, got {}", got.len());
         got
     }
+
+    /// The notifications on a topic subscriber's queue: at least
+    /// `expected`, all that arrived, each read from its SNS envelope.
+    pub async fn notifications(&mut self, expected: usize) -> Vec<SnsMessage> {
+        self.bodies(expected).await.iter().map(|body| SnsMessage::of(body)).collect()
+    }
+}
+
+/// One notification as an SQS subscription receives it from SNS.
+#[derive(Debug, Clone)]
+pub struct SnsMessage {
+    /// Its message attributes (all strings).
+    pub attributes: std::collections::BTreeMap<String, String>,
+    pub subject: String,
+    /// The message, parsed as JSON.
+    pub message: serde_json::Value,
+}
+
+impl SnsMessage {
+    /// Reads the SNS envelope `body`.
+    pub fn of(body: &str) -> Self {
+        let envelope: serde_json::Value = serde_json::from_str(body).expect("the SNS envelope");
+        let attributes = envelope["MessageAttributes"]
+            .as_object()
+            .expect("message attributes")
+            .iter()
+            .map(|(k, v)| (k.clone(), v["Value"].as_str().expect("a string attribute").to_owned()))
+            .collect();
+        let subject = envelope["Subject"].as_str().unwrap_or_default().to_owned();
+        let message = serde_json::from_str(envelope["Message"].as_str().expect("message")).expect("JSON");
+        Self { attributes, subject, message }
+    }
 }
 
 impl crate::bus_contract::Inbox for SqsInbox {

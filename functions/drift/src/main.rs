@@ -29,12 +29,10 @@ struct Config {
 
 impl Config {
     fn from_env() -> Result<Self, ConfigError> {
-        let tenant = std::env::var("CHANGEHUB_AWS_TENANT").unwrap_or_else(|_| "default".into());
         Ok(Self {
             table: config::required("CHANGEHUB_TABLE")?,
             topic_arn: config::required("CHANGEHUB_TOPIC_ARN")?,
-            tenant: TenantId::parse(&tenant)
-                .map_err(|e| ConfigError::Invalid { name: "CHANGEHUB_AWS_TENANT", message: e.message })?,
+            tenant: config::aws_tenant()?,
             claims: ClaimTimes::from_env()?,
         })
     }

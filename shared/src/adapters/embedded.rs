@@ -401,6 +401,27 @@ impl EmbeddedStore {
         })
         .await
     }
+
+    /// A page of partition `pk`'s items within `range`, in sort-key order.
+    async fn page_in<T: DeserializeOwned + Send + 'static>(
+        &self,
+        pk: String,
+        range: keys::SkRange,
+        limit: usize,
+    ) -> Result<Page<T>, StoreError> {
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(backend)?;
+            let table = txn.open_table(ITEMS).map_err(backend)?;
+            let rows = table.range((pk.as_str(), range.lo.as_str())..=(pk.as_str(), range.hi.as_str()));
+            let rows = rows.map_err(backend)?.map(|row| {
+                let (k, v) = row.map_err(backend)?;
+                let sk = k.value().1;
+                Ok((sk.to_owned(), decode(&pk, sk, v.value())?))
+            });
+            paged(rows, range.after.as_deref(), limit)
+        })
+        .await
+    }
 }
 
 /// An update as one write transaction applies it: the new record, its sealed
@@ -599,6 +620,22 @@ impl DueIndex for EmbeddedStore {
         after: Option<Cursor>,
     ) -> Result<Page<Change>, StoreError> {
         let range = keys::due_range(partition, until, after.as_ref())?;
+        self.due_page(range, limit, keys::META, "change", |_, _, change| Ok(change)).await
+    }
+}
+
+impl EmbeddedStore {
+    /// A page of a due-index partition (GSI1): the item each entry names
+    /// (its `item_sk`; a missing one, a `what`, is corrupt), made with the
+    /// entry's partition and sort key by `make`.
+    pub(super) async fn due_page<I: DeserializeOwned, T: Send + 'static>(
+        &self,
+        range: keys::DueRange,
+        limit: usize,
+        item_sk: &'static str,
+        what: &'static str,
+        make: impl Fn(&str, &str, I) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<Page<T>, StoreError> {
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(backend)?;
             let gsi = txn.open_table(GSI1).map_err(backend)?;
@@ -607,11 +644,12 @@ impl DueIndex for EmbeddedStore {
             let rows = gsi.range((pk, lo)..=(pk, hi)).map_err(backend)?.map(|row| {
                 let (k, v) = row.map_err(backend)?;
                 let sk = k.value().1.to_owned();
-                let change = get_item(&table, v.value(), keys::META)?.ok_or_else(|| StoreError::Corrupt {
+                let item = get_item(&table, v.value(), item_sk)?.ok_or_else(|| StoreError::Corrupt {
                     key: format!("{pk}/{sk}"),
-                    message: "due index names a missing change".into(),
+                    message: format!("due index names a missing {what}"),
                 })?;
-                Ok((sk, change))
+                let made = make(pk, &sk, item)?;
+                Ok((sk, made))
             });
             paged(rows, range.after.as_deref(), limit)
         })

@@ -6,8 +6,6 @@
 //! function's own handler, twice (EventBridge delivers at least once), on
 //! DynamoDB, telling an SNS topic with a queue subscribed.
 
-use std::collections::BTreeMap;
-
 use changehub::app::Changes;
 use changehub::app::catalog::{CachedCatalog, DEFAULT_CACHE_TTL};
 use changehub::app::drift::Drift;
@@ -22,26 +20,6 @@ use changehub_tests::{fixtures, unique};
 use serde_json::{Value, json};
 
 use super::template::{function, template};
-
-/// The notifications on the topic's queue: each one's message attributes, subject and message.
-async fn notified(queue: &mut aws::SqsInbox, expected: usize) -> Vec<(BTreeMap<String, String>, String, Value)> {
-    let bodies = queue.bodies(expected).await;
-    bodies
-        .iter()
-        .map(|body| {
-            let envelope: Value = serde_json::from_str(body).expect("the SNS envelope");
-            let attributes = envelope["MessageAttributes"]
-                .as_object()
-                .expect("message attributes")
-                .iter()
-                .map(|(k, v)| (k.clone(), v["Value"].as_str().expect("a string attribute").to_owned()))
-                .collect();
-            let subject = envelope["Subject"].as_str().unwrap_or_default().to_owned();
-            let message = serde_json::from_str(envelope["Message"].as_str().expect("message")).expect("JSON");
-            (attributes, subject, message)
-        })
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_template_rule_delivers_the_evidence_and_the_drift_function_tells_sns_once() {
@@ -117,10 +95,12 @@ async fn the_template_rule_delivers_the_evidence_and_the_drift_function_tells_sn
     let findings = store.list_findings(&FindingQuery::new(tenant.clone(), 100)).await.expect("findings").items;
     assert_eq!(findings.len(), opened, "{answers:#?}");
     // Every copy of one telling carries the finding; the feed's is one per finding.
-    let told: Vec<_> = notified(&mut topic, findings.len())
+    let told: Vec<_> = topic
+        .notifications(findings.len())
         .await
         .into_iter()
-        .filter(|(attributes, _, _)| attributes.get("audience").map(String::as_str) == Some("feed"))
+        .filter(|n| n.attributes.get("audience").map(String::as_str) == Some("feed"))
+        .map(|n| (n.attributes, n.subject, n.message))
         .collect();
     assert_eq!(told.len(), findings.len(), "told once each: {told:#?}");
     let mut ids: Vec<&str> = told.iter().filter_map(|(_, _, m)| m["finding"]["id"].as_str()).collect();

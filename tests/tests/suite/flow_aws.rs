@@ -193,25 +193,10 @@ async fn received(queue: &mut SqsInbox, expected: usize) -> Vec<Value> {
     bodies.iter().map(|b| serde_json::from_str(b).expect("an EventBridge event")).collect()
 }
 
-/// The notifications a topic subscriber received: each one's message attributes and message.
 /// The notifications on the topic's queue: at least `expected`, all that
-/// arrived. [`feed`] keeps the feed's (one per event).
+/// arrived, each its attributes and message. [`feed`] keeps the feed's (one per event).
 async fn notified(queue: &mut SqsInbox, expected: usize) -> Vec<(BTreeMap<String, String>, Value)> {
-    let bodies = queue.bodies(expected).await;
-    bodies
-        .iter()
-        .map(|body| {
-            let envelope: Value = serde_json::from_str(body).expect("the SNS envelope");
-            let attributes = envelope["MessageAttributes"]
-                .as_object()
-                .expect("message attributes")
-                .iter()
-                .map(|(k, v)| (k.clone(), v["Value"].as_str().expect("a string attribute").to_owned()))
-                .collect();
-            let message = serde_json::from_str(envelope["Message"].as_str().expect("message")).expect("JSON");
-            (attributes, message)
-        })
-        .collect()
+    queue.notifications(expected).await.into_iter().map(|n| (n.attributes, n.message)).collect()
 }
 
 /// The feed's notifications among `told`, exactly `expected`; every other

@@ -412,21 +412,14 @@ async fn the_sns_notification_carries_the_filter_attributes() {
     teller.tell(&Catalog::default(), &notice()).await.expect("told");
     let bodies = inbox.bodies(2).await;
     assert_eq!(bodies.len(), 2, "the feed and the requester: {bodies:?}");
-    let envelopes: Vec<Value> = bodies.iter().map(|b| serde_json::from_str(b).expect("SNS envelope")).collect();
-    let envelope = envelopes
-        .into_iter()
-        .find(|e| e["MessageAttributes"]["audience"]["Value"] == "feed")
-        .expect("the feed's message");
-    let attributes: BTreeMap<String, String> = envelope["MessageAttributes"]
-        .as_object()
-        .expect("attributes")
+    let feed = bodies
         .iter()
-        .map(|(k, v)| (k.clone(), v["Value"].as_str().expect("string").to_owned()))
-        .collect();
-    assert_eq!(attributes, expected_attributes());
-    assert_eq!(envelope["Subject"], "Major change-related incident on payments (P1): Checkout errors");
-    let message: Value = serde_json::from_str(envelope["Message"].as_str().expect("message")).expect("JSON");
-    assert_eq!(message["summary"], notice().summary());
+        .map(|b| aws::SnsMessage::of(b))
+        .find(|n| n.attributes.get("audience").map(String::as_str) == Some("feed"))
+        .expect("the feed's message");
+    assert_eq!(feed.attributes, expected_attributes());
+    assert_eq!(feed.subject, "Major change-related incident on payments (P1): Checkout errors");
+    assert_eq!(feed.message["summary"], notice().summary());
 }
 
 /// A notifier that refuses the first notification to `audience`, then sends.

@@ -3,7 +3,7 @@
 
 use redb::{ReadableDatabase, ReadableTable};
 
-use super::{EmbeddedStore, ITEMS, backend, decode, encode, get_item, paged};
+use super::{EmbeddedStore, ITEMS, backend, encode, get_item};
 use crate::adapters::keys;
 use crate::domain::finding::change_evidence::{ChangeEvidence, MAX_CHANGE_EVIDENCE, Recorded};
 use crate::domain::finding::{Finding, FindingId};
@@ -67,18 +67,6 @@ impl FindingStore for EmbeddedStore {
         after: Option<Cursor>,
     ) -> Result<Page<ChangeEvidence>, StoreError> {
         let range = keys::change_evidence_range(after.as_ref())?;
-        let pk = keys::change_evidence_pk(tenant, change);
-        self.blocking(move |db| {
-            let txn = db.begin_read().map_err(backend)?;
-            let table = txn.open_table(ITEMS).map_err(backend)?;
-            let rows = table.range((pk.as_str(), range.lo.as_str())..(pk.as_str(), range.hi.as_str()));
-            let rows = rows.map_err(backend)?.map(|row| {
-                let (k, v) = row.map_err(backend)?;
-                let sk = k.value().1;
-                Ok((sk.to_owned(), decode(&pk, sk, v.value())?))
-            });
-            paged(rows, range.after.as_deref(), limit)
-        })
-        .await
+        self.page_in(keys::change_evidence_pk(tenant, change), range, limit).await
     }
 }

@@ -78,19 +78,7 @@ impl TenantDocs for EmbeddedStore {
         after: Option<Cursor>,
     ) -> Result<Page<AuditEntry>, StoreError> {
         let range = keys::trail_range(after.as_ref())?;
-        let pk = keys::governance_pk(tenant);
-        self.blocking(move |db| {
-            let txn = db.begin_read().map_err(backend)?;
-            let table = txn.open_table(ITEMS).map_err(backend)?;
-            let rows = table.range((pk.as_str(), range.lo.as_str())..(pk.as_str(), range.hi.as_str()));
-            let rows = rows.map_err(backend)?.map(|row| {
-                let (k, v) = row.map_err(backend)?;
-                let sk = k.value().1;
-                Ok((sk.to_owned(), decode(&pk, sk, v.value())?))
-            });
-            paged(rows, range.after.as_deref(), limit)
-        })
-        .await
+        self.page_in(keys::governance_pk(tenant), range, limit).await
     }
 }
 
@@ -128,24 +116,8 @@ impl FreezesDue for EmbeddedStore {
         after: Option<Cursor>,
     ) -> Result<Page<DueDoc>, StoreError> {
         let range = keys::freezes_due_range(shard, until, after.as_ref());
-        self.blocking(move |db| {
-            let txn = db.begin_read().map_err(backend)?;
-            let gsi = txn.open_table(GSI1).map_err(backend)?;
-            let table = txn.open_table(ITEMS).map_err(backend)?;
-            let (pk, lo, hi) = (range.pk.as_str(), range.after.as_deref().unwrap_or_default(), range.hi.as_str());
-            let rows = gsi.range((pk, lo)..=(pk, hi)).map_err(backend)?.map(|row| {
-                let (k, v) = row.map_err(backend)?;
-                let sk = k.value().1.to_owned();
-                let tenant = keys::tenant_of_due_doc(pk, &sk)?;
-                let doc = get_item::<StoredDoc>(&table, v.value(), keys::DOC_CURRENT)?.ok_or_else(|| {
-                    StoreError::Corrupt {
-                        key: format!("{pk}/{sk}"),
-                        message: "due index names a missing document".into(),
-                    }
-                })?;
-                Ok((sk, DueDoc { tenant, doc }))
-            });
-            paged(rows, range.after.as_deref(), limit)
+        self.due_page(range, limit, keys::DOC_CURRENT, "document", |pk, sk, doc: StoredDoc| {
+            Ok(DueDoc { tenant: keys::tenant_of_due_doc(pk, sk)?, doc })
         })
         .await
     }
