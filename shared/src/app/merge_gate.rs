@@ -34,10 +34,17 @@ pub const PULL_REQUEST_CHANGED: &str = "Pull Request Changed";
 /// Times a write of the reverse index is tried against concurrent writers.
 const LINK_ATTEMPTS: u32 = 3;
 
-/// The bus rule's pattern: pull and merge requests, and the change events that may turn their statuses.
+/// The events the merge gate handles: pull and merge requests, and the change events that may turn their statuses.
+pub fn detail_types() -> impl Iterator<Item = &'static str> {
+    std::iter::once(PULL_REQUEST_CHANGED).chain(merge::TURNING_EVENTS)
+}
+
+/// The bus rule's pattern: the hub's own events of [`detail_types`].
 pub fn rule_pattern() -> Result<crate::domain::EventPattern, crate::domain::event::PatternError> {
-    let detail_types: Vec<&str> = std::iter::once(PULL_REQUEST_CHANGED).chain(merge::TURNING_EVENTS).collect();
-    crate::domain::EventPattern::parse(serde_json::json!({ "detail-type": detail_types }))
+    crate::domain::EventPattern::parse(serde_json::json!({
+        "source": [{"prefix": crate::domain::event::SOURCE_PREFIX}],
+        "detail-type": detail_types().collect::<Vec<_>>(),
+    }))
 }
 
 /// The merge gate on its ports.

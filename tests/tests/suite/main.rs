@@ -56,6 +56,7 @@ mod problems;
 mod publish;
 mod recheck;
 mod rules;
+mod scm_aws;
 mod store_contract;
 mod tagging;
 mod tell;

@@ -595,7 +595,12 @@ fn every_function_writes_only_the_partitions_its_code_writes() {
     let drift_never = [api_writes.as_slice(), &[keys::activity_pk(&tenant), keys::problems_pk(&tenant)]].concat();
     let drift_deletes = [keys::idem_pk("drift:acme:event")];
     let drift_never_deletes = [drift_never.as_slice(), &[keys::findings_pk(&tenant)]].concat();
-    let expected: [Row; 8] = [
+    // The scm function writes only the merge gate's reverse index (a put,
+    // conditional on its version), and deletes nothing.
+    let scm_writes = [keys::pull_links_pk(&tenant, &id)];
+    let scm_never = [api_writes.as_slice(), &[keys::activity_pk(&tenant), keys::idem_pk("github:delivery")]].concat();
+    let scm_never_deletes = [scm_never.as_slice(), &scm_writes].concat();
+    let expected: [Row; 9] = [
         ("ApiFunction", &api_writes, &api_foreign, &api_deletes, &api_never_deletes),
         ("EscalateFunction", &escalate_writes, &escalate_never, &escalate_deletes, &escalate_never_deletes),
         (
@@ -607,6 +612,7 @@ fn every_function_writes_only_the_partitions_its_code_writes() {
         ),
         ("CorrelateFunction", &correlate_writes, &correlate_never, &correlate_deletes, &correlate_never_deletes),
         ("DriftFunction", &drift_writes, &drift_never, &drift_deletes, &drift_never_deletes),
+        ("ScmFunction", &scm_writes, &scm_never, &[], &scm_never_deletes),
         ("IngestFunction", &ingest_writes, &api_writes, &ingest_deletes, &ingest_never_deletes),
         ("AwsEventsFunction", &ingest_writes, &api_writes, &ingest_deletes, &ingest_never_deletes),
         ("PublishFunction", &publish_writes, &publish_never, &publish_writes, &publish_never),
@@ -961,6 +967,74 @@ fn the_drift_rule_is_the_drift_consumers_pattern() {
     assert!(!writes.iter().any(|p| like(p, &changehub::adapters::keys::change_pk(&tenant, &change))), "{writes:?}");
 }
 
+/// The scm function's rule on the hub bus is the union of its use cases'
+/// patterns (today the merge gate's, which `changehub serve` uses too): pull
+/// and merge requests and the change events that may turn their statuses,
+/// from the hub only. It may read the catalog and changes by id, read and
+/// put the reverse index, read its one secret (the forge credentials), and
+/// nothing else; the forges' URLs are parameters defaulting to the public
+/// services.
+#[test]
+fn the_scm_rule_is_the_merge_gates_pattern_with_least_privilege() {
+    use changehub::adapters::keys;
+    let t = template();
+    let f = function(&t, "ScmFunction");
+    let rule = &f["Properties"]["Events"]["ScmEvents"]["Properties"];
+    assert_eq!(rule["EventBusName"], json!({"!Ref": "HubEventBus"}));
+    let pattern = scm::rule_pattern().expect("pattern");
+    assert_eq!(&rule["Pattern"], pattern.as_json());
+    assert_eq!(pattern.as_json(), changehub::app::merge_gate::rule_pattern().expect("pattern").as_json());
+    let event = |source: &str, detail_type: &str| json!({"source": source, "detail-type": detail_type, "detail": {}});
+    assert!(pattern.matches(&event("changehub.github", "Pull Request Changed")));
+    assert!(pattern.matches(&event("changehub.gitlab", "Pull Request Changed")));
+    for detail_type in changehub::domain::gate::merge::TURNING_EVENTS {
+        assert!(pattern.matches(&event("changehub.change", detail_type)), "{detail_type}");
+    }
+    assert!(!pattern.matches(&event("changehub.change", "Change Created")));
+    assert!(!pattern.matches(&event("acme.tool", "Pull Request Changed")), "only what the hub published");
+
+    let expected: BTreeSet<String> = ["dynamodb:GetItem", "dynamodb:PutItem", "secretsmanager:GetSecretValue"]
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(actions_of(f), expected);
+    let leading = |s: &Value| -> Vec<String> {
+        let keys = s["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"].as_array().cloned();
+        keys.unwrap_or_default().iter().filter_map(|k| k.as_str().map(str::to_owned)).collect()
+    };
+    let tenant = changehub::domain::TenantId::parse("acme").expect("tenant");
+    let change = changehub::domain::ChangeId::new();
+    let readable: Vec<String> = statements_of(f)
+        .into_iter()
+        .filter(|s| s["Action"].as_array().is_some_and(|a| a.contains(&json!("dynamodb:GetItem"))))
+        .flat_map(leading)
+        .collect();
+    for pk in [
+        keys::doc_pk(&tenant, changehub::ports::DocKind::Catalog),
+        keys::change_pk(&tenant, &change),
+        keys::pull_links_pk(&tenant, &change),
+    ] {
+        assert!(readable.iter().any(|p| like(p, &pk)), "the merge gate reads {pk}: {readable:?}");
+    }
+    let secrets: Vec<&Value> = statements_of(f)
+        .into_iter()
+        .filter(|s| s["Action"].as_array().is_some_and(|a| a.contains(&json!("secretsmanager:GetSecretValue"))))
+        .collect();
+    assert_eq!(secrets.len(), 1);
+    assert_eq!(secrets[0]["Resource"], json!([{"!Ref": "ForgeCredentials"}]), "its one secret");
+    assert_eq!(t["Resources"]["ForgeCredentials"]["Type"], "AWS::SecretsManager::Secret");
+
+    let env = &f["Properties"]["Environment"]["Variables"];
+    assert_eq!(env["CHANGEHUB_FORGE_SECRET"], json!({"!Ref": "ForgeCredentials"}));
+    for (variable, parameter, default) in [
+        ("CHANGEHUB_GITHUB_API_URL", "GithubApiUrl", changehub::domain::writeback::GITHUB_API),
+        ("CHANGEHUB_GITLAB_URL", "GitlabUrl", changehub::adapters::scm::GITLAB_URL),
+    ] {
+        assert_eq!(env[variable], json!({"!Ref": parameter}), "{variable}");
+        assert_eq!(t["Parameters"][parameter]["Default"], default, "{parameter}");
+    }
+}
+
 /// The escalate function runs on an EventBridge Scheduler schedule at the
 /// stack's rate (1 minute by default), and may only query the due index's
 /// approvals, starting-soon and freeze-starting partitions, read change items and the tenant's catalog,
@@ -1066,5 +1140,6 @@ fn the_public_url_is_a_parameter_passed_to_the_functions_that_render_notificatio
             assert!(var.is_null(), "{name} does not read CHANGEHUB_PUBLIC_URL");
         }
     }
-    assert_eq!(linked, BTreeSet::from(["correlate".to_owned(), "publish".to_owned()]));
+    let expected = ["correlate", "publish", "scm"].map(str::to_owned);
+    assert_eq!(linked, BTreeSet::from(expected), "the merge gate's statuses link to the change too");
 }

@@ -1,0 +1,190 @@
+//! The scm Lambda's handling of one hub event from its EventBridge rule,
+//! and the shape of its answer (the Lambda's concern, not the use cases').
+//!
+//! The function hosts the hub's answers to GitHub and GitLab, each a use
+//! case of the shared library with a `handle(detail_type, detail)` that
+//! takes the events of its own pattern and skips the others. Today that is
+//! the merge gate ([`MergeGate`]). Another (the deployment protection rule
+//! answers) is added as: one more field of [`Scm`] built in [`Scm::new`],
+//! its detail types chained in [`rule_pattern`], one more arm in
+//! [`Scm::handle`] and one more variant of [`Failed`].
+
+use changehub::app::catalog::{CachedCatalog, DEFAULT_CACHE_TTL};
+use changehub::app::merge_gate::{self, Applied, MergeGate, MergeGateError};
+use changehub::domain::EventPattern;
+use changehub::domain::event::{PatternError, SOURCE_PREFIX};
+use changehub::ports::{CatalogReader, ChangeReader, Clock, Forges, PullLinkStore, SystemClock, TenantDocs};
+use lambda_runtime::Diagnostic;
+use serde_json::{Map, Value, json};
+
+/// The use cases the function hosts, on their ports.
+pub struct Scm<S, K, F, C> {
+    pub merge_gate: MergeGate<S, K, F, C>,
+}
+
+/// Why an event failed: the use case's error.
+#[derive(Debug, thiserror::Error)]
+pub enum Failed {
+    #[error("merge gate: {}", changehub::adapters::error_chain(.0))]
+    MergeGate(#[from] MergeGateError),
+}
+
+impl Failed {
+    /// Whether a retry may help.
+    pub fn retryable(&self) -> bool {
+        match self {
+            Failed::MergeGate(e) => e.retryable(),
+        }
+    }
+}
+
+/// The function's one bus rule: the hub's own events that any use case
+/// hosted here handles (template.yaml's `ScmEvents`; a test holds them equal).
+pub fn rule_pattern() -> Result<EventPattern, PatternError> {
+    let mut detail_types: Vec<&str> = Vec::new();
+    for detail_type in merge_gate::detail_types() {
+        if !detail_types.contains(&detail_type) {
+            detail_types.push(detail_type);
+        }
+    }
+    EventPattern::parse(json!({
+        "source": [{"prefix": SOURCE_PREFIX}],
+        "detail-type": detail_types,
+    }))
+}
+
+impl<S: TenantDocs + Clone, F> Scm<S, CachedCatalog<S>, F, SystemClock> {
+    /// The use cases as the function's main builds them: on one store, its
+    /// catalogs cached for the warm process, calling the forges through `forges`.
+    pub fn new(store: S, forges: F, public_url: Option<String>) -> Self {
+        let catalog = CachedCatalog::new(store.clone(), DEFAULT_CACHE_TTL);
+        Self { merge_gate: MergeGate { store, catalog, forges, clock: SystemClock, public_url } }
+    }
+}
+
+impl<S, K, F, C> Scm<S, K, F, C>
+where
+    S: ChangeReader + PullLinkStore,
+    K: CatalogReader,
+    F: Forges,
+    C: Clock,
+{
+    /// Hands one event to every use case, each answering under its name.
+    /// Every failure is an error, so the event is never lost: a retryable
+    /// one (a store or forge failure that outlasted the call's own retries)
+    /// is retried by Lambda, and one no retry can help (an unreadable
+    /// event, a forge refusing the call) fails its retries alike and lands,
+    /// with the reason, in the function's on-failure queue (see
+    /// [`diagnostic`]). Each use case is idempotent (a status set again is
+    /// the same status; the reverse index is written only when it changes),
+    /// so a retry or a duplicate delivery does no harm.
+    #[tracing::instrument(skip_all, fields(event_id = ?event.get("id"), detail_type = ?event.get("detail-type")))]
+    pub async fn handle(&self, event: &Value) -> Result<Value, Failed> {
+        let detail_type = event.get("detail-type").and_then(Value::as_str).unwrap_or_default();
+        let detail = event.get("detail").unwrap_or(&Value::Null);
+        let mut answer = Map::new();
+        let mut failed: Option<Failed> = None;
+        match self.merge_gate.handle(detail_type, detail).await {
+            Ok(applied) => {
+                answer.insert("merge_gate".into(), merge_gate_answer(&applied));
+            }
+            Err(e) => note(&mut failed, e.into()),
+        }
+        // The next use case's arm goes here, alike: every use case sees the
+        // event even when one before it failed.
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(Value::Object(answer)),
+        }
+    }
+}
+
+/// Logs a use case's failure and keeps the first one for the invocation.
+fn note(failed: &mut Option<Failed>, e: Failed) {
+    tracing::error!(error = %e, retryable = e.retryable(), "event failed");
+    failed.get_or_insert(e);
+}
+
+/// What the merge gate did with one event.
+fn merge_gate_answer(applied: &Applied) -> Value {
+    match applied {
+        Applied::Set(set) => {
+            let statuses: Vec<Value> = set
+                .iter()
+                .map(|(pull, decision)| {
+                    json!({
+                        "repository": pull.repository,
+                        "number": pull.number,
+                        "head_sha": pull.head_sha,
+                        "state": decision.state.as_str(),
+                        "code": decision.code.as_str(),
+                        "change": decision.change,
+                    })
+                })
+                .collect();
+            json!({"statuses": statuses})
+        }
+        Applied::Unlinked => json!({"unlinked": true}),
+        Applied::Skipped(why) => json!({"ignored": why}),
+    }
+}
+
+/// The invocation's error as Lambda reports it, and as the on-failure
+/// queue's message keeps it (`responsePayload`): `errorType` is `Rejected`
+/// when no retry can help (redriving the event is pointless until the
+/// event, the forge's permissions or the credentials are fixed), else
+/// `Retryable`; `errorMessage` says why, with its causes (never a token).
+pub fn diagnostic(e: &Failed) -> Diagnostic {
+    let error_type = if e.retryable() { "Retryable" } else { "Rejected" };
+    Diagnostic { error_type: error_type.to_owned(), error_message: e.to_string() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use changehub::adapters::embedded::EmbeddedStore;
+    use changehub::adapters::env_secrets::StaticSecrets;
+    use changehub::adapters::scm::{Endpoints, ForgeClient, Retries, Timeouts, base_url};
+
+    fn scm(
+        dir: &std::path::Path,
+    ) -> Scm<EmbeddedStore, CachedCatalog<EmbeddedStore>, ForgeClient<StaticSecrets>, SystemClock> {
+        let store = EmbeddedStore::open(dir.join("hub.db")).expect("open");
+        // Nothing listens there: a test that reached a forge would fail.
+        let url = base_url("http://127.0.0.1:9").expect("url");
+        let endpoints = Endpoints { github_api: url.clone(), gitlab: url };
+        let forges = ForgeClient::new(StaticSecrets::default(), endpoints, Timeouts::default(), Retries::default());
+        Scm::new(store, forges, None)
+    }
+
+    #[test]
+    fn the_rule_takes_what_the_merge_gate_handles() {
+        let pattern = rule_pattern().expect("pattern");
+        assert_eq!(pattern.as_json(), merge_gate::rule_pattern().expect("pattern").as_json());
+        let event = |source: &str, detail_type: &str| json!({"source": source, "detail-type": detail_type});
+        assert!(pattern.matches(&event("changehub.github", "Pull Request Changed")));
+        assert!(pattern.matches(&event("changehub.change", "Change Approved")));
+        assert!(!pattern.matches(&event("acme.forged", "Pull Request Changed")), "only the hub's own events");
+        assert!(!pattern.matches(&event("changehub.change", "Change Created")));
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_event_fails_as_rejected_with_its_reason() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let event = json!({"id": "1", "detail-type": "Pull Request Changed", "detail": {"tenant": "acme"}});
+        let error = scm(dir.path()).handle(&event).await.expect_err("an unreadable event fails the invocation");
+        let failure = diagnostic(&error);
+        assert_eq!(failure.error_type, "Rejected");
+        assert!(failure.error_message.contains("Pull Request Changed"), "{failure:?}");
+    }
+
+    #[tokio::test]
+    async fn a_change_no_request_is_linked_to_is_answered_ignored() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let change = changehub::domain::ChangeId::new();
+        let event =
+            json!({"id": "1", "detail-type": "Change Approved", "detail": {"tenant": "acme", "change_id": change}});
+        let answer = scm(dir.path()).handle(&event).await.expect("ignored");
+        assert!(answer["merge_gate"]["ignored"].is_string(), "{answer}");
+    }
+}

@@ -1,0 +1,63 @@
+//! The scm Lambda: the target of the hub bus rule for pull and merge
+//! requests and for the change events that may turn their statuses. The
+//! merge gate sets each gated request's `changehub/change` commit status on
+//! GitHub or GitLab, links it to the changes it references (the reverse
+//! index), and sets the statuses of every linked request again when a change
+//! is decided. Every failure fails the invocation, so it is retried and sent
+//! to the dead-letter queue, with its reason, when retries run out.
+//!
+//! Init stays lean: no secret is read here. The forge credentials (one
+//! Secrets Manager secret) are read at the first forge call and kept for a
+//! few minutes; GitHub App installation tokens are kept by the client until
+//! shortly before they expire, across warm invocations.
+
+use changehub::adapters::dynamodb::{self, DynamoStore};
+use changehub::adapters::scm::{Endpoints, ForgeClient, Retries, Timeouts};
+use changehub::adapters::secretsmanager::{self, SecretsManagerSecrets};
+use changehub::app::catalog::CachedCatalog;
+use changehub::config::{self, ConfigError};
+use changehub::ports::SystemClock;
+use lambda_runtime::{Diagnostic, Error, LambdaEvent, run, service_fn, tracing};
+use scm::Scm;
+use serde_json::Value;
+
+/// Named environment variables, read once at init.
+struct Config {
+    table: String,
+    /// The secret holding the tenants' forge credentials (`github_app_id` and
+    /// `github_app_key`, or `github_api`; `gitlab_api`).
+    forge_secret: String,
+    /// `CHANGEHUB_GITHUB_API_URL` and `CHANGEHUB_GITLAB_URL` (defaults: the public services).
+    endpoints: Endpoints,
+    /// The hub's public address: statuses link to the change's page under it.
+    public_url: Option<String>,
+}
+
+impl Config {
+    fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            table: config::required("CHANGEHUB_TABLE")?,
+            forge_secret: config::required("CHANGEHUB_FORGE_SECRET")?,
+            endpoints: Endpoints::from_env()?,
+            public_url: config::public_url()?,
+        })
+    }
+}
+
+type Deps = Scm<DynamoStore, CachedCatalog<DynamoStore>, ForgeClient<SecretsManagerSecrets>, SystemClock>;
+
+async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
+    deps.handle(&event.payload).await.map_err(|e| scm::diagnostic(&e))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing::init_default_subscriber();
+    let config = Config::from_env()?;
+    let aws = changehub::adapters::aws::load_lambda_config().await?;
+    let store = DynamoStore::new(dynamodb::Client::new(&aws), config.table);
+    let credentials = SecretsManagerSecrets::new(secretsmanager::Client::new(&aws), config.forge_secret);
+    let forges = ForgeClient::new(credentials, config.endpoints, Timeouts::default(), Retries::default());
+    let deps = Scm::new(store, forges, config.public_url);
+    run(service_fn(|event| handle(&deps, event))).await
+}

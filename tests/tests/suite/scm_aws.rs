@@ -1,0 +1,157 @@
+//! The scm function wired as template.yaml wires it, on the AWS emulator:
+//! the signed GitHub pull request sample, naming a submitted change, goes
+//! through ingest onto a hub bus whose one rule is the template's
+//! `ScmEvents` pattern (its target a queue, as the function is); what
+//! arrives is handed to the function's own handler, twice (EventBridge
+//! delivers at least once), built as its main builds it: DynamoDB, the
+//! forge credentials (a GitHub App) in a Secrets Manager secret read at the
+//! first forge call, and the fake forge as GitHub. The change's approval
+//! then reaches the function through the same rule and flips the status
+//! through the reverse index.
+
+use changehub::adapters::env_secrets::StaticSecrets;
+use changehub::adapters::scm::{Endpoints, ForgeClient, Retries, Timeouts, base_url};
+use changehub::adapters::secretsmanager::SecretsManagerSecrets;
+use changehub::app::Changes;
+use changehub::app::catalog::{CachedCatalog, DEFAULT_CACHE_TTL};
+use changehub::app::ingest::{DeliveryOutcome, Ingest, Webhooks};
+use changehub::domain::gate::merge::MergeGatePolicy;
+use changehub::domain::{ChangeState, HubEvent, ServiceName, TenantId};
+use changehub::ingest::{Origin, sign};
+use changehub::ports::{ChangeReader, EventBus, PullLinkStore, SecretSource, SystemClock};
+use changehub_tests::fixtures::{self, alice, carol, pat, root, to};
+use changehub_tests::forge::{APP_ID, APP_KEY, FakeForge};
+use changehub_tests::{aws, new_change, unique};
+use chrono::Utc;
+use serde_json::{Value, json};
+
+use super::template::{function, template};
+
+const PUBLIC_URL: &str = "https://changes.example.com";
+const WEBHOOK_SECRET: &str = "scm-webhook-secret";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pull_request_through_the_template_rule_gets_its_status_and_the_approval_flips_it() {
+    let t = template();
+    let pattern = &function(&t, "ScmFunction")["Properties"]["Events"]["ScmEvents"]["Properties"]["Pattern"];
+    let (bus, mut rule_target) = aws::bus_to_queue(pattern).await;
+    let store = aws::dynamo_store().await;
+    let tenant = unique("scm");
+    let tenant_id = TenantId::parse(&tenant).expect("tenant");
+
+    // The sample catalog, its payments service gating merges into main; a submitted change.
+    let changes = Changes::new(store.clone(), SystemClock);
+    let mut catalog = fixtures::catalog();
+    let payments = ServiceName::parse("payments").expect("service");
+    let service = catalog.services.iter_mut().find(|s| s.name == payments).expect("payments in the sample");
+    service.merge_gate = Some(MergeGatePolicy {
+        branches: vec!["main".into()],
+        exempt_paths: vec![],
+        exempt_labels: vec![],
+        standard_changes: true,
+    });
+    changes.catalog.replace(&root(&tenant), catalog, None, &changes.clock).await.expect("import the catalog");
+    let start = Utc::now() + chrono::Duration::days(1);
+    let id = changes
+        .create(&alice(&tenant), new_change("Raise the pool", &["payments"], start, 2))
+        .await
+        .expect("create")
+        .id;
+    changes.transition(&alice(&tenant), &id, to(ChangeState::Submitted, 1)).await.expect("submit");
+
+    // The function as its main builds it: nothing is read from the secret yet.
+    let forge = FakeForge::start().await;
+    let secrets = aws_sdk_secretsmanager::Client::new(&aws::config().await);
+    let secret = unique("forge-credentials");
+    let document = json!({ &tenant: {"github_app_id": [APP_ID], "github_app_key": [APP_KEY]} });
+    secrets.create_secret().name(&secret).secret_string(document.to_string()).send().await.expect("create secret");
+    let credentials = SecretsManagerSecrets::new(secrets, secret);
+    let url = base_url(&forge.url).expect("url");
+    let endpoints = Endpoints { github_api: url.clone(), gitlab: url };
+    let forges = ForgeClient::new(credentials.clone(), endpoints, Timeouts::default(), Retries::default());
+    let scm = scm::Scm::new(store.clone(), forges, Some(PUBLIC_URL.into()));
+    assert!(!credentials.is_cached(), "no secret is read when the function is built");
+
+    // The pull request sample, its title naming the change, through ingest onto the bus.
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../events/github/pull_request.opened.json");
+    let mut pr: Value = serde_json::from_slice(&std::fs::read(sample).expect("sample")).expect("json");
+    pr["pull_request"]["title"] = json!(format!("{id}: Raise checkout-service DB connection pool"));
+    pr["pull_request"]["body"] = json!("Raise DB_POOL_MAX from 20 to 50 in production.");
+    let installation = pr["installation"]["id"].as_u64().expect("the sample names its installation");
+    let head = pr["pull_request"]["head"]["sha"].as_str().expect("head sha").to_owned();
+    let number = pr["pull_request"]["number"].as_u64().expect("number");
+    let body = serde_json::to_vec(&pr).expect("json");
+    let headers =
+        sign::delivery(Origin::Github, WEBHOOK_SECRET, "pull_request.opened", &unique("d"), &body, Utc::now());
+    let ingest =
+        Ingest::new(store.clone(), bus.clone(), CachedCatalog::new(store.clone(), DEFAULT_CACHE_TTL), SystemClock);
+    let webhooks = Webhooks { ingest, secrets: StaticSecrets::default() };
+    let outcome = webhooks
+        .webhook(&tenant_id, Origin::Github, &[WEBHOOK_SECRET.to_owned()], &headers, &body)
+        .await
+        .expect("accepted");
+    assert!(matches!(outcome, DeliveryOutcome::Published(ref ids) if ids.len() == 1), "{outcome:?}");
+    let delivered: Value = serde_json::from_str(&rule_target.bodies(1).await[0]).expect("an EventBridge event");
+    assert_eq!(delivered["detail-type"], "Pull Request Changed");
+
+    // Pending on the submitted change, through the App's installation token.
+    let first = scm.handle(&delivered).await.expect("handled");
+    let expected = json!({"statuses": [{
+        "repository": "acme-corp/checkout-service", "number": number, "head_sha": head,
+        "state": "pending", "code": first["merge_gate"]["statuses"][0]["code"], "change": id,
+    }]});
+    assert_eq!(first["merge_gate"], expected, "{first}");
+    assert!(credentials.is_cached(), "the secret is read at the first forge call");
+    let statuses = forge.calls_to("/statuses/");
+    assert_eq!(statuses.len(), 1, "{statuses:?}");
+    assert_eq!(statuses[0].path, format!("/repos/acme-corp/checkout-service/statuses/{head}"));
+    assert_eq!(statuses[0].auth.as_deref(), Some(&*format!("Bearer ghs_{installation}_1")));
+    assert_eq!(
+        (&statuses[0].body["state"], &statuses[0].body["context"]),
+        (&json!("pending"), &json!("changehub/change"))
+    );
+    assert_eq!(statuses[0].body["target_url"], format!("{PUBLIC_URL}/changes/{id}"));
+    let linked = store.get_pull_links(&tenant_id, &id).await.expect("read").expect("linked");
+    assert_eq!(linked.pulls.iter().map(|p| p.pull.number).collect::<Vec<_>>(), [number]);
+
+    // A duplicate delivery sets the same status with the kept token, and
+    // leaves the reverse index as it was.
+    let again = scm.handle(&delivered).await.expect("handled again");
+    assert_eq!(again, first);
+    assert_eq!(forge.issued(), 1, "the installation token is kept across invocations");
+    let statuses = forge.calls_to("/statuses/");
+    assert_eq!(statuses.len(), 2);
+    assert_eq!(statuses[1], statuses[0], "the same status, set again");
+    let kept = store.get_pull_links(&tenant_id, &id).await.expect("read").expect("linked");
+    assert_eq!(kept, linked, "not written again");
+
+    // The change is approved: its events, as the outbox publishes them, through the same rule.
+    changes.decide(&pat(&tenant), &id, fixtures::approve()).await.expect("level 1");
+    changes.decide(&carol(&tenant), &id, fixtures::approve()).await.expect("level 2");
+    let change = store.get_change(&tenant_id, &id).await.expect("read").expect("the change");
+    assert_eq!(change.state, ChangeState::Approved);
+    let trail = store.audit_trail(&tenant_id, &id).await.expect("trail");
+    let events: Vec<HubEvent> = trail.iter().map(|entry| HubEvent::change_mutated(&change, entry)).collect();
+    let rule = scm::rule_pattern().expect("pattern");
+    let taken = events.iter().filter(|e| rule.matches(&e.to_json())).count();
+    assert!(events.iter().any(|e| e.detail_type == "Change Approved"), "{events:?}");
+    bus.publish(&events).await.expect("published");
+    let mut delivered: Vec<Value> = rule_target
+        .bodies(taken)
+        .await
+        .iter()
+        .map(|b| serde_json::from_str(b).expect("an EventBridge event"))
+        .collect();
+    assert!(delivered.iter().all(|e| e["detail"]["change_id"] == json!(id)), "{delivered:?}");
+    let approved = delivered.iter().position(|e| e["detail-type"] == "Change Approved").expect("delivered");
+    let approved = delivered.swap_remove(approved);
+
+    forge.forget();
+    let flipped = scm.handle(&approved).await.expect("handled");
+    assert_eq!(flipped["merge_gate"]["statuses"][0]["state"], "success", "{flipped}");
+    let statuses = forge.calls_to("/statuses/");
+    assert_eq!(statuses.len(), 1, "{statuses:?}");
+    assert_eq!(statuses[0].path, format!("/repos/acme-corp/checkout-service/statuses/{head}"));
+    assert_eq!(statuses[0].body["state"], "success");
+    assert_eq!(forge.issued(), 1, "still the kept token");
+}
