@@ -41,6 +41,11 @@ Events (--event):
   drift    the CloudTrail AuthorizeSecurityGroupIngress sample as a hub event
            (`API Call Recorded`), for the drift function: no change
            authorizes it, so it becomes a finding, told on the topic.
+  pull_request  the GitHub pull_request.opened sample as ingest puts it on
+           the hub bus (`Pull Request Changed`), for the scm function: the
+           merge gate reads the tenant's catalog; the stub has none, so the
+           request is skipped without a secret read or a forge call (init and
+           the first DynamoDB read).
   none     no event: init only.
 The baseline echoes whatever it is sent.
 
@@ -49,7 +54,7 @@ stub on loopback instead of moto: each call gets the answer the function
 expects (no catalog, claims granted, every write and event put, every message
 published, nothing due, no changes, the secrets document as the webhook
 secrets and the audit key) after --aws-latency milliseconds (default 0). The
-outbox, deployment, incident and drift events are answered by the stub only.
+outbox, deployment, incident, drift and pull_request events are answered by the stub only.
 Moto spends milliseconds of Python per call, which a loaded machine stretches
 to tens, so first - warm is mostly emulator noise;
 the stub's answers take well under a millisecond, so what is left is the
@@ -66,7 +71,7 @@ and stopped after 0, 1 and 2 events; the profiles stay in DIR for
 callgrind_annotate (build with CARGO_PROFILE_RELEASE_STRIP=false for names).
 
 usage: .venv/bin/python infra/coldstart.py [--runs N]
-           [--event webhook|aws|health|stream|outbox|schedule|deployment|incident|drift|none]
+           [--event webhook|aws|health|stream|outbox|schedule|deployment|incident|drift|pull_request|none]
            [--aws moto|stub] [--aws-latency MS] [--aws-endpoint URL] [--env NAME:VAR=VALUE] [--callgrind DIR]
            NAME=BINARY [NAME=BINARY ...]
 """
@@ -247,7 +252,19 @@ def drift_event():
     }, actor=identity["arn"])
 
 
-HUB_EVENTS = {"deployment": deployment_event, "incident": incident_event, "drift": drift_event}
+def pull_request_event():
+    """The GitHub pull_request.opened sample as ingest publishes it: for the scm function."""
+    return hub_event("Pull Request Changed", "github", {"by": "repository", "key": "acme-corp/checkout-service"},
+                     "2026-09-14T09:12:44Z", "acme-corp/checkout-service#418", {
+                         "repository": "acme-corp/checkout-service", "number": 418, "action": "opened",
+                         "title": "CHG-1042: Raise checkout-service DB connection pool from 20 to 50", "merged": False,
+                         "head_branch": "chg-1042/raise-db-pool", "base_branch": "main",
+                         "head_sha": "7a24b6fb90f485ed5fb44ac8fe19513ba69a3d5a", "merge_sha": None, "author": "ana-acme",
+                         "labels": [], "change_ids": ["3f6c2a9e-8b1d-4c55-9a0e-2d7f1b6e4c90"], "installation": 51234567,
+                     }, actor="ana-acme")
+
+
+HUB_EVENTS = {"deployment": deployment_event, "incident": incident_event, "drift": drift_event, "pull_request": pull_request_event}
 
 
 def webhook_event(status_id):
@@ -361,6 +378,7 @@ def run_once(binary, events, extra_env, trust_store, wrapper=()):
         "CHANGEHUB_EVENT_BUS": EVENT_BUS,
         "CHANGEHUB_SECRETS_ID": SECRETS_ID,
         "CHANGEHUB_AUDIT_KEY_SECRET": "changehub-bench-audit-key",
+        "CHANGEHUB_FORGE_SECRET": "changehub-bench-forge-credentials",
         "CHANGEHUB_TOPIC_ARN": f"arn:aws:sns:{REGION}:123456789012:changehub-bench-notifications",
         "RUST_LOG": "info",
         **extra_env,
@@ -471,8 +489,8 @@ def provision(endpoint):
 
 
 # The events whose handling calls AWS (the stub or moto).
-AWS_EVENTS = ("webhook", "aws", "outbox", "schedule", "deployment", "incident", "drift")
-STUB_ONLY = ("outbox", "deployment", "incident", "drift")
+AWS_EVENTS = ("webhook", "aws", "outbox", "schedule", "deployment", "incident", "drift", "pull_request")
+STUB_ONLY = ("outbox", "deployment", "incident", "drift", "pull_request")
 
 
 def pct(values):
@@ -482,7 +500,7 @@ def pct(values):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=20)
-    ap.add_argument("--event", choices=["webhook", "aws", "health", "stream", "outbox", "schedule", "deployment", "incident", "drift", "none"], default="webhook")
+    ap.add_argument("--event", choices=["webhook", "aws", "health", "stream", "outbox", "schedule", "deployment", "incident", "drift", "pull_request", "none"], default="webhook")
     ap.add_argument("--aws", choices=["moto", "stub"], default="moto", help="what answers the AWS calls (webhook, aws and schedule events)")
     ap.add_argument("--aws-latency", type=float, default=0, metavar="MS", help="the stub's delay before each answer")
     ap.add_argument("--aws-endpoint", help="an AWS emulator to use instead of starting moto (webhook and aws events)")
