@@ -345,6 +345,12 @@ fn every_aws_rule_matches_its_samples_and_every_used_sample_has_a_rule() {
     assert_eq!(actions_of(f), expected);
 }
 
+/// The partition key patterns a statement is held to (`dynamodb:LeadingKeys`).
+fn leading_keys(s: &Value) -> Vec<String> {
+    let keys = s["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"].as_array().cloned();
+    keys.unwrap_or_default().iter().filter_map(|k| k.as_str().map(str::to_owned)).collect()
+}
+
 /// Every policy statement of a function, across its policy documents.
 fn statements_of(f: &Value) -> Vec<&Value> {
     f["Properties"]["Policies"]
@@ -998,16 +1004,12 @@ fn the_scm_rule_is_the_merge_gates_pattern_with_least_privilege() {
         .map(str::to_owned)
         .collect();
     assert_eq!(actions_of(f), expected);
-    let leading = |s: &Value| -> Vec<String> {
-        let keys = s["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"].as_array().cloned();
-        keys.unwrap_or_default().iter().filter_map(|k| k.as_str().map(str::to_owned)).collect()
-    };
     let tenant = changehub::domain::TenantId::parse("acme").expect("tenant");
     let change = changehub::domain::ChangeId::new();
     let readable: Vec<String> = statements_of(f)
         .into_iter()
         .filter(|s| s["Action"].as_array().is_some_and(|a| a.contains(&json!("dynamodb:GetItem"))))
-        .flat_map(leading)
+        .flat_map(leading_keys)
         .collect();
     for pk in [
         keys::doc_pk(&tenant, changehub::ports::DocKind::Catalog),
@@ -1078,12 +1080,8 @@ fn the_escalate_function_runs_on_a_schedule_with_least_privilege() {
     let query =
         statements_of(f).into_iter().find(|s| s["Action"] == json!(["dynamodb:Query"])).expect("a Query statement");
     assert_eq!(query["Resource"], json!([{"!Sub": "${ChangeTable.Arn}/index/GSI1"}]), "the due index only");
-    let leading = |s: &Value| -> Vec<String> {
-        let keys = s["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"].as_array().cloned();
-        keys.unwrap_or_default().iter().filter_map(|k| k.as_str().map(str::to_owned)).collect()
-    };
     let may = |patterns: &[String], key: &str| patterns.iter().any(|p| like(p, key));
-    let due = leading(query);
+    let due = leading_keys(query);
     let tenant = changehub::domain::TenantId::parse("acme").expect("tenant");
     for partition in changehub::ports::DuePartition::ticked() {
         let pk = keys::due_pk(&partition);
@@ -1097,7 +1095,7 @@ fn the_escalate_function_runs_on_a_schedule_with_least_privilege() {
     assert!(!may(&due, &reviews), "the due index's other partitions stay closed: {due:?}");
     let get = statements_of(f).into_iter().find(|s| s["Action"] == json!(["dynamodb:GetItem"])).expect("GetItem");
     let docs = |kind| keys::doc_pk(&tenant, kind);
-    let reads = leading(get);
+    let reads = leading_keys(get);
     for pk in [
         docs(changehub::ports::DocKind::Catalog),
         docs(changehub::ports::DocKind::Delegations),
