@@ -20,7 +20,7 @@ use changehub::domain::{ChangeState, HubEvent, ServiceName, TenantId};
 use changehub::ingest::{Origin, sign};
 use changehub::ports::{ChangeReader, EventBus, PullLinkStore, SecretSource, SystemClock};
 use changehub_tests::fixtures::{self, alice, carol, pat, root, to};
-use changehub_tests::forge::{APP_ID, APP_KEY, FakeForge};
+use changehub_tests::forge::{APP_ID, APP_KEY, FakeForge, answer};
 use changehub_tests::{aws, new_change, unique};
 use chrono::Utc;
 use serde_json::{Value, json};
@@ -154,4 +154,21 @@ async fn a_pull_request_through_the_template_rule_gets_its_status_and_the_approv
     assert_eq!(statuses[0].path, format!("/repos/acme-corp/checkout-service/statuses/{head}"));
     assert_eq!(statuses[0].body["state"], "success");
     assert_eq!(forge.issued(), 1, "still the kept token");
+
+    // A forge that stays unavailable fails the invocation as retryable (Lambda
+    // retries it, then the failed-events queue keeps it); one that refuses
+    // the call fails it as rejected, with the reason.
+    forge.fail_next([answer(502), answer(502), answer(502), answer(502)]);
+    let unavailable = scm.handle(&approved).await.expect_err("502 after every retry");
+    let failure = scm::diagnostic(&unavailable);
+    assert_eq!(failure.error_type, "Retryable", "{failure:?}");
+    assert!(failure.error_message.contains("502"), "{failure:?}");
+    forge.fail_next([answer(403)]);
+    let refused = scm::diagnostic(&scm.handle(&approved).await.expect_err("refused"));
+    assert_eq!(refused.error_type, "Rejected", "{refused:?}");
+    assert!(
+        refused.error_message.contains("acme-corp/checkout-service") && refused.error_message.contains("403"),
+        "{refused:?}"
+    );
+    assert!(!refused.error_message.contains("ghs_"), "no token in the reason: {refused:?}");
 }
