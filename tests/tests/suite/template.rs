@@ -351,6 +351,12 @@ fn leading_keys(s: &Value) -> Vec<String> {
     keys.unwrap_or_default().iter().filter_map(|k| k.as_str().map(str::to_owned)).collect()
 }
 
+/// The partition key patterns `action` is allowed on, across `f`'s statements.
+fn leading_keys_of(f: &Value, action: &str) -> Vec<String> {
+    let allows = |s: &&Value| s["Action"].as_array().is_some_and(|a| a.contains(&json!(action)));
+    statements_of(f).into_iter().filter(allows).flat_map(leading_keys).collect()
+}
+
 /// Every policy statement of a function, across its policy documents.
 fn statements_of(f: &Value) -> Vec<&Value> {
     f["Properties"]["Policies"]
@@ -960,14 +966,7 @@ fn the_drift_rule_is_the_drift_consumers_pattern() {
     // It writes evidence beside a change, never the change itself.
     let tenant = changehub::domain::TenantId::parse("acme").expect("tenant");
     let change = changehub::domain::ChangeId::new();
-    let writes: Vec<String> = statements_of(f)
-        .into_iter()
-        .filter(|s| s["Action"].as_array().is_some_and(|a| a.contains(&json!("dynamodb:UpdateItem"))))
-        .flat_map(|s| {
-            s["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"].as_array().cloned().unwrap_or_default()
-        })
-        .filter_map(|k| k.as_str().map(str::to_owned))
-        .collect();
+    let writes = leading_keys_of(f, "dynamodb:UpdateItem");
     let evidence = changehub::adapters::keys::change_evidence_pk(&tenant, &change);
     assert!(writes.iter().any(|p| like(p, &evidence)), "{writes:?}");
     assert!(!writes.iter().any(|p| like(p, &changehub::adapters::keys::change_pk(&tenant, &change))), "{writes:?}");
@@ -1006,11 +1005,7 @@ fn the_scm_rule_is_the_merge_gates_pattern_with_least_privilege() {
     assert_eq!(actions_of(f), expected);
     let tenant = changehub::domain::TenantId::parse("acme").expect("tenant");
     let change = changehub::domain::ChangeId::new();
-    let readable: Vec<String> = statements_of(f)
-        .into_iter()
-        .filter(|s| s["Action"].as_array().is_some_and(|a| a.contains(&json!("dynamodb:GetItem"))))
-        .flat_map(leading_keys)
-        .collect();
+    let readable = leading_keys_of(f, "dynamodb:GetItem");
     for pk in [
         keys::doc_pk(&tenant, changehub::ports::DocKind::Catalog),
         keys::change_pk(&tenant, &change),
