@@ -227,7 +227,8 @@ impl Hub {
             HookNotifier::new(FileNotifier::new(&config.notifications), hooks, queue.clone(), deliverer.waker());
         let (stop_deliverer, stop) = tokio::sync::oneshot::channel();
         let deliverer = tokio::spawn(deliverer.run(stop));
-        let changes = Arc::new(Changes::new(store.clone(), clock.clone()));
+        let changes =
+            Arc::new(Changes::new(store.clone(), clock.clone()).with_gate_retention(config.activity_retention));
         let outbox = Outbox::new(store.clone(), bus.clone(), notifier.clone(), clock.clone(), changes.catalog.clone())
             .with_public_url(public_url.clone());
         let (stop_publisher, stop) = tokio::sync::oneshot::channel();

@@ -16,6 +16,7 @@ use super::correlation::{Implementation, Outcome};
 
 mod pipelines;
 mod postmortem;
+pub mod production;
 
 pub use pipelines::{DEFAULT_DEPLOY_WORKFLOW_ENVIRONMENT, PipelinePolicy, TierRule};
 pub use postmortem::{PostMortem, PostMortemDeployment, PostMortemIncident, TimelineEntry};
