@@ -12,7 +12,7 @@ use changehub::domain::correlation::{Implementation, Outcome};
 use changehub::domain::deployment::production::{InProduction, Ran};
 use changehub::domain::{AuditAction, Change, ChangeId, ChangeState, ChangeType, NewChange, ServiceName, TenantId};
 use changehub::ingest::{Normalized, Origin, event_header, normalize};
-use changehub::ports::{FixedClock, InProductionStore, StoreError};
+use changehub::ports::{FixedClock, StoreError};
 use changehub_tests::fixtures::{self, alice, submit_and_approve, to};
 use changehub_tests::samples::ROOT;
 use changehub_tests::{t0, unique};

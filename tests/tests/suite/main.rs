@@ -55,6 +55,7 @@ mod policy;
 mod problems;
 mod publish;
 mod recheck;
+mod rollback;
 mod rules;
 mod store_contract;
 mod tagging;
