@@ -30,6 +30,7 @@ use crate::app::gate::Wakeups;
 use crate::app::ingest::{Ingest, Webhooks};
 use crate::app::merge_gate::{MergeGate, MergeGateError};
 use crate::app::publish::Outbox;
+use crate::app::rollback::{RollbackError, Rollbacks};
 use crate::app::tagging::{ConsumeError, Consumer};
 use crate::http::bearer::{Authenticator, ClaimNames, LocalKey, LocalKeyError};
 use crate::http::gates::LongPoll;
@@ -227,7 +228,8 @@ impl Hub {
             HookNotifier::new(FileNotifier::new(&config.notifications), hooks, queue.clone(), deliverer.waker());
         let (stop_deliverer, stop) = tokio::sync::oneshot::channel();
         let deliverer = tokio::spawn(deliverer.run(stop));
-        let changes = Arc::new(Changes::new(store.clone(), clock.clone()));
+        let changes =
+            Arc::new(Changes::new(store.clone(), clock.clone()).with_gate_retention(config.activity_retention));
         let outbox = Outbox::new(store.clone(), bus.clone(), notifier.clone(), clock.clone(), changes.catalog.clone())
             .with_public_url(public_url.clone());
         let (stop_publisher, stop) = tokio::sync::oneshot::channel();
@@ -246,6 +248,23 @@ impl Hub {
         // The merge gate: statuses on pull and merge requests, set again when a linked change is decided.
         let forges =
             ForgeClient::new(config.secrets.clone(), Endpoints::from_env()?, Timeouts::default(), Retries::default());
+        // Rollback automation: a failed production deployment of a change that plans it runs its service's rollback.
+        let rollbacks = Arc::new(Rollbacks {
+            store: store.clone(),
+            catalog: changes.catalog.clone(),
+            forges: forges.clone(),
+            clock: clock.clone(),
+        });
+        tokio::spawn(consume(
+            "rollback",
+            bus.add_rule("rollback", crate::app::rollback::rule_pattern()?),
+            dead_letters.clone(),
+            move |e| {
+                let rollbacks = rollbacks.clone();
+                async move { rollbacks.handle(&e.detail_type, &e.detail).await }
+            },
+            RollbackError::retryable,
+        ));
         let merge_gate = Arc::new(MergeGate {
             store: store.clone(),
             catalog: changes.catalog.clone(),

@@ -177,6 +177,12 @@ async fn answer_call(
         | (Method::POST, ["api", "v4", "projects", _, "statuses", _]) => {
             json_answer(StatusCode::CREATED, json!({"id": 1}))
         }
+        (Method::POST, ["repos", _, _, "actions", "workflows", _, "dispatches"]) => {
+            StatusCode::NO_CONTENT.into_response()
+        }
+        (Method::POST, ["api", "v4", "projects", _, "pipeline"]) => {
+            json_answer(StatusCode::CREATED, json!({"id": 4711, "status": "created"}))
+        }
         (Method::GET, ["repos", _, _, "pulls", _, "files"]) => {
             let files: Vec<Value> = inner.files.iter().map(|f| json!({"filename": f, "status": "modified"})).collect();
             json_answer(StatusCode::OK, Value::Array(files))

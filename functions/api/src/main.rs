@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use changehub::adapters::secretsmanager;
 use changehub::app::Changes;
+use changehub::app::activity::ActivityRetention;
 use changehub::config::{AuditedTable, ConfigError};
 use changehub::http::bearer::{Authenticator, ClaimNames, apigw_claims};
 use changehub::ports::SystemClock;
@@ -13,11 +14,17 @@ use lambda_http::{Error, run, tracing};
 struct Config {
     table: AuditedTable,
     claims: ClaimNames,
+    /// How long the gate's answers stay in the activity log.
+    gate_retention: ActivityRetention,
 }
 
 impl Config {
     fn from_env() -> Result<Self, ConfigError> {
-        Ok(Self { table: AuditedTable::from_env()?, claims: ClaimNames::from_env()? })
+        Ok(Self {
+            table: AuditedTable::from_env()?,
+            claims: ClaimNames::from_env()?,
+            gate_retention: ActivityRetention::from_env()?,
+        })
     }
 }
 
@@ -28,7 +35,7 @@ async fn main() -> Result<(), Error> {
     let aws = changehub::adapters::aws::load_lambda_config().await?;
     // The audit key is read at the first write, not here.
     let store = config.table.store(&aws, secretsmanager::Client::new(&aws));
-    let app = Arc::new(Changes::new(store, SystemClock));
+    let app = Arc::new(Changes::new(store, SystemClock).with_gate_retention(config.gate_retention));
     let router = changehub::http::router(app, Authenticator::Upstream(config.claims));
     run(router.layer(axum::middleware::from_fn(apigw_claims))).await
 }

@@ -2,7 +2,7 @@
 //! rule, and the shape of its answer (the Lambda's concern, not the use case's).
 
 use changehub::app::deployments::{Applied, DeploymentError, Deployments};
-use changehub::ports::{CatalogReader, ChangeReader, ChangeWriter, Clock};
+use changehub::ports::{CatalogReader, ChangeReader, ChangeWriter, Clock, InProductionStore};
 use lambda_runtime::Diagnostic;
 use serde_json::{Value, json};
 
@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 /// lands, with the reason, in the failed-events queue (see [`diagnostic`]).
 pub async fn handle<S, K, C>(deployments: &Deployments<S, K, C>, event: &Value) -> Result<Value, DeploymentError>
 where
-    S: ChangeReader + ChangeWriter,
+    S: ChangeReader + ChangeWriter + InProductionStore,
     K: CatalogReader,
     C: Clock,
 {

@@ -1812,3 +1812,101 @@ async fn a_signed_pull_request_gets_a_status_that_flips_when_its_change_is_appro
     assert_eq!(all.last().map(|c| c.body["state"].clone()), Some(json!("success")), "{all:?}");
     hub.interrupt();
 }
+
+/// Rollback automation through the real binary: payments' catalog entry
+/// names a rollback workflow; a change planned with an automated rollback
+/// is approved and scheduled; a signed `deployment_status` failure naming
+/// it (after an earlier successful production deployment of another sha)
+/// fails it, and the hub dispatches the workflow on the fake GitHub API,
+/// once, with the sha that ran before; the change's post-mortem draft says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_production_deployment_dispatches_the_changes_rollback_workflow() {
+    let forge = changehub_tests::forge::FakeForge::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = [
+        ("CHANGEHUB_GITHUB_SECRET", "gh-dev-secret"),
+        ("CHANGEHUB_GITHUB_TOKEN", "ghp_rollback"),
+        ("CHANGEHUB_GITHUB_API_URL", forge.url.as_str()),
+    ];
+    let hub = Served::start_with(dir.path(), &env);
+    let catalog = std::fs::read_to_string(CATALOG).expect("catalog");
+    let with_rollback = catalog.replacen(
+        "    mappings:\n      repositories: [acme-corp/checkout-service",
+        "    rollback:\n      github:\n        repository: acme-corp/checkout-service\n        workflow: rollback.yml\n        \
+         ref: main\n        inputs: {sha: \"{sha}\", change: \"{change}\"}\n    mappings:\n      repositories: [acme-corp/checkout-service",
+        1,
+    );
+    assert_ne!(with_rollback, catalog, "the sample catalog's payments mappings moved");
+    let file = dir.path().join("rollback.yaml");
+    std::fs::write(&file, with_rollback).expect("write");
+    common::import_catalog_file(dir.path(), &hub.base, &file);
+
+    let http = reqwest::Client::new();
+    let alice = token(dir.path(), "alice@example.com", "engineers");
+    let mut body = sample();
+    body["rollback_plan"] = json!({"automated": true});
+    let created =
+        http.post(format!("{}/changes", hub.base)).bearer_auth(&alice).json(&body).send().await.expect("create");
+    assert_eq!(created.status(), 201);
+    let id = created.json::<Value>().await.expect("json")["id"].as_str().expect("id").to_owned();
+    let mut version = 1;
+    let step = |who: String, path: String, body: Value| {
+        let (http, base) = (http.clone(), hub.base.clone());
+        async move {
+            let answer = http.post(format!("{base}{path}")).bearer_auth(&who).json(&body).send().await.expect("post");
+            assert_eq!(answer.status(), 200, "{path}");
+            answer.json::<Value>().await.expect("json")["version"].as_u64().expect("version")
+        }
+    };
+    version =
+        step(alice.clone(), format!("/changes/{id}/transitions"), json!({"to": "submitted", "version": version})).await;
+    for (user, group) in [("pat@example.com", "payments-leads"), ("carol@example.com", "cab")] {
+        let approver = token(dir.path(), user, group);
+        version = step(approver, format!("/changes/{id}/decisions"), json!({"decision": "approve"})).await;
+    }
+    step(alice.clone(), format!("/changes/{id}/transitions"), json!({"to": "scheduled", "version": version})).await;
+
+    // What ran in production before: another sha, deployed successfully at 09:00.
+    let events = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events/github");
+    let read = |name: &str| -> Value {
+        serde_json::from_slice(&std::fs::read(events.join(name)).expect("sample")).expect("json")
+    };
+    let last_good = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c";
+    let mut earlier = read("deployment_status.success.json");
+    earlier["deployment"]["id"] = json!(1834500000);
+    earlier["deployment"]["sha"] = json!(last_good);
+    earlier["deployment_status"]["created_at"] = json!("2026-09-14T09:00:00Z");
+    earlier["deployment_status"]["updated_at"] = json!("2026-09-14T09:00:00Z");
+    let mut failed = read("deployment_status.failure.json");
+    failed["deployment_status"]["description"] = json!(format!("Deployment of {id} failed: helm upgrade timed out"));
+    failed["deployment"]["description"] = json!(format!("Deploy {id}"));
+    let replay = |name: &str, payload: &Value| {
+        let file = dir.path().join(name);
+        std::fs::write(&file, serde_json::to_vec(payload).expect("json")).expect("write");
+        let out =
+            Command::new(BIN).args(["replay", "--source", "github", "--url", &hub.base]).arg(&file).envs(env).output();
+        let out = out.expect("replay");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    replay("deployment_status.earlier.json", &earlier);
+    let path = format!("{}/changes/{id}", hub.base);
+    replay("deployment_status.failed.json", &failed);
+
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let change = loop {
+        let change: Value = http.get(&path).bearer_auth(&alice).send().await.expect("get").json().await.expect("json");
+        if change["postmortem"]["automated_rollback"].is_object() {
+            break change;
+        }
+        assert!(Instant::now() < deadline, "no automated rollback recorded: {change}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(change["state"], "failed");
+    assert_eq!(change["postmortem"]["automated_rollback"]["dispatched"], true, "{change}");
+    let calls = forge.calls_to("/dispatches");
+    assert_eq!(calls.len(), 1, "once: {calls:?}");
+    assert_eq!(calls[0].path, "/repos/acme-corp/checkout-service/actions/workflows/rollback.yml/dispatches");
+    assert_eq!(calls[0].auth.as_deref(), Some("Bearer ghp_rollback"));
+    assert_eq!(calls[0].body, json!({"ref": "main", "inputs": {"sha": last_good, "change": id}}));
+    hub.interrupt();
+}

@@ -513,6 +513,16 @@ pub fn pull_links_pk(tenant: &TenantId, change: &ChangeId) -> String {
 
 pub const PULL_LINKS_SK: &str = "LINKS";
 
+/// What runs in a service's environments: one item per environment
+/// (lowercased), read and written whole.
+pub fn in_production_pk(tenant: &TenantId, service: &ServiceName) -> String {
+    format!("T#{tenant}#DEPLOYED#{service}")
+}
+
+pub fn in_production_sk(environment: &str) -> String {
+    format!("ENV#{}", bounded_key(&environment.to_ascii_lowercase()))
+}
+
 /// A tenant's findings: one partition, by id (ordered by window start), read newest first.
 pub fn findings_pk(tenant: &TenantId) -> String {
     format!("T#{tenant}#FINDINGS")

@@ -31,6 +31,7 @@ use super::https::{PostError, Poster, Request};
 pub use super::https::{Retries, Timeouts};
 use crate::config::{ConfigError, optional};
 use crate::domain::TenantId;
+use crate::domain::deployment::rollback::Dispatch;
 use crate::domain::gate::merge::{CommitState, STATUS_CONTEXT};
 use crate::domain::gate::pulls::{Forge, PullRequestRef};
 use crate::ports::{BoxError, CommitStatus, ForgeCredentials, Forges, GithubCredential, ScmError, SecretsError};
@@ -381,6 +382,35 @@ impl<C: ForgeCredentials> Forges for ForgeClient<C> {
                 if let Some(link) = &status.target_url {
                     body["target_url"] = link.as_str().into();
                 }
+                self.gitlab(tenant, what, Method::POST, &url, Some(&body)).await.map(drop)
+            }
+        }
+    }
+
+    /// GitHub: `POST /repos/{owner}/{name}/actions/workflows/{workflow}/dispatches`
+    /// with `{ref, inputs}` (204). GitLab: `POST /projects/{id}/pipeline`
+    /// with `{ref, variables: [{key, value}]}` (201).
+    async fn dispatch(&self, tenant: &TenantId, dispatch: &Dispatch) -> Result<(), ScmError> {
+        let what = "the rollback dispatch";
+        match (dispatch.forge, dispatch.workflow.as_deref()) {
+            (Forge::Github, Some(workflow)) => {
+                let (owner, name) = split_repository(&dispatch.target)?;
+                let url = self.github_url(&["repos", owner, name, "actions", "workflows", workflow, "dispatches"])?;
+                let body = serde_json::json!({"ref": dispatch.git_ref, "inputs": dispatch.values});
+                let target = (dispatch.target.as_str(), None);
+                self.github(tenant, target, what, Method::POST, &url, Some(&body)).await.map(drop)
+            }
+            (Forge::Github, None) => {
+                Err(ScmError::Invalid { forge: Forge::Github, source: "no workflow named".into() })
+            }
+            (Forge::Gitlab, _) => {
+                let url = self.gitlab_url(&["projects", &dispatch.target, "pipeline"])?;
+                let variables: Vec<serde_json::Value> = dispatch
+                    .values
+                    .iter()
+                    .map(|(key, value)| serde_json::json!({"key": key, "value": value, "variable_type": "env_var"}))
+                    .collect();
+                let body = serde_json::json!({"ref": dispatch.git_ref, "variables": variables});
                 self.gitlab(tenant, what, Method::POST, &url, Some(&body)).await.map(drop)
             }
         }

@@ -20,10 +20,11 @@ use crate::domain::bake::bake_time;
 use crate::domain::catalog::CatalogView;
 use crate::domain::change::PostReview;
 use crate::domain::correlation::Outcome;
+use crate::domain::deployment::production::{InProduction, Ran};
 use crate::domain::deployment::{self, Deployed, DeploymentOrigin, Detail, MAX_DEPLOYMENTS, Step};
 use crate::domain::{AuditEntry, Change, ChangeId, ChangeState, FieldError, NewChange, ServiceName, TenantId};
 use crate::ingest::canonical::{Deployment, Detail as Event, WorkflowRun, change_ids};
-use crate::ports::{CatalogReader, ChangeReader, ChangeUpdate, ChangeWriter, Clock, StoreError};
+use crate::ports::{CatalogReader, ChangeReader, ChangeUpdate, ChangeWriter, Clock, InProductionStore, StoreError};
 
 /// The hub event detail-types this consumer reads.
 pub const DETAIL_TYPES: [&str; 3] = ["Deployment Created", "Deployment Status Changed", "Workflow Run Changed"];
@@ -208,7 +209,7 @@ fn unreadable(detail_type: &str, message: String) -> DeploymentError {
     DeploymentError::Unreadable { detail_type: detail_type.to_owned(), message }
 }
 
-impl<S: ChangeReader + ChangeWriter, K: CatalogReader, C: Clock> Deployments<S, K, C> {
+impl<S: ChangeReader + ChangeWriter + InProductionStore, K: CatalogReader, C: Clock> Deployments<S, K, C> {
     /// Applies one hub event, as the bus delivers it: its `detail-type` and `detail`.
     #[tracing::instrument(skip(self, detail), fields(event_id = detail["event_id"].as_str().unwrap_or_default()))]
     pub async fn handle(&self, detail_type: &str, detail: &serde_json::Value) -> Result<Applied, DeploymentError> {
@@ -238,17 +239,88 @@ impl<S: ChangeReader + ChangeWriter, K: CatalogReader, C: Clock> Deployments<S, 
     }
 
     /// Records one status of a deployment on its change, making the change
-    /// if there is none yet: see the module.
-    pub async fn apply(&self, status: DeploymentStatus) -> Result<Applied, DeploymentError> {
+    /// if there is none yet: see the module. A successful production
+    /// deployment of the sha the one running replaced is a rollback; every
+    /// successful production deployment then moves what runs there (after
+    /// the change is written, so that a retried event decides the same).
+    pub async fn apply(&self, mut status: DeploymentStatus) -> Result<Applied, DeploymentError> {
         let view = self.catalog.catalog(&status.tenant).await?;
-        let Some(step) = status.step(&view) else {
+        let Some(mut step) = status.step(&view) else {
             return Ok(Applied::Skipped(format!("status {:?} says nothing of the deployment", status.status)));
         };
+        let production = production_sha(&view, &status).map(|(service, sha)| (service.clone(), sha.to_owned()));
+        if let (Some((service, sha)), Step::Finished(Outcome::Succeeded)) = (&production, step) {
+            let running = self.store.in_production(&status.tenant, service, &status.origin.environment).await?;
+            if let Some(running) = running.filter(|r| r.returns_to_previous(sha, status.at)) {
+                step = Step::Finished(Outcome::RolledBack);
+                // It rolls back the change of the deployment it replaces, when it names none.
+                if status.change_ids.is_empty() {
+                    status.change_ids.extend(running.current.change);
+                }
+            }
+        }
+        let applied = self.record(&view, &status, step).await?;
+        if let (Some((service, sha)), Step::Finished(Outcome::Succeeded | Outcome::RolledBack)) = (&production, step) {
+            let change = match &applied {
+                Applied::Created { change, .. }
+                | Applied::Recorded { change, .. }
+                | Applied::Observed { change, .. }
+                | Applied::Unchanged { change } => Some(*change),
+                Applied::Skipped(_) => None,
+            };
+            self.keep_in_production(&status, service, sha, change).await?;
+        }
+        Ok(applied)
+    }
+
+    /// Moves the record of what runs in the deployment's service and
+    /// environment to its sha, unless it holds a later deployment already.
+    async fn keep_in_production(
+        &self,
+        status: &DeploymentStatus,
+        service: &ServiceName,
+        sha: &str,
+        change: Option<ChangeId>,
+    ) -> Result<(), DeploymentError> {
+        let o = &status.origin;
+        let ran = Ran {
+            sha: sha.to_owned(),
+            at: status.at,
+            deployment: format!("{} deployment {} of {}", o.source, o.deployment_id, o.repository),
+            change,
+        };
+        for _ in 0..MAX_ATTEMPTS {
+            let next = match self.store.in_production(&status.tenant, service, &o.environment).await? {
+                None => InProduction::first(status.tenant.clone(), service.clone(), &o.environment, ran.clone()),
+                Some(stored) => match stored.after(ran.clone()) {
+                    Some(next) => next,
+                    None => return Ok(()),
+                },
+            };
+            match self.store.put_in_production(&next).await {
+                Ok(()) => {
+                    tracing::info!(service = %service, environment = %next.environment, sha, "in production");
+                    return Ok(());
+                }
+                Err(StoreError::VersionConflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(DeploymentError::Contended(status.change_id()))
+    }
+
+    /// Records the status on its change as `step`: see [`Deployments::apply`].
+    async fn record(
+        &self,
+        view: &CatalogView,
+        status: &DeploymentStatus,
+        step: Step,
+    ) -> Result<Applied, DeploymentError> {
         let own = status.change_id();
         let mut made = false;
         for _ in 0..MAX_ATTEMPTS {
-            let Some(change) = self.target(&status, &own).await? else {
-                match self.create(&view, &status, step, own).await? {
+            let Some(change) = self.target(status, &own).await? else {
+                match self.create(view, status, step, own).await? {
                     Created::Done(applied) => return Ok(applied),
                     // Made (by this call, or a concurrent copy): now follow the deployment.
                     Created::Inserted => {
@@ -257,7 +329,7 @@ impl<S: ChangeReader + ChangeWriter, K: CatalogReader, C: Clock> Deployments<S, 
                     }
                 }
             };
-            let Some(followed) = self.follow(&view, &change, &status, step) else {
+            let Some(followed) = self.follow(view, &change, status, step) else {
                 return Ok(Applied::Unchanged { change: change.id });
             };
             let Followed { change: next, entries, moved } = followed;
@@ -471,6 +543,14 @@ impl<S: ChangeReader + ChangeWriter, K: CatalogReader, C: Clock> Deployments<S, 
             }
         }
     }
+}
+
+/// The service and sha of a deployment to a production environment, when
+/// it names both: what the record of what runs in production keeps.
+fn production_sha<'a>(view: &CatalogView, status: &'a DeploymentStatus) -> Option<(&'a ServiceName, &'a str)> {
+    let production = view.catalog.correlation.is_production(&status.origin.environment);
+    let sha = status.origin.sha.as_deref().filter(|s| !s.is_empty());
+    status.service.as_ref().zip(sha).filter(|_| production)
 }
 
 enum Created {

@@ -5,9 +5,10 @@
 //!
 //! A decision costs a bounded number of store calls whatever the history:
 //! the catalog (cached), the change (one read by id; or, with no id, one
-//! page of the service's planned-window index from now to
-//! [`gate::LOOKAHEAD`] ahead: one query and one batch read, at most
-//! [`MAX_PAGE`] changes, found by the same index conflicts use), and, only
+//! page of the service's plannable index from now to [`gate::LOOKAHEAD`]
+//! ahead and its implementation index around now: see
+//! [`Changes::gate_candidates`]; neither holds the service's ended
+//! history, so the read does not grow with it), and, only
 //! for a gated environment with a live change, the freezes and incidents
 //! documents (two reads, side by side); then one activity write.
 //!
@@ -24,14 +25,17 @@ use tokio::sync::watch;
 
 use super::changes::{ChangeError, ChangeStore, Changes, unknown_service};
 use super::governance::{Freezes, Incidents, read_doc};
-use crate::app::activity::ActivityRetention;
 use crate::domain::access::Caller;
+use crate::domain::catalog::CatalogView;
 use crate::domain::catalog::Role;
 use crate::domain::gate::{self, Ask, Decision, GateRecord, GateRequest, OpenIncident, Rules};
-use crate::domain::{Change, ChangeState};
+use crate::domain::{Change, ChangeId, ChangeState};
 use crate::ports::{
-    Activity, ActivityLog, CatalogReader, Clock, DocKind, GATE_DETAIL_TYPE, GATE_SOURCE, MAX_PAGE, ServiceWindowQuery,
+    Activity, ActivityLog, CatalogReader, Clock, DocKind, GATE_DETAIL_TYPE, GATE_SOURCE, ImplementationQuery, MAX_PAGE,
+    ServiceWindowQuery,
 };
+use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
 
 /// The longest a caller may have an answer held.
 pub const MAX_WAIT: Duration = Duration::from_secs(300);
@@ -128,16 +132,8 @@ impl<S: ChangeStore + ActivityLog, C: Clock> Changes<S, C> {
         let found: Option<Change> = match ask.change {
             Some(id) => self.store.get_change(&caller.tenant, &id).await?,
             None => {
-                let query = ServiceWindowQuery {
-                    tenant: caller.tenant.clone(),
-                    service: ask.service.clone(),
-                    from: now,
-                    to: now + gate::LOOKAHEAD,
-                    limit: MAX_PAGE,
-                    after: None,
-                };
-                let page = self.store.changes_for_service(&query).await?;
-                gate::pick(ask, &page.items, &rules).cloned()
+                let candidates = self.gate_candidates(&view, caller, ask, now).await?;
+                gate::pick(ask, &candidates, &rules).cloned()
             }
         };
         let live = found.as_ref().is_some_and(|c| {
@@ -170,6 +166,41 @@ impl<S: ChangeStore + ActivityLog, C: Clock> Changes<S, C> {
         Ok(gate::decide(ask, found.as_ref(), &rules))
     }
 
+    /// The service's changes a deployment now may rest on, read from its
+    /// plannable index (approved and scheduled changes not started, planned
+    /// around now to [`gate::LOOKAHEAD`] ahead: one query and one batch
+    /// read) and its implementation index (implementations running now or
+    /// ended within the service's bake time: one query per length class and
+    /// one batch read): neither read grows with the service's history.
+    async fn gate_candidates(
+        &self,
+        view: &CatalogView,
+        caller: &Caller,
+        ask: &Ask,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Change>, ChangeError> {
+        let window = ServiceWindowQuery {
+            tenant: caller.tenant.clone(),
+            service: ask.service.clone(),
+            from: now,
+            to: now + gate::LOOKAHEAD,
+            limit: MAX_PAGE,
+            after: None,
+        };
+        let bake = view.catalog.service(&ask.service).map_or(chrono::Duration::zero(), |s| s.bake_time.chrono());
+        let running = ImplementationQuery {
+            tenant: caller.tenant.clone(),
+            services: vec![ask.service.clone()],
+            since: now - bake,
+            at: now,
+        };
+        let (plannable, implemented) =
+            tokio::try_join!(self.store.plannable(&window), self.store.implemented(&running))?;
+        let mut found: BTreeMap<ChangeId, Change> = plannable.items.into_iter().map(|c| (c.id, c)).collect();
+        found.extend(implemented.changes.into_iter().map(|c| (c.id, c)));
+        Ok(found.into_values().collect())
+    }
+
     /// Keeps the answer in the tenant's activity log: one write.
     async fn record_gate(
         &self,
@@ -191,7 +222,7 @@ impl<S: ChangeStore + ActivityLog, C: Clock> Changes<S, C> {
             occurred_at: now,
             received_at: now,
             delivery_id: id,
-            expires_at: ActivityRetention::default().expiry(now),
+            expires_at: self.gate_retention.expiry(now),
             decision: Some(GateRecord::of(&caller.user, ask, decision, waited_ms)),
         };
         self.store.record(&caller.tenant, &[row]).await?;

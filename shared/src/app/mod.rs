@@ -20,6 +20,7 @@ pub mod once;
 pub mod problems;
 pub mod publish;
 pub mod recheck;
+pub mod rollback;
 pub mod routed;
 pub mod security;
 pub mod suppressions;

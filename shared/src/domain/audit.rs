@@ -48,6 +48,9 @@ pub enum AuditAction {
     ChangeStartingSoon,
     /// A person cleared a suspect bake (`bake.cleared`): the next stage may go.
     SuspectCleared,
+    /// The change's automated rollback was dispatched, or could not be
+    /// (`postmortem.automated_rollback` says which, and why).
+    RollbackDispatched,
     /// Governance trail: a catalog version was imported.
     CatalogImported,
     /// Governance trail: a freeze window was declared (or replaced).

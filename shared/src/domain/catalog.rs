@@ -304,6 +304,11 @@ pub struct Service {
     /// [`MAX_BAKE_TIME_DAYS`] days).
     #[serde(default = "bake_off", deserialize_with = "lead", skip_serializing_if = "Span::is_zero")]
     pub bake_time: Span,
+    /// The rollback a failed production deployment of a change that
+    /// declares an automated rollback plan runs
+    /// (`domain::deployment::rollback`); none when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<crate::domain::deployment::rollback::RollbackAutomation>,
 }
 
 /// The longest `services[].bake_time` a catalog may set, in days.

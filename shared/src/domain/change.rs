@@ -243,6 +243,9 @@ pub struct Change {
     /// The "starting soon" reminder of a scheduled change (`domain::soon`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub starting_soon: Option<StartingSoon>,
+    /// How the change is rolled back (`automated`: by its services' configured rollback).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_plan: Option<crate::domain::deployment::rollback::RollbackPlan>,
 }
 
 /// An incident related to a change: the change's side of the tag.
@@ -375,7 +378,9 @@ impl Change {
     /// incidents; a draft its review already recorded stays as reviewed.
     pub fn draft_postmortem(&mut self) {
         if self.review.as_ref().is_none_or(|r| r.done.is_none()) {
-            self.postmortem = PostMortem::draft(&self.deployments, &self.related_incidents);
+            let automated = self.postmortem.as_mut().and_then(|p| p.automated_rollback.take());
+            self.postmortem = PostMortem::draft(&self.deployments, &self.related_incidents)
+                .map(|p| PostMortem { automated_rollback: automated, ..p });
         }
     }
 

@@ -16,6 +16,8 @@ use super::correlation::{Implementation, Outcome};
 
 mod pipelines;
 mod postmortem;
+pub mod production;
+pub mod rollback;
 
 pub use pipelines::{DEFAULT_DEPLOY_WORKFLOW_ENVIRONMENT, PipelinePolicy, TierRule};
 pub use postmortem::{PostMortem, PostMortemDeployment, PostMortemIncident, TimelineEntry};

@@ -58,6 +58,7 @@ impl HubEvent {
             AuditAction::ApprovalSlaBreached => "Approval SLA Breached".to_owned(),
             AuditAction::ChangeStartingSoon => "Change Starting Soon".to_owned(),
             AuditAction::SuspectCleared => "Change Suspect Cleared".to_owned(),
+            AuditAction::RollbackDispatched => "Change Rollback Dispatched".to_owned(),
             // Governance trail entries are not change mutations; named for completeness.
             AuditAction::CatalogImported => "Catalog Imported".to_owned(),
             AuditAction::FreezeDeclared => "Freeze Declared".to_owned(),

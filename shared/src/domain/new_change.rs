@@ -1,5 +1,6 @@
 //! What a requester sends to open a change, and its validation.
 
+use crate::domain::deployment::rollback::RollbackPlan;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -44,6 +45,11 @@ pub struct NewChange {
     /// fixes; its commander may then confirm the change.
     #[serde(default)]
     pub incident: Option<String>,
+    /// How the change is rolled back: `{automated: true}` runs its services'
+    /// configured rollback (catalog `services[].rollback`) when a production
+    /// deployment of it fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_plan: Option<RollbackPlan>,
 }
 
 /// Longest major incident id, in bytes.
@@ -71,6 +77,7 @@ pub struct ValidNewChange {
     pub privileged_access: bool,
     pub cryptographic_keys: bool,
     pub incident: Option<String>,
+    pub rollback_plan: Option<RollbackPlan>,
 }
 
 /// Checks a planned window (`planned_start`, `planned_end`): supported
@@ -126,6 +133,7 @@ impl NewChange {
             privileged_access: false,
             cryptographic_keys: false,
             incident: None,
+            rollback_plan: None,
         }
     }
 
@@ -193,6 +201,7 @@ impl NewChange {
             _ => {}
         }
         Ok(ValidNewChange {
+            rollback_plan: self.rollback_plan,
             incident,
             category,
             template: self.template,
@@ -251,6 +260,7 @@ impl ValidNewChange {
             postmortem: None,
             bake: None,
             starting_soon: None,
+            rollback_plan: None,
         };
         self.apply_to(&mut draft);
         draft
@@ -273,6 +283,7 @@ impl ValidNewChange {
         change.privileged_access = self.privileged_access;
         change.cryptographic_keys = self.cryptographic_keys;
         change.incident = self.incident;
+        change.rollback_plan = self.rollback_plan;
     }
 }
 
@@ -295,6 +306,7 @@ impl From<&Change> for NewChange {
             privileged_access: change.privileged_access,
             cryptographic_keys: change.cryptographic_keys,
             incident: change.incident.clone(),
+            rollback_plan: change.rollback_plan,
         }
     }
 }

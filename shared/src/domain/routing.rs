@@ -28,7 +28,7 @@ pub const MAX_STAKEHOLDERS: usize = 20;
 /// them: the shared vocabulary, then the other change mutations
 /// (`change_` and their bus detail-type in snake case). `approval_requested`
 /// is a level opening after another was decided: its approvers are asked.
-pub const EVENT_TYPES: [&str; 31] = [
+pub const EVENT_TYPES: [&str; 32] = [
     "change_submitted",
     "approval_requested",
     "change_approved",
@@ -60,6 +60,7 @@ pub const EVENT_TYPES: [&str; 31] = [
     "change_incident_unrelated",
     "change_verifying",
     "change_suspect_cleared",
+    "change_rollback_dispatched",
 ];
 
 /// The event type of a change mutation's bus detail-type: `Change Rolled
@@ -226,6 +227,7 @@ pub fn default_audiences(event: &str) -> &'static [Audience] {
         "change_scheduled" | "change_starting_soon" => &[Owners, Requester, Dependents, Stakeholders],
         "change_implementing" | "change_verifying" => &[Owners, Dependents],
         "change_suspect_cleared" => &[Owners, Cab],
+        "change_rollback_dispatched" => &[Owners, Requester],
         "change_completed" => &[Owners, Requester, Stakeholders],
         "change_failed" | "change_rolled_back" => &[Owners, Requester, Dependents, Stakeholders, Cab],
         "change_cancelled" => &[Owners, Dependents, Stakeholders],

@@ -7,6 +7,7 @@ use std::future::Future;
 
 use super::secrets::SecretsError;
 use super::store::{BoxError, StoreError};
+use crate::domain::deployment::rollback::Dispatch;
 use crate::domain::gate::merge::CommitState;
 use crate::domain::gate::pulls::{Forge, PullLinks, PullRequestRef};
 use crate::domain::{ChangeId, TenantId};
@@ -95,6 +96,10 @@ pub trait Forges: Send + Sync {
         tenant: &TenantId,
         pull: &PullRequestRef,
     ) -> impl Future<Output = Result<Option<Vec<String>>, ScmError>> + Send;
+
+    /// Runs a rollback: a GitHub `workflow_dispatch` or a GitLab pipeline
+    /// (retrying inside on 5xx, 429 and connection errors).
+    fn dispatch(&self, tenant: &TenantId, dispatch: &Dispatch) -> impl Future<Output = Result<(), ScmError>> + Send;
 }
 
 /// How the hub authenticates to GitHub.

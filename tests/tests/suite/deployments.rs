@@ -9,9 +9,10 @@ use changehub::app::catalog::CachedCatalog;
 use changehub::app::changes::ChangeStore;
 use changehub::app::deployments::{Applied, Deployments};
 use changehub::domain::correlation::{Implementation, Outcome};
-use changehub::domain::{AuditAction, Change, ChangeId, ChangeState, ChangeType, NewChange, TenantId};
+use changehub::domain::deployment::production::{InProduction, Ran};
+use changehub::domain::{AuditAction, Change, ChangeId, ChangeState, ChangeType, NewChange, ServiceName, TenantId};
 use changehub::ingest::{Normalized, Origin, event_header, normalize};
-use changehub::ports::FixedClock;
+use changehub::ports::{FixedClock, StoreError};
 use changehub_tests::fixtures::{self, alice, submit_and_approve, to};
 use changehub_tests::samples::ROOT;
 use changehub_tests::{t0, unique};
@@ -345,6 +346,77 @@ mod contract {
         assert_eq!(pm.rollback.map(|r| r.deployment_id), Some("703".to_owned()));
     }
 
+    pub async fn what_runs_in_production_is_kept_per_service_and_environment_and_written_conditionally<
+        S: ChangeStore,
+    >(
+        store: S,
+    ) {
+        let tenant = TenantId::parse(&unique("acme")).expect("tenant");
+        let payments = ServiceName::parse("payments").expect("service");
+        let ran = |sha: &str, m: u32| Ran {
+            sha: sha.into(),
+            at: at(10, m),
+            deployment: format!("deploy {sha}"),
+            change: None,
+        };
+        assert_eq!(store.in_production(&tenant, &payments, "production").await.expect("read"), None);
+        let first = InProduction::first(tenant.clone(), payments.clone(), "Production", ran("aaaaaaa1", 0));
+        store.put_in_production(&first).await.expect("first write");
+        let again = store.put_in_production(&first).await;
+        assert!(matches!(again, Err(StoreError::VersionConflict { expected: 0 })), "a second first write: {again:?}");
+        assert_eq!(store.in_production(&tenant, &payments, "PRODUCTION").await.expect("read"), Some(first.clone()));
+        assert_eq!(store.in_production(&tenant, &payments, "staging").await.expect("read"), None, "per environment");
+        let checkout = ServiceName::parse("checkout").expect("service");
+        assert_eq!(store.in_production(&tenant, &checkout, "production").await.expect("read"), None, "per service");
+
+        let second = first.after(ran("bbbbbbb2", 10)).expect("later");
+        store.put_in_production(&second).await.expect("second write");
+        let stale = first.after(ran("ccccccc3", 20)).expect("later than the first");
+        let lost = store.put_in_production(&stale).await;
+        assert!(matches!(lost, Err(StoreError::VersionConflict { expected: 1 })), "a stale write: {lost:?}");
+        assert_eq!(store.in_production(&tenant, &payments, "production").await.expect("read"), Some(second));
+    }
+
+    /// A deployment that puts back the sha the running one replaced rolls
+    /// back the change of the one it replaces (it names none; that change
+    /// still baking); a late
+    /// status of an older deployment does not move what runs.
+    pub async fn a_deployment_of_the_replaced_sha_rolls_back_the_change_it_replaces<S: ChangeStore>(store: S) {
+        // Baking (verifying) until 30 minutes after each deployment: a completed change is not rolled back.
+        let thirty = changehub::domain::catalog::Span::parse("30m").expect("span");
+        let s = Setup::with_catalog(store, |c| {
+            c.services.iter_mut().filter(|s| s.name.as_str() == "payments").for_each(|s| s.bake_time = thirty.clone())
+        })
+        .await;
+        let deploy = |id: &str, sha: &str, state: &str, time| {
+            let (t, mut d) = github(&s.tenant, id, state, time);
+            d["data"]["sha"] = json!(sha);
+            d["data"]["description"] = json!("Deployed");
+            (t, d)
+        };
+        let a = "1111111111111111111111111111111111111111";
+        let b = "2222222222222222222222222222222222222222";
+        let first = changed(&s.apply(&deploy("801", a, "success", at(10, 0))).await);
+        let second = changed(&s.apply(&deploy("802", b, "success", at(10, 30))).await);
+        assert_ne!(first, second, "each deployment its own change");
+        // A late status of the first deployment moves nothing.
+        s.apply(&deploy("801", a, "success", at(10, 1))).await;
+        let payments = ServiceName::parse("payments").expect("service");
+        let running = s.app.store.in_production(&s.tenant(), &payments, "production").await.expect("read");
+        let running = running.expect("recorded");
+        assert_eq!((running.current.sha.as_str(), running.current.change), (b, Some(second)));
+        assert_eq!(running.previous.map(|p| p.sha), Some(a.to_owned()));
+
+        let back = s.apply(&deploy("803", a, "success", at(10, 50))).await;
+        assert_eq!(back, Applied::Recorded { change: second, state: ChangeState::RolledBack });
+        let c = s.change(&second).await;
+        let pm = c.postmortem.expect("a post-mortem draft");
+        assert_eq!((pm.deployed.deployment_id.as_str(), pm.deployed.sha.as_deref()), ("802", Some(b)));
+        assert_eq!(pm.rollback.map(|r| r.deployment_id), Some("803".to_owned()));
+        let running = s.app.store.in_production(&s.tenant(), &payments, "production").await.expect("read");
+        assert_eq!(running.map(|r| r.current.sha), Some(a.to_owned()), "what runs is the earlier sha again");
+    }
+
     pub async fn a_failed_gitlab_deployment_drafts_its_job_and_log<S: ChangeStore>(store: S) {
         let s = Setup::new(store).await;
         let event = sample(&s.tenant, Origin::Gitlab, "Deployment Hook", "deployment.failed.json", |_| {});
@@ -380,6 +452,8 @@ contract_cases!(
     a_rollback_deployment_rolls_back_the_failed_change_it_names,
     a_rollback_flag_in_the_deployment_rolls_back_without_rollback_words,
     a_redeploy_of_an_earlier_sha_to_the_same_environment_rolls_back,
+    what_runs_in_production_is_kept_per_service_and_environment_and_written_conditionally,
+    a_deployment_of_the_replaced_sha_rolls_back_the_change_it_replaces,
     a_failed_gitlab_deployment_drafts_its_job_and_log,
     a_deploy_workflow_run_is_a_deployment_and_other_runs_are_not,
 );

@@ -8,6 +8,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::{Extension, Router};
 use changehub::adapters::embedded::EmbeddedStore;
+use changehub::app::activity::ActivityRetention;
 use changehub::app::changes::ChangeStore;
 use changehub::app::gate::Wakeups;
 use changehub::app::{Caller, Changes};
@@ -30,10 +31,19 @@ struct Api {
 
 impl Api {
     async fn on<S: ChangeStore + ActivityLog + ProblemStore + changehub::ports::FindingStore>(store: S) -> Api {
+        Self::keeping(store, ActivityRetention::default()).await
+    }
+
+    /// The api, keeping the gate's answers in the activity log for `retention`.
+    async fn keeping<S: ChangeStore + ActivityLog + ProblemStore + changehub::ports::FindingStore>(
+        store: S,
+        retention: ActivityRetention,
+    ) -> Api {
         let t0 = Utc::now();
         let clock: &'static FixedClock = Box::leak(Box::new(FixedClock::new(t0)));
         let tokens = Tokens::new();
-        let router = changehub::http::router(Arc::new(Changes::new(store, clock)), tokens.authenticator());
+        let changes = Changes::new(store, clock).with_gate_retention(retention);
+        let router = changehub::http::router(Arc::new(changes), tokens.authenticator());
         let tenant = changehub_tests::unique("acme");
         // The catalog, with a group of pipelines holding the ingest (machine) role.
         let catalog = CATALOG_YAML.replacen("  auditor: [audit]\n", "  auditor: [audit]\n  ingest: [pipelines]\n", 1);
@@ -166,6 +176,66 @@ async fn every_answer_is_recorded_in_the_activity_log(api: Api) {
     assert_eq!(refused["external_id"], json!("payments 1.4.2 (3f2a9c1d0b7e) to production"));
 }
 
+async fn gate_rows(api: &Api) -> Vec<Value> {
+    let path = "/activity?source=changehub.gate";
+    let a = api.call(&alice(&api.tenant), "GET", path, None).await;
+    assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
+    a.body["activity"].as_array().cloned().unwrap_or_default()
+}
+
+/// The gate's rows leave the log after the activity retention: 30 days by default.
+async fn the_answers_leave_the_log_after_the_retention(api: Api) {
+    api.gate("staging", None).await;
+    let rows = gate_rows(&api).await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["expires_at"], json!(api.t0 + Duration::days(30)), "the default retention: {rows:?}");
+    api.clock.set(api.t0 + Duration::days(30));
+    assert_eq!(gate_rows(&api).await, Vec::<Value>::new(), "expired after thirty days");
+}
+
+/// The retention configured for the activity (`CHANGEHUB_ACTIVITY_RETENTION_DAYS`,
+/// `serve --activity-retention-days`) holds for the gate's rows too.
+#[tokio::test]
+async fn a_configured_retention_keeps_the_answers_that_long() {
+    let seven = ActivityRetention::days(7).expect("7 days");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let api = Api::keeping(EmbeddedStore::open(dir.path().join("kept.db")).expect("open"), seven).await;
+    api.gate("staging", None).await;
+    let rows = gate_rows(&api).await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["expires_at"], json!(api.t0 + Duration::days(7)), "{rows:?}");
+    api.clock.set(api.t0 + Duration::days(7) - Duration::seconds(1));
+    assert_eq!(gate_rows(&api).await.len(), 1, "kept until then");
+    api.clock.set(api.t0 + Duration::days(7));
+    assert_eq!(gate_rows(&api).await, Vec::<Value>::new(), "expired after seven days");
+}
+
+/// Without a change id the gate reads the service's plannable and
+/// implementation indexes: the drafts (and the ended history) the service
+/// has planned around now add nothing to what a decision reads.
+#[tokio::test]
+async fn a_decision_by_service_reads_past_none_of_the_services_other_changes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedStore::open(dir.path().join("reads.db")).expect("open");
+    let api = Api::on(store.clone()).await;
+    let id = api.change().await;
+    api.submit(&id).await;
+    api.approve(&id).await;
+    api.clock.set(api.at(50));
+    let read = || async {
+        let before = store.items_read();
+        let a = api.gate("production", None).await;
+        assert_eq!((answer(&a), &a.body["change"]["id"]), ((true, "allowed", "allowed"), &json!(id)), "{:?}", a.body);
+        store.items_read() - before
+    };
+    read().await;
+    let alone = read().await;
+    for _ in 0..20 {
+        api.change().await;
+    }
+    assert_eq!(read().await, alone, "twenty drafts in the window are not read");
+}
+
 async fn freezes_rejections_and_bad_requests_say_why(api: Api) {
     let id = api.change().await;
     api.submit(&id).await;
@@ -246,6 +316,7 @@ async fn embedded() -> (Api, tempfile::TempDir) {
 on_both_stores!(
     a_promotion_to_production_waits_for_approval_and_the_window,
     every_answer_is_recorded_in_the_activity_log,
+    the_answers_leave_the_log_after_the_retention,
     freezes_rejections_and_bad_requests_say_why,
     a_pending_answer_is_held_until_something_changes,
 );

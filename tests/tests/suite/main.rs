@@ -55,6 +55,7 @@ mod policy;
 mod problems;
 mod publish;
 mod recheck;
+mod rollback;
 mod rules;
 mod scm_aws;
 mod store_contract;

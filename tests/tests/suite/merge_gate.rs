@@ -45,7 +45,7 @@ struct World {
 }
 
 /// Retries fast enough for a test.
-fn quick() -> Retries {
+pub(crate) fn quick() -> Retries {
     Retries {
         attempts: 3,
         min_delay: Duration::from_millis(10),
@@ -54,7 +54,7 @@ fn quick() -> Retries {
     }
 }
 
-fn client(forge: &FakeForge, tenant: &str, credentials: Value) -> ForgeClient<StaticSecrets> {
+pub(crate) fn client(forge: &FakeForge, tenant: &str, credentials: Value) -> ForgeClient<StaticSecrets> {
     let document = parse_document(&json!({ tenant: credentials }).to_string()).expect("secrets");
     assert!(document.skipped.is_empty(), "{:?}", document.skipped);
     let url = base_url(&forge.url).expect("url");
@@ -62,7 +62,7 @@ fn client(forge: &FakeForge, tenant: &str, credentials: Value) -> ForgeClient<St
     ForgeClient::new(StaticSecrets::new(document.document), endpoints, Timeouts::default(), quick())
 }
 
-fn token_credentials() -> Value {
+pub(crate) fn token_credentials() -> Value {
     json!({"github_api": ["ghp_test"], "gitlab_api": ["glpat_test"]})
 }
 

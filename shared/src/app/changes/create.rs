@@ -49,6 +49,26 @@ fn known_services(view: &CatalogView, valid: &ValidNewChange) -> Result<(), Fiel
     Err(unknown_service(view, format!("services[{i}]"), unknown))
 }
 
+/// Refuses an automated rollback plan when none of the change's services
+/// configures a rollback to run (catalog `services[].rollback`).
+fn planned_rollback(view: &CatalogView, valid: &ValidNewChange) -> Result<(), FieldError> {
+    if !valid.rollback_plan.is_some_and(|p| p.automated) || view.version == 0 {
+        return Ok(());
+    }
+    if valid.services.iter().any(|s| view.catalog.service(s).is_some_and(|svc| svc.rollback.is_some())) {
+        return Ok(());
+    }
+    let services: Vec<&str> = valid.services.iter().map(ServiceName::as_str).collect();
+    Err(FieldError::new(
+        "rollback_plan.automated",
+        format!(
+            "none of the change's services ({}) configures a rollback to run (catalog services[].rollback); \
+             add one there, or leave the plan manual",
+            services.join(", ")
+        ),
+    ))
+}
+
 /// `field` names a service the catalog does not list: the error names the closest names it does list.
 pub(crate) fn unknown_service(view: &CatalogView, field: String, unknown: &ServiceName) -> FieldError {
     let closest: Vec<&str> = view.catalog.closest_services(unknown.as_str()).into_iter().map(|s| s.as_str()).collect();
@@ -124,6 +144,7 @@ impl<S: ChangeStore, C: Clock> Changes<S, C> {
             .into());
         };
         known_services(view, &valid)?;
+        planned_rollback(view, &valid)?;
         within_backdate(view, &valid, self.clock.now())?;
         Ok((valid, category))
     }

@@ -17,8 +17,9 @@ use crate::domain::audit::{self, AuditAction};
 use crate::domain::catalog::{CatalogView, Role};
 use crate::domain::{AuditEntry, Change, ChangeId, ChangeState, FieldError, IllegalTransition};
 use crate::ports::{
-    Bump, CatalogReader, ChangeReader, ChangeUpdate, ChangeWriter, Clock, Counters, Cursor, DueIndex, IncidentStore,
-    InvalidCursor, MAX_PAGE, SecurityLog, StoreError, TenantDocs, VolumeKey, WaitBump,
+    Bump, CatalogReader, ChangeReader, ChangeUpdate, ChangeWriter, Clock, Counters, Cursor, DueIndex,
+    ImplementationReader, InProductionStore, IncidentStore, InvalidCursor, MAX_PAGE, SecurityLog, StoreError,
+    TenantDocs, VolumeKey, WaitBump,
 };
 
 mod checklist;
@@ -137,11 +138,32 @@ pub(crate) fn page(limit: Option<usize>, cursor: Option<&str>) -> Result<(usize,
 
 /// What the change use cases need of a store.
 pub trait ChangeStore:
-    ChangeReader + ChangeWriter + TenantDocs + IncidentStore + Counters + DueIndex + SecurityLog + Clone + 'static
+    ChangeReader
+    + ChangeWriter
+    + ImplementationReader
+    + InProductionStore
+    + TenantDocs
+    + IncidentStore
+    + Counters
+    + DueIndex
+    + SecurityLog
+    + Clone
+    + 'static
 {
 }
-impl<T: ChangeReader + ChangeWriter + TenantDocs + IncidentStore + Counters + DueIndex + SecurityLog + Clone + 'static>
-    ChangeStore for T
+impl<
+    T: ChangeReader
+        + ChangeWriter
+        + ImplementationReader
+        + InProductionStore
+        + TenantDocs
+        + IncidentStore
+        + Counters
+        + DueIndex
+        + SecurityLog
+        + Clone
+        + 'static,
+> ChangeStore for T
 {
 }
 
@@ -149,6 +171,9 @@ pub struct Changes<S, C> {
     pub store: S,
     pub catalog: CachedCatalog<S>,
     pub clock: C,
+    /// How long the activity log keeps the gate's answers (the activity's
+    /// own retention, `CHANGEHUB_ACTIVITY_RETENTION_DAYS`).
+    pub gate_retention: crate::app::activity::ActivityRetention,
 }
 
 /// A mutation on its way to the store: the record it started from, the
@@ -256,7 +281,13 @@ impl<S: ChangeStore, C: Clock> Changes<S, C> {
     }
 
     pub fn with_catalog_ttl(store: S, clock: C, ttl: std::time::Duration) -> Self {
-        Self { catalog: CachedCatalog::new(store.clone(), ttl), store, clock }
+        let gate_retention = crate::app::activity::ActivityRetention::default();
+        Self { catalog: CachedCatalog::new(store.clone(), ttl), store, clock, gate_retention }
+    }
+
+    /// The same, keeping the gate's answers in the activity log for `retention`.
+    pub fn with_gate_retention(self, retention: crate::app::activity::ActivityRetention) -> Self {
+        Self { gate_retention: retention, ..self }
     }
 
     /// Freeze windows and major incidents, on the same store and catalog.

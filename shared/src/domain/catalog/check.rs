@@ -98,6 +98,9 @@ impl Catalog {
             if let Some(gate) = &svc.merge_gate {
                 gate.check(&mut p, &format!("{at}.merge_gate"));
             }
+            if let Some(rollback) = &svc.rollback {
+                rollback.check(&mut p, &format!("{at}.rollback"));
+            }
         }
         self.check_cycles(&mut p);
         self.check_categories(&mut p);

@@ -74,6 +74,9 @@ pub struct PostMortem {
     pub incidents: Vec<PostMortemIncident>,
     /// The deployments' statuses and the incidents' starts, in time order.
     pub timeline: Vec<TimelineEntry>,
+    /// The automated rollback: dispatched (what was asked of the forge), or why not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub automated_rollback: Option<super::rollback::AutomatedRollback>,
 }
 
 impl PostMortemDeployment {
@@ -154,6 +157,7 @@ impl PostMortem {
             error: said.error,
             timeline: timeline(deployments, &listed),
             incidents: listed,
+            automated_rollback: None,
         })
     }
 
