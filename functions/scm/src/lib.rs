@@ -3,23 +3,28 @@
 //!
 //! The function hosts the hub's answers to GitHub and GitLab, each a use
 //! case of the shared library with a `handle(detail_type, detail)` that
-//! takes the events of its own pattern and skips the others. Today that is
-//! the merge gate ([`MergeGate`]). Another (the deployment protection rule
-//! answers) is added as: one more field of [`Scm`] built in [`Scm::new`],
-//! its detail types chained in [`rule_pattern`], one more arm in
-//! [`Scm::handle`] and one more variant of [`Failed`].
+//! takes the events of its own pattern and skips the others: the merge gate
+//! ([`MergeGate`]) and rollback automation ([`Rollbacks`]). Another is added
+//! as one more field of [`Scm`] built in [`Scm::new`], its detail types
+//! chained in [`rule_pattern`], one more arm in [`Scm::handle`] and one more
+//! variant of [`Failed`].
 
 use changehub::app::catalog::{CachedCatalog, DEFAULT_CACHE_TTL};
 use changehub::app::merge_gate::{self, Applied, MergeGate, MergeGateError};
+use changehub::app::rollback::{self, RollbackError, Rollbacks};
 use changehub::domain::EventPattern;
 use changehub::domain::event::{PatternError, SOURCE_PREFIX};
-use changehub::ports::{CatalogReader, ChangeReader, Clock, Forges, PullLinkStore, SystemClock, TenantDocs};
+use changehub::ports::{
+    CatalogReader, ChangeReader, ChangeWriter, Clock, Dedupe, Forges, InProductionStore, PullLinkStore, SystemClock,
+    TenantDocs,
+};
 use lambda_runtime::Diagnostic;
 use serde_json::{Map, Value, json};
 
 /// The use cases the function hosts, on their ports.
 pub struct Scm<S, K, F, C> {
     pub merge_gate: MergeGate<S, K, F, C>,
+    pub rollbacks: Rollbacks<S, K, F, C>,
 }
 
 /// Why an event failed: the use case's error.
@@ -27,6 +32,8 @@ pub struct Scm<S, K, F, C> {
 pub enum Failed {
     #[error("merge gate: {}", changehub::adapters::error_chain(.0))]
     MergeGate(#[from] MergeGateError),
+    #[error("rollback: {}", changehub::adapters::error_chain(.0))]
+    Rollback(#[from] RollbackError),
 }
 
 impl Failed {
@@ -34,6 +41,7 @@ impl Failed {
     pub fn retryable(&self) -> bool {
         match self {
             Failed::MergeGate(e) => e.retryable(),
+            Failed::Rollback(e) => e.retryable(),
         }
     }
 }
@@ -42,7 +50,7 @@ impl Failed {
 /// hosted here handles (template.yaml's `ScmEvents`; a test holds them equal).
 pub fn rule_pattern() -> Result<EventPattern, PatternError> {
     let mut detail_types: Vec<&str> = Vec::new();
-    for detail_type in merge_gate::detail_types() {
+    for detail_type in merge_gate::detail_types().chain([rollback::CHANGE_FAILED]) {
         if !detail_types.contains(&detail_type) {
             detail_types.push(detail_type);
         }
@@ -53,18 +61,20 @@ pub fn rule_pattern() -> Result<EventPattern, PatternError> {
     }))
 }
 
-impl<S: TenantDocs + Clone, F> Scm<S, CachedCatalog<S>, F, SystemClock> {
+impl<S: TenantDocs + Clone, F: Clone> Scm<S, CachedCatalog<S>, F, SystemClock> {
     /// The use cases as the function's main builds them: on one store, its
     /// catalogs cached for the warm process, calling the forges through `forges`.
     pub fn new(store: S, forges: F, public_url: Option<String>) -> Self {
         let catalog = CachedCatalog::new(store.clone(), DEFAULT_CACHE_TTL);
-        Self { merge_gate: MergeGate { store, catalog, forges, clock: SystemClock, public_url } }
+        let rollbacks =
+            Rollbacks { store: store.clone(), catalog: catalog.clone(), forges: forges.clone(), clock: SystemClock };
+        Self { merge_gate: MergeGate { store, catalog, forges, clock: SystemClock, public_url }, rollbacks }
     }
 }
 
 impl<S, K, F, C> Scm<S, K, F, C>
 where
-    S: ChangeReader + PullLinkStore,
+    S: ChangeReader + ChangeWriter + InProductionStore + Dedupe + PullLinkStore,
     K: CatalogReader,
     F: Forges,
     C: Clock,
@@ -90,8 +100,13 @@ where
             }
             Err(e) => note(&mut failed, e.into()),
         }
-        // The next use case's arm goes here, alike: every use case sees the
-        // event even when one before it failed.
+        // Every use case sees the event even when one before it failed.
+        match self.rollbacks.handle(detail_type, detail).await {
+            Ok(applied) => {
+                answer.insert("rollback".into(), rollback_answer(&applied));
+            }
+            Err(e) => note(&mut failed, e.into()),
+        }
         match failed {
             Some(e) => Err(e),
             None => Ok(Value::Object(answer)),
@@ -129,6 +144,15 @@ fn merge_gate_answer(applied: &Applied) -> Value {
     }
 }
 
+/// What rollback automation did with one event.
+fn rollback_answer(applied: &rollback::Applied) -> Value {
+    match applied {
+        rollback::Applied::Dispatched(dispatch) => json!({"dispatched": dispatch}),
+        rollback::Applied::NotDispatched(why) => json!({"not_dispatched": why}),
+        rollback::Applied::Skipped(why) => json!({"ignored": why}),
+    }
+}
+
 /// The invocation's error as Lambda reports it, and as the on-failure
 /// queue's message keeps it (`responsePayload`): `errorType` is `Rejected`
 /// when no retry can help (redriving the event is pointless until the
@@ -158,12 +182,12 @@ mod tests {
     }
 
     #[test]
-    fn the_rule_takes_what_the_merge_gate_handles() {
+    fn the_rule_takes_what_the_merge_gate_and_rollback_automation_handle() {
         let pattern = rule_pattern().expect("pattern");
-        assert_eq!(pattern.as_json(), merge_gate::rule_pattern().expect("pattern").as_json());
         let event = |source: &str, detail_type: &str| json!({"source": source, "detail-type": detail_type});
         assert!(pattern.matches(&event("changehub.github", "Pull Request Changed")));
         assert!(pattern.matches(&event("changehub.change", "Change Approved")));
+        assert!(pattern.matches(&event("changehub.change", "Change Failed")));
         assert!(!pattern.matches(&event("acme.forged", "Pull Request Changed")), "only the hub's own events");
         assert!(!pattern.matches(&event("changehub.change", "Change Created")));
     }

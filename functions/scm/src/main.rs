@@ -11,11 +11,11 @@
 //! few minutes; GitHub App installation tokens are kept by the client until
 //! shortly before they expire, across warm invocations.
 
-use changehub::adapters::dynamodb::{self, DynamoStore};
+use changehub::adapters::dynamodb::DynamoStore;
 use changehub::adapters::scm::{Endpoints, ForgeClient, Retries, Timeouts};
 use changehub::adapters::secretsmanager::{self, SecretsManagerSecrets};
 use changehub::app::catalog::CachedCatalog;
-use changehub::config::{self, ConfigError};
+use changehub::config::{self, AuditedTable, ConfigError};
 use changehub::ports::SystemClock;
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, run, service_fn, tracing};
 use scm::Scm;
@@ -23,7 +23,8 @@ use serde_json::Value;
 
 /// Named environment variables, read once at init.
 struct Config {
-    table: String,
+    /// The table, and the audit key sealing the entries rollback automation writes on a change.
+    table: AuditedTable,
     /// The secret holding the tenants' forge credentials (`github_app_id` and
     /// `github_app_key`, or `github_api`; `gitlab_api`).
     forge_secret: String,
@@ -36,7 +37,7 @@ struct Config {
 impl Config {
     fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
-            table: config::required("CHANGEHUB_TABLE")?,
+            table: AuditedTable::from_env()?,
             forge_secret: config::required("CHANGEHUB_FORGE_SECRET")?,
             endpoints: Endpoints::from_env()?,
             public_url: config::public_url()?,
@@ -55,8 +56,9 @@ async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let config = Config::from_env()?;
     let aws = changehub::adapters::aws::load_lambda_config().await?;
-    let store = DynamoStore::new(dynamodb::Client::new(&aws), config.table);
-    let credentials = SecretsManagerSecrets::new(secretsmanager::Client::new(&aws), config.forge_secret);
+    let secrets = secretsmanager::Client::new(&aws);
+    let store = config.table.store(&aws, secrets.clone());
+    let credentials = SecretsManagerSecrets::new(secrets, config.forge_secret);
     let forges = ForgeClient::new(credentials, config.endpoints, Timeouts::default(), Retries::default());
     let deps = Scm::new(store, forges, config.public_url);
     run(service_fn(|event| handle(&deps, event))).await

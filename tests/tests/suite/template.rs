@@ -450,6 +450,7 @@ fn only_the_sealer_and_the_verifier_read_the_audit_key() {
     assert!(allowed.contains("ApiFunctionRole") && allowed.contains("AuditVerifierRoleArn"), "{allowed}");
     assert!(allowed.contains("DeploymentsFunctionRole"), "the deployments function seals its writes: {allowed}");
     assert!(allowed.contains("EscalateFunctionRole"), "the escalate function seals its writes: {allowed}");
+    assert!(allowed.contains("ScmFunctionRole"), "the scm function seals the rollbacks it records: {allowed}");
     for other in ["IngestFunctionRole", "AwsEventsFunctionRole"] {
         assert!(!allowed.contains(other), "{other} may read the audit key: {allowed}");
     }
@@ -607,11 +608,16 @@ fn every_function_writes_only_the_partitions_its_code_writes() {
     let drift_never = [api_writes.as_slice(), &[keys::activity_pk(&tenant), keys::problems_pk(&tenant)]].concat();
     let drift_deletes = [keys::idem_pk("drift:acme:event")];
     let drift_never_deletes = [drift_never.as_slice(), &[keys::findings_pk(&tenant)]].concat();
-    // The scm function writes only the merge gate's reverse index (a put,
-    // conditional on its version), and deletes nothing.
-    let scm_writes = [keys::pull_links_pk(&tenant, &id)];
-    let scm_never = [api_writes.as_slice(), &[keys::activity_pk(&tenant), keys::idem_pk("github:delivery")]].concat();
-    let scm_never_deletes = [scm_never.as_slice(), &scm_writes].concat();
+    // The scm function writes the merge gate's reverse index (a put,
+    // conditional on its version), and for a rollback the change's record
+    // and audit entries (no index entry: its state does not move) and the
+    // claim keyed by the failed deployment, which is all it deletes.
+    let rollback_claim = keys::idem_pk("rollback:acme:x");
+    let scm_writes = [keys::pull_links_pk(&tenant, &id), keys::change_pk(&tenant, &id), rollback_claim.clone()];
+    let scm_never =
+        [indexes.as_slice(), &records[1..], &[keys::activity_pk(&tenant), keys::findings_pk(&tenant)]].concat();
+    let scm_deletes = [rollback_claim];
+    let scm_never_deletes = [scm_never.as_slice(), &scm_writes[..2]].concat();
     let expected: [Row; 9] = [
         ("ApiFunction", &api_writes, &api_foreign, &api_deletes, &api_never_deletes),
         ("EscalateFunction", &escalate_writes, &escalate_never, &escalate_deletes, &escalate_never_deletes),
@@ -624,7 +630,7 @@ fn every_function_writes_only_the_partitions_its_code_writes() {
         ),
         ("CorrelateFunction", &correlate_writes, &correlate_never, &correlate_deletes, &correlate_never_deletes),
         ("DriftFunction", &drift_writes, &drift_never, &drift_deletes, &drift_never_deletes),
-        ("ScmFunction", &scm_writes, &scm_never, &[], &scm_never_deletes),
+        ("ScmFunction", &scm_writes, &scm_never, &scm_deletes, &scm_never_deletes),
         ("IngestFunction", &ingest_writes, &api_writes, &ingest_deletes, &ingest_never_deletes),
         ("AwsEventsFunction", &ingest_writes, &api_writes, &ingest_deletes, &ingest_never_deletes),
         ("PublishFunction", &publish_writes, &publish_never, &publish_writes, &publish_never),
@@ -980,7 +986,7 @@ fn the_drift_rule_is_the_drift_consumers_pattern() {
 /// nothing else; the forges' URLs are parameters defaulting to the public
 /// services.
 #[test]
-fn the_scm_rule_is_the_merge_gates_pattern_with_least_privilege() {
+fn the_scm_rule_is_its_use_cases_patterns_with_least_privilege() {
     use changehub::adapters::keys;
     let t = template();
     let f = function(&t, "ScmFunction");
@@ -988,8 +994,8 @@ fn the_scm_rule_is_the_merge_gates_pattern_with_least_privilege() {
     assert_eq!(rule["EventBusName"], json!({"!Ref": "HubEventBus"}));
     let pattern = scm::rule_pattern().expect("pattern");
     assert_eq!(&rule["Pattern"], pattern.as_json());
-    assert_eq!(pattern.as_json(), changehub::app::merge_gate::rule_pattern().expect("pattern").as_json());
     let event = |source: &str, detail_type: &str| json!({"source": source, "detail-type": detail_type, "detail": {}});
+    assert!(pattern.matches(&event("changehub.change", changehub::app::rollback::CHANGE_FAILED)));
     assert!(pattern.matches(&event("changehub.github", "Pull Request Changed")));
     assert!(pattern.matches(&event("changehub.gitlab", "Pull Request Changed")));
     for detail_type in changehub::domain::gate::merge::TURNING_EVENTS {
@@ -998,10 +1004,11 @@ fn the_scm_rule_is_the_merge_gates_pattern_with_least_privilege() {
     assert!(!pattern.matches(&event("changehub.change", "Change Created")));
     assert!(!pattern.matches(&event("acme.tool", "Pull Request Changed")), "only what the hub published");
 
-    let expected: BTreeSet<String> = ["dynamodb:GetItem", "dynamodb:PutItem", "secretsmanager:GetSecretValue"]
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
+    let expected: BTreeSet<String> =
+        ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "secretsmanager:GetSecretValue"]
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
     assert_eq!(actions_of(f), expected);
     let tenant = changehub::domain::TenantId::parse("acme").expect("tenant");
     let change = changehub::domain::ChangeId::new();
@@ -1010,19 +1017,23 @@ fn the_scm_rule_is_the_merge_gates_pattern_with_least_privilege() {
         keys::doc_pk(&tenant, changehub::ports::DocKind::Catalog),
         keys::change_pk(&tenant, &change),
         keys::pull_links_pk(&tenant, &change),
+        keys::in_production_pk(&tenant, &changehub::domain::ServiceName::parse("payments").expect("service")),
     ] {
-        assert!(readable.iter().any(|p| like(p, &pk)), "the merge gate reads {pk}: {readable:?}");
+        assert!(readable.iter().any(|p| like(p, &pk)), "the scm function reads {pk}: {readable:?}");
     }
-    let secrets: Vec<&Value> = statements_of(f)
+    let secrets: BTreeSet<String> = statements_of(f)
         .into_iter()
         .filter(|s| s["Action"].as_array().is_some_and(|a| a.contains(&json!("secretsmanager:GetSecretValue"))))
+        .map(|s| s["Resource"].to_string())
         .collect();
-    assert_eq!(secrets.len(), 1);
-    assert_eq!(secrets[0]["Resource"], json!([{"!Ref": "ForgeCredentials"}]), "its one secret");
+    let expected: BTreeSet<String> =
+        [json!([{"!Ref": "ForgeCredentials"}]), json!([{"!Ref": "AuditKey"}])].iter().map(Value::to_string).collect();
+    assert_eq!(secrets, expected, "its two secrets: the forges' credentials and the audit key it seals with");
     assert_eq!(t["Resources"]["ForgeCredentials"]["Type"], "AWS::SecretsManager::Secret");
 
     let env = &f["Properties"]["Environment"]["Variables"];
     assert_eq!(env["CHANGEHUB_FORGE_SECRET"], json!({"!Ref": "ForgeCredentials"}));
+    assert_eq!(env["CHANGEHUB_AUDIT_KEY_SECRET"], json!({"!Ref": "AuditKey"}));
     for (variable, parameter, default) in [
         ("CHANGEHUB_GITHUB_API_URL", "GithubApiUrl", changehub::domain::writeback::GITHUB_API),
         ("CHANGEHUB_GITLAB_URL", "GitlabUrl", changehub::adapters::scm::GITLAB_URL),
