@@ -17,7 +17,10 @@
 //! Idempotent by nature: every status is decided from what is stored when
 //! the event is handled and set whole, so a duplicate or a late event sets
 //! the status it would set anyway. A call that fails after its retries
-//! fails the event, which the consumer retries and then dead-letters.
+//! fails the event, which the consumer retries and then dead-letters
+//! (`changehub serve` redrives it later: [`crate::dead_letters`]). A
+//! service's `merge_gate.gitlab.status_check_id` makes GitLab merge
+//! requests get that external status check's response instead of a commit status.
 
 use serde::Deserialize;
 use std::collections::HashMap;

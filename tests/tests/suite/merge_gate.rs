@@ -504,3 +504,72 @@ async fn gitlab_statuses_are_the_exact_request_and_are_retried_after_429_as_retr
         })
     );
 }
+
+/// The README's table of what a developer sees on a pull request holds every
+/// description the gate writes, exactly as it writes it (`<id>`, `<service>`,
+/// `<title>`, `<label>` standing for the values), on the row of its status.
+#[test]
+fn the_readme_shows_the_status_lines_exactly_as_the_gate_writes_them() {
+    use changehub::domain::gate::merge::decide;
+    use changehub::domain::{Change, ChangeState, ChangeType, NewChange};
+    const TITLE: &str = "Raise the pool";
+    let readme = include_str!("../../../README.md");
+    let section = readme
+        .split("**What a developer sees on a pull request.**")
+        .nth(1)
+        .and_then(|rest| rest.split("####").next())
+        .expect("README: the merge gate's 'What a developer sees on a pull request.'");
+    let payments = ServiceName::parse("payments").expect("service");
+    let at = Utc::now();
+    let change = |state: ChangeState, service: &str, change_type: ChangeType| -> Change {
+        let mut c = NewChange::basic(TITLE, &[service], "production", at, at + chrono::Duration::hours(1))
+            .validate()
+            .expect("valid")
+            .into_draft(ChangeId::new(), TenantId::parse("acme").expect("tenant"), "alice".into(), at);
+        c.state = state;
+        c.change_type = change_type;
+        c
+    };
+    let open = MergeGatePolicy::default();
+    let strict = MergeGatePolicy { standard_changes: false, ..MergeGatePolicy::default() };
+    let one = |policy: &MergeGatePolicy, c: Change| {
+        let d = decide(&payments, policy, &[c.id], std::slice::from_ref(&c));
+        (d.state, d.description.replace(&c.id.to_string(), "<id>"))
+    };
+    let missing = ChangeId::new();
+    let mut shown = vec![
+        one(&open, change(ChangeState::Approved, "payments", ChangeType::Normal)),
+        one(&open, change(ChangeState::Draft, "payments", ChangeType::Normal)),
+        one(&open, change(ChangeState::Submitted, "payments", ChangeType::Normal)),
+        one(&open, change(ChangeState::Approved, "ledger", ChangeType::Normal)),
+        one(&strict, change(ChangeState::Approved, "payments", ChangeType::Standard)),
+        one(&open, change(ChangeState::Completed, "payments", ChangeType::Normal)),
+        one(&open, change(ChangeState::Rejected, "payments", ChangeType::Normal)),
+    ];
+    let none = decide(&payments, &open, &[], &[]);
+    let not_found = decide(&payments, &open, &[missing], &[]);
+    shown.push((none.state, none.description));
+    shown.push((not_found.state, not_found.description.replace(&missing.to_string(), "<id>")));
+    let exempt = MergeGatePolicy {
+        exempt_labels: vec!["docs".into()],
+        exempt_paths: vec!["docs/**".into(), "*.md".into()],
+        ..MergeGatePolicy::default()
+    };
+    let labelled = exempt.exemption(&["docs".into()], None).expect("labelled");
+    let only = exempt.exemption(&[], Some(&["docs/a.md".to_owned()])).expect("exempt paths");
+    shown.push((CommitState::Success, labelled.replace("docs", "<label>")));
+    shown.push((CommitState::Success, only.replace("docs/**, *.md", "<exempt_paths, comma separated>")));
+    for (state, description) in shown {
+        let description = description.replace(TITLE, "<title>").replace("payments", "<service>");
+        let row = section
+            .lines()
+            .find(|l| l.contains(&format!("`{description}`")))
+            .unwrap_or_else(|| panic!("README does not show `{description}` ({})", state.as_str()));
+        let badge = match state {
+            CommitState::Success => "| ✅ success |",
+            CommitState::Pending => "| ⏳ pending |",
+            CommitState::Failure => "| ❌ failure |",
+        };
+        assert!(row.starts_with(badge), "README shows `{description}` on another status's row: {row}");
+    }
+}
