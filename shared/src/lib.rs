@@ -9,6 +9,8 @@
 pub mod adapters;
 pub mod app;
 pub mod config;
+#[cfg(all(feature = "embedded", feature = "jwt", feature = "writeback", feature = "chat", feature = "scm"))]
+pub mod dead_letters;
 pub mod domain;
 #[cfg(feature = "http")]
 pub mod http;

@@ -17,7 +17,7 @@ use crate::adapters::env_secrets::StaticSecrets;
 use crate::adapters::file_clock::FileClock;
 use crate::adapters::http_writeback::{HttpWriteBack, Retries, Timeouts};
 use crate::adapters::local_bus::LocalBus;
-use crate::adapters::local_notifier::{FileNotifier, JsonLines};
+use crate::adapters::local_notifier::FileNotifier;
 use crate::adapters::scm::{Endpoints, ForgeClient};
 use crate::app::Changes;
 use crate::app::activity::ActivityRetention;
@@ -32,6 +32,7 @@ use crate::app::merge_gate::{MergeGate, MergeGateError};
 use crate::app::publish::Outbox;
 use crate::app::rollback::{RollbackError, Rollbacks};
 use crate::app::tagging::{ConsumeError, Consumer};
+use crate::dead_letters::{DeadLetters, Redrive};
 use crate::http::bearer::{Authenticator, ClaimNames, LocalKey, LocalKeyError};
 use crate::http::gates::LongPoll;
 use crate::http::{self, webhooks};
@@ -244,7 +245,8 @@ impl Hub {
         let webhooks = Arc::new(Webhooks { ingest: ingest(), secrets: config.secrets.clone() });
         let writeback = HttpWriteBack::new(config.secrets.clone(), Timeouts::default(), Retries::default())
             .map_err(HubError::WriteBack)?;
-        let dead_letters = JsonLines::new(config.dead_letters());
+        // What a consumer cannot apply is recorded, and redriven later when a retry may help.
+        let dead_letters = DeadLetters::beside(&config.notifications, Redrive::from_env()?);
         // The merge gate: statuses on pull and merge requests, set again when a linked change is decided.
         let forges =
             ForgeClient::new(config.secrets.clone(), Endpoints::from_env()?, Timeouts::default(), Retries::default());
@@ -320,7 +322,7 @@ impl Hub {
         tokio::spawn(consume(
             "deployments",
             bus.add_rule("deployments", crate::domain::EventPattern::parse(deployments::event_pattern())?),
-            dead_letters,
+            dead_letters.clone(),
             move |e| {
                 let deployments = deployments.clone();
                 async move { deployments.handle(&e.detail_type, &e.detail).await }
@@ -343,7 +345,10 @@ impl Hub {
         }
         let routes = routes
             .layer(axum::Extension(long_poll))
-            .layer(axum::Extension(webhook_backlog(queue)))
+            .layer(axum::Extension(http::HealthReports(vec![
+                webhook_backlog(queue),
+                dead_letter_backlog(dead_letters),
+            ])))
             .layer(axum::middleware::from_fn_with_state(wakeups, wake_after_writes));
         let router = limited(http::finish(routes), config.limits);
         Ok(Self {
@@ -454,19 +459,43 @@ async fn wake_after_writes(
 }
 /// `GET /health`'s `webhooks`: the chat webhooks' backlog ([`Kept::backlog`](crate::adapters::chat::queue::Kept::backlog)).
 fn webhook_backlog(queue: DeliveryQueue) -> http::HealthReport {
-    let report = move || -> std::pin::Pin<Box<dyn Future<Output = serde_json::Value> + Send>> {
+    backlog_report("webhooks", "the webhook queue", move || {
         let queue = queue.clone();
+        async move { queue.list().await.map(|kept| kept.backlog()) }
+    })
+}
+
+/// `GET /health`'s `dead_letters`: the letters waiting to be redriven, or exhausted ([`crate::dead_letters::Backlog`]).
+fn dead_letter_backlog(letters: DeadLetters) -> http::HealthReport {
+    backlog_report("dead_letters", "the dead letters", move || {
+        let letters = letters.clone();
+        async move { letters.backlog().await }
+    })
+}
+
+/// A health report of what `read` answers, or that `what` cannot be read.
+fn backlog_report<B, Fut>(
+    name: &'static str,
+    what: &'static str,
+    read: impl Fn() -> Fut + Send + Sync + 'static,
+) -> http::HealthReport
+where
+    B: serde::Serialize,
+    Fut: Future<Output = Result<B, crate::adapters::chat::queue::QueueError>> + Send + 'static,
+{
+    let report = move || -> std::pin::Pin<Box<dyn Future<Output = serde_json::Value> + Send>> {
+        let read = read();
         Box::pin(async move {
-            match queue.list().await {
-                Ok(kept) => serde_json::json!(kept.backlog()),
+            match read.await {
+                Ok(backlog) => serde_json::json!(backlog),
                 Err(e) => {
-                    tracing::error!(error = %e, "cannot read the webhook queue");
-                    serde_json::json!({"error": "cannot read the webhook queue; see the hub's log"})
+                    tracing::error!(error = %e, "cannot read {what}");
+                    serde_json::json!({"error": format!("cannot read {what}; see the hub's log")})
                 }
             }
         })
     };
-    http::HealthReport { name: "webhooks", report: Arc::new(report) }
+    http::HealthReport { name, report: Arc::new(report) }
 }
 
 /// How long `serve` waits at exit for the deliverer's last pass.
@@ -482,12 +511,10 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, HubError> {
 /// Times a local consumer tries an event that fails for a reason a retry may fix.
 const LOCAL_ATTEMPTS: u32 = 3;
 
-/// The file beside the notifications file that keeps the events the local
-/// consumers could not apply: `changehub serve`'s dead-letter queue.
-pub const DEAD_LETTERS_FILE: &str = "dead-letters.jsonl";
+pub use crate::dead_letters::DEAD_LETTERS_FILE;
 
 impl HubConfig {
-    /// Where the local consumers put the events they could not apply
+    /// Where the local consumers record the events they could not apply
     /// ([`DEAD_LETTERS_FILE`] in the notifications file's directory).
     pub fn dead_letters(&self) -> PathBuf {
         self.notifications.with_file_name(DEAD_LETTERS_FILE)
@@ -497,12 +524,14 @@ impl HubConfig {
 /// A local consumer of one bus rule, as Lambda runs the function on AWS:
 /// each event is applied, tried again a few times when a retry may help,
 /// and one that still fails, or that no retry can fix (an unreadable
-/// event), is appended to the dead-letter file with its reason, never
-/// dropped. `name` is the function's (`deployments`, `correlate`).
+/// event), becomes a dead letter with its reason, never dropped
+/// ([`crate::dead_letters`]). Between events it redrives its letters that
+/// are due (all of them at its first pass). `name` is the function's
+/// (`deployments`, `correlate`).
 async fn consume<T, E, Fut>(
     name: &'static str,
     mut events: tokio::sync::mpsc::UnboundedReceiver<crate::domain::HubEvent>,
-    dead_letters: JsonLines,
+    dead_letters: DeadLetters,
     apply: impl Fn(crate::domain::HubEvent) -> Fut,
     retryable: fn(&E) -> bool,
 ) where
@@ -510,54 +539,53 @@ async fn consume<T, E, Fut>(
     E: std::error::Error,
     Fut: Future<Output = Result<T, E>>,
 {
-    while let Some(event) = events.recv().await {
-        let mut attempts = 1;
-        let failure = loop {
-            match apply(event.clone()).await {
-                Ok(done) => {
-                    tracing::debug!(consumer = name, event_id = %event.id, ?done, "event applied");
-                    break None;
+    let mut rescan = tokio::time::interval(dead_letters.redrive().rescan());
+    rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut first = true;
+    loop {
+        tokio::select! {
+            received = events.recv() => {
+                let Some(event) = received else { return };
+                if let Err(failure) = apply_with_retries(name, &apply, &event, retryable).await {
+                    dead_letters.keep(name, &event, failure).await;
                 }
-                Err(e) if retryable(&e) && attempts < LOCAL_ATTEMPTS => {
-                    tokio::time::sleep(Duration::from_millis(50 * u64::from(attempts))).await;
-                    attempts += 1;
-                }
-                Err(e) => break Some(e),
             }
-        };
-        if let Some(e) = failure {
-            let why = (crate::adapters::error_chain(&e), retryable(&e), attempts);
-            dead_letter(&dead_letters, name, &event, why).await;
+            _ = rescan.tick() => {
+                for letter in dead_letters.due(name, std::mem::take(&mut first)).await {
+                    let outcome = apply_with_retries(name, &apply, &letter.event, retryable).await;
+                    dead_letters.redriven(letter, outcome.map_err(|(reason, ..)| reason)).await;
+                }
+            }
         }
     }
 }
 
-/// Appends the event that failed, with why (the reason, whether a retry may
-/// help, the attempts made), to the dead-letter file, and logs it (the whole
-/// event when the file cannot be written).
-async fn dead_letter(
-    file: &JsonLines,
-    consumer: &str,
+/// Applies `event`, again while a retry may help (up to [`LOCAL_ATTEMPTS`]);
+/// why it failed at last.
+async fn apply_with_retries<T, E, Fut>(
+    name: &'static str,
+    apply: &impl Fn(crate::domain::HubEvent) -> Fut,
     event: &crate::domain::HubEvent,
-    (reason, retryable, attempts): (String, bool, u32),
-) {
-    let letter = serde_json::json!({
-        "at": chrono::Utc::now(),
-        "consumer": consumer,
-        "error": reason,
-        "retryable": retryable,
-        "attempts": attempts,
-        "event": event,
-    });
-    match file.append(&letter).await {
-        Ok(()) => tracing::error!(
-            consumer, event_id = %event.id, detail_type = %event.detail_type, error = %reason, retryable,
-            file = %file.path().display(), "event not applied; kept in the dead-letter file"
-        ),
-        Err(e) => tracing::error!(
-            consumer, error = %reason, file = %file.path().display(), write_error = %e, letter = %letter,
-            "event not applied, and the dead-letter file could not be written"
-        ),
+    retryable: fn(&E) -> bool,
+) -> Result<(), crate::dead_letters::Failure>
+where
+    T: std::fmt::Debug,
+    E: std::error::Error,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let mut attempts = 1;
+    loop {
+        match apply(event.clone()).await {
+            Ok(done) => {
+                tracing::debug!(consumer = name, event_id = %event.id, ?done, "event applied");
+                return Ok(());
+            }
+            Err(e) if retryable(&e) && attempts < LOCAL_ATTEMPTS => {
+                tokio::time::sleep(Duration::from_millis(50 * u64::from(attempts))).await;
+                attempts += 1;
+            }
+            Err(e) => return Err((crate::adapters::error_chain(&e), retryable(&e), attempts)),
+        }
     }
 }
 

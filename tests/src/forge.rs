@@ -1,8 +1,13 @@
 //! A fake GitHub and GitLab API on a loopback port, for the merge gate: it
 //! records every request exactly (method, path with query, authorization,
 //! body), answers as the real APIs do (installation tokens for a JWT signed
-//! by the test App's key, statuses, a request's files), and can be told to
-//! fail the next requests (502, 429 with `Retry-After`).
+//! by the test App's key, statuses, a request's files, GitLab's external
+//! status check responses), and can be told to fail the next requests (502,
+//! 429 with `Retry-After`).
+//!
+//! Like GitLab, it keeps each commit status's state per (project, sha,
+//! name) and refuses `pending` on a status already pending with GitLab's
+//! own 400 ([`GITLAB_ALREADY_PENDING`]).
 
 use axum::Router;
 use axum::body::Bytes;
@@ -22,6 +27,10 @@ pub const APP_KEY: &str = include_str!("../keys/github-app.test.pem");
 const APP_PUBLIC_KEY: &[u8] = include_bytes!("../keys/github-app.test.pub.der");
 /// The installation the fake answers for a repository that webhooks did not name one for.
 pub const LOOKED_UP_INSTALLATION: u64 = 99;
+
+/// GitLab's answer (400) to a commit status set `pending` when it already is
+/// (GitLab finds the pending status and cannot `enqueue` it again).
+pub const GITLAB_ALREADY_PENDING: &str = r#"{"message":"Cannot transition status via :enqueue from :pending (Reason(s): Status cannot transition via \"enqueue\")"}"#;
 
 /// One request the fake received.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,6 +59,8 @@ struct Inner {
     issued: u32,
     /// The files every request changes.
     files: Vec<String>,
+    /// GitLab commit statuses: (project, sha, name) → state.
+    gitlab_states: std::collections::HashMap<(String, String, String), String>,
 }
 
 /// The fake: its base URL (GitHub's API root; GitLab's root is the same
@@ -173,9 +184,29 @@ async fn answer_call(
         (_, ["repos", _, _, ..]) | (_, ["api", "v4", ..]) if auth.is_none() || jwt_app.is_some() => {
             json_answer(StatusCode::UNAUTHORIZED, json!({"message": "Bad credentials"}))
         }
-        (Method::POST, ["repos", _, _, "statuses", _])
-        | (Method::POST, ["api", "v4", "projects", _, "statuses", _]) => {
-            json_answer(StatusCode::CREATED, json!({"id": 1}))
+        (Method::POST, ["repos", _, _, "statuses", _]) => json_answer(StatusCode::CREATED, json!({"id": 1})),
+        (Method::POST, ["api", "v4", "projects", project, "statuses", sha]) => {
+            let call = inner.calls.last().cloned().expect("recorded");
+            let text = |k: &str| call.body[k].as_str().unwrap_or_default().to_owned();
+            let key = (project.to_string(), sha.to_string(), text("name"));
+            let state = text("state");
+            if state == "pending" && inner.gitlab_states.get(&key).map(String::as_str) == Some("pending") {
+                return (StatusCode::BAD_REQUEST, [("content-type", "application/json")], GITLAB_ALREADY_PENDING)
+                    .into_response();
+            }
+            inner.gitlab_states.insert(key, state.clone());
+            json_answer(StatusCode::CREATED, json!({"id": 1, "sha": sha, "status": state}))
+        }
+        (Method::POST, ["api", "v4", "projects", _, "merge_requests", _, "status_check_responses"]) => {
+            let call = inner.calls.last().cloned().expect("recorded");
+            let known = ["passed", "failed", "pending"].contains(&call.body["status"].as_str().unwrap_or_default());
+            match (known, call.body["external_status_check_id"].as_u64(), call.body["sha"].as_str()) {
+                (true, Some(check), Some(sha)) => json_answer(
+                    StatusCode::CREATED,
+                    json!({"id": 1, "merge_request": {}, "external_status_check": {"id": check}, "sha": sha}),
+                ),
+                _ => json_answer(StatusCode::BAD_REQUEST, json!({"message": "400 Bad request"})),
+            }
         }
         (Method::POST, ["repos", _, _, "actions", "workflows", _, "dispatches"]) => {
             StatusCode::NO_CONTENT.into_response()

@@ -1745,13 +1745,87 @@ async fn a_failed_deployment_leaves_its_change_failed_with_a_postmortem_draft_th
 async fn a_signed_pull_request_gets_a_status_that_flips_when_its_change_is_approved() {
     let forge = changehub_tests::forge::FakeForge::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let env = [
-        ("CHANGEHUB_GITHUB_SECRET", "gh-dev-secret"),
-        ("CHANGEHUB_GITHUB_TOKEN", "ghp_merge_gate"),
-        ("CHANGEHUB_GITHUB_API_URL", forge.url.as_str()),
-        ("CHANGEHUB_PUBLIC_URL", "https://changes.example.com"),
-    ];
-    let hub = Served::start_with(dir.path(), &env);
+    let env = merge_gate_env(&forge, "30s");
+    let hub = Served::start_with(dir.path(), &pairs(&env));
+    import_gated_catalog(dir.path(), &hub.base);
+    let http = reqwest::Client::new();
+    let alice = token(dir.path(), "alice@example.com", "engineers");
+    let id = create_and_submit(&http, &hub.base, &alice).await;
+    let head = replay_pull_request(dir.path(), &hub.base, &env, &id);
+
+    let first = statuses(&forge, 1).await;
+    assert_eq!(first[0].path, format!("/repos/acme-corp/checkout-service/statuses/{head}"));
+    assert_eq!(first[0].auth.as_deref(), Some("Bearer ghp_merge_gate"));
+    assert_eq!((&first[0].body["state"], &first[0].body["context"]), (&json!("pending"), &json!("changehub/change")));
+    assert_eq!(first[0].body["target_url"], format!("https://changes.example.com/changes/{id}"));
+
+    approve(dir.path(), &http, &hub.base, &id).await;
+    let all = statuses(&forge, 2).await;
+    assert_eq!(all.last().map(|c| c.body["state"].clone()), Some(json!("success")), "{all:?}");
+    hub.interrupt();
+}
+
+/// A status GitHub would not take (502 to every attempt of the consumer)
+/// becomes a dead letter, shown in `GET /health`, and is redriven: after its
+/// first wait (`CHANGEHUB_REDRIVE_MIN`), and after a restart (the letters
+/// are files that outlive the process), until GitHub takes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_that_could_not_be_delivered_is_redriven_later_and_after_a_restart() {
+    // The hub's forge client tries 4 times, its consumer 3 times.
+    const EVERY_ATTEMPT: usize = 12;
+    let forge = changehub_tests::forge::FakeForge::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = merge_gate_env(&forge, "2s");
+    let hub = Served::start_with(dir.path(), &pairs(&env));
+    import_gated_catalog(dir.path(), &hub.base);
+    let http = reqwest::Client::new();
+    let alice = token(dir.path(), "alice@example.com", "engineers");
+    let id = create_and_submit(&http, &hub.base, &alice).await;
+    forge.fail_next(std::iter::repeat_n(changehub_tests::forge::answer(502), EVERY_ATTEMPT));
+    replay_pull_request(dir.path(), &hub.base, &env, &id);
+
+    let letters = dead_letters(&http, &hub.base, |d| d["waiting"] == 1).await;
+    assert_eq!(letters["oldest_consumer"], "merge-gate", "{letters}");
+    assert!(letters["oldest_last_error"].as_str().is_some_and(|e| e.contains("502")), "{letters}");
+    let all = statuses(&forge, EVERY_ATTEMPT + 1).await;
+    assert_eq!(all.last().map(|c| c.body["state"].clone()), Some(json!("pending")), "redriven: {all:?}");
+    dead_letters(&http, &hub.base, |d| d["waiting"] == 0 && d["exhausted"] == 0).await;
+    hub.interrupt();
+
+    // A letter waiting an hour outlives the hub; the next start redrives it at once.
+    let env = merge_gate_env(&forge, "1h");
+    let hub = Served::start_with(dir.path(), &pairs(&env));
+    forge.forget();
+    forge.fail_next(std::iter::repeat_n(changehub_tests::forge::answer(502), EVERY_ATTEMPT));
+    approve(dir.path(), &http, &hub.base, &id).await;
+    dead_letters(&http, &hub.base, |d| d["waiting"] == 1).await;
+    let kept = std::fs::read_dir(dir.path().join("dead-letters")).expect("the letters' directory").count();
+    assert_eq!(kept, 1);
+    hub.interrupt();
+    let hub = Served::start_with(dir.path(), &pairs(&env));
+    let all = statuses(&forge, EVERY_ATTEMPT + 1).await;
+    assert_eq!(all.last().map(|c| c.body["state"].clone()), Some(json!("success")), "{all:?}");
+    dead_letters(&http, &hub.base, |d| d["waiting"] == 0).await;
+    hub.interrupt();
+}
+
+/// The hub's environment for the merge gate on `forge`, redriving dead letters after `redrive_min`.
+fn merge_gate_env(forge: &changehub_tests::forge::FakeForge, redrive_min: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("CHANGEHUB_GITHUB_SECRET", "gh-dev-secret".into()),
+        ("CHANGEHUB_GITHUB_TOKEN", "ghp_merge_gate".into()),
+        ("CHANGEHUB_GITHUB_API_URL", forge.url.clone()),
+        ("CHANGEHUB_PUBLIC_URL", "https://changes.example.com".into()),
+        ("CHANGEHUB_REDRIVE_MIN", redrive_min.into()),
+    ]
+}
+
+fn pairs<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    env.iter().map(|(name, value)| (*name, value.as_str())).collect()
+}
+
+/// The sample catalog, its payments service gating merges into main.
+fn import_gated_catalog(dir: &Path, base: &str) {
     let catalog = std::fs::read_to_string(CATALOG).expect("catalog");
     let gated = catalog.replacen(
         "    mappings:\n      repositories: [acme-corp/checkout-service",
@@ -1759,48 +1833,31 @@ async fn a_signed_pull_request_gets_a_status_that_flips_when_its_change_is_appro
         1,
     );
     assert_ne!(gated, catalog, "the sample catalog's payments mappings moved");
-    let file = dir.path().join("gated.yaml");
+    let file = dir.join("gated.yaml");
     std::fs::write(&file, gated).expect("write");
-    common::import_catalog_file(dir.path(), &hub.base, &file);
+    common::import_catalog_file(dir, base, &file);
+}
 
-    let http = reqwest::Client::new();
-    let alice = token(dir.path(), "alice@example.com", "engineers");
-    let id = create_and_submit(&http, &hub.base, &alice).await;
-    // The sample pull request, its title naming the new change.
+/// Replays the sample pull request, its title naming change `id`, signed; its head sha.
+fn replay_pull_request(dir: &Path, base: &str, env: &[(&'static str, String)], id: &str) -> String {
     let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events/github/pull_request.opened.json");
     let mut pr: Value = serde_json::from_slice(&std::fs::read(&sample).expect("sample")).expect("json");
     pr["pull_request"]["title"] = json!(format!("{id}: Raise checkout-service DB connection pool"));
     let head = pr["pull_request"]["head"]["sha"].as_str().expect("head sha").to_owned();
-    let file = dir.path().join("pull_request.opened.json");
+    let file = dir.join("pull_request.opened.json");
     std::fs::write(&file, serde_json::to_vec(&pr).expect("json")).expect("write");
-    let replay = ["replay", "--source", "github", "--url", &hub.base];
-    let out = Command::new(BIN).args(replay).arg(&file).envs(env).output().expect("replay");
+    let replay = ["replay", "--source", "github", "--url", base];
+    let out = Command::new(BIN).args(replay).arg(&file).envs(env.iter().cloned()).output().expect("replay");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    head
+}
 
-    let statuses = |n: usize| {
-        let forge = forge.clone();
-        async move {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            loop {
-                let calls = forge.calls_to("/statuses/");
-                if calls.len() >= n {
-                    return calls;
-                }
-                assert!(Instant::now() < deadline, "{n} statuses expected, got {calls:?}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    };
-    let first = statuses(1).await;
-    assert_eq!(first[0].path, format!("/repos/acme-corp/checkout-service/statuses/{head}"));
-    assert_eq!(first[0].auth.as_deref(), Some("Bearer ghp_merge_gate"));
-    assert_eq!((&first[0].body["state"], &first[0].body["context"]), (&json!("pending"), &json!("changehub/change")));
-    assert_eq!(first[0].body["target_url"], format!("https://changes.example.com/changes/{id}"));
-
+/// Both approval levels of the sample change approve it.
+async fn approve(dir: &Path, http: &reqwest::Client, base: &str, id: &str) {
     for (user, group) in [("pat@example.com", "payments-leads"), ("carol@example.com", "cab")] {
-        let approver = token(dir.path(), user, group);
+        let approver = token(dir, user, group);
         let decided = http
-            .post(format!("{}/changes/{id}/decisions", hub.base))
+            .post(format!("{base}/changes/{id}/decisions"))
             .bearer_auth(&approver)
             .json(&json!({"decision": "approve"}))
             .send()
@@ -1808,9 +1865,33 @@ async fn a_signed_pull_request_gets_a_status_that_flips_when_its_change_is_appro
             .expect("decide");
         assert_eq!(decided.status(), 200, "{user}");
     }
-    let all = statuses(2).await;
-    assert_eq!(all.last().map(|c| c.body["state"].clone()), Some(json!("success")), "{all:?}");
-    hub.interrupt();
+}
+
+/// The commit statuses the fake forge received, once there are at least `n` (within 30 s).
+async fn statuses(forge: &changehub_tests::forge::FakeForge, n: usize) -> Vec<changehub_tests::forge::Call> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let calls = forge.calls_to("/statuses/");
+        if calls.len() >= n {
+            return calls;
+        }
+        assert!(Instant::now() < deadline, "{n} statuses expected, got {calls:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `GET /health`'s `dead_letters`, once `until` holds for it (within 30 s).
+async fn dead_letters(http: &reqwest::Client, base: &str, until: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let health: Value =
+            http.get(format!("{base}/health")).send().await.expect("health").json().await.expect("json");
+        if until(&health["dead_letters"]) {
+            return health["dead_letters"].clone();
+        }
+        assert!(Instant::now() < deadline, "dead letters never as expected: {health}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Rollback automation through the real binary: payments' catalog entry

@@ -92,7 +92,7 @@ impl<C: WriteBackCredentials> WriteBack for HttpWriteBack<C> {
             self.request(post, &token).map_err(|source| WriteBackError::Invalid { target, source })?;
         let outcome = self.poster.post(&target.to_string(), &url, &headers, &body).await;
         outcome.map_err(|e| match e {
-            PostError::Refused { status } => WriteBackError::Refused { target, status },
+            PostError::Refused { status, .. } => WriteBackError::Refused { target, status },
             PostError::Unavailable { status, attempts, .. } => WriteBackError::Unavailable { target, status, attempts },
             PostError::Unreachable { attempts, source } => {
                 WriteBackError::Unreachable { target, attempts, source: source.into() }

@@ -69,8 +69,10 @@ pub struct Poster {
 #[derive(Debug, thiserror::Error)]
 pub enum PostError {
     /// A 4xx other than 429: the request, the token or the URL is wrong; retrying does not help.
+    /// `message` is the answer's `message` (GitHub's and GitLab's error
+    /// field), at most [`MAX_MESSAGE_CHARS`]; never part of the display.
     #[error("refused with HTTP status {status}")]
-    Refused { status: u16 },
+    Refused { status: u16, message: Option<String> },
     /// 5xx or 429 on every attempt; `retry_after` is what the last answer asked for.
     #[error("answered HTTP status {status} to every attempt ({attempts})")]
     Unavailable { status: u16, attempts: u32, retry_after: Option<Duration> },
@@ -141,7 +143,11 @@ impl Poster {
             return Ok(answer.bytes().await.map_err(Attempt::Transport)?.to_vec());
         }
         let retry_after = answer.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(retry_after);
-        Err(Attempt::Status { status, retry_after })
+        let message = match status.is_client_error() {
+            true => answer.bytes().await.ok().and_then(|body| refusal_message(&body)),
+            false => None,
+        };
+        Err(Attempt::Status { status, retry_after, message })
     }
 
     /// Posts `body` to `url` with `headers`, retrying what may succeed later.
@@ -189,12 +195,12 @@ impl Poster {
         let attempts = retried + 1;
         match outcome {
             Ok(body) => Ok(body),
-            Err(Attempt::Status { status, .. })
+            Err(Attempt::Status { status, message, .. })
                 if status.is_client_error() && status != StatusCode::TOO_MANY_REQUESTS =>
             {
-                Err(PostError::Refused { status: status.as_u16() })
+                Err(PostError::Refused { status: status.as_u16(), message })
             }
-            Err(Attempt::Status { status, retry_after }) => {
+            Err(Attempt::Status { status, retry_after, .. }) => {
                 Err(PostError::Unavailable { status: status.as_u16(), attempts, retry_after })
             }
             Err(Attempt::Transport(e)) => Err(PostError::Unreachable { attempts, source: e.without_url() }),
@@ -221,10 +227,24 @@ fn retry_after(value: &str) -> Option<Duration> {
     (at.with_timezone(&chrono::Utc) - chrono::Utc::now()).to_std().ok().or(Some(Duration::ZERO))
 }
 
+/// The longest refusal message kept.
+pub const MAX_MESSAGE_CHARS: usize = 300;
+
+/// A refusal's `message` (a JSON string field, as GitHub and GitLab answer
+/// errors), cut to [`MAX_MESSAGE_CHARS`].
+fn refusal_message(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Refusal {
+        message: String,
+    }
+    let refusal: Refusal = serde_json::from_slice(body).ok()?;
+    Some(refusal.message.chars().take(MAX_MESSAGE_CHARS).collect())
+}
+
 /// Why one attempt failed.
 #[derive(Debug)]
 enum Attempt {
-    Status { status: StatusCode, retry_after: Option<Duration> },
+    Status { status: StatusCode, retry_after: Option<Duration>, message: Option<String> },
     Transport(reqwest::Error),
 }
 
@@ -246,5 +266,16 @@ mod tests {
         assert_eq!(retry_after("3"), Some(Duration::from_secs(3)));
         assert_eq!(retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO));
         assert_eq!(retry_after("soon"), None);
+    }
+
+    #[test]
+    fn a_refusal_keeps_its_message_cut_short() {
+        let gitlab = br#"{"message":"Cannot transition status via :enqueue from :pending (Reason(s): Status cannot transition via \"enqueue\")"}"#;
+        let message = refusal_message(gitlab).expect("a message");
+        assert!(message.starts_with("Cannot transition status via :enqueue from :pending"), "{message}");
+        let long = serde_json::json!({"message": "x".repeat(1000)}).to_string();
+        assert_eq!(refusal_message(long.as_bytes()).map(|m| m.chars().count()), Some(MAX_MESSAGE_CHARS));
+        assert_eq!(refusal_message(br#"{"message":{"base":["taken"]}}"#), None);
+        assert_eq!(refusal_message(b"<html>"), None);
     }
 }

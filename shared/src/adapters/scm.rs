@@ -9,7 +9,13 @@
 //! | GitHub App | `POST {api}/app/installations/{id}/access_tokens` | `Bearer <JWT>` (RS256, signed with the App's key, 9 minutes) |
 //! | GitHub App | `GET {api}/repos/{owner}/{repo}/installation` (a webhook without `installation`) | `Bearer <JWT>` |
 //! | GitLab | `POST {url}/api/v4/projects/{group%2Fproject}/statuses/{sha}` `{"state","description","target_url","name":"changehub/change"}` | `PRIVATE-TOKEN: <token>` |
+//! | GitLab | `POST {url}/api/v4/projects/{group%2Fproject}/merge_requests/{iid}/status_check_responses` `{"sha","external_status_check_id","status":"passed"\|"pending"\|"failed"}` (a service with `merge_gate.gitlab.status_check_id`; GitLab Ultimate) | as above |
 //! | GitLab | `GET {url}/api/v4/projects/{group%2Fproject}/merge_requests/{iid}/diffs?per_page=100` | as above |
+//!
+//! GitLab refuses a commit status that is already in the state asked
+//! (`400 {"message":"Cannot transition status via :enqueue from :pending
+//! ..."}`, for `pending` twice on one sha): that status is set, so the
+//! answer counts as a success, not retried.
 //!
 //! An installation token is kept, per App and installation, until
 //! [`REFRESH_BEFORE`] its expiry; concurrent calls that find it expired
@@ -148,7 +154,7 @@ impl<C: ForgeCredentials> ForgeClient<C> {
     /// Sends one request to `forge`, retrying as [`super::https`] says.
     async fn send(&self, forge: Forge, what: &'static str, request: Request<'_>) -> Result<Vec<u8>, ScmError> {
         self.poster.send(forge.as_str(), &request).await.map_err(|e| match e {
-            PostError::Refused { status } => ScmError::Refused { forge, what, status },
+            PostError::Refused { status, message } => ScmError::Refused { forge, what, status, message },
             PostError::Unavailable { status, attempts, .. } => ScmError::Unavailable { forge, what, status, attempts },
             PostError::Unreachable { attempts, source } => {
                 ScmError::Unreachable { forge, what, attempts, source: source.into() }
@@ -294,6 +300,14 @@ fn github_headers(token: &str) -> Result<HeaderMap, BoxError> {
     Ok(headers)
 }
 
+/// Whether GitLab's refusal `message` says the commit status is already in
+/// `state` ("Cannot transition status via :enqueue from :pending ...").
+fn already_in(message: &str, state: &str) -> bool {
+    let Some(rest) = message.strip_prefix("Cannot transition status via :") else { return false };
+    let from = rest.split_once(" from :").map(|(_, from)| from).unwrap_or_default();
+    from.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).next() == Some(state)
+}
+
 /// The App's JWT: RS256, issued a minute ago (GitHub's clock may lag), valid [`JWT_LIFETIME`].
 pub fn app_jwt(app_id: &str, private_key_pem: &str) -> Result<String, BoxError> {
     use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -367,23 +381,48 @@ impl<C: ForgeCredentials> Forges for ForgeClient<C> {
                 let target = (pull.repository.as_str(), pull.installation);
                 self.github(tenant, target, what, Method::POST, &url, Some(&body)).await.map(drop)
             }
-            Forge::Gitlab => {
-                let url = self.gitlab_url(&["projects", &pull.repository, "statuses", &pull.head_sha])?;
-                let state = match status.state {
-                    CommitState::Success => "success",
-                    CommitState::Pending => "pending",
-                    CommitState::Failure => "failed",
-                };
-                let mut body = serde_json::json!({
-                    "state": state,
-                    "description": status.description,
-                    "name": STATUS_CONTEXT,
-                });
-                if let Some(link) = &status.target_url {
-                    body["target_url"] = link.as_str().into();
+            Forge::Gitlab => match status.gitlab_status_check {
+                Some(check) => {
+                    let iid = pull.number.to_string();
+                    let segments = ["projects", &pull.repository, "merge_requests", &iid, "status_check_responses"];
+                    let url = self.gitlab_url(&segments)?;
+                    let answer = match status.state {
+                        CommitState::Success => "passed",
+                        CommitState::Pending => "pending",
+                        CommitState::Failure => "failed",
+                    };
+                    let body = serde_json::json!({
+                        "sha": pull.head_sha,
+                        "external_status_check_id": check,
+                        "status": answer,
+                    });
+                    let what = "the external status check";
+                    self.gitlab(tenant, what, Method::POST, &url, Some(&body)).await.map(drop)
                 }
-                self.gitlab(tenant, what, Method::POST, &url, Some(&body)).await.map(drop)
-            }
+                None => {
+                    let url = self.gitlab_url(&["projects", &pull.repository, "statuses", &pull.head_sha])?;
+                    let state = match status.state {
+                        CommitState::Success => "success",
+                        CommitState::Pending => "pending",
+                        CommitState::Failure => "failed",
+                    };
+                    let mut body = serde_json::json!({
+                        "state": state,
+                        "description": status.description,
+                        "name": STATUS_CONTEXT,
+                    });
+                    if let Some(link) = &status.target_url {
+                        body["target_url"] = link.as_str().into();
+                    }
+                    match self.gitlab(tenant, what, Method::POST, &url, Some(&body)).await {
+                        Err(ScmError::Refused { status: 400, message: Some(m), .. }) if already_in(&m, state) => {
+                            tracing::debug!(repository = %pull.repository, number = pull.number, state, "GitLab commit status already in that state");
+                            Ok(())
+                        }
+                        done => done.map(drop),
+                    }
+                }
+            },
         }
     }
 
@@ -473,6 +512,16 @@ mod tests {
         assert_eq!(url.as_str(), "https://gitlab.acme.example/api/v4/projects/platform%2Fcheckout/statuses/abc");
         assert!(base_url("ftp://example.com").is_err());
         assert!(base_url("https://example.com/?token=1").is_err());
+    }
+
+    #[test]
+    fn gitlab_refusing_the_state_a_status_already_has_is_recognised() {
+        let pending = r#"Cannot transition status via :enqueue from :pending (Reason(s): Status cannot transition via "enqueue")"#;
+        assert!(already_in(pending, "pending"));
+        assert!(!already_in(pending, "success"));
+        assert!(already_in("Cannot transition status via :run from :running", "running"));
+        assert!(!already_in("Cannot transition status via :run from :runningx", "running"));
+        assert!(!already_in("403 Forbidden", "pending"));
     }
 
     #[test]

@@ -17,7 +17,10 @@
 //! Idempotent by nature: every status is decided from what is stored when
 //! the event is handled and set whole, so a duplicate or a late event sets
 //! the status it would set anyway. A call that fails after its retries
-//! fails the event, which the consumer retries and then dead-letters.
+//! fails the event, which the consumer retries and then dead-letters
+//! (`changehub serve` redrives it later: [`crate::dead_letters`]). A
+//! service's `merge_gate.gitlab.status_check_id` makes GitLab merge
+//! requests get that external status check's response instead of a commit status.
 
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -194,7 +197,7 @@ where
             }
         };
         tracing::info!(repository = %pull.repository, number = pull.number, base, state = decision.state.as_str(), code = decision.code.as_str(), "merge gate decided");
-        self.set(&tenant, &pull, &decision).await?;
+        self.set(&tenant, &pull, &policy, &decision).await?;
         Ok(Applied::Set(vec![(pull, decision)]))
     }
 
@@ -210,7 +213,7 @@ where
             let Some(policy) = self.policy(tenant, &link.service).await? else { continue };
             let found = self.changes(tenant, &link.change_ids, &mut read).await?;
             let decision = merge::decide(&link.service, &policy, &link.change_ids, &found);
-            match self.set(tenant, &link.pull, &decision).await {
+            match self.set(tenant, &link.pull, &policy, &decision).await {
                 Ok(()) => set.push((link.pull, decision)),
                 Err(e) => {
                     tracing::error!(repository = %link.pull.repository, number = link.pull.number, error = %crate::adapters::error_chain(&e), "commit status not set");
@@ -228,12 +231,14 @@ where
         &self,
         tenant: &TenantId,
         pull: &PullRequestRef,
+        policy: &MergeGatePolicy,
         decision: &MergeDecision,
     ) -> Result<(), MergeGateError> {
         let status = CommitStatus {
             state: decision.state,
             description: decision.description.clone(),
             target_url: decision.target_url(self.public_url.as_deref()),
+            gitlab_status_check: policy.gitlab.map(|g| g.status_check_id),
         };
         self.forges.set_status(tenant, pull, &status).await.map_err(|e| forge_error(pull, e))
     }

@@ -180,6 +180,18 @@ pub enum GateStatus {
     Refused,
 }
 
+impl GateStatus {
+    pub const ALL: [GateStatus; 3] = [GateStatus::Allowed, GateStatus::Pending, GateStatus::Refused];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GateStatus::Allowed => "allowed",
+            GateStatus::Pending => "pending",
+            GateStatus::Refused => "refused",
+        }
+    }
+}
+
 /// Why, as a code a pipeline may branch on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -215,6 +227,24 @@ pub enum GateCode {
 }
 
 impl GateCode {
+    pub const ALL: [GateCode; 15] = [
+        GateCode::Allowed,
+        GateCode::Recorded,
+        GateCode::NoChange,
+        GateCode::ChangeNotFound,
+        GateCode::WrongService,
+        GateCode::WrongEnvironment,
+        GateCode::NotApproved,
+        GateCode::ChangeRejected,
+        GateCode::ChangeEnded,
+        GateCode::BeforeWindow,
+        GateCode::WindowEnded,
+        GateCode::ChecklistIncomplete,
+        GateCode::FreezeWindow,
+        GateCode::MajorIncident,
+        GateCode::Suspect,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             GateCode::Allowed => "allowed",

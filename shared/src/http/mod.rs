@@ -175,20 +175,25 @@ async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> ApiError {
 }
 
 /// What `GET /health` reports besides liveness, under `name`: `changehub
-/// serve` adds its chat webhooks' backlog (`webhooks`, see `local`); the
-/// api function adds nothing. Added to the router as an `Extension`.
+/// serve` adds its chat webhooks' backlog (`webhooks`) and its dead letters
+/// (`dead_letters`, see `local`); the api function adds nothing. Added to
+/// the router as an `Extension` of [`HealthReports`].
 #[derive(Clone)]
 pub struct HealthReport {
     pub name: &'static str,
     pub report: Arc<dyn Fn() -> BoxFuture<serde_json::Value> + Send + Sync>,
 }
 
+/// The [`HealthReport`]s `GET /health` adds, in order.
+#[derive(Clone)]
+pub struct HealthReports(pub Vec<HealthReport>);
+
 type BoxFuture<T> = std::pin::Pin<Box<dyn Future<Output = T> + Send>>;
 
-/// `GET /health`: up, and what the [`HealthReport`] given says.
-async fn health(extra: Option<Extension<HealthReport>>) -> Json<serde_json::Value> {
+/// `GET /health`: up, and what the [`HealthReports`] given say.
+async fn health(extra: Option<Extension<HealthReports>>) -> Json<serde_json::Value> {
     let mut health = json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")});
-    if let Some(Extension(extra)) = extra {
+    for extra in extra.map(|Extension(reports)| reports.0).unwrap_or_default() {
         health[extra.name] = (extra.report)().await;
     }
     Json(health)

@@ -20,6 +20,9 @@ pub struct CommitStatus {
     pub description: String,
     /// The change's page, or where a change is opened.
     pub target_url: Option<String>,
+    /// GitLab: answer this external status check of the merge request
+    /// (its id) instead of setting a commit status.
+    pub gitlab_status_check: Option<u64>,
 }
 
 /// Why a call to GitHub or GitLab failed. No variant holds a token.
@@ -40,9 +43,10 @@ pub enum ScmError {
         #[source]
         source: BoxError,
     },
-    /// A 4xx other than 429: the request, the token or the permissions are wrong.
-    #[error("{forge} refused {what} with status {status}")]
-    Refused { forge: Forge, what: &'static str, status: u16 },
+    /// A 4xx other than 429: the request, the token or the permissions are
+    /// wrong. `message` is the forge's own (`{"message": ...}`), if it gave one.
+    #[error("{forge} refused {what} with status {status}{}", message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
+    Refused { forge: Forge, what: &'static str, status: u16, message: Option<String> },
     /// 5xx or 429 on every attempt.
     #[error("{forge} answered status {status} to every attempt ({attempts}) at {what}")]
     Unavailable { forge: Forge, what: &'static str, status: u16, attempts: u32 },

@@ -12,14 +12,16 @@ use changehub::app::catalog::CachedCatalog;
 use changehub::app::changes::DecisionRequest;
 use changehub::app::merge_gate::{Applied, MergeGate};
 use changehub::domain::approval::Verdict;
-use changehub::domain::gate::merge::{CommitState, MergeGatePolicy};
+use changehub::domain::gate::merge::{CommitState, GitlabMergeGate, MergeGatePolicy};
 use changehub::domain::gate::pulls::{Forge, PullRequestRef};
 use changehub::domain::{ChangeId, ServiceName, TenantId};
 use changehub::ingest::Origin;
 use changehub::ingest::canonical::{Detail, PullRequest, ServiceResolution};
 use changehub::ports::{CommitStatus, Forges, PullLinkStore, ScmError, SystemClock};
 use changehub_tests::fixtures::{self, alice, carol, root, submit_and_approve, to};
-use changehub_tests::forge::{APP_ID, APP_KEY, Answer, FakeForge, LOOKED_UP_INSTALLATION, answer};
+use changehub_tests::forge::{
+    APP_ID, APP_KEY, Answer, FakeForge, GITLAB_ALREADY_PENDING, LOOKED_UP_INSTALLATION, answer,
+};
 use changehub_tests::pull_links_contract as contract;
 use changehub_tests::{aws, new_change};
 use chrono::Utc;
@@ -96,6 +98,7 @@ impl World {
             exempt_paths: vec![],
             exempt_labels: vec!["docs".into()],
             standard_changes: true,
+            gitlab: None,
         })
         .await
     }
@@ -250,6 +253,7 @@ async fn exempt_labels_and_paths_pass_without_a_change_and_ungated_branches_get_
         exempt_paths: vec!["docs/**".into(), "*.md".into()],
         exempt_labels: vec!["docs".into()],
         standard_changes: true,
+        gitlab: None,
     })
     .await;
     let labelled = PullRequest { labels: vec!["docs".into()], ..pr(1, "labeled", &[]) };
@@ -332,7 +336,12 @@ fn pull(installation: Option<u64>) -> PullRequestRef {
 }
 
 fn status() -> CommitStatus {
-    CommitStatus { state: CommitState::Pending, description: "waits".into(), target_url: None }
+    CommitStatus {
+        state: CommitState::Pending,
+        description: "waits".into(),
+        target_url: None,
+        gitlab_status_check: None,
+    }
 }
 
 #[tokio::test]
@@ -410,4 +419,157 @@ async fn statuses_are_retried_after_502_and_after_429_as_retry_after_asks() {
     assert!(matches!(e, ScmError::Refused { status: 403, .. }) && !e.is_retryable(), "{e:?}");
     let none = client.set_status(&TenantId::parse("other").expect("tenant"), &pull(None), &status()).await;
     assert!(matches!(none, Err(ScmError::NoCredentials { .. })), "{none:?}");
+}
+
+#[tokio::test]
+async fn gitlab_refusing_a_pending_status_that_is_already_pending_counts_as_set_and_is_not_retried() {
+    let w = World::gated().await;
+    let id = w.submitted().await;
+    let mut mr = pr(233, "open", &[&id]);
+    mr.repository = "platform/checkout-service".into();
+    w.pull_request(mr.clone(), Origin::Gitlab).await;
+    // The title edited: pending again on the same sha, which GitLab refuses with its own 400.
+    let again = w.pull_request(PullRequest { action: "update".into(), ..mr }, Origin::Gitlab).await;
+    assert!(matches!(again, Applied::Set(ref set) if set.len() == 1), "{again:?}");
+    let calls = w.forge.calls_to("/statuses/");
+    assert_eq!(calls.len(), 2, "the 400 is not retried: {calls:?}");
+    assert_eq!(calls[0], calls[1], "the same request twice");
+    // Another refusal stays one.
+    let pull = PullRequestRef { forge: Forge::Gitlab, ..pull(None) };
+    w.forge.fail_next([answer(400)]);
+    let e = w.gate.forges.set_status(&w.tenant_id(), &pull, &status()).await.expect_err("refused");
+    assert!(matches!(e, ScmError::Refused { status: 400, .. }), "{e:?}");
+    assert!(GITLAB_ALREADY_PENDING.contains("Cannot transition status via :enqueue from :pending"));
+}
+
+#[tokio::test]
+async fn a_gitlab_project_with_an_external_status_check_gets_its_responses_not_a_commit_status() {
+    let w = World::new(MergeGatePolicy {
+        gitlab: Some(GitlabMergeGate { status_check_id: 42 }),
+        ..MergeGatePolicy::default()
+    })
+    .await;
+    let id = w.submitted().await;
+    let mut mr = pr(233, "open", &[&id]);
+    mr.repository = "platform/checkout-service".into();
+    w.pull_request(mr, Origin::Gitlab).await;
+    let pat = changehub_tests::fixtures::pat(&w.tenant);
+    w.changes.decide(&pat, &id, fixtures::approve()).await.expect("level 1");
+    w.changes.decide(&carol(&w.tenant), &id, fixtures::approve()).await.expect("level 2");
+    w.change_event("Change Approved", &id).await;
+    let calls = w.forge.calls();
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    for (call, answer) in calls.iter().zip(["pending", "passed"]) {
+        assert_eq!(call.method, axum::http::Method::POST);
+        assert_eq!(call.path, "/api/v4/projects/platform%2Fcheckout-service/merge_requests/233/status_check_responses");
+        assert_eq!(call.auth.as_deref(), Some("glpat_test"));
+        assert_eq!(call.body, json!({"sha": HEAD, "external_status_check_id": 42, "status": answer}));
+    }
+    // A GitHub request of the same service still gets its commit status.
+    w.forge.forget();
+    w.pull_request(pr(418, "opened", &[&id]), Origin::Github).await;
+    assert_eq!(w.forge.statuses().len(), 1);
+}
+
+#[tokio::test]
+async fn gitlab_statuses_are_the_exact_request_and_are_retried_after_429_as_retry_after_asks() {
+    let forge = FakeForge::start().await;
+    let tenant = changehub_tests::unique("acme");
+    let client = client(&forge, &tenant, token_credentials());
+    let tenant = TenantId::parse(&tenant).expect("tenant");
+    let pull = PullRequestRef { forge: Forge::Gitlab, repository: "platform/checkout-service".into(), ..pull(None) };
+    let failing = CommitStatus {
+        state: CommitState::Failure,
+        description: "Change 1 was rejected; open a new change".into(),
+        target_url: Some(format!("{PUBLIC_URL}/changes/1")),
+        gitlab_status_check: None,
+    };
+    forge.fail_next([Answer { retry_after: Some("1"), ..answer(429) }]);
+    let started = std::time::Instant::now();
+    client.set_status(&tenant, &pull, &failing).await.expect("set on the second attempt");
+    assert!(started.elapsed() >= Duration::from_secs(1), "waited as Retry-After asked");
+    let calls = forge.calls();
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert_eq!(calls[0], calls[1], "the same request each time");
+    assert_eq!(calls[0].method, axum::http::Method::POST);
+    assert_eq!(calls[0].path, format!("/api/v4/projects/platform%2Fcheckout-service/statuses/{HEAD}"));
+    assert_eq!(calls[0].auth.as_deref(), Some("glpat_test"));
+    assert_eq!(
+        calls[0].body,
+        json!({
+            "state": "failed",
+            "description": "Change 1 was rejected; open a new change",
+            "name": "changehub/change",
+            "target_url": format!("{PUBLIC_URL}/changes/1"),
+        })
+    );
+}
+
+/// The README's table of what a developer sees on a pull request holds every
+/// description the gate writes, exactly as it writes it (`<id>`, `<service>`,
+/// `<title>`, `<label>` standing for the values), on the row of its status.
+#[test]
+fn the_readme_shows_the_status_lines_exactly_as_the_gate_writes_them() {
+    use changehub::domain::gate::merge::decide;
+    use changehub::domain::{Change, ChangeState, ChangeType, NewChange};
+    const TITLE: &str = "Raise the pool";
+    let readme = include_str!("../../../README.md");
+    let section = readme
+        .split("**What a developer sees on a pull request.**")
+        .nth(1)
+        .and_then(|rest| rest.split("####").next())
+        .expect("README: the merge gate's 'What a developer sees on a pull request.'");
+    let payments = ServiceName::parse("payments").expect("service");
+    let at = Utc::now();
+    let change = |state: ChangeState, service: &str, change_type: ChangeType| -> Change {
+        let mut c = NewChange::basic(TITLE, &[service], "production", at, at + chrono::Duration::hours(1))
+            .validate()
+            .expect("valid")
+            .into_draft(ChangeId::new(), TenantId::parse("acme").expect("tenant"), "alice".into(), at);
+        c.state = state;
+        c.change_type = change_type;
+        c
+    };
+    let open = MergeGatePolicy::default();
+    let strict = MergeGatePolicy { standard_changes: false, ..MergeGatePolicy::default() };
+    let one = |policy: &MergeGatePolicy, c: Change| {
+        let d = decide(&payments, policy, &[c.id], std::slice::from_ref(&c));
+        (d.state, d.description.replace(&c.id.to_string(), "<id>"))
+    };
+    let missing = ChangeId::new();
+    let mut shown = vec![
+        one(&open, change(ChangeState::Approved, "payments", ChangeType::Normal)),
+        one(&open, change(ChangeState::Draft, "payments", ChangeType::Normal)),
+        one(&open, change(ChangeState::Submitted, "payments", ChangeType::Normal)),
+        one(&open, change(ChangeState::Approved, "ledger", ChangeType::Normal)),
+        one(&strict, change(ChangeState::Approved, "payments", ChangeType::Standard)),
+        one(&open, change(ChangeState::Completed, "payments", ChangeType::Normal)),
+        one(&open, change(ChangeState::Rejected, "payments", ChangeType::Normal)),
+    ];
+    let none = decide(&payments, &open, &[], &[]);
+    let not_found = decide(&payments, &open, &[missing], &[]);
+    shown.push((none.state, none.description));
+    shown.push((not_found.state, not_found.description.replace(&missing.to_string(), "<id>")));
+    let exempt = MergeGatePolicy {
+        exempt_labels: vec!["docs".into()],
+        exempt_paths: vec!["docs/**".into(), "*.md".into()],
+        ..MergeGatePolicy::default()
+    };
+    let labelled = exempt.exemption(&["docs".into()], None).expect("labelled");
+    let only = exempt.exemption(&[], Some(&["docs/a.md".to_owned()])).expect("exempt paths");
+    shown.push((CommitState::Success, labelled.replace("docs", "<label>")));
+    shown.push((CommitState::Success, only.replace("docs/**, *.md", "<exempt_paths, comma separated>")));
+    for (state, description) in shown {
+        let description = description.replace(TITLE, "<title>").replace("payments", "<service>");
+        let row = section
+            .lines()
+            .find(|l| l.contains(&format!("`{description}`")))
+            .unwrap_or_else(|| panic!("README does not show `{description}` ({})", state.as_str()));
+        let badge = match state {
+            CommitState::Success => "| ✅ success |",
+            CommitState::Pending => "| ⏳ pending |",
+            CommitState::Failure => "| ❌ failure |",
+        };
+        assert!(row.starts_with(badge), "README shows `{description}` on another status's row: {row}");
+    }
 }

@@ -1,6 +1,8 @@
 //! The kept deliveries: one JSON file per (notification, hook) in a
 //! directory beside the notifications file, written whole (a temporary
-//! file renamed over) and removed once delivered.
+//! file renamed over) and removed once delivered. The same kind of
+//! directory keeps `serve`'s dead letters ([`crate::dead_letters`]): a
+//! queue keeps any [`Queued`] document.
 //!
 //! A directory rather than a table of the embedded store: `changehub
 //! notifications` reads and edits it while `serve` runs (which holds the
@@ -8,7 +10,9 @@
 //! and what is kept can be read with `cat`.
 
 use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
@@ -72,13 +76,31 @@ impl HookDelivery {
     }
 }
 
+/// What a [`DeliveryQueue`] keeps: a document named by an id that sorts in
+/// the order queued (ASCII letters, digits, `-` and `.`).
+pub trait Queued: Serialize + DeserializeOwned {
+    fn id(&self) -> &str;
+}
+
+impl Queued for HookDelivery {
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
 /// What the directory holds.
-#[derive(Debug, Default)]
-pub struct Kept {
+#[derive(Debug)]
+pub struct Kept<T = HookDelivery> {
     /// In the order queued.
-    pub deliveries: Vec<HookDelivery>,
+    pub deliveries: Vec<T>,
     /// Files that are not a delivery, and why (left alone).
     pub unreadable: Vec<(PathBuf, String)>,
+}
+
+impl<T> Default for Kept<T> {
+    fn default() -> Self {
+        Self { deliveries: Vec::new(), unreadable: Vec::new() }
+    }
 }
 
 /// What the queue holds, in short: what `GET /health` on `serve` reports,
@@ -112,9 +134,17 @@ impl Kept {
     }
 }
 
-#[derive(Debug, Clone)]
-pub struct DeliveryQueue {
+/// A directory of `T`s, one JSON file each.
+#[derive(Debug)]
+pub struct DeliveryQueue<T = HookDelivery> {
     dir: Arc<PathBuf>,
+    kept: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for DeliveryQueue<T> {
+    fn clone(&self) -> Self {
+        Self { dir: self.dir.clone(), kept: PhantomData }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -129,14 +159,16 @@ pub enum QueueError {
     },
 }
 
-impl DeliveryQueue {
-    pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: Arc::new(dir.into()) }
-    }
-
+impl DeliveryQueue<HookDelivery> {
     /// The queue of the hub whose notifications file is `notifications`.
     pub fn beside(notifications: &Path) -> Self {
         Self::new(notifications.with_file_name(QUEUE_DIR))
+    }
+}
+
+impl<T: Queued> DeliveryQueue<T> {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: Arc::new(dir.into()), kept: PhantomData }
     }
 
     pub fn dir(&self) -> &Path {
@@ -159,10 +191,10 @@ impl DeliveryQueue {
     }
 
     /// Writes `d` whole, replacing what was kept under its id, durably.
-    pub async fn put(&self, d: &HookDelivery) -> Result<(), QueueError> {
-        let path = self.path(&d.id)?;
+    pub async fn put(&self, d: &T) -> Result<(), QueueError> {
+        let path = self.path(d.id())?;
         tokio::fs::create_dir_all(&*self.dir).await.map_err(self.io(&self.dir))?;
-        let temporary = self.dir.join(format!(".{}.tmp", d.id));
+        let temporary = self.dir.join(format!(".{}.tmp", d.id()));
         let bytes = serde_json::to_vec_pretty(d).map_err(|e| (self.io(&path))(e.into()))?;
         let mut f = tokio::fs::File::create(&temporary).await.map_err(self.io(&temporary))?;
         f.write_all(&bytes).await.map_err(self.io(&temporary))?;
@@ -171,7 +203,7 @@ impl DeliveryQueue {
     }
 
     /// The delivery kept under `id`, if any.
-    pub async fn get(&self, id: &str) -> Result<Option<HookDelivery>, QueueError> {
+    pub async fn get(&self, id: &str) -> Result<Option<T>, QueueError> {
         let path = self.path(id)?;
         match tokio::fs::read(&path).await {
             Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| (self.io(&path))(e.into())),
@@ -191,7 +223,7 @@ impl DeliveryQueue {
     }
 
     /// Every delivery kept, in the order queued (none when the directory is missing).
-    pub async fn list(&self) -> Result<Kept, QueueError> {
+    pub async fn list(&self) -> Result<Kept<T>, QueueError> {
         let mut kept = Kept::default();
         let mut entries = match tokio::fs::read_dir(&*self.dir).await {
             Ok(entries) => entries,
@@ -206,14 +238,14 @@ impl DeliveryQueue {
                 continue;
             }
             let read = tokio::fs::read(&path).await.map_err(|e| e.to_string());
-            match read.and_then(|bytes| serde_json::from_slice::<HookDelivery>(&bytes).map_err(|e| e.to_string())) {
+            match read.and_then(|bytes| serde_json::from_slice::<T>(&bytes).map_err(|e| e.to_string())) {
                 Ok(d) => kept.deliveries.push(d),
                 // Delivered (removed) between the listing and the read.
                 Err(_) if !path.exists() => {}
                 Err(why) => kept.unreadable.push((path, why)),
             }
         }
-        kept.deliveries.sort_by(|a, b| a.id.cmp(&b.id));
+        kept.deliveries.sort_by(|a, b| a.id().cmp(b.id()));
         Ok(kept)
     }
 }
@@ -259,7 +291,7 @@ mod tests {
         assert_eq!((backlog.undelivered, backlog.refused), (2, 1));
         assert_eq!((backlog.oldest_queued_at, backlog.oldest_hook.as_deref()), (Some(now), Some(hook.id())));
         assert_eq!(backlog.oldest_last_error, None, "the oldest was not tried yet");
-        assert_eq!(Kept::default().backlog(), Backlog::default());
+        assert_eq!(Kept::<HookDelivery>::default().backlog(), Backlog::default());
 
         assert!(queue.remove(&first.id).await.expect("remove"));
         assert!(!queue.remove(&first.id).await.expect("removed once"));

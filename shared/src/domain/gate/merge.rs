@@ -12,6 +12,8 @@
 //!   exempt_paths: ["docs/**", "*.md"] # a request changing only these passes
 //!   exempt_labels: [docs]             # a request with one of these labels passes
 //!   standard_changes: true            # a standard change may cover a merge (default true)
+//!   gitlab:
+//!     status_check_id: 42             # answer this external status check (GitLab Ultimate)
 //! ```
 //!
 //! The status is `success` when a referenced change (id in the title, body,
@@ -57,6 +59,21 @@ pub struct MergeGatePolicy {
     /// Whether a standard (pre-approved) change may cover a merge.
     #[serde(default = "yes")]
     pub standard_changes: bool,
+    /// How merge requests on GitLab get the answer (a commit status when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gitlab: Option<GitlabMergeGate>,
+}
+
+/// A service's `merge_gate.gitlab:` section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GitlabMergeGate {
+    /// The project's external status check (Settings → Merge requests →
+    /// Status checks; `GET /projects/:id/external_status_checks` lists their
+    /// ids) the hub answers `passed`/`pending`/`failed` on each merge
+    /// request, instead of the commit status `changehub/change`. GitLab
+    /// Ultimate only.
+    pub status_check_id: u64,
 }
 
 fn default_branches() -> Vec<String> {
@@ -74,6 +91,7 @@ impl Default for MergeGatePolicy {
             exempt_paths: Vec::new(),
             exempt_labels: Vec::new(),
             standard_changes: true,
+            gitlab: None,
         }
     }
 }
@@ -98,6 +116,9 @@ impl MergeGatePolicy {
         }
         if self.branches.is_empty() {
             p.add(format!("{at}.branches"), "name at least one gated base branch, such as main");
+        }
+        if self.gitlab.is_some_and(|g| g.status_check_id == 0) {
+            p.add(format!("{at}.gitlab.status_check_id"), "the external status check's id, a positive integer");
         }
     }
 

@@ -722,6 +722,7 @@ async fn responses_match_the_documented_schemas() {
     up.expect("health", StatusCode::OK, None);
     assert_eq!(up.body["webhooks"], json!({"undelivered": 0, "refused": 0}), "serve reports its webhook backlog");
     webhook_backlog_in_health(&api, &health).await;
+    dead_letters_in_health(&api, &health).await;
     let index = api.call(&key(&Method::GET, "/"), Req::get("/")).await;
     index.expect("what answers here", StatusCode::OK, None);
     assert_eq!(index.body["links"], json!({"health": "/health", "openapi": "/openapi.yaml"}));
@@ -791,6 +792,35 @@ async fn webhook_backlog_in_health(api: &Api, health: &OpKey) {
     }
     let empty = api.call(health, Req::get("/health")).await;
     assert_eq!(empty.body["webhooks"], json!({"undelivered": 0, "refused": 0}));
+}
+
+/// An event a consumer could not apply: `GET /health` says how many letters
+/// wait to be redriven, since when and why; none once it is applied.
+async fn dead_letters_in_health(api: &Api, health: &OpKey) {
+    use changehub::dead_letters::{DeadLetters, Redrive};
+    let none = api.call(health, Req::get("/health")).await;
+    assert_eq!(none.body["dead_letters"], json!({"waiting": 0, "exhausted": 0}), "serve reports its dead letters");
+    let letters = DeadLetters::beside(&api._dir.path().join("n.jsonl"), Redrive::default());
+    let event = changehub::domain::HubEvent {
+        id: "e-1".into(),
+        source: "changehub.github".into(),
+        detail_type: "Pull Request Changed".into(),
+        time: chrono::Utc::now(),
+        resources: Vec::new(),
+        detail: json!({"tenant": "default"}),
+    };
+    // A consumer the hub does not run: the hub leaves the letter alone.
+    letters.keep("elsewhere", &event, ("github answered status 502".into(), true, 3)).await;
+    let kept = api.call(health, Req::get("/health")).await;
+    kept.expect("health with a dead letter", StatusCode::OK, None);
+    let backlog = &kept.body["dead_letters"];
+    assert_eq!((&backlog["waiting"], &backlog["oldest_consumer"]), (&json!(1), &json!("elsewhere")), "{backlog}");
+    assert_eq!(backlog["oldest_last_error"], "github answered status 502");
+    for letter in letters.due("elsewhere", true).await {
+        letters.redriven(letter, Ok(())).await;
+    }
+    let empty = api.call(health, Req::get("/health")).await;
+    assert_eq!(empty.body["dead_letters"], json!({"waiting": 0, "exhausted": 0}));
 }
 
 /// `v` with the member at the JSON pointer `at` set to `value` (added if

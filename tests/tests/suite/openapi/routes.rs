@@ -174,6 +174,31 @@ fn enumerations_are_the_domains() {
     }
 }
 
+/// The gate's answers: `GateStatus` and `GateCode` list every variant's
+/// `as_str` and nothing else. The variants are serde's own (the list its
+/// "unknown variant" error names), so a variant missing from `ALL` fails too.
+#[test]
+fn gate_statuses_and_codes_are_the_domains() {
+    use changehub::domain::gate::{GateCode, GateStatus};
+    fn variants<T: serde::de::DeserializeOwned>() -> Vec<String> {
+        let Err(e) = serde_json::from_value::<T>(json!("-")) else { panic!("`-` is a variant") };
+        let e = e.to_string();
+        let listed = e.split_once("expected one of ").map(|(_, l)| l).unwrap_or_else(|| panic!("{e}"));
+        let listed = listed.split(" at line").next().unwrap_or(listed);
+        listed.split(", ").map(|v| v.trim_matches('`').to_owned()).collect()
+    }
+    let doc = Doc::load();
+    for (name, domain, serde) in [
+        ("GateStatus", GateStatus::ALL.map(GateStatus::as_str).to_vec(), variants::<GateStatus>()),
+        ("GateCode", GateCode::ALL.map(GateCode::as_str).to_vec(), variants::<GateCode>()),
+    ] {
+        assert_eq!(domain, serde, "{name}::ALL and as_str are every variant, as serde names it");
+        let listed = doc.root.pointer(&format!("/components/schemas/{name}/enum"));
+        let listed = listed.unwrap_or_else(|| panic!("components.schemas.{name} has no enum"));
+        assert_eq!(listed, &json!(domain), "components.schemas.{name} lists other values than the domain");
+    }
+}
+
 // ---------------------------------------------------------------------------
 // The router serves exactly the documented operations
 

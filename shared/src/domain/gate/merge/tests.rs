@@ -84,6 +84,7 @@ fn base_branches_exempt_labels_and_exempt_paths_follow_the_policy() {
         exempt_paths: vec!["docs/**".into(), "*.md".into()],
         exempt_labels: vec!["docs".into()],
         standard_changes: true,
+        gitlab: None,
     };
     assert!(policy.gates("main") && policy.gates("release/1.4"));
     assert!(!policy.gates("develop") && !policy.gates("release/1.4/hotfix"));
@@ -113,4 +114,22 @@ fn long_descriptions_are_cut_to_what_github_keeps() {
     let d = decide_one(&c);
     assert_eq!(d.description.chars().count(), MAX_DESCRIPTION_CHARS);
     assert!(d.description.ends_with('…'));
+}
+
+#[test]
+fn a_gitlab_external_status_check_is_named_by_its_positive_id() {
+    let policy: MergeGatePolicy =
+        serde_json::from_value(serde_json::json!({"gitlab": {"status_check_id": 42}})).expect("policy");
+    assert_eq!(policy.gitlab, Some(GitlabMergeGate { status_check_id: 42 }));
+    let mut p = Problems::default();
+    policy.check(&mut p, "services[0].merge_gate");
+    assert!(p.finish().is_ok());
+    let zero: MergeGatePolicy =
+        serde_json::from_value(serde_json::json!({"gitlab": {"status_check_id": 0}})).expect("policy");
+    let mut p = Problems::default();
+    zero.check(&mut p, "services[0].merge_gate");
+    let e = p.finish().expect_err("0 is no check");
+    assert_eq!(e.first().field, "services[0].merge_gate.gitlab.status_check_id");
+    let unknown = serde_json::from_value::<MergeGatePolicy>(serde_json::json!({"gitlab": {"check": 1}}));
+    assert!(unknown.is_err(), "unknown fields are refused");
 }
