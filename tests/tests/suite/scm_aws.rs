@@ -49,6 +49,7 @@ async fn a_pull_request_through_the_template_rule_gets_its_status_and_the_approv
         exempt_paths: vec![],
         exempt_labels: vec![],
         standard_changes: true,
+        gitlab: None,
     });
     changes.catalog.replace(&root(&tenant), catalog, None, &changes.clock).await.expect("import the catalog");
     let start = Utc::now() + chrono::Duration::days(1);
