@@ -26,6 +26,8 @@ contract_cases!(
     authorized_observations_are_recorded_on_their_change_once,
     findings_of_the_same_instant_are_both_kept,
     a_suppression_window_records_without_telling,
+    a_config_item_and_its_call_at_the_same_instant_make_one_finding,
+    one_cloudtrail_record_in_two_envelopes_counts_once,
 );
 
 /// `/findings` on one store: the break-glass session's unauthorized change
