@@ -125,6 +125,8 @@ pub struct Drift<S, K, C, N> {
     pub clock: C,
     pub notifier: N,
     pub claims: ClaimTimes,
+    /// The hub's public address, for the finding's link (`CHANGEHUB_PUBLIC_URL`).
+    pub public_url: Option<String>,
 }
 
 /// The hub bus rule that feeds the consumer: the canonical
@@ -138,7 +140,12 @@ pub fn rule_pattern() -> Result<crate::domain::EventPattern, crate::domain::even
 
 impl<S: DriftStore, K: CatalogReader, C: Clock, N: Notifier> Drift<S, K, C, N> {
     pub fn new(store: S, catalog: K, clock: C, notifier: N) -> Self {
-        Self { store, catalog, clock, notifier, claims: ClaimTimes::default() }
+        Self { store, catalog, clock, notifier, claims: ClaimTimes::default(), public_url: None }
+    }
+
+    /// Links notifications to the finding under `public_url`.
+    pub fn with_public_url(self, public_url: Option<String>) -> Self {
+        Self { public_url, ..self }
     }
 
     /// Judges one hub event (its `detail-type` and `detail`).
@@ -340,7 +347,7 @@ impl<S: DriftStore, K: CatalogReader, C: Clock, N: Notifier> Drift<S, K, C, N> {
     async fn tell(&self, view: &CatalogView, f: &Finding) -> Result<(), DriftError> {
         let named = if f.actor.is_some() { "named" } else { "unnamed" };
         let base = format!("drift-tell:{}:{}:{named}", f.tenant, f.id);
-        let routed = notifications_for(&view.catalog, f);
+        let routed = notifications_for(&view.catalog, f, self.public_url.as_deref());
         send_each(&self.store, &self.clock, self.claims, &self.notifier, &base, &routed).await?;
         Ok(())
     }
@@ -383,8 +390,9 @@ pub fn service_of(view: &CatalogView, o: &Observation) -> Option<crate::domain::
 /// and the feed): attributes `kind`, `tenant`, `service` (`unknown` for an
 /// unmapped resource), `vendor` when a vendor's principal made it, and
 /// routing's `type`, `audience`, `notify` and `severity` (the finding's).
-/// Every text names who changed which resource.
-pub fn notifications_for(catalog: &Catalog, f: &Finding) -> Vec<Routed> {
+/// Every text names who changed which resource, and links the finding
+/// under `hub`, the hub's public address, when known.
+pub fn notifications_for(catalog: &Catalog, f: &Finding, hub: Option<&str>) -> Vec<Routed> {
     let mut attributes = BTreeMap::new();
     attributes.insert("kind".to_owned(), KIND.to_owned());
     attributes.insert("tenant".to_owned(), f.tenant.to_string());
@@ -394,11 +402,12 @@ pub fn notifications_for(catalog: &Catalog, f: &Finding) -> Vec<Routed> {
     }
     let body = serde_json::json!({"event": KIND, "summary": f.summary(), "finding": f});
     let services: Vec<_> = f.service.iter().cloned().collect();
-    routed::for_services(catalog, &occurrence_of(f), services, &attributes, f.severity.as_str(), &body)
+    routed::for_services(catalog, &occurrence_of(f, hub), services, &attributes, f.severity.as_str(), &body)
 }
 
-/// What people read of a finding: who changed which resource, where and when.
-fn occurrence_of(f: &Finding) -> crate::domain::routing::render::Occurrence {
+/// What people read of a finding: who changed which resource, where and
+/// when, and the finding's address in the hub when `hub` is known.
+fn occurrence_of(f: &Finding, hub: Option<&str>) -> crate::domain::routing::render::Occurrence {
     let service = f.service.as_ref().map_or("unknown", |s| s.as_str());
     let who = f.actor.as_ref().map_or("an unknown actor", |a| a.name.as_str());
     let resource = f.resources.first().map_or("a resource", |r| r.id.as_str());
@@ -423,9 +432,14 @@ fn occurrence_of(f: &Finding) -> crate::domain::routing::render::Occurrence {
         facts,
         details: std::iter::once(f.summary()).chain(lines).collect(),
         impact: Some(format!("{who} changed {resource} without an approved change; the owners are looking into it.")),
-        links: vec![],
+        links: hub.map(|h| finding_link(h, &f.id)).into_iter().collect(),
         commands: vec![],
     }
+}
+
+/// The finding's address under the hub's public address `hub`.
+pub fn finding_link(hub: &str, id: &FindingId) -> crate::ports::Link {
+    crate::ports::Link { label: "Finding".to_owned(), url: format!("{}/findings/{id}", hub.trim_end_matches('/')) }
 }
 
 fn at_text(at: DateTime<Utc>) -> String {

@@ -213,3 +213,34 @@ async fn judging_takes_milliseconds_on_both_stores() {
     // The emulator's figure is the emulator's (a Python server per call): printed, not held.
     judging_time(aws::dynamo_store().await, "DynamoDB (moto)").await;
 }
+
+/// With the hub's public address known, an unauthorized change's
+/// technical texts link the finding's page under it.
+#[tokio::test]
+async fn unauthorized_change_texts_link_the_finding_under_the_public_url() {
+    let (store, _dir) = embedded().await;
+    let h = hub(store).await;
+    let drift = changehub::app::drift::Drift::new(
+        h.app.store.clone(),
+        h.app.catalog.clone(),
+        changehub::ports::FixedClock::new(t0()),
+        h.told.clone(),
+    )
+    .with_public_url(Some("https://changes.example.com".into()));
+    let (dt, d) = evidence(TRAIL_BREAK_GLASS, &h.tenant, "e1", t0());
+    let judged = drift.handle(&dt, &d).await.expect("judged");
+    let changehub::app::drift::Judged::Unauthorized { finding, .. } = judged else { panic!("{judged:?}") };
+    let url = format!("https://changes.example.com/findings/{}", finding.id);
+    let told = h.told.all();
+    assert_eq!(told.len(), 3, "{told:?}");
+    // The technical copies (the feed's, the owners'); the cab's is its catalog template's own text.
+    let technical: Vec<_> = told
+        .iter()
+        .filter(|n| matches!(n.attributes.get("audience").map(String::as_str), Some("feed" | "owners")))
+        .collect();
+    assert_eq!(technical.len(), 2);
+    for n in technical {
+        assert!(n.message.links.iter().any(|l| l.url == url), "{:?}", n.message);
+    }
+    assert!(h.drift.public_url.is_none(), "without an address, no link");
+}

@@ -1066,5 +1066,5 @@ fn the_public_url_is_a_parameter_passed_to_the_functions_that_render_notificatio
             assert!(var.is_null(), "{name} does not read CHANGEHUB_PUBLIC_URL");
         }
     }
-    assert_eq!(linked, BTreeSet::from(["correlate".to_owned(), "publish".to_owned()]));
+    assert_eq!(linked, BTreeSet::from(["correlate".to_owned(), "drift".to_owned(), "publish".to_owned()]));
 }
