@@ -450,3 +450,56 @@ pub async fn one_cloudtrail_record_in_two_envelopes_counts_once<S: DriftHubStore
     assert_eq!(all.iter().map(|f| f.count).collect::<Vec<_>>(), [1, 1], "{all:#?}");
     assert_eq!(owners(&h.told).len(), 2, "each told once");
 }
+
+/// A store on which a test stages what an older hub wrote.
+pub trait OlderTable {
+    /// Deletes one item, as if it had never been written.
+    fn forget(&self, pk: String, sk: String) -> impl std::future::Future<Output = ()> + Send;
+}
+
+impl OlderTable for changehub::adapters::embedded::EmbeddedStore {
+    async fn forget(&self, pk: String, sk: String) {
+        self.delete_raw(pk, sk).await.expect("raw delete");
+    }
+}
+
+impl OlderTable for changehub::adapters::dynamodb::DynamoStore {
+    async fn forget(&self, pk: String, sk: String) {
+        use aws_sdk_dynamodb::types::AttributeValue::S;
+        let deleted = self.client().delete_item().table_name(self.table_name()).key("PK", S(pk)).key("SK", S(sk));
+        deleted.send().await.expect("raw delete");
+    }
+}
+
+/// A change approved before the table had the plannable index is invisible
+/// to drift (its window authorizes nothing) until `changehub migrate`'s
+/// pass writes its entries; the pass is idempotent.
+pub async fn a_change_approved_before_the_plannable_index_authorizes_once_migrated<
+    S: DriftHubStore + changehub::ports::IndexRestore + OlderTable,
+>(
+    store: S,
+) {
+    use changehub::adapters::keys;
+    use changehub::app::migrate::{Migrated, restore_indexes};
+    let h = hub(store).await;
+    let tenant = TenantId::parse(&h.tenant).expect("tenant");
+    let start = t0() + Duration::days(1);
+    let change =
+        h.app.create(&alice(&h.tenant), new_change("open db port", &["payments"], start, 2)).await.expect("create");
+    submit_and_approve(&h.app, &h.tenant, &change.id).await;
+    let payments = changehub::domain::ServiceName::parse("payments").expect("service");
+    // The table as an older hub left it: no plannable entry.
+    h.app.store.forget(keys::plannable_pk(&tenant, &payments), keys::service_sk(start, &change.id)).await;
+    let (dt, d) = evidence(TRAIL_BREAK_GLASS, &h.tenant, "before", start + Duration::minutes(30));
+    assert!(matches!(h.drift.handle(&dt, &d).await.expect("judged"), Judged::Unauthorized { .. }), "invisible");
+
+    let migrated = restore_indexes(&h.app.store, &tenant).await.expect("migrate");
+    assert_eq!(migrated.indexed, 1, "{migrated:?}");
+    assert!(migrated.read >= 1);
+    assert_eq!(restore_indexes(&h.app.store, &tenant).await.expect("again"), migrated, "idempotent");
+    let (dt, d) = evidence(TRAIL_BREAK_GLASS, &h.tenant, "after", start + Duration::minutes(30));
+    let judged = h.drift.handle(&dt, &d).await.expect("judged");
+    assert!(matches!(judged, Judged::Authorized { change_id, .. } if change_id == change.id), "{judged:?}");
+    let other = TenantId::parse(&crate::unique("empty")).expect("tenant");
+    assert_eq!(restore_indexes(&h.app.store, &other).await.expect("none"), Migrated::default());
+}

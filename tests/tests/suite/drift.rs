@@ -28,6 +28,7 @@ contract_cases!(
     a_suppression_window_records_without_telling,
     a_config_item_and_its_call_at_the_same_instant_make_one_finding,
     one_cloudtrail_record_in_two_envelopes_counts_once,
+    a_change_approved_before_the_plannable_index_authorizes_once_migrated,
 );
 
 /// `/findings` on one store: the break-glass session's unauthorized change
