@@ -320,7 +320,7 @@ fn help_explains_every_command_and_flag() {
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let top = help(&["--help"]);
-    for cmd in ["serve", "replay", "token", "catalog", "audit", "bench", "escalate"] {
+    for cmd in ["serve", "replay", "token", "catalog", "audit", "bench", "escalate", "migrate"] {
         assert!(top.contains(cmd), "--help lists {cmd}:\n{top}");
     }
     let serve = help(&["serve", "--help"]);
@@ -1730,6 +1730,57 @@ async fn readme_unauthorized_and_authorized_security_group_changes_side_by_side(
     assert_eq!(findings.as_array().map(|f| f.len()), Some(1), "nothing new found: {findings}");
     assert_eq!(findings[0]["id"], caught);
     hub.interrupt();
+}
+
+/// `changehub migrate` on a database an older hub left (an approved change
+/// with no plannable entry, so drift could not see it): one line for the
+/// tenant, the entry written; a second run changes nothing.
+#[tokio::test]
+async fn migrate_writes_the_plannable_entries_a_database_from_an_older_hub_lacks() {
+    use changehub::adapters::{embedded::EmbeddedStore, keys};
+    use changehub::ports::{ImplementationReader, MAX_PAGE, ServiceWindowQuery};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hub = Served::start(dir.path());
+    import_catalog(dir.path(), &hub.base);
+    let http = reqwest::Client::new();
+    let alice = token(dir.path(), "alice@example.com", "engineers");
+    let id = create_and_submit(&http, &hub.base, &alice).await;
+    for who in [token(dir.path(), "pat@example.com", "payments-leads"), token(dir.path(), "carol@example.com", "cab")] {
+        let url = format!("{}/changes/{id}/decisions", hub.base);
+        let decided =
+            http.post(url).bearer_auth(who).json(&json!({"decision": "approve"})).send().await.expect("decide");
+        assert_eq!(decided.status(), 200);
+    }
+    hub.interrupt();
+    let db = dir.path().join("hub.db");
+    let tenant = changehub::domain::TenantId::parse("default").expect("tenant");
+    let service = changehub::domain::ServiceName::parse("payments").expect("service");
+    let id = changehub::domain::ChangeId::parse(&id).expect("id");
+    let start = chrono::DateTime::parse_from_rfc3339("2030-12-01T22:00:00Z").expect("start").to_utc();
+    let window = ServiceWindowQuery {
+        tenant: tenant.clone(),
+        service: service.clone(),
+        from: start,
+        to: start,
+        limit: MAX_PAGE,
+        after: None,
+    };
+    let plannable = |store: EmbeddedStore| {
+        let window = window.clone();
+        async move { store.plannable(&window).await.expect("plannable").items.into_iter().map(|c| c.id).collect::<Vec<_>>() }
+    };
+    {
+        let store = EmbeddedStore::open(&db).expect("open");
+        store.delete_raw(keys::plannable_pk(&tenant, &service), keys::service_sk(start, &id)).await.expect("delete");
+        assert!(plannable(store).await.is_empty(), "as an older hub left it");
+    }
+    for indexed in [1, 1] {
+        let out = Command::new(BIN).args(["migrate", "--db"]).arg(&db).output().expect("migrate");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(said.trim(), format!("default: 1 change read, {indexed} indexed (plannable index)"));
+    }
+    assert_eq!(plannable(EmbeddedStore::open(&db).expect("open")).await, [id]);
 }
 
 /// The README's tool example, exactly as a newcomer sends it: a Terraform
