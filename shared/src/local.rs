@@ -285,7 +285,7 @@ impl Hub {
             MergeGateError::retryable,
         ));
         let consumer =
-            Arc::new(Consumer::new(changes.clone(), notifier.clone(), writeback).with_public_url(public_url));
+            Arc::new(Consumer::new(changes.clone(), notifier.clone(), writeback).with_public_url(public_url.clone()));
         // The deployment gate's waiters decide again when a change is
         // committed, an event is applied (an incident resolved) or the API
         // writes (a freeze lifted): never by polling.
@@ -306,7 +306,10 @@ impl Hub {
             },
             ConsumeError::retryable,
         ));
-        let drift = Arc::new(Drift::new(store.clone(), changes.catalog.clone(), clock.clone(), notifier.clone()));
+        let drift = Arc::new(
+            Drift::new(store.clone(), changes.catalog.clone(), clock.clone(), notifier.clone())
+                .with_public_url(public_url.clone()),
+        );
         tokio::spawn(consume(
             "drift",
             bus.add_rule("drift", crate::app::drift::rule_pattern()?),

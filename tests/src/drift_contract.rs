@@ -50,11 +50,15 @@ impl Notifier for Told {
 
 /// The hub event (detail-type, detail) ingest makes of an AWS sample for
 /// `tenant`, as hub event `event_id`, happened at `at`, service unresolved
-/// (the consumer resolves it from the resource).
+/// (the consumer resolves it from the resource). A CloudTrail call is
+/// another record of its own (its `eventID` is `event_id` too).
 pub fn evidence(body: &[u8], tenant: &str, event_id: &str, at: DateTime<Utc>) -> (String, Value) {
     let Ok(Normalized::Events(mut events)) = aws::normalize(body) else { panic!("one event") };
     let c = events.remove(0);
-    let (detail_type, data) = c.fact.split();
+    let (detail_type, mut data) = c.fact.split();
+    if detail_type == "API Call Recorded" {
+        data["event_id"] = json!(event_id);
+    }
     let detail = json!({
         "event_id": event_id, "tenant": tenant, "origin": "aws", "service": null,
         "service_resolution": {"key": null, "reason": "the event names no service"}, "environment": null,
@@ -366,4 +370,136 @@ pub async fn a_suppression_window_records_without_telling<S: DriftHubStore>(stor
     let trail = h.app.store.trail(&tenant, 50, None).await.expect("trail").items;
     let actions: Vec<_> = trail.iter().map(|e| e.action).collect();
     assert!(actions.contains(&AuditAction::SuppressionDeclared) && actions.contains(&AuditAction::SuppressionLifted));
+}
+
+/// Judges an event, coming back while another consumer holds it (as the
+/// platform retries a retryable failure).
+async fn judged<S: DriftHubStore>(
+    drift: Arc<Drift<S, CachedCatalog<S>, FixedClock, Told>>,
+    detail_type: String,
+    detail: Value,
+) -> Judged {
+    loop {
+        match drift.handle(&detail_type, &detail).await {
+            Err(e) if e.retryable() => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+            other => return other.expect("judged"),
+        }
+    }
+}
+
+/// A Config item and the API call behind it, on one resource at the same
+/// second, judged at once by two consumers (each pair by its own person on
+/// its own security group): one finding per change, never two, whichever
+/// consumer reads first.
+pub async fn a_config_item_and_its_call_at_the_same_instant_make_one_finding<S: DriftHubStore>(store: S) {
+    let h = hub(store).await;
+    let tenant = TenantId::parse(&h.tenant).expect("tenant");
+    let pairs = 6;
+    let mut tasks = Vec::new();
+    for i in 0..pairs {
+        let group = format!("sg-0c{i:015x}");
+        let arn = format!("arn:aws:ec2:us-east-1:123456789012:security-group/{group}");
+        let (config_type, mut config) = evidence(CONFIG_ITEM, &h.tenant, &format!("config-{i}"), t0());
+        config["data"]["resource_id"] = json!(group);
+        config["data"]["resource_arn"] = json!(arn);
+        let (call_type, mut call) = evidence(TRAIL_BREAK_GLASS, &h.tenant, &format!("call-{i}"), t0());
+        call["data"]["parameters"]["groupId"] = json!(group);
+        call["data"]["identity"]["source_identity"] = json!(format!("person-{i}@acme.example"));
+        call["data"]["identity"]["arn"] = json!(format!("arn:aws:sts::123456789012:assumed-role/ops-break-glass/p{i}"));
+        // Each consumer of its own (two Lambda instances), on the one store.
+        let other =
+            Arc::new(Drift::new(h.app.store.clone(), h.app.catalog.clone(), FixedClock::new(t0()), h.told.clone()));
+        tasks.push(tokio::spawn(judged(h.drift.clone(), config_type, config)));
+        tasks.push(tokio::spawn(judged(other, call_type, call)));
+    }
+    for task in tasks {
+        assert!(matches!(task.await.expect("join"), Judged::Unauthorized { .. }));
+    }
+    let all = h.app.store.list_findings(&FindingQuery::new(tenant, 50)).await.expect("list").items;
+    assert_eq!(all.len(), pairs, "one finding per pair: {all:#?}");
+    for f in &all {
+        assert_eq!(f.count, 2, "{f:?}");
+        assert!(f.actor.as_ref().is_some_and(|a| a.name.starts_with("person-")), "{f:?}");
+    }
+}
+
+/// The same CloudTrail record delivered in two EventBridge envelopes (two
+/// hub events, one `eventID`), one after the other or at once: counted
+/// once, told once.
+pub async fn one_cloudtrail_record_in_two_envelopes_counts_once<S: DriftHubStore>(store: S) {
+    let h = hub(store).await;
+    let tenant = TenantId::parse(&h.tenant).expect("tenant");
+    let copies = |record: &str, at: DateTime<Utc>| {
+        let (dt, mut first) = evidence(TRAIL_BREAK_GLASS, &h.tenant, "envelope-1", at);
+        first["data"]["event_id"] = json!(record);
+        let mut second = first.clone();
+        second["event_id"] = json!("envelope-2");
+        second["delivery_id"] = json!("envelope-2");
+        (dt, first, second)
+    };
+    let (dt, first, second) = copies("record-1", t0());
+    assert!(matches!(h.drift.handle(&dt, &first).await.expect("first"), Judged::Unauthorized { opened: true, .. }));
+    assert_eq!(h.drift.handle(&dt, &second).await.expect("second"), Judged::Duplicate);
+    // At once, an hour later.
+    let (dt, first, second) = copies("record-2", t0() + Duration::hours(1));
+    let a = tokio::spawn(judged(h.drift.clone(), dt.clone(), first));
+    let b = tokio::spawn(judged(h.drift.clone(), dt, second));
+    let both = [a.await.expect("join"), b.await.expect("join")];
+    assert_eq!(both.iter().filter(|j| **j == Judged::Duplicate).count(), 1, "{both:?}");
+    let all = h.app.store.list_findings(&FindingQuery::new(tenant, 10)).await.expect("list").items;
+    assert_eq!(all.iter().map(|f| f.count).collect::<Vec<_>>(), [1, 1], "{all:#?}");
+    assert_eq!(owners(&h.told).len(), 2, "each told once");
+}
+
+/// A store on which a test stages what an older hub wrote.
+pub trait OlderTable {
+    /// Deletes one item, as if it had never been written.
+    fn forget(&self, pk: String, sk: String) -> impl std::future::Future<Output = ()> + Send;
+}
+
+impl OlderTable for changehub::adapters::embedded::EmbeddedStore {
+    async fn forget(&self, pk: String, sk: String) {
+        self.delete_raw(pk, sk).await.expect("raw delete");
+    }
+}
+
+impl OlderTable for changehub::adapters::dynamodb::DynamoStore {
+    async fn forget(&self, pk: String, sk: String) {
+        use aws_sdk_dynamodb::types::AttributeValue::S;
+        let deleted = self.client().delete_item().table_name(self.table_name()).key("PK", S(pk)).key("SK", S(sk));
+        deleted.send().await.expect("raw delete");
+    }
+}
+
+/// A change approved before the table had the plannable index is invisible
+/// to drift (its window authorizes nothing) until `changehub migrate`'s
+/// pass writes its entries; the pass is idempotent.
+pub async fn a_change_approved_before_the_plannable_index_authorizes_once_migrated<
+    S: DriftHubStore + changehub::ports::IndexRestore + OlderTable,
+>(
+    store: S,
+) {
+    use changehub::adapters::keys;
+    use changehub::app::migrate::{Migrated, restore_indexes};
+    let h = hub(store).await;
+    let tenant = TenantId::parse(&h.tenant).expect("tenant");
+    let start = t0() + Duration::days(1);
+    let change =
+        h.app.create(&alice(&h.tenant), new_change("open db port", &["payments"], start, 2)).await.expect("create");
+    submit_and_approve(&h.app, &h.tenant, &change.id).await;
+    let payments = changehub::domain::ServiceName::parse("payments").expect("service");
+    // The table as an older hub left it: no plannable entry.
+    h.app.store.forget(keys::plannable_pk(&tenant, &payments), keys::service_sk(start, &change.id)).await;
+    let (dt, d) = evidence(TRAIL_BREAK_GLASS, &h.tenant, "before", start + Duration::minutes(30));
+    assert!(matches!(h.drift.handle(&dt, &d).await.expect("judged"), Judged::Unauthorized { .. }), "invisible");
+
+    let migrated = restore_indexes(&h.app.store, &tenant).await.expect("migrate");
+    assert_eq!(migrated.indexed, 1, "{migrated:?}");
+    assert!(migrated.read >= 1);
+    assert_eq!(restore_indexes(&h.app.store, &tenant).await.expect("again"), migrated, "idempotent");
+    let (dt, d) = evidence(TRAIL_BREAK_GLASS, &h.tenant, "after", start + Duration::minutes(30));
+    let judged = h.drift.handle(&dt, &d).await.expect("judged");
+    assert!(matches!(judged, Judged::Authorized { change_id, .. } if change_id == change.id), "{judged:?}");
+    let other = TenantId::parse(&crate::unique("empty")).expect("tenant");
+    assert_eq!(restore_indexes(&h.app.store, &other).await.expect("none"), Migrated::default());
 }

@@ -25,6 +25,8 @@ struct Config {
     /// The tenant whose catalog is read at init: the one AWS events belong to.
     tenant: TenantId,
     claims: ClaimTimes,
+    /// The hub's public address, for the finding's link (optional).
+    public_url: Option<String>,
 }
 
 impl Config {
@@ -34,6 +36,7 @@ impl Config {
             topic_arn: config::required("CHANGEHUB_TOPIC_ARN")?,
             tenant: config::aws_tenant()?,
             claims: ClaimTimes::from_env()?,
+            public_url: config::public_url()?,
         })
     }
 }
@@ -56,7 +59,7 @@ async fn main() -> Result<(), Error> {
     // rest of init runs, as aws-events does; the first event waits for what is left.
     let catalog = CachedCatalog::new(store.clone(), DEFAULT_CACHE_TTL);
     catalog.prefetch(config.tenant.clone());
-    let mut deps = Drift::new(store, catalog, SystemClock, notifier);
+    let mut deps = Drift::new(store, catalog, SystemClock, notifier).with_public_url(config.public_url);
     deps.claims = config.claims;
     run(service_fn(|event| handle(&deps, event))).await
 }

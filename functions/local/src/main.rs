@@ -7,6 +7,7 @@ mod catalog;
 mod changes;
 mod escalate;
 mod gate;
+mod migrate;
 mod notifications;
 mod plural;
 mod replay;
@@ -315,6 +316,23 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// After an upgrade: write the index entries a table written by an older hub lacks (today the plannable
+    /// index, which drift reads for the approved and scheduled changes that may authorize a configuration
+    /// change), in a hub's database (stop the hub first) or with --table in a deployed hub's DynamoDB table.
+    ///
+    /// One pass over each tenant's changes; idempotent. Prints one line per tenant.
+    Migrate {
+        /// The embedded database file.
+        #[arg(long, default_value = "./changehub.db", env = "CHANGEHUB_DB")]
+        db: PathBuf,
+        /// The DynamoDB table of a deployed hub (the stack's TableName output); AWS credentials from the
+        /// environment. Reads with Query and GetItem only, never Scan, so --tenant is needed.
+        #[arg(long, env = "CHANGEHUB_TABLE")]
+        table: Option<String>,
+        /// Only this tenant's changes (required with --table).
+        #[arg(long)]
+        tenant: Option<String>,
+    },
     /// Ask the hub's deployment gate whether a deployment may go ahead now, and wait for the answer: a pipeline step.
     ///
     /// Production (the catalog's correlation.production_environments) is gated: the deployment needs a change of the
@@ -524,6 +542,10 @@ async fn main() -> ExitCode {
                 None => audit::verify(&db, tenant, change).await,
             }
         }
+        Command::Migrate { db, table, tenant } => match table {
+            Some(table) => migrate::table(&table, tenant.as_deref()).await,
+            None => migrate::database(&db, tenant.as_deref()).await,
+        },
         Command::Bench(plan) => bench::run(plan).await,
         Command::Gate(args) => return gate::run(args).await,
     };

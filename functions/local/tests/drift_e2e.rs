@@ -313,6 +313,10 @@ async fn unauthorized_changes_through_serve_every_case_of_the_matrix() {
     let once = call(BREAK_GLASS, &id("duplicated"), at("12:00:00"), g("duplicated"));
     assert_eq!(hub.send(&once).await["accepted"], 1);
     assert_eq!(hub.send(&once).await, json!({"duplicate": true}));
+    // The same CloudTrail record in another envelope: a new delivery, the same record.
+    let mut again = once.clone();
+    again["id"] = json!(id("duplicated"));
+    assert_eq!(hub.send(&again).await["accepted"], 1);
     // Last, the sentinel: once its finding exists, every event before it was judged.
     hub.send(&call(BREAK_GLASS, &id("sentinel"), at("15:00:00"), g("sentinel"))).await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
@@ -413,7 +417,7 @@ async fn unauthorized_changes_through_serve_every_case_of_the_matrix() {
         (Some(6), Some(text(at("12:00:00")).as_str()), Some(text(at("12:01:40")).as_str()))
     );
     assert_eq!(n.len(), 1);
-    // A duplicate changes nothing.
+    // A duplicate, or the same record in another envelope, changes nothing.
     let duplicated = hub.of("duplicated").await;
     let (f, n) = one(&duplicated, &lines, "duplicated");
     assert_eq!(f["count"], 1);

@@ -320,7 +320,7 @@ fn help_explains_every_command_and_flag() {
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let top = help(&["--help"]);
-    for cmd in ["serve", "replay", "token", "catalog", "audit", "bench", "escalate"] {
+    for cmd in ["serve", "replay", "token", "catalog", "audit", "bench", "escalate", "migrate"] {
         assert!(top.contains(cmd), "--help lists {cmd}:\n{top}");
     }
     let serve = help(&["serve", "--help"]);
@@ -1606,6 +1606,7 @@ async fn readme_walkthrough_catches_an_unauthorized_change_with_the_person_named
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    let hub_base = hub.base.clone();
     let f = &findings[0];
     assert_eq!(f["actor"]["name"], "maria.rossi@acme.example", "{findings}");
     assert_eq!(f["actor"]["principal"], "arn:aws:iam::123456789012:role/ops-break-glass");
@@ -1619,6 +1620,167 @@ async fn readme_walkthrough_catches_an_unauthorized_change_with_the_person_named
     let owners: Vec<&&str> = unauthorized.iter().filter(|l| l.contains("\"notify\":\"payments-team\"")).collect();
     assert_eq!(owners.len(), 1, "{told}");
     assert!(owners[0].contains("maria.rossi@acme.example"));
+    // The owners' text links the finding under the hub's address.
+    let link = format!("{}/findings/{}", hub_base, f["id"].as_str().expect("id"));
+    assert!(owners[0].contains(&link), "{link}: {}", owners[0]);
+}
+
+/// The `sh` blocks of the README section headed `heading`, in order.
+fn readme_blocks(heading: &str) -> Vec<String> {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md")).expect("README");
+    let start = readme.find(heading).unwrap_or_else(|| panic!("the README has {heading:?}"));
+    let section = &readme[start + heading.len()..];
+    let section = &section[..section.find("\n### ").unwrap_or(section.len())];
+    section.split("```sh\n").skip(1).filter_map(|b| b.split_once("```").map(|(code, _)| code.to_owned())).collect()
+}
+
+/// The README's two security-group changes side by side, its commands run
+/// as written (bash, curl, sed) against the real binary, after the walk's
+/// tokens and its December freeze: the break-glass call replayed at 14:02
+/// is one finding naming the person; the same call made now, inside a
+/// payments change Pat and Carol approved, finds nothing and is recorded
+/// on the change, naming her.
+#[tokio::test]
+async fn readme_unauthorized_and_authorized_security_group_changes_side_by_side() {
+    let blocks = readme_blocks("### Catch an unauthorized change, with the person named");
+    let (unauthorized, authorized) = (&blocks[0], &blocks[1]);
+    assert!(unauthorized.contains("changehub replay") && authorized.contains("/changes/$ID4/evidence"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hub = Served::start(dir.path());
+    import_catalog(dir.path(), &hub.base);
+    let tokens = [
+        ("ROOT", token(dir.path(), "root@example.com", "changehub-admins")),
+        ("ALICE", token(dir.path(), "alice@example.com", "engineers")),
+        ("PAT", token(dir.path(), "pat@example.com", "payments-leads")),
+        ("CAROL", token(dir.path(), "carol@example.com", "cab")),
+    ];
+    let http = reqwest::Client::new();
+    let freeze = json!({"id": "dec-close", "name": "December close", "services": ["payments"],
+        "schedule": {"kind": "one_off", "start": "2030-12-01T00:00:00Z", "end": "2030-12-03T00:00:00Z"}});
+    let declared = http.post(format!("{}/freezes", hub.base)).bearer_auth(&tokens[0].1).json(&freeze).send();
+    assert_eq!(declared.await.expect("freeze").status(), 201);
+    // The newcomer's terminal: the repository's events, the hub's database and notifications here.
+    std::os::unix::fs::symlink(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events"), dir.path().join("events"))
+        .expect("events");
+    let bin_dir = Path::new(BIN).parent().expect("the binary's directory");
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let host = hub.base.trim_start_matches("http://").to_owned();
+    let run = |block: &str| {
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(block.replace("localhost:8080", &host))
+            .current_dir(dir.path())
+            .env("PATH", &path)
+            .env("CHANGEHUB_URL", &hub.base)
+            .env("CHANGEHUB_DB", dir.path().join("hub.db"))
+            .envs(tokens.iter().map(|(k, v)| (*k, v.as_str())))
+            .output()
+            .expect("bash runs the README's commands (curl, sed and date on the path)");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let alice = tokens[1].1.clone();
+    let get = |path: String| {
+        let (http, alice) = (http.clone(), alice.clone());
+        async move {
+            let res = http.get(path).bearer_auth(alice).send().await.expect("get");
+            assert_eq!(res.status(), 200);
+            res.json::<Value>().await.expect("json")
+        }
+    };
+    let open = format!("{}/findings?service=payments&status=open", hub.base);
+    // The unauthorized change, then its finding (the consumer is asynchronous: wait for it).
+    let shown = run(unauthorized);
+    let mut findings = Value::Null;
+    for _ in 0..100 {
+        findings = get(open.clone()).await["findings"].clone();
+        if findings.as_array().is_some_and(|f| !f.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(findings[0]["actor"]["name"], "maria.rossi@acme.example", "{findings}");
+    let caught = findings[0]["id"].clone();
+    assert!(shown.contains("[Unauthorized Change] maria.rossi@acme.example changed sg-0a1b2c3d4e5f67890"), "{shown}");
+
+    // The authorized one.
+    let shown = run(authorized);
+    assert!(shown.contains("\"state\":\"approved\""), "{shown}");
+    assert!(shown.contains("{\"accepted\":1,\"events\":[\"aws-6d2f8c41-0b7e-4c9a-9e31-7a6b2c4d8e10-0\"]}"), "{shown}");
+    let id = shown.lines().find_map(|l| serde_json::from_str::<Value>(l).ok().filter(|v| v["state"] == "approved"));
+    let id = id.and_then(|c| c["id"].as_str().map(str::to_owned)).expect("the approved change's answer");
+    let mut evidence = Value::Null;
+    for _ in 0..100 {
+        evidence = get(format!("{}/changes/{id}/evidence", hub.base)).await["evidence"].clone();
+        if evidence.as_array().is_some_and(|e| !e.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let e = &evidence[0];
+    assert_eq!(
+        (e["event_id"].as_str(), e["evidence"].as_str(), e["authorized_by"].as_str()),
+        (Some("f7b94c1d-2a3f-4b6e-9c8d-0f1a2b3c4d5e"), Some("api_call"), Some("planned_window")),
+        "{evidence}"
+    );
+    assert_eq!(e["actor"]["name"], "maria.rossi@acme.example");
+    assert!(e["what"].as_str().is_some_and(|w| w.contains("groupId=sg-0a1b2c3d4e5f67890")), "{e}");
+    let findings = get(open).await["findings"].clone();
+    assert_eq!(findings.as_array().map(|f| f.len()), Some(1), "nothing new found: {findings}");
+    assert_eq!(findings[0]["id"], caught);
+    hub.interrupt();
+}
+
+/// `changehub migrate` on a database an older hub left (an approved change
+/// with no plannable entry, so drift could not see it): one line for the
+/// tenant, the entry written; a second run changes nothing.
+#[tokio::test]
+async fn migrate_writes_the_plannable_entries_a_database_from_an_older_hub_lacks() {
+    use changehub::adapters::{embedded::EmbeddedStore, keys};
+    use changehub::ports::{ImplementationReader, MAX_PAGE, ServiceWindowQuery};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hub = Served::start(dir.path());
+    import_catalog(dir.path(), &hub.base);
+    let http = reqwest::Client::new();
+    let alice = token(dir.path(), "alice@example.com", "engineers");
+    let id = create_and_submit(&http, &hub.base, &alice).await;
+    for who in [token(dir.path(), "pat@example.com", "payments-leads"), token(dir.path(), "carol@example.com", "cab")] {
+        let url = format!("{}/changes/{id}/decisions", hub.base);
+        let decided =
+            http.post(url).bearer_auth(who).json(&json!({"decision": "approve"})).send().await.expect("decide");
+        assert_eq!(decided.status(), 200);
+    }
+    hub.interrupt();
+    let db = dir.path().join("hub.db");
+    let tenant = changehub::domain::TenantId::parse("default").expect("tenant");
+    let service = changehub::domain::ServiceName::parse("payments").expect("service");
+    let id = changehub::domain::ChangeId::parse(&id).expect("id");
+    let start = chrono::DateTime::parse_from_rfc3339("2030-12-01T22:00:00Z").expect("start").to_utc();
+    let window = ServiceWindowQuery {
+        tenant: tenant.clone(),
+        service: service.clone(),
+        from: start,
+        to: start,
+        limit: MAX_PAGE,
+        after: None,
+    };
+    let plannable = |store: EmbeddedStore| {
+        let window = window.clone();
+        async move { store.plannable(&window).await.expect("plannable").items.into_iter().map(|c| c.id).collect::<Vec<_>>() }
+    };
+    {
+        let store = EmbeddedStore::open(&db).expect("open");
+        store.delete_raw(keys::plannable_pk(&tenant, &service), keys::service_sk(start, &id)).await.expect("delete");
+        assert!(plannable(store).await.is_empty(), "as an older hub left it");
+    }
+    for indexed in [1, 1] {
+        let out = Command::new(BIN).args(["migrate", "--db"]).arg(&db).output().expect("migrate");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(said.trim(), format!("default: 1 change read, {indexed} indexed (plannable index)"));
+    }
+    assert_eq!(plannable(EmbeddedStore::open(&db).expect("open")).await, [id]);
 }
 
 /// The README's tool example, exactly as a newcomer sends it: a Terraform

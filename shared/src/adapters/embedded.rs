@@ -280,6 +280,17 @@ impl EmbeddedStore {
         .await
     }
 
+    /// Deletes one raw item. For tests that stage a database an older hub
+    /// wrote; not used on any request path.
+    pub async fn delete_raw(&self, pk: String, sk: String) -> Result<(), StoreError> {
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(backend)?;
+            txn.open_table(ITEMS).map_err(backend)?.remove((pk.as_str(), sk.as_str())).map_err(backend)?;
+            txn.commit().map_err(backend)
+        })
+        .await
+    }
+
     /// Overwrites one raw item. For tests that tamper with stored data and for
     /// admin repair; not used on any request path.
     pub async fn put_raw(&self, pk: String, sk: String, value: serde_json::Value) -> Result<(), StoreError> {

@@ -16,7 +16,9 @@
 //!   arrives after the API call on its resource joins that call's finding;
 //!   an API call that arrives after joins the Config item's finding and
 //!   names its actor. The finding is read back by time from the tenant's
-//!   findings (one bounded query).
+//!   findings (one bounded query), while the consumer holds the resources
+//!   ([`resource_keys`]), so two pieces of one change judged at the same
+//!   instant by two consumers still make one finding.
 //! - **Evidence on the change.** An observation a change authorizes is
 //!   recorded on that change (once per event, bounded per change): what
 //!   actually changed during it.
@@ -45,12 +47,18 @@ use crate::domain::finding::suppression::Suppression;
 use crate::domain::finding::{Finding, FindingId, FindingStatus, Severity, group_of, window_start};
 use crate::domain::{Change, ChangeId, TenantId};
 use crate::ports::{
-    CatalogReader, ChangeReader, Clock, Dedupe, Fact, FindingQuery, FindingStore, ImplementationQuery,
+    CatalogReader, ChangeReader, Claim, Clock, Dedupe, Fact, FindingQuery, FindingStore, ImplementationQuery,
     ImplementationReader, MAX_PAGE, Notifier, ServiceWindowQuery, StoreError, TenantDocs,
 };
 
 /// Reads and writes of one finding before giving up to concurrent writers (and being retried).
 const ATTEMPTS: usize = 8;
+/// How long a consumer may hold the resources it records a finding on
+/// (a few store calls; a consumer that dies frees them when it runs out).
+const RESOURCE_LEASE: std::time::Duration = std::time::Duration::from_secs(30);
+/// Tries to take those resources while another consumer holds them, before
+/// giving up (and being retried): waits of 10, 20, 40… 200 ms, about 2 s in all.
+const RESOURCE_ATTEMPTS: u32 = 14;
 
 /// The notification's `type` attribute.
 pub const TYPE: &str = "unauthorized_change";
@@ -117,6 +125,8 @@ pub struct Drift<S, K, C, N> {
     pub clock: C,
     pub notifier: N,
     pub claims: ClaimTimes,
+    /// The hub's public address, for the finding's link (`CHANGEHUB_PUBLIC_URL`).
+    pub public_url: Option<String>,
 }
 
 /// The hub bus rule that feeds the consumer: the canonical
@@ -130,7 +140,12 @@ pub fn rule_pattern() -> Result<crate::domain::EventPattern, crate::domain::even
 
 impl<S: DriftStore, K: CatalogReader, C: Clock, N: Notifier> Drift<S, K, C, N> {
     pub fn new(store: S, catalog: K, clock: C, notifier: N) -> Self {
-        Self { store, catalog, clock, notifier, claims: ClaimTimes::default() }
+        Self { store, catalog, clock, notifier, claims: ClaimTimes::default(), public_url: None }
+    }
+
+    /// Links notifications to the finding under `public_url`.
+    pub fn with_public_url(self, public_url: Option<String>) -> Self {
+        Self { public_url, ..self }
     }
 
     /// Judges one hub event (its `detail-type` and `detail`).
@@ -225,9 +240,44 @@ impl<S: DriftStore, K: CatalogReader, C: Clock, N: Notifier> Drift<S, K, C, N> {
         Ok(found.into_values().collect())
     }
 
-    /// Adds `o` to the finding it joins or belongs to, or opens one: the
+    /// Adds `o` to the finding it joins or belongs to, or opens one, holding
+    /// its resources against other consumers (see [`resource_keys`]): the
     /// finding as stored, and whether `o` opened it.
     async fn record(
+        &self,
+        view: &CatalogView,
+        o: &Observation,
+        severity: Severity,
+        reason: String,
+        suppression: Option<&Suppression>,
+    ) -> Result<(Finding, bool), DriftError> {
+        let keys = resource_keys(o);
+        if keys.is_empty() {
+            return self.record_held(view, o, severity, reason, suppression).await;
+        }
+        // This attempt's hold: only it may give the resources back.
+        let owner = uuid::Uuid::now_v7().to_string();
+        let mut wait = std::time::Duration::from_millis(10);
+        for _ in 0..RESOURCE_ATTEMPTS {
+            match self.store.claim(&keys, &owner, self.clock.now(), RESOURCE_LEASE).await? {
+                Claim::New => {
+                    let recorded = self.record_held(view, o, severity, reason, suppression).await;
+                    if let Err(e) = self.store.release(&keys, &owner).await {
+                        tracing::warn!(?keys, error = %e, "could not give resources back; they are free when the hold runs out");
+                    }
+                    return recorded;
+                }
+                Claim::InProgress | Claim::Duplicate => {
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(std::time::Duration::from_millis(200));
+                }
+            }
+        }
+        Err(DriftError::Busy(format!("another consumer kept recording a finding on the resources of {}", o.event_id)))
+    }
+
+    /// [`Self::record`], its resources held.
+    async fn record_held(
         &self,
         view: &CatalogView,
         o: &Observation,
@@ -281,7 +331,7 @@ impl<S: DriftStore, K: CatalogReader, C: Clock, N: Notifier> Drift<S, K, C, N> {
     /// [`Finding::joins`]): one query of the tenant's findings whose window
     /// starts within the join and storm windows around `o`.
     async fn joinable(&self, o: &Observation, storm: Duration) -> Result<Option<Finding>, StoreError> {
-        if !matches!(o.evidence, Evidence::ConfigurationItem | Evidence::ApiCall | Evidence::ComplianceChange) {
+        if !joins_by_resource(o) {
             return Ok(None);
         }
         let join = Duration::from_std(JOIN_WINDOW).unwrap_or(Duration::MAX);
@@ -297,10 +347,36 @@ impl<S: DriftStore, K: CatalogReader, C: Clock, N: Notifier> Drift<S, K, C, N> {
     async fn tell(&self, view: &CatalogView, f: &Finding) -> Result<(), DriftError> {
         let named = if f.actor.is_some() { "named" } else { "unnamed" };
         let base = format!("drift-tell:{}:{}:{named}", f.tenant, f.id);
-        let routed = notifications_for(&view.catalog, f);
+        let routed = notifications_for(&view.catalog, f, self.public_url.as_deref());
         send_each(&self.store, &self.clock, self.claims, &self.notifier, &base, &routed).await?;
         Ok(())
     }
+}
+
+/// Whether `o` is evidence that joins another's finding on its resource.
+fn joins_by_resource(o: &Observation) -> bool {
+    matches!(o.evidence, Evidence::ConfigurationItem | Evidence::ApiCall | Evidence::ComplianceChange)
+}
+
+/// What a consumer holds while it records a finding of `o`, so that two
+/// pieces of one change judged at once (a Config item and its API call,
+/// which group differently) find each other rather than open two findings:
+/// for each resource (by its ARN's last part, else its id, what a Config
+/// item and a call both name) the join window of `o`'s time and the next
+/// one, `drift-hold:{tenant}:{account}:{resource}:{window}`. Two
+/// observations of one resource at most a join window apart share one key.
+/// None for evidence that joins nothing.
+pub fn resource_keys(o: &Observation) -> Vec<String> {
+    if !joins_by_resource(o) {
+        return Vec::new();
+    }
+    let join = i64::try_from(JOIN_WINDOW.as_secs()).unwrap_or(i64::MAX).max(1);
+    let window = o.at.timestamp().div_euclid(join);
+    let names: std::collections::BTreeSet<&str> = o.resources.iter().map(|r| r.key()).collect();
+    names
+        .into_iter()
+        .flat_map(|name| [window, window + 1].map(|w| format!("drift-hold:{}:{}:{name}:{w}", o.tenant, o.account)))
+        .collect()
 }
 
 /// The service of an observation ingest could not resolve: each resource's
@@ -314,8 +390,9 @@ pub fn service_of(view: &CatalogView, o: &Observation) -> Option<crate::domain::
 /// and the feed): attributes `kind`, `tenant`, `service` (`unknown` for an
 /// unmapped resource), `vendor` when a vendor's principal made it, and
 /// routing's `type`, `audience`, `notify` and `severity` (the finding's).
-/// Every text names who changed which resource.
-pub fn notifications_for(catalog: &Catalog, f: &Finding) -> Vec<Routed> {
+/// Every text names who changed which resource, and links the finding
+/// under `hub`, the hub's public address, when known.
+pub fn notifications_for(catalog: &Catalog, f: &Finding, hub: Option<&str>) -> Vec<Routed> {
     let mut attributes = BTreeMap::new();
     attributes.insert("kind".to_owned(), KIND.to_owned());
     attributes.insert("tenant".to_owned(), f.tenant.to_string());
@@ -325,11 +402,12 @@ pub fn notifications_for(catalog: &Catalog, f: &Finding) -> Vec<Routed> {
     }
     let body = serde_json::json!({"event": KIND, "summary": f.summary(), "finding": f});
     let services: Vec<_> = f.service.iter().cloned().collect();
-    routed::for_services(catalog, &occurrence_of(f), services, &attributes, f.severity.as_str(), &body)
+    routed::for_services(catalog, &occurrence_of(f, hub), services, &attributes, f.severity.as_str(), &body)
 }
 
-/// What people read of a finding: who changed which resource, where and when.
-fn occurrence_of(f: &Finding) -> crate::domain::routing::render::Occurrence {
+/// What people read of a finding: who changed which resource, where and
+/// when, and the finding's address in the hub when `hub` is known.
+fn occurrence_of(f: &Finding, hub: Option<&str>) -> crate::domain::routing::render::Occurrence {
     let service = f.service.as_ref().map_or("unknown", |s| s.as_str());
     let who = f.actor.as_ref().map_or("an unknown actor", |a| a.name.as_str());
     let resource = f.resources.first().map_or("a resource", |r| r.id.as_str());
@@ -354,9 +432,14 @@ fn occurrence_of(f: &Finding) -> crate::domain::routing::render::Occurrence {
         facts,
         details: std::iter::once(f.summary()).chain(lines).collect(),
         impact: Some(format!("{who} changed {resource} without an approved change; the owners are looking into it.")),
-        links: vec![],
+        links: hub.map(|h| finding_link(h, &f.id)).into_iter().collect(),
         commands: vec![],
     }
+}
+
+/// The finding's address under the hub's public address `hub`.
+pub fn finding_link(hub: &str, id: &FindingId) -> crate::ports::Link {
+    crate::ports::Link { label: "Finding".to_owned(), url: format!("{}/findings/{id}", hub.trim_end_matches('/')) }
 }
 
 fn at_text(at: DateTime<Utc>) -> String {

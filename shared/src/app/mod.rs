@@ -16,6 +16,7 @@ pub mod governance;
 pub mod incidents;
 pub mod ingest;
 pub mod merge_gate;
+pub mod migrate;
 pub mod once;
 pub mod problems;
 pub mod publish;

@@ -240,7 +240,8 @@ pub struct Finding {
     pub resources: Vec<Resource>,
     /// What changed, the first [`MAX_CHANGES`] pieces of evidence.
     pub changes: Vec<Observed>,
-    /// The evidence counted, by hub event id (the first [`MAX_EVIDENCE`]).
+    /// The evidence counted, by the observations' identities (hub event
+    /// ids, CloudTrail `eventID`s; the first [`MAX_EVIDENCE`]).
     pub evidence: Vec<String>,
     /// Pieces of evidence gathered: a burst is one finding with a count.
     pub count: u64,

@@ -68,3 +68,14 @@ pub trait ImplementationReader: Send + Sync {
     /// `InvalidCursor` if `query.after` is not a cursor of a window.
     fn plannable(&self, query: &ServiceWindowQuery) -> impl Future<Output = Result<Page<Change>, StoreError>> + Send;
 }
+
+/// Index upkeep for a table written by an older hub, before one of a
+/// change's indexes existed (the plannable index): `changehub migrate`.
+pub trait IndexRestore: Send + Sync {
+    /// Writes every index entry `change` has, in one write conditional on
+    /// the stored record still being at `change.version`: `true` when
+    /// written, `false` when the change moved since it was read (read it
+    /// again). Entries it holds already are written again unchanged, so
+    /// running it twice changes nothing.
+    fn restore_index(&self, change: &Change) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}

@@ -24,7 +24,7 @@ pub use bus::{BusError, EventBus};
 pub use catalog::{CatalogReader, DocKind, DueDoc, FreezesDue, StoredDoc, TenantDocs};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use findings::{FINDINGS_EVALUATED, FindingQuery, FindingStore};
-pub use implementation::{ImplementationQuery, ImplementationReader, Implemented, ReadCost};
+pub use implementation::{ImplementationQuery, ImplementationReader, Implemented, IndexRestore, ReadCost};
 pub use incidents::{IncidentQuery, IncidentStore};
 pub use notifier::{Fact, Link, Message, Notification, Notifier, NotifyError};
 pub use problems::{

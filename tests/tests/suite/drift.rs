@@ -26,6 +26,9 @@ contract_cases!(
     authorized_observations_are_recorded_on_their_change_once,
     findings_of_the_same_instant_are_both_kept,
     a_suppression_window_records_without_telling,
+    a_config_item_and_its_call_at_the_same_instant_make_one_finding,
+    one_cloudtrail_record_in_two_envelopes_counts_once,
+    a_change_approved_before_the_plannable_index_authorizes_once_migrated,
 );
 
 /// `/findings` on one store: the break-glass session's unauthorized change
@@ -210,4 +213,35 @@ async fn judging_takes_milliseconds_on_both_stores() {
     assert!(embedded < std::time::Duration::from_secs(1), "{embedded:?}");
     // The emulator's figure is the emulator's (a Python server per call): printed, not held.
     judging_time(aws::dynamo_store().await, "DynamoDB (moto)").await;
+}
+
+/// With the hub's public address known, an unauthorized change's
+/// technical texts link the finding's page under it.
+#[tokio::test]
+async fn unauthorized_change_texts_link_the_finding_under_the_public_url() {
+    let (store, _dir) = embedded().await;
+    let h = hub(store).await;
+    let drift = changehub::app::drift::Drift::new(
+        h.app.store.clone(),
+        h.app.catalog.clone(),
+        changehub::ports::FixedClock::new(t0()),
+        h.told.clone(),
+    )
+    .with_public_url(Some("https://changes.example.com".into()));
+    let (dt, d) = evidence(TRAIL_BREAK_GLASS, &h.tenant, "e1", t0());
+    let judged = drift.handle(&dt, &d).await.expect("judged");
+    let changehub::app::drift::Judged::Unauthorized { finding, .. } = judged else { panic!("{judged:?}") };
+    let url = format!("https://changes.example.com/findings/{}", finding.id);
+    let told = h.told.all();
+    assert_eq!(told.len(), 3, "{told:?}");
+    // The technical copies (the feed's, the owners'); the cab's is its catalog template's own text.
+    let technical: Vec<_> = told
+        .iter()
+        .filter(|n| matches!(n.attributes.get("audience").map(String::as_str), Some("feed" | "owners")))
+        .collect();
+    assert_eq!(technical.len(), 2);
+    for n in technical {
+        assert!(n.message.links.iter().any(|l| l.url == url), "{:?}", n.message);
+    }
+    assert!(h.drift.public_url.is_none(), "without an address, no link");
 }

@@ -1144,6 +1144,6 @@ fn the_public_url_is_a_parameter_passed_to_the_functions_that_render_notificatio
             assert!(var.is_null(), "{name} does not read CHANGEHUB_PUBLIC_URL");
         }
     }
-    let expected = ["correlate", "publish", "scm"].map(str::to_owned);
-    assert_eq!(linked, BTreeSet::from(expected), "the merge gate's statuses link to the change too");
+    let expected = ["correlate", "drift", "publish", "scm"].map(str::to_owned);
+    assert_eq!(linked, BTreeSet::from(expected), "the merge gate's statuses and the findings link too");
 }

@@ -35,11 +35,13 @@ pub struct DriftFigures {
 }
 
 /// The hub event (detail-type, detail) ingest makes of the sample call, as
-/// event `event_id` on `service`, made at `at`.
+/// event (and CloudTrail record) `event_id` on `service`, made at `at`.
 fn observation(service: &str, event_id: String, at: chrono::DateTime<Utc>) -> BoxResult<(String, serde_json::Value)> {
     let Normalized::Events(mut events) = aws::normalize(CALL)? else { return Err("the sample call is ignored".into()) };
     let c = events.pop().ok_or("the sample call makes no event")?;
-    let (detail_type, data) = c.fact.split();
+    let (detail_type, mut data) = c.fact.split();
+    // Another CloudTrail record each time (the consumer counts a record once).
+    data["event_id"] = serde_json::json!(event_id);
     let detail = Detail {
         delivery_id: event_id.clone(),
         event_id,

@@ -267,3 +267,29 @@ impl crate::ports::ImplementationReader for DynamoStore {
         self.service_window(keys::plannable_pk(&q.tenant, &q.service), q).await
     }
 }
+
+impl crate::ports::IndexRestore for DynamoStore {
+    /// One transaction: a condition check of the record's version and a
+    /// Put of each index entry.
+    async fn restore_index(&self, change: &Change) -> Result<bool, StoreError> {
+        let check = aws_sdk_dynamodb::types::ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::change_pk(&change.tenant, &change.id), keys::META)))
+            .condition_expression("version = :version")
+            .expression_attribute_values(":version", super::n(change.version))
+            .build()
+            .map_err(|e| StoreError::backend(false, e))?;
+        let mut txn = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().condition_check(check).build());
+        for ((pk, sk), idx) in keys::index_entries(change) {
+            txn = txn.transact_items(put(&self.table, index_attributes(pk, sk, &idx), None)?);
+        }
+        match txn.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if super::condition_failed_at(&e).is_some() => Ok(false),
+            Err(e) => Err(super::classify_transaction(e)),
+        }
+    }
+}

@@ -160,3 +160,30 @@ impl crate::ports::ImplementationReader for EmbeddedStore {
         self.service_window(keys::plannable_pk(&q.tenant, &q.service), q).await
     }
 }
+
+impl crate::ports::IndexRestore for EmbeddedStore {
+    /// One write transaction: the record read, and at its version each index entry put.
+    async fn restore_index(&self, change: &Change) -> Result<bool, StoreError> {
+        let change = change.clone();
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(backend)?;
+            let written = {
+                let mut table = txn.open_table(ITEMS).map_err(backend)?;
+                let pk = keys::change_pk(&change.tenant, &change.id);
+                let stored: Option<Change> = get_item(&table, &pk, keys::META)?;
+                match stored {
+                    Some(stored) if stored.version == change.version => {
+                        for ((pk, sk), item) in keys::index_entries(&stored) {
+                            table.insert((pk.as_str(), sk.as_str()), encode(&item)?.as_slice()).map_err(backend)?;
+                        }
+                        true
+                    }
+                    _ => false,
+                }
+            };
+            txn.commit().map_err(backend)?;
+            Ok(written)
+        })
+        .await
+    }
+}

@@ -20,7 +20,8 @@ pub const MAX_CHANGE_EVIDENCE: u64 = 1000;
 pub struct ChangeEvidence {
     pub tenant: TenantId,
     pub change_id: ChangeId,
-    /// The hub event's id: a piece of evidence is recorded once.
+    /// The observation's identity (the hub event's id, or a CloudTrail
+    /// call's `eventID`): a piece of evidence is recorded once.
     pub event_id: String,
     pub evidence: Evidence,
     pub account: String,

@@ -62,6 +62,12 @@ impl Resource {
         names
     }
 
+    /// The one name a Config item and an API call both give it: its ARN's
+    /// last part (`sg-…`, a role's or a bucket's name), else its id.
+    pub fn key(&self) -> &str {
+        self.arn.as_deref().map_or(self.id.as_str(), |arn| arn_tail(arn).unwrap_or(arn))
+    }
+
     /// Whether both name the same resource.
     pub fn same_as(&self, other: &Resource) -> bool {
         let theirs = other.names();
@@ -229,7 +235,9 @@ fn stack_name(stack_id: &str) -> Option<&str> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Observation {
     pub tenant: TenantId,
-    /// The hub event's id: the evidence's identity (a duplicate has the same).
+    /// The evidence's identity (a duplicate has the same): the hub event's
+    /// id, or for an API call CloudTrail's own `eventID`, so one record
+    /// delivered under two EventBridge envelope ids counts once.
     pub event_id: String,
     pub evidence: Evidence,
     pub account: String,
@@ -412,9 +420,12 @@ fn api_call((d, call): (Head, ApiCall), policy: &DriftPolicy) -> Result<Observat
         what.push_str(&format!(" ({})", params.join(", ")));
     }
     let actor = Actor::of_caller(&call.identity, &call.account, policy);
+    // CloudTrail's own id: the record is one piece of evidence whatever
+    // envelope (or how many) EventBridge delivered it in.
+    let event_id = Some(call.event_id.trim()).filter(|id| !id.is_empty()).map_or(d.event_id, str::to_owned);
     Ok(Observation {
         tenant: d.tenant,
-        event_id: d.event_id,
+        event_id,
         evidence: Evidence::ApiCall,
         account: call.account,
         region: call.region,
@@ -593,6 +604,25 @@ mod tests {
     fn observe(body: &[u8], policy: &DriftPolicy) -> Observation {
         let (detail_type, detail) = detail(body);
         Observation::of(&detail_type, &detail, policy).expect("an observation")
+    }
+
+    #[test]
+    fn an_api_call_is_identified_by_cloudtrails_own_event_id_whatever_its_envelope() {
+        let (detail_type, mut detail) = detail(TRAIL_BREAK_GLASS);
+        let policy = DriftPolicy::default();
+        let first = Observation::of(&detail_type, &detail, &policy).expect("an observation");
+        // The same record under another EventBridge envelope: another hub event id.
+        detail["event_id"] = json!("aws-another-envelope-0");
+        detail["delivery_id"] = json!("another-envelope");
+        let again = Observation::of(&detail_type, &detail, &policy).expect("an observation");
+        assert_eq!(first.event_id, "e7b94c1d-2a3f-4b6e-9c8d-0f1a2b3c4d5e");
+        assert_eq!(again.event_id, first.event_id);
+        // A Config item keeps the hub event's id.
+        assert_eq!(observe(CONFIG_ITEM, &policy).event_id, detail_of(CONFIG_ITEM)["event_id"]);
+    }
+
+    fn detail_of(body: &[u8]) -> Value {
+        detail(body).1
     }
 
     #[test]
