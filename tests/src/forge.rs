@@ -1,7 +1,8 @@
-//! A fake GitHub and GitLab API on a loopback port, for the merge gate: it
-//! records every request exactly (method, path with query, authorization,
-//! body), answers as the real APIs do (installation tokens for a JWT signed
-//! by the test App's key, statuses, a request's files), and can be told to
+//! A fake GitHub and GitLab API on a loopback port, for the merge gate and
+//! the deployment protection rule: it records every request exactly (method,
+//! path with query, authorization, body), answers as the real APIs do
+//! (installation tokens for a JWT signed by the test App's key, statuses, a
+//! request's files, protection rule callbacks), and can be told to
 //! fail the next requests (502, 429 with `Retry-After`).
 
 use axum::Router;
@@ -86,6 +87,23 @@ impl FakeForge {
             .map(|c| {
                 let text = |k: &str| c.body[k].as_str().unwrap_or_default().to_owned();
                 (c.path.clone(), text("state"), text("description"))
+            })
+            .collect()
+    }
+
+    /// The deployment protection rule callbacks posted, in order: answers and status reports.
+    pub fn callbacks(&self) -> Vec<Call> {
+        self.calls_to("/deployment_protection_rule")
+    }
+
+    /// The answers (`state` set) posted to protection rule callbacks: (path, state, comment).
+    pub fn protection_answers(&self) -> Vec<(String, String, String)> {
+        self.callbacks()
+            .into_iter()
+            .filter(|c| c.body.get("state").is_some())
+            .map(|c| {
+                let text = |k: &str| c.body[k].as_str().unwrap_or_default().to_owned();
+                (c.path.clone(), text("state"), text("comment"))
             })
             .collect()
     }
@@ -176,6 +194,10 @@ async fn answer_call(
         (Method::POST, ["repos", _, _, "statuses", _])
         | (Method::POST, ["api", "v4", "projects", _, "statuses", _]) => {
             json_answer(StatusCode::CREATED, json!({"id": 1}))
+        }
+        // GitHub answers a protection rule's answer, or a status report, with 204 and no body.
+        (Method::POST, ["repos", _, _, "actions", "runs", _, "deployment_protection_rule"]) => {
+            StatusCode::NO_CONTENT.into_response()
         }
         (Method::GET, ["repos", _, _, "pulls", _, "files"]) => {
             let files: Vec<Value> = inner.files.iter().map(|f| json!({"filename": f, "status": "modified"})).collect();

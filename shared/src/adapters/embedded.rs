@@ -22,6 +22,7 @@ mod findings;
 mod incidents;
 mod index;
 mod problems;
+mod protection;
 mod pulls;
 mod trails;
 

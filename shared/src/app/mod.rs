@@ -18,6 +18,7 @@ pub mod ingest;
 pub mod merge_gate;
 pub mod once;
 pub mod problems;
+pub mod protection;
 pub mod publish;
 pub mod recheck;
 pub mod routed;

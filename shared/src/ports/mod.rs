@@ -11,6 +11,7 @@ pub mod implementation;
 pub mod incidents;
 pub mod notifier;
 pub mod problems;
+pub mod protection;
 pub mod scm;
 pub mod secrets;
 pub mod security;
@@ -30,6 +31,7 @@ pub use problems::{
     Counted, IncidentCounterKey, IncidentCounts, IncidentWrite, PROBLEMS_EVALUATED, ProblemQuery, ProblemStore,
     RecurrenceState,
 };
+pub use protection::{CallbackPost, ProtectionCallbacks, ProtectionStore};
 pub use scm::{CommitStatus, ForgeCredentials, Forges, GithubCredential, PullLinkStore, ScmError};
 pub use secrets::{SecretSource, SecretsError};
 pub use security::{Refusal, SECURITY_EVENT_TTL, SecurityEvent, SecurityLog, SecurityQuery};
