@@ -1812,3 +1812,93 @@ async fn a_signed_pull_request_gets_a_status_that_flips_when_its_change_is_appro
     assert_eq!(all.last().map(|c| c.body["state"].clone()), Some(json!("success")), "{all:?}");
     hub.interrupt();
 }
+
+/// A signed GitHub `deployment_protection_rule` (the sample, its ref naming
+/// a submitted change of payments) is kept: GitHub gets a status report
+/// saying what it waits for, posted with the App installation's token to the
+/// fake GitHub API. Approving the change answers it `approved`, naming the
+/// change, through the change's waiting set (the change events on the local
+/// bus), without another webhook and without polling.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_protection_rule_request_is_kept_and_approved_when_its_change_is() {
+    use changehub_tests::forge::{APP_ID, FakeForge};
+    let forge = FakeForge::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/keys/github-app.test.pem");
+    let key = key.to_str().expect("utf-8 path").to_owned();
+    let env = [
+        ("CHANGEHUB_GITHUB_SECRET", "gh-dev-secret"),
+        ("CHANGEHUB_GITHUB_APP_ID", APP_ID),
+        ("CHANGEHUB_GITHUB_APP_KEY_FILE", key.as_str()),
+        ("CHANGEHUB_GITHUB_API_URL", forge.url.as_str()),
+    ];
+    let hub = Served::start_with(dir.path(), &env);
+    import_catalog(dir.path(), &hub.base);
+    let http = reqwest::Client::new();
+    let alice = token(dir.path(), "alice@example.com", "engineers");
+    let now = chrono::Utc::now();
+    let mut change = sample();
+    change["planned_start"] = json!(now - chrono::Duration::minutes(5));
+    change["planned_end"] = json!(now + chrono::Duration::hours(2));
+    let created = http.post(format!("{}/changes", hub.base)).bearer_auth(&alice).json(&change).send().await;
+    let created = created.expect("create");
+    assert_eq!(created.status(), 201);
+    let id = created.json::<Value>().await.expect("json")["id"].as_str().expect("id").to_owned();
+    let submit = json!({"to": "submitted", "version": 1});
+    let moved = http.post(format!("{}/changes/{id}/transitions", hub.base)).bearer_auth(&alice).json(&submit);
+    assert_eq!(moved.send().await.expect("submit").status(), 200);
+
+    let sample =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events/github/deployment_protection_rule.requested.json");
+    let mut request: Value = serde_json::from_slice(&std::fs::read(&sample).expect("sample")).expect("json");
+    request["ref"] = json!(format!("refs/heads/chg/{id}"));
+    // Asked now: GitHub's 30 days run from the deployment's time (the sample's is long past).
+    let asked = json!(now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    request["deployment"]["created_at"] = asked.clone();
+    request["deployment"]["updated_at"] = asked;
+    let file = dir.path().join("deployment_protection_rule.requested.json");
+    std::fs::write(&file, serde_json::to_vec(&request).expect("json")).expect("write");
+    let replay = ["replay", "--source", "github", "--url", &hub.base];
+    let out = Command::new(BIN).args(replay).arg(&file).envs(env).output().expect("replay");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let callbacks = |n: usize| {
+        let forge = forge.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let calls = forge.callbacks();
+                if calls.len() >= n {
+                    return calls;
+                }
+                assert!(Instant::now() < deadline, "{n} callbacks expected, got {:?}", forge.calls());
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let path = "/repos/acme-corp/checkout-service/actions/runs/10987654321/deployment_protection_rule";
+    let first = callbacks(1).await;
+    assert_eq!(first[0].path, path);
+    assert_eq!(first[0].auth.as_deref(), Some("Bearer ghs_51234567_1"), "the installation's token");
+    assert_eq!(first[0].body.get("state"), None, "a status report, no answer yet: {first:?}");
+    assert_eq!(first[0].body["environment_name"], json!("production"));
+
+    for (user, group) in [("pat@example.com", "payments-leads"), ("carol@example.com", "cab")] {
+        let approver = token(dir.path(), user, group);
+        let decided = http
+            .post(format!("{}/changes/{id}/decisions", hub.base))
+            .bearer_auth(&approver)
+            .json(&json!({"decision": "approve"}))
+            .send()
+            .await
+            .expect("decide");
+        assert_eq!(decided.status(), 200, "{user}");
+    }
+    let all = callbacks(2).await;
+    let answer = &all[1];
+    assert_eq!((answer.path.as_str(), &answer.body["state"]), (path, &json!("approved")), "{all:?}");
+    assert!(answer.body["comment"].as_str().unwrap_or_default().contains(&id), "{all:?}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(forge.protection_answers().len(), 1, "answered once: {:?}", forge.callbacks());
+    hub.interrupt();
+}
