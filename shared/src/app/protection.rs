@@ -8,8 +8,9 @@
 //!   environment is approved and recorded). Settled: GitHub is called back
 //!   at once. Pending: the request is kept, on its change's waiting set and
 //!   in the due index, and GitHub gets a status report saying what it waits for.
-//! - A change event that may turn the gate ([`merge::TURNING_EVENTS`]): the
-//!   requests waiting on the change (one read) are decided again.
+//! - A change event that may turn the gate ([`merge::TURNING_EVENTS`] and
+//!   [`ALSO_TURNING`]): the requests waiting on the change (one read) are
+//!   decided again.
 //! - `Deployment Gate Due` (the escalation tick's [`ProtectionTicker`], from
 //!   the due index): a kept request whose recheck time or time-out came is
 //!   decided again; an answer GitHub did not take is sent again, until
@@ -52,10 +53,20 @@ pub const ALARM_TYPE: &str = "deployment_gate_alarm";
 pub const ASKED_BY: &str = "github:deployment_protection_rule";
 /// Times a write of a waiting set is tried against concurrent writers.
 const WAITS_ATTEMPTS: u32 = 3;
+/// Change events that may turn a deployment gate besides those that turn a
+/// merge gate ([`merge::TURNING_EVENTS`]): a checklist item done, a suspect
+/// change cleared, a change rescheduled into now.
+pub const ALSO_TURNING: [&str; 3] = ["Checklist Item Done", "Change Suspect Cleared", "Change Rescheduled"];
+
+/// Whether a change event may turn a kept request's answer.
+pub fn turns_gate(detail_type: &str) -> bool {
+    merge::turns_status(detail_type) || ALSO_TURNING.contains(&detail_type)
+}
 
 /// The bus rule's pattern: requests, due requests, and the change events that may turn a gate.
 pub fn rule_pattern() -> Result<crate::domain::EventPattern, crate::domain::event::PatternError> {
-    let detail_types: Vec<&str> = [GATE_REQUESTED, GATE_DUE].into_iter().chain(merge::TURNING_EVENTS).collect();
+    let detail_types: Vec<&str> =
+        [GATE_REQUESTED, GATE_DUE].into_iter().chain(merge::TURNING_EVENTS).chain(ALSO_TURNING).collect();
     crate::domain::EventPattern::parse(serde_json::json!({ "detail-type": detail_types }))
 }
 
@@ -156,7 +167,7 @@ where
         } else if detail_type == GATE_DUE {
             let due = DueDetail::deserialize(detail).map_err(unreadable)?;
             self.due(&tenant_of(&due.tenant)?, &due.request_id).await
-        } else if merge::turns_status(detail_type) {
+        } else if turns_gate(detail_type) {
             let event = ChangeEvent::deserialize(detail).map_err(unreadable)?;
             self.change_decided(&tenant_of(&event.tenant)?, event.change_id).await
         } else {
@@ -572,4 +583,21 @@ fn due_event(request: &ProtectionRequest, now: chrono::DateTime<chrono::Utc>) ->
         resources: Vec::new(),
         detail: serde_json::to_value(detail).ok()?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rule_takes_requests_due_events_and_every_change_event_that_may_turn_a_gate() {
+        let pattern = rule_pattern().expect("pattern");
+        let event = |detail_type: &str| serde_json::json!({"detail-type": detail_type, "source": "changehub.changes"});
+        for taken in [GATE_REQUESTED, GATE_DUE, "Change Approved", "Change Rejected", "Checklist Item Done"] {
+            assert!(pattern.matches(&event(taken)), "{taken}");
+        }
+        for left in ["Pull Request Changed", "Freeze Starting", "Change Created"] {
+            assert!(!pattern.matches(&event(left)), "{left}");
+        }
+    }
 }
