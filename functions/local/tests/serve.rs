@@ -1777,21 +1777,7 @@ async fn a_signed_pull_request_gets_a_status_that_flips_when_its_change_is_appro
     let out = Command::new(BIN).args(replay).arg(&file).envs(env).output().expect("replay");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
-    let statuses = |n: usize| {
-        let forge = forge.clone();
-        async move {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            loop {
-                let calls = forge.calls_to("/statuses/");
-                if calls.len() >= n {
-                    return calls;
-                }
-                assert!(Instant::now() < deadline, "{n} statuses expected, got {calls:?}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    };
-    let first = statuses(1).await;
+    let first = forge_calls(&forge, "/statuses/", 1).await;
     assert_eq!(first[0].path, format!("/repos/acme-corp/checkout-service/statuses/{head}"));
     assert_eq!(first[0].auth.as_deref(), Some("Bearer ghp_merge_gate"));
     assert_eq!((&first[0].body["state"], &first[0].body["context"]), (&json!("pending"), &json!("changehub/change")));
@@ -1808,7 +1794,7 @@ async fn a_signed_pull_request_gets_a_status_that_flips_when_its_change_is_appro
             .expect("decide");
         assert_eq!(decided.status(), 200, "{user}");
     }
-    let all = statuses(2).await;
+    let all = forge_calls(&forge, "/statuses/", 2).await;
     assert_eq!(all.last().map(|c| c.body["state"].clone()), Some(json!("success")), "{all:?}");
     hub.interrupt();
 }
@@ -1862,22 +1848,8 @@ async fn a_signed_protection_rule_request_is_kept_and_approved_when_its_change_i
     let out = Command::new(BIN).args(replay).arg(&file).envs(env).output().expect("replay");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
-    let callbacks = |n: usize| {
-        let forge = forge.clone();
-        async move {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            loop {
-                let calls = forge.callbacks();
-                if calls.len() >= n {
-                    return calls;
-                }
-                assert!(Instant::now() < deadline, "{n} callbacks expected, got {:?}", forge.calls());
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    };
     let path = "/repos/acme-corp/checkout-service/actions/runs/10987654321/deployment_protection_rule";
-    let first = callbacks(1).await;
+    let first = forge_calls(&forge, path, 1).await;
     assert_eq!(first[0].path, path);
     assert_eq!(first[0].auth.as_deref(), Some("Bearer ghs_51234567_1"), "the installation's token");
     assert_eq!(first[0].body.get("state"), None, "a status report, no answer yet: {first:?}");
@@ -1894,11 +1866,29 @@ async fn a_signed_protection_rule_request_is_kept_and_approved_when_its_change_i
             .expect("decide");
         assert_eq!(decided.status(), 200, "{user}");
     }
-    let all = callbacks(2).await;
+    let all = forge_calls(&forge, path, 2).await;
     let answer = &all[1];
     assert_eq!((answer.path.as_str(), &answer.body["state"]), (path, &json!("approved")), "{all:?}");
     assert!(answer.body["comment"].as_str().unwrap_or_default().contains(&id), "{all:?}");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(forge.protection_answers().len(), 1, "answered once: {:?}", forge.callbacks());
     hub.interrupt();
+}
+
+/// The fake forge's calls to paths containing `part`, once there are at
+/// least `n` of them (within 10 seconds: the hub calls it from a consumer).
+async fn forge_calls(
+    forge: &changehub_tests::forge::FakeForge,
+    part: &str,
+    n: usize,
+) -> Vec<changehub_tests::forge::Call> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let calls = forge.calls_to(part);
+        if calls.len() >= n {
+            return calls;
+        }
+        assert!(Instant::now() < deadline, "{n} calls to {part} expected, got {:?}", forge.calls());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{EmbeddedStore, GSI1, ITEMS, backend, encode, get_item};
+use super::{EmbeddedStore, GSI1, ITEMS, backend, encode, get_item, move_due};
 use crate::adapters::keys;
 use crate::domain::gate::protection::{ProtectionRequest, ProtectionWaits};
 use crate::domain::{ChangeId, TenantId};
@@ -31,15 +31,7 @@ impl ProtectionStore for EmbeddedStore {
                 }
                 table.insert((pk.as_str(), keys::PROTECTION_SK), bytes.as_slice()).map_err(backend)?;
                 let before = stored.as_ref().and_then(keys::protection_due_keys);
-                if before != due {
-                    let mut gsi = txn.open_table(GSI1).map_err(backend)?;
-                    if let Some((gpk, gsk)) = before {
-                        gsi.remove((gpk.as_str(), gsk.as_str())).map_err(backend)?;
-                    }
-                    if let Some((gpk, gsk)) = &due {
-                        gsi.insert((gpk.as_str(), gsk.as_str()), pk.as_str()).map_err(backend)?;
-                    }
-                }
+                move_due(&mut txn.open_table(GSI1).map_err(backend)?, before, due, &pk)?;
             }
             txn.commit().map_err(backend)
         })
