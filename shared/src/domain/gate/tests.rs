@@ -312,7 +312,8 @@ fn any_state() -> impl Strategy<Value = ChangeState> {
 proptest! {
     /// Whatever the change, the time, the freezes and the incidents: allowed
     /// exactly when the status says so; a gated allowed answer rests on an
-    /// approved, scheduled or implementing change of the service within its
+    /// approved, scheduled, implementing or verifying (the next stage)
+    /// change of the service within its
     /// window; a pending answer's recheck time is in the future; a non-gated
     /// environment is always allowed.
     #[test]
@@ -345,7 +346,10 @@ proptest! {
             prop_assert!(d.allowed);
         }
         if gated && d.allowed {
-            prop_assert!(matches!(c.state, ChangeState::Approved | ChangeState::Scheduled | ChangeState::Implementing));
+            prop_assert!(matches!(
+                c.state,
+                ChangeState::Approved | ChangeState::Scheduled | ChangeState::Implementing | ChangeState::Verifying
+            ));
             prop_assert!(within_window(&c, Duration::minutes(15), now));
             prop_assert!(freeze::blocking(&w.freezes, &c.services, now, work_span(&c, now).1).is_none());
         }
