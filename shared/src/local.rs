@@ -29,6 +29,7 @@ use crate::app::freeze_starting::{FreezeTick, FreezeTicker};
 use crate::app::gate::Wakeups;
 use crate::app::ingest::{Ingest, Webhooks};
 use crate::app::merge_gate::{MergeGate, MergeGateError};
+use crate::app::protection::{Protection, ProtectionError, ProtectionTick, ProtectionTicker};
 use crate::app::publish::Outbox;
 use crate::app::rollback::{RollbackError, Rollbacks};
 use crate::app::tagging::{ConsumeError, Consumer};
@@ -125,11 +126,15 @@ impl Clock for HubClock {
 type HubEscalator = Escalator<EmbeddedStore, CachedCatalog<EmbeddedStore>, HubClock>;
 /// The hub's "freeze starting" use case, publishing on its bus and notifier.
 type HubFreezes = FreezeTicker<EmbeddedStore, CachedCatalog<EmbeddedStore>, HubClock, LocalBus, HubNotifier>;
+/// The hub's protection rule requests due (a recheck, a time-out, a redelivery), handed to the bus.
+type HubProtections = ProtectionTicker<EmbeddedStore, LocalBus, HubClock>;
 
-/// The hub's escalation tick: approvals and reminders, then freezes about to start.
+/// The hub's escalation tick: approvals and reminders, then freezes about
+/// to start, then the protection rule requests due.
 pub struct HubTicker {
     pub escalator: HubEscalator,
     pub freezes: HubFreezes,
+    pub protections: HubProtections,
 }
 
 /// What one of the hub's ticks did.
@@ -138,6 +143,7 @@ pub struct HubTick {
     #[serde(flatten)]
     pub tick: crate::app::escalation::Tick,
     pub freezes: FreezeTick,
+    pub protections: ProtectionTick,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -146,12 +152,15 @@ pub enum HubTickError {
     Escalation(#[from] crate::app::escalation::EscalationError),
     #[error(transparent)]
     Freezes(#[from] crate::app::freeze_starting::FreezeTickError),
+    #[error(transparent)]
+    Protections(#[from] crate::app::protection::ProtectionTickError),
 }
 
 impl HubTicker {
     pub async fn tick(&self) -> Result<HubTick, HubTickError> {
         let tick = self.escalator.tick().await?;
-        Ok(HubTick { tick, freezes: self.freezes.tick().await? })
+        let freezes = self.freezes.tick().await?;
+        Ok(HubTick { tick, freezes, protections: self.protections.tick().await? })
     }
 }
 
@@ -267,6 +276,19 @@ impl Hub {
             },
             RollbackError::retryable,
         ));
+        // Deployment protection rules: answered on GitHub's callback, at once or when the change is decided.
+        let protection =
+            Arc::new(Protection { changes: changes.clone(), callbacks: forges.clone(), notifier: notifier.clone() });
+        tokio::spawn(consume(
+            "protection",
+            bus.add_rule("protection", crate::app::protection::rule_pattern()?),
+            dead_letters.clone(),
+            move |e| {
+                let protection = protection.clone();
+                async move { protection.handle(&e.detail_type, &e.detail).await }
+            },
+            ProtectionError::retryable,
+        ));
         let merge_gate = Arc::new(MergeGate {
             store: store.clone(),
             catalog: changes.catalog.clone(),
@@ -335,6 +357,7 @@ impl Hub {
         let escalation = Arc::new(HubTicker {
             escalator: Escalator { store: store.clone(), catalog: changes.catalog.clone(), clock: clock.clone() },
             freezes: FreezeTicker::new(store.clone(), changes.catalog.clone(), clock.clone(), bus.clone(), notifier),
+            protections: ProtectionTicker { store: store.clone(), bus: bus.clone(), clock: clock.clone() },
         });
         // A held gate answer ends before the request timeout would cut it off.
         let longest = config.limits.request_timeout.saturating_sub(Duration::from_secs(2));

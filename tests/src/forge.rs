@@ -1,9 +1,10 @@
-//! A fake GitHub and GitLab API on a loopback port, for the merge gate: it
-//! records every request exactly (method, path with query, authorization,
-//! body), answers as the real APIs do (installation tokens for a JWT signed
-//! by the test App's key, statuses, a request's files, GitLab's external
-//! status check responses), and can be told to fail the next requests (502,
-//! 429 with `Retry-After`).
+//! A fake GitHub and GitLab API on a loopback port, for the merge gate and
+//! the deployment protection rule: it records every request exactly (method,
+//! path with query, authorization, body), answers as the real APIs do
+//! (installation tokens for a JWT signed by the test App's key, statuses, a
+//! request's files, GitLab's external status check responses, protection
+//! rule callbacks), and can be told to fail the next requests (502, 429
+//! with `Retry-After`).
 //!
 //! Like GitLab, it keeps each commit status's state per (project, sha,
 //! name) and refuses `pending` on a status already pending with GitLab's
@@ -97,6 +98,23 @@ impl FakeForge {
             .map(|c| {
                 let text = |k: &str| c.body[k].as_str().unwrap_or_default().to_owned();
                 (c.path.clone(), text("state"), text("description"))
+            })
+            .collect()
+    }
+
+    /// The deployment protection rule callbacks posted, in order: answers and status reports.
+    pub fn callbacks(&self) -> Vec<Call> {
+        self.calls_to("/deployment_protection_rule")
+    }
+
+    /// The answers (`state` set) posted to protection rule callbacks: (path, state, comment).
+    pub fn protection_answers(&self) -> Vec<(String, String, String)> {
+        self.callbacks()
+            .into_iter()
+            .filter(|c| c.body.get("state").is_some())
+            .map(|c| {
+                let text = |k: &str| c.body[k].as_str().unwrap_or_default().to_owned();
+                (c.path.clone(), text("state"), text("comment"))
             })
             .collect()
     }
@@ -213,6 +231,10 @@ async fn answer_call(
         }
         (Method::POST, ["api", "v4", "projects", _, "pipeline"]) => {
             json_answer(StatusCode::CREATED, json!({"id": 4711, "status": "created"}))
+        }
+        // GitHub answers a protection rule's answer, or a status report, with 204 and no body.
+        (Method::POST, ["repos", _, _, "actions", "runs", _, "deployment_protection_rule"]) => {
+            StatusCode::NO_CONTENT.into_response()
         }
         (Method::GET, ["repos", _, _, "pulls", _, "files"]) => {
             let files: Vec<Value> = inner.files.iter().map(|f| json!({"filename": f, "status": "modified"})).collect();

@@ -15,6 +15,7 @@ pub mod http;
 pub mod incident_contract;
 pub mod notifier_contract;
 pub mod problem_contract;
+pub mod protection_contract;
 pub mod pull_links_contract;
 pub mod recheck_contract;
 pub mod samples;

@@ -1915,14 +1915,14 @@ async fn a_signed_pull_request_gets_a_status_that_flips_when_its_change_is_appro
     let id = create_and_submit(&http, &hub.base, &alice).await;
     let head = replay_pull_request(dir.path(), &hub.base, &env, &id);
 
-    let first = statuses(&forge, 1).await;
+    let first = forge_calls(&forge, "/statuses/", 1).await;
     assert_eq!(first[0].path, format!("/repos/acme-corp/checkout-service/statuses/{head}"));
     assert_eq!(first[0].auth.as_deref(), Some("Bearer ghp_merge_gate"));
     assert_eq!((&first[0].body["state"], &first[0].body["context"]), (&json!("pending"), &json!("changehub/change")));
     assert_eq!(first[0].body["target_url"], format!("https://changes.example.com/changes/{id}"));
 
     approve(dir.path(), &http, &hub.base, &id).await;
-    let all = statuses(&forge, 2).await;
+    let all = forge_calls(&forge, "/statuses/", 2).await;
     assert_eq!(all.last().map(|c| c.body["state"].clone()), Some(json!("success")), "{all:?}");
     hub.interrupt();
 }
@@ -1949,7 +1949,7 @@ async fn a_status_that_could_not_be_delivered_is_redriven_later_and_after_a_rest
     let letters = dead_letters(&http, &hub.base, |d| d["waiting"] == 1).await;
     assert_eq!(letters["oldest_consumer"], "merge-gate", "{letters}");
     assert!(letters["oldest_last_error"].as_str().is_some_and(|e| e.contains("502")), "{letters}");
-    let all = statuses(&forge, EVERY_ATTEMPT + 1).await;
+    let all = forge_calls(&forge, "/statuses/", EVERY_ATTEMPT + 1).await;
     assert_eq!(all.last().map(|c| c.body["state"].clone()), Some(json!("pending")), "redriven: {all:?}");
     dead_letters(&http, &hub.base, |d| d["waiting"] == 0 && d["exhausted"] == 0).await;
     hub.interrupt();
@@ -1965,7 +1965,7 @@ async fn a_status_that_could_not_be_delivered_is_redriven_later_and_after_a_rest
     assert_eq!(kept, 1);
     hub.interrupt();
     let hub = Served::start_with(dir.path(), &pairs(&env));
-    let all = statuses(&forge, EVERY_ATTEMPT + 1).await;
+    let all = forge_calls(&forge, "/statuses/", EVERY_ATTEMPT + 1).await;
     assert_eq!(all.last().map(|c| c.body["state"].clone()), Some(json!("success")), "{all:?}");
     dead_letters(&http, &hub.base, |d| d["waiting"] == 0).await;
     hub.interrupt();
@@ -2026,19 +2026,6 @@ async fn approve(dir: &Path, http: &reqwest::Client, base: &str, id: &str) {
             .await
             .expect("decide");
         assert_eq!(decided.status(), 200, "{user}");
-    }
-}
-
-/// The commit statuses the fake forge received, once there are at least `n` (within 30 s).
-async fn statuses(forge: &changehub_tests::forge::FakeForge, n: usize) -> Vec<changehub_tests::forge::Call> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let calls = forge.calls_to("/statuses/");
-        if calls.len() >= n {
-            return calls;
-        }
-        assert!(Instant::now() < deadline, "{n} statuses expected, got {calls:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -2152,4 +2139,98 @@ async fn a_failed_production_deployment_dispatches_the_changes_rollback_workflow
     assert_eq!(calls[0].auth.as_deref(), Some("Bearer ghp_rollback"));
     assert_eq!(calls[0].body, json!({"ref": "main", "inputs": {"sha": last_good, "change": id}}));
     hub.interrupt();
+}
+
+/// A signed GitHub `deployment_protection_rule` (the sample, its ref naming
+/// a submitted change of payments) is kept: GitHub gets a status report
+/// saying what it waits for, posted with the App installation's token to the
+/// fake GitHub API. Approving the change answers it `approved`, naming the
+/// change, through the change's waiting set (the change events on the local
+/// bus), without another webhook and without polling.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_protection_rule_request_is_kept_and_approved_when_its_change_is() {
+    use changehub_tests::forge::{APP_ID, FakeForge};
+    let forge = FakeForge::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/keys/github-app.test.pem");
+    let key = key.to_str().expect("utf-8 path").to_owned();
+    let env = [
+        ("CHANGEHUB_GITHUB_SECRET", "gh-dev-secret"),
+        ("CHANGEHUB_GITHUB_APP_ID", APP_ID),
+        ("CHANGEHUB_GITHUB_APP_KEY_FILE", key.as_str()),
+        ("CHANGEHUB_GITHUB_API_URL", forge.url.as_str()),
+    ];
+    let hub = Served::start_with(dir.path(), &env);
+    import_catalog(dir.path(), &hub.base);
+    let http = reqwest::Client::new();
+    let alice = token(dir.path(), "alice@example.com", "engineers");
+    let now = chrono::Utc::now();
+    let mut change = sample();
+    change["planned_start"] = json!(now - chrono::Duration::minutes(5));
+    change["planned_end"] = json!(now + chrono::Duration::hours(2));
+    let created = http.post(format!("{}/changes", hub.base)).bearer_auth(&alice).json(&change).send().await;
+    let created = created.expect("create");
+    assert_eq!(created.status(), 201);
+    let id = created.json::<Value>().await.expect("json")["id"].as_str().expect("id").to_owned();
+    let submit = json!({"to": "submitted", "version": 1});
+    let moved = http.post(format!("{}/changes/{id}/transitions", hub.base)).bearer_auth(&alice).json(&submit);
+    assert_eq!(moved.send().await.expect("submit").status(), 200);
+
+    let sample =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events/github/deployment_protection_rule.requested.json");
+    let mut request: Value = serde_json::from_slice(&std::fs::read(&sample).expect("sample")).expect("json");
+    request["ref"] = json!(format!("refs/heads/chg/{id}"));
+    // Asked now: GitHub's 30 days run from the deployment's time (the sample's is long past).
+    let asked = json!(now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    request["deployment"]["created_at"] = asked.clone();
+    request["deployment"]["updated_at"] = asked;
+    let file = dir.path().join("deployment_protection_rule.requested.json");
+    std::fs::write(&file, serde_json::to_vec(&request).expect("json")).expect("write");
+    let replay = ["replay", "--source", "github", "--url", &hub.base];
+    let out = Command::new(BIN).args(replay).arg(&file).envs(env).output().expect("replay");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let path = "/repos/acme-corp/checkout-service/actions/runs/10987654321/deployment_protection_rule";
+    let first = forge_calls(&forge, path, 1).await;
+    assert_eq!(first[0].path, path);
+    assert_eq!(first[0].auth.as_deref(), Some("Bearer ghs_51234567_1"), "the installation's token");
+    assert_eq!(first[0].body.get("state"), None, "a status report, no answer yet: {first:?}");
+    assert_eq!(first[0].body["environment_name"], json!("production"));
+
+    for (user, group) in [("pat@example.com", "payments-leads"), ("carol@example.com", "cab")] {
+        let approver = token(dir.path(), user, group);
+        let decided = http
+            .post(format!("{}/changes/{id}/decisions", hub.base))
+            .bearer_auth(&approver)
+            .json(&json!({"decision": "approve"}))
+            .send()
+            .await
+            .expect("decide");
+        assert_eq!(decided.status(), 200, "{user}");
+    }
+    let all = forge_calls(&forge, path, 2).await;
+    let answer = &all[1];
+    assert_eq!((answer.path.as_str(), &answer.body["state"]), (path, &json!("approved")), "{all:?}");
+    assert!(answer.body["comment"].as_str().unwrap_or_default().contains(&id), "{all:?}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(forge.protection_answers().len(), 1, "answered once: {:?}", forge.callbacks());
+    hub.interrupt();
+}
+
+/// The fake forge's calls to paths containing `part`, once there are at
+/// least `n` of them (within 10 seconds: the hub calls it from a consumer).
+async fn forge_calls(
+    forge: &changehub_tests::forge::FakeForge,
+    part: &str,
+    n: usize,
+) -> Vec<changehub_tests::forge::Call> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let calls = forge.calls_to(part);
+        if calls.len() >= n {
+            return calls;
+        }
+        assert!(Instant::now() < deadline, "{n} calls to {part} expected, got {:?}", forge.calls());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

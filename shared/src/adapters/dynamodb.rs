@@ -29,6 +29,7 @@ mod incidents;
 mod index;
 mod problems;
 mod production;
+mod protection;
 mod pulls;
 mod trails;
 

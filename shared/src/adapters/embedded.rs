@@ -23,6 +23,7 @@ mod incidents;
 mod index;
 mod problems;
 mod production;
+mod protection;
 mod pulls;
 mod trails;
 
@@ -99,7 +100,17 @@ fn reindex_due(
     new: &Change,
     pk: &str,
 ) -> Result<(), StoreError> {
-    let (before, after) = (old.and_then(keys::due_keys), keys::due_keys(new));
+    move_due(gsi, old.and_then(keys::due_keys), keys::due_keys(new), pk)
+}
+
+/// Moves an item's due entry (GSI1) from `before` to `after` (either may be
+/// none), pointing at the item's `pk`; nothing when they are the same.
+fn move_due(
+    gsi: &mut redb::Table<(&str, &str), &str>,
+    before: Option<(String, String)>,
+    after: Option<(String, String)>,
+    pk: &str,
+) -> Result<(), StoreError> {
     if before == after {
         return Ok(());
     }

@@ -28,6 +28,8 @@
 //! | finding | `T#{tenant}#FINDINGS` | `FND#{id}` (the id begins with its window's start) |
 //! | change evidence | `T#{tenant}#EVD#{change_id}` | `E#{at}#{event_id}`, and `COUNT` |
 //! | requests linked to a change (merge gate) | `T#{tenant}#PULLS#{change}` | `LINKS` |
+//! | deployment protection rule request | `T#{tenant}#GATEREQ#{id}` | `REQ` |
+//! | protection rule requests waiting on a change | `T#{tenant}#GATEWAIT#{change}` | `WAITS` |
 //!
 //! The sparse due index, GSI1 (GSI1PK, GSI1SK), holds each change's one next
 //! deadline ([`due_keys`], from `Change::due`), so a tick reads only what is due:
@@ -38,6 +40,7 @@
 //! | post-implementation review | `T#{tenant}#DUE#REVIEW` | `{due_at}#{id}` |
 //! | "starting soon" reminder (scheduled) | `DUE#SOON#{shard}` | `{due_at}#{tenant}#{id}` |
 //! | "freeze starting" notice (a tenant's freezes document, its `CURRENT` item) | `DUE#FREEZE#{shard}` | `{due_at}#{tenant}` |
+//! | protection rule request (a recheck, its time-out, a redelivery) | `DUE#GATE#{shard}` | `{due_at}#{tenant}#{id}` |
 //!
 //! The shard is [`crate::domain::ChangeId::shard`] of [`DUE_SHARDS`]; each
 //! change item carries at most one of these (`Change::due` says which). A
@@ -521,6 +524,40 @@ pub fn in_production_pk(tenant: &TenantId, service: &ServiceName) -> String {
 
 pub fn in_production_sk(environment: &str) -> String {
     format!("ENV#{}", bounded_key(&environment.to_ascii_lowercase()))
+}
+
+/// A deployment protection rule request: one item, read and written whole.
+pub fn protection_pk(tenant: &TenantId, id: &str) -> String {
+    format!("T#{tenant}#GATEREQ#{id}")
+}
+
+pub const PROTECTION_SK: &str = "REQ";
+
+/// The protection rule requests waiting on a change: one item.
+pub fn protection_waits_pk(tenant: &TenantId, change: &ChangeId) -> String {
+    format!("T#{tenant}#GATEWAIT#{change}")
+}
+
+pub const PROTECTION_WAITS_SK: &str = "WAITS";
+
+/// The due-index key (GSI1PK, GSI1SK) of a protection rule request while
+/// something is due on it; its shard is a hash of its tenant and id.
+pub fn protection_due_keys(request: &crate::domain::gate::protection::ProtectionRequest) -> Option<(String, String)> {
+    use sha2::Digest;
+    let at = request.due_at?;
+    let digest = sha2::Sha256::digest(format!("{}#{}", request.tenant, request.id).as_bytes());
+    let shard = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]) % crate::ports::DUE_SHARDS;
+    Some((protection_due_pk(shard), format!("{}#{}#{}", time_key(at), request.tenant, request.id)))
+}
+
+/// The protection rule partition of one due shard (all tenants).
+pub fn protection_due_pk(shard: u32) -> String {
+    format!("DUE#GATE#{shard}")
+}
+
+/// The range of protection rule due shard `shard` due by `until`, resuming after the cursor when one is given.
+pub fn protection_due_range(shard: u32, until: DateTime<Utc>, after: Option<&Cursor>) -> DueRange {
+    DueRange { pk: protection_due_pk(shard), hi: due_until(until), after: after.map(|c| c.as_str().to_owned()) }
 }
 
 /// A tenant's findings: one partition, by id (ordered by window start), read newest first.

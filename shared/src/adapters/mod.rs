@@ -22,6 +22,8 @@ pub mod http_writeback;
 #[cfg(any(feature = "writeback", feature = "chat", feature = "scm"))]
 pub mod https;
 #[cfg(feature = "scm")]
+pub mod protection_callback;
+#[cfg(feature = "scm")]
 pub mod scm;
 #[cfg(feature = "secretsmanager")]
 pub mod secretsmanager;

@@ -19,6 +19,7 @@ pub mod merge_gate;
 pub mod migrate;
 pub mod once;
 pub mod problems;
+pub mod protection;
 pub mod publish;
 pub mod recheck;
 pub mod rollback;

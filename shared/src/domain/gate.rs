@@ -588,6 +588,7 @@ pub fn pick<'a>(ask: &Ask, candidates: &'a [Change], rules: &Rules<'_>) -> Optio
 }
 
 pub mod merge;
+pub mod protection;
 pub mod pulls;
 
 #[cfg(test)]

@@ -182,6 +182,10 @@ pub struct DeploymentGate {
     /// Where the decision is to be posted.
     pub callback_url: String,
     pub change_ids: Vec<String>,
+    /// The GitHub App installation the webhook came through (`installation.id`):
+    /// the callback is posted with its token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub installation: Option<u64>,
 }
 
 /// An incident (PagerDuty, incident.io).

@@ -268,6 +268,7 @@ struct ProtectionRuleEvent {
     deployment: Option<DeploymentObject>,
     repository: Repository,
     sender: Option<Account>,
+    installation: Option<Installation>,
 }
 
 fn login(sender: Option<Account>) -> Option<String> {
@@ -538,6 +539,7 @@ fn protection_rule(e: ProtectionRuleEvent) -> Result<Normalized, NormalizeError>
         sha: non_empty(e.sha).or_else(|| d.and_then(|d| non_empty(d.sha.clone()))),
         callback_url,
         change_ids: ids,
+        installation: e.installation.map(|i| i.id),
     });
     Ok(Normalized::Events(vec![Canonical {
         actor: login(e.sender),
@@ -934,6 +936,7 @@ mod tests {
             "https://api.github.com/repos/acme-corp/checkout-service/actions/runs/10987654321/deployment_protection_rule"
         );
         assert!(g.change_ids.is_empty());
+        assert_eq!(g.installation, Some(51234567), "the callback is posted with this installation's token");
         assert_eq!(c.external_id, "1834567890");
         assert_eq!(c.occurred_at, at(2026, 9, 14, 10, 27, 3));
         assert_eq!(c.environment.as_deref(), Some("production"));

@@ -12,6 +12,7 @@ pub mod incidents;
 pub mod notifier;
 pub mod problems;
 pub mod production;
+pub mod protection;
 pub mod scm;
 pub mod secrets;
 pub mod security;
@@ -32,6 +33,7 @@ pub use problems::{
     RecurrenceState,
 };
 pub use production::InProductionStore;
+pub use protection::{CallbackPost, ProtectionCallbacks, ProtectionStore};
 pub use scm::{CommitStatus, ForgeCredentials, Forges, GithubCredential, PullLinkStore, ScmError};
 pub use secrets::{SecretSource, SecretsError};
 pub use security::{Refusal, SECURITY_EVENT_TTL, SecurityEvent, SecurityLog, SecurityQuery};

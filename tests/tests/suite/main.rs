@@ -53,6 +53,7 @@ mod notifier_contract;
 mod openapi;
 mod policy;
 mod problems;
+mod protection;
 mod publish;
 mod recheck;
 mod rollback;

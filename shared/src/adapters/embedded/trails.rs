@@ -6,7 +6,7 @@ use redb::ReadableDatabase;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
-use super::{EmbeddedStore, GSI1, ITEMS, backend, decode, encode, get_item, paged};
+use super::{EmbeddedStore, GSI1, ITEMS, backend, decode, encode, get_item, move_due, paged};
 use crate::adapters::{expiry, keys};
 use crate::domain::TenantId;
 use crate::domain::audit::{AuditEntry, TrailHead};
@@ -52,15 +52,7 @@ impl TenantDocs for EmbeddedStore {
                 table.insert((gpk.as_str(), keys::TRAIL_HEAD), encode(&entry.head())?.as_slice()).map_err(backend)?;
                 // The due entry moves with the current version, as a change's does.
                 let before = stored.as_ref().and_then(|d| keys::doc_due_keys(&tenant, kind, d));
-                if before != due {
-                    let mut gsi = txn.open_table(GSI1).map_err(backend)?;
-                    if let Some((gpk, gsk)) = before {
-                        gsi.remove((gpk.as_str(), gsk.as_str())).map_err(backend)?;
-                    }
-                    if let Some((gpk, gsk)) = &due {
-                        gsi.insert((gpk.as_str(), gsk.as_str()), pk.as_str()).map_err(backend)?;
-                    }
-                }
+                move_due(&mut txn.open_table(GSI1).map_err(backend)?, before, due, &pk)?;
             }
             txn.commit().map_err(backend)
         })
