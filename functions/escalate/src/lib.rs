@@ -5,8 +5,10 @@
 
 use changehub::app::escalation::{EscalationError, Escalator};
 use changehub::app::freeze_starting::{FreezeTickError, FreezeTicker};
+use changehub::app::protection::{ProtectionTickError, ProtectionTicker};
 use changehub::ports::{
-    CatalogReader, ChangeReader, ChangeWriter, Clock, Dedupe, DueIndex, EventBus, FreezesDue, Notifier, TenantDocs,
+    CatalogReader, ChangeReader, ChangeWriter, Clock, Dedupe, DueIndex, EventBus, FreezesDue, Notifier,
+    ProtectionStore, TenantDocs,
 };
 
 /// Why a tick failed.
@@ -16,6 +18,8 @@ pub enum TickError {
     Escalation(#[from] EscalationError),
     #[error(transparent)]
     Freezes(#[from] FreezeTickError),
+    #[error(transparent)]
+    Protections(#[from] ProtectionTickError),
 }
 
 /// What the schedule sends (its `Input`, with EventBridge Scheduler's
@@ -53,6 +57,9 @@ pub struct Summary {
     pub freeze_starting: usize,
     /// Notices skipped because their freeze had started (a late tick).
     pub freeze_late: usize,
+    /// Deployment protection rule requests whose time came (a recheck, a
+    /// time-out, a redelivery), handed to the scm function on the hub bus.
+    pub gate_requests_due: usize,
 }
 
 /// Runs one tick: approvals and reminders, then freezes. A store failure
@@ -62,10 +69,11 @@ pub struct Summary {
 pub async fn handle<S, K, C, B, N>(
     escalator: &Escalator<S, K, C>,
     freezes: &FreezeTicker<S, K, C, B, N>,
+    protections: &ProtectionTicker<S, B, C>,
     event: &Scheduled,
 ) -> Result<Summary, TickError>
 where
-    S: DueIndex + ChangeReader + ChangeWriter + TenantDocs + FreezesDue + Dedupe,
+    S: DueIndex + ChangeReader + ChangeWriter + TenantDocs + FreezesDue + Dedupe + ProtectionStore,
     K: CatalogReader,
     C: Clock,
     B: EventBus,
@@ -74,6 +82,7 @@ where
     use changehub::domain::escalation::NudgeKind;
     let tick = escalator.tick().await?;
     let frozen = freezes.tick().await?;
+    let gates = protections.tick().await?;
     let count = |kind| tick.taken.iter().filter(|t| t.kind == kind).count();
     let summary = Summary {
         read: tick.read,
@@ -86,6 +95,7 @@ where
         freezes_read: frozen.read,
         freeze_starting: frozen.sent(),
         freeze_late: frozen.late(),
+        gate_requests_due: gates.due.len(),
     };
     tracing::info!(
         scheduled_time = event.scheduled_time.as_deref().unwrap_or_default(),
@@ -99,6 +109,7 @@ where
         freezes_read = summary.freezes_read,
         freeze_starting = summary.freeze_starting,
         freeze_late = summary.freeze_late,
+        gate_requests_due = summary.gate_requests_due,
         "escalation tick"
     );
     Ok(summary)

@@ -6,6 +6,10 @@
 //! and notifications. Freeze windows about to start are told once each: the
 //! tick publishes `Freeze Starting` on the hub bus and its routed
 //! notifications on the SNS topic itself (a freezes document has no outbox).
+//! Deployment protection rule requests whose time came (a freeze ended, a
+//! time-out near GitHub's limit, an answer to send again) are handed to the
+//! scm function as `Deployment Gate Due` on the hub bus: only it holds the
+//! forge credentials.
 
 use changehub::adapters::dynamodb::DynamoStore;
 use changehub::adapters::eventbridge::{self, EventBridgeBus};
@@ -15,6 +19,7 @@ use changehub::app::catalog::{CachedCatalog, DEFAULT_CACHE_TTL};
 use changehub::app::escalation::Escalator;
 use changehub::app::freeze_starting::FreezeTicker;
 use changehub::app::ingest::ClaimTimes;
+use changehub::app::protection::ProtectionTicker;
 use changehub::config::{self, AuditedTable};
 use changehub::ports::SystemClock;
 use escalate::{Scheduled, Summary};
@@ -25,11 +30,12 @@ type Catalog = CachedCatalog<DynamoStore>;
 struct Deps {
     escalator: Escalator<DynamoStore, Catalog, SystemClock>,
     freezes: FreezeTicker<DynamoStore, Catalog, SystemClock, EventBridgeBus, SnsNotifier>,
+    protections: ProtectionTicker<DynamoStore, EventBridgeBus, SystemClock>,
 }
 
 #[tracing::instrument(skip(deps, event), fields(execution_id = ?event.payload.execution_id))]
 async fn handle(deps: &Deps, event: LambdaEvent<Scheduled>) -> Result<Summary, Error> {
-    Ok(escalate::handle(&deps.escalator, &deps.freezes, &event.payload).await?)
+    Ok(escalate::handle(&deps.escalator, &deps.freezes, &deps.protections, &event.payload).await?)
 }
 
 #[tokio::main]
@@ -43,9 +49,10 @@ async fn main() -> Result<(), Error> {
     let catalog = CachedCatalog::new(store.clone(), DEFAULT_CACHE_TTL);
     let bus = EventBridgeBus::new(eventbridge::Client::new(&aws), event_bus);
     let notifier = SnsNotifier::new(sns::Client::new(&aws), topic_arn);
+    let protections = ProtectionTicker { store: store.clone(), bus: bus.clone(), clock: SystemClock };
     let freezes =
         FreezeTicker { claims, ..FreezeTicker::new(store.clone(), catalog.clone(), SystemClock, bus, notifier) };
     let escalator = Escalator { catalog, store, clock: SystemClock };
-    let deps = Deps { escalator, freezes };
+    let deps = Deps { escalator, freezes, protections };
     run(service_fn(|event| handle(&deps, event))).await
 }

@@ -4,27 +4,33 @@
 //! The function hosts the hub's answers to GitHub and GitLab, each a use
 //! case of the shared library with a `handle(detail_type, detail)` that
 //! takes the events of its own pattern and skips the others: the merge gate
-//! ([`MergeGate`]) and rollback automation ([`Rollbacks`]). Another is added
+//! ([`MergeGate`]), rollback automation ([`Rollbacks`]) and the deployment
+//! protection rule's answers ([`Protection`]). Another is added
 //! as one more field of [`Scm`] built in [`Scm::new`], its detail types
 //! chained in [`rule_pattern`], one more arm in [`Scm::handle`] and one more
 //! variant of [`Failed`].
 
-use changehub::app::catalog::{CachedCatalog, DEFAULT_CACHE_TTL};
+use changehub::app::activity::ActivityRetention;
+use changehub::app::catalog::CachedCatalog;
+use changehub::app::changes::{ChangeStore, Changes};
 use changehub::app::merge_gate::{self, Applied, MergeGate, MergeGateError};
+use changehub::app::protection::{self, Protection, ProtectionError};
 use changehub::app::rollback::{self, RollbackError, Rollbacks};
 use changehub::domain::EventPattern;
 use changehub::domain::event::{PatternError, SOURCE_PREFIX};
 use changehub::ports::{
-    CatalogReader, ChangeReader, ChangeWriter, Clock, Dedupe, Forges, InProductionStore, PullLinkStore, SystemClock,
-    TenantDocs,
+    ActivityLog, CatalogReader, Clock, Dedupe, Forges, InProductionStore, Notifier, ProtectionCallbacks,
+    ProtectionStore, PullLinkStore, SystemClock,
 };
 use lambda_runtime::Diagnostic;
 use serde_json::{Map, Value, json};
+use std::sync::Arc;
 
 /// The use cases the function hosts, on their ports.
-pub struct Scm<S, K, F, C> {
+pub struct Scm<S, K, F, C, N> {
     pub merge_gate: MergeGate<S, K, F, C>,
     pub rollbacks: Rollbacks<S, K, F, C>,
+    pub protection: Protection<S, C, F, N>,
 }
 
 /// Why an event failed: the use case's error.
@@ -34,6 +40,8 @@ pub enum Failed {
     MergeGate(#[from] MergeGateError),
     #[error("rollback: {}", changehub::adapters::error_chain(.0))]
     Rollback(#[from] RollbackError),
+    #[error("deployment protection rule: {}", changehub::adapters::error_chain(.0))]
+    Protection(#[from] ProtectionError),
 }
 
 impl Failed {
@@ -42,6 +50,7 @@ impl Failed {
         match self {
             Failed::MergeGate(e) => e.retryable(),
             Failed::Rollback(e) => e.retryable(),
+            Failed::Protection(e) => e.retryable(),
         }
     }
 }
@@ -50,7 +59,8 @@ impl Failed {
 /// hosted here handles (template.yaml's `ScmEvents`; a test holds them equal).
 pub fn rule_pattern() -> Result<EventPattern, PatternError> {
     let mut detail_types: Vec<&str> = Vec::new();
-    for detail_type in merge_gate::detail_types().chain([rollback::CHANGE_FAILED]) {
+    let protection = [protection::GATE_REQUESTED, protection::GATE_DUE].into_iter().chain(protection::ALSO_TURNING);
+    for detail_type in merge_gate::detail_types().chain([rollback::CHANGE_FAILED]).chain(protection) {
         if !detail_types.contains(&detail_type) {
             detail_types.push(detail_type);
         }
@@ -61,23 +71,28 @@ pub fn rule_pattern() -> Result<EventPattern, PatternError> {
     }))
 }
 
-impl<S: TenantDocs + Clone, F: Clone> Scm<S, CachedCatalog<S>, F, SystemClock> {
+impl<S: ChangeStore, F: Clone, N> Scm<S, CachedCatalog<S>, F, SystemClock, N> {
     /// The use cases as the function's main builds them: on one store, its
-    /// catalogs cached for the warm process, calling the forges through `forges`.
-    pub fn new(store: S, forges: F, public_url: Option<String>) -> Self {
-        let catalog = CachedCatalog::new(store.clone(), DEFAULT_CACHE_TTL);
+    /// catalogs cached for the warm process (one cache for all), calling the
+    /// forges through `forges`, alarming through `notifier`, keeping the
+    /// deployment gate's answers in the activity log for `retention`.
+    pub fn new(store: S, forges: F, notifier: N, public_url: Option<String>, retention: ActivityRetention) -> Self {
+        let changes = Arc::new(Changes::new(store.clone(), SystemClock).with_gate_retention(retention));
+        let catalog = changes.catalog.clone();
         let rollbacks =
             Rollbacks { store: store.clone(), catalog: catalog.clone(), forges: forges.clone(), clock: SystemClock };
-        Self { merge_gate: MergeGate { store, catalog, forges, clock: SystemClock, public_url }, rollbacks }
+        let protection = Protection { changes, callbacks: forges.clone(), notifier };
+        Self { merge_gate: MergeGate { store, catalog, forges, clock: SystemClock, public_url }, rollbacks, protection }
     }
 }
 
-impl<S, K, F, C> Scm<S, K, F, C>
+impl<S, K, F, C, N> Scm<S, K, F, C, N>
 where
-    S: ChangeReader + ChangeWriter + InProductionStore + Dedupe + PullLinkStore,
+    S: ChangeStore + ActivityLog + Dedupe + InProductionStore + PullLinkStore + ProtectionStore,
     K: CatalogReader,
-    F: Forges,
+    F: Forges + ProtectionCallbacks,
     C: Clock,
+    N: Notifier,
 {
     /// Hands one event to every use case, each answering under its name.
     /// Every failure is an error, so the event is never lost: a retryable
@@ -104,6 +119,12 @@ where
         match self.rollbacks.handle(detail_type, detail).await {
             Ok(applied) => {
                 answer.insert("rollback".into(), rollback_answer(&applied));
+            }
+            Err(e) => note(&mut failed, e.into()),
+        }
+        match self.protection.handle(detail_type, detail).await {
+            Ok(applied) => {
+                answer.insert("protection".into(), protection_answer(&applied));
             }
             Err(e) => note(&mut failed, e.into()),
         }
@@ -153,6 +174,21 @@ fn rollback_answer(applied: &rollback::Applied) -> Value {
     }
 }
 
+/// What the deployment protection rule did with one event.
+fn protection_answer(applied: &protection::Applied) -> Value {
+    use protection::Applied;
+    match applied {
+        Applied::Answered(state) => json!({"answered": state}),
+        Applied::Waiting { change, until } => json!({"waiting": {"change": change, "until": until}}),
+        Applied::Retrying { attempts, next_at } => json!({"retrying": {"attempts": attempts, "next_at": next_at}}),
+        Applied::Undelivered => json!({"undelivered": true}),
+        Applied::Each(each) => {
+            json!({"each": each.iter().map(|(id, a)| json!({"request": id, "did": protection_answer(a)})).collect::<Vec<_>>()})
+        }
+        Applied::Skipped(why) => json!({"ignored": why}),
+    }
+}
+
 /// The invocation's error as Lambda reports it, and as the on-failure
 /// queue's message keeps it (`responsePayload`): `errorType` is `Rejected`
 /// when no retry can help (redriving the event is pointless until the
@@ -170,15 +206,22 @@ mod tests {
     use changehub::adapters::env_secrets::StaticSecrets;
     use changehub::adapters::scm::{Endpoints, ForgeClient, Retries, Timeouts, base_url};
 
-    fn scm(
-        dir: &std::path::Path,
-    ) -> Scm<EmbeddedStore, CachedCatalog<EmbeddedStore>, ForgeClient<StaticSecrets>, SystemClock> {
+    type Local = Scm<
+        EmbeddedStore,
+        CachedCatalog<EmbeddedStore>,
+        ForgeClient<StaticSecrets>,
+        SystemClock,
+        changehub::adapters::local_notifier::FileNotifier,
+    >;
+
+    fn scm(dir: &std::path::Path) -> Local {
         let store = EmbeddedStore::open(dir.join("hub.db")).expect("open");
         // Nothing listens there: a test that reached a forge would fail.
         let url = base_url("http://127.0.0.1:9").expect("url");
         let endpoints = Endpoints { github_api: url.clone(), gitlab: url };
         let forges = ForgeClient::new(StaticSecrets::default(), endpoints, Timeouts::default(), Retries::default());
-        Scm::new(store, forges, None)
+        let notifier = changehub::adapters::local_notifier::FileNotifier::new(dir.join("notifications.jsonl"));
+        Scm::new(store, forges, notifier, None, ActivityRetention::default())
     }
 
     #[test]
@@ -188,6 +231,9 @@ mod tests {
         assert!(pattern.matches(&event("changehub.github", "Pull Request Changed")));
         assert!(pattern.matches(&event("changehub.change", "Change Approved")));
         assert!(pattern.matches(&event("changehub.change", "Change Failed")));
+        assert!(pattern.matches(&event("changehub.github", "Deployment Gate Requested")));
+        assert!(pattern.matches(&event("changehub.gate", "Deployment Gate Due")));
+        assert!(pattern.matches(&event("changehub.change", "Checklist Item Done")));
         assert!(!pattern.matches(&event("acme.forged", "Pull Request Changed")), "only the hub's own events");
         assert!(!pattern.matches(&event("changehub.change", "Change Created")));
     }

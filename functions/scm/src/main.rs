@@ -6,6 +6,12 @@
 //! is decided. Every failure fails the invocation, so it is retried and sent
 //! to the dead-letter queue, with its reason, when retries run out.
 //!
+//! It also runs rollback automation (a failed production deployment of a
+//! change planned with an automated rollback dispatches its service's
+//! rollback) and answers GitHub deployment protection rules (at once, or
+//! when the change is decided or the escalation tick hands a kept request
+//! back), alarming the CAB on the topic when an answer cannot be delivered.
+//!
 //! Init stays lean: no secret is read here. The forge credentials (one
 //! Secrets Manager secret) are read at the first forge call and kept for a
 //! few minutes; GitHub App installation tokens are kept by the client until
@@ -14,6 +20,8 @@
 use changehub::adapters::dynamodb::DynamoStore;
 use changehub::adapters::scm::{Endpoints, ForgeClient, Retries, Timeouts};
 use changehub::adapters::secretsmanager::{self, SecretsManagerSecrets};
+use changehub::adapters::sns::{self, SnsNotifier};
+use changehub::app::activity::ActivityRetention;
 use changehub::app::catalog::CachedCatalog;
 use changehub::config::{self, AuditedTable, ConfigError};
 use changehub::ports::SystemClock;
@@ -32,6 +40,10 @@ struct Config {
     endpoints: Endpoints,
     /// The hub's public address: statuses link to the change's page under it.
     public_url: Option<String>,
+    /// The topic a deployment protection rule's alarm goes to the CAB on.
+    topic_arn: String,
+    /// How long the activity log keeps the deployment gate's answers.
+    gate_retention: ActivityRetention,
 }
 
 impl Config {
@@ -41,11 +53,13 @@ impl Config {
             forge_secret: config::required("CHANGEHUB_FORGE_SECRET")?,
             endpoints: Endpoints::from_env()?,
             public_url: config::public_url()?,
+            topic_arn: config::required("CHANGEHUB_TOPIC_ARN")?,
+            gate_retention: ActivityRetention::from_env()?,
         })
     }
 }
 
-type Deps = Scm<DynamoStore, CachedCatalog<DynamoStore>, ForgeClient<SecretsManagerSecrets>, SystemClock>;
+type Deps = Scm<DynamoStore, CachedCatalog<DynamoStore>, ForgeClient<SecretsManagerSecrets>, SystemClock, SnsNotifier>;
 
 async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
     deps.handle(&event.payload).await.map_err(|e| scm::diagnostic(&e))
@@ -60,6 +74,7 @@ async fn main() -> Result<(), Error> {
     let store = config.table.store(&aws, secrets.clone());
     let credentials = SecretsManagerSecrets::new(secrets, config.forge_secret);
     let forges = ForgeClient::new(credentials, config.endpoints, Timeouts::default(), Retries::default());
-    let deps = Scm::new(store, forges, config.public_url);
+    let notifier = SnsNotifier::new(sns::Client::new(&aws), config.topic_arn);
+    let deps = Scm::new(store, forges, notifier, config.public_url, config.gate_retention);
     run(service_fn(|event| handle(&deps, event))).await
 }

@@ -38,12 +38,13 @@ async fn the_escalate_function_escalates_on_a_scheduler_invocation() {
     let event: escalate::Scheduled =
         serde_json::from_str(include_str!("../../../events/scheduler/escalate.json")).expect("the sample input");
     let freezes = freezes(&store, &app, &clock);
+    let gates = gates(&store, &clock);
     let escalator = Escalator { store, catalog: app.catalog.clone(), clock: &clock };
     clock.set(t0() + chrono::Duration::hours(4));
-    let summary = escalate::handle(&escalator, &freezes, &event).await.expect("tick");
+    let summary = escalate::handle(&escalator, &freezes, &gates, &event).await.expect("tick");
     let escalated = escalate::Summary { read: 1, escalations: 1, ..escalate::Summary::default() };
     assert_eq!(summary, escalated, "the reminder collapses into the escalation due at the deadline");
-    let again = escalate::handle(&escalator, &freezes, &event).await.expect("tick");
+    let again = escalate::handle(&escalator, &freezes, &gates, &event).await.expect("tick");
     assert_eq!(again, escalate::Summary::default(), "the change waits for its next step in the index");
 }
 
@@ -69,11 +70,12 @@ async fn the_escalate_function_sends_a_starting_soon_reminder() {
     let event: escalate::Scheduled =
         serde_json::from_str(include_str!("../../../events/scheduler/escalate.json")).expect("the sample input");
     let freezes = freezes(&store, &app, &clock);
+    let gates = gates(&store, &clock);
     let escalator = Escalator { store, catalog: app.catalog.clone(), clock: &clock };
     clock.set(start - chrono::Duration::minutes(59));
-    let summary = escalate::handle(&escalator, &freezes, &event).await.expect("tick");
+    let summary = escalate::handle(&escalator, &freezes, &gates, &event).await.expect("tick");
     assert_eq!(summary, escalate::Summary { read: 1, starting_soon: 1, ..escalate::Summary::default() });
-    let again = escalate::handle(&escalator, &freezes, &event).await.expect("tick");
+    let again = escalate::handle(&escalator, &freezes, &gates, &event).await.expect("tick");
     assert_eq!(again, escalate::Summary::default(), "sent once: off the index");
 }
 
@@ -94,6 +96,19 @@ fn freezes<'c>(
     let (bus, told) =
         (changehub::adapters::local_bus::LocalBus::new(), changehub_tests::drift_contract::Told::default());
     changehub::app::freeze_starting::FreezeTicker::new(store.clone(), app.catalog.clone(), clock, bus, told)
+}
+
+/// The escalate function's hand-back of deployment protection rule requests, on `store`.
+fn gates<'c>(
+    store: &changehub::adapters::dynamodb::DynamoStore,
+    clock: &'c changehub::ports::FixedClock,
+) -> changehub::app::protection::ProtectionTicker<
+    changehub::adapters::dynamodb::DynamoStore,
+    changehub::adapters::local_bus::LocalBus,
+    &'c changehub::ports::FixedClock,
+> {
+    let bus = changehub::adapters::local_bus::LocalBus::new();
+    changehub::app::protection::ProtectionTicker { store: store.clone(), bus, clock }
 }
 
 /// The escalate function on DynamoDB (moto) with a freeze of payments
@@ -120,10 +135,11 @@ async fn the_escalate_function_tells_a_freeze_starting() {
     let event: escalate::Scheduled =
         serde_json::from_str(include_str!("../../../events/scheduler/escalate.json")).expect("the sample input");
     let freezes = freezes(&store, &app, &clock);
+    let gates = gates(&store, &clock);
     let escalator = Escalator { store, catalog: app.catalog.clone(), clock: &clock };
-    let summary = escalate::handle(&escalator, &freezes, &event).await.expect("tick");
+    let summary = escalate::handle(&escalator, &freezes, &gates, &event).await.expect("tick");
     assert_eq!(summary, escalate::Summary { freezes_read: 1, freeze_starting: 1, ..escalate::Summary::default() });
     assert_eq!(freezes.notifier.all().len(), 4, "the feed, payments-team and two stakeholders");
-    let again = escalate::handle(&escalator, &freezes, &event).await.expect("tick");
+    let again = escalate::handle(&escalator, &freezes, &gates, &event).await.expect("tick");
     assert_eq!(again, escalate::Summary::default(), "told once: off the index");
 }

@@ -70,7 +70,9 @@ async fn a_pull_request_through_the_template_rule_gets_its_status_and_the_approv
     let url = base_url(&forge.url).expect("url");
     let endpoints = Endpoints { github_api: url.clone(), gitlab: url };
     let forges = ForgeClient::new(credentials.clone(), endpoints, Timeouts::default(), Retries::default());
-    let scm = scm::Scm::new(store.clone(), forges, Some(PUBLIC_URL.into()));
+    let (notifier, _topic) = aws::topic_to_queue().await;
+    let retention = changehub::app::activity::ActivityRetention::default();
+    let scm = scm::Scm::new(store.clone(), forges, notifier, Some(PUBLIC_URL.into()), retention);
     assert!(!credentials.is_cached(), "no secret is read when the function is built");
 
     // The pull request sample, its title naming the change, through ingest onto the bus.

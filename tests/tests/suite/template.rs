@@ -612,12 +612,20 @@ fn every_function_writes_only_the_partitions_its_code_writes() {
     // conditional on its version), and for a rollback the change's record
     // and audit entries (no index entry: its state does not move) and the
     // claim keyed by the failed deployment, which is all it deletes.
+    // For a deployment protection rule it puts the request kept until
+    // answered, the requests waiting on a change and the gate's activity row.
     let rollback_claim = keys::idem_pk("rollback:acme:x");
-    let scm_writes = [keys::pull_links_pk(&tenant, &id), keys::change_pk(&tenant, &id), rollback_claim.clone()];
-    let scm_never =
-        [indexes.as_slice(), &records[1..], &[keys::activity_pk(&tenant), keys::findings_pk(&tenant)]].concat();
+    let scm_writes = [
+        keys::pull_links_pk(&tenant, &id),
+        keys::change_pk(&tenant, &id),
+        rollback_claim.clone(),
+        keys::protection_pk(&tenant, "evt_1"),
+        keys::protection_waits_pk(&tenant, &id),
+        keys::activity_pk(&tenant),
+    ];
+    let scm_never = [indexes.as_slice(), &records[1..], &[keys::findings_pk(&tenant)]].concat();
     let scm_deletes = [rollback_claim];
-    let scm_never_deletes = [scm_never.as_slice(), &scm_writes[..2]].concat();
+    let scm_never_deletes = [scm_never.as_slice(), &scm_writes[..2], &scm_writes[3..]].concat();
     let expected: [Row; 9] = [
         ("ApiFunction", &api_writes, &api_foreign, &api_deletes, &api_never_deletes),
         ("EscalateFunction", &escalate_writes, &escalate_never, &escalate_deletes, &escalate_never_deletes),
@@ -996,6 +1004,12 @@ fn the_scm_rule_is_its_use_cases_patterns_with_least_privilege() {
     assert_eq!(&rule["Pattern"], pattern.as_json());
     let event = |source: &str, detail_type: &str| json!({"source": source, "detail-type": detail_type, "detail": {}});
     assert!(pattern.matches(&event("changehub.change", changehub::app::rollback::CHANGE_FAILED)));
+    use changehub::app::protection;
+    assert!(pattern.matches(&event("changehub.github", protection::GATE_REQUESTED)));
+    assert!(pattern.matches(&event(protection::DUE_SOURCE, protection::GATE_DUE)));
+    for detail_type in protection::ALSO_TURNING {
+        assert!(pattern.matches(&event("changehub.change", detail_type)), "{detail_type}");
+    }
     assert!(pattern.matches(&event("changehub.github", "Pull Request Changed")));
     assert!(pattern.matches(&event("changehub.gitlab", "Pull Request Changed")));
     for detail_type in changehub::domain::gate::merge::TURNING_EVENTS {
@@ -1004,11 +1018,18 @@ fn the_scm_rule_is_its_use_cases_patterns_with_least_privilege() {
     assert!(!pattern.matches(&event("changehub.change", "Change Created")));
     assert!(!pattern.matches(&event("acme.tool", "Pull Request Changed")), "only what the hub published");
 
-    let expected: BTreeSet<String> =
-        ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "secretsmanager:GetSecretValue"]
-            .into_iter()
-            .map(str::to_owned)
-            .collect();
+    let expected: BTreeSet<String> = [
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:Query",
+        "dynamodb:BatchGetItem",
+        "secretsmanager:GetSecretValue",
+        "sns:Publish",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
     assert_eq!(actions_of(f), expected);
     let tenant = changehub::domain::TenantId::parse("acme").expect("tenant");
     let change = changehub::domain::ChangeId::new();
@@ -1018,6 +1039,10 @@ fn the_scm_rule_is_its_use_cases_patterns_with_least_privilege() {
         keys::change_pk(&tenant, &change),
         keys::pull_links_pk(&tenant, &change),
         keys::in_production_pk(&tenant, &changehub::domain::ServiceName::parse("payments").expect("service")),
+        keys::doc_pk(&tenant, changehub::ports::DocKind::Freezes),
+        keys::doc_pk(&tenant, changehub::ports::DocKind::Incidents),
+        keys::protection_pk(&tenant, "evt_1"),
+        keys::protection_waits_pk(&tenant, &change),
     ] {
         assert!(readable.iter().any(|p| like(p, &pk)), "the scm function reads {pk}: {readable:?}");
     }
@@ -1034,6 +1059,7 @@ fn the_scm_rule_is_its_use_cases_patterns_with_least_privilege() {
     let env = &f["Properties"]["Environment"]["Variables"];
     assert_eq!(env["CHANGEHUB_FORGE_SECRET"], json!({"!Ref": "ForgeCredentials"}));
     assert_eq!(env["CHANGEHUB_AUDIT_KEY_SECRET"], json!({"!Ref": "AuditKey"}));
+    assert_eq!(env["CHANGEHUB_TOPIC_ARN"], json!({"!Ref": "NotificationTopic"}), "a protection rule's alarm");
     for (variable, parameter, default) in [
         ("CHANGEHUB_GITHUB_API_URL", "GithubApiUrl", changehub::domain::writeback::GITHUB_API),
         ("CHANGEHUB_GITLAB_URL", "GitlabUrl", changehub::adapters::scm::GITLAB_URL),
@@ -1094,8 +1120,9 @@ fn the_escalate_function_runs_on_a_schedule_with_least_privilege() {
         assert!(may(&due, &pk), "the tick queries {pk}: {due:?}");
     }
     for shard in 0..changehub::ports::DUE_SHARDS {
-        let pk = keys::freezes_due_pk(shard);
-        assert!(may(&due, &pk), "the tick queries {pk}: {due:?}");
+        for pk in [keys::freezes_due_pk(shard), keys::protection_due_pk(shard)] {
+            assert!(may(&due, &pk), "the tick queries {pk}: {due:?}");
+        }
     }
     let reviews = keys::due_pk(&changehub::ports::DuePartition::Reviews { tenant: tenant.clone() });
     assert!(!may(&due, &reviews), "the due index's other partitions stay closed: {due:?}");
