@@ -34,7 +34,7 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env()?;
     let aws = changehub::adapters::aws::load_lambda_config().await?;
     // The audit key is read at the first write, not here.
-    let store = config.table.store(&aws, secretsmanager::Client::new(&aws));
+    let store = config.table.store(&aws, secretsmanager::LazyClient::new(&aws));
     let app = Arc::new(Changes::new(store, SystemClock).with_gate_retention(config.gate_retention));
     let router = changehub::http::router(app, Authenticator::Upstream(config.claims));
     run(router.layer(axum::middleware::from_fn(apigw_claims))).await

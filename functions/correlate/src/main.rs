@@ -55,7 +55,7 @@ async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let config = Config::from_env()?;
     let aws = changehub::adapters::aws::load_lambda_config().await?;
-    let secrets = secretsmanager::Client::new(&aws);
+    let secrets = secretsmanager::LazyClient::new(&aws);
     let store = config.table.store(&aws, secrets.clone());
     let tokens = config.writeback_secret.map(|id| SecretsManagerSecrets::new(secrets, id));
     let writeback = HttpWriteBack::new(tokens, Timeouts::default(), Retries::default())?;

@@ -24,7 +24,7 @@ async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let table = AuditedTable::from_env()?;
     let aws = changehub::adapters::aws::load_lambda_config().await?;
-    let store = table.store(&aws, secretsmanager::Client::new(&aws));
+    let store = table.store(&aws, secretsmanager::LazyClient::new(&aws));
     let deps = Deployments { catalog: CachedCatalog::new(store.clone(), DEFAULT_CACHE_TTL), store, clock: SystemClock };
     run(service_fn(|event| handle(&deps, event))).await
 }

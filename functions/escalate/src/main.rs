@@ -45,7 +45,7 @@ async fn main() -> Result<(), Error> {
     let aws = changehub::adapters::aws::load_lambda_config().await?;
     let (event_bus, topic_arn) = (config::required("CHANGEHUB_EVENT_BUS")?, config::required("CHANGEHUB_TOPIC_ARN")?);
     let claims = ClaimTimes::from_env()?;
-    let store = table.store(&aws, secretsmanager::Client::new(&aws));
+    let store = table.store(&aws, secretsmanager::LazyClient::new(&aws));
     let catalog = CachedCatalog::new(store.clone(), DEFAULT_CACHE_TTL);
     let bus = EventBridgeBus::new(eventbridge::Client::new(&aws), event_bus);
     let notifier = SnsNotifier::new(sns::Client::new(&aws), topic_arn);

@@ -70,7 +70,7 @@ async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let config = Config::from_env()?;
     let aws = changehub::adapters::aws::load_lambda_config().await?;
-    let secrets = secretsmanager::Client::new(&aws);
+    let secrets = secretsmanager::LazyClient::new(&aws);
     let store = config.table.store(&aws, secrets.clone());
     let credentials = SecretsManagerSecrets::new(secrets, config.forge_secret);
     let forges = ForgeClient::new(credentials, config.endpoints, Timeouts::default(), Retries::default());

@@ -16,7 +16,8 @@
 //! at all (or a failed fetch) leaves the last good one in use.
 
 pub use aws_sdk_secretsmanager::Client;
-use std::sync::Arc;
+use std::ops::Deref;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 use tokio::sync::RwLock;
 
@@ -32,19 +33,58 @@ use crate::ports::{
 /// How long a fetched document is used before it is read again.
 pub const REFRESH: Duration = Duration::from_secs(300);
 
+/// A client built at its first use and shared by clones: building an SDK
+/// client builds its crate's partition table (~0.44M instructions), which a
+/// function whose invocations seldom reach Secrets Manager (an api read, an
+/// escalation tick with nothing due) should not pay at every cold start.
+/// [`LazyClient::new`] takes the configuration the function's other clients
+/// are built from at init, so it is one they have already accepted; a client
+/// already built converts with `From`.
+#[derive(Clone)]
+pub struct LazyClient(Arc<LazyLock<Client, Build>>);
+
+/// How a [`LazyClient`] is built.
+type Build = Box<dyn FnOnce() -> Client + Send>;
+
+impl LazyClient {
+    /// A client built from `aws` at its first use.
+    pub fn new(aws: &aws_config::SdkConfig) -> Self {
+        let aws = aws.clone();
+        Self::with(move || Client::new(&aws))
+    }
+
+    fn with(build: impl FnOnce() -> Client + Send + 'static) -> Self {
+        Self(Arc::new(LazyLock::new(Box::new(build))))
+    }
+}
+
+impl From<Client> for LazyClient {
+    fn from(client: Client) -> Self {
+        Self::with(move || client)
+    }
+}
+
+impl Deref for LazyClient {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        &self.0
+    }
+}
+
 /// The document and when it was fetched.
 type Cached = Option<(Instant, Arc<SecretsDocument>)>;
 
 #[derive(Clone)]
 pub struct SecretsManagerSecrets {
-    client: Client,
+    client: LazyClient,
     secret_id: String,
     cache: Arc<RwLock<Cached>>,
 }
 
 impl SecretsManagerSecrets {
-    pub fn new(client: Client, secret_id: impl Into<String>) -> Self {
-        Self { client, secret_id: secret_id.into(), cache: Arc::new(RwLock::new(None)) }
+    pub fn new(client: impl Into<LazyClient>, secret_id: impl Into<String>) -> Self {
+        Self { client: client.into(), secret_id: secret_id.into(), cache: Arc::new(RwLock::new(None)) }
     }
 
     /// Starts fetching the document in the background, so that a cold
@@ -155,9 +195,10 @@ pub async fn audit_key(client: &Client, secret_id: &str) -> Result<AuditKey, Box
     Ok(AuditKey::new(text.as_bytes())?)
 }
 
-/// Seals with [`audit_key`], read at the first write (not at init).
-pub fn audit_sealer(client: Client, secret_id: impl Into<String>) -> AuditSealer {
-    let secret_id = secret_id.into();
+/// Seals with [`audit_key`], read at the first write (not at init), through
+/// `client` (a [`LazyClient`] is built then too).
+pub fn audit_sealer(client: impl Into<LazyClient>, secret_id: impl Into<String>) -> AuditSealer {
+    let (client, secret_id): (LazyClient, String) = (client.into(), secret_id.into());
     AuditSealer::lazy(move || {
         let (client, secret_id) = (client.clone(), secret_id.clone());
         async move { audit_key(&client, &secret_id).await }
@@ -167,8 +208,8 @@ pub fn audit_sealer(client: Client, secret_id: impl Into<String>) -> AuditSealer
 #[cfg(feature = "dynamodb")]
 impl crate::config::AuditedTable {
     /// The table's store, sealing with the audit key read at the first
-    /// write (not here) through `secrets`.
-    pub fn store(self, aws: &aws_config::SdkConfig, secrets: Client) -> super::dynamodb::DynamoStore {
+    /// write (not here) through `secrets` (a [`LazyClient`]: built then).
+    pub fn store(self, aws: &aws_config::SdkConfig, secrets: impl Into<LazyClient>) -> super::dynamodb::DynamoStore {
         let sealer = audit_sealer(secrets, self.audit_key_secret);
         super::dynamodb::DynamoStore::new(super::dynamodb::Client::new(aws), self.table).with_sealer(Arc::new(sealer))
     }
@@ -177,6 +218,25 @@ impl crate::config::AuditedTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    #[test]
+    fn a_lazy_client_is_built_at_its_first_use_not_by_the_sealer_or_secrets_holding_it() {
+        let aws = aws_config::SdkConfig::builder().behavior_version(aws_config::BehaviorVersion::latest()).build();
+        let built = Arc::new(AtomicBool::new(false));
+        let client = LazyClient::with({
+            let built = built.clone();
+            move || {
+                built.store(true, Ordering::SeqCst);
+                Client::new(&aws)
+            }
+        });
+        let _sealer = audit_sealer(client.clone(), "audit-key");
+        let _secrets = SecretsManagerSecrets::new(client.clone(), "webhooks");
+        assert!(!built.load(Ordering::SeqCst), "nothing is built before the first use");
+        let _ = client.config();
+        assert!(built.load(Ordering::SeqCst), "the first use builds it");
+    }
 
     #[test]
     fn a_bad_entry_in_a_refreshed_document_keeps_the_last_good_secrets_for_it() {
