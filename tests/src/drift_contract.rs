@@ -271,6 +271,34 @@ pub async fn an_approved_window_authorizes_and_a_pipeline_needs_an_implementatio
     assert!(f.actor.as_ref().is_some_and(|a| a.pipeline));
 }
 
+/// A change that names the resource authorizes a change of it though it
+/// lists another service: found through the index of changes that name
+/// resources, inside its window only.
+pub async fn a_change_naming_the_resource_authorizes_it<S: DriftHubStore>(store: S) {
+    let h = hub(store).await;
+    let start = t0() + Duration::days(1);
+    let mut named = new_change("rotate the bastion's rules", &["search"], start, 2);
+    named.resources = vec!["sg-0a1b2c3d4e5f67890".into()];
+    let change = h.app.create(&alice(&h.tenant), named).await.expect("create");
+    h.app.transition(&alice(&h.tenant), &change.id, to(ChangeState::Submitted, 1)).await.expect("submit");
+    // Search's one level: its team lead.
+    let lead = crate::fixtures::who(&h.tenant, "sam@example.com", &["search-leads"]);
+    let approved = h.app.decide(&lead, &change.id, crate::fixtures::approve()).await.expect("approve").change;
+    assert_eq!(approved.state, ChangeState::Approved);
+    let schedule = to(ChangeState::Scheduled, approved.version);
+    h.app.transition(&alice(&h.tenant), &change.id, schedule).await.expect("schedule");
+    let judge = |id: &str, at: DateTime<Utc>| {
+        let (dt, d) = evidence(TRAIL_BREAK_GLASS, &h.tenant, id, at);
+        let drift = h.drift.clone();
+        async move { drift.handle(&dt, &d).await.expect("judged") }
+    };
+    let inside = judge("named-in", start + Duration::minutes(30)).await;
+    assert!(matches!(inside, Judged::Authorized { change_id, .. } if change_id == change.id), "{inside:?}");
+    let outside = judge("named-out", start + Duration::hours(3)).await;
+    let f = unauthorized(&outside);
+    assert!(f.reason.contains("names the resource"), "{}", f.reason);
+}
+
 /// What actually changed during a change: each observation it authorized is
 /// recorded on it once (a redelivery, or the same evidence again, adds
 /// nothing), read by the events' own times a page at a time.

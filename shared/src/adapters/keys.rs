@@ -255,7 +255,9 @@ fn plannable(change: &Change) -> bool {
 }
 
 /// The index entries a change has, by (PK, SK): one per service, one in the
-/// listing index, one per service while it is plannable, one per principal it waits for.
+/// listing index, one per service while it is plannable (and one under the
+/// reserved name when it names resources), likewise once it is implemented,
+/// one per principal it waits for.
 pub fn index_entries(change: &Change) -> BTreeMap<(String, String), IndexItem> {
     let (tenant, id) = (&change.tenant, change.id);
     let windowed =
@@ -263,18 +265,18 @@ pub fn index_entries(change: &Change) -> BTreeMap<(String, String), IndexItem> {
     let start = service_sk(change.planned_start, &id);
     let mut entries: BTreeMap<(String, String), IndexItem> =
         change.services.iter().map(|service| ((service_pk(tenant, service), start.clone()), windowed(None))).collect();
+    // A change naming resources is also indexed under the reserved name
+    // (`ServiceName::named_resources`), so drift finds it for any resource.
+    let named = (!change.resources.is_empty()).then(ServiceName::named_resources);
+    let indexed: Vec<&ServiceName> = change.services.iter().chain(named.as_ref()).collect();
     if plannable(change) {
-        entries.extend(
-            change.services.iter().map(|service| ((plannable_pk(tenant, service), start.clone()), windowed(None))),
-        );
+        entries.extend(indexed.iter().map(|service| ((plannable_pk(tenant, service), start.clone()), windowed(None))));
     }
     entries.insert((plan_pk(tenant), start), windowed(Some(Listing::of(change))));
     if let Some(implementation) = change.implementation {
         let sk = implementation_sk(&implementation, &id);
         let item = IndexItem { change_id: id, planned_end: None, listing: None, implementation: Some(implementation) };
-        entries.extend(
-            change.services.iter().map(|service| ((implementation_pk(tenant, service), sk.clone()), item.clone())),
-        );
+        entries.extend(indexed.iter().map(|service| ((implementation_pk(tenant, service), sk.clone()), item.clone())));
     }
     let due = change.approval.as_ref().and_then(|p| p.due_at()).unwrap_or(change.updated_at);
     let waiting_sk = format!("{}#{id}", time_key(due));

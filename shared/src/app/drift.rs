@@ -45,7 +45,7 @@ use crate::domain::finding::observation::{DETAIL_TYPES, Evidence, NotObserved, O
 use crate::domain::finding::settings::JOIN_WINDOW;
 use crate::domain::finding::suppression::Suppression;
 use crate::domain::finding::{Finding, FindingId, FindingStatus, Severity, group_of, window_start};
-use crate::domain::{Change, ChangeId, TenantId};
+use crate::domain::{Change, ChangeId, ServiceName, TenantId};
 use crate::ports::{
     CatalogReader, ChangeReader, Claim, Clock, Dedupe, Fact, FindingQuery, FindingStore, ImplementationQuery,
     ImplementationReader, MAX_PAGE, Notifier, ServiceWindowQuery, StoreError, TenantDocs,
@@ -209,32 +209,36 @@ impl<S: DriftStore, K: CatalogReader, C: Clock, N: Notifier> Drift<S, K, C, N> {
     }
 
     /// The changes that may authorize `o`: those implemented near its time
-    /// and those still to start planned around it, on its service (none
-    /// without one); neither read grows with the service's history.
+    /// and those still to start planned around it, on its service and among
+    /// the changes that name resources (`ServiceName::named_resources`);
+    /// neither read grows with the history.
     async fn candidates(&self, o: &Observation, grace: Duration) -> Result<Vec<Change>, StoreError> {
-        let Some(service) = &o.service else { return Ok(Vec::new()) };
+        let services: Vec<ServiceName> =
+            o.service.iter().cloned().chain(std::iter::once(ServiceName::named_resources())).collect();
         let query = ImplementationQuery {
             tenant: o.tenant.clone(),
-            services: vec![service.clone()],
+            services: services.clone(),
             since: o.at - grace,
             at: o.at + grace,
         };
         let mut found: BTreeMap<ChangeId, Change> =
             self.store.implemented(&query).await?.changes.into_iter().map(|c| (c.id, c)).collect();
-        let mut window = ServiceWindowQuery {
-            tenant: o.tenant.clone(),
-            service: service.clone(),
-            from: o.at - grace,
-            to: o.at + grace,
-            limit: MAX_PAGE,
-            after: None,
-        };
-        loop {
-            let page = self.store.plannable(&window).await?;
-            found.extend(page.items.into_iter().map(|c| (c.id, c)));
-            match page.next {
-                Some(next) => window.after = Some(next),
-                None => break,
+        for service in services {
+            let mut window = ServiceWindowQuery {
+                tenant: o.tenant.clone(),
+                service,
+                from: o.at - grace,
+                to: o.at + grace,
+                limit: MAX_PAGE,
+                after: None,
+            };
+            loop {
+                let page = self.store.plannable(&window).await?;
+                found.extend(page.items.into_iter().map(|c| (c.id, c)));
+                match page.next {
+                    Some(next) => window.after = Some(next),
+                    None => break,
+                }
             }
         }
         Ok(found.into_values().collect())

@@ -246,6 +246,9 @@ pub struct Change {
     /// How the change is rolled back (`automated`: by its services' configured rollback).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback_plan: Option<crate::domain::deployment::rollback::RollbackPlan>,
+    /// The resources it will touch, by id or ARN (see `NewChange::resources`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<String>,
 }
 
 /// An incident related to a change: the change's side of the tag.

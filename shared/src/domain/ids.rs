@@ -50,6 +50,19 @@ macro_rules! slug_id {
 slug_id!(TenantId, "tenant");
 slug_id!(ServiceName, "service");
 
+impl ServiceName {
+    /// The name under which the changes that name resources are indexed
+    /// (the plannable and implementation indexes), so the drift consumer
+    /// finds them for any resource, mapped or not. No catalog service and no
+    /// change's service can take it: it is no slug (it starts with `_`).
+    pub const NAMED_RESOURCES: &'static str = "_named-resources";
+
+    /// [`ServiceName::NAMED_RESOURCES`] as a name.
+    pub fn named_resources() -> Self {
+        Self(Slug::reserved(Self::NAMED_RESOURCES))
+    }
+}
+
 /// A change id: a UUIDv7, so ids sort by creation time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]

@@ -50,6 +50,12 @@ pub struct NewChange {
     /// deployment of it fails.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback_plan: Option<RollbackPlan>,
+    /// The resources the change will touch, by id or ARN (`sg-…`,
+    /// `arn:aws:iam::…:role/…`): a configuration change of one inside the
+    /// change's window is authorized even when the resource maps to none of
+    /// its services, or to no service at all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<String>,
 }
 
 /// Longest major incident id, in bytes.
@@ -78,6 +84,38 @@ pub struct ValidNewChange {
     pub cryptographic_keys: bool,
     pub incident: Option<String>,
     pub rollback_plan: Option<RollbackPlan>,
+    pub resources: Vec<String>,
+}
+
+/// Most resources a change names.
+pub const MAX_RESOURCES: usize = 20;
+/// Longest resource id or ARN a change names.
+pub const MAX_RESOURCE_CHARS: usize = 2048;
+
+/// Checks the resources a change names: at most [`MAX_RESOURCES`], each 1
+/// to [`MAX_RESOURCE_CHARS`] characters with no space or control character;
+/// trimmed, duplicates dropped.
+fn validate_resources(resources: Vec<String>) -> Result<Vec<String>, FieldError> {
+    if resources.len() > MAX_RESOURCES {
+        return Err(FieldError::new("resources", format!("at most {MAX_RESOURCES} resources per change")));
+    }
+    let mut valid: Vec<String> = Vec::with_capacity(resources.len());
+    for (i, r) in resources.into_iter().enumerate() {
+        let r = r.trim().to_owned();
+        if r.is_empty()
+            || r.chars().count() > MAX_RESOURCE_CHARS
+            || r.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(FieldError::new(
+                format!("resources[{i}]"),
+                format!("a resource is its id or ARN: 1 to {MAX_RESOURCE_CHARS} characters, no spaces"),
+            ));
+        }
+        if !valid.contains(&r) {
+            valid.push(r);
+        }
+    }
+    Ok(valid)
 }
 
 /// Checks a planned window (`planned_start`, `planned_end`): supported
@@ -134,6 +172,7 @@ impl NewChange {
             cryptographic_keys: false,
             incident: None,
             rollback_plan: None,
+            resources: Vec::new(),
         }
     }
 
@@ -200,7 +239,9 @@ impl NewChange {
             }
             _ => {}
         }
+        let resources = validate_resources(self.resources)?;
         Ok(ValidNewChange {
+            resources,
             rollback_plan: self.rollback_plan,
             incident,
             category,
@@ -261,6 +302,7 @@ impl ValidNewChange {
             bake: None,
             starting_soon: None,
             rollback_plan: None,
+            resources: Vec::new(),
         };
         self.apply_to(&mut draft);
         draft
@@ -284,6 +326,7 @@ impl ValidNewChange {
         change.cryptographic_keys = self.cryptographic_keys;
         change.incident = self.incident;
         change.rollback_plan = self.rollback_plan;
+        change.resources = self.resources;
     }
 }
 
@@ -307,6 +350,7 @@ impl From<&Change> for NewChange {
             cryptographic_keys: change.cryptographic_keys,
             incident: change.incident.clone(),
             rollback_plan: change.rollback_plan,
+            resources: change.resources.clone(),
         }
     }
 }
@@ -396,5 +440,24 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn resources_are_trimmed_deduplicated_and_bounded() {
+        let mut c = base();
+        c.resources =
+            vec![" sg-0a1b2c3d4e5f67890 ".into(), "sg-0a1b2c3d4e5f67890".into(), "arn:aws:s3:::acme-logs".into()];
+        let valid = c.validate().expect("valid");
+        assert_eq!(valid.resources, ["sg-0a1b2c3d4e5f67890", "arn:aws:s3:::acme-logs"]);
+        for (bad, field) in
+            [(vec!["".to_owned()], "resources[0]"), (vec!["sg-1".into(), "two words".into()], "resources[1]")]
+        {
+            let mut c = base();
+            c.resources = bad;
+            assert_eq!(c.validate().expect_err("invalid").field, field);
+        }
+        let mut c = base();
+        c.resources = (0..=MAX_RESOURCES).map(|i| format!("sg-{i}")).collect();
+        assert_eq!(c.validate().expect_err("too many").field, "resources");
     }
 }

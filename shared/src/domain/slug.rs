@@ -38,6 +38,12 @@ impl Slug {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// A name the hub keeps for itself: not a slug (it starts with `_`), so
+    /// nothing people write can take it; only ever a storage key's part.
+    pub(crate) fn reserved(s: &'static str) -> Self {
+        Self(s.to_owned())
+    }
 }
 
 impl TryFrom<String> for Slug {

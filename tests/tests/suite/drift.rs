@@ -22,6 +22,7 @@ contract_cases!(
     a_burst_is_one_finding_with_a_count_however_concurrent_and_duplicated,
     a_config_item_and_its_api_call_make_one_finding_in_either_order,
     an_approved_window_authorizes_and_a_pipeline_needs_an_implementation,
+    a_change_naming_the_resource_authorizes_it,
     drift_findings_are_routed_by_the_catalogs_rules,
     authorized_observations_are_recorded_on_their_change_once,
     findings_of_the_same_instant_are_both_kept,

@@ -3,7 +3,8 @@
 //! month later gives the same answer.
 //!
 //! A change authorizes an observation of service S at time t when it
-//! covers S, is no mere record of a deployment (`recorded`), and either
+//! covers S (or names the resource changed, by id or ARN: the only way an
+//! unmapped resource is authorized), is no mere record of a deployment (`recorded`), and either
 //! - it is approved or scheduled (not yet started) and t lies in its planned
 //!   window widened by the grace on both sides, or
 //! - it started implementing, and t lies from the earlier of its planned and
@@ -47,15 +48,10 @@ pub enum Verdict {
 /// The decision: the first authorizing change (implementing before planned,
 /// then the lowest id, so the order of `changes` never matters), else why none does.
 pub fn decide(observation: &Observation, changes: &[Change], grace: Duration) -> Verdict {
-    let Some(service) = &observation.service else {
-        return Verdict::Unauthorized {
-            reason: "the resource maps to no service in the catalog, so no change can cover it".to_owned(),
-        };
-    };
     let pipeline = observation.actor.as_ref().is_some_and(|a: &Actor| a.pipeline);
     let t = observation.at;
     let mut found: Option<(AuthorizedBy, ChangeId)> = None;
-    for change in changes.iter().filter(|c| c.services.contains(service)) {
+    for change in changes.iter().filter(|c| covers(c, observation)) {
         let Some(by) = authorizes(change, t, grace, pipeline) else { continue };
         let rank = |b: AuthorizedBy| matches!(b, AuthorizedBy::PlannedWindow);
         let better = match found {
@@ -69,14 +65,25 @@ pub fn decide(observation: &Observation, changes: &[Change], grace: Duration) ->
     if let Some((by, change_id)) = found {
         return Verdict::Authorized { change_id, by };
     }
-    let reason = if pipeline {
-        format!("a deployment pipeline's principal changed {service} while no change for it was implementing")
-    } else {
-        format!(
-            "no approved change covers {service} at that time (its window widened by the grace, or its implementation)"
-        )
+    let reason = match (&observation.service, pipeline) {
+        (None, _) => {
+            "the resource maps to no service in the catalog, and no approved change names it at that time".to_owned()
+        }
+        (Some(service), true) => {
+            format!("a deployment pipeline's principal changed {service} while no change for it was implementing")
+        }
+        (Some(service), false) => format!(
+            "no approved change covers {service} or names the resource at that time (its window widened by the grace, or its implementation)"
+        ),
     };
     Verdict::Unauthorized { reason }
+}
+
+/// Whether `change` covers what `o` changed: it lists its service, or it
+/// names one of its resources (by id, ARN, or the ARN's last part).
+fn covers(change: &Change, o: &Observation) -> bool {
+    o.service.as_ref().is_some_and(|s| change.services.contains(s))
+        || o.resources.iter().any(|r| r.names().iter().any(|n| change.resources.iter().any(|named| named == n)))
 }
 
 /// How `change` authorizes something at `t`, if it does.
@@ -218,13 +225,42 @@ mod tests {
     }
 
     #[test]
-    fn an_unmapped_resource_is_never_authorized() {
+    fn an_unmapped_resource_is_authorized_only_by_a_change_naming_it() {
         let mut o = observation(30, false);
         o.service = None;
         let Verdict::Unauthorized { reason } = decide(&o, &[change(0, 60, ChangeState::Scheduled)], grace()) else {
-            panic!("no service, no authorization")
+            panic!("a change of a service does not cover a resource of none")
         };
         assert!(reason.contains("no service"), "{reason}");
+        let mut naming = change(0, 60, ChangeState::Scheduled);
+        naming.resources = vec!["sg-1".into()];
+        assert!(authorized(&decide(&o, std::slice::from_ref(&naming), grace())));
+        // Only inside its window and grace, and only while approved.
+        o.at = t(76);
+        assert!(!authorized(&decide(&o, std::slice::from_ref(&naming), grace())));
+        o.at = t(30);
+        naming.state = ChangeState::Submitted;
+        assert!(!authorized(&decide(&o, &[naming], grace())));
+    }
+
+    #[test]
+    fn a_change_naming_the_resource_covers_it_on_another_service_by_id_arn_or_arn_tail() {
+        let mut o = observation(30, false);
+        o.resources = vec![Resource {
+            id: "AROAEXAMPLE".into(),
+            arn: Some("arn:aws:iam::123456789012:role/checkout-task".into()),
+            resource_type: None,
+        }];
+        for named in ["AROAEXAMPLE", "arn:aws:iam::123456789012:role/checkout-task", "checkout-task"] {
+            let mut elsewhere = change(0, 60, ChangeState::Scheduled);
+            elsewhere.services = vec![ServiceName::parse("search").expect("service")];
+            elsewhere.resources = vec![named.into()];
+            assert!(authorized(&decide(&o, &[elsewhere], grace())), "{named}");
+        }
+        let mut other = change(0, 60, ChangeState::Scheduled);
+        other.services = vec![ServiceName::parse("search").expect("service")];
+        other.resources = vec!["sg-2".into(), "checkout".into()];
+        assert!(!authorized(&decide(&o, &[other], grace())), "another resource, or a prefix, names nothing");
     }
 
     #[test]
