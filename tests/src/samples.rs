@@ -9,8 +9,8 @@ pub const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 pub const SECRET: &str = "It's a Secret to Everybody";
 /// The Standard Webhooks example key (incident.io signs with such keys).
 pub const SIGNING_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-pub const WEBHOOK_ORIGINS: [Origin; 5] =
-    [Origin::Github, Origin::Gitlab, Origin::Pagerduty, Origin::Alertmanager, Origin::Incidentio];
+pub const WEBHOOK_ORIGINS: [Origin; 6] =
+    [Origin::Github, Origin::Gitlab, Origin::Pagerduty, Origin::Alertmanager, Origin::Incidentio, Origin::Argocd];
 
 /// The secret the tests configure for `origin`.
 pub fn secret_for(origin: Origin) -> &'static str {

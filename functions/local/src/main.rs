@@ -45,10 +45,10 @@ enum Command {
     ///
     /// Writes are durable when answered; Ctrl-C finishes in-flight requests before exiting.
     /// Webhook secrets come from CHANGEHUB_GITHUB_SECRET, CHANGEHUB_GITLAB_TOKEN,
-    /// CHANGEHUB_GITLAB_SIGNING_SECRET, CHANGEHUB_PAGERDUTY_SECRET, CHANGEHUB_INCIDENTIO_SECRET and
-    /// CHANGEHUB_ALERTMANAGER_TOKEN (each also as <NAME>_PREVIOUS while rotating), or from the JSON
-    /// file CHANGEHUB_SECRETS_FILE ({"tenant": {"source": ["secret"]}}). A source without a secret
-    /// refuses its webhooks.
+    /// CHANGEHUB_GITLAB_SIGNING_SECRET, CHANGEHUB_PAGERDUTY_SECRET, CHANGEHUB_INCIDENTIO_SECRET,
+    /// CHANGEHUB_ALERTMANAGER_TOKEN and CHANGEHUB_ARGOCD_TOKEN (each also as <NAME>_PREVIOUS while
+    /// rotating), or from the JSON file CHANGEHUB_SECRETS_FILE ({"tenant": {"source": ["secret"]}}).
+    /// A source without a secret refuses its webhooks.
     Serve {
         /// TCP port to listen on.
         #[arg(long, default_value_t = 8080, env = "CHANGEHUB_PORT")]

@@ -166,10 +166,13 @@ async fn signed_webhook_samples_replay_once_each() {
         ("CHANGEHUB_PAGERDUTY_SECRET", "pd-dev-secret"),
         ("CHANGEHUB_INCIDENTIO_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
         ("CHANGEHUB_ALERTMANAGER_TOKEN", "am-dev-token"),
+        ("CHANGEHUB_ARGOCD_TOKEN", "argocd-dev-token"),
     ];
     let hub = Served::start_with(dir.path(), &secrets);
-    let files: Vec<PathBuf> =
-        ["github", "gitlab", "pagerduty", "alertmanager", "incidentio"].iter().flat_map(|s| sample_files(s)).collect();
+    let files: Vec<PathBuf> = ["github", "gitlab", "pagerduty", "alertmanager", "incidentio", "argocd"]
+        .iter()
+        .flat_map(|s| sample_files(s))
+        .collect();
     let replay = |extra: &[&str]| {
         Command::new(BIN).args(["replay", "--url", &hub.base]).args(extra).args(&files).envs(secrets).output()
     };
@@ -508,6 +511,7 @@ async fn readme_walkthrough_replays_one_delivery_of_each_source_to_payments() {
         ("CHANGEHUB_PAGERDUTY_SECRET", "local-pagerduty-secret"),
         ("CHANGEHUB_ALERTMANAGER_TOKEN", "local-alertmanager-token"),
         ("CHANGEHUB_INCIDENTIO_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+        ("CHANGEHUB_ARGOCD_TOKEN", "local-argocd-token"),
     ];
     for (name, value) in secrets {
         assert!(readme.contains(&format!("{name}={value}")), "the README sets {name}={value}");

@@ -47,7 +47,7 @@ fn secret(origin: Origin) -> &'static str {
         Origin::Pagerduty => "CHANGEHUB_PAGERDUTY_SECRET",
         Origin::Incidentio => "CHANGEHUB_INCIDENTIO_SECRET",
         Origin::Alertmanager => "CHANGEHUB_ALERTMANAGER_TOKEN",
-        Origin::Aws => return "",
+        Origin::Aws | Origin::Argocd => return "",
     };
     SECRETS.iter().find(|(name, _)| *name == variable).map_or("", |(_, secret)| secret)
 }

@@ -8,6 +8,7 @@
 //! | pagerduty | `CHANGEHUB_PAGERDUTY_SECRET` |
 //! | incidentio | `CHANGEHUB_INCIDENTIO_SECRET` (`whsec_...`) |
 //! | alertmanager | `CHANGEHUB_ALERTMANAGER_TOKEN` |
+//! | argocd | `CHANGEHUB_ARGOCD_TOKEN` |
 //!
 //! `CHANGEHUB_SECRETS_FILE` may name a JSON document of the same shape as the
 //! AWS secret: `{"<tenant>": {"<source>": ["secret", "previous secret"]}}`.
@@ -48,6 +49,7 @@ pub fn variables(origin: Origin) -> &'static [&'static str] {
         Origin::Pagerduty => &["CHANGEHUB_PAGERDUTY_SECRET"],
         Origin::Incidentio => &["CHANGEHUB_INCIDENTIO_SECRET"],
         Origin::Alertmanager => &["CHANGEHUB_ALERTMANAGER_TOKEN"],
+        Origin::Argocd => &["CHANGEHUB_ARGOCD_TOKEN"],
         Origin::Aws => &[],
     }
 }
@@ -170,7 +172,14 @@ impl StaticSecrets {
             }
             None => SecretsDocument::new(),
         };
-        for origin in [Origin::Github, Origin::Gitlab, Origin::Pagerduty, Origin::Incidentio, Origin::Alertmanager] {
+        for origin in [
+            Origin::Github,
+            Origin::Gitlab,
+            Origin::Pagerduty,
+            Origin::Incidentio,
+            Origin::Alertmanager,
+            Origin::Argocd,
+        ] {
             for var in variables(origin) {
                 for name in [var.to_string(), format!("{var}_PREVIOUS")] {
                     if let Ok(value) = std::env::var(&name) {

@@ -32,7 +32,8 @@ pub const DETAIL_TYPES: [&str; 3] = ["Deployment Created", "Deployment Status Ch
 /// template's rule on the hub bus and `changehub serve`'s local rule.
 pub fn event_pattern() -> serde_json::Value {
     use crate::ingest::canonical::Origin;
-    serde_json::json!({"source": [Origin::Github.source(), Origin::Gitlab.source()], "detail-type": DETAIL_TYPES})
+    let sources = [Origin::Github.source(), Origin::Gitlab.source(), Origin::Argocd.source()];
+    serde_json::json!({"source": sources, "detail-type": DETAIL_TYPES})
 }
 
 /// How long a created change is planned to run while its deployment has not ended.
@@ -124,7 +125,7 @@ impl DeploymentStatus {
         })
     }
 
-    /// A GitHub or GitLab deployment (created, or a status of it).
+    /// A GitHub, GitLab or Argo CD deployment (created, or a status of it).
     pub fn from_deployment(detail: &Event<Deployment>) -> Result<Self, FieldError> {
         let d = &detail.data;
         let origin = DeploymentOrigin {

@@ -36,8 +36,8 @@ pub const DEFAULT_TENANT: &str = "default";
 /// Routes only the local hub serves.
 pub const LOCAL_ROUTES: &[(Method, &str)] = &[(Method::POST, "/events")];
 
-const WEBHOOK_SOURCES: [Origin; 5] =
-    [Origin::Github, Origin::Gitlab, Origin::Pagerduty, Origin::Alertmanager, Origin::Incidentio];
+const WEBHOOK_SOURCES: [Origin; 6] =
+    [Origin::Github, Origin::Gitlab, Origin::Pagerduty, Origin::Alertmanager, Origin::Incidentio, Origin::Argocd];
 
 /// How many webhook bodies are read at once by default (each up to
 /// [`MAX_WEBHOOK_BYTES`]); more concurrent deliveries are answered 503 with

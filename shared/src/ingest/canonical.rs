@@ -25,6 +25,7 @@ pub enum Origin {
     Alertmanager,
     Incidentio,
     Aws,
+    Argocd,
 }
 
 impl Origin {
@@ -36,13 +37,22 @@ impl Origin {
             Origin::Alertmanager => "alertmanager",
             Origin::Incidentio => "incidentio",
             Origin::Aws => "aws",
+            Origin::Argocd => "argocd",
         }
     }
 
     pub fn parse(s: &str) -> Option<Origin> {
-        [Origin::Github, Origin::Gitlab, Origin::Pagerduty, Origin::Alertmanager, Origin::Incidentio, Origin::Aws]
-            .into_iter()
-            .find(|o| o.as_str() == s)
+        [
+            Origin::Github,
+            Origin::Gitlab,
+            Origin::Pagerduty,
+            Origin::Alertmanager,
+            Origin::Incidentio,
+            Origin::Aws,
+            Origin::Argocd,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == s)
     }
 
     /// The hub event `source` for this origin.
@@ -56,7 +66,8 @@ impl Origin {
 #[cfg_attr(feature = "schema", derive(JsonSchema))]
 #[serde(tag = "by", content = "key", rename_all = "snake_case")]
 pub enum ServiceKey {
-    /// `owner/name` (GitHub) or `group/project` (GitLab).
+    /// `owner/name` (GitHub) or `group/project` (GitLab); Argo CD: its
+    /// application's `repoURL`, read the same way.
     Repository(String),
     /// A PagerDuty service id, e.g. `PWIXJZS`.
     PagerdutyService(String),
@@ -75,8 +86,8 @@ pub const SERVICE_TAG: &str = "changehub:service";
 // ----------------------------------------------------------------------------
 // Facts: one struct per kind of event, one `detail-type` each.
 
-/// A deployment, as GitHub (deployment, deployment_status) or GitLab
-/// (Deployment Hook) reports it.
+/// A deployment, as GitHub (deployment, deployment_status), GitLab
+/// (Deployment Hook) or Argo CD (a sync operation's notification) reports it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(JsonSchema))]
 pub struct Deployment {
@@ -108,7 +119,8 @@ pub struct Deployment {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployed_by: Option<String>,
     /// The source marks it as a rollback (GitHub: `rollback: true` or a
-    /// `rollback` label in the payload, or a task naming a rollback).
+    /// `rollback` label in the payload, or a task naming a rollback; Argo
+    /// CD: a person's sync of a revision other than the tracked head).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub rollback: bool,
 }

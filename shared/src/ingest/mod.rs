@@ -5,6 +5,7 @@
 //! [`auth`] checks signatures before anything is parsed.
 
 pub mod alertmanager;
+pub mod argocd;
 pub mod aws;
 pub mod canonical;
 pub mod github;
@@ -52,16 +53,18 @@ pub fn delivery_id(origin: Origin, headers: &HeaderMap, body: &[u8]) -> Result<S
         Origin::Alertmanager => alertmanager::delivery_id(headers, body),
         Origin::Incidentio => incidentio::delivery_id(headers, body),
         Origin::Aws => aws::delivery_id(body),
+        Origin::Argocd => argocd::delivery_id(headers, body),
     }
 }
 
 /// The header naming a delivery's event type, for the senders that name it
-/// in a header (GitHub, GitLab); the others name it in the body.
+/// in a header (GitHub, GitLab); the others name it in the body (Argo CD:
+/// its operation's phase).
 pub fn event_header(origin: Origin) -> Option<&'static str> {
     match origin {
         Origin::Github => Some(github::EVENT_HEADER),
         Origin::Gitlab => Some(gitlab::EVENT_HEADER),
-        Origin::Pagerduty | Origin::Alertmanager | Origin::Incidentio | Origin::Aws => None,
+        Origin::Pagerduty | Origin::Alertmanager | Origin::Incidentio | Origin::Aws | Origin::Argocd => None,
     }
 }
 
@@ -87,5 +90,6 @@ pub fn normalize(origin: Origin, headers: &HeaderMap, body: &[u8]) -> Result<Nor
         Origin::Alertmanager => alertmanager::normalize(headers, body),
         Origin::Incidentio => incidentio::normalize(headers, body),
         Origin::Aws => aws::normalize(body),
+        Origin::Argocd => argocd::normalize(headers, body),
     }
 }

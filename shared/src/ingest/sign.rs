@@ -67,7 +67,7 @@ pub fn auth_headers(origin: Origin, secret: &str, delivery: &str, body: &[u8], n
             put(&mut h, "webhook-timestamp", &now.timestamp().to_string());
             put(&mut h, "webhook-signature", &standard_signature(secret, delivery, now.timestamp(), body));
         }
-        Origin::Alertmanager => put(&mut h, "authorization", &format!("Bearer {secret}")),
+        Origin::Alertmanager | Origin::Argocd => put(&mut h, "authorization", &format!("Bearer {secret}")),
         Origin::Aws => {}
     }
     h
@@ -106,7 +106,7 @@ pub fn delivery_headers(origin: Origin, file_stem: &str, delivery: &str) -> Head
         Origin::Incidentio => {
             put(&mut h, "webhook-id", delivery);
         }
-        Origin::Alertmanager | Origin::Aws => {}
+        Origin::Alertmanager | Origin::Aws | Origin::Argocd => {}
     }
     h
 }

@@ -11,7 +11,7 @@
 //! | gitlab | `X-Gitlab-Token` against plain secrets, and Standard Webhooks signatures against `whsec_` keys |
 //! | pagerduty | `X-PagerDuty-Signature: v1=<hex>[, v1=<hex>…]`, HMAC-SHA256(secret as raw bytes, body) |
 //! | incidentio | Standard Webhooks: `webhook-id`, `webhook-timestamp`, `webhook-signature` |
-//! | alertmanager | `Authorization: Bearer <token>` |
+//! | alertmanager, argocd | `Authorization: Bearer <token>` |
 //! | aws | nothing: AWS events arrive through EventBridge, never as webhooks |
 //!
 //! Every comparison of a secret-derived value is constant-time (the MAC's
@@ -117,6 +117,7 @@ pub fn verify(
         Origin::Pagerduty => pagerduty,
         Origin::Incidentio => incidentio,
         Origin::Alertmanager => alertmanager,
+        Origin::Argocd => argocd,
     };
     let secrets: Vec<&str> = secrets.iter().map(String::as_str).filter(|s| !s.trim().is_empty()).collect();
     if secrets.is_empty() {
@@ -207,6 +208,16 @@ fn incidentio(secrets: &[&str], headers: &HeaderMap, body: &[u8], now: DateTime<
 
 /// Alertmanager: `Authorization: Bearer <token>`.
 fn alertmanager(secrets: &[&str], headers: &HeaderMap, _body: &[u8], _now: DateTime<Utc>) -> Result<(), AuthError> {
+    bearer(Origin::Alertmanager, secrets, headers)
+}
+
+/// Argo CD Notifications: the webhook service's `Authorization: Bearer <token>` header.
+fn argocd(secrets: &[&str], headers: &HeaderMap, _body: &[u8], _now: DateTime<Utc>) -> Result<(), AuthError> {
+    bearer(Origin::Argocd, secrets, headers)
+}
+
+/// `Authorization: Bearer <token>`, the token equal to one of `secrets`.
+fn bearer(origin: Origin, secrets: &[&str], headers: &HeaderMap) -> Result<(), AuthError> {
     let value = required(headers, AUTHORIZATION)?;
     let token = value
         .split_once(' ')
@@ -220,7 +231,7 @@ fn alertmanager(secrets: &[&str], headers: &HeaderMap, _body: &[u8], _now: DateT
     if any_token_matches(token, secrets)? {
         Ok(())
     } else {
-        Err(AuthError::NoMatch { header: AUTHORIZATION, origin: Origin::Alertmanager, skipped: 0 })
+        Err(AuthError::NoMatch { header: AUTHORIZATION, origin, skipped: 0 })
     }
 }
 
@@ -1113,11 +1124,36 @@ mod tests {
         refused(alertmanager(&["tenant-b-token"], Some("Bearer tenant-a-token")));
     }
 
+    #[test]
+    fn argocd_bearer_token_is_checked_and_named_as_argocds() {
+        let check = |value: Option<&str>| {
+            let headers = value.map(|v| headers(&[(AUTHORIZATION, v)])).unwrap_or_default();
+            verify(Origin::Argocd, &secrets(&[ALERTMANAGER_TOKEN]), &headers, b"{}", any_time())
+        };
+        assert_eq!(check(Some(&format!("Bearer {ALERTMANAGER_TOKEN}"))), Ok(()));
+        assert_eq!(
+            refused(check(Some("Bearer wrong"))),
+            "the Authorization header matches no secret configured for argocd"
+        );
+        assert_eq!(refused(check(None)), "the Authorization header is missing");
+        assert_eq!(
+            verify(Origin::Argocd, &[], &HeaderMap::new(), b"{}", any_time()),
+            Err(AuthError::NoSecret { origin: Origin::Argocd })
+        );
+    }
+
     // ------------------------------------------------------------------------
     // Nothing from outside panics
 
-    const ORIGINS: [Origin; 6] =
-        [Origin::Github, Origin::Gitlab, Origin::Pagerduty, Origin::Alertmanager, Origin::Incidentio, Origin::Aws];
+    const ORIGINS: [Origin; 7] = [
+        Origin::Github,
+        Origin::Gitlab,
+        Origin::Pagerduty,
+        Origin::Alertmanager,
+        Origin::Incidentio,
+        Origin::Aws,
+        Origin::Argocd,
+    ];
 
     const NAMES: [&str; 8] = [
         GITHUB_SIGNATURE,

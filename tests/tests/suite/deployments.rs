@@ -33,8 +33,11 @@ pub(crate) fn sample(
 ) -> (String, Value) {
     let body = std::fs::read(Path::new(ROOT).join("events").join(origin.as_str()).join(file)).expect("sample");
     let mut headers = axum::http::HeaderMap::new();
-    let name = event_header(origin).expect("a header names the event");
-    headers.insert(axum::http::HeaderName::from_bytes(name.as_bytes()).expect("name"), kind.parse().expect("value"));
+    // Argo CD names no event in a header: its body says it all.
+    if let Some(name) = event_header(origin) {
+        headers
+            .insert(axum::http::HeaderName::from_bytes(name.as_bytes()).expect("name"), kind.parse().expect("value"));
+    }
     for delivery in ["x-github-delivery", "idempotency-key"] {
         headers.insert(delivery, "72d3162e-cc78-11e3-81ab-4c9367dc0958".parse().expect("value"));
     }
@@ -429,6 +432,39 @@ mod contract {
         assert_eq!((pm.log_url.as_deref(), pm.error.as_deref()), (Some(log), None), "GitLab sends no error text");
     }
 
+    /// Argo CD: a failed sync fails the approved change it names, with a
+    /// post-mortem draft of Argo CD's message; `argocd app rollback` (a sync
+    /// carrying a history entry's source) then rolls it back.
+    pub async fn an_argocd_sync_failure_fails_its_change_and_a_rollback_rolls_it_back<S: ChangeStore>(store: S) {
+        let s = Setup::new(store).await;
+        let draft = s.draft().await;
+        let approved = submit_and_approve(&s.app, &s.tenant, &draft.id).await;
+        s.app
+            .transition(&alice(&s.tenant), &draft.id, to(ChangeState::Scheduled, approved.version))
+            .await
+            .expect("scheduled");
+        let names = |file: &str| {
+            sample(&s.tenant, Origin::Argocd, "", file, |d| d["data"]["change_ids"] = json!([draft.id.to_string()]))
+        };
+        let failed = s.apply(&names("app.sync_failed.json")).await;
+        assert_eq!(failed, Applied::Recorded { change: draft.id, state: ChangeState::Failed });
+        let c = s.change(&draft.id).await;
+        let pm = c.postmortem.expect("a post-mortem draft");
+        assert_eq!((pm.outcome, pm.by.as_deref()), (Outcome::Failed, Some("raj.acme")));
+        assert_eq!(pm.failing_job.as_deref(), Some("Argo CD sync of checkout"));
+        assert!(pm.error.as_deref().unwrap_or_default().contains("failed to apply"), "{:?}", pm.error);
+        assert_eq!(pm.log_url.as_deref(), Some("https://argocd.acme.example/applications/checkout"));
+
+        let rolled = s.apply(&names("app.rollback.json")).await;
+        assert_eq!(rolled, Applied::Recorded { change: draft.id, state: ChangeState::RolledBack });
+        let c = s.change(&draft.id).await;
+        let origin = &c.deployments[0].origin;
+        assert_eq!((origin.source.as_str(), origin.repository.as_str()), ("argocd", "acme-corp/checkout-service"));
+        let pm = c.postmortem.expect("a post-mortem draft");
+        assert_eq!(pm.deployed.deployment_id, "checkout@2026-09-14T11:02:10Z");
+        assert_eq!(pm.rollback.map(|r| r.deployment_id), Some("checkout@2026-09-14T11:10:02Z".to_owned()));
+    }
+
     pub async fn a_deploy_workflow_run_is_a_deployment_and_other_runs_are_not<S: ChangeStore>(store: S) {
         let s = Setup::with_catalog(store, |c| c.pipelines.deploy_workflows = vec!["deploy".into()]).await;
         let run = sample(&s.tenant, Origin::Github, "workflow_run", "workflow_run.completed.json", |_| {});
@@ -455,6 +491,7 @@ contract_cases!(
     what_runs_in_production_is_kept_per_service_and_environment_and_written_conditionally,
     a_deployment_of_the_replaced_sha_rolls_back_the_change_it_replaces,
     a_failed_gitlab_deployment_drafts_its_job_and_log,
+    an_argocd_sync_failure_fails_its_change_and_a_rollback_rolls_it_back,
     a_deploy_workflow_run_is_a_deployment_and_other_runs_are_not,
 );
 

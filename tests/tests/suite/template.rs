@@ -894,7 +894,7 @@ fn the_deployments_rule_takes_the_deployment_events_from_the_hub_bus() {
     let pattern = changehub::domain::EventPattern::parse(rule["Pattern"].clone()).expect("pattern");
     let event = |origin: Origin, detail_type: &str| json!({"source": origin.source(), "detail-type": detail_type, "detail": {}});
     for detail_type in changehub::app::deployments::DETAIL_TYPES {
-        for origin in [Origin::Github, Origin::Gitlab] {
+        for origin in [Origin::Github, Origin::Gitlab, Origin::Argocd] {
             assert!(pattern.matches(&event(origin, detail_type)), "{detail_type} from {origin:?}");
         }
     }

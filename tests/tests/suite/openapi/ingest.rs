@@ -18,6 +18,7 @@ pub(super) async fn webhook_scenario(api: &Api) {
         (Origin::Pagerduty, "pagerduty/incident.triggered.json", "X-PagerDuty-Signature"),
         (Origin::Alertmanager, "alertmanager/firing.json", "Authorization"),
         (Origin::Incidentio, "incidentio/public_incident.incident_created_v2.json", "webhook-timestamp"),
+        (Origin::Argocd, "argocd/app.deployed.json", "Authorization"),
     ] {
         let source = origin.as_str();
         let secret = if origin == Origin::Incidentio { SIGNING_SECRET } else { SECRET };

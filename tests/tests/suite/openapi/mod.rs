@@ -76,8 +76,8 @@ const DEFAULT_SERVED_BY: [&str; 2] = ["local", "api"];
 const SECRET: &str = "It's a Secret to Everybody";
 /// incident.io's (Standard Webhooks) signing key.
 const SIGNING_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-const WEBHOOK_ORIGINS: [Origin; 5] =
-    [Origin::Github, Origin::Gitlab, Origin::Pagerduty, Origin::Alertmanager, Origin::Incidentio];
+const WEBHOOK_ORIGINS: [Origin; 6] =
+    [Origin::Github, Origin::Gitlab, Origin::Pagerduty, Origin::Alertmanager, Origin::Incidentio, Origin::Argocd];
 /// The operation keys of an OpenAPI path item.
 const OPERATION_KEYS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
 /// The methods probed on every documented path.
