@@ -107,38 +107,43 @@ where
     pub async fn handle(&self, event: &Value) -> Result<Value, Failed> {
         let detail_type = event.get("detail-type").and_then(Value::as_str).unwrap_or_default();
         let detail = event.get("detail").unwrap_or(&Value::Null);
-        let mut answer = Map::new();
-        let mut failed: Option<Failed> = None;
-        match self.merge_gate.handle(detail_type, detail).await {
-            Ok(applied) => {
-                answer.insert("merge_gate".into(), merge_gate_answer(&applied));
-            }
-            Err(e) => note(&mut failed, e.into()),
-        }
         // Every use case sees the event even when one before it failed.
-        match self.rollbacks.handle(detail_type, detail).await {
-            Ok(applied) => {
-                answer.insert("rollback".into(), rollback_answer(&applied));
-            }
-            Err(e) => note(&mut failed, e.into()),
-        }
-        match self.protection.handle(detail_type, detail).await {
-            Ok(applied) => {
-                answer.insert("protection".into(), protection_answer(&applied));
-            }
-            Err(e) => note(&mut failed, e.into()),
-        }
-        match failed {
-            Some(e) => Err(e),
-            None => Ok(Value::Object(answer)),
-        }
+        let mut answers = Answers::default();
+        answers.take("merge_gate", self.merge_gate.handle(detail_type, detail).await, merge_gate_answer);
+        answers.take("rollback", self.rollbacks.handle(detail_type, detail).await, rollback_answer);
+        answers.take("protection", self.protection.handle(detail_type, detail).await, protection_answer);
+        answers.finish()
     }
 }
 
-/// Logs a use case's failure and keeps the first one for the invocation.
-fn note(failed: &mut Option<Failed>, e: Failed) {
-    tracing::error!(error = %e, retryable = e.retryable(), "event failed");
-    failed.get_or_insert(e);
+/// What each use case did with one event, under its name, and the first failure.
+#[derive(Default)]
+struct Answers {
+    answer: Map<String, Value>,
+    failed: Option<Failed>,
+}
+
+impl Answers {
+    /// Keeps a use case's answer, or logs its failure and keeps the first one for the invocation.
+    fn take<T, E: Into<Failed>>(&mut self, name: &str, result: Result<T, E>, render: fn(&T) -> Value) {
+        match result {
+            Ok(applied) => {
+                self.answer.insert(name.to_owned(), render(&applied));
+            }
+            Err(e) => {
+                let e = e.into();
+                tracing::error!(error = %e, retryable = e.retryable(), "event failed");
+                self.failed.get_or_insert(e);
+            }
+        }
+    }
+
+    fn finish(self) -> Result<Value, Failed> {
+        match self.failed {
+            Some(e) => Err(e),
+            None => Ok(Value::Object(self.answer)),
+        }
+    }
 }
 
 /// What the merge gate did with one event.
