@@ -2,7 +2,10 @@
 
 mod common;
 
-use common::{BIN, CATALOG, Served, create_and_submit, free_port, import_catalog, sample, token};
+use common::{
+    BIN, CATALOG, Served, approve, create_and_submit, forge_calls, free_port, import_catalog, import_gated_catalog,
+    merge_gate_env, pairs, replay_pull_request, run_gate, sample, token,
+};
 use serde_json::{Value, json};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -1320,18 +1323,6 @@ async fn serve_sends_a_starting_soon_reminder_once_before_a_scheduled_change_sta
     assert!(reason.starts_with("starts at ") || reason.starts_with("planned to start at "), "{reason}");
 }
 
-/// `changehub gate` with `args` against `base`, as a pipeline step runs it: its exit status and the last line of stderr.
-fn run_gate(base: &str, token: &str, args: &[&str]) -> (Option<i32>, String) {
-    let out = Command::new(BIN)
-        .args(["gate", "--url", base, "--service", "payments"])
-        .args(args)
-        .env("CHANGEHUB_TOKEN", token)
-        .output()
-        .expect("changehub gate");
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    (out.status.code(), stderr.lines().last().unwrap_or_default().to_owned())
-}
-
 /// The generic deployment gate through the real binary: staging is recorded
 /// only; production waits for approval on a long poll and passes when the
 /// change is approved (exit 0), times out while it is pending (2), is
@@ -1975,64 +1966,6 @@ async fn a_status_that_could_not_be_delivered_is_redriven_later_and_after_a_rest
     hub.interrupt();
 }
 
-/// The hub's environment for the merge gate on `forge`, redriving dead letters after `redrive_min`.
-fn merge_gate_env(forge: &changehub_tests::forge::FakeForge, redrive_min: &str) -> Vec<(&'static str, String)> {
-    vec![
-        ("CHANGEHUB_GITHUB_SECRET", "gh-dev-secret".into()),
-        ("CHANGEHUB_GITHUB_TOKEN", "ghp_merge_gate".into()),
-        ("CHANGEHUB_GITHUB_API_URL", forge.url.clone()),
-        ("CHANGEHUB_PUBLIC_URL", "https://changes.example.com".into()),
-        ("CHANGEHUB_REDRIVE_MIN", redrive_min.into()),
-    ]
-}
-
-fn pairs<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
-    env.iter().map(|(name, value)| (*name, value.as_str())).collect()
-}
-
-/// The sample catalog, its payments service gating merges into main.
-fn import_gated_catalog(dir: &Path, base: &str) {
-    let catalog = std::fs::read_to_string(CATALOG).expect("catalog");
-    let gated = catalog.replacen(
-        "    mappings:\n      repositories: [acme-corp/checkout-service",
-        "    merge_gate:\n      branches: [main]\n      exempt_labels: [docs]\n    mappings:\n      repositories: [acme-corp/checkout-service",
-        1,
-    );
-    assert_ne!(gated, catalog, "the sample catalog's payments mappings moved");
-    let file = dir.join("gated.yaml");
-    std::fs::write(&file, gated).expect("write");
-    common::import_catalog_file(dir, base, &file);
-}
-
-/// Replays the sample pull request, its title naming change `id`, signed; its head sha.
-fn replay_pull_request(dir: &Path, base: &str, env: &[(&'static str, String)], id: &str) -> String {
-    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events/github/pull_request.opened.json");
-    let mut pr: Value = serde_json::from_slice(&std::fs::read(&sample).expect("sample")).expect("json");
-    pr["pull_request"]["title"] = json!(format!("{id}: Raise checkout-service DB connection pool"));
-    let head = pr["pull_request"]["head"]["sha"].as_str().expect("head sha").to_owned();
-    let file = dir.join("pull_request.opened.json");
-    std::fs::write(&file, serde_json::to_vec(&pr).expect("json")).expect("write");
-    let replay = ["replay", "--source", "github", "--url", base];
-    let out = Command::new(BIN).args(replay).arg(&file).envs(env.iter().cloned()).output().expect("replay");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    head
-}
-
-/// Both approval levels of the sample change approve it.
-async fn approve(dir: &Path, http: &reqwest::Client, base: &str, id: &str) {
-    for (user, group) in [("pat@example.com", "payments-leads"), ("carol@example.com", "cab")] {
-        let approver = token(dir, user, group);
-        let decided = http
-            .post(format!("{base}/changes/{id}/decisions"))
-            .bearer_auth(&approver)
-            .json(&json!({"decision": "approve"}))
-            .send()
-            .await
-            .expect("decide");
-        assert_eq!(decided.status(), 200, "{user}");
-    }
-}
-
 /// `GET /health`'s `dead_letters`, once `until` holds for it (within 30 s).
 async fn dead_letters(http: &reqwest::Client, base: &str, until: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -2063,17 +1996,9 @@ async fn a_failed_production_deployment_dispatches_the_changes_rollback_workflow
         ("CHANGEHUB_GITHUB_API_URL", forge.url.as_str()),
     ];
     let hub = Served::start_with(dir.path(), &env);
-    let catalog = std::fs::read_to_string(CATALOG).expect("catalog");
-    let with_rollback = catalog.replacen(
-        "    mappings:\n      repositories: [acme-corp/checkout-service",
-        "    rollback:\n      github:\n        repository: acme-corp/checkout-service\n        workflow: rollback.yml\n        \
-         ref: main\n        inputs: {sha: \"{sha}\", change: \"{change}\"}\n    mappings:\n      repositories: [acme-corp/checkout-service",
-        1,
-    );
-    assert_ne!(with_rollback, catalog, "the sample catalog's payments mappings moved");
-    let file = dir.path().join("rollback.yaml");
-    std::fs::write(&file, with_rollback).expect("write");
-    common::import_catalog_file(dir.path(), &hub.base, &file);
+    let rollback = "    rollback:\n      github:\n        repository: acme-corp/checkout-service\n        workflow: rollback.yml\n        \
+                    ref: main\n        inputs: {sha: \"{sha}\", change: \"{change}\"}\n";
+    common::import_catalog_with_payments(dir.path(), &hub.base, rollback);
 
     let http = reqwest::Client::new();
     let alice = token(dir.path(), "alice@example.com", "engineers");
@@ -2153,17 +2078,11 @@ async fn a_failed_production_deployment_dispatches_the_changes_rollback_workflow
 /// bus), without another webhook and without polling.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signed_protection_rule_request_is_kept_and_approved_when_its_change_is() {
-    use changehub_tests::forge::{APP_ID, FakeForge};
+    use changehub_tests::forge::FakeForge;
     let forge = FakeForge::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let key = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/keys/github-app.test.pem");
-    let key = key.to_str().expect("utf-8 path").to_owned();
-    let env = [
-        ("CHANGEHUB_GITHUB_SECRET", "gh-dev-secret"),
-        ("CHANGEHUB_GITHUB_APP_ID", APP_ID),
-        ("CHANGEHUB_GITHUB_APP_KEY_FILE", key.as_str()),
-        ("CHANGEHUB_GITHUB_API_URL", forge.url.as_str()),
-    ];
+    let env = common::github_app_env(&forge);
+    let env = pairs(&env);
     let hub = Served::start_with(dir.path(), &env);
     import_catalog(dir.path(), &hub.base);
     let http = reqwest::Client::new();
@@ -2191,7 +2110,7 @@ async fn a_signed_protection_rule_request_is_kept_and_approved_when_its_change_i
     let file = dir.path().join("deployment_protection_rule.requested.json");
     std::fs::write(&file, serde_json::to_vec(&request).expect("json")).expect("write");
     let replay = ["replay", "--source", "github", "--url", &hub.base];
-    let out = Command::new(BIN).args(replay).arg(&file).envs(env).output().expect("replay");
+    let out = Command::new(BIN).args(replay).arg(&file).envs(env.iter().copied()).output().expect("replay");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     let path = "/repos/acme-corp/checkout-service/actions/runs/10987654321/deployment_protection_rule";
@@ -2219,22 +2138,4 @@ async fn a_signed_protection_rule_request_is_kept_and_approved_when_its_change_i
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(forge.protection_answers().len(), 1, "answered once: {:?}", forge.callbacks());
     hub.interrupt();
-}
-
-/// The fake forge's calls to paths containing `part`, once there are at
-/// least `n` of them (within 10 seconds: the hub calls it from a consumer).
-async fn forge_calls(
-    forge: &changehub_tests::forge::FakeForge,
-    part: &str,
-    n: usize,
-) -> Vec<changehub_tests::forge::Call> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let calls = forge.calls_to(part);
-        if calls.len() >= n {
-            return calls;
-        }
-        assert!(Instant::now() < deadline, "{n} calls to {part} expected, got {:?}", forge.calls());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }

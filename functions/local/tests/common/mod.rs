@@ -202,3 +202,149 @@ pub fn wait_for_notifications(
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A sample of `events/`, by its path there (`github/pull_request.opened.json`).
+pub fn event_sample(path: &str) -> Value {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events").join(path);
+    serde_json::from_slice(&std::fs::read(&file).expect("the sample")).expect("the sample's JSON")
+}
+
+/// `changehub replay --source SOURCE` of `payload`, written to `dir/name`
+/// first, signed with the secrets in `env`; it must be taken.
+pub fn replay_payload(dir: &Path, base: &str, env: &[(&str, &str)], source: &str, name: &str, payload: &Value) {
+    let file = dir.join(name);
+    std::fs::write(&file, serde_json::to_vec(payload).expect("json")).expect("write the payload");
+    let out = Command::new(BIN)
+        .args(["replay", "--source", source, "--url", base])
+        .arg(&file)
+        .envs(env.iter().copied())
+        .output()
+        .expect("changehub replay");
+    assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The sample catalog with `yaml` (keys of a service entry, indented four
+/// spaces) added to payments' entry (nothing: the sample as it is), imported as an admin.
+pub fn import_catalog_with_payments(dir: &Path, base: &str, yaml: &str) {
+    if yaml.is_empty() {
+        return import_catalog(dir, base);
+    }
+    let catalog = std::fs::read_to_string(CATALOG).expect("catalog");
+    let anchor = "    mappings:\n      repositories: [acme-corp/checkout-service";
+    let edited = catalog.replacen(anchor, &format!("{yaml}{anchor}"), 1);
+    assert_ne!(edited, catalog, "the sample catalog's payments mappings moved");
+    let file = dir.join("catalog.edited.yaml");
+    std::fs::write(&file, edited).expect("write");
+    import_catalog_file(dir, base, &file);
+}
+
+/// The merge gate of the sample catalog's payments: merges into main,
+/// exempting requests labelled `docs`.
+pub const PAYMENTS_MERGE_GATE: &str = "    merge_gate:\n      branches: [main]\n      exempt_labels: [docs]\n";
+
+/// The hub's environment for the merge gate on `forge` (a token), redriving dead letters after `redrive_min`.
+pub fn merge_gate_env(forge: &changehub_tests::forge::FakeForge, redrive_min: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("CHANGEHUB_GITHUB_SECRET", "gh-dev-secret".into()),
+        ("CHANGEHUB_GITHUB_TOKEN", "ghp_merge_gate".into()),
+        ("CHANGEHUB_GITHUB_API_URL", forge.url.clone()),
+        ("CHANGEHUB_PUBLIC_URL", "https://changes.example.com".into()),
+        ("CHANGEHUB_REDRIVE_MIN", redrive_min.into()),
+    ]
+}
+
+/// `env` as the pairs `Served` and `Command::envs` take.
+pub fn pairs<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    env.iter().map(|(name, value)| (*name, value.as_str())).collect()
+}
+
+/// The sample catalog, its payments service gating merges into main ([`PAYMENTS_MERGE_GATE`]).
+pub fn import_gated_catalog(dir: &Path, base: &str) {
+    import_catalog_with_payments(dir, base, PAYMENTS_MERGE_GATE);
+}
+
+/// The sample pull request, its title naming change `id` (or none), its body none.
+pub fn pull_request(id: Option<&str>) -> Value {
+    let mut pr = event_sample("github/pull_request.opened.json");
+    let title = "Raise checkout-service DB connection pool";
+    pr["pull_request"]["title"] = json!(id.map_or_else(|| title.to_owned(), |id| format!("{id}: {title}")));
+    // The sample's body names a change of its own.
+    pr["pull_request"]["body"] = json!("Raise `DB_POOL_MAX` from 20 to 50 in production.");
+    pr
+}
+
+/// Replays the sample pull request, its title naming change `id`, signed; its head sha.
+pub fn replay_pull_request(dir: &Path, base: &str, env: &[(&'static str, String)], id: &str) -> String {
+    let pr = pull_request(Some(id));
+    replay_payload(dir, base, &pairs(env), "github", "pull_request.opened.json", &pr);
+    pr["pull_request"]["head"]["sha"].as_str().expect("head sha").to_owned()
+}
+
+/// `decision` (`approve`, `reject`) on change `id` as `user` of `group`.
+pub async fn decide(
+    dir: &Path,
+    http: &reqwest::Client,
+    base: &str,
+    id: &str,
+    (user, group): (&str, &str),
+    decision: &str,
+) {
+    let who = token(dir, user, group);
+    let decided = http
+        .post(format!("{base}/changes/{id}/decisions"))
+        .bearer_auth(&who)
+        .json(&json!({"decision": decision}))
+        .send()
+        .await
+        .expect("decide");
+    assert_eq!(decided.status(), 200, "{decision} by {user}");
+}
+
+/// Both approval levels of the sample change approve it.
+pub async fn approve(dir: &Path, http: &reqwest::Client, base: &str, id: &str) {
+    for approver in [("pat@example.com", "payments-leads"), ("carol@example.com", "cab")] {
+        decide(dir, http, base, id, approver, "approve").await;
+    }
+}
+
+/// The fake forge's calls to paths containing `part`, once there are at
+/// least `n` of them (within 30 seconds: the hub calls it from a consumer).
+pub async fn forge_calls(
+    forge: &changehub_tests::forge::FakeForge,
+    part: &str,
+    n: usize,
+) -> Vec<changehub_tests::forge::Call> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let calls = forge.calls_to(part);
+        if calls.len() >= n {
+            return calls;
+        }
+        assert!(Instant::now() < deadline, "{n} calls to {part} expected, got {:?}", forge.calls());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `changehub gate --service payments` with `args` against `base`, as a
+/// pipeline step runs it: its exit status and the last line of stderr.
+pub fn run_gate(base: &str, token: &str, args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(BIN)
+        .args(["gate", "--url", base, "--service", "payments"])
+        .args(args)
+        .env("CHANGEHUB_TOKEN", token)
+        .output()
+        .expect("changehub gate");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.code(), stderr.lines().last().unwrap_or_default().to_owned())
+}
+
+/// The hub's environment for GitHub as the test App (its id and key file) on `forge`.
+pub fn github_app_env(forge: &changehub_tests::forge::FakeForge) -> Vec<(&'static str, String)> {
+    let key = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/keys/github-app.test.pem");
+    vec![
+        ("CHANGEHUB_GITHUB_SECRET", "gh-dev-secret".into()),
+        ("CHANGEHUB_GITHUB_APP_ID", changehub_tests::forge::APP_ID.into()),
+        ("CHANGEHUB_GITHUB_APP_KEY_FILE", key.to_str().expect("a UTF-8 path").into()),
+        ("CHANGEHUB_GITHUB_API_URL", forge.url.clone()),
+    ]
+}

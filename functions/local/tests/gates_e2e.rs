@@ -1,0 +1,495 @@
+//! The gates through the real binary (issue 13 point 8): `changehub serve`
+//! takes signed webhooks built from the `events/` samples (ids, shas and
+//! times patched) and answers a fake GitHub API (`changehub_tests::forge`)
+//! that records every request exactly: the merge gate's statuses for a
+//! rejected or cancelled change, exempt paths and labels and an ungated
+//! branch; deployment protection rules answered at once, held by a freeze
+//! until it ends, rejected when the freeze outlasts GitHub's wait; the
+//! generic gate refusing over HTTP and in `changehub gate`; a redeploy of
+//! the earlier sha rolling its change back; an incident during a bake
+//! holding the next stage until cleared. Where time matters the hub reads
+//! a clock file and ticks on request only (`--escalate-every off`).
+
+mod common;
+
+use changehub_tests::forge::{Call, FakeForge};
+use chrono::{DateTime, Duration, SecondsFormat, TimeZone, Utc};
+use common::{
+    PAYMENTS_MERGE_GATE, Served, TestClock, approve, create_and_submit, event_sample, forge_calls, github_app_env,
+    import_catalog_with_payments, merge_gate_env, pairs, pull_request, replay_payload, run_gate, sample, token,
+};
+use serde_json::{Value, json};
+use std::path::Path;
+use std::time::Instant;
+
+const REPOSITORY: &str = "/repos/acme-corp/checkout-service";
+
+/// A 40-hex-digit sha made of `n`.
+fn sha(n: u64) -> String {
+    format!("{n:040x}")
+}
+
+fn secs(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// A hub of the tests below: its process, directory, environment (the
+/// secrets webhooks are signed with), alice's token and its clock file.
+struct Hub {
+    served: Served,
+    dir: tempfile::TempDir,
+    env: Vec<(&'static str, String)>,
+    http: reqwest::Client,
+    alice: String,
+    clock: Option<TestClock>,
+}
+
+impl Hub {
+    /// A hub with `env`, payments' entry in the sample catalog extended by
+    /// `payments`; on a clock file reading `at` (ticking on request only), if given.
+    fn start(env: Vec<(&'static str, String)>, payments: &str, at: Option<DateTime<Utc>>) -> Hub {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = at.map(|at| TestClock::at(dir.path(), at));
+        let served = match &clock {
+            Some(clock) => {
+                let path = clock.path.to_str().expect("a UTF-8 path");
+                Served::start_args(dir.path(), &pairs(&env), &["--escalate-every", "off", "--clock-file", path])
+            }
+            None => Served::start_with(dir.path(), &pairs(&env)),
+        };
+        import_catalog_with_payments(dir.path(), &served.base, payments);
+        let alice = token(dir.path(), "alice@example.com", "engineers");
+        Hub { served, dir, env, http: reqwest::Client::new(), alice, clock }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn base(&self) -> &str {
+        &self.served.base
+    }
+
+    /// `changehub replay --source SOURCE` of `payload`, signed.
+    fn replay(&self, source: &str, name: &str, payload: &Value) {
+        replay_payload(self.path(), self.base(), &pairs(&self.env), source, name, payload);
+    }
+
+    /// `METHOD path` as `who`: the status and the JSON answer.
+    async fn call(&self, who: &str, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = self.http.request(method, format!("{}{path}", self.base())).bearer_auth(who);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let answer = request.send().await.expect("request");
+        (answer.status().as_u16(), answer.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn post(&self, who: &str, path: &str, body: Value) -> Value {
+        let (status, answer) = self.call(who, reqwest::Method::POST, path, Some(body)).await;
+        assert_eq!(status, 200, "POST {path}: {answer}");
+        answer
+    }
+
+    async fn change(&self, id: &str) -> Value {
+        let (status, change) = self.call(&self.alice, reqwest::Method::GET, &format!("/changes/{id}"), None).await;
+        assert_eq!(status, 200, "{change}");
+        change
+    }
+
+    /// Change `id` once `until` holds of it (within 15 s: consumers apply events).
+    async fn change_once(&self, id: &str, what: &str, until: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + std::time::Duration::from_secs(15);
+        loop {
+            let change = self.change(id).await;
+            if until(&change) {
+                return change;
+            }
+            assert!(Instant::now() < deadline, "{what}: {change}");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
+    /// A payments change for production planned `from` to `to`, submitted
+    /// and approved by both levels (and scheduled, if asked); its id.
+    async fn approved(&self, from: DateTime<Utc>, to: DateTime<Utc>, scheduled: bool) -> String {
+        let mut body = sample();
+        body["planned_start"] = json!(from);
+        body["planned_end"] = json!(to);
+        let (status, created) = self.call(&self.alice, reqwest::Method::POST, "/changes", Some(body)).await;
+        assert_eq!(status, 201, "{created}");
+        let id = created["id"].as_str().expect("id").to_owned();
+        self.post(&self.alice, &format!("/changes/{id}/transitions"), json!({"to": "submitted", "version": 1})).await;
+        approve(self.path(), &self.http, self.base(), &id).await;
+        if scheduled {
+            let version = self.change(&id).await["version"].clone();
+            let to = json!({"to": "scheduled", "version": version});
+            self.post(&self.alice, &format!("/changes/{id}/transitions"), to).await;
+        }
+        id
+    }
+
+    /// A freeze of payments from `start` to `end`, put by an admin.
+    async fn freeze(&self, id: &str, name: &str, start: DateTime<Utc>, end: DateTime<Utc>) {
+        let admin = token(self.path(), "root@example.com", "changehub-admins");
+        let freeze = json!({"id": id, "name": name, "services": ["payments"], "reason": "quarter end",
+                            "schedule": {"kind": "one_off", "start": start, "end": end}});
+        let (status, answer) = self.call(&admin, reqwest::Method::POST, "/freezes", Some(freeze)).await;
+        assert!((200..300).contains(&status), "freeze: {status} {answer}");
+    }
+
+    /// `POST /gates/deployments` for payments in production on change `id`, as alice.
+    async fn gate(&self, id: &str) -> Value {
+        let ask = json!({"service": "payments", "environment": "production", "sha": "64db262", "change": id});
+        self.post(&self.alice, "/gates/deployments", ask).await
+    }
+
+    fn clock(&self) -> &TestClock {
+        self.clock.as_ref().expect("a hub on a clock file")
+    }
+
+    /// Moves the hub's clock to `at` and takes one escalation tick.
+    async fn tick_at(&self, at: DateTime<Utc>) -> Value {
+        self.clock().set(at);
+        let url = format!("{}/_test/escalation-tick", self.base());
+        let tick = self.http.post(url).send().await.expect("tick");
+        assert_eq!(tick.status(), 200);
+        tick.json().await.expect("json")
+    }
+}
+
+// The merge gate: the `changehub/change` status on a pull request's head.
+
+/// The sample pull request `number`, head `head`, naming change `id` (or none).
+fn pull(number: u64, head: &str, id: Option<&str>) -> Value {
+    let mut pr = pull_request(id);
+    pr["number"] = json!(number);
+    pr["pull_request"]["number"] = json!(number);
+    pr["pull_request"]["head"]["sha"] = json!(head);
+    pr["pull_request"]["labels"] = json!([]);
+    pr
+}
+
+/// The statuses set on `head`: (state, description).
+fn statuses(forge: &FakeForge, head: &str) -> Vec<(String, String)> {
+    let path = format!("{REPOSITORY}/statuses/{head}");
+    forge.statuses().into_iter().filter(|(p, ..)| *p == path).map(|(_, state, text)| (state, text)).collect()
+}
+
+/// The calls to `/statuses/{head}` once there are `n`, each checked for the hub's token and context.
+async fn status_calls(forge: &FakeForge, head: &str, n: usize) -> Vec<Call> {
+    let calls = forge_calls(forge, &format!("/statuses/{head}"), n).await;
+    for call in &calls {
+        assert_eq!((call.method.as_str(), call.auth.as_deref()), ("POST", Some("Bearer ghp_merge_gate")), "{call:?}");
+        assert_eq!(call.body["context"], "changehub/change", "{call:?}");
+    }
+    calls
+}
+
+/// A pull request naming a submitted change is pending, and fails when the
+/// change is rejected (through the reverse index, without another webhook);
+/// one naming a change already cancelled fails at once. Each failure links
+/// to its change and says why, as the README's table has it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pull_request_on_a_rejected_or_cancelled_change_fails() {
+    let forge = FakeForge::start().await;
+    let hub = Hub::start(merge_gate_env(&forge, "30s"), PAYMENTS_MERGE_GATE, None);
+    let rejected = create_and_submit(&hub.http, hub.base(), &hub.alice).await;
+    hub.replay("github", "pull_request.418.json", &pull(418, &sha(418), Some(&rejected)));
+    let first = status_calls(&forge, &sha(418), 1).await;
+    assert_eq!(first[0].body["state"], "pending", "{first:?}");
+    let pat = ("pat@example.com", "payments-leads");
+    common::decide(hub.path(), &hub.http, hub.base(), &rejected, pat, "reject").await;
+    let both = status_calls(&forge, &sha(418), 2).await;
+    assert_eq!(both[1].body["target_url"], format!("https://changes.example.com/changes/{rejected}"));
+    let told = (String::from("failure"), format!("Change {rejected} was rejected; open a new change"));
+    assert_eq!(statuses(&forge, &sha(418)).last(), Some(&told));
+
+    let cancelled = create_and_submit(&hub.http, hub.base(), &hub.alice).await;
+    hub.post(&hub.alice, &format!("/changes/{cancelled}/transitions"), json!({"to": "cancelled", "version": 2})).await;
+    hub.replay("github", "pull_request.419.json", &pull(419, &sha(419), Some(&cancelled)));
+    status_calls(&forge, &sha(419), 1).await;
+    let told = (String::from("failure"), format!("Change {cancelled} was cancelled; open a new change"));
+    assert_eq!(statuses(&forge, &sha(419)), [told]);
+    hub.served.interrupt();
+}
+
+/// Payments exempts requests labelled `docs` or changing only docs: a
+/// docs-only request passes (its files read from GitHub with the hub's
+/// token), a labelled one passes without reading them, one that also
+/// changes code waits for a change, and one into an ungated base branch
+/// gets no status at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exempt_requests_pass_without_a_change_and_an_ungated_branch_gets_no_status() {
+    let forge = FakeForge::start().await;
+    let policy = "    merge_gate:\n      branches: [main]\n      exempt_paths: [\"docs/**\", \"*.md\"]\n      exempt_labels: [docs]\n";
+    let hub = Hub::start(merge_gate_env(&forge, "30s"), policy, None);
+
+    let mut develop = pull(423, &sha(423), None);
+    develop["pull_request"]["base"]["ref"] = json!("develop");
+    hub.replay("github", "pull_request.423.json", &develop);
+
+    forge.files(&["docs/runbook.md", "README.md"]);
+    hub.replay("github", "pull_request.420.json", &pull(420, &sha(420), None));
+    status_calls(&forge, &sha(420), 1).await;
+    assert_eq!(statuses(&forge, &sha(420)), [("success".into(), "exempt: changes only docs/**, *.md".into())]);
+    let files = forge.calls_to("/pulls/420/files");
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(files[0].path, format!("{REPOSITORY}/pulls/420/files?per_page=100"));
+    assert_eq!((files[0].method.as_str(), files[0].auth.as_deref()), ("GET", Some("Bearer ghp_merge_gate")));
+
+    forge.files(&["docs/runbook.md", "src/pool.rs"]);
+    let mut labelled = pull(421, &sha(421), None);
+    labelled["pull_request"]["labels"] = json!([{"id": 1, "name": "docs", "color": "0e8a16", "default": false}]);
+    hub.replay("github", "pull_request.421.json", &labelled);
+    status_calls(&forge, &sha(421), 1).await;
+    assert_eq!(statuses(&forge, &sha(421)), [("success".into(), "exempt: labelled docs".into())]);
+    assert!(forge.calls_to("/pulls/421/files").is_empty(), "a label decides without reading the files");
+
+    hub.replay("github", "pull_request.422.json", &pull(422, &sha(422), None));
+    status_calls(&forge, &sha(422), 1).await;
+    let waits = "No change referenced: open a change for payments and put its id in the title, body, branch or a label";
+    assert_eq!(statuses(&forge, &sha(422)), [("pending".into(), waits.into())]);
+    let code = forge.calls_to("/statuses/").last().map(|c| c.body["target_url"].clone());
+    assert_eq!(code, Some(json!("https://changes.example.com/changes")), "a link to open one");
+
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(forge.calls_to(&sha(423)).is_empty(), "develop is not gated: {:?}", forge.calls());
+    assert!(forge.calls_to("/pulls/423/").is_empty(), "{:?}", forge.calls());
+    hub.served.interrupt();
+}
+
+// Deployment protection rules: GitHub's `deployment_protection_rule` callback.
+
+/// The sample protection rule request for run `run`, on change `id` (its
+/// ref `chg/<id>`), asked at `at`.
+fn protection_request(run: u64, id: &str, at: DateTime<Utc>) -> Value {
+    let mut request = event_sample("github/deployment_protection_rule.requested.json");
+    request["ref"] = json!(format!("refs/heads/chg/{id}"));
+    request["deployment_callback_url"] =
+        json!(format!("https://api.github.com{REPOSITORY}/actions/runs/{run}/deployment_protection_rule"));
+    request["deployment"]["id"] = json!(1_834_500_000 + run);
+    request["deployment"]["created_at"] = json!(secs(at));
+    request["deployment"]["updated_at"] = json!(secs(at));
+    request
+}
+
+fn callback_path(run: u64) -> String {
+    format!("{REPOSITORY}/actions/runs/{run}/deployment_protection_rule")
+}
+
+/// Checks that `call` went to run `run`'s callback with the sample
+/// installation's token (`ghs_51234567_<n>`), for production.
+fn assert_callback(call: &Call, run: u64) {
+    assert_eq!((call.method.as_str(), call.path.as_str()), ("POST", callback_path(run).as_str()), "{call:?}");
+    let token = call.auth.as_deref().unwrap_or_default();
+    assert!(token.starts_with("Bearer ghs_51234567_"), "the installation's token: {call:?}");
+    assert_eq!(call.body["environment_name"], "production", "{call:?}");
+}
+
+/// A protection rule request on a change approved and inside its window is
+/// answered at once: the App's JWT is exchanged for the installation's
+/// token, which posts `approved` with a comment naming the change; once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_protection_rule_on_an_approved_change_in_its_window_is_approved_at_once() {
+    let forge = FakeForge::start().await;
+    let hub = Hub::start(github_app_env(&forge), "", None);
+    let now = Utc::now();
+    let id = hub.approved(now - Duration::minutes(5), now + Duration::hours(2), false).await;
+    hub.replay("github", "deployment_protection_rule.7001.json", &protection_request(7001, &id, now));
+
+    let answered = forge_calls(&forge, &callback_path(7001), 1).await;
+    assert_callback(&answered[0], 7001);
+    assert_eq!(answered[0].auth.as_deref(), Some("Bearer ghs_51234567_1"));
+    let comment = answered[0].body["comment"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(answered[0].body, json!({"environment_name": "production", "state": "approved", "comment": comment}));
+    assert!(comment.starts_with(&format!("changehub approved on change {id} (")), "{comment}");
+    let exchange = forge.calls_to("/access_tokens");
+    assert_eq!(exchange.len(), 1, "{exchange:?}");
+    assert_eq!(exchange[0].path, "/app/installations/51234567/access_tokens");
+    assert!(exchange[0].by_jwt(), "{exchange:?}");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(forge.callbacks().len(), 1, "answered once, no status report: {:?}", forge.callbacks());
+    hub.served.interrupt();
+}
+
+/// A freeze holds a request on an approved change: the hub keeps it (GitHub
+/// gets a status report naming the freeze) and answers `approved` on the
+/// first tick at the freeze's end, not before. A freeze that outlasts
+/// GitHub's 30-day wait is answered `rejected` at once, naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_protection_rule_in_a_freeze_is_held_until_it_ends_or_rejected_when_it_outlasts_github() {
+    let forge = FakeForge::start().await;
+    let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).single().expect("t0");
+    let at = |minutes: i64| t0 + Duration::minutes(minutes);
+    let hub = Hub::start(github_app_env(&forge), "", Some(t0));
+    let id = hub.approved(at(-5), at(180), false).await;
+    hub.freeze("release-freeze", "Release freeze", at(0), at(30)).await;
+
+    hub.replay("github", "deployment_protection_rule.7002.json", &protection_request(7002, &id, at(1)));
+    let report = forge_calls(&forge, &callback_path(7002), 1).await;
+    assert_callback(&report[0], 7002);
+    assert_eq!(report[0].body.get("state"), None, "a status report, no answer: {report:?}");
+    assert!(report[0].body["comment"].as_str().unwrap_or_default().contains("Release freeze"), "{report:?}");
+
+    hub.tick_at(at(29)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(forge.protection_answers().is_empty(), "held until the freeze ends: {:?}", forge.callbacks());
+    hub.tick_at(at(30)).await;
+    let answered = forge_calls(&forge, &callback_path(7002), 2).await;
+    assert_callback(&answered[1], 7002);
+    assert_eq!(answered[1].body["state"], "approved", "{answered:?}");
+    assert!(answered[1].body["comment"].as_str().unwrap_or_default().contains(&id), "{answered:?}");
+
+    hub.freeze("year-end", "Year-end freeze", at(40), at(40) + Duration::days(40)).await;
+    hub.clock().set(at(45));
+    hub.replay("github", "deployment_protection_rule.7003.json", &protection_request(7003, &id, at(45)));
+    let rejected = forge_calls(&forge, &callback_path(7003), 1).await;
+    assert_callback(&rejected[0], 7003);
+    assert_eq!(rejected[0].body["state"], "rejected", "at once: {rejected:?}");
+    let comment = rejected[0].body["comment"].as_str().unwrap_or_default();
+    assert!(comment.contains("Year-end freeze") && comment.contains("after GitHub stops waiting"), "{comment}");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(forge.protection_answers().len(), 2, "each answered once: {:?}", forge.callbacks());
+    hub.served.interrupt();
+}
+
+// The generic deployment gate.
+
+/// Past its planned window an approved change is refused, whatever else
+/// holds it: `POST /gates/deployments` answers `allowed: false`, `refused`,
+/// `window_ended` with the reason, and `changehub gate` exits 1 saying so.
+#[tokio::test]
+async fn the_generic_gate_refuses_a_change_past_its_window_over_http_and_in_the_cli() {
+    let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).single().expect("t0");
+    let hub = Hub::start(vec![], "", Some(t0));
+    let id = hub.approved(t0 - Duration::minutes(5), t0 + Duration::hours(1), false).await;
+    let open = hub.gate(&id).await;
+    assert_eq!((&open["allowed"], &open["code"]), (&json!(true), &json!("allowed")), "{open}");
+
+    hub.clock().set(t0 + Duration::hours(2));
+    let refused = hub.gate(&id).await;
+    assert_eq!(
+        (&refused["allowed"], &refused["status"], &refused["code"]),
+        (&json!(false), &json!("refused"), &json!("window_ended"))
+    );
+    let reason = refused["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains(&format!("change {id} was planned")) && reason.contains("which is over"), "{reason}");
+    assert_eq!(refused["change"]["id"], json!(id));
+
+    let (code, line) =
+        run_gate(hub.base(), &hub.alice, &["--environment", "production", "--sha", "64db262", "--change", &id]);
+    assert_eq!(code, Some(1), "{line}");
+    assert!(line.contains("refused (window_ended)") && line.contains("which is over"), "{line}");
+    hub.served.interrupt();
+}
+
+// Deployments: rollbacks and bake time.
+
+/// The bake time of payments (a change stays `verifying` that long after its deployment).
+const BAKE: &str = "    bake_time: 30m\n";
+
+/// The GitHub `deployment_status` success sample as deployment `deployment`
+/// of `sha`, naming change `id`, at `at`.
+fn deployed(deployment: u64, sha: &str, id: &str, at: DateTime<Utc>) -> Value {
+    let mut d = event_sample("github/deployment_status.success.json");
+    d["deployment"]["id"] = json!(deployment);
+    d["deployment"]["sha"] = json!(sha);
+    d["deployment"]["description"] = json!(format!("Deploy {id}"));
+    d["deployment_status"]["id"] = json!(deployment * 10);
+    for time in ["created_at", "updated_at"] {
+        d["deployment"][time] = json!(secs(at));
+        d["deployment_status"][time] = json!(secs(at));
+    }
+    d
+}
+
+fn signing() -> Vec<(&'static str, String)> {
+    vec![("CHANGEHUB_GITHUB_SECRET", "gh-dev-secret".into()), ("CHANGEHUB_PAGERDUTY_SECRET", "pd-dev-secret".into())]
+}
+
+/// A scheduled change deploys sha A then sha B (baking: `verifying`);
+/// GitHub then deploys A again to production: the change is `rolled_back`,
+/// and `GET /changes/{id}` shows its post-mortem draft naming the deployment
+/// rolled back and the rollback.
+#[tokio::test]
+async fn a_redeploy_of_the_earlier_sha_rolls_its_change_back_with_a_postmortem_draft() {
+    let t0 = Utc.with_ymd_and_hms(2026, 9, 14, 10, 0, 0).single().expect("t0");
+    let at = |minutes: i64| t0 + Duration::minutes(minutes);
+    let hub = Hub::start(signing(), BAKE, Some(t0));
+    let id = hub.approved(at(-10), at(180), true).await;
+    let (a, b) = (sha(0xa), sha(0xb));
+    for (n, (deployment, sha, minute)) in [(701, &a, 5), (702, &b, 10), (703, &a, 20)].into_iter().enumerate() {
+        hub.clock().set(at(minute));
+        hub.replay(
+            "github",
+            &format!("deployment_status.{deployment}.json"),
+            &deployed(deployment, sha, &id, at(minute)),
+        );
+        let what = format!("deployment {deployment} recorded");
+        hub.change_once(&id, &what, |c| c["deployments"].as_array().is_some_and(|d| d.len() > n)).await;
+    }
+    let change = hub.change(&id).await;
+    assert_eq!(change["state"], "rolled_back", "{change}");
+    let pm = &change["postmortem"];
+    assert_eq!(pm["outcome"], "rolled_back", "{pm}");
+    assert_eq!((&pm["deployed"]["deployment_id"], &pm["deployed"]["sha"]), (&json!("702"), &json!(b)), "{pm}");
+    assert_eq!(pm["rollback"]["deployment_id"], "703", "{pm}");
+    assert_eq!(pm["at"], json!(secs(at(20))), "{pm}");
+    hub.served.interrupt();
+}
+
+/// The PagerDuty sample incident `incident` on payments (not major: low urgency), started at `at`.
+fn incident(incident: &str, at: DateTime<Utc>) -> Value {
+    let mut pd = event_sample("pagerduty/incident.triggered.json");
+    pd["event"]["id"] = json!(format!("01F4QZ8T0CKD0M9XJ3E2WS7{incident}"));
+    pd["event"]["occurred_at"] = json!(secs(at));
+    pd["event"]["data"]["id"] = json!(incident);
+    pd["event"]["data"]["created_at"] = json!(secs(at));
+    pd["event"]["data"]["urgency"] = json!("low");
+    pd
+}
+
+/// A change deployed to production bakes (`verifying` until 30 minutes
+/// after); the next stage's gate is open. A signed PagerDuty incident on
+/// payments during the bake makes it suspect: the gate answers `pending`,
+/// `suspect`, pointing at clear-suspect, and the tick past the bake's end
+/// does not complete it. An owner of payments clears it: the gate opens and
+/// the next tick completes the change.
+#[tokio::test]
+async fn an_incident_during_the_bake_holds_the_next_stage_until_an_owner_clears_it() {
+    let t0 = Utc.with_ymd_and_hms(2026, 9, 14, 10, 0, 0).single().expect("t0");
+    let at = |minutes: i64| t0 + Duration::minutes(minutes);
+    let hub = Hub::start(signing(), BAKE, Some(t0));
+    let id = hub.approved(at(-10), at(180), true).await;
+    hub.clock().set(at(5));
+    hub.replay("github", "deployment_status.801.json", &deployed(801, &sha(0x801), &id, at(5)));
+    let baking = hub.change_once(&id, "verifying", |c| c["state"] == "verifying").await;
+    assert_eq!(baking["bake"]["until"], json!(secs(at(35))), "{baking}");
+    hub.clock().set(at(10));
+    let open = hub.gate(&id).await;
+    assert_eq!((&open["allowed"], &open["code"]), (&json!(true), &json!("allowed")), "{open}");
+
+    hub.clock().set(at(12));
+    hub.replay("pagerduty", "incident.json", &incident("Q9BAKE00000001", at(12)));
+    let suspect = hub.change_once(&id, "suspect", |c| c["bake"]["suspect"].is_object()).await;
+    assert_eq!(suspect["bake"]["suspect"]["started_at"], json!(secs(at(12))), "{suspect}");
+    let held = hub.gate(&id).await;
+    assert_eq!(
+        (&held["allowed"], &held["status"], &held["code"]),
+        (&json!(false), &json!("pending"), &json!("suspect"))
+    );
+    assert!(held["reason"].as_str().unwrap_or_default().contains("clear-suspect"), "{held}");
+    hub.tick_at(at(40)).await;
+    assert_eq!(hub.change(&id).await["state"], "verifying", "a suspect change does not complete on its own");
+
+    let olga = token(hub.path(), "olga@example.com", "payments-team,engineers");
+    let body = json!({"version": hub.change(&id).await["version"], "note": "a card network outage"});
+    let cleared = hub.post(&olga, &format!("/changes/{id}/clear-suspect"), body).await;
+    assert_eq!(cleared["bake"]["cleared"]["by"], "olga@example.com", "{cleared}");
+    let open = hub.gate(&id).await;
+    assert_eq!((&open["allowed"], &open["code"]), (&json!(true), &json!("allowed")), "{open}");
+    hub.tick_at(at(41)).await;
+    hub.change_once(&id, "completed past its bake", |c| c["state"] == "completed").await;
+    hub.served.interrupt();
+}
