@@ -12,7 +12,7 @@
 
 mod common;
 
-use changehub_tests::forge::{Call, FakeForge};
+use changehub_tests::forge::{Answer, Call, FakeForge, answer};
 use chrono::{DateTime, Duration, SecondsFormat, TimeZone, Utc};
 use common::{
     PAYMENTS_MERGE_GATE, Served, TestClock, approve, create_and_submit, event_sample, forge_calls, github_app_env,
@@ -187,7 +187,8 @@ async fn status_calls(forge: &FakeForge, head: &str, n: usize) -> Vec<Call> {
 }
 
 /// A pull request naming a submitted change is pending, and fails when the
-/// change is rejected (through the reverse index, without another webhook);
+/// change is rejected (through the reverse index, without another webhook;
+/// GitHub's 429 and 502 are retried, the 429 after its `Retry-After`);
 /// one naming a change already cancelled fails at once. Each failure links
 /// to its change and says why, as the README's table has it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -198,10 +199,19 @@ async fn a_pull_request_on_a_rejected_or_cancelled_change_fails() {
     hub.replay("github", "pull_request.418.json", &pull(418, &sha(418), Some(&rejected)));
     let first = status_calls(&forge, &sha(418), 1).await;
     assert_eq!(first[0].body["state"], "pending", "{first:?}");
+    // GitHub answers the failure 429 (retry after 2 seconds), then 502: the hub's client tries again.
+    let throttled = Answer { retry_after: Some("2"), ..answer(429) };
+    forge.fail_next([throttled, answer(502)]);
     let pat = ("pat@example.com", "payments-leads");
     common::decide(hub.path(), &hub.http, hub.base(), &rejected, pat, "reject").await;
-    let both = status_calls(&forge, &sha(418), 2).await;
-    assert_eq!(both[1].body["target_url"], format!("https://changes.example.com/changes/{rejected}"));
+    status_calls(&forge, &sha(418), 2).await;
+    let throttled_at = Instant::now();
+    status_calls(&forge, &sha(418), 3).await;
+    let waited = throttled_at.elapsed();
+    assert!(waited >= std::time::Duration::from_millis(1500), "Retry-After was kept: {waited:?}");
+    let all = status_calls(&forge, &sha(418), 4).await;
+    assert!(all[1..].iter().all(|c| c.body == all[3].body), "the same status each time: {all:?}");
+    assert_eq!(all[3].body["target_url"], format!("https://changes.example.com/changes/{rejected}"));
     let told = (String::from("failure"), format!("Change {rejected} was rejected; open a new change"));
     assert_eq!(statuses(&forge, &sha(418)).last(), Some(&told));
 
@@ -411,9 +421,10 @@ fn signing() -> Vec<(&'static str, String)> {
 /// A scheduled change deploys sha A then sha B (baking: `verifying`);
 /// GitHub then deploys A again to production: the change is `rolled_back`,
 /// and `GET /changes/{id}` shows its post-mortem draft naming the deployment
-/// rolled back and the rollback.
+/// rolled back and the rollback. A failed deployment followed by one whose
+/// payload says `rollback: true` rolls its change back the same way.
 #[tokio::test]
-async fn a_redeploy_of_the_earlier_sha_rolls_its_change_back_with_a_postmortem_draft() {
+async fn a_redeploy_of_the_earlier_sha_or_a_rollback_flag_rolls_the_change_back_with_a_postmortem_draft() {
     let t0 = Utc.with_ymd_and_hms(2026, 9, 14, 10, 0, 0).single().expect("t0");
     let at = |minutes: i64| t0 + Duration::minutes(minutes);
     let hub = Hub::start(signing(), BAKE, Some(t0));
@@ -436,6 +447,22 @@ async fn a_redeploy_of_the_earlier_sha_rolls_its_change_back_with_a_postmortem_d
     assert_eq!((&pm["deployed"]["deployment_id"], &pm["deployed"]["sha"]), (&json!("702"), &json!(b)), "{pm}");
     assert_eq!(pm["rollback"]["deployment_id"], "703", "{pm}");
     assert_eq!(pm["at"], json!(secs(at(20))), "{pm}");
+
+    // A failed deployment, then one flagged `rollback` in its payload (no rollback words) naming the change.
+    let failing = hub.approved(at(20), at(180), true).await;
+    let mut failed = deployed(704, &sha(0xc), &failing, at(30));
+    failed["deployment_status"]["state"] = json!("failure");
+    hub.clock().set(at(30));
+    hub.replay("github", "deployment_status.704.json", &failed);
+    hub.change_once(&failing, "failed", |c| c["state"] == "failed").await;
+    let mut flagged = deployed(705, &sha(0xd), &failing, at(35));
+    flagged["deployment"]["payload"] = json!({"rollback": true});
+    hub.clock().set(at(35));
+    hub.replay("github", "deployment_status.705.json", &flagged);
+    let back = hub.change_once(&failing, "rolled back by the flag", |c| c["state"] == "rolled_back").await;
+    let pm = &back["postmortem"];
+    assert_eq!((&pm["outcome"], &pm["deployed"]["deployment_id"]), (&json!("rolled_back"), &json!("704")), "{pm}");
+    assert_eq!(pm["rollback"]["deployment_id"], "705", "{pm}");
     hub.served.interrupt();
 }
 
