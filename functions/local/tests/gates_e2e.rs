@@ -1,13 +1,15 @@
 //! The gates through the real binary (issue 13 point 8): `changehub serve`
 //! takes signed webhooks built from the `events/` samples (ids, shas and
-//! times patched) and answers a fake GitHub API (`changehub_tests::forge`)
-//! that records every request exactly: the merge gate's statuses for a
-//! rejected or cancelled change, exempt paths and labels and an ungated
-//! branch; deployment protection rules answered at once, held by a freeze
-//! until it ends, rejected when the freeze outlasts GitHub's wait; the
-//! generic gate refusing over HTTP and in `changehub gate`; a redeploy of
-//! the earlier sha rolling its change back; an incident during a bake
-//! holding the next stage until cleared. Where time matters the hub reads
+//! times patched) and answers a fake GitHub and GitLab API
+//! (`changehub_tests::forge`) that records every request exactly: the merge
+//! gate's statuses for a rejected or cancelled change, exempt paths and
+//! labels and an ungated branch; a GitLab merge request's commit status or
+//! external status check response; deployment protection rules answered at
+//! once, held by a freeze until it ends, rejected when the freeze outlasts
+//! GitHub's wait or when their change is rejected; the generic gate
+//! refusing over HTTP and in `changehub gate`; a redeploy of the earlier
+//! sha rolling its change back; a failed GitLab deployment failing its
+//! change; an incident during a bake holding the next stage until cleared. Where time matters the hub reads
 //! a clock file and ticks on request only (`--escalate-every off`).
 
 mod common;
@@ -269,6 +271,116 @@ async fn exempt_requests_pass_without_a_change_and_an_ungated_branch_gets_no_sta
     hub.served.interrupt();
 }
 
+// The merge gate on GitLab: a commit status, or an external status check's response.
+
+/// GitLab's project, as the hub names it in API paths (its path, encoded).
+const PROJECT: &str = "/api/v4/projects/platform%2Fcheckout-service";
+/// The hub's GitLab API token (`PRIVATE-TOKEN`).
+const GITLAB_API_TOKEN: &str = "glpat-e2e-merge-gate";
+
+/// The hub's environment for GitLab on `forge`: the webhook token, the API token and URL, its public URL.
+fn gitlab_env(forge: &FakeForge) -> Vec<(&'static str, String)> {
+    vec![
+        ("CHANGEHUB_GITLAB_TOKEN", "gl-dev-webhook-token".into()),
+        ("CHANGEHUB_GITLAB_API_TOKEN", GITLAB_API_TOKEN.into()),
+        ("CHANGEHUB_GITLAB_URL", forge.url.clone()),
+        ("CHANGEHUB_PUBLIC_URL", "https://changes.example.com".into()),
+    ]
+}
+
+/// GitLab's time format in webhooks (`2026-09-14 08:02:11 UTC`).
+fn gitlab_time(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+/// The sample merge request 233 as `action` (`open`, `update`) at `at`,
+/// head `head`, its title naming change `id` (or none), unlabelled.
+fn merge_request(action: &str, head: &str, id: Option<&str>, at: DateTime<Utc>) -> Value {
+    let mut mr = event_sample("gitlab/merge_request.open.json");
+    let title = "Raise checkout-service DB connection pool";
+    let attributes = &mut mr["object_attributes"];
+    attributes["action"] = json!(action);
+    attributes["title"] = json!(id.map_or_else(|| title.to_owned(), |id| format!("{id}: {title}")));
+    // The sample's description names a change of its own.
+    attributes["description"] = json!("Raise `DB_POOL_MAX` from 20 to 50 in production.");
+    attributes["last_commit"]["id"] = json!(head);
+    attributes["updated_at"] = json!(gitlab_time(at));
+    attributes["labels"] = json!([]);
+    mr["labels"] = json!([]);
+    mr
+}
+
+/// The calls to GitLab paths containing `part` once there are `n`, each a POST with the hub's `PRIVATE-TOKEN`.
+async fn gitlab_calls(forge: &FakeForge, part: &str, n: usize) -> Vec<Call> {
+    let calls = forge_calls(forge, part, n).await;
+    for call in &calls {
+        assert_eq!((call.method.as_str(), call.auth.as_deref()), ("POST", Some(GITLAB_API_TOKEN)), "{call:?}");
+    }
+    calls
+}
+
+/// A GitLab merge request into main without a change gets a `pending`
+/// commit status on its head (`POST /api/v4/projects/:id/statuses/:sha`,
+/// the hub's `PRIVATE-TOKEN`); its title edited to name a submitted change,
+/// pending again (GitLab refuses a pending status that already is with a
+/// 400, which counts as set: not retried); the change approved, `success`
+/// without another webhook, linking to the change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gitlab_merge_request_is_pending_without_a_change_and_passes_once_its_change_is_approved() {
+    let forge = FakeForge::start().await;
+    let hub = Hub::start(gitlab_env(&forge), PAYMENTS_MERGE_GATE, None);
+    let (head, now) = (sha(233), Utc::now());
+    let path = format!("{PROJECT}/statuses/{head}");
+    hub.replay("gitlab", "merge_request.233.json", &merge_request("open", &head, None, now));
+    let first = gitlab_calls(&forge, &path, 1).await;
+    let waits = "No change referenced: open a change for payments and put its id in the title, body, branch or a label";
+    let expected = json!({"state": "pending", "name": "changehub/change", "description": waits,
+                          "target_url": "https://changes.example.com/changes"});
+    assert_eq!((first[0].path.as_str(), &first[0].body), (path.as_str(), &expected), "{first:?}");
+
+    let id = create_and_submit(&hub.http, hub.base(), &hub.alice).await;
+    let named = merge_request("update", &head, Some(&id), now + Duration::seconds(1));
+    hub.replay("gitlab", "merge_request.233.named.json", &named);
+    let second = gitlab_calls(&forge, &path, 2).await;
+    assert_eq!(second[1].body["state"], "pending", "{second:?}");
+    assert_eq!(second[1].body["target_url"], format!("https://changes.example.com/changes/{id}"));
+
+    approve(hub.path(), &hub.http, hub.base(), &id).await;
+    let all = gitlab_calls(&forge, &path, 3).await;
+    assert_eq!(
+        (all[2].body["state"].as_str(), all[2].body["name"].as_str()),
+        (Some("success"), Some("changehub/change"))
+    );
+    assert_eq!(all[2].body["target_url"], format!("https://changes.example.com/changes/{id}"));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(forge.calls().len(), 3, "GitLab's 400 on pending was not retried: {:?}", forge.calls());
+    hub.served.interrupt();
+}
+
+/// A project answering an external status check (`merge_gate.gitlab.status_check_id`)
+/// gets that check's responses instead of a commit status: `pending` while
+/// its change waits, `passed` once approved, each the exact request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gitlab_status_check_gets_its_responses_instead_of_a_commit_status() {
+    let forge = FakeForge::start().await;
+    let policy = "    merge_gate:\n      branches: [main]\n      gitlab:\n        status_check_id: 42\n";
+    let hub = Hub::start(gitlab_env(&forge), policy, None);
+    let id = create_and_submit(&hub.http, hub.base(), &hub.alice).await;
+    let head = sha(0x233);
+    hub.replay("gitlab", "merge_request.233.json", &merge_request("open", &head, Some(&id), Utc::now()));
+    let path = format!("{PROJECT}/merge_requests/233/status_check_responses");
+    gitlab_calls(&forge, &path, 1).await;
+    approve(hub.path(), &hub.http, hub.base(), &id).await;
+    let calls = gitlab_calls(&forge, &path, 2).await;
+    for (call, status) in calls.iter().zip(["pending", "passed"]) {
+        assert_eq!(call.path, path, "{call:?}");
+        assert_eq!(call.body, json!({"sha": head, "external_status_check_id": 42, "status": status}), "{call:?}");
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(forge.calls().len(), 2, "no commit status besides: {:?}", forge.calls());
+    hub.served.interrupt();
+}
+
 // Deployment protection rules: GitHub's `deployment_protection_rule` callback.
 
 /// The sample protection rule request for run `run`, on change `id` (its
@@ -361,6 +473,38 @@ async fn a_protection_rule_in_a_freeze_is_held_until_it_ends_or_rejected_when_it
     assert!(comment.contains("Year-end freeze") && comment.contains("after GitHub stops waiting"), "{comment}");
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(forge.protection_answers().len(), 2, "each answered once: {:?}", forge.callbacks());
+    hub.served.interrupt();
+}
+
+/// A protection rule request on a change still waiting for approval is
+/// held (GitHub gets a status report saying so); the change is rejected:
+/// the hub answers `rejected` with a comment naming the change and its
+/// rejection, once, and a later tick has nothing more to send.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_protection_rule_held_for_approval_is_rejected_once_with_its_change() {
+    let forge = FakeForge::start().await;
+    let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).single().expect("t0");
+    let hub = Hub::start(github_app_env(&forge), "", Some(t0));
+    let id = create_and_submit(&hub.http, hub.base(), &hub.alice).await;
+    hub.replay("github", "deployment_protection_rule.7004.json", &protection_request(7004, &id, t0));
+    let report = forge_calls(&forge, &callback_path(7004), 1).await;
+    assert_callback(&report[0], 7004);
+    assert_eq!(report[0].body.get("state"), None, "a status report, no answer: {report:?}");
+    assert!(report[0].body["comment"].as_str().unwrap_or_default().contains("waits for approval"), "{report:?}");
+
+    let pat = ("pat@example.com", "payments-leads");
+    common::decide(hub.path(), &hub.http, hub.base(), &id, pat, "reject").await;
+    let answered = forge_calls(&forge, &callback_path(7004), 2).await;
+    assert_callback(&answered[1], 7004);
+    let what = "deploying payments 64db262264ce to production";
+    let comment = format!("changehub rejected: {what}: change {id} was rejected; open a new change");
+    let expected = json!({"environment_name": "production", "state": "rejected", "comment": comment});
+    assert_eq!(answered[1].body, expected, "{answered:?}");
+
+    hub.tick_at(t0 + Duration::hours(2)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(forge.protection_answers().len(), 1, "answered once: {:?}", forge.callbacks());
+    assert_eq!(forge.callbacks().len(), 2, "{:?}", forge.callbacks());
     hub.served.interrupt();
 }
 
@@ -463,6 +607,30 @@ async fn a_redeploy_of_the_earlier_sha_or_a_rollback_flag_rolls_the_change_back_
     let pm = &back["postmortem"];
     assert_eq!((&pm["outcome"], &pm["deployed"]["deployment_id"]), (&json!("rolled_back"), &json!("704")), "{pm}");
     assert_eq!(pm["rollback"]["deployment_id"], "705", "{pm}");
+    hub.served.interrupt();
+}
+
+/// GitLab's failed deployment sample, its deployed commit's title naming
+/// an approved change, fails that change with a post-mortem draft naming
+/// the deployment, its job and log, and who ran it.
+#[tokio::test]
+async fn a_failed_gitlab_deployment_fails_its_change_with_a_postmortem_draft() {
+    let t0 = Utc.with_ymd_and_hms(2026, 9, 14, 10, 0, 0).single().expect("t0");
+    let at = |minutes: i64| t0 + Duration::minutes(minutes);
+    let hub = Hub::start(vec![("CHANGEHUB_GITLAB_TOKEN", "gl-dev-webhook-token".into())], "", Some(t0));
+    let id = hub.approved(at(-10), at(180), true).await;
+    let mut failed = event_sample("gitlab/deployment.failed.json");
+    failed["commit_title"] = json!(format!("Merge branch 'chg/{id}' into 'main'"));
+    failed["status_changed_at"] = json!(at(12).format("%Y-%m-%d %H:%M:%S +0000").to_string());
+    hub.clock().set(at(13));
+    hub.replay("gitlab", "deployment.48212.json", &failed);
+    let change = hub.change_once(&id, "failed", |c| c["state"] == "failed").await;
+    let pm = &change["postmortem"];
+    assert_eq!((&pm["outcome"], &pm["by"], &pm["at"]), (&json!("failed"), &json!("raj.acme"), &json!(secs(at(12)))));
+    let deployed = (&pm["deployed"]["deployment_id"], &pm["deployed"]["sha"]);
+    assert_eq!(deployed, (&json!("48212"), &json!("81d973398311d4c31cc7fc1ce8ad4a41d4e7cdf3")), "{pm}");
+    let job = "https://gitlab.acme.example/platform/checkout-service/-/jobs/1556230";
+    assert_eq!((&pm["failing_job"], &pm["log_url"]), (&json!("job 1556230"), &json!(job)), "{pm}");
     hub.served.interrupt();
 }
 
