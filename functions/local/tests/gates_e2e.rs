@@ -359,7 +359,8 @@ async fn a_gitlab_merge_request_is_pending_without_a_change_and_passes_once_its_
 
 /// A project answering an external status check (`merge_gate.gitlab.status_check_id`)
 /// gets that check's responses instead of a commit status: `pending` while
-/// its change waits, `passed` once approved, each the exact request.
+/// its change waits, `passed` once approved, `failed` for a request whose
+/// change is rejected; each the exact request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gitlab_status_check_gets_its_responses_instead_of_a_commit_status() {
     let forge = FakeForge::start().await;
@@ -376,8 +377,21 @@ async fn a_gitlab_status_check_gets_its_responses_instead_of_a_commit_status() {
         assert_eq!(call.path, path, "{call:?}");
         assert_eq!(call.body, json!({"sha": head, "external_status_check_id": 42, "status": status}), "{call:?}");
     }
+
+    let rejected = create_and_submit(&hub.http, hub.base(), &hub.alice).await;
+    let mut other = merge_request("open", &sha(0x234), Some(&rejected), Utc::now());
+    other["object_attributes"]["iid"] = json!(234);
+    hub.replay("gitlab", "merge_request.234.json", &other);
+    let path = format!("{PROJECT}/merge_requests/234/status_check_responses");
+    gitlab_calls(&forge, &path, 1).await;
+    let pat = ("pat@example.com", "payments-leads");
+    common::decide(hub.path(), &hub.http, hub.base(), &rejected, pat, "reject").await;
+    let calls = gitlab_calls(&forge, &path, 2).await;
+    for (call, status) in calls.iter().zip(["pending", "failed"]) {
+        assert_eq!(call.body, json!({"sha": sha(0x234), "external_status_check_id": 42, "status": status}), "{call:?}");
+    }
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert_eq!(forge.calls().len(), 2, "no commit status besides: {:?}", forge.calls());
+    assert_eq!(forge.calls().len(), 4, "no commit status besides: {:?}", forge.calls());
     hub.served.interrupt();
 }
 
