@@ -10,12 +10,17 @@ use changehub::adapters::chat::deliver::{Deliverer, Pass};
 use changehub::adapters::chat::queue::DeliveryQueue;
 use changehub::adapters::chat::{Hook, HookNotifier};
 use changehub::adapters::embedded::EmbeddedStore;
+use changehub::adapters::env_secrets::StaticSecrets;
+use changehub::adapters::http_writeback::Retries;
 use changehub::adapters::https::Timeouts;
 use changehub::adapters::local_bus::LocalBus;
 use changehub::adapters::local_notifier::FileNotifier;
+use changehub::adapters::scm::{Endpoints, ForgeClient};
+use changehub::app::Changes;
 use changehub::app::catalog::{CachedCatalog, DEFAULT_CACHE_TTL};
 use changehub::app::escalation::{Escalator, Tick};
 use changehub::app::freeze_starting::{FreezeTick, FreezeTicker};
+use changehub::app::protection::{self, Applied, Protection, ProtectionTicker};
 use changehub::app::publish::Outbox;
 use changehub::domain::catalog::Span;
 use changehub::domain::escalation::NudgeKind;
@@ -61,8 +66,16 @@ pub struct Output {
 /// One tick against the database at `db` by `clock`: every step due is
 /// taken, its notifications appended to the notifications file and posted
 /// to the chat webhooks (what a hook does not take is kept in the queue
-/// beside the file, for the next `serve`), and each is printed.
-pub async fn now(db: &Path, out: &Output, clock: HubClock) -> Result<(), Box<dyn std::error::Error>> {
+/// beside the file, for the next `serve`), and each is printed. Then the
+/// deployment protection rule requests due are decided again and answered
+/// on GitHub's callback with `secrets`, as `serve`'s ticker and consumer do,
+/// and each is printed.
+pub async fn now(
+    db: &Path,
+    out: &Output,
+    secrets: StaticSecrets,
+    clock: HubClock,
+) -> Result<(), Box<dyn std::error::Error>> {
     let key = LocalKey::existing(db).map_err(|e| format!("{e}; is {} a hub's database?", db.display()))?;
     let store = EmbeddedStore::open(db)
         .map_err(|e| format!("cannot open {} ({e}); stop the hub first: it locks the file", db.display()))?
@@ -85,17 +98,55 @@ pub async fn now(db: &Path, out: &Output, clock: HubClock) -> Result<(), Box<dyn
         FreezeTicker::new(store.clone(), escalator.catalog.clone(), clock.clone(), LocalBus::new(), notifier.clone())
             .tick()
             .await?;
-    let outbox = Outbox::new(store.clone(), LocalBus::new(), notifier, clock, escalator.catalog.clone())
-        .with_public_url(out.public_url.clone());
+    let outbox =
+        Outbox::new(store.clone(), LocalBus::new(), notifier.clone(), clock.clone(), escalator.catalog.clone())
+            .with_public_url(out.public_url.clone());
     while let Ok(c) = committed.try_recv() {
         outbox.publish(&c.change, &c.entry).await?;
     }
     print!("{}", summary(&tick, &freezes));
+    // Protection rule requests due: the ticker's events, consumed here as `serve`'s consumer does.
+    let bus = LocalBus::new();
+    let mut due = bus.add_rule("protection", protection::rule_pattern()?);
+    let taken = ProtectionTicker { store: store.clone(), bus, clock: clock.clone() }.tick().await?;
+    let forges = ForgeClient::new(secrets, Endpoints::from_env()?, Timeouts::default(), Retries::default());
+    let protection = Protection { changes: Arc::new(Changes::new(store, clock)), callbacks: forges, notifier };
+    let mut failed = None;
+    while let Ok(event) = due.try_recv() {
+        let request = event.detail["request_id"].as_str().unwrap_or_default().to_owned();
+        match protection.handle(&event.detail_type, &event.detail).await {
+            Ok(applied) => print!("{}", answered(&request, &applied)),
+            Err(e) => {
+                println!("protection rule request {request}: failed: {}", changehub::adapters::error_chain(&e));
+                failed.get_or_insert(e);
+            }
+        }
+    }
+    println!("{} due", crate::plural::count(taken.due.len(), "protection rule request", "protection rule requests"));
     if !chat.hooks.is_empty() {
         let pass = deliverer.pass(false).await;
         print!("{}", posted(&pass, &out.notifications));
     }
-    Ok(())
+    match failed {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
+}
+
+/// One line for what protection rule request `request` came to.
+fn answered(request: &str, applied: &Applied) -> String {
+    let secs = |at: &chrono::DateTime<chrono::Utc>| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let what = match applied {
+        Applied::Answered(state) => format!("answered {}", state.as_str()),
+        Applied::Waiting { change, until } => format!("kept, waiting on change {change} until {}", secs(until)),
+        Applied::Retrying { attempts, next_at } => {
+            format!("not delivered ({attempts} attempts), sent again at {}", secs(next_at))
+        }
+        Applied::Undelivered => "not delivered before GitHub's limit: alarmed".to_owned(),
+        Applied::Each(each) => return each.iter().map(|(id, applied)| answered(id, applied)).collect(),
+        Applied::Skipped(why) => format!("nothing to do ({why})"),
+    };
+    format!("protection rule request {request}: {what}\n")
 }
 
 /// What the webhooks took, and where what they did not is kept.

@@ -131,6 +131,10 @@ enum Command {
     /// Run one escalation tick against a hub's database (stop the hub first: the file is locked
     /// while it runs) and print each reminder, escalation and breach it took. Their notifications
     /// are appended to --notifications and posted to the chat webhooks (--webhook), as `serve` would.
+    /// Deployment protection rule requests due are decided again and answered on GitHub's callback
+    /// with the forge credentials `serve` reads (CHANGEHUB_GITHUB_APP_ID and
+    /// CHANGEHUB_GITHUB_APP_KEY_FILE, or CHANGEHUB_GITHUB_TOKEN; CHANGEHUB_GITHUB_API_URL);
+    /// each is printed, answered or kept.
     Escalate {
         /// Run the tick now (the only mode).
         #[arg(long, required = true)]
@@ -493,13 +497,14 @@ async fn main() -> ExitCode {
         }
         Command::Escalate { now: _, db, notifications, clock_file, webhooks, public_url } => {
             let hooks = notifications::hooks(webhooks, std::env::var("CHANGEHUB_WEBHOOKS").ok().as_deref());
-            match (hub_clock(clock_file), hooks) {
-                (Ok(clock), Ok(hooks)) => {
+            match (hub_clock(clock_file), hooks, StaticSecrets::from_env()) {
+                (Ok(clock), Ok(hooks), Ok(secrets)) => {
                     let out = escalate::Output { notifications, hooks, public_url };
-                    escalate::now(&db, &out, clock).await
+                    escalate::now(&db, &out, secrets, clock).await
                 }
-                (Err(e), _) => Err(e.into()),
-                (_, Err(e)) => Err(e.into()),
+                (Err(e), ..) => Err(e.into()),
+                (_, Err(e), _) => Err(e.into()),
+                (.., Err(e)) => Err(e.into()),
             }
         }
         Command::Notifications { undelivered: _, retry, delete, notifications, json } => {

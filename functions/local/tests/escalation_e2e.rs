@@ -492,3 +492,77 @@ async fn the_clock_file_is_a_hidden_testing_aid() {
     assert_eq!(res.status(), 404, "only a hub on a clock file takes a tick on request");
     hub.interrupt();
 }
+
+/// `changehub escalate --now` takes the deployment protection rule
+/// requests due, as `serve`'s ticker does: a request held by a freeze is
+/// answered `approved` on GitHub's callback, with the installation's token
+/// from the environment, by the run after the freeze ends (printed), and
+/// by no later run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn escalate_now_answers_the_protection_rule_requests_due() {
+    use changehub_tests::forge::FakeForge;
+    use common::{approve, event_sample, forge_calls, github_app_env, import_catalog, pairs, replay_payload, sample};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let forge = FakeForge::start().await;
+    let env = github_app_env(&forge);
+    let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).single().expect("t0");
+    let clock = TestClock::at(dir.path(), t0);
+    let path = clock.path.to_str().expect("a UTF-8 path");
+    let hub = Served::start_args(dir.path(), &pairs(&env), &["--escalate-every", "off", "--clock-file", path]);
+    import_catalog(dir.path(), &hub.base);
+    let (http, alice) = (reqwest::Client::new(), token(dir.path(), "alice@example.com", "engineers"));
+    let call = |method: reqwest::Method, path: &str, who: &str, body: Value| {
+        http.request(method, format!("{}{path}", hub.base)).bearer_auth(who).json(&body).send()
+    };
+    let mut change = sample();
+    change["planned_start"] = json!(t0 - chrono::Duration::minutes(5));
+    change["planned_end"] = json!(t0 + chrono::Duration::hours(3));
+    let created: Value =
+        call(reqwest::Method::POST, "/changes", &alice, change).await.expect("create").json().await.expect("json");
+    let id = created["id"].as_str().expect("id").to_owned();
+    let submitted = call(
+        reqwest::Method::POST,
+        &format!("/changes/{id}/transitions"),
+        &alice,
+        json!({"to": "submitted", "version": 1}),
+    );
+    assert_eq!(submitted.await.expect("submit").status(), 200);
+    approve(dir.path(), &http, &hub.base, &id).await;
+    let admin = token(dir.path(), "root@example.com", "changehub-admins");
+    let freeze = json!({"id": "release-freeze", "name": "Release freeze", "services": ["payments"], "reason": "quarter end",
+                        "schedule": {"kind": "one_off", "start": t0, "end": t0 + chrono::Duration::minutes(30)}});
+    assert!(call(reqwest::Method::POST, "/freezes", &admin, freeze).await.expect("freeze").status().is_success());
+
+    let callback = "/repos/acme-corp/checkout-service/actions/runs/7101/deployment_protection_rule";
+    let mut request = event_sample("github/deployment_protection_rule.requested.json");
+    request["ref"] = json!(format!("refs/heads/chg/{id}"));
+    request["deployment_callback_url"] = json!(format!("https://api.github.com{callback}"));
+    for at in ["created_at", "updated_at"] {
+        request["deployment"][at] = json!(t0 + chrono::Duration::minutes(1));
+    }
+    replay_payload(dir.path(), &hub.base, &pairs(&env), "github", "deployment_protection_rule.json", &request);
+    let report = forge_calls(&forge, callback, 1).await;
+    assert_eq!(report[0].body.get("state"), None, "held by the freeze: a status report, no answer: {report:?}");
+    hub.interrupt();
+
+    let run = || {
+        let out = escalate_now(dir.path(), &clock).envs(pairs(&env)).output().expect("escalate --now");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+        stdout
+    };
+    clock.set(t0 + chrono::Duration::minutes(29));
+    let early = run();
+    assert!(early.contains("0 protection rule requests due"), "held until the freeze ends: {early}");
+    clock.set(t0 + chrono::Duration::minutes(30));
+    let stdout = run();
+    assert!(stdout.contains(": answered approved\n") && stdout.contains("1 protection rule request due"), "{stdout}");
+    let answered = forge.calls_to(callback);
+    assert_eq!(answered.len(), 2, "the report, then the answer: {answered:?}");
+    assert_eq!(answered[1].body["state"], "approved", "{answered:?}");
+    assert!(answered[1].body["comment"].as_str().unwrap_or_default().contains(&id), "{answered:?}");
+    assert!(answered[1].auth.as_deref().unwrap_or_default().starts_with("Bearer ghs_51234567_"), "{answered:?}");
+    let again = run();
+    assert!(again.contains("0 protection rule requests due"), "{again}");
+    assert_eq!(forge.calls_to(callback).len(), 2, "answered once");
+}

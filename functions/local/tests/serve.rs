@@ -1244,7 +1244,8 @@ async fn serve_escalates_an_approval_past_its_sla_into_the_notifications_file() 
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text == "0 steps taken, 0 starting-soon reminders and 0 freeze-starting notices sent; 0 due items read\n"
+        text == "0 steps taken, 0 starting-soon reminders and 0 freeze-starting notices sent; 0 due items read\n\
+                 0 protection rule requests due\n"
             || text.contains(": escalation 2 (due "),
         "{text}"
     );

@@ -59,9 +59,8 @@ impl DeploymentError {
     pub fn retryable(&self) -> bool {
         match self {
             DeploymentError::Unreadable { .. } => false,
-            DeploymentError::Store(StoreError::Backend { retryable, .. }) => *retryable,
-            DeploymentError::Store(StoreError::Corrupt { .. }) => false,
-            DeploymentError::Store(_) | DeploymentError::Contended(_) => true,
+            DeploymentError::Store(e) => e.is_retryable(),
+            DeploymentError::Contended(_) => true,
         }
     }
 }

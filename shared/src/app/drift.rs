@@ -85,9 +85,8 @@ impl DriftError {
     pub fn retryable(&self) -> bool {
         match self {
             DriftError::Unreadable(_) | DriftError::Tenant { .. } => false,
-            DriftError::Store(StoreError::Backend { retryable, .. }) => *retryable,
-            DriftError::Store(StoreError::Corrupt { .. }) => false,
-            DriftError::Store(_) | DriftError::Notify(_) | DriftError::Busy(_) => true,
+            DriftError::Store(e) => e.is_retryable(),
+            DriftError::Notify(_) | DriftError::Busy(_) => true,
         }
     }
 }

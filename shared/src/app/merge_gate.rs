@@ -97,7 +97,7 @@ impl MergeGateError {
     pub fn retryable(&self) -> bool {
         match self {
             MergeGateError::Unreadable { .. } | MergeGateError::Tenant { .. } => false,
-            MergeGateError::Store(e) => !matches!(e, StoreError::Corrupt { .. } | StoreError::InvalidCursor(_)),
+            MergeGateError::Store(e) => e.is_retryable(),
             MergeGateError::Forge { source, .. } => source.is_retryable(),
         }
     }

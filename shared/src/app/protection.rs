@@ -116,7 +116,7 @@ impl ProtectionError {
     pub fn retryable(&self) -> bool {
         match self {
             ProtectionError::Unreadable { .. } | ProtectionError::Tenant { .. } => false,
-            ProtectionError::Store(e) => !matches!(e, StoreError::Corrupt { .. } | StoreError::InvalidCursor(_)),
+            ProtectionError::Store(e) => e.is_retryable(),
             ProtectionError::Notify(_) => true,
         }
     }
@@ -588,6 +588,13 @@ fn due_event(request: &ProtectionRequest, now: chrono::DateTime<chrono::Utc>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_store_error_is_retried_by_the_one_store_rule() {
+        assert!(!ProtectionError::Store(StoreError::backend(false, "validation")).retryable(), "the backend's flag");
+        assert!(ProtectionError::Store(StoreError::backend(true, "throttled")).retryable());
+        assert!(!ProtectionError::Store(StoreError::InvalidCursor(crate::ports::InvalidCursor)).retryable());
+    }
 
     #[test]
     fn the_rule_takes_requests_due_events_and_every_change_event_that_may_turn_a_gate() {

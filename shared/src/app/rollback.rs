@@ -89,10 +89,9 @@ impl RollbackError {
     pub fn retryable(&self) -> bool {
         match self {
             RollbackError::Unreadable(_) => false,
-            RollbackError::Store(StoreError::Backend { retryable, .. }) => *retryable,
-            RollbackError::Store(StoreError::Corrupt { .. }) => false,
+            RollbackError::Store(e) => e.is_retryable(),
             RollbackError::Forge { source, .. } => source.is_retryable(),
-            RollbackError::Store(_) | RollbackError::InProgress(_) | RollbackError::Contended(_) => true,
+            RollbackError::InProgress(_) | RollbackError::Contended(_) => true,
         }
     }
 }

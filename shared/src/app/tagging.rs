@@ -63,17 +63,9 @@ impl TagError {
         match self {
             TagError::Event(IncidentEventError::Malformed { .. } | IncidentEventError::Tenant(_))
             | TagError::Unreadable { .. } => false,
-            TagError::Event(IncidentEventError::Store(e)) | TagError::Store(e) => store_retryable(e),
+            TagError::Event(IncidentEventError::Store(e)) | TagError::Store(e) => e.is_retryable(),
             TagError::Contended(_) => true,
         }
-    }
-}
-
-fn store_retryable(e: &StoreError) -> bool {
-    match e {
-        StoreError::Backend { retryable, .. } => *retryable,
-        StoreError::Corrupt { .. } => false,
-        _ => true,
     }
 }
 
@@ -379,7 +371,7 @@ impl ConsumeError {
         match self {
             ConsumeError::Tag(e) => e.retryable(),
             ConsumeError::Tell(_) => true,
-            ConsumeError::Store(e) | ConsumeError::Problems(crate::app::ChangeError::Store(e)) => store_retryable(e),
+            ConsumeError::Store(e) | ConsumeError::Problems(crate::app::ChangeError::Store(e)) => e.is_retryable(),
             ConsumeError::Problems(_) => false,
         }
     }

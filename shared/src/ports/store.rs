@@ -40,6 +40,24 @@ impl StoreError {
     pub fn backend(retryable: bool, source: impl Into<BoxError>) -> Self {
         StoreError::Backend { retryable, source: source.into() }
     }
+
+    /// Whether an event consumer that met this error should fail the event so the platform
+    /// delivers it again. The one rule every consumer follows:
+    /// - `Backend`: the backend's own flag (throttling, timeouts, 5xx yes; a rejected request no).
+    /// - `VersionConflict`: yes; another writer won the race, a new delivery re-reads and
+    ///   applies on top of it.
+    /// - `NotFound` and `AlreadyExists`: yes; both say a concurrent writer had not yet written, or
+    ///   had already written, what this one expected, and a new delivery re-reads the settled
+    ///   record (the event source bounds the retries).
+    /// - `Corrupt`: no; the stored item reads the same way every time.
+    /// - `InvalidCursor`: no; a cursor the store could not have issued stays invalid.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            StoreError::Backend { retryable, .. } => *retryable,
+            StoreError::VersionConflict { .. } | StoreError::NotFound | StoreError::AlreadyExists => true,
+            StoreError::Corrupt { .. } | StoreError::InvalidCursor(_) => false,
+        }
+    }
 }
 
 /// Changes on one service whose planned window overlaps `[from, to]`.
@@ -599,6 +617,17 @@ pub trait Dedupe: Send + Sync {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_store_error_is_retried_by_the_backends_flag_and_never_when_corrupt_or_a_bad_cursor() {
+        assert!(StoreError::backend(true, "throttled").is_retryable());
+        assert!(!StoreError::backend(false, "validation").is_retryable());
+        assert!(StoreError::VersionConflict { expected: 3 }.is_retryable());
+        assert!(StoreError::NotFound.is_retryable());
+        assert!(StoreError::AlreadyExists.is_retryable());
+        assert!(!StoreError::Corrupt { key: "CHG#1".into(), message: "bad json".into() }.is_retryable());
+        assert!(!StoreError::InvalidCursor(InvalidCursor).is_retryable());
+    }
 
     #[test]
     fn a_cursor_is_handed_back_as_issued() {
