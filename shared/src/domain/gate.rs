@@ -474,6 +474,10 @@ pub fn decide(ask: &Ask, found: Option<&Change>, rules: &Rules<'_>) -> Decision 
 /// in the order the move to implementing checks them. An emergency approved
 /// by someone other than its requester that is implementing was let past
 /// its window and freezes when it started (with an audited override).
+/// How soon a deployment held by an open major incident is decided again
+/// (a held protection rule request, a waiting `changehub gate`).
+pub const INCIDENT_RECHECK: Duration = Duration::minutes(5);
+
 fn blockers(change: &Change, rules: &Rules<'_>) -> Vec<Blocker> {
     let now = rules.now;
     let id = change.id;
@@ -546,7 +550,9 @@ fn blockers(change: &Change, rules: &Rules<'_>) -> Vec<Blocker> {
                 change.risk.as_ref().map_or("high", |r| r.level.as_str()),
                 holding.join(", ")
             ),
-            until: None,
+            // A resolution is not a change event: whoever waits decides again
+            // a little later instead of at the time-out.
+            until: Some(now + INCIDENT_RECHECK),
         });
     }
     found

@@ -222,6 +222,8 @@ fn a_major_incident_holds_a_high_risk_change_on_its_services() {
     c.risk = Some(RiskAssessment { score: 12, level: RiskLevel::High, factors: vec![] });
     let d = w.decide(&ask("production", Some(c.id)), Some(&c), t(10));
     assert_eq!((d.status, d.code), (GateStatus::Pending, GateCode::MajorIncident));
+    // Its resolution is not a change event: a waiter decides again shortly, not at its time-out.
+    assert_eq!(d.recheck_at, Some(t(10) + super::INCIDENT_RECHECK));
     assert!(d.reason.contains("inc-7 \"Checkout down\" (commander ivy)"), "{}", d.reason);
     // Implementing since after the incident was declared: its start passed the incident gate.
     c.state = ChangeState::Implementing;
