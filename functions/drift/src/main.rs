@@ -53,7 +53,8 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env()?;
     let aws = changehub::adapters::aws::load_lambda_config().await?;
     let store = DynamoStore::new(dynamodb::Client::new(&aws), config.table);
-    let notifier = SnsNotifier::new(sns::Client::new(&aws), config.topic_arn);
+    // Built at the first finding told: most evidence is authorized and tells nothing.
+    let notifier = SnsNotifier::new(sns::LazyClient::new(&aws), config.topic_arn);
     // Every event needs its tenant's catalog (one GetItem, then cached for
     // the warm process): read the AWS tenant's in the background while the
     // rest of init runs, as aws-events does; the first event waits for what is left.

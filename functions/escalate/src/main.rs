@@ -47,8 +47,9 @@ async fn main() -> Result<(), Error> {
     let claims = ClaimTimes::from_env()?;
     let store = table.store(&aws, secretsmanager::LazyClient::new(&aws));
     let catalog = CachedCatalog::new(store.clone(), DEFAULT_CACHE_TTL);
-    let bus = EventBridgeBus::new(eventbridge::Client::new(&aws), event_bus);
-    let notifier = SnsNotifier::new(sns::Client::new(&aws), topic_arn);
+    // Built at the first event put or message told: most ticks find nothing due.
+    let bus = EventBridgeBus::new(eventbridge::LazyClient::new(&aws), event_bus);
+    let notifier = SnsNotifier::new(sns::LazyClient::new(&aws), topic_arn);
     let protections = ProtectionTicker { store: store.clone(), bus: bus.clone(), clock: SystemClock };
     let freezes =
         FreezeTicker { claims, ..FreezeTicker::new(store.clone(), catalog.clone(), SystemClock, bus, notifier) };

@@ -11,6 +11,8 @@ use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig};
 use aws_smithy_http_client::proxy::ProxyConfig;
 use aws_smithy_http_client::tls::{Provider, TlsContext, TrustStore, rustls_provider::CryptoMode};
 use aws_smithy_http_client::{Builder, Connector, HttpClientError};
+use std::ops::Deref;
+use std::sync::{Arc, LazyLock};
 
 use crate::config::{self, ConfigError, SdkTimeouts};
 
@@ -133,6 +135,55 @@ fn https_loader(tls: TlsContext, on_tls_connector: impl Fn() + Send + Sync + 'st
         connector.build()
     });
     aws_config::defaults(BehaviorVersion::latest()).http_client(http)
+}
+
+/// An SDK client built at its first use and shared by clones. Building a
+/// client builds its crate's partition table (~0.35M instructions), which a
+/// function whose invocations seldom reach that service (an api read, an
+/// escalation tick with nothing due, a drift event that raises nothing)
+/// should not pay at every cold start. Each adapter gives it a
+/// `Lazy::new(&SdkConfig)` taking the configuration the function's other
+/// clients are built from at init; a client already built converts with
+/// `From`.
+pub struct Lazy<C>(Arc<LazyLock<C, Build<C>>>);
+
+/// How a [`Lazy`] client is built.
+type Build<C> = Box<dyn FnOnce() -> C + Send>;
+
+impl<C> Lazy<C> {
+    /// A client `build` makes at the first use.
+    pub fn with(build: impl FnOnce() -> C + Send + 'static) -> Self {
+        Self(Arc::new(LazyLock::new(Box::new(build))))
+    }
+
+    /// A client `build` makes from `aws` at the first use.
+    pub fn from_config(aws: &SdkConfig, build: fn(&SdkConfig) -> C) -> Self
+    where
+        C: 'static,
+    {
+        let aws = aws.clone();
+        Self::with(move || build(&aws))
+    }
+}
+
+impl<C> Clone for Lazy<C> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<C: Send + 'static> From<C> for Lazy<C> {
+    fn from(client: C) -> Self {
+        Self::with(move || client)
+    }
+}
+
+impl<C> Deref for Lazy<C> {
+    type Target = C;
+
+    fn deref(&self) -> &C {
+        &self.0
+    }
 }
 
 #[cfg(test)]

@@ -16,16 +16,27 @@ pub const MAX_BATCH: usize = 10;
 pub const MAX_ENTRY_BYTES: usize = crate::domain::event::MAX_EVENT_BYTES;
 const ATTEMPTS: u32 = 4;
 
+/// The EventBridge client, built at its first use ([`super::aws::Lazy`]):
+/// an escalation tick or a drift event with nothing to publish never builds it.
+pub type LazyClient = super::aws::Lazy<Client>;
+
+impl LazyClient {
+    /// A client built from `aws` at its first use.
+    pub fn new(aws: &aws_config::SdkConfig) -> Self {
+        Self::from_config(aws, Client::new)
+    }
+}
+
 #[derive(Clone)]
 pub struct EventBridgeBus {
-    client: Client,
+    client: LazyClient,
     bus_name: String,
     base_delay: Duration,
 }
 
 impl EventBridgeBus {
-    pub fn new(client: Client, bus_name: impl Into<String>) -> Self {
-        Self { client, bus_name: bus_name.into(), base_delay: Duration::from_millis(50) }
+    pub fn new(client: impl Into<LazyClient>, bus_name: impl Into<String>) -> Self {
+        Self { client: client.into(), bus_name: bus_name.into(), base_delay: Duration::from_millis(50) }
     }
 
     fn entry(&self, e: &HubEvent) -> Result<PutEventsRequestEntry, BusError> {

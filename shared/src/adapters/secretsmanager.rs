@@ -16,8 +16,7 @@
 //! at all (or a failed fetch) leaves the last good one in use.
 
 pub use aws_sdk_secretsmanager::Client;
-use std::ops::Deref;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::RwLock;
 
@@ -33,42 +32,14 @@ use crate::ports::{
 /// How long a fetched document is used before it is read again.
 pub const REFRESH: Duration = Duration::from_secs(300);
 
-/// A client built at its first use and shared by clones: building an SDK
-/// client builds its crate's partition table (~0.44M instructions), which a
-/// function whose invocations seldom reach Secrets Manager (an api read, an
-/// escalation tick with nothing due) should not pay at every cold start.
-/// [`LazyClient::new`] takes the configuration the function's other clients
-/// are built from at init, so it is one they have already accepted; a client
-/// already built converts with `From`.
-#[derive(Clone)]
-pub struct LazyClient(Arc<LazyLock<Client, Build>>);
-
-/// How a [`LazyClient`] is built.
-type Build = Box<dyn FnOnce() -> Client + Send>;
+/// The Secrets Manager client, built at its first use ([`super::aws::Lazy`]):
+/// most api requests and escalation ticks never read a secret.
+pub type LazyClient = super::aws::Lazy<Client>;
 
 impl LazyClient {
     /// A client built from `aws` at its first use.
     pub fn new(aws: &aws_config::SdkConfig) -> Self {
-        let aws = aws.clone();
-        Self::with(move || Client::new(&aws))
-    }
-
-    fn with(build: impl FnOnce() -> Client + Send + 'static) -> Self {
-        Self(Arc::new(LazyLock::new(Box::new(build))))
-    }
-}
-
-impl From<Client> for LazyClient {
-    fn from(client: Client) -> Self {
-        Self::with(move || client)
-    }
-}
-
-impl Deref for LazyClient {
-    type Target = Client;
-
-    fn deref(&self) -> &Client {
-        &self.0
+        Self::from_config(aws, Client::new)
     }
 }
 

@@ -8,15 +8,26 @@ use crate::ports::{Notification, Notifier, NotifyError};
 /// SNS subjects must be under 100 characters.
 pub const MAX_SUBJECT_CHARS: usize = 99;
 
+/// The SNS client, built at its first use ([`super::aws::Lazy`]): an
+/// escalation tick or a drift event with nothing to tell never builds it.
+pub type LazyClient = super::aws::Lazy<Client>;
+
+impl LazyClient {
+    /// A client built from `aws` at its first use.
+    pub fn new(aws: &aws_config::SdkConfig) -> Self {
+        Self::from_config(aws, Client::new)
+    }
+}
+
 #[derive(Clone)]
 pub struct SnsNotifier {
-    client: Client,
+    client: LazyClient,
     topic_arn: String,
 }
 
 impl SnsNotifier {
-    pub fn new(client: Client, topic_arn: impl Into<String>) -> Self {
-        Self { client, topic_arn: topic_arn.into() }
+    pub fn new(client: impl Into<LazyClient>, topic_arn: impl Into<String>) -> Self {
+        Self { client: client.into(), topic_arn: topic_arn.into() }
     }
 }
 
