@@ -172,14 +172,8 @@ impl StaticSecrets {
             }
             None => SecretsDocument::new(),
         };
-        for origin in [
-            Origin::Github,
-            Origin::Gitlab,
-            Origin::Pagerduty,
-            Origin::Incidentio,
-            Origin::Alertmanager,
-            Origin::Argocd,
-        ] {
+        // AWS events have no variables: they come through the bus, unsigned.
+        for origin in Origin::ALL {
             for var in variables(origin) {
                 for name in [var.to_string(), format!("{var}_PREVIOUS")] {
                     if let Ok(value) = std::env::var(&name) {

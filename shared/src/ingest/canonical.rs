@@ -29,6 +29,17 @@ pub enum Origin {
 }
 
 impl Origin {
+    /// Every source, in declaration order.
+    pub const ALL: [Origin; 7] = [
+        Origin::Github,
+        Origin::Gitlab,
+        Origin::Pagerduty,
+        Origin::Alertmanager,
+        Origin::Incidentio,
+        Origin::Aws,
+        Origin::Argocd,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Origin::Github => "github",
@@ -42,17 +53,7 @@ impl Origin {
     }
 
     pub fn parse(s: &str) -> Option<Origin> {
-        [
-            Origin::Github,
-            Origin::Gitlab,
-            Origin::Pagerduty,
-            Origin::Alertmanager,
-            Origin::Incidentio,
-            Origin::Aws,
-            Origin::Argocd,
-        ]
-        .into_iter()
-        .find(|o| o.as_str() == s)
+        Origin::ALL.into_iter().find(|o| o.as_str() == s)
     }
 
     /// The hub event `source` for this origin.

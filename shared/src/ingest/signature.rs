@@ -1145,16 +1145,6 @@ mod tests {
     // ------------------------------------------------------------------------
     // Nothing from outside panics
 
-    const ORIGINS: [Origin; 7] = [
-        Origin::Github,
-        Origin::Gitlab,
-        Origin::Pagerduty,
-        Origin::Alertmanager,
-        Origin::Incidentio,
-        Origin::Aws,
-        Origin::Argocd,
-    ];
-
     const NAMES: [&str; 8] = [
         GITHUB_SIGNATURE,
         GITLAB_TOKEN,
@@ -1206,7 +1196,7 @@ mod tests {
                 }
             }
             let now = at(now);
-            for origin in ORIGINS {
+            for origin in Origin::ALL {
                 let _ = verify(origin, &configured, &headers, &body, now);
             }
         }
