@@ -246,6 +246,18 @@ pub(crate) fn function<'a>(t: &'a Value, name: &str) -> &'a Value {
     f
 }
 
+/// Asserts the function's policies allow exactly `expected` actions.
+#[track_caller]
+fn assert_actions(f: &Value, expected: &[&str]) {
+    let expected: BTreeSet<String> = expected.iter().map(|a| a.to_string()).collect();
+    assert_eq!(actions_of(f), expected);
+}
+
+/// An event on a bus, as a rule's pattern sees it.
+fn bus_event(source: &str, detail_type: &str) -> Value {
+    json!({"source": source, "detail-type": detail_type, "detail": {}})
+}
+
 fn actions_of(f: &Value) -> BTreeSet<String> {
     f["Properties"]["Policies"]
         .as_array()
@@ -277,17 +289,16 @@ fn the_ingest_function_serves_the_webhook_routes_with_least_privilege() {
         changehub::http::webhooks::WEBHOOK_ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
     assert_eq!(routes, expected);
     // Dedupe (PutItem, DeleteItem on release), catalog lookups (GetItem), PutEvents, the secret.
-    let expected: BTreeSet<String> = [
-        "dynamodb:DeleteItem",
-        "dynamodb:GetItem",
-        "dynamodb:PutItem",
-        "events:PutEvents",
-        "secretsmanager:GetSecretValue",
-    ]
-    .into_iter()
-    .map(str::to_owned)
-    .collect();
-    assert_eq!(actions_of(f), expected);
+    assert_actions(
+        f,
+        &[
+            "dynamodb:DeleteItem",
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "events:PutEvents",
+            "secretsmanager:GetSecretValue",
+        ],
+    );
     let vars = &f["Properties"]["Environment"]["Variables"];
     for var in ["CHANGEHUB_TABLE", "CHANGEHUB_EVENT_BUS", "CHANGEHUB_SECRETS_ID"] {
         assert!(vars[var].is_object(), "IngestFunction sets {var}");
@@ -892,25 +903,24 @@ fn the_deployments_rule_takes_the_deployment_events_from_the_hub_bus() {
     assert_eq!(rule["EventBusName"], json!({"!Ref": "HubEventBus"}));
     assert_eq!(rule["Pattern"], changehub::app::deployments::event_pattern(), "as changehub serve's rule");
     let pattern = changehub::domain::EventPattern::parse(rule["Pattern"].clone()).expect("pattern");
-    let event = |origin: Origin, detail_type: &str| json!({"source": origin.source(), "detail-type": detail_type, "detail": {}});
+    let event = |origin: Origin, detail_type: &str| bus_event(&origin.source(), detail_type);
     for detail_type in changehub::app::deployments::DETAIL_TYPES {
         for origin in [Origin::Github, Origin::Gitlab, Origin::Argocd] {
             assert!(pattern.matches(&event(origin, detail_type)), "{detail_type} from {origin:?}");
         }
     }
     assert!(!pattern.matches(&event(Origin::Github, "Pull Request Changed")));
-    assert!(!pattern.matches(&json!({"source": "changehub.change", "detail-type": "Change Completed", "detail": {}})));
-    let expected: BTreeSet<String> = [
-        "dynamodb:DeleteItem",
-        "dynamodb:GetItem",
-        "dynamodb:PutItem",
-        "dynamodb:UpdateItem",
-        "secretsmanager:GetSecretValue",
-    ]
-    .into_iter()
-    .map(str::to_owned)
-    .collect();
-    assert_eq!(actions_of(f), expected);
+    assert!(!pattern.matches(&bus_event("changehub.change", "Change Completed")));
+    assert_actions(
+        f,
+        &[
+            "dynamodb:DeleteItem",
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "secretsmanager:GetSecretValue",
+        ],
+    );
 }
 
 /// The correlate function's rule on the hub bus is the consumer's own
@@ -926,14 +936,13 @@ fn the_correlate_rule_is_the_correlate_consumers_pattern() {
     assert_eq!(rule["EventBusName"], json!({"!Ref": "HubEventBus"}));
     let pattern = changehub::app::tagging::rule_pattern().expect("pattern");
     assert_eq!(&rule["Pattern"], pattern.as_json());
-    let event = |source: &str, detail_type: &str| json!({"source": source, "detail-type": detail_type, "detail": {}});
-    assert!(pattern.matches(&event("changehub.pagerduty", "Incident Triggered")));
-    assert!(!pattern.matches(&event("changehub.github", "Deployment Created")));
+    assert!(pattern.matches(&bus_event("changehub.pagerduty", "Incident Triggered")));
+    assert!(!pattern.matches(&bus_event("changehub.github", "Deployment Created")));
     for detail_type in changehub::app::recheck::DETAIL_TYPES {
-        assert!(pattern.matches(&event("changehub.change", detail_type)), "{detail_type}");
+        assert!(pattern.matches(&bus_event("changehub.change", detail_type)), "{detail_type}");
     }
     for detail_type in ["Change Created", "Change Approved", "Change Incident Related", "Change Closed"] {
-        assert!(!pattern.matches(&event("changehub.change", detail_type)), "{detail_type}");
+        assert!(!pattern.matches(&bus_event("changehub.change", detail_type)), "{detail_type}");
     }
     let tenant = changehub::domain::TenantId::parse("acme").expect("tenant");
     let service = changehub::domain::ServiceName::parse("payments").expect("service");
@@ -958,25 +967,23 @@ fn the_drift_rule_is_the_drift_consumers_pattern() {
     assert_eq!(rule["EventBusName"], json!({"!Ref": "HubEventBus"}));
     let pattern = changehub::app::drift::rule_pattern().expect("pattern");
     assert_eq!(&rule["Pattern"], pattern.as_json());
-    let event = |source: &str, detail_type: &str| json!({"source": source, "detail-type": detail_type, "detail": {}});
     for detail_type in changehub::domain::finding::observation::DETAIL_TYPES {
-        assert!(pattern.matches(&event("changehub.aws", detail_type)), "{detail_type}");
+        assert!(pattern.matches(&bus_event("changehub.aws", detail_type)), "{detail_type}");
     }
-    assert!(!pattern.matches(&event("changehub.aws", "Alarm State Changed")));
-    assert!(!pattern.matches(&event("acme.tool", "Configuration Changed")), "only what ingest published");
-    let expected: BTreeSet<String> = [
-        "dynamodb:GetItem",
-        "dynamodb:Query",
-        "dynamodb:BatchGetItem",
-        "dynamodb:PutItem",
-        "dynamodb:UpdateItem",
-        "dynamodb:DeleteItem",
-        "sns:Publish",
-    ]
-    .into_iter()
-    .map(str::to_owned)
-    .collect();
-    assert_eq!(actions_of(f), expected);
+    assert!(!pattern.matches(&bus_event("changehub.aws", "Alarm State Changed")));
+    assert!(!pattern.matches(&bus_event("acme.tool", "Configuration Changed")), "only what ingest published");
+    assert_actions(
+        f,
+        &[
+            "dynamodb:GetItem",
+            "dynamodb:Query",
+            "dynamodb:BatchGetItem",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:DeleteItem",
+            "sns:Publish",
+        ],
+    );
     // It writes evidence beside a change, never the change itself.
     let tenant = changehub::domain::TenantId::parse("acme").expect("tenant");
     let change = changehub::domain::ChangeId::new();
@@ -1002,35 +1009,33 @@ fn the_scm_rule_is_its_use_cases_patterns_with_least_privilege() {
     assert_eq!(rule["EventBusName"], json!({"!Ref": "HubEventBus"}));
     let pattern = scm::rule_pattern().expect("pattern");
     assert_eq!(&rule["Pattern"], pattern.as_json());
-    let event = |source: &str, detail_type: &str| json!({"source": source, "detail-type": detail_type, "detail": {}});
-    assert!(pattern.matches(&event("changehub.change", changehub::app::rollback::CHANGE_FAILED)));
+    assert!(pattern.matches(&bus_event("changehub.change", changehub::app::rollback::CHANGE_FAILED)));
     use changehub::app::protection;
-    assert!(pattern.matches(&event("changehub.github", protection::GATE_REQUESTED)));
-    assert!(pattern.matches(&event(protection::DUE_SOURCE, protection::GATE_DUE)));
+    assert!(pattern.matches(&bus_event("changehub.github", protection::GATE_REQUESTED)));
+    assert!(pattern.matches(&bus_event(protection::DUE_SOURCE, protection::GATE_DUE)));
     for detail_type in protection::ALSO_TURNING {
-        assert!(pattern.matches(&event("changehub.change", detail_type)), "{detail_type}");
+        assert!(pattern.matches(&bus_event("changehub.change", detail_type)), "{detail_type}");
     }
-    assert!(pattern.matches(&event("changehub.github", "Pull Request Changed")));
-    assert!(pattern.matches(&event("changehub.gitlab", "Pull Request Changed")));
+    assert!(pattern.matches(&bus_event("changehub.github", "Pull Request Changed")));
+    assert!(pattern.matches(&bus_event("changehub.gitlab", "Pull Request Changed")));
     for detail_type in changehub::domain::gate::merge::TURNING_EVENTS {
-        assert!(pattern.matches(&event("changehub.change", detail_type)), "{detail_type}");
+        assert!(pattern.matches(&bus_event("changehub.change", detail_type)), "{detail_type}");
     }
-    assert!(!pattern.matches(&event("changehub.change", "Change Created")));
-    assert!(!pattern.matches(&event("acme.tool", "Pull Request Changed")), "only what the hub published");
+    assert!(!pattern.matches(&bus_event("changehub.change", "Change Created")));
+    assert!(!pattern.matches(&bus_event("acme.tool", "Pull Request Changed")), "only what the hub published");
 
-    let expected: BTreeSet<String> = [
-        "dynamodb:GetItem",
-        "dynamodb:PutItem",
-        "dynamodb:DeleteItem",
-        "dynamodb:Query",
-        "dynamodb:BatchGetItem",
-        "secretsmanager:GetSecretValue",
-        "sns:Publish",
-    ]
-    .into_iter()
-    .map(str::to_owned)
-    .collect();
-    assert_eq!(actions_of(f), expected);
+    assert_actions(
+        f,
+        &[
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:DeleteItem",
+            "dynamodb:Query",
+            "dynamodb:BatchGetItem",
+            "secretsmanager:GetSecretValue",
+            "sns:Publish",
+        ],
+    );
     let tenant = changehub::domain::TenantId::parse("acme").expect("tenant");
     let change = changehub::domain::ChangeId::new();
     let readable = leading_keys_of(f, "dynamodb:GetItem");
@@ -1089,20 +1094,19 @@ fn the_escalate_function_runs_on_a_schedule_with_least_privilege() {
     let input: escalate::Scheduled = serde_json::from_str(schedule["Properties"]["Input"].as_str().expect("Input"))
         .expect("the schedule's input is what the handler reads");
     assert_eq!(input.execution_id.as_deref(), Some("<aws.scheduler.execution-id>"));
-    let expected: BTreeSet<String> = [
-        "dynamodb:Query",
-        "dynamodb:GetItem",
-        "dynamodb:PutItem",
-        "dynamodb:UpdateItem",
-        "dynamodb:DeleteItem",
-        "events:PutEvents",
-        "sns:Publish",
-        "secretsmanager:GetSecretValue",
-    ]
-    .into_iter()
-    .map(str::to_owned)
-    .collect();
-    assert_eq!(actions_of(f), expected);
+    assert_actions(
+        f,
+        &[
+            "dynamodb:Query",
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:DeleteItem",
+            "events:PutEvents",
+            "sns:Publish",
+            "secretsmanager:GetSecretValue",
+        ],
+    );
     let env = &f["Properties"]["Environment"]["Variables"];
     assert_eq!(
         (&env["CHANGEHUB_EVENT_BUS"], &env["CHANGEHUB_TOPIC_ARN"]),
