@@ -17,7 +17,7 @@ use changehub::app::tagging::Tagging;
 use changehub::domain::catalog::Span;
 use changehub::domain::{Change, ChangeState, NewChange};
 use changehub::ports::{ActivityLog, FindingStore, FixedClock, ImplementationReader, ProblemStore};
-use changehub_tests::fixtures::{alice, carol, pat, submit_and_approve, to, who};
+use changehub_tests::fixtures::{alice, carol, pat, who};
 use changehub_tests::http::{Answer, Tokens, call_as};
 use changehub_tests::t0;
 use changehub_tests::tagging_contract::pagerduty_at;
@@ -158,11 +158,7 @@ mod contract {
         .await;
         let draft = NewChange::basic("Roll out checkout v2", &["payments"], "production", m(-30), m(180));
         let draft = s.app.create(&alice(&s.tenant), draft).await.expect("draft");
-        let approved = submit_and_approve(&s.app, &s.tenant, &draft.id).await;
-        s.app
-            .transition(&alice(&s.tenant), &draft.id, to(ChangeState::Scheduled, approved.version))
-            .await
-            .expect("scheduled");
+        s.approve_and_schedule(&draft).await;
         // The first region deploys: verifying until 30 minutes after it ended.
         for (state, at) in [("in_progress", m(-10)), ("success", m(5))] {
             let (t, mut d) = super::super::deployments::github(&s.tenant, "eu-1", state, at);

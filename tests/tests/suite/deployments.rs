@@ -116,6 +116,22 @@ impl<S: ChangeStore> Setup<S> {
         self.app.create(&alice(&self.tenant), draft).await.expect("draft")
     }
 
+    /// [`Self::draft`], approved and scheduled (as it was drafted: its id).
+    async fn scheduled(&self) -> Change {
+        let draft = self.draft().await;
+        self.approve_and_schedule(&draft).await;
+        draft
+    }
+
+    /// Submits `draft`, approves it at every level and schedules it.
+    pub(crate) async fn approve_and_schedule(&self, draft: &Change) {
+        let approved = submit_and_approve(&self.app, &self.tenant, &draft.id).await;
+        self.app
+            .transition(&alice(&self.tenant), &draft.id, to(ChangeState::Scheduled, approved.version))
+            .await
+            .expect("scheduled");
+    }
+
     /// The one change of the tenant (its id; fails if there are others).
     async fn only_change(&self) -> ChangeId {
         let ids = self.app.store.change_ids(&self.tenant()).await.expect("ids");
@@ -230,12 +246,7 @@ mod contract {
         store: S,
     ) {
         let s = Setup::new(store).await;
-        let draft = s.draft().await;
-        let approved = submit_and_approve(&s.app, &s.tenant, &draft.id).await;
-        s.app
-            .transition(&alice(&s.tenant), &draft.id, to(ChangeState::Scheduled, approved.version))
-            .await
-            .expect("scheduled");
+        let draft = s.scheduled().await;
         let names = |state: &str, time| {
             let (t, mut d) = github(&s.tenant, "900", state, time);
             d["data"]["change_ids"] = json!([draft.id.to_string()]);
@@ -318,12 +329,7 @@ mod contract {
             c.services.iter_mut().filter(|s| s.name.as_str() == "payments").for_each(|s| s.bake_time = thirty.clone())
         })
         .await;
-        let draft = s.draft().await;
-        let approved = submit_and_approve(&s.app, &s.tenant, &draft.id).await;
-        s.app
-            .transition(&alice(&s.tenant), &draft.id, to(ChangeState::Scheduled, approved.version))
-            .await
-            .expect("scheduled");
+        let draft = s.scheduled().await;
         let deploy = |id: &str, sha: &str, time| {
             let (t, mut d) = github(&s.tenant, id, "success", time);
             d["data"]["sha"] = json!(sha);
@@ -437,12 +443,7 @@ mod contract {
     /// carrying a history entry's source) then rolls it back.
     pub async fn an_argocd_sync_failure_fails_its_change_and_a_rollback_rolls_it_back<S: ChangeStore>(store: S) {
         let s = Setup::new(store).await;
-        let draft = s.draft().await;
-        let approved = submit_and_approve(&s.app, &s.tenant, &draft.id).await;
-        s.app
-            .transition(&alice(&s.tenant), &draft.id, to(ChangeState::Scheduled, approved.version))
-            .await
-            .expect("scheduled");
+        let draft = s.scheduled().await;
         let names = |file: &str| {
             sample(&s.tenant, Origin::Argocd, "", file, |d| d["data"]["change_ids"] = json!([draft.id.to_string()]))
         };
