@@ -1,19 +1,17 @@
 //! `/activity`: the hub events the hub accepted, newest first.
 
 use axum::Json;
-use axum::Router;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use std::sync::Arc;
 
 use super::query::{self, TypedQuery};
-use super::{Api, ApiError, AppState};
+use super::{Api, ApiError, AppState, Routes};
+use crate::app::Caller;
 use crate::app::activity::ActivityRequest;
 use crate::app::changes::ChangeStore;
-use crate::app::{Caller, Changes};
 use crate::ports::{Activity, ActivityLog, Clock};
 
 /// `GET /activity`: every filter optional; `since`/`until` bound the event time.
@@ -40,8 +38,8 @@ struct ActivityList<'a> {
 }
 
 impl<S: ChangeStore + ActivityLog, C: Clock + 'static> Api<S, C> {
-    pub(super) fn activity_routes() -> Router<Arc<Changes<S, C>>> {
-        Router::new().route("/activity", get(Self::list_activity))
+    pub(super) fn activity_routes(routes: Routes<S, C>) -> Routes<S, C> {
+        routes.route("/activity", get(Self::list_activity))
     }
 
     async fn list_activity(

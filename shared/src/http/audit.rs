@@ -2,7 +2,6 @@
 //! layer that records every refused write (403) as a security event.
 
 use axum::Json;
-use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
@@ -10,14 +9,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use std::sync::Arc;
 
 use super::error::ErrorMessage;
 use super::query::{self, TypedQuery};
-use super::{Api, ApiError, AppState};
+use super::{Api, ApiError, AppState, Routes};
+use crate::app::Caller;
 use crate::app::changes::ChangeStore;
 use crate::app::security::SecurityRequest;
-use crate::app::{Caller, Changes};
 use crate::domain::AuditEntry;
 use crate::ports::{Clock, SecurityEvent};
 
@@ -54,8 +52,8 @@ struct SecurityResponse<'a> {
 }
 
 impl<S: ChangeStore, C: Clock + 'static> Api<S, C> {
-    pub(super) fn audit_routes() -> Router<Arc<Changes<S, C>>> {
-        Router::new()
+    pub(super) fn audit_routes(routes: Routes<S, C>) -> Routes<S, C> {
+        routes
             .route("/audit/governance", get(Self::governance_trail))
             .route("/audit/security", get(Self::security_events))
     }

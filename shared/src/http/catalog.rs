@@ -1,19 +1,17 @@
 //! `/catalog` and `/me`: the tenant's catalog, and what it grants the caller.
 
 use axum::Json;
-use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
-use std::sync::Arc;
 
 use super::extract::CatalogBody;
-use super::{Api, ApiError, AppState};
+use super::{Api, ApiError, AppState, Routes};
+use crate::app::Caller;
 use crate::app::catalog::CatalogSummary;
 use crate::app::changes::ChangeStore;
-use crate::app::{Caller, Changes};
 use crate::domain::catalog::Role;
 use crate::ports::Clock;
 
@@ -26,8 +24,8 @@ struct MeResponse<'a> {
 }
 
 impl<S: ChangeStore, C: Clock + 'static> Api<S, C> {
-    pub(super) fn catalog_routes() -> Router<Arc<Changes<S, C>>> {
-        Router::new().route("/me", get(Self::me)).route("/catalog", get(Self::get_catalog).put(Self::put_catalog))
+    pub(super) fn catalog_routes(routes: Routes<S, C>) -> Routes<S, C> {
+        routes.route("/me", get(Self::me)).route("/catalog", get(Self::get_catalog).put(Self::put_catalog))
     }
 
     /// Who the token says the caller is, and what their groups grant: the first thing to check on a 403.

@@ -1,22 +1,20 @@
 //! `/changes`: create, read, list, move and decide changes.
 
 use axum::Json;
-use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use std::sync::Arc;
 
 use super::extract::{ChangeIdPath, JsonBody, PathText};
 use super::query::{self, TypedQuery};
-use super::{Api, ApiError, AppState, ListResponse};
+use super::{Api, ApiError, AppState, ListResponse, Routes};
 use crate::app::changes::{
     ChangeStore, DecisionReceipt, DecisionRequest, EditRequest, NoteRequest, RescheduleRequest, ReviewRequest,
 };
-use crate::app::{Caller, Changes, ListRequest, TransitionRequest};
+use crate::app::{Caller, ListRequest, TransitionRequest};
 use crate::domain::{ChangeId, ChangeState, ChangeType, NewChange};
 use crate::ports::Clock;
 
@@ -63,8 +61,8 @@ fn created(change: crate::domain::Change) -> Response {
 }
 
 impl<S: ChangeStore, C: Clock + 'static> Api<S, C> {
-    pub(super) fn change_routes() -> Router<Arc<Changes<S, C>>> {
-        Router::new()
+    pub(super) fn change_routes(routes: Routes<S, C>) -> Routes<S, C> {
+        routes
             .route("/changes", post(Self::create).get(Self::list))
             .route("/changes/{id}", get(Self::get_change).patch(Self::edit))
             .route("/changes/{id}/transitions", post(Self::transition))

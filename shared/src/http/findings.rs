@@ -3,19 +3,17 @@
 //! `/changes/{id}/evidence`, what the drift consumer saw a change do.
 
 use axum::Json;
-use axum::Router;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
-use std::sync::Arc;
 
 use super::extract::{ChangeIdPath, JsonBody, PathText};
 use super::query::TypedQuery;
-use super::{Api, ApiError, AppState};
+use super::{Api, ApiError, AppState, Routes};
+use crate::app::Caller;
 use crate::app::changes::ChangeStore;
 use crate::app::findings::{AcknowledgeRequest, DismissRequest, FindingListRequest, LinkRequest};
-use crate::app::{Caller, Changes};
 use crate::domain::ChangeId;
 use crate::domain::finding::change_evidence::ChangeEvidence;
 use crate::domain::finding::{Finding, FindingId};
@@ -60,8 +58,8 @@ fn finding_id(id: &str) -> Result<FindingId, ApiError> {
 }
 
 impl<S: ChangeStore + ActivityLog + ProblemStore + FindingStore, C: Clock + 'static> Api<S, C> {
-    pub(super) fn finding_routes() -> Router<Arc<Changes<S, C>>> {
-        Router::new()
+    pub(super) fn finding_routes(routes: Routes<S, C>) -> Routes<S, C> {
+        routes
             .route("/findings", get(Self::list_findings))
             .route("/findings/{id}", get(Self::get_finding))
             .route("/findings/{id}/acknowledge", post(Self::acknowledge_finding))

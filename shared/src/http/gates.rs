@@ -4,17 +4,16 @@
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
 use serde::Deserialize;
-use std::sync::Arc;
 use std::time::Duration;
 
 use super::extract::JsonBody;
 use super::query::TypedQuery;
-use super::{Api, ApiError, AppState};
+use super::{Api, ApiError, AppState, Routes};
+use crate::app::Caller;
 use crate::app::changes::ChangeStore;
 use crate::app::gate::{MAX_WAIT, Wakeups};
-use crate::app::{Caller, Changes};
 use crate::domain::catalog::Span;
 use crate::domain::gate::GateRequest;
 use crate::ports::{ActivityLog, Clock};
@@ -49,8 +48,8 @@ fn wait(q: &GateQuery) -> Result<Duration, ApiError> {
 }
 
 impl<S: ChangeStore + ActivityLog, C: Clock + 'static> Api<S, C> {
-    pub(super) fn gate_routes() -> Router<Arc<Changes<S, C>>> {
-        Router::new().route("/gates/deployments", post(Self::deployment_gate))
+    pub(super) fn gate_routes(routes: Routes<S, C>) -> Routes<S, C> {
+        routes.route("/gates/deployments", post(Self::deployment_gate))
     }
 
     /// Answers `{allowed, status, code, reason, gated, change}`: 200 whatever

@@ -2,33 +2,31 @@
 //! out-of-office delegations.
 
 use axum::Json;
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
 use serde_json::json;
-use std::sync::Arc;
 
 use super::extract::{JsonBody, PathText, TypedQuery};
-use super::{Api, ApiError, AppState};
+use super::{Api, ApiError, AppState, Routes};
+use crate::app::Caller;
 use crate::app::changes::ChangeStore;
 use crate::app::delegations::RevokeDelegation;
 use crate::app::governance::LiftFreeze;
-use crate::app::{Caller, Changes};
 use crate::domain::delegation::NewDelegation;
 use crate::domain::freeze::FreezeWindow;
 use crate::ports::Clock;
 
 impl<S: ChangeStore, C: Clock + 'static> Api<S, C> {
-    pub(super) fn freeze_routes() -> Router<Arc<Changes<S, C>>> {
-        Router::new()
+    pub(super) fn freeze_routes(routes: Routes<S, C>) -> Routes<S, C> {
+        routes
             .route("/freezes", get(Self::list_freezes).post(Self::put_freeze))
             .route("/freezes/{id}", delete(Self::delete_freeze))
     }
 
-    pub(super) fn delegation_routes() -> Router<Arc<Changes<S, C>>> {
-        Router::new()
+    pub(super) fn delegation_routes(routes: Routes<S, C>) -> Routes<S, C> {
+        routes
             .route("/delegations", get(Self::list_delegations).post(Self::delegate))
             .route("/delegations/{id}", delete(Self::revoke_delegation))
     }

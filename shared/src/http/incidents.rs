@@ -3,22 +3,20 @@
 //! and resolving them.
 
 use axum::Json;
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use std::sync::Arc;
 
 use super::extract::{JsonBody, PathText};
 use super::query::{self, TypedQuery};
-use super::{Api, ApiError, AppState};
+use super::{Api, ApiError, AppState, Routes};
+use crate::app::Caller;
 use crate::app::changes::{ChangeStore, UnrelateRequest};
 use crate::app::governance::DeclareIncident;
 use crate::app::incidents::IncidentRequest;
-use crate::app::{Caller, Changes};
 use crate::domain::incident::{Incident, Source, Status};
 use crate::ports::Clock;
 
@@ -48,8 +46,8 @@ struct IncidentList<'a> {
 }
 
 impl<S: ChangeStore, C: Clock + 'static> Api<S, C> {
-    pub(super) fn incident_routes() -> Router<Arc<Changes<S, C>>> {
-        Router::new()
+    pub(super) fn incident_routes(routes: Routes<S, C>) -> Routes<S, C> {
+        routes
             .route("/incidents", get(Self::list_incidents).post(Self::declare_incident))
             .route("/incidents/{id}", get(Self::get_incident))
             .route("/incidents/{id}/resolve", post(Self::resolve_incident))

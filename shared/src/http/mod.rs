@@ -106,19 +106,26 @@ where
     S: ChangeStore + ActivityLog + ProblemStore + FindingStore,
     C: Clock + 'static,
 {
-    Router::new()
-        .merge(Api::change_routes())
-        .merge(Api::catalog_routes())
-        .merge(Api::freeze_routes())
-        .merge(Api::delegation_routes())
-        .merge(Api::incident_routes())
-        .merge(Api::report_routes())
-        .merge(Api::activity_routes())
-        .merge(Api::audit_routes())
-        .merge(Api::problem_routes())
-        .merge(Api::gate_routes())
-        .merge(Api::finding_routes())
-        .merge(Api::suppression_routes())
+    // Each resource adds its routes to the one router: merging a router per
+    // resource inserted every route twice and dropped the copies, 0.4M of
+    // the api function's 2.4M instructions of init (ARCHITECTURE, "Cold start").
+    let resources: [AddRoutes<S, C>; 12] = [
+        Api::change_routes,
+        Api::catalog_routes,
+        Api::freeze_routes,
+        Api::delegation_routes,
+        Api::incident_routes,
+        Api::report_routes,
+        Api::activity_routes,
+        Api::audit_routes,
+        Api::problem_routes,
+        Api::gate_routes,
+        Api::finding_routes,
+        Api::suppression_routes,
+    ];
+    resources
+        .into_iter()
+        .fold(Router::new(), |routes, add| add(routes))
         // Inside authentication, so that a refusal is recorded with its caller.
         .route_layer(middleware::from_fn_with_state(changes.clone(), Api::record_refusals))
         .route_layer(middleware::from_fn_with_state(Arc::new(auth), bearer::authenticate))
@@ -225,6 +232,12 @@ async fn openapi() -> ([(HeaderName, &'static str); 1], &'static str) {
 pub(crate) struct Api<S, C>(PhantomData<fn() -> (S, C)>);
 
 type AppState<S, C> = State<Arc<Changes<S, C>>>;
+
+/// The change API's routes before their state is given (`with_state`).
+type Routes<S, C> = Router<Arc<Changes<S, C>>>;
+
+/// One resource's routes, added to the router being built.
+type AddRoutes<S, C> = fn(Routes<S, C>) -> Routes<S, C>;
 
 /// A page of changes, as `GET /changes` and the reports answer it.
 #[derive(serde::Serialize)]

@@ -1,19 +1,17 @@
 //! `/problems`: problem records opened by recurring incidents, their fix and closing.
 
 use axum::Json;
-use axum::Router;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
-use std::sync::Arc;
 
 use super::extract::{JsonBody, PathText};
 use super::query::TypedQuery;
-use super::{Api, ApiError, AppState};
+use super::{Api, ApiError, AppState, Routes};
+use crate::app::Caller;
 use crate::app::changes::ChangeStore;
 use crate::app::problems::{CloseRequest, FixRequest, ProblemListRequest};
-use crate::app::{Caller, Changes};
 use crate::domain::problem::{Problem, ProblemId};
 use crate::ports::{ActivityLog, Clock, ProblemStore};
 
@@ -35,8 +33,8 @@ struct ProblemList<'a> {
 }
 
 impl<S: ChangeStore + ActivityLog + ProblemStore, C: Clock + 'static> Api<S, C> {
-    pub(super) fn problem_routes() -> Router<Arc<Changes<S, C>>> {
-        Router::new()
+    pub(super) fn problem_routes(routes: Routes<S, C>) -> Routes<S, C> {
+        routes
             .route("/problems", get(Self::list_problems))
             .route("/problems/{id}", get(Self::get_problem))
             .route("/problems/{id}/fix", post(Self::fix_problem))

@@ -2,18 +2,16 @@
 //! their review, and the approval SLA (mean time to approve).
 
 use axum::Json;
-use axum::Router;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
-use std::sync::Arc;
 
 use super::query::TypedQuery;
-use super::{Api, ApiError, AppState, ListResponse};
+use super::{Api, ApiError, AppState, ListResponse, Routes};
+use crate::app::Caller;
 use crate::app::changes::ChangeStore;
 use crate::app::changes::sla::SlaPeriod;
-use crate::app::{Caller, Changes};
 use crate::ports::Clock;
 
 /// `GET /reports/pending-reviews`: a page of changes awaiting their post-implementation review.
@@ -25,8 +23,8 @@ struct PageQuery {
 }
 
 impl<S: ChangeStore, C: Clock + 'static> Api<S, C> {
-    pub(super) fn report_routes() -> Router<Arc<Changes<S, C>>> {
-        Router::new()
+    pub(super) fn report_routes(routes: Routes<S, C>) -> Routes<S, C> {
+        routes
             .route("/reports/pending-reviews", get(Self::pending_reviews))
             .route("/reports/approval-sla", get(Self::approval_sla))
     }

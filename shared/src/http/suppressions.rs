@@ -2,24 +2,22 @@
 //! alerts (findings inside one are recorded as `suppressed`, nobody paged).
 
 use axum::Json;
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
-use std::sync::Arc;
 
 use super::extract::{JsonBody, PathText, TypedQuery};
-use super::{Api, ApiError, AppState};
+use super::{Api, ApiError, AppState, Routes};
+use crate::app::Caller;
 use crate::app::changes::ChangeStore;
 use crate::app::suppressions::LiftSuppression;
-use crate::app::{Caller, Changes};
 use crate::domain::finding::suppression::Suppression;
 use crate::ports::Clock;
 
 impl<S: ChangeStore, C: Clock + 'static> Api<S, C> {
-    pub(super) fn suppression_routes() -> Router<Arc<Changes<S, C>>> {
-        Router::new()
+    pub(super) fn suppression_routes(routes: Routes<S, C>) -> Routes<S, C> {
+        routes
             .route("/suppressions", get(Self::list_suppressions).post(Self::declare_suppression))
             .route("/suppressions/{id}", delete(Self::lift_suppression))
     }
