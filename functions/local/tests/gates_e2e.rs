@@ -205,7 +205,8 @@ async fn a_pull_request_on_a_rejected_or_cancelled_change_fails() {
     let throttled = Answer { retry_after: Some("2"), ..answer(429) };
     forge.fail_next([throttled, answer(502)]);
     let pat = ("pat@example.com", "payments-leads");
-    common::decide(hub.path(), &hub.http, hub.base(), &rejected, pat, "reject").await;
+    let reject = json!({"decision": "reject", "comment": "Not during\nthe sale"});
+    common::decide_with(hub.path(), &hub.http, hub.base(), &rejected, pat, reject).await;
     status_calls(&forge, &sha(418), 2).await;
     let throttled_at = Instant::now();
     status_calls(&forge, &sha(418), 3).await;
@@ -214,7 +215,10 @@ async fn a_pull_request_on_a_rejected_or_cancelled_change_fails() {
     let all = status_calls(&forge, &sha(418), 4).await;
     assert!(all[1..].iter().all(|c| c.body == all[3].body), "the same status each time: {all:?}");
     assert_eq!(all[3].body["target_url"], format!("https://changes.example.com/changes/{rejected}"));
-    let told = (String::from("failure"), format!("Change {rejected} was rejected; open a new change"));
+    let told = (
+        String::from("failure"),
+        format!("Change {rejected} was rejected by pat@example.com; open a new change. Reason: Not during the sale"),
+    );
     assert_eq!(statuses(&forge, &sha(418)).last(), Some(&told));
 
     let cancelled = create_and_submit(&hub.http, hub.base(), &hub.alice).await;
@@ -511,7 +515,7 @@ async fn a_protection_rule_held_for_approval_is_rejected_once_with_its_change() 
     let answered = forge_calls(&forge, &callback_path(7004), 2).await;
     assert_callback(&answered[1], 7004);
     let what = "deploying payments 64db262264ce to production";
-    let comment = format!("changehub rejected: {what}: change {id} was rejected; open a new change");
+    let comment = format!("changehub rejected: {what}: change {id} was rejected by pat@example.com; open a new change");
     let expected = json!({"environment_name": "production", "state": "rejected", "comment": comment});
     assert_eq!(answered[1].body, expected, "{answered:?}");
 

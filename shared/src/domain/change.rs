@@ -4,7 +4,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-use super::approval::ApprovalPlan;
+use super::approval::{ApprovalPlan, Decision};
 use super::bake::Bake;
 use super::correlation::{Implementation, Outcome};
 use super::deployment::{Deployed, DeploymentOrigin, PostMortem};
@@ -368,8 +368,32 @@ impl Change {
 
     /// Whether the change was rejected by its approvers (it may have been closed since).
     pub fn was_rejected(&self) -> bool {
-        self.state == ChangeState::Rejected
-            || (self.state == ChangeState::Closed && self.approval.as_ref().is_some_and(|p| p.rejected.is_some()))
+        self.state == ChangeState::Rejected || (self.state == ChangeState::Closed && self.rejection().is_some())
+    }
+
+    /// The approvers' rejection, when there was one.
+    pub fn rejection(&self) -> Option<&Decision> {
+        self.approval.as_ref().and_then(|p| p.rejected.as_ref())
+    }
+
+    /// What the gates tell a developer about a rejected change: who
+    /// rejected it (and for whom, as a delegate), what to do, and the
+    /// rejecter's comment last (on one line), so that a cut to a short limit
+    /// shortens the comment only: `rejected by rita; open a new change.
+    /// Reason: too risky before the sale`.
+    pub fn rejected_text(&self) -> String {
+        let Some(d) = self.rejection() else {
+            return "rejected; open a new change".to_owned();
+        };
+        let by = match &d.on_behalf_of {
+            Some(o) => format!("{} for {}", d.by, o.user),
+            None => d.by.clone(),
+        };
+        let reason = d.comment.as_deref().map(|c| c.split_whitespace().collect::<Vec<_>>().join(" "));
+        match reason.filter(|r| !r.is_empty()) {
+            Some(r) => format!("rejected by {by}; open a new change. Reason: {r}"),
+            None => format!("rejected by {by}; open a new change"),
+        }
     }
 
     /// Checklist items not yet done.

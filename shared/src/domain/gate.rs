@@ -428,6 +428,9 @@ pub fn decide(ask: &Ask, found: Option<&Change>, rules: &Rules<'_>) -> Decision 
     if !rules.same_environment(&ask.environment, &change.environment) {
         return refuse(GateCode::WrongEnvironment, format!("is for {}, not {}", change.environment, ask.environment));
     }
+    if change.was_rejected() {
+        return refuse(GateCode::ChangeRejected, format!("was {}", change.rejected_text()));
+    }
     match change.state {
         ChangeState::Draft => {
             return refuse(
@@ -440,9 +443,6 @@ pub fn decide(ask: &Ask, found: Option<&Change>, rules: &Rules<'_>) -> Decision 
         }
         ChangeState::Rejected | ChangeState::Cancelled => {
             return refuse(GateCode::ChangeRejected, format!("was {}; open a new change", change.state));
-        }
-        ChangeState::Closed if change.was_rejected() => {
-            return refuse(GateCode::ChangeRejected, "was rejected; open a new change".to_owned());
         }
         ChangeState::Completed | ChangeState::Failed | ChangeState::RolledBack | ChangeState::Closed => {
             return refuse(GateCode::ChangeEnded, format!("is {}; open a new change", change.state));

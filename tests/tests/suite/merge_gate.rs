@@ -510,6 +510,7 @@ async fn gitlab_statuses_are_the_exact_request_and_are_retried_after_429_as_retr
 /// `<title>`, `<label>` standing for the values), on the row of its status.
 #[test]
 fn the_readme_shows_the_status_lines_exactly_as_the_gate_writes_them() {
+    use changehub::domain::approval::{ApprovalPlan, Decision};
     use changehub::domain::gate::merge::decide;
     use changehub::domain::{Change, ChangeState, ChangeType, NewChange};
     const TITLE: &str = "Raise the pool";
@@ -536,6 +537,15 @@ fn the_readme_shows_the_status_lines_exactly_as_the_gate_writes_them() {
         let d = decide(&payments, policy, &[c.id], std::slice::from_ref(&c));
         (d.state, d.description.replace(&c.id.to_string(), "<id>"))
     };
+    let mut rejected = change(ChangeState::Rejected, "payments", ChangeType::Normal);
+    let rejection = Decision {
+        by: "<rejecter>".into(),
+        group: None,
+        at,
+        comment: Some("<their comment>".into()),
+        on_behalf_of: None,
+    };
+    rejected.approval = Some(ApprovalPlan { rejected: Some(rejection), ..ApprovalPlan::default() });
     let missing = ChangeId::new();
     let mut shown = vec![
         one(&open, change(ChangeState::Approved, "payments", ChangeType::Normal)),
@@ -544,7 +554,8 @@ fn the_readme_shows_the_status_lines_exactly_as_the_gate_writes_them() {
         one(&open, change(ChangeState::Approved, "ledger", ChangeType::Normal)),
         one(&strict, change(ChangeState::Approved, "payments", ChangeType::Standard)),
         one(&open, change(ChangeState::Completed, "payments", ChangeType::Normal)),
-        one(&open, change(ChangeState::Rejected, "payments", ChangeType::Normal)),
+        one(&open, rejected),
+        one(&open, change(ChangeState::Cancelled, "payments", ChangeType::Normal)),
     ];
     let none = decide(&payments, &open, &[], &[]);
     let not_found = decide(&payments, &open, &[missing], &[]);

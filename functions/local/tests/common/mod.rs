@@ -289,15 +289,22 @@ pub async fn decide(
     (user, group): (&str, &str),
     decision: &str,
 ) {
+    decide_with(dir, http, base, id, (user, group), json!({"decision": decision})).await;
+}
+
+/// `user` of `group` posts the decision `body` (`decision`, and a `comment`) on the change.
+pub async fn decide_with(
+    dir: &Path,
+    http: &reqwest::Client,
+    base: &str,
+    id: &str,
+    (user, group): (&str, &str),
+    body: serde_json::Value,
+) {
     let who = token(dir, user, group);
-    let decided = http
-        .post(format!("{base}/changes/{id}/decisions"))
-        .bearer_auth(&who)
-        .json(&json!({"decision": decision}))
-        .send()
-        .await
-        .expect("decide");
-    assert_eq!(decided.status(), 200, "{decision} by {user}");
+    let decided =
+        http.post(format!("{base}/changes/{id}/decisions")).bearer_auth(&who).json(&body).send().await.expect("decide");
+    assert_eq!(decided.status(), 200, "{body} by {user}");
 }
 
 /// Both approval levels of the sample change approve it.

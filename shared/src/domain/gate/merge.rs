@@ -277,6 +277,14 @@ fn one(service: &ServiceName, policy: &MergeGatePolicy, change: &Change) -> Merg
             format!("Change {id} is a standard change; merges to {service} need a normal change"),
         );
     }
+    if change.was_rejected() {
+        return MergeDecision::new(
+            CommitState::Failure,
+            GateCode::ChangeRejected,
+            format!("Change {id} was {}", change.rejected_text()),
+            Some(id),
+        );
+    }
     match change.state {
         ChangeState::Approved | ChangeState::Scheduled | ChangeState::Implementing => MergeDecision::new(
             CommitState::Success,
@@ -290,12 +298,6 @@ fn one(service: &ServiceName, policy: &MergeGatePolicy, change: &Change) -> Merg
             CommitState::Failure,
             GateCode::ChangeRejected,
             format!("Change {id} was {}; open a new change", change.state),
-            Some(id),
-        ),
-        ChangeState::Closed if change.was_rejected() => MergeDecision::new(
-            CommitState::Failure,
-            GateCode::ChangeRejected,
-            format!("Change {id} was rejected; open a new change"),
             Some(id),
         ),
         ChangeState::Verifying

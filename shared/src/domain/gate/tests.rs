@@ -144,6 +144,33 @@ fn unapproved_changes_are_pending_and_rejected_or_ended_ones_refused() {
 }
 
 #[test]
+fn a_rejected_change_is_refused_naming_its_rejecter_and_their_comment() {
+    use crate::domain::approval::{ApprovalPlan, Decision};
+    let w = World::new();
+    for state in [ChangeState::Rejected, ChangeState::Closed] {
+        let mut c = change(state);
+        let rejected = Decision {
+            by: "rita".into(),
+            group: Some("cab".into()),
+            at: t(1),
+            comment: Some("not before the sale".into()),
+            on_behalf_of: None,
+        };
+        c.approval = Some(ApprovalPlan { rejected: Some(rejected), ..ApprovalPlan::default() });
+        let d = w.decide(&ask("production", Some(c.id)), Some(&c), t(10));
+        assert_eq!((d.status, d.code), (GateStatus::Refused, GateCode::ChangeRejected), "{state}: {}", d.reason);
+        assert!(
+            d.reason.ends_with(&format!(
+                "change {} was rejected by rita; open a new change. Reason: not before the sale",
+                c.id
+            )),
+            "{state}: {}",
+            d.reason
+        );
+    }
+}
+
+#[test]
 fn a_change_for_another_service_or_environment_is_refused() {
     let w = World::new();
     let mut c = change(ChangeState::Scheduled);

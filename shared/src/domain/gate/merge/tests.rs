@@ -59,6 +59,48 @@ fn waiting_ended_or_foreign_changes_are_pending_and_rejected_ones_fail() {
     assert_eq!((missing.state, missing.code), (CommitState::Pending, GateCode::ChangeNotFound));
 }
 
+/// `c` rejected by `by` (for `for_user`, as a delegate) with `comment`.
+fn rejected_by(mut c: Change, by: &str, for_user: Option<&str>, comment: Option<&str>) -> Change {
+    use crate::domain::approval::{ApprovalPlan, Decision, OnBehalf};
+    let on_behalf_of = for_user.map(|u| OnBehalf { user: u.into(), delegation: "d-1".into() });
+    let rejected =
+        Decision { by: by.into(), group: None, at: c.created_at, comment: comment.map(Into::into), on_behalf_of };
+    c.approval = Some(ApprovalPlan { rejected: Some(rejected), ..ApprovalPlan::default() });
+    c
+}
+
+#[test]
+fn a_rejected_change_fails_naming_its_rejecter_with_the_comment_last() {
+    let c =
+        rejected_by(change(ChangeState::Rejected, &["payments"]), "rita", None, Some("Too risky\n before  the sale"));
+    let d = decide_one(&c);
+    assert_eq!((d.state, d.code, d.change), (CommitState::Failure, GateCode::ChangeRejected, Some(c.id)));
+    assert_eq!(
+        d.description,
+        format!("Change {} was rejected by rita; open a new change. Reason: Too risky before the sale", c.id)
+    );
+
+    // Closed since, and decided by a delegate, without a comment.
+    let closed = rejected_by(change(ChangeState::Closed, &["payments"]), "bob", Some("rita"), None);
+    let d = decide_one(&closed);
+    assert_eq!((d.state, d.code), (CommitState::Failure, GateCode::ChangeRejected));
+    assert_eq!(d.description, format!("Change {} was rejected by bob for rita; open a new change", closed.id));
+
+    // A long comment is what the status's limit cuts.
+    let long = rejected_by(change(ChangeState::Rejected, &["payments"]), "rita", None, Some(&"why ".repeat(100)));
+    let d = decide_one(&long);
+    assert_eq!(d.description.chars().count(), MAX_DESCRIPTION_CHARS);
+    assert!(
+        d.description
+            .starts_with(&format!("Change {} was rejected by rita; open a new change. Reason: why why", long.id))
+    );
+    assert!(d.description.ends_with('…'), "{}", d.description);
+
+    // Rejected with no decision recorded: the plain text.
+    let bare = decide_one(&change(ChangeState::Rejected, &["payments"]));
+    assert!(bare.description.ends_with("was rejected; open a new change"), "{}", bare.description);
+}
+
 #[test]
 fn the_best_of_several_referenced_changes_wins() {
     let rejected = change(ChangeState::Rejected, &["payments"]);
