@@ -29,7 +29,8 @@ use crate::domain::access::Caller;
 use crate::domain::catalog::Role;
 use crate::domain::gate::merge;
 use crate::domain::gate::protection::{
-    self, CallbackAnswer, CallbackState, DELIVERY_LEASE, Next, ProtectionRequest, ProtectionStatus, ProtectionWaits,
+    self, CallbackAnswer, CallbackState, DELIVERY_LEASE, Listing, Next, ProtectionRequest, ProtectionStatus,
+    ProtectionWaits,
 };
 use crate::domain::gate::{GateCode, GateRequest};
 use crate::domain::{ChangeId, HubEvent, ServiceName, TenantId};
@@ -201,7 +202,7 @@ where
             due_at: None,
         };
         let next = self.decide(&request).await?;
-        self.settle(&request, next).await
+        self.settle(&request, next, false).await
     }
 
     /// Decides `request` again now: the gate's answer, or a wait.
@@ -248,8 +249,9 @@ where
     }
 
     /// Moves `current` on as `next` says: kept (and told GitHub why, the
-    /// first time), or answered.
-    async fn settle(&self, current: &ProtectionRequest, next: Next) -> Result<Applied, ProtectionError> {
+    /// first time), or answered. `listed`: read from its change's waiting
+    /// list, so it need not be looked for there.
+    async fn settle(&self, current: &ProtectionRequest, next: Next, listed: bool) -> Result<Applied, ProtectionError> {
         match next {
             Next::Wait { change, code, reason, until } => {
                 let before = current.waiting_on();
@@ -260,16 +262,30 @@ where
                 if !self.write(&kept).await? {
                     return Ok(Applied::Skipped(format!("request {} was taken by another copy", kept.id)));
                 }
-                if before != Some(change) {
-                    self.update_waits(&kept.tenant, change, |w| w.add(&kept.id, kept.requested_at)).await?;
-                    if let Some(old) = before {
-                        self.update_waits(&kept.tenant, old, |w| w.remove(&kept.id)).await?;
-                    }
+                let listing = if listed && before == Some(change) {
+                    Listing::Listed
+                } else {
+                    self.update_waits(&kept.tenant, change, |w| {
+                        let listing = w.add(&kept.id, kept.requested_at);
+                        (listing == Listing::Added, listing)
+                    })
+                    .await?
+                };
+                if let Some(old) = before.filter(|old| *old != change) {
+                    self.update_waits(&kept.tenant, old, |w| (w.remove(&kept.id), ())).await?;
+                }
+                // Off the full list, no change event reaches it: decided again soon instead.
+                let until = match listing {
+                    Listing::Full => until.min(self.now() + protection::UNLISTED_RECHECK),
+                    Listing::Added | Listing::Listed => until,
+                };
+                if Some(until) != kept.due_at && !self.write(&kept.next(kept.status.clone(), Some(until))).await? {
+                    return Ok(Applied::Skipped(format!("request {} was taken by another copy", kept.id)));
                 }
                 if current.version == 0 {
                     self.report(&kept, &reason).await;
                 }
-                tracing::info!(request = %kept.id, change = %change, code = code.as_str(), until = %until, "protection rule request kept");
+                tracing::info!(request = %kept.id, change = %change, code = code.as_str(), until = %until, listed = listing != Listing::Full, "protection rule request kept");
                 Ok(Applied::Waiting { change, until })
             }
             Next::Answer(answer) => {
@@ -327,7 +343,7 @@ where
             }
         };
         if let Some(change) = current.waiting_on()
-            && let Err(e) = self.update_waits(&claimed.tenant, change, |w| w.remove(&claimed.id)).await
+            && let Err(e) = self.update_waits(&claimed.tenant, change, |w| (w.remove(&claimed.id), ())).await
         {
             // Harmless: the next read of the set drops a request that no longer waits.
             tracing::warn!(request = %claimed.id, error = %e, "answered request left in its change's waiting set");
@@ -362,7 +378,7 @@ where
         match &current.status {
             ProtectionStatus::Waiting { .. } => {
                 let next = self.decide(&current).await?;
-                self.settle(&current, next).await
+                self.settle(&current, next, false).await
             }
             ProtectionStatus::Delivering { answer, attempts, last_error } if now >= current.deadline() => {
                 let error = last_error.clone().unwrap_or_else(|| "no answer was sent".into());
@@ -396,7 +412,7 @@ where
                 continue;
             };
             let applied = match self.decide(&current).await {
-                Ok(next) => self.settle(&current, next).await,
+                Ok(next) => self.settle(&current, next, true).await,
                 Err(e) => Err(e),
             };
             match applied {
@@ -411,7 +427,7 @@ where
             self.update_waits(tenant, change, |w| {
                 let before = w.requests.len();
                 w.requests.retain(|r| !stale.contains(&r.id));
-                w.requests.len() != before
+                (w.requests.len() != before, ())
             })
             .await?;
         }
@@ -501,12 +517,13 @@ where
 
     /// Applies `edit` to `change`'s waiting set and writes it if it changed
     /// anything, again on a concurrent write.
-    async fn update_waits(
+    /// `edit` says whether it changed anything, and what to return.
+    async fn update_waits<R>(
         &self,
         tenant: &TenantId,
         change: ChangeId,
-        edit: impl Fn(&mut ProtectionWaits) -> bool,
-    ) -> Result<(), StoreError> {
+        edit: impl Fn(&mut ProtectionWaits) -> (bool, R),
+    ) -> Result<R, StoreError> {
         let mut attempt = 1;
         loop {
             let mut waits = self
@@ -514,13 +531,14 @@ where
                 .get_protection_waits(tenant, &change)
                 .await?
                 .unwrap_or_else(|| ProtectionWaits::new(tenant.clone(), change));
-            if !edit(&mut waits) {
-                return Ok(());
+            let (changed, out) = edit(&mut waits);
+            if !changed {
+                return Ok(out);
             }
             waits.version += 1;
             match self.store().put_protection_waits(&waits).await {
                 Err(StoreError::VersionConflict { .. }) if attempt < WAITS_ATTEMPTS => attempt += 1,
-                done => return done,
+                done => return done.map(|()| out),
             }
         }
     }

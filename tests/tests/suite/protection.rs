@@ -14,7 +14,9 @@ use changehub::app::changes::DecisionRequest;
 use changehub::app::protection::{Applied, GATE_DUE, GATE_REQUESTED, Protection, ProtectionTicker};
 use changehub::domain::approval::Verdict;
 use changehub::domain::freeze::FreezeWindow;
-use changehub::domain::gate::protection::{CallbackState, GITHUB_LIMIT, ProtectionStatus, TIMEOUT_MARGIN};
+use changehub::domain::gate::protection::{
+    CallbackState, GITHUB_LIMIT, MAX_WAITING, ProtectionStatus, TIMEOUT_MARGIN, UNLISTED_RECHECK,
+};
 use changehub::domain::{ChangeId, ChangeState, HubEvent};
 use changehub::ingest::Origin;
 use changehub::ingest::canonical::{DeploymentGate, Detail, ServiceResolution};
@@ -255,7 +257,8 @@ async fn a_kept_request_is_rejected_when_its_change_is() {
     let answers = w.answers();
     assert_eq!(answers.len(), 1, "{answers:?}");
     assert_eq!(answers[0].0, "rejected");
-    assert!(answers[0].1.contains(&id.to_string()) && answers[0].1.contains("rejected"), "{answers:?}");
+    let by = format!("change {id} was rejected by pat@example.com; open a new change. Reason: not now");
+    assert!(answers[0].1.ends_with(&by), "names the rejecter and their comment: {answers:?}");
 }
 
 #[tokio::test]
@@ -279,6 +282,42 @@ async fn a_request_held_by_a_freeze_is_approved_when_the_freeze_ends() {
     assert_eq!(applied, vec![Applied::Answered(CallbackState::Approved)]);
     assert_eq!(w.answers().len(), 1);
     assert!(w.tick_at(w.at(200)).await.is_empty(), "answered: nothing more is due");
+}
+
+/// More requests than a change's waiting list holds: the listed ones are
+/// answered on the change's approval; the one left off is never dropped but
+/// decided again every few minutes, and answered at its next recheck.
+#[tokio::test]
+async fn a_request_beyond_a_full_waiting_list_is_rechecked_soon_and_answered_after_its_change() {
+    let mut w = World::new().await;
+    let id = w.submitted().await;
+    w.clock.set(w.at(60));
+    for n in 0..MAX_WAITING {
+        let applied = w.handle(GATE_REQUESTED, &w.request(&format!("github-d{n}-0"), "production", Some(id))).await;
+        assert!(matches!(applied, Applied::Waiting { until, .. } if until > w.at(60 + 24 * 60)), "{applied:?}");
+    }
+    let late = w.handle(GATE_REQUESTED, &w.request("github-late-0", "production", Some(id))).await;
+    assert_eq!(late, Applied::Waiting { change: id, until: w.at(60) + UNLISTED_RECHECK }, "left off the full list");
+    let stored = w.changes.store.get_protection(&id_tenant(&w), "github-late-0").await.expect("read").expect("kept");
+    assert_eq!(stored.due_at, Some(w.at(60) + UNLISTED_RECHECK), "{stored:?}");
+
+    let applied = w.tick_at(w.at(65)).await;
+    assert!(matches!(applied[..], [Applied::Waiting { until, .. }] if until == w.at(70)), "still waiting: {applied:?}");
+    approve_both_levels(&w, &id).await;
+    let approved = w.change_event("Change Approved", &id).await;
+    let Applied::Each(each) = approved else { panic!("{approved:?}") };
+    assert_eq!(each.len(), MAX_WAITING, "every listed request");
+    assert!(each.iter().all(|(_, a)| *a == Applied::Answered(CallbackState::Approved)), "{each:?}");
+    assert!(!each.iter().any(|(r, _)| r == "github-late-0"), "not listed");
+    assert_eq!(w.tick_at(w.at(70)).await, vec![Applied::Answered(CallbackState::Approved)], "at its recheck");
+    assert_eq!(w.answers().len(), MAX_WAITING + 1);
+    assert!(w.tick_at(w.at(200)).await.is_empty(), "all answered");
+}
+
+/// Both approval levels of the submitted change approve it.
+async fn approve_both_levels(w: &World, id: &ChangeId) {
+    w.changes.decide(&pat(&w.tenant), id, fixtures::approve()).await.expect("level 1");
+    w.changes.decide(&fixtures::carol(&w.tenant), id, fixtures::approve()).await.expect("level 2");
 }
 
 #[tokio::test]

@@ -33,9 +33,12 @@ pub const GITHUB_LIMIT: Duration = Duration::days(30);
 /// How long before [`GITHUB_LIMIT`] a request still pending is answered
 /// `rejected` (timed out), leaving time to deliver that answer.
 pub const TIMEOUT_MARGIN: Duration = Duration::hours(6);
-/// The most requests kept waiting on one change (the oldest leave first;
-/// they are still answered at their due time).
+/// The most requests listed as waiting on one change, which a change event
+/// decides again at once. A request its change's full list cannot take is
+/// decided again every [`UNLISTED_RECHECK`] instead.
 pub const MAX_WAITING: usize = 50;
+/// How soon a request left off its change's full waiting list is decided again.
+pub const UNLISTED_RECHECK: Duration = Duration::minutes(5);
 /// How long an answer being sent is held before the due index hands it to
 /// another attempt (a sender that stopped mid-way).
 pub const DELIVERY_LEASE: Duration = Duration::minutes(5);
@@ -254,6 +257,17 @@ pub struct WaitingRequest {
     pub since: DateTime<Utc>,
 }
 
+/// Whether a request is on its change's waiting list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listing {
+    /// Listed now.
+    Added,
+    /// Listed already.
+    Listed,
+    /// Not listed: the list is full.
+    Full,
+}
+
 /// The requests waiting on one change, versioned (optimistic locking).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProtectionWaits {
@@ -269,17 +283,17 @@ impl ProtectionWaits {
         Self { tenant, change, version: 0, requests: Vec::new() }
     }
 
-    /// Adds request `id`, keeping the newest [`MAX_WAITING`]. Whether anything changed.
-    pub fn add(&mut self, id: &str, since: DateTime<Utc>) -> bool {
+    /// Lists request `id`, unless the list already holds [`MAX_WAITING`]
+    /// others: a listed request is never dropped for a newer one.
+    pub fn add(&mut self, id: &str, since: DateTime<Utc>) -> Listing {
         if self.requests.iter().any(|r| r.id == id) {
-            return false;
+            return Listing::Listed;
+        }
+        if self.requests.len() >= MAX_WAITING {
+            return Listing::Full;
         }
         self.requests.push(WaitingRequest { id: id.to_owned(), since });
-        if self.requests.len() > MAX_WAITING {
-            self.requests.sort_by_key(|r| std::cmp::Reverse(r.since));
-            self.requests.truncate(MAX_WAITING);
-        }
-        true
+        Listing::Added
     }
 
     /// Removes request `id`. Whether it was there.
@@ -399,15 +413,18 @@ mod tests {
     }
 
     #[test]
-    fn a_change_keeps_its_newest_waiting_requests_once_each() {
+    fn a_change_lists_its_waiting_requests_once_each_up_to_the_limit_and_never_drops_one() {
         let mut waits = ProtectionWaits::new(TenantId::parse("acme").expect("tenant"), ChangeId::new());
-        assert!(waits.add("a", at(1, 0)));
-        assert!(!waits.add("a", at(1, 1)));
-        for n in 0..MAX_WAITING {
-            waits.add(&format!("r{n}"), at(2, 0) + Duration::minutes(n as i64));
+        assert_eq!(waits.add("a", at(1, 0)), Listing::Added);
+        assert_eq!(waits.add("a", at(1, 1)), Listing::Listed);
+        for n in 1..MAX_WAITING {
+            assert_eq!(waits.add(&format!("r{n}"), at(2, 0) + Duration::minutes(n as i64)), Listing::Added);
         }
+        assert_eq!(waits.add("late", at(3, 0)), Listing::Full);
         assert_eq!(waits.requests.len(), MAX_WAITING);
-        assert!(!waits.requests.iter().any(|r| r.id == "a"), "the oldest left");
+        assert!(waits.requests.iter().any(|r| r.id == "a"), "the oldest stays listed");
+        assert!(!waits.requests.iter().any(|r| r.id == "late"));
         assert!(waits.remove("r1") && !waits.remove("r1"));
+        assert_eq!(waits.add("late", at(3, 1)), Listing::Added, "listed once there is room");
     }
 }
