@@ -16,7 +16,7 @@ use crate::adapters::embedded::EmbeddedStore;
 use crate::adapters::env_secrets::StaticSecrets;
 use crate::adapters::file_clock::FileClock;
 use crate::adapters::http_writeback::{HttpWriteBack, Retries, Timeouts};
-use crate::adapters::local_bus::LocalBus;
+use crate::adapters::local_bus::{LocalBus, Work};
 use crate::adapters::local_notifier::FileNotifier;
 use crate::adapters::scm::{Endpoints, ForgeClient};
 use crate::app::Changes;
@@ -167,6 +167,13 @@ impl HubTicker {
 /// Where a hub with a clock file takes an escalation tick on request
 /// (`POST`), for tests that move its clock; no other hub serves it.
 pub const TEST_TICK_PATH: &str = "/_test/escalation-tick";
+/// Where a hub with a clock file answers once nothing is under way (`GET`):
+/// every event delivered has been handled and every committed mutation
+/// published ([`Work`]), so a test can check that something did *not*
+/// happen without guessing how long to wait. 503 after [`SETTLE_WITHIN`].
+pub const TEST_SETTLED_PATH: &str = "/_test/settled";
+/// How long [`TEST_SETTLED_PATH`] waits for the hub to settle.
+pub const SETTLE_WITHIN: Duration = Duration::from_secs(20);
 
 #[derive(Debug, thiserror::Error)]
 pub enum HubError {
@@ -226,10 +233,12 @@ impl Hub {
     pub fn open_with(config: &HubConfig, clock: HubClock, chat: &ChatHooks) -> Result<Self, HubError> {
         let key = LocalKey::for_database(&config.db)?;
         let sealer = Arc::new(crate::ports::AuditSealer::with_key(key.audit_key()?));
+        let bus = LocalBus::new();
+        let work = bus.work();
         let store = EmbeddedStore::open(&config.db)
             .map_err(|source| HubError::Store { path: config.db.clone(), source })?
-            .with_sealer(sealer);
-        let bus = LocalBus::new();
+            .with_sealer(sealer)
+            .with_work(work.clone());
         let public_url = config.public_url.clone();
         let queue = DeliveryQueue::beside(&config.notifications);
         let deliverer = Deliverer::new(&chat.hooks, queue.clone(), Timeouts::default(), chat.retries, chat.backoff);
@@ -243,7 +252,7 @@ impl Hub {
         let outbox = Outbox::new(store.clone(), bus.clone(), notifier.clone(), clock.clone(), changes.catalog.clone())
             .with_public_url(public_url.clone());
         let (stop_publisher, stop) = tokio::sync::oneshot::channel();
-        let publisher = tokio::spawn(run_publisher(store.stream(), outbox, stop));
+        let publisher = tokio::spawn(run_publisher(store.stream(), outbox, stop, work.clone()));
         let correlate_events = bus.add_rule("correlate", crate::app::tagging::rule_pattern()?);
         let names = ClaimNames { bootstrap_admin_group: config.bootstrap_admin_group.clone(), ..ClaimNames::default() };
         let auth = Authenticator::Local(Arc::new(key), names);
@@ -270,6 +279,7 @@ impl Hub {
             "rollback",
             bus.add_rule("rollback", crate::app::rollback::rule_pattern()?),
             dead_letters.clone(),
+            work.clone(),
             move |e| {
                 let rollbacks = rollbacks.clone();
                 async move { rollbacks.handle(&e.detail_type, &e.detail).await }
@@ -283,6 +293,7 @@ impl Hub {
             "protection",
             bus.add_rule("protection", crate::app::protection::rule_pattern()?),
             dead_letters.clone(),
+            work.clone(),
             move |e| {
                 let protection = protection.clone();
                 async move { protection.handle(&e.detail_type, &e.detail).await }
@@ -300,6 +311,7 @@ impl Hub {
             "merge-gate",
             bus.add_rule("merge-gate", crate::app::merge_gate::rule_pattern()?),
             dead_letters.clone(),
+            work.clone(),
             move |e| {
                 let merge_gate = merge_gate.clone();
                 async move { merge_gate.handle(&e.detail_type, &e.detail).await }
@@ -318,6 +330,7 @@ impl Hub {
             "correlate",
             correlate_events,
             dead_letters.clone(),
+            work.clone(),
             move |e| {
                 let (consumer, applied) = (consumer.clone(), applied.clone());
                 async move {
@@ -336,6 +349,7 @@ impl Hub {
             "drift",
             bus.add_rule("drift", crate::app::drift::rule_pattern()?),
             dead_letters.clone(),
+            work.clone(),
             move |e| {
                 let drift = drift.clone();
                 async move { drift.handle(&e.detail_type, &e.detail).await }
@@ -348,6 +362,7 @@ impl Hub {
             "deployments",
             bus.add_rule("deployments", crate::domain::EventPattern::parse(deployments::event_pattern())?),
             dead_letters.clone(),
+            work.clone(),
             move |e| {
                 let deployments = deployments.clone();
                 async move { deployments.handle(&e.detail_type, &e.detail).await }
@@ -367,7 +382,7 @@ impl Hub {
             .merge(webhooks::local_routes(Arc::new(ingest()), auth));
         if let HubClock::File(file) = &clock {
             tracing::warn!(file = %file.path().display(), tick = TEST_TICK_PATH, "the hub's clock is a clock file: a testing aid");
-            routes = routes.merge(test_tick_route(escalation.clone()));
+            routes = routes.merge(test_routes(escalation.clone(), work));
         }
         let routes = routes
             .layer(axum::Extension(long_poll))
@@ -558,6 +573,7 @@ async fn consume<T, E, Fut>(
     name: &'static str,
     mut events: tokio::sync::mpsc::UnboundedReceiver<crate::domain::HubEvent>,
     dead_letters: DeadLetters,
+    work: Work,
     apply: impl Fn(crate::domain::HubEvent) -> Fut,
     retryable: fn(&E) -> bool,
 ) where
@@ -575,6 +591,7 @@ async fn consume<T, E, Fut>(
                 if let Err(failure) = apply_with_retries(name, &apply, &event, retryable).await {
                     dead_letters.keep(name, &event, failure).await;
                 }
+                work.finished(1);
             }
             _ = rescan.tick() => {
                 for letter in dead_letters.due(name, std::mem::take(&mut first)).await {
@@ -637,7 +654,7 @@ async fn run_escalator(escalator: Arc<HubTicker>, period: Duration) {
 /// `POST` [`TEST_TICK_PATH`]: one escalation tick now, answered with what it
 /// did. Nothing a scheduled tick would not do: it takes only the steps due by
 /// the hub's clock, each once, however many ticks overlap.
-fn test_tick_route(escalation: Arc<HubTicker>) -> axum::Router {
+fn test_routes(escalation: Arc<HubTicker>, work: Work) -> axum::Router {
     let tick = move || {
         let escalation = escalation.clone();
         async move {
@@ -651,20 +668,45 @@ fn test_tick_route(escalation: Arc<HubTicker>) -> axum::Router {
             }
         }
     };
-    axum::Router::new().route(TEST_TICK_PATH, axum::routing::post(tick))
+    let settled = move || {
+        let work = work.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + SETTLE_WITHIN;
+            // Zero twice in a row, a few milliseconds apart: what a handler
+            // was about to hand on is counted by then.
+            let mut quiet = 0;
+            while quiet < 2 {
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(http::error::ApiError::new(
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                        "not_settled",
+                        format!("{} pieces of work still under way after {SETTLE_WITHIN:?}", work.under_way()),
+                    ));
+                }
+                quiet = if work.under_way() == 0 { quiet + 1 } else { 0 };
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Ok(axum::Json(serde_json::json!({ "settled": true })))
+        }
+    };
+    axum::Router::new()
+        .route(TEST_TICK_PATH, axum::routing::post(tick))
+        .route(TEST_SETTLED_PATH, axum::routing::get(settled))
 }
 
 async fn run_publisher(
     mut stream: tokio::sync::broadcast::Receiver<crate::adapters::embedded::Committed>,
     outbox: Outbox<EmbeddedStore, LocalBus, HubNotifier, HubClock, CachedCatalog<EmbeddedStore>>,
     mut stop: tokio::sync::oneshot::Receiver<()>,
+    work: Work,
 ) {
     let publish = |c: crate::adapters::embedded::Committed| {
-        let outbox = &outbox;
+        let (outbox, work) = (&outbox, &work);
         async move {
             if let Err(e) = outbox.publish(&c.change, &c.entry).await {
                 tracing::error!(change_id = %c.change.id, seq = c.entry.seq, error = %e, "could not publish a committed mutation");
             }
+            work.finished(1);
         }
     };
     loop {
@@ -672,6 +714,7 @@ async fn run_publisher(
             received = stream.recv() => match received {
                 Ok(c) => publish(c).await,
                 Err(RecvError::Lagged(n)) => {
+                    work.finished(usize::try_from(n).unwrap_or(usize::MAX));
                     tracing::warn!(missed = n, "publisher fell behind; some notifications were skipped")
                 }
                 Err(RecvError::Closed) => return,
@@ -683,6 +726,7 @@ async fn run_publisher(
         match stream.try_recv() {
             Ok(c) => publish(c).await,
             Err(tokio::sync::broadcast::error::TryRecvError::Lagged(n)) => {
+                work.finished(usize::try_from(n).unwrap_or(usize::MAX));
                 tracing::warn!(missed = n, "publisher fell behind; some notifications were skipped")
             }
             Err(_) => return,

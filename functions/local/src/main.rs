@@ -85,7 +85,8 @@ enum Command {
         escalate_every: escalate::Every,
         /// Testing aid, not for real use: read the time from this file (one RFC 3339 instant, read again
         /// whenever the hub needs the time; rewrite it to move time) instead of the system clock;
-        /// the hub then also takes an escalation tick on POST /_test/escalation-tick.
+        /// the hub then also takes an escalation tick on POST /_test/escalation-tick, and answers
+        /// GET /_test/settled once nothing is under way.
         #[arg(long, hide = true, value_name = "PATH")]
         clock_file: Option<PathBuf>,
         /// A chat webhook to post every notification to, after the notifications file:

@@ -43,22 +43,19 @@ struct Hub {
     env: Vec<(&'static str, String)>,
     http: reqwest::Client,
     alice: String,
-    clock: Option<TestClock>,
+    clock: TestClock,
 }
 
 impl Hub {
     /// A hub with `env`, payments' entry in the sample catalog extended by
-    /// `payments`; on a clock file reading `at` (ticking on request only), if given.
+    /// `payments`, on a clock file (ticking on request only) reading `at`,
+    /// or the time it starts: a clock file also gives the tests
+    /// `/_test/settled`.
     fn start(env: Vec<(&'static str, String)>, payments: &str, at: Option<DateTime<Utc>>) -> Hub {
         let dir = tempfile::tempdir().expect("tempdir");
-        let clock = at.map(|at| TestClock::at(dir.path(), at));
-        let served = match &clock {
-            Some(clock) => {
-                let path = clock.path.to_str().expect("a UTF-8 path");
-                Served::start_args(dir.path(), &pairs(&env), &["--escalate-every", "off", "--clock-file", path])
-            }
-            None => Served::start_with(dir.path(), &pairs(&env)),
-        };
+        let clock = TestClock::at(dir.path(), at.unwrap_or_else(Utc::now));
+        let path = clock.path.to_str().expect("a UTF-8 path");
+        let served = Served::start_args(dir.path(), &pairs(&env), &["--escalate-every", "off", "--clock-file", path]);
         import_catalog_with_payments(dir.path(), &served.base, payments);
         let alice = token(dir.path(), "alice@example.com", "engineers");
         Hub { served, dir, env, http: reqwest::Client::new(), alice, clock }
@@ -147,10 +144,18 @@ impl Hub {
     }
 
     fn clock(&self) -> &TestClock {
-        self.clock.as_ref().expect("a hub on a clock file")
+        &self.clock
     }
 
     /// Moves the hub's clock to `at` and takes one escalation tick.
+    /// Returns once the hub has handled every event and published every
+    /// mutation so far: what a check that something did *not* happen waits for.
+    async fn settled(&self) {
+        let url = format!("{}/_test/settled", self.base());
+        let settled = self.http.get(url).send().await.expect("settled");
+        assert_eq!(settled.status(), 200, "the hub did not settle: {:?}", settled.text().await);
+    }
+
     async fn tick_at(&self, at: DateTime<Utc>) -> Value {
         self.clock().set(at);
         let url = format!("{}/_test/escalation-tick", self.base());
@@ -186,6 +191,26 @@ async fn status_calls(forge: &FakeForge, head: &str, n: usize) -> Vec<Call> {
         assert_eq!(call.body["context"], "changehub/change", "{call:?}");
     }
     calls
+}
+
+/// `/_test/settled` answers only once the work under way is done: here a
+/// status GitHub answered 429 (retry after 2 seconds), so the hub's second
+/// attempt is made before it answers. What the checks that something did
+/// *not* happen rely on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settled_waits_for_the_work_under_way() {
+    let forge = FakeForge::start().await;
+    let hub = Hub::start(merge_gate_env(&forge, "30s"), PAYMENTS_MERGE_GATE, None);
+    forge.fail_next([Answer { retry_after: Some("2"), ..answer(429) }]);
+    let started = Instant::now();
+    hub.replay("github", "pull_request.430.json", &pull(430, &sha(430), None));
+    hub.settled().await;
+    let waited = started.elapsed();
+    assert_eq!(forge.calls_to(&format!("/statuses/{}", sha(430))).len(), 2, "{:?}", forge.calls());
+    assert!(waited >= std::time::Duration::from_millis(1500), "settled after the retry: {waited:?}");
+    hub.settled().await;
+    assert_eq!(forge.calls().len(), 2, "nothing more: {:?}", forge.calls());
+    hub.served.interrupt();
 }
 
 /// A pull request naming a submitted change is pending, and fails when the
@@ -269,7 +294,7 @@ async fn exempt_requests_pass_without_a_change_and_an_ungated_branch_gets_no_sta
     let code = forge.calls_to("/statuses/").last().map(|c| c.body["target_url"].clone());
     assert_eq!(code, Some(json!("https://changes.example.com/changes")), "a link to open one");
 
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    hub.settled().await;
     assert!(forge.calls_to(&sha(423)).is_empty(), "develop is not gated: {:?}", forge.calls());
     assert!(forge.calls_to("/pulls/423/").is_empty(), "{:?}", forge.calls());
     hub.served.interrupt();
@@ -356,7 +381,7 @@ async fn a_gitlab_merge_request_is_pending_without_a_change_and_passes_once_its_
         (Some("success"), Some("changehub/change"))
     );
     assert_eq!(all[2].body["target_url"], format!("https://changes.example.com/changes/{id}"));
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    hub.settled().await;
     assert_eq!(forge.calls().len(), 3, "GitLab's 400 on pending was not retried: {:?}", forge.calls());
     hub.served.interrupt();
 }
@@ -394,7 +419,7 @@ async fn a_gitlab_status_check_gets_its_responses_instead_of_a_commit_status() {
     for (call, status) in calls.iter().zip(["pending", "failed"]) {
         assert_eq!(call.body, json!({"sha": sha(0x234), "external_status_check_id": 42, "status": status}), "{call:?}");
     }
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    hub.settled().await;
     assert_eq!(forge.calls().len(), 4, "no commit status besides: {:?}", forge.calls());
     hub.served.interrupt();
 }
@@ -448,7 +473,7 @@ async fn a_protection_rule_on_an_approved_change_in_its_window_is_approved_at_on
     assert_eq!(exchange.len(), 1, "{exchange:?}");
     assert_eq!(exchange[0].path, "/app/installations/51234567/access_tokens");
     assert!(exchange[0].by_jwt(), "{exchange:?}");
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    hub.settled().await;
     assert_eq!(forge.callbacks().len(), 1, "answered once, no status report: {:?}", forge.callbacks());
     hub.served.interrupt();
 }
@@ -473,7 +498,7 @@ async fn a_protection_rule_in_a_freeze_is_held_until_it_ends_or_rejected_when_it
     assert!(report[0].body["comment"].as_str().unwrap_or_default().contains("Release freeze"), "{report:?}");
 
     hub.tick_at(at(29)).await;
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    hub.settled().await;
     assert!(forge.protection_answers().is_empty(), "held until the freeze ends: {:?}", forge.callbacks());
     hub.tick_at(at(30)).await;
     let answered = forge_calls(&forge, &callback_path(7002), 2).await;
@@ -489,7 +514,7 @@ async fn a_protection_rule_in_a_freeze_is_held_until_it_ends_or_rejected_when_it
     assert_eq!(rejected[0].body["state"], "rejected", "at once: {rejected:?}");
     let comment = rejected[0].body["comment"].as_str().unwrap_or_default();
     assert!(comment.contains("Year-end freeze") && comment.contains("after GitHub stops waiting"), "{comment}");
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    hub.settled().await;
     assert_eq!(forge.protection_answers().len(), 2, "each answered once: {:?}", forge.callbacks());
     hub.served.interrupt();
 }
@@ -520,7 +545,7 @@ async fn a_protection_rule_held_for_approval_is_rejected_once_with_its_change() 
     assert_eq!(answered[1].body, expected, "{answered:?}");
 
     hub.tick_at(t0 + Duration::hours(2)).await;
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    hub.settled().await;
     assert_eq!(forge.protection_answers().len(), 1, "answered once: {:?}", forge.callbacks());
     assert_eq!(forge.callbacks().len(), 2, "{:?}", forge.callbacks());
     hub.served.interrupt();

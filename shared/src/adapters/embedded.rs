@@ -152,6 +152,8 @@ pub struct EmbeddedStore {
     sealer: Option<Arc<AuditSealer>>,
     /// Items read and decoded by this database's operations, see [`EmbeddedStore::items_read`].
     reads: Arc<std::sync::atomic::AtomicU64>,
+    /// Counts each mutation emitted until its publisher ends it ([`EmbeddedStore::with_work`]).
+    work: Option<crate::adapters::local_bus::Work>,
 }
 
 /// Mutations a slow stream consumer may fall behind by before it misses some.
@@ -195,7 +197,13 @@ impl EmbeddedStore {
         txn.open_table(GSI1).map_err(backend)?;
         txn.commit().map_err(backend)?;
         let (stream, _) = tokio::sync::broadcast::channel(STREAM_CAPACITY);
-        Ok(Self { db: Arc::new(db), stream, sealer: None, reads: Arc::default() })
+        Ok(Self { db: Arc::new(db), stream, sealer: None, reads: Arc::default(), work: None })
+    }
+
+    /// Counts every mutation it emits on `work`, which the stream's one
+    /// publisher ends per mutation published (`changehub serve`).
+    pub fn with_work(self, work: crate::adapters::local_bus::Work) -> Self {
+        Self { work: Some(work), ..self }
     }
 
     /// Seals every audit entry it writes with the hub's audit key.
@@ -210,8 +218,16 @@ impl EmbeddedStore {
     }
 
     fn emit(&self, change: Change, entry: AuditEntry) {
+        // Counted before it can be received, so its end never comes first.
+        if let Some(work) = &self.work {
+            work.started();
+        }
         // No subscriber is fine: nothing is listening.
-        let _ = self.stream.send(Committed { change, entry });
+        if self.stream.send(Committed { change, entry }).is_err()
+            && let Some(work) = &self.work
+        {
+            work.finished(1);
+        }
     }
 
     /// Runs blocking database work off the async executor.
