@@ -32,7 +32,9 @@ impl SnsNotifier {
 }
 
 /// A subject SNS accepts: printable ASCII only (others become '?'), no line
-/// breaks, starting with a visible character, under 100 characters.
+/// breaks, starting with a visible character, under 100 characters. A long
+/// one is cut before a short closing `(…)`, whom the notification is to, so
+/// that stays.
 pub fn sns_subject(subject: &str) -> String {
     let clean: String = subject
         .trim_start()
@@ -44,7 +46,15 @@ pub fn sns_subject(subject: &str) -> String {
         })
         .collect();
     let clean = if clean.is_empty() { "changehub notification".to_owned() } else { clean };
-    if clean.len() <= MAX_SUBJECT_CHARS { clean } else { format!("{}...", &clean[..MAX_SUBJECT_CHARS - 3]) }
+    if clean.len() <= MAX_SUBJECT_CHARS {
+        return clean;
+    }
+    // ASCII by now, so any byte offset is a character boundary.
+    let kept = clean
+        .rfind(" (")
+        .filter(|&at| clean.ends_with(')') && clean.len() - at <= MAX_SUBJECT_CHARS / 2)
+        .map_or("", |at| &clean[at..]);
+    format!("{}...{kept}", &clean[..MAX_SUBJECT_CHARS - 3 - kept.len()])
 }
 
 /// The SNS message: the body, with the text for people under `message`
@@ -87,5 +97,17 @@ mod tests {
         let long = sns_subject(&"x".repeat(300));
         assert_eq!(long.len(), MAX_SUBJECT_CHARS);
         assert!(long.ends_with("..."));
+    }
+
+    #[test]
+    fn a_long_subject_keeps_whom_it_is_to() {
+        let to = sns_subject(&format!("Approval overdue: {} (to payments-leads)", "y".repeat(120)));
+        assert_eq!(to.len(), MAX_SUBJECT_CHARS);
+        assert!(to.starts_with("Approval overdue: yyy") && to.ends_with("y... (to payments-leads)"), "{to}");
+        // A parenthesis that is not at the end, or too long to keep, is cut like the rest.
+        let inner = sns_subject(&format!("Change (big) {}", "z".repeat(120)));
+        assert!(inner.ends_with("z..."), "{inner}");
+        let wide = sns_subject(&format!("{} ({})", "a".repeat(40), "b".repeat(80)));
+        assert!(wide.ends_with("b...") && wide.len() == MAX_SUBJECT_CHARS, "{wide}");
     }
 }
