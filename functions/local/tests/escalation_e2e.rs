@@ -530,7 +530,7 @@ async fn escalate_now_answers_the_protection_rule_requests_due() {
     approve(dir.path(), &http, &hub.base, &id).await;
     let admin = token(dir.path(), "root@example.com", "changehub-admins");
     let freeze = json!({"id": "release-freeze", "name": "Release freeze", "services": ["payments"], "reason": "quarter end",
-                        "schedule": {"kind": "one_off", "start": t0, "end": t0 + chrono::Duration::minutes(30)}});
+                        "schedule": {"kind": "one_off", "start": t0, "end": t0 + chrono::Duration::minutes(14)}});
     assert!(call(reqwest::Method::POST, "/freezes", &admin, freeze).await.expect("freeze").status().is_success());
 
     let callback = "/repos/acme-corp/checkout-service/actions/runs/7101/deployment_protection_rule";
@@ -551,10 +551,10 @@ async fn escalate_now_answers_the_protection_rule_requests_due() {
         assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
         stdout
     };
-    clock.set(t0 + chrono::Duration::minutes(29));
+    clock.set(t0 + chrono::Duration::minutes(13));
     let early = run();
     assert!(early.contains("0 protection rule requests due"), "held until the freeze ends: {early}");
-    clock.set(t0 + chrono::Duration::minutes(30));
+    clock.set(t0 + chrono::Duration::minutes(14));
     let stdout = run();
     assert!(stdout.contains(": answered approved\n") && stdout.contains("1 protection rule request due"), "{stdout}");
     let answered = forge.calls_to(callback);

@@ -489,7 +489,7 @@ async fn a_protection_rule_in_a_freeze_is_held_until_it_ends_or_rejected_when_it
     let at = |minutes: i64| t0 + Duration::minutes(minutes);
     let hub = Hub::start(github_app_env(&forge), "", Some(t0));
     let id = hub.approved(at(-5), at(180), false).await;
-    hub.freeze("release-freeze", "Release freeze", at(0), at(30)).await;
+    hub.freeze("release-freeze", "Release freeze", at(0), at(14)).await;
 
     hub.replay("github", "deployment_protection_rule.7002.json", &protection_request(7002, &id, at(1)));
     let report = forge_calls(&forge, &callback_path(7002), 1).await;
@@ -497,10 +497,10 @@ async fn a_protection_rule_in_a_freeze_is_held_until_it_ends_or_rejected_when_it
     assert_eq!(report[0].body.get("state"), None, "a status report, no answer: {report:?}");
     assert!(report[0].body["comment"].as_str().unwrap_or_default().contains("Release freeze"), "{report:?}");
 
-    hub.tick_at(at(29)).await;
+    hub.tick_at(at(13)).await;
     hub.settled().await;
     assert!(forge.protection_answers().is_empty(), "held until the freeze ends: {:?}", forge.callbacks());
-    hub.tick_at(at(30)).await;
+    hub.tick_at(at(14)).await;
     let answered = forge_calls(&forge, &callback_path(7002), 2).await;
     assert_callback(&answered[1], 7002);
     assert_eq!(answered[1].body["state"], "approved", "{answered:?}");

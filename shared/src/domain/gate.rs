@@ -477,6 +477,11 @@ pub fn decide(ask: &Ask, found: Option<&Change>, rules: &Rules<'_>) -> Decision 
 /// How soon a deployment held by an open major incident is decided again
 /// (a held protection rule request, a waiting `changehub gate`).
 pub const INCIDENT_RECHECK: Duration = Duration::minutes(5);
+/// How soon a held protection rule request is decided again while a freeze
+/// holds it: a freeze lifted early is no change event, so this bounds how
+/// long the request waits after the lift (the freeze's end is still when it
+/// is decided at the latest).
+pub const FREEZE_RECHECK: Duration = Duration::minutes(15);
 
 fn blockers(change: &Change, rules: &Rules<'_>) -> Vec<Blocker> {
     let now = rules.now;

@@ -11,9 +11,11 @@ use changehub::adapters::local_bus::LocalBus;
 use changehub::adapters::scm::{Endpoints, ForgeClient, Retries, Timeouts, base_url};
 use changehub::app::Changes;
 use changehub::app::changes::DecisionRequest;
+use changehub::app::governance::LiftFreeze;
 use changehub::app::protection::{Applied, GATE_DUE, GATE_REQUESTED, Protection, ProtectionTicker};
 use changehub::domain::approval::Verdict;
 use changehub::domain::freeze::FreezeWindow;
+use changehub::domain::gate::FREEZE_RECHECK;
 use changehub::domain::gate::protection::{
     CallbackState, GITHUB_LIMIT, MAX_WAITING, ProtectionStatus, TIMEOUT_MARGIN, UNLISTED_RECHECK,
 };
@@ -94,6 +96,16 @@ impl World {
 
     fn at(&self, minutes: i64) -> DateTime<Utc> {
         self.t0 + Duration::minutes(minutes)
+    }
+
+    /// The "Release freeze" of payments, from `start` to `end`, put by an admin.
+    async fn freeze(&self, start: DateTime<Utc>, end: DateTime<Utc>) {
+        let freeze: FreezeWindow = serde_json::from_value(json!({
+            "id": "release-freeze", "name": "Release freeze", "services": ["payments"],
+            "schedule": {"kind": "one_off", "start": start, "end": end}, "reason": "quarter end"
+        }))
+        .expect("freeze");
+        self.changes.governance().put_freeze(&root(&self.tenant), freeze).await.expect("freeze");
     }
 
     /// A payments change for production planned from 60 minutes on for ten hours, drafted by Alice.
@@ -265,23 +277,42 @@ async fn a_kept_request_is_rejected_when_its_change_is() {
 async fn a_request_held_by_a_freeze_is_approved_when_the_freeze_ends() {
     let mut w = World::new().await;
     let id = w.approved().await;
-    let freeze: FreezeWindow = serde_json::from_value(json!({
-        "id": "release-freeze", "name": "Release freeze", "services": ["payments"],
-        "schedule": {"kind": "one_off", "start": w.at(30), "end": w.at(120)}, "reason": "quarter end"
-    }))
-    .expect("freeze");
-    w.changes.governance().put_freeze(&root(&w.tenant), freeze).await.expect("freeze");
+    w.freeze(w.at(30), w.at(70)).await;
     w.clock.set(w.at(60));
     let applied = w.handle(GATE_REQUESTED, &w.request("github-d1-0", "production", Some(id))).await;
-    assert_eq!(applied, Applied::Waiting { change: id, until: w.at(120) }, "kept until the freeze ends");
+    assert_eq!(applied, Applied::Waiting { change: id, until: w.at(70) }, "kept until the freeze ends");
     let report = w.forge.callbacks();
     assert!(report[0].body["comment"].as_str().unwrap_or_default().contains("Release freeze"), "{report:?}");
 
-    assert!(w.tick_at(w.at(119)).await.is_empty(), "nothing is due before the freeze ends");
-    let applied = w.tick_at(w.at(120)).await;
+    assert!(w.tick_at(w.at(69)).await.is_empty(), "nothing is due before the freeze ends");
+    let applied = w.tick_at(w.at(70)).await;
     assert_eq!(applied, vec![Applied::Answered(CallbackState::Approved)]);
     assert_eq!(w.answers().len(), 1);
     assert!(w.tick_at(w.at(200)).await.is_empty(), "answered: nothing more is due");
+}
+
+/// A long freeze holds a request, which is decided again every
+/// `FREEZE_RECHECK` (still held, GitHub told only once); once the freeze is
+/// lifted early, the next recheck approves it.
+#[tokio::test]
+async fn a_request_held_by_a_freeze_lifted_early_is_approved_at_its_next_recheck() {
+    let mut w = World::new().await;
+    let id = w.approved().await;
+    w.freeze(w.at(30), w.at(60 * 24 * 7)).await;
+    w.clock.set(w.at(60));
+    let applied = w.handle(GATE_REQUESTED, &w.request("github-d1-0", "production", Some(id))).await;
+    assert_eq!(applied, Applied::Waiting { change: id, until: w.at(60) + FREEZE_RECHECK }, "decided again soon");
+    assert!(w.tick_at(w.at(60) + FREEZE_RECHECK - Duration::minutes(1)).await.is_empty(), "not due yet");
+    let again = w.tick_at(w.at(60) + FREEZE_RECHECK).await;
+    assert_eq!(again, vec![Applied::Waiting { change: id, until: w.at(60) + FREEZE_RECHECK * 2 }], "still frozen");
+    assert_eq!(w.forge.callbacks().len(), 1, "GitHub is told why once: {:?}", w.forge.callbacks());
+
+    let lift = LiftFreeze { reason: "the quarter closed early".into() };
+    w.changes.governance().delete_freeze(&root(&w.tenant), "release-freeze", lift).await.expect("lift");
+    let applied = w.tick_at(w.at(60) + FREEZE_RECHECK * 2).await;
+    assert_eq!(applied, vec![Applied::Answered(CallbackState::Approved)]);
+    assert_eq!(w.answers().len(), 1);
+    assert!(w.tick_at(w.at(60 * 24 * 8)).await.is_empty(), "answered: nothing more is due");
 }
 
 /// More requests than a change's waiting list holds: the listed ones are

@@ -8,7 +8,9 @@
 //! waiting set ([`ProtectionWaits`], one small item per change, like the
 //! merge gate's reverse index), so that the change's decision answers it
 //! with one read; and in the due index at the time the gate named (a freeze
-//! ends, the window opens), or at its time-out. GitHub fails a job whose
+//! ends, the window opens), or at its time-out. A request a freeze holds is
+//! decided again every [`super::FREEZE_RECHECK`] as well: a freeze lifted
+//! early is no change event. GitHub fails a job whose
 //! protection rules are not answered within [`GITHUB_LIMIT`]; the hub
 //! answers `rejected` [`TIMEOUT_MARGIN`] before, saying it timed out.
 //!
@@ -233,12 +235,14 @@ pub fn next(request: &ProtectionRequest, decision: &Decision, now: DateTime<Utc>
                     );
                     answer(CallbackState::Rejected, decision.code.as_str(), text)
                 }
-                at => Next::Wait {
-                    change: change.id,
-                    code: decision.code,
-                    reason: decision.reason.clone(),
-                    until: at.map_or(timeout, |at| at.min(timeout)),
-                },
+                at => {
+                    let until = at.map_or(timeout, |at| at.min(timeout));
+                    let until = match decision.code {
+                        GateCode::FreezeWindow => until.min(now + super::FREEZE_RECHECK),
+                        _ => until,
+                    };
+                    Next::Wait { change: change.id, code: decision.code, reason: decision.reason.clone(), until }
+                }
             }
         }
     }
@@ -373,12 +377,21 @@ mod tests {
             panic!()
         };
         assert_eq!(until, r.timeout_at());
-        let freeze_ends = at(3, 0);
-        let Next::Wait { until, .. } = next(&r, &decision(GateCode::FreezeWindow, true, Some(freeze_ends)), at(1, 1))
+        let soon = at(1, 1) + Duration::minutes(10);
+        let Next::Wait { until, .. } = next(&r, &decision(GateCode::FreezeWindow, true, Some(soon)), at(1, 1)) else {
+            panic!()
+        };
+        assert_eq!(until, soon, "a freeze ending before the recheck: decided at its end");
+    }
+
+    #[test]
+    fn a_request_held_by_a_long_freeze_is_decided_again_every_freeze_recheck() {
+        let r = request();
+        let Next::Wait { until, .. } = next(&r, &decision(GateCode::FreezeWindow, true, Some(at(3, 0))), at(1, 1))
         else {
             panic!()
         };
-        assert_eq!(until, freeze_ends);
+        assert_eq!(until, at(1, 1) + crate::domain::gate::FREEZE_RECHECK, "a freeze lifted early is seen soon");
     }
 
     #[test]
