@@ -33,6 +33,16 @@
 //! ordinary sync: the hub still sees it when it puts back a sha deployed
 //! earlier to the same environment.
 //!
+//! **Multi-source apps** (`spec.sources`) have no `spec.source`: the
+//! template sends `sources`, `revisions` and `head_revisions` (one per
+//! source) instead of `repo_url`, `target_revision`, `revision` and
+//! `head_revision`. The app is taken as a deployment of one of them: the
+//! source the [`SOURCE_KEY`] annotation (or label) names (by its `repoURL`,
+//! its repository, its `ref` or its `name`), else the first Git source (one
+//! without `chart`: a chart from a Helm repository is somebody else's
+//! code), else the first. A sync that puts any source at a revision other
+//! than its head is a rollback.
+//!
 //! Go templates render a missing field as `<no value>` inside quotes; such
 //! a value counts as absent.
 
@@ -49,6 +59,10 @@ use super::support::{Timestamp, missing, nullable};
 pub const ENVIRONMENT_KEY: &str = "changehub.io/environment";
 /// The app annotation (or label) naming the change(s) a sync implements.
 pub const CHANGE_KEY: &str = "changehub.io/change";
+/// The annotation (or label) of a multi-source app naming the source that
+/// is its service's: its `repoURL`, its repository (`owner/name`), its
+/// `ref` or its `name`.
+pub const SOURCE_KEY: &str = "changehub.io/source";
 
 /// What Go's template engine renders for a missing field.
 const NO_VALUE: &str = "<no value>";
@@ -66,10 +80,49 @@ struct Notification {
     destination: Destination,
     revision: Option<String>,
     head_revision: Option<String>,
+    /// A multi-source app's `spec.sources`; `null` for one source.
+    #[serde(default, deserialize_with = "nullable")]
+    sources: Vec<Source>,
+    /// The sync's revision of each source (`operation.sync.revisions`).
+    #[serde(default, deserialize_with = "nullable")]
+    revisions: Vec<Option<String>>,
+    /// What each source's `targetRevision` resolves to now (`status.sync.revisions`).
+    #[serde(default, deserialize_with = "nullable")]
+    head_revisions: Vec<Option<String>>,
     commit_message: Option<String>,
     health: Option<String>,
     operation: Operation,
     url: Option<String>,
+}
+
+impl Notification {
+    /// The app annotation `key`, else its label.
+    fn keyed(&self, key: &str) -> Option<String> {
+        given(self.annotations.get(key).cloned()).or_else(|| given(self.labels.get(key).cloned()))
+    }
+}
+
+/// One of a multi-source app's sources, as Argo CD's `toJson` renders it.
+#[derive(Deserialize)]
+struct Source {
+    #[serde(rename = "repoURL")]
+    repo_url: Option<String>,
+    #[serde(rename = "targetRevision")]
+    target_revision: Option<String>,
+    chart: Option<String>,
+    #[serde(rename = "ref")]
+    reference: Option<String>,
+    name: Option<String>,
+}
+
+/// What a sync deployed: the app's one source, or the one of its sources
+/// [`pick`] chose.
+struct Deployed {
+    repo_url: Option<String>,
+    target_revision: Option<String>,
+    revision: Option<String>,
+    /// Any source synced to a revision other than its head.
+    off_head: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -111,14 +164,19 @@ fn time(field: &str, s: Option<String>) -> Result<Option<Timestamp>, NormalizeEr
 }
 
 /// A SHA-256 (hex) of the app, the operation's start, end and phase, the
-/// health and the revision: what makes a notification a new state.
+/// health and the revision (a multi-source app's revisions, joined): what
+/// makes a notification a new state.
 pub fn delivery_id(_headers: &HeaderMap, body: &[u8]) -> Result<String, NormalizeError> {
     let n: Notification = parse_body(body)?;
     let mut hash = Sha256::new();
     // Every part is length-prefixed, so no two different inputs concatenate alike.
     let op = &n.operation;
+    let revision = given(n.revision).or_else(|| {
+        let each: Vec<String> = n.revisions.into_iter().map(|r| given(r).unwrap_or_default()).collect();
+        (!each.is_empty()).then(|| each.join(","))
+    });
     let parts =
-        [Some(n.app), Some(op.phase.clone()), op.started_at.clone(), op.finished_at.clone(), n.health, n.revision];
+        [Some(n.app), Some(op.phase.clone()), op.started_at.clone(), op.finished_at.clone(), n.health, revision];
     hash.update(b"argocd-v1");
     for part in parts.into_iter().map(given) {
         let part = part.unwrap_or_default();
@@ -142,6 +200,50 @@ pub fn repository(url: &str) -> Option<String> {
     (!path.is_empty()).then(|| path.to_owned())
 }
 
+/// The source of a multi-source app that is its service's, by its index:
+/// the one `named` names, else the first Git source, else the first.
+fn pick(sources: &[Source], named: Option<&str>) -> Result<usize, NormalizeError> {
+    let Some(named) = named else {
+        return Ok(sources.iter().position(|s| given(s.chart.clone()).is_none()).unwrap_or(0));
+    };
+    let names = |s: &Source| {
+        let url = given(s.repo_url.clone());
+        let repo = url.as_deref().and_then(repository);
+        [url, repo, given(s.reference.clone()), given(s.name.clone())]
+    };
+    sources.iter().position(|s| names(s).iter().flatten().any(|n| n.eq_ignore_ascii_case(named))).ok_or_else(|| {
+        let urls: Vec<String> = sources.iter().filter_map(|s| given(s.repo_url.clone())).collect();
+        NormalizeError::field(
+            "annotations.changehub.io/source",
+            format!("{SOURCE_KEY} {named:?} names none of the app's sources ({})", urls.join(", ")),
+        )
+    })
+}
+
+impl Deployed {
+    /// The app's one source, or the one [`pick`] chooses of its several.
+    fn of(n: &mut Notification, named: Option<&str>) -> Result<Deployed, NormalizeError> {
+        let moved =
+            |r: &Option<String>, h: &Option<String>| matches!((r, h), (Some(r), Some(h)) if !r.eq_ignore_ascii_case(h));
+        let repo_url = given(n.repo_url.take());
+        if repo_url.is_some() || n.sources.is_empty() {
+            let (revision, head) = (given(n.revision.take()), given(n.head_revision.take()));
+            let off_head = moved(&revision, &head);
+            return Ok(Deployed { repo_url, target_revision: given(n.target_revision.take()), revision, off_head });
+        }
+        let i = pick(&n.sources, named)?;
+        let at = |list: &[Option<String>], i: usize| given(list.get(i).cloned().flatten());
+        let off_head = (0..n.revisions.len()).any(|j| moved(&at(&n.revisions, j), &at(&n.head_revisions, j)));
+        let source = &mut n.sources[i];
+        Ok(Deployed {
+            repo_url: given(source.repo_url.take()),
+            target_revision: given(source.target_revision.take()),
+            revision: at(&n.revisions, i),
+            off_head,
+        })
+    }
+}
+
 /// The canonical state of an operation phase and the app's health.
 fn state(phase: &str, health: Option<&str>) -> Result<&'static str, NormalizeError> {
     Ok(match (phase, health) {
@@ -161,32 +263,35 @@ fn state(phase: &str, health: Option<&str>) -> Result<&'static str, NormalizeErr
 
 /// One notification → one `Deployment Status Changed`.
 pub fn normalize(_headers: &HeaderMap, body: &[u8]) -> Result<Normalized, NormalizeError> {
-    let n: Notification = parse_body(body)?;
+    let mut n: Notification = parse_body(body)?;
+    let (source, named) = (n.keyed(SOURCE_KEY), n.keyed(CHANGE_KEY));
+    let environment = n
+        .keyed(ENVIRONMENT_KEY)
+        .or_else(|| given(n.destination.namespace.clone()))
+        .or_else(|| given(n.destination.name.clone()))
+        .ok_or_else(|| missing("annotations.changehub.io/environment"))?;
+    let deployed = Deployed::of(&mut n, source.as_deref())?;
     let app = given(Some(n.app)).ok_or_else(|| missing("app"))?;
     let op = n.operation;
     let health = given(n.health);
     let state = state(op.phase.trim(), health.as_deref())?;
     let started = time("operation.started_at", op.started_at)?.ok_or_else(|| missing("operation.started_at"))?;
     let finished = time("operation.finished_at", op.finished_at)?;
-    let repo_url = given(n.repo_url).ok_or_else(|| missing("repo_url"))?;
+    let (field, what) = match n.sources.is_empty() {
+        true => ("repo_url", "repo_url"),
+        false => ("sources", "the deployed source's repoURL"),
+    };
+    let repo_url = deployed.repo_url.ok_or_else(|| NormalizeError::field(field, format!("{what} is missing")))?;
     let repo = repository(&repo_url)
-        .ok_or_else(|| NormalizeError::field("repo_url", format!("repo_url {repo_url:?} names no repository path")))?;
-    let keyed = |key: &str| given(n.annotations.get(key).cloned()).or_else(|| given(n.labels.get(key).cloned()));
-    let environment = keyed(ENVIRONMENT_KEY)
-        .or_else(|| given(n.destination.namespace.clone()))
-        .or_else(|| given(n.destination.name.clone()))
-        .ok_or_else(|| missing("annotations.changehub.io/environment"))?;
-    let target_revision = given(n.target_revision);
+        .ok_or_else(|| NormalizeError::field(field, format!("{what} {repo_url:?} names no repository path")))?;
+    let target_revision = deployed.target_revision;
     let commit_message = given(n.commit_message);
     let message = given(op.message);
-    let named = keyed(CHANGE_KEY);
     let texts = [named.as_deref(), commit_message.as_deref(), target_revision.as_deref()];
     let deployment_id = format!("{app}@{}", started.0.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
     let (actor, automated) = op.initiated_by.map_or((None, false), |i| (given(i.username), i.automated));
-    let revision = given(n.revision);
-    let head = given(n.head_revision);
-    let rollback =
-        !automated && actor.is_some() && matches!((&revision, &head), (Some(r), Some(h)) if !r.eq_ignore_ascii_case(h));
+    let revision = deployed.revision;
+    let rollback = !automated && actor.is_some() && deployed.off_head;
     let url = given(n.url);
     let failed = state == "failure";
     let fact = Fact::DeploymentStatusChanged(Deployment {
@@ -312,6 +417,59 @@ mod tests {
         assert_eq!(err.field.as_deref(), Some("operation.finished_at"));
         let no_repo = edited(DEPLOYED, |v| v["repo_url"] = json!(""));
         assert_eq!(normalize(&HeaderMap::new(), &no_repo).expect_err("no repo").field.as_deref(), Some("repo_url"));
+    }
+
+    const MULTI: &[u8] = include_bytes!("../../../events/argocd/app.multi_source.deployed.json");
+
+    #[test]
+    fn a_multi_source_app_is_a_deployment_of_its_git_source_not_of_a_helm_chart() {
+        let (c, d) = one(MULTI);
+        assert_eq!(c.service_key, Some(ServiceKey::Repository("acme-corp/checkout-service".into())));
+        assert_eq!(d.sha.as_deref(), Some("81d973398311d4c31cc7fc1ce8ad4a41d4e7cdf3"), "that source's revision");
+        assert_eq!((d.git_ref.as_deref(), d.state.as_str(), d.rollback), (Some("main"), "success", false));
+        assert_eq!(d.change_ids, vec!["3f6c2a9e-8b1d-4c55-9a0e-2d7f1b6e4c90".to_owned()]);
+        let git_only = edited(MULTI, |v| v["sources"][0]["chart"] = json!(null));
+        let (c, d) = one(&git_only);
+        assert_eq!(c.service_key, Some(ServiceKey::Repository("stable".into())), "no chart: the first source");
+        assert_eq!(d.sha.as_deref(), Some("2.4.1"));
+    }
+
+    #[test]
+    fn the_source_annotation_picks_a_multi_source_apps_source_by_url_repository_ref_or_name() {
+        let named = |value: &str| {
+            let body = edited(MULTI, |v| {
+                v["sources"] = json!([
+                    {"repoURL": "https://github.com/acme-corp/platform-config.git", "targetRevision": "main", "name": "config"},
+                    {"repoURL": "git@github.com:acme-corp/checkout-service.git", "targetRevision": "v2", "ref": "app"},
+                ]);
+                v["annotations"][SOURCE_KEY] = json!(value);
+            });
+            normalize(&HeaderMap::new(), &body).map(|_| one(&body).0.service_key)
+        };
+        let checkout = Some(ServiceKey::Repository("acme-corp/checkout-service".into()));
+        let config = Some(ServiceKey::Repository("acme-corp/platform-config".into()));
+        assert_eq!(named("git@github.com:acme-corp/checkout-service.git").expect("by URL"), checkout);
+        assert_eq!(named("acme-corp/checkout-service").expect("by repository"), checkout);
+        assert_eq!(named("app").expect("by ref"), checkout);
+        assert_eq!(named("config").expect("by name"), config);
+        let err = named("payments").expect_err("names no source");
+        assert_eq!(err.field.as_deref(), Some("annotations.changehub.io/source"));
+        assert!(err.message.contains("platform-config.git") && err.message.contains("\"payments\""), "{err:?}");
+    }
+
+    #[test]
+    fn a_persons_sync_of_any_source_off_its_head_is_a_rollback() {
+        let by_person = |v: &mut serde_json::Value| v["operation"]["initiated_by"] = json!({"username": "maya.acme"});
+        assert!(!one(&edited(MULTI, by_person)).1.rollback, "every source at its head");
+        let older_chart = edited(MULTI, |v| {
+            by_person(v);
+            v["revisions"][0] = json!("2.3.0");
+        });
+        assert!(one(&older_chart).1.rollback, "the chart put back to an earlier version");
+        let automated = edited(MULTI, |v| v["revisions"][0] = json!("2.3.0"));
+        assert!(!one(&automated).1.rollback, "an automated sync deploys the head");
+        let a = delivery_id(&HeaderMap::new(), MULTI).expect("id");
+        assert_ne!(a, delivery_id(&HeaderMap::new(), &older_chart).expect("id"), "other revisions: a new state");
     }
 
     #[test]
