@@ -20,3 +20,15 @@ pub mod json;
 pub mod local;
 pub mod ports;
 pub mod yaml;
+
+/// An error and its causes, `: ` between them (for logs and kept failures).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut reason = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        reason.push_str(": ");
+        reason.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    reason
+}

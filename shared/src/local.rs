@@ -627,7 +627,7 @@ where
                 tokio::time::sleep(Duration::from_millis(50 * u64::from(attempts))).await;
                 attempts += 1;
             }
-            Err(e) => return Err((crate::adapters::error_chain(&e), retryable(&e), attempts)),
+            Err(e) => return Err((crate::error_chain(&e), retryable(&e), attempts)),
         }
     }
 }
@@ -663,7 +663,7 @@ fn test_routes(escalation: Arc<HubTicker>, work: Work) -> axum::Router {
                 Err(e) => Err(http::error::ApiError::new(
                     axum::http::StatusCode::SERVICE_UNAVAILABLE,
                     "tick_failed",
-                    format!("the escalation tick failed: {}", crate::adapters::error_chain(&e)),
+                    format!("the escalation tick failed: {}", crate::error_chain(&e)),
                 )),
             }
         }

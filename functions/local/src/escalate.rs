@@ -117,7 +117,7 @@ pub async fn now(
         match protection.handle(&event.detail_type, &event.detail).await {
             Ok(applied) => print!("{}", answered(&request, &applied)),
             Err(e) => {
-                println!("protection rule request {request}: failed: {}", changehub::adapters::error_chain(&e));
+                println!("protection rule request {request}: failed: {}", changehub::error_chain(&e));
                 failed.get_or_insert(e);
             }
         }

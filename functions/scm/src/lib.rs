@@ -36,11 +36,11 @@ pub struct Scm<S, K, F, C, N> {
 /// Why an event failed: the use case's error.
 #[derive(Debug, thiserror::Error)]
 pub enum Failed {
-    #[error("merge gate: {}", changehub::adapters::error_chain(.0))]
+    #[error("merge gate: {}", changehub::error_chain(.0))]
     MergeGate(#[from] MergeGateError),
-    #[error("rollback: {}", changehub::adapters::error_chain(.0))]
+    #[error("rollback: {}", changehub::error_chain(.0))]
     Rollback(#[from] RollbackError),
-    #[error("deployment protection rule: {}", changehub::adapters::error_chain(.0))]
+    #[error("deployment protection rule: {}", changehub::error_chain(.0))]
     Protection(#[from] ProtectionError),
 }
 

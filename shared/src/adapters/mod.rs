@@ -30,18 +30,6 @@ pub mod secretsmanager;
 #[cfg(feature = "sns")]
 pub mod sns;
 
-/// An error and its causes, `: ` between them (for logs and kept failures).
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut reason = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        reason.push_str(": ");
-        reason.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    reason
-}
-
 /// When a claim or lease taken at `now` for `d` runs out (saturating a year ahead).
 #[cfg(any(feature = "embedded", feature = "dynamodb"))]
 fn expiry(now: chrono::DateTime<chrono::Utc>, d: std::time::Duration) -> chrono::DateTime<chrono::Utc> {

@@ -24,10 +24,13 @@ use crate::ports::{
 pub const DEDUPE_TTL: Duration = Duration::from_secs(72 * 3600);
 
 /// How long a claim is leased while its events are published. It outlasts
-/// a normal publish (well under a second) and the Lambdas' 10 s timeout, and
-/// is shorter than the first retry of any sender (EventBridge's asynchronous
-/// invocation retries after a minute), so a delivery whose function timed out
-/// mid-publish is processed again by the sender's retry.
+/// a normal publish (well under a second), the work of one claim (each AWS
+/// call gives up within `CHANGEHUB_SDK_OPERATION_TIMEOUT_MS`, 5 s) and the
+/// ingest functions' 10 s timeout, and is shorter than the first retry of
+/// any sender (EventBridge's asynchronous invocation retries after a
+/// minute), so a delivery whose function timed out mid-publish is processed
+/// again by the sender's retry. The escalate function (60 s) runs one
+/// claim's work at a time, each well within the lease.
 pub const DEDUPE_LEASE: Duration = Duration::from_secs(30);
 
 /// The largest webhook body read (GitHub caps its payloads at 25 MB).
@@ -48,8 +51,8 @@ impl Default for ClaimTimes {
 
 impl ClaimTimes {
     /// `CHANGEHUB_DEDUPE_LEASE_SECS` (default 30, at least 15: longer than
-    /// the functions' 10 s timeout, so a lease outlives the attempt holding
-    /// it), read once at start.
+    /// the ingest functions' 10 s timeout and than one claim's work, so a
+    /// lease outlives the attempt holding it), read once at start.
     pub fn from_env() -> Result<Self, crate::config::ConfigError> {
         const NAME: &str = "CHANGEHUB_DEDUPE_LEASE_SECS";
         const MIN_LEASE_SECS: u64 = 15;

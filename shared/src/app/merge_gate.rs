@@ -216,7 +216,7 @@ where
             match self.set(tenant, &link.pull, &policy, &decision).await {
                 Ok(()) => set.push((link.pull, decision)),
                 Err(e) => {
-                    tracing::error!(repository = %link.pull.repository, number = link.pull.number, error = %crate::adapters::error_chain(&e), "commit status not set");
+                    tracing::error!(repository = %link.pull.repository, number = link.pull.number, error = %crate::error_chain(&e), "commit status not set");
                     failed.get_or_insert(e);
                 }
             }

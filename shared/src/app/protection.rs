@@ -329,7 +329,7 @@ where
                 Applied::Answered(answer.state)
             }
             Err(e) => {
-                let error = crate::adapters::error_chain(&e);
+                let error = crate::error_chain(&e);
                 let next_at = now + protection::retry_wait(attempts - 1);
                 if e.is_retryable() && next_at < claimed.deadline() {
                     tracing::warn!(request = %claimed.id, attempts, error = %error, next_at = %next_at, "protection rule answer not delivered; kept to send again");
@@ -418,7 +418,7 @@ where
             match applied {
                 Ok(applied) => done.push((waiting.id, applied)),
                 Err(e) => {
-                    tracing::error!(request = %waiting.id, error = %crate::adapters::error_chain(&e), "protection rule request not decided again");
+                    tracing::error!(request = %waiting.id, error = %crate::error_chain(&e), "protection rule request not decided again");
                     failed.get_or_insert(e);
                 }
             }
@@ -455,7 +455,7 @@ where
         ));
         let post = CallbackPost { environment: &request.environment, state: None, comment: &comment };
         if let Err(e) = self.callbacks.post_callback(request, &post).await {
-            tracing::warn!(request = %request.id, error = %crate::adapters::error_chain(&e), "status report not posted");
+            tracing::warn!(request = %request.id, error = %crate::error_chain(&e), "status report not posted");
         }
     }
 

@@ -213,7 +213,7 @@ impl Deployed {
             (None, None) => format!("waiting since {}", self.first_seen_at.to_rfc3339()),
         };
         let by = o.actor.as_deref().map(|a| format!(" by {a}")).unwrap_or_default();
-        let sha = o.sha.as_deref().map(|s| format!(" ({})", &s[..s.len().min(12)])).unwrap_or_default();
+        let sha = o.sha.as_deref().map(|s| format!(" ({})", short_sha(s))).unwrap_or_default();
         format!(
             "{} deployment {} of {}{sha} to {}{by}: {status}",
             o.source, o.deployment_id, o.repository, o.environment
@@ -227,6 +227,12 @@ fn outcome_word(outcome: Outcome) -> &'static str {
         Outcome::Failed => "failed",
         Outcome::RolledBack => "rolled back",
     }
+}
+
+/// A sha as people read it: its first 12 characters (a sha is whatever
+/// its source sent, so characters, not bytes).
+pub fn short_sha(sha: &str) -> &str {
+    sha.char_indices().nth(12).map_or(sha, |(at, _)| &sha[..at])
 }
 
 /// The state an implementation that ended this way leaves its change in.
@@ -368,6 +374,16 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_sha_of_any_characters_is_shortened_at_a_character() {
+        let sha = "0123456789aé-and-more";
+        assert_eq!(short_sha(sha), "0123456789aé");
+        let mut d = Deployed::new(DeploymentOrigin { sha: Some(sha.into()), ..origin() }, Step::Started, t(0));
+        d.observe(Step::Finished(Outcome::Failed), t(3));
+        assert!(d.describe().contains("(0123456789aé)"), "{}", d.describe());
+        assert!(production::same_sha("0123456789aé", "0123456789aébc") && !production::same_sha("éééééé1", "éééééé2"));
+    }
+
     fn any_step() -> impl Strategy<Value = Step> {
         prop_oneof![
             Just(Step::Waiting),
@@ -379,6 +395,15 @@ mod tests {
     }
 
     proptest! {
+        /// Whatever its source sent as a sha, it is shortened to at most 12
+        /// characters of it, and compared, without a panic.
+        #[test]
+        fn any_sha_is_shortened_and_compared(sha in "\\PC{0,20}", other in "\\PC{0,20}") {
+            let short = short_sha(&sha);
+            prop_assert!(sha.starts_with(short) && short.chars().count() == sha.chars().count().min(12));
+            prop_assert_eq!(production::same_sha(&sha, &other), production::same_sha(&other, &sha));
+        }
+
         /// Any order and any repetition of the same statuses give the same record.
         #[test]
         fn statuses_merge_the_same_in_any_order(

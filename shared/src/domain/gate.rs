@@ -101,7 +101,7 @@ impl GateRequest {
 impl Ask {
     /// What is deployed, for people: `1.4.2 (3f2a9c1d0b7e)`.
     pub fn deployed(&self) -> String {
-        let sha = self.sha.as_deref().map(|s| &s[..s.len().min(12)]);
+        let sha = self.sha.as_deref().map(crate::domain::deployment::short_sha);
         match (self.version.as_deref(), sha) {
             (Some(v), Some(s)) => format!("{v} ({s})"),
             (Some(v), None) => v.to_owned(),

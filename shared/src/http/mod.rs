@@ -153,7 +153,7 @@ async fn request_context(req: Request, next: Next) -> Response {
         .filter(|v| !v.is_empty() && v.len() <= 128)
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-    // `user` is recorded by `auth::authenticate` once the token is verified.
+    // `user` is recorded by `bearer::authenticate` once the token is verified.
     let span = tracing::info_span!(
         "request",
         request_id = %request_id,

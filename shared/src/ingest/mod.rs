@@ -2,7 +2,7 @@
 //!
 //! Each vendor module is pure: `delivery_id(headers, body)` and
 //! `normalize(headers, body)` see bytes and headers, never the network.
-//! [`auth`] checks signatures before anything is parsed.
+//! [`signature`] checks signatures before anything is parsed.
 
 pub mod alertmanager;
 pub mod argocd;
@@ -70,7 +70,7 @@ pub fn event_header(origin: Origin) -> Option<&'static str> {
 
 /// An id the sender signed, if it has one: PagerDuty's `event.id` (inside
 /// the signed body) and Standard Webhooks' `webhook-id` (part of the signed
-/// content). Only meaningful once [`auth::verify`] has passed.
+/// content). Only meaningful once [`signature::verify`] has passed.
 pub fn signed_id(origin: Origin, headers: &HeaderMap, body: &[u8]) -> Option<String> {
     match origin {
         Origin::Pagerduty => pagerduty::event_id(body),

@@ -19,8 +19,8 @@ use tokio::sync::Notify;
 
 use super::Hook;
 use super::queue::{DeliveryQueue, HookDelivery, QueueError};
-use crate::adapters::error_chain as reason;
 use crate::adapters::https::{PostError, Poster, Retries, Timeouts};
+use crate::error_chain as reason;
 
 /// The wait before a failed delivery is tried again: `first` after the
 /// first failed pass, doubling with each next, up to `max`.

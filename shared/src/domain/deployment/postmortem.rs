@@ -165,7 +165,7 @@ impl PostMortem {
     /// adds nothing.
     pub fn summary(&self) -> String {
         let d = &self.deployed;
-        let sha = d.sha.as_deref().map(|s| format!(" ({})", &s[..s.len().min(12)])).unwrap_or_default();
+        let sha = d.sha.as_deref().map(|s| format!(" ({})", super::short_sha(s))).unwrap_or_default();
         let pr = d.pull_request.map(|n| format!(", pull request #{n}")).unwrap_or_default();
         let by = self.by.as_deref().map(|b| format!(" by {b}")).unwrap_or_default();
         let what = match self.outcome {
@@ -203,7 +203,7 @@ fn timeline(deployments: &[Deployed], incidents: &[PostMortemIncident]) -> Vec<T
     for d in deployments {
         let o = &d.origin;
         let name = format!("{} deployment {} to {}", o.source, o.deployment_id, o.environment);
-        let sha = o.sha.as_deref().map(|s| format!(" of {}", &s[..s.len().min(12)])).unwrap_or_default();
+        let sha = o.sha.as_deref().map(|s| format!(" of {}", super::short_sha(s))).unwrap_or_default();
         out.push(TimelineEntry { at: d.first_seen_at, what: format!("{name}{sha} first reported") });
         if let Some(at) = d.started_at {
             out.push(TimelineEntry { at, what: format!("{name} started") });

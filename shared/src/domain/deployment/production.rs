@@ -80,8 +80,8 @@ impl InProduction {
 /// Whether two shas name the same commit (one may be abbreviated).
 pub fn same_sha(a: &str, b: &str) -> bool {
     let (a, b) = (a.to_ascii_lowercase(), b.to_ascii_lowercase());
-    let short = a.len().min(b.len());
-    short >= 7 && a[..short] == b[..short]
+    let short = a.chars().count().min(b.chars().count());
+    short >= 7 && a.chars().take(short).eq(b.chars().take(short))
 }
 
 #[cfg(test)]
