@@ -198,39 +198,57 @@ fn bearer_payload(headers: &axum::http::HeaderMap) -> Option<Map<String, Value>>
     serde_json::from_slice(&bytes).ok()
 }
 
-/// A claim as API Gateway's JWT authorizer hands it to a function: strings
-/// as they are, numbers and booleans as text, arrays of strings as `[a b]`.
+/// Whether a claim of the token's payload is the one API Gateway's JWT
+/// authorizer handed over (`verified`, always text): strings as they are,
+/// booleans as text, numbers by value (however API Gateway wrote them),
+/// arrays of strings as `[a b]`. `None` for what API Gateway's rendering is
+/// not known for (an object, such as Keycloak's `realm_access`, or an array
+/// of anything else): such a claim is neither compared nor ever taken.
 #[cfg(any(feature = "apigw", test))]
-fn rendered(value: &Value) -> Option<String> {
-    match value {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
+fn same_claim(payload: &Value, verified: &str) -> Option<bool> {
+    Some(match payload {
+        Value::String(s) => s == verified,
+        Value::Bool(b) => b.to_string() == verified,
+        Value::Number(n) => verified.parse::<f64>().ok().zip(n.as_f64()).is_some_and(|(v, n)| v == n),
         Value::Array(items) => {
-            items.iter().map(Value::as_str).collect::<Option<Vec<_>>>().map(|n| format!("[{}]", n.join(" ")))
+            let names = items.iter().map(Value::as_str).collect::<Option<Vec<_>>>()?;
+            format!("[{}]", names.join(" ")) == verified
         }
-        _ => None,
-    }
+        Value::Null | Value::Object(_) => return None,
+    })
 }
 
 /// The authorizer's claims, with each string that is API Gateway's rendering
 /// (`[a b]`) of an array of strings in the token's payload replaced by that
 /// array. The payload is used only when it is the verified token's: every
 /// claim the authorizer passed (subject, issue and expiry times, token id,
-/// tenant...) must render to exactly what the authorizer verified, and
-/// nothing the authorizer did not pass is taken from it. Otherwise the
-/// claims stay as verified (a flattened group list is then refused, never split).
+/// tenant...) must be in it and, where its rendering is known
+/// ([`same_claim`]), render to exactly what the authorizer verified, at
+/// least one of them; nothing the authorizer did not pass is taken from it.
+/// Otherwise the claims stay as verified (a flattened group list is then
+/// refused, never split).
 #[cfg(any(feature = "apigw", test))]
 fn restore_arrays(mut claims: Map<String, Value>, payload: Option<&Map<String, Value>>) -> Map<String, Value> {
     let Some(payload) = payload else { return claims };
-    let same_token = claims
-        .iter()
-        .all(|(name, verified)| payload.get(name).and_then(rendered).is_some_and(|r| Value::String(r) == *verified));
-    if !same_token {
+    let mut compared = 0;
+    for (name, verified) in &claims {
+        let same = match (payload.get(name), verified.as_str()) {
+            (Some(claim), Some(verified)) => same_claim(claim, verified),
+            _ => Some(false),
+        };
+        match same {
+            Some(false) => return claims,
+            Some(true) => compared += 1,
+            None => {}
+        }
+    }
+    if compared == 0 {
         return claims;
     }
     for (name, value) in claims.iter_mut() {
-        if let Some(Value::Array(items)) = payload.get(name) {
+        if let Some(Value::Array(items)) = payload.get(name)
+            && items.iter().all(Value::is_string)
+        {
             *value = Value::Array(items.clone());
         }
     }
@@ -617,6 +635,23 @@ mod tests {
             json!({"sub": "alice", "changehub_tenant": "acme", "iat": 1700000000, "groups": ["eng changehub-admins"], "extra": {"a": 1}}),
         );
         assert_eq!(restore_arrays(timed, bearer_payload(&same).as_ref())["groups"], json!(["eng changehub-admins"]));
+        // An object claim (Keycloak's `realm_access`), whose rendering is not
+        // known, is skipped; numbers compare by value however they are written.
+        let keycloak = claims(json!({"sub": "alice", "changehub_tenant": "acme", "exp": "1.7000036E9",
+            "realm_access": "map[roles:[offline_access]]", "groups": "[Payments Leads]"}));
+        let token = bearer_with(json!({"sub": "alice", "changehub_tenant": "acme", "exp": 1700003600,
+            "realm_access": {"roles": ["offline_access"]}, "groups": ["Payments Leads"]}));
+        assert_eq!(
+            restore_arrays(keycloak.clone(), bearer_payload(&token).as_ref())["groups"],
+            json!(["Payments Leads"])
+        );
+        let later = bearer_with(json!({"sub": "alice", "changehub_tenant": "acme", "exp": 1700003601,
+            "realm_access": {"roles": ["offline_access"]}, "groups": ["Payments", "Leads"]}));
+        assert_eq!(restore_arrays(keycloak, bearer_payload(&later).as_ref())["groups"], json!("[Payments Leads]"));
+        // Nothing comparable: not taken.
+        let opaque = claims(json!({"realm_access": "map[]", "groups": "[a b]"}));
+        let token = bearer_with(json!({"realm_access": {}, "groups": [1, 2]}));
+        assert_eq!(restore_arrays(opaque.clone(), bearer_payload(&token).as_ref()), opaque);
         // Two Authorization headers, or anything but one three-part token: no payload.
         let mut twice = bearer_with(json!({"sub": "alice"}));
         twice.append(header::AUTHORIZATION, HeaderValue::from_static("Bearer a.b.c"));
