@@ -3,7 +3,7 @@
 //! (down, or refusing) and delivers it once the hook is back, also after a
 //! restart; `changehub notifications` shows and retries what is kept.
 
-mod common;
+use crate::common;
 
 use changehub::adapters::chat::ChatKind;
 use changehub::ports::Notification;

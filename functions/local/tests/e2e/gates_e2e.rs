@@ -12,7 +12,7 @@
 //! change; an incident during a bake holding the next stage until cleared. Where time matters the hub reads
 //! a clock file and ticks on request only (`--escalate-every off`).
 
-mod common;
+use crate::common;
 
 use changehub_tests::forge::{Answer, Call, FakeForge, answer};
 use chrono::{DateTime, Duration, SecondsFormat, TimeZone, Utc};

@@ -13,7 +13,7 @@
 //! sentinel's) finding exists every earlier event has been judged: what has
 //! no finding by then never will.
 
-mod common;
+use crate::common;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use common::{Served, TestClock, import_catalog_file, notifications, token};

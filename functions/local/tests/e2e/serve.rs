@@ -1,6 +1,6 @@
 //! End to end: the real `changehub` binary, over HTTP, as the README uses it.
 
-mod common;
+use crate::common;
 
 use common::{
     BIN, CATALOG, Served, approve, create_and_submit, forge_calls, free_port, import_catalog, import_gated_catalog,
@@ -710,7 +710,7 @@ async fn serve_answers_the_root_and_its_document_and_logs_plain_text_to_a_file()
     assert_eq!(root["links"], json!({"health": "/health", "openapi": "/openapi.yaml"}));
     let document = http.get(format!("{}/openapi.yaml", hub.base)).send().await.expect("GET /openapi.yaml");
     assert_eq!(document.headers()["content-type"], "application/yaml");
-    let committed = include_str!("../../../openapi.yaml");
+    let committed = include_str!("../../../../openapi.yaml");
     assert_eq!(document.text().await.expect("text"), committed);
 
     let garbled = http.get(format!("{}/me", hub.base)).bearer_auth("eyJhbGciOi.e30.c2ln").send().await.expect("me");

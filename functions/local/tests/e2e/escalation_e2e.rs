@@ -4,7 +4,7 @@
 //! (`--escalate-every 1s`), so every step is decided by the clock the test
 //! sets, not by waiting, and ticks overlap as they do on AWS.
 
-mod common;
+use crate::common;
 
 use chrono::{DateTime, TimeZone, Utc};
 use common::{BIN, Served, TestClock, token, wait_for_notifications};

@@ -17,7 +17,7 @@
 //! An incident delivered before its deployment (out of order) is tested
 //! with the behaviour that re-checks incidents, not here.
 
-mod common;
+use crate::common;
 
 use changehub::domain::ChangeId;
 use changehub::ingest::{Origin, sign};

@@ -1,7 +1,7 @@
 //! What the real-binary tests share: a `changehub serve` process, tokens
 //! minted against its database, a catalog imported into it.
 
-// Each test binary uses its part.
+// Each suite uses its part.
 #![allow(dead_code)]
 
 use std::net::TcpListener;
@@ -138,7 +138,7 @@ pub async fn create_and_submit(http: &reqwest::Client, base: &str, alice: &str) 
 }
 
 pub fn sample() -> Value {
-    serde_json::from_str(include_str!("../../../../events/api/new-change.json")).expect("events/api/new-change.json")
+    serde_json::from_str(include_str!("../../../../../events/api/new-change.json")).expect("events/api/new-change.json")
 }
 
 impl Drop for Served {
