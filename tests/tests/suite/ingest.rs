@@ -396,21 +396,26 @@ fn signed_body(origin: Origin, stem: &str, delivery: &str, body: Vec<u8>) -> Req
 async fn a_captured_delivery_replayed_under_a_new_delivery_id_is_a_duplicate() {
     let (hub, mut rx) = hub();
     for origin in WEBHOOK_ORIGINS {
+        let mut replayed = 0;
         for file in samples(origin) {
             let what = file.display().to_string();
             let path = format!("/webhooks/{}", origin.as_str());
             let first =
                 send(&hub.router, signed(origin, &path, &file, &uuid::Uuid::now_v7().to_string(), secret_for(origin)))
                     .await;
-            if first.status != StatusCode::ACCEPTED {
+            // Only a type the hub ignores (GitHub's ping and star) is not taken.
+            if first.body.get("ignored").is_some() {
                 continue;
             }
+            assert_eq!(first.status, StatusCode::ACCEPTED, "{what}: {}", first.body);
             drain(&mut rx);
             let fresh = uuid::Uuid::now_v7().to_string();
             let replay = send(&hub.router, signed(origin, &path, &file, &fresh, secret_for(origin))).await;
             assert_eq!((replay.status, &replay.body), (StatusCode::OK, &json!({"duplicate": true})), "{what}");
             assert!(drain(&mut rx).is_empty(), "{what}: a replay emitted events");
+            replayed += 1;
         }
+        assert!(replayed > 0, "no {} sample was replayed", origin.as_str());
     }
     // PagerDuty's signed event.id: the same event in other bytes is a duplicate too.
     let file = Path::new(ROOT).join("events/pagerduty/incident.resolved.json");
