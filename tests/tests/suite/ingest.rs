@@ -9,13 +9,13 @@ use changehub::adapters::embedded::EmbeddedStore;
 use changehub::adapters::env_secrets::{SecretsDocument, StaticSecrets};
 use changehub::adapters::local_bus::LocalBus;
 use changehub::app::catalog::{CachedCatalog, DEFAULT_CACHE_TTL};
-use changehub::app::ingest::{ClaimTimes, Ingest, Webhooks};
+use changehub::app::ingest::{ClaimTimes, Ingest, IngestStore, Webhooks};
 use changehub::domain::{EventPattern, HubEvent, TenantId};
 use changehub::http::webhooks::WebhookLimits;
 use changehub::http::{finish, webhooks};
 use changehub::ingest::canonical::{schema_file, schemas};
 use changehub::ingest::{Origin, sign};
-use changehub::ports::{BusError, EventBus, SystemClock};
+use changehub::ports::{BusError, EventBus, SystemClock, TenantDocs};
 use changehub_tests::http::{Answer, send};
 use changehub_tests::samples::{ROOT, SECRET, WEBHOOK_ORIGINS, samples, secret_for};
 use serde_json::{Value, json};
@@ -36,11 +36,11 @@ fn secrets() -> StaticSecrets {
     StaticSecrets::new(doc)
 }
 
-struct Hub<B> {
+struct Hub<B, S = EmbeddedStore> {
     router: Router,
     tokens: changehub_tests::http::Tokens,
-    catalog: CachedCatalog<EmbeddedStore>,
-    _dir: tempfile::TempDir,
+    catalog: CachedCatalog<S>,
+    _dir: Option<tempfile::TempDir>,
     _bus: std::marker::PhantomData<B>,
 }
 
@@ -51,6 +51,21 @@ fn hub_with<B: EventBus + Clone + 'static>(bus: B) -> Hub<B> {
 fn hub_limited<B: EventBus + Clone + 'static>(bus: B, claims: ClaimTimes, limits: WebhookLimits) -> Hub<B> {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = EmbeddedStore::open(dir.path().join("ingest.db")).expect("open");
+    hub_on(store, Some(dir), bus, claims, limits)
+}
+
+/// The hub on `store` (kept in `dir`, when it is a file).
+fn hub_on<S, B>(
+    store: S,
+    dir: Option<tempfile::TempDir>,
+    bus: B,
+    claims: ClaimTimes,
+    limits: WebhookLimits,
+) -> Hub<B, S>
+where
+    S: IngestStore + TenantDocs + Clone + 'static,
+    B: EventBus + Clone + 'static,
+{
     let catalog = CachedCatalog::new(store.clone(), DEFAULT_CACHE_TTL);
     let ingest = || Ingest::new(store.clone(), bus.clone(), catalog.clone(), SystemClock).with_claims(claims);
     let webhooks = Arc::new(Webhooks { ingest: ingest(), secrets: secrets() });
@@ -439,19 +454,55 @@ impl EventBus for GatedBus {
     }
 }
 
-fn gated() -> (Hub<GatedBus>, Arc<tokio::sync::Semaphore>, UnboundedReceiver<HubEvent>) {
+type Gated<S> = (Hub<GatedBus, S>, Arc<tokio::sync::Semaphore>, UnboundedReceiver<HubEvent>);
+
+/// A hub on `store` whose publishes wait for the test, with 1 s leases.
+fn gated<S: IngestStore + TenantDocs + Clone + 'static>(store: S, dir: Option<tempfile::TempDir>) -> Gated<S> {
     let (inner, rx) = local_bus();
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     let claims = ClaimTimes { lease: std::time::Duration::from_secs(1), ..ClaimTimes::default() };
-    (hub_limited(GatedBus { gate: gate.clone(), inner }, claims, WebhookLimits::default()), gate, rx)
+    (hub_on(store, dir, GatedBus { gate: gate.clone(), inner }, claims, WebhookLimits::default()), gate, rx)
 }
+
+/// The claim scenarios below run on both stores: the embedded one and
+/// DynamoDB on the emulator, whose conditional writes take the leases.
+macro_rules! on_both_stores {
+    ($($case:ident),* $(,)?) => {
+        mod claims_embedded {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let dir = tempfile::tempdir().expect("tempdir");
+                    let store = super::EmbeddedStore::open(dir.path().join("ingest.db")).expect("open");
+                    super::$case(store, Some(dir)).await;
+                }
+            )*
+        }
+        mod claims_dynamodb {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    super::$case(changehub_tests::aws::dynamo_store().await, None).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_stores!(
+    a_redelivery_while_the_first_is_publishing_is_answered_retry,
+    a_delivery_cut_off_mid_publish_is_processed_again_once_its_lease_runs_out,
+    a_partial_batch_is_republished_with_the_same_event_ids_in_the_detail,
+);
 
 /// A redelivery that arrives while the first is still publishing is told to
 /// retry (503), not that it is a duplicate: if the first then failed, the
 /// sender would otherwise never send it again.
-#[tokio::test]
-async fn a_redelivery_while_the_first_is_publishing_is_answered_retry() {
-    let (hub, gate, mut rx) = gated();
+async fn a_redelivery_while_the_first_is_publishing_is_answered_retry<S>(store: S, dir: Option<tempfile::TempDir>)
+where
+    S: IngestStore + TenantDocs + Clone + 'static,
+{
+    let (hub, gate, mut rx) = gated(store, dir);
     let file = Path::new(ROOT).join("events/pagerduty/incident.triggered.json");
     let req = || signed(Origin::Pagerduty, "/webhooks/pagerduty", &file, "racing", SECRET);
     let router = hub.router.clone();
@@ -477,9 +528,13 @@ async fn a_redelivery_while_the_first_is_publishing_is_answered_retry() {
 /// The function times out mid-publish (the request is dropped, nothing is
 /// released): the lease runs out and the sender's retry is processed, where
 /// a one-phase claim answered `duplicate` for 72 hours.
-#[tokio::test]
-async fn a_delivery_cut_off_mid_publish_is_processed_again_once_its_lease_runs_out() {
-    let (hub, gate, mut rx) = gated();
+async fn a_delivery_cut_off_mid_publish_is_processed_again_once_its_lease_runs_out<S>(
+    store: S,
+    dir: Option<tempfile::TempDir>,
+) where
+    S: IngestStore + TenantDocs + Clone + 'static,
+{
+    let (hub, gate, mut rx) = gated(store, dir);
     let file = Path::new(ROOT).join("events/pagerduty/incident.triggered.json");
     let req = || signed(Origin::Pagerduty, "/webhooks/pagerduty", &file, "cut-off", SECRET);
     let cut = tokio::time::timeout(std::time::Duration::from_millis(200), send(&hub.router, req())).await;
@@ -515,10 +570,15 @@ impl EventBus for PartialBus {
 /// A partly published batch is published again whole on the sender's retry;
 /// every event carries its hub event id in its detail, so a consumer drops
 /// the copies.
-#[tokio::test]
-async fn a_partial_batch_is_republished_with_the_same_event_ids_in_the_detail() {
+async fn a_partial_batch_is_republished_with_the_same_event_ids_in_the_detail<S>(
+    store: S,
+    dir: Option<tempfile::TempDir>,
+) where
+    S: IngestStore + TenantDocs + Clone + 'static,
+{
     let (inner, mut rx) = local_bus();
-    let hub = hub_with(PartialBus { calls: Arc::new(AtomicUsize::new(0)), inner });
+    let partial = PartialBus { calls: Arc::new(AtomicUsize::new(0)), inner };
+    let hub = hub_on(store, dir, partial, ClaimTimes::default(), WebhookLimits::default());
     let file = Path::new(ROOT).join("events/alertmanager/firing.json");
     let first = send(&hub.router, signed(Origin::Alertmanager, "/webhooks/alertmanager", &file, "x", SECRET)).await;
     assert_eq!(first.status, StatusCode::SERVICE_UNAVAILABLE, "{:?}", first.body);
