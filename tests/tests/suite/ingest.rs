@@ -440,28 +440,58 @@ async fn a_captured_delivery_replayed_under_a_new_delivery_id_is_a_duplicate() {
     assert_eq!(again.body, json!({"duplicate": true}));
 }
 
-/// A bus whose publishes wait until the test lets them through.
+/// A bus whose publishes wait until the test lets them through, and say
+/// when one arrives.
 #[derive(Clone)]
 struct GatedBus {
     gate: Arc<tokio::sync::Semaphore>,
+    arrived: tokio::sync::mpsc::UnboundedSender<()>,
     inner: LocalBus,
 }
 
 impl EventBus for GatedBus {
     async fn publish(&self, events: &[HubEvent]) -> Result<(), BusError> {
+        let _ = self.arrived.send(());
         let _pass = self.gate.acquire().await.map_err(|e| BusError::Backend(e.into()))?;
         self.inner.publish(events).await
     }
 }
 
-type Gated<S> = (Hub<GatedBus, S>, Arc<tokio::sync::Semaphore>, UnboundedReceiver<HubEvent>);
+/// A hub whose publishes wait at `gate`.
+struct Gated<S> {
+    hub: Hub<GatedBus, S>,
+    gate: Arc<tokio::sync::Semaphore>,
+    arrived: UnboundedReceiver<()>,
+    events: UnboundedReceiver<HubEvent>,
+}
 
-/// A hub on `store` whose publishes wait for the test, with 1 s leases.
+/// The lease of the gated hub's claims: long enough that a slow store
+/// (moto on a busy machine) answers the redelivery within it.
+const GATED_LEASE: std::time::Duration = std::time::Duration::from_secs(3);
+
+impl<S> Gated<S> {
+    /// Until an attempt has taken its claims and waits in publish.
+    async fn in_publish(&mut self) {
+        let arrived = tokio::time::timeout(std::time::Duration::from_secs(20), self.arrived.recv()).await;
+        assert!(matches!(arrived, Ok(Some(()))), "the first attempt never reached publish");
+    }
+
+    /// The answer to `req`, which must come (a request stuck at the gate fails the test, not hangs it).
+    async fn send(&self, req: Request<Body>) -> Answer {
+        tokio::time::timeout(std::time::Duration::from_secs(20), send(&self.hub.router, req))
+            .await
+            .unwrap_or_else(|_| panic!("no answer: the request waits at the gate"))
+    }
+}
+
+/// A hub on `store` whose publishes wait for the test, with [`GATED_LEASE`] leases.
 fn gated<S: IngestStore + TenantDocs + Clone + 'static>(store: S, dir: Option<tempfile::TempDir>) -> Gated<S> {
-    let (inner, rx) = local_bus();
+    let (inner, events) = local_bus();
+    let (sender, arrived) = tokio::sync::mpsc::unbounded_channel();
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
-    let claims = ClaimTimes { lease: std::time::Duration::from_secs(1), ..ClaimTimes::default() };
-    (hub_on(store, dir, GatedBus { gate: gate.clone(), inner }, claims, WebhookLimits::default()), gate, rx)
+    let claims = ClaimTimes { lease: GATED_LEASE, ..ClaimTimes::default() };
+    let bus = GatedBus { gate: gate.clone(), arrived: sender, inner };
+    Gated { hub: hub_on(store, dir, bus, claims, WebhookLimits::default()), gate, arrived, events }
 }
 
 /// The claim scenarios below run on both stores: the embedded one and
@@ -502,27 +532,27 @@ async fn a_redelivery_while_the_first_is_publishing_is_answered_retry<S>(store: 
 where
     S: IngestStore + TenantDocs + Clone + 'static,
 {
-    let (hub, gate, mut rx) = gated(store, dir);
+    let mut g = gated(store, dir);
     let file = Path::new(ROOT).join("events/pagerduty/incident.triggered.json");
     let req = || signed(Origin::Pagerduty, "/webhooks/pagerduty", &file, "racing", SECRET);
-    let router = hub.router.clone();
+    let router = g.hub.router.clone();
     let first = tokio::spawn({
         let req = req();
         async move { send(&router, req).await }
     });
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    let racing = send(&hub.router, req()).await;
+    g.in_publish().await;
+    let racing = g.send(req()).await;
     assert_eq!(
         (racing.status, error(&racing).1),
         (StatusCode::SERVICE_UNAVAILABLE, "in_progress"),
         "{:?}",
         racing.body
     );
-    gate.add_permits(10);
+    g.gate.add_permits(10);
     assert_eq!(first.await.expect("first").status, StatusCode::ACCEPTED);
-    let after = send(&hub.router, req()).await;
+    let after = g.send(req()).await;
     assert_eq!(after.body, json!({"duplicate": true}));
-    assert_eq!(drain(&mut rx).len(), 1);
+    assert_eq!(drain(&mut g.events).len(), 1);
 }
 
 /// The function times out mid-publish (the request is dropped, nothing is
@@ -534,18 +564,25 @@ async fn a_delivery_cut_off_mid_publish_is_processed_again_once_its_lease_runs_o
 ) where
     S: IngestStore + TenantDocs + Clone + 'static,
 {
-    let (hub, gate, mut rx) = gated(store, dir);
+    let mut g = gated(store, dir);
     let file = Path::new(ROOT).join("events/pagerduty/incident.triggered.json");
     let req = || signed(Origin::Pagerduty, "/webhooks/pagerduty", &file, "cut-off", SECRET);
-    let cut = tokio::time::timeout(std::time::Duration::from_millis(200), send(&hub.router, req())).await;
-    assert!(cut.is_err(), "the first attempt hangs in publish and is cut off");
-    let early = send(&hub.router, req()).await;
+    let router = g.hub.router.clone();
+    let first = tokio::spawn({
+        let req = req();
+        async move { send(&router, req).await }
+    });
+    g.in_publish().await;
+    let cut_at = std::time::Instant::now();
+    first.abort();
+    assert!(first.await.is_err_and(|e| e.is_cancelled()), "the first attempt is cut off in publish");
+    let early = g.send(req()).await;
     assert_eq!(error(&early).1, "in_progress", "{:?}", early.body);
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    gate.add_permits(10);
-    let retry = send(&hub.router, req()).await;
+    tokio::time::sleep((GATED_LEASE + std::time::Duration::from_millis(100)).saturating_sub(cut_at.elapsed())).await;
+    g.gate.add_permits(10);
+    let retry = g.send(req()).await;
     assert_eq!(retry.status, StatusCode::ACCEPTED, "{:?}", retry.body);
-    assert_eq!(drain(&mut rx).len(), 1);
+    assert_eq!(drain(&mut g.events).len(), 1);
 }
 
 /// A bus that publishes the first event of its first call and refuses the rest.
