@@ -265,6 +265,7 @@ impl Hub {
             .map_err(HubError::WriteBack)?;
         // What a consumer cannot apply is recorded, and redriven later when a retry may help.
         let dead_letters = DeadLetters::beside(&config.notifications, Redrive::from_env()?);
+        let consumers = Consumers { dead_letters: dead_letters.clone(), work: work.clone() };
         // The merge gate: statuses on pull and merge requests, set again when a linked change is decided.
         let forges =
             ForgeClient::new(config.secrets.clone(), Endpoints::from_env()?, Timeouts::default(), Retries::default());
@@ -275,31 +276,27 @@ impl Hub {
             forges: forges.clone(),
             clock: clock.clone(),
         });
-        tokio::spawn(consume(
+        consumers.spawn(
             "rollback",
             bus.add_rule("rollback", crate::app::rollback::rule_pattern()?),
-            dead_letters.clone(),
-            work.clone(),
             move |e| {
                 let rollbacks = rollbacks.clone();
                 async move { rollbacks.handle(&e.detail_type, &e.detail).await }
             },
             RollbackError::retryable,
-        ));
+        );
         // Deployment protection rules: answered on GitHub's callback, at once or when the change is decided.
         let protection =
             Arc::new(Protection { changes: changes.clone(), callbacks: forges.clone(), notifier: notifier.clone() });
-        tokio::spawn(consume(
+        consumers.spawn(
             "protection",
             bus.add_rule("protection", crate::app::protection::rule_pattern()?),
-            dead_letters.clone(),
-            work.clone(),
             move |e| {
                 let protection = protection.clone();
                 async move { protection.handle(&e.detail_type, &e.detail).await }
             },
             ProtectionError::retryable,
-        ));
+        );
         let merge_gate = Arc::new(MergeGate {
             store: store.clone(),
             catalog: changes.catalog.clone(),
@@ -307,17 +304,15 @@ impl Hub {
             clock: clock.clone(),
             public_url: public_url.clone(),
         });
-        tokio::spawn(consume(
+        consumers.spawn(
             "merge-gate",
             bus.add_rule("merge-gate", crate::app::merge_gate::rule_pattern()?),
-            dead_letters.clone(),
-            work.clone(),
             move |e| {
                 let merge_gate = merge_gate.clone();
                 async move { merge_gate.handle(&e.detail_type, &e.detail).await }
             },
             MergeGateError::retryable,
-        ));
+        );
         let consumer =
             Arc::new(Consumer::new(changes.clone(), notifier.clone(), writeback).with_public_url(public_url.clone()));
         // The deployment gate's waiters decide again when a change is
@@ -326,11 +321,9 @@ impl Hub {
         let wakeups = Wakeups::new();
         tokio::spawn(wake_on_commits(store.stream(), wakeups.clone()));
         let applied = wakeups.clone();
-        let correlator = tokio::spawn(consume(
+        let correlator = consumers.spawn(
             "correlate",
             correlate_events,
-            dead_letters.clone(),
-            work.clone(),
             move |e| {
                 let (consumer, applied) = (consumer.clone(), applied.clone());
                 async move {
@@ -340,35 +333,31 @@ impl Hub {
                 }
             },
             ConsumeError::retryable,
-        ));
+        );
         let drift = Arc::new(
             Drift::new(store.clone(), changes.catalog.clone(), clock.clone(), notifier.clone())
                 .with_public_url(public_url.clone()),
         );
-        tokio::spawn(consume(
+        consumers.spawn(
             "drift",
             bus.add_rule("drift", crate::app::drift::rule_pattern()?),
-            dead_letters.clone(),
-            work.clone(),
             move |e| {
                 let drift = drift.clone();
                 async move { drift.handle(&e.detail_type, &e.detail).await }
             },
             DriftError::retryable,
-        ));
+        );
         let deployments =
             Arc::new(Deployments { store: store.clone(), catalog: changes.catalog.clone(), clock: clock.clone() });
-        tokio::spawn(consume(
+        consumers.spawn(
             "deployments",
             bus.add_rule("deployments", crate::domain::EventPattern::parse(deployments::event_pattern())?),
-            dead_letters.clone(),
-            work.clone(),
             move |e| {
                 let deployments = deployments.clone();
                 async move { deployments.handle(&e.detail_type, &e.detail).await }
             },
             DeploymentError::retryable,
-        ));
+        );
         let escalation = Arc::new(HubTicker {
             escalator: Escalator { store: store.clone(), catalog: changes.catalog.clone(), clock: clock.clone() },
             freezes: FreezeTicker::new(store.clone(), changes.catalog.clone(), clock.clone(), bus.clone(), notifier),
@@ -562,6 +551,32 @@ impl HubConfig {
     }
 }
 
+/// What every local consumer shares: where its dead letters go, and the
+/// tally of work under way that each event it handles ends.
+#[derive(Clone)]
+struct Consumers {
+    dead_letters: DeadLetters,
+    work: Work,
+}
+
+impl Consumers {
+    /// Runs [`consume`] for `name` on `events`, in the background.
+    fn spawn<T, E, Fut>(
+        &self,
+        name: &'static str,
+        events: tokio::sync::mpsc::UnboundedReceiver<crate::domain::HubEvent>,
+        apply: impl Fn(crate::domain::HubEvent) -> Fut + Send + Sync + 'static,
+        retryable: fn(&E) -> bool,
+    ) -> tokio::task::JoinHandle<()>
+    where
+        T: std::fmt::Debug + Send + 'static,
+        E: std::error::Error + Send + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+    {
+        tokio::spawn(consume(name, events, self.clone(), apply, retryable))
+    }
+}
+
 /// A local consumer of one bus rule, as Lambda runs the function on AWS:
 /// each event is applied, tried again a few times when a retry may help,
 /// and one that still fails, or that no retry can fix (an unreadable
@@ -572,8 +587,7 @@ impl HubConfig {
 async fn consume<T, E, Fut>(
     name: &'static str,
     mut events: tokio::sync::mpsc::UnboundedReceiver<crate::domain::HubEvent>,
-    dead_letters: DeadLetters,
-    work: Work,
+    Consumers { dead_letters, work }: Consumers,
     apply: impl Fn(crate::domain::HubEvent) -> Fut,
     retryable: fn(&E) -> bool,
 ) where
