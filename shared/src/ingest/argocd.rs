@@ -118,7 +118,8 @@ struct Source {
 /// What a sync deployed: the app's one source, or the one of its sources
 /// [`pick`] chose.
 struct Deployed {
-    repo_url: Option<String>,
+    /// `owner/name` of its `repoURL`.
+    repository: String,
     target_revision: Option<String>,
     revision: Option<String>,
     /// Any source synced to a revision other than its head.
@@ -225,23 +226,33 @@ impl Deployed {
     fn of(n: &mut Notification, named: Option<&str>) -> Result<Deployed, NormalizeError> {
         let moved =
             |r: &Option<String>, h: &Option<String>| matches!((r, h), (Some(r), Some(h)) if !r.eq_ignore_ascii_case(h));
-        let repo_url = given(n.repo_url.take());
-        if repo_url.is_some() || n.sources.is_empty() {
+        let single = given(n.repo_url.take());
+        if single.is_some() || n.sources.is_empty() {
             let (revision, head) = (given(n.revision.take()), given(n.head_revision.take()));
-            let off_head = moved(&revision, &head);
-            return Ok(Deployed { repo_url, target_revision: given(n.target_revision.take()), revision, off_head });
+            return Ok(Deployed {
+                repository: named_repository("repo_url", "repo_url", single)?,
+                target_revision: given(n.target_revision.take()),
+                off_head: moved(&revision, &head),
+                revision,
+            });
         }
         let i = pick(&n.sources, named)?;
         let at = |list: &[Option<String>], i: usize| given(list.get(i).cloned().flatten());
         let off_head = (0..n.revisions.len()).any(|j| moved(&at(&n.revisions, j), &at(&n.head_revisions, j)));
         let source = &mut n.sources[i];
         Ok(Deployed {
-            repo_url: given(source.repo_url.take()),
+            repository: named_repository("sources", "the deployed source's repoURL", given(source.repo_url.take()))?,
             target_revision: given(source.target_revision.take()),
             revision: at(&n.revisions, i),
             off_head,
         })
     }
+}
+
+/// The repository `url` names, or an error naming `field` (`what` in words).
+fn named_repository(field: &str, what: &str, url: Option<String>) -> Result<String, NormalizeError> {
+    let url = url.ok_or_else(|| NormalizeError::field(field, format!("{what} is missing")))?;
+    repository(&url).ok_or_else(|| NormalizeError::field(field, format!("{what} {url:?} names no repository path")))
 }
 
 /// The canonical state of an operation phase and the app's health.
@@ -277,13 +288,7 @@ pub fn normalize(_headers: &HeaderMap, body: &[u8]) -> Result<Normalized, Normal
     let state = state(op.phase.trim(), health.as_deref())?;
     let started = time("operation.started_at", op.started_at)?.ok_or_else(|| missing("operation.started_at"))?;
     let finished = time("operation.finished_at", op.finished_at)?;
-    let (field, what) = match n.sources.is_empty() {
-        true => ("repo_url", "repo_url"),
-        false => ("sources", "the deployed source's repoURL"),
-    };
-    let repo_url = deployed.repo_url.ok_or_else(|| NormalizeError::field(field, format!("{what} is missing")))?;
-    let repo = repository(&repo_url)
-        .ok_or_else(|| NormalizeError::field(field, format!("{what} {repo_url:?} names no repository path")))?;
+    let repo = deployed.repository;
     let target_revision = deployed.target_revision;
     let commit_message = given(n.commit_message);
     let message = given(op.message);
